@@ -99,9 +99,9 @@ func (u *universe) members(m uint64) []uint64 {
 // bitset holds one bit per subset of the universe.
 type bitset []uint64
 
-func newBitset(n uint64) bitset         { return make(bitset, (n+63)/64) }
-func (b bitset) set(i uint64)           { b[i/64] |= 1 << (i % 64) }
-func (b bitset) has(i uint64) bool      { return b[i/64]&(1<<(i%64)) != 0 }
+func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
+func (b bitset) set(i uint64)      { b[i/64] |= 1 << (i % 64) }
+func (b bitset) has(i uint64) bool { return b[i/64]&(1<<(i%64)) != 0 }
 
 // Prove checks the geometry s by enumerating every subset of its voters.
 // It returns an error only when the cluster is too large to enumerate.
