@@ -1,0 +1,63 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// format is how kvctl prints results.
+type format string
+
+const (
+	formatTable format = "table" // aligned, for people at a terminal
+	formatPlain format = "plain" // values only, for pipes and scripts
+	formatJSON  format = "json"
+)
+
+// outputFlag is --output. It is global and repeated on every command that
+// prints, because urfave/cli only parses a flag where it is declared and
+// people write "kvctl quorum check ... -o json".
+func outputFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:    "output",
+		Aliases: []string{"o"},
+		Usage:   "output format: table or json (default: table on a terminal, plain text when piped)",
+		EnvVars: []string{"KVCTL_OUTPUT"},
+	}
+}
+
+// outputFormat reads --output, defaulting to table on a terminal and plain
+// text otherwise, as SPEC.md says.
+func outputFormat(c *cli.Context) (format, error) {
+	switch o := c.String("output"); o {
+	case "table":
+		return formatTable, nil
+	case "json":
+		return formatJSON, nil
+	case "":
+		if isTerminal(c.App.Writer) {
+			return formatTable, nil
+		}
+		return formatPlain, nil
+	default:
+		return "", usagef("--output %q: want table or json", o)
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
