@@ -1,0 +1,106 @@
+// Package lint holds the house rules that are checked as tests, in the
+// manner of pebble's internal/lint: the dependency direction of DESIGN.md §1.
+package lint
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/quorumkv/quorumkv"
+
+// cores are the pure protocol packages: they may import only the standard
+// library and each other, so that no third-party type (pebble, memberlist,
+// connect, prometheus) and no IO reaches the protocols.
+var cores = []string{"quorum", "raft", "paxos", "wrn"}
+
+// nodeOnly are used by the node (kv/), the commands, and test helpers
+// under internal/, never by the cores or the client.
+var nodeOnly = []string{"storage", "membership"}
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+}
+
+// violations returns one line per import that breaks the rules.
+func violations(pkgs []pkg) []string {
+	var out []string
+	for _, p := range pkgs {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		top, _, _ := strings.Cut(rel, "/")
+		for _, imp := range p.Imports {
+			impRel, inModule := strings.CutPrefix(imp, module+"/")
+			impTop, _, _ := strings.Cut(impRel, "/")
+			switch {
+			case slices.Contains(cores, top) && !isStd(imp) && !(inModule && slices.Contains(cores, impTop)):
+				out = append(out, fmt.Sprintf("%s imports %s: protocol cores may import only the standard library and %v", p.ImportPath, imp, cores))
+			case inModule && slices.Contains(nodeOnly, impTop) && top != impTop &&
+				!slices.Contains([]string{"kv", "cmd", "internal"}, top):
+				out = append(out, fmt.Sprintf("%s imports %s: %s is used only by kv/, cmd/ and internal/", p.ImportPath, imp, impTop))
+			}
+		}
+	}
+	return out
+}
+
+// isStd reports whether path is in the standard library: its first
+// element has no dot, as every module path outside it does.
+func isStd(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
+
+func TestDependencyDirection(t *testing.T) {
+	cmd := exec.Command("go", "list", "-json", module+"/...")
+	cmd.Dir = "../.."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	var pkgs []pkg
+	for dec := json.NewDecoder(bytes.NewReader(out)); dec.More(); {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if !slices.ContainsFunc(pkgs, func(p pkg) bool { return p.ImportPath == module+"/quorum" }) {
+		t.Fatalf("go list found no %s/quorum among %d packages: the check would check nothing", module, len(pkgs))
+	}
+	for _, v := range violations(pkgs) {
+		t.Error(v)
+	}
+}
+
+// The rules catch what they are meant to: this is the test that fails on a
+// bad import, run on packages that exist only here.
+func TestViolationsCatchBadImports(t *testing.T) {
+	bad := []pkg{
+		{module + "/quorum", []string{"fmt", "github.com/cockroachdb/pebble/v2"}},
+		{module + "/raft", []string{module + "/storage"}},
+		{module + "/paxos/internal/x", []string{"github.com/hashicorp/memberlist"}},
+		{module + "/client", []string{module + "/storage"}},
+	}
+	good := []pkg{
+		{module + "/raft", []string{"errors", "math/rand/v2", module + "/quorum"}},
+		{module + "/wrn", []string{module + "/quorum", module + "/paxos"}},
+		{module + "/kv", []string{module + "/storage", "github.com/cockroachdb/pebble/v2"}},
+		{module + "/storage", []string{"github.com/cockroachdb/pebble/v2/vfs"}},
+		{module + "/internal/sim", []string{module + "/storage"}},
+	}
+	if got := violations(bad); len(got) != len(bad) {
+		t.Errorf("violations(bad) found %d of %d:\n%s", len(got), len(bad), strings.Join(got, "\n"))
+	}
+	if got := violations(good); len(got) != 0 {
+		t.Errorf("violations(good) = %v, want none", got)
+	}
+}
