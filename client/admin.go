@@ -1,0 +1,71 @@
+package client
+
+import (
+	"context"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
+	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+)
+
+// unary runs one RPC with the client's endpoint and retry rules. rpc is a
+// method expression of a generated client, such as
+// quorumkvv1connect.AdminClient.Status; clients holds one per endpoint.
+func unary[C, Req, Resp any](ctx context.Context, c *Client, clients []C, req *Req,
+	rpc func(C, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
+	var out *Resp
+	err := c.call(ctx, func(ctx context.Context, i int) error {
+		resp, err := rpc(clients[i], ctx, connect.NewRequest(req))
+		if err == nil {
+			out = resp.Msg
+		}
+		return err
+	})
+	return out, wrap(err)
+}
+
+func adminCall[Req, Resp any](ctx context.Context, c *Client, req *Req,
+	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
+	return unary(ctx, c, c.admin, req, rpc)
+}
+
+// CreateKeyspace creates a keyspace; the server proves its geometry first.
+func (c *Client) CreateKeyspace(ctx context.Context, ks *v1.Keyspace) (*v1.Keyspace, error) {
+	resp, err := adminCall(ctx, c, &v1.CreateKeyspaceRequest{Keyspace: ks}, quorumkvv1connect.AdminClient.CreateKeyspace)
+	return resp.GetKeyspace(), err
+}
+
+// ListKeyspaces lists every keyspace.
+func (c *Client) ListKeyspaces(ctx context.Context) ([]*v1.Keyspace, error) {
+	resp, err := adminCall(ctx, c, &v1.ListKeyspacesRequest{}, quorumkvv1connect.AdminClient.ListKeyspaces)
+	return resp.GetKeyspaces(), err
+}
+
+// DescribeKeyspace returns a keyspace and its ranges.
+func (c *Client) DescribeKeyspace(ctx context.Context, name string) (*v1.DescribeKeyspaceResponse, error) {
+	return adminCall(ctx, c, &v1.DescribeKeyspaceRequest{Name: name}, quorumkvv1connect.AdminClient.DescribeKeyspace)
+}
+
+// DropKeyspace removes a keyspace and its data.
+func (c *Client) DropKeyspace(ctx context.Context, name string) error {
+	_, err := adminCall(ctx, c, &v1.DropKeyspaceRequest{Name: name}, quorumkvv1connect.AdminClient.DropKeyspace)
+	return err
+}
+
+// Members lists the nodes gossip knows.
+func (c *Client) Members(ctx context.Context) ([]*v1.Member, error) {
+	resp, err := adminCall(ctx, c, &v1.ListMembersRequest{}, quorumkvv1connect.AdminClient.ListMembers)
+	return resp.GetMembers(), err
+}
+
+// Ranges lists the ranges of a keyspace, or of all when keyspace is "".
+func (c *Client) Ranges(ctx context.Context, keyspace string) ([]*v1.Range, error) {
+	resp, err := adminCall(ctx, c, &v1.ListRangesRequest{Keyspace: keyspace}, quorumkvv1connect.AdminClient.ListRanges)
+	return resp.GetRanges(), err
+}
+
+// Status is the answering node's view of the cluster.
+func (c *Client) Status(ctx context.Context) (*v1.StatusResponse, error) {
+	return adminCall(ctx, c, &v1.StatusRequest{}, quorumkvv1connect.AdminClient.Status)
+}

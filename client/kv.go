@@ -1,0 +1,95 @@
+package client
+
+import (
+	"context"
+
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
+	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+)
+
+// KeyValue is a key, its value and the version that wrote it.
+type KeyValue struct {
+	Key, Value []byte
+	Version    string
+}
+
+func fromProto(kv *v1.KeyValue) KeyValue {
+	if kv == nil {
+		return KeyValue{}
+	}
+	return KeyValue{Key: kv.GetKey(), Value: kv.GetValue(), Version: kv.GetVersion()}
+}
+
+// Put writes value under key and returns the new version.
+func (c *Client) Put(ctx context.Context, keyspace string, key, value []byte, q Quorum) (string, error) {
+	resp, err := unary(ctx, c, c.kv, &v1.PutRequest{Keyspace: keyspace, Key: key, Value: value, Quorum: q.proto()},
+		quorumkvv1connect.KVClient.Put)
+	return resp.GetVersion(), err
+}
+
+// Get reads key. A missing key is ErrNotFound.
+func (c *Client) Get(ctx context.Context, keyspace string, key []byte, q Quorum) (KeyValue, error) {
+	resp, err := unary(ctx, c, c.kv, &v1.GetRequest{Keyspace: keyspace, Key: key, Quorum: q.proto()},
+		quorumkvv1connect.KVClient.Get)
+	return fromProto(resp.GetKv()), err
+}
+
+// Delete removes key and reports whether it existed (raft and paxos
+// keyspaces; eventual keyspaces always say false).
+func (c *Client) Delete(ctx context.Context, keyspace string, key []byte, q Quorum) (bool, error) {
+	resp, err := unary(ctx, c, c.kv, &v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q.proto()},
+		quorumkvv1connect.KVClient.Delete)
+	return resp.GetExisted(), err
+}
+
+// Expect is the condition of a compare-and-swap: exactly one field is used.
+type Expect struct {
+	// Value: the key holds exactly this value.
+	Value []byte
+	// Absent: the key does not exist.
+	Absent bool
+	// Version: the key was last written with this version.
+	Version string
+}
+
+// CompareAndSwap writes value if the key is as expected, and returns the
+// new version; otherwise it returns ErrConditionFailed and writes nothing.
+func (c *Client) CompareAndSwap(ctx context.Context, keyspace string, key []byte, expect Expect, value []byte) (string, error) {
+	req := &v1.CompareAndSwapRequest{Keyspace: keyspace, Key: key, NewValue: value}
+	switch {
+	case expect.Absent:
+		req.Expect = &v1.CompareAndSwapRequest_ExpectAbsent{ExpectAbsent: true}
+	case expect.Version != "":
+		req.Expect = &v1.CompareAndSwapRequest_ExpectedVersion{ExpectedVersion: expect.Version}
+	default:
+		req.Expect = &v1.CompareAndSwapRequest_ExpectedValue{ExpectedValue: expect.Value}
+	}
+	resp, err := unary(ctx, c, c.kv, req, quorumkvv1connect.KVClient.CompareAndSwap)
+	return resp.GetVersion(), err
+}
+
+// Scan returns up to limit keys with the prefix, in key order, fetching
+// pages of at most pageSize (0: the server's limit) as it goes.
+func (c *Client) Scan(ctx context.Context, keyspace string, prefix []byte, limit, pageSize int) ([]KeyValue, error) {
+	var out []KeyValue
+	var after []byte
+	for limit <= 0 || len(out) < limit {
+		want := pageSize
+		if limit > 0 && (want == 0 || limit-len(out) < want) {
+			want = limit - len(out)
+		}
+		resp, err := unary(ctx, c, c.kv, &v1.ScanRequest{Keyspace: keyspace, Prefix: prefix, StartAfter: after, Limit: uint32(want)},
+			quorumkvv1connect.KVClient.Scan)
+		if err != nil {
+			return out, err
+		}
+		for _, kv := range resp.GetKvs() {
+			out = append(out, fromProto(kv))
+		}
+		if !resp.GetMore() || len(resp.GetKvs()) == 0 {
+			break
+		}
+		after = out[len(out)-1].Key
+	}
+	return out, nil
+}
