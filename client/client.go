@@ -158,13 +158,32 @@ func wrap(err error) error {
 	return err
 }
 
-// Quorum overrides an eventual keyspace's W and R for one request; zero
-// fields keep the keyspace's default.
+// Quorum overrides an eventual keyspace's W and R for one request: a
+// count, SizeQuorum or SizeAll; zero keeps the keyspace's default.
 type Quorum struct{ W, R int }
+
+// Named sizes, resolved by the server against the keyspace's N.
+const (
+	SizeQuorum = -1 // N/2+1
+	SizeAll    = -2 // N
+)
 
 func (q Quorum) proto() *v1.Quorum {
 	if q == (Quorum{}) {
 		return nil
 	}
-	return &v1.Quorum{W: uint32(q.W), R: uint32(q.R)}
+	p := &v1.Quorum{}
+	p.W, p.WLevel = size(q.W)
+	p.R, p.RLevel = size(q.R)
+	return p
+}
+
+func size(n int) (uint32, v1.Level) {
+	switch n {
+	case SizeQuorum:
+		return 0, v1.Level_LEVEL_QUORUM
+	case SizeAll:
+		return 0, v1.Level_LEVEL_ALL
+	}
+	return uint32(max(n, 0)), v1.Level_LEVEL_UNSPECIFIED
 }

@@ -45,7 +45,7 @@ func main() {
 // caller outside the tests.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.Run(args)
+	err := app.Run(interspersed(app, args))
 	var code exitCode
 	var usage usageError
 	switch {
@@ -67,11 +67,13 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:  "kvctl",
 		Usage: "drive a quorumkv cluster, and check quorum geometries before you use them",
-		Flags: []cli.Flag{outputFlag()},
-		Commands: []*cli.Command{
+		Flags: globalFlags(),
+		Commands: append(kvCommands(),
+			keyspaceCommand(),
+			clusterCommand(),
 			quorumCommand(),
 			completionCommand(),
-		},
+		),
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,

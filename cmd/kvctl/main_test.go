@@ -92,3 +92,39 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("completion powershell: exit %d, want 2", code)
 	}
 }
+
+func TestInterspersed(t *testing.T) {
+	app := newApp(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
+	for _, c := range []struct{ in, want string }{
+		{"kvctl put k v --w 2", "kvctl put --w 2 k v"},
+		{"kvctl -o json put k - --w=2", "kvctl -o json put --w=2 k -"},
+		{"kvctl cas k new --expect old -k ks", "kvctl cas --expect old -k ks k new"},
+		{"kvctl cas k new --expect-absent --timeout 1s", "kvctl cas --expect-absent --timeout 1s k new"},
+		{"kvctl keyspace create ev --mode eventual --replicas 3", "kvctl keyspace create --mode eventual --replicas 3 ev"},
+		{"kvctl put -- -k v", "kvctl put -- -k v"},
+		{"kvctl quorum check --quorum grid:3x3 --nodes 9", "kvctl quorum check --quorum grid:3x3 --nodes 9"},
+		{"kvctl nosuch a --b", "kvctl nosuch a --b"},
+	} {
+		if got := strings.Join(interspersed(app, strings.Fields(c.in)), " "); got != c.want {
+			t.Errorf("interspersed(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// Usage errors of the data commands exit 2 before any request is made.
+func TestDataCommandUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"get"},
+		{"put", "k"},
+		{"cas", "k", "v"},
+		{"cas", "k", "v", "--expect", "a", "--expect-absent"},
+		{"put", "k", "v", "--w", "some"},
+		{"scan", "--limit", "-1"},
+		{"keyspace", "create", "x", "--mode", "dynamo", "--replicas", "3"},
+		{"get", "k", "--timeout", "0s"},
+	} {
+		if code, _, errOut := kvctl(t, args...); code != 2 {
+			t.Errorf("kvctl %v: exit %d, want 2 (stderr %s)", args, code, errOut)
+		}
+	}
+}

@@ -32,7 +32,7 @@ func outputFlag() cli.Flag {
 // outputFormat reads --output, defaulting to table on a terminal and plain
 // text otherwise, as SPEC.md says.
 func outputFormat(c *cli.Context) (format, error) {
-	switch o := c.String("output"); o {
+	switch o := lookupString(c, "output"); o {
 	case "table":
 		return formatTable, nil
 	case "json":

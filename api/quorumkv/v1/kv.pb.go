@@ -24,14 +24,71 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Consistency overrides for one request of an eventual keyspace. Zero means
-// the keyspace's default. Raft and paxos keyspaces refuse non-zero values.
+// A named quorum size, resolved against the keyspace's N.
+type Level int32
+
+const (
+	Level_LEVEL_UNSPECIFIED Level = 0
+	Level_LEVEL_ONE         Level = 1
+	// N/2+1.
+	Level_LEVEL_QUORUM Level = 2
+	Level_LEVEL_ALL    Level = 3
+)
+
+// Enum value maps for Level.
+var (
+	Level_name = map[int32]string{
+		0: "LEVEL_UNSPECIFIED",
+		1: "LEVEL_ONE",
+		2: "LEVEL_QUORUM",
+		3: "LEVEL_ALL",
+	}
+	Level_value = map[string]int32{
+		"LEVEL_UNSPECIFIED": 0,
+		"LEVEL_ONE":         1,
+		"LEVEL_QUORUM":      2,
+		"LEVEL_ALL":         3,
+	}
+)
+
+func (x Level) Enum() *Level {
+	p := new(Level)
+	*p = x
+	return p
+}
+
+func (x Level) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Level) Descriptor() protoreflect.EnumDescriptor {
+	return file_quorumkv_v1_kv_proto_enumTypes[0].Descriptor()
+}
+
+func (Level) Type() protoreflect.EnumType {
+	return &file_quorumkv_v1_kv_proto_enumTypes[0]
+}
+
+func (x Level) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Level.Descriptor instead.
+func (Level) EnumDescriptor() ([]byte, []int) {
+	return file_quorumkv_v1_kv_proto_rawDescGZIP(), []int{0}
+}
+
+// Consistency overrides for one request of an eventual keyspace, as a
+// count or a named level (Cassandra's ONE, QUORUM, ALL). Unset means the
+// keyspace's default. Raft and paxos keyspaces refuse overrides.
 type Quorum struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Replicas that must acknowledge a write.
+	// Replicas that must acknowledge a write; 0 when w_level is used.
 	W uint32 `protobuf:"varint,1,opt,name=w,proto3" json:"w,omitempty"`
-	// Replicas that must answer a read.
+	// Replicas that must answer a read; 0 when r_level is used.
 	R             uint32 `protobuf:"varint,2,opt,name=r,proto3" json:"r,omitempty"`
+	WLevel        Level  `protobuf:"varint,3,opt,name=w_level,json=wLevel,proto3,enum=quorumkv.v1.Level" json:"w_level,omitempty"`
+	RLevel        Level  `protobuf:"varint,4,opt,name=r_level,json=rLevel,proto3,enum=quorumkv.v1.Level" json:"r_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -78,6 +135,20 @@ func (x *Quorum) GetR() uint32 {
 		return x.R
 	}
 	return 0
+}
+
+func (x *Quorum) GetWLevel() Level {
+	if x != nil {
+		return x.WLevel
+	}
+	return Level_LEVEL_UNSPECIFIED
+}
+
+func (x *Quorum) GetRLevel() Level {
+	if x != nil {
+		return x.RLevel
+	}
+	return Level_LEVEL_UNSPECIFIED
 }
 
 type KeyValue struct {
@@ -764,10 +835,12 @@ var File_quorumkv_v1_kv_proto protoreflect.FileDescriptor
 
 const file_quorumkv_v1_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x14quorumkv/v1/kv.proto\x12\vquorumkv.v1\"$\n" +
+	"\x14quorumkv/v1/kv.proto\x12\vquorumkv.v1\"~\n" +
 	"\x06Quorum\x12\f\n" +
 	"\x01w\x18\x01 \x01(\rR\x01w\x12\f\n" +
-	"\x01r\x18\x02 \x01(\rR\x01r\"L\n" +
+	"\x01r\x18\x02 \x01(\rR\x01r\x12+\n" +
+	"\aw_level\x18\x03 \x01(\x0e2\x12.quorumkv.v1.LevelR\x06wLevel\x12+\n" +
+	"\ar_level\x18\x04 \x01(\x0e2\x12.quorumkv.v1.LevelR\x06rLevel\"L\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
@@ -811,7 +884,12 @@ const file_quorumkv_v1_kv_proto_rawDesc = "" +
 	"\tnew_value\x18\x06 \x01(\fR\bnewValueB\b\n" +
 	"\x06expect\"2\n" +
 	"\x16CompareAndSwapResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion2\xe3\x02\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion*N\n" +
+	"\x05Level\x12\x15\n" +
+	"\x11LEVEL_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tLEVEL_ONE\x10\x01\x12\x10\n" +
+	"\fLEVEL_QUORUM\x10\x02\x12\r\n" +
+	"\tLEVEL_ALL\x10\x032\xe3\x02\n" +
 	"\x02KV\x12:\n" +
 	"\x03Put\x12\x17.quorumkv.v1.PutRequest\x1a\x18.quorumkv.v1.PutResponse\"\x00\x12=\n" +
 	"\x03Get\x12\x17.quorumkv.v1.GetRequest\x1a\x18.quorumkv.v1.GetResponse\"\x03\x90\x02\x01\x12C\n" +
@@ -831,42 +909,46 @@ func file_quorumkv_v1_kv_proto_rawDescGZIP() []byte {
 	return file_quorumkv_v1_kv_proto_rawDescData
 }
 
+var file_quorumkv_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_quorumkv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_quorumkv_v1_kv_proto_goTypes = []any{
-	(*Quorum)(nil),                 // 0: quorumkv.v1.Quorum
-	(*KeyValue)(nil),               // 1: quorumkv.v1.KeyValue
-	(*PutRequest)(nil),             // 2: quorumkv.v1.PutRequest
-	(*PutResponse)(nil),            // 3: quorumkv.v1.PutResponse
-	(*GetRequest)(nil),             // 4: quorumkv.v1.GetRequest
-	(*GetResponse)(nil),            // 5: quorumkv.v1.GetResponse
-	(*DeleteRequest)(nil),          // 6: quorumkv.v1.DeleteRequest
-	(*DeleteResponse)(nil),         // 7: quorumkv.v1.DeleteResponse
-	(*ScanRequest)(nil),            // 8: quorumkv.v1.ScanRequest
-	(*ScanResponse)(nil),           // 9: quorumkv.v1.ScanResponse
-	(*CompareAndSwapRequest)(nil),  // 10: quorumkv.v1.CompareAndSwapRequest
-	(*CompareAndSwapResponse)(nil), // 11: quorumkv.v1.CompareAndSwapResponse
+	(Level)(0),                     // 0: quorumkv.v1.Level
+	(*Quorum)(nil),                 // 1: quorumkv.v1.Quorum
+	(*KeyValue)(nil),               // 2: quorumkv.v1.KeyValue
+	(*PutRequest)(nil),             // 3: quorumkv.v1.PutRequest
+	(*PutResponse)(nil),            // 4: quorumkv.v1.PutResponse
+	(*GetRequest)(nil),             // 5: quorumkv.v1.GetRequest
+	(*GetResponse)(nil),            // 6: quorumkv.v1.GetResponse
+	(*DeleteRequest)(nil),          // 7: quorumkv.v1.DeleteRequest
+	(*DeleteResponse)(nil),         // 8: quorumkv.v1.DeleteResponse
+	(*ScanRequest)(nil),            // 9: quorumkv.v1.ScanRequest
+	(*ScanResponse)(nil),           // 10: quorumkv.v1.ScanResponse
+	(*CompareAndSwapRequest)(nil),  // 11: quorumkv.v1.CompareAndSwapRequest
+	(*CompareAndSwapResponse)(nil), // 12: quorumkv.v1.CompareAndSwapResponse
 }
 var file_quorumkv_v1_kv_proto_depIdxs = []int32{
-	0,  // 0: quorumkv.v1.PutRequest.quorum:type_name -> quorumkv.v1.Quorum
-	0,  // 1: quorumkv.v1.GetRequest.quorum:type_name -> quorumkv.v1.Quorum
-	1,  // 2: quorumkv.v1.GetResponse.kv:type_name -> quorumkv.v1.KeyValue
-	0,  // 3: quorumkv.v1.DeleteRequest.quorum:type_name -> quorumkv.v1.Quorum
-	1,  // 4: quorumkv.v1.ScanResponse.kvs:type_name -> quorumkv.v1.KeyValue
-	2,  // 5: quorumkv.v1.KV.Put:input_type -> quorumkv.v1.PutRequest
-	4,  // 6: quorumkv.v1.KV.Get:input_type -> quorumkv.v1.GetRequest
-	6,  // 7: quorumkv.v1.KV.Delete:input_type -> quorumkv.v1.DeleteRequest
-	8,  // 8: quorumkv.v1.KV.Scan:input_type -> quorumkv.v1.ScanRequest
-	10, // 9: quorumkv.v1.KV.CompareAndSwap:input_type -> quorumkv.v1.CompareAndSwapRequest
-	3,  // 10: quorumkv.v1.KV.Put:output_type -> quorumkv.v1.PutResponse
-	5,  // 11: quorumkv.v1.KV.Get:output_type -> quorumkv.v1.GetResponse
-	7,  // 12: quorumkv.v1.KV.Delete:output_type -> quorumkv.v1.DeleteResponse
-	9,  // 13: quorumkv.v1.KV.Scan:output_type -> quorumkv.v1.ScanResponse
-	11, // 14: quorumkv.v1.KV.CompareAndSwap:output_type -> quorumkv.v1.CompareAndSwapResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	0,  // 0: quorumkv.v1.Quorum.w_level:type_name -> quorumkv.v1.Level
+	0,  // 1: quorumkv.v1.Quorum.r_level:type_name -> quorumkv.v1.Level
+	1,  // 2: quorumkv.v1.PutRequest.quorum:type_name -> quorumkv.v1.Quorum
+	1,  // 3: quorumkv.v1.GetRequest.quorum:type_name -> quorumkv.v1.Quorum
+	2,  // 4: quorumkv.v1.GetResponse.kv:type_name -> quorumkv.v1.KeyValue
+	1,  // 5: quorumkv.v1.DeleteRequest.quorum:type_name -> quorumkv.v1.Quorum
+	2,  // 6: quorumkv.v1.ScanResponse.kvs:type_name -> quorumkv.v1.KeyValue
+	3,  // 7: quorumkv.v1.KV.Put:input_type -> quorumkv.v1.PutRequest
+	5,  // 8: quorumkv.v1.KV.Get:input_type -> quorumkv.v1.GetRequest
+	7,  // 9: quorumkv.v1.KV.Delete:input_type -> quorumkv.v1.DeleteRequest
+	9,  // 10: quorumkv.v1.KV.Scan:input_type -> quorumkv.v1.ScanRequest
+	11, // 11: quorumkv.v1.KV.CompareAndSwap:input_type -> quorumkv.v1.CompareAndSwapRequest
+	4,  // 12: quorumkv.v1.KV.Put:output_type -> quorumkv.v1.PutResponse
+	6,  // 13: quorumkv.v1.KV.Get:output_type -> quorumkv.v1.GetResponse
+	8,  // 14: quorumkv.v1.KV.Delete:output_type -> quorumkv.v1.DeleteResponse
+	10, // 15: quorumkv.v1.KV.Scan:output_type -> quorumkv.v1.ScanResponse
+	12, // 16: quorumkv.v1.KV.CompareAndSwap:output_type -> quorumkv.v1.CompareAndSwapResponse
+	12, // [12:17] is the sub-list for method output_type
+	7,  // [7:12] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_quorumkv_v1_kv_proto_init() }
@@ -884,13 +966,14 @@ func file_quorumkv_v1_kv_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_v1_kv_proto_rawDesc), len(file_quorumkv_v1_kv_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_quorumkv_v1_kv_proto_goTypes,
 		DependencyIndexes: file_quorumkv_v1_kv_proto_depIdxs,
+		EnumInfos:         file_quorumkv_v1_kv_proto_enumTypes,
 		MessageInfos:      file_quorumkv_v1_kv_proto_msgTypes,
 	}.Build()
 	File_quorumkv_v1_kv_proto = out.File

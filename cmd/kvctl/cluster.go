@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
+	"github.com/quorumkv/quorumkv/client"
+)
+
+func clusterCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cluster",
+		Usage: "show the cluster: members, ranges, status",
+		Subcommands: []*cli.Command{
+			withGlobals(&cli.Command{Name: "members", Usage: "nodes gossip knows, with their state", Action: clusterMembers}),
+			withGlobals(&cli.Command{
+				Name: "ranges", Usage: "ranges with replicas, leaders and terms",
+				Flags:  []cli.Flag{&cli.BoolFlag{Name: "all", Usage: "every keyspace, not only --keyspace"}},
+				Action: clusterRanges,
+			}),
+			withGlobals(&cli.Command{Name: "status", Usage: "the answering node's view of the cluster", Action: clusterStatus}),
+		},
+	}
+}
+
+func writeProtoJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func clusterMembers(c *cli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		members, err := cl.Members(ctx)
+		if err != nil {
+			return err
+		}
+		if out == formatJSON {
+			return writeProtoJSON(c.App.Writer, &v1.ListMembersResponse{Members: members})
+		}
+		return printMembers(c.App.Writer, members)
+	})
+}
+
+func printMembers(w io.Writer, members []*v1.Member) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tADDRESS\tZONE\tWEIGHT\tSTATE\tVERSION")
+	for _, m := range members {
+		state := strings.ToLower(strings.TrimPrefix(m.State.String(), "MEMBER_STATE_"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", m.NodeId, m.Address, m.Zone, m.Weight, state, m.Version)
+	}
+	return tw.Flush()
+}
+
+func clusterRanges(c *cli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	keyspace := lookupString(c, "keyspace")
+	if c.Bool("all") {
+		keyspace = ""
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		ranges, err := cl.Ranges(ctx, keyspace)
+		if err != nil {
+			return err
+		}
+		if out == formatJSON {
+			return writeProtoJSON(c.App.Writer, &v1.ListRangesResponse{Ranges: ranges})
+		}
+		return printRanges(c, ranges)
+	})
+}
+
+func printRanges(c *cli.Context, ranges []*v1.Range) error {
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEYSPACE\tRANGE\tHASH SPAN\tREPLICAS\tLEADER\tTERM\tCOMMIT")
+	for _, r := range ranges {
+		var reps []string
+		for _, rep := range r.Replicas {
+			name := rep.NodeId
+			if rep.Learner {
+				name += "(learner)"
+			}
+			reps = append(reps, name)
+		}
+		leader := r.Leader
+		if leader == "" {
+			leader = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t[%016x, %016x)\t%s\t%s\t%d\t%d\n", r.Keyspace, r.RangeId, r.HashLo, r.HashHi,
+			strings.Join(reps, ","), leader, r.Term, r.CommitIndex)
+	}
+	return tw.Flush()
+}
+
+func clusterStatus(c *cli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if out == formatJSON {
+			return writeProtoJSON(c.App.Writer, st)
+		}
+		fmt.Fprintf(c.App.Writer, "node %s of cluster %s, version %s; meta leader %s; %d local ranges, %d led here\n\n",
+			st.NodeId, st.ClusterId, st.Version, st.MetaLeader, st.LocalRanges, st.LocalLeaders)
+		if err := printMembers(c.App.Writer, st.Members); err != nil {
+			return err
+		}
+		fmt.Fprintln(c.App.Writer)
+		return printKeyspaces(c, out, st.Keyspaces)
+	})
+}

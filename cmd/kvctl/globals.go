@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quorumkv/quorumkv/client"
+)
+
+// Global flags (SPEC.md "kvctl"). urfave/cli parses a flag only where it
+// is declared, so they are declared on the app and again on every command,
+// and read with lookup, which takes the value from the innermost place it
+// was set: "kvctl -o json get k" and "kvctl get k -o json" both work.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{
+			Name:    "endpoints",
+			Usage:   "nodes to talk to, host:port, comma-separated, tried in order",
+			Value:   "127.0.0.1:7070",
+			EnvVars: []string{"KVCTL_ENDPOINTS"},
+		},
+		outputFlag(),
+		&cli.DurationFlag{
+			Name:    "timeout",
+			Usage:   "give up on a request after this long",
+			Value:   5 * time.Second,
+			EnvVars: []string{"KVCTL_TIMEOUT"},
+		},
+		&cli.StringFlag{
+			Name:    "keyspace",
+			Aliases: []string{"k"},
+			Usage:   "keyspace to read and write",
+			Value:   "default",
+			EnvVars: []string{"KVCTL_KEYSPACE"},
+		},
+	}
+}
+
+// withGlobals returns the command with the global flags added.
+func withGlobals(cmd *cli.Command) *cli.Command {
+	cmd.Flags = append(cmd.Flags, globalFlags()...)
+	return cmd
+}
+
+// setIn returns the innermost context of c's lineage where name was set
+// (on the command line or by its environment variable), or c.
+func setIn(c *cli.Context, name string) *cli.Context {
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet(name) {
+			return ctx
+		}
+	}
+	return c
+}
+
+func lookupString(c *cli.Context, name string) string { return setIn(c, name).String(name) }
+
+func lookupDuration(c *cli.Context, name string) time.Duration {
+	return setIn(c, name).Duration(name)
+}
+
+// newClient builds the client from the global flags.
+func newClient(c *cli.Context) (*client.Client, error) {
+	var endpoints []string
+	for _, e := range strings.Split(lookupString(c, "endpoints"), ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			endpoints = append(endpoints, e)
+		}
+	}
+	if len(endpoints) == 0 {
+		return nil, usagef("--endpoints is empty")
+	}
+	timeout := lookupDuration(c, "timeout")
+	if timeout <= 0 {
+		return nil, usagef("--timeout %v: want a positive duration", timeout)
+	}
+	cl, err := client.New(client.Config{Endpoints: endpoints, Timeout: timeout})
+	if err != nil {
+		return nil, fmt.Errorf("kvctl: %w", err)
+	}
+	return cl, nil
+}

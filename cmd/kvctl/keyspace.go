@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
+	"github.com/quorumkv/quorumkv/client"
+)
+
+func keyspaceCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "keyspace",
+		Usage: "create, list, describe and drop keyspaces",
+		Subcommands: []*cli.Command{
+			withGlobals(&cli.Command{
+				Name: "create", Usage: "create a keyspace; its geometry is proven safe first", ArgsUsage: "NAME",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "mode", Usage: "eventual, raft or paxos", Required: true},
+					&cli.IntFlag{Name: "replicas", Usage: "replicas of each range (N)", Required: true},
+					&cli.StringFlag{Name: "quorum", Usage: "majority, weighted, grid:RxC, zones or flexible:Q1,Q2", Value: "majority"},
+					&cli.IntFlag{Name: "w", Usage: "eventual: default write quorum (default: the geometry's)"},
+					&cli.IntFlag{Name: "r", Usage: "eventual: default read quorum (default: the geometry's)"},
+					&cli.IntFlag{Name: "ranges", Usage: "ranges the hash space is split into", Value: 8},
+					&cli.BoolFlag{Name: "sloppy-quorum", Usage: "eventual: let hints count toward W (breaks W+R>N)"},
+				},
+				Action: keyspaceCreate,
+			}),
+			withGlobals(&cli.Command{Name: "list", Usage: "list keyspaces", Action: keyspaceList}),
+			withGlobals(&cli.Command{Name: "describe", Usage: "show a keyspace and its ranges", ArgsUsage: "NAME", Action: keyspaceDescribe}),
+			withGlobals(&cli.Command{Name: "drop", Usage: "remove a keyspace and all its data", ArgsUsage: "NAME", Action: keyspaceDrop}),
+		},
+	}
+}
+
+var modes = map[string]v1.Mode{"eventual": v1.Mode_MODE_EVENTUAL, "raft": v1.Mode_MODE_RAFT, "paxos": v1.Mode_MODE_PAXOS}
+
+func modeName(m v1.Mode) string {
+	return strings.ToLower(strings.TrimPrefix(m.String(), "MODE_"))
+}
+
+func keyspaceCreate(c *cli.Context) error {
+	a, err := args(c, "NAME")
+	if err != nil {
+		return err
+	}
+	mode, ok := modes[c.String("mode")]
+	if !ok {
+		return usagef("--mode %q: want eventual, raft or paxos", c.String("mode"))
+	}
+	for _, f := range []string{"replicas", "w", "r", "ranges"} {
+		if c.Int(f) < 0 {
+			return usagef("--%s %d: want a positive number", f, c.Int(f))
+		}
+	}
+	ks := &v1.Keyspace{
+		Name: a[0], Mode: mode, Replicas: uint32(c.Int("replicas")), Quorum: c.String("quorum"),
+		W: uint32(c.Int("w")), R: uint32(c.Int("r")), Ranges: uint32(c.Int("ranges")), SloppyQuorum: c.Bool("sloppy-quorum"),
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		created, err := cl.CreateKeyspace(ctx, ks)
+		if err != nil {
+			return err
+		}
+		return printKeyspaces(c, out, []*v1.Keyspace{created})
+	})
+}
+
+func keyspaceList(c *cli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		list, err := cl.ListKeyspaces(ctx)
+		if err != nil {
+			return err
+		}
+		return printKeyspaces(c, out, list)
+	})
+}
+
+func printKeyspaces(c *cli.Context, out format, list []*v1.Keyspace) error {
+	if out == formatJSON {
+		return writeProtoJSON(c.App.Writer, &v1.ListKeyspacesResponse{Keyspaces: list})
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tMODE\tREPLICAS\tQUORUM\tW\tR\tRANGES")
+	for _, ks := range list {
+		w, r := "-", "-"
+		if ks.Mode == v1.Mode_MODE_EVENTUAL && ks.W > 0 {
+			w, r = fmt.Sprint(ks.W), fmt.Sprint(ks.R)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", ks.Name, modeName(ks.Mode), ks.Replicas, ks.Quorum, w, r, ks.Ranges)
+	}
+	return tw.Flush()
+}
+
+func keyspaceDescribe(c *cli.Context) error {
+	a, err := args(c, "NAME")
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		resp, err := cl.DescribeKeyspace(ctx, a[0])
+		if err != nil {
+			return err
+		}
+		if out == formatJSON {
+			return writeProtoJSON(c.App.Writer, resp)
+		}
+		if err := printKeyspaces(c, out, []*v1.Keyspace{resp.Keyspace}); err != nil {
+			return err
+		}
+		fmt.Fprintln(c.App.Writer)
+		return printRanges(c, resp.Ranges)
+	})
+}
+
+func keyspaceDrop(c *cli.Context) error {
+	a, err := args(c, "NAME")
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		if err := cl.DropKeyspace(ctx, a[0]); err != nil {
+			return err
+		}
+		return printResult(c, out, map[string]any{"dropped": a[0]}, "OK")
+	})
+}

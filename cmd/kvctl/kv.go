@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quorumkv/quorumkv/client"
+)
+
+// Exit codes of data commands (SPEC.md).
+const (
+	exitNotFound        = 3
+	exitConditionFailed = 4
+)
+
+func kvCommands() []*cli.Command {
+	wFlag := &cli.StringFlag{Name: "w", Usage: "replicas that must acknowledge (eventual keyspaces): N, one, quorum or all"}
+	rFlag := &cli.StringFlag{Name: "r", Usage: "replicas that must answer (eventual keyspaces): N, one, quorum or all"}
+	return []*cli.Command{
+		withGlobals(&cli.Command{
+			Name: "put", Usage: "write a value", ArgsUsage: "KEY VALUE   (VALUE - reads standard input)",
+			Flags: []cli.Flag{wFlag}, Action: put,
+		}),
+		withGlobals(&cli.Command{
+			Name: "get", Usage: "read a key (exit 3 when absent)", ArgsUsage: "KEY",
+			Flags: []cli.Flag{rFlag}, Action: get,
+		}),
+		withGlobals(&cli.Command{
+			Name: "del", Usage: "delete a key", ArgsUsage: "KEY",
+			Flags: []cli.Flag{wFlag}, Action: del,
+		}),
+		withGlobals(&cli.Command{
+			Name: "scan", Usage: "list keys in key order",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "prefix", Usage: "only keys starting with this"},
+				&cli.IntFlag{Name: "limit", Usage: "at most this many keys (0: all)"},
+			},
+			Action: scan,
+		}),
+		withGlobals(&cli.Command{
+			Name: "cas", Usage: "compare-and-swap: write NEW only if the key holds OLD (exit 4 when it does not)",
+			ArgsUsage: "KEY NEW",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "expect", Usage: "the value the key must hold"},
+				&cli.BoolFlag{Name: "expect-absent", Usage: "the key must not exist (put if absent)"},
+				&cli.StringFlag{Name: "expect-version", Usage: "the version the key must have been written with"},
+			},
+			Action: cas,
+		}),
+	}
+}
+
+// quorumSize parses --w/--r: a count, or one, quorum, all (the last two
+// resolved by the server against the keyspace's N).
+func quorumSize(c *cli.Context, name string) (int, error) {
+	v := c.String(name)
+	switch v {
+	case "":
+		return 0, nil
+	case "one":
+		return 1, nil
+	case "quorum":
+		return client.SizeQuorum, nil
+	case "all":
+		return client.SizeAll, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, usagef("--%s %q: want a positive count, one, quorum or all", name, v)
+	}
+	return n, nil
+}
+
+func args(c *cli.Context, names ...string) ([]string, error) {
+	if c.NArg() != len(names) {
+		return nil, usagef("%s needs %d argument(s): %v, got %d", c.Command.Name, len(names), names, c.NArg())
+	}
+	return c.Args().Slice(), nil
+}
+
+// exitFor turns the client's sentinel errors into SPEC.md exit codes.
+func exitFor(err error, stderr io.Writer) error {
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		fmt.Fprintf(stderr, "kvctl: %v\n", err)
+		return exitCode(exitNotFound)
+	case errors.Is(err, client.ErrConditionFailed):
+		fmt.Fprintf(stderr, "kvctl: %v\n", err)
+		return exitCode(exitConditionFailed)
+	}
+	return err
+}
+
+func put(c *cli.Context) error {
+	a, err := args(c, "KEY", "VALUE")
+	if err != nil {
+		return err
+	}
+	w, err := quorumSize(c, "w")
+	if err != nil {
+		return err
+	}
+	value := []byte(a[1])
+	if a[1] == "-" {
+		if value, err = io.ReadAll(c.App.Reader); err != nil {
+			return fmt.Errorf("read standard input: %w", err)
+		}
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		version, err := cl.Put(ctx, lookupString(c, "keyspace"), []byte(a[0]), value, client.Quorum{W: w})
+		if err != nil {
+			return err
+		}
+		return printResult(c, out, map[string]any{"key": a[0], "version": version}, "OK")
+	})
+}
+
+func get(c *cli.Context) error {
+	a, err := args(c, "KEY")
+	if err != nil {
+		return err
+	}
+	r, err := quorumSize(c, "r")
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		kv, err := cl.Get(ctx, lookupString(c, "keyspace"), []byte(a[0]), client.Quorum{R: r})
+		if err != nil {
+			return err
+		}
+		if out == formatJSON {
+			return writeJSON(c.App.Writer, kvJSON(kv))
+		}
+		_, err = c.App.Writer.Write(append(kv.Value, '\n'))
+		return err
+	})
+}
+
+func del(c *cli.Context) error {
+	a, err := args(c, "KEY")
+	if err != nil {
+		return err
+	}
+	w, err := quorumSize(c, "w")
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		existed, err := cl.Delete(ctx, lookupString(c, "keyspace"), []byte(a[0]), client.Quorum{W: w})
+		if err != nil {
+			return err
+		}
+		return printResult(c, out, map[string]any{"key": a[0], "existed": existed}, "OK")
+	})
+}
+
+func scan(c *cli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	if c.Int("limit") < 0 {
+		return usagef("--limit %d: want 0 (all) or more", c.Int("limit"))
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		kvs, err := cl.Scan(ctx, lookupString(c, "keyspace"), []byte(c.String("prefix")), c.Int("limit"), 0)
+		if err != nil {
+			return err
+		}
+		if out == formatJSON {
+			list := make([]map[string]any, len(kvs))
+			for i, kv := range kvs {
+				list[i] = kvJSON(kv)
+			}
+			return writeJSON(c.App.Writer, list)
+		}
+		for _, kv := range kvs {
+			if out == formatTable {
+				fmt.Fprintf(c.App.Writer, "%s\t%s\n", kv.Key, kv.Value)
+			} else {
+				fmt.Fprintf(c.App.Writer, "%s %s\n", kv.Key, kv.Value)
+			}
+		}
+		return nil
+	})
+}
+
+func cas(c *cli.Context) error {
+	a, err := args(c, "KEY", "NEW")
+	if err != nil {
+		return err
+	}
+	var expect client.Expect
+	set := 0
+	if c.IsSet("expect") {
+		expect.Value, set = []byte(c.String("expect")), set+1
+	}
+	if c.Bool("expect-absent") {
+		expect.Absent, set = true, set+1
+	}
+	if c.IsSet("expect-version") {
+		expect.Version, set = c.String("expect-version"), set+1
+	}
+	if set != 1 {
+		return usagef("cas needs exactly one of --expect OLD, --expect-absent, --expect-version V")
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		version, err := cl.CompareAndSwap(ctx, lookupString(c, "keyspace"), []byte(a[0]), expect, []byte(a[1]))
+		if err != nil {
+			return err
+		}
+		return printResult(c, out, map[string]any{"key": a[0], "version": version}, "OK")
+	})
+}
+
+// withClient runs f with a client and the output format, mapping errors to
+// exit codes.
+func withClient(c *cli.Context, f func(ctx context.Context, cl *client.Client, out format) error) error {
+	out, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	return exitFor(f(c.Context, cl, out), c.App.ErrWriter)
+}
+
+// printResult prints a JSON object, or the short text for people.
+func printResult(c *cli.Context, out format, obj map[string]any, text string) error {
+	if out == formatJSON {
+		return writeJSON(c.App.Writer, obj)
+	}
+	_, err := fmt.Fprintln(c.App.Writer, text)
+	return err
+}
+
+// kvJSON shows a value as a string when it is text, else in base64.
+func kvJSON(kv client.KeyValue) map[string]any {
+	m := map[string]any{"key": string(kv.Key), "version": kv.Version}
+	if utf8.Valid(kv.Value) {
+		m["value"] = string(kv.Value)
+	} else {
+		m["value_base64"] = kv.Value // encoding/json writes []byte as base64
+	}
+	return m
+}
