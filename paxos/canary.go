@@ -1,0 +1,24 @@
+package paxos
+
+// canaries are bugs planted on purpose, switched on only by tests (see
+// export_test.go), to show that the test suite catches them. Each names a
+// mistake that real Paxos implementations have made. Production code never
+// sets them: the field is unexported and no exported API reaches it.
+type canaries struct {
+	// forgetPromise: an acceptor restored from persisted state comes back
+	// with no promise, as if the hard state had never been written to
+	// disk. It then accepts values from proposers it had promised to
+	// ignore.
+	forgetPromise bool
+	// ignoreAccepted: a proposer (or a new Multi-Paxos leader) ignores the
+	// values reported in Promises and proposes its own, overwriting a value
+	// that may already be chosen.
+	ignoreAccepted bool
+	// acceptLowerBallot: an acceptor accepts an Accept whose ballot is below
+	// its promise, breaking the promise that phase 1 relied on.
+	acceptLowerBallot bool
+	// knownConfigsOnly: a new leader runs phase 1 with the configurations
+	// it knows of and ignores those found in Promises (reconfig.go, case
+	// 2), so it can miss a slot chosen by a configuration it never heard of.
+	knownConfigsOnly bool
+}

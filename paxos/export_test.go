@@ -1,0 +1,49 @@
+package paxos
+
+import "github.com/quorumkv/quorumkv/quorum"
+
+// Canary names one planted bug (see canaries). Tests switch one on to show
+// the suite catches it; only test code can reach this file.
+type Canary int
+
+const (
+	CanaryNone Canary = iota
+	CanaryForgetPromise
+	CanaryIgnoreAccepted
+	CanaryAcceptLowerBallot
+	CanaryKnownConfigsOnly
+)
+
+// Canaries lists the planted bugs, for tests that loop over them.
+var Canaries = []Canary{CanaryForgetPromise, CanaryIgnoreAccepted, CanaryAcceptLowerBallot}
+
+func (c Canary) String() string {
+	return [...]string{"none", "forget-promise", "ignore-accepted", "accept-lower-ballot", "known-configs-only"}[c]
+}
+
+func (c Canary) set() canaries {
+	return canaries{
+		forgetPromise:     c == CanaryForgetPromise,
+		ignoreAccepted:    c == CanaryIgnoreAccepted,
+		acceptLowerBallot: c == CanaryAcceptLowerBallot,
+		knownConfigsOnly:  c == CanaryKnownConfigsOnly,
+	}
+}
+
+// NewAcceptorWithCanary is NewAcceptor with the bug c planted.
+func NewAcceptorWithCanary(id uint64, st AcceptorState, c Canary) *Acceptor {
+	return newAcceptor(id, st, c.set())
+}
+
+// NewProposerWithCanary is NewProposer with the bug c planted.
+func NewProposerWithCanary(id uint64, sys quorum.System, c Canary) *Proposer {
+	p := NewProposer(id, sys)
+	p.canary = c.set()
+	return p
+}
+
+// WithCanary returns cfg with the bug c planted.
+func WithCanary(cfg Config, c Canary) Config {
+	cfg.canary = c.set()
+	return cfg
+}

@@ -1,0 +1,343 @@
+package paxos
+
+import (
+	"fmt"
+	"math/rand/v2"
+)
+
+// Role is what a node is doing in the group.
+type Role uint8
+
+const (
+	// Follower: an acceptor and learner that defers to the leader it hears.
+	Follower Role = iota
+	// Candidate: running phase 1 for every open slot at its own ballot.
+	Candidate
+	// Leader: phase 1 done; sends Accepts for one slot after another at
+	// the same ballot.
+	Leader
+)
+
+func (r Role) String() string {
+	switch r {
+	case Follower:
+		return "follower"
+	case Candidate:
+		return "candidate"
+	case Leader:
+		return "leader"
+	}
+	return fmt.Sprintf("Role(%d)", uint8(r))
+}
+
+// Ready is the work a RawNode hands to its caller. The caller MUST, in
+// this order:
+//
+//  1. persist HardState, Entries and Snapshot (if MustSync, durably),
+//  2. send Messages,
+//  3. load Snapshot into the application if set, then apply
+//     CommittedEntries in order, and serve each ReadState once the
+//     application has applied its Index,
+//  4. call Advance(rd).
+//
+// Sending before persisting can break a promise in a crash. Ready hands
+// its slices over: the RawNode keeps no reference to them.
+type Ready struct {
+	Role   Role
+	Leader uint64
+	// HardState is the state to persist; MustSync says it or Entries or
+	// Snapshot changed since the last Ready.
+	HardState HardState
+	MustSync  bool
+	// Entries are accepted entries to persist, each replacing what its
+	// slot held.
+	Entries []Entry
+	// Snapshot, if set, came from the leader: persist it, drop the entries
+	// up to its Slot, and load it into the application.
+	Snapshot *Snapshot
+	Messages []Message
+	// CommittedEntries are chosen entries to apply, in slot order, with no
+	// gaps, starting right after the last applied slot.
+	CommittedEntries []Entry
+	ReadStates       []ReadState
+}
+
+// ReadState says that a read requested with Context may be served once
+// the application has applied slot Index.
+type ReadState struct {
+	Index   uint64
+	Context []byte
+}
+
+// Status is a node's state at a glance.
+type Status struct {
+	ID       uint64
+	Role     Role
+	Leader   uint64
+	Promised Ballot
+	Commit   uint64
+	Applied  uint64
+	LastSlot uint64
+	Config   Membership
+}
+
+// RawNode is a Multi-Paxos node: acceptor, learner, and when it wins
+// phase 1, leader. It is not safe for concurrent use.
+type RawNode struct {
+	id  uint64
+	cfg Config
+	rng *rand.Rand
+
+	role     Role
+	promised Ballot
+	log      *slotLog
+	configs  *configSet
+	maxSeen  Ballot // highest ballot heard of, to skip past when campaigning
+	leader   uint64 // the leader this node last heard from, 0 if none
+
+	electionElapsed  int
+	electionTimeout  int // randomized, in [ElectionTicks, 2*ElectionTicks)
+	heartbeatElapsed int
+
+	ballot Ballot // own ballot, as candidate or leader
+	cand   *candidate
+	lead   *leader
+
+	msgs       []Message
+	unstable   []Entry
+	snapOut    *Snapshot
+	readStates []ReadState
+	prevHS     HardState
+}
+
+// NewRawNode restarts a node from what it persisted (Bootstrap for a new
+// group). It keeps the slices of ps.
+func NewRawNode(cfg Config, ps PersistentState) (*RawNode, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if ps.HardState.Promised.Less(maxAcceptedBallot(ps.Entries)) && !cfg.canary.forgetPromise {
+		return nil, fmt.Errorf("%w: persisted entries accepted above the persisted promise %v", ErrCorrupt, ps.HardState.Promised)
+	}
+	configs, err := newConfigSet(uint64(cfg.MaxOpenSlots), ps.Snapshot.Configs)
+	if err != nil {
+		return nil, err
+	}
+	r := &RawNode{id: cfg.ID, cfg: cfg, rng: cfg.Rand, configs: configs}
+	r.promised = ps.HardState.Promised
+	if cfg.canary.forgetPromise {
+		r.promised = Ballot{} // canary: the promise never reached the disk
+	}
+	r.log = newSlotLog(ps, cfg.Applied)
+	for s := ps.Snapshot.Slot + 1; s <= r.log.commit; s++ {
+		if e, _ := r.log.get(s); e.Type == EntryConfig {
+			r.configs.add(s, e.Data)
+		}
+	}
+	r.prevHS = r.hardState()
+	r.becomeFollower(0)
+	return r, nil
+}
+
+func maxAcceptedBallot(es []Entry) Ballot {
+	var b Ballot
+	for _, e := range es {
+		b = maxBallot(b, e.Ballot)
+	}
+	return b
+}
+
+func (r *RawNode) hardState() HardState {
+	return HardState{Promised: r.promised, Commit: r.log.commit}
+}
+
+// Status returns the node's state.
+func (r *RawNode) Status() Status {
+	return Status{
+		ID: r.id, Role: r.role, Leader: r.leader, Promised: r.promised,
+		Commit: r.log.commit, Applied: r.log.applied, LastSlot: r.log.last(),
+		Config: r.configs.at(r.log.commit + 1).Membership,
+	}
+}
+
+// Tick advances logical time by one tick.
+func (r *RawNode) Tick() {
+	if r.role == Leader {
+		r.tickLeader()
+		return
+	}
+	r.electionElapsed++
+	if r.electionElapsed >= r.electionTimeout && r.isVoter() {
+		r.campaign()
+	}
+}
+
+// Campaign starts phase 1 now instead of waiting for a timeout, e.g. to
+// hand leadership to this node. A leader stays leader.
+func (r *RawNode) Campaign() {
+	if r.role != Leader {
+		r.campaign()
+	}
+}
+
+// isVoter reports whether this node votes in a configuration it knows of
+// for the slots ahead; others have no business running phase 1.
+func (r *RawNode) isVoter() bool {
+	for _, a := range r.configs.from(r.log.commit + 1) {
+		if a.Membership.hasVoter(r.id) {
+			return true
+		}
+	}
+	return false
+}
+
+// Step hands the node a message addressed to it. The node keeps the
+// slices of m (entry data, snapshot) rather than copying them.
+func (r *RawNode) Step(m Message) error {
+	if m.To != r.id || m.From == r.id || m.From == 0 {
+		return fmt.Errorf("paxos: node %d got a message %d->%d", r.id, m.From, m.To)
+	}
+	if m.Reject {
+		r.maxSeen = maxBallot(r.maxSeen, m.Hint)
+	}
+	switch m.Type {
+	case MsgPrepare:
+		r.handlePrepare(m)
+	case MsgAccept:
+		r.handleAccept(m)
+	case MsgHeartbeat:
+		r.handleHeartbeat(m)
+	case MsgSnapshot:
+		r.handleSnapshot(m)
+	case MsgPromise:
+		if r.role == Candidate && m.Ballot == r.ballot {
+			r.handlePromise(m)
+		}
+	case MsgAccepted, MsgHeartbeatResp:
+		if r.role != Leader || m.Ballot != r.ballot {
+			return nil
+		}
+		if m.Reject {
+			// Someone promised a higher ballot: another proposer ran phase
+			// 1 past ours. Stop proposing; the timeouts pick who goes next.
+			if r.ballot.Less(m.Hint) {
+				r.becomeFollower(0)
+			}
+			return nil
+		}
+		r.handleAck(m)
+	default:
+		return fmt.Errorf("paxos: unknown message type %v", m.Type)
+	}
+	return nil
+}
+
+// Propose asks the leader to choose data in a slot of its own. It is
+// chosen and delivered later, or lost if leadership changes first. The
+// node keeps data: the caller must not modify it afterwards.
+func (r *RawNode) Propose(data []byte) error {
+	return r.propose(EntryNormal, data)
+}
+
+// ProposeConfig asks the leader to change the configuration to m; once
+// chosen in slot s it governs the slots from s+MaxOpenSlots on. One change
+// at a time: ErrConfigChangePending until the previous one governs.
+func (r *RawNode) ProposeConfig(m Membership) error {
+	if err := checkMembership(m); err != nil {
+		return err
+	}
+	if r.role == Leader && (r.lead.configInFlight || r.configs.last().Effective > r.lead.next) {
+		return ErrConfigChangePending
+	}
+	return r.propose(EntryConfig, m.Marshal())
+}
+
+// ReadIndex asks for a linearizable read. Once a phase-2 quorum confirms
+// this node still leads, a ReadState with ctx comes out of Ready; ctx
+// should be unique among pending reads.
+func (r *RawNode) ReadIndex(ctx []byte) error {
+	if r.role != Leader {
+		return ErrNotLeader
+	}
+	return r.readIndex(ctx)
+}
+
+// HasReady reports whether Ready has anything to hand out.
+func (r *RawNode) HasReady() bool {
+	return len(r.msgs) > 0 || len(r.unstable) > 0 || r.snapOut != nil ||
+		len(r.readStates) > 0 || r.hardState() != r.prevHS ||
+		r.log.applied < r.log.commit || (r.role == Leader && r.lead.sent < r.sendLimit())
+}
+
+// Ready returns the work to do; see Ready for the contract.
+func (r *RawNode) Ready() Ready {
+	if r.role == Leader {
+		r.flushAccepts()
+	}
+	hs := r.hardState()
+	rd := Ready{
+		Role: r.role, Leader: r.leader, HardState: hs,
+		Entries: r.unstable, Snapshot: r.snapOut, Messages: r.msgs,
+		ReadStates:       r.readStates,
+		CommittedEntries: r.log.toApply(r.cfg.MaxSizePerMsg),
+	}
+	rd.MustSync = hs != r.prevHS || len(rd.Entries) > 0 || rd.Snapshot != nil
+	r.prevHS = hs
+	r.unstable, r.snapOut, r.msgs, r.readStates = nil, nil, nil, nil
+	return rd
+}
+
+// Advance tells the node that rd has been handled.
+func (r *RawNode) Advance(rd Ready) {
+	if n := len(rd.CommittedEntries); n > 0 {
+		r.log.applied = max(r.log.applied, rd.CommittedEntries[n-1].Slot)
+	}
+}
+
+// Compact drops the slots up to slot, which must be applied, keeping data
+// as the snapshot that replaces them; lagging nodes get it instead. The
+// caller persists the returned Snapshot. It keeps data.
+func (r *RawNode) Compact(slot uint64, data []byte) (Snapshot, error) {
+	if slot > r.log.applied {
+		return Snapshot{}, fmt.Errorf("paxos: compact to slot %d past applied %d", slot, r.log.applied)
+	}
+	snap := Snapshot{Slot: slot, Configs: r.configs.states(slot), Data: data}
+	r.log.compact(snap)
+	r.configs.trim(slot)
+	return r.log.snap, nil
+}
+
+func (r *RawNode) send(m Message) {
+	m.From = r.id
+	r.msgs = append(r.msgs, m)
+}
+
+func (r *RawNode) resetElectionTimeout() {
+	r.electionElapsed = 0
+	r.electionTimeout = r.cfg.ElectionTicks + r.rng.IntN(r.cfg.ElectionTicks)
+}
+
+// becomeFollower makes the node defer to leader (0: unknown).
+func (r *RawNode) becomeFollower(leader uint64) {
+	r.role, r.leader = Follower, leader
+	r.cand, r.lead = nil, nil
+	r.resetElectionTimeout()
+}
+
+// onCommit is called when slots from..to join the chosen prefix: it takes
+// in the configurations chosen there and closes the leader's open slots.
+func (r *RawNode) onCommit(from, to uint64) {
+	for s := from; s <= to; s++ {
+		e, ok := r.log.get(s)
+		if !ok {
+			panic(fmt.Sprintf("paxos: node %d: slot %d chosen without an entry", r.id, s))
+		}
+		if e.Type == EntryConfig {
+			r.configs.add(s, e.Data)
+		}
+		if r.lead != nil {
+			r.lead.chosen(s, e)
+		}
+	}
+}
