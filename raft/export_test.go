@@ -1,0 +1,26 @@
+package raft
+
+// Canaries are the planted bugs of the Raft core, for test suites outside
+// this package's own tests (the simulator suite in raft/). Each must be
+// caught by some invariant or linearizability check.
+type Canaries struct {
+	// SendBeforePersist hands out messages one Ready before the entries
+	// and HardState they depend on.
+	SendBeforePersist bool
+	// ReadIndexWithoutQuorum answers ReadIndex without a phase-2 quorum.
+	ReadIndexWithoutQuorum bool
+	// CommitEarlierTerm commits earlier Terms' entries by counting replicas.
+	CommitEarlierTerm bool
+	// ForgetVoteOnRestart drops the persisted vote when a node starts.
+	ForgetVoteOnRestart bool
+}
+
+// SetCanaries plants the bugs k in every RawNode built from c.
+func SetCanaries(c *Config, k Canaries) {
+	c.canaries = canaries{
+		sendBeforePersist:      k.SendBeforePersist,
+		readIndexWithoutQuorum: k.ReadIndexWithoutQuorum,
+		commitEarlierTerm:      k.CommitEarlierTerm,
+		forgetVoteOnRestart:    k.ForgetVoteOnRestart,
+	}
+}

@@ -1,0 +1,245 @@
+package raft
+
+import "fmt"
+
+// Ready is what the core asks the application to do, in this order:
+//
+//  1. Persist Snapshot (if not empty), then Entries, then HardState (if
+//     not empty), durably (fsync) when MustSync is set. Entries may replace
+//     a suffix of the stored log from Entries[0].Index on.
+//  2. Send Messages. Only after step 1: a MsgAppResp acknowledges entries,
+//     a MsgVoteResp grants a vote, and a crash must not lose what the
+//     message promised. (A simpler contract than etcd's, which lets a
+//     leader send its MsgApp before persisting; here nothing is sent early.)
+//  3. Apply Snapshot (if not empty), then CommittedEntries, in order.
+//  4. Serve each ReadState once the application has applied its Index.
+//  5. Call Advance.
+//
+// The slices belong to the application until Advance and must not be
+// modified: the core may still read the entries.
+type Ready struct {
+	// SoftState is set when the leader or the role changed.
+	*SoftState
+	// HardState is set (not IsEmpty) when it must be persisted.
+	HardState HardState
+	// ReadStates are ReadIndex requests confirmed since the last Ready.
+	ReadStates []ReadState
+	// Entries are to be persisted, before sending Messages.
+	Entries []Entry
+	// Snapshot is to be persisted and applied.
+	Snapshot Snapshot
+	// CommittedEntries are to be applied; they are already persisted or
+	// in Entries.
+	CommittedEntries []Entry
+	// Messages are to be sent after persisting.
+	Messages []Message
+	// MustSync says whether step 1 must be durable before step 2: it is
+	// false only when nothing a message depends on changed (for instance
+	// only the commit index).
+	MustSync bool
+}
+
+func (rd Ready) containsUpdates() bool {
+	return rd.SoftState != nil || !rd.HardState.IsEmpty() || !rd.Snapshot.IsEmpty() ||
+		len(rd.Entries) > 0 || len(rd.CommittedEntries) > 0 || len(rd.Messages) > 0 || len(rd.ReadStates) > 0
+}
+
+// RawNode is a Raft node driven by one goroutine (it is not safe for
+// concurrent use): call Tick, Step, Propose, ReadIndex as events happen,
+// and handle each Ready before calling Advance.
+type RawNode struct {
+	raft     *raft
+	prevSoft SoftState
+	prevHard HardState
+	// handed is the Ready returned by the last call of Ready, until Advance.
+	handed *Ready
+}
+
+// NewRawNode builds a node from cfg and the state in cfg.Storage: a new
+// node, or one restarting from its snapshot, log and HardState.
+func NewRawNode(cfg Config) (*RawNode, error) {
+	r, err := newRaft(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &RawNode{raft: r, prevSoft: r.softState(), prevHard: r.hardState()}, nil
+}
+
+// Tick advances the logical clock by one tick.
+func (rn *RawNode) Tick() { rn.raft.tick() }
+
+// Campaign makes the node campaign now (with a pre-vote if enabled).
+func (rn *RawNode) Campaign() error {
+	rn.raft.hup(campaignPreElection)
+	return nil
+}
+
+// Step hands the node a message from another node.
+func (rn *RawNode) Step(m Message) error { return rn.raft.Step(m) }
+
+// Propose appends a command to the log, if this node is the leader.
+// Followers refuse: the kv/ layer forwards requests to the leader, so no
+// proposal travels inside a Raft message that may be silently lost. data is
+// kept, not copied.
+func (rn *RawNode) Propose(data []byte) error {
+	return rn.raft.propose([]Entry{{Data: data}})
+}
+
+// ProposeBatch appends several commands at once: one log append and one
+// MsgApp per follower for all of them. It appends all or none.
+func (rn *RawNode) ProposeBatch(data [][]byte) error {
+	ents := make([]Entry, len(data))
+	for i, d := range data {
+		ents[i].Data = d
+	}
+	return rn.raft.propose(ents)
+}
+
+// ProposeConfChange proposes a configuration change on the leader. It
+// returns ErrInvalidConfig wrapped if the resulting configuration cannot
+// run Raft (e.g. an unsafe geometry) and ErrProposalDropped wrapped if
+// another change is still in progress.
+func (rn *RawNode) ProposeConfChange(cc ConfChange) error {
+	return rn.raft.proposeConfChange(cc)
+}
+
+// ReadIndex asks for a linearizable read. When confirmed, a ReadState
+// with rctx appears in a Ready: serve the read once Index is applied.
+// Only the leader serves reads; rctx should be unique per request.
+func (rn *RawNode) ReadIndex(rctx []byte) error { return rn.raft.readIndex(rctx) }
+
+// TransferLeader asks the leader to hand leadership to voter to: it
+// catches to up, then sends it MsgTimeoutNow.
+func (rn *RawNode) TransferLeader(to uint64) error { return rn.raft.transferLeader(to) }
+
+// ReportUnreachable tells the leader that a message to id was not sent.
+func (rn *RawNode) ReportUnreachable(id uint64) { rn.raft.reportUnreachable(id) }
+
+// ReportSnapshot tells the leader whether sending a snapshot to id failed.
+func (rn *RawNode) ReportSnapshot(id uint64, failed bool) { rn.raft.reportSnapshot(id, failed) }
+
+// HasReady reports whether Ready would return anything to do.
+func (rn *RawNode) HasReady() bool {
+	r := rn.raft
+	r.flush()
+	return r.softState() != rn.prevSoft || r.hardState() != rn.prevHard ||
+		r.log.unstable.snapshot != nil || len(r.log.unstable.entries) > 0 ||
+		len(r.msgs) > 0 || len(r.readStates) > 0 || r.log.hasNextCommittedEnts()
+}
+
+// Ready returns what to persist, send and apply now. Each Ready must be
+// followed by Advance before the next call of Ready.
+func (rn *RawNode) Ready() Ready {
+	if rn.handed != nil {
+		panic("raft: Ready called twice without Advance")
+	}
+	r := rn.raft
+	r.flush()
+	rd := Ready{
+		Entries:          r.log.unstableEntries(),
+		CommittedEntries: r.log.nextCommittedEnts(),
+		Messages:         r.msgs,
+		ReadStates:       r.readStates,
+	}
+	if ss := r.softState(); ss != rn.prevSoft {
+		rd.SoftState = &ss
+	}
+	if hs := r.hardState(); hs != rn.prevHard {
+		rd.HardState = hs
+	}
+	if s := r.log.unstable.snapshot; s != nil {
+		rd.Snapshot = *s
+	}
+	rd.MustSync = len(rd.Entries) > 0 || !rd.Snapshot.IsEmpty() ||
+		rd.HardState.Term != rn.prevHard.Term || rd.HardState.Vote != rn.prevHard.Vote
+	if r.canaries.sendBeforePersist && len(rd.Messages) > 0 && rd.MustSync {
+		// Planted bug: hand out the messages now and what they depend on
+		// in the next Ready, as if the driver sent before persisting.
+		rd = Ready{SoftState: rd.SoftState, Messages: rd.Messages, ReadStates: rd.ReadStates}
+	}
+	r.msgs, r.readStates = nil, nil
+	if n := len(rd.CommittedEntries); n > 0 {
+		r.log.acceptApplying(rd.CommittedEntries[n-1].Index)
+	}
+	rn.handed = &rd
+	return rd
+}
+
+// Advance tells the node that the last Ready was handled: persisted,
+// sent and applied. Configuration entries among its CommittedEntries take
+// effect now.
+func (rn *RawNode) Advance() {
+	rd := rn.handed
+	if rd == nil {
+		panic("raft: Advance without Ready")
+	}
+	rn.handed = nil
+	r := rn.raft
+	if rd.SoftState != nil {
+		rn.prevSoft = *rd.SoftState
+	}
+	if !rd.HardState.IsEmpty() {
+		rn.prevHard = rd.HardState
+	}
+	if !rd.Snapshot.IsEmpty() {
+		r.log.stableSnapTo(rd.Snapshot.Metadata.Index)
+		r.log.appliedTo(rd.Snapshot.Metadata.Index)
+	}
+	if n := len(rd.Entries); n > 0 {
+		last := rd.Entries[n-1]
+		r.log.stableTo(last.Index, last.Term)
+		r.onPersisted(last.Index, last.Term)
+	}
+	if n := len(rd.CommittedEntries); n > 0 {
+		for _, e := range rd.CommittedEntries {
+			if e.Type == EntryConfChange {
+				r.applyConfChange(e)
+			}
+		}
+		r.log.appliedTo(rd.CommittedEntries[n-1].Index)
+		if r.state == StateLeader {
+			r.reduceUncommittedSize(payloadsSize(rd.CommittedEntries))
+		}
+	}
+	r.maybeAutoLeave()
+}
+
+// Status is a snapshot of a node's state, for tests and the status page.
+type Status struct {
+	ID uint64
+	HardState
+	SoftState
+	Applied uint64
+	// Config is the applied configuration, e.g. "majority(1 2 3)".
+	Config string
+	// Progress is the leader's view of each member (nil on followers).
+	Progress       map[uint64]Progress
+	LeadTransferee uint64
+}
+
+// Status returns the node's current state.
+func (rn *RawNode) Status() Status {
+	r := rn.raft
+	st := Status{
+		ID: r.id, HardState: r.hardState(), SoftState: r.softState(),
+		Applied: r.log.applied, Config: r.conf.String(), LeadTransferee: r.leadTransferee,
+	}
+	if r.state == StateLeader {
+		st.Progress = make(map[uint64]Progress, len(r.prs))
+		for id, pr := range r.prs {
+			cp := *pr
+			cp.inflights = nil
+			st.Progress[id] = cp
+		}
+	}
+	return st
+}
+
+// ConfState returns the applied configuration. With a snapshot taken at
+// the applied index, it is the snapshot's ConfState.
+func (rn *RawNode) ConfState() ConfState { return rn.raft.conf.cs.Clone() }
+
+func (st Status) String() string {
+	return fmt.Sprintf("%d %s term=%d vote=%d lead=%d commit=%d applied=%d config=%s",
+		st.ID, st.State, st.Term, st.Vote, st.Lead, st.Commit, st.Applied, st.Config)
+}
