@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 
 	"connectrpc.com/connect"
 
@@ -25,9 +26,17 @@ func unary[C, Req, Resp any](ctx context.Context, c *Client, clients []C, req *R
 	return out, wrap(err)
 }
 
+// adminCall is unary for the Admin service. Only NotFound becomes a
+// sentinel there: FailedPrecondition means a cluster that cannot do what
+// was asked (too few nodes), not a lost compare-and-swap.
 func adminCall[Req, Resp any](ctx context.Context, c *Client, req *Req,
 	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
-	return unary(ctx, c, c.admin, req, rpc)
+	resp, err := unary(ctx, c, c.admin, req, rpc)
+	var cerr *connect.Error
+	if errors.Is(err, ErrConditionFailed) && errors.As(err, &cerr) {
+		err = cerr
+	}
+	return resp, err
 }
 
 // CreateKeyspace creates a keyspace; the server proves its geometry first.

@@ -118,7 +118,7 @@ func (c *Client) call(ctx context.Context, f func(ctx context.Context, i int) er
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("client: no endpoint could serve before %w: %w", ctx.Err(), errors.Join(errs...))
+			return fmt.Errorf("client: no node could serve in time (%w); last errors: %w", ctx.Err(), errors.Join(errs...))
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, c.cfg.MaxBackoff)

@@ -88,10 +88,10 @@ func args(c *cli.Context, names ...string) ([]string, error) {
 func exitFor(err error, stderr io.Writer) error {
 	switch {
 	case errors.Is(err, client.ErrNotFound):
-		fmt.Fprintf(stderr, "kvctl: %v\n", err)
+		fmt.Fprintf(stderr, "kvctl: %s\n", errorText(err))
 		return exitCode(exitNotFound)
 	case errors.Is(err, client.ErrConditionFailed):
-		fmt.Fprintf(stderr, "kvctl: %v\n", err)
+		fmt.Fprintf(stderr, "kvctl: %s\n", errorText(err))
 		return exitCode(exitConditionFailed)
 	}
 	return err

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 
+	"connectrpc.com/connect"
 	"github.com/urfave/cli/v2"
 )
 
@@ -57,9 +58,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kvctl: %v\nRun 'kvctl --help' for usage.\n", err)
 		return exitUsage
 	default:
-		fmt.Fprintf(stderr, "kvctl: %v\n", err)
+		fmt.Fprintf(stderr, "kvctl: %s\n", errorText(err))
 		return exitError
 	}
+}
+
+// errorText is the server's own message for errors it sent (it names the
+// rule, limit or quorum at fault), or the whole error chain otherwise.
+func errorText(err error) string {
+	var cerr *connect.Error
+	if errors.As(err, &cerr) && connect.IsWireError(cerr) {
+		return cerr.Message()
+	}
+	return err.Error()
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {

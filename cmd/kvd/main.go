@@ -1,0 +1,260 @@
+// Command kvd is the quorumkv server.
+//
+// With no flags it founds a single-node cluster in ./kvd-data, listening
+// on 127.0.0.1:7070, with a default keyspace (raft, N=1, 8 ranges), ready
+// for kvctl (SPEC.md "kvd").
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/quorumkv/quorumkv/kv"
+	"github.com/quorumkv/quorumkv/membership"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func kvdVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr, nil))
+}
+
+// run runs kvd. ready, if not nil, receives the bound address once the
+// node serves (tests); SIGINT and SIGTERM drain and stop it.
+func run(args []string, stdout, stderr io.Writer, ready chan<- string) int {
+	app := newApp(stdout, stderr, ready)
+	if err := app.Run(args); err != nil {
+		fmt.Fprintf(stderr, "kvd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
+	hostname, _ := os.Hostname()
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "YAML file with the same keys as the flags", EnvVars: []string{"KVD_CONFIG"}},
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-id", Usage: "unique, stable node name", Value: hostname, EnvVars: []string{"KVD_NODE_ID"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Usage: "Pebble directory", Value: "./kvd-data", EnvVars: []string{"KVD_DATA_DIR"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Usage: "client API, peer traffic and HTTP (metrics, health, status page)", Value: "127.0.0.1:7070", EnvVars: []string{"KVD_LISTEN"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise", Usage: "address other nodes and clients use (default: the listen address)", EnvVars: []string{"KVD_ADVERTISE"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "gossip", Usage: "memberlist bind address (TCP and UDP)", Value: "127.0.0.1:7946", EnvVars: []string{"KVD_GOSSIP"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "join", Usage: "gossip seeds host:port,...; absent = found a new cluster", EnvVars: []string{"KVD_JOIN"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "zone", Usage: "failure domain for placement and the zones geometry", Value: "default", EnvVars: []string{"KVD_ZONE"}}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "weight", Usage: "votes in weighted geometries", Value: 1, EnvVars: []string{"KVD_WEIGHT"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"KVD_LOG_LEVEL"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"KVD_LOG_FORMAT"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "drain-timeout", Usage: "on SIGTERM, how long to wait for requests in flight", Value: 10 * time.Second, EnvVars: []string{"KVD_DRAIN_TIMEOUT"}}),
+	}
+	return &cli.App{
+		Name:      "kvd",
+		Usage:     "the quorumkv server",
+		Version:   kvdVersion(),
+		Flags:     flags,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Before:    altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("kvd takes no arguments, got %q (flags start with --)", c.Args().Slice())
+			}
+			cfg, err := configFrom(c)
+			if err != nil {
+				return err
+			}
+			return serve(cfg, stdout, stderr, ready)
+		},
+	}
+}
+
+type config struct {
+	nodeID, dataDir, listen, advertise, gossip, zone string
+	join                                             []string
+	weight                                           int
+	logLevel                                         slog.Level
+	logJSON                                          bool
+	drainTimeout                                     time.Duration
+}
+
+func configFrom(c *cli.Context) (config, error) {
+	cfg := config{
+		nodeID: c.String("node-id"), dataDir: c.String("data-dir"), listen: c.String("listen"),
+		advertise: c.String("advertise"), gossip: c.String("gossip"), zone: c.String("zone"),
+		weight: c.Int("weight"), drainTimeout: c.Duration("drain-timeout"),
+	}
+	for _, s := range strings.Split(c.String("join"), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.join = append(cfg.join, s)
+		}
+	}
+	if cfg.advertise == "" {
+		cfg.advertise = cfg.listen
+	}
+	switch {
+	case cfg.nodeID == "":
+		return cfg, errors.New("--node-id is empty and the host has no name")
+	case cfg.dataDir == "":
+		return cfg, errors.New("--data-dir is empty")
+	case cfg.weight < 1:
+		return cfg, fmt.Errorf("--weight %d: want 1 or more", cfg.weight)
+	case cfg.drainTimeout < 0:
+		return cfg, fmt.Errorf("--drain-timeout %v: want 0 or more", cfg.drainTimeout)
+	}
+	for _, a := range []struct{ flag, addr string }{{"listen", cfg.listen}, {"advertise", cfg.advertise}, {"gossip", cfg.gossip}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return cfg, fmt.Errorf("--%s %q: want host:port: %v", a.flag, a.addr, err)
+		}
+	}
+	if err := cfg.logLevel.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	switch f := c.String("log-format"); f {
+	case "text":
+	case "json":
+		cfg.logJSON = true
+	default:
+		return cfg, fmt.Errorf("--log-format %q: want text or json", f)
+	}
+	return cfg, nil
+}
+
+func serve(cfg config, stdout, stderr io.Writer, ready chan<- string) error {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	var logger *slog.Logger
+	if cfg.logJSON {
+		logger = slog.New(slog.NewJSONHandler(stderr, opts))
+	} else {
+		logger = slog.New(slog.NewTextHandler(stderr, opts))
+	}
+	logger = logger.With("node", cfg.nodeID)
+	if len(cfg.join) > 0 {
+		return fmt.Errorf("--join %v: joining an existing cluster is not built yet; start without --join to found a single-node cluster", cfg.join)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	kv.RegisterBuildInfo(reg, kvdVersion(), runtime.Version())
+	metrics := kv.NewMetrics(reg)
+
+	db, err := storage.Open(cfg.dataDir, storage.Options{Logger: logger, OnWALSync: metrics.ObserveWALSync})
+	if err != nil {
+		return fmt.Errorf("open data dir %s: %w", cfg.dataDir, err)
+	}
+	defer db.Close()
+	store, err := kv.OpenStore(db, kv.StoreConfig{Logger: logger, Metrics: metrics}, nil, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	node, err := kv.NewNode(store, kv.NodeConfig{Zone: cfg.zone, Weight: cfg.weight})
+	if err != nil {
+		return err
+	}
+
+	gossip, err := membership.New(membership.Config{
+		Meta:     membership.Meta{NodeID: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Version: kvdVersion()},
+		BindAddr: cfg.gossip,
+		Logger:   logger,
+	})
+	if err != nil {
+		return err
+	}
+	gossipLeft := false
+	defer func() {
+		if !gossipLeft {
+			gossip.Close()
+		}
+	}()
+
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
+	}
+	server := kv.NewServer(node, kv.ServerInfo{
+		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: gossip.LocalAddr(), Version: kvdVersion(), ClusterID: store.ClusterID(),
+	}, metrics, reg)
+	httpServer := &http.Server{
+		Handler:           server,
+		ReadHeaderTimeout: 10 * time.Second,
+		Protocols:         new(http.Protocols),
+	}
+	// Plain HTTP/1.1 for curl, HTTP/2 without TLS (h2c) for gRPC.
+	httpServer.Protocols.SetHTTP1(true)
+	httpServer.Protocols.SetUnencryptedHTTP2(true)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.Serve(ln) }()
+
+	addr := ln.Addr().String()
+	logger.Info("kvd serving", "listen", addr, "data-dir", cfg.dataDir, "cluster", store.ClusterID(), "version", kvdVersion())
+	fmt.Fprintf(stdout, "kvd: node %s serving on %s (data in %s); try: kvctl --endpoints %s put hello world\n",
+		cfg.nodeID, addr, cfg.dataDir, addr)
+	if ready != nil {
+		ready <- addr
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving %s: %w", addr, err)
+	case err := <-storeDone(store):
+		return fmt.Errorf("store stopped: %w", err)
+	case sig := <-sigs:
+		logger.Info("draining", "signal", sig.String())
+	}
+
+	// Drain: readiness fails first, so load balancers move away; then
+	// gossip says goodbye; then requests in flight finish.
+	server.Drain()
+	if err := gossip.Leave(time.Second); err != nil {
+		logger.Warn("gossip leave", "err", err)
+	}
+	gossipLeft = true
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(ctx); err != nil {
+		logger.Warn("requests still in flight at the drain timeout", "err", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// storeDone reports the store stopping on its own (a disk failure).
+func storeDone(s *kv.Store) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		<-s.Done()
+		ch <- s.Err()
+	}()
+	return ch
+}

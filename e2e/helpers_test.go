@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin holds the binaries built once for the package's tests.
+var bin struct{ kvd, kvctl string }
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "qkv-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin.kvd, bin.kvctl = filepath.Join(dir, "kvd"), filepath.Join(dir, "kvctl")
+	for _, b := range []struct{ out, pkg string }{{bin.kvd, "../cmd/kvd"}, {bin.kvctl, "../cmd/kvctl"}} {
+		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// kvd is one kvd process.
+type kvd struct {
+	t       *testing.T
+	dataDir string
+	addr    string
+	gossip  string
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	exited  chan error
+}
+
+func startKVD(t *testing.T, dataDir string, extra ...string) *kvd {
+	t.Helper()
+	k := &kvd{t: t, dataDir: dataDir, addr: freeAddr(t), gossip: freeAddr(t), log: &bytes.Buffer{}, exited: make(chan error, 1)}
+	args := append([]string{"--node-id", "n1", "--data-dir", dataDir, "--listen", k.addr, "--gossip", k.gossip}, extra...)
+	k.cmd = exec.Command(bin.kvd, args...)
+	k.cmd.Stdout, k.cmd.Stderr = k.log, k.log
+	if err := k.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { k.exited <- k.cmd.Wait() }()
+	t.Cleanup(func() { k.kill() })
+	k.waitReady()
+	return k
+}
+
+func (k *kvd) waitReady() {
+	k.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-k.exited:
+			k.t.Fatalf("kvd exited before it was ready: %v\n%s", err, k.log)
+		default:
+		}
+		resp, err := http.Get("http://" + k.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	k.t.Fatalf("kvd at %s not ready after 20s\n%s", k.addr, k.log)
+}
+
+// stop sends SIGTERM and waits for a clean exit: the drain path.
+func (k *kvd) stop() {
+	k.t.Helper()
+	if err := k.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		k.t.Fatal(err)
+	}
+	select {
+	case err := <-k.exited:
+		if err != nil {
+			k.t.Fatalf("kvd exited with %v after SIGTERM\n%s", err, k.log)
+		}
+	case <-time.After(30 * time.Second):
+		k.t.Fatalf("kvd did not stop within 30s of SIGTERM\n%s", k.log)
+	}
+}
+
+// kill ends the process if it still runs (it is ours: we started it).
+func (k *kvd) kill() {
+	if k.cmd.ProcessState == nil {
+		k.cmd.Process.Kill()
+		<-k.exited
+	}
+}
+
+// kvctl runs kvctl against the node and returns its exit code and output.
+func (k *kvd) kvctl(stdin string, args ...string) (int, string, string) {
+	k.t.Helper()
+	cmd := exec.Command(bin.kvctl, append([]string{"--endpoints", k.addr}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), out.String(), errOut.String()
+	}
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return 0, out.String(), errOut.String()
+}
+
+// must runs kvctl and fails the test unless it exits with code.
+func (k *kvd) must(code int, args ...string) string {
+	k.t.Helper()
+	got, out, errOut := k.kvctl("", args...)
+	if got != code {
+		k.t.Fatalf("kvctl %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), got, code, out, errOut)
+	}
+	return out + errOut
+}

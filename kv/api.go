@@ -1,0 +1,324 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
+	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+)
+
+// apiServer implements the KV and Admin services on a Node.
+type apiServer struct {
+	node    *Node
+	metrics *Metrics
+	info    ServerInfo
+}
+
+var (
+	_ quorumkvv1connect.KVHandler    = (*apiServer)(nil)
+	_ quorumkvv1connect.AdminHandler = (*apiServer)(nil)
+)
+
+// connectCode maps the node's errors to Connect codes (SPEC.md "Errors").
+func connectCode(err error) connect.Code {
+	switch {
+	case errors.Is(err, ErrInvalidArgument):
+		return connect.CodeInvalidArgument
+	case errors.Is(err, ErrLimit):
+		return connect.CodeResourceExhausted
+	case errors.Is(err, ErrNoKeyspace), errors.Is(err, ErrKeyNotFound):
+		return connect.CodeNotFound
+	case errors.Is(err, ErrExists):
+		return connect.CodeAlreadyExists
+	case errors.Is(err, ErrConditionFailed), errors.Is(err, ErrNotEnoughNodes):
+		return connect.CodeFailedPrecondition
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnavailable), errors.Is(err, ErrStopped):
+		return connect.CodeUnavailable
+	case errors.Is(err, ErrNotServed):
+		return connect.CodeUnimplemented
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.CodeDeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return connect.CodeCanceled
+	}
+	return connect.CodeInternal
+}
+
+func toConnect(err error) error {
+	if err == nil {
+		return nil
+	}
+	var cerr *connect.Error
+	if errors.As(err, &cerr) {
+		return err
+	}
+	return connect.NewError(connectCode(err), err)
+}
+
+// observe records a request's duration and result.
+func (a *apiServer) observe(keyspace, op string, start time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = connectCode(err).String()
+	}
+	mode := "unknown"
+	if ks, ok := a.node.store.Catalog().Keyspaces[keyspace]; ok {
+		mode = string(ks.Mode)
+	}
+	a.metrics.RequestDuration.WithLabelValues(keyspace, op, mode, result).Observe(time.Since(start).Seconds())
+}
+
+// checkQuorumOverride refuses W/R overrides on keyspaces whose geometry
+// decides their quorums; eventual keyspaces are not served yet.
+func (a *apiServer) checkQuorumOverride(keyspace string, q *v1.Quorum) error {
+	if q == nil || (q.W == 0 && q.R == 0 && q.WLevel == v1.Level_LEVEL_UNSPECIFIED && q.RLevel == v1.Level_LEVEL_UNSPECIFIED) {
+		return nil
+	}
+	return fmt.Errorf("%w: keyspace %s: w and r apply to eventual keyspaces; a raft keyspace's geometry decides its quorums", ErrInvalidArgument, keyspace)
+}
+
+func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]) (_ *connect.Response[v1.PutResponse], err error) {
+	m := req.Msg
+	defer func(start time.Time) { a.observe(m.Keyspace, "put", start, err) }(time.Now())
+	if err = a.checkQuorumOverride(m.Keyspace, m.Quorum); err != nil {
+		return nil, toConnect(err)
+	}
+	version, err := a.node.Put(ctx, m.Keyspace, m.Key, m.Value)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&v1.PutResponse{Version: version}), nil
+}
+
+func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]) (_ *connect.Response[v1.GetResponse], err error) {
+	m := req.Msg
+	defer func(start time.Time) { a.observe(m.Keyspace, "get", start, err) }(time.Now())
+	if err = a.checkQuorumOverride(m.Keyspace, m.Quorum); err != nil {
+		return nil, toConnect(err)
+	}
+	kv, err := a.node.Get(ctx, m.Keyspace, m.Key)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&v1.GetResponse{Kv: &v1.KeyValue{Key: kv.Key, Value: kv.Value, Version: kv.Version}}), nil
+}
+
+func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRequest]) (_ *connect.Response[v1.DeleteResponse], err error) {
+	m := req.Msg
+	defer func(start time.Time) { a.observe(m.Keyspace, "delete", start, err) }(time.Now())
+	if err = a.checkQuorumOverride(m.Keyspace, m.Quorum); err != nil {
+		return nil, toConnect(err)
+	}
+	existed, err := a.node.Delete(ctx, m.Keyspace, m.Key)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&v1.DeleteResponse{Existed: existed}), nil
+}
+
+func (a *apiServer) Scan(ctx context.Context, req *connect.Request[v1.ScanRequest]) (_ *connect.Response[v1.ScanResponse], err error) {
+	m := req.Msg
+	defer func(start time.Time) { a.observe(m.Keyspace, "scan", start, err) }(time.Now())
+	if int(m.Limit) > a.node.limits.MaxScanKeys {
+		err = fmt.Errorf("%w: scan limit %d is over the page limit %d (MaxScanKeys); page with start_after", ErrLimit, m.Limit, a.node.limits.MaxScanKeys)
+		return nil, toConnect(err)
+	}
+	kvs, more, err := a.node.Scan(ctx, m.Keyspace, m.Prefix, m.StartAfter, int(m.Limit))
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	resp := &v1.ScanResponse{More: more}
+	for _, kv := range kvs {
+		resp.Kvs = append(resp.Kvs, &v1.KeyValue{Key: kv.Key, Value: kv.Value, Version: kv.Version})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.CompareAndSwapRequest]) (_ *connect.Response[v1.CompareAndSwapResponse], err error) {
+	m := req.Msg
+	defer func(start time.Time) { a.observe(m.Keyspace, "cas", start, err) }(time.Now())
+	var expect Expect
+	switch e := m.Expect.(type) {
+	case *v1.CompareAndSwapRequest_ExpectAbsent:
+		expect.Absent = e.ExpectAbsent
+		if !e.ExpectAbsent {
+			err = fmt.Errorf("%w: expect_absent must be true when set", ErrInvalidArgument)
+		}
+	case *v1.CompareAndSwapRequest_ExpectedValue:
+		expect.Value = e.ExpectedValue
+	case *v1.CompareAndSwapRequest_ExpectedVersion:
+		expect.Version = e.ExpectedVersion
+		if e.ExpectedVersion == "" {
+			err = fmt.Errorf("%w: expected_version is empty", ErrInvalidArgument)
+		}
+	default:
+		err = fmt.Errorf("%w: compare-and-swap needs a condition: expected_value, expect_absent or expected_version", ErrInvalidArgument)
+	}
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	version, err := a.node.CompareAndSwap(ctx, m.Keyspace, m.Key, expect, m.NewValue)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&v1.CompareAndSwapResponse{Version: version}), nil
+}
+
+// Admin.
+
+var modeToProto = map[Mode]v1.Mode{ModeEventual: v1.Mode_MODE_EVENTUAL, ModeRaft: v1.Mode_MODE_RAFT, ModePaxos: v1.Mode_MODE_PAXOS}
+
+func keyspaceToProto(ks KeyspaceDescriptor) *v1.Keyspace {
+	return &v1.Keyspace{
+		Name: ks.Name, Mode: modeToProto[ks.Mode], Replicas: uint32(ks.Replicas), Quorum: ks.Quorum,
+		W: uint32(ks.W), R: uint32(ks.R), Ranges: uint32(ks.Ranges), SloppyQuorum: ks.SloppyQuorum, Version: ks.ID,
+	}
+}
+
+func (a *apiServer) CreateKeyspace(ctx context.Context, req *connect.Request[v1.CreateKeyspaceRequest]) (*connect.Response[v1.CreateKeyspaceResponse], error) {
+	k := req.Msg.GetKeyspace()
+	if k == nil {
+		return nil, toConnect(fmt.Errorf("%w: keyspace is missing", ErrInvalidArgument))
+	}
+	var mode Mode
+	for m, p := range modeToProto {
+		if p == k.Mode {
+			mode = m
+		}
+	}
+	if mode == "" {
+		return nil, toConnect(fmt.Errorf("%w: keyspace %s: mode is missing: want eventual, raft or paxos", ErrInvalidArgument, k.Name))
+	}
+	d := KeyspaceDescriptor{
+		Name: k.Name, Mode: mode, Replicas: int(k.Replicas), Quorum: k.Quorum,
+		W: int(k.W), R: int(k.R), Ranges: int(k.Ranges), SloppyQuorum: k.SloppyQuorum,
+	}
+	created, err := a.node.CreateKeyspace(ctx, d)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&v1.CreateKeyspaceResponse{Keyspace: keyspaceToProto(created)}), nil
+}
+
+func (a *apiServer) ListKeyspaces(ctx context.Context, _ *connect.Request[v1.ListKeyspacesRequest]) (*connect.Response[v1.ListKeyspacesResponse], error) {
+	return connect.NewResponse(&v1.ListKeyspacesResponse{Keyspaces: a.keyspaces()}), nil
+}
+
+func (a *apiServer) keyspaces() []*v1.Keyspace {
+	cat := a.node.store.Catalog()
+	var out []*v1.Keyspace
+	for _, name := range sortedKeys(cat.Keyspaces) {
+		out = append(out, keyspaceToProto(cat.Keyspaces[name]))
+	}
+	return out
+}
+
+func (a *apiServer) DescribeKeyspace(ctx context.Context, req *connect.Request[v1.DescribeKeyspaceRequest]) (*connect.Response[v1.DescribeKeyspaceResponse], error) {
+	ks, ok := a.node.store.Catalog().Keyspaces[req.Msg.Name]
+	if !ok {
+		return nil, toConnect(fmt.Errorf("%w: %q", ErrNoKeyspace, req.Msg.Name))
+	}
+	ranges, err := a.ranges(ctx, ks.Name)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&v1.DescribeKeyspaceResponse{Keyspace: keyspaceToProto(ks), Ranges: ranges}), nil
+}
+
+func (a *apiServer) DropKeyspace(ctx context.Context, req *connect.Request[v1.DropKeyspaceRequest]) (*connect.Response[v1.DropKeyspaceResponse], error) {
+	if err := a.node.DropKeyspace(ctx, req.Msg.Name); err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&v1.DropKeyspaceResponse{}), nil
+}
+
+func (a *apiServer) ListMembers(ctx context.Context, _ *connect.Request[v1.ListMembersRequest]) (*connect.Response[v1.ListMembersResponse], error) {
+	return connect.NewResponse(&v1.ListMembersResponse{Members: a.members()}), nil
+}
+
+// members lists the cluster's nodes. Until nodes join by gossip, a
+// cluster is this node.
+func (a *apiServer) members() []*v1.Member {
+	return []*v1.Member{{
+		NodeId: a.info.NodeName, Address: a.info.Advertise, GossipAddress: a.info.Gossip,
+		Zone: a.node.zone, Weight: uint32(a.node.weight), Version: a.info.Version, State: v1.MemberState_MEMBER_STATE_ALIVE,
+	}}
+}
+
+func (a *apiServer) ListRanges(ctx context.Context, req *connect.Request[v1.ListRangesRequest]) (*connect.Response[v1.ListRangesResponse], error) {
+	name := req.Msg.Keyspace
+	if name != "" {
+		if _, ok := a.node.store.Catalog().Keyspaces[name]; !ok {
+			return nil, toConnect(fmt.Errorf("%w: %q", ErrNoKeyspace, name))
+		}
+	}
+	ranges, err := a.ranges(ctx, name)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&v1.ListRangesResponse{Ranges: ranges}), nil
+}
+
+// ranges describes the ranges of keyspace (all when ""), with this node's
+// view of their leaders and terms.
+func (a *apiServer) ranges(ctx context.Context, keyspace string) ([]*v1.Range, error) {
+	status, err := a.node.store.RangeStatuses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cat := a.node.store.Catalog()
+	var out []*v1.Range
+	for _, name := range sortedKeys(cat.Ranges) {
+		if keyspace != "" && name != keyspace {
+			continue
+		}
+		for _, r := range cat.Ranges[name] {
+			pr := &v1.Range{Keyspace: name, RangeId: r.ID, HashLo: r.Span.Lo, HashHi: r.Span.Hi}
+			for _, rep := range r.Replicas {
+				pr.Replicas = append(pr.Replicas, &v1.Replica{NodeId: a.nodeName(rep.NodeID)})
+			}
+			if st, ok := status[r.ID]; ok {
+				if st.Leader != 0 {
+					pr.Leader = a.nodeName(st.Leader)
+				}
+				pr.Term, pr.CommitIndex = st.Term, st.Commit
+			}
+			out = append(out, pr)
+		}
+	}
+	return out, nil
+}
+
+// nodeName shows a node ID as its --node-id when it is this node.
+func (a *apiServer) nodeName(id uint64) string {
+	if id == a.node.store.NodeID() {
+		return a.info.NodeName
+	}
+	return "node-" + strconv.FormatUint(id, 10)
+}
+
+func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error) {
+	status, err := a.node.store.RangeStatuses(ctx)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	resp := &v1.StatusResponse{
+		NodeId: a.info.NodeName, ClusterId: a.info.ClusterID, Version: a.info.Version,
+		Members: a.members(), Keyspaces: a.keyspaces(), LocalRanges: uint32(len(status)),
+	}
+	for id, st := range status {
+		if st.State == "leader" {
+			resp.LocalLeaders++
+		}
+		if id == MetaRangeID && st.Leader != 0 {
+			resp.MetaLeader = a.nodeName(st.Leader)
+		}
+	}
+	return connect.NewResponse(resp), nil
+}

@@ -1,0 +1,198 @@
+package kv
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The catalog lives in the system range meta, itself a Raft group
+// (majority): keyspace descriptors and range descriptors with their
+// replica sets. Every change to it is a command in meta's log, so every
+// replica of meta holds the same catalog at the same index, and topology
+// is never decided by gossip (DESIGN.md §3).
+
+// MetaRangeID is the range of the catalog, created at bootstrap.
+const MetaRangeID = 1
+
+// MetaKeyspace names the system keyspace that holds the catalog.
+const MetaKeyspace = "meta"
+
+// ReplicaDescriptor is one replica of a range.
+type ReplicaDescriptor struct {
+	NodeID uint64 `json:"node"`
+	Zone   string `json:"zone,omitempty"`
+	Weight int    `json:"weight,omitempty"`
+}
+
+// RangeDescriptor is a range as the catalog keeps it.
+type RangeDescriptor struct {
+	ID       uint64              `json:"id"`
+	Keyspace string              `json:"keyspace"`
+	Span     Span                `json:"span"`
+	Replicas []ReplicaDescriptor `json:"replicas"`
+	// Geometry is the quorum geometry of the range's consensus group (the
+	// keyspace's), over Replicas in order.
+	Geometry string `json:"geometry"`
+	// Mode is the keyspace's mode, repeated so a replica needs nothing
+	// else to start.
+	Mode Mode `json:"mode"`
+}
+
+// HasReplica reports whether node holds a replica of r.
+func (r *RangeDescriptor) HasReplica(node uint64) bool {
+	return slices.ContainsFunc(r.Replicas, func(rep ReplicaDescriptor) bool { return rep.NodeID == node })
+}
+
+// catalog is the decoded state of meta. Only the store's goroutine
+// changes it; readers get copies.
+type catalog struct {
+	keyspaces map[string]KeyspaceDescriptor
+	ranges    map[uint64]*RangeDescriptor
+	// nextID numbers keyspaces and ranges; meta is range 1.
+	nextID uint64
+}
+
+func newCatalog() *catalog {
+	return &catalog{keyspaces: map[string]KeyspaceDescriptor{}, ranges: map[uint64]*RangeDescriptor{}, nextID: MetaRangeID + 1}
+}
+
+// keyspaceRanges returns the keyspace's ranges in hash order.
+func (c *catalog) keyspaceRanges(name string) []*RangeDescriptor {
+	var out []*RangeDescriptor
+	for _, r := range c.ranges {
+		if r.Keyspace == name {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b *RangeDescriptor) int {
+		switch {
+		case a.Span.Lo < b.Span.Lo:
+			return -1
+		case a.Span.Lo > b.Span.Lo:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// catalogOp is a change to the catalog.
+type catalogOp struct {
+	// Create adds a keyspace with one range per replica set in Replicas,
+	// spans split evenly. The proposer (meta's leader, the placement
+	// driver) chose the replicas and proved the geometry on them.
+	Create   *KeyspaceDescriptor   `json:"create,omitempty"`
+	Replicas [][]ReplicaDescriptor `json:"replicas,omitempty"`
+	// Drop removes a keyspace and its ranges.
+	Drop string `json:"drop,omitempty"`
+}
+
+// Catalog keys inside meta's data.
+const (
+	catalogKeyspacePrefix = "keyspace/"
+	catalogRangePrefix    = "range/"
+	catalogNextID         = "next-id"
+)
+
+func rangeCatalogKey(id uint64) []byte { return fmt.Appendf(nil, "%s%016x", catalogRangePrefix, id) }
+
+// catalogWrite is one key of meta's data set (value) or deleted (nil).
+type catalogWrite struct {
+	key   []byte
+	value []byte
+}
+
+// apply checks op against the catalog and changes it, returning the
+// writes that record the change in meta's data. A refused op changes
+// nothing: every replica refuses it the same way.
+func (c *catalog) apply(op *catalogOp) ([]catalogWrite, error) {
+	switch {
+	case op.Create != nil:
+		return c.create(op.Create, op.Replicas)
+	case op.Drop != "":
+		return c.drop(op.Drop)
+	}
+	return nil, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)
+}
+
+// ErrExists and ErrNoKeyspace mark catalog conflicts; the API maps them
+// to AlreadyExists and NotFound.
+var (
+	ErrExists     = fmt.Errorf("already exists")
+	ErrNoKeyspace = fmt.Errorf("no such keyspace")
+)
+
+func (c *catalog) create(d *KeyspaceDescriptor, replicas [][]ReplicaDescriptor) ([]catalogWrite, error) {
+	if _, ok := c.keyspaces[d.Name]; ok || d.Name == MetaKeyspace {
+		return nil, fmt.Errorf("%w: keyspace %s", ErrExists, d.Name)
+	}
+	if len(replicas) != d.Ranges {
+		return nil, fmt.Errorf("%w: keyspace %s has %d ranges but %d replica sets", ErrInvalidArgument, d.Name, d.Ranges, len(replicas))
+	}
+	ks := *d
+	ks.ID = c.nextID
+	c.nextID++
+	var writes []catalogWrite
+	for i, span := range InitialSpans(d.Ranges) {
+		r := &RangeDescriptor{ID: c.nextID, Keyspace: d.Name, Span: span, Replicas: slices.Clone(replicas[i]), Geometry: d.Quorum, Mode: d.Mode}
+		c.nextID++
+		c.ranges[r.ID] = r
+		writes = append(writes, catalogWrite{rangeCatalogKey(r.ID), mustJSON(r)})
+	}
+	c.keyspaces[ks.Name] = ks
+	writes = append(writes,
+		catalogWrite{[]byte(catalogKeyspacePrefix + ks.Name), mustJSON(ks)},
+		catalogWrite{[]byte(catalogNextID), mustJSON(c.nextID)})
+	return writes, nil
+}
+
+func (c *catalog) drop(name string) ([]catalogWrite, error) {
+	if _, ok := c.keyspaces[name]; !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoKeyspace, name)
+	}
+	delete(c.keyspaces, name)
+	writes := []catalogWrite{{key: []byte(catalogKeyspacePrefix + name)}}
+	for id, r := range c.ranges {
+		if r.Keyspace == name {
+			delete(c.ranges, id)
+			writes = append(writes, catalogWrite{key: rangeCatalogKey(id)})
+		}
+	}
+	return writes, nil
+}
+
+// load rebuilds the catalog from meta's data, as written by apply.
+func (c *catalog) load(key, value []byte) error {
+	k := string(key)
+	var err error
+	switch {
+	case strings.HasPrefix(k, catalogKeyspacePrefix):
+		var ks KeyspaceDescriptor
+		if err = json.Unmarshal(value, &ks); err == nil {
+			c.keyspaces[ks.Name] = ks
+		}
+	case strings.HasPrefix(k, catalogRangePrefix):
+		var r RangeDescriptor
+		if err = json.Unmarshal(value, &r); err == nil {
+			c.ranges[r.ID] = &r
+		}
+	case k == catalogNextID:
+		err = json.Unmarshal(value, &c.nextID)
+	default:
+		err = fmt.Errorf("unknown catalog key %q", k)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: catalog key %q: %v", ErrCorrupt, k, err)
+	}
+	return nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("kv: encoding %T: %v", v, err)) // plain structs always encode
+	}
+	return b
+}

@@ -1,0 +1,197 @@
+package kv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// op is what a command does to one key.
+type op byte
+
+const (
+	opPut op = 1 + iota
+	opDelete
+	// opCAS writes only if the key is as the condition says, decided when
+	// the command is applied: every replica applies the same log in the
+	// same order, so every replica decides the same.
+	opCAS
+	// opCatalog changes the catalog (range meta only); value is a JSON
+	// catalogOp.
+	opCatalog
+)
+
+// cond is a compare-and-swap condition.
+type cond byte
+
+const (
+	condValue   cond = 1 + iota // the key holds expectValue
+	condAbsent                  // the key does not exist
+	condVersion                 // the key was written at expectVersion
+)
+
+// command is a write to a range, as it travels in a log entry.
+type command struct {
+	// id identifies the proposal on the node that proposed it, so the
+	// applying store can answer the waiting client; 0 when nobody waits.
+	// It is node ID << 40 | a per-node counter, unique in the cluster.
+	id    uint64
+	op    op
+	key   []byte
+	value []byte
+
+	cond          cond
+	expectValue   []byte
+	expectVersion uint64
+}
+
+func (c *command) encode() []byte {
+	e := enc{b: make([]byte, 0, len(c.key)+len(c.value)+len(c.expectValue)+24)}
+	e.byte(codecV1)
+	e.uint(c.id)
+	e.byte(byte(c.op))
+	e.bytes(c.key)
+	e.bytes(c.value)
+	if c.op == opCAS {
+		e.byte(byte(c.cond))
+		e.bytes(c.expectValue)
+		e.uint(c.expectVersion)
+	}
+	return e.b
+}
+
+func decodeCommand(b []byte) (command, error) {
+	d := dec{b: b}
+	if d.byte() != codecV1 {
+		d.fail("command version")
+	}
+	c := command{id: d.uint(), op: op(d.byte()), key: d.bytes(), value: d.bytes()}
+	switch c.op {
+	case opPut, opDelete, opCatalog:
+	case opCAS:
+		c.cond = cond(d.byte())
+		c.expectValue = d.bytes()
+		c.expectVersion = d.uint()
+		if c.cond < condValue || c.cond > condVersion {
+			d.fail("condition")
+		}
+	default:
+		d.fail("op")
+	}
+	return c, d.done()
+}
+
+// value is a stored value and the version (log index) that wrote it.
+type value struct {
+	version uint64
+	data    []byte
+}
+
+func (v value) encode() []byte {
+	e := enc{b: make([]byte, 0, len(v.data)+10)}
+	e.byte(codecV1)
+	e.uint(v.version)
+	e.b = append(e.b, v.data...)
+	return e.b
+}
+
+func decodeValue(b []byte) (value, error) {
+	d := dec{b: b}
+	if d.byte() != codecV1 {
+		d.fail("value version")
+	}
+	v := value{version: d.uint()}
+	if d.err != nil {
+		return value{}, d.err
+	}
+	v.data = d.b
+	return v, nil
+}
+
+// ErrConditionFailed marks a compare-and-swap whose condition did not
+// hold; nothing was written. The API maps it to FailedPrecondition (412).
+var ErrConditionFailed = errors.New("condition failed")
+
+// result is what applying a command tells the client that proposed it.
+type result struct {
+	version uint64
+	existed bool
+	err     error
+}
+
+// apply evaluates c against the key's current value (found says whether
+// it exists) at log index index, and returns the new value to store (nil
+// to delete, same pointer as cur to leave it) and the client's result.
+func (c *command) apply(index uint64, cur *value) (next *value, res result) {
+	res.existed = cur != nil
+	switch c.op {
+	case opPut:
+		return &value{version: index, data: c.value}, result{version: index, existed: cur != nil}
+	case opDelete:
+		return nil, result{version: index, existed: cur != nil}
+	}
+	// opCAS
+	ok := false
+	switch c.cond {
+	case condAbsent:
+		ok = cur == nil
+	case condValue:
+		ok = cur != nil && bytes.Equal(cur.data, c.expectValue)
+	case condVersion:
+		ok = cur != nil && cur.version == c.expectVersion
+	}
+	if !ok {
+		return cur, result{existed: cur != nil, err: c.conditionError(cur)}
+	}
+	return &value{version: index, data: c.value}, result{version: index, existed: cur != nil}
+}
+
+// conditionError says what the key held instead, so a client that lost
+// the flash sale learns who has the phone.
+func (c *command) conditionError(cur *value) error {
+	var want string
+	switch c.cond {
+	case condAbsent:
+		want = "to be absent"
+	case condValue:
+		want = fmt.Sprintf("to hold %q", abbreviate(c.expectValue))
+	case condVersion:
+		want = fmt.Sprintf("to be at version %d", c.expectVersion)
+	}
+	if cur == nil {
+		return fmt.Errorf("%w: expected key %q %s, but it does not exist", ErrConditionFailed, abbreviate(c.key), want)
+	}
+	return fmt.Errorf("%w: expected key %q %s, but it holds %q at version %d",
+		ErrConditionFailed, abbreviate(c.key), want, abbreviate(cur.data), cur.version)
+}
+
+// abbreviate keeps error messages short when keys and values are large.
+func abbreviate(b []byte) string {
+	const max = 64
+	if len(b) <= max {
+		return string(b)
+	}
+	return string(b[:max]) + "..."
+}
+
+// Versions are shown to clients as "RANGE.INDEX": the range and the log
+// index of the write. Opaque to clients, but readable to operators.
+func formatVersion(rangeID, index uint64) string {
+	return strconv.FormatUint(rangeID, 10) + "." + strconv.FormatUint(index, 10)
+}
+
+// parseVersion reads a version of range rangeID.
+func parseVersion(rangeID uint64, s string) (uint64, error) {
+	r, idx, ok := strings.Cut(s, ".")
+	rid, err1 := strconv.ParseUint(r, 10, 64)
+	index, err2 := strconv.ParseUint(idx, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("%w: version %q: want RANGE.INDEX as returned by a write", ErrInvalidArgument, s)
+	}
+	if rid != rangeID {
+		return 0, fmt.Errorf("%w: version %q belongs to range %d, the key is in range %d", ErrInvalidArgument, s, rid, rangeID)
+	}
+	return index, nil
+}

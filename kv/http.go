@@ -1,0 +1,390 @@
+package kv
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+)
+
+// ServerInfo is what the node says about itself in the API.
+type ServerInfo struct {
+	NodeName  string // --node-id
+	Advertise string // --advertise
+	Gossip    string // --gossip
+	Version   string // kvd version
+	ClusterID string
+}
+
+// Server is the node's HTTP surface, on one listener (DESIGN.md §7): the
+// KV and Admin services over Connect, gRPC and gRPC-Web, gRPC health and
+// reflection, REST routes for curl, /metrics, /livez, /readyz, the status
+// page and /status.json.
+type Server struct {
+	api      *apiServer
+	gatherer prometheus.Gatherer
+	health   *grpchealth.StaticChecker
+	draining atomic.Bool
+	mux      *http.ServeMux
+}
+
+// NewServer builds the HTTP handler of node. metrics must be the ones the
+// node's store uses; gatherer serves /metrics.
+func NewServer(node *Node, info ServerInfo, metrics *Metrics, gatherer prometheus.Gatherer) *Server {
+	s := &Server{
+		api:      &apiServer{node: node, metrics: metrics, info: info},
+		gatherer: gatherer,
+		health:   grpchealth.NewStaticChecker(quorumkvv1connect.KVName, quorumkvv1connect.AdminName),
+		mux:      http.NewServeMux(),
+	}
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.limits.MaxRequestBytes)}
+	s.mux.Handle(quorumkvv1connect.NewKVHandler(s.api, opts...))
+	s.mux.Handle(quorumkvv1connect.NewAdminHandler(s.api, opts...))
+	s.mux.Handle(grpchealth.NewHandler(s.health))
+	reflector := grpcreflect.NewStaticReflector(quorumkvv1connect.KVName, quorumkvv1connect.AdminName, grpchealth.HealthV1ServiceName)
+	s.mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	s.mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+
+	s.mux.HandleFunc("PUT /v1/kv/{keyspace}/{key...}", s.restPut)
+	s.mux.HandleFunc("GET /v1/kv/{keyspace}/{key...}", s.restGet)
+	s.mux.HandleFunc("DELETE /v1/kv/{keyspace}/{key...}", s.restDelete)
+	s.mux.HandleFunc("GET /v1/kv/{keyspace}", s.restScan)
+
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /status.json", s.statusJSON)
+	s.mux.HandleFunc("GET /{$}", s.statusPage)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Drain makes /readyz and gRPC health fail, so load balancers stop
+// sending traffic before the node goes (SIGTERM, SPEC.md).
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.health.SetStatus(quorumkvv1connect.KVName, grpchealth.StatusNotServing)
+	s.health.SetStatus(quorumkvv1connect.AdminName, grpchealth.StatusNotServing)
+	s.health.SetStatus("", grpchealth.StatusNotServing)
+}
+
+// ready reports whether the node serves: not draining, its store running,
+// and the catalog's range has a leader.
+func (s *Server) ready(ctx context.Context) error {
+	if s.draining.Load() {
+		return errors.New("draining")
+	}
+	status, err := s.api.node.store.RangeStatuses(ctx)
+	if err != nil {
+		return err
+	}
+	if status[MetaRangeID].Leader == 0 {
+		return errors.New("the catalog range has no leader yet")
+	}
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
+
+// REST routes: raw values in and out, SPEC.md's statuses and headers.
+
+// httpStatus maps errors like the Connect codes do (SPEC.md: 412, 413,
+// 429, 503...).
+func httpStatus(err error) int {
+	switch connectCode(err) {
+	case connect.CodeInvalidArgument:
+		return http.StatusBadRequest
+	case connect.CodeNotFound:
+		return http.StatusNotFound
+	case connect.CodeAlreadyExists:
+		return http.StatusConflict
+	case connect.CodeFailedPrecondition:
+		return http.StatusPreconditionFailed
+	case connect.CodeResourceExhausted:
+		return http.StatusRequestEntityTooLarge
+	case connect.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case connect.CodeDeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case connect.CodeUnimplemented:
+		return http.StatusNotImplemented
+	case connect.CodeCanceled:
+		return 499 // client closed the request
+	}
+	return http.StatusInternalServerError
+}
+
+func restError(w http.ResponseWriter, err error) {
+	http.Error(w, err.Error(), httpStatus(err))
+}
+
+// restContext bounds a REST request: curl sets no deadline.
+func restContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 10*time.Second)
+}
+
+// quorumParams refuses ?w= and ?r= on keyspaces whose geometry decides.
+func (s *Server) quorumParams(r *http.Request, keyspace string) error {
+	if r.URL.Query().Has("w") || r.URL.Query().Has("r") {
+		return fmt.Errorf("%w: keyspace %s: w and r apply to eventual keyspaces; a raft keyspace's geometry decides its quorums", ErrInvalidArgument, keyspace)
+	}
+	return nil
+}
+
+func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
+	keyspace, key := r.PathValue("keyspace"), []byte(r.PathValue("key"))
+	ctx, cancel := restContext(r)
+	defer cancel()
+	var err error
+	defer func(start time.Time) { s.api.observe(keyspace, "put", start, err) }(time.Now())
+	if err = s.quorumParams(r, keyspace); err != nil {
+		restError(w, err)
+		return
+	}
+	limits := s.api.node.limits
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limits.MaxValueBytes)))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		err = fmt.Errorf("%w: value is over %d bytes, the limit (MaxValueBytes)", ErrLimit, limits.MaxValueBytes)
+	}
+	if err != nil {
+		restError(w, err)
+		return
+	}
+	var version string
+	switch ifMatch, ifNone := r.Header.Get("If-Match"), r.Header.Get("If-None-Match"); {
+	case ifNone == "*":
+		version, err = s.api.node.CompareAndSwap(ctx, keyspace, key, Expect{Absent: true}, body)
+	case ifNone != "":
+		err = fmt.Errorf("%w: If-None-Match supports only *", ErrInvalidArgument)
+	case ifMatch != "":
+		version, err = s.api.node.CompareAndSwap(ctx, keyspace, key, Expect{Version: strings.Trim(ifMatch, `"`)}, body)
+	default:
+		version, err = s.api.node.Put(ctx, keyspace, key, body)
+	}
+	if err != nil {
+		restError(w, err)
+		return
+	}
+	w.Header().Set("ETag", strconv.Quote(version))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) restGet(w http.ResponseWriter, r *http.Request) {
+	keyspace, key := r.PathValue("keyspace"), []byte(r.PathValue("key"))
+	ctx, cancel := restContext(r)
+	defer cancel()
+	var err error
+	defer func(start time.Time) { s.api.observe(keyspace, "get", start, err) }(time.Now())
+	if err = s.quorumParams(r, keyspace); err != nil {
+		restError(w, err)
+		return
+	}
+	kv, err := s.api.node.Get(ctx, keyspace, key)
+	if err != nil {
+		restError(w, err)
+		return
+	}
+	w.Header().Set("ETag", strconv.Quote(kv.Version))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(kv.Value)
+}
+
+func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
+	keyspace, key := r.PathValue("keyspace"), []byte(r.PathValue("key"))
+	ctx, cancel := restContext(r)
+	defer cancel()
+	var err error
+	defer func(start time.Time) { s.api.observe(keyspace, "delete", start, err) }(time.Now())
+	if err = s.quorumParams(r, keyspace); err != nil {
+		restError(w, err)
+		return
+	}
+	if _, err = s.api.node.Delete(ctx, keyspace, key); err != nil {
+		restError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// restKV is a key-value pair in JSON: text as text, other bytes in base64.
+type restKV struct {
+	Key         string `json:"key"`
+	Value       string `json:"value,omitempty"`
+	ValueBase64 []byte `json:"value_base64,omitempty"`
+	Version     string `json:"version"`
+}
+
+func (s *Server) restScan(w http.ResponseWriter, r *http.Request) {
+	keyspace := r.PathValue("keyspace")
+	ctx, cancel := restContext(r)
+	defer cancel()
+	var err error
+	defer func(start time.Time) { s.api.observe(keyspace, "scan", start, err) }(time.Now())
+	q := r.URL.Query()
+	limit := 0
+	if l := q.Get("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit < 0 {
+			err = fmt.Errorf("%w: limit %q: want a count", ErrInvalidArgument, l)
+			restError(w, err)
+			return
+		}
+		if limit > s.api.node.limits.MaxScanKeys {
+			err = fmt.Errorf("%w: limit %d is over the page limit %d (MaxScanKeys); page with start_after", ErrLimit, limit, s.api.node.limits.MaxScanKeys)
+			restError(w, err)
+			return
+		}
+	}
+	kvs, more, err := s.api.node.Scan(ctx, keyspace, []byte(q.Get("prefix")), []byte(q.Get("start_after")), limit)
+	if err != nil {
+		restError(w, err)
+		return
+	}
+	out := struct {
+		KVs  []restKV `json:"kvs"`
+		More bool     `json:"more"`
+	}{KVs: []restKV{}, More: more}
+	for _, kv := range kvs {
+		rk := restKV{Key: string(kv.Key), Version: kv.Version}
+		if utf8.Valid(kv.Value) {
+			rk.Value = string(kv.Value)
+		} else {
+			rk.ValueBase64 = kv.Value
+		}
+		out.KVs = append(out.KVs, rk)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+// Status page.
+
+type statusView struct {
+	Node      ServerInfo
+	Ready     string
+	Keyspaces []KeyspaceDescriptor
+	Ranges    []rangeView
+}
+
+type rangeView struct {
+	Keyspace string
+	ID       uint64
+	Span     string
+	Replicas string
+	Leader   string
+	Term     uint64
+	Commit   uint64
+	Applied  uint64
+}
+
+func (s *Server) status(ctx context.Context) (statusView, error) {
+	v := statusView{Node: s.api.info, Ready: "ready"}
+	if err := s.ready(ctx); err != nil {
+		v.Ready = "not ready: " + err.Error()
+	}
+	status, err := s.api.node.store.RangeStatuses(ctx)
+	if err != nil {
+		return v, err
+	}
+	cat := s.api.node.store.Catalog()
+	for _, name := range sortedKeys(cat.Keyspaces) {
+		v.Keyspaces = append(v.Keyspaces, cat.Keyspaces[name])
+	}
+	add := func(keyspace string, id uint64, span Span, replicas []ReplicaDescriptor) {
+		rv := rangeView{Keyspace: keyspace, ID: id, Span: fmt.Sprintf("[%016x, %016x)", span.Lo, span.Hi)}
+		var names []string
+		for _, rep := range replicas {
+			names = append(names, s.api.nodeName(rep.NodeID))
+		}
+		rv.Replicas = strings.Join(names, ", ")
+		if st, ok := status[id]; ok {
+			rv.Term, rv.Commit, rv.Applied = st.Term, st.Commit, st.Applied
+			if st.Leader != 0 {
+				rv.Leader = s.api.nodeName(st.Leader)
+			}
+		}
+		v.Ranges = append(v.Ranges, rv)
+	}
+	add(MetaKeyspace, MetaRangeID, Span{}, []ReplicaDescriptor{{NodeID: s.api.node.store.NodeID()}})
+	for _, name := range sortedKeys(cat.Ranges) {
+		for _, r := range cat.Ranges[name] {
+			add(name, r.ID, r.Span, r.Replicas)
+		}
+	}
+	return v, nil
+}
+
+func (s *Server) statusJSON(w http.ResponseWriter, r *http.Request) {
+	v, err := s.status(r.Context())
+	if err != nil {
+		restError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+var statusTemplate = template.Must(template.New("status").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>quorumkv {{.Node.NodeName}}</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f4f4}</style></head>
+<body><h1>quorumkv node {{.Node.NodeName}}</h1>
+<p>{{.Ready}} · cluster {{.Node.ClusterID}} · version {{.Node.Version}} · listening on {{.Node.Advertise}}
+· <a href="/status.json">status.json</a> · <a href="/metrics">metrics</a></p>
+<h2>Keyspaces</h2>
+<table><tr><th>name</th><th>mode</th><th>replicas</th><th>quorum</th><th>W</th><th>R</th><th>ranges</th></tr>
+{{range .Keyspaces}}<tr><td>{{.Name}}</td><td>{{.Mode}}</td><td>{{.Replicas}}</td><td>{{.Quorum}}</td><td>{{.W}}</td><td>{{.R}}</td><td>{{.Ranges}}</td></tr>
+{{end}}</table>
+<h2>Ranges</h2>
+<table><tr><th>keyspace</th><th>range</th><th>hash span</th><th>replicas</th><th>leader</th><th>term</th><th>commit</th><th>applied</th></tr>
+{{range .Ranges}}<tr><td>{{.Keyspace}}</td><td>{{.ID}}</td><td><code>{{.Span}}</code></td><td>{{.Replicas}}</td><td>{{.Leader}}</td><td>{{.Term}}</td><td>{{.Commit}}</td><td>{{.Applied}}</td></tr>
+{{end}}</table></body></html>
+`))
+
+func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
+	v, err := s.status(r.Context())
+	if err != nil {
+		restError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	statusTemplate.Execute(w, v)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmp.Compare[string])
+	return keys
+}

@@ -1,0 +1,313 @@
+package kv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// Node serves the KV and Admin operations of one quorumkv node on top of
+// its Store. Its methods are safe for concurrent use.
+type Node struct {
+	store  *Store
+	db     *storage.DB
+	limits Limits
+	// zone and weight describe this node for placement.
+	zone   string
+	weight int
+}
+
+// NodeConfig configures a Node.
+type NodeConfig struct {
+	Limits Limits
+	Zone   string
+	Weight int
+}
+
+// NewNode serves the store.
+func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Weight == 0 {
+		cfg.Weight = 1
+	}
+	return &Node{store: store, db: store.db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight}, nil
+}
+
+// Store returns the node's store.
+func (n *Node) Store() *Store { return n.store }
+
+// Limits returns the node's request limits.
+func (n *Node) Limits() Limits { return n.limits }
+
+// ErrNotServed marks keyspaces whose mode this node cannot serve yet.
+var ErrNotServed = errors.New("not served")
+
+// route finds the range of key in keyspace.
+func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
+	if err := n.limits.CheckKey(key); err != nil {
+		return nil, err
+	}
+	cat := n.store.Catalog()
+	ks, ok := cat.Keyspaces[keyspace]
+	if !ok {
+		if err := CheckKeyspaceName(keyspace); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %q (kvctl keyspace list shows them)", ErrNoKeyspace, keyspace)
+	}
+	if ks.Mode != ModeRaft {
+		return nil, fmt.Errorf("%w: keyspace %s is a %s keyspace; this node serves raft keyspaces only so far", ErrNotServed, keyspace, ks.Mode)
+	}
+	spans := cat.Spans[keyspace]
+	return cat.Ranges[keyspace][SpanIndex(spans, HashKey(key))], nil
+}
+
+// Put writes value under key.
+func (n *Node) Put(ctx context.Context, keyspace string, key, value []byte) (string, error) {
+	if err := n.limits.CheckValue(value); err != nil {
+		return "", err
+	}
+	r, err := n.route(keyspace, key)
+	if err != nil {
+		return "", err
+	}
+	res, err := n.store.propose(ctx, r.ID, &command{op: opPut, key: key, value: value})
+	if err == nil {
+		err = res.err
+	}
+	return formatVersion(r.ID, res.version), err
+}
+
+// Delete removes key and says whether it existed.
+func (n *Node) Delete(ctx context.Context, keyspace string, key []byte) (bool, error) {
+	r, err := n.route(keyspace, key)
+	if err != nil {
+		return false, err
+	}
+	res, err := n.store.propose(ctx, r.ID, &command{op: opDelete, key: key})
+	if err == nil {
+		err = res.err
+	}
+	return res.existed, err
+}
+
+// Expect is a compare-and-swap condition: Absent, else Version if not
+// empty, else Value.
+type Expect struct {
+	Value   []byte
+	Absent  bool
+	Version string
+}
+
+// CompareAndSwap writes value if the key is as expected, deciding at apply
+// time; a failed condition is ErrConditionFailed and writes nothing.
+func (n *Node) CompareAndSwap(ctx context.Context, keyspace string, key []byte, expect Expect, value []byte) (string, error) {
+	if err := n.limits.CheckValue(value); err != nil {
+		return "", err
+	}
+	r, err := n.route(keyspace, key)
+	if err != nil {
+		return "", err
+	}
+	cmd := &command{op: opCAS, key: key, value: value}
+	switch {
+	case expect.Absent:
+		cmd.cond = condAbsent
+	case expect.Version != "":
+		cmd.cond = condVersion
+		if cmd.expectVersion, err = parseVersion(r.ID, expect.Version); err != nil {
+			return "", err
+		}
+	default:
+		cmd.cond, cmd.expectValue = condValue, expect.Value
+	}
+	res, err := n.store.propose(ctx, r.ID, cmd)
+	if err == nil {
+		err = res.err
+	}
+	return formatVersion(r.ID, res.version), err
+}
+
+// KeyValue is a key with its value and version.
+type KeyValue struct {
+	Key, Value []byte
+	Version    string
+}
+
+// Get reads key linearizably; a missing key is ErrKeyNotFound.
+func (n *Node) Get(ctx context.Context, keyspace string, key []byte) (KeyValue, error) {
+	r, err := n.route(keyspace, key)
+	if err != nil {
+		return KeyValue{}, err
+	}
+	if err := n.store.readBarrier(ctx, r.ID); err != nil {
+		return KeyValue{}, err
+	}
+	raw, err := n.db.Get(storage.DataKey(r.ID, key))
+	if errors.Is(err, storage.ErrNotFound) {
+		return KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, abbreviate(key), keyspace)
+	}
+	if err != nil {
+		return KeyValue{}, err
+	}
+	v, err := decodeValue(raw)
+	if err != nil {
+		return KeyValue{}, err
+	}
+	return KeyValue{Key: key, Value: v.data, Version: formatVersion(r.ID, v.version)}, nil
+}
+
+// ErrKeyNotFound marks a read of a missing key (NotFound, HTTP 404).
+var ErrKeyNotFound = errors.New("key not found")
+
+// Scan returns up to limit keys with prefix after startAfter, in key
+// order across all of the keyspace's ranges, and whether more remain.
+func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []byte, limit int) ([]KeyValue, bool, error) {
+	if limit <= 0 || limit > n.limits.MaxScanKeys {
+		limit = n.limits.MaxScanKeys
+	}
+	cat := n.store.Catalog()
+	ks, ok := cat.Keyspaces[keyspace]
+	switch {
+	case !ok:
+		return nil, false, fmt.Errorf("%w: %q", ErrNoKeyspace, keyspace)
+	case ks.Mode != ModeRaft:
+		return nil, false, fmt.Errorf("%w: keyspace %s is a %s keyspace; this node serves raft keyspaces only so far", ErrNotServed, keyspace, ks.Mode)
+	}
+	// Keys hash to ranges, so every range may hold keys of any prefix:
+	// read up to limit+1 from each, merge, and cut.
+	var all []KeyValue
+	for _, r := range cat.Ranges[keyspace] {
+		kvs, err := n.scanRange(ctx, r.ID, prefix, startAfter, limit+1)
+		if err != nil {
+			return nil, false, err
+		}
+		all = append(all, kvs...)
+	}
+	slices.SortFunc(all, func(a, b KeyValue) int { return bytes.Compare(a.Key, b.Key) })
+	more := len(all) > limit
+	if more {
+		all = all[:limit]
+	}
+	return all, more, nil
+}
+
+func (n *Node) scanRange(ctx context.Context, rangeID uint64, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
+	if err := n.store.readBarrier(ctx, rangeID); err != nil {
+		return nil, err
+	}
+	it, err := n.db.NewIter(storage.DataPrefixSpan(rangeID, prefix))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []KeyValue
+	ok := it.First()
+	if len(startAfter) > 0 {
+		// The first key after startAfter: startAfter followed by a zero byte.
+		ok = it.SeekGE(storage.DataKey(rangeID, append(bytes.Clone(startAfter), 0)))
+	}
+	for ; ok && len(out) < limit; ok = it.Next() {
+		_, key, err := storage.DecodeDataKey(it.Key())
+		if err != nil {
+			return nil, err
+		}
+		raw, err := it.Value()
+		if err != nil {
+			return nil, err
+		}
+		v, err := decodeValue(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(v.data), Version: formatVersion(rangeID, v.version)})
+	}
+	return out, it.Error()
+}
+
+// CreateKeyspace checks d, places its ranges, proves its geometry on each
+// replica set, and adds it to the catalog through meta.
+func (n *Node) CreateKeyspace(ctx context.Context, d KeyspaceDescriptor) (KeyspaceDescriptor, error) {
+	if err := d.Normalize(); err != nil {
+		return KeyspaceDescriptor{}, err
+	}
+	if d.Mode != ModeRaft {
+		return KeyspaceDescriptor{}, fmt.Errorf("%w: %s keyspaces are not served yet; create a raft keyspace", ErrNotServed, d.Mode)
+	}
+	candidates := n.candidates()
+	replicas := make([][]ReplicaDescriptor, d.Ranges)
+	for i := range replicas {
+		placed, err := Place(candidates, d.Replicas)
+		if err != nil {
+			return KeyspaceDescriptor{}, fmt.Errorf("keyspace %s: %w", d.Name, err)
+		}
+		if _, _, err := d.ProveOn(placed); err != nil {
+			return KeyspaceDescriptor{}, err
+		}
+		for _, p := range placed {
+			replicas[i] = append(replicas[i], ReplicaDescriptor{NodeID: p.ID, Zone: p.Zone, Weight: p.Weight})
+			for j := range candidates {
+				if candidates[j].ID == p.ID {
+					candidates[j].Replicas++
+				}
+			}
+		}
+	}
+	op, err := json.Marshal(catalogOp{Create: &d, Replicas: replicas})
+	if err != nil {
+		return KeyspaceDescriptor{}, err
+	}
+	if err := n.proposeCatalog(ctx, op); err != nil {
+		return KeyspaceDescriptor{}, err
+	}
+	created, ok := n.store.Catalog().Keyspaces[d.Name]
+	if !ok {
+		return KeyspaceDescriptor{}, fmt.Errorf("%w: keyspace %s was created but is already gone", ErrNoKeyspace, d.Name)
+	}
+	return created, nil
+}
+
+// DropKeyspace removes a keyspace and, on every replica, its data.
+func (n *Node) DropKeyspace(ctx context.Context, name string) error {
+	if name == MetaKeyspace {
+		return fmt.Errorf("%w: the meta keyspace holds the catalog and cannot be dropped", ErrInvalidArgument)
+	}
+	op, err := json.Marshal(catalogOp{Drop: name})
+	if err != nil {
+		return err
+	}
+	return n.proposeCatalog(ctx, op)
+}
+
+func (n *Node) proposeCatalog(ctx context.Context, op []byte) error {
+	res, err := n.store.propose(ctx, MetaRangeID, &command{op: opCatalog, value: op})
+	if err != nil {
+		return err
+	}
+	return res.err
+}
+
+// candidates are the nodes placement may use, with their current load.
+// Until gossip joins nodes to the cluster, that is this node.
+func (n *Node) candidates() []Candidate {
+	cat := n.store.Catalog()
+	load := 0
+	for _, ranges := range cat.Ranges {
+		for _, r := range ranges {
+			if r.HasReplica(n.store.NodeID()) {
+				load++
+			}
+		}
+	}
+	return []Candidate{{ID: n.store.NodeID(), Zone: n.zone, Weight: n.weight, Replicas: load}}
+}

@@ -1,0 +1,158 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/goleak"
+
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func quiet() *slog.Logger {
+	return slog.New(slog.NewTextHandler(discard{}, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func openNode(t *testing.T, db *storage.DB) *Node {
+	t.Helper()
+	store, err := OpenStore(db, StoreConfig{TickInterval: 10 * time.Millisecond, Logger: quiet(), Seed: 1}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewNode(store, NodeConfig{Zone: "z1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// retry runs f until it stops saying "no leader yet": a fresh node elects
+// itself in every range within a few ticks.
+func retry[T any](t *testing.T, f func() (T, error)) (T, error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := f()
+		if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
+			return v, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSingleNode(t *testing.T) {
+	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := openNode(t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// The article's flash sale: one phone, two buyers, one wins.
+	v1, err := retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("phone"), []byte("for sale")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), Expect{Value: []byte("for sale")}, []byte("sold to alice")); err != nil {
+		t.Fatalf("alice: %v", err)
+	}
+	_, err = n.CompareAndSwap(ctx, "default", []byte("phone"), Expect{Value: []byte("for sale")}, []byte("sold to bob"))
+	if !errors.Is(err, ErrConditionFailed) {
+		t.Fatalf("bob bought a sold phone: %v", err)
+	}
+	kv, err := retry(t, func() (KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
+	if err != nil || string(kv.Value) != "sold to alice" || kv.Version == v1 {
+		t.Fatalf("Get = %+v, %v", kv, err)
+	}
+	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), Expect{Version: v1}, []byte("x")); !errors.Is(err, ErrConditionFailed) {
+		t.Fatalf("CAS on a stale version: %v", err)
+	}
+	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), Expect{Version: kv.Version}, []byte("shipped")); err != nil {
+		t.Fatalf("CAS on the current version: %v", err)
+	}
+
+	for i := range 20 {
+		if _, err := n.Put(ctx, "default", fmt.Appendf(nil, "k%02d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kvs, more, err := n.Scan(ctx, "default", []byte("k"), nil, 5)
+	if err != nil || !more || len(kvs) != 5 || string(kvs[0].Key) != "k00" || string(kvs[4].Key) != "k04" {
+		t.Fatalf("Scan = %d keys (more %v), %v", len(kvs), more, err)
+	}
+	kvs, more, err = n.Scan(ctx, "default", []byte("k"), []byte("k17"), 0)
+	if err != nil || more || len(kvs) != 2 || string(kvs[0].Key) != "k18" {
+		t.Fatalf("Scan after k17 = %v (more %v), %v", kvs, more, err)
+	}
+	if existed, err := n.Delete(ctx, "default", []byte("k00")); err != nil || !existed {
+		t.Fatalf("Delete = %v, %v", existed, err)
+	}
+	if _, err := n.Get(ctx, "default", []byte("k00")); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("Get deleted = %v", err)
+	}
+
+	// Limits and bad input: refused, nothing written.
+	if _, err := n.Put(ctx, "default", []byte("big"), make([]byte, 1<<20+1)); !errors.Is(err, ErrLimit) {
+		t.Fatalf("oversized value: %v", err)
+	}
+	if _, err := n.Get(ctx, "default", []byte("big")); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("oversized value was written: %v", err)
+	}
+	if _, err := n.Put(ctx, "nosuch", []byte("k"), nil); !errors.Is(err, ErrNoKeyspace) {
+		t.Fatalf("missing keyspace: %v", err)
+	}
+
+	// Keyspaces come and go through meta.
+	ks, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "orders", Mode: ModeRaft, Replicas: 1, Ranges: 3})
+	if err != nil || ks.ID == 0 || len(n.Store().Catalog().Ranges["orders"]) != 3 {
+		t.Fatalf("CreateKeyspace = %+v, %v", ks, err)
+	}
+	if _, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "orders", Mode: ModeRaft, Replicas: 1}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	if _, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "wide", Mode: ModeRaft, Replicas: 3}); !errors.Is(err, ErrNotEnoughNodes) {
+		t.Fatalf("N=3 on one node: %v", err)
+	}
+	if _, err := retry(t, func() (string, error) { return n.Put(ctx, "orders", []byte("o1"), []byte("x")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.DropKeyspace(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Get(ctx, "orders", []byte("o1")); !errors.Is(err, ErrNoKeyspace) {
+		t.Fatalf("dropped keyspace still served: %v", err)
+	}
+
+	// A crash keeps every acknowledged write: they were synced.
+	if err := n.Store().Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = storage.CrashAndReopen(db, vfs.CrashCloneCfg{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n = openNode(t, db)
+	defer func() {
+		n.Store().Close()
+		db.Close()
+	}()
+	kv, err = retry(t, func() (KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
+	if err != nil || string(kv.Value) != "shipped" {
+		t.Fatalf("after crash: %+v, %v", kv, err)
+	}
+	if _, ok := n.Store().Catalog().Keyspaces["orders"]; ok {
+		t.Fatal("dropped keyspace back after crash")
+	}
+}

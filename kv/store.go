@@ -1,0 +1,714 @@
+package kv
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quorumkv/quorumkv/raft"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// StoreConfig configures a Store. Zero fields take the defaults of
+// EnsureDefaults.
+type StoreConfig struct {
+	// TickInterval is the length of one Raft tick. Elections time out
+	// after Raft.ElectionTicks ticks, leaders heartbeat every
+	// Raft.HeartbeatTicks. Shorter finds a dead leader sooner and costs
+	// more idle CPU and messages per range.
+	TickInterval time.Duration
+	// Raft tunes every range's core (ID, Storage, Applied, Logger and Rand
+	// are set per range). Zero fields take raft's defaults.
+	Raft raft.Config
+	// LogTruncateEntries: a range's log is truncated once it holds more
+	// than LogTruncateEntries+LogKeepEntries applied entries, down to
+	// LogKeepEntries. Higher keeps more history for slow followers (who
+	// otherwise need a snapshot) at the price of disk.
+	LogTruncateEntries uint64
+	LogKeepEntries     uint64
+	// MaxSnapshotBytes bounds the data of one range snapshot, which is
+	// built in memory and sent as one message.
+	MaxSnapshotBytes int
+	// Logger receives the store's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Seed seeds election jitter; 0 picks a random seed.
+	Seed uint64
+	// Metrics receives the store's metrics; nil means unregistered ones.
+	Metrics *Metrics
+}
+
+// EnsureDefaults fills zero fields.
+func (c *StoreConfig) EnsureDefaults() {
+	if c.TickInterval == 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.LogTruncateEntries == 0 {
+		c.LogTruncateEntries = 10000
+	}
+	if c.LogKeepEntries == 0 {
+		c.LogKeepEntries = 1000
+	}
+	if c.MaxSnapshotBytes == 0 {
+		c.MaxSnapshotBytes = 256 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Seed == 0 {
+		c.Seed = rand.Uint64()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+}
+
+// protocolRaft labels the metrics of Raft ranges.
+const protocolRaft = "raft"
+
+// Transport carries Raft messages to other nodes. The store calls Send
+// from its goroutine after persisting; it must not block.
+type Transport interface {
+	Send(rangeID uint64, m raft.Message)
+}
+
+// Store runs every replica this node holds, in one goroutine: each round
+// it collects the Ready of every replica that has one, writes all their
+// entries and hard states in one Pebble batch with at most one WAL sync
+// (so syncs per second do not grow with the number of ranges), sends
+// their messages, applies their committed entries in one more batch, and
+// advances them.
+type Store struct {
+	cfg    StoreConfig
+	db     *storage.DB
+	nodeID uint64
+	logger *slog.Logger
+	// raftLogger takes the cores' logs one level down: a core's Info
+	// (became follower, became leader) is routine for a node with
+	// thousands of ranges.
+	raftLogger *slog.Logger
+	transport  Transport
+
+	work chan func()
+	stop chan struct{}
+	done chan struct{}
+
+	// catalog is the latest applied catalog, published for readers.
+	published atomic.Pointer[CatalogView]
+
+	// Owned by the loop goroutine.
+	rng            *rand.Rand
+	replicas       map[uint64]*replica
+	cat            *catalog
+	catalogChanged bool
+	catalogReload  bool
+	nextRequest    uint64
+
+	errMu struct {
+		sync.Mutex
+		err error
+	}
+}
+
+// Errors of the store, mapped by the API to Connect codes.
+var (
+	// ErrNotLeader: this replica cannot serve; Leader names the node that
+	// can, if known. Maps to Unavailable (nothing was proposed).
+	ErrNotLeader = errors.New("not the leader")
+	// ErrStopped: the store is shutting down. Maps to Unavailable.
+	ErrStopped = errors.New("kv: store stopped")
+	// ErrUnavailable: the range cannot serve now (no quorum, proposal
+	// dropped); nothing was written.
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// NotLeaderError is ErrNotLeader with the leader's ID (0 if unknown).
+type NotLeaderError struct {
+	RangeID uint64
+	Leader  uint64
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == 0 {
+		return fmt.Sprintf("range %d has no leader (an election is in progress)", e.RangeID)
+	}
+	return fmt.Sprintf("range %d: node %d is the leader", e.RangeID, e.Leader)
+}
+
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// OpenStore opens the node's store. A database without a node ID is a new
+// node: with bootstrap set it founds a new cluster (node 1, holding meta
+// and the default keyspace), otherwise it waits to join (not yet built).
+func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
+	cfg.EnsureDefaults()
+	s := &Store{
+		cfg: cfg, db: db, logger: cfg.Logger, raftLogger: slog.New(demoted{cfg.Logger.Handler()}), transport: transport,
+		work: make(chan func()), stop: make(chan struct{}), done: make(chan struct{}),
+		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)),
+		replicas: map[uint64]*replica{},
+		cat:      newCatalog(),
+	}
+	id, err := loadNodeID(db)
+	if err != nil {
+		return nil, err
+	}
+	if id == 0 {
+		if !bootstrap {
+			return nil, errors.New("kv: this node has never been part of a cluster and joining one is not built yet: start it without --join to found a new cluster")
+		}
+		if id, err = s.bootstrap(); err != nil {
+			return nil, err
+		}
+	}
+	s.nodeID = id
+	if err := s.loadCatalog(); err != nil {
+		return nil, err
+	}
+	meta, err := newReplica(s, s.metaDescriptor())
+	if err != nil {
+		return nil, err
+	}
+	s.replicas[MetaRangeID] = meta
+	s.campaignIfAlone(meta)
+	if err := s.reconcile(); err != nil {
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// NodeID is this node's ID in the cluster.
+func (s *Store) NodeID() uint64 { return s.nodeID }
+
+// ClusterID is the ID the cluster got when it was founded.
+func (s *Store) ClusterID() string {
+	b, err := s.db.Get(storage.ClusterIDKey())
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func loadNodeID(db *storage.DB) (uint64, error) {
+	b, err := db.Get(storage.NodeIDKey())
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: node ID of %d bytes", ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// metaDescriptor is meta's range descriptor. Meta's replica set is its
+// Raft configuration; the descriptor only starts it.
+func (s *Store) metaDescriptor() *RangeDescriptor {
+	return &RangeDescriptor{
+		ID: MetaRangeID, Keyspace: MetaKeyspace, Span: Span{}, Geometry: "majority", Mode: ModeRaft,
+		Replicas: []ReplicaDescriptor{{NodeID: s.nodeID}},
+	}
+}
+
+// bootstrap founds a cluster: node ID 1, meta with this node as its only
+// voter, and the catalog holding the default keyspace (raft, N=1, 8
+// ranges), all in one synced batch so a crash leaves all or nothing.
+func (s *Store) bootstrap() (uint64, error) {
+	const id = 1
+	s.nodeID = id
+	meta := s.metaDescriptor()
+	log, err := loadRaftLog(s.db, MetaRangeID)
+	if err != nil {
+		return 0, err
+	}
+	hs, ents, err := raft.BootstrapState(confStateOf(meta))
+	if err != nil {
+		return 0, err
+	}
+	def := KeyspaceDescriptor{Name: "default", Mode: ModeRaft, Replicas: 1, Ranges: DefaultRanges}
+	if err := def.Normalize(); err != nil {
+		return 0, err
+	}
+	replicas := make([][]ReplicaDescriptor, def.Ranges)
+	for i := range replicas {
+		replicas[i] = []ReplicaDescriptor{{NodeID: id}}
+	}
+	writes, err := newCatalog().apply(&catalogOp{Create: &def, Replicas: replicas})
+	if err != nil {
+		return 0, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	var idb [8]byte
+	binary.BigEndian.PutUint64(idb[:], id)
+	clusterID := fmt.Sprintf("%016x", rand.Uint64())
+	steps := []error{
+		b.Set(storage.NodeIDKey(), idb[:]),
+		b.Set(storage.ClusterIDKey(), []byte(clusterID)),
+		log.append(b, ents),
+		log.setHardState(b, hs),
+		// The bootstrap entry (index 1) is applied with the catalog it founds.
+		b.Set(storage.AppliedStateKey(MetaRangeID), appliedState(1)),
+	}
+	for _, w := range writes {
+		steps = append(steps, b.Set(storage.DataKey(MetaRangeID, w.key), value{version: 1, data: w.value}.encode()))
+	}
+	if err := errors.Join(steps...); err != nil {
+		return 0, err
+	}
+	if err := b.Commit(true); err != nil {
+		return 0, err
+	}
+	s.logger.Info("founded a new cluster", "cluster", clusterID, "node", id)
+	return id, nil
+}
+
+// loadCatalog reads meta's data into the catalog.
+func (s *Store) loadCatalog() error {
+	it, err := s.db.NewIter(storage.RangeDataSpan(MetaRangeID))
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		_, key, err := storage.DecodeDataKey(it.Key())
+		if err != nil {
+			return err
+		}
+		raw, err := it.Value()
+		if err != nil {
+			return err
+		}
+		v, err := decodeValue(raw)
+		if err != nil {
+			return err
+		}
+		if err := s.cat.load(key, v.data); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	s.publish()
+	return nil
+}
+
+// reconcile makes the replicas this node runs match the catalog: it
+// starts replicas of ranges assigned here and removes those of ranges
+// that are gone, with their data.
+func (s *Store) reconcile() error {
+	for _, desc := range s.cat.ranges {
+		if _, ok := s.replicas[desc.ID]; ok || !desc.HasReplica(s.nodeID) {
+			continue
+		}
+		r, err := newReplica(s, desc)
+		if err != nil {
+			return err
+		}
+		s.replicas[desc.ID] = r
+		s.campaignIfAlone(r)
+		s.logger.Debug("started replica", "range", desc.ID, "keyspace", desc.Keyspace)
+	}
+	for id, r := range s.replicas {
+		if id == MetaRangeID {
+			continue
+		}
+		if desc, ok := s.cat.ranges[id]; ok && desc.HasReplica(s.nodeID) {
+			continue
+		}
+		r.failAll(fmt.Errorf("%w: range %d was removed", ErrNoKeyspace, id))
+		delete(s.replicas, id)
+		if err := s.destroyReplica(id); err != nil {
+			return err
+		}
+		s.logger.Info("removed replica", "range", id, "keyspace", r.desc.Keyspace)
+	}
+	s.publish()
+	return nil
+}
+
+func (s *Store) destroyReplica(id uint64) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, span := range storage.ReplicaSpans(id) {
+		if err := b.DeleteRange(span.Start, span.End); err != nil {
+			return err
+		}
+	}
+	return b.Commit(false)
+}
+
+// campaignIfAlone starts an election at once in a range where this node is
+// the only voter, instead of waiting out an election timeout.
+func (s *Store) campaignIfAlone(r *replica) {
+	cs := r.rn.ConfState()
+	if len(cs.Voters) == 1 && cs.Voters[0].ID == s.nodeID && !cs.Joint() {
+		_ = r.rn.Campaign() // a refusal just means an election is under way
+	}
+}
+
+// demoted is a slog.Handler that logs Info records at Debug.
+type demoted struct{ slog.Handler }
+
+func (d demoted) Enabled(ctx context.Context, l slog.Level) bool {
+	if l == slog.LevelInfo {
+		l = slog.LevelDebug
+	}
+	return d.Handler.Enabled(ctx, l)
+}
+
+func (d demoted) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelInfo {
+		r.Level = slog.LevelDebug
+	}
+	return d.Handler.Handle(ctx, r)
+}
+
+func (d demoted) WithAttrs(as []slog.Attr) slog.Handler { return demoted{d.Handler.WithAttrs(as)} }
+func (d demoted) WithGroup(g string) slog.Handler       { return demoted{d.Handler.WithGroup(g)} }
+
+func (s *Store) sortedReplicas() []*replica {
+	ids := make([]uint64, 0, len(s.replicas))
+	for id := range s.replicas {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]*replica, len(ids))
+	for i, id := range ids {
+		out[i] = s.replicas[id]
+	}
+	return out
+}
+
+// Close stops the store's goroutine and answers every waiting client.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+	return s.Err()
+}
+
+// Err returns the error that stopped the store, if any.
+func (s *Store) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.errMu.err
+}
+
+// do runs fn on the store's goroutine and waits until it has run.
+func (s *Store) do(ctx context.Context, fn func()) error {
+	ran := make(chan struct{})
+	select {
+	case s.work <- func() { fn(); close(ran) }:
+	case <-s.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-s.done:
+		return ErrStopped
+	}
+}
+
+// maxWorkPerRound bounds the requests folded into one round, so a flood
+// of proposals cannot starve ticks; each round's proposals share one sync.
+const maxWorkPerRound = 256
+
+func (s *Store) run() {
+	defer close(s.done)
+	ticker := time.NewTicker(s.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.stop:
+			s.shutdown(ErrStopped)
+			return
+		case <-ticker.C:
+			for _, r := range s.replicas {
+				r.rn.Tick()
+			}
+			s.updateGauges()
+		case fn := <-s.work:
+			fn()
+		drain:
+			for range maxWorkPerRound {
+				select {
+				case fn := <-s.work:
+					fn()
+				default:
+					break drain
+				}
+			}
+		}
+		if err := s.handleReady(); err != nil {
+			s.logger.Error("store stopped: cannot persist or apply", "err", err)
+			s.errMu.Lock()
+			s.errMu.err = err
+			s.errMu.Unlock()
+			s.shutdown(fmt.Errorf("%w: %v", ErrStopped, err))
+			return
+		}
+	}
+}
+
+func (s *Store) shutdown(err error) {
+	for _, r := range s.replicas {
+		r.failAll(err)
+	}
+}
+
+type readyReplica struct {
+	r  *replica
+	rd raft.Ready
+}
+
+// handleReady runs one round of the Ready contract for every replica
+// that has something to do (see raft.Ready for the order and why).
+func (s *Store) handleReady() error {
+	var ready []readyReplica
+	for _, r := range s.sortedReplicas() {
+		if r.rn.HasReady() {
+			ready = append(ready, readyReplica{r, r.rn.Ready()})
+		}
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+
+	// 1. Persist every replica's snapshot, entries and hard state in one
+	// batch, synced once if any of them needs it.
+	b := s.db.NewBatch()
+	defer b.Close()
+	sync := false
+	for _, x := range ready {
+		if err := s.persist(b, x.r, &x.rd); err != nil {
+			return err
+		}
+		sync = sync || x.rd.MustSync
+	}
+	if !b.Empty() || sync {
+		if err := b.Commit(sync); err != nil {
+			return err
+		}
+	}
+	s.cfg.Metrics.ReadyRounds.Inc()
+	if sync {
+		s.cfg.Metrics.ReadySyncs.Inc()
+	}
+
+	// 2. Send, now that what the messages promise is durable.
+	for _, x := range ready {
+		if s.transport == nil {
+			continue
+		}
+		for _, m := range x.rd.Messages {
+			s.transport.Send(x.r.desc.ID, m)
+		}
+	}
+
+	// 3. Apply committed entries, all replicas in one unsynced batch: the
+	// log is durable, and a crash replays entries past the applied index
+	// stored in the same batch as their effects.
+	ab := s.db.NewBatch()
+	defer ab.Close()
+	var deliveries []delivery
+	for _, x := range ready {
+		ds, err := x.r.apply(s, ab, x.rd.CommittedEntries)
+		if err != nil {
+			return err
+		}
+		s.cfg.Metrics.Applied.WithLabelValues(protocolRaft).Add(float64(len(x.rd.CommittedEntries)))
+		deliveries = append(deliveries, ds...)
+	}
+	if !ab.Empty() {
+		if err := ab.Commit(false); err != nil {
+			return err
+		}
+	}
+	// A client that changed the catalog sees its change when answered.
+	if err := s.catalogUpdated(); err != nil {
+		return err
+	}
+	for _, d := range deliveries {
+		d.to <- d.res
+	}
+
+	// 4. Serve reads whose index is applied, and advance.
+	for _, x := range ready {
+		x.r.serveReads()
+		x.r.rn.Advance()
+	}
+	return s.maybeTruncate(ready)
+}
+
+// catalogUpdated reloads and republishes the catalog if applied commands
+// or a snapshot of meta changed it, and starts or removes replicas to match.
+func (s *Store) catalogUpdated() error {
+	if s.catalogReload {
+		s.catalogReload, s.catalogChanged = false, true
+		s.cat = newCatalog()
+		if err := s.loadCatalog(); err != nil {
+			return err
+		}
+	}
+	if s.catalogChanged {
+		s.catalogChanged = false
+		if err := s.reconcile(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// persist adds one replica's Ready to the batch and takes note of its
+// leadership and confirmed reads.
+func (s *Store) persist(b *storage.Batch, r *replica, rd *raft.Ready) error {
+	if !rd.Snapshot.IsEmpty() {
+		if err := s.installSnapshot(b, r, rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if err := r.log.append(b, rd.Entries); err != nil {
+		return err
+	}
+	if !rd.HardState.IsEmpty() {
+		if err := r.log.setHardState(b, rd.HardState); err != nil {
+			return err
+		}
+		r.term = rd.HardState.Term
+	}
+	if rd.SoftState != nil {
+		if rd.SoftState.Lead != r.leader {
+			s.cfg.Metrics.LeaderChanges.WithLabelValues(protocolRaft).Inc()
+			s.logger.Debug("range leader changed", "range", r.desc.ID, "leader", rd.SoftState.Lead, "state", rd.SoftState.State)
+		}
+		if rd.SoftState.State == raft.StateCandidate && r.state != raft.StateCandidate {
+			s.cfg.Metrics.Elections.WithLabelValues(protocolRaft).Inc()
+		}
+		r.leader, r.state = rd.SoftState.Lead, rd.SoftState.State
+		if r.state != raft.StateLeader {
+			// Reads not yet confirmed will not be: the new leader does
+			// not know them. Their clients retry; nothing was written.
+			for id, done := range r.reads {
+				done <- &NotLeaderError{RangeID: r.desc.ID, Leader: r.leader}
+				delete(r.reads, id)
+			}
+		}
+	}
+	for _, rs := range rd.ReadStates {
+		if len(rs.RequestCtx) != 8 {
+			continue
+		}
+		id := binary.BigEndian.Uint64(rs.RequestCtx)
+		if done, ok := r.reads[id]; ok {
+			delete(r.reads, id)
+			r.confirmed = append(r.confirmed, confirmedRead{index: rs.Index, done: done})
+		}
+	}
+	return nil
+}
+
+// maybeTruncate drops applied log entries beyond what slow followers are
+// likely to need; a follower further behind gets a snapshot.
+func (s *Store) maybeTruncate(ready []readyReplica) error {
+	var b *storage.Batch
+	for _, x := range ready {
+		r := x.r
+		if r.applied < r.log.trunc.index+s.cfg.LogTruncateEntries+s.cfg.LogKeepEntries {
+			continue
+		}
+		if b == nil {
+			b = s.db.NewBatch()
+			defer b.Close()
+		}
+		if err := r.log.truncate(b, r.applied-s.cfg.LogKeepEntries, r.rn.ConfState()); err != nil {
+			return err
+		}
+	}
+	if b == nil {
+		return nil
+	}
+	return b.Commit(false)
+}
+
+// CatalogView is a read-only copy of the catalog, published after every
+// change; requests route with it without asking the store's goroutine.
+type CatalogView struct {
+	Keyspaces map[string]KeyspaceDescriptor
+	// Ranges maps a keyspace to its ranges in hash order.
+	Ranges map[string][]*RangeDescriptor
+	// Spans are the ranges' spans in the same order, for SpanIndex.
+	Spans map[string][]Span
+}
+
+func (s *Store) publish() {
+	v := &CatalogView{Keyspaces: map[string]KeyspaceDescriptor{}, Ranges: map[string][]*RangeDescriptor{}, Spans: map[string][]Span{}}
+	for name, ks := range s.cat.keyspaces {
+		v.Keyspaces[name] = ks
+		for _, r := range s.cat.keyspaceRanges(name) {
+			c := *r
+			c.Replicas = slices.Clone(r.Replicas)
+			v.Ranges[name] = append(v.Ranges[name], &c)
+			v.Spans[name] = append(v.Spans[name], c.Span)
+		}
+	}
+	s.published.Store(v)
+}
+
+// Catalog returns the latest catalog. It is never nil after OpenStore.
+func (s *Store) Catalog() *CatalogView { return s.published.Load() }
+
+// updateGauges refreshes the gauges that describe all replicas.
+func (s *Store) updateGauges() {
+	roles := map[string]int{}
+	var lag uint64
+	for _, r := range s.replicas {
+		roles[r.state.String()]++
+		lag += r.log.hs.Commit - min(r.applied, r.log.hs.Commit)
+	}
+	for _, role := range []raft.StateType{raft.StateLeader, raft.StateFollower, raft.StateCandidate, raft.StatePreCandidate} {
+		s.cfg.Metrics.Ranges.WithLabelValues(role.String()).Set(float64(roles[role.String()]))
+	}
+	s.cfg.Metrics.ApplyLag.WithLabelValues(protocolRaft).Set(float64(lag))
+}
+
+// RangeStatus is a replica's view of its range, for the API and status page.
+type RangeStatus struct {
+	RangeID uint64
+	Leader  uint64
+	Term    uint64
+	Commit  uint64
+	Applied uint64
+	State   string
+}
+
+// RangeStatuses returns the status of every replica on this node.
+func (s *Store) RangeStatuses(ctx context.Context) (map[uint64]RangeStatus, error) {
+	out := map[uint64]RangeStatus{}
+	err := s.do(ctx, func() {
+		for id, r := range s.replicas {
+			out[id] = RangeStatus{RangeID: id, Leader: r.leader, Term: r.term, Commit: r.log.hs.Commit, Applied: r.applied, State: r.state.String()}
+		}
+	})
+	return out, err
+}
+
+// Done is closed when the store's goroutine has stopped: after Close, or
+// on its own when it could not persist (Err says why).
+func (s *Store) Done() <-chan struct{} { return s.done }

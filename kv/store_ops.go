@@ -1,0 +1,202 @@
+package kv
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/quorumkv/quorumkv/raft"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// requestID returns a cluster-unique ID for a proposal or read made here.
+// Loop only.
+func (s *Store) requestID() uint64 {
+	s.nextRequest++
+	return s.nodeID<<40 | s.nextRequest&(1<<40-1)
+}
+
+// propose proposes cmd to the range's Raft group and waits until it is
+// applied. Errors:
+//   - NotLeaderError, ErrUnavailable: nothing was proposed; retry is safe.
+//   - the context's error: the command may or may not be applied later.
+func (s *Store) propose(ctx context.Context, rangeID uint64, cmd *command) (result, error) {
+	done := make(chan result, 1)
+	var id uint64
+	var err error
+	if derr := s.do(ctx, func() {
+		r, ok := s.replicas[rangeID]
+		switch {
+		case !ok:
+			err = fmt.Errorf("%w: range %d is not on this node", ErrUnavailable, rangeID)
+			return
+		case r.state != raft.StateLeader:
+			err = &NotLeaderError{RangeID: rangeID, Leader: r.leader}
+			return
+		}
+		id = s.requestID()
+		cmd.id = id
+		if perr := r.rn.Propose(cmd.encode()); perr != nil {
+			err = fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, perr)
+			return
+		}
+		r.waiters[id] = done
+		s.cfg.Metrics.Proposals.WithLabelValues(protocolRaft).Inc()
+	}); derr != nil {
+		return result{}, derr
+	}
+	if err != nil {
+		return result{}, err
+	}
+	select {
+	case res := <-done:
+		return res, nil
+	case <-ctx.Done():
+		// The command is in the log and may still commit; stop waiting.
+		_ = s.do(context.Background(), func() {
+			if r, ok := s.replicas[rangeID]; ok {
+				delete(r.waiters, id)
+			}
+		})
+		return result{}, fmt.Errorf("outcome unknown: %w", ctx.Err())
+	}
+}
+
+// readBarrier returns once this replica may serve a linearizable read:
+// its leadership is confirmed by a phase-2 quorum after the read began
+// (ReadIndex) and it has applied up to the commit index of that moment.
+func (s *Store) readBarrier(ctx context.Context, rangeID uint64) error {
+	done := make(chan error, 1)
+	var err error
+	if derr := s.do(ctx, func() {
+		r, ok := s.replicas[rangeID]
+		switch {
+		case !ok:
+			err = fmt.Errorf("%w: range %d is not on this node", ErrUnavailable, rangeID)
+			return
+		case r.state != raft.StateLeader:
+			err = &NotLeaderError{RangeID: rangeID, Leader: r.leader}
+			return
+		}
+		id := s.requestID()
+		var rctx [8]byte
+		binary.BigEndian.PutUint64(rctx[:], id)
+		if rerr := r.rn.ReadIndex(rctx[:]); rerr != nil {
+			err = fmt.Errorf("%w: range %d cannot confirm a read now: %v", ErrUnavailable, rangeID, rerr)
+			return
+		}
+		r.reads[id] = done
+	}); derr != nil {
+		return derr
+	}
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// applyCatalog applies a catalog command in meta, writing the catalog's
+// keys as meta's data (so they read back like any range's data).
+func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pending map[string]*value) (result, error) {
+	var op catalogOp
+	if err := json.Unmarshal(cmd.value, &op); err != nil {
+		return result{}, fmt.Errorf("%w: catalog command at %d: %v", ErrCorrupt, index, err)
+	}
+	writes, err := s.cat.apply(&op)
+	if err != nil {
+		return result{version: index, err: err}, nil // refused the same way everywhere
+	}
+	for _, w := range writes {
+		key := storage.DataKey(MetaRangeID, w.key)
+		if w.value == nil {
+			pending[string(key)] = nil
+			if err := b.Delete(key); err != nil {
+				return result{}, err
+			}
+			continue
+		}
+		v := &value{version: index, data: w.value}
+		pending[string(key)] = v
+		if err := b.Set(key, v.encode()); err != nil {
+			return result{}, err
+		}
+	}
+	s.catalogChanged = true
+	return result{version: index}, nil
+}
+
+// snapshot encodes the range's applied data for a follower the log can no
+// longer catch up: a consistent Pebble snapshot read of the data span at
+// the applied index (applied state and data are written in one batch).
+func (s *Store) snapshot(r *replica) (raft.Snapshot, error) {
+	term, err := r.log.Term(r.applied)
+	if err != nil {
+		return raft.Snapshot{}, err
+	}
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(storage.RangeDataSpan(r.desc.ID))
+	if err != nil {
+		return raft.Snapshot{}, err
+	}
+	defer it.Close()
+	e := enc{b: []byte{codecV1}}
+	for ok := it.First(); ok; ok = it.Next() {
+		_, key, err := storage.DecodeDataKey(it.Key())
+		if err != nil {
+			return raft.Snapshot{}, err
+		}
+		v, err := it.Value()
+		if err != nil {
+			return raft.Snapshot{}, err
+		}
+		e.bytes(key)
+		e.bytes(v)
+		if len(e.b) > s.cfg.MaxSnapshotBytes {
+			return raft.Snapshot{}, fmt.Errorf("kv: range %d holds more than %d bytes, the snapshot limit (MaxSnapshotBytes); streaming snapshots are not built yet",
+				r.desc.ID, s.cfg.MaxSnapshotBytes)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return raft.Snapshot{}, err
+	}
+	return raft.Snapshot{
+		Metadata: raft.SnapshotMetadata{Index: r.applied, Term: term, ConfState: r.rn.ConfState()},
+		Data:     e.b,
+	}, nil
+}
+
+// installSnapshot replaces the replica's log and data with a snapshot's.
+func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap raft.Snapshot) error {
+	data := storage.RangeDataSpan(r.desc.ID)
+	if err := b.DeleteRange(data.Start, data.End); err != nil {
+		return err
+	}
+	d := dec{b: snap.Data}
+	if d.byte() != codecV1 {
+		d.fail("snapshot version")
+	}
+	for len(d.b) > 0 && d.err == nil {
+		key, v := d.bytes(), d.bytes()
+		if err := b.Set(storage.DataKey(r.desc.ID, key), v); err != nil {
+			return err
+		}
+	}
+	if err := d.done(); err != nil {
+		return fmt.Errorf("kv: range %d snapshot at %d: %w", r.desc.ID, snap.Metadata.Index, err)
+	}
+	if err := r.log.installSnapshot(b, snap.Metadata); err != nil {
+		return err
+	}
+	r.applied = snap.Metadata.Index
+	if r.desc.ID == MetaRangeID {
+		s.catalogReload = true // from the data, once this batch commits
+	}
+	return b.Set(storage.AppliedStateKey(r.desc.ID), appliedState(r.applied))
+}
