@@ -124,7 +124,7 @@ type result struct {
 // apply evaluates c against the key's current value (found says whether
 // it exists) at log index index, and returns the new value to store (nil
 // to delete, same pointer as cur to leave it) and the client's result.
-func (c *command) apply(index uint64, cur *value) (next *value, res result) {
+func (c *command) apply(rangeID, index uint64, cur *value) (next *value, res result) {
 	res.existed = cur != nil
 	switch c.op {
 	case opPut:
@@ -143,14 +143,14 @@ func (c *command) apply(index uint64, cur *value) (next *value, res result) {
 		ok = cur != nil && cur.version == c.expectVersion
 	}
 	if !ok {
-		return cur, result{existed: cur != nil, err: c.conditionError(cur)}
+		return cur, result{existed: cur != nil, err: c.conditionError(rangeID, cur)}
 	}
 	return &value{version: index, data: c.value}, result{version: index, existed: cur != nil}
 }
 
 // conditionError says what the key held instead, so a client that lost
 // the flash sale learns who has the phone.
-func (c *command) conditionError(cur *value) error {
+func (c *command) conditionError(rangeID uint64, cur *value) error {
 	var want string
 	switch c.cond {
 	case condAbsent:
@@ -158,13 +158,13 @@ func (c *command) conditionError(cur *value) error {
 	case condValue:
 		want = fmt.Sprintf("to hold %q", abbreviate(c.expectValue))
 	case condVersion:
-		want = fmt.Sprintf("to be at version %d", c.expectVersion)
+		want = "to be at version " + formatVersion(rangeID, c.expectVersion)
 	}
 	if cur == nil {
 		return fmt.Errorf("%w: expected key %q %s, but it does not exist", ErrConditionFailed, abbreviate(c.key), want)
 	}
-	return fmt.Errorf("%w: expected key %q %s, but it holds %q at version %d",
-		ErrConditionFailed, abbreviate(c.key), want, abbreviate(cur.data), cur.version)
+	return fmt.Errorf("%w: expected key %q %s, but it holds %q at version %s",
+		ErrConditionFailed, abbreviate(c.key), want, abbreviate(cur.data), formatVersion(rangeID, cur.version))
 }
 
 // abbreviate keeps error messages short when keys and values are large.

@@ -184,7 +184,7 @@ func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *co
 			cur = &v
 		}
 	}
-	next, res := cmd.apply(index, cur)
+	next, res := cmd.apply(r.desc.ID, index, cur)
 	if next == cur {
 		return res, nil
 	}
