@@ -13,6 +13,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	// The tests run binaries built from these packages; importing them
+	// makes "go test" rerun the tests when they change instead of
+	// replaying a cached result. (Changes to cmd/ alone need -count=1.)
+	_ "github.com/quorumkv/quorumkv/client"
+	_ "github.com/quorumkv/quorumkv/kv"
+	_ "github.com/quorumkv/quorumkv/membership"
 )
 
 // bin holds the binaries built once for the package's tests.
