@@ -45,17 +45,31 @@ func (r *RangeDescriptor) HasReplica(node uint64) bool {
 	return slices.ContainsFunc(r.Replicas, func(rep ReplicaDescriptor) bool { return rep.NodeID == node })
 }
 
+// NodeDescriptor is a node of the cluster as the catalog knows it: its ID
+// (what Raft calls it) and where to reach it.
+type NodeDescriptor struct {
+	ID     uint64 `json:"id"`
+	Name   string `json:"name"`
+	Addr   string `json:"addr"`
+	Zone   string `json:"zone"`
+	Weight int    `json:"weight"`
+}
+
 // catalog is the decoded state of meta. Only the store's goroutine
 // changes it; readers get copies.
 type catalog struct {
 	keyspaces map[string]KeyspaceDescriptor
 	ranges    map[uint64]*RangeDescriptor
+	nodes     map[uint64]NodeDescriptor
 	// nextID numbers keyspaces and ranges; meta is range 1.
 	nextID uint64
+	// nextNodeID numbers nodes; the founding node is 1.
+	nextNodeID uint64
 }
 
 func newCatalog() *catalog {
-	return &catalog{keyspaces: map[string]KeyspaceDescriptor{}, ranges: map[uint64]*RangeDescriptor{}, nextID: MetaRangeID + 1}
+	return &catalog{keyspaces: map[string]KeyspaceDescriptor{}, ranges: map[uint64]*RangeDescriptor{},
+		nodes: map[uint64]NodeDescriptor{}, nextID: MetaRangeID + 1, nextNodeID: 1}
 }
 
 // keyspaceRanges returns the keyspace's ranges in hash order.
@@ -87,14 +101,21 @@ type catalogOp struct {
 	Replicas [][]ReplicaDescriptor `json:"replicas,omitempty"`
 	// Drop removes a keyspace and its ranges.
 	Drop string `json:"drop,omitempty"`
+	// AddNode registers a node by name, giving it the next node ID, or
+	// updates the address, zone and weight of a node of that name.
+	AddNode *NodeDescriptor `json:"add_node,omitempty"`
 }
 
 // Catalog keys inside meta's data.
 const (
 	catalogKeyspacePrefix = "keyspace/"
 	catalogRangePrefix    = "range/"
+	catalogNodePrefix     = "node/"
 	catalogNextID         = "next-id"
+	catalogNextNodeID     = "next-node-id"
 )
+
+func nodeCatalogKey(id uint64) []byte { return fmt.Appendf(nil, "%s%016x", catalogNodePrefix, id) }
 
 func rangeCatalogKey(id uint64) []byte { return fmt.Appendf(nil, "%s%016x", catalogRangePrefix, id) }
 
@@ -107,14 +128,49 @@ type catalogWrite struct {
 // apply checks op against the catalog and changes it, returning the
 // writes that record the change in meta's data. A refused op changes
 // nothing: every replica refuses it the same way.
-func (c *catalog) apply(op *catalogOp) ([]catalogWrite, error) {
+// For AddNode, id is the node's ID.
+func (c *catalog) apply(op *catalogOp) (writes []catalogWrite, id uint64, err error) {
 	switch {
 	case op.Create != nil:
-		return c.create(op.Create, op.Replicas)
+		writes, err = c.create(op.Create, op.Replicas)
+		return writes, 0, err
 	case op.Drop != "":
-		return c.drop(op.Drop)
+		writes, err = c.drop(op.Drop)
+		return writes, 0, err
+	case op.AddNode != nil:
+		return c.addNode(*op.AddNode)
 	}
-	return nil, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)
+	return nil, 0, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)
+}
+
+func (c *catalog) addNode(n NodeDescriptor) ([]catalogWrite, uint64, error) {
+	if n.Name == "" {
+		return nil, 0, fmt.Errorf("%w: a node needs a name", ErrInvalidArgument)
+	}
+	n.ID = 0
+	for _, old := range c.nodes {
+		if old.Name == n.Name {
+			n.ID = old.ID
+		}
+	}
+	var writes []catalogWrite
+	if n.ID == 0 {
+		n.ID = c.nextNodeID
+		c.nextNodeID++
+		writes = append(writes, catalogWrite{[]byte(catalogNextNodeID), mustJSON(c.nextNodeID)})
+	}
+	c.nodes[n.ID] = n
+	return append(writes, catalogWrite{nodeCatalogKey(n.ID), mustJSON(n)}), n.ID, nil
+}
+
+// nodeByName returns the node registered under name.
+func (c *catalog) nodeByName(name string) (NodeDescriptor, bool) {
+	for _, n := range c.nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return NodeDescriptor{}, false
 }
 
 // ErrExists and ErrNoKeyspace mark catalog conflicts; the API maps them
@@ -178,8 +234,15 @@ func (c *catalog) load(key, value []byte) error {
 		if err = json.Unmarshal(value, &r); err == nil {
 			c.ranges[r.ID] = &r
 		}
+	case strings.HasPrefix(k, catalogNodePrefix):
+		var n NodeDescriptor
+		if err = json.Unmarshal(value, &n); err == nil {
+			c.nodes[n.ID] = n
+		}
 	case k == catalogNextID:
 		err = json.Unmarshal(value, &c.nextID)
+	case k == catalogNextNodeID:
+		err = json.Unmarshal(value, &c.nextNodeID)
 	default:
 		err = fmt.Errorf("unknown catalog key %q", k)
 	}

@@ -70,6 +70,9 @@ func (d *dec) bytes() []byte {
 		d.fail("length")
 		return nil
 	}
+	if n == 0 {
+		return nil // as encoded from nil or empty: callers treat both alike
+	}
 	v := d.b[:n:n]
 	d.b = d.b[n:]
 	return v

@@ -118,7 +118,9 @@ var ErrConditionFailed = errors.New("condition failed")
 type result struct {
 	version uint64
 	existed bool
-	err     error
+	// id is what a catalog command assigned (a node's ID).
+	id  uint64
+	err error
 }
 
 // apply evaluates c against the key's current value (found says whether

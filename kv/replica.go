@@ -47,7 +47,11 @@ func newReplica(s *Store, desc *RangeDescriptor) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	if log.lastIndex == 0 && log.hs.IsEmpty() {
+	// A range's founding replicas bootstrap it with the same configuration.
+	// Meta is founded only by the node that founds the cluster (in
+	// bootstrap); on other nodes it starts empty and learns everything
+	// from meta's leader once that adds it.
+	if log.lastIndex == 0 && log.hs.IsEmpty() && desc.ID != MetaRangeID {
 		if err := bootstrapRange(s.db, log, desc); err != nil {
 			return nil, err
 		}

@@ -42,6 +42,9 @@ type StoreConfig struct {
 	Seed uint64
 	// Metrics receives the store's metrics; nil means unregistered ones.
 	Metrics *Metrics
+	// Self describes this node (name, address, zone, weight) for the
+	// catalog; its ID is assigned by the cluster.
+	Self NodeDescriptor
 }
 
 // EnsureDefaults fills zero fields.
@@ -96,8 +99,12 @@ type Store struct {
 	transport  Transport
 
 	work chan func()
-	stop chan struct{}
-	done chan struct{}
+	// incoming carries Raft messages from peers. Buffered, because the
+	// transport must never block on a busy store: when it is full the
+	// message is dropped, which Raft tolerates (it retries).
+	incoming chan inbound
+	stop     chan struct{}
+	done     chan struct{}
 
 	// catalog is the latest applied catalog, published for readers.
 	published atomic.Pointer[CatalogView]
@@ -150,7 +157,7 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	cfg.EnsureDefaults()
 	s := &Store{
 		cfg: cfg, db: db, logger: cfg.Logger, raftLogger: slog.New(demoted{cfg.Logger.Handler()}), transport: transport,
-		work: make(chan func()), stop: make(chan struct{}), done: make(chan struct{}),
+		work: make(chan func()), incoming: make(chan inbound, incomingQueue), stop: make(chan struct{}), done: make(chan struct{}),
 		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)),
 		replicas: map[uint64]*replica{},
 		cat:      newCatalog(),
@@ -161,7 +168,7 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	}
 	if id == 0 {
 		if !bootstrap {
-			return nil, errors.New("kv: this node has never been part of a cluster and joining one is not built yet: start it without --join to found a new cluster")
+			return nil, errors.New("kv: this node belongs to no cluster: found one (no --join) or join one first")
 		}
 		if id, err = s.bootstrap(); err != nil {
 			return nil, err
@@ -179,6 +186,18 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	s.campaignIfAlone(meta)
 	if err := s.reconcile(); err != nil {
 		return nil, err
+	}
+	// Apply what meta's log already commits (the catalog a founding node
+	// just wrote, or what a restarted node had not applied), so the store
+	// serves its keyspaces from the start. A few rounds suffice: a lone
+	// voter elects itself and commits in one.
+	for range 8 {
+		if !meta.rn.HasReady() {
+			break
+		}
+		if err := s.handleReady(); err != nil {
+			return nil, err
+		}
 	}
 	go s.run()
 	return s, nil
@@ -219,50 +238,53 @@ func (s *Store) metaDescriptor() *RangeDescriptor {
 	}
 }
 
-// bootstrap founds a cluster: node ID 1, meta with this node as its only
-// voter, and the catalog holding the default keyspace (raft, N=1, 8
-// ranges), all in one synced batch so a crash leaves all or nothing.
+// bootstrap founds a cluster: node ID 1 and meta with this node as its
+// only voter, whose log holds, after the founding configuration, the
+// catalog's first two commands: this node, and the default keyspace
+// (raft, N=1, 8 ranges). They are applied like any later command, so a
+// node that joins later replays them from the log. One synced batch, so a
+// crash leaves all or nothing.
 func (s *Store) bootstrap() (uint64, error) {
 	const id = 1
 	s.nodeID = id
-	meta := s.metaDescriptor()
 	log, err := loadRaftLog(s.db, MetaRangeID)
 	if err != nil {
 		return 0, err
 	}
-	hs, ents, err := raft.BootstrapState(confStateOf(meta))
+	hs, ents, err := raft.BootstrapState(confStateOf(s.metaDescriptor()))
 	if err != nil {
 		return 0, err
 	}
+	self := s.cfg.Self
 	def := KeyspaceDescriptor{Name: "default", Mode: ModeRaft, Replicas: 1, Ranges: DefaultRanges}
 	if err := def.Normalize(); err != nil {
 		return 0, err
 	}
 	replicas := make([][]ReplicaDescriptor, def.Ranges)
 	for i := range replicas {
-		replicas[i] = []ReplicaDescriptor{{NodeID: id}}
+		replicas[i] = []ReplicaDescriptor{{NodeID: id, Zone: self.Zone, Weight: self.Weight}}
 	}
-	writes, err := newCatalog().apply(&catalogOp{Create: &def, Replicas: replicas})
-	if err != nil {
-		return 0, err
+	for _, op := range []catalogOp{{AddNode: &self}, {Create: &def, Replicas: replicas}} {
+		cmd := command{op: opCatalog, value: mustJSON(op)}
+		ents = append(ents, raft.Entry{Term: hs.Term, Index: uint64(len(ents) + 1), Type: raft.EntryNormal, Data: cmd.encode()})
 	}
+	hs.Commit = uint64(len(ents))
+
 	b := s.db.NewBatch()
 	defer b.Close()
 	var idb [8]byte
 	binary.BigEndian.PutUint64(idb[:], id)
 	clusterID := fmt.Sprintf("%016x", rand.Uint64())
-	steps := []error{
+	err = errors.Join(
 		b.Set(storage.NodeIDKey(), idb[:]),
 		b.Set(storage.ClusterIDKey(), []byte(clusterID)),
 		log.append(b, ents),
 		log.setHardState(b, hs),
-		// The bootstrap entry (index 1) is applied with the catalog it founds.
+		// Entry 1 is the configuration alone; the catalog commands after
+		// it are applied when the store starts.
 		b.Set(storage.AppliedStateKey(MetaRangeID), appliedState(1)),
-	}
-	for _, w := range writes {
-		steps = append(steps, b.Set(storage.DataKey(MetaRangeID, w.key), value{version: 1, data: w.value}.encode()))
-	}
-	if err := errors.Join(steps...); err != nil {
+	)
+	if err != nil {
 		return 0, err
 	}
 	if err := b.Commit(true); err != nil {
@@ -270,6 +292,19 @@ func (s *Store) bootstrap() (uint64, error) {
 	}
 	s.logger.Info("founded a new cluster", "cluster", clusterID, "node", id)
 	return id, nil
+}
+
+// SaveJoin records the node ID and cluster a joining node was given, so
+// that OpenStore starts it as a member (JoinCluster calls it).
+func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
+	b := db.NewBatch()
+	defer b.Close()
+	var idb [8]byte
+	binary.BigEndian.PutUint64(idb[:], nodeID)
+	if err := errors.Join(b.Set(storage.NodeIDKey(), idb[:]), b.Set(storage.ClusterIDKey(), []byte(clusterID))); err != nil {
+		return err
+	}
+	return b.Commit(true)
 }
 
 // loadCatalog reads meta's data into the catalog.
@@ -426,6 +461,40 @@ func (s *Store) do(ctx context.Context, fn func()) error {
 	}
 }
 
+// inbound is a Raft message for one of this node's replicas.
+type inbound struct {
+	rangeID uint64
+	msg     raft.Message
+}
+
+// incomingQueue bounds the peer messages waiting for the store: enough
+// for a few rounds of heartbeats and appends of a few thousand ranges.
+const incomingQueue = 4096
+
+// Step hands a peer's message to the range's replica. It never blocks;
+// it reports false when the message was dropped because the store is
+// behind.
+func (s *Store) Step(rangeID uint64, m raft.Message) bool {
+	select {
+	case s.incoming <- inbound{rangeID, m}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Store) step(in inbound) {
+	r, ok := s.replicas[in.rangeID]
+	if !ok {
+		// A range this node has not started yet (its catalog entry has
+		// not arrived) or has removed: the sender will retry.
+		return
+	}
+	if err := r.rn.Step(in.msg); err != nil {
+		s.logger.Debug("raft refused a message", "range", in.rangeID, "type", in.msg.Type, "from", in.msg.From, "err", err)
+	}
+}
+
 // maxWorkPerRound bounds the requests folded into one round, so a flood
 // of proposals cannot starve ticks; each round's proposals share one sync.
 const maxWorkPerRound = 256
@@ -446,15 +515,10 @@ func (s *Store) run() {
 			s.updateGauges()
 		case fn := <-s.work:
 			fn()
-		drain:
-			for range maxWorkPerRound {
-				select {
-				case fn := <-s.work:
-					fn()
-				default:
-					break drain
-				}
-			}
+			s.drain()
+		case in := <-s.incoming:
+			s.step(in)
+			s.drain()
 		}
 		if err := s.handleReady(); err != nil {
 			s.logger.Error("store stopped: cannot persist or apply", "err", err)
@@ -462,6 +526,21 @@ func (s *Store) run() {
 			s.errMu.err = err
 			s.errMu.Unlock()
 			s.shutdown(fmt.Errorf("%w: %v", ErrStopped, err))
+			return
+		}
+	}
+}
+
+// drain takes what else is waiting, up to a bound, into this round, so
+// that its proposals and messages share one persist and one sync.
+func (s *Store) drain() {
+	for range maxWorkPerRound {
+		select {
+		case fn := <-s.work:
+			fn()
+		case in := <-s.incoming:
+			s.step(in)
+		default:
 			return
 		}
 	}

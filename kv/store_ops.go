@@ -108,7 +108,7 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pendi
 	if err := json.Unmarshal(cmd.value, &op); err != nil {
 		return result{}, fmt.Errorf("%w: catalog command at %d: %v", ErrCorrupt, index, err)
 	}
-	writes, err := s.cat.apply(&op)
+	writes, id, err := s.cat.apply(&op)
 	if err != nil {
 		return result{version: index, err: err}, nil // refused the same way everywhere
 	}
@@ -128,7 +128,7 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pendi
 		}
 	}
 	s.catalogChanged = true
-	return result{version: index}, nil
+	return result{version: index, id: id}, nil
 }
 
 // snapshot encodes the range's applied data for a follower the log can no
