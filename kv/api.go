@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -27,6 +28,10 @@ var (
 
 // connectCode maps the node's errors to Connect codes (SPEC.md "Errors").
 func connectCode(err error) connect.Code {
+	var cerr *connect.Error
+	if errors.As(err, &cerr) {
+		return cerr.Code() // an answer forwarded from another node
+	}
 	switch {
 	case errors.Is(err, ErrInvalidArgument):
 		return connect.CodeInvalidArgument
@@ -61,6 +66,44 @@ func toConnect(err error) error {
 	return connect.NewError(connectCode(err), err)
 }
 
+// withForwarding runs a KV request locally and, when this node cannot
+// serve it, on the node that can: the range's leader if known, else each
+// replica of the range in turn. A request that was itself forwarded is
+// not forwarded again.
+func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req], keyspace string, key []byte,
+	local func() (*Resp, error),
+	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
+	resp, err := local()
+	if err == nil || req.Header().Get(forwardedHeader) != "" {
+		return resp, err
+	}
+	n := a.node
+	var targets []uint64
+	var nl *NotLeaderError
+	switch {
+	case errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != n.store.NodeID():
+		targets = []uint64{nl.Leader}
+	case errors.Is(err, ErrNoReplicaHere):
+		r, rerr := n.route(keyspace, key)
+		if rerr != nil {
+			return nil, rerr
+		}
+		for _, rep := range r.Replicas {
+			targets = append(targets, rep.NodeID)
+		}
+	default:
+		return nil, err
+	}
+	for _, t := range targets {
+		resp, ferr := forwardKV(ctx, n, t, req.Msg, rpc)
+		if ferr == nil || connectCode(ferr) != connect.CodeUnavailable {
+			return resp, ferr
+		}
+		err = ferr
+	}
+	return nil, err
+}
+
 // observe records a request's duration and result.
 func (a *apiServer) observe(keyspace, op string, start time.Time, err error) {
 	result := "ok"
@@ -89,11 +132,14 @@ func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]
 	if err = a.checkQuorumOverride(m.Keyspace, m.Quorum); err != nil {
 		return nil, toConnect(err)
 	}
-	version, err := a.node.Put(ctx, m.Keyspace, m.Key, m.Value)
+	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.PutResponse, error) {
+		version, err := a.node.Put(ctx, m.Keyspace, m.Key, m.Value)
+		return &v1.PutResponse{Version: version}, err
+	}, quorumkvv1connect.KVClient.Put)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&v1.PutResponse{Version: version}), nil
+	return connect.NewResponse(resp), nil
 }
 
 func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]) (_ *connect.Response[v1.GetResponse], err error) {
@@ -102,11 +148,14 @@ func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]
 	if err = a.checkQuorumOverride(m.Keyspace, m.Quorum); err != nil {
 		return nil, toConnect(err)
 	}
-	kv, err := a.node.Get(ctx, m.Keyspace, m.Key)
+	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.GetResponse, error) {
+		kv, err := a.node.Get(ctx, m.Keyspace, m.Key)
+		return &v1.GetResponse{Kv: &v1.KeyValue{Key: kv.Key, Value: kv.Value, Version: kv.Version}}, err
+	}, quorumkvv1connect.KVClient.Get)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&v1.GetResponse{Kv: &v1.KeyValue{Key: kv.Key, Value: kv.Value, Version: kv.Version}}), nil
+	return connect.NewResponse(resp), nil
 }
 
 func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRequest]) (_ *connect.Response[v1.DeleteResponse], err error) {
@@ -115,11 +164,14 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 	if err = a.checkQuorumOverride(m.Keyspace, m.Quorum); err != nil {
 		return nil, toConnect(err)
 	}
-	existed, err := a.node.Delete(ctx, m.Keyspace, m.Key)
+	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.DeleteResponse, error) {
+		existed, err := a.node.Delete(ctx, m.Keyspace, m.Key)
+		return &v1.DeleteResponse{Existed: existed}, err
+	}, quorumkvv1connect.KVClient.Delete)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&v1.DeleteResponse{Existed: existed}), nil
+	return connect.NewResponse(resp), nil
 }
 
 func (a *apiServer) Scan(ctx context.Context, req *connect.Request[v1.ScanRequest]) (_ *connect.Response[v1.ScanResponse], err error) {
@@ -163,14 +215,27 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	version, err := a.node.CompareAndSwap(ctx, m.Keyspace, m.Key, expect, m.NewValue)
+	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.CompareAndSwapResponse, error) {
+		version, err := a.node.CompareAndSwap(ctx, m.Keyspace, m.Key, expect, m.NewValue)
+		return &v1.CompareAndSwapResponse{Version: version}, err
+	}, quorumkvv1connect.KVClient.CompareAndSwap)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&v1.CompareAndSwapResponse{Version: version}), nil
+	return connect.NewResponse(resp), nil
 }
 
 // Admin.
+
+// metaLeaderElsewhere says whether err is meta's "not the leader" naming
+// another node, for a request that was not forwarded already: catalog
+// changes are proposed by meta's leader, the placement driver.
+func (a *apiServer) metaLeaderElsewhere(h http.Header, err error) (uint64, bool) {
+	var nl *NotLeaderError
+	ok := errors.As(err, &nl) && nl.RangeID == MetaRangeID && nl.Leader != 0 &&
+		nl.Leader != a.node.store.NodeID() && h.Get(forwardedHeader) == ""
+	return nl.leaderOr0(), ok
+}
 
 var modeToProto = map[Mode]v1.Mode{ModeEventual: v1.Mode_MODE_EVENTUAL, ModeRaft: v1.Mode_MODE_RAFT, ModePaxos: v1.Mode_MODE_PAXOS}
 
@@ -200,6 +265,13 @@ func (a *apiServer) CreateKeyspace(ctx context.Context, req *connect.Request[v1.
 		W: int(k.W), R: int(k.R), Ranges: int(k.Ranges), SloppyQuorum: k.SloppyQuorum,
 	}
 	created, err := a.node.CreateKeyspace(ctx, d)
+	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
+		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.CreateKeyspace)
+		if ferr != nil {
+			return nil, toConnect(ferr)
+		}
+		return connect.NewResponse(resp), nil
+	}
 	if err != nil {
 		return nil, toConnect(err)
 	}
@@ -232,7 +304,15 @@ func (a *apiServer) DescribeKeyspace(ctx context.Context, req *connect.Request[v
 }
 
 func (a *apiServer) DropKeyspace(ctx context.Context, req *connect.Request[v1.DropKeyspaceRequest]) (*connect.Response[v1.DropKeyspaceResponse], error) {
-	if err := a.node.DropKeyspace(ctx, req.Msg.Name); err != nil {
+	err := a.node.DropKeyspace(ctx, req.Msg.Name)
+	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
+		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.DropKeyspace)
+		if ferr != nil {
+			return nil, toConnect(ferr)
+		}
+		return connect.NewResponse(resp), nil
+	}
+	if err != nil {
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(&v1.DropKeyspaceResponse{}), nil
@@ -242,13 +322,16 @@ func (a *apiServer) ListMembers(ctx context.Context, _ *connect.Request[v1.ListM
 	return connect.NewResponse(&v1.ListMembersResponse{Members: a.members()}), nil
 }
 
-// members lists the cluster's nodes. Until nodes join by gossip, a
-// cluster is this node.
+var memberStates = map[string]v1.MemberState{"alive": v1.MemberState_MEMBER_STATE_ALIVE, "dead": v1.MemberState_MEMBER_STATE_DEAD, "left": v1.MemberState_MEMBER_STATE_LEFT}
+
+// members lists the cluster's nodes as gossip sees them.
 func (a *apiServer) members() []*v1.Member {
-	return []*v1.Member{{
-		NodeId: a.info.NodeName, Address: a.info.Advertise, GossipAddress: a.info.Gossip,
-		Zone: a.node.zone, Weight: uint32(a.node.weight), Version: a.info.Version, State: v1.MemberState_MEMBER_STATE_ALIVE,
-	}}
+	var out []*v1.Member
+	for _, m := range a.node.members() {
+		out = append(out, &v1.Member{NodeId: m.Name, Address: m.Addr, GossipAddress: m.GossipAddr, Zone: m.Zone,
+			Weight: uint32(m.Weight), Version: m.Version, State: memberStates[m.State]})
+	}
+	return out
 }
 
 func (a *apiServer) ListRanges(ctx context.Context, req *connect.Request[v1.ListRangesRequest]) (*connect.Response[v1.ListRangesResponse], error) {
@@ -295,10 +378,10 @@ func (a *apiServer) ranges(ctx context.Context, keyspace string) ([]*v1.Range, e
 	return out, nil
 }
 
-// nodeName shows a node ID as its --node-id when it is this node.
+// nodeName shows a node ID as the node's name (its --node-id).
 func (a *apiServer) nodeName(id uint64) string {
-	if id == a.node.store.NodeID() {
-		return a.info.NodeName
+	if n, ok := a.node.store.Catalog().Nodes[id]; ok {
+		return n.Name
 	}
 	return "node-" + strconv.FormatUint(id, 10)
 }

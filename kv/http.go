@@ -22,8 +22,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 )
+
+// peerMaxBytes bounds one peer message: a batch of Raft messages, or a
+// range snapshot (StoreConfig.MaxSnapshotBytes) with room to spare.
+const peerMaxBytes = 512 << 20
 
 // ServerInfo is what the node says about itself in the API.
 type ServerInfo struct {
@@ -58,6 +63,7 @@ func NewServer(node *Node, info ServerInfo, metrics *Metrics, gatherer prometheu
 	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.limits.MaxRequestBytes)}
 	s.mux.Handle(quorumkvv1connect.NewKVHandler(s.api, opts...))
 	s.mux.Handle(quorumkvv1connect.NewAdminHandler(s.api, opts...))
+	s.mux.Handle(peerv1connect.NewPeerHandler(&peerServer{node: node}, connect.WithReadMaxBytes(peerMaxBytes)))
 	s.mux.Handle(grpchealth.NewHandler(s.health))
 	reflector := grpcreflect.NewStaticReflector(quorumkvv1connect.KVName, quorumkvv1connect.AdminName, grpchealth.HealthV1ServiceName)
 	s.mux.Handle(grpcreflect.NewHandlerV1(reflector))

@@ -6,8 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
 	"slices"
+	"time"
 
+	"connectrpc.com/connect"
+
+	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -20,6 +26,10 @@ type Node struct {
 	// zone and weight describe this node for placement.
 	zone   string
 	weight int
+	// alive says whether gossip sees the named node alive.
+	alive   func(name string) bool
+	members func() []Member
+	peers   *peers
 }
 
 // NodeConfig configures a Node.
@@ -27,6 +37,31 @@ type NodeConfig struct {
 	Limits Limits
 	Zone   string
 	Weight int
+	// Alive reports whether gossip sees the named node alive, for
+	// placement; nil counts every node of the catalog alive.
+	Alive func(name string) bool
+	// HTTPClient reaches other nodes (forwarding, scans, joins); nil
+	// means one speaking HTTP/2 without TLS.
+	HTTPClient *http.Client
+	// Members lists the nodes gossip knows, for the Admin API; nil lists
+	// the catalog's nodes.
+	Members func() []Member
+}
+
+// Member is a node as gossip sees it.
+type Member struct {
+	Name, Addr, GossipAddr, Zone, Version string
+	Weight                                int
+	// State is alive, dead or left.
+	State string
+}
+
+// H2CClient returns an HTTP client that speaks HTTP/2 without TLS, as
+// nodes do to each other when TLS is off.
+func H2CClient() *http.Client {
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &protocols, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
 }
 
 // NewNode serves the store.
@@ -40,7 +75,52 @@ func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
 	if cfg.Weight == 0 {
 		cfg.Weight = 1
 	}
-	return &Node{store: store, db: store.db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight}, nil
+	if cfg.Alive == nil {
+		cfg.Alive = func(string) bool { return true }
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = H2CClient()
+	}
+	n := &Node{store: store, db: store.db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
+		alive: cfg.Alive, members: cfg.Members, peers: newPeers(cfg.HTTPClient)}
+	if n.members == nil {
+		n.members = n.catalogMembers
+	}
+	return n, nil
+}
+
+func (n *Node) catalogMembers() []Member {
+	var out []Member
+	for _, id := range slices.Sorted(maps.Keys(n.store.Catalog().Nodes)) {
+		nd := n.store.Catalog().Nodes[id]
+		out = append(out, Member{Name: nd.Name, Addr: nd.Addr, Zone: nd.Zone, Weight: nd.Weight, State: "alive"})
+	}
+	return out
+}
+
+// Announce makes sure the catalog knows this node as it is now (its
+// address may change across restarts), retrying until meta accepts it or
+// ctx ends. A node started on an existing data dir calls it once.
+func (n *Node) Announce(ctx context.Context, self NodeDescriptor) error {
+	backoff := 100 * time.Millisecond
+	for {
+		cur, ok := n.store.Catalog().Nodes[n.store.NodeID()]
+		if ok && cur.Name == self.Name && cur.Addr == self.Addr && cur.Zone == self.Zone && cur.Weight == self.Weight {
+			return nil
+		}
+		attempt, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := n.registerNode(attempt, self, false)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("announcing node %s to the catalog: %w (last error: %v)", self.Name, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // Store returns the node's store.
@@ -189,6 +269,12 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	var all []KeyValue
 	for _, r := range cat.Ranges[keyspace] {
 		kvs, err := n.scanRange(ctx, r.ID, prefix, startAfter, limit+1)
+		var nl *NotLeaderError
+		if errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != n.store.NodeID() {
+			kvs, err = n.scanRemote(ctx, nl.Leader, r.ID, prefix, startAfter, limit+1)
+		} else if errors.Is(err, ErrNoReplicaHere) {
+			kvs, err = n.scanReplicas(ctx, r, prefix, startAfter, limit+1)
+		}
 		if err != nil {
 			return nil, false, err
 		}
@@ -233,6 +319,38 @@ func (n *Node) scanRange(ctx context.Context, rangeID uint64, prefix, startAfter
 		out = append(out, KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(v.data), Version: formatVersion(rangeID, v.version)})
 	}
 	return out, it.Error()
+}
+
+// scanRemote scans one range on its leader, another node.
+func (n *Node) scanRemote(ctx context.Context, leader, rangeID uint64, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
+	addr, ok := n.store.nodeAddr(leader)
+	if !ok {
+		return nil, fmt.Errorf("%w: range %d's leader, node %d, has no known address", ErrUnavailable, rangeID, leader)
+	}
+	resp, err := n.peers.peerClient(addr).ScanRange(ctx, connect.NewRequest(&peerv1.ScanRangeRequest{
+		RangeId: rangeID, Prefix: prefix, StartAfter: startAfter, Limit: uint32(limit)}))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyValue, len(resp.Msg.Entries))
+	for i, e := range resp.Msg.Entries {
+		out[i] = KeyValue{Key: e.Key, Value: e.Value, Version: e.Version}
+	}
+	return out, nil
+}
+
+// scanReplicas scans a range this node holds no replica of: its replicas,
+// in turn, answer or name their leader.
+func (n *Node) scanReplicas(ctx context.Context, r *RangeDescriptor, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
+	var errs []error
+	for _, rep := range r.Replicas {
+		kvs, err := n.scanRemote(ctx, rep.NodeID, r.ID, prefix, startAfter, limit)
+		if err == nil {
+			return kvs, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("%w: no replica of range %d could serve the scan: %w", ErrUnavailable, r.ID, errors.Join(errs...))
 }
 
 // CreateKeyspace checks d, places its ranges, proves its geometry on each
@@ -297,17 +415,25 @@ func (n *Node) proposeCatalog(ctx context.Context, op []byte) error {
 	return res.err
 }
 
-// candidates are the nodes placement may use, with their current load.
-// Until gossip joins nodes to the cluster, that is this node.
+// candidates are the nodes placement may use, the catalog's nodes that
+// gossip sees alive, with their current load, in ID order.
 func (n *Node) candidates() []Candidate {
 	cat := n.store.Catalog()
-	load := 0
-	for _, ranges := range cat.Ranges {
-		for _, r := range ranges {
-			if r.HasReplica(n.store.NodeID()) {
-				load++
+	var out []Candidate
+	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
+		nd := cat.Nodes[id]
+		if !n.alive(nd.Name) {
+			continue
+		}
+		c := Candidate{ID: id, Zone: nd.Zone, Weight: nd.Weight}
+		for _, ranges := range cat.Ranges {
+			for _, r := range ranges {
+				if r.HasReplica(id) {
+					c.Replicas++
+				}
 			}
 		}
+		out = append(out, c)
 	}
-	return []Candidate{{ID: n.store.NodeID(), Zone: n.zone, Weight: n.weight, Replicas: load}}
+	return out
 }

@@ -26,7 +26,8 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func openNode(t *testing.T, db *storage.DB) *Node {
 	t.Helper()
-	store, err := OpenStore(db, StoreConfig{TickInterval: 10 * time.Millisecond, Logger: quiet(), Seed: 1}, nil, true)
+	store, err := OpenStore(db, StoreConfig{TickInterval: 10 * time.Millisecond, Logger: quiet(), Seed: 1,
+		Self: NodeDescriptor{Name: "n1", Addr: "127.0.0.1:1", Zone: "z1", Weight: 1}}, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}

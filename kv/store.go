@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"maps"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -79,6 +80,8 @@ const protocolRaft = "raft"
 // from its goroutine after persisting; it must not block.
 type Transport interface {
 	Send(rangeID uint64, m raft.Message)
+	// Learn records where a peer that sent messages can be reached.
+	Learn(nodeID uint64, addr string)
 }
 
 // Store runs every replica this node holds, in one goroutine: each round
@@ -108,6 +111,8 @@ type Store struct {
 
 	// catalog is the latest applied catalog, published for readers.
 	published atomic.Pointer[CatalogView]
+	// transportForPeers is the transport, for the peer service's goroutines.
+	transportForPeers atomic.Pointer[Transport]
 
 	// Owned by the loop goroutine.
 	rng            *rand.Rand
@@ -150,11 +155,21 @@ func (e *NotLeaderError) Error() string {
 
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
+func (e *NotLeaderError) leaderOr0() uint64 {
+	if e == nil {
+		return 0
+	}
+	return e.Leader
+}
+
 // OpenStore opens the node's store. A database without a node ID is a new
 // node: with bootstrap set it founds a new cluster (node 1, holding meta
 // and the default keyspace), otherwise it waits to join (not yet built).
 func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
 	cfg.EnsureDefaults()
+	if cfg.Self.Name == "" {
+		return nil, errors.New("kv: StoreConfig.Self.Name (the node's --node-id) is required")
+	}
 	s := &Store{
 		cfg: cfg, db: db, logger: cfg.Logger, raftLogger: slog.New(demoted{cfg.Logger.Handler()}), transport: transport,
 		work: make(chan func()), incoming: make(chan inbound, incomingQueue), stop: make(chan struct{}), done: make(chan struct{}),
@@ -292,6 +307,12 @@ func (s *Store) bootstrap() (uint64, error) {
 	}
 	s.logger.Info("founded a new cluster", "cluster", clusterID, "node", id)
 	return id, nil
+}
+
+// IsMember reports whether the database belongs to a cluster already.
+func IsMember(db *storage.DB) (bool, error) {
+	id, err := loadNodeID(db)
+	return id != 0, err
 }
 
 // SaveJoin records the node ID and cluster a joining node was given, so
@@ -512,6 +533,7 @@ func (s *Store) run() {
 			for _, r := range s.replicas {
 				r.rn.Tick()
 			}
+			s.driveMeta()
 			s.updateGauges()
 		case fn := <-s.work:
 			fn()
@@ -734,10 +756,13 @@ type CatalogView struct {
 	Ranges map[string][]*RangeDescriptor
 	// Spans are the ranges' spans in the same order, for SpanIndex.
 	Spans map[string][]Span
+	// Nodes are the cluster's nodes by ID.
+	Nodes map[uint64]NodeDescriptor
 }
 
 func (s *Store) publish() {
-	v := &CatalogView{Keyspaces: map[string]KeyspaceDescriptor{}, Ranges: map[string][]*RangeDescriptor{}, Spans: map[string][]Span{}}
+	v := &CatalogView{Keyspaces: map[string]KeyspaceDescriptor{}, Ranges: map[string][]*RangeDescriptor{}, Spans: map[string][]Span{},
+		Nodes: maps.Clone(s.cat.nodes)}
 	for name, ks := range s.cat.keyspaces {
 		v.Keyspaces[name] = ks
 		for _, r := range s.cat.keyspaceRanges(name) {
@@ -752,6 +777,30 @@ func (s *Store) publish() {
 
 // Catalog returns the latest catalog. It is never nil after OpenStore.
 func (s *Store) Catalog() *CatalogView { return s.published.Load() }
+
+// nodeAddr returns the address of node id from the catalog.
+func (s *Store) nodeAddr(id uint64) (string, bool) {
+	n, ok := s.Catalog().Nodes[id]
+	return n.Addr, ok && n.Addr != ""
+}
+
+// NodeAddr is nodeAddr for the transport.
+func (s *Store) NodeAddr(id uint64) (string, bool) { return s.nodeAddr(id) }
+
+// SetTransport sets the transport before the first peer is added. The
+// transport needs the store (to resolve addresses) and the store the
+// transport, so one of them is set after both exist.
+func (s *Store) SetTransport(t Transport) error {
+	s.transportForPeers.Store(&t)
+	return s.do(context.Background(), func() { s.transport = t })
+}
+
+// learnPeer passes a sender's address to the transport.
+func (s *Store) learnPeer(id uint64, addr string) {
+	if t := s.transportForPeers.Load(); t != nil {
+		(*t).Learn(id, addr)
+	}
+}
 
 // updateGauges refreshes the gauges that describe all replicas.
 func (s *Store) updateGauges() {

@@ -10,6 +10,10 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
+// ErrNoReplicaHere: the range has no replica on this node; the request
+// must go to a node that has one. It is an ErrUnavailable.
+var ErrNoReplicaHere = fmt.Errorf("%w: no replica on this node", ErrUnavailable)
+
 // requestID returns a cluster-unique ID for a proposal or read made here.
 // Loop only.
 func (s *Store) requestID() uint64 {
@@ -29,7 +33,7 @@ func (s *Store) propose(ctx context.Context, rangeID uint64, cmd *command) (resu
 		r, ok := s.replicas[rangeID]
 		switch {
 		case !ok:
-			err = fmt.Errorf("%w: range %d is not on this node", ErrUnavailable, rangeID)
+			err = fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
 			return
 		case r.state != raft.StateLeader:
 			err = &NotLeaderError{RangeID: rangeID, Leader: r.leader}
@@ -73,7 +77,7 @@ func (s *Store) readBarrier(ctx context.Context, rangeID uint64) error {
 		r, ok := s.replicas[rangeID]
 		switch {
 		case !ok:
-			err = fmt.Errorf("%w: range %d is not on this node", ErrUnavailable, rangeID)
+			err = fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
 			return
 		case r.state != raft.StateLeader:
 			err = &NotLeaderError{RangeID: rangeID, Leader: r.leader}

@@ -156,9 +156,6 @@ func serve(cfg config, stdout, stderr io.Writer, ready chan<- string) error {
 		logger = slog.New(slog.NewTextHandler(stderr, opts))
 	}
 	logger = logger.With("node", cfg.nodeID)
-	if len(cfg.join) > 0 {
-		return fmt.Errorf("--join %v: joining an existing cluster is not built yet; start without --join to found a single-node cluster", cfg.join)
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -170,15 +167,6 @@ func serve(cfg config, stdout, stderr io.Writer, ready chan<- string) error {
 		return fmt.Errorf("open data dir %s: %w", cfg.dataDir, err)
 	}
 	defer db.Close()
-	store, err := kv.OpenStore(db, kv.StoreConfig{Logger: logger, Metrics: metrics}, nil, true)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	node, err := kv.NewNode(store, kv.NodeConfig{Zone: cfg.zone, Weight: cfg.weight})
-	if err != nil {
-		return err
-	}
 
 	gossip, err := membership.New(membership.Config{
 		Meta:     membership.Meta{NodeID: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Version: kvdVersion()},
@@ -194,6 +182,41 @@ func serve(cfg config, stdout, stderr io.Writer, ready chan<- string) error {
 			gossip.Close()
 		}
 	}()
+
+	self := kv.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight}
+	peerClient := kv.H2CClient()
+	member, err := kv.IsMember(db)
+	if err != nil {
+		return err
+	}
+	if len(cfg.join) > 0 {
+		if err := joinGossip(gossip, cfg.join, logger); err != nil {
+			return err
+		}
+		if !member {
+			if err := joinCluster(db, gossip, self, peerClient, logger); err != nil {
+				return err
+			}
+		}
+	}
+	store, err := kv.OpenStore(db, kv.StoreConfig{Logger: logger, Metrics: metrics, Self: self}, nil, len(cfg.join) == 0)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	transport := kv.NewPeerTransport(store.NodeID(), cfg.advertise, store.ClusterID(), store.NodeAddr, peerClient, logger)
+	defer transport.Close()
+	if err := store.SetTransport(transport); err != nil {
+		return err
+	}
+	node, err := kv.NewNode(store, kv.NodeConfig{
+		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient,
+		Alive:   func(name string) bool { return gossipState(gossip, name) == membership.StateAlive },
+		Members: func() []kv.Member { return gossipMembers(gossip) },
+	})
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -220,6 +243,15 @@ func serve(cfg config, stdout, stderr io.Writer, ready chan<- string) error {
 	if ready != nil {
 		ready <- addr
 	}
+	// The catalog learns this node's current address (it may have moved
+	// since the last run); requests are served meanwhile.
+	announceCtx, stopAnnounce := context.WithCancel(context.Background())
+	defer stopAnnounce()
+	go func() {
+		if err := node.Announce(announceCtx, self); err != nil && announceCtx.Err() == nil {
+			logger.Warn("catalog does not know this node's address yet", "err", err)
+		}
+	}()
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -257,4 +289,65 @@ func storeDone(s *kv.Store) <-chan error {
 		ch <- s.Err()
 	}()
 	return ch
+}
+
+// joinGossip contacts the seeds until one answers or a minute passes: the
+// seeds may be starting at the same time.
+func joinGossip(gossip *membership.Membership, seeds []string, logger *slog.Logger) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n, err := gossip.Join(seeds)
+		if err == nil {
+			logger.Info("joined gossip", "seeds", seeds, "reached", n)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("--join %v: %w", seeds, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// joinCluster asks the nodes gossip knows to admit this one, then records
+// the node ID and cluster it was given.
+func joinCluster(db *storage.DB, gossip *membership.Membership, self kv.NodeDescriptor, client *http.Client, logger *slog.Logger) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var addrs []string
+		for _, m := range gossip.Members() {
+			if m.NodeID != self.Name && m.State == membership.StateAlive && m.Addr != "" {
+				addrs = append(addrs, m.Addr)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		id, cluster, err := kv.JoinCluster(ctx, addrs, self, client)
+		cancel()
+		if err == nil {
+			logger.Info("joined cluster", "cluster", cluster, "id", id)
+			return kv.SaveJoin(db, id, cluster)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("joining the cluster of %v: %w", addrs, err)
+		}
+		logger.Info("waiting to join", "err", err)
+		time.Sleep(time.Second)
+	}
+}
+
+func gossipState(g *membership.Membership, name string) membership.State {
+	for _, m := range g.Members() {
+		if m.NodeID == name {
+			return m.State
+		}
+	}
+	return 0
+}
+
+func gossipMembers(g *membership.Membership) []kv.Member {
+	var out []kv.Member
+	for _, m := range g.Members() {
+		out = append(out, kv.Member{Name: m.NodeID, Addr: m.Addr, GossipAddr: m.GossipAddr, Zone: m.Zone,
+			Version: m.Version, Weight: m.Weight, State: m.State.String()})
+	}
+	return out
 }

@@ -81,7 +81,6 @@ type MemberState int32
 const (
 	MemberState_MEMBER_STATE_UNSPECIFIED MemberState = 0
 	MemberState_MEMBER_STATE_ALIVE       MemberState = 1
-	MemberState_MEMBER_STATE_SUSPECT     MemberState = 2
 	MemberState_MEMBER_STATE_DEAD        MemberState = 3
 	MemberState_MEMBER_STATE_LEFT        MemberState = 4
 )
@@ -91,14 +90,12 @@ var (
 	MemberState_name = map[int32]string{
 		0: "MEMBER_STATE_UNSPECIFIED",
 		1: "MEMBER_STATE_ALIVE",
-		2: "MEMBER_STATE_SUSPECT",
 		3: "MEMBER_STATE_DEAD",
 		4: "MEMBER_STATE_LEFT",
 	}
 	MemberState_value = map[string]int32{
 		"MEMBER_STATE_UNSPECIFIED": 0,
 		"MEMBER_STATE_ALIVE":       1,
-		"MEMBER_STATE_SUSPECT":     2,
 		"MEMBER_STATE_DEAD":        3,
 		"MEMBER_STATE_LEFT":        4,
 	}
@@ -1225,13 +1222,12 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\rMODE_EVENTUAL\x10\x01\x12\r\n" +
 	"\tMODE_RAFT\x10\x02\x12\x0e\n" +
 	"\n" +
-	"MODE_PAXOS\x10\x03*\x8b\x01\n" +
+	"MODE_PAXOS\x10\x03*w\n" +
 	"\vMemberState\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
-	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
-	"\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n" +
+	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
-	"\x11MEMBER_STATE_LEFT\x10\x042\xf1\x04\n" +
+	"\x11MEMBER_STATE_LEFT\x10\x04\"\x04\b\x02\x10\x022\xf1\x04\n" +
 	"\x05Admin\x12[\n" +
 	"\x0eCreateKeyspace\x12\".quorumkv.v1.CreateKeyspaceRequest\x1a#.quorumkv.v1.CreateKeyspaceResponse\"\x00\x12[\n" +
 	"\rListKeyspaces\x12!.quorumkv.v1.ListKeyspacesRequest\x1a\".quorumkv.v1.ListKeyspacesResponse\"\x03\x90\x02\x01\x12d\n" +

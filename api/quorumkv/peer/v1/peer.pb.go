@@ -28,10 +28,13 @@ type RaftRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sender and receiver node IDs, and the cluster, checked by the receiver
 	// so that a node restarted into another cluster is refused.
-	FromNode      uint64         `protobuf:"varint,1,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
-	ToNode        uint64         `protobuf:"varint,2,opt,name=to_node,json=toNode,proto3" json:"to_node,omitempty"`
-	ClusterId     string         `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Messages      []*RaftMessage `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	FromNode  uint64         `protobuf:"varint,1,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
+	ToNode    uint64         `protobuf:"varint,2,opt,name=to_node,json=toNode,proto3" json:"to_node,omitempty"`
+	ClusterId string         `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Messages  []*RaftMessage `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	// The sender's address, so a node that has not yet caught up on the
+	// catalog can answer a leader it has never heard of.
+	FromAddress   string `protobuf:"bytes,5,opt,name=from_address,json=fromAddress,proto3" json:"from_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -92,6 +95,13 @@ func (x *RaftRequest) GetMessages() []*RaftMessage {
 		return x.Messages
 	}
 	return nil
+}
+
+func (x *RaftRequest) GetFromAddress() string {
+	if x != nil {
+		return x.FromAddress
+	}
+	return ""
 }
 
 type RaftMessage struct {
@@ -481,13 +491,14 @@ var File_quorumkv_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1bquorumkv/peer/v1/peer.proto\x12\x10quorumkv.peer.v1\"\x9d\x01\n" +
+	"\x1bquorumkv/peer/v1/peer.proto\x12\x10quorumkv.peer.v1\"\xc0\x01\n" +
 	"\vRaftRequest\x12\x1b\n" +
 	"\tfrom_node\x18\x01 \x01(\x04R\bfromNode\x12\x17\n" +
 	"\ato_node\x18\x02 \x01(\x04R\x06toNode\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x03 \x01(\tR\tclusterId\x129\n" +
-	"\bmessages\x18\x04 \x03(\v2\x1d.quorumkv.peer.v1.RaftMessageR\bmessages\"B\n" +
+	"\bmessages\x18\x04 \x03(\v2\x1d.quorumkv.peer.v1.RaftMessageR\bmessages\x12!\n" +
+	"\ffrom_address\x18\x05 \x01(\tR\vfromAddress\"B\n" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\fR\amessage\"\x0e\n" +

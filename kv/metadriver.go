@@ -1,0 +1,68 @@
+package kv
+
+import (
+	"slices"
+
+	"github.com/quorumkv/quorumkv/raft"
+)
+
+// MaxMetaVoters bounds meta's voters (DESIGN.md §3): five survive two
+// failures; more would slow every catalog change for no gain. Other nodes
+// follow meta as learners, so every node holds the catalog.
+const MaxMetaVoters = 5
+
+// driveMeta is the placement driver's hand on meta's own membership, run
+// by meta's leader on every tick: a node in the catalog but not in meta's
+// configuration is added as a learner (it receives the log, so it learns
+// the catalog, without slowing commits while it catches up); a learner
+// that has caught up is promoted to voter while meta has fewer than
+// MaxMetaVoters. One change at a time: Raft refuses a second one while
+// the first is pending, and the next tick tries again.
+func (s *Store) driveMeta() {
+	r := s.replicas[MetaRangeID]
+	if r == nil || r.state != raft.StateLeader {
+		return
+	}
+	cs := r.rn.ConfState()
+	if cs.Joint() {
+		return // the leader leaves the joint configuration by itself
+	}
+	member := map[uint64]bool{}
+	for _, v := range cs.Voters {
+		member[v.ID] = true
+	}
+	for _, l := range cs.Learners {
+		member[l] = true
+	}
+	ids := make([]uint64, 0, len(s.cat.nodes))
+	for id := range s.cat.nodes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if !member[id] {
+			s.proposeMetaChange(r, raft.ConfChangeAddLearner, id)
+			return
+		}
+	}
+	if len(cs.Voters) >= MaxMetaVoters {
+		return
+	}
+	progress := r.rn.Status().Progress
+	for _, id := range slices.Sorted(slices.Values(cs.Learners)) {
+		if pr, ok := progress[id]; ok && pr.Match >= r.log.hs.Commit {
+			s.proposeMetaChange(r, raft.ConfChangeAddVoter, id)
+			return
+		}
+	}
+}
+
+func (s *Store) proposeMetaChange(r *replica, t raft.ConfChangeType, id uint64) {
+	n := s.cat.nodes[id]
+	cc := raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: t, Member: raft.Member{ID: id, Zone: n.Zone, Weight: n.Weight}}}}
+	if err := r.rn.ProposeConfChange(cc); err != nil {
+		s.logger.Debug("meta membership change refused for now", "change", t, "node", id, "err", err)
+		return
+	}
+	s.logger.Info("changing meta's membership", "change", t.String(), "node", n.Name, "id", id)
+}

@@ -1,0 +1,212 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	"connectrpc.com/connect"
+
+	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
+)
+
+// forwardedHeader marks a request one node sent to another on a client's
+// behalf. A forwarded request is never forwarded again: if its target is
+// no longer the leader, the client hears Unavailable and retries.
+const forwardedHeader = "Quorumkv-Forwarded"
+
+// peers holds Connect clients for other nodes, by address.
+type peers struct {
+	http *http.Client
+	mu   struct {
+		sync.Mutex
+		kv    map[string]quorumkvv1connect.KVClient
+		admin map[string]quorumkvv1connect.AdminClient
+		peer  map[string]peerv1connect.PeerClient
+	}
+}
+
+func newPeers(client *http.Client) *peers {
+	p := &peers{http: client}
+	p.mu.kv = map[string]quorumkvv1connect.KVClient{}
+	p.mu.admin = map[string]quorumkvv1connect.AdminClient{}
+	p.mu.peer = map[string]peerv1connect.PeerClient{}
+	return p
+}
+
+func baseURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	return "http://" + addr
+}
+
+func (p *peers) kvClient(addr string) quorumkvv1connect.KVClient {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.mu.kv[addr]
+	if !ok {
+		c = quorumkvv1connect.NewKVClient(p.http, baseURL(addr), connect.WithGRPC())
+		p.mu.kv[addr] = c
+	}
+	return c
+}
+
+func (p *peers) adminClient(addr string) quorumkvv1connect.AdminClient {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.mu.admin[addr]
+	if !ok {
+		c = quorumkvv1connect.NewAdminClient(p.http, baseURL(addr), connect.WithGRPC())
+		p.mu.admin[addr] = c
+	}
+	return c
+}
+
+func (p *peers) peerClient(addr string) peerv1connect.PeerClient {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.mu.peer[addr]
+	if !ok {
+		c = peerv1connect.NewPeerClient(p.http, baseURL(addr), connect.WithGRPC())
+		p.mu.peer[addr] = c
+	}
+	return c
+}
+
+// peerServer implements the Peer service.
+type peerServer struct {
+	node *Node
+}
+
+var _ peerv1connect.PeerHandler = (*peerServer)(nil)
+
+func (p *peerServer) Raft(ctx context.Context, stream *connect.ClientStream[peerv1.RaftRequest]) (*connect.Response[peerv1.RaftResponse], error) {
+	store := p.node.store
+	for stream.Receive() {
+		batch := stream.Msg()
+		if batch.ClusterId != store.ClusterID() || batch.ToNode != store.NodeID() {
+			return nil, connect.NewError(connect.CodeFailedPrecondition,
+				fmt.Errorf("messages for node %d of cluster %s reached node %d of cluster %s",
+					batch.ToNode, batch.ClusterId, store.NodeID(), store.ClusterID()))
+		}
+		store.learnPeer(batch.FromNode, batch.FromAddress)
+		for _, m := range batch.Messages {
+			msg, err := decodeRaftMessage(m.Message)
+			if err != nil {
+				return nil, connect.NewError(connect.CodeInvalidArgument, err)
+			}
+			store.Step(m.RangeId, msg)
+		}
+	}
+	if err := stream.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	return connect.NewResponse(&peerv1.RaftResponse{}), nil
+}
+
+func (p *peerServer) Join(ctx context.Context, req *connect.Request[peerv1.JoinRequest]) (*connect.Response[peerv1.JoinResponse], error) {
+	m := req.Msg
+	desc := NodeDescriptor{Name: m.NodeName, Addr: m.Address, Zone: m.Zone, Weight: int(m.Weight)}
+	id, err := p.node.registerNode(ctx, desc, req.Header().Get(forwardedHeader) != "")
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.JoinResponse{NodeId: id, ClusterId: p.node.store.ClusterID()}), nil
+}
+
+func (p *peerServer) ScanRange(ctx context.Context, req *connect.Request[peerv1.ScanRangeRequest]) (*connect.Response[peerv1.ScanRangeResponse], error) {
+	m := req.Msg
+	kvs, err := p.node.scanRange(ctx, m.RangeId, m.Prefix, m.StartAfter, int(m.Limit))
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	resp := &peerv1.ScanRangeResponse{}
+	for _, kv := range kvs {
+		resp.Entries = append(resp.Entries, &peerv1.ScanEntry{Key: kv.Key, Value: kv.Value, Version: kv.Version})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// registerNode adds or updates a node in the catalog through meta's
+// leader, forwarding there when this node is not it.
+func (n *Node) registerNode(ctx context.Context, desc NodeDescriptor, forwarded bool) (uint64, error) {
+	if desc.Weight == 0 {
+		desc.Weight = 1
+	}
+	res, err := n.store.propose(ctx, MetaRangeID, &command{op: opCatalog, value: mustJSON(catalogOp{AddNode: &desc})})
+	var nl *NotLeaderError
+	if errors.As(err, &nl) && nl.Leader != 0 && !forwarded {
+		addr, ok := n.store.nodeAddr(nl.Leader)
+		if !ok {
+			return 0, err
+		}
+		req := connect.NewRequest(&peerv1.JoinRequest{NodeName: desc.Name, Address: desc.Addr, Zone: desc.Zone, Weight: uint32(desc.Weight)})
+		req.Header().Set(forwardedHeader, "1")
+		resp, ferr := n.peers.peerClient(addr).Join(ctx, req)
+		if ferr != nil {
+			return 0, ferr
+		}
+		return resp.Msg.NodeId, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res.id, res.err
+}
+
+// JoinCluster asks the nodes at addrs, in turn, to admit this node, and
+// returns the ID and cluster it is given (to be saved with SaveJoin before
+// the node's first OpenStore).
+func JoinCluster(ctx context.Context, addrs []string, self NodeDescriptor, client *http.Client) (uint64, string, error) {
+	p := newPeers(client)
+	var errs []error
+	for _, addr := range addrs {
+		resp, err := p.peerClient(addr).Join(ctx, connect.NewRequest(&peerv1.JoinRequest{
+			NodeName: self.Name, Address: self.Addr, Zone: self.Zone, Weight: uint32(self.Weight),
+		}))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		return resp.Msg.NodeId, resp.Msg.ClusterId, nil
+	}
+	return 0, "", fmt.Errorf("no node admitted this one: %w", errors.Join(errs...))
+}
+
+// forwardKV sends a KV request to the node that leads the key's range.
+func forwardKV[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *Req,
+	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
+	addr, ok := n.store.nodeAddr(leader)
+	if !ok {
+		return nil, fmt.Errorf("%w: the leader, node %d, has no known address", ErrUnavailable, leader)
+	}
+	r := connect.NewRequest(req)
+	r.Header().Set(forwardedHeader, "1")
+	resp, err := rpc(n.peers.kvClient(addr), ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
+}
+
+// forwardAdmin sends an Admin request to meta's leader.
+func forwardAdmin[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *Req,
+	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
+	addr, ok := n.store.nodeAddr(leader)
+	if !ok {
+		return nil, fmt.Errorf("%w: meta's leader, node %d, has no known address", ErrUnavailable, leader)
+	}
+	r := connect.NewRequest(req)
+	r.Header().Set(forwardedHeader, "1")
+	resp, err := rpc(n.peers.adminClient(addr), ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
+}
