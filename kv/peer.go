@@ -10,9 +10,9 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
+	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 )
 
 // forwardedHeader marks a request one node sent to another on a client's

@@ -2,11 +2,11 @@ package kv
 
 import (
 	"context"
-	"maps"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"

@@ -24,3 +24,13 @@ func SetCanaries(c *Config, k Canaries) {
 		forgetVoteOnRestart:    k.ForgetVoteOnRestart,
 	}
 }
+
+// SimLeader reports, without allocating, whether rn leads and in which
+// Term: the simulator suite's one-leader-per-Term check runs it after
+// every step.
+func (rn *RawNode) SimLeader() (term uint64, ok bool) {
+	return rn.raft.Term, rn.raft.state == StateLeader
+}
+
+// SimLead returns the leader rn believes in (None if none).
+func (rn *RawNode) SimLead() uint64 { return rn.raft.lead }

@@ -333,6 +333,9 @@ func (r *raft) tickHeartbeat() {
 			r.logf("%d [term %d] abort leader transfer to %d: it did not finish within an election timeout", r.id, r.Term, r.leadTransferee)
 			r.leadTransferee = None
 		}
+		if !r.conf.isVoter(r.id) {
+			r.handOver()
+		}
 	}
 	if r.heartbeatElapsed >= r.heartbeatTimeout {
 		r.heartbeatElapsed = 0
@@ -787,16 +790,11 @@ func (r *raft) applyConfChange(e Entry) {
 	if r.state != StateLeader {
 		return
 	}
-	if !r.conf.isVoter(r.id) {
-		// Removed or demoted: a leader outside the configuration would
-		// count itself in quorums it is no longer part of.
-		r.logf("%d is no longer a voter and steps down", r.id)
-		r.becomeFollower(r.Term, None)
-		return
-	}
 	members := r.conf.members()
 	for _, id := range r.prs.sortedIDs() {
-		if _, ok := slicesIndex(members, id); !ok {
+		// A removed leader keeps its own Progress: it still persists
+		// entries, though quorums (of voters) no longer count them.
+		if _, ok := slicesIndex(members, id); !ok && id != r.id {
 			delete(r.prs, id)
 		}
 	}
@@ -814,12 +812,47 @@ func (r *raft) applyConfChange(e Entry) {
 		r.logf("%d abort leader transfer to %d: it is no longer a voter", r.id, r.leadTransferee)
 		r.leadTransferee = None
 	}
+	if !r.conf.isVoter(r.id) && r.leadTransferee == None {
+		r.handOver()
+	}
 	// The quorums changed: the commit index and pending reads may move.
 	if r.maybeCommit() {
 		r.onCommitAdvanced()
 	}
 	r.releaseReads()
 	r.bcastPending = true
+}
+
+// handOver makes a leader that is no longer a voter transfer leadership
+// to the voter with the longest log. It does not simply step down, because
+// that can leave the group without a leader for good:
+//
+//  1. The leader applies the committed C_new of a joint change that
+//     removed it, while it has entries after C_new that only old voters
+//     hold (the new ones missed them).
+//  2. The old voters learn that C_new is committed and apply it; the new
+//     voters, on lossy links, do not.
+//  3. The old voters are no longer voters, so none campaigns. The new
+//     voters still apply the joint configuration, so a candidate needs old
+//     voters' votes, and they refuse it: its log is behind theirs.
+//
+// Staying on is safe: quorums count voters only, so the leader no longer
+// counts itself, and proposals are refused while the transfer runs.
+// transferLeader brings the target up to date, commit index included, so
+// it campaigns in C_new. If the transfer times out, tickHeartbeat calls
+// this again. (etcd keeps a removed leader on by default for this reason.)
+func (r *raft) handOver() {
+	var to, match uint64
+	for _, id := range r.conf.voters {
+		if pr := r.prs[id]; pr != nil && (to == None || pr.Match > match) {
+			to, match = id, pr.Match
+		}
+	}
+	if to == None {
+		return
+	}
+	r.logf("%d is no longer a voter and hands leadership over to %d", r.id, to)
+	_ = r.transferLeader(to)
 }
 
 func slicesIndex(s []uint64, v uint64) (int, bool) {
