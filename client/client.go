@@ -118,7 +118,7 @@ func (c *Client) call(ctx context.Context, f func(ctx context.Context, i int) er
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("client: no node could serve in time (%w); last errors: %w", ctx.Err(), errors.Join(errs...))
+			return fmt.Errorf("%w in time (%w); last errors: %w", ErrNoNode, ctx.Err(), errors.Join(errs...))
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, c.cfg.MaxBackoff)
@@ -141,6 +141,10 @@ func retryable(err error) bool {
 // Errors callers test for with errors.Is. The Connect error is wrapped and
 // still reachable with errors.As.
 var (
+	// ErrNoNode: no endpoint could serve before the deadline, and none
+	// was sent the request in a way that could have applied it (dials
+	// failed, or nodes answered Unavailable): nothing was written.
+	ErrNoNode = errors.New("client: no node could serve")
 	// ErrNotFound: the key or keyspace does not exist.
 	ErrNotFound = errors.New("client: not found")
 	// ErrConditionFailed: a compare-and-swap found the key otherwise.

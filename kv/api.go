@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -47,6 +48,8 @@ func connectCode(err error) connect.Code {
 		return connect.CodeUnavailable
 	case errors.Is(err, ErrNotServed):
 		return connect.CodeUnimplemented
+	case errors.Is(err, ErrOutcomeUnknown):
+		return connect.CodeUnknown
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.CodeDeadlineExceeded
 	case errors.Is(err, context.Canceled):
@@ -96,12 +99,32 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 	}
 	for _, t := range targets {
 		resp, ferr := forwardKV(ctx, n, t, req.Msg, rpc)
-		if ferr == nil || connectCode(ferr) != connect.CodeUnavailable {
-			return resp, ferr
+		switch {
+		case ferr == nil:
+			return resp, nil
+		case safeToRetry(ferr):
+			err = ferr // nothing happened there: try the next
+		case connect.IsWireError(ferr):
+			return nil, ferr // the target's own answer
+		default:
+			// The connection failed after the request may have left: the
+			// write may have been applied. The client must not retry as if
+			// nothing happened.
+			return nil, connect.NewError(connect.CodeUnknown,
+				fmt.Errorf("outcome unknown: lost the connection to node %d while it handled the request: %w", t, ferr))
 		}
-		err = ferr
 	}
 	return nil, err
+}
+
+// safeToRetry: the target said Unavailable itself (it does so only when
+// nothing was written), or the request never left (the dial failed).
+func safeToRetry(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return connect.IsWireError(err) && connect.CodeOf(err) == connect.CodeUnavailable
 }
 
 // observe records a request's duration and result.

@@ -154,6 +154,19 @@ func (n *Node) registerNode(ctx context.Context, desc NodeDescriptor, forwarded 
 		}
 		return resp.Msg.NodeId, nil
 	}
+	if errors.As(err, &nl) && nl.Leader == 0 && !forwarded {
+		// This node does not know meta's leader: perhaps it just came back
+		// at a new address the leader does not know. Ask the nodes gossip
+		// knows; they know the leader and forward.
+		var addrs []string
+		for _, m := range n.members() {
+			if m.Name != desc.Name && m.State == "alive" && m.Addr != "" {
+				addrs = append(addrs, m.Addr)
+			}
+		}
+		id, _, jerr := JoinCluster(ctx, addrs, desc, n.peers.http)
+		return id, jerr
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -210,10 +210,13 @@ func (r *replica) serveReads() {
 	r.confirmed = r.confirmed[n:]
 }
 
-// failAll answers every waiting client: the replica is going away.
+// failAll answers every waiting client: the replica is going away. A
+// proposal in the log may still be applied (by this node after a restart,
+// or by the others), so its client learns that the outcome is unknown;
+// reads only learn that they were not served.
 func (r *replica) failAll(err error) {
 	for id, to := range r.waiters {
-		to <- result{err: err}
+		to <- result{err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)}
 		delete(r.waiters, id)
 	}
 	for id, done := range r.reads {

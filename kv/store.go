@@ -138,6 +138,10 @@ var (
 	// ErrUnavailable: the range cannot serve now (no quorum, proposal
 	// dropped); nothing was written.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrOutcomeUnknown: a write was proposed but its client cannot be
+	// told whether it was applied (the node is stopping). Maps to Unknown;
+	// never retried blindly.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
 // NotLeaderError is ErrNotLeader with the leader's ID (0 if unknown).

@@ -63,7 +63,7 @@ func (s *Store) propose(ctx context.Context, rangeID uint64, cmd *command) (resu
 				delete(r.waiters, id)
 			}
 		})
-		return result{}, fmt.Errorf("outcome unknown: %w", ctx.Err())
+		return result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
 	}
 }
 
