@@ -49,6 +49,11 @@ type Server struct {
 	health   *grpchealth.StaticChecker
 	draining atomic.Bool
 	mux      *http.ServeMux
+	// peerCtx ends the long-lived peer streams at the end of a drain:
+	// http.Server.Shutdown waits for requests to finish, and a peer's
+	// Raft stream never does by itself.
+	peerCtx   context.Context
+	stopPeers context.CancelFunc
 }
 
 // NewServer builds the HTTP handler of node. metrics must be the ones the
@@ -60,10 +65,23 @@ func NewServer(node *Node, info ServerInfo, metrics *Metrics, gatherer prometheu
 		health:   grpchealth.NewStaticChecker(quorumkvv1connect.KVName, quorumkvv1connect.AdminName),
 		mux:      http.NewServeMux(),
 	}
+	s.peerCtx, s.stopPeers = context.WithCancel(context.Background())
 	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.limits.MaxRequestBytes)}
 	s.mux.Handle(quorumkvv1connect.NewKVHandler(s.api, opts...))
 	s.mux.Handle(quorumkvv1connect.NewAdminHandler(s.api, opts...))
-	s.mux.Handle(peerv1connect.NewPeerHandler(&peerServer{node: node}, connect.WithReadMaxBytes(peerMaxBytes)))
+	peerPath, peerHandler := peerv1connect.NewPeerHandler(&peerServer{node: node}, connect.WithReadMaxBytes(peerMaxBytes))
+	s.mux.Handle(peerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		// Canceling the context does not interrupt a read of the request
+		// body, where a stream handler waits: closing the body does.
+		stop := context.AfterFunc(s.peerCtx, func() {
+			cancel()
+			r.Body.Close()
+		})
+		defer stop()
+		peerHandler.ServeHTTP(w, r.WithContext(ctx))
+	}))
 	s.mux.Handle(grpchealth.NewHandler(s.health))
 	reflector := grpcreflect.NewStaticReflector(quorumkvv1connect.KVName, quorumkvv1connect.AdminName, grpchealth.HealthV1ServiceName)
 	s.mux.Handle(grpcreflect.NewHandlerV1(reflector))
@@ -92,6 +110,10 @@ func (s *Server) Drain() {
 	s.health.SetStatus(quorumkvv1connect.AdminName, grpchealth.StatusNotServing)
 	s.health.SetStatus("", grpchealth.StatusNotServing)
 }
+
+// StopPeers ends the peer streams served here, the last step of a drain
+// before the HTTP server shuts down.
+func (s *Server) StopPeers() { s.stopPeers() }
 
 // ready reports whether the node serves: not draining, its store running,
 // and the catalog's range has a leader.

@@ -15,14 +15,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
@@ -30,6 +27,10 @@ import (
 	"github.com/quorumkv/quorumkv/membership"
 	"github.com/quorumkv/quorumkv/storage"
 )
+
+// defaultDrainTimeout bounds a drain: leadership hand-off and requests in
+// flight.
+const defaultDrainTimeout = 10 * time.Second
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = ""
@@ -73,7 +74,7 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "weight", Usage: "votes in weighted geometries", Value: 1, EnvVars: []string{"KVD_WEIGHT"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"KVD_LOG_LEVEL"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"KVD_LOG_FORMAT"}}),
-		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "drain-timeout", Usage: "on SIGTERM, how long to wait for requests in flight", Value: 10 * time.Second, EnvVars: []string{"KVD_DRAIN_TIMEOUT"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "drain-timeout", Usage: "on SIGTERM, how long to wait for requests in flight", Value: defaultDrainTimeout, EnvVars: []string{"KVD_DRAIN_TIMEOUT"}}),
 	}
 	return &cli.App{
 		Name:      "kvd",
@@ -83,6 +84,7 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Before:    altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
+		Commands:  []*cli.Command{demoCommand(stdout, stderr)},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return fmt.Errorf("kvd takes no arguments, got %q (flags start with --)", c.Args().Slice())
@@ -148,137 +150,40 @@ func configFrom(c *cli.Context) (config, error) {
 }
 
 func serve(cfg config, stdout, stderr io.Writer, ready chan<- string) error {
-	opts := &slog.HandlerOptions{Level: cfg.logLevel}
-	var logger *slog.Logger
-	if cfg.logJSON {
-		logger = slog.New(slog.NewJSONHandler(stderr, opts))
-	} else {
-		logger = slog.New(slog.NewTextHandler(stderr, opts))
-	}
-	logger = logger.With("node", cfg.nodeID)
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	kv.RegisterBuildInfo(reg, kvdVersion(), runtime.Version())
-	metrics := kv.NewMetrics(reg)
-
-	db, err := storage.Open(cfg.dataDir, storage.Options{Logger: logger, OnWALSync: metrics.ObserveWALSync})
-	if err != nil {
-		return fmt.Errorf("open data dir %s: %w", cfg.dataDir, err)
-	}
-	defer db.Close()
-
-	gossip, err := membership.New(membership.Config{
-		Meta:     membership.Meta{NodeID: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Version: kvdVersion()},
-		BindAddr: cfg.gossip,
-		Logger:   logger,
-	})
+	logger := newLogger(cfg, stderr)
+	n, err := startNode(cfg, logger)
 	if err != nil {
 		return err
 	}
-	gossipLeft := false
-	defer func() {
-		if !gossipLeft {
-			gossip.Close()
-		}
-	}()
-
-	self := kv.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight}
-	peerClient := kv.H2CClient()
-	member, err := kv.IsMember(db)
-	if err != nil {
-		return err
-	}
-	if len(cfg.join) > 0 {
-		if err := joinGossip(gossip, cfg.join, logger); err != nil {
-			return err
-		}
-		if !member {
-			if err := joinCluster(db, gossip, self, peerClient, logger); err != nil {
-				return err
-			}
-		}
-	}
-	store, err := kv.OpenStore(db, kv.StoreConfig{Logger: logger, Metrics: metrics, Self: self}, nil, len(cfg.join) == 0)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	transport := kv.NewPeerTransport(store.NodeID(), cfg.advertise, store.ClusterID(), store.NodeAddr, peerClient, logger)
-	defer transport.Close()
-	if err := store.SetTransport(transport); err != nil {
-		return err
-	}
-	node, err := kv.NewNode(store, kv.NodeConfig{
-		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient,
-		Alive:   func(name string) bool { return gossipState(gossip, name) == membership.StateAlive },
-		Members: func() []kv.Member { return gossipMembers(gossip) },
-	})
-	if err != nil {
-		return err
-	}
-
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
-	}
-	server := kv.NewServer(node, kv.ServerInfo{
-		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: gossip.LocalAddr(), Version: kvdVersion(), ClusterID: store.ClusterID(),
-	}, metrics, reg)
-	httpServer := &http.Server{
-		Handler:           server,
-		ReadHeaderTimeout: 10 * time.Second,
-		Protocols:         new(http.Protocols),
-	}
-	// Plain HTTP/1.1 for curl, HTTP/2 without TLS (h2c) for gRPC.
-	httpServer.Protocols.SetHTTP1(true)
-	httpServer.Protocols.SetUnencryptedHTTP2(true)
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpServer.Serve(ln) }()
-
-	addr := ln.Addr().String()
-	logger.Info("kvd serving", "listen", addr, "data-dir", cfg.dataDir, "cluster", store.ClusterID(), "version", kvdVersion())
+	defer n.close()
 	fmt.Fprintf(stdout, "kvd: node %s serving on %s (data in %s); try: kvctl --endpoints %s put hello world\n",
-		cfg.nodeID, addr, cfg.dataDir, addr)
+		cfg.nodeID, n.addr, cfg.dataDir, n.addr)
 	if ready != nil {
-		ready <- addr
+		ready <- n.addr
 	}
-	// The catalog learns this node's current address (it may have moved
-	// since the last run); requests are served meanwhile.
-	announceCtx, stopAnnounce := context.WithCancel(context.Background())
-	defer stopAnnounce()
-	go func() {
-		if err := node.Announce(announceCtx, self); err != nil && announceCtx.Err() == nil {
-			logger.Warn("catalog does not know this node's address yet", "err", err)
-		}
-	}()
-
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serving %s: %w", addr, err)
-	case err := <-storeDone(store):
-		return fmt.Errorf("store stopped: %w", err)
+	case err := <-n.failed:
+		return err
 	case sig := <-sigs:
 		logger.Info("draining", "signal", sig.String())
 	}
-
-	// Drain: readiness fails first, so load balancers move away; then
-	// gossip says goodbye; then requests in flight finish.
-	server.Drain()
-	if err := gossip.Leave(time.Second); err != nil {
-		logger.Warn("gossip leave", "err", err)
-	}
-	gossipLeft = true
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
-	defer cancel()
-	if err := httpServer.Shutdown(ctx); err != nil {
-		logger.Warn("requests still in flight at the drain timeout", "err", err)
-	}
+	n.drain()
 	logger.Info("stopped")
 	return nil
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	var logger *slog.Logger
+	if cfg.logJSON {
+		logger = slog.New(slog.NewJSONHandler(w, opts))
+	} else {
+		logger = slog.New(slog.NewTextHandler(w, opts))
+	}
+	return logger.With("node", cfg.nodeID)
 }
 
 // storeDone reports the store stopping on its own (a disk failure).

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/quorumkv/quorumkv/kv"
+	"github.com/quorumkv/quorumkv/membership"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// runningNode is one kvd node and everything it started, so that kvd and
+// kvd demo (several nodes in one process) start and stop nodes alike.
+type runningNode struct {
+	cfg    config
+	logger *slog.Logger
+	addr   string
+	// failed reports the node stopping on its own: the listener or the
+	// store failed.
+	failed chan error
+
+	closers      []func() error // run in reverse by close
+	gossip       *membership.Membership
+	gossipLeft   bool
+	store        *kv.Store
+	server       *kv.Server
+	httpServer   *http.Server
+	stopAnnounce context.CancelFunc
+}
+
+// startNode opens the data dir, starts gossip, joins or founds the
+// cluster, opens the store and serves the API. On error everything
+// already started is stopped.
+func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
+	n := &runningNode{cfg: cfg, logger: logger, failed: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	kv.RegisterBuildInfo(reg, kvdVersion(), runtime.Version())
+	metrics := kv.NewMetrics(reg)
+
+	db, err := storage.Open(cfg.dataDir, storage.Options{Logger: logger, OnWALSync: metrics.ObserveWALSync})
+	if err != nil {
+		return nil, fmt.Errorf("open data dir %s: %w", cfg.dataDir, err)
+	}
+	n.closers = append(n.closers, db.Close)
+
+	n.gossip, err = membership.New(membership.Config{
+		Meta:     membership.Meta{NodeID: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Version: kvdVersion()},
+		BindAddr: cfg.gossip,
+		Logger:   logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.closers = append(n.closers, func() error {
+		if n.gossipLeft {
+			return nil
+		}
+		return n.gossip.Close()
+	})
+
+	self := kv.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight}
+	peerClient := kv.H2CClient()
+	member, err := kv.IsMember(db)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.join) > 0 {
+		if err := joinGossip(n.gossip, cfg.join, logger); err != nil {
+			return nil, err
+		}
+		if !member {
+			if err := joinCluster(db, n.gossip, self, peerClient, logger); err != nil {
+				return nil, err
+			}
+		}
+	}
+	n.store, err = kv.OpenStore(db, kv.StoreConfig{Logger: logger, Metrics: metrics, Self: self}, nil, len(cfg.join) == 0)
+	if err != nil {
+		return nil, err
+	}
+	n.closers = append(n.closers, n.store.Close)
+	transport := kv.NewPeerTransport(n.store.NodeID(), cfg.advertise, n.store.ClusterID(), n.store.NodeAddr, peerClient, logger)
+	n.closers = append(n.closers, func() error { transport.Close(); return nil })
+	if err := n.store.SetTransport(transport); err != nil {
+		return nil, err
+	}
+	node, err := kv.NewNode(n.store, kv.NodeConfig{
+		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient,
+		Alive:   func(name string) bool { return gossipState(n.gossip, name) == membership.StateAlive },
+		Members: func() []kv.Member { return gossipMembers(n.gossip) },
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", cfg.listen, err)
+	}
+	n.addr = ln.Addr().String()
+	n.server = kv.NewServer(node, kv.ServerInfo{
+		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: n.gossip.LocalAddr(), Version: kvdVersion(), ClusterID: n.store.ClusterID(),
+	}, metrics, reg)
+	n.httpServer = &http.Server{Handler: n.server, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
+	// Plain HTTP/1.1 for curl, HTTP/2 without TLS (h2c) for gRPC.
+	n.httpServer.Protocols.SetHTTP1(true)
+	n.httpServer.Protocols.SetUnencryptedHTTP2(true)
+	go func() {
+		if err := n.httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			n.failed <- fmt.Errorf("serving %s: %w", n.addr, err)
+		}
+	}()
+	n.closers = append(n.closers, n.httpServer.Close)
+	go func() {
+		<-n.store.Done()
+		if err := n.store.Err(); err != nil {
+			n.failed <- fmt.Errorf("store stopped: %w", err)
+		}
+	}()
+	logger.Info("kvd serving", "listen", n.addr, "data-dir", cfg.dataDir, "cluster", n.store.ClusterID(), "version", kvdVersion())
+
+	// The catalog learns this node's current address (it may have moved
+	// since the last run); requests are served meanwhile.
+	var announceCtx context.Context
+	announceCtx, n.stopAnnounce = context.WithCancel(context.Background())
+	n.closers = append(n.closers, func() error { n.stopAnnounce(); return nil })
+	go func() {
+		if err := node.Announce(announceCtx, self); err != nil && announceCtx.Err() == nil {
+			logger.Warn("catalog does not know this node's address yet", "err", err)
+		}
+	}()
+	return n, nil
+}
+
+// drain stops the node gracefully (SPEC.md): readiness fails first, so
+// load balancers move away; the ranges this node leads are handed to other
+// replicas; gossip says goodbye; requests in flight finish.
+func (n *runningNode) drain() {
+	n.server.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.drainTimeout)
+	defer cancel()
+	if moved, kept := n.store.TransferLeaderships(ctx); moved+kept > 0 {
+		n.logger.Info("handed off leaderships", "moved", moved, "kept", kept)
+	}
+	if err := n.gossip.Leave(time.Second); err != nil {
+		n.logger.Warn("gossip leave", "err", err)
+	}
+	n.gossipLeft = true
+	n.server.StopPeers()
+	if err := n.httpServer.Shutdown(ctx); err != nil {
+		n.logger.Warn("requests still in flight at the drain timeout", "err", err)
+	}
+}
+
+// close releases everything startNode started, in reverse order.
+func (n *runningNode) close() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		if err := n.closers[i](); err != nil {
+			n.logger.Warn("stopping", "err", err)
+		}
+	}
+	n.closers = nil
+}
