@@ -11,7 +11,7 @@ import (
 	"github.com/quorumkv/quorumkv/quorum"
 )
 
-// TestDataDriven runs the scripts in testdata/. Commands:
+// TestDataDriven runs the scripts in testdata/scripts. Commands:
 //
 //	quorums n=N w=W r=R          sizes over replicas 1..N
 //	quorums geometry=G nodes=L   a geometry over a node list (see quorum)
@@ -25,7 +25,7 @@ import (
 // outcome: the error, or the winner and the replicas to repair.
 func TestDataDriven(t *testing.T) {
 	var q Quorums
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata/scripts", func(t *testing.T, path string) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			var b strings.Builder
 			switch d.Cmd {
