@@ -1,0 +1,282 @@
+package replsim
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/quorumkv/quorumkv/internal/sim"
+)
+
+// Value is how the observer compares slots: the kind and the data.
+func Value(kind EntryKind, data []byte) string { return string(rune('0'+kind)) + string(data) }
+
+// Request is a client's operation sent to a node. Attempt counts the
+// client's tries of operation Seq, so a reply to an earlier try is still
+// recognised as an answer to Seq.
+type Request struct {
+	Client  uint64
+	Seq     uint64
+	Attempt uint64
+	In      sim.KVInput
+}
+
+func (r Request) String() string {
+	return fmt.Sprintf("req c%d#%d.%d %v", r.Client, r.Seq, r.Attempt, r.In)
+}
+
+// Reply answers a Request: the result, or NotLeader with the node's best
+// guess of the leader (0 if none).
+type Reply struct {
+	Seq       uint64
+	Out       sim.KVOutput
+	NotLeader bool
+	Hint      uint64
+	// Index names the slot a write was applied in, for the observer's
+	// "no acknowledged write lost".
+	Index uint64
+}
+
+func (r Reply) String() string {
+	if r.NotLeader {
+		return fmt.Sprintf("reply #%d not leader (try %d)", r.Seq, r.Hint)
+	}
+	return fmt.Sprintf("reply #%d %+v @%d", r.Seq, r.Out, r.Index)
+}
+
+type clientOp struct{ client, seq uint64 }
+
+// node is one replica: a Core, its disk, the state machine, and the
+// requests it is serving. It is rebuilt from its disk on every restart.
+type node struct {
+	c    *Cluster
+	env  *sim.Env
+	id   uint64
+	core Core
+	kv   *KV
+
+	// busy is set while a Ready is being persisted: the node is
+	// single-threaded, so messages and ticks wait until it is handled.
+	busy       bool
+	paused     bool // frozen by the Pause fault
+	inbox      []any
+	missed     int // ticks that fell while busy
+	writes     map[clientOp]bool
+	reads      map[string]Request
+	readStates []ReadState
+	sinceSnap  int
+}
+
+func (c *Cluster) startNode(env *sim.Env) sim.Process {
+	id := uint64(env.ID())
+	core, snap := c.proto.Start(env, id, c.sc.Init, env.Disk())
+	n := &node{c: c, env: env, id: id, core: core, writes: map[clientOp]bool{}, reads: map[string]Request{}}
+	n.kv = NewKV()
+	if snap != nil {
+		kv, err := LoadKV(snap.Index, snap.Data)
+		if err != nil {
+			panic(fmt.Sprintf("replsim: node %d restarting: %v", id, err))
+		}
+		n.kv = kv
+		c.obs.snapshot(id, kv.Applied, kv.Hash)
+	}
+	c.nodes[id] = n
+	env.Every(c.sc.Tick, n.tick)
+	env.After(0, n.kick)
+	return n
+}
+
+func (n *node) alive() bool { return n.env.Alive() }
+
+func (n *node) tick() {
+	if n.paused {
+		return // a frozen process's clock does not run
+	}
+	if n.busy {
+		n.missed++
+		return
+	}
+	n.core.Tick()
+	n.kick()
+}
+
+// Receive takes a protocol message or a client request.
+func (n *node) Receive(from sim.NodeID, msg any) {
+	if n.busy || n.paused {
+		n.inbox = append(n.inbox, msg)
+		return
+	}
+	n.handle(msg)
+	n.kick()
+}
+
+func (n *node) handle(msg any) {
+	if req, ok := msg.(Request); ok {
+		n.request(req)
+		return
+	}
+	n.core.Step(msg)
+}
+
+func (n *node) notLeader(req Request) {
+	n.env.Send(sim.NodeID(req.Client), Reply{Seq: req.Seq, NotLeader: true, Hint: n.core.Hint()})
+}
+
+func (n *node) request(req Request) {
+	if req.In.Op == sim.OpGet {
+		ctx := fmt.Sprintf("c%d#%d.%d", req.Client, req.Seq, req.Attempt)
+		if err := n.core.ReadIndex([]byte(ctx)); err != nil {
+			n.notLeader(req)
+			return
+		}
+		n.reads[ctx] = req
+		return
+	}
+	cmd := EncodeCommand(Command{Client: req.Client, Seq: req.Seq, In: req.In})
+	if err := n.core.Propose(cmd); err != nil {
+		n.notLeader(req)
+		return
+	}
+	n.writes[clientOp{req.Client, req.Seq}] = true
+}
+
+// kick handles the core's next Ready, if any and if none is in flight.
+func (n *node) kick() {
+	for !n.busy && !n.paused && n.alive() {
+		for len(n.inbox) > 0 || n.missed > 0 {
+			if n.missed > 0 {
+				n.missed--
+				n.core.Tick()
+				continue
+			}
+			msg := n.inbox[0]
+			n.inbox = n.inbox[1:]
+			n.handle(msg)
+		}
+		if !n.core.HasReady() {
+			return
+		}
+		rd := n.core.Ready()
+		if rd.Persist != nil {
+			rd.Persist(n.env.Disk())
+		}
+		if !rd.Sync {
+			n.finish(rd)
+			continue
+		}
+		// The fsync takes time: a crash before it completes loses the
+		// writes, and nothing that depends on them has been sent.
+		n.busy = true
+		var synced func()
+		synced = func() {
+			if n.paused {
+				n.env.After(time.Millisecond, synced)
+				return
+			}
+			n.env.Disk().Sync()
+			n.busy = false
+			n.finish(rd)
+			n.kick()
+		}
+		n.env.After(n.c.sc.Fsync, synced)
+		return
+	}
+}
+
+// resume ends a pause: the inbox is handled in arrival order.
+func (n *node) resume() {
+	if !n.paused || !n.alive() {
+		return
+	}
+	n.paused = false
+	n.env.Logf("resumes with %d messages waiting", len(n.inbox))
+	n.kick()
+}
+
+// finish sends, applies and advances a persisted Ready.
+func (n *node) finish(rd Ready) {
+	n.c.obs.persisted(n.id, rd.Accepted)
+	for _, m := range rd.Messages {
+		n.env.Send(sim.NodeID(m.To), m.Msg)
+		if m.Promise != NoPromise {
+			n.c.maybeCrashAfterPromise(n.id, m.Promise)
+		}
+	}
+	if s := rd.Snapshot; s != nil {
+		kv, err := LoadKV(s.Index, s.Data)
+		if err != nil {
+			panic(fmt.Sprintf("replsim: node %d installing a snapshot: %v", n.id, err))
+		}
+		n.kv = kv
+		n.c.obs.snapshot(n.id, kv.Applied, kv.Hash)
+	}
+	for _, e := range rd.Committed {
+		n.apply(e)
+	}
+	n.readStates = append(n.readStates, rd.Reads...)
+	n.serveReads()
+	n.core.Advance()
+	config := slices.ContainsFunc(rd.Committed, func(e Entry) bool { return e.Kind == EntryConfig })
+	n.maybeCompact(len(rd.Committed), config)
+}
+
+func (n *node) apply(e Entry) {
+	if e.Index <= n.kv.Applied {
+		return // covered by a snapshot loaded in the same Ready
+	}
+	a, err := n.kv.Apply(e)
+	if err != nil {
+		panic(fmt.Sprintf("replsim: node %d: %v", n.id, err))
+	}
+	n.c.obs.apply(n.id, e.Index, Value(e.Kind, e.Data), n.kv.Hash)
+	if !a.IsCmd {
+		return
+	}
+	op := clientOp{a.Cmd.Client, a.Cmd.Seq}
+	if !n.writes[op] {
+		return
+	}
+	delete(n.writes, op)
+	n.env.Send(sim.NodeID(a.Cmd.Client), Reply{Seq: a.Cmd.Seq, Out: a.Out, Index: a.Index})
+}
+
+func (n *node) serveReads() {
+	kept := n.readStates[:0]
+	for _, rs := range n.readStates {
+		if rs.Index > n.kv.Applied {
+			kept = append(kept, rs)
+			continue
+		}
+		req, ok := n.reads[string(rs.Ctx)]
+		if !ok {
+			continue
+		}
+		delete(n.reads, string(rs.Ctx))
+		n.env.Send(sim.NodeID(req.Client), Reply{Seq: req.Seq, Out: n.kv.Get(req.In.Key)})
+	}
+	n.readStates = kept
+}
+
+// maybeCompact snapshots the state machine every SnapshotEvery applied
+// slots, so that snapshots are sent, installed and restarted from; and
+// right after a configuration change is applied, because a snapshot sent
+// to a node added by that change must already include it (a Raft node
+// refuses a snapshot of a configuration it is not in, as etcd's does: the
+// application is to hand out snapshots taken at the applied index, as
+// CockroachDB generates them).
+func (n *node) maybeCompact(applied int, config bool) {
+	if n.c.sc.SnapshotEvery == 0 {
+		return
+	}
+	n.sinceSnap += applied
+	if (n.sinceSnap < n.c.sc.SnapshotEvery && !config) || n.kv.Applied == 0 {
+		return
+	}
+	n.sinceSnap = 0
+	if err := n.core.Compact(n.kv.Applied, n.kv.Snapshot(), n.env.Disk()); err != nil {
+		panic(fmt.Sprintf("replsim: node %d compacting at %d: %v", n.id, n.kv.Applied, err))
+	}
+}
+
+// Fsync is the default time a Sync takes.
+const Fsync = 500 * time.Microsecond
