@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -54,16 +55,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestThreeNodes runs three kvd processes with a raft keyspace of N=3:
-// clients on every node read, write and compare-and-swap a few keys while
-// one node is killed and restarted, and the history is checked for
-// linearizability with porcupine. The restarted node then serves the
-// latest values.
+// TestThreeNodes runs three kvd processes with three keyspaces of N=3: a
+// raft one, a paxos one with majority quorums, and a paxos one with the
+// zones geometry over the nodes' zones z1, z2, z3 (phase 1 needs a node
+// in every zone, phase 2 every node of one zone: here a leader commits
+// alone, and a new leader needs all three nodes). Clients on every node
+// read, write and compare-and-swap a few keys of each while one node, the
+// leader of a paxos range, is killed and restarted, and the history is
+// checked for linearizability with porcupine. The restarted node then
+// serves the latest values.
 func TestThreeNodes(t *testing.T) {
 	nodes := startCluster(t, 3)
+	keyspaces := []string{"r3", "p3", "pz"}
 	nodes[0].must(0, "keyspace", "create", "r3", "--mode", "raft", "--replicas", "3", "--ranges", "2")
-	if out := nodes[2].must(0, "cluster", "ranges", "-k", "r3"); strings.Count(out, "n1") < 2 {
-		t.Fatalf("ranges not on every node:\n%s", out)
+	nodes[0].must(0, "keyspace", "create", "p3", "--mode", "paxos", "--replicas", "3", "--ranges", "2")
+	nodes[0].must(0, "keyspace", "create", "pz", "--mode", "paxos", "--replicas", "3", "--ranges", "2", "--quorum", "zones")
+	// The catalog reaches the other nodes through meta's log, a moment
+	// after the node that created the keyspaces answered.
+	for _, ks := range keyspaces {
+		waitFor(t, "n3 to know the ranges of "+ks, func() bool {
+			code, out, _ := nodes[2].kvctl("", "cluster", "ranges", "-k", ks)
+			return code == 0 && strings.Count(out, "n1") >= 2
+		})
 	}
 
 	var endpoints []string
@@ -93,15 +106,24 @@ func TestThreeNodes(t *testing.T) {
 					return
 				default:
 				}
-				runOp(h, sim.NodeID(c+1), cl, rng, keys, fmt.Sprintf("c%d-%d", c, i))
+				ks := keyspaces[rng.IntN(len(keyspaces))]
+				runOp(h, sim.NodeID(c+1), cl, rng, ks, keys, fmt.Sprintf("c%d-%d", c, i))
 			}
 		}()
 	}
 
 	time.Sleep(2 * time.Second)
-	nodes[2].kill() // a crash: no drain, no goodbye
+	// A crash, no drain, no goodbye, of a paxos leader: the other two
+	// elect a new one. (Not n1, whose address the others' --join names.)
+	victim := 2
+	leader := rangeLeader(nodes[0], "p3")
+	if leader == "n2" {
+		victim = 1
+	}
+	t.Logf("p3's first range is led by %s; killing n%d", leader, victim+1)
+	nodes[victim].kill()
 	time.Sleep(3 * time.Second)
-	restarted := startKVD(t, nodes[2].dataDir, "--node-id", "n3", "--zone", "z3", "--join", nodes[0].gossip)
+	restarted := startKVD(t, nodes[victim].dataDir, "--node-id", fmt.Sprintf("n%d", victim+1), "--zone", fmt.Sprintf("z%d", victim+1), "--join", nodes[0].gossip)
 	time.Sleep(2 * time.Second)
 	close(stop)
 	wg.Wait()
@@ -111,26 +133,58 @@ func TestThreeNodes(t *testing.T) {
 		t.Fatalf("only %d operations: the cluster was not serving", h.Len())
 	}
 	sim.AssertLinearizable(t, h, 30*time.Second)
+	answered := map[string]int{}
+	for _, op := range h.Operations() {
+		if !op.Output.(sim.KVOutput).Unknown {
+			ks, _, _ := strings.Cut(op.Input.(sim.KVInput).Key, "/")
+			answered[ks]++
+		}
+	}
+	t.Logf("operations answered per keyspace: %v", answered)
+	for _, ks := range keyspaces {
+		if answered[ks] < 30 {
+			t.Fatalf("only %d operations answered in keyspace %s", answered[ks], ks)
+		}
+	}
 
 	// The restarted node catches up: a read through it (served by each
 	// range's leader, perhaps itself) sees what a read through n1 sees.
-	for _, k := range keys {
-		want := nodes[0].must(0, "-k", "r3", "get", k)
-		waitFor(t, "n3 to serve "+k, func() bool {
-			code, out, _ := restarted.kvctl("", "-k", "r3", "get", k)
-			return code == 0 && out == want
-		})
+	for _, ks := range keyspaces {
+		for _, k := range keys {
+			want := nodes[0].must(0, "-k", ks, "get", k)
+			waitFor(t, "the restarted node to serve "+ks+"/"+k, func() bool {
+				code, out, _ := restarted.kvctl("", "-k", ks, "get", k)
+				return code == 0 && out == want
+			})
+		}
 	}
 }
 
-// runOp runs one random operation and records it in h.
-func runOp(h *sim.History, id sim.NodeID, cl *client.Client, rng *rand.Rand, keys []string, value string) {
+// rangeLeader names the leader of the keyspace's first range, as node
+// sees it ("" if none).
+func rangeLeader(node *kvd, keyspace string) string {
+	out := node.must(0, "cluster", "ranges", "-k", keyspace, "-o", "json")
+	var resp struct {
+		Ranges []struct {
+			Leader string `json:"leader"`
+		} `json:"ranges"`
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil || len(resp.Ranges) == 0 {
+		node.t.Fatalf("cluster ranges -k %s: %v\n%s", keyspace, err, out)
+	}
+	return resp.Ranges[0].Leader
+}
+
+// runOp runs one random operation on a key of keyspace ks and records it
+// in h, where the key is named ks/key.
+func runOp(h *sim.History, id sim.NodeID, cl *client.Client, rng *rand.Rand, ks string, keys []string, value string) {
 	ctx := context.Background()
 	key := keys[rng.IntN(len(keys))]
+	model := ks + "/" + key
 	switch rng.IntN(4) {
 	case 0:
-		op := h.Invoke(id, sim.KVGet(key))
-		kv, err := cl.Get(ctx, "r3", []byte(key), client.Quorum{})
+		op := h.Invoke(id, sim.KVGet(model))
+		kv, err := cl.Get(ctx, ks, []byte(key), client.Quorum{})
 		switch {
 		case err == nil:
 			op.Return(sim.KVOutput{Value: string(kv.Value), Found: true})
@@ -140,21 +194,21 @@ func runOp(h *sim.History, id sim.NodeID, cl *client.Client, rng *rand.Rand, key
 			op.Fail() // a read has no effect
 		}
 	case 1:
-		op := h.Invoke(id, sim.KVPut(key, value))
-		_, err := cl.Put(ctx, "r3", []byte(key), []byte(value), client.Quorum{})
+		op := h.Invoke(id, sim.KVPut(model, value))
+		_, err := cl.Put(ctx, ks, []byte(key), []byte(value), client.Quorum{})
 		finishWrite(op, err, sim.KVOutput{})
 	case 2:
-		op := h.Invoke(id, sim.KVCASAbsent(key, value))
-		_, err := cl.CompareAndSwap(ctx, "r3", []byte(key), client.Expect{Absent: true}, []byte(value))
+		op := h.Invoke(id, sim.KVCASAbsent(model, value))
+		_, err := cl.CompareAndSwap(ctx, ks, []byte(key), client.Expect{Absent: true}, []byte(value))
 		finishCAS(op, err)
 	default:
 		// Compare against a value read just before: often still current.
-		kv, err := cl.Get(ctx, "r3", []byte(key), client.Quorum{})
+		kv, err := cl.Get(ctx, ks, []byte(key), client.Quorum{})
 		if err != nil {
 			return
 		}
-		op := h.Invoke(id, sim.KVCAS(key, string(kv.Value), value))
-		_, err = cl.CompareAndSwap(ctx, "r3", []byte(key), client.Expect{Value: kv.Value}, []byte(value))
+		op := h.Invoke(id, sim.KVCAS(model, string(kv.Value), value))
+		_, err = cl.CompareAndSwap(ctx, ks, []byte(key), client.Expect{Value: kv.Value}, []byte(value))
 		finishCAS(op, err)
 	}
 }

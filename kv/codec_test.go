@@ -7,6 +7,8 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/quorumkv/quorumkv/paxos"
+	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/raft"
 )
 
@@ -61,13 +63,13 @@ func TestRaftMessageRoundTrip(t *testing.T) {
 			m.Snapshot = &raft.Snapshot{Metadata: raft.SnapshotMetadata{Index: rapid.Uint64().Draw(t, "sidx"),
 				Term: rapid.Uint64().Draw(t, "sterm"), ConfState: genConfState(t)}, Data: genBytes(t, "sdata")}
 		}
-		b := encodeRaftMessage(&m)
-		got, err := decodeRaftMessage(b)
-		if err != nil || !reflect.DeepEqual(got, m) {
-			t.Fatalf("round trip:\n got %+v, %v\nwant %+v", got, err, m)
+		b := encodePeerMessage(PeerMessage{Raft: &m})
+		got, err := decodePeerMessage(b)
+		if err != nil || got.Paxos != nil || !reflect.DeepEqual(*got.Raft, m) {
+			t.Fatalf("round trip:\n got %+v, %v\nwant %+v", got.Raft, err, m)
 		}
 		cut := rapid.IntRange(0, len(b)-1).Draw(t, "cut")
-		if _, err := decodeRaftMessage(b[:cut]); !errors.Is(err, ErrCorrupt) {
+		if _, err := decodePeerMessage(b[:cut]); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("truncated to %d of %d bytes: %v", cut, len(b), err)
 		}
 	})
@@ -84,6 +86,85 @@ func TestCommandRoundTrip(t *testing.T) {
 		got, err := decodeCommand(c.encode())
 		if err != nil || !reflect.DeepEqual(got, c) {
 			t.Fatalf("round trip: got %+v, %v; want %+v", got, err, c)
+		}
+	})
+}
+
+func genBallot(t *rapid.T, label string) paxos.Ballot {
+	return paxos.Ballot{Round: rapid.Uint64().Draw(t, label+"round"), NodeID: rapid.Uint64().Draw(t, label+"node")}
+}
+
+func genPaxosConfigs(t *rapid.T) []paxos.ConfigState {
+	var out []paxos.ConfigState
+	for range rapid.IntRange(0, 3).Draw(t, "configs") {
+		c := paxos.ConfigState{Effective: rapid.Uint64().Draw(t, "effective"),
+			Membership: paxos.Membership{Geometry: rapid.SampledFrom([]string{"", "majority", "zones", "flexible:3,1"}).Draw(t, "geo")}}
+		for i := range rapid.IntRange(0, 4).Draw(t, "voters") {
+			c.Membership.Voters = append(c.Membership.Voters, quorum.Node{ID: uint64(i + 1),
+				Zone: rapid.SampledFrom([]string{"", "z1", "z2"}).Draw(t, "zone"), Weight: rapid.IntRange(0, 3).Draw(t, "weight")})
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Every paxos message the transport carries decodes to what was encoded,
+// behind its protocol byte, and every truncation is refused.
+func TestPaxosMessageRoundTrip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		m := paxos.Message{
+			Type: paxos.MessageType(rapid.IntRange(1, 7).Draw(t, "type")),
+			From: rapid.Uint64().Draw(t, "from"), To: rapid.Uint64().Draw(t, "to"),
+			Ballot: genBallot(t, "ballot"), Reject: rapid.Bool().Draw(t, "reject"), Hint: genBallot(t, "hint"),
+			Slot: rapid.Uint64().Draw(t, "slot"), Commit: rapid.Uint64().Draw(t, "commit"),
+			Context: genBytes(t, "context"),
+		}
+		for range rapid.IntRange(0, 5).Draw(t, "entries") {
+			m.Entries = append(m.Entries, paxos.Entry{Slot: rapid.Uint64().Draw(t, "eslot"), Ballot: genBallot(t, "eballot"),
+				Type: paxos.EntryType(rapid.IntRange(1, 3).Draw(t, "etype")), Data: genBytes(t, "edata")})
+		}
+		for range rapid.IntRange(0, 5).Draw(t, "slots") {
+			m.Slots = append(m.Slots, rapid.Uint64().Draw(t, "aslot"))
+		}
+		if rapid.Bool().Draw(t, "snap") {
+			m.Snapshot = &paxos.Snapshot{Slot: rapid.Uint64().Draw(t, "sslot"), Configs: genPaxosConfigs(t), Data: genBytes(t, "sdata")}
+		}
+		b := encodePeerMessage(PeerMessage{Paxos: &m})
+		got, err := decodePeerMessage(b)
+		if err != nil || got.Raft != nil || !reflect.DeepEqual(*got.Paxos, m) {
+			t.Fatalf("round trip:\n got %+v, %v\nwant %+v", got.Paxos, err, m)
+		}
+		cut := rapid.IntRange(0, len(b)-1).Draw(t, "cut")
+		if _, err := decodePeerMessage(b[:cut]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncated to %d of %d bytes: %v", cut, len(b), err)
+		}
+	})
+}
+
+// A paxos range's records in Pebble decode to what was written, and a
+// Raft record is never read as a paxos one.
+func TestPaxosStateRoundTrip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		hs := paxos.HardState{Promised: genBallot(t, "promised"), Commit: rapid.Uint64().Draw(t, "commit")}
+		if got, err := decodePaxosHardState(encodePaxosHardState(hs)); err != nil || got != hs {
+			t.Fatalf("hard state: got %+v, %v; want %+v", got, err, hs)
+		}
+		e := paxos.Entry{Slot: rapid.Uint64().Draw(t, "slot"), Ballot: genBallot(t, "ballot"),
+			Type: paxos.EntryType(rapid.IntRange(1, 3).Draw(t, "type")), Data: genBytes(t, "data")}
+		if got, err := decodePaxosEntry(e.Slot, encodePaxosEntry(e)); err != nil || !reflect.DeepEqual(got, e) {
+			t.Fatalf("entry: got %+v, %v; want %+v", got, err, e)
+		}
+		snap := paxos.Snapshot{Slot: rapid.Uint64().Draw(t, "sslot"), Configs: genPaxosConfigs(t)}
+		b := encodePaxosSnapshotPoint(snap)
+		if got, err := decodePaxosSnapshotPoint(b); err != nil || !reflect.DeepEqual(got, snap) {
+			t.Fatalf("snapshot point: got %+v, %v; want %+v", got, err, snap)
+		}
+		if _, err := decodePaxosSnapshotPoint(b[:rapid.IntRange(0, len(b)-1).Draw(t, "cut")]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncated snapshot point read: %v", err)
+		}
+		raftHS := raft.HardState{Term: hs.Promised.Round, Vote: hs.Promised.NodeID, Commit: hs.Commit}
+		if _, err := decodePaxosHardState(encodeHardState(raftHS)); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("a raft hard state read as a paxos one: %v", err)
 		}
 	})
 }

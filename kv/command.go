@@ -83,7 +83,8 @@ func decodeCommand(b []byte) (command, error) {
 	return c, d.done()
 }
 
-// value is a stored value and the version (log index) that wrote it.
+// value is a stored value and the version (Raft log index or Paxos slot)
+// that wrote it.
 type value struct {
 	version uint64
 	data    []byte
@@ -179,7 +180,8 @@ func abbreviate(b []byte) string {
 }
 
 // Versions are shown to clients as "RANGE.INDEX": the range and the log
-// index of the write. Opaque to clients, but readable to operators.
+// index (Raft) or slot (Multi-Paxos) of the write. Opaque to clients, but
+// readable to operators.
 func formatVersion(rangeID, index uint64) string {
 	return strconv.FormatUint(rangeID, 10) + "." + strconv.FormatUint(index, 10)
 }

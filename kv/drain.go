@@ -3,8 +3,6 @@ package kv
 import (
 	"context"
 	"time"
-
-	"github.com/quorumkv/quorumkv/raft"
 )
 
 // drainTransferWait bounds how long a draining node waits for its ranges'
@@ -14,18 +12,19 @@ const drainTransferWait = 3 * time.Second
 // TransferLeaderships asks every range this node leads, and that has
 // another voter, to hand leadership to its most caught-up voter, and waits
 // (up to ctx or a few seconds) until they have. It reports how many moved
-// and how many are still led here. Clients of a range never wait out an
-// election timeout because this node went away on purpose.
+// and how many are still led here. Clients of a raft range never wait out
+// an election timeout because this node went away on purpose. Paxos ranges
+// are skipped: Multi-Paxos has no leadership transfer, so their clients
+// wait for a follower's election timeout.
 func (s *Store) TransferLeaderships(ctx context.Context) (moved, kept int) {
 	ctx, cancel := context.WithTimeout(ctx, drainTransferWait)
 	defer cancel()
 	asked := map[uint64]bool{}
 	_ = s.do(ctx, func() {
 		for id, r := range s.replicas {
-			if r.state != raft.StateLeader {
-				continue
-			}
-			if to := bestTransferee(s.nodeID, r); to != 0 && r.rn.TransferLeader(to) == nil {
+			// A paxos range cannot hand over (consensusCore.transferLeader):
+			// its clients wait out one election timeout.
+			if r.role == roleLeader && r.core.transferLeader(s.nodeID) {
 				asked[id] = true
 			}
 		}
@@ -37,7 +36,7 @@ func (s *Store) TransferLeaderships(ctx context.Context) (moved, kept int) {
 		kept = 0
 		_ = s.do(ctx, func() {
 			for id := range asked {
-				if r, ok := s.replicas[id]; ok && r.state == raft.StateLeader {
+				if r, ok := s.replicas[id]; ok && r.role == roleLeader {
 					kept++
 				}
 			}
@@ -50,21 +49,4 @@ func (s *Store) TransferLeaderships(ctx context.Context) (moved, kept int) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// bestTransferee is the voter other than self with the highest match index.
-func bestTransferee(self uint64, r *replica) uint64 {
-	var best uint64
-	var bestMatch uint64
-	progress := r.rn.Status().Progress
-	for _, v := range r.rn.ConfState().Voters {
-		pr, ok := progress[v.ID]
-		if v.ID == self || !ok || !pr.RecentActive {
-			continue
-		}
-		if best == 0 || pr.Match > bestMatch {
-			best, bestMatch = v.ID, pr.Match
-		}
-	}
-	return best
 }

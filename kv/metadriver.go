@@ -20,10 +20,11 @@ const MaxMetaVoters = 5
 // the first is pending, and the next tick tries again.
 func (s *Store) driveMeta() {
 	r := s.replicas[MetaRangeID]
-	if r == nil || r.state != raft.StateLeader {
+	if r == nil || r.role != roleLeader {
 		return
 	}
-	cs := r.rn.ConfState()
+	c := metaCore(r)
+	cs := c.rn.ConfState()
 	if cs.Joint() {
 		return // the leader leaves the joint configuration by itself
 	}
@@ -41,26 +42,26 @@ func (s *Store) driveMeta() {
 	slices.Sort(ids)
 	for _, id := range ids {
 		if !member[id] {
-			s.proposeMetaChange(r, raft.ConfChangeAddLearner, id)
+			s.proposeMetaChange(c, raft.ConfChangeAddLearner, id)
 			return
 		}
 	}
 	if len(cs.Voters) >= MaxMetaVoters {
 		return
 	}
-	progress := r.rn.Status().Progress
+	progress := c.rn.Status().Progress
 	for _, id := range slices.Sorted(slices.Values(cs.Learners)) {
-		if pr, ok := progress[id]; ok && pr.Match >= r.log.hs.Commit {
-			s.proposeMetaChange(r, raft.ConfChangeAddVoter, id)
+		if pr, ok := progress[id]; ok && pr.Match >= c.log.hs.Commit {
+			s.proposeMetaChange(c, raft.ConfChangeAddVoter, id)
 			return
 		}
 	}
 }
 
-func (s *Store) proposeMetaChange(r *replica, t raft.ConfChangeType, id uint64) {
+func (s *Store) proposeMetaChange(c *raftCore, t raft.ConfChangeType, id uint64) {
 	n := s.cat.nodes[id]
 	cc := raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: t, Member: raft.Member{ID: id, Zone: n.Zone, Weight: n.Weight}}}}
-	if err := r.rn.ProposeConfChange(cc); err != nil {
+	if err := c.rn.ProposeConfChange(cc); err != nil {
 		s.logger.Debug("meta membership change refused for now", "change", t, "node", id, "err", err)
 		return
 	}

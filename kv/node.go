@@ -132,6 +132,10 @@ func (n *Node) Limits() Limits { return n.limits }
 // ErrNotServed marks keyspaces whose mode this node cannot serve yet.
 var ErrNotServed = errors.New("not served")
 
+// served reports whether this node serves keyspaces of mode m: raft and
+// paxos keyspaces, through one consensus group per range.
+func served(m Mode) bool { return m == ModeRaft || m == ModePaxos }
+
 // route finds the range of key in keyspace.
 func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
 	if err := n.limits.CheckKey(key); err != nil {
@@ -145,8 +149,8 @@ func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
 		}
 		return nil, fmt.Errorf("%w: %q (kvctl keyspace list shows them)", ErrNoKeyspace, keyspace)
 	}
-	if ks.Mode != ModeRaft {
-		return nil, fmt.Errorf("%w: keyspace %s is a %s keyspace; this node serves raft keyspaces only so far", ErrNotServed, keyspace, ks.Mode)
+	if !served(ks.Mode) {
+		return nil, fmt.Errorf("%w: keyspace %s is a %s keyspace; this node serves raft and paxos keyspaces only so far", ErrNotServed, keyspace, ks.Mode)
 	}
 	spans := cat.Spans[keyspace]
 	return cat.Ranges[keyspace][SpanIndex(spans, HashKey(key))], nil
@@ -261,8 +265,8 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	switch {
 	case !ok:
 		return nil, false, fmt.Errorf("%w: %q", ErrNoKeyspace, keyspace)
-	case ks.Mode != ModeRaft:
-		return nil, false, fmt.Errorf("%w: keyspace %s is a %s keyspace; this node serves raft keyspaces only so far", ErrNotServed, keyspace, ks.Mode)
+	case !served(ks.Mode):
+		return nil, false, fmt.Errorf("%w: keyspace %s is a %s keyspace; this node serves raft and paxos keyspaces only so far", ErrNotServed, keyspace, ks.Mode)
 	}
 	// Keys hash to ranges, so every range may hold keys of any prefix:
 	// read up to limit+1 from each, merge, and cut.
@@ -359,8 +363,8 @@ func (n *Node) CreateKeyspace(ctx context.Context, d KeyspaceDescriptor) (Keyspa
 	if err := d.Normalize(); err != nil {
 		return KeyspaceDescriptor{}, err
 	}
-	if d.Mode != ModeRaft {
-		return KeyspaceDescriptor{}, fmt.Errorf("%w: %s keyspaces are not served yet; create a raft keyspace", ErrNotServed, d.Mode)
+	if !served(d.Mode) {
+		return KeyspaceDescriptor{}, fmt.Errorf("%w: %s keyspaces are not served yet; create a raft or paxos keyspace", ErrNotServed, d.Mode)
 	}
 	candidates := n.candidates()
 	replicas := make([][]ReplicaDescriptor, d.Ranges)

@@ -26,8 +26,15 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func openNode(t *testing.T, db *storage.DB) *Node {
 	t.Helper()
-	store, err := OpenStore(db, StoreConfig{TickInterval: 10 * time.Millisecond, Logger: quiet(), Seed: 1,
-		Self: NodeDescriptor{Name: "n1", Addr: "127.0.0.1:1", Zone: "z1", Weight: 1}}, nil, true)
+	return openNodeWith(t, db, StoreConfig{})
+}
+
+// openNodeWith opens a one-node cluster on db with cfg's tuning.
+func openNodeWith(t *testing.T, db *storage.DB, cfg StoreConfig) *Node {
+	t.Helper()
+	cfg.TickInterval, cfg.Logger, cfg.Seed = 10*time.Millisecond, quiet(), 1
+	cfg.Self = NodeDescriptor{Name: "n1", Addr: "127.0.0.1:1", Zone: "z1", Weight: 1}
+	store, err := OpenStore(db, cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}

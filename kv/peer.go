@@ -97,7 +97,7 @@ func (p *peerServer) Raft(ctx context.Context, stream *connect.ClientStream[peer
 		}
 		store.learnPeer(batch.FromNode, batch.FromAddress)
 		for _, m := range batch.Messages {
-			msg, err := decodeRaftMessage(m.Message)
+			msg, err := decodePeerMessage(m.Message)
 			if err != nil {
 				return nil, connect.NewError(connect.CodeInvalidArgument, err)
 			}

@@ -2,11 +2,12 @@ package kv
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/quorumkv/quorumkv/raft"
 )
 
-// Peer messages carry Raft messages in this encoding: a version byte, then
+// Raft messages on the wire (after the protocol byte of peercodec.go): a version byte, then
 // the fields of raft.Message in order. Entries reuse the log's encoding
 // plus their index; a snapshot carries its metadata and data.
 
@@ -15,7 +16,9 @@ import (
 // real messages far below it).
 const maxMessageEntries = 1 << 20
 
-func encodeRaftMessage(m *raft.Message) []byte {
+func encodeRaftMessage(m *raft.Message) []byte { return appendRaftMessage(nil, m) }
+
+func appendRaftMessage(dst []byte, m *raft.Message) []byte {
 	size := 64
 	for _, e := range m.Entries {
 		size += len(e.Data) + 24
@@ -23,7 +26,7 @@ func encodeRaftMessage(m *raft.Message) []byte {
 	if m.Snapshot != nil {
 		size += len(m.Snapshot.Data) + 64
 	}
-	e := enc{b: make([]byte, 0, size)}
+	e := enc{b: slices.Grow(dst, size)}
 	e.byte(codecV1)
 	e.byte(byte(m.Type))
 	e.uint(m.To)

@@ -3,24 +3,21 @@ package kv
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 
-	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// replica is this node's member of one range's Raft group. Only the
-// store's goroutine touches it.
+// replica is this node's member of one range's consensus group, Raft or
+// Multi-Paxos as the range's mode says. Only the store's goroutine
+// touches it.
 type replica struct {
 	desc *RangeDescriptor
-	log  *raftLog
-	rn   *raft.RawNode
+	core consensusCore
 
 	applied uint64
 	leader  uint64
-	term    uint64
-	state   raft.StateType
+	role    role
 
 	// waiters are the clients of proposals made here, by command id.
 	waiters map[uint64]chan<- result
@@ -36,70 +33,23 @@ type confirmedRead struct {
 	done  chan<- error
 }
 
-// newReplica opens the range's Raft log (bootstrapping a new one with the
-// descriptor's replicas as founding voters) and starts its core.
+// newReplica opens the range's consensus state in Pebble and starts its
+// core: Multi-Paxos for a paxos range, Raft for the others (meta included).
 func newReplica(s *Store, desc *RangeDescriptor) (*replica, error) {
-	log, err := loadRaftLog(s.db, desc.ID)
-	if err != nil {
-		return nil, err
-	}
 	applied, err := loadApplied(s.db, desc.ID)
 	if err != nil {
 		return nil, err
 	}
-	// A range's founding replicas bootstrap it with the same configuration.
-	// Meta is founded only by the node that founds the cluster (in
-	// bootstrap); on other nodes it starts empty and learns everything
-	// from meta's leader once that adds it.
-	if log.lastIndex == 0 && log.hs.IsEmpty() && desc.ID != MetaRangeID {
-		if err := bootstrapRange(s.db, log, desc); err != nil {
-			return nil, err
-		}
-		applied = 1
+	r := &replica{desc: desc, applied: applied, waiters: map[uint64]chan<- result{}, reads: map[uint64]chan<- error{}}
+	if desc.Mode == ModePaxos {
+		r.core, err = newPaxosCore(s, r)
+	} else {
+		r.core, err = newRaftCore(s, r)
 	}
-	r := &replica{desc: desc, log: log, applied: applied, waiters: map[uint64]chan<- result{}, reads: map[uint64]chan<- error{}}
-	log.snapshot = func() (raft.Snapshot, error) { return s.snapshot(r) }
-	cfg := s.cfg.Raft
-	cfg.ID = s.nodeID
-	cfg.Storage = log
-	cfg.Applied = applied
-	cfg.Logger = s.raftLogger.With("range", desc.ID)
-	cfg.Rand = rand.New(rand.NewPCG(s.rng.Uint64(), desc.ID))
-	if r.rn, err = raft.NewRawNode(cfg); err != nil {
-		return nil, fmt.Errorf("kv: range %d: %w", desc.ID, err)
+	if err != nil {
+		return nil, err
 	}
 	return r, nil
-}
-
-// confStateOf is the founding configuration of a range.
-func confStateOf(desc *RangeDescriptor) raft.ConfState {
-	cs := raft.ConfState{Geometry: desc.Geometry}
-	for _, rep := range desc.Replicas {
-		cs.Voters = append(cs.Voters, raft.Member{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight})
-	}
-	return cs
-}
-
-func bootstrapRange(db *storage.DB, log *raftLog, desc *RangeDescriptor) error {
-	hs, ents, err := raft.BootstrapState(confStateOf(desc))
-	if err != nil {
-		return fmt.Errorf("kv: bootstrap range %d: %w", desc.ID, err)
-	}
-	b := db.NewBatch()
-	defer b.Close()
-	if err := log.append(b, ents); err != nil {
-		return err
-	}
-	if err := log.setHardState(b, hs); err != nil {
-		return err
-	}
-	// Entry 1 holds only the founding configuration: nothing to apply, and
-	// counting it applied lets the core start with its configuration (and
-	// a lone voter campaign at once).
-	if err := b.Set(storage.AppliedStateKey(desc.ID), appliedState(1)); err != nil {
-		return err
-	}
-	return b.Commit(true)
 }
 
 func loadApplied(db *storage.DB, rangeID uint64) (uint64, error) {
@@ -135,19 +85,19 @@ type delivery struct {
 // results for waiting clients. Entries are applied in order; a command
 // sees the effects of the ones before it in the same batch through
 // pending, since b is not readable until committed.
-func (r *replica) apply(s *Store, b *storage.Batch, ents []raft.Entry) ([]delivery, error) {
+func (r *replica) apply(s *Store, b *storage.Batch, ents []committedEntry) ([]delivery, error) {
 	var out []delivery
 	pending := map[string]*value{}
 	for _, e := range ents {
-		if e.Index <= r.applied {
+		if e.index <= r.applied {
 			continue // applied before a restart; the log replays it
 		}
-		if e.Type == raft.EntryNormal && len(e.Data) > 0 {
-			cmd, err := decodeCommand(e.Data)
+		if e.cmd != nil {
+			cmd, err := decodeCommand(e.cmd)
 			if err != nil {
-				return nil, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.Index, err)
+				return nil, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.index, err)
 			}
-			res, err := r.applyCommand(s, b, e.Index, &cmd, pending)
+			res, err := r.applyCommand(s, b, e.index, &cmd, pending)
 			if err != nil {
 				return nil, err
 			}
@@ -156,9 +106,9 @@ func (r *replica) apply(s *Store, b *storage.Batch, ents []raft.Entry) ([]delive
 				out = append(out, delivery{to, res})
 			}
 		}
-		// Configuration entries take effect in the core at Advance; the
-		// applied index covers them like any other entry.
-		r.applied = e.Index
+		// Entries with nothing to apply (no-ops, configurations, which
+		// take effect in the core) count as applied like any other.
+		r.applied = e.index
 	}
 	return out, b.Set(storage.AppliedStateKey(r.desc.ID), appliedState(r.applied))
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -25,9 +26,13 @@ type StoreConfig struct {
 	// Raft.HeartbeatTicks. Shorter finds a dead leader sooner and costs
 	// more idle CPU and messages per range.
 	TickInterval time.Duration
-	// Raft tunes every range's core (ID, Storage, Applied, Logger and Rand
-	// are set per range). Zero fields take raft's defaults.
+	// Raft tunes every Raft range's core (ID, Storage, Applied, Logger and
+	// Rand are set per range). Zero fields take raft's defaults.
 	Raft raft.Config
+	// Paxos tunes every paxos range's core (ID, Applied and Rand are set
+	// per range). Zero fields take paxos's defaults; MaxOpenSlots must be
+	// the same on every node.
+	Paxos paxos.Config
 	// LogTruncateEntries: a range's log is truncated once it holds more
 	// than LogTruncateEntries+LogKeepEntries applied entries, down to
 	// LogKeepEntries. Higher keeps more history for slow followers (who
@@ -73,13 +78,10 @@ func (c *StoreConfig) EnsureDefaults() {
 	}
 }
 
-// protocolRaft labels the metrics of Raft ranges.
-const protocolRaft = "raft"
-
-// Transport carries Raft messages to other nodes. The store calls Send
-// from its goroutine after persisting; it must not block.
+// Transport carries consensus messages to other nodes. The store calls
+// Send from its goroutine after persisting; it must not block.
 type Transport interface {
-	Send(rangeID uint64, m raft.Message)
+	Send(rangeID uint64, m PeerMessage)
 	// Learn records where a peer that sent messages can be reached.
 	Learn(nodeID uint64, addr string)
 }
@@ -102,9 +104,9 @@ type Store struct {
 	transport  Transport
 
 	work chan func()
-	// incoming carries Raft messages from peers. Buffered, because the
-	// transport must never block on a busy store: when it is full the
-	// message is dropped, which Raft tolerates (it retries).
+	// incoming carries consensus messages from peers. Buffered, because
+	// the transport must never block on a busy store: when it is full the
+	// message is dropped, which Raft and Multi-Paxos tolerate (they retry).
 	incoming chan inbound
 	stop     chan struct{}
 	done     chan struct{}
@@ -202,7 +204,7 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 		return nil, err
 	}
 	s.replicas[MetaRangeID] = meta
-	s.campaignIfAlone(meta)
+	meta.core.campaignIfAlone(s.nodeID)
 	if err := s.reconcile(); err != nil {
 		return nil, err
 	}
@@ -211,7 +213,7 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	// serves its keyspaces from the start. A few rounds suffice: a lone
 	// voter elects itself and commits in one.
 	for range 8 {
-		if !meta.rn.HasReady() {
+		if !meta.core.hasReady() {
 			break
 		}
 		if err := s.handleReady(); err != nil {
@@ -376,7 +378,7 @@ func (s *Store) reconcile() error {
 			return err
 		}
 		s.replicas[desc.ID] = r
-		s.campaignIfAlone(r)
+		r.core.campaignIfAlone(s.nodeID)
 		s.logger.Debug("started replica", "range", desc.ID, "keyspace", desc.Keyspace)
 	}
 	for id, r := range s.replicas {
@@ -406,15 +408,6 @@ func (s *Store) destroyReplica(id uint64) error {
 		}
 	}
 	return b.Commit(false)
-}
-
-// campaignIfAlone starts an election at once in a range where this node is
-// the only voter, instead of waiting out an election timeout.
-func (s *Store) campaignIfAlone(r *replica) {
-	cs := r.rn.ConfState()
-	if len(cs.Voters) == 1 && cs.Voters[0].ID == s.nodeID && !cs.Joint() {
-		_ = r.rn.Campaign() // a refusal just means an election is under way
-	}
 }
 
 // demoted is a slog.Handler that logs Info records at Debug.
@@ -486,10 +479,10 @@ func (s *Store) do(ctx context.Context, fn func()) error {
 	}
 }
 
-// inbound is a Raft message for one of this node's replicas.
+// inbound is a consensus message for one of this node's replicas.
 type inbound struct {
 	rangeID uint64
-	msg     raft.Message
+	msg     PeerMessage
 }
 
 // incomingQueue bounds the peer messages waiting for the store: enough
@@ -499,7 +492,7 @@ const incomingQueue = 4096
 // Step hands a peer's message to the range's replica. It never blocks;
 // it reports false when the message was dropped because the store is
 // behind.
-func (s *Store) Step(rangeID uint64, m raft.Message) bool {
+func (s *Store) Step(rangeID uint64, m PeerMessage) bool {
 	select {
 	case s.incoming <- inbound{rangeID, m}:
 		return true
@@ -515,8 +508,8 @@ func (s *Store) step(in inbound) {
 		// not arrived) or has removed: the sender will retry.
 		return
 	}
-	if err := r.rn.Step(in.msg); err != nil {
-		s.logger.Debug("raft refused a message", "range", in.rangeID, "type", in.msg.Type, "from", in.msg.From, "err", err)
+	if err := r.core.step(in.msg); err != nil {
+		s.logger.Debug("consensus core refused a message", "range", in.rangeID, "type", in.msg.kind(), "err", err)
 	}
 }
 
@@ -535,7 +528,7 @@ func (s *Store) run() {
 			return
 		case <-ticker.C:
 			for _, r := range s.replicas {
-				r.rn.Tick()
+				r.core.tick()
 			}
 			s.driveMeta()
 			s.updateGauges()
@@ -580,16 +573,17 @@ func (s *Store) shutdown(err error) {
 
 type readyReplica struct {
 	r  *replica
-	rd raft.Ready
+	rd coreReady
 }
 
 // handleReady runs one round of the Ready contract for every replica
-// that has something to do (see raft.Ready for the order and why).
+// that has something to do (see consensusCore, raft.Ready and paxos.Ready
+// for the order and why).
 func (s *Store) handleReady() error {
 	var ready []readyReplica
 	for _, r := range s.sortedReplicas() {
-		if r.rn.HasReady() {
-			ready = append(ready, readyReplica{r, r.rn.Ready()})
+		if r.core.hasReady() {
+			ready = append(ready, readyReplica{r, r.core.ready()})
 		}
 	}
 	if len(ready) == 0 {
@@ -605,7 +599,7 @@ func (s *Store) handleReady() error {
 		if err := s.persist(b, x.r, &x.rd); err != nil {
 			return err
 		}
-		sync = sync || x.rd.MustSync
+		sync = sync || x.rd.mustSync
 	}
 	if !b.Empty() || sync {
 		if err := b.Commit(sync); err != nil {
@@ -622,7 +616,7 @@ func (s *Store) handleReady() error {
 		if s.transport == nil {
 			continue
 		}
-		for _, m := range x.rd.Messages {
+		for _, m := range x.rd.messages {
 			s.transport.Send(x.r.desc.ID, m)
 		}
 	}
@@ -634,11 +628,11 @@ func (s *Store) handleReady() error {
 	defer ab.Close()
 	var deliveries []delivery
 	for _, x := range ready {
-		ds, err := x.r.apply(s, ab, x.rd.CommittedEntries)
+		ds, err := x.r.apply(s, ab, x.rd.committed)
 		if err != nil {
 			return err
 		}
-		s.cfg.Metrics.Applied.WithLabelValues(protocolRaft).Add(float64(len(x.rd.CommittedEntries)))
+		s.cfg.Metrics.Applied.WithLabelValues(x.r.core.protocol()).Add(float64(len(x.rd.committed)))
 		deliveries = append(deliveries, ds...)
 	}
 	if !ab.Empty() {
@@ -657,9 +651,9 @@ func (s *Store) handleReady() error {
 	// 4. Serve reads whose index is applied, and advance.
 	for _, x := range ready {
 		x.r.serveReads()
-		x.r.rn.Advance()
+		x.r.core.advance()
 	}
-	return s.maybeTruncate(ready)
+	return s.compactLogs(ready)
 }
 
 // catalogUpdated reloads and republishes the catalog if applied commands
@@ -683,31 +677,26 @@ func (s *Store) catalogUpdated() error {
 
 // persist adds one replica's Ready to the batch and takes note of its
 // leadership and confirmed reads.
-func (s *Store) persist(b *storage.Batch, r *replica, rd *raft.Ready) error {
-	if !rd.Snapshot.IsEmpty() {
-		if err := s.installSnapshot(b, r, rd.Snapshot); err != nil {
+func (s *Store) persist(b *storage.Batch, r *replica, rd *coreReady) error {
+	if rd.snapshot != nil {
+		if err := s.installSnapshot(b, r, rd.snapshot); err != nil {
 			return err
 		}
 	}
-	if err := r.log.append(b, rd.Entries); err != nil {
+	if err := r.core.persist(b); err != nil {
 		return err
 	}
-	if !rd.HardState.IsEmpty() {
-		if err := r.log.setHardState(b, rd.HardState); err != nil {
-			return err
+	if rd.soft != nil {
+		protocol := r.core.protocol()
+		if rd.soft.leader != r.leader {
+			s.cfg.Metrics.LeaderChanges.WithLabelValues(protocol).Inc()
+			s.logger.Debug("range leader changed", "range", r.desc.ID, "leader", rd.soft.leader, "state", rd.soft.role)
 		}
-		r.term = rd.HardState.Term
-	}
-	if rd.SoftState != nil {
-		if rd.SoftState.Lead != r.leader {
-			s.cfg.Metrics.LeaderChanges.WithLabelValues(protocolRaft).Inc()
-			s.logger.Debug("range leader changed", "range", r.desc.ID, "leader", rd.SoftState.Lead, "state", rd.SoftState.State)
+		if rd.soft.role == roleCandidate && r.role != roleCandidate {
+			s.cfg.Metrics.Elections.WithLabelValues(protocol).Inc()
 		}
-		if rd.SoftState.State == raft.StateCandidate && r.state != raft.StateCandidate {
-			s.cfg.Metrics.Elections.WithLabelValues(protocolRaft).Inc()
-		}
-		r.leader, r.state = rd.SoftState.Lead, rd.SoftState.State
-		if r.state != raft.StateLeader {
+		r.leader, r.role = rd.soft.leader, rd.soft.role
+		if r.role != roleLeader {
 			// Reads not yet confirmed will not be: the new leader does
 			// not know them. Their clients retry; nothing was written.
 			for id, done := range r.reads {
@@ -716,39 +705,42 @@ func (s *Store) persist(b *storage.Batch, r *replica, rd *raft.Ready) error {
 			}
 		}
 	}
-	for _, rs := range rd.ReadStates {
-		if len(rs.RequestCtx) != 8 {
+	for _, rs := range rd.reads {
+		if len(rs.ctx) != 8 {
 			continue
 		}
-		id := binary.BigEndian.Uint64(rs.RequestCtx)
+		id := binary.BigEndian.Uint64(rs.ctx)
 		if done, ok := r.reads[id]; ok {
 			delete(r.reads, id)
-			r.confirmed = append(r.confirmed, confirmedRead{index: rs.Index, done: done})
+			r.confirmed = append(r.confirmed, confirmedRead{index: rs.index, done: done})
 		}
 	}
 	return nil
 }
 
-// maybeTruncate drops applied log entries beyond what slow followers are
-// likely to need; a follower further behind gets a snapshot.
-func (s *Store) maybeTruncate(ready []readyReplica) error {
+// compactLogs lets every replica of the round drop applied log entries
+// beyond what slow followers are likely to need; a follower further
+// behind gets a snapshot.
+func (s *Store) compactLogs(ready []readyReplica) error {
 	var b *storage.Batch
-	for _, x := range ready {
-		r := x.r
-		if r.applied < r.log.trunc.index+s.cfg.LogTruncateEntries+s.cfg.LogKeepEntries {
-			continue
-		}
+	batch := func() *storage.Batch {
 		if b == nil {
 			b = s.db.NewBatch()
-			defer b.Close()
 		}
-		if err := r.log.truncate(b, r.applied-s.cfg.LogKeepEntries, r.rn.ConfState()); err != nil {
+		return b
+	}
+	for _, x := range ready {
+		if err := x.r.core.compact(batch, x.r.applied); err != nil {
+			if b != nil {
+				b.Close()
+			}
 			return err
 		}
 	}
 	if b == nil {
 		return nil
 	}
+	defer b.Close()
 	return b.Commit(false)
 }
 
@@ -808,22 +800,27 @@ func (s *Store) learnPeer(id uint64, addr string) {
 
 // updateGauges refreshes the gauges that describe all replicas.
 func (s *Store) updateGauges() {
-	roles := map[string]int{}
-	var lag uint64
+	byRole := map[role]int{}
+	lag := map[string]uint64{protocolRaft: 0, protocolPaxos: 0}
 	for _, r := range s.replicas {
-		roles[r.state.String()]++
-		lag += r.log.hs.Commit - min(r.applied, r.log.hs.Commit)
+		byRole[r.role]++
+		commit := r.core.status().commit
+		lag[r.core.protocol()] += commit - min(r.applied, commit)
 	}
-	for _, role := range []raft.StateType{raft.StateLeader, raft.StateFollower, raft.StateCandidate, raft.StatePreCandidate} {
-		s.cfg.Metrics.Ranges.WithLabelValues(role.String()).Set(float64(roles[role.String()]))
+	for _, role := range roles {
+		s.cfg.Metrics.Ranges.WithLabelValues(role.String()).Set(float64(byRole[role]))
 	}
-	s.cfg.Metrics.ApplyLag.WithLabelValues(protocolRaft).Set(float64(lag))
+	for protocol, l := range lag {
+		s.cfg.Metrics.ApplyLag.WithLabelValues(protocol).Set(float64(l))
+	}
 }
 
 // RangeStatus is a replica's view of its range, for the API and status page.
 type RangeStatus struct {
 	RangeID uint64
 	Leader  uint64
+	// Term is the Raft term, or for a paxos range the round of the ballot
+	// its acceptor promised.
 	Term    uint64
 	Commit  uint64
 	Applied uint64
@@ -835,7 +832,8 @@ func (s *Store) RangeStatuses(ctx context.Context) (map[uint64]RangeStatus, erro
 	out := map[uint64]RangeStatus{}
 	err := s.do(ctx, func() {
 		for id, r := range s.replicas {
-			out[id] = RangeStatus{RangeID: id, Leader: r.leader, Term: r.term, Commit: r.log.hs.Commit, Applied: r.applied, State: r.state.String()}
+			st := r.core.status()
+			out[id] = RangeStatus{RangeID: id, Leader: r.leader, Term: st.term, Commit: st.commit, Applied: r.applied, State: r.role.String()}
 		}
 	})
 	return out, err

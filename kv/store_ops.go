@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -21,7 +20,7 @@ func (s *Store) requestID() uint64 {
 	return s.nodeID<<40 | s.nextRequest&(1<<40-1)
 }
 
-// propose proposes cmd to the range's Raft group and waits until it is
+// propose proposes cmd to the range's consensus group and waits until it is
 // applied. Errors:
 //   - NotLeaderError, ErrUnavailable: nothing was proposed; retry is safe.
 //   - the context's error: the command may or may not be applied later.
@@ -35,18 +34,18 @@ func (s *Store) propose(ctx context.Context, rangeID uint64, cmd *command) (resu
 		case !ok:
 			err = fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
 			return
-		case r.state != raft.StateLeader:
+		case r.role != roleLeader:
 			err = &NotLeaderError{RangeID: rangeID, Leader: r.leader}
 			return
 		}
 		id = s.requestID()
 		cmd.id = id
-		if perr := r.rn.Propose(cmd.encode()); perr != nil {
+		if perr := r.core.propose(cmd.encode()); perr != nil {
 			err = fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, perr)
 			return
 		}
 		r.waiters[id] = done
-		s.cfg.Metrics.Proposals.WithLabelValues(protocolRaft).Inc()
+		s.cfg.Metrics.Proposals.WithLabelValues(r.core.protocol()).Inc()
 	}); derr != nil {
 		return result{}, derr
 	}
@@ -79,14 +78,14 @@ func (s *Store) readBarrier(ctx context.Context, rangeID uint64) error {
 		case !ok:
 			err = fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
 			return
-		case r.state != raft.StateLeader:
+		case r.role != roleLeader:
 			err = &NotLeaderError{RangeID: rangeID, Leader: r.leader}
 			return
 		}
 		id := s.requestID()
 		var rctx [8]byte
 		binary.BigEndian.PutUint64(rctx[:], id)
-		if rerr := r.rn.ReadIndex(rctx[:]); rerr != nil {
+		if rerr := r.core.readIndex(rctx[:]); rerr != nil {
 			err = fmt.Errorf("%w: range %d cannot confirm a read now: %v", ErrUnavailable, rangeID, rerr)
 			return
 		}
@@ -135,54 +134,49 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pendi
 	return result{version: index, id: id}, nil
 }
 
-// snapshot encodes the range's applied data for a follower the log can no
-// longer catch up: a consistent Pebble snapshot read of the data span at
-// the applied index (applied state and data are written in one batch).
-func (s *Store) snapshot(r *replica) (raft.Snapshot, error) {
-	term, err := r.log.Term(r.applied)
-	if err != nil {
-		return raft.Snapshot{}, err
-	}
+// rangeData encodes the range's applied data for a snapshot: a
+// consistent Pebble snapshot read of the data span. Called on the store's
+// goroutine between rounds, it sees the data at the replica's applied
+// index (applied state and data are written in one batch).
+func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	it, err := snap.NewIter(storage.RangeDataSpan(r.desc.ID))
+	it, err := snap.NewIter(storage.RangeDataSpan(rangeID))
 	if err != nil {
-		return raft.Snapshot{}, err
+		return nil, err
 	}
 	defer it.Close()
 	e := enc{b: []byte{codecV1}}
 	for ok := it.First(); ok; ok = it.Next() {
 		_, key, err := storage.DecodeDataKey(it.Key())
 		if err != nil {
-			return raft.Snapshot{}, err
+			return nil, err
 		}
 		v, err := it.Value()
 		if err != nil {
-			return raft.Snapshot{}, err
+			return nil, err
 		}
 		e.bytes(key)
 		e.bytes(v)
 		if len(e.b) > s.cfg.MaxSnapshotBytes {
-			return raft.Snapshot{}, fmt.Errorf("kv: range %d holds more than %d bytes, the snapshot limit (MaxSnapshotBytes); streaming snapshots are not built yet",
-				r.desc.ID, s.cfg.MaxSnapshotBytes)
+			return nil, fmt.Errorf("kv: range %d holds more than %d bytes, the snapshot limit (MaxSnapshotBytes); streaming snapshots are not built yet",
+				rangeID, s.cfg.MaxSnapshotBytes)
 		}
 	}
 	if err := it.Error(); err != nil {
-		return raft.Snapshot{}, err
+		return nil, err
 	}
-	return raft.Snapshot{
-		Metadata: raft.SnapshotMetadata{Index: r.applied, Term: term, ConfState: r.rn.ConfState()},
-		Data:     e.b,
-	}, nil
+	return e.b, nil
 }
 
-// installSnapshot replaces the replica's log and data with a snapshot's.
-func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap raft.Snapshot) error {
+// installSnapshot replaces the replica's data with a snapshot's; the core
+// replaces its log in the same batch.
+func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *rangeSnapshot) error {
 	data := storage.RangeDataSpan(r.desc.ID)
 	if err := b.DeleteRange(data.Start, data.End); err != nil {
 		return err
 	}
-	d := dec{b: snap.Data}
+	d := dec{b: snap.data}
 	if d.byte() != codecV1 {
 		d.fail("snapshot version")
 	}
@@ -193,12 +187,9 @@ func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap raft.Snapshot
 		}
 	}
 	if err := d.done(); err != nil {
-		return fmt.Errorf("kv: range %d snapshot at %d: %w", r.desc.ID, snap.Metadata.Index, err)
+		return fmt.Errorf("kv: range %d snapshot at %d: %w", r.desc.ID, snap.index, err)
 	}
-	if err := r.log.installSnapshot(b, snap.Metadata); err != nil {
-		return err
-	}
-	r.applied = snap.Metadata.Index
+	r.applied = snap.index
 	if r.desc.ID == MetaRangeID {
 		s.catalogReload = true // from the data, once this batch commits
 	}

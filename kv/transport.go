@@ -12,10 +12,9 @@ import (
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
-	"github.com/quorumkv/quorumkv/raft"
 )
 
-// PeerTransport sends Raft messages to other nodes: one long-lived
+// PeerTransport sends consensus messages (Raft and Multi-Paxos) to other nodes: one long-lived
 // client stream per peer, carrying batches of messages of every range the
 // two nodes share (DESIGN.md §7). Each peer has a bounded queue and one
 // goroutine; the store never waits for the network.
@@ -40,7 +39,7 @@ type PeerTransport struct {
 }
 
 // peerQueueSize bounds the messages waiting for one peer. A full queue
-// drops messages, as a lossy network would; Raft resends.
+// drops messages, as a lossy network would; both protocols resend.
 const peerQueueSize = 4096
 
 // maxBatch bounds the messages in one stream send.
@@ -87,15 +86,15 @@ func (t *PeerTransport) addr(id uint64) (string, bool) {
 }
 
 // Send implements Transport. It never blocks.
-func (t *PeerTransport) Send(rangeID uint64, m raft.Message) {
-	q := t.peer(m.To)
+func (t *PeerTransport) Send(rangeID uint64, m PeerMessage) {
+	q := t.peer(m.To())
 	if q == nil {
 		return
 	}
 	select {
-	case q.ch <- outbound{rangeID, encodeRaftMessage(&m)}:
+	case q.ch <- outbound{rangeID, encodePeerMessage(m)}:
 	default:
-		t.logger.Debug("peer queue full: message dropped", "peer", m.To, "range", rangeID, "type", m.Type)
+		t.logger.Debug("peer queue full: message dropped", "peer", m.To(), "range", rangeID, "type", m.kind())
 	}
 }
 

@@ -107,7 +107,8 @@ func (x *RaftRequest) GetFromAddress() string {
 type RaftMessage struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
-	// A raft.Message in kv's encoding.
+	// A consensus message in kv's encoding: a protocol byte ('r' Raft,
+	// 'p' Multi-Paxos), then the protocol's message (kv/peercodec.go).
 	Message       []byte `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -45,8 +45,9 @@ const (
 
 // PeerClient is a client for the quorumkv.peer.v1.Peer service.
 type PeerClient interface {
-	// Raft carries one node's consensus messages to another, batched across
-	// every range the two share, on one long-lived stream per direction.
+	// Raft carries one node's consensus messages (Raft and Multi-Paxos) to
+	// another, batched across every range the two share, on one long-lived
+	// stream per direction.
 	Raft(context.Context) *connect.ClientStreamForClient[v1.RaftRequest, v1.RaftResponse]
 	// Join gives a new node its ID. Any node answers, asking meta's leader.
 	// Joining again under the same name returns the same ID and updates the
@@ -113,8 +114,9 @@ func (c *peerClient) ScanRange(ctx context.Context, req *connect.Request[v1.Scan
 
 // PeerHandler is an implementation of the quorumkv.peer.v1.Peer service.
 type PeerHandler interface {
-	// Raft carries one node's consensus messages to another, batched across
-	// every range the two share, on one long-lived stream per direction.
+	// Raft carries one node's consensus messages (Raft and Multi-Paxos) to
+	// another, batched across every range the two share, on one long-lived
+	// stream per direction.
 	Raft(context.Context, *connect.ClientStream[v1.RaftRequest]) (*connect.Response[v1.RaftResponse], error)
 	// Join gives a new node its ID. Any node answers, asking meta's leader.
 	// Joining again under the same name returns the same ID and updates the

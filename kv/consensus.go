@@ -1,0 +1,161 @@
+package kv
+
+import (
+	"github.com/quorumkv/quorumkv/paxos"
+	"github.com/quorumkv/quorumkv/raft"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// consensusCore is a range's consensus core as the store drives it: a
+// protocol's RawNode together with its log on Pebble. raftCore runs Raft
+// (meta and raft keyspaces), paxosCore runs Multi-Paxos (paxos
+// keyspaces). Everything else about a replica, the store's rounds, the
+// batching of persists and syncs, the transport, the apply of commands,
+// the waiters and the reads, is written once against this interface
+// (DESIGN.md §4). Only the store's goroutine calls it.
+//
+// One round of the store, for every core whose hasReady is true:
+//
+//  1. rd := ready(); the store loads rd.snapshot's data into the range,
+//     then persist adds the core's state and entries to the round's
+//     batch, which is committed (synced if any core's rd.mustSync);
+//  2. the store sends rd.messages;
+//  3. it applies rd.committed in order, and serves rd.reads once the
+//     replica has applied their index;
+//  4. advance.
+type consensusCore interface {
+	// protocol names the protocol for metrics: "raft" or "paxos".
+	protocol() string
+	tick()
+	// step hands the core a peer's message; a message of the other
+	// protocol is refused.
+	step(m PeerMessage) error
+	// propose asks for data to be committed; the core keeps data.
+	propose(data []byte) error
+	// readIndex asks for a linearizable read confirmed by a phase-2
+	// quorum; rctx comes back in a readState.
+	readIndex(rctx []byte) error
+	// campaignIfAlone starts an election at once when self is the only
+	// voter, instead of waiting out an election timeout.
+	campaignIfAlone(self uint64)
+
+	hasReady() bool
+	// ready takes the core's next Ready. The core keeps the raw Ready
+	// until advance.
+	ready() coreReady
+	// persist adds the state, entries and snapshot point of the Ready
+	// taken by ready to b.
+	persist(b *storage.Batch) error
+	advance()
+
+	// status is the core's term (Raft) or ballot round (Paxos) and commit
+	// index, as persisted.
+	status() coreStatus
+	// compact drops log entries up to at most applied, whose effects are
+	// committed to Pebble, once the log is long enough to be worth it,
+	// adding the writes to the batch that batch returns (made on first
+	// use, so that a round with nothing to compact writes nothing).
+	compact(batch func() *storage.Batch, applied uint64) error
+	// transferLeader asks a leader to hand its leadership to its most
+	// caught-up live voter other than self. It reports false when there is
+	// none or the protocol cannot (Multi-Paxos has no transfer: the next
+	// leader is whoever times out first).
+	transferLeader(self uint64) bool
+}
+
+// coreReady is one Ready of a core, in terms common to both protocols.
+type coreReady struct {
+	// soft is set when the role or the leader changed.
+	soft *softState
+	// mustSync: the batch holding this Ready must be synced before the
+	// messages go out.
+	mustSync bool
+	// snapshot, if set, replaces the range's applied data (a follower
+	// catching up from the leader's snapshot).
+	snapshot *rangeSnapshot
+	messages []PeerMessage
+	// committed are the entries to apply, in order, without gaps.
+	committed []committedEntry
+	reads     []readState
+}
+
+type softState struct {
+	leader uint64
+	role   role
+}
+
+// rangeSnapshot is a range's data as of an applied index, in the
+// encoding of Store.rangeData.
+type rangeSnapshot struct {
+	index uint64
+	data  []byte
+}
+
+// committedEntry is a committed log entry (Raft index or Paxos slot);
+// cmd is nil for entries with nothing to apply (no-ops, configurations).
+type committedEntry struct {
+	index uint64
+	cmd   []byte
+}
+
+// readState releases the read with context ctx once index is applied.
+type readState struct {
+	index uint64
+	ctx   []byte
+}
+
+type coreStatus struct {
+	// term is the Raft term, or the round of the Paxos ballot promised.
+	term   uint64
+	commit uint64
+}
+
+// role is a replica's part in its group, in both protocols' terms (Paxos
+// has no pre-candidates). Its names are the metrics' role labels.
+type role uint8
+
+const (
+	roleFollower role = iota
+	roleCandidate
+	rolePreCandidate
+	roleLeader
+)
+
+var roles = []role{roleLeader, roleFollower, roleCandidate, rolePreCandidate}
+
+func (r role) String() string {
+	switch r {
+	case roleFollower:
+		return "follower"
+	case roleCandidate:
+		return "candidate"
+	case rolePreCandidate:
+		return "pre-candidate"
+	case roleLeader:
+		return "leader"
+	}
+	return "unknown"
+}
+
+// PeerMessage is one consensus message between two replicas of a range:
+// exactly one of Raft and Paxos is set, as the range's protocol says.
+type PeerMessage struct {
+	Raft  *raft.Message
+	Paxos *paxos.Message
+}
+
+// To is the node the message is for.
+func (m PeerMessage) To() uint64 {
+	if m.Paxos != nil {
+		return m.Paxos.To
+	}
+	return m.Raft.To
+}
+
+// kind names the message's protocol and type, for logs.
+func (m PeerMessage) kind() string {
+	if m.Paxos != nil {
+		return "paxos " + m.Paxos.Type.String()
+	}
+	return "raft " + m.Raft.Type.String()
+}

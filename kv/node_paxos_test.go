@@ -1,0 +1,162 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// A paxos keyspace on one node serves what a raft keyspace does, and a
+// crash keeps every acknowledged write. The log is compacted every few
+// slots, so the restart also rebuilds the core from a snapshot point.
+func TestSingleNodePaxos(t *testing.T) {
+	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := StoreConfig{LogTruncateEntries: 8, LogKeepEntries: 2}
+	n := openNodeWith(t, db, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	ks, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "px", Mode: ModePaxos, Replicas: 1, Ranges: 2})
+	if err != nil || ks.Mode != ModePaxos {
+		t.Fatalf("CreateKeyspace = %+v, %v", ks, err)
+	}
+	if _, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 1}); !errors.Is(err, ErrNotServed) {
+		t.Fatalf("eventual keyspace: %v", err)
+	}
+
+	v1, err := retry(t, func() (string, error) { return n.Put(ctx, "px", []byte("phone"), []byte("for sale")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rangeID := n.Store().Catalog().Ranges["px"][SpanIndex(n.Store().Catalog().Spans["px"], HashKey([]byte("phone")))].ID
+	if !strings.HasPrefix(v1, fmt.Sprintf("%d.", rangeID)) {
+		t.Fatalf("version %q is not RANGE.SLOT of range %d", v1, rangeID)
+	}
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), Expect{Value: []byte("for sale")}, []byte("sold to alice")); err != nil {
+		t.Fatalf("alice: %v", err)
+	}
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), Expect{Value: []byte("for sale")}, []byte("sold to bob")); !errors.Is(err, ErrConditionFailed) {
+		t.Fatalf("bob bought a sold phone: %v", err)
+	}
+	kv, err := n.Get(ctx, "px", []byte("phone"))
+	if err != nil || string(kv.Value) != "sold to alice" || kv.Version == v1 {
+		t.Fatalf("Get = %+v, %v", kv, err)
+	}
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), Expect{Version: v1}, []byte("x")); !errors.Is(err, ErrConditionFailed) {
+		t.Fatalf("CAS on a stale version: %v", err)
+	}
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), Expect{Version: kv.Version}, []byte("shipped")); err != nil {
+		t.Fatalf("CAS on the current version: %v", err)
+	}
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("tablet"), Expect{Absent: true}, []byte("new")); err != nil {
+		t.Fatalf("CAS absent: %v", err)
+	}
+
+	// Enough writes to compact both ranges' logs several times.
+	for i := range 40 {
+		if _, err := n.Put(ctx, "px", fmt.Appendf(nil, "k%02d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kvs, more, err := n.Scan(ctx, "px", []byte("k"), nil, 5)
+	if err != nil || !more || len(kvs) != 5 || string(kvs[0].Key) != "k00" || string(kvs[4].Key) != "k04" {
+		t.Fatalf("Scan = %d keys (more %v), %v", len(kvs), more, err)
+	}
+	kvs, more, err = n.Scan(ctx, "px", []byte("k"), []byte("k37"), 0)
+	if err != nil || more || len(kvs) != 2 || string(kvs[0].Key) != "k38" {
+		t.Fatalf("Scan after k37 = %v (more %v), %v", kvs, more, err)
+	}
+	if existed, err := n.Delete(ctx, "px", []byte("k00")); err != nil || !existed {
+		t.Fatalf("Delete = %v, %v", existed, err)
+	}
+	if _, err := n.Get(ctx, "px", []byte("k00")); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("Get deleted = %v", err)
+	}
+	status, err := n.Store().RangeStatuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := status[rangeID]; st.State != "leader" || st.Leader != 1 || st.Term == 0 || st.Applied < 8 || st.Commit < st.Applied {
+		t.Fatalf("range %d status %+v", rangeID, st)
+	}
+	if slot := snapshotSlot(t, n, rangeID); slot == 0 {
+		t.Fatalf("range %d never compacted its log", rangeID)
+	}
+	if got := testutilCounter(t, n, protocolPaxos); got == 0 {
+		t.Fatal("no paxos proposals counted")
+	}
+
+	// Crash twice: the first restart compacts again at the applied slot,
+	// the second starts from that snapshot point.
+	for crash := range 2 {
+		if err := n.Store().Close(); err != nil {
+			t.Fatal(err)
+		}
+		if db, err = storage.CrashAndReopen(db, vfs.CrashCloneCfg{}); err != nil {
+			t.Fatal(err)
+		}
+		n = openNodeWith(t, db, cfg)
+		kv, err = retry(t, func() (KeyValue, error) { return n.Get(ctx, "px", []byte("phone")) })
+		if err != nil || string(kv.Value) != "shipped" {
+			t.Fatalf("crash %d: phone = %+v, %v", crash, kv, err)
+		}
+		kvs, _, err = n.Scan(ctx, "px", []byte("k"), nil, 0)
+		if err != nil || len(kvs) != 39 || string(kvs[0].Key) != "k01" {
+			t.Fatalf("crash %d: scan = %d keys, %v", crash, len(kvs), err)
+		}
+		if slot := snapshotSlot(t, n, rangeID); slot == 0 {
+			t.Fatalf("crash %d: range %d restarted without a snapshot point", crash, rangeID)
+		}
+		// Writes go on where they left off: new slots, not reused ones.
+		v, err := n.Put(ctx, "px", []byte("phone"), fmt.Appendf(nil, "returned %d", crash))
+		if err != nil || slotOf(t, rangeID, v) <= slotOf(t, rangeID, kv.Version) {
+			t.Fatalf("crash %d: put = %q (was %q), %v", crash, v, kv.Version, err)
+		}
+		if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), Expect{Version: v}, []byte("shipped")); err != nil {
+			t.Fatalf("crash %d: CAS at %s: %v", crash, v, err)
+		}
+	}
+	if err := n.Store().Close(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+}
+
+func testutilCounter(t *testing.T, n *Node, protocol string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := n.Store().cfg.Metrics.Proposals.WithLabelValues(protocol).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// snapshotSlot is the slot a paxos range's log is compacted to.
+func snapshotSlot(t *testing.T, n *Node, rangeID uint64) (slot uint64) {
+	t.Helper()
+	s := n.Store()
+	if err := s.do(context.Background(), func() { slot = s.replicas[rangeID].core.(*paxosCore).log.snap.Slot }); err != nil {
+		t.Fatal(err)
+	}
+	return slot
+}
+
+func slotOf(t *testing.T, rangeID uint64, version string) uint64 {
+	t.Helper()
+	slot, err := parseVersion(rangeID, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slot
+}

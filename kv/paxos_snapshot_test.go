@@ -1,0 +1,156 @@
+package kv
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// memTransport delivers peer messages between stores of one process,
+// through the wire encoding, dropping those of a cut range.
+type memTransport struct {
+	mu     sync.Mutex
+	stores map[uint64]*Store
+	cut    atomic.Uint64 // a range whose messages are dropped
+}
+
+func (t *memTransport) Send(rangeID uint64, m PeerMessage) {
+	if rangeID == t.cut.Load() {
+		return
+	}
+	t.mu.Lock()
+	dst := t.stores[m.To()]
+	t.mu.Unlock()
+	if dst == nil {
+		return
+	}
+	msg, err := decodePeerMessage(encodePeerMessage(m))
+	if err != nil {
+		panic(err)
+	}
+	dst.Step(rangeID, msg)
+}
+
+func (t *memTransport) Learn(uint64, string) {}
+
+// A paxos follower cut off while the leader compacts its log catches up
+// from the leader's snapshot: its data, applied slot and snapshot point
+// are the leader's, and it goes on accepting slots after it.
+func TestPaxosSnapshotCatchUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := &memTransport{stores: map[uint64]*Store{}}
+	cfg := func(name string, weight int) StoreConfig {
+		return StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(weight),
+			LogTruncateEntries: 8, LogKeepEntries: 2,
+			Self: NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: weight}}
+	}
+	dbA, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenStore(dbA, cfg("a", 2), tr, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dbA.Close()
+	defer a.Close()
+	tr.mu.Lock()
+	tr.stores[a.NodeID()] = a
+	tr.mu.Unlock()
+	na, err := NewNode(a, NodeConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// b joins: a registers it, and it learns the catalog through meta.
+	idB, err := retry(t, func() (uint64, error) { return na.registerNode(ctx, cfg("b", 1).Self, false) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbB, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dbB.Close()
+	if err := SaveJoin(dbB, idB, a.ClusterID()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenStore(dbB, cfg("b", 1), tr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tr.mu.Lock()
+	tr.stores[idB] = b
+	tr.mu.Unlock()
+
+	// Weighted: a has 2 of 3 votes, so it leads and commits alone.
+	waitUntil(t, "b in the catalog", func() bool { _, ok := b.Catalog().Nodes[idB]; return ok })
+	if _, err := na.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "px", Mode: ModePaxos, Replicas: 2, Ranges: 1, Quorum: "weighted"}); err != nil {
+		t.Fatal(err)
+	}
+	rangeID := a.Catalog().Ranges["px"][0].ID
+	waitUntil(t, "b's replica", func() bool { return replicaStatus(t, b, rangeID).RangeID != 0 })
+	put := func(i int) {
+		t.Helper()
+		if _, err := retry(t, func() (string, error) {
+			return na.Put(ctx, "px", fmt.Appendf(nil, "k%02d", i), fmt.Appendf(nil, "v%d", i))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(0)
+
+	tr.cut.Store(rangeID)
+	for i := 1; i < 30; i++ {
+		put(i)
+	}
+	snap := snapshotSlot(t, na, rangeID)
+	if snap == 0 || replicaStatus(t, b, rangeID).Applied >= snap {
+		t.Fatalf("a compacted to %d; b applied %d", snap, replicaStatus(t, b, rangeID).Applied)
+	}
+	tr.cut.Store(0)
+	waitUntil(t, "b to catch up", func() bool { return replicaStatus(t, b, rangeID).Applied >= snap })
+	put(30)
+	want := replicaStatus(t, a, rangeID).Applied
+	waitUntil(t, "b to apply after the snapshot", func() bool { return replicaStatus(t, b, rangeID).Applied >= want })
+	for i := range 31 {
+		raw, err := dbB.Get(storage.DataKey(rangeID, fmt.Appendf(nil, "k%02d", i)))
+		if err != nil {
+			t.Fatalf("b lacks k%02d: %v", i, err)
+		}
+		if v, err := decodeValue(raw); err != nil || string(v.data) != fmt.Sprintf("v%d", i) {
+			t.Fatalf("b has k%02d = %q, %v", i, v.data, err)
+		}
+	}
+	var bSnap uint64
+	if err := b.do(ctx, func() { bSnap = b.replicas[rangeID].core.(*paxosCore).log.snap.Slot }); err != nil || bSnap < snap {
+		t.Fatalf("b's snapshot point %d, want at least %d (%v)", bSnap, snap, err)
+	}
+}
+
+func replicaStatus(t *testing.T, s *Store, rangeID uint64) RangeStatus {
+	t.Helper()
+	st, err := s.RangeStatuses(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st[rangeID]
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

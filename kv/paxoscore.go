@@ -1,0 +1,224 @@
+package kv
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/quorumkv/quorumkv/paxos"
+	"github.com/quorumkv/quorumkv/quorum"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// protocolPaxos labels the metrics of paxos ranges.
+const protocolPaxos = "paxos"
+
+// paxosCore is a paxos range's Multi-Paxos core: paxos.RawNode over
+// paxosLog.
+//
+// Snapshots. The core keeps the data of its last snapshot in memory (it
+// hands it to lagging acceptors), and Compact needs that data as of the
+// very slot it compacts to: replaying commands onto a later state is not
+// the same state (a compare-and-swap may decide otherwise). The data is
+// built from the range's applied data, so the core compacts only to the
+// applied slot, right after its effects are committed. Pebble keeps the
+// snapshot point but not its data; on restart, the applied slot is at or
+// past the snapshot point, and the core compacts again to the applied
+// slot so that the data it holds matches its snapshot.
+type paxosCore struct {
+	s   *Store
+	r   *replica
+	log *paxosLog
+	rn  *paxos.RawNode
+	// rd is the Ready taken by ready, until advance.
+	rd paxos.Ready
+	// The role and leader last reported, to report changes only.
+	role     role
+	leader   uint64
+	reported bool
+}
+
+var _ consensusCore = (*paxosCore)(nil)
+
+// membershipOf is the founding configuration of a paxos range.
+func membershipOf(desc *RangeDescriptor) paxos.Membership {
+	m := paxos.Membership{Geometry: desc.Geometry}
+	for _, rep := range desc.Replicas {
+		m.Voters = append(m.Voters, quorum.Node{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight})
+	}
+	return m
+}
+
+// newPaxosCore restarts the range's core from Pebble, founding the range
+// first if this replica has no state yet: every founding replica starts
+// from the same paxos.Bootstrap of the descriptor's replicas.
+func newPaxosCore(s *Store, r *replica) (*paxosCore, error) {
+	desc := r.desc
+	log, ents, err := loadPaxosLog(s.db, desc.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !log.founded {
+		if err := foundPaxosRange(s.db, log, desc); err != nil {
+			return nil, err
+		}
+	}
+	ps := paxos.PersistentState{HardState: log.hs, Snapshot: log.snap, Entries: ents}
+	snapSlot := ps.Snapshot.Slot
+	switch {
+	case r.applied < snapSlot:
+		return nil, fmt.Errorf("%w: paxos range %d applied slot %d is below its snapshot point %d", ErrCorrupt, desc.ID, r.applied, snapSlot)
+	case snapSlot > 0 && r.applied == snapSlot:
+		if ps.Snapshot.Data, err = s.rangeData(desc.ID); err != nil {
+			return nil, err
+		}
+	}
+	cfg := s.cfg.Paxos
+	cfg.ID = s.nodeID
+	cfg.Applied = r.applied
+	cfg.Rand = rand.New(rand.NewPCG(s.rng.Uint64(), desc.ID))
+	c := &paxosCore{s: s, r: r, log: log}
+	if c.rn, err = paxos.NewRawNode(cfg, ps); err != nil {
+		return nil, fmt.Errorf("kv: range %d: %w", desc.ID, err)
+	}
+	if snapSlot > 0 && r.applied > snapSlot {
+		b := s.db.NewBatch()
+		defer b.Close()
+		if err := c.compactTo(b, r.applied); err != nil {
+			return nil, err
+		}
+		if err := b.Commit(false); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func foundPaxosRange(db *storage.DB, log *paxosLog, desc *RangeDescriptor) error {
+	ps := paxos.Bootstrap(membershipOf(desc))
+	b := db.NewBatch()
+	defer b.Close()
+	if err := log.setSnapshot(b, ps.Snapshot); err != nil {
+		return err
+	}
+	return b.Commit(true)
+}
+
+func (c *paxosCore) protocol() string { return protocolPaxos }
+func (c *paxosCore) tick()            { c.rn.Tick() }
+
+func (c *paxosCore) step(m PeerMessage) error {
+	if m.Paxos == nil {
+		return fmt.Errorf("kv: a %s message for paxos range %d", m.kind(), c.r.desc.ID)
+	}
+	return c.rn.Step(*m.Paxos)
+}
+
+func (c *paxosCore) propose(data []byte) error   { return c.rn.Propose(data) }
+func (c *paxosCore) readIndex(rctx []byte) error { return c.rn.ReadIndex(rctx) }
+
+func (c *paxosCore) campaignIfAlone(self uint64) {
+	voters := c.rn.Status().Config.Voters
+	if len(voters) == 1 && voters[0].ID == self {
+		c.rn.Campaign()
+	}
+}
+
+func (c *paxosCore) hasReady() bool { return c.rn.HasReady() }
+
+func (c *paxosCore) ready() coreReady {
+	c.rd = c.rn.Ready()
+	rd := &c.rd
+	out := coreReady{mustSync: rd.MustSync}
+	if role := paxosRole(rd.Role); !c.reported || role != c.role || rd.Leader != c.leader {
+		c.role, c.leader, c.reported = role, rd.Leader, true
+		out.soft = &softState{leader: rd.Leader, role: role}
+	}
+	if rd.Snapshot != nil {
+		out.snapshot = &rangeSnapshot{index: rd.Snapshot.Slot, data: rd.Snapshot.Data}
+	}
+	if len(rd.Messages) > 0 {
+		out.messages = make([]PeerMessage, len(rd.Messages))
+		for i := range rd.Messages {
+			out.messages[i] = PeerMessage{Paxos: &rd.Messages[i]}
+		}
+	}
+	if len(rd.CommittedEntries) > 0 {
+		out.committed = make([]committedEntry, len(rd.CommittedEntries))
+		for i, e := range rd.CommittedEntries {
+			out.committed[i].index = e.Slot
+			if e.Type == paxos.EntryNormal && len(e.Data) > 0 {
+				out.committed[i].cmd = e.Data
+			}
+		}
+	}
+	for _, rs := range rd.ReadStates {
+		out.reads = append(out.reads, readState{index: rs.Index, ctx: rs.Context})
+	}
+	return out
+}
+
+func paxosRole(r paxos.Role) role {
+	switch r {
+	case paxos.Leader:
+		return roleLeader
+	case paxos.Candidate:
+		return roleCandidate
+	}
+	return roleFollower
+}
+
+// persist writes the snapshot point, the accepted entries and the hard
+// state. The snapshot's data is the store's.
+func (c *paxosCore) persist(b *storage.Batch) error {
+	rd := &c.rd
+	if rd.Snapshot != nil {
+		if err := c.log.setSnapshot(b, *rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if err := c.log.setEntries(b, rd.Entries); err != nil {
+		return err
+	}
+	if rd.HardState != c.log.hs {
+		return c.log.setHardState(b, rd.HardState)
+	}
+	return nil
+}
+
+func (c *paxosCore) advance() {
+	c.rn.Advance(c.rd)
+	c.rd = paxos.Ready{}
+}
+
+func (c *paxosCore) status() coreStatus {
+	return coreStatus{term: c.log.hs.Promised.Round, commit: c.log.hs.Commit}
+}
+
+// compact compacts to the applied slot once the log holds more than
+// LogTruncateEntries+LogKeepEntries applied slots. Unlike Raft it keeps
+// none of them (LogKeepEntries only delays compaction): the snapshot data
+// can only be built at the applied slot (see paxosCore).
+func (c *paxosCore) compact(batch func() *storage.Batch, applied uint64) error {
+	cfg := c.s.cfg
+	if applied < c.log.snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
+		return nil
+	}
+	return c.compactTo(batch(), applied)
+}
+
+// compactTo compacts the log to slot, the applied slot, whose data is
+// committed in Pebble.
+func (c *paxosCore) compactTo(b *storage.Batch, slot uint64) error {
+	data, err := c.s.rangeData(c.r.desc.ID)
+	if err != nil {
+		return err
+	}
+	snap, err := c.rn.Compact(slot, data)
+	if err != nil {
+		return fmt.Errorf("kv: range %d: %w", c.r.desc.ID, err)
+	}
+	return c.log.setSnapshot(b, snap)
+}
+
+// transferLeader: Multi-Paxos has no leadership transfer.
+func (c *paxosCore) transferLeader(uint64) bool { return false }

@@ -1,0 +1,223 @@
+package kv
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/quorumkv/quorumkv/paxos"
+	"github.com/quorumkv/quorumkv/quorum"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// paxosLog is a paxos range's acceptor state in the node's Pebble
+// database, under the same keys a Raft range uses for the same purposes:
+//
+//   - storage.HardStateKey: the promise and the commit index;
+//   - storage.LogKey(range, slot): the entry the acceptor accepted in the
+//     slot and its ballot. Slots are written as they are accepted, in any
+//     order, each write replacing the slot's previous one; the log may
+//     have holes;
+//   - storage.TruncatedStateKey: the snapshot point, the slot up to which
+//     the log is compacted and the configurations that govern the slots
+//     after it. The snapshot's data is not stored here: it is the range's
+//     applied data (see paxosCore).
+//
+// Only the store's goroutine uses it. Its cached fields describe what is
+// in Pebble once the batch being built commits.
+type paxosLog struct {
+	db      *storage.DB
+	rangeID uint64
+
+	hs paxos.HardState
+	// snap is the snapshot point, without data.
+	snap paxos.Snapshot
+	// founded says that the range's state exists: a snapshot point is
+	// written when the range is founded.
+	founded bool
+}
+
+// loadPaxosLog reads the range's acceptor state and accepted entries.
+func loadPaxosLog(db *storage.DB, rangeID uint64) (*paxosLog, []paxos.Entry, error) {
+	l := &paxosLog{db: db, rangeID: rangeID}
+	if b, err := db.Get(storage.HardStateKey(rangeID)); err == nil {
+		if l.hs, err = decodePaxosHardState(b); err != nil {
+			return nil, nil, fmt.Errorf("kv: paxos range %d hard state: %w", rangeID, err)
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, err
+	}
+	if b, err := db.Get(storage.TruncatedStateKey(rangeID)); err == nil {
+		if l.snap, err = decodePaxosSnapshotPoint(b); err != nil {
+			return nil, nil, fmt.Errorf("kv: paxos range %d snapshot point: %w", rangeID, err)
+		}
+		l.founded = true
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, err
+	}
+	it, err := db.NewIter(storage.RangeLogSpan(rangeID))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer it.Close()
+	var ents []paxos.Entry
+	for ok := it.First(); ok; ok = it.Next() {
+		_, slot, err := storage.DecodeLogKey(it.Key())
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := it.Value()
+		if err != nil {
+			return nil, nil, err
+		}
+		e, err := decodePaxosEntry(slot, v) // copies: the iterator owns v
+		if err != nil {
+			return nil, nil, fmt.Errorf("kv: paxos range %d slot %d: %w", rangeID, slot, err)
+		}
+		if slot > l.snap.Slot {
+			ents = append(ents, e)
+		}
+	}
+	return l, ents, it.Error()
+}
+
+// setHardState adds hs to b.
+func (l *paxosLog) setHardState(b *storage.Batch, hs paxos.HardState) error {
+	l.hs = hs
+	return b.Set(storage.HardStateKey(l.rangeID), encodePaxosHardState(hs))
+}
+
+// setEntries adds accepted entries to b, each replacing its slot's.
+// Entries at or below the snapshot point are superseded by it.
+func (l *paxosLog) setEntries(b *storage.Batch, es []paxos.Entry) error {
+	for _, e := range es {
+		if e.Slot <= l.snap.Slot {
+			continue
+		}
+		if err := b.Set(storage.LogKey(l.rangeID, e.Slot), encodePaxosEntry(e)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setSnapshot records a new snapshot point (a compaction, or a snapshot
+// from the leader) and drops the slots it covers.
+func (l *paxosLog) setSnapshot(b *storage.Batch, snap paxos.Snapshot) error {
+	if snap.Slot > l.snap.Slot {
+		s := storage.LogSpan(l.rangeID, l.snap.Slot+1, snap.Slot+1)
+		if err := b.DeleteRange(s.Start, s.End); err != nil {
+			return err
+		}
+	}
+	snap.Data = nil
+	l.snap, l.founded = snap, true
+	return b.Set(storage.TruncatedStateKey(l.rangeID), encodePaxosSnapshotPoint(snap))
+}
+
+// Encodings. Each starts with paxosCodecV1, which differs from the Raft
+// records' version byte, so a Raft record under the same key is refused
+// rather than misread.
+const paxosCodecV1 = 0x81
+
+func encodePaxosHardState(hs paxos.HardState) []byte {
+	e := enc{b: []byte{paxosCodecV1}}
+	encodeBallot(&e, hs.Promised)
+	e.uint(hs.Commit)
+	return e.b
+}
+
+func decodePaxosHardState(b []byte) (paxos.HardState, error) {
+	d := dec{b: b}
+	if d.byte() != paxosCodecV1 {
+		d.fail("paxos hard state version")
+	}
+	hs := paxos.HardState{Promised: decodeBallot(&d), Commit: d.uint()}
+	return hs, d.done()
+}
+
+// encodePaxosEntry encodes all but the slot, which is in the key.
+func encodePaxosEntry(pe paxos.Entry) []byte {
+	e := enc{b: make([]byte, 0, len(pe.Data)+16)}
+	e.byte(paxosCodecV1)
+	encodeBallot(&e, pe.Ballot)
+	e.byte(byte(pe.Type))
+	e.bytes(pe.Data)
+	return e.b
+}
+
+// decodePaxosEntry decodes an entry, copying its data out of b.
+func decodePaxosEntry(slot uint64, b []byte) (paxos.Entry, error) {
+	d := dec{b: b}
+	if d.byte() != paxosCodecV1 {
+		d.fail("paxos entry version")
+	}
+	e := paxos.Entry{Slot: slot, Ballot: decodeBallot(&d), Type: paxos.EntryType(d.byte())}
+	if data := d.bytes(); data != nil {
+		e.Data = append([]byte(nil), data...)
+	}
+	return e, d.done()
+}
+
+func encodePaxosSnapshotPoint(s paxos.Snapshot) []byte {
+	e := enc{b: []byte{paxosCodecV1}}
+	e.uint(s.Slot)
+	encodePaxosConfigs(&e, s.Configs)
+	return e.b
+}
+
+func decodePaxosSnapshotPoint(b []byte) (paxos.Snapshot, error) {
+	d := dec{b: b}
+	if d.byte() != paxosCodecV1 {
+		d.fail("paxos snapshot point version")
+	}
+	s := paxos.Snapshot{Slot: d.uint()}
+	s.Configs = decodePaxosConfigs(&d)
+	return s, d.done()
+}
+
+func encodeBallot(e *enc, b paxos.Ballot) {
+	e.uint(b.Round)
+	e.uint(b.NodeID)
+}
+
+func decodeBallot(d *dec) paxos.Ballot {
+	return paxos.Ballot{Round: d.uint(), NodeID: d.uint()}
+}
+
+func encodePaxosConfigs(e *enc, cs []paxos.ConfigState) {
+	e.int(len(cs))
+	for _, c := range cs {
+		e.uint(c.Effective)
+		e.int(len(c.Membership.Voters))
+		for _, n := range c.Membership.Voters {
+			e.uint(n.ID)
+			e.string(n.Zone)
+			e.int(n.Weight)
+		}
+		e.string(c.Membership.Geometry)
+	}
+}
+
+func decodePaxosConfigs(d *dec) []paxos.ConfigState {
+	count := func() int {
+		n := d.int()
+		if n > maxConfMembers {
+			d.fail("paxos configuration count")
+			return 0
+		}
+		return n
+	}
+	var out []paxos.ConfigState
+	for range count() {
+		c := paxos.ConfigState{Effective: d.uint()}
+		for range count() {
+			c.Membership.Voters = append(c.Membership.Voters, quorum.Node{ID: d.uint(), Zone: d.string(), Weight: d.int()})
+		}
+		c.Membership.Geometry = d.string()
+		out = append(out, c)
+		if d.err != nil {
+			break
+		}
+	}
+	return out
+}

@@ -1,0 +1,237 @@
+package kv
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/quorumkv/quorumkv/raft"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// protocolRaft labels the metrics of Raft ranges.
+const protocolRaft = "raft"
+
+// raftCore is a range's Raft core: raft.RawNode over raftLog.
+type raftCore struct {
+	s   *Store
+	r   *replica
+	log *raftLog
+	rn  *raft.RawNode
+	// rd is the Ready taken by ready, until advance.
+	rd raft.Ready
+	// state is the last role reported, to count elections.
+	state raft.StateType
+}
+
+var _ consensusCore = (*raftCore)(nil)
+
+// newRaftCore opens the range's Raft log (bootstrapping a new one with the
+// descriptor's replicas as founding voters) and starts its core. It sets
+// r.applied from Pebble.
+func newRaftCore(s *Store, r *replica) (*raftCore, error) {
+	desc := r.desc
+	log, err := loadRaftLog(s.db, desc.ID)
+	if err != nil {
+		return nil, err
+	}
+	// A range's founding replicas bootstrap it with the same configuration.
+	// Meta is founded only by the node that founds the cluster (in
+	// bootstrap); on other nodes it starts empty and learns everything
+	// from meta's leader once that adds it.
+	if log.lastIndex == 0 && log.hs.IsEmpty() && desc.ID != MetaRangeID {
+		if err := bootstrapRaftRange(s.db, log, desc); err != nil {
+			return nil, err
+		}
+		r.applied = 1
+	}
+	c := &raftCore{s: s, r: r, log: log}
+	log.snapshot = c.snapshot
+	cfg := s.cfg.Raft
+	cfg.ID = s.nodeID
+	cfg.Storage = log
+	cfg.Applied = r.applied
+	cfg.Logger = s.raftLogger.With("range", desc.ID)
+	cfg.Rand = rand.New(rand.NewPCG(s.rng.Uint64(), desc.ID))
+	if c.rn, err = raft.NewRawNode(cfg); err != nil {
+		return nil, fmt.Errorf("kv: range %d: %w", desc.ID, err)
+	}
+	return c, nil
+}
+
+// confStateOf is the founding configuration of a range.
+func confStateOf(desc *RangeDescriptor) raft.ConfState {
+	cs := raft.ConfState{Geometry: desc.Geometry}
+	for _, rep := range desc.Replicas {
+		cs.Voters = append(cs.Voters, raft.Member{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight})
+	}
+	return cs
+}
+
+func bootstrapRaftRange(db *storage.DB, log *raftLog, desc *RangeDescriptor) error {
+	hs, ents, err := raft.BootstrapState(confStateOf(desc))
+	if err != nil {
+		return fmt.Errorf("kv: bootstrap range %d: %w", desc.ID, err)
+	}
+	b := db.NewBatch()
+	defer b.Close()
+	if err := log.append(b, ents); err != nil {
+		return err
+	}
+	if err := log.setHardState(b, hs); err != nil {
+		return err
+	}
+	// Entry 1 holds only the founding configuration: nothing to apply, and
+	// counting it applied lets the core start with its configuration (and
+	// a lone voter campaign at once).
+	if err := b.Set(storage.AppliedStateKey(desc.ID), appliedState(1)); err != nil {
+		return err
+	}
+	return b.Commit(true)
+}
+
+func (c *raftCore) protocol() string { return protocolRaft }
+func (c *raftCore) tick()            { c.rn.Tick() }
+
+func (c *raftCore) step(m PeerMessage) error {
+	if m.Raft == nil {
+		return fmt.Errorf("kv: a %s message for raft range %d", m.kind(), c.r.desc.ID)
+	}
+	return c.rn.Step(*m.Raft)
+}
+
+func (c *raftCore) propose(data []byte) error   { return c.rn.Propose(data) }
+func (c *raftCore) readIndex(rctx []byte) error { return c.rn.ReadIndex(rctx) }
+
+func (c *raftCore) campaignIfAlone(self uint64) {
+	cs := c.rn.ConfState()
+	if len(cs.Voters) == 1 && cs.Voters[0].ID == self && !cs.Joint() {
+		_ = c.rn.Campaign() // a refusal just means an election is under way
+	}
+}
+
+func (c *raftCore) hasReady() bool { return c.rn.HasReady() }
+
+func (c *raftCore) ready() coreReady {
+	c.rd = c.rn.Ready()
+	rd := &c.rd
+	out := coreReady{mustSync: rd.MustSync}
+	if rd.SoftState != nil {
+		out.soft = &softState{leader: rd.SoftState.Lead, role: raftRole(rd.SoftState.State)}
+	}
+	if !rd.Snapshot.IsEmpty() {
+		out.snapshot = &rangeSnapshot{index: rd.Snapshot.Metadata.Index, data: rd.Snapshot.Data}
+	}
+	if len(rd.Messages) > 0 {
+		out.messages = make([]PeerMessage, len(rd.Messages))
+		for i := range rd.Messages {
+			out.messages[i] = PeerMessage{Raft: &rd.Messages[i]}
+		}
+	}
+	if len(rd.CommittedEntries) > 0 {
+		out.committed = make([]committedEntry, len(rd.CommittedEntries))
+		for i, e := range rd.CommittedEntries {
+			out.committed[i].index = e.Index
+			if e.Type == raft.EntryNormal && len(e.Data) > 0 {
+				out.committed[i].cmd = e.Data
+			}
+			// Configuration entries take effect in the core at Advance.
+		}
+	}
+	for _, rs := range rd.ReadStates {
+		out.reads = append(out.reads, readState{index: rs.Index, ctx: rs.RequestCtx})
+	}
+	return out
+}
+
+func raftRole(st raft.StateType) role {
+	switch st {
+	case raft.StateLeader:
+		return roleLeader
+	case raft.StateCandidate:
+		return roleCandidate
+	case raft.StatePreCandidate:
+		return rolePreCandidate
+	}
+	return roleFollower
+}
+
+// persist writes the snapshot point, then the entries, then the hard
+// state, as raft.Ready asks. The snapshot's data is the store's.
+func (c *raftCore) persist(b *storage.Batch) error {
+	rd := &c.rd
+	if !rd.Snapshot.IsEmpty() {
+		if err := c.log.installSnapshot(b, rd.Snapshot.Metadata); err != nil {
+			return err
+		}
+	}
+	if err := c.log.append(b, rd.Entries); err != nil {
+		return err
+	}
+	if !rd.HardState.IsEmpty() {
+		return c.log.setHardState(b, rd.HardState)
+	}
+	return nil
+}
+
+func (c *raftCore) advance() {
+	c.rn.Advance()
+	c.rd = raft.Ready{}
+}
+
+func (c *raftCore) status() coreStatus {
+	return coreStatus{term: c.log.hs.Term, commit: c.log.hs.Commit}
+}
+
+// compact drops applied log entries beyond what slow followers are likely
+// to need; a follower further behind gets a snapshot.
+func (c *raftCore) compact(batch func() *storage.Batch, applied uint64) error {
+	cfg := c.s.cfg
+	if applied < c.log.trunc.index+cfg.LogTruncateEntries+cfg.LogKeepEntries {
+		return nil
+	}
+	return c.log.truncate(batch(), applied-cfg.LogKeepEntries, c.rn.ConfState())
+}
+
+// transferLeader hands leadership to the voter other than self with the
+// highest match index among those recently active.
+func (c *raftCore) transferLeader(self uint64) bool {
+	var best, bestMatch uint64
+	progress := c.rn.Status().Progress
+	for _, v := range c.rn.ConfState().Voters {
+		pr, ok := progress[v.ID]
+		if v.ID == self || !ok || !pr.RecentActive {
+			continue
+		}
+		if best == 0 || pr.Match > bestMatch {
+			best, bestMatch = v.ID, pr.Match
+		}
+	}
+	return best != 0 && c.rn.TransferLeader(best) == nil
+}
+
+// snapshot is raft.Storage's Snapshot: the range's data at the applied
+// index, for a follower the log can no longer catch up.
+func (c *raftCore) snapshot() (raft.Snapshot, error) {
+	applied := c.r.applied
+	term, err := c.log.Term(applied)
+	if err != nil {
+		return raft.Snapshot{}, err
+	}
+	data, err := c.s.rangeData(c.r.desc.ID)
+	if err != nil {
+		return raft.Snapshot{}, err
+	}
+	return raft.Snapshot{
+		Metadata: raft.SnapshotMetadata{Index: applied, Term: term, ConfState: c.rn.ConfState()},
+		Data:     data,
+	}, nil
+}
+
+// metaCore returns meta's Raft core (meta is always a Raft group).
+func metaCore(r *replica) *raftCore {
+	c, ok := r.core.(*raftCore)
+	if !ok {
+		panic(fmt.Sprintf("kv: range %d (meta) runs %s, not raft", r.desc.ID, r.core.protocol()))
+	}
+	return c
+}
