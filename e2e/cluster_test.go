@@ -20,7 +20,7 @@ import (
 
 // startCluster starts n kvd processes on loopback: the first founds the
 // cluster, the others join it through its gossip address.
-func startCluster(t *testing.T, n int) []*kvd {
+func startCluster(t testing.TB, n int) []*kvd {
 	t.Helper()
 	root := t.TempDir()
 	nodes := []*kvd{startKVD(t, filepath.Join(root, "n1"), "--node-id", "n1", "--zone", "z1")}
@@ -44,7 +44,7 @@ func startCluster(t *testing.T, n int) []*kvd {
 	return nodes
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

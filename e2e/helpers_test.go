@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 }
 
 // freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,7 +58,7 @@ func freeAddr(t *testing.T) string {
 
 // kvd is one kvd process.
 type kvd struct {
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	addr    string
 	gossip  string
@@ -67,7 +67,7 @@ type kvd struct {
 	exited  chan error
 }
 
-func startKVD(t *testing.T, dataDir string, extra ...string) *kvd {
+func startKVD(t testing.TB, dataDir string, extra ...string) *kvd {
 	t.Helper()
 	k := &kvd{t: t, dataDir: dataDir, addr: freeAddr(t), gossip: freeAddr(t), log: &bytes.Buffer{}, exited: make(chan error, 1)}
 	args := append([]string{"--node-id", "n1", "--data-dir", dataDir, "--listen", k.addr, "--gossip", k.gossip}, extra...)
