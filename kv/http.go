@@ -187,79 +187,76 @@ func (s *Server) quorumParams(r *http.Request, keyspace string) error {
 }
 
 func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
-	keyspace, key := r.PathValue("keyspace"), []byte(r.PathValue("key"))
-	ctx, cancel := restContext(r)
-	defer cancel()
-	var err error
-	defer func(start time.Time) { s.api.observe(keyspace, "put", start, err) }(time.Now())
-	if err = s.quorumParams(r, keyspace); err != nil {
-		restError(w, err)
-		return
-	}
-	limits := s.api.node.limits
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limits.MaxValueBytes)))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		err = fmt.Errorf("%w: value is over %d bytes, the limit (MaxValueBytes)", ErrLimit, limits.MaxValueBytes)
-	}
-	if err != nil {
-		restError(w, err)
-		return
-	}
-	var version string
-	switch ifMatch, ifNone := r.Header.Get("If-Match"), r.Header.Get("If-None-Match"); {
-	case ifNone == "*":
-		version, err = s.api.node.CompareAndSwap(ctx, keyspace, key, Expect{Absent: true}, body)
-	case ifNone != "":
-		err = fmt.Errorf("%w: If-None-Match supports only *", ErrInvalidArgument)
-	case ifMatch != "":
-		version, err = s.api.node.CompareAndSwap(ctx, keyspace, key, Expect{Version: strings.Trim(ifMatch, `"`)}, body)
-	default:
-		version, err = s.api.node.Put(ctx, keyspace, key, body)
-	}
-	if err != nil {
-		restError(w, err)
-		return
-	}
-	w.Header().Set("ETag", strconv.Quote(version))
-	w.WriteHeader(http.StatusNoContent)
+	s.restKey(w, r, "put", func(ctx context.Context, keyspace string, key []byte) error {
+		limits := s.api.node.limits
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limits.MaxValueBytes)))
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("%w: value is over %d bytes, the limit (MaxValueBytes)", ErrLimit, limits.MaxValueBytes)
+		}
+		if err != nil {
+			return err
+		}
+		var version string
+		switch ifMatch, ifNone := r.Header.Get("If-Match"), r.Header.Get("If-None-Match"); {
+		case ifNone == "*":
+			version, err = s.api.node.CompareAndSwap(ctx, keyspace, key, Expect{Absent: true}, body)
+		case ifNone != "":
+			err = fmt.Errorf("%w: If-None-Match supports only *", ErrInvalidArgument)
+		case ifMatch != "":
+			version, err = s.api.node.CompareAndSwap(ctx, keyspace, key, Expect{Version: strings.Trim(ifMatch, `"`)}, body)
+		default:
+			version, err = s.api.node.Put(ctx, keyspace, key, body)
+		}
+		if err != nil {
+			return err
+		}
+		w.Header().Set("ETag", strconv.Quote(version))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
 }
 
 func (s *Server) restGet(w http.ResponseWriter, r *http.Request) {
-	keyspace, key := r.PathValue("keyspace"), []byte(r.PathValue("key"))
-	ctx, cancel := restContext(r)
-	defer cancel()
-	var err error
-	defer func(start time.Time) { s.api.observe(keyspace, "get", start, err) }(time.Now())
-	if err = s.quorumParams(r, keyspace); err != nil {
-		restError(w, err)
-		return
-	}
-	kv, err := s.api.node.Get(ctx, keyspace, key)
-	if err != nil {
-		restError(w, err)
-		return
-	}
-	w.Header().Set("ETag", strconv.Quote(kv.Version))
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Write(kv.Value)
+	s.restKey(w, r, "get", func(ctx context.Context, keyspace string, key []byte) error {
+		kv, err := s.api.node.Get(ctx, keyspace, key)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("ETag", strconv.Quote(kv.Version))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(kv.Value)
+		return nil
+	})
 }
 
 func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
+	s.restKey(w, r, "delete", func(ctx context.Context, keyspace string, key []byte) error {
+		if _, err := s.api.node.Delete(ctx, keyspace, key); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
+// restKey runs a REST operation on one key: it bounds the request's time,
+// refuses W/R parameters where they do not apply, writes the error of a
+// failed operation (fn writes the answer of a successful one) and records
+// the request's metrics.
+func (s *Server) restKey(w http.ResponseWriter, r *http.Request, op string, fn func(ctx context.Context, keyspace string, key []byte) error) {
 	keyspace, key := r.PathValue("keyspace"), []byte(r.PathValue("key"))
 	ctx, cancel := restContext(r)
 	defer cancel()
-	var err error
-	defer func(start time.Time) { s.api.observe(keyspace, "delete", start, err) }(time.Now())
-	if err = s.quorumParams(r, keyspace); err != nil {
-		restError(w, err)
-		return
+	start := time.Now()
+	err := s.quorumParams(r, keyspace)
+	if err == nil {
+		err = fn(ctx, keyspace, key)
 	}
-	if _, err = s.api.node.Delete(ctx, keyspace, key); err != nil {
+	if err != nil {
 		restError(w, err)
-		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	s.api.observe(keyspace, op, start, err)
 }
 
 // restKV is a key-value pair in JSON: text as text, other bytes in base64.

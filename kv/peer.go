@@ -25,17 +25,20 @@ type peers struct {
 	http *http.Client
 	mu   struct {
 		sync.Mutex
-		kv    map[string]quorumkvv1connect.KVClient
-		admin map[string]quorumkvv1connect.AdminClient
-		peer  map[string]peerv1connect.PeerClient
+		byAddr map[string]*peerClients
 	}
+}
+
+// peerClients are the clients of one node's services.
+type peerClients struct {
+	kv    quorumkvv1connect.KVClient
+	admin quorumkvv1connect.AdminClient
+	peer  peerv1connect.PeerClient
 }
 
 func newPeers(client *http.Client) *peers {
 	p := &peers{http: client}
-	p.mu.kv = map[string]quorumkvv1connect.KVClient{}
-	p.mu.admin = map[string]quorumkvv1connect.AdminClient{}
-	p.mu.peer = map[string]peerv1connect.PeerClient{}
+	p.mu.byAddr = map[string]*peerClients{}
 	return p
 }
 
@@ -46,38 +49,25 @@ func baseURL(addr string) string {
 	return "http://" + addr
 }
 
-func (p *peers) kvClient(addr string) quorumkvv1connect.KVClient {
+func (p *peers) clients(addr string) *peerClients {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c, ok := p.mu.kv[addr]
+	c, ok := p.mu.byAddr[addr]
 	if !ok {
-		c = quorumkvv1connect.NewKVClient(p.http, baseURL(addr), connect.WithGRPC())
-		p.mu.kv[addr] = c
+		base := baseURL(addr)
+		c = &peerClients{
+			kv:    quorumkvv1connect.NewKVClient(p.http, base, connect.WithGRPC()),
+			admin: quorumkvv1connect.NewAdminClient(p.http, base, connect.WithGRPC()),
+			peer:  peerv1connect.NewPeerClient(p.http, base, connect.WithGRPC()),
+		}
+		p.mu.byAddr[addr] = c
 	}
 	return c
 }
 
-func (p *peers) adminClient(addr string) quorumkvv1connect.AdminClient {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c, ok := p.mu.admin[addr]
-	if !ok {
-		c = quorumkvv1connect.NewAdminClient(p.http, baseURL(addr), connect.WithGRPC())
-		p.mu.admin[addr] = c
-	}
-	return c
-}
-
-func (p *peers) peerClient(addr string) peerv1connect.PeerClient {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c, ok := p.mu.peer[addr]
-	if !ok {
-		c = peerv1connect.NewPeerClient(p.http, baseURL(addr), connect.WithGRPC())
-		p.mu.peer[addr] = c
-	}
-	return c
-}
+func (p *peers) kvClient(addr string) quorumkvv1connect.KVClient       { return p.clients(addr).kv }
+func (p *peers) adminClient(addr string) quorumkvv1connect.AdminClient { return p.clients(addr).admin }
+func (p *peers) peerClient(addr string) peerv1connect.PeerClient       { return p.clients(addr).peer }
 
 // peerServer implements the Peer service.
 type peerServer struct {
