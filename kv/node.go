@@ -237,6 +237,12 @@ func (n *Node) Get(ctx context.Context, keyspace string, key []byte) (KeyValue, 
 	if err := n.store.readBarrier(ctx, r.ID); err != nil {
 		return KeyValue{}, err
 	}
+	return n.getApplied(keyspace, r, key)
+}
+
+// getApplied reads key from this replica's applied data of range r, which
+// a read barrier has just made current.
+func (n *Node) getApplied(keyspace string, r *RangeDescriptor, key []byte) (KeyValue, error) {
 	raw, err := n.db.Get(storage.DataKey(r.ID, key))
 	if errors.Is(err, storage.ErrNotFound) {
 		return KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, abbreviate(key), keyspace)
@@ -360,32 +366,7 @@ func (n *Node) scanReplicas(ctx context.Context, r *RangeDescriptor, prefix, sta
 // CreateKeyspace checks d, places its ranges, proves its geometry on each
 // replica set, and adds it to the catalog through meta.
 func (n *Node) CreateKeyspace(ctx context.Context, d KeyspaceDescriptor) (KeyspaceDescriptor, error) {
-	if err := d.Normalize(); err != nil {
-		return KeyspaceDescriptor{}, err
-	}
-	if !served(d.Mode) {
-		return KeyspaceDescriptor{}, fmt.Errorf("%w: %s keyspaces are not served yet; create a raft or paxos keyspace", ErrNotServed, d.Mode)
-	}
-	candidates := n.candidates()
-	replicas := make([][]ReplicaDescriptor, d.Ranges)
-	for i := range replicas {
-		placed, err := Place(candidates, d.Replicas)
-		if err != nil {
-			return KeyspaceDescriptor{}, fmt.Errorf("keyspace %s: %w", d.Name, err)
-		}
-		if _, _, err := d.ProveOn(placed); err != nil {
-			return KeyspaceDescriptor{}, err
-		}
-		for _, p := range placed {
-			replicas[i] = append(replicas[i], ReplicaDescriptor{NodeID: p.ID, Zone: p.Zone, Weight: p.Weight})
-			for j := range candidates {
-				if candidates[j].ID == p.ID {
-					candidates[j].Replicas++
-				}
-			}
-		}
-	}
-	op, err := json.Marshal(catalogOp{Create: &d, Replicas: replicas})
+	op, err := n.placeKeyspace(&d)
 	if err != nil {
 		return KeyspaceDescriptor{}, err
 	}
@@ -397,6 +378,38 @@ func (n *Node) CreateKeyspace(ctx context.Context, d KeyspaceDescriptor) (Keyspa
 		return KeyspaceDescriptor{}, fmt.Errorf("%w: keyspace %s was created but is already gone", ErrNoKeyspace, d.Name)
 	}
 	return created, nil
+}
+
+// placeKeyspace normalizes d, places its ranges on live nodes, proves its
+// geometry on each replica set, and returns the catalog command that
+// creates it.
+func (n *Node) placeKeyspace(d *KeyspaceDescriptor) ([]byte, error) {
+	if err := d.Normalize(); err != nil {
+		return nil, err
+	}
+	if !served(d.Mode) {
+		return nil, fmt.Errorf("%w: %s keyspaces are not served yet; create a raft or paxos keyspace", ErrNotServed, d.Mode)
+	}
+	candidates := n.candidates()
+	replicas := make([][]ReplicaDescriptor, d.Ranges)
+	for i := range replicas {
+		placed, err := Place(candidates, d.Replicas)
+		if err != nil {
+			return nil, fmt.Errorf("keyspace %s: %w", d.Name, err)
+		}
+		if _, _, err := d.ProveOn(placed); err != nil {
+			return nil, err
+		}
+		for _, p := range placed {
+			replicas[i] = append(replicas[i], ReplicaDescriptor{NodeID: p.ID, Zone: p.Zone, Weight: p.Weight})
+			for j := range candidates {
+				if candidates[j].ID == p.ID {
+					candidates[j].Replicas++
+				}
+			}
+		}
+	}
+	return json.Marshal(catalogOp{Create: d, Replicas: replicas})
 }
 
 // DropKeyspace removes a keyspace and, on every replica, its data.

@@ -175,6 +175,18 @@ func (c *raftCore) persist(b *storage.Batch) error {
 
 func (c *raftCore) advance() {
 	c.rn.Advance()
+	// The leader waits in StateSnapshot for the follower's answer or for
+	// ReportSnapshot. The transport cannot tell whether a snapshot or the
+	// answer to it arrived, so every snapshot is reported sent once handed
+	// to it: the leader then probes the follower, which accepts the probe
+	// if the snapshot arrived and rejects it otherwise, and a rejection
+	// sends a new snapshot. Without this, one lost message (the snapshot
+	// or the acknowledgement) stalled the follower for good.
+	for _, m := range c.rd.Messages {
+		if m.Type == raft.MsgSnap {
+			c.rn.ReportSnapshot(m.To, false /* failed */)
+		}
+	}
 	c.rd = raft.Ready{}
 }
 

@@ -3,6 +3,8 @@ package kv
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -19,18 +21,21 @@ type replica struct {
 	leader  uint64
 	role    role
 
-	// waiters are the clients of proposals made here, by command id.
-	waiters map[uint64]chan<- result
+	// waiters are the clients of proposals made here, by command id: each
+	// is called once, on the store's goroutine, with the command's result
+	// (see Store.startPropose).
+	waiters map[uint64]func(result)
 	// reads are ReadIndex requests made here, by request id, until the
 	// leader confirms them; then they wait in confirmed until applied
-	// reaches their index.
-	reads     map[uint64]chan<- error
+	// reaches their index. Each is called once, on the store's goroutine
+	// (see Store.startRead).
+	reads     map[uint64]func(error)
 	confirmed []confirmedRead
 }
 
 type confirmedRead struct {
 	index uint64
-	done  chan<- error
+	done  func(error)
 }
 
 // newReplica opens the range's consensus state in Pebble and starts its
@@ -40,7 +45,7 @@ func newReplica(s *Store, desc *RangeDescriptor) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{desc: desc, applied: applied, waiters: map[uint64]chan<- result{}, reads: map[uint64]chan<- error{}}
+	r := &replica{desc: desc, applied: applied, waiters: map[uint64]func(result){}, reads: map[uint64]func(error){}}
 	if desc.Mode == ModePaxos {
 		r.core, err = newPaxosCore(s, r)
 	} else {
@@ -77,7 +82,7 @@ func appliedState(index uint64) []byte {
 // delivery is a result to hand a waiting client once the batch that
 // applied it is committed.
 type delivery struct {
-	to  chan<- result
+	to  func(result)
 	res result
 }
 
@@ -154,7 +159,7 @@ func (r *replica) serveReads() {
 	sort.Slice(r.confirmed, func(i, j int) bool { return r.confirmed[i].index < r.confirmed[j].index })
 	n := 0
 	for n < len(r.confirmed) && r.confirmed[n].index <= r.applied {
-		r.confirmed[n].done <- nil
+		r.confirmed[n].done(nil)
 		n++
 	}
 	r.confirmed = r.confirmed[n:]
@@ -163,18 +168,27 @@ func (r *replica) serveReads() {
 // failAll answers every waiting client: the replica is going away. A
 // proposal in the log may still be applied (by this node after a restart,
 // or by the others), so its client learns that the outcome is unknown;
-// reads only learn that they were not served.
+// reads only learn that they were not served. Clients are answered in
+// request order, so that a simulation replays the same answers.
 func (r *replica) failAll(err error) {
-	for id, to := range r.waiters {
-		to <- result{err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)}
+	for _, id := range slices.Sorted(maps.Keys(r.waiters)) {
+		to := r.waiters[id]
 		delete(r.waiters, id)
+		to(result{err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)})
 	}
-	for id, done := range r.reads {
-		done <- err
-		delete(r.reads, id)
-	}
+	r.failReads(err)
 	for _, c := range r.confirmed {
-		c.done <- err
+		c.done(err)
 	}
 	r.confirmed = nil
+}
+
+// failReads answers the reads not yet confirmed with err, in request
+// order.
+func (r *replica) failReads(err error) {
+	for _, id := range slices.Sorted(maps.Keys(r.reads)) {
+		done := r.reads[id]
+		delete(r.reads, id)
+		done(err)
+	}
 }

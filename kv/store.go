@@ -168,10 +168,28 @@ func (e *NotLeaderError) leaderOr0() uint64 {
 	return e.Leader
 }
 
-// OpenStore opens the node's store. A database without a node ID is a new
-// node: with bootstrap set it founds a new cluster (node 1, holding meta
-// and the default keyspace), otherwise it waits to join (not yet built).
+// OpenStore opens the node's store and starts its goroutine. A database
+// without a node ID is a new node: with bootstrap set it founds a new
+// cluster (node 1, holding meta and the default keyspace); otherwise it
+// must have joined one first (SaveJoin).
 func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
+	s, err := openStore(db, cfg, transport, bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// openStore is OpenStore without the goroutine. Its caller becomes the
+// store's goroutine: it calls the loop's own functions, one at a time, as
+// run does (tick on every TickInterval; step for a peer's message;
+// startPropose and startRead for clients; then handleReady once per
+// wake-up), and never the methods that wait for the goroutine (do,
+// propose, readBarrier, Close, SetTransport, RangeStatuses), which would
+// block forever. The simulator drives whole nodes this way, on virtual
+// time and from one seed (sim_test.go).
+func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
 	cfg.EnsureDefaults()
 	if cfg.Self.Name == "" {
 		return nil, errors.New("kv: StoreConfig.Self.Name (the node's --node-id) is required")
@@ -220,7 +238,6 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 			return nil, err
 		}
 	}
-	go s.run()
 	return s, nil
 }
 
@@ -295,7 +312,7 @@ func (s *Store) bootstrap() (uint64, error) {
 	defer b.Close()
 	var idb [8]byte
 	binary.BigEndian.PutUint64(idb[:], id)
-	clusterID := fmt.Sprintf("%016x", rand.Uint64())
+	clusterID := fmt.Sprintf("%016x", s.rng.Uint64())
 	err = errors.Join(
 		b.Set(storage.NodeIDKey(), idb[:]),
 		b.Set(storage.ClusterIDKey(), []byte(clusterID)),
@@ -369,7 +386,9 @@ func (s *Store) loadCatalog() error {
 // starts replicas of ranges assigned here and removes those of ranges
 // that are gone, with their data.
 func (s *Store) reconcile() error {
-	for _, desc := range s.cat.ranges {
+	// In ID order: each new replica draws its core's seed from s.rng.
+	for _, id := range slices.Sorted(maps.Keys(s.cat.ranges)) {
+		desc := s.cat.ranges[id]
 		if _, ok := s.replicas[desc.ID]; ok || !desc.HasReplica(s.nodeID) {
 			continue
 		}
@@ -381,7 +400,8 @@ func (s *Store) reconcile() error {
 		r.core.campaignIfAlone(s.nodeID)
 		s.logger.Debug("started replica", "range", desc.ID, "keyspace", desc.Keyspace)
 	}
-	for id, r := range s.replicas {
+	for _, id := range slices.Sorted(maps.Keys(s.replicas)) {
+		r := s.replicas[id]
 		if id == MetaRangeID {
 			continue
 		}
@@ -527,11 +547,7 @@ func (s *Store) run() {
 			s.shutdown(ErrStopped)
 			return
 		case <-ticker.C:
-			for _, r := range s.replicas {
-				r.core.tick()
-			}
-			s.driveMeta()
-			s.updateGauges()
+			s.tick()
 		case fn := <-s.work:
 			fn()
 			s.drain()
@@ -540,14 +556,30 @@ func (s *Store) run() {
 			s.drain()
 		}
 		if err := s.handleReady(); err != nil {
-			s.logger.Error("store stopped: cannot persist or apply", "err", err)
-			s.errMu.Lock()
-			s.errMu.err = err
-			s.errMu.Unlock()
-			s.shutdown(fmt.Errorf("%w: %v", ErrStopped, err))
+			s.fail(err)
 			return
 		}
 	}
+}
+
+// tick advances every replica's logical clock by one tick and lets meta's
+// leader drive meta's membership: the loop's work on every TickInterval.
+func (s *Store) tick() {
+	for _, r := range s.replicas {
+		r.core.tick() // the cores are independent: their order does not matter
+	}
+	s.driveMeta()
+	s.updateGauges()
+}
+
+// fail stops the store after err, an error persisting or applying: what
+// is on disk is all a restart can trust.
+func (s *Store) fail(err error) {
+	s.logger.Error("store stopped: cannot persist or apply", "err", err)
+	s.errMu.Lock()
+	s.errMu.err = err
+	s.errMu.Unlock()
+	s.shutdown(fmt.Errorf("%w: %v", ErrStopped, err))
 }
 
 // drain takes what else is waiting, up to a bound, into this round, so
@@ -566,7 +598,7 @@ func (s *Store) drain() {
 }
 
 func (s *Store) shutdown(err error) {
-	for _, r := range s.replicas {
+	for _, r := range s.sortedReplicas() {
 		r.failAll(err)
 	}
 }
@@ -645,7 +677,7 @@ func (s *Store) handleReady() error {
 		return err
 	}
 	for _, d := range deliveries {
-		d.to <- d.res
+		d.to(d.res)
 	}
 
 	// 4. Serve reads whose index is applied, and advance.
@@ -699,10 +731,7 @@ func (s *Store) persist(b *storage.Batch, r *replica, rd *coreReady) error {
 		if r.role != roleLeader {
 			// Reads not yet confirmed will not be: the new leader does
 			// not know them. Their clients retry; nothing was written.
-			for id, done := range r.reads {
-				done <- &NotLeaderError{RangeID: r.desc.ID, Leader: r.leader}
-				delete(r.reads, id)
-			}
+			r.failReads(&NotLeaderError{RangeID: r.desc.ID, Leader: r.leader})
 		}
 	}
 	for _, rs := range rd.reads {

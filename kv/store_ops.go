@@ -25,27 +25,11 @@ func (s *Store) requestID() uint64 {
 //   - NotLeaderError, ErrUnavailable: nothing was proposed; retry is safe.
 //   - the context's error: the command may or may not be applied later.
 func (s *Store) propose(ctx context.Context, rangeID uint64, cmd *command) (result, error) {
-	done := make(chan result, 1)
+	done := make(chan result, 1) // startPropose calls back at most once
 	var id uint64
 	var err error
 	if derr := s.do(ctx, func() {
-		r, ok := s.replicas[rangeID]
-		switch {
-		case !ok:
-			err = fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
-			return
-		case r.role != roleLeader:
-			err = &NotLeaderError{RangeID: rangeID, Leader: r.leader}
-			return
-		}
-		id = s.requestID()
-		cmd.id = id
-		if perr := r.core.propose(cmd.encode()); perr != nil {
-			err = fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, perr)
-			return
-		}
-		r.waiters[id] = done
-		s.cfg.Metrics.Proposals.WithLabelValues(r.core.protocol()).Inc()
+		id, err = s.startPropose(rangeID, cmd, func(res result) { done <- res })
 	}); derr != nil {
 		return result{}, derr
 	}
@@ -57,39 +41,60 @@ func (s *Store) propose(ctx context.Context, rangeID uint64, cmd *command) (resu
 		return res, nil
 	case <-ctx.Done():
 		// The command is in the log and may still commit; stop waiting.
-		_ = s.do(context.Background(), func() {
-			if r, ok := s.replicas[rangeID]; ok {
-				delete(r.waiters, id)
-			}
-		})
+		_ = s.do(context.Background(), func() { s.forgetProposal(rangeID, id) })
 		return result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
 	}
+}
+
+// startPropose proposes cmd to the range's consensus group, setting its
+// id, which it returns. done is called once, from a later round of the
+// loop, with the command's result when it is applied (or with
+// ErrOutcomeUnknown if the replica goes away first), unless
+// forgetProposal is called before. An error means nothing was proposed
+// and done will not be called: NotLeaderError, ErrUnavailable (with
+// ErrNoReplicaHere). Loop only.
+func (s *Store) startPropose(rangeID uint64, cmd *command, done func(result)) (uint64, error) {
+	r, err := s.leaderReplica(rangeID)
+	if err != nil {
+		return 0, err
+	}
+	cmd.id = s.requestID()
+	if err := r.core.propose(cmd.encode()); err != nil {
+		return 0, fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, err)
+	}
+	r.waiters[cmd.id] = done
+	s.cfg.Metrics.Proposals.WithLabelValues(r.core.protocol()).Inc()
+	return cmd.id, nil
+}
+
+// forgetProposal stops waiting for proposal id: its client gave up. The
+// command may still be applied. Loop only.
+func (s *Store) forgetProposal(rangeID, id uint64) {
+	if r, ok := s.replicas[rangeID]; ok {
+		delete(r.waiters, id)
+	}
+}
+
+// leaderReplica returns the range's replica if it is the leader here.
+func (s *Store) leaderReplica(rangeID uint64) (*replica, error) {
+	r, ok := s.replicas[rangeID]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
+	case r.role != roleLeader:
+		return nil, &NotLeaderError{RangeID: rangeID, Leader: r.leader}
+	}
+	return r, nil
 }
 
 // readBarrier returns once this replica may serve a linearizable read:
 // its leadership is confirmed by a phase-2 quorum after the read began
 // (ReadIndex) and it has applied up to the commit index of that moment.
 func (s *Store) readBarrier(ctx context.Context, rangeID uint64) error {
-	done := make(chan error, 1)
+	done := make(chan error, 1) // startRead calls back at most once
 	var err error
 	if derr := s.do(ctx, func() {
-		r, ok := s.replicas[rangeID]
-		switch {
-		case !ok:
-			err = fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
-			return
-		case r.role != roleLeader:
-			err = &NotLeaderError{RangeID: rangeID, Leader: r.leader}
-			return
-		}
-		id := s.requestID()
-		var rctx [8]byte
-		binary.BigEndian.PutUint64(rctx[:], id)
-		if rerr := r.core.readIndex(rctx[:]); rerr != nil {
-			err = fmt.Errorf("%w: range %d cannot confirm a read now: %v", ErrUnavailable, rangeID, rerr)
-			return
-		}
-		r.reads[id] = done
+		err = s.startRead(rangeID, func(err error) { done <- err })
 	}); derr != nil {
 		return derr
 	}
@@ -102,6 +107,26 @@ func (s *Store) readBarrier(ctx context.Context, rangeID uint64) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// startRead starts a linearizable read of the range (see readBarrier).
+// done is called once, from a later round of the loop: with nil when the
+// replica's applied data may be read, or with why not (NotLeaderError when
+// leadership moved before the read was confirmed). An error means done
+// will not be called. Loop only.
+func (s *Store) startRead(rangeID uint64, done func(error)) error {
+	r, err := s.leaderReplica(rangeID)
+	if err != nil {
+		return err
+	}
+	id := s.requestID()
+	var rctx [8]byte
+	binary.BigEndian.PutUint64(rctx[:], id)
+	if err := r.core.readIndex(rctx[:]); err != nil {
+		return fmt.Errorf("%w: range %d cannot confirm a read now: %v", ErrUnavailable, rangeID, err)
+	}
+	r.reads[id] = done
+	return nil
 }
 
 // applyCatalog applies a catalog command in meta, writing the catalog's
