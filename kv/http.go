@@ -314,6 +314,7 @@ func (s *Server) restScan(w http.ResponseWriter, r *http.Request) {
 type statusView struct {
 	Node      ServerInfo
 	Ready     string
+	Members   []Member
 	Keyspaces []KeyspaceDescriptor
 	Ranges    []rangeView
 }
@@ -330,7 +331,7 @@ type rangeView struct {
 }
 
 func (s *Server) status(ctx context.Context) (statusView, error) {
-	v := statusView{Node: s.api.info, Ready: "ready"}
+	v := statusView{Node: s.api.info, Ready: "ready", Members: s.api.node.members()}
 	if err := s.ready(ctx); err != nil {
 		v.Ready = "not ready: " + err.Error()
 	}
@@ -342,13 +343,9 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 	for _, name := range sortedKeys(cat.Keyspaces) {
 		v.Keyspaces = append(v.Keyspaces, cat.Keyspaces[name])
 	}
-	add := func(keyspace string, id uint64, span Span, replicas []ReplicaDescriptor) {
+	add := func(keyspace string, id uint64, span Span, replicas []string) {
 		rv := rangeView{Keyspace: keyspace, ID: id, Span: fmt.Sprintf("[%016x, %016x)", span.Lo, span.Hi)}
-		var names []string
-		for _, rep := range replicas {
-			names = append(names, s.api.nodeName(rep.NodeID))
-		}
-		rv.Replicas = strings.Join(names, ", ")
+		rv.Replicas = strings.Join(replicas, ", ")
 		if st, ok := status[id]; ok {
 			rv.Term, rv.Commit, rv.Applied = st.Term, st.Commit, st.Applied
 			if st.Leader != 0 {
@@ -357,10 +354,21 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 		}
 		v.Ranges = append(v.Ranges, rv)
 	}
-	add(MetaKeyspace, MetaRangeID, Span{}, []ReplicaDescriptor{{NodeID: s.api.node.store.NodeID()}})
+	var metaReplicas []string
+	for _, id := range status[MetaRangeID].Voters {
+		metaReplicas = append(metaReplicas, s.api.nodeName(id))
+	}
+	for _, id := range status[MetaRangeID].Learners {
+		metaReplicas = append(metaReplicas, s.api.nodeName(id)+" (learner)")
+	}
+	add(MetaKeyspace, MetaRangeID, Span{}, metaReplicas)
 	for _, name := range sortedKeys(cat.Ranges) {
 		for _, r := range cat.Ranges[name] {
-			add(name, r.ID, r.Span, r.Replicas)
+			var names []string
+			for _, rep := range r.Replicas {
+				names = append(names, s.api.nodeName(rep.NodeID))
+			}
+			add(name, r.ID, r.Span, names)
 		}
 	}
 	return v, nil
@@ -385,6 +393,10 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f
 <body><h1>quorumkv node {{.Node.NodeName}}</h1>
 <p>{{.Ready}} · cluster {{.Node.ClusterID}} · version {{.Node.Version}} · listening on {{.Node.Advertise}}
 · <a href="/status.json">status.json</a> · <a href="/metrics">metrics</a></p>
+<h2>Members</h2>
+<table><tr><th>node</th><th>address</th><th>zone</th><th>weight</th><th>state</th><th>version</th></tr>
+{{range .Members}}<tr><td>{{.Name}}</td><td>{{.Addr}}</td><td>{{.Zone}}</td><td>{{.Weight}}</td><td>{{.State}}</td><td>{{.Version}}</td></tr>
+{{end}}</table>
 <h2>Keyspaces</h2>
 <table><tr><th>name</th><th>mode</th><th>replicas</th><th>quorum</th><th>W</th><th>R</th><th>ranges</th></tr>
 {{range .Keyspaces}}<tr><td>{{.Name}}</td><td>{{.Mode}}</td><td>{{.Replicas}}</td><td>{{.Quorum}}</td><td>{{.W}}</td><td>{{.R}}</td><td>{{.Ranges}}</td></tr>

@@ -150,7 +150,7 @@ func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
 		return nil, fmt.Errorf("%w: %q (kvctl keyspace list shows them)", ErrNoKeyspace, keyspace)
 	}
 	if !served(ks.Mode) {
-		return nil, fmt.Errorf("%w: keyspace %s is a %s keyspace; this node serves raft and paxos keyspaces only so far", ErrNotServed, keyspace, ks.Mode)
+		return nil, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", ErrNotServed, keyspace, ks.Mode)
 	}
 	spans := cat.Spans[keyspace]
 	return cat.Ranges[keyspace][SpanIndex(spans, HashKey(key))], nil
@@ -272,7 +272,7 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	case !ok:
 		return nil, false, fmt.Errorf("%w: %q", ErrNoKeyspace, keyspace)
 	case !served(ks.Mode):
-		return nil, false, fmt.Errorf("%w: keyspace %s is a %s keyspace; this node serves raft and paxos keyspaces only so far", ErrNotServed, keyspace, ks.Mode)
+		return nil, false, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", ErrNotServed, keyspace, ks.Mode)
 	}
 	// Keys hash to ranges, so every range may hold keys of any prefix:
 	// read up to limit+1 from each, merge, and cut.
@@ -386,9 +386,6 @@ func (n *Node) CreateKeyspace(ctx context.Context, d KeyspaceDescriptor) (Keyspa
 func (n *Node) placeKeyspace(d *KeyspaceDescriptor) ([]byte, error) {
 	if err := d.Normalize(); err != nil {
 		return nil, err
-	}
-	if !served(d.Mode) {
-		return nil, fmt.Errorf("%w: %s keyspaces are not served yet; create a raft or paxos keyspace", ErrNotServed, d.Mode)
 	}
 	candidates := n.candidates()
 	replicas := make([][]ReplicaDescriptor, d.Ranges)

@@ -392,6 +392,9 @@ func (s *Store) reconcile() error {
 		if _, ok := s.replicas[desc.ID]; ok || !desc.HasReplica(s.nodeID) {
 			continue
 		}
+		if desc.Mode == ModeEventual {
+			continue // no consensus group: eventual ranges are served by coordinators
+		}
 		r, err := newReplica(s, desc)
 		if err != nil {
 			return err
@@ -854,6 +857,9 @@ type RangeStatus struct {
 	Commit  uint64
 	Applied uint64
 	State   string
+	// Voters and Learners are meta's configuration (other ranges' replicas
+	// are in their descriptors).
+	Voters, Learners []uint64
 }
 
 // RangeStatuses returns the status of every replica on this node.
@@ -862,7 +868,15 @@ func (s *Store) RangeStatuses(ctx context.Context) (map[uint64]RangeStatus, erro
 	err := s.do(ctx, func() {
 		for id, r := range s.replicas {
 			st := r.core.status()
-			out[id] = RangeStatus{RangeID: id, Leader: r.leader, Term: st.term, Commit: st.commit, Applied: r.applied, State: r.role.String()}
+			rs := RangeStatus{RangeID: id, Leader: r.leader, Term: st.term, Commit: st.commit, Applied: r.applied, State: r.role.String()}
+			if id == MetaRangeID {
+				cs := metaCore(r).rn.ConfState()
+				for _, v := range cs.Voters {
+					rs.Voters = append(rs.Voters, v.ID)
+				}
+				rs.Learners = slices.Clone(cs.Learners)
+			}
+			out[id] = rs
 		}
 	})
 	return out, err
