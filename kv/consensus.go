@@ -1,6 +1,8 @@
 package kv
 
 import (
+	"fmt"
+
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
@@ -61,6 +63,12 @@ type consensusCore interface {
 	// none or the protocol cannot (Multi-Paxos has no transfer: the next
 	// leader is whoever times out first).
 	transferLeader(self uint64) bool
+	// quiescible reports, for a leader, whether the range is idle and
+	// fully replicated (every replica holds and knows committed its whole
+	// log), so it may stop ticking; with the followers to tell and the
+	// term and commit index to tell them. False when the protocol does not
+	// support quiescence.
+	quiescible(self uint64) (followers []uint64, term, commit uint64, ok bool)
 }
 
 // coreReady is one Ready of a core, in terms common to both protocols.
@@ -137,25 +145,74 @@ func (r role) String() string {
 	return "unknown"
 }
 
-// PeerMessage is one consensus message between two replicas of a range:
-// exactly one of Raft and Paxos is set, as the range's protocol says.
+// PeerMessage is one message between two nodes: a consensus message
+// between two replicas of a range (exactly one of Raft and Paxos is set,
+// as the range's protocol says), or a store-level Control message.
 type PeerMessage struct {
-	Raft  *raft.Message
-	Paxos *paxos.Message
+	Raft    *raft.Message
+	Paxos   *paxos.Message
+	Control *ControlMessage
 }
 
 // To is the node the message is for.
 func (m PeerMessage) To() uint64 {
-	if m.Paxos != nil {
+	switch {
+	case m.Paxos != nil:
 		return m.Paxos.To
+	case m.Control != nil:
+		return m.Control.To
 	}
 	return m.Raft.To
 }
 
+// From is the node that sent the message.
+func (m PeerMessage) From() uint64 {
+	switch {
+	case m.Paxos != nil:
+		return m.Paxos.From
+	case m.Control != nil:
+		return m.Control.From
+	}
+	return m.Raft.From
+}
+
 // kind names the message's protocol and type, for logs.
 func (m PeerMessage) kind() string {
-	if m.Paxos != nil {
+	switch {
+	case m.Paxos != nil:
 		return "paxos " + m.Paxos.Type.String()
+	case m.Control != nil:
+		return "control " + m.Control.Kind.String()
 	}
 	return "raft " + m.Raft.Type.String()
+}
+
+// ControlKind is the kind of a ControlMessage.
+type ControlKind uint8
+
+const (
+	// ControlBeacon says "this node is alive", once per tick to each
+	// peer: one message per node pair, however many ranges they share.
+	// Quiesced followers wake when their leader's node falls silent.
+	ControlBeacon ControlKind = 1 + iota
+	// ControlQuiesce tells a follower of an idle range that its leader
+	// stops ticking it at (Term, Commit); the follower stops too.
+	ControlQuiesce
+)
+
+func (k ControlKind) String() string {
+	switch k {
+	case ControlBeacon:
+		return "beacon"
+	case ControlQuiesce:
+		return "quiesce"
+	}
+	return fmt.Sprintf("ControlKind(%d)", uint8(k))
+}
+
+// ControlMessage is a store-to-store message (see ControlKind).
+type ControlMessage struct {
+	Kind         ControlKind
+	From, To     uint64
+	Term, Commit uint64
 }

@@ -22,6 +22,7 @@ type Metrics struct {
 	Elections     *prometheus.CounterVec // a replica started a campaign
 	ApplyLag      *prometheus.GaugeVec   // committed but not yet applied entries, summed over replicas
 	Ranges        *prometheus.GaugeVec   // replicas on this node, by role (leader, follower, candidate)
+	Quiesced      prometheus.Gauge       // replicas not ticked because their range is idle
 	ReadyRounds   prometheus.Counter     // rounds of the store loop that persisted something
 	ReadySyncs    prometheus.Counter     // of those, rounds that synced the WAL
 
@@ -56,6 +57,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Ranges: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "quorumkv_ranges", Help: "Range replicas on this node by role.",
 		}, []string{"role"}),
+		Quiesced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "quorumkv_ranges_quiesced", Help: "Range replicas on this node not ticked because their range is idle.",
+		}),
 		ReadyRounds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quorumkv_store_rounds_total", Help: "Store loop rounds that persisted or applied something.",
 		}),
@@ -70,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
-			m.ApplyLag, m.Ranges, m.ReadyRounds, m.ReadySyncs, m.WALSyncDuration)
+			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.WALSyncDuration)
 	}
 	return m
 }

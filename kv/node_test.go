@@ -164,3 +164,46 @@ func TestSingleNode(t *testing.T) {
 		t.Fatal("dropped keyspace back after crash")
 	}
 }
+
+// Idle ranges stop ticking, and a request wakes its range.
+func TestQuiescence(t *testing.T) {
+	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := openNode(t, db)
+	defer n.Store().Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	// meta and the 8 default ranges, each led here with no follower.
+	all := 1 + DefaultRanges
+	waitQuiesced := func(want func(int) bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := n.Store().QuiescedRanges(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want(got) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("quiesced ranges: %d, want %s", got, what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitQuiesced(func(n int) bool { return n == all }, "all")
+	if kv, err := n.Get(ctx, "default", []byte("k")); err != nil || string(kv.Value) != "v" {
+		t.Fatalf("a read of a quiesced range: %+v, %v", kv, err)
+	}
+	if _, err := n.Put(ctx, "default", []byte("k"), []byte("w")); err != nil {
+		t.Fatalf("a write to a quiesced range: %v", err)
+	}
+	waitQuiesced(func(n int) bool { return n == all }, "all again once idle")
+}

@@ -222,3 +222,7 @@ func (c *paxosCore) compactTo(b *storage.Batch, slot uint64) error {
 
 // transferLeader: Multi-Paxos has no leadership transfer.
 func (c *paxosCore) transferLeader(uint64) bool { return false }
+
+// quiescible: paxos ranges do not quiesce yet; their leaders heartbeat
+// every tick.
+func (c *paxosCore) quiescible(uint64) ([]uint64, uint64, uint64, bool) { return nil, 0, 0, false }

@@ -9,11 +9,22 @@ import "fmt"
 const (
 	peerProtocolRaft  byte = 'r'
 	peerProtocolPaxos byte = 'p'
+	// peerProtocolControl marks store-to-store control messages (beacons,
+	// quiescence), sent with range 0.
+	peerProtocolControl byte = 'c'
 )
 
 func encodePeerMessage(m PeerMessage) []byte {
 	if m.Paxos != nil {
 		return appendPaxosMessage([]byte{peerProtocolPaxos}, m.Paxos)
+	}
+	if c := m.Control; c != nil {
+		e := enc{b: []byte{peerProtocolControl, byte(c.Kind)}}
+		e.uint(c.From)
+		e.uint(c.To)
+		e.uint(c.Term)
+		e.uint(c.Commit)
+		return e.b
 	}
 	return appendRaftMessage([]byte{peerProtocolRaft}, m.Raft)
 }
@@ -30,6 +41,14 @@ func decodePeerMessage(b []byte) (PeerMessage, error) {
 	case peerProtocolPaxos:
 		m, err := decodePaxosMessage(b[1:])
 		return PeerMessage{Paxos: &m}, err
+	case peerProtocolControl:
+		d := dec{b: b[1:]}
+		c := &ControlMessage{Kind: ControlKind(d.byte())}
+		c.From, c.To, c.Term, c.Commit = d.uint(), d.uint(), d.uint(), d.uint()
+		if c.Kind != ControlBeacon && c.Kind != ControlQuiesce {
+			d.fail("control kind")
+		}
+		return PeerMessage{Control: c}, d.done()
 	}
 	return PeerMessage{}, fmt.Errorf("%w: peer message of unknown protocol %#x", ErrCorrupt, b[0])
 }

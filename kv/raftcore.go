@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"slices"
 	"fmt"
 	"math/rand/v2"
 
@@ -246,4 +247,26 @@ func metaCore(r *replica) *raftCore {
 		panic(fmt.Sprintf("kv: range %d (meta) runs %s, not raft", r.desc.ID, r.core.protocol()))
 	}
 	return c
+}
+
+// quiescible: this node leads, every entry is committed and applied here,
+// and every voter and learner holds the whole log and was heard from
+// recently (so it knows the commit index from the last heartbeat).
+func (c *raftCore) quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
+	st := c.rn.Status()
+	if st.State != raft.StateLeader || c.log.hs.Commit != c.log.lastIndex || st.Applied != c.log.lastIndex {
+		return nil, 0, 0, false
+	}
+	var followers []uint64
+	for id, pr := range st.Progress {
+		if id == self {
+			continue
+		}
+		if pr.Match != c.log.lastIndex || !pr.RecentActive || pr.State != raft.StateReplicate {
+			return nil, 0, 0, false
+		}
+		followers = append(followers, id)
+	}
+	slices.Sort(followers)
+	return followers, c.log.hs.Term, c.log.hs.Commit, true
 }

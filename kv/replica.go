@@ -31,6 +31,11 @@ type replica struct {
 	// (see Store.startRead).
 	reads     map[uint64]func(error)
 	confirmed []confirmedRead
+
+	// quiesced replicas are not ticked (see quiesce.go); idleTicks counts
+	// a leader's ticks since its last proposal or read.
+	quiesced  bool
+	idleTicks int
 }
 
 type confirmedRead struct {

@@ -805,6 +805,8 @@ func (p simPacket) String() string {
 			fmt.Fprintf(&b, "r%d %v", pm.rangeID, err)
 		case m.Raft != nil:
 			fmt.Fprintf(&b, "r%d %s", pm.rangeID, raft.DescribeMessage(*m.Raft))
+		case m.Control != nil:
+			fmt.Fprintf(&b, "r%d %s %d->%d term %d commit %d", pm.rangeID, m.Control.Kind, m.Control.From, m.Control.To, m.Control.Term, m.Control.Commit)
 		default:
 			fmt.Fprintf(&b, "r%d %v", pm.rangeID, *m.Paxos)
 		}

@@ -123,6 +123,7 @@ type Store struct {
 	catalogChanged bool
 	catalogReload  bool
 	nextRequest    uint64
+	quiesce        quiesceState
 
 	errMu struct {
 		sync.Mutex
@@ -201,6 +202,7 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 		replicas: map[uint64]*replica{},
 		cat:      newCatalog(),
 	}
+	s.quiesce.init()
 	id, err := loadNodeID(db)
 	if err != nil {
 		return nil, err
@@ -525,7 +527,15 @@ func (s *Store) Step(rangeID uint64, m PeerMessage) bool {
 }
 
 func (s *Store) step(in inbound) {
+	s.quiesce.heard[in.msg.From()] = s.quiesce.ticks
+	if in.msg.Control != nil {
+		s.onControl(in.rangeID, in.msg.Control)
+		return
+	}
 	r, ok := s.replicas[in.rangeID]
+	if ok && wakes(in.msg) {
+		s.wake(r) // something is happening in the range
+	}
 	if !ok {
 		// A range this node has not started yet (its catalog entry has
 		// not arrived) or has removed: the sender will retry.
@@ -568,7 +578,13 @@ func (s *Store) run() {
 // tick advances every replica's logical clock by one tick and lets meta's
 // leader drive meta's membership: the loop's work on every TickInterval.
 func (s *Store) tick() {
+	s.quiesceTick()
 	for _, r := range s.replicas {
+		// Quiesce before ticking, so that a quiescing leader sends no
+		// heartbeat after its quiesce message.
+		if r.quiesced || s.maybeQuiesce(r) {
+			continue
+		}
 		r.core.tick() // the cores are independent: their order does not matter
 	}
 	s.driveMeta()
@@ -845,6 +861,14 @@ func (s *Store) updateGauges() {
 	for protocol, l := range lag {
 		s.cfg.Metrics.ApplyLag.WithLabelValues(protocol).Set(float64(l))
 	}
+	s.cfg.Metrics.Quiesced.Set(float64(s.quiesce.count))
+}
+
+// QuiescedRanges returns how many replicas on this node are quiesced.
+func (s *Store) QuiescedRanges(ctx context.Context) (int, error) {
+	var n int
+	err := s.do(ctx, func() { n = s.quiesce.count })
+	return n, err
 }
 
 // RangeStatus is a replica's view of its range, for the API and status page.

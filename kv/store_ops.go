@@ -58,6 +58,7 @@ func (s *Store) startPropose(rangeID uint64, cmd *command, done func(result)) (u
 	if err != nil {
 		return 0, err
 	}
+	s.touch(r)
 	cmd.id = s.requestID()
 	if err := r.core.propose(cmd.encode()); err != nil {
 		return 0, fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, err)
@@ -119,6 +120,7 @@ func (s *Store) startRead(rangeID uint64, done func(error)) error {
 	if err != nil {
 		return err
 	}
+	s.touch(r)
 	id := s.requestID()
 	var rctx [8]byte
 	binary.BigEndian.PutUint64(rctx[:], id)

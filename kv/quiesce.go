@@ -1,0 +1,173 @@
+package kv
+
+import "github.com/quorumkv/quorumkv/raft"
+
+// Quiescence: an idle range costs nothing.
+//
+// A Raft leader heartbeats every range it leads on every tick, and every
+// follower counts ticks toward an election; a node with thousands of idle
+// ranges would spend its CPU and network on nothing. So a range whose
+// leader finds it idle and fully replicated quiesces: the leader tells its
+// followers (ControlQuiesce, with its term and commit index) and stops
+// ticking the range; a follower that agrees (same leader and term) stops
+// too. Any activity wakes the range: a proposal
+// or read on the leader, any consensus message reaching a replica.
+//
+// A quiesced follower no longer counts toward an election, so it needs
+// another way to notice that its leader died: every store sends a
+// ControlBeacon to every peer node on every tick, one message per node
+// pair however many ranges they share, and a store wakes the ranges
+// quiesced under a leader whose node it has not heard from (beacon or any
+// message) for an election timeout. They then campaign as usual.
+//
+// Safety does not depend on any of this: quiescence only stops ticks. A
+// node partitioned from its leader but not from the beacons of the
+// leader's node cannot be told apart from a healthy one; it stays
+// quiesced until something reaches it, as the range stays idle.
+//
+// Paxos ranges do not quiesce yet (paxosCore.quiescible).
+
+// quiesceAfterTicks is how long a leader waits after the last proposal or
+// read before it considers quiescing a range: long enough that a steady
+// trickle of requests does not make it quiesce and wake on every one.
+const quiesceAfterTicks = 3
+
+// quiesceState is the store's bookkeeping, owned by its goroutine.
+type quiesceState struct {
+	// ticks counts the store's ticks.
+	ticks int64
+	// heard is the tick at which each peer node was last heard from.
+	heard map[uint64]int64
+	// followers are this node's quiesced follower replicas, by the node
+	// that leads them.
+	followers map[uint64]map[uint64]*replica
+	// count is the number of quiesced replicas, for metrics.
+	count int
+}
+
+func (q *quiesceState) init() {
+	q.heard = map[uint64]int64{}
+	q.followers = map[uint64]map[uint64]*replica{}
+}
+
+// quiesceTick is the store's tick for quiescence: it sends beacons, wakes
+// followers whose leader fell silent, and lets idle leaders quiesce. It
+// returns the replicas to tick (the awake ones).
+func (s *Store) quiesceTick() {
+	q := &s.quiesce
+	q.ticks++
+	for _, id := range s.peerNodes() {
+		s.sendControl(0, &ControlMessage{Kind: ControlBeacon, From: s.nodeID, To: id})
+	}
+	timeout := int64(s.electionTicks())
+	for leader, rs := range q.followers {
+		if q.ticks-q.heard[leader] <= timeout {
+			continue
+		}
+		for _, r := range rs {
+			s.wake(r)
+		}
+	}
+}
+
+// peerNodes are the other nodes of the catalog.
+func (s *Store) peerNodes() []uint64 {
+	var out []uint64
+	for id := range s.cat.nodes {
+		if id != s.nodeID {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (s *Store) electionTicks() int {
+	if s.cfg.Raft.ElectionTicks > 0 {
+		return s.cfg.Raft.ElectionTicks
+	}
+	return 10 // raft.DefaultElectionTicks
+}
+
+// sendControl sends a control message about range rangeID (0 for none).
+func (s *Store) sendControl(rangeID uint64, m *ControlMessage) {
+	if s.transport != nil {
+		s.transport.Send(rangeID, PeerMessage{Control: m})
+	}
+}
+
+// maybeQuiesce quiesces an awake leader replica that has been idle, and
+// reports whether it did.
+func (s *Store) maybeQuiesce(r *replica) bool {
+	r.idleTicks++
+	if r.role != roleLeader || r.idleTicks < quiesceAfterTicks || len(r.waiters) > 0 || len(r.reads) > 0 || len(r.confirmed) > 0 {
+		return false
+	}
+	followers, term, commit, ok := r.core.quiescible(s.nodeID)
+	if !ok {
+		return false
+	}
+	for _, f := range followers {
+		s.sendControl(r.desc.ID, &ControlMessage{Kind: ControlQuiesce, From: s.nodeID, To: f, Term: term, Commit: commit})
+	}
+	r.quiesced = true
+	s.quiesce.count++
+	return true
+}
+
+// wakes reports whether a consensus message wakes a quiesced replica.
+// Heartbeats and their answers still in flight when a range quiesced do
+// not: they carry no news, and waking on them would undo every quiesce.
+func wakes(m PeerMessage) bool {
+	if m.Raft == nil {
+		return true
+	}
+	return m.Raft.Type != raft.MsgHeartbeat && m.Raft.Type != raft.MsgHeartbeatResp
+}
+
+// onControl handles a control message from another store.
+func (s *Store) onControl(rangeID uint64, m *ControlMessage) {
+	if m.Kind != ControlQuiesce {
+		return // a beacon: hearing from the node was all it said
+	}
+	r, ok := s.replicas[rangeID]
+	if !ok || r.quiesced || r.leader != m.From || r.role == roleLeader {
+		return
+	}
+	// The leader quiesces only when every replica holds its whole log, so
+	// only the term needs checking. This replica may not have heard the
+	// last commit index yet; it learns it, and applies the last entries,
+	// when the range next wakes (reads are served by the leader meanwhile).
+	if st := r.core.status(); st.term != m.Term || st.commit > m.Commit {
+		return // a newer leader, or stranger news: keep ticking
+	}
+	r.quiesced = true
+	s.quiesce.count++
+	rs := s.quiesce.followers[m.From]
+	if rs == nil {
+		rs = map[uint64]*replica{}
+		s.quiesce.followers[m.From] = rs
+	}
+	rs[rangeID] = r
+}
+
+// touch records a request on a leader replica: it wakes and starts
+// counting idle ticks again.
+func (s *Store) touch(r *replica) {
+	r.idleTicks = 0
+	s.wake(r)
+}
+
+// wake makes a quiesced replica tick again.
+func (s *Store) wake(r *replica) {
+	if !r.quiesced {
+		return
+	}
+	r.quiesced = false
+	s.quiesce.count--
+	if rs := s.quiesce.followers[r.leader]; rs != nil {
+		delete(rs, r.desc.ID)
+		if len(rs) == 0 {
+			delete(s.quiesce.followers, r.leader)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package kv
+
+import (
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/internal/sim"
+)
+
+// An idle cluster quiesces, and when the node leading quiesced ranges
+// crashes, the survivors notice by its silence (no beacons) and elect new
+// leaders: nothing else would wake them, since a quiesced follower does
+// not count toward an election.
+func TestSimQuiescedLeaderCrash(t *testing.T) {
+	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) { quiescedLeaderCrash(t, seed) })
+}
+
+func quiescedLeaderCrash(t *testing.T, seed uint64) {
+	c := newSimCluster(t, seed, 3)
+	cat := c.node(1).store.Catalog()
+	c.require("the raft ranges of the idle cluster to quiesce", 10*time.Second, func() bool {
+		for _, rd := range cat.Ranges["rk"] {
+			for _, id := range c.ids {
+				if r := c.node(id).store.replicas[rd.ID]; r == nil || !r.quiesced {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	// Crash the node leading the most raft ranges.
+	led := map[uint64]int{}
+	var ranges []uint64
+	for _, rd := range cat.Ranges["rk"] {
+		led[c.rangeLeader(rd.ID)]++
+		ranges = append(ranges, rd.ID)
+	}
+	victim := uint64(1)
+	for id, n := range led {
+		if n > led[victim] {
+			victim = id
+		}
+	}
+	var followersQuiesced int
+	for _, id := range c.ids {
+		if id != victim {
+			followersQuiesced += len(c.node(id).store.quiesce.followers[victim])
+		}
+	}
+	if followersQuiesced == 0 {
+		t.Fatalf("no follower quiesced under node %d", victim)
+	}
+	c.s.Crash(sim.NodeID(victim))
+	c.require("every raft range to have a leader on a live node", 10*time.Second, func() bool {
+		for _, id := range ranges {
+			if l := c.rangeLeader(id); l == 0 || l == victim {
+				return false
+			}
+		}
+		return true
+	})
+	// The survivors woke by silence, not by a message from the dead node.
+	for _, id := range c.ids {
+		if id != victim && len(c.node(id).store.quiesce.followers[victim]) != 0 {
+			t.Fatalf("node %d still has ranges quiesced under dead node %d", id, victim)
+		}
+	}
+}
