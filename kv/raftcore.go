@@ -1,9 +1,9 @@
 package kv
 
 import (
-	"slices"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
