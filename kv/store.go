@@ -588,8 +588,14 @@ func (s *Store) tick() {
 		r.core.tick() // the cores are independent: their order does not matter
 	}
 	s.driveMeta()
-	s.updateGauges()
+	// Gauges visit every replica: once a second is plenty for a scrape.
+	if s.quiesce.ticks%gaugeEveryTicks == 0 {
+		s.updateGauges()
+	}
 }
+
+// gaugeEveryTicks is how often the replica gauges are refreshed.
+const gaugeEveryTicks = 10
 
 // fail stops the store after err, an error persisting or applying: what
 // is on disk is all a restart can trust.
