@@ -223,6 +223,21 @@ func (c *paxosCore) compactTo(b *storage.Batch, slot uint64) error {
 // transferLeader: Multi-Paxos has no leadership transfer.
 func (c *paxosCore) transferLeader(uint64) bool { return false }
 
-// quiescible: paxos ranges do not quiesce yet; their leaders heartbeat
-// every tick.
-func (c *paxosCore) quiescible(uint64) ([]uint64, uint64, uint64, bool) { return nil, 0, 0, false }
+// quiescible: this node leads, with nothing in flight and every slot it
+// knows chosen and applied (paxos.RawNode.Idle). Unlike Raft, the leader
+// does not track what each acceptor holds: an acceptor that is behind and
+// quiesces catches up when the range next wakes, which costs nothing but
+// time, since a quorum holds every chosen slot.
+func (c *paxosCore) quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
+	if !c.rn.Idle() {
+		return nil, 0, 0, false
+	}
+	st := c.rn.Status()
+	var followers []uint64
+	for _, v := range st.Config.Voters {
+		if v.ID != self {
+			followers = append(followers, v.ID)
+		}
+	}
+	return followers, c.log.hs.Promised.Round, st.Commit, true
+}

@@ -1,6 +1,9 @@
 package kv
 
-import "github.com/quorumkv/quorumkv/raft"
+import (
+	"github.com/quorumkv/quorumkv/paxos"
+	"github.com/quorumkv/quorumkv/raft"
+)
 
 // Quiescence: an idle range costs nothing.
 //
@@ -25,7 +28,9 @@ import "github.com/quorumkv/quorumkv/raft"
 // leader's node cannot be told apart from a healthy one; it stays
 // quiesced until something reaches it, as the range stays idle.
 //
-// Paxos ranges do not quiesce yet (paxosCore.quiescible).
+// Both protocols quiesce: Raft when every replica holds the leader's whole
+// log (raftCore.quiescible), Multi-Paxos when its leader has nothing in
+// flight (paxosCore.quiescible).
 
 // quiesceAfterTicks is how long a leader waits after the last proposal or
 // read before it considers quiescing a range: long enough that a steady
@@ -118,10 +123,13 @@ func (s *Store) maybeQuiesce(r *replica) bool {
 // Heartbeats and their answers still in flight when a range quiesced do
 // not: they carry no news, and waking on them would undo every quiesce.
 func wakes(m PeerMessage) bool {
-	if m.Raft == nil {
-		return true
+	switch {
+	case m.Raft != nil:
+		return m.Raft.Type != raft.MsgHeartbeat && m.Raft.Type != raft.MsgHeartbeatResp
+	case m.Paxos != nil:
+		return m.Paxos.Type != paxos.MsgHeartbeat && m.Paxos.Type != paxos.MsgHeartbeatResp
 	}
-	return m.Raft.Type != raft.MsgHeartbeat && m.Raft.Type != raft.MsgHeartbeatResp
+	return true
 }
 
 // onControl handles a control message from another store.

@@ -18,8 +18,12 @@ func TestSimQuiescedLeaderCrash(t *testing.T) {
 func quiescedLeaderCrash(t *testing.T, seed uint64) {
 	c := newSimCluster(t, seed, 3)
 	cat := c.node(1).store.Catalog()
-	c.require("the raft ranges of the idle cluster to quiesce", 10*time.Second, func() bool {
-		for _, rd := range cat.Ranges["rk"] {
+	var all []*RangeDescriptor
+	for _, ks := range simKeyspaces {
+		all = append(all, cat.Ranges[ks.Name]...)
+	}
+	c.require("the raft and paxos ranges of the idle cluster to quiesce", 10*time.Second, func() bool {
+		for _, rd := range all {
 			for _, id := range c.ids {
 				if r := c.node(id).store.replicas[rd.ID]; r == nil || !r.quiesced {
 					return false
@@ -28,10 +32,10 @@ func quiescedLeaderCrash(t *testing.T, seed uint64) {
 		}
 		return true
 	})
-	// Crash the node leading the most raft ranges.
+	// Crash the node leading the most ranges.
 	led := map[uint64]int{}
 	var ranges []uint64
-	for _, rd := range cat.Ranges["rk"] {
+	for _, rd := range all {
 		led[c.rangeLeader(rd.ID)]++
 		ranges = append(ranges, rd.ID)
 	}
@@ -51,7 +55,7 @@ func quiescedLeaderCrash(t *testing.T, seed uint64) {
 		t.Fatalf("no follower quiesced under node %d", victim)
 	}
 	c.s.Crash(sim.NodeID(victim))
-	c.require("every raft range to have a leader on a live node", 10*time.Second, func() bool {
+	c.require("every range to have a leader on a live node", 10*time.Second, func() bool {
 		for _, id := range ranges {
 			if l := c.rangeLeader(id); l == 0 || l == victim {
 				return false

@@ -341,3 +341,17 @@ func (r *RawNode) onCommit(from, to uint64) {
 		}
 	}
 }
+
+// Idle reports whether this node leads and has nothing in flight: no
+// proposal waiting, no slot open (every slot it knows is chosen and
+// applied), no read waiting for its confirmation. The node layer may then
+// stop ticking the group until something happens (quiescence); nothing
+// about safety depends on it.
+func (r *RawNode) Idle() bool {
+	if r.role != Leader {
+		return false
+	}
+	l := r.lead
+	return len(l.pending) == 0 && len(l.acks) == 0 && len(l.reads.pending) == 0 && !l.configInFlight &&
+		r.log.commit == r.log.last() && r.log.applied == r.log.commit
+}
