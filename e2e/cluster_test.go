@@ -79,6 +79,19 @@ func TestThreeNodes(t *testing.T) {
 		})
 	}
 
+	// A keyspace with one replica per range: two of the three nodes hold
+	// no replica of it and forward to the one that does.
+	nodes[0].must(0, "keyspace", "create", "solo", "--mode", "raft", "--replicas", "1", "--ranges", "1")
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("n%d to serve keyspace solo", i+1), func() bool {
+			code, _, _ := n.kvctl("", "-k", "solo", "put", "k", fmt.Sprint(i))
+			return code == 0
+		})
+		if out := n.must(0, "-k", "solo", "get", "k"); out != fmt.Sprintf("%d\n", i) {
+			t.Fatalf("n%d reads %q from keyspace solo", i+1, out)
+		}
+	}
+
 	var endpoints []string
 	for _, n := range nodes {
 		endpoints = append(endpoints, n.addr)

@@ -82,6 +82,7 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 	}
 	n := a.node
 	var targets []uint64
+	var rangeID uint64 // set when this node holds no replica of the range
 	var nl *NotLeaderError
 	switch {
 	case errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != n.store.NodeID():
@@ -91,8 +92,17 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 		if rerr != nil {
 			return nil, rerr
 		}
+		rangeID = r.ID
+		// The replica that served last time (the leader, most likely)
+		// first, then the others.
+		hint, _ := n.leaderHints.Load(r.ID)
+		if hint != nil {
+			targets = append(targets, hint.(uint64))
+		}
 		for _, rep := range r.Replicas {
-			targets = append(targets, rep.NodeID)
+			if hint == nil || rep.NodeID != hint.(uint64) {
+				targets = append(targets, rep.NodeID)
+			}
 		}
 	default:
 		return nil, err
@@ -101,6 +111,9 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 		resp, ferr := forwardKV(ctx, n, t, req.Msg, rpc)
 		switch {
 		case ferr == nil:
+			if rangeID != 0 {
+				n.leaderHints.Store(rangeID, t)
+			}
 			return resp, nil
 		case safeToRetry(ferr):
 			err = ferr // nothing happened there: try the next

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -30,6 +31,9 @@ type Node struct {
 	alive   func(name string) bool
 	members func() []Member
 	peers   *peers
+	// leaderHints caches, for ranges with no replica here, the node that
+	// last served a forwarded request (rangeID -> node ID).
+	leaderHints sync.Map
 }
 
 // NodeConfig configures a Node.
