@@ -51,6 +51,9 @@ type NodeDescriptor struct {
 	ID     uint64 `json:"id"`
 	Name   string `json:"name"`
 	Addr   string `json:"addr"`
+	// Gossip is the node's memberlist address, so that a node restarted
+	// without --join can find the others again.
+	Gossip string `json:"gossip,omitempty"`
 	Zone   string `json:"zone"`
 	Weight int    `json:"weight"`
 }

@@ -109,8 +109,10 @@ func (n *Node) Announce(ctx context.Context, self NodeDescriptor) error {
 	backoff := 100 * time.Millisecond
 	for {
 		cur, ok := n.store.Catalog().Nodes[n.store.NodeID()]
-		if ok && cur.Name == self.Name && cur.Addr == self.Addr && cur.Zone == self.Zone && cur.Weight == self.Weight {
-			return nil
+		if want := self; ok {
+			if want.ID = cur.ID; cur == want {
+				return nil
+			}
 		}
 		attempt, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := n.registerNode(attempt, self, false)

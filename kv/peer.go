@@ -102,7 +102,7 @@ func (p *peerServer) Raft(ctx context.Context, stream *connect.ClientStream[peer
 
 func (p *peerServer) Join(ctx context.Context, req *connect.Request[peerv1.JoinRequest]) (*connect.Response[peerv1.JoinResponse], error) {
 	m := req.Msg
-	desc := NodeDescriptor{Name: m.NodeName, Addr: m.Address, Zone: m.Zone, Weight: int(m.Weight)}
+	desc := NodeDescriptor{Name: m.NodeName, Addr: m.Address, Zone: m.Zone, Weight: int(m.Weight), Gossip: m.GossipAddress}
 	id, err := p.node.registerNode(ctx, desc, req.Header().Get(forwardedHeader) != "")
 	if err != nil {
 		return nil, toConnect(err)
@@ -136,7 +136,8 @@ func (n *Node) registerNode(ctx context.Context, desc NodeDescriptor, forwarded 
 		if !ok {
 			return 0, err
 		}
-		req := connect.NewRequest(&peerv1.JoinRequest{NodeName: desc.Name, Address: desc.Addr, Zone: desc.Zone, Weight: uint32(desc.Weight)})
+		req := connect.NewRequest(&peerv1.JoinRequest{NodeName: desc.Name, Address: desc.Addr, Zone: desc.Zone,
+			Weight: uint32(desc.Weight), GossipAddress: desc.Gossip})
 		req.Header().Set(forwardedHeader, "1")
 		resp, ferr := n.peers.peerClient(addr).Join(ctx, req)
 		if ferr != nil {
@@ -171,7 +172,7 @@ func JoinCluster(ctx context.Context, addrs []string, self NodeDescriptor, clien
 	var errs []error
 	for _, addr := range addrs {
 		resp, err := p.peerClient(addr).Join(ctx, connect.NewRequest(&peerv1.JoinRequest{
-			NodeName: self.Name, Address: self.Addr, Zone: self.Zone, Weight: uint32(self.Weight),
+			NodeName: self.Name, Address: self.Addr, Zone: self.Zone, Weight: uint32(self.Weight), GossipAddress: self.Gossip,
 		}))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))

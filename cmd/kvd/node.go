@@ -73,7 +73,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		return n.gossip.Close()
 	})
 
-	self := kv.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight}
+	self := kv.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Gossip: n.gossip.LocalAddr()}
 	peerClient := kv.H2CClient()
 	member, err := kv.IsMember(db)
 	if err != nil {
@@ -144,7 +144,37 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 			logger.Warn("catalog does not know this node's address yet", "err", err)
 		}
 	}()
+	if member && len(cfg.join) == 0 {
+		// A member restarted without --join finds the others through the
+		// gossip addresses the catalog keeps.
+		go rejoinGossip(announceCtx, n.gossip, n.store, self.Name, logger)
+	}
 	return n, nil
+}
+
+// rejoinGossip joins gossip through the catalog's other nodes, retrying
+// until one answers or ctx ends.
+func rejoinGossip(ctx context.Context, gossip *membership.Membership, store *kv.Store, self string, logger *slog.Logger) {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		var seeds []string
+		for _, nd := range store.Catalog().Nodes {
+			if nd.Name != self && nd.Gossip != "" {
+				seeds = append(seeds, nd.Gossip)
+			}
+		}
+		if len(seeds) == 0 {
+			return // a single-node cluster: nobody to find
+		}
+		if _, err := gossip.Join(seeds); err == nil {
+			logger.Info("rejoined gossip", "seeds", seeds)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
 }
 
 // drain stops the node gracefully (SPEC.md): readiness fails first, so

@@ -199,9 +199,12 @@ type JoinRequest struct {
 	// kvd --node-id.
 	NodeName string `protobuf:"bytes,1,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	// kvd --advertise.
-	Address       string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Zone          string `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
-	Weight        uint32 `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Zone    string `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
+	Weight  uint32 `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	// The node's gossip address: a node that restarts joins gossip again
+	// through the addresses the catalog knows.
+	GossipAddress string `protobuf:"bytes,5,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -262,6 +265,13 @@ func (x *JoinRequest) GetWeight() uint32 {
 		return x.Weight
 	}
 	return 0
+}
+
+func (x *JoinRequest) GetGossipAddress() string {
+	if x != nil {
+		return x.GossipAddress
+	}
+	return ""
 }
 
 type JoinResponse struct {
@@ -503,12 +513,13 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\fR\amessage\"\x0e\n" +
-	"\fRaftResponse\"p\n" +
+	"\fRaftResponse\"\x97\x01\n" +
 	"\vJoinRequest\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04zone\x18\x03 \x01(\tR\x04zone\x12\x16\n" +
-	"\x06weight\x18\x04 \x01(\rR\x06weight\"F\n" +
+	"\x06weight\x18\x04 \x01(\rR\x06weight\x12%\n" +
+	"\x0egossip_address\x18\x05 \x01(\tR\rgossipAddress\"F\n" +
 	"\fJoinResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1d\n" +
 	"\n" +
