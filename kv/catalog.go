@@ -48,9 +48,9 @@ func (r *RangeDescriptor) HasReplica(node uint64) bool {
 // NodeDescriptor is a node of the cluster as the catalog knows it: its ID
 // (what Raft calls it) and where to reach it.
 type NodeDescriptor struct {
-	ID     uint64 `json:"id"`
-	Name   string `json:"name"`
-	Addr   string `json:"addr"`
+	ID   uint64 `json:"id"`
+	Name string `json:"name"`
+	Addr string `json:"addr"`
 	// Gossip is the node's memberlist address, so that a node restarted
 	// without --join can find the others again.
 	Gossip string `json:"gossip,omitempty"`
