@@ -1,7 +1,6 @@
 package paxos_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 
@@ -42,25 +41,6 @@ const (
 
 func pxEntryKey(s uint64) string { return fmt.Sprintf("%s%016x", pxEntry, s) }
 
-func pxJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func pxLoad(d *sim.Disk, key string, v any) bool {
-	b, ok := d.Get(key)
-	if !ok {
-		return false
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		panic(fmt.Sprintf("disk key %s: %v", key, err))
-	}
-	return true
-}
-
 func pxMembership(m replsim.Membership) paxos.Membership {
 	return paxos.Membership{Geometry: m.Geometry, Voters: m.Voters}
 }
@@ -71,14 +51,14 @@ func startPaxos(env *sim.Env, id uint64, init replsim.Membership, d *sim.Disk, c
 	ps := paxos.Bootstrap(pxMembership(init))
 	var out *replsim.Snapshot
 	var snap paxos.Snapshot
-	if pxLoad(d, pxSnapshot, &snap) {
+	if replsim.LoadJSON(d, pxSnapshot, &snap) {
 		ps.Snapshot = snap
 		out = &replsim.Snapshot{Index: snap.Slot, Data: snap.Data}
 	}
-	pxLoad(d, pxHardState, &ps.HardState)
+	replsim.LoadJSON(d, pxHardState, &ps.HardState)
 	for _, k := range d.Keys(pxEntry) {
 		var e paxos.Entry
-		pxLoad(d, k, &e)
+		replsim.LoadJSON(d, k, &e)
 		if e.Slot > ps.Snapshot.Slot {
 			ps.Entries = append(ps.Entries, e)
 		}
@@ -170,18 +150,18 @@ func (c *paxosCore) Ready() replsim.Ready {
 
 func pxPersist(d *sim.Disk, rd paxos.Ready) {
 	if rd.MustSync {
-		d.Set(pxHardState, pxJSON(rd.HardState))
+		replsim.PutJSON(d, pxHardState, rd.HardState)
 	}
 	if rd.Snapshot != nil {
 		pxSaveSnapshot(d, *rd.Snapshot)
 	}
 	for _, e := range rd.Entries {
-		d.Set(pxEntryKey(e.Slot), pxJSON(e))
+		replsim.PutJSON(d, pxEntryKey(e.Slot), e)
 	}
 }
 
 func pxSaveSnapshot(d *sim.Disk, s paxos.Snapshot) {
-	d.Set(pxSnapshot, pxJSON(s))
+	replsim.PutJSON(d, pxSnapshot, s)
 	for _, k := range d.Keys(pxEntry) {
 		if k <= pxEntryKey(s.Slot) {
 			d.Delete(k)

@@ -7,50 +7,12 @@ import (
 	"github.com/quorumkv/quorumkv/raft"
 )
 
-// simScenarios are the cluster shapes every protocol runs in the
-// simulator, with all the nemesis's faults (drops, duplicates, reordering,
-// every partition shape, crashes that lose unsynced writes, restarts),
-// crashes right after votes and acknowledgements, and snapshots.
-func simScenarios() []replsim.Scenario {
-	base := replsim.Scenario{
-		CrashAfterVote: 0.05, CrashAfterAck: 0.002, KillLeader: true, Pause: true, SnapshotEvery: 40,
-	}
-	with := func(name string, m replsim.Membership) replsim.Scenario {
-		sc := base
-		sc.Name, sc.Init = name, m
-		return sc
-	}
-	reconf := with("reconfig", replsim.Majority(1, 2, 3))
-	reconf.Nodes = []uint64{1, 2, 3, 4, 5, 6}
-	reconf.Reconfig = reconfigTargets()
-	return []replsim.Scenario{
-		with("majority3", replsim.Majority(1, 2, 3)),
-		with("majority5", replsim.Majority(1, 2, 3, 4, 5)),
-		with("grid3x3", replsim.Grid3x3()),
-		with("zones3x2", replsim.Zones3x2()),
-		with("weighted5", replsim.Weighted5()),
-		reconf,
-	}
-}
-
-// reconfigTargets grow 3 voters to 5, change the geometry to zones and to
-// weighted, replace voters, and shrink back.
-func reconfigTargets() []replsim.Membership {
-	return []replsim.Membership{
-		replsim.Majority(1, 2, 3, 4, 5),
-		replsim.Zones3x2(),
-		replsim.Weighted5(),
-		replsim.Majority(4, 5, 6),
-		replsim.Majority(1, 2, 3),
-	}
-}
-
 // simSeeds is the default number of seeds per scenario: 6 x 180 = 1080.
 const simSeeds = 180
 
 func TestSim(t *testing.T) {
 	proto := raftProtocol(raft.Canaries{}, nil)
-	for _, sc := range simScenarios() {
+	for _, sc := range replsim.Scenarios() {
 		t.Run(sc.Name, func(t *testing.T) {
 			replsim.RunSeeds(t, proto, sc, simSeeds)
 		})
@@ -101,7 +63,7 @@ func canaryProtocol(k raft.Canaries) replsim.Protocol {
 // canaryScenarios are the small clusters canaries are hunted on, with
 // more crashes right after acknowledgements.
 func canaryScenarios() []replsim.Scenario {
-	all := simScenarios()
+	all := replsim.Scenarios()
 	scs := []replsim.Scenario{all[0], all[1]}
 	for i := range scs {
 		scs[i].CrashAfterAck = 0.02

@@ -1,7 +1,6 @@
 package raft_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -52,25 +51,6 @@ const (
 
 func entryKey(i uint64) string { return fmt.Sprintf("%s%016x", keyEntry, i) }
 
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func load(d *sim.Disk, key string, v any) bool {
-	b, ok := d.Get(key)
-	if !ok {
-		return false
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		panic(fmt.Sprintf("disk key %s: %v", key, err))
-	}
-	return true
-}
-
 func confState(m replsim.Membership) raft.ConfState {
 	cs := raft.ConfState{Geometry: m.Geometry}
 	for _, n := range m.Voters {
@@ -83,22 +63,22 @@ func confState(m replsim.Membership) raft.ConfState {
 // is empty and id founds the cluster, else what the disk kept.
 func startRaft(env *sim.Env, id uint64, init replsim.Membership, d *sim.Disk, cfg raft.Config) (replsim.Core, *replsim.Snapshot) {
 	var hs raft.HardState
-	if !load(d, keyHardState, &hs) && slices.Contains(init.IDs(), id) {
+	if !replsim.LoadJSON(d, keyHardState, &hs) && slices.Contains(init.IDs(), id) {
 		bhs, ents, err := raft.BootstrapState(confState(init))
 		if err != nil {
 			panic(err)
 		}
 		for _, e := range ents {
-			d.Set(entryKey(e.Index), mustJSON(e))
+			replsim.PutJSON(d, entryKey(e.Index), e)
 		}
-		d.Set(keyHardState, mustJSON(bhs))
+		replsim.PutJSON(d, keyHardState, bhs)
 		d.Sync()
 		hs = bhs
 	}
 	c := &raftCore{ms: raft.NewMemoryStorage(), snaps: map[uint64]int{}}
 	var snap raft.Snapshot
 	var out *replsim.Snapshot
-	if load(d, keySnapshot, &snap) {
+	if replsim.LoadJSON(d, keySnapshot, &snap) {
 		if err := c.ms.ApplySnapshot(snap); err != nil {
 			panic(err)
 		}
@@ -107,7 +87,7 @@ func startRaft(env *sim.Env, id uint64, init replsim.Membership, d *sim.Disk, cf
 	var ents []raft.Entry
 	for _, k := range d.Keys(keyEntry) {
 		var e raft.Entry
-		load(d, k, &e)
+		replsim.LoadJSON(d, k, &e)
 		if e.Index > snap.Metadata.Index {
 			ents = append(ents, e)
 		}
@@ -254,7 +234,7 @@ func (c *raftCore) persist(d *sim.Disk, rd raft.Ready) {
 		if err := c.ms.ApplySnapshot(rd.Snapshot); err != nil {
 			panic(err)
 		}
-		d.Set(keySnapshot, mustJSON(rd.Snapshot))
+		replsim.PutJSON(d, keySnapshot, rd.Snapshot)
 		for _, k := range d.Keys(keyEntry) {
 			d.Delete(k)
 		}
@@ -265,7 +245,7 @@ func (c *raftCore) persist(d *sim.Disk, rd raft.Ready) {
 			panic(err)
 		}
 		for _, e := range rd.Entries {
-			d.Set(entryKey(e.Index), mustJSON(e))
+			replsim.PutJSON(d, entryKey(e.Index), e)
 		}
 		// A new leader's entries replace a suffix: the rest goes.
 		newLast := rd.Entries[n-1].Index
@@ -278,7 +258,7 @@ func (c *raftCore) persist(d *sim.Disk, rd raft.Ready) {
 		if err := c.ms.SetHardState(rd.HardState); err != nil {
 			panic(err)
 		}
-		d.Set(keyHardState, mustJSON(rd.HardState))
+		replsim.PutJSON(d, keyHardState, rd.HardState)
 	}
 }
 
@@ -294,7 +274,7 @@ func (c *raftCore) Compact(index uint64, data []byte, d *sim.Disk) error {
 	if err != nil {
 		return err
 	}
-	d.Set(keySnapshot, mustJSON(snap))
+	replsim.PutJSON(d, keySnapshot, snap)
 	first, _ := c.ms.FirstIndex()
 	if index > compactLag && index-compactLag >= first {
 		to := index - compactLag
