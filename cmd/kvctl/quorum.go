@@ -1,7 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/urfave/cli/v2"
+
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 
 	"github.com/quorumkv/quorumkv/quorum"
 )
@@ -10,7 +15,7 @@ func quorumCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "quorum",
 		Usage: "reason about quorum geometries",
-		Subcommands: []*cli.Command{{
+		Subcommands: []*cli.Command{withGlobals(&cli.Command{
 			Name:  "check",
 			Usage: "prove that a geometry's quorums intersect on a cluster, or show two that do not",
 			Description: `Enumerates every subset of the nodes and checks that each phase-1 quorum
@@ -21,15 +26,16 @@ safe for --mode (for every mode when --mode is not given), 1 when it is not.
 
    kvctl quorum check --quorum grid:3x3 --nodes 9
    kvctl quorum check --quorum zones --nodes a@east,b@east,c@west,d@west,e@north,f@north
-   kvctl quorum check --quorum weighted --nodes a:2,b,c,d --mode paxos`,
+   kvctl quorum check --quorum weighted --nodes a:2,b,c,d --mode paxos
+   kvctl quorum check --quorum zones --cluster      # the live nodes of the cluster`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "quorum", Usage: "geometry: majority, weighted, grid:RxC, zones or flexible:Q1,Q2"},
 				&cli.StringFlag{Name: "nodes", Usage: "a node count N, or id[@zone][:weight],... e.g. a@east:2,b@east,c@west"},
+				&cli.BoolFlag{Name: "cluster", Usage: "use the live nodes of the cluster at --endpoints, with their zones and weights"},
 				&cli.StringFlag{Name: "mode", Usage: "check only for raft, paxos or eventual"},
-				outputFlag(),
 			},
 			Action: quorumCheck,
-		}},
+		})},
 	}
 }
 
@@ -41,8 +47,8 @@ func quorumCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if !c.IsSet("quorum") || !c.IsSet("nodes") {
-		return usagef("quorum check needs --quorum GEOMETRY and --nodes N|LIST")
+	if !c.IsSet("quorum") || c.IsSet("nodes") == c.Bool("cluster") {
+		return usagef("quorum check needs --quorum GEOMETRY and one of --nodes N|LIST or --cluster")
 	}
 	protocols := quorum.Protocols
 	if c.IsSet("mode") {
@@ -52,8 +58,12 @@ func quorumCheck(c *cli.Context) error {
 		}
 		protocols = []quorum.Protocol{p}
 	}
-	nodes, err := quorum.ParseNodeList(c.String("nodes"))
-	if err != nil {
+	var nodes quorum.NodeList
+	if c.Bool("cluster") {
+		if nodes, err = clusterNodes(c); err != nil {
+			return err
+		}
+	} else if nodes, err = quorum.ParseNodeList(c.String("nodes")); err != nil {
 		return usageError{err}
 	}
 	sys, err := quorum.Parse(c.String("quorum"), nodes.Nodes)
@@ -82,6 +92,30 @@ func quorumCheck(c *cli.Context) error {
 		return exitCode(exitError)
 	}
 	return nil
+}
+
+// clusterNodes lists the cluster's live members as a node list, in
+// name order, with their zones and weights.
+func clusterNodes(c *cli.Context) (quorum.NodeList, error) {
+	cl, err := newClient(c)
+	if err != nil {
+		return quorum.NodeList{}, err
+	}
+	members, err := cl.Members(c.Context)
+	if err != nil {
+		return quorum.NodeList{}, err
+	}
+	var items []string
+	for _, m := range members {
+		if m.State != v1.MemberState_MEMBER_STATE_ALIVE {
+			continue
+		}
+		items = append(items, fmt.Sprintf("%s@%s:%d", m.NodeId, m.Zone, max(m.Weight, 1)))
+	}
+	if len(items) == 0 {
+		return quorum.NodeList{}, fmt.Errorf("the cluster at --endpoints reports no live member")
+	}
+	return quorum.ParseNodeList(strings.Join(items, ","))
 }
 
 // reportJSON is quorum.Report with voters named, for -o json.
