@@ -153,23 +153,53 @@ func (a *apiServer) observe(keyspace, op string, start time.Time, err error) {
 	a.metrics.RequestDuration.WithLabelValues(keyspace, op, mode, result).Observe(time.Since(start).Seconds())
 }
 
-// checkQuorumOverride refuses W/R overrides on keyspaces whose geometry
-// decides their quorums; eventual keyspaces are not served yet.
-func (a *apiServer) checkQuorumOverride(keyspace string, q *v1.Quorum) error {
-	if q == nil || (q.W == 0 && q.R == 0 && q.WLevel == v1.Level_LEVEL_UNSPECIFIED && q.RLevel == v1.Level_LEVEL_UNSPECIFIED) {
+// checkOverridable refuses W/R overrides on keyspaces whose geometry
+// decides their quorums (raft, paxos). An unknown keyspace passes: the
+// operation itself says it is unknown.
+func (a *apiServer) checkOverridable(keyspace string) error {
+	ks, ok := a.node.store.Catalog().Keyspaces[keyspace]
+	if !ok || ks.Mode == ModeEventual {
 		return nil
 	}
-	return fmt.Errorf("%w: keyspace %s: w and r apply to eventual keyspaces; a raft keyspace's geometry decides its quorums", ErrInvalidArgument, keyspace)
+	return fmt.Errorf("%w: keyspace %s: w and r apply to eventual keyspaces; a %s keyspace's geometry decides its quorums", ErrInvalidArgument, keyspace, ks.Mode)
+}
+
+var levelNames = map[v1.Level]string{v1.Level_LEVEL_ONE: "one", v1.Level_LEVEL_QUORUM: "quorum", v1.Level_LEVEL_ALL: "all"}
+
+// quorumOverride reads a request's W/R for an eventual keyspace.
+func (a *apiServer) quorumOverride(keyspace string, q *v1.Quorum) (QuorumOverride, error) {
+	if q == nil || (q.W == 0 && q.R == 0 && q.WLevel == v1.Level_LEVEL_UNSPECIFIED && q.RLevel == v1.Level_LEVEL_UNSPECIFIED) {
+		return QuorumOverride{}, nil
+	}
+	if err := a.checkOverridable(keyspace); err != nil {
+		return QuorumOverride{}, err
+	}
+	o := QuorumOverride{W: int(q.W), R: int(q.R)}
+	for _, l := range []struct {
+		level v1.Level
+		name  *string
+	}{{q.WLevel, &o.WLevel}, {q.RLevel, &o.RLevel}} {
+		if l.level == v1.Level_LEVEL_UNSPECIFIED {
+			continue
+		}
+		name, ok := levelNames[l.level]
+		if !ok {
+			return QuorumOverride{}, fmt.Errorf("%w: quorum level %v: want one, quorum or all", ErrInvalidArgument, l.level)
+		}
+		*l.name = name
+	}
+	return o, nil
 }
 
 func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]) (_ *connect.Response[v1.PutResponse], err error) {
 	m := req.Msg
 	defer func(start time.Time) { a.observe(m.Keyspace, "put", start, err) }(time.Now())
-	if err = a.checkQuorumOverride(m.Keyspace, m.Quorum); err != nil {
+	q, err := a.quorumOverride(m.Keyspace, m.Quorum)
+	if err != nil {
 		return nil, toConnect(err)
 	}
 	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.PutResponse, error) {
-		version, err := a.node.Put(ctx, m.Keyspace, m.Key, m.Value)
+		version, err := a.node.PutWith(ctx, m.Keyspace, m.Key, m.Value, q)
 		return &v1.PutResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.Put)
 	if err != nil {
@@ -181,11 +211,12 @@ func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]
 func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]) (_ *connect.Response[v1.GetResponse], err error) {
 	m := req.Msg
 	defer func(start time.Time) { a.observe(m.Keyspace, "get", start, err) }(time.Now())
-	if err = a.checkQuorumOverride(m.Keyspace, m.Quorum); err != nil {
+	q, err := a.quorumOverride(m.Keyspace, m.Quorum)
+	if err != nil {
 		return nil, toConnect(err)
 	}
 	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.GetResponse, error) {
-		kv, err := a.node.Get(ctx, m.Keyspace, m.Key)
+		kv, err := a.node.GetWith(ctx, m.Keyspace, m.Key, q)
 		return &v1.GetResponse{Kv: &v1.KeyValue{Key: kv.Key, Value: kv.Value, Version: kv.Version}}, err
 	}, quorumkvv1connect.KVClient.Get)
 	if err != nil {
@@ -197,11 +228,12 @@ func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]
 func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRequest]) (_ *connect.Response[v1.DeleteResponse], err error) {
 	m := req.Msg
 	defer func(start time.Time) { a.observe(m.Keyspace, "delete", start, err) }(time.Now())
-	if err = a.checkQuorumOverride(m.Keyspace, m.Quorum); err != nil {
+	q, err := a.quorumOverride(m.Keyspace, m.Quorum)
+	if err != nil {
 		return nil, toConnect(err)
 	}
 	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.DeleteResponse, error) {
-		existed, err := a.node.Delete(ctx, m.Keyspace, m.Key)
+		existed, err := a.node.DeleteWith(ctx, m.Keyspace, m.Key, q)
 		return &v1.DeleteResponse{Existed: existed}, err
 	}, quorumkvv1connect.KVClient.Delete)
 	if err != nil {

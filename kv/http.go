@@ -178,16 +178,43 @@ func restContext(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), 10*time.Second)
 }
 
-// quorumParams refuses ?w= and ?r= on keyspaces whose geometry decides.
-func (s *Server) quorumParams(r *http.Request, keyspace string) error {
-	if r.URL.Query().Has("w") || r.URL.Query().Has("r") {
-		return fmt.Errorf("%w: keyspace %s: w and r apply to eventual keyspaces; a raft keyspace's geometry decides its quorums", ErrInvalidArgument, keyspace)
+// quorumParams reads ?w= and ?r= (a count, or one, quorum, all) for
+// eventual keyspaces, and refuses them on keyspaces whose geometry
+// decides.
+func (s *Server) quorumParams(r *http.Request, keyspace string) (QuorumOverride, error) {
+	query := r.URL.Query()
+	if !query.Has("w") && !query.Has("r") {
+		return QuorumOverride{}, nil
 	}
-	return nil
+	if err := s.api.checkOverridable(keyspace); err != nil {
+		return QuorumOverride{}, err
+	}
+	var q QuorumOverride
+	for _, p := range []struct {
+		name  string
+		count *int
+		level *string
+	}{{"w", &q.W, &q.WLevel}, {"r", &q.R, &q.RLevel}} {
+		v := query.Get(p.name)
+		if v == "" {
+			continue
+		}
+		switch v {
+		case "one", "quorum", "all":
+			*p.level = v
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return QuorumOverride{}, fmt.Errorf("%w: %s=%q: want a count of replicas, or one, quorum or all", ErrInvalidArgument, p.name, v)
+		}
+		*p.count = n
+	}
+	return q, nil
 }
 
 func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
-	s.restKey(w, r, "put", func(ctx context.Context, keyspace string, key []byte) error {
+	s.restKey(w, r, "put", func(ctx context.Context, keyspace string, key []byte, q QuorumOverride) error {
 		limits := s.api.node.limits
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limits.MaxValueBytes)))
 		var tooBig *http.MaxBytesError
@@ -206,7 +233,7 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 		case ifMatch != "":
 			version, err = s.api.node.CompareAndSwap(ctx, keyspace, key, Expect{Version: strings.Trim(ifMatch, `"`)}, body)
 		default:
-			version, err = s.api.node.Put(ctx, keyspace, key, body)
+			version, err = s.api.node.PutWith(ctx, keyspace, key, body, q)
 		}
 		if err != nil {
 			return err
@@ -218,8 +245,8 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) restGet(w http.ResponseWriter, r *http.Request) {
-	s.restKey(w, r, "get", func(ctx context.Context, keyspace string, key []byte) error {
-		kv, err := s.api.node.Get(ctx, keyspace, key)
+	s.restKey(w, r, "get", func(ctx context.Context, keyspace string, key []byte, q QuorumOverride) error {
+		kv, err := s.api.node.GetWith(ctx, keyspace, key, q)
 		if err != nil {
 			return err
 		}
@@ -231,8 +258,8 @@ func (s *Server) restGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
-	s.restKey(w, r, "delete", func(ctx context.Context, keyspace string, key []byte) error {
-		if _, err := s.api.node.Delete(ctx, keyspace, key); err != nil {
+	s.restKey(w, r, "delete", func(ctx context.Context, keyspace string, key []byte, q QuorumOverride) error {
+		if _, err := s.api.node.DeleteWith(ctx, keyspace, key, q); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -244,14 +271,14 @@ func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
 // refuses W/R parameters where they do not apply, writes the error of a
 // failed operation (fn writes the answer of a successful one) and records
 // the request's metrics.
-func (s *Server) restKey(w http.ResponseWriter, r *http.Request, op string, fn func(ctx context.Context, keyspace string, key []byte) error) {
+func (s *Server) restKey(w http.ResponseWriter, r *http.Request, op string, fn func(ctx context.Context, keyspace string, key []byte, q QuorumOverride) error) {
 	keyspace, key := r.PathValue("keyspace"), []byte(r.PathValue("key"))
 	ctx, cancel := restContext(r)
 	defer cancel()
 	start := time.Now()
-	err := s.quorumParams(r, keyspace)
+	q, err := s.quorumParams(r, keyspace)
 	if err == nil {
-		err = fn(ctx, keyspace, key)
+		err = fn(ctx, keyspace, key, q)
 	}
 	if err != nil {
 		restError(w, err)

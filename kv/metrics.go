@@ -28,6 +28,10 @@ type Metrics struct {
 
 	// WALSyncDuration: Pebble WAL fsyncs.
 	WALSyncDuration prometheus.Histogram
+
+	// ReadRepairs: eventual reads' write-backs of the newest record to
+	// stale replicas, by result (ok, failed, dropped: no free slot).
+	ReadRepairs *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: none).
@@ -71,10 +75,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of Pebble WAL fsyncs.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16), // 50µs to ~1.6s
 		}),
+		ReadRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_wrn_read_repairs_total",
+			Help: "Read repairs of eventual keyspaces (the newest record written back to a stale replica), by result: ok, failed, dropped.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
-			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.WALSyncDuration)
+			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.WALSyncDuration, m.ReadRepairs)
 	}
 	return m
 }

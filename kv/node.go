@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/storage"
+	"github.com/quorumkv/quorumkv/wrn"
 )
 
 // Node serves the KV and Admin operations of one quorumkv node on top of
@@ -34,6 +36,18 @@ type Node struct {
 	// leaderHints caches, for ranges with no replica here, the node that
 	// last served a forwarded request (rangeID -> node ID).
 	leaderHints sync.Map
+
+	// Eventual keyspaces (eventual.go): the clock that versions the
+	// writes coordinated here, this node's replicas' records, the way to
+	// the other replicas, and the read repairs in flight.
+	clock          *wrn.Clock
+	records        *recordStore
+	recordPeers    recordTransport
+	replicaTimeout time.Duration
+	repairSlots    chan struct{} // a semaphore: one token per repair in flight
+	// inflight counts the goroutines of eventual requests and repairs,
+	// for Close.
+	inflight sync.WaitGroup
 }
 
 // NodeConfig configures a Node.
@@ -50,6 +64,16 @@ type NodeConfig struct {
 	// Members lists the nodes gossip knows, for the Admin API; nil lists
 	// the catalog's nodes.
 	Members func() []Member
+	// PhysicalClock reads physical time in nanoseconds since the Unix
+	// epoch for the hybrid logical clock that versions eventual writes;
+	// nil reads the system clock.
+	PhysicalClock func() int64
+	// ReplicaTimeout bounds one replica's answer to an eventual
+	// coordinator; 0 means DefaultReplicaTimeout.
+	ReplicaTimeout time.Duration
+	// MaxReadRepairs bounds read repairs in flight; 0 means
+	// DefaultMaxReadRepairs.
+	MaxReadRepairs int
 }
 
 // Member is a node as gossip sees it.
@@ -85,8 +109,16 @@ func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = H2CClient()
 	}
+	if cfg.PhysicalClock == nil {
+		cfg.PhysicalClock = func() int64 { return time.Now().UnixNano() }
+	}
+	cfg.ReplicaTimeout = cmp.Or(cfg.ReplicaTimeout, DefaultReplicaTimeout)
+	cfg.MaxReadRepairs = cmpOr(cfg.MaxReadRepairs, DefaultMaxReadRepairs)
 	n := &Node{store: store, db: store.db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
-		alive: cfg.Alive, members: cfg.Members, peers: newPeers(cfg.HTTPClient)}
+		alive: cfg.Alive, members: cfg.Members, peers: newPeers(cfg.HTTPClient),
+		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), records: newRecordStore(store.db),
+		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs)}
+	n.recordPeers = connectRecords{n}
 	if n.members == nil {
 		n.members = n.catalogMembers
 	}
@@ -156,7 +188,11 @@ func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
 		return nil, fmt.Errorf("%w: %q (kvctl keyspace list shows them)", ErrNoKeyspace, keyspace)
 	}
 	if !served(ks.Mode) {
-		return nil, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", ErrNotServed, keyspace, ks.Mode)
+		// Put, Get, Delete and Scan of eventual keyspaces go to the
+		// coordinator before routing; what reaches here is
+		// compare-and-swap.
+		return nil, fmt.Errorf("%w: keyspace %s is an %s keyspace: compare-and-swap there needs per-key Basic Paxos over the key's replicas (issue 6), "+
+			"which is not built yet; use a raft or paxos keyspace for compare-and-swap", ErrNotServed, keyspace, ks.Mode)
 	}
 	spans := cat.Spans[keyspace]
 	return cat.Ranges[keyspace][SpanIndex(spans, HashKey(key))], nil
@@ -164,8 +200,17 @@ func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
 
 // Put writes value under key.
 func (n *Node) Put(ctx context.Context, keyspace string, key, value []byte) (string, error) {
+	return n.PutWith(ctx, keyspace, key, value, QuorumOverride{})
+}
+
+// PutWith is Put with a request's W for eventual keyspaces.
+func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, q QuorumOverride) (string, error) {
 	if err := n.limits.CheckValue(value); err != nil {
 		return "", err
+	}
+	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
+		v, _, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Value: value}, q)
+		return formatRecordVersion(v), err
 	}
 	r, err := n.route(keyspace, key)
 	if err != nil {
@@ -180,6 +225,17 @@ func (n *Node) Put(ctx context.Context, keyspace string, key, value []byte) (str
 
 // Delete removes key and says whether it existed.
 func (n *Node) Delete(ctx context.Context, keyspace string, key []byte) (bool, error) {
+	return n.DeleteWith(ctx, keyspace, key, QuorumOverride{})
+}
+
+// DeleteWith is Delete with a request's W for eventual keyspaces. There a
+// delete writes a tombstone, and "existed" says whether one of the W
+// replicas that acknowledged held a live value before.
+func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, q QuorumOverride) (bool, error) {
+	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
+		_, existed, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Tombstone: true}, q)
+		return existed, err
+	}
 	r, err := n.route(keyspace, key)
 	if err != nil {
 		return false, err
@@ -236,6 +292,23 @@ type KeyValue struct {
 
 // Get reads key linearizably; a missing key is ErrKeyNotFound.
 func (n *Node) Get(ctx context.Context, keyspace string, key []byte) (KeyValue, error) {
+	return n.GetWith(ctx, keyspace, key, QuorumOverride{})
+}
+
+// GetWith is Get with a request's R for eventual keyspaces, where it
+// returns the newest record among R replicas (not linearizable: see
+// DESIGN.md §5).
+func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q QuorumOverride) (KeyValue, error) {
+	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
+		rec, err := n.readEventual(ctx, ks, r, key, q)
+		if err != nil {
+			return KeyValue{}, err
+		}
+		if !rec.Exists() {
+			return KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, abbreviate(key), keyspace)
+		}
+		return KeyValue{Key: key, Value: rec.Value, Version: formatRecordVersion(rec.Version)}, nil
+	}
 	r, err := n.route(keyspace, key)
 	if err != nil {
 		return KeyValue{}, err
@@ -277,6 +350,8 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	switch {
 	case !ok:
 		return nil, false, fmt.Errorf("%w: %q", ErrNoKeyspace, keyspace)
+	case ks.Mode == ModeEventual:
+		return n.scanEventual(ctx, ks, prefix, startAfter, limit)
 	case !served(ks.Mode):
 		return nil, false, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", ErrNotServed, keyspace, ks.Mode)
 	}

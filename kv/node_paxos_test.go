@@ -31,14 +31,17 @@ func TestSingleNodePaxos(t *testing.T) {
 	if err != nil || ks.Mode != ModePaxos {
 		t.Fatalf("CreateKeyspace = %+v, %v", ks, err)
 	}
-	// Eventual keyspaces are stored (descriptor, W and R, placed ranges)
-	// but not served yet.
+	// Eventual keyspaces are served by coordinators (eventual_test.go);
+	// compare-and-swap there waits for per-key Basic Paxos.
 	ev, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 1})
 	if err != nil || ev.W != 1 || ev.R != 1 || len(n.Store().Catalog().Ranges["ev"]) != DefaultRanges {
 		t.Fatalf("eventual keyspace: %+v, %v", ev, err)
 	}
-	if _, err := n.Put(ctx, "ev", []byte("k"), []byte("v")); !errors.Is(err, ErrNotServed) {
+	if _, err := n.Put(ctx, "ev", []byte("k"), []byte("v")); err != nil {
 		t.Fatalf("put to an eventual keyspace: %v", err)
+	}
+	if _, err := n.CompareAndSwap(ctx, "ev", []byte("k"), Expect{Absent: true}, []byte("v")); !errors.Is(err, ErrNotServed) {
+		t.Fatalf("compare-and-swap in an eventual keyspace: %v", err)
 	}
 
 	v1, err := retry(t, func() (string, error) { return n.Put(ctx, "px", []byte("phone"), []byte("for sale")) })

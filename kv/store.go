@@ -124,6 +124,9 @@ type Store struct {
 	catalogReload  bool
 	nextRequest    uint64
 	quiesce        quiesceState
+	// droppedEventual are eventual ranges held here whose keyspace was
+	// dropped: their records are deleted once the drop is applied.
+	droppedEventual []uint64
 
 	errMu struct {
 		sync.Mutex
@@ -729,6 +732,12 @@ func (s *Store) catalogUpdated() error {
 			return err
 		}
 	}
+	for _, id := range s.droppedEventual {
+		if err := s.destroyReplica(id); err != nil {
+			return err
+		}
+	}
+	s.droppedEventual = nil
 	return nil
 }
 

@@ -138,10 +138,21 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pendi
 	if err := json.Unmarshal(cmd.value, &op); err != nil {
 		return result{}, fmt.Errorf("%w: catalog command at %d: %v", ErrCorrupt, index, err)
 	}
+	// Eventual ranges run no consensus group, so reconcile does not see
+	// them go: note the ones held here before the drop removes them.
+	var dropped []uint64
+	if op.Drop != "" {
+		for _, r := range s.cat.keyspaceRanges(op.Drop) {
+			if r.Mode == ModeEventual && r.HasReplica(s.nodeID) {
+				dropped = append(dropped, r.ID)
+			}
+		}
+	}
 	writes, id, err := s.cat.apply(&op)
 	if err != nil {
 		return result{version: index, err: err}, nil // refused the same way everywhere
 	}
+	s.droppedEventual = append(s.droppedEventual, dropped...)
 	for _, w := range writes {
 		key := storage.DataKey(MetaRangeID, w.key)
 		if w.value == nil {

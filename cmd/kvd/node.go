@@ -107,6 +107,9 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Before the store closes: the node's background read repairs and
+	// replica writes use it.
+	n.closers = append(n.closers, func() error { node.Close(); return nil })
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

@@ -498,6 +498,462 @@ func (x *ScanEntry) GetVersion() string {
 	return ""
 }
 
+// Record is one replica's state of an eventual keyspace's key: a value or
+// a tombstone at a version (a hybrid logical clock timestamp and the
+// writing node's ID). Last writer wins: the greater version.
+type Record struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WallTime      int64                  `protobuf:"varint,1,opt,name=wall_time,json=wallTime,proto3" json:"wall_time,omitempty"`
+	Logical       uint32                 `protobuf:"varint,2,opt,name=logical,proto3" json:"logical,omitempty"`
+	Node          uint64                 `protobuf:"varint,3,opt,name=node,proto3" json:"node,omitempty"`
+	Value         []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	Tombstone     bool                   `protobuf:"varint,5,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Record) Reset() {
+	*x = Record{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Record) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Record) ProtoMessage() {}
+
+func (x *Record) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Record.ProtoReflect.Descriptor instead.
+func (*Record) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Record) GetWallTime() int64 {
+	if x != nil {
+		return x.WallTime
+	}
+	return 0
+}
+
+func (x *Record) GetLogical() uint32 {
+	if x != nil {
+		return x.Logical
+	}
+	return 0
+}
+
+func (x *Record) GetNode() uint64 {
+	if x != nil {
+		return x.Node
+	}
+	return 0
+}
+
+func (x *Record) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *Record) GetTombstone() bool {
+	if x != nil {
+		return x.Tombstone
+	}
+	return false
+}
+
+type WriteRecordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Record        *Record                `protobuf:"bytes,3,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteRecordRequest) Reset() {
+	*x = WriteRecordRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteRecordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteRecordRequest) ProtoMessage() {}
+
+func (x *WriteRecordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteRecordRequest.ProtoReflect.Descriptor instead.
+func (*WriteRecordRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WriteRecordRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *WriteRecordRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WriteRecordRequest) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+type WriteRecordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the record replaced what the replica held (false: it held
+	// this version or a newer one already).
+	Applied bool `protobuf:"varint,1,opt,name=applied,proto3" json:"applied,omitempty"`
+	// Whether the replica held a live value of the key before (for
+	// Delete's "existed").
+	Existed       bool `protobuf:"varint,2,opt,name=existed,proto3" json:"existed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteRecordResponse) Reset() {
+	*x = WriteRecordResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteRecordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteRecordResponse) ProtoMessage() {}
+
+func (x *WriteRecordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteRecordResponse.ProtoReflect.Descriptor instead.
+func (*WriteRecordResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WriteRecordResponse) GetApplied() bool {
+	if x != nil {
+		return x.Applied
+	}
+	return false
+}
+
+func (x *WriteRecordResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+type ReadRecordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadRecordRequest) Reset() {
+	*x = ReadRecordRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadRecordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadRecordRequest) ProtoMessage() {}
+
+func (x *ReadRecordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadRecordRequest.ProtoReflect.Descriptor instead.
+func (*ReadRecordRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReadRecordRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *ReadRecordRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type ReadRecordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset when the replica holds nothing for the key.
+	Record        *Record `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadRecordResponse) Reset() {
+	*x = ReadRecordResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadRecordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadRecordResponse) ProtoMessage() {}
+
+func (x *ReadRecordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadRecordResponse.ProtoReflect.Descriptor instead.
+func (*ReadRecordResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReadRecordResponse) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+type ScanRecordsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Prefix        []byte                 `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	StartAfter    []byte                 `protobuf:"bytes,3,opt,name=start_after,json=startAfter,proto3" json:"start_after,omitempty"`
+	Limit         uint32                 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScanRecordsRequest) Reset() {
+	*x = ScanRecordsRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanRecordsRequest) ProtoMessage() {}
+
+func (x *ScanRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanRecordsRequest.ProtoReflect.Descriptor instead.
+func (*ScanRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ScanRecordsRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *ScanRecordsRequest) GetPrefix() []byte {
+	if x != nil {
+		return x.Prefix
+	}
+	return nil
+}
+
+func (x *ScanRecordsRequest) GetStartAfter() []byte {
+	if x != nil {
+		return x.StartAfter
+	}
+	return nil
+}
+
+func (x *ScanRecordsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ScanRecordsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*RecordEntry         `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScanRecordsResponse) Reset() {
+	*x = ScanRecordsResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanRecordsResponse) ProtoMessage() {}
+
+func (x *ScanRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanRecordsResponse.ProtoReflect.Descriptor instead.
+func (*ScanRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ScanRecordsResponse) GetEntries() []*RecordEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type RecordEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Record        *Record                `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordEntry) Reset() {
+	*x = RecordEntry{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordEntry) ProtoMessage() {}
+
+func (x *RecordEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordEntry.ProtoReflect.Descriptor instead.
+func (*RecordEntry) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RecordEntry) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RecordEntry) GetRecord() *Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
 var File_quorumkv_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
@@ -535,11 +991,44 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\tScanEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\tR\aversion2\xf2\x01\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\"\x87\x01\n" +
+	"\x06Record\x12\x1b\n" +
+	"\twall_time\x18\x01 \x01(\x03R\bwallTime\x12\x18\n" +
+	"\alogical\x18\x02 \x01(\rR\alogical\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\x04R\x04node\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x12\x1c\n" +
+	"\ttombstone\x18\x05 \x01(\bR\ttombstone\"s\n" +
+	"\x12WriteRecordRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x120\n" +
+	"\x06record\x18\x03 \x01(\v2\x18.quorumkv.peer.v1.RecordR\x06record\"I\n" +
+	"\x13WriteRecordResponse\x12\x18\n" +
+	"\aapplied\x18\x01 \x01(\bR\aapplied\x12\x18\n" +
+	"\aexisted\x18\x02 \x01(\bR\aexisted\"@\n" +
+	"\x11ReadRecordRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\"F\n" +
+	"\x12ReadRecordResponse\x120\n" +
+	"\x06record\x18\x01 \x01(\v2\x18.quorumkv.peer.v1.RecordR\x06record\"~\n" +
+	"\x12ScanRecordsRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\fR\x06prefix\x12\x1f\n" +
+	"\vstart_after\x18\x03 \x01(\fR\n" +
+	"startAfter\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"N\n" +
+	"\x13ScanRecordsResponse\x127\n" +
+	"\aentries\x18\x01 \x03(\v2\x1d.quorumkv.peer.v1.RecordEntryR\aentries\"Q\n" +
+	"\vRecordEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x120\n" +
+	"\x06record\x18\x02 \x01(\v2\x18.quorumkv.peer.v1.RecordR\x06record2\x89\x04\n" +
 	"\x04Peer\x12I\n" +
 	"\x04Raft\x12\x1d.quorumkv.peer.v1.RaftRequest\x1a\x1e.quorumkv.peer.v1.RaftResponse\"\x00(\x01\x12G\n" +
 	"\x04Join\x12\x1d.quorumkv.peer.v1.JoinRequest\x1a\x1e.quorumkv.peer.v1.JoinResponse\"\x00\x12V\n" +
-	"\tScanRange\x12\".quorumkv.peer.v1.ScanRangeRequest\x1a#.quorumkv.peer.v1.ScanRangeResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
+	"\tScanRange\x12\".quorumkv.peer.v1.ScanRangeRequest\x1a#.quorumkv.peer.v1.ScanRangeResponse\"\x00\x12\\\n" +
+	"\vWriteRecord\x12$.quorumkv.peer.v1.WriteRecordRequest\x1a%.quorumkv.peer.v1.WriteRecordResponse\"\x00\x12Y\n" +
+	"\n" +
+	"ReadRecord\x12#.quorumkv.peer.v1.ReadRecordRequest\x1a$.quorumkv.peer.v1.ReadRecordResponse\"\x00\x12\\\n" +
+	"\vScanRecords\x12$.quorumkv.peer.v1.ScanRecordsRequest\x1a%.quorumkv.peer.v1.ScanRecordsResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_quorumkv_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -553,31 +1042,49 @@ func file_quorumkv_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quorumkv_peer_v1_peer_proto_rawDescData
 }
 
-var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
-	(*RaftRequest)(nil),       // 0: quorumkv.peer.v1.RaftRequest
-	(*RaftMessage)(nil),       // 1: quorumkv.peer.v1.RaftMessage
-	(*RaftResponse)(nil),      // 2: quorumkv.peer.v1.RaftResponse
-	(*JoinRequest)(nil),       // 3: quorumkv.peer.v1.JoinRequest
-	(*JoinResponse)(nil),      // 4: quorumkv.peer.v1.JoinResponse
-	(*ScanRangeRequest)(nil),  // 5: quorumkv.peer.v1.ScanRangeRequest
-	(*ScanRangeResponse)(nil), // 6: quorumkv.peer.v1.ScanRangeResponse
-	(*ScanEntry)(nil),         // 7: quorumkv.peer.v1.ScanEntry
+	(*RaftRequest)(nil),         // 0: quorumkv.peer.v1.RaftRequest
+	(*RaftMessage)(nil),         // 1: quorumkv.peer.v1.RaftMessage
+	(*RaftResponse)(nil),        // 2: quorumkv.peer.v1.RaftResponse
+	(*JoinRequest)(nil),         // 3: quorumkv.peer.v1.JoinRequest
+	(*JoinResponse)(nil),        // 4: quorumkv.peer.v1.JoinResponse
+	(*ScanRangeRequest)(nil),    // 5: quorumkv.peer.v1.ScanRangeRequest
+	(*ScanRangeResponse)(nil),   // 6: quorumkv.peer.v1.ScanRangeResponse
+	(*ScanEntry)(nil),           // 7: quorumkv.peer.v1.ScanEntry
+	(*Record)(nil),              // 8: quorumkv.peer.v1.Record
+	(*WriteRecordRequest)(nil),  // 9: quorumkv.peer.v1.WriteRecordRequest
+	(*WriteRecordResponse)(nil), // 10: quorumkv.peer.v1.WriteRecordResponse
+	(*ReadRecordRequest)(nil),   // 11: quorumkv.peer.v1.ReadRecordRequest
+	(*ReadRecordResponse)(nil),  // 12: quorumkv.peer.v1.ReadRecordResponse
+	(*ScanRecordsRequest)(nil),  // 13: quorumkv.peer.v1.ScanRecordsRequest
+	(*ScanRecordsResponse)(nil), // 14: quorumkv.peer.v1.ScanRecordsResponse
+	(*RecordEntry)(nil),         // 15: quorumkv.peer.v1.RecordEntry
 }
 var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
-	1, // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
-	7, // 1: quorumkv.peer.v1.ScanRangeResponse.entries:type_name -> quorumkv.peer.v1.ScanEntry
-	0, // 2: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
-	3, // 3: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
-	5, // 4: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
-	2, // 5: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
-	4, // 6: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
-	6, // 7: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	1,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
+	7,  // 1: quorumkv.peer.v1.ScanRangeResponse.entries:type_name -> quorumkv.peer.v1.ScanEntry
+	8,  // 2: quorumkv.peer.v1.WriteRecordRequest.record:type_name -> quorumkv.peer.v1.Record
+	8,  // 3: quorumkv.peer.v1.ReadRecordResponse.record:type_name -> quorumkv.peer.v1.Record
+	15, // 4: quorumkv.peer.v1.ScanRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
+	8,  // 5: quorumkv.peer.v1.RecordEntry.record:type_name -> quorumkv.peer.v1.Record
+	0,  // 6: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
+	3,  // 7: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
+	5,  // 8: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
+	9,  // 9: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
+	11, // 10: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
+	13, // 11: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
+	2,  // 12: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
+	4,  // 13: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
+	6,  // 14: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
+	10, // 15: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
+	12, // 16: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
+	14, // 17: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_quorumkv_peer_v1_peer_proto_init() }
@@ -591,7 +1098,7 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_peer_v1_peer_proto_rawDesc), len(file_quorumkv_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

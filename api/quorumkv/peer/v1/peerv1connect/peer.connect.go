@@ -41,6 +41,12 @@ const (
 	PeerJoinProcedure = "/quorumkv.peer.v1.Peer/Join"
 	// PeerScanRangeProcedure is the fully-qualified name of the Peer's ScanRange RPC.
 	PeerScanRangeProcedure = "/quorumkv.peer.v1.Peer/ScanRange"
+	// PeerWriteRecordProcedure is the fully-qualified name of the Peer's WriteRecord RPC.
+	PeerWriteRecordProcedure = "/quorumkv.peer.v1.Peer/WriteRecord"
+	// PeerReadRecordProcedure is the fully-qualified name of the Peer's ReadRecord RPC.
+	PeerReadRecordProcedure = "/quorumkv.peer.v1.Peer/ReadRecord"
+	// PeerScanRecordsProcedure is the fully-qualified name of the Peer's ScanRecords RPC.
+	PeerScanRecordsProcedure = "/quorumkv.peer.v1.Peer/ScanRecords"
 )
 
 // PeerClient is a client for the quorumkv.peer.v1.Peer service.
@@ -56,6 +62,15 @@ type PeerClient interface {
 	// ScanRange reads one range linearizably on its leader, for a scan
 	// coordinated by another node.
 	ScanRange(context.Context, *connect.Request[v1.ScanRangeRequest]) (*connect.Response[v1.ScanRangeResponse], error)
+	// WriteRecord stores a record of an eventual keyspace's key on this
+	// replica if it is newer than the one stored (last writer wins), and
+	// answers once it is durable. A coordinator sends it to every replica.
+	WriteRecord(context.Context, *connect.Request[v1.WriteRecordRequest]) (*connect.Response[v1.WriteRecordResponse], error)
+	// ReadRecord returns this replica's record of an eventual keyspace's key.
+	ReadRecord(context.Context, *connect.Request[v1.ReadRecordRequest]) (*connect.Response[v1.ReadRecordResponse], error)
+	// ScanRecords returns this replica's records of one eventual range, in
+	// key order, tombstones included (the coordinator merges replicas).
+	ScanRecords(context.Context, *connect.Request[v1.ScanRecordsRequest]) (*connect.Response[v1.ScanRecordsResponse], error)
 }
 
 // NewPeerClient constructs a client for the quorumkv.peer.v1.Peer service. By default, it uses the
@@ -87,14 +102,35 @@ func NewPeerClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(peerMethods.ByName("ScanRange")),
 			connect.WithClientOptions(opts...),
 		),
+		writeRecord: connect.NewClient[v1.WriteRecordRequest, v1.WriteRecordResponse](
+			httpClient,
+			baseURL+PeerWriteRecordProcedure,
+			connect.WithSchema(peerMethods.ByName("WriteRecord")),
+			connect.WithClientOptions(opts...),
+		),
+		readRecord: connect.NewClient[v1.ReadRecordRequest, v1.ReadRecordResponse](
+			httpClient,
+			baseURL+PeerReadRecordProcedure,
+			connect.WithSchema(peerMethods.ByName("ReadRecord")),
+			connect.WithClientOptions(opts...),
+		),
+		scanRecords: connect.NewClient[v1.ScanRecordsRequest, v1.ScanRecordsResponse](
+			httpClient,
+			baseURL+PeerScanRecordsProcedure,
+			connect.WithSchema(peerMethods.ByName("ScanRecords")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // peerClient implements PeerClient.
 type peerClient struct {
-	raft      *connect.Client[v1.RaftRequest, v1.RaftResponse]
-	join      *connect.Client[v1.JoinRequest, v1.JoinResponse]
-	scanRange *connect.Client[v1.ScanRangeRequest, v1.ScanRangeResponse]
+	raft        *connect.Client[v1.RaftRequest, v1.RaftResponse]
+	join        *connect.Client[v1.JoinRequest, v1.JoinResponse]
+	scanRange   *connect.Client[v1.ScanRangeRequest, v1.ScanRangeResponse]
+	writeRecord *connect.Client[v1.WriteRecordRequest, v1.WriteRecordResponse]
+	readRecord  *connect.Client[v1.ReadRecordRequest, v1.ReadRecordResponse]
+	scanRecords *connect.Client[v1.ScanRecordsRequest, v1.ScanRecordsResponse]
 }
 
 // Raft calls quorumkv.peer.v1.Peer.Raft.
@@ -112,6 +148,21 @@ func (c *peerClient) ScanRange(ctx context.Context, req *connect.Request[v1.Scan
 	return c.scanRange.CallUnary(ctx, req)
 }
 
+// WriteRecord calls quorumkv.peer.v1.Peer.WriteRecord.
+func (c *peerClient) WriteRecord(ctx context.Context, req *connect.Request[v1.WriteRecordRequest]) (*connect.Response[v1.WriteRecordResponse], error) {
+	return c.writeRecord.CallUnary(ctx, req)
+}
+
+// ReadRecord calls quorumkv.peer.v1.Peer.ReadRecord.
+func (c *peerClient) ReadRecord(ctx context.Context, req *connect.Request[v1.ReadRecordRequest]) (*connect.Response[v1.ReadRecordResponse], error) {
+	return c.readRecord.CallUnary(ctx, req)
+}
+
+// ScanRecords calls quorumkv.peer.v1.Peer.ScanRecords.
+func (c *peerClient) ScanRecords(ctx context.Context, req *connect.Request[v1.ScanRecordsRequest]) (*connect.Response[v1.ScanRecordsResponse], error) {
+	return c.scanRecords.CallUnary(ctx, req)
+}
+
 // PeerHandler is an implementation of the quorumkv.peer.v1.Peer service.
 type PeerHandler interface {
 	// Raft carries one node's consensus messages (Raft and Multi-Paxos) to
@@ -125,6 +176,15 @@ type PeerHandler interface {
 	// ScanRange reads one range linearizably on its leader, for a scan
 	// coordinated by another node.
 	ScanRange(context.Context, *connect.Request[v1.ScanRangeRequest]) (*connect.Response[v1.ScanRangeResponse], error)
+	// WriteRecord stores a record of an eventual keyspace's key on this
+	// replica if it is newer than the one stored (last writer wins), and
+	// answers once it is durable. A coordinator sends it to every replica.
+	WriteRecord(context.Context, *connect.Request[v1.WriteRecordRequest]) (*connect.Response[v1.WriteRecordResponse], error)
+	// ReadRecord returns this replica's record of an eventual keyspace's key.
+	ReadRecord(context.Context, *connect.Request[v1.ReadRecordRequest]) (*connect.Response[v1.ReadRecordResponse], error)
+	// ScanRecords returns this replica's records of one eventual range, in
+	// key order, tombstones included (the coordinator merges replicas).
+	ScanRecords(context.Context, *connect.Request[v1.ScanRecordsRequest]) (*connect.Response[v1.ScanRecordsResponse], error)
 }
 
 // NewPeerHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -152,6 +212,24 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(peerMethods.ByName("ScanRange")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerWriteRecordHandler := connect.NewUnaryHandler(
+		PeerWriteRecordProcedure,
+		svc.WriteRecord,
+		connect.WithSchema(peerMethods.ByName("WriteRecord")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerReadRecordHandler := connect.NewUnaryHandler(
+		PeerReadRecordProcedure,
+		svc.ReadRecord,
+		connect.WithSchema(peerMethods.ByName("ReadRecord")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerScanRecordsHandler := connect.NewUnaryHandler(
+		PeerScanRecordsProcedure,
+		svc.ScanRecords,
+		connect.WithSchema(peerMethods.ByName("ScanRecords")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quorumkv.peer.v1.Peer/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerRaftProcedure:
@@ -160,6 +238,12 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 			peerJoinHandler.ServeHTTP(w, r)
 		case PeerScanRangeProcedure:
 			peerScanRangeHandler.ServeHTTP(w, r)
+		case PeerWriteRecordProcedure:
+			peerWriteRecordHandler.ServeHTTP(w, r)
+		case PeerReadRecordProcedure:
+			peerReadRecordHandler.ServeHTTP(w, r)
+		case PeerScanRecordsProcedure:
+			peerScanRecordsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -179,4 +263,16 @@ func (UnimplementedPeerHandler) Join(context.Context, *connect.Request[v1.JoinRe
 
 func (UnimplementedPeerHandler) ScanRange(context.Context, *connect.Request[v1.ScanRangeRequest]) (*connect.Response[v1.ScanRangeResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.ScanRange is not implemented"))
+}
+
+func (UnimplementedPeerHandler) WriteRecord(context.Context, *connect.Request[v1.WriteRecordRequest]) (*connect.Response[v1.WriteRecordResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.WriteRecord is not implemented"))
+}
+
+func (UnimplementedPeerHandler) ReadRecord(context.Context, *connect.Request[v1.ReadRecordRequest]) (*connect.Response[v1.ReadRecordResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.ReadRecord is not implemented"))
+}
+
+func (UnimplementedPeerHandler) ScanRecords(context.Context, *connect.Request[v1.ScanRecordsRequest]) (*connect.Response[v1.ScanRecordsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.ScanRecords is not implemented"))
 }

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestEventualKeyspace runs an eventual keyspace, N=3 W=2 R=2, on three
+// kvd processes: every node coordinates puts and gets; with one node
+// killed, W=2 writes and R=2 reads go on while --w 3 and --r 3 fail with
+// Unavailable naming the counts; restarted, the node serves R=3 reads
+// again, and the read repairs it needed are counted.
+func TestEventualKeyspace(t *testing.T) {
+	nodes := startCluster(t, 3)
+	nodes[0].must(0, "keyspace", "create", "ev", "--mode", "eventual", "--replicas", "3", "--w", "2", "--r", "2")
+	for i, n := range nodes {
+		k := fmt.Sprintf("k%d", i)
+		n.must(0, "-k", "ev", "put", k, fmt.Sprintf("v%d", i))
+		for _, m := range nodes {
+			if got := m.must(0, "-k", "ev", "get", k); strings.TrimSpace(got) != fmt.Sprintf("v%d", i) {
+				t.Fatalf("get %s through %s: %q", k, m.addr, got)
+			}
+		}
+	}
+	nodes[1].must(0, "-k", "ev", "put", "one", "1", "--w", "1")
+	nodes[2].must(0, "-k", "ev", "get", "one", "--r", "3")
+	nodes[0].must(0, "-k", "ev", "del", "k0")
+	nodes[1].must(3, "-k", "ev", "get", "k0")
+	if out := nodes[2].must(0, "-k", "ev", "scan"); !strings.Contains(out, "k1") || strings.Contains(out, "k0") {
+		t.Fatalf("scan after deleting k0: %q", out)
+	}
+
+	// A crash of n3 (not n1, whose gossip address the others' --join name).
+	nodes[2].kill()
+	for i := range 5 {
+		nodes[i%2].must(0, "-k", "ev", "put", "x", fmt.Sprintf("x%d", i))
+	}
+	if got := nodes[1].must(0, "-k", "ev", "get", "x"); strings.TrimSpace(got) != "x4" {
+		t.Fatalf("R=2 read with n3 down: %q", got)
+	}
+	code, _, errOut := nodes[0].kvctl("", "-k", "ev", "put", "x", "w3", "--w", "3")
+	if code != 1 || !strings.Contains(errOut, "W=3 of N=3; 2 of 3 replicas acknowledged") {
+		t.Fatalf("put --w 3 with n3 down: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = nodes[1].kvctl("", "-k", "ev", "get", "x", "--r", "3")
+	if code != 1 || !strings.Contains(errOut, "R=3 of N=3; 2 of 3 replicas answered") {
+		t.Fatalf("get --r 3 with n3 down: exit %d, stderr %q", code, errOut)
+	}
+	t.Logf("with n3 down: %s", strings.TrimSpace(errOut))
+
+	restarted := startKVD(t, nodes[2].dataDir, "--node-id", "n3", "--zone", "z3", "--join", nodes[0].gossip)
+	waitFor(t, "an R=3 read through the restarted node", func() bool {
+		code, out, _ := restarted.kvctl("", "-k", "ev", "get", "x", "--r", "3")
+		// The failed W=3 write reached n1 and n2: it is not undone.
+		return code == 0 && strings.TrimSpace(out) == "w3"
+	})
+	waitFor(t, "the restarted node's read repair to be counted", func() bool {
+		return readRepairs(t, restarted) > 0
+	})
+	nodes[0].must(0, "-k", "ev", "put", "x", "all", "--w", "3")
+	t.Logf("read repairs counted by the restarted node: %v", readRepairs(t, restarted))
+}
+
+var readRepairsOK = regexp.MustCompile(`(?m)^quorumkv_wrn_read_repairs_total\{result="ok"\} (\S+)$`)
+
+// readRepairs reads quorumkv_wrn_read_repairs_total{result="ok"} from
+// node's /metrics (0 if absent).
+func readRepairs(t testing.TB, node *kvd) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + node.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := readRepairsOK.FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}

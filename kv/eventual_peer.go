@@ -1,0 +1,180 @@
+package kv
+
+import (
+	"context"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/wrn"
+)
+
+// recordTransport carries a coordinator's record requests to other
+// replicas. The node's own replica is called directly, never through it.
+// Tests replace it to run several nodes in one process.
+type recordTransport interface {
+	writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (existed bool, err error)
+	readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error)
+	scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error)
+}
+
+func recordToProto(rec wrn.Record) *peerv1.Record {
+	if rec.Version.IsZero() {
+		return nil
+	}
+	return &peerv1.Record{WallTime: rec.Version.Timestamp.WallTime, Logical: rec.Version.Timestamp.Logical,
+		Node: rec.Version.Node, Value: rec.Value, Tombstone: rec.Tombstone}
+}
+
+func recordFromProto(p *peerv1.Record) wrn.Record {
+	if p == nil {
+		return wrn.Record{}
+	}
+	return wrn.Record{Version: wrn.Version{Timestamp: wrn.Timestamp{WallTime: p.WallTime, Logical: p.Logical}, Node: p.Node},
+		Value: p.Value, Tombstone: p.Tombstone}
+}
+
+// connectRecords sends record requests over the peer service.
+type connectRecords struct{ n *Node }
+
+func (c connectRecords) client(to uint64) (interface {
+	WriteRecord(context.Context, *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error)
+	ReadRecord(context.Context, *connect.Request[peerv1.ReadRecordRequest]) (*connect.Response[peerv1.ReadRecordResponse], error)
+	ScanRecords(context.Context, *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error)
+}, error) {
+	addr, ok := c.n.store.nodeAddr(to)
+	if !ok {
+		return nil, fmt.Errorf("%w: node %d has no known address", ErrUnavailable, to)
+	}
+	return c.n.peers.peerClient(addr), nil
+}
+
+func (c connectRecords) writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
+	cl, err := c.client(to)
+	if err != nil {
+		return false, err
+	}
+	resp, err := cl.WriteRecord(ctx, connect.NewRequest(&peerv1.WriteRecordRequest{RangeId: rangeID, Key: key, Record: recordToProto(rec)}))
+	if err != nil {
+		return false, err
+	}
+	return resp.Msg.Existed, nil
+}
+
+func (c connectRecords) readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error) {
+	cl, err := c.client(to)
+	if err != nil {
+		return wrn.Record{}, err
+	}
+	resp, err := cl.ReadRecord(ctx, connect.NewRequest(&peerv1.ReadRecordRequest{RangeId: rangeID, Key: key}))
+	if err != nil {
+		return wrn.Record{}, err
+	}
+	return recordFromProto(resp.Msg.Record), nil
+}
+
+func (c connectRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
+	cl, err := c.client(to)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.ScanRecords(ctx, connect.NewRequest(&peerv1.ScanRecordsRequest{RangeId: rangeID, Prefix: prefix,
+		StartAfter: startAfter, Limit: uint32(limit)}))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]keyRecord, len(resp.Msg.Entries))
+	for i, e := range resp.Msg.Entries {
+		out[i] = keyRecord{Key: e.Key, Record: recordFromProto(e.Record)}
+	}
+	return out, nil
+}
+
+// Peer service: the replica side.
+
+func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error) {
+	m := req.Msg
+	applied, existed, err := p.node.writeLocalRecord(m.RangeId, m.Key, recordFromProto(m.Record))
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.WriteRecordResponse{Applied: applied, Existed: existed}), nil
+}
+
+func (p *peerServer) ReadRecord(ctx context.Context, req *connect.Request[peerv1.ReadRecordRequest]) (*connect.Response[peerv1.ReadRecordResponse], error) {
+	rec, err := p.node.readLocalRecord(req.Msg.RangeId, req.Msg.Key)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.ReadRecordResponse{Record: recordToProto(rec)}), nil
+}
+
+func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error) {
+	m := req.Msg
+	limit := int(m.Limit)
+	if limit <= 0 || limit > p.node.limits.MaxScanKeys+1 {
+		limit = p.node.limits.MaxScanKeys + 1
+	}
+	recs, err := p.node.scanLocalRecords(m.RangeId, m.Prefix, m.StartAfter, limit)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	resp := &peerv1.ScanRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs))}
+	for i, kr := range recs {
+		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: recordToProto(kr.Record)}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// localEventualRange returns range id if it is an eventual range with a
+// replica on this node.
+func (n *Node) localEventualRange(id uint64) (*RangeDescriptor, error) {
+	cat := n.store.Catalog()
+	for name, ks := range cat.Keyspaces {
+		if ks.Mode != ModeEventual {
+			continue
+		}
+		for _, r := range cat.Ranges[name] {
+			if r.ID != id {
+				continue
+			}
+			if !r.HasReplica(n.store.NodeID()) {
+				return nil, fmt.Errorf("%w: eventual range %d", ErrNoReplicaHere, id)
+			}
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no eventual range %d in this node's catalog", ErrNoReplicaHere, id)
+}
+
+// writeLocalRecord stores rec on this node's replica of range rangeID
+// (see recordStore.write), and moves the clock past its version so that
+// later writes coordinated here order after it.
+func (n *Node) writeLocalRecord(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
+	if err := n.limits.CheckKey(key); err != nil {
+		return false, false, err
+	}
+	if err := n.limits.CheckValue(rec.Value); err != nil {
+		return false, false, err
+	}
+	if _, err := n.localEventualRange(rangeID); err != nil {
+		return false, false, err
+	}
+	n.observeVersion(rec.Version)
+	return n.records.write(rangeID, key, rec)
+}
+
+func (n *Node) readLocalRecord(rangeID uint64, key []byte) (wrn.Record, error) {
+	if _, err := n.localEventualRange(rangeID); err != nil {
+		return wrn.Record{}, err
+	}
+	return n.records.read(rangeID, key)
+}
+
+func (n *Node) scanLocalRecords(rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
+	if _, err := n.localEventualRange(rangeID); err != nil {
+		return nil, err
+	}
+	return n.records.scan(rangeID, prefix, startAfter, limit)
+}

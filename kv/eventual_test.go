@@ -1,0 +1,313 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/storage"
+	"github.com/quorumkv/quorumkv/wrn"
+)
+
+// A single-node eventual keyspace (N=1): puts, gets, deletes, scans and
+// per-request W/R.
+func TestEventualSingleNode(t *testing.T) {
+	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := openNode(t, db)
+	defer n.store.Close()
+	defer n.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := retry(t, func() (KeyspaceDescriptor, error) {
+		return n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 1, Ranges: 2})
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	v1, err := n.Put(ctx, "ev", []byte("a"), []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := n.PutWith(ctx, "ev", []byte("a"), []byte("2"), QuorumOverride{WLevel: "all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1 == v2 {
+		t.Fatalf("two writes got the same version %s", v1)
+	}
+	kv, err := n.GetWith(ctx, "ev", []byte("a"), QuorumOverride{R: 1})
+	if err != nil || string(kv.Value) != "2" || kv.Version != v2 {
+		t.Fatalf("get a = %+v, %v; want 2 at %s", kv, err, v2)
+	}
+	for _, k := range []string{"b", "c", "d"} {
+		if _, err := n.Put(ctx, "ev", []byte(k), []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	existed, err := n.Delete(ctx, "ev", []byte("b"))
+	if err != nil || !existed {
+		t.Fatalf("delete b: existed %v, %v", existed, err)
+	}
+	if existed, err := n.Delete(ctx, "ev", []byte("never")); err != nil || existed {
+		t.Fatalf("delete of a missing key: existed %v, %v", existed, err)
+	}
+	if _, err := n.Get(ctx, "ev", []byte("b")); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("get of a deleted key: %v", err)
+	}
+	kvs, more, err := n.Scan(ctx, "ev", nil, nil, 2)
+	if err != nil || !more || len(kvs) != 2 || string(kvs[0].Key) != "a" || string(kvs[1].Key) != "c" {
+		t.Fatalf("scan limit 2: %v more=%v %v; want a, c and more", keysOf(kvs), more, err)
+	}
+	kvs, more, err = n.Scan(ctx, "ev", nil, []byte("c"), 10)
+	if err != nil || more || len(kvs) != 1 || string(kvs[0].Key) != "d" {
+		t.Fatalf("scan after c: %v more=%v %v; want d", keysOf(kvs), more, err)
+	}
+
+	// W and R beyond N are refused as arguments, not as unavailability.
+	if _, err := n.PutWith(ctx, "ev", []byte("a"), []byte("x"), QuorumOverride{W: 2}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("W=2 of N=1: %v", err)
+	}
+	if _, err := n.GetWith(ctx, "ev", []byte("a"), QuorumOverride{RLevel: "most"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("R=most: %v", err)
+	}
+	// Compare-and-swap waits for per-key Basic Paxos.
+	_, err = n.CompareAndSwap(ctx, "ev", []byte("a"), Expect{Absent: true}, []byte("x"))
+	if !errors.Is(err, ErrNotServed) || !strings.Contains(err.Error(), "Basic Paxos") {
+		t.Fatalf("cas on an eventual keyspace: %v", err)
+	}
+}
+
+func keysOf(kvs []KeyValue) []string {
+	var out []string
+	for _, kv := range kvs {
+		out = append(out, string(kv.Key))
+	}
+	return out
+}
+
+// memRecords carries record requests between nodes of one process; a
+// node marked down answers nothing.
+type memRecords struct {
+	mu    sync.Mutex
+	nodes map[uint64]*Node
+	down  map[uint64]bool
+}
+
+func (m *memRecords) to(id uint64) (*Node, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := m.nodes[id]; n != nil && !m.down[id] {
+		return n, nil
+	}
+	return nil, fmt.Errorf("%w: node %d is down", ErrUnavailable, id)
+}
+
+func (m *memRecords) setDown(id uint64, down bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down[id] = down
+}
+
+func (m *memRecords) writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
+	n, err := m.to(to)
+	if err != nil {
+		return false, err
+	}
+	_, existed, err := n.writeLocalRecord(rangeID, key, rec)
+	return existed, err
+}
+
+func (m *memRecords) readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error) {
+	n, err := m.to(to)
+	if err != nil {
+		return wrn.Record{}, err
+	}
+	return n.readLocalRecord(rangeID, key)
+}
+
+func (m *memRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
+	n, err := m.to(to)
+	if err != nil {
+		return nil, err
+	}
+	return n.scanLocalRecords(rangeID, prefix, startAfter, limit)
+}
+
+// Three nodes, N=3 W=2 R=2: with one replica down W=2 writes and R=2 reads
+// go on, W=3 and R=3 are Unavailable with the counts; back up, a read
+// repairs it.
+func TestEventualThreeNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := &memTransport{stores: map[uint64]*Store{}}
+	recs := &memRecords{nodes: map[uint64]*Node{}, down: map[uint64]bool{}}
+	cfg := func(name string) StoreConfig {
+		return StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(len(name)),
+			Self: NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: 1}}
+	}
+	open := func(name string, id uint64, clusterID string) *Node {
+		db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if id != 0 {
+			if err := SaveJoin(db, id, clusterID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := OpenStore(db, cfg(name), tr, id == 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		n, err := NewNode(s, NodeConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.recordPeers = recs
+		t.Cleanup(n.Close)
+		tr.mu.Lock()
+		tr.stores[s.NodeID()] = s
+		tr.mu.Unlock()
+		recs.mu.Lock()
+		recs.nodes[s.NodeID()] = n
+		recs.mu.Unlock()
+		return n
+	}
+	a := open("a", 0, "")
+	nodes := []*Node{a}
+	for _, name := range []string{"b", "c"} {
+		id, err := retry(t, func() (uint64, error) { return a.registerNode(ctx, cfg(name).Self, false) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, open(name, id, a.store.ClusterID()))
+	}
+	waitUntil(t, "every node in every catalog", func() bool {
+		for _, n := range nodes {
+			if len(n.store.Catalog().Nodes) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := retry(t, func() (KeyspaceDescriptor, error) {
+		return a.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "ev in every catalog", func() bool {
+		for _, n := range nodes {
+			if _, ok := n.store.Catalog().Keyspaces["ev"]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	rangeID := a.store.Catalog().Ranges["ev"][0].ID
+
+	// Every node coordinates.
+	for i, n := range nodes {
+		key := fmt.Appendf(nil, "k%d", i)
+		if _, err := n.Put(ctx, "ev", key, []byte("v")); err != nil {
+			t.Fatalf("put through node %d: %v", i, err)
+		}
+		for j, m := range nodes {
+			if kv, err := m.Get(ctx, "ev", key); err != nil || string(kv.Value) != "v" {
+				t.Fatalf("get %s through node %d: %+v, %v", key, j, kv, err)
+			}
+		}
+	}
+
+	c := nodes[2].store.NodeID()
+	recs.setDown(c, true)
+	if _, err := a.Put(ctx, "ev", []byte("x"), []byte("1")); err != nil {
+		t.Fatalf("W=2 with one replica down: %v", err)
+	}
+	_, err := a.PutWith(ctx, "ev", []byte("x"), []byte("2"), QuorumOverride{W: 3})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "W=3 of N=3; 2 of 3 replicas acknowledged") {
+		t.Fatalf("W=3 with one replica down: %v", err)
+	}
+	_, err = nodes[1].GetWith(ctx, "ev", []byte("x"), QuorumOverride{RLevel: "all"})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "R=3 of N=3; 2 of 3 replicas answered") {
+		t.Fatalf("R=3 with one replica down: %v", err)
+	}
+	if kv, err := nodes[1].Get(ctx, "ev", []byte("x")); err != nil || string(kv.Value) != "2" {
+		// The failed W=3 write still reached the two live replicas: a
+		// failed write is not undone (Dynamo's semantics).
+		t.Fatalf("R=2 with one replica down: %+v, %v", kv, err)
+	}
+	if _, err := a.Delete(ctx, "ev", []byte("k0")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Back up: c missed x and the delete of k0. An R=3 read sees it stale
+	// and repairs it.
+	recs.setDown(c, false)
+	if rec, _ := nodes[2].records.read(rangeID, []byte("x")); !rec.Version.IsZero() {
+		t.Fatalf("c holds x although it was down: %+v", rec)
+	}
+	if kv, err := a.GetWith(ctx, "ev", []byte("x"), QuorumOverride{R: 3}); err != nil || string(kv.Value) != "2" {
+		t.Fatalf("R=3 after c is back: %+v, %v", kv, err)
+	}
+	if _, err := a.GetWith(ctx, "ev", []byte("k0"), QuorumOverride{R: 3}); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("R=3 of a deleted key: %v", err)
+	}
+	a.Close() // waits for the repairs
+	if rec, _ := nodes[2].records.read(rangeID, []byte("x")); string(rec.Value) != "2" {
+		t.Fatalf("read repair did not reach c: %+v", rec)
+	}
+	if rec, _ := nodes[2].records.read(rangeID, []byte("k0")); !rec.Tombstone {
+		t.Fatalf("read repair did not bring c the tombstone: %+v", rec)
+	}
+	kvs, _, err := nodes[2].Scan(ctx, "ev", []byte("k"), nil, 10)
+	if err != nil || strings.Join(keysOf(kvs), ",") != "k1,k2" {
+		t.Fatalf("scan through c: %v, %v; want k1,k2", keysOf(kvs), err)
+	}
+}
+
+// Dropping an eventual keyspace deletes its records: its ranges run no
+// consensus group, so they are removed when the drop is applied.
+func TestEventualDropDeletesRecords(t *testing.T) {
+	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := openNode(t, db)
+	defer n.Store().Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := retry(t, func() (KeyspaceDescriptor, error) {
+		return n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "gone", Mode: ModeEventual, Replicas: 1, Ranges: 2})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ranges := n.Store().Catalog().Ranges["gone"]
+	if _, err := n.Put(ctx, "gone", []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.DropKeyspace(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ranges {
+		it, err := db.NewIter(storage.RangeDataSpan(r.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := it.First()
+		it.Close()
+		if left {
+			t.Fatalf("range %d of the dropped keyspace still holds data", r.ID)
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package kv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/quorumkv/quorumkv/storage"
+	"github.com/quorumkv/quorumkv/wrn"
+)
+
+// Eventual keyspaces keep, on each replica of a range, one record per key
+// under the range's data keys (storage.DataKey): the value or tombstone and
+// the version that wrote it. There is no log and no applied index: a
+// replica holds the newest record it has been sent, and replicas converge
+// because every one of them resolves two records the same way (wrn.Merge,
+// last writer wins).
+
+// recordFormatV1 is the first byte of an encoded record.
+const recordFormatV1 byte = 1
+
+// Flags of an encoded record.
+const recordTombstone byte = 1
+
+// encodeRecord encodes rec: the format byte, the version (wall time as
+// its uint64 bits, logical counter, node ID as uvarints), a flags byte,
+// then the value (absent for a tombstone).
+func encodeRecord(rec wrn.Record) []byte {
+	e := enc{b: make([]byte, 0, 24+len(rec.Value))}
+	e.byte(recordFormatV1)
+	e.uint(uint64(rec.Version.Timestamp.WallTime))
+	e.uint(uint64(rec.Version.Timestamp.Logical))
+	e.uint(rec.Version.Node)
+	var flags byte
+	if rec.Tombstone {
+		flags |= recordTombstone
+	}
+	e.byte(flags)
+	if !rec.Tombstone {
+		e.bytes(rec.Value)
+	}
+	return e.b
+}
+
+// decodeRecord reads what encodeRecord wrote. The value aliases b.
+func decodeRecord(b []byte) (wrn.Record, error) {
+	d := dec{b: b}
+	if f := d.byte(); d.err == nil && f != recordFormatV1 {
+		return wrn.Record{}, fmt.Errorf("%w: record format %d", ErrCorrupt, f)
+	}
+	var rec wrn.Record
+	rec.Version.Timestamp.WallTime = int64(d.uint())
+	logical := d.uint()
+	if logical > uint64(^uint32(0)) {
+		d.fail("logical counter")
+	}
+	rec.Version.Timestamp.Logical = uint32(logical)
+	rec.Version.Node = d.uint()
+	flags := d.byte()
+	if flags&^recordTombstone != 0 {
+		d.fail("record flags")
+	}
+	rec.Tombstone = flags&recordTombstone != 0
+	if !rec.Tombstone {
+		rec.Value = d.bytes()
+	}
+	if err := d.done(); err != nil {
+		return wrn.Record{}, err
+	}
+	if rec.Version.IsZero() {
+		return wrn.Record{}, fmt.Errorf("%w: record without a version", ErrCorrupt)
+	}
+	return rec, nil
+}
+
+// recordLockStripes is how many locks serialize compare-and-set writes of
+// records: two writes of keys on the same stripe wait for each other's
+// WAL sync. More stripes cost 8 bytes each and contend less; 256 keeps
+// unrelated keys from queueing behind one another at any concurrency a
+// node's fsync rate can serve.
+const recordLockStripes = 256
+
+// recordStore is the replica side of eventual keyspaces on one node. It
+// is safe for concurrent use.
+type recordStore struct {
+	db *storage.DB
+	// locks make read-compare-write of one key atomic: Pebble batches
+	// cannot read, so the record is read, compared and written (in one
+	// synced batch) under the key's stripe.
+	locks [recordLockStripes]sync.Mutex
+}
+
+func newRecordStore(db *storage.DB) *recordStore { return &recordStore{db: db} }
+
+func (s *recordStore) stripe(rangeID uint64, key []byte) *sync.Mutex {
+	h := xxhash.Sum64(key) ^ rangeID*0x9E3779B97F4A7C15
+	return &s.locks[h%recordLockStripes]
+}
+
+// write stores rec as key's record in range rangeID if it is newer than
+// the stored one, and returns once it is durable (the WAL synced), so that
+// an acknowledgement counts toward W. applied says whether rec replaced
+// the stored record; a record that lost to a newer (or the same) version
+// was durable already, so that too is a durable acknowledgement. existed
+// says whether the replica held a live value before.
+func (s *recordStore) write(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
+	if rec.Version.IsZero() {
+		return false, false, fmt.Errorf("%w: a record to write needs a version", ErrInvalidArgument)
+	}
+	mu := s.stripe(rangeID, key)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.read(rangeID, key)
+	if err != nil {
+		return false, false, err
+	}
+	if !cur.Version.Less(rec.Version) {
+		return false, cur.Exists(), nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(storage.DataKey(rangeID, key), encodeRecord(rec)); err != nil {
+		return false, false, err
+	}
+	if err := b.Commit(true /* sync: W counts durable acks */); err != nil {
+		return false, false, err
+	}
+	return true, cur.Exists(), nil
+}
+
+// read returns key's record in range rangeID: the zero Record if there is
+// none. The value is a copy.
+func (s *recordStore) read(rangeID uint64, key []byte) (wrn.Record, error) {
+	raw, err := s.db.Get(storage.DataKey(rangeID, key))
+	if errors.Is(err, storage.ErrNotFound) {
+		return wrn.Record{}, nil
+	}
+	if err != nil {
+		return wrn.Record{}, err
+	}
+	rec, err := decodeRecord(raw)
+	if err != nil {
+		return wrn.Record{}, fmt.Errorf("range %d key %q: %w", rangeID, abbreviate(key), err)
+	}
+	rec.Value = bytes.Clone(rec.Value)
+	return rec, nil
+}
+
+// keyRecord is a key with its record.
+type keyRecord struct {
+	Key    []byte
+	Record wrn.Record
+}
+
+// scan returns up to limit records of range rangeID with prefix after
+// startAfter, in key order, tombstones included (they count toward limit:
+// the coordinator needs them to hide older values of other replicas).
+func (s *recordStore) scan(rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
+	it, err := s.db.NewIter(storage.DataPrefixSpan(rangeID, prefix))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []keyRecord
+	ok := it.First()
+	if len(startAfter) > 0 {
+		ok = it.SeekGE(storage.DataKey(rangeID, append(bytes.Clone(startAfter), 0)))
+	}
+	for ; ok && len(out) < limit; ok = it.Next() {
+		_, key, err := storage.DecodeDataKey(it.Key())
+		if err != nil {
+			return nil, err
+		}
+		raw, err := it.Value()
+		if err != nil {
+			return nil, err
+		}
+		rec, err := decodeRecord(raw)
+		if err != nil {
+			return nil, fmt.Errorf("range %d key %q: %w", rangeID, abbreviate(key), err)
+		}
+		rec.Value = bytes.Clone(rec.Value)
+		out = append(out, keyRecord{Key: bytes.Clone(key), Record: rec})
+	}
+	return out, it.Error()
+}
