@@ -125,6 +125,7 @@ func (n *Node) writeEventual(ctx context.Context, ks KeyspaceDescriptor, r *Rang
 		node    uint64
 		existed bool
 		err     error
+		hinted  bool // err is set and a hint for node was stored
 	}
 	// One slot per replica: no sender ever blocks, so none outlives its
 	// send even when the request has returned.
@@ -136,10 +137,11 @@ func (n *Node) writeEventual(ctx context.Context, ks KeyspaceDescriptor, r *Rang
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.replicaTimeout)
 			defer cancel()
 			existed, err := n.sendRecord(sctx, to, r.ID, key, rec)
-			acks <- ack{to, existed, err}
+			hinted := err != nil && n.hintWrite(to, r.ID, key, rec)
+			acks <- ack{to, existed, err, hinted}
 		}(rep.NodeID)
 	}
-	tr := qs.NewWrite(false /* sloppy: hinted handoff is not built yet */)
+	tr := qs.NewWrite(ks.SloppyQuorum)
 	existed := false
 	// Until the write is decided; once it has failed, until every replica
 	// answered (each within the replica timeout), so that the error counts
@@ -147,6 +149,10 @@ func (n *Node) writeEventual(ctx context.Context, ks KeyspaceDescriptor, r *Rang
 	for got := 0; got < len(r.Replicas) && (tr.State() == wrn.Pending || tr.State() == wrn.Failed); got++ {
 		select {
 		case a := <-acks:
+			if a.err != nil && a.hinted && ks.SloppyQuorum {
+				tr.Hinted(a.node)
+				continue
+			}
 			if a.err != nil {
 				tr.Fail(a.node, a.err.Error())
 				continue
@@ -260,8 +266,14 @@ func (n *Node) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale [
 
 // Close waits for the node's background work to finish: read repairs,
 // and replica requests of eventual writes and reads that outlived their
-// request (each bounded by the replica timeout). Close the store after.
-func (n *Node) Close() { n.inflight.Wait() }
+// request (each bounded by the replica timeout); then it stops the hint
+// replay and anti-entropy loops. Close the store after. It may be called
+// more than once.
+func (n *Node) Close() {
+	n.inflight.Wait()
+	n.hints.close()
+	n.antiEntropy.close()
+}
 
 // lookup finds keyspace's descriptor and the range of key, whatever the
 // keyspace's mode.

@@ -17,6 +17,9 @@ type recordTransport interface {
 	writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (existed bool, err error)
 	readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error)
 	scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error)
+	// merkleLeaves and leafRecords serve anti-entropy (antientropy.go).
+	merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error)
+	leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]keyRecord, bool, error)
 }
 
 func recordToProto(rec wrn.Record) *peerv1.Record {
@@ -42,6 +45,8 @@ func (c connectRecords) client(to uint64) (interface {
 	WriteRecord(context.Context, *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error)
 	ReadRecord(context.Context, *connect.Request[peerv1.ReadRecordRequest]) (*connect.Response[peerv1.ReadRecordResponse], error)
 	ScanRecords(context.Context, *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error)
+	MerkleLeaves(context.Context, *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error)
+	LeafRecords(context.Context, *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error)
 }, error) {
 	addr, ok := c.n.store.nodeAddr(to)
 	if !ok {
@@ -91,7 +96,61 @@ func (c connectRecords) scanRecords(ctx context.Context, to, rangeID uint64, pre
 	return out, nil
 }
 
+func (c connectRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {
+	cl, err := c.client(to)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.MerkleLeaves(ctx, connect.NewRequest(&peerv1.MerkleLeavesRequest{RangeId: rangeID, Depth: uint32(depth)}))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg.Leaves, nil
+}
+
+func (c connectRecords) leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]keyRecord, bool, error) {
+	cl, err := c.client(to)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := cl.LeafRecords(ctx, connect.NewRequest(&peerv1.LeafRecordsRequest{RangeId: rangeID, Depth: uint32(depth),
+		Leaves: leaves, Limit: uint32(limit)}))
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]keyRecord, len(resp.Msg.Entries))
+	for i, e := range resp.Msg.Entries {
+		out[i] = keyRecord{Key: e.Key, Record: recordFromProto(e.Record)}
+	}
+	return out, resp.Msg.Truncated, nil
+}
+
 // Peer service: the replica side.
+
+func (p *peerServer) MerkleLeaves(ctx context.Context, req *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error) {
+	leaves, err := p.node.localMerkleLeaves(req.Msg.RangeId, int(req.Msg.Depth))
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.MerkleLeavesResponse{Leaves: leaves}), nil
+}
+
+func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error) {
+	m := req.Msg
+	limit := int(m.Limit)
+	if limit <= 0 || limit > p.node.limits.MaxScanKeys {
+		limit = p.node.limits.MaxScanKeys
+	}
+	recs, truncated, err := p.node.localLeafRecords(m.RangeId, int(m.Depth), m.Leaves, limit)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	resp := &peerv1.LeafRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs)), Truncated: truncated}
+	for i, kr := range recs {
+		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: recordToProto(kr.Record)}
+	}
+	return connect.NewResponse(resp), nil
+}
 
 func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error) {
 	m := req.Msg

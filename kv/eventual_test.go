@@ -141,6 +141,22 @@ func (m *memRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix
 	return n.scanLocalRecords(rangeID, prefix, startAfter, limit)
 }
 
+func (m *memRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {
+	n, err := m.to(to)
+	if err != nil {
+		return nil, err
+	}
+	return n.localMerkleLeaves(rangeID, depth)
+}
+
+func (m *memRecords) leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]keyRecord, bool, error) {
+	n, err := m.to(to)
+	if err != nil {
+		return nil, false, err
+	}
+	return n.localLeafRecords(rangeID, depth, leaves, limit)
+}
+
 // Three nodes, N=3 W=2 R=2: with one replica down W=2 writes and R=2 reads
 // go on, W=3 and R=3 are Unavailable with the counts; back up, a read
 // repairs it.
@@ -252,10 +268,11 @@ func TestEventualThreeNodes(t *testing.T) {
 
 	// Back up: c missed x and the delete of k0. An R=3 read sees it stale
 	// and repairs it.
-	recs.setDown(c, false)
+	// (Checked before c is up: once it is, a's hint replay may bring it x.)
 	if rec, _ := nodes[2].records.read(rangeID, []byte("x")); !rec.Version.IsZero() {
 		t.Fatalf("c holds x although it was down: %+v", rec)
 	}
+	recs.setDown(c, false)
 	if kv, err := a.GetWith(ctx, "ev", []byte("x"), QuorumOverride{R: 3}); err != nil || string(kv.Value) != "2" {
 		t.Fatalf("R=3 after c is back: %+v, %v", kv, err)
 	}

@@ -32,6 +32,16 @@ type Metrics struct {
 	// ReadRepairs: eventual reads' write-backs of the newest record to
 	// stale replicas, by result (ok, failed, dropped: no free slot).
 	ReadRepairs *prometheus.CounterVec
+
+	// Hinted handoff of eventual writes (hints.go).
+	HintsQueued    prometheus.Counter     // hints stored for a replica that missed a write
+	HintsDelivered prometheus.Counter     // hints a returned replica acknowledged (and deleted)
+	HintsDropped   *prometheus.CounterVec // hints not stored or deleted unreplayed, by reason: full, expired, corrupt
+	HintsPending   prometheus.Gauge       // hints held
+
+	// AntiEntropyMismatches: Merkle tree leaves that differed between two
+	// replicas of an eventual range in an anti-entropy exchange.
+	AntiEntropyMismatches prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: none).
@@ -79,10 +89,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "quorumkv_wrn_read_repairs_total",
 			Help: "Read repairs of eventual keyspaces (the newest record written back to a stale replica), by result: ok, failed, dropped.",
 		}, []string{"result"}),
+		HintsQueued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quorumkv_wrn_hints_queued_total", Help: "Hints stored for replicas that missed an eventual write.",
+		}),
+		HintsDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quorumkv_wrn_hints_delivered_total", Help: "Hints replayed to and acknowledged by their replica.",
+		}),
+		HintsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_wrn_hints_dropped_total",
+			Help: "Hints not stored (full: over the count or byte bound) or deleted unreplayed (expired, corrupt).",
+		}, []string{"reason"}),
+		HintsPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "quorumkv_wrn_hints_pending", Help: "Hints held for replicas, not yet delivered.",
+		}),
+		AntiEntropyMismatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quorumkv_wrn_antientropy_mismatches_total",
+			Help: "Merkle tree leaves that differed between two replicas of an eventual range in anti-entropy exchanges.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
-			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.WALSyncDuration, m.ReadRepairs)
+			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.WALSyncDuration, m.ReadRepairs,
+			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches)
 	}
 	return m
 }

@@ -45,6 +45,10 @@ type Node struct {
 	recordPeers    recordTransport
 	replicaTimeout time.Duration
 	repairSlots    chan struct{} // a semaphore: one token per repair in flight
+	// hints holds writes for replicas that missed them (hints.go).
+	hints *hints
+	// antiEntropy is the background Merkle tree exchange (antientropy.go).
+	antiEntropy antiEntropyLoop
 	// inflight counts the goroutines of eventual requests and repairs,
 	// for Close.
 	inflight sync.WaitGroup
@@ -74,6 +78,17 @@ type NodeConfig struct {
 	// MaxReadRepairs bounds read repairs in flight; 0 means
 	// DefaultMaxReadRepairs.
 	MaxReadRepairs int
+	// MaxHints and MaxHintBytes bound the hints held for replicas that
+	// missed eventual writes, in count and in bytes (keys and values); 0
+	// means DefaultMaxHints, DefaultMaxHintBytes.
+	MaxHints     int
+	MaxHintBytes int64
+	// MaxHintAge is how long a hint waits for its replica before it is
+	// dropped; 0 means DefaultMaxHintAge.
+	MaxHintAge time.Duration
+	// HintReplayInterval is how often hints are replayed to replicas that
+	// came back; 0 means DefaultHintReplayInterval.
+	HintReplayInterval time.Duration
 }
 
 // Member is a node as gossip sees it.
@@ -114,11 +129,23 @@ func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
 	}
 	cfg.ReplicaTimeout = cmp.Or(cfg.ReplicaTimeout, DefaultReplicaTimeout)
 	cfg.MaxReadRepairs = cmpOr(cfg.MaxReadRepairs, DefaultMaxReadRepairs)
+	cfg.MaxHints = cmpOr(cfg.MaxHints, DefaultMaxHints)
+	cfg.MaxHintBytes = cmp.Or(cfg.MaxHintBytes, DefaultMaxHintBytes)
+	cfg.MaxHintAge = cmp.Or(cfg.MaxHintAge, DefaultMaxHintAge)
+	cfg.HintReplayInterval = cmp.Or(cfg.HintReplayInterval, DefaultHintReplayInterval)
+	hs, err := newHints(store.db, cfg, store.cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{store: store, db: store.db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
 		alive: cfg.Alive, members: cfg.Members, peers: newPeers(cfg.HTTPClient),
 		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), records: newRecordStore(store.db),
-		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs)}
+		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs}
 	n.recordPeers = connectRecords{n}
+	n.antiEntropy.init()
+	if hs.pendingTargets() != nil {
+		hs.start(n.runHints) // hints left from before a restart
+	}
 	if n.members == nil {
 		n.members = n.catalogMembers
 	}

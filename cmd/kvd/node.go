@@ -110,6 +110,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	// Before the store closes: the node's background read repairs and
 	// replica writes use it.
 	n.closers = append(n.closers, func() error { node.Close(); return nil })
+	node.StartAntiEntropy(0 /* kv.DefaultAntiEntropyInterval */)
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

@@ -954,6 +954,225 @@ func (x *RecordEntry) GetRecord() *Record {
 	return nil
 }
 
+type MerkleLeavesRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	// The tree's depth: 2^depth leaves over the range's hash span.
+	Depth         uint32 `protobuf:"varint,2,opt,name=depth,proto3" json:"depth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MerkleLeavesRequest) Reset() {
+	*x = MerkleLeavesRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MerkleLeavesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MerkleLeavesRequest) ProtoMessage() {}
+
+func (x *MerkleLeavesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MerkleLeavesRequest.ProtoReflect.Descriptor instead.
+func (*MerkleLeavesRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MerkleLeavesRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *MerkleLeavesRequest) GetDepth() uint32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+type MerkleLeavesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Leaves        []uint64               `protobuf:"fixed64,1,rep,packed,name=leaves,proto3" json:"leaves,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MerkleLeavesResponse) Reset() {
+	*x = MerkleLeavesResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MerkleLeavesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MerkleLeavesResponse) ProtoMessage() {}
+
+func (x *MerkleLeavesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MerkleLeavesResponse.ProtoReflect.Descriptor instead.
+func (*MerkleLeavesResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *MerkleLeavesResponse) GetLeaves() []uint64 {
+	if x != nil {
+		return x.Leaves
+	}
+	return nil
+}
+
+type LeafRecordsRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Depth   uint32                 `protobuf:"varint,2,opt,name=depth,proto3" json:"depth,omitempty"`
+	Leaves  []uint32               `protobuf:"varint,3,rep,packed,name=leaves,proto3" json:"leaves,omitempty"`
+	// At most this many records; the replica caps it at its scan limit.
+	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeafRecordsRequest) Reset() {
+	*x = LeafRecordsRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeafRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeafRecordsRequest) ProtoMessage() {}
+
+func (x *LeafRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeafRecordsRequest.ProtoReflect.Descriptor instead.
+func (*LeafRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *LeafRecordsRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *LeafRecordsRequest) GetDepth() uint32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *LeafRecordsRequest) GetLeaves() []uint32 {
+	if x != nil {
+		return x.Leaves
+	}
+	return nil
+}
+
+func (x *LeafRecordsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type LeafRecordsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*RecordEntry         `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Whether records were left out for the limit.
+	Truncated     bool `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeafRecordsResponse) Reset() {
+	*x = LeafRecordsResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeafRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeafRecordsResponse) ProtoMessage() {}
+
+func (x *LeafRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeafRecordsResponse.ProtoReflect.Descriptor instead.
+func (*LeafRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *LeafRecordsResponse) GetEntries() []*RecordEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *LeafRecordsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 var File_quorumkv_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
@@ -1020,7 +1239,20 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x03(\v2\x1d.quorumkv.peer.v1.RecordEntryR\aentries\"Q\n" +
 	"\vRecordEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x120\n" +
-	"\x06record\x18\x02 \x01(\v2\x18.quorumkv.peer.v1.RecordR\x06record2\x89\x04\n" +
+	"\x06record\x18\x02 \x01(\v2\x18.quorumkv.peer.v1.RecordR\x06record\"F\n" +
+	"\x13MerkleLeavesRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x14\n" +
+	"\x05depth\x18\x02 \x01(\rR\x05depth\".\n" +
+	"\x14MerkleLeavesResponse\x12\x16\n" +
+	"\x06leaves\x18\x01 \x03(\x06R\x06leaves\"s\n" +
+	"\x12LeafRecordsRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x14\n" +
+	"\x05depth\x18\x02 \x01(\rR\x05depth\x12\x16\n" +
+	"\x06leaves\x18\x03 \x03(\rR\x06leaves\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"l\n" +
+	"\x13LeafRecordsResponse\x127\n" +
+	"\aentries\x18\x01 \x03(\v2\x1d.quorumkv.peer.v1.RecordEntryR\aentries\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated2\xc8\x05\n" +
 	"\x04Peer\x12I\n" +
 	"\x04Raft\x12\x1d.quorumkv.peer.v1.RaftRequest\x1a\x1e.quorumkv.peer.v1.RaftResponse\"\x00(\x01\x12G\n" +
 	"\x04Join\x12\x1d.quorumkv.peer.v1.JoinRequest\x1a\x1e.quorumkv.peer.v1.JoinResponse\"\x00\x12V\n" +
@@ -1028,7 +1260,9 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\vWriteRecord\x12$.quorumkv.peer.v1.WriteRecordRequest\x1a%.quorumkv.peer.v1.WriteRecordResponse\"\x00\x12Y\n" +
 	"\n" +
 	"ReadRecord\x12#.quorumkv.peer.v1.ReadRecordRequest\x1a$.quorumkv.peer.v1.ReadRecordResponse\"\x00\x12\\\n" +
-	"\vScanRecords\x12$.quorumkv.peer.v1.ScanRecordsRequest\x1a%.quorumkv.peer.v1.ScanRecordsResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
+	"\vScanRecords\x12$.quorumkv.peer.v1.ScanRecordsRequest\x1a%.quorumkv.peer.v1.ScanRecordsResponse\"\x00\x12_\n" +
+	"\fMerkleLeaves\x12%.quorumkv.peer.v1.MerkleLeavesRequest\x1a&.quorumkv.peer.v1.MerkleLeavesResponse\"\x00\x12\\\n" +
+	"\vLeafRecords\x12$.quorumkv.peer.v1.LeafRecordsRequest\x1a%.quorumkv.peer.v1.LeafRecordsResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_quorumkv_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -1042,24 +1276,28 @@ func file_quorumkv_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quorumkv_peer_v1_peer_proto_rawDescData
 }
 
-var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
-	(*RaftRequest)(nil),         // 0: quorumkv.peer.v1.RaftRequest
-	(*RaftMessage)(nil),         // 1: quorumkv.peer.v1.RaftMessage
-	(*RaftResponse)(nil),        // 2: quorumkv.peer.v1.RaftResponse
-	(*JoinRequest)(nil),         // 3: quorumkv.peer.v1.JoinRequest
-	(*JoinResponse)(nil),        // 4: quorumkv.peer.v1.JoinResponse
-	(*ScanRangeRequest)(nil),    // 5: quorumkv.peer.v1.ScanRangeRequest
-	(*ScanRangeResponse)(nil),   // 6: quorumkv.peer.v1.ScanRangeResponse
-	(*ScanEntry)(nil),           // 7: quorumkv.peer.v1.ScanEntry
-	(*Record)(nil),              // 8: quorumkv.peer.v1.Record
-	(*WriteRecordRequest)(nil),  // 9: quorumkv.peer.v1.WriteRecordRequest
-	(*WriteRecordResponse)(nil), // 10: quorumkv.peer.v1.WriteRecordResponse
-	(*ReadRecordRequest)(nil),   // 11: quorumkv.peer.v1.ReadRecordRequest
-	(*ReadRecordResponse)(nil),  // 12: quorumkv.peer.v1.ReadRecordResponse
-	(*ScanRecordsRequest)(nil),  // 13: quorumkv.peer.v1.ScanRecordsRequest
-	(*ScanRecordsResponse)(nil), // 14: quorumkv.peer.v1.ScanRecordsResponse
-	(*RecordEntry)(nil),         // 15: quorumkv.peer.v1.RecordEntry
+	(*RaftRequest)(nil),          // 0: quorumkv.peer.v1.RaftRequest
+	(*RaftMessage)(nil),          // 1: quorumkv.peer.v1.RaftMessage
+	(*RaftResponse)(nil),         // 2: quorumkv.peer.v1.RaftResponse
+	(*JoinRequest)(nil),          // 3: quorumkv.peer.v1.JoinRequest
+	(*JoinResponse)(nil),         // 4: quorumkv.peer.v1.JoinResponse
+	(*ScanRangeRequest)(nil),     // 5: quorumkv.peer.v1.ScanRangeRequest
+	(*ScanRangeResponse)(nil),    // 6: quorumkv.peer.v1.ScanRangeResponse
+	(*ScanEntry)(nil),            // 7: quorumkv.peer.v1.ScanEntry
+	(*Record)(nil),               // 8: quorumkv.peer.v1.Record
+	(*WriteRecordRequest)(nil),   // 9: quorumkv.peer.v1.WriteRecordRequest
+	(*WriteRecordResponse)(nil),  // 10: quorumkv.peer.v1.WriteRecordResponse
+	(*ReadRecordRequest)(nil),    // 11: quorumkv.peer.v1.ReadRecordRequest
+	(*ReadRecordResponse)(nil),   // 12: quorumkv.peer.v1.ReadRecordResponse
+	(*ScanRecordsRequest)(nil),   // 13: quorumkv.peer.v1.ScanRecordsRequest
+	(*ScanRecordsResponse)(nil),  // 14: quorumkv.peer.v1.ScanRecordsResponse
+	(*RecordEntry)(nil),          // 15: quorumkv.peer.v1.RecordEntry
+	(*MerkleLeavesRequest)(nil),  // 16: quorumkv.peer.v1.MerkleLeavesRequest
+	(*MerkleLeavesResponse)(nil), // 17: quorumkv.peer.v1.MerkleLeavesResponse
+	(*LeafRecordsRequest)(nil),   // 18: quorumkv.peer.v1.LeafRecordsRequest
+	(*LeafRecordsResponse)(nil),  // 19: quorumkv.peer.v1.LeafRecordsResponse
 }
 var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	1,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
@@ -1068,23 +1306,28 @@ var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	8,  // 3: quorumkv.peer.v1.ReadRecordResponse.record:type_name -> quorumkv.peer.v1.Record
 	15, // 4: quorumkv.peer.v1.ScanRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
 	8,  // 5: quorumkv.peer.v1.RecordEntry.record:type_name -> quorumkv.peer.v1.Record
-	0,  // 6: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
-	3,  // 7: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
-	5,  // 8: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
-	9,  // 9: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
-	11, // 10: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
-	13, // 11: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
-	2,  // 12: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
-	4,  // 13: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
-	6,  // 14: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
-	10, // 15: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
-	12, // 16: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
-	14, // 17: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	15, // 6: quorumkv.peer.v1.LeafRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
+	0,  // 7: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
+	3,  // 8: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
+	5,  // 9: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
+	9,  // 10: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
+	11, // 11: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
+	13, // 12: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
+	16, // 13: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
+	18, // 14: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
+	2,  // 15: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
+	4,  // 16: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
+	6,  // 17: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
+	10, // 18: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
+	12, // 19: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
+	14, // 20: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
+	17, // 21: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
+	19, // 22: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
+	15, // [15:23] is the sub-list for method output_type
+	7,  // [7:15] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_quorumkv_peer_v1_peer_proto_init() }
@@ -1098,7 +1341,7 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_peer_v1_peer_proto_rawDesc), len(file_quorumkv_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

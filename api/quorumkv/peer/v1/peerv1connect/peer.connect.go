@@ -47,6 +47,10 @@ const (
 	PeerReadRecordProcedure = "/quorumkv.peer.v1.Peer/ReadRecord"
 	// PeerScanRecordsProcedure is the fully-qualified name of the Peer's ScanRecords RPC.
 	PeerScanRecordsProcedure = "/quorumkv.peer.v1.Peer/ScanRecords"
+	// PeerMerkleLeavesProcedure is the fully-qualified name of the Peer's MerkleLeaves RPC.
+	PeerMerkleLeavesProcedure = "/quorumkv.peer.v1.Peer/MerkleLeaves"
+	// PeerLeafRecordsProcedure is the fully-qualified name of the Peer's LeafRecords RPC.
+	PeerLeafRecordsProcedure = "/quorumkv.peer.v1.Peer/LeafRecords"
 )
 
 // PeerClient is a client for the quorumkv.peer.v1.Peer service.
@@ -71,6 +75,13 @@ type PeerClient interface {
 	// ScanRecords returns this replica's records of one eventual range, in
 	// key order, tombstones included (the coordinator merges replicas).
 	ScanRecords(context.Context, *connect.Request[v1.ScanRecordsRequest]) (*connect.Response[v1.ScanRecordsResponse], error)
+	// MerkleLeaves returns the leaf hashes of this replica's Merkle tree over
+	// one eventual range's records, for anti-entropy.
+	MerkleLeaves(context.Context, *connect.Request[v1.MerkleLeavesRequest]) (*connect.Response[v1.MerkleLeavesResponse], error)
+	// LeafRecords returns this replica's records of one eventual range whose
+	// positions fall in the given leaves of a tree of the given depth,
+	// tombstones included, for anti-entropy.
+	LeafRecords(context.Context, *connect.Request[v1.LeafRecordsRequest]) (*connect.Response[v1.LeafRecordsResponse], error)
 }
 
 // NewPeerClient constructs a client for the quorumkv.peer.v1.Peer service. By default, it uses the
@@ -120,17 +131,31 @@ func NewPeerClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(peerMethods.ByName("ScanRecords")),
 			connect.WithClientOptions(opts...),
 		),
+		merkleLeaves: connect.NewClient[v1.MerkleLeavesRequest, v1.MerkleLeavesResponse](
+			httpClient,
+			baseURL+PeerMerkleLeavesProcedure,
+			connect.WithSchema(peerMethods.ByName("MerkleLeaves")),
+			connect.WithClientOptions(opts...),
+		),
+		leafRecords: connect.NewClient[v1.LeafRecordsRequest, v1.LeafRecordsResponse](
+			httpClient,
+			baseURL+PeerLeafRecordsProcedure,
+			connect.WithSchema(peerMethods.ByName("LeafRecords")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // peerClient implements PeerClient.
 type peerClient struct {
-	raft        *connect.Client[v1.RaftRequest, v1.RaftResponse]
-	join        *connect.Client[v1.JoinRequest, v1.JoinResponse]
-	scanRange   *connect.Client[v1.ScanRangeRequest, v1.ScanRangeResponse]
-	writeRecord *connect.Client[v1.WriteRecordRequest, v1.WriteRecordResponse]
-	readRecord  *connect.Client[v1.ReadRecordRequest, v1.ReadRecordResponse]
-	scanRecords *connect.Client[v1.ScanRecordsRequest, v1.ScanRecordsResponse]
+	raft         *connect.Client[v1.RaftRequest, v1.RaftResponse]
+	join         *connect.Client[v1.JoinRequest, v1.JoinResponse]
+	scanRange    *connect.Client[v1.ScanRangeRequest, v1.ScanRangeResponse]
+	writeRecord  *connect.Client[v1.WriteRecordRequest, v1.WriteRecordResponse]
+	readRecord   *connect.Client[v1.ReadRecordRequest, v1.ReadRecordResponse]
+	scanRecords  *connect.Client[v1.ScanRecordsRequest, v1.ScanRecordsResponse]
+	merkleLeaves *connect.Client[v1.MerkleLeavesRequest, v1.MerkleLeavesResponse]
+	leafRecords  *connect.Client[v1.LeafRecordsRequest, v1.LeafRecordsResponse]
 }
 
 // Raft calls quorumkv.peer.v1.Peer.Raft.
@@ -163,6 +188,16 @@ func (c *peerClient) ScanRecords(ctx context.Context, req *connect.Request[v1.Sc
 	return c.scanRecords.CallUnary(ctx, req)
 }
 
+// MerkleLeaves calls quorumkv.peer.v1.Peer.MerkleLeaves.
+func (c *peerClient) MerkleLeaves(ctx context.Context, req *connect.Request[v1.MerkleLeavesRequest]) (*connect.Response[v1.MerkleLeavesResponse], error) {
+	return c.merkleLeaves.CallUnary(ctx, req)
+}
+
+// LeafRecords calls quorumkv.peer.v1.Peer.LeafRecords.
+func (c *peerClient) LeafRecords(ctx context.Context, req *connect.Request[v1.LeafRecordsRequest]) (*connect.Response[v1.LeafRecordsResponse], error) {
+	return c.leafRecords.CallUnary(ctx, req)
+}
+
 // PeerHandler is an implementation of the quorumkv.peer.v1.Peer service.
 type PeerHandler interface {
 	// Raft carries one node's consensus messages (Raft and Multi-Paxos) to
@@ -185,6 +220,13 @@ type PeerHandler interface {
 	// ScanRecords returns this replica's records of one eventual range, in
 	// key order, tombstones included (the coordinator merges replicas).
 	ScanRecords(context.Context, *connect.Request[v1.ScanRecordsRequest]) (*connect.Response[v1.ScanRecordsResponse], error)
+	// MerkleLeaves returns the leaf hashes of this replica's Merkle tree over
+	// one eventual range's records, for anti-entropy.
+	MerkleLeaves(context.Context, *connect.Request[v1.MerkleLeavesRequest]) (*connect.Response[v1.MerkleLeavesResponse], error)
+	// LeafRecords returns this replica's records of one eventual range whose
+	// positions fall in the given leaves of a tree of the given depth,
+	// tombstones included, for anti-entropy.
+	LeafRecords(context.Context, *connect.Request[v1.LeafRecordsRequest]) (*connect.Response[v1.LeafRecordsResponse], error)
 }
 
 // NewPeerHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -230,6 +272,18 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(peerMethods.ByName("ScanRecords")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerMerkleLeavesHandler := connect.NewUnaryHandler(
+		PeerMerkleLeavesProcedure,
+		svc.MerkleLeaves,
+		connect.WithSchema(peerMethods.ByName("MerkleLeaves")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerLeafRecordsHandler := connect.NewUnaryHandler(
+		PeerLeafRecordsProcedure,
+		svc.LeafRecords,
+		connect.WithSchema(peerMethods.ByName("LeafRecords")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quorumkv.peer.v1.Peer/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerRaftProcedure:
@@ -244,6 +298,10 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 			peerReadRecordHandler.ServeHTTP(w, r)
 		case PeerScanRecordsProcedure:
 			peerScanRecordsHandler.ServeHTTP(w, r)
+		case PeerMerkleLeavesProcedure:
+			peerMerkleLeavesHandler.ServeHTTP(w, r)
+		case PeerLeafRecordsProcedure:
+			peerLeafRecordsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -275,4 +333,12 @@ func (UnimplementedPeerHandler) ReadRecord(context.Context, *connect.Request[v1.
 
 func (UnimplementedPeerHandler) ScanRecords(context.Context, *connect.Request[v1.ScanRecordsRequest]) (*connect.Response[v1.ScanRecordsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.ScanRecords is not implemented"))
+}
+
+func (UnimplementedPeerHandler) MerkleLeaves(context.Context, *connect.Request[v1.MerkleLeavesRequest]) (*connect.Response[v1.MerkleLeavesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.MerkleLeaves is not implemented"))
+}
+
+func (UnimplementedPeerHandler) LeafRecords(context.Context, *connect.Request[v1.LeafRecordsRequest]) (*connect.Response[v1.LeafRecordsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.LeafRecords is not implemented"))
 }

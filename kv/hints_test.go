@@ -1,0 +1,261 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// eventualCluster is three nodes a, b, c in one process, records carried
+// by memRecords; gossip (NodeConfig.Alive) sees a node alive unless
+// memRecords has it down.
+type eventualCluster struct {
+	nodes []*Node
+	recs  *memRecords
+}
+
+// openEventualCluster opens the three nodes; nodeCfg gives each node's
+// config (i = 0, 1, 2).
+func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) NodeConfig) *eventualCluster {
+	t.Helper()
+	tr := &memTransport{stores: map[uint64]*Store{}}
+	recs := &memRecords{nodes: map[uint64]*Node{}, down: map[uint64]bool{}}
+	alive := func(name string) bool {
+		recs.mu.Lock()
+		defer recs.mu.Unlock()
+		for id, n := range recs.nodes {
+			if n.store.cfg.Self.Name == name {
+				return !recs.down[id]
+			}
+		}
+		return false
+	}
+	cfg := func(name string) StoreConfig {
+		return StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(len(name)),
+			Self: NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: 1}}
+	}
+	open := func(i int, name string, id uint64, clusterID string) *Node {
+		db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if id != 0 {
+			if err := SaveJoin(db, id, clusterID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := OpenStore(db, cfg(name), tr, id == 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		nc := nodeCfg(i)
+		nc.Alive = alive
+		n, err := NewNode(s, nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.recordPeers = recs
+		t.Cleanup(n.Close)
+		tr.mu.Lock()
+		tr.stores[s.NodeID()] = s
+		tr.mu.Unlock()
+		recs.mu.Lock()
+		recs.nodes[s.NodeID()] = n
+		recs.mu.Unlock()
+		return n
+	}
+	a := open(0, "a", 0, "")
+	c := &eventualCluster{nodes: []*Node{a}, recs: recs}
+	for i, name := range []string{"b", "c"} {
+		id, err := retry(t, func() (uint64, error) { return a.registerNode(ctx, cfg(name).Self, false) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, open(i+1, name, id, a.store.ClusterID()))
+	}
+	// Runs before any store or disk closes: a node's background loops
+	// write to the others.
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			n.Close()
+		}
+	})
+	waitUntil(t, "every node in every catalog", func() bool {
+		for _, n := range c.nodes {
+			if len(n.store.Catalog().Nodes) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	return c
+}
+
+// createKeyspace creates ks through a and waits until every node knows
+// it; it returns its (only) range's ID.
+func (c *eventualCluster) createKeyspace(t *testing.T, ctx context.Context, ks KeyspaceDescriptor) uint64 {
+	t.Helper()
+	if _, err := retry(t, func() (KeyspaceDescriptor, error) { return c.nodes[0].CreateKeyspace(ctx, ks) }); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ks.Name+" in every catalog", func() bool {
+		for _, n := range c.nodes {
+			if _, ok := n.store.Catalog().Keyspaces[ks.Name]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	return c.nodes[0].store.Catalog().Ranges[ks.Name][0].ID
+}
+
+func (c *eventualCluster) setDown(i int, down bool) { c.recs.setDown(c.nodes[i].store.NodeID(), down) }
+
+// metricValue reads a counter's or gauge's value.
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Counter != nil {
+		return out.Counter.GetValue()
+	}
+	return out.Gauge.GetValue()
+}
+
+// A replica down during writes gets them, deletes included, by hint
+// replay once it is back: read from it alone (R=1 with the other two
+// down). Without sloppy quorum a hint does not count toward W.
+func TestEventualHintedHandoff(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{HintReplayInterval: 10 * time.Millisecond} })
+	c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	a, cn := c.nodes[0], c.nodes[2]
+	if _, err := a.Put(ctx, "ev", []byte("gone"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+
+	a.inflight.Wait() // c got it: its send ended before c goes down
+	c.setDown(2, true)
+	for i := range 5 {
+		if _, err := a.Put(ctx, "ev", fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
+			t.Fatalf("W=2 with c down: %v", err)
+		}
+	}
+	if _, err := a.Delete(ctx, "ev", []byte("gone")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.PutWith(ctx, "ev", []byte("w3"), []byte("v"), QuorumOverride{W: 3})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "2 of 3 replicas acknowledged") {
+		t.Fatalf("W=3 with c down and no sloppy quorum: %v", err)
+	}
+	m := a.store.cfg.Metrics
+	a.inflight.Wait() // the hints are stored by the senders
+	if got := metricValue(t, m.HintsQueued); got != 7 {
+		t.Fatalf("hints queued = %v, want 7", got)
+	}
+	time.Sleep(50 * time.Millisecond) // a few replay rounds: c is down, none delivered
+	if got := metricValue(t, m.HintsPending); got != 7 {
+		t.Fatalf("hints pending while c is down = %v, want 7", got)
+	}
+
+	c.setDown(2, false)
+	waitUntil(t, "hints delivered", func() bool { return metricValue(t, m.HintsPending) == 0 })
+	if got := metricValue(t, m.HintsDelivered); got != 7 {
+		t.Fatalf("hints delivered = %v, want 7", got)
+	}
+	// c alone answers: every write it missed is there.
+	c.setDown(0, true)
+	c.setDown(1, true)
+	for i := range 5 {
+		key := fmt.Appendf(nil, "k%d", i)
+		if kv, err := cn.GetWith(ctx, "ev", key, QuorumOverride{R: 1}); err != nil || string(kv.Value) != "v" {
+			t.Fatalf("get %s from c alone: %+v, %v", key, kv, err)
+		}
+	}
+	if _, err := cn.GetWith(ctx, "ev", []byte("w3"), QuorumOverride{R: 1}); err != nil {
+		t.Fatalf("the failed W=3 write's hint did not reach c: %v", err)
+	}
+	if _, err := cn.GetWith(ctx, "ev", []byte("gone"), QuorumOverride{R: 1}); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("the delete's hint did not reach c: %v", err)
+	}
+}
+
+// With sloppy quorum a hint counts toward W: W=3 succeeds with a replica
+// down, and the replica gets the write later.
+func TestEventualSloppyQuorum(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{HintReplayInterval: 10 * time.Millisecond} })
+	rangeID := c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "sl", Mode: ModeEventual, Replicas: 3, W: 3, R: 1, Ranges: 1,
+		SloppyQuorum: true})
+	a, cn := c.nodes[0], c.nodes[2]
+	c.setDown(2, true)
+	if _, err := a.Put(ctx, "sl", []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("sloppy W=3 with one replica down: %v", err)
+	}
+	if rec, _ := cn.records.read(rangeID, []byte("k")); !rec.Version.IsZero() {
+		t.Fatalf("c holds k although it was down: %+v", rec)
+	}
+	c.setDown(2, false)
+	waitUntil(t, "hint delivered to c", func() bool {
+		rec, _ := cn.records.read(rangeID, []byte("k"))
+		return string(rec.Value) == "v"
+	})
+}
+
+// Hints are bounded: over MaxHints they are dropped (and counted), and a
+// hint older than MaxHintAge is dropped unreplayed.
+func TestEventualHintBounds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var offset atomic.Int64 // added to a's physical clock
+	c := openEventualCluster(t, ctx, func(i int) NodeConfig {
+		cfg := NodeConfig{HintReplayInterval: 10 * time.Millisecond}
+		if i == 0 {
+			cfg.MaxHints, cfg.MaxHintAge = 3, time.Minute
+			cfg.PhysicalClock = func() int64 { return time.Now().UnixNano() + offset.Load() }
+		}
+		return cfg
+	})
+	rangeID := c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	a, cn := c.nodes[0], c.nodes[2]
+	m := a.store.cfg.Metrics
+	c.setDown(2, true)
+	for i := range 5 {
+		if _, err := a.Put(ctx, "ev", fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
+			t.Fatalf("W=2 with c down: %v", err)
+		}
+	}
+	a.inflight.Wait()
+	if q, d, p := metricValue(t, m.HintsQueued), metricValue(t, m.HintsDropped.WithLabelValues("full")),
+		metricValue(t, m.HintsPending); q != 3 || d != 2 || p != 3 {
+		t.Fatalf("hints queued %v, dropped (full) %v, pending %v; want 3, 2, 3", q, d, p)
+	}
+	offset.Store(int64(2 * time.Minute))
+	waitUntil(t, "expired hints dropped", func() bool { return metricValue(t, m.HintsPending) == 0 })
+	if got := metricValue(t, m.HintsDropped.WithLabelValues("expired")); got != 3 {
+		t.Fatalf("hints dropped (expired) = %v, want 3", got)
+	}
+	c.setDown(2, false)
+	time.Sleep(50 * time.Millisecond)
+	if got := metricValue(t, m.HintsDelivered); got != 0 {
+		t.Fatalf("hints delivered after expiry = %v, want 0", got)
+	}
+	if rec, _ := cn.records.read(rangeID, []byte("k0")); !rec.Version.IsZero() {
+		t.Fatalf("an expired hint reached c: %+v", rec)
+	}
+}
