@@ -1,6 +1,8 @@
 package kv
 
 import (
+	"slices"
+
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/raft"
 )
@@ -75,7 +77,7 @@ func (s *Store) quiesceTick() {
 	}
 }
 
-// peerNodes are the other nodes of the catalog.
+// peerNodes are the other nodes of the catalog, in ID order.
 func (s *Store) peerNodes() []uint64 {
 	var out []uint64
 	for id := range s.cat.nodes {
@@ -83,6 +85,7 @@ func (s *Store) peerNodes() []uint64 {
 			out = append(out, id)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 
@@ -101,22 +104,27 @@ func (s *Store) sendControl(rangeID uint64, m *ControlMessage) {
 }
 
 // maybeQuiesce quiesces an awake leader replica that has been idle, and
-// reports whether it did.
+// reports whether it did; the caller then tells its followers
+// (sendQuiesce), in range order.
 func (s *Store) maybeQuiesce(r *replica) bool {
 	r.idleTicks++
 	if r.role != roleLeader || r.idleTicks < quiesceAfterTicks || len(r.waiters) > 0 || len(r.reads) > 0 || len(r.confirmed) > 0 {
 		return false
 	}
-	followers, term, commit, ok := r.core.quiescible(s.nodeID)
-	if !ok {
+	if _, _, _, ok := r.core.quiescible(s.nodeID); !ok {
 		return false
-	}
-	for _, f := range followers {
-		s.sendControl(r.desc.ID, &ControlMessage{Kind: ControlQuiesce, From: s.nodeID, To: f, Term: term, Commit: commit})
 	}
 	r.quiesced = true
 	s.quiesce.count++
 	return true
+}
+
+// sendQuiesce tells a just-quiesced leader's followers to quiesce too.
+func (s *Store) sendQuiesce(r *replica) {
+	followers, term, commit, _ := r.core.quiescible(s.nodeID)
+	for _, f := range followers {
+		s.sendControl(r.desc.ID, &ControlMessage{Kind: ControlQuiesce, From: s.nodeID, To: f, Term: term, Commit: commit})
+	}
 }
 
 // wakes reports whether a consensus message wakes a quiesced replica.

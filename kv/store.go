@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -582,13 +583,27 @@ func (s *Store) run() {
 // leader drive meta's membership: the loop's work on every TickInterval.
 func (s *Store) tick() {
 	s.quiesceTick()
+	var quiescing []*replica
 	for _, r := range s.replicas {
 		// Quiesce before ticking, so that a quiescing leader sends no
 		// heartbeat after its quiesce message.
-		if r.quiesced || s.maybeQuiesce(r) {
+		if r.quiesced {
 			continue
 		}
-		r.core.tick() // the cores are independent: their order does not matter
+		if s.maybeQuiesce(r) {
+			quiescing = append(quiescing, r)
+			continue
+		}
+		// The cores are independent and send nothing from a tick (their
+		// messages leave in the next round's Ready, in range order), so
+		// the map's order does not matter here.
+		r.core.tick()
+	}
+	// Quiesce messages do leave now: in range order, so that a seed
+	// replays exactly.
+	slices.SortFunc(quiescing, func(a, b *replica) int { return cmp.Compare(a.desc.ID, b.desc.ID) })
+	for _, r := range quiescing {
+		s.sendQuiesce(r)
 	}
 	s.driveMeta()
 	// Gauges visit every replica: once a second is plenty for a scrape.
