@@ -35,8 +35,24 @@ func TestEventualKeyspace(t *testing.T) {
 		t.Fatalf("scan after deleting k0: %q", out)
 	}
 
+	// Compare-and-swap: per-key Basic Paxos over the CasPrepare and
+	// CasAccept peer RPCs; the flash sale has one winner.
+	nodes[0].must(0, "-k", "ev", "put", "phone", "for sale")
+	nodes[1].must(0, "-k", "ev", "cas", "phone", "sold to alice", "--expect", "for sale")
+	if out := nodes[2].must(4, "-k", "ev", "cas", "phone", "sold to bob", "--expect", "for sale"); !strings.Contains(out, `holds "sold to alice"`) {
+		t.Fatalf("losing cas: %q", out)
+	}
+	if got := nodes[2].must(0, "-k", "ev", "get", "phone", "--r", "3"); strings.TrimSpace(got) != "sold to alice" {
+		t.Fatalf("get after the sale: %q", got)
+	}
+
 	// A crash of n3 (not n1, whose gossip address the others' --join name).
 	nodes[2].kill()
+	// A majority of acceptors is left: put-if-absent goes on.
+	nodes[0].must(0, "-k", "ev", "cas", "lock", "n1", "--expect-absent")
+	if out := nodes[1].must(4, "-k", "ev", "cas", "lock", "n2", "--expect-absent"); !strings.Contains(out, `holds "n1"`) {
+		t.Fatalf("losing put-if-absent with n3 down: %q", out)
+	}
 	for i := range 5 {
 		nodes[i%2].must(0, "-k", "ev", "put", "x", fmt.Sprintf("x%d", i))
 	}
@@ -64,6 +80,25 @@ func TestEventualKeyspace(t *testing.T) {
 	})
 	nodes[0].must(0, "-k", "ev", "put", "x", "all", "--w", "3")
 	t.Logf("read repairs counted by the restarted node: %v", readRepairs(t, restarted))
+	if body := metricsText(t, nodes[0]); !strings.Contains(body, `quorumkv_wrn_reads_total{keyspace="ev"}`) ||
+		!strings.Contains(body, `quorumkv_wrn_stale_reads_total{keyspace="ev"}`) {
+		t.Fatalf("staleness metrics missing from n1's /metrics")
+	}
+}
+
+// metricsText returns node's /metrics.
+func metricsText(t testing.TB, node *kvd) string {
+	t.Helper()
+	resp, err := http.Get("http://" + node.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
 
 var readRepairsOK = regexp.MustCompile(`(?m)^quorumkv_wrn_read_repairs_total\{result="ok"\} (\S+)$`)

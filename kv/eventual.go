@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -33,7 +34,8 @@ const (
 	// request on a hung replica until the client's own deadline.
 	DefaultReplicaTimeout = 2 * time.Second
 	// DefaultMaxReadRepairs bounds read repairs in flight on a node (one
-	// goroutine each). Too low drops repairs under load (anti-entropy then
+	// goroutine each), and separately the collectors of eventual reads'
+	// late answers (staleness measure). Too low drops repairs under load (anti-entropy then
 	// repairs later; dropped ones are counted); too high lets a burst of
 	// stale reads hold that many goroutines and peer requests.
 	DefaultMaxReadRepairs = 64
@@ -121,6 +123,14 @@ func (n *Node) writeEventual(ctx context.Context, ks KeyspaceDescriptor, r *Rang
 		return wrn.Version{}, false, err
 	}
 	rec.Version = wrn.Version{Timestamp: ts, Node: n.store.NodeID()}
+	existed, err := n.writeEventualRecord(ctx, ks, r, qs, key, rec)
+	return rec.Version, existed, err
+}
+
+// writeEventualRecord is writeEventual of rec, versioned already, with
+// the quorums qs.
+func (n *Node) writeEventualRecord(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums, key []byte,
+	rec wrn.Record) (bool, error) {
 	type ack struct {
 		node    uint64
 		existed bool
@@ -160,13 +170,13 @@ func (n *Node) writeEventual(ctx context.Context, ks KeyspaceDescriptor, r *Rang
 			existed = existed || a.existed
 			tr.Ack(a.node)
 		case <-ctx.Done():
-			return rec.Version, false, fmt.Errorf("%w (keyspace %s: %v)", ctx.Err(), ks.Name, tr.Err())
+			return false, fmt.Errorf("%w (keyspace %s: %v)", ctx.Err(), ks.Name, tr.Err())
 		}
 	}
 	if tr.State() == wrn.Failed {
-		return rec.Version, false, fmt.Errorf("%w: keyspace %s range %d: %w", ErrUnavailable, ks.Name, r.ID, tr.Err())
+		return false, fmt.Errorf("%w: keyspace %s range %d: %w", ErrUnavailable, ks.Name, r.ID, tr.Err())
 	}
-	return rec.Version, existed, nil
+	return existed, nil
 }
 
 // sendRecord writes rec on node to's replica: directly if it is this node.
@@ -188,20 +198,25 @@ func (n *Node) fetchRecord(ctx context.Context, from, rangeID uint64, key []byte
 // readEventual asks every replica of r for key's record and returns the
 // newest once R answered (the zero Record if none holds the key), then
 // repairs the stale replicas among those that answered, in the
-// background.
+// background. The answers that come after the read returned are still
+// collected in the background (bounded like read repair, see
+// collectLateAnswers) to measure staleness and repair with the true newest.
 func (n *Node) readEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, q QuorumOverride) (wrn.Record, error) {
 	qs, err := n.eventualQuorums(ks, r, q)
 	if err != nil {
 		return wrn.Record{}, err
 	}
-	type reply struct {
-		node uint64
-		rec  wrn.Record
-		err  error
-	}
-	rctx, cancel := context.WithCancel(ctx) // the replies not needed are abandoned
-	defer cancel()
-	replies := make(chan reply, len(r.Replicas)) // one slot per replica: senders never block
+	// The replica requests outlive the read when their late answers are
+	// collected: they run under rctx, cancelled when the read returns
+	// unless the collector takes them over.
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	collecting := false
+	defer func() {
+		if !collecting {
+			cancel()
+		}
+	}()
+	replies := make(chan readReply, len(r.Replicas)) // one slot per replica: senders never block
 	for _, rep := range r.Replicas {
 		n.inflight.Add(1)
 		go func(from uint64) {
@@ -209,12 +224,14 @@ func (n *Node) readEventual(ctx context.Context, ks KeyspaceDescriptor, r *Range
 			sctx, cancel := context.WithTimeout(rctx, n.replicaTimeout)
 			defer cancel()
 			rec, err := n.fetchRecord(sctx, from, r.ID, key)
-			replies <- reply{from, rec, err}
+			replies <- readReply{from, rec, err}
 		}(rep.NodeID)
 	}
 	tr := qs.NewRead()
+	answers := map[uint64]wrn.Record{}
+	got := 0
 	// As for writes: a failed read waits for every answer, to count them.
-	for got := 0; got < len(r.Replicas) && (tr.State() == wrn.Pending || tr.State() == wrn.Failed); got++ {
+	for ; got < len(r.Replicas) && (tr.State() == wrn.Pending || tr.State() == wrn.Failed); got++ {
 		select {
 		case rp := <-replies:
 			if rp.err != nil {
@@ -222,6 +239,7 @@ func (n *Node) readEventual(ctx context.Context, ks KeyspaceDescriptor, r *Range
 				continue
 			}
 			tr.Reply(rp.node, rp.rec)
+			answers[rp.node] = rp.rec
 		case <-ctx.Done():
 			return wrn.Record{}, fmt.Errorf("%w (keyspace %s: %v)", ctx.Err(), ks.Name, tr.Err())
 		}
@@ -232,7 +250,68 @@ func (n *Node) readEventual(ctx context.Context, ks KeyspaceDescriptor, r *Range
 	res := tr.Result()
 	n.observeVersion(res.Version)
 	n.readRepair(r.ID, key, res, tr.Stale())
+	n.store.cfg.Metrics.WRNReads.WithLabelValues(ks.Name).Inc()
+	n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(ks.Name).Add(0) // exported at 0 until a stale read
+	if pending := len(r.Replicas) - got; pending > 0 {
+		collecting = n.collectLateAnswers(ks.Name, r.ID, key, res, answers, replies, pending, cancel)
+	}
 	return res, nil
+}
+
+type readReply struct {
+	node uint64
+	rec  wrn.Record
+	err  error
+}
+
+// collectLateAnswers waits, in the background, for the pending answers of
+// a read that returned res, and counts the read as stale if any replica
+// held a newer version than res: the staleness measure of issue 6
+// (quorumkv_wrn_stale_reads_total over quorumkv_wrn_reads_total). Every
+// replica that answered with something older than the newest of all
+// answers is then repaired with it, the read's own answerers included.
+//
+// At most MaxReadRepairs collectors run on a node; without a free slot the
+// late answers are abandoned and the read cannot be counted stale, so the
+// measured rate is a lower bound under heavy load. It returns whether it
+// took over cancel (called once every answer is in).
+func (n *Node) collectLateAnswers(keyspace string, rangeID uint64, key []byte, res wrn.Record, answers map[uint64]wrn.Record,
+	replies <-chan readReply, pending int, cancel context.CancelFunc) bool {
+	select {
+	case n.lateSlots <- struct{}{}:
+	default:
+		return false
+	}
+	n.inflight.Add(1)
+	go func() {
+		defer func() { <-n.lateSlots; n.inflight.Done() }()
+		defer cancel()
+		newest := res
+		late := map[uint64]wrn.Record{}
+		for range pending {
+			rp := <-replies // each sender answers within the replica timeout
+			if rp.err != nil {
+				continue
+			}
+			late[rp.node] = rp.rec
+			newest = wrn.Merge(newest, rp.rec)
+		}
+		if res.Version.Less(newest.Version) {
+			n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(keyspace).Inc()
+			n.observeVersion(newest.Version)
+			// The read's own answerers were repaired with res at most.
+			maps.Copy(late, answers)
+		}
+		var stale []uint64
+		for id, rec := range late {
+			if rec.Version.Less(newest.Version) {
+				stale = append(stale, id)
+			}
+		}
+		slices.Sort(stale)
+		n.readRepair(rangeID, key, newest, stale)
+	}()
+	return true
 }
 
 // readRepair writes the winner of a read back to the stale replicas the

@@ -7,6 +7,7 @@ import (
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
@@ -20,6 +21,9 @@ type recordTransport interface {
 	// merkleLeaves and leafRecords serve anti-entropy (antientropy.go).
 	merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error)
 	leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]keyRecord, bool, error)
+	// casStep hands a compare-and-swap Prepare or Accept to node to's
+	// acceptor of key and returns its answer (eventual_cas.go).
+	casStep(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error)
 }
 
 func recordToProto(rec wrn.Record) *peerv1.Record {

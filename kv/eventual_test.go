@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )
@@ -78,10 +79,17 @@ func TestEventualSingleNode(t *testing.T) {
 	if _, err := n.GetWith(ctx, "ev", []byte("a"), QuorumOverride{RLevel: "most"}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("R=most: %v", err)
 	}
-	// Compare-and-swap waits for per-key Basic Paxos.
+	// Compare-and-swap: per-key Basic Paxos over the one replica.
 	_, err = n.CompareAndSwap(ctx, "ev", []byte("a"), Expect{Absent: true}, []byte("x"))
-	if !errors.Is(err, ErrNotServed) || !strings.Contains(err.Error(), "Basic Paxos") {
-		t.Fatalf("cas on an eventual keyspace: %v", err)
+	if !errors.Is(err, ErrConditionFailed) || !strings.Contains(err.Error(), `holds "2"`) {
+		t.Fatalf("put-if-absent of an existing key: %v", err)
+	}
+	v3, err := n.CompareAndSwap(ctx, "ev", []byte("a"), Expect{Version: v2}, []byte("3"))
+	if err != nil {
+		t.Fatalf("cas at the current version: %v", err)
+	}
+	if kv, err := n.Get(ctx, "ev", []byte("a")); err != nil || string(kv.Value) != "3" || kv.Version != v3 {
+		t.Fatalf("get after cas = %+v, %v; want 3 at %s", kv, err, v3)
 	}
 }
 
@@ -99,6 +107,9 @@ type memRecords struct {
 	mu    sync.Mutex
 	nodes map[uint64]*Node
 	down  map[uint64]bool
+	// readDelay delays every record read: a coordinator's own replica,
+	// read directly, then answers first.
+	readDelay time.Duration
 }
 
 func (m *memRecords) to(id uint64) (*Node, error) {
@@ -130,6 +141,16 @@ func (m *memRecords) readRecord(ctx context.Context, to, rangeID uint64, key []b
 	if err != nil {
 		return wrn.Record{}, err
 	}
+	m.mu.Lock()
+	delay := m.readDelay
+	m.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return wrn.Record{}, ctx.Err()
+		}
+	}
 	return n.readLocalRecord(rangeID, key)
 }
 
@@ -139,6 +160,14 @@ func (m *memRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix
 		return nil, err
 	}
 	return n.scanLocalRecords(rangeID, prefix, startAfter, limit)
+}
+
+func (m *memRecords) casStep(ctx context.Context, to, rangeID uint64, key []byte, msg paxos.BasicMessage) (paxos.BasicMessage, error) {
+	n, err := m.to(to)
+	if err != nil {
+		return paxos.BasicMessage{}, err
+	}
+	return n.stepLocalCAS(rangeID, key, msg)
 }
 
 func (m *memRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {

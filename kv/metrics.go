@@ -42,6 +42,13 @@ type Metrics struct {
 	// AntiEntropyMismatches: Merkle tree leaves that differed between two
 	// replicas of an eventual range in an anti-entropy exchange.
 	AntiEntropyMismatches prometheus.Counter
+
+	// Staleness of eventual reads, by keyspace (issue 6): reads answered,
+	// and of those the reads whose answer was older than the newest
+	// version any replica held, late answers included. The staleness rate
+	// is WRNStaleReads / WRNReads.
+	WRNReads      *prometheus.CounterVec
+	WRNStaleReads *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: none).
@@ -106,11 +113,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "quorumkv_wrn_antientropy_mismatches_total",
 			Help: "Merkle tree leaves that differed between two replicas of an eventual range in anti-entropy exchanges.",
 		}),
+		WRNReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_wrn_reads_total", Help: "Reads of eventual keyspaces answered, by keyspace.",
+		}, []string{"keyspace"}),
+		WRNStaleReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_wrn_stale_reads_total",
+			Help: "Reads of eventual keyspaces that answered a version older than the newest one any replica held " +
+				"(late answers included), by keyspace. Divide by quorumkv_wrn_reads_total for the staleness rate.",
+		}, []string{"keyspace"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
 			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.WALSyncDuration, m.ReadRepairs,
-			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches)
+			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.WRNReads, m.WRNStaleReads)
 	}
 	return m
 }

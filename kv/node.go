@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -45,6 +47,8 @@ type Node struct {
 	recordPeers    recordTransport
 	replicaTimeout time.Duration
 	repairSlots    chan struct{} // a semaphore: one token per repair in flight
+	lateSlots      chan struct{} // a semaphore: one token per collector of a read's late answers
+	casSeq         atomic.Uint64 // low bits of compare-and-swap proposer IDs (eventual_cas.go)
 	// hints holds writes for replicas that missed them (hints.go).
 	hints *hints
 	// antiEntropy is the background Merkle tree exchange (antientropy.go).
@@ -140,8 +144,10 @@ func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
 	n := &Node{store: store, db: store.db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
 		alive: cfg.Alive, members: cfg.Members, peers: newPeers(cfg.HTTPClient),
 		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), records: newRecordStore(store.db),
-		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs}
+		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs),
+		lateSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs}
 	n.recordPeers = connectRecords{n}
+	n.casSeq.Store(rand.Uint64())
 	n.antiEntropy.init()
 	if hs.pendingTargets() != nil {
 		hs.start(n.runHints) // hints left from before a restart
@@ -215,11 +221,9 @@ func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
 		return nil, fmt.Errorf("%w: %q (kvctl keyspace list shows them)", ErrNoKeyspace, keyspace)
 	}
 	if !served(ks.Mode) {
-		// Put, Get, Delete and Scan of eventual keyspaces go to the
-		// coordinator before routing; what reaches here is
-		// compare-and-swap.
-		return nil, fmt.Errorf("%w: keyspace %s is an %s keyspace: compare-and-swap there needs per-key Basic Paxos over the key's replicas (issue 6), "+
-			"which is not built yet; use a raft or paxos keyspace for compare-and-swap", ErrNotServed, keyspace, ks.Mode)
+		// Every operation of eventual keyspaces goes to the coordinator
+		// before routing.
+		return nil, fmt.Errorf("%w: keyspace %s is an %s keyspace, which runs no consensus group", ErrNotServed, keyspace, ks.Mode)
 	}
 	spans := cat.Spans[keyspace]
 	return cat.Ranges[keyspace][SpanIndex(spans, HashKey(key))], nil
@@ -287,6 +291,12 @@ type Expect struct {
 func (n *Node) CompareAndSwap(ctx context.Context, keyspace string, key []byte, expect Expect, value []byte) (string, error) {
 	if err := n.limits.CheckValue(value); err != nil {
 		return "", err
+	}
+	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
+		// Basic Paxos per key over its replicas (eventual_cas.go). Plain
+		// writes of a key also written by compare-and-swap forfeit the
+		// guarantee.
+		return n.casEventual(ctx, ks, r, key, expect, value)
 	}
 	r, err := n.route(keyspace, key)
 	if err != nil {

@@ -32,7 +32,7 @@ func TestSingleNodePaxos(t *testing.T) {
 		t.Fatalf("CreateKeyspace = %+v, %v", ks, err)
 	}
 	// Eventual keyspaces are served by coordinators (eventual_test.go);
-	// compare-and-swap there waits for per-key Basic Paxos.
+	// compare-and-swap there runs per-key Basic Paxos (eventual_cas.go).
 	ev, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 1})
 	if err != nil || ev.W != 1 || ev.R != 1 || len(n.Store().Catalog().Ranges["ev"]) != DefaultRanges {
 		t.Fatalf("eventual keyspace: %+v, %v", ev, err)
@@ -40,7 +40,7 @@ func TestSingleNodePaxos(t *testing.T) {
 	if _, err := n.Put(ctx, "ev", []byte("k"), []byte("v")); err != nil {
 		t.Fatalf("put to an eventual keyspace: %v", err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "ev", []byte("k"), Expect{Absent: true}, []byte("v")); !errors.Is(err, ErrNotServed) {
+	if _, err := n.CompareAndSwap(ctx, "ev", []byte("k"), Expect{Absent: true}, []byte("v")); !errors.Is(err, ErrConditionFailed) {
 		t.Fatalf("compare-and-swap in an eventual keyspace: %v", err)
 	}
 

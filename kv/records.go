@@ -91,13 +91,21 @@ type recordStore struct {
 	// cannot read, so the record is read, compared and written (in one
 	// synced batch) under the key's stripe.
 	locks [recordLockStripes]sync.Mutex
+	// casLocks serialize the steps of one key's compare-and-swap acceptor
+	// (eventual_cas.go).
+	casLocks casLocks
 }
 
 func newRecordStore(db *storage.DB) *recordStore { return &recordStore{db: db} }
 
 func (s *recordStore) stripe(rangeID uint64, key []byte) *sync.Mutex {
+	return &s.locks[stripeIndex(rangeID, key)]
+}
+
+// stripeIndex is the lock stripe of key in range rangeID.
+func stripeIndex(rangeID uint64, key []byte) uint64 {
 	h := xxhash.Sum64(key) ^ rangeID*0x9E3779B97F4A7C15
-	return &s.locks[h%recordLockStripes]
+	return h % recordLockStripes
 }
 
 // write stores rec as key's record in range rangeID if it is newer than

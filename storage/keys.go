@@ -21,6 +21,7 @@ import (
 //	0x02    consensus state  rangeID(8, BE) suffix(1)                  by suffix:
 //	                                        (suffix 0x01)              HardState / acceptor state
 //	                                        (suffix 0x02)              truncated-log state
+//	                                        (suffix 0x03) user key     per-key CAS acceptor state (eventual ranges)
 //	0x03    log entry        rangeID(8, BE) index(8, BE)               one Raft entry / Paxos slot
 //	0x04    applied state    rangeID(8, BE)                            applied index (and term/ballot)
 //	0x05    hint             escaped(target node)  sequence(8, BE)     a write held for a down replica
@@ -38,6 +39,10 @@ import (
 //     append) are kept apart from its applied state and data (written by the
 //     state machine, in one batch, per DESIGN.md §6), so replacing a state
 //     machine from a snapshot clears exactly the applied state and data.
+//   - Eventual ranges run no consensus group; their compare-and-swap
+//     (Basic Paxos per key) keeps one acceptor state per key in the range's
+//     consensus state span (CASStateKey), apart from the user data that
+//     scans and anti-entropy read, and removed with the replica.
 //   - Hints are grouped by target node and ordered by sequence, so replaying
 //     the hints for one node that came back is one ordered scan (HintSpan).
 //     Node names are strings (SPEC: --node-id), so they are escaped
@@ -68,6 +73,7 @@ const (
 const (
 	consensusHardState      byte = 0x01
 	consensusTruncatedState byte = 0x02
+	consensusCASState       byte = 0x03
 )
 
 // Names of the node metadata keys (prefix 0x01).
@@ -135,6 +141,25 @@ func HardStateKey(rangeID uint64) []byte {
 // which the protocol needs once the log no longer holds that entry.
 func TruncatedStateKey(rangeID uint64) []byte {
 	return consensusStateKey(rangeID, consensusTruncatedState)
+}
+
+// CASStateKey is the key of the Basic Paxos acceptor state of userKey in
+// eventual range rangeID (per-key compare-and-swap). It lies in
+// RangeStateSpan(rangeID), so removing the replica removes it. userKey is
+// copied.
+func CASStateKey(rangeID uint64, userKey []byte) []byte {
+	k := make([]byte, 0, rangeKeyLen+1+len(userKey))
+	k = appendRangePrefix(k, prefixConsensusState, rangeID)
+	return append(append(k, consensusCASState), userKey...)
+}
+
+// DecodeCASStateKey returns the range ID and user key of a key made by
+// CASStateKey. userKey aliases key.
+func DecodeCASStateKey(key []byte) (rangeID uint64, userKey []byte, err error) {
+	if len(key) < rangeKeyLen+1 || key[0] != prefixConsensusState || key[rangeKeyLen] != consensusCASState {
+		return 0, nil, fmt.Errorf("storage: CAS state key %x: %w", key, ErrMalformedKey)
+	}
+	return binary.BigEndian.Uint64(key[1:]), key[rangeKeyLen+1:], nil
 }
 
 func consensusStateKey(rangeID uint64, kind byte) []byte {
@@ -393,6 +418,8 @@ func FormatKey(key []byte) string {
 		return s + "/HardState"
 	case p == prefixConsensusState && len(rest) == 1 && rest[0] == consensusTruncatedState:
 		return s + "/TruncatedState"
+	case p == prefixConsensusState && len(rest) >= 1 && rest[0] == consensusCASState:
+		return fmt.Sprintf("%s/CAS/%q", s, rest[1:])
 	case p == prefixLogEntry && len(rest) == uint64Len:
 		return fmt.Sprintf("%s/%d", s, binary.BigEndian.Uint64(rest))
 	case p == prefixUserData:

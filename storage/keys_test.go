@@ -115,11 +115,40 @@ func TestDecodeMalformedKeys(t *testing.T) {
 
 // TestKeyKindsAreDisjoint checks that every kind of key falls in exactly the
 // spans of its own kind and range.
+func TestCASStateKeyRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		rangeID uint64
+		key     []byte
+	}{{0, nil}, {1, []byte("phone")}, {math.MaxUint64, []byte{0, 0xFF, 1}}} {
+		k := CASStateKey(c.rangeID, c.key)
+		r, uk, err := DecodeCASStateKey(k)
+		if err != nil || r != c.rangeID || !bytes.Equal(uk, c.key) {
+			t.Fatalf("DecodeCASStateKey(CASStateKey(%d, %q)) = %d, %q, %v", c.rangeID, c.key, r, uk, err)
+		}
+		if !RangeStateSpan(c.rangeID).Contains(k) {
+			t.Fatalf("CASStateKey(%d, %q) is outside the range's state span", c.rangeID, c.key)
+		}
+		if bytes.Equal(k, HardStateKey(c.rangeID)) || bytes.Equal(k, TruncatedStateKey(c.rangeID)) {
+			t.Fatalf("CASStateKey(%d, %q) collides with another state key", c.rangeID, c.key)
+		}
+	}
+	for _, bad := range [][]byte{nil, HardStateKey(1), DataKey(1, []byte("k")), {prefixConsensusState, 1}} {
+		if _, _, err := DecodeCASStateKey(bad); !errors.Is(err, ErrMalformedKey) {
+			t.Fatalf("DecodeCASStateKey(%x) = %v, want ErrMalformedKey", bad, err)
+		}
+	}
+	if got, want := FormatKey(CASStateKey(3, []byte("k"))), `/State/r3/CAS/"k"`; got != want {
+		t.Fatalf("FormatKey = %s, want %s", got, want)
+	}
+}
+
 func TestKeyKindsAreDisjoint(t *testing.T) {
 	const r = 7
 	keys := map[string][]byte{
 		"hard state":      HardStateKey(r),
 		"truncated state": TruncatedStateKey(r),
+		"cas empty":       CASStateKey(r, nil),
+		"cas max":         CASStateKey(r, bytes.Repeat([]byte{0xFF}, 64)),
 		"log first":       LogKey(r, 0),
 		"log last":        LogKey(r, math.MaxUint64),
 		"applied":         AppliedStateKey(r),
@@ -134,6 +163,7 @@ func TestKeyKindsAreDisjoint(t *testing.T) {
 	}
 	want := map[string]string{
 		"hard state": "state", "truncated state": "state",
+		"cas empty": "state", "cas max": "state",
 		"log first": "log", "log last": "log",
 		"applied":    "applied",
 		"data empty": "data", "data max": "data",

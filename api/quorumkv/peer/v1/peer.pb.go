@@ -1173,6 +1173,326 @@ func (x *LeafRecordsResponse) GetTruncated() bool {
 	return false
 }
 
+// A Basic Paxos ballot: a round and the proposing node's ID.
+type Ballot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Round         uint64                 `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
+	NodeId        uint64                 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ballot) Reset() {
+	*x = Ballot{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ballot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ballot) ProtoMessage() {}
+
+func (x *Ballot) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ballot.ProtoReflect.Descriptor instead.
+func (*Ballot) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Ballot) GetRound() uint64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *Ballot) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+type CasPrepareRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	From          uint64                 `protobuf:"varint,3,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot        *Ballot                `protobuf:"bytes,4,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CasPrepareRequest) Reset() {
+	*x = CasPrepareRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CasPrepareRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CasPrepareRequest) ProtoMessage() {}
+
+func (x *CasPrepareRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CasPrepareRequest.ProtoReflect.Descriptor instead.
+func (*CasPrepareRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CasPrepareRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *CasPrepareRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *CasPrepareRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *CasPrepareRequest) GetBallot() *Ballot {
+	if x != nil {
+		return x.Ballot
+	}
+	return nil
+}
+
+type CasPrepareResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set when the ballot is refused; promised is then the acceptor's promise.
+	Reject   bool    `protobuf:"varint,1,opt,name=reject,proto3" json:"reject,omitempty"`
+	Promised *Ballot `protobuf:"bytes,2,opt,name=promised,proto3" json:"promised,omitempty"`
+	// What the acceptor has accepted (unset: nothing) and its value.
+	Accepted      *Ballot `protobuf:"bytes,3,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Value         []byte  `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CasPrepareResponse) Reset() {
+	*x = CasPrepareResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CasPrepareResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CasPrepareResponse) ProtoMessage() {}
+
+func (x *CasPrepareResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CasPrepareResponse.ProtoReflect.Descriptor instead.
+func (*CasPrepareResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CasPrepareResponse) GetReject() bool {
+	if x != nil {
+		return x.Reject
+	}
+	return false
+}
+
+func (x *CasPrepareResponse) GetPromised() *Ballot {
+	if x != nil {
+		return x.Promised
+	}
+	return nil
+}
+
+func (x *CasPrepareResponse) GetAccepted() *Ballot {
+	if x != nil {
+		return x.Accepted
+	}
+	return nil
+}
+
+func (x *CasPrepareResponse) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type CasAcceptRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	From          uint64                 `protobuf:"varint,3,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot        *Ballot                `protobuf:"bytes,4,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Value         []byte                 `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CasAcceptRequest) Reset() {
+	*x = CasAcceptRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CasAcceptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CasAcceptRequest) ProtoMessage() {}
+
+func (x *CasAcceptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CasAcceptRequest.ProtoReflect.Descriptor instead.
+func (*CasAcceptRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CasAcceptRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *CasAcceptRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *CasAcceptRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *CasAcceptRequest) GetBallot() *Ballot {
+	if x != nil {
+		return x.Ballot
+	}
+	return nil
+}
+
+func (x *CasAcceptRequest) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type CasAcceptResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set when the ballot is refused; promised is then the acceptor's promise.
+	Reject        bool    `protobuf:"varint,1,opt,name=reject,proto3" json:"reject,omitempty"`
+	Promised      *Ballot `protobuf:"bytes,2,opt,name=promised,proto3" json:"promised,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CasAcceptResponse) Reset() {
+	*x = CasAcceptResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CasAcceptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CasAcceptResponse) ProtoMessage() {}
+
+func (x *CasAcceptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CasAcceptResponse.ProtoReflect.Descriptor instead.
+func (*CasAcceptResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CasAcceptResponse) GetReject() bool {
+	if x != nil {
+		return x.Reject
+	}
+	return false
+}
+
+func (x *CasAcceptResponse) GetPromised() *Ballot {
+	if x != nil {
+		return x.Promised
+	}
+	return nil
+}
+
 var File_quorumkv_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
@@ -1252,7 +1572,29 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\x05limit\x18\x04 \x01(\rR\x05limit\"l\n" +
 	"\x13LeafRecordsResponse\x127\n" +
 	"\aentries\x18\x01 \x03(\v2\x1d.quorumkv.peer.v1.RecordEntryR\aentries\x12\x1c\n" +
-	"\ttruncated\x18\x02 \x01(\bR\ttruncated2\xc8\x05\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"7\n" +
+	"\x06Ballot\x12\x14\n" +
+	"\x05round\x18\x01 \x01(\x04R\x05round\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"\x86\x01\n" +
+	"\x11CasPrepareRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\x04R\x04from\x120\n" +
+	"\x06ballot\x18\x04 \x01(\v2\x18.quorumkv.peer.v1.BallotR\x06ballot\"\xae\x01\n" +
+	"\x12CasPrepareResponse\x12\x16\n" +
+	"\x06reject\x18\x01 \x01(\bR\x06reject\x124\n" +
+	"\bpromised\x18\x02 \x01(\v2\x18.quorumkv.peer.v1.BallotR\bpromised\x124\n" +
+	"\baccepted\x18\x03 \x01(\v2\x18.quorumkv.peer.v1.BallotR\baccepted\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\"\x9b\x01\n" +
+	"\x10CasAcceptRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\x04R\x04from\x120\n" +
+	"\x06ballot\x18\x04 \x01(\v2\x18.quorumkv.peer.v1.BallotR\x06ballot\x12\x14\n" +
+	"\x05value\x18\x05 \x01(\fR\x05value\"a\n" +
+	"\x11CasAcceptResponse\x12\x16\n" +
+	"\x06reject\x18\x01 \x01(\bR\x06reject\x124\n" +
+	"\bpromised\x18\x02 \x01(\v2\x18.quorumkv.peer.v1.BallotR\bpromised2\xfb\x06\n" +
 	"\x04Peer\x12I\n" +
 	"\x04Raft\x12\x1d.quorumkv.peer.v1.RaftRequest\x1a\x1e.quorumkv.peer.v1.RaftResponse\"\x00(\x01\x12G\n" +
 	"\x04Join\x12\x1d.quorumkv.peer.v1.JoinRequest\x1a\x1e.quorumkv.peer.v1.JoinResponse\"\x00\x12V\n" +
@@ -1262,7 +1604,10 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"ReadRecord\x12#.quorumkv.peer.v1.ReadRecordRequest\x1a$.quorumkv.peer.v1.ReadRecordResponse\"\x00\x12\\\n" +
 	"\vScanRecords\x12$.quorumkv.peer.v1.ScanRecordsRequest\x1a%.quorumkv.peer.v1.ScanRecordsResponse\"\x00\x12_\n" +
 	"\fMerkleLeaves\x12%.quorumkv.peer.v1.MerkleLeavesRequest\x1a&.quorumkv.peer.v1.MerkleLeavesResponse\"\x00\x12\\\n" +
-	"\vLeafRecords\x12$.quorumkv.peer.v1.LeafRecordsRequest\x1a%.quorumkv.peer.v1.LeafRecordsResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
+	"\vLeafRecords\x12$.quorumkv.peer.v1.LeafRecordsRequest\x1a%.quorumkv.peer.v1.LeafRecordsResponse\"\x00\x12Y\n" +
+	"\n" +
+	"CasPrepare\x12#.quorumkv.peer.v1.CasPrepareRequest\x1a$.quorumkv.peer.v1.CasPrepareResponse\"\x00\x12V\n" +
+	"\tCasAccept\x12\".quorumkv.peer.v1.CasAcceptRequest\x1a#.quorumkv.peer.v1.CasAcceptResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_quorumkv_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -1276,7 +1621,7 @@ func file_quorumkv_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quorumkv_peer_v1_peer_proto_rawDescData
 }
 
-var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*RaftRequest)(nil),          // 0: quorumkv.peer.v1.RaftRequest
 	(*RaftMessage)(nil),          // 1: quorumkv.peer.v1.RaftMessage
@@ -1298,6 +1643,11 @@ var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*MerkleLeavesResponse)(nil), // 17: quorumkv.peer.v1.MerkleLeavesResponse
 	(*LeafRecordsRequest)(nil),   // 18: quorumkv.peer.v1.LeafRecordsRequest
 	(*LeafRecordsResponse)(nil),  // 19: quorumkv.peer.v1.LeafRecordsResponse
+	(*Ballot)(nil),               // 20: quorumkv.peer.v1.Ballot
+	(*CasPrepareRequest)(nil),    // 21: quorumkv.peer.v1.CasPrepareRequest
+	(*CasPrepareResponse)(nil),   // 22: quorumkv.peer.v1.CasPrepareResponse
+	(*CasAcceptRequest)(nil),     // 23: quorumkv.peer.v1.CasAcceptRequest
+	(*CasAcceptResponse)(nil),    // 24: quorumkv.peer.v1.CasAcceptResponse
 }
 var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	1,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
@@ -1307,27 +1657,36 @@ var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	15, // 4: quorumkv.peer.v1.ScanRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
 	8,  // 5: quorumkv.peer.v1.RecordEntry.record:type_name -> quorumkv.peer.v1.Record
 	15, // 6: quorumkv.peer.v1.LeafRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
-	0,  // 7: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
-	3,  // 8: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
-	5,  // 9: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
-	9,  // 10: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
-	11, // 11: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
-	13, // 12: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
-	16, // 13: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
-	18, // 14: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
-	2,  // 15: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
-	4,  // 16: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
-	6,  // 17: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
-	10, // 18: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
-	12, // 19: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
-	14, // 20: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
-	17, // 21: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
-	19, // 22: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
-	15, // [15:23] is the sub-list for method output_type
-	7,  // [7:15] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	20, // 7: quorumkv.peer.v1.CasPrepareRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
+	20, // 8: quorumkv.peer.v1.CasPrepareResponse.promised:type_name -> quorumkv.peer.v1.Ballot
+	20, // 9: quorumkv.peer.v1.CasPrepareResponse.accepted:type_name -> quorumkv.peer.v1.Ballot
+	20, // 10: quorumkv.peer.v1.CasAcceptRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
+	20, // 11: quorumkv.peer.v1.CasAcceptResponse.promised:type_name -> quorumkv.peer.v1.Ballot
+	0,  // 12: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
+	3,  // 13: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
+	5,  // 14: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
+	9,  // 15: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
+	11, // 16: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
+	13, // 17: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
+	16, // 18: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
+	18, // 19: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
+	21, // 20: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
+	23, // 21: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
+	2,  // 22: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
+	4,  // 23: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
+	6,  // 24: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
+	10, // 25: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
+	12, // 26: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
+	14, // 27: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
+	17, // 28: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
+	19, // 29: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
+	22, // 30: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
+	24, // 31: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
+	22, // [22:32] is the sub-list for method output_type
+	12, // [12:22] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_quorumkv_peer_v1_peer_proto_init() }
@@ -1341,7 +1700,7 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_peer_v1_peer_proto_rawDesc), len(file_quorumkv_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,6 +51,10 @@ const (
 	PeerMerkleLeavesProcedure = "/quorumkv.peer.v1.Peer/MerkleLeaves"
 	// PeerLeafRecordsProcedure is the fully-qualified name of the Peer's LeafRecords RPC.
 	PeerLeafRecordsProcedure = "/quorumkv.peer.v1.Peer/LeafRecords"
+	// PeerCasPrepareProcedure is the fully-qualified name of the Peer's CasPrepare RPC.
+	PeerCasPrepareProcedure = "/quorumkv.peer.v1.Peer/CasPrepare"
+	// PeerCasAcceptProcedure is the fully-qualified name of the Peer's CasAccept RPC.
+	PeerCasAcceptProcedure = "/quorumkv.peer.v1.Peer/CasAccept"
 )
 
 // PeerClient is a client for the quorumkv.peer.v1.Peer service.
@@ -82,6 +86,13 @@ type PeerClient interface {
 	// positions fall in the given leaves of a tree of the given depth,
 	// tombstones included, for anti-entropy.
 	LeafRecords(context.Context, *connect.Request[v1.LeafRecordsRequest]) (*connect.Response[v1.LeafRecordsResponse], error)
+	// CasPrepare is phase 1 of Basic Paxos for one key of an eventual
+	// keyspace (compare-and-swap): this replica's acceptor for the key
+	// promises the ballot, durably, or refuses it.
+	CasPrepare(context.Context, *connect.Request[v1.CasPrepareRequest]) (*connect.Response[v1.CasPrepareResponse], error)
+	// CasAccept is phase 2: this replica's acceptor for the key accepts the
+	// value at the ballot, durably, or refuses it.
+	CasAccept(context.Context, *connect.Request[v1.CasAcceptRequest]) (*connect.Response[v1.CasAcceptResponse], error)
 }
 
 // NewPeerClient constructs a client for the quorumkv.peer.v1.Peer service. By default, it uses the
@@ -143,6 +154,18 @@ func NewPeerClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(peerMethods.ByName("LeafRecords")),
 			connect.WithClientOptions(opts...),
 		),
+		casPrepare: connect.NewClient[v1.CasPrepareRequest, v1.CasPrepareResponse](
+			httpClient,
+			baseURL+PeerCasPrepareProcedure,
+			connect.WithSchema(peerMethods.ByName("CasPrepare")),
+			connect.WithClientOptions(opts...),
+		),
+		casAccept: connect.NewClient[v1.CasAcceptRequest, v1.CasAcceptResponse](
+			httpClient,
+			baseURL+PeerCasAcceptProcedure,
+			connect.WithSchema(peerMethods.ByName("CasAccept")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -156,6 +179,8 @@ type peerClient struct {
 	scanRecords  *connect.Client[v1.ScanRecordsRequest, v1.ScanRecordsResponse]
 	merkleLeaves *connect.Client[v1.MerkleLeavesRequest, v1.MerkleLeavesResponse]
 	leafRecords  *connect.Client[v1.LeafRecordsRequest, v1.LeafRecordsResponse]
+	casPrepare   *connect.Client[v1.CasPrepareRequest, v1.CasPrepareResponse]
+	casAccept    *connect.Client[v1.CasAcceptRequest, v1.CasAcceptResponse]
 }
 
 // Raft calls quorumkv.peer.v1.Peer.Raft.
@@ -198,6 +223,16 @@ func (c *peerClient) LeafRecords(ctx context.Context, req *connect.Request[v1.Le
 	return c.leafRecords.CallUnary(ctx, req)
 }
 
+// CasPrepare calls quorumkv.peer.v1.Peer.CasPrepare.
+func (c *peerClient) CasPrepare(ctx context.Context, req *connect.Request[v1.CasPrepareRequest]) (*connect.Response[v1.CasPrepareResponse], error) {
+	return c.casPrepare.CallUnary(ctx, req)
+}
+
+// CasAccept calls quorumkv.peer.v1.Peer.CasAccept.
+func (c *peerClient) CasAccept(ctx context.Context, req *connect.Request[v1.CasAcceptRequest]) (*connect.Response[v1.CasAcceptResponse], error) {
+	return c.casAccept.CallUnary(ctx, req)
+}
+
 // PeerHandler is an implementation of the quorumkv.peer.v1.Peer service.
 type PeerHandler interface {
 	// Raft carries one node's consensus messages (Raft and Multi-Paxos) to
@@ -227,6 +262,13 @@ type PeerHandler interface {
 	// positions fall in the given leaves of a tree of the given depth,
 	// tombstones included, for anti-entropy.
 	LeafRecords(context.Context, *connect.Request[v1.LeafRecordsRequest]) (*connect.Response[v1.LeafRecordsResponse], error)
+	// CasPrepare is phase 1 of Basic Paxos for one key of an eventual
+	// keyspace (compare-and-swap): this replica's acceptor for the key
+	// promises the ballot, durably, or refuses it.
+	CasPrepare(context.Context, *connect.Request[v1.CasPrepareRequest]) (*connect.Response[v1.CasPrepareResponse], error)
+	// CasAccept is phase 2: this replica's acceptor for the key accepts the
+	// value at the ballot, durably, or refuses it.
+	CasAccept(context.Context, *connect.Request[v1.CasAcceptRequest]) (*connect.Response[v1.CasAcceptResponse], error)
 }
 
 // NewPeerHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -284,6 +326,18 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(peerMethods.ByName("LeafRecords")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerCasPrepareHandler := connect.NewUnaryHandler(
+		PeerCasPrepareProcedure,
+		svc.CasPrepare,
+		connect.WithSchema(peerMethods.ByName("CasPrepare")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerCasAcceptHandler := connect.NewUnaryHandler(
+		PeerCasAcceptProcedure,
+		svc.CasAccept,
+		connect.WithSchema(peerMethods.ByName("CasAccept")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quorumkv.peer.v1.Peer/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerRaftProcedure:
@@ -302,6 +356,10 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 			peerMerkleLeavesHandler.ServeHTTP(w, r)
 		case PeerLeafRecordsProcedure:
 			peerLeafRecordsHandler.ServeHTTP(w, r)
+		case PeerCasPrepareProcedure:
+			peerCasPrepareHandler.ServeHTTP(w, r)
+		case PeerCasAcceptProcedure:
+			peerCasAcceptHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -341,4 +399,12 @@ func (UnimplementedPeerHandler) MerkleLeaves(context.Context, *connect.Request[v
 
 func (UnimplementedPeerHandler) LeafRecords(context.Context, *connect.Request[v1.LeafRecordsRequest]) (*connect.Response[v1.LeafRecordsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.LeafRecords is not implemented"))
+}
+
+func (UnimplementedPeerHandler) CasPrepare(context.Context, *connect.Request[v1.CasPrepareRequest]) (*connect.Response[v1.CasPrepareResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.CasPrepare is not implemented"))
+}
+
+func (UnimplementedPeerHandler) CasAccept(context.Context, *connect.Request[v1.CasAcceptRequest]) (*connect.Response[v1.CasAcceptResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.CasAccept is not implemented"))
 }

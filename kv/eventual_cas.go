@@ -1,0 +1,394 @@
+package kv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/paxos"
+	"github.com/quorumkv/quorumkv/quorum"
+	"github.com/quorumkv/quorumkv/storage"
+	"github.com/quorumkv/quorumkv/wrn"
+)
+
+// Compare-and-swap in eventual keyspaces (issue 6): Basic Paxos per key
+// over the key's replicas, as Cassandra's lightweight transactions do.
+//
+// Every replica of a range keeps, per key that took part in a
+// compare-and-swap, a Basic Paxos acceptor state (paxos.AcceptorState)
+// under storage.CASStateKey: in the range's consensus state span, which
+// eventual ranges do not otherwise use, so that scans and anti-entropy,
+// which read the data span, never see it, and removing the replica
+// removes it. It is written and synced before the acceptor answers.
+//
+// The coordinator runs a paxos.Proposer. The register's value is an
+// encoded record (encodeRecord: value or tombstone, with its HLC
+// version). The update compares the current value, the newer (by version)
+// of the highest accepted value among the phase-1 answers and the key's
+// record read from R replicas before the proposal, to the expectation;
+// if it holds, it proposes the new value under a fresh HLC version. Once
+// chosen, that record is also written to every replica as a normal record
+// (acknowledged after W), so plain reads see it.
+//
+// Quorums: both phases use a majority of the key's replicas, whatever the
+// keyspace's W and R. Paxos is safe only if every phase-1 quorum meets
+// every phase-2 quorum; two majorities always meet, while the W/R sizes
+// meet only when W+R > N, which per-request overrides may break, and a
+// W=N keyspace would make every compare-and-swap wait for every replica.
+// A majority tolerates ⌊(N-1)/2⌋ replicas down, like Cassandra's SERIAL
+// consistency. The record read that seeds a key never written by
+// compare-and-swap uses the keyspace's R, which meets the keyspace's W.
+//
+// PITFALL: the guarantee holds only among compare-and-swaps. A plain Put
+// or Delete of a key also written by compare-and-swap bypasses Paxos: a
+// compare-and-swap running concurrently may miss it, and two compare-and-
+// swaps may both succeed around it. Write such keys only by
+// compare-and-swap (Cassandra's known pitfall of mixing LWT and plain
+// writes).
+
+// maxCASAttempts bounds the proposals of one compare-and-swap preempted by
+// concurrent ones before it answers Unavailable.
+const maxCASAttempts = 30
+
+// newProposerID returns a ballot owner ID unique to one compare-and-swap
+// request: the node ID in the high bits and a counter started at a
+// random value in the low ones. Two proposals of one node (concurrent,
+// or before and after a restart) then never share a ballot, which
+// acceptors would take for retransmissions of one proposal.
+func (n *Node) newProposerID() uint64 {
+	return n.store.NodeID()<<32 | n.casSeq.Add(1)&0xFFFFFFFF
+}
+
+// casSystem is the quorum system of a key's acceptors: a majority of the
+// range's replicas (see above).
+func casSystem(r *RangeDescriptor) (quorum.System, error) {
+	ids := make([]uint64, len(r.Replicas))
+	for i, rep := range r.Replicas {
+		ids[i] = rep.NodeID
+	}
+	return quorum.Majority(ids...)
+}
+
+// checkExpect checks expect against cur, key's current record.
+func checkExpect(key []byte, expect Expect, cur wrn.Record) error {
+	var want string
+	var ok bool
+	switch {
+	case expect.Absent:
+		want, ok = "to be absent", !cur.Exists()
+	case expect.Version != "":
+		want = "to be at version " + expect.Version
+		ok = cur.Exists() && formatRecordVersion(cur.Version) == expect.Version
+	default:
+		want = fmt.Sprintf("to hold %q", abbreviate(expect.Value))
+		ok = cur.Exists() && bytes.Equal(cur.Value, expect.Value)
+	}
+	switch {
+	case ok:
+		return nil
+	case !cur.Exists():
+		return fmt.Errorf("%w: expected key %q %s, but it does not exist", ErrConditionFailed, abbreviate(key), want)
+	}
+	return fmt.Errorf("%w: expected key %q %s, but it holds %q at version %s",
+		ErrConditionFailed, abbreviate(key), want, abbreviate(cur.Value), formatRecordVersion(cur.Version))
+}
+
+// casEventual is CompareAndSwap in eventual keyspace ks (see above).
+func (n *Node) casEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, expect Expect,
+	value []byte) (string, error) {
+	sys, err := casSystem(r)
+	if err != nil {
+		return "", fmt.Errorf("%w: keyspace %s: %v", ErrInvalidArgument, ks.Name, err)
+	}
+	qs, err := n.eventualQuorums(ks, r, QuorumOverride{})
+	if err != nil {
+		return "", err
+	}
+	p := paxos.NewProposer(n.newProposerID(), sys)
+	// The values this request proposed: a preempted proposal's value may
+	// still be chosen, by a later proposer that found it accepted. A
+	// later attempt that finds it is then this request's success, not a
+	// failed condition.
+	ours := map[string]bool{}
+	for attempt := 1; ; attempt++ {
+		// The key's record, for a key Paxos has no value of yet.
+		stored, err := n.readEventual(ctx, ks, r, key, QuorumOverride{})
+		if err != nil {
+			return "", err
+		}
+		var condErr error
+		mine := false
+		update := func(cur []byte, exists bool) ([]byte, bool) {
+			current := stored
+			if exists && ours[string(cur)] {
+				mine = true
+				return cur, false // chosen again by the proposer
+			}
+			if exists {
+				acc, err := decodeRecord(cur)
+				if err != nil {
+					condErr = fmt.Errorf("key %q: accepted compare-and-swap value: %w", abbreviate(key), err)
+					return cur, false
+				}
+				current = wrn.Merge(acc, stored)
+			}
+			if condErr = checkExpect(key, expect, current); condErr != nil {
+				return cur, false
+			}
+			n.observeVersion(current.Version)
+			ts, err := n.clock.Now()
+			if err != nil {
+				condErr = err
+				return cur, false
+			}
+			next := encodeRecord(wrn.Record{Version: wrn.Version{Timestamp: ts, Node: n.store.NodeID()}, Value: value})
+			ours[string(next)] = true
+			return next, true
+		}
+		out, err := n.runProposal(ctx, ks, r, key, p, p.Propose(update))
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case out.Preempted:
+			if attempt >= maxCASAttempts {
+				return "", fmt.Errorf("%w: keyspace %s key %q: compare-and-swap preempted %d times by concurrent ones",
+					ErrUnavailable, ks.Name, abbreviate(key), attempt)
+			}
+			// Randomized backoff, growing, so that dueling proposers
+			// stop preempting each other.
+			backoff := time.Duration(rand.Int64N(int64(time.Millisecond) * int64(min(attempt, 10))))
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+			continue
+		case !out.Applied && !(out.Exists && mine):
+			if condErr == nil {
+				condErr = fmt.Errorf("%w: keyspace %s key %q: compare-and-swap not applied", ErrUnavailable, ks.Name, abbreviate(key))
+			}
+			if out.Exists {
+				// The current value, chosen again: make sure it is the
+				// key's record too, in case its proposer did not live to
+				// write it. Best effort: the condition failed either way.
+				if rec, err := decodeRecord(out.Value); err == nil && stored.Version.Less(rec.Version) {
+					_, _ = n.writeEventualRecord(ctx, ks, r, qs, key, rec)
+				}
+			}
+			return "", condErr
+		}
+		rec, err := decodeRecord(out.Value)
+		if err != nil {
+			return "", err
+		}
+		// Chosen: make it the key's record, so plain reads see it. A
+		// failure here leaves it chosen (a later compare-and-swap sees
+		// it), but plain reads may not yet: Unavailable, as for any write
+		// whose outcome the client cannot know.
+		if _, err := n.writeEventualRecord(ctx, ks, r, qs, key, rec); err != nil {
+			return "", fmt.Errorf("compare-and-swap chosen, but not yet written to W replicas: %w", err)
+		}
+		return formatRecordVersion(rec.Version), nil
+	}
+}
+
+// runProposal sends msgs (a proposal's Prepares) to the key's acceptors
+// and steps p with their answers until the proposal is decided. It is
+// Unavailable when too few acceptors answer.
+func (n *Node) runProposal(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, p *paxos.Proposer,
+	msgs []paxos.BasicMessage) (paxos.Outcome, error) {
+	type reply struct {
+		to  uint64
+		m   paxos.BasicMessage
+		err error
+	}
+	// Two phases of one message per acceptor: senders never block.
+	replies := make(chan reply, 2*len(r.Replicas))
+	outstanding := 0
+	send := func(msgs []paxos.BasicMessage) {
+		for _, m := range msgs {
+			outstanding++
+			n.inflight.Add(1)
+			go func() {
+				defer n.inflight.Done()
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.replicaTimeout)
+				defer cancel()
+				rm, err := n.sendCAS(sctx, m.To, r.ID, key, m)
+				replies <- reply{m.To, rm, err}
+			}()
+		}
+	}
+	send(msgs)
+	var errs []error
+	for {
+		if out, done := p.Outcome(); done {
+			return out, nil
+		}
+		if outstanding == 0 {
+			return paxos.Outcome{}, fmt.Errorf("%w: keyspace %s range %d key %q: compare-and-swap needs a majority of %d replicas "+
+				"to answer each Paxos phase: %w", ErrUnavailable, ks.Name, r.ID, abbreviate(key), len(r.Replicas), errors.Join(errs...))
+		}
+		select {
+		case rp := <-replies:
+			outstanding--
+			if rp.err != nil {
+				errs = append(errs, fmt.Errorf("node %d: %w", rp.to, rp.err))
+				continue
+			}
+			send(p.Step(rp.m))
+		case <-ctx.Done():
+			return paxos.Outcome{}, fmt.Errorf("%w (keyspace %s compare-and-swap)", ctx.Err(), ks.Name)
+		}
+	}
+}
+
+// sendCAS hands m to node to's acceptor of key: directly if it is this
+// node.
+func (n *Node) sendCAS(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
+	if to == n.store.NodeID() {
+		return n.stepLocalCAS(rangeID, key, m)
+	}
+	return n.recordPeers.casStep(ctx, to, rangeID, key, m)
+}
+
+// stepLocalCAS steps this replica's acceptor of key in range rangeID with
+// m (a Prepare or an Accept) and returns its answer, after persisting its
+// state when it changed.
+func (n *Node) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
+	if err := n.limits.CheckKey(key); err != nil {
+		return paxos.BasicMessage{}, err
+	}
+	switch m.Type {
+	case paxos.BasicPrepare:
+	case paxos.BasicAccept:
+		// The proposal is an encoded record: the limit is on its value.
+		rec, err := decodeRecord(m.Value)
+		if err != nil {
+			return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap proposal: %v", ErrInvalidArgument, err)
+		}
+		if err := n.limits.CheckValue(rec.Value); err != nil {
+			return paxos.BasicMessage{}, err
+		}
+	default:
+		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", ErrInvalidArgument, m.Type)
+	}
+	if _, err := n.localEventualRange(rangeID); err != nil {
+		return paxos.BasicMessage{}, err
+	}
+	return n.records.stepAcceptor(n.store.NodeID(), rangeID, key, m)
+}
+
+// stepAcceptor runs key's acceptor (see stepLocalCAS) under the key's
+// stripe of casLocks.
+func (s *recordStore) stepAcceptor(self, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
+	mu := s.casStripe(rangeID, key)
+	mu.Lock()
+	defer mu.Unlock()
+	sk := storage.CASStateKey(rangeID, key)
+	var st paxos.AcceptorState
+	raw, err := s.db.Get(sk)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return paxos.BasicMessage{}, err
+	default:
+		if err := st.Unmarshal(raw); err != nil {
+			return paxos.BasicMessage{}, fmt.Errorf("%w: range %d key %q: %v", ErrCorrupt, rangeID, abbreviate(key), err)
+		}
+	}
+	m.To = self
+	rd := paxos.NewAcceptor(self, st).Step(m)
+	if rd.Persist {
+		b := s.db.NewBatch()
+		defer b.Close()
+		if err := b.Set(sk, rd.State.Marshal()); err != nil {
+			return paxos.BasicMessage{}, err
+		}
+		if err := b.Commit(true /* sync: a reply is a promise */); err != nil {
+			return paxos.BasicMessage{}, err
+		}
+	}
+	if len(rd.Messages) != 1 {
+		return paxos.BasicMessage{}, fmt.Errorf("acceptor answered %d messages to %v", len(rd.Messages), m.Type)
+	}
+	return rd.Messages[0], nil
+}
+
+// casLocks serialize the acceptor steps of one key on a replica.
+type casLocks [recordLockStripes]sync.Mutex
+
+func (s *recordStore) casStripe(rangeID uint64, key []byte) *sync.Mutex {
+	return &s.casLocks[stripeIndex(rangeID, key)]
+}
+
+func ballotToProto(b paxos.Ballot) *peerv1.Ballot {
+	if b.IsZero() {
+		return nil
+	}
+	return &peerv1.Ballot{Round: b.Round, NodeId: b.NodeID}
+}
+
+func ballotFromProto(b *peerv1.Ballot) paxos.Ballot {
+	if b == nil {
+		return paxos.Ballot{}
+	}
+	return paxos.Ballot{Round: b.Round, NodeID: b.NodeId}
+}
+
+func (c connectRecords) casStep(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
+	addr, ok := c.n.store.nodeAddr(to)
+	if !ok {
+		return paxos.BasicMessage{}, fmt.Errorf("%w: node %d has no known address", ErrUnavailable, to)
+	}
+	cl := c.n.peers.peerClient(addr)
+	reply := paxos.BasicMessage{From: to, To: m.From, Ballot: m.Ballot}
+	switch m.Type {
+	case paxos.BasicPrepare:
+		resp, err := cl.CasPrepare(ctx, connect.NewRequest(&peerv1.CasPrepareRequest{RangeId: rangeID, Key: key, From: m.From,
+			Ballot: ballotToProto(m.Ballot)}))
+		if err != nil {
+			return paxos.BasicMessage{}, err
+		}
+		reply.Type, reply.Reject, reply.Promised = paxos.BasicPromise, resp.Msg.Reject, ballotFromProto(resp.Msg.Promised)
+		reply.Accepted, reply.Value = ballotFromProto(resp.Msg.Accepted), resp.Msg.Value
+	case paxos.BasicAccept:
+		resp, err := cl.CasAccept(ctx, connect.NewRequest(&peerv1.CasAcceptRequest{RangeId: rangeID, Key: key, From: m.From,
+			Ballot: ballotToProto(m.Ballot), Value: m.Value}))
+		if err != nil {
+			return paxos.BasicMessage{}, err
+		}
+		reply.Type, reply.Reject, reply.Promised = paxos.BasicAccepted, resp.Msg.Reject, ballotFromProto(resp.Msg.Promised)
+	default:
+		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", ErrInvalidArgument, m.Type)
+	}
+	return reply, nil
+}
+
+func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1.CasPrepareRequest]) (*connect.Response[peerv1.CasPrepareResponse], error) {
+	m := req.Msg
+	rm, err := p.node.stepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicPrepare, From: m.From,
+		Ballot: ballotFromProto(m.Ballot)})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.CasPrepareResponse{Reject: rm.Reject, Promised: ballotToProto(rm.Promised),
+		Accepted: ballotToProto(rm.Accepted), Value: rm.Value}), nil
+}
+
+func (p *peerServer) CasAccept(ctx context.Context, req *connect.Request[peerv1.CasAcceptRequest]) (*connect.Response[peerv1.CasAcceptResponse], error) {
+	m := req.Msg
+	rm, err := p.node.stepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicAccept, From: m.From,
+		Ballot: ballotFromProto(m.Ballot), Value: m.Value})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.CasAcceptResponse{Reject: rm.Reject, Promised: ballotToProto(rm.Promised)}), nil
+}

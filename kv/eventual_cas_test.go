@@ -1,0 +1,135 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/paxos"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// The flash sale on an eventual keyspace: buyers on every node race to
+// compare-and-swap "for sale" to their name; exactly one wins, the others
+// learn who did, and a plain read with R=all sees the winner.
+func TestEventualCASFlashSale(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
+	rangeID := c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "shop", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	if _, err := c.nodes[0].Put(ctx, "shop", []byte("phone"), []byte("for sale")); err != nil {
+		t.Fatal(err)
+	}
+	const buyersPerNode = 4
+	var (
+		mu      sync.Mutex
+		winners []string
+		losers  int
+	)
+	var wg sync.WaitGroup
+	for i, n := range c.nodes {
+		for j := range buyersPerNode {
+			buyer := fmt.Sprintf("buyer-%d-%d", i, j)
+			wg.Go(func() {
+				_, err := n.CompareAndSwap(ctx, "shop", []byte("phone"), Expect{Value: []byte("for sale")}, []byte("sold to "+buyer))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					winners = append(winners, buyer)
+				case errors.Is(err, ErrConditionFailed) && strings.Contains(err.Error(), `holds "sold to buyer-`):
+					losers++
+				default:
+					t.Errorf("%s: %v", buyer, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(winners) != 1 || losers != 3*buyersPerNode-1 {
+		t.Fatalf("winners %v, %d losers; want exactly one winner", winners, losers)
+	}
+	kv, err := c.nodes[2].GetWith(ctx, "shop", []byte("phone"), QuorumOverride{RLevel: "all"})
+	if err != nil || string(kv.Value) != "sold to "+winners[0] {
+		t.Fatalf("plain read after the sale: %+v, %v; want sold to %s", kv, err, winners[0])
+	}
+	// The acceptor states are durable, apart from the data (a scan shows
+	// the one key): a majority accepted the sold value.
+	holders := 0
+	for _, n := range c.nodes {
+		n.inflight.Wait()
+		var st paxos.AcceptorState
+		raw, err := n.db.Get(storage.CASStateKey(rangeID, []byte("phone")))
+		if err == nil && st.Unmarshal(raw) == nil && !st.Accepted.IsZero() {
+			if rec, err := decodeRecord(st.Value); err == nil && string(rec.Value) == "sold to "+winners[0] {
+				holders++
+			}
+		}
+	}
+	if holders < 2 {
+		t.Fatalf("%d replicas accepted the sold value; want a majority", holders)
+	}
+	kvs, _, err := c.nodes[0].Scan(ctx, "shop", nil, nil, 10)
+	if err != nil || len(kvs) != 1 {
+		t.Fatalf("scan: %v, %v; want the phone only", keysOf(kvs), err)
+	}
+}
+
+// Dueling put-if-absent from two coordinators, over many keys: exactly one
+// per key wins. With one replica down compare-and-swap goes on (a
+// majority); with two, it is Unavailable.
+func TestEventualCASPutIfAbsent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{HintReplayInterval: time.Hour} })
+	c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	a, b := c.nodes[0], c.nodes[1]
+	for k := range 10 {
+		key := fmt.Appendf(nil, "k%d", k)
+		var wins [2]int
+		var wg sync.WaitGroup
+		for i, n := range []*Node{a, b} {
+			wg.Go(func() {
+				for try := range 3 {
+					_, err := n.CompareAndSwap(ctx, "ev", key, Expect{Absent: true}, fmt.Appendf(nil, "%d.%d", i, try))
+					switch {
+					case err == nil:
+						wins[i]++
+					case !errors.Is(err, ErrConditionFailed):
+						t.Errorf("put-if-absent of %s through node %d: %v", key, i, err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if wins[0]+wins[1] != 1 {
+			t.Fatalf("key %s: wins %v; want exactly one", key, wins)
+		}
+	}
+
+	c.setDown(2, true)
+	if _, err := a.CompareAndSwap(ctx, "ev", []byte("k0"), Expect{Absent: true}, []byte("x")); !errors.Is(err, ErrConditionFailed) ||
+		!strings.Contains(err.Error(), "expected key \"k0\" to be absent, but it holds") {
+		t.Fatalf("put-if-absent of an existing key with c down: %v", err)
+	}
+	v, err := b.CompareAndSwap(ctx, "ev", []byte("new"), Expect{Absent: true}, []byte("1"))
+	if err != nil {
+		t.Fatalf("put-if-absent with c down: %v", err)
+	}
+	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), Expect{Version: v}, []byte("2")); err != nil {
+		t.Fatalf("cas at version %s with c down: %v", v, err)
+	}
+	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), Expect{Version: v}, []byte("3")); !errors.Is(err, ErrConditionFailed) ||
+		!strings.Contains(err.Error(), `holds "2"`) {
+		t.Fatalf("cas at a stale version: %v", err)
+	}
+	c.setDown(1, true)
+	_, err = a.CompareAndSwap(ctx, "ev", []byte("other"), Expect{Absent: true}, []byte("1"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("cas with two of three replicas down: %v", err)
+	}
+}
