@@ -107,19 +107,10 @@ var readRepairsOK = regexp.MustCompile(`(?m)^quorumkv_wrn_read_repairs_total\{re
 // node's /metrics (0 if absent).
 func readRepairs(t testing.TB, node *kvd) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + node.addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := readRepairsOK.FindSubmatch(body)
+	m := readRepairsOK.FindStringSubmatch(metricsText(t, node))
 	if m == nil {
 		return 0
 	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	v, _ := strconv.ParseFloat(m[1], 64)
 	return v
 }
