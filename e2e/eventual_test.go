@@ -13,8 +13,8 @@ import (
 // TestEventualKeyspace runs an eventual keyspace, N=3 W=2 R=2, on three
 // kvd processes: every node coordinates puts and gets; with one node
 // killed, W=2 writes and R=2 reads go on while --w 3 and --r 3 fail with
-// Unavailable naming the counts; restarted, the node serves R=3 reads
-// again, and the read repairs it needed are counted.
+// Unavailable naming the counts; restarted, the node receives the writes
+// it missed as hints and serves R=3 reads again.
 func TestEventualKeyspace(t *testing.T) {
 	nodes := startCluster(t, 3)
 	nodes[0].must(0, "keyspace", "create", "ev", "--mode", "eventual", "--replicas", "3", "--w", "2", "--r", "2")
@@ -69,15 +69,26 @@ func TestEventualKeyspace(t *testing.T) {
 	}
 	t.Logf("with n3 down: %s", strings.TrimSpace(errOut))
 
-	restarted := startKVD(t, nodes[2].dataDir, "--node-id", "n3", "--zone", "z3", "--join", nodes[0].gossip)
+	// Restarted with its old configuration, addresses included. This once
+	// never became ready: meta's leader, quiesced, woke on the restarted
+	// follower's election attempt and quiesced again before it sent a
+	// heartbeat, so the follower never learned who led.
+	restarted := restartKVD(t, nodes[2], "--node-id", "n3", "--zone", "z3", "--join", nodes[0].gossip)
+	// Hinted handoff: the writes n3 missed were kept as hints by the
+	// coordinators (n1, n2) and are replayed once gossip sees n3 again.
+	hintsDelivered := func() float64 {
+		return counter(t, nodes[0], "quorumkv_wrn_hints_delivered_total") + counter(t, nodes[1], "quorumkv_wrn_hints_delivered_total")
+	}
+	waitFor(t, "the hints for n3 to be delivered", func() bool { return hintsDelivered() > 0 })
+	t.Logf("hints queued while n3 was down: %v, delivered after its restart: %v",
+		counter(t, nodes[0], "quorumkv_wrn_hints_queued_total")+counter(t, nodes[1], "quorumkv_wrn_hints_queued_total"), hintsDelivered())
 	waitFor(t, "an R=3 read through the restarted node", func() bool {
 		code, out, _ := restarted.kvctl("", "-k", "ev", "get", "x", "--r", "3")
 		// The failed W=3 write reached n1 and n2: it is not undone.
 		return code == 0 && strings.TrimSpace(out) == "w3"
 	})
-	waitFor(t, "the restarted node's read repair to be counted", func() bool {
-		return readRepairs(t, restarted) > 0
-	})
+	// Hints usually bring n3 level before any read does, so read repair
+	// may find nothing to do here (kv's tests cover it); it is reported.
 	nodes[0].must(0, "-k", "ev", "put", "x", "all", "--w", "3")
 	t.Logf("read repairs counted by the restarted node: %v", readRepairs(t, restarted))
 	if body := metricsText(t, nodes[0]); !strings.Contains(body, `quorumkv_wrn_reads_total{keyspace="ev"}`) ||
@@ -99,6 +110,17 @@ func metricsText(t testing.TB, node *kvd) string {
 		t.Fatal(err)
 	}
 	return string(body)
+}
+
+// counter reads an unlabelled counter from node's /metrics (0 if absent).
+func counter(t testing.TB, node *kvd, name string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(metricsText(t, node))
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
 }
 
 var readRepairsOK = regexp.MustCompile(`(?m)^quorumkv_wrn_read_repairs_total\{result="ok"\} (\S+)$`)

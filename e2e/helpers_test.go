@@ -69,7 +69,19 @@ type kvd struct {
 
 func startKVD(t testing.TB, dataDir string, extra ...string) *kvd {
 	t.Helper()
-	k := &kvd{t: t, dataDir: dataDir, addr: freeAddr(t), gossip: freeAddr(t), log: &bytes.Buffer{}, exited: make(chan error, 1)}
+	return startKVDAt(t, dataDir, freeAddr(t), freeAddr(t), extra...)
+}
+
+// restartKVD starts a node again on its data dir and its old addresses,
+// as a restarted server with the same configuration would.
+func restartKVD(t testing.TB, old *kvd, extra ...string) *kvd {
+	t.Helper()
+	return startKVDAt(t, old.dataDir, old.addr, old.gossip, extra...)
+}
+
+func startKVDAt(t testing.TB, dataDir, addr, gossip string, extra ...string) *kvd {
+	t.Helper()
+	k := &kvd{t: t, dataDir: dataDir, addr: addr, gossip: gossip, log: &bytes.Buffer{}, exited: make(chan error, 1)}
 	args := append([]string{"--node-id", "n1", "--data-dir", dataDir, "--listen", k.addr, "--gossip", k.gossip}, extra...)
 	k.cmd = exec.Command(bin.kvd, args...)
 	k.cmd.Stdout, k.cmd.Stderr = k.log, k.log

@@ -48,8 +48,10 @@ const (
 	// leaves a returned replica stale for longer.
 	DefaultHintReplayInterval = time.Second
 	// maxHintBackoff bounds the wait before retrying a target whose
-	// replay failed.
-	maxHintBackoff = 30 * time.Second
+	// replay failed. A replay is one RPC, so retries are cheap; and a
+	// node that just came back fails the first ones until its catalog has
+	// caught up, so a long backoff would leave it stale for no reason.
+	maxHintBackoff = 5 * time.Second
 	// hintReplayBatch is how many hints one replay step reads into memory.
 	hintReplayBatch = 128
 )

@@ -173,11 +173,15 @@ func (s *Store) touch(r *replica) {
 	s.wake(r)
 }
 
-// wake makes a quiesced replica tick again.
+// wake makes a quiesced replica tick again, for at least
+// quiesceAfterTicks ticks: a leader woken by a restarted follower's
+// election attempt must heartbeat it before quiescing again, or the
+// follower never learns who leads.
 func (s *Store) wake(r *replica) {
 	if !r.quiesced {
 		return
 	}
+	r.idleTicks = 0
 	r.quiesced = false
 	s.quiesce.count--
 	if rs := s.quiesce.followers[r.leader]; rs != nil {
