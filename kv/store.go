@@ -125,6 +125,8 @@ type Store struct {
 	catalogReload  bool
 	nextRequest    uint64
 	quiesce        quiesceState
+	// ordered caches sortedReplicas; nil when the replicas changed.
+	ordered []*replica
 	// droppedEventual are eventual ranges held here whose keyspace was
 	// dropped: their records are deleted once the drop is applied.
 	droppedEventual []uint64
@@ -228,6 +230,7 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 		return nil, err
 	}
 	s.replicas[MetaRangeID] = meta
+	s.ordered = nil
 	meta.core.campaignIfAlone(s.nodeID)
 	if err := s.reconcile(); err != nil {
 		return nil, err
@@ -406,6 +409,7 @@ func (s *Store) reconcile() error {
 			return err
 		}
 		s.replicas[desc.ID] = r
+		s.ordered = nil
 		r.core.campaignIfAlone(s.nodeID)
 		s.logger.Debug("started replica", "range", desc.ID, "keyspace", desc.Keyspace)
 	}
@@ -419,6 +423,7 @@ func (s *Store) reconcile() error {
 		}
 		r.failAll(fmt.Errorf("%w: range %d was removed", ErrNoKeyspace, id))
 		delete(s.replicas, id)
+		s.ordered = nil
 		if err := s.destroyReplica(id); err != nil {
 			return err
 		}
@@ -459,17 +464,24 @@ func (d demoted) Handle(ctx context.Context, r slog.Record) error {
 func (d demoted) WithAttrs(as []slog.Attr) slog.Handler { return demoted{d.Handler.WithAttrs(as)} }
 func (d demoted) WithGroup(g string) slog.Handler       { return demoted{d.Handler.WithGroup(g)} }
 
+// sortedReplicas returns the replicas in range order, for the rounds that
+// must visit them deterministically. The slice is kept until the set of
+// replicas changes (every round walks it, so it is not rebuilt each time);
+// callers must not modify it.
 func (s *Store) sortedReplicas() []*replica {
+	if s.ordered != nil {
+		return s.ordered
+	}
 	ids := make([]uint64, 0, len(s.replicas))
 	for id := range s.replicas {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	out := make([]*replica, len(ids))
+	s.ordered = make([]*replica, len(ids))
 	for i, id := range ids {
-		out[i] = s.replicas[id]
+		s.ordered[i] = s.replicas[id]
 	}
-	return out
+	return s.ordered
 }
 
 // Close stops the store's goroutine and answers every waiting client.
