@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
@@ -57,29 +56,13 @@ func (n *Node) rangeMerkle(r *RangeDescriptor, depth int) (*wrn.Merkle, error) {
 // in key order, until f returns false. The key and value alias the
 // iterator: f copies what it keeps.
 func (n *Node) eachRecord(rangeID uint64, f func(key []byte, rec wrn.Record) bool) error {
-	it, err := n.db.NewIter(storage.DataPrefixSpan(rangeID, nil))
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
-		_, key, err := storage.DecodeDataKey(it.Key())
-		if err != nil {
-			return err
-		}
-		raw, err := it.Value()
-		if err != nil {
-			return err
-		}
+	return eachData(n.db, rangeID, nil, nil, func(key, raw []byte) (bool, error) {
 		rec, err := decodeRecord(raw)
 		if err != nil {
-			return fmt.Errorf("range %d key %q: %w", rangeID, abbreviate(key), err)
+			return false, fmt.Errorf("range %d key %q: %w", rangeID, abbreviate(key), err)
 		}
-		if !f(key, rec) {
-			break
-		}
-	}
-	return it.Error()
+		return f(key, rec), nil
+	})
 }
 
 // localMerkleLeaves returns the leaf hashes of this replica's tree of

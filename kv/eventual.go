@@ -383,11 +383,7 @@ func (n *Node) scanEventual(ctx context.Context, ks KeyspaceDescriptor, prefix, 
 		}
 		all = append(all, kvs...)
 	}
-	slices.SortFunc(all, func(a, b KeyValue) int { return bytes.Compare(a.Key, b.Key) })
-	more := len(all) > limit
-	if more {
-		all = all[:limit]
-	}
+	all, more := mergePages(all, limit)
 	return all, more, nil
 }
 

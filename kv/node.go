@@ -408,11 +408,7 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 		}
 		all = append(all, kvs...)
 	}
-	slices.SortFunc(all, func(a, b KeyValue) int { return bytes.Compare(a.Key, b.Key) })
-	more := len(all) > limit
-	if more {
-		all = all[:limit]
-	}
+	all, more := mergePages(all, limit)
 	return all, more, nil
 }
 
@@ -420,33 +416,16 @@ func (n *Node) scanRange(ctx context.Context, rangeID uint64, prefix, startAfter
 	if err := n.store.readBarrier(ctx, rangeID); err != nil {
 		return nil, err
 	}
-	it, err := n.db.NewIter(storage.DataPrefixSpan(rangeID, prefix))
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
 	var out []KeyValue
-	ok := it.First()
-	if len(startAfter) > 0 {
-		// The first key after startAfter: startAfter followed by a zero byte.
-		ok = it.SeekGE(storage.DataKey(rangeID, append(bytes.Clone(startAfter), 0)))
-	}
-	for ; ok && len(out) < limit; ok = it.Next() {
-		_, key, err := storage.DecodeDataKey(it.Key())
-		if err != nil {
-			return nil, err
-		}
-		raw, err := it.Value()
-		if err != nil {
-			return nil, err
-		}
+	err := eachData(n.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
 		v, err := decodeValue(raw)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		out = append(out, KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(v.data), Version: formatVersion(rangeID, v.version)})
-	}
-	return out, it.Error()
+		return len(out) < limit, nil
+	})
+	return out, err
 }
 
 // scanRemote scans one range on its leader, another node.

@@ -167,31 +167,15 @@ type keyRecord struct {
 // startAfter, in key order, tombstones included (they count toward limit:
 // the coordinator needs them to hide older values of other replicas).
 func (s *recordStore) scan(rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
-	it, err := s.db.NewIter(storage.DataPrefixSpan(rangeID, prefix))
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
 	var out []keyRecord
-	ok := it.First()
-	if len(startAfter) > 0 {
-		ok = it.SeekGE(storage.DataKey(rangeID, append(bytes.Clone(startAfter), 0)))
-	}
-	for ; ok && len(out) < limit; ok = it.Next() {
-		_, key, err := storage.DecodeDataKey(it.Key())
-		if err != nil {
-			return nil, err
-		}
-		raw, err := it.Value()
-		if err != nil {
-			return nil, err
-		}
+	err := eachData(s.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
 		rec, err := decodeRecord(raw)
 		if err != nil {
-			return nil, fmt.Errorf("range %d key %q: %w", rangeID, abbreviate(key), err)
+			return false, fmt.Errorf("range %d key %q: %w", rangeID, abbreviate(key), err)
 		}
 		rec.Value = bytes.Clone(rec.Value)
 		out = append(out, keyRecord{Key: bytes.Clone(key), Record: rec})
-	}
-	return out, it.Error()
+		return len(out) < limit, nil
+	})
+	return out, err
 }

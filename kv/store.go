@@ -362,29 +362,14 @@ func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
 
 // loadCatalog reads meta's data into the catalog.
 func (s *Store) loadCatalog() error {
-	it, err := s.db.NewIter(storage.RangeDataSpan(MetaRangeID))
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
-		_, key, err := storage.DecodeDataKey(it.Key())
-		if err != nil {
-			return err
-		}
-		raw, err := it.Value()
-		if err != nil {
-			return err
-		}
+	err := eachData(s.db, MetaRangeID, nil, nil, func(key, raw []byte) (bool, error) {
 		v, err := decodeValue(raw)
 		if err != nil {
-			return err
+			return false, err
 		}
-		if err := s.cat.load(key, v.data); err != nil {
-			return err
-		}
-	}
-	if err := it.Error(); err != nil {
+		return true, s.cat.load(key, v.data)
+	})
+	if err != nil {
 		return err
 	}
 	s.publish()
