@@ -15,38 +15,64 @@ import (
 // Merkle trees of their records (position = HashKey(key), entry =
 // wrn.EntryHash of the key's version) and, for the leaves that differ,
 // exchange the records of those leaves; each side keeps the newer record
-// of every key (last writer wins). A background loop does one exchange
-// (one range, one peer) per interval, so its cost is bounded whatever the
-// number of ranges: a full scan of one range on each side, one tree
-// message of 2^antiEntropyDepth hashes, and at most the scan limit of
-// records each way.
+// of every key (last writer wins). A background loop runs one round per
+// interval: one range, compared with each of its other replicas in turn,
+// so its cost is bounded whatever the number of ranges: a scan of the
+// range here and one on each peer, one tree message of 2^antiEntropyDepth
+// hashes per peer, and at most the scan limit of records each way.
 //
-// Not done yet: tombstone purging (it needs every replica known to hold
-// a tombstone) and incremental trees (each exchange rescans the range).
-// A leaf holding more differing records than the scan limit is repaired
-// over several exchanges only if the first ones in key order converge.
+// Tombstones are purged only once every replica is known to hold them:
+// a tombstone older than the purge horizon (now minus the tombstone
+// grace) is left out of the trees, as if absent, and a round that found a
+// leaf identical on every other replica deletes the leaf's tombstones
+// past the horizon. Identical leaves mean that no replica holds a live
+// value the tombstone hides (it would be in the tree), so deleting it
+// resurrects nothing; a replica that still holds an older live value
+// differs, gets the tombstone in the exchange, and the purge waits. The
+// grace bounds what could still bring an older value back once every
+// replica purged: it is longer than the hint window (a hint older than
+// that is dropped, see hints.go) plus the replica timeout and the clock
+// offset, so no hint, repair or retried write of a version older than
+// the horizon is still on its way.
+//
+// Not done yet: incremental trees (each round rescans the range). A leaf
+// holding more differing records than the scan limit is repaired over
+// several rounds only if the first ones in key order converge.
 
 const (
-	// DefaultAntiEntropyInterval is the time between two exchanges of a
+	// DefaultAntiEntropyInterval is the time between two rounds of a
 	// node. Too low spends disk reads and network on ranges that agree;
 	// too high leaves replicas that missed writes (dropped or expired
-	// hints, failed repairs) stale for longer: a node with k eventual
-	// ranges of N replicas visits each (range, peer) pair every
-	// k*(N-1) intervals.
+	// hints, failed repairs) stale for longer, and tombstones unpurged: a
+	// node with k eventual ranges visits each every k intervals.
 	DefaultAntiEntropyInterval = 10 * time.Second
+	// tombstoneGraceMargin is how much longer than the hint window
+	// tombstones are kept at least (NodeConfig.TombstoneGrace). Too low
+	// risks resurrecting a deleted value that a late message still
+	// carries; too high keeps deleted keys' tombstones on disk longer.
+	tombstoneGraceMargin = time.Hour
 	// antiEntropyDepth is the trees' depth: 1024 leaves, 8 KiB of hashes
 	// per exchange; a range of a million keys has ~1000 keys per leaf.
 	antiEntropyDepth = 10
 )
 
-// rangeMerkle builds this replica's tree of range r at depth.
-func (n *Node) rangeMerkle(r *RangeDescriptor, depth int) (*wrn.Merkle, error) {
+// purgeHorizon is the wall time (Unix nanoseconds) before which
+// tombstones may be purged: now minus the tombstone grace.
+func (n *Node) purgeHorizon() int64 {
+	return n.hints.now() - int64(n.tombstoneGrace)
+}
+
+// rangeMerkle builds this replica's tree of range r at depth, leaving out
+// the tombstones older than horizon.
+func (n *Node) rangeMerkle(r *RangeDescriptor, depth int, horizon int64) (*wrn.Merkle, error) {
 	m, err := wrn.NewMerkle(r.Span.Lo, r.Span.Hi, depth)
 	if err != nil {
 		return nil, err
 	}
 	err = n.eachRecord(r.ID, func(key []byte, rec wrn.Record) bool {
-		m.Toggle(HashKey(key), wrn.EntryHash(key, rec.Version, rec.Tombstone))
+		if !rec.Tombstone || rec.Version.Timestamp.WallTime >= horizon {
+			m.Toggle(HashKey(key), wrn.EntryHash(key, rec.Version, rec.Tombstone))
+		}
 		return true
 	})
 	return m, err
@@ -72,7 +98,7 @@ func (n *Node) localMerkleLeaves(rangeID uint64, depth int) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := n.rangeMerkle(r, depth)
+	m, err := n.rangeMerkle(r, depth, n.purgeHorizon())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
@@ -112,164 +138,272 @@ func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limi
 	return out, truncated, err
 }
 
-// antiEntropyExchange compares this replica's tree of range r with
-// peer's and exchanges the records of the leaves that differ, each side
-// keeping the newer record of each key. It returns how many leaves
-// differed.
-func (n *Node) antiEntropyExchange(ctx context.Context, r *RangeDescriptor, peer uint64) (int, error) {
-	mine, err := n.rangeMerkle(r, antiEntropyDepth)
-	if err != nil {
-		return 0, err
-	}
-	theirs, err := n.recordPeers.merkleLeaves(ctx, peer, r.ID, antiEntropyDepth)
-	if err != nil {
-		return 0, err
-	}
-	local := mine.LeafHashes()
-	if len(theirs) != len(local) {
-		return 0, fmt.Errorf("%w: node %d sent %d merkle leaves, want %d", ErrCorrupt, peer, len(theirs), len(local))
-	}
-	var diff []uint32
-	for i := range local {
-		if local[i] != theirs[i] {
-			diff = append(diff, uint32(i))
-		}
-	}
-	if len(diff) == 0 {
-		return 0, nil
-	}
-	n.store.cfg.Metrics.AntiEntropyMismatches.Add(float64(len(diff)))
-	limit := n.limits.MaxScanKeys
-	remote, _, err := n.recordPeers.leafRecords(ctx, peer, r.ID, antiEntropyDepth, diff, limit)
-	if err != nil {
-		return len(diff), err
-	}
-	ours, _, err := n.localLeafRecords(r.ID, antiEntropyDepth, diff, limit)
-	if err != nil {
-		return len(diff), err
-	}
-	theirByKey := make(map[string]wrn.Record, len(remote))
-	for _, kr := range remote {
-		theirByKey[string(kr.Key)] = kr.Record
-		if _, _, err := n.writeLocalRecord(r.ID, kr.Key, kr.Record); err != nil {
-			return len(diff), err
-		}
-	}
-	for _, kr := range ours {
-		if !theirByKey[string(kr.Key)].Version.Less(kr.Record.Version) {
-			continue // the peer holds this version or a newer one
-		}
-		if _, err := n.recordPeers.writeRecord(ctx, peer, r.ID, kr.Key, kr.Record); err != nil {
-			return len(diff), err
-		}
-	}
-	return len(diff), nil
+// antiEntropyRound is one anti-entropy round of a range on this replica:
+// this node's tree, built once, is compared with each peer's in turn
+// (one request at a time), and the records of the leaves that differ are
+// exchanged, each side keeping the newer record of each key. If every
+// other replica answered, the tombstones past the purge horizon in the
+// leaves that matched all of them are purged (see above).
+type antiEntropyRound struct {
+	n       *Node
+	r       *RangeDescriptor
+	peers   []uint64 // the peers still to visit
+	purge   bool     // purge after the round (every other replica is in peers)
+	horizon int64
+	mine    *wrn.Merkle
+	local   []uint64 // mine's leaf hashes
+	matched []bool   // per leaf: every peer visited so far had the same hash
+	res     antiEntropyResult
+	done    func(antiEntropyResult)
 }
 
-// antiEntropyPairs lists the (range, peer) pairs this node exchanges
-// with: every eventual range with a replica here, every other replica
-// that gossip sees alive.
-func (n *Node) antiEntropyPairs() []antiEntropyPair {
+// antiEntropyResult is what a round did: leaves that differed, records
+// purged, and the first error (a peer that failed is skipped, and the
+// round purges nothing).
+type antiEntropyResult struct {
+	mismatches int
+	purged     int
+	err        error
+}
+
+// startAntiEntropyRound runs a round of range r with peers; done is called
+// once at its end.
+func (n *Node) startAntiEntropyRound(r *RangeDescriptor, peers []uint64, purge bool, done func(antiEntropyResult)) {
+	rd := &antiEntropyRound{n: n, r: r, peers: peers, purge: purge, horizon: n.purgeHorizon(), done: done}
+	mine, err := n.rangeMerkle(r, antiEntropyDepth, rd.horizon)
+	if err != nil {
+		done(antiEntropyResult{err: err})
+		return
+	}
+	rd.mine, rd.local = mine, mine.LeafHashes()
+	rd.matched = make([]bool, len(rd.local))
+	for i := range rd.matched {
+		rd.matched[i] = true
+	}
+	rd.next()
+}
+
+// next visits the next peer, or ends the round.
+func (rd *antiEntropyRound) next() {
+	n := rd.n
+	if len(rd.peers) == 0 || n.loops.stopped() {
+		rd.end()
+		return
+	}
+	peer := rd.peers[0]
+	rd.peers = rd.peers[1:]
+	n.net.call(peer, replicaRequest{kind: reqLeaves, rangeID: rd.r.ID, depth: antiEntropyDepth}, func(a replicaAnswer) {
+		if a.err == nil && len(a.hashes) != len(rd.local) {
+			a.err = fmt.Errorf("%w: node %d sent %d merkle leaves, want %d", ErrCorrupt, peer, len(a.hashes), len(rd.local))
+		}
+		if a.err != nil {
+			rd.fail(peer, a.err)
+			return
+		}
+		var diff []uint32
+		for i := range rd.local {
+			if rd.local[i] != a.hashes[i] {
+				diff = append(diff, uint32(i))
+				rd.matched[i] = false
+			}
+		}
+		if len(diff) == 0 {
+			rd.next()
+			return
+		}
+		rd.res.mismatches += len(diff)
+		n.store.cfg.Metrics.AntiEntropyMismatches.Add(float64(len(diff)))
+		req := replicaRequest{kind: reqLeafRecords, rangeID: rd.r.ID, depth: antiEntropyDepth, leaves: diff, limit: n.limits.MaxScanKeys}
+		n.net.call(peer, req, func(a replicaAnswer) {
+			if a.err != nil {
+				rd.fail(peer, a.err)
+				return
+			}
+			if err := rd.exchange(peer, diff, a.recs); err != nil {
+				rd.fail(peer, err)
+			}
+		})
+	})
+}
+
+// exchange keeps the newer of each of the peer's records of the leaves
+// diff, sends the peer the records of ours that are newer than its, and
+// goes on to the next peer once it answered them all.
+func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []keyRecord) error {
+	n := rd.n
+	ours, _, err := n.localLeafRecords(rd.r.ID, antiEntropyDepth, diff, n.limits.MaxScanKeys)
+	if err != nil {
+		return err
+	}
+	theirs := make(map[string]wrn.Record, len(remote))
+	for _, kr := range remote {
+		theirs[string(kr.Key)] = kr.Record
+		applied, _, err := n.writeLocalRecord(rd.r.ID, kr.Key, kr.Record)
+		if err != nil {
+			return err
+		}
+		if applied {
+			n.store.cfg.Metrics.AntiEntropyRepairs.Inc()
+		}
+	}
+	var push []keyRecord
+	for _, kr := range ours {
+		if theirs[string(kr.Key)].Version.Less(kr.Record.Version) {
+			push = append(push, kr) // the peer holds an older version, or none
+		}
+	}
+	if len(push) == 0 {
+		rd.next()
+		return nil
+	}
+	// The answers come on different goroutines in kvd.
+	var mu sync.Mutex
+	left := len(push)
+	for _, kr := range push {
+		n.net.call(peer, replicaRequest{kind: reqWrite, rangeID: rd.r.ID, key: kr.Key, rec: kr.Record}, func(a replicaAnswer) {
+			mu.Lock()
+			if a.err != nil && rd.res.err == nil {
+				rd.res.err = fmt.Errorf("node %d: %w", peer, a.err)
+			}
+			left--
+			last := left == 0
+			mu.Unlock()
+			if last {
+				rd.next()
+			}
+		})
+	}
+	return nil
+}
+
+func (rd *antiEntropyRound) fail(peer uint64, err error) {
+	if rd.res.err == nil {
+		rd.res.err = fmt.Errorf("node %d: %w", peer, err)
+	}
+	rd.purge = false // a replica was not compared
+	rd.next()
+}
+
+func (rd *antiEntropyRound) end() {
+	if rd.purge && len(rd.peers) == 0 {
+		purged, err := rd.n.purgeTombstones(rd.r, rd.mine, rd.matched, rd.horizon)
+		rd.res.purged = purged
+		if err != nil && rd.res.err == nil {
+			rd.res.err = err
+		}
+	}
+	rd.done(rd.res)
+}
+
+// antiEntropyExchange runs a round of range r with peer alone (no
+// purge), waiting for it; it returns how many leaves differed.
+func (n *Node) antiEntropyExchange(ctx context.Context, r *RangeDescriptor, peer uint64) (int, error) {
+	res, err := await(ctx, func(done func(antiEntropyResult)) { n.startAntiEntropyRound(r, []uint64{peer}, false, done) },
+		func() string { return fmt.Sprintf("anti-entropy of range %d with node %d", r.ID, peer) })
+	if err != nil {
+		return 0, err
+	}
+	return res.mismatches, res.err
+}
+
+// purgeTombstones deletes this replica's tombstones of range r older than
+// horizon in the leaves of mine that matched every other replica.
+func (n *Node) purgeTombstones(r *RangeDescriptor, mine *wrn.Merkle, matched []bool, horizon int64) (int, error) {
+	var victims []keyRecord
+	err := n.eachRecord(r.ID, func(key []byte, rec wrn.Record) bool {
+		if rec.Tombstone && rec.Version.Timestamp.WallTime < horizon && matched[mine.Leaf(HashKey(key))] {
+			victims = append(victims, keyRecord{Key: slices.Clone(key), Record: rec})
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	purged := 0
+	for _, kr := range victims {
+		ok, err := n.records.purge(r.ID, kr.Key, kr.Record.Version)
+		if err != nil {
+			return purged, err
+		}
+		if ok {
+			purged++
+		}
+	}
+	if purged > 0 {
+		n.store.cfg.Metrics.TombstonesPurged.Add(float64(purged))
+	}
+	return purged, nil
+}
+
+// antiEntropyStep is one step of the anti-entropy loop: unless a round
+// is under way, it starts one on the next of this node's eventual ranges
+// (round-robin).
+func (n *Node) antiEntropyStep() {
+	ae := &n.antiEntropy
+	ae.mu.Lock()
+	if ae.mu.busy {
+		ae.mu.Unlock()
+		return
+	}
+	ranges := n.localEventualRanges()
+	if len(ranges) == 0 {
+		ae.mu.Unlock()
+		return
+	}
+	r := ranges[ae.mu.next%len(ranges)]
+	ae.mu.next++
+	ae.mu.busy = true
+	ae.mu.Unlock()
+	var peers []uint64
+	for _, rep := range r.Replicas {
+		if rep.NodeID != n.store.NodeID() {
+			peers = append(peers, rep.NodeID)
+		}
+	}
+	n.startAntiEntropyRound(r, peers, true, func(res antiEntropyResult) {
+		if res.err != nil {
+			n.store.logger.Debug("anti-entropy round failed", "range", r.ID, "err", res.err)
+		}
+		ae.mu.Lock()
+		ae.mu.busy = false
+		ae.mu.Unlock()
+	})
+}
+
+// localEventualRanges lists the eventual ranges with a replica here, in
+// keyspace and range order.
+func (n *Node) localEventualRanges() []*RangeDescriptor {
 	cat := n.store.Catalog()
 	self := n.store.NodeID()
-	var out []antiEntropyPair
+	var out []*RangeDescriptor
 	for _, name := range slices.Sorted(maps.Keys(cat.Keyspaces)) {
 		if cat.Keyspaces[name].Mode != ModeEventual {
 			continue
 		}
 		for _, r := range cat.Ranges[name] {
-			if !r.HasReplica(self) {
-				continue
-			}
-			for _, rep := range r.Replicas {
-				if nd, ok := cat.Nodes[rep.NodeID]; ok && rep.NodeID != self && n.alive(nd.Name) {
-					out = append(out, antiEntropyPair{r, rep.NodeID})
-				}
+			if r.HasReplica(self) {
+				out = append(out, r)
 			}
 		}
 	}
 	return out
 }
 
-type antiEntropyPair struct {
-	r    *RangeDescriptor
-	peer uint64
-}
-
-// antiEntropyLoop runs the node's background exchanges (StartAntiEntropy).
-type antiEntropyLoop struct {
+// antiEntropyState is the state of the anti-entropy loop.
+type antiEntropyState struct {
 	mu struct {
 		sync.Mutex
-		started, closed bool
+		busy bool // a round is under way
+		next int  // the round-robin position
 	}
-	ctx    context.Context // canceled by close: ends the exchange in flight
-	cancel context.CancelFunc
-	stop   chan struct{}
-	done   chan struct{}
 }
 
-func (l *antiEntropyLoop) init() {
-	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.stop, l.done = make(chan struct{}), make(chan struct{})
-}
-
-// StartAntiEntropy starts the node's anti-entropy loop: one exchange
-// every interval (0 means DefaultAntiEntropyInterval), visiting the
-// (range, peer) pairs in turn. Close stops it. Calling it again, or
-// after Close, does nothing.
+// StartAntiEntropy starts the node's anti-entropy loop: one round every
+// interval (0 means DefaultAntiEntropyInterval), visiting its eventual
+// ranges in turn. Close stops it.
 func (n *Node) StartAntiEntropy(interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultAntiEntropyInterval
 	}
-	l := &n.antiEntropy
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.mu.started || l.mu.closed {
-		return
-	}
-	l.mu.started = true
-	go func() {
-		defer close(l.done)
-		n.runAntiEntropy(interval)
-	}()
-}
-
-func (n *Node) runAntiEntropy(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	next := 0
-	for {
-		select {
-		case <-n.antiEntropy.stop:
-			return
-		case <-t.C:
-		}
-		pairs := n.antiEntropyPairs()
-		if len(pairs) == 0 {
-			continue
-		}
-		p := pairs[next%len(pairs)]
-		next++
-		ctx, cancel := context.WithTimeout(n.antiEntropy.ctx, interval)
-		if _, err := n.antiEntropyExchange(ctx, p.r, p.peer); err != nil {
-			n.store.logger.Debug("anti-entropy exchange failed", "range", p.r.ID, "node", p.peer, "err", err)
-		}
-		cancel()
-	}
-}
-
-// close stops the loop and waits for it. It is idempotent.
-func (l *antiEntropyLoop) close() {
-	l.mu.Lock()
-	first := !l.mu.closed
-	l.mu.closed = true
-	started := l.mu.started
-	l.mu.Unlock()
-	if first {
-		l.cancel()
-		close(l.stop)
-	}
-	if started {
-		<-l.done
-	}
+	n.loops.every(interval, n.antiEntropyStep)
 }

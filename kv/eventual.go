@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/quorumkv/quorumkv/quorum"
@@ -34,10 +35,9 @@ const (
 	// request on a hung replica until the client's own deadline.
 	DefaultReplicaTimeout = 2 * time.Second
 	// DefaultMaxReadRepairs bounds read repairs in flight on a node (one
-	// goroutine each), and separately the collectors of eventual reads'
-	// late answers (staleness measure). Too low drops repairs under load (anti-entropy then
-	// repairs later; dropped ones are counted); too high lets a burst of
-	// stale reads hold that many goroutines and peer requests.
+	// peer request each). Too low drops repairs under load (anti-entropy
+	// then repairs later; dropped ones are counted); too high lets a burst
+	// of stale reads hold that many peer requests.
 	DefaultMaxReadRepairs = 64
 	// clockMaxOffset is the largest clock offset between nodes the HLC
 	// tolerates (see wrn.NewClock).
@@ -110,217 +110,328 @@ func (n *Node) eventualQuorums(ks KeyspaceDescriptor, r *RangeDescriptor, q Quor
 
 // writeEventual writes rec (a value or a tombstone, without a version)
 // to every replica of r and returns once W of them stored it durably. The
-// replicas that have not answered by then still get it: their sends run
-// on, each bounded by the replica timeout, not by the request.
+// replicas that have not answered by then still get it.
 func (n *Node) writeEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, rec wrn.Record,
 	q QuorumOverride) (wrn.Version, bool, error) {
+	op, err := n.newEventualWrite(ks, r, key, rec, q)
+	if err != nil {
+		return wrn.Version{}, false, err
+	}
+	res, err := await(ctx, op.start, op.progress)
+	if err != nil {
+		return wrn.Version{}, false, err
+	}
+	return op.rec.Version, res.existed, res.err
+}
+
+// newEventualWrite is writeEventual's operation, not started yet: rec
+// versioned by this node's clock, to be written with the quorums of ks
+// overridden by q.
+func (n *Node) newEventualWrite(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, rec wrn.Record, q QuorumOverride) (*writeOp, error) {
 	qs, err := n.eventualQuorums(ks, r, q)
 	if err != nil {
-		return wrn.Version{}, false, err
+		return nil, err
 	}
+	if rec, err = n.version(rec); err != nil {
+		return nil, err
+	}
+	return n.newWriteOp(ks, r, qs, key, rec), nil
+}
+
+// version gives rec a new version: a reading of the node's clock.
+func (n *Node) version(rec wrn.Record) (wrn.Record, error) {
 	ts, err := n.clock.Now()
 	if err != nil {
-		return wrn.Version{}, false, err
+		return wrn.Record{}, err
 	}
 	rec.Version = wrn.Version{Timestamp: ts, Node: n.store.NodeID()}
-	existed, err := n.writeEventualRecord(ctx, ks, r, qs, key, rec)
-	return rec.Version, existed, err
+	return rec, nil
 }
 
 // writeEventualRecord is writeEventual of rec, versioned already, with
 // the quorums qs.
 func (n *Node) writeEventualRecord(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums, key []byte,
 	rec wrn.Record) (bool, error) {
-	type ack struct {
-		node    uint64
-		existed bool
-		err     error
-		hinted  bool // err is set and a hint for node was stored
+	op := n.newWriteOp(ks, r, qs, key, rec)
+	res, err := await(ctx, op.start, op.progress)
+	if err != nil {
+		return false, err
 	}
-	// One slot per replica: no sender ever blocks, so none outlives its
-	// send even when the request has returned.
-	acks := make(chan ack, len(r.Replicas))
-	for _, rep := range r.Replicas {
-		n.inflight.Add(1)
-		go func(to uint64) {
-			defer n.inflight.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.replicaTimeout)
-			defer cancel()
-			existed, err := n.sendRecord(sctx, to, r.ID, key, rec)
-			hinted := err != nil && n.hintWrite(to, r.ID, key, rec)
-			acks <- ack{to, existed, err, hinted}
-		}(rep.NodeID)
+	return res.existed, res.err
+}
+
+// writeOp is one eventual write of a versioned record to every replica of
+// its range. It is decided once W replicas stored it durably, or once it
+// failed (the tracker says W cannot be met) and every replica answered,
+// so that the error counts every replica that did store it. A replica
+// that fails or does not answer in time gets a hint (hintWrite).
+type writeOp struct {
+	n   *Node
+	ks  KeyspaceDescriptor
+	r   *RangeDescriptor
+	key []byte
+	rec wrn.Record
+	mu  struct {
+		sync.Mutex
+		tr       *wrn.WriteTracker
+		answered int
+		existed  bool
+		done     func(writeResult) // nil once called
 	}
-	tr := qs.NewWrite(ks.SloppyQuorum)
-	existed := false
-	// Until the write is decided; once it has failed, until every replica
-	// answered (each within the replica timeout), so that the error counts
-	// every replica that did store it.
-	for got := 0; got < len(r.Replicas) && (tr.State() == wrn.Pending || tr.State() == wrn.Failed); got++ {
-		select {
-		case a := <-acks:
-			if a.err != nil && a.hinted && ks.SloppyQuorum {
-				tr.Hinted(a.node)
-				continue
-			}
-			if a.err != nil {
-				tr.Fail(a.node, a.err.Error())
-				continue
-			}
-			existed = existed || a.existed
-			tr.Ack(a.node)
-		case <-ctx.Done():
-			return false, fmt.Errorf("%w (keyspace %s: %v)", ctx.Err(), ks.Name, tr.Err())
+}
+
+// writeResult is a decided write: whether the key held a live value on a
+// replica that acknowledged, or the error.
+type writeResult struct {
+	existed bool
+	err     error
+}
+
+func (n *Node) newWriteOp(ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums, key []byte, rec wrn.Record) *writeOp {
+	o := &writeOp{n: n, ks: ks, r: r, key: key, rec: rec}
+	o.mu.tr = qs.NewWrite(ks.SloppyQuorum)
+	return o
+}
+
+// start sends the record to every replica; done is called once, when the
+// write is decided.
+func (o *writeOp) start(done func(writeResult)) {
+	o.mu.done = done
+	req := replicaRequest{kind: reqWrite, rangeID: o.r.ID, key: o.key, rec: o.rec}
+	for _, rep := range o.r.Replicas {
+		to := rep.NodeID
+		o.n.net.call(to, req, func(a replicaAnswer) { o.answer(to, a) })
+	}
+}
+
+func (o *writeOp) answer(from uint64, a replicaAnswer) {
+	hinted := a.err != nil && o.n.hintWrite(from, o.r.ID, o.key, o.rec)
+	o.mu.Lock()
+	tr := o.mu.tr
+	o.mu.answered++
+	switch {
+	case a.err != nil && hinted && o.ks.SloppyQuorum:
+		tr.Hinted(from)
+	case a.err != nil:
+		tr.Fail(from, a.err.Error())
+	default:
+		o.mu.existed = o.mu.existed || a.existed
+		tr.Ack(from)
+	}
+	done := o.mu.done
+	var res writeResult
+	switch tr.State() {
+	case wrn.Done:
+		res.existed = o.mu.existed
+	case wrn.Failed:
+		if o.mu.answered < len(o.r.Replicas) {
+			done = nil
 		}
+		res.err = fmt.Errorf("%w: keyspace %s range %d: %w", ErrUnavailable, o.ks.Name, o.r.ID, tr.Err())
+	default:
+		done = nil
 	}
-	if tr.State() == wrn.Failed {
-		return false, fmt.Errorf("%w: keyspace %s range %d: %w", ErrUnavailable, ks.Name, r.ID, tr.Err())
+	if done != nil {
+		o.mu.done = nil
 	}
-	return existed, nil
+	o.mu.Unlock()
+	if done != nil {
+		done(res)
+	}
 }
 
-// sendRecord writes rec on node to's replica: directly if it is this node.
-func (n *Node) sendRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
-	if to == n.store.NodeID() {
-		_, existed, err := n.writeLocalRecord(rangeID, key, rec)
-		return existed, err
-	}
-	return n.recordPeers.writeRecord(ctx, to, rangeID, key, rec)
-}
-
-func (n *Node) fetchRecord(ctx context.Context, from, rangeID uint64, key []byte) (wrn.Record, error) {
-	if from == n.store.NodeID() {
-		return n.readLocalRecord(rangeID, key)
-	}
-	return n.recordPeers.readRecord(ctx, from, rangeID, key)
+// progress describes an undecided write, for a request that gave up.
+func (o *writeOp) progress() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return fmt.Sprintf("keyspace %s: %v", o.ks.Name, o.mu.tr.Err())
 }
 
 // readEventual asks every replica of r for key's record and returns the
-// newest once R answered (the zero Record if none holds the key), then
-// repairs the stale replicas among those that answered, in the
-// background. The answers that come after the read returned are still
-// collected in the background (bounded like read repair, see
-// collectLateAnswers) to measure staleness and repair with the true newest.
+// newest once R answered (the zero Record if none holds the key); see
+// readOp.
 func (n *Node) readEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, q QuorumOverride) (wrn.Record, error) {
-	qs, err := n.eventualQuorums(ks, r, q)
+	op, err := n.newEventualRead(ks, r, key, q)
 	if err != nil {
 		return wrn.Record{}, err
 	}
-	// The replica requests outlive the read when their late answers are
-	// collected: they run under rctx, cancelled when the read returns
-	// unless the collector takes them over.
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	collecting := false
-	defer func() {
-		if !collecting {
-			cancel()
-		}
-	}()
-	replies := make(chan readReply, len(r.Replicas)) // one slot per replica: senders never block
-	for _, rep := range r.Replicas {
-		n.inflight.Add(1)
-		go func(from uint64) {
-			defer n.inflight.Done()
-			sctx, cancel := context.WithTimeout(rctx, n.replicaTimeout)
-			defer cancel()
-			rec, err := n.fetchRecord(sctx, from, r.ID, key)
-			replies <- readReply{from, rec, err}
-		}(rep.NodeID)
+	res, err := await(ctx, op.start, op.progress)
+	if err != nil {
+		return wrn.Record{}, err
 	}
-	tr := qs.NewRead()
-	answers := map[uint64]wrn.Record{}
-	got := 0
-	// As for writes: a failed read waits for every answer, to count them.
-	for ; got < len(r.Replicas) && (tr.State() == wrn.Pending || tr.State() == wrn.Failed); got++ {
-		select {
-		case rp := <-replies:
-			if rp.err != nil {
-				tr.Fail(rp.node, rp.err.Error())
-				continue
-			}
-			tr.Reply(rp.node, rp.rec)
-			answers[rp.node] = rp.rec
-		case <-ctx.Done():
-			return wrn.Record{}, fmt.Errorf("%w (keyspace %s: %v)", ctx.Err(), ks.Name, tr.Err())
-		}
-	}
-	if tr.State() == wrn.Failed {
-		return wrn.Record{}, fmt.Errorf("%w: keyspace %s range %d: %w", ErrUnavailable, ks.Name, r.ID, tr.Err())
-	}
-	res := tr.Result()
-	n.observeVersion(res.Version)
-	n.readRepair(r.ID, key, res, tr.Stale())
-	n.store.cfg.Metrics.WRNReads.WithLabelValues(ks.Name).Inc()
-	n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(ks.Name).Add(0) // exported at 0 until a stale read
-	if pending := len(r.Replicas) - got; pending > 0 {
-		collecting = n.collectLateAnswers(ks.Name, r.ID, key, res, answers, replies, pending, cancel)
-	}
-	return res, nil
+	return res.rec, res.err
 }
 
-type readReply struct {
-	node uint64
-	rec  wrn.Record
-	err  error
+// newEventualRead is readEventual's operation, not started yet.
+func (n *Node) newEventualRead(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, q QuorumOverride) (*readOp, error) {
+	qs, err := n.eventualQuorums(ks, r, q)
+	if err != nil {
+		return nil, err
+	}
+	return n.newReadOp(ks, r, qs, key), nil
 }
 
-// collectLateAnswers waits, in the background, for the pending answers of
-// a read that returned res, and counts the read as stale if any replica
-// held a newer version than res: the staleness measure of issue 6
-// (quorumkv_wrn_stale_reads_total over quorumkv_wrn_reads_total). Every
-// replica that answered with something older than the newest of all
-// answers is then repaired with it, the read's own answerers included.
+// readOp is one eventual read of a key from every replica of its range.
+// It is decided once R replicas answered (the newest of their records
+// wins) or, failed, once every replica answered. The stale replicas among
+// the first R are then repaired with the winner (readRepair).
 //
-// At most MaxReadRepairs collectors run on a node; without a free slot the
-// late answers are abandoned and the read cannot be counted stale, so the
-// measured rate is a lower bound under heavy load. It returns whether it
-// took over cancel (called once every answer is in).
-func (n *Node) collectLateAnswers(keyspace string, rangeID uint64, key []byte, res wrn.Record, answers map[uint64]wrn.Record,
-	replies <-chan readReply, pending int, cancel context.CancelFunc) bool {
-	select {
-	case n.lateSlots <- struct{}{}:
-	default:
-		return false
+// The answers that come after the read was decided are still collected:
+// once every replica answered, the read counts as stale if one of them
+// held a newer version than the one returned (the staleness measure of
+// issue 6: quorumkv_wrn_stale_reads_total over quorumkv_wrn_reads_total),
+// and every replica older than the newest of all answers is repaired with
+// it. A replica that never answers within the replica timeout cannot make
+// the read stale, so under faults the measured rate is a lower bound.
+type readOp struct {
+	n   *Node
+	ks  KeyspaceDescriptor
+	r   *RangeDescriptor
+	key []byte
+	mu  struct {
+		sync.Mutex
+		tr       *wrn.ReadTracker
+		answered int
+		failed   int                   // answers that were errors
+		answers  map[uint64]wrn.Record // the read's own answers, until decided
+		late     map[uint64]wrn.Record // the answers after it was decided
+		res      wrn.Record            // the record returned, once decided
+		done     func(readResult)      // nil once called
 	}
-	n.inflight.Add(1)
-	go func() {
-		defer func() { <-n.lateSlots; n.inflight.Done() }()
-		defer cancel()
-		newest := res
-		late := map[uint64]wrn.Record{}
-		for range pending {
-			rp := <-replies // each sender answers within the replica timeout
-			if rp.err != nil {
-				continue
-			}
-			late[rp.node] = rp.rec
-			newest = wrn.Merge(newest, rp.rec)
+	// stale, if set, is told at the end whether the read returned a stale
+	// record, and whether every replica answered without an error
+	// (tests).
+	stale func(stale, complete bool)
+}
+
+// readResult is a decided read: the newest record of a read quorum, or
+// the error.
+type readResult struct {
+	rec wrn.Record
+	err error
+}
+
+func (n *Node) newReadOp(ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums, key []byte) *readOp {
+	o := &readOp{n: n, ks: ks, r: r, key: key}
+	o.mu.tr = qs.NewRead()
+	o.mu.answers = map[uint64]wrn.Record{}
+	return o
+}
+
+// start asks every replica; done is called once, when the read is
+// decided.
+func (o *readOp) start(done func(readResult)) {
+	o.mu.done = done
+	req := replicaRequest{kind: reqRead, rangeID: o.r.ID, key: o.key}
+	for _, rep := range o.r.Replicas {
+		from := rep.NodeID
+		o.n.net.call(from, req, func(a replicaAnswer) { o.answer(from, a) })
+	}
+}
+
+func (o *readOp) answer(from uint64, a replicaAnswer) {
+	o.mu.Lock()
+	tr := o.mu.tr
+	o.mu.answered++
+	if a.err != nil {
+		o.mu.failed++
+	}
+	all := o.mu.answered == len(o.r.Replicas)
+	if o.mu.late != nil {
+		// Decided already: collect for the staleness measure.
+		if a.err == nil {
+			o.mu.late[from] = a.rec
 		}
-		if res.Version.Less(newest.Version) {
-			n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(keyspace).Inc()
-			n.observeVersion(newest.Version)
-			// The read's own answerers were repaired with res at most.
-			maps.Copy(late, answers)
+		if all {
+			o.settle()
 		}
-		var stale []uint64
-		for id, rec := range late {
-			if rec.Version.Less(newest.Version) {
-				stale = append(stale, id)
-			}
+		o.mu.Unlock()
+		return
+	}
+	if a.err != nil {
+		tr.Fail(from, a.err.Error())
+	} else {
+		tr.Reply(from, a.rec)
+		o.mu.answers[from] = a.rec
+	}
+	var res readResult
+	switch tr.State() {
+	case wrn.Done:
+		res.rec = tr.Result()
+		o.mu.res = res.rec
+		o.mu.late = map[uint64]wrn.Record{}
+	case wrn.Failed:
+		if !all {
+			o.mu.Unlock()
+			return
 		}
-		slices.Sort(stale)
-		n.readRepair(rangeID, key, newest, stale)
-	}()
-	return true
+		res.err = fmt.Errorf("%w: keyspace %s range %d: %w", ErrUnavailable, o.ks.Name, o.r.ID, tr.Err())
+	default:
+		o.mu.Unlock()
+		return
+	}
+	done := o.mu.done
+	o.mu.done = nil
+	var stale []uint64
+	if res.err == nil {
+		stale = tr.Stale()
+		if all {
+			o.settle()
+		}
+	}
+	o.mu.Unlock()
+	if res.err == nil {
+		o.n.observeVersion(res.rec.Version)
+		o.n.readRepair(o.r.ID, o.key, res.rec, stale)
+		o.n.store.cfg.Metrics.WRNReads.WithLabelValues(o.ks.Name).Inc()
+		o.n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Add(0) // exported at 0 until a stale read
+	}
+	done(res)
+}
+
+// settle ends a decided read once every replica answered: it counts the
+// read stale if a late answer was newer than the record returned, and
+// repairs every replica older than the newest answer (the read's own
+// answerers were repaired with the returned record already, which is the
+// newest unless the read was stale). o.mu is held.
+func (o *readOp) settle() {
+	newest := o.mu.res
+	for _, rec := range o.mu.late {
+		newest = wrn.Merge(newest, rec)
+	}
+	stale := o.mu.res.Version.Less(newest.Version)
+	if stale {
+		o.n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Inc()
+		o.n.observeVersion(newest.Version)
+		maps.Copy(o.mu.late, o.mu.answers)
+	}
+	var repair []uint64
+	for id, rec := range o.mu.late {
+		if rec.Version.Less(newest.Version) {
+			repair = append(repair, id)
+		}
+	}
+	slices.Sort(repair)
+	o.n.readRepair(o.r.ID, o.key, newest, repair)
+	if o.stale != nil {
+		o.stale(stale, o.mu.failed == 0)
+	}
+}
+
+// progress describes an undecided read, for a request that gave up.
+func (o *readOp) progress() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return fmt.Sprintf("keyspace %s: %v", o.ks.Name, o.mu.tr.Err())
 }
 
 // readRepair writes the winner of a read back to the stale replicas the
-// read saw, in the background: one goroutine per stale replica, at most
-// maxRepairs in flight on the node; a repair that finds no free slot is
-// dropped (and counted), left to a later read or to anti-entropy. Close
-// waits for the repairs in flight.
+// read saw, in the background, at most maxRepairs in flight on the node;
+// a repair that finds no free slot is dropped (and counted), left to a
+// later read or to anti-entropy.
 func (n *Node) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale []uint64) {
 	repairs := n.store.cfg.Metrics.ReadRepairs
+	req := replicaRequest{kind: reqWrite, rangeID: rangeID, key: key, rec: winner}
 	for _, to := range stale {
 		select {
 		case n.repairSlots <- struct{}{}:
@@ -328,30 +439,26 @@ func (n *Node) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale [
 			repairs.WithLabelValues("dropped").Inc()
 			continue
 		}
-		n.inflight.Add(1)
-		go func() {
-			defer func() { <-n.repairSlots; n.inflight.Done() }()
-			ctx, cancel := context.WithTimeout(context.Background(), n.replicaTimeout)
-			defer cancel()
-			if _, err := n.sendRecord(ctx, to, rangeID, key, winner); err != nil {
+		n.net.call(to, req, func(a replicaAnswer) {
+			<-n.repairSlots
+			if a.err != nil {
 				repairs.WithLabelValues("failed").Inc()
-				n.store.logger.Debug("read repair failed", "range", rangeID, "node", to, "err", err)
+				n.store.logger.Debug("read repair failed", "range", rangeID, "node", to, "err", a.err)
 				return
 			}
 			repairs.WithLabelValues("ok").Inc()
-		}()
+		})
 	}
 }
 
-// Close waits for the node's background work to finish: read repairs,
-// and replica requests of eventual writes and reads that outlived their
-// request (each bounded by the replica timeout); then it stops the hint
-// replay and anti-entropy loops. Close the store after. It may be called
-// more than once.
+// Close stops the hint replay and anti-entropy loops, then waits for the
+// node's background work to finish: read repairs, replays and exchanges
+// under way, and replica requests of eventual writes and reads that
+// outlived their request (each bounded by the replica timeout). Close the
+// store after. It may be called more than once.
 func (n *Node) Close() {
+	n.loops.close()
 	n.inflight.Wait()
-	n.hints.close()
-	n.antiEntropy.close()
 }
 
 // lookup finds keyspace's descriptor and the range of key, whatever the

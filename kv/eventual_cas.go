@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -66,6 +65,14 @@ func (n *Node) newProposerID() uint64 {
 	return n.store.NodeID()<<32 | n.casSeq.Add(1)&0xFFFFFFFF
 }
 
+// randInt64N returns a random number in [0, max) from the node's source,
+// seeded by NodeConfig.Seed.
+func (n *Node) randInt64N(max int64) int64 {
+	n.rngMu.Lock()
+	defer n.rngMu.Unlock()
+	return n.rng.Int64N(max)
+}
+
 // casSystem is the quorum system of a key's acceptors: a majority of the
 // range's replicas (see above).
 func casSystem(r *RangeDescriptor) (quorum.System, error) {
@@ -103,161 +110,236 @@ func checkExpect(key []byte, expect Expect, cur wrn.Record) error {
 // casEventual is CompareAndSwap in eventual keyspace ks (see above).
 func (n *Node) casEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, expect Expect,
 	value []byte) (string, error) {
-	sys, err := casSystem(r)
-	if err != nil {
-		return "", fmt.Errorf("%w: keyspace %s: %v", ErrInvalidArgument, ks.Name, err)
-	}
-	qs, err := n.eventualQuorums(ks, r, QuorumOverride{})
+	op, err := n.newCASOp(ks, r, key, expect, value)
 	if err != nil {
 		return "", err
 	}
-	p := paxos.NewProposer(n.newProposerID(), sys)
-	// The values this request proposed: a preempted proposal's value may
-	// still be chosen, by a later proposer that found it accepted. A
-	// later attempt that finds it is then this request's success, not a
-	// failed condition.
-	ours := map[string]bool{}
-	for attempt := 1; ; attempt++ {
-		// The key's record, for a key Paxos has no value of yet.
-		stored, err := n.readEventual(ctx, ks, r, key, QuorumOverride{})
+	res, err := await(ctx, op.start, op.giveUp)
+	if err != nil {
+		return "", err
+	}
+	return res.version, res.err
+}
+
+// casOp is one compare-and-swap in an eventual keyspace: attempts of
+// [read the key's record, run a Basic Paxos proposal] until a proposal
+// is decided (see above), then the write of the chosen record.
+type casOp struct {
+	n      *Node
+	ks     KeyspaceDescriptor
+	r      *RangeDescriptor
+	qs     wrn.Quorums
+	key    []byte
+	expect Expect
+	value  []byte
+	done   func(casResult)
+	mu     struct {
+		sync.Mutex
+		p       *paxos.Proposer
+		attempt int
+		// ours are the values this request proposed: a preempted
+		// proposal's value may still be chosen, by a later proposer that
+		// found it accepted. A later attempt that finds it is then this
+		// request's success, not a failed condition.
+		ours map[string]bool
+		// Of the current attempt: the key's record read before the
+		// proposal (for a key Paxos has no value of yet), the failed
+		// condition, whether the proposer chose again a value of ours,
+		// the requests not answered yet and the errors of those that
+		// failed.
+		stored      wrn.Record
+		condErr     error
+		mine        bool
+		outstanding int
+		errs        []error
+		decided     bool // the current attempt's proposal is decided
+		abandoned   bool // the request gave up: no further attempt
+	}
+}
+
+// casResult is a decided compare-and-swap: the new version, or the error.
+type casResult struct {
+	version string
+	err     error
+}
+
+func (n *Node) newCASOp(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, expect Expect, value []byte) (*casOp, error) {
+	sys, err := casSystem(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: keyspace %s: %v", ErrInvalidArgument, ks.Name, err)
+	}
+	qs, err := n.eventualQuorums(ks, r, QuorumOverride{})
+	if err != nil {
+		return nil, err
+	}
+	o := &casOp{n: n, ks: ks, r: r, qs: qs, key: key, expect: expect, value: value}
+	o.mu.p = paxos.NewProposer(n.newProposerID(), sys)
+	o.mu.ours = map[string]bool{}
+	return o, nil
+}
+
+func (o *casOp) start(done func(casResult)) {
+	o.done = done
+	o.attempt()
+}
+
+// giveUp stops further attempts of a request whose client gave up, and
+// describes where it was.
+func (o *casOp) giveUp() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.mu.abandoned = true
+	return fmt.Sprintf("keyspace %s compare-and-swap, attempt %d", o.ks.Name, o.mu.attempt)
+}
+
+// attempt reads the key's record, then proposes.
+func (o *casOp) attempt() {
+	o.mu.Lock()
+	if o.mu.abandoned {
+		o.mu.Unlock()
+		o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: compare-and-swap abandoned by its client",
+			ErrUnavailable, o.ks.Name, abbreviate(o.key))})
+		return
+	}
+	o.mu.attempt++
+	attempt := o.mu.attempt
+	o.mu.Unlock()
+	o.n.newReadOp(o.ks, o.r, o.qs, o.key).start(func(res readResult) { o.propose(attempt, res) })
+}
+
+func (o *casOp) propose(attempt int, read readResult) {
+	if read.err != nil {
+		o.finish(casResult{err: read.err})
+		return
+	}
+	o.mu.Lock()
+	o.mu.stored, o.mu.condErr, o.mu.mine = read.rec, nil, false
+	o.mu.errs, o.mu.decided = nil, false
+	msgs := o.mu.p.Propose(o.update)
+	o.mu.outstanding = len(msgs)
+	o.mu.Unlock()
+	o.send(attempt, msgs)
+}
+
+// update is the proposal's paxos.UpdateFunc; it runs in Step, o.mu held.
+func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
+	current := o.mu.stored
+	if exists && o.mu.ours[string(cur)] {
+		o.mu.mine = true
+		return cur, false // chosen again by the proposer
+	}
+	if exists {
+		acc, err := decodeRecord(cur)
 		if err != nil {
-			return "", err
+			o.mu.condErr = fmt.Errorf("key %q: accepted compare-and-swap value: %w", abbreviate(o.key), err)
+			return cur, false
 		}
-		var condErr error
-		mine := false
-		update := func(cur []byte, exists bool) ([]byte, bool) {
-			current := stored
-			if exists && ours[string(cur)] {
-				mine = true
-				return cur, false // chosen again by the proposer
-			}
-			if exists {
-				acc, err := decodeRecord(cur)
-				if err != nil {
-					condErr = fmt.Errorf("key %q: accepted compare-and-swap value: %w", abbreviate(key), err)
-					return cur, false
-				}
-				current = wrn.Merge(acc, stored)
-			}
-			if condErr = checkExpect(key, expect, current); condErr != nil {
-				return cur, false
-			}
-			n.observeVersion(current.Version)
-			ts, err := n.clock.Now()
-			if err != nil {
-				condErr = err
-				return cur, false
-			}
-			next := encodeRecord(wrn.Record{Version: wrn.Version{Timestamp: ts, Node: n.store.NodeID()}, Value: value})
-			ours[string(next)] = true
-			return next, true
+		current = wrn.Merge(acc, o.mu.stored)
+	}
+	if o.mu.condErr = checkExpect(o.key, o.expect, current); o.mu.condErr != nil {
+		return cur, false
+	}
+	o.n.observeVersion(current.Version)
+	rec, err := o.n.version(wrn.Record{Value: o.value})
+	if err != nil {
+		o.mu.condErr = err
+		return cur, false
+	}
+	next := encodeRecord(rec)
+	o.mu.ours[string(next)] = true
+	return next, true
+}
+
+// send hands the proposal's messages to the key's acceptors.
+func (o *casOp) send(attempt int, msgs []paxos.BasicMessage) {
+	for _, m := range msgs {
+		to := m.To
+		o.n.net.call(to, replicaRequest{kind: reqCAS, rangeID: o.r.ID, key: o.key, cas: m},
+			func(a replicaAnswer) { o.answer(attempt, to, a) })
+	}
+}
+
+// answer steps the proposer with an acceptor's answer of attempt.
+func (o *casOp) answer(attempt int, from uint64, a replicaAnswer) {
+	o.mu.Lock()
+	if attempt != o.mu.attempt || o.mu.decided {
+		o.mu.Unlock()
+		return // an answer to an earlier proposal
+	}
+	o.mu.outstanding--
+	var msgs []paxos.BasicMessage
+	if a.err != nil {
+		o.mu.errs = append(o.mu.errs, fmt.Errorf("node %d: %w", from, a.err))
+	} else {
+		msgs = o.mu.p.Step(a.cas)
+	}
+	out, decided := o.mu.p.Outcome()
+	o.mu.outstanding += len(msgs)
+	stuck := !decided && o.mu.outstanding == 0
+	o.mu.decided = decided || stuck
+	errs := o.mu.errs
+	o.mu.Unlock()
+	switch {
+	case decided:
+		o.decide(out)
+	case stuck:
+		o.finish(casResult{err: fmt.Errorf("%w: keyspace %s range %d key %q: compare-and-swap needs a majority of %d replicas "+
+			"to answer each Paxos phase: %w", ErrUnavailable, o.ks.Name, o.r.ID, abbreviate(o.key), len(o.r.Replicas), errors.Join(errs...))})
+	default:
+		o.send(attempt, msgs)
+	}
+}
+
+// decide acts on the outcome of the current attempt's proposal.
+func (o *casOp) decide(out paxos.Outcome) {
+	o.mu.Lock()
+	attempt, stored, condErr, mine := o.mu.attempt, o.mu.stored, o.mu.condErr, o.mu.mine
+	o.mu.Unlock()
+	switch {
+	case out.Preempted:
+		if attempt >= maxCASAttempts {
+			o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: compare-and-swap preempted %d times by concurrent ones",
+				ErrUnavailable, o.ks.Name, abbreviate(o.key), attempt)})
+			return
 		}
-		out, err := n.runProposal(ctx, ks, r, key, p, p.Propose(update))
-		if err != nil {
-			return "", err
+		// Randomized backoff, growing, so that dueling proposers stop
+		// preempting each other.
+		o.n.net.after(time.Duration(o.n.randInt64N(int64(time.Millisecond)*int64(min(attempt, 10)))), o.attempt)
+	case !out.Applied && !(out.Exists && mine):
+		if condErr == nil {
+			condErr = fmt.Errorf("%w: keyspace %s key %q: compare-and-swap not applied", ErrUnavailable, o.ks.Name, abbreviate(o.key))
 		}
-		switch {
-		case out.Preempted:
-			if attempt >= maxCASAttempts {
-				return "", fmt.Errorf("%w: keyspace %s key %q: compare-and-swap preempted %d times by concurrent ones",
-					ErrUnavailable, ks.Name, abbreviate(key), attempt)
+		if out.Exists {
+			// The current value, chosen again: make sure it is the key's
+			// record too, in case its proposer did not live to write it.
+			// Best effort: the condition failed either way.
+			if rec, err := decodeRecord(out.Value); err == nil && stored.Version.Less(rec.Version) {
+				o.n.newWriteOp(o.ks, o.r, o.qs, o.key, rec).start(func(writeResult) { o.finish(casResult{err: condErr}) })
+				return
 			}
-			// Randomized backoff, growing, so that dueling proposers
-			// stop preempting each other.
-			backoff := time.Duration(rand.Int64N(int64(time.Millisecond) * int64(min(attempt, 10))))
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return "", ctx.Err()
-			}
-			continue
-		case !out.Applied && !(out.Exists && mine):
-			if condErr == nil {
-				condErr = fmt.Errorf("%w: keyspace %s key %q: compare-and-swap not applied", ErrUnavailable, ks.Name, abbreviate(key))
-			}
-			if out.Exists {
-				// The current value, chosen again: make sure it is the
-				// key's record too, in case its proposer did not live to
-				// write it. Best effort: the condition failed either way.
-				if rec, err := decodeRecord(out.Value); err == nil && stored.Version.Less(rec.Version) {
-					_, _ = n.writeEventualRecord(ctx, ks, r, qs, key, rec)
-				}
-			}
-			return "", condErr
 		}
+		o.finish(casResult{err: condErr})
+	default:
 		rec, err := decodeRecord(out.Value)
 		if err != nil {
-			return "", err
+			o.finish(casResult{err: err})
+			return
 		}
 		// Chosen: make it the key's record, so plain reads see it. A
 		// failure here leaves it chosen (a later compare-and-swap sees
 		// it), but plain reads may not yet: Unavailable, as for any write
 		// whose outcome the client cannot know.
-		if _, err := n.writeEventualRecord(ctx, ks, r, qs, key, rec); err != nil {
-			return "", fmt.Errorf("compare-and-swap chosen, but not yet written to W replicas: %w", err)
-		}
-		return formatRecordVersion(rec.Version), nil
-	}
-}
-
-// runProposal sends msgs (a proposal's Prepares) to the key's acceptors
-// and steps p with their answers until the proposal is decided. It is
-// Unavailable when too few acceptors answer.
-func (n *Node) runProposal(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, p *paxos.Proposer,
-	msgs []paxos.BasicMessage) (paxos.Outcome, error) {
-	type reply struct {
-		to  uint64
-		m   paxos.BasicMessage
-		err error
-	}
-	// Two phases of one message per acceptor: senders never block.
-	replies := make(chan reply, 2*len(r.Replicas))
-	outstanding := 0
-	send := func(msgs []paxos.BasicMessage) {
-		for _, m := range msgs {
-			outstanding++
-			n.inflight.Add(1)
-			go func() {
-				defer n.inflight.Done()
-				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.replicaTimeout)
-				defer cancel()
-				rm, err := n.sendCAS(sctx, m.To, r.ID, key, m)
-				replies <- reply{m.To, rm, err}
-			}()
-		}
-	}
-	send(msgs)
-	var errs []error
-	for {
-		if out, done := p.Outcome(); done {
-			return out, nil
-		}
-		if outstanding == 0 {
-			return paxos.Outcome{}, fmt.Errorf("%w: keyspace %s range %d key %q: compare-and-swap needs a majority of %d replicas "+
-				"to answer each Paxos phase: %w", ErrUnavailable, ks.Name, r.ID, abbreviate(key), len(r.Replicas), errors.Join(errs...))
-		}
-		select {
-		case rp := <-replies:
-			outstanding--
-			if rp.err != nil {
-				errs = append(errs, fmt.Errorf("node %d: %w", rp.to, rp.err))
-				continue
+		o.n.newWriteOp(o.ks, o.r, o.qs, o.key, rec).start(func(res writeResult) {
+			if res.err != nil {
+				o.finish(casResult{err: fmt.Errorf("compare-and-swap chosen, but not yet written to W replicas: %w", res.err)})
+				return
 			}
-			send(p.Step(rp.m))
-		case <-ctx.Done():
-			return paxos.Outcome{}, fmt.Errorf("%w (keyspace %s compare-and-swap)", ctx.Err(), ks.Name)
-		}
+			o.finish(casResult{version: formatRecordVersion(rec.Version)})
+		})
 	}
 }
 
-// sendCAS hands m to node to's acceptor of key: directly if it is this
-// node.
-func (n *Node) sendCAS(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
-	if to == n.store.NodeID() {
-		return n.stepLocalCAS(rangeID, key, m)
-	}
-	return n.recordPeers.casStep(ctx, to, rangeID, key, m)
-}
+func (o *casOp) finish(res casResult) { o.done(res) }
 
 // stepLocalCAS steps this replica's acceptor of key in range rangeID with
 // m (a Prepare or an Accept) and returns its answer, after persisting its

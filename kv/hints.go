@@ -1,7 +1,6 @@
 package kv
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -103,14 +102,14 @@ func hintTargetName(node uint64) string { return strconv.FormatUint(node, 10) }
 
 // hintTarget is the replay state of one target node.
 type hintTarget struct {
-	pending int
-	backoff time.Duration
-	retryAt int64 // Unix nanoseconds; no replay before
+	pending   int
+	backoff   time.Duration
+	retryAt   int64 // Unix nanoseconds; no replay before
+	replaying bool  // a replay to it is under way
 }
 
-// hints holds a node's hints: their bounds, the counts kept in memory,
-// and the replay loop, started with the first hint (or at startup if
-// hints are on disk) and stopped by close.
+// hints holds a node's hints: their bounds and the counts kept in
+// memory. The node's replay loop (replayHints) sends them.
 type hints struct {
 	db       *storage.DB
 	now      func() int64
@@ -126,19 +125,12 @@ type hints struct {
 		count   int
 		bytes   int64
 		targets map[uint64]*hintTarget
-		started bool
-		closed  bool
 	}
-	ctx    context.Context // canceled by close: ends replays in flight
-	cancel context.CancelFunc
-	stop   chan struct{}
-	done   chan struct{}
 }
 
 func newHints(db *storage.DB, cfg NodeConfig, metrics *Metrics) (*hints, error) {
 	h := &hints{db: db, now: cfg.PhysicalClock, metrics: metrics, maxCount: cfg.MaxHints, maxBytes: cfg.MaxHintBytes,
-		maxAge: cfg.MaxHintAge, interval: cfg.HintReplayInterval, stop: make(chan struct{}), done: make(chan struct{})}
-	h.ctx, h.cancel = context.WithCancel(context.Background())
+		maxAge: cfg.MaxHintAge, interval: cfg.HintReplayInterval}
 	h.mu.targets = map[uint64]*hintTarget{}
 	it, err := db.NewIter(storage.AllHintsSpan())
 	if err != nil {
@@ -186,17 +178,40 @@ func (h *hints) release(to uint64, size int64) {
 	h.mu.count--
 	h.mu.bytes -= size
 	if t := h.mu.targets[to]; t != nil {
-		if t.pending--; t.pending <= 0 {
+		if t.pending--; t.pending <= 0 && !t.replaying {
 			delete(h.mu.targets, to)
 		}
 	}
 	h.metrics.HintsPending.Dec()
 }
 
+// claim marks a replay to to under way, unless one is already or to has
+// no hints; it reports whether it did.
+func (h *hints) claim(to uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.mu.targets[to]
+	if t == nil || t.replaying {
+		return false
+	}
+	t.replaying = true
+	return true
+}
+
+// unclaim ends a replay to to.
+func (h *hints) unclaim(to uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t := h.mu.targets[to]; t != nil {
+		if t.replaying = false; t.pending <= 0 {
+			delete(h.mu.targets, to)
+		}
+	}
+}
+
 // add stores rec, a write of key in range rangeID that node to missed, as
-// a hint, durably (the WAL synced: a sloppy write counts it toward W). It
-// starts the replay loop if needed (run is the loop).
-func (h *hints) add(to, rangeID uint64, key []byte, rec wrn.Record, run func()) error {
+// a hint, durably (the WAL synced: a sloppy write counts it toward W).
+func (h *hints) add(to, rangeID uint64, key []byte, rec wrn.Record) error {
 	v := encodeHint(hint{created: h.now(), rangeID: rangeID, key: key, rec: rec})
 	h.mu.Lock()
 	k := storage.HintKey(hintTargetName(to), h.mu.seq)
@@ -220,42 +235,7 @@ func (h *hints) add(to, rangeID uint64, key []byte, rec wrn.Record, run func()) 
 		return err
 	}
 	h.metrics.HintsQueued.Inc()
-	h.start(run)
 	return nil
-}
-
-// start starts the replay loop unless it runs or the hints are closed.
-func (h *hints) start(run func()) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.mu.started || h.mu.closed {
-		return
-	}
-	h.mu.started = true
-	go func() {
-		defer close(h.done)
-		run()
-	}()
-}
-
-// close stops the replay loop and waits for it. It is idempotent.
-func (h *hints) close() {
-	h.mu.Lock()
-	first := !h.mu.closed
-	h.mu.closed = true
-	started := h.mu.started
-	h.mu.Unlock()
-	if !first {
-		if started {
-			<-h.done
-		}
-		return
-	}
-	h.cancel()
-	close(h.stop)
-	if started {
-		<-h.done
-	}
 }
 
 // pending returns the targets with hints, in ID order.
@@ -295,30 +275,15 @@ func (h *hints) resetBackoff(to uint64) {
 	}
 }
 
-// runHints is the replay loop: every replay interval, each target's
-// expired hints are dropped, and a target that is alive and past its
-// backoff gets its hints.
-func (n *Node) runHints() {
-	t := time.NewTicker(n.hints.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.hints.stop:
-			return
-		case <-t.C:
-		}
-		n.replayHints(n.hints.ctx)
-	}
-}
-
-// replayHints makes one replay pass over every target.
-func (n *Node) replayHints(ctx context.Context) {
+// replayHints is one step of the replay loop, which runs every replay
+// interval: each target not replayed to already gets a replay, which
+// drops its expired hints and, if the target is alive and past its
+// backoff, sends it the others (hintReplay).
+func (n *Node) replayHints() {
 	for _, to := range n.hints.pendingTargets() {
-		if ctx.Err() != nil {
-			return
-		}
-		if err := n.replayTarget(ctx, to); err != nil {
-			n.store.logger.Debug("hint replay stopped", "node", to, "err", err)
+		if n.hints.claim(to) {
+			r := &hintReplay{n: n, to: to, span: storage.HintSpan(hintTargetName(to)), reachable: n.targetReachable(to)}
+			r.next()
 		}
 	}
 }
@@ -331,54 +296,83 @@ func (n *Node) targetReachable(to uint64) bool {
 	return ok && n.alive(nd.Name) && n.hints.ready(to)
 }
 
-// replayTarget drops to's expired hints and, if to is reachable, sends
-// it the others in sequence order, deleting each one it acknowledged. It
-// stops at the first failure and backs off.
-func (n *Node) replayTarget(ctx context.Context, to uint64) error {
-	span := storage.HintSpan(hintTargetName(to))
-	reachable := n.targetReachable(to)
+// hintReplay is one replay of a target's hints, in sequence order, one
+// request at a time: it deletes each hint the target acknowledged, and
+// stops at the first failure, backing off. An unreachable target's
+// replay only drops the expired hints.
+type hintReplay struct {
+	n         *Node
+	to        uint64
+	span      storage.Span // the hints not read yet
+	reachable bool
+	batch     []hintEntry // read, not replayed yet
+}
+
+// next replays the next hint, or ends the replay.
+func (r *hintReplay) next() {
+	n := r.n
 	for {
-		batch, err := n.readHints(span)
-		if err != nil || len(batch) == 0 {
-			return err
+		if n.loops.stopped() {
+			r.end(nil)
+			return
 		}
-		for _, e := range batch {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		if len(r.batch) == 0 {
+			batch, err := n.readHints(r.span)
+			if err != nil || len(batch) == 0 {
+				r.end(err)
+				return
 			}
-			h, err := decodeHint(e.value)
-			if err != nil {
-				n.store.logger.Error("dropping a corrupt hint", "node", to, "err", err)
-				if err := n.deleteHint(to, e, "corrupt"); err != nil {
-					return err
-				}
-				continue
-			}
-			if time.Duration(n.hints.now()-h.created) > n.hints.maxAge {
-				if err := n.deleteHint(to, e, "expired"); err != nil {
-					return err
-				}
-				continue
-			}
-			if !reachable {
-				return nil // the rest is younger: nothing else expired
-			}
-			sctx, cancel := context.WithTimeout(ctx, n.replicaTimeout)
-			_, err = n.recordPeers.writeRecord(sctx, to, h.rangeID, h.key, h.rec)
-			cancel()
-			if err != nil {
-				n.hints.backOff(to)
-				return err
-			}
-			if err := n.deleteHint(to, e, ""); err != nil {
-				return err
-			}
+			r.batch = batch
+			r.span.Start = append(slices.Clone(batch[len(batch)-1].key), 0)
 		}
-		if reachable {
-			n.hints.resetBackoff(to)
+		e := r.batch[0]
+		r.batch = r.batch[1:]
+		h, err := decodeHint(e.value)
+		if err != nil {
+			n.store.logger.Error("dropping a corrupt hint", "node", r.to, "err", err)
+			if err := n.deleteHint(r.to, e, "corrupt"); err != nil {
+				r.end(err)
+				return
+			}
+			continue
 		}
-		span.Start = append(batch[len(batch)-1].key, 0)
+		// A hint is as old as the older of its creation and its record's
+		// version: an old version re-written later (a compare-and-swap
+		// finishing another's write) must not outlive the window either,
+		// for the tombstone purge relies on it (antientropy.go).
+		if time.Duration(n.hints.now()-min(h.created, h.rec.Version.Timestamp.WallTime)) > n.hints.maxAge {
+			if err := n.deleteHint(r.to, e, "expired"); err != nil {
+				r.end(err)
+				return
+			}
+			continue
+		}
+		if !r.reachable {
+			r.end(nil) // the rest is younger: nothing else expired
+			return
+		}
+		n.net.call(r.to, replicaRequest{kind: reqWrite, rangeID: h.rangeID, key: h.key, rec: h.rec}, func(a replicaAnswer) {
+			if a.err != nil {
+				n.hints.backOff(r.to)
+				r.end(a.err)
+				return
+			}
+			if err := n.deleteHint(r.to, e, ""); err != nil {
+				r.end(err)
+				return
+			}
+			n.hints.resetBackoff(r.to)
+			r.next()
+		})
+		return
 	}
+}
+
+func (r *hintReplay) end(err error) {
+	if err != nil {
+		r.n.store.logger.Debug("hint replay stopped", "node", r.to, "err", err)
+	}
+	r.n.hints.unclaim(r.to)
 }
 
 type hintEntry struct{ key, value []byte }
@@ -429,7 +423,7 @@ func (n *Node) hintWrite(to, rangeID uint64, key []byte, rec wrn.Record) bool {
 	if to == n.store.NodeID() {
 		return false // this node's own replica failed: a hint here would fail alike
 	}
-	if err := n.hints.add(to, rangeID, key, rec, n.runHints); err != nil {
+	if err := n.hints.add(to, rangeID, key, rec); err != nil {
 		n.store.logger.Warn("hint not stored", "node", to, "range", rangeID, "err", err)
 		return false
 	}

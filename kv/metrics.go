@@ -42,6 +42,12 @@ type Metrics struct {
 	// AntiEntropyMismatches: Merkle tree leaves that differed between two
 	// replicas of an eventual range in an anti-entropy exchange.
 	AntiEntropyMismatches prometheus.Counter
+	// AntiEntropyRepairs: records that anti-entropy wrote to this node's
+	// replicas, newer than what they held.
+	AntiEntropyRepairs prometheus.Counter
+	// TombstonesPurged: tombstones of eventual keyspaces deleted once
+	// every replica held them (antientropy.go).
+	TombstonesPurged prometheus.Counter
 
 	// Staleness of eventual reads, by keyspace (issue 6): reads answered,
 	// and of those the reads whose answer was older than the newest
@@ -113,6 +119,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "quorumkv_wrn_antientropy_mismatches_total",
 			Help: "Merkle tree leaves that differed between two replicas of an eventual range in anti-entropy exchanges.",
 		}),
+		AntiEntropyRepairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quorumkv_wrn_antientropy_repairs_total",
+			Help: "Records written to this node's eventual replicas by anti-entropy, newer than what they held.",
+		}),
+		TombstonesPurged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quorumkv_wrn_tombstones_purged_total",
+			Help: "Tombstones of eventual keyspaces purged by anti-entropy once every replica held them.",
+		}),
 		WRNReads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_wrn_reads_total", Help: "Reads of eventual keyspaces answered, by keyspace.",
 		}, []string{"keyspace"}),
@@ -125,7 +139,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
 			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.WALSyncDuration, m.ReadRepairs,
-			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.WRNReads, m.WRNStaleReads)
+			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.WRNReads, m.WRNStaleReads)
 	}
 	return m
 }

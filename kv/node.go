@@ -41,18 +41,26 @@ type Node struct {
 
 	// Eventual keyspaces (eventual.go): the clock that versions the
 	// writes coordinated here, this node's replicas' records, the way to
-	// the other replicas, and the read repairs in flight.
+	// the replicas (net, over recordPeers to the other nodes), and the
+	// read repairs in flight.
 	clock          *wrn.Clock
 	records        *recordStore
+	net            replicaNet
 	recordPeers    recordTransport
 	replicaTimeout time.Duration
 	repairSlots    chan struct{} // a semaphore: one token per repair in flight
-	lateSlots      chan struct{} // a semaphore: one token per collector of a read's late answers
 	casSeq         atomic.Uint64 // low bits of compare-and-swap proposer IDs (eventual_cas.go)
+	rngMu          sync.Mutex
+	rng            *rand.Rand // compare-and-swap backoff
 	// hints holds writes for replicas that missed them (hints.go).
 	hints *hints
-	// antiEntropy is the background Merkle tree exchange (antientropy.go).
-	antiEntropy antiEntropyLoop
+	// antiEntropy is the state of the Merkle tree exchanges, and
+	// tombstoneGrace how long a tombstone is kept at least
+	// (antientropy.go).
+	antiEntropy    antiEntropyState
+	tombstoneGrace time.Duration
+	// loops runs hint replay and anti-entropy in kvd.
+	loops backgroundLoops
 	// inflight counts the goroutines of eventual requests and repairs,
 	// for Close.
 	inflight sync.WaitGroup
@@ -93,6 +101,15 @@ type NodeConfig struct {
 	// HintReplayInterval is how often hints are replayed to replicas that
 	// came back; 0 means DefaultHintReplayInterval.
 	HintReplayInterval time.Duration
+	// TombstoneGrace is how long a tombstone of an eventual keyspace is
+	// kept at least; after it, anti-entropy purges it once every replica
+	// holds it. It must exceed MaxHintAge plus ReplicaTimeout plus twice
+	// the clocks' largest offset (500 ms); 0 means MaxHintAge plus one
+	// hour.
+	TombstoneGrace time.Duration
+	// Seed seeds the node's random choices (compare-and-swap ballots and
+	// backoff); 0 means a random seed.
+	Seed uint64
 }
 
 // Member is a node as gossip sees it.
@@ -111,8 +128,22 @@ func H2CClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{Protocols: &protocols, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
 }
 
-// NewNode serves the store.
+// NewNode serves the store. Its eventual coordinator reaches the
+// replicas through goroutines, and it replays hints in the background;
+// StartAntiEntropy starts anti-entropy.
 func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
+	n, err := newNode(store, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	n.loops.every(n.hints.interval, n.replayHints)
+	return n, nil
+}
+
+// newNode is NewNode with net as the way to replicas (nil: goNet) and no
+// background loop: the simulator passes its own net and runs the loops'
+// steps (replayHints, antiEntropyStep) from its timers.
+func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
@@ -137,6 +168,15 @@ func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
 	cfg.MaxHintBytes = cmp.Or(cfg.MaxHintBytes, DefaultMaxHintBytes)
 	cfg.MaxHintAge = cmp.Or(cfg.MaxHintAge, DefaultMaxHintAge)
 	cfg.HintReplayInterval = cmp.Or(cfg.HintReplayInterval, DefaultHintReplayInterval)
+	cfg.TombstoneGrace = cmp.Or(cfg.TombstoneGrace, cfg.MaxHintAge+tombstoneGraceMargin)
+	if least := cfg.MaxHintAge + cfg.ReplicaTimeout + 2*clockMaxOffset; cfg.TombstoneGrace <= least {
+		return nil, fmt.Errorf("%w: tombstone grace %v must exceed the hint window %v plus the replica timeout %v "+
+			"plus twice the largest clock offset %v (%v), or purged tombstones could let deleted values come back",
+			ErrInvalidArgument, cfg.TombstoneGrace, cfg.MaxHintAge, cfg.ReplicaTimeout, clockMaxOffset, least)
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = rand.Uint64()
+	}
 	hs, err := newHints(store.db, cfg, store.cfg.Metrics)
 	if err != nil {
 		return nil, err
@@ -144,14 +184,14 @@ func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
 	n := &Node{store: store, db: store.db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
 		alive: cfg.Alive, members: cfg.Members, peers: newPeers(cfg.HTTPClient),
 		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), records: newRecordStore(store.db),
-		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs),
-		lateSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs}
+		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs,
+		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
 	n.recordPeers = connectRecords{n}
-	n.casSeq.Store(rand.Uint64())
-	n.antiEntropy.init()
-	if hs.pendingTargets() != nil {
-		hs.start(n.runHints) // hints left from before a restart
+	n.net = net
+	if net == nil {
+		n.net = goNet{n}
 	}
+	n.casSeq.Store(n.rng.Uint64())
 	if n.members == nil {
 		n.members = n.catalogMembers
 	}

@@ -42,6 +42,7 @@ func openNodeWith(t *testing.T, db *storage.DB, cfg StoreConfig) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(n.Close)
 	return n
 }
 

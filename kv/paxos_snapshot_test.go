@@ -67,6 +67,7 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer na.Close()
 
 	// b joins: a registers it, and it learns the catalog through meta.
 	idB, err := retry(t, func() (uint64, error) { return na.registerNode(ctx, cfg("b", 1).Self, false) })

@@ -139,6 +139,26 @@ func (s *recordStore) write(rangeID uint64, key []byte, rec wrn.Record) (applied
 	return true, cur.Exists(), nil
 }
 
+// purge deletes key's record in range rangeID if it is still the
+// tombstone of version v (anti-entropy's tombstone purge), and reports
+// whether it did. The delete is not synced: a purge lost in a crash is
+// done again by a later round.
+func (s *recordStore) purge(rangeID uint64, key []byte, v wrn.Version) (bool, error) {
+	mu := s.stripe(rangeID, key)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.read(rangeID, key)
+	if err != nil || !cur.Tombstone || cur.Version != v {
+		return false, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Delete(storage.DataKey(rangeID, key)); err != nil {
+		return false, err
+	}
+	return true, b.Commit(false)
+}
+
 // read returns key's record in range rangeID: the zero Record if there is
 // none. The value is a copy.
 func (s *recordStore) read(rangeID uint64, key []byte) (wrn.Record, error) {

@@ -183,6 +183,19 @@ const (
 	simClients   = 4
 	simKeys      = 3 // per keyspace
 	simClientID  = 100
+
+	// Eventual keyspaces: the coordinators' replica timeout, the hint
+	// window and the tombstone grace (short, so that hints expire and
+	// tombstones are purged within a run; the grace must exceed the
+	// window plus the timeout plus twice the HLC's offset), and the
+	// periods of the background loops.
+	simReplicaTimeout      = 300 * time.Millisecond
+	simHintWindow          = time.Second
+	simTombstoneGrace      = 2500 * time.Millisecond
+	simHintReplayInterval  = 100 * time.Millisecond
+	simAntiEntropyInterval = 100 * time.Millisecond
+	// simEpoch is the nodes' physical time at virtual time 0 (2026-01-01).
+	simEpoch = int64(1767225600) * int64(time.Second)
 )
 
 // simKeyspaces are the keyspaces the clients use.
@@ -206,6 +219,14 @@ type simCluster struct {
 	leaders   map[simTermKey]uint64
 	clients   []*simClient
 	clusterID string
+	// keyspaces are the keyspaces the cluster was given.
+	keyspaces []KeyspaceDescriptor
+	// callSeq numbers the replica requests of eventual coordinators
+	// across every incarnation (simReplicaNet).
+	callSeq uint64
+	// eventual, if set, serves the clients' requests of eventual
+	// keyspaces (sim_eventual_test.go).
+	eventual func(n *simNode, from sim.NodeID, req simEvRequest)
 	// drop, if set, loses the peer messages it returns true for (tests of
 	// one lost message).
 	drop func(from, rangeID uint64, m PeerMessage) bool
@@ -224,16 +245,21 @@ type simTermKey struct {
 // newSimCluster forms a cluster of n nodes on a lossless network, creates
 // the clients' keyspaces, and waits until every range has a leader.
 func newSimCluster(t *testing.T, seed uint64, n int) *simCluster {
+	return newSimClusterWith(t, seed, n, simKeyspaces)
+}
+
+// newSimClusterWith is newSimCluster with the given keyspaces.
+func newSimClusterWith(t *testing.T, seed uint64, n int, keyspaces []KeyspaceDescriptor) *simCluster {
 	s := sim.NewForTest(t, sim.Config{Seed: seed, Link: sim.DefaultLink()})
 	c := &simCluster{t: t, seed: seed, s: s, h: sim.NewHistory(s), disks: map[uint64]*simpebble.Disk{},
-		added: map[uint64]bool{}, dirty: map[uint64]bool{}, leaders: map[simTermKey]uint64{}}
+		added: map[uint64]bool{}, dirty: map[uint64]bool{}, leaders: map[simTermKey]uint64{}, keyspaces: keyspaces}
 	for id := range uint64(n) {
 		c.ids = append(c.ids, id+1)
 	}
 	t.Cleanup(c.close)
 	s.AddInvariant("one leader per range per term or ballot", c.oneLeaderPerTerm)
 	c.form()
-	for _, ks := range simKeyspaces {
+	for _, ks := range keyspaces {
 		c.createKeyspace(ks)
 	}
 	c.require("every range to elect a leader", 10*time.Second, c.allRangesLed)
@@ -427,7 +453,19 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	if n.store, err = openStore(db, cfg, n.tr, id == 1); err != nil {
 		panic(err)
 	}
-	if n.node, err = NewNode(n.store, NodeConfig{Zone: cfg.Self.Zone}); err != nil {
+	n.net = &simReplicaNet{n: n, calls: map[uint64]func(replicaAnswer){}}
+	// Each node's physical clock is off true (virtual) time by up to
+	// 50 ms, well within the HLC's tolerated offset.
+	skew := int64(env.Rand().IntN(int(100*time.Millisecond))) - int64(50*time.Millisecond)
+	if n.node, err = newNode(n.store, NodeConfig{
+		Zone:           cfg.Self.Zone,
+		Alive:          c.alive,
+		PhysicalClock:  func() int64 { return simEpoch + int64(env.Now()) + skew },
+		ReplicaTimeout: simReplicaTimeout,
+		MaxHintAge:     simHintWindow,
+		TombstoneGrace: simTombstoneGrace,
+		Seed:           env.Rand().Uint64() | 1,
+	}, n.net); err != nil {
 		panic(err)
 	}
 	n.tr.flush()
@@ -436,7 +474,19 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		n.store.tick()
 		n.round()
 	})
+	// The loops kvd runs on goroutines (NewNode, StartAntiEntropy).
+	env.Every(simHintReplayInterval, n.node.replayHints)
+	env.Every(simAntiEntropyInterval, n.node.antiEntropyStep)
 	return n
+}
+
+// alive is gossip's view of the nodes: the ones up.
+func (c *simCluster) alive(name string) bool {
+	var id uint64
+	if _, err := fmt.Sscanf(name, "n%d", &id); err != nil {
+		return false
+	}
+	return c.node(id) != nil
 }
 
 // metaLeader returns the node whose meta replica leads, if any.
@@ -498,7 +548,10 @@ func (c *simCluster) rangeLeader(id uint64) uint64 {
 // a leader that every one of its replicas knows.
 func (c *simCluster) allRangesLed() bool {
 	cat := c.node(1).store.Catalog()
-	for _, ks := range simKeyspaces {
+	for _, ks := range c.keyspaces {
+		if ks.Mode == ModeEventual {
+			continue // no consensus group
+		}
 		for _, rd := range cat.Ranges[ks.Name] {
 			leader := uint64(0)
 			for _, rep := range rd.Replicas {
@@ -556,7 +609,10 @@ func (c *simCluster) oneLeaderPerTerm() error {
 // the same index.
 func (c *simCluster) converged() bool {
 	cat := c.node(1).store.Catalog()
-	for _, ranges := range cat.Ranges {
+	for name, ranges := range cat.Ranges {
+		if cat.Keyspaces[name].Mode == ModeEventual {
+			continue // no consensus group
+		}
 		for _, rd := range ranges {
 			var applied []uint64
 			for _, rep := range rd.Replicas {
@@ -621,7 +677,7 @@ func (c *simCluster) checkReplicasAgree() {
 
 func (c *simCluster) allKeys() []simRequest {
 	var out []simRequest
-	for _, ks := range simKeyspaces {
+	for _, ks := range c.keyspaces {
 		for k := range simKeys {
 			out = append(out, simRequest{Keyspace: ks.Name, In: sim.KVGet(simKey(ks.Name, k))})
 		}
@@ -651,6 +707,7 @@ type simNode struct {
 	store *Store
 	node  *Node
 	tr    *simTransport
+	net   *simReplicaNet
 	// joining: a registration is in flight on this node (form).
 	joining bool
 }
@@ -672,6 +729,12 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 		}
 	case simRequest:
 		n.serve(from, m)
+	case simReplicaCall:
+		n.env.Send(from, simReplicaAnswer{ID: m.ID, Answer: n.node.serveReplica(m.Req)})
+	case simReplicaAnswer:
+		n.net.answer(m.ID, m.Answer)
+	case simEvRequest:
+		n.c.eventual(n, from, m)
 	default:
 		panic(fmt.Sprintf("node %d: unexpected %T", n.id, msg))
 	}
@@ -780,6 +843,90 @@ func simCommand(in sim.KVInput, key []byte) *command {
 	}
 	panic(fmt.Sprintf("no command for %v", in))
 }
+
+// simReplicaNet is the replicaNet of one incarnation: a request to
+// another node crosses the simulated network as a simReplicaCall and is
+// answered by a simReplicaAnswer; one to itself runs as the next event.
+// An answer that does not come within the replica timeout is an error,
+// and a late one is ignored, as goNet's context does.
+type simReplicaNet struct {
+	n     *simNode
+	calls map[uint64]func(replicaAnswer)
+}
+
+// simReplicaCall is a replica request in flight; simReplicaAnswer its
+// answer. The network may duplicate either: replicas handle a request
+// twice harmlessly (a record write is last-writer-wins; an acceptor
+// answers a repeated message alike), and an answer counts once.
+type simReplicaCall struct {
+	ID  uint64
+	Req replicaRequest
+}
+
+type simReplicaAnswer struct {
+	ID     uint64
+	Answer replicaAnswer
+}
+
+func (m simReplicaCall) String() string {
+	r := m.Req
+	s := fmt.Sprintf("call %d: r%d %v", m.ID, r.rangeID, r.kind)
+	switch r.kind {
+	case reqWrite:
+		s += fmt.Sprintf(" %q=%s", r.key, describeRecord(r.rec))
+	case reqRead:
+		s += fmt.Sprintf(" %q", r.key)
+	case reqCAS:
+		s += fmt.Sprintf(" %q %v ballot %v", r.key, r.cas.Type, r.cas.Ballot)
+	case reqLeafRecords:
+		s += fmt.Sprintf(" %d leaves", len(r.leaves))
+	}
+	return s
+}
+
+func (m simReplicaAnswer) String() string {
+	a := m.Answer
+	switch {
+	case a.err != nil:
+		return fmt.Sprintf("answer %d: %v", m.ID, a.err)
+	case a.hashes != nil:
+		return fmt.Sprintf("answer %d: %d leaf hashes", m.ID, len(a.hashes))
+	case a.recs != nil:
+		return fmt.Sprintf("answer %d: %d records", m.ID, len(a.recs))
+	case a.cas.Type != 0:
+		return fmt.Sprintf("answer %d: %v reject=%v", m.ID, a.cas.Type, a.cas.Reject)
+	}
+	return fmt.Sprintf("answer %d: %s existed=%v", m.ID, describeRecord(a.rec), a.existed)
+}
+
+func (s *simReplicaNet) call(to uint64, req replicaRequest, done func(replicaAnswer)) {
+	n := s.n
+	n.c.callSeq++
+	id := n.c.callSeq
+	timer := n.env.After(simReplicaTimeout, func() {
+		s.answer(id, replicaAnswer{err: fmt.Errorf("%w: node %d: no answer to a %v request in %v", ErrUnavailable, to, req.kind, simReplicaTimeout)})
+	})
+	s.calls[id] = func(a replicaAnswer) {
+		timer.Stop()
+		done(a)
+	}
+	switch {
+	case to == n.id:
+		n.env.After(0, func() { s.answer(id, n.node.serveReplica(req)) })
+	case n.c.added[to]:
+		n.env.Send(sim.NodeID(to), simReplicaCall{ID: id, Req: req})
+	}
+}
+
+// answer delivers a request's answer, once.
+func (s *simReplicaNet) answer(id uint64, a replicaAnswer) {
+	if done, ok := s.calls[id]; ok {
+		delete(s.calls, id)
+		done(a)
+	}
+}
+
+func (s *simReplicaNet) after(d time.Duration, f func()) { s.n.env.After(d, f) }
 
 // simPeerMsg is one encoded peer message of a range.
 type simPeerMsg struct {
