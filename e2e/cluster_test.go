@@ -19,14 +19,15 @@ import (
 )
 
 // startCluster starts n kvd processes on loopback: the first founds the
-// cluster, the others join it through its gossip address.
-func startCluster(t testing.TB, n int) []*kvd {
+// cluster, the others join it through its gossip address. Every node also
+// gets the flags in extra.
+func startCluster(t testing.TB, n int, extra ...string) []*kvd {
 	t.Helper()
 	root := t.TempDir()
-	nodes := []*kvd{startKVD(t, filepath.Join(root, "n1"), "--node-id", "n1", "--zone", "z1")}
+	nodes := []*kvd{startKVD(t, filepath.Join(root, "n1"), append([]string{"--node-id", "n1", "--zone", "z1"}, extra...)...)}
 	for i := 2; i <= n; i++ {
-		nodes = append(nodes, startKVD(t, filepath.Join(root, fmt.Sprintf("n%d", i)),
-			"--node-id", fmt.Sprintf("n%d", i), "--zone", fmt.Sprintf("z%d", i), "--join", nodes[0].gossip))
+		args := []string{"--node-id", fmt.Sprintf("n%d", i), "--zone", fmt.Sprintf("z%d", i), "--join", nodes[0].gossip}
+		nodes = append(nodes, startKVD(t, filepath.Join(root, fmt.Sprintf("n%d", i)), append(args, extra...)...))
 	}
 	// Every node must know every other from the catalog before keyspaces
 	// can be placed on them.

@@ -112,7 +112,9 @@ func metricsText(t testing.TB, node *kvd) string {
 	return string(body)
 }
 
-// counter reads an unlabelled counter from node's /metrics (0 if absent).
+// counter reads an unlabelled counter or gauge from node's /metrics, or
+// one series of a labelled one named in full, as in
+// name{label="value"} (0 if absent).
 func counter(t testing.TB, node *kvd, name string) float64 {
 	t.Helper()
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(metricsText(t, node))

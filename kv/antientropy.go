@@ -236,6 +236,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []keyRec
 		return err
 	}
 	theirs := make(map[string]wrn.Record, len(remote))
+	pulled := 0
 	for _, kr := range remote {
 		theirs[string(kr.Key)] = kr.Record
 		applied, _, err := n.writeLocalRecord(rd.r.ID, kr.Key, kr.Record)
@@ -243,8 +244,20 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []keyRec
 			return err
 		}
 		if applied {
-			n.store.cfg.Metrics.AntiEntropyRepairs.Inc()
+			pulled++
 		}
+	}
+	n.store.cfg.Metrics.AntiEntropyRepairs.Add(float64(pulled))
+	if pulled > 0 {
+		// The next peers are compared with this replica as it is now, or
+		// they would differ in the same leaves and send the same records
+		// again. A leaf matched so far changed only by writes of other
+		// keys, which leave the purge safe (see purgeTombstones).
+		mine, err := n.rangeMerkle(rd.r, antiEntropyDepth, rd.horizon)
+		if err != nil {
+			return err
+		}
+		rd.mine, rd.local = mine, mine.LeafHashes()
 	}
 	var push []keyRecord
 	for _, kr := range ours {
@@ -264,6 +277,9 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []keyRec
 			mu.Lock()
 			if a.err != nil && rd.res.err == nil {
 				rd.res.err = fmt.Errorf("node %d: %w", peer, a.err)
+			}
+			if a.err == nil {
+				n.store.cfg.Metrics.AntiEntropyRepairs.Inc()
 			}
 			left--
 			last := left == 0
@@ -307,7 +323,12 @@ func (n *Node) antiEntropyExchange(ctx context.Context, r *RangeDescriptor, peer
 }
 
 // purgeTombstones deletes this replica's tombstones of range r older than
-// horizon in the leaves of mine that matched every other replica.
+// horizon in the leaves of mine that matched every other replica. Each
+// peer was compared with this replica's tree as it was then: a leaf that
+// matched every peer held, on each, no live value of a key whose old
+// tombstone is here (the value would have been in its tree and not in
+// ours). records.purge deletes a tombstone only if it is still the one
+// seen, so a write that came since is kept.
 func (n *Node) purgeTombstones(r *RangeDescriptor, mine *wrn.Merkle, matched []bool, horizon int64) (int, error) {
 	var victims []keyRecord
 	err := n.eachRecord(r.ID, func(key []byte, rec wrn.Record) bool {

@@ -42,8 +42,8 @@ type Metrics struct {
 	// AntiEntropyMismatches: Merkle tree leaves that differed between two
 	// replicas of an eventual range in an anti-entropy exchange.
 	AntiEntropyMismatches prometheus.Counter
-	// AntiEntropyRepairs: records that anti-entropy wrote to this node's
-	// replicas, newer than what they held.
+	// AntiEntropyRepairs: records that this node's anti-entropy rounds
+	// wrote to a replica, here or on the peer, newer than what it held.
 	AntiEntropyRepairs prometheus.Counter
 	// TombstonesPurged: tombstones of eventual keyspaces deleted once
 	// every replica held them (antientropy.go).
@@ -121,7 +121,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		AntiEntropyRepairs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quorumkv_wrn_antientropy_repairs_total",
-			Help: "Records written to this node's eventual replicas by anti-entropy, newer than what they held.",
+			Help: "Records that this node's anti-entropy rounds wrote to a replica of an eventual range (its own or the peer's), newer than what it held.",
 		}),
 		TombstonesPurged: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quorumkv_wrn_tombstones_purged_total",

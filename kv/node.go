@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -168,7 +169,9 @@ func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 	cfg.MaxHintBytes = cmp.Or(cfg.MaxHintBytes, DefaultMaxHintBytes)
 	cfg.MaxHintAge = cmp.Or(cfg.MaxHintAge, DefaultMaxHintAge)
 	cfg.HintReplayInterval = cmp.Or(cfg.HintReplayInterval, DefaultHintReplayInterval)
-	cfg.TombstoneGrace = cmp.Or(cfg.TombstoneGrace, cfg.MaxHintAge+tombstoneGraceMargin)
+	if cfg.TombstoneGrace == 0 {
+		cfg.TombstoneGrace = cfg.MaxHintAge + min(tombstoneGraceMargin, math.MaxInt64-cfg.MaxHintAge) // no overflow
+	}
 	if least := cfg.MaxHintAge + cfg.ReplicaTimeout + 2*clockMaxOffset; cfg.TombstoneGrace <= least {
 		return nil, fmt.Errorf("%w: tombstone grace %v must exceed the hint window %v plus the replica timeout %v "+
 			"plus twice the largest clock offset %v (%v), or purged tombstones could let deleted values come back",

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/quorumkv/quorumkv/kv"
 )
 
 // MaxDemoNodes bounds kvd demo: every node runs in this one process.
@@ -83,6 +85,7 @@ func demo(c *cli.Context, stdout, stderr io.Writer) error {
 			nodeID: fmt.Sprintf("n%d", i), dataDir: filepath.Join(root, fmt.Sprintf("n%d", i)),
 			listen: listen, advertise: listen, gossip: gossip, zone: fmt.Sprintf("zone-%d", i), weight: 1,
 			logLevel: level, drainTimeout: defaultDrainTimeout,
+			antiEntropyInterval: kv.DefaultAntiEntropyInterval, hintWindow: kv.DefaultMaxHintAge,
 		}
 		if seed != "" {
 			cfg.join = []string{seed}

@@ -75,6 +75,10 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"KVD_LOG_LEVEL"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"KVD_LOG_FORMAT"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "drain-timeout", Usage: "on SIGTERM, how long to wait for requests in flight", Value: defaultDrainTimeout, EnvVars: []string{"KVD_DRAIN_TIMEOUT"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "anti-entropy-interval", Usage: "eventual keyspaces: time between two anti-entropy rounds of this node (each compares one range with its other replicas)",
+			Value: kv.DefaultAntiEntropyInterval, EnvVars: []string{"KVD_ANTI_ENTROPY_INTERVAL"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "hint-window", Usage: "eventual keyspaces: how long hints are kept for a replica that is down; older ones are dropped and left to anti-entropy",
+			Value: kv.DefaultMaxHintAge, EnvVars: []string{"KVD_HINT_WINDOW"}}),
 	}
 	return &cli.App{
 		Name:      "kvd",
@@ -105,6 +109,9 @@ type config struct {
 	logLevel                                         slog.Level
 	logJSON                                          bool
 	drainTimeout                                     time.Duration
+	// antiEntropyInterval and hintWindow go to kv.Node: StartAntiEntropy
+	// and NodeConfig.MaxHintAge.
+	antiEntropyInterval, hintWindow time.Duration
 }
 
 func configFrom(c *cli.Context) (config, error) {
@@ -112,6 +119,7 @@ func configFrom(c *cli.Context) (config, error) {
 		nodeID: c.String("node-id"), dataDir: c.String("data-dir"), listen: c.String("listen"),
 		advertise: c.String("advertise"), gossip: c.String("gossip"), zone: c.String("zone"),
 		weight: c.Int("weight"), drainTimeout: c.Duration("drain-timeout"),
+		antiEntropyInterval: c.Duration("anti-entropy-interval"), hintWindow: c.Duration("hint-window"),
 	}
 	for _, s := range strings.Split(c.String("join"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -130,6 +138,12 @@ func configFrom(c *cli.Context) (config, error) {
 		return cfg, fmt.Errorf("--weight %d: want 1 or more", cfg.weight)
 	case cfg.drainTimeout < 0:
 		return cfg, fmt.Errorf("--drain-timeout %v: want 0 or more", cfg.drainTimeout)
+	// kv reads 0 as "the default": refused here, so that a typo does
+	// not silently become 10 s or 3 h.
+	case cfg.antiEntropyInterval <= 0:
+		return cfg, fmt.Errorf("--anti-entropy-interval %v: want a positive duration", cfg.antiEntropyInterval)
+	case cfg.hintWindow <= 0:
+		return cfg, fmt.Errorf("--hint-window %v: want a positive duration", cfg.hintWindow)
 	}
 	for _, a := range []struct{ flag, addr string }{{"listen", cfg.listen}, {"advertise", cfg.advertise}, {"gossip", cfg.gossip}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/quorumkv/quorumkv/kv"
 )
 
 // parse runs kvd's flag handling (not the server) on args and returns the
@@ -36,6 +40,46 @@ func TestDefaults(t *testing.T) {
 	if cfg.nodeID != host || cfg.dataDir != "./kvd-data" || cfg.listen != "127.0.0.1:7070" || cfg.advertise != "127.0.0.1:7070" ||
 		cfg.gossip != "127.0.0.1:7946" || cfg.zone != "default" || cfg.weight != 1 || len(cfg.join) != 0 {
 		t.Fatalf("defaults differ from SPEC.md: %+v", cfg)
+	}
+}
+
+// The eventual keyspaces' background work defaults to kv's defaults, and
+// reads its flags, environment variables and YAML keys like the others.
+func TestEventualFlags(t *testing.T) {
+	cfg, err := parse(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.antiEntropyInterval != kv.DefaultAntiEntropyInterval || cfg.hintWindow != kv.DefaultMaxHintAge {
+		t.Fatalf("defaults: anti-entropy interval %v, hint window %v; want %v, %v",
+			cfg.antiEntropyInterval, cfg.hintWindow, kv.DefaultAntiEntropyInterval, kv.DefaultMaxHintAge)
+	}
+	file := filepath.Join(t.TempDir(), "kvd.yaml")
+	if err := os.WriteFile(file, []byte("anti-entropy-interval: 1m\nhint-window: 30m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env            map[string]string
+		args           []string
+		interval, hint time.Duration
+	}{
+		{nil, nil, time.Minute, 30 * time.Minute},
+		{map[string]string{"KVD_HINT_WINDOW": "45m"}, nil, time.Minute, 45 * time.Minute},
+		{map[string]string{"KVD_ANTI_ENTROPY_INTERVAL": "2s"}, []string{"--anti-entropy-interval", "500ms", "--hint-window", "1s"},
+			500 * time.Millisecond, time.Second},
+	} {
+		t.Run(fmt.Sprint(c.env, c.args), func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := parse(t, append([]string{"--config", file}, c.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.antiEntropyInterval != c.interval || cfg.hintWindow != c.hint {
+				t.Fatalf("anti-entropy interval %v, hint window %v; want %v, %v", cfg.antiEntropyInterval, cfg.hintWindow, c.interval, c.hint)
+			}
+		})
 	}
 }
 
@@ -69,6 +113,10 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"--drain-timeout", "-1s"}, "--drain-timeout"},
+		{[]string{"--anti-entropy-interval", "0s"}, "--anti-entropy-interval 0s"},
+		{[]string{"--anti-entropy-interval", "-5s"}, "--anti-entropy-interval -5s"},
+		{[]string{"--hint-window", "0s"}, "--hint-window 0s"},
+		{[]string{"--hint-window", "-1h"}, "--hint-window -1h0m0s"},
 		{[]string{"--data-dir", ""}, "--data-dir"},
 	} {
 		_, err := parse(t, c.args...)

@@ -100,7 +100,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		return nil, err
 	}
 	node, err := kv.NewNode(n.store, kv.NodeConfig{
-		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient,
+		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient, MaxHintAge: cfg.hintWindow,
 		Alive:   func(name string) bool { return gossipState(n.gossip, name) == membership.StateAlive },
 		Members: func() []kv.Member { return gossipMembers(n.gossip) },
 	})
@@ -110,7 +110,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	// Before the store closes: the node's background read repairs and
 	// replica writes use it.
 	n.closers = append(n.closers, func() error { node.Close(); return nil })
-	node.StartAntiEntropy(0 /* kv.DefaultAntiEntropyInterval */)
+	node.StartAntiEntropy(cfg.antiEntropyInterval)
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
