@@ -17,8 +17,10 @@ import (
 // The coordinator of eventual keyspaces (DESIGN.md §5). Any node
 // coordinates any key: a write goes to all N replicas of the key's range
 // and is acknowledged after W durable acks; a read asks all N and answers
-// after R replies with the newest record. The node's own replica is
-// written and read directly, the others through recordTransport.
+// after R replies with the newest record. Every request to a replica,
+// the node's own included, goes through the node's replicaNet
+// (replicacall.go), and each operation is a state machine fed by the
+// answers, so that the simulator can drive it.
 
 // QuorumOverride is a request's W and R for an eventual keyspace: a count,
 // or a level (one, quorum, all, resolved against N by wrn.ResolveSize).
@@ -531,57 +533,27 @@ func (n *Node) scanEventualRange(ctx context.Context, ks KeyspaceDescriptor, r *
 // done).
 func (n *Node) scanRecordsOnce(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums,
 	prefix, startAfter []byte, limit int) (merged []keyRecord, next []byte, err error) {
-	type reply struct {
-		node uint64
-		recs []keyRecord
-		err  error
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	replies := make(chan reply, len(r.Replicas)) // one slot per replica: senders never block
-	for _, rep := range r.Replicas {
-		n.inflight.Add(1)
-		go func(from uint64) {
-			defer n.inflight.Done()
-			sctx, cancel := context.WithTimeout(rctx, n.replicaTimeout)
-			defer cancel()
-			var recs []keyRecord
-			var err error
-			if from == n.store.NodeID() {
-				recs, err = n.scanLocalRecords(r.ID, prefix, startAfter, limit)
-			} else {
-				recs, err = n.recordPeers.scanRecords(sctx, from, r.ID, prefix, startAfter, limit)
-			}
-			replies <- reply{from, recs, err}
-		}(rep.NodeID)
-	}
-	tr := qs.NewRead()
-	var pages [][]keyRecord
-	for tr.State() == wrn.Pending {
-		select {
-		case rp := <-replies:
-			if rp.err != nil {
-				tr.Fail(rp.node, rp.err.Error())
-				continue
-			}
-			tr.Reply(rp.node, wrn.Record{})
-			pages = append(pages, rp.recs)
-			if len(rp.recs) >= limit {
-				if last := rp.recs[len(rp.recs)-1].Key; next == nil || bytes.Compare(last, next) < 0 {
-					next = last
-				}
-			}
-		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("%w (keyspace %s scan: %v)", ctx.Err(), ks.Name, tr.Err())
+	op := &scanOp{n: n, ks: ks, r: r, tr: qs.NewRead(), limit: limit}
+	req := replicaRequest{kind: reqScan, rangeID: r.ID, prefix: prefix, after: startAfter, limit: limit}
+	res, err := await(ctx, func(done func(error)) {
+		op.done = done
+		for _, rep := range r.Replicas {
+			from := rep.NodeID
+			n.net.call(from, req, func(a replicaAnswer) { op.answer(from, a) })
 		}
+	}, op.progress)
+	if err == nil {
+		err = res
 	}
-	if tr.State() == wrn.Failed {
-		return nil, nil, fmt.Errorf("%w: keyspace %s range %d scan: %w", ErrUnavailable, ks.Name, r.ID, tr.Err())
+	if err != nil {
+		return nil, nil, err
 	}
+	op.mu.Lock()
+	defer op.mu.Unlock()
 	byKey := map[string]wrn.Record{}
-	for _, page := range pages {
+	for _, page := range op.pages {
 		for _, kr := range page {
-			if next != nil && bytes.Compare(kr.Key, next) > 0 {
+			if op.next != nil && bytes.Compare(kr.Key, op.next) > 0 {
 				break
 			}
 			byKey[string(kr.Key)] = wrn.Merge(byKey[string(kr.Key)], kr.Record)
@@ -590,5 +562,56 @@ func (n *Node) scanRecordsOnce(ctx context.Context, ks KeyspaceDescriptor, r *Ra
 	for _, k := range sortedKeys(byKey) {
 		merged = append(merged, keyRecord{Key: []byte(k), Record: byKey[k]})
 	}
-	return merged, next, nil
+	return merged, op.next, nil
+}
+
+// scanOp collects the pages of one scanRecordsOnce until a read quorum
+// of replicas answered; the later pages are dropped.
+type scanOp struct {
+	n     *Node
+	ks    KeyspaceDescriptor
+	r     *RangeDescriptor
+	limit int
+	mu    sync.Mutex
+	tr    *wrn.ReadTracker
+	pages [][]keyRecord
+	next  []byte      // the smallest last key of a full page
+	done  func(error) // nil once called
+}
+
+func (o *scanOp) answer(from uint64, a replicaAnswer) {
+	o.mu.Lock()
+	if o.done == nil {
+		o.mu.Unlock()
+		return // decided already
+	}
+	if a.err != nil {
+		o.tr.Fail(from, a.err.Error())
+	} else {
+		o.tr.Reply(from, wrn.Record{})
+		o.pages = append(o.pages, a.recs)
+		if len(a.recs) >= o.limit {
+			if last := a.recs[len(a.recs)-1].Key; o.next == nil || bytes.Compare(last, o.next) < 0 {
+				o.next = last
+			}
+		}
+	}
+	var err error
+	switch o.tr.State() {
+	case wrn.Pending:
+		o.mu.Unlock()
+		return
+	case wrn.Failed:
+		err = fmt.Errorf("%w: keyspace %s range %d scan: %w", ErrUnavailable, o.ks.Name, o.r.ID, o.tr.Err())
+	}
+	done := o.done
+	o.done = nil
+	o.mu.Unlock()
+	done(err)
+}
+
+func (o *scanOp) progress() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return fmt.Sprintf("keyspace %s scan: %v", o.ks.Name, o.tr.Err())
 }

@@ -40,7 +40,9 @@ type replicaRequest struct {
 	cas     paxos.BasicMessage // reqCAS
 	depth   int                // reqLeaves, reqLeafRecords: the Merkle tree's depth
 	leaves  []uint32           // reqLeafRecords
-	limit   int                // reqLeafRecords
+	limit   int                // reqLeafRecords, reqScan: the most records to answer
+	prefix  []byte             // reqScan: of the keys
+	after   []byte             // reqScan: the keys after this one
 }
 
 type replicaRequestKind uint8
@@ -51,6 +53,7 @@ const (
 	reqCAS
 	reqLeaves
 	reqLeafRecords
+	reqScan
 )
 
 func (k replicaRequestKind) String() string {
@@ -65,6 +68,8 @@ func (k replicaRequestKind) String() string {
 		return "merkle-leaves"
 	case reqLeafRecords:
 		return "leaf-records"
+	case reqScan:
+		return "scan"
 	}
 	return fmt.Sprintf("request(%d)", uint8(k))
 }
@@ -76,7 +81,7 @@ type replicaAnswer struct {
 	rec       wrn.Record         // reqRead
 	cas       paxos.BasicMessage // reqCAS: the acceptor's answer
 	hashes    []uint64           // reqLeaves
-	recs      []keyRecord        // reqLeafRecords
+	recs      []keyRecord        // reqLeafRecords, reqScan
 	truncated bool               // reqLeafRecords: more records than limit
 }
 
@@ -95,6 +100,8 @@ func (n *Node) serveReplica(req replicaRequest) replicaAnswer {
 		a.hashes, a.err = n.localMerkleLeaves(req.rangeID, req.depth)
 	case reqLeafRecords:
 		a.recs, a.truncated, a.err = n.localLeafRecords(req.rangeID, req.depth, req.leaves, req.limit)
+	case reqScan:
+		a.recs, a.err = n.scanLocalRecords(req.rangeID, req.prefix, req.after, req.limit)
 	default:
 		a.err = fmt.Errorf("%w: replica request %v", ErrInvalidArgument, req.kind)
 	}
@@ -116,6 +123,8 @@ func (n *Node) callRemote(ctx context.Context, to uint64, req replicaRequest) re
 		a.hashes, a.err = p.merkleLeaves(ctx, to, req.rangeID, req.depth)
 	case reqLeafRecords:
 		a.recs, a.truncated, a.err = p.leafRecords(ctx, to, req.rangeID, req.depth, req.leaves, req.limit)
+	case reqScan:
+		a.recs, a.err = p.scanRecords(ctx, to, req.rangeID, req.prefix, req.after, req.limit)
 	default:
 		a.err = fmt.Errorf("%w: replica request %v", ErrInvalidArgument, req.kind)
 	}
