@@ -375,13 +375,17 @@ func (n *Node) antiEntropyStep() {
 	ae.mu.next++
 	ae.mu.busy = true
 	ae.mu.Unlock()
+	// The other replicas that gossip sees alive; tombstones are purged
+	// only in a round that reached all of them.
 	var peers []uint64
+	cat := n.store.Catalog()
 	for _, rep := range r.Replicas {
-		if rep.NodeID != n.store.NodeID() {
+		if nd, ok := cat.Nodes[rep.NodeID]; ok && rep.NodeID != n.store.NodeID() && n.alive(nd.Name) {
 			peers = append(peers, rep.NodeID)
 		}
 	}
-	n.startAntiEntropyRound(r, peers, true, func(res antiEntropyResult) {
+	all := len(peers) == len(r.Replicas)-1
+	n.startAntiEntropyRound(r, peers, all, func(res antiEntropyResult) {
 		if res.err != nil {
 			n.store.logger.Debug("anti-entropy round failed", "range", r.ID, "err", res.err)
 		}

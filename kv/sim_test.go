@@ -1045,17 +1045,24 @@ func (c *simCluster) startClients() {
 	for i := range simClients {
 		id := uint64(simClientID + i + 1)
 		cl := &simClient{c: c, id: id, hints: map[string]uint64{}, seen: map[string]string{}}
-		c.s.AddNode(sim.NodeID(id), func(env *sim.Env) sim.Process {
-			cl.env = env
-			env.After(time.Duration(env.Rand().IntN(10))*time.Millisecond, cl.next)
-			return cl
-		})
-		for _, n := range c.ids {
-			link := sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
-			c.s.Net().SetLink(sim.NodeID(id), sim.NodeID(n), link)
-			c.s.Net().SetLink(sim.NodeID(n), sim.NodeID(id), link)
-		}
+		c.addClient(id, cl, func(env *sim.Env) { cl.env = env }, func() { cl.next() })
 		c.clients = append(c.clients, cl)
+	}
+}
+
+// addClient adds client process p as sim node id, on links to every
+// node that lose nothing; when it starts, it is given its env, and next
+// runs a few random milliseconds later.
+func (c *simCluster) addClient(id uint64, p sim.Process, setEnv func(*sim.Env), next func()) {
+	c.s.AddNode(sim.NodeID(id), func(env *sim.Env) sim.Process {
+		setEnv(env)
+		env.After(time.Duration(env.Rand().IntN(10))*time.Millisecond, next)
+		return p
+	})
+	for _, n := range c.ids {
+		link := sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+		c.s.Net().SetLink(sim.NodeID(id), sim.NodeID(n), link)
+		c.s.Net().SetLink(sim.NodeID(n), sim.NodeID(id), link)
 	}
 }
 
