@@ -54,7 +54,7 @@ func BenchmarkEventualStaleness(b *testing.B) {
 		}
 		clients = append(clients, cl)
 	}
-	// The catalog reaches the nodes through gossip: each must know ev.
+	// Every node coordinates a write before the load starts.
 	waitFor(b, "every node to serve keyspace ev", func() bool {
 		for _, cl := range clients {
 			if _, err := cl.Put(context.Background(), "ev", []byte("probe"), []byte("p"), client.Quorum{}); err != nil {

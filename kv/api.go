@@ -360,10 +360,10 @@ func (a *apiServer) keyspaces() []*v1.Keyspace {
 }
 
 func (a *apiServer) DescribeKeyspace(ctx context.Context, req *connect.Request[v1.DescribeKeyspaceRequest]) (*connect.Response[v1.DescribeKeyspaceResponse], error) {
-	ks, ok := a.node.store.Catalog().Keyspaces[req.Msg.Name]
-	if !ok {
-		return nil, toConnect(fmt.Errorf("%w: %q", ErrNoKeyspace, req.Msg.Name))
+	if err := a.node.awaitKeyspace(ctx, req.Msg.Name); err != nil {
+		return nil, toConnect(err)
 	}
+	ks := a.node.store.Catalog().Keyspaces[req.Msg.Name]
 	ranges, err := a.ranges(ctx, ks.Name)
 	if err != nil {
 		return nil, toConnect(err)
@@ -405,8 +405,8 @@ func (a *apiServer) members() []*v1.Member {
 func (a *apiServer) ListRanges(ctx context.Context, req *connect.Request[v1.ListRangesRequest]) (*connect.Response[v1.ListRangesResponse], error) {
 	name := req.Msg.Keyspace
 	if name != "" {
-		if _, ok := a.node.store.Catalog().Keyspaces[name]; !ok {
-			return nil, toConnect(fmt.Errorf("%w: %q", ErrNoKeyspace, name))
+		if err := a.node.awaitKeyspace(ctx, name); err != nil {
+			return nil, toConnect(err)
 		}
 	}
 	ranges, err := a.ranges(ctx, name)

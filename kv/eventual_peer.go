@@ -11,10 +11,15 @@ import (
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
-// recordTransport carries a coordinator's record requests to other
-// replicas. The node's own replica is called directly, never through it.
-// Tests replace it to run several nodes in one process.
+// recordTransport carries a node's requests to other nodes' peer
+// service, apart from consensus messages: a coordinator's record requests
+// to other replicas (the node's own replica is called directly, never
+// through it) and the catalog barrier's. Tests replace it to run several
+// nodes in one process.
 type recordTransport interface {
+	// metaIndex asks node to, meta's leader, for meta's index after a
+	// ReadIndex (catalogBarrier).
+	metaIndex(ctx context.Context, to uint64) (uint64, error)
 	writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (existed bool, err error)
 	readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error)
 	scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error)

@@ -170,6 +170,14 @@ func (m *memRecords) casStep(ctx context.Context, to, rangeID uint64, key []byte
 	return n.stepLocalCAS(rangeID, key, msg)
 }
 
+func (m *memRecords) metaIndex(ctx context.Context, to uint64) (uint64, error) {
+	n, err := m.to(to)
+	if err != nil {
+		return 0, err
+	}
+	return n.localMetaIndex(ctx)
+}
+
 func (m *memRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {
 	n, err := m.to(to)
 	if err != nil {
@@ -355,5 +363,33 @@ func TestEventualDropDeletesRecords(t *testing.T) {
 		if left {
 			t.Fatalf("range %d of the dropped keyspace still holds data", r.ID)
 		}
+	}
+}
+
+// A keyspace created through one node can be used through any other at
+// once: a node whose catalog does not have it yet waits for meta's
+// leader (catalogBarrier) before it answers "no such keyspace". Its
+// Get then finds the key absent, not the keyspace.
+func TestKeyspaceKnownAtOnceEverywhere(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
+	for i := range 5 {
+		name := fmt.Sprintf("ev%d", i)
+		creator := c.nodes[i%3]
+		if _, err := retry(t, func() (KeyspaceDescriptor, error) {
+			return creator.CreateKeyspace(ctx, KeyspaceDescriptor{Name: name, Mode: ModeEventual, Replicas: 3, Ranges: 1})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range c.nodes {
+			if _, err := n.Get(ctx, name, []byte("k")); !errors.Is(err, ErrKeyNotFound) {
+				t.Fatalf("get through node %d right after %s was created through node %d: %v, want key not found",
+					n.store.NodeID(), name, creator.store.NodeID(), err)
+			}
+		}
+	}
+	if _, err := c.nodes[2].Get(ctx, "nope", []byte("k")); !errors.Is(err, ErrNoKeyspace) {
+		t.Fatalf("get in a keyspace never created: %v", err)
 	}
 }

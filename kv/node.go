@@ -250,6 +250,67 @@ var ErrNotServed = errors.New("not served")
 // paxos keyspaces, through one consensus group per range.
 func served(m Mode) bool { return m == ModeRaft || m == ModePaxos }
 
+// awaitKeyspace returns nil if keyspace exists. The catalog reaches a
+// node through meta's log, a moment after it changed, so a keyspace just
+// created through another node may not be in this node's catalog yet:
+// before it answers that keyspace does not exist, the node waits until
+// its catalog holds every change committed before the request
+// (catalogBarrier). A client that created a keyspace through one node
+// can then use it through any other at once.
+func (n *Node) awaitKeyspace(ctx context.Context, keyspace string) error {
+	if _, ok := n.store.Catalog().Keyspaces[keyspace]; ok {
+		return nil
+	}
+	if err := CheckKeyspaceName(keyspace); err != nil {
+		return err
+	}
+	bctx, cancel := context.WithTimeout(ctx, catalogBarrierTimeout)
+	defer cancel()
+	if err := n.catalogBarrier(bctx); err != nil {
+		return fmt.Errorf("%w: keyspace %q is not in this node's catalog, and meta could not confirm it does not exist: %w",
+			ErrUnavailable, keyspace, err)
+	}
+	if _, ok := n.store.Catalog().Keyspaces[keyspace]; ok {
+		return nil
+	}
+	return fmt.Errorf("%w: %q (kvctl keyspace list shows them)", ErrNoKeyspace, keyspace)
+}
+
+// catalogBarrierTimeout bounds catalogBarrier in awaitKeyspace. Too low
+// answers Unavailable during a meta election; too high holds a request
+// for a missing keyspace that long when meta has no leader.
+const catalogBarrierTimeout = 2 * time.Second
+
+// catalogBarrier waits until this node's catalog holds every catalog
+// change committed before it was called: on meta's leader, a ReadIndex;
+// elsewhere, the leader's applied index after one (the MetaIndex peer
+// call), which this node's meta replica then applies up to.
+func (n *Node) catalogBarrier(ctx context.Context) error {
+	err := n.store.readBarrier(ctx, MetaRangeID)
+	var nl *NotLeaderError
+	if !errors.As(err, &nl) {
+		return err
+	}
+	if nl.Leader == 0 {
+		return fmt.Errorf("%w: meta has no leader now", ErrUnavailable)
+	}
+	index, err := n.recordPeers.metaIndex(ctx, nl.Leader)
+	if err != nil {
+		return fmt.Errorf("meta's leader, node %d: %w", nl.Leader, err)
+	}
+	for {
+		applied, err := n.store.appliedIndex(ctx, MetaRangeID)
+		if err != nil || applied >= index {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (meta applied %d here, %d on its leader)", ctx.Err(), applied, index)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
 // route finds the range of key in keyspace.
 func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
 	if err := n.limits.CheckKey(key); err != nil {
@@ -282,6 +343,9 @@ func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, 
 	if err := n.limits.CheckValue(value); err != nil {
 		return "", err
 	}
+	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
+		return "", err
+	}
 	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
 		v, _, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Value: value}, q)
 		return formatRecordVersion(v), err
@@ -306,6 +370,9 @@ func (n *Node) Delete(ctx context.Context, keyspace string, key []byte) (bool, e
 // delete writes a tombstone, and "existed" says whether one of the W
 // replicas that acknowledged held a live value before.
 func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, q QuorumOverride) (bool, error) {
+	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
+		return false, err
+	}
 	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
 		_, existed, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Tombstone: true}, q)
 		return existed, err
@@ -333,6 +400,9 @@ type Expect struct {
 // time; a failed condition is ErrConditionFailed and writes nothing.
 func (n *Node) CompareAndSwap(ctx context.Context, keyspace string, key []byte, expect Expect, value []byte) (string, error) {
 	if err := n.limits.CheckValue(value); err != nil {
+		return "", err
+	}
+	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return "", err
 	}
 	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
@@ -379,6 +449,9 @@ func (n *Node) Get(ctx context.Context, keyspace string, key []byte) (KeyValue, 
 // returns the newest record among R replicas (not linearizable: see
 // DESIGN.md §5).
 func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q QuorumOverride) (KeyValue, error) {
+	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
+		return KeyValue{}, err
+	}
 	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
 		rec, err := n.readEventual(ctx, ks, r, key, q)
 		if err != nil {
@@ -424,6 +497,9 @@ var ErrKeyNotFound = errors.New("key not found")
 func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []byte, limit int) ([]KeyValue, bool, error) {
 	if limit <= 0 || limit > n.limits.MaxScanKeys {
 		limit = n.limits.MaxScanKeys
+	}
+	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
+		return nil, false, err
 	}
 	cat := n.store.Catalog()
 	ks, ok := cat.Keyspaces[keyspace]

@@ -123,6 +123,38 @@ func (p *peerServer) ScanRange(ctx context.Context, req *connect.Request[peerv1.
 	return connect.NewResponse(resp), nil
 }
 
+// MetaIndex confirms this node leads meta and answers what meta has
+// applied here (see catalogBarrier).
+func (p *peerServer) MetaIndex(ctx context.Context, req *connect.Request[peerv1.MetaIndexRequest]) (*connect.Response[peerv1.MetaIndexResponse], error) {
+	applied, err := p.node.localMetaIndex(ctx)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.MetaIndexResponse{Index: applied}), nil
+}
+
+// localMetaIndex confirms this node leads meta (ReadIndex) and returns
+// what meta has applied here, which then covers every change committed
+// before the call.
+func (n *Node) localMetaIndex(ctx context.Context) (uint64, error) {
+	if err := n.store.readBarrier(ctx, MetaRangeID); err != nil {
+		return 0, err
+	}
+	return n.store.appliedIndex(ctx, MetaRangeID)
+}
+
+func (c connectRecords) metaIndex(ctx context.Context, to uint64) (uint64, error) {
+	addr, ok := c.n.store.nodeAddr(to)
+	if !ok {
+		return 0, fmt.Errorf("%w: node %d has no known address", ErrUnavailable, to)
+	}
+	resp, err := c.n.peers.peerClient(addr).MetaIndex(ctx, connect.NewRequest(&peerv1.MetaIndexRequest{}))
+	if err != nil {
+		return 0, err
+	}
+	return resp.Msg.Index, nil
+}
+
 // registerNode adds or updates a node in the catalog through meta's
 // leader, forwarding there when this node is not it.
 func (n *Node) registerNode(ctx context.Context, desc NodeDescriptor, forwarded bool) (uint64, error) {

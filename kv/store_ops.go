@@ -110,6 +110,24 @@ func (s *Store) readBarrier(ctx context.Context, rangeID uint64) error {
 	}
 }
 
+// appliedIndex returns the index this node's replica of range rangeID
+// has applied.
+func (s *Store) appliedIndex(ctx context.Context, rangeID uint64) (uint64, error) {
+	var applied uint64
+	found := false
+	if err := s.do(ctx, func() {
+		if r := s.replicas[rangeID]; r != nil {
+			applied, found = r.applied, true
+		}
+	}); err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
+	}
+	return applied, nil
+}
+
 // startRead starts a linearizable read of the range (see readBarrier).
 // done is called once, from a later round of the loop: with nil when the
 // replica's applied data may be read, or with why not (NotLeaderError when

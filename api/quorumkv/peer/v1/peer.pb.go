@@ -1493,6 +1493,86 @@ func (x *CasAcceptResponse) GetPromised() *Ballot {
 	return nil
 }
 
+type MetaIndexRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetaIndexRequest) Reset() {
+	*x = MetaIndexRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetaIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetaIndexRequest) ProtoMessage() {}
+
+func (x *MetaIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetaIndexRequest.ProtoReflect.Descriptor instead.
+func (*MetaIndexRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{25}
+}
+
+type MetaIndexResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetaIndexResponse) Reset() {
+	*x = MetaIndexResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetaIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetaIndexResponse) ProtoMessage() {}
+
+func (x *MetaIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetaIndexResponse.ProtoReflect.Descriptor instead.
+func (*MetaIndexResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *MetaIndexResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_quorumkv_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
@@ -1594,7 +1674,10 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\x05value\x18\x05 \x01(\fR\x05value\"a\n" +
 	"\x11CasAcceptResponse\x12\x16\n" +
 	"\x06reject\x18\x01 \x01(\bR\x06reject\x124\n" +
-	"\bpromised\x18\x02 \x01(\v2\x18.quorumkv.peer.v1.BallotR\bpromised2\xfb\x06\n" +
+	"\bpromised\x18\x02 \x01(\v2\x18.quorumkv.peer.v1.BallotR\bpromised\"\x12\n" +
+	"\x10MetaIndexRequest\")\n" +
+	"\x11MetaIndexResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xd3\a\n" +
 	"\x04Peer\x12I\n" +
 	"\x04Raft\x12\x1d.quorumkv.peer.v1.RaftRequest\x1a\x1e.quorumkv.peer.v1.RaftResponse\"\x00(\x01\x12G\n" +
 	"\x04Join\x12\x1d.quorumkv.peer.v1.JoinRequest\x1a\x1e.quorumkv.peer.v1.JoinResponse\"\x00\x12V\n" +
@@ -1607,7 +1690,8 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\vLeafRecords\x12$.quorumkv.peer.v1.LeafRecordsRequest\x1a%.quorumkv.peer.v1.LeafRecordsResponse\"\x00\x12Y\n" +
 	"\n" +
 	"CasPrepare\x12#.quorumkv.peer.v1.CasPrepareRequest\x1a$.quorumkv.peer.v1.CasPrepareResponse\"\x00\x12V\n" +
-	"\tCasAccept\x12\".quorumkv.peer.v1.CasAcceptRequest\x1a#.quorumkv.peer.v1.CasAcceptResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
+	"\tCasAccept\x12\".quorumkv.peer.v1.CasAcceptRequest\x1a#.quorumkv.peer.v1.CasAcceptResponse\"\x00\x12V\n" +
+	"\tMetaIndex\x12\".quorumkv.peer.v1.MetaIndexRequest\x1a#.quorumkv.peer.v1.MetaIndexResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_quorumkv_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -1621,7 +1705,7 @@ func file_quorumkv_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quorumkv_peer_v1_peer_proto_rawDescData
 }
 
-var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*RaftRequest)(nil),          // 0: quorumkv.peer.v1.RaftRequest
 	(*RaftMessage)(nil),          // 1: quorumkv.peer.v1.RaftMessage
@@ -1648,6 +1732,8 @@ var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*CasPrepareResponse)(nil),   // 22: quorumkv.peer.v1.CasPrepareResponse
 	(*CasAcceptRequest)(nil),     // 23: quorumkv.peer.v1.CasAcceptRequest
 	(*CasAcceptResponse)(nil),    // 24: quorumkv.peer.v1.CasAcceptResponse
+	(*MetaIndexRequest)(nil),     // 25: quorumkv.peer.v1.MetaIndexRequest
+	(*MetaIndexResponse)(nil),    // 26: quorumkv.peer.v1.MetaIndexResponse
 }
 var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	1,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
@@ -1672,18 +1758,20 @@ var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	18, // 19: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
 	21, // 20: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
 	23, // 21: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
-	2,  // 22: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
-	4,  // 23: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
-	6,  // 24: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
-	10, // 25: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
-	12, // 26: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
-	14, // 27: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
-	17, // 28: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
-	19, // 29: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
-	22, // 30: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
-	24, // 31: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
-	22, // [22:32] is the sub-list for method output_type
-	12, // [12:22] is the sub-list for method input_type
+	25, // 22: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
+	2,  // 23: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
+	4,  // 24: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
+	6,  // 25: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
+	10, // 26: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
+	12, // 27: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
+	14, // 28: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
+	17, // 29: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
+	19, // 30: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
+	22, // 31: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
+	24, // 32: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
+	26, // 33: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
+	23, // [23:34] is the sub-list for method output_type
+	12, // [12:23] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -1700,7 +1788,7 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_peer_v1_peer_proto_rawDesc), len(file_quorumkv_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -55,6 +55,8 @@ const (
 	PeerCasPrepareProcedure = "/quorumkv.peer.v1.Peer/CasPrepare"
 	// PeerCasAcceptProcedure is the fully-qualified name of the Peer's CasAccept RPC.
 	PeerCasAcceptProcedure = "/quorumkv.peer.v1.Peer/CasAccept"
+	// PeerMetaIndexProcedure is the fully-qualified name of the Peer's MetaIndex RPC.
+	PeerMetaIndexProcedure = "/quorumkv.peer.v1.Peer/MetaIndex"
 )
 
 // PeerClient is a client for the quorumkv.peer.v1.Peer service.
@@ -93,6 +95,11 @@ type PeerClient interface {
 	// CasAccept is phase 2: this replica's acceptor for the key accepts the
 	// value at the ballot, durably, or refuses it.
 	CasAccept(context.Context, *connect.Request[v1.CasAcceptRequest]) (*connect.Response[v1.CasAcceptResponse], error)
+	// MetaIndex is asked of meta's leader by a node about to tell a client
+	// that a keyspace does not exist: the leader confirms its leadership
+	// (ReadIndex) and answers the index meta has applied, which the asking
+	// node's catalog must reach to hold every change committed before.
+	MetaIndex(context.Context, *connect.Request[v1.MetaIndexRequest]) (*connect.Response[v1.MetaIndexResponse], error)
 }
 
 // NewPeerClient constructs a client for the quorumkv.peer.v1.Peer service. By default, it uses the
@@ -166,6 +173,12 @@ func NewPeerClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(peerMethods.ByName("CasAccept")),
 			connect.WithClientOptions(opts...),
 		),
+		metaIndex: connect.NewClient[v1.MetaIndexRequest, v1.MetaIndexResponse](
+			httpClient,
+			baseURL+PeerMetaIndexProcedure,
+			connect.WithSchema(peerMethods.ByName("MetaIndex")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -181,6 +194,7 @@ type peerClient struct {
 	leafRecords  *connect.Client[v1.LeafRecordsRequest, v1.LeafRecordsResponse]
 	casPrepare   *connect.Client[v1.CasPrepareRequest, v1.CasPrepareResponse]
 	casAccept    *connect.Client[v1.CasAcceptRequest, v1.CasAcceptResponse]
+	metaIndex    *connect.Client[v1.MetaIndexRequest, v1.MetaIndexResponse]
 }
 
 // Raft calls quorumkv.peer.v1.Peer.Raft.
@@ -233,6 +247,11 @@ func (c *peerClient) CasAccept(ctx context.Context, req *connect.Request[v1.CasA
 	return c.casAccept.CallUnary(ctx, req)
 }
 
+// MetaIndex calls quorumkv.peer.v1.Peer.MetaIndex.
+func (c *peerClient) MetaIndex(ctx context.Context, req *connect.Request[v1.MetaIndexRequest]) (*connect.Response[v1.MetaIndexResponse], error) {
+	return c.metaIndex.CallUnary(ctx, req)
+}
+
 // PeerHandler is an implementation of the quorumkv.peer.v1.Peer service.
 type PeerHandler interface {
 	// Raft carries one node's consensus messages (Raft and Multi-Paxos) to
@@ -269,6 +288,11 @@ type PeerHandler interface {
 	// CasAccept is phase 2: this replica's acceptor for the key accepts the
 	// value at the ballot, durably, or refuses it.
 	CasAccept(context.Context, *connect.Request[v1.CasAcceptRequest]) (*connect.Response[v1.CasAcceptResponse], error)
+	// MetaIndex is asked of meta's leader by a node about to tell a client
+	// that a keyspace does not exist: the leader confirms its leadership
+	// (ReadIndex) and answers the index meta has applied, which the asking
+	// node's catalog must reach to hold every change committed before.
+	MetaIndex(context.Context, *connect.Request[v1.MetaIndexRequest]) (*connect.Response[v1.MetaIndexResponse], error)
 }
 
 // NewPeerHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -338,6 +362,12 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(peerMethods.ByName("CasAccept")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerMetaIndexHandler := connect.NewUnaryHandler(
+		PeerMetaIndexProcedure,
+		svc.MetaIndex,
+		connect.WithSchema(peerMethods.ByName("MetaIndex")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quorumkv.peer.v1.Peer/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerRaftProcedure:
@@ -360,6 +390,8 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 			peerCasPrepareHandler.ServeHTTP(w, r)
 		case PeerCasAcceptProcedure:
 			peerCasAcceptHandler.ServeHTTP(w, r)
+		case PeerMetaIndexProcedure:
+			peerMetaIndexHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -407,4 +439,8 @@ func (UnimplementedPeerHandler) CasPrepare(context.Context, *connect.Request[v1.
 
 func (UnimplementedPeerHandler) CasAccept(context.Context, *connect.Request[v1.CasAcceptRequest]) (*connect.Response[v1.CasAcceptResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.CasAccept is not implemented"))
+}
+
+func (UnimplementedPeerHandler) MetaIndex(context.Context, *connect.Request[v1.MetaIndexRequest]) (*connect.Response[v1.MetaIndexResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.MetaIndex is not implemented"))
 }
