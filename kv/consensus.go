@@ -58,10 +58,9 @@ type consensusCore interface {
 	// adding the writes to the batch that batch returns (made on first
 	// use, so that a round with nothing to compact writes nothing).
 	compact(batch func() *storage.Batch, applied uint64) error
-	// transferLeader asks a leader to hand its leadership to its most
-	// caught-up live voter other than self. It reports false when there is
-	// none or the protocol cannot (Multi-Paxos has no transfer: the next
-	// leader is whoever times out first).
+	// transferLeader asks a leader to hand its leadership to a live voter
+	// other than self (Raft: the most caught-up). It reports false when
+	// there is none.
 	transferLeader(self uint64) bool
 	// quiescible reports, for a leader, whether the range is idle and
 	// fully replicated (every replica holds and knows committed its whole

@@ -169,3 +169,65 @@ func slotOf(t *testing.T, rangeID uint64, version string) uint64 {
 	}
 	return slot
 }
+
+// A draining node hands its paxos ranges' leaderships to other voters
+// (paxos.RawNode.TransferLeader), as it does for raft ranges: clients
+// never wait out an election timeout.
+func TestDrainPaxosLeaderships(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
+	a := c.nodes[0]
+	if _, err := retry(t, func() (KeyspaceDescriptor, error) {
+		return a.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "px", Mode: ModePaxos, Replicas: 3, Ranges: 4})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ranges := map[uint64]bool{}
+	for _, r := range a.store.Catalog().Ranges["px"] {
+		ranges[r.ID] = true
+	}
+	// ledBy counts the px ranges node n leads, as its own replicas see it.
+	ledBy := func(n *Node) int {
+		st, err := n.store.RangeStatuses(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		led := 0
+		for id, s := range st {
+			if ranges[id] && s.State == roleLeader.String() {
+				led++
+			}
+		}
+		return led
+	}
+	waitUntil(t, "every px range to elect a leader", func() bool {
+		return ledBy(c.nodes[0])+ledBy(c.nodes[1])+ledBy(c.nodes[2]) == len(ranges)
+	})
+	// Drain the node leading the most.
+	busiest := c.nodes[0]
+	for _, n := range c.nodes[1:] {
+		if ledBy(n) > ledBy(busiest) {
+			busiest = n
+		}
+	}
+	led := ledBy(busiest)
+	moved, kept := busiest.store.TransferLeaderships(ctx) // meta's and default's leaderships too
+	if kept != 0 || moved < led || ledBy(busiest) != 0 {
+		t.Fatalf("node %d led %d px ranges: %d leaderships moved, %d kept, %d px ranges led after",
+			busiest.store.NodeID(), led, moved, kept, ledBy(busiest))
+	}
+	// The new leaders serve writes (leadership may move again meanwhile:
+	// the writes go to whichever replica leads).
+	for id := range ranges {
+		waitUntil(t, fmt.Sprintf("a write to px range %d", id), func() bool {
+			for _, n := range c.nodes {
+				res, err := n.store.propose(ctx, id, &command{op: opPut, key: []byte("k"), value: []byte("v")})
+				if err == nil && res.err == nil {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}

@@ -220,8 +220,10 @@ func (c *paxosCore) compactTo(b *storage.Batch, slot uint64) error {
 	return c.log.setSnapshot(b, snap)
 }
 
-// transferLeader: Multi-Paxos has no leadership transfer.
-func (c *paxosCore) transferLeader(uint64) bool { return false }
+// transferLeader asks the lowest-ID voter the leader heard from lately to
+// run phase 1 now (paxos.RawNode.TransferLeader). Any voter can take
+// over: a new leader learns what it lacks from the promises.
+func (c *paxosCore) transferLeader(uint64) bool { return c.rn.TransferLeader(0) == nil }
 
 // quiescible: this node leads, with nothing in flight and every slot it
 // knows chosen and applied (paxos.RawNode.Idle). Unlike Raft, the leader

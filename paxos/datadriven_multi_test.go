@@ -100,6 +100,12 @@ func runMulti(t *testing.T, cl *cluster, d *datadriven.TestData) {
 		}
 	case "read":
 		report(node().ReadIndex([]byte(argString(d, "ctx", ""))))
+	case "transfer":
+		to := uint64(0)
+		if ids := argIDs(t, d, "to"); len(ids) == 1 {
+			to = ids[0]
+		}
+		report(node().TransferLeader(to))
 	case "reconfig":
 		report(node().ProposeConfig(members(argString(d, "geometry", "majority"), argIDs(t, d, "voters")...)))
 	case "deliver", "drop":

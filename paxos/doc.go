@@ -37,6 +37,12 @@
 // or an Accept says which ballot it has promised, so the proposer jumps past
 // it in one step instead of climbing one round per timeout.
 //
+// Leadership transfer (RawNode.TransferLeader, for a graceful stop) needs
+// no new safety argument: any node may run phase 1 at any time. A live
+// leader's acceptors refuse other candidates only so that a node that was
+// cut off cannot depose a working leader (a liveness rule); a Prepare the
+// leader asked for (MsgTimeoutNow) is marked and granted.
+//
 // Files: ballot.go; Basic Paxos in acceptor.go, proposer.go, basic.go;
 // Multi-Paxos in rawnode.go (the API and Ready), follower.go (acceptor and
 // learner), election.go (phase 1), leader.go (phase 2, pipelining,

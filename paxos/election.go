@@ -16,10 +16,14 @@ type candidate struct {
 	sent    map[uint64]bool // who got the Prepare
 	configs []quorum.System // configurations found in promises (reconfig.go, case 2)
 	seen    map[string]bool // their encodings, to add each once
+	// transfer: the leader asked this node to take over; its Prepares
+	// say so (Message.Transfer).
+	transfer bool
 }
 
-// campaign starts phase 1 with a ballot above every ballot heard of.
-func (r *RawNode) campaign() {
+// campaign starts phase 1 with a ballot above every ballot heard of;
+// transfer says the leader asked for it (MsgTimeoutNow).
+func (r *RawNode) campaign(transfer bool) {
 	if r.role == Leader {
 		panic(fmt.Sprintf("paxos: node %d: invalid transition [leader -> candidate]", r.id))
 	}
@@ -28,11 +32,12 @@ func (r *RawNode) campaign() {
 	r.promised = r.ballot // our own acceptor's promise, persisted with the Prepares
 	r.resetElectionTimeout()
 	r.cand = &candidate{
-		from:  r.log.commit + 1,
-		votes: map[uint64]bool{r.id: true},
-		best:  map[uint64]Entry{},
-		sent:  map[uint64]bool{r.id: true},
-		seen:  map[string]bool{},
+		from:     r.log.commit + 1,
+		votes:    map[uint64]bool{r.id: true},
+		best:     map[uint64]Entry{},
+		sent:     map[uint64]bool{r.id: true},
+		seen:     map[string]bool{},
+		transfer: transfer,
 	}
 	r.takePromise(r.log.accepted(r.cand.from))
 	r.sendPrepares()
@@ -56,7 +61,7 @@ func (r *RawNode) sendPrepares() {
 		for _, id := range sys.Voters() {
 			if !r.cand.sent[id] {
 				r.cand.sent[id] = true
-				r.send(Message{Type: MsgPrepare, To: id, Ballot: r.ballot, Slot: r.cand.from})
+				r.send(Message{Type: MsgPrepare, To: id, Ballot: r.ballot, Slot: r.cand.from, Transfer: r.cand.transfer})
 			}
 		}
 	}

@@ -9,7 +9,10 @@ package paxos
 // skip phase 1 for them later.
 func (r *RawNode) handlePrepare(m Message) {
 	reply := Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot}
-	if r.deferToLeader(m.From) || m.Ballot.Less(r.promised) {
+	// A transfer's candidate is not deferred: the leader asked for it.
+	// Granting a higher ballot is always safe; deferring only keeps a
+	// node that was cut off from deposing a working leader.
+	if (!m.Transfer && r.deferToLeader(m.From)) || m.Ballot.Less(r.promised) {
 		reply.Reject, reply.Hint = true, r.promised
 		r.send(reply)
 		return

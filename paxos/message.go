@@ -29,9 +29,12 @@ const (
 	// MsgSnapshot (leader to a lagging acceptor): the slots it lacks are
 	// already compacted; here is the state after them.
 	MsgSnapshot
+	// MsgTimeoutNow (leader to a voter): take over now (TransferLeader).
+	// Its Ballot is the leader's.
+	MsgTimeoutNow
 )
 
-var msgNames = [...]string{"", "Prepare", "Promise", "Accept", "Accepted", "Heartbeat", "HeartbeatResp", "Snapshot"}
+var msgNames = [...]string{"", "Prepare", "Promise", "Accept", "Accepted", "Heartbeat", "HeartbeatResp", "Snapshot", "TimeoutNow"}
 
 func (t MessageType) String() string {
 	if int(t) < len(msgNames) && t > 0 {
@@ -67,6 +70,10 @@ type Message struct {
 	Snapshot *Snapshot
 	// Context identifies a read on a Heartbeat and its response.
 	Context []byte
+	// Transfer marks a Prepare of a candidate the leader asked to take
+	// over (MsgTimeoutNow): acceptors grant it even while they hear that
+	// leader, which they otherwise defer to (deferToLeader).
+	Transfer bool
 }
 
 func (m Message) String() string {
@@ -78,6 +85,9 @@ func (m Message) String() string {
 	switch m.Type {
 	case MsgPrepare:
 		fmt.Fprintf(&b, " from slot %d", m.Slot)
+		if m.Transfer {
+			b.WriteString(" transfer")
+		}
 	case MsgPromise, MsgAccept:
 		if !m.Reject {
 			fmt.Fprintf(&b, " commit %d", m.Commit)

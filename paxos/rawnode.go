@@ -108,6 +108,11 @@ type RawNode struct {
 	snapOut    *Snapshot
 	readStates []ReadState
 	prevHS     HardState
+	// prevRole and prevLeader are the last Ready's: a change of either
+	// makes a Ready, so the caller learns of a step-down that changed
+	// nothing else (a refusal's higher ballot).
+	prevRole   Role
+	prevLeader uint64
 }
 
 // NewRawNode restarts a node from what it persisted (Bootstrap for a new
@@ -169,7 +174,7 @@ func (r *RawNode) Tick() {
 	}
 	r.electionElapsed++
 	if r.electionElapsed >= r.electionTimeout && r.isVoter() {
-		r.campaign()
+		r.campaign(false)
 	}
 }
 
@@ -177,8 +182,42 @@ func (r *RawNode) Tick() {
 // hand leadership to this node. A leader stays leader.
 func (r *RawNode) Campaign() {
 	if r.role != Leader {
-		r.campaign()
+		r.campaign(false)
 	}
+}
+
+// TransferLeader asks voter to to take over from this leader now (a
+// graceful stop), rather than after an election timeout: it runs phase 1
+// at once, and acceptors grant it although they still hear this leader.
+// This node goes on leading until the new ballot reaches it. With to = 0
+// the leader picks the lowest-ID voter it heard from lately (any other
+// voter if it heard from none since its last quorum check). It fails on
+// a node that does not lead, or when to is not another voter.
+func (r *RawNode) TransferLeader(to uint64) error {
+	if r.role != Leader {
+		return ErrNotLeader
+	}
+	m := r.configs.at(r.log.commit + 1).Membership
+	if to == 0 {
+		for _, v := range m.Voters {
+			if v.ID != r.id && r.lead.active[v.ID] && (to == 0 || v.ID < to) {
+				to = v.ID
+			}
+		}
+		for _, v := range m.Voters {
+			if to == 0 && v.ID != r.id {
+				to = v.ID
+			}
+		}
+		if to == 0 {
+			return fmt.Errorf("paxos: node %d has no other voter to hand leadership to", r.id)
+		}
+	}
+	if to == r.id || !m.hasVoter(to) {
+		return fmt.Errorf("paxos: node %d cannot hand leadership to node %d: not another voter", r.id, to)
+	}
+	r.send(Message{Type: MsgTimeoutNow, To: to, Ballot: r.ballot})
+	return nil
 }
 
 // isVoter reports whether this node votes in a configuration it knows of
@@ -210,6 +249,12 @@ func (r *RawNode) Step(m Message) error {
 		r.handleHeartbeat(m)
 	case MsgSnapshot:
 		r.handleSnapshot(m)
+	case MsgTimeoutNow:
+		// Only from the leader this node follows, at the ballot it
+		// promised: a stale one must not start a needless election.
+		if r.role == Follower && m.From == r.leader && m.Ballot == r.promised && r.isVoter() {
+			r.campaign(true)
+		}
 	case MsgPromise:
 		if r.role == Candidate && m.Ballot == r.ballot {
 			r.handlePromise(m)
@@ -266,7 +311,7 @@ func (r *RawNode) ReadIndex(ctx []byte) error {
 // HasReady reports whether Ready has anything to hand out.
 func (r *RawNode) HasReady() bool {
 	return len(r.msgs) > 0 || len(r.unstable) > 0 || r.snapOut != nil ||
-		len(r.readStates) > 0 || r.hardState() != r.prevHS ||
+		len(r.readStates) > 0 || r.hardState() != r.prevHS || r.role != r.prevRole || r.leader != r.prevLeader ||
 		r.log.applied < r.log.commit || (r.role == Leader && r.lead.sent < r.sendLimit())
 }
 
@@ -283,7 +328,7 @@ func (r *RawNode) Ready() Ready {
 		CommittedEntries: r.log.toApply(r.cfg.MaxSizePerMsg),
 	}
 	rd.MustSync = hs != r.prevHS || len(rd.Entries) > 0 || rd.Snapshot != nil
-	r.prevHS = hs
+	r.prevHS, r.prevRole, r.prevLeader = hs, r.role, r.leader
 	r.unstable, r.snapOut, r.msgs, r.readStates = nil, nil, nil, nil
 	return rd
 }

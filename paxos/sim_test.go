@@ -92,6 +92,8 @@ func (c *paxosCore) ProposeConfig(m replsim.Membership) error {
 	return c.rn.ProposeConfig(pxMembership(m))
 }
 
+func (c *paxosCore) TransferLeader(to uint64) error { return c.rn.TransferLeader(to) }
+
 func (c *paxosCore) HasReady() bool { return c.rn.HasReady() }
 
 func (c *paxosCore) Advance() { c.rn.Advance(c.rd) }

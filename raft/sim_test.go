@@ -164,6 +164,8 @@ func (c *raftCore) Leader() (term, owner uint64, ok bool) {
 func (c *raftCore) Hint() uint64 { return c.rn.SimLead() }
 
 // ProposeConfig moves the voters and geometry to m by one joint change.
+func (c *raftCore) TransferLeader(to uint64) error { return c.rn.TransferLeader(to) }
+
 func (c *raftCore) ProposeConfig(m replsim.Membership) error {
 	cur := c.rn.ConfState()
 	target := confState(m)

@@ -53,6 +53,10 @@ type Scenario struct {
 	// clock stops and messages wait in its inbox. A leader that wakes up
 	// still thinks it leads.
 	Pause bool
+	// Transfer asks the leader every 200-800ms to hand leadership to a
+	// random replica (Core.TransferLeader), as a draining node does; a
+	// refusal (not a voter, itself) is fine.
+	Transfer bool
 
 	// Duration is the virtual time under faults (default 4s); Liveness
 	// bounds, after the faults heal, the time for a leader to emerge and
@@ -192,6 +196,9 @@ func Run(tb testing.TB, proto Protocol, sc Scenario, seed uint64) *Failure {
 	}
 	if sc.Pause {
 		c.every(200*time.Millisecond, 800*time.Millisecond, c.pause)
+	}
+	if sc.Transfer {
+		c.every(200*time.Millisecond, 800*time.Millisecond, c.transfer)
 	}
 	reconfig := true
 	if len(sc.Reconfig) > 0 {
@@ -398,6 +405,23 @@ func (c *Cluster) killLeader() {
 	if l, ok := c.leader(); ok {
 		c.crashFor(l, c.randDur(20*time.Millisecond, 300*time.Millisecond), "kill the leader")
 	}
+}
+
+// transfer asks the leader to hand leadership to a random replica.
+func (c *Cluster) transfer() {
+	l, ok := c.leader()
+	if !ok {
+		return
+	}
+	n := c.nodes[l]
+	if n.busy {
+		return
+	}
+	to := c.sc.Nodes[c.s.Rand().IntN(len(c.sc.Nodes))]
+	if err := n.core.TransferLeader(to); err == nil {
+		c.s.Tracef("transfer leadership n%d -> n%d", l, to)
+	}
+	n.kick()
 }
 
 func (c *Cluster) pause() {

@@ -26,6 +26,8 @@ type Core interface {
 	ReadIndex(ctx []byte) error
 	// ProposeConfig asks the leader to move to configuration m.
 	ProposeConfig(m Membership) error
+	// TransferLeader asks the leader to hand leadership to node to.
+	TransferLeader(to uint64) error
 	// HasReady reports whether Ready would return work.
 	HasReady() bool
 	// Ready returns the next batch of work; see Ready.

@@ -13,7 +13,8 @@ import (
 // right after votes (promises) and acknowledgements (acceptances), leaders
 // killed, nodes paused, and snapshots: majorities of 3 and 5, a 3x3 grid,
 // three zones of two, five weighted voters, and a reconfiguration run
-// (ReconfigTargets).
+// (ReconfigTargets). All but the majorities (on which the canaries are
+// hunted) also have their leaders asked to hand over leadership.
 func Scenarios() []Scenario {
 	base := Scenario{
 		CrashAfterVote: 0.05, CrashAfterAck: 0.002, KillLeader: true, Pause: true, SnapshotEvery: 40,
@@ -23,16 +24,20 @@ func Scenarios() []Scenario {
 		sc.Name, sc.Init = name, m
 		return sc
 	}
+	transferring := func(sc Scenario) Scenario {
+		sc.Transfer = true
+		return sc
+	}
 	reconf := with("reconfig", Majority(1, 2, 3))
 	reconf.Nodes = []uint64{1, 2, 3, 4, 5, 6}
 	reconf.Reconfig = ReconfigTargets()
 	return []Scenario{
 		with("majority3", Majority(1, 2, 3)),
 		with("majority5", Majority(1, 2, 3, 4, 5)),
-		with("grid3x3", Grid3x3()),
-		with("zones3x2", Zones3x2()),
-		with("weighted5", Weighted5()),
-		reconf,
+		transferring(with("grid3x3", Grid3x3())),
+		transferring(with("zones3x2", Zones3x2())),
+		transferring(with("weighted5", Weighted5())),
+		transferring(reconf),
 	}
 }
 
