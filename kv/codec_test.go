@@ -113,11 +113,11 @@ func genPaxosConfigs(t *rapid.T) []paxos.ConfigState {
 func TestPaxosMessageRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		m := paxos.Message{
-			Type: paxos.MessageType(rapid.IntRange(1, 7).Draw(t, "type")),
+			Type: paxos.MessageType(rapid.IntRange(1, 8).Draw(t, "type")),
 			From: rapid.Uint64().Draw(t, "from"), To: rapid.Uint64().Draw(t, "to"),
 			Ballot: genBallot(t, "ballot"), Reject: rapid.Bool().Draw(t, "reject"), Hint: genBallot(t, "hint"),
 			Slot: rapid.Uint64().Draw(t, "slot"), Commit: rapid.Uint64().Draw(t, "commit"),
-			Context: genBytes(t, "context"),
+			Context: genBytes(t, "context"), Transfer: rapid.Bool().Draw(t, "transfer"),
 		}
 		for range rapid.IntRange(0, 5).Draw(t, "entries") {
 			m.Entries = append(m.Entries, paxos.Entry{Slot: rapid.Uint64().Draw(t, "eslot"), Ballot: genBallot(t, "eballot"),

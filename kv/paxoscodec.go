@@ -9,7 +9,14 @@ import (
 
 // Paxos messages on the wire: a version byte, then the fields of
 // paxos.Message in order. Entries carry their slot, ballot, type and
-// data; a snapshot its slot, configurations and data.
+// data; a snapshot its slot, configurations and data. A message with
+// Transfer set (a Prepare of a leadership transfer) is version 2 and ends
+// with that flag; every other message stays version 1, which nodes that
+// predate transfers decode (they drop version 2: the transfer then falls
+// back to an election timeout).
+
+// paxosMessageV2 is the version byte of a message with Transfer set.
+const paxosMessageV2 = 0x82
 
 // maxMessageSlots bounds the slots a decoded Accepted may list, like
 // maxMessageEntries for entries (MaxOpenSlots keeps real ones far below).
@@ -24,7 +31,11 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 		size += len(m.Snapshot.Data) + 64
 	}
 	e := enc{b: slices.Grow(dst, size)}
-	e.byte(paxosCodecV1)
+	if m.Transfer {
+		e.byte(paxosMessageV2)
+	} else {
+		e.byte(paxosCodecV1)
+	}
 	e.byte(byte(m.Type))
 	e.uint(m.From)
 	e.uint(m.To)
@@ -51,13 +62,17 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 		e.bytes(s.Data)
 	}
 	e.bytes(m.Context)
+	if m.Transfer {
+		e.bool(true)
+	}
 	return e.b
 }
 
 // decodePaxosMessage decodes b. The message's byte slices alias b.
 func decodePaxosMessage(b []byte) (paxos.Message, error) {
 	d := dec{b: b}
-	if v := d.byte(); v != paxosCodecV1 {
+	v := d.byte()
+	if v != paxosCodecV1 && v != paxosMessageV2 {
 		return paxos.Message{}, fmt.Errorf("%w: paxos message version %d", ErrCorrupt, v)
 	}
 	m := paxos.Message{Type: paxos.MessageType(d.byte())}
@@ -101,5 +116,10 @@ func decodePaxosMessage(b []byte) (paxos.Message, error) {
 		m.Snapshot = s
 	}
 	m.Context = d.bytes()
+	if v == paxosMessageV2 {
+		if m.Transfer = d.bool(); !m.Transfer {
+			d.fail("transfer flag")
+		}
+	}
 	return m, d.done()
 }

@@ -1183,3 +1183,34 @@ func (cl *simClient) draw() simRequest {
 	}
 	return simRequest{Keyspace: ks, In: in}
 }
+
+// A leader hands each of its raft and paxos ranges to another voter
+// without an election timeout, over the real peer codec: the new leader
+// leads within a few message delays, one term or ballot round above the
+// old (a transfer that lost its Transfer mark on the wire would be
+// refused, and the range would wait out a timeout and a second round).
+func TestSimTransferLeaderships(t *testing.T) {
+	c := newSimCluster(t, 3, 3)
+	for _, ks := range simKeyspaces {
+		for _, rd := range c.node(1).store.Catalog().Ranges[ks.Name] {
+			old := c.rangeLeader(rd.ID)
+			n := c.node(old)
+			round := func(id uint64) uint64 { return c.node(id).store.replicas[rd.ID].core.status().term }
+			before := round(old)
+			if !n.store.replicas[rd.ID].core.transferLeader(old) {
+				t.Fatalf("range %d (%s): node %d did not start a transfer", rd.ID, ks.Name, old)
+			}
+			n.round()
+			start := c.s.Now()
+			c.require(fmt.Sprintf("range %d (%s) to move from node %d", rd.ID, ks.Name, old), 60*time.Millisecond, func() bool {
+				l := c.rangeLeader(rd.ID)
+				return l != 0 && l != old
+			})
+			if now := c.rangeLeader(rd.ID); round(now) != before+1 {
+				t.Errorf("range %d (%s): node %d leads at round %d after node %d led at %d: more than one election",
+					rd.ID, ks.Name, now, round(now), old, before)
+			}
+			t.Logf("range %d (%s): node %d -> %d in %v", rd.ID, ks.Name, old, c.rangeLeader(rd.ID), c.s.Now()-start)
+		}
+	}
+}
