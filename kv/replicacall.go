@@ -22,9 +22,9 @@ import (
 // ranges, this node's own included.
 type replicaNet interface {
 	// call runs req on node to's replica and calls done exactly once with
-	// the answer: within the replica timeout, or with an error. done is
-	// never called before call returns, so a caller may hold what done
-	// needs while it calls.
+	// the answer: within the replica timeout, or with an error. done never
+	// runs inside call (on the caller's stack), so a caller may hold a
+	// lock that done takes while it calls.
 	call(to uint64, req replicaRequest, done func(replicaAnswer))
 	// after calls f once d has passed (compare-and-swap backoff).
 	after(d time.Duration, f func())
