@@ -76,6 +76,10 @@ func TestSimEventual(t *testing.T) {
 		{name: "nodes=3,N=3,W=2,R=2", nodes: 3, ks: evKeyspace(3, 2, 2)},
 		{name: "nodes=5,N=5,W=3,R=3", nodes: 5, ks: evKeyspace(5, 3, 3)},
 		{name: "nodes=5,N=3,W=1,R=3", nodes: 5, ks: evKeyspace(3, 1, 3)},
+		// Write sets and read sets from a geometry instead of sizes: one
+		// node per zone here, so a write needs one zone (one replica) and
+		// a read one node in every zone (all three).
+		{name: "nodes=3,N=3,zones", nodes: 3, ks: KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, Quorum: "zones", Ranges: 2}},
 	} {
 		t.Run(shape.name, func(t *testing.T) {
 			sim.RunSeeds(t, 10, func(t *testing.T, seed uint64) {
