@@ -62,20 +62,38 @@ func lookupDuration(c *cli.Context, name string) time.Duration {
 	return setIn(c, name).Duration(name)
 }
 
-// newClient builds the client from the global flags.
-func newClient(c *cli.Context) (*client.Client, error) {
-	var endpoints []string
+// endpoints reads --endpoints.
+func endpoints(c *cli.Context) ([]string, error) {
+	var eps []string
 	for _, e := range strings.Split(lookupString(c, "endpoints"), ",") {
 		if e = strings.TrimSpace(e); e != "" {
-			endpoints = append(endpoints, e)
+			eps = append(eps, e)
 		}
 	}
-	if len(endpoints) == 0 {
+	if len(eps) == 0 {
 		return nil, usagef("--endpoints is empty")
 	}
-	timeout := lookupDuration(c, "timeout")
-	if timeout <= 0 {
-		return nil, usagef("--timeout %v: want a positive duration", timeout)
+	return eps, nil
+}
+
+// timeout reads --timeout.
+func timeout(c *cli.Context) (time.Duration, error) {
+	t := lookupDuration(c, "timeout")
+	if t <= 0 {
+		return 0, usagef("--timeout %v: want a positive duration", t)
+	}
+	return t, nil
+}
+
+// newClient builds the client from the global flags.
+func newClient(c *cli.Context) (*client.Client, error) {
+	endpoints, err := endpoints(c)
+	if err != nil {
+		return nil, err
+	}
+	timeout, err := timeout(c)
+	if err != nil {
+		return nil, err
 	}
 	cl, err := client.New(client.Config{Endpoints: endpoints, Timeout: timeout})
 	if err != nil {

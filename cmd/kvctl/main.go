@@ -83,6 +83,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			keyspaceCommand(),
 			clusterCommand(),
 			quorumCommand(),
+			benchCommand(),
 			completionCommand(),
 		),
 		Reader:               stdin,

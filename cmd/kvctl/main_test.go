@@ -128,3 +128,63 @@ func TestDataCommandUsage(t *testing.T) {
 		}
 	}
 }
+
+// Every bench flag out of its bounds is a usage error naming the flag,
+// found before any request is sent (nothing listens on the endpoint).
+func TestBenchUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--clients", "0"}, "--clients 0: want 1 to 1024"},
+		{[]string{"--clients", "5000"}, "--clients 5000: want 1 to 1024"},
+		{[]string{"--keys", "0"}, "--keys 0: want 1 to 1000000"},
+		{[]string{"--reads", "1.5"}, "--reads 1.5: want a fraction from 0 to 1"},
+		{[]string{"--reads", "-0.1"}, "--reads -0.1: want a fraction from 0 to 1"},
+		{[]string{"--reads", "half"}, "invalid value \"half\" for flag -reads"},
+		{[]string{"--reads", "0.8", "--cas", "0.3"}, "--cas 0.3: want at most 0.2"},
+		{[]string{"--value-size", "2000000"}, "--value-size 2000000: want 16 (room for the tag that makes every value unique) to 1048576 (the server's 1 MiB value limit)"},
+		{[]string{"--value-size", "8"}, "--value-size 8: want 16"},
+		{[]string{"--duration", "0s"}, "--duration 0s: want more than 0"},
+		{[]string{"--duration", "-1s"}, "--duration -1s: want more than 0"},
+		{[]string{"--duration", "3h"}, "--duration 3h0m0s: want more than 0 and at most 1h0m0s"},
+		{[]string{"--ops", "-1"}, "--ops -1: want 0 (no bound but the duration) or more"},
+		{[]string{"--timeout", "0s"}, "--timeout 0s: want a positive duration"},
+		{[]string{"--w", "some"}, `--w "some": want a positive count, one, quorum or all`},
+		{[]string{"--r", "0"}, `--r "0": want a positive count, one, quorum or all`},
+		{[]string{"--replicas", "5"}, "--replicas applies to --sweep only"},
+		{[]string{"--wr", "1,1"}, "--wr applies to --sweep only"},
+		{[]string{"--keep"}, "--keep applies to --sweep only"},
+		{[]string{"--sweep", "--w", "1"}, "--w sets the quorum of a single run; --sweep takes its W,R pairs from --wr"},
+		{[]string{"--sweep", "--replicas", "0"}, "--replicas 0: want 1 to 24"},
+		{[]string{"--sweep", "--replicas", "25"}, "--replicas 25: want 1 to 24"},
+		{[]string{"--sweep", "--ranges", "0"}, "--ranges 0: want 1 to 4096"},
+		{[]string{"--sweep", "--wr", "4,1"}, `--wr "4,1": W=4, R=1: want each from 1 to the 3 replicas (--replicas)`},
+		{[]string{"--sweep", "--wr", "1,1:2,0"}, `--wr "1,1:2,0": W=2, R=0: want each from 1 to the 3 replicas`},
+		{[]string{"--sweep", "--replicas", "5", "--wr", "1,5:3,3"}, ""}, // valid: fails later, on the request
+		{[]string{"--sweep", "--wr", "1;1"}, `--wr "1;1": want W,R pairs separated by colons, such as 1,1:2,2:1,3`},
+		{[]string{"--sweep", "--wr", ""}, `--wr "": want W,R pairs`},
+		{[]string{"--sweep", "--clients", "0"}, "--clients 0: want 1 to 1024"},
+		{[]string{"-o", "yaml"}, `--output "yaml"`},
+		{[]string{"extra"}, "bench needs 0 argument(s)"},
+	} {
+		args := append([]string{"bench", "--endpoints", "127.0.0.1:1", "--timeout", "200ms"}, c.args...)
+		code, _, errOut := kvctl(t, args...)
+		if c.want == "" {
+			if code == 2 {
+				t.Errorf("kvctl %s: exit 2 (%s), want a request error", strings.Join(args, " "), errOut)
+			}
+			continue
+		}
+		if code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("kvctl %s: exit %d, stderr:\n%s\nwant exit 2 and %q", strings.Join(args, " "), code, errOut, c.want)
+		}
+	}
+}
+
+func TestParseWR(t *testing.T) {
+	pairs, err := parseWR("1,1: 2,2:1,3", 3)
+	if err != nil || len(pairs) != 3 || pairs[1].W != 2 || pairs[2].R != 3 {
+		t.Fatalf("got %v, %v", pairs, err)
+	}
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quorumkv/quorumkv/bench"
+	"github.com/quorumkv/quorumkv/client"
+)
+
+// sweepOnly are the flags that mean something only with --sweep.
+var sweepOnly = []string{"replicas", "ranges", "wr", "keep"}
+
+func benchCommand() *cli.Command {
+	return withGlobals(&cli.Command{
+		Name:  "bench",
+		Usage: "load a keyspace and measure it; --sweep compares raft, paxos and eventual W/R settings",
+		Description: `Closed-loop clients (--clients) each send a request, wait for its answer,
+and send the next, for --duration, spreading requests over --endpoints.
+Every key is written once first. It prints throughput, latency percentiles
+of reads and writes, failed requests, and stale reads measured two ways:
+STALE counts reads that missed a write acknowledged before they were sent
+(never expected in raft or paxos keyspaces, nor in eventual ones with
+W+R>N); SERVER-STALE is the eventual keyspace's own counter, which also
+counts writes still in flight. See docs/bench.md.
+
+Without --sweep it loads the existing keyspace --keyspace, writing keys
+under bench/. With --sweep it creates bench-raft-*, bench-paxos-* and
+bench-ev-* keyspaces of --replicas, runs the workload on each (on the
+eventual one once per --wr pair) and drops them at the end, also on error
+or Ctrl-C, unless --keep.
+
+The load runs in this process: on the machine that runs the nodes it
+shares their cores, and the numbers are those of the pair.`,
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "duration", Usage: "how long each run loads the keyspace", Value: bench.DefaultDuration},
+			&cli.IntFlag{Name: "ops", Usage: "stop a run after this many requests, if before --duration (0: no bound)"},
+			&cli.IntFlag{Name: "clients", Usage: "concurrent clients, each with one request in flight", Value: bench.DefaultClients},
+			&cli.IntFlag{Name: "keys", Usage: "distinct keys, chosen uniformly", Value: bench.DefaultKeys},
+			&cli.IntFlag{Name: "value-size", Usage: "bytes per written value", Value: bench.DefaultValueSize},
+			&cli.Float64Flag{Name: "reads", Usage: "fraction of requests that are reads (the rest are puts)", Value: 0.5},
+			&cli.Float64Flag{Name: "cas", Usage: "fraction of requests that are compare-and-swaps, taken from the puts"},
+			&cli.StringFlag{Name: "w", Usage: "eventual keyspaces: replicas each put waits for: N, one, quorum or all (default: the keyspace's)"},
+			&cli.StringFlag{Name: "r", Usage: "eventual keyspaces: replicas each get waits for: N, one, quorum or all (default: the keyspace's)"},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed of the key and request choices", Value: 1},
+			&cli.BoolFlag{Name: "sweep", Usage: "create raft, paxos and eventual keyspaces and compare them"},
+			&cli.IntFlag{Name: "replicas", Usage: "--sweep: replicas of each keyspace (N)", Value: 3},
+			&cli.IntFlag{Name: "ranges", Usage: "--sweep: ranges of each keyspace", Value: 8},
+			&cli.StringFlag{Name: "wr", Usage: "--sweep: the eventual W,R pairs, colon-separated (default 1,1:M,M:1,N with M=N/2+1)"},
+			&cli.BoolFlag{Name: "keep", Usage: "--sweep: keep the keyspaces instead of dropping them"},
+		},
+		Action: benchAction,
+	})
+}
+
+func benchAction(c *cli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	out, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	w, err := benchWorkload(c)
+	if err != nil {
+		return err
+	}
+	var sweep bench.Sweep
+	if c.Bool("sweep") {
+		if sweep, err = benchSweep(c, w); err != nil {
+			return err
+		}
+	} else if err := benchSingleFlags(c); err != nil {
+		return err
+	}
+
+	admin, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	kvs, err := bench.Clients(w.MetricsEndpoints, w.Timeout)
+	if err != nil {
+		return err
+	}
+	// Ctrl-C stops the load; a sweep still drops its keyspaces.
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var results []bench.Result
+	if c.Bool("sweep") {
+		results, err = sweep.Run(ctx, admin, kvs)
+	} else {
+		var r bench.Result
+		if r, err = benchSingle(ctx, c, admin, kvs, w); err == nil {
+			results = append(results, r)
+		}
+	}
+	if len(results) > 0 {
+		if perr := printBench(c, out, results); perr != nil {
+			return errors.Join(err, perr)
+		}
+	}
+	return exitFor(knobUsage(err), c.App.ErrWriter)
+}
+
+// benchWorkload builds the workload from the flags, but for its
+// keyspace and quorum, and checks it before any request is sent: on a
+// stand-in keyspace, and without defaults ("--clients 0" is a mistake,
+// not a request for the default).
+func benchWorkload(c *cli.Context) (bench.Workload, error) {
+	eps, err := endpoints(c)
+	if err != nil {
+		return bench.Workload{}, err
+	}
+	t, err := timeout(c)
+	if err != nil {
+		return bench.Workload{}, err
+	}
+	w := bench.Workload{
+		Clients: c.Int("clients"), Duration: c.Duration("duration"), MaxOps: c.Int("ops"), Keys: c.Int("keys"),
+		ValueSize: c.Int("value-size"), ReadFraction: c.Float64("reads"), CASFraction: c.Float64("cas"),
+		Seed: c.Uint64("seed"), Timeout: t, KeyPrefix: bench.DefaultKeyPrefix, Settle: bench.DefaultSettle,
+		// The nodes requests go to are those that count their reads.
+		MetricsEndpoints: eps,
+	}
+	probe := w
+	probe.Keyspace = bench.Keyspace{Name: "-", Mode: bench.ModeRaft, Replicas: 1}
+	return w, knobUsage(probe.Validate())
+}
+
+// benchSingleFlags checks the flags of a run without --sweep.
+func benchSingleFlags(c *cli.Context) error {
+	for _, f := range sweepOnly {
+		if c.IsSet(f) {
+			return usagef("--%s applies to --sweep only", f)
+		}
+	}
+	for _, f := range []string{"w", "r"} {
+		if _, err := quorumSize(c, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchSweep builds the sweep from the flags.
+func benchSweep(c *cli.Context, w bench.Workload) (bench.Sweep, error) {
+	for _, f := range []string{"w", "r"} {
+		if c.IsSet(f) {
+			return bench.Sweep{}, usagef("--%s sets the quorum of a single run; --sweep takes its W,R pairs from --wr", f)
+		}
+	}
+	n := c.Int("replicas")
+	if n < 1 || n > bench.MaxReplicas {
+		return bench.Sweep{}, usagef("--replicas %d: want 1 to %d", n, bench.MaxReplicas)
+	}
+	pairs := bench.DefaultPairs(n)
+	if c.IsSet("wr") {
+		var err error
+		if pairs, err = parseWR(c.String("wr"), n); err != nil {
+			return bench.Sweep{}, err
+		}
+	}
+	s := bench.Sweep{
+		Replicas: n, Ranges: c.Int("ranges"), Pairs: pairs, Keep: c.Bool("keep"), Workload: w,
+		// Random, so that two sweeps on one cluster do not meet.
+		Suffix: fmt.Sprintf("%08x", rand.Uint32()),
+		Progress: func(msg string) {
+			fmt.Fprintf(c.App.ErrWriter, "kvctl bench: %s\n", msg)
+		},
+	}
+	return s, knobUsage(s.Validate())
+}
+
+// parseWR reads --wr: W,R pairs separated by colons, each within 1..n.
+func parseWR(s string, n int) ([]client.Quorum, error) {
+	var pairs []client.Quorum
+	for _, p := range strings.Split(s, ":") {
+		ws, rs, ok := strings.Cut(strings.TrimSpace(p), ",")
+		w, err1 := strconv.Atoi(ws)
+		r, err2 := strconv.Atoi(rs)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, usagef("--wr %q: want W,R pairs separated by colons, such as 1,1:2,2:1,3", s)
+		}
+		if w < 1 || w > n || r < 1 || r > n {
+			return nil, usagef("--wr %q: W=%d, R=%d: want each from 1 to the %d replicas (--replicas)", s, w, r, n)
+		}
+		pairs = append(pairs, client.Quorum{W: w, R: r})
+	}
+	return pairs, nil
+}
+
+// benchSingle runs the workload on the existing keyspace --keyspace.
+func benchSingle(ctx context.Context, c *cli.Context, admin *client.Client, kvs []bench.KV, w bench.Workload) (bench.Result, error) {
+	name := lookupString(c, "keyspace")
+	desc, err := admin.DescribeKeyspace(ctx, name)
+	if err != nil {
+		return bench.Result{}, err
+	}
+	ks := desc.GetKeyspace()
+	w.Keyspace = bench.Keyspace{Name: name, Mode: modeName(ks.GetMode()), Replicas: int(ks.GetReplicas()), W: int(ks.GetW()), R: int(ks.GetR())}
+	if w.Keyspace.Mode != bench.ModeEventual {
+		w.Keyspace.W, w.Keyspace.R = 0, 0
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"w", &w.Quorum.W}, {"r", &w.Quorum.R}} {
+		size, err := quorumSize(c, f.name)
+		if err != nil {
+			return bench.Result{}, err
+		}
+		*f.dst = resolveSize(size, w.Keyspace.Replicas)
+	}
+	if err := w.Validate(); err != nil {
+		return bench.Result{}, err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "kvctl bench: running %s N=%d on keyspace %s: %v, %d clients, %d keys under %s\n",
+		w.Keyspace.Mode, w.Keyspace.Replicas, name, w.Duration, w.Clients, w.Keys, w.KeyPrefix)
+	return bench.Run(ctx, w, kvs)
+}
+
+// resolveSize turns one, quorum and all into counts of n replicas, as
+// the server would, so that the result shows the numbers.
+func resolveSize(size, n int) int {
+	switch size {
+	case client.SizeQuorum:
+		return n/2 + 1
+	case client.SizeAll:
+		return n
+	}
+	return size
+}
+
+func printBench(c *cli.Context, out format, results []bench.Result) error {
+	if out == formatJSON {
+		if c.Bool("sweep") {
+			return writeJSON(c.App.Writer, results)
+		}
+		return writeJSON(c.App.Writer, results[0])
+	}
+	return bench.WriteTable(c.App.Writer, results)
+}
+
+// knobUsage turns a workload setting out of bounds into a usage error
+// naming its flag.
+func knobUsage(err error) error {
+	var ke *bench.KnobError
+	if errors.As(err, &ke) {
+		return usagef("--%s %v: want %s", ke.Knob, ke.Value, ke.Want)
+	}
+	return err
+}
