@@ -335,22 +335,26 @@ func (c *Cluster) leader() (uint64, bool) {
 	return best, found
 }
 
+// withLeader calls f with the leader, unless there is none or it is
+// handling a Ready (the Core contract), then lets it act on what f did.
+func (c *Cluster) withLeader(f func(id uint64, n *node)) {
+	l, ok := c.leader()
+	if !ok || c.nodes[l].busy {
+		return
+	}
+	f(l, c.nodes[l])
+	c.nodes[l].kick()
+}
+
 // reconfigure asks the leader to move to the next configuration.
 func (c *Cluster) reconfigure() {
-	l, ok := c.leader()
-	if !ok {
-		return
-	}
-	n := c.nodes[l]
-	if n.busy {
-		return
-	}
-	target := c.sc.Reconfig[c.reconf%len(c.sc.Reconfig)]
-	if err := n.core.ProposeConfig(target); err == nil {
-		c.s.Tracef("reconfigure to %v via n%d", target, l)
-		c.reconf++
-	}
-	n.kick()
+	c.withLeader(func(l uint64, n *node) {
+		target := c.sc.Reconfig[c.reconf%len(c.sc.Reconfig)]
+		if err := n.core.ProposeConfig(target); err == nil {
+			c.s.Tracef("reconfigure to %v via n%d", target, l)
+			c.reconf++
+		}
+	})
 }
 
 // every runs fn at random intervals in [lo, hi] until the faults heal.
@@ -409,19 +413,12 @@ func (c *Cluster) killLeader() {
 
 // transfer asks the leader to hand leadership to a random replica.
 func (c *Cluster) transfer() {
-	l, ok := c.leader()
-	if !ok {
-		return
-	}
-	n := c.nodes[l]
-	if n.busy {
-		return
-	}
-	to := c.sc.Nodes[c.s.Rand().IntN(len(c.sc.Nodes))]
-	if err := n.core.TransferLeader(to); err == nil {
-		c.s.Tracef("transfer leadership n%d -> n%d", l, to)
-	}
-	n.kick()
+	c.withLeader(func(l uint64, n *node) {
+		to := c.sc.Nodes[c.s.Rand().IntN(len(c.sc.Nodes))]
+		if err := n.core.TransferLeader(to); err == nil {
+			c.s.Tracef("transfer leadership n%d -> n%d", l, to)
+		}
+	})
 }
 
 func (c *Cluster) pause() {
