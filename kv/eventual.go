@@ -270,7 +270,9 @@ func (n *Node) newEventualRead(ks KeyspaceDescriptor, r *RangeDescriptor, key []
 	if err != nil {
 		return nil, err
 	}
-	return n.newReadOp(ks, r, qs, key), nil
+	op := n.newReadOp(ks, r, qs, key)
+	op.measured = true
+	return op, nil
 }
 
 // readOp is one eventual read of a key from every replica of its range.
@@ -300,6 +302,9 @@ type readOp struct {
 		res      wrn.Record            // the record returned, once decided
 		done     func(readResult)      // nil once called
 	}
+	// measured: a client's read, counted in the staleness metrics (a
+	// compare-and-swap's own reads are not).
+	measured bool
 	// stale, if set, is told at the end whether the read returned a stale
 	// record, and whether every replica answered without an error
 	// (tests).
@@ -385,8 +390,10 @@ func (o *readOp) answer(from uint64, a replicaAnswer) {
 	if res.err == nil {
 		o.n.observeVersion(res.rec.Version)
 		o.n.readRepair(o.r.ID, o.key, res.rec, stale)
-		o.n.store.cfg.Metrics.WRNReads.WithLabelValues(o.ks.Name).Inc()
-		o.n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Add(0) // exported at 0 until a stale read
+		if o.measured {
+			o.n.store.cfg.Metrics.WRNReads.WithLabelValues(o.ks.Name).Inc()
+			o.n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Add(0) // exported at 0 until a stale read
+		}
 	}
 	done(res)
 }
@@ -403,7 +410,9 @@ func (o *readOp) settle() {
 	}
 	stale := o.mu.res.Version.Less(newest.Version)
 	if stale {
-		o.n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Inc()
+		if o.measured {
+			o.n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Inc()
+		}
 		o.n.observeVersion(newest.Version)
 		maps.Copy(o.mu.late, o.mu.answers)
 	}

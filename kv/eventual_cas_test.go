@@ -57,6 +57,15 @@ func TestEventualCASFlashSale(t *testing.T) {
 	if err != nil || string(kv.Value) != "sold to "+winners[0] {
 		t.Fatalf("plain read after the sale: %+v, %v; want sold to %s", kv, err, winners[0])
 	}
+	// The staleness measure counts clients' reads only: the one Get, not
+	// the compare-and-swaps' own reads.
+	reads := 0.0
+	for _, n := range c.nodes {
+		reads += metricValue(t, n.store.cfg.Metrics.WRNReads.WithLabelValues("shop"))
+	}
+	if reads != 1 {
+		t.Fatalf("quorumkv_wrn_reads_total counted %v reads, want the 1 Get", reads)
+	}
 	// The acceptor states are durable, apart from the data (a scan shows
 	// the one key): a majority accepted the sold value.
 	holders := 0
