@@ -37,9 +37,11 @@ type consensusCore interface {
 	// readIndex asks for a linearizable read confirmed by a phase-2
 	// quorum; rctx comes back in a readState.
 	readIndex(rctx []byte) error
-	// campaignIfAlone starts an election at once when self is the only
-	// voter, instead of waiting out an election timeout.
-	campaignIfAlone(self uint64)
+	// campaignAtStart starts an election at once, instead of waiting out
+	// an election timeout, when self is the only voter, or when the group
+	// never had an election (a range just created) and self is its first
+	// replica: the range's first request is then served at once.
+	campaignAtStart(self uint64, first bool)
 
 	hasReady() bool
 	// ready takes the core's next Ready. The core keeps the raw Ready

@@ -116,9 +116,9 @@ func (c *paxosCore) step(m PeerMessage) error {
 func (c *paxosCore) propose(data []byte) error   { return c.rn.Propose(data) }
 func (c *paxosCore) readIndex(rctx []byte) error { return c.rn.ReadIndex(rctx) }
 
-func (c *paxosCore) campaignIfAlone(self uint64) {
+func (c *paxosCore) campaignAtStart(self uint64, first bool) {
 	voters := c.rn.Status().Config.Voters
-	if len(voters) == 1 && voters[0].ID == self {
+	if (len(voters) == 1 && voters[0].ID == self) || (first && c.log.hs.Promised.IsZero()) {
 		c.rn.Campaign()
 	}
 }

@@ -103,9 +103,11 @@ func (c *raftCore) step(m PeerMessage) error {
 func (c *raftCore) propose(data []byte) error   { return c.rn.Propose(data) }
 func (c *raftCore) readIndex(rctx []byte) error { return c.rn.ReadIndex(rctx) }
 
-func (c *raftCore) campaignIfAlone(self uint64) {
+func (c *raftCore) campaignAtStart(self uint64, first bool) {
 	cs := c.rn.ConfState()
-	if len(cs.Voters) == 1 && cs.Voters[0].ID == self && !cs.Joint() {
+	alone := len(cs.Voters) == 1 && cs.Voters[0].ID == self && !cs.Joint()
+	// BootstrapState founds a range at term 1; every election raises it.
+	if alone || (first && c.log.hs.Term <= 1) {
 		_ = c.rn.Campaign() // a refusal just means an election is under way
 	}
 }

@@ -231,7 +231,7 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	}
 	s.replicas[MetaRangeID] = meta
 	s.ordered = nil
-	meta.core.campaignIfAlone(s.nodeID)
+	meta.core.campaignAtStart(s.nodeID, false)
 	if err := s.reconcile(); err != nil {
 		return nil, err
 	}
@@ -395,7 +395,7 @@ func (s *Store) reconcile() error {
 		}
 		s.replicas[desc.ID] = r
 		s.ordered = nil
-		r.core.campaignIfAlone(s.nodeID)
+		r.core.campaignAtStart(s.nodeID, desc.Replicas[0].NodeID == s.nodeID)
 		s.logger.Debug("started replica", "range", desc.ID, "keyspace", desc.Keyspace)
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.replicas)) {
