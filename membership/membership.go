@@ -20,6 +20,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -290,6 +291,11 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	}
 	for len(msg) > 0 && msg[len(msg)-1] == '\n' {
 		msg = msg[:len(msg)-1]
+	}
+	if level > slog.LevelDebug && strings.Contains(msg, "use of closed network connection") {
+		// memberlist's own probes racing its Shutdown, when this node
+		// leaves: nothing is wrong.
+		level = slog.LevelDebug
 	}
 	w.logger.Log(context.Background(), level, msg, "component", "gossip")
 	return len(p), nil

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -121,8 +122,11 @@ func demo(c *cli.Context, stdout, stderr io.Writer) error {
 	case <-sigs:
 	}
 	fmt.Fprintln(stdout, "stopping the cluster")
-	for i := len(nodes) - 1; i >= 0; i-- {
-		nodes[i].drain()
+	// Every node stops, at once: leaderships have nowhere to go.
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Go(func() { n.drain(true) })
 	}
+	wg.Wait()
 	return nil
 }

@@ -184,7 +184,7 @@ func serve(cfg config, stdout, stderr io.Writer, ready chan<- string) error {
 	case sig := <-sigs:
 		logger.Info("draining", "signal", sig.String())
 	}
-	n.drain()
+	n.drain(false)
 	logger.Info("stopped")
 	return nil
 }

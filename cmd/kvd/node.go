@@ -183,18 +183,22 @@ func rejoinGossip(ctx context.Context, gossip *membership.Membership, store *kv.
 
 // drain stops the node gracefully (SPEC.md): readiness fails first, so
 // load balancers move away; the ranges this node leads are handed to other
-// replicas; gossip says goodbye; requests in flight finish.
-func (n *runningNode) drain() {
+// replicas; gossip says goodbye; requests in flight finish. When the
+// whole cluster stops at once (kvd demo), there is no one to hand ranges
+// to or say goodbye to: clusterStopping skips both.
+func (n *runningNode) drain(clusterStopping bool) {
 	n.server.Drain()
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.drainTimeout)
 	defer cancel()
-	if moved, kept := n.store.TransferLeaderships(ctx); moved+kept > 0 {
-		n.logger.Info("handed off leaderships", "moved", moved, "kept", kept)
+	if !clusterStopping {
+		if moved, kept := n.store.TransferLeaderships(ctx); moved+kept > 0 {
+			n.logger.Info("handed off leaderships", "moved", moved, "kept", kept)
+		}
+		if err := n.gossip.Leave(time.Second); err != nil {
+			n.logger.Warn("gossip leave", "err", err)
+		}
+		n.gossipLeft = true
 	}
-	if err := n.gossip.Leave(time.Second); err != nil {
-		n.logger.Warn("gossip leave", "err", err)
-	}
-	n.gossipLeft = true
 	n.server.StopPeers()
 	if err := n.httpServer.Shutdown(ctx); err != nil {
 		n.logger.Warn("requests still in flight at the drain timeout", "err", err)
