@@ -26,11 +26,16 @@ type fakeStore struct {
 	failEvery, failFrom int
 	// failPuts makes every put fail with Unavailable.
 	failPuts bool
+	// interfereEvery makes another writer change the key just before
+	// every n-th compare-and-swap (0: never), so that some lose however
+	// the clients' goroutines happen to be scheduled.
+	interfereEvery int
 
 	mu struct {
 		sync.Mutex
 		seq       uint64
 		requests  int
+		cas       int
 		history   map[string][]fakeRecord // keyspace/key -> writes in order
 		values    map[string]bool         // every value written
 		dupValues int
@@ -117,6 +122,9 @@ func (f *fakeStore) CompareAndSwap(ctx context.Context, keyspace string, key []b
 	defer f.mu.Unlock()
 	if err := f.begin(); err != nil {
 		return "", err
+	}
+	if f.mu.cas++; f.interfereEvery > 0 && f.mu.cas%f.interfereEvery == 0 {
+		f.write(keyspace, key, fmt.Appendf(nil, "another writer %d", f.mu.cas))
 	}
 	h := f.mu.history[keyspace+"/"+string(key)]
 	ok := false

@@ -200,6 +200,7 @@ func TestRunQuorumOverride(t *testing.T) {
 
 func TestRunCompareAndSwap(t *testing.T) {
 	f := newFakeStore()
+	f.interfereEvery = 7
 	w := testWorkload(raft3)
 	w.ReadFraction, w.CASFraction = 0.2, 0.5
 	res, err := Run(context.Background(), w, []KV{f})
