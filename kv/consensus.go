@@ -70,6 +70,11 @@ type consensusCore interface {
 	// term and commit index to tell them. False when the protocol does not
 	// support quiescence.
 	quiescible(self uint64) (followers []uint64, term, commit uint64, ok bool)
+	// learnCommit gives a follower the commit index its leader (of term
+	// or ballot round term) quiesced at, as a heartbeat would: the leader
+	// quiesces only when this follower holds its whole log, so the
+	// follower may commit and apply up to it before it stops ticking.
+	learnCommit(self, leader, term, commit uint64) error
 }
 
 // coreReady is one Ready of a core, in terms common to both protocols.

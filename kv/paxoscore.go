@@ -225,6 +225,14 @@ func (c *paxosCore) compactTo(b *storage.Batch, slot uint64) error {
 // over: a new leader learns what it lacks from the promises.
 func (c *paxosCore) transferLeader(uint64) bool { return c.rn.TransferLeader(0) == nil }
 
+// learnCommit: a Paxos heartbeat marks chosen only the slots this acceptor
+// holds at the leader's ballot, so an acceptor that is behind learns what
+// it can and catches up when the range wakes.
+func (c *paxosCore) learnCommit(self, leader, term, commit uint64) error {
+	return c.rn.Step(paxos.Message{Type: paxos.MsgHeartbeat, From: leader, To: self,
+		Ballot: paxos.Ballot{Round: term, NodeID: leader}, Commit: commit})
+}
+
 // quiescible: this node leads, with nothing in flight and every slot it
 // knows chosen and applied (paxos.RawNode.Idle). Unlike Raft, the leader
 // does not track what each acceptor holds: an acceptor that is behind and

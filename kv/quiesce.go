@@ -151,10 +151,16 @@ func (s *Store) onControl(rangeID uint64, m *ControlMessage) {
 	}
 	// The leader quiesces only when every replica holds its whole log, so
 	// only the term needs checking. This replica may not have heard the
-	// last commit index yet; it learns it, and applies the last entries,
-	// when the range next wakes (reads are served by the leader meanwhile).
+	// last commit index yet: it learns it from the message, and applies
+	// the last entries, before it stops ticking. (It once stopped without:
+	// a node then missed a keyspace created just before meta quiesced,
+	// until meta's next change; TestSimWholeNodes, seed 594.)
 	if st := r.core.status(); st.term != m.Term || st.commit > m.Commit {
 		return // a newer leader, or stranger news: keep ticking
+	}
+	if err := r.core.learnCommit(s.nodeID, m.From, m.Term, m.Commit); err != nil {
+		s.logger.Warn("quiesce: commit index not taken", "range", rangeID, "err", err)
+		return
 	}
 	r.quiesced = true
 	s.quiesce.count++

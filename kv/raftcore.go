@@ -254,6 +254,13 @@ func metaCore(r *replica) *raftCore {
 // quiescible: this node leads, every entry is committed and applied here,
 // and every voter and learner holds the whole log and was heard from
 // recently (so it knows the commit index from the last heartbeat).
+func (c *raftCore) learnCommit(self, leader, term, commit uint64) error {
+	// The leader quiesced when this replica held its whole log; the cap
+	// only keeps a message that broke that promise from crashing the node.
+	commit = min(commit, c.log.lastIndex)
+	return c.rn.Step(raft.Message{Type: raft.MsgHeartbeat, From: leader, To: self, Term: term, Commit: commit})
+}
+
 func (c *raftCore) quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
 	st := c.rn.Status()
 	if st.State != raft.StateLeader || c.log.hs.Commit != c.log.lastIndex || st.Applied != c.log.lastIndex {
