@@ -75,6 +75,8 @@ type consensusCore interface {
 	// quiesces only when this follower holds its whole log, so the
 	// follower may commit and apply up to it before it stops ticking.
 	learnCommit(self, leader, term, commit uint64) error
+	// reportUnreachable says the transport dropped messages to node to.
+	reportUnreachable(to uint64)
 }
 
 // coreReady is one Ready of a core, in terms common to both protocols.

@@ -225,6 +225,10 @@ func (c *paxosCore) compactTo(b *storage.Batch, slot uint64) error {
 // over: a new leader learns what it lacks from the promises.
 func (c *paxosCore) transferLeader(uint64) bool { return c.rn.TransferLeader(0) == nil }
 
+// reportUnreachable: nothing to do; a Paxos leader resends what is not
+// acknowledged on its own (leader.go).
+func (c *paxosCore) reportUnreachable(uint64) {}
+
 // learnCommit: a Paxos heartbeat marks chosen only the slots this acceptor
 // holds at the leader's ballot, so an acceptor that is behind learns what
 // it can and catches up when the range wakes.

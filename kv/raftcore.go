@@ -254,6 +254,9 @@ func metaCore(r *replica) *raftCore {
 // quiescible: this node leads, every entry is committed and applied here,
 // and every voter and learner holds the whole log and was heard from
 // recently (so it knows the commit index from the last heartbeat).
+// reportUnreachable: a leader replicating to the follower probes it.
+func (c *raftCore) reportUnreachable(to uint64) { c.rn.ReportUnreachable(to) }
+
 func (c *raftCore) learnCommit(self, leader, term, commit uint64) error {
 	// The leader quiesced when this replica held its whole log; the cap
 	// only keeps a message that broke that promise from crashing the node.

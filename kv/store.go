@@ -509,6 +509,9 @@ func (s *Store) do(ctx context.Context, fn func()) error {
 type inbound struct {
 	rangeID uint64
 	msg     PeerMessage
+	// unreachable, if not 0, says instead that the transport dropped
+	// messages of the range to this node (ReportUnreachable).
+	unreachable uint64
 }
 
 // incomingQueue bounds the peer messages waiting for the store: enough
@@ -520,14 +523,32 @@ const incomingQueue = 4096
 // behind.
 func (s *Store) Step(rangeID uint64, m PeerMessage) bool {
 	select {
-	case s.incoming <- inbound{rangeID, m}:
+	case s.incoming <- inbound{rangeID: rangeID, msg: m}:
 		return true
 	default:
 		return false
 	}
 }
 
+// ReportUnreachable tells the store that the transport dropped messages
+// of range rangeID to node to, so that a Raft leader probes that follower
+// at once instead of after an election timeout. It never blocks: a
+// report that finds the queue full is lost, and the stall check finds the
+// follower later.
+func (s *Store) ReportUnreachable(rangeID, to uint64) {
+	select {
+	case s.incoming <- inbound{rangeID: rangeID, unreachable: to}:
+	default:
+	}
+}
+
 func (s *Store) step(in inbound) {
+	if in.unreachable != 0 {
+		if r, ok := s.replicas[in.rangeID]; ok {
+			r.core.reportUnreachable(in.unreachable)
+		}
+		return
+	}
 	s.quiesce.heard[in.msg.From()] = s.quiesce.ticks
 	if in.msg.Control != nil {
 		s.onControl(in.rangeID, in.msg.Control)

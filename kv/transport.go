@@ -26,6 +26,9 @@ type PeerTransport struct {
 	resolve func(nodeID uint64) (string, bool)
 	client  *http.Client
 	logger  *slog.Logger
+	// unreachable, if set, hears of messages to a peer that were dropped
+	// (OnUnreachable).
+	unreachable func(rangeID, to uint64)
 
 	mu struct {
 		sync.Mutex
@@ -65,6 +68,26 @@ func NewPeerTransport(self uint64, selfAddr, clusterID string, resolve func(uint
 	return t
 }
 
+// OnUnreachable makes the transport report the messages it drops (a full
+// peer queue, a failed stream): f gets each range once per failure, from
+// the transport's goroutines, and must not block. Call it before the
+// first Send. Store.ReportUnreachable is such an f.
+func (t *PeerTransport) OnUnreachable(f func(rangeID, to uint64)) { t.unreachable = f }
+
+// dropped reports lost messages of ranges to peer to.
+func (t *PeerTransport) dropped(to uint64, rangeIDs ...uint64) {
+	if t.unreachable == nil {
+		return
+	}
+	seen := make(map[uint64]bool, len(rangeIDs))
+	for _, id := range rangeIDs {
+		if !seen[id] {
+			seen[id] = true
+			t.unreachable(id, to)
+		}
+	}
+}
+
 // Learn records the address a peer sent its messages from.
 func (t *PeerTransport) Learn(id uint64, addr string) {
 	if addr == "" {
@@ -95,6 +118,7 @@ func (t *PeerTransport) Send(rangeID uint64, m PeerMessage) {
 	case q.ch <- outbound{rangeID, encodePeerMessage(m)}:
 	default:
 		t.logger.Debug("peer queue full: message dropped", "peer", m.To(), "range", rangeID, "type", m.kind())
+		t.dropped(m.To(), rangeID)
 	}
 }
 
@@ -159,6 +183,7 @@ func (t *PeerTransport) stream(q *peerQueue) error {
 	}
 	addr, ok := t.addr(q.id)
 	if !ok {
+		t.dropped(q.id, first.rangeID)
 		return errUnknownPeer
 	}
 	base := addr
@@ -192,6 +217,11 @@ func (t *PeerTransport) stream(q *peerQueue) error {
 			}
 		}
 		if err := stream.Send(batch); err != nil {
+			ids := make([]uint64, len(batch.Messages))
+			for i, m := range batch.Messages {
+				ids[i] = m.RangeId
+			}
+			t.dropped(q.id, ids...)
 			_, cerr := stream.CloseAndReceive()
 			if cerr != nil {
 				return cerr

@@ -95,6 +95,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	}
 	n.closers = append(n.closers, n.store.Close)
 	transport := kv.NewPeerTransport(n.store.NodeID(), cfg.advertise, n.store.ClusterID(), n.store.NodeAddr, peerClient, logger)
+	transport.OnUnreachable(n.store.ReportUnreachable)
 	n.closers = append(n.closers, func() error { transport.Close(); return nil })
 	if err := n.store.SetTransport(transport); err != nil {
 		return nil, err
