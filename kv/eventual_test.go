@@ -200,73 +200,9 @@ func (m *memRecords) leafRecords(ctx context.Context, to, rangeID uint64, depth 
 func TestEventualThreeNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tr := &memTransport{stores: map[uint64]*Store{}}
-	recs := &memRecords{nodes: map[uint64]*Node{}, down: map[uint64]bool{}}
-	cfg := func(name string) StoreConfig {
-		return StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(len(name)),
-			Self: NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: 1}}
-	}
-	open := func(name string, id uint64, clusterID string) *Node {
-		db, err := storage.OpenMem(storage.Options{Logger: quiet()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if id != 0 {
-			if err := SaveJoin(db, id, clusterID); err != nil {
-				t.Fatal(err)
-			}
-		}
-		s, err := OpenStore(db, cfg(name), tr, id == 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		n, err := NewNode(s, NodeConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.recordPeers = recs
-		t.Cleanup(n.Close)
-		tr.mu.Lock()
-		tr.stores[s.NodeID()] = s
-		tr.mu.Unlock()
-		recs.mu.Lock()
-		recs.nodes[s.NodeID()] = n
-		recs.mu.Unlock()
-		return n
-	}
-	a := open("a", 0, "")
-	nodes := []*Node{a}
-	for _, name := range []string{"b", "c"} {
-		id, err := retry(t, func() (uint64, error) { return a.registerNode(ctx, cfg(name).Self, false) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, open(name, id, a.store.ClusterID()))
-	}
-	waitUntil(t, "every node in every catalog", func() bool {
-		for _, n := range nodes {
-			if len(n.store.Catalog().Nodes) != 3 {
-				return false
-			}
-		}
-		return true
-	})
-	if _, err := retry(t, func() (KeyspaceDescriptor, error) {
-		return a.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "ev in every catalog", func() bool {
-		for _, n := range nodes {
-			if _, ok := n.store.Catalog().Keyspaces["ev"]; !ok {
-				return false
-			}
-		}
-		return true
-	})
-	rangeID := a.store.Catalog().Ranges["ev"][0].ID
+	cl := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
+	nodes, recs, a := cl.nodes, cl.recs, cl.nodes[0]
+	rangeID := cl.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 
 	// Every node coordinates.
 	for i, n := range nodes {

@@ -196,13 +196,7 @@ func runSimEventual(t *testing.T, seed uint64, shape simEvShape) *simEv {
 	c.eventual = ev.serve
 	s := c.s
 
-	s.Net().SetDefault(sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, DropRate: 0.02, DupRate: 0.02})
-	ev.startClients()
-	cfg := sim.NemesisConfig{}
-	for _, id := range c.ids {
-		cfg.Nodes = append(cfg.Nodes, sim.NodeID(id))
-	}
-	s.StartNemesis(cfg)
+	c.startFaults(ev.startClients, false)
 	if err := s.RunFor(simFaults); err != nil {
 		t.Fatal(err)
 	}

@@ -270,19 +270,7 @@ func newSimClusterWith(t *testing.T, seed uint64, n int, keyspaces []KeyspaceDes
 // every client to make progress again.
 func (c *simCluster) runWorkload(shape simShape) {
 	s := c.s
-	// Faults: a lossy, duplicating, reordering network between nodes;
-	// clients reach nodes over connections that lose nothing (an HTTP/2
-	// stream does not duplicate a request) but die with their node.
-	s.Net().SetDefault(sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, DropRate: 0.02, DupRate: 0.02})
-	c.startClients()
-	cfg := sim.NemesisConfig{}
-	for _, id := range c.ids {
-		cfg.Nodes = append(cfg.Nodes, sim.NodeID(id))
-	}
-	if shape.crashAll {
-		cfg.MaxCrashed = len(cfg.Nodes)
-	}
-	s.StartNemesis(cfg)
+	c.startFaults(c.startClients, shape.crashAll)
 	if err := s.RunFor(cmp.Or(shape.faults, simFaults)); err != nil {
 		c.t.Fatal(err)
 	}
@@ -301,6 +289,24 @@ func (c *simCluster) runWorkload(shape simShape) {
 		}
 		return true
 	})
+}
+
+// startFaults makes the network between nodes lossy, duplicating and
+// reordering, starts the clients (startClients: they reach nodes over
+// connections that lose nothing, as an HTTP/2 stream does not duplicate a
+// request, but die with their node), and starts the nemesis; crashAll
+// lets it crash every node at once (default: a minority).
+func (c *simCluster) startFaults(startClients func(), crashAll bool) {
+	c.s.Net().SetDefault(sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, DropRate: 0.02, DupRate: 0.02})
+	startClients()
+	cfg := sim.NemesisConfig{}
+	for _, id := range c.ids {
+		cfg.Nodes = append(cfg.Nodes, sim.NodeID(id))
+	}
+	if crashAll {
+		cfg.MaxCrashed = len(cfg.Nodes)
+	}
+	c.s.StartNemesis(cfg)
 }
 
 // check reads every key back (an acknowledged write that was lost fails
