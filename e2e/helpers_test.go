@@ -64,7 +64,9 @@ type kvd struct {
 	gossip  string
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
-	exited  chan error
+	exited  chan struct{} // closed once the process is gone
+	waitErr error         // cmd.Wait's result, once exited is closed
+	killed  bool          // by the test, through kill or stop
 }
 
 func startKVD(t testing.TB, dataDir string, extra ...string) *kvd {
@@ -81,15 +83,26 @@ func restartKVD(t testing.TB, old *kvd, extra ...string) *kvd {
 
 func startKVDAt(t testing.TB, dataDir, addr, gossip string, extra ...string) *kvd {
 	t.Helper()
-	k := &kvd{t: t, dataDir: dataDir, addr: addr, gossip: gossip, log: &bytes.Buffer{}, exited: make(chan error, 1)}
+	k := &kvd{t: t, dataDir: dataDir, addr: addr, gossip: gossip, log: &bytes.Buffer{}, exited: make(chan struct{})}
 	args := append([]string{"--node-id", "n1", "--data-dir", dataDir, "--listen", k.addr, "--gossip", k.gossip}, extra...)
 	k.cmd = exec.Command(bin.kvd, args...)
 	k.cmd.Stdout, k.cmd.Stderr = k.log, k.log
 	if err := k.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { k.exited <- k.cmd.Wait() }()
-	t.Cleanup(func() { k.kill() })
+	go func() { k.waitErr = k.cmd.Wait(); close(k.exited) }()
+	t.Cleanup(func() {
+		// A node that died on its own is the likeliest cause of a
+		// failure: its last words are worth more than the test's.
+		select {
+		case <-k.exited:
+			if t.Failed() && !k.killed {
+				t.Logf("kvd %s exited on its own (%v); the end of its log:\n%s", k.addr, k.waitErr, tail(k.log.String(), 16<<10))
+			}
+		default:
+		}
+		k.kill()
+	})
 	k.waitReady()
 	return k
 }
@@ -99,8 +112,8 @@ func (k *kvd) waitReady() {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-k.exited:
-			k.t.Fatalf("kvd exited before it was ready: %v\n%s", err, k.log)
+		case <-k.exited:
+			k.t.Fatalf("kvd exited before it was ready: %v\n%s", k.waitErr, k.log)
 		default:
 		}
 		resp, err := http.Get("http://" + k.addr + "/readyz")
@@ -118,13 +131,14 @@ func (k *kvd) waitReady() {
 // stop sends SIGTERM and waits for a clean exit: the drain path.
 func (k *kvd) stop() {
 	k.t.Helper()
+	k.killed = true
 	if err := k.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		k.t.Fatal(err)
 	}
 	select {
-	case err := <-k.exited:
-		if err != nil {
-			k.t.Fatalf("kvd exited with %v after SIGTERM\n%s", err, k.log)
+	case <-k.exited:
+		if k.waitErr != nil {
+			k.t.Fatalf("kvd exited with %v after SIGTERM\n%s", k.waitErr, k.log)
 		}
 	case <-time.After(30 * time.Second):
 		k.t.Fatalf("kvd did not stop within 30s of SIGTERM\n%s", k.log)
@@ -133,7 +147,10 @@ func (k *kvd) stop() {
 
 // kill ends the process if it still runs (it is ours: we started it).
 func (k *kvd) kill() {
-	if k.cmd.ProcessState == nil {
+	k.killed = true
+	select {
+	case <-k.exited:
+	default:
 		k.cmd.Process.Kill()
 		<-k.exited
 	}
@@ -164,4 +181,16 @@ func (k *kvd) must(code int, args ...string) string {
 		k.t.Fatalf("kvctl %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), got, code, out, errOut)
 	}
 	return out + errOut
+}
+
+// tail returns the last n bytes of s, from a line start where it can.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return "...\n" + s
 }

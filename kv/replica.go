@@ -36,6 +36,11 @@ type replica struct {
 	// a leader's ticks since its last proposal or read.
 	quiesced  bool
 	idleTicks int
+
+	// destroyed is set when the range leaves this node (see
+	// Store.reconcile) and its log with it: a round that collected the
+	// replica's Ready before must not advance or compact it.
+	destroyed bool
 }
 
 type confirmedRead struct {

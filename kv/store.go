@@ -407,6 +407,7 @@ func (s *Store) reconcile() error {
 			continue
 		}
 		r.failAll(fmt.Errorf("%w: range %d was removed", ErrNoKeyspace, id))
+		r.destroyed = true
 		delete(s.replicas, id)
 		s.ordered = nil
 		if err := s.destroyReplica(id); err != nil {
@@ -741,8 +742,12 @@ func (s *Store) handleReady() error {
 		d.to(d.res)
 	}
 
-	// 4. Serve reads whose index is applied, and advance.
+	// 4. Serve reads whose index is applied, and advance. A replica the
+	// applied catalog removed is gone, its log with it.
 	for _, x := range ready {
+		if x.r.destroyed {
+			continue
+		}
 		x.r.serveReads()
 		x.r.core.advance()
 	}
@@ -826,6 +831,9 @@ func (s *Store) compactLogs(ready []readyReplica) error {
 		return b
 	}
 	for _, x := range ready {
+		if x.r.destroyed {
+			continue
+		}
 		if err := x.r.core.compact(batch, x.r.applied); err != nil {
 			if b != nil {
 				b.Close()
