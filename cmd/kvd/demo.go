@@ -32,6 +32,7 @@ node.`,
 			&cli.IntFlag{Name: "nodes", Usage: "number of nodes, 1 to 9", Value: 3},
 			&cli.StringFlag{Name: "data-dir", Usage: "keep the nodes' data under this directory"},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "warn"},
+			&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on every node's address (one process: each shows all nodes)"},
 		},
 		Action: func(c *cli.Context) error { return demo(c, stdout, stderr) },
 	}
@@ -87,6 +88,7 @@ func demo(c *cli.Context, stdout, stderr io.Writer) error {
 			listen: listen, advertise: listen, gossip: gossip, zone: fmt.Sprintf("zone-%d", i), weight: 1,
 			logLevel: level, drainTimeout: defaultDrainTimeout,
 			antiEntropyInterval: kv.DefaultAntiEntropyInterval, hintWindow: kv.DefaultMaxHintAge,
+			enablePprof: c.Bool("enable-pprof"),
 		}
 		if seed != "" {
 			cfg.join = []string{seed}

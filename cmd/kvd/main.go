@@ -79,6 +79,7 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 			Value: kv.DefaultAntiEntropyInterval, EnvVars: []string{"KVD_ANTI_ENTROPY_INTERVAL"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "hint-window", Usage: "eventual keyspaces: how long hints are kept for a replica that is down; older ones are dropped and left to anti-entropy",
 			Value: kv.DefaultMaxHintAge, EnvVars: []string{"KVD_HINT_WINDOW"}}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
 	}
 	return &cli.App{
 		Name:      "kvd",
@@ -112,6 +113,7 @@ type config struct {
 	// antiEntropyInterval and hintWindow go to kv.Node: StartAntiEntropy
 	// and NodeConfig.MaxHintAge.
 	antiEntropyInterval, hintWindow time.Duration
+	enablePprof                     bool
 }
 
 func configFrom(c *cli.Context) (config, error) {
@@ -120,6 +122,7 @@ func configFrom(c *cli.Context) (config, error) {
 		advertise: c.String("advertise"), gossip: c.String("gossip"), zone: c.String("zone"),
 		weight: c.Int("weight"), drainTimeout: c.Duration("drain-timeout"),
 		antiEntropyInterval: c.Duration("anti-entropy-interval"), hintWindow: c.Duration("hint-window"),
+		enablePprof: c.Bool("enable-pprof"),
 	}
 	for _, s := range strings.Split(c.String("join"), ",") {
 		if s = strings.TrimSpace(s); s != "" {

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,5 +139,25 @@ func TestDemoRefusesBadCounts(t *testing.T) {
 	}
 	if code := run([]string{"kvd", "demo", "--nodes", "10"}, &out, &errOut, nil); code != 1 {
 		t.Fatalf("demo --nodes 10: exit %d", code)
+	}
+}
+
+// --enable-pprof adds /debug/pprof/ and leaves every other route to the
+// node's handler.
+func TestEnablePprof(t *testing.T) {
+	if cfg, err := parse(t); err != nil || cfg.enablePprof {
+		t.Fatalf("default: enablePprof %v, %v", cfg.enablePprof, err)
+	}
+	if cfg, err := parse(t, "--enable-pprof"); err != nil || !cfg.enablePprof {
+		t.Fatalf("--enable-pprof: enablePprof %v, %v", cfg.enablePprof, err)
+	}
+	node := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "node") })
+	h := withPprof(node)
+	for path, want := range map[string]string{"/debug/pprof/": "goroutine", "/metrics": "node", "/": "node"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("GET %s: %d %.80q, want %q in it", path, rec.Code, rec.Body.String(), want)
+		}
 	}
 }

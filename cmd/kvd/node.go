@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"time"
 
@@ -121,7 +122,11 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	n.server = kv.NewServer(node, kv.ServerInfo{
 		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: n.gossip.LocalAddr(), Version: kvdVersion(), ClusterID: n.store.ClusterID(),
 	}, metrics, reg)
-	n.httpServer = &http.Server{Handler: n.server, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
+	var handler http.Handler = n.server
+	if cfg.enablePprof {
+		handler = withPprof(n.server)
+	}
+	n.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
 	// Plain HTTP/1.1 for curl, HTTP/2 without TLS (h2c) for gRPC.
 	n.httpServer.Protocols.SetHTTP1(true)
 	n.httpServer.Protocols.SetUnencryptedHTTP2(true)
@@ -214,4 +219,17 @@ func (n *runningNode) close() {
 		}
 	}
 	n.closers = nil
+}
+
+// withPprof serves net/http/pprof's handlers under /debug/pprof/ and h
+// everywhere else (kvd --enable-pprof, as etcd's flag of that name).
+func withPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
