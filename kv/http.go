@@ -56,6 +56,14 @@ type Server struct {
 	stopPeers context.CancelFunc
 }
 
+// compressMinBytes is the smallest response message the handlers gzip
+// when the client accepts it. Connect's default compresses every message,
+// and for the small answers that make up most traffic (a record, an
+// acknowledgement) resetting a gzip writer cost more CPU than the rest of
+// the request: 16% of a node's CPU under an eventual workload, 1.9k ops/s
+// on a 3-node demo.
+const compressMinBytes = 8 << 10
+
 // NewServer builds the HTTP handler of node. metrics must be the ones the
 // node's store uses; gatherer serves /metrics.
 func NewServer(node *Node, info ServerInfo, metrics *Metrics, gatherer prometheus.Gatherer) *Server {
@@ -66,10 +74,10 @@ func NewServer(node *Node, info ServerInfo, metrics *Metrics, gatherer prometheu
 		mux:      http.NewServeMux(),
 	}
 	s.peerCtx, s.stopPeers = context.WithCancel(context.Background())
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.limits.MaxRequestBytes)}
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.limits.MaxRequestBytes), connect.WithCompressMinBytes(compressMinBytes)}
 	s.mux.Handle(quorumkvv1connect.NewKVHandler(s.api, opts...))
 	s.mux.Handle(quorumkvv1connect.NewAdminHandler(s.api, opts...))
-	peerPath, peerHandler := peerv1connect.NewPeerHandler(&peerServer{node: node}, connect.WithReadMaxBytes(peerMaxBytes))
+	peerPath, peerHandler := peerv1connect.NewPeerHandler(&peerServer{node: node}, connect.WithReadMaxBytes(peerMaxBytes), connect.WithCompressMinBytes(compressMinBytes))
 	s.mux.Handle(peerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
