@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/storage"
@@ -426,28 +427,31 @@ func ballotFromProto(b *peerv1.Ballot) paxos.Ballot {
 }
 
 func (c connectRecords) casStep(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
-	addr, ok := c.n.store.nodeAddr(to)
-	if !ok {
-		return paxos.BasicMessage{}, fmt.Errorf("%w: node %d has no known address", ErrUnavailable, to)
-	}
-	cl := c.n.peers.peerClient(addr)
 	reply := paxos.BasicMessage{From: to, To: m.From, Ballot: m.Ballot}
 	switch m.Type {
 	case paxos.BasicPrepare:
-		resp, err := cl.CasPrepare(ctx, connect.NewRequest(&peerv1.CasPrepareRequest{RangeId: rangeID, Key: key, From: m.From,
-			Ballot: ballotToProto(m.Ballot)}))
+		req := &peerv1.CasPrepareRequest{RangeId: rangeID, Key: key, From: m.From, Ballot: ballotToProto(m.Ballot)}
+		resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_CasPrepare{CasPrepare: req}},
+			(*peerv1.RecordAnswer).GetCasPrepare,
+			func(cl peerv1connect.PeerClient) (*connect.Response[peerv1.CasPrepareResponse], error) {
+				return cl.CasPrepare(ctx, connect.NewRequest(req))
+			})
 		if err != nil {
 			return paxos.BasicMessage{}, err
 		}
-		reply.Type, reply.Reject, reply.Promised = paxos.BasicPromise, resp.Msg.Reject, ballotFromProto(resp.Msg.Promised)
-		reply.Accepted, reply.Value = ballotFromProto(resp.Msg.Accepted), resp.Msg.Value
+		reply.Type, reply.Reject, reply.Promised = paxos.BasicPromise, resp.Reject, ballotFromProto(resp.Promised)
+		reply.Accepted, reply.Value = ballotFromProto(resp.Accepted), resp.Value
 	case paxos.BasicAccept:
-		resp, err := cl.CasAccept(ctx, connect.NewRequest(&peerv1.CasAcceptRequest{RangeId: rangeID, Key: key, From: m.From,
-			Ballot: ballotToProto(m.Ballot), Value: m.Value}))
+		req := &peerv1.CasAcceptRequest{RangeId: rangeID, Key: key, From: m.From, Ballot: ballotToProto(m.Ballot), Value: m.Value}
+		resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_CasAccept{CasAccept: req}},
+			(*peerv1.RecordAnswer).GetCasAccept,
+			func(cl peerv1connect.PeerClient) (*connect.Response[peerv1.CasAcceptResponse], error) {
+				return cl.CasAccept(ctx, connect.NewRequest(req))
+			})
 		if err != nil {
 			return paxos.BasicMessage{}, err
 		}
-		reply.Type, reply.Reject, reply.Promised = paxos.BasicAccepted, resp.Msg.Reject, ballotFromProto(resp.Msg.Promised)
+		reply.Type, reply.Reject, reply.Promised = paxos.BasicAccepted, resp.Reject, ballotFromProto(resp.Promised)
 	default:
 		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", ErrInvalidArgument, m.Type)
 	}

@@ -7,6 +7,7 @@ import (
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/wrn"
 )
@@ -51,8 +52,6 @@ func recordFromProto(p *peerv1.Record) wrn.Record {
 type connectRecords struct{ n *Node }
 
 func (c connectRecords) client(to uint64) (interface {
-	WriteRecord(context.Context, *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error)
-	ReadRecord(context.Context, *connect.Request[peerv1.ReadRecordRequest]) (*connect.Response[peerv1.ReadRecordResponse], error)
 	ScanRecords(context.Context, *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error)
 	MerkleLeaves(context.Context, *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error)
 	LeafRecords(context.Context, *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error)
@@ -65,27 +64,29 @@ func (c connectRecords) client(to uint64) (interface {
 }
 
 func (c connectRecords) writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
-	cl, err := c.client(to)
+	req := &peerv1.WriteRecordRequest{RangeId: rangeID, Key: key, Record: recordToProto(rec)}
+	resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_Write{Write: req}},
+		(*peerv1.RecordAnswer).GetWrite,
+		func(cl peerv1connect.PeerClient) (*connect.Response[peerv1.WriteRecordResponse], error) {
+			return cl.WriteRecord(ctx, connect.NewRequest(req))
+		})
 	if err != nil {
 		return false, err
 	}
-	resp, err := cl.WriteRecord(ctx, connect.NewRequest(&peerv1.WriteRecordRequest{RangeId: rangeID, Key: key, Record: recordToProto(rec)}))
-	if err != nil {
-		return false, err
-	}
-	return resp.Msg.Existed, nil
+	return resp.Existed, nil
 }
 
 func (c connectRecords) readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error) {
-	cl, err := c.client(to)
+	req := &peerv1.ReadRecordRequest{RangeId: rangeID, Key: key}
+	resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_Read{Read: req}},
+		(*peerv1.RecordAnswer).GetRead,
+		func(cl peerv1connect.PeerClient) (*connect.Response[peerv1.ReadRecordResponse], error) {
+			return cl.ReadRecord(ctx, connect.NewRequest(req))
+		})
 	if err != nil {
 		return wrn.Record{}, err
 	}
-	resp, err := cl.ReadRecord(ctx, connect.NewRequest(&peerv1.ReadRecordRequest{RangeId: rangeID, Key: key}))
-	if err != nil {
-		return wrn.Record{}, err
-	}
-	return recordFromProto(resp.Msg.Record), nil
+	return recordFromProto(resp.Record), nil
 }
 
 func (c connectRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {

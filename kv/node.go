@@ -48,6 +48,7 @@ type Node struct {
 	records        *recordStore
 	net            replicaNet
 	recordPeers    recordTransport
+	recordStreams  *recordStreams // recordPeers' streams (recordstream.go)
 	replicaTimeout time.Duration
 	repairSlots    chan struct{} // a semaphore: one token per repair in flight
 	casSeq         atomic.Uint64 // low bits of compare-and-swap proposer IDs (eventual_cas.go)
@@ -190,6 +191,7 @@ func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs,
 		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
 	n.recordPeers = connectRecords{n}
+	n.recordStreams = newRecordStreams(n.peers)
 	n.net = net
 	if net == nil {
 		n.net = goNet{n}

@@ -1573,6 +1573,412 @@ func (x *MetaIndexResponse) GetIndex() uint64 {
 	return 0
 }
 
+type RecordsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*RecordCall          `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordsRequest) Reset() {
+	*x = RecordsRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordsRequest) ProtoMessage() {}
+
+func (x *RecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordsRequest.ProtoReflect.Descriptor instead.
+func (*RecordsRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RecordsRequest) GetCalls() []*RecordCall {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+type RecordCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the caller, unique among its calls in flight on the stream.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Call:
+	//
+	//	*RecordCall_Write
+	//	*RecordCall_Read
+	//	*RecordCall_CasPrepare
+	//	*RecordCall_CasAccept
+	Call          isRecordCall_Call `protobuf_oneof:"call"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordCall) Reset() {
+	*x = RecordCall{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordCall) ProtoMessage() {}
+
+func (x *RecordCall) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordCall.ProtoReflect.Descriptor instead.
+func (*RecordCall) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RecordCall) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RecordCall) GetCall() isRecordCall_Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *RecordCall) GetWrite() *WriteRecordRequest {
+	if x != nil {
+		if x, ok := x.Call.(*RecordCall_Write); ok {
+			return x.Write
+		}
+	}
+	return nil
+}
+
+func (x *RecordCall) GetRead() *ReadRecordRequest {
+	if x != nil {
+		if x, ok := x.Call.(*RecordCall_Read); ok {
+			return x.Read
+		}
+	}
+	return nil
+}
+
+func (x *RecordCall) GetCasPrepare() *CasPrepareRequest {
+	if x != nil {
+		if x, ok := x.Call.(*RecordCall_CasPrepare); ok {
+			return x.CasPrepare
+		}
+	}
+	return nil
+}
+
+func (x *RecordCall) GetCasAccept() *CasAcceptRequest {
+	if x != nil {
+		if x, ok := x.Call.(*RecordCall_CasAccept); ok {
+			return x.CasAccept
+		}
+	}
+	return nil
+}
+
+type isRecordCall_Call interface {
+	isRecordCall_Call()
+}
+
+type RecordCall_Write struct {
+	Write *WriteRecordRequest `protobuf:"bytes,2,opt,name=write,proto3,oneof"`
+}
+
+type RecordCall_Read struct {
+	Read *ReadRecordRequest `protobuf:"bytes,3,opt,name=read,proto3,oneof"`
+}
+
+type RecordCall_CasPrepare struct {
+	CasPrepare *CasPrepareRequest `protobuf:"bytes,4,opt,name=cas_prepare,json=casPrepare,proto3,oneof"`
+}
+
+type RecordCall_CasAccept struct {
+	CasAccept *CasAcceptRequest `protobuf:"bytes,5,opt,name=cas_accept,json=casAccept,proto3,oneof"`
+}
+
+func (*RecordCall_Write) isRecordCall_Call() {}
+
+func (*RecordCall_Read) isRecordCall_Call() {}
+
+func (*RecordCall_CasPrepare) isRecordCall_Call() {}
+
+func (*RecordCall_CasAccept) isRecordCall_Call() {}
+
+type RecordsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Answers       []*RecordAnswer        `protobuf:"bytes,1,rep,name=answers,proto3" json:"answers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordsResponse) Reset() {
+	*x = RecordsResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordsResponse) ProtoMessage() {}
+
+func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordsResponse.ProtoReflect.Descriptor instead.
+func (*RecordsResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RecordsResponse) GetAnswers() []*RecordAnswer {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
+type RecordAnswer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of the call answered.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What the unary RPC of the call would have returned.
+	//
+	// Types that are valid to be assigned to Answer:
+	//
+	//	*RecordAnswer_Write
+	//	*RecordAnswer_Read
+	//	*RecordAnswer_CasPrepare
+	//	*RecordAnswer_CasAccept
+	//	*RecordAnswer_Error
+	Answer        isRecordAnswer_Answer `protobuf_oneof:"answer"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordAnswer) Reset() {
+	*x = RecordAnswer{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordAnswer) ProtoMessage() {}
+
+func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordAnswer.ProtoReflect.Descriptor instead.
+func (*RecordAnswer) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RecordAnswer) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RecordAnswer) GetAnswer() isRecordAnswer_Answer {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+func (x *RecordAnswer) GetWrite() *WriteRecordResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*RecordAnswer_Write); ok {
+			return x.Write
+		}
+	}
+	return nil
+}
+
+func (x *RecordAnswer) GetRead() *ReadRecordResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*RecordAnswer_Read); ok {
+			return x.Read
+		}
+	}
+	return nil
+}
+
+func (x *RecordAnswer) GetCasPrepare() *CasPrepareResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*RecordAnswer_CasPrepare); ok {
+			return x.CasPrepare
+		}
+	}
+	return nil
+}
+
+func (x *RecordAnswer) GetCasAccept() *CasAcceptResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*RecordAnswer_CasAccept); ok {
+			return x.CasAccept
+		}
+	}
+	return nil
+}
+
+func (x *RecordAnswer) GetError() *RecordError {
+	if x != nil {
+		if x, ok := x.Answer.(*RecordAnswer_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isRecordAnswer_Answer interface {
+	isRecordAnswer_Answer()
+}
+
+type RecordAnswer_Write struct {
+	Write *WriteRecordResponse `protobuf:"bytes,2,opt,name=write,proto3,oneof"`
+}
+
+type RecordAnswer_Read struct {
+	Read *ReadRecordResponse `protobuf:"bytes,3,opt,name=read,proto3,oneof"`
+}
+
+type RecordAnswer_CasPrepare struct {
+	CasPrepare *CasPrepareResponse `protobuf:"bytes,4,opt,name=cas_prepare,json=casPrepare,proto3,oneof"`
+}
+
+type RecordAnswer_CasAccept struct {
+	CasAccept *CasAcceptResponse `protobuf:"bytes,5,opt,name=cas_accept,json=casAccept,proto3,oneof"`
+}
+
+type RecordAnswer_Error struct {
+	Error *RecordError `protobuf:"bytes,6,opt,name=error,proto3,oneof"`
+}
+
+func (*RecordAnswer_Write) isRecordAnswer_Answer() {}
+
+func (*RecordAnswer_Read) isRecordAnswer_Answer() {}
+
+func (*RecordAnswer_CasPrepare) isRecordAnswer_Answer() {}
+
+func (*RecordAnswer_CasAccept) isRecordAnswer_Answer() {}
+
+func (*RecordAnswer_Error) isRecordAnswer_Answer() {}
+
+// RecordError is a call's failure: the Connect code and the message the
+// unary RPC would have failed with.
+type RecordError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordError) Reset() {
+	*x = RecordError{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordError) ProtoMessage() {}
+
+func (x *RecordError) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordError.ProtoReflect.Descriptor instead.
+func (*RecordError) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *RecordError) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *RecordError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_quorumkv_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
@@ -1677,7 +2083,34 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\bpromised\x18\x02 \x01(\v2\x18.quorumkv.peer.v1.BallotR\bpromised\"\x12\n" +
 	"\x10MetaIndexRequest\")\n" +
 	"\x11MetaIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xd3\a\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"D\n" +
+	"\x0eRecordsRequest\x122\n" +
+	"\x05calls\x18\x01 \x03(\v2\x1c.quorumkv.peer.v1.RecordCallR\x05calls\"\xaa\x02\n" +
+	"\n" +
+	"RecordCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12<\n" +
+	"\x05write\x18\x02 \x01(\v2$.quorumkv.peer.v1.WriteRecordRequestH\x00R\x05write\x129\n" +
+	"\x04read\x18\x03 \x01(\v2#.quorumkv.peer.v1.ReadRecordRequestH\x00R\x04read\x12F\n" +
+	"\vcas_prepare\x18\x04 \x01(\v2#.quorumkv.peer.v1.CasPrepareRequestH\x00R\n" +
+	"casPrepare\x12C\n" +
+	"\n" +
+	"cas_accept\x18\x05 \x01(\v2\".quorumkv.peer.v1.CasAcceptRequestH\x00R\tcasAcceptB\x06\n" +
+	"\x04call\"K\n" +
+	"\x0fRecordsResponse\x128\n" +
+	"\aanswers\x18\x01 \x03(\v2\x1e.quorumkv.peer.v1.RecordAnswerR\aanswers\"\xe9\x02\n" +
+	"\fRecordAnswer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12=\n" +
+	"\x05write\x18\x02 \x01(\v2%.quorumkv.peer.v1.WriteRecordResponseH\x00R\x05write\x12:\n" +
+	"\x04read\x18\x03 \x01(\v2$.quorumkv.peer.v1.ReadRecordResponseH\x00R\x04read\x12G\n" +
+	"\vcas_prepare\x18\x04 \x01(\v2$.quorumkv.peer.v1.CasPrepareResponseH\x00R\n" +
+	"casPrepare\x12D\n" +
+	"\n" +
+	"cas_accept\x18\x05 \x01(\v2#.quorumkv.peer.v1.CasAcceptResponseH\x00R\tcasAccept\x125\n" +
+	"\x05error\x18\x06 \x01(\v2\x1d.quorumkv.peer.v1.RecordErrorH\x00R\x05errorB\b\n" +
+	"\x06answer\";\n" +
+	"\vRecordError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xa9\b\n" +
 	"\x04Peer\x12I\n" +
 	"\x04Raft\x12\x1d.quorumkv.peer.v1.RaftRequest\x1a\x1e.quorumkv.peer.v1.RaftResponse\"\x00(\x01\x12G\n" +
 	"\x04Join\x12\x1d.quorumkv.peer.v1.JoinRequest\x1a\x1e.quorumkv.peer.v1.JoinResponse\"\x00\x12V\n" +
@@ -1691,7 +2124,8 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"CasPrepare\x12#.quorumkv.peer.v1.CasPrepareRequest\x1a$.quorumkv.peer.v1.CasPrepareResponse\"\x00\x12V\n" +
 	"\tCasAccept\x12\".quorumkv.peer.v1.CasAcceptRequest\x1a#.quorumkv.peer.v1.CasAcceptResponse\"\x00\x12V\n" +
-	"\tMetaIndex\x12\".quorumkv.peer.v1.MetaIndexRequest\x1a#.quorumkv.peer.v1.MetaIndexResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
+	"\tMetaIndex\x12\".quorumkv.peer.v1.MetaIndexRequest\x1a#.quorumkv.peer.v1.MetaIndexResponse\"\x00\x12T\n" +
+	"\aRecords\x12 .quorumkv.peer.v1.RecordsRequest\x1a!.quorumkv.peer.v1.RecordsResponse\"\x00(\x010\x01B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_quorumkv_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -1705,7 +2139,7 @@ func file_quorumkv_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quorumkv_peer_v1_peer_proto_rawDescData
 }
 
-var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*RaftRequest)(nil),          // 0: quorumkv.peer.v1.RaftRequest
 	(*RaftMessage)(nil),          // 1: quorumkv.peer.v1.RaftMessage
@@ -1734,6 +2168,11 @@ var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*CasAcceptResponse)(nil),    // 24: quorumkv.peer.v1.CasAcceptResponse
 	(*MetaIndexRequest)(nil),     // 25: quorumkv.peer.v1.MetaIndexRequest
 	(*MetaIndexResponse)(nil),    // 26: quorumkv.peer.v1.MetaIndexResponse
+	(*RecordsRequest)(nil),       // 27: quorumkv.peer.v1.RecordsRequest
+	(*RecordCall)(nil),           // 28: quorumkv.peer.v1.RecordCall
+	(*RecordsResponse)(nil),      // 29: quorumkv.peer.v1.RecordsResponse
+	(*RecordAnswer)(nil),         // 30: quorumkv.peer.v1.RecordAnswer
+	(*RecordError)(nil),          // 31: quorumkv.peer.v1.RecordError
 }
 var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	1,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
@@ -1748,33 +2187,46 @@ var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	20, // 9: quorumkv.peer.v1.CasPrepareResponse.accepted:type_name -> quorumkv.peer.v1.Ballot
 	20, // 10: quorumkv.peer.v1.CasAcceptRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
 	20, // 11: quorumkv.peer.v1.CasAcceptResponse.promised:type_name -> quorumkv.peer.v1.Ballot
-	0,  // 12: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
-	3,  // 13: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
-	5,  // 14: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
-	9,  // 15: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
-	11, // 16: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
-	13, // 17: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
-	16, // 18: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
-	18, // 19: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
-	21, // 20: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
-	23, // 21: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
-	25, // 22: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
-	2,  // 23: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
-	4,  // 24: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
-	6,  // 25: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
-	10, // 26: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
-	12, // 27: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
-	14, // 28: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
-	17, // 29: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
-	19, // 30: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
-	22, // 31: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
-	24, // 32: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
-	26, // 33: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
-	23, // [23:34] is the sub-list for method output_type
-	12, // [12:23] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	28, // 12: quorumkv.peer.v1.RecordsRequest.calls:type_name -> quorumkv.peer.v1.RecordCall
+	9,  // 13: quorumkv.peer.v1.RecordCall.write:type_name -> quorumkv.peer.v1.WriteRecordRequest
+	11, // 14: quorumkv.peer.v1.RecordCall.read:type_name -> quorumkv.peer.v1.ReadRecordRequest
+	21, // 15: quorumkv.peer.v1.RecordCall.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareRequest
+	23, // 16: quorumkv.peer.v1.RecordCall.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptRequest
+	30, // 17: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
+	10, // 18: quorumkv.peer.v1.RecordAnswer.write:type_name -> quorumkv.peer.v1.WriteRecordResponse
+	12, // 19: quorumkv.peer.v1.RecordAnswer.read:type_name -> quorumkv.peer.v1.ReadRecordResponse
+	22, // 20: quorumkv.peer.v1.RecordAnswer.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareResponse
+	24, // 21: quorumkv.peer.v1.RecordAnswer.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptResponse
+	31, // 22: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
+	0,  // 23: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
+	3,  // 24: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
+	5,  // 25: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
+	9,  // 26: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
+	11, // 27: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
+	13, // 28: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
+	16, // 29: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
+	18, // 30: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
+	21, // 31: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
+	23, // 32: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
+	25, // 33: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
+	27, // 34: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
+	2,  // 35: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
+	4,  // 36: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
+	6,  // 37: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
+	10, // 38: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
+	12, // 39: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
+	14, // 40: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
+	17, // 41: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
+	19, // 42: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
+	22, // 43: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
+	24, // 44: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
+	26, // 45: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
+	29, // 46: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
+	35, // [35:47] is the sub-list for method output_type
+	23, // [23:35] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_quorumkv_peer_v1_peer_proto_init() }
@@ -1782,13 +2234,26 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 	if File_quorumkv_peer_v1_peer_proto != nil {
 		return
 	}
+	file_quorumkv_peer_v1_peer_proto_msgTypes[28].OneofWrappers = []any{
+		(*RecordCall_Write)(nil),
+		(*RecordCall_Read)(nil),
+		(*RecordCall_CasPrepare)(nil),
+		(*RecordCall_CasAccept)(nil),
+	}
+	file_quorumkv_peer_v1_peer_proto_msgTypes[30].OneofWrappers = []any{
+		(*RecordAnswer_Write)(nil),
+		(*RecordAnswer_Read)(nil),
+		(*RecordAnswer_CasPrepare)(nil),
+		(*RecordAnswer_CasAccept)(nil),
+		(*RecordAnswer_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_peer_v1_peer_proto_rawDesc), len(file_quorumkv_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

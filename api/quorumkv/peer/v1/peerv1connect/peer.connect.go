@@ -57,6 +57,8 @@ const (
 	PeerCasAcceptProcedure = "/quorumkv.peer.v1.Peer/CasAccept"
 	// PeerMetaIndexProcedure is the fully-qualified name of the Peer's MetaIndex RPC.
 	PeerMetaIndexProcedure = "/quorumkv.peer.v1.Peer/MetaIndex"
+	// PeerRecordsProcedure is the fully-qualified name of the Peer's Records RPC.
+	PeerRecordsProcedure = "/quorumkv.peer.v1.Peer/Records"
 )
 
 // PeerClient is a client for the quorumkv.peer.v1.Peer service.
@@ -100,6 +102,13 @@ type PeerClient interface {
 	// (ReadIndex) and answers the index meta has applied, which the asking
 	// node's catalog must reach to hold every change committed before.
 	MetaIndex(context.Context, *connect.Request[v1.MetaIndexRequest]) (*connect.Response[v1.MetaIndexResponse], error)
+	// Records carries one node's calls of WriteRecord, ReadRecord,
+	// CasPrepare and CasAccept to another on one long-lived stream, many
+	// calls per message, instead of one request each: the hot path of
+	// eventual keyspaces. Answers come back as they are ready, in any order,
+	// matched to their calls by id. A node that does not serve Records is
+	// called through the unary RPCs.
+	Records(context.Context) *connect.BidiStreamForClient[v1.RecordsRequest, v1.RecordsResponse]
 }
 
 // NewPeerClient constructs a client for the quorumkv.peer.v1.Peer service. By default, it uses the
@@ -179,6 +188,12 @@ func NewPeerClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(peerMethods.ByName("MetaIndex")),
 			connect.WithClientOptions(opts...),
 		),
+		records: connect.NewClient[v1.RecordsRequest, v1.RecordsResponse](
+			httpClient,
+			baseURL+PeerRecordsProcedure,
+			connect.WithSchema(peerMethods.ByName("Records")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -195,6 +210,7 @@ type peerClient struct {
 	casPrepare   *connect.Client[v1.CasPrepareRequest, v1.CasPrepareResponse]
 	casAccept    *connect.Client[v1.CasAcceptRequest, v1.CasAcceptResponse]
 	metaIndex    *connect.Client[v1.MetaIndexRequest, v1.MetaIndexResponse]
+	records      *connect.Client[v1.RecordsRequest, v1.RecordsResponse]
 }
 
 // Raft calls quorumkv.peer.v1.Peer.Raft.
@@ -252,6 +268,11 @@ func (c *peerClient) MetaIndex(ctx context.Context, req *connect.Request[v1.Meta
 	return c.metaIndex.CallUnary(ctx, req)
 }
 
+// Records calls quorumkv.peer.v1.Peer.Records.
+func (c *peerClient) Records(ctx context.Context) *connect.BidiStreamForClient[v1.RecordsRequest, v1.RecordsResponse] {
+	return c.records.CallBidiStream(ctx)
+}
+
 // PeerHandler is an implementation of the quorumkv.peer.v1.Peer service.
 type PeerHandler interface {
 	// Raft carries one node's consensus messages (Raft and Multi-Paxos) to
@@ -293,6 +314,13 @@ type PeerHandler interface {
 	// (ReadIndex) and answers the index meta has applied, which the asking
 	// node's catalog must reach to hold every change committed before.
 	MetaIndex(context.Context, *connect.Request[v1.MetaIndexRequest]) (*connect.Response[v1.MetaIndexResponse], error)
+	// Records carries one node's calls of WriteRecord, ReadRecord,
+	// CasPrepare and CasAccept to another on one long-lived stream, many
+	// calls per message, instead of one request each: the hot path of
+	// eventual keyspaces. Answers come back as they are ready, in any order,
+	// matched to their calls by id. A node that does not serve Records is
+	// called through the unary RPCs.
+	Records(context.Context, *connect.BidiStream[v1.RecordsRequest, v1.RecordsResponse]) error
 }
 
 // NewPeerHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -368,6 +396,12 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(peerMethods.ByName("MetaIndex")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerRecordsHandler := connect.NewBidiStreamHandler(
+		PeerRecordsProcedure,
+		svc.Records,
+		connect.WithSchema(peerMethods.ByName("Records")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quorumkv.peer.v1.Peer/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerRaftProcedure:
@@ -392,6 +426,8 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 			peerCasAcceptHandler.ServeHTTP(w, r)
 		case PeerMetaIndexProcedure:
 			peerMetaIndexHandler.ServeHTTP(w, r)
+		case PeerRecordsProcedure:
+			peerRecordsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -443,4 +479,8 @@ func (UnimplementedPeerHandler) CasAccept(context.Context, *connect.Request[v1.C
 
 func (UnimplementedPeerHandler) MetaIndex(context.Context, *connect.Request[v1.MetaIndexRequest]) (*connect.Response[v1.MetaIndexResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.MetaIndex is not implemented"))
+}
+
+func (UnimplementedPeerHandler) Records(context.Context, *connect.BidiStream[v1.RecordsRequest, v1.RecordsResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.Records is not implemented"))
 }

@@ -1,0 +1,399 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
+)
+
+// The hot path of eventual keyspaces, a coordinator's record writes and
+// reads and its compare-and-swap steps, travels on one long-lived
+// Peer.Records stream per pair of nodes, many calls per message, as
+// consensus messages do on Peer.Raft (DESIGN.md §7). A unary RPC per call
+// cost a request's headers, frames and flushes on both sides each time;
+// a stream sends whatever calls are waiting in one message and one write.
+//
+// Answers come back in any order, matched to their calls by id: the
+// replica runs each call on its own goroutine, so a write waiting for its
+// sync does not hold up a read behind it.
+
+// maxRecordCalls bounds one peer's calls waiting to be sent. Beyond it a
+// call fails at once with ResourceExhausted: the coordinator treats it as
+// a replica that did not answer (a hint, for a write).
+const maxRecordCalls = 8192
+
+// maxRecordBatch bounds the calls (or answers) in one stream message.
+const maxRecordBatch = 256
+
+// recordWindow bounds the calls one Records stream runs at once on the
+// replica; the stream stops reading new ones until some finish, which
+// pushes back on the caller through HTTP/2 flow control.
+const recordWindow = 1024
+
+// errNoRecordsStream: the peer does not serve Peer.Records (an older
+// kvd). The call was not run; make it through the unary RPC instead.
+var errNoRecordsStream = errors.New("peer does not serve the Records stream")
+
+// recordStreams holds a node's Records streams to other nodes.
+type recordStreams struct {
+	peers  *peers
+	ctx    context.Context // ends with close
+	cancel context.CancelFunc
+	mu     struct {
+		sync.Mutex
+		byNode map[uint64]*recordStream
+	}
+	wg sync.WaitGroup
+}
+
+func newRecordStreams(p *peers) *recordStreams {
+	rs := &recordStreams{peers: p}
+	rs.ctx, rs.cancel = context.WithCancel(context.Background())
+	rs.mu.byNode = map[uint64]*recordStream{}
+	return rs
+}
+
+// close ends every stream and fails the calls waiting on them.
+func (rs *recordStreams) close() {
+	rs.cancel()
+	rs.wg.Wait()
+}
+
+// recordStream is the stream to one node, at one address. Its goroutine
+// (run) opens the stream when there are calls to send and reopens it
+// after a failure.
+type recordStream struct {
+	to     uint64
+	addr   string
+	client peerv1connect.PeerClient
+	ctx    context.Context // ends when the stream is replaced or closed
+	cancel context.CancelFunc
+	wake   chan struct{} // capacity 1: calls are queued
+	mu     struct {
+		sync.Mutex
+		queue   []*peerv1.RecordCall
+		pending map[uint64]chan<- recordResult
+		nextID  uint64
+		// unary is set once the peer answered Unimplemented: every
+		// call goes through the unary RPCs from then on.
+		unary bool
+	}
+}
+
+type recordResult struct {
+	ans *peerv1.RecordAnswer
+	err error
+}
+
+// stream returns the stream to node to at addr, starting it if needed.
+// A node that moved to another address gets a new stream; the old one's
+// calls fail.
+func (rs *recordStreams) stream(to uint64, addr string) (*recordStream, error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if err := rs.ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: node is closing", ErrUnavailable)
+	}
+	if s, ok := rs.mu.byNode[to]; ok {
+		if s.addr == addr {
+			return s, nil
+		}
+		s.cancel()
+	}
+	s := &recordStream{to: to, addr: addr, client: rs.peers.peerClient(addr), wake: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(rs.ctx)
+	s.mu.pending = map[uint64]chan<- recordResult{}
+	rs.mu.byNode[to] = s
+	rs.wg.Go(s.run)
+	return s, nil
+}
+
+// call sends c to node to at addr and returns its answer, or an error:
+// the stream failed, ctx ended first, or errNoRecordsStream.
+func (rs *recordStreams) call(ctx context.Context, to uint64, addr string, c *peerv1.RecordCall) (*peerv1.RecordAnswer, error) {
+	s, err := rs.stream(to, addr)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan recordResult, 1)
+	s.mu.Lock()
+	switch {
+	case s.mu.unary:
+		s.mu.Unlock()
+		return nil, errNoRecordsStream
+	case len(s.mu.queue) >= maxRecordCalls:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d calls already wait for node %d (the limit)", ErrLimit, maxRecordCalls, to)
+	}
+	s.mu.nextID++
+	id := s.mu.nextID
+	c.Id = id
+	s.mu.pending[id] = ch
+	s.mu.queue = append(s.mu.queue, c)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case r := <-ch:
+		return r.ans, r.err
+	case <-ctx.Done():
+		s.mu.Lock()
+		delete(s.mu.pending, id) // its answer, if one comes, is dropped
+		s.mu.Unlock()
+		return nil, fmt.Errorf("node %d did not answer: %w", to, ctx.Err())
+	}
+}
+
+func (s *recordStream) run() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			s.fail(fmt.Errorf("%w: the stream to node %d closed", ErrUnavailable, s.to))
+			return
+		case <-s.wake:
+		}
+		if err := s.session(); err != nil {
+			if connect.CodeOf(err) == connect.CodeUnimplemented {
+				s.mu.Lock()
+				s.mu.unary = true
+				s.mu.Unlock()
+				s.fail(errNoRecordsStream) // not run by the peer: safe to make again
+				return
+			}
+			s.fail(fmt.Errorf("%w: the stream to node %d failed: %v", ErrUnavailable, s.to, err))
+		}
+	}
+}
+
+// take removes up to maxRecordBatch queued calls.
+func (s *recordStream) take() []*peerv1.RecordCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := min(len(s.mu.queue), maxRecordBatch)
+	if n == 0 {
+		return nil
+	}
+	batch := s.mu.queue[:n:n]
+	s.mu.queue = s.mu.queue[n:]
+	if len(s.mu.queue) == 0 {
+		s.mu.queue = nil
+	}
+	return batch
+}
+
+// fail ends every call queued or sent with err.
+func (s *recordStream) fail(err error) {
+	s.mu.Lock()
+	pending := s.mu.pending
+	s.mu.pending = map[uint64]chan<- recordResult{}
+	s.mu.queue = nil
+	s.mu.Unlock()
+	for _, ch := range pending {
+		ch <- recordResult{err: err}
+	}
+}
+
+// session opens the stream and sends queued calls until it fails or the
+// stream is closed; it returns why it ended.
+func (s *recordStream) session() error {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	bs := s.client.Records(ctx)
+	received := make(chan error, 1)
+	go func() { received <- s.receive(bs) }()
+	var err error
+	for err == nil {
+		batch := s.take()
+		if len(batch) == 0 {
+			select {
+			case <-s.wake:
+			case err = <-received:
+				received = nil
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+			continue
+		}
+		if serr := bs.Send(&peerv1.RecordsRequest{Calls: batch}); serr != nil {
+			// Send says io.EOF when the peer ended the stream; why it
+			// did is on the receiving side.
+			select {
+			case err = <-received:
+				received = nil
+			case <-time.After(time.Second):
+				err = serr
+			}
+		}
+	}
+	// HTTP/2's client notices the canceled context only once the
+	// request body ends: close it, or the receiver never returns.
+	cancel()
+	bs.CloseRequest()
+	if received != nil {
+		<-received
+	}
+	bs.CloseResponse()
+	return err
+}
+
+// receive delivers answers until the stream fails.
+func (s *recordStream) receive(bs *connect.BidiStreamForClient[peerv1.RecordsRequest, peerv1.RecordsResponse]) error {
+	for {
+		msg, err := bs.Receive()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("node %d ended the stream", s.to)
+			}
+			return err
+		}
+		s.mu.Lock()
+		for _, a := range msg.Answers {
+			if ch, ok := s.mu.pending[a.Id]; ok {
+				delete(s.mu.pending, a.Id)
+				ch <- recordResult{ans: a}
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// viaRecords makes call on node to's Records stream and returns the
+// response get picks from its answer, or makes it through the unary RPC
+// (unary) if the node does not serve Records. Either way, a replica's
+// failure comes back as the Connect error the unary RPC would give.
+func viaRecords[Resp any](ctx context.Context, c connectRecords, to uint64, call *peerv1.RecordCall,
+	get func(*peerv1.RecordAnswer) *Resp, unary func(peerv1connect.PeerClient) (*connect.Response[Resp], error)) (*Resp, error) {
+	addr, ok := c.n.store.nodeAddr(to)
+	if !ok {
+		return nil, fmt.Errorf("%w: node %d has no known address", ErrUnavailable, to)
+	}
+	ans, err := c.n.recordStreams.call(ctx, to, addr, call)
+	if errors.Is(err, errNoRecordsStream) {
+		resp, err := unary(c.n.peers.peerClient(addr))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e := ans.GetError(); e != nil {
+		return nil, connect.NewError(connect.Code(e.Code), errors.New(e.Message))
+	}
+	resp := get(ans)
+	if resp == nil {
+		return nil, fmt.Errorf("%w: node %d answered call %d with %T", ErrUnavailable, to, ans.Id, ans.Answer)
+	}
+	return resp, nil
+}
+
+// Records serves a peer's Records stream: each call runs on its own
+// goroutine, up to recordWindow at once, through the same code as its
+// unary RPC, and the answers go back in batches as they are ready.
+func (p *peerServer) Records(ctx context.Context, bs *connect.BidiStream[peerv1.RecordsRequest, peerv1.RecordsResponse]) error {
+	answers := make(chan *peerv1.RecordAnswer, recordWindow)
+	slots := make(chan struct{}, recordWindow)
+	sent := make(chan error, 1)
+	go func() { sent <- sendAnswers(bs, answers) }()
+	var calls sync.WaitGroup
+	var err error
+	for {
+		req, rerr := bs.Receive()
+		if rerr != nil {
+			if !errors.Is(rerr, io.EOF) && ctx.Err() == nil {
+				err = rerr
+			}
+			break
+		}
+		for _, c := range req.Calls {
+			slots <- struct{}{}
+			calls.Go(func() {
+				a := p.answerRecordCall(ctx, c)
+				<-slots
+				answers <- a
+			})
+		}
+	}
+	calls.Wait()
+	close(answers)
+	if serr := <-sent; err == nil && ctx.Err() == nil {
+		err = serr
+	}
+	return err
+}
+
+// sendAnswers sends what answers carries, batched, until it is closed.
+// After a failed Send it only drains answers, so that no call waits.
+func sendAnswers(bs *connect.BidiStream[peerv1.RecordsRequest, peerv1.RecordsResponse], answers <-chan *peerv1.RecordAnswer) error {
+	var err error
+	for a := range answers {
+		batch := []*peerv1.RecordAnswer{a}
+	more:
+		for len(batch) < maxRecordBatch {
+			select {
+			case a, ok := <-answers:
+				if !ok {
+					break more
+				}
+				batch = append(batch, a)
+			default:
+				break more
+			}
+		}
+		if err == nil {
+			err = bs.Send(&peerv1.RecordsResponse{Answers: batch})
+		}
+	}
+	return err
+}
+
+// answerRecordCall runs one call of a Records stream through its unary
+// RPC's handler.
+func (p *peerServer) answerRecordCall(ctx context.Context, c *peerv1.RecordCall) *peerv1.RecordAnswer {
+	a := &peerv1.RecordAnswer{Id: c.Id}
+	var err error
+	switch call := c.Call.(type) {
+	case *peerv1.RecordCall_Write:
+		var resp *connect.Response[peerv1.WriteRecordResponse]
+		if resp, err = p.WriteRecord(ctx, connect.NewRequest(call.Write)); err == nil {
+			a.Answer = &peerv1.RecordAnswer_Write{Write: resp.Msg}
+		}
+	case *peerv1.RecordCall_Read:
+		var resp *connect.Response[peerv1.ReadRecordResponse]
+		if resp, err = p.ReadRecord(ctx, connect.NewRequest(call.Read)); err == nil {
+			a.Answer = &peerv1.RecordAnswer_Read{Read: resp.Msg}
+		}
+	case *peerv1.RecordCall_CasPrepare:
+		var resp *connect.Response[peerv1.CasPrepareResponse]
+		if resp, err = p.CasPrepare(ctx, connect.NewRequest(call.CasPrepare)); err == nil {
+			a.Answer = &peerv1.RecordAnswer_CasPrepare{CasPrepare: resp.Msg}
+		}
+	case *peerv1.RecordCall_CasAccept:
+		var resp *connect.Response[peerv1.CasAcceptResponse]
+		if resp, err = p.CasAccept(ctx, connect.NewRequest(call.CasAccept)); err == nil {
+			a.Answer = &peerv1.RecordAnswer_CasAccept{CasAccept: resp.Msg}
+		}
+	default:
+		err = connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("record call %d: unknown kind %T", c.Id, c.Call))
+	}
+	if err != nil {
+		msg := err.Error()
+		var cerr *connect.Error
+		if errors.As(err, &cerr) {
+			msg = cerr.Message()
+		}
+		a.Answer = &peerv1.RecordAnswer_Error{Error: &peerv1.RecordError{Code: uint32(connect.CodeOf(err)), Message: msg}}
+	}
+	return a
+}

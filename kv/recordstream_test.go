@@ -1,0 +1,183 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+
+	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/storage"
+	"github.com/quorumkv/quorumkv/wrn"
+)
+
+// servePeer serves n's HTTP surface over h2c, as kvd does, through wrap
+// (which may refuse some routes), and counts the Records streams opened.
+func servePeer(t *testing.T, n *Node, wrap func(http.Handler) http.Handler) (addr string, streams *atomic.Int64) {
+	t.Helper()
+	streams = new(atomic.Int64)
+	var h http.Handler = NewServer(n, ServerInfo{NodeName: "n1"}, n.store.cfg.Metrics, prometheus.NewRegistry())
+	if wrap != nil {
+		h = wrap(h)
+	}
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/Records") {
+			streams.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	})
+	srv := httptest.NewUnstartedServer(counted)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), streams
+}
+
+// recordStreamNode opens a one-node cluster with an eventual keyspace of
+// one range, and returns the node and that range.
+func recordStreamNode(t *testing.T) (*Node, uint64) {
+	t.Helper()
+	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	n := openNode(t, db)
+	t.Cleanup(func() { n.Store().Close() })
+	ctx := context.Background()
+	if _, err := retry(t, func() (KeyspaceDescriptor, error) {
+		return n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 1, Ranges: 1})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n, n.Store().Catalog().Ranges["ev"][0].ID
+}
+
+func writeCall(rangeID uint64, key string, value string, wall int64) *peerv1.RecordCall {
+	rec := wrn.Record{Version: wrn.Version{Timestamp: wrn.Timestamp{WallTime: wall}, Node: 7}, Value: []byte(value)}
+	return &peerv1.RecordCall{Call: &peerv1.RecordCall_Write{Write: &peerv1.WriteRecordRequest{RangeId: rangeID, Key: []byte(key), Record: recordToProto(rec)}}}
+}
+
+func readCall(rangeID uint64, key string) *peerv1.RecordCall {
+	return &peerv1.RecordCall{Call: &peerv1.RecordCall_Read{Read: &peerv1.ReadRecordRequest{RangeId: rangeID, Key: []byte(key)}}}
+}
+
+// Many callers at once share one stream; every answer reaches its own
+// caller; a replica's failure comes back as the unary RPC's error.
+func TestRecordStream(t *testing.T) {
+	n, rangeID := recordStreamNode(t)
+	addr, streams := servePeer(t, n, nil)
+	rs := newRecordStreams(newPeers(H2CClient()))
+	defer rs.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	wall := time.Now().UnixNano()
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 200 {
+		wg.Go(func() {
+			key, value := fmt.Sprintf("k%03d", i), fmt.Sprintf("v%d", i)
+			ans, err := rs.call(ctx, 1, addr, writeCall(rangeID, key, value, wall+int64(i)))
+			if err != nil || ans.GetWrite() == nil || !ans.GetWrite().Applied {
+				errs <- fmt.Errorf("write %s: %v, %v", key, ans, err)
+				return
+			}
+			ans, err = rs.call(ctx, 1, addr, readCall(rangeID, key))
+			if err != nil || ans.GetRead() == nil || string(ans.GetRead().Record.GetValue()) != value {
+				errs <- fmt.Errorf("read %s: %v, %v", key, ans, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := streams.Load(); got != 1 {
+		t.Errorf("%d Records streams opened for 400 calls, want 1", got)
+	}
+	// What a replica holds for a missing key: a read answer with no record.
+	if ans, err := rs.call(ctx, 1, addr, readCall(rangeID, "absent")); err != nil || ans.GetRead() == nil || ans.GetRead().Record != nil {
+		t.Errorf("read of an absent key: %v, %v", ans, err)
+	}
+
+	// A range this node has no replica of: the stream's answer carries
+	// the code and message the unary RPC fails with.
+	ans, err := rs.call(ctx, 1, addr, writeCall(rangeID+100, "k", "v", wall))
+	if err != nil || ans.GetError() == nil {
+		t.Fatalf("write to a missing range: %v, %v", ans, err)
+	}
+	_, unaryErr := newPeers(H2CClient()).peerClient(addr).WriteRecord(ctx, connect.NewRequest(writeCall(rangeID+100, "k", "v", wall).GetWrite()))
+	if code := connect.CodeOf(unaryErr); ans.GetError().Code != uint32(code) || !strings.Contains(unaryErr.Error(), ans.GetError().Message) {
+		t.Errorf("stream error %v, unary error %v", ans.GetError(), unaryErr)
+	}
+}
+
+// A node that does not serve Records (an older kvd) is called through
+// the unary RPCs: the stream says so without running the call.
+func TestRecordStreamFallsBackToUnary(t *testing.T) {
+	n, rangeID := recordStreamNode(t)
+	addr, _ := servePeer(t, n, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/Records") {
+				http.NotFound(w, r)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	rs := newRecordStreams(newPeers(H2CClient()))
+	defer rs.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 2 {
+		if _, err := rs.call(ctx, 1, addr, writeCall(rangeID, "k", "v", time.Now().UnixNano())); !errors.Is(err, errNoRecordsStream) {
+			t.Fatalf("call %d to a node without Records: %v", i, err)
+		}
+	}
+	if rec, err := n.readLocalRecord(rangeID, []byte("k")); err != nil || !rec.Version.IsZero() {
+		t.Fatalf("the refused call ran: %+v, %v", rec, err)
+	}
+}
+
+// A peer that is down fails the call at once, and a closed set of
+// streams fails new calls.
+func TestRecordStreamPeerDown(t *testing.T) {
+	rs := newRecordStreams(newPeers(H2CClient()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr := freeLoopbackAddr(t)
+	start := time.Now()
+	_, err := rs.call(ctx, 1, addr, readCall(2, "k"))
+	if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+		t.Fatalf("call to a node that is down: %v after %v", err, time.Since(start))
+	}
+	rs.close()
+	if _, err := rs.call(ctx, 1, addr, readCall(2, "k")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("call after close: %v", err)
+	}
+}
+
+// freeLoopbackAddr returns a loopback address nothing listens on now.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
