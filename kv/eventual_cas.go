@@ -459,6 +459,9 @@ func (c connectRecords) casStep(ctx context.Context, to, rangeID uint64, key []b
 }
 
 func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1.CasPrepareRequest]) (*connect.Response[peerv1.CasPrepareResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
 	m := req.Msg
 	rm, err := p.node.stepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicPrepare, From: m.From,
 		Ballot: ballotFromProto(m.Ballot)})
@@ -470,6 +473,9 @@ func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1
 }
 
 func (p *peerServer) CasAccept(ctx context.Context, req *connect.Request[peerv1.CasAcceptRequest]) (*connect.Response[peerv1.CasAcceptResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
 	m := req.Msg
 	rm, err := p.node.stepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicAccept, From: m.From,
 		Ballot: ballotFromProto(m.Ballot), Value: m.Value})

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -138,6 +139,9 @@ func (c connectRecords) leafRecords(ctx context.Context, to, rangeID uint64, dep
 // Peer service: the replica side.
 
 func (p *peerServer) MerkleLeaves(ctx context.Context, req *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
 	leaves, err := p.node.localMerkleLeaves(req.Msg.RangeId, int(req.Msg.Depth))
 	if err != nil {
 		return nil, toConnect(err)
@@ -146,6 +150,9 @@ func (p *peerServer) MerkleLeaves(ctx context.Context, req *connect.Request[peer
 }
 
 func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
 	m := req.Msg
 	limit := int(m.Limit)
 	if limit <= 0 || limit > p.node.limits.MaxScanKeys {
@@ -163,6 +170,9 @@ func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv
 }
 
 func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
 	m := req.Msg
 	applied, existed, err := p.node.writeLocalRecord(m.RangeId, m.Key, recordFromProto(m.Record))
 	if err != nil {
@@ -172,6 +182,9 @@ func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv
 }
 
 func (p *peerServer) ReadRecord(ctx context.Context, req *connect.Request[peerv1.ReadRecordRequest]) (*connect.Response[peerv1.ReadRecordResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
 	rec, err := p.node.readLocalRecord(req.Msg.RangeId, req.Msg.Key)
 	if err != nil {
 		return nil, toConnect(err)
@@ -180,6 +193,9 @@ func (p *peerServer) ReadRecord(ctx context.Context, req *connect.Request[peerv1
 }
 
 func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
 	m := req.Msg
 	limit := int(m.Limit)
 	if limit <= 0 || limit > p.node.limits.MaxScanKeys+1 {
@@ -214,7 +230,30 @@ func (n *Node) localEventualRange(id uint64) (*RangeDescriptor, error) {
 			return r, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: no eventual range %d in this node's catalog", ErrNoReplicaHere, id)
+	return nil, fmt.Errorf("%w: eventual range %d", errNotInCatalog, id)
+}
+
+// errNotInCatalog: this node's catalog has no such range. It may be of a
+// keyspace created a moment ago through another node (awaitEventualRange).
+var errNotInCatalog = fmt.Errorf("%w: not in this node's catalog", ErrNoReplicaHere)
+
+// awaitEventualRange runs before a replica serves another node's call for
+// eventual range id. A keyspace created through one node reaches the
+// others' catalogs a moment later, and its coordinators may call at once:
+// if this node's catalog does not have the range, it first catches up
+// with every catalog change committed so far (catalogBarrier). Any
+// refusal is left to the call itself, which looks the range up again.
+func (n *Node) awaitEventualRange(ctx context.Context, id uint64) error {
+	if _, err := n.localEventualRange(id); !errors.Is(err, errNotInCatalog) {
+		return nil
+	}
+	bctx, cancel := context.WithTimeout(ctx, catalogBarrierTimeout)
+	defer cancel()
+	if err := n.catalogBarrier(bctx); err != nil {
+		return fmt.Errorf("%w: eventual range %d is not in this node's catalog, and meta could not confirm it does not exist: %w",
+			ErrUnavailable, id, err)
+	}
+	return nil
 }
 
 // writeLocalRecord stores rec on this node's replica of range rangeID

@@ -121,6 +121,16 @@ func (m *memRecords) to(id uint64) (*Node, error) {
 	return nil, fmt.Errorf("%w: node %d is down", ErrUnavailable, id)
 }
 
+// replica returns node id to serve a call for eventual range rangeID,
+// once it knows the range, as the peer service does.
+func (m *memRecords) replica(ctx context.Context, id, rangeID uint64) (*Node, error) {
+	n, err := m.to(id)
+	if err != nil {
+		return nil, err
+	}
+	return n, n.awaitEventualRange(ctx, rangeID)
+}
+
 func (m *memRecords) setDown(id uint64, down bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -128,7 +138,7 @@ func (m *memRecords) setDown(id uint64, down bool) {
 }
 
 func (m *memRecords) writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
-	n, err := m.to(to)
+	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return false, err
 	}
@@ -137,7 +147,7 @@ func (m *memRecords) writeRecord(ctx context.Context, to, rangeID uint64, key []
 }
 
 func (m *memRecords) readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error) {
-	n, err := m.to(to)
+	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return wrn.Record{}, err
 	}
@@ -155,7 +165,7 @@ func (m *memRecords) readRecord(ctx context.Context, to, rangeID uint64, key []b
 }
 
 func (m *memRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
-	n, err := m.to(to)
+	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +173,7 @@ func (m *memRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix
 }
 
 func (m *memRecords) casStep(ctx context.Context, to, rangeID uint64, key []byte, msg paxos.BasicMessage) (paxos.BasicMessage, error) {
-	n, err := m.to(to)
+	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return paxos.BasicMessage{}, err
 	}
@@ -179,7 +189,7 @@ func (m *memRecords) metaIndex(ctx context.Context, to uint64) (uint64, error) {
 }
 
 func (m *memRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {
-	n, err := m.to(to)
+	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +197,7 @@ func (m *memRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, depth
 }
 
 func (m *memRecords) leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]keyRecord, bool, error) {
-	n, err := m.to(to)
+	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return nil, false, err
 	}
