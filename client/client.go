@@ -147,14 +147,24 @@ var (
 	ErrNoNode = errors.New("client: no node could serve")
 	// ErrNotFound: the key or keyspace does not exist.
 	ErrNotFound = errors.New("client: not found")
+	// ErrNoKeyspace: the keyspace does not exist. It is ErrNotFound too.
+	ErrNoKeyspace = fmt.Errorf("%w: no such keyspace", ErrNotFound)
 	// ErrConditionFailed: a compare-and-swap found the key otherwise.
 	ErrConditionFailed = errors.New("client: condition failed")
 )
+
+// notFoundHeader is kv.NotFoundHeader: what a NotFound error did not
+// find, "keyspace" or "key".
+const notFoundHeader = "Quorumkv-Not-Found"
 
 // wrap marks well-known Connect codes with the package's sentinels.
 func wrap(err error) error {
 	switch connect.CodeOf(err) {
 	case connect.CodeNotFound:
+		var cerr *connect.Error
+		if errors.As(err, &cerr) && cerr.Meta().Get(notFoundHeader) == "keyspace" {
+			return fmt.Errorf("%w: %w", ErrNoKeyspace, err)
+		}
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	case connect.CodeFailedPrecondition:
 		return fmt.Errorf("%w: %w", ErrConditionFailed, err)

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -84,6 +86,11 @@ func TestThreeNodes(t *testing.T) {
 	// A keyspace with one replica per range: two of the three nodes hold
 	// no replica of it and forward to the one that does.
 	nodes[0].must(0, "keyspace", "create", "solo", "--mode", "raft", "--replicas", "1", "--ranges", "1")
+	// Until the new range elects its leader, REST answers 503 (kvctl
+	// retries that by itself).
+	waitFor(t, "the new range's leader", func() bool {
+		return hasLeader.MatchString(nodes[1].must(0, "cluster", "ranges", "-k", "solo", "-o", "json"))
+	})
 	for i, n := range nodes {
 		waitFor(t, fmt.Sprintf("n%d to serve keyspace solo", i+1), func() bool {
 			code, _, _ := n.kvctl("", "-k", "solo", "put", "k", fmt.Sprint(i))
@@ -248,5 +255,50 @@ func finishWrite(op *sim.Op, err error, ok sim.KVOutput) {
 		op.Fail()
 	default:
 		op.Unknown()
+	}
+}
+
+// hasLeader matches a range with a leader in kvctl cluster ranges -o json
+// (protojson varies its spaces on purpose).
+var hasLeader = regexp.MustCompile(`"leader":\s*"n`)
+
+// TestRESTAnyNode: the REST routes, like the Connect API, work through a
+// node that holds no replica of the key's range (it forwards), and a 404
+// says whether the key or the keyspace is missing.
+func TestRESTAnyNode(t *testing.T) {
+	nodes := startCluster(t, 2)
+	nodes[0].must(0, "keyspace", "create", "solo", "--mode", "raft", "--replicas", "1", "--ranges", "1")
+	// Until the new range elects its leader, REST answers 503 (kvctl
+	// retries that by itself).
+	waitFor(t, "the new range's leader", func() bool {
+		return hasLeader.MatchString(nodes[1].must(0, "cluster", "ranges", "-k", "solo", "-o", "json"))
+	})
+	for i, n := range nodes {
+		base := "http://" + n.addr + "/v1/kv/solo/"
+		key := fmt.Sprintf("k%d", i)
+		req, _ := http.NewRequest(http.MethodPut, base+key, strings.NewReader("v"))
+		etag := do(t, req, http.StatusNoContent).Header.Get("ETag")
+		req, _ = http.NewRequest(http.MethodGet, base+key, nil)
+		if body := readBody(t, do(t, req, http.StatusOK)); body != "v" {
+			t.Fatalf("GET %s through %s: %q", key, n.addr, body)
+		}
+		req, _ = http.NewRequest(http.MethodPut, base+key, strings.NewReader("w"))
+		req.Header.Set("If-Match", etag)
+		do(t, req, http.StatusNoContent)
+		req, _ = http.NewRequest(http.MethodPut, base+key, strings.NewReader("x"))
+		req.Header.Set("If-None-Match", "*")
+		do(t, req, http.StatusPreconditionFailed)
+		req, _ = http.NewRequest(http.MethodDelete, base+key, nil)
+		do(t, req, http.StatusNoContent)
+		req, _ = http.NewRequest(http.MethodGet, base+key, nil)
+		if got := do(t, req, http.StatusNotFound).Header.Get("Quorumkv-Not-Found"); got != "key" {
+			t.Fatalf("404 of a deleted key through %s: Quorumkv-Not-Found %q", n.addr, got)
+		}
+		req, _ = http.NewRequest(http.MethodGet, "http://"+n.addr+"/v1/kv/nosuch/"+key, nil)
+		if got := do(t, req, http.StatusNotFound).Header.Get("Quorumkv-Not-Found"); got != "keyspace" {
+			t.Fatalf("404 of a missing keyspace through %s: Quorumkv-Not-Found %q", n.addr, got)
+		}
+		n.must(3, "-k", "solo", "get", key)
+		n.must(1, "-k", "nosuch", "get", key)
 	}
 }

@@ -51,7 +51,10 @@ func TestSingleNode(t *testing.T) {
 		t.Fatalf("keyspace list = %s", out)
 	}
 	k.must(0, "keyspace", "drop", "orders")
-	k.must(3, "-k", "orders", "get", "o1")
+	// Exit 3 says the key is absent; a missing keyspace is an error.
+	if out := k.must(1, "-k", "orders", "get", "o1"); !strings.Contains(out, `no such keyspace: "orders"`) {
+		t.Fatalf("get in a dropped keyspace: %s", out)
+	}
 
 	// Limits: refused with the limit named, nothing written.
 	big := strings.Repeat("x", 1<<20+1)

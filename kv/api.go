@@ -66,7 +66,33 @@ func toConnect(err error) error {
 	if errors.As(err, &cerr) {
 		return err
 	}
-	return connect.NewError(connectCode(err), err)
+	cerr = connect.NewError(connectCode(err), err)
+	if what := notFoundWhat(err); what != "" {
+		cerr.Meta().Set(NotFoundHeader, what)
+	}
+	return cerr
+}
+
+// NotFoundHeader, on a NotFound error (a Connect error's metadata, or a
+// REST 404's header), says what was not found: "keyspace" or "key". A
+// client tells a misspelled keyspace from a missing key by it; kvctl
+// exits 3 for a missing key only.
+const NotFoundHeader = "Quorumkv-Not-Found"
+
+// notFoundWhat returns what err did not find ("keyspace", "key"), or "".
+// An error forwarded from another node says it in its metadata.
+func notFoundWhat(err error) string {
+	switch {
+	case errors.Is(err, ErrNoKeyspace):
+		return "keyspace"
+	case errors.Is(err, ErrKeyNotFound):
+		return "key"
+	}
+	var cerr *connect.Error
+	if errors.As(err, &cerr) && cerr.Code() == connect.CodeNotFound {
+		return cerr.Meta().Get(NotFoundHeader)
+	}
+	return ""
 }
 
 // withForwarding runs a KV request locally and, when this node cannot
@@ -164,7 +190,10 @@ func (a *apiServer) checkOverridable(keyspace string) error {
 	return fmt.Errorf("%w: keyspace %s: w and r apply to eventual keyspaces; a %s keyspace's geometry decides its quorums", ErrInvalidArgument, keyspace, ks.Mode)
 }
 
-var levelNames = map[v1.Level]string{v1.Level_LEVEL_ONE: "one", v1.Level_LEVEL_QUORUM: "quorum", v1.Level_LEVEL_ALL: "all"}
+var (
+	levelNames  = map[v1.Level]string{v1.Level_LEVEL_ONE: "one", v1.Level_LEVEL_QUORUM: "quorum", v1.Level_LEVEL_ALL: "all"}
+	levelByName = map[string]v1.Level{"one": v1.Level_LEVEL_ONE, "quorum": v1.Level_LEVEL_QUORUM, "all": v1.Level_LEVEL_ALL}
+)
 
 // quorumOverride reads a request's W/R for an eventual keyspace.
 func (a *apiServer) quorumOverride(keyspace string, q *v1.Quorum) (QuorumOverride, error) {

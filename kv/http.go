@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 )
 
@@ -178,7 +179,15 @@ func httpStatus(err error) int {
 }
 
 func restError(w http.ResponseWriter, err error) {
-	http.Error(w, err.Error(), httpStatus(err))
+	if what := notFoundWhat(err); what != "" {
+		w.Header().Set(NotFoundHeader, what)
+	}
+	msg := err.Error()
+	var cerr *connect.Error
+	if errors.As(err, &cerr) {
+		msg = cerr.Message() // without the code: the status says it
+	}
+	http.Error(w, msg, httpStatus(err))
 }
 
 // restContext bounds a REST request: curl sets no deadline.
@@ -187,42 +196,38 @@ func restContext(r *http.Request) (context.Context, context.CancelFunc) {
 }
 
 // quorumParams reads ?w= and ?r= (a count, or one, quorum, all) for
-// eventual keyspaces, and refuses them on keyspaces whose geometry
-// decides.
-func (s *Server) quorumParams(r *http.Request, keyspace string) (QuorumOverride, error) {
+// eventual keyspaces; the KV handler refuses them on keyspaces whose
+// geometry decides.
+func (s *Server) quorumParams(r *http.Request) (*v1.Quorum, error) {
 	query := r.URL.Query()
 	if !query.Has("w") && !query.Has("r") {
-		return QuorumOverride{}, nil
+		return nil, nil
 	}
-	if err := s.api.checkOverridable(keyspace); err != nil {
-		return QuorumOverride{}, err
-	}
-	var q QuorumOverride
+	q := &v1.Quorum{}
 	for _, p := range []struct {
 		name  string
-		count *int
-		level *string
+		count *uint32
+		level *v1.Level
 	}{{"w", &q.W, &q.WLevel}, {"r", &q.R, &q.RLevel}} {
 		v := query.Get(p.name)
 		if v == "" {
 			continue
 		}
-		switch v {
-		case "one", "quorum", "all":
-			*p.level = v
+		if l, ok := levelByName[v]; ok {
+			*p.level = l
 			continue
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return QuorumOverride{}, fmt.Errorf("%w: %s=%q: want a count of replicas, or one, quorum or all", ErrInvalidArgument, p.name, v)
+			return nil, fmt.Errorf("%w: %s=%q: want a count of replicas, or one, quorum or all", ErrInvalidArgument, p.name, v)
 		}
-		*p.count = n
+		*p.count = uint32(n)
 	}
 	return q, nil
 }
 
 func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
-	s.restKey(w, r, "put", func(ctx context.Context, keyspace string, key []byte, q QuorumOverride) error {
+	s.restKey(w, r, "put", func(ctx context.Context, keyspace string, key []byte, q *v1.Quorum) error {
 		limits := s.api.node.limits
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limits.MaxValueBytes)))
 		var tooBig *http.MaxBytesError
@@ -232,19 +237,28 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
+		cas := &v1.CompareAndSwapRequest{Keyspace: keyspace, Key: key, NewValue: body}
 		var version string
 		switch ifMatch, ifNone := r.Header.Get("If-Match"), r.Header.Get("If-None-Match"); {
 		case ifNone == "*":
-			version, err = s.api.node.CompareAndSwap(ctx, keyspace, key, Expect{Absent: true}, body)
+			cas.Expect = &v1.CompareAndSwapRequest_ExpectAbsent{ExpectAbsent: true}
 		case ifNone != "":
-			err = fmt.Errorf("%w: If-None-Match supports only *", ErrInvalidArgument)
+			return fmt.Errorf("%w: If-None-Match supports only *", ErrInvalidArgument)
 		case ifMatch != "":
-			version, err = s.api.node.CompareAndSwap(ctx, keyspace, key, Expect{Version: strings.Trim(ifMatch, `"`)}, body)
-		default:
-			version, err = s.api.node.PutWith(ctx, keyspace, key, body, q)
+			cas.Expect = &v1.CompareAndSwapRequest_ExpectedVersion{ExpectedVersion: strings.Trim(ifMatch, `"`)}
 		}
-		if err != nil {
-			return err
+		if cas.Expect != nil {
+			resp, err := s.api.CompareAndSwap(ctx, connect.NewRequest(cas))
+			if err != nil {
+				return err
+			}
+			version = resp.Msg.Version
+		} else {
+			resp, err := s.api.Put(ctx, connect.NewRequest(&v1.PutRequest{Keyspace: keyspace, Key: key, Value: body, Quorum: q}))
+			if err != nil {
+				return err
+			}
+			version = resp.Msg.Version
 		}
 		w.Header().Set("ETag", strconv.Quote(version))
 		w.WriteHeader(http.StatusNoContent)
@@ -253,11 +267,12 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) restGet(w http.ResponseWriter, r *http.Request) {
-	s.restKey(w, r, "get", func(ctx context.Context, keyspace string, key []byte, q QuorumOverride) error {
-		kv, err := s.api.node.GetWith(ctx, keyspace, key, q)
+	s.restKey(w, r, "get", func(ctx context.Context, keyspace string, key []byte, q *v1.Quorum) error {
+		resp, err := s.api.Get(ctx, connect.NewRequest(&v1.GetRequest{Keyspace: keyspace, Key: key, Quorum: q}))
 		if err != nil {
 			return err
 		}
+		kv := resp.Msg.Kv
 		w.Header().Set("ETag", strconv.Quote(kv.Version))
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(kv.Value)
@@ -266,8 +281,8 @@ func (s *Server) restGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
-	s.restKey(w, r, "delete", func(ctx context.Context, keyspace string, key []byte, q QuorumOverride) error {
-		if _, err := s.api.node.DeleteWith(ctx, keyspace, key, q); err != nil {
+	s.restKey(w, r, "delete", func(ctx context.Context, keyspace string, key []byte, q *v1.Quorum) error {
+		if _, err := s.api.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q})); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -275,23 +290,30 @@ func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// restKey runs a REST operation on one key: it bounds the request's time,
-// refuses W/R parameters where they do not apply, writes the error of a
-// failed operation (fn writes the answer of a successful one) and records
-// the request's metrics.
-func (s *Server) restKey(w http.ResponseWriter, r *http.Request, op string, fn func(ctx context.Context, keyspace string, key []byte, q QuorumOverride) error) {
+// restKey runs a REST operation on one key through the KV service's
+// handler, which forwards it to the node that can serve it, as for any
+// client, and records its metrics: it bounds the request's time, reads
+// the W/R parameters, and writes the error of a failed operation (fn
+// writes the answer of a successful one). A request refused before it
+// reached the handler (a bad parameter, an oversized body) is recorded
+// here.
+func (s *Server) restKey(w http.ResponseWriter, r *http.Request, op string, fn func(ctx context.Context, keyspace string, key []byte, q *v1.Quorum) error) {
 	keyspace, key := r.PathValue("keyspace"), []byte(r.PathValue("key"))
 	ctx, cancel := restContext(r)
 	defer cancel()
 	start := time.Now()
-	q, err := s.quorumParams(r, keyspace)
+	q, err := s.quorumParams(r)
 	if err == nil {
 		err = fn(ctx, keyspace, key, q)
 	}
-	if err != nil {
-		restError(w, err)
+	if err == nil {
+		return
 	}
-	s.api.observe(keyspace, op, start, err)
+	restError(w, err)
+	var handled *connect.Error // the handler's errors are all Connect errors
+	if !errors.As(err, &handled) {
+		s.api.observe(keyspace, op, start, err)
+	}
 }
 
 // restKV is a key-value pair in JSON: text as text, other bytes in base64.

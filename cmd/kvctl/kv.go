@@ -87,6 +87,8 @@ func args(c *cli.Context, names ...string) ([]string, error) {
 // exitFor turns the client's sentinel errors into SPEC.md exit codes.
 func exitFor(err error, stderr io.Writer) error {
 	switch {
+	case errors.Is(err, client.ErrNoKeyspace):
+		return err // exit 1: 3 says the key is absent, and a script would believe it
 	case errors.Is(err, client.ErrNotFound):
 		fmt.Fprintf(stderr, "kvctl: %s\n", errorText(err))
 		return exitCode(exitNotFound)
