@@ -129,6 +129,11 @@ func (rs *recordStreams) call(ctx context.Context, to uint64, addr string, c *pe
 	case s.mu.unary:
 		s.mu.Unlock()
 		return nil, errNoRecordsStream
+	case s.ctx.Err() != nil:
+		// Replaced or closed since stream returned it: its goroutine
+		// is gone and would never send the call.
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: the stream to node %d closed", ErrUnavailable, to)
 	case len(s.mu.queue) >= maxRecordCalls:
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d calls already wait for node %d (the limit)", ErrLimit, maxRecordCalls, to)
