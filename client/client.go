@@ -1,7 +1,10 @@
 // Package client is the Go client of quorumkv, used by kvctl and the tests.
 //
 // A Client talks to any node: every node accepts every request and
-// forwards it where it belongs. The client tries its endpoints in order and
+// forwards it where it belongs. For a key of a raft or paxos keyspace it
+// starts with the endpoint that led the key's range last time, as the
+// answers name it (routes.go), which saves the forwarding hop; otherwise
+// it starts with the first endpoint. It tries its endpoints in turn and
 // moves to the next one, with exponential backoff, when a node cannot
 // serve: its dial fails, or it answers Unavailable. quorumkv servers answer
 // Unavailable only when nothing was written (no leader, no quorum reached
@@ -44,10 +47,13 @@ type Config struct {
 
 // Client is a quorumkv client. It is safe for concurrent use.
 type Client struct {
-	cfg   Config
-	kv    []quorumkvv1connect.KVClient
-	admin []quorumkvv1connect.AdminClient
+	cfg    Config
+	kv     []kvClient
+	admin  []quorumkvv1connect.AdminClient
+	routes *routes // routes.go
 }
+
+type kvClient = quorumkvv1connect.KVClient
 
 // New returns a client of the endpoints. It does not dial.
 func New(cfg Config) (*Client, error) {
@@ -73,7 +79,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.GRPC {
 		opts = append(opts, connect.WithGRPC())
 	}
-	c := &Client{cfg: cfg}
+	c := &Client{cfg: cfg, routes: newRoutes(cfg.Endpoints)}
 	for _, ep := range cfg.Endpoints {
 		base := ep
 		if !strings.Contains(ep, "://") {
@@ -99,6 +105,11 @@ func h2cClient() *http.Client {
 // call runs f against the endpoints in turn until one serves or the
 // context ends. f gets the endpoint's index.
 func (c *Client) call(ctx context.Context, f func(ctx context.Context, i int) error) error {
+	return c.callFrom(ctx, 0, f)
+}
+
+// callFrom is call starting with endpoint first.
+func (c *Client) callFrom(ctx context.Context, first int, f func(ctx context.Context, i int) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
@@ -107,7 +118,7 @@ func (c *Client) call(ctx context.Context, f func(ctx context.Context, i int) er
 	backoff := c.cfg.MinBackoff
 	var errs []error
 	for attempt := 0; ; attempt++ {
-		i := attempt % len(c.kv)
+		i := (first + attempt) % len(c.kv)
 		err := f(ctx, i)
 		if err == nil || !retryable(err) {
 			return err

@@ -24,6 +24,9 @@ type scripted struct {
 	calls       atomic.Int32
 	unavailable int32 // answer Unavailable to the first calls
 	putErr      error // then answer Put with this
+	// leader, if set, is named as the range's leader in Put's answers,
+	// for a range spanning the whole hash space.
+	leader atomic.Pointer[string]
 }
 
 func (s *scripted) Put(_ context.Context, req *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
@@ -33,7 +36,12 @@ func (s *scripted) Put(_ context.Context, req *connect.Request[v1.PutRequest]) (
 	if s.putErr != nil {
 		return nil, s.putErr
 	}
-	return connect.NewResponse(&v1.PutResponse{Version: "v" + string(req.Msg.Value)}), nil
+	resp := connect.NewResponse(&v1.PutResponse{Version: "v" + string(req.Msg.Value)})
+	if l := s.leader.Load(); l != nil {
+		resp.Header().Set(leaderHeader, *l)
+		resp.Header().Set(spanHeader, "0000000000000000-0000000000000000")
+	}
+	return resp, nil
 }
 
 func (s *scripted) Get(context.Context, *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error) {
@@ -119,5 +127,76 @@ func TestGivesUpAtTheDeadline(t *testing.T) {
 	_, err := c.Put(ctx, "ks", []byte("k"), []byte("1"), Quorum{})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Put to dead endpoints = %v, want the deadline", err)
+	}
+}
+
+// A node's answer names the range's leader: the next requests for keys
+// of the range go there first; a leader that cannot serve is forgotten.
+func TestSendsToTheLeaderItLearned(t *testing.T) {
+	follower, leader := &scripted{}, &scripted{}
+	fAddr, lAddr := serve(t, follower), serve(t, leader)
+	follower.leader.Store(&lAddr) // it forwarded to the leader
+	leader.leader.Store(&lAddr)
+	c := newClient(t, false, fAddr, lAddr)
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := c.Put(ctx, "ks", []byte{byte('a' + i)}, []byte("1"), Quorum{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f, l := follower.calls.Load(), leader.calls.Load(); f != 1 || l != 4 {
+		t.Fatalf("follower served %d puts, leader %d; want 1 (before the client knew) and 4", f, l)
+	}
+	// The leader loses its leadership; the follower, now leader, serves.
+	leader.unavailable = leader.calls.Load() + 1
+	follower.leader.Store(&fAddr)
+	for range 3 {
+		if _, err := c.Put(ctx, "ks", []byte("k"), []byte("1"), Quorum{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f, l := follower.calls.Load(), leader.calls.Load(); f != 4 || l != 5 {
+		t.Fatalf("after the change: follower served %d puts in all, old leader %d; want 4 and 5 (one refused)", f, l)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	rs := newRoutes([]string{"a:1", "http://b:2", "c:3"})
+	header := func(leader, span string) http.Header {
+		h := http.Header{}
+		h.Set(leaderHeader, leader)
+		h.Set(spanHeader, span)
+		return h
+	}
+	rs.learn("ks", header("b:2", "0000000000000000-8000000000000000"))
+	rs.learn("ks", header("c:3", "8000000000000000-0000000000000000"))
+	rs.learn("ks", header("z:9", "0000000000000000-1000000000000000"))    // not an endpoint
+	rs.learn("ks", header("a:1", "9000000000000000-8000000000000000"))    // hi below lo
+	rs.learn("other", header("a:1", "0000000000000000-0000000000000000")) // its own keyspace
+	for _, c := range []struct {
+		h    uint64
+		want int
+	}{{0, 1}, {0x7fffffffffffffff, 1}, {0x8000000000000000, 2}, {^uint64(0), 2}} {
+		if got, ok := rs.lookup("ks", c.h); !ok || got != c.want {
+			t.Errorf("lookup(%x) = %d, %v; want %d", c.h, got, ok, c.want)
+		}
+	}
+	// A split range: the new span replaces what it overlaps.
+	rs.learn("ks", header("a:1", "4000000000000000-c000000000000000"))
+	for _, c := range []struct {
+		h    uint64
+		want int
+		ok   bool
+	}{{0, 0, false}, {0x4000000000000000, 0, true}, {0xbfffffffffffffff, 0, true}, {0xc000000000000000, 0, false}} {
+		if got, ok := rs.lookup("ks", c.h); ok != c.ok || got != c.want {
+			t.Errorf("after the split, lookup(%x) = %d, %v; want %d, %v", c.h, got, ok, c.want, c.ok)
+		}
+	}
+	rs.forget("ks", 0x5000000000000000)
+	if _, ok := rs.lookup("ks", 0x5000000000000000); ok {
+		t.Error("a forgotten span is still used")
+	}
+	if got, ok := rs.lookup("other", 42); !ok || got != 0 {
+		t.Errorf("other keyspace: %d, %v", got, ok)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
-	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 )
 
 // KeyValue is a key, its value and the version that wrote it.
@@ -22,23 +21,23 @@ func fromProto(kv *v1.KeyValue) KeyValue {
 
 // Put writes value under key and returns the new version.
 func (c *Client) Put(ctx context.Context, keyspace string, key, value []byte, q Quorum) (string, error) {
-	resp, err := unary(ctx, c, c.kv, &v1.PutRequest{Keyspace: keyspace, Key: key, Value: value, Quorum: q.proto()},
-		quorumkvv1connect.KVClient.Put)
+	resp, err := keyCall(ctx, c, keyspace, key, &v1.PutRequest{Keyspace: keyspace, Key: key, Value: value, Quorum: q.proto()},
+		kvClient.Put)
 	return resp.GetVersion(), err
 }
 
 // Get reads key. A missing key is ErrNotFound.
 func (c *Client) Get(ctx context.Context, keyspace string, key []byte, q Quorum) (KeyValue, error) {
-	resp, err := unary(ctx, c, c.kv, &v1.GetRequest{Keyspace: keyspace, Key: key, Quorum: q.proto()},
-		quorumkvv1connect.KVClient.Get)
+	resp, err := keyCall(ctx, c, keyspace, key, &v1.GetRequest{Keyspace: keyspace, Key: key, Quorum: q.proto()},
+		kvClient.Get)
 	return fromProto(resp.GetKv()), err
 }
 
 // Delete removes key and reports whether it existed (raft and paxos
 // keyspaces; eventual keyspaces always say false).
 func (c *Client) Delete(ctx context.Context, keyspace string, key []byte, q Quorum) (bool, error) {
-	resp, err := unary(ctx, c, c.kv, &v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q.proto()},
-		quorumkvv1connect.KVClient.Delete)
+	resp, err := keyCall(ctx, c, keyspace, key, &v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q.proto()},
+		kvClient.Delete)
 	return resp.GetExisted(), err
 }
 
@@ -64,7 +63,7 @@ func (c *Client) CompareAndSwap(ctx context.Context, keyspace string, key []byte
 	default:
 		req.Expect = &v1.CompareAndSwapRequest_ExpectedValue{ExpectedValue: expect.Value}
 	}
-	resp, err := unary(ctx, c, c.kv, req, quorumkvv1connect.KVClient.CompareAndSwap)
+	resp, err := keyCall(ctx, c, keyspace, key, req, kvClient.CompareAndSwap)
 	return resp.GetVersion(), err
 }
 
@@ -79,7 +78,7 @@ func (c *Client) Scan(ctx context.Context, keyspace string, prefix []byte, limit
 			want = limit - len(out)
 		}
 		resp, err := unary(ctx, c, c.kv, &v1.ScanRequest{Keyspace: keyspace, Prefix: prefix, StartAfter: after, Limit: uint32(want)},
-			quorumkvv1connect.KVClient.Scan)
+			kvClient.Scan)
 		if err != nil {
 			return out, err
 		}

@@ -279,7 +279,13 @@ func TestRESTAnyNode(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPut, base+key, strings.NewReader("v"))
 		etag := do(t, req, http.StatusNoContent).Header.Get("ETag")
 		req, _ = http.NewRequest(http.MethodGet, base+key, nil)
-		if body := readBody(t, do(t, req, http.StatusOK)); body != "v" {
+		resp := do(t, req, http.StatusOK)
+		// The range's one replica, wherever the request went first.
+		if leader, span := resp.Header.Get("Quorumkv-Leader"), resp.Header.Get("Quorumkv-Span"); (leader != nodes[0].addr && leader != nodes[1].addr) ||
+			span != "0000000000000000-0000000000000000" {
+			t.Fatalf("GET %s through %s: leader %q, span %q", key, n.addr, leader, span)
+		}
+		if body := readBody(t, resp); body != "v" {
 			t.Fatalf("GET %s through %s: %q", key, n.addr, body)
 		}
 		req, _ = http.NewRequest(http.MethodPut, base+key, strings.NewReader("w"))

@@ -98,15 +98,15 @@ func notFoundWhat(err error) string {
 // withForwarding runs a KV request locally and, when this node cannot
 // serve it, on the node that can: the range's leader if known, else each
 // replica of the range in turn. A request that was itself forwarded is
-// not forwarded again.
+// not forwarded again. servedBy is the node that served it.
 func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req], keyspace string, key []byte,
 	local func() (*Resp, error),
-	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
+	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (_ *Resp, servedBy uint64, _ error) {
+	n := a.node
 	resp, err := local()
 	if err == nil || req.Header().Get(forwardedHeader) != "" {
-		return resp, err
+		return resp, n.store.NodeID(), err
 	}
-	n := a.node
 	var targets []uint64
 	var rangeID uint64 // set when this node holds no replica of the range
 	var nl *NotLeaderError
@@ -116,7 +116,7 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 	case errors.Is(err, ErrNoReplicaHere):
 		r, rerr := n.route(keyspace, key)
 		if rerr != nil {
-			return nil, rerr
+			return nil, 0, rerr
 		}
 		rangeID = r.ID
 		// The replica that served last time (the leader, most likely)
@@ -131,7 +131,7 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 			}
 		}
 	default:
-		return nil, err
+		return nil, 0, err
 	}
 	for _, t := range targets {
 		resp, ferr := forwardKV(ctx, n, t, req.Msg, rpc)
@@ -140,20 +140,47 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 			if rangeID != 0 {
 				n.leaderHints.Store(rangeID, t)
 			}
-			return resp, nil
+			return resp, t, nil
 		case safeToRetry(ferr):
 			err = ferr // nothing happened there: try the next
 		case connect.IsWireError(ferr):
-			return nil, ferr // the target's own answer
+			return nil, 0, ferr // the target's own answer
 		default:
 			// The connection failed after the request may have left: the
 			// write may have been applied. The client must not retry as if
 			// nothing happened.
-			return nil, connect.NewError(connect.CodeUnknown,
+			return nil, 0, connect.NewError(connect.CodeUnknown,
 				fmt.Errorf("outcome unknown: lost the connection to node %d while it handled the request: %w", t, ferr))
 		}
 	}
-	return nil, err
+	return nil, 0, err
+}
+
+// Response headers of a KV request on a raft or paxos keyspace, for
+// clients that route requests themselves: the address of the node that
+// served it, the range's leader, and the range's span of the hash space
+// (xxhash64 of the key) as two 16-digit hex numbers, lo-hi, hi 0 meaning
+// 2^64. A client that sends the next request for a key in the span there
+// saves the forwarding hop; a stale choice is only slower, as that node
+// forwards. Eventual keyspaces have no leader: any node coordinates.
+const (
+	LeaderHeader = "Quorumkv-Leader"
+	SpanHeader   = "Quorumkv-Span"
+)
+
+// routed sets resp's LeaderHeader and SpanHeader.
+func routed[T any](a *apiServer, resp *connect.Response[T], keyspace string, key []byte, servedBy uint64) *connect.Response[T] {
+	cat := a.node.store.Catalog()
+	ks, ok := cat.Keyspaces[keyspace]
+	node, known := cat.Nodes[servedBy]
+	if !ok || !served(ks.Mode) || !known || node.Addr == "" || len(cat.Spans[keyspace]) == 0 {
+		return resp
+	}
+	spans := cat.Spans[keyspace]
+	span := spans[SpanIndex(spans, HashKey(key))]
+	resp.Header().Set(LeaderHeader, node.Addr)
+	resp.Header().Set(SpanHeader, fmt.Sprintf("%016x-%016x", span.Lo, span.Hi))
+	return resp
 }
 
 // safeToRetry: the target said Unavailable itself (it does so only when
@@ -227,14 +254,14 @@ func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.PutResponse, error) {
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.PutResponse, error) {
 		version, err := a.node.PutWith(ctx, m.Keyspace, m.Key, m.Value, q)
 		return &v1.PutResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.Put)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(resp), nil
+	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
 
 func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]) (_ *connect.Response[v1.GetResponse], err error) {
@@ -244,14 +271,14 @@ func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.GetResponse, error) {
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.GetResponse, error) {
 		kv, err := a.node.GetWith(ctx, m.Keyspace, m.Key, q)
 		return &v1.GetResponse{Kv: &v1.KeyValue{Key: kv.Key, Value: kv.Value, Version: kv.Version}}, err
 	}, quorumkvv1connect.KVClient.Get)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(resp), nil
+	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
 
 func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRequest]) (_ *connect.Response[v1.DeleteResponse], err error) {
@@ -261,14 +288,14 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.DeleteResponse, error) {
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.DeleteResponse, error) {
 		existed, err := a.node.DeleteWith(ctx, m.Keyspace, m.Key, q)
 		return &v1.DeleteResponse{Existed: existed}, err
 	}, quorumkvv1connect.KVClient.Delete)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(resp), nil
+	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
 
 func (a *apiServer) Scan(ctx context.Context, req *connect.Request[v1.ScanRequest]) (_ *connect.Response[v1.ScanResponse], err error) {
@@ -312,14 +339,14 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	resp, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.CompareAndSwapResponse, error) {
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.CompareAndSwapResponse, error) {
 		version, err := a.node.CompareAndSwap(ctx, m.Keyspace, m.Key, expect, m.NewValue)
 		return &v1.CompareAndSwapResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.CompareAndSwap)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(resp), nil
+	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
 
 // Admin.

@@ -253,12 +253,14 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 			version = resp.Msg.Version
+			copyRoute(w, resp.Header())
 		} else {
 			resp, err := s.api.Put(ctx, connect.NewRequest(&v1.PutRequest{Keyspace: keyspace, Key: key, Value: body, Quorum: q}))
 			if err != nil {
 				return err
 			}
 			version = resp.Msg.Version
+			copyRoute(w, resp.Header())
 		}
 		w.Header().Set("ETag", strconv.Quote(version))
 		w.WriteHeader(http.StatusNoContent)
@@ -273,6 +275,7 @@ func (s *Server) restGet(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		kv := resp.Msg.Kv
+		copyRoute(w, resp.Header())
 		w.Header().Set("ETag", strconv.Quote(kv.Version))
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(kv.Value)
@@ -282,12 +285,24 @@ func (s *Server) restGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
 	s.restKey(w, r, "delete", func(ctx context.Context, keyspace string, key []byte, q *v1.Quorum) error {
-		if _, err := s.api.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q})); err != nil {
+		resp, err := s.api.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q}))
+		if err != nil {
 			return err
 		}
+		copyRoute(w, resp.Header())
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
+}
+
+// copyRoute passes the KV handler's LeaderHeader and SpanHeader on to a
+// REST answer.
+func copyRoute(w http.ResponseWriter, h http.Header) {
+	for _, k := range []string{LeaderHeader, SpanHeader} {
+		if v := h.Get(k); v != "" {
+			w.Header().Set(k, v)
+		}
+	}
 }
 
 // restKey runs a REST operation on one key through the KV service's
