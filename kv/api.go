@@ -99,39 +99,87 @@ func notFoundWhat(err error) string {
 // serve it, on the node that can: the range's leader if known, else each
 // replica of the range in turn. A request that was itself forwarded is
 // not forwarded again. servedBy is the node that served it.
+//
+// While the range has no leader (an election is in progress, or no node
+// could be reached), it waits and tries again, up to leaderWait: as
+// etcd does, a request spans a leader change instead of failing with
+// Unavailable, which matters to clients that do not retry (curl). Only
+// the node the client called waits; a forwarded request is answered at
+// once.
 func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req], keyspace string, key []byte,
 	local func() (*Resp, error),
-	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (_ *Resp, servedBy uint64, _ error) {
+	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, uint64, error) {
+	if req.Header().Get(forwardedHeader) != "" {
+		resp, err := local()
+		return resp, a.node.store.NodeID(), err
+	}
+	give := time.Now().Add(leaderWait)
+	if d, ok := ctx.Deadline(); ok && d.Add(-leaderWaitMargin).Before(give) {
+		give = d.Add(-leaderWaitMargin) // leave time to answer before the client gives up
+	}
+	backoff := 5 * time.Millisecond
+	for {
+		resp, servedBy, noLeader, err := forwardOnce(ctx, a, req, keyspace, key, local, rpc)
+		if !noLeader || time.Now().Add(backoff).After(give) {
+			return resp, servedBy, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, 0, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// leaderWait bounds how long withForwarding waits for a range to have a
+// leader: after a leader dies, its followers notice within 1 to 2 s at
+// the default tick (a randomized election timeout) and elect in a round
+// or two more. leaderWaitMargin is what it leaves of the request's
+// deadline.
+const (
+	leaderWait       = 3 * time.Second
+	leaderWaitMargin = 100 * time.Millisecond
+)
+
+// forwardOnce is one attempt of withForwarding. noLeader says that no
+// node served because the range has no leader that could be reached:
+// nothing was written, and trying again later may succeed.
+func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req], keyspace string, key []byte,
+	local func() (*Resp, error),
+	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (_ *Resp, servedBy uint64, noLeader bool, _ error) {
 	n := a.node
 	resp, err := local()
-	if err == nil || req.Header().Get(forwardedHeader) != "" {
-		return resp, n.store.NodeID(), err
+	if err == nil {
+		return resp, n.store.NodeID(), false, nil
 	}
 	var targets []uint64
 	var rangeID uint64 // set when this node holds no replica of the range
 	var nl *NotLeaderError
+	self := n.store.NodeID()
 	switch {
-	case errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != n.store.NodeID():
+	case errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != self:
 		targets = []uint64{nl.Leader}
-	case errors.Is(err, ErrNoReplicaHere):
+	case errors.Is(err, ErrNoReplicaHere), errors.As(err, &nl) && nl.Leader == 0:
+		// No replica here, or this one knows no leader (it may be cut
+		// off from it): the other replicas, the one that served last
+		// time (the leader, most likely) first.
 		r, rerr := n.route(keyspace, key)
 		if rerr != nil {
-			return nil, 0, rerr
+			return nil, 0, false, rerr
 		}
 		rangeID = r.ID
-		// The replica that served last time (the leader, most likely)
-		// first, then the others.
 		hint, _ := n.leaderHints.Load(r.ID)
-		if hint != nil {
+		if hint != nil && hint.(uint64) != self {
 			targets = append(targets, hint.(uint64))
 		}
 		for _, rep := range r.Replicas {
-			if hint == nil || rep.NodeID != hint.(uint64) {
+			if rep.NodeID != self && (hint == nil || rep.NodeID != hint.(uint64)) {
 				targets = append(targets, rep.NodeID)
 			}
 		}
 	default:
-		return nil, 0, err
+		return nil, 0, false, err
 	}
 	for _, t := range targets {
 		resp, ferr := forwardKV(ctx, n, t, req.Msg, rpc)
@@ -140,20 +188,21 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 			if rangeID != 0 {
 				n.leaderHints.Store(rangeID, t)
 			}
-			return resp, t, nil
+			return resp, t, false, nil
 		case safeToRetry(ferr):
 			err = ferr // nothing happened there: try the next
 		case connect.IsWireError(ferr):
-			return nil, 0, ferr // the target's own answer
+			return nil, 0, false, ferr // the target's own answer
 		default:
 			// The connection failed after the request may have left: the
 			// write may have been applied. The client must not retry as if
 			// nothing happened.
-			return nil, 0, connect.NewError(connect.CodeUnknown,
+			return nil, 0, false, connect.NewError(connect.CodeUnknown,
 				fmt.Errorf("outcome unknown: lost the connection to node %d while it handled the request: %w", t, ferr))
 		}
 	}
-	return nil, 0, err
+	// Every target was down or without a leader: nothing was written.
+	return nil, 0, true, err
 }
 
 // Response headers of a KV request on a raft or paxos keyspace, for
