@@ -123,11 +123,25 @@ type Member struct {
 }
 
 // H2CClient returns an HTTP client that speaks HTTP/2 without TLS, as
-// nodes do to each other when TLS is off.
-func H2CClient() *http.Client {
+// nodes do to each other when TLS is off. It pings a connection that has
+// been silent for PeerPingInterval and closes it if no answer comes
+// within PeerPingTimeout, as gRPC's keepalive does: a peer that vanished
+// without closing its connections (a host lost, a cut cable) ends the
+// long-lived peer streams on it, which fail their calls and reconnect,
+// instead of leaving them to TCP's retransmission timeout (15 min).
+func H2CClient() *http.Client { return h2cClient(PeerPingInterval, PeerPingTimeout) }
+
+// The peer connections' health checks (H2CClient).
+const (
+	PeerPingInterval = 10 * time.Second
+	PeerPingTimeout  = 5 * time.Second
+)
+
+func h2cClient(pingInterval, pingTimeout time.Duration) *http.Client {
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: &http.Transport{Protocols: &protocols, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
+	return &http.Client{Transport: &http.Transport{Protocols: &protocols, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
+		HTTP2: &http.HTTP2Config{SendPingTimeout: pingInterval, PingTimeout: pingTimeout}}}
 }
 
 // NewNode serves the store. Its eventual coordinator reaches the

@@ -181,3 +181,90 @@ func freeLoopbackAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// blackhole relays TCP connections to a target until cut; then it keeps
+// them open and drops whatever comes, like a peer that vanished without
+// closing its connections.
+type blackhole struct {
+	ln    net.Listener
+	cut   atomic.Bool
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{ln: ln}
+	relay := func(dst, src net.Conn) {
+		defer b.wg.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if err != nil {
+				dst.Close()
+				return
+			}
+			if !b.cut.Load() {
+				dst.Write(buf[:n])
+			}
+		}
+	}
+	b.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			d, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			b.mu.Lock()
+			b.conns = append(b.conns, c, d)
+			b.mu.Unlock()
+			b.wg.Add(2)
+			go relay(d, c)
+			go relay(c, d)
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		b.mu.Lock()
+		for _, c := range b.conns {
+			c.Close()
+		}
+		b.mu.Unlock()
+		b.wg.Wait()
+	})
+	return b
+}
+
+// A peer that goes silent without closing the connection: the health
+// check's ping goes unanswered, the connection is closed, and the call
+// waiting on the stream fails at once instead of at its deadline.
+func TestRecordStreamSilentPeer(t *testing.T) {
+	n, rangeID := recordStreamNode(t)
+	addr, _ := servePeer(t, n, nil)
+	hole := newBlackhole(t, addr)
+	rs := newRecordStreams(newPeers(h2cClient(100*time.Millisecond, 200*time.Millisecond)))
+	defer rs.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	via := hole.ln.Addr().String()
+	if _, err := rs.call(ctx, 1, via, writeCall(rangeID, "k", "v", time.Now().UnixNano())); err != nil {
+		t.Fatal(err)
+	}
+	hole.cut.Store(true)
+	start := time.Now()
+	_, err := rs.call(ctx, 1, via, readCall(rangeID, "k"))
+	if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+		t.Fatalf("call to a silent peer: %v after %v", err, time.Since(start))
+	}
+	t.Logf("call to a silent peer failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+}
