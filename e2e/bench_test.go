@@ -25,10 +25,7 @@ import (
 // concurrency is the point.
 func BenchmarkThreeNodes(b *testing.B) {
 	nodes := startCluster(b, 3)
-	var endpoints []string
-	for _, n := range nodes {
-		endpoints = append(endpoints, n.addr)
-	}
+	endpoints := addrs(nodes)
 	for _, mode := range benchModes(nodes[0]) {
 		b.Run(mode+"/put", func(b *testing.B) { benchOps(b, endpoints, "bench-"+mode, true) })
 		b.Run(mode+"/get", func(b *testing.B) { benchOps(b, endpoints, "bench-"+mode, false) })

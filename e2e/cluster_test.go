@@ -95,10 +95,7 @@ func TestThreeNodes(t *testing.T) {
 		}
 	}
 
-	var endpoints []string
-	for _, n := range nodes {
-		endpoints = append(endpoints, n.addr)
-	}
+	endpoints := addrs(nodes)
 	start := time.Now()
 	h := sim.NewHistoryClock(func() time.Duration { return time.Since(start) })
 	keys := []string{"phone", "laptop", "tablet"}

@@ -56,6 +56,15 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
+// addrs returns the nodes' API addresses, for clients' endpoints.
+func addrs(nodes []*kvd) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.addr
+	}
+	return out
+}
+
 // kvd is one kvd process.
 type kvd struct {
 	t       testing.TB

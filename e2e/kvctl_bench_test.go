@@ -16,11 +16,7 @@ import (
 // the eventual rows only, and no temporary keyspace left behind.
 func TestKvctlBench(t *testing.T) {
 	nodes := startCluster(t, 3)
-	var addrs []string
-	for _, n := range nodes {
-		addrs = append(addrs, n.addr)
-	}
-	endpoints := strings.Join(addrs, ",")
+	endpoints := strings.Join(addrs(nodes), ",")
 
 	// A single run's W is checked against its keyspace: default is raft.
 	if code, _, errOut := nodes[0].kvctl("", "bench", "--w", "1", "--duration", "1s"); code != 2 ||

@@ -43,10 +43,7 @@ func BenchmarkEventualStaleness(b *testing.B) {
 	duration := stalenessTime(b)
 	nodes := startCluster(b, 3)
 	nodes[0].must(0, "keyspace", "create", "ev", "--mode", "eventual", "--replicas", "3", "--w", "2", "--r", "2")
-	var endpoints []string
-	for _, n := range nodes {
-		endpoints = append(endpoints, n.addr)
-	}
+	endpoints := addrs(nodes)
 	// Every node coordinates a write before the load starts.
 	waitFor(b, "every node to serve keyspace ev", func() bool {
 		for _, n := range nodes {

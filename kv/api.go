@@ -268,7 +268,13 @@ func (a *apiServer) checkOverridable(keyspace string) error {
 
 var (
 	levelNames  = map[v1.Level]string{v1.Level_LEVEL_ONE: "one", v1.Level_LEVEL_QUORUM: "quorum", v1.Level_LEVEL_ALL: "all"}
-	levelByName = map[string]v1.Level{"one": v1.Level_LEVEL_ONE, "quorum": v1.Level_LEVEL_QUORUM, "all": v1.Level_LEVEL_ALL}
+	levelByName = func() map[string]v1.Level {
+		m := make(map[string]v1.Level, len(levelNames))
+		for l, name := range levelNames {
+			m[name] = l
+		}
+		return m
+	}()
 )
 
 // quorumOverride reads a request's W/R for an eventual keyspace.

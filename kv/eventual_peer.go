@@ -57,11 +57,20 @@ func (c connectRecords) client(to uint64) (interface {
 	MerkleLeaves(context.Context, *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error)
 	LeafRecords(context.Context, *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error)
 }, error) {
-	addr, ok := c.n.store.nodeAddr(to)
-	if !ok {
-		return nil, fmt.Errorf("%w: node %d has no known address", ErrUnavailable, to)
+	addr, err := c.peerAddr(to)
+	if err != nil {
+		return nil, err
 	}
 	return c.n.peers.peerClient(addr), nil
+}
+
+// peerAddr returns node to's address from the catalog.
+func (c connectRecords) peerAddr(to uint64) (string, error) {
+	addr, ok := c.n.store.nodeAddr(to)
+	if !ok {
+		return "", fmt.Errorf("%w: node %d has no known address", ErrUnavailable, to)
+	}
+	return addr, nil
 }
 
 func (c connectRecords) writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
@@ -247,13 +256,7 @@ func (n *Node) awaitEventualRange(ctx context.Context, id uint64) error {
 	if _, err := n.localEventualRange(id); !errors.Is(err, errNotInCatalog) {
 		return nil
 	}
-	bctx, cancel := context.WithTimeout(ctx, catalogBarrierTimeout)
-	defer cancel()
-	if err := n.catalogBarrier(bctx); err != nil {
-		return fmt.Errorf("%w: eventual range %d is not in this node's catalog, and meta could not confirm it does not exist: %w",
-			ErrUnavailable, id, err)
-	}
-	return nil
+	return n.catchUpCatalog(ctx, fmt.Sprintf("eventual range %d", id))
 }
 
 // writeLocalRecord stores rec on this node's replica of range rangeID

@@ -247,21 +247,21 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 		case ifMatch != "":
 			cas.Expect = &v1.CompareAndSwapRequest_ExpectedVersion{ExpectedVersion: strings.Trim(ifMatch, `"`)}
 		}
+		var header http.Header
 		if cas.Expect != nil {
 			resp, err := s.api.CompareAndSwap(ctx, connect.NewRequest(cas))
 			if err != nil {
 				return err
 			}
-			version = resp.Msg.Version
-			copyRoute(w, resp.Header())
+			version, header = resp.Msg.Version, resp.Header()
 		} else {
 			resp, err := s.api.Put(ctx, connect.NewRequest(&v1.PutRequest{Keyspace: keyspace, Key: key, Value: body, Quorum: q}))
 			if err != nil {
 				return err
 			}
-			version = resp.Msg.Version
-			copyRoute(w, resp.Header())
+			version, header = resp.Msg.Version, resp.Header()
 		}
+		copyRoute(w, header)
 		w.Header().Set("ETag", strconv.Quote(version))
 		w.WriteHeader(http.StatusNoContent)
 		return nil

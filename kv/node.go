@@ -280,11 +280,8 @@ func (n *Node) awaitKeyspace(ctx context.Context, keyspace string) error {
 	if err := CheckKeyspaceName(keyspace); err != nil {
 		return err
 	}
-	bctx, cancel := context.WithTimeout(ctx, catalogBarrierTimeout)
-	defer cancel()
-	if err := n.catalogBarrier(bctx); err != nil {
-		return fmt.Errorf("%w: keyspace %q is not in this node's catalog, and meta could not confirm it does not exist: %w",
-			ErrUnavailable, keyspace, err)
+	if err := n.catchUpCatalog(ctx, fmt.Sprintf("keyspace %q", keyspace)); err != nil {
+		return err
 	}
 	if _, ok := n.store.Catalog().Keyspaces[keyspace]; ok {
 		return nil
@@ -292,7 +289,19 @@ func (n *Node) awaitKeyspace(ctx context.Context, keyspace string) error {
 	return fmt.Errorf("%w: %q (kvctl keyspace list shows them)", ErrNoKeyspace, keyspace)
 }
 
-// catalogBarrierTimeout bounds catalogBarrier in awaitKeyspace. Too low
+// catchUpCatalog runs catalogBarrier, bounded by catalogBarrierTimeout,
+// for a request on what, which this node's catalog does not hold.
+func (n *Node) catchUpCatalog(ctx context.Context, what string) error {
+	bctx, cancel := context.WithTimeout(ctx, catalogBarrierTimeout)
+	defer cancel()
+	if err := n.catalogBarrier(bctx); err != nil {
+		return fmt.Errorf("%w: %s is not in this node's catalog, and meta could not confirm it does not exist: %w",
+			ErrUnavailable, what, err)
+	}
+	return nil
+}
+
+// catalogBarrierTimeout bounds catalogBarrier in catchUpCatalog. Too low
 // answers Unavailable during a meta election; too high holds a request
 // for a missing keyspace that long when meta has no leader.
 const catalogBarrierTimeout = 2 * time.Second

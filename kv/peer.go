@@ -144,9 +144,9 @@ func (n *Node) localMetaIndex(ctx context.Context) (uint64, error) {
 }
 
 func (c connectRecords) metaIndex(ctx context.Context, to uint64) (uint64, error) {
-	addr, ok := c.n.store.nodeAddr(to)
-	if !ok {
-		return 0, fmt.Errorf("%w: node %d has no known address", ErrUnavailable, to)
+	addr, err := c.peerAddr(to)
+	if err != nil {
+		return 0, err
 	}
 	resp, err := c.n.peers.peerClient(addr).MetaIndex(ctx, connect.NewRequest(&peerv1.MetaIndexRequest{}))
 	if err != nil {

@@ -251,9 +251,6 @@ func metaCore(r *replica) *raftCore {
 	return c
 }
 
-// quiescible: this node leads, every entry is committed and applied here,
-// and every voter and learner holds the whole log and was heard from
-// recently (so it knows the commit index from the last heartbeat).
 // reportUnreachable: a leader replicating to the follower probes it.
 func (c *raftCore) reportUnreachable(to uint64) { c.rn.ReportUnreachable(to) }
 
@@ -264,6 +261,9 @@ func (c *raftCore) learnCommit(self, leader, term, commit uint64) error {
 	return c.rn.Step(raft.Message{Type: raft.MsgHeartbeat, From: leader, To: self, Term: term, Commit: commit})
 }
 
+// quiescible: this node leads, every entry is committed and applied here,
+// and every voter and learner holds the whole log and was heard from
+// recently (so it knows the commit index from the last heartbeat).
 func (c *raftCore) quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
 	st := c.rn.Status()
 	if st.State != raft.StateLeader || c.log.hs.Commit != c.log.lastIndex || st.Applied != c.log.lastIndex {

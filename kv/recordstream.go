@@ -167,16 +167,15 @@ func (s *recordStream) run() {
 			return
 		case <-s.wake:
 		}
-		if err := s.session(); err != nil {
-			if connect.CodeOf(err) == connect.CodeUnimplemented {
-				s.mu.Lock()
-				s.mu.unary = true
-				s.mu.Unlock()
-				s.fail(errNoRecordsStream) // not run by the peer: safe to make again
-				return
-			}
-			s.fail(fmt.Errorf("%w: the stream to node %d failed: %v", ErrUnavailable, s.to, err))
+		err := s.session()
+		if connect.CodeOf(err) == connect.CodeUnimplemented {
+			s.mu.Lock()
+			s.mu.unary = true
+			s.mu.Unlock()
+			s.fail(errNoRecordsStream) // not run by the peer: safe to make again
+			return
 		}
+		s.fail(fmt.Errorf("%w: the stream to node %d failed: %v", ErrUnavailable, s.to, err))
 	}
 }
 
@@ -209,7 +208,7 @@ func (s *recordStream) fail(err error) {
 }
 
 // session opens the stream and sends queued calls until it fails or the
-// stream is closed; it returns why it ended.
+// stream is closed; it returns why it ended (never nil).
 func (s *recordStream) session() error {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
@@ -278,9 +277,9 @@ func (s *recordStream) receive(bs *connect.BidiStreamForClient[peerv1.RecordsReq
 // failure comes back as the Connect error the unary RPC would give.
 func viaRecords[Resp any](ctx context.Context, c connectRecords, to uint64, call *peerv1.RecordCall,
 	get func(*peerv1.RecordAnswer) *Resp, unary func(peerv1connect.PeerClient) (*connect.Response[Resp], error)) (*Resp, error) {
-	addr, ok := c.n.store.nodeAddr(to)
-	if !ok {
-		return nil, fmt.Errorf("%w: node %d has no known address", ErrUnavailable, to)
+	addr, err := c.peerAddr(to)
+	if err != nil {
+		return nil, err
 	}
 	ans, err := c.n.recordStreams.call(ctx, to, addr, call)
 	if errors.Is(err, errNoRecordsStream) {

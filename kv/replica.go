@@ -39,7 +39,7 @@ type replica struct {
 
 	// destroyed is set when the range leaves this node (see
 	// Store.reconcile) and its log with it: a round that collected the
-	// replica's Ready before must not advance or compact it.
+	// replica's Ready before drops it (Store.handleReady).
 	destroyed bool
 }
 

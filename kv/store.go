@@ -738,16 +738,15 @@ func (s *Store) handleReady() error {
 	if err := s.catalogUpdated(); err != nil {
 		return err
 	}
+	// A replica the applied catalog removed is gone, its log with it:
+	// it is neither advanced nor compacted.
+	ready = slices.DeleteFunc(ready, func(x readyReplica) bool { return x.r.destroyed })
 	for _, d := range deliveries {
 		d.to(d.res)
 	}
 
-	// 4. Serve reads whose index is applied, and advance. A replica the
-	// applied catalog removed is gone, its log with it.
+	// 4. Serve reads whose index is applied, and advance.
 	for _, x := range ready {
-		if x.r.destroyed {
-			continue
-		}
 		x.r.serveReads()
 		x.r.core.advance()
 	}
@@ -831,9 +830,6 @@ func (s *Store) compactLogs(ready []readyReplica) error {
 		return b
 	}
 	for _, x := range ready {
-		if x.r.destroyed {
-			continue
-		}
 		if err := x.r.core.compact(batch, x.r.applied); err != nil {
 			if b != nil {
 				b.Close()
