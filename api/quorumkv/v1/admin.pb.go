@@ -597,8 +597,15 @@ type Member struct {
 	Zone          string `protobuf:"bytes,4,opt,name=zone,proto3" json:"zone,omitempty"`
 	Weight        uint32 `protobuf:"varint,5,opt,name=weight,proto3" json:"weight,omitempty"`
 	// kvd version.
-	Version       string      `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
-	State         MemberState `protobuf:"varint,7,opt,name=state,proto3,enum=quorumkv.v1.MemberState" json:"state,omitempty"`
+	Version string      `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
+	State   MemberState `protobuf:"varint,7,opt,name=state,proto3,enum=quorumkv.v1.MemberState" json:"state,omitempty"`
+	// The node's number in the cluster (what Raft and Paxos call it), 0 for
+	// a node gossip knows but the catalog does not.
+	Id uint64 `protobuf:"varint,8,opt,name=id,proto3" json:"id,omitempty"`
+	// The node's identity, chosen at its first start and kept in its data
+	// dir: a node whose data dir was lost comes back with a new one (and a
+	// new id), even under the same node_id.
+	Uuid          string `protobuf:"bytes,9,opt,name=uuid,proto3" json:"uuid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -680,6 +687,20 @@ func (x *Member) GetState() MemberState {
 		return x.State
 	}
 	return MemberState_MEMBER_STATE_UNSPECIFIED
+}
+
+func (x *Member) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Member) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
 }
 
 type ListMembersRequest struct {
@@ -830,7 +851,11 @@ type Range struct {
 	// Raft term or Paxos ballot round of the leader.
 	Term uint64 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
 	// Highest committed (chosen) index the answering node knows.
-	CommitIndex   uint64 `protobuf:"varint,8,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	CommitIndex uint64 `protobuf:"varint,8,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	// Why the answering node's replica of the range stopped, if it did (a
+	// snapshot, apply or compaction failure); empty while it runs. The
+	// node's other ranges go on.
+	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -919,6 +944,13 @@ func (x *Range) GetCommitIndex() uint64 {
 		return x.CommitIndex
 	}
 	return 0
+}
+
+func (x *Range) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
 }
 
 type ListRangesRequest struct {
@@ -1177,7 +1209,7 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x06ranges\x18\x02 \x03(\v2\x12.quorumkv.v1.RangeR\x06ranges\")\n" +
 	"\x13DropKeyspaceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
-	"\x14DropKeyspaceResponse\"\xd8\x01\n" +
+	"\x14DropKeyspaceResponse\"\xfc\x01\n" +
 	"\x06Member\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12%\n" +
@@ -1185,13 +1217,15 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x04zone\x18\x04 \x01(\tR\x04zone\x12\x16\n" +
 	"\x06weight\x18\x05 \x01(\rR\x06weight\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\tR\aversion\x12.\n" +
-	"\x05state\x18\a \x01(\x0e2\x18.quorumkv.v1.MemberStateR\x05state\"\x14\n" +
+	"\x05state\x18\a \x01(\x0e2\x18.quorumkv.v1.MemberStateR\x05state\x12\x0e\n" +
+	"\x02id\x18\b \x01(\x04R\x02id\x12\x12\n" +
+	"\x04uuid\x18\t \x01(\tR\x04uuid\"\x14\n" +
 	"\x12ListMembersRequest\"D\n" +
 	"\x13ListMembersResponse\x12-\n" +
 	"\amembers\x18\x01 \x03(\v2\x13.quorumkv.v1.MemberR\amembers\"<\n" +
 	"\aReplica\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
-	"\alearner\x18\x02 \x01(\bR\alearner\"\xf1\x01\n" +
+	"\alearner\x18\x02 \x01(\bR\alearner\"\x87\x02\n" +
 	"\x05Range\x12\x1a\n" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x17\n" +
@@ -1200,7 +1234,8 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\breplicas\x18\x05 \x03(\v2\x14.quorumkv.v1.ReplicaR\breplicas\x12\x16\n" +
 	"\x06leader\x18\x06 \x01(\tR\x06leader\x12\x12\n" +
 	"\x04term\x18\a \x01(\x04R\x04term\x12!\n" +
-	"\fcommit_index\x18\b \x01(\x04R\vcommitIndex\"/\n" +
+	"\fcommit_index\x18\b \x01(\x04R\vcommitIndex\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"/\n" +
 	"\x11ListRangesRequest\x12\x1a\n" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\"@\n" +
 	"\x12ListRangesResponse\x12*\n" +

@@ -214,13 +214,20 @@ func (x *KeyValue) GetVersion() string {
 }
 
 type PutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Keyspace      string                 `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	Quorum        *Quorum                `protobuf:"bytes,4,opt,name=quorum,proto3" json:"quorum,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Keyspace string                 `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	Key      []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Value    []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Quorum   *Quorum                `protobuf:"bytes,4,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	// Names this write across retries (at most 128 bytes; empty for none).
+	// In raft and paxos keyspaces, and for compare-and-swap in eventual
+	// keyspaces, a write sent again with the same key within the dedup window
+	// (5 minutes by default) is applied at most once, and the retry gets the
+	// first attempt's answer. The Go client sets one per call; REST takes the
+	// Idempotency-Key header. Reuse a key only for the same request.
+	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PutRequest) Reset() {
@@ -279,6 +286,13 @@ func (x *PutRequest) GetQuorum() *Quorum {
 		return x.Quorum
 	}
 	return nil
+}
+
+func (x *PutRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 type PutResponse struct {
@@ -430,10 +444,27 @@ func (x *GetResponse) GetKv() *KeyValue {
 }
 
 type DeleteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Keyspace      string                 `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Quorum        *Quorum                `protobuf:"bytes,3,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Keyspace string                 `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	Key      []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Quorum   *Quorum                `protobuf:"bytes,3,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	// Names this write across retries (at most 128 bytes; empty for none).
+	// In raft and paxos keyspaces, and for compare-and-swap in eventual
+	// keyspaces, a write sent again with the same key within the dedup window
+	// (5 minutes by default) is applied at most once, and the retry gets the
+	// first attempt's answer. The Go client sets one per call; REST takes the
+	// Idempotency-Key header. Reuse a key only for the same request.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// A condition, as for CompareAndSwap: delete only if it holds, else
+	// FailedPrecondition and nothing is deleted. Unset deletes
+	// unconditionally.
+	//
+	// Types that are valid to be assigned to Expect:
+	//
+	//	*DeleteRequest_ExpectedValue
+	//	*DeleteRequest_ExpectedVersion
+	//	*DeleteRequest_ExpectExists
+	Expect        isDeleteRequest_Expect `protobuf_oneof:"expect"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -488,6 +519,72 @@ func (x *DeleteRequest) GetQuorum() *Quorum {
 	}
 	return nil
 }
+
+func (x *DeleteRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetExpect() isDeleteRequest_Expect {
+	if x != nil {
+		return x.Expect
+	}
+	return nil
+}
+
+func (x *DeleteRequest) GetExpectedValue() []byte {
+	if x != nil {
+		if x, ok := x.Expect.(*DeleteRequest_ExpectedValue); ok {
+			return x.ExpectedValue
+		}
+	}
+	return nil
+}
+
+func (x *DeleteRequest) GetExpectedVersion() string {
+	if x != nil {
+		if x, ok := x.Expect.(*DeleteRequest_ExpectedVersion); ok {
+			return x.ExpectedVersion
+		}
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetExpectExists() bool {
+	if x != nil {
+		if x, ok := x.Expect.(*DeleteRequest_ExpectExists); ok {
+			return x.ExpectExists
+		}
+	}
+	return false
+}
+
+type isDeleteRequest_Expect interface {
+	isDeleteRequest_Expect()
+}
+
+type DeleteRequest_ExpectedValue struct {
+	// The key holds exactly this value.
+	ExpectedValue []byte `protobuf:"bytes,5,opt,name=expected_value,json=expectedValue,proto3,oneof"`
+}
+
+type DeleteRequest_ExpectedVersion struct {
+	// The key was last written with this version.
+	ExpectedVersion string `protobuf:"bytes,6,opt,name=expected_version,json=expectedVersion,proto3,oneof"`
+}
+
+type DeleteRequest_ExpectExists struct {
+	// The key exists, whatever it holds (HTTP If-Match: *).
+	ExpectExists bool `protobuf:"varint,7,opt,name=expect_exists,json=expectExists,proto3,oneof"`
+}
+
+func (*DeleteRequest_ExpectedValue) isDeleteRequest_Expect() {}
+
+func (*DeleteRequest_ExpectedVersion) isDeleteRequest_Expect() {}
+
+func (*DeleteRequest_ExpectExists) isDeleteRequest_Expect() {}
 
 type DeleteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -670,11 +767,19 @@ type CompareAndSwapRequest struct {
 	//	*CompareAndSwapRequest_ExpectedValue
 	//	*CompareAndSwapRequest_ExpectAbsent
 	//	*CompareAndSwapRequest_ExpectedVersion
+	//	*CompareAndSwapRequest_ExpectExists
 	Expect isCompareAndSwapRequest_Expect `protobuf_oneof:"expect"`
 	// The value to write when the condition holds.
-	NewValue      []byte `protobuf:"bytes,6,opt,name=new_value,json=newValue,proto3" json:"new_value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NewValue []byte `protobuf:"bytes,6,opt,name=new_value,json=newValue,proto3" json:"new_value,omitempty"`
+	// Names this write across retries (at most 128 bytes; empty for none).
+	// In raft and paxos keyspaces, and for compare-and-swap in eventual
+	// keyspaces, a write sent again with the same key within the dedup window
+	// (5 minutes by default) is applied at most once, and the retry gets the
+	// first attempt's answer. The Go client sets one per call; REST takes the
+	// Idempotency-Key header. Reuse a key only for the same request.
+	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CompareAndSwapRequest) Reset() {
@@ -755,11 +860,27 @@ func (x *CompareAndSwapRequest) GetExpectedVersion() string {
 	return ""
 }
 
+func (x *CompareAndSwapRequest) GetExpectExists() bool {
+	if x != nil {
+		if x, ok := x.Expect.(*CompareAndSwapRequest_ExpectExists); ok {
+			return x.ExpectExists
+		}
+	}
+	return false
+}
+
 func (x *CompareAndSwapRequest) GetNewValue() []byte {
 	if x != nil {
 		return x.NewValue
 	}
 	return nil
+}
+
+func (x *CompareAndSwapRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 type isCompareAndSwapRequest_Expect interface {
@@ -781,11 +902,18 @@ type CompareAndSwapRequest_ExpectedVersion struct {
 	ExpectedVersion string `protobuf:"bytes,5,opt,name=expected_version,json=expectedVersion,proto3,oneof"`
 }
 
+type CompareAndSwapRequest_ExpectExists struct {
+	// The key exists, whatever it holds (HTTP If-Match: *).
+	ExpectExists bool `protobuf:"varint,8,opt,name=expect_exists,json=expectExists,proto3,oneof"`
+}
+
 func (*CompareAndSwapRequest_ExpectedValue) isCompareAndSwapRequest_Expect() {}
 
 func (*CompareAndSwapRequest_ExpectAbsent) isCompareAndSwapRequest_Expect() {}
 
 func (*CompareAndSwapRequest_ExpectedVersion) isCompareAndSwapRequest_Expect() {}
+
+func (*CompareAndSwapRequest_ExpectExists) isCompareAndSwapRequest_Expect() {}
 
 type CompareAndSwapResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -844,13 +972,14 @@ const file_quorumkv_v1_kv_proto_rawDesc = "" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\tR\aversion\"}\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\"\xa6\x01\n" +
 	"\n" +
 	"PutRequest\x12\x1a\n" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12+\n" +
-	"\x06quorum\x18\x04 \x01(\v2\x13.quorumkv.v1.QuorumR\x06quorum\"'\n" +
+	"\x06quorum\x18\x04 \x01(\v2\x13.quorumkv.v1.QuorumR\x06quorum\x12'\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\"'\n" +
 	"\vPutResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\"g\n" +
 	"\n" +
@@ -859,11 +988,16 @@ const file_quorumkv_v1_kv_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12+\n" +
 	"\x06quorum\x18\x03 \x01(\v2\x13.quorumkv.v1.QuorumR\x06quorum\"4\n" +
 	"\vGetResponse\x12%\n" +
-	"\x02kv\x18\x01 \x01(\v2\x15.quorumkv.v1.KeyValueR\x02kv\"j\n" +
+	"\x02kv\x18\x01 \x01(\v2\x15.quorumkv.v1.KeyValueR\x02kv\"\x9a\x02\n" +
 	"\rDeleteRequest\x12\x1a\n" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12+\n" +
-	"\x06quorum\x18\x03 \x01(\v2\x13.quorumkv.v1.QuorumR\x06quorum\"*\n" +
+	"\x06quorum\x18\x03 \x01(\v2\x13.quorumkv.v1.QuorumR\x06quorum\x12'\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12'\n" +
+	"\x0eexpected_value\x18\x05 \x01(\fH\x00R\rexpectedValue\x12+\n" +
+	"\x10expected_version\x18\x06 \x01(\tH\x00R\x0fexpectedVersion\x12%\n" +
+	"\rexpect_exists\x18\a \x01(\bH\x00R\fexpectExistsB\b\n" +
+	"\x06expect\"*\n" +
 	"\x0eDeleteResponse\x12\x18\n" +
 	"\aexisted\x18\x01 \x01(\bR\aexisted\"x\n" +
 	"\vScanRequest\x12\x1a\n" +
@@ -874,14 +1008,16 @@ const file_quorumkv_v1_kv_proto_rawDesc = "" +
 	"\x05limit\x18\x04 \x01(\rR\x05limit\"K\n" +
 	"\fScanResponse\x12'\n" +
 	"\x03kvs\x18\x01 \x03(\v2\x15.quorumkv.v1.KeyValueR\x03kvs\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"\xe9\x01\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\xb9\x02\n" +
 	"\x15CompareAndSwapRequest\x12\x1a\n" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12'\n" +
 	"\x0eexpected_value\x18\x03 \x01(\fH\x00R\rexpectedValue\x12%\n" +
 	"\rexpect_absent\x18\x04 \x01(\bH\x00R\fexpectAbsent\x12+\n" +
-	"\x10expected_version\x18\x05 \x01(\tH\x00R\x0fexpectedVersion\x12\x1b\n" +
-	"\tnew_value\x18\x06 \x01(\fR\bnewValueB\b\n" +
+	"\x10expected_version\x18\x05 \x01(\tH\x00R\x0fexpectedVersion\x12%\n" +
+	"\rexpect_exists\x18\b \x01(\bH\x00R\fexpectExists\x12\x1b\n" +
+	"\tnew_value\x18\x06 \x01(\fR\bnewValue\x12'\n" +
+	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKeyB\b\n" +
 	"\x06expect\"2\n" +
 	"\x16CompareAndSwapResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion*N\n" +
@@ -956,10 +1092,16 @@ func file_quorumkv_v1_kv_proto_init() {
 	if File_quorumkv_v1_kv_proto != nil {
 		return
 	}
+	file_quorumkv_v1_kv_proto_msgTypes[6].OneofWrappers = []any{
+		(*DeleteRequest_ExpectedValue)(nil),
+		(*DeleteRequest_ExpectedVersion)(nil),
+		(*DeleteRequest_ExpectExists)(nil),
+	}
 	file_quorumkv_v1_kv_proto_msgTypes[10].OneofWrappers = []any{
 		(*CompareAndSwapRequest_ExpectedValue)(nil),
 		(*CompareAndSwapRequest_ExpectAbsent)(nil),
 		(*CompareAndSwapRequest_ExpectedVersion)(nil),
+		(*CompareAndSwapRequest_ExpectExists)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

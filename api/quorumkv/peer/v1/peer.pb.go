@@ -205,6 +205,17 @@ type JoinRequest struct {
 	// The node's gossip address: a node that restarts joins gossip again
 	// through the addresses the catalog knows.
 	GossipAddress string `protobuf:"bytes,5,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
+	// The node's identity (a random UUID written to its data dir at its
+	// first start). A UUID the catalog does not know joins as a new node,
+	// whatever its name.
+	NodeUuid string `protobuf:"bytes,6,opt,name=node_uuid,json=nodeUuid,proto3" json:"node_uuid,omitempty"`
+	// The secret the node keeps in its data dir: the catalog keeps its
+	// SHA-256 from the first join, and changes a known node's address, zone
+	// or weight only for a request that carries the secret.
+	Secret []byte `protobuf:"bytes,7,opt,name=secret,proto3" json:"secret,omitempty"`
+	// The cluster the node belongs to, empty for a node that never joined:
+	// a node of another cluster is refused.
+	ClusterId     string `protobuf:"bytes,8,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -270,6 +281,27 @@ func (x *JoinRequest) GetWeight() uint32 {
 func (x *JoinRequest) GetGossipAddress() string {
 	if x != nil {
 		return x.GossipAddress
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetNodeUuid() string {
+	if x != nil {
+		return x.NodeUuid
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
 	}
 	return ""
 }
@@ -1994,13 +2026,17 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\vRaftMessage\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\fR\amessage\"\x0e\n" +
-	"\fRaftResponse\"\x97\x01\n" +
+	"\fRaftResponse\"\xeb\x01\n" +
 	"\vJoinRequest\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04zone\x18\x03 \x01(\tR\x04zone\x12\x16\n" +
 	"\x06weight\x18\x04 \x01(\rR\x06weight\x12%\n" +
-	"\x0egossip_address\x18\x05 \x01(\tR\rgossipAddress\"F\n" +
+	"\x0egossip_address\x18\x05 \x01(\tR\rgossipAddress\x12\x1b\n" +
+	"\tnode_uuid\x18\x06 \x01(\tR\bnodeUuid\x12\x16\n" +
+	"\x06secret\x18\a \x01(\fR\x06secret\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\b \x01(\tR\tclusterId\"F\n" +
 	"\fJoinResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1d\n" +
 	"\n" +

@@ -68,8 +68,9 @@ type PeerClient interface {
 	// stream per direction.
 	Raft(context.Context) *connect.ClientStreamForClient[v1.RaftRequest, v1.RaftResponse]
 	// Join gives a new node its ID. Any node answers, asking meta's leader.
-	// Joining again under the same name returns the same ID and updates the
-	// node's address, zone and weight.
+	// Joining again with the same UUID and secret returns the same ID and
+	// updates the node's address, zone and weight; a new UUID is a new node,
+	// whatever its name.
 	Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error)
 	// ScanRange reads one range linearizably on its leader, for a scan
 	// coordinated by another node.
@@ -280,8 +281,9 @@ type PeerHandler interface {
 	// stream per direction.
 	Raft(context.Context, *connect.ClientStream[v1.RaftRequest]) (*connect.Response[v1.RaftResponse], error)
 	// Join gives a new node its ID. Any node answers, asking meta's leader.
-	// Joining again under the same name returns the same ID and updates the
-	// node's address, zone and weight.
+	// Joining again with the same UUID and secret returns the same ID and
+	// updates the node's address, zone and weight; a new UUID is a new node,
+	// whatever its name.
 	Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error)
 	// ScanRange reads one range linearizably on its leader, for a scan
 	// coordinated by another node.
