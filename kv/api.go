@@ -310,7 +310,7 @@ func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]
 		return nil, toConnect(err)
 	}
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.PutResponse, error) {
-		version, err := a.node.PutWith(ctx, m.Keyspace, m.Key, m.Value, q)
+		version, err := a.node.PutWith(ctx, m.Keyspace, m.Key, m.Value, WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey)})
 		return &v1.PutResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.Put)
 	if err != nil {
@@ -343,8 +343,20 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 	if err != nil {
 		return nil, toConnect(err)
 	}
+	var expect *Expect
+	switch e := m.Expect.(type) {
+	case *v1.DeleteRequest_ExpectedValue:
+		expect = &Expect{Value: e.ExpectedValue}
+	case *v1.DeleteRequest_ExpectedVersion:
+		expect, err = &Expect{Version: e.ExpectedVersion}, checkExpectedVersion(e.ExpectedVersion)
+	case *v1.DeleteRequest_ExpectExists:
+		expect, err = &Expect{Exists: true}, checkFlag("expect_exists", e.ExpectExists)
+	}
+	if err != nil {
+		return nil, toConnect(err)
+	}
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.DeleteResponse, error) {
-		existed, err := a.node.DeleteWith(ctx, m.Keyspace, m.Key, q)
+		existed, err := a.node.DeleteWith(ctx, m.Keyspace, m.Key, expect, WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey)})
 		return &v1.DeleteResponse{Existed: existed}, err
 	}, quorumkvv1connect.KVClient.Delete)
 	if err != nil {
@@ -377,31 +389,43 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 	var expect Expect
 	switch e := m.Expect.(type) {
 	case *v1.CompareAndSwapRequest_ExpectAbsent:
-		expect.Absent = e.ExpectAbsent
-		if !e.ExpectAbsent {
-			err = fmt.Errorf("%w: expect_absent must be true when set", ErrInvalidArgument)
-		}
+		expect.Absent, err = true, checkFlag("expect_absent", e.ExpectAbsent)
+	case *v1.CompareAndSwapRequest_ExpectExists:
+		expect.Exists, err = true, checkFlag("expect_exists", e.ExpectExists)
 	case *v1.CompareAndSwapRequest_ExpectedValue:
 		expect.Value = e.ExpectedValue
 	case *v1.CompareAndSwapRequest_ExpectedVersion:
-		expect.Version = e.ExpectedVersion
-		if e.ExpectedVersion == "" {
-			err = fmt.Errorf("%w: expected_version is empty", ErrInvalidArgument)
-		}
+		expect.Version, err = e.ExpectedVersion, checkExpectedVersion(e.ExpectedVersion)
 	default:
-		err = fmt.Errorf("%w: compare-and-swap needs a condition: expected_value, expect_absent or expected_version", ErrInvalidArgument)
+		err = fmt.Errorf("%w: compare-and-swap needs a condition: expected_value, expect_absent, expect_exists or expected_version", ErrInvalidArgument)
 	}
 	if err != nil {
 		return nil, toConnect(err)
 	}
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.CompareAndSwapResponse, error) {
-		version, err := a.node.CompareAndSwap(ctx, m.Keyspace, m.Key, expect, m.NewValue)
+		version, err := a.node.CompareAndSwapWith(ctx, m.Keyspace, m.Key, expect, m.NewValue, WriteOptions{IdempotencyKey: []byte(m.IdempotencyKey)})
 		return &v1.CompareAndSwapResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.CompareAndSwap)
 	if err != nil {
 		return nil, toConnect(err)
 	}
 	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
+}
+
+// checkFlag refuses a condition flag set to false: a oneof's bool case
+// means the condition only when true.
+func checkFlag(name string, v bool) error {
+	if !v {
+		return fmt.Errorf("%w: %s must be true when set", ErrInvalidArgument, name)
+	}
+	return nil
+}
+
+func checkExpectedVersion(v string) error {
+	if v == "" {
+		return fmt.Errorf("%w: expected_version is empty", ErrInvalidArgument)
+	}
+	return nil
 }
 
 // Admin.

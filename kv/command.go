@@ -30,13 +30,13 @@ const (
 	condValue   cond = 1 + iota // the key holds expectValue
 	condAbsent                  // the key does not exist
 	condVersion                 // the key was written at expectVersion
+	condExists                  // the key exists
 )
 
 // command is a write to a range, as it travels in a log entry.
 type command struct {
 	// id identifies the proposal on the node that proposed it, so the
 	// applying store can answer the waiting client; 0 when nobody waits.
-	// It is node ID << 40 | a per-node counter, unique in the cluster.
 	id    uint64
 	op    op
 	key   []byte
@@ -45,11 +45,22 @@ type command struct {
 	cond          cond
 	expectValue   []byte
 	expectVersion uint64
+	// del: an opCAS deletes the key when its condition holds, instead of
+	// writing value.
+	del bool
+
+	// idemKey names the client's request across retries; empty for none.
+	idemKey []byte
 }
 
+// commandV2 is the version byte of commands with the fields added after
+// codecV1 (the delete flag and the idempotency key). Logs written before
+// it hold codecV1 commands, which still decode.
+const commandV2 = 2
+
 func (c *command) encode() []byte {
-	e := enc{b: make([]byte, 0, len(c.key)+len(c.value)+len(c.expectValue)+24)}
-	e.byte(codecV1)
+	e := enc{b: make([]byte, 0, len(c.key)+len(c.value)+len(c.expectValue)+len(c.idemKey)+32)}
+	e.byte(commandV2)
 	e.uint(c.id)
 	e.byte(byte(c.op))
 	e.bytes(c.key)
@@ -58,13 +69,16 @@ func (c *command) encode() []byte {
 		e.byte(byte(c.cond))
 		e.bytes(c.expectValue)
 		e.uint(c.expectVersion)
+		e.bool(c.del)
 	}
+	e.bytes(c.idemKey)
 	return e.b
 }
 
 func decodeCommand(b []byte) (command, error) {
 	d := dec{b: b}
-	if d.byte() != codecV1 {
+	v := d.byte()
+	if v != codecV1 && v != commandV2 {
 		d.fail("command version")
 	}
 	c := command{id: d.uint(), op: op(d.byte()), key: d.bytes(), value: d.bytes()}
@@ -74,13 +88,38 @@ func decodeCommand(b []byte) (command, error) {
 		c.cond = cond(d.byte())
 		c.expectValue = d.bytes()
 		c.expectVersion = d.uint()
-		if c.cond < condValue || c.cond > condVersion {
+		if c.cond < condValue || c.cond > condExists {
 			d.fail("condition")
+		}
+		if v == commandV2 {
+			c.del = d.bool()
 		}
 	default:
 		d.fail("op")
 	}
+	if v == commandV2 {
+		c.idemKey = d.bytes()
+	}
 	return c, d.done()
+}
+
+// setCondition makes c's condition expect, of a key in range rangeID.
+func (c *command) setCondition(rangeID uint64, expect Expect) error {
+	switch {
+	case expect.Absent:
+		c.cond = condAbsent
+	case expect.Exists:
+		c.cond = condExists
+	case expect.Version != "":
+		v, err := parseVersion(rangeID, expect.Version)
+		if err != nil {
+			return err
+		}
+		c.cond, c.expectVersion = condVersion, v
+	default:
+		c.cond, c.expectValue = condValue, expect.Value
+	}
+	return nil
 }
 
 // value is a stored value and the version (Raft log index or Paxos slot)
@@ -144,9 +183,14 @@ func (c *command) apply(rangeID, index uint64, cur *value) (next *value, res res
 		ok = cur != nil && bytes.Equal(cur.data, c.expectValue)
 	case condVersion:
 		ok = cur != nil && cur.version == c.expectVersion
+	case condExists:
+		ok = cur != nil
 	}
 	if !ok {
 		return cur, result{existed: cur != nil, err: c.conditionError(rangeID, cur)}
+	}
+	if c.del {
+		return nil, result{version: index, existed: true}
 	}
 	return &value{version: index, data: c.value}, result{version: index, existed: cur != nil}
 }
@@ -162,6 +206,8 @@ func (c *command) conditionError(rangeID uint64, cur *value) error {
 		want = fmt.Sprintf("to hold %q", abbreviate(c.expectValue))
 	case condVersion:
 		want = "to be at version " + formatVersion(rangeID, c.expectVersion)
+	case condExists:
+		want = "to exist"
 	}
 	if cur == nil {
 		return fmt.Errorf("%w: expected key %q %s, but it does not exist", ErrConditionFailed, abbreviate(c.key), want)

@@ -91,6 +91,8 @@ func checkExpect(key []byte, expect Expect, cur wrn.Record) error {
 	switch {
 	case expect.Absent:
 		want, ok = "to be absent", !cur.Exists()
+	case expect.Exists:
+		want, ok = "to exist", cur.Exists()
 	case expect.Version != "":
 		want = "to be at version " + expect.Version
 		ok = cur.Exists() && formatRecordVersion(cur.Version) == expect.Version

@@ -37,7 +37,7 @@ func TestEventualSingleNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, err := n.PutWith(ctx, "ev", []byte("a"), []byte("2"), QuorumOverride{WLevel: "all"})
+	v2, err := n.PutWith(ctx, "ev", []byte("a"), []byte("2"), WriteOptions{Quorum: QuorumOverride{WLevel: "all"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestEventualSingleNode(t *testing.T) {
 	}
 
 	// W and R beyond N are refused as arguments, not as unavailability.
-	if _, err := n.PutWith(ctx, "ev", []byte("a"), []byte("x"), QuorumOverride{W: 2}); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := n.PutWith(ctx, "ev", []byte("a"), []byte("x"), WriteOptions{Quorum: QuorumOverride{W: 2}}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("W=2 of N=1: %v", err)
 	}
 	if _, err := n.GetWith(ctx, "ev", []byte("a"), QuorumOverride{RLevel: "most"}); !errors.Is(err, ErrInvalidArgument) {
@@ -232,7 +232,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	if _, err := a.Put(ctx, "ev", []byte("x"), []byte("1")); err != nil {
 		t.Fatalf("W=2 with one replica down: %v", err)
 	}
-	_, err := a.PutWith(ctx, "ev", []byte("x"), []byte("2"), QuorumOverride{W: 3})
+	_, err := a.PutWith(ctx, "ev", []byte("x"), []byte("2"), WriteOptions{Quorum: QuorumOverride{W: 3}})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "W=3 of N=3; 2 of 3 replicas acknowledged") {
 		t.Fatalf("W=3 with one replica down: %v", err)
 	}

@@ -158,7 +158,7 @@ func TestEventualHintedHandoff(t *testing.T) {
 	if _, err := a.Delete(ctx, "ev", []byte("gone")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := a.PutWith(ctx, "ev", []byte("w3"), []byte("v"), QuorumOverride{W: 3})
+	_, err := a.PutWith(ctx, "ev", []byte("w3"), []byte("v"), WriteOptions{Quorum: QuorumOverride{W: 3}})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "2 of 3 replicas acknowledged") {
 		t.Fatalf("W=3 with c down and no sloppy quorum: %v", err)
 	}

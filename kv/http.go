@@ -237,16 +237,23 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		cas := &v1.CompareAndSwapRequest{Keyspace: keyspace, Key: key, NewValue: body}
-		var version string
+		idem := r.Header.Get(IdempotencyKeyHeader)
+		cas := &v1.CompareAndSwapRequest{Keyspace: keyspace, Key: key, NewValue: body, IdempotencyKey: idem}
 		switch ifMatch, ifNone := r.Header.Get("If-Match"), r.Header.Get("If-None-Match"); {
 		case ifNone == "*":
 			cas.Expect = &v1.CompareAndSwapRequest_ExpectAbsent{ExpectAbsent: true}
 		case ifNone != "":
 			return fmt.Errorf("%w: If-None-Match supports only *", ErrInvalidArgument)
+		case ifMatch == "*":
+			cas.Expect = &v1.CompareAndSwapRequest_ExpectExists{ExpectExists: true}
 		case ifMatch != "":
-			cas.Expect = &v1.CompareAndSwapRequest_ExpectedVersion{ExpectedVersion: strings.Trim(ifMatch, `"`)}
+			version, err := etagVersion(ifMatch)
+			if err != nil {
+				return err
+			}
+			cas.Expect = &v1.CompareAndSwapRequest_ExpectedVersion{ExpectedVersion: version}
 		}
+		var version string
 		var header http.Header
 		if cas.Expect != nil {
 			resp, err := s.api.CompareAndSwap(ctx, connect.NewRequest(cas))
@@ -255,7 +262,7 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 			}
 			version, header = resp.Msg.Version, resp.Header()
 		} else {
-			resp, err := s.api.Put(ctx, connect.NewRequest(&v1.PutRequest{Keyspace: keyspace, Key: key, Value: body, Quorum: q}))
+			resp, err := s.api.Put(ctx, connect.NewRequest(&v1.PutRequest{Keyspace: keyspace, Key: key, Value: body, Quorum: q, IdempotencyKey: idem}))
 			if err != nil {
 				return err
 			}
@@ -285,7 +292,20 @@ func (s *Server) restGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
 	s.restKey(w, r, "delete", func(ctx context.Context, keyspace string, key []byte, q *v1.Quorum) error {
-		resp, err := s.api.Delete(ctx, connect.NewRequest(&v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q}))
+		del := &v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q, IdempotencyKey: r.Header.Get(IdempotencyKeyHeader)}
+		switch ifMatch := r.Header.Get("If-Match"); {
+		case r.Header.Get("If-None-Match") != "":
+			return fmt.Errorf("%w: a DELETE takes If-Match, not If-None-Match", ErrInvalidArgument)
+		case ifMatch == "*":
+			del.Expect = &v1.DeleteRequest_ExpectExists{ExpectExists: true}
+		case ifMatch != "":
+			version, err := etagVersion(ifMatch)
+			if err != nil {
+				return err
+			}
+			del.Expect = &v1.DeleteRequest_ExpectedVersion{ExpectedVersion: version}
+		}
+		resp, err := s.api.Delete(ctx, connect.NewRequest(del))
 		if err != nil {
 			return err
 		}
@@ -293,6 +313,28 @@ func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
+}
+
+// IdempotencyKeyHeader names a REST write across retries (the API's
+// idempotency_key): a PUT or DELETE sent again with the same header is
+// applied at most once and answered as the first one was.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// etagVersion reads the version of an If-Match header: one entity tag,
+// quoted as ETag sends it (the quotes may be left out).
+func etagVersion(h string) (string, error) {
+	v := strings.TrimSpace(h)
+	if strings.HasPrefix(v, "W/") {
+		return "", fmt.Errorf("%w: If-Match %s: a weak entity tag cannot name a version", ErrInvalidArgument, h)
+	}
+	if strings.Contains(v, ",") {
+		return "", fmt.Errorf("%w: If-Match %s: give one version (the ETag of a read), or *", ErrInvalidArgument, h)
+	}
+	v = strings.TrimSuffix(strings.TrimPrefix(v, `"`), `"`)
+	if v == "" {
+		return "", fmt.Errorf("%w: If-Match is empty", ErrInvalidArgument)
+	}
+	return v, nil
 }
 
 // copyRoute passes the KV handler's LeaderHeader and SpanHeader on to a

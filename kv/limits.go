@@ -75,6 +75,20 @@ func (l Limits) CheckValue(value []byte) error {
 	return nil
 }
 
+// MaxIdempotencyKeyBytes bounds an idempotency key. A key is kept with
+// the request's answer for the dedup window in the range's state, so its
+// size costs in every entry and snapshot; a UUID or a session and sequence
+// number need far less.
+const MaxIdempotencyKeyBytes = 128
+
+// CheckIdempotencyKey checks an idempotency key (empty means none).
+func (l Limits) CheckIdempotencyKey(k []byte) error {
+	if len(k) > MaxIdempotencyKeyBytes {
+		return fmt.Errorf("%w: idempotency key is %d bytes, the limit is %d (MaxIdempotencyKeyBytes)", ErrLimit, len(k), MaxIdempotencyKeyBytes)
+	}
+	return nil
+}
+
 // keyspaceName is SPEC.md's rule for keyspace names.
 var keyspaceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 

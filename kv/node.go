@@ -358,28 +358,43 @@ func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
 	return cat.Ranges[keyspace][SpanIndex(spans, HashKey(key))], nil
 }
 
-// Put writes value under key.
-func (n *Node) Put(ctx context.Context, keyspace string, key, value []byte) (string, error) {
-	return n.PutWith(ctx, keyspace, key, value, QuorumOverride{})
+// WriteOptions are what a write request may add to its key and value.
+type WriteOptions struct {
+	// Quorum overrides an eventual keyspace's W (and R, for the reads of a
+	// compare-and-swap).
+	Quorum QuorumOverride
+	// IdempotencyKey names the write across retries (Limits.CheckIdempotencyKey):
+	// raft and paxos keyspaces, and compare-and-swap in eventual ones,
+	// apply a write sent again with the same key at most once and answer
+	// the retry as they answered the first attempt.
+	IdempotencyKey []byte
 }
 
-// PutWith is Put with a request's W for eventual keyspaces.
-func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, q QuorumOverride) (string, error) {
+// Put writes value under key.
+func (n *Node) Put(ctx context.Context, keyspace string, key, value []byte) (string, error) {
+	return n.PutWith(ctx, keyspace, key, value, WriteOptions{})
+}
+
+// PutWith is Put with a request's options.
+func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, opts WriteOptions) (string, error) {
 	if err := n.limits.CheckValue(value); err != nil {
+		return "", err
+	}
+	if err := n.limits.CheckIdempotencyKey(opts.IdempotencyKey); err != nil {
 		return "", err
 	}
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return "", err
 	}
 	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
-		v, _, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Value: value}, q)
+		v, _, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Value: value}, opts.Quorum)
 		return formatRecordVersion(v), err
 	}
 	r, err := n.route(keyspace, key)
 	if err != nil {
 		return "", err
 	}
-	res, err := n.store.propose(ctx, r.ID, &command{op: opPut, key: key, value: value})
+	res, err := n.store.propose(ctx, r.ID, &command{op: opPut, key: key, value: value, idemKey: opts.IdempotencyKey})
 	if err == nil {
 		err = res.err
 	}
@@ -388,43 +403,67 @@ func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, 
 
 // Delete removes key and says whether it existed.
 func (n *Node) Delete(ctx context.Context, keyspace string, key []byte) (bool, error) {
-	return n.DeleteWith(ctx, keyspace, key, QuorumOverride{})
+	return n.DeleteWith(ctx, keyspace, key, nil, WriteOptions{})
 }
 
-// DeleteWith is Delete with a request's W for eventual keyspaces. There a
+// DeleteWith is Delete with a request's options, and a condition if
+// expect is not nil: the key is deleted only if it holds, else
+// ErrConditionFailed and nothing is deleted. In eventual keyspaces a
 // delete writes a tombstone, and "existed" says whether one of the W
 // replicas that acknowledged held a live value before.
-func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, q QuorumOverride) (bool, error) {
+func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expect *Expect, opts WriteOptions) (bool, error) {
+	if err := n.limits.CheckIdempotencyKey(opts.IdempotencyKey); err != nil {
+		return false, err
+	}
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return false, err
 	}
 	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
-		_, existed, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Tombstone: true}, q)
+		if expect != nil {
+			return false, fmt.Errorf("%w: a conditional delete in eventual keyspace %s", ErrNotServed, keyspace)
+		}
+		_, existed, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Tombstone: true}, opts.Quorum)
 		return existed, err
 	}
 	r, err := n.route(keyspace, key)
 	if err != nil {
 		return false, err
 	}
-	res, err := n.store.propose(ctx, r.ID, &command{op: opDelete, key: key})
+	cmd := &command{op: opDelete, key: key, idemKey: opts.IdempotencyKey}
+	if expect != nil {
+		cmd.op, cmd.del = opCAS, true
+		if err := cmd.setCondition(r.ID, *expect); err != nil {
+			return false, err
+		}
+	}
+	res, err := n.store.propose(ctx, r.ID, cmd)
 	if err == nil {
 		err = res.err
 	}
 	return res.existed, err
 }
 
-// Expect is a compare-and-swap condition: Absent, else Version if not
-// empty, else Value.
+// Expect is a compare-and-swap condition: Absent, else Exists, else
+// Version if not empty, else Value.
 type Expect struct {
 	Value   []byte
 	Absent  bool
+	Exists  bool
 	Version string
 }
 
 // CompareAndSwap writes value if the key is as expected, deciding at apply
 // time; a failed condition is ErrConditionFailed and writes nothing.
 func (n *Node) CompareAndSwap(ctx context.Context, keyspace string, key []byte, expect Expect, value []byte) (string, error) {
+	return n.CompareAndSwapWith(ctx, keyspace, key, expect, value, WriteOptions{})
+}
+
+// CompareAndSwapWith is CompareAndSwap with a request's options.
+func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []byte, expect Expect, value []byte, opts WriteOptions) (string, error) {
 	if err := n.limits.CheckValue(value); err != nil {
+		return "", err
+	}
+	if err := n.limits.CheckIdempotencyKey(opts.IdempotencyKey); err != nil {
 		return "", err
 	}
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
@@ -440,17 +479,9 @@ func (n *Node) CompareAndSwap(ctx context.Context, keyspace string, key []byte, 
 	if err != nil {
 		return "", err
 	}
-	cmd := &command{op: opCAS, key: key, value: value}
-	switch {
-	case expect.Absent:
-		cmd.cond = condAbsent
-	case expect.Version != "":
-		cmd.cond = condVersion
-		if cmd.expectVersion, err = parseVersion(r.ID, expect.Version); err != nil {
-			return "", err
-		}
-	default:
-		cmd.cond, cmd.expectValue = condValue, expect.Value
+	cmd := &command{op: opCAS, key: key, value: value, idemKey: opts.IdempotencyKey}
+	if err := cmd.setCondition(r.ID, expect); err != nil {
+		return "", err
 	}
 	res, err := n.store.propose(ctx, r.ID, cmd)
 	if err == nil {

@@ -34,7 +34,7 @@ func TestEventualStalenessMeasured(t *testing.T) {
 	for _, ks := range []string{"one", "quorum"} {
 		c.setDown(2, true)
 		for i := range keys {
-			if _, err := a.PutWith(ctx, ks, fmt.Appendf(nil, "k%d", i), []byte("v"), quorums[ks]); err != nil {
+			if _, err := a.PutWith(ctx, ks, fmt.Appendf(nil, "k%d", i), []byte("v"), WriteOptions{Quorum: quorums[ks]}); err != nil {
 				t.Fatalf("%s: put with c down: %v", ks, err)
 			}
 		}
