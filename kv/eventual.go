@@ -3,6 +3,7 @@ package kv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -54,15 +55,27 @@ func formatRecordVersion(v wrn.Version) string {
 
 // observeVersion moves the clock past a version seen in a read or write,
 // so that a later write coordinated here orders after it. A version too
-// far ahead (a peer's broken clock) is not followed; the record still
-// counts, as last writer wins demands.
+// far ahead is not followed (this clock would then run ahead of physical
+// time); it tells the clock guard that this node's clock may be behind
+// (eventual_clock.go, rule 3). The record still counts, as last writer
+// wins demands.
 func (n *Node) observeVersion(v wrn.Version) {
+	if err := n.advanceClockPast(v); err != nil {
+		n.store.logger.Debug("not following a version's clock", "version", v, "err", err)
+	}
+}
+
+// advanceClockPast moves the clock past v, so that its next reading is
+// greater than v, or says why it cannot.
+func (n *Node) advanceClockPast(v wrn.Version) error {
 	if v.IsZero() {
-		return
+		return nil
 	}
-	if _, err := n.clock.Update(v.Timestamp); err != nil {
-		n.store.logger.Warn("not following a version's clock", "version", v, "err", err)
+	_, err := n.clock.Update(v.Timestamp)
+	if errors.Is(err, wrn.ErrClockOffset) && !n.clockGuard.sawAhead(v.Timestamp.WallTime) {
+		n.store.logger.Warn("a version far ahead of this node's clock: corrupt, or a clock badly off", "version", v)
 	}
+	return err
 }
 
 // eventualQuorums returns the write and read quorums of range r of
@@ -112,7 +125,16 @@ func (n *Node) eventualQuorums(ks KeyspaceDescriptor, r *RangeDescriptor, q Quor
 
 // writeEventual writes rec (a value or a tombstone, without a version)
 // to every replica of r and returns once W of them stored it durably. The
-// replicas that have not answered by then still get it.
+// replicas that have not answered by then still get it. Its errors say
+// what the client may assume (docs/api.md):
+//
+//   - ErrUnavailable: nothing was written and nothing will be. Gossip
+//     sees too few replicas alive to meet W (checked before anything is
+//     sent), or every replica refused the write before storing it and no
+//     hint holds it. A retry is safe.
+//   - ErrOutcomeUnknown: W was not met, but some replica stored the
+//     write, may have (it did not answer in time), or a hint holds it for
+//     one: reads may see it, and hints and anti-entropy spread it.
 func (n *Node) writeEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, rec wrn.Record,
 	q QuorumOverride) (wrn.Version, bool, error) {
 	op, err := n.newEventualWrite(ks, r, key, rec, q)
@@ -128,57 +150,118 @@ func (n *Node) writeEventual(ctx context.Context, ks KeyspaceDescriptor, r *Rang
 
 // newEventualWrite is writeEventual's operation, not started yet: rec
 // versioned by this node's clock, to be written with the quorums of ks
-// overridden by q.
+// overridden by q. It refuses a write that cannot meet W (checkWritable).
 func (n *Node) newEventualWrite(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, rec wrn.Record, q QuorumOverride) (*writeOp, error) {
 	qs, err := n.eventualQuorums(ks, r, q)
 	if err != nil {
 		return nil, err
 	}
-	if rec, err = n.version(rec); err != nil {
+	if err := n.checkWritable(ks, r, qs, "a write"); err != nil {
 		return nil, err
 	}
-	return n.newWriteOp(ks, r, qs, key, rec), nil
+	rec, at, err := n.stamp(rec)
+	if err != nil {
+		return nil, err
+	}
+	op := n.newWriteOp(ks, r, qs, key, rec)
+	op.stamped, op.own = at, true
+	op.guarded = !n.clockGuard.trusted(at)
+	return op, nil
 }
 
-// version gives rec a new version: a reading of the node's clock.
-func (n *Node) version(rec wrn.Record) (wrn.Record, error) {
+// stamp gives rec a new version, a reading of the node's clock, and
+// returns it with the monotonic clock read then (clockGuard).
+func (n *Node) stamp(rec wrn.Record) (wrn.Record, clockReading, error) {
 	ts, err := n.clock.Now()
 	if err != nil {
-		return wrn.Record{}, err
+		return wrn.Record{}, clockReading{}, err
 	}
 	rec.Version = wrn.Version{Timestamp: ts, Node: n.store.NodeID()}
-	return rec, nil
+	return rec, n.clockGuard.reading(ts.WallTime), nil
 }
 
-// writeEventualRecord is writeEventual of rec, versioned already, with
-// the quorums qs.
-func (n *Node) writeEventualRecord(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums, key []byte,
-	rec wrn.Record) (bool, error) {
-	op := n.newWriteOp(ks, r, qs, key, rec)
-	res, err := await(ctx, op.start, op.progress)
-	if err != nil {
-		return false, err
+// replicaAlive says whether gossip sees node id alive (this node always).
+func (n *Node) replicaAlive(id uint64) bool {
+	if id == n.store.NodeID() {
+		return true
 	}
-	return res.existed, res.err
+	nd, ok := n.store.Catalog().Nodes[id]
+	return ok && n.alive(nd.Name)
+}
+
+// checkWritable refuses, before anything is sent, a write coordinated
+// here that could not meet qs's write sets: this node's clock is behind
+// (eventual_clock.go, rule 3), or gossip sees too few of r's replicas
+// alive. what names the write, for the error. A sloppy keyspace counts
+// hints toward W, so only its clock is checked.
+func (n *Node) checkWritable(ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums, what string) error {
+	if err := n.coordinatorClockErr(); err != nil {
+		return err
+	}
+	if ks.SloppyQuorum {
+		return nil
+	}
+	return n.checkAlive(ks, r, qs.NewWrite(false), what, qs.WriteSets())
+}
+
+// checkAlive refuses a request whose tracker tr (fresh) fails with the
+// replicas gossip sees down: sets names the quorums it needs.
+func (n *Node) checkAlive(ks KeyspaceDescriptor, r *RangeDescriptor, tr interface {
+	Ack(uint64)
+	Fail(uint64, string)
+	State() wrn.State
+}, what, sets string) error {
+	var down []uint64
+	for _, rep := range r.Replicas {
+		if n.replicaAlive(rep.NodeID) {
+			tr.Ack(rep.NodeID)
+		} else {
+			tr.Fail(rep.NodeID, "down")
+			down = append(down, rep.NodeID)
+		}
+	}
+	if tr.State() != wrn.Failed {
+		return nil
+	}
+	return fmt.Errorf("%w: keyspace %s range %d: %s needs %s, and gossip sees %d of %d replicas alive (down: nodes %v); nothing was written",
+		ErrUnavailable, ks.Name, r.ID, what, sets, len(r.Replicas)-len(down), len(r.Replicas), down)
 }
 
 // writeOp is one eventual write of a versioned record to every replica of
 // its range. It is decided once W replicas stored it durably, or once it
 // failed (the tracker says W cannot be met) and every replica answered,
-// so that the error counts every replica that did store it. A replica
-// that fails or does not answer in time gets a hint (hintWrite).
+// so that the error can say whether anything was written. A replica that
+// fails or does not answer in time gets a hint (hintWrite); one that
+// refused the write definitely (refused) does not: it would refuse the
+// hint too.
 type writeOp struct {
 	n   *Node
 	ks  KeyspaceDescriptor
 	r   *RangeDescriptor
 	key []byte
 	rec wrn.Record
-	mu  struct {
+	// own: the version was stamped here, at stamped; guarded: this node's
+	// clock was not trusted then, so its own replica gets the record, and
+	// replicas that fail get a hint, only once another replica accepted
+	// the version (eventual_clock.go, rule 2).
+	own     bool
+	stamped clockReading
+	guarded bool
+	mu      struct {
 		sync.Mutex
 		tr       *wrn.WriteTracker
-		answered int
-		existed  bool
-		done     func(writeResult) // nil once called
+		answered int // replicas answered, or given up on (held, never sent)
+		// The answers: stored it, refused it definitely, failed with the
+		// outcome unknown; and hints stored, or being stored.
+		stored, refused, unsure, hinted, hinting int
+		existed                                  bool
+		// confirmed: another replica stored the version. held: this
+		// node's own replica waits for that; waiting: replicas that
+		// failed before it, whose hints wait for it too.
+		confirmed bool
+		held      bool
+		waiting   []uint64
+		done      func(writeResult) // nil once called
 	}
 }
 
@@ -195,58 +278,147 @@ func (n *Node) newWriteOp(ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quor
 	return o
 }
 
-// start sends the record to every replica; done is called once, when the
-// write is decided.
+// start sends the record to every replica (this node's own one maybe
+// later, see guarded); done is called once, when the write is decided.
 func (o *writeOp) start(done func(writeResult)) {
+	self := o.n.store.NodeID()
+	var to []uint64
+	o.mu.Lock()
 	o.mu.done = done
-	req := replicaRequest{kind: reqWrite, rangeID: o.r.ID, key: o.key, rec: o.rec}
 	for _, rep := range o.r.Replicas {
-		to := rep.NodeID
-		o.n.net.call(to, req, func(a replicaAnswer) { o.answer(to, a) })
+		if rep.NodeID == self && o.guarded && len(o.r.Replicas) > 1 {
+			o.mu.held = true
+			continue
+		}
+		to = append(to, rep.NodeID)
+	}
+	o.mu.Unlock()
+	for _, id := range to {
+		o.send(id)
 	}
 }
 
+func (o *writeOp) send(to uint64) {
+	req := replicaRequest{kind: reqWrite, rangeID: o.r.ID, key: o.key, rec: o.rec}
+	o.n.net.call(to, req, func(a replicaAnswer) { o.answer(to, a) })
+}
+
 func (o *writeOp) answer(from uint64, a replicaAnswer) {
-	hinted := a.err != nil && o.n.hintWrite(from, o.r.ID, o.key, o.rec)
+	self := o.n.store.NodeID()
+	var sendOwn bool
+	var hint []uint64
 	o.mu.Lock()
 	tr := o.mu.tr
 	o.mu.answered++
 	switch {
-	case a.err != nil && hinted && o.ks.SloppyQuorum:
-		tr.Hinted(from)
-	case a.err != nil:
-		tr.Fail(from, a.err.Error())
-	default:
+	case a.err == nil:
+		o.mu.stored++
 		o.mu.existed = o.mu.existed || a.existed
 		tr.Ack(from)
-	}
-	done := o.mu.done
-	var res writeResult
-	switch tr.State() {
-	case wrn.Done:
-		res.existed = o.mu.existed
-	case wrn.Failed:
-		if o.mu.answered < len(o.r.Replicas) {
-			done = nil
+		if from != self && !o.mu.confirmed {
+			o.mu.confirmed = true
+			if o.own {
+				o.n.clockGuard.confirm(o.stamped)
+			}
+			sendOwn, o.mu.held = o.mu.held, false
+			hint, o.mu.waiting = o.mu.waiting, nil
 		}
-		res.err = fmt.Errorf("%w: keyspace %s range %d: %w", ErrUnavailable, o.ks.Name, o.r.ID, tr.Err())
+	case refused(a.err):
+		o.mu.refused++
+		tr.Fail(from, a.err.Error())
 	default:
-		done = nil
+		o.mu.unsure++
+		tr.Fail(from, a.err.Error())
+		switch {
+		case from == self:
+			// A hint here would fail alike.
+		case o.mu.confirmed || !o.guarded:
+			hint = append(hint, from)
+		default:
+			o.mu.waiting = append(o.mu.waiting, from)
+		}
+	}
+	if o.mu.held && o.mu.answered == len(o.r.Replicas)-1 {
+		// Every other replica answered and none stored the version: this
+		// node's clock may be ahead of all of theirs, so its own replica
+		// does not get it either, and no hint is stored.
+		o.mu.held = false
+		o.mu.answered++
+		o.mu.refused++
+		tr.Fail(self, "not sent: no other replica accepted the version, so this node's clock could not be checked")
+	}
+	o.mu.hinting += len(hint)
+	done, res := o.settle()
+	o.mu.Unlock()
+	if sendOwn {
+		o.send(self)
+	}
+	for _, to := range hint {
+		o.hint(to)
 	}
 	if done != nil {
-		o.mu.done = nil
+		done(res)
 	}
+}
+
+// hint stores a hint for replica to, which failed, then settles.
+func (o *writeOp) hint(to uint64) {
+	ok := o.n.hintWrite(to, o.r.ID, o.key, o.rec)
+	o.mu.Lock()
+	o.mu.hinting--
+	if ok {
+		o.mu.hinted++
+		o.mu.tr.Hinted(to)
+	}
+	done, res := o.settle()
 	o.mu.Unlock()
 	if done != nil {
 		done(res)
 	}
 }
 
+// settle returns the done function and the result if the write is
+// decided now and was not before. o.mu is held.
+func (o *writeOp) settle() (func(writeResult), writeResult) {
+	if o.mu.done == nil {
+		return nil, writeResult{}
+	}
+	var res writeResult
+	switch o.mu.tr.State() {
+	case wrn.Done:
+		res.existed = o.mu.existed
+	case wrn.Failed:
+		if o.mu.answered < len(o.r.Replicas) || o.mu.hinting > 0 || o.mu.held {
+			return nil, writeResult{} // the error counts every replica
+		}
+		res.err = o.failure()
+	default:
+		return nil, writeResult{}
+	}
+	done := o.mu.done
+	o.mu.done = nil
+	return done, res
+}
+
+// failure is the error of a write that missed W, once every replica
+// answered. o.mu is held.
+func (o *writeOp) failure() error {
+	m := &o.mu
+	if (m.stored == 0 && m.unsure == 0 && m.hinted == 0) || o.n.evHooks.unavailableAfterPartialWrite {
+		return fmt.Errorf("%w: keyspace %s range %d: every replica refused the write of key %q, so nothing was written: %w",
+			ErrUnavailable, o.ks.Name, o.r.ID, abbreviate(o.key), m.tr.Err())
+	}
+	return fmt.Errorf("%w: keyspace %s range %d: the write of key %q (version %s) missed W: stored on %d of %d replicas, "+
+		"%d did not answer, %d refused, %d hints held; reads may see it, and hints and anti-entropy spread it to the others: %w",
+		ErrOutcomeUnknown, o.ks.Name, o.r.ID, abbreviate(o.key), formatRecordVersion(o.rec.Version), m.stored, len(o.r.Replicas),
+		m.unsure, m.refused, m.hinted, m.tr.Err())
+}
+
 // progress describes an undecided write, for a request that gave up.
 func (o *writeOp) progress() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return fmt.Sprintf("keyspace %s: %v", o.ks.Name, o.mu.tr.Err())
+	return fmt.Sprintf("keyspace %s: stored on %d of %d replicas so far: %v", o.ks.Name, o.mu.stored, len(o.r.Replicas), o.mu.tr.Err())
 }
 
 // readEventual asks every replica of r for key's record and returns the

@@ -19,7 +19,8 @@ import (
 )
 
 // Compare-and-swap in eventual keyspaces (issue 6): Basic Paxos per key
-// over the key's replicas, as Cassandra's lightweight transactions do.
+// over the key's replicas, as Cassandra's lightweight transactions do; a
+// conditional delete is a compare-and-swap to a tombstone.
 //
 // Every replica of a range keeps, per key that took part in a
 // compare-and-swap, a Basic Paxos acceptor state (paxos.AcceptorState)
@@ -28,14 +29,40 @@ import (
 // which read the data span, never see it, and removing the replica
 // removes it. It is written and synced before the acceptor answers.
 //
-// The coordinator runs a paxos.Proposer. The register's value is an
-// encoded record (encodeRecord: value or tombstone, with its HLC
-// version). The update compares the current value, the newer (by version)
-// of the highest accepted value among the phase-1 answers and the key's
-// record read from R replicas before the proposal, to the expectation;
-// if it holds, it proposes the new value under a fresh HLC version. Once
-// chosen, that record is also written to every replica as a normal record
-// (acknowledged after W), so plain reads see it.
+// The coordinator runs a paxos.Proposer. The register's value is a
+// casValue (eventual_casvalue.go): the key's record (value or tombstone,
+// with its HLC version), the position of the latest swap in the key's
+// chain of swaps, and the request IDs of the last casHistoryLen swaps.
+// The key's current record is the newest (by version) of the highest
+// accepted value among the phase-1 answers, the records that those
+// acceptors' replicas hold (each Promise carries its replica's record),
+// and the record read from R replicas before the proposal. The update
+// compares it to the expectation; if it holds, it proposes the new record
+// under a fresh HLC version, greater than the current one. Once chosen,
+// that record is also written to every replica as a normal record
+// (acknowledged after W), so plain reads see it: the swap answers success
+// only then.
+//
+// A request whose ID is found in the register (its swap is chosen, or
+// accepted and now chosen again; later swaps may have followed) answers
+// that swap's success and version: a later attempt of the same request
+// after a preempted one, or a client's retry with the same idempotency
+// key (its ID is a hash of the key). Without that, a swap that was chosen
+// after its proposer was preempted would be told "condition failed" by
+// its own retry.
+//
+// Answers, and what the client may assume (docs/api.md):
+//   - success: the swap is chosen and W replicas stored its record;
+//   - ErrConditionFailed: the condition was false at the swap's point in
+//     the key's history, and the swap will never take effect;
+//   - ErrUnavailable: nothing was or will be written: gossip sees too few
+//     replicas alive (checked first), or no Accept of this request's value
+//     was ever sent (its phases failed for want of answers, or its clock
+//     cannot stamp a version past the key's);
+//   - ErrOutcomeUnknown: an Accept of its value went out, so the swap may
+//     be chosen, now or later; or it is chosen but not yet stored on W
+//     replicas (the message says so). A retry with the same idempotency
+//     key finds the swap if it was chosen and finishes its write.
 //
 // Quorums: both phases use a majority of the key's replicas, whatever the
 // keyspace's W and R. Paxos is safe only if every phase-1 quorum meets
@@ -43,19 +70,30 @@ import (
 // meet only when W+R > N, which per-request overrides may break, and a
 // W=N keyspace would make every compare-and-swap wait for every replica.
 // A majority tolerates ⌊(N-1)/2⌋ replicas down, like Cassandra's SERIAL
-// consistency. The record read that seeds a key never written by
-// compare-and-swap uses the keyspace's R, which meets the keyspace's W.
+// consistency. The record read that seeds the current record uses the
+// keyspace's R, which meets the keyspace's W.
 //
-// PITFALL: the guarantee holds only among compare-and-swaps. A plain Put
-// or Delete of a key also written by compare-and-swap bypasses Paxos: a
-// compare-and-swap running concurrently may miss it, and two compare-and-
-// swaps may both succeed around it. Write such keys only by
-// compare-and-swap (Cassandra's known pitfall of mixing LWT and plain
-// writes).
+// Against plain writes (PITFALL, as in Cassandra): the guarantee that
+// exactly one of competing swaps wins, and that swaps are linearizable,
+// holds among the compare-and-swaps and conditional deletes of a key. A
+// swap sees every plain Put or Delete acknowledged before it started (its
+// read meets their W) and orders after it; a plain write concurrent with
+// a swap bypasses Paxos: the swap may not see it, and last writer wins
+// then orders the two by version, so the plain write either overwrites
+// the swap's value or is overwritten by it although the swap compared
+// against the value before it. Write such keys only by compare-and-swap
+// and conditional delete when that matters.
 
 // maxCASAttempts bounds the proposals of one compare-and-swap preempted by
-// concurrent ones before it answers Unavailable.
+// concurrent ones; it then answers Unavailable, or outcome unknown if an
+// Accept of its value went out.
 const maxCASAttempts = 30
+
+// casBackoffMax bounds the randomized wait before a preempted
+// compare-and-swap proposes again, which doubles from 1 ms per attempt.
+// Too low lets dueling coordinators keep preempting each other; too high
+// adds that much latency to a contended swap.
+const casBackoffMax = 64 * time.Millisecond
 
 // newProposerID returns a ballot owner ID unique to one compare-and-swap
 // request: the node ID in the high bits and a counter started at a
@@ -72,6 +110,21 @@ func (n *Node) randInt64N(max int64) int64 {
 	n.rngMu.Lock()
 	defer n.rngMu.Unlock()
 	return n.rng.Int64N(max)
+}
+
+// newCASID returns the ID of a request: from its idempotency key, or
+// random from the node's source.
+func (n *Node) newCASID(idemKey []byte) casID {
+	if len(idemKey) > 0 {
+		return casIDOf(idemKey)
+	}
+	n.rngMu.Lock()
+	defer n.rngMu.Unlock()
+	var id casID
+	for i := range id {
+		id[i] = byte(n.rng.Uint32())
+	}
+	return id
 }
 
 // casSystem is the quorum system of a key's acceptors: a majority of the
@@ -110,10 +163,13 @@ func checkExpect(key []byte, expect Expect, cur wrn.Record) error {
 		ErrConditionFailed, abbreviate(key), want, abbreviate(cur.Value), formatRecordVersion(cur.Version))
 }
 
-// casEventual is CompareAndSwap in eventual keyspace ks (see above).
+// casEventual is CompareAndSwap in eventual keyspace ks (see above), and
+// DeleteWith with a condition when rec is a tombstone: rec (without a
+// version) is written if the key is as expected. idemKey is the request's
+// idempotency key (empty: none).
 func (n *Node) casEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, expect Expect,
-	value []byte) (string, error) {
-	op, err := n.newCASOp(ks, r, key, expect, value)
+	rec wrn.Record, idemKey []byte) (string, error) {
+	op, err := n.newCASOp(ks, r, key, expect, rec, idemKey)
 	if err != nil {
 		return "", err
 	}
@@ -134,30 +190,72 @@ type casOp struct {
 	qs     wrn.Quorums
 	key    []byte
 	expect Expect
-	value  []byte
+	rec    wrn.Record // the new record, without a version: a value, or a tombstone
+	id     casID
 	done   func(casResult)
 	mu     struct {
 		sync.Mutex
 		p       *paxos.Proposer
 		attempt int
-		// ours are the values this request proposed: a preempted
-		// proposal's value may still be chosen, by a later proposer that
-		// found it accepted. A later attempt that finds it is then this
-		// request's success, not a failed condition.
-		ours map[string]bool
-		// Of the current attempt: the key's record read before the
-		// proposal (for a key Paxos has no value of yet), the failed
-		// condition, whether the proposer chose again a value of ours,
-		// the requests not answered yet and the errors of those that
-		// failed.
+		// sent: an Accept of a value of this request went out, in some
+		// attempt, so the swap may be chosen, now or later: the request
+		// never answers Unavailable. minSeq is the lowest position such a
+		// value was proposed at (0: none): a later attempt that finds
+		// the register past it without this request's entry knows the
+		// swap was not chosen, unless the history no longer reaches it.
+		sent   bool
+		minSeq uint64
+		// Of the current attempt: the newest record read or promised,
+		// what the proposal decided to propose, the requests not answered
+		// yet, the acceptors whose calls failed (refusals to Paxos),
+		// whether one refused a ballot, this node's own acceptor's
+		// Accept held until another accepted (eventual_clock.go, rule
+		// 2), and the clock reading of the proposed version.
 		stored      wrn.Record
-		condErr     error
-		mine        bool
+		dec         casDecision
+		stamped     clockReading
+		guarded     bool
 		outstanding int
-		errs        []error
-		decided     bool // the current attempt's proposal is decided
-		abandoned   bool // the request gave up: no further attempt
+		failed      []error
+		rejected    bool
+		held        *paxos.BasicMessage
+		// accepts: Accepts of this request's value not yet answered, or
+		// answered with an error that leaves open whether the acceptor
+		// took it; they make sent true once the attempt is decided.
+		accepts   int
+		decided   bool // the current attempt's proposal is decided
+		abandoned bool // the request gave up: no further attempt
 	}
+}
+
+// casDecisionKind is what a proposal chose to propose once it won
+// phase 1.
+type casDecisionKind uint8
+
+const (
+	casUndecided casDecisionKind = iota
+	// casApplied: the condition held; the proposal carries the new record.
+	casApplied
+	// casMine: the register holds this request's swap already (chosen, or
+	// accepted); the proposal chooses the register again.
+	casMine
+	// casFailed: the condition is false; the proposal chooses the
+	// register again, or there is nothing to choose.
+	casFailed
+	// casLost: a value of this request proposed by an earlier attempt may
+	// have been chosen, and the history no longer reaches back to it.
+	casLost
+	// casError: no proposal could be made (the clock cannot stamp a
+	// version past the current one, a corrupt value).
+	casError
+)
+
+// casDecision is the current attempt's decision.
+type casDecision struct {
+	kind    casDecisionKind
+	rec     wrn.Record  // the record proposed: the new one, or the current one again
+	version wrn.Version // casApplied, casMine: the swap's version
+	err     error       // casFailed, casError
 }
 
 // casResult is a decided compare-and-swap: the new version, or the error.
@@ -166,7 +264,7 @@ type casResult struct {
 	err     error
 }
 
-func (n *Node) newCASOp(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, expect Expect, value []byte) (*casOp, error) {
+func (n *Node) newCASOp(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, expect Expect, rec wrn.Record, idemKey []byte) (*casOp, error) {
 	sys, err := casSystem(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: keyspace %s: %v", ErrInvalidArgument, ks.Name, err)
@@ -175,9 +273,29 @@ func (n *Node) newCASOp(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, e
 	if err != nil {
 		return nil, err
 	}
-	o := &casOp{n: n, ks: ks, r: r, qs: qs, key: key, expect: expect, value: value}
+	// Refused at once, nothing written: the phases need a majority alive,
+	// and the chosen record's write W replicas.
+	ids := make([]uint64, len(r.Replicas))
+	for i, rep := range r.Replicas {
+		ids[i] = rep.NodeID
+	}
+	majority, err := wrn.SizeQuorums(ids, len(ids)/2+1, len(ids)/2+1)
+	if err != nil {
+		return nil, fmt.Errorf("%w: keyspace %s: %v", ErrInvalidArgument, ks.Name, err)
+	}
+	what := "a compare-and-swap"
+	if rec.Tombstone {
+		what = "a conditional delete"
+	}
+	if err := n.checkAlive(ks, r, majority.NewWrite(false), what,
+		fmt.Sprintf("a majority (%d of %d replicas) for Paxos", len(ids)/2+1, len(ids))); err != nil {
+		return nil, err
+	}
+	if err := n.checkWritable(ks, r, qs, what); err != nil {
+		return nil, err
+	}
+	o := &casOp{n: n, ks: ks, r: r, qs: qs, key: key, expect: expect, rec: rec, id: n.newCASID(idemKey)}
 	o.mu.p = paxos.NewProposer(n.newProposerID(), sys)
-	o.mu.ours = map[string]bool{}
 	return o, nil
 }
 
@@ -200,8 +318,7 @@ func (o *casOp) attempt() {
 	o.mu.Lock()
 	if o.mu.abandoned {
 		o.mu.Unlock()
-		o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: compare-and-swap abandoned by its client",
-			ErrUnavailable, o.ks.Name, abbreviate(o.key))})
+		o.finish(casResult{err: o.unfinished("abandoned by its client")})
 		return
 	}
 	o.mu.attempt++
@@ -210,135 +327,292 @@ func (o *casOp) attempt() {
 	o.n.newReadOp(o.ks, o.r, o.qs, o.key).start(func(res readResult) { o.propose(attempt, res) })
 }
 
+// unfinished is the error of a request that ends without a decision:
+// outcome unknown if an Accept of its value went out, else Unavailable.
+func (o *casOp) unfinished(why string) error {
+	o.mu.Lock()
+	sent := o.mu.sent
+	o.mu.Unlock()
+	if sent {
+		return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap %s after its value was sent to the acceptors: "+
+			"it may be chosen; retry with the same idempotency key to learn whether it was", ErrOutcomeUnknown, o.ks.Name, abbreviate(o.key), why)
+	}
+	return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap %s; nothing was written", ErrUnavailable, o.ks.Name, abbreviate(o.key), why)
+}
+
 func (o *casOp) propose(attempt int, read readResult) {
 	if read.err != nil {
-		o.finish(casResult{err: read.err})
+		o.finish(casResult{err: o.unfinishedErr(read.err)})
 		return
 	}
 	o.mu.Lock()
-	o.mu.stored, o.mu.condErr, o.mu.mine = read.rec, nil, false
-	o.mu.errs, o.mu.decided = nil, false
+	o.mu.stored, o.mu.dec, o.mu.guarded = read.rec, casDecision{}, false
+	o.mu.failed, o.mu.rejected, o.mu.held, o.mu.accepts, o.mu.decided = nil, false, nil, 0, false
 	msgs := o.mu.p.Propose(o.update)
 	o.mu.outstanding = len(msgs)
 	o.mu.Unlock()
 	o.send(attempt, msgs)
 }
 
+// unfinishedErr is unfinished for a request that ends on err, which says
+// why.
+func (o *casOp) unfinishedErr(err error) error {
+	o.mu.Lock()
+	sent := o.mu.sent
+	o.mu.Unlock()
+	if sent {
+		return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap stopped after its value was sent to the acceptors "+
+			"(it may be chosen; retry with the same idempotency key to learn whether it was): %v", ErrOutcomeUnknown, o.ks.Name, abbreviate(o.key), err)
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap: nothing was written: %w", ErrUnavailable, o.ks.Name, abbreviate(o.key), err)
+}
+
 // update is the proposal's paxos.UpdateFunc; it runs in Step, o.mu held.
+// It always proposes the newest record it knows of, so that no accepted
+// value older than a tombstone seen is chosen again (casPromiseFormat).
 func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
-	current := o.mu.stored
-	if exists && o.mu.ours[string(cur)] {
-		o.mu.mine = true
-		return cur, false // chosen again by the proposer
-	}
+	var acc casValue
 	if exists {
-		acc, err := decodeRecord(cur)
+		v, err := decodeCASValue(cur)
 		if err != nil {
-			o.mu.condErr = fmt.Errorf("key %q: accepted compare-and-swap value: %w", abbreviate(o.key), err)
-			return cur, false
+			o.mu.dec = casDecision{kind: casError, err: fmt.Errorf("key %q: accepted compare-and-swap value: %w", abbreviate(o.key), err)}
+			return cur, true
 		}
-		current = wrn.Merge(acc, o.mu.stored)
+		acc = v
 	}
-	if o.mu.condErr = checkExpect(o.key, o.expect, current); o.mu.condErr != nil {
-		return cur, false
+	if o.n.evHooks.ignoreAccepted {
+		acc = casValue{} // canary: decide on the records alone
 	}
-	o.n.observeVersion(current.Version)
-	rec, err := o.n.version(wrn.Record{Value: o.value})
+	current := wrn.Merge(acc.rec, o.mu.stored)
+	// again chooses the register again with the current record, even
+	// none: its phase 2 fences every value accepted at a lower ballot,
+	// so that one of this request's earlier attempts not found now can
+	// never be chosen later, and a failed condition stays failed.
+	again := func() ([]byte, bool) {
+		return encodeCASValue(casValue{rec: current, seq: acc.seq, hist: acc.hist}), true
+	}
+	if e, ok := acc.find(o.id); ok {
+		o.mu.dec = casDecision{kind: casMine, rec: current, version: e.version}
+		return again()
+	}
+	if o.mu.minSeq != 0 && !acc.covers(o.mu.minSeq) {
+		o.mu.dec = casDecision{kind: casLost, rec: current}
+		return again()
+	}
+	if o.mu.abandoned {
+		// Its client gave up and may retry: a swap decided now could
+		// follow the retry's answer.
+		o.mu.dec = casDecision{kind: casError, rec: current, err: errors.New("abandoned by its client")}
+		return again()
+	}
+	if err := checkExpect(o.key, o.expect, current); err != nil {
+		o.mu.dec = casDecision{kind: casFailed, rec: current, err: err}
+		return again()
+	}
+	// The swap's version is greater than the version it replaces: the
+	// clock moves past it first, and if it cannot (the current version is
+	// too far ahead of this node's clock), there is no swap.
+	var rec wrn.Record
+	var at clockReading
+	err := o.n.advanceClockPast(current.Version)
+	if err == nil {
+		rec, at, err = o.n.stamp(o.rec)
+	}
+	if err == nil && !current.Version.Less(rec.Version) {
+		err = fmt.Errorf("%w: version %s is not past the current one %s", wrn.ErrClockOffset, formatRecordVersion(rec.Version),
+			formatRecordVersion(current.Version))
+	}
 	if err != nil {
-		o.mu.condErr = err
-		return cur, false
+		o.n.store.cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		o.mu.dec = casDecision{kind: casError, rec: current, err: fmt.Errorf("key %q: this node's clock cannot stamp a version past "+
+			"the current one %s (its clock is behind by more than the %v maximum clock offset?): %w",
+			abbreviate(o.key), formatRecordVersion(current.Version), clockMaxOffset, err)}
+		return again()
 	}
-	next := encodeRecord(rec)
-	o.mu.ours[string(next)] = true
-	return next, true
+	next := acc.next(rec, o.id)
+	o.mu.dec = casDecision{kind: casApplied, rec: rec, version: rec.Version}
+	o.mu.stamped, o.mu.guarded = at, !o.n.clockGuard.trusted(at)
+	if o.mu.minSeq == 0 || next.seq < o.mu.minSeq {
+		o.mu.minSeq = next.seq
+	}
+	return encodeCASValue(next), true
 }
 
 // send hands the proposal's messages to the key's acceptors.
 func (o *casOp) send(attempt int, msgs []paxos.BasicMessage) {
 	for _, m := range msgs {
-		to := m.To
-		o.n.net.call(to, replicaRequest{kind: reqCAS, rangeID: o.r.ID, key: o.key, cas: m},
-			func(a replicaAnswer) { o.answer(attempt, to, a) })
+		o.n.net.call(m.To, replicaRequest{kind: reqCAS, rangeID: o.r.ID, key: o.key, cas: m},
+			func(a replicaAnswer) { o.answer(attempt, m, a) })
 	}
 }
 
-// answer steps the proposer with an acceptor's answer of attempt.
-func (o *casOp) answer(attempt int, from uint64, a replicaAnswer) {
+// answer steps the proposer with an acceptor's answer to m, of attempt.
+// A call that failed counts as a refusal: the quorum decides.
+func (o *casOp) answer(attempt int, m paxos.BasicMessage, a replicaAnswer) {
+	self := o.n.store.NodeID()
 	o.mu.Lock()
 	if attempt != o.mu.attempt || o.mu.decided {
 		o.mu.Unlock()
 		return // an answer to an earlier proposal
 	}
 	o.mu.outstanding--
-	var msgs []paxos.BasicMessage
-	if a.err != nil {
-		o.mu.errs = append(o.mu.errs, fmt.Errorf("node %d: %w", from, a.err))
-	} else {
-		msgs = o.mu.p.Step(a.cas)
+	reply := a.cas
+	if a.err == nil && reply.Type == paxos.BasicPromise {
+		acc, rec, err := decodePromise(reply.Value)
+		if err != nil {
+			a.err = err
+		} else {
+			reply.Value = acc
+			o.mu.stored = wrn.Merge(o.mu.stored, rec)
+		}
+	}
+	ours := m.Type == paxos.BasicAccept && o.mu.dec.kind == casApplied
+	var release *paxos.BasicMessage
+	switch {
+	case a.err != nil:
+		o.mu.failed = append(o.mu.failed, fmt.Errorf("node %d: %w", m.To, a.err))
+		reply = refusalOf(m)
+		if ours && refused(a.err) {
+			o.mu.accepts-- // refused: not taken
+		}
+	case reply.Reject:
+		o.mu.rejected = true
+		if ours {
+			o.mu.accepts--
+		}
+	case ours:
+		o.mu.accepts--
+		o.mu.sent = true // taken: the swap may be chosen
+		if m.To != self {
+			// Another acceptor took the version: this node's clock is
+			// within the bound of its, and its own acceptor may take it
+			// too.
+			o.n.clockGuard.confirm(o.mu.stamped)
+			if o.mu.held != nil {
+				release, o.mu.held = o.mu.held, nil
+				o.mu.outstanding++
+			}
+		}
+	}
+	msgs := o.mu.p.Step(reply)
+	if len(msgs) > 0 && msgs[0].Type == paxos.BasicAccept && o.mu.dec.kind == casApplied {
+		o.mu.accepts += len(msgs)
+		if o.mu.guarded && len(msgs) > 1 {
+			for i, am := range msgs {
+				if am.To == self {
+					o.mu.held = &am
+					msgs = append(msgs[:i:i], msgs[i+1:]...)
+					break
+				}
+			}
+		}
+	}
+	o.mu.outstanding += len(msgs)
+	if o.mu.held != nil && o.mu.outstanding == 0 {
+		// Every other acceptor answered and none took the version: this
+		// node's own acceptor does not get it either.
+		held := *o.mu.held
+		o.mu.held = nil
+		o.mu.accepts--
+		o.mu.failed = append(o.mu.failed, fmt.Errorf("node %d: not sent: no other acceptor took the version, "+
+			"so this node's clock could not be checked", self))
+		o.mu.p.Step(refusalOf(held))
 	}
 	out, decided := o.mu.p.Outcome()
-	o.mu.outstanding += len(msgs)
-	stuck := !decided && o.mu.outstanding == 0
-	o.mu.decided = decided || stuck
-	errs := o.mu.errs
+	o.mu.decided = decided
+	if decided && o.mu.accepts > 0 {
+		o.mu.sent = true // some were not answered, or failed uncertainly
+	}
 	o.mu.Unlock()
 	switch {
 	case decided:
 		o.decide(out)
-	case stuck:
-		o.finish(casResult{err: fmt.Errorf("%w: keyspace %s range %d key %q: compare-and-swap needs a majority of %d replicas "+
-			"to answer each Paxos phase: %w", ErrUnavailable, o.ks.Name, o.r.ID, abbreviate(o.key), len(o.r.Replicas), errors.Join(errs...))})
 	default:
+		if release != nil {
+			msgs = append(msgs, *release)
+		}
 		o.send(attempt, msgs)
 	}
+}
+
+// refusalOf is the refusal of m that a failed call to its acceptor counts
+// as.
+func refusalOf(m paxos.BasicMessage) paxos.BasicMessage {
+	reply := paxos.BasicMessage{Type: paxos.BasicPromise, From: m.To, To: m.From, Ballot: m.Ballot, Reject: true}
+	if m.Type == paxos.BasicAccept {
+		reply.Type = paxos.BasicAccepted
+	}
+	return reply
 }
 
 // decide acts on the outcome of the current attempt's proposal.
 func (o *casOp) decide(out paxos.Outcome) {
 	o.mu.Lock()
-	attempt, stored, condErr, mine := o.mu.attempt, o.mu.stored, o.mu.condErr, o.mu.mine
+	attempt, dec, stored := o.mu.attempt, o.mu.dec, o.mu.stored
+	failedOnly := len(o.mu.failed) > 0 && !o.mu.rejected
+	errs := errors.Join(o.mu.failed...)
+	sent := o.mu.sent
 	o.mu.Unlock()
-	switch {
-	case out.Preempted:
-		if attempt >= maxCASAttempts {
-			o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: compare-and-swap preempted %d times by concurrent ones",
-				ErrUnavailable, o.ks.Name, abbreviate(o.key), attempt)})
-			return
+	if out.Preempted {
+		switch {
+		case failedOnly && !sent:
+			o.finish(casResult{err: fmt.Errorf("%w: keyspace %s range %d key %q: compare-and-swap needs a majority of %d replicas "+
+				"to answer each Paxos phase; nothing was written: %w", ErrUnavailable, o.ks.Name, o.r.ID, abbreviate(o.key), len(o.r.Replicas), errs)})
+		case attempt >= maxCASAttempts:
+			o.finish(casResult{err: o.unfinished(fmt.Sprintf("preempted %d times by concurrent ones (last: %v)", attempt, errs))})
+		default:
+			// Randomized backoff, growing, so that dueling proposers stop
+			// preempting each other.
+			wait := min(time.Millisecond<<min(attempt, 10), casBackoffMax)
+			o.n.net.after(time.Duration(o.n.randInt64N(int64(wait))), o.attempt)
 		}
-		// Randomized backoff, growing, so that dueling proposers stop
-		// preempting each other.
-		o.n.net.after(time.Duration(o.n.randInt64N(int64(time.Millisecond)*int64(min(attempt, 10)))), o.attempt)
-	case !out.Applied && !(out.Exists && mine):
-		if condErr == nil {
-			condErr = fmt.Errorf("%w: keyspace %s key %q: compare-and-swap not applied", ErrUnavailable, o.ks.Name, abbreviate(o.key))
+		return
+	}
+	if !out.Exists && !out.Applied {
+		// No phase 2: the key has no record anywhere.
+		err := dec.err
+		if dec.kind == casError {
+			err = o.unfinishedErr(dec.err)
 		}
-		if out.Exists {
-			// The current value, chosen again: make sure it is the key's
-			// record too, in case its proposer did not live to write it.
-			// Best effort: the condition failed either way.
-			if rec, err := decodeRecord(out.Value); err == nil && stored.Version.Less(rec.Version) {
-				o.n.newWriteOp(o.ks, o.r, o.qs, o.key, rec).start(func(writeResult) { o.finish(casResult{err: condErr}) })
-				return
-			}
+		o.finish(casResult{err: err})
+		return
+	}
+	// Phase 2 won: the register holds dec.rec.
+	switch dec.kind {
+	case casApplied, casMine:
+		if dec.kind == casApplied && o.n.evHooks.chosen != nil {
+			o.n.evHooks.chosen(o.key)
 		}
-		o.finish(casResult{err: condErr})
-	default:
-		rec, err := decodeRecord(out.Value)
-		if err != nil {
-			o.finish(casResult{err: err})
-			return
-		}
-		// Chosen: make it the key's record, so plain reads see it. A
-		// failure here leaves it chosen (a later compare-and-swap sees
-		// it), but plain reads may not yet: Unavailable, as for any write
-		// whose outcome the client cannot know.
-		o.n.newWriteOp(o.ks, o.r, o.qs, o.key, rec).start(func(res writeResult) {
+		// Chosen: the swap happened. It answers success once W replicas
+		// stored its record (or a newer one), so that plain reads see it.
+		o.n.newWriteOp(o.ks, o.r, o.qs, o.key, dec.rec).start(func(res writeResult) {
 			if res.err != nil {
-				o.finish(casResult{err: fmt.Errorf("compare-and-swap chosen, but not yet written to W replicas: %w", res.err)})
+				o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: the compare-and-swap is chosen (version %s), "+
+					"but its record is not yet stored on W replicas: plain reads may not see it yet; a retry with the same "+
+					"idempotency key finishes the write: %v", ErrOutcomeUnknown, o.ks.Name, abbreviate(o.key),
+					formatRecordVersion(dec.version), res.err)})
 				return
 			}
-			o.finish(casResult{version: formatRecordVersion(rec.Version)})
+			o.finish(casResult{version: formatRecordVersion(dec.version)})
 		})
+	case casFailed:
+		// The current record, chosen again: make sure it is the key's
+		// record too, in case its proposer did not live to write it. Best
+		// effort: the condition failed either way.
+		if stored.Version.Less(dec.rec.Version) {
+			o.n.newWriteOp(o.ks, o.r, o.qs, o.key, dec.rec).start(func(writeResult) { o.finish(casResult{err: dec.err}) })
+			return
+		}
+		o.finish(casResult{err: dec.err})
+	case casLost:
+		o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: an earlier attempt of this compare-and-swap may have been chosen, "+
+			"and more than %d swaps of the key followed since, so whether it was cannot be told", ErrOutcomeUnknown, o.ks.Name,
+			abbreviate(o.key), casHistoryLen)})
+	default:
+		o.finish(casResult{err: o.unfinishedErr(dec.err)})
 	}
 }
 
@@ -346,7 +620,10 @@ func (o *casOp) finish(res casResult) { o.done(res) }
 
 // stepLocalCAS steps this replica's acceptor of key in range rangeID with
 // m (a Prepare or an Accept) and returns its answer, after persisting its
-// state when it changed.
+// state when it changed. A Promise's value is encodePromise's: what the
+// acceptor accepted, and this replica's record of the key. An Accept whose
+// record's version is more than the maximum clock offset ahead of this
+// node's clock is refused (eventual_clock.go, rule 1).
 func (n *Node) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
 	if err := n.limits.CheckKey(key); err != nil {
 		return paxos.BasicMessage{}, err
@@ -354,12 +631,16 @@ func (n *Node) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (p
 	switch m.Type {
 	case paxos.BasicPrepare:
 	case paxos.BasicAccept:
-		// The proposal is an encoded record: the limit is on its value.
-		rec, err := decodeRecord(m.Value)
+		// The proposal is an encoded casValue: the limit is on its
+		// record's value (its history is bounded by decodeCASValue).
+		v, err := decodeCASValue(m.Value)
 		if err != nil {
 			return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap proposal: %v", ErrInvalidArgument, err)
 		}
-		if err := n.limits.CheckValue(rec.Value); err != nil {
+		if err := n.limits.CheckValue(v.rec.Value); err != nil {
+			return paxos.BasicMessage{}, err
+		}
+		if err := n.checkVersionClock(v.rec.Version, "compare-and-swap proposal"); err != nil {
 			return paxos.BasicMessage{}, err
 		}
 	default:
@@ -372,22 +653,17 @@ func (n *Node) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (p
 }
 
 // stepAcceptor runs key's acceptor (see stepLocalCAS) under the key's
-// stripe of casLocks.
+// stripe of casLocks, which purge takes too: a Promise's record and
+// accepted value are read together, never between a purge's delete of the
+// tombstone and its clearing of the accepted value.
 func (s *recordStore) stepAcceptor(self, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
 	mu := s.casStripe(rangeID, key)
 	mu.Lock()
 	defer mu.Unlock()
 	sk := storage.CASStateKey(rangeID, key)
-	var st paxos.AcceptorState
-	raw, err := s.db.Get(sk)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-	case err != nil:
+	st, err := s.acceptorState(rangeID, key)
+	if err != nil {
 		return paxos.BasicMessage{}, err
-	default:
-		if err := st.Unmarshal(raw); err != nil {
-			return paxos.BasicMessage{}, fmt.Errorf("%w: range %d key %q: %v", ErrCorrupt, rangeID, abbreviate(key), err)
-		}
 	}
 	m.To = self
 	rd := paxos.NewAcceptor(self, st).Step(m)
@@ -404,7 +680,32 @@ func (s *recordStore) stepAcceptor(self, rangeID uint64, key []byte, m paxos.Bas
 	if len(rd.Messages) != 1 {
 		return paxos.BasicMessage{}, fmt.Errorf("acceptor answered %d messages to %v", len(rd.Messages), m.Type)
 	}
-	return rd.Messages[0], nil
+	reply := rd.Messages[0]
+	if reply.Type == paxos.BasicPromise {
+		rec, err := s.read(rangeID, key)
+		if err != nil {
+			return paxos.BasicMessage{}, err
+		}
+		reply.Value = encodePromise(reply.Value, rec)
+	}
+	return reply, nil
+}
+
+// acceptorState reads key's acceptor state in range rangeID (the zero
+// state if none).
+func (s *recordStore) acceptorState(rangeID uint64, key []byte) (paxos.AcceptorState, error) {
+	var st paxos.AcceptorState
+	raw, err := s.db.Get(storage.CASStateKey(rangeID, key))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return st, nil
+	case err != nil:
+		return st, err
+	}
+	if err := st.Unmarshal(raw); err != nil {
+		return st, fmt.Errorf("%w: range %d key %q: %v", ErrCorrupt, rangeID, abbreviate(key), err)
+	}
+	return st, nil
 }
 
 // casLocks serialize the acceptor steps of one key on a replica.

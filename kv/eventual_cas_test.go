@@ -74,7 +74,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 		var st paxos.AcceptorState
 		raw, err := n.db.Get(storage.CASStateKey(rangeID, []byte("phone")))
 		if err == nil && st.Unmarshal(raw) == nil && !st.Accepted.IsZero() {
-			if rec, err := decodeRecord(st.Value); err == nil && string(rec.Value) == "sold to "+winners[0] {
+			if v, err := decodeCASValue(st.Value); err == nil && string(v.rec.Value) == "sold to "+winners[0] {
 				holders++
 			}
 		}

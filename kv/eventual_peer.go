@@ -261,12 +261,17 @@ func (n *Node) awaitEventualRange(ctx context.Context, id uint64) error {
 
 // writeLocalRecord stores rec on this node's replica of range rangeID
 // (see recordStore.write), and moves the clock past its version so that
-// later writes coordinated here order after it.
+// later writes coordinated here order after it. It refuses a version more
+// than the maximum clock offset ahead of this node's clock
+// (eventual_clock.go, rule 1).
 func (n *Node) writeLocalRecord(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
 	if err := n.limits.CheckKey(key); err != nil {
 		return false, false, err
 	}
 	if err := n.limits.CheckValue(rec.Value); err != nil {
+		return false, false, err
+	}
+	if err := n.checkVersionClock(rec.Version, "record"); err != nil {
 		return false, false, err
 	}
 	if _, err := n.localEventualRange(rangeID); err != nil {

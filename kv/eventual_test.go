@@ -102,11 +102,13 @@ func keysOf(kvs []KeyValue) []string {
 }
 
 // memRecords carries record requests between nodes of one process; a
-// node marked down answers nothing.
+// node marked down answers nothing, and gossip sees it down; one cut off
+// answers nothing either, but gossip sees it alive.
 type memRecords struct {
 	mu    sync.Mutex
 	nodes map[uint64]*Node
 	down  map[uint64]bool
+	cut   map[uint64]bool
 	// readDelay delays every record read: a coordinator's own replica,
 	// read directly, then answers first.
 	readDelay time.Duration
@@ -115,7 +117,7 @@ type memRecords struct {
 func (m *memRecords) to(id uint64) (*Node, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if n := m.nodes[id]; n != nil && !m.down[id] {
+	if n := m.nodes[id]; n != nil && !m.down[id] && !m.cut[id] {
 		return n, nil
 	}
 	return nil, fmt.Errorf("%w: node %d is down", ErrUnavailable, id)
@@ -135,6 +137,15 @@ func (m *memRecords) setDown(id uint64, down bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.down[id] = down
+}
+
+func (m *memRecords) setCut(id uint64, cut bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cut == nil {
+		m.cut = map[uint64]bool{}
+	}
+	m.cut[id] = cut
 }
 
 func (m *memRecords) writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
@@ -232,19 +243,35 @@ func TestEventualThreeNodes(t *testing.T) {
 	if _, err := a.Put(ctx, "ev", []byte("x"), []byte("1")); err != nil {
 		t.Fatalf("W=2 with one replica down: %v", err)
 	}
+	// Gossip sees c down: a W=3 write is refused before anything is
+	// sent, so Unavailable is true: nothing was written.
 	_, err := a.PutWith(ctx, "ev", []byte("x"), []byte("2"), WriteOptions{Quorum: QuorumOverride{W: 3}})
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "W=3 of N=3; 2 of 3 replicas acknowledged") {
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "needs W=3 of N=3, and gossip sees 2 of 3 replicas alive") {
 		t.Fatalf("W=3 with one replica down: %v", err)
 	}
 	_, err = nodes[1].GetWith(ctx, "ev", []byte("x"), QuorumOverride{RLevel: "all"})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "R=3 of N=3; 2 of 3 replicas answered") {
 		t.Fatalf("R=3 with one replica down: %v", err)
 	}
-	if kv, err := nodes[1].Get(ctx, "ev", []byte("x")); err != nil || string(kv.Value) != "2" {
-		// The failed W=3 write still reached the two live replicas: a
-		// failed write is not undone (Dynamo's semantics).
-		t.Fatalf("R=2 with one replica down: %+v, %v", kv, err)
+	if kv, err := nodes[1].Get(ctx, "ev", []byte("x")); err != nil || string(kv.Value) != "1" {
+		t.Fatalf("R=2 after the refused W=3 write: %+v, %v; want the 1 before it", kv, err)
 	}
+	// Cut off but alive to gossip, c does not answer: the W=3 write
+	// reaches the two others and misses W. Its outcome is unknown, not
+	// Unavailable: it was written, and is not undone (Dynamo's
+	// semantics).
+	recs.setDown(c, false)
+	recs.setCut(c, true)
+	_, err = a.PutWith(ctx, "ev", []byte("x"), []byte("2"), WriteOptions{Quorum: QuorumOverride{W: 3}})
+	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "stored on 2 of 3 replicas") {
+		t.Fatalf("W=3 with one replica cut off: %v", err)
+	}
+	if kv, err := nodes[1].Get(ctx, "ev", []byte("x")); err != nil || string(kv.Value) != "2" {
+		t.Fatalf("R=2 after the W=3 write of unknown outcome: %+v, %v", kv, err)
+	}
+	a.inflight.Wait() // the hint for c is stored
+	recs.setCut(c, false)
+	recs.setDown(c, true)
 	if _, err := a.Delete(ctx, "ev", []byte("k0")); err != nil {
 		t.Fatal(err)
 	}

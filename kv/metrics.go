@@ -48,6 +48,12 @@ type Metrics struct {
 	// TombstonesPurged: tombstones of eventual keyspaces deleted once
 	// every replica held them (antientropy.go).
 	TombstonesPurged prometheus.Counter
+	// ClockOffsetRefusals: eventual writes refused because a version was
+	// more than the maximum clock offset ahead of a clock (eventual_clock.go),
+	// by what refused: replica (a record or compare-and-swap proposal ahead
+	// of this replica's clock), coordinator (this node's clock behind the
+	// versions it sees, or ahead of every other replica's).
+	ClockOffsetRefusals *prometheus.CounterVec
 
 	// Staleness of eventual reads, by keyspace (issue 6): reads answered,
 	// and of those the reads whose answer was older than the newest
@@ -127,6 +133,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "quorumkv_wrn_tombstones_purged_total",
 			Help: "Tombstones of eventual keyspaces purged by anti-entropy once every replica held them.",
 		}),
+		ClockOffsetRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_wrn_clock_offset_refusals_total",
+			Help: "Eventual writes refused because a version was more than the maximum clock offset ahead of a clock, " +
+				"by what refused: replica (a version ahead of its clock), coordinator (its own clock off).",
+		}, []string{"by"}),
 		WRNReads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_wrn_reads_total", Help: "Reads of eventual keyspaces answered, by keyspace.",
 		}, []string{"keyspace"}),
@@ -139,7 +150,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
 			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.WALSyncDuration, m.ReadRepairs,
-			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.WRNReads, m.WRNStaleReads)
+			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.ClockOffsetRefusals, m.WRNReads, m.WRNStaleReads)
 	}
 	return m
 }

@@ -45,6 +45,7 @@ type Node struct {
 	// the replicas (net, over recordPeers to the other nodes), and the
 	// read repairs in flight.
 	clock          *wrn.Clock
+	clockGuard     *clockGuard // what this node knows of its own clock (eventual_clock.go)
 	records        *recordStore
 	net            replicaNet
 	recordPeers    recordTransport
@@ -63,6 +64,9 @@ type Node struct {
 	tombstoneGrace time.Duration
 	// loops runs hint replay and anti-entropy in kvd.
 	loops backgroundLoops
+	// evHooks are the eventual coordinator's test-only canaries and
+	// callbacks (eventualHooks); zero in production.
+	evHooks eventualHooks
 	// inflight counts the goroutines of eventual requests and repairs,
 	// for Close.
 	inflight sync.WaitGroup
@@ -112,6 +116,12 @@ type NodeConfig struct {
 	// Seed seeds the node's random choices (compare-and-swap ballots and
 	// backoff); 0 means a random seed.
 	Seed uint64
+
+	// monotonic reads a monotonic clock for the clock guard
+	// (eventual_clock.go); nil reads Go's. The simulator sets it.
+	monotonic func() time.Duration
+	// evHooks: see Node.evHooks. Tests only.
+	evHooks eventualHooks
 }
 
 // Member is a node as gossip sees it.
@@ -201,7 +211,8 @@ func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 	}
 	n := &Node{store: store, db: store.db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
 		alive: cfg.Alive, members: cfg.Members, peers: newPeers(cfg.HTTPClient),
-		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), records: newRecordStore(store.db),
+		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), clockGuard: newClockGuard(cfg.PhysicalClock, cfg.monotonic),
+		records: newRecordStore(store.db), evHooks: cfg.evHooks,
 		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs,
 		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
 	n.recordPeers = connectRecords{n}
@@ -420,7 +431,10 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 	}
 	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
 		if expect != nil {
-			return false, fmt.Errorf("%w: a conditional delete in eventual keyspace %s", ErrNotServed, keyspace)
+			// A compare-and-swap to a tombstone (eventual_cas.go): it
+			// existed, since every condition a delete takes needs it to.
+			_, err := n.casEventual(ctx, ks, r, key, *expect, wrn.Record{Tombstone: true}, opts.IdempotencyKey)
+			return err == nil, err
 		}
 		_, existed, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Tombstone: true}, opts.Quorum)
 		return existed, err
@@ -473,7 +487,7 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 		// Basic Paxos per key over its replicas (eventual_cas.go). Plain
 		// writes of a key also written by compare-and-swap forfeit the
 		// guarantee.
-		return n.casEventual(ctx, ks, r, key, expect, value)
+		return n.casEventual(ctx, ks, r, key, expect, wrn.Record{Value: value}, opts.IdempotencyKey)
 	}
 	r, err := n.route(keyspace, key)
 	if err != nil {

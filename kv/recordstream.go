@@ -121,7 +121,7 @@ func (rs *recordStreams) stream(to uint64, addr string) (*recordStream, error) {
 func (rs *recordStreams) call(ctx context.Context, to uint64, addr string, c *peerv1.RecordCall) (*peerv1.RecordAnswer, error) {
 	s, err := rs.stream(to, addr)
 	if err != nil {
-		return nil, err
+		return nil, notSent(err)
 	}
 	ch := make(chan recordResult, 1)
 	s.mu.Lock()
@@ -133,10 +133,10 @@ func (rs *recordStreams) call(ctx context.Context, to uint64, addr string, c *pe
 		// Replaced or closed since stream returned it: its goroutine
 		// is gone and would never send the call.
 		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: the stream to node %d closed", ErrUnavailable, to)
+		return nil, notSent(fmt.Errorf("%w: the stream to node %d closed", ErrUnavailable, to))
 	case len(s.mu.queue) >= maxRecordCalls:
 		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d calls already wait for node %d (the limit)", ErrLimit, maxRecordCalls, to)
+		return nil, notSent(fmt.Errorf("%w: %d calls already wait for node %d (the limit)", ErrLimit, maxRecordCalls, to))
 	}
 	s.mu.nextID++
 	id := s.mu.nextID
@@ -279,7 +279,7 @@ func viaRecords[Resp any](ctx context.Context, c connectRecords, to uint64, call
 	get func(*peerv1.RecordAnswer) *Resp, unary func(peerv1connect.PeerClient) (*connect.Response[Resp], error)) (*Resp, error) {
 	addr, err := c.peerAddr(to)
 	if err != nil {
-		return nil, err
+		return nil, notSent(err)
 	}
 	ans, err := c.n.recordStreams.call(ctx, to, addr, call)
 	if errors.Is(err, errNoRecordsStream) {
@@ -293,7 +293,8 @@ func viaRecords[Resp any](ctx context.Context, c connectRecords, to uint64, call
 		return nil, err
 	}
 	if e := ans.GetError(); e != nil {
-		return nil, connect.NewError(connect.Code(e.Code), errors.New(e.Message))
+		// The replica ran the call and answered this error (refused).
+		return nil, &replicaError{code: connect.Code(e.Code), err: connect.NewError(connect.Code(e.Code), errors.New(e.Message))}
 	}
 	resp := get(ans)
 	if resp == nil {

@@ -2,9 +2,12 @@ package kv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"connectrpc.com/connect"
 
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/wrn"
@@ -105,7 +108,43 @@ func (n *Node) serveReplica(req replicaRequest) replicaAnswer {
 	default:
 		a.err = fmt.Errorf("%w: replica request %v", ErrInvalidArgument, req.kind)
 	}
+	if a.err != nil {
+		a.err = &replicaError{code: connectCode(a.err), err: a.err}
+	}
 	return a
+}
+
+// replicaError is an error that a replica's handler answered a call with:
+// the call reached the replica, which refused it or failed there. Any
+// other error of a call (no answer in time, a broken stream) leaves open
+// whether the replica ran it.
+type replicaError struct {
+	code connect.Code
+	err  error
+}
+
+func (e *replicaError) Error() string { return e.err.Error() }
+func (e *replicaError) Unwrap() error { return e.err }
+
+// notSent marks err, the failure of a call that was never sent, as
+// definite as a replica's refusal.
+func notSent(err error) error { return &replicaError{code: connectCode(err), err: err} }
+
+// refused says whether err is a replica's definite refusal: its handler
+// answered an error before it stored anything (a limit, a range it does
+// not hold, a version ahead of its clock), so a write it refused was not
+// written there. A failure inside the handler (Internal: its disk) and an
+// error of the call itself leave the outcome unknown.
+func refused(err error) bool {
+	var re *replicaError
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.code {
+	case connect.CodeInternal, connect.CodeUnknown, connect.CodeDataLoss, connect.CodeDeadlineExceeded, connect.CodeCanceled:
+		return false
+	}
+	return true
 }
 
 // callRemote runs req on node to's replica through the peer service.

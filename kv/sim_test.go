@@ -227,6 +227,9 @@ type simCluster struct {
 	// eventual, if set, serves the clients' requests of eventual
 	// keyspaces (sim_eventual_test.go).
 	eventual func(n *simNode, from sim.NodeID, req simEvRequest)
+	// nodeConfig, if set, adjusts a node's NodeConfig before it starts
+	// (sim_eventual_test.go: clocks, canaries).
+	nodeConfig func(id uint64, cfg *NodeConfig)
 	// drop, if set, loses the peer messages it returns true for (tests of
 	// one lost message).
 	drop func(from, rangeID uint64, m PeerMessage) bool
@@ -248,11 +251,15 @@ func newSimCluster(t *testing.T, seed uint64, n int) *simCluster {
 	return newSimClusterWith(t, seed, n, simKeyspaces)
 }
 
-// newSimClusterWith is newSimCluster with the given keyspaces.
-func newSimClusterWith(t *testing.T, seed uint64, n int, keyspaces []KeyspaceDescriptor) *simCluster {
+// newSimClusterWith is newSimCluster with the given keyspaces; opts
+// adjust the cluster before its first node starts.
+func newSimClusterWith(t *testing.T, seed uint64, n int, keyspaces []KeyspaceDescriptor, opts ...func(*simCluster)) *simCluster {
 	s := sim.NewForTest(t, sim.Config{Seed: seed, Link: sim.DefaultLink()})
 	c := &simCluster{t: t, seed: seed, s: s, h: sim.NewHistory(s), disks: map[uint64]*simpebble.Disk{},
 		added: map[uint64]bool{}, dirty: map[uint64]bool{}, leaders: map[simTermKey]uint64{}, keyspaces: keyspaces}
+	for _, opt := range opts {
+		opt(c)
+	}
 	for id := range uint64(n) {
 		c.ids = append(c.ids, id+1)
 	}
@@ -463,7 +470,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	// Each node's physical clock is off true (virtual) time by up to
 	// 50 ms, well within the HLC's tolerated offset.
 	skew := int64(env.Rand().IntN(int(100*time.Millisecond))) - int64(50*time.Millisecond)
-	if n.node, err = newNode(n.store, NodeConfig{
+	nodeCfg := NodeConfig{
 		Zone:           cfg.Self.Zone,
 		Alive:          c.alive,
 		PhysicalClock:  func() int64 { return simEpoch + int64(env.Now()) + skew },
@@ -471,7 +478,12 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		MaxHintAge:     simHintWindow,
 		TombstoneGrace: simTombstoneGrace,
 		Seed:           env.Rand().Uint64() | 1,
-	}, n.net); err != nil {
+		monotonic:      env.Now,
+	}
+	if c.nodeConfig != nil {
+		c.nodeConfig(id, &nodeCfg)
+	}
+	if n.node, err = newNode(n.store, nodeCfg, n.net); err != nil {
 		panic(err)
 	}
 	n.tr.flush()

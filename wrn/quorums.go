@@ -80,6 +80,14 @@ func (q Quorums) describe(p quorum.Phase) string {
 	return q.sys.Describe(p)
 }
 
+// WriteSets describes the write sets, as "W=2 of N=3" or a geometry's
+// phase-2 quorums.
+func (q Quorums) WriteSets() string { return q.describe(quorum.Phase2) }
+
+// ReadSets describes the read sets, as "R=2 of N=3" or a geometry's
+// phase-1 quorums.
+func (q Quorums) ReadSets() string { return q.describe(quorum.Phase1) }
+
 // ResolveSize turns a named level into a size for n replicas: "one" is 1,
 // "quorum" n/2+1, "all" n.
 func ResolveSize(level string, n int) (int, error) {

@@ -1,0 +1,204 @@
+package kv
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/quorumkv/quorumkv/wrn"
+)
+
+// The value of a key's compare-and-swap register (eventual_cas.go) and
+// the acceptors' Promise as the coordinator receives it.
+
+// casHistoryLen is how many of a key's latest swaps its register
+// remembers, with the request ID and version of each: a retry of a swap
+// (a later attempt of one request, or a client's retry with the same
+// idempotency key) that finds its ID there answers the swap's success and
+// version instead of evaluating its condition again. It is the bound
+// docs/api.md gives: a retry sent after more than casHistoryLen later
+// swaps of the same key can no longer be told apart from a new request.
+// Each entry costs about 30 bytes in the acceptors' state and in every
+// Prepare and Accept of the key: too low forgets a swap on a key hot
+// enough to see that many swaps during a client's retries; too high
+// costs that much on every swap of every key.
+const casHistoryLen = 32
+
+// casID names one compare-and-swap request: a hash of its idempotency
+// key, or random for a request without one.
+type casID [16]byte
+
+// casIDOf returns the ID of a request with idempotency key k (not empty).
+// A hash, so that entries are small whatever the key's length (up to
+// MaxIdempotencyKeyBytes), and wide enough that two clients' keys never
+// collide.
+func casIDOf(k []byte) casID {
+	sum := sha256.Sum256(k)
+	var id casID
+	copy(id[:], sum[:])
+	return id
+}
+
+// casEntry is one swap in a register's history.
+type casEntry struct {
+	id      casID
+	version wrn.Version // of the record the swap wrote
+}
+
+// casValue is the value of a key's register: the key's record as the
+// register last decided it (a value or a tombstone; none when the key was
+// found absent, and the register chosen to say so), the position of the
+// latest swap in the key's chain of swaps (1 for the first), and the
+// latest swaps, oldest first (hist[len-1] is the one at seq). A register
+// chosen again with a newer record than its own (a plain write that the
+// proposal saw) keeps seq and hist: that was no swap.
+type casValue struct {
+	rec  wrn.Record
+	seq  uint64
+	hist []casEntry
+}
+
+// casValueFormatV2 starts an encoded casValue. Format 1 (recordFormatV1)
+// is a bare record, the register's value before histories: seq 0, none.
+const casValueFormatV2 byte = 2
+
+// encodeCASValue encodes v: the format byte, seq, the record
+// (encodeRecord) with its length, the number of entries, then each
+// entry's ID and version (wall time, logical counter, node as uvarints).
+func encodeCASValue(v casValue) []byte {
+	e := enc{b: make([]byte, 0, 48+len(v.rec.Value)+len(v.hist)*32)}
+	e.byte(casValueFormatV2)
+	e.uint(v.seq)
+	if v.rec.Version.IsZero() {
+		e.bytes(nil) // no record: the key is absent, and was never deleted
+	} else {
+		e.bytes(encodeRecord(v.rec))
+	}
+	e.uint(uint64(len(v.hist)))
+	for _, h := range v.hist {
+		e.b = append(e.b, h.id[:]...)
+		e.uint(uint64(h.version.Timestamp.WallTime))
+		e.uint(uint64(h.version.Timestamp.Logical))
+		e.uint(h.version.Node)
+	}
+	return e.b
+}
+
+// decodeCASValue reads what encodeCASValue wrote, or a bare record. The
+// record's value aliases b.
+func decodeCASValue(b []byte) (casValue, error) {
+	if len(b) > 0 && b[0] == recordFormatV1 {
+		rec, err := decodeRecord(b)
+		return casValue{rec: rec}, err
+	}
+	d := dec{b: b}
+	if f := d.byte(); d.err == nil && f != casValueFormatV2 {
+		return casValue{}, fmt.Errorf("%w: compare-and-swap value format %d", ErrCorrupt, f)
+	}
+	var v casValue
+	v.seq = d.uint()
+	raw := d.bytes()
+	n := d.uint()
+	if n > casHistoryLen || n > v.seq {
+		d.fail("history length")
+	}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		var h casEntry
+		if len(d.b) < len(h.id) {
+			d.fail("history entry")
+			break
+		}
+		copy(h.id[:], d.b)
+		d.b = d.b[len(h.id):]
+		h.version.Timestamp.WallTime = int64(d.uint())
+		logical := d.uint()
+		if logical > uint64(^uint32(0)) {
+			d.fail("logical counter")
+		}
+		h.version.Timestamp.Logical = uint32(logical)
+		h.version.Node = d.uint()
+		v.hist = append(v.hist, h)
+	}
+	if err := d.done(); err != nil {
+		return casValue{}, err
+	}
+	if len(raw) == 0 {
+		return v, nil
+	}
+	rec, err := decodeRecord(raw)
+	if err != nil {
+		return casValue{}, err
+	}
+	v.rec = rec
+	return v, nil
+}
+
+// find returns the entry of request id, if the history still holds it.
+func (v casValue) find(id casID) (casEntry, bool) {
+	for _, h := range v.hist {
+		if h.id == id {
+			return h, true
+		}
+	}
+	return casEntry{}, false
+}
+
+// covers says whether a swap proposed at position seq would be in the
+// history if it had been chosen: it is not older than the oldest entry
+// (or not chosen yet at all, past the latest).
+func (v casValue) covers(seq uint64) bool {
+	return seq+uint64(len(v.hist)) > v.seq
+}
+
+// next is the register after a swap by request id to rec: one position
+// on, id's entry added, the oldest dropped past casHistoryLen.
+func (v casValue) next(rec wrn.Record, id casID) casValue {
+	hist := make([]casEntry, 0, casHistoryLen)
+	if len(v.hist) >= casHistoryLen {
+		hist = append(hist, v.hist[len(v.hist)-casHistoryLen+1:]...)
+	} else {
+		hist = append(hist, v.hist...)
+	}
+	hist = append(hist, casEntry{id: id, version: rec.Version})
+	return casValue{rec: rec, seq: v.seq + 1, hist: hist}
+}
+
+// casPromiseFormat starts a Promise's value as an acceptor of this node
+// sends it: what the acceptor accepted, and the key's record on its
+// replica (encodePromise). The coordinator merges that record into the
+// key's current one: a tombstone newer than the accepted value wins, so
+// that a value deleted since it was accepted stays deleted. Its purge
+// clears the accepted value with it (recordStore.purge), so that no
+// replica holds an old accepted value without the tombstone that hides it.
+const casPromiseFormat byte = 3
+
+// encodePromise encodes a Promise's accepted value (nil: none) and the
+// replica's record of the key (zero: none).
+func encodePromise(accepted []byte, rec wrn.Record) []byte {
+	e := enc{b: make([]byte, 0, 8+len(accepted)+len(rec.Value)+24)}
+	e.byte(casPromiseFormat)
+	e.bytes(accepted)
+	if rec.Version.IsZero() {
+		e.bytes(nil)
+	} else {
+		e.bytes(encodeRecord(rec))
+	}
+	return e.b
+}
+
+// decodePromise reads what encodePromise wrote. Both results alias b.
+func decodePromise(b []byte) ([]byte, wrn.Record, error) {
+	d := dec{b: b}
+	if f := d.byte(); d.err == nil && f != casPromiseFormat {
+		return nil, wrn.Record{}, fmt.Errorf("%w: compare-and-swap promise format %d", ErrCorrupt, f)
+	}
+	accepted := d.bytes()
+	raw := d.bytes()
+	if err := d.done(); err != nil {
+		return nil, wrn.Record{}, err
+	}
+	if len(raw) == 0 {
+		return accepted, wrn.Record{}, nil
+	}
+	rec, err := decodeRecord(raw)
+	return accepted, rec, err
+}

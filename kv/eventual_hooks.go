@@ -1,0 +1,19 @@
+package kv
+
+// eventualHooks are the eventual coordinator's test-only switches: the
+// canaries, planted bugs that the simulator must catch (a test that
+// cannot fail proves nothing), and a callback the simulator's nemesis
+// acts on. Production code never sets them: NodeConfig.evHooks is
+// unexported.
+type eventualHooks struct {
+	// unavailableAfterPartialWrite answers Unavailable for a write that
+	// missed W after some replica stored it (the lie of issue 10's
+	// scenario 3): a client's retry then writes it again.
+	unavailableAfterPartialWrite bool
+	// ignoreAccepted decides a compare-and-swap on the records alone,
+	// without the value Paxos' phase 1 found accepted.
+	ignoreAccepted bool
+	// chosen, if set, is called when a compare-and-swap's new record is
+	// chosen, before it is written to the replicas.
+	chosen func(key []byte)
+}
