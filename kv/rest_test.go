@@ -13,14 +13,22 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// restServer serves a one-node cluster's REST routes.
-func restServer(t *testing.T) string {
+// newMemDB opens a database on an in-memory file system, closed at the
+// end of the test.
+func newMemDB(t *testing.T) *storage.DB {
 	t.Helper()
 	db, err := storage.Open("db", storage.Options{FS: vfs.NewMem(), Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// restServer serves a one-node cluster's REST routes.
+func restServer(t *testing.T) string {
+	t.Helper()
+	db := newMemDB(t)
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
 	n := openNodeWith(t, db, StoreConfig{Metrics: metrics})

@@ -234,6 +234,8 @@ type simCluster struct {
 	received func(to, rangeID uint64, m PeerMessage)
 	// unexpected collects answers no correct node gives.
 	unexpected []string
+	// canary is the bug planted in every node (canary.go).
+	canary canary
 }
 
 type simTermKey struct {
@@ -248,11 +250,15 @@ func newSimCluster(t *testing.T, seed uint64, n int) *simCluster {
 	return newSimClusterWith(t, seed, n, simKeyspaces)
 }
 
-// newSimClusterWith is newSimCluster with the given keyspaces.
-func newSimClusterWith(t *testing.T, seed uint64, n int, keyspaces []KeyspaceDescriptor) *simCluster {
+// newSimClusterWith is newSimCluster with the given keyspaces; opts change
+// the cluster before its nodes start (a canary, say).
+func newSimClusterWith(t *testing.T, seed uint64, n int, keyspaces []KeyspaceDescriptor, opts ...func(*simCluster)) *simCluster {
 	s := sim.NewForTest(t, sim.Config{Seed: seed, Link: sim.DefaultLink()})
 	c := &simCluster{t: t, seed: seed, s: s, h: sim.NewHistory(s), disks: map[uint64]*simpebble.Disk{},
 		added: map[uint64]bool{}, dirty: map[uint64]bool{}, leaders: map[simTermKey]uint64{}, keyspaces: keyspaces}
+	for _, o := range opts {
+		o(c)
+	}
 	for id := range uint64(n) {
 		c.ids = append(c.ids, id+1)
 	}
@@ -447,7 +453,13 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	}
 	n := &simNode{c: c, env: env, id: id, db: db}
 	n.tr = &simTransport{n: n, out: map[uint64][]simPeerMsg{}}
+	// Each node's physical clock is off true (virtual) time by up to
+	// 50 ms, well within the HLC's tolerated offset.
+	skew := int64(env.Rand().IntN(int(100*time.Millisecond))) - int64(50*time.Millisecond)
+	clock := func() int64 { return simEpoch + int64(env.Now()) + skew }
 	cfg := StoreConfig{
+		Clock:        clock,
+		canary:       c.canary,
 		TickInterval: simTick,
 		// Short logs, so that compaction and snapshots to lagging or
 		// restarted replicas happen in every run.
@@ -460,13 +472,10 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		panic(err)
 	}
 	n.net = &simReplicaNet{n: n, calls: map[uint64]func(replicaAnswer){}}
-	// Each node's physical clock is off true (virtual) time by up to
-	// 50 ms, well within the HLC's tolerated offset.
-	skew := int64(env.Rand().IntN(int(100*time.Millisecond))) - int64(50*time.Millisecond)
 	if n.node, err = newNode(n.store, NodeConfig{
 		Zone:           cfg.Self.Zone,
 		Alive:          c.alive,
-		PhysicalClock:  func() int64 { return simEpoch + int64(env.Now()) + skew },
+		PhysicalClock:  clock,
 		ReplicaTimeout: simReplicaTimeout,
 		MaxHintAge:     simHintWindow,
 		TombstoneGrace: simTombstoneGrace,

@@ -52,6 +52,16 @@ type StoreConfig struct {
 	// Self describes this node (name, address, zone, weight) for the
 	// catalog; its ID is assigned by the cluster.
 	Self NodeDescriptor
+	// Clock reads physical time in Unix nanoseconds, for the stamps of the
+	// commands proposed here (request dedup, dedup.go); nil reads the
+	// system clock.
+	Clock func() int64
+	// DedupWindow is how long the ranges led here keep the answers of
+	// writes with an idempotency key (DefaultDedupWindow if 0).
+	DedupWindow time.Duration
+
+	// canary plants a bug for the tests that must catch it (canary.go).
+	canary canary
 }
 
 // EnsureDefaults fills zero fields.
@@ -76,6 +86,12 @@ func (c *StoreConfig) EnsureDefaults() {
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
+	}
+	if c.Clock == nil {
+		c.Clock = func() int64 { return time.Now().UnixNano() }
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = DefaultDedupWindow
 	}
 }
 
@@ -123,8 +139,11 @@ type Store struct {
 	cat            *catalog
 	catalogChanged bool
 	catalogReload  bool
-	nextRequest    uint64
-	quiesce        quiesceState
+	// requestEpoch starts this incarnation's request IDs at a random
+	// point (see requestID); nextRequest counts from it.
+	requestEpoch uint64
+	nextRequest  uint64
+	quiesce      quiesceState
 	// ordered caches sortedReplicas; nil when the replicas changed.
 	ordered []*replica
 	// droppedEventual are eventual ranges held here whose keyspace was
@@ -209,6 +228,7 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 		cat:      newCatalog(),
 	}
 	s.quiesce.init()
+	s.requestEpoch = s.rng.Uint64()
 	id, err := loadNodeID(db)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -13,11 +14,18 @@ import (
 // must go to a node that has one. It is an ErrUnavailable.
 var ErrNoReplicaHere = fmt.Errorf("%w: no replica on this node", ErrUnavailable)
 
-// requestID returns a cluster-unique ID for a proposal or read made here.
-// Loop only.
+// requestID returns an ID for a proposal or read made here: the
+// incarnation's random epoch plus a counter, so that IDs do not repeat
+// across restarts (a plain counter did, and an old entry that committed
+// after a restart answered a new request). A waiter is matched by its
+// entry's bytes as well (replica.apply), so an ID that did repeat could
+// not mislead a client either. Loop only.
 func (s *Store) requestID() uint64 {
 	s.nextRequest++
-	return s.nodeID<<40 | s.nextRequest&(1<<40-1)
+	if s.cfg.canary.waitersByID {
+		return s.nodeID<<40 | s.nextRequest&(1<<40-1)
+	}
+	return s.requestEpoch + s.nextRequest
 }
 
 // propose proposes cmd to the range's consensus group and waits until it is
@@ -60,10 +68,12 @@ func (s *Store) startPropose(rangeID uint64, cmd *command, done func(result)) (u
 	}
 	s.touch(r)
 	cmd.id = s.requestID()
-	if err := r.core.propose(cmd.encode()); err != nil {
+	s.stampDedup(cmd)
+	data := cmd.encode()
+	if err := r.core.propose(data); err != nil {
 		return 0, fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, err)
 	}
-	r.waiters[cmd.id] = done
+	r.waiters[cmd.id] = waiter{data: data, done: done}
 	s.cfg.Metrics.Proposals.WithLabelValues(r.core.protocol()).Inc()
 	return cmd.id, nil
 }
@@ -190,33 +200,78 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pendi
 	return result{version: index, id: id}, nil
 }
 
-// rangeData encodes the range's applied data for a snapshot: a
-// consistent Pebble snapshot read of the data span. Called on the store's
-// goroutine between rounds, it sees the data at the replica's applied
-// index (applied state and data are written in one batch).
+// Range snapshots: the replicated state of a range as of an applied index,
+// its data and its request dedup state, as one message. snapshotV2 is a
+// version byte, then records, each a kind byte and its fields:
+//
+//	snapRecordData   user key, stored value
+//	snapRecordDedup  idempotency key, dedup entry (an answer within the horizon)
+//	snapRecordHorizon  the dedup horizon (uvarint)
+//
+// A codecV1 snapshot (before request dedup) is data pairs alone.
+const (
+	snapshotV2 byte = 2
+
+	snapRecordData    byte = 1
+	snapRecordDedup   byte = 2
+	snapRecordHorizon byte = 3
+)
+
+// rangeData encodes the range's replicated state for a snapshot: a
+// consistent Pebble snapshot read of its data and dedup spans. Called on
+// the store's goroutine between rounds, it sees the state at the replica's
+// applied index (applied state, data and dedup state are written in one
+// batch). Answers the range has forgotten (older than its horizon) are
+// left out, so that replicas in the same state send the same snapshot.
 func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	it, err := snap.NewIter(storage.RangeDataSpan(rangeID))
+	e := enc{b: []byte{snapshotV2}}
+	limit := func() error {
+		if len(e.b) > s.cfg.MaxSnapshotBytes {
+			return fmt.Errorf("kv: range %d holds more than %d bytes, the snapshot limit (MaxSnapshotBytes); streaming snapshots are not built yet",
+				rangeID, s.cfg.MaxSnapshotBytes)
+		}
+		return nil
+	}
+	err := eachData(snap, rangeID, nil, nil, func(key, v []byte) (bool, error) {
+		e.byte(snapRecordData)
+		e.bytes(key)
+		e.bytes(v)
+		return true, limit()
+	})
+	if err != nil {
+		return nil, err
+	}
+	horizon, err := loadDedupHorizon(snap, rangeID)
+	if err != nil {
+		return nil, err
+	}
+	e.byte(snapRecordHorizon)
+	e.uint(uint64(horizon))
+	it, err := snap.NewIter(storage.RangeDedupEntrySpan(rangeID))
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	e := enc{b: []byte{codecV1}}
+	prefix := len(storage.RangeDedupEntrySpan(rangeID).Start)
 	for ok := it.First(); ok; ok = it.Next() {
-		_, key, err := storage.DecodeDataKey(it.Key())
-		if err != nil {
-			return nil, err
-		}
 		v, err := it.Value()
 		if err != nil {
 			return nil, err
 		}
-		e.bytes(key)
+		entry, err := decodeDedupEntry(v)
+		if err != nil {
+			return nil, fmt.Errorf("kv: range %d dedup entry %s: %w", rangeID, storage.FormatKey(it.Key()), err)
+		}
+		if entry.at < horizon {
+			continue
+		}
+		e.byte(snapRecordDedup)
+		e.bytes(it.Key()[prefix:])
 		e.bytes(v)
-		if len(e.b) > s.cfg.MaxSnapshotBytes {
-			return nil, fmt.Errorf("kv: range %d holds more than %d bytes, the snapshot limit (MaxSnapshotBytes); streaming snapshots are not built yet",
-				rangeID, s.cfg.MaxSnapshotBytes)
+		if err := limit(); err != nil {
+			return nil, err
 		}
 	}
 	if err := it.Error(); err != nil {
@@ -225,29 +280,58 @@ func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 	return e.b, nil
 }
 
-// installSnapshot replaces the replica's data with a snapshot's; the core
-// replaces its log in the same batch.
+// installSnapshot replaces the replica's data and dedup state with a
+// snapshot's; the core replaces its log in the same batch.
 func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *rangeSnapshot) error {
-	data := storage.RangeDataSpan(r.desc.ID)
-	if err := b.DeleteRange(data.Start, data.End); err != nil {
-		return err
-	}
-	d := dec{b: snap.data}
-	if d.byte() != codecV1 {
-		d.fail("snapshot version")
-	}
-	for len(d.b) > 0 && d.err == nil {
-		key, v := d.bytes(), d.bytes()
-		if err := b.Set(storage.DataKey(r.desc.ID, key), v); err != nil {
+	id := r.desc.ID
+	for _, span := range []storage.Span{storage.RangeDataSpan(id), storage.RangeDedupSpan(id)} {
+		if err := b.DeleteRange(span.Start, span.End); err != nil {
 			return err
 		}
 	}
+	d := dec{b: snap.data}
+	version := d.byte()
+	if version != codecV1 && version != snapshotV2 {
+		d.fail("snapshot version")
+	}
+	var horizon int64
+	for len(d.b) > 0 && d.err == nil {
+		kind := snapRecordData
+		if version == snapshotV2 {
+			kind = d.byte()
+		}
+		switch kind {
+		case snapRecordData:
+			key, v := d.bytes(), d.bytes()
+			if err := b.Set(storage.DataKey(id, key), v); err != nil {
+				return err
+			}
+		case snapRecordHorizon:
+			horizon = int64(d.uint())
+			if err := b.Set(storage.DedupHorizonKey(id), encodeDedupHorizon(horizon)); err != nil {
+				return err
+			}
+		case snapRecordDedup:
+			idem, v := d.bytes(), d.bytes()
+			entry, err := decodeDedupEntry(v)
+			if err != nil {
+				return fmt.Errorf("kv: range %d snapshot at %d: dedup entry %q: %w", id, snap.index, abbreviate(idem), err)
+			}
+			if err := errors.Join(b.Set(storage.DedupKey(id, idem), v),
+				b.Set(storage.DedupExpiryKey(id, uint64(max(entry.at, 0)), idem), nil)); err != nil {
+				return err
+			}
+		default:
+			d.fail("snapshot record kind")
+		}
+	}
 	if err := d.done(); err != nil {
-		return fmt.Errorf("kv: range %d snapshot at %d: %w", r.desc.ID, snap.index, err)
+		return fmt.Errorf("kv: range %d snapshot at %d: %w", id, snap.index, err)
 	}
 	r.applied = snap.index
-	if r.desc.ID == MetaRangeID {
+	r.dedup = dedupState{horizon: horizon, collected: horizon}
+	if id == MetaRangeID {
 		s.catalogReload = true // from the data, once this batch commits
 	}
-	return b.Set(storage.AppliedStateKey(r.desc.ID), appliedState(r.applied))
+	return b.Set(storage.AppliedStateKey(id), appliedState(r.applied))
 }
