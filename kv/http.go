@@ -25,6 +25,7 @@ import (
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+	"github.com/quorumkv/quorumkv/quorum"
 )
 
 // peerMaxBytes bounds one peer message: a batch of Raft messages, or a
@@ -125,14 +126,24 @@ func (s *Server) Drain() {
 func (s *Server) StopPeers() { s.stopPeers() }
 
 // ready reports whether the node serves: not draining, its store running,
-// and the catalog's range has a leader.
+// the catalog's range has a leader, and this node hears from a quorum of
+// the catalog's voters (a node cut off from them cannot create keyspaces,
+// learn the catalog, or forward to leaders it does not know).
 func (s *Server) ready(ctx context.Context) error {
 	if s.draining.Load() {
 		return errors.New("draining")
 	}
-	status, err := s.api.node.store.RangeStatuses(ctx)
+	store := s.api.node.store
+	status, err := store.RangeStatuses(ctx)
 	if err != nil {
 		return err
+	}
+	q, ok, err := store.Reach(ctx, MetaRangeID)
+	if err != nil {
+		return err
+	}
+	if ok && !q.can(quorum.Phase2) {
+		return fmt.Errorf("cannot reach a quorum of the catalog range meta: %w", q.noQuorum(quorum.Phase2, s.api.nodeName))
 	}
 	if status[MetaRangeID].Leader == 0 {
 		return errors.New("the catalog range has no leader yet")
@@ -186,6 +197,11 @@ func restError(w http.ResponseWriter, err error) {
 	var cerr *connect.Error
 	if errors.As(err, &cerr) {
 		msg = cerr.Message() // without the code: the status says it
+		for _, k := range []string{QuorumHeader, RetrySafeHeader} {
+			if v := cerr.Meta().Get(k); v != "" {
+				w.Header().Set(k, v)
+			}
+		}
 	}
 	http.Error(w, msg, httpStatus(err))
 }

@@ -222,16 +222,23 @@ func (r *replica) serveReads() {
 // reads only learn that they were not served. Clients are answered in
 // request order, so that a simulation replays the same answers.
 func (r *replica) failAll(err error) {
-	for _, id := range slices.Sorted(maps.Keys(r.waiters)) {
-		w := r.waiters[id]
-		delete(r.waiters, id)
-		w.done(result{err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)})
-	}
+	r.failWaiters(err)
 	r.failReads(err)
 	for _, c := range r.confirmed {
 		c.done(err)
 	}
 	r.confirmed = nil
+}
+
+// failWaiters answers every waiting proposal that its outcome is unknown
+// (why: err), in request order: its entry may still be applied, here or
+// elsewhere, or never.
+func (r *replica) failWaiters(err error) {
+	for _, id := range slices.Sorted(maps.Keys(r.waiters)) {
+		w := r.waiters[id]
+		delete(r.waiters, id)
+		w.done(result{err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)})
+	}
 }
 
 // failReads answers the reads not yet confirmed with err, in request

@@ -822,7 +822,15 @@ func (s *Store) persist(b *storage.Batch, r *replica, rd *coreReady) error {
 		if r.role != roleLeader {
 			// Reads not yet confirmed will not be: the new leader does
 			// not know them. Their clients retry; nothing was written.
-			r.failReads(&NotLeaderError{RangeID: r.desc.ID, Leader: r.leader})
+			// Proposals may still commit, or may be gone: their clients
+			// learn it now rather than wait out their deadline on a
+			// replica that may never apply them (a leader cut off by a
+			// partition steps down, and the new one may overwrite its
+			// tail); with an idempotency key they try the new leader,
+			// which applies the write at most once (dedup.go).
+			nl := &NotLeaderError{RangeID: r.desc.ID, Leader: r.leader}
+			r.failWaiters(fmt.Errorf("range %d: this replica stopped leading before the write was applied (%v)", r.desc.ID, nl))
+			r.failReads(nl)
 		}
 	}
 	for _, rs := range rd.reads {
