@@ -11,4 +11,20 @@ type canary struct {
 	// its request ID, not only its own entry: after a restart, an old
 	// entry's result reaches a new request.
 	waitersByID bool
+	// ackBeforeSync commits a round's entries and hard state without
+	// syncing the WAL before sending the messages that acknowledge them:
+	// a crash forgets votes and entries that others counted.
+	ackBeforeSync bool
+	// skipReadBarrier serves a linearizable read from the leader's applied
+	// data without confirming its leadership (no ReadIndex): a deposed
+	// leader that does not know it yet answers stale reads.
+	skipReadBarrier bool
+	// casAtPropose decides a compare-and-swap when it is proposed, against
+	// the leader's applied data, instead of when it is applied: a swap
+	// whose condition holds becomes a plain put, so two concurrent swaps
+	// of one value may both win.
+	casAtPropose bool
+	// noDedup applies every command with an idempotency key, even one
+	// the range has answered already: a retried write is applied twice.
+	noDedup bool
 }

@@ -165,7 +165,11 @@ func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *co
 		return result{}, err
 	}
 	if len(cmd.idemKey) > 0 {
-		if res, ok, err := r.keptAnswer(s, ab, cmd.idemKey); err != nil || ok {
+		res, ok, err := r.keptAnswer(s, ab, cmd.idemKey)
+		if s.cfg.onApply != nil && err == nil {
+			s.cfg.onApply(r.desc.ID, index, cmd.idemKey, !ok)
+		}
+		if err != nil || ok {
 			return res, err
 		}
 	}

@@ -62,6 +62,10 @@ type StoreConfig struct {
 
 	// canary plants a bug for the tests that must catch it (canary.go).
 	canary canary
+	// onApply, if set, sees every command a replica applies with an
+	// idempotency key: fresh says it took effect (not a repeat answered
+	// from the range's dedup state). Tests check exactly-once with it.
+	onApply func(rangeID, index uint64, idem []byte, fresh bool)
 }
 
 // EnsureDefaults fills zero fields.
@@ -716,7 +720,7 @@ func (s *Store) handleReady() error {
 		sync = sync || x.rd.mustSync
 	}
 	if !b.Empty() || sync {
-		if err := b.Commit(sync); err != nil {
+		if err := b.Commit(sync && !s.cfg.canary.ackBeforeSync); err != nil {
 			return err
 		}
 	}
