@@ -16,7 +16,7 @@ import (
 // by the whole-node simulator's checks (linearizability, exactly-once,
 // one leader per term, replicas that agree) within a bounded number of
 // seeds. The test logs the first seed that catches it (seeds 8, 6, 1 and
-// 5 when written).
+// 1 when written).
 // QKV_CANARY_SEEDS=n changes the bound; QKV_SIM_SEED=n tries one seed.
 func TestNodeCanaries(t *testing.T) {
 	for _, c := range []struct {

@@ -529,6 +529,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	cfg := StoreConfig{
 		Clock:        clock,
 		canary:       c.canary,
+		onApply:      c.checkOnce,
 		TickInterval: simTick,
 		// Short logs, so that compaction and snapshots to lagging or
 		// restarted replicas happen in every run.
