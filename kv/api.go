@@ -201,8 +201,11 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 				fmt.Errorf("outcome unknown: lost the connection to node %d while it handled the request: %w", t, ferr))
 		}
 	}
-	// Every target was down or without a leader: nothing was written.
-	return nil, 0, true, err
+	// Every target was down or without a leader: nothing was written. A
+	// range whose only replica is this node's, stopped by a fault, will
+	// not elect one: no use waiting.
+	var failed *RangeFailedError
+	return nil, 0, len(targets) > 0 || !errors.As(err, &failed), err
 }
 
 // Response headers of a KV request on a raft or paxos keyspace, for
@@ -573,7 +576,7 @@ func (a *apiServer) ranges(ctx context.Context, keyspace string) ([]*v1.Range, e
 				if st.Leader != 0 {
 					pr.Leader = a.nodeName(st.Leader)
 				}
-				pr.Term, pr.CommitIndex = st.Term, st.Commit
+				pr.Term, pr.CommitIndex, pr.Error = st.Term, st.Commit, st.Error
 			}
 			out = append(out, pr)
 		}

@@ -80,6 +80,8 @@ func (s *Store) forgetProposal(rangeID, id uint64) {
 func (s *Store) leaderReplica(rangeID uint64) (*replica, error) {
 	r, ok := s.replicas[rangeID]
 	switch {
+	case !ok && s.failed[rangeID] != nil:
+		return nil, s.failed[rangeID].refusal()
 	case !ok:
 		return nil, fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
 	case r.role != roleLeader:
@@ -225,25 +227,44 @@ func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 	return e.b, nil
 }
 
-// installSnapshot replaces the replica's data with a snapshot's; the core
-// replaces its log in the same batch.
-func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *rangeSnapshot) error {
-	data := storage.RangeDataSpan(r.desc.ID)
-	if err := b.DeleteRange(data.Start, data.End); err != nil {
-		return err
-	}
-	d := dec{b: snap.data}
+// eachSnapshotPair calls fn with each key and stored value of snapshot
+// data in the encoding of rangeData, and fails on data that does not
+// decode.
+func eachSnapshotPair(data []byte, fn func(key, v []byte) error) error {
+	d := dec{b: data}
 	if d.byte() != codecV1 {
 		d.fail("snapshot version")
 	}
 	for len(d.b) > 0 && d.err == nil {
 		key, v := d.bytes(), d.bytes()
-		if err := b.Set(storage.DataKey(r.desc.ID, key), v); err != nil {
+		if d.err != nil {
+			break
+		}
+		if err := fn(key, v); err != nil {
 			return err
 		}
 	}
-	if err := d.done(); err != nil {
-		return fmt.Errorf("kv: range %d snapshot at %d: %w", r.desc.ID, snap.index, err)
+	return d.done()
+}
+
+// installSnapshot replaces the replica's data with a snapshot's; the core
+// replaces its log in the same batch. Data that does not decode is a
+// fault of the range (faultInstall), found before anything is written to
+// b: the core took the snapshot already, so the replica cannot go on, but
+// the round's batch holds none of its writes (Store.handleReady).
+func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *rangeSnapshot) error {
+	if err := eachSnapshotPair(snap.data, func(_, _ []byte) error { return nil }); err != nil {
+		return newRangeFault(faultInstall, fmt.Errorf("kv: range %d snapshot at %d: %w", r.desc.ID, snap.index, err))
+	}
+	data := storage.RangeDataSpan(r.desc.ID)
+	if err := b.DeleteRange(data.Start, data.End); err != nil {
+		return err
+	}
+	err := eachSnapshotPair(snap.data, func(key, v []byte) error {
+		return b.Set(storage.DataKey(r.desc.ID, key), v)
+	})
+	if err != nil {
+		return err
 	}
 	r.applied = snap.index
 	if r.desc.ID == MetaRangeID {
