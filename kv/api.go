@@ -289,7 +289,13 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 		// election will end soon.
 		return nil, 0, attemptDone, noQuorum
 	}
-	// Every target was down or without a leader: nothing was written.
+	// Every target was down or without a leader: nothing was written. A
+	// range whose only replica is this node's, stopped by a fault, will
+	// not elect one: no use waiting.
+	var failed *RangeFailedError
+	if len(targets) == 0 && errors.As(err, &failed) {
+		return nil, 0, attemptDone, err
+	}
 	return nil, 0, attemptNoLeader, err
 }
 
@@ -714,7 +720,7 @@ func (a *apiServer) ranges(ctx context.Context, keyspace string) ([]*v1.Range, e
 				if st.Leader != 0 {
 					pr.Leader = a.nodeName(st.Leader)
 				}
-				pr.Term, pr.CommitIndex = st.Term, st.Commit
+				pr.Term, pr.CommitIndex, pr.Error = st.Term, st.Commit, st.Error
 			}
 			out = append(out, pr)
 		}

@@ -458,6 +458,10 @@ type rangeView struct {
 	Term     uint64
 	Commit   uint64
 	Applied  uint64
+	// State is this node's replica's role, or "failed"; Error the fault
+	// that stopped it, or one it serves despite (RangeStatus).
+	State string `json:",omitempty"`
+	Error string `json:",omitempty"`
 }
 
 func (s *Server) status(ctx context.Context) (statusView, error) {
@@ -477,7 +481,7 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 		rv := rangeView{Keyspace: keyspace, ID: id, Span: fmt.Sprintf("[%016x, %016x)", span.Lo, span.Hi)}
 		rv.Replicas = strings.Join(replicas, ", ")
 		if st, ok := status[id]; ok {
-			rv.Term, rv.Commit, rv.Applied = st.Term, st.Commit, st.Applied
+			rv.Term, rv.Commit, rv.Applied, rv.State, rv.Error = st.Term, st.Commit, st.Applied, st.State, st.Error
 			if st.Leader != 0 {
 				rv.Leader = s.api.nodeName(st.Leader)
 			}
@@ -532,8 +536,8 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f
 {{range .Keyspaces}}<tr><td>{{.Name}}</td><td>{{.Mode}}</td><td>{{.Replicas}}</td><td>{{.Quorum}}</td><td>{{.W}}</td><td>{{.R}}</td><td>{{.Ranges}}</td></tr>
 {{end}}</table>
 <h2>Ranges</h2>
-<table><tr><th>keyspace</th><th>range</th><th>hash span</th><th>replicas</th><th>leader</th><th>term</th><th>commit</th><th>applied</th></tr>
-{{range .Ranges}}<tr><td>{{.Keyspace}}</td><td>{{.ID}}</td><td><code>{{.Span}}</code></td><td>{{.Replicas}}</td><td>{{.Leader}}</td><td>{{.Term}}</td><td>{{.Commit}}</td><td>{{.Applied}}</td></tr>
+<table><tr><th>keyspace</th><th>range</th><th>hash span</th><th>replicas</th><th>leader</th><th>term</th><th>commit</th><th>applied</th><th>here</th><th>error</th></tr>
+{{range .Ranges}}<tr><td>{{.Keyspace}}</td><td>{{.ID}}</td><td><code>{{.Span}}</code></td><td>{{.Replicas}}</td><td>{{.Leader}}</td><td>{{.Term}}</td><td>{{.Commit}}</td><td>{{.Applied}}</td><td>{{.State}}</td><td>{{.Error}}</td></tr>
 {{end}}</table></body></html>
 `))
 

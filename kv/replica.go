@@ -41,10 +41,9 @@ type replica struct {
 	// dedup is the range's request dedup state (dedup.go).
 	dedup dedupState
 
-	// destroyed is set when the range leaves this node (see
-	// Store.reconcile) and its log with it: a round that collected the
-	// replica's Ready before drops it (Store.handleReady).
-	destroyed bool
+	// snapshotFault is a Raft leader's failure to build the snapshot a
+	// follower needs (raftCore.snapshot), while it lasts.
+	snapshotFault snapshotFault
 }
 
 // waiter is the client of one proposal: data is the proposed command as
@@ -118,7 +117,11 @@ type delivery struct {
 // apply adds the effects of committed entries to b and returns the
 // results for waiting clients. Entries are applied in order; a command
 // sees the effects of the ones before it in the same batch through ab,
-// since b is not readable until committed.
+// since b is not readable until committed. On an error, it returns with
+// it the results of the entries before the failing one, whose waiters it
+// took: b holds part of the effects and the caller discards it
+// (Store.applyReady), and the replica stops (its dedup state in memory
+// goes with it).
 func (r *replica) apply(s *Store, b *storage.Batch, ents []committedEntry) ([]delivery, error) {
 	var out []delivery
 	ab := newApplyBatch()
@@ -129,11 +132,11 @@ func (r *replica) apply(s *Store, b *storage.Batch, ents []committedEntry) ([]de
 		if e.cmd != nil {
 			cmd, err := decodeCommand(e.cmd)
 			if err != nil {
-				return nil, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.index, err)
+				return out, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.index, err)
 			}
 			res, err := r.applyCommand(s, b, e.index, &cmd, ab)
 			if err != nil {
-				return nil, err
+				return out, err
 			}
 			if w, ok := r.waiters[cmd.id]; ok && cmd.id != 0 && (bytes.Equal(w.data, e.cmd) || s.cfg.canary.waitersByID) {
 				delete(r.waiters, cmd.id)

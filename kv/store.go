@@ -41,7 +41,10 @@ type StoreConfig struct {
 	LogTruncateEntries uint64
 	LogKeepEntries     uint64
 	// MaxSnapshotBytes bounds the data of one range snapshot, which is
-	// built in memory and sent as one message.
+	// built in memory and sent as one message. A range that holds more
+	// cannot send a snapshot: a Raft follower that needs one stays behind,
+	// and a paxos range, which builds one to compact its log, stops on
+	// this node (rangefault.go).
 	MaxSnapshotBytes int
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -153,6 +156,12 @@ type Store struct {
 	// droppedEventual are eventual ranges held here whose keyspace was
 	// dropped: their records are deleted once the drop is applied.
 	droppedEventual []uint64
+	// failed are the replicas a fault of their own range stopped
+	// (rangefault.go), by range: not in replicas, kept for their status.
+	failed map[uint64]*failedReplica
+	// canary plants bugs for the tests (rangefault.go); always zero in
+	// production.
+	canary faultCanaries
 
 	errMu struct {
 		sync.Mutex
@@ -229,6 +238,7 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 		work: make(chan func()), incoming: make(chan inbound, incomingQueue), stop: make(chan struct{}), done: make(chan struct{}),
 		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)),
 		replicas: map[uint64]*replica{},
+		failed:   map[uint64]*failedReplica{},
 		cat:      newCatalog(),
 	}
 	s.quiesce.init()
@@ -402,7 +412,8 @@ func (s *Store) loadCatalog() error {
 
 // reconcile makes the replicas this node runs match the catalog: it
 // starts replicas of ranges assigned here and removes those of ranges
-// that are gone, with their data.
+// that are gone, with their data. A replica that cannot be opened because
+// of its own range's state (openFault) starts failed; the others start.
 func (s *Store) reconcile() error {
 	// In ID order: each new replica draws its core's seed from s.rng.
 	for _, id := range slices.Sorted(maps.Keys(s.cat.ranges)) {
@@ -410,10 +421,17 @@ func (s *Store) reconcile() error {
 		if _, ok := s.replicas[desc.ID]; ok || !desc.HasReplica(s.nodeID) {
 			continue
 		}
+		if _, ok := s.failed[desc.ID]; ok {
+			continue // stopped here until the node restarts
+		}
 		if desc.Mode == ModeEventual {
 			continue // no consensus group: eventual ranges are served by coordinators
 		}
 		r, err := newReplica(s, desc)
+		if err != nil && openFault(err) && !s.canary.faultStopsStore {
+			s.startFailed(desc, err)
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -431,13 +449,16 @@ func (s *Store) reconcile() error {
 			continue
 		}
 		r.failAll(fmt.Errorf("%w: range %d was removed", ErrNoKeyspace, id))
-		r.destroyed = true
+		// A round that collected its Ready drops it (Store.running).
 		delete(s.replicas, id)
 		s.ordered = nil
 		if err := s.destroyReplica(id); err != nil {
 			return err
 		}
 		s.logger.Info("removed replica", "range", id, "keyspace", r.desc.Keyspace)
+	}
+	if err := s.dropFailed(); err != nil {
+		return err
 	}
 	s.publish()
 	return nil
@@ -658,8 +679,9 @@ func (s *Store) tick() {
 // gaugeEveryTicks is how often the replica gauges are refreshed.
 const gaugeEveryTicks = 10
 
-// fail stops the store after err, an error persisting or applying: what
-// is on disk is all a restart can trust.
+// fail stops the store after err, an error of the node's: persisting a
+// round, or a fault of meta (see rangefault.go for the faults that stop
+// one range only). What is on disk is all a restart can trust.
 func (s *Store) fail(err error) {
 	s.logger.Error("store stopped: cannot persist or apply", "err", err)
 	s.errMu.Lock()
@@ -697,6 +719,32 @@ type readyReplica struct {
 // handleReady runs one round of the Ready contract for every replica
 // that has something to do (see consensusCore, raft.Ready and paxos.Ready
 // for the order and why).
+//
+// A fault of one range (rangefault.go) in the round stops that replica
+// alone; every other error is the node's and stops the store. The round's
+// batches hold every replica's writes, so the faulty replica's must stay
+// out of them while the others' go in:
+//
+//  1. Persist. A replica's Ready is refused only when a snapshot from its
+//     leader does not decode, and installSnapshot checks that before it
+//     writes anything: the batch holds none of that replica's writes, and
+//     the others' are committed. (A batch write or commit that fails is
+//     the node's.)
+//  2. Send: the stopped replica sends nothing, so no peer learns of an
+//     entry or a vote of it that is not persisted.
+//  3. Apply. Each replica applies its entries to a batch of its own,
+//     appended to the round's only when every entry applied. A replica
+//     that fails at entry k leaves nothing: neither the effects of the
+//     entries before k nor its applied index. Its persisted log and hard
+//     state (step 1) are valid, so a restart replays the same entries from
+//     the applied index it had, and fails again at k or, if the fault
+//     passed, applies them. Its clients of those entries are answered
+//     "outcome unknown" (the other replicas may apply them), and the
+//     others' effects are committed and answered as usual.
+//  4. Advance and compact: the stopped replica is neither advanced nor
+//     compacted. Compaction fails before writing (a paxos range builds its
+//     snapshot, Raft reads the entry it truncates at, before anything goes
+//     into the batch), so the batch again holds the others' writes only.
 func (s *Store) handleReady() error {
 	var ready []readyReplica
 	for _, r := range s.sortedReplicas() {
@@ -715,10 +763,14 @@ func (s *Store) handleReady() error {
 	sync := false
 	for _, x := range ready {
 		if err := s.persist(b, x.r, &x.rd); err != nil {
-			return err
+			if err := s.isolate(x.r, err); err != nil {
+				return err
+			}
+			continue
 		}
 		sync = sync || x.rd.mustSync
 	}
+	ready = s.stillRunning(ready)
 	if !b.Empty() || sync {
 		if err := b.Commit(sync && !s.cfg.canary.ackBeforeSync); err != nil {
 			return err
@@ -739,32 +791,31 @@ func (s *Store) handleReady() error {
 		}
 	}
 
-	// 3. Apply committed entries, all replicas in one unsynced batch: the
-	// log is durable, and a crash replays entries past the applied index
-	// stored in the same batch as their effects.
-	ab := s.db.NewBatch()
-	defer ab.Close()
+	// 3. Apply committed entries, all replicas in one unsynced batch (or
+	// more, if one would exceed MaxBatchBytes: roundBatch), each replica's
+	// effects whole with its applied index: the log is durable, and a
+	// crash replays entries past the applied index stored in the same
+	// batch as their effects.
+	ab := &roundBatch{s: s, b: s.db.NewBatch()}
+	defer func() { ab.b.Close() }()
 	var deliveries []delivery
 	for _, x := range ready {
-		ds, err := x.r.apply(s, ab, x.rd.committed)
+		ds, err := s.applyReady(ab, x)
 		if err != nil {
 			return err
 		}
-		s.cfg.Metrics.Applied.WithLabelValues(x.r.core.protocol()).Add(float64(len(x.rd.committed)))
 		deliveries = append(deliveries, ds...)
 	}
-	if !ab.Empty() {
-		if err := ab.Commit(false); err != nil {
-			return err
-		}
+	if err := ab.commit(); err != nil {
+		return err
 	}
 	// A client that changed the catalog sees its change when answered.
 	if err := s.catalogUpdated(); err != nil {
 		return err
 	}
 	// A replica the applied catalog removed is gone, its log with it:
-	// it is neither advanced nor compacted.
-	ready = slices.DeleteFunc(ready, func(x readyReplica) bool { return x.r.destroyed })
+	// it is neither advanced nor compacted; nor is one that failed.
+	ready = s.stillRunning(ready)
 	for _, d := range deliveries {
 		d.to(d.res)
 	}
@@ -775,6 +826,75 @@ func (s *Store) handleReady() error {
 		x.r.core.advance()
 	}
 	return s.compactLogs(ready)
+}
+
+// stillRunning drops from ready the replicas that were destroyed or failed
+// since it was collected. It reuses ready's array.
+func (s *Store) stillRunning(ready []readyReplica) []readyReplica {
+	return slices.DeleteFunc(ready, func(x readyReplica) bool { return !s.running(x.r) })
+}
+
+// applyReady applies one replica's committed entries to a batch of its
+// own and appends it to the round's (handleReady, step 3), returning the
+// results for waiting clients. A fault of the range stops the replica and
+// leaves nothing of its entries in the round's batch.
+func (s *Store) applyReady(ab *roundBatch, x readyReplica) ([]delivery, error) {
+	rb := s.db.NewBatch()
+	defer rb.Close()
+	if s.canary.sharedApplyBatch {
+		rb = ab.b
+	}
+	applied := x.r.applied
+	ds, err := x.r.apply(s, rb, x.rd.committed)
+	if err != nil {
+		x.r.applied = applied // what Pebble holds, for its status
+		return nil, s.applyFailed(x.r, ds, err)
+	}
+	s.cfg.Metrics.Applied.WithLabelValues(x.r.core.protocol()).Add(float64(len(x.rd.committed)))
+	if s.canary.sharedApplyBatch {
+		return ds, nil
+	}
+	return ds, ab.append(rb)
+}
+
+// applyFailed stops a replica whose entries could not all be applied:
+// ds are the results of the entries before the failing one, whose effects
+// are discarded, so their clients learn only that the outcome is unknown.
+// Meta's failures are the node's (isolate).
+func (s *Store) applyFailed(r *replica, ds []delivery, err error) error {
+	for _, d := range ds {
+		d.to(result{err: fmt.Errorf("%w: range %d could not apply its entries: %v", ErrOutcomeUnknown, r.desc.ID, err)})
+	}
+	return s.isolate(r, newRangeFault(faultApply, err))
+}
+
+// roundBatch is a round's apply batch. Each replica's effects, with its
+// applied index, are appended whole; when the next replica's would take
+// it over MaxBatchBytes, the batch is committed and a new one started, as
+// a crash needs each replica's writes atomic, not the round's.
+type roundBatch struct {
+	s *Store
+	b *storage.Batch
+}
+
+func (ab *roundBatch) append(rb *storage.Batch) error {
+	err := ab.b.Append(rb)
+	if !errors.Is(err, storage.ErrBatchTooLarge) || ab.b.Empty() {
+		return err
+	}
+	if err := ab.commit(); err != nil {
+		return err
+	}
+	ab.b.Close()
+	ab.b = ab.s.db.NewBatch()
+	return ab.b.Append(rb)
+}
+
+func (ab *roundBatch) commit() error {
+	if ab.b.Empty() {
+		return nil
+	}
+	return ab.b.Commit(false)
 }
 
 // catalogUpdated reloads and republishes the catalog if applied commands
@@ -862,11 +982,14 @@ func (s *Store) compactLogs(ready []readyReplica) error {
 		return b
 	}
 	for _, x := range ready {
+		// A fault fails before it writes anything (handleReady, step 4).
 		if err := x.r.core.compact(batch, x.r.applied); err != nil {
-			if b != nil {
-				b.Close()
+			if err := s.isolate(x.r, err); err != nil {
+				if b != nil {
+					b.Close()
+				}
+				return err
 			}
-			return err
 		}
 	}
 	if b == nil {
@@ -946,6 +1069,7 @@ func (s *Store) updateGauges() {
 		s.cfg.Metrics.ApplyLag.WithLabelValues(protocol).Set(float64(l))
 	}
 	s.cfg.Metrics.Quiesced.Set(float64(s.quiesce.count))
+	s.cfg.Metrics.RangesFailed.Set(float64(len(s.failed)))
 }
 
 // QuiescedRanges returns how many replicas on this node are quiesced.
@@ -964,30 +1088,52 @@ type RangeStatus struct {
 	Term    uint64
 	Commit  uint64
 	Applied uint64
-	State   string
+	// State is the replica's role, or "failed" once a fault of its range
+	// stopped it (rangefault.go).
+	State string
+	// Error is the fault that stopped the replica, or one it serves
+	// despite (a follower needs a snapshot that cannot be built); empty
+	// when there is none.
+	Error string
 	// Voters and Learners are meta's configuration (other ranges' replicas
 	// are in their descriptors).
 	Voters, Learners []uint64
 }
 
-// RangeStatuses returns the status of every replica on this node.
+// RangeStatuses returns the status of every replica on this node, failed
+// ones included.
 func (s *Store) RangeStatuses(ctx context.Context) (map[uint64]RangeStatus, error) {
-	out := map[uint64]RangeStatus{}
-	err := s.do(ctx, func() {
-		for id, r := range s.replicas {
-			st := r.core.status()
-			rs := RangeStatus{RangeID: id, Leader: r.leader, Term: st.term, Commit: st.commit, Applied: r.applied, State: r.role.String()}
-			if id == MetaRangeID {
-				cs := metaCore(r).rn.ConfState()
-				for _, v := range cs.Voters {
-					rs.Voters = append(rs.Voters, v.ID)
-				}
-				rs.Learners = slices.Clone(cs.Learners)
-			}
-			out[id] = rs
-		}
-	})
+	var out map[uint64]RangeStatus
+	err := s.do(ctx, func() { out = s.rangeStatuses() })
 	return out, err
+}
+
+// rangeStatuses is RangeStatuses on the loop.
+func (s *Store) rangeStatuses() map[uint64]RangeStatus {
+	out := make(map[uint64]RangeStatus, len(s.replicas)+len(s.failed))
+	for id, r := range s.replicas {
+		out[id] = s.replicaStatus(r)
+	}
+	for id, f := range s.failed {
+		out[id] = f.status
+	}
+	return out
+}
+
+// replicaStatus is the status of a running replica. Loop only.
+func (s *Store) replicaStatus(r *replica) RangeStatus {
+	id := r.desc.ID
+	st := r.core.status()
+	rs := RangeStatus{RangeID: id, Leader: r.leader, Term: st.term, Commit: st.commit, Applied: r.applied, State: r.role.String(),
+		Error: r.snapshotFault.report(s.quiesce.ticks)}
+	if id == MetaRangeID {
+		cs := metaCore(r).rn.ConfState()
+		for _, v := range cs.Voters {
+			rs.Voters = append(rs.Voters, v.ID)
+		}
+		rs.Learners = slices.Clone(cs.Learners)
+	}
+	return rs
 }
 
 // Done is closed when the store's goroutine has stopped: after Close, or

@@ -111,6 +111,8 @@ func (s *Store) forgetProposal(rangeID, id uint64) {
 func (s *Store) leaderReplica(rangeID uint64) (*replica, error) {
 	r, ok := s.replicas[rangeID]
 	switch {
+	case !ok && s.failed[rangeID] != nil:
+		return nil, s.failed[rangeID].refusal()
 	case !ok:
 		return nil, fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
 	case r.role != roleLeader:
@@ -305,53 +307,83 @@ func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 	return e.b, nil
 }
 
+// snapRecord is one record of a snapshot (see rangeData); key and value
+// alias the snapshot's data.
+type snapRecord struct {
+	kind       byte
+	key, value []byte
+	horizon    int64
+}
+
+// decodeSnapshot reads the records of snapshot data, checking every one
+// (a dedup entry's answer too) before anything is written.
+func decodeSnapshot(data []byte) ([]snapRecord, error) {
+	d := dec{b: data}
+	version := d.byte()
+	if version != codecV1 && version != snapshotV2 {
+		d.fail("snapshot version")
+	}
+	var out []snapRecord
+	for len(d.b) > 0 && d.err == nil {
+		rec := snapRecord{kind: snapRecordData}
+		if version == snapshotV2 {
+			rec.kind = d.byte()
+		}
+		switch rec.kind {
+		case snapRecordData:
+			rec.key, rec.value = d.bytes(), d.bytes()
+		case snapRecordHorizon:
+			rec.horizon = int64(d.uint())
+		case snapRecordDedup:
+			rec.key, rec.value = d.bytes(), d.bytes()
+			if d.err == nil {
+				if _, err := decodeDedupEntry(rec.value); err != nil {
+					return nil, fmt.Errorf("dedup entry %q: %w", abbreviate(rec.key), err)
+				}
+			}
+		default:
+			d.fail("snapshot record kind")
+		}
+		if d.err == nil {
+			out = append(out, rec)
+		}
+	}
+	return out, d.done()
+}
+
 // installSnapshot replaces the replica's data and dedup state with a
-// snapshot's; the core replaces its log in the same batch.
+// snapshot's; the core replaces its log in the same batch. A snapshot
+// that does not decode is a fault of the range (faultInstall), found
+// before anything is written to b: the core took the snapshot already, so
+// the replica cannot go on, but the round's batch holds none of its writes
+// (Store.handleReady).
 func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *rangeSnapshot) error {
 	id := r.desc.ID
+	recs, err := decodeSnapshot(snap.data)
+	if err != nil {
+		return newRangeFault(faultInstall, fmt.Errorf("kv: range %d snapshot at %d: %w", id, snap.index, err))
+	}
 	for _, span := range []storage.Span{storage.RangeDataSpan(id), storage.RangeDedupSpan(id)} {
 		if err := b.DeleteRange(span.Start, span.End); err != nil {
 			return err
 		}
 	}
-	d := dec{b: snap.data}
-	version := d.byte()
-	if version != codecV1 && version != snapshotV2 {
-		d.fail("snapshot version")
-	}
 	var horizon int64
-	for len(d.b) > 0 && d.err == nil {
-		kind := snapRecordData
-		if version == snapshotV2 {
-			kind = d.byte()
-		}
-		switch kind {
+	for _, rec := range recs {
+		switch rec.kind {
 		case snapRecordData:
-			key, v := d.bytes(), d.bytes()
-			if err := b.Set(storage.DataKey(id, key), v); err != nil {
-				return err
-			}
+			err = b.Set(storage.DataKey(id, rec.key), rec.value)
 		case snapRecordHorizon:
-			horizon = int64(d.uint())
-			if err := b.Set(storage.DedupHorizonKey(id), encodeDedupHorizon(horizon)); err != nil {
-				return err
-			}
+			horizon = rec.horizon
+			err = b.Set(storage.DedupHorizonKey(id), encodeDedupHorizon(horizon))
 		case snapRecordDedup:
-			idem, v := d.bytes(), d.bytes()
-			entry, err := decodeDedupEntry(v)
-			if err != nil {
-				return fmt.Errorf("kv: range %d snapshot at %d: dedup entry %q: %w", id, snap.index, abbreviate(idem), err)
-			}
-			if err := errors.Join(b.Set(storage.DedupKey(id, idem), v),
-				b.Set(storage.DedupExpiryKey(id, uint64(max(entry.at, 0)), idem), nil)); err != nil {
-				return err
-			}
-		default:
-			d.fail("snapshot record kind")
+			entry, _ := decodeDedupEntry(rec.value) // checked by decodeSnapshot
+			err = errors.Join(b.Set(storage.DedupKey(id, rec.key), rec.value),
+				b.Set(storage.DedupExpiryKey(id, uint64(max(entry.at, 0)), rec.key), nil))
 		}
-	}
-	if err := d.done(); err != nil {
-		return fmt.Errorf("kv: range %d snapshot at %d: %w", id, snap.index, err)
+		if err != nil {
+			return err
+		}
 	}
 	r.applied = snap.index
 	r.dedup = dedupState{horizon: horizon, collected: horizon}

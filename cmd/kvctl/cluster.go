@@ -22,7 +22,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			withGlobals(&cli.Command{Name: "members", Usage: "nodes gossip knows, with their state", Action: clusterMembers}),
 			withGlobals(&cli.Command{
-				Name: "ranges", Usage: "ranges with replicas, leaders and terms",
+				Name: "ranges", Usage: "ranges with replicas, leaders and terms, and the answering node's range errors",
 				Flags:  []cli.Flag{&cli.BoolFlag{Name: "all", Usage: "every keyspace, not only --keyspace"}},
 				Action: clusterRanges,
 			}),
@@ -88,7 +88,7 @@ func clusterRanges(c *cli.Context) error {
 
 func printRanges(c *cli.Context, ranges []*v1.Range) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEYSPACE\tRANGE\tHASH SPAN\tREPLICAS\tLEADER\tTERM\tCOMMIT")
+	fmt.Fprintln(tw, "KEYSPACE\tRANGE\tHASH SPAN\tREPLICAS\tLEADER\tTERM\tCOMMIT\tERROR")
 	for _, r := range ranges {
 		var reps []string
 		for _, rep := range r.Replicas {
@@ -102,8 +102,14 @@ func printRanges(c *cli.Context, ranges []*v1.Range) error {
 		if leader == "" {
 			leader = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t[%016x, %016x)\t%s\t%s\t%d\t%d\n", r.Keyspace, r.RangeId, r.HashLo, r.HashHi,
-			strings.Join(reps, ","), leader, r.Term, r.CommitIndex)
+		// The answering node's replica stopped, or serves despite a fault
+		// (docs/operations.md, "Faults of one range").
+		rangeErr := r.Error
+		if rangeErr == "" {
+			rangeErr = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t[%016x, %016x)\t%s\t%s\t%d\t%d\t%s\n", r.Keyspace, r.RangeId, r.HashLo, r.HashHi,
+			strings.Join(reps, ","), leader, r.Term, r.CommitIndex, rangeErr)
 	}
 	return tw.Flush()
 }
