@@ -527,12 +527,14 @@ func (a *apiServer) ListMembers(ctx context.Context, _ *connect.Request[v1.ListM
 
 var memberStates = map[string]v1.MemberState{"alive": v1.MemberState_MEMBER_STATE_ALIVE, "dead": v1.MemberState_MEMBER_STATE_DEAD, "left": v1.MemberState_MEMBER_STATE_LEFT}
 
-// members lists the cluster's nodes as gossip sees them.
+// members lists the catalog's nodes with their gossip state by identity,
+// then the nodes gossip knows that the catalog does not (id 0); see
+// Node.Members. A state gossip cannot tell is MEMBER_STATE_UNSPECIFIED.
 func (a *apiServer) members() []*v1.Member {
 	var out []*v1.Member
-	for _, m := range a.node.members() {
+	for _, m := range a.node.Members() {
 		out = append(out, &v1.Member{NodeId: m.Name, Address: m.Addr, GossipAddress: m.GossipAddr, Zone: m.Zone,
-			Weight: uint32(m.Weight), Version: m.Version, State: memberStates[m.State]})
+			Weight: uint32(m.Weight), Version: m.Version, State: memberStates[m.State], Id: m.ID, Uuid: m.UUID})
 	}
 	return out
 }

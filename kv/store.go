@@ -50,7 +50,8 @@ type StoreConfig struct {
 	// Metrics receives the store's metrics; nil means unregistered ones.
 	Metrics *Metrics
 	// Self describes this node (name, address, zone, weight) for the
-	// catalog; its ID is assigned by the cluster.
+	// catalog; its ID is assigned by the cluster, and its UUID and the
+	// hash of its secret come from the identity in its data dir.
 	Self NodeDescriptor
 }
 
@@ -97,6 +98,10 @@ type Store struct {
 	cfg    StoreConfig
 	db     *storage.DB
 	nodeID uint64
+
+	// identity is this node's, from its data dir (OpenIdentity).
+	identity Identity
+
 	logger *slog.Logger
 	// raftLogger takes the cores' logs one level down: a core's Info
 	// (became follower, became leader) is routine for a node with
@@ -175,10 +180,12 @@ func (e *NotLeaderError) leaderOr0() uint64 {
 	return e.Leader
 }
 
-// OpenStore opens the node's store and starts its goroutine. A database
-// without a node ID is a new node: with bootstrap set it founds a new
-// cluster (node 1, holding meta and the default keyspace); otherwise it
-// must have joined one first (SaveJoin).
+// OpenStore opens the node's store and starts its goroutine. The data
+// dir's identity must be cfg.Self.Name's (OpenIdentity, which also
+// chooses one in a new data dir). A database without a node ID is a new
+// node: with bootstrap set it founds a new cluster (node 1, holding meta
+// and the default keyspace); otherwise it must have joined one first
+// (SaveJoin).
 func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
 	s, err := openStore(db, cfg, transport, bootstrap)
 	if err != nil {
@@ -209,10 +216,13 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 		cat:      newCatalog(),
 	}
 	s.quiesce.init()
-	id, err := loadNodeID(db)
+	ident, err := OpenIdentity(db, cfg.Self.Name)
 	if err != nil {
 		return nil, err
 	}
+	s.identity = ident
+	s.cfg.Self.UUID, s.cfg.Self.SecretHash = ident.UUID, ident.SecretHash()
+	id := ident.NodeID
 	if id == 0 {
 		if !bootstrap {
 			return nil, errors.New("kv: this node belongs to no cluster: found one (no --join) or join one first")
@@ -220,6 +230,7 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 		if id, err = s.bootstrap(); err != nil {
 			return nil, err
 		}
+		s.identity.NodeID, s.identity.ClusterID = id, s.ClusterID()
 	}
 	s.nodeID = id
 	if err := s.loadCatalog(); err != nil {
@@ -348,8 +359,15 @@ func IsMember(db *storage.DB) (bool, error) {
 }
 
 // SaveJoin records the node ID and cluster a joining node was given, so
-// that OpenStore starts it as a member (JoinCluster calls it).
+// that OpenStore starts it as a member. The node got them for its
+// identity (JoinCluster), which the data dir must hold already.
 func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
+	switch _, found, err := loadIdentity(db); {
+	case err != nil:
+		return err
+	case !found:
+		return errors.New("kv: a node joins under the identity in its data dir, and this one has none (OpenIdentity)")
+	}
 	b := db.NewBatch()
 	defer b.Close()
 	var idb [8]byte
