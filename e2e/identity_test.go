@@ -122,7 +122,12 @@ func TestWipedNodeRejoins(t *testing.T) {
 
 	// Placement sees the new node alive and the old ID dead: a new
 	// keyspace of three replicas lands on n1, n2 and the new n3.
-	n1.must(0, "keyspace", "create", "later", "--mode", "raft", "--replicas", "3", "--ranges", "2")
+	// (Placement runs on meta's leader, whose gossip may see the new n3
+	// alive a moment after n1's does.)
+	waitFor(t, "a keyspace of three replicas to be placed", func() bool {
+		code, _, _ := n1.kvctl("", "keyspace", "create", "later", "--mode", "raft", "--replicas", "3", "--ranges", "2")
+		return code == 0
+	})
 	waitFor(t, "the new n3 to run the new keyspace's replicas", func() bool { return localRanges(t, back) == 3 })
 	back.must(0, "-k", "later", "put", "k", "v")
 	if got := n1.must(0, "-k", "later", "get", "k"); got != "v\n" {
