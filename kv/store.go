@@ -230,7 +230,6 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 		if id, err = s.bootstrap(); err != nil {
 			return nil, err
 		}
-		s.identity.NodeID, s.identity.ClusterID = id, s.ClusterID()
 	}
 	s.nodeID = id
 	if err := s.loadCatalog(); err != nil {
@@ -264,14 +263,10 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 // NodeID is this node's ID in the cluster.
 func (s *Store) NodeID() uint64 { return s.nodeID }
 
-// ClusterID is the ID the cluster got when it was founded.
-func (s *Store) ClusterID() string {
-	b, err := s.db.Get(storage.ClusterIDKey())
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
+// ClusterID is the ID the cluster got when it was founded. It is read
+// from the data dir when the store opens (a member's) or set when it
+// founds the cluster, and never changes.
+func (s *Store) ClusterID() string { return s.identity.ClusterID }
 
 func loadNodeID(db *storage.DB) (uint64, error) {
 	b, err := db.Get(storage.NodeIDKey())
@@ -348,6 +343,7 @@ func (s *Store) bootstrap() (uint64, error) {
 	if err := b.Commit(true); err != nil {
 		return 0, err
 	}
+	s.identity.NodeID, s.identity.ClusterID = id, clusterID
 	s.logger.Info("founded a new cluster", "cluster", clusterID, "node", id)
 	return id, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -169,8 +170,10 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	// since the last run); requests are served meanwhile.
 	var announceCtx context.Context
 	announceCtx, n.stopAnnounce = context.WithCancel(context.Background())
-	n.closers = append(n.closers, func() error { n.stopAnnounce(); return nil })
-	go func() {
+	// Announce uses the store: it ends before the store closes.
+	var announcing sync.WaitGroup
+	n.closers = append(n.closers, func() error { n.stopAnnounce(); announcing.Wait(); return nil })
+	announcing.Go(func() {
 		switch err := node.Announce(announceCtx, self); {
 		case err == nil || announceCtx.Err() != nil:
 		case kv.JoinRefused(err):
@@ -178,7 +181,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		default:
 			logger.Warn("catalog does not know this node's address yet", "err", err)
 		}
-	}()
+	})
 	if member && len(cfg.join) == 0 {
 		// A member restarted without --join finds the others through the
 		// gossip addresses the catalog keeps.
