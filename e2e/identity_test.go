@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -99,6 +100,15 @@ func TestWipedNodeRejoins(t *testing.T) {
 	t.Logf("kvctl cluster members through n1:\n%s", out)
 	if !strings.Contains(out, fresh.UUID) || !strings.Contains(out, "dead") {
 		t.Fatalf("cluster members shows neither the new n3 nor a dead node:\n%s", out)
+	}
+
+	resp, err := http.Get("http://" + n1.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page := readBody(t, resp); !strings.Contains(page, "<td>"+old.ID+"</td><td>n3</td><td><code>"+old.UUID+"</code>") ||
+		!strings.Contains(page, "<td>"+fresh.ID+"</td><td>n3</td><td><code>"+fresh.UUID+"</code>") {
+		t.Fatalf("the status page does not show both n3s:\n%s", page)
 	}
 
 	// It runs meta only: the old ID's replicas are not its own.
