@@ -674,12 +674,14 @@ func (a *apiServer) ListMembers(ctx context.Context, _ *connect.Request[v1.ListM
 
 var memberStates = map[string]v1.MemberState{"alive": v1.MemberState_MEMBER_STATE_ALIVE, "dead": v1.MemberState_MEMBER_STATE_DEAD, "left": v1.MemberState_MEMBER_STATE_LEFT}
 
-// members lists the cluster's nodes as gossip sees them.
+// members lists the catalog's nodes with their gossip state by identity,
+// then the nodes gossip knows that the catalog does not (id 0); see
+// Node.Members. A state gossip cannot tell is MEMBER_STATE_UNSPECIFIED.
 func (a *apiServer) members() []*v1.Member {
 	var out []*v1.Member
-	for _, m := range a.node.members() {
+	for _, m := range a.node.Members() {
 		out = append(out, &v1.Member{NodeId: m.Name, Address: m.Addr, GossipAddress: m.GossipAddr, Zone: m.Zone,
-			Weight: uint32(m.Weight), Version: m.Version, State: memberStates[m.State]})
+			Weight: uint32(m.Weight), Version: m.Version, State: memberStates[m.State], Id: m.ID, Uuid: m.UUID})
 	}
 	return out
 }
@@ -728,12 +730,21 @@ func (a *apiServer) ranges(ctx context.Context, keyspace string) ([]*v1.Range, e
 	return out, nil
 }
 
-// nodeName shows a node ID as the node's name (its --node-id).
+// nodeName shows a node ID as the node's name (its --node-id), with the
+// ID after a '#' when another node of the catalog has that name too (a
+// node that lost its data dir rejoined as a new node under its old name).
 func (a *apiServer) nodeName(id uint64) string {
-	if n, ok := a.node.store.Catalog().Nodes[id]; ok {
-		return n.Name
+	nodes := a.node.store.Catalog().Nodes
+	n, ok := nodes[id]
+	if !ok {
+		return "node-" + strconv.FormatUint(id, 10)
 	}
-	return "node-" + strconv.FormatUint(id, 10)
+	for other, o := range nodes {
+		if other != id && o.Name == n.Name {
+			return n.Name + "#" + strconv.FormatUint(id, 10)
+		}
+	}
+	return n.Name
 }
 
 func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error) {

@@ -465,7 +465,7 @@ type rangeView struct {
 }
 
 func (s *Server) status(ctx context.Context) (statusView, error) {
-	v := statusView{Node: s.api.info, Ready: "ready", Members: s.api.node.members()}
+	v := statusView{Node: s.api.info, Ready: "ready", Members: s.api.node.Members()}
 	if err := s.ready(ctx); err != nil {
 		v.Ready = "not ready: " + err.Error()
 	}
@@ -528,8 +528,11 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f
 <p>{{.Ready}} · cluster {{.Node.ClusterID}} · version {{.Node.Version}} · listening on {{.Node.Advertise}}
 · <a href="/status.json">status.json</a> · <a href="/metrics">metrics</a></p>
 <h2>Members</h2>
-<table><tr><th>node</th><th>address</th><th>zone</th><th>weight</th><th>state</th><th>version</th></tr>
-{{range .Members}}<tr><td>{{.Name}}</td><td>{{.Addr}}</td><td>{{.Zone}}</td><td>{{.Weight}}</td><td>{{.State}}</td><td>{{.Version}}</td></tr>
+<p>The catalog's nodes by ID, each in the gossip state of the node of its name only if that node has its UUID
+(a node whose data dir was lost comes back with a new UUID and ID, and its old ID is dead); then the nodes gossip
+knows that the catalog does not (ID 0).</p>
+<table><tr><th>id</th><th>node</th><th>uuid</th><th>address</th><th>zone</th><th>weight</th><th>state</th><th>version</th></tr>
+{{range .Members}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td><code>{{.UUID}}</code></td><td>{{.Addr}}</td><td>{{.Zone}}</td><td>{{.Weight}}</td><td>{{.State}}</td><td>{{.Version}}</td></tr>
 {{end}}</table>
 <h2>Keyspaces</h2>
 <table><tr><th>name</th><th>mode</th><th>replicas</th><th>quorum</th><th>W</th><th>R</th><th>ranges</th></tr>

@@ -492,8 +492,22 @@ func (c *simCluster) form() {
 	})
 }
 
+// simSelf is node id as it registers: its identity (simIdentity) is
+// fixed by its ID, so that a seed replays exactly.
 func simSelf(id uint64) NodeDescriptor {
-	return NodeDescriptor{Name: fmt.Sprintf("n%d", id), Addr: fmt.Sprintf("sim:%d", id), Zone: fmt.Sprintf("z%d", id), Weight: 1}
+	ident := simIdentity(id)
+	return NodeDescriptor{Name: ident.Name, Addr: fmt.Sprintf("sim:%d", id), Zone: fmt.Sprintf("z%d", id), Weight: 1,
+		UUID: ident.UUID, SecretHash: ident.SecretHash()}
+}
+
+// simIdentity is the identity node id's disk holds from its first start.
+func simIdentity(id uint64) Identity {
+	seed := bytes.Repeat([]byte{byte(id)}, 16+SecretBytes)
+	ident, err := newIdentity(fmt.Sprintf("n%d", id), bytes.NewReader(seed))
+	if err != nil {
+		panic(err)
+	}
+	return ident
 }
 
 // addNode registers store node id with the sim and starts it.
@@ -514,6 +528,13 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	member, err := IsMember(db)
 	if err != nil {
 		panic(err)
+	}
+	if !member {
+		// A first start: the identity is written before anything else
+		// (kvd's OpenIdentity, with a fixed identity).
+		if err := saveIdentity(db, simIdentity(id)); err != nil {
+			panic(err)
+		}
 	}
 	if !member && id != 1 {
 		if err := SaveJoin(db, id, c.clusterID); err != nil {
@@ -565,13 +586,13 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	return n
 }
 
-// alive is gossip's view of the nodes: the ones up.
-func (c *simCluster) alive(name string) bool {
+// alive is gossip's view of the nodes: the ones up, by identity.
+func (c *simCluster) alive(nd NodeDescriptor) bool {
 	var id uint64
-	if _, err := fmt.Sscanf(name, "n%d", &id); err != nil {
+	if _, err := fmt.Sscanf(nd.Name, "n%d", &id); err != nil {
 		return false
 	}
-	return c.node(id) != nil
+	return c.node(id) != nil && nd.UUID == simIdentity(id).UUID
 }
 
 // metaLeader returns the node whose meta replica leads, if any.

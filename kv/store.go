@@ -53,7 +53,8 @@ type StoreConfig struct {
 	// Metrics receives the store's metrics; nil means unregistered ones.
 	Metrics *Metrics
 	// Self describes this node (name, address, zone, weight) for the
-	// catalog; its ID is assigned by the cluster.
+	// catalog; its ID is assigned by the cluster, and its UUID and the
+	// hash of its secret come from the identity in its data dir.
 	Self NodeDescriptor
 	// Clock reads physical time in Unix nanoseconds, for the stamps of the
 	// commands proposed here (request dedup, dedup.go); nil reads the
@@ -120,6 +121,10 @@ type Store struct {
 	cfg    StoreConfig
 	db     *storage.DB
 	nodeID uint64
+
+	// identity is this node's, from its data dir (OpenIdentity).
+	identity Identity
+
 	logger *slog.Logger
 	// raftLogger takes the cores' logs one level down: a core's Info
 	// (became follower, became leader) is routine for a node with
@@ -207,10 +212,12 @@ func (e *NotLeaderError) leaderOr0() uint64 {
 	return e.Leader
 }
 
-// OpenStore opens the node's store and starts its goroutine. A database
-// without a node ID is a new node: with bootstrap set it founds a new
-// cluster (node 1, holding meta and the default keyspace); otherwise it
-// must have joined one first (SaveJoin).
+// OpenStore opens the node's store and starts its goroutine. The data
+// dir's identity must be cfg.Self.Name's (OpenIdentity, which also
+// chooses one in a new data dir). A database without a node ID is a new
+// node: with bootstrap set it founds a new cluster (node 1, holding meta
+// and the default keyspace); otherwise it must have joined one first
+// (SaveJoin).
 func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
 	s, err := openStore(db, cfg, transport, bootstrap)
 	if err != nil {
@@ -243,10 +250,13 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	}
 	s.quiesce.init()
 	s.requestEpoch = s.rng.Uint64()
-	id, err := loadNodeID(db)
+	ident, err := OpenIdentity(db, cfg.Self.Name)
 	if err != nil {
 		return nil, err
 	}
+	s.identity = ident
+	s.cfg.Self.UUID, s.cfg.Self.SecretHash = ident.UUID, ident.SecretHash()
+	id := ident.NodeID
 	if id == 0 {
 		if !bootstrap {
 			return nil, errors.New("kv: this node belongs to no cluster: found one (no --join) or join one first")
@@ -287,14 +297,10 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 // NodeID is this node's ID in the cluster.
 func (s *Store) NodeID() uint64 { return s.nodeID }
 
-// ClusterID is the ID the cluster got when it was founded.
-func (s *Store) ClusterID() string {
-	b, err := s.db.Get(storage.ClusterIDKey())
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
+// ClusterID is the ID the cluster got when it was founded. It is read
+// from the data dir when the store opens (a member's) or set when it
+// founds the cluster, and never changes.
+func (s *Store) ClusterID() string { return s.identity.ClusterID }
 
 func loadNodeID(db *storage.DB) (uint64, error) {
 	b, err := db.Get(storage.NodeIDKey())
@@ -371,6 +377,7 @@ func (s *Store) bootstrap() (uint64, error) {
 	if err := b.Commit(true); err != nil {
 		return 0, err
 	}
+	s.identity.NodeID, s.identity.ClusterID = id, clusterID
 	s.logger.Info("founded a new cluster", "cluster", clusterID, "node", id)
 	return id, nil
 }
@@ -382,8 +389,15 @@ func IsMember(db *storage.DB) (bool, error) {
 }
 
 // SaveJoin records the node ID and cluster a joining node was given, so
-// that OpenStore starts it as a member (JoinCluster calls it).
+// that OpenStore starts it as a member. The node got them for its
+// identity (JoinCluster), which the data dir must hold already.
 func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
+	switch _, found, err := loadIdentity(db); {
+	case err != nil:
+		return err
+	case !found:
+		return errors.New("kv: a node joins under the identity in its data dir, and this one has none (OpenIdentity)")
+	}
 	b := db.NewBatch()
 	defer b.Close()
 	var idb [8]byte

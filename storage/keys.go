@@ -17,7 +17,7 @@ import (
 //	prefix  kind             rest of the key                           value
 //	------  ---------------  ----------------------------------------  ------------------------------
 //	0x00    (reserved)       never written
-//	0x01    node metadata    name (ASCII)                              e.g. node ID, cluster ID, store version
+//	0x01    node metadata    name (ASCII)                              node identity, node ID, cluster ID, store version
 //	0x02    consensus state  rangeID(8, BE) suffix(1)                  by suffix:
 //	                                        (suffix 0x01)              HardState / acceptor state
 //	                                        (suffix 0x02)              truncated-log state
@@ -95,6 +95,7 @@ const (
 
 // Names of the node metadata keys (prefix 0x01).
 const (
+	metaIdentity     = "identity"
 	metaNodeID       = "node-id"
 	metaClusterID    = "cluster-id"
 	metaStoreVersion = "store-version"
@@ -131,7 +132,12 @@ func (s Span) String() string {
 	return "[" + FormatKey(s.Start) + ", " + FormatKey(s.End) + ")"
 }
 
-// NodeIDKey is the key of this node's ID (a node name, SPEC --node-id).
+// IdentityKey is the key of this node's identity: the random UUID and
+// secret chosen at its first start, and the name (--node-id) it was
+// started with then. kv writes and checks it (kv.OpenIdentity).
+func IdentityKey() []byte { return metaKey(metaIdentity) }
+
+// NodeIDKey is the key of this node's ID, the number the cluster gave it.
 func NodeIDKey() []byte { return metaKey(metaNodeID) }
 
 // ClusterIDKey is the key of the ID of the cluster this node belongs to.

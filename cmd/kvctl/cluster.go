@@ -20,7 +20,7 @@ func clusterCommand() *cli.Command {
 		Name:  "cluster",
 		Usage: "show the cluster: members, ranges, status",
 		Subcommands: []*cli.Command{
-			withGlobals(&cli.Command{Name: "members", Usage: "nodes gossip knows, with their state", Action: clusterMembers}),
+			withGlobals(&cli.Command{Name: "members", Usage: "the catalog's nodes with their gossip state, and nodes gossip knows that the catalog does not", Action: clusterMembers}),
 			withGlobals(&cli.Command{
 				Name: "ranges", Usage: "ranges with replicas, leaders and terms, and the answering node's range errors",
 				Flags:  []cli.Flag{&cli.BoolFlag{Name: "all", Usage: "every keyspace, not only --keyspace"}},
@@ -56,12 +56,23 @@ func clusterMembers(c *cli.Context) error {
 	})
 }
 
+// printMembers shows the catalog's nodes by ID, each in the gossip state
+// of its identity (a node that lost its data dir is back with a new UUID
+// and ID; its old ID is dead), then the nodes gossip knows that the
+// catalog does not, with ID "-".
 func printMembers(w io.Writer, members []*v1.Member) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDRESS\tZONE\tWEIGHT\tSTATE\tVERSION")
+	fmt.Fprintln(tw, "ID\tNODE\tUUID\tADDRESS\tZONE\tWEIGHT\tSTATE\tVERSION")
 	for _, m := range members {
 		state := strings.ToLower(strings.TrimPrefix(m.State.String(), "MEMBER_STATE_"))
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", m.NodeId, m.Address, m.Zone, m.Weight, state, m.Version)
+		if m.State == v1.MemberState_MEMBER_STATE_UNSPECIFIED {
+			state = "unknown" // gossip has not heard of it
+		}
+		id := "-"
+		if m.Id != 0 {
+			id = fmt.Sprint(m.Id)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", id, m.NodeId, m.Uuid, m.Address, m.Zone, m.Weight, state, m.Version)
 	}
 	return tw.Flush()
 }
