@@ -13,10 +13,10 @@ import (
 // unary runs one RPC with the client's endpoint and retry rules. rpc is a
 // method expression of a generated client, such as
 // quorumkvv1connect.AdminClient.Status; clients holds one per endpoint.
-func unary[C, Req, Resp any](ctx context.Context, c *Client, clients []C, req *Req,
+func unary[C, Req, Resp any](ctx context.Context, c *Client, clients []C, p policy, req *Req,
 	rpc func(C, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
 	var out *Resp
-	err := c.call(ctx, func(ctx context.Context, i int) error {
+	err := c.call(ctx, p, func(ctx context.Context, i int) error {
 		resp, err := rpc(clients[i], ctx, connect.NewRequest(req))
 		if err == nil {
 			out = resp.Msg
@@ -29,9 +29,9 @@ func unary[C, Req, Resp any](ctx context.Context, c *Client, clients []C, req *R
 // adminCall is unary for the Admin service. Only NotFound becomes a
 // sentinel there: FailedPrecondition means a cluster that cannot do what
 // was asked (too few nodes), not a lost compare-and-swap.
-func adminCall[Req, Resp any](ctx context.Context, c *Client, req *Req,
+func adminCall[Req, Resp any](ctx context.Context, c *Client, p policy, req *Req,
 	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
-	resp, err := unary(ctx, c, c.admin, req, rpc)
+	resp, err := unary(ctx, c, c.admin, p, req, rpc)
 	var cerr *connect.Error
 	if errors.Is(err, ErrConditionFailed) && errors.As(err, &cerr) {
 		err = cerr
@@ -41,40 +41,40 @@ func adminCall[Req, Resp any](ctx context.Context, c *Client, req *Req,
 
 // CreateKeyspace creates a keyspace; the server proves its geometry first.
 func (c *Client) CreateKeyspace(ctx context.Context, ks *v1.Keyspace) (*v1.Keyspace, error) {
-	resp, err := adminCall(ctx, c, &v1.CreateKeyspaceRequest{Keyspace: ks}, quorumkvv1connect.AdminClient.CreateKeyspace)
+	resp, err := adminCall(ctx, c, policy{write: true}, &v1.CreateKeyspaceRequest{Keyspace: ks}, quorumkvv1connect.AdminClient.CreateKeyspace)
 	return resp.GetKeyspace(), err
 }
 
 // ListKeyspaces lists every keyspace.
 func (c *Client) ListKeyspaces(ctx context.Context) ([]*v1.Keyspace, error) {
-	resp, err := adminCall(ctx, c, &v1.ListKeyspacesRequest{}, quorumkvv1connect.AdminClient.ListKeyspaces)
+	resp, err := adminCall(ctx, c, policy{}, &v1.ListKeyspacesRequest{}, quorumkvv1connect.AdminClient.ListKeyspaces)
 	return resp.GetKeyspaces(), err
 }
 
 // DescribeKeyspace returns a keyspace and its ranges.
 func (c *Client) DescribeKeyspace(ctx context.Context, name string) (*v1.DescribeKeyspaceResponse, error) {
-	return adminCall(ctx, c, &v1.DescribeKeyspaceRequest{Name: name}, quorumkvv1connect.AdminClient.DescribeKeyspace)
+	return adminCall(ctx, c, policy{}, &v1.DescribeKeyspaceRequest{Name: name}, quorumkvv1connect.AdminClient.DescribeKeyspace)
 }
 
 // DropKeyspace removes a keyspace and its data.
 func (c *Client) DropKeyspace(ctx context.Context, name string) error {
-	_, err := adminCall(ctx, c, &v1.DropKeyspaceRequest{Name: name}, quorumkvv1connect.AdminClient.DropKeyspace)
+	_, err := adminCall(ctx, c, policy{write: true}, &v1.DropKeyspaceRequest{Name: name}, quorumkvv1connect.AdminClient.DropKeyspace)
 	return err
 }
 
 // Members lists the nodes gossip knows.
 func (c *Client) Members(ctx context.Context) ([]*v1.Member, error) {
-	resp, err := adminCall(ctx, c, &v1.ListMembersRequest{}, quorumkvv1connect.AdminClient.ListMembers)
+	resp, err := adminCall(ctx, c, policy{}, &v1.ListMembersRequest{}, quorumkvv1connect.AdminClient.ListMembers)
 	return resp.GetMembers(), err
 }
 
 // Ranges lists the ranges of a keyspace, or of all when keyspace is "".
 func (c *Client) Ranges(ctx context.Context, keyspace string) ([]*v1.Range, error) {
-	resp, err := adminCall(ctx, c, &v1.ListRangesRequest{Keyspace: keyspace}, quorumkvv1connect.AdminClient.ListRanges)
+	resp, err := adminCall(ctx, c, policy{}, &v1.ListRangesRequest{Keyspace: keyspace}, quorumkvv1connect.AdminClient.ListRanges)
 	return resp.GetRanges(), err
 }
 
 // Status is the answering node's view of the cluster.
 func (c *Client) Status(ctx context.Context) (*v1.StatusResponse, error) {
-	return adminCall(ctx, c, &v1.StatusRequest{}, quorumkvv1connect.AdminClient.Status)
+	return adminCall(ctx, c, policy{}, &v1.StatusRequest{}, quorumkvv1connect.AdminClient.Status)
 }

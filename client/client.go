@@ -6,20 +6,31 @@
 // answers name it (routes.go), which saves the forwarding hop; otherwise
 // it starts with the first endpoint. It tries its endpoints in turn and
 // moves to the next one, with exponential backoff, when a node cannot
-// serve: its dial fails, or it answers Unavailable. quorumkv servers answer
-// Unavailable only when nothing was written (no leader, no quorum reached
-// before anything was proposed), so retrying is safe for every operation,
-// compare-and-swap included. An outcome that is not known (a deadline
-// passed while a write was in flight) is returned, never retried.
+// serve: its dial fails, or it answers Unavailable, which quorumkv
+// servers answer only when nothing was or will be written.
+//
+// Every write carries an idempotency key (this client's random session
+// and the write's sequence number). Raft and paxos keyspaces, and
+// compare-and-swap in eventual ones, apply a write at most once per key
+// and answer a repeat as they answered the first attempt. So when the
+// outcome of a write is unknown (the server says so and marks it safe to
+// retry, or the connection broke after the request left, in a keyspace
+// known to dedup), the client sends it again with the same key, until it
+// learns the outcome or its deadline passes; then it returns
+// ErrOutcomeUnknown. An unknown outcome of a plain eventual write is
+// returned at once: sent again, it would be written again.
 package client
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -51,6 +62,9 @@ type Client struct {
 	kv     []kvClient
 	admin  []quorumkvv1connect.AdminClient
 	routes *routes // routes.go
+	// session and seq make the writes' idempotency keys (nextKey).
+	session string
+	seq     atomic.Uint64
 }
 
 type kvClient = quorumkvv1connect.KVClient
@@ -79,7 +93,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.GRPC {
 		opts = append(opts, connect.WithGRPC())
 	}
-	c := &Client{cfg: cfg, routes: newRoutes(cfg.Endpoints)}
+	c := &Client{cfg: cfg, routes: newRoutes(cfg.Endpoints), session: rand.Text()}
 	for _, ep := range cfg.Endpoints {
 		base := ep
 		if !strings.Contains(ep, "://") {
@@ -102,14 +116,92 @@ func h2cClient() *http.Client {
 	}}
 }
 
-// call runs f against the endpoints in turn until one serves or the
-// context ends. f gets the endpoint's index.
-func (c *Client) call(ctx context.Context, f func(ctx context.Context, i int) error) error {
-	return c.callFrom(ctx, 0, f)
+// nextKey returns the idempotency key of a new write: unique to this
+// client (a random session) and to the write (a sequence number). Its
+// retries reuse it.
+func (c *Client) nextKey() string {
+	return c.session + "-" + strconv.FormatUint(c.seq.Add(1), 10)
 }
 
+// call runs f against the endpoints in turn until one serves or the
+// context ends. f gets the endpoint's index.
+func (c *Client) call(ctx context.Context, p policy, f func(ctx context.Context, i int) error) error {
+	return c.callFrom(ctx, 0, p, f)
+}
+
+// policy says which failures of a call may be tried again.
+type policy struct {
+	// write: the call may change data, so an attempt whose outcome is
+	// unknown is tried again only if the server applies it at most once.
+	write bool
+	// dedup: the call's write is applied at most once (it carries an
+	// idempotency key into a keyspace known to dedup it): an attempt that
+	// broke after it left may be tried again.
+	dedup bool
+}
+
+// verdict is what one failed attempt leaves to do.
+type verdict int
+
+const (
+	giveUp   verdict = iota // the error is the answer
+	tryNext                 // nothing was written: try the next endpoint
+	tryAgain                // the outcome is unknown, and trying again is safe
+	noQuorum                // this node cannot reach a quorum: try the others once
+)
+
+// judge classifies an attempt's error.
+func (p policy) judge(err error) verdict {
+	if dialFailed(err) {
+		return tryNext // the request never left
+	}
+	if connect.IsWireError(err) {
+		// The server's own answer.
+		switch connect.CodeOf(err) {
+		case connect.CodeUnavailable:
+			if metaOf(err, quorumHeader) == "lost" {
+				return noQuorum
+			}
+			return tryNext
+		case connect.CodeUnknown:
+			if !p.write || metaOf(err, retrySafeHeader) == "true" {
+				return tryAgain
+			}
+		}
+		return giveUp
+	}
+	// No answer: a connection lost mid-request is reported as
+	// Unavailable by the transport too, but the request may have arrived
+	// and been applied.
+	if !p.write || p.dedup {
+		return tryAgain
+	}
+	return giveUp
+}
+
+// dialFailed: the request never left.
+func dialFailed(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
+}
+
+// metaOf returns an error's Connect metadata key.
+func metaOf(err error, key string) string {
+	var cerr *connect.Error
+	if errors.As(err, &cerr) {
+		return cerr.Meta().Get(key)
+	}
+	return ""
+}
+
+// Metadata the servers set on errors (kv.QuorumHeader, kv.RetrySafeHeader).
+const (
+	quorumHeader    = "Quorumkv-Quorum"
+	retrySafeHeader = "Quorumkv-Retry-Safe"
+)
+
 // callFrom is call starting with endpoint first.
-func (c *Client) callFrom(ctx context.Context, first int, f func(ctx context.Context, i int) error) error {
+func (c *Client) callFrom(ctx context.Context, first int, p policy, f func(ctx context.Context, i int) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
@@ -117,11 +209,49 @@ func (c *Client) callFrom(ctx context.Context, first int, f func(ctx context.Con
 	}
 	backoff := c.cfg.MinBackoff
 	var errs []error
+	var uncertain error // the last attempt whose write may have been applied
+	var lost error      // a node's answer that it cannot reach a quorum
+	refused := 0        // attempts in a row that found a node down or without a quorum
 	for attempt := 0; ; attempt++ {
 		i := (first + attempt) % len(c.kv)
 		err := f(ctx, i)
-		if err == nil || !retryable(err) {
+		if err == nil {
+			return nil
+		}
+		v := p.judge(err)
+		switch v {
+		case giveUp:
+			switch {
+			case !connect.IsWireError(err):
+				// A write that is not deduplicated, and broke after it
+				// left.
+				return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			case uncertain != nil && connect.CodeOf(err) == connect.CodeDeadlineExceeded:
+				return fmt.Errorf("%w: %w (after %w)", ErrOutcomeUnknown, err, uncertain)
+			}
+			// The server's answer; after an uncertain attempt, a repeat
+			// with the same idempotency key is answered as the first
+			// attempt was.
 			return err
+		case tryAgain:
+			uncertain, refused = err, 0
+		case noQuorum:
+			lost, refused = err, refused+1
+		case tryNext:
+			if dialFailed(err) {
+				refused++ // down: counts toward "every endpoint is down or cut off"
+			} else {
+				refused = 0 // an election under way somewhere: worth waiting for
+			}
+		}
+		if lost != nil && refused >= len(c.kv) {
+			// Every endpoint is down or cut off from a quorum: no
+			// election will end soon. The node's answer says which
+			// quorum it lacks.
+			if uncertain != nil {
+				return fmt.Errorf("%w: %w; and no node can reach a quorum now: %w", ErrOutcomeUnknown, uncertain, lost)
+			}
+			return lost
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", c.cfg.Endpoints[i], err))
 		if len(errs) > len(c.kv) {
@@ -129,24 +259,14 @@ func (c *Client) callFrom(ctx context.Context, first int, f func(ctx context.Con
 		}
 		select {
 		case <-ctx.Done():
+			if uncertain != nil {
+				return fmt.Errorf("%w (%w): the write may have been applied; last errors: %w", ErrOutcomeUnknown, ctx.Err(), errors.Join(errs...))
+			}
 			return fmt.Errorf("%w in time (%w); last errors: %w", ErrNoNode, ctx.Err(), errors.Join(errs...))
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, c.cfg.MaxBackoff)
 	}
-}
-
-// retryable: the node said Unavailable (nothing written), or the request
-// never left (the dial failed).
-func retryable(err error) bool {
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return true
-	}
-	// Only the server's own Unavailable: a connection lost mid-request is
-	// reported as Unavailable by the transport too, but then the request
-	// may have been applied.
-	return connect.IsWireError(err) && connect.CodeOf(err) == connect.CodeUnavailable
 }
 
 // Errors callers test for with errors.Is. The Connect error is wrapped and
@@ -162,6 +282,10 @@ var (
 	ErrNoKeyspace = fmt.Errorf("%w: no such keyspace", ErrNotFound)
 	// ErrConditionFailed: a compare-and-swap found the key otherwise.
 	ErrConditionFailed = errors.New("client: condition failed")
+	// ErrOutcomeUnknown: a write was sent and the client could not learn
+	// whether it was applied before its deadline (or, for a plain write in
+	// an eventual keyspace, at all). Reading the key tells.
+	ErrOutcomeUnknown = errors.New("client: outcome unknown")
 )
 
 // notFoundHeader is kv.NotFoundHeader: what a NotFound error did not
@@ -170,6 +294,9 @@ const notFoundHeader = "Quorumkv-Not-Found"
 
 // wrap marks well-known Connect codes with the package's sentinels.
 func wrap(err error) error {
+	if err == nil {
+		return nil
+	}
 	switch connect.CodeOf(err) {
 	case connect.CodeNotFound:
 		var cerr *connect.Error
@@ -179,6 +306,10 @@ func wrap(err error) error {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	case connect.CodeFailedPrecondition:
 		return fmt.Errorf("%w: %w", ErrConditionFailed, err)
+	case connect.CodeUnknown:
+		if !errors.Is(err, ErrOutcomeUnknown) {
+			return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
 	}
 	return err
 }

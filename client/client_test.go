@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,11 +29,34 @@ type scripted struct {
 	// leader, if set, is named as the range's leader in Put's answers,
 	// for a range spanning the whole hash space.
 	leader atomic.Pointer[string]
+	// putErrs, if set, answer the first Puts after the Unavailable ones,
+	// in turn (nil: break the connection instead of answering).
+	putErrs []func() error
+	// keys are the idempotency keys of the Puts received.
+	keys []string
+	mu   sync.Mutex
+	// broken, if set, closes the clients' connections.
+	broken func()
 }
 
-func (s *scripted) Put(_ context.Context, req *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
+func (s *scripted) Put(ctx context.Context, req *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
+	s.mu.Lock()
+	s.keys = append(s.keys, req.Msg.IdempotencyKey)
+	var next func() error
+	if len(s.putErrs) > 0 && s.calls.Load() >= s.unavailable {
+		next, s.putErrs = s.putErrs[0], s.putErrs[1:]
+	}
+	s.mu.Unlock()
 	if s.calls.Add(1) <= s.unavailable {
 		return nil, connect.NewError(connect.CodeUnavailable, errors.New("no leader for range 3"))
+	}
+	if next != nil {
+		if err := next(); err != nil {
+			return nil, err
+		}
+		s.broken()
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	if s.putErr != nil {
 		return nil, s.putErr
@@ -57,6 +82,7 @@ func serve(t *testing.T, h *scripted) string {
 	mux := http.NewServeMux()
 	mux.Handle(quorumkvv1connect.NewKVHandler(h))
 	srv := httptest.NewUnstartedServer(mux)
+	h.broken = srv.CloseClientConnections
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetHTTP1(true)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
@@ -198,5 +224,92 @@ func TestRoutes(t *testing.T) {
 	}
 	if got, ok := rs.lookup("other", 42); !ok || got != 0 {
 		t.Errorf("other keyspace: %d, %v", got, ok)
+	}
+}
+
+// An outcome the server says is unknown but safe to retry is retried with
+// the same idempotency key; one it does not mark is returned at once, as
+// ErrOutcomeUnknown.
+func TestRetriesUnknownOutcomesMarkedSafe(t *testing.T) {
+	unknown := func(safe bool) func() error {
+		return func() error {
+			err := connect.NewError(connect.CodeUnknown, errors.New("outcome unknown: the leader stepped down"))
+			if safe {
+				err.Meta().Set(retrySafeHeader, "true")
+			}
+			return err
+		}
+	}
+	h := &scripted{putErrs: []func() error{unknown(true), unknown(true)}}
+	c := newClient(t, false, serve(t, h))
+	if v, err := c.Put(context.Background(), "ks", []byte("k"), []byte("1"), Quorum{}); err != nil || v != "v1" {
+		t.Fatalf("Put = %q, %v; want it retried until served", v, err)
+	}
+	if len(h.keys) != 3 || h.keys[0] == "" || h.keys[1] != h.keys[0] || h.keys[2] != h.keys[0] {
+		t.Fatalf("idempotency keys of the attempts = %q; want one key, sent three times", h.keys)
+	}
+	h = &scripted{putErrs: []func() error{unknown(false)}}
+	c = newClient(t, false, serve(t, h))
+	if _, err := c.Put(context.Background(), "ks", []byte("k"), []byte("1"), Quorum{}); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("Put = %v; want ErrOutcomeUnknown, not retried", err)
+	}
+	if len(h.keys) != 1 {
+		t.Fatalf("an unknown outcome not marked safe was sent %d times", len(h.keys))
+	}
+	// Two writes have two keys.
+	if _, err := c.Put(context.Background(), "ks", []byte("k"), []byte("2"), Quorum{}); err != nil {
+		t.Fatal(err)
+	}
+	if h.keys[1] == h.keys[0] {
+		t.Fatalf("two writes share the idempotency key %q", h.keys[0])
+	}
+}
+
+// A connection that breaks after a write left is retried only in a
+// keyspace known to dedup writes (its answers named a leader); elsewhere
+// the outcome is unknown.
+func TestRetriesBrokenConnectionsOnlyWhereDeduplicated(t *testing.T) {
+	brk := func() error { return nil }
+	h := &scripted{putErrs: []func() error{brk}}
+	c := newClient(t, false, serve(t, h))
+	if _, err := c.Put(context.Background(), "ev", []byte("k"), []byte("1"), Quorum{}); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("Put in a keyspace not known to dedup = %v; want ErrOutcomeUnknown", err)
+	}
+	if len(h.keys) != 1 {
+		t.Fatalf("sent %d times; want once", len(h.keys))
+	}
+
+	h = &scripted{}
+	addr := serve(t, h)
+	h.leader.Store(&addr)
+	c = newClient(t, false, addr)
+	if _, err := c.Put(context.Background(), "rk", []byte("k"), []byte("1"), Quorum{}); err != nil { // learns that rk dedups
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.putErrs = []func() error{brk}
+	h.mu.Unlock()
+	if v, err := c.Put(context.Background(), "rk", []byte("k"), []byte("2"), Quorum{}); err != nil || v != "v2" {
+		t.Fatalf("Put in a keyspace that dedups, connection broken once = %q, %v; want it retried", v, err)
+	}
+	if len(h.keys) != 3 || h.keys[1] != h.keys[2] {
+		t.Fatalf("idempotency keys = %q; want the retry to reuse the second write's key", h.keys)
+	}
+}
+
+// When every endpoint is down or says it cannot reach a quorum, the client
+// answers at once with the node's words, rather than at its deadline.
+func TestQuorumLostAnswersAtOnce(t *testing.T) {
+	lost := connect.NewError(connect.CodeUnavailable, errors.New("range 3 cannot elect a leader: an election needs any 2 of 3 voters; this node hears from 1 of 3"))
+	lost.Meta().Set(quorumHeader, "lost")
+	h := &scripted{putErr: lost}
+	c := newClient(t, false, serve(t, h), deadEndpoint(t))
+	start := time.Now()
+	_, err := c.Put(context.Background(), "ks", []byte("k"), []byte("1"), Quorum{})
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "hears from 1 of 3") {
+		t.Fatalf("Put = %v; want the node's Unavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("answered after %v; want at once", d)
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 )
@@ -21,23 +22,42 @@ func fromProto(kv *v1.KeyValue) KeyValue {
 
 // Put writes value under key and returns the new version.
 func (c *Client) Put(ctx context.Context, keyspace string, key, value []byte, q Quorum) (string, error) {
-	resp, err := keyCall(ctx, c, keyspace, key, &v1.PutRequest{Keyspace: keyspace, Key: key, Value: value, Quorum: q.proto()},
-		kvClient.Put)
+	req := &v1.PutRequest{Keyspace: keyspace, Key: key, Value: value, Quorum: q.proto(), IdempotencyKey: c.nextKey()}
+	resp, err := keyCall(ctx, c, keyspace, key, true, req, kvClient.Put)
 	return resp.GetVersion(), err
 }
 
 // Get reads key. A missing key is ErrNotFound.
 func (c *Client) Get(ctx context.Context, keyspace string, key []byte, q Quorum) (KeyValue, error) {
-	resp, err := keyCall(ctx, c, keyspace, key, &v1.GetRequest{Keyspace: keyspace, Key: key, Quorum: q.proto()},
+	resp, err := keyCall(ctx, c, keyspace, key, false, &v1.GetRequest{Keyspace: keyspace, Key: key, Quorum: q.proto()},
 		kvClient.Get)
 	return fromProto(resp.GetKv()), err
 }
 
-// Delete removes key and reports whether it existed (raft and paxos
-// keyspaces; eventual keyspaces always say false).
+// Delete removes key and reports whether it existed (whether one of the
+// W replicas that acknowledged held it, in eventual keyspaces).
 func (c *Client) Delete(ctx context.Context, keyspace string, key []byte, q Quorum) (bool, error) {
-	resp, err := keyCall(ctx, c, keyspace, key, &v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q.proto()},
-		kvClient.Delete)
+	req := &v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q.proto(), IdempotencyKey: c.nextKey()}
+	resp, err := keyCall(ctx, c, keyspace, key, true, req, kvClient.Delete)
+	return resp.GetExisted(), err
+}
+
+// DeleteIf removes key if it is as expected (Absent is not a condition a
+// delete can take); otherwise it returns ErrConditionFailed and deletes
+// nothing.
+func (c *Client) DeleteIf(ctx context.Context, keyspace string, key []byte, expect Expect, q Quorum) (bool, error) {
+	req := &v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q.proto(), IdempotencyKey: c.nextKey()}
+	switch {
+	case expect.Absent:
+		return false, errors.New("client: a delete cannot expect the key to be absent")
+	case expect.Exists:
+		req.Expect = &v1.DeleteRequest_ExpectExists{ExpectExists: true}
+	case expect.Version != "":
+		req.Expect = &v1.DeleteRequest_ExpectedVersion{ExpectedVersion: expect.Version}
+	default:
+		req.Expect = &v1.DeleteRequest_ExpectedValue{ExpectedValue: expect.Value}
+	}
+	resp, err := keyCall(ctx, c, keyspace, key, true, req, kvClient.Delete)
 	return resp.GetExisted(), err
 }
 
@@ -47,6 +67,8 @@ type Expect struct {
 	Value []byte
 	// Absent: the key does not exist.
 	Absent bool
+	// Exists: the key exists, whatever it holds.
+	Exists bool
 	// Version: the key was last written with this version.
 	Version string
 }
@@ -54,16 +76,18 @@ type Expect struct {
 // CompareAndSwap writes value if the key is as expected, and returns the
 // new version; otherwise it returns ErrConditionFailed and writes nothing.
 func (c *Client) CompareAndSwap(ctx context.Context, keyspace string, key []byte, expect Expect, value []byte) (string, error) {
-	req := &v1.CompareAndSwapRequest{Keyspace: keyspace, Key: key, NewValue: value}
+	req := &v1.CompareAndSwapRequest{Keyspace: keyspace, Key: key, NewValue: value, IdempotencyKey: c.nextKey()}
 	switch {
 	case expect.Absent:
 		req.Expect = &v1.CompareAndSwapRequest_ExpectAbsent{ExpectAbsent: true}
+	case expect.Exists:
+		req.Expect = &v1.CompareAndSwapRequest_ExpectExists{ExpectExists: true}
 	case expect.Version != "":
 		req.Expect = &v1.CompareAndSwapRequest_ExpectedVersion{ExpectedVersion: expect.Version}
 	default:
 		req.Expect = &v1.CompareAndSwapRequest_ExpectedValue{ExpectedValue: expect.Value}
 	}
-	resp, err := keyCall(ctx, c, keyspace, key, req, kvClient.CompareAndSwap)
+	resp, err := keyCall(ctx, c, keyspace, key, true, req, kvClient.CompareAndSwap)
 	return resp.GetVersion(), err
 }
 
@@ -77,7 +101,7 @@ func (c *Client) Scan(ctx context.Context, keyspace string, prefix []byte, limit
 		if limit > 0 && (want == 0 || limit-len(out) < want) {
 			want = limit - len(out)
 		}
-		resp, err := unary(ctx, c, c.kv, &v1.ScanRequest{Keyspace: keyspace, Prefix: prefix, StartAfter: after, Limit: uint32(want)},
+		resp, err := unary(ctx, c, c.kv, policy{}, &v1.ScanRequest{Keyspace: keyspace, Prefix: prefix, StartAfter: after, Limit: uint32(want)},
 			kvClient.Scan)
 		if err != nil {
 			return out, err

@@ -10,6 +10,8 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
+
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 )
 
 // Every node accepts every request, and a node that does not lead the
@@ -33,6 +35,9 @@ type routes struct {
 	endpoints map[string]int
 	mu        sync.Mutex
 	spans     map[string][]route // by keyspace, sorted by lo, disjoint
+	// led are the keyspaces whose answers named a leader: raft and paxos
+	// keyspaces, which apply a write at most once per idempotency key.
+	led map[string]bool
 }
 
 // route is [lo, hi) of the hash space (hi 0: up to 2^64) led by endpoint.
@@ -44,7 +49,7 @@ type route struct {
 func (r route) contains(h uint64) bool { return h >= r.lo && (r.hi == 0 || h < r.hi) }
 
 func newRoutes(endpoints []string) *routes {
-	rs := &routes{endpoints: map[string]int{}, spans: map[string][]route{}}
+	rs := &routes{endpoints: map[string]int{}, spans: map[string][]route{}, led: map[string]bool{}}
 	for i, ep := range endpoints {
 		addr := ep
 		if _, rest, ok := strings.Cut(ep, "://"); ok {
@@ -76,6 +81,11 @@ func (rs *routes) lookup(keyspace string, h uint64) (int, bool) {
 // (eventual keyspaces, older servers) or naming a node that is not one of
 // the endpoints change nothing.
 func (rs *routes) learn(keyspace string, h http.Header) {
+	if h.Get(leaderHeader) != "" {
+		rs.mu.Lock()
+		rs.led[keyspace] = true
+		rs.mu.Unlock()
+	}
 	ep, ok := rs.endpoints[h.Get(leaderHeader)]
 	if !ok {
 		return
@@ -104,6 +114,14 @@ func (rs *routes) learn(keyspace string, h http.Header) {
 	rs.spans[keyspace] = slices.Insert(kept, i, r)
 }
 
+// dedups reports whether keyspace is known to apply a write at most once
+// per idempotency key: an answer of it named a leader.
+func (rs *routes) dedups(keyspace string) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.led[keyspace]
+}
+
 // forget drops the span of h in keyspace: its endpoint could not serve.
 func (rs *routes) forget(keyspace string, h uint64) {
 	rs.mu.Lock()
@@ -113,15 +131,19 @@ func (rs *routes) forget(keyspace string, h uint64) {
 
 // keyCall is unary for a request on one key: it starts with the endpoint
 // that led the key's range last, and learns from the answer.
-func keyCall[Req, Resp any](ctx context.Context, c *Client, keyspace string, key []byte, req *Req,
+func keyCall[Req, Resp any](ctx context.Context, c *Client, keyspace string, key []byte, write bool, req *Req,
 	rpc func(kvClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
 	h := hashKey(key)
 	first, cached := c.routes.lookup(keyspace, h)
 	var out *Resp
-	err := c.callFrom(ctx, first, func(ctx context.Context, i int) error {
+	p := policy{write: write, dedup: write && c.routes.dedups(keyspace)}
+	if _, isCAS := any(req).(*v1.CompareAndSwapRequest); isCAS {
+		p.dedup = true // compare-and-swap is applied at most once per key in every mode
+	}
+	err := c.callFrom(ctx, first, p, func(ctx context.Context, i int) error {
 		resp, err := rpc(c.kv[i], ctx, connect.NewRequest(req))
 		if err != nil {
-			if cached && i == first && retryable(err) {
+			if cached && i == first && p.judge(err) != giveUp {
 				c.routes.forget(keyspace, h)
 			}
 			return err

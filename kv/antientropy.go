@@ -380,7 +380,7 @@ func (n *Node) antiEntropyStep() {
 	var peers []uint64
 	cat := n.store.Catalog()
 	for _, rep := range r.Replicas {
-		if nd, ok := cat.Nodes[rep.NodeID]; ok && rep.NodeID != n.store.NodeID() && n.alive(nd.Name) {
+		if nd, ok := cat.Nodes[rep.NodeID]; ok && rep.NodeID != n.store.NodeID() && n.alive(nd) {
 			peers = append(peers, rep.NodeID)
 		}
 	}

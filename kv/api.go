@@ -2,14 +2,18 @@ package kv
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/quorumkv/quorumkv/quorum"
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
@@ -70,6 +74,10 @@ func toConnect(err error) error {
 	if what := notFoundWhat(err); what != "" {
 		cerr.Meta().Set(NotFoundHeader, what)
 	}
+	var nq *NoQuorumError
+	if errors.As(err, &nq) {
+		cerr.Meta().Set(QuorumHeader, "lost")
+	}
 	return cerr
 }
 
@@ -100,63 +108,124 @@ func notFoundWhat(err error) string {
 // replica of the range in turn. A request that was itself forwarded is
 // not forwarded again. servedBy is the node that served it.
 //
-// While the range has no leader (an election is in progress, or no node
-// could be reached), it waits and tries again, up to leaderWait: as
-// etcd does, a request spans a leader change instead of failing with
-// Unavailable, which matters to clients that do not retry (curl). Only
-// the node the client called waits; a forwarded request is answered at
-// once.
+// It tries again, with backoff, up to failoverWait (less if the request's
+// deadline is nearer):
+//   - while the range has no leader (an election is in progress, or no
+//     node could be reached): as etcd does, a request spans a leader change
+//     instead of failing with Unavailable, which matters to clients that do
+//     not retry (curl). When this node cannot hear from enough replicas to
+//     elect a leader, no election will end soon: it answers Unavailable at
+//     once, naming the quorum it lacks (NoQuorumError);
+//   - when retryUnknown is set, after an attempt whose outcome is unknown:
+//     the leader stepped down before the write was applied, the connection
+//     to it broke, or it did not answer within forwardAttemptTimeout (a
+//     leader cut off by a partition answers nothing until it steps down).
+//     The caller sets it only for requests that are safe to repeat: reads,
+//     and writes with an idempotency key in keyspaces that dedup them
+//     (dedup.go), which every attempt carries. So a request fails over to
+//     the new leader instead of waiting out its deadline on the old one; if
+//     it cannot find out in time, it answers that the outcome is unknown.
+//
+// Only the node the client called waits and retries; a forwarded request
+// is answered at once.
 func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req], keyspace string, key []byte,
-	local func() (*Resp, error),
+	retryUnknown bool, local func() (*Resp, error),
 	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, uint64, error) {
 	if req.Header().Get(forwardedHeader) != "" {
 		resp, err := local()
 		return resp, a.node.store.NodeID(), err
 	}
-	give := time.Now().Add(leaderWait)
+	give := time.Now().Add(failoverWait)
 	if d, ok := ctx.Deadline(); ok && d.Add(-leaderWaitMargin).Before(give) {
 		give = d.Add(-leaderWaitMargin) // leave time to answer before the client gives up
 	}
 	backoff := 5 * time.Millisecond
+	var uncertain error // the last attempt whose write may have been applied
 	for {
-		resp, servedBy, noLeader, err := forwardOnce(ctx, a, req, keyspace, key, local, rpc)
-		if !noLeader || time.Now().Add(backoff).After(give) {
+		resp, servedBy, next, err := forwardOnce(ctx, a, req, keyspace, key, local, rpc)
+		switch {
+		case next == attemptDone && (err == nil || uncertain == nil || !errors.Is(err, ErrUnavailable) && connectCode(err) != connect.CodeUnavailable):
 			return resp, servedBy, err
+		case next == attemptDone:
+			// Nothing was written by this attempt, but an earlier one may
+			// have been applied.
+			return nil, 0, outcomeUnknown(fmt.Errorf("%w; then: %w", uncertain, err))
+		case next == attemptUncertain && !retryUnknown:
+			return nil, 0, err
+		case next == attemptUncertain:
+			uncertain = err
+		}
+		if time.Now().Add(backoff).After(give) || ctx.Err() != nil {
+			if uncertain != nil {
+				return nil, 0, outcomeUnknown(uncertain)
+			}
+			return nil, 0, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, 0, err
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 100*time.Millisecond)
 	}
 }
 
-// leaderWait bounds how long withForwarding waits for a range to have a
-// leader: after a leader dies, its followers notice within 1 to 2 s at
-// the default tick (a randomized election timeout) and elect in a round
-// or two more. leaderWaitMargin is what it leaves of the request's
-// deadline.
+// outcomeUnknown is the answer to a request whose write was sent and may
+// have been applied, after err: what the attempts found.
+func outcomeUnknown(err error) error {
+	text := err.Error()
+	var cerr *connect.Error
+	if errors.As(err, &cerr) && error(cerr) == err {
+		text = cerr.Message() // another node's words, without their code
+	}
+	text = strings.TrimPrefix(text, ErrOutcomeUnknown.Error()+": ")
+	return connect.NewError(connect.CodeUnknown, fmt.Errorf("%w: %s", ErrOutcomeUnknown, text))
+}
+
+// failoverWait bounds how long withForwarding tries again: after a leader
+// dies or is cut off, it steps down or its followers notice within 1 to
+// 2 s at the default tick (an election timeout, randomized), and they
+// elect a new one in a round or two more. leaderWaitMargin is what it
+// leaves of the request's deadline, to answer in time.
+// forwardAttemptTimeout bounds one forwarded attempt: a leader cut off by
+// a partition never answers, and a healthy one answers in milliseconds.
+// Too low repeats slow but healthy writes (harmless: they carry their
+// idempotency key); too high keeps a request on a dead leader longer.
 const (
-	leaderWait       = 3 * time.Second
-	leaderWaitMargin = 100 * time.Millisecond
+	failoverWait          = 5 * time.Second
+	leaderWaitMargin      = 100 * time.Millisecond
+	forwardAttemptTimeout = 2 * time.Second
 )
 
-// forwardOnce is one attempt of withForwarding. noLeader says that no
-// node served because the range has no leader that could be reached:
-// nothing was written, and trying again later may succeed.
+// attemptOutcome says what one attempt of withForwarding leaves to do.
+type attemptOutcome int
+
+const (
+	// attemptDone: the answer (a result or an error) is final.
+	attemptDone attemptOutcome = iota
+	// attemptNoLeader: no node served, because the range has no leader
+	// that could be reached; nothing was written; trying later may work.
+	attemptNoLeader
+	// attemptUncertain: the request was handed to a leader and its outcome
+	// is unknown: a write may or may not have been applied.
+	attemptUncertain
+)
+
+// forwardOnce is one attempt of withForwarding.
 func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req], keyspace string, key []byte,
 	local func() (*Resp, error),
-	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (_ *Resp, servedBy uint64, noLeader bool, _ error) {
+	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (_ *Resp, servedBy uint64, _ attemptOutcome, _ error) {
 	n := a.node
+	self := n.store.NodeID()
 	resp, err := local()
-	if err == nil {
-		return resp, n.store.NodeID(), false, nil
+	switch {
+	case err == nil:
+		return resp, self, attemptDone, nil
+	case errors.Is(err, ErrOutcomeUnknown):
+		return nil, 0, attemptUncertain, err
 	}
 	var targets []uint64
-	var rangeID uint64 // set when this node holds no replica of the range
+	var rangeID uint64 // set when this node knows no leader of the range
 	var nl *NotLeaderError
-	self := n.store.NodeID()
 	switch {
 	case errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != self:
 		targets = []uint64{nl.Leader}
@@ -166,9 +235,12 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 		// time (the leader, most likely) first.
 		r, rerr := n.route(keyspace, key)
 		if rerr != nil {
-			return nil, 0, false, rerr
+			return nil, 0, attemptDone, rerr
 		}
 		rangeID = r.ID
+		if q, ok, qerr := n.store.Reach(ctx, r.ID); qerr == nil && ok && !q.can(quorum.Phase1) {
+			return nil, 0, attemptDone, q.noQuorum(quorum.Phase1, a.nodeName)
+		}
 		hint, _ := n.leaderHints.Load(r.ID)
 		if hint != nil && hint.(uint64) != self {
 			targets = append(targets, hint.(uint64))
@@ -179,30 +251,77 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 			}
 		}
 	default:
-		return nil, 0, false, err
+		return nil, 0, attemptDone, err
 	}
+	var noQuorum error // a replica's answer that it cannot reach a quorum
+	down := 0          // targets whose dial failed
 	for _, t := range targets {
-		resp, ferr := forwardKV(ctx, n, t, req.Msg, rpc)
+		actx, cancel := context.WithTimeout(ctx, forwardAttemptTimeout)
+		resp, ferr := forwardKV(actx, n, t, req.Msg, rpc)
+		cancel()
 		switch {
 		case ferr == nil:
 			if rangeID != 0 {
 				n.leaderHints.Store(rangeID, t)
 			}
-			return resp, t, false, nil
-		case safeToRetry(ferr):
-			err = ferr // nothing happened there: try the next
+			return resp, t, attemptDone, nil
+		case dialFailed(ferr):
+			err, down = ferr, down+1 // nothing happened there: try the next
+		case connect.IsWireError(ferr) && connect.CodeOf(ferr) == connect.CodeUnavailable:
+			err = ferr // the target said nothing was written
+			if quorumLost(ferr) {
+				noQuorum = ferr
+			}
+		case connect.IsWireError(ferr) && connect.CodeOf(ferr) == connect.CodeUnknown:
+			return nil, 0, attemptUncertain, ferr // the target's own "outcome unknown"
 		case connect.IsWireError(ferr):
-			return nil, 0, false, ferr // the target's own answer
+			return nil, 0, attemptDone, ferr // the target's own answer
 		default:
-			// The connection failed after the request may have left: the
-			// write may have been applied. The client must not retry as if
-			// nothing happened.
-			return nil, 0, false, connect.NewError(connect.CodeUnknown,
-				fmt.Errorf("outcome unknown: lost the connection to node %d while it handled the request: %w", t, ferr))
+			// The connection failed, or the target did not answer in
+			// time, after the request may have left: the write may have
+			// been applied.
+			return nil, 0, attemptUncertain, connect.NewError(connect.CodeUnknown,
+				fmt.Errorf("%w: node %d did not answer (%v): the write may have been applied", ErrOutcomeUnknown, t, ferr))
 		}
 	}
-	// Every target was down or without a leader: nothing was written.
-	return nil, 0, true, err
+	if noQuorum != nil && down+1 >= len(targets) {
+		// Every replica is down or says it cannot reach a quorum: no
+		// election will end soon.
+		return nil, 0, attemptDone, noQuorum
+	}
+	// Every target was down or without a leader: nothing was written. A
+	// range whose only replica is this node's, stopped by a fault, will
+	// not elect one: no use waiting.
+	var failed *RangeFailedError
+	if len(targets) == 0 && errors.As(err, &failed) {
+		return nil, 0, attemptDone, err
+	}
+	return nil, 0, attemptNoLeader, err
+}
+
+// QuorumHeader, on an Unavailable error (Connect metadata or a REST
+// header), says "lost" when the node cannot reach a quorum of the range's
+// replicas (NoQuorumError): not a passing election. A client may still
+// try other nodes (they may be on the other side of a partition), but not
+// wait for this one.
+const QuorumHeader = "Quorumkv-Quorum"
+
+// quorumLost reports whether a forwarded error says its node cannot
+// reach a quorum.
+func quorumLost(err error) bool {
+	var cerr *connect.Error
+	return errors.As(err, &cerr) && cerr.Meta().Get(QuorumHeader) == "lost"
+}
+
+// RetrySafeHeader, on an Unknown error (outcome unknown), says "true" when
+// sending the request again with the same idempotency key is safe: the
+// keyspace applies it at most once (dedup.go). The Go client then retries.
+const RetrySafeHeader = "Quorumkv-Retry-Safe"
+
+// dialFailed: the request never left.
+func dialFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // Response headers of a KV request on a raft or paxos keyspace, for
@@ -230,16 +349,6 @@ func routed[T any](a *apiServer, resp *connect.Response[T], keyspace string, key
 	resp.Header().Set(LeaderHeader, node.Addr)
 	resp.Header().Set(SpanHeader, fmt.Sprintf("%016x-%016x", span.Lo, span.Hi))
 	return resp
-}
-
-// safeToRetry: the target said Unavailable itself (it does so only when
-// nothing was written), or the request never left (the dial failed).
-func safeToRetry(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	return connect.IsWireError(err) && connect.CodeOf(err) == connect.CodeUnavailable
 }
 
 // observe records a request's duration and result.
@@ -309,12 +418,14 @@ func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.PutResponse, error) {
+	dedup := a.dedups(m.Keyspace)
+	ensureIdempotencyKey(&m.IdempotencyKey)
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, dedup, func() (*v1.PutResponse, error) {
 		version, err := a.node.PutWith(ctx, m.Keyspace, m.Key, m.Value, WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey)})
 		return &v1.PutResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.Put)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, writeError(err, dedup)
 	}
 	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
@@ -326,7 +437,7 @@ func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.GetResponse, error) {
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, true /* reads are safe to repeat */, func() (*v1.GetResponse, error) {
 		kv, err := a.node.GetWith(ctx, m.Keyspace, m.Key, q)
 		return &v1.GetResponse{Kv: &v1.KeyValue{Key: kv.Key, Value: kv.Value, Version: kv.Version}}, err
 	}, quorumkvv1connect.KVClient.Get)
@@ -355,12 +466,14 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.DeleteResponse, error) {
+	dedup := a.dedups(m.Keyspace)
+	ensureIdempotencyKey(&m.IdempotencyKey)
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, dedup, func() (*v1.DeleteResponse, error) {
 		existed, err := a.node.DeleteWith(ctx, m.Keyspace, m.Key, expect, WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey)})
 		return &v1.DeleteResponse{Existed: existed}, err
 	}, quorumkvv1connect.KVClient.Delete)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, writeError(err, dedup || expect != nil)
 	}
 	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
@@ -402,14 +515,48 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, func() (*v1.CompareAndSwapResponse, error) {
+	dedup := a.dedups(m.Keyspace)
+	ensureIdempotencyKey(&m.IdempotencyKey)
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, dedup, func() (*v1.CompareAndSwapResponse, error) {
 		version, err := a.node.CompareAndSwapWith(ctx, m.Keyspace, m.Key, expect, m.NewValue, WriteOptions{IdempotencyKey: []byte(m.IdempotencyKey)})
 		return &v1.CompareAndSwapResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.CompareAndSwap)
 	if err != nil {
-		return nil, toConnect(err)
+		// Compare-and-swap is applied at most once per idempotency key in
+		// every mode (eventual_cas.go).
+		return nil, writeError(err, true)
 	}
 	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
+}
+
+// dedups reports whether writes to keyspace are applied at most once per
+// idempotency key: raft and paxos keyspaces (dedup.go). Eventual
+// keyspaces apply plain writes again (a new version; last writer wins)
+// and dedup compare-and-swap alone.
+func (a *apiServer) dedups(keyspace string) bool {
+	ks, ok := a.node.store.Catalog().Keyspaces[keyspace]
+	return ok && served(ks.Mode)
+}
+
+// ensureIdempotencyKey gives a write without an idempotency key one made
+// here, before it is forwarded: this node's own retries and fail-overs
+// (withForwarding) then apply it at most once. A client that retries on
+// its own must send its own key.
+func ensureIdempotencyKey(k *string) {
+	if *k == "" {
+		*k = "kvd-" + rand.Text()
+	}
+}
+
+// writeError is toConnect for a write's error; an outcome unknown is
+// marked safe to retry with the same idempotency key when retrySafe.
+func writeError(err error, retrySafe bool) error {
+	cerr := toConnect(err)
+	var ce *connect.Error
+	if retrySafe && connect.CodeOf(cerr) == connect.CodeUnknown && errors.As(cerr, &ce) {
+		ce.Meta().Set(RetrySafeHeader, "true")
+	}
+	return cerr
 }
 
 // checkFlag refuses a condition flag set to false: a oneof's bool case
@@ -527,12 +674,14 @@ func (a *apiServer) ListMembers(ctx context.Context, _ *connect.Request[v1.ListM
 
 var memberStates = map[string]v1.MemberState{"alive": v1.MemberState_MEMBER_STATE_ALIVE, "dead": v1.MemberState_MEMBER_STATE_DEAD, "left": v1.MemberState_MEMBER_STATE_LEFT}
 
-// members lists the cluster's nodes as gossip sees them.
+// members lists the catalog's nodes with their gossip state by identity,
+// then the nodes gossip knows that the catalog does not (id 0); see
+// Node.Members. A state gossip cannot tell is MEMBER_STATE_UNSPECIFIED.
 func (a *apiServer) members() []*v1.Member {
 	var out []*v1.Member
-	for _, m := range a.node.members() {
+	for _, m := range a.node.Members() {
 		out = append(out, &v1.Member{NodeId: m.Name, Address: m.Addr, GossipAddress: m.GossipAddr, Zone: m.Zone,
-			Weight: uint32(m.Weight), Version: m.Version, State: memberStates[m.State]})
+			Weight: uint32(m.Weight), Version: m.Version, State: memberStates[m.State], Id: m.ID, Uuid: m.UUID})
 	}
 	return out
 }
@@ -573,7 +722,7 @@ func (a *apiServer) ranges(ctx context.Context, keyspace string) ([]*v1.Range, e
 				if st.Leader != 0 {
 					pr.Leader = a.nodeName(st.Leader)
 				}
-				pr.Term, pr.CommitIndex = st.Term, st.Commit
+				pr.Term, pr.CommitIndex, pr.Error = st.Term, st.Commit, st.Error
 			}
 			out = append(out, pr)
 		}
@@ -581,12 +730,21 @@ func (a *apiServer) ranges(ctx context.Context, keyspace string) ([]*v1.Range, e
 	return out, nil
 }
 
-// nodeName shows a node ID as the node's name (its --node-id).
+// nodeName shows a node ID as the node's name (its --node-id), with the
+// ID after a '#' when another node of the catalog has that name too (a
+// node that lost its data dir rejoined as a new node under its old name).
 func (a *apiServer) nodeName(id uint64) string {
-	if n, ok := a.node.store.Catalog().Nodes[id]; ok {
-		return n.Name
+	nodes := a.node.store.Catalog().Nodes
+	n, ok := nodes[id]
+	if !ok {
+		return "node-" + strconv.FormatUint(id, 10)
 	}
-	return "node-" + strconv.FormatUint(id, 10)
+	for other, o := range nodes {
+		if other != id && o.Name == n.Name {
+			return n.Name + "#" + strconv.FormatUint(id, 10)
+		}
+	}
+	return n.Name
 }
 
 func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error) {

@@ -1,7 +1,9 @@
 package kv
 
 import (
+	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,7 +48,9 @@ func (r *RangeDescriptor) HasReplica(node uint64) bool {
 }
 
 // NodeDescriptor is a node of the cluster as the catalog knows it: its ID
-// (what Raft calls it) and where to reach it.
+// (what Raft calls it), who it is (its UUID, see identity.go) and where to
+// reach it. Names may repeat: a node whose data dir was lost comes back
+// under its old name with a new UUID and a new ID.
 type NodeDescriptor struct {
 	ID   uint64 `json:"id"`
 	Name string `json:"name"`
@@ -56,6 +60,11 @@ type NodeDescriptor struct {
 	Gossip string `json:"gossip,omitempty"`
 	Zone   string `json:"zone"`
 	Weight int    `json:"weight"`
+	// UUID is the node's identity, chosen at its first start.
+	UUID string `json:"uuid"`
+	// SecretHash is the hex SHA-256 of the node's secret: a change to a
+	// known node must carry the secret (the catalog op carries its hash).
+	SecretHash string `json:"secret_sha256"`
 }
 
 // catalog is the decoded state of meta. Only the store's goroutine
@@ -104,9 +113,13 @@ type catalogOp struct {
 	Replicas [][]ReplicaDescriptor `json:"replicas,omitempty"`
 	// Drop removes a keyspace and its ranges.
 	Drop string `json:"drop,omitempty"`
-	// AddNode registers a node by name, giving it the next node ID, or
-	// updates the address, zone and weight of a node of that name.
-	AddNode *NodeDescriptor `json:"add_node,omitempty"`
+	// AddNode registers a node by UUID: a UUID the catalog does not know
+	// gets the next node ID, whatever its name; a known one may change
+	// its address, gossip address, zone and weight if its SecretHash is
+	// the one the catalog keeps. With UpdateOnly, an unknown UUID is
+	// refused: a member announcing itself is never registered anew.
+	AddNode    *NodeDescriptor `json:"add_node,omitempty"`
+	UpdateOnly bool            `json:"update_only,omitempty"`
 }
 
 // Catalog keys inside meta's data.
@@ -141,35 +154,61 @@ func (c *catalog) apply(op *catalogOp) (writes []catalogWrite, id uint64, err er
 		writes, err = c.drop(op.Drop)
 		return writes, 0, err
 	case op.AddNode != nil:
-		return c.addNode(*op.AddNode)
+		return c.addNode(*op.AddNode, op.UpdateOnly)
 	}
 	return nil, 0, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)
 }
 
-func (c *catalog) addNode(n NodeDescriptor) ([]catalogWrite, uint64, error) {
-	if n.Name == "" {
+// ErrIdentity marks a change to a known node that does not carry the
+// node's secret. Every replica of meta refuses it the same way, and
+// nothing changes.
+var ErrIdentity = errors.New("node identity not proven")
+
+func (c *catalog) addNode(n NodeDescriptor, updateOnly bool) ([]catalogWrite, uint64, error) {
+	switch {
+	case n.Name == "":
 		return nil, 0, fmt.Errorf("%w: a node needs a name", ErrInvalidArgument)
+	case !validUUID(n.UUID):
+		return nil, 0, fmt.Errorf("%w: node %s: %q is not a node UUID (version 4, canonical form)", ErrInvalidArgument, n.Name, n.UUID)
+	case !validSecretHash(n.SecretHash):
+		return nil, 0, fmt.Errorf("%w: node %s: the hash of its secret is not a hex SHA-256", ErrInvalidArgument, n.Name)
 	}
-	n.ID = 0
-	for _, old := range c.nodes {
-		if old.Name == n.Name {
-			n.ID = old.ID
+	old, known := c.nodeByUUID(n.UUID)
+	if !known {
+		if updateOnly {
+			return nil, 0, fmt.Errorf("%w: node %s (uuid %s) is not in the catalog: a node that lost its data dir "+
+				"must join again on an empty one, as a new node", ErrIdentity, n.Name, n.UUID)
 		}
-	}
-	var writes []catalogWrite
-	if n.ID == 0 {
 		n.ID = c.nextNodeID
 		c.nextNodeID++
-		writes = append(writes, catalogWrite{[]byte(catalogNextNodeID), mustJSON(c.nextNodeID)})
+		c.nodes[n.ID] = n
+		return []catalogWrite{
+			{[]byte(catalogNextNodeID), mustJSON(c.nextNodeID)},
+			{nodeCatalogKey(n.ID), mustJSON(n)},
+		}, n.ID, nil
+	}
+	if subtle.ConstantTimeCompare([]byte(old.SecretHash), []byte(n.SecretHash)) != 1 {
+		return nil, 0, fmt.Errorf("%w: node %d (%s, uuid %s) can be changed only by itself: the request does not carry its secret",
+			ErrIdentity, old.ID, old.Name, old.UUID)
+	}
+	if old.Name != n.Name {
+		// The node itself refuses to start under another name
+		// (OpenIdentity): this is not a kvd.
+		return nil, 0, fmt.Errorf("%w: node %d (uuid %s) is named %q, not %q", ErrInvalidArgument, old.ID, old.UUID, old.Name, n.Name)
+	}
+	n.ID = old.ID
+	if n == old {
+		return nil, n.ID, nil // a retried join, or an address that did not change
 	}
 	c.nodes[n.ID] = n
-	return append(writes, catalogWrite{nodeCatalogKey(n.ID), mustJSON(n)}), n.ID, nil
+	return []catalogWrite{{nodeCatalogKey(n.ID), mustJSON(n)}}, n.ID, nil
 }
 
-// nodeByName returns the node registered under name.
-func (c *catalog) nodeByName(name string) (NodeDescriptor, bool) {
+// nodeByUUID returns the node of that UUID. The catalog never gives one
+// UUID two IDs, so at most one matches.
+func (c *catalog) nodeByUUID(uuid string) (NodeDescriptor, bool) {
 	for _, n := range c.nodes {
-		if n.Name == name {
+		if n.UUID == uuid {
 			return n, true
 		}
 	}

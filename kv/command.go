@@ -51,10 +51,13 @@ type command struct {
 
 	// idemKey names the client's request across retries; empty for none.
 	idemKey []byte
+	// at and horizon are the proposer's time and dedup horizon, in Unix
+	// nanoseconds (see dedup.go); 0 in commands that predate them.
+	at, horizon int64
 }
 
 // commandV2 is the version byte of commands with the fields added after
-// codecV1 (the delete flag and the idempotency key). Logs written before
+// codecV1 (the delete flag, the idempotency key and the dedup stamps). Logs written before
 // it hold codecV1 commands, which still decode.
 const commandV2 = 2
 
@@ -72,6 +75,8 @@ func (c *command) encode() []byte {
 		e.bool(c.del)
 	}
 	e.bytes(c.idemKey)
+	e.uint(uint64(max(c.at, 0)))
+	e.uint(uint64(max(c.horizon, 0)))
 	return e.b
 }
 
@@ -99,6 +104,10 @@ func decodeCommand(b []byte) (command, error) {
 	}
 	if v == commandV2 {
 		c.idemKey = d.bytes()
+		c.at, c.horizon = int64(d.uint()), int64(d.uint())
+		if c.at < 0 || c.horizon < 0 {
+			d.fail("dedup time")
+		}
 	}
 	return c, d.done()
 }

@@ -186,7 +186,7 @@ func (n *Node) replicaAlive(id uint64) bool {
 		return true
 	}
 	nd, ok := n.store.Catalog().Nodes[id]
-	return ok && n.alive(nd.Name)
+	return ok && n.alive(nd)
 }
 
 // checkWritable refuses, before anything is sent, a write coordinated

@@ -293,7 +293,7 @@ func (n *Node) replayHints() {
 // hints expire.
 func (n *Node) targetReachable(to uint64) bool {
 	nd, ok := n.store.Catalog().Nodes[to]
-	return ok && n.alive(nd.Name) && n.hints.ready(to)
+	return ok && n.alive(nd) && n.hints.ready(to)
 }
 
 // hintReplay is one replay of a target's hints, in sequence order, one

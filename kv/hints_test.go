@@ -29,32 +29,26 @@ func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) 
 	t.Helper()
 	tr := &memTransport{stores: map[uint64]*Store{}}
 	recs := &memRecords{nodes: map[uint64]*Node{}, down: map[uint64]bool{}}
-	alive := func(name string) bool {
+	alive := func(nd NodeDescriptor) bool {
 		recs.mu.Lock()
 		defer recs.mu.Unlock()
-		for id, n := range recs.nodes {
-			if n.store.cfg.Self.Name == name {
-				return !recs.down[id]
-			}
-		}
-		return false
+		n, ok := recs.nodes[nd.ID]
+		return ok && n.store.identity.UUID == nd.UUID && !recs.down[nd.ID]
 	}
 	cfg := func(name string) StoreConfig {
 		return StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(len(name)),
 			Self: NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: 1}}
 	}
-	open := func(i int, name string, id uint64, clusterID string) *Node {
+	open := func(i int, name string, leader *Node) *Node {
 		db, err := storage.OpenMem(storage.Options{Logger: quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		if id != 0 {
-			if err := SaveJoin(db, id, clusterID); err != nil {
-				t.Fatal(err)
-			}
+		if leader != nil {
+			joinTestNode(t, ctx, leader, db, cfg(name).Self)
 		}
-		s, err := OpenStore(db, cfg(name), tr, id == 0)
+		s, err := OpenStore(db, cfg(name), tr, leader == nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,14 +69,10 @@ func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) 
 		recs.mu.Unlock()
 		return n
 	}
-	a := open(0, "a", 0, "")
+	a := open(0, "a", nil)
 	c := &eventualCluster{nodes: []*Node{a}, recs: recs}
 	for i, name := range []string{"b", "c"} {
-		id, err := retry(t, func() (uint64, error) { return a.registerNode(ctx, cfg(name).Self, false) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.nodes = append(c.nodes, open(i+1, name, id, a.store.ClusterID()))
+		c.nodes = append(c.nodes, open(i+1, name, a))
 	}
 	// Runs before any store or disk closes: a node's background loops
 	// write to the others.

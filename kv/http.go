@@ -25,6 +25,7 @@ import (
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+	"github.com/quorumkv/quorumkv/quorum"
 )
 
 // peerMaxBytes bounds one peer message: a batch of Raft messages, or a
@@ -125,14 +126,24 @@ func (s *Server) Drain() {
 func (s *Server) StopPeers() { s.stopPeers() }
 
 // ready reports whether the node serves: not draining, its store running,
-// and the catalog's range has a leader.
+// the catalog's range has a leader, and this node hears from a quorum of
+// the catalog's voters (a node cut off from them cannot create keyspaces,
+// learn the catalog, or forward to leaders it does not know).
 func (s *Server) ready(ctx context.Context) error {
 	if s.draining.Load() {
 		return errors.New("draining")
 	}
-	status, err := s.api.node.store.RangeStatuses(ctx)
+	store := s.api.node.store
+	status, err := store.RangeStatuses(ctx)
 	if err != nil {
 		return err
+	}
+	q, ok, err := store.Reach(ctx, MetaRangeID)
+	if err != nil {
+		return err
+	}
+	if ok && !q.can(quorum.Phase2) {
+		return fmt.Errorf("cannot reach a quorum of the catalog range meta: %w", q.noQuorum(quorum.Phase2, s.api.nodeName))
 	}
 	if status[MetaRangeID].Leader == 0 {
 		return errors.New("the catalog range has no leader yet")
@@ -186,6 +197,11 @@ func restError(w http.ResponseWriter, err error) {
 	var cerr *connect.Error
 	if errors.As(err, &cerr) {
 		msg = cerr.Message() // without the code: the status says it
+		for _, k := range []string{QuorumHeader, RetrySafeHeader} {
+			if v := cerr.Meta().Get(k); v != "" {
+				w.Header().Set(k, v)
+			}
+		}
 	}
 	http.Error(w, msg, httpStatus(err))
 }
@@ -442,10 +458,14 @@ type rangeView struct {
 	Term     uint64
 	Commit   uint64
 	Applied  uint64
+	// State is this node's replica's role, or "failed"; Error the fault
+	// that stopped it, or one it serves despite (RangeStatus).
+	State string `json:",omitempty"`
+	Error string `json:",omitempty"`
 }
 
 func (s *Server) status(ctx context.Context) (statusView, error) {
-	v := statusView{Node: s.api.info, Ready: "ready", Members: s.api.node.members()}
+	v := statusView{Node: s.api.info, Ready: "ready", Members: s.api.node.Members()}
 	if err := s.ready(ctx); err != nil {
 		v.Ready = "not ready: " + err.Error()
 	}
@@ -461,7 +481,7 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 		rv := rangeView{Keyspace: keyspace, ID: id, Span: fmt.Sprintf("[%016x, %016x)", span.Lo, span.Hi)}
 		rv.Replicas = strings.Join(replicas, ", ")
 		if st, ok := status[id]; ok {
-			rv.Term, rv.Commit, rv.Applied = st.Term, st.Commit, st.Applied
+			rv.Term, rv.Commit, rv.Applied, rv.State, rv.Error = st.Term, st.Commit, st.Applied, st.State, st.Error
 			if st.Leader != 0 {
 				rv.Leader = s.api.nodeName(st.Leader)
 			}
@@ -508,16 +528,19 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f
 <p>{{.Ready}} · cluster {{.Node.ClusterID}} · version {{.Node.Version}} · listening on {{.Node.Advertise}}
 · <a href="/status.json">status.json</a> · <a href="/metrics">metrics</a></p>
 <h2>Members</h2>
-<table><tr><th>node</th><th>address</th><th>zone</th><th>weight</th><th>state</th><th>version</th></tr>
-{{range .Members}}<tr><td>{{.Name}}</td><td>{{.Addr}}</td><td>{{.Zone}}</td><td>{{.Weight}}</td><td>{{.State}}</td><td>{{.Version}}</td></tr>
+<p>The catalog's nodes by ID, each in the gossip state of the node of its name only if that node has its UUID
+(a node whose data dir was lost comes back with a new UUID and ID, and its old ID is dead); then the nodes gossip
+knows that the catalog does not (ID 0).</p>
+<table><tr><th>id</th><th>node</th><th>uuid</th><th>address</th><th>zone</th><th>weight</th><th>state</th><th>version</th></tr>
+{{range .Members}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td><code>{{.UUID}}</code></td><td>{{.Addr}}</td><td>{{.Zone}}</td><td>{{.Weight}}</td><td>{{.State}}</td><td>{{.Version}}</td></tr>
 {{end}}</table>
 <h2>Keyspaces</h2>
 <table><tr><th>name</th><th>mode</th><th>replicas</th><th>quorum</th><th>W</th><th>R</th><th>ranges</th></tr>
 {{range .Keyspaces}}<tr><td>{{.Name}}</td><td>{{.Mode}}</td><td>{{.Replicas}}</td><td>{{.Quorum}}</td><td>{{.W}}</td><td>{{.R}}</td><td>{{.Ranges}}</td></tr>
 {{end}}</table>
 <h2>Ranges</h2>
-<table><tr><th>keyspace</th><th>range</th><th>hash span</th><th>replicas</th><th>leader</th><th>term</th><th>commit</th><th>applied</th></tr>
-{{range .Ranges}}<tr><td>{{.Keyspace}}</td><td>{{.ID}}</td><td><code>{{.Span}}</code></td><td>{{.Replicas}}</td><td>{{.Leader}}</td><td>{{.Term}}</td><td>{{.Commit}}</td><td>{{.Applied}}</td></tr>
+<table><tr><th>keyspace</th><th>range</th><th>hash span</th><th>replicas</th><th>leader</th><th>term</th><th>commit</th><th>applied</th><th>here</th><th>error</th></tr>
+{{range .Ranges}}<tr><td>{{.Keyspace}}</td><td>{{.ID}}</td><td><code>{{.Span}}</code></td><td>{{.Replicas}}</td><td>{{.Leader}}</td><td>{{.Term}}</td><td>{{.Commit}}</td><td>{{.Applied}}</td><td>{{.State}}</td><td>{{.Error}}</td></tr>
 {{end}}</table></body></html>
 `))
 

@@ -26,6 +26,13 @@ type Metrics struct {
 	ReadyRounds   prometheus.Counter     // rounds of the store loop that persisted something
 	ReadySyncs    prometheus.Counter     // of those, rounds that synced the WAL
 
+	// Faults of one range (rangefault.go): replicas stopped by one, and
+	// faults by kind (open, install, apply, compact: the replica stopped;
+	// snapshot: a Raft leader could not build the snapshot a follower
+	// needs, and serves on).
+	RangesFailed prometheus.Gauge
+	RangeFaults  *prometheus.CounterVec
+
 	// WALSyncDuration: Pebble WAL fsyncs.
 	WALSyncDuration prometheus.Histogram
 
@@ -99,6 +106,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ReadySyncs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quorumkv_store_synced_rounds_total", Help: "Store loop rounds that synced the WAL: one sync for all ranges.",
 		}),
+		RangesFailed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "quorumkv_ranges_failed",
+			Help: "Range replicas on this node stopped by a fault of their own range (snapshot, apply, compaction or open); the node's other ranges go on.",
+		}),
+		RangeFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_range_faults_total",
+			Help: "Faults of one range on this node, by kind: open, install, apply and compact stop the replica; snapshot (a follower needs a snapshot that cannot be built) does not.",
+		}, []string{"kind"}),
 		WALSyncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "quorumkv_pebble_wal_sync_duration_seconds",
 			Help:    "Duration of Pebble WAL fsyncs.",
@@ -147,9 +162,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 				"(late answers included), by keyspace. Divide by quorumkv_wrn_reads_total for the staleness rate.",
 		}, []string{"keyspace"}),
 	}
+	// Every kind is exported from the start, at 0, so that a rate or an
+	// alert on one needs no first fault.
+	for _, k := range faultKinds {
+		m.RangeFaults.WithLabelValues(string(k))
+	}
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
-			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.WALSyncDuration, m.ReadRepairs,
+			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.WALSyncDuration, m.ReadRepairs,
 			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.ClockOffsetRefusals, m.WRNReads, m.WRNStaleReads)
 	}
 	return m

@@ -32,10 +32,11 @@ type Node struct {
 	// zone and weight describe this node for placement.
 	zone   string
 	weight int
-	// alive says whether gossip sees the named node alive.
-	alive   func(name string) bool
-	members func() []Member
-	peers   *peers
+	// alive says whether gossip sees a catalog node alive; gossip lists
+	// the members gossip knows (nil: no gossip).
+	alive  func(NodeDescriptor) bool
+	gossip func() []Member
+	peers  *peers
 	// leaderHints caches, for ranges with no replica here, the node that
 	// last served a forwarded request (rangeID -> node ID).
 	leaderHints sync.Map
@@ -77,14 +78,18 @@ type NodeConfig struct {
 	Limits Limits
 	Zone   string
 	Weight int
-	// Alive reports whether gossip sees the named node alive, for
-	// placement; nil counts every node of the catalog alive.
-	Alive func(name string) bool
+	// Alive reports whether gossip sees a node of the catalog alive, for
+	// placement, anti-entropy and hint replay: a member of its name that
+	// carries its UUID, so that a node whose data dir was lost, back
+	// under its old name, is alive under its new ID and not its old one.
+	// nil counts every node of the catalog alive.
+	Alive func(NodeDescriptor) bool
 	// HTTPClient reaches other nodes (forwarding, scans, joins); nil
 	// means one speaking HTTP/2 without TLS.
 	HTTPClient *http.Client
-	// Members lists the nodes gossip knows, for the Admin API; nil lists
-	// the catalog's nodes.
+	// Members lists the nodes gossip knows, with their UUIDs, for the
+	// Admin API (which shows them next to the catalog's nodes) and for
+	// finding meta's leader; nil means no gossip.
 	Members func() []Member
 	// PhysicalClock reads physical time in nanoseconds since the Unix
 	// epoch for the hybrid logical clock that versions eventual writes;
@@ -124,11 +129,16 @@ type NodeConfig struct {
 	evHooks eventualHooks
 }
 
-// Member is a node as gossip sees it.
+// Member is a node as gossip sees it, or, in Node.Members, a node of the
+// catalog with its gossip state.
 type Member struct {
-	Name, Addr, GossipAddr, Zone, Version string
-	Weight                                int
-	// State is alive, dead or left.
+	// ID is the node's ID in the catalog, 0 for a node gossip knows and
+	// the catalog does not (yet).
+	ID                                          uint64
+	UUID, Name, Addr, GossipAddr, Zone, Version string
+	Weight                                      int
+	// State is alive, dead or left; in Node.Members also unknown, for a
+	// catalog node of a name gossip has not heard of.
 	State string
 }
 
@@ -180,7 +190,7 @@ func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 		cfg.Weight = 1
 	}
 	if cfg.Alive == nil {
-		cfg.Alive = func(string) bool { return true }
+		cfg.Alive = func(NodeDescriptor) bool { return true }
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = H2CClient()
@@ -210,7 +220,7 @@ func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{store: store, db: store.db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
-		alive: cfg.Alive, members: cfg.Members, peers: newPeers(cfg.HTTPClient),
+		alive: cfg.Alive, gossip: cfg.Members, peers: newPeers(cfg.HTTPClient),
 		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), clockGuard: newClockGuard(cfg.PhysicalClock, cfg.monotonic),
 		records: newRecordStore(store.db), evHooks: cfg.evHooks,
 		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs,
@@ -222,38 +232,85 @@ func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 		n.net = goNet{n}
 	}
 	n.casSeq.Store(n.rng.Uint64())
-	if n.members == nil {
-		n.members = n.catalogMembers
-	}
 	return n, nil
 }
 
-func (n *Node) catalogMembers() []Member {
+// Members lists the catalog's nodes in ID order, each with its gossip
+// state by identity: a node is in the state of gossip's member of its
+// name only if that member carries its UUID. A node whose data dir was
+// lost and that came back under its name is another node, with another
+// UUID and ID: its old ID is dead. After them come the members gossip
+// knows that the catalog does not (ID 0): nodes not admitted yet. Without
+// gossip, a catalog node is alive or dead as NodeConfig.Alive says.
+func (n *Node) Members() []Member {
+	cat := n.store.Catalog()
+	var gossip []Member
+	if n.gossip != nil {
+		gossip = n.gossip()
+	}
+	byName := make(map[string]Member, len(gossip))
+	for _, g := range gossip {
+		byName[g.Name] = g
+	}
+	known := map[string]bool{} // UUIDs of the catalog
 	var out []Member
-	for _, id := range slices.Sorted(maps.Keys(n.store.Catalog().Nodes)) {
-		nd := n.store.Catalog().Nodes[id]
-		out = append(out, Member{Name: nd.Name, Addr: nd.Addr, Zone: nd.Zone, Weight: nd.Weight, State: "alive"})
+	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
+		nd := cat.Nodes[id]
+		known[nd.UUID] = true
+		m := Member{ID: id, UUID: nd.UUID, Name: nd.Name, Addr: nd.Addr, GossipAddr: nd.Gossip, Zone: nd.Zone, Weight: nd.Weight}
+		g, ok := byName[nd.Name]
+		switch {
+		case n.gossip == nil && n.alive(nd):
+			m.State = "alive"
+		case n.gossip == nil:
+			m.State = "dead"
+		case ok && g.UUID == nd.UUID:
+			m.State, m.Version, m.GossipAddr = g.State, g.Version, g.GossipAddr
+		case ok:
+			m.State = "dead" // its name belongs to another node now
+		default:
+			m.State = "unknown"
+		}
+		out = append(out, m)
+	}
+	for _, g := range gossip {
+		if !known[g.UUID] {
+			g.ID = 0
+			out = append(out, g)
+		}
 	}
 	return out
 }
 
 // Announce makes sure the catalog knows this node as it is now (its
 // address may change across restarts), retrying until meta accepts it or
-// ctx ends. A node started on an existing data dir calls it once.
+// ctx ends. The request carries the node's identity and secret: only the
+// node itself can change its catalog entry. A node started on an existing
+// data dir calls it once. A refusal (the catalog does not know this
+// node's identity, or it is of another cluster) is returned at once.
 func (n *Node) Announce(ctx context.Context, self NodeDescriptor) error {
+	ident := n.store.identity
+	self.ID, self.UUID, self.SecretHash = n.store.NodeID(), ident.UUID, ident.SecretHash()
+	if self.Weight == 0 {
+		self.Weight = 1
+	}
 	backoff := 100 * time.Millisecond
 	for {
-		cur, ok := n.store.Catalog().Nodes[n.store.NodeID()]
-		if want := self; ok {
-			if want.ID = cur.ID; cur == want {
-				return nil
-			}
+		if cur, ok := n.store.Catalog().Nodes[self.ID]; ok && cur == self {
+			return nil
 		}
 		attempt, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := n.registerNode(attempt, self, false)
+		id, err := n.registerNode(attempt, newJoinRequest(self, ident.Secret, n.store.ClusterID()), false)
 		cancel()
+		if err == nil && id != self.ID {
+			return fmt.Errorf("announcing node %s to the catalog: the catalog knows uuid %s as node %d, and this data dir holds node %d",
+				self.Name, self.UUID, id, self.ID)
+		}
 		if err == nil {
 			return nil
+		}
+		if JoinRefused(err) {
+			return fmt.Errorf("announcing node %s to the catalog: %w", self.Name, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -722,7 +779,7 @@ func (n *Node) candidates() []Candidate {
 	var out []Candidate
 	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
 		nd := cat.Nodes[id]
-		if !n.alive(nd.Name) {
+		if !n.alive(nd) {
 			continue
 		}
 		c := Candidate{ID: id, Zone: nd.Zone, Weight: nd.Weight}

@@ -70,18 +70,12 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 	defer na.Close()
 
 	// b joins: a registers it, and it learns the catalog through meta.
-	idB, err := retry(t, func() (uint64, error) { return na.registerNode(ctx, cfg("b", 1).Self, false) })
-	if err != nil {
-		t.Fatal(err)
-	}
 	dbB, err := storage.OpenMem(storage.Options{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dbB.Close()
-	if err := SaveJoin(dbB, idB, a.ClusterID()); err != nil {
-		t.Fatal(err)
-	}
+	idB := joinTestNode(t, ctx, na, dbB, cfg("b", 1).Self)
 	b, err := OpenStore(dbB, cfg("b", 1), tr, false)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 
@@ -64,12 +65,20 @@ func newPaxosCore(s *Store, r *replica) (*paxosCore, error) {
 	}
 	ps := paxos.PersistentState{HardState: log.hs, Snapshot: log.snap, Entries: ents}
 	snapSlot := ps.Snapshot.Slot
+	// The core needs its snapshot's data: it hands the snapshot to lagging
+	// acceptors and puts it in promises, and an acceptor given one without
+	// data would install an empty range. Data that cannot be rebuilt (over
+	// MaxSnapshotBytes, say) is a fault of the range, which then starts
+	// failed instead of serving without it.
+	rebuildFailed := func(err error) error {
+		return newRangeFault(faultOpen, fmt.Errorf("%w (rebuilding the snapshot of its log at restart)", err))
+	}
 	switch {
 	case r.applied < snapSlot:
 		return nil, fmt.Errorf("%w: paxos range %d applied slot %d is below its snapshot point %d", ErrCorrupt, desc.ID, r.applied, snapSlot)
 	case snapSlot > 0 && r.applied == snapSlot:
 		if ps.Snapshot.Data, err = s.rangeData(desc.ID); err != nil {
-			return nil, err
+			return nil, rebuildFailed(err)
 		}
 	}
 	cfg := s.cfg.Paxos
@@ -84,6 +93,10 @@ func newPaxosCore(s *Store, r *replica) (*paxosCore, error) {
 		b := s.db.NewBatch()
 		defer b.Close()
 		if err := c.compactTo(b, r.applied); err != nil {
+			var f *rangeFault
+			if errors.As(err, &f) {
+				return nil, rebuildFailed(f.err)
+			}
 			return nil, err
 		}
 		if err := b.Commit(false); err != nil {
@@ -207,11 +220,12 @@ func (c *paxosCore) compact(batch func() *storage.Batch, applied uint64) error {
 }
 
 // compactTo compacts the log to slot, the applied slot, whose data is
-// committed in Pebble.
+// committed in Pebble. Data that cannot be read into a snapshot is a
+// fault of the range, found before anything changes in the core or b.
 func (c *paxosCore) compactTo(b *storage.Batch, slot uint64) error {
 	data, err := c.s.rangeData(c.r.desc.ID)
 	if err != nil {
-		return err
+		return newRangeFault(faultCompact, err)
 	}
 	snap, err := c.rn.Compact(slot, data)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -100,14 +101,19 @@ func (p *peerServer) Raft(ctx context.Context, stream *connect.ClientStream[peer
 	return connect.NewResponse(&peerv1.RaftResponse{}), nil
 }
 
+// Join admits a node to the cluster, or updates a member's address
+// (Announce); see registerNode.
 func (p *peerServer) Join(ctx context.Context, req *connect.Request[peerv1.JoinRequest]) (*connect.Response[peerv1.JoinResponse], error) {
-	m := req.Msg
-	desc := NodeDescriptor{Name: m.NodeName, Addr: m.Address, Zone: m.Zone, Weight: int(m.Weight), Gossip: m.GossipAddress}
-	id, err := p.node.registerNode(ctx, desc, req.Header().Get(forwardedHeader) != "")
-	if err != nil {
-		return nil, toConnect(err)
+	id, err := p.node.registerNode(ctx, req.Msg, req.Header().Get(forwardedHeader) != "")
+	switch {
+	case err == nil:
+		return connect.NewResponse(&peerv1.JoinResponse{NodeId: id, ClusterId: p.node.store.ClusterID()}), nil
+	case errors.Is(err, ErrIdentity):
+		return nil, connect.NewError(connect.CodePermissionDenied, err)
+	case errors.Is(err, ErrOtherCluster):
+		return nil, connect.NewError(connect.CodeFailedPrecondition, err)
 	}
-	return connect.NewResponse(&peerv1.JoinResponse{NodeId: id, ClusterId: p.node.store.ClusterID()}), nil
+	return nil, toConnect(err)
 }
 
 func (p *peerServer) ScanRange(ctx context.Context, req *connect.Request[peerv1.ScanRangeRequest]) (*connect.Response[peerv1.ScanRangeResponse], error) {
@@ -155,23 +161,74 @@ func (c connectRecords) metaIndex(ctx context.Context, to uint64) (uint64, error
 	return resp.Msg.Index, nil
 }
 
-// registerNode adds or updates a node in the catalog through meta's
-// leader, forwarding there when this node is not it.
-func (n *Node) registerNode(ctx context.Context, desc NodeDescriptor, forwarded bool) (uint64, error) {
-	if desc.Weight == 0 {
-		desc.Weight = 1
+// maxJoinFieldBytes bounds each string of a Join request (name,
+// addresses, zone, UUID, cluster ID): they are kept in meta's log, shown
+// everywhere and quoted in errors. 256 holds any DNS name (253 bytes)
+// and a port.
+const maxJoinFieldBytes = 256
+
+// checkJoin validates a Join request, which comes from the network, and
+// returns the catalog entry it asks for, with the hash of its secret.
+func checkJoin(m *peerv1.JoinRequest) (NodeDescriptor, error) {
+	for _, f := range []struct{ name, value string }{{"node_name", m.NodeName}, {"address", m.Address}, {"zone", m.Zone},
+		{"gossip_address", m.GossipAddress}, {"node_uuid", m.NodeUuid}, {"cluster_id", m.ClusterId}} {
+		if len(f.value) > maxJoinFieldBytes {
+			return NodeDescriptor{}, fmt.Errorf("%w: join: %s is %d bytes, at most %d", ErrLimit, f.name, len(f.value), maxJoinFieldBytes)
+		}
 	}
-	res, err := n.store.propose(ctx, MetaRangeID, &command{op: opCatalog, value: mustJSON(catalogOp{AddNode: &desc})})
+	switch {
+	case m.NodeName == "":
+		return NodeDescriptor{}, fmt.Errorf("%w: join: node_name is empty", ErrInvalidArgument)
+	case m.Address == "":
+		return NodeDescriptor{}, fmt.Errorf("%w: join: node %s has no address", ErrInvalidArgument, m.NodeName)
+	case !validUUID(m.NodeUuid):
+		return NodeDescriptor{}, fmt.Errorf("%w: join: node %s: node_uuid %q is not a version 4 UUID in canonical form", ErrInvalidArgument, m.NodeName, m.NodeUuid)
+	case len(m.Secret) != SecretBytes:
+		return NodeDescriptor{}, fmt.Errorf("%w: join: node %s: the secret is %d bytes, want %d", ErrInvalidArgument, m.NodeName, len(m.Secret), SecretBytes)
+	}
+	weight := int(m.Weight)
+	if weight == 0 {
+		weight = 1
+	}
+	return NodeDescriptor{Name: m.NodeName, Addr: m.Address, Zone: m.Zone, Weight: weight, Gossip: m.GossipAddress,
+		UUID: m.NodeUuid, SecretHash: hashSecret(m.Secret)}, nil
+}
+
+// newJoinRequest asks to admit self, or to update it if clusterID (the
+// cluster self belongs to) is not empty. self.UUID must be secret's.
+func newJoinRequest(self NodeDescriptor, secret []byte, clusterID string) *peerv1.JoinRequest {
+	return &peerv1.JoinRequest{NodeName: self.Name, Address: self.Addr, Zone: self.Zone, Weight: uint32(self.Weight),
+		GossipAddress: self.Gossip, NodeUuid: self.UUID, Secret: secret, ClusterId: clusterID}
+}
+
+// registerNode adds a node to the catalog or updates one, through meta's
+// leader, forwarding req there when this node is not it. The catalog
+// knows nodes by UUID (catalog.addNode): a new UUID is a new node with a
+// new ID, whatever its name, and a known one changes only with its
+// secret. A request with a cluster ID comes from a member announcing
+// itself: it must be of this cluster, and it only updates. Only meta's
+// leader proposes, and the op carries the secret's hash, never the
+// secret.
+func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwarded bool) (uint64, error) {
+	desc, err := checkJoin(req)
+	if err != nil {
+		return 0, err
+	}
+	if cluster := n.store.ClusterID(); req.ClusterId != "" && req.ClusterId != cluster {
+		return 0, fmt.Errorf("%w: node %s (uuid %s) belongs to cluster %s, and this node to cluster %s",
+			ErrOtherCluster, req.NodeName, req.NodeUuid, req.ClusterId, cluster)
+	}
+	op := catalogOp{AddNode: &desc, UpdateOnly: req.ClusterId != ""}
+	res, err := n.store.propose(ctx, MetaRangeID, &command{op: opCatalog, value: mustJSON(op)})
 	var nl *NotLeaderError
 	if errors.As(err, &nl) && nl.Leader != 0 && !forwarded {
 		addr, ok := n.store.nodeAddr(nl.Leader)
 		if !ok {
 			return 0, err
 		}
-		req := connect.NewRequest(&peerv1.JoinRequest{NodeName: desc.Name, Address: desc.Addr, Zone: desc.Zone,
-			Weight: uint32(desc.Weight), GossipAddress: desc.Gossip})
-		req.Header().Set(forwardedHeader, "1")
-		resp, ferr := n.peers.peerClient(addr).Join(ctx, req)
+		fwd := connect.NewRequest(req)
+		fwd.Header().Set(forwardedHeader, "1")
+		resp, ferr := n.peers.peerClient(addr).Join(ctx, fwd)
 		if ferr != nil {
 			return 0, ferr
 		}
@@ -182,12 +239,14 @@ func (n *Node) registerNode(ctx context.Context, desc NodeDescriptor, forwarded 
 		// at a new address the leader does not know. Ask the nodes gossip
 		// knows; they know the leader and forward.
 		var addrs []string
-		for _, m := range n.members() {
-			if m.Name != desc.Name && m.State == "alive" && m.Addr != "" {
-				addrs = append(addrs, m.Addr)
+		if n.gossip != nil {
+			for _, m := range n.gossip() {
+				if m.UUID != req.NodeUuid && m.State == "alive" && m.Addr != "" {
+					addrs = append(addrs, m.Addr)
+				}
 			}
 		}
-		id, _, jerr := JoinCluster(ctx, addrs, desc, n.peers.http)
+		id, _, jerr := joinVia(ctx, n.peers, addrs, req)
 		return id, jerr
 	}
 	if err != nil {
@@ -196,21 +255,63 @@ func (n *Node) registerNode(ctx context.Context, desc NodeDescriptor, forwarded 
 	return res.id, res.err
 }
 
-// JoinCluster asks the nodes at addrs, in turn, to admit this node, and
-// returns the ID and cluster it is given (to be saved with SaveJoin before
-// the node's first OpenStore).
-func JoinCluster(ctx context.Context, addrs []string, self NodeDescriptor, client *http.Client) (uint64, string, error) {
-	p := newPeers(client)
+// JoinCluster asks the nodes at addrs, in turn, to admit this node, self
+// with the identity ident (from OpenIdentity), and returns the ID and
+// cluster it is given (to be saved with SaveJoin before the node's first
+// OpenStore). A node admitted before under that identity (its answer
+// was lost) gets its ID again.
+func JoinCluster(ctx context.Context, addrs []string, self NodeDescriptor, ident Identity, client *http.Client) (uint64, string, error) {
+	self.UUID = ident.UUID
+	id, cluster, err := joinVia(ctx, newPeers(client), addrs, newJoinRequest(self, ident.Secret, ident.ClusterID))
+	if err == nil && ident.ClusterID != "" && cluster != ident.ClusterID {
+		return 0, "", fmt.Errorf("%w: the data dir belongs to cluster %s, and the nodes at %v to cluster %s", ErrOtherCluster, ident.ClusterID, addrs, cluster)
+	}
+	return id, cluster, err
+}
+
+// JoinRefused reports whether err, from JoinCluster or Announce, holds a
+// refusal that asking again cannot change: a request without the node's
+// secret, a node of another cluster, or a malformed request.
+func JoinRefused(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, ErrIdentity), errors.Is(err, ErrOtherCluster), errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrLimit):
+		return true
+	}
+	var cerr *connect.Error
+	if errors.As(err, &cerr) {
+		switch cerr.Code() {
+		case connect.CodePermissionDenied, connect.CodeFailedPrecondition, connect.CodeInvalidArgument, connect.CodeResourceExhausted:
+			return true
+		}
+	}
+	// errors.As stops at the first match; joinVia joins one error per node.
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return slices.ContainsFunc(joined.Unwrap(), JoinRefused)
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		return JoinRefused(inner)
+	}
+	return false
+}
+
+// joinVia sends req to the nodes at addrs in turn until one answers.
+func joinVia(ctx context.Context, p *peers, addrs []string, req *peerv1.JoinRequest) (uint64, string, error) {
 	var errs []error
 	for _, addr := range addrs {
-		resp, err := p.peerClient(addr).Join(ctx, connect.NewRequest(&peerv1.JoinRequest{
-			NodeName: self.Name, Address: self.Addr, Zone: self.Zone, Weight: uint32(self.Weight), GossipAddress: self.Gossip,
-		}))
+		resp, err := p.peerClient(addr).Join(ctx, connect.NewRequest(req))
+		if err == nil && (resp.Msg.NodeId == 0 || resp.Msg.ClusterId == "") {
+			err = fmt.Errorf("answered node ID %d of cluster %q", resp.Msg.NodeId, resp.Msg.ClusterId)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
 		}
 		return resp.Msg.NodeId, resp.Msg.ClusterId, nil
+	}
+	if len(addrs) == 0 {
+		return 0, "", errors.New("no node to ask to admit this one")
 	}
 	return 0, "", fmt.Errorf("no node admitted this one: %w", errors.Join(errs...))
 }

@@ -198,13 +198,19 @@ func (c *raftCore) status() coreStatus {
 }
 
 // compact drops applied log entries beyond what slow followers are likely
-// to need; a follower further behind gets a snapshot.
+// to need; a follower further behind gets a snapshot. An entry that
+// cannot be read is a fault of the range, found before anything is
+// written to the batch.
 func (c *raftCore) compact(batch func() *storage.Batch, applied uint64) error {
 	cfg := c.s.cfg
 	if applied < c.log.trunc.index+cfg.LogTruncateEntries+cfg.LogKeepEntries {
 		return nil
 	}
-	return c.log.truncate(batch(), applied-cfg.LogKeepEntries, c.rn.ConfState())
+	index := applied - cfg.LogKeepEntries
+	if _, err := c.log.Term(index); err != nil {
+		return newRangeFault(faultCompact, fmt.Errorf("kv: range %d: the term of entry %d: %w", c.r.desc.ID, index, err))
+	}
+	return c.log.truncate(batch(), index, c.rn.ConfState())
 }
 
 // transferLeader hands leadership to the voter other than self with the
@@ -225,8 +231,34 @@ func (c *raftCore) transferLeader(self uint64) bool {
 }
 
 // snapshot is raft.Storage's Snapshot: the range's data at the applied
-// index, for a follower the log can no longer catch up.
+// index, for a follower the log can no longer catch up. raft panics on
+// any error but raft.ErrSnapshotTemporarilyUnavailable, after which it
+// leaves the follower behind and asks again later; a snapshot that cannot
+// be built (over MaxSnapshotBytes, a read error) is a fault of the range
+// that it serves despite, built again only after a wait (snapshotFault).
 func (c *raftCore) snapshot() (raft.Snapshot, error) {
+	f := &c.r.snapshotFault
+	now := c.s.quiesce.ticks
+	f.asked = now
+	if f.err != nil && now < f.retryAt {
+		return raft.Snapshot{}, fmt.Errorf("%w: %v", raft.ErrSnapshotTemporarilyUnavailable, f.err)
+	}
+	snap, err := c.buildSnapshot()
+	if err != nil {
+		f.failed(now, err)
+		c.s.faulted(faultSnapshot)
+		c.s.logger.Warn("a follower needs a snapshot of the range that cannot be built; the range serves, the follower stays behind",
+			"range", c.r.desc.ID, "keyspace", c.r.desc.Keyspace, "attempts", f.failures, "retry_in_ticks", f.retryAt-now, "err", err)
+		return raft.Snapshot{}, fmt.Errorf("%w: %v", raft.ErrSnapshotTemporarilyUnavailable, err)
+	}
+	if f.err != nil {
+		c.s.logger.Info("the range's snapshot could be built again", "range", c.r.desc.ID, "attempts", f.failures)
+	}
+	*f = snapshotFault{}
+	return snap, nil
+}
+
+func (c *raftCore) buildSnapshot() (raft.Snapshot, error) {
 	applied := c.r.applied
 	term, err := c.log.Term(applied)
 	if err != nil {

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -22,9 +23,9 @@ type replica struct {
 	role    role
 
 	// waiters are the clients of proposals made here, by command id: each
-	// is called once, on the store's goroutine, with the command's result
-	// (see Store.startPropose).
-	waiters map[uint64]func(result)
+	// is called once, on the store's goroutine, with the result of its own
+	// command (see Store.startPropose).
+	waiters map[uint64]waiter
 	// reads are ReadIndex requests made here, by request id, until the
 	// leader confirms them; then they wait in confirmed until applied
 	// reaches their index. Each is called once, on the store's goroutine
@@ -37,10 +38,22 @@ type replica struct {
 	quiesced  bool
 	idleTicks int
 
-	// destroyed is set when the range leaves this node (see
-	// Store.reconcile) and its log with it: a round that collected the
-	// replica's Ready before drops it (Store.handleReady).
-	destroyed bool
+	// dedup is the range's request dedup state (dedup.go).
+	dedup dedupState
+
+	// snapshotFault is a Raft leader's failure to build the snapshot a
+	// follower needs (raftCore.snapshot), while it lasts.
+	snapshotFault snapshotFault
+}
+
+// waiter is the client of one proposal: data is the proposed command as
+// encoded in the log, so that only that very entry answers it. Request IDs
+// are unique (requestID), but an entry of an earlier incarnation of this
+// node may commit after a restart, and its result must never reach a new
+// request that happens to share its ID.
+type waiter struct {
+	data []byte
+	done func(result)
 }
 
 type confirmedRead struct {
@@ -55,7 +68,12 @@ func newReplica(s *Store, desc *RangeDescriptor) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{desc: desc, applied: applied, waiters: map[uint64]func(result){}, reads: map[uint64]func(error){}}
+	horizon, err := loadDedupHorizon(s.db, desc.ID)
+	if err != nil {
+		return nil, err
+	}
+	r := &replica{desc: desc, applied: applied, waiters: map[uint64]waiter{}, reads: map[uint64]func(error){},
+		dedup: dedupState{horizon: horizon}}
 	if desc.Mode == ModePaxos {
 		r.core, err = newPaxosCore(s, r)
 	} else {
@@ -98,11 +116,15 @@ type delivery struct {
 
 // apply adds the effects of committed entries to b and returns the
 // results for waiting clients. Entries are applied in order; a command
-// sees the effects of the ones before it in the same batch through
-// pending, since b is not readable until committed.
+// sees the effects of the ones before it in the same batch through ab,
+// since b is not readable until committed. On an error, it returns with
+// it the results of the entries before the failing one, whose waiters it
+// took: b holds part of the effects and the caller discards it
+// (Store.applyReady), and the replica stops (its dedup state in memory
+// goes with it).
 func (r *replica) apply(s *Store, b *storage.Batch, ents []committedEntry) ([]delivery, error) {
 	var out []delivery
-	pending := map[string]*value{}
+	ab := newApplyBatch()
 	for _, e := range ents {
 		if e.index <= r.applied {
 			continue // applied before a restart; the log replays it
@@ -110,33 +132,59 @@ func (r *replica) apply(s *Store, b *storage.Batch, ents []committedEntry) ([]de
 		if e.cmd != nil {
 			cmd, err := decodeCommand(e.cmd)
 			if err != nil {
-				return nil, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.index, err)
+				return out, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.index, err)
 			}
-			res, err := r.applyCommand(s, b, e.index, &cmd, pending)
+			res, err := r.applyCommand(s, b, e.index, &cmd, ab)
 			if err != nil {
-				return nil, err
+				return out, err
 			}
-			if to, ok := r.waiters[cmd.id]; ok && cmd.id != 0 {
+			if w, ok := r.waiters[cmd.id]; ok && cmd.id != 0 && (bytes.Equal(w.data, e.cmd) || s.cfg.canary.waitersByID) {
 				delete(r.waiters, cmd.id)
-				out = append(out, delivery{to, res})
+				out = append(out, delivery{w.done, res})
 			}
 		}
 		// Entries with nothing to apply (no-ops, configurations, which
 		// take effect in the core) count as applied like any other.
 		r.applied = e.index
 	}
+	if err := r.collectAnswers(s, b, ab); err != nil {
+		return nil, err
+	}
 	return out, b.Set(storage.AppliedStateKey(r.desc.ID), appliedState(r.applied))
 }
 
 // applyCommand applies one command. Errors returned are the node's (a
 // disk failure, a corrupt entry); the client's errors are in the result.
-func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *command, pending map[string]*value) (result, error) {
+// A command whose idempotency key the range has answered already (within
+// its dedup horizon) applies nothing and answers as the first one did.
+func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *command, ab *applyBatch) (result, error) {
 	if cmd.op == opCatalog {
 		if r.desc.ID != MetaRangeID {
 			return result{}, fmt.Errorf("%w: catalog command in range %d", ErrCorrupt, r.desc.ID)
 		}
-		return s.applyCatalog(b, index, cmd, pending)
+		return s.applyCatalog(b, index, cmd, ab.data)
 	}
+	if err := r.advanceHorizon(b, cmd.horizon); err != nil {
+		return result{}, err
+	}
+	if len(cmd.idemKey) > 0 {
+		res, ok, err := r.keptAnswer(s, ab, cmd.idemKey)
+		if s.cfg.onApply != nil && err == nil {
+			s.cfg.onApply(r.desc.ID, index, cmd.idemKey, !ok)
+		}
+		if err != nil || ok {
+			return res, err
+		}
+	}
+	res, err := r.applyWrite(s, b, index, cmd, ab.data)
+	if err != nil || len(cmd.idemKey) == 0 {
+		return res, err
+	}
+	return res, r.keepAnswer(b, ab, cmd.idemKey, cmd.at, res)
+}
+
+// applyWrite applies a put, delete or compare-and-swap to the range's data.
+func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *command, pending map[string]*value) (result, error) {
 	key := storage.DataKey(r.desc.ID, cmd.key)
 	cur, ok := pending[string(key)]
 	if !ok {
@@ -181,16 +229,23 @@ func (r *replica) serveReads() {
 // reads only learn that they were not served. Clients are answered in
 // request order, so that a simulation replays the same answers.
 func (r *replica) failAll(err error) {
-	for _, id := range slices.Sorted(maps.Keys(r.waiters)) {
-		to := r.waiters[id]
-		delete(r.waiters, id)
-		to(result{err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)})
-	}
+	r.failWaiters(err)
 	r.failReads(err)
 	for _, c := range r.confirmed {
 		c.done(err)
 	}
 	r.confirmed = nil
+}
+
+// failWaiters answers every waiting proposal that its outcome is unknown
+// (why: err), in request order: its entry may still be applied, here or
+// elsewhere, or never.
+func (r *replica) failWaiters(err error) {
+	for _, id := range slices.Sorted(maps.Keys(r.waiters)) {
+		w := r.waiters[id]
+		delete(r.waiters, id)
+		w.done(result{err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)})
+	}
 }
 
 // failReads answers the reads not yet confirmed with err, in request

@@ -13,14 +13,22 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// restServer serves a one-node cluster's REST routes.
-func restServer(t *testing.T) string {
+// newMemDB opens a database on an in-memory file system, closed at the
+// end of the test.
+func newMemDB(t *testing.T) *storage.DB {
 	t.Helper()
 	db, err := storage.Open("db", storage.Options{FS: vfs.NewMem(), Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// restServer serves a one-node cluster's REST routes.
+func restServer(t *testing.T) string {
+	t.Helper()
+	db := newMemDB(t)
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
 	n := openNodeWith(t, db, StoreConfig{Metrics: metrics})
@@ -106,5 +114,37 @@ func TestRESTConditionalWrites(t *testing.T) {
 	}
 	if code, _, _ := restDo(t, http.MethodGet, base+"k", ""); code != http.StatusNotFound {
 		t.Fatalf("GET after the conditional delete = %d, want 404", code)
+	}
+}
+
+// A REST write sent again with the same Idempotency-Key is applied once:
+// the retry is answered with the first one's version and changes nothing.
+func TestRESTIdempotencyKey(t *testing.T) {
+	base := restServer(t) + "/v1/kv/default/"
+	put := func(body string) (int, string) {
+		t.Helper()
+		for range 200 { // a fresh node elects itself within a few ticks
+			code, etag, _ := restDo(t, http.MethodPut, base+"k", body, IdempotencyKeyHeader, "order-17")
+			if code != http.StatusServiceUnavailable {
+				return code, etag
+			}
+		}
+		t.Fatal("no leader")
+		return 0, ""
+	}
+	code1, etag1 := put("first")
+	if code, _, _ := restDo(t, http.MethodPut, base+"k", "other"); code != http.StatusNoContent {
+		t.Fatalf("plain PUT = %d", code)
+	}
+	code2, etag2 := put("first")
+	if code1 != http.StatusNoContent || code2 != http.StatusNoContent || etag1 != etag2 {
+		t.Fatalf("PUT with the same key twice = %d %s, then %d %s; want the first answer again", code1, etag1, code2, etag2)
+	}
+	if _, _, body := restDo(t, http.MethodGet, base+"k", ""); body != "other" {
+		t.Fatalf("GET after the repeated PUT = %q; want other (the repeat must not apply)", body)
+	}
+	long := strings.Repeat("x", MaxIdempotencyKeyBytes+1)
+	if code, _, body := restDo(t, http.MethodPut, base+"k", "v", IdempotencyKeyHeader, long); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "MaxIdempotencyKeyBytes") {
+		t.Fatalf("PUT with a %d-byte key = %d %q; want 413 naming the limit", len(long), code, body)
 	}
 }

@@ -49,6 +49,9 @@ func TestSimWholeNodes(t *testing.T) {
 		// Every node may be down at once: no progress then, but nothing
 		// acknowledged may be lost when they come back.
 		{name: "nodes=3,crash=all", nodes: 3, crashAll: true},
+		// A node that has just been elected crashes at once, now and
+		// then: its no-op may commit old entries after it restarts.
+		{name: "nodes=3,crash-after-election", nodes: 3, electionCrashes: true},
 	} {
 		t.Run(shape.name, func(t *testing.T) {
 			sim.RunSeeds(t, 16, func(t *testing.T, seed uint64) {
@@ -164,6 +167,9 @@ type simShape struct {
 	crashAll bool
 	// faults is the virtual time under faults; 0 means simFaults.
 	faults time.Duration
+	// electionCrashes crashes, now and then, a node right after it is
+	// elected leader of a range, and restarts it soon after.
+	electionCrashes bool
 }
 
 // Simulation constants; virtual time.
@@ -175,11 +181,11 @@ const (
 	simLiveness = 5 * time.Second
 	simLiveOps  = 3
 	// simOpTimeout is when a client gives up (outcome unknown);
-	// simReadRetry when it sends a silent read elsewhere. A write is never
-	// resent after silence: it may have been proposed, and applying it
-	// twice is not what the client asked for.
+	// simRetry when it sends an operation whose node went silent
+	// elsewhere (a write with its idempotency key, as the real server's
+	// forwarding does after forwardAttemptTimeout).
 	simOpTimeout = time.Second
-	simReadRetry = 150 * time.Millisecond
+	simRetry     = 150 * time.Millisecond
 	simClients   = 4
 	simKeys      = 3 // per keyspace
 	simClientID  = 100
@@ -206,7 +212,7 @@ var simKeyspaces = []KeyspaceDescriptor{
 
 // simCluster is one seed's run.
 type simCluster struct {
-	t     *testing.T
+	t     testing.TB
 	seed  uint64
 	s     *sim.Sim
 	h     *sim.History
@@ -237,6 +243,68 @@ type simCluster struct {
 	received func(to, rangeID uint64, m PeerMessage)
 	// unexpected collects answers no correct node gives.
 	unexpected []string
+	// canary is the bug planted in every node (canary.go).
+	canary canary
+	// appliedAt is the log index at which each idempotency key of each
+	// range took effect (checkOnce).
+	appliedAt map[simApplyKey]uint64
+	// electionCrashes: see simShape.
+	electionCrashes bool
+}
+
+// elected sees node id become the leader of a range in a new term or
+// ballot; with electionCrashes, it crashes the node a moment later, one
+// time in five, as long as a majority stays up, and restarts it soon
+// after.
+func (c *simCluster) elected(id uint64) {
+	if !c.electionCrashes || c.s.Rand().IntN(5) != 0 {
+		return
+	}
+	down := 0
+	for _, n := range c.ids {
+		if !c.s.Up(sim.NodeID(n)) {
+			down++
+		}
+	}
+	if down+1 > (len(c.ids)-1)/2 {
+		return
+	}
+	node := sim.NodeID(id)
+	c.s.After(time.Duration(c.s.Rand().IntN(3))*time.Millisecond, func() {
+		if !c.s.Up(node) {
+			return
+		}
+		c.s.Tracef("crash n%d right after its election", id)
+		c.s.Crash(node)
+		c.s.After(time.Duration(20+c.s.Rand().IntN(200))*time.Millisecond, func() {
+			if !c.s.Up(node) {
+				c.s.Restart(node)
+			}
+		})
+	})
+}
+
+type simApplyKey struct {
+	rangeID uint64
+	idem    string
+}
+
+// checkOnce is every replica's StoreConfig.onApply: a write with an
+// idempotency key takes effect at one log index of its range, on every
+// replica and in every incarnation (a replica that crashed before its
+// apply was durable applies that same index again); a retry that reaches
+// the log again is answered from the dedup state.
+func (c *simCluster) checkOnce(rangeID, index uint64, idem []byte, fresh bool) {
+	if !fresh {
+		return
+	}
+	k := simApplyKey{rangeID, string(idem)}
+	if prev, ok := c.appliedAt[k]; ok && prev != index {
+		c.unexpected = append(c.unexpected, fmt.Sprintf("range %d applied the write with idempotency key %q twice: at %d and at %d",
+			rangeID, idem, prev, index))
+		return
+	}
+	c.appliedAt[k] = index
 }
 
 type simTermKey struct {
@@ -247,18 +315,19 @@ type simTermKey struct {
 
 // newSimCluster forms a cluster of n nodes on a lossless network, creates
 // the clients' keyspaces, and waits until every range has a leader.
-func newSimCluster(t *testing.T, seed uint64, n int) *simCluster {
+func newSimCluster(t testing.TB, seed uint64, n int) *simCluster {
 	return newSimClusterWith(t, seed, n, simKeyspaces)
 }
 
-// newSimClusterWith is newSimCluster with the given keyspaces; opts
-// adjust the cluster before its first node starts.
-func newSimClusterWith(t *testing.T, seed uint64, n int, keyspaces []KeyspaceDescriptor, opts ...func(*simCluster)) *simCluster {
+// newSimClusterWith is newSimCluster with the given keyspaces; opts change
+// the cluster before its nodes start (a canary, say).
+func newSimClusterWith(t testing.TB, seed uint64, n int, keyspaces []KeyspaceDescriptor, opts ...func(*simCluster)) *simCluster {
 	s := sim.NewForTest(t, sim.Config{Seed: seed, Link: sim.DefaultLink()})
 	c := &simCluster{t: t, seed: seed, s: s, h: sim.NewHistory(s), disks: map[uint64]*simpebble.Disk{},
-		added: map[uint64]bool{}, dirty: map[uint64]bool{}, leaders: map[simTermKey]uint64{}, keyspaces: keyspaces}
-	for _, opt := range opts {
-		opt(c)
+		added: map[uint64]bool{}, dirty: map[uint64]bool{}, leaders: map[simTermKey]uint64{}, keyspaces: keyspaces,
+		appliedAt: map[simApplyKey]uint64{}}
+	for _, o := range opts {
+		o(c)
 	}
 	for id := range uint64(n) {
 		c.ids = append(c.ids, id+1)
@@ -277,12 +346,14 @@ func newSimClusterWith(t *testing.T, seed uint64, n int, keyspaces []KeyspaceDes
 // every client to make progress again.
 func (c *simCluster) runWorkload(shape simShape) {
 	s := c.s
+	c.electionCrashes = shape.electionCrashes
 	c.startFaults(c.startClients, shape.crashAll)
 	if err := s.RunFor(cmp.Or(shape.faults, simFaults)); err != nil {
 		c.t.Fatal(err)
 	}
 
 	s.Heal()
+	c.electionCrashes = false // one still scheduled restarts its node within 0.2 s
 	s.Tracef("healed: liveness from here")
 	base := make([]int, len(c.clients))
 	for i, cl := range c.clients {
@@ -424,8 +495,22 @@ func (c *simCluster) form() {
 	})
 }
 
+// simSelf is node id as it registers: its identity (simIdentity) is
+// fixed by its ID, so that a seed replays exactly.
 func simSelf(id uint64) NodeDescriptor {
-	return NodeDescriptor{Name: fmt.Sprintf("n%d", id), Addr: fmt.Sprintf("sim:%d", id), Zone: fmt.Sprintf("z%d", id), Weight: 1}
+	ident := simIdentity(id)
+	return NodeDescriptor{Name: ident.Name, Addr: fmt.Sprintf("sim:%d", id), Zone: fmt.Sprintf("z%d", id), Weight: 1,
+		UUID: ident.UUID, SecretHash: ident.SecretHash()}
+}
+
+// simIdentity is the identity node id's disk holds from its first start.
+func simIdentity(id uint64) Identity {
+	seed := bytes.Repeat([]byte{byte(id)}, 16+SecretBytes)
+	ident, err := newIdentity(fmt.Sprintf("n%d", id), bytes.NewReader(seed))
+	if err != nil {
+		panic(err)
+	}
+	return ident
 }
 
 // addNode registers store node id with the sim and starts it.
@@ -447,6 +532,13 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	if err != nil {
 		panic(err)
 	}
+	if !member {
+		// A first start: the identity is written before anything else
+		// (kvd's OpenIdentity, with a fixed identity).
+		if err := saveIdentity(db, simIdentity(id)); err != nil {
+			panic(err)
+		}
+	}
 	if !member && id != 1 {
 		if err := SaveJoin(db, id, c.clusterID); err != nil {
 			panic(err)
@@ -454,7 +546,14 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	}
 	n := &simNode{c: c, env: env, id: id, db: db}
 	n.tr = &simTransport{n: n, out: map[uint64][]simPeerMsg{}}
+	// Each node's physical clock is off true (virtual) time by up to
+	// 50 ms, well within the HLC's tolerated offset.
+	skew := int64(env.Rand().IntN(int(100*time.Millisecond))) - int64(50*time.Millisecond)
+	clock := func() int64 { return simEpoch + int64(env.Now()) + skew }
 	cfg := StoreConfig{
+		Clock:        clock,
+		canary:       c.canary,
+		onApply:      c.checkOnce,
 		TickInterval: simTick,
 		// Short logs, so that compaction and snapshots to lagging or
 		// restarted replicas happen in every run.
@@ -467,13 +566,10 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		panic(err)
 	}
 	n.net = &simReplicaNet{n: n, calls: map[uint64]func(replicaAnswer){}}
-	// Each node's physical clock is off true (virtual) time by up to
-	// 50 ms, well within the HLC's tolerated offset.
-	skew := int64(env.Rand().IntN(int(100*time.Millisecond))) - int64(50*time.Millisecond)
 	nodeCfg := NodeConfig{
 		Zone:           cfg.Self.Zone,
 		Alive:          c.alive,
-		PhysicalClock:  func() int64 { return simEpoch + int64(env.Now()) + skew },
+		PhysicalClock:  clock,
 		ReplicaTimeout: simReplicaTimeout,
 		MaxHintAge:     simHintWindow,
 		TombstoneGrace: simTombstoneGrace,
@@ -498,13 +594,13 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	return n
 }
 
-// alive is gossip's view of the nodes: the ones up.
-func (c *simCluster) alive(name string) bool {
+// alive is gossip's view of the nodes: the ones up, by identity.
+func (c *simCluster) alive(nd NodeDescriptor) bool {
 	var id uint64
-	if _, err := fmt.Sscanf(name, "n%d", &id); err != nil {
+	if _, err := fmt.Sscanf(nd.Name, "n%d", &id); err != nil {
 		return false
 	}
-	return c.node(id) != nil
+	return c.node(id) != nil && nd.UUID == simIdentity(id).UUID
 }
 
 // metaLeader returns the node whose meta replica leads, if any.
@@ -615,6 +711,7 @@ func (c *simCluster) oneLeaderPerTerm() error {
 			}
 			if other, ok := c.leaders[k]; !ok {
 				c.leaders[k] = id
+				c.elected(id)
 			} else if other != id {
 				return fmt.Errorf("range %d: nodes %d and %d both lead term/ballot %d.%d", rid, other, id, k.term, k.owner)
 			}
@@ -809,7 +906,9 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 		})
 	} else {
 		var id uint64
-		id, err = n.store.startPropose(rd.ID, simCommand(req.In, key), func(res result) {
+		cmd := simCommand(req.In, key)
+		cmd.idemKey = []byte(req.IdemKey)
+		id, err = n.store.startPropose(rd.ID, cmd, func(res result) {
 			switch {
 			case res.err == nil:
 				reply(simReply{Done: true, Out: sim.KVOutput{Swapped: req.In.Op == sim.OpCAS}})
@@ -1013,6 +1112,8 @@ type simRequest struct {
 	Seq, Attempt uint64
 	Keyspace     string
 	In           sim.KVInput
+	// IdemKey is a write's idempotency key, the same in every attempt.
+	IdemKey string
 }
 
 // simReply answers a simRequest. Exactly one of the flags is set.
@@ -1032,9 +1133,13 @@ type simReply struct {
 }
 
 // simClient issues random operations, one at a time, to the node it
-// believes leads the key's range. It follows hints, resends a silent read
-// elsewhere, never resends a write that may have been proposed, and gives
-// up after simOpTimeout with the outcome unknown.
+// believes leads the key's range, and retries as the real client and
+// server do together: it follows hints; it resends an operation that
+// found no leader, whose node went silent, or whose outcome the node
+// says is unknown (a leader that stepped down), to another node, a write
+// with the same idempotency key, which the ranges apply at most once
+// (dedup.go); and it gives up after simOpTimeout with the outcome
+// unknown.
 type simClient struct {
 	c         *simCluster
 	env       *sim.Env
@@ -1102,6 +1207,9 @@ func (cl *simClient) next() {
 	}
 	cl.seq++
 	req.Seq = cl.seq
+	if req.In.Op != sim.OpGet {
+		req.IdemKey = fmt.Sprintf("c%d-%d", cl.id, cl.seq)
+	}
 	op := &simPending{req: req, hist: cl.c.h.Invoke(sim.NodeID(cl.id), req.In)}
 	cl.op = op
 	op.deadline = cl.env.After(simOpTimeout, func() {
@@ -1119,9 +1227,7 @@ func (cl *simClient) attempt(target uint64) {
 	}
 	op.req.Attempt++
 	cl.env.Send(sim.NodeID(target), op.req)
-	if op.req.In.Op == sim.OpGet {
-		op.retry = cl.env.After(simReadRetry, func() { cl.attempt(0) })
-	}
+	op.retry = cl.env.After(simRetry, func() { cl.attempt(0) })
 }
 
 func (cl *simClient) Receive(from sim.NodeID, msg any) {
@@ -1146,7 +1252,11 @@ func (cl *simClient) Receive(from sim.NodeID, msg any) {
 		op.retry = cl.env.After(wait, func() { cl.attempt(target) })
 		return
 	case r.Unknown:
-		op.hist.Unknown()
+		// The leader stepped down before the write was applied: it may
+		// be applied yet. Try again with the same key.
+		op.retry.Stop()
+		op.retry = cl.env.After(time.Duration(1+cl.rand(5))*time.Millisecond, func() { cl.attempt(0) })
+		return
 	case r.Unexpected != "":
 		cl.c.unexpected = append(cl.c.unexpected, fmt.Sprintf("node %d answered %v with %q", from, op.req.In, r.Unexpected))
 		op.hist.Unknown()

@@ -41,7 +41,10 @@ type StoreConfig struct {
 	LogTruncateEntries uint64
 	LogKeepEntries     uint64
 	// MaxSnapshotBytes bounds the data of one range snapshot, which is
-	// built in memory and sent as one message.
+	// built in memory and sent as one message. A range that holds more
+	// cannot send a snapshot: a Raft follower that needs one stays behind,
+	// and a paxos range, which builds one to compact its log, stops on
+	// this node (rangefault.go).
 	MaxSnapshotBytes int
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -50,8 +53,23 @@ type StoreConfig struct {
 	// Metrics receives the store's metrics; nil means unregistered ones.
 	Metrics *Metrics
 	// Self describes this node (name, address, zone, weight) for the
-	// catalog; its ID is assigned by the cluster.
+	// catalog; its ID is assigned by the cluster, and its UUID and the
+	// hash of its secret come from the identity in its data dir.
 	Self NodeDescriptor
+	// Clock reads physical time in Unix nanoseconds, for the stamps of the
+	// commands proposed here (request dedup, dedup.go); nil reads the
+	// system clock.
+	Clock func() int64
+	// DedupWindow is how long the ranges led here keep the answers of
+	// writes with an idempotency key (DefaultDedupWindow if 0).
+	DedupWindow time.Duration
+
+	// canary plants a bug for the tests that must catch it (canary.go).
+	canary canary
+	// onApply, if set, sees every command a replica applies with an
+	// idempotency key: fresh says it took effect (not a repeat answered
+	// from the range's dedup state). Tests check exactly-once with it.
+	onApply func(rangeID, index uint64, idem []byte, fresh bool)
 }
 
 // EnsureDefaults fills zero fields.
@@ -77,6 +95,12 @@ func (c *StoreConfig) EnsureDefaults() {
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
 	}
+	if c.Clock == nil {
+		c.Clock = func() int64 { return time.Now().UnixNano() }
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = DefaultDedupWindow
+	}
 }
 
 // Transport carries consensus messages to other nodes. The store calls
@@ -97,6 +121,10 @@ type Store struct {
 	cfg    StoreConfig
 	db     *storage.DB
 	nodeID uint64
+
+	// identity is this node's, from its data dir (OpenIdentity).
+	identity Identity
+
 	logger *slog.Logger
 	// raftLogger takes the cores' logs one level down: a core's Info
 	// (became follower, became leader) is routine for a node with
@@ -123,13 +151,22 @@ type Store struct {
 	cat            *catalog
 	catalogChanged bool
 	catalogReload  bool
-	nextRequest    uint64
-	quiesce        quiesceState
+	// requestEpoch starts this incarnation's request IDs at a random
+	// point (see requestID); nextRequest counts from it.
+	requestEpoch uint64
+	nextRequest  uint64
+	quiesce      quiesceState
 	// ordered caches sortedReplicas; nil when the replicas changed.
 	ordered []*replica
 	// droppedEventual are eventual ranges held here whose keyspace was
 	// dropped: their records are deleted once the drop is applied.
 	droppedEventual []uint64
+	// failed are the replicas a fault of their own range stopped
+	// (rangefault.go), by range: not in replicas, kept for their status.
+	failed map[uint64]*failedReplica
+	// canary plants bugs for the tests (rangefault.go); always zero in
+	// production.
+	canary faultCanaries
 
 	errMu struct {
 		sync.Mutex
@@ -175,10 +212,12 @@ func (e *NotLeaderError) leaderOr0() uint64 {
 	return e.Leader
 }
 
-// OpenStore opens the node's store and starts its goroutine. A database
-// without a node ID is a new node: with bootstrap set it founds a new
-// cluster (node 1, holding meta and the default keyspace); otherwise it
-// must have joined one first (SaveJoin).
+// OpenStore opens the node's store and starts its goroutine. The data
+// dir's identity must be cfg.Self.Name's (OpenIdentity, which also
+// chooses one in a new data dir). A database without a node ID is a new
+// node: with bootstrap set it founds a new cluster (node 1, holding meta
+// and the default keyspace); otherwise it must have joined one first
+// (SaveJoin).
 func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
 	s, err := openStore(db, cfg, transport, bootstrap)
 	if err != nil {
@@ -206,13 +245,18 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 		work: make(chan func()), incoming: make(chan inbound, incomingQueue), stop: make(chan struct{}), done: make(chan struct{}),
 		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)),
 		replicas: map[uint64]*replica{},
+		failed:   map[uint64]*failedReplica{},
 		cat:      newCatalog(),
 	}
 	s.quiesce.init()
-	id, err := loadNodeID(db)
+	s.requestEpoch = s.rng.Uint64()
+	ident, err := OpenIdentity(db, cfg.Self.Name)
 	if err != nil {
 		return nil, err
 	}
+	s.identity = ident
+	s.cfg.Self.UUID, s.cfg.Self.SecretHash = ident.UUID, ident.SecretHash()
+	id := ident.NodeID
 	if id == 0 {
 		if !bootstrap {
 			return nil, errors.New("kv: this node belongs to no cluster: found one (no --join) or join one first")
@@ -253,14 +297,10 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 // NodeID is this node's ID in the cluster.
 func (s *Store) NodeID() uint64 { return s.nodeID }
 
-// ClusterID is the ID the cluster got when it was founded.
-func (s *Store) ClusterID() string {
-	b, err := s.db.Get(storage.ClusterIDKey())
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
+// ClusterID is the ID the cluster got when it was founded. It is read
+// from the data dir when the store opens (a member's) or set when it
+// founds the cluster, and never changes.
+func (s *Store) ClusterID() string { return s.identity.ClusterID }
 
 func loadNodeID(db *storage.DB) (uint64, error) {
 	b, err := db.Get(storage.NodeIDKey())
@@ -337,6 +377,7 @@ func (s *Store) bootstrap() (uint64, error) {
 	if err := b.Commit(true); err != nil {
 		return 0, err
 	}
+	s.identity.NodeID, s.identity.ClusterID = id, clusterID
 	s.logger.Info("founded a new cluster", "cluster", clusterID, "node", id)
 	return id, nil
 }
@@ -348,8 +389,15 @@ func IsMember(db *storage.DB) (bool, error) {
 }
 
 // SaveJoin records the node ID and cluster a joining node was given, so
-// that OpenStore starts it as a member (JoinCluster calls it).
+// that OpenStore starts it as a member. The node got them for its
+// identity (JoinCluster), which the data dir must hold already.
 func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
+	switch _, found, err := loadIdentity(db); {
+	case err != nil:
+		return err
+	case !found:
+		return errors.New("kv: a node joins under the identity in its data dir, and this one has none (OpenIdentity)")
+	}
 	b := db.NewBatch()
 	defer b.Close()
 	var idb [8]byte
@@ -378,7 +426,8 @@ func (s *Store) loadCatalog() error {
 
 // reconcile makes the replicas this node runs match the catalog: it
 // starts replicas of ranges assigned here and removes those of ranges
-// that are gone, with their data.
+// that are gone, with their data. A replica that cannot be opened because
+// of its own range's state (openFault) starts failed; the others start.
 func (s *Store) reconcile() error {
 	// In ID order: each new replica draws its core's seed from s.rng.
 	for _, id := range slices.Sorted(maps.Keys(s.cat.ranges)) {
@@ -386,10 +435,17 @@ func (s *Store) reconcile() error {
 		if _, ok := s.replicas[desc.ID]; ok || !desc.HasReplica(s.nodeID) {
 			continue
 		}
+		if _, ok := s.failed[desc.ID]; ok {
+			continue // stopped here until the node restarts
+		}
 		if desc.Mode == ModeEventual {
 			continue // no consensus group: eventual ranges are served by coordinators
 		}
 		r, err := newReplica(s, desc)
+		if err != nil && openFault(err) && !s.canary.faultStopsStore {
+			s.startFailed(desc, err)
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -407,13 +463,16 @@ func (s *Store) reconcile() error {
 			continue
 		}
 		r.failAll(fmt.Errorf("%w: range %d was removed", ErrNoKeyspace, id))
-		r.destroyed = true
+		// A round that collected its Ready drops it (Store.running).
 		delete(s.replicas, id)
 		s.ordered = nil
 		if err := s.destroyReplica(id); err != nil {
 			return err
 		}
 		s.logger.Info("removed replica", "range", id, "keyspace", r.desc.Keyspace)
+	}
+	if err := s.dropFailed(); err != nil {
+		return err
 	}
 	s.publish()
 	return nil
@@ -634,8 +693,9 @@ func (s *Store) tick() {
 // gaugeEveryTicks is how often the replica gauges are refreshed.
 const gaugeEveryTicks = 10
 
-// fail stops the store after err, an error persisting or applying: what
-// is on disk is all a restart can trust.
+// fail stops the store after err, an error of the node's: persisting a
+// round, or a fault of meta (see rangefault.go for the faults that stop
+// one range only). What is on disk is all a restart can trust.
 func (s *Store) fail(err error) {
 	s.logger.Error("store stopped: cannot persist or apply", "err", err)
 	s.errMu.Lock()
@@ -673,6 +733,32 @@ type readyReplica struct {
 // handleReady runs one round of the Ready contract for every replica
 // that has something to do (see consensusCore, raft.Ready and paxos.Ready
 // for the order and why).
+//
+// A fault of one range (rangefault.go) in the round stops that replica
+// alone; every other error is the node's and stops the store. The round's
+// batches hold every replica's writes, so the faulty replica's must stay
+// out of them while the others' go in:
+//
+//  1. Persist. A replica's Ready is refused only when a snapshot from its
+//     leader does not decode, and installSnapshot checks that before it
+//     writes anything: the batch holds none of that replica's writes, and
+//     the others' are committed. (A batch write or commit that fails is
+//     the node's.)
+//  2. Send: the stopped replica sends nothing, so no peer learns of an
+//     entry or a vote of it that is not persisted.
+//  3. Apply. Each replica applies its entries to a batch of its own,
+//     appended to the round's only when every entry applied. A replica
+//     that fails at entry k leaves nothing: neither the effects of the
+//     entries before k nor its applied index. Its persisted log and hard
+//     state (step 1) are valid, so a restart replays the same entries from
+//     the applied index it had, and fails again at k or, if the fault
+//     passed, applies them. Its clients of those entries are answered
+//     "outcome unknown" (the other replicas may apply them), and the
+//     others' effects are committed and answered as usual.
+//  4. Advance and compact: the stopped replica is neither advanced nor
+//     compacted. Compaction fails before writing (a paxos range builds its
+//     snapshot, Raft reads the entry it truncates at, before anything goes
+//     into the batch), so the batch again holds the others' writes only.
 func (s *Store) handleReady() error {
 	var ready []readyReplica
 	for _, r := range s.sortedReplicas() {
@@ -691,12 +777,16 @@ func (s *Store) handleReady() error {
 	sync := false
 	for _, x := range ready {
 		if err := s.persist(b, x.r, &x.rd); err != nil {
-			return err
+			if err := s.isolate(x.r, err); err != nil {
+				return err
+			}
+			continue
 		}
 		sync = sync || x.rd.mustSync
 	}
+	ready = s.stillRunning(ready)
 	if !b.Empty() || sync {
-		if err := b.Commit(sync); err != nil {
+		if err := b.Commit(sync && !s.cfg.canary.ackBeforeSync); err != nil {
 			return err
 		}
 	}
@@ -715,32 +805,31 @@ func (s *Store) handleReady() error {
 		}
 	}
 
-	// 3. Apply committed entries, all replicas in one unsynced batch: the
-	// log is durable, and a crash replays entries past the applied index
-	// stored in the same batch as their effects.
-	ab := s.db.NewBatch()
-	defer ab.Close()
+	// 3. Apply committed entries, all replicas in one unsynced batch (or
+	// more, if one would exceed MaxBatchBytes: roundBatch), each replica's
+	// effects whole with its applied index: the log is durable, and a
+	// crash replays entries past the applied index stored in the same
+	// batch as their effects.
+	ab := &roundBatch{s: s, b: s.db.NewBatch()}
+	defer func() { ab.b.Close() }()
 	var deliveries []delivery
 	for _, x := range ready {
-		ds, err := x.r.apply(s, ab, x.rd.committed)
+		ds, err := s.applyReady(ab, x)
 		if err != nil {
 			return err
 		}
-		s.cfg.Metrics.Applied.WithLabelValues(x.r.core.protocol()).Add(float64(len(x.rd.committed)))
 		deliveries = append(deliveries, ds...)
 	}
-	if !ab.Empty() {
-		if err := ab.Commit(false); err != nil {
-			return err
-		}
+	if err := ab.commit(); err != nil {
+		return err
 	}
 	// A client that changed the catalog sees its change when answered.
 	if err := s.catalogUpdated(); err != nil {
 		return err
 	}
 	// A replica the applied catalog removed is gone, its log with it:
-	// it is neither advanced nor compacted.
-	ready = slices.DeleteFunc(ready, func(x readyReplica) bool { return x.r.destroyed })
+	// it is neither advanced nor compacted; nor is one that failed.
+	ready = s.stillRunning(ready)
 	for _, d := range deliveries {
 		d.to(d.res)
 	}
@@ -751,6 +840,75 @@ func (s *Store) handleReady() error {
 		x.r.core.advance()
 	}
 	return s.compactLogs(ready)
+}
+
+// stillRunning drops from ready the replicas that were destroyed or failed
+// since it was collected. It reuses ready's array.
+func (s *Store) stillRunning(ready []readyReplica) []readyReplica {
+	return slices.DeleteFunc(ready, func(x readyReplica) bool { return !s.running(x.r) })
+}
+
+// applyReady applies one replica's committed entries to a batch of its
+// own and appends it to the round's (handleReady, step 3), returning the
+// results for waiting clients. A fault of the range stops the replica and
+// leaves nothing of its entries in the round's batch.
+func (s *Store) applyReady(ab *roundBatch, x readyReplica) ([]delivery, error) {
+	rb := s.db.NewBatch()
+	defer rb.Close()
+	if s.canary.sharedApplyBatch {
+		rb = ab.b
+	}
+	applied := x.r.applied
+	ds, err := x.r.apply(s, rb, x.rd.committed)
+	if err != nil {
+		x.r.applied = applied // what Pebble holds, for its status
+		return nil, s.applyFailed(x.r, ds, err)
+	}
+	s.cfg.Metrics.Applied.WithLabelValues(x.r.core.protocol()).Add(float64(len(x.rd.committed)))
+	if s.canary.sharedApplyBatch {
+		return ds, nil
+	}
+	return ds, ab.append(rb)
+}
+
+// applyFailed stops a replica whose entries could not all be applied:
+// ds are the results of the entries before the failing one, whose effects
+// are discarded, so their clients learn only that the outcome is unknown.
+// Meta's failures are the node's (isolate).
+func (s *Store) applyFailed(r *replica, ds []delivery, err error) error {
+	for _, d := range ds {
+		d.to(result{err: fmt.Errorf("%w: range %d could not apply its entries: %v", ErrOutcomeUnknown, r.desc.ID, err)})
+	}
+	return s.isolate(r, newRangeFault(faultApply, err))
+}
+
+// roundBatch is a round's apply batch. Each replica's effects, with its
+// applied index, are appended whole; when the next replica's would take
+// it over MaxBatchBytes, the batch is committed and a new one started, as
+// a crash needs each replica's writes atomic, not the round's.
+type roundBatch struct {
+	s *Store
+	b *storage.Batch
+}
+
+func (ab *roundBatch) append(rb *storage.Batch) error {
+	err := ab.b.Append(rb)
+	if !errors.Is(err, storage.ErrBatchTooLarge) || ab.b.Empty() {
+		return err
+	}
+	if err := ab.commit(); err != nil {
+		return err
+	}
+	ab.b.Close()
+	ab.b = ab.s.db.NewBatch()
+	return ab.b.Append(rb)
+}
+
+func (ab *roundBatch) commit() error {
+	if ab.b.Empty() {
+		return nil
+	}
+	return ab.b.Commit(false)
 }
 
 // catalogUpdated reloads and republishes the catalog if applied commands
@@ -802,7 +960,15 @@ func (s *Store) persist(b *storage.Batch, r *replica, rd *coreReady) error {
 		if r.role != roleLeader {
 			// Reads not yet confirmed will not be: the new leader does
 			// not know them. Their clients retry; nothing was written.
-			r.failReads(&NotLeaderError{RangeID: r.desc.ID, Leader: r.leader})
+			// Proposals may still commit, or may be gone: their clients
+			// learn it now rather than wait out their deadline on a
+			// replica that may never apply them (a leader cut off by a
+			// partition steps down, and the new one may overwrite its
+			// tail); with an idempotency key they try the new leader,
+			// which applies the write at most once (dedup.go).
+			nl := &NotLeaderError{RangeID: r.desc.ID, Leader: r.leader}
+			r.failWaiters(fmt.Errorf("range %d: this replica stopped leading before the write was applied (%v)", r.desc.ID, nl))
+			r.failReads(nl)
 		}
 	}
 	for _, rs := range rd.reads {
@@ -830,11 +996,14 @@ func (s *Store) compactLogs(ready []readyReplica) error {
 		return b
 	}
 	for _, x := range ready {
+		// A fault fails before it writes anything (handleReady, step 4).
 		if err := x.r.core.compact(batch, x.r.applied); err != nil {
-			if b != nil {
-				b.Close()
+			if err := s.isolate(x.r, err); err != nil {
+				if b != nil {
+					b.Close()
+				}
+				return err
 			}
-			return err
 		}
 	}
 	if b == nil {
@@ -914,6 +1083,7 @@ func (s *Store) updateGauges() {
 		s.cfg.Metrics.ApplyLag.WithLabelValues(protocol).Set(float64(l))
 	}
 	s.cfg.Metrics.Quiesced.Set(float64(s.quiesce.count))
+	s.cfg.Metrics.RangesFailed.Set(float64(len(s.failed)))
 }
 
 // QuiescedRanges returns how many replicas on this node are quiesced.
@@ -932,30 +1102,52 @@ type RangeStatus struct {
 	Term    uint64
 	Commit  uint64
 	Applied uint64
-	State   string
+	// State is the replica's role, or "failed" once a fault of its range
+	// stopped it (rangefault.go).
+	State string
+	// Error is the fault that stopped the replica, or one it serves
+	// despite (a follower needs a snapshot that cannot be built); empty
+	// when there is none.
+	Error string
 	// Voters and Learners are meta's configuration (other ranges' replicas
 	// are in their descriptors).
 	Voters, Learners []uint64
 }
 
-// RangeStatuses returns the status of every replica on this node.
+// RangeStatuses returns the status of every replica on this node, failed
+// ones included.
 func (s *Store) RangeStatuses(ctx context.Context) (map[uint64]RangeStatus, error) {
-	out := map[uint64]RangeStatus{}
-	err := s.do(ctx, func() {
-		for id, r := range s.replicas {
-			st := r.core.status()
-			rs := RangeStatus{RangeID: id, Leader: r.leader, Term: st.term, Commit: st.commit, Applied: r.applied, State: r.role.String()}
-			if id == MetaRangeID {
-				cs := metaCore(r).rn.ConfState()
-				for _, v := range cs.Voters {
-					rs.Voters = append(rs.Voters, v.ID)
-				}
-				rs.Learners = slices.Clone(cs.Learners)
-			}
-			out[id] = rs
-		}
-	})
+	var out map[uint64]RangeStatus
+	err := s.do(ctx, func() { out = s.rangeStatuses() })
 	return out, err
+}
+
+// rangeStatuses is RangeStatuses on the loop.
+func (s *Store) rangeStatuses() map[uint64]RangeStatus {
+	out := make(map[uint64]RangeStatus, len(s.replicas)+len(s.failed))
+	for id, r := range s.replicas {
+		out[id] = s.replicaStatus(r)
+	}
+	for id, f := range s.failed {
+		out[id] = f.status
+	}
+	return out
+}
+
+// replicaStatus is the status of a running replica. Loop only.
+func (s *Store) replicaStatus(r *replica) RangeStatus {
+	id := r.desc.ID
+	st := r.core.status()
+	rs := RangeStatus{RangeID: id, Leader: r.leader, Term: st.term, Commit: st.commit, Applied: r.applied, State: r.role.String(),
+		Error: r.snapshotFault.report(s.quiesce.ticks)}
+	if id == MetaRangeID {
+		cs := metaCore(r).rn.ConfState()
+		for _, v := range cs.Voters {
+			rs.Voters = append(rs.Voters, v.ID)
+		}
+		rs.Learners = slices.Clone(cs.Learners)
+	}
+	return rs
 }
 
 // Done is closed when the store's goroutine has stopped: after Close, or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -13,11 +14,18 @@ import (
 // must go to a node that has one. It is an ErrUnavailable.
 var ErrNoReplicaHere = fmt.Errorf("%w: no replica on this node", ErrUnavailable)
 
-// requestID returns a cluster-unique ID for a proposal or read made here.
-// Loop only.
+// requestID returns an ID for a proposal or read made here: the
+// incarnation's random epoch plus a counter, so that IDs do not repeat
+// across restarts (a plain counter did, and an old entry that committed
+// after a restart answered a new request). A waiter is matched by its
+// entry's bytes as well (replica.apply), so an ID that did repeat could
+// not mislead a client either. Loop only.
 func (s *Store) requestID() uint64 {
 	s.nextRequest++
-	return s.nodeID<<40 | s.nextRequest&(1<<40-1)
+	if s.cfg.canary.waitersByID {
+		return s.nodeID<<40 | s.nextRequest&(1<<40-1)
+	}
+	return s.requestEpoch + s.nextRequest
 }
 
 // propose proposes cmd to the range's consensus group and waits until it is
@@ -59,13 +67,36 @@ func (s *Store) startPropose(rangeID uint64, cmd *command, done func(result)) (u
 		return 0, err
 	}
 	s.touch(r)
+	if s.cfg.canary.casAtPropose && cmd.op == opCAS {
+		s.decideAtPropose(r, cmd)
+	}
 	cmd.id = s.requestID()
-	if err := r.core.propose(cmd.encode()); err != nil {
+	s.stampDedup(cmd)
+	data := cmd.encode()
+	if err := r.core.propose(data); err != nil {
 		return 0, fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, err)
 	}
-	r.waiters[cmd.id] = done
+	r.waiters[cmd.id] = waiter{data: data, done: done}
 	s.cfg.Metrics.Proposals.WithLabelValues(r.core.protocol()).Inc()
 	return cmd.id, nil
+}
+
+// decideAtPropose is the casAtPropose canary: it decides cmd against the
+// leader's applied data now, turning a swap whose condition holds into a
+// plain write.
+func (s *Store) decideAtPropose(r *replica, cmd *command) {
+	var cur *value
+	if raw, err := s.db.Get(storage.DataKey(r.desc.ID, cmd.key)); err == nil {
+		if v, err := decodeValue(raw); err == nil {
+			cur = &v
+		}
+	}
+	if _, res := cmd.apply(r.desc.ID, 0, cur); res.err == nil {
+		cmd.op = opPut
+		if cmd.del {
+			cmd.op = opDelete
+		}
+	}
 }
 
 // forgetProposal stops waiting for proposal id: its client gave up. The
@@ -80,6 +111,8 @@ func (s *Store) forgetProposal(rangeID, id uint64) {
 func (s *Store) leaderReplica(rangeID uint64) (*replica, error) {
 	r, ok := s.replicas[rangeID]
 	switch {
+	case !ok && s.failed[rangeID] != nil:
+		return nil, s.failed[rangeID].refusal()
 	case !ok:
 		return nil, fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
 	case r.role != roleLeader:
@@ -139,6 +172,10 @@ func (s *Store) startRead(rangeID uint64, done func(error)) error {
 		return err
 	}
 	s.touch(r)
+	if s.cfg.canary.skipReadBarrier {
+		r.confirmed = append(r.confirmed, confirmedRead{index: 0, done: done})
+		return nil
+	}
 	id := s.requestID()
 	var rctx [8]byte
 	binary.BigEndian.PutUint64(rctx[:], id)
@@ -190,33 +227,78 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pendi
 	return result{version: index, id: id}, nil
 }
 
-// rangeData encodes the range's applied data for a snapshot: a
-// consistent Pebble snapshot read of the data span. Called on the store's
-// goroutine between rounds, it sees the data at the replica's applied
-// index (applied state and data are written in one batch).
+// Range snapshots: the replicated state of a range as of an applied index,
+// its data and its request dedup state, as one message. snapshotV2 is a
+// version byte, then records, each a kind byte and its fields:
+//
+//	snapRecordData   user key, stored value
+//	snapRecordDedup  idempotency key, dedup entry (an answer within the horizon)
+//	snapRecordHorizon  the dedup horizon (uvarint)
+//
+// A codecV1 snapshot (before request dedup) is data pairs alone.
+const (
+	snapshotV2 byte = 2
+
+	snapRecordData    byte = 1
+	snapRecordDedup   byte = 2
+	snapRecordHorizon byte = 3
+)
+
+// rangeData encodes the range's replicated state for a snapshot: a
+// consistent Pebble snapshot read of its data and dedup spans. Called on
+// the store's goroutine between rounds, it sees the state at the replica's
+// applied index (applied state, data and dedup state are written in one
+// batch). Answers the range has forgotten (older than its horizon) are
+// left out, so that replicas in the same state send the same snapshot.
 func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	it, err := snap.NewIter(storage.RangeDataSpan(rangeID))
+	e := enc{b: []byte{snapshotV2}}
+	limit := func() error {
+		if len(e.b) > s.cfg.MaxSnapshotBytes {
+			return fmt.Errorf("kv: range %d holds more than %d bytes, the snapshot limit (MaxSnapshotBytes); streaming snapshots are not built yet",
+				rangeID, s.cfg.MaxSnapshotBytes)
+		}
+		return nil
+	}
+	err := eachData(snap, rangeID, nil, nil, func(key, v []byte) (bool, error) {
+		e.byte(snapRecordData)
+		e.bytes(key)
+		e.bytes(v)
+		return true, limit()
+	})
+	if err != nil {
+		return nil, err
+	}
+	horizon, err := loadDedupHorizon(snap, rangeID)
+	if err != nil {
+		return nil, err
+	}
+	e.byte(snapRecordHorizon)
+	e.uint(uint64(horizon))
+	it, err := snap.NewIter(storage.RangeDedupEntrySpan(rangeID))
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	e := enc{b: []byte{codecV1}}
+	prefix := len(storage.RangeDedupEntrySpan(rangeID).Start)
 	for ok := it.First(); ok; ok = it.Next() {
-		_, key, err := storage.DecodeDataKey(it.Key())
-		if err != nil {
-			return nil, err
-		}
 		v, err := it.Value()
 		if err != nil {
 			return nil, err
 		}
-		e.bytes(key)
+		entry, err := decodeDedupEntry(v)
+		if err != nil {
+			return nil, fmt.Errorf("kv: range %d dedup entry %s: %w", rangeID, storage.FormatKey(it.Key()), err)
+		}
+		if entry.at < horizon {
+			continue
+		}
+		e.byte(snapRecordDedup)
+		e.bytes(it.Key()[prefix:])
 		e.bytes(v)
-		if len(e.b) > s.cfg.MaxSnapshotBytes {
-			return nil, fmt.Errorf("kv: range %d holds more than %d bytes, the snapshot limit (MaxSnapshotBytes); streaming snapshots are not built yet",
-				rangeID, s.cfg.MaxSnapshotBytes)
+		if err := limit(); err != nil {
+			return nil, err
 		}
 	}
 	if err := it.Error(); err != nil {
@@ -225,29 +307,88 @@ func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 	return e.b, nil
 }
 
-// installSnapshot replaces the replica's data with a snapshot's; the core
-// replaces its log in the same batch.
-func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *rangeSnapshot) error {
-	data := storage.RangeDataSpan(r.desc.ID)
-	if err := b.DeleteRange(data.Start, data.End); err != nil {
-		return err
-	}
-	d := dec{b: snap.data}
-	if d.byte() != codecV1 {
+// snapRecord is one record of a snapshot (see rangeData); key and value
+// alias the snapshot's data.
+type snapRecord struct {
+	kind       byte
+	key, value []byte
+	horizon    int64
+}
+
+// decodeSnapshot reads the records of snapshot data, checking every one
+// (a dedup entry's answer too) before anything is written.
+func decodeSnapshot(data []byte) ([]snapRecord, error) {
+	d := dec{b: data}
+	version := d.byte()
+	if version != codecV1 && version != snapshotV2 {
 		d.fail("snapshot version")
 	}
+	var out []snapRecord
 	for len(d.b) > 0 && d.err == nil {
-		key, v := d.bytes(), d.bytes()
-		if err := b.Set(storage.DataKey(r.desc.ID, key), v); err != nil {
+		rec := snapRecord{kind: snapRecordData}
+		if version == snapshotV2 {
+			rec.kind = d.byte()
+		}
+		switch rec.kind {
+		case snapRecordData:
+			rec.key, rec.value = d.bytes(), d.bytes()
+		case snapRecordHorizon:
+			rec.horizon = int64(d.uint())
+		case snapRecordDedup:
+			rec.key, rec.value = d.bytes(), d.bytes()
+			if d.err == nil {
+				if _, err := decodeDedupEntry(rec.value); err != nil {
+					return nil, fmt.Errorf("dedup entry %q: %w", abbreviate(rec.key), err)
+				}
+			}
+		default:
+			d.fail("snapshot record kind")
+		}
+		if d.err == nil {
+			out = append(out, rec)
+		}
+	}
+	return out, d.done()
+}
+
+// installSnapshot replaces the replica's data and dedup state with a
+// snapshot's; the core replaces its log in the same batch. A snapshot
+// that does not decode is a fault of the range (faultInstall), found
+// before anything is written to b: the core took the snapshot already, so
+// the replica cannot go on, but the round's batch holds none of its writes
+// (Store.handleReady).
+func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *rangeSnapshot) error {
+	id := r.desc.ID
+	recs, err := decodeSnapshot(snap.data)
+	if err != nil {
+		return newRangeFault(faultInstall, fmt.Errorf("kv: range %d snapshot at %d: %w", id, snap.index, err))
+	}
+	for _, span := range []storage.Span{storage.RangeDataSpan(id), storage.RangeDedupSpan(id)} {
+		if err := b.DeleteRange(span.Start, span.End); err != nil {
 			return err
 		}
 	}
-	if err := d.done(); err != nil {
-		return fmt.Errorf("kv: range %d snapshot at %d: %w", r.desc.ID, snap.index, err)
+	var horizon int64
+	for _, rec := range recs {
+		switch rec.kind {
+		case snapRecordData:
+			err = b.Set(storage.DataKey(id, rec.key), rec.value)
+		case snapRecordHorizon:
+			horizon = rec.horizon
+			err = b.Set(storage.DedupHorizonKey(id), encodeDedupHorizon(horizon))
+		case snapRecordDedup:
+			entry, _ := decodeDedupEntry(rec.value) // checked by decodeSnapshot
+			err = errors.Join(b.Set(storage.DedupKey(id, rec.key), rec.value),
+				b.Set(storage.DedupExpiryKey(id, uint64(max(entry.at, 0)), rec.key), nil))
+		}
+		if err != nil {
+			return err
+		}
 	}
 	r.applied = snap.index
-	if r.desc.ID == MetaRangeID {
+	r.dedup = dedupState{horizon: horizon, collected: horizon}
+	if id == MetaRangeID {
 		s.catalogReload = true // from the data, once this batch commits
 	}
-	return b.Set(storage.AppliedStateKey(r.desc.ID), appliedState(r.applied))
+	return b.Set(storage.AppliedStateKey(id), appliedState(r.applied))
 }

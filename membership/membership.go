@@ -2,7 +2,8 @@
 // are alive, by gossip (hashicorp/memberlist, SWIM with suspicion).
 //
 // Gossip decides nothing in quorumkv: it carries liveness and each node's
-// metadata (ID, API address, zone, weight, version). Who holds which
+// metadata (name, API address, zone, weight, version, and its identity:
+// UUID and cluster ID). It refuses members of another cluster. Who holds which
 // replica, and who may vote, is decided by consensus in the catalog
 // (DESIGN.md §3); Cassandra and ScyllaDB moved topology out of gossip after
 // Jepsen found split brain there. kv/ reads Members and watches Changes to
@@ -39,6 +40,13 @@ type Meta struct {
 	Weight int `json:"weight"`
 	// Version is the kvd version.
 	Version string `json:"version"`
+	// UUID is the node's identity, chosen at its first start and kept in
+	// its data dir: a node whose data dir was lost comes back under its
+	// old NodeID with a new UUID.
+	UUID string `json:"uuid,omitempty"`
+	// ClusterID is the cluster the node belongs to, empty until it has
+	// founded or joined one. Gossip refuses members of another cluster.
+	ClusterID string `json:"cluster,omitempty"`
 }
 
 // State is a member's liveness as gossip sees it.
@@ -83,7 +91,11 @@ type Membership struct {
 	mu struct {
 		sync.Mutex
 		meta    []byte
+		self    Meta              // decoded meta, for the cluster filter
 		members map[string]Member // by NodeID
+		// refused is the last member refused for being of another
+		// cluster, so that Join can say why it reached no one.
+		refused *OtherClusterError
 	}
 }
 
@@ -105,6 +117,11 @@ func New(cfg Config) (*Membership, error) {
 	}
 	mlc.Delegate = (*delegate)(m)
 	mlc.Events = (*events)(m)
+	// Both hooks: the merge delegate sees the state exchanged at a join,
+	// the alive delegate every alive message, also those that spread
+	// later by gossip (memberlist's AliveDelegate doc).
+	mlc.Merge = (*clusterFilter)(m)
+	mlc.Alive = (*clusterFilter)(m)
 	mlc.Logger = log.New(slogWriter{cfg.Logger}, "", 0)
 	if m.list, err = memberlist.Create(mlc); err != nil {
 		return nil, fmt.Errorf("membership: start gossip on %s: %w", cfg.BindAddr, err)
@@ -115,11 +132,39 @@ func New(cfg Config) (*Membership, error) {
 // ErrNoSeeds is returned by Join when no seed could be reached.
 var ErrNoSeeds = errors.New("membership: no seed reachable")
 
+// ErrOtherCluster marks an OtherClusterError.
+var ErrOtherCluster = errors.New("membership: a member of another cluster")
+
+// OtherClusterError is a member refused because it belongs to another
+// cluster than this node.
+type OtherClusterError struct {
+	// Node and Addr name the member refused; Theirs is its cluster, Ours
+	// this node's.
+	Node, Addr, Theirs, Ours string
+}
+
+func (e *OtherClusterError) Error() string {
+	return fmt.Sprintf("membership: node %s at %s belongs to cluster %s, and this node to cluster %s", e.Node, e.Addr, e.Theirs, e.Ours)
+}
+
+func (e *OtherClusterError) Is(target error) bool { return target == ErrOtherCluster }
+
 // Join contacts the seeds (host:port of their gossip addresses) and merges
-// their view of the cluster. It succeeds when at least one answered.
+// their view of the cluster. It succeeds when at least one answered. When
+// none did because they belong to another cluster, the error is an
+// *OtherClusterError (ErrOtherCluster).
 func (m *Membership) Join(seeds []string) (int, error) {
+	m.mu.Lock()
+	m.mu.refused = nil
+	m.mu.Unlock()
 	n, err := m.list.Join(seeds)
 	if n == 0 {
+		m.mu.Lock()
+		refused := m.mu.refused
+		m.mu.Unlock()
+		if refused != nil {
+			return 0, fmt.Errorf("%w (tried %v)", refused, seeds)
+		}
 		return 0, fmt.Errorf("%w: tried %v: %v", ErrNoSeeds, seeds, err)
 	}
 	return n, nil
@@ -193,8 +238,15 @@ func (m *Membership) setMeta(w wireMeta) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.mu.meta = b
+	m.mu.meta, m.mu.self = b, w.Meta
 	return nil
+}
+
+// Meta returns what this node gossips about itself.
+func (m *Membership) Meta() Meta {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.self
 }
 
 // Leave tells the others this node is going, so that they mark it left
@@ -233,6 +285,9 @@ func (m *Membership) record(n *memberlist.Node, gone bool) {
 		m.logger.Warn("membership: ignoring a gossip member without quorumkv metadata", "name", n.Name, "addr", n.Address())
 		return
 	}
+	if m.otherCluster(n.Name, n.Address(), meta.ClusterID) != nil {
+		return // the filter refused it already; never listed
+	}
 	mem := Member{Meta: meta.Meta, GossipAddr: n.Address(), State: StateAlive}
 	switch {
 	case gone && meta.Leaving:
@@ -263,6 +318,56 @@ func (d *delegate) NotifyMsg([]byte)                           {}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// otherCluster returns the refusal of a member of cluster theirs, or nil
+// if it may be a member: a node that has not joined a cluster yet (an
+// empty ID, on either side) may.
+func (m *Membership) otherCluster(node, addr, theirs string) *OtherClusterError {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ours := m.mu.self.ClusterID; theirs != "" && ours != "" && theirs != ours {
+		return &OtherClusterError{Node: node, Addr: addr, Theirs: theirs, Ours: ours}
+	}
+	return nil
+}
+
+// clusterFilter keeps members of other clusters out: memberlist neither
+// merges their state nor takes their alive messages, so they are never
+// listed, probed or gossiped to. A node whose data dir belongs to one
+// cluster, started with --join to another, stays out of both.
+type clusterFilter Membership
+
+func (f *clusterFilter) check(n *memberlist.Node) error {
+	m := (*Membership)(f)
+	var meta wireMeta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil {
+		return nil // not a quorumkv node: record ignores it
+	}
+	refused := m.otherCluster(n.Name, n.Address(), meta.ClusterID)
+	if refused == nil {
+		return nil
+	}
+	m.mu.Lock()
+	m.mu.refused = refused
+	m.mu.Unlock()
+	m.logger.Warn("membership: refusing a member of another cluster", "node", refused.Node, "addr", refused.Addr,
+		"its_cluster", refused.Theirs, "our_cluster", refused.Ours)
+	return refused
+}
+
+// NotifyAlive refuses an alive message from a node of another cluster.
+func (f *clusterFilter) NotifyAlive(n *memberlist.Node) error { return f.check(n) }
+
+// NotifyMerge refuses to merge the state of a node that knows members of
+// another cluster (at a join, the seed's view, or the joiner's).
+func (f *clusterFilter) NotifyMerge(peers []*memberlist.Node) error {
+	for _, n := range peers {
+		if err := f.check(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // events receives memberlist's membership events. memberlist calls it
 // synchronously from its own goroutines, so it only records and signals.

@@ -1,11 +1,14 @@
 package membership
 
 import (
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
 )
 
@@ -137,4 +140,85 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("New: %v, want an error containing %q", err, c.want)
 		}
 	}
+}
+
+// startIn starts a member of cluster (empty: not joined to one yet).
+func startIn(t *testing.T, id, cluster string) *Membership {
+	t.Helper()
+	cfg := LoopbackTimings()
+	cfg.Meta = Meta{NodeID: id, Addr: "127.0.0.1:7000", Zone: "z", Weight: 1, Version: "test", UUID: "uuid-" + id, ClusterID: cluster}
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.Logger = quietLogger()
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	return m
+}
+
+// A node of one cluster that joins the gossip of another is refused on
+// both sides, with both cluster IDs named, and never listed; a node that
+// has not joined a cluster yet is admitted, and stays once it takes the
+// cluster's ID.
+func TestOtherClusterRefused(t *testing.T) {
+	a1, a2 := startIn(t, "a1", "cluster-a"), startIn(t, "a2", "cluster-a")
+	defer a1.Close()
+	defer a2.Close()
+	if _, err := a2.Join([]string{a1.LocalAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	b1 := startIn(t, "b1", "cluster-b")
+	defer b1.Close()
+	_, err := b1.Join([]string{a1.LocalAddr()})
+	var refused *OtherClusterError
+	if !errors.As(err, &refused) || !errors.Is(err, ErrOtherCluster) || refused.Theirs != "cluster-a" || refused.Ours != "cluster-b" ||
+		!strings.Contains(err.Error(), "cluster-a") || !strings.Contains(err.Error(), "cluster-b") {
+		t.Fatalf("b1 joining cluster-a's gossip: %v, want an OtherClusterError naming both clusters", err)
+	}
+
+	fresh := startIn(t, "c1", "")
+	defer fresh.Close()
+	if _, err := fresh.Join([]string{a1.LocalAddr()}); err != nil {
+		t.Fatalf("a node of no cluster yet joining: %v", err)
+	}
+	meta := fresh.Meta()
+	meta.ClusterID = "cluster-a"
+	if err := fresh.UpdateMeta(meta, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "c1 in cluster-a's gossip", func() bool {
+		return states(a1) == "a1=alive a2=alive c1=alive" && states(a2) == "a1=alive a2=alive c1=alive"
+	})
+	for _, mem := range a1.Members() {
+		if mem.NodeID == "c1" && (mem.ClusterID != "cluster-a" || mem.UUID != "uuid-c1") {
+			t.Fatalf("c1 as a1 sees it: %+v", mem)
+		}
+	}
+	// Gossip goes on for a few push/pull rounds: b1 never shows up.
+	time.Sleep(3 * LoopbackTimings().PushPullInterval / 2)
+	for _, m := range []*Membership{a1, a2, fresh} {
+		if got := states(m); strings.Contains(got, "b1") {
+			t.Fatalf("cluster-a lists b1: %s", got)
+		}
+	}
+	if got := states(b1); got != "b1=alive" {
+		t.Fatalf("b1 lists %s, want itself alone", got)
+	}
+	// An alive message of another cluster's node, as gossip would
+	// spread it, is refused too.
+	if err := (*clusterFilter)(a1).NotifyAlive(&memberlist.Node{Name: "b1", Meta: mustMeta(t, Meta{NodeID: "b1", ClusterID: "cluster-b"})}); !errors.Is(err, ErrOtherCluster) {
+		t.Fatalf("NotifyAlive(b1): %v", err)
+	}
+	if err := (*clusterFilter)(a1).NotifyAlive(&memberlist.Node{Name: "d1", Meta: mustMeta(t, Meta{NodeID: "d1"})}); err != nil {
+		t.Fatalf("NotifyAlive(a node of no cluster yet): %v", err)
+	}
+}
+
+func mustMeta(t *testing.T, m Meta) []byte {
+	t.Helper()
+	b, err := json.Marshal(wireMeta{Meta: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

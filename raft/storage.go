@@ -32,7 +32,9 @@ type Storage interface {
 	// with Entries (the snapshot index + 1).
 	FirstIndex() (uint64, error)
 	// Snapshot returns the latest snapshot. ErrSnapshotTemporarilyUnavailable
-	// tells the leader to retry later.
+	// tells the leader to retry later; any other error is a broken
+	// Storage, and the core panics (as etcd's does): a Storage that may
+	// fail to build a snapshot returns ErrSnapshotTemporarilyUnavailable.
 	Snapshot() (Snapshot, error)
 }
 

@@ -69,6 +69,29 @@ func (b *Batch) DeleteRange(start, end []byte) error {
 	return nil
 }
 
+// Append adds every record of other to b, after b's own and in other's
+// order, as if they had been written to b. other is unchanged and still
+// needs closing; it must not be committed. Writes can thus be built apart
+// and kept only once complete: the store applies each range's entries to
+// a batch of the range's own and appends it to the round's batch only if
+// every entry applied (kv.Store.handleReady). Over MaxBatchBytes it is
+// ErrBatchTooLarge and b is unchanged.
+func (b *Batch) Append(other *Batch) error {
+	if err := other.usable(); err != nil {
+		return fmt.Errorf("storage: append a batch: %w", err)
+	}
+	if other.b.Empty() {
+		return b.usable()
+	}
+	if err := b.reserve(other.b.Len() - batchHeaderLen); err != nil {
+		return err
+	}
+	if err := b.b.Apply(other.b, nil); err != nil {
+		return fmt.Errorf("storage: append a batch of %d records: %w", other.b.Count(), err)
+	}
+	return nil
+}
+
 // Count returns the number of records in the batch.
 func (b *Batch) Count() uint32 {
 	if b.b == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -264,5 +265,50 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Append keeps other's records in order after b's own, and refuses a
+// batch that would take b over MaxBatchBytes without changing b.
+func TestBatchAppend(t *testing.T) {
+	db, err := OpenMem(Options{Logger: testLogger(t), MaxBatchBytes: 4 << 10})
+	must(t, err)
+	defer closeDB(t, db)
+	b, other := db.NewBatch(), db.NewBatch()
+	defer b.Close()
+	defer other.Close()
+	must(t, b.Set([]byte("a"), []byte("1")))
+	must(t, b.Set([]byte("b"), []byte("1")))
+	must(t, other.Set([]byte("b"), []byte("2"))) // after b's own: it wins
+	must(t, other.Delete([]byte("a")))
+	must(t, other.Set([]byte("c"), []byte("2")))
+	must(t, b.Append(other))
+	if b.Count() != 5 || other.Count() != 3 {
+		t.Fatalf("counts after Append: b %d, other %d; want 5 and 3", b.Count(), other.Count())
+	}
+	empty := db.NewBatch()
+	defer empty.Close()
+	must(t, b.Append(empty)) // adds nothing
+
+	big := db.NewBatch()
+	defer big.Close()
+	must(t, big.Set([]byte("big"), bytes.Repeat([]byte("x"), 3<<10)))
+	must(t, b.Append(big))
+	count, size := b.Count(), b.Len()
+	if err := b.Append(big); !errors.Is(err, ErrBatchTooLarge) {
+		t.Fatalf("Append over MaxBatchBytes = %v, want ErrBatchTooLarge", err)
+	}
+	if b.Count() != count || b.Len() != size {
+		t.Fatalf("a refused Append changed the batch: %d records, %d bytes; was %d, %d", b.Count(), b.Len(), count, size)
+	}
+	must(t, b.Commit(false))
+	if got := scan(t, db, Span{Start: []byte("a"), End: []byte("c\xff")}); !slices.Equal(got, []string{"b=2", "big=" + strings.Repeat("x", 3<<10), "c=2"}) {
+		t.Fatalf("after commit scan = %.40q", got)
+	}
+	if _, ok := mustGet(t, db, "a"); ok {
+		t.Fatal("other's delete of a was lost")
+	}
+	if err := empty.Append(b); !errors.Is(err, ErrBatchCommitted) {
+		t.Fatalf("Append of a committed batch = %v, want ErrBatchCommitted", err)
 	}
 }

@@ -14,8 +14,11 @@ import (
 
 // storeVersion is the version of the key layout and value encodings written
 // by this package, kept under StoreVersionKey. Bump it on any change to
-// keys.go's layout; Open refuses stores with a newer version.
-const storeVersion uint64 = 1
+// keys.go's layout; Open refuses stores with a newer version, and marks an
+// older store with this version, so that the older binary refuses it from
+// then on. Version 2 added the request dedup keys (prefix 0x07), which
+// version 1 binaries would ignore.
+const storeVersion uint64 = 2
 
 // Reader reads a consistent view of the database: the DB itself (the latest
 // committed state at each call) or a Snapshot (the state when it was taken).
@@ -112,6 +115,17 @@ func (db *DB) checkStoreVersion() error {
 			db.dir, got, storeVersion, ErrUnsupportedVersion)
 	case got == 0:
 		return fmt.Errorf("storage: store version 0 in %s: %w", db.dir, ErrCorruption)
+	case got < storeVersion:
+		// Every older layout is a subset of this one: upgrading is
+		// marking the store.
+		var buf [uint64Len]byte
+		binary.BigEndian.PutUint64(buf[:], storeVersion)
+		b := db.NewBatch()
+		defer b.Close()
+		if err := b.Set(StoreVersionKey(), buf[:]); err != nil {
+			return err
+		}
+		return b.Commit(true /* sync */)
 	}
 	return nil
 }

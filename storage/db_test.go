@@ -237,3 +237,29 @@ func TestGetReadsLatest(t *testing.T) {
 		t.Fatalf("scan = %q", got)
 	}
 }
+
+// A store written by an older layout opens, and is marked with this
+// layout's version, so that the older binary refuses it from then on.
+func TestStoreVersionUpgraded(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.NewBatch()
+	defer b.Close()
+	if err := b.Set(StoreVersionKey(), binary.BigEndian.AppendUint64(nil, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	closeDB(t, db)
+	if db, err = Open("db", Options{FS: fs}); err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB(t, db)
+	if v, err := db.Get(StoreVersionKey()); err != nil || binary.BigEndian.Uint64(v) != storeVersion {
+		t.Fatalf("store version after opening a version 1 store = %x, %v; want %d", v, err, storeVersion)
+	}
+}

@@ -17,7 +17,7 @@ import (
 //	prefix  kind             rest of the key                           value
 //	------  ---------------  ----------------------------------------  ------------------------------
 //	0x00    (reserved)       never written
-//	0x01    node metadata    name (ASCII)                              e.g. node ID, cluster ID, store version
+//	0x01    node metadata    name (ASCII)                              node identity, node ID, cluster ID, store version
 //	0x02    consensus state  rangeID(8, BE) suffix(1)                  by suffix:
 //	                                        (suffix 0x01)              HardState / acceptor state
 //	                                        (suffix 0x02)              truncated-log state
@@ -26,6 +26,10 @@ import (
 //	0x04    applied state    rangeID(8, BE)                            applied index (and term/ballot)
 //	0x05    hint             escaped(target node)  sequence(8, BE)     a write held for a down replica
 //	0x06    user data        rangeID(8, BE) user key (raw, to the end) the user's value
+//	0x07    request dedup    rangeID(8, BE) suffix(1)                  by suffix:
+//	                                        (suffix 0x00)              the range's dedup horizon
+//	                                        (suffix 0x01) idem key     a write's answer, by idempotency key
+//	                                        (suffix 0x02) time(8, BE) idem key   expiry index: nothing
 //
 // Consequences a reader can rely on:
 //
@@ -43,6 +47,11 @@ import (
 //     (Basic Paxos per key) keeps one acceptor state per key in the range's
 //     consensus state span (CASStateKey), apart from the user data that
 //     scans and anti-entropy read, and removed with the replica.
+//   - The answers a range keeps for retried writes (request dedup) are part
+//     of its replicated state, like its data, but apart from it so that
+//     scans and the data span never see them; their expiry index sorts
+//     them by time, so forgetting the expired ones is one ordered scan
+//     from the start (DedupExpirySpan).
 //   - Hints are grouped by target node and ordered by sequence, so replaying
 //     the hints for one node that came back is one ordered scan (HintSpan).
 //     Node names are strings (SPEC: --node-id), so they are escaped
@@ -67,6 +76,14 @@ const (
 	prefixAppliedState   byte = 0x04
 	prefixHint           byte = 0x05
 	prefixUserData       byte = 0x06
+	prefixDedup          byte = 0x07
+)
+
+// Suffixes of the per-range request dedup keys (prefix 0x07).
+const (
+	dedupHorizon byte = 0x00
+	dedupEntry   byte = 0x01
+	dedupExpiry  byte = 0x02
 )
 
 // Suffixes of the per-range consensus state keys (prefix 0x02).
@@ -78,6 +95,7 @@ const (
 
 // Names of the node metadata keys (prefix 0x01).
 const (
+	metaIdentity     = "identity"
 	metaNodeID       = "node-id"
 	metaClusterID    = "cluster-id"
 	metaStoreVersion = "store-version"
@@ -114,7 +132,12 @@ func (s Span) String() string {
 	return "[" + FormatKey(s.Start) + ", " + FormatKey(s.End) + ")"
 }
 
-// NodeIDKey is the key of this node's ID (a node name, SPEC --node-id).
+// IdentityKey is the key of this node's identity: the random UUID and
+// secret chosen at its first start, and the name (--node-id) it was
+// started with then. kv writes and checks it (kv.OpenIdentity).
+func IdentityKey() []byte { return metaKey(metaIdentity) }
+
+// NodeIDKey is the key of this node's ID, the number the cluster gave it.
 func NodeIDKey() []byte { return metaKey(metaNodeID) }
 
 // ClusterIDKey is the key of the ID of the cluster this node belongs to.
@@ -173,6 +196,60 @@ func consensusStateKey(rangeID uint64, kind byte) []byte {
 // data in the state machine's batch, never with log appends.
 func AppliedStateKey(rangeID uint64) []byte {
 	return appendRangePrefix(make([]byte, 0, rangeKeyLen), prefixAppliedState, rangeID)
+}
+
+// DedupHorizonKey is the key of range rangeID's dedup horizon: the time
+// before which the answers it kept for retried writes are forgotten.
+func DedupHorizonKey(rangeID uint64) []byte {
+	return append(appendRangePrefix(make([]byte, 0, rangeKeyLen+1), prefixDedup, rangeID), dedupHorizon)
+}
+
+// DedupKey is the key of the answer range rangeID keeps for the write with
+// idempotency key idem. idem is copied.
+func DedupKey(rangeID uint64, idem []byte) []byte {
+	k := appendRangePrefix(make([]byte, 0, rangeKeyLen+1+len(idem)), prefixDedup, rangeID)
+	return append(append(k, dedupEntry), idem...)
+}
+
+// DedupExpiryKey is the expiry index entry of DedupKey(rangeID, idem),
+// kept at time (nanoseconds, not negative) so that the expired entries
+// come first. idem is copied.
+func DedupExpiryKey(rangeID uint64, time uint64, idem []byte) []byte {
+	k := appendRangePrefix(make([]byte, 0, rangeKeyLen+1+uint64Len+len(idem)), prefixDedup, rangeID)
+	k = append(k, dedupExpiry)
+	k = binary.BigEndian.AppendUint64(k, time)
+	return append(k, idem...)
+}
+
+// DecodeDedupExpiryKey returns the time and idempotency key of a key made
+// by DedupExpiryKey. idem aliases key.
+func DecodeDedupExpiryKey(key []byte) (time uint64, idem []byte, err error) {
+	if len(key) < rangeKeyLen+1+uint64Len || key[0] != prefixDedup || key[rangeKeyLen] != dedupExpiry {
+		return 0, nil, fmt.Errorf("storage: %s is not a dedup expiry key: %w", FormatKey(key), ErrCorruption)
+	}
+	rest := key[rangeKeyLen+1:]
+	return binary.BigEndian.Uint64(rest), rest[uint64Len:], nil
+}
+
+// DedupExpirySpan is the span of range rangeID's expiry index entries
+// with a time before before.
+func DedupExpirySpan(rangeID uint64, before uint64) Span {
+	start := append(appendRangePrefix(make([]byte, 0, rangeKeyLen+1), prefixDedup, rangeID), dedupExpiry)
+	end := binary.BigEndian.AppendUint64(bytes.Clone(start), before)
+	return Span{Start: start, End: end}
+}
+
+// RangeDedupEntrySpan is the span of range rangeID's dedup entries
+// (DedupKey).
+func RangeDedupEntrySpan(rangeID uint64) Span {
+	start := append(appendRangePrefix(make([]byte, 0, rangeKeyLen+1), prefixDedup, rangeID), dedupEntry)
+	return Span{Start: start, End: prefixEnd(start)}
+}
+
+// RangeDedupSpan is the span of all of range rangeID's request dedup
+// state: horizon, entries and expiry index.
+func RangeDedupSpan(rangeID uint64) Span {
+	return rangeSpan(prefixDedup, rangeID)
 }
 
 // LogKey is the key of the log entry (Raft) or slot (Paxos) at index of
@@ -275,14 +352,15 @@ func DataPrefixSpan(rangeID uint64, prefix []byte) Span {
 }
 
 // ReplicaSpans returns every span that holds state of range rangeID on this
-// node: consensus state, log, applied state and user data. Deleting each one
-// removes the replica entirely.
+// node: consensus state, log, applied state, user data and request dedup.
+// Deleting each one removes the replica entirely.
 func ReplicaSpans(rangeID uint64) []Span {
 	return []Span{
 		RangeStateSpan(rangeID),
 		RangeLogSpan(rangeID),
 		RangeAppliedStateSpan(rangeID),
 		RangeDataSpan(rangeID),
+		RangeDedupSpan(rangeID),
 	}
 }
 
@@ -379,6 +457,8 @@ func kindName(prefix byte) string {
 		return "Hint"
 	case prefixUserData:
 		return "Data"
+	case prefixDedup:
+		return "Dedup"
 	}
 	return ""
 }
@@ -424,6 +504,12 @@ func FormatKey(key []byte) string {
 		return fmt.Sprintf("%s/%d", s, binary.BigEndian.Uint64(rest))
 	case p == prefixUserData:
 		return fmt.Sprintf("%s/%q", s, rest)
+	case p == prefixDedup && len(rest) == 1 && rest[0] == dedupHorizon:
+		return s + "/Horizon"
+	case p == prefixDedup && rest[0] == dedupEntry:
+		return fmt.Sprintf("%s/Entry/%q", s, rest[1:])
+	case p == prefixDedup && rest[0] == dedupExpiry && len(rest) >= 1+uint64Len:
+		return fmt.Sprintf("%s/Expiry/%d/%q", s, binary.BigEndian.Uint64(rest[1:]), rest[1+uint64Len:])
 	}
 	return fmt.Sprintf("%s/%x", s, rest)
 }

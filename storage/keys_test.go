@@ -184,7 +184,7 @@ func TestKeyKindsAreDisjoint(t *testing.T) {
 		}
 	}
 	// Node metadata and hints are in no range's spans.
-	for _, key := range [][]byte{NodeIDKey(), ClusterIDKey(), StoreVersionKey(), HintKey("n", 1)} {
+	for _, key := range [][]byte{IdentityKey(), NodeIDKey(), ClusterIDKey(), StoreVersionKey(), HintKey("n", 1)} {
 		for _, span := range ReplicaSpans(r) {
 			if span.Contains(key) {
 				t.Errorf("span %s contains %s", span, FormatKey(key))

@@ -20,9 +20,9 @@ func clusterCommand() *cli.Command {
 		Name:  "cluster",
 		Usage: "show the cluster: members, ranges, status",
 		Subcommands: []*cli.Command{
-			withGlobals(&cli.Command{Name: "members", Usage: "nodes gossip knows, with their state", Action: clusterMembers}),
+			withGlobals(&cli.Command{Name: "members", Usage: "the catalog's nodes with their gossip state, and nodes gossip knows that the catalog does not", Action: clusterMembers}),
 			withGlobals(&cli.Command{
-				Name: "ranges", Usage: "ranges with replicas, leaders and terms",
+				Name: "ranges", Usage: "ranges with replicas, leaders and terms, and the answering node's range errors",
 				Flags:  []cli.Flag{&cli.BoolFlag{Name: "all", Usage: "every keyspace, not only --keyspace"}},
 				Action: clusterRanges,
 			}),
@@ -56,12 +56,23 @@ func clusterMembers(c *cli.Context) error {
 	})
 }
 
+// printMembers shows the catalog's nodes by ID, each in the gossip state
+// of its identity (a node that lost its data dir is back with a new UUID
+// and ID; its old ID is dead), then the nodes gossip knows that the
+// catalog does not, with ID "-".
 func printMembers(w io.Writer, members []*v1.Member) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDRESS\tZONE\tWEIGHT\tSTATE\tVERSION")
+	fmt.Fprintln(tw, "ID\tNODE\tUUID\tADDRESS\tZONE\tWEIGHT\tSTATE\tVERSION")
 	for _, m := range members {
 		state := strings.ToLower(strings.TrimPrefix(m.State.String(), "MEMBER_STATE_"))
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", m.NodeId, m.Address, m.Zone, m.Weight, state, m.Version)
+		if m.State == v1.MemberState_MEMBER_STATE_UNSPECIFIED {
+			state = "unknown" // gossip has not heard of it
+		}
+		id := "-"
+		if m.Id != 0 {
+			id = fmt.Sprint(m.Id)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", id, m.NodeId, m.Uuid, m.Address, m.Zone, m.Weight, state, m.Version)
 	}
 	return tw.Flush()
 }
@@ -88,7 +99,7 @@ func clusterRanges(c *cli.Context) error {
 
 func printRanges(c *cli.Context, ranges []*v1.Range) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEYSPACE\tRANGE\tHASH SPAN\tREPLICAS\tLEADER\tTERM\tCOMMIT")
+	fmt.Fprintln(tw, "KEYSPACE\tRANGE\tHASH SPAN\tREPLICAS\tLEADER\tTERM\tCOMMIT\tERROR")
 	for _, r := range ranges {
 		var reps []string
 		for _, rep := range r.Replicas {
@@ -102,8 +113,14 @@ func printRanges(c *cli.Context, ranges []*v1.Range) error {
 		if leader == "" {
 			leader = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t[%016x, %016x)\t%s\t%s\t%d\t%d\n", r.Keyspace, r.RangeId, r.HashLo, r.HashHi,
-			strings.Join(reps, ","), leader, r.Term, r.CommitIndex)
+		// The answering node's replica stopped, or serves despite a fault
+		// (docs/operations.md, "Faults of one range").
+		rangeErr := r.Error
+		if rangeErr == "" {
+			rangeErr = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t[%016x, %016x)\t%s\t%s\t%d\t%d\t%s\n", r.Keyspace, r.RangeId, r.HashLo, r.HashHi,
+			strings.Join(reps, ","), leader, r.Term, r.CommitIndex, rangeErr)
 	}
 	return tw.Flush()
 }

@@ -32,8 +32,11 @@ func kvCommands() []*cli.Command {
 			Flags: []cli.Flag{rFlag}, Action: get,
 		}),
 		withGlobals(&cli.Command{
-			Name: "del", Usage: "delete a key", ArgsUsage: "KEY",
-			Flags: []cli.Flag{wFlag}, Action: del,
+			Name: "del", Usage: "delete a key; with --expect, only if it holds that value (exit 4 when it does not)", ArgsUsage: "KEY",
+			Flags: []cli.Flag{wFlag,
+				&cli.StringFlag{Name: "expect", Usage: "delete only if the key holds this value"},
+				&cli.StringFlag{Name: "expect-version", Usage: "delete only if the key was last written at this version"},
+			}, Action: del,
 		}),
 		withGlobals(&cli.Command{
 			Name: "scan", Usage: "list keys in key order",
@@ -154,8 +157,23 @@ func del(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var expect *client.Expect
+	switch {
+	case c.IsSet("expect") && c.IsSet("expect-version"):
+		return usagef("del takes at most one of --expect VALUE, --expect-version V")
+	case c.IsSet("expect"):
+		expect = &client.Expect{Value: []byte(c.String("expect"))}
+	case c.IsSet("expect-version"):
+		expect = &client.Expect{Version: c.String("expect-version")}
+	}
 	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
-		existed, err := cl.Delete(ctx, lookupString(c, "keyspace"), []byte(a[0]), client.Quorum{W: w})
+		var existed bool
+		var err error
+		if expect != nil {
+			existed, err = cl.DeleteIf(ctx, lookupString(c, "keyspace"), []byte(a[0]), *expect, client.Quorum{W: w})
+		} else {
+			existed, err = cl.Delete(ctx, lookupString(c, "keyspace"), []byte(a[0]), client.Quorum{W: w})
+		}
 		if err != nil {
 			return err
 		}

@@ -214,7 +214,8 @@ func storeDone(s *kv.Store) <-chan error {
 }
 
 // joinGossip contacts the seeds until one answers or a minute passes: the
-// seeds may be starting at the same time.
+// seeds may be starting at the same time. Seeds of another cluster are
+// refused at once (a *membership.OtherClusterError).
 func joinGossip(gossip *membership.Membership, seeds []string, logger *slog.Logger) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -223,32 +224,33 @@ func joinGossip(gossip *membership.Membership, seeds []string, logger *slog.Logg
 			logger.Info("joined gossip", "seeds", seeds, "reached", n)
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if errors.Is(err, membership.ErrOtherCluster) || time.Now().After(deadline) {
 			return fmt.Errorf("--join %v: %w", seeds, err)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 }
 
-// joinCluster asks the nodes gossip knows to admit this one, then records
-// the node ID and cluster it was given.
-func joinCluster(db *storage.DB, gossip *membership.Membership, self kv.NodeDescriptor, client *http.Client, logger *slog.Logger) error {
+// joinCluster asks the nodes gossip knows to admit this one, under its
+// identity, then records the node ID and cluster it was given. A refusal
+// (another cluster, a malformed request) ends it at once.
+func joinCluster(db *storage.DB, gossip *membership.Membership, self kv.NodeDescriptor, ident kv.Identity, client *http.Client, logger *slog.Logger) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var addrs []string
 		for _, m := range gossip.Members() {
-			if m.NodeID != self.Name && m.State == membership.StateAlive && m.Addr != "" {
+			if m.UUID != ident.UUID && m.State == membership.StateAlive && m.Addr != "" {
 				addrs = append(addrs, m.Addr)
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		id, cluster, err := kv.JoinCluster(ctx, addrs, self, client)
+		id, cluster, err := kv.JoinCluster(ctx, addrs, self, ident, client)
 		cancel()
 		if err == nil {
-			logger.Info("joined cluster", "cluster", cluster, "id", id)
+			logger.Info("joined cluster", "cluster", cluster, "id", id, "uuid", ident.UUID)
 			return kv.SaveJoin(db, id, cluster)
 		}
-		if time.Now().After(deadline) {
+		if kv.JoinRefused(err) || time.Now().After(deadline) {
 			return fmt.Errorf("joining the cluster of %v: %w", addrs, err)
 		}
 		logger.Info("waiting to join", "err", err)
@@ -256,19 +258,22 @@ func joinCluster(db *storage.DB, gossip *membership.Membership, self kv.NodeDesc
 	}
 }
 
-func gossipState(g *membership.Membership, name string) membership.State {
+// gossipAlive says whether gossip sees the catalog's node nd alive: the
+// member of its name is alive and carries its UUID. A node whose data
+// dir was lost, back under its old name, is alive under its new ID only.
+func gossipAlive(g *membership.Membership, nd kv.NodeDescriptor) bool {
 	for _, m := range g.Members() {
-		if m.NodeID == name {
-			return m.State
+		if m.NodeID == nd.Name {
+			return m.State == membership.StateAlive && m.UUID == nd.UUID
 		}
 	}
-	return 0
+	return false
 }
 
 func gossipMembers(g *membership.Membership) []kv.Member {
 	var out []kv.Member
 	for _, m := range g.Members() {
-		out = append(out, kv.Member{Name: m.NodeID, Addr: m.Addr, GossipAddr: m.GossipAddr, Zone: m.Zone,
+		out = append(out, kv.Member{UUID: m.UUID, Name: m.NodeID, Addr: m.Addr, GossipAddr: m.GossipAddr, Zone: m.Zone,
 			Version: m.Version, Weight: m.Weight, State: m.State.String()})
 	}
 	return out

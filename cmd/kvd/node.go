@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,8 +60,17 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	}
 	n.closers = append(n.closers, db.Close)
 
+	// The identity comes first: a new data dir gets one before it founds
+	// or joins a cluster, and a data dir of another node is refused
+	// before anything else is started.
+	ident, err := kv.OpenIdentity(db, cfg.nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.dataDir, err)
+	}
+
 	n.gossip, err = membership.New(membership.Config{
-		Meta:     membership.Meta{NodeID: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Version: kvdVersion()},
+		Meta: membership.Meta{NodeID: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Version: kvdVersion(),
+			UUID: ident.UUID, ClusterID: ident.ClusterID},
 		BindAddr: cfg.gossip,
 		Logger:   logger,
 	})
@@ -74,18 +84,21 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		return n.gossip.Close()
 	})
 
-	self := kv.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Gossip: n.gossip.LocalAddr()}
+	self := kv.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Gossip: n.gossip.LocalAddr(), UUID: ident.UUID}
 	peerClient := kv.H2CClient()
-	member, err := kv.IsMember(db)
-	if err != nil {
-		return nil, err
-	}
+	member := ident.NodeID != 0
 	if len(cfg.join) > 0 {
 		if err := joinGossip(n.gossip, cfg.join, logger); err != nil {
+			var other *membership.OtherClusterError
+			if errors.As(err, &other) {
+				return nil, fmt.Errorf("data dir %s belongs to cluster %s, and the --join seeds %v to cluster %s: "+
+					"start it with seeds of cluster %s (or without --join), or start on an empty data dir to join cluster %s as a new node: %w",
+					cfg.dataDir, other.Ours, cfg.join, other.Theirs, other.Ours, other.Theirs, err)
+			}
 			return nil, err
 		}
 		if !member {
-			if err := joinCluster(db, n.gossip, self, peerClient, logger); err != nil {
+			if err := joinCluster(db, n.gossip, self, ident, peerClient, logger); err != nil {
 				return nil, err
 			}
 		}
@@ -95,6 +108,15 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		return nil, err
 	}
 	n.closers = append(n.closers, n.store.Close)
+	// Gossip takes the cluster's ID once the node belongs to it (it has
+	// just founded or joined it): from then on, members of other clusters
+	// are refused.
+	if meta := n.gossip.Meta(); meta.ClusterID != n.store.ClusterID() {
+		meta.ClusterID = n.store.ClusterID()
+		if err := n.gossip.UpdateMeta(meta, time.Second); err != nil {
+			logger.Warn("gossiping this node's cluster", "err", err)
+		}
+	}
 	transport := kv.NewPeerTransport(n.store.NodeID(), cfg.advertise, n.store.ClusterID(), n.store.NodeAddr, peerClient, logger)
 	transport.OnUnreachable(n.store.ReportUnreachable)
 	n.closers = append(n.closers, func() error { transport.Close(); return nil })
@@ -103,7 +125,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	}
 	node, err := kv.NewNode(n.store, kv.NodeConfig{
 		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient, MaxHintAge: cfg.hintWindow,
-		Alive:   func(name string) bool { return gossipState(n.gossip, name) == membership.StateAlive },
+		Alive:   func(nd kv.NodeDescriptor) bool { return gossipAlive(n.gossip, nd) },
 		Members: func() []kv.Member { return gossipMembers(n.gossip) },
 	})
 	if err != nil {
@@ -148,27 +170,33 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	// since the last run); requests are served meanwhile.
 	var announceCtx context.Context
 	announceCtx, n.stopAnnounce = context.WithCancel(context.Background())
-	n.closers = append(n.closers, func() error { n.stopAnnounce(); return nil })
-	go func() {
-		if err := node.Announce(announceCtx, self); err != nil && announceCtx.Err() == nil {
+	// Announce uses the store: it ends before the store closes.
+	var announcing sync.WaitGroup
+	n.closers = append(n.closers, func() error { n.stopAnnounce(); announcing.Wait(); return nil })
+	announcing.Go(func() {
+		switch err := node.Announce(announceCtx, self); {
+		case err == nil || announceCtx.Err() != nil:
+		case kv.JoinRefused(err):
+			logger.Error("the catalog refused this node's address", "err", err)
+		default:
 			logger.Warn("catalog does not know this node's address yet", "err", err)
 		}
-	}()
+	})
 	if member && len(cfg.join) == 0 {
 		// A member restarted without --join finds the others through the
 		// gossip addresses the catalog keeps.
-		go rejoinGossip(announceCtx, n.gossip, n.store, self.Name, logger)
+		go rejoinGossip(announceCtx, n.gossip, n.store, self.UUID, logger)
 	}
 	return n, nil
 }
 
-// rejoinGossip joins gossip through the catalog's other nodes, retrying
-// until one answers or ctx ends.
+// rejoinGossip joins gossip through the catalog's other nodes (other
+// than the one of UUID self), retrying until one answers or ctx ends.
 func rejoinGossip(ctx context.Context, gossip *membership.Membership, store *kv.Store, self string, logger *slog.Logger) {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		var seeds []string
 		for _, nd := range store.Catalog().Nodes {
-			if nd.Name != self && nd.Gossip != "" {
+			if nd.UUID != self && nd.Gossip != "" {
 				seeds = append(seeds, nd.Gossip)
 			}
 		}

@@ -853,8 +853,9 @@ type Range struct {
 	// Highest committed (chosen) index the answering node knows.
 	CommitIndex uint64 `protobuf:"varint,8,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
 	// Why the answering node's replica of the range stopped, if it did (a
-	// snapshot, apply or compaction failure); empty while it runs. The
-	// node's other ranges go on.
+	// snapshot, apply or compaction failure; the node's other ranges go
+	// on), or a fault it serves despite (a follower needs a snapshot that
+	// cannot be built); empty when there is none.
 	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1,0 +1,262 @@
+package kv
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// Request dedup: exactly-once writes in raft and paxos keyspaces (the Raft
+// dissertation's §6.3, with an idempotency key per request in place of a
+// session and its sequence numbers).
+//
+// A client that does not learn the outcome of a write (its connection
+// broke, the leader stepped down, a deadline passed) sends it again with
+// the same idempotency key. Both attempts may end up in the log, in either
+// order: the state machine applies the first one it meets and keeps its
+// answer under the key, in the range's replicated state; any later command
+// with that key applies nothing and answers the kept answer. So a write is
+// applied at most once, whatever the client, the forwarding node or the
+// leader change retries, and the retry hears what the first attempt did.
+//
+// Answers are kept for a window (StoreConfig.DedupWindow) measured by the
+// proposers' clocks: the node that proposes a command stamps it with its
+// time and a horizon, its time less the window, and a range forgets the
+// answers older than the highest horizon it has applied. Everything that
+// decides an answer is in the log (the stamps), so every replica decides
+// alike whatever its own clock and configuration; the horizon only moves
+// forward, so an answer that one replica still holds physically but
+// another has deleted is forgotten on both. A retry later than the window
+// (or a proposer's clock that far ahead) may apply a write twice: the
+// window is minutes, a client retries within seconds.
+
+// Defaults of the dedup window.
+const (
+	// DefaultDedupWindow is how long a range keeps the answers of writes
+	// with an idempotency key. Too short lets a late retry apply a write
+	// twice; too long keeps more answers on disk: about 100 bytes each,
+	// so 1,000 keyed writes a second keep some 30 MB per node.
+	DefaultDedupWindow = 5 * time.Minute
+	// dedupHorizonStep rounds horizons down to whole seconds, so that a
+	// busy range writes its horizon about once a second rather than with
+	// every command.
+	dedupHorizonStep = int64(time.Second)
+	// dedupGCBatch bounds the expired answers one apply of a range
+	// deletes; the next apply goes on.
+	dedupGCBatch = 256
+)
+
+// dedupFormatV1 is the first byte of an encoded dedup entry.
+const dedupFormatV1 byte = 1
+
+// dedupEntry is the answer kept for a write with an idempotency key.
+type dedupEntry struct {
+	// at is the proposer's time of the command that was applied.
+	at  int64
+	res result
+}
+
+// Kinds of kept errors.
+const (
+	dedupOK byte = iota
+	dedupConditionFailed
+)
+
+func (e dedupEntry) encode() []byte {
+	w := enc{b: make([]byte, 0, 32)}
+	w.byte(dedupFormatV1)
+	w.uint(uint64(e.at))
+	w.uint(e.res.version)
+	w.bool(e.res.existed)
+	switch {
+	case e.res.err == nil:
+		w.byte(dedupOK)
+	default:
+		// Only a failed condition is an answer the state machine gives
+		// (see command.apply); it is kept with its text, which names what
+		// the key held.
+		w.byte(dedupConditionFailed)
+		w.string(e.res.err.Error())
+	}
+	return w.b
+}
+
+func decodeDedupEntry(b []byte) (dedupEntry, error) {
+	d := dec{b: b}
+	if d.byte() != dedupFormatV1 {
+		d.fail("dedup entry version")
+	}
+	e := dedupEntry{at: int64(d.uint())}
+	e.res.version = d.uint()
+	e.res.existed = d.bool()
+	switch d.byte() {
+	case dedupOK:
+	case dedupConditionFailed:
+		e.res.err = keptError{ErrConditionFailed, d.string()}
+	default:
+		d.fail("dedup answer kind")
+	}
+	return e, d.done()
+}
+
+// keptError is an error answered again from a dedup entry: the same text
+// as the first time, and the same sentinel.
+type keptError struct {
+	kind error
+	text string
+}
+
+func (e keptError) Error() string { return e.text }
+func (e keptError) Unwrap() error { return e.kind }
+
+// stampDedup sets the proposer's time and horizon of cmd.
+func (s *Store) stampDedup(cmd *command) {
+	now := s.cfg.Clock()
+	cmd.at = now
+	if h := now - int64(s.cfg.DedupWindow); h > 0 {
+		cmd.horizon = h - h%dedupHorizonStep
+	}
+}
+
+// dedupState is a replica's request dedup state that it keeps in memory.
+type dedupState struct {
+	// horizon is the highest horizon applied: answers kept from before it
+	// are forgotten.
+	horizon int64
+	// collected is the horizon up to which expired answers were deleted;
+	// below horizon, the next apply deletes more.
+	collected int64
+}
+
+func loadDedupHorizon(db storage.Reader, rangeID uint64) (int64, error) {
+	b, err := db.Get(storage.DedupHorizonKey(rangeID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	d := dec{b: b}
+	h := int64(d.uint())
+	return h, d.done()
+}
+
+func encodeDedupHorizon(h int64) []byte {
+	e := enc{}
+	e.uint(uint64(h))
+	return e.b
+}
+
+// applyBatch is what one apply of a replica has written to its batch and
+// not committed yet (the batch cannot be read): values of data keys (nil:
+// deleted) and dedup entries by idempotency key.
+type applyBatch struct {
+	data  map[string]*value
+	dedup map[string]dedupEntry
+}
+
+func newApplyBatch() *applyBatch {
+	return &applyBatch{data: map[string]*value{}, dedup: map[string]dedupEntry{}}
+}
+
+// advanceHorizon applies a command's horizon: the range's horizon moves up
+// to it, never down.
+func (r *replica) advanceHorizon(b *storage.Batch, horizon int64) error {
+	if horizon <= r.dedup.horizon {
+		return nil
+	}
+	r.dedup.horizon = horizon
+	return b.Set(storage.DedupHorizonKey(r.desc.ID), encodeDedupHorizon(horizon))
+}
+
+// keptAnswer returns the answer kept for idempotency key idem, if the range
+// has one within its horizon.
+func (r *replica) keptAnswer(s *Store, ab *applyBatch, idem []byte) (result, bool, error) {
+	if s.cfg.canary.noDedup {
+		return result{}, false, nil
+	}
+	e, ok := ab.dedup[string(idem)]
+	if !ok {
+		raw, err := s.db.Get(storage.DedupKey(r.desc.ID, idem))
+		if errors.Is(err, storage.ErrNotFound) {
+			return result{}, false, nil
+		}
+		if err != nil {
+			return result{}, false, err
+		}
+		if e, err = decodeDedupEntry(raw); err != nil {
+			return result{}, false, fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, abbreviate(idem), err)
+		}
+	}
+	if e.at < r.dedup.horizon {
+		return result{}, false, nil // forgotten
+	}
+	return e.res, true, nil
+}
+
+// keepAnswer keeps res as the answer to the command with idempotency key
+// idem, proposed at at.
+func (r *replica) keepAnswer(b *storage.Batch, ab *applyBatch, idem []byte, at int64, res result) error {
+	e := dedupEntry{at: at, res: res}
+	ab.dedup[string(idem)] = e
+	if err := b.Set(storage.DedupKey(r.desc.ID, idem), e.encode()); err != nil {
+		return err
+	}
+	return b.Set(storage.DedupExpiryKey(r.desc.ID, uint64(max(at, 0)), idem), nil)
+}
+
+// collectAnswers deletes up to dedupGCBatch answers older than the
+// horizon, oldest first, once the horizon has moved since the last time.
+// Which ones it deletes may differ between replicas (an answer kept in this
+// very batch is not visible here): it does not matter, since no replica
+// uses an answer older than the horizon.
+func (r *replica) collectAnswers(s *Store, b *storage.Batch, ab *applyBatch) error {
+	if r.dedup.collected >= r.dedup.horizon {
+		return nil
+	}
+	it, err := s.db.NewIter(storage.DedupExpirySpan(r.desc.ID, uint64(r.dedup.horizon)))
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok && n < dedupGCBatch; ok = it.Next() {
+		at, idem, err := storage.DecodeDedupExpiryKey(it.Key())
+		if err != nil {
+			return err
+		}
+		if err := b.Delete(it.Key()); err != nil {
+			return err
+		}
+		n++
+		if _, rewritten := ab.dedup[string(idem)]; rewritten {
+			continue // kept again in this batch, under a newer time
+		}
+		key := storage.DedupKey(r.desc.ID, idem)
+		raw, err := s.db.Get(key)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		e, err := decodeDedupEntry(raw)
+		if err != nil {
+			return fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, abbreviate(idem), err)
+		}
+		if uint64(max(e.at, 0)) == at {
+			if err := b.Delete(key); err != nil {
+				return err
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if n < dedupGCBatch {
+		r.dedup.collected = r.dedup.horizon
+	}
+	return nil
+}

@@ -1,0 +1,248 @@
+package kv
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Faults of one range.
+//
+// A replica's work in a round is partly the node's and partly its range's
+// own. Persisting the round (one Pebble batch with every replica's entries
+// and hard state, one WAL sync) is the node's: when the disk refuses it,
+// nothing written since can be trusted, and the store stops (Store.fail).
+// The rest belongs to one range: opening its replica, installing a
+// snapshot its leader sent, applying its committed entries, compacting its
+// log, building a snapshot of its data. A failure there is a rangeFault:
+// it stops that replica alone (Store.failRange) and the node and its other
+// ranges go on. The replica is then neither ticked, stepped nor advanced,
+// its waiting clients are answered, requests for it are refused with its
+// error (RangeFailedError), and its status says why until the node
+// restarts, which tries it again, or the range leaves this node.
+//
+// Two exceptions. Meta's faults are the node's: meta is the catalog that
+// routes every request and starts every replica. And a Raft leader that
+// cannot build the snapshot a follower needs does not stop: the range goes
+// on with the quorum it has, the follower stays behind, and the leader
+// tries again later (snapshotFault).
+
+// faultKind is which duty of a range failed; the kinds label the
+// quorumkv_range_faults_total metric.
+type faultKind string
+
+const (
+	// faultOpen: the replica could not be opened from its stored state
+	// (a corrupt record, or a paxos range whose snapshot cannot be
+	// rebuilt).
+	faultOpen faultKind = "open"
+	// faultInstall: a snapshot from the range's leader could not be
+	// installed (its data does not decode).
+	faultInstall faultKind = "install"
+	// faultApply: a committed entry could not be applied (a corrupt
+	// entry or stored value).
+	faultApply faultKind = "apply"
+	// faultCompact: the log could not be compacted (a paxos range's
+	// snapshot could not be built, or a Raft entry could not be read).
+	faultCompact faultKind = "compact"
+	// faultSnapshot: a Raft leader could not build the snapshot a
+	// follower needs. The only kind that does not stop the replica.
+	faultSnapshot faultKind = "snapshot"
+)
+
+var faultKinds = []faultKind{faultOpen, faultInstall, faultApply, faultCompact, faultSnapshot}
+
+// rangeFault is an error of one range's own (see above); every other
+// error of a round is the node's.
+type rangeFault struct {
+	kind faultKind
+	err  error
+}
+
+func (f *rangeFault) Error() string { return fmt.Sprintf("%s failed: %v", f.kind, f.err) }
+func (f *rangeFault) Unwrap() error { return f.err }
+
+// newRangeFault marks err as a fault of kind of one range; nil stays nil.
+func newRangeFault(kind faultKind, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &rangeFault{kind: kind, err: err}
+}
+
+// RangeFailedError: this node's replica of the range stopped after a
+// fault of its own range; nothing was proposed or read. It is an
+// ErrNoReplicaHere, so an ErrUnavailable: the API tries the range's other
+// replicas, which may be running.
+type RangeFailedError struct {
+	RangeID uint64
+	// Reason is the range's fault.
+	Reason string
+}
+
+func (e *RangeFailedError) Error() string {
+	return fmt.Sprintf("range %d stopped on this node: %s", e.RangeID, e.Reason)
+}
+
+func (e *RangeFailedError) Is(target error) bool {
+	return target == ErrNoReplicaHere || target == ErrUnavailable
+}
+
+// failedReplica is what the store keeps of a replica a fault stopped.
+type failedReplica struct {
+	desc   *RangeDescriptor
+	fault  *rangeFault
+	status RangeStatus
+}
+
+func (f *failedReplica) refusal() error {
+	return &RangeFailedError{RangeID: f.desc.ID, Reason: f.fault.Error()}
+}
+
+// isolate stops replica r alone if err is a fault of its range (see
+// above), and then returns nil; any other error, and any error of meta,
+// is the node's and is returned as is. Loop only.
+func (s *Store) isolate(r *replica, err error) error {
+	var f *rangeFault
+	if !errors.As(err, &f) || r.desc.ID == MetaRangeID || s.canary.faultStopsStore {
+		return err
+	}
+	s.failRange(r, f)
+	return nil
+}
+
+// failRange stops replica r after fault f: it leaves s.replicas, so that
+// nothing ticks, steps or advances it again (a round that collected its
+// Ready drops it: see Store.running), and its clients are answered. A
+// proposal of it may still commit (it is in the log here and maybe on the
+// other replicas), so its client learns that the outcome is unknown;
+// reads learn that the range is unavailable here. Loop only.
+func (s *Store) failRange(r *replica, f *rangeFault) {
+	id := r.desc.ID
+	st := s.replicaStatus(r)
+	st.Leader, st.State, st.Error = 0, stateFailed, f.Error()
+	s.wake(r) // drops it from the quiesce bookkeeping
+	delete(s.replicas, id)
+	s.ordered = nil
+	fr := &failedReplica{desc: r.desc, fault: f, status: st}
+	s.failed[id] = fr
+	r.failAll(fr.refusal())
+	s.faulted(f.kind)
+	s.logger.Error("range stopped on this node after a fault of its own; the node and its other ranges go on",
+		"range", id, "keyspace", r.desc.Keyspace, "fault", f.kind, "err", f.err)
+}
+
+// startFailed records a replica that could not be opened (faultOpen): the
+// range starts failed here and says why. Loop only.
+func (s *Store) startFailed(desc *RangeDescriptor, err error) {
+	if inner := (*rangeFault)(nil); errors.As(err, &inner) {
+		err = inner.err // a fault met while opening is an open fault
+	}
+	f := &rangeFault{kind: faultOpen, err: err}
+	applied, _ := loadApplied(s.db, desc.ID) // for the status only
+	s.failed[desc.ID] = &failedReplica{desc: desc, fault: f, status: RangeStatus{
+		RangeID: desc.ID, Applied: applied, State: stateFailed, Error: f.Error()}}
+	s.faulted(f.kind)
+	s.logger.Error("range could not be opened and stays stopped on this node; the node and its other ranges go on",
+		"range", desc.ID, "keyspace", desc.Keyspace, "err", err)
+}
+
+// openFault reports whether an error opening a replica is its range's
+// own: a fault, or a corrupt record of the range.
+func openFault(err error) bool {
+	var f *rangeFault
+	return errors.As(err, &f) || errors.Is(err, ErrCorrupt)
+}
+
+// dropFailed forgets the failed replicas of ranges no longer assigned
+// here, with their data. Loop only.
+func (s *Store) dropFailed() error {
+	for _, id := range slices.Sorted(maps.Keys(s.failed)) {
+		if desc, ok := s.cat.ranges[id]; ok && desc.HasReplica(s.nodeID) {
+			continue
+		}
+		delete(s.failed, id)
+		if err := s.destroyReplica(id); err != nil {
+			return err
+		}
+		s.logger.Info("removed stopped replica", "range", id)
+	}
+	s.cfg.Metrics.RangesFailed.Set(float64(len(s.failed)))
+	return nil
+}
+
+func (s *Store) faulted(kind faultKind) {
+	s.cfg.Metrics.RangeFaults.WithLabelValues(string(kind)).Inc()
+	s.cfg.Metrics.RangesFailed.Set(float64(len(s.failed)))
+}
+
+// running reports whether r is still one of the store's replicas: a round
+// that collected its Ready drops it once it is destroyed or failed.
+func (s *Store) running(r *replica) bool { return s.replicas[r.desc.ID] == r }
+
+// stateFailed is the State of a failed replica in RangeStatus.
+const stateFailed = "failed"
+
+// snapshotFault is a Raft leader's failure to build the snapshot a
+// follower needs. The range goes on with the quorum it has; raft is told
+// that the snapshot is temporarily unavailable (so it leaves the follower
+// in probe and asks again on the follower's next answer) and the store
+// builds it again only after a wait that doubles with every failure in a
+// row: each attempt may read up to MaxSnapshotBytes of the range's data.
+// A failure that passes (the data shrank below the limit, a read error
+// went away) thus recovers by itself.
+type snapshotFault struct {
+	err      error
+	failures int
+	// retryAt is the store tick before which no snapshot is built again;
+	// asked is the last tick raft asked for one.
+	retryAt, asked int64
+}
+
+const (
+	// snapshotRetryTicks is the wait after a first failed snapshot: 1 s at
+	// the default TickInterval. It doubles with each failure in a row up
+	// to snapshotRetryMaxTicks (1 min). Shorter catches a passing failure
+	// sooner and reads the range's data more often while it lasts.
+	snapshotRetryTicks    = 10
+	snapshotRetryMaxTicks = 600
+	// snapshotFaultStaleTicks: a fault is reported while raft asked for
+	// the snapshot within this many ticks. It asks on every answer of the
+	// follower, heartbeats included, so a longer silence means that no
+	// follower needs it any more (it was removed, or went down).
+	snapshotFaultStaleTicks = 100
+)
+
+// failed records a failed attempt at tick now.
+func (f *snapshotFault) failed(now int64, err error) {
+	f.err = err
+	f.failures++
+	wait := int64(snapshotRetryMaxTicks)
+	if f.failures < 10 { // 10 << 9 > 600: no overflow past here
+		wait = min(wait, int64(snapshotRetryTicks)<<(f.failures-1))
+	}
+	f.retryAt = now + wait
+}
+
+// report is the fault as the range's status shows it, or "" when there is
+// none or no follower asked for the snapshot lately.
+func (f *snapshotFault) report(now int64) string {
+	if f.err == nil || now-f.asked > snapshotFaultStaleTicks {
+		return ""
+	}
+	return fmt.Sprintf("the range serves, but a follower needs a snapshot that cannot be built (%d attempts; the next in %d ticks): %v",
+		f.failures, max(0, f.retryAt-now), f.err)
+}
+
+// faultCanaries are planted bugs for the tests of this file's promises
+// (rangefault_test.go): each must be caught.
+type faultCanaries struct {
+	// faultStopsStore treats every range fault as the node's, as the
+	// store did before: one range's fault stops every range.
+	faultStopsStore bool
+	// sharedApplyBatch applies each replica's entries straight into the
+	// round's batch: a replica that fails half-way leaves the effects of
+	// the entries before the failing one in it, without its applied index.
+	sharedApplyBatch bool
+}

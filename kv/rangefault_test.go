@@ -1,0 +1,655 @@
+package kv
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/quorumkv/quorumkv/internal/sim"
+	"github.com/quorumkv/quorumkv/raft"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// Faults of one range (rangefault.go, issue 10 scenario 9): a range that
+// cannot snapshot, apply or compact stops alone, says why, and the node
+// and its other ranges go on, across a restart too.
+
+// simSnapshotLimit is MaxSnapshotBytes in the simulations below: a few
+// dozen keys exceed it.
+const simSnapshotLimit = 1024
+
+// A Raft leader whose follower needs a snapshot over MaxSnapshotBytes
+// does not panic (raft panics on any Storage.Snapshot error but
+// ErrSnapshotTemporarilyUnavailable, which it did on this very scenario):
+// the range serves with the quorum it has, the follower stays behind, the
+// leader reports the fault, and once the data shrinks below the limit its
+// next attempt catches the follower up.
+func TestSimRaftSnapshotOverLimit(t *testing.T) {
+	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
+		c := newSimCluster(t, seed, 3)
+		c.setSnapshotLimit(simSnapshotLimit)
+		rd := c.node(1).store.Catalog().Ranges["rk"][0]
+		leader := c.node(c.rangeLeader(rd.ID))
+		follower := c.otherReplica(rd, leader.id)
+
+		// Cut the follower off while the range outgrows the limit and the
+		// leader's log is compacted past what the follower holds.
+		heal := c.isolate(follower)
+		results := c.writeKeys(leader, rd.ID, 80, 40)
+		c.require("the writes to be applied", 5*time.Second, func() bool { return len(*results) == 80 })
+		for _, err := range *results {
+			if err != nil {
+				t.Fatalf("a write: %v", err)
+			}
+		}
+		heal()
+		c.require("the leader to report the snapshot it cannot build", 5*time.Second, func() bool {
+			return strings.Contains(leader.store.rangeStatuses()[rd.ID].Error, "MaxSnapshotBytes")
+		})
+		if got := counterValue(t, leader.store.cfg.Metrics.RangeFaults.WithLabelValues(string(faultSnapshot))); got == 0 {
+			t.Error("quorumkv_range_faults_total{kind=snapshot} did not count the fault")
+		}
+		if st := leader.store.rangeStatuses()[rd.ID]; st.State != roleLeader.String() {
+			t.Errorf("the leader's status is %+v, want it leading still", st)
+		}
+
+		// The range serves with the quorum it has; so does another range.
+		c.requireWrite(rd.ID, "after")
+		c.requireWrite(c.node(1).store.Catalog().Ranges["rk"][1].ID, "other")
+		if c.node(follower).store.replicas[rd.ID].applied >= leader.store.replicas[rd.ID].applied {
+			t.Fatal("the follower caught up without a snapshot: the scenario does not test what it says")
+		}
+
+		// The fault passes: the data shrinks below the limit, and the
+		// leader's next attempt (at most snapshotRetryMaxTicks later) sends the
+		// snapshot.
+		for i := range 78 {
+			c.propose(leader, rd.ID, &command{op: opDelete, key: fmt.Appendf(nil, "k%02d", i)})
+		}
+		c.require("the follower to catch up from a snapshot", snapshotRetryMaxTicks*simTick, func() bool {
+			return c.rangeConverged(rd)
+		})
+		if st := leader.store.rangeStatuses()[rd.ID]; st.Error != "" {
+			t.Errorf("the fault is still reported after the snapshot was sent: %q", st.Error)
+		}
+	})
+}
+
+// A snapshot from the leader whose data does not decode stops the
+// follower's replica alone (it stopped the follower's node): the core has
+// taken the snapshot already, so the replica cannot go on, but the node's
+// other ranges do, and the range serves with the quorum it has.
+func TestSimCorruptSnapshotStopsOneRange(t *testing.T) {
+	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
+		c := newSimCluster(t, seed, 3)
+		rd := c.node(1).store.Catalog().Ranges["rk"][0]
+		leader := c.node(c.rangeLeader(rd.ID))
+		follower := c.otherReplica(rd, leader.id)
+		heal := c.isolate(follower)
+		results := c.writeKeys(leader, rd.ID, 80, 8)
+		c.require("the writes to be applied", 5*time.Second, func() bool { return len(*results) == 80 })
+		corrupted := false
+		c.received = func(to, rangeID uint64, m PeerMessage) {
+			if to == follower && rangeID == rd.ID && m.Raft != nil && m.Raft.Type == raft.MsgSnap && !corrupted {
+				m.Raft.Snapshot.Data = []byte{codecV1, 0xff} // a key longer than the data
+				corrupted = true
+			}
+		}
+		heal()
+		f := c.node(follower)
+		c.require("the follower's replica to stop", 5*time.Second, func() bool { return f.store.failed[rd.ID] != nil })
+		if fr := f.store.failed[rd.ID]; fr.fault.kind != faultInstall || !errors.Is(fr.fault, ErrCorrupt) {
+			t.Errorf("the follower's replica stopped by %v, want an install fault on corrupt data", fr.fault)
+		}
+		if err := f.store.Err(); err != nil {
+			t.Fatalf("the follower's node stopped: %v", err)
+		}
+		c.requireWrite(rd.ID, "after")
+		other := c.node(1).store.Catalog().Ranges["rk"][1]
+		c.requireWrite(other.ID, "other")
+		c.require("the follower to apply another range's write", 5*time.Second, func() bool { return c.rangeConverged(other) })
+	})
+}
+
+// A paxos range builds a snapshot whenever it compacts its log: over
+// MaxSnapshotBytes it cannot, and stops (on every replica, as each
+// compacts at the same slot). It used to stop the whole node. Now its
+// clients are answered, requests for it are refused with its fault, its
+// status and metrics say why, and the node's other ranges, a paxos one
+// included, go on.
+func TestSimPaxosRangeOverSnapshotLimit(t *testing.T) {
+	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
+		c := newSimCluster(t, seed, 3)
+		c.setSnapshotLimit(simSnapshotLimit)
+		pk := c.node(1).store.Catalog().Ranges["pk"]
+		rd := pk[0]
+		leader := c.node(c.rangeLeader(rd.ID))
+		// A follower cut off needs the snapshot the others cannot build.
+		heal := c.isolate(c.otherReplica(rd, leader.id))
+		results := c.writeKeys(leader, rd.ID, 80, 40)
+		c.require("every write to be answered", 5*time.Second, func() bool { return len(*results) == 80 })
+		heal()
+
+		applied, unknown := 0, 0
+		for _, err := range *results {
+			switch {
+			case err == nil:
+				applied++
+			case errors.Is(err, ErrOutcomeUnknown):
+				unknown++
+			default:
+				t.Errorf("a write in flight when the range stopped was answered %v, want outcome unknown", err)
+			}
+		}
+		if applied == 0 || unknown == 0 {
+			t.Errorf("%d writes applied, %d with an unknown outcome: the range should stop half-way", applied, unknown)
+		}
+		f := leader.store.failed[rd.ID]
+		if f == nil || f.fault.kind != faultCompact || !strings.Contains(f.fault.Error(), "MaxSnapshotBytes") {
+			t.Fatalf("the leader's replica: %+v, want stopped by a compaction fault over MaxSnapshotBytes", f)
+		}
+		st := leader.store.rangeStatuses()[rd.ID]
+		if st.State != stateFailed || !strings.Contains(st.Error, "compact failed") || st.Applied == 0 {
+			t.Errorf("status of the failed range: %+v", st)
+		}
+		if got := gaugeValue(t, leader.store.cfg.Metrics.RangesFailed); got != 1 {
+			t.Errorf("quorumkv_ranges_failed = %v, want 1", got)
+		}
+		_, err := leader.store.startPropose(rd.ID, &command{op: opPut, key: []byte("k"), value: []byte("v")}, func(result) {})
+		var rf *RangeFailedError
+		if !errors.As(err, &rf) || !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrNoReplicaHere) || !strings.Contains(err.Error(), "MaxSnapshotBytes") {
+			t.Errorf("a write to the failed range: %v, want unavailable with the range's fault", err)
+		}
+		if err := leader.store.startRead(rd.ID, func(error) {}); !errors.As(err, &rf) {
+			t.Errorf("a read of the failed range: %v, want unavailable with the range's fault", err)
+		}
+
+		// The node's other ranges serve, paxos and raft.
+		c.requireWrite(pk[1].ID, "other")
+		c.requireWrite(c.node(1).store.Catalog().Ranges["rk"][0].ID, "other")
+		for _, id := range c.ids {
+			if err := c.node(id).store.Err(); err != nil {
+				t.Errorf("node %d stopped: %v", id, err)
+			}
+		}
+	})
+}
+
+// A paxos range over MaxSnapshotBytes stopped the node, and then kept it
+// from restarting: the restart rebuilds the snapshot of the log, which
+// failed. Now the range stops alone, and at restart starts failed (its
+// core cannot serve without its snapshot's data) and says why, while the
+// node opens and its other ranges serve.
+func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
+	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := StoreConfig{LogTruncateEntries: 8, LogKeepEntries: 2, MaxSnapshotBytes: 2048}
+	n := openNodeWith(t, db, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "px", Mode: ModePaxos, Replicas: 1, Ranges: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rangeID := n.Store().Catalog().Ranges["px"][0].ID
+	// Small writes first, so that the log is compacted once: the restart
+	// then has a snapshot to rebuild.
+	for i := range 12 {
+		if _, err := retry(t, func() (string, error) { return n.Put(ctx, "px", []byte("k"), fmt.Appendf(nil, "v%d", i)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if slot := snapshotSlot(t, n, rangeID); slot == 0 {
+		t.Fatal("the log was never compacted")
+	}
+	// Then grow the range past the limit until a compaction fails.
+	var err2 error
+	for i := 0; err2 == nil && i < 100; i++ {
+		_, err2 = n.Put(ctx, "px", fmt.Appendf(nil, "big%02d", i), make([]byte, 100))
+	}
+	if !errors.Is(err2, ErrOutcomeUnknown) && !errors.As(err2, new(*RangeFailedError)) {
+		t.Errorf("the last write to the range: %v, want an unknown outcome or the range's fault", err2)
+	}
+	checkServing := func(when string) {
+		t.Helper()
+		if _, err := n.Put(ctx, "px", []byte("k"), []byte("v")); !errors.As(err, new(*RangeFailedError)) {
+			t.Errorf("%s: a write to the failed range: %v", when, err)
+		}
+		if _, err := retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
+			t.Errorf("%s: a write to another range: %v", when, err)
+		}
+		st, err := n.Store().RangeStatuses(ctx)
+		if err != nil {
+			t.Errorf("%s: %v", when, err)
+			return
+		}
+		if st[rangeID].State != stateFailed || !strings.Contains(st[rangeID].Error, "MaxSnapshotBytes") {
+			t.Errorf("%s: status of the failed range: %+v", when, st[rangeID])
+		}
+		if got := gaugeValue(t, n.Store().cfg.Metrics.RangesFailed); got != 1 {
+			t.Errorf("%s: quorumkv_ranges_failed = %v, want 1", when, got)
+		}
+	}
+	checkServing("before the restart")
+
+	if err := n.Store().Close(); err != nil {
+		t.Errorf("the store stopped: %v", err)
+	}
+	n.Close()
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = NewMetrics(reg)
+	n = openNodeWith(t, db, cfg) // fails the test if OpenStore fails
+	defer n.Store().Close()
+	checkServing("after the restart")
+	st, _ := n.Store().RangeStatuses(ctx)
+	why := st[rangeID].Error
+	if !strings.Contains(why, "open failed") || !strings.Contains(why, "restart") {
+		t.Errorf("after the restart the range says %q, want why it could not open", why)
+	}
+
+	// Every report shows it: the status page, /status.json, the metrics,
+	// Admin ListRanges; and a REST request for it is a 503 that says why.
+	srv := NewServer(n, ServerInfo{NodeName: "n1"}, cfg.Metrics, reg)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	var view struct{ Ranges []rangeView }
+	_, _, body := restDo(t, "GET", hs.URL+"/status.json", "")
+	if err := json.Unmarshal([]byte(body), &view); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, rv := range view.Ranges {
+		if rv.ID == rangeID {
+			found = rv.State == stateFailed && rv.Error == why
+		} else if rv.Error != "" {
+			t.Errorf("/status.json: range %d reports %q", rv.ID, rv.Error)
+		}
+	}
+	if !found {
+		t.Errorf("/status.json does not report range %d failed: %s", rangeID, body)
+	}
+	if _, _, page := restDo(t, "GET", hs.URL+"/", ""); !strings.Contains(page, "<td>failed</td><td>"+html.EscapeString(why)+"</td>") {
+		t.Errorf("the status page does not show the failed range:\n%s", page)
+	}
+	_, _, metrics := restDo(t, "GET", hs.URL+"/metrics", "")
+	for _, want := range []string{"quorumkv_ranges_failed 1\n", `quorumkv_range_faults_total{kind="open"} 1` + "\n", `quorumkv_range_faults_total{kind="apply"} 0` + "\n"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	ranges, err := srv.api.ranges(ctx, "px")
+	if err != nil || len(ranges) != 1 || ranges[0].Error != why {
+		t.Errorf("ListRanges = %v, %v; want the range's error", ranges, err)
+	}
+	if code, _, body := restDo(t, "PUT", hs.URL+"/v1/kv/px/k", "v"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stopped on this node") {
+		t.Errorf("REST PUT to the failed range: %d %s", code, body)
+	}
+}
+
+// A committed entry that cannot be applied stops its range alone, in the
+// round that meets it, and leaves nothing of that round's entries of the
+// range: they share the round's batch with the other ranges' effects,
+// which are committed and answered. A restart meets the entry again and
+// the range starts failed again. Each canary (faultCanaries) is caught.
+func TestApplyFaultStopsOneRange(t *testing.T) {
+	if v := applyFaultScenario(t, faultCanaries{}); len(v) > 0 {
+		t.Fatalf("without a canary:\n%s", strings.Join(v, "\n"))
+	}
+	for name, k := range map[string]faultCanaries{
+		"faultStopsStore":  {faultStopsStore: true},
+		"sharedApplyBatch": {sharedApplyBatch: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if v := applyFaultScenario(t, k); len(v) == 0 {
+				t.Fatal("the canary was not caught")
+			} else {
+				t.Logf("caught: %s", strings.Join(v, "; "))
+			}
+		})
+	}
+}
+
+// applyFaultScenario runs the scenario on one node's store, driven round by
+// round as the simulator does, and returns what went wrong.
+//
+//  1. Ranges A and B of the default keyspace (this node their only voter)
+//     get, in one round: A `put a`, B `put b`, a corrupt entry, `put c`.
+//  2. The next round commits and applies them: A's put; B's put, then the
+//     corrupt entry, which stops B.
+//  3. A's client is answered, a is stored; B's clients learn that the
+//     outcome is unknown, b is not stored and B's applied index is what it
+//     was; B refuses requests; the store runs on.
+//  4. The store restarts on the same database: B applies `put b` again,
+//     meets the corrupt entry again, and stops again; A serves.
+func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
+	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	violate := func(format string, args ...any) { violations = append(violations, fmt.Sprintf(format, args...)) }
+	open := func() *Store {
+		cfg := StoreConfig{TickInterval: time.Millisecond, Logger: quiet(), Seed: 1, Self: NodeDescriptor{Name: "n1", Addr: "a", Zone: "z", Weight: 1}}
+		s, err := openStore(db, cfg, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.canary = k
+		return s
+	}
+	// rounds runs the loop's rounds; it reports false if the store
+	// stopped (what run does on an error).
+	rounds := func(s *Store, n int) bool {
+		for range n {
+			s.tick()
+			if err := s.handleReady(); err != nil {
+				violate("the store stopped: %v", err)
+				return false
+			}
+		}
+		return true
+	}
+	s := open()
+	if !rounds(s, 5) {
+		return
+	}
+	ranges := s.Catalog().Ranges["default"]
+	a, b := ranges[0].ID, ranges[1].ID
+	for _, id := range []uint64{a, b} {
+		if s.replicas[id] == nil || s.replicas[id].role != roleLeader {
+			t.Fatalf("range %d has no leader here", id)
+		}
+	}
+	appliedB := s.replicas[b].applied
+
+	answers := map[string]error{}
+	propose := func(id uint64, key string) {
+		if _, err := s.startPropose(id, &command{op: opPut, key: []byte(key), value: []byte("v")}, func(res result) { answers[key] = res.err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	propose(a, "a")
+	propose(b, "b")
+	if err := s.replicas[b].core.propose([]byte{0xff, 0xee}); err != nil { // no command version
+		t.Fatal(err)
+	}
+	propose(b, "c")
+	// A read waiting on B when it stops (one the leader has not confirmed
+	// yet).
+	var readErr error
+	s.replicas[b].reads[1<<62] = func(err error) { readErr = err }
+	if !rounds(s, 3) {
+		return
+	}
+
+	stored := func(id uint64, key string) bool {
+		_, err := db.Get(storage.DataKey(id, []byte(key)))
+		return err == nil
+	}
+	if err, ok := answers["a"]; !ok || err != nil {
+		violate("range A's client: answered %v, %v; want applied", ok, err)
+	}
+	if !stored(a, "a") {
+		violate("range A's write is not stored")
+	}
+	for _, key := range []string{"b", "c"} {
+		if err, ok := answers[key]; !ok || !errors.Is(err, ErrOutcomeUnknown) {
+			violate("range B's client of %s: answered %v, %v; want outcome unknown", key, ok, err)
+		}
+	}
+	if stored(b, "b") {
+		violate("the effect of range B's entry before the corrupt one was committed without its applied index")
+	}
+	if !errors.As(readErr, new(*RangeFailedError)) || !errors.Is(readErr, ErrUnavailable) {
+		violate("a read waiting on range B was answered %v, want unavailable with the range's fault", readErr)
+	}
+	if got, err := loadApplied(db, b); err != nil || got != appliedB {
+		violate("range B's stored applied index is %d (%v), want %d as before the round", got, err, appliedB)
+	}
+	f := s.failed[b]
+	if f == nil || f.fault.kind != faultApply || !errors.Is(f.fault, ErrCorrupt) {
+		violate("range B: %+v, want stopped by an apply fault on a corrupt entry", f)
+	}
+	if st := s.rangeStatuses()[b]; st.State != stateFailed || !strings.Contains(st.Error, "apply failed") || st.Applied != appliedB {
+		violate("range B's status: %+v", st)
+	}
+	if _, err := s.startPropose(b, &command{op: opPut, key: []byte("d"), value: []byte("v")}, func(result) {}); !errors.Is(err, ErrUnavailable) {
+		violate("a write to range B: %v, want unavailable", err)
+	}
+	if _, err := s.startPropose(a, &command{op: opPut, key: []byte("e"), value: []byte("v")}, func(res result) { answers["e"] = res.err }); err != nil {
+		violate("a write to range A after B stopped: %v", err)
+	}
+	if !rounds(s, 3) {
+		return
+	}
+	if err, ok := answers["e"]; !ok || err != nil || !stored(a, "e") {
+		violate("range A's write after B stopped: answered %v, %v", ok, err)
+	}
+
+	s = open()
+	if !rounds(s, 5) {
+		return
+	}
+	if f := s.failed[b]; f == nil || f.fault.kind != faultApply {
+		violate("after a restart range B is %+v, want stopped again by its corrupt entry", f)
+	}
+	if stored(b, "b") {
+		violate("after a restart, range B's write before the corrupt entry is stored")
+	}
+	if s.replicas[a] == nil || !stored(a, "e") {
+		violate("after a restart range A is not served")
+	}
+
+	// The range leaves the node: the stopped replica goes, with its data.
+	dropped := false
+	drop := &command{op: opCatalog, value: mustJSON(catalogOp{Drop: "default"})}
+	if _, err := s.startPropose(MetaRangeID, drop, func(res result) { dropped = res.err == nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !rounds(s, 3) {
+		return
+	}
+	if !dropped || s.failed[b] != nil || len(s.rangeStatuses()) != 1 {
+		violate("after the keyspace was dropped (%v), range B is still kept: %+v", dropped, s.failed[b])
+	}
+	if got := gaugeValue(t, s.cfg.Metrics.RangesFailed); got != 0 {
+		violate("quorumkv_ranges_failed = %v after the failed range left", got)
+	}
+	for _, key := range []string{"a", "e"} {
+		if stored(a, key) {
+			violate("range A's data survived the drop")
+		}
+	}
+	if got, err := loadApplied(db, b); err != nil || got != 0 {
+		violate("range B's applied index survived the drop: %d, %v", got, err)
+	}
+	return violations
+}
+
+// A leader retries a snapshot it could not build after 10 ticks, then
+// twice as long each time, up to snapshotRetryMaxTicks; the fault is
+// reported while raft keeps asking for the snapshot.
+func TestSnapshotFaultBackoff(t *testing.T) {
+	var f snapshotFault
+	err := errors.New("too big")
+	now := int64(1000)
+	for i, want := range []int64{10, 20, 40, 80, 160, 320, 600, 600, 600, 600, 600, 600, 600} {
+		f.asked = now
+		f.failed(now, err)
+		if got := f.retryAt - now; got != want {
+			t.Errorf("failure %d: retry in %d ticks, want %d", i+1, got, want)
+		}
+		if r := f.report(now); !strings.Contains(r, "too big") || !strings.Contains(r, fmt.Sprintf("%d attempts", i+1)) {
+			t.Errorf("failure %d: reported %q", i+1, r)
+		}
+		now = f.retryAt
+	}
+	if r := f.report(f.asked + snapshotFaultStaleTicks + 1); r != "" {
+		t.Errorf("reported %q after raft stopped asking for the snapshot", r)
+	}
+}
+
+// setSnapshotLimit sets MaxSnapshotBytes on every running node (a node
+// restarted later gets the default).
+func (c *simCluster) setSnapshotLimit(limit int) {
+	for _, id := range c.ids {
+		c.node(id).store.cfg.MaxSnapshotBytes = limit
+	}
+}
+
+// otherReplica returns a replica of rd other than node not.
+func (c *simCluster) otherReplica(rd *RangeDescriptor, not uint64) uint64 {
+	for _, rep := range rd.Replicas {
+		if rep.NodeID != not {
+			return rep.NodeID
+		}
+	}
+	c.t.Fatalf("range %d has no replica but node %d", rd.ID, not)
+	return 0
+}
+
+// isolate cuts node id off from the other nodes until the returned heal.
+func (c *simCluster) isolate(id uint64) (heal func()) {
+	var nodes []sim.NodeID
+	for _, n := range c.ids {
+		nodes = append(nodes, sim.NodeID(n))
+	}
+	return c.s.Net().Partition(sim.Isolate(nodes, sim.NodeID(id)))
+}
+
+var errNotAnswered = errors.New("not answered yet")
+
+// propose proposes cmd on node n and returns where its answer will be.
+func (c *simCluster) propose(n *simNode, rangeID uint64, cmd *command) *result {
+	c.t.Helper()
+	res := &result{err: errNotAnswered}
+	if _, err := n.store.startPropose(rangeID, cmd, func(r result) { *res = r }); err != nil {
+		c.t.Fatalf("proposing to range %d on node %d: %v", rangeID, n.id, err)
+	}
+	n.round()
+	return res
+}
+
+// writeKeys proposes count puts of distinct keys k00, k01... with values
+// of size bytes on node n, and returns their answers as they come.
+func (c *simCluster) writeKeys(n *simNode, rangeID uint64, count, size int) *[]error {
+	c.t.Helper()
+	answers := new([]error)
+	for i := range count {
+		cmd := &command{op: opPut, key: fmt.Appendf(nil, "k%02d", i), value: make([]byte, size)}
+		if _, err := n.store.startPropose(rangeID, cmd, func(r result) { *answers = append(*answers, r.err) }); err != nil {
+			c.t.Fatalf("proposing to range %d on node %d: %v", rangeID, n.id, err)
+		}
+	}
+	n.round()
+	return answers
+}
+
+// requireWrite requires a put to range id, on whichever node leads it, to
+// be applied.
+func (c *simCluster) requireWrite(id uint64, key string) {
+	c.t.Helper()
+	var res *result
+	c.require(fmt.Sprintf("a write to range %d", id), 5*time.Second, func() bool {
+		if res != nil && res.err == nil {
+			return true
+		}
+		if res != nil && !errors.Is(res.err, ErrOutcomeUnknown) && !errors.Is(res.err, errNotAnswered) {
+			c.t.Fatalf("a write to range %d: %v", id, res.err)
+		}
+		leader := c.node(c.rangeLeader(id))
+		if leader == nil || (res != nil && errors.Is(res.err, errNotAnswered)) {
+			return false
+		}
+		r := &result{err: errNotAnswered}
+		if _, err := leader.store.startPropose(id, &command{op: opPut, key: []byte(key), value: []byte("v")}, func(a result) { *r = a }); err == nil {
+			res = r
+			leader.round()
+		}
+		return false
+	})
+}
+
+// rangeConverged reports whether every replica of rd has applied the same
+// index, all it knows committed.
+func (c *simCluster) rangeConverged(rd *RangeDescriptor) bool {
+	var applied uint64
+	for i, rep := range rd.Replicas {
+		n := c.node(rep.NodeID)
+		if n == nil || n.store.replicas[rd.ID] == nil {
+			return false
+		}
+		r := n.store.replicas[rd.ID]
+		if r.applied < r.core.status().commit || (i > 0 && r.applied != applied) {
+			return false
+		}
+		applied = r.applied
+	}
+	return true
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}
+
+// A round's apply batch takes each replica's effects whole: when the next
+// replica's would take it over MaxBatchBytes, it is committed first and a
+// new one started (the whole round in one batch stopped the node).
+func TestRoundBatchCommitsWhenFull(t *testing.T) {
+	db, err := storage.OpenMem(storage.Options{Logger: quiet(), MaxBatchBytes: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := &Store{db: db}
+	ab := &roundBatch{s: s, b: db.NewBatch()}
+	defer func() { ab.b.Close() }()
+	for _, key := range []string{"a", "b", "c"} {
+		rb := db.NewBatch()
+		if err := rb.Set([]byte(key), make([]byte, 3<<10)); err != nil {
+			t.Fatal(err)
+		}
+		if err := ab.append(rb); err != nil {
+			t.Fatalf("appending %s: %v", key, err)
+		}
+		rb.Close()
+	}
+	if _, err := db.Get([]byte("b")); err != nil {
+		t.Fatalf("the first full batch was not committed: %v", err)
+	}
+	if _, err := db.Get([]byte("c")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the last replica's effects were committed before the round's end: %v", err)
+	}
+	if err := ab.commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Get([]byte("c")); err != nil {
+		t.Fatal(err)
+	}
+}
