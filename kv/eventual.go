@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -166,14 +167,44 @@ func (n *Node) newEventualWrite(ks KeyspaceDescriptor, r *RangeDescriptor, key [
 	op := n.newWriteOp(ks, r, qs, key, rec)
 	op.stamped, op.own = at, true
 	op.guarded = !n.clockGuard.trusted(at)
+	if op.guarded && !n.otherReplicaAlive(r) {
+		// Its own replica would wait for another's acceptance forever.
+		n.store.cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		return nil, fmt.Errorf("%w: keyspace %s range %d: this node's clock was not confirmed by another replica within %v, "+
+			"and gossip sees no other replica of the range alive to confirm it; nothing was written", ErrUnavailable, ks.Name, r.ID, clockTrustWindow)
+	}
 	return op, nil
 }
 
+// otherReplicaAlive says whether r has a replica on another node, or
+// none here, that gossip sees alive: one that can take a version before
+// this node's own replica does (eventual_clock.go, rule 2).
+func (n *Node) otherReplicaAlive(r *RangeDescriptor) bool {
+	self := n.store.NodeID()
+	if !r.HasReplica(self) || len(r.Replicas) == 1 {
+		return true
+	}
+	for _, rep := range r.Replicas {
+		if rep.NodeID != self && n.replicaAlive(rep.NodeID) {
+			return true
+		}
+	}
+	return false
+}
+
 // stamp gives rec a new version, a reading of the node's clock, and
-// returns it with the monotonic clock read then (clockGuard).
+// returns it with the monotonic clock read then (clockGuard). It refuses
+// a reading more than the maximum clock offset ahead of the physical
+// clock (eventual_clock.go, rule 3): the physical clock was stepped back
+// behind versions this node already stamped, and every replica, its own
+// included, would refuse the version.
 func (n *Node) stamp(rec wrn.Record) (wrn.Record, clockReading, error) {
 	ts, err := n.clock.Now()
 	if err != nil {
+		return wrn.Record{}, clockReading{}, err
+	}
+	if err := n.clockGuard.runAhead(ts.WallTime); err != nil {
+		n.store.cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		return wrn.Record{}, clockReading{}, err
 	}
 	rec.Version = wrn.Version{Timestamp: ts, Node: n.store.NodeID()}
@@ -205,26 +236,36 @@ func (n *Node) checkWritable(ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Q
 }
 
 // checkAlive refuses a request whose tracker tr (fresh) fails with the
-// replicas gossip sees down: sets names the quorums it needs.
+// replicas gossip sees down: sets names the quorums it needs. The error
+// is a NoQuorumError, so that clients try the other nodes once and then
+// give up at once rather than wait for their deadline.
 func (n *Node) checkAlive(ks KeyspaceDescriptor, r *RangeDescriptor, tr interface {
 	Ack(uint64)
 	Fail(uint64, string)
 	State() wrn.State
 }, what, sets string) error {
-	var down []uint64
+	cat := n.store.Catalog()
+	name := func(id uint64) string {
+		if nd, ok := cat.Nodes[id]; ok {
+			return nd.Name
+		}
+		return fmt.Sprintf("node %d", id)
+	}
+	nq := &NoQuorumError{RangeID: r.ID, Phase: quorum.Phase2, Need: sets}
 	for _, rep := range r.Replicas {
 		if n.replicaAlive(rep.NodeID) {
 			tr.Ack(rep.NodeID)
+			nq.Heard = append(nq.Heard, name(rep.NodeID))
 		} else {
 			tr.Fail(rep.NodeID, "down")
-			down = append(down, rep.NodeID)
+			nq.Silent = append(nq.Silent, name(rep.NodeID))
 		}
 	}
 	if tr.State() != wrn.Failed {
 		return nil
 	}
-	return fmt.Errorf("%w: keyspace %s range %d: %s needs %s, and gossip sees %d of %d replicas alive (down: nodes %v); nothing was written",
-		ErrUnavailable, ks.Name, r.ID, what, sets, len(r.Replicas)-len(down), len(r.Replicas), down)
+	return fmt.Errorf("%w; gossip sees %s down, so %s of keyspace %s was refused: nothing was written",
+		nq, strings.Join(nq.Silent, ", "), what, ks.Name)
 }
 
 // writeOp is one eventual write of a versioned record to every replica of

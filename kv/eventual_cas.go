@@ -559,8 +559,10 @@ func (o *casOp) decide(out paxos.Outcome) {
 	if out.Preempted {
 		switch {
 		case failedOnly && !sent:
+			// The replicas' errors as text: wrapped, their codes (a
+			// refusal's InvalidArgument) would be taken for this answer's.
 			o.finish(casResult{err: fmt.Errorf("%w: keyspace %s range %d key %q: compare-and-swap needs a majority of %d replicas "+
-				"to answer each Paxos phase; nothing was written: %w", ErrUnavailable, o.ks.Name, o.r.ID, abbreviate(o.key), len(o.r.Replicas), errs)})
+				"to answer each Paxos phase; nothing was written: %v", ErrUnavailable, o.ks.Name, o.r.ID, abbreviate(o.key), len(o.r.Replicas), errs)})
 		case attempt >= maxCASAttempts:
 			o.finish(casResult{err: o.unfinished(fmt.Sprintf("preempted %d times by concurrent ones (last: %v)", attempt, errs))})
 		default:

@@ -13,7 +13,8 @@ func TestCASValueRoundTrip(t *testing.T) {
 	id := func(i byte) casID { return casID{i} }
 	full := casValue{}
 	for i := range casHistoryLen + 5 {
-		full = full.next(wrn.Record{Version: ver(int64(i+1), 0, 1), Value: fmt.Appendf(nil, "v%d", i)}, id(byte(i)))
+		full = full.next(wrn.Record{Version: ver(int64(i+1)*1e6, uint32(i%3), uint64(i%5)), Value: fmt.Appendf(nil, "v%d", i)},
+			casID{byte(i), byte(i >> 8)})
 	}
 	for _, tc := range []struct {
 		name string
@@ -36,7 +37,7 @@ func TestCASValueRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	if len(full.hist) != casHistoryLen || full.seq != casHistoryLen+5 || full.hist[0].id != id(5) {
+	if len(full.hist) != casHistoryLen || full.seq != casHistoryLen+5 || full.hist[0].id != (casID{5}) {
 		t.Fatalf("history after %d swaps: %d entries from %v at seq %d; want the last %d", casHistoryLen+5, len(full.hist), full.hist[0].id, full.seq, casHistoryLen)
 	}
 	// A bare record is the register's value before histories.
@@ -74,13 +75,14 @@ func TestCASValueDecodeRefuses(t *testing.T) {
 func TestCASValueFindCovers(t *testing.T) {
 	var v casValue
 	for i := range casHistoryLen + 3 {
-		v = v.next(wrn.Record{Version: ver(int64(i+1), 0, 1)}, casID{byte(i)})
+		v = v.next(wrn.Record{Version: ver(int64(i+1), 0, 1)}, casID{byte(i), byte(i >> 8)})
 	}
-	// Positions 4..35 are kept (seq 35, 32 entries).
+	// Positions 4..casHistoryLen+3 are kept.
+	last := uint64(casHistoryLen + 3)
 	for _, tc := range []struct {
 		seq  uint64
 		want bool
-	}{{1, false}, {3, false}, {4, true}, {35, true}, {36, true}} {
+	}{{1, false}, {3, false}, {4, true}, {last, true}, {last + 1, true}} {
 		if got := v.covers(tc.seq); got != tc.want {
 			t.Errorf("covers(%d) = %v, want %v", tc.seq, got, tc.want)
 		}
@@ -93,6 +95,9 @@ func TestCASValueFindCovers(t *testing.T) {
 	}
 	if casIDOf([]byte("a")) == casIDOf([]byte("b")) {
 		t.Error("two idempotency keys share an ID")
+	}
+	if n := len(encodeCASValue(v)); n > 16*casHistoryLen {
+		t.Errorf("a full history takes %d bytes, more than 16 per entry", n)
 	}
 }
 

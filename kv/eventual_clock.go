@@ -35,10 +35,12 @@ import (
 //  3. A coordinator that read a version more than clockMaxOffset ahead of
 //     its physical clock (its clock is behind) refuses to coordinate
 //     writes while that version is still that far ahead (clockGuard.behind):
-//     its versions would order before writes made before them. A
-//     compare-and-swap refuses too when the clock cannot move past the
-//     key's current version: a swap's new version is always greater than
-//     the version it replaces.
+//     its versions would order before writes made before them. So does a
+//     coordinator whose clock was stepped back that far behind versions
+//     it stamped itself (clockGuard.runAhead): its own replica would
+//     refuse them. A compare-and-swap refuses too when the clock cannot
+//     move past the key's current version: a swap's new version is always
+//     greater than the version it replaces.
 //
 // Rule 3 sees only versions that some replica stored, which rule 1 bounds
 // by that replica's clock; a refused version (possibly from a coordinator
@@ -158,6 +160,19 @@ func (g *clockGuard) behind() error {
 	}
 	return fmt.Errorf("%w: %w: this node's clock is behind: it read a version stamped %v ahead of it, more than the %v "+
 		"maximum clock offset, so its writes would order before writes made earlier; nothing was written (check its clock sync, NTP)",
+		ErrUnavailable, wrn.ErrClockOffset, by.Round(time.Millisecond), clockMaxOffset)
+}
+
+// runAhead returns an error if wall, a reading of this node's HLC, is
+// more than clockMaxOffset ahead of its physical clock (rule 3): the
+// clock was stepped back behind versions it stamped before.
+func (g *clockGuard) runAhead(wall int64) error {
+	by := time.Duration(wall - g.physical())
+	if by <= clockMaxOffset {
+		return nil
+	}
+	return fmt.Errorf("%w: %w: this node's clock is behind: it was stepped back %v behind the versions it stamped, more than "+
+		"the %v maximum clock offset, so its writes would order before writes made earlier; nothing was written (check its clock sync, NTP)",
 		ErrUnavailable, wrn.ErrClockOffset, by.Round(time.Millisecond), clockMaxOffset)
 }
 

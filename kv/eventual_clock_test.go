@@ -54,6 +54,14 @@ func TestClockGuard(t *testing.T) {
 	if err := g.behind(); err != nil {
 		t.Fatalf("behind once caught up: %v", err)
 	}
+	// An HLC reading past the physical clock: following other nodes
+	// within the offset, or its own readings before a step back.
+	if err := g.runAhead(phys + 400*ms); err != nil {
+		t.Fatalf("an HLC 400ms ahead: %v", err)
+	}
+	if err := g.runAhead(phys + 2000*ms); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("an HLC 2s ahead of its own clock: %v", err)
+	}
 }
 
 // A replica's refusal (its handler answered before storing anything) is

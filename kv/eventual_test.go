@@ -246,7 +246,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	// Gossip sees c down: a W=3 write is refused before anything is
 	// sent, so Unavailable is true: nothing was written.
 	_, err := a.PutWith(ctx, "ev", []byte("x"), []byte("2"), WriteOptions{Quorum: QuorumOverride{W: 3}})
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "needs W=3 of N=3, and gossip sees 2 of 3 replicas alive") {
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "a write needs W=3 of N=3; this node hears from 2 of 3 replicas") {
 		t.Fatalf("W=3 with one replica down: %v", err)
 	}
 	_, err = nodes[1].GetWith(ctx, "ev", []byte("x"), QuorumOverride{RLevel: "all"})

@@ -150,7 +150,7 @@ func TestEventualHintedHandoff(t *testing.T) {
 	}
 	// Refused before anything is sent (gossip sees c down): no hint.
 	_, err := a.PutWith(ctx, "ev", []byte("w3"), []byte("v"), WriteOptions{Quorum: QuorumOverride{W: 3}})
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "gossip sees 2 of 3 replicas alive") {
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "hears from 2 of 3 replicas") {
 		t.Fatalf("W=3 with c down and no sloppy quorum: %v", err)
 	}
 	m := a.store.cfg.Metrics

@@ -8,7 +8,6 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )
@@ -142,14 +141,16 @@ func (s *recordStore) write(rangeID uint64, key []byte, rec wrn.Record) (applied
 
 // purge deletes key's record in range rangeID if it is still the
 // tombstone of version v (anti-entropy's tombstone purge), and reports
-// whether it did. In the same batch it clears the value that key's
-// compare-and-swap acceptor accepted, if that value is not newer than the
-// tombstone, so that no replica ever holds an old accepted value without
-// the tombstone that hides it: a compare-and-swap after the purge would
-// otherwise find that value and bring it back (casPromiseFormat). The
-// acceptor's promise stays: forgetting it could let two proposals in
-// flight both be chosen. The batch is not synced: a purge lost in a crash
-// is lost whole, and done again by a later round.
+// whether it did. In the same batch it takes the record out of the value
+// that key's compare-and-swap acceptor accepted, if that record is not
+// newer than the tombstone, so that no replica ever holds an old accepted
+// value without the tombstone that hides it: a compare-and-swap after the
+// purge would otherwise find that value and bring it back
+// (casPromiseFormat). The accepted value keeps its swap history, so that
+// a retry of a swap still finds it (eventual_casvalue.go), and the
+// acceptor its promise and ballot: forgetting them could let two
+// proposals in flight both be chosen. The batch is not synced: a purge
+// lost in a crash is lost whole, and done again by a later round.
 func (s *recordStore) purge(rangeID uint64, key []byte, v wrn.Version) (bool, error) {
 	cmu := s.casStripe(rangeID, key)
 	cmu.Lock()
@@ -175,8 +176,8 @@ func (s *recordStore) purge(rangeID uint64, key []byte, v wrn.Version) (bool, er
 		if err != nil {
 			return false, fmt.Errorf("range %d key %q: accepted compare-and-swap value: %w", rangeID, abbreviate(key), err)
 		}
-		if !v.Less(acc.rec.Version) {
-			st.Accepted, st.Value = paxos.Ballot{}, nil
+		if !acc.rec.Version.IsZero() && !v.Less(acc.rec.Version) {
+			st.Value = encodeCASValue(casValue{seq: acc.seq, hist: acc.hist})
 			if err := b.Set(storage.CASStateKey(rangeID, key), st.Marshal()); err != nil {
 				return false, err
 			}

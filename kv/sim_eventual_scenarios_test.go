@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/anishathalye/porcupine"
 
 	"github.com/quorumkv/quorumkv/internal/sim"
@@ -212,9 +213,12 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 		}},
 	} {
 		err := w.do()
-		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "gossip sees 2 of 3 replicas alive") ||
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "hears from 2 of 3 replicas") ||
 			!strings.Contains(err.Error(), "nothing was written") {
 			t.Fatalf("%s with node 3 down: %v; want Unavailable at once", w.what, err)
+		}
+		if !quorumLost(toConnect(err)) {
+			t.Fatalf("%s with node 3 down: %v; want the Quorumkv-Quorum: lost metadata, so that clients give up at once", w.what, err)
 		}
 	}
 	for _, id := range []uint64{1, 2} {
@@ -430,8 +434,11 @@ func TestSimEventualDeleteStaysDeleted(t *testing.T) {
 				t.Fatalf("put-if-absent after the delete was purged: %v", err)
 			}
 			for i, st := range accepted {
-				if !st.Accepted.IsZero() {
-					t.Fatalf("node %d's acceptor held an accepted value after the purge: %+v", h.c.ids[i], st)
+				if st.Accepted.IsZero() {
+					continue
+				}
+				if v, err := decodeCASValue(st.Value); err != nil || !v.rec.Version.IsZero() || len(v.hist) == 0 {
+					t.Fatalf("node %d's acceptor holds %+v, %v after the purge; want its swap history and no record", h.c.ids[i], v, err)
 				}
 			}
 			if rec, err := h.get(1, "k", 3); err != nil || string(rec.Value) != "new" {
@@ -477,6 +484,9 @@ func TestSimEventualClockOffset(t *testing.T) {
 		err := w.do()
 		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "maximum clock offset") || !strings.Contains(err.Error(), "nothing was written") {
 			t.Fatalf("%s through node 1, 2s ahead: %v; want Unavailable naming the offset", w.what, err)
+		}
+		if code := connectCode(err); code != connect.CodeUnavailable {
+			t.Fatalf("%s through node 1, 2s ahead: Connect code %v, want unavailable", w.what, code)
 		}
 	}
 	for _, id := range h.c.ids {

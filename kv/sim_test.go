@@ -544,7 +544,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 			panic(err)
 		}
 	}
-	n := &simNode{c: c, env: env, id: id, db: db}
+	n := &simNode{c: c, env: env, id: id, db: db, served: map[uint64]bool{}}
 	n.tr = &simTransport{n: n, out: map[uint64][]simPeerMsg{}}
 	// Each node's physical clock is off true (virtual) time by up to
 	// 50 ms, well within the HLC's tolerated offset.
@@ -825,6 +825,8 @@ type simNode struct {
 	net   *simReplicaNet
 	// joining: a registration is in flight on this node (form).
 	joining bool
+	// served are the replica calls this incarnation ran (simReplicaCall).
+	served map[uint64]bool
 }
 
 // Receive is the store's loop waking up for a peer's messages or a
@@ -845,6 +847,13 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 	case simRequest:
 		n.serve(from, m)
 	case simReplicaCall:
+		// The peer transport (an HTTP/2 stream) runs a call at most
+		// once: run twice, a replica's definite refusal (a version ahead
+		// of its clock) could turn into an acceptance.
+		if n.served[m.ID] {
+			return
+		}
+		n.served[m.ID] = true
 		n.env.Send(from, simReplicaAnswer{ID: m.ID, Answer: n.node.serveReplica(m.Req)})
 	case simReplicaAnswer:
 		n.net.answer(m.ID, m.Answer)
@@ -972,9 +981,8 @@ type simReplicaNet struct {
 }
 
 // simReplicaCall is a replica request in flight; simReplicaAnswer its
-// answer. The network may duplicate either: replicas handle a request
-// twice harmlessly (a record write is last-writer-wins; an acceptor
-// answers a repeated message alike), and an answer counts once.
+// answer. The network may duplicate either: a replica runs a call once,
+// as the peer stream does (simNode.served), and an answer counts once.
 type simReplicaCall struct {
 	ID  uint64
 	Req replicaRequest
