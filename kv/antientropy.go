@@ -342,7 +342,7 @@ func (n *Node) purgeTombstones(r *RangeDescriptor, mine *wrn.Merkle, matched []b
 	}
 	purged := 0
 	for _, kr := range victims {
-		ok, err := n.records.purge(r.ID, kr.Key, kr.Record.Version)
+		ok, err := n.records.purge(r.ID, kr.Key, kr.Record.Version, n.evHooks.purgeKeepsAccepted)
 		if err != nil {
 			return purged, err
 		}

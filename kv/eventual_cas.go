@@ -394,11 +394,11 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 	again := func() ([]byte, bool) {
 		return encodeCASValue(casValue{rec: current, seq: acc.seq, hist: acc.hist}), true
 	}
-	if e, ok := acc.find(o.id); ok {
+	if e, ok := acc.find(o.id); ok && !o.n.evHooks.forgetSwaps {
 		o.mu.dec = casDecision{kind: casMine, rec: current, version: e.version}
 		return again()
 	}
-	if o.mu.minSeq != 0 && !acc.covers(o.mu.minSeq) {
+	if o.mu.minSeq != 0 && !acc.covers(o.mu.minSeq) && !o.n.evHooks.forgetSwaps {
 		o.mu.dec = casDecision{kind: casLost, rec: current}
 		return again()
 	}

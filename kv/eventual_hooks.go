@@ -13,6 +13,12 @@ type eventualHooks struct {
 	// ignoreAccepted decides a compare-and-swap on the records alone,
 	// without the value Paxos' phase 1 found accepted.
 	ignoreAccepted bool
+	// forgetSwaps ignores the register's swap history: a retry of a swap
+	// is evaluated as a new request (issue 10's scenario 4).
+	forgetSwaps bool
+	// purgeKeepsAccepted leaves the acceptor's accepted value alone when
+	// its tombstone is purged (issue 10's scenario 5).
+	purgeKeepsAccepted bool
 	// chosen, if set, is called when a compare-and-swap's new record is
 	// chosen, before it is written to the replicas.
 	chosen func(key []byte)

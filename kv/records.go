@@ -151,7 +151,9 @@ func (s *recordStore) write(rangeID uint64, key []byte, rec wrn.Record) (applied
 // acceptor its promise and ballot: forgetting them could let two
 // proposals in flight both be chosen. The batch is not synced: a purge
 // lost in a crash is lost whole, and done again by a later round.
-func (s *recordStore) purge(rangeID uint64, key []byte, v wrn.Version) (bool, error) {
+//
+// keepAccepted (a canary, eventualHooks) leaves the acceptor alone.
+func (s *recordStore) purge(rangeID uint64, key []byte, v wrn.Version, keepAccepted bool) (bool, error) {
 	cmu := s.casStripe(rangeID, key)
 	cmu.Lock()
 	defer cmu.Unlock()
@@ -171,7 +173,7 @@ func (s *recordStore) purge(rangeID uint64, key []byte, v wrn.Version) (bool, er
 	if err != nil {
 		return false, err
 	}
-	if !st.Accepted.IsZero() {
+	if !st.Accepted.IsZero() && !keepAccepted {
 		acc, err := decodeCASValue(st.Value)
 		if err != nil {
 			return false, fmt.Errorf("range %d key %q: accepted compare-and-swap value: %w", rangeID, abbreviate(key), err)

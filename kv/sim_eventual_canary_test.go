@@ -23,6 +23,10 @@ func TestSimEventualCanaries(t *testing.T) {
 		{"unavailable after a partial write", eventualHooks{unavailableAfterPartialWrite: true}},
 		// The proposer ignores what phase 1 found accepted.
 		{"swap decided without Paxos' phase-1 value", eventualHooks{ignoreAccepted: true}},
+		// Scenario 4: a retry is evaluated as a new request.
+		{"swap history ignored", eventualHooks{forgetSwaps: true}},
+		// Scenario 5: a purge leaves the old accepted value behind.
+		{"purge keeps the accepted value", eventualHooks{purgeKeepsAccepted: true}},
 	} {
 		t.Run(cn.name, func(t *testing.T) {
 			shape := simEvShapes[0]

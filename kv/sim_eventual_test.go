@@ -819,8 +819,17 @@ func (cl *simEvClient) finish(state string, r *simEvReply) {
 		cl.completed++
 	}
 	if cl.janitor {
-		cl.ev.locked = ""
-		cl.env.After(300*time.Millisecond+time.Duration(cl.rand(400))*time.Millisecond, cl.next)
+		// Half the time the key rests past the tombstone grace, so that
+		// the next swap of it comes after anti-entropy purged the
+		// tombstone (if every replica could be reached).
+		rest := time.Duration(0)
+		if state == "ok" && cl.rand(2) == 0 {
+			rest = simTombstoneGrace + time.Second
+		}
+		cl.env.After(rest, func() {
+			cl.ev.locked = ""
+			cl.env.After(300*time.Millisecond+time.Duration(cl.rand(400))*time.Millisecond, cl.next)
+		})
 		return
 	}
 	cl.env.After(time.Duration(cl.rand(15))*time.Millisecond, cl.next)
