@@ -47,21 +47,26 @@ import (
 // accepted and now chosen again; later swaps may have followed) answers
 // that swap's success and version: a later attempt of the same request
 // after a preempted one, or a client's retry with the same idempotency
-// key (its ID is a hash of the key). Without that, a swap that was chosen
+// key (its ID is a hash of the key), as long as fewer than
+// casHistoryLen swaps followed. Without that, a swap that was chosen
 // after its proposer was preempted would be told "condition failed" by
-// its own retry.
+// its own retry. Every proposal that wins phase 1 runs phase 2, choosing
+// the register again when it does not swap: that fences the values of
+// earlier attempts at lower ballots, so that one not found now is never
+// chosen later.
 //
 // Answers, and what the client may assume (docs/api.md):
 //   - success: the swap is chosen and W replicas stored its record;
 //   - ErrConditionFailed: the condition was false at the swap's point in
 //     the key's history, and the swap will never take effect;
 //   - ErrUnavailable: nothing was or will be written: gossip sees too few
-//     replicas alive (checked first), or no Accept of this request's value
-//     was ever sent (its phases failed for want of answers, or its clock
-//     cannot stamp a version past the key's);
-//   - ErrOutcomeUnknown: an Accept of its value went out, so the swap may
-//     be chosen, now or later; or it is chosen but not yet stored on W
-//     replicas (the message says so). A retry with the same idempotency
+//     replicas alive (checked first), or no acceptor may have taken this
+//     request's value in any attempt (its phases failed for want of
+//     answers, every Accept was refused, or its clock cannot stamp a
+//     version past the key's);
+//   - ErrOutcomeUnknown: an acceptor may have taken its value, so the swap
+//     may be chosen, now or later; or it is chosen but not yet stored on
+//     W replicas (the message says so). A retry with the same idempotency
 //     key finds the swap if it was chosen and finishes its write.
 //
 // Quorums: both phases use a majority of the key's replicas, whatever the
@@ -86,7 +91,7 @@ import (
 
 // maxCASAttempts bounds the proposals of one compare-and-swap preempted by
 // concurrent ones; it then answers Unavailable, or outcome unknown if an
-// Accept of its value went out.
+// acceptor may have taken its value.
 const maxCASAttempts = 30
 
 // casBackoffMax bounds the randomized wait before a preempted
@@ -197,9 +202,9 @@ type casOp struct {
 		sync.Mutex
 		p       *paxos.Proposer
 		attempt int
-		// sent: an Accept of a value of this request went out, in some
-		// attempt, so the swap may be chosen, now or later: the request
-		// never answers Unavailable. minSeq is the lowest position such a
+		// sent: an acceptor took, or may have taken, a value of this
+		// request, in some attempt, so the swap may be chosen, now or
+		// later: the request never answers Unavailable. minSeq is the lowest position such a
 		// value was proposed at (0: none): a later attempt that finds
 		// the register past it without this request's entry knows the
 		// swap was not chosen, unless the history no longer reaches it.
@@ -328,7 +333,7 @@ func (o *casOp) attempt() {
 }
 
 // unfinished is the error of a request that ends without a decision:
-// outcome unknown if an Accept of its value went out, else Unavailable.
+// outcome unknown if an acceptor may have taken its value, else Unavailable.
 func (o *casOp) unfinished(why string) error {
 	o.mu.Lock()
 	sent := o.mu.sent

@@ -478,7 +478,9 @@ func (n *Node) Delete(ctx context.Context, keyspace string, key []byte) (bool, e
 // expect is not nil: the key is deleted only if it holds, else
 // ErrConditionFailed and nothing is deleted. In eventual keyspaces a
 // delete writes a tombstone, and "existed" says whether one of the W
-// replicas that acknowledged held a live value before.
+// replicas that acknowledged held a live value before; a conditional
+// delete there is a compare-and-swap to a tombstone (eventual_cas.go),
+// deduplicated by its idempotency key like one.
 func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expect *Expect, opts WriteOptions) (bool, error) {
 	if err := n.limits.CheckIdempotencyKey(opts.IdempotencyKey); err != nil {
 		return false, err
