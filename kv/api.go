@@ -116,20 +116,20 @@ func notFoundWhat(err error) string {
 //     not retry (curl). When this node cannot hear from enough replicas to
 //     elect a leader, no election will end soon: it answers Unavailable at
 //     once, naming the quorum it lacks (NoQuorumError);
-//   - when retryUnknown is set, after an attempt whose outcome is unknown:
-//     the leader stepped down before the write was applied, the connection
-//     to it broke, or it did not answer within forwardAttemptTimeout (a
-//     leader cut off by a partition answers nothing until it steps down).
-//     The caller sets it only for requests that are safe to repeat: reads,
-//     and writes with an idempotency key in keyspaces that dedup them
-//     (dedup.go), which every attempt carries. So a request fails over to
-//     the new leader instead of waiting out its deadline on the old one; if
-//     it cannot find out in time, it answers that the outcome is unknown.
+//   - for requests safe to repeat (reads, and writes with an idempotency
+//     key in keyspaces that dedup them, dedup.go, which every attempt
+//     carries), after an attempt whose outcome is unknown: the leader
+//     stepped down before the write was applied, the connection to it
+//     broke, or it did not answer within forwardAttemptTimeout (a leader
+//     cut off by a partition answers nothing until it steps down). So a
+//     request fails over to the new leader instead of waiting out its
+//     deadline on the old one; if a write cannot find out in time, it
+//     answers that the outcome is unknown.
 //
 // Only the node the client called waits and retries; a forwarded request
 // is answered at once.
 func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req], keyspace string, key []byte,
-	retryUnknown bool, local func() (*Resp, error),
+	repeat repeatable, local func() (*Resp, error),
 	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, uint64, error) {
 	if req.Header().Get(forwardedHeader) != "" {
 		resp, err := local()
@@ -150,14 +150,17 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 			// Nothing was written by this attempt, but an earlier one may
 			// have been applied.
 			return nil, 0, outcomeUnknown(fmt.Errorf("%w; then: %w", uncertain, err))
-		case next == attemptUncertain && !retryUnknown:
+		case next == attemptUncertain && repeat == onceOnly:
 			return nil, 0, err
-		case next == attemptUncertain:
+		case next == attemptUncertain && repeat == dedupWrite:
 			uncertain = err
 		}
 		if time.Now().Add(backoff).After(give) || ctx.Err() != nil {
-			if uncertain != nil {
+			switch {
+			case uncertain != nil:
 				return nil, 0, outcomeUnknown(uncertain)
+			case next == attemptUncertain: // a read, which changed nothing
+				return nil, 0, fmt.Errorf("%w: %s", ErrUnavailable, errText(err))
 			}
 			return nil, 0, err
 		}
@@ -169,16 +172,44 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 	}
 }
 
+// repeatable says whether a request may be sent again after an attempt
+// whose outcome is unknown.
+type repeatable int
+
+const (
+	// onceOnly: a write that would be applied again: never repeated
+	// once it may have reached a leader.
+	onceOnly repeatable = iota
+	// dedupWrite: a write the range applies at most once per idempotency
+	// key (dedup.go).
+	dedupWrite
+	// readOnly: a read, which changes nothing.
+	readOnly
+)
+
+// repeatWrite is dedupWrite when dedup says the keyspace dedups writes.
+func repeatWrite(dedup bool) repeatable {
+	if dedup {
+		return dedupWrite
+	}
+	return onceOnly
+}
+
 // outcomeUnknown is the answer to a request whose write was sent and may
 // have been applied, after err: what the attempts found.
 func outcomeUnknown(err error) error {
-	text := err.Error()
+	text := strings.TrimPrefix(errText(err), ErrOutcomeUnknown.Error()+": ")
+	return connect.NewError(connect.CodeUnknown, fmt.Errorf("%w: %s", ErrOutcomeUnknown, text))
+}
+
+// errText is err's message, without the code of a Connect error (another
+// node's words, which this node answers under a code of its own).
+func errText(err error) string {
 	var cerr *connect.Error
 	if errors.As(err, &cerr) && error(cerr) == err {
-		text = cerr.Message() // another node's words, without their code
+		return cerr.Message()
 	}
-	text = strings.TrimPrefix(text, ErrOutcomeUnknown.Error()+": ")
-	return connect.NewError(connect.CodeUnknown, fmt.Errorf("%w: %s", ErrOutcomeUnknown, text))
+	return err.Error()
 }
 
 // failoverWait bounds how long withForwarding tries again: after a leader
@@ -281,7 +312,7 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 			// time, after the request may have left: the write may have
 			// been applied.
 			return nil, 0, attemptUncertain, connect.NewError(connect.CodeUnknown,
-				fmt.Errorf("%w: node %d did not answer (%v): the write may have been applied", ErrOutcomeUnknown, t, ferr))
+				fmt.Errorf("%w: node %d did not answer (%v): a write may have been applied", ErrOutcomeUnknown, t, ferr))
 		}
 	}
 	if noQuorum != nil && down+1 >= len(targets) {
@@ -420,7 +451,7 @@ func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]
 	}
 	dedup := a.dedups(m.Keyspace)
 	ensureIdempotencyKey(&m.IdempotencyKey)
-	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, dedup, func() (*v1.PutResponse, error) {
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, repeatWrite(dedup), func() (*v1.PutResponse, error) {
 		version, err := a.node.PutWith(ctx, m.Keyspace, m.Key, m.Value, WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey)})
 		return &v1.PutResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.Put)
@@ -437,7 +468,7 @@ func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, true /* reads are safe to repeat */, func() (*v1.GetResponse, error) {
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, readOnly, func() (*v1.GetResponse, error) {
 		kv, err := a.node.GetWith(ctx, m.Keyspace, m.Key, q)
 		return &v1.GetResponse{Kv: &v1.KeyValue{Key: kv.Key, Value: kv.Value, Version: kv.Version}}, err
 	}, quorumkvv1connect.KVClient.Get)
@@ -468,7 +499,7 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 	}
 	dedup := a.dedups(m.Keyspace)
 	ensureIdempotencyKey(&m.IdempotencyKey)
-	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, dedup, func() (*v1.DeleteResponse, error) {
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, repeatWrite(dedup), func() (*v1.DeleteResponse, error) {
 		existed, err := a.node.DeleteWith(ctx, m.Keyspace, m.Key, expect, WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey)})
 		return &v1.DeleteResponse{Existed: existed}, err
 	}, quorumkvv1connect.KVClient.Delete)
@@ -517,7 +548,7 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 	}
 	dedup := a.dedups(m.Keyspace)
 	ensureIdempotencyKey(&m.IdempotencyKey)
-	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, dedup, func() (*v1.CompareAndSwapResponse, error) {
+	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, repeatWrite(dedup), func() (*v1.CompareAndSwapResponse, error) {
 		version, err := a.node.CompareAndSwapWith(ctx, m.Keyspace, m.Key, expect, m.NewValue, WriteOptions{IdempotencyKey: []byte(m.IdempotencyKey)})
 		return &v1.CompareAndSwapResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.CompareAndSwap)
