@@ -25,7 +25,12 @@ func TestRequestsFailOverFromPausedLeader(t *testing.T) {
 	for _, mode := range []string{"raft", "paxos"} {
 		t.Run(mode, func(t *testing.T) {
 			ks := "fo-" + mode
-			nodes[0].must(0, "keyspace", "create", ks, "--mode", mode, "--replicas", "3", "--ranges", "1")
+			// A node paused by the subtest before is back in gossip (it
+			// was declared dead) a moment after it resumed.
+			waitFor(t, "three live nodes to place "+ks, func() bool {
+				code, _, _ := nodes[0].kvctl("", "keyspace", "create", ks, "--mode", mode, "--replicas", "3", "--ranges", "1")
+				return code == 0
+			})
 			nodes[0].must(0, "-k", ks, "put", "k", "v0")
 			req, _ := http.NewRequest(http.MethodGet, "http://"+nodes[0].addr+"/v1/kv/"+ks+"/k", nil)
 			leaderAddr := do(t, req, http.StatusOK).Header.Get("Quorumkv-Leader")
