@@ -16,7 +16,7 @@ import (
 func unary[C, Req, Resp any](ctx context.Context, c *Client, clients []C, p policy, req *Req,
 	rpc func(C, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
 	var out *Resp
-	err := c.call(ctx, p, func(ctx context.Context, i int) error {
+	err := c.call(ctx, p, func(ctx context.Context, i int, _ bool) error {
 		resp, err := rpc(clients[i], ctx, connect.NewRequest(req))
 		if err == nil {
 			out = resp.Msg

@@ -124,8 +124,9 @@ func (c *Client) nextKey() string {
 }
 
 // call runs f against the endpoints in turn until one serves or the
-// context ends. f gets the endpoint's index.
-func (c *Client) call(ctx context.Context, p policy, f func(ctx context.Context, i int) error) error {
+// context ends. f gets the endpoint's index, and whether an earlier
+// attempt's outcome is unknown (the request is a retry: retryHeader).
+func (c *Client) call(ctx context.Context, p policy, f func(ctx context.Context, i int, retry bool) error) error {
 	return c.callFrom(ctx, 0, p, f)
 }
 
@@ -194,14 +195,17 @@ func metaOf(err error, key string) string {
 	return ""
 }
 
-// Metadata the servers set on errors (kv.QuorumHeader, kv.RetrySafeHeader).
+// Metadata the servers set on errors (kv.QuorumHeader, kv.RetrySafeHeader),
+// and the header of a request sent again after an unknown outcome
+// (kv.RetryHeader).
 const (
 	quorumHeader    = "Quorumkv-Quorum"
 	retrySafeHeader = "Quorumkv-Retry-Safe"
+	retryHeader     = "Quorumkv-Retry"
 )
 
 // callFrom is call starting with endpoint first.
-func (c *Client) callFrom(ctx context.Context, first int, p policy, f func(ctx context.Context, i int) error) error {
+func (c *Client) callFrom(ctx context.Context, first int, p policy, f func(ctx context.Context, i int, retry bool) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
@@ -214,7 +218,7 @@ func (c *Client) callFrom(ctx context.Context, first int, p policy, f func(ctx c
 	refused := 0        // attempts in a row that found a node down or without a quorum
 	for attempt := 0; ; attempt++ {
 		i := (first + attempt) % len(c.kv)
-		err := f(ctx, i)
+		err := f(ctx, i, uncertain != nil)
 		if err == nil {
 			return nil
 		}

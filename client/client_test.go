@@ -32,8 +32,10 @@ type scripted struct {
 	// putErrs, if set, answer the first Puts after the Unavailable ones,
 	// in turn (nil: break the connection instead of answering).
 	putErrs []func() error
-	// keys are the idempotency keys of the Puts received.
-	keys []string
+	// keys are the idempotency keys of the Puts received, and retries
+	// their Quorumkv-Retry headers.
+	keys    []string
+	retries []string
 	mu   sync.Mutex
 	// broken, if set, closes the clients' connections.
 	broken func()
@@ -42,6 +44,7 @@ type scripted struct {
 func (s *scripted) Put(ctx context.Context, req *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
 	s.mu.Lock()
 	s.keys = append(s.keys, req.Msg.IdempotencyKey)
+	s.retries = append(s.retries, req.Header().Get(retryHeader))
 	var next func() error
 	if len(s.putErrs) > 0 && s.calls.Load() >= s.unavailable {
 		next, s.putErrs = s.putErrs[0], s.putErrs[1:]
@@ -247,6 +250,9 @@ func TestRetriesUnknownOutcomesMarkedSafe(t *testing.T) {
 	}
 	if len(h.keys) != 3 || h.keys[0] == "" || h.keys[1] != h.keys[0] || h.keys[2] != h.keys[0] {
 		t.Fatalf("idempotency keys of the attempts = %q; want one key, sent three times", h.keys)
+	}
+	if h.retries[0] != "" || h.retries[1] != "true" || h.retries[2] != "true" {
+		t.Fatalf("Quorumkv-Retry headers of the attempts = %q; want none on the first, true on the retries", h.retries)
 	}
 	h = &scripted{putErrs: []func() error{unknown(false)}}
 	c = newClient(t, false, serve(t, h))

@@ -140,8 +140,12 @@ func keyCall[Req, Resp any](ctx context.Context, c *Client, keyspace string, key
 	if _, isCAS := any(req).(*v1.CompareAndSwapRequest); isCAS {
 		p.dedup = true // compare-and-swap is applied at most once per key in every mode
 	}
-	err := c.callFrom(ctx, first, p, func(ctx context.Context, i int) error {
-		resp, err := rpc(c.kv[i], ctx, connect.NewRequest(req))
+	err := c.callFrom(ctx, first, p, func(ctx context.Context, i int, retry bool) error {
+		r := connect.NewRequest(req)
+		if retry {
+			r.Header().Set(retryHeader, "true")
+		}
+		resp, err := rpc(c.kv[i], ctx, r)
 		if err != nil {
 			if cached && i == first && p.judge(err) != giveUp {
 				c.routes.forget(keyspace, h)

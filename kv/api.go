@@ -349,6 +349,13 @@ func quorumLost(err error) bool {
 // keyspace applies it at most once (dedup.go). The Go client then retries.
 const RetrySafeHeader = "Quorumkv-Retry-Safe"
 
+// RetryHeader, set to "true" on a write request, says that its client
+// sent it before, with the same idempotency key, and did not learn what
+// became of it. A compare-and-swap in an eventual keyspace that cannot
+// find the first attempt in the key's swap history then answers "outcome
+// unknown" rather than "condition failed" (eventual_cas.go).
+const RetryHeader = "Quorumkv-Retry"
+
 // dialFailed: the request never left.
 func dialFailed(err error) bool {
 	var op *net.OpError
@@ -500,7 +507,8 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 	dedup := a.dedups(m.Keyspace)
 	ensureIdempotencyKey(&m.IdempotencyKey)
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, repeatWrite(dedup), func() (*v1.DeleteResponse, error) {
-		existed, err := a.node.DeleteWith(ctx, m.Keyspace, m.Key, expect, WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey)})
+		existed, err := a.node.DeleteWith(ctx, m.Keyspace, m.Key, expect,
+			WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey), Retry: req.Header().Get(RetryHeader) == "true"})
 		return &v1.DeleteResponse{Existed: existed}, err
 	}, quorumkvv1connect.KVClient.Delete)
 	if err != nil {
@@ -549,7 +557,8 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 	dedup := a.dedups(m.Keyspace)
 	ensureIdempotencyKey(&m.IdempotencyKey)
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, repeatWrite(dedup), func() (*v1.CompareAndSwapResponse, error) {
-		version, err := a.node.CompareAndSwapWith(ctx, m.Keyspace, m.Key, expect, m.NewValue, WriteOptions{IdempotencyKey: []byte(m.IdempotencyKey)})
+		version, err := a.node.CompareAndSwapWith(ctx, m.Keyspace, m.Key, expect, m.NewValue,
+			WriteOptions{IdempotencyKey: []byte(m.IdempotencyKey), Retry: req.Header().Get(RetryHeader) == "true"})
 		return &v1.CompareAndSwapResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.CompareAndSwap)
 	if err != nil {
@@ -584,7 +593,7 @@ func ensureIdempotencyKey(k *string) {
 func writeError(err error, retrySafe bool) error {
 	cerr := toConnect(err)
 	var ce *connect.Error
-	if retrySafe && connect.CodeOf(cerr) == connect.CodeUnknown && errors.As(cerr, &ce) {
+	if retrySafe && !errors.Is(err, errSwapForgotten) && connect.CodeOf(cerr) == connect.CodeUnknown && errors.As(cerr, &ce) {
 		ce.Meta().Set(RetrySafeHeader, "true")
 	}
 	return cerr

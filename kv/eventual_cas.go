@@ -170,14 +170,15 @@ func checkExpect(key []byte, expect Expect, cur wrn.Record) error {
 
 // casEventual is CompareAndSwap in eventual keyspace ks (see above), and
 // DeleteWith with a condition when rec is a tombstone: rec (without a
-// version) is written if the key is as expected. idemKey is the request's
-// idempotency key (empty: none).
+// version) is written if the key is as expected. opts carry the request's
+// idempotency key (empty: none) and whether it is a retry.
 func (n *Node) casEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, expect Expect,
-	rec wrn.Record, idemKey []byte) (string, error) {
-	op, err := n.newCASOp(ks, r, key, expect, rec, idemKey)
+	rec wrn.Record, opts WriteOptions) (string, error) {
+	op, err := n.newCASOp(ks, r, key, expect, rec, opts.IdempotencyKey)
 	if err != nil {
 		return "", err
 	}
+	op.retry = opts.Retry
 	res, err := await(ctx, op.start, op.giveUp)
 	if err != nil {
 		return "", err
@@ -185,10 +186,18 @@ func (n *Node) casEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeD
 	return res.version, res.err
 }
 
+// errSwapForgotten: the key's swap history no longer reaches back to an
+// earlier attempt of the request, so whether it was chosen cannot be
+// told. Sending the request again cannot tell it either.
+var errSwapForgotten = errors.New("whether it was cannot be told from the key's history")
+
 // casOp is one compare-and-swap in an eventual keyspace: attempts of
 // [read the key's record, run a Basic Paxos proposal] until a proposal
 // is decided (see above), then the write of the chosen record.
 type casOp struct {
+	// retry: the client sent this request before and may not have learned
+	// its outcome (WriteOptions.Retry).
+	retry  bool
 	n      *Node
 	ks     KeyspaceDescriptor
 	r      *RangeDescriptor
@@ -407,6 +416,14 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 		o.mu.dec = casDecision{kind: casLost, rec: current}
 		return again()
 	}
+	if o.retry && !acc.covers(1) && !o.n.evHooks.forgetSwaps {
+		// A retry whose swap is not in the history, which no longer
+		// reaches back to the key's first swaps: its first attempt may
+		// have been chosen and pushed out since. Not "condition failed":
+		// that could tell a winner it lost.
+		o.mu.dec = casDecision{kind: casLost, rec: current}
+		return again()
+	}
 	if o.mu.abandoned {
 		// Its client gave up and may retry: a swap decided now could
 		// follow the retry's answer.
@@ -616,8 +633,8 @@ func (o *casOp) decide(out paxos.Outcome) {
 		o.finish(casResult{err: dec.err})
 	case casLost:
 		o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: an earlier attempt of this compare-and-swap may have been chosen, "+
-			"and more than %d swaps of the key followed since, so whether it was cannot be told", ErrOutcomeUnknown, o.ks.Name,
-			abbreviate(o.key), casHistoryLen)})
+			"and more than %d swaps of the key may have followed since: %w", ErrOutcomeUnknown, o.ks.Name,
+			abbreviate(o.key), casHistoryLen, errSwapForgotten)})
 	default:
 		o.finish(casResult{err: o.unfinishedErr(dec.err)})
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -141,4 +143,48 @@ func TestEventualCASPutIfAbsent(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("cas with two of three replicas down: %v", err)
 	}
+}
+
+// A client's retry of a swap whose first attempt it never heard from must
+// not be told "condition failed" when the key's swap history no longer
+// reaches back far enough to find that attempt: it may have won and been
+// pushed out by later swaps. It hears "outcome unknown", not marked safe
+// to retry (a retry cannot tell either). The same request without the
+// retry mark is a first attempt, and its failed condition is the truth.
+func TestEventualCASRetryBeyondHistory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
+	c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "shop", Mode: ModeEventual, Replicas: 3, Ranges: 1})
+	n := c.nodes[0]
+	key := []byte("phone")
+	prev := Expect{Absent: true}
+	for i := range casHistoryLen + 2 {
+		v := fmt.Sprintf("v%d", i)
+		if _, err := n.CompareAndSwap(ctx, "shop", key, prev, []byte(v)); err != nil {
+			t.Fatalf("swap %d: %v", i, err)
+		}
+		prev = Expect{Value: []byte(v)}
+	}
+	stale := Expect{Value: []byte("v0")}
+	_, err := n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), WriteOptions{IdempotencyKey: []byte("order-1"), Retry: true})
+	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrConditionFailed) {
+		t.Fatalf("retry beyond the history = %v; want outcome unknown", err)
+	}
+	if cerr := writeError(err, true); connectMeta(cerr, RetrySafeHeader) != "" {
+		t.Fatalf("the unknown outcome of a forgotten swap is marked safe to retry: %v", cerr)
+	}
+	_, err = n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), WriteOptions{IdempotencyKey: []byte("order-2")})
+	if !errors.Is(err, ErrConditionFailed) {
+		t.Fatalf("first attempt with a stale condition = %v; want condition failed", err)
+	}
+}
+
+// connectMeta returns the Connect error metadata key of err.
+func connectMeta(err error, key string) string {
+	var cerr *connect.Error
+	if errors.As(err, &cerr) {
+		return cerr.Meta().Get(key)
+	}
+	return ""
 }

@@ -272,7 +272,9 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 		var version string
 		var header http.Header
 		if cas.Expect != nil {
-			resp, err := s.api.CompareAndSwap(ctx, connect.NewRequest(cas))
+			req := connect.NewRequest(cas)
+			req.Header().Set(RetryHeader, r.Header.Get(RetryHeader))
+			resp, err := s.api.CompareAndSwap(ctx, req)
 			if err != nil {
 				return err
 			}
@@ -321,7 +323,9 @@ func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
 			}
 			del.Expect = &v1.DeleteRequest_ExpectedVersion{ExpectedVersion: version}
 		}
-		resp, err := s.api.Delete(ctx, connect.NewRequest(del))
+		req := connect.NewRequest(del)
+		req.Header().Set(RetryHeader, r.Header.Get(RetryHeader))
+		resp, err := s.api.Delete(ctx, req)
 		if err != nil {
 			return err
 		}

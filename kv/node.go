@@ -436,6 +436,12 @@ type WriteOptions struct {
 	// apply a write sent again with the same key at most once and answer
 	// the retry as they answered the first attempt.
 	IdempotencyKey []byte
+	// Retry says the client sent this request before, with the same
+	// idempotency key, and does not know what became of it (RetryHeader).
+	// A compare-and-swap in an eventual keyspace that cannot find its
+	// first attempt in the key's swap history then answers "outcome
+	// unknown" rather than "condition failed".
+	Retry bool
 }
 
 // Put writes value under key.
@@ -492,7 +498,7 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 		if expect != nil {
 			// A compare-and-swap to a tombstone (eventual_cas.go): it
 			// existed, since every condition a delete takes needs it to.
-			_, err := n.casEventual(ctx, ks, r, key, *expect, wrn.Record{Tombstone: true}, opts.IdempotencyKey)
+			_, err := n.casEventual(ctx, ks, r, key, *expect, wrn.Record{Tombstone: true}, opts)
 			return err == nil, err
 		}
 		_, existed, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Tombstone: true}, opts.Quorum)
@@ -546,7 +552,7 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 		// Basic Paxos per key over its replicas (eventual_cas.go). Plain
 		// writes of a key also written by compare-and-swap forfeit the
 		// guarantee.
-		return n.casEventual(ctx, ks, r, key, expect, wrn.Record{Value: value}, opts.IdempotencyKey)
+		return n.casEventual(ctx, ks, r, key, expect, wrn.Record{Value: value}, opts)
 	}
 	r, err := n.route(keyspace, key)
 	if err != nil {
