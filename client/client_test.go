@@ -36,7 +36,7 @@ type scripted struct {
 	// their Quorumkv-Retry headers.
 	keys    []string
 	retries []string
-	mu   sync.Mutex
+	mu      sync.Mutex
 	// broken, if set, closes the clients' connections.
 	broken func()
 }
