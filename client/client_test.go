@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,13 @@ func (s *scripted) Get(context.Context, *connect.Request[v1.GetRequest]) (*conne
 
 func (s *scripted) CompareAndSwap(context.Context, *connect.Request[v1.CompareAndSwapRequest]) (*connect.Response[v1.CompareAndSwapResponse], error) {
 	return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("the key holds another value"))
+}
+
+// seen returns the idempotency keys and retry headers of the Puts so far.
+func (s *scripted) seen() (keys, retries []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.keys), slices.Clone(s.retries)
 }
 
 func serve(t *testing.T, h *scripted) string {
@@ -248,26 +256,27 @@ func TestRetriesUnknownOutcomesMarkedSafe(t *testing.T) {
 	if v, err := c.Put(context.Background(), "ks", []byte("k"), []byte("1"), Quorum{}); err != nil || v != "v1" {
 		t.Fatalf("Put = %q, %v; want it retried until served", v, err)
 	}
-	if len(h.keys) != 3 || h.keys[0] == "" || h.keys[1] != h.keys[0] || h.keys[2] != h.keys[0] {
-		t.Fatalf("idempotency keys of the attempts = %q; want one key, sent three times", h.keys)
+	keys, retries := h.seen()
+	if len(keys) != 3 || keys[0] == "" || keys[1] != keys[0] || keys[2] != keys[0] {
+		t.Fatalf("idempotency keys of the attempts = %q; want one key, sent three times", keys)
 	}
-	if h.retries[0] != "" || h.retries[1] != "true" || h.retries[2] != "true" {
-		t.Fatalf("Quorumkv-Retry headers of the attempts = %q; want none on the first, true on the retries", h.retries)
+	if retries[0] != "" || retries[1] != "true" || retries[2] != "true" {
+		t.Fatalf("Quorumkv-Retry headers of the attempts = %q; want none on the first, true on the retries", retries)
 	}
 	h = &scripted{putErrs: []func() error{unknown(false)}}
 	c = newClient(t, false, serve(t, h))
 	if _, err := c.Put(context.Background(), "ks", []byte("k"), []byte("1"), Quorum{}); !errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("Put = %v; want ErrOutcomeUnknown, not retried", err)
 	}
-	if len(h.keys) != 1 {
-		t.Fatalf("an unknown outcome not marked safe was sent %d times", len(h.keys))
+	if keys, _ := h.seen(); len(keys) != 1 {
+		t.Fatalf("an unknown outcome not marked safe was sent %d times", len(keys))
 	}
 	// Two writes have two keys.
 	if _, err := c.Put(context.Background(), "ks", []byte("k"), []byte("2"), Quorum{}); err != nil {
 		t.Fatal(err)
 	}
-	if h.keys[1] == h.keys[0] {
-		t.Fatalf("two writes share the idempotency key %q", h.keys[0])
+	if keys, _ := h.seen(); keys[1] == keys[0] {
+		t.Fatalf("two writes share the idempotency key %q", keys[0])
 	}
 }
 
@@ -281,8 +290,8 @@ func TestRetriesBrokenConnectionsOnlyWhereDeduplicated(t *testing.T) {
 	if _, err := c.Put(context.Background(), "ev", []byte("k"), []byte("1"), Quorum{}); !errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("Put in a keyspace not known to dedup = %v; want ErrOutcomeUnknown", err)
 	}
-	if len(h.keys) != 1 {
-		t.Fatalf("sent %d times; want once", len(h.keys))
+	if keys, _ := h.seen(); len(keys) != 1 {
+		t.Fatalf("sent %d times; want once", len(keys))
 	}
 
 	h = &scripted{}
@@ -298,8 +307,8 @@ func TestRetriesBrokenConnectionsOnlyWhereDeduplicated(t *testing.T) {
 	if v, err := c.Put(context.Background(), "rk", []byte("k"), []byte("2"), Quorum{}); err != nil || v != "v2" {
 		t.Fatalf("Put in a keyspace that dedups, connection broken once = %q, %v; want it retried", v, err)
 	}
-	if len(h.keys) != 3 || h.keys[1] != h.keys[2] {
-		t.Fatalf("idempotency keys = %q; want the retry to reuse the second write's key", h.keys)
+	if keys, _ := h.seen(); len(keys) != 3 || keys[1] != keys[2] {
+		t.Fatalf("idempotency keys = %q; want the retry to reuse the second write's key", keys)
 	}
 }
 
