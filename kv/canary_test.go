@@ -2,9 +2,7 @@ package kv
 
 import (
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,21 +46,9 @@ func TestNodeCanaries(t *testing.T) {
 // nothing. A panic (a core refusing what the planted bug did to it) is
 // logged, not counted as a catch: the point is that the checks see it.
 func huntCanary(t *testing.T, maxSeeds int, run func(tb testing.TB, seed uint64)) {
-	if v := os.Getenv("QKV_CANARY_SEEDS"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			maxSeeds = n
-		}
-	}
-	first := uint64(1)
-	if v := os.Getenv(sim.EnvSeed); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("bad %s=%q", sim.EnvSeed, v)
-		}
-		first, maxSeeds = n, 1
-	}
+	seeds := sim.CanarySeeds(t, maxSeeds)
 	panics := 0
-	for seed := first; seed < first+uint64(maxSeeds); seed++ {
+	for _, seed := range seeds {
 		ct := &catchT{T: t}
 		ct.run(func() { run(ct, seed) })
 		switch {
@@ -74,7 +60,7 @@ func huntCanary(t *testing.T, maxSeeds int, run func(tb testing.TB, seed uint64)
 			return
 		}
 	}
-	t.Fatalf("the planted bug went unnoticed for %d seeds (%d panics)", maxSeeds, panics)
+	t.Fatalf("the planted bug went unnoticed for %d seeds (%d panics)", len(seeds), panics)
 }
 
 // catchT is a testing.TB that records a failure instead of failing the

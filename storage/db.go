@@ -94,16 +94,8 @@ func (db *DB) checkStoreVersion() error {
 	v, err := db.Get(StoreVersionKey())
 	switch {
 	case errors.Is(err, ErrNotFound):
-		// A new store. The write is synced so that the version is on disk
-		// before anything written under this layout can be.
-		var buf [uint64Len]byte
-		binary.BigEndian.PutUint64(buf[:], storeVersion)
-		b := db.NewBatch()
-		defer b.Close()
-		if err := b.Set(StoreVersionKey(), buf[:]); err != nil {
-			return err
-		}
-		return b.Commit(true /* sync */)
+		// A new store.
+		return db.writeStoreVersion()
 	case err != nil:
 		return err
 	case len(v) != uint64Len:
@@ -118,16 +110,23 @@ func (db *DB) checkStoreVersion() error {
 	case got < storeVersion:
 		// Every older layout is a subset of this one: upgrading is
 		// marking the store.
-		var buf [uint64Len]byte
-		binary.BigEndian.PutUint64(buf[:], storeVersion)
-		b := db.NewBatch()
-		defer b.Close()
-		if err := b.Set(StoreVersionKey(), buf[:]); err != nil {
-			return err
-		}
-		return b.Commit(true /* sync */)
+		return db.writeStoreVersion()
 	}
 	return nil
+}
+
+// writeStoreVersion marks the store with this layout's version, synced, so
+// that the version is on disk before anything written under the layout
+// can be.
+func (db *DB) writeStoreVersion() error {
+	var buf [uint64Len]byte
+	binary.BigEndian.PutUint64(buf[:], storeVersion)
+	b := db.NewBatch()
+	defer b.Close()
+	if err := b.Set(StoreVersionKey(), buf[:]); err != nil {
+		return err
+	}
+	return b.Commit(true /* sync */)
 }
 
 // Close closes the database. Every Batch, Snapshot and Iterator must be

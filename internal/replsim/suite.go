@@ -2,8 +2,6 @@ package replsim
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/quorumkv/quorumkv/internal/sim"
@@ -29,7 +27,7 @@ func DefaultSeeds(n int) int {
 }
 
 // EnvCanarySeeds overrides how many seeds a canary hunt may use.
-const EnvCanarySeeds = "QKV_CANARY_SEEDS"
+const EnvCanarySeeds = sim.EnvCanarySeeds
 
 // CatchCanary runs the scenarios, seed after seed, with a planted bug
 // (set up by proto), until a seed fails a safety check: an invariant or
@@ -39,21 +37,9 @@ const EnvCanarySeeds = "QKV_CANARY_SEEDS"
 // simulator's checks see the bug.
 func CatchCanary(t *testing.T, proto Protocol, scs []Scenario, maxSeeds int) {
 	t.Helper()
-	if v := os.Getenv(EnvCanarySeeds); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			maxSeeds = n
-		}
-	}
-	first := uint64(1)
-	if v := os.Getenv(sim.EnvSeed); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("bad %s=%q", sim.EnvSeed, v)
-		}
-		first, maxSeeds = n, 1
-	}
+	seeds := sim.CanarySeeds(t, maxSeeds)
 	other := 0
-	for seed := first; seed < first+uint64(maxSeeds); seed++ {
+	for _, seed := range seeds {
 		for _, sc := range scs {
 			f, panicked := runRecover(proto, sc, seed)
 			switch {
@@ -68,7 +54,7 @@ func CatchCanary(t *testing.T, proto Protocol, scs []Scenario, maxSeeds int) {
 			}
 		}
 	}
-	t.Fatalf("%s: no safety violation in %d seeds of %d scenarios (%d non-safety failures)", proto.Name, maxSeeds, len(scs), other)
+	t.Fatalf("%s: no safety violation in %d seeds of %d scenarios (%d non-safety failures)", proto.Name, len(seeds), len(scs), other)
 }
 
 func runRecover(proto Protocol, sc Scenario, seed uint64) (f *Failure, panicked string) {

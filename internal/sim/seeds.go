@@ -20,11 +20,40 @@ const (
 	// EnvSeedStart is the first seed (default 1). Seeds are consecutive, so
 	// a search can continue where the last one stopped.
 	EnvSeedStart = "QKV_SIM_SEED_START"
+	// EnvCanarySeeds overrides how many seeds a canary hunt may use
+	// (CanarySeeds).
+	EnvCanarySeeds = "QKV_CANARY_SEEDS"
 	// EnvArtifacts is the directory failure artifacts (full traces,
 	// porcupine visualizations) are written to. Default:
 	// $TMPDIR/qkv-sim-artifacts.
 	EnvArtifacts = "QKV_SIM_ARTIFACTS"
 )
+
+// CanarySeeds returns the seeds a hunt for a planted bug tries, in order
+// until one catches it: QKV_SIM_SEED alone if set, else 1 to maxSeeds, or
+// to QKV_CANARY_SEEDS if set. A malformed variable fails the test.
+func CanarySeeds(t testing.TB, maxSeeds int) []uint64 {
+	t.Helper()
+	if v := os.Getenv(EnvSeed); v != "" {
+		seed, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("sim: bad %s=%q: %v", EnvSeed, v, err)
+		}
+		return []uint64{seed}
+	}
+	if v := os.Getenv(EnvCanarySeeds); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("sim: bad %s=%q: want a positive count", EnvCanarySeeds, v)
+		}
+		maxSeeds = n
+	}
+	seeds := make([]uint64, maxSeeds)
+	for i := range seeds {
+		seeds[i] = uint64(i + 1)
+	}
+	return seeds
+}
 
 // Seeds returns the seeds a test should run: QKV_SIM_SEED alone if set,
 // else QKV_SIM_SEEDS (or defaultCount, a tenth of it under -short)
