@@ -103,12 +103,7 @@ func TestThreeNodes(t *testing.T) {
 	var wg sync.WaitGroup
 	const clients = 6
 	for c := range clients {
-		// Each client prefers a different node first.
-		eps := append(append([]string{}, endpoints[c%3:]...), endpoints[:c%3]...)
-		cl, err := client.New(client.Config{Endpoints: eps, Timeout: 3 * time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cl := rotatedClient(t, endpoints, c)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -171,6 +166,20 @@ func TestThreeNodes(t *testing.T) {
 			})
 		}
 	}
+}
+
+// rotatedClient is client number c of a workload: a Go client of the
+// endpoints that prefers a different node first for each c, with a short
+// timeout and backoff.
+func rotatedClient(t testing.TB, endpoints []string, c int) *client.Client {
+	t.Helper()
+	n := len(endpoints)
+	eps := append(append([]string{}, endpoints[c%n:]...), endpoints[:c%n]...)
+	cl, err := client.New(client.Config{Endpoints: eps, Timeout: 3 * time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
 
 // rangeLeader names the leader of the keyspace's first range, as node

@@ -36,11 +36,7 @@ func TestEventualCASLinearizable(t *testing.T) {
 			var wg sync.WaitGroup
 			const clients = 6
 			for c := range clients {
-				eps := append(append([]string{}, endpoints[c%3:]...), endpoints[:c%3]...)
-				cl, err := client.New(client.Config{Endpoints: eps, Timeout: 3 * time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
-				if err != nil {
-					t.Fatal(err)
-				}
+				cl := rotatedClient(t, endpoints, c)
 				wg.Go(func() {
 					rng := rand.New(rand.NewPCG(uint64(c), 11))
 					for i := 0; ; i++ {

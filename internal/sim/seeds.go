@@ -29,16 +29,26 @@ const (
 	EnvArtifacts = "QKV_SIM_ARTIFACTS"
 )
 
+// onlySeed returns QKV_SIM_SEED's seed, if it is set.
+func onlySeed(t testing.TB) (uint64, bool) {
+	t.Helper()
+	v := os.Getenv(EnvSeed)
+	if v == "" {
+		return 0, false
+	}
+	seed, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("sim: bad %s=%q: %v", EnvSeed, v, err)
+	}
+	return seed, true
+}
+
 // CanarySeeds returns the seeds a hunt for a planted bug tries, in order
 // until one catches it: QKV_SIM_SEED alone if set, else 1 to maxSeeds, or
 // to QKV_CANARY_SEEDS if set. A malformed variable fails the test.
 func CanarySeeds(t testing.TB, maxSeeds int) []uint64 {
 	t.Helper()
-	if v := os.Getenv(EnvSeed); v != "" {
-		seed, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("sim: bad %s=%q: %v", EnvSeed, v, err)
-		}
+	if seed, ok := onlySeed(t); ok {
 		return []uint64{seed}
 	}
 	if v := os.Getenv(EnvCanarySeeds); v != "" {
@@ -61,11 +71,7 @@ func CanarySeeds(t testing.TB, maxSeeds int) []uint64 {
 // fails the test.
 func Seeds(t testing.TB, defaultCount int) []uint64 {
 	t.Helper()
-	if v := os.Getenv(EnvSeed); v != "" {
-		seed, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("sim: bad %s=%q: %v", EnvSeed, v, err)
-		}
+	if seed, ok := onlySeed(t); ok {
 		return []uint64{seed}
 	}
 	count := defaultCount
