@@ -137,8 +137,11 @@ func keyCall[Req, Resp any](ctx context.Context, c *Client, keyspace string, key
 	first, cached := c.routes.lookup(keyspace, h)
 	var out *Resp
 	p := policy{write: write, dedup: write && c.routes.dedups(keyspace)}
-	if _, isCAS := any(req).(*v1.CompareAndSwapRequest); isCAS {
+	switch r := any(req).(type) {
+	case *v1.CompareAndSwapRequest:
 		p.dedup = true // compare-and-swap is applied at most once per key in every mode
+	case *v1.DeleteRequest:
+		p.dedup = p.dedup || r.Expect != nil // a conditional delete is a compare-and-swap
 	}
 	err := c.callFrom(ctx, first, p, func(ctx context.Context, i int, retry bool) error {
 		r := connect.NewRequest(req)
