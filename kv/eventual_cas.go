@@ -341,18 +341,9 @@ func (o *casOp) attempt() {
 	o.n.newReadOp(o.ks, o.r, o.qs, o.key).start(func(res readResult) { o.propose(attempt, res) })
 }
 
-// unfinished is the error of a request that ends without a decision:
-// outcome unknown if an acceptor may have taken its value, else Unavailable.
-func (o *casOp) unfinished(why string) error {
-	o.mu.Lock()
-	sent := o.mu.sent
-	o.mu.Unlock()
-	if sent {
-		return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap %s after its value was sent to the acceptors: "+
-			"it may be chosen; retry with the same idempotency key to learn whether it was", ErrOutcomeUnknown, o.ks.Name, abbreviate(o.key), why)
-	}
-	return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap %s; nothing was written", ErrUnavailable, o.ks.Name, abbreviate(o.key), why)
-}
+// unfinished is the error of a request that ends without a decision, for
+// the reason why (see unfinishedErr).
+func (o *casOp) unfinished(why string) error { return o.unfinishedErr(errors.New(why)) }
 
 func (o *casOp) propose(attempt int, read readResult) {
 	if read.err != nil {
@@ -368,8 +359,9 @@ func (o *casOp) propose(attempt int, read readResult) {
 	o.send(attempt, msgs)
 }
 
-// unfinishedErr is unfinished for a request that ends on err, which says
-// why.
+// unfinishedErr is the error of a request that ends without a decision,
+// on err: outcome unknown if an acceptor may have taken its value, else
+// Unavailable.
 func (o *casOp) unfinishedErr(err error) error {
 	o.mu.Lock()
 	sent := o.mu.sent
