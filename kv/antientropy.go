@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
@@ -194,10 +196,10 @@ func (rd *antiEntropyRound) next() {
 	rd.peers = rd.peers[1:]
 	n.net.call(peer, replicaRequest{kind: reqLeaves, rangeID: rd.r.ID, depth: antiEntropyDepth}, func(a replicaAnswer) {
 		if a.err == nil && len(a.hashes) != len(rd.local) {
-			a.err = fmt.Errorf("%w: node %d sent %d merkle leaves, want %d", ErrCorrupt, peer, len(a.hashes), len(rd.local))
+			a.err = fmt.Errorf("%w: node %d sent %d merkle leaves, want %d", codec.ErrCorrupt, peer, len(a.hashes), len(rd.local))
 		}
 		if a.err != nil {
-			rd.fail(peer, a.err)
+			rd.Fail(peer, a.err)
 			return
 		}
 		var diff []uint32
@@ -216,11 +218,11 @@ func (rd *antiEntropyRound) next() {
 		req := replicaRequest{kind: reqLeafRecords, rangeID: rd.r.ID, depth: antiEntropyDepth, leaves: diff, limit: n.limits.MaxScanKeys}
 		n.net.call(peer, req, func(a replicaAnswer) {
 			if a.err != nil {
-				rd.fail(peer, a.err)
+				rd.Fail(peer, a.err)
 				return
 			}
 			if err := rd.exchange(peer, diff, a.recs); err != nil {
-				rd.fail(peer, err)
+				rd.Fail(peer, err)
 			}
 		})
 	})
@@ -292,7 +294,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []keyRec
 	return nil
 }
 
-func (rd *antiEntropyRound) fail(peer uint64, err error) {
+func (rd *antiEntropyRound) Fail(peer uint64, err error) {
 	if rd.res.err == nil {
 		rd.res.err = fmt.Errorf("node %d: %w", peer, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
 )
 
 // The catalog lives in the system range meta, itself a Raft group
@@ -289,7 +291,7 @@ func (c *catalog) load(key, value []byte) error {
 		err = fmt.Errorf("unknown catalog key %q", k)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: catalog key %q: %v", ErrCorrupt, k, err)
+		return fmt.Errorf("%w: catalog key %q: %v", codec.ErrCorrupt, k, err)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"pgregory.net/rapid"
 
 	"github.com/quorumkv/quorumkv/paxos"
@@ -69,7 +71,7 @@ func TestRaftMessageRoundTrip(t *testing.T) {
 			t.Fatalf("round trip:\n got %+v, %v\nwant %+v", got.Raft, err, m)
 		}
 		cut := rapid.IntRange(0, len(b)-1).Draw(t, "cut")
-		if _, err := decodePeerMessage(b[:cut]); !errors.Is(err, ErrCorrupt) {
+		if _, err := decodePeerMessage(b[:cut]); !errors.Is(err, codec.ErrCorrupt) {
 			t.Fatalf("truncated to %d of %d bytes: %v", cut, len(b), err)
 		}
 	})
@@ -135,7 +137,7 @@ func TestPaxosMessageRoundTrip(t *testing.T) {
 			t.Fatalf("round trip:\n got %+v, %v\nwant %+v", got.Paxos, err, m)
 		}
 		cut := rapid.IntRange(0, len(b)-1).Draw(t, "cut")
-		if _, err := decodePeerMessage(b[:cut]); !errors.Is(err, ErrCorrupt) {
+		if _, err := decodePeerMessage(b[:cut]); !errors.Is(err, codec.ErrCorrupt) {
 			t.Fatalf("truncated to %d of %d bytes: %v", cut, len(b), err)
 		}
 	})
@@ -159,11 +161,11 @@ func TestPaxosStateRoundTrip(t *testing.T) {
 		if got, err := decodePaxosSnapshotPoint(b); err != nil || !reflect.DeepEqual(got, snap) {
 			t.Fatalf("snapshot point: got %+v, %v; want %+v", got, err, snap)
 		}
-		if _, err := decodePaxosSnapshotPoint(b[:rapid.IntRange(0, len(b)-1).Draw(t, "cut")]); !errors.Is(err, ErrCorrupt) {
+		if _, err := decodePaxosSnapshotPoint(b[:rapid.IntRange(0, len(b)-1).Draw(t, "cut")]); !errors.Is(err, codec.ErrCorrupt) {
 			t.Fatalf("truncated snapshot point read: %v", err)
 		}
 		raftHS := raft.HardState{Term: hs.Promised.Round, Vote: hs.Promised.NodeID, Commit: hs.Commit}
-		if _, err := decodePaxosHardState(encodeHardState(raftHS)); !errors.Is(err, ErrCorrupt) {
+		if _, err := decodePaxosHardState(encodeHardState(raftHS)); !errors.Is(err, codec.ErrCorrupt) {
 			t.Fatalf("a raft hard state read as a paxos one: %v", err)
 		}
 	})

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
 )
 
 // op is what a command does to one key.
@@ -62,54 +64,54 @@ type command struct {
 const commandV2 = 2
 
 func (c *command) encode() []byte {
-	e := enc{b: make([]byte, 0, len(c.key)+len(c.value)+len(c.expectValue)+len(c.idemKey)+32)}
-	e.byte(commandV2)
-	e.uint(c.id)
-	e.byte(byte(c.op))
-	e.bytes(c.key)
-	e.bytes(c.value)
+	e := codec.Enc{Buf: make([]byte, 0, len(c.key)+len(c.value)+len(c.expectValue)+len(c.idemKey)+32)}
+	e.Byte(commandV2)
+	e.Uint(c.id)
+	e.Byte(byte(c.op))
+	e.Bytes(c.key)
+	e.Bytes(c.value)
 	if c.op == opCAS {
-		e.byte(byte(c.cond))
-		e.bytes(c.expectValue)
-		e.uint(c.expectVersion)
-		e.bool(c.del)
+		e.Byte(byte(c.cond))
+		e.Bytes(c.expectValue)
+		e.Uint(c.expectVersion)
+		e.Bool(c.del)
 	}
-	e.bytes(c.idemKey)
-	e.uint(uint64(max(c.at, 0)))
-	e.uint(uint64(max(c.horizon, 0)))
-	return e.b
+	e.Bytes(c.idemKey)
+	e.Uint(uint64(max(c.at, 0)))
+	e.Uint(uint64(max(c.horizon, 0)))
+	return e.Buf
 }
 
 func decodeCommand(b []byte) (command, error) {
-	d := dec{b: b}
-	v := d.byte()
+	d := codec.Dec{Buf: b}
+	v := d.Byte()
 	if v != codecV1 && v != commandV2 {
-		d.fail("command version")
+		d.Fail("command version")
 	}
-	c := command{id: d.uint(), op: op(d.byte()), key: d.bytes(), value: d.bytes()}
+	c := command{id: d.Uint(), op: op(d.Byte()), key: d.Bytes(), value: d.Bytes()}
 	switch c.op {
 	case opPut, opDelete, opCatalog:
 	case opCAS:
-		c.cond = cond(d.byte())
-		c.expectValue = d.bytes()
-		c.expectVersion = d.uint()
+		c.cond = cond(d.Byte())
+		c.expectValue = d.Bytes()
+		c.expectVersion = d.Uint()
 		if c.cond < condValue || c.cond > condExists {
-			d.fail("condition")
+			d.Fail("condition")
 		}
 		if v == commandV2 {
-			c.del = d.bool()
+			c.del = d.Bool()
 		}
 	default:
-		d.fail("op")
+		d.Fail("op")
 	}
 	if v == commandV2 {
-		c.idemKey = d.bytes()
-		c.at, c.horizon = int64(d.uint()), int64(d.uint())
+		c.idemKey = d.Bytes()
+		c.at, c.horizon = int64(d.Uint()), int64(d.Uint())
 		if c.at < 0 || c.horizon < 0 {
-			d.fail("dedup time")
+			d.Fail("dedup time")
 		}
 	}
-	return c, d.done()
+	return c, d.Done()
 }
 
 // setCondition makes c's condition expect, of a key in range rangeID.
@@ -139,23 +141,23 @@ type value struct {
 }
 
 func (v value) encode() []byte {
-	e := enc{b: make([]byte, 0, len(v.data)+10)}
-	e.byte(codecV1)
-	e.uint(v.version)
-	e.b = append(e.b, v.data...)
-	return e.b
+	e := codec.Enc{Buf: make([]byte, 0, len(v.data)+10)}
+	e.Byte(codecV1)
+	e.Uint(v.version)
+	e.Buf = append(e.Buf, v.data...)
+	return e.Buf
 }
 
 func decodeValue(b []byte) (value, error) {
-	d := dec{b: b}
-	if d.byte() != codecV1 {
-		d.fail("value version")
+	d := codec.Dec{Buf: b}
+	if d.Byte() != codecV1 {
+		d.Fail("value version")
 	}
-	v := value{version: d.uint()}
-	if d.err != nil {
-		return value{}, d.err
+	v := value{version: d.Uint()}
+	if d.Err != nil {
+		return value{}, d.Err
 	}
-	v.data = d.b
+	v.data = d.Buf
 	return v, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -65,40 +67,40 @@ const (
 )
 
 func (e dedupEntry) encode() []byte {
-	w := enc{b: make([]byte, 0, 32)}
-	w.byte(dedupFormatV1)
-	w.uint(uint64(e.at))
-	w.uint(e.res.version)
-	w.bool(e.res.existed)
+	w := codec.Enc{Buf: make([]byte, 0, 32)}
+	w.Byte(dedupFormatV1)
+	w.Uint(uint64(e.at))
+	w.Uint(e.res.version)
+	w.Bool(e.res.existed)
 	switch {
 	case e.res.err == nil:
-		w.byte(dedupOK)
+		w.Byte(dedupOK)
 	default:
 		// Only a failed condition is an answer the state machine gives
 		// (see command.apply); it is kept with its text, which names what
 		// the key held.
-		w.byte(dedupConditionFailed)
-		w.string(e.res.err.Error())
+		w.Byte(dedupConditionFailed)
+		w.String(e.res.err.Error())
 	}
-	return w.b
+	return w.Buf
 }
 
 func decodeDedupEntry(b []byte) (dedupEntry, error) {
-	d := dec{b: b}
-	if d.byte() != dedupFormatV1 {
-		d.fail("dedup entry version")
+	d := codec.Dec{Buf: b}
+	if d.Byte() != dedupFormatV1 {
+		d.Fail("dedup entry version")
 	}
-	e := dedupEntry{at: int64(d.uint())}
-	e.res.version = d.uint()
-	e.res.existed = d.bool()
-	switch d.byte() {
+	e := dedupEntry{at: int64(d.Uint())}
+	e.res.version = d.Uint()
+	e.res.existed = d.Bool()
+	switch d.Byte() {
 	case dedupOK:
 	case dedupConditionFailed:
-		e.res.err = keptError{ErrConditionFailed, d.string()}
+		e.res.err = keptError{ErrConditionFailed, d.String()}
 	default:
-		d.fail("dedup answer kind")
+		d.Fail("dedup answer kind")
 	}
-	return e, d.done()
+	return e, d.Done()
 }
 
 // keptError is an error answered again from a dedup entry: the same text
@@ -138,15 +140,15 @@ func loadDedupHorizon(db storage.Reader, rangeID uint64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	d := dec{b: b}
-	h := int64(d.uint())
-	return h, d.done()
+	d := codec.Dec{Buf: b}
+	h := int64(d.Uint())
+	return h, d.Done()
 }
 
 func encodeDedupHorizon(h int64) []byte {
-	e := enc{}
-	e.uint(uint64(h))
-	return e.b
+	e := codec.Enc{}
+	e.Uint(uint64(h))
+	return e.Buf
 }
 
 // applyBatch is what one apply of a replica has written to its batch and

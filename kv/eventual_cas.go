@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
@@ -719,7 +721,7 @@ func (s *recordStore) acceptorState(rangeID uint64, key []byte) (paxos.AcceptorS
 		return st, err
 	}
 	if err := st.Unmarshal(raw); err != nil {
-		return st, fmt.Errorf("%w: range %d key %q: %v", ErrCorrupt, rangeID, abbreviate(key), err)
+		return st, fmt.Errorf("%w: range %d key %q: %v", codec.ErrCorrupt, rangeID, abbreviate(key), err)
 	}
 	return st, nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
@@ -73,24 +75,24 @@ const casValueFormatV2 byte = 2
 // previous entry's (from 0 for the first), the logical counter and the
 // node as uvarints.
 func encodeCASValue(v casValue) []byte {
-	e := enc{b: make([]byte, 0, 48+len(v.rec.Value)+len(v.hist)*16)}
-	e.byte(casValueFormatV2)
-	e.uint(v.seq)
+	e := codec.Enc{Buf: make([]byte, 0, 48+len(v.rec.Value)+len(v.hist)*16)}
+	e.Byte(casValueFormatV2)
+	e.Uint(v.seq)
 	if v.rec.Version.IsZero() {
-		e.bytes(nil) // no record: the key is absent, and was never deleted
+		e.Bytes(nil) // no record: the key is absent, and was never deleted
 	} else {
-		e.bytes(encodeRecord(v.rec))
+		e.Bytes(encodeRecord(v.rec))
 	}
-	e.uint(uint64(len(v.hist)))
+	e.Uint(uint64(len(v.hist)))
 	var wall int64
 	for _, h := range v.hist {
-		e.b = append(e.b, h.id[:]...)
-		e.b = binary.AppendVarint(e.b, h.version.Timestamp.WallTime-wall)
+		e.Buf = append(e.Buf, h.id[:]...)
+		e.Buf = binary.AppendVarint(e.Buf, h.version.Timestamp.WallTime-wall)
 		wall = h.version.Timestamp.WallTime
-		e.uint(uint64(h.version.Timestamp.Logical))
-		e.uint(h.version.Node)
+		e.Uint(uint64(h.version.Timestamp.Logical))
+		e.Uint(h.version.Node)
 	}
-	return e.b
+	return e.Buf
 }
 
 // decodeCASValue reads what encodeCASValue wrote, or a bare record. The
@@ -100,43 +102,43 @@ func decodeCASValue(b []byte) (casValue, error) {
 		rec, err := decodeRecord(b)
 		return casValue{rec: rec}, err
 	}
-	d := dec{b: b}
-	if f := d.byte(); d.err == nil && f != casValueFormatV2 {
-		return casValue{}, fmt.Errorf("%w: compare-and-swap value format %d", ErrCorrupt, f)
+	d := codec.Dec{Buf: b}
+	if f := d.Byte(); d.Err == nil && f != casValueFormatV2 {
+		return casValue{}, fmt.Errorf("%w: compare-and-swap value format %d", codec.ErrCorrupt, f)
 	}
 	var v casValue
-	v.seq = d.uint()
-	raw := d.bytes()
-	n := d.uint()
+	v.seq = d.Uint()
+	raw := d.Bytes()
+	n := d.Uint()
 	if n > casHistoryLen || n > v.seq {
-		d.fail("history length")
+		d.Fail("history length")
 	}
 	var wall int64
-	for i := uint64(0); i < n && d.err == nil; i++ {
+	for i := uint64(0); i < n && d.Err == nil; i++ {
 		var h casEntry
-		if len(d.b) < len(h.id) {
-			d.fail("history entry")
+		if len(d.Buf) < len(h.id) {
+			d.Fail("history entry")
 			break
 		}
-		copy(h.id[:], d.b)
-		d.b = d.b[len(h.id):]
-		delta, k := binary.Varint(d.b)
+		copy(h.id[:], d.Buf)
+		d.Buf = d.Buf[len(h.id):]
+		delta, k := binary.Varint(d.Buf)
 		if k <= 0 {
-			d.fail("history entry's wall time")
+			d.Fail("history entry's wall time")
 			break
 		}
-		d.b = d.b[k:]
+		d.Buf = d.Buf[k:]
 		wall += delta
 		h.version.Timestamp.WallTime = wall
-		logical := d.uint()
+		logical := d.Uint()
 		if logical > uint64(^uint32(0)) {
-			d.fail("logical counter")
+			d.Fail("logical counter")
 		}
 		h.version.Timestamp.Logical = uint32(logical)
-		h.version.Node = d.uint()
+		h.version.Node = d.Uint()
 		v.hist = append(v.hist, h)
 	}
-	if err := d.done(); err != nil {
+	if err := d.Done(); err != nil {
 		return casValue{}, err
 	}
 	if len(raw) == 0 {
@@ -192,26 +194,26 @@ const casPromiseFormat byte = 3
 // encodePromise encodes a Promise's accepted value (nil: none) and the
 // replica's record of the key (zero: none).
 func encodePromise(accepted []byte, rec wrn.Record) []byte {
-	e := enc{b: make([]byte, 0, 8+len(accepted)+len(rec.Value)+24)}
-	e.byte(casPromiseFormat)
-	e.bytes(accepted)
+	e := codec.Enc{Buf: make([]byte, 0, 8+len(accepted)+len(rec.Value)+24)}
+	e.Byte(casPromiseFormat)
+	e.Bytes(accepted)
 	if rec.Version.IsZero() {
-		e.bytes(nil)
+		e.Bytes(nil)
 	} else {
-		e.bytes(encodeRecord(rec))
+		e.Bytes(encodeRecord(rec))
 	}
-	return e.b
+	return e.Buf
 }
 
 // decodePromise reads what encodePromise wrote. Both results alias b.
 func decodePromise(b []byte) ([]byte, wrn.Record, error) {
-	d := dec{b: b}
-	if f := d.byte(); d.err == nil && f != casPromiseFormat {
-		return nil, wrn.Record{}, fmt.Errorf("%w: compare-and-swap promise format %d", ErrCorrupt, f)
+	d := codec.Dec{Buf: b}
+	if f := d.Byte(); d.Err == nil && f != casPromiseFormat {
+		return nil, wrn.Record{}, fmt.Errorf("%w: compare-and-swap promise format %d", codec.ErrCorrupt, f)
 	}
-	accepted := d.bytes()
-	raw := d.bytes()
-	if err := d.done(); err != nil {
+	accepted := d.Bytes()
+	raw := d.Bytes()
+	if err := d.Done(); err != nil {
 		return nil, wrn.Record{}, err
 	}
 	if len(raw) == 0 {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
@@ -65,7 +67,7 @@ func TestCASValueDecodeRefuses(t *testing.T) {
 		{"more entries than swaps", encodeCASValue(casValue{seq: 0, hist: []casEntry{{}}})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := decodeCASValue(tc.b); !errors.Is(err, ErrCorrupt) {
+			if _, err := decodeCASValue(tc.b); !errors.Is(err, codec.ErrCorrupt) {
 				t.Fatalf("decode: %v, want ErrCorrupt", err)
 			}
 		})
@@ -112,7 +114,7 @@ func TestPromiseRoundTrip(t *testing.T) {
 			t.Fatalf("promise %q %+v: %q %+v %v", tc.accepted, tc.rec, acc, got, err)
 		}
 	}
-	if _, _, err := decodePromise([]byte("raw value")); !errors.Is(err, ErrCorrupt) {
+	if _, _, err := decodePromise([]byte("raw value")); !errors.Is(err, codec.ErrCorrupt) {
 		t.Fatalf("a value without the promise format: %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )
@@ -70,24 +72,24 @@ type hint struct {
 }
 
 func encodeHint(h hint) []byte {
-	e := enc{b: make([]byte, 0, 32+len(h.key)+len(h.rec.Value))}
-	e.byte(hintFormatV1)
-	e.uint(uint64(h.created))
-	e.uint(h.rangeID)
-	e.bytes(h.key)
-	e.bytes(encodeRecord(h.rec))
-	return e.b
+	e := codec.Enc{Buf: make([]byte, 0, 32+len(h.key)+len(h.rec.Value))}
+	e.Byte(hintFormatV1)
+	e.Uint(uint64(h.created))
+	e.Uint(h.rangeID)
+	e.Bytes(h.key)
+	e.Bytes(encodeRecord(h.rec))
+	return e.Buf
 }
 
 // decodeHint reads what encodeHint wrote. The result aliases b.
 func decodeHint(b []byte) (hint, error) {
-	d := dec{b: b}
-	if f := d.byte(); d.err == nil && f != hintFormatV1 {
-		return hint{}, fmt.Errorf("%w: hint format %d", ErrCorrupt, f)
+	d := codec.Dec{Buf: b}
+	if f := d.Byte(); d.Err == nil && f != hintFormatV1 {
+		return hint{}, fmt.Errorf("%w: hint format %d", codec.ErrCorrupt, f)
 	}
-	h := hint{created: int64(d.uint()), rangeID: d.uint(), key: d.bytes()}
-	raw := d.bytes()
-	if err := d.done(); err != nil {
+	h := hint{created: int64(d.Uint()), rangeID: d.Uint(), key: d.Bytes()}
+	raw := d.Bytes()
+	if err := d.Done(); err != nil {
 		return hint{}, err
 	}
 	rec, err := decodeRecord(raw)
@@ -144,7 +146,7 @@ func newHints(db *storage.DB, cfg NodeConfig, metrics *Metrics) (*hints, error) 
 		}
 		to, err := strconv.ParseUint(name, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%w: hint target %q", ErrCorrupt, name)
+			return nil, fmt.Errorf("%w: hint target %q", codec.ErrCorrupt, name)
 		}
 		raw, err := it.Value()
 		if err != nil {

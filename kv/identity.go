@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -164,10 +166,10 @@ func loadIdentity(db *storage.DB) (id Identity, found bool, err error) {
 	}
 	var rec identityRecord
 	if err := json.Unmarshal(raw, &rec); err != nil {
-		return Identity{}, false, fmt.Errorf("%w: node identity: %v", ErrCorrupt, err)
+		return Identity{}, false, fmt.Errorf("%w: node identity: %v", codec.ErrCorrupt, err)
 	}
 	if !validUUID(rec.UUID) || len(rec.Secret) != SecretBytes || rec.Name == "" {
-		return Identity{}, false, fmt.Errorf("%w: node identity: uuid %q, %d-byte secret, name %q", ErrCorrupt, rec.UUID, len(rec.Secret), rec.Name)
+		return Identity{}, false, fmt.Errorf("%w: node identity: uuid %q, %d-byte secret, name %q", codec.ErrCorrupt, rec.UUID, len(rec.Secret), rec.Name)
 	}
 	id.UUID, id.Secret, id.Name = rec.UUID, rec.Secret, rec.Name
 	return id, true, nil

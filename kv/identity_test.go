@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
@@ -103,7 +105,7 @@ func TestOpenIdentity(t *testing.T) {
 
 	corrupt := memDB(t)
 	setKeys(t, corrupt, storage.IdentityKey(), []byte(`{"uuid":"x","secret":"AA==","name":"n1"}`))
-	if _, err := OpenIdentity(corrupt, "n1"); !errors.Is(err, ErrCorrupt) {
+	if _, err := OpenIdentity(corrupt, "n1"); !errors.Is(err, codec.ErrCorrupt) {
 		t.Fatalf("a corrupt identity: %v", err)
 	}
 }

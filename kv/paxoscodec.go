@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/paxos"
 )
 
@@ -30,96 +32,96 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 	if m.Snapshot != nil {
 		size += len(m.Snapshot.Data) + 64
 	}
-	e := enc{b: slices.Grow(dst, size)}
+	e := codec.Enc{Buf: slices.Grow(dst, size)}
 	if m.Transfer {
-		e.byte(paxosMessageV2)
+		e.Byte(paxosMessageV2)
 	} else {
-		e.byte(paxosCodecV1)
+		e.Byte(paxosCodecV1)
 	}
-	e.byte(byte(m.Type))
-	e.uint(m.From)
-	e.uint(m.To)
+	e.Byte(byte(m.Type))
+	e.Uint(m.From)
+	e.Uint(m.To)
 	encodeBallot(&e, m.Ballot)
-	e.bool(m.Reject)
+	e.Bool(m.Reject)
 	encodeBallot(&e, m.Hint)
-	e.uint(m.Slot)
-	e.uint(m.Commit)
-	e.int(len(m.Entries))
+	e.Uint(m.Slot)
+	e.Uint(m.Commit)
+	e.Int(len(m.Entries))
 	for _, ent := range m.Entries {
-		e.uint(ent.Slot)
+		e.Uint(ent.Slot)
 		encodeBallot(&e, ent.Ballot)
-		e.byte(byte(ent.Type))
-		e.bytes(ent.Data)
+		e.Byte(byte(ent.Type))
+		e.Bytes(ent.Data)
 	}
-	e.int(len(m.Slots))
+	e.Int(len(m.Slots))
 	for _, s := range m.Slots {
-		e.uint(s)
+		e.Uint(s)
 	}
-	e.bool(m.Snapshot != nil)
+	e.Bool(m.Snapshot != nil)
 	if s := m.Snapshot; s != nil {
-		e.uint(s.Slot)
+		e.Uint(s.Slot)
 		encodePaxosConfigs(&e, s.Configs)
-		e.bytes(s.Data)
+		e.Bytes(s.Data)
 	}
-	e.bytes(m.Context)
+	e.Bytes(m.Context)
 	if m.Transfer {
-		e.bool(true)
+		e.Bool(true)
 	}
-	return e.b
+	return e.Buf
 }
 
 // decodePaxosMessage decodes b. The message's byte slices alias b.
 func decodePaxosMessage(b []byte) (paxos.Message, error) {
-	d := dec{b: b}
-	v := d.byte()
+	d := codec.Dec{Buf: b}
+	v := d.Byte()
 	if v != paxosCodecV1 && v != paxosMessageV2 {
-		return paxos.Message{}, fmt.Errorf("%w: paxos message version %d", ErrCorrupt, v)
+		return paxos.Message{}, fmt.Errorf("%w: paxos message version %d", codec.ErrCorrupt, v)
 	}
-	m := paxos.Message{Type: paxos.MessageType(d.byte())}
-	m.From, m.To = d.uint(), d.uint()
+	m := paxos.Message{Type: paxos.MessageType(d.Byte())}
+	m.From, m.To = d.Uint(), d.Uint()
 	m.Ballot = decodeBallot(&d)
-	m.Reject = d.bool()
+	m.Reject = d.Bool()
 	m.Hint = decodeBallot(&d)
-	m.Slot, m.Commit = d.uint(), d.uint()
-	n := d.int()
+	m.Slot, m.Commit = d.Uint(), d.Uint()
+	n := d.Int()
 	if n > maxMessageEntries {
-		d.fail("entry count")
+		d.Fail("entry count")
 	}
-	if n > 0 && d.err == nil {
+	if n > 0 && d.Err == nil {
 		m.Entries = make([]paxos.Entry, 0, min(n, 1024))
 		for range n {
-			ent := paxos.Entry{Slot: d.uint(), Ballot: decodeBallot(&d), Type: paxos.EntryType(d.byte())}
-			ent.Data = d.bytes()
+			ent := paxos.Entry{Slot: d.Uint(), Ballot: decodeBallot(&d), Type: paxos.EntryType(d.Byte())}
+			ent.Data = d.Bytes()
 			m.Entries = append(m.Entries, ent)
-			if d.err != nil {
+			if d.Err != nil {
 				break
 			}
 		}
 	}
-	n = d.int()
+	n = d.Int()
 	if n > maxMessageSlots {
-		d.fail("slot count")
+		d.Fail("slot count")
 	}
-	if n > 0 && d.err == nil {
+	if n > 0 && d.Err == nil {
 		m.Slots = make([]uint64, 0, min(n, 1024))
 		for range n {
-			m.Slots = append(m.Slots, d.uint())
-			if d.err != nil {
+			m.Slots = append(m.Slots, d.Uint())
+			if d.Err != nil {
 				break
 			}
 		}
 	}
-	if d.bool() {
-		s := &paxos.Snapshot{Slot: d.uint()}
+	if d.Bool() {
+		s := &paxos.Snapshot{Slot: d.Uint()}
 		s.Configs = decodePaxosConfigs(&d)
-		s.Data = d.bytes()
+		s.Data = d.Bytes()
 		m.Snapshot = s
 	}
-	m.Context = d.bytes()
+	m.Context = d.Bytes()
 	if v == paxosMessageV2 {
-		if m.Transfer = d.bool(); !m.Transfer {
-			d.fail("transfer flag")
+		if m.Transfer = d.Bool(); !m.Transfer {
+			d.Fail("transfer flag")
 		}
 	}
-	return m, d.done()
+	return m, d.Done()
 }

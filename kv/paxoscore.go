@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/storage"
@@ -75,7 +77,7 @@ func newPaxosCore(s *Store, r *replica) (*paxosCore, error) {
 	}
 	switch {
 	case r.applied < snapSlot:
-		return nil, fmt.Errorf("%w: paxos range %d applied slot %d is below its snapshot point %d", ErrCorrupt, desc.ID, r.applied, snapSlot)
+		return nil, fmt.Errorf("%w: paxos range %d applied slot %d is below its snapshot point %d", codec.ErrCorrupt, desc.ID, r.applied, snapSlot)
 	case snapSlot > 0 && r.applied == snapSlot:
 		if ps.Snapshot.Data, err = s.rangeData(desc.ID); err != nil {
 			return nil, rebuildFailed(err)

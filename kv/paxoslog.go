@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/storage"
@@ -120,102 +122,102 @@ func (l *paxosLog) setSnapshot(b *storage.Batch, snap paxos.Snapshot) error {
 const paxosCodecV1 = 0x81
 
 func encodePaxosHardState(hs paxos.HardState) []byte {
-	e := enc{b: []byte{paxosCodecV1}}
+	e := codec.Enc{Buf: []byte{paxosCodecV1}}
 	encodeBallot(&e, hs.Promised)
-	e.uint(hs.Commit)
-	return e.b
+	e.Uint(hs.Commit)
+	return e.Buf
 }
 
 func decodePaxosHardState(b []byte) (paxos.HardState, error) {
-	d := dec{b: b}
-	if d.byte() != paxosCodecV1 {
-		d.fail("paxos hard state version")
+	d := codec.Dec{Buf: b}
+	if d.Byte() != paxosCodecV1 {
+		d.Fail("paxos hard state version")
 	}
-	hs := paxos.HardState{Promised: decodeBallot(&d), Commit: d.uint()}
-	return hs, d.done()
+	hs := paxos.HardState{Promised: decodeBallot(&d), Commit: d.Uint()}
+	return hs, d.Done()
 }
 
 // encodePaxosEntry encodes all but the slot, which is in the key.
 func encodePaxosEntry(pe paxos.Entry) []byte {
-	e := enc{b: make([]byte, 0, len(pe.Data)+16)}
-	e.byte(paxosCodecV1)
+	e := codec.Enc{Buf: make([]byte, 0, len(pe.Data)+16)}
+	e.Byte(paxosCodecV1)
 	encodeBallot(&e, pe.Ballot)
-	e.byte(byte(pe.Type))
-	e.bytes(pe.Data)
-	return e.b
+	e.Byte(byte(pe.Type))
+	e.Bytes(pe.Data)
+	return e.Buf
 }
 
 // decodePaxosEntry decodes an entry, copying its data out of b.
 func decodePaxosEntry(slot uint64, b []byte) (paxos.Entry, error) {
-	d := dec{b: b}
-	if d.byte() != paxosCodecV1 {
-		d.fail("paxos entry version")
+	d := codec.Dec{Buf: b}
+	if d.Byte() != paxosCodecV1 {
+		d.Fail("paxos entry version")
 	}
-	e := paxos.Entry{Slot: slot, Ballot: decodeBallot(&d), Type: paxos.EntryType(d.byte())}
-	if data := d.bytes(); data != nil {
+	e := paxos.Entry{Slot: slot, Ballot: decodeBallot(&d), Type: paxos.EntryType(d.Byte())}
+	if data := d.Bytes(); data != nil {
 		e.Data = append([]byte(nil), data...)
 	}
-	return e, d.done()
+	return e, d.Done()
 }
 
 func encodePaxosSnapshotPoint(s paxos.Snapshot) []byte {
-	e := enc{b: []byte{paxosCodecV1}}
-	e.uint(s.Slot)
+	e := codec.Enc{Buf: []byte{paxosCodecV1}}
+	e.Uint(s.Slot)
 	encodePaxosConfigs(&e, s.Configs)
-	return e.b
+	return e.Buf
 }
 
 func decodePaxosSnapshotPoint(b []byte) (paxos.Snapshot, error) {
-	d := dec{b: b}
-	if d.byte() != paxosCodecV1 {
-		d.fail("paxos snapshot point version")
+	d := codec.Dec{Buf: b}
+	if d.Byte() != paxosCodecV1 {
+		d.Fail("paxos snapshot point version")
 	}
-	s := paxos.Snapshot{Slot: d.uint()}
+	s := paxos.Snapshot{Slot: d.Uint()}
 	s.Configs = decodePaxosConfigs(&d)
-	return s, d.done()
+	return s, d.Done()
 }
 
-func encodeBallot(e *enc, b paxos.Ballot) {
-	e.uint(b.Round)
-	e.uint(b.NodeID)
+func encodeBallot(e *codec.Enc, b paxos.Ballot) {
+	e.Uint(b.Round)
+	e.Uint(b.NodeID)
 }
 
-func decodeBallot(d *dec) paxos.Ballot {
-	return paxos.Ballot{Round: d.uint(), NodeID: d.uint()}
+func decodeBallot(d *codec.Dec) paxos.Ballot {
+	return paxos.Ballot{Round: d.Uint(), NodeID: d.Uint()}
 }
 
-func encodePaxosConfigs(e *enc, cs []paxos.ConfigState) {
-	e.int(len(cs))
+func encodePaxosConfigs(e *codec.Enc, cs []paxos.ConfigState) {
+	e.Int(len(cs))
 	for _, c := range cs {
-		e.uint(c.Effective)
-		e.int(len(c.Membership.Voters))
+		e.Uint(c.Effective)
+		e.Int(len(c.Membership.Voters))
 		for _, n := range c.Membership.Voters {
-			e.uint(n.ID)
-			e.string(n.Zone)
-			e.int(n.Weight)
+			e.Uint(n.ID)
+			e.String(n.Zone)
+			e.Int(n.Weight)
 		}
-		e.string(c.Membership.Geometry)
+		e.String(c.Membership.Geometry)
 	}
 }
 
-func decodePaxosConfigs(d *dec) []paxos.ConfigState {
+func decodePaxosConfigs(d *codec.Dec) []paxos.ConfigState {
 	count := func() int {
-		n := d.int()
+		n := d.Int()
 		if n > maxConfMembers {
-			d.fail("paxos configuration count")
+			d.Fail("paxos configuration count")
 			return 0
 		}
 		return n
 	}
 	var out []paxos.ConfigState
 	for range count() {
-		c := paxos.ConfigState{Effective: d.uint()}
+		c := paxos.ConfigState{Effective: d.Uint()}
 		for range count() {
-			c.Membership.Voters = append(c.Membership.Voters, quorum.Node{ID: d.uint(), Zone: d.string(), Weight: d.int()})
+			c.Membership.Voters = append(c.Membership.Voters, quorum.Node{ID: d.Uint(), Zone: d.String(), Weight: d.Int()})
 		}
-		c.Membership.Geometry = d.string()
+		c.Membership.Geometry = d.String()
 		out = append(out, c)
-		if d.err != nil {
+		if d.Err != nil {
 			break
 		}
 	}

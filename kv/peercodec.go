@@ -1,6 +1,10 @@
 package kv
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+)
 
 // Peer messages travel in RaftMessage.message (peer.proto) as a protocol
 // byte followed by the protocol's encoding (raftcodec.go, paxoscodec.go).
@@ -19,12 +23,12 @@ func encodePeerMessage(m PeerMessage) []byte {
 		return appendPaxosMessage([]byte{peerProtocolPaxos}, m.Paxos)
 	}
 	if c := m.Control; c != nil {
-		e := enc{b: []byte{peerProtocolControl, byte(c.Kind)}}
-		e.uint(c.From)
-		e.uint(c.To)
-		e.uint(c.Term)
-		e.uint(c.Commit)
-		return e.b
+		e := codec.Enc{Buf: []byte{peerProtocolControl, byte(c.Kind)}}
+		e.Uint(c.From)
+		e.Uint(c.To)
+		e.Uint(c.Term)
+		e.Uint(c.Commit)
+		return e.Buf
 	}
 	return appendRaftMessage([]byte{peerProtocolRaft}, m.Raft)
 }
@@ -32,7 +36,7 @@ func encodePeerMessage(m PeerMessage) []byte {
 // decodePeerMessage decodes b. The message's byte slices alias b.
 func decodePeerMessage(b []byte) (PeerMessage, error) {
 	if len(b) == 0 {
-		return PeerMessage{}, fmt.Errorf("%w: empty peer message", ErrCorrupt)
+		return PeerMessage{}, fmt.Errorf("%w: empty peer message", codec.ErrCorrupt)
 	}
 	switch b[0] {
 	case peerProtocolRaft:
@@ -42,13 +46,13 @@ func decodePeerMessage(b []byte) (PeerMessage, error) {
 		m, err := decodePaxosMessage(b[1:])
 		return PeerMessage{Paxos: &m}, err
 	case peerProtocolControl:
-		d := dec{b: b[1:]}
-		c := &ControlMessage{Kind: ControlKind(d.byte())}
-		c.From, c.To, c.Term, c.Commit = d.uint(), d.uint(), d.uint(), d.uint()
+		d := codec.Dec{Buf: b[1:]}
+		c := &ControlMessage{Kind: ControlKind(d.Byte())}
+		c.From, c.To, c.Term, c.Commit = d.Uint(), d.Uint(), d.Uint(), d.Uint()
 		if c.Kind != ControlBeacon && c.Kind != ControlQuiesce {
-			d.fail("control kind")
+			d.Fail("control kind")
 		}
-		return PeerMessage{Control: c}, d.done()
+		return PeerMessage{Control: c}, d.Done()
 	}
-	return PeerMessage{}, fmt.Errorf("%w: peer message of unknown protocol %#x", ErrCorrupt, b[0])
+	return PeerMessage{}, fmt.Errorf("%w: peer message of unknown protocol %#x", codec.ErrCorrupt, b[0])
 }

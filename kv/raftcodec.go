@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/raft"
 )
 
@@ -26,66 +28,66 @@ func appendRaftMessage(dst []byte, m *raft.Message) []byte {
 	if m.Snapshot != nil {
 		size += len(m.Snapshot.Data) + 64
 	}
-	e := enc{b: slices.Grow(dst, size)}
-	e.byte(codecV1)
-	e.byte(byte(m.Type))
-	e.uint(m.To)
-	e.uint(m.From)
-	e.uint(m.Term)
-	e.uint(m.LogTerm)
-	e.uint(m.Index)
-	e.uint(m.Commit)
-	e.bool(m.Reject)
-	e.uint(m.RejectHint)
-	e.bool(m.Transfer)
-	e.uint(m.ReadSeq)
-	e.int(len(m.Entries))
+	e := codec.Enc{Buf: slices.Grow(dst, size)}
+	e.Byte(codecV1)
+	e.Byte(byte(m.Type))
+	e.Uint(m.To)
+	e.Uint(m.From)
+	e.Uint(m.Term)
+	e.Uint(m.LogTerm)
+	e.Uint(m.Index)
+	e.Uint(m.Commit)
+	e.Bool(m.Reject)
+	e.Uint(m.RejectHint)
+	e.Bool(m.Transfer)
+	e.Uint(m.ReadSeq)
+	e.Int(len(m.Entries))
 	for _, ent := range m.Entries {
-		e.uint(ent.Index)
-		e.uint(ent.Term)
-		e.byte(byte(ent.Type))
-		e.bytes(ent.Data)
+		e.Uint(ent.Index)
+		e.Uint(ent.Term)
+		e.Byte(byte(ent.Type))
+		e.Bytes(ent.Data)
 	}
-	e.bool(m.Snapshot != nil)
+	e.Bool(m.Snapshot != nil)
 	if s := m.Snapshot; s != nil {
-		e.uint(s.Metadata.Index)
-		e.uint(s.Metadata.Term)
+		e.Uint(s.Metadata.Index)
+		e.Uint(s.Metadata.Term)
 		encodeConfState(&e, s.Metadata.ConfState)
-		e.bytes(s.Data)
+		e.Bytes(s.Data)
 	}
-	return e.b
+	return e.Buf
 }
 
 // decodeRaftMessage decodes b. The message's byte slices alias b.
 func decodeRaftMessage(b []byte) (raft.Message, error) {
-	d := dec{b: b}
-	if v := d.byte(); v != codecV1 {
-		return raft.Message{}, fmt.Errorf("%w: raft message version %d", ErrCorrupt, v)
+	d := codec.Dec{Buf: b}
+	if v := d.Byte(); v != codecV1 {
+		return raft.Message{}, fmt.Errorf("%w: raft message version %d", codec.ErrCorrupt, v)
 	}
-	m := raft.Message{Type: raft.MessageType(d.byte())}
-	m.To, m.From, m.Term, m.LogTerm, m.Index, m.Commit = d.uint(), d.uint(), d.uint(), d.uint(), d.uint(), d.uint()
-	m.Reject, m.RejectHint, m.Transfer, m.ReadSeq = d.bool(), d.uint(), d.bool(), d.uint()
-	n := d.int()
+	m := raft.Message{Type: raft.MessageType(d.Byte())}
+	m.To, m.From, m.Term, m.LogTerm, m.Index, m.Commit = d.Uint(), d.Uint(), d.Uint(), d.Uint(), d.Uint(), d.Uint()
+	m.Reject, m.RejectHint, m.Transfer, m.ReadSeq = d.Bool(), d.Uint(), d.Bool(), d.Uint()
+	n := d.Int()
 	if n > maxMessageEntries {
-		d.fail("entry count")
+		d.Fail("entry count")
 	}
-	if n > 0 && d.err == nil {
+	if n > 0 && d.Err == nil {
 		m.Entries = make([]raft.Entry, 0, min(n, 1024))
 		for range n {
-			ent := raft.Entry{Index: d.uint(), Term: d.uint(), Type: raft.EntryType(d.byte())}
-			ent.Data = d.bytes()
+			ent := raft.Entry{Index: d.Uint(), Term: d.Uint(), Type: raft.EntryType(d.Byte())}
+			ent.Data = d.Bytes()
 			m.Entries = append(m.Entries, ent)
-			if d.err != nil {
+			if d.Err != nil {
 				break
 			}
 		}
 	}
-	if d.bool() {
+	if d.Bool() {
 		s := &raft.Snapshot{}
-		s.Metadata.Index, s.Metadata.Term = d.uint(), d.uint()
+		s.Metadata.Index, s.Metadata.Term = d.Uint(), d.Uint()
 		s.Metadata.ConfState = decodeConfState(&d)
-		s.Data = d.bytes()
+		s.Data = d.Bytes()
 		m.Snapshot = s
 	}
-	return m, d.done()
+	return m, d.Done()
 }

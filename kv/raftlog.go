@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -102,7 +104,7 @@ func (l *raftLog) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
 		}
 		_, idx, _ := storage.DecodeLogKey(it.Key())
 		if idx != next {
-			return nil, fmt.Errorf("%w: range %d log has a gap at %d (found %d)", ErrCorrupt, l.rangeID, next, idx)
+			return nil, fmt.Errorf("%w: range %d log has a gap at %d (found %d)", codec.ErrCorrupt, l.rangeID, next, idx)
 		}
 		size += e.Size()
 		if len(ents) > 0 && size > maxBytes {
@@ -115,7 +117,7 @@ func (l *raftLog) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
 		return nil, err
 	}
 	if len(ents) == 0 && lo < hi {
-		return nil, fmt.Errorf("%w: range %d log is missing entry %d", ErrCorrupt, l.rangeID, lo)
+		return nil, fmt.Errorf("%w: range %d log is missing entry %d", codec.ErrCorrupt, l.rangeID, lo)
 	}
 	return ents, nil
 }
@@ -221,61 +223,61 @@ func (l *raftLog) setTruncated(b *storage.Batch, t truncatedState) error {
 const codecV1 = 1
 
 func encodeHardState(hs raft.HardState) []byte {
-	e := enc{b: []byte{codecV1}}
-	e.uint(hs.Term)
-	e.uint(hs.Vote)
-	e.uint(hs.Commit)
-	return e.b
+	e := codec.Enc{Buf: []byte{codecV1}}
+	e.Uint(hs.Term)
+	e.Uint(hs.Vote)
+	e.Uint(hs.Commit)
+	return e.Buf
 }
 
 func decodeHardState(b []byte) (raft.HardState, error) {
-	d := dec{b: b}
-	if d.byte() != codecV1 {
-		d.fail("hard state version")
+	d := codec.Dec{Buf: b}
+	if d.Byte() != codecV1 {
+		d.Fail("hard state version")
 	}
-	hs := raft.HardState{Term: d.uint(), Vote: d.uint(), Commit: d.uint()}
-	return hs, d.done()
+	hs := raft.HardState{Term: d.Uint(), Vote: d.Uint(), Commit: d.Uint()}
+	return hs, d.Done()
 }
 
 // encodeEntry encodes all but the index, which is in the key.
 func encodeEntry(e raft.Entry) []byte {
-	w := enc{b: make([]byte, 0, len(e.Data)+16)}
-	w.byte(codecV1)
-	w.uint(e.Term)
-	w.byte(byte(e.Type))
-	w.bytes(e.Data)
-	return w.b
+	w := codec.Enc{Buf: make([]byte, 0, len(e.Data)+16)}
+	w.Byte(codecV1)
+	w.Uint(e.Term)
+	w.Byte(byte(e.Type))
+	w.Bytes(e.Data)
+	return w.Buf
 }
 
 func decodeEntry(index uint64, b []byte) (raft.Entry, error) {
-	d := dec{b: b}
-	if d.byte() != codecV1 {
-		d.fail("entry version")
+	d := codec.Dec{Buf: b}
+	if d.Byte() != codecV1 {
+		d.Fail("entry version")
 	}
-	e := raft.Entry{Index: index, Term: d.uint(), Type: raft.EntryType(d.byte())}
-	e.Data = d.bytes()
-	return e, d.done()
+	e := raft.Entry{Index: index, Term: d.Uint(), Type: raft.EntryType(d.Byte())}
+	e.Data = d.Bytes()
+	return e, d.Done()
 }
 
-func encodeConfState(e *enc, cs raft.ConfState) {
+func encodeConfState(e *codec.Enc, cs raft.ConfState) {
 	members := func(ms []raft.Member) {
-		e.int(len(ms))
+		e.Int(len(ms))
 		for _, m := range ms {
-			e.uint(m.ID)
-			e.string(m.Zone)
-			e.int(m.Weight)
+			e.Uint(m.ID)
+			e.String(m.Zone)
+			e.Int(m.Weight)
 		}
 	}
 	ids := func(ids []uint64) {
-		e.int(len(ids))
+		e.Int(len(ids))
 		for _, id := range ids {
-			e.uint(id)
+			e.Uint(id)
 		}
 	}
-	e.string(cs.Geometry)
+	e.String(cs.Geometry)
 	members(cs.Voters)
 	ids(cs.Learners)
-	e.string(cs.OutgoingGeometry)
+	e.String(cs.OutgoingGeometry)
 	members(cs.VotersOutgoing)
 	ids(cs.LearnersNext)
 }
@@ -284,11 +286,11 @@ func encodeConfState(e *enc, cs raft.ConfState) {
 // make the decoder allocate without bound.
 const maxConfMembers = 1 << 10
 
-func decodeConfState(d *dec) raft.ConfState {
+func decodeConfState(d *codec.Dec) raft.ConfState {
 	count := func() int {
-		n := d.int()
+		n := d.Int()
 		if n > maxConfMembers {
-			d.fail("member count")
+			d.Fail("member count")
 			return 0
 		}
 		return n
@@ -296,41 +298,41 @@ func decodeConfState(d *dec) raft.ConfState {
 	members := func() []raft.Member {
 		var ms []raft.Member
 		for range count() {
-			ms = append(ms, raft.Member{ID: d.uint(), Zone: d.string(), Weight: d.int()})
+			ms = append(ms, raft.Member{ID: d.Uint(), Zone: d.String(), Weight: d.Int()})
 		}
 		return ms
 	}
 	ids := func() []uint64 {
 		var out []uint64
 		for range count() {
-			out = append(out, d.uint())
+			out = append(out, d.Uint())
 		}
 		return out
 	}
 	var cs raft.ConfState
-	cs.Geometry = d.string()
+	cs.Geometry = d.String()
 	cs.Voters = members()
 	cs.Learners = ids()
-	cs.OutgoingGeometry = d.string()
+	cs.OutgoingGeometry = d.String()
 	cs.VotersOutgoing = members()
 	cs.LearnersNext = ids()
 	return cs
 }
 
 func encodeTruncatedState(t truncatedState) []byte {
-	e := enc{b: []byte{codecV1}}
-	e.uint(t.index)
-	e.uint(t.term)
+	e := codec.Enc{Buf: []byte{codecV1}}
+	e.Uint(t.index)
+	e.Uint(t.term)
 	encodeConfState(&e, t.cs)
-	return e.b
+	return e.Buf
 }
 
 func decodeTruncatedState(b []byte) (truncatedState, error) {
-	d := dec{b: b}
-	if d.byte() != codecV1 {
-		d.fail("truncated state version")
+	d := codec.Dec{Buf: b}
+	if d.Byte() != codecV1 {
+		d.Fail("truncated state version")
 	}
-	t := truncatedState{index: d.uint(), term: d.uint()}
+	t := truncatedState{index: d.Uint(), term: d.Uint()}
 	t.cs = decodeConfState(&d)
-	return t, d.done()
+	return t, d.Done()
 }

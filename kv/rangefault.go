@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
 )
 
 // Faults of one range.
@@ -152,7 +154,7 @@ func (s *Store) startFailed(desc *RangeDescriptor, err error) {
 // own: a fault, or a corrupt record of the range.
 func openFault(err error) bool {
 	var f *rangeFault
-	return errors.As(err, &f) || errors.Is(err, ErrCorrupt)
+	return errors.As(err, &f) || errors.Is(err, codec.ErrCorrupt)
 }
 
 // dropFailed forgets the failed replicas of ranges no longer assigned

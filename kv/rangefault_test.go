@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -108,7 +110,7 @@ func TestSimCorruptSnapshotStopsOneRange(t *testing.T) {
 		heal()
 		f := c.node(follower)
 		c.require("the follower's replica to stop", 5*time.Second, func() bool { return f.store.failed[rd.ID] != nil })
-		if fr := f.store.failed[rd.ID]; fr.fault.kind != faultInstall || !errors.Is(fr.fault, ErrCorrupt) {
+		if fr := f.store.failed[rd.ID]; fr.fault.kind != faultInstall || !errors.Is(fr.fault, codec.ErrCorrupt) {
 			t.Errorf("the follower's replica stopped by %v, want an install fault on corrupt data", fr.fault)
 		}
 		if err := f.store.Err(); err != nil {
@@ -419,7 +421,7 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 		violate("range B's stored applied index is %d (%v), want %d as before the round", got, err, appliedB)
 	}
 	f := s.failed[b]
-	if f == nil || f.fault.kind != faultApply || !errors.Is(f.fault, ErrCorrupt) {
+	if f == nil || f.fault.kind != faultApply || !errors.Is(f.fault, codec.ErrCorrupt) {
 		violate("range B: %+v, want stopped by an apply fault on a corrupt entry", f)
 	}
 	if st := s.rangeStatuses()[b]; st.State != stateFailed || !strings.Contains(st.Error, "apply failed") || st.Applied != appliedB {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -29,49 +31,49 @@ const recordTombstone byte = 1
 // its uint64 bits, logical counter, node ID as uvarints), a flags byte,
 // then the value (absent for a tombstone).
 func encodeRecord(rec wrn.Record) []byte {
-	e := enc{b: make([]byte, 0, 24+len(rec.Value))}
-	e.byte(recordFormatV1)
-	e.uint(uint64(rec.Version.Timestamp.WallTime))
-	e.uint(uint64(rec.Version.Timestamp.Logical))
-	e.uint(rec.Version.Node)
+	e := codec.Enc{Buf: make([]byte, 0, 24+len(rec.Value))}
+	e.Byte(recordFormatV1)
+	e.Uint(uint64(rec.Version.Timestamp.WallTime))
+	e.Uint(uint64(rec.Version.Timestamp.Logical))
+	e.Uint(rec.Version.Node)
 	var flags byte
 	if rec.Tombstone {
 		flags |= recordTombstone
 	}
-	e.byte(flags)
+	e.Byte(flags)
 	if !rec.Tombstone {
-		e.bytes(rec.Value)
+		e.Bytes(rec.Value)
 	}
-	return e.b
+	return e.Buf
 }
 
 // decodeRecord reads what encodeRecord wrote. The value aliases b.
 func decodeRecord(b []byte) (wrn.Record, error) {
-	d := dec{b: b}
-	if f := d.byte(); d.err == nil && f != recordFormatV1 {
-		return wrn.Record{}, fmt.Errorf("%w: record format %d", ErrCorrupt, f)
+	d := codec.Dec{Buf: b}
+	if f := d.Byte(); d.Err == nil && f != recordFormatV1 {
+		return wrn.Record{}, fmt.Errorf("%w: record format %d", codec.ErrCorrupt, f)
 	}
 	var rec wrn.Record
-	rec.Version.Timestamp.WallTime = int64(d.uint())
-	logical := d.uint()
+	rec.Version.Timestamp.WallTime = int64(d.Uint())
+	logical := d.Uint()
 	if logical > uint64(^uint32(0)) {
-		d.fail("logical counter")
+		d.Fail("logical counter")
 	}
 	rec.Version.Timestamp.Logical = uint32(logical)
-	rec.Version.Node = d.uint()
-	flags := d.byte()
+	rec.Version.Node = d.Uint()
+	flags := d.Byte()
 	if flags&^recordTombstone != 0 {
-		d.fail("record flags")
+		d.Fail("record flags")
 	}
 	rec.Tombstone = flags&recordTombstone != 0
 	if !rec.Tombstone {
-		rec.Value = d.bytes()
+		rec.Value = d.Bytes()
 	}
-	if err := d.done(); err != nil {
+	if err := d.Done(); err != nil {
 		return wrn.Record{}, err
 	}
 	if rec.Version.IsZero() {
-		return wrn.Record{}, fmt.Errorf("%w: record without a version", ErrCorrupt)
+		return wrn.Record{}, fmt.Errorf("%w: record without a version", codec.ErrCorrupt)
 	}
 	return rec, nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )
@@ -41,7 +43,7 @@ func TestRecordDecodeRefuses(t *testing.T) {
 		"no version": encodeRecord(wrn.Record{Value: []byte("v")}),
 		"flags":      {recordFormatV1, 1, 0, 1, 0x80},
 	} {
-		if _, err := decodeRecord(b); !errors.Is(err, ErrCorrupt) {
+		if _, err := decodeRecord(b); !errors.Is(err, codec.ErrCorrupt) {
 			t.Errorf("%s: err = %v, want ErrCorrupt", name, err)
 		}
 	}

@@ -163,7 +163,7 @@ func (s *recordStream) run() {
 	for {
 		select {
 		case <-s.ctx.Done():
-			s.fail(fmt.Errorf("%w: the stream to node %d closed", ErrUnavailable, s.to))
+			s.Fail(fmt.Errorf("%w: the stream to node %d closed", ErrUnavailable, s.to))
 			return
 		case <-s.wake:
 		}
@@ -172,10 +172,10 @@ func (s *recordStream) run() {
 			s.mu.Lock()
 			s.mu.unary = true
 			s.mu.Unlock()
-			s.fail(errNoRecordsStream) // not run by the peer: safe to make again
+			s.Fail(errNoRecordsStream) // not run by the peer: safe to make again
 			return
 		}
-		s.fail(fmt.Errorf("%w: the stream to node %d failed: %v", ErrUnavailable, s.to, err))
+		s.Fail(fmt.Errorf("%w: the stream to node %d failed: %v", ErrUnavailable, s.to, err))
 	}
 }
 
@@ -196,7 +196,7 @@ func (s *recordStream) take() []*peerv1.RecordCall {
 }
 
 // fail ends every call queued or sent with err.
-func (s *recordStream) fail(err error) {
+func (s *recordStream) Fail(err error) {
 	s.mu.Lock()
 	pending := s.mu.pending
 	s.mu.pending = map[uint64]chan<- recordResult{}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -93,18 +95,18 @@ func loadApplied(db *storage.DB, rangeID uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	d := dec{b: b}
-	if d.byte() != codecV1 {
-		d.fail("applied state version")
+	d := codec.Dec{Buf: b}
+	if d.Byte() != codecV1 {
+		d.Fail("applied state version")
 	}
-	idx := d.uint()
-	return idx, d.done()
+	idx := d.Uint()
+	return idx, d.Done()
 }
 
 func appliedState(index uint64) []byte {
-	e := enc{b: []byte{codecV1}}
-	e.uint(index)
-	return e.b
+	e := codec.Enc{Buf: []byte{codecV1}}
+	e.Uint(index)
+	return e.Buf
 }
 
 // delivery is a result to hand a waiting client once the batch that
@@ -160,7 +162,7 @@ func (r *replica) apply(s *Store, b *storage.Batch, ents []committedEntry) ([]de
 func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *command, ab *applyBatch) (result, error) {
 	if cmd.op == opCatalog {
 		if r.desc.ID != MetaRangeID {
-			return result{}, fmt.Errorf("%w: catalog command in range %d", ErrCorrupt, r.desc.ID)
+			return result{}, fmt.Errorf("%w: catalog command in range %d", codec.ErrCorrupt, r.desc.ID)
 		}
 		return s.applyCatalog(b, index, cmd, ab.data)
 	}

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
@@ -311,7 +313,7 @@ func loadNodeID(db *storage.DB) (uint64, error) {
 		return 0, err
 	}
 	if len(b) != 8 {
-		return 0, fmt.Errorf("%w: node ID of %d bytes", ErrCorrupt, len(b))
+		return 0, fmt.Errorf("%w: node ID of %d bytes", codec.ErrCorrupt, len(b))
 	}
 	return binary.BigEndian.Uint64(b), nil
 }
@@ -651,7 +653,7 @@ func (s *Store) run() {
 			s.drain()
 		}
 		if err := s.handleReady(); err != nil {
-			s.fail(err)
+			s.Fail(err)
 			return
 		}
 	}
@@ -696,7 +698,7 @@ const gaugeEveryTicks = 10
 // fail stops the store after err, an error of the node's: persisting a
 // round, or a fault of meta (see rangefault.go for the faults that stop
 // one range only). What is on disk is all a restart can trust.
-func (s *Store) fail(err error) {
+func (s *Store) Fail(err error) {
 	s.logger.Error("store stopped: cannot persist or apply", "err", err)
 	s.errMu.Lock()
 	s.errMu.err = err

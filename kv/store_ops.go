@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -191,7 +193,7 @@ func (s *Store) startRead(rangeID uint64, done func(error)) error {
 func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pending map[string]*value) (result, error) {
 	var op catalogOp
 	if err := json.Unmarshal(cmd.value, &op); err != nil {
-		return result{}, fmt.Errorf("%w: catalog command at %d: %v", ErrCorrupt, index, err)
+		return result{}, fmt.Errorf("%w: catalog command at %d: %v", codec.ErrCorrupt, index, err)
 	}
 	// Eventual ranges run no consensus group, so reconcile does not see
 	// them go: note the ones held here before the drop removes them.
@@ -253,18 +255,18 @@ const (
 func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	e := enc{b: []byte{snapshotV2}}
+	e := codec.Enc{Buf: []byte{snapshotV2}}
 	limit := func() error {
-		if len(e.b) > s.cfg.MaxSnapshotBytes {
+		if len(e.Buf) > s.cfg.MaxSnapshotBytes {
 			return fmt.Errorf("kv: range %d holds more than %d bytes, the snapshot limit (MaxSnapshotBytes); streaming snapshots are not built yet",
 				rangeID, s.cfg.MaxSnapshotBytes)
 		}
 		return nil
 	}
 	err := eachData(snap, rangeID, nil, nil, func(key, v []byte) (bool, error) {
-		e.byte(snapRecordData)
-		e.bytes(key)
-		e.bytes(v)
+		e.Byte(snapRecordData)
+		e.Bytes(key)
+		e.Bytes(v)
 		return true, limit()
 	})
 	if err != nil {
@@ -274,8 +276,8 @@ func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.byte(snapRecordHorizon)
-	e.uint(uint64(horizon))
+	e.Byte(snapRecordHorizon)
+	e.Uint(uint64(horizon))
 	it, err := snap.NewIter(storage.RangeDedupEntrySpan(rangeID))
 	if err != nil {
 		return nil, err
@@ -294,9 +296,9 @@ func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 		if entry.at < horizon {
 			continue
 		}
-		e.byte(snapRecordDedup)
-		e.bytes(it.Key()[prefix:])
-		e.bytes(v)
+		e.Byte(snapRecordDedup)
+		e.Bytes(it.Key()[prefix:])
+		e.Bytes(v)
 		if err := limit(); err != nil {
 			return nil, err
 		}
@@ -304,7 +306,7 @@ func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
 	if err := it.Error(); err != nil {
 		return nil, err
 	}
-	return e.b, nil
+	return e.Buf, nil
 }
 
 // snapRecord is one record of a snapshot (see rangeData); key and value
@@ -318,37 +320,37 @@ type snapRecord struct {
 // decodeSnapshot reads the records of snapshot data, checking every one
 // (a dedup entry's answer too) before anything is written.
 func decodeSnapshot(data []byte) ([]snapRecord, error) {
-	d := dec{b: data}
-	version := d.byte()
+	d := codec.Dec{Buf: data}
+	version := d.Byte()
 	if version != codecV1 && version != snapshotV2 {
-		d.fail("snapshot version")
+		d.Fail("snapshot version")
 	}
 	var out []snapRecord
-	for len(d.b) > 0 && d.err == nil {
+	for len(d.Buf) > 0 && d.Err == nil {
 		rec := snapRecord{kind: snapRecordData}
 		if version == snapshotV2 {
-			rec.kind = d.byte()
+			rec.kind = d.Byte()
 		}
 		switch rec.kind {
 		case snapRecordData:
-			rec.key, rec.value = d.bytes(), d.bytes()
+			rec.key, rec.value = d.Bytes(), d.Bytes()
 		case snapRecordHorizon:
-			rec.horizon = int64(d.uint())
+			rec.horizon = int64(d.Uint())
 		case snapRecordDedup:
-			rec.key, rec.value = d.bytes(), d.bytes()
-			if d.err == nil {
+			rec.key, rec.value = d.Bytes(), d.Bytes()
+			if d.Err == nil {
 				if _, err := decodeDedupEntry(rec.value); err != nil {
 					return nil, fmt.Errorf("dedup entry %q: %w", abbreviate(rec.key), err)
 				}
 			}
 		default:
-			d.fail("snapshot record kind")
+			d.Fail("snapshot record kind")
 		}
-		if d.err == nil {
+		if d.Err == nil {
 			out = append(out, rec)
 		}
 	}
-	return out, d.done()
+	return out, d.Done()
 }
 
 // installSnapshot replaces the replica's data and dedup state with a
