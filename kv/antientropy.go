@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/quorumkv/quorumkv/wrn"
@@ -66,14 +68,14 @@ func (n *Node) purgeHorizon() int64 {
 
 // rangeMerkle builds this replica's tree of range r at depth, leaving out
 // the tombstones older than horizon.
-func (n *Node) rangeMerkle(r *RangeDescriptor, depth int, horizon int64) (*wrn.Merkle, error) {
+func (n *Node) rangeMerkle(r *catalog.RangeDescriptor, depth int, horizon int64) (*wrn.Merkle, error) {
 	m, err := wrn.NewMerkle(r.Span.Lo, r.Span.Hi, depth)
 	if err != nil {
 		return nil, err
 	}
 	err = n.eachRecord(r.ID, func(key []byte, rec wrn.Record) bool {
 		if !rec.Tombstone || rec.Version.Timestamp.WallTime >= horizon {
-			m.Toggle(HashKey(key), wrn.EntryHash(key, rec.Version, rec.Tombstone))
+			m.Toggle(catalog.HashKey(key), wrn.EntryHash(key, rec.Version, rec.Tombstone))
 		}
 		return true
 	})
@@ -102,7 +104,7 @@ func (n *Node) localMerkleLeaves(rangeID uint64, depth int) ([]uint64, error) {
 	}
 	m, err := n.rangeMerkle(r, depth, n.purgeHorizon())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		return nil, fmt.Errorf("%w: %w", catalog.ErrInvalidArgument, err)
 	}
 	return m.LeafHashes(), nil
 }
@@ -117,7 +119,7 @@ func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limi
 	}
 	m, err := wrn.NewMerkle(r.Span.Lo, r.Span.Hi, depth)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		return nil, false, fmt.Errorf("%w: %w", catalog.ErrInvalidArgument, err)
 	}
 	want := make(map[int]bool, len(leaves))
 	for _, l := range leaves {
@@ -126,7 +128,7 @@ func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limi
 	var out []keyRecord
 	truncated := false
 	err = n.eachRecord(rangeID, func(key []byte, rec wrn.Record) bool {
-		if !want[m.Leaf(HashKey(key))] {
+		if !want[m.Leaf(catalog.HashKey(key))] {
 			return true
 		}
 		if len(out) == limit {
@@ -148,7 +150,7 @@ func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limi
 // leaves that matched all of them are purged (see above).
 type antiEntropyRound struct {
 	n       *Node
-	r       *RangeDescriptor
+	r       *catalog.RangeDescriptor
 	peers   []uint64 // the peers still to visit
 	purge   bool     // purge after the round (every other replica is in peers)
 	horizon int64
@@ -170,7 +172,7 @@ type antiEntropyResult struct {
 
 // startAntiEntropyRound runs a round of range r with peers; done is called
 // once at its end.
-func (n *Node) startAntiEntropyRound(r *RangeDescriptor, peers []uint64, purge bool, done func(antiEntropyResult)) {
+func (n *Node) startAntiEntropyRound(r *catalog.RangeDescriptor, peers []uint64, purge bool, done func(antiEntropyResult)) {
 	rd := &antiEntropyRound{n: n, r: r, peers: peers, purge: purge, horizon: n.purgeHorizon(), done: done}
 	mine, err := n.rangeMerkle(r, antiEntropyDepth, rd.horizon)
 	if err != nil {
@@ -315,7 +317,7 @@ func (rd *antiEntropyRound) end() {
 
 // antiEntropyExchange runs a round of range r with peer alone (no
 // purge), waiting for it; it returns how many leaves differed.
-func (n *Node) antiEntropyExchange(ctx context.Context, r *RangeDescriptor, peer uint64) (int, error) {
+func (n *Node) antiEntropyExchange(ctx context.Context, r *catalog.RangeDescriptor, peer uint64) (int, error) {
 	res, err := await(ctx, func(done func(antiEntropyResult)) { n.startAntiEntropyRound(r, []uint64{peer}, false, done) },
 		func() string { return fmt.Sprintf("anti-entropy of range %d with node %d", r.ID, peer) })
 	if err != nil {
@@ -331,10 +333,10 @@ func (n *Node) antiEntropyExchange(ctx context.Context, r *RangeDescriptor, peer
 // tombstone is here (the value would have been in its tree and not in
 // ours). records.purge deletes a tombstone only if it is still the one
 // seen, so a write that came since is kept.
-func (n *Node) purgeTombstones(r *RangeDescriptor, mine *wrn.Merkle, matched []bool, horizon int64) (int, error) {
+func (n *Node) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merkle, matched []bool, horizon int64) (int, error) {
 	var victims []keyRecord
 	err := n.eachRecord(r.ID, func(key []byte, rec wrn.Record) bool {
-		if rec.Tombstone && rec.Version.Timestamp.WallTime < horizon && matched[mine.Leaf(HashKey(key))] {
+		if rec.Tombstone && rec.Version.Timestamp.WallTime < horizon && matched[mine.Leaf(catalog.HashKey(key))] {
 			victims = append(victims, keyRecord{Key: slices.Clone(key), Record: rec})
 		}
 		return true
@@ -399,12 +401,12 @@ func (n *Node) antiEntropyStep() {
 
 // localEventualRanges lists the eventual ranges with a replica here, in
 // keyspace and range order.
-func (n *Node) localEventualRanges() []*RangeDescriptor {
+func (n *Node) localEventualRanges() []*catalog.RangeDescriptor {
 	cat := n.store.Catalog()
 	self := n.store.NodeID()
-	var out []*RangeDescriptor
+	var out []*catalog.RangeDescriptor
 	for _, name := range slices.Sorted(maps.Keys(cat.Keyspaces)) {
-		if cat.Keyspaces[name].Mode != ModeEventual {
+		if cat.Keyspaces[name].Mode != catalog.ModeEventual {
 			continue
 		}
 		for _, r := range cat.Ranges[name] {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
@@ -16,7 +18,7 @@ func TestEventualAntiEntropy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
-	rangeID := c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	rangeID := c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 	a, b := c.nodes[0], c.nodes[1]
 	write := func(n *Node, key string, value string, tombstone bool) wrn.Record {
 		t.Helper()
@@ -88,7 +90,7 @@ func TestEventualAntiEntropyLoop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
-	rangeID := c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	rangeID := c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 	a, cn := c.nodes[0], c.nodes[2]
 	ts, err := a.clock.Now()
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 
 	"github.com/quorumkv/quorumkv/quorum"
@@ -38,15 +40,15 @@ func connectCode(err error) connect.Code {
 		return cerr.Code() // an answer forwarded from another node
 	}
 	switch {
-	case errors.Is(err, ErrInvalidArgument):
+	case errors.Is(err, catalog.ErrInvalidArgument):
 		return connect.CodeInvalidArgument
-	case errors.Is(err, ErrLimit):
+	case errors.Is(err, catalog.ErrLimit):
 		return connect.CodeResourceExhausted
-	case errors.Is(err, ErrNoKeyspace), errors.Is(err, ErrKeyNotFound):
+	case errors.Is(err, catalog.ErrNoKeyspace), errors.Is(err, ErrKeyNotFound):
 		return connect.CodeNotFound
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, catalog.ErrExists):
 		return connect.CodeAlreadyExists
-	case errors.Is(err, ErrConditionFailed), errors.Is(err, ErrNotEnoughNodes):
+	case errors.Is(err, ErrConditionFailed), errors.Is(err, catalog.ErrNotEnoughNodes):
 		return connect.CodeFailedPrecondition
 	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnavailable), errors.Is(err, ErrStopped):
 		return connect.CodeUnavailable
@@ -91,7 +93,7 @@ const NotFoundHeader = "Quorumkv-Not-Found"
 // An error forwarded from another node says it in its metadata.
 func notFoundWhat(err error) string {
 	switch {
-	case errors.Is(err, ErrNoKeyspace):
+	case errors.Is(err, catalog.ErrNoKeyspace):
 		return "keyspace"
 	case errors.Is(err, ErrKeyNotFound):
 		return "key"
@@ -383,7 +385,7 @@ func routed[T any](a *apiServer, resp *connect.Response[T], keyspace string, key
 		return resp
 	}
 	spans := cat.Spans[keyspace]
-	span := spans[SpanIndex(spans, HashKey(key))]
+	span := spans[catalog.SpanIndex(spans, catalog.HashKey(key))]
 	resp.Header().Set(LeaderHeader, node.Addr)
 	resp.Header().Set(SpanHeader, fmt.Sprintf("%016x-%016x", span.Lo, span.Hi))
 	return resp
@@ -407,10 +409,10 @@ func (a *apiServer) observe(keyspace, op string, start time.Time, err error) {
 // operation itself says it is unknown.
 func (a *apiServer) checkOverridable(keyspace string) error {
 	ks, ok := a.node.store.Catalog().Keyspaces[keyspace]
-	if !ok || ks.Mode == ModeEventual {
+	if !ok || ks.Mode == catalog.ModeEventual {
 		return nil
 	}
-	return fmt.Errorf("%w: keyspace %s: w and r apply to eventual keyspaces; a %s keyspace's geometry decides its quorums", ErrInvalidArgument, keyspace, ks.Mode)
+	return fmt.Errorf("%w: keyspace %s: w and r apply to eventual keyspaces; a %s keyspace's geometry decides its quorums", catalog.ErrInvalidArgument, keyspace, ks.Mode)
 }
 
 var (
@@ -442,7 +444,7 @@ func (a *apiServer) quorumOverride(keyspace string, q *v1.Quorum) (QuorumOverrid
 		}
 		name, ok := levelNames[l.level]
 		if !ok {
-			return QuorumOverride{}, fmt.Errorf("%w: quorum level %v: want one, quorum or all", ErrInvalidArgument, l.level)
+			return QuorumOverride{}, fmt.Errorf("%w: quorum level %v: want one, quorum or all", catalog.ErrInvalidArgument, l.level)
 		}
 		*l.name = name
 	}
@@ -521,7 +523,7 @@ func (a *apiServer) Scan(ctx context.Context, req *connect.Request[v1.ScanReques
 	m := req.Msg
 	defer func(start time.Time) { a.observe(m.Keyspace, "scan", start, err) }(time.Now())
 	if int(m.Limit) > a.node.limits.MaxScanKeys {
-		err = fmt.Errorf("%w: scan limit %d is over the page limit %d (MaxScanKeys); page with start_after", ErrLimit, m.Limit, a.node.limits.MaxScanKeys)
+		err = fmt.Errorf("%w: scan limit %d is over the page limit %d (MaxScanKeys); page with start_after", catalog.ErrLimit, m.Limit, a.node.limits.MaxScanKeys)
 		return nil, toConnect(err)
 	}
 	kvs, more, err := a.node.Scan(ctx, m.Keyspace, m.Prefix, m.StartAfter, int(m.Limit))
@@ -549,7 +551,7 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 	case *v1.CompareAndSwapRequest_ExpectedVersion:
 		expect.Version, err = e.ExpectedVersion, checkExpectedVersion(e.ExpectedVersion)
 	default:
-		err = fmt.Errorf("%w: compare-and-swap needs a condition: expected_value, expect_absent, expect_exists or expected_version", ErrInvalidArgument)
+		err = fmt.Errorf("%w: compare-and-swap needs a condition: expected_value, expect_absent, expect_exists or expected_version", catalog.ErrInvalidArgument)
 	}
 	if err != nil {
 		return nil, toConnect(err)
@@ -603,14 +605,14 @@ func writeError(err error, retrySafe bool) error {
 // means the condition only when true.
 func checkFlag(name string, v bool) error {
 	if !v {
-		return fmt.Errorf("%w: %s must be true when set", ErrInvalidArgument, name)
+		return fmt.Errorf("%w: %s must be true when set", catalog.ErrInvalidArgument, name)
 	}
 	return nil
 }
 
 func checkExpectedVersion(v string) error {
 	if v == "" {
-		return fmt.Errorf("%w: expected_version is empty", ErrInvalidArgument)
+		return fmt.Errorf("%w: expected_version is empty", catalog.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -622,14 +624,14 @@ func checkExpectedVersion(v string) error {
 // changes are proposed by meta's leader, the placement driver.
 func (a *apiServer) metaLeaderElsewhere(h http.Header, err error) (uint64, bool) {
 	var nl *NotLeaderError
-	ok := errors.As(err, &nl) && nl.RangeID == MetaRangeID && nl.Leader != 0 &&
+	ok := errors.As(err, &nl) && nl.RangeID == catalog.MetaRangeID && nl.Leader != 0 &&
 		nl.Leader != a.node.store.NodeID() && h.Get(forwardedHeader) == ""
 	return nl.leaderOr0(), ok
 }
 
-var modeToProto = map[Mode]v1.Mode{ModeEventual: v1.Mode_MODE_EVENTUAL, ModeRaft: v1.Mode_MODE_RAFT, ModePaxos: v1.Mode_MODE_PAXOS}
+var modeToProto = map[catalog.Mode]v1.Mode{catalog.ModeEventual: v1.Mode_MODE_EVENTUAL, catalog.ModeRaft: v1.Mode_MODE_RAFT, catalog.ModePaxos: v1.Mode_MODE_PAXOS}
 
-func keyspaceToProto(ks KeyspaceDescriptor) *v1.Keyspace {
+func keyspaceToProto(ks catalog.KeyspaceDescriptor) *v1.Keyspace {
 	return &v1.Keyspace{
 		Name: ks.Name, Mode: modeToProto[ks.Mode], Replicas: uint32(ks.Replicas), Quorum: ks.Quorum,
 		W: uint32(ks.W), R: uint32(ks.R), Ranges: uint32(ks.Ranges), SloppyQuorum: ks.SloppyQuorum, Version: ks.ID,
@@ -639,18 +641,18 @@ func keyspaceToProto(ks KeyspaceDescriptor) *v1.Keyspace {
 func (a *apiServer) CreateKeyspace(ctx context.Context, req *connect.Request[v1.CreateKeyspaceRequest]) (*connect.Response[v1.CreateKeyspaceResponse], error) {
 	k := req.Msg.GetKeyspace()
 	if k == nil {
-		return nil, toConnect(fmt.Errorf("%w: keyspace is missing", ErrInvalidArgument))
+		return nil, toConnect(fmt.Errorf("%w: keyspace is missing", catalog.ErrInvalidArgument))
 	}
-	var mode Mode
+	var mode catalog.Mode
 	for m, p := range modeToProto {
 		if p == k.Mode {
 			mode = m
 		}
 	}
 	if mode == "" {
-		return nil, toConnect(fmt.Errorf("%w: keyspace %s: mode is missing: want eventual, raft or paxos", ErrInvalidArgument, k.Name))
+		return nil, toConnect(fmt.Errorf("%w: keyspace %s: mode is missing: want eventual, raft or paxos", catalog.ErrInvalidArgument, k.Name))
 	}
-	d := KeyspaceDescriptor{
+	d := catalog.KeyspaceDescriptor{
 		Name: k.Name, Mode: mode, Replicas: int(k.Replicas), Quorum: k.Quorum,
 		W: int(k.W), R: int(k.R), Ranges: int(k.Ranges), SloppyQuorum: k.SloppyQuorum,
 	}
@@ -800,7 +802,7 @@ func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequ
 		if st.State == "leader" {
 			resp.LocalLeaders++
 		}
-		if id == MetaRangeID && st.Leader != 0 {
+		if id == catalog.MetaRangeID && st.Leader != 0 {
 			resp.MetaLeader = a.nodeName(st.Leader)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 )
 
@@ -177,7 +179,7 @@ type result struct {
 // apply evaluates c against the key's current value (found says whether
 // it exists) at log index index, and returns the new value to store (nil
 // to delete, same pointer as cur to leave it) and the client's result.
-func (c *command) apply(rangeID, index uint64, cur *value) (next *value, res result) {
+func (c *command) Apply(rangeID, index uint64, cur *value) (next *value, res result) {
 	res.existed = cur != nil
 	switch c.op {
 	case opPut:
@@ -249,10 +251,10 @@ func parseVersion(rangeID uint64, s string) (uint64, error) {
 	rid, err1 := strconv.ParseUint(r, 10, 64)
 	index, err2 := strconv.ParseUint(idx, 10, 64)
 	if !ok || err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("%w: version %q: want RANGE.INDEX as returned by a write", ErrInvalidArgument, s)
+		return 0, fmt.Errorf("%w: version %q: want RANGE.INDEX as returned by a write", catalog.ErrInvalidArgument, s)
 	}
 	if rid != rangeID {
-		return 0, fmt.Errorf("%w: version %q belongs to range %d, the key is in range %d", ErrInvalidArgument, s, rid, rangeID)
+		return 0, fmt.Errorf("%w: version %q belongs to range %d, the key is in range %d", catalog.ErrInvalidArgument, s, rid, rangeID)
 	}
 	return index, nil
 }

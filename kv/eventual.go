@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/wrn"
@@ -81,7 +84,7 @@ func (n *Node) advanceClockPast(v wrn.Version) error {
 
 // eventualQuorums returns the write and read quorums of range r of
 // eventual keyspace ks for a request overriding them with q.
-func (n *Node) eventualQuorums(ks KeyspaceDescriptor, r *RangeDescriptor, q QuorumOverride) (wrn.Quorums, error) {
+func (n *Node) eventualQuorums(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, q QuorumOverride) (wrn.Quorums, error) {
 	ids := make([]uint64, len(r.Replicas))
 	for i, rep := range r.Replicas {
 		ids[i] = rep.NodeID
@@ -91,7 +94,7 @@ func (n *Node) eventualQuorums(ks KeyspaceDescriptor, r *RangeDescriptor, q Quor
 		// A geometry's write sets (phase 2) and read sets (phase 1).
 		if overridden {
 			return wrn.Quorums{}, fmt.Errorf("%w: keyspace %s: its %s geometry defines the write and read sets; w and r cannot override it",
-				ErrInvalidArgument, ks.Name, ks.Quorum)
+				catalog.ErrInvalidArgument, ks.Name, ks.Quorum)
 		}
 		nodes := make([]quorum.Node, len(r.Replicas))
 		for i, rep := range r.Replicas {
@@ -99,7 +102,7 @@ func (n *Node) eventualQuorums(ks KeyspaceDescriptor, r *RangeDescriptor, q Quor
 		}
 		sys, err := quorum.Parse(ks.Quorum, nodes)
 		if err != nil {
-			return wrn.Quorums{}, fmt.Errorf("%w: keyspace %s: %v", ErrInvalidArgument, ks.Name, err)
+			return wrn.Quorums{}, fmt.Errorf("%w: keyspace %s: %v", catalog.ErrInvalidArgument, ks.Name, err)
 		}
 		return wrn.GeometryQuorums(sys), nil
 	}
@@ -107,19 +110,19 @@ func (n *Node) eventualQuorums(ks KeyspaceDescriptor, r *RangeDescriptor, q Quor
 		if level != "" {
 			return wrn.ResolveSize(level, len(ids))
 		}
-		return cmpOr(count, def), nil
+		return cmp.Or(count, def), nil
 	}
 	w, err := size(q.W, q.WLevel, ks.W)
 	if err != nil {
-		return wrn.Quorums{}, fmt.Errorf("%w: keyspace %s: %w", ErrInvalidArgument, ks.Name, err)
+		return wrn.Quorums{}, fmt.Errorf("%w: keyspace %s: %w", catalog.ErrInvalidArgument, ks.Name, err)
 	}
 	rr, err := size(q.R, q.RLevel, ks.R)
 	if err != nil {
-		return wrn.Quorums{}, fmt.Errorf("%w: keyspace %s: %w", ErrInvalidArgument, ks.Name, err)
+		return wrn.Quorums{}, fmt.Errorf("%w: keyspace %s: %w", catalog.ErrInvalidArgument, ks.Name, err)
 	}
 	qs, err := wrn.SizeQuorums(ids, w, rr)
 	if err != nil {
-		return wrn.Quorums{}, fmt.Errorf("%w: keyspace %s: %w", ErrInvalidArgument, ks.Name, err)
+		return wrn.Quorums{}, fmt.Errorf("%w: keyspace %s: %w", catalog.ErrInvalidArgument, ks.Name, err)
 	}
 	return qs, nil
 }
@@ -136,7 +139,7 @@ func (n *Node) eventualQuorums(ks KeyspaceDescriptor, r *RangeDescriptor, q Quor
 //   - ErrOutcomeUnknown: W was not met, but some replica stored the
 //     write, may have (it did not answer in time), or a hint holds it for
 //     one: reads may see it, and hints and anti-entropy spread it.
-func (n *Node) writeEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, rec wrn.Record,
+func (n *Node) writeEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record,
 	q QuorumOverride) (wrn.Version, bool, error) {
 	op, err := n.newEventualWrite(ks, r, key, rec, q)
 	if err != nil {
@@ -152,7 +155,7 @@ func (n *Node) writeEventual(ctx context.Context, ks KeyspaceDescriptor, r *Rang
 // newEventualWrite is writeEventual's operation, not started yet: rec
 // versioned by this node's clock, to be written with the quorums of ks
 // overridden by q. It refuses a write that cannot meet W (checkWritable).
-func (n *Node) newEventualWrite(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, rec wrn.Record, q QuorumOverride) (*writeOp, error) {
+func (n *Node) newEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record, q QuorumOverride) (*writeOp, error) {
 	qs, err := n.eventualQuorums(ks, r, q)
 	if err != nil {
 		return nil, err
@@ -179,7 +182,7 @@ func (n *Node) newEventualWrite(ks KeyspaceDescriptor, r *RangeDescriptor, key [
 // otherReplicaAlive says whether r has a replica on another node, or
 // none here, that gossip sees alive: one that can take a version before
 // this node's own replica does (eventual_clock.go, rule 2).
-func (n *Node) otherReplicaAlive(r *RangeDescriptor) bool {
+func (n *Node) otherReplicaAlive(r *catalog.RangeDescriptor) bool {
 	self := n.store.NodeID()
 	if !r.HasReplica(self) || len(r.Replicas) == 1 {
 		return true
@@ -225,7 +228,7 @@ func (n *Node) replicaAlive(id uint64) bool {
 // (eventual_clock.go, rule 3), or gossip sees too few of r's replicas
 // alive. what names the write, for the error. A sloppy keyspace counts
 // hints toward W, so only its clock is checked.
-func (n *Node) checkWritable(ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums, what string) error {
+func (n *Node) checkWritable(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, what string) error {
 	if err := n.coordinatorClockErr(); err != nil {
 		return err
 	}
@@ -239,7 +242,7 @@ func (n *Node) checkWritable(ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Q
 // replicas gossip sees down: sets names the quorums it needs. The error
 // is a NoQuorumError, so that clients try the other nodes once and then
 // give up at once rather than wait for their deadline.
-func (n *Node) checkAlive(ks KeyspaceDescriptor, r *RangeDescriptor, tr interface {
+func (n *Node) checkAlive(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, tr interface {
 	Ack(uint64)
 	Fail(uint64, string)
 	State() wrn.State
@@ -277,8 +280,8 @@ func (n *Node) checkAlive(ks KeyspaceDescriptor, r *RangeDescriptor, tr interfac
 // hint too.
 type writeOp struct {
 	n   *Node
-	ks  KeyspaceDescriptor
-	r   *RangeDescriptor
+	ks  catalog.KeyspaceDescriptor
+	r   *catalog.RangeDescriptor
 	key []byte
 	rec wrn.Record
 	// own: the version was stamped here, at stamped; guarded: this node's
@@ -313,7 +316,7 @@ type writeResult struct {
 	err     error
 }
 
-func (n *Node) newWriteOp(ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums, key []byte, rec wrn.Record) *writeOp {
+func (n *Node) newWriteOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, key []byte, rec wrn.Record) *writeOp {
 	o := &writeOp{n: n, ks: ks, r: r, key: key, rec: rec}
 	o.mu.tr = qs.NewWrite(ks.SloppyQuorum)
 	return o
@@ -465,7 +468,7 @@ func (o *writeOp) progress() string {
 // readEventual asks every replica of r for key's record and returns the
 // newest once R answered (the zero Record if none holds the key); see
 // readOp.
-func (n *Node) readEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, q QuorumOverride) (wrn.Record, error) {
+func (n *Node) readEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q QuorumOverride) (wrn.Record, error) {
 	op, err := n.newEventualRead(ks, r, key, q)
 	if err != nil {
 		return wrn.Record{}, err
@@ -478,7 +481,7 @@ func (n *Node) readEventual(ctx context.Context, ks KeyspaceDescriptor, r *Range
 }
 
 // newEventualRead is readEventual's operation, not started yet.
-func (n *Node) newEventualRead(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, q QuorumOverride) (*readOp, error) {
+func (n *Node) newEventualRead(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q QuorumOverride) (*readOp, error) {
 	qs, err := n.eventualQuorums(ks, r, q)
 	if err != nil {
 		return nil, err
@@ -502,8 +505,8 @@ func (n *Node) newEventualRead(ks KeyspaceDescriptor, r *RangeDescriptor, key []
 // the read stale, so under faults the measured rate is a lower bound.
 type readOp struct {
 	n   *Node
-	ks  KeyspaceDescriptor
-	r   *RangeDescriptor
+	ks  catalog.KeyspaceDescriptor
+	r   *catalog.RangeDescriptor
 	key []byte
 	mu  struct {
 		sync.Mutex
@@ -531,7 +534,7 @@ type readResult struct {
 	err error
 }
 
-func (n *Node) newReadOp(ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums, key []byte) *readOp {
+func (n *Node) newReadOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, key []byte) *readOp {
 	o := &readOp{n: n, ks: ks, r: r, key: key}
 	o.mu.tr = qs.NewRead()
 	o.mu.answers = map[uint64]wrn.Record{}
@@ -688,25 +691,25 @@ func (n *Node) Close() {
 
 // lookup finds keyspace's descriptor and the range of key, whatever the
 // keyspace's mode.
-func (n *Node) lookup(keyspace string, key []byte) (KeyspaceDescriptor, *RangeDescriptor, error) {
+func (n *Node) lookup(keyspace string, key []byte) (catalog.KeyspaceDescriptor, *catalog.RangeDescriptor, error) {
 	if err := n.limits.CheckKey(key); err != nil {
-		return KeyspaceDescriptor{}, nil, err
+		return catalog.KeyspaceDescriptor{}, nil, err
 	}
 	cat := n.store.Catalog()
 	ks, ok := cat.Keyspaces[keyspace]
 	if !ok {
-		if err := CheckKeyspaceName(keyspace); err != nil {
-			return KeyspaceDescriptor{}, nil, err
+		if err := catalog.CheckKeyspaceName(keyspace); err != nil {
+			return catalog.KeyspaceDescriptor{}, nil, err
 		}
-		return KeyspaceDescriptor{}, nil, fmt.Errorf("%w: %q (kvctl keyspace list shows them)", ErrNoKeyspace, keyspace)
+		return catalog.KeyspaceDescriptor{}, nil, fmt.Errorf("%w: %q (kvctl keyspace list shows them)", catalog.ErrNoKeyspace, keyspace)
 	}
 	spans := cat.Spans[keyspace]
-	return ks, cat.Ranges[keyspace][SpanIndex(spans, HashKey(key))], nil
+	return ks, cat.Ranges[keyspace][catalog.SpanIndex(spans, catalog.HashKey(key))], nil
 }
 
 // scanEventual scans an eventual keyspace: per range, the records of at
 // least R replicas merged (newest wins), tombstones hidden.
-func (n *Node) scanEventual(ctx context.Context, ks KeyspaceDescriptor, prefix, startAfter []byte, limit int) ([]KeyValue, bool, error) {
+func (n *Node) scanEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, prefix, startAfter []byte, limit int) ([]KeyValue, bool, error) {
 	var all []KeyValue
 	for _, r := range n.store.Catalog().Ranges[ks.Name] {
 		kvs, err := n.scanEventualRange(ctx, ks, r, prefix, startAfter, limit+1)
@@ -723,7 +726,7 @@ func (n *Node) scanEventual(ctx context.Context, ks KeyspaceDescriptor, prefix, 
 // startAfter. Each round merges one page of records from a read quorum of
 // replicas; tombstones are hidden, so it pages on until it has limit live
 // keys or the replicas have no more.
-func (n *Node) scanEventualRange(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
+func (n *Node) scanEventualRange(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
 	qs, err := n.eventualQuorums(ks, r, QuorumOverride{})
 	if err != nil {
 		return nil, err
@@ -754,7 +757,7 @@ func (n *Node) scanEventualRange(ctx context.Context, ks KeyspaceDescriptor, r *
 // returned, so the merge stops at the smallest last key of a full page,
 // and next is that key (nil when no replica filled its page: the range is
 // done).
-func (n *Node) scanRecordsOnce(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, qs wrn.Quorums,
+func (n *Node) scanRecordsOnce(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums,
 	prefix, startAfter []byte, limit int) (merged []keyRecord, next []byte, err error) {
 	op := &scanOp{n: n, ks: ks, r: r, tr: qs.NewRead(), limit: limit}
 	req := replicaRequest{kind: reqScan, rangeID: r.ID, prefix: prefix, after: startAfter, limit: limit}
@@ -792,8 +795,8 @@ func (n *Node) scanRecordsOnce(ctx context.Context, ks KeyspaceDescriptor, r *Ra
 // of replicas answered; the later pages are dropped.
 type scanOp struct {
 	n     *Node
-	ks    KeyspaceDescriptor
-	r     *RangeDescriptor
+	ks    catalog.KeyspaceDescriptor
+	r     *catalog.RangeDescriptor
 	limit int
 	mu    sync.Mutex
 	tr    *wrn.ReadTracker

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"connectrpc.com/connect"
@@ -136,7 +138,7 @@ func (n *Node) newCASID(idemKey []byte) casID {
 
 // casSystem is the quorum system of a key's acceptors: a majority of the
 // range's replicas (see above).
-func casSystem(r *RangeDescriptor) (quorum.System, error) {
+func casSystem(r *catalog.RangeDescriptor) (quorum.System, error) {
 	ids := make([]uint64, len(r.Replicas))
 	for i, rep := range r.Replicas {
 		ids[i] = rep.NodeID
@@ -174,7 +176,7 @@ func checkExpect(key []byte, expect Expect, cur wrn.Record) error {
 // DeleteWith with a condition when rec is a tombstone: rec (without a
 // version) is written if the key is as expected. opts carry the request's
 // idempotency key (empty: none) and whether it is a retry.
-func (n *Node) casEventual(ctx context.Context, ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, expect Expect,
+func (n *Node) casEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect Expect,
 	rec wrn.Record, opts WriteOptions) (string, error) {
 	op, err := n.newCASOp(ks, r, key, expect, rec, opts.IdempotencyKey)
 	if err != nil {
@@ -201,8 +203,8 @@ type casOp struct {
 	// its outcome (WriteOptions.Retry).
 	retry  bool
 	n      *Node
-	ks     KeyspaceDescriptor
-	r      *RangeDescriptor
+	ks     catalog.KeyspaceDescriptor
+	r      *catalog.RangeDescriptor
 	qs     wrn.Quorums
 	key    []byte
 	expect Expect
@@ -280,10 +282,10 @@ type casResult struct {
 	err     error
 }
 
-func (n *Node) newCASOp(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, expect Expect, rec wrn.Record, idemKey []byte) (*casOp, error) {
+func (n *Node) newCASOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect Expect, rec wrn.Record, idemKey []byte) (*casOp, error) {
 	sys, err := casSystem(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: keyspace %s: %v", ErrInvalidArgument, ks.Name, err)
+		return nil, fmt.Errorf("%w: keyspace %s: %v", catalog.ErrInvalidArgument, ks.Name, err)
 	}
 	qs, err := n.eventualQuorums(ks, r, QuorumOverride{})
 	if err != nil {
@@ -297,7 +299,7 @@ func (n *Node) newCASOp(ks KeyspaceDescriptor, r *RangeDescriptor, key []byte, e
 	}
 	majority, err := wrn.SizeQuorums(ids, len(ids)/2+1, len(ids)/2+1)
 	if err != nil {
-		return nil, fmt.Errorf("%w: keyspace %s: %v", ErrInvalidArgument, ks.Name, err)
+		return nil, fmt.Errorf("%w: keyspace %s: %v", catalog.ErrInvalidArgument, ks.Name, err)
 	}
 	what := "a compare-and-swap"
 	if rec.Tombstone {
@@ -653,7 +655,7 @@ func (n *Node) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (p
 		// record's value (its history is bounded by decodeCASValue).
 		v, err := decodeCASValue(m.Value)
 		if err != nil {
-			return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap proposal: %v", ErrInvalidArgument, err)
+			return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap proposal: %v", catalog.ErrInvalidArgument, err)
 		}
 		if err := n.limits.CheckValue(v.rec.Value); err != nil {
 			return paxos.BasicMessage{}, err
@@ -662,7 +664,7 @@ func (n *Node) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (p
 			return paxos.BasicMessage{}, err
 		}
 	default:
-		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", ErrInvalidArgument, m.Type)
+		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", catalog.ErrInvalidArgument, m.Type)
 	}
 	if _, err := n.localEventualRange(rangeID); err != nil {
 		return paxos.BasicMessage{}, err
@@ -774,7 +776,7 @@ func (c connectRecords) casStep(ctx context.Context, to, rangeID uint64, key []b
 		}
 		reply.Type, reply.Reject, reply.Promised = paxos.BasicAccepted, resp.Reject, ballotFromProto(resp.Promised)
 	default:
-		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", ErrInvalidArgument, m.Type)
+		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", catalog.ErrInvalidArgument, m.Type)
 	}
 	return reply, nil
 }

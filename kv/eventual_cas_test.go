@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 
 	"github.com/quorumkv/quorumkv/paxos"
@@ -22,7 +24,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
-	rangeID := c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "shop", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	rangeID := c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "shop", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 	if _, err := c.nodes[0].Put(ctx, "shop", []byte("phone"), []byte("for sale")); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +99,7 @@ func TestEventualCASPutIfAbsent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{HintReplayInterval: time.Hour} })
-	c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 	a, b := c.nodes[0], c.nodes[1]
 	for k := range 10 {
 		key := fmt.Appendf(nil, "k%d", k)
@@ -155,7 +157,7 @@ func TestEventualCASRetryBeyondHistory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
-	c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "shop", Mode: ModeEventual, Replicas: 3, Ranges: 1})
+	c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "shop", Mode: catalog.ModeEventual, Replicas: 3, Ranges: 1})
 	n := c.nodes[0]
 	key := []byte("phone")
 	prev := Expect{Absent: true}

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
@@ -187,7 +189,7 @@ func (n *Node) checkVersionClock(v wrn.Version, what string) error {
 	n.store.cfg.Metrics.ClockOffsetRefusals.WithLabelValues("replica").Inc()
 	return fmt.Errorf("%w: %w: %s version %s is %v ahead of node %d's clock, more than the %v maximum clock offset: "+
 		"the coordinator's clock is ahead, or this node's is behind (check clock sync, NTP)",
-		ErrInvalidArgument, wrn.ErrClockOffset, what, formatRecordVersion(v), ahead.Round(time.Millisecond), n.store.NodeID(), clockMaxOffset)
+		catalog.ErrInvalidArgument, wrn.ErrClockOffset, what, formatRecordVersion(v), ahead.Round(time.Millisecond), n.store.NodeID(), clockMaxOffset)
 }
 
 // coordinatorClockErr is rule 3 at the start of a write coordinated here,

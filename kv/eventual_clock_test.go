@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 )
 
@@ -72,9 +74,9 @@ func TestRefused(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{"limit", &replicaError{code: connect.CodeResourceExhausted, err: ErrLimit}, true},
+		{"limit", &replicaError{code: connect.CodeResourceExhausted, err: catalog.ErrLimit}, true},
 		{"no replica here", &replicaError{code: connect.CodeUnavailable, err: ErrNoReplicaHere}, true},
-		{"clock", &replicaError{code: connect.CodeInvalidArgument, err: ErrInvalidArgument}, true},
+		{"clock", &replicaError{code: connect.CodeInvalidArgument, err: catalog.ErrInvalidArgument}, true},
 		{"not sent", notSent(ErrUnavailable), true},
 		{"disk", &replicaError{code: connect.CodeInternal, err: errors.New("sync failed")}, false},
 		{"timeout", deadlineErr(), false},

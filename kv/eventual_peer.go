@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
@@ -223,10 +225,10 @@ func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv
 
 // localEventualRange returns range id if it is an eventual range with a
 // replica on this node.
-func (n *Node) localEventualRange(id uint64) (*RangeDescriptor, error) {
+func (n *Node) localEventualRange(id uint64) (*catalog.RangeDescriptor, error) {
 	cat := n.store.Catalog()
 	for name, ks := range cat.Keyspaces {
-		if ks.Mode != ModeEventual {
+		if ks.Mode != catalog.ModeEventual {
 			continue
 		}
 		for _, r := range cat.Ranges[name] {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
@@ -27,8 +29,8 @@ func TestEventualSingleNode(t *testing.T) {
 	defer n.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := retry(t, func() (KeyspaceDescriptor, error) {
-		return n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 1, Ranges: 2})
+	if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+		return n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 1, Ranges: 2})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -73,10 +75,10 @@ func TestEventualSingleNode(t *testing.T) {
 	}
 
 	// W and R beyond N are refused as arguments, not as unavailability.
-	if _, err := n.PutWith(ctx, "ev", []byte("a"), []byte("x"), WriteOptions{Quorum: QuorumOverride{W: 2}}); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := n.PutWith(ctx, "ev", []byte("a"), []byte("x"), WriteOptions{Quorum: QuorumOverride{W: 2}}); !errors.Is(err, catalog.ErrInvalidArgument) {
 		t.Fatalf("W=2 of N=1: %v", err)
 	}
-	if _, err := n.GetWith(ctx, "ev", []byte("a"), QuorumOverride{RLevel: "most"}); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := n.GetWith(ctx, "ev", []byte("a"), QuorumOverride{RLevel: "most"}); !errors.Is(err, catalog.ErrInvalidArgument) {
 		t.Fatalf("R=most: %v", err)
 	}
 	// Compare-and-swap: per-key Basic Paxos over the one replica.
@@ -223,7 +225,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	defer cancel()
 	cl := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
 	nodes, recs, a := cl.nodes, cl.recs, cl.nodes[0]
-	rangeID := cl.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	rangeID := cl.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 
 	// Every node coordinates.
 	for i, n := range nodes {
@@ -314,8 +316,8 @@ func TestEventualDropDeletesRecords(t *testing.T) {
 	defer n.Store().Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := retry(t, func() (KeyspaceDescriptor, error) {
-		return n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "gone", Mode: ModeEventual, Replicas: 1, Ranges: 2})
+	if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+		return n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "gone", Mode: catalog.ModeEventual, Replicas: 1, Ranges: 2})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -350,8 +352,8 @@ func TestKeyspaceKnownAtOnceEverywhere(t *testing.T) {
 	for i := range 5 {
 		name := fmt.Sprintf("ev%d", i)
 		creator := c.nodes[i%3]
-		if _, err := retry(t, func() (KeyspaceDescriptor, error) {
-			return creator.CreateKeyspace(ctx, KeyspaceDescriptor{Name: name, Mode: ModeEventual, Replicas: 3, Ranges: 1})
+		if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+			return creator.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: name, Mode: catalog.ModeEventual, Replicas: 3, Ranges: 1})
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -362,7 +364,7 @@ func TestKeyspaceKnownAtOnceEverywhere(t *testing.T) {
 			}
 		}
 	}
-	if _, err := c.nodes[2].Get(ctx, "nope", []byte("k")); !errors.Is(err, ErrNoKeyspace) {
+	if _, err := c.nodes[2].Get(ctx, "nope", []byte("k")); !errors.Is(err, catalog.ErrNoKeyspace) {
 		t.Fatalf("get in a keyspace never created: %v", err)
 	}
 }

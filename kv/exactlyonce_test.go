@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/internal/sim"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -40,7 +42,7 @@ func TestCanaryWaitersByID(t *testing.T) {
 // oldEntryAfterRestart runs scenario 2 and returns the compare-and-swap's
 // answer.
 func oldEntryAfterRestart(t *testing.T, bug canary) result {
-	c := newSimClusterWith(t, 1, 2, []KeyspaceDescriptor{{Name: "r2", Mode: ModeRaft, Replicas: 2, Ranges: 1}},
+	c := newSimClusterWith(t, 1, 2, []catalog.KeyspaceDescriptor{{Name: "r2", Mode: catalog.ModeRaft, Replicas: 2, Ranges: 1}},
 		func(c *simCluster) { c.canary = bug })
 	rd := c.node(1).store.Catalog().Ranges["r2"][0]
 	lead := c.rangeLeader(rd.ID)

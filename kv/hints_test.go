@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -29,7 +31,7 @@ func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) 
 	t.Helper()
 	tr := &memTransport{stores: map[uint64]*Store{}}
 	recs := &memRecords{nodes: map[uint64]*Node{}, down: map[uint64]bool{}}
-	alive := func(nd NodeDescriptor) bool {
+	alive := func(nd catalog.NodeDescriptor) bool {
 		recs.mu.Lock()
 		defer recs.mu.Unlock()
 		n, ok := recs.nodes[nd.ID]
@@ -37,7 +39,7 @@ func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) 
 	}
 	cfg := func(name string) StoreConfig {
 		return StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(len(name)),
-			Self: NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: 1}}
+			Self: catalog.NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: 1}}
 	}
 	open := func(i int, name string, leader *Node) *Node {
 		db, err := storage.OpenMem(storage.Options{Logger: quiet()})
@@ -94,9 +96,9 @@ func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) 
 
 // createKeyspace creates ks through a and waits until every node knows
 // it; it returns its (only) range's ID.
-func (c *eventualCluster) createKeyspace(t *testing.T, ctx context.Context, ks KeyspaceDescriptor) uint64 {
+func (c *eventualCluster) createKeyspace(t *testing.T, ctx context.Context, ks catalog.KeyspaceDescriptor) uint64 {
 	t.Helper()
-	if _, err := retry(t, func() (KeyspaceDescriptor, error) { return c.nodes[0].CreateKeyspace(ctx, ks) }); err != nil {
+	if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) { return c.nodes[0].CreateKeyspace(ctx, ks) }); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, ks.Name+" in every catalog", func() bool {
@@ -132,7 +134,7 @@ func TestEventualHintedHandoff(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{HintReplayInterval: 10 * time.Millisecond} })
-	c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 	a, cn := c.nodes[0], c.nodes[2]
 	if _, err := a.Put(ctx, "ev", []byte("gone"), []byte("v")); err != nil {
 		t.Fatal(err)
@@ -191,7 +193,7 @@ func TestEventualSloppyQuorum(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{HintReplayInterval: 10 * time.Millisecond} })
-	rangeID := c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "sl", Mode: ModeEventual, Replicas: 3, W: 3, R: 1, Ranges: 1,
+	rangeID := c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "sl", Mode: catalog.ModeEventual, Replicas: 3, W: 3, R: 1, Ranges: 1,
 		SloppyQuorum: true})
 	a, cn := c.nodes[0], c.nodes[2]
 	c.setDown(2, true)
@@ -222,7 +224,7 @@ func TestEventualHintBounds(t *testing.T) {
 		}
 		return cfg
 	})
-	rangeID := c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	rangeID := c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 	a, cn := c.nodes[0], c.nodes[2]
 	m := a.store.cfg.Metrics
 	c.setDown(2, true)

@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
@@ -138,14 +140,14 @@ func (s *Server) ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	q, ok, err := store.Reach(ctx, MetaRangeID)
+	q, ok, err := store.Reach(ctx, catalog.MetaRangeID)
 	if err != nil {
 		return err
 	}
 	if ok && !q.can(quorum.Phase2) {
 		return fmt.Errorf("cannot reach a quorum of the catalog range meta: %w", q.noQuorum(quorum.Phase2, s.api.nodeName))
 	}
-	if status[MetaRangeID].Leader == 0 {
+	if status[catalog.MetaRangeID].Leader == 0 {
 		return errors.New("the catalog range has no leader yet")
 	}
 	return nil
@@ -235,7 +237,7 @@ func (s *Server) quorumParams(r *http.Request) (*v1.Quorum, error) {
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%w: %s=%q: want a count of replicas, or one, quorum or all", ErrInvalidArgument, p.name, v)
+			return nil, fmt.Errorf("%w: %s=%q: want a count of replicas, or one, quorum or all", catalog.ErrInvalidArgument, p.name, v)
 		}
 		*p.count = uint32(n)
 	}
@@ -248,7 +250,7 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limits.MaxValueBytes)))
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return fmt.Errorf("%w: value is over %d bytes, the limit (MaxValueBytes)", ErrLimit, limits.MaxValueBytes)
+			return fmt.Errorf("%w: value is over %d bytes, the limit (MaxValueBytes)", catalog.ErrLimit, limits.MaxValueBytes)
 		}
 		if err != nil {
 			return err
@@ -259,7 +261,7 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 		case ifNone == "*":
 			cas.Expect = &v1.CompareAndSwapRequest_ExpectAbsent{ExpectAbsent: true}
 		case ifNone != "":
-			return fmt.Errorf("%w: If-None-Match supports only *", ErrInvalidArgument)
+			return fmt.Errorf("%w: If-None-Match supports only *", catalog.ErrInvalidArgument)
 		case ifMatch == "*":
 			cas.Expect = &v1.CompareAndSwapRequest_ExpectExists{ExpectExists: true}
 		case ifMatch != "":
@@ -313,7 +315,7 @@ func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
 		del := &v1.DeleteRequest{Keyspace: keyspace, Key: key, Quorum: q, IdempotencyKey: r.Header.Get(IdempotencyKeyHeader)}
 		switch ifMatch := r.Header.Get("If-Match"); {
 		case r.Header.Get("If-None-Match") != "":
-			return fmt.Errorf("%w: a DELETE takes If-Match, not If-None-Match", ErrInvalidArgument)
+			return fmt.Errorf("%w: a DELETE takes If-Match, not If-None-Match", catalog.ErrInvalidArgument)
 		case ifMatch == "*":
 			del.Expect = &v1.DeleteRequest_ExpectExists{ExpectExists: true}
 		case ifMatch != "":
@@ -345,14 +347,14 @@ const IdempotencyKeyHeader = "Idempotency-Key"
 func etagVersion(h string) (string, error) {
 	v := strings.TrimSpace(h)
 	if strings.HasPrefix(v, "W/") {
-		return "", fmt.Errorf("%w: If-Match %s: a weak entity tag cannot name a version", ErrInvalidArgument, h)
+		return "", fmt.Errorf("%w: If-Match %s: a weak entity tag cannot name a version", catalog.ErrInvalidArgument, h)
 	}
 	if strings.Contains(v, ",") {
-		return "", fmt.Errorf("%w: If-Match %s: give one version (the ETag of a read), or *", ErrInvalidArgument, h)
+		return "", fmt.Errorf("%w: If-Match %s: give one version (the ETag of a read), or *", catalog.ErrInvalidArgument, h)
 	}
 	v = strings.TrimSuffix(strings.TrimPrefix(v, `"`), `"`)
 	if v == "" {
-		return "", fmt.Errorf("%w: If-Match is empty", ErrInvalidArgument)
+		return "", fmt.Errorf("%w: If-Match is empty", catalog.ErrInvalidArgument)
 	}
 	return v, nil
 }
@@ -411,12 +413,12 @@ func (s *Server) restScan(w http.ResponseWriter, r *http.Request) {
 	limit := 0
 	if l := q.Get("limit"); l != "" {
 		if limit, err = strconv.Atoi(l); err != nil || limit < 0 {
-			err = fmt.Errorf("%w: limit %q: want a count", ErrInvalidArgument, l)
+			err = fmt.Errorf("%w: limit %q: want a count", catalog.ErrInvalidArgument, l)
 			restError(w, err)
 			return
 		}
 		if limit > s.api.node.limits.MaxScanKeys {
-			err = fmt.Errorf("%w: limit %d is over the page limit %d (MaxScanKeys); page with start_after", ErrLimit, limit, s.api.node.limits.MaxScanKeys)
+			err = fmt.Errorf("%w: limit %d is over the page limit %d (MaxScanKeys); page with start_after", catalog.ErrLimit, limit, s.api.node.limits.MaxScanKeys)
 			restError(w, err)
 			return
 		}
@@ -449,7 +451,7 @@ type statusView struct {
 	Node      ServerInfo
 	Ready     string
 	Members   []Member
-	Keyspaces []KeyspaceDescriptor
+	Keyspaces []catalog.KeyspaceDescriptor
 	Ranges    []rangeView
 }
 
@@ -481,7 +483,7 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 	for _, name := range sortedKeys(cat.Keyspaces) {
 		v.Keyspaces = append(v.Keyspaces, cat.Keyspaces[name])
 	}
-	add := func(keyspace string, id uint64, span Span, replicas []string) {
+	add := func(keyspace string, id uint64, span catalog.Span, replicas []string) {
 		rv := rangeView{Keyspace: keyspace, ID: id, Span: fmt.Sprintf("[%016x, %016x)", span.Lo, span.Hi)}
 		rv.Replicas = strings.Join(replicas, ", ")
 		if st, ok := status[id]; ok {
@@ -493,13 +495,13 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 		v.Ranges = append(v.Ranges, rv)
 	}
 	var metaReplicas []string
-	for _, id := range status[MetaRangeID].Voters {
+	for _, id := range status[catalog.MetaRangeID].Voters {
 		metaReplicas = append(metaReplicas, s.api.nodeName(id))
 	}
-	for _, id := range status[MetaRangeID].Learners {
+	for _, id := range status[catalog.MetaRangeID].Learners {
 		metaReplicas = append(metaReplicas, s.api.nodeName(id)+" (learner)")
 	}
-	add(MetaKeyspace, MetaRangeID, Span{}, metaReplicas)
+	add(catalog.MetaKeyspace, catalog.MetaRangeID, catalog.Span{}, metaReplicas)
 	for _, name := range sortedKeys(cat.Ranges) {
 		for _, r := range cat.Ranges[name] {
 			var names []string

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -138,7 +140,7 @@ func newIdentity(name string, rnd io.Reader) (Identity, error) {
 func saveIdentity(db *storage.DB, id Identity) error {
 	b := db.NewBatch()
 	defer b.Close()
-	if err := b.Set(storage.IdentityKey(), mustJSON(identityRecord{UUID: id.UUID, Secret: id.Secret, Name: id.Name})); err != nil {
+	if err := b.Set(storage.IdentityKey(), catalog.MustJSON(identityRecord{UUID: id.UUID, Secret: id.Secret, Name: id.Name})); err != nil {
 		return err
 	}
 	return b.Commit(true)
@@ -168,7 +170,7 @@ func loadIdentity(db *storage.DB) (id Identity, found bool, err error) {
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		return Identity{}, false, fmt.Errorf("%w: node identity: %v", codec.ErrCorrupt, err)
 	}
-	if !validUUID(rec.UUID) || len(rec.Secret) != SecretBytes || rec.Name == "" {
+	if !catalog.ValidUUID(rec.UUID) || len(rec.Secret) != SecretBytes || rec.Name == "" {
 		return Identity{}, false, fmt.Errorf("%w: node identity: uuid %q, %d-byte secret, name %q", codec.ErrCorrupt, rec.UUID, len(rec.Secret), rec.Name)
 	}
 	id.UUID, id.Secret, id.Name = rec.UUID, rec.Secret, rec.Name
@@ -187,42 +189,4 @@ func formatUUID(u [16]byte) string {
 	buf[23] = '-'
 	hex.Encode(buf[24:], u[10:])
 	return string(buf[:])
-}
-
-// validUUID reports whether s is a version 4 UUID in canonical form
-// (lower-case hex, dashes at 8, 13, 18 and 23), the only form nodes
-// write: one UUID has one spelling, so the catalog can compare them as
-// strings.
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return s[14] == '4' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b')
-}
-
-// validSecretHash reports whether s is a hex SHA-256 as hashSecret
-// writes it.
-func validSecretHash(s string) bool {
-	if len(s) != 2*sha256.Size {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"connectrpc.com/connect"
@@ -21,7 +23,7 @@ import (
 // joinTestNode does for a test what kvd does for a node that joins: it
 // gives db an identity named self.Name, has leader register it, and saves
 // the ID and cluster it was given. It returns the ID.
-func joinTestNode(t *testing.T, ctx context.Context, leader *Node, db *storage.DB, self NodeDescriptor) uint64 {
+func joinTestNode(t *testing.T, ctx context.Context, leader *Node, db *storage.DB, self catalog.NodeDescriptor) uint64 {
 	t.Helper()
 	ident, err := OpenIdentity(db, self.Name)
 	if err != nil {
@@ -74,7 +76,7 @@ func TestOpenIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !validUUID(first.UUID) || len(first.Secret) != SecretBytes || first.Name != "n1" || first.NodeID != 0 || first.ClusterID != "" {
+	if !catalog.ValidUUID(first.UUID) || len(first.Secret) != SecretBytes || first.Name != "n1" || first.NodeID != 0 || first.ClusterID != "" {
 		t.Fatalf("a new identity: %+v", first)
 	}
 	again, err := OpenIdentity(db, "n1")
@@ -114,7 +116,7 @@ func TestOpenIdentity(t *testing.T) {
 // (a phantom learner in meta) for one data dir.
 func TestStoreRefusesRename(t *testing.T) {
 	db := memDB(t)
-	cfg := StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Self: NodeDescriptor{Name: "n1", Addr: "a:1"}}
+	cfg := StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Self: catalog.NodeDescriptor{Name: "n1", Addr: "a:1"}}
 	s, err := OpenStore(db, cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)
@@ -137,116 +139,118 @@ func TestCatalogAddNode(t *testing.T) {
 		uuidB = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
 	)
 	secretA, secretB := bytes.Repeat([]byte{1}, SecretBytes), bytes.Repeat([]byte{2}, SecretBytes)
-	n1 := NodeDescriptor{Name: "n1", Addr: "10.0.0.1:7070", Zone: "z1", Weight: 1, UUID: uuidA, SecretHash: hashSecret(secretA)}
-	with := func(f func(*NodeDescriptor)) *NodeDescriptor {
+	n1 := catalog.NodeDescriptor{Name: "n1", Addr: "10.0.0.1:7070", Zone: "z1", Weight: 1, UUID: uuidA, SecretHash: hashSecret(secretA)}
+	with := func(f func(*catalog.NodeDescriptor)) *catalog.NodeDescriptor {
 		d := n1
 		f(&d)
 		return &d
 	}
 	for _, tc := range []struct {
 		name string
-		op   catalogOp
+		op   catalog.CatalogOp
 		// wantErr, if set, must be in the error and the catalog unchanged.
 		wantErr error
 		wantID  uint64
 		// want is what the catalog then holds (n1 is node 1).
-		want map[uint64]NodeDescriptor
+		want map[uint64]catalog.NodeDescriptor
 	}{
 		{
-			name:   "a new UUID under an old name is a new node",
-			op:     catalogOp{AddNode: with(func(d *NodeDescriptor) { d.UUID, d.SecretHash, d.Addr = uuidB, hashSecret(secretB), "10.0.0.9:7070" })},
+			name: "a new UUID under an old name is a new node",
+			op: catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) {
+				d.UUID, d.SecretHash, d.Addr = uuidB, hashSecret(secretB), "10.0.0.9:7070"
+			})},
 			wantID: 2,
-			want: map[uint64]NodeDescriptor{1: *with(func(d *NodeDescriptor) { d.ID = 1 }),
-				2: *with(func(d *NodeDescriptor) {
+			want: map[uint64]catalog.NodeDescriptor{1: *with(func(d *catalog.NodeDescriptor) { d.ID = 1 }),
+				2: *with(func(d *catalog.NodeDescriptor) {
 					d.ID, d.UUID, d.SecretHash, d.Addr = 2, uuidB, hashSecret(secretB), "10.0.0.9:7070"
 				})},
 		},
 		{
 			name:    "a known UUID with a wrong secret is refused",
-			op:      catalogOp{AddNode: with(func(d *NodeDescriptor) { d.SecretHash, d.Addr = hashSecret(secretB), "10.6.6.6:7070" })},
-			wantErr: ErrIdentity,
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.SecretHash, d.Addr = hashSecret(secretB), "10.6.6.6:7070" })},
+			wantErr: catalog.ErrIdentity,
 		},
 		{
 			name:    "an announcement with a wrong secret is refused",
-			op:      catalogOp{AddNode: with(func(d *NodeDescriptor) { d.SecretHash, d.Addr = hashSecret(secretB), "10.6.6.6:7070" }), UpdateOnly: true},
-			wantErr: ErrIdentity,
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.SecretHash, d.Addr = hashSecret(secretB), "10.6.6.6:7070" }), UpdateOnly: true},
+			wantErr: catalog.ErrIdentity,
 		},
 		{
 			name: "a known UUID with its secret moves",
-			op: catalogOp{AddNode: with(func(d *NodeDescriptor) {
+			op: catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) {
 				d.Addr, d.Gossip, d.Zone, d.Weight = "10.0.0.2:7070", "10.0.0.2:7946", "z2", 3
 			})},
 			wantID: 1,
-			want: map[uint64]NodeDescriptor{1: *with(func(d *NodeDescriptor) {
+			want: map[uint64]catalog.NodeDescriptor{1: *with(func(d *catalog.NodeDescriptor) {
 				d.ID, d.Addr, d.Gossip, d.Zone, d.Weight = 1, "10.0.0.2:7070", "10.0.0.2:7946", "z2", 3
 			})},
 		},
 		{
 			name:   "a retried join gets its ID again",
-			op:     catalogOp{AddNode: with(func(*NodeDescriptor) {})},
+			op:     catalog.CatalogOp{AddNode: with(func(*catalog.NodeDescriptor) {})},
 			wantID: 1,
-			want:   map[uint64]NodeDescriptor{1: *with(func(d *NodeDescriptor) { d.ID = 1 })},
+			want:   map[uint64]catalog.NodeDescriptor{1: *with(func(d *catalog.NodeDescriptor) { d.ID = 1 })},
 		},
 		{
 			name:    "an announcement of an unknown UUID is refused",
-			op:      catalogOp{AddNode: with(func(d *NodeDescriptor) { d.UUID, d.SecretHash = uuidB, hashSecret(secretB) }), UpdateOnly: true},
-			wantErr: ErrIdentity,
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.UUID, d.SecretHash = uuidB, hashSecret(secretB) }), UpdateOnly: true},
+			wantErr: catalog.ErrIdentity,
 		},
 		{
 			name:    "a known UUID under another name is refused",
-			op:      catalogOp{AddNode: with(func(d *NodeDescriptor) { d.Name = "n2" })},
-			wantErr: ErrInvalidArgument,
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.Name = "n2" })},
+			wantErr: catalog.ErrInvalidArgument,
 		},
 		{
 			name:    "no UUID",
-			op:      catalogOp{AddNode: with(func(d *NodeDescriptor) { d.UUID = "" })},
-			wantErr: ErrInvalidArgument,
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.UUID = "" })},
+			wantErr: catalog.ErrInvalidArgument,
 		},
 		{
 			name:    "an upper-case UUID",
-			op:      catalogOp{AddNode: with(func(d *NodeDescriptor) { d.UUID = strings.ToUpper(uuidB) })},
-			wantErr: ErrInvalidArgument,
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.UUID = strings.ToUpper(uuidB) })},
+			wantErr: catalog.ErrInvalidArgument,
 		},
 		{
 			name:    "no secret hash",
-			op:      catalogOp{AddNode: with(func(d *NodeDescriptor) { d.UUID, d.SecretHash = uuidB, "" })},
-			wantErr: ErrInvalidArgument,
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.UUID, d.SecretHash = uuidB, "" })},
+			wantErr: catalog.ErrInvalidArgument,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCatalog()
-			if _, id, err := c.apply(&catalogOp{AddNode: &n1}); err != nil || id != 1 {
+			c := catalog.NewCatalog()
+			if _, id, err := c.Apply(&catalog.CatalogOp{AddNode: &n1}); err != nil || id != 1 {
 				t.Fatalf("registering n1: %d, %v", id, err)
 			}
-			before := c.nodes[1]
-			writes, id, err := c.apply(&tc.op)
+			before := c.Nodes[1]
+			writes, id, err := c.Apply(&tc.op)
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) || len(writes) != 0 || len(c.nodes) != 1 || c.nodes[1] != before || c.nextNodeID != 2 {
-					t.Fatalf("%v, %d writes, nodes %v, next ID %d; want %v and nothing changed", err, len(writes), c.nodes, c.nextNodeID, tc.wantErr)
+				if !errors.Is(err, tc.wantErr) || len(writes) != 0 || len(c.Nodes) != 1 || c.Nodes[1] != before || c.NextNodeID != 2 {
+					t.Fatalf("%v, %d writes, nodes %v, next ID %d; want %v and nothing changed", err, len(writes), c.Nodes, c.NextNodeID, tc.wantErr)
 				}
 				return
 			}
 			if err != nil || id != tc.wantID {
 				t.Fatalf("ID %d, %v; want %d", id, err, tc.wantID)
 			}
-			if len(c.nodes) != len(tc.want) {
-				t.Fatalf("nodes %v, want %v", c.nodes, tc.want)
+			if len(c.Nodes) != len(tc.want) {
+				t.Fatalf("nodes %v, want %v", c.Nodes, tc.want)
 			}
 			for id, want := range tc.want {
-				if c.nodes[id] != want {
-					t.Errorf("node %d: %+v, want %+v", id, c.nodes[id], want)
+				if c.Nodes[id] != want {
+					t.Errorf("node %d: %+v, want %+v", id, c.Nodes[id], want)
 				}
 			}
 			// What apply wrote loads back as the same catalog.
-			loaded := newCatalog()
+			loaded := catalog.NewCatalog()
 			for _, w := range writes {
-				if err := loaded.load(w.key, w.value); err != nil {
+				if err := loaded.Load(w.Key, w.Value); err != nil {
 					t.Fatal(err)
 				}
 			}
-			for id := range loaded.nodes {
-				if loaded.nodes[id] != c.nodes[id] {
-					t.Errorf("node %d written as %+v, applied as %+v", id, loaded.nodes[id], c.nodes[id])
+			for id := range loaded.Nodes {
+				if loaded.Nodes[id] != c.Nodes[id] {
+					t.Errorf("node %d written as %+v, applied as %+v", id, loaded.Nodes[id], c.Nodes[id])
 				}
 			}
 		})
@@ -325,7 +329,7 @@ func TestJoinForgery(t *testing.T) {
 
 	// meta's log holds the secret's hash, not the secret.
 	var entries, hashes int
-	it, err := db.NewIter(storage.RangeLogSpan(MetaRangeID))
+	it, err := db.NewIter(storage.RangeLogSpan(catalog.MetaRangeID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +360,7 @@ func TestMembersByIdentity(t *testing.T) {
 	defer cancel()
 	db := memDB(t)
 	var gossip []Member
-	cfg := StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Self: NodeDescriptor{Name: "n1", Addr: "a:1", Zone: "z1", Weight: 1}}
+	cfg := StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Self: catalog.NodeDescriptor{Name: "n1", Addr: "a:1", Zone: "z1", Weight: 1}}
 	store, err := OpenStore(db, cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package kv
 import (
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/raft"
 )
 
@@ -19,7 +21,7 @@ const MaxMetaVoters = 5
 // MaxMetaVoters. One change at a time: Raft refuses a second one while
 // the first is pending, and the next tick tries again.
 func (s *Store) driveMeta() {
-	r := s.replicas[MetaRangeID]
+	r := s.replicas[catalog.MetaRangeID]
 	if r == nil || r.role != roleLeader {
 		return
 	}
@@ -35,8 +37,8 @@ func (s *Store) driveMeta() {
 	for _, l := range cs.Learners {
 		member[l] = true
 	}
-	ids := make([]uint64, 0, len(s.cat.nodes))
-	for id := range s.cat.nodes {
+	ids := make([]uint64, 0, len(s.cat.Nodes))
+	for id := range s.cat.Nodes {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
@@ -59,7 +61,7 @@ func (s *Store) driveMeta() {
 }
 
 func (s *Store) proposeMetaChange(c *raftCore, t raft.ConfChangeType, id uint64) {
-	n := s.cat.nodes[id]
+	n := s.cat.Nodes[id]
 	cc := raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: t, Member: raft.Member{ID: id, Zone: n.Zone, Weight: n.Weight}}}}
 	if err := c.rn.ProposeConfChange(cc); err != nil {
 		s.logger.Debug("meta membership change refused for now", "change", t, "node", id, "err", err)

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
@@ -28,13 +30,13 @@ import (
 type Node struct {
 	store  *Store
 	db     *storage.DB
-	limits Limits
+	limits catalog.Limits
 	// zone and weight describe this node for placement.
 	zone   string
 	weight int
 	// alive says whether gossip sees a catalog node alive; gossip lists
 	// the members gossip knows (nil: no gossip).
-	alive  func(NodeDescriptor) bool
+	alive  func(catalog.NodeDescriptor) bool
 	gossip func() []Member
 	peers  *peers
 	// leaderHints caches, for ranges with no replica here, the node that
@@ -75,7 +77,7 @@ type Node struct {
 
 // NodeConfig configures a Node.
 type NodeConfig struct {
-	Limits Limits
+	Limits catalog.Limits
 	Zone   string
 	Weight int
 	// Alive reports whether gossip sees a node of the catalog alive, for
@@ -83,7 +85,7 @@ type NodeConfig struct {
 	// carries its UUID, so that a node whose data dir was lost, back
 	// under its old name, is alive under its new ID and not its old one.
 	// nil counts every node of the catalog alive.
-	Alive func(NodeDescriptor) bool
+	Alive func(catalog.NodeDescriptor) bool
 	// HTTPClient reaches other nodes (forwarding, scans, joins); nil
 	// means one speaking HTTP/2 without TLS.
 	HTTPClient *http.Client
@@ -180,8 +182,8 @@ func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
 // background loop: the simulator passes its own net and runs the loops'
 // steps (replayHints, antiEntropyStep) from its timers.
 func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
-	if cfg.Limits == (Limits{}) {
-		cfg.Limits = DefaultLimits()
+	if cfg.Limits == (catalog.Limits{}) {
+		cfg.Limits = catalog.DefaultLimits()
 	}
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
@@ -190,7 +192,7 @@ func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 		cfg.Weight = 1
 	}
 	if cfg.Alive == nil {
-		cfg.Alive = func(NodeDescriptor) bool { return true }
+		cfg.Alive = func(catalog.NodeDescriptor) bool { return true }
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = H2CClient()
@@ -199,8 +201,8 @@ func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 		cfg.PhysicalClock = func() int64 { return time.Now().UnixNano() }
 	}
 	cfg.ReplicaTimeout = cmp.Or(cfg.ReplicaTimeout, DefaultReplicaTimeout)
-	cfg.MaxReadRepairs = cmpOr(cfg.MaxReadRepairs, DefaultMaxReadRepairs)
-	cfg.MaxHints = cmpOr(cfg.MaxHints, DefaultMaxHints)
+	cfg.MaxReadRepairs = cmp.Or(cfg.MaxReadRepairs, DefaultMaxReadRepairs)
+	cfg.MaxHints = cmp.Or(cfg.MaxHints, DefaultMaxHints)
 	cfg.MaxHintBytes = cmp.Or(cfg.MaxHintBytes, DefaultMaxHintBytes)
 	cfg.MaxHintAge = cmp.Or(cfg.MaxHintAge, DefaultMaxHintAge)
 	cfg.HintReplayInterval = cmp.Or(cfg.HintReplayInterval, DefaultHintReplayInterval)
@@ -210,7 +212,7 @@ func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 	if least := cfg.MaxHintAge + cfg.ReplicaTimeout + 2*clockMaxOffset; cfg.TombstoneGrace <= least {
 		return nil, fmt.Errorf("%w: tombstone grace %v must exceed the hint window %v plus the replica timeout %v "+
 			"plus twice the largest clock offset %v (%v), or purged tombstones could let deleted values come back",
-			ErrInvalidArgument, cfg.TombstoneGrace, cfg.MaxHintAge, cfg.ReplicaTimeout, clockMaxOffset, least)
+			catalog.ErrInvalidArgument, cfg.TombstoneGrace, cfg.MaxHintAge, cfg.ReplicaTimeout, clockMaxOffset, least)
 	}
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
@@ -288,7 +290,7 @@ func (n *Node) Members() []Member {
 // node itself can change its catalog entry. A node started on an existing
 // data dir calls it once. A refusal (the catalog does not know this
 // node's identity, or it is of another cluster) is returned at once.
-func (n *Node) Announce(ctx context.Context, self NodeDescriptor) error {
+func (n *Node) Announce(ctx context.Context, self catalog.NodeDescriptor) error {
 	ident := n.store.identity
 	self.ID, self.UUID, self.SecretHash = n.store.NodeID(), ident.UUID, ident.SecretHash()
 	if self.Weight == 0 {
@@ -325,14 +327,14 @@ func (n *Node) Announce(ctx context.Context, self NodeDescriptor) error {
 func (n *Node) Store() *Store { return n.store }
 
 // Limits returns the node's request limits.
-func (n *Node) Limits() Limits { return n.limits }
+func (n *Node) Limits() catalog.Limits { return n.limits }
 
 // ErrNotServed marks keyspaces whose mode this node cannot serve yet.
 var ErrNotServed = errors.New("not served")
 
 // served reports whether this node serves keyspaces of mode m: raft and
 // paxos keyspaces, through one consensus group per range.
-func served(m Mode) bool { return m == ModeRaft || m == ModePaxos }
+func served(m catalog.Mode) bool { return m == catalog.ModeRaft || m == catalog.ModePaxos }
 
 // awaitKeyspace returns nil if keyspace exists. The catalog reaches a
 // node through meta's log, a moment after it changed, so a keyspace just
@@ -345,7 +347,7 @@ func (n *Node) awaitKeyspace(ctx context.Context, keyspace string) error {
 	if _, ok := n.store.Catalog().Keyspaces[keyspace]; ok {
 		return nil
 	}
-	if err := CheckKeyspaceName(keyspace); err != nil {
+	if err := catalog.CheckKeyspaceName(keyspace); err != nil {
 		return err
 	}
 	if err := n.catchUpCatalog(ctx, fmt.Sprintf("keyspace %q", keyspace)); err != nil {
@@ -354,7 +356,7 @@ func (n *Node) awaitKeyspace(ctx context.Context, keyspace string) error {
 	if _, ok := n.store.Catalog().Keyspaces[keyspace]; ok {
 		return nil
 	}
-	return fmt.Errorf("%w: %q (kvctl keyspace list shows them)", ErrNoKeyspace, keyspace)
+	return fmt.Errorf("%w: %q (kvctl keyspace list shows them)", catalog.ErrNoKeyspace, keyspace)
 }
 
 // catchUpCatalog runs catalogBarrier, bounded by catalogBarrierTimeout,
@@ -379,7 +381,7 @@ const catalogBarrierTimeout = 2 * time.Second
 // elsewhere, the leader's applied index after one (the MetaIndex peer
 // call), which this node's meta replica then applies up to.
 func (n *Node) catalogBarrier(ctx context.Context) error {
-	err := n.store.readBarrier(ctx, MetaRangeID)
+	err := n.store.readBarrier(ctx, catalog.MetaRangeID)
 	var nl *NotLeaderError
 	if !errors.As(err, &nl) {
 		return err
@@ -392,7 +394,7 @@ func (n *Node) catalogBarrier(ctx context.Context) error {
 		return fmt.Errorf("meta's leader, node %d: %w", nl.Leader, err)
 	}
 	for {
-		applied, err := n.store.appliedIndex(ctx, MetaRangeID)
+		applied, err := n.store.appliedIndex(ctx, catalog.MetaRangeID)
 		if err != nil || applied >= index {
 			return err
 		}
@@ -405,17 +407,17 @@ func (n *Node) catalogBarrier(ctx context.Context) error {
 }
 
 // route finds the range of key in keyspace.
-func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
+func (n *Node) route(keyspace string, key []byte) (*catalog.RangeDescriptor, error) {
 	if err := n.limits.CheckKey(key); err != nil {
 		return nil, err
 	}
 	cat := n.store.Catalog()
 	ks, ok := cat.Keyspaces[keyspace]
 	if !ok {
-		if err := CheckKeyspaceName(keyspace); err != nil {
+		if err := catalog.CheckKeyspaceName(keyspace); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %q (kvctl keyspace list shows them)", ErrNoKeyspace, keyspace)
+		return nil, fmt.Errorf("%w: %q (kvctl keyspace list shows them)", catalog.ErrNoKeyspace, keyspace)
 	}
 	if !served(ks.Mode) {
 		// Every operation of eventual keyspaces goes to the coordinator
@@ -423,7 +425,7 @@ func (n *Node) route(keyspace string, key []byte) (*RangeDescriptor, error) {
 		return nil, fmt.Errorf("%w: keyspace %s is an %s keyspace, which runs no consensus group", ErrNotServed, keyspace, ks.Mode)
 	}
 	spans := cat.Spans[keyspace]
-	return cat.Ranges[keyspace][SpanIndex(spans, HashKey(key))], nil
+	return cat.Ranges[keyspace][catalog.SpanIndex(spans, catalog.HashKey(key))], nil
 }
 
 // WriteOptions are what a write request may add to its key and value.
@@ -460,7 +462,7 @@ func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, 
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return "", err
 	}
-	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
+	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		v, _, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Value: value}, opts.Quorum)
 		return formatRecordVersion(v), err
 	}
@@ -494,7 +496,7 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return false, err
 	}
-	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
+	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		if expect != nil {
 			// A compare-and-swap to a tombstone (eventual_cas.go): it
 			// existed, since every condition a delete takes needs it to.
@@ -548,7 +550,7 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return "", err
 	}
-	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
+	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		// Basic Paxos per key over its replicas (eventual_cas.go). Plain
 		// writes of a key also written by compare-and-swap forfeit the
 		// guarantee.
@@ -587,7 +589,7 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q Quoru
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return KeyValue{}, err
 	}
-	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == ModeEventual {
+	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		rec, err := n.readEventual(ctx, ks, r, key, q)
 		if err != nil {
 			return KeyValue{}, err
@@ -609,7 +611,7 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q Quoru
 
 // getApplied reads key from this replica's applied data of range r, which
 // a read barrier has just made current.
-func (n *Node) getApplied(keyspace string, r *RangeDescriptor, key []byte) (KeyValue, error) {
+func (n *Node) getApplied(keyspace string, r *catalog.RangeDescriptor, key []byte) (KeyValue, error) {
 	raw, err := n.db.Get(storage.DataKey(r.ID, key))
 	if errors.Is(err, storage.ErrNotFound) {
 		return KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, abbreviate(key), keyspace)
@@ -640,8 +642,8 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	ks, ok := cat.Keyspaces[keyspace]
 	switch {
 	case !ok:
-		return nil, false, fmt.Errorf("%w: %q", ErrNoKeyspace, keyspace)
-	case ks.Mode == ModeEventual:
+		return nil, false, fmt.Errorf("%w: %q", catalog.ErrNoKeyspace, keyspace)
+	case ks.Mode == catalog.ModeEventual:
 		return n.scanEventual(ctx, ks, prefix, startAfter, limit)
 	case !served(ks.Mode):
 		return nil, false, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", ErrNotServed, keyspace, ks.Mode)
@@ -702,7 +704,7 @@ func (n *Node) scanRemote(ctx context.Context, leader, rangeID uint64, prefix, s
 
 // scanReplicas scans a range this node holds no replica of: its replicas,
 // in turn, answer or name their leader.
-func (n *Node) scanReplicas(ctx context.Context, r *RangeDescriptor, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
+func (n *Node) scanReplicas(ctx context.Context, r *catalog.RangeDescriptor, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
 	var errs []error
 	for _, rep := range r.Replicas {
 		kvs, err := n.scanRemote(ctx, rep.NodeID, r.ID, prefix, startAfter, limit)
@@ -716,17 +718,17 @@ func (n *Node) scanReplicas(ctx context.Context, r *RangeDescriptor, prefix, sta
 
 // CreateKeyspace checks d, places its ranges, proves its geometry on each
 // replica set, and adds it to the catalog through meta.
-func (n *Node) CreateKeyspace(ctx context.Context, d KeyspaceDescriptor) (KeyspaceDescriptor, error) {
+func (n *Node) CreateKeyspace(ctx context.Context, d catalog.KeyspaceDescriptor) (catalog.KeyspaceDescriptor, error) {
 	op, err := n.placeKeyspace(&d)
 	if err != nil {
-		return KeyspaceDescriptor{}, err
+		return catalog.KeyspaceDescriptor{}, err
 	}
 	if err := n.proposeCatalog(ctx, op); err != nil {
-		return KeyspaceDescriptor{}, err
+		return catalog.KeyspaceDescriptor{}, err
 	}
 	created, ok := n.store.Catalog().Keyspaces[d.Name]
 	if !ok {
-		return KeyspaceDescriptor{}, fmt.Errorf("%w: keyspace %s was created but is already gone", ErrNoKeyspace, d.Name)
+		return catalog.KeyspaceDescriptor{}, fmt.Errorf("%w: keyspace %s was created but is already gone", catalog.ErrNoKeyspace, d.Name)
 	}
 	return created, nil
 }
@@ -734,14 +736,14 @@ func (n *Node) CreateKeyspace(ctx context.Context, d KeyspaceDescriptor) (Keyspa
 // placeKeyspace normalizes d, places its ranges on live nodes, proves its
 // geometry on each replica set, and returns the catalog command that
 // creates it.
-func (n *Node) placeKeyspace(d *KeyspaceDescriptor) ([]byte, error) {
+func (n *Node) placeKeyspace(d *catalog.KeyspaceDescriptor) ([]byte, error) {
 	if err := d.Normalize(); err != nil {
 		return nil, err
 	}
 	candidates := n.candidates()
-	replicas := make([][]ReplicaDescriptor, d.Ranges)
+	replicas := make([][]catalog.ReplicaDescriptor, d.Ranges)
 	for i := range replicas {
-		placed, err := Place(candidates, d.Replicas)
+		placed, err := catalog.Place(candidates, d.Replicas)
 		if err != nil {
 			return nil, fmt.Errorf("keyspace %s: %w", d.Name, err)
 		}
@@ -749,7 +751,7 @@ func (n *Node) placeKeyspace(d *KeyspaceDescriptor) ([]byte, error) {
 			return nil, err
 		}
 		for _, p := range placed {
-			replicas[i] = append(replicas[i], ReplicaDescriptor{NodeID: p.ID, Zone: p.Zone, Weight: p.Weight})
+			replicas[i] = append(replicas[i], catalog.ReplicaDescriptor{NodeID: p.ID, Zone: p.Zone, Weight: p.Weight})
 			for j := range candidates {
 				if candidates[j].ID == p.ID {
 					candidates[j].Replicas++
@@ -757,15 +759,15 @@ func (n *Node) placeKeyspace(d *KeyspaceDescriptor) ([]byte, error) {
 			}
 		}
 	}
-	return json.Marshal(catalogOp{Create: d, Replicas: replicas})
+	return json.Marshal(catalog.CatalogOp{Create: d, Replicas: replicas})
 }
 
 // DropKeyspace removes a keyspace and, on every replica, its data.
 func (n *Node) DropKeyspace(ctx context.Context, name string) error {
-	if name == MetaKeyspace {
-		return fmt.Errorf("%w: the meta keyspace holds the catalog and cannot be dropped", ErrInvalidArgument)
+	if name == catalog.MetaKeyspace {
+		return fmt.Errorf("%w: the meta keyspace holds the catalog and cannot be dropped", catalog.ErrInvalidArgument)
 	}
-	op, err := json.Marshal(catalogOp{Drop: name})
+	op, err := json.Marshal(catalog.CatalogOp{Drop: name})
 	if err != nil {
 		return err
 	}
@@ -773,7 +775,7 @@ func (n *Node) DropKeyspace(ctx context.Context, name string) error {
 }
 
 func (n *Node) proposeCatalog(ctx context.Context, op []byte) error {
-	res, err := n.store.propose(ctx, MetaRangeID, &command{op: opCatalog, value: op})
+	res, err := n.store.propose(ctx, catalog.MetaRangeID, &command{op: opCatalog, value: op})
 	if err != nil {
 		return err
 	}
@@ -782,15 +784,15 @@ func (n *Node) proposeCatalog(ctx context.Context, op []byte) error {
 
 // candidates are the nodes placement may use, the catalog's nodes that
 // gossip sees alive, with their current load, in ID order.
-func (n *Node) candidates() []Candidate {
+func (n *Node) candidates() []catalog.Candidate {
 	cat := n.store.Catalog()
-	var out []Candidate
+	var out []catalog.Candidate
 	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
 		nd := cat.Nodes[id]
 		if !n.alive(nd) {
 			continue
 		}
-		c := Candidate{ID: id, Zone: nd.Zone, Weight: nd.Weight}
+		c := catalog.Candidate{ID: id, Zone: nd.Zone, Weight: nd.Weight}
 		for _, ranges := range cat.Ranges {
 			for _, r := range ranges {
 				if r.HasReplica(id) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/cockroachdb/pebble/v2/vfs"
 	dto "github.com/prometheus/client_model/go"
 
@@ -27,14 +29,14 @@ func TestSingleNodePaxos(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	ks, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "px", Mode: ModePaxos, Replicas: 1, Ranges: 2})
-	if err != nil || ks.Mode != ModePaxos {
+	ks, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "px", Mode: catalog.ModePaxos, Replicas: 1, Ranges: 2})
+	if err != nil || ks.Mode != catalog.ModePaxos {
 		t.Fatalf("CreateKeyspace = %+v, %v", ks, err)
 	}
 	// Eventual keyspaces are served by coordinators (eventual_test.go);
 	// compare-and-swap there runs per-key Basic Paxos (eventual_cas.go).
-	ev, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 1})
-	if err != nil || ev.W != 1 || ev.R != 1 || len(n.Store().Catalog().Ranges["ev"]) != DefaultRanges {
+	ev, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 1})
+	if err != nil || ev.W != 1 || ev.R != 1 || len(n.Store().Catalog().Ranges["ev"]) != catalog.DefaultRanges {
 		t.Fatalf("eventual keyspace: %+v, %v", ev, err)
 	}
 	if _, err := n.Put(ctx, "ev", []byte("k"), []byte("v")); err != nil {
@@ -48,7 +50,7 @@ func TestSingleNodePaxos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rangeID := n.Store().Catalog().Ranges["px"][SpanIndex(n.Store().Catalog().Spans["px"], HashKey([]byte("phone")))].ID
+	rangeID := n.Store().Catalog().Ranges["px"][catalog.SpanIndex(n.Store().Catalog().Spans["px"], catalog.HashKey([]byte("phone")))].ID
 	if !strings.HasPrefix(v1, fmt.Sprintf("%d.", rangeID)) {
 		t.Fatalf("version %q is not RANGE.SLOT of range %d", v1, rangeID)
 	}
@@ -178,8 +180,8 @@ func TestDrainPaxosLeaderships(t *testing.T) {
 	defer cancel()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
 	a := c.nodes[0]
-	if _, err := retry(t, func() (KeyspaceDescriptor, error) {
-		return a.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "px", Mode: ModePaxos, Replicas: 3, Ranges: 4})
+	if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+		return a.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "px", Mode: catalog.ModePaxos, Replicas: 3, Ranges: 4})
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/goleak"
 
@@ -34,7 +36,7 @@ func openNode(t *testing.T, db *storage.DB) *Node {
 func openNodeWith(t *testing.T, db *storage.DB, cfg StoreConfig) *Node {
 	t.Helper()
 	cfg.TickInterval, cfg.Logger, cfg.Seed = 10*time.Millisecond, quiet(), 1
-	cfg.Self = NodeDescriptor{Name: "n1", Addr: "127.0.0.1:1", Zone: "z1", Weight: 1}
+	cfg.Self = catalog.NodeDescriptor{Name: "n1", Addr: "127.0.0.1:1", Zone: "z1", Weight: 1}
 	store, err := OpenStore(db, cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)
@@ -114,25 +116,25 @@ func TestSingleNode(t *testing.T) {
 	}
 
 	// Limits and bad input: refused, nothing written.
-	if _, err := n.Put(ctx, "default", []byte("big"), make([]byte, 1<<20+1)); !errors.Is(err, ErrLimit) {
+	if _, err := n.Put(ctx, "default", []byte("big"), make([]byte, 1<<20+1)); !errors.Is(err, catalog.ErrLimit) {
 		t.Fatalf("oversized value: %v", err)
 	}
 	if _, err := n.Get(ctx, "default", []byte("big")); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("oversized value was written: %v", err)
 	}
-	if _, err := n.Put(ctx, "nosuch", []byte("k"), nil); !errors.Is(err, ErrNoKeyspace) {
+	if _, err := n.Put(ctx, "nosuch", []byte("k"), nil); !errors.Is(err, catalog.ErrNoKeyspace) {
 		t.Fatalf("missing keyspace: %v", err)
 	}
 
 	// Keyspaces come and go through meta.
-	ks, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "orders", Mode: ModeRaft, Replicas: 1, Ranges: 3})
+	ks, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "orders", Mode: catalog.ModeRaft, Replicas: 1, Ranges: 3})
 	if err != nil || ks.ID == 0 || len(n.Store().Catalog().Ranges["orders"]) != 3 {
 		t.Fatalf("CreateKeyspace = %+v, %v", ks, err)
 	}
-	if _, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "orders", Mode: ModeRaft, Replicas: 1}); !errors.Is(err, ErrExists) {
+	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "orders", Mode: catalog.ModeRaft, Replicas: 1}); !errors.Is(err, catalog.ErrExists) {
 		t.Fatalf("second create: %v", err)
 	}
-	if _, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "wide", Mode: ModeRaft, Replicas: 3}); !errors.Is(err, ErrNotEnoughNodes) {
+	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "wide", Mode: catalog.ModeRaft, Replicas: 3}); !errors.Is(err, catalog.ErrNotEnoughNodes) {
 		t.Fatalf("N=3 on one node: %v", err)
 	}
 	if _, err := retry(t, func() (string, error) { return n.Put(ctx, "orders", []byte("o1"), []byte("x")) }); err != nil {
@@ -141,7 +143,7 @@ func TestSingleNode(t *testing.T) {
 	if err := n.DropKeyspace(ctx, "orders"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Get(ctx, "orders", []byte("o1")); !errors.Is(err, ErrNoKeyspace) {
+	if _, err := n.Get(ctx, "orders", []byte("o1")); !errors.Is(err, catalog.ErrNoKeyspace) {
 		t.Fatalf("dropped keyspace still served: %v", err)
 	}
 
@@ -182,7 +184,7 @@ func TestQuiescence(t *testing.T) {
 		t.Fatal(err)
 	}
 	// meta and the 8 default ranges, each led here with no follower.
-	all := 1 + DefaultRanges
+	all := 1 + catalog.DefaultRanges
 	waitQuiesced := func(want func(int) bool, what string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -218,9 +220,9 @@ func TestDropKeyspaceWhileItsRangesWork(t *testing.T) {
 	ctx := context.Background()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
 	for i := range 20 {
-		mode := []Mode{ModeRaft, ModePaxos}[i%2]
-		if _, err := retry(t, func() (KeyspaceDescriptor, error) {
-			return c.nodes[0].CreateKeyspace(ctx, KeyspaceDescriptor{Name: "churn", Mode: mode, Replicas: 3, Ranges: 8})
+		mode := []catalog.Mode{catalog.ModeRaft, catalog.ModePaxos}[i%2]
+		if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+			return c.nodes[0].CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "churn", Mode: mode, Replicas: 3, Ranges: 8})
 		}); err != nil {
 			t.Fatalf("create %d: %v", i, err)
 		}

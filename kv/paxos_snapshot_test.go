@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -48,7 +50,7 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 	cfg := func(name string, weight int) StoreConfig {
 		return StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(weight),
 			LogTruncateEntries: 8, LogKeepEntries: 2,
-			Self: NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: weight}}
+			Self: catalog.NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: weight}}
 	}
 	dbA, err := storage.OpenMem(storage.Options{Logger: quiet()})
 	if err != nil {
@@ -87,7 +89,7 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 
 	// Weighted: a has 2 of 3 votes, so it leads and commits alone.
 	waitUntil(t, "b in the catalog", func() bool { _, ok := b.Catalog().Nodes[idB]; return ok })
-	if _, err := na.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "px", Mode: ModePaxos, Replicas: 2, Ranges: 1, Quorum: "weighted"}); err != nil {
+	if _, err := na.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "px", Mode: catalog.ModePaxos, Replicas: 2, Ranges: 1, Quorum: "weighted"}); err != nil {
 		t.Fatal(err)
 	}
 	rangeID := a.Catalog().Ranges["px"][0].ID

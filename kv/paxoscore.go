@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/quorumkv/quorumkv/paxos"
@@ -43,7 +45,7 @@ type paxosCore struct {
 var _ consensusCore = (*paxosCore)(nil)
 
 // membershipOf is the founding configuration of a paxos range.
-func membershipOf(desc *RangeDescriptor) paxos.Membership {
+func membershipOf(desc *catalog.RangeDescriptor) paxos.Membership {
 	m := paxos.Membership{Geometry: desc.Geometry}
 	for _, rep := range desc.Replicas {
 		m.Voters = append(m.Voters, quorum.Node{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight})
@@ -108,7 +110,7 @@ func newPaxosCore(s *Store, r *replica) (*paxosCore, error) {
 	return c, nil
 }
 
-func foundPaxosRange(db *storage.DB, log *paxosLog, desc *RangeDescriptor) error {
+func foundPaxosRange(db *storage.DB, log *paxosLog, desc *catalog.RangeDescriptor) error {
 	ps := paxos.Bootstrap(membershipOf(desc))
 	b := db.NewBatch()
 	defer b.Close()

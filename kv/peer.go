@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
@@ -108,7 +110,7 @@ func (p *peerServer) Join(ctx context.Context, req *connect.Request[peerv1.JoinR
 	switch {
 	case err == nil:
 		return connect.NewResponse(&peerv1.JoinResponse{NodeId: id, ClusterId: p.node.store.ClusterID()}), nil
-	case errors.Is(err, ErrIdentity):
+	case errors.Is(err, catalog.ErrIdentity):
 		return nil, connect.NewError(connect.CodePermissionDenied, err)
 	case errors.Is(err, ErrOtherCluster):
 		return nil, connect.NewError(connect.CodeFailedPrecondition, err)
@@ -143,10 +145,10 @@ func (p *peerServer) MetaIndex(ctx context.Context, req *connect.Request[peerv1.
 // what meta has applied here, which then covers every change committed
 // before the call.
 func (n *Node) localMetaIndex(ctx context.Context) (uint64, error) {
-	if err := n.store.readBarrier(ctx, MetaRangeID); err != nil {
+	if err := n.store.readBarrier(ctx, catalog.MetaRangeID); err != nil {
 		return 0, err
 	}
-	return n.store.appliedIndex(ctx, MetaRangeID)
+	return n.store.appliedIndex(ctx, catalog.MetaRangeID)
 }
 
 func (c connectRecords) metaIndex(ctx context.Context, to uint64) (uint64, error) {
@@ -169,34 +171,34 @@ const maxJoinFieldBytes = 256
 
 // checkJoin validates a Join request, which comes from the network, and
 // returns the catalog entry it asks for, with the hash of its secret.
-func checkJoin(m *peerv1.JoinRequest) (NodeDescriptor, error) {
+func checkJoin(m *peerv1.JoinRequest) (catalog.NodeDescriptor, error) {
 	for _, f := range []struct{ name, value string }{{"node_name", m.NodeName}, {"address", m.Address}, {"zone", m.Zone},
 		{"gossip_address", m.GossipAddress}, {"node_uuid", m.NodeUuid}, {"cluster_id", m.ClusterId}} {
 		if len(f.value) > maxJoinFieldBytes {
-			return NodeDescriptor{}, fmt.Errorf("%w: join: %s is %d bytes, at most %d", ErrLimit, f.name, len(f.value), maxJoinFieldBytes)
+			return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: %s is %d bytes, at most %d", catalog.ErrLimit, f.name, len(f.value), maxJoinFieldBytes)
 		}
 	}
 	switch {
 	case m.NodeName == "":
-		return NodeDescriptor{}, fmt.Errorf("%w: join: node_name is empty", ErrInvalidArgument)
+		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node_name is empty", catalog.ErrInvalidArgument)
 	case m.Address == "":
-		return NodeDescriptor{}, fmt.Errorf("%w: join: node %s has no address", ErrInvalidArgument, m.NodeName)
-	case !validUUID(m.NodeUuid):
-		return NodeDescriptor{}, fmt.Errorf("%w: join: node %s: node_uuid %q is not a version 4 UUID in canonical form", ErrInvalidArgument, m.NodeName, m.NodeUuid)
+		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s has no address", catalog.ErrInvalidArgument, m.NodeName)
+	case !catalog.ValidUUID(m.NodeUuid):
+		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s: node_uuid %q is not a version 4 UUID in canonical form", catalog.ErrInvalidArgument, m.NodeName, m.NodeUuid)
 	case len(m.Secret) != SecretBytes:
-		return NodeDescriptor{}, fmt.Errorf("%w: join: node %s: the secret is %d bytes, want %d", ErrInvalidArgument, m.NodeName, len(m.Secret), SecretBytes)
+		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s: the secret is %d bytes, want %d", catalog.ErrInvalidArgument, m.NodeName, len(m.Secret), SecretBytes)
 	}
 	weight := int(m.Weight)
 	if weight == 0 {
 		weight = 1
 	}
-	return NodeDescriptor{Name: m.NodeName, Addr: m.Address, Zone: m.Zone, Weight: weight, Gossip: m.GossipAddress,
+	return catalog.NodeDescriptor{Name: m.NodeName, Addr: m.Address, Zone: m.Zone, Weight: weight, Gossip: m.GossipAddress,
 		UUID: m.NodeUuid, SecretHash: hashSecret(m.Secret)}, nil
 }
 
 // newJoinRequest asks to admit self, or to update it if clusterID (the
 // cluster self belongs to) is not empty. self.UUID must be secret's.
-func newJoinRequest(self NodeDescriptor, secret []byte, clusterID string) *peerv1.JoinRequest {
+func newJoinRequest(self catalog.NodeDescriptor, secret []byte, clusterID string) *peerv1.JoinRequest {
 	return &peerv1.JoinRequest{NodeName: self.Name, Address: self.Addr, Zone: self.Zone, Weight: uint32(self.Weight),
 		GossipAddress: self.Gossip, NodeUuid: self.UUID, Secret: secret, ClusterId: clusterID}
 }
@@ -218,8 +220,8 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 		return 0, fmt.Errorf("%w: node %s (uuid %s) belongs to cluster %s, and this node to cluster %s",
 			ErrOtherCluster, req.NodeName, req.NodeUuid, req.ClusterId, cluster)
 	}
-	op := catalogOp{AddNode: &desc, UpdateOnly: req.ClusterId != ""}
-	res, err := n.store.propose(ctx, MetaRangeID, &command{op: opCatalog, value: mustJSON(op)})
+	op := catalog.CatalogOp{AddNode: &desc, UpdateOnly: req.ClusterId != ""}
+	res, err := n.store.propose(ctx, catalog.MetaRangeID, &command{op: opCatalog, value: catalog.MustJSON(op)})
 	var nl *NotLeaderError
 	if errors.As(err, &nl) && nl.Leader != 0 && !forwarded {
 		addr, ok := n.store.nodeAddr(nl.Leader)
@@ -260,7 +262,7 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 // cluster it is given (to be saved with SaveJoin before the node's first
 // OpenStore). A node admitted before under that identity (its answer
 // was lost) gets its ID again.
-func JoinCluster(ctx context.Context, addrs []string, self NodeDescriptor, ident Identity, client *http.Client) (uint64, string, error) {
+func JoinCluster(ctx context.Context, addrs []string, self catalog.NodeDescriptor, ident Identity, client *http.Client) (uint64, string, error) {
 	self.UUID = ident.UUID
 	id, cluster, err := joinVia(ctx, newPeers(client), addrs, newJoinRequest(self, ident.Secret, ident.ClusterID))
 	if err == nil && ident.ClusterID != "" && cluster != ident.ClusterID {
@@ -276,7 +278,7 @@ func JoinRefused(err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, ErrIdentity), errors.Is(err, ErrOtherCluster), errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrLimit):
+	case errors.Is(err, catalog.ErrIdentity), errors.Is(err, ErrOtherCluster), errors.Is(err, catalog.ErrInvalidArgument), errors.Is(err, catalog.ErrLimit):
 		return true
 	}
 	var cerr *connect.Error

@@ -80,7 +80,7 @@ func (s *Store) quiesceTick() {
 // peerNodes are the other nodes of the catalog, in ID order.
 func (s *Store) peerNodes() []uint64 {
 	var out []uint64
-	for id := range s.cat.nodes {
+	for id := range s.cat.Nodes {
 		if id != s.nodeID {
 			out = append(out, id)
 		}

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/internal/sim"
 )
 
@@ -18,7 +20,7 @@ func TestSimQuiescedLeaderCrash(t *testing.T) {
 func quiescedLeaderCrash(t *testing.T, seed uint64) {
 	c := newSimCluster(t, seed, 3)
 	cat := c.node(1).store.Catalog()
-	var all []*RangeDescriptor
+	var all []*catalog.RangeDescriptor
 	for _, ks := range simKeyspaces {
 		all = append(all, cat.Ranges[ks.Name]...)
 	}

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -39,7 +41,7 @@ func newRaftCore(s *Store, r *replica) (*raftCore, error) {
 	// Meta is founded only by the node that founds the cluster (in
 	// bootstrap); on other nodes it starts empty and learns everything
 	// from meta's leader once that adds it.
-	if log.lastIndex == 0 && log.hs.IsEmpty() && desc.ID != MetaRangeID {
+	if log.lastIndex == 0 && log.hs.IsEmpty() && desc.ID != catalog.MetaRangeID {
 		if err := bootstrapRaftRange(s.db, log, desc); err != nil {
 			return nil, err
 		}
@@ -60,7 +62,7 @@ func newRaftCore(s *Store, r *replica) (*raftCore, error) {
 }
 
 // confStateOf is the founding configuration of a range.
-func confStateOf(desc *RangeDescriptor) raft.ConfState {
+func confStateOf(desc *catalog.RangeDescriptor) raft.ConfState {
 	cs := raft.ConfState{Geometry: desc.Geometry}
 	for _, rep := range desc.Replicas {
 		cs.Voters = append(cs.Voters, raft.Member{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight})
@@ -68,7 +70,7 @@ func confStateOf(desc *RangeDescriptor) raft.ConfState {
 	return cs
 }
 
-func bootstrapRaftRange(db *storage.DB, log *raftLog, desc *RangeDescriptor) error {
+func bootstrapRaftRange(db *storage.DB, log *raftLog, desc *catalog.RangeDescriptor) error {
 	hs, ents, err := raft.BootstrapState(confStateOf(desc))
 	if err != nil {
 		return fmt.Errorf("kv: bootstrap range %d: %w", desc.ID, err)

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 )
 
@@ -93,7 +95,7 @@ func (e *RangeFailedError) Is(target error) bool {
 
 // failedReplica is what the store keeps of a replica a fault stopped.
 type failedReplica struct {
-	desc   *RangeDescriptor
+	desc   *catalog.RangeDescriptor
 	fault  *rangeFault
 	status RangeStatus
 }
@@ -107,7 +109,7 @@ func (f *failedReplica) refusal() error {
 // is the node's and is returned as is. Loop only.
 func (s *Store) isolate(r *replica, err error) error {
 	var f *rangeFault
-	if !errors.As(err, &f) || r.desc.ID == MetaRangeID || s.canary.faultStopsStore {
+	if !errors.As(err, &f) || r.desc.ID == catalog.MetaRangeID || s.canary.faultStopsStore {
 		return err
 	}
 	s.failRange(r, f)
@@ -137,7 +139,7 @@ func (s *Store) failRange(r *replica, f *rangeFault) {
 
 // startFailed records a replica that could not be opened (faultOpen): the
 // range starts failed here and says why. Loop only.
-func (s *Store) startFailed(desc *RangeDescriptor, err error) {
+func (s *Store) startFailed(desc *catalog.RangeDescriptor, err error) {
 	if inner := (*rangeFault)(nil); errors.As(err, &inner) {
 		err = inner.err // a fault met while opening is an open fault
 	}
@@ -161,7 +163,7 @@ func openFault(err error) bool {
 // here, with their data. Loop only.
 func (s *Store) dropFailed() error {
 	for _, id := range slices.Sorted(maps.Keys(s.failed)) {
-		if desc, ok := s.cat.ranges[id]; ok && desc.HasReplica(s.nodeID) {
+		if desc, ok := s.cat.Ranges[id]; ok && desc.HasReplica(s.nodeID) {
 			continue
 		}
 		delete(s.failed, id)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -202,7 +204,7 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 	n := openNodeWith(t, db, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "px", Mode: ModePaxos, Replicas: 1, Ranges: 1}); err != nil {
+	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "px", Mode: catalog.ModePaxos, Replicas: 1, Ranges: 1}); err != nil {
 		t.Fatal(err)
 	}
 	rangeID := n.Store().Catalog().Ranges["px"][0].ID
@@ -343,7 +345,7 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 	defer db.Close()
 	violate := func(format string, args ...any) { violations = append(violations, fmt.Sprintf(format, args...)) }
 	open := func() *Store {
-		cfg := StoreConfig{TickInterval: time.Millisecond, Logger: quiet(), Seed: 1, Self: NodeDescriptor{Name: "n1", Addr: "a", Zone: "z", Weight: 1}}
+		cfg := StoreConfig{TickInterval: time.Millisecond, Logger: quiet(), Seed: 1, Self: catalog.NodeDescriptor{Name: "n1", Addr: "a", Zone: "z", Weight: 1}}
 		s, err := openStore(db, cfg, nil, true)
 		if err != nil {
 			t.Fatal(err)
@@ -456,8 +458,8 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 
 	// The range leaves the node: the stopped replica goes, with its data.
 	dropped := false
-	drop := &command{op: opCatalog, value: mustJSON(catalogOp{Drop: "default"})}
-	if _, err := s.startPropose(MetaRangeID, drop, func(res result) { dropped = res.err == nil }); err != nil {
+	drop := &command{op: opCatalog, value: catalog.MustJSON(catalog.CatalogOp{Drop: "default"})}
+	if _, err := s.startPropose(catalog.MetaRangeID, drop, func(res result) { dropped = res.err == nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !rounds(s, 3) {
@@ -512,7 +514,7 @@ func (c *simCluster) setSnapshotLimit(limit int) {
 }
 
 // otherReplica returns a replica of rd other than node not.
-func (c *simCluster) otherReplica(rd *RangeDescriptor, not uint64) uint64 {
+func (c *simCluster) otherReplica(rd *catalog.RangeDescriptor, not uint64) uint64 {
 	for _, rep := range rd.Replicas {
 		if rep.NodeID != not {
 			return rep.NodeID
@@ -586,7 +588,7 @@ func (c *simCluster) requireWrite(id uint64, key string) {
 
 // rangeConverged reports whether every replica of rd has applied the same
 // index, all it knows committed.
-func (c *simCluster) rangeConverged(rd *RangeDescriptor) bool {
+func (c *simCluster) rangeConverged(rd *catalog.RangeDescriptor) bool {
 	var applied uint64
 	for i, rep := range rd.Replicas {
 		n := c.node(rep.NodeID)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/quorum"
 )
 
@@ -44,7 +46,7 @@ func (s *Store) reach(rangeID uint64) (quorumReach, bool) {
 	}
 	var nodes []quorum.Node
 	geometry := r.desc.Geometry
-	if rangeID == MetaRangeID {
+	if rangeID == catalog.MetaRangeID {
 		for _, v := range metaCore(r).rn.ConfState().Voters {
 			nodes = append(nodes, quorum.Node{ID: v.ID, Zone: v.Zone, Weight: v.Weight})
 		}

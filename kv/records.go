@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/cespare/xxhash/v2"
@@ -118,7 +120,7 @@ func stripeIndex(rangeID uint64, key []byte) uint64 {
 // says whether the replica held a live value before.
 func (s *recordStore) write(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
 	if rec.Version.IsZero() {
-		return false, false, fmt.Errorf("%w: a record to write needs a version", ErrInvalidArgument)
+		return false, false, fmt.Errorf("%w: a record to write needs a version", catalog.ErrInvalidArgument)
 	}
 	mu := s.stripe(rangeID, key)
 	mu.Lock()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -87,7 +89,7 @@ func TestRecordStoreLastWriterWins(t *testing.T) {
 			t.Fatalf("step %d: stored %+v, want %q", i, got, st.want)
 		}
 	}
-	if _, _, err := s.write(7, key, wrn.Record{Value: []byte("x")}); !errors.Is(err, ErrInvalidArgument) {
+	if _, _, err := s.write(7, key, wrn.Record{Value: []byte("x")}); !errors.Is(err, catalog.ErrInvalidArgument) {
 		t.Fatalf("a record without a version: %v", err)
 	}
 	// Another range's key of the same name is another record.

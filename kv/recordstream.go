@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
@@ -136,7 +138,7 @@ func (rs *recordStreams) call(ctx context.Context, to uint64, addr string, c *pe
 		return nil, notSent(fmt.Errorf("%w: the stream to node %d closed", ErrUnavailable, to))
 	case len(s.mu.queue) >= maxRecordCalls:
 		s.mu.Unlock()
-		return nil, notSent(fmt.Errorf("%w: %d calls already wait for node %d (the limit)", ErrLimit, maxRecordCalls, to))
+		return nil, notSent(fmt.Errorf("%w: %d calls already wait for node %d (the limit)", catalog.ErrLimit, maxRecordCalls, to))
 	}
 	s.mu.nextID++
 	id := s.mu.nextID

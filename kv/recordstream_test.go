@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -57,8 +59,8 @@ func recordStreamNode(t *testing.T) (*Node, uint64) {
 	n := openNode(t, db)
 	t.Cleanup(func() { n.Store().Close() })
 	ctx := context.Background()
-	if _, err := retry(t, func() (KeyspaceDescriptor, error) {
-		return n.CreateKeyspace(ctx, KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 1, Ranges: 1})
+	if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+		return n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 1, Ranges: 1})
 	}); err != nil {
 		t.Fatal(err)
 	}

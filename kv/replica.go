@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -17,7 +19,7 @@ import (
 // Multi-Paxos as the range's mode says. Only the store's goroutine
 // touches it.
 type replica struct {
-	desc *RangeDescriptor
+	desc *catalog.RangeDescriptor
 	core consensusCore
 
 	applied uint64
@@ -65,7 +67,7 @@ type confirmedRead struct {
 
 // newReplica opens the range's consensus state in Pebble and starts its
 // core: Multi-Paxos for a paxos range, Raft for the others (meta included).
-func newReplica(s *Store, desc *RangeDescriptor) (*replica, error) {
+func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
 	applied, err := loadApplied(s.db, desc.ID)
 	if err != nil {
 		return nil, err
@@ -76,7 +78,7 @@ func newReplica(s *Store, desc *RangeDescriptor) (*replica, error) {
 	}
 	r := &replica{desc: desc, applied: applied, waiters: map[uint64]waiter{}, reads: map[uint64]func(error){},
 		dedup: dedupState{horizon: horizon}}
-	if desc.Mode == ModePaxos {
+	if desc.Mode == catalog.ModePaxos {
 		r.core, err = newPaxosCore(s, r)
 	} else {
 		r.core, err = newRaftCore(s, r)
@@ -124,7 +126,7 @@ type delivery struct {
 // took: b holds part of the effects and the caller discards it
 // (Store.applyReady), and the replica stops (its dedup state in memory
 // goes with it).
-func (r *replica) apply(s *Store, b *storage.Batch, ents []committedEntry) ([]delivery, error) {
+func (r *replica) Apply(s *Store, b *storage.Batch, ents []committedEntry) ([]delivery, error) {
 	var out []delivery
 	ab := newApplyBatch()
 	for _, e := range ents {
@@ -161,7 +163,7 @@ func (r *replica) apply(s *Store, b *storage.Batch, ents []committedEntry) ([]de
 // its dedup horizon) applies nothing and answers as the first one did.
 func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *command, ab *applyBatch) (result, error) {
 	if cmd.op == opCatalog {
-		if r.desc.ID != MetaRangeID {
+		if r.desc.ID != catalog.MetaRangeID {
 			return result{}, fmt.Errorf("%w: catalog command in range %d", codec.ErrCorrupt, r.desc.ID)
 		}
 		return s.applyCatalog(b, index, cmd, ab.data)
@@ -203,7 +205,7 @@ func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *comm
 			cur = &v
 		}
 	}
-	next, res := cmd.apply(r.desc.ID, index, cur)
+	next, res := cmd.Apply(r.desc.ID, index, cur)
 	if next == cur {
 		return res, nil
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 
 	"github.com/quorumkv/quorumkv/paxos"
@@ -106,7 +108,7 @@ func (n *Node) serveReplica(req replicaRequest) replicaAnswer {
 	case reqScan:
 		a.recs, a.err = n.scanLocalRecords(req.rangeID, req.prefix, req.after, req.limit)
 	default:
-		a.err = fmt.Errorf("%w: replica request %v", ErrInvalidArgument, req.kind)
+		a.err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.kind)
 	}
 	if a.err != nil {
 		a.err = &replicaError{code: connectCode(a.err), err: a.err}
@@ -165,7 +167,7 @@ func (n *Node) callRemote(ctx context.Context, to uint64, req replicaRequest) re
 	case reqScan:
 		a.recs, a.err = p.scanRecords(ctx, to, req.rangeID, req.prefix, req.after, req.limit)
 	default:
-		a.err = fmt.Errorf("%w: replica request %v", ErrInvalidArgument, req.kind)
+		a.err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.kind)
 	}
 	return a
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -143,7 +145,7 @@ func TestRESTIdempotencyKey(t *testing.T) {
 	if _, _, body := restDo(t, http.MethodGet, base+"k", ""); body != "other" {
 		t.Fatalf("GET after the repeated PUT = %q; want other (the repeat must not apply)", body)
 	}
-	long := strings.Repeat("x", MaxIdempotencyKeyBytes+1)
+	long := strings.Repeat("x", catalog.MaxIdempotencyKeyBytes+1)
 	if code, _, body := restDo(t, http.MethodPut, base+"k", "v", IdempotencyKeyHeader, long); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "MaxIdempotencyKeyBytes") {
 		t.Fatalf("PUT with a %d-byte key = %d %q; want 413 naming the limit", len(long), code, body)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"connectrpc.com/connect"
 	"github.com/anishathalye/porcupine"
 
@@ -28,9 +30,9 @@ type evHarness struct {
 	shift map[uint64]time.Duration // each node's clock step
 }
 
-func newEvHarness(t *testing.T, seed uint64, nodes int, ks KeyspaceDescriptor) *evHarness {
+func newEvHarness(t *testing.T, seed uint64, nodes int, ks catalog.KeyspaceDescriptor) *evHarness {
 	h := &evHarness{t: t, ks: ks.Name, shift: map[uint64]time.Duration{}}
-	h.c = newSimClusterWith(t, seed, nodes, []KeyspaceDescriptor{ks}, func(c *simCluster) {
+	h.c = newSimClusterWith(t, seed, nodes, []catalog.KeyspaceDescriptor{ks}, func(c *simCluster) {
 		c.nodeConfig = func(id uint64, cfg *NodeConfig) {
 			phys := cfg.PhysicalClock
 			cfg.PhysicalClock = func() int64 { return phys() + int64(h.shift[id]) }
@@ -48,7 +50,7 @@ func (h *evHarness) node(id uint64) *Node {
 	return n.node
 }
 
-func (h *evHarness) lookup(id uint64, key string) (KeyspaceDescriptor, *RangeDescriptor) {
+func (h *evHarness) lookup(id uint64, key string) (catalog.KeyspaceDescriptor, *catalog.RangeDescriptor) {
 	h.t.Helper()
 	ks, rd, err := h.node(id).lookup(h.ks, []byte(key))
 	if err != nil {

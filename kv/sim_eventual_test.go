@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/anishathalye/porcupine"
 
 	"github.com/quorumkv/quorumkv/internal/sim"
@@ -89,7 +91,7 @@ var (
 type simEvShape struct {
 	name  string
 	nodes int
-	ks    KeyspaceDescriptor
+	ks    catalog.KeyspaceDescriptor
 	// q overrides the keyspace's W and R in every plain request, as
 	// kvctl's --w and --r do: a keyspace is refused with W+R <= N, a
 	// request is not.
@@ -103,8 +105,8 @@ type simEvShape struct {
 	hooks eventualHooks
 }
 
-func evKeyspace(n, w, r int) KeyspaceDescriptor {
-	return KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: n, W: w, R: r, Ranges: 2}
+func evKeyspace(n, w, r int) catalog.KeyspaceDescriptor {
+	return catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: n, W: w, R: r, Ranges: 2}
 }
 
 // simEvShapes are TestSimEventual's clusters.
@@ -115,7 +117,7 @@ var simEvShapes = []simEvShape{
 	// Write sets and read sets from a geometry instead of sizes: one
 	// node per zone here, so a write needs one zone (one replica) and
 	// a read one node in every zone (all three).
-	{name: "nodes=3,N=3,zones", nodes: 3, ks: KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, Quorum: "zones", Ranges: 2}},
+	{name: "nodes=3,N=3,zones", nodes: 3, ks: catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, Quorum: "zones", Ranges: 2}},
 }
 
 func TestSimEventual(t *testing.T) {
@@ -357,7 +359,7 @@ func runSimEventual(t *testing.T, seed uint64, shape simEvShape) *simEv {
 
 func (ev *simEv) run(seed uint64) *simEv {
 	t, shape := ev.t.(*testing.T), ev.shape
-	c := newSimClusterWith(t, seed, shape.nodes, []KeyspaceDescriptor{shape.ks}, func(c *simCluster) {
+	c := newSimClusterWith(t, seed, shape.nodes, []catalog.KeyspaceDescriptor{shape.ks}, func(c *simCluster) {
 		ev.c = c
 		c.eventual = ev.serve
 		c.nodeConfig = ev.nodeConfig
@@ -1397,7 +1399,7 @@ func checkEvLinearizable(t testing.TB, ops []porcupine.Operation, failf func(str
 // anti-entropy brings it the tombstone rather than spreading the value
 // back (resurrection). Then all three purge it.
 func TestSimEventualTombstonePurge(t *testing.T) {
-	c := newSimClusterWith(t, 1, 3, []KeyspaceDescriptor{evKeyspace(3, 2, 2)})
+	c := newSimClusterWith(t, 1, 3, []catalog.KeyspaceDescriptor{evKeyspace(3, 2, 2)})
 	key := []byte("k")
 	n1 := c.node(1)
 	ks, rd, err := n1.node.lookup("ev", key)

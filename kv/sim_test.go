@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/internal/sim"
 	"github.com/quorumkv/quorumkv/internal/sim/simpebble"
 	"github.com/quorumkv/quorumkv/raft"
@@ -205,9 +207,9 @@ const (
 )
 
 // simKeyspaces are the keyspaces the clients use.
-var simKeyspaces = []KeyspaceDescriptor{
-	{Name: "rk", Mode: ModeRaft, Replicas: 3, Ranges: 2},
-	{Name: "pk", Mode: ModePaxos, Replicas: 3, Ranges: 2},
+var simKeyspaces = []catalog.KeyspaceDescriptor{
+	{Name: "rk", Mode: catalog.ModeRaft, Replicas: 3, Ranges: 2},
+	{Name: "pk", Mode: catalog.ModePaxos, Replicas: 3, Ranges: 2},
 }
 
 // simCluster is one seed's run.
@@ -226,7 +228,7 @@ type simCluster struct {
 	clients   []*simClient
 	clusterID string
 	// keyspaces are the keyspaces the cluster was given.
-	keyspaces []KeyspaceDescriptor
+	keyspaces []catalog.KeyspaceDescriptor
 	// callSeq numbers the replica requests of eventual coordinators
 	// across every incarnation (simReplicaNet).
 	callSeq uint64
@@ -321,7 +323,7 @@ func newSimCluster(t testing.TB, seed uint64, n int) *simCluster {
 
 // newSimClusterWith is newSimCluster with the given keyspaces; opts change
 // the cluster before its nodes start (a canary, say).
-func newSimClusterWith(t testing.TB, seed uint64, n int, keyspaces []KeyspaceDescriptor, opts ...func(*simCluster)) *simCluster {
+func newSimClusterWith(t testing.TB, seed uint64, n int, keyspaces []catalog.KeyspaceDescriptor, opts ...func(*simCluster)) *simCluster {
 	s := sim.NewForTest(t, sim.Config{Seed: seed, Link: sim.DefaultLink()})
 	c := &simCluster{t: t, seed: seed, s: s, h: sim.NewHistory(s), disks: map[uint64]*simpebble.Disk{},
 		added: map[uint64]bool{}, dirty: map[uint64]bool{}, leaders: map[simTermKey]uint64{}, keyspaces: keyspaces,
@@ -462,8 +464,8 @@ func (c *simCluster) form() {
 				return false
 			}
 			self := simSelf(id)
-			cmd := &command{op: opCatalog, value: mustJSON(catalogOp{AddNode: &self})}
-			_, err := leader.store.startPropose(MetaRangeID, cmd, func(res result) {
+			cmd := &command{op: opCatalog, value: catalog.MustJSON(catalog.CatalogOp{AddNode: &self})}
+			_, err := leader.store.startPropose(catalog.MetaRangeID, cmd, func(res result) {
 				leader.joining = false
 				if res.err == nil {
 					got = res.id
@@ -483,7 +485,7 @@ func (c *simCluster) form() {
 	voters := min(len(c.ids), MaxMetaVoters)
 	c.require("meta to take every node", 20*time.Second, func() bool {
 		leader := c.metaLeader()
-		if leader == nil || len(metaCore(leader.store.replicas[MetaRangeID]).rn.ConfState().Voters) != voters {
+		if leader == nil || len(metaCore(leader.store.replicas[catalog.MetaRangeID]).rn.ConfState().Voters) != voters {
 			return false
 		}
 		for _, id := range c.ids {
@@ -497,9 +499,9 @@ func (c *simCluster) form() {
 
 // simSelf is node id as it registers: its identity (simIdentity) is
 // fixed by its ID, so that a seed replays exactly.
-func simSelf(id uint64) NodeDescriptor {
+func simSelf(id uint64) catalog.NodeDescriptor {
 	ident := simIdentity(id)
-	return NodeDescriptor{Name: ident.Name, Addr: fmt.Sprintf("sim:%d", id), Zone: fmt.Sprintf("z%d", id), Weight: 1,
+	return catalog.NodeDescriptor{Name: ident.Name, Addr: fmt.Sprintf("sim:%d", id), Zone: fmt.Sprintf("z%d", id), Weight: 1,
 		UUID: ident.UUID, SecretHash: ident.SecretHash()}
 }
 
@@ -595,7 +597,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 }
 
 // alive is gossip's view of the nodes: the ones up, by identity.
-func (c *simCluster) alive(nd NodeDescriptor) bool {
+func (c *simCluster) alive(nd catalog.NodeDescriptor) bool {
 	var id uint64
 	if _, err := fmt.Sscanf(nd.Name, "n%d", &id); err != nil {
 		return false
@@ -607,7 +609,7 @@ func (c *simCluster) alive(nd NodeDescriptor) bool {
 func (c *simCluster) metaLeader() *simNode {
 	for _, id := range c.ids {
 		if n := c.node(id); n != nil {
-			if r := n.store.replicas[MetaRangeID]; r != nil && r.role == roleLeader {
+			if r := n.store.replicas[catalog.MetaRangeID]; r != nil && r.role == roleLeader {
 				return n
 			}
 		}
@@ -617,7 +619,7 @@ func (c *simCluster) metaLeader() *simNode {
 
 // createKeyspace places ks on the meta leader and proposes it, as
 // CreateKeyspace does, and waits until every node's catalog has it.
-func (c *simCluster) createKeyspace(ks KeyspaceDescriptor) {
+func (c *simCluster) createKeyspace(ks catalog.KeyspaceDescriptor) {
 	done, proposing := false, false
 	c.require("keyspace "+ks.Name, 10*time.Second, func() bool {
 		if done {
@@ -637,7 +639,7 @@ func (c *simCluster) createKeyspace(ks KeyspaceDescriptor) {
 		if err != nil {
 			c.t.Fatalf("placing %s: %v", ks.Name, err)
 		}
-		if _, err := leader.store.startPropose(MetaRangeID, &command{op: opCatalog, value: op}, func(res result) {
+		if _, err := leader.store.startPropose(catalog.MetaRangeID, &command{op: opCatalog, value: op}, func(res result) {
 			proposing = false
 			done = res.err == nil
 		}); err == nil {
@@ -663,7 +665,7 @@ func (c *simCluster) rangeLeader(id uint64) uint64 {
 func (c *simCluster) allRangesLed() bool {
 	cat := c.node(1).store.Catalog()
 	for _, ks := range c.keyspaces {
-		if ks.Mode == ModeEventual {
+		if ks.Mode == catalog.ModeEventual {
 			continue // no consensus group
 		}
 		for _, rd := range cat.Ranges[ks.Name] {
@@ -725,7 +727,7 @@ func (c *simCluster) oneLeaderPerTerm() error {
 func (c *simCluster) converged() bool {
 	cat := c.node(1).store.Catalog()
 	for name, ranges := range cat.Ranges {
-		if cat.Keyspaces[name].Mode == ModeEventual {
+		if cat.Keyspaces[name].Mode == catalog.ModeEventual {
 			continue // no consensus group
 		}
 		for _, rd := range ranges {
@@ -940,7 +942,7 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 }
 
 // refusal answers a request that did nothing here.
-func (n *simNode) refusal(rd *RangeDescriptor, err error) simReply {
+func (n *simNode) refusal(rd *catalog.RangeDescriptor, err error) simReply {
 	var nl *NotLeaderError
 	switch {
 	case errors.As(err, &nl):

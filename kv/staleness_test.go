@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/quorumkv/quorumkv/kv/catalog"
 )
 
 // Staleness is measured (issue 6): a read through c, whose replica missed
@@ -17,8 +19,8 @@ func TestEventualStalenessMeasured(t *testing.T) {
 	defer cancel()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{HintReplayInterval: time.Hour} })
 	// A keyspace's own W and R must overlap; requests may go lower.
-	c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "one", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
-	c.createKeyspace(t, ctx, KeyspaceDescriptor{Name: "quorum", Mode: ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "one", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
+	c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "quorum", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 	a, cn := c.nodes[0], c.nodes[2]
 	c.recs.mu.Lock()
 	c.recs.readDelay = 20 * time.Millisecond // c's own replica answers first

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/quorumkv/quorumkv/paxos"
@@ -57,7 +59,7 @@ type StoreConfig struct {
 	// Self describes this node (name, address, zone, weight) for the
 	// catalog; its ID is assigned by the cluster, and its UUID and the
 	// hash of its secret come from the identity in its data dir.
-	Self NodeDescriptor
+	Self catalog.NodeDescriptor
 	// Clock reads physical time in Unix nanoseconds, for the stamps of the
 	// commands proposed here (request dedup, dedup.go); nil reads the
 	// system clock.
@@ -150,7 +152,7 @@ type Store struct {
 	// Owned by the loop goroutine.
 	rng            *rand.Rand
 	replicas       map[uint64]*replica
-	cat            *catalog
+	cat            *catalog.Catalog
 	catalogChanged bool
 	catalogReload  bool
 	// requestEpoch starts this incarnation's request IDs at a random
@@ -248,7 +250,7 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)),
 		replicas: map[uint64]*replica{},
 		failed:   map[uint64]*failedReplica{},
-		cat:      newCatalog(),
+		cat:      catalog.NewCatalog(),
 	}
 	s.quiesce.init()
 	s.requestEpoch = s.rng.Uint64()
@@ -275,7 +277,7 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	if err != nil {
 		return nil, err
 	}
-	s.replicas[MetaRangeID] = meta
+	s.replicas[catalog.MetaRangeID] = meta
 	s.ordered = nil
 	meta.core.campaignAtStart(s.nodeID, false)
 	if err := s.reconcile(); err != nil {
@@ -320,10 +322,10 @@ func loadNodeID(db *storage.DB) (uint64, error) {
 
 // metaDescriptor is meta's range descriptor. Meta's replica set is its
 // Raft configuration; the descriptor only starts it.
-func (s *Store) metaDescriptor() *RangeDescriptor {
-	return &RangeDescriptor{
-		ID: MetaRangeID, Keyspace: MetaKeyspace, Span: Span{}, Geometry: "majority", Mode: ModeRaft,
-		Replicas: []ReplicaDescriptor{{NodeID: s.nodeID}},
+func (s *Store) metaDescriptor() *catalog.RangeDescriptor {
+	return &catalog.RangeDescriptor{
+		ID: catalog.MetaRangeID, Keyspace: catalog.MetaKeyspace, Span: catalog.Span{}, Geometry: "majority", Mode: catalog.ModeRaft,
+		Replicas: []catalog.ReplicaDescriptor{{NodeID: s.nodeID}},
 	}
 }
 
@@ -336,7 +338,7 @@ func (s *Store) metaDescriptor() *RangeDescriptor {
 func (s *Store) bootstrap() (uint64, error) {
 	const id = 1
 	s.nodeID = id
-	log, err := loadRaftLog(s.db, MetaRangeID)
+	log, err := loadRaftLog(s.db, catalog.MetaRangeID)
 	if err != nil {
 		return 0, err
 	}
@@ -345,16 +347,16 @@ func (s *Store) bootstrap() (uint64, error) {
 		return 0, err
 	}
 	self := s.cfg.Self
-	def := KeyspaceDescriptor{Name: "default", Mode: ModeRaft, Replicas: 1, Ranges: DefaultRanges}
+	def := catalog.KeyspaceDescriptor{Name: "default", Mode: catalog.ModeRaft, Replicas: 1, Ranges: catalog.DefaultRanges}
 	if err := def.Normalize(); err != nil {
 		return 0, err
 	}
-	replicas := make([][]ReplicaDescriptor, def.Ranges)
+	replicas := make([][]catalog.ReplicaDescriptor, def.Ranges)
 	for i := range replicas {
-		replicas[i] = []ReplicaDescriptor{{NodeID: id, Zone: self.Zone, Weight: self.Weight}}
+		replicas[i] = []catalog.ReplicaDescriptor{{NodeID: id, Zone: self.Zone, Weight: self.Weight}}
 	}
-	for _, op := range []catalogOp{{AddNode: &self}, {Create: &def, Replicas: replicas}} {
-		cmd := command{op: opCatalog, value: mustJSON(op)}
+	for _, op := range []catalog.CatalogOp{{AddNode: &self}, {Create: &def, Replicas: replicas}} {
+		cmd := command{op: opCatalog, value: catalog.MustJSON(op)}
 		ents = append(ents, raft.Entry{Term: hs.Term, Index: uint64(len(ents) + 1), Type: raft.EntryNormal, Data: cmd.encode()})
 	}
 	hs.Commit = uint64(len(ents))
@@ -371,7 +373,7 @@ func (s *Store) bootstrap() (uint64, error) {
 		log.setHardState(b, hs),
 		// Entry 1 is the configuration alone; the catalog commands after
 		// it are applied when the store starts.
-		b.Set(storage.AppliedStateKey(MetaRangeID), appliedState(1)),
+		b.Set(storage.AppliedStateKey(catalog.MetaRangeID), appliedState(1)),
 	)
 	if err != nil {
 		return 0, err
@@ -412,12 +414,12 @@ func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
 
 // loadCatalog reads meta's data into the catalog.
 func (s *Store) loadCatalog() error {
-	err := eachData(s.db, MetaRangeID, nil, nil, func(key, raw []byte) (bool, error) {
+	err := eachData(s.db, catalog.MetaRangeID, nil, nil, func(key, raw []byte) (bool, error) {
 		v, err := decodeValue(raw)
 		if err != nil {
 			return false, err
 		}
-		return true, s.cat.load(key, v.data)
+		return true, s.cat.Load(key, v.data)
 	})
 	if err != nil {
 		return err
@@ -432,15 +434,15 @@ func (s *Store) loadCatalog() error {
 // of its own range's state (openFault) starts failed; the others start.
 func (s *Store) reconcile() error {
 	// In ID order: each new replica draws its core's seed from s.rng.
-	for _, id := range slices.Sorted(maps.Keys(s.cat.ranges)) {
-		desc := s.cat.ranges[id]
+	for _, id := range slices.Sorted(maps.Keys(s.cat.Ranges)) {
+		desc := s.cat.Ranges[id]
 		if _, ok := s.replicas[desc.ID]; ok || !desc.HasReplica(s.nodeID) {
 			continue
 		}
 		if _, ok := s.failed[desc.ID]; ok {
 			continue // stopped here until the node restarts
 		}
-		if desc.Mode == ModeEventual {
+		if desc.Mode == catalog.ModeEventual {
 			continue // no consensus group: eventual ranges are served by coordinators
 		}
 		r, err := newReplica(s, desc)
@@ -458,13 +460,13 @@ func (s *Store) reconcile() error {
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.replicas)) {
 		r := s.replicas[id]
-		if id == MetaRangeID {
+		if id == catalog.MetaRangeID {
 			continue
 		}
-		if desc, ok := s.cat.ranges[id]; ok && desc.HasReplica(s.nodeID) {
+		if desc, ok := s.cat.Ranges[id]; ok && desc.HasReplica(s.nodeID) {
 			continue
 		}
-		r.failAll(fmt.Errorf("%w: range %d was removed", ErrNoKeyspace, id))
+		r.failAll(fmt.Errorf("%w: range %d was removed", catalog.ErrNoKeyspace, id))
 		// A round that collected its Ready drops it (Store.running).
 		delete(s.replicas, id)
 		s.ordered = nil
@@ -861,7 +863,7 @@ func (s *Store) applyReady(ab *roundBatch, x readyReplica) ([]delivery, error) {
 		rb = ab.b
 	}
 	applied := x.r.applied
-	ds, err := x.r.apply(s, rb, x.rd.committed)
+	ds, err := x.r.Apply(s, rb, x.rd.committed)
 	if err != nil {
 		x.r.applied = applied // what Pebble holds, for its status
 		return nil, s.applyFailed(x.r, ds, err)
@@ -918,7 +920,7 @@ func (ab *roundBatch) commit() error {
 func (s *Store) catalogUpdated() error {
 	if s.catalogReload {
 		s.catalogReload, s.catalogChanged = false, true
-		s.cat = newCatalog()
+		s.cat = catalog.NewCatalog()
 		if err := s.loadCatalog(); err != nil {
 			return err
 		}
@@ -1018,21 +1020,21 @@ func (s *Store) compactLogs(ready []readyReplica) error {
 // CatalogView is a read-only copy of the catalog, published after every
 // change; requests route with it without asking the store's goroutine.
 type CatalogView struct {
-	Keyspaces map[string]KeyspaceDescriptor
+	Keyspaces map[string]catalog.KeyspaceDescriptor
 	// Ranges maps a keyspace to its ranges in hash order.
-	Ranges map[string][]*RangeDescriptor
+	Ranges map[string][]*catalog.RangeDescriptor
 	// Spans are the ranges' spans in the same order, for SpanIndex.
-	Spans map[string][]Span
+	Spans map[string][]catalog.Span
 	// Nodes are the cluster's nodes by ID.
-	Nodes map[uint64]NodeDescriptor
+	Nodes map[uint64]catalog.NodeDescriptor
 }
 
 func (s *Store) publish() {
-	v := &CatalogView{Keyspaces: map[string]KeyspaceDescriptor{}, Ranges: map[string][]*RangeDescriptor{}, Spans: map[string][]Span{},
-		Nodes: maps.Clone(s.cat.nodes)}
-	for name, ks := range s.cat.keyspaces {
+	v := &CatalogView{Keyspaces: map[string]catalog.KeyspaceDescriptor{}, Ranges: map[string][]*catalog.RangeDescriptor{}, Spans: map[string][]catalog.Span{},
+		Nodes: maps.Clone(s.cat.Nodes)}
+	for name, ks := range s.cat.Keyspaces {
 		v.Keyspaces[name] = ks
-		for _, r := range s.cat.keyspaceRanges(name) {
+		for _, r := range s.cat.KeyspaceRanges(name) {
 			c := *r
 			c.Replicas = slices.Clone(r.Replicas)
 			v.Ranges[name] = append(v.Ranges[name], &c)
@@ -1142,7 +1144,7 @@ func (s *Store) replicaStatus(r *replica) RangeStatus {
 	st := r.core.status()
 	rs := RangeStatus{RangeID: id, Leader: r.leader, Term: st.term, Commit: st.commit, Applied: r.applied, State: r.role.String(),
 		Error: r.snapshotFault.report(s.quiesce.ticks)}
-	if id == MetaRangeID {
+	if id == catalog.MetaRangeID {
 		cs := metaCore(r).rn.ConfState()
 		for _, v := range cs.Voters {
 			rs.Voters = append(rs.Voters, v.ID)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -93,7 +95,7 @@ func (s *Store) decideAtPropose(r *replica, cmd *command) {
 			cur = &v
 		}
 	}
-	if _, res := cmd.apply(r.desc.ID, 0, cur); res.err == nil {
+	if _, res := cmd.Apply(r.desc.ID, 0, cur); res.err == nil {
 		cmd.op = opPut
 		if cmd.del {
 			cmd.op = opDelete
@@ -191,7 +193,7 @@ func (s *Store) startRead(rangeID uint64, done func(error)) error {
 // applyCatalog applies a catalog command in meta, writing the catalog's
 // keys as meta's data (so they read back like any range's data).
 func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pending map[string]*value) (result, error) {
-	var op catalogOp
+	var op catalog.CatalogOp
 	if err := json.Unmarshal(cmd.value, &op); err != nil {
 		return result{}, fmt.Errorf("%w: catalog command at %d: %v", codec.ErrCorrupt, index, err)
 	}
@@ -199,27 +201,27 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pendi
 	// them go: note the ones held here before the drop removes them.
 	var dropped []uint64
 	if op.Drop != "" {
-		for _, r := range s.cat.keyspaceRanges(op.Drop) {
-			if r.Mode == ModeEventual && r.HasReplica(s.nodeID) {
+		for _, r := range s.cat.KeyspaceRanges(op.Drop) {
+			if r.Mode == catalog.ModeEventual && r.HasReplica(s.nodeID) {
 				dropped = append(dropped, r.ID)
 			}
 		}
 	}
-	writes, id, err := s.cat.apply(&op)
+	writes, id, err := s.cat.Apply(&op)
 	if err != nil {
 		return result{version: index, err: err}, nil // refused the same way everywhere
 	}
 	s.droppedEventual = append(s.droppedEventual, dropped...)
 	for _, w := range writes {
-		key := storage.DataKey(MetaRangeID, w.key)
-		if w.value == nil {
+		key := storage.DataKey(catalog.MetaRangeID, w.Key)
+		if w.Value == nil {
 			pending[string(key)] = nil
 			if err := b.Delete(key); err != nil {
 				return result{}, err
 			}
 			continue
 		}
-		v := &value{version: index, data: w.value}
+		v := &value{version: index, data: w.Value}
 		pending[string(key)] = v
 		if err := b.Set(key, v.encode()); err != nil {
 			return result{}, err
@@ -389,7 +391,7 @@ func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *rangeSnapsho
 	}
 	r.applied = snap.index
 	r.dedup = dedupState{horizon: horizon, collected: horizon}
-	if id == MetaRangeID {
+	if id == catalog.MetaRangeID {
 		s.catalogReload = true // from the data, once this batch commits
 	}
 	return b.Set(storage.AppliedStateKey(id), appliedState(r.applied))

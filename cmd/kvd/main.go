@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
@@ -234,7 +236,7 @@ func joinGossip(gossip *membership.Membership, seeds []string, logger *slog.Logg
 // joinCluster asks the nodes gossip knows to admit this one, under its
 // identity, then records the node ID and cluster it was given. A refusal
 // (another cluster, a malformed request) ends it at once.
-func joinCluster(db *storage.DB, gossip *membership.Membership, self kv.NodeDescriptor, ident kv.Identity, client *http.Client, logger *slog.Logger) error {
+func joinCluster(db *storage.DB, gossip *membership.Membership, self catalog.NodeDescriptor, ident kv.Identity, client *http.Client, logger *slog.Logger) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var addrs []string
@@ -261,7 +263,7 @@ func joinCluster(db *storage.DB, gossip *membership.Membership, self kv.NodeDesc
 // gossipAlive says whether gossip sees the catalog's node nd alive: the
 // member of its name is alive and carries its UUID. A node whose data
 // dir was lost, back under its old name, is alive under its new ID only.
-func gossipAlive(g *membership.Membership, nd kv.NodeDescriptor) bool {
+func gossipAlive(g *membership.Membership, nd catalog.NodeDescriptor) bool {
 	for _, m := range g.Members() {
 		if m.NodeID == nd.Name {
 			return m.State == membership.StateAlive && m.UUID == nd.UUID

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -84,7 +86,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		return n.gossip.Close()
 	})
 
-	self := kv.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Gossip: n.gossip.LocalAddr(), UUID: ident.UUID}
+	self := catalog.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Gossip: n.gossip.LocalAddr(), UUID: ident.UUID}
 	peerClient := kv.H2CClient()
 	member := ident.NodeID != 0
 	if len(cfg.join) > 0 {
@@ -125,7 +127,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	}
 	node, err := kv.NewNode(n.store, kv.NodeConfig{
 		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient, MaxHintAge: cfg.hintWindow,
-		Alive:   func(nd kv.NodeDescriptor) bool { return gossipAlive(n.gossip, nd) },
+		Alive:   func(nd catalog.NodeDescriptor) bool { return gossipAlive(n.gossip, nd) },
 		Members: func() []kv.Member { return gossipMembers(n.gossip) },
 	})
 	if err != nil {

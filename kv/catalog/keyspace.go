@@ -1,6 +1,7 @@
-package kv
+package catalog
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/quorumkv/quorumkv/quorum"
@@ -104,9 +105,9 @@ func (d *KeyspaceDescriptor) normalizeWR(spec quorum.Spec) error {
 	n := d.Replicas
 	switch spec.Kind {
 	case quorum.KindMajority:
-		d.W, d.R = cmpOr(d.W, n/2+1), cmpOr(d.R, n/2+1)
+		d.W, d.R = cmp.Or(d.W, n/2+1), cmp.Or(d.R, n/2+1)
 	case quorum.KindFlexible:
-		d.W, d.R = cmpOr(d.W, spec.Q2), cmpOr(d.R, spec.Q1)
+		d.W, d.R = cmp.Or(d.W, spec.Q2), cmp.Or(d.R, spec.Q1)
 	default:
 		if d.W != 0 || d.R != 0 {
 			return fmt.Errorf("%w: keyspace %s: the %s geometry defines write sets (phase 2) and read sets (phase 1); --w and --r apply to majority and flexible only",
@@ -130,12 +131,4 @@ func (d *KeyspaceDescriptor) normalizeWR(spec quorum.Spec) error {
 			ErrInvalidArgument, d.Name, d.W, d.R, n, d.W, n-d.R+1, n)
 	}
 	return nil
-}
-
-// cmpOr returns v, or def when v is zero.
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }

@@ -1,6 +1,7 @@
-package kv
+package catalog
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -71,25 +72,25 @@ type NodeDescriptor struct {
 
 // catalog is the decoded state of meta. Only the store's goroutine
 // changes it; readers get copies.
-type catalog struct {
-	keyspaces map[string]KeyspaceDescriptor
-	ranges    map[uint64]*RangeDescriptor
-	nodes     map[uint64]NodeDescriptor
+type Catalog struct {
+	Keyspaces map[string]KeyspaceDescriptor
+	Ranges    map[uint64]*RangeDescriptor
+	Nodes     map[uint64]NodeDescriptor
 	// nextID numbers keyspaces and ranges; meta is range 1.
 	nextID uint64
 	// nextNodeID numbers nodes; the founding node is 1.
-	nextNodeID uint64
+	NextNodeID uint64
 }
 
-func newCatalog() *catalog {
-	return &catalog{keyspaces: map[string]KeyspaceDescriptor{}, ranges: map[uint64]*RangeDescriptor{},
-		nodes: map[uint64]NodeDescriptor{}, nextID: MetaRangeID + 1, nextNodeID: 1}
+func NewCatalog() *Catalog {
+	return &Catalog{Keyspaces: map[string]KeyspaceDescriptor{}, Ranges: map[uint64]*RangeDescriptor{},
+		Nodes: map[uint64]NodeDescriptor{}, nextID: MetaRangeID + 1, NextNodeID: 1}
 }
 
 // keyspaceRanges returns the keyspace's ranges in hash order.
-func (c *catalog) keyspaceRanges(name string) []*RangeDescriptor {
+func (c *Catalog) KeyspaceRanges(name string) []*RangeDescriptor {
 	var out []*RangeDescriptor
-	for _, r := range c.ranges {
+	for _, r := range c.Ranges {
 		if r.Keyspace == name {
 			out = append(out, r)
 		}
@@ -107,7 +108,7 @@ func (c *catalog) keyspaceRanges(name string) []*RangeDescriptor {
 }
 
 // catalogOp is a change to the catalog.
-type catalogOp struct {
+type CatalogOp struct {
 	// Create adds a keyspace with one range per replica set in Replicas,
 	// spans split evenly. The proposer (meta's leader, the placement
 	// driver) chose the replicas and proved the geometry on them.
@@ -139,15 +140,15 @@ func rangeCatalogKey(id uint64) []byte { return fmt.Appendf(nil, "%s%016x", cata
 
 // catalogWrite is one key of meta's data set (value) or deleted (nil).
 type catalogWrite struct {
-	key   []byte
-	value []byte
+	Key   []byte
+	Value []byte
 }
 
 // apply checks op against the catalog and changes it, returning the
 // writes that record the change in meta's data. A refused op changes
 // nothing: every replica refuses it the same way.
 // For AddNode, id is the node's ID.
-func (c *catalog) apply(op *catalogOp) (writes []catalogWrite, id uint64, err error) {
+func (c *Catalog) Apply(op *CatalogOp) (writes []catalogWrite, id uint64, err error) {
 	switch {
 	case op.Create != nil:
 		writes, err = c.create(op.Create, op.Replicas)
@@ -166,11 +167,11 @@ func (c *catalog) apply(op *catalogOp) (writes []catalogWrite, id uint64, err er
 // nothing changes.
 var ErrIdentity = errors.New("node identity not proven")
 
-func (c *catalog) addNode(n NodeDescriptor, updateOnly bool) ([]catalogWrite, uint64, error) {
+func (c *Catalog) addNode(n NodeDescriptor, updateOnly bool) ([]catalogWrite, uint64, error) {
 	switch {
 	case n.Name == "":
 		return nil, 0, fmt.Errorf("%w: a node needs a name", ErrInvalidArgument)
-	case !validUUID(n.UUID):
+	case !ValidUUID(n.UUID):
 		return nil, 0, fmt.Errorf("%w: node %s: %q is not a node UUID (version 4, canonical form)", ErrInvalidArgument, n.Name, n.UUID)
 	case !validSecretHash(n.SecretHash):
 		return nil, 0, fmt.Errorf("%w: node %s: the hash of its secret is not a hex SHA-256", ErrInvalidArgument, n.Name)
@@ -181,12 +182,12 @@ func (c *catalog) addNode(n NodeDescriptor, updateOnly bool) ([]catalogWrite, ui
 			return nil, 0, fmt.Errorf("%w: node %s (uuid %s) is not in the catalog: a node that lost its data dir "+
 				"must join again on an empty one, as a new node", ErrIdentity, n.Name, n.UUID)
 		}
-		n.ID = c.nextNodeID
-		c.nextNodeID++
-		c.nodes[n.ID] = n
+		n.ID = c.NextNodeID
+		c.NextNodeID++
+		c.Nodes[n.ID] = n
 		return []catalogWrite{
-			{[]byte(catalogNextNodeID), mustJSON(c.nextNodeID)},
-			{nodeCatalogKey(n.ID), mustJSON(n)},
+			{[]byte(catalogNextNodeID), MustJSON(c.NextNodeID)},
+			{nodeCatalogKey(n.ID), MustJSON(n)},
 		}, n.ID, nil
 	}
 	if subtle.ConstantTimeCompare([]byte(old.SecretHash), []byte(n.SecretHash)) != 1 {
@@ -202,14 +203,14 @@ func (c *catalog) addNode(n NodeDescriptor, updateOnly bool) ([]catalogWrite, ui
 	if n == old {
 		return nil, n.ID, nil // a retried join, or an address that did not change
 	}
-	c.nodes[n.ID] = n
-	return []catalogWrite{{nodeCatalogKey(n.ID), mustJSON(n)}}, n.ID, nil
+	c.Nodes[n.ID] = n
+	return []catalogWrite{{nodeCatalogKey(n.ID), MustJSON(n)}}, n.ID, nil
 }
 
 // nodeByUUID returns the node of that UUID. The catalog never gives one
 // UUID two IDs, so at most one matches.
-func (c *catalog) nodeByUUID(uuid string) (NodeDescriptor, bool) {
-	for _, n := range c.nodes {
+func (c *Catalog) nodeByUUID(uuid string) (NodeDescriptor, bool) {
+	for _, n := range c.Nodes {
 		if n.UUID == uuid {
 			return n, true
 		}
@@ -224,8 +225,8 @@ var (
 	ErrNoKeyspace = fmt.Errorf("no such keyspace")
 )
 
-func (c *catalog) create(d *KeyspaceDescriptor, replicas [][]ReplicaDescriptor) ([]catalogWrite, error) {
-	if _, ok := c.keyspaces[d.Name]; ok || d.Name == MetaKeyspace {
+func (c *Catalog) create(d *KeyspaceDescriptor, replicas [][]ReplicaDescriptor) ([]catalogWrite, error) {
+	if _, ok := c.Keyspaces[d.Name]; ok || d.Name == MetaKeyspace {
 		return nil, fmt.Errorf("%w: keyspace %s", ErrExists, d.Name)
 	}
 	if len(replicas) != d.Ranges {
@@ -238,55 +239,55 @@ func (c *catalog) create(d *KeyspaceDescriptor, replicas [][]ReplicaDescriptor) 
 	for i, span := range InitialSpans(d.Ranges) {
 		r := &RangeDescriptor{ID: c.nextID, Keyspace: d.Name, Span: span, Replicas: slices.Clone(replicas[i]), Geometry: d.Quorum, Mode: d.Mode}
 		c.nextID++
-		c.ranges[r.ID] = r
-		writes = append(writes, catalogWrite{rangeCatalogKey(r.ID), mustJSON(r)})
+		c.Ranges[r.ID] = r
+		writes = append(writes, catalogWrite{rangeCatalogKey(r.ID), MustJSON(r)})
 	}
-	c.keyspaces[ks.Name] = ks
+	c.Keyspaces[ks.Name] = ks
 	writes = append(writes,
-		catalogWrite{[]byte(catalogKeyspacePrefix + ks.Name), mustJSON(ks)},
-		catalogWrite{[]byte(catalogNextID), mustJSON(c.nextID)})
+		catalogWrite{[]byte(catalogKeyspacePrefix + ks.Name), MustJSON(ks)},
+		catalogWrite{[]byte(catalogNextID), MustJSON(c.nextID)})
 	return writes, nil
 }
 
-func (c *catalog) drop(name string) ([]catalogWrite, error) {
-	if _, ok := c.keyspaces[name]; !ok {
+func (c *Catalog) drop(name string) ([]catalogWrite, error) {
+	if _, ok := c.Keyspaces[name]; !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNoKeyspace, name)
 	}
-	delete(c.keyspaces, name)
-	writes := []catalogWrite{{key: []byte(catalogKeyspacePrefix + name)}}
-	for id, r := range c.ranges {
+	delete(c.Keyspaces, name)
+	writes := []catalogWrite{{Key: []byte(catalogKeyspacePrefix + name)}}
+	for id, r := range c.Ranges {
 		if r.Keyspace == name {
-			delete(c.ranges, id)
-			writes = append(writes, catalogWrite{key: rangeCatalogKey(id)})
+			delete(c.Ranges, id)
+			writes = append(writes, catalogWrite{Key: rangeCatalogKey(id)})
 		}
 	}
 	return writes, nil
 }
 
 // load rebuilds the catalog from meta's data, as written by apply.
-func (c *catalog) load(key, value []byte) error {
+func (c *Catalog) Load(key, value []byte) error {
 	k := string(key)
 	var err error
 	switch {
 	case strings.HasPrefix(k, catalogKeyspacePrefix):
 		var ks KeyspaceDescriptor
 		if err = json.Unmarshal(value, &ks); err == nil {
-			c.keyspaces[ks.Name] = ks
+			c.Keyspaces[ks.Name] = ks
 		}
 	case strings.HasPrefix(k, catalogRangePrefix):
 		var r RangeDescriptor
 		if err = json.Unmarshal(value, &r); err == nil {
-			c.ranges[r.ID] = &r
+			c.Ranges[r.ID] = &r
 		}
 	case strings.HasPrefix(k, catalogNodePrefix):
 		var n NodeDescriptor
 		if err = json.Unmarshal(value, &n); err == nil {
-			c.nodes[n.ID] = n
+			c.Nodes[n.ID] = n
 		}
 	case k == catalogNextID:
 		err = json.Unmarshal(value, &c.nextID)
 	case k == catalogNextNodeID:
-		err = json.Unmarshal(value, &c.nextNodeID)
+		err = json.Unmarshal(value, &c.NextNodeID)
 	default:
 		err = fmt.Errorf("unknown catalog key %q", k)
 	}
@@ -296,10 +297,48 @@ func (c *catalog) load(key, value []byte) error {
 	return nil
 }
 
-func mustJSON(v any) []byte {
+func MustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("kv: encoding %T: %v", v, err)) // plain structs always encode
 	}
 	return b
+}
+
+// validUUID reports whether s is a version 4 UUID in canonical form
+// (lower-case hex, dashes at 8, 13, 18 and 23), the only form nodes
+// write: one UUID has one spelling, so the catalog can compare them as
+// strings.
+func ValidUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return s[14] == '4' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b')
+}
+
+// validSecretHash reports whether s is a hex SHA-256 as hashSecret
+// writes it.
+func validSecretHash(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
