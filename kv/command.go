@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -87,7 +89,7 @@ func (c *command) encode() []byte {
 func decodeCommand(b []byte) (command, error) {
 	d := codec.Dec{Buf: b}
 	v := d.Byte()
-	if v != codecV1 && v != commandV2 {
+	if v != consensus.CodecV1 && v != commandV2 {
 		d.Fail("command version")
 	}
 	c := command{id: d.Uint(), op: op(d.Byte()), key: d.Bytes(), value: d.Bytes()}
@@ -144,7 +146,7 @@ type value struct {
 
 func (v value) encode() []byte {
 	e := codec.Enc{Buf: make([]byte, 0, len(v.data)+10)}
-	e.Byte(codecV1)
+	e.Byte(consensus.CodecV1)
 	e.Uint(v.version)
 	e.Buf = append(e.Buf, v.data...)
 	return e.Buf
@@ -152,7 +154,7 @@ func (v value) encode() []byte {
 
 func decodeValue(b []byte) (value, error) {
 	d := codec.Dec{Buf: b}
-	if d.Byte() != codecV1 {
+	if d.Byte() != consensus.CodecV1 {
 		d.Fail("value version")
 	}
 	v := value{version: d.Uint()}

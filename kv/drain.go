@@ -3,6 +3,8 @@ package kv
 import (
 	"context"
 	"time"
+
+	"github.com/quorumkv/quorumkv/kv/consensus"
 )
 
 // drainTransferWait bounds how long a draining node waits for its ranges'
@@ -21,7 +23,7 @@ func (s *Store) TransferLeaderships(ctx context.Context) (moved, kept int) {
 	asked := map[uint64]bool{}
 	_ = s.do(ctx, func() {
 		for id, r := range s.replicas {
-			if r.role == roleLeader && r.core.transferLeader(s.nodeID) {
+			if r.role == consensus.RoleLeader && r.core.TransferLeader(s.nodeID) {
 				asked[id] = true
 			}
 		}
@@ -33,7 +35,7 @@ func (s *Store) TransferLeaderships(ctx context.Context) (moved, kept int) {
 		kept = 0
 		_ = s.do(ctx, func() {
 			for id := range asked {
-				if r, ok := s.replicas[id]; ok && r.role == roleLeader {
+				if r, ok := s.replicas[id]; ok && r.role == consensus.RoleLeader {
 					kept++
 				}
 			}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/internal/sim"
@@ -58,8 +60,8 @@ func oldEntryAfterRestart(t *testing.T, bug canary) result {
 	}
 	counter := ln.store.nextRequest
 	ln.round()
-	if log := ln.store.replicas[rd.ID].core.(*raftCore).log; log.lastIndex <= log.hs.Commit {
-		t.Fatalf("the put is not in the leader's log past its commit index (last %d, commit %d)", log.lastIndex, log.hs.Commit)
+	if log := ln.store.replicas[rd.ID].core.(*raftCore).log; log.Last <= log.HardState.Commit {
+		t.Fatalf("the put is not in the leader's log past its commit index (last %d, commit %d)", log.Last, log.HardState.Commit)
 	}
 
 	// 2. It crashes, comes back, and the link heals.
@@ -74,7 +76,7 @@ func oldEntryAfterRestart(t *testing.T, bug canary) result {
 	var got *result
 	c.require("the old leader to lead again", 10*time.Second, func() bool {
 		n := c.node(lead)
-		if n == nil || n.store.replicas[rd.ID] == nil || n.store.replicas[rd.ID].role != roleLeader {
+		if n == nil || n.store.replicas[rd.ID] == nil || n.store.replicas[rd.ID].role != consensus.RoleLeader {
 			return false
 		}
 		n.store.nextRequest = counter - 1

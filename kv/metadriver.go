@@ -3,6 +3,8 @@ package kv
 import (
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/raft"
@@ -22,7 +24,7 @@ const MaxMetaVoters = 5
 // the first is pending, and the next tick tries again.
 func (s *Store) driveMeta() {
 	r := s.replicas[catalog.MetaRangeID]
-	if r == nil || r.role != roleLeader {
+	if r == nil || r.role != consensus.RoleLeader {
 		return
 	}
 	c := metaCore(r)
@@ -53,7 +55,7 @@ func (s *Store) driveMeta() {
 	}
 	progress := c.rn.Status().Progress
 	for _, id := range slices.Sorted(slices.Values(cs.Learners)) {
-		if pr, ok := progress[id]; ok && pr.Match >= c.log.hs.Commit {
+		if pr, ok := progress[id]; ok && pr.Match >= c.log.HardState.Commit {
 			s.proposeMetaChange(c, raft.ConfChangeAddVoter, id)
 			return
 		}

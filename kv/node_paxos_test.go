@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -157,7 +159,7 @@ func testutilCounter(t *testing.T, n *Node, protocol string) float64 {
 func snapshotSlot(t *testing.T, n *Node, rangeID uint64) (slot uint64) {
 	t.Helper()
 	s := n.Store()
-	if err := s.do(context.Background(), func() { slot = s.replicas[rangeID].core.(*paxosCore).log.snap.Slot }); err != nil {
+	if err := s.do(context.Background(), func() { slot = s.replicas[rangeID].core.(*paxosCore).log.Snap.Slot }); err != nil {
 		t.Fatal(err)
 	}
 	return slot
@@ -197,7 +199,7 @@ func TestDrainPaxosLeaderships(t *testing.T) {
 		}
 		led := 0
 		for id, s := range st {
-			if ranges[id] && s.State == roleLeader.String() {
+			if ranges[id] && s.State == consensus.RoleLeader.String() {
 				led++
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -21,7 +23,7 @@ type memTransport struct {
 	cut    atomic.Uint64 // a range whose messages are dropped
 }
 
-func (t *memTransport) Send(rangeID uint64, m PeerMessage) {
+func (t *memTransport) Send(rangeID uint64, m consensus.PeerMessage) {
 	if rangeID == t.cut.Load() {
 		return
 	}
@@ -31,7 +33,7 @@ func (t *memTransport) Send(rangeID uint64, m PeerMessage) {
 	if dst == nil {
 		return
 	}
-	msg, err := decodePeerMessage(encodePeerMessage(m))
+	msg, err := consensus.DecodePeerMessage(consensus.EncodePeerMessage(m))
 	if err != nil {
 		panic(err)
 	}
@@ -127,7 +129,7 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 		}
 	}
 	var bSnap uint64
-	if err := b.do(ctx, func() { bSnap = b.replicas[rangeID].core.(*paxosCore).log.snap.Slot }); err != nil || bSnap < snap {
+	if err := b.do(ctx, func() { bSnap = b.replicas[rangeID].core.(*paxosCore).log.Snap.Slot }); err != nil || bSnap < snap {
 		t.Fatalf("b's snapshot point %d, want at least %d (%v)", bSnap, snap, err)
 	}
 }

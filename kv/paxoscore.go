@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -32,17 +34,17 @@ const protocolPaxos = "paxos"
 type paxosCore struct {
 	s   *Store
 	r   *replica
-	log *paxosLog
+	log *consensus.PaxosLog
 	rn  *paxos.RawNode
 	// rd is the Ready taken by ready, until advance.
 	rd paxos.Ready
 	// The role and leader last reported, to report changes only.
-	role     role
+	role     consensus.Role
 	leader   uint64
 	reported bool
 }
 
-var _ consensusCore = (*paxosCore)(nil)
+var _ consensus.Core = (*paxosCore)(nil)
 
 // membershipOf is the founding configuration of a paxos range.
 func membershipOf(desc *catalog.RangeDescriptor) paxos.Membership {
@@ -58,16 +60,16 @@ func membershipOf(desc *catalog.RangeDescriptor) paxos.Membership {
 // from the same paxos.Bootstrap of the descriptor's replicas.
 func newPaxosCore(s *Store, r *replica) (*paxosCore, error) {
 	desc := r.desc
-	log, ents, err := loadPaxosLog(s.db, desc.ID)
+	log, ents, err := consensus.LoadPaxosLog(s.db, desc.ID)
 	if err != nil {
 		return nil, err
 	}
-	if !log.founded {
+	if !log.Founded {
 		if err := foundPaxosRange(s.db, log, desc); err != nil {
 			return nil, err
 		}
 	}
-	ps := paxos.PersistentState{HardState: log.hs, Snapshot: log.snap, Entries: ents}
+	ps := paxos.PersistentState{HardState: log.HardState, Snapshot: log.Snap, Entries: ents}
 	snapSlot := ps.Snapshot.Slot
 	// The core needs its snapshot's data: it hands the snapshot to lagging
 	// acceptors and puts it in promises, and an acceptor given one without
@@ -110,114 +112,114 @@ func newPaxosCore(s *Store, r *replica) (*paxosCore, error) {
 	return c, nil
 }
 
-func foundPaxosRange(db *storage.DB, log *paxosLog, desc *catalog.RangeDescriptor) error {
+func foundPaxosRange(db *storage.DB, log *consensus.PaxosLog, desc *catalog.RangeDescriptor) error {
 	ps := paxos.Bootstrap(membershipOf(desc))
 	b := db.NewBatch()
 	defer b.Close()
-	if err := log.setSnapshot(b, ps.Snapshot); err != nil {
+	if err := log.SetSnapshot(b, ps.Snapshot); err != nil {
 		return err
 	}
 	return b.Commit(true)
 }
 
-func (c *paxosCore) protocol() string { return protocolPaxos }
-func (c *paxosCore) tick()            { c.rn.Tick() }
+func (c *paxosCore) Protocol() string { return protocolPaxos }
+func (c *paxosCore) Tick()            { c.rn.Tick() }
 
-func (c *paxosCore) step(m PeerMessage) error {
+func (c *paxosCore) Step(m consensus.PeerMessage) error {
 	if m.Paxos == nil {
-		return fmt.Errorf("kv: a %s message for paxos range %d", m.kind(), c.r.desc.ID)
+		return fmt.Errorf("kv: a %s message for paxos range %d", m.Kind(), c.r.desc.ID)
 	}
 	return c.rn.Step(*m.Paxos)
 }
 
-func (c *paxosCore) propose(data []byte) error   { return c.rn.Propose(data) }
-func (c *paxosCore) readIndex(rctx []byte) error { return c.rn.ReadIndex(rctx) }
+func (c *paxosCore) Propose(data []byte) error   { return c.rn.Propose(data) }
+func (c *paxosCore) ReadIndex(rctx []byte) error { return c.rn.ReadIndex(rctx) }
 
-func (c *paxosCore) campaignAtStart(self uint64, first bool) {
+func (c *paxosCore) CampaignAtStart(self uint64, first bool) {
 	voters := c.rn.Status().Config.Voters
-	if (len(voters) == 1 && voters[0].ID == self) || (first && c.log.hs.Promised.IsZero()) {
+	if (len(voters) == 1 && voters[0].ID == self) || (first && c.log.HardState.Promised.IsZero()) {
 		c.rn.Campaign()
 	}
 }
 
-func (c *paxosCore) hasReady() bool { return c.rn.HasReady() }
+func (c *paxosCore) HasReady() bool { return c.rn.HasReady() }
 
-func (c *paxosCore) ready() coreReady {
+func (c *paxosCore) Ready() consensus.Ready {
 	c.rd = c.rn.Ready()
 	rd := &c.rd
-	out := coreReady{mustSync: rd.MustSync}
+	out := consensus.Ready{MustSync: rd.MustSync}
 	if role := paxosRole(rd.Role); !c.reported || role != c.role || rd.Leader != c.leader {
 		c.role, c.leader, c.reported = role, rd.Leader, true
-		out.soft = &softState{leader: rd.Leader, role: role}
+		out.Soft = &consensus.SoftState{Leader: rd.Leader, Role: role}
 	}
 	if rd.Snapshot != nil {
-		out.snapshot = &rangeSnapshot{index: rd.Snapshot.Slot, data: rd.Snapshot.Data}
+		out.Snapshot = &consensus.RangeSnapshot{Index: rd.Snapshot.Slot, Data: rd.Snapshot.Data}
 	}
 	if len(rd.Messages) > 0 {
-		out.messages = make([]PeerMessage, len(rd.Messages))
+		out.Messages = make([]consensus.PeerMessage, len(rd.Messages))
 		for i := range rd.Messages {
-			out.messages[i] = PeerMessage{Paxos: &rd.Messages[i]}
+			out.Messages[i] = consensus.PeerMessage{Paxos: &rd.Messages[i]}
 		}
 	}
 	if len(rd.CommittedEntries) > 0 {
-		out.committed = make([]committedEntry, len(rd.CommittedEntries))
+		out.Committed = make([]consensus.CommittedEntry, len(rd.CommittedEntries))
 		for i, e := range rd.CommittedEntries {
-			out.committed[i].index = e.Slot
+			out.Committed[i].Index = e.Slot
 			if e.Type == paxos.EntryNormal && len(e.Data) > 0 {
-				out.committed[i].cmd = e.Data
+				out.Committed[i].Cmd = e.Data
 			}
 		}
 	}
 	for _, rs := range rd.ReadStates {
-		out.reads = append(out.reads, readState{index: rs.Index, ctx: rs.Context})
+		out.Reads = append(out.Reads, consensus.ReadState{Index: rs.Index, Ctx: rs.Context})
 	}
 	return out
 }
 
-func paxosRole(r paxos.Role) role {
+func paxosRole(r paxos.Role) consensus.Role {
 	switch r {
 	case paxos.Leader:
-		return roleLeader
+		return consensus.RoleLeader
 	case paxos.Candidate:
-		return roleCandidate
+		return consensus.RoleCandidate
 	}
-	return roleFollower
+	return consensus.RoleFollower
 }
 
 // persist writes the snapshot point, the accepted entries and the hard
 // state. The snapshot's data is the store's.
-func (c *paxosCore) persist(b *storage.Batch) error {
+func (c *paxosCore) Persist(b *storage.Batch) error {
 	rd := &c.rd
 	if rd.Snapshot != nil {
-		if err := c.log.setSnapshot(b, *rd.Snapshot); err != nil {
+		if err := c.log.SetSnapshot(b, *rd.Snapshot); err != nil {
 			return err
 		}
 	}
-	if err := c.log.setEntries(b, rd.Entries); err != nil {
+	if err := c.log.SetEntries(b, rd.Entries); err != nil {
 		return err
 	}
-	if rd.HardState != c.log.hs {
-		return c.log.setHardState(b, rd.HardState)
+	if rd.HardState != c.log.HardState {
+		return c.log.SetHardState(b, rd.HardState)
 	}
 	return nil
 }
 
-func (c *paxosCore) advance() {
+func (c *paxosCore) Advance() {
 	c.rn.Advance(c.rd)
 	c.rd = paxos.Ready{}
 }
 
-func (c *paxosCore) status() coreStatus {
-	return coreStatus{term: c.log.hs.Promised.Round, commit: c.log.hs.Commit}
+func (c *paxosCore) Status() consensus.Status {
+	return consensus.Status{Term: c.log.HardState.Promised.Round, Commit: c.log.HardState.Commit}
 }
 
 // compact compacts to the applied slot once the log holds more than
 // LogTruncateEntries+LogKeepEntries applied slots. Unlike Raft it keeps
 // none of them (LogKeepEntries only delays compaction): the snapshot data
 // can only be built at the applied slot (see paxosCore).
-func (c *paxosCore) compact(batch func() *storage.Batch, applied uint64) error {
+func (c *paxosCore) Compact(batch func() *storage.Batch, applied uint64) error {
 	cfg := c.s.cfg
-	if applied < c.log.snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
+	if applied < c.log.Snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
 		return nil
 	}
 	return c.compactTo(batch(), applied)
@@ -235,22 +237,22 @@ func (c *paxosCore) compactTo(b *storage.Batch, slot uint64) error {
 	if err != nil {
 		return fmt.Errorf("kv: range %d: %w", c.r.desc.ID, err)
 	}
-	return c.log.setSnapshot(b, snap)
+	return c.log.SetSnapshot(b, snap)
 }
 
 // transferLeader asks the lowest-ID voter the leader heard from lately to
 // run phase 1 now (paxos.RawNode.TransferLeader). Any voter can take
 // over: a new leader learns what it lacks from the promises.
-func (c *paxosCore) transferLeader(uint64) bool { return c.rn.TransferLeader(0) == nil }
+func (c *paxosCore) TransferLeader(uint64) bool { return c.rn.TransferLeader(0) == nil }
 
 // reportUnreachable: nothing to do; a Paxos leader resends what is not
 // acknowledged on its own (leader.go).
-func (c *paxosCore) reportUnreachable(uint64) {}
+func (c *paxosCore) ReportUnreachable(uint64) {}
 
 // learnCommit: a Paxos heartbeat marks chosen only the slots this acceptor
 // holds at the leader's ballot, so an acceptor that is behind learns what
 // it can and catches up when the range wakes.
-func (c *paxosCore) learnCommit(self, leader, term, commit uint64) error {
+func (c *paxosCore) LearnCommit(self, leader, term, commit uint64) error {
 	return c.rn.Step(paxos.Message{Type: paxos.MsgHeartbeat, From: leader, To: self,
 		Ballot: paxos.Ballot{Round: term, NodeID: leader}, Commit: commit})
 }
@@ -260,7 +262,7 @@ func (c *paxosCore) learnCommit(self, leader, term, commit uint64) error {
 // does not track what each acceptor holds: an acceptor that is behind and
 // quiesces catches up when the range next wakes, which costs nothing but
 // time, since a quorum holds every chosen slot.
-func (c *paxosCore) quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
+func (c *paxosCore) Quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
 	if !c.rn.Idle() {
 		return nil, 0, 0, false
 	}
@@ -271,5 +273,5 @@ func (c *paxosCore) quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
 			followers = append(followers, v.ID)
 		}
 	}
-	return followers, c.log.hs.Promised.Round, st.Commit, true
+	return followers, c.log.HardState.Promised.Round, st.Commit, true
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -90,7 +92,7 @@ func (p *peerServer) Raft(ctx context.Context, stream *connect.ClientStream[peer
 		}
 		store.learnPeer(batch.FromNode, batch.FromAddress)
 		for _, m := range batch.Messages {
-			msg, err := decodePeerMessage(m.Message)
+			msg, err := consensus.DecodePeerMessage(m.Message)
 			if err != nil {
 				return nil, connect.NewError(connect.CodeInvalidArgument, err)
 			}

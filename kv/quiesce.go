@@ -3,6 +3,8 @@ package kv
 import (
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/raft"
 )
@@ -64,7 +66,7 @@ func (s *Store) quiesceTick() {
 	q := &s.quiesce
 	q.ticks++
 	for _, id := range s.peerNodes() {
-		s.sendControl(0, &ControlMessage{Kind: ControlBeacon, From: s.nodeID, To: id})
+		s.sendControl(0, &consensus.ControlMessage{Kind: consensus.ControlBeacon, From: s.nodeID, To: id})
 	}
 	timeout := int64(s.electionTicks())
 	for leader, rs := range q.followers {
@@ -97,9 +99,9 @@ func (s *Store) electionTicks() int {
 }
 
 // sendControl sends a control message about range rangeID (0 for none).
-func (s *Store) sendControl(rangeID uint64, m *ControlMessage) {
+func (s *Store) sendControl(rangeID uint64, m *consensus.ControlMessage) {
 	if s.transport != nil {
-		s.transport.Send(rangeID, PeerMessage{Control: m})
+		s.transport.Send(rangeID, consensus.PeerMessage{Control: m})
 	}
 }
 
@@ -108,10 +110,10 @@ func (s *Store) sendControl(rangeID uint64, m *ControlMessage) {
 // (sendQuiesce), in range order.
 func (s *Store) maybeQuiesce(r *replica) bool {
 	r.idleTicks++
-	if r.role != roleLeader || r.idleTicks < quiesceAfterTicks || len(r.waiters) > 0 || len(r.reads) > 0 || len(r.confirmed) > 0 {
+	if r.role != consensus.RoleLeader || r.idleTicks < quiesceAfterTicks || len(r.waiters) > 0 || len(r.reads) > 0 || len(r.confirmed) > 0 {
 		return false
 	}
-	if _, _, _, ok := r.core.quiescible(s.nodeID); !ok {
+	if _, _, _, ok := r.core.Quiescible(s.nodeID); !ok {
 		return false
 	}
 	r.quiesced = true
@@ -121,16 +123,16 @@ func (s *Store) maybeQuiesce(r *replica) bool {
 
 // sendQuiesce tells a just-quiesced leader's followers to quiesce too.
 func (s *Store) sendQuiesce(r *replica) {
-	followers, term, commit, _ := r.core.quiescible(s.nodeID)
+	followers, term, commit, _ := r.core.Quiescible(s.nodeID)
 	for _, f := range followers {
-		s.sendControl(r.desc.ID, &ControlMessage{Kind: ControlQuiesce, From: s.nodeID, To: f, Term: term, Commit: commit})
+		s.sendControl(r.desc.ID, &consensus.ControlMessage{Kind: consensus.ControlQuiesce, From: s.nodeID, To: f, Term: term, Commit: commit})
 	}
 }
 
 // wakes reports whether a consensus message wakes a quiesced replica.
 // Heartbeats and their answers still in flight when a range quiesced do
 // not: they carry no news, and waking on them would undo every quiesce.
-func wakes(m PeerMessage) bool {
+func wakes(m consensus.PeerMessage) bool {
 	switch {
 	case m.Raft != nil:
 		return m.Raft.Type != raft.MsgHeartbeat && m.Raft.Type != raft.MsgHeartbeatResp
@@ -141,12 +143,12 @@ func wakes(m PeerMessage) bool {
 }
 
 // onControl handles a control message from another store.
-func (s *Store) onControl(rangeID uint64, m *ControlMessage) {
-	if m.Kind != ControlQuiesce {
+func (s *Store) onControl(rangeID uint64, m *consensus.ControlMessage) {
+	if m.Kind != consensus.ControlQuiesce {
 		return // a beacon: hearing from the node was all it said
 	}
 	r, ok := s.replicas[rangeID]
-	if !ok || r.quiesced || r.leader != m.From || r.role == roleLeader {
+	if !ok || r.quiesced || r.leader != m.From || r.role == consensus.RoleLeader {
 		return
 	}
 	// The leader quiesces only when every replica holds its whole log, so
@@ -155,10 +157,10 @@ func (s *Store) onControl(rangeID uint64, m *ControlMessage) {
 	// the last entries, before it stops ticking. (It once stopped without:
 	// a node then missed a keyspace created just before meta quiesced,
 	// until meta's next change; TestSimWholeNodes, seed 594.)
-	if st := r.core.status(); st.term != m.Term || st.commit > m.Commit {
+	if st := r.core.Status(); st.Term != m.Term || st.Commit > m.Commit {
 		return // a newer leader, or stranger news: keep ticking
 	}
-	if err := r.core.learnCommit(s.nodeID, m.From, m.Term, m.Commit); err != nil {
+	if err := r.core.LearnCommit(s.nodeID, m.From, m.Term, m.Commit); err != nil {
 		s.logger.Warn("quiesce: commit index not taken", "range", rangeID, "err", err)
 		return
 	}

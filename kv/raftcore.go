@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/raft"
@@ -18,7 +20,7 @@ const protocolRaft = "raft"
 type raftCore struct {
 	s   *Store
 	r   *replica
-	log *raftLog
+	log *consensus.RaftLog
 	rn  *raft.RawNode
 	// rd is the Ready taken by ready, until advance.
 	rd raft.Ready
@@ -26,14 +28,14 @@ type raftCore struct {
 	state raft.StateType
 }
 
-var _ consensusCore = (*raftCore)(nil)
+var _ consensus.Core = (*raftCore)(nil)
 
 // newRaftCore opens the range's Raft log (bootstrapping a new one with the
 // descriptor's replicas as founding voters) and starts its core. It sets
 // r.applied from Pebble.
 func newRaftCore(s *Store, r *replica) (*raftCore, error) {
 	desc := r.desc
-	log, err := loadRaftLog(s.db, desc.ID)
+	log, err := consensus.LoadRaftLog(s.db, desc.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -41,14 +43,14 @@ func newRaftCore(s *Store, r *replica) (*raftCore, error) {
 	// Meta is founded only by the node that founds the cluster (in
 	// bootstrap); on other nodes it starts empty and learns everything
 	// from meta's leader once that adds it.
-	if log.lastIndex == 0 && log.hs.IsEmpty() && desc.ID != catalog.MetaRangeID {
+	if log.Last == 0 && log.HardState.IsEmpty() && desc.ID != catalog.MetaRangeID {
 		if err := bootstrapRaftRange(s.db, log, desc); err != nil {
 			return nil, err
 		}
 		r.applied = 1
 	}
 	c := &raftCore{s: s, r: r, log: log}
-	log.snapshot = c.snapshot
+	log.BuildSnapshot = c.snapshot
 	cfg := s.cfg.Raft
 	cfg.ID = s.nodeID
 	cfg.Storage = log
@@ -70,17 +72,17 @@ func confStateOf(desc *catalog.RangeDescriptor) raft.ConfState {
 	return cs
 }
 
-func bootstrapRaftRange(db *storage.DB, log *raftLog, desc *catalog.RangeDescriptor) error {
+func bootstrapRaftRange(db *storage.DB, log *consensus.RaftLog, desc *catalog.RangeDescriptor) error {
 	hs, ents, err := raft.BootstrapState(confStateOf(desc))
 	if err != nil {
 		return fmt.Errorf("kv: bootstrap range %d: %w", desc.ID, err)
 	}
 	b := db.NewBatch()
 	defer b.Close()
-	if err := log.append(b, ents); err != nil {
+	if err := log.Append(b, ents); err != nil {
 		return err
 	}
-	if err := log.setHardState(b, hs); err != nil {
+	if err := log.SetHardState(b, hs); err != nil {
 		return err
 	}
 	// Entry 1 holds only the founding configuration: nothing to apply, and
@@ -92,93 +94,93 @@ func bootstrapRaftRange(db *storage.DB, log *raftLog, desc *catalog.RangeDescrip
 	return b.Commit(true)
 }
 
-func (c *raftCore) protocol() string { return protocolRaft }
-func (c *raftCore) tick()            { c.rn.Tick() }
+func (c *raftCore) Protocol() string { return protocolRaft }
+func (c *raftCore) Tick()            { c.rn.Tick() }
 
-func (c *raftCore) step(m PeerMessage) error {
+func (c *raftCore) Step(m consensus.PeerMessage) error {
 	if m.Raft == nil {
-		return fmt.Errorf("kv: a %s message for raft range %d", m.kind(), c.r.desc.ID)
+		return fmt.Errorf("kv: a %s message for raft range %d", m.Kind(), c.r.desc.ID)
 	}
 	return c.rn.Step(*m.Raft)
 }
 
-func (c *raftCore) propose(data []byte) error   { return c.rn.Propose(data) }
-func (c *raftCore) readIndex(rctx []byte) error { return c.rn.ReadIndex(rctx) }
+func (c *raftCore) Propose(data []byte) error   { return c.rn.Propose(data) }
+func (c *raftCore) ReadIndex(rctx []byte) error { return c.rn.ReadIndex(rctx) }
 
-func (c *raftCore) campaignAtStart(self uint64, first bool) {
+func (c *raftCore) CampaignAtStart(self uint64, first bool) {
 	cs := c.rn.ConfState()
 	alone := len(cs.Voters) == 1 && cs.Voters[0].ID == self && !cs.Joint()
 	// BootstrapState founds a range at term 1; every election raises it.
-	if alone || (first && c.log.hs.Term <= 1) {
+	if alone || (first && c.log.HardState.Term <= 1) {
 		_ = c.rn.Campaign() // a refusal just means an election is under way
 	}
 }
 
-func (c *raftCore) hasReady() bool { return c.rn.HasReady() }
+func (c *raftCore) HasReady() bool { return c.rn.HasReady() }
 
-func (c *raftCore) ready() coreReady {
+func (c *raftCore) Ready() consensus.Ready {
 	c.rd = c.rn.Ready()
 	rd := &c.rd
-	out := coreReady{mustSync: rd.MustSync}
+	out := consensus.Ready{MustSync: rd.MustSync}
 	if rd.SoftState != nil {
-		out.soft = &softState{leader: rd.SoftState.Lead, role: raftRole(rd.SoftState.State)}
+		out.Soft = &consensus.SoftState{Leader: rd.SoftState.Lead, Role: raftRole(rd.SoftState.State)}
 	}
 	if !rd.Snapshot.IsEmpty() {
-		out.snapshot = &rangeSnapshot{index: rd.Snapshot.Metadata.Index, data: rd.Snapshot.Data}
+		out.Snapshot = &consensus.RangeSnapshot{Index: rd.Snapshot.Metadata.Index, Data: rd.Snapshot.Data}
 	}
 	if len(rd.Messages) > 0 {
-		out.messages = make([]PeerMessage, len(rd.Messages))
+		out.Messages = make([]consensus.PeerMessage, len(rd.Messages))
 		for i := range rd.Messages {
-			out.messages[i] = PeerMessage{Raft: &rd.Messages[i]}
+			out.Messages[i] = consensus.PeerMessage{Raft: &rd.Messages[i]}
 		}
 	}
 	if len(rd.CommittedEntries) > 0 {
-		out.committed = make([]committedEntry, len(rd.CommittedEntries))
+		out.Committed = make([]consensus.CommittedEntry, len(rd.CommittedEntries))
 		for i, e := range rd.CommittedEntries {
-			out.committed[i].index = e.Index
+			out.Committed[i].Index = e.Index
 			if e.Type == raft.EntryNormal && len(e.Data) > 0 {
-				out.committed[i].cmd = e.Data
+				out.Committed[i].Cmd = e.Data
 			}
 			// Configuration entries take effect in the core at Advance.
 		}
 	}
 	for _, rs := range rd.ReadStates {
-		out.reads = append(out.reads, readState{index: rs.Index, ctx: rs.RequestCtx})
+		out.Reads = append(out.Reads, consensus.ReadState{Index: rs.Index, Ctx: rs.RequestCtx})
 	}
 	return out
 }
 
-func raftRole(st raft.StateType) role {
+func raftRole(st raft.StateType) consensus.Role {
 	switch st {
 	case raft.StateLeader:
-		return roleLeader
+		return consensus.RoleLeader
 	case raft.StateCandidate:
-		return roleCandidate
+		return consensus.RoleCandidate
 	case raft.StatePreCandidate:
-		return rolePreCandidate
+		return consensus.RolePreCandidate
 	}
-	return roleFollower
+	return consensus.RoleFollower
 }
 
 // persist writes the snapshot point, then the entries, then the hard
 // state, as raft.Ready asks. The snapshot's data is the store's.
-func (c *raftCore) persist(b *storage.Batch) error {
+func (c *raftCore) Persist(b *storage.Batch) error {
 	rd := &c.rd
 	if !rd.Snapshot.IsEmpty() {
-		if err := c.log.installSnapshot(b, rd.Snapshot.Metadata); err != nil {
+		if err := c.log.InstallSnapshot(b, rd.Snapshot.Metadata); err != nil {
 			return err
 		}
 	}
-	if err := c.log.append(b, rd.Entries); err != nil {
+	if err := c.log.Append(b, rd.Entries); err != nil {
 		return err
 	}
 	if !rd.HardState.IsEmpty() {
-		return c.log.setHardState(b, rd.HardState)
+		return c.log.SetHardState(b, rd.HardState)
 	}
 	return nil
 }
 
-func (c *raftCore) advance() {
+func (c *raftCore) Advance() {
 	c.rn.Advance()
 	// The leader waits in StateSnapshot for the follower's answer or for
 	// ReportSnapshot. The transport cannot tell whether a snapshot or the
@@ -195,29 +197,29 @@ func (c *raftCore) advance() {
 	c.rd = raft.Ready{}
 }
 
-func (c *raftCore) status() coreStatus {
-	return coreStatus{term: c.log.hs.Term, commit: c.log.hs.Commit}
+func (c *raftCore) Status() consensus.Status {
+	return consensus.Status{Term: c.log.HardState.Term, Commit: c.log.HardState.Commit}
 }
 
 // compact drops applied log entries beyond what slow followers are likely
 // to need; a follower further behind gets a snapshot. An entry that
 // cannot be read is a fault of the range, found before anything is
 // written to the batch.
-func (c *raftCore) compact(batch func() *storage.Batch, applied uint64) error {
+func (c *raftCore) Compact(batch func() *storage.Batch, applied uint64) error {
 	cfg := c.s.cfg
-	if applied < c.log.trunc.index+cfg.LogTruncateEntries+cfg.LogKeepEntries {
+	if applied < c.log.Trunc.Index+cfg.LogTruncateEntries+cfg.LogKeepEntries {
 		return nil
 	}
 	index := applied - cfg.LogKeepEntries
 	if _, err := c.log.Term(index); err != nil {
 		return newRangeFault(faultCompact, fmt.Errorf("kv: range %d: the term of entry %d: %w", c.r.desc.ID, index, err))
 	}
-	return c.log.truncate(batch(), index, c.rn.ConfState())
+	return c.log.Truncate(batch(), index, c.rn.ConfState())
 }
 
 // transferLeader hands leadership to the voter other than self with the
 // highest match index among those recently active.
-func (c *raftCore) transferLeader(self uint64) bool {
+func (c *raftCore) TransferLeader(self uint64) bool {
 	var best, bestMatch uint64
 	progress := c.rn.Status().Progress
 	for _, v := range c.rn.ConfState().Voters {
@@ -280,27 +282,27 @@ func (c *raftCore) buildSnapshot() (raft.Snapshot, error) {
 func metaCore(r *replica) *raftCore {
 	c, ok := r.core.(*raftCore)
 	if !ok {
-		panic(fmt.Sprintf("kv: range %d (meta) runs %s, not raft", r.desc.ID, r.core.protocol()))
+		panic(fmt.Sprintf("kv: range %d (meta) runs %s, not raft", r.desc.ID, r.core.Protocol()))
 	}
 	return c
 }
 
 // reportUnreachable: a leader replicating to the follower probes it.
-func (c *raftCore) reportUnreachable(to uint64) { c.rn.ReportUnreachable(to) }
+func (c *raftCore) ReportUnreachable(to uint64) { c.rn.ReportUnreachable(to) }
 
-func (c *raftCore) learnCommit(self, leader, term, commit uint64) error {
+func (c *raftCore) LearnCommit(self, leader, term, commit uint64) error {
 	// The leader quiesced when this replica held its whole log; the cap
 	// only keeps a message that broke that promise from crashing the node.
-	commit = min(commit, c.log.lastIndex)
+	commit = min(commit, c.log.Last)
 	return c.rn.Step(raft.Message{Type: raft.MsgHeartbeat, From: leader, To: self, Term: term, Commit: commit})
 }
 
 // quiescible: this node leads, every entry is committed and applied here,
 // and every voter and learner holds the whole log and was heard from
 // recently (so it knows the commit index from the last heartbeat).
-func (c *raftCore) quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
+func (c *raftCore) Quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
 	st := c.rn.Status()
-	if st.State != raft.StateLeader || c.log.hs.Commit != c.log.lastIndex || st.Applied != c.log.lastIndex {
+	if st.State != raft.StateLeader || c.log.HardState.Commit != c.log.Last || st.Applied != c.log.Last {
 		return nil, 0, 0, false
 	}
 	var followers []uint64
@@ -308,11 +310,11 @@ func (c *raftCore) quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
 		if id == self {
 			continue
 		}
-		if pr.Match != c.log.lastIndex || !pr.RecentActive || pr.State != raft.StateReplicate {
+		if pr.Match != c.log.Last || !pr.RecentActive || pr.State != raft.StateReplicate {
 			return nil, 0, 0, false
 		}
 		followers = append(followers, id)
 	}
 	slices.Sort(followers)
-	return followers, c.log.hs.Term, c.log.hs.Commit, true
+	return followers, c.log.HardState.Term, c.log.HardState.Commit, true
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -63,7 +65,7 @@ func TestSimRaftSnapshotOverLimit(t *testing.T) {
 		if got := counterValue(t, leader.store.cfg.Metrics.RangeFaults.WithLabelValues(string(faultSnapshot))); got == 0 {
 			t.Error("quorumkv_range_faults_total{kind=snapshot} did not count the fault")
 		}
-		if st := leader.store.rangeStatuses()[rd.ID]; st.State != roleLeader.String() {
+		if st := leader.store.rangeStatuses()[rd.ID]; st.State != consensus.RoleLeader.String() {
 			t.Errorf("the leader's status is %+v, want it leading still", st)
 		}
 
@@ -103,9 +105,9 @@ func TestSimCorruptSnapshotStopsOneRange(t *testing.T) {
 		results := c.writeKeys(leader, rd.ID, 80, 8)
 		c.require("the writes to be applied", 5*time.Second, func() bool { return len(*results) == 80 })
 		corrupted := false
-		c.received = func(to, rangeID uint64, m PeerMessage) {
+		c.received = func(to, rangeID uint64, m consensus.PeerMessage) {
 			if to == follower && rangeID == rd.ID && m.Raft != nil && m.Raft.Type == raft.MsgSnap && !corrupted {
-				m.Raft.Snapshot.Data = []byte{codecV1, 0xff} // a key longer than the data
+				m.Raft.Snapshot.Data = []byte{consensus.CodecV1, 0xff} // a key longer than the data
 				corrupted = true
 			}
 		}
@@ -372,7 +374,7 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 	ranges := s.Catalog().Ranges["default"]
 	a, b := ranges[0].ID, ranges[1].ID
 	for _, id := range []uint64{a, b} {
-		if s.replicas[id] == nil || s.replicas[id].role != roleLeader {
+		if s.replicas[id] == nil || s.replicas[id].role != consensus.RoleLeader {
 			t.Fatalf("range %d has no leader here", id)
 		}
 	}
@@ -386,7 +388,7 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 	}
 	propose(a, "a")
 	propose(b, "b")
-	if err := s.replicas[b].core.propose([]byte{0xff, 0xee}); err != nil { // no command version
+	if err := s.replicas[b].core.Propose([]byte{0xff, 0xee}); err != nil { // no command version
 		t.Fatal(err)
 	}
 	propose(b, "c")
@@ -596,7 +598,7 @@ func (c *simCluster) rangeConverged(rd *catalog.RangeDescriptor) bool {
 			return false
 		}
 		r := n.store.replicas[rd.ID]
-		if r.applied < r.core.status().commit || (i > 0 && r.applied != applied) {
+		if r.applied < r.core.Status().Commit || (i > 0 && r.applied != applied) {
 			return false
 		}
 		applied = r.applied

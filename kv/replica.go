@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -20,11 +22,11 @@ import (
 // touches it.
 type replica struct {
 	desc *catalog.RangeDescriptor
-	core consensusCore
+	core consensus.Core
 
 	applied uint64
 	leader  uint64
-	role    role
+	role    consensus.Role
 
 	// waiters are the clients of proposals made here, by command id: each
 	// is called once, on the store's goroutine, with the result of its own
@@ -98,7 +100,7 @@ func loadApplied(db *storage.DB, rangeID uint64) (uint64, error) {
 		return 0, err
 	}
 	d := codec.Dec{Buf: b}
-	if d.Byte() != codecV1 {
+	if d.Byte() != consensus.CodecV1 {
 		d.Fail("applied state version")
 	}
 	idx := d.Uint()
@@ -106,7 +108,7 @@ func loadApplied(db *storage.DB, rangeID uint64) (uint64, error) {
 }
 
 func appliedState(index uint64) []byte {
-	e := codec.Enc{Buf: []byte{codecV1}}
+	e := codec.Enc{Buf: []byte{consensus.CodecV1}}
 	e.Uint(index)
 	return e.Buf
 }
@@ -126,30 +128,30 @@ type delivery struct {
 // took: b holds part of the effects and the caller discards it
 // (Store.applyReady), and the replica stops (its dedup state in memory
 // goes with it).
-func (r *replica) Apply(s *Store, b *storage.Batch, ents []committedEntry) ([]delivery, error) {
+func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEntry) ([]delivery, error) {
 	var out []delivery
 	ab := newApplyBatch()
 	for _, e := range ents {
-		if e.index <= r.applied {
+		if e.Index <= r.applied {
 			continue // applied before a restart; the log replays it
 		}
-		if e.cmd != nil {
-			cmd, err := decodeCommand(e.cmd)
+		if e.Cmd != nil {
+			cmd, err := decodeCommand(e.Cmd)
 			if err != nil {
-				return out, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.index, err)
+				return out, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.Index, err)
 			}
-			res, err := r.applyCommand(s, b, e.index, &cmd, ab)
+			res, err := r.applyCommand(s, b, e.Index, &cmd, ab)
 			if err != nil {
 				return out, err
 			}
-			if w, ok := r.waiters[cmd.id]; ok && cmd.id != 0 && (bytes.Equal(w.data, e.cmd) || s.cfg.canary.waitersByID) {
+			if w, ok := r.waiters[cmd.id]; ok && cmd.id != 0 && (bytes.Equal(w.data, e.Cmd) || s.cfg.canary.waitersByID) {
 				delete(r.waiters, cmd.id)
 				out = append(out, delivery{w.done, res})
 			}
 		}
 		// Entries with nothing to apply (no-ops, configurations, which
 		// take effect in the core) count as applied like any other.
-		r.applied = e.index
+		r.applied = e.Index
 	}
 	if err := r.collectAnswers(s, b, ab); err != nil {
 		return nil, err

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/internal/sim"
@@ -131,10 +133,10 @@ func TestSimLostSnapshotMessage(t *testing.T) {
 			// the follower is back: the snapshot, or the follower's
 			// acknowledgement of it.
 			snapshotted, dropped := false, false
-			c.received = func(to, rangeID uint64, m PeerMessage) {
+			c.received = func(to, rangeID uint64, m consensus.PeerMessage) {
 				snapshotted = snapshotted || (to == follower && rangeID == rd.ID && m.Raft != nil && m.Raft.Type == raft.MsgSnap)
 			}
-			c.drop = func(from, rangeID uint64, m PeerMessage) bool {
+			c.drop = func(from, rangeID uint64, m consensus.PeerMessage) bool {
 				if dropped || rangeID != rd.ID || m.Raft == nil || m.Raft.Type != lose {
 					return false
 				}
@@ -240,9 +242,9 @@ type simCluster struct {
 	nodeConfig func(id uint64, cfg *NodeConfig)
 	// drop, if set, loses the peer messages it returns true for (tests of
 	// one lost message).
-	drop func(from, rangeID uint64, m PeerMessage) bool
+	drop func(from, rangeID uint64, m consensus.PeerMessage) bool
 	// received, if set, sees every peer message a node steps.
-	received func(to, rangeID uint64, m PeerMessage)
+	received func(to, rangeID uint64, m consensus.PeerMessage)
 	// unexpected collects answers no correct node gives.
 	unexpected []string
 	// canary is the bug planted in every node (canary.go).
@@ -609,7 +611,7 @@ func (c *simCluster) alive(nd catalog.NodeDescriptor) bool {
 func (c *simCluster) metaLeader() *simNode {
 	for _, id := range c.ids {
 		if n := c.node(id); n != nil {
-			if r := n.store.replicas[catalog.MetaRangeID]; r != nil && r.role == roleLeader {
+			if r := n.store.replicas[catalog.MetaRangeID]; r != nil && r.role == consensus.RoleLeader {
 				return n
 			}
 		}
@@ -653,7 +655,7 @@ func (c *simCluster) createKeyspace(ks catalog.KeyspaceDescriptor) {
 // rangeLeader returns the leader of range id as its replicas see it.
 func (c *simCluster) rangeLeader(id uint64) uint64 {
 	for _, nid := range c.ids {
-		if n := c.node(nid); n != nil && n.store.replicas[id] != nil && n.store.replicas[id].role == roleLeader {
+		if n := c.node(nid); n != nil && n.store.replicas[id] != nil && n.store.replicas[id].role == consensus.RoleLeader {
 			return nid
 		}
 	}
@@ -697,15 +699,15 @@ func (c *simCluster) oneLeaderPerTerm() error {
 			continue
 		}
 		for rid, r := range n.store.replicas {
-			if r.role != roleLeader {
+			if r.role != consensus.RoleLeader {
 				continue
 			}
 			k := simTermKey{rangeID: rid}
 			switch core := r.core.(type) {
 			case *raftCore:
-				k.term = core.log.hs.Term
+				k.term = core.log.HardState.Term
 			case *paxosCore:
-				b := core.log.hs.Promised
+				b := core.log.HardState.Promised
 				k.term, k.owner = b.Round, b.NodeID
 				if b.NodeID != id {
 					return fmt.Errorf("range %d: node %d leads under node %d's ballot %d.%d", rid, id, b.NodeID, b.Round, b.NodeID)
@@ -739,7 +741,7 @@ func (c *simCluster) converged() bool {
 				}
 				r := n.store.replicas[rd.ID]
 				applied = append(applied, r.applied)
-				if r.applied < r.core.status().commit {
+				if r.applied < r.core.Status().Commit {
 					return false
 				}
 			}
@@ -762,9 +764,9 @@ func (c *simCluster) describeRanges() string {
 		}
 		for _, rid := range slices.Sorted(maps.Keys(n.store.replicas)) {
 			r := n.store.replicas[rid]
-			st := r.core.status()
+			st := r.core.Status()
 			fmt.Fprintf(&b, "node %d range %d (%s): %s, leader %d, term %d, commit %d, applied %d\n",
-				id, rid, r.core.protocol(), r.role, r.leader, st.term, st.commit, r.applied)
+				id, rid, r.core.Protocol(), r.role, r.leader, st.Term, st.Commit, r.applied)
 		}
 	}
 	return b.String()
@@ -837,7 +839,7 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 	switch m := msg.(type) {
 	case simPacket:
 		for _, pm := range m.msgs {
-			dm, err := decodePeerMessage(bytes.Clone(pm.msg)) // the network may deliver the packet twice
+			dm, err := consensus.DecodePeerMessage(bytes.Clone(pm.msg)) // the network may deliver the packet twice
 			if err != nil {
 				panic(fmt.Sprintf("node %d: undecodable peer message from %d: %v", n.id, from, err))
 			}
@@ -1073,7 +1075,7 @@ func (p simPacket) String() string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		m, err := decodePeerMessage(bytes.Clone(pm.msg))
+		m, err := consensus.DecodePeerMessage(bytes.Clone(pm.msg))
 		switch {
 		case err != nil:
 			fmt.Fprintf(&b, "r%d %v", pm.rangeID, err)
@@ -1095,16 +1097,16 @@ type simTransport struct {
 	out map[uint64][]simPeerMsg
 }
 
-func (t *simTransport) Send(rangeID uint64, m PeerMessage) {
+func (t *simTransport) Send(rangeID uint64, m consensus.PeerMessage) {
 	to := m.To()
 	if !t.n.c.added[to] {
 		return // a node meta has registered but the sim has not started yet
 	}
 	if t.n.c.drop != nil && t.n.c.drop(t.n.id, rangeID, m) {
-		t.n.env.Logf("test drops range %d's %s to node %d", rangeID, m.kind(), to)
+		t.n.env.Logf("test drops range %d's %s to node %d", rangeID, m.Kind(), to)
 		return
 	}
-	t.out[to] = append(t.out[to], simPeerMsg{rangeID: rangeID, msg: encodePeerMessage(m)})
+	t.out[to] = append(t.out[to], simPeerMsg{rangeID: rangeID, msg: consensus.EncodePeerMessage(m)})
 }
 
 func (t *simTransport) Learn(uint64, string) {}
@@ -1333,9 +1335,9 @@ func TestSimTransferLeaderships(t *testing.T) {
 		for _, rd := range c.node(1).store.Catalog().Ranges[ks.Name] {
 			old := c.rangeLeader(rd.ID)
 			n := c.node(old)
-			round := func(id uint64) uint64 { return c.node(id).store.replicas[rd.ID].core.status().term }
+			round := func(id uint64) uint64 { return c.node(id).store.replicas[rd.ID].core.Status().Term }
 			before := round(old)
-			if !n.store.replicas[rd.ID].core.transferLeader(old) {
+			if !n.store.replicas[rd.ID].core.TransferLeader(old) {
 				t.Fatalf("range %d (%s): node %d did not start a transfer", rd.ID, ks.Name, old)
 			}
 			n.round()

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -110,7 +112,7 @@ func (c *StoreConfig) EnsureDefaults() {
 // Transport carries consensus messages to other nodes. The store calls
 // Send from its goroutine after persisting; it must not block.
 type Transport interface {
-	Send(rangeID uint64, m PeerMessage)
+	Send(rangeID uint64, m consensus.PeerMessage)
 	// Learn records where a peer that sent messages can be reached.
 	Learn(nodeID uint64, addr string)
 }
@@ -279,7 +281,7 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	}
 	s.replicas[catalog.MetaRangeID] = meta
 	s.ordered = nil
-	meta.core.campaignAtStart(s.nodeID, false)
+	meta.core.CampaignAtStart(s.nodeID, false)
 	if err := s.reconcile(); err != nil {
 		return nil, err
 	}
@@ -288,7 +290,7 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	// serves its keyspaces from the start. A few rounds suffice: a lone
 	// voter elects itself and commits in one.
 	for range 8 {
-		if !meta.core.hasReady() {
+		if !meta.core.HasReady() {
 			break
 		}
 		if err := s.handleReady(); err != nil {
@@ -338,7 +340,7 @@ func (s *Store) metaDescriptor() *catalog.RangeDescriptor {
 func (s *Store) bootstrap() (uint64, error) {
 	const id = 1
 	s.nodeID = id
-	log, err := loadRaftLog(s.db, catalog.MetaRangeID)
+	log, err := consensus.LoadRaftLog(s.db, catalog.MetaRangeID)
 	if err != nil {
 		return 0, err
 	}
@@ -369,8 +371,8 @@ func (s *Store) bootstrap() (uint64, error) {
 	err = errors.Join(
 		b.Set(storage.NodeIDKey(), idb[:]),
 		b.Set(storage.ClusterIDKey(), []byte(clusterID)),
-		log.append(b, ents),
-		log.setHardState(b, hs),
+		log.Append(b, ents),
+		log.SetHardState(b, hs),
 		// Entry 1 is the configuration alone; the catalog commands after
 		// it are applied when the store starts.
 		b.Set(storage.AppliedStateKey(catalog.MetaRangeID), appliedState(1)),
@@ -455,7 +457,7 @@ func (s *Store) reconcile() error {
 		}
 		s.replicas[desc.ID] = r
 		s.ordered = nil
-		r.core.campaignAtStart(s.nodeID, desc.Replicas[0].NodeID == s.nodeID)
+		r.core.CampaignAtStart(s.nodeID, desc.Replicas[0].NodeID == s.nodeID)
 		s.logger.Debug("started replica", "range", desc.ID, "keyspace", desc.Keyspace)
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.replicas)) {
@@ -572,7 +574,7 @@ func (s *Store) do(ctx context.Context, fn func()) error {
 // inbound is a consensus message for one of this node's replicas.
 type inbound struct {
 	rangeID uint64
-	msg     PeerMessage
+	msg     consensus.PeerMessage
 	// unreachable, if not 0, says instead that the transport dropped
 	// messages of the range to this node (ReportUnreachable).
 	unreachable uint64
@@ -585,7 +587,7 @@ const incomingQueue = 4096
 // Step hands a peer's message to the range's replica. It never blocks;
 // it reports false when the message was dropped because the store is
 // behind.
-func (s *Store) Step(rangeID uint64, m PeerMessage) bool {
+func (s *Store) Step(rangeID uint64, m consensus.PeerMessage) bool {
 	select {
 	case s.incoming <- inbound{rangeID: rangeID, msg: m}:
 		return true
@@ -609,7 +611,7 @@ func (s *Store) ReportUnreachable(rangeID, to uint64) {
 func (s *Store) step(in inbound) {
 	if in.unreachable != 0 {
 		if r, ok := s.replicas[in.rangeID]; ok {
-			r.core.reportUnreachable(in.unreachable)
+			r.core.ReportUnreachable(in.unreachable)
 		}
 		return
 	}
@@ -627,8 +629,8 @@ func (s *Store) step(in inbound) {
 		// not arrived) or has removed: the sender will retry.
 		return
 	}
-	if err := r.core.step(in.msg); err != nil {
-		s.logger.Debug("consensus core refused a message", "range", in.rangeID, "type", in.msg.kind(), "err", err)
+	if err := r.core.Step(in.msg); err != nil {
+		s.logger.Debug("consensus core refused a message", "range", in.rangeID, "type", in.msg.Kind(), "err", err)
 	}
 }
 
@@ -679,7 +681,7 @@ func (s *Store) tick() {
 		// The cores are independent and send nothing from a tick (their
 		// messages leave in the next round's Ready, in range order), so
 		// the map's order does not matter here.
-		r.core.tick()
+		r.core.Tick()
 	}
 	// Quiesce messages do leave now: in range order, so that a seed
 	// replays exactly.
@@ -731,7 +733,7 @@ func (s *Store) shutdown(err error) {
 
 type readyReplica struct {
 	r  *replica
-	rd coreReady
+	rd consensus.Ready
 }
 
 // handleReady runs one round of the Ready contract for every replica
@@ -766,8 +768,8 @@ type readyReplica struct {
 func (s *Store) handleReady() error {
 	var ready []readyReplica
 	for _, r := range s.sortedReplicas() {
-		if r.core.hasReady() {
-			ready = append(ready, readyReplica{r, r.core.ready()})
+		if r.core.HasReady() {
+			ready = append(ready, readyReplica{r, r.core.Ready()})
 		}
 	}
 	if len(ready) == 0 {
@@ -786,7 +788,7 @@ func (s *Store) handleReady() error {
 			}
 			continue
 		}
-		sync = sync || x.rd.mustSync
+		sync = sync || x.rd.MustSync
 	}
 	ready = s.stillRunning(ready)
 	if !b.Empty() || sync {
@@ -804,7 +806,7 @@ func (s *Store) handleReady() error {
 		if s.transport == nil {
 			continue
 		}
-		for _, m := range x.rd.messages {
+		for _, m := range x.rd.Messages {
 			s.transport.Send(x.r.desc.ID, m)
 		}
 	}
@@ -841,7 +843,7 @@ func (s *Store) handleReady() error {
 	// 4. Serve reads whose index is applied, and advance.
 	for _, x := range ready {
 		x.r.serveReads()
-		x.r.core.advance()
+		x.r.core.Advance()
 	}
 	return s.compactLogs(ready)
 }
@@ -863,12 +865,12 @@ func (s *Store) applyReady(ab *roundBatch, x readyReplica) ([]delivery, error) {
 		rb = ab.b
 	}
 	applied := x.r.applied
-	ds, err := x.r.Apply(s, rb, x.rd.committed)
+	ds, err := x.r.Apply(s, rb, x.rd.Committed)
 	if err != nil {
 		x.r.applied = applied // what Pebble holds, for its status
 		return nil, s.applyFailed(x.r, ds, err)
 	}
-	s.cfg.Metrics.Applied.WithLabelValues(x.r.core.protocol()).Add(float64(len(x.rd.committed)))
+	s.cfg.Metrics.Applied.WithLabelValues(x.r.core.Protocol()).Add(float64(len(x.rd.Committed)))
 	if s.canary.sharedApplyBatch {
 		return ds, nil
 	}
@@ -942,26 +944,26 @@ func (s *Store) catalogUpdated() error {
 
 // persist adds one replica's Ready to the batch and takes note of its
 // leadership and confirmed reads.
-func (s *Store) persist(b *storage.Batch, r *replica, rd *coreReady) error {
-	if rd.snapshot != nil {
-		if err := s.installSnapshot(b, r, rd.snapshot); err != nil {
+func (s *Store) persist(b *storage.Batch, r *replica, rd *consensus.Ready) error {
+	if rd.Snapshot != nil {
+		if err := s.installSnapshot(b, r, rd.Snapshot); err != nil {
 			return err
 		}
 	}
-	if err := r.core.persist(b); err != nil {
+	if err := r.core.Persist(b); err != nil {
 		return err
 	}
-	if rd.soft != nil {
-		protocol := r.core.protocol()
-		if rd.soft.leader != r.leader {
+	if rd.Soft != nil {
+		protocol := r.core.Protocol()
+		if rd.Soft.Leader != r.leader {
 			s.cfg.Metrics.LeaderChanges.WithLabelValues(protocol).Inc()
-			s.logger.Debug("range leader changed", "range", r.desc.ID, "leader", rd.soft.leader, "state", rd.soft.role)
+			s.logger.Debug("range leader changed", "range", r.desc.ID, "leader", rd.Soft.Leader, "state", rd.Soft.Role)
 		}
-		if rd.soft.role == roleCandidate && r.role != roleCandidate {
+		if rd.Soft.Role == consensus.RoleCandidate && r.role != consensus.RoleCandidate {
 			s.cfg.Metrics.Elections.WithLabelValues(protocol).Inc()
 		}
-		r.leader, r.role = rd.soft.leader, rd.soft.role
-		if r.role != roleLeader {
+		r.leader, r.role = rd.Soft.Leader, rd.Soft.Role
+		if r.role != consensus.RoleLeader {
 			// Reads not yet confirmed will not be: the new leader does
 			// not know them. Their clients retry; nothing was written.
 			// Proposals may still commit, or may be gone: their clients
@@ -975,14 +977,14 @@ func (s *Store) persist(b *storage.Batch, r *replica, rd *coreReady) error {
 			r.failReads(nl)
 		}
 	}
-	for _, rs := range rd.reads {
-		if len(rs.ctx) != 8 {
+	for _, rs := range rd.Reads {
+		if len(rs.Ctx) != 8 {
 			continue
 		}
-		id := binary.BigEndian.Uint64(rs.ctx)
+		id := binary.BigEndian.Uint64(rs.Ctx)
 		if done, ok := r.reads[id]; ok {
 			delete(r.reads, id)
-			r.confirmed = append(r.confirmed, confirmedRead{index: rs.index, done: done})
+			r.confirmed = append(r.confirmed, confirmedRead{index: rs.Index, done: done})
 		}
 	}
 	return nil
@@ -1001,7 +1003,7 @@ func (s *Store) compactLogs(ready []readyReplica) error {
 	}
 	for _, x := range ready {
 		// A fault fails before it writes anything (handleReady, step 4).
-		if err := x.r.core.compact(batch, x.r.applied); err != nil {
+		if err := x.r.core.Compact(batch, x.r.applied); err != nil {
 			if err := s.isolate(x.r, err); err != nil {
 				if b != nil {
 					b.Close()
@@ -1073,14 +1075,14 @@ func (s *Store) learnPeer(id uint64, addr string) {
 
 // updateGauges refreshes the gauges that describe all replicas.
 func (s *Store) updateGauges() {
-	byRole := map[role]int{}
+	byRole := map[consensus.Role]int{}
 	lag := map[string]uint64{protocolRaft: 0, protocolPaxos: 0}
 	for _, r := range s.replicas {
 		byRole[r.role]++
-		commit := r.core.status().commit
-		lag[r.core.protocol()] += commit - min(r.applied, commit)
+		commit := r.core.Status().Commit
+		lag[r.core.Protocol()] += commit - min(r.applied, commit)
 	}
-	for _, role := range roles {
+	for _, role := range consensus.Roles {
 		s.cfg.Metrics.Ranges.WithLabelValues(role.String()).Set(float64(byRole[role]))
 	}
 	for protocol, l := range lag {
@@ -1141,8 +1143,8 @@ func (s *Store) rangeStatuses() map[uint64]RangeStatus {
 // replicaStatus is the status of a running replica. Loop only.
 func (s *Store) replicaStatus(r *replica) RangeStatus {
 	id := r.desc.ID
-	st := r.core.status()
-	rs := RangeStatus{RangeID: id, Leader: r.leader, Term: st.term, Commit: st.commit, Applied: r.applied, State: r.role.String(),
+	st := r.core.Status()
+	rs := RangeStatus{RangeID: id, Leader: r.leader, Term: st.Term, Commit: st.Commit, Applied: r.applied, State: r.role.String(),
 		Error: r.snapshotFault.report(s.quiesce.ticks)}
 	if id == catalog.MetaRangeID {
 		cs := metaCore(r).rn.ConfState()

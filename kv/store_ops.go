@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -77,11 +79,11 @@ func (s *Store) startPropose(rangeID uint64, cmd *command, done func(result)) (u
 	cmd.id = s.requestID()
 	s.stampDedup(cmd)
 	data := cmd.encode()
-	if err := r.core.propose(data); err != nil {
+	if err := r.core.Propose(data); err != nil {
 		return 0, fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, err)
 	}
 	r.waiters[cmd.id] = waiter{data: data, done: done}
-	s.cfg.Metrics.Proposals.WithLabelValues(r.core.protocol()).Inc()
+	s.cfg.Metrics.Proposals.WithLabelValues(r.core.Protocol()).Inc()
 	return cmd.id, nil
 }
 
@@ -119,7 +121,7 @@ func (s *Store) leaderReplica(rangeID uint64) (*replica, error) {
 		return nil, s.failed[rangeID].refusal()
 	case !ok:
 		return nil, fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
-	case r.role != roleLeader:
+	case r.role != consensus.RoleLeader:
 		return nil, &NotLeaderError{RangeID: rangeID, Leader: r.leader}
 	}
 	return r, nil
@@ -183,7 +185,7 @@ func (s *Store) startRead(rangeID uint64, done func(error)) error {
 	id := s.requestID()
 	var rctx [8]byte
 	binary.BigEndian.PutUint64(rctx[:], id)
-	if err := r.core.readIndex(rctx[:]); err != nil {
+	if err := r.core.ReadIndex(rctx[:]); err != nil {
 		return fmt.Errorf("%w: range %d cannot confirm a read now: %v", ErrUnavailable, rangeID, err)
 	}
 	r.reads[id] = done
@@ -324,7 +326,7 @@ type snapRecord struct {
 func decodeSnapshot(data []byte) ([]snapRecord, error) {
 	d := codec.Dec{Buf: data}
 	version := d.Byte()
-	if version != codecV1 && version != snapshotV2 {
+	if version != consensus.CodecV1 && version != snapshotV2 {
 		d.Fail("snapshot version")
 	}
 	var out []snapRecord
@@ -361,11 +363,11 @@ func decodeSnapshot(data []byte) ([]snapRecord, error) {
 // before anything is written to b: the core took the snapshot already, so
 // the replica cannot go on, but the round's batch holds none of its writes
 // (Store.handleReady).
-func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *rangeSnapshot) error {
+func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *consensus.RangeSnapshot) error {
 	id := r.desc.ID
-	recs, err := decodeSnapshot(snap.data)
+	recs, err := decodeSnapshot(snap.Data)
 	if err != nil {
-		return newRangeFault(faultInstall, fmt.Errorf("kv: range %d snapshot at %d: %w", id, snap.index, err))
+		return newRangeFault(faultInstall, fmt.Errorf("kv: range %d snapshot at %d: %w", id, snap.Index, err))
 	}
 	for _, span := range []storage.Span{storage.RangeDataSpan(id), storage.RangeDedupSpan(id)} {
 		if err := b.DeleteRange(span.Start, span.End); err != nil {
@@ -389,7 +391,7 @@ func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *rangeSnapsho
 			return err
 		}
 	}
-	r.applied = snap.index
+	r.applied = snap.Index
 	r.dedup = dedupState{horizon: horizon, collected: horizon}
 	if id == catalog.MetaRangeID {
 		s.catalogReload = true // from the data, once this batch commits

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
@@ -109,15 +111,15 @@ func (t *PeerTransport) addr(id uint64) (string, bool) {
 }
 
 // Send implements Transport. It never blocks.
-func (t *PeerTransport) Send(rangeID uint64, m PeerMessage) {
+func (t *PeerTransport) Send(rangeID uint64, m consensus.PeerMessage) {
 	q := t.peer(m.To())
 	if q == nil {
 		return
 	}
 	select {
-	case q.ch <- outbound{rangeID, encodePeerMessage(m)}:
+	case q.ch <- outbound{rangeID, consensus.EncodePeerMessage(m)}:
 	default:
-		t.logger.Debug("peer queue full: message dropped", "peer", m.To(), "range", rangeID, "type", m.kind())
+		t.logger.Debug("peer queue full: message dropped", "peer", m.To(), "range", rangeID, "type", m.Kind())
 		t.dropped(m.To(), rangeID)
 	}
 }

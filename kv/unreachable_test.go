@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/raft"
@@ -23,7 +25,7 @@ func TestTransportReportsDroppedMessages(t *testing.T) {
 		defer mu.Unlock()
 		reported[[2]uint64{rangeID, to}]++
 	})
-	msg := PeerMessage{Raft: &raft.Message{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 1}}
+	msg := consensus.PeerMessage{Raft: &raft.Message{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 1}}
 	waitUntil(t, "the dropped heartbeats of range 7 to node 2 to be reported", func() bool {
 		tr.Send(7, msg)
 		mu.Lock()

@@ -1,4 +1,4 @@
-package kv
+package consensus
 
 import (
 	"bytes"
@@ -18,44 +18,44 @@ import (
 // Only the store's goroutine uses it. The cached fields describe what is
 // in Pebble once the batch being built commits; the core reads them only
 // after that (the store persists a Ready before it touches the core again).
-type raftLog struct {
+type RaftLog struct {
 	db      *storage.DB
 	rangeID uint64
 
-	hs raft.HardState
+	HardState raft.HardState
 	// The log holds entries (trunc.index, last]; trunc is the snapshot
 	// or compaction point, with the configuration in force there.
-	trunc     truncatedState
-	lastIndex uint64
+	Trunc truncatedState
+	Last  uint64
 
 	// snapshot builds a snapshot of the range's applied state on demand,
 	// for a follower the log can no longer catch up.
-	snapshot func() (raft.Snapshot, error)
+	BuildSnapshot func() (raft.Snapshot, error)
 }
 
 // truncatedState is the point the log starts after.
 type truncatedState struct {
-	index, term uint64
+	Index, term uint64
 	cs          raft.ConfState
 }
 
-func loadRaftLog(db *storage.DB, rangeID uint64) (*raftLog, error) {
-	l := &raftLog{db: db, rangeID: rangeID}
+func LoadRaftLog(db *storage.DB, rangeID uint64) (*RaftLog, error) {
+	l := &RaftLog{db: db, rangeID: rangeID}
 	if b, err := db.Get(storage.HardStateKey(rangeID)); err == nil {
-		if l.hs, err = decodeHardState(b); err != nil {
+		if l.HardState, err = decodeHardState(b); err != nil {
 			return nil, fmt.Errorf("kv: range %d hard state: %w", rangeID, err)
 		}
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
 	if b, err := db.Get(storage.TruncatedStateKey(rangeID)); err == nil {
-		if l.trunc, err = decodeTruncatedState(b); err != nil {
+		if l.Trunc, err = decodeTruncatedState(b); err != nil {
 			return nil, fmt.Errorf("kv: range %d truncated state: %w", rangeID, err)
 		}
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
-	l.lastIndex = l.trunc.index
+	l.Last = l.Trunc.Index
 	it, err := db.NewIter(storage.RangeLogSpan(rangeID))
 	if err != nil {
 		return nil, err
@@ -66,23 +66,23 @@ func loadRaftLog(db *storage.DB, rangeID uint64) (*raftLog, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.lastIndex = idx
+		l.Last = idx
 	}
 	return l, it.Error()
 }
 
 // InitialState implements raft.Storage.
-func (l *raftLog) InitialState() (raft.HardState, raft.ConfState, error) {
-	return l.hs, l.trunc.cs.Clone(), nil
+func (l *RaftLog) InitialState() (raft.HardState, raft.ConfState, error) {
+	return l.HardState, l.Trunc.cs.Clone(), nil
 }
 
 // Entries implements raft.Storage.
-func (l *raftLog) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
-	if lo <= l.trunc.index {
+func (l *RaftLog) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
+	if lo <= l.Trunc.Index {
 		return nil, raft.ErrCompacted
 	}
-	if hi > l.lastIndex+1 {
-		return nil, fmt.Errorf("%w: entries [%d, %d) of range %d, last index %d", raft.ErrUnavailable, lo, hi, l.rangeID, l.lastIndex)
+	if hi > l.Last+1 {
+		return nil, fmt.Errorf("%w: entries [%d, %d) of range %d, last index %d", raft.ErrUnavailable, lo, hi, l.rangeID, l.Last)
 	}
 	it, err := l.db.NewIter(storage.LogSpan(l.rangeID, lo, hi))
 	if err != nil {
@@ -123,13 +123,13 @@ func (l *raftLog) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
 }
 
 // Term implements raft.Storage.
-func (l *raftLog) Term(i uint64) (uint64, error) {
+func (l *RaftLog) Term(i uint64) (uint64, error) {
 	switch {
-	case i == l.trunc.index:
-		return l.trunc.term, nil
-	case i < l.trunc.index:
+	case i == l.Trunc.Index:
+		return l.Trunc.term, nil
+	case i < l.Trunc.Index:
 		return 0, raft.ErrCompacted
-	case i > l.lastIndex:
+	case i > l.Last:
 		return 0, raft.ErrUnavailable
 	}
 	b, err := l.db.Get(storage.LogKey(l.rangeID, i))
@@ -141,89 +141,89 @@ func (l *raftLog) Term(i uint64) (uint64, error) {
 }
 
 // LastIndex implements raft.Storage.
-func (l *raftLog) LastIndex() (uint64, error) { return l.lastIndex, nil }
+func (l *RaftLog) LastIndex() (uint64, error) { return l.Last, nil }
 
 // FirstIndex implements raft.Storage.
-func (l *raftLog) FirstIndex() (uint64, error) { return l.trunc.index + 1, nil }
+func (l *RaftLog) FirstIndex() (uint64, error) { return l.Trunc.Index + 1, nil }
 
 // Snapshot implements raft.Storage.
-func (l *raftLog) Snapshot() (raft.Snapshot, error) {
-	if l.snapshot == nil {
+func (l *RaftLog) Snapshot() (raft.Snapshot, error) {
+	if l.BuildSnapshot == nil {
 		return raft.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
 	}
-	return l.snapshot()
+	return l.BuildSnapshot()
 }
 
 // setHardState adds hs to b.
-func (l *raftLog) setHardState(b *storage.Batch, hs raft.HardState) error {
-	l.hs = hs
-	return b.Set(storage.HardStateKey(l.rangeID), encodeHardState(hs))
+func (l *RaftLog) SetHardState(b *storage.Batch, hs raft.HardState) error {
+	l.HardState = hs
+	return b.Set(storage.HardStateKey(l.rangeID), EncodeHardState(hs))
 }
 
 // append adds ents to b. They may replace a suffix of the log: entries
 // after the new last one are deleted, so the log never holds a stale tail.
-func (l *raftLog) append(b *storage.Batch, ents []raft.Entry) error {
+func (l *RaftLog) Append(b *storage.Batch, ents []raft.Entry) error {
 	if len(ents) == 0 {
 		return nil
 	}
 	first, last := ents[0].Index, ents[len(ents)-1].Index
-	if first <= l.trunc.index || first > l.lastIndex+1 {
-		return fmt.Errorf("kv: range %d: append [%d, %d] to a log (%d, %d]", l.rangeID, first, last, l.trunc.index, l.lastIndex)
+	if first <= l.Trunc.Index || first > l.Last+1 {
+		return fmt.Errorf("kv: range %d: append [%d, %d] to a log (%d, %d]", l.rangeID, first, last, l.Trunc.Index, l.Last)
 	}
 	for _, e := range ents {
 		if err := b.Set(storage.LogKey(l.rangeID, e.Index), encodeEntry(e)); err != nil {
 			return err
 		}
 	}
-	if last < l.lastIndex {
-		s := storage.LogSpan(l.rangeID, last+1, l.lastIndex+1)
+	if last < l.Last {
+		s := storage.LogSpan(l.rangeID, last+1, l.Last+1)
 		if err := b.DeleteRange(s.Start, s.End); err != nil {
 			return err
 		}
 	}
-	l.lastIndex = last
+	l.Last = last
 	return nil
 }
 
 // truncate drops entries up to index (which must be applied), keeping the
 // configuration cs in force there for restarts.
-func (l *raftLog) truncate(b *storage.Batch, index uint64, cs raft.ConfState) error {
-	if index <= l.trunc.index {
+func (l *RaftLog) Truncate(b *storage.Batch, index uint64, cs raft.ConfState) error {
+	if index <= l.Trunc.Index {
 		return nil
 	}
 	term, err := l.Term(index)
 	if err != nil {
 		return err
 	}
-	s := storage.LogSpan(l.rangeID, l.trunc.index+1, index+1)
+	s := storage.LogSpan(l.rangeID, l.Trunc.Index+1, index+1)
 	if err := b.DeleteRange(s.Start, s.End); err != nil {
 		return err
 	}
-	return l.setTruncated(b, truncatedState{index: index, term: term, cs: cs.Clone()})
+	return l.setTruncated(b, truncatedState{Index: index, term: term, cs: cs.Clone()})
 }
 
 // installSnapshot replaces the whole log with the snapshot's point: the
 // entries are superseded by the state the snapshot carries.
-func (l *raftLog) installSnapshot(b *storage.Batch, meta raft.SnapshotMetadata) error {
+func (l *RaftLog) InstallSnapshot(b *storage.Batch, meta raft.SnapshotMetadata) error {
 	s := storage.RangeLogSpan(l.rangeID)
 	if err := b.DeleteRange(s.Start, s.End); err != nil {
 		return err
 	}
-	l.lastIndex = meta.Index
-	return l.setTruncated(b, truncatedState{index: meta.Index, term: meta.Term, cs: meta.ConfState.Clone()})
+	l.Last = meta.Index
+	return l.setTruncated(b, truncatedState{Index: meta.Index, term: meta.Term, cs: meta.ConfState.Clone()})
 }
 
-func (l *raftLog) setTruncated(b *storage.Batch, t truncatedState) error {
-	l.trunc = t
+func (l *RaftLog) setTruncated(b *storage.Batch, t truncatedState) error {
+	l.Trunc = t
 	return b.Set(storage.TruncatedStateKey(l.rangeID), encodeTruncatedState(t))
 }
 
 // Encodings. Each starts with a version byte.
 
-const codecV1 = 1
+const CodecV1 = 1
 
-func encodeHardState(hs raft.HardState) []byte {
-	e := codec.Enc{Buf: []byte{codecV1}}
+func EncodeHardState(hs raft.HardState) []byte {
+	e := codec.Enc{Buf: []byte{CodecV1}}
 	e.Uint(hs.Term)
 	e.Uint(hs.Vote)
 	e.Uint(hs.Commit)
@@ -232,7 +232,7 @@ func encodeHardState(hs raft.HardState) []byte {
 
 func decodeHardState(b []byte) (raft.HardState, error) {
 	d := codec.Dec{Buf: b}
-	if d.Byte() != codecV1 {
+	if d.Byte() != CodecV1 {
 		d.Fail("hard state version")
 	}
 	hs := raft.HardState{Term: d.Uint(), Vote: d.Uint(), Commit: d.Uint()}
@@ -242,7 +242,7 @@ func decodeHardState(b []byte) (raft.HardState, error) {
 // encodeEntry encodes all but the index, which is in the key.
 func encodeEntry(e raft.Entry) []byte {
 	w := codec.Enc{Buf: make([]byte, 0, len(e.Data)+16)}
-	w.Byte(codecV1)
+	w.Byte(CodecV1)
 	w.Uint(e.Term)
 	w.Byte(byte(e.Type))
 	w.Bytes(e.Data)
@@ -251,7 +251,7 @@ func encodeEntry(e raft.Entry) []byte {
 
 func decodeEntry(index uint64, b []byte) (raft.Entry, error) {
 	d := codec.Dec{Buf: b}
-	if d.Byte() != codecV1 {
+	if d.Byte() != CodecV1 {
 		d.Fail("entry version")
 	}
 	e := raft.Entry{Index: index, Term: d.Uint(), Type: raft.EntryType(d.Byte())}
@@ -320,8 +320,8 @@ func decodeConfState(d *codec.Dec) raft.ConfState {
 }
 
 func encodeTruncatedState(t truncatedState) []byte {
-	e := codec.Enc{Buf: []byte{codecV1}}
-	e.Uint(t.index)
+	e := codec.Enc{Buf: []byte{CodecV1}}
+	e.Uint(t.Index)
 	e.Uint(t.term)
 	encodeConfState(&e, t.cs)
 	return e.Buf
@@ -329,10 +329,10 @@ func encodeTruncatedState(t truncatedState) []byte {
 
 func decodeTruncatedState(b []byte) (truncatedState, error) {
 	d := codec.Dec{Buf: b}
-	if d.Byte() != codecV1 {
+	if d.Byte() != CodecV1 {
 		d.Fail("truncated state version")
 	}
-	t := truncatedState{index: d.Uint(), term: d.Uint()}
+	t := truncatedState{Index: d.Uint(), term: d.Uint()}
 	t.cs = decodeConfState(&d)
 	return t, d.Done()
 }

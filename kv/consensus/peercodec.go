@@ -1,4 +1,4 @@
-package kv
+package consensus
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ const (
 	peerProtocolControl byte = 'c'
 )
 
-func encodePeerMessage(m PeerMessage) []byte {
+func EncodePeerMessage(m PeerMessage) []byte {
 	if m.Paxos != nil {
 		return appendPaxosMessage([]byte{peerProtocolPaxos}, m.Paxos)
 	}
@@ -34,7 +34,7 @@ func encodePeerMessage(m PeerMessage) []byte {
 }
 
 // decodePeerMessage decodes b. The message's byte slices alias b.
-func decodePeerMessage(b []byte) (PeerMessage, error) {
+func DecodePeerMessage(b []byte) (PeerMessage, error) {
 	if len(b) == 0 {
 		return PeerMessage{}, fmt.Errorf("%w: empty peer message", codec.ErrCorrupt)
 	}

@@ -1,4 +1,4 @@
-package kv
+package consensus
 
 import (
 	"fmt"
@@ -29,7 +29,7 @@ func appendRaftMessage(dst []byte, m *raft.Message) []byte {
 		size += len(m.Snapshot.Data) + 64
 	}
 	e := codec.Enc{Buf: slices.Grow(dst, size)}
-	e.Byte(codecV1)
+	e.Byte(CodecV1)
 	e.Byte(byte(m.Type))
 	e.Uint(m.To)
 	e.Uint(m.From)
@@ -61,7 +61,7 @@ func appendRaftMessage(dst []byte, m *raft.Message) []byte {
 // decodeRaftMessage decodes b. The message's byte slices alias b.
 func decodeRaftMessage(b []byte) (raft.Message, error) {
 	d := codec.Dec{Buf: b}
-	if v := d.Byte(); v != codecV1 {
+	if v := d.Byte(); v != CodecV1 {
 		return raft.Message{}, fmt.Errorf("%w: raft message version %d", codec.ErrCorrupt, v)
 	}
 	m := raft.Message{Type: raft.MessageType(d.Byte())}

@@ -1,4 +1,4 @@
-package kv
+package consensus
 
 import (
 	"errors"
@@ -26,33 +26,33 @@ import (
 //
 // Only the store's goroutine uses it. Its cached fields describe what is
 // in Pebble once the batch being built commits.
-type paxosLog struct {
+type PaxosLog struct {
 	db      *storage.DB
 	rangeID uint64
 
-	hs paxos.HardState
+	HardState paxos.HardState
 	// snap is the snapshot point, without data.
-	snap paxos.Snapshot
+	Snap paxos.Snapshot
 	// founded says that the range's state exists: a snapshot point is
 	// written when the range is founded.
-	founded bool
+	Founded bool
 }
 
 // loadPaxosLog reads the range's acceptor state and accepted entries.
-func loadPaxosLog(db *storage.DB, rangeID uint64) (*paxosLog, []paxos.Entry, error) {
-	l := &paxosLog{db: db, rangeID: rangeID}
+func LoadPaxosLog(db *storage.DB, rangeID uint64) (*PaxosLog, []paxos.Entry, error) {
+	l := &PaxosLog{db: db, rangeID: rangeID}
 	if b, err := db.Get(storage.HardStateKey(rangeID)); err == nil {
-		if l.hs, err = decodePaxosHardState(b); err != nil {
+		if l.HardState, err = DecodePaxosHardState(b); err != nil {
 			return nil, nil, fmt.Errorf("kv: paxos range %d hard state: %w", rangeID, err)
 		}
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, nil, err
 	}
 	if b, err := db.Get(storage.TruncatedStateKey(rangeID)); err == nil {
-		if l.snap, err = decodePaxosSnapshotPoint(b); err != nil {
+		if l.Snap, err = DecodePaxosSnapshotPoint(b); err != nil {
 			return nil, nil, fmt.Errorf("kv: paxos range %d snapshot point: %w", rangeID, err)
 		}
-		l.founded = true
+		l.Founded = true
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, nil, err
 	}
@@ -71,11 +71,11 @@ func loadPaxosLog(db *storage.DB, rangeID uint64) (*paxosLog, []paxos.Entry, err
 		if err != nil {
 			return nil, nil, err
 		}
-		e, err := decodePaxosEntry(slot, v) // copies: the iterator owns v
+		e, err := DecodePaxosEntry(slot, v) // copies: the iterator owns v
 		if err != nil {
 			return nil, nil, fmt.Errorf("kv: paxos range %d slot %d: %w", rangeID, slot, err)
 		}
-		if slot > l.snap.Slot {
+		if slot > l.Snap.Slot {
 			ents = append(ents, e)
 		}
 	}
@@ -83,19 +83,19 @@ func loadPaxosLog(db *storage.DB, rangeID uint64) (*paxosLog, []paxos.Entry, err
 }
 
 // setHardState adds hs to b.
-func (l *paxosLog) setHardState(b *storage.Batch, hs paxos.HardState) error {
-	l.hs = hs
-	return b.Set(storage.HardStateKey(l.rangeID), encodePaxosHardState(hs))
+func (l *PaxosLog) SetHardState(b *storage.Batch, hs paxos.HardState) error {
+	l.HardState = hs
+	return b.Set(storage.HardStateKey(l.rangeID), EncodePaxosHardState(hs))
 }
 
 // setEntries adds accepted entries to b, each replacing its slot's.
 // Entries at or below the snapshot point are superseded by it.
-func (l *paxosLog) setEntries(b *storage.Batch, es []paxos.Entry) error {
+func (l *PaxosLog) SetEntries(b *storage.Batch, es []paxos.Entry) error {
 	for _, e := range es {
-		if e.Slot <= l.snap.Slot {
+		if e.Slot <= l.Snap.Slot {
 			continue
 		}
-		if err := b.Set(storage.LogKey(l.rangeID, e.Slot), encodePaxosEntry(e)); err != nil {
+		if err := b.Set(storage.LogKey(l.rangeID, e.Slot), EncodePaxosEntry(e)); err != nil {
 			return err
 		}
 	}
@@ -104,16 +104,16 @@ func (l *paxosLog) setEntries(b *storage.Batch, es []paxos.Entry) error {
 
 // setSnapshot records a new snapshot point (a compaction, or a snapshot
 // from the leader) and drops the slots it covers.
-func (l *paxosLog) setSnapshot(b *storage.Batch, snap paxos.Snapshot) error {
-	if snap.Slot > l.snap.Slot {
-		s := storage.LogSpan(l.rangeID, l.snap.Slot+1, snap.Slot+1)
+func (l *PaxosLog) SetSnapshot(b *storage.Batch, snap paxos.Snapshot) error {
+	if snap.Slot > l.Snap.Slot {
+		s := storage.LogSpan(l.rangeID, l.Snap.Slot+1, snap.Slot+1)
 		if err := b.DeleteRange(s.Start, s.End); err != nil {
 			return err
 		}
 	}
 	snap.Data = nil
-	l.snap, l.founded = snap, true
-	return b.Set(storage.TruncatedStateKey(l.rangeID), encodePaxosSnapshotPoint(snap))
+	l.Snap, l.Founded = snap, true
+	return b.Set(storage.TruncatedStateKey(l.rangeID), EncodePaxosSnapshotPoint(snap))
 }
 
 // Encodings. Each starts with paxosCodecV1, which differs from the Raft
@@ -121,14 +121,14 @@ func (l *paxosLog) setSnapshot(b *storage.Batch, snap paxos.Snapshot) error {
 // rather than misread.
 const paxosCodecV1 = 0x81
 
-func encodePaxosHardState(hs paxos.HardState) []byte {
+func EncodePaxosHardState(hs paxos.HardState) []byte {
 	e := codec.Enc{Buf: []byte{paxosCodecV1}}
 	encodeBallot(&e, hs.Promised)
 	e.Uint(hs.Commit)
 	return e.Buf
 }
 
-func decodePaxosHardState(b []byte) (paxos.HardState, error) {
+func DecodePaxosHardState(b []byte) (paxos.HardState, error) {
 	d := codec.Dec{Buf: b}
 	if d.Byte() != paxosCodecV1 {
 		d.Fail("paxos hard state version")
@@ -138,7 +138,7 @@ func decodePaxosHardState(b []byte) (paxos.HardState, error) {
 }
 
 // encodePaxosEntry encodes all but the slot, which is in the key.
-func encodePaxosEntry(pe paxos.Entry) []byte {
+func EncodePaxosEntry(pe paxos.Entry) []byte {
 	e := codec.Enc{Buf: make([]byte, 0, len(pe.Data)+16)}
 	e.Byte(paxosCodecV1)
 	encodeBallot(&e, pe.Ballot)
@@ -148,7 +148,7 @@ func encodePaxosEntry(pe paxos.Entry) []byte {
 }
 
 // decodePaxosEntry decodes an entry, copying its data out of b.
-func decodePaxosEntry(slot uint64, b []byte) (paxos.Entry, error) {
+func DecodePaxosEntry(slot uint64, b []byte) (paxos.Entry, error) {
 	d := codec.Dec{Buf: b}
 	if d.Byte() != paxosCodecV1 {
 		d.Fail("paxos entry version")
@@ -160,14 +160,14 @@ func decodePaxosEntry(slot uint64, b []byte) (paxos.Entry, error) {
 	return e, d.Done()
 }
 
-func encodePaxosSnapshotPoint(s paxos.Snapshot) []byte {
+func EncodePaxosSnapshotPoint(s paxos.Snapshot) []byte {
 	e := codec.Enc{Buf: []byte{paxosCodecV1}}
 	e.Uint(s.Slot)
 	encodePaxosConfigs(&e, s.Configs)
 	return e.Buf
 }
 
-func decodePaxosSnapshotPoint(b []byte) (paxos.Snapshot, error) {
+func DecodePaxosSnapshotPoint(b []byte) (paxos.Snapshot, error) {
 	d := codec.Dec{Buf: b}
 	if d.Byte() != paxosCodecV1 {
 		d.Fail("paxos snapshot point version")

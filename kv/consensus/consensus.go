@@ -1,4 +1,4 @@
-package kv
+package consensus
 
 import (
 	"fmt"
@@ -25,129 +25,129 @@ import (
 //  3. it applies rd.committed in order, and serves rd.reads once the
 //     replica has applied their index;
 //  4. advance.
-type consensusCore interface {
+type Core interface {
 	// protocol names the protocol for metrics: "raft" or "paxos".
-	protocol() string
-	tick()
+	Protocol() string
+	Tick()
 	// step hands the core a peer's message; a message of the other
 	// protocol is refused.
-	step(m PeerMessage) error
+	Step(m PeerMessage) error
 	// propose asks for data to be committed; the core keeps data.
-	propose(data []byte) error
+	Propose(data []byte) error
 	// readIndex asks for a linearizable read confirmed by a phase-2
 	// quorum; rctx comes back in a readState.
-	readIndex(rctx []byte) error
+	ReadIndex(rctx []byte) error
 	// campaignAtStart starts an election at once, instead of waiting out
 	// an election timeout, when self is the only voter, or when the group
 	// never had an election (a range just created) and self is its first
 	// replica: the range's first request is then served at once.
-	campaignAtStart(self uint64, first bool)
+	CampaignAtStart(self uint64, first bool)
 
-	hasReady() bool
+	HasReady() bool
 	// ready takes the core's next Ready. The core keeps the raw Ready
 	// until advance.
-	ready() coreReady
+	Ready() Ready
 	// persist adds the state, entries and snapshot point of the Ready
 	// taken by ready to b.
-	persist(b *storage.Batch) error
-	advance()
+	Persist(b *storage.Batch) error
+	Advance()
 
 	// status is the core's term (Raft) or ballot round (Paxos) and commit
 	// index, as persisted.
-	status() coreStatus
+	Status() Status
 	// compact drops log entries up to at most applied, whose effects are
 	// committed to Pebble, once the log is long enough to be worth it,
 	// adding the writes to the batch that batch returns (made on first
 	// use, so that a round with nothing to compact writes nothing).
-	compact(batch func() *storage.Batch, applied uint64) error
+	Compact(batch func() *storage.Batch, applied uint64) error
 	// transferLeader asks a leader to hand its leadership to a live voter
 	// other than self (Raft: the most caught-up). It reports false when
 	// there is none.
-	transferLeader(self uint64) bool
+	TransferLeader(self uint64) bool
 	// quiescible reports, for a leader, whether the range is idle and
 	// fully replicated (every replica holds and knows committed its whole
 	// log), so it may stop ticking; with the followers to tell and the
 	// term and commit index to tell them. False when the protocol does not
 	// support quiescence.
-	quiescible(self uint64) (followers []uint64, term, commit uint64, ok bool)
+	Quiescible(self uint64) (followers []uint64, term, commit uint64, ok bool)
 	// learnCommit gives a follower the commit index its leader (of term
 	// or ballot round term) quiesced at, as a heartbeat would: the leader
 	// quiesces only when this follower holds its whole log, so the
 	// follower may commit and apply up to it before it stops ticking.
-	learnCommit(self, leader, term, commit uint64) error
+	LearnCommit(self, leader, term, commit uint64) error
 	// reportUnreachable says the transport dropped messages to node to.
-	reportUnreachable(to uint64)
+	ReportUnreachable(to uint64)
 }
 
 // coreReady is one Ready of a core, in terms common to both protocols.
-type coreReady struct {
+type Ready struct {
 	// soft is set when the role or the leader changed.
-	soft *softState
+	Soft *SoftState
 	// mustSync: the batch holding this Ready must be synced before the
 	// messages go out.
-	mustSync bool
+	MustSync bool
 	// snapshot, if set, replaces the range's applied data (a follower
 	// catching up from the leader's snapshot).
-	snapshot *rangeSnapshot
-	messages []PeerMessage
+	Snapshot *RangeSnapshot
+	Messages []PeerMessage
 	// committed are the entries to apply, in order, without gaps.
-	committed []committedEntry
-	reads     []readState
+	Committed []CommittedEntry
+	Reads     []ReadState
 }
 
-type softState struct {
-	leader uint64
-	role   role
+type SoftState struct {
+	Leader uint64
+	Role   Role
 }
 
 // rangeSnapshot is a range's data as of an applied index, in the
 // encoding of Store.rangeData.
-type rangeSnapshot struct {
-	index uint64
-	data  []byte
+type RangeSnapshot struct {
+	Index uint64
+	Data  []byte
 }
 
 // committedEntry is a committed log entry (Raft index or Paxos slot);
 // cmd is nil for entries with nothing to apply (no-ops, configurations).
-type committedEntry struct {
-	index uint64
-	cmd   []byte
+type CommittedEntry struct {
+	Index uint64
+	Cmd   []byte
 }
 
 // readState releases the read with context ctx once index is applied.
-type readState struct {
-	index uint64
-	ctx   []byte
+type ReadState struct {
+	Index uint64
+	Ctx   []byte
 }
 
-type coreStatus struct {
+type Status struct {
 	// term is the Raft term, or the round of the Paxos ballot promised.
-	term   uint64
-	commit uint64
+	Term   uint64
+	Commit uint64
 }
 
 // role is a replica's part in its group, in both protocols' terms (Paxos
 // has no pre-candidates). Its names are the metrics' role labels.
-type role uint8
+type Role uint8
 
 const (
-	roleFollower role = iota
-	roleCandidate
-	rolePreCandidate
-	roleLeader
+	RoleFollower Role = iota
+	RoleCandidate
+	RolePreCandidate
+	RoleLeader
 )
 
-var roles = []role{roleLeader, roleFollower, roleCandidate, rolePreCandidate}
+var Roles = []Role{RoleLeader, RoleFollower, RoleCandidate, RolePreCandidate}
 
-func (r role) String() string {
+func (r Role) String() string {
 	switch r {
-	case roleFollower:
+	case RoleFollower:
 		return "follower"
-	case roleCandidate:
+	case RoleCandidate:
 		return "candidate"
-	case rolePreCandidate:
+	case RolePreCandidate:
 		return "pre-candidate"
-	case roleLeader:
+	case RoleLeader:
 		return "leader"
 	}
 	return "unknown"
@@ -185,7 +185,7 @@ func (m PeerMessage) From() uint64 {
 }
 
 // kind names the message's protocol and type, for logs.
-func (m PeerMessage) kind() string {
+func (m PeerMessage) Kind() string {
 	switch {
 	case m.Paxos != nil:
 		return "paxos " + m.Paxos.Type.String()
