@@ -27,14 +27,6 @@ import (
 // (replicacall.go), and each operation is a state machine fed by the
 // answers, so that the simulator can drive it.
 
-// QuorumOverride is a request's W and R for an eventual keyspace: a count,
-// or a level (one, quorum, all, resolved against N by wrn.ResolveSize).
-// Zero values keep the keyspace's defaults.
-type QuorumOverride struct {
-	W, R           int
-	WLevel, RLevel string
-}
-
 // Defaults for the coordinator, used when NodeConfig leaves them zero.
 const (
 	// DefaultReplicaTimeout bounds one replica's answer to a coordinator.

@@ -60,7 +60,7 @@ func oldEntryAfterRestart(t *testing.T, bug canary) result {
 	}
 	counter := ln.store.nextRequest
 	ln.round()
-	if log := ln.store.replicas[rd.ID].core.(*raftCore).log; log.Last <= log.HardState.Commit {
+	if log := ln.store.replicas[rd.ID].core.(*consensus.RaftCore).Log; log.Last <= log.HardState.Commit {
 		t.Fatalf("the put is not in the leader's log past its commit index (last %d, commit %d)", log.Last, log.HardState.Commit)
 	}
 

@@ -28,7 +28,7 @@ func (s *Store) driveMeta() {
 		return
 	}
 	c := metaCore(r)
-	cs := c.rn.ConfState()
+	cs := c.RawNode.ConfState()
 	if cs.Joint() {
 		return // the leader leaves the joint configuration by itself
 	}
@@ -53,19 +53,19 @@ func (s *Store) driveMeta() {
 	if len(cs.Voters) >= MaxMetaVoters {
 		return
 	}
-	progress := c.rn.Status().Progress
+	progress := c.RawNode.Status().Progress
 	for _, id := range slices.Sorted(slices.Values(cs.Learners)) {
-		if pr, ok := progress[id]; ok && pr.Match >= c.log.HardState.Commit {
+		if pr, ok := progress[id]; ok && pr.Match >= c.Log.HardState.Commit {
 			s.proposeMetaChange(c, raft.ConfChangeAddVoter, id)
 			return
 		}
 	}
 }
 
-func (s *Store) proposeMetaChange(c *raftCore, t raft.ConfChangeType, id uint64) {
+func (s *Store) proposeMetaChange(c *consensus.RaftCore, t raft.ConfChangeType, id uint64) {
 	n := s.cat.Nodes[id]
 	cc := raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: t, Member: raft.Member{ID: id, Zone: n.Zone, Weight: n.Weight}}}}
-	if err := c.rn.ProposeConfChange(cc); err != nil {
+	if err := c.RawNode.ProposeConfChange(cc); err != nil {
 		s.logger.Debug("meta membership change refused for now", "change", t, "node", id, "err", err)
 		return
 	}

@@ -3,6 +3,8 @@ package kv
 import (
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -164,7 +166,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	// Every kind is exported from the start, at 0, so that a rate or an
 	// alert on one needs no first fault.
-	for _, k := range faultKinds {
+	for _, k := range consensus.FaultKinds {
 		m.RangeFaults.WithLabelValues(string(k))
 	}
 	if reg != nil {

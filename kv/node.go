@@ -428,24 +428,6 @@ func (n *Node) route(keyspace string, key []byte) (*catalog.RangeDescriptor, err
 	return cat.Ranges[keyspace][catalog.SpanIndex(spans, catalog.HashKey(key))], nil
 }
 
-// WriteOptions are what a write request may add to its key and value.
-type WriteOptions struct {
-	// Quorum overrides an eventual keyspace's W (and R, for the reads of a
-	// compare-and-swap).
-	Quorum QuorumOverride
-	// IdempotencyKey names the write across retries (Limits.CheckIdempotencyKey):
-	// raft and paxos keyspaces, and compare-and-swap in eventual ones,
-	// apply a write sent again with the same key at most once and answer
-	// the retry as they answered the first attempt.
-	IdempotencyKey []byte
-	// Retry says the client sent this request before, with the same
-	// idempotency key, and does not know what became of it (RetryHeader).
-	// A compare-and-swap in an eventual keyspace that cannot find its
-	// first attempt in the key's swap history then answers "outcome
-	// unknown" rather than "condition failed".
-	Retry bool
-}
-
 // Put writes value under key.
 func (n *Node) Put(ctx context.Context, keyspace string, key, value []byte) (string, error) {
 	return n.PutWith(ctx, keyspace, key, value, WriteOptions{})
@@ -524,15 +506,6 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 	return res.existed, err
 }
 
-// Expect is a compare-and-swap condition: Absent, else Exists, else
-// Version if not empty, else Value.
-type Expect struct {
-	Value   []byte
-	Absent  bool
-	Exists  bool
-	Version string
-}
-
 // CompareAndSwap writes value if the key is as expected, deciding at apply
 // time; a failed condition is ErrConditionFailed and writes nothing.
 func (n *Node) CompareAndSwap(ctx context.Context, keyspace string, key []byte, expect Expect, value []byte) (string, error) {
@@ -569,12 +542,6 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 		err = res.err
 	}
 	return formatVersion(r.ID, res.version), err
-}
-
-// KeyValue is a key with its value and version.
-type KeyValue struct {
-	Key, Value []byte
-	Version    string
 }
 
 // Get reads key linearizably; a missing key is ErrKeyNotFound.

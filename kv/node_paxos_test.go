@@ -106,7 +106,7 @@ func TestSingleNodePaxos(t *testing.T) {
 	if slot := snapshotSlot(t, n, rangeID); slot == 0 {
 		t.Fatalf("range %d never compacted its log", rangeID)
 	}
-	if got := testutilCounter(t, n, protocolPaxos); got == 0 {
+	if got := testutilCounter(t, n, consensus.ProtocolPaxos); got == 0 {
 		t.Fatal("no paxos proposals counted")
 	}
 
@@ -159,7 +159,7 @@ func testutilCounter(t *testing.T, n *Node, protocol string) float64 {
 func snapshotSlot(t *testing.T, n *Node, rangeID uint64) (slot uint64) {
 	t.Helper()
 	s := n.Store()
-	if err := s.do(context.Background(), func() { slot = s.replicas[rangeID].core.(*paxosCore).log.Snap.Slot }); err != nil {
+	if err := s.do(context.Background(), func() { slot = s.replicas[rangeID].core.(*consensus.PaxosCore).Log.Snap.Slot }); err != nil {
 		t.Fatal(err)
 	}
 	return slot

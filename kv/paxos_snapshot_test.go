@@ -129,7 +129,7 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 		}
 	}
 	var bSnap uint64
-	if err := b.do(ctx, func() { bSnap = b.replicas[rangeID].core.(*paxosCore).log.Snap.Slot }); err != nil || bSnap < snap {
+	if err := b.do(ctx, func() { bSnap = b.replicas[rangeID].core.(*consensus.PaxosCore).Log.Snap.Slot }); err != nil || bSnap < snap {
 		t.Fatalf("b's snapshot point %d, want at least %d (%v)", bSnap, snap, err)
 	}
 }

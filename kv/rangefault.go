@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/consensus"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -32,49 +34,6 @@ import (
 // on with the quorum it has, the follower stays behind, and the leader
 // tries again later (snapshotFault).
 
-// faultKind is which duty of a range failed; the kinds label the
-// quorumkv_range_faults_total metric.
-type faultKind string
-
-const (
-	// faultOpen: the replica could not be opened from its stored state
-	// (a corrupt record, or a paxos range whose snapshot cannot be
-	// rebuilt).
-	faultOpen faultKind = "open"
-	// faultInstall: a snapshot from the range's leader could not be
-	// installed (its data does not decode).
-	faultInstall faultKind = "install"
-	// faultApply: a committed entry could not be applied (a corrupt
-	// entry or stored value).
-	faultApply faultKind = "apply"
-	// faultCompact: the log could not be compacted (a paxos range's
-	// snapshot could not be built, or a Raft entry could not be read).
-	faultCompact faultKind = "compact"
-	// faultSnapshot: a Raft leader could not build the snapshot a
-	// follower needs. The only kind that does not stop the replica.
-	faultSnapshot faultKind = "snapshot"
-)
-
-var faultKinds = []faultKind{faultOpen, faultInstall, faultApply, faultCompact, faultSnapshot}
-
-// rangeFault is an error of one range's own (see above); every other
-// error of a round is the node's.
-type rangeFault struct {
-	kind faultKind
-	err  error
-}
-
-func (f *rangeFault) Error() string { return fmt.Sprintf("%s failed: %v", f.kind, f.err) }
-func (f *rangeFault) Unwrap() error { return f.err }
-
-// newRangeFault marks err as a fault of kind of one range; nil stays nil.
-func newRangeFault(kind faultKind, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &rangeFault{kind: kind, err: err}
-}
-
 // RangeFailedError: this node's replica of the range stopped after a
 // fault of its own range; nothing was proposed or read. It is an
 // ErrNoReplicaHere, so an ErrUnavailable: the API tries the range's other
@@ -96,7 +55,7 @@ func (e *RangeFailedError) Is(target error) bool {
 // failedReplica is what the store keeps of a replica a fault stopped.
 type failedReplica struct {
 	desc   *catalog.RangeDescriptor
-	fault  *rangeFault
+	fault  *consensus.RangeFault
 	status RangeStatus
 }
 
@@ -108,7 +67,7 @@ func (f *failedReplica) refusal() error {
 // above), and then returns nil; any other error, and any error of meta,
 // is the node's and is returned as is. Loop only.
 func (s *Store) isolate(r *replica, err error) error {
-	var f *rangeFault
+	var f *consensus.RangeFault
 	if !errors.As(err, &f) || r.desc.ID == catalog.MetaRangeID || s.canary.faultStopsStore {
 		return err
 	}
@@ -122,7 +81,7 @@ func (s *Store) isolate(r *replica, err error) error {
 // proposal of it may still commit (it is in the log here and maybe on the
 // other replicas), so its client learns that the outcome is unknown;
 // reads learn that the range is unavailable here. Loop only.
-func (s *Store) failRange(r *replica, f *rangeFault) {
+func (s *Store) failRange(r *replica, f *consensus.RangeFault) {
 	id := r.desc.ID
 	st := s.replicaStatus(r)
 	st.Leader, st.State, st.Error = 0, stateFailed, f.Error()
@@ -132,22 +91,22 @@ func (s *Store) failRange(r *replica, f *rangeFault) {
 	fr := &failedReplica{desc: r.desc, fault: f, status: st}
 	s.failed[id] = fr
 	r.failAll(fr.refusal())
-	s.faulted(f.kind)
+	s.faulted(f.Kind)
 	s.logger.Error("range stopped on this node after a fault of its own; the node and its other ranges go on",
-		"range", id, "keyspace", r.desc.Keyspace, "fault", f.kind, "err", f.err)
+		"range", id, "keyspace", r.desc.Keyspace, "fault", f.Kind, "err", f.Err)
 }
 
 // startFailed records a replica that could not be opened (faultOpen): the
 // range starts failed here and says why. Loop only.
 func (s *Store) startFailed(desc *catalog.RangeDescriptor, err error) {
-	if inner := (*rangeFault)(nil); errors.As(err, &inner) {
-		err = inner.err // a fault met while opening is an open fault
+	if inner := (*consensus.RangeFault)(nil); errors.As(err, &inner) {
+		err = inner.Err // a fault met while opening is an open fault
 	}
-	f := &rangeFault{kind: faultOpen, err: err}
-	applied, _ := loadApplied(s.db, desc.ID) // for the status only
+	f := &consensus.RangeFault{Kind: consensus.FaultOpen, Err: err}
+	applied, _ := consensus.LoadApplied(s.db, desc.ID) // for the status only
 	s.failed[desc.ID] = &failedReplica{desc: desc, fault: f, status: RangeStatus{
 		RangeID: desc.ID, Applied: applied, State: stateFailed, Error: f.Error()}}
-	s.faulted(f.kind)
+	s.faulted(f.Kind)
 	s.logger.Error("range could not be opened and stays stopped on this node; the node and its other ranges go on",
 		"range", desc.ID, "keyspace", desc.Keyspace, "err", err)
 }
@@ -155,7 +114,7 @@ func (s *Store) startFailed(desc *catalog.RangeDescriptor, err error) {
 // openFault reports whether an error opening a replica is its range's
 // own: a fault, or a corrupt record of the range.
 func openFault(err error) bool {
-	var f *rangeFault
+	var f *consensus.RangeFault
 	return errors.As(err, &f) || errors.Is(err, codec.ErrCorrupt)
 }
 
@@ -176,7 +135,7 @@ func (s *Store) dropFailed() error {
 	return nil
 }
 
-func (s *Store) faulted(kind faultKind) {
+func (s *Store) faulted(kind consensus.FaultKind) {
 	s.cfg.Metrics.RangeFaults.WithLabelValues(string(kind)).Inc()
 	s.cfg.Metrics.RangesFailed.Set(float64(len(s.failed)))
 }
@@ -187,57 +146,6 @@ func (s *Store) running(r *replica) bool { return s.replicas[r.desc.ID] == r }
 
 // stateFailed is the State of a failed replica in RangeStatus.
 const stateFailed = "failed"
-
-// snapshotFault is a Raft leader's failure to build the snapshot a
-// follower needs. The range goes on with the quorum it has; raft is told
-// that the snapshot is temporarily unavailable (so it leaves the follower
-// in probe and asks again on the follower's next answer) and the store
-// builds it again only after a wait that doubles with every failure in a
-// row: each attempt may read up to MaxSnapshotBytes of the range's data.
-// A failure that passes (the data shrank below the limit, a read error
-// went away) thus recovers by itself.
-type snapshotFault struct {
-	err      error
-	failures int
-	// retryAt is the store tick before which no snapshot is built again;
-	// asked is the last tick raft asked for one.
-	retryAt, asked int64
-}
-
-const (
-	// snapshotRetryTicks is the wait after a first failed snapshot: 1 s at
-	// the default TickInterval. It doubles with each failure in a row up
-	// to snapshotRetryMaxTicks (1 min). Shorter catches a passing failure
-	// sooner and reads the range's data more often while it lasts.
-	snapshotRetryTicks    = 10
-	snapshotRetryMaxTicks = 600
-	// snapshotFaultStaleTicks: a fault is reported while raft asked for
-	// the snapshot within this many ticks. It asks on every answer of the
-	// follower, heartbeats included, so a longer silence means that no
-	// follower needs it any more (it was removed, or went down).
-	snapshotFaultStaleTicks = 100
-)
-
-// failed records a failed attempt at tick now.
-func (f *snapshotFault) failed(now int64, err error) {
-	f.err = err
-	f.failures++
-	wait := int64(snapshotRetryMaxTicks)
-	if f.failures < 10 { // 10 << 9 > 600: no overflow past here
-		wait = min(wait, int64(snapshotRetryTicks)<<(f.failures-1))
-	}
-	f.retryAt = now + wait
-}
-
-// report is the fault as the range's status shows it, or "" when there is
-// none or no follower asked for the snapshot lately.
-func (f *snapshotFault) report(now int64) string {
-	if f.err == nil || now-f.asked > snapshotFaultStaleTicks {
-		return ""
-	}
-	return fmt.Sprintf("the range serves, but a follower needs a snapshot that cannot be built (%d attempts; the next in %d ticks): %v",
-		f.failures, max(0, f.retryAt-now), f.err)
-}
 
 // faultCanaries are planted bugs for the tests of this file's promises
 // (rangefault_test.go): each must be caught.

@@ -62,7 +62,7 @@ func TestSimRaftSnapshotOverLimit(t *testing.T) {
 		c.require("the leader to report the snapshot it cannot build", 5*time.Second, func() bool {
 			return strings.Contains(leader.store.rangeStatuses()[rd.ID].Error, "MaxSnapshotBytes")
 		})
-		if got := counterValue(t, leader.store.cfg.Metrics.RangeFaults.WithLabelValues(string(faultSnapshot))); got == 0 {
+		if got := counterValue(t, leader.store.cfg.Metrics.RangeFaults.WithLabelValues(string(consensus.FaultSnapshot))); got == 0 {
 			t.Error("quorumkv_range_faults_total{kind=snapshot} did not count the fault")
 		}
 		if st := leader.store.rangeStatuses()[rd.ID]; st.State != consensus.RoleLeader.String() {
@@ -82,7 +82,7 @@ func TestSimRaftSnapshotOverLimit(t *testing.T) {
 		for i := range 78 {
 			c.propose(leader, rd.ID, &command{op: opDelete, key: fmt.Appendf(nil, "k%02d", i)})
 		}
-		c.require("the follower to catch up from a snapshot", snapshotRetryMaxTicks*simTick, func() bool {
+		c.require("the follower to catch up from a snapshot", consensus.SnapshotRetryMaxTicks*simTick, func() bool {
 			return c.rangeConverged(rd)
 		})
 		if st := leader.store.rangeStatuses()[rd.ID]; st.Error != "" {
@@ -114,7 +114,7 @@ func TestSimCorruptSnapshotStopsOneRange(t *testing.T) {
 		heal()
 		f := c.node(follower)
 		c.require("the follower's replica to stop", 5*time.Second, func() bool { return f.store.failed[rd.ID] != nil })
-		if fr := f.store.failed[rd.ID]; fr.fault.kind != faultInstall || !errors.Is(fr.fault, codec.ErrCorrupt) {
+		if fr := f.store.failed[rd.ID]; fr.fault.Kind != consensus.FaultInstall || !errors.Is(fr.fault, codec.ErrCorrupt) {
 			t.Errorf("the follower's replica stopped by %v, want an install fault on corrupt data", fr.fault)
 		}
 		if err := f.store.Err(); err != nil {
@@ -161,7 +161,7 @@ func TestSimPaxosRangeOverSnapshotLimit(t *testing.T) {
 			t.Errorf("%d writes applied, %d with an unknown outcome: the range should stop half-way", applied, unknown)
 		}
 		f := leader.store.failed[rd.ID]
-		if f == nil || f.fault.kind != faultCompact || !strings.Contains(f.fault.Error(), "MaxSnapshotBytes") {
+		if f == nil || f.fault.Kind != consensus.FaultCompact || !strings.Contains(f.fault.Error(), "MaxSnapshotBytes") {
 			t.Fatalf("the leader's replica: %+v, want stopped by a compaction fault over MaxSnapshotBytes", f)
 		}
 		st := leader.store.rangeStatuses()[rd.ID]
@@ -421,11 +421,11 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 	if !errors.As(readErr, new(*RangeFailedError)) || !errors.Is(readErr, ErrUnavailable) {
 		violate("a read waiting on range B was answered %v, want unavailable with the range's fault", readErr)
 	}
-	if got, err := loadApplied(db, b); err != nil || got != appliedB {
+	if got, err := consensus.LoadApplied(db, b); err != nil || got != appliedB {
 		violate("range B's stored applied index is %d (%v), want %d as before the round", got, err, appliedB)
 	}
 	f := s.failed[b]
-	if f == nil || f.fault.kind != faultApply || !errors.Is(f.fault, codec.ErrCorrupt) {
+	if f == nil || f.fault.Kind != consensus.FaultApply || !errors.Is(f.fault, codec.ErrCorrupt) {
 		violate("range B: %+v, want stopped by an apply fault on a corrupt entry", f)
 	}
 	if st := s.rangeStatuses()[b]; st.State != stateFailed || !strings.Contains(st.Error, "apply failed") || st.Applied != appliedB {
@@ -448,7 +448,7 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 	if !rounds(s, 5) {
 		return
 	}
-	if f := s.failed[b]; f == nil || f.fault.kind != faultApply {
+	if f := s.failed[b]; f == nil || f.fault.Kind != consensus.FaultApply {
 		violate("after a restart range B is %+v, want stopped again by its corrupt entry", f)
 	}
 	if stored(b, "b") {
@@ -478,7 +478,7 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 			violate("range A's data survived the drop")
 		}
 	}
-	if got, err := loadApplied(db, b); err != nil || got != 0 {
+	if got, err := consensus.LoadApplied(db, b); err != nil || got != 0 {
 		violate("range B's applied index survived the drop: %d, %v", got, err)
 	}
 	return violations
@@ -488,21 +488,21 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 // twice as long each time, up to snapshotRetryMaxTicks; the fault is
 // reported while raft keeps asking for the snapshot.
 func TestSnapshotFaultBackoff(t *testing.T) {
-	var f snapshotFault
+	var f consensus.SnapshotFault
 	err := errors.New("too big")
 	now := int64(1000)
 	for i, want := range []int64{10, 20, 40, 80, 160, 320, 600, 600, 600, 600, 600, 600, 600} {
-		f.asked = now
-		f.failed(now, err)
-		if got := f.retryAt - now; got != want {
+		f.Asked = now
+		f.Failed(now, err)
+		if got := f.RetryAt - now; got != want {
 			t.Errorf("failure %d: retry in %d ticks, want %d", i+1, got, want)
 		}
-		if r := f.report(now); !strings.Contains(r, "too big") || !strings.Contains(r, fmt.Sprintf("%d attempts", i+1)) {
+		if r := f.Report(now); !strings.Contains(r, "too big") || !strings.Contains(r, fmt.Sprintf("%d attempts", i+1)) {
 			t.Errorf("failure %d: reported %q", i+1, r)
 		}
-		now = f.retryAt
+		now = f.RetryAt
 	}
-	if r := f.report(f.asked + snapshotFaultStaleTicks + 1); r != "" {
+	if r := f.Report(f.Asked + consensus.SnapshotFaultStaleTicks + 1); r != "" {
 		t.Errorf("reported %q after raft stopped asking for the snapshot", r)
 	}
 }

@@ -47,7 +47,7 @@ func (s *Store) reach(rangeID uint64) (quorumReach, bool) {
 	var nodes []quorum.Node
 	geometry := r.desc.Geometry
 	if rangeID == catalog.MetaRangeID {
-		for _, v := range metaCore(r).rn.ConfState().Voters {
+		for _, v := range metaCore(r).RawNode.ConfState().Voters {
 			nodes = append(nodes, quorum.Node{ID: v.ID, Zone: v.Zone, Weight: v.Weight})
 		}
 	} else {

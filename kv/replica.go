@@ -49,7 +49,7 @@ type replica struct {
 
 	// snapshotFault is a Raft leader's failure to build the snapshot a
 	// follower needs (raftCore.snapshot), while it lasts.
-	snapshotFault snapshotFault
+	snapshotFault consensus.SnapshotFault
 }
 
 // waiter is the client of one proposal: data is the proposed command as
@@ -70,7 +70,7 @@ type confirmedRead struct {
 // newReplica opens the range's consensus state in Pebble and starts its
 // core: Multi-Paxos for a paxos range, Raft for the others (meta included).
 func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
-	applied, err := loadApplied(s.db, desc.ID)
+	applied, err := consensus.LoadApplied(s.db, desc.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -80,37 +80,16 @@ func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
 	}
 	r := &replica{desc: desc, applied: applied, waiters: map[uint64]waiter{}, reads: map[uint64]func(error){},
 		dedup: dedupState{horizon: horizon}}
+	rg := consensus.Range{Desc: desc, Applied: &r.applied, SnapFault: &r.snapshotFault}
 	if desc.Mode == catalog.ModePaxos {
-		r.core, err = newPaxosCore(s, r)
+		r.core, err = consensus.NewPaxosCore(s.coreHost(), rg)
 	} else {
-		r.core, err = newRaftCore(s, r)
+		r.core, err = consensus.NewRaftCore(s.coreHost(), rg)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-func loadApplied(db *storage.DB, rangeID uint64) (uint64, error) {
-	b, err := db.Get(storage.AppliedStateKey(rangeID))
-	if errors.Is(err, storage.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	d := codec.Dec{Buf: b}
-	if d.Byte() != consensus.CodecV1 {
-		d.Fail("applied state version")
-	}
-	idx := d.Uint()
-	return idx, d.Done()
-}
-
-func appliedState(index uint64) []byte {
-	e := codec.Enc{Buf: []byte{consensus.CodecV1}}
-	e.Uint(index)
-	return e.Buf
 }
 
 // delivery is a result to hand a waiting client once the batch that
@@ -156,7 +135,7 @@ func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEn
 	if err := r.collectAnswers(s, b, ab); err != nil {
 		return nil, err
 	}
-	return out, b.Set(storage.AppliedStateKey(r.desc.ID), appliedState(r.applied))
+	return out, b.Set(storage.AppliedStateKey(r.desc.ID), consensus.AppliedState(r.applied))
 }
 
 // applyCommand applies one command. Errors returned are the node's (a
@@ -262,4 +241,30 @@ func (r *replica) failReads(err error) {
 		delete(r.reads, id)
 		done(err)
 	}
+}
+
+// coreHost is what the store gives every range's core, made once the
+// store knows its node ID.
+func (s *Store) coreHost() *consensus.Host {
+	if s.host == nil {
+		s.host = &consensus.Host{
+			DB: s.db, NodeID: s.nodeID, Raft: s.cfg.Raft, Paxos: s.cfg.Paxos,
+			LogKeepEntries: s.cfg.LogKeepEntries, LogTruncateEntries: s.cfg.LogTruncateEntries,
+			Logger: s.logger, RaftLogger: s.raftLogger,
+			Seed:           s.rng.Uint64,
+			Ticks:          func() int64 { return s.quiesce.ticks },
+			SnapshotFailed: func() { s.faulted(consensus.FaultSnapshot) },
+			RangeData:      s.rangeData,
+		}
+	}
+	return s.host
+}
+
+// metaCore returns meta's Raft core (meta is always a Raft group).
+func metaCore(r *replica) *consensus.RaftCore {
+	c, ok := r.core.(*consensus.RaftCore)
+	if !ok {
+		panic(fmt.Sprintf("kv: range %d (meta) runs %s, not raft", r.desc.ID, r.core.Protocol()))
+	}
+	return c
 }

@@ -487,7 +487,7 @@ func (c *simCluster) form() {
 	voters := min(len(c.ids), MaxMetaVoters)
 	c.require("meta to take every node", 20*time.Second, func() bool {
 		leader := c.metaLeader()
-		if leader == nil || len(metaCore(leader.store.replicas[catalog.MetaRangeID]).rn.ConfState().Voters) != voters {
+		if leader == nil || len(metaCore(leader.store.replicas[catalog.MetaRangeID]).RawNode.ConfState().Voters) != voters {
 			return false
 		}
 		for _, id := range c.ids {
@@ -704,10 +704,10 @@ func (c *simCluster) oneLeaderPerTerm() error {
 			}
 			k := simTermKey{rangeID: rid}
 			switch core := r.core.(type) {
-			case *raftCore:
-				k.term = core.log.HardState.Term
-			case *paxosCore:
-				b := core.log.HardState.Promised
+			case *consensus.RaftCore:
+				k.term = core.Log.HardState.Term
+			case *consensus.PaxosCore:
+				b := core.Log.HardState.Promised
 				k.term, k.owner = b.Round, b.NodeID
 				if b.NodeID != id {
 					return fmt.Errorf("range %d: node %d leads under node %d's ballot %d.%d", rid, id, b.NodeID, b.Round, b.NodeID)

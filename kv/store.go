@@ -152,7 +152,9 @@ type Store struct {
 	transportForPeers atomic.Pointer[Transport]
 
 	// Owned by the loop goroutine.
-	rng            *rand.Rand
+	rng *rand.Rand
+	// host is what every range's core is given (coreHost).
+	host           *consensus.Host
 	replicas       map[uint64]*replica
 	cat            *catalog.Catalog
 	catalogChanged bool
@@ -344,7 +346,7 @@ func (s *Store) bootstrap() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	hs, ents, err := raft.BootstrapState(confStateOf(s.metaDescriptor()))
+	hs, ents, err := raft.BootstrapState(consensus.ConfStateOf(s.metaDescriptor()))
 	if err != nil {
 		return 0, err
 	}
@@ -375,7 +377,7 @@ func (s *Store) bootstrap() (uint64, error) {
 		log.SetHardState(b, hs),
 		// Entry 1 is the configuration alone; the catalog commands after
 		// it are applied when the store starts.
-		b.Set(storage.AppliedStateKey(catalog.MetaRangeID), appliedState(1)),
+		b.Set(storage.AppliedStateKey(catalog.MetaRangeID), consensus.AppliedState(1)),
 	)
 	if err != nil {
 		return 0, err
@@ -885,7 +887,7 @@ func (s *Store) applyFailed(r *replica, ds []delivery, err error) error {
 	for _, d := range ds {
 		d.to(result{err: fmt.Errorf("%w: range %d could not apply its entries: %v", ErrOutcomeUnknown, r.desc.ID, err)})
 	}
-	return s.isolate(r, newRangeFault(faultApply, err))
+	return s.isolate(r, consensus.NewRangeFault(consensus.FaultApply, err))
 }
 
 // roundBatch is a round's apply batch. Each replica's effects, with its
@@ -1076,7 +1078,7 @@ func (s *Store) learnPeer(id uint64, addr string) {
 // updateGauges refreshes the gauges that describe all replicas.
 func (s *Store) updateGauges() {
 	byRole := map[consensus.Role]int{}
-	lag := map[string]uint64{protocolRaft: 0, protocolPaxos: 0}
+	lag := map[string]uint64{consensus.ProtocolRaft: 0, consensus.ProtocolPaxos: 0}
 	for _, r := range s.replicas {
 		byRole[r.role]++
 		commit := r.core.Status().Commit
@@ -1145,9 +1147,9 @@ func (s *Store) replicaStatus(r *replica) RangeStatus {
 	id := r.desc.ID
 	st := r.core.Status()
 	rs := RangeStatus{RangeID: id, Leader: r.leader, Term: st.Term, Commit: st.Commit, Applied: r.applied, State: r.role.String(),
-		Error: r.snapshotFault.report(s.quiesce.ticks)}
+		Error: r.snapshotFault.Report(s.quiesce.ticks)}
 	if id == catalog.MetaRangeID {
-		cs := metaCore(r).rn.ConfState()
+		cs := metaCore(r).RawNode.ConfState()
 		for _, v := range cs.Voters {
 			rs.Voters = append(rs.Voters, v.ID)
 		}

@@ -367,7 +367,7 @@ func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *consensus.Ra
 	id := r.desc.ID
 	recs, err := decodeSnapshot(snap.Data)
 	if err != nil {
-		return newRangeFault(faultInstall, fmt.Errorf("kv: range %d snapshot at %d: %w", id, snap.Index, err))
+		return consensus.NewRangeFault(consensus.FaultInstall, fmt.Errorf("kv: range %d snapshot at %d: %w", id, snap.Index, err))
 	}
 	for _, span := range []storage.Span{storage.RangeDataSpan(id), storage.RangeDedupSpan(id)} {
 		if err := b.DeleteRange(span.Start, span.End); err != nil {
@@ -396,5 +396,5 @@ func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *consensus.Ra
 	if id == catalog.MetaRangeID {
 		s.catalogReload = true // from the data, once this batch commits
 	}
-	return b.Set(storage.AppliedStateKey(id), appliedState(r.applied))
+	return b.Set(storage.AppliedStateKey(id), consensus.AppliedState(r.applied))
 }

@@ -44,7 +44,7 @@ func TestReportUnreachableProbes(t *testing.T) {
 	follower := c.nodes[1].store.NodeID()
 	state := func() (raft.StateType, raft.ProgressState) {
 		var st raft.Status
-		if err := a.store.do(ctx, func() { st = metaCore(a.store.replicas[catalog.MetaRangeID]).rn.Status() }); err != nil {
+		if err := a.store.do(ctx, func() { st = metaCore(a.store.replicas[catalog.MetaRangeID]).RawNode.Status() }); err != nil {
 			t.Fatal(err)
 		}
 		return st.State, st.Progress[follower].State
@@ -56,7 +56,7 @@ func TestReportUnreachableProbes(t *testing.T) {
 	var after raft.ProgressState
 	if err := a.store.do(ctx, func() {
 		a.store.step(inbound{rangeID: catalog.MetaRangeID, unreachable: follower})
-		after = metaCore(a.store.replicas[catalog.MetaRangeID]).rn.Status().Progress[follower].State
+		after = metaCore(a.store.replicas[catalog.MetaRangeID]).RawNode.Status().Progress[follower].State
 	}); err != nil {
 		t.Fatal(err)
 	}

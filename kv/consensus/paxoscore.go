@@ -1,11 +1,9 @@
-package kv
+package consensus
 
 import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-
-	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
@@ -17,7 +15,7 @@ import (
 )
 
 // protocolPaxos labels the metrics of paxos ranges.
-const protocolPaxos = "paxos"
+const ProtocolPaxos = "paxos"
 
 // paxosCore is a paxos range's Multi-Paxos core: paxos.RawNode over
 // paxosLog.
@@ -31,20 +29,20 @@ const protocolPaxos = "paxos"
 // snapshot point but not its data; on restart, the applied slot is at or
 // past the snapshot point, and the core compacts again to the applied
 // slot so that the data it holds matches its snapshot.
-type paxosCore struct {
-	s   *Store
-	r   *replica
-	log *consensus.PaxosLog
+type PaxosCore struct {
+	h   *Host
+	rg  Range
+	Log *PaxosLog
 	rn  *paxos.RawNode
 	// rd is the Ready taken by ready, until advance.
 	rd paxos.Ready
 	// The role and leader last reported, to report changes only.
-	role     consensus.Role
+	role     Role
 	leader   uint64
 	reported bool
 }
 
-var _ consensus.Core = (*paxosCore)(nil)
+var _ Core = (*PaxosCore)(nil)
 
 // membershipOf is the founding configuration of a paxos range.
 func membershipOf(desc *catalog.RangeDescriptor) paxos.Membership {
@@ -58,14 +56,15 @@ func membershipOf(desc *catalog.RangeDescriptor) paxos.Membership {
 // newPaxosCore restarts the range's core from Pebble, founding the range
 // first if this replica has no state yet: every founding replica starts
 // from the same paxos.Bootstrap of the descriptor's replicas.
-func newPaxosCore(s *Store, r *replica) (*paxosCore, error) {
-	desc := r.desc
-	log, ents, err := consensus.LoadPaxosLog(s.db, desc.ID)
+func NewPaxosCore(h *Host, rg Range) (*PaxosCore, error) {
+	desc := rg.Desc
+	applied := *rg.Applied
+	log, ents, err := LoadPaxosLog(h.DB, desc.ID)
 	if err != nil {
 		return nil, err
 	}
 	if !log.Founded {
-		if err := foundPaxosRange(s.db, log, desc); err != nil {
+		if err := foundPaxosRange(h.DB, log, desc); err != nil {
 			return nil, err
 		}
 	}
@@ -77,31 +76,31 @@ func newPaxosCore(s *Store, r *replica) (*paxosCore, error) {
 	// MaxSnapshotBytes, say) is a fault of the range, which then starts
 	// failed instead of serving without it.
 	rebuildFailed := func(err error) error {
-		return newRangeFault(faultOpen, fmt.Errorf("%w (rebuilding the snapshot of its log at restart)", err))
+		return NewRangeFault(FaultOpen, fmt.Errorf("%w (rebuilding the snapshot of its log at restart)", err))
 	}
 	switch {
-	case r.applied < snapSlot:
-		return nil, fmt.Errorf("%w: paxos range %d applied slot %d is below its snapshot point %d", codec.ErrCorrupt, desc.ID, r.applied, snapSlot)
-	case snapSlot > 0 && r.applied == snapSlot:
-		if ps.Snapshot.Data, err = s.rangeData(desc.ID); err != nil {
+	case applied < snapSlot:
+		return nil, fmt.Errorf("%w: paxos range %d applied slot %d is below its snapshot point %d", codec.ErrCorrupt, desc.ID, applied, snapSlot)
+	case snapSlot > 0 && applied == snapSlot:
+		if ps.Snapshot.Data, err = h.RangeData(desc.ID); err != nil {
 			return nil, rebuildFailed(err)
 		}
 	}
-	cfg := s.cfg.Paxos
-	cfg.ID = s.nodeID
-	cfg.Applied = r.applied
-	cfg.Rand = rand.New(rand.NewPCG(s.rng.Uint64(), desc.ID))
-	c := &paxosCore{s: s, r: r, log: log}
+	cfg := h.Paxos
+	cfg.ID = h.NodeID
+	cfg.Applied = applied
+	cfg.Rand = rand.New(rand.NewPCG(h.Seed(), desc.ID))
+	c := &PaxosCore{h: h, rg: rg, Log: log}
 	if c.rn, err = paxos.NewRawNode(cfg, ps); err != nil {
 		return nil, fmt.Errorf("kv: range %d: %w", desc.ID, err)
 	}
-	if snapSlot > 0 && r.applied > snapSlot {
-		b := s.db.NewBatch()
+	if snapSlot > 0 && applied > snapSlot {
+		b := h.DB.NewBatch()
 		defer b.Close()
-		if err := c.compactTo(b, r.applied); err != nil {
-			var f *rangeFault
+		if err := c.compactTo(b, applied); err != nil {
+			var f *RangeFault
 			if errors.As(err, &f) {
-				return nil, rebuildFailed(f.err)
+				return nil, rebuildFailed(f.Err)
 			}
 			return nil, err
 		}
@@ -112,7 +111,7 @@ func newPaxosCore(s *Store, r *replica) (*paxosCore, error) {
 	return c, nil
 }
 
-func foundPaxosRange(db *storage.DB, log *consensus.PaxosLog, desc *catalog.RangeDescriptor) error {
+func foundPaxosRange(db *storage.DB, log *PaxosLog, desc *catalog.RangeDescriptor) error {
 	ps := paxos.Bootstrap(membershipOf(desc))
 	b := db.NewBatch()
 	defer b.Close()
@@ -122,47 +121,47 @@ func foundPaxosRange(db *storage.DB, log *consensus.PaxosLog, desc *catalog.Rang
 	return b.Commit(true)
 }
 
-func (c *paxosCore) Protocol() string { return protocolPaxos }
-func (c *paxosCore) Tick()            { c.rn.Tick() }
+func (c *PaxosCore) Protocol() string { return ProtocolPaxos }
+func (c *PaxosCore) Tick()            { c.rn.Tick() }
 
-func (c *paxosCore) Step(m consensus.PeerMessage) error {
+func (c *PaxosCore) Step(m PeerMessage) error {
 	if m.Paxos == nil {
-		return fmt.Errorf("kv: a %s message for paxos range %d", m.Kind(), c.r.desc.ID)
+		return fmt.Errorf("kv: a %s message for paxos range %d", m.Kind(), c.rg.Desc.ID)
 	}
 	return c.rn.Step(*m.Paxos)
 }
 
-func (c *paxosCore) Propose(data []byte) error   { return c.rn.Propose(data) }
-func (c *paxosCore) ReadIndex(rctx []byte) error { return c.rn.ReadIndex(rctx) }
+func (c *PaxosCore) Propose(data []byte) error   { return c.rn.Propose(data) }
+func (c *PaxosCore) ReadIndex(rctx []byte) error { return c.rn.ReadIndex(rctx) }
 
-func (c *paxosCore) CampaignAtStart(self uint64, first bool) {
+func (c *PaxosCore) CampaignAtStart(self uint64, first bool) {
 	voters := c.rn.Status().Config.Voters
-	if (len(voters) == 1 && voters[0].ID == self) || (first && c.log.HardState.Promised.IsZero()) {
+	if (len(voters) == 1 && voters[0].ID == self) || (first && c.Log.HardState.Promised.IsZero()) {
 		c.rn.Campaign()
 	}
 }
 
-func (c *paxosCore) HasReady() bool { return c.rn.HasReady() }
+func (c *PaxosCore) HasReady() bool { return c.rn.HasReady() }
 
-func (c *paxosCore) Ready() consensus.Ready {
+func (c *PaxosCore) Ready() Ready {
 	c.rd = c.rn.Ready()
 	rd := &c.rd
-	out := consensus.Ready{MustSync: rd.MustSync}
+	out := Ready{MustSync: rd.MustSync}
 	if role := paxosRole(rd.Role); !c.reported || role != c.role || rd.Leader != c.leader {
 		c.role, c.leader, c.reported = role, rd.Leader, true
-		out.Soft = &consensus.SoftState{Leader: rd.Leader, Role: role}
+		out.Soft = &SoftState{Leader: rd.Leader, Role: role}
 	}
 	if rd.Snapshot != nil {
-		out.Snapshot = &consensus.RangeSnapshot{Index: rd.Snapshot.Slot, Data: rd.Snapshot.Data}
+		out.Snapshot = &RangeSnapshot{Index: rd.Snapshot.Slot, Data: rd.Snapshot.Data}
 	}
 	if len(rd.Messages) > 0 {
-		out.Messages = make([]consensus.PeerMessage, len(rd.Messages))
+		out.Messages = make([]PeerMessage, len(rd.Messages))
 		for i := range rd.Messages {
-			out.Messages[i] = consensus.PeerMessage{Paxos: &rd.Messages[i]}
+			out.Messages[i] = PeerMessage{Paxos: &rd.Messages[i]}
 		}
 	}
 	if len(rd.CommittedEntries) > 0 {
-		out.Committed = make([]consensus.CommittedEntry, len(rd.CommittedEntries))
+		out.Committed = make([]CommittedEntry, len(rd.CommittedEntries))
 		for i, e := range rd.CommittedEntries {
 			out.Committed[i].Index = e.Slot
 			if e.Type == paxos.EntryNormal && len(e.Data) > 0 {
@@ -171,55 +170,55 @@ func (c *paxosCore) Ready() consensus.Ready {
 		}
 	}
 	for _, rs := range rd.ReadStates {
-		out.Reads = append(out.Reads, consensus.ReadState{Index: rs.Index, Ctx: rs.Context})
+		out.Reads = append(out.Reads, ReadState{Index: rs.Index, Ctx: rs.Context})
 	}
 	return out
 }
 
-func paxosRole(r paxos.Role) consensus.Role {
+func paxosRole(r paxos.Role) Role {
 	switch r {
 	case paxos.Leader:
-		return consensus.RoleLeader
+		return RoleLeader
 	case paxos.Candidate:
-		return consensus.RoleCandidate
+		return RoleCandidate
 	}
-	return consensus.RoleFollower
+	return RoleFollower
 }
 
 // persist writes the snapshot point, the accepted entries and the hard
 // state. The snapshot's data is the store's.
-func (c *paxosCore) Persist(b *storage.Batch) error {
+func (c *PaxosCore) Persist(b *storage.Batch) error {
 	rd := &c.rd
 	if rd.Snapshot != nil {
-		if err := c.log.SetSnapshot(b, *rd.Snapshot); err != nil {
+		if err := c.Log.SetSnapshot(b, *rd.Snapshot); err != nil {
 			return err
 		}
 	}
-	if err := c.log.SetEntries(b, rd.Entries); err != nil {
+	if err := c.Log.SetEntries(b, rd.Entries); err != nil {
 		return err
 	}
-	if rd.HardState != c.log.HardState {
-		return c.log.SetHardState(b, rd.HardState)
+	if rd.HardState != c.Log.HardState {
+		return c.Log.SetHardState(b, rd.HardState)
 	}
 	return nil
 }
 
-func (c *paxosCore) Advance() {
+func (c *PaxosCore) Advance() {
 	c.rn.Advance(c.rd)
 	c.rd = paxos.Ready{}
 }
 
-func (c *paxosCore) Status() consensus.Status {
-	return consensus.Status{Term: c.log.HardState.Promised.Round, Commit: c.log.HardState.Commit}
+func (c *PaxosCore) Status() Status {
+	return Status{Term: c.Log.HardState.Promised.Round, Commit: c.Log.HardState.Commit}
 }
 
 // compact compacts to the applied slot once the log holds more than
 // LogTruncateEntries+LogKeepEntries applied slots. Unlike Raft it keeps
 // none of them (LogKeepEntries only delays compaction): the snapshot data
 // can only be built at the applied slot (see paxosCore).
-func (c *paxosCore) Compact(batch func() *storage.Batch, applied uint64) error {
-	cfg := c.s.cfg
-	if applied < c.log.Snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
+func (c *PaxosCore) Compact(batch func() *storage.Batch, applied uint64) error {
+	cfg := c.h
+	if applied < c.Log.Snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
 		return nil
 	}
 	return c.compactTo(batch(), applied)
@@ -228,31 +227,31 @@ func (c *paxosCore) Compact(batch func() *storage.Batch, applied uint64) error {
 // compactTo compacts the log to slot, the applied slot, whose data is
 // committed in Pebble. Data that cannot be read into a snapshot is a
 // fault of the range, found before anything changes in the core or b.
-func (c *paxosCore) compactTo(b *storage.Batch, slot uint64) error {
-	data, err := c.s.rangeData(c.r.desc.ID)
+func (c *PaxosCore) compactTo(b *storage.Batch, slot uint64) error {
+	data, err := c.h.RangeData(c.rg.Desc.ID)
 	if err != nil {
-		return newRangeFault(faultCompact, err)
+		return NewRangeFault(FaultCompact, err)
 	}
 	snap, err := c.rn.Compact(slot, data)
 	if err != nil {
-		return fmt.Errorf("kv: range %d: %w", c.r.desc.ID, err)
+		return fmt.Errorf("kv: range %d: %w", c.rg.Desc.ID, err)
 	}
-	return c.log.SetSnapshot(b, snap)
+	return c.Log.SetSnapshot(b, snap)
 }
 
 // transferLeader asks the lowest-ID voter the leader heard from lately to
 // run phase 1 now (paxos.RawNode.TransferLeader). Any voter can take
 // over: a new leader learns what it lacks from the promises.
-func (c *paxosCore) TransferLeader(uint64) bool { return c.rn.TransferLeader(0) == nil }
+func (c *PaxosCore) TransferLeader(uint64) bool { return c.rn.TransferLeader(0) == nil }
 
 // reportUnreachable: nothing to do; a Paxos leader resends what is not
 // acknowledged on its own (leader.go).
-func (c *paxosCore) ReportUnreachable(uint64) {}
+func (c *PaxosCore) ReportUnreachable(uint64) {}
 
 // learnCommit: a Paxos heartbeat marks chosen only the slots this acceptor
 // holds at the leader's ballot, so an acceptor that is behind learns what
 // it can and catches up when the range wakes.
-func (c *paxosCore) LearnCommit(self, leader, term, commit uint64) error {
+func (c *PaxosCore) LearnCommit(self, leader, term, commit uint64) error {
 	return c.rn.Step(paxos.Message{Type: paxos.MsgHeartbeat, From: leader, To: self,
 		Ballot: paxos.Ballot{Round: term, NodeID: leader}, Commit: commit})
 }
@@ -262,7 +261,7 @@ func (c *paxosCore) LearnCommit(self, leader, term, commit uint64) error {
 // does not track what each acceptor holds: an acceptor that is behind and
 // quiesces catches up when the range next wakes, which costs nothing but
 // time, since a quorum holds every chosen slot.
-func (c *paxosCore) Quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
+func (c *PaxosCore) Quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
 	if !c.rn.Idle() {
 		return nil, 0, 0, false
 	}
@@ -273,5 +272,5 @@ func (c *paxosCore) Quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
 			followers = append(followers, v.ID)
 		}
 	}
-	return followers, c.log.HardState.Promised.Round, st.Commit, true
+	return followers, c.Log.HardState.Promised.Round, st.Commit, true
 }

@@ -1,0 +1,64 @@
+package consensus
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+	"github.com/quorumkv/quorumkv/paxos"
+	"github.com/quorumkv/quorumkv/raft"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// Host is what a range's core needs from the store that runs it: the
+// same for every range of the store. Its functions are called only on the
+// store's goroutine.
+type Host struct {
+	DB     *storage.DB
+	NodeID uint64
+	Raft   raft.Config
+	Paxos  paxos.Config
+	// logKeepEntries and logTruncateEntries: see StoreConfig.
+	LogKeepEntries, LogTruncateEntries uint64
+	Logger, RaftLogger                 *slog.Logger
+	// seed returns a fresh random seed for a core's randomized timeouts.
+	Seed func() uint64
+	// ticks is the store's tick count, the clock of snapshot retries.
+	Ticks func() int64
+	// snapshotFailed counts a snapshot that could not be built.
+	SnapshotFailed func()
+	// rangeData is a range's applied data, as a snapshot carries it.
+	RangeData func(rangeID uint64) ([]byte, error)
+}
+
+// Range is the range a core runs: its descriptor, the replica's
+// applied index (which the core reads, and sets when it founds the range),
+// and where a Raft leader keeps its failures to build a snapshot.
+type Range struct {
+	Desc      *catalog.RangeDescriptor
+	Applied   *uint64
+	SnapFault *SnapshotFault
+}
+
+func LoadApplied(db *storage.DB, rangeID uint64) (uint64, error) {
+	b, err := db.Get(storage.AppliedStateKey(rangeID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	d := codec.Dec{Buf: b}
+	if d.Byte() != CodecV1 {
+		d.Fail("applied state version")
+	}
+	idx := d.Uint()
+	return idx, d.Done()
+}
+
+func AppliedState(index uint64) []byte {
+	e := codec.Enc{Buf: []byte{CodecV1}}
+	e.Uint(index)
+	return e.Buf
+}
