@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/metrics"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -24,7 +26,7 @@ import (
 // apiServer implements the KV and Admin services on a Node.
 type apiServer struct {
 	node    *Node
-	metrics *Metrics
+	metrics *metrics.Metrics
 	info    ServerInfo
 }
 
@@ -427,14 +429,14 @@ var (
 )
 
 // quorumOverride reads a request's W/R for an eventual keyspace.
-func (a *apiServer) quorumOverride(keyspace string, q *v1.Quorum) (QuorumOverride, error) {
+func (a *apiServer) quorumOverride(keyspace string, q *v1.Quorum) (catalog.QuorumOverride, error) {
 	if q == nil || (q.W == 0 && q.R == 0 && q.WLevel == v1.Level_LEVEL_UNSPECIFIED && q.RLevel == v1.Level_LEVEL_UNSPECIFIED) {
-		return QuorumOverride{}, nil
+		return catalog.QuorumOverride{}, nil
 	}
 	if err := a.checkOverridable(keyspace); err != nil {
-		return QuorumOverride{}, err
+		return catalog.QuorumOverride{}, err
 	}
-	o := QuorumOverride{W: int(q.W), R: int(q.R)}
+	o := catalog.QuorumOverride{W: int(q.W), R: int(q.R)}
 	for _, l := range []struct {
 		level v1.Level
 		name  *string
@@ -444,7 +446,7 @@ func (a *apiServer) quorumOverride(keyspace string, q *v1.Quorum) (QuorumOverrid
 		}
 		name, ok := levelNames[l.level]
 		if !ok {
-			return QuorumOverride{}, fmt.Errorf("%w: quorum level %v: want one, quorum or all", catalog.ErrInvalidArgument, l.level)
+			return catalog.QuorumOverride{}, fmt.Errorf("%w: quorum level %v: want one, quorum or all", catalog.ErrInvalidArgument, l.level)
 		}
 		*l.name = name
 	}
@@ -461,7 +463,7 @@ func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]
 	dedup := a.dedups(m.Keyspace)
 	ensureIdempotencyKey(&m.IdempotencyKey)
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, repeatWrite(dedup), func() (*v1.PutResponse, error) {
-		version, err := a.node.PutWith(ctx, m.Keyspace, m.Key, m.Value, WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey)})
+		version, err := a.node.PutWith(ctx, m.Keyspace, m.Key, m.Value, catalog.WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey)})
 		return &v1.PutResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.Put)
 	if err != nil {
@@ -494,14 +496,14 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	var expect *Expect
+	var expect *catalog.Expect
 	switch e := m.Expect.(type) {
 	case *v1.DeleteRequest_ExpectedValue:
-		expect = &Expect{Value: e.ExpectedValue}
+		expect = &catalog.Expect{Value: e.ExpectedValue}
 	case *v1.DeleteRequest_ExpectedVersion:
-		expect, err = &Expect{Version: e.ExpectedVersion}, checkExpectedVersion(e.ExpectedVersion)
+		expect, err = &catalog.Expect{Version: e.ExpectedVersion}, checkExpectedVersion(e.ExpectedVersion)
 	case *v1.DeleteRequest_ExpectExists:
-		expect, err = &Expect{Exists: true}, checkFlag("expect_exists", e.ExpectExists)
+		expect, err = &catalog.Expect{Exists: true}, checkFlag("expect_exists", e.ExpectExists)
 	}
 	if err != nil {
 		return nil, toConnect(err)
@@ -510,7 +512,7 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 	ensureIdempotencyKey(&m.IdempotencyKey)
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, repeatWrite(dedup), func() (*v1.DeleteResponse, error) {
 		existed, err := a.node.DeleteWith(ctx, m.Keyspace, m.Key, expect,
-			WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey), Retry: req.Header().Get(RetryHeader) == "true"})
+			catalog.WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey), Retry: req.Header().Get(RetryHeader) == "true"})
 		return &v1.DeleteResponse{Existed: existed}, err
 	}, quorumkvv1connect.KVClient.Delete)
 	if err != nil {
@@ -540,7 +542,7 @@ func (a *apiServer) Scan(ctx context.Context, req *connect.Request[v1.ScanReques
 func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.CompareAndSwapRequest]) (_ *connect.Response[v1.CompareAndSwapResponse], err error) {
 	m := req.Msg
 	defer func(start time.Time) { a.observe(m.Keyspace, "cas", start, err) }(time.Now())
-	var expect Expect
+	var expect catalog.Expect
 	switch e := m.Expect.(type) {
 	case *v1.CompareAndSwapRequest_ExpectAbsent:
 		expect.Absent, err = true, checkFlag("expect_absent", e.ExpectAbsent)
@@ -560,7 +562,7 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 	ensureIdempotencyKey(&m.IdempotencyKey)
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, repeatWrite(dedup), func() (*v1.CompareAndSwapResponse, error) {
 		version, err := a.node.CompareAndSwapWith(ctx, m.Keyspace, m.Key, expect, m.NewValue,
-			WriteOptions{IdempotencyKey: []byte(m.IdempotencyKey), Retry: req.Header().Get(RetryHeader) == "true"})
+			catalog.WriteOptions{IdempotencyKey: []byte(m.IdempotencyKey), Retry: req.Header().Get(RetryHeader) == "true"})
 		return &v1.CompareAndSwapResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.CompareAndSwap)
 	if err != nil {

@@ -119,7 +119,7 @@ func decodeCommand(b []byte) (command, error) {
 }
 
 // setCondition makes c's condition expect, of a key in range rangeID.
-func (c *command) setCondition(rangeID uint64, expect Expect) error {
+func (c *command) setCondition(rangeID uint64, expect catalog.Expect) error {
 	switch {
 	case expect.Absent:
 		c.cond = condAbsent

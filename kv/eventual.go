@@ -76,12 +76,12 @@ func (n *Node) advanceClockPast(v wrn.Version) error {
 
 // eventualQuorums returns the write and read quorums of range r of
 // eventual keyspace ks for a request overriding them with q.
-func (n *Node) eventualQuorums(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, q QuorumOverride) (wrn.Quorums, error) {
+func (n *Node) eventualQuorums(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, q catalog.QuorumOverride) (wrn.Quorums, error) {
 	ids := make([]uint64, len(r.Replicas))
 	for i, rep := range r.Replicas {
 		ids[i] = rep.NodeID
 	}
-	overridden := q != QuorumOverride{}
+	overridden := q != catalog.QuorumOverride{}
 	if ks.W == 0 {
 		// A geometry's write sets (phase 2) and read sets (phase 1).
 		if overridden {
@@ -132,7 +132,7 @@ func (n *Node) eventualQuorums(ks catalog.KeyspaceDescriptor, r *catalog.RangeDe
 //     write, may have (it did not answer in time), or a hint holds it for
 //     one: reads may see it, and hints and anti-entropy spread it.
 func (n *Node) writeEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record,
-	q QuorumOverride) (wrn.Version, bool, error) {
+	q catalog.QuorumOverride) (wrn.Version, bool, error) {
 	op, err := n.newEventualWrite(ks, r, key, rec, q)
 	if err != nil {
 		return wrn.Version{}, false, err
@@ -147,7 +147,7 @@ func (n *Node) writeEventual(ctx context.Context, ks catalog.KeyspaceDescriptor,
 // newEventualWrite is writeEventual's operation, not started yet: rec
 // versioned by this node's clock, to be written with the quorums of ks
 // overridden by q. It refuses a write that cannot meet W (checkWritable).
-func (n *Node) newEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record, q QuorumOverride) (*writeOp, error) {
+func (n *Node) newEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record, q catalog.QuorumOverride) (*writeOp, error) {
 	qs, err := n.eventualQuorums(ks, r, q)
 	if err != nil {
 		return nil, err
@@ -460,7 +460,7 @@ func (o *writeOp) progress() string {
 // readEventual asks every replica of r for key's record and returns the
 // newest once R answered (the zero Record if none holds the key); see
 // readOp.
-func (n *Node) readEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q QuorumOverride) (wrn.Record, error) {
+func (n *Node) readEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (wrn.Record, error) {
 	op, err := n.newEventualRead(ks, r, key, q)
 	if err != nil {
 		return wrn.Record{}, err
@@ -473,7 +473,7 @@ func (n *Node) readEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, 
 }
 
 // newEventualRead is readEventual's operation, not started yet.
-func (n *Node) newEventualRead(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q QuorumOverride) (*readOp, error) {
+func (n *Node) newEventualRead(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (*readOp, error) {
 	qs, err := n.eventualQuorums(ks, r, q)
 	if err != nil {
 		return nil, err
@@ -701,8 +701,8 @@ func (n *Node) lookup(keyspace string, key []byte) (catalog.KeyspaceDescriptor, 
 
 // scanEventual scans an eventual keyspace: per range, the records of at
 // least R replicas merged (newest wins), tombstones hidden.
-func (n *Node) scanEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, prefix, startAfter []byte, limit int) ([]KeyValue, bool, error) {
-	var all []KeyValue
+func (n *Node) scanEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, bool, error) {
+	var all []catalog.KeyValue
 	for _, r := range n.store.Catalog().Ranges[ks.Name] {
 		kvs, err := n.scanEventualRange(ctx, ks, r, prefix, startAfter, limit+1)
 		if err != nil {
@@ -718,12 +718,12 @@ func (n *Node) scanEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, 
 // startAfter. Each round merges one page of records from a read quorum of
 // replicas; tombstones are hidden, so it pages on until it has limit live
 // keys or the replicas have no more.
-func (n *Node) scanEventualRange(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
-	qs, err := n.eventualQuorums(ks, r, QuorumOverride{})
+func (n *Node) scanEventualRange(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
+	qs, err := n.eventualQuorums(ks, r, catalog.QuorumOverride{})
 	if err != nil {
 		return nil, err
 	}
-	var out []KeyValue
+	var out []catalog.KeyValue
 	after := startAfter
 	for len(out) < limit {
 		merged, next, err := n.scanRecordsOnce(ctx, ks, r, qs, prefix, after, limit)
@@ -732,7 +732,7 @@ func (n *Node) scanEventualRange(ctx context.Context, ks catalog.KeyspaceDescrip
 		}
 		for _, kr := range merged {
 			if kr.Record.Exists() && len(out) < limit {
-				out = append(out, KeyValue{Key: kr.Key, Value: kr.Record.Value, Version: formatRecordVersion(kr.Record.Version)})
+				out = append(out, catalog.KeyValue{Key: kr.Key, Value: kr.Record.Value, Version: formatRecordVersion(kr.Record.Version)})
 			}
 		}
 		if next == nil {

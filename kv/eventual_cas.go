@@ -147,7 +147,7 @@ func casSystem(r *catalog.RangeDescriptor) (quorum.System, error) {
 }
 
 // checkExpect checks expect against cur, key's current record.
-func checkExpect(key []byte, expect Expect, cur wrn.Record) error {
+func checkExpect(key []byte, expect catalog.Expect, cur wrn.Record) error {
 	var want string
 	var ok bool
 	switch {
@@ -176,8 +176,8 @@ func checkExpect(key []byte, expect Expect, cur wrn.Record) error {
 // DeleteWith with a condition when rec is a tombstone: rec (without a
 // version) is written if the key is as expected. opts carry the request's
 // idempotency key (empty: none) and whether it is a retry.
-func (n *Node) casEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect Expect,
-	rec wrn.Record, opts WriteOptions) (string, error) {
+func (n *Node) casEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect catalog.Expect,
+	rec wrn.Record, opts catalog.WriteOptions) (string, error) {
 	op, err := n.newCASOp(ks, r, key, expect, rec, opts.IdempotencyKey)
 	if err != nil {
 		return "", err
@@ -207,7 +207,7 @@ type casOp struct {
 	r      *catalog.RangeDescriptor
 	qs     wrn.Quorums
 	key    []byte
-	expect Expect
+	expect catalog.Expect
 	rec    wrn.Record // the new record, without a version: a value, or a tombstone
 	id     casID
 	done   func(casResult)
@@ -282,12 +282,12 @@ type casResult struct {
 	err     error
 }
 
-func (n *Node) newCASOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect Expect, rec wrn.Record, idemKey []byte) (*casOp, error) {
+func (n *Node) newCASOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect catalog.Expect, rec wrn.Record, idemKey []byte) (*casOp, error) {
 	sys, err := casSystem(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: keyspace %s: %v", catalog.ErrInvalidArgument, ks.Name, err)
 	}
-	qs, err := n.eventualQuorums(ks, r, QuorumOverride{})
+	qs, err := n.eventualQuorums(ks, r, catalog.QuorumOverride{})
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 		for j := range buyersPerNode {
 			buyer := fmt.Sprintf("buyer-%d-%d", i, j)
 			wg.Go(func() {
-				_, err := n.CompareAndSwap(ctx, "shop", []byte("phone"), Expect{Value: []byte("for sale")}, []byte("sold to "+buyer))
+				_, err := n.CompareAndSwap(ctx, "shop", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to "+buyer))
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -57,7 +57,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 	if len(winners) != 1 || losers != 3*buyersPerNode-1 {
 		t.Fatalf("winners %v, %d losers; want exactly one winner", winners, losers)
 	}
-	kv, err := c.nodes[2].GetWith(ctx, "shop", []byte("phone"), QuorumOverride{RLevel: "all"})
+	kv, err := c.nodes[2].GetWith(ctx, "shop", []byte("phone"), catalog.QuorumOverride{RLevel: "all"})
 	if err != nil || string(kv.Value) != "sold to "+winners[0] {
 		t.Fatalf("plain read after the sale: %+v, %v; want sold to %s", kv, err, winners[0])
 	}
@@ -108,7 +108,7 @@ func TestEventualCASPutIfAbsent(t *testing.T) {
 		for i, n := range []*Node{a, b} {
 			wg.Go(func() {
 				for try := range 3 {
-					_, err := n.CompareAndSwap(ctx, "ev", key, Expect{Absent: true}, fmt.Appendf(nil, "%d.%d", i, try))
+					_, err := n.CompareAndSwap(ctx, "ev", key, catalog.Expect{Absent: true}, fmt.Appendf(nil, "%d.%d", i, try))
 					switch {
 					case err == nil:
 						wins[i]++
@@ -125,23 +125,23 @@ func TestEventualCASPutIfAbsent(t *testing.T) {
 	}
 
 	c.setDown(2, true)
-	if _, err := a.CompareAndSwap(ctx, "ev", []byte("k0"), Expect{Absent: true}, []byte("x")); !errors.Is(err, ErrConditionFailed) ||
+	if _, err := a.CompareAndSwap(ctx, "ev", []byte("k0"), catalog.Expect{Absent: true}, []byte("x")); !errors.Is(err, ErrConditionFailed) ||
 		!strings.Contains(err.Error(), "expected key \"k0\" to be absent, but it holds") {
 		t.Fatalf("put-if-absent of an existing key with c down: %v", err)
 	}
-	v, err := b.CompareAndSwap(ctx, "ev", []byte("new"), Expect{Absent: true}, []byte("1"))
+	v, err := b.CompareAndSwap(ctx, "ev", []byte("new"), catalog.Expect{Absent: true}, []byte("1"))
 	if err != nil {
 		t.Fatalf("put-if-absent with c down: %v", err)
 	}
-	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), Expect{Version: v}, []byte("2")); err != nil {
+	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), catalog.Expect{Version: v}, []byte("2")); err != nil {
 		t.Fatalf("cas at version %s with c down: %v", v, err)
 	}
-	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), Expect{Version: v}, []byte("3")); !errors.Is(err, ErrConditionFailed) ||
+	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), catalog.Expect{Version: v}, []byte("3")); !errors.Is(err, ErrConditionFailed) ||
 		!strings.Contains(err.Error(), `holds "2"`) {
 		t.Fatalf("cas at a stale version: %v", err)
 	}
 	c.setDown(1, true)
-	_, err = a.CompareAndSwap(ctx, "ev", []byte("other"), Expect{Absent: true}, []byte("1"))
+	_, err = a.CompareAndSwap(ctx, "ev", []byte("other"), catalog.Expect{Absent: true}, []byte("1"))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("cas with two of three replicas down: %v", err)
 	}
@@ -160,23 +160,23 @@ func TestEventualCASRetryBeyondHistory(t *testing.T) {
 	c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "shop", Mode: catalog.ModeEventual, Replicas: 3, Ranges: 1})
 	n := c.nodes[0]
 	key := []byte("phone")
-	prev := Expect{Absent: true}
+	prev := catalog.Expect{Absent: true}
 	for i := range casHistoryLen + 2 {
 		v := fmt.Sprintf("v%d", i)
 		if _, err := n.CompareAndSwap(ctx, "shop", key, prev, []byte(v)); err != nil {
 			t.Fatalf("swap %d: %v", i, err)
 		}
-		prev = Expect{Value: []byte(v)}
+		prev = catalog.Expect{Value: []byte(v)}
 	}
-	stale := Expect{Value: []byte("v0")}
-	_, err := n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), WriteOptions{IdempotencyKey: []byte("order-1"), Retry: true})
+	stale := catalog.Expect{Value: []byte("v0")}
+	_, err := n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), catalog.WriteOptions{IdempotencyKey: []byte("order-1"), Retry: true})
 	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrConditionFailed) {
 		t.Fatalf("retry beyond the history = %v; want outcome unknown", err)
 	}
 	if cerr := writeError(err, true); connectMeta(cerr, RetrySafeHeader) != "" {
 		t.Fatalf("the unknown outcome of a forgotten swap is marked safe to retry: %v", cerr)
 	}
-	_, err = n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), WriteOptions{IdempotencyKey: []byte("order-2")})
+	_, err = n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), catalog.WriteOptions{IdempotencyKey: []byte("order-2")})
 	if !errors.Is(err, ErrConditionFailed) {
 		t.Fatalf("first attempt with a stale condition = %v; want condition failed", err)
 	}

@@ -39,14 +39,14 @@ func TestEventualSingleNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, err := n.PutWith(ctx, "ev", []byte("a"), []byte("2"), WriteOptions{Quorum: QuorumOverride{WLevel: "all"}})
+	v2, err := n.PutWith(ctx, "ev", []byte("a"), []byte("2"), catalog.WriteOptions{Quorum: catalog.QuorumOverride{WLevel: "all"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v1 == v2 {
 		t.Fatalf("two writes got the same version %s", v1)
 	}
-	kv, err := n.GetWith(ctx, "ev", []byte("a"), QuorumOverride{R: 1})
+	kv, err := n.GetWith(ctx, "ev", []byte("a"), catalog.QuorumOverride{R: 1})
 	if err != nil || string(kv.Value) != "2" || kv.Version != v2 {
 		t.Fatalf("get a = %+v, %v; want 2 at %s", kv, err, v2)
 	}
@@ -75,18 +75,18 @@ func TestEventualSingleNode(t *testing.T) {
 	}
 
 	// W and R beyond N are refused as arguments, not as unavailability.
-	if _, err := n.PutWith(ctx, "ev", []byte("a"), []byte("x"), WriteOptions{Quorum: QuorumOverride{W: 2}}); !errors.Is(err, catalog.ErrInvalidArgument) {
+	if _, err := n.PutWith(ctx, "ev", []byte("a"), []byte("x"), catalog.WriteOptions{Quorum: catalog.QuorumOverride{W: 2}}); !errors.Is(err, catalog.ErrInvalidArgument) {
 		t.Fatalf("W=2 of N=1: %v", err)
 	}
-	if _, err := n.GetWith(ctx, "ev", []byte("a"), QuorumOverride{RLevel: "most"}); !errors.Is(err, catalog.ErrInvalidArgument) {
+	if _, err := n.GetWith(ctx, "ev", []byte("a"), catalog.QuorumOverride{RLevel: "most"}); !errors.Is(err, catalog.ErrInvalidArgument) {
 		t.Fatalf("R=most: %v", err)
 	}
 	// Compare-and-swap: per-key Basic Paxos over the one replica.
-	_, err = n.CompareAndSwap(ctx, "ev", []byte("a"), Expect{Absent: true}, []byte("x"))
+	_, err = n.CompareAndSwap(ctx, "ev", []byte("a"), catalog.Expect{Absent: true}, []byte("x"))
 	if !errors.Is(err, ErrConditionFailed) || !strings.Contains(err.Error(), `holds "2"`) {
 		t.Fatalf("put-if-absent of an existing key: %v", err)
 	}
-	v3, err := n.CompareAndSwap(ctx, "ev", []byte("a"), Expect{Version: v2}, []byte("3"))
+	v3, err := n.CompareAndSwap(ctx, "ev", []byte("a"), catalog.Expect{Version: v2}, []byte("3"))
 	if err != nil {
 		t.Fatalf("cas at the current version: %v", err)
 	}
@@ -95,7 +95,7 @@ func TestEventualSingleNode(t *testing.T) {
 	}
 }
 
-func keysOf(kvs []KeyValue) []string {
+func keysOf(kvs []catalog.KeyValue) []string {
 	var out []string
 	for _, kv := range kvs {
 		out = append(out, string(kv.Key))
@@ -247,11 +247,11 @@ func TestEventualThreeNodes(t *testing.T) {
 	}
 	// Gossip sees c down: a W=3 write is refused before anything is
 	// sent, so Unavailable is true: nothing was written.
-	_, err := a.PutWith(ctx, "ev", []byte("x"), []byte("2"), WriteOptions{Quorum: QuorumOverride{W: 3}})
+	_, err := a.PutWith(ctx, "ev", []byte("x"), []byte("2"), catalog.WriteOptions{Quorum: catalog.QuorumOverride{W: 3}})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "a write needs W=3 of N=3; this node hears from 2 of 3 replicas") {
 		t.Fatalf("W=3 with one replica down: %v", err)
 	}
-	_, err = nodes[1].GetWith(ctx, "ev", []byte("x"), QuorumOverride{RLevel: "all"})
+	_, err = nodes[1].GetWith(ctx, "ev", []byte("x"), catalog.QuorumOverride{RLevel: "all"})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "R=3 of N=3; 2 of 3 replicas answered") {
 		t.Fatalf("R=3 with one replica down: %v", err)
 	}
@@ -264,7 +264,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	// semantics).
 	recs.setDown(c, false)
 	recs.setCut(c, true)
-	_, err = a.PutWith(ctx, "ev", []byte("x"), []byte("2"), WriteOptions{Quorum: QuorumOverride{W: 3}})
+	_, err = a.PutWith(ctx, "ev", []byte("x"), []byte("2"), catalog.WriteOptions{Quorum: catalog.QuorumOverride{W: 3}})
 	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "stored on 2 of 3 replicas") {
 		t.Fatalf("W=3 with one replica cut off: %v", err)
 	}
@@ -285,10 +285,10 @@ func TestEventualThreeNodes(t *testing.T) {
 		t.Fatalf("c holds x although it was down: %+v", rec)
 	}
 	recs.setDown(c, false)
-	if kv, err := a.GetWith(ctx, "ev", []byte("x"), QuorumOverride{R: 3}); err != nil || string(kv.Value) != "2" {
+	if kv, err := a.GetWith(ctx, "ev", []byte("x"), catalog.QuorumOverride{R: 3}); err != nil || string(kv.Value) != "2" {
 		t.Fatalf("R=3 after c is back: %+v, %v", kv, err)
 	}
-	if _, err := a.GetWith(ctx, "ev", []byte("k0"), QuorumOverride{R: 3}); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := a.GetWith(ctx, "ev", []byte("k0"), catalog.QuorumOverride{R: 3}); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("R=3 of a deleted key: %v", err)
 	}
 	a.Close() // waits for the repairs

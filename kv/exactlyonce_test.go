@@ -102,7 +102,7 @@ func TestIdempotencyKeyAppliesOnce(t *testing.T) {
 	defer n.Store().Close()
 	ctx := context.Background()
 	key := []byte("k")
-	opts := WriteOptions{IdempotencyKey: []byte("req-1")}
+	opts := catalog.WriteOptions{IdempotencyKey: []byte("req-1")}
 	v1, err := retry(t, func() (string, error) { return n.PutWith(ctx, "default", key, []byte("a"), opts) })
 	if err != nil {
 		t.Fatal(err)
@@ -119,15 +119,15 @@ func TestIdempotencyKeyAppliesOnce(t *testing.T) {
 	}
 	// A compare-and-swap that failed fails again, with the same words,
 	// even though it would succeed now.
-	cas := WriteOptions{IdempotencyKey: []byte("req-2")}
-	_, err1 := n.CompareAndSwapWith(ctx, "default", key, Expect{Value: []byte("a")}, []byte("c"), cas)
+	cas := catalog.WriteOptions{IdempotencyKey: []byte("req-2")}
+	_, err1 := n.CompareAndSwapWith(ctx, "default", key, catalog.Expect{Value: []byte("a")}, []byte("c"), cas)
 	if !errors.Is(err1, ErrConditionFailed) {
 		t.Fatalf("compare-and-swap expecting a = %v; want condition failed", err1)
 	}
 	if _, err := n.Put(ctx, "default", key, []byte("a")); err != nil {
 		t.Fatal(err)
 	}
-	_, err2 := n.CompareAndSwapWith(ctx, "default", key, Expect{Value: []byte("a")}, []byte("c"), cas)
+	_, err2 := n.CompareAndSwapWith(ctx, "default", key, catalog.Expect{Value: []byte("a")}, []byte("c"), cas)
 	if !errors.Is(err2, ErrConditionFailed) || err2.Error() != err1.Error() {
 		t.Fatalf("retried compare-and-swap = %v; want the first answer %v", err2, err1)
 	}

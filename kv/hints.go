@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/metrics"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -115,7 +117,7 @@ type hintTarget struct {
 type hints struct {
 	db       *storage.DB
 	now      func() int64
-	metrics  *Metrics
+	metrics  *metrics.Metrics
 	maxCount int
 	maxBytes int64
 	maxAge   time.Duration
@@ -130,7 +132,7 @@ type hints struct {
 	}
 }
 
-func newHints(db *storage.DB, cfg NodeConfig, metrics *Metrics) (*hints, error) {
+func newHints(db *storage.DB, cfg NodeConfig, metrics *metrics.Metrics) (*hints, error) {
 	h := &hints{db: db, now: cfg.PhysicalClock, metrics: metrics, maxCount: cfg.MaxHints, maxBytes: cfg.MaxHintBytes,
 		maxAge: cfg.MaxHintAge, interval: cfg.HintReplayInterval}
 	h.mu.targets = map[uint64]*hintTarget{}

@@ -151,7 +151,7 @@ func TestEventualHintedHandoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Refused before anything is sent (gossip sees c down): no hint.
-	_, err := a.PutWith(ctx, "ev", []byte("w3"), []byte("v"), WriteOptions{Quorum: QuorumOverride{W: 3}})
+	_, err := a.PutWith(ctx, "ev", []byte("w3"), []byte("v"), catalog.WriteOptions{Quorum: catalog.QuorumOverride{W: 3}})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "hears from 2 of 3 replicas") {
 		t.Fatalf("W=3 with c down and no sloppy quorum: %v", err)
 	}
@@ -175,14 +175,14 @@ func TestEventualHintedHandoff(t *testing.T) {
 	c.setDown(1, true)
 	for i := range 5 {
 		key := fmt.Appendf(nil, "k%d", i)
-		if kv, err := cn.GetWith(ctx, "ev", key, QuorumOverride{R: 1}); err != nil || string(kv.Value) != "v" {
+		if kv, err := cn.GetWith(ctx, "ev", key, catalog.QuorumOverride{R: 1}); err != nil || string(kv.Value) != "v" {
 			t.Fatalf("get %s from c alone: %+v, %v", key, kv, err)
 		}
 	}
-	if _, err := cn.GetWith(ctx, "ev", []byte("w3"), QuorumOverride{R: 1}); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := cn.GetWith(ctx, "ev", []byte("w3"), catalog.QuorumOverride{R: 1}); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("the W=3 write answered Unavailable reached c: %v", err)
 	}
-	if _, err := cn.GetWith(ctx, "ev", []byte("gone"), QuorumOverride{R: 1}); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := cn.GetWith(ctx, "ev", []byte("gone"), catalog.QuorumOverride{R: 1}); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("the delete's hint did not reach c: %v", err)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/quorumkv/quorumkv/kv/metrics"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -70,7 +72,7 @@ const compressMinBytes = 8 << 10
 
 // NewServer builds the HTTP handler of node. metrics must be the ones the
 // node's store uses; gatherer serves /metrics.
-func NewServer(node *Node, info ServerInfo, metrics *Metrics, gatherer prometheus.Gatherer) *Server {
+func NewServer(node *Node, info ServerInfo, metrics *metrics.Metrics, gatherer prometheus.Gatherer) *Server {
 	s := &Server{
 		api:      &apiServer{node: node, metrics: metrics, info: info},
 		gatherer: gatherer,

@@ -430,11 +430,11 @@ func (n *Node) route(keyspace string, key []byte) (*catalog.RangeDescriptor, err
 
 // Put writes value under key.
 func (n *Node) Put(ctx context.Context, keyspace string, key, value []byte) (string, error) {
-	return n.PutWith(ctx, keyspace, key, value, WriteOptions{})
+	return n.PutWith(ctx, keyspace, key, value, catalog.WriteOptions{})
 }
 
 // PutWith is Put with a request's options.
-func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, opts WriteOptions) (string, error) {
+func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, opts catalog.WriteOptions) (string, error) {
 	if err := n.limits.CheckValue(value); err != nil {
 		return "", err
 	}
@@ -461,7 +461,7 @@ func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, 
 
 // Delete removes key and says whether it existed.
 func (n *Node) Delete(ctx context.Context, keyspace string, key []byte) (bool, error) {
-	return n.DeleteWith(ctx, keyspace, key, nil, WriteOptions{})
+	return n.DeleteWith(ctx, keyspace, key, nil, catalog.WriteOptions{})
 }
 
 // DeleteWith is Delete with a request's options, and a condition if
@@ -471,7 +471,7 @@ func (n *Node) Delete(ctx context.Context, keyspace string, key []byte) (bool, e
 // replicas that acknowledged held a live value before; a conditional
 // delete there is a compare-and-swap to a tombstone (eventual_cas.go),
 // deduplicated by its idempotency key like one.
-func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expect *Expect, opts WriteOptions) (bool, error) {
+func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expect *catalog.Expect, opts catalog.WriteOptions) (bool, error) {
 	if err := n.limits.CheckIdempotencyKey(opts.IdempotencyKey); err != nil {
 		return false, err
 	}
@@ -508,12 +508,12 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 
 // CompareAndSwap writes value if the key is as expected, deciding at apply
 // time; a failed condition is ErrConditionFailed and writes nothing.
-func (n *Node) CompareAndSwap(ctx context.Context, keyspace string, key []byte, expect Expect, value []byte) (string, error) {
-	return n.CompareAndSwapWith(ctx, keyspace, key, expect, value, WriteOptions{})
+func (n *Node) CompareAndSwap(ctx context.Context, keyspace string, key []byte, expect catalog.Expect, value []byte) (string, error) {
+	return n.CompareAndSwapWith(ctx, keyspace, key, expect, value, catalog.WriteOptions{})
 }
 
 // CompareAndSwapWith is CompareAndSwap with a request's options.
-func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []byte, expect Expect, value []byte, opts WriteOptions) (string, error) {
+func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []byte, expect catalog.Expect, value []byte, opts catalog.WriteOptions) (string, error) {
 	if err := n.limits.CheckValue(value); err != nil {
 		return "", err
 	}
@@ -545,52 +545,52 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 }
 
 // Get reads key linearizably; a missing key is ErrKeyNotFound.
-func (n *Node) Get(ctx context.Context, keyspace string, key []byte) (KeyValue, error) {
-	return n.GetWith(ctx, keyspace, key, QuorumOverride{})
+func (n *Node) Get(ctx context.Context, keyspace string, key []byte) (catalog.KeyValue, error) {
+	return n.GetWith(ctx, keyspace, key, catalog.QuorumOverride{})
 }
 
 // GetWith is Get with a request's R for eventual keyspaces, where it
 // returns the newest record among R replicas (not linearizable: see
 // DESIGN.md §5).
-func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q QuorumOverride) (KeyValue, error) {
+func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catalog.QuorumOverride) (catalog.KeyValue, error) {
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
-		return KeyValue{}, err
+		return catalog.KeyValue{}, err
 	}
 	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		rec, err := n.readEventual(ctx, ks, r, key, q)
 		if err != nil {
-			return KeyValue{}, err
+			return catalog.KeyValue{}, err
 		}
 		if !rec.Exists() {
-			return KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, abbreviate(key), keyspace)
+			return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, abbreviate(key), keyspace)
 		}
-		return KeyValue{Key: key, Value: rec.Value, Version: formatRecordVersion(rec.Version)}, nil
+		return catalog.KeyValue{Key: key, Value: rec.Value, Version: formatRecordVersion(rec.Version)}, nil
 	}
 	r, err := n.route(keyspace, key)
 	if err != nil {
-		return KeyValue{}, err
+		return catalog.KeyValue{}, err
 	}
 	if err := n.store.readBarrier(ctx, r.ID); err != nil {
-		return KeyValue{}, err
+		return catalog.KeyValue{}, err
 	}
 	return n.getApplied(keyspace, r, key)
 }
 
 // getApplied reads key from this replica's applied data of range r, which
 // a read barrier has just made current.
-func (n *Node) getApplied(keyspace string, r *catalog.RangeDescriptor, key []byte) (KeyValue, error) {
+func (n *Node) getApplied(keyspace string, r *catalog.RangeDescriptor, key []byte) (catalog.KeyValue, error) {
 	raw, err := n.db.Get(storage.DataKey(r.ID, key))
 	if errors.Is(err, storage.ErrNotFound) {
-		return KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, abbreviate(key), keyspace)
+		return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, abbreviate(key), keyspace)
 	}
 	if err != nil {
-		return KeyValue{}, err
+		return catalog.KeyValue{}, err
 	}
 	v, err := decodeValue(raw)
 	if err != nil {
-		return KeyValue{}, err
+		return catalog.KeyValue{}, err
 	}
-	return KeyValue{Key: key, Value: v.data, Version: formatVersion(r.ID, v.version)}, nil
+	return catalog.KeyValue{Key: key, Value: v.data, Version: formatVersion(r.ID, v.version)}, nil
 }
 
 // ErrKeyNotFound marks a read of a missing key (NotFound, HTTP 404).
@@ -598,7 +598,7 @@ var ErrKeyNotFound = errors.New("key not found")
 
 // Scan returns up to limit keys with prefix after startAfter, in key
 // order across all of the keyspace's ranges, and whether more remain.
-func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []byte, limit int) ([]KeyValue, bool, error) {
+func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, bool, error) {
 	if limit <= 0 || limit > n.limits.MaxScanKeys {
 		limit = n.limits.MaxScanKeys
 	}
@@ -617,7 +617,7 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	}
 	// Keys hash to ranges, so every range may hold keys of any prefix:
 	// read up to limit+1 from each, merge, and cut.
-	var all []KeyValue
+	var all []catalog.KeyValue
 	for _, r := range cat.Ranges[keyspace] {
 		kvs, err := n.scanRange(ctx, r.ID, prefix, startAfter, limit+1)
 		var nl *NotLeaderError
@@ -635,24 +635,24 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	return all, more, nil
 }
 
-func (n *Node) scanRange(ctx context.Context, rangeID uint64, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
+func (n *Node) scanRange(ctx context.Context, rangeID uint64, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
 	if err := n.store.readBarrier(ctx, rangeID); err != nil {
 		return nil, err
 	}
-	var out []KeyValue
+	var out []catalog.KeyValue
 	err := eachData(n.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
 		v, err := decodeValue(raw)
 		if err != nil {
 			return false, err
 		}
-		out = append(out, KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(v.data), Version: formatVersion(rangeID, v.version)})
+		out = append(out, catalog.KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(v.data), Version: formatVersion(rangeID, v.version)})
 		return len(out) < limit, nil
 	})
 	return out, err
 }
 
 // scanRemote scans one range on its leader, another node.
-func (n *Node) scanRemote(ctx context.Context, leader, rangeID uint64, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
+func (n *Node) scanRemote(ctx context.Context, leader, rangeID uint64, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
 	addr, ok := n.store.nodeAddr(leader)
 	if !ok {
 		return nil, fmt.Errorf("%w: range %d's leader, node %d, has no known address", ErrUnavailable, rangeID, leader)
@@ -662,16 +662,16 @@ func (n *Node) scanRemote(ctx context.Context, leader, rangeID uint64, prefix, s
 	if err != nil {
 		return nil, err
 	}
-	out := make([]KeyValue, len(resp.Msg.Entries))
+	out := make([]catalog.KeyValue, len(resp.Msg.Entries))
 	for i, e := range resp.Msg.Entries {
-		out[i] = KeyValue{Key: e.Key, Value: e.Value, Version: e.Version}
+		out[i] = catalog.KeyValue{Key: e.Key, Value: e.Value, Version: e.Version}
 	}
 	return out, nil
 }
 
 // scanReplicas scans a range this node holds no replica of: its replicas,
 // in turn, answer or name their leader.
-func (n *Node) scanReplicas(ctx context.Context, r *catalog.RangeDescriptor, prefix, startAfter []byte, limit int) ([]KeyValue, error) {
+func (n *Node) scanReplicas(ctx context.Context, r *catalog.RangeDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
 	var errs []error
 	for _, rep := range r.Replicas {
 		kvs, err := n.scanRemote(ctx, rep.NodeID, r.ID, prefix, startAfter, limit)

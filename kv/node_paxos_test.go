@@ -44,7 +44,7 @@ func TestSingleNodePaxos(t *testing.T) {
 	if _, err := n.Put(ctx, "ev", []byte("k"), []byte("v")); err != nil {
 		t.Fatalf("put to an eventual keyspace: %v", err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "ev", []byte("k"), Expect{Absent: true}, []byte("v")); !errors.Is(err, ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "ev", []byte("k"), catalog.Expect{Absent: true}, []byte("v")); !errors.Is(err, ErrConditionFailed) {
 		t.Fatalf("compare-and-swap in an eventual keyspace: %v", err)
 	}
 
@@ -56,23 +56,23 @@ func TestSingleNodePaxos(t *testing.T) {
 	if !strings.HasPrefix(v1, fmt.Sprintf("%d.", rangeID)) {
 		t.Fatalf("version %q is not RANGE.SLOT of range %d", v1, rangeID)
 	}
-	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), Expect{Value: []byte("for sale")}, []byte("sold to alice")); err != nil {
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to alice")); err != nil {
 		t.Fatalf("alice: %v", err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), Expect{Value: []byte("for sale")}, []byte("sold to bob")); !errors.Is(err, ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to bob")); !errors.Is(err, ErrConditionFailed) {
 		t.Fatalf("bob bought a sold phone: %v", err)
 	}
 	kv, err := n.Get(ctx, "px", []byte("phone"))
 	if err != nil || string(kv.Value) != "sold to alice" || kv.Version == v1 {
 		t.Fatalf("Get = %+v, %v", kv, err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), Expect{Version: v1}, []byte("x")); !errors.Is(err, ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Version: v1}, []byte("x")); !errors.Is(err, ErrConditionFailed) {
 		t.Fatalf("CAS on a stale version: %v", err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), Expect{Version: kv.Version}, []byte("shipped")); err != nil {
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Version: kv.Version}, []byte("shipped")); err != nil {
 		t.Fatalf("CAS on the current version: %v", err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "px", []byte("tablet"), Expect{Absent: true}, []byte("new")); err != nil {
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("tablet"), catalog.Expect{Absent: true}, []byte("new")); err != nil {
 		t.Fatalf("CAS absent: %v", err)
 	}
 
@@ -120,7 +120,7 @@ func TestSingleNodePaxos(t *testing.T) {
 			t.Fatal(err)
 		}
 		n = openNodeWith(t, db, cfg)
-		kv, err = retry(t, func() (KeyValue, error) { return n.Get(ctx, "px", []byte("phone")) })
+		kv, err = retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "px", []byte("phone")) })
 		if err != nil || string(kv.Value) != "shipped" {
 			t.Fatalf("crash %d: phone = %+v, %v", crash, kv, err)
 		}
@@ -136,7 +136,7 @@ func TestSingleNodePaxos(t *testing.T) {
 		if err != nil || slotOf(t, rangeID, v) <= slotOf(t, rangeID, kv.Version) {
 			t.Fatalf("crash %d: put = %q (was %q), %v", crash, v, kv.Version, err)
 		}
-		if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), Expect{Version: v}, []byte("shipped")); err != nil {
+		if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Version: v}, []byte("shipped")); err != nil {
 			t.Fatalf("crash %d: CAS at %s: %v", crash, v, err)
 		}
 	}

@@ -77,21 +77,21 @@ func TestSingleNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), Expect{Value: []byte("for sale")}, []byte("sold to alice")); err != nil {
+	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to alice")); err != nil {
 		t.Fatalf("alice: %v", err)
 	}
-	_, err = n.CompareAndSwap(ctx, "default", []byte("phone"), Expect{Value: []byte("for sale")}, []byte("sold to bob"))
+	_, err = n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to bob"))
 	if !errors.Is(err, ErrConditionFailed) {
 		t.Fatalf("bob bought a sold phone: %v", err)
 	}
-	kv, err := retry(t, func() (KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
+	kv, err := retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
 	if err != nil || string(kv.Value) != "sold to alice" || kv.Version == v1 {
 		t.Fatalf("Get = %+v, %v", kv, err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), Expect{Version: v1}, []byte("x")); !errors.Is(err, ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Version: v1}, []byte("x")); !errors.Is(err, ErrConditionFailed) {
 		t.Fatalf("CAS on a stale version: %v", err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), Expect{Version: kv.Version}, []byte("shipped")); err != nil {
+	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Version: kv.Version}, []byte("shipped")); err != nil {
 		t.Fatalf("CAS on the current version: %v", err)
 	}
 
@@ -160,7 +160,7 @@ func TestSingleNode(t *testing.T) {
 		n.Store().Close()
 		db.Close()
 	}()
-	kv, err = retry(t, func() (KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
+	kv, err = retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
 	if err != nil || string(kv.Value) != "shipped" {
 		t.Fatalf("after crash: %+v, %v", kv, err)
 	}

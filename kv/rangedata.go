@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -42,8 +44,8 @@ func eachData(r storage.Reader, rangeID uint64, prefix, startAfter []byte, f fun
 
 // mergePages merges the pages of a scan that each range answered with up
 // to limit+1 keys: in key order, cut to limit, and whether more remain.
-func mergePages(all []KeyValue, limit int) ([]KeyValue, bool) {
-	slices.SortFunc(all, func(a, b KeyValue) int { return bytes.Compare(a.Key, b.Key) })
+func mergePages(all []catalog.KeyValue, limit int) ([]catalog.KeyValue, bool) {
+	slices.SortFunc(all, func(a, b catalog.KeyValue) int { return bytes.Compare(a.Key, b.Key) })
 	if len(all) > limit {
 		return all[:limit], true
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/metrics"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -255,7 +257,7 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 	}
 	n.Close()
 	reg := prometheus.NewRegistry()
-	cfg.Metrics = NewMetrics(reg)
+	cfg.Metrics = metrics.NewMetrics(reg)
 	n = openNodeWith(t, db, cfg) // fails the test if OpenStore fails
 	defer n.Store().Close()
 	checkServing("after the restart")

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quorumkv/quorumkv/kv/metrics"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -32,7 +34,7 @@ func restServer(t *testing.T) string {
 	t.Helper()
 	db := newMemDB(t)
 	reg := prometheus.NewRegistry()
-	metrics := NewMetrics(reg)
+	metrics := metrics.NewMetrics(reg)
 	n := openNodeWith(t, db, StoreConfig{Metrics: metrics})
 	t.Cleanup(func() { n.Store().Close() })
 	srv := httptest.NewServer(NewServer(n, ServerInfo{NodeName: "n1"}, metrics, reg))

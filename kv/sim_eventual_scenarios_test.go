@@ -66,7 +66,7 @@ func (h *evHarness) wait(what string, done *bool) {
 }
 
 // write is Put (or Delete, with a tombstone) through node id.
-func (h *evHarness) write(id uint64, key string, rec wrn.Record, q QuorumOverride) (wrn.Version, error) {
+func (h *evHarness) write(id uint64, key string, rec wrn.Record, q catalog.QuorumOverride) (wrn.Version, error) {
 	h.t.Helper()
 	ks, rd := h.lookup(id, key)
 	w, err := h.node(id).newEventualWrite(ks, rd, []byte(key), rec, q)
@@ -82,14 +82,14 @@ func (h *evHarness) write(id uint64, key string, rec wrn.Record, q QuorumOverrid
 
 func (h *evHarness) put(id uint64, key, value string) (wrn.Version, error) {
 	h.t.Helper()
-	return h.write(id, key, wrn.Record{Value: []byte(value)}, QuorumOverride{})
+	return h.write(id, key, wrn.Record{Value: []byte(value)}, catalog.QuorumOverride{})
 }
 
 // get is Get through node id with R=r (0: the keyspace's).
 func (h *evHarness) get(id uint64, key string, r int) (wrn.Record, error) {
 	h.t.Helper()
 	ks, rd := h.lookup(id, key)
-	op, err := h.node(id).newEventualRead(ks, rd, []byte(key), QuorumOverride{R: r})
+	op, err := h.node(id).newEventualRead(ks, rd, []byte(key), catalog.QuorumOverride{R: r})
 	if err != nil {
 		return wrn.Record{}, err
 	}
@@ -102,7 +102,7 @@ func (h *evHarness) get(id uint64, key string, r int) (wrn.Record, error) {
 
 // cas is CompareAndSwapWith through node id (a conditional delete when
 // rec is a tombstone), with idempotency key idem.
-func (h *evHarness) cas(id uint64, key string, expect Expect, rec wrn.Record, idem string) (string, error) {
+func (h *evHarness) cas(id uint64, key string, expect catalog.Expect, rec wrn.Record, idem string) (string, error) {
 	h.t.Helper()
 	ks, rd := h.lookup(id, key)
 	op, err := h.node(id).newCASOp(ks, rd, []byte(key), expect, rec, []byte(idem))
@@ -116,7 +116,7 @@ func (h *evHarness) cas(id uint64, key string, expect Expect, rec wrn.Record, id
 	return res.version, res.err
 }
 
-func (h *evHarness) swap(id uint64, key string, expect Expect, value, idem string) (string, error) {
+func (h *evHarness) swap(id uint64, key string, expect catalog.Expect, value, idem string) (string, error) {
 	h.t.Helper()
 	return h.cas(id, key, expect, wrn.Record{Value: []byte(value)}, idem)
 }
@@ -172,7 +172,7 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 
 	buy := func(id uint64, buyer string) (string, error) {
 		t.Helper()
-		return h.swap(id, "phone", Expect{Absent: true}, "sold to "+buyer, "order-"+buyer)
+		return h.swap(id, "phone", catalog.Expect{Absent: true}, "sold to "+buyer, "order-"+buyer)
 	}
 	_, err = buy(1, "alice")
 	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "chosen") {
@@ -210,7 +210,7 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 	}{
 		{"write", func() error { _, err := h.put(1, "k", "v2"); return err }},
 		{"swap", func() error {
-			_, err := h.swap(1, "k", Expect{Exists: true}, "v3", "")
+			_, err := h.swap(1, "k", catalog.Expect{Exists: true}, "v3", "")
 			return err
 		}},
 	} {
@@ -246,7 +246,7 @@ func TestSimEventualCASOneReplicaCutOff(t *testing.T) {
 		done := [2]bool{}
 		for i, id := range []uint64{1, 2} {
 			ks, rd := h.lookup(id, key)
-			op, err := h.node(id).newCASOp(ks, rd, []byte(key), Expect{Absent: true}, wrn.Record{Value: fmt.Appendf(nil, "%d", i)}, nil)
+			op, err := h.node(id).newCASOp(ks, rd, []byte(key), catalog.Expect{Absent: true}, wrn.Record{Value: fmt.Appendf(nil, "%d", i)}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -310,7 +310,7 @@ func testCASVersionChain(t *testing.T, nclients int) {
 		n1 := h.node(1)
 		var step func(cl *client)
 		read := func(cl *client) {
-			op, err := n1.newEventualRead(ks, rd, []byte(key), QuorumOverride{})
+			op, err := n1.newEventualRead(ks, rd, []byte(key), catalog.QuorumOverride{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -334,9 +334,9 @@ func testCASVersionChain(t *testing.T, nclients int) {
 			}
 			cl.n++
 			value := fmt.Sprintf("c%d-%d", cl.id, cl.n)
-			expect, in := Expect{Absent: true}, evModelIn{kind: evCAS, key: key, absent: true, value: value, client: uint64(cl.id), seq: uint64(cl.n)}
+			expect, in := catalog.Expect{Absent: true}, evModelIn{kind: evCAS, key: key, absent: true, value: value, client: uint64(cl.id), seq: uint64(cl.n)}
 			if cl.version != "" {
-				expect, in.absent, in.was = Expect{Version: cl.version}, false, cl.was
+				expect, in.absent, in.was = catalog.Expect{Version: cl.version}, false, cl.was
 			}
 			call := next()
 			tries := 0
@@ -375,7 +375,7 @@ func testCASVersionChain(t *testing.T, nclients int) {
 		})
 		// The final value, read linearizably: a swap that never holds.
 		call := next()
-		final, err := h.swap(1, key, Expect{Version: "probe"}, "probe", "")
+		final, err := h.swap(1, key, catalog.Expect{Version: "probe"}, "probe", "")
 		if !errors.Is(err, ErrConditionFailed) {
 			t.Fatalf("probe: %q, %v", final, err)
 		}
@@ -407,17 +407,17 @@ func TestSimEventualDeleteStaysDeleted(t *testing.T) {
 	for _, conditional := range []bool{false, true} {
 		t.Run(fmt.Sprintf("conditional=%v", conditional), func(t *testing.T) {
 			h := newEvHarness(t, 1, 3, evKeyspace(3, 2, 2))
-			if _, err := h.swap(1, "k", Expect{Absent: true}, "old", ""); err != nil {
+			if _, err := h.swap(1, "k", catalog.Expect{Absent: true}, "old", ""); err != nil {
 				t.Fatal(err)
 			}
 			if conditional {
-				if _, err := h.cas(2, "k", Expect{Value: []byte("never")}, wrn.Record{Tombstone: true}, ""); !errors.Is(err, ErrConditionFailed) {
+				if _, err := h.cas(2, "k", catalog.Expect{Value: []byte("never")}, wrn.Record{Tombstone: true}, ""); !errors.Is(err, ErrConditionFailed) {
 					t.Fatalf("conditional delete expecting another value: %v", err)
 				}
-				if _, err := h.cas(2, "k", Expect{Value: []byte("old")}, wrn.Record{Tombstone: true}, ""); err != nil {
+				if _, err := h.cas(2, "k", catalog.Expect{Value: []byte("old")}, wrn.Record{Tombstone: true}, ""); err != nil {
 					t.Fatalf("conditional delete: %v", err)
 				}
-			} else if _, err := h.write(2, "k", wrn.Record{Tombstone: true}, QuorumOverride{}); err != nil {
+			} else if _, err := h.write(2, "k", wrn.Record{Tombstone: true}, catalog.QuorumOverride{}); err != nil {
 				t.Fatal(err)
 			}
 			h.c.require("every replica to purge the tombstone", 10*time.Second, func() bool {
@@ -432,7 +432,7 @@ func TestSimEventualDeleteStaysDeleted(t *testing.T) {
 			for i, id := range h.c.ids {
 				accepted[i] = h.accepted(id, "k")
 			}
-			if _, err := h.swap(3, "k", Expect{Absent: true}, "new", ""); err != nil {
+			if _, err := h.swap(3, "k", catalog.Expect{Absent: true}, "new", ""); err != nil {
 				t.Fatalf("put-if-absent after the delete was purged: %v", err)
 			}
 			for i, st := range accepted {
@@ -479,7 +479,7 @@ func TestSimEventualClockOffset(t *testing.T) {
 	}{
 		{"write", func() error { _, err := h.put(1, "plain", "ahead"); return err }},
 		{"swap", func() error {
-			_, err := h.swap(1, "phone", Expect{Absent: true}, "sold to mallory", "")
+			_, err := h.swap(1, "phone", catalog.Expect{Absent: true}, "sold to mallory", "")
 			return err
 		}},
 	} {
@@ -504,13 +504,13 @@ func TestSimEventualClockOffset(t *testing.T) {
 	}
 
 	// Exactly one swap wins, and the acknowledged ones are seen.
-	if _, err := h.swap(2, "phone", Expect{Absent: true}, "sold to alice", ""); err != nil {
+	if _, err := h.swap(2, "phone", catalog.Expect{Absent: true}, "sold to alice", ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.swap(3, "phone", Expect{Value: []byte("sold to alice")}, "sold to bob", ""); err != nil {
+	if _, err := h.swap(3, "phone", catalog.Expect{Value: []byte("sold to alice")}, "sold to bob", ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.swap(1, "phone", Expect{Value: []byte("sold to alice")}, "sold to alice again", ""); err == nil {
+	if _, err := h.swap(1, "phone", catalog.Expect{Value: []byte("sold to alice")}, "sold to alice again", ""); err == nil {
 		t.Fatal("a second swap from sold to alice succeeded through node 1, 2s ahead")
 	}
 	if rec, err := h.get(1, "phone", 3); err != nil || string(rec.Value) != "sold to bob" {
@@ -534,7 +534,7 @@ func TestSimEventualClockOffset(t *testing.T) {
 	}{
 		{"write", func() error { _, err := h.put(3, "plain", "behind"); return err }},
 		{"swap", func() error {
-			_, err := h.swap(3, "phone", Expect{Value: []byte("sold to bob")}, "sold to carol", "")
+			_, err := h.swap(3, "phone", catalog.Expect{Value: []byte("sold to bob")}, "sold to carol", "")
 			return err
 		}},
 	} {
@@ -556,7 +556,7 @@ func TestSimEventualClockOffset(t *testing.T) {
 		if _, err := h.put(id, "plain", fmt.Sprintf("from %d", id)); err != nil {
 			t.Fatalf("write through node %d with the clocks fixed: %v", id, err)
 		}
-		if _, err := h.swap(id, "phone", Expect{Exists: true}, fmt.Sprintf("sold to %d", id), ""); err != nil {
+		if _, err := h.swap(id, "phone", catalog.Expect{Exists: true}, fmt.Sprintf("sold to %d", id), ""); err != nil {
 			t.Fatalf("swap through node %d with the clocks fixed: %v", id, err)
 		}
 	}

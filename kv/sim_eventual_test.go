@@ -95,7 +95,7 @@ type simEvShape struct {
 	// q overrides the keyspace's W and R in every plain request, as
 	// kvctl's --w and --r do: a keyspace is refused with W+R <= N, a
 	// request is not.
-	q QuorumOverride
+	q catalog.QuorumOverride
 	// noCAS leaves compare-and-swap out of the workload.
 	noCAS bool
 	// calm leaves the clock steps and the restarts after a chosen swap
@@ -156,7 +156,7 @@ func TestSimEventualSloppyQuorum(t *testing.T) {
 // With W+R <= N reads miss acknowledged writes, and the staleness measure
 // sees them: the test of the measurement.
 func TestSimEventualStaleReads(t *testing.T) {
-	shape := simEvShape{name: "nodes=3,N=3,W=1,R=1", nodes: 3, ks: evKeyspace(3, 2, 2), q: QuorumOverride{W: 1, R: 1}, noCAS: true, calm: true}
+	shape := simEvShape{name: "nodes=3,N=3,W=1,R=1", nodes: 3, ks: evKeyspace(3, 2, 2), q: catalog.QuorumOverride{W: 1, R: 1}, noCAS: true, calm: true}
 	var mu sync.Mutex // the seeds run in parallel
 	reads, stale, measured := 0, 0, 0
 	// After every seed's subtest.
@@ -250,8 +250,8 @@ const (
 type simEvIn struct {
 	kind   simEvKind
 	key    string
-	value  string // evPut, evCAS
-	expect Expect // evCAS, evDelIf
+	value  string         // evPut, evCAS
+	expect catalog.Expect // evCAS, evDelIf
 	// was is the value expect names, for the model: expect.Value, or the
 	// value the client saw at expect.Version. Values are unique, so a
 	// version names one value.
@@ -565,7 +565,7 @@ func (ev *simEv) serve(n *simNode, from sim.NodeID, req simEvRequest) {
 		// on this node, whose clock then stamps the tombstone past the
 		// swaps' versions (a blind delete may order before a swap that
 		// returned before it, by up to the clocks' offset).
-		r, err := n.node.newEventualRead(ks, rd, key, QuorumOverride{})
+		r, err := n.node.newEventualRead(ks, rd, key, catalog.QuorumOverride{})
 		if err != nil {
 			fail(err)
 			return
@@ -870,10 +870,10 @@ func (cl *simEvClient) value() string {
 // with If-Match).
 func (cl *simEvClient) drawCAS(key string) simEvIn {
 	k := cl.known[key]
-	byVersion := simEvIn{key: key, expect: Expect{Version: k.version}, was: k.value}
-	byValue := simEvIn{key: key, expect: Expect{Value: []byte(k.value)}, was: k.value}
-	exists := simEvIn{key: key, expect: Expect{Exists: true}}
-	absent := simEvIn{kind: evCAS, key: key, expect: Expect{Absent: true}, value: cl.value()}
+	byVersion := simEvIn{key: key, expect: catalog.Expect{Version: k.version}, was: k.value}
+	byValue := simEvIn{key: key, expect: catalog.Expect{Value: []byte(k.value)}, was: k.value}
+	exists := simEvIn{key: key, expect: catalog.Expect{Exists: true}}
+	absent := simEvIn{kind: evCAS, key: key, expect: catalog.Expect{Absent: true}, value: cl.value()}
 	p := cl.rand(100)
 	switch {
 	case p < 15:
@@ -1180,7 +1180,7 @@ func (ev *simEv) probe() bool {
 		var dec casDecision
 		// The network still loses messages: Unavailable is retried.
 		for try := 0; ; try++ {
-			op, err := n.node.newCASOp(ks, rd, k, Expect{Version: "probe"}, wrn.Record{Value: []byte("probe")}, nil)
+			op, err := n.node.newCASOp(ks, rd, k, catalog.Expect{Version: "probe"}, wrn.Record{Value: []byte("probe")}, nil)
 			if err != nil {
 				ev.failf("probe of %s: %v", key, err)
 				return false
@@ -1408,7 +1408,7 @@ func TestSimEventualTombstonePurge(t *testing.T) {
 	}
 	write := func(rec wrn.Record) {
 		t.Helper()
-		w, err := n1.node.newEventualWrite(ks, rd, key, rec, QuorumOverride{})
+		w, err := n1.node.newEventualWrite(ks, rd, key, rec, catalog.QuorumOverride{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1451,7 +1451,7 @@ func TestSimEventualTombstonePurge(t *testing.T) {
 	c.require("node 3 to get the tombstone, and then every replica to purge it", 10*time.Second, func() bool {
 		return records(1).Version.IsZero() && records(2).Version.IsZero() && records(3).Version.IsZero()
 	})
-	r, err := n1.node.newEventualRead(ks, rd, key, QuorumOverride{R: 3})
+	r, err := n1.node.newEventualRead(ks, rd, key, catalog.QuorumOverride{R: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,11 +32,11 @@ func TestEventualStalenessMeasured(t *testing.T) {
 	}
 
 	const keys = 3
-	quorums := map[string]QuorumOverride{"one": {W: 1, R: 1}, "quorum": {}}
+	quorums := map[string]catalog.QuorumOverride{"one": {W: 1, R: 1}, "quorum": {}}
 	for _, ks := range []string{"one", "quorum"} {
 		c.setDown(2, true)
 		for i := range keys {
-			if _, err := a.PutWith(ctx, ks, fmt.Appendf(nil, "k%d", i), []byte("v"), WriteOptions{Quorum: quorums[ks]}); err != nil {
+			if _, err := a.PutWith(ctx, ks, fmt.Appendf(nil, "k%d", i), []byte("v"), catalog.WriteOptions{Quorum: quorums[ks]}); err != nil {
 				t.Fatalf("%s: put with c down: %v", ks, err)
 			}
 		}

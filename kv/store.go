@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/metrics"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -57,7 +59,7 @@ type StoreConfig struct {
 	// Seed seeds election jitter; 0 picks a random seed.
 	Seed uint64
 	// Metrics receives the store's metrics; nil means unregistered ones.
-	Metrics *Metrics
+	Metrics *metrics.Metrics
 	// Self describes this node (name, address, zone, weight) for the
 	// catalog; its ID is assigned by the cluster, and its UUID and the
 	// hash of its secret come from the identity in its data dir.
@@ -99,7 +101,7 @@ func (c *StoreConfig) EnsureDefaults() {
 		c.Seed = rand.Uint64()
 	}
 	if c.Metrics == nil {
-		c.Metrics = NewMetrics(nil)
+		c.Metrics = metrics.NewMetrics(nil)
 	}
 	if c.Clock == nil {
 		c.Clock = func() int64 { return time.Now().UnixNano() }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/metrics"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,8 +55,8 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	kv.RegisterBuildInfo(reg, kvdVersion(), runtime.Version())
-	metrics := kv.NewMetrics(reg)
+	metrics.RegisterBuildInfo(reg, kvdVersion(), runtime.Version())
+	metrics := metrics.NewMetrics(reg)
 
 	db, err := storage.Open(cfg.dataDir, storage.Options{Logger: logger, OnWALSync: metrics.ObserveWALSync})
 	if err != nil {

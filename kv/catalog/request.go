@@ -1,4 +1,4 @@
-package kv
+package catalog
 
 // What a request carries besides its keyspace and key: the value and
 // version a read returns, a compare-and-swap's condition, and a write's

@@ -1,4 +1,4 @@
-package kv
+package metrics
 
 import (
 	"time"
