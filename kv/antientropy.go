@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -86,10 +88,10 @@ func (n *Node) rangeMerkle(r *catalog.RangeDescriptor, depth int, horizon int64)
 // in key order, until f returns false. The key and value alias the
 // iterator: f copies what it keeps.
 func (n *Node) eachRecord(rangeID uint64, f func(key []byte, rec wrn.Record) bool) error {
-	return eachData(n.db, rangeID, nil, nil, func(key, raw []byte) (bool, error) {
+	return store.EachData(n.db, rangeID, nil, nil, func(key, raw []byte) (bool, error) {
 		rec, err := decodeRecord(raw)
 		if err != nil {
-			return false, fmt.Errorf("range %d key %q: %w", rangeID, abbreviate(key), err)
+			return false, fmt.Errorf("range %d key %q: %w", rangeID, store.Abbreviate(key), err)
 		}
 		return f(key, rec), nil
 	})
@@ -216,7 +218,7 @@ func (rd *antiEntropyRound) next() {
 			return
 		}
 		rd.res.mismatches += len(diff)
-		n.store.cfg.Metrics.AntiEntropyMismatches.Add(float64(len(diff)))
+		n.store.Cfg.Metrics.AntiEntropyMismatches.Add(float64(len(diff)))
 		req := replicaRequest{kind: reqLeafRecords, rangeID: rd.r.ID, depth: antiEntropyDepth, leaves: diff, limit: n.limits.MaxScanKeys}
 		n.net.call(peer, req, func(a replicaAnswer) {
 			if a.err != nil {
@@ -251,7 +253,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []keyRec
 			pulled++
 		}
 	}
-	n.store.cfg.Metrics.AntiEntropyRepairs.Add(float64(pulled))
+	n.store.Cfg.Metrics.AntiEntropyRepairs.Add(float64(pulled))
 	if pulled > 0 {
 		// The next peers are compared with this replica as it is now, or
 		// they would differ in the same leaves and send the same records
@@ -283,7 +285,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []keyRec
 				rd.res.err = fmt.Errorf("node %d: %w", peer, a.err)
 			}
 			if a.err == nil {
-				n.store.cfg.Metrics.AntiEntropyRepairs.Inc()
+				n.store.Cfg.Metrics.AntiEntropyRepairs.Inc()
 			}
 			left--
 			last := left == 0
@@ -355,7 +357,7 @@ func (n *Node) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merkle, mat
 		}
 	}
 	if purged > 0 {
-		n.store.cfg.Metrics.TombstonesPurged.Add(float64(purged))
+		n.store.Cfg.Metrics.TombstonesPurged.Add(float64(purged))
 	}
 	return purged, nil
 }
@@ -391,7 +393,7 @@ func (n *Node) antiEntropyStep() {
 	all := len(peers) == len(r.Replicas)-1
 	n.startAntiEntropyRound(r, peers, all, func(res antiEntropyResult) {
 		if res.err != nil {
-			n.store.logger.Debug("anti-entropy round failed", "range", r.ID, "err", res.err)
+			n.store.Logger.Debug("anti-entropy round failed", "range", r.ID, "err", res.err)
 		}
 		ae.mu.Lock()
 		ae.mu.busy = false

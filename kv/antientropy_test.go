@@ -47,7 +47,7 @@ func TestEventualAntiEntropy(t *testing.T) {
 	tomb := write(a, "gone", "", true)
 
 	r := a.store.Catalog().Ranges["ev"][0]
-	m := a.store.cfg.Metrics
+	m := a.store.Cfg.Metrics
 	mismatches, err := a.antiEntropyExchange(ctx, r, b.store.NodeID())
 	if err != nil || mismatches == 0 {
 		t.Fatalf("first exchange: %d mismatching leaves, %v; want some", mismatches, err)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/metrics"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -50,13 +52,13 @@ func connectCode(err error) connect.Code {
 		return connect.CodeNotFound
 	case errors.Is(err, catalog.ErrExists):
 		return connect.CodeAlreadyExists
-	case errors.Is(err, ErrConditionFailed), errors.Is(err, catalog.ErrNotEnoughNodes):
+	case errors.Is(err, store.ErrConditionFailed), errors.Is(err, catalog.ErrNotEnoughNodes):
 		return connect.CodeFailedPrecondition
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnavailable), errors.Is(err, ErrStopped):
+	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrStopped):
 		return connect.CodeUnavailable
 	case errors.Is(err, ErrNotServed):
 		return connect.CodeUnimplemented
-	case errors.Is(err, ErrOutcomeUnknown):
+	case errors.Is(err, store.ErrOutcomeUnknown):
 		return connect.CodeUnknown
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.CodeDeadlineExceeded
@@ -78,7 +80,7 @@ func toConnect(err error) error {
 	if what := notFoundWhat(err); what != "" {
 		cerr.Meta().Set(NotFoundHeader, what)
 	}
-	var nq *NoQuorumError
+	var nq *store.NoQuorumError
 	if errors.As(err, &nq) {
 		cerr.Meta().Set(QuorumHeader, "lost")
 	}
@@ -148,7 +150,7 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 	for {
 		resp, servedBy, next, err := forwardOnce(ctx, a, req, keyspace, key, local, rpc)
 		switch {
-		case next == attemptDone && (err == nil || uncertain == nil || !errors.Is(err, ErrUnavailable) && connectCode(err) != connect.CodeUnavailable):
+		case next == attemptDone && (err == nil || uncertain == nil || !errors.Is(err, store.ErrUnavailable) && connectCode(err) != connect.CodeUnavailable):
 			return resp, servedBy, err
 		case next == attemptDone:
 			// Nothing was written by this attempt, but an earlier one may
@@ -164,7 +166,7 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 			case uncertain != nil:
 				return nil, 0, outcomeUnknown(uncertain)
 			case next == attemptUncertain: // a read, which changed nothing
-				return nil, 0, fmt.Errorf("%w: %s", ErrUnavailable, errText(err))
+				return nil, 0, fmt.Errorf("%w: %s", store.ErrUnavailable, errText(err))
 			}
 			return nil, 0, err
 		}
@@ -202,8 +204,8 @@ func repeatWrite(dedup bool) repeatable {
 // outcomeUnknown is the answer to a request whose write was sent and may
 // have been applied, after err: what the attempts found.
 func outcomeUnknown(err error) error {
-	text := strings.TrimPrefix(errText(err), ErrOutcomeUnknown.Error()+": ")
-	return connect.NewError(connect.CodeUnknown, fmt.Errorf("%w: %s", ErrOutcomeUnknown, text))
+	text := strings.TrimPrefix(errText(err), store.ErrOutcomeUnknown.Error()+": ")
+	return connect.NewError(connect.CodeUnknown, fmt.Errorf("%w: %s", store.ErrOutcomeUnknown, text))
 }
 
 // errText is err's message, without the code of a Connect error (another
@@ -255,16 +257,16 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 	switch {
 	case err == nil:
 		return resp, self, attemptDone, nil
-	case errors.Is(err, ErrOutcomeUnknown):
+	case errors.Is(err, store.ErrOutcomeUnknown):
 		return nil, 0, attemptUncertain, err
 	}
 	var targets []uint64
 	var rangeID uint64 // set when this node knows no leader of the range
-	var nl *NotLeaderError
+	var nl *store.NotLeaderError
 	switch {
 	case errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != self:
 		targets = []uint64{nl.Leader}
-	case errors.Is(err, ErrNoReplicaHere), errors.As(err, &nl) && nl.Leader == 0:
+	case errors.Is(err, store.ErrNoReplicaHere), errors.As(err, &nl) && nl.Leader == 0:
 		// No replica here, or this one knows no leader (it may be cut
 		// off from it): the other replicas, the one that served last
 		// time (the leader, most likely) first.
@@ -273,8 +275,8 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 			return nil, 0, attemptDone, rerr
 		}
 		rangeID = r.ID
-		if q, ok, qerr := n.store.Reach(ctx, r.ID); qerr == nil && ok && !q.can(quorum.Phase1) {
-			return nil, 0, attemptDone, q.noQuorum(quorum.Phase1, a.nodeName)
+		if q, ok, qerr := n.store.Reach(ctx, r.ID); qerr == nil && ok && !q.Can(quorum.Phase1) {
+			return nil, 0, attemptDone, q.NoQuorum(quorum.Phase1, a.nodeName)
 		}
 		hint, _ := n.leaderHints.Load(r.ID)
 		if hint != nil && hint.(uint64) != self {
@@ -316,7 +318,7 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 			// time, after the request may have left: the write may have
 			// been applied.
 			return nil, 0, attemptUncertain, connect.NewError(connect.CodeUnknown,
-				fmt.Errorf("%w: node %d did not answer (%v): a write may have been applied", ErrOutcomeUnknown, t, ferr))
+				fmt.Errorf("%w: node %d did not answer (%v): a write may have been applied", store.ErrOutcomeUnknown, t, ferr))
 		}
 	}
 	if noQuorum != nil && down+1 >= len(targets) {
@@ -327,7 +329,7 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 	// Every target was down or without a leader: nothing was written. A
 	// range whose only replica is this node's, stopped by a fault, will
 	// not elect one: no use waiting.
-	var failed *RangeFailedError
+	var failed *store.RangeFailedError
 	if len(targets) == 0 && errors.As(err, &failed) {
 		return nil, 0, attemptDone, err
 	}
@@ -625,10 +627,10 @@ func checkExpectedVersion(v string) error {
 // another node, for a request that was not forwarded already: catalog
 // changes are proposed by meta's leader, the placement driver.
 func (a *apiServer) metaLeaderElsewhere(h http.Header, err error) (uint64, bool) {
-	var nl *NotLeaderError
+	var nl *store.NotLeaderError
 	ok := errors.As(err, &nl) && nl.RangeID == catalog.MetaRangeID && nl.Leader != 0 &&
 		nl.Leader != a.node.store.NodeID() && h.Get(forwardedHeader) == ""
-	return nl.leaderOr0(), ok
+	return nl.LeaderOr0(), ok
 }
 
 var modeToProto = map[catalog.Mode]v1.Mode{catalog.ModeEventual: v1.Mode_MODE_EVENTUAL, catalog.ModeRaft: v1.Mode_MODE_RAFT, catalog.ModePaxos: v1.Mode_MODE_PAXOS}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/internal/sim"
 )
 
@@ -19,14 +21,14 @@ import (
 func TestNodeCanaries(t *testing.T) {
 	for _, c := range []struct {
 		name  string
-		bug   canary
+		bug   store.Canary
 		shape simShape
 		seeds int
 	}{
-		{"ack-before-sync", canary{ackBeforeSync: true}, simShape{nodes: 3, crashAll: true}, 40},
-		{"skip-read-barrier", canary{skipReadBarrier: true}, simShape{nodes: 3}, 40},
-		{"decide-cas-at-propose", canary{casAtPropose: true}, simShape{nodes: 3}, 40},
-		{"no-dedup", canary{noDedup: true}, simShape{nodes: 3}, 40},
+		{"ack-before-sync", store.Canary{AckBeforeSync: true}, simShape{nodes: 3, crashAll: true}, 40},
+		{"skip-read-barrier", store.Canary{SkipReadBarrier: true}, simShape{nodes: 3}, 40},
+		{"decide-cas-at-propose", store.Canary{CasAtPropose: true}, simShape{nodes: 3}, 40},
+		{"no-dedup", store.Canary{NoDedup: true}, simShape{nodes: 3}, 40},
 		// waitersByID needs an old entry with a new request's ID to commit
 		// after a restart: 40 random seeds of crashes right after elections
 		// did not line that up, so TestCanaryWaitersByID replays it.

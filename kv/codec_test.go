@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -81,13 +83,13 @@ func TestRaftMessageRoundTrip(t *testing.T) {
 
 func TestCommandRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		c := command{id: rapid.Uint64().Draw(t, "id"), op: op(rapid.IntRange(1, 4).Draw(t, "op")), key: genBytes(t, "key"), value: genBytes(t, "value")}
-		if c.op == opCAS {
-			c.cond = cond(rapid.IntRange(1, 3).Draw(t, "cond"))
-			c.expectValue = genBytes(t, "expect")
-			c.expectVersion = rapid.Uint64().Draw(t, "ev")
+		c := store.Command{Id: rapid.Uint64().Draw(t, "id"), Op: store.Op(rapid.IntRange(1, 4).Draw(t, "op")), Key: genBytes(t, "key"), Value: genBytes(t, "value")}
+		if c.Op == store.OpCAS {
+			c.Cond = store.Cond(rapid.IntRange(1, 3).Draw(t, "cond"))
+			c.ExpectValue = genBytes(t, "expect")
+			c.ExpectVersion = rapid.Uint64().Draw(t, "ev")
 		}
-		got, err := decodeCommand(c.encode())
+		got, err := store.DecodeCommand(c.Encode())
 		if err != nil || !reflect.DeepEqual(got, c) {
 			t.Fatalf("round trip: got %+v, %v; want %+v", got, err, c)
 		}

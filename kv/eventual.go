@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/quorum"
@@ -57,7 +59,7 @@ func formatRecordVersion(v wrn.Version) string {
 // wins demands.
 func (n *Node) observeVersion(v wrn.Version) {
 	if err := n.advanceClockPast(v); err != nil {
-		n.store.logger.Debug("not following a version's clock", "version", v, "err", err)
+		n.store.Logger.Debug("not following a version's clock", "version", v, "err", err)
 	}
 }
 
@@ -69,7 +71,7 @@ func (n *Node) advanceClockPast(v wrn.Version) error {
 	}
 	_, err := n.clock.Update(v.Timestamp)
 	if errors.Is(err, wrn.ErrClockOffset) && !n.clockGuard.sawAhead(v.Timestamp.WallTime) {
-		n.store.logger.Warn("a version far ahead of this node's clock: corrupt, or a clock badly off", "version", v)
+		n.store.Logger.Warn("a version far ahead of this node's clock: corrupt, or a clock badly off", "version", v)
 	}
 	return err
 }
@@ -164,9 +166,9 @@ func (n *Node) newEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog.RangeD
 	op.guarded = !n.clockGuard.trusted(at)
 	if op.guarded && !n.otherReplicaAlive(r) {
 		// Its own replica would wait for another's acceptance forever.
-		n.store.cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		return nil, fmt.Errorf("%w: keyspace %s range %d: this node's clock was not confirmed by another replica within %v, "+
-			"and gossip sees no other replica of the range alive to confirm it; nothing was written", ErrUnavailable, ks.Name, r.ID, clockTrustWindow)
+			"and gossip sees no other replica of the range alive to confirm it; nothing was written", store.ErrUnavailable, ks.Name, r.ID, clockTrustWindow)
 	}
 	return op, nil
 }
@@ -199,7 +201,7 @@ func (n *Node) stamp(rec wrn.Record) (wrn.Record, clockReading, error) {
 		return wrn.Record{}, clockReading{}, err
 	}
 	if err := n.clockGuard.runAhead(ts.WallTime); err != nil {
-		n.store.cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		return wrn.Record{}, clockReading{}, err
 	}
 	rec.Version = wrn.Version{Timestamp: ts, Node: n.store.NodeID()}
@@ -246,7 +248,7 @@ func (n *Node) checkAlive(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescrip
 		}
 		return fmt.Sprintf("node %d", id)
 	}
-	nq := &NoQuorumError{RangeID: r.ID, Phase: quorum.Phase2, Need: sets}
+	nq := &store.NoQuorumError{RangeID: r.ID, Phase: quorum.Phase2, Need: sets}
 	for _, rep := range r.Replicas {
 		if n.replicaAlive(rep.NodeID) {
 			tr.Ack(rep.NodeID)
@@ -442,11 +444,11 @@ func (o *writeOp) failure() error {
 	m := &o.mu
 	if (m.stored == 0 && m.unsure == 0 && m.hinted == 0) || o.n.evHooks.unavailableAfterPartialWrite {
 		return fmt.Errorf("%w: keyspace %s range %d: every replica refused the write of key %q, so nothing was written: %w",
-			ErrUnavailable, o.ks.Name, o.r.ID, abbreviate(o.key), m.tr.Err())
+			store.ErrUnavailable, o.ks.Name, o.r.ID, store.Abbreviate(o.key), m.tr.Err())
 	}
 	return fmt.Errorf("%w: keyspace %s range %d: the write of key %q (version %s) missed W: stored on %d of %d replicas, "+
 		"%d did not answer, %d refused, %d hints held; reads may see it, and hints and anti-entropy spread it to the others: %w",
-		ErrOutcomeUnknown, o.ks.Name, o.r.ID, abbreviate(o.key), formatRecordVersion(o.rec.Version), m.stored, len(o.r.Replicas),
+		store.ErrOutcomeUnknown, o.ks.Name, o.r.ID, store.Abbreviate(o.key), formatRecordVersion(o.rec.Version), m.stored, len(o.r.Replicas),
 		m.unsure, m.refused, m.hinted, m.tr.Err())
 }
 
@@ -580,7 +582,7 @@ func (o *readOp) answer(from uint64, a replicaAnswer) {
 			o.mu.Unlock()
 			return
 		}
-		res.err = fmt.Errorf("%w: keyspace %s range %d: %w", ErrUnavailable, o.ks.Name, o.r.ID, tr.Err())
+		res.err = fmt.Errorf("%w: keyspace %s range %d: %w", store.ErrUnavailable, o.ks.Name, o.r.ID, tr.Err())
 	default:
 		o.mu.Unlock()
 		return
@@ -599,8 +601,8 @@ func (o *readOp) answer(from uint64, a replicaAnswer) {
 		o.n.observeVersion(res.rec.Version)
 		o.n.readRepair(o.r.ID, o.key, res.rec, stale)
 		if o.measured {
-			o.n.store.cfg.Metrics.WRNReads.WithLabelValues(o.ks.Name).Inc()
-			o.n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Add(0) // exported at 0 until a stale read
+			o.n.store.Cfg.Metrics.WRNReads.WithLabelValues(o.ks.Name).Inc()
+			o.n.store.Cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Add(0) // exported at 0 until a stale read
 		}
 	}
 	done(res)
@@ -619,7 +621,7 @@ func (o *readOp) settle() {
 	stale := o.mu.res.Version.Less(newest.Version)
 	if stale {
 		if o.measured {
-			o.n.store.cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Inc()
+			o.n.store.Cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Inc()
 		}
 		o.n.observeVersion(newest.Version)
 		maps.Copy(o.mu.late, o.mu.answers)
@@ -649,7 +651,7 @@ func (o *readOp) progress() string {
 // a repair that finds no free slot is dropped (and counted), left to a
 // later read or to anti-entropy.
 func (n *Node) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale []uint64) {
-	repairs := n.store.cfg.Metrics.ReadRepairs
+	repairs := n.store.Cfg.Metrics.ReadRepairs
 	req := replicaRequest{kind: reqWrite, rangeID: rangeID, key: key, rec: winner}
 	for _, to := range stale {
 		select {
@@ -662,7 +664,7 @@ func (n *Node) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale [
 			<-n.repairSlots
 			if a.err != nil {
 				repairs.WithLabelValues("failed").Inc()
-				n.store.logger.Debug("read repair failed", "range", rangeID, "node", to, "err", a.err)
+				n.store.Logger.Debug("read repair failed", "range", rangeID, "node", to, "err", a.err)
 				return
 			}
 			repairs.WithLabelValues("ok").Inc()
@@ -710,7 +712,7 @@ func (n *Node) scanEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, 
 		}
 		all = append(all, kvs...)
 	}
-	all, more := mergePages(all, limit)
+	all, more := store.MergePages(all, limit)
 	return all, more, nil
 }
 
@@ -820,7 +822,7 @@ func (o *scanOp) answer(from uint64, a replicaAnswer) {
 		o.mu.Unlock()
 		return
 	case wrn.Failed:
-		err = fmt.Errorf("%w: keyspace %s range %d scan: %w", ErrUnavailable, o.ks.Name, o.r.ID, o.tr.Err())
+		err = fmt.Errorf("%w: keyspace %s range %d scan: %w", store.ErrUnavailable, o.ks.Name, o.r.ID, o.tr.Err())
 	}
 	done := o.done
 	o.done = nil

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -159,17 +161,17 @@ func checkExpect(key []byte, expect catalog.Expect, cur wrn.Record) error {
 		want = "to be at version " + expect.Version
 		ok = cur.Exists() && formatRecordVersion(cur.Version) == expect.Version
 	default:
-		want = fmt.Sprintf("to hold %q", abbreviate(expect.Value))
+		want = fmt.Sprintf("to hold %q", store.Abbreviate(expect.Value))
 		ok = cur.Exists() && bytes.Equal(cur.Value, expect.Value)
 	}
 	switch {
 	case ok:
 		return nil
 	case !cur.Exists():
-		return fmt.Errorf("%w: expected key %q %s, but it does not exist", ErrConditionFailed, abbreviate(key), want)
+		return fmt.Errorf("%w: expected key %q %s, but it does not exist", store.ErrConditionFailed, store.Abbreviate(key), want)
 	}
 	return fmt.Errorf("%w: expected key %q %s, but it holds %q at version %s",
-		ErrConditionFailed, abbreviate(key), want, abbreviate(cur.Value), formatRecordVersion(cur.Version))
+		store.ErrConditionFailed, store.Abbreviate(key), want, store.Abbreviate(cur.Value), formatRecordVersion(cur.Version))
 }
 
 // casEventual is CompareAndSwap in eventual keyspace ks (see above), and
@@ -372,12 +374,12 @@ func (o *casOp) unfinishedErr(err error) error {
 	o.mu.Unlock()
 	if sent {
 		return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap stopped after its value was sent to the acceptors "+
-			"(it may be chosen; retry with the same idempotency key to learn whether it was): %v", ErrOutcomeUnknown, o.ks.Name, abbreviate(o.key), err)
+			"(it may be chosen; retry with the same idempotency key to learn whether it was): %v", store.ErrOutcomeUnknown, o.ks.Name, store.Abbreviate(o.key), err)
 	}
-	if errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, store.ErrUnavailable) {
 		return err
 	}
-	return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap: nothing was written: %w", ErrUnavailable, o.ks.Name, abbreviate(o.key), err)
+	return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap: nothing was written: %w", store.ErrUnavailable, o.ks.Name, store.Abbreviate(o.key), err)
 }
 
 // update is the proposal's paxos.UpdateFunc; it runs in Step, o.mu held.
@@ -388,7 +390,7 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 	if exists {
 		v, err := decodeCASValue(cur)
 		if err != nil {
-			o.mu.dec = casDecision{kind: casError, err: fmt.Errorf("key %q: accepted compare-and-swap value: %w", abbreviate(o.key), err)}
+			o.mu.dec = casDecision{kind: casError, err: fmt.Errorf("key %q: accepted compare-and-swap value: %w", store.Abbreviate(o.key), err)}
 			return cur, true
 		}
 		acc = v
@@ -444,10 +446,10 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 			formatRecordVersion(current.Version))
 	}
 	if err != nil {
-		o.n.store.cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		o.n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		o.mu.dec = casDecision{kind: casError, rec: current, err: fmt.Errorf("key %q: this node's clock cannot stamp a version past "+
 			"the current one %s (its clock is behind by more than the %v maximum clock offset?): %w",
-			abbreviate(o.key), formatRecordVersion(current.Version), clockMaxOffset, err)}
+			store.Abbreviate(o.key), formatRecordVersion(current.Version), clockMaxOffset, err)}
 		return again()
 	}
 	next := acc.next(rec, o.id)
@@ -580,7 +582,7 @@ func (o *casOp) decide(out paxos.Outcome) {
 			// The replicas' errors as text: wrapped, their codes (a
 			// refusal's InvalidArgument) would be taken for this answer's.
 			o.finish(casResult{err: fmt.Errorf("%w: keyspace %s range %d key %q: compare-and-swap needs a majority of %d replicas "+
-				"to answer each Paxos phase; nothing was written: %v", ErrUnavailable, o.ks.Name, o.r.ID, abbreviate(o.key), len(o.r.Replicas), errs)})
+				"to answer each Paxos phase; nothing was written: %v", store.ErrUnavailable, o.ks.Name, o.r.ID, store.Abbreviate(o.key), len(o.r.Replicas), errs)})
 		case attempt >= maxCASAttempts:
 			o.finish(casResult{err: o.unfinished(fmt.Sprintf("preempted %d times by concurrent ones (last: %v)", attempt, errs))})
 		default:
@@ -612,7 +614,7 @@ func (o *casOp) decide(out paxos.Outcome) {
 			if res.err != nil {
 				o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: the compare-and-swap is chosen (version %s), "+
 					"but its record is not yet stored on W replicas: plain reads may not see it yet; a retry with the same "+
-					"idempotency key finishes the write: %v", ErrOutcomeUnknown, o.ks.Name, abbreviate(o.key),
+					"idempotency key finishes the write: %v", store.ErrOutcomeUnknown, o.ks.Name, store.Abbreviate(o.key),
 					formatRecordVersion(dec.version), res.err)})
 				return
 			}
@@ -629,8 +631,8 @@ func (o *casOp) decide(out paxos.Outcome) {
 		o.finish(casResult{err: dec.err})
 	case casLost:
 		o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: an earlier attempt of this compare-and-swap may have been chosen, "+
-			"and more than %d swaps of the key may have followed since: %w", ErrOutcomeUnknown, o.ks.Name,
-			abbreviate(o.key), casHistoryLen, errSwapForgotten)})
+			"and more than %d swaps of the key may have followed since: %w", store.ErrOutcomeUnknown, o.ks.Name,
+			store.Abbreviate(o.key), casHistoryLen, errSwapForgotten)})
 	default:
 		o.finish(casResult{err: o.unfinishedErr(dec.err)})
 	}
@@ -723,7 +725,7 @@ func (s *recordStore) acceptorState(rangeID uint64, key []byte) (paxos.AcceptorS
 		return st, err
 	}
 	if err := st.Unmarshal(raw); err != nil {
-		return st, fmt.Errorf("%w: range %d key %q: %v", codec.ErrCorrupt, rangeID, abbreviate(key), err)
+		return st, fmt.Errorf("%w: range %d key %q: %v", codec.ErrCorrupt, rangeID, store.Abbreviate(key), err)
 	}
 	return st, nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -45,7 +47,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 				switch {
 				case err == nil:
 					winners = append(winners, buyer)
-				case errors.Is(err, ErrConditionFailed) && strings.Contains(err.Error(), `holds "sold to buyer-`):
+				case errors.Is(err, store.ErrConditionFailed) && strings.Contains(err.Error(), `holds "sold to buyer-`):
 					losers++
 				default:
 					t.Errorf("%s: %v", buyer, err)
@@ -65,7 +67,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 	// the compare-and-swaps' own reads.
 	reads := 0.0
 	for _, n := range c.nodes {
-		reads += metricValue(t, n.store.cfg.Metrics.WRNReads.WithLabelValues("shop"))
+		reads += metricValue(t, n.store.Cfg.Metrics.WRNReads.WithLabelValues("shop"))
 	}
 	if reads != 1 {
 		t.Fatalf("quorumkv_wrn_reads_total counted %v reads, want the 1 Get", reads)
@@ -112,7 +114,7 @@ func TestEventualCASPutIfAbsent(t *testing.T) {
 					switch {
 					case err == nil:
 						wins[i]++
-					case !errors.Is(err, ErrConditionFailed):
+					case !errors.Is(err, store.ErrConditionFailed):
 						t.Errorf("put-if-absent of %s through node %d: %v", key, i, err)
 					}
 				}
@@ -125,7 +127,7 @@ func TestEventualCASPutIfAbsent(t *testing.T) {
 	}
 
 	c.setDown(2, true)
-	if _, err := a.CompareAndSwap(ctx, "ev", []byte("k0"), catalog.Expect{Absent: true}, []byte("x")); !errors.Is(err, ErrConditionFailed) ||
+	if _, err := a.CompareAndSwap(ctx, "ev", []byte("k0"), catalog.Expect{Absent: true}, []byte("x")); !errors.Is(err, store.ErrConditionFailed) ||
 		!strings.Contains(err.Error(), "expected key \"k0\" to be absent, but it holds") {
 		t.Fatalf("put-if-absent of an existing key with c down: %v", err)
 	}
@@ -136,13 +138,13 @@ func TestEventualCASPutIfAbsent(t *testing.T) {
 	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), catalog.Expect{Version: v}, []byte("2")); err != nil {
 		t.Fatalf("cas at version %s with c down: %v", v, err)
 	}
-	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), catalog.Expect{Version: v}, []byte("3")); !errors.Is(err, ErrConditionFailed) ||
+	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), catalog.Expect{Version: v}, []byte("3")); !errors.Is(err, store.ErrConditionFailed) ||
 		!strings.Contains(err.Error(), `holds "2"`) {
 		t.Fatalf("cas at a stale version: %v", err)
 	}
 	c.setDown(1, true)
 	_, err = a.CompareAndSwap(ctx, "ev", []byte("other"), catalog.Expect{Absent: true}, []byte("1"))
-	if !errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("cas with two of three replicas down: %v", err)
 	}
 }
@@ -170,14 +172,14 @@ func TestEventualCASRetryBeyondHistory(t *testing.T) {
 	}
 	stale := catalog.Expect{Value: []byte("v0")}
 	_, err := n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), catalog.WriteOptions{IdempotencyKey: []byte("order-1"), Retry: true})
-	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrConditionFailed) {
+	if !errors.Is(err, store.ErrOutcomeUnknown) || errors.Is(err, store.ErrConditionFailed) {
 		t.Fatalf("retry beyond the history = %v; want outcome unknown", err)
 	}
 	if cerr := writeError(err, true); connectMeta(cerr, RetrySafeHeader) != "" {
 		t.Fatalf("the unknown outcome of a forgotten swap is marked safe to retry: %v", cerr)
 	}
 	_, err = n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), catalog.WriteOptions{IdempotencyKey: []byte("order-2")})
-	if !errors.Is(err, ErrConditionFailed) {
+	if !errors.Is(err, store.ErrConditionFailed) {
 		t.Fatalf("first attempt with a stale condition = %v; want condition failed", err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/wrn"
@@ -162,7 +164,7 @@ func (g *clockGuard) behind() error {
 	}
 	return fmt.Errorf("%w: %w: this node's clock is behind: it read a version stamped %v ahead of it, more than the %v "+
 		"maximum clock offset, so its writes would order before writes made earlier; nothing was written (check its clock sync, NTP)",
-		ErrUnavailable, wrn.ErrClockOffset, by.Round(time.Millisecond), clockMaxOffset)
+		store.ErrUnavailable, wrn.ErrClockOffset, by.Round(time.Millisecond), clockMaxOffset)
 }
 
 // runAhead returns an error if wall, a reading of this node's HLC, is
@@ -175,7 +177,7 @@ func (g *clockGuard) runAhead(wall int64) error {
 	}
 	return fmt.Errorf("%w: %w: this node's clock is behind: it was stepped back %v behind the versions it stamped, more than "+
 		"the %v maximum clock offset, so its writes would order before writes made earlier; nothing was written (check its clock sync, NTP)",
-		ErrUnavailable, wrn.ErrClockOffset, by.Round(time.Millisecond), clockMaxOffset)
+		store.ErrUnavailable, wrn.ErrClockOffset, by.Round(time.Millisecond), clockMaxOffset)
 }
 
 // checkVersionClock is rule 1: it refuses version v of a record or
@@ -186,7 +188,7 @@ func (n *Node) checkVersionClock(v wrn.Version, what string) error {
 	if ahead <= clockMaxOffset {
 		return nil
 	}
-	n.store.cfg.Metrics.ClockOffsetRefusals.WithLabelValues("replica").Inc()
+	n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("replica").Inc()
 	return fmt.Errorf("%w: %w: %s version %s is %v ahead of node %d's clock, more than the %v maximum clock offset: "+
 		"the coordinator's clock is ahead, or this node's is behind (check clock sync, NTP)",
 		catalog.ErrInvalidArgument, wrn.ErrClockOffset, what, formatRecordVersion(v), ahead.Round(time.Millisecond), n.store.NodeID(), clockMaxOffset)
@@ -197,7 +199,7 @@ func (n *Node) checkVersionClock(v wrn.Version, what string) error {
 func (n *Node) coordinatorClockErr() error {
 	err := n.clockGuard.behind()
 	if err != nil {
-		n.store.cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 	}
 	return err
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -49,7 +51,7 @@ func TestClockGuard(t *testing.T) {
 	if g.sawAhead(phys + int64(2*clockFenceMax)) {
 		t.Fatal("a version past clockFenceMax taken for proof")
 	}
-	if err := g.behind(); !errors.Is(err, ErrUnavailable) {
+	if err := g.behind(); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("behind a version 2s ahead: %v", err)
 	}
 	phys += 1600 * ms // within the maximum offset of it now
@@ -61,7 +63,7 @@ func TestClockGuard(t *testing.T) {
 	if err := g.runAhead(phys + 400*ms); err != nil {
 		t.Fatalf("an HLC 400ms ahead: %v", err)
 	}
-	if err := g.runAhead(phys + 2000*ms); !errors.Is(err, ErrUnavailable) {
+	if err := g.runAhead(phys + 2000*ms); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("an HLC 2s ahead of its own clock: %v", err)
 	}
 }
@@ -75,12 +77,12 @@ func TestRefused(t *testing.T) {
 		want bool
 	}{
 		{"limit", &replicaError{code: connect.CodeResourceExhausted, err: catalog.ErrLimit}, true},
-		{"no replica here", &replicaError{code: connect.CodeUnavailable, err: ErrNoReplicaHere}, true},
+		{"no replica here", &replicaError{code: connect.CodeUnavailable, err: store.ErrNoReplicaHere}, true},
 		{"clock", &replicaError{code: connect.CodeInvalidArgument, err: catalog.ErrInvalidArgument}, true},
-		{"not sent", notSent(ErrUnavailable), true},
+		{"not sent", notSent(store.ErrUnavailable), true},
 		{"disk", &replicaError{code: connect.CodeInternal, err: errors.New("sync failed")}, false},
 		{"timeout", deadlineErr(), false},
-		{"stream broke", ErrUnavailable, false},
+		{"stream broke", store.ErrUnavailable, false},
 	} {
 		if got := refused(tc.err); got != tc.want {
 			t.Errorf("%s: refused = %v, want %v", tc.name, got, tc.want)

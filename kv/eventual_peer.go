@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -68,9 +70,9 @@ func (c connectRecords) client(to uint64) (interface {
 
 // peerAddr returns node to's address from the catalog.
 func (c connectRecords) peerAddr(to uint64) (string, error) {
-	addr, ok := c.n.store.nodeAddr(to)
+	addr, ok := c.n.store.NodeAddr(to)
 	if !ok {
-		return "", fmt.Errorf("%w: node %d has no known address", ErrUnavailable, to)
+		return "", fmt.Errorf("%w: node %d has no known address", store.ErrUnavailable, to)
 	}
 	return addr, nil
 }
@@ -236,7 +238,7 @@ func (n *Node) localEventualRange(id uint64) (*catalog.RangeDescriptor, error) {
 				continue
 			}
 			if !r.HasReplica(n.store.NodeID()) {
-				return nil, fmt.Errorf("%w: eventual range %d", ErrNoReplicaHere, id)
+				return nil, fmt.Errorf("%w: eventual range %d", store.ErrNoReplicaHere, id)
 			}
 			return r, nil
 		}
@@ -246,7 +248,7 @@ func (n *Node) localEventualRange(id uint64) (*catalog.RangeDescriptor, error) {
 
 // errNotInCatalog: this node's catalog has no such range. It may be of a
 // keyspace created a moment ago through another node (awaitEventualRange).
-var errNotInCatalog = fmt.Errorf("%w: not in this node's catalog", ErrNoReplicaHere)
+var errNotInCatalog = fmt.Errorf("%w: not in this node's catalog", store.ErrNoReplicaHere)
 
 // awaitEventualRange runs before a replica serves another node's call for
 // eventual range id. A keyspace created through one node reaches the

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/paxos"
@@ -83,7 +85,7 @@ func TestEventualSingleNode(t *testing.T) {
 	}
 	// Compare-and-swap: per-key Basic Paxos over the one replica.
 	_, err = n.CompareAndSwap(ctx, "ev", []byte("a"), catalog.Expect{Absent: true}, []byte("x"))
-	if !errors.Is(err, ErrConditionFailed) || !strings.Contains(err.Error(), `holds "2"`) {
+	if !errors.Is(err, store.ErrConditionFailed) || !strings.Contains(err.Error(), `holds "2"`) {
 		t.Fatalf("put-if-absent of an existing key: %v", err)
 	}
 	v3, err := n.CompareAndSwap(ctx, "ev", []byte("a"), catalog.Expect{Version: v2}, []byte("3"))
@@ -122,7 +124,7 @@ func (m *memRecords) to(id uint64) (*Node, error) {
 	if n := m.nodes[id]; n != nil && !m.down[id] && !m.cut[id] {
 		return n, nil
 	}
-	return nil, fmt.Errorf("%w: node %d is down", ErrUnavailable, id)
+	return nil, fmt.Errorf("%w: node %d is down", store.ErrUnavailable, id)
 }
 
 // replica returns node id to serve a call for eventual range rangeID,
@@ -248,11 +250,11 @@ func TestEventualThreeNodes(t *testing.T) {
 	// Gossip sees c down: a W=3 write is refused before anything is
 	// sent, so Unavailable is true: nothing was written.
 	_, err := a.PutWith(ctx, "ev", []byte("x"), []byte("2"), catalog.WriteOptions{Quorum: catalog.QuorumOverride{W: 3}})
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "a write needs W=3 of N=3; this node hears from 2 of 3 replicas") {
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "a write needs W=3 of N=3; this node hears from 2 of 3 replicas") {
 		t.Fatalf("W=3 with one replica down: %v", err)
 	}
 	_, err = nodes[1].GetWith(ctx, "ev", []byte("x"), catalog.QuorumOverride{RLevel: "all"})
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "R=3 of N=3; 2 of 3 replicas answered") {
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "R=3 of N=3; 2 of 3 replicas answered") {
 		t.Fatalf("R=3 with one replica down: %v", err)
 	}
 	if kv, err := nodes[1].Get(ctx, "ev", []byte("x")); err != nil || string(kv.Value) != "1" {
@@ -265,7 +267,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	recs.setDown(c, false)
 	recs.setCut(c, true)
 	_, err = a.PutWith(ctx, "ev", []byte("x"), []byte("2"), catalog.WriteOptions{Quorum: catalog.QuorumOverride{W: 3}})
-	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "stored on 2 of 3 replicas") {
+	if !errors.Is(err, store.ErrOutcomeUnknown) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "stored on 2 of 3 replicas") {
 		t.Fatalf("W=3 with one replica cut off: %v", err)
 	}
 	if kv, err := nodes[1].Get(ctx, "ev", []byte("x")); err != nil || string(kv.Value) != "2" {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -24,18 +26,18 @@ import (
 // same ID, and was answered with the put's result: "applied". It must hear
 // "condition failed: k holds old".
 func TestOldEntryNeverAnswersNewRequest(t *testing.T) {
-	res := oldEntryAfterRestart(t, canary{})
-	if !errors.Is(res.err, ErrConditionFailed) {
+	res := oldEntryAfterRestart(t, store.Canary{})
+	if !errors.Is(res.Err, store.ErrConditionFailed) {
 		t.Fatalf("compare-and-swap of k expecting a value never written = %+v; want condition failed (k holds old)", res)
 	}
-	t.Logf("answered: %v", res.err)
+	t.Logf("answered: %v", res.Err)
 }
 
 // The canary: with the old IDs and waiters matched by ID only, the test
 // above sees the lie.
 func TestCanaryWaitersByID(t *testing.T) {
-	if res := oldEntryAfterRestart(t, canary{waitersByID: true}); res.err == nil {
-		t.Logf("with waiters matched by ID, the compare-and-swap was answered applied at %d: the lie, caught", res.version)
+	if res := oldEntryAfterRestart(t, store.Canary{WaitersByID: true}); res.Err == nil {
+		t.Logf("with waiters matched by ID, the compare-and-swap was answered applied at %d: the lie, caught", res.Version)
 		return
 	}
 	t.Fatal("the planted bug went unnoticed")
@@ -43,7 +45,7 @@ func TestCanaryWaitersByID(t *testing.T) {
 
 // oldEntryAfterRestart runs scenario 2 and returns the compare-and-swap's
 // answer.
-func oldEntryAfterRestart(t *testing.T, bug canary) result {
+func oldEntryAfterRestart(t *testing.T, bug store.Canary) store.Result {
 	c := newSimClusterWith(t, 1, 2, []catalog.KeyspaceDescriptor{{Name: "r2", Mode: catalog.ModeRaft, Replicas: 2, Ranges: 1}},
 		func(c *simCluster) { c.canary = bug })
 	rd := c.node(1).store.Catalog().Ranges["r2"][0]
@@ -54,13 +56,13 @@ func oldEntryAfterRestart(t *testing.T, bug canary) result {
 	// 1. The leader, cut off from its follower, persists a put it cannot
 	// commit.
 	heal := c.s.Net().Partition(sim.Isolate([]sim.NodeID{1, 2}, sim.NodeID(follower)))
-	put := &command{op: opPut, key: []byte("k"), value: []byte("old")}
-	if _, err := ln.store.startPropose(rd.ID, put, func(result) {}); err != nil {
+	put := &store.Command{Op: store.OpPut, Key: []byte("k"), Value: []byte("old")}
+	if _, err := ln.store.StartPropose(rd.ID, put, func(store.Result) {}); err != nil {
 		t.Fatal(err)
 	}
-	counter := ln.store.nextRequest
+	counter := ln.store.NextRequest
 	ln.round()
-	if log := ln.store.replicas[rd.ID].core.(*consensus.RaftCore).Log; log.Last <= log.HardState.Commit {
+	if log := ln.store.Replicas[rd.ID].Core.(*consensus.RaftCore).Log; log.Last <= log.HardState.Commit {
 		t.Fatalf("the put is not in the leader's log past its commit index (last %d, commit %d)", log.Last, log.HardState.Commit)
 	}
 
@@ -73,15 +75,15 @@ func oldEntryAfterRestart(t *testing.T, bug canary) result {
 	// before the no-op of its term commits the old put, a compare-and-swap
 	// is proposed with the request counter where the put left it: the
 	// plain counter of old gave it the put's ID.
-	var got *result
+	var got *store.Result
 	c.require("the old leader to lead again", 10*time.Second, func() bool {
 		n := c.node(lead)
-		if n == nil || n.store.replicas[rd.ID] == nil || n.store.replicas[rd.ID].role != consensus.RoleLeader {
+		if n == nil || n.store.Replicas[rd.ID] == nil || n.store.Replicas[rd.ID].Role != consensus.RoleLeader {
 			return false
 		}
-		n.store.nextRequest = counter - 1
-		cas := &command{op: opCAS, key: []byte("k"), value: []byte("new"), cond: condValue, expectValue: []byte("never-written")}
-		if _, err := n.store.startPropose(rd.ID, cas, func(r result) { got = &r }); err != nil {
+		n.store.NextRequest = counter - 1
+		cas := &store.Command{Op: store.OpCAS, Key: []byte("k"), Value: []byte("new"), Cond: store.CondValue, ExpectValue: []byte("never-written")}
+		if _, err := n.store.StartPropose(rd.ID, cas, func(r store.Result) { got = &r }); err != nil {
 			t.Fatal(err)
 		}
 		n.round()
@@ -98,7 +100,7 @@ func TestIdempotencyKeyAppliesOnce(t *testing.T) {
 	db := newMemDB(t)
 	var now atomic.Int64
 	now.Store(int64(time.Hour))
-	n := openNodeWith(t, db, StoreConfig{Clock: now.Load, DedupWindow: time.Minute})
+	n := openNodeWith(t, db, store.StoreConfig{Clock: now.Load, DedupWindow: time.Minute})
 	defer n.Store().Close()
 	ctx := context.Background()
 	key := []byte("k")
@@ -121,14 +123,14 @@ func TestIdempotencyKeyAppliesOnce(t *testing.T) {
 	// even though it would succeed now.
 	cas := catalog.WriteOptions{IdempotencyKey: []byte("req-2")}
 	_, err1 := n.CompareAndSwapWith(ctx, "default", key, catalog.Expect{Value: []byte("a")}, []byte("c"), cas)
-	if !errors.Is(err1, ErrConditionFailed) {
+	if !errors.Is(err1, store.ErrConditionFailed) {
 		t.Fatalf("compare-and-swap expecting a = %v; want condition failed", err1)
 	}
 	if _, err := n.Put(ctx, "default", key, []byte("a")); err != nil {
 		t.Fatal(err)
 	}
 	_, err2 := n.CompareAndSwapWith(ctx, "default", key, catalog.Expect{Value: []byte("a")}, []byte("c"), cas)
-	if !errors.Is(err2, ErrConditionFailed) || err2.Error() != err1.Error() {
+	if !errors.Is(err2, store.ErrConditionFailed) || err2.Error() != err1.Error() {
 		t.Fatalf("retried compare-and-swap = %v; want the first answer %v", err2, err1)
 	}
 	// Past the window, the key names a new write.

@@ -333,7 +333,7 @@ func (r *hintReplay) next() {
 		r.batch = r.batch[1:]
 		h, err := decodeHint(e.value)
 		if err != nil {
-			n.store.logger.Error("dropping a corrupt hint", "node", r.to, "err", err)
+			n.store.Logger.Error("dropping a corrupt hint", "node", r.to, "err", err)
 			if err := n.deleteHint(r.to, e, "corrupt"); err != nil {
 				r.end(err)
 				return
@@ -374,7 +374,7 @@ func (r *hintReplay) next() {
 
 func (r *hintReplay) end(err error) {
 	if err != nil {
-		r.n.store.logger.Debug("hint replay stopped", "node", r.to, "err", err)
+		r.n.store.Logger.Debug("hint replay stopped", "node", r.to, "err", err)
 	}
 	r.n.hints.unclaim(r.to)
 }
@@ -413,9 +413,9 @@ func (n *Node) deleteHint(to uint64, e hintEntry, dropReason string) error {
 	}
 	n.hints.release(to, int64(len(e.key)+len(e.value)))
 	if dropReason == "" {
-		n.store.cfg.Metrics.HintsDelivered.Inc()
+		n.store.Cfg.Metrics.HintsDelivered.Inc()
 	} else {
-		n.store.cfg.Metrics.HintsDropped.WithLabelValues(dropReason).Inc()
+		n.store.Cfg.Metrics.HintsDropped.WithLabelValues(dropReason).Inc()
 	}
 	return nil
 }
@@ -428,7 +428,7 @@ func (n *Node) hintWrite(to, rangeID uint64, key []byte, rec wrn.Record) bool {
 		return false // this node's own replica failed: a hint here would fail alike
 	}
 	if err := n.hints.add(to, rangeID, key, rec); err != nil {
-		n.store.logger.Warn("hint not stored", "node", to, "range", rangeID, "err", err)
+		n.store.Logger.Warn("hint not stored", "node", to, "range", rangeID, "err", err)
 		return false
 	}
 	return true

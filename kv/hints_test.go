@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,16 +31,16 @@ type eventualCluster struct {
 // config (i = 0, 1, 2).
 func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) NodeConfig) *eventualCluster {
 	t.Helper()
-	tr := &memTransport{stores: map[uint64]*Store{}}
+	tr := &memTransport{stores: map[uint64]*store.Store{}}
 	recs := &memRecords{nodes: map[uint64]*Node{}, down: map[uint64]bool{}}
 	alive := func(nd catalog.NodeDescriptor) bool {
 		recs.mu.Lock()
 		defer recs.mu.Unlock()
 		n, ok := recs.nodes[nd.ID]
-		return ok && n.store.identity.UUID == nd.UUID && !recs.down[nd.ID]
+		return ok && n.store.Identity.UUID == nd.UUID && !recs.down[nd.ID]
 	}
-	cfg := func(name string) StoreConfig {
-		return StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(len(name)),
+	cfg := func(name string) store.StoreConfig {
+		return store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(len(name)),
 			Self: catalog.NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: 1}}
 	}
 	open := func(i int, name string, leader *Node) *Node {
@@ -50,7 +52,7 @@ func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) 
 		if leader != nil {
 			joinTestNode(t, ctx, leader, db, cfg(name).Self)
 		}
-		s, err := OpenStore(db, cfg(name), tr, leader == nil)
+		s, err := store.OpenStore(db, cfg(name), tr, leader == nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,10 +154,10 @@ func TestEventualHintedHandoff(t *testing.T) {
 	}
 	// Refused before anything is sent (gossip sees c down): no hint.
 	_, err := a.PutWith(ctx, "ev", []byte("w3"), []byte("v"), catalog.WriteOptions{Quorum: catalog.QuorumOverride{W: 3}})
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "hears from 2 of 3 replicas") {
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "hears from 2 of 3 replicas") {
 		t.Fatalf("W=3 with c down and no sloppy quorum: %v", err)
 	}
-	m := a.store.cfg.Metrics
+	m := a.store.Cfg.Metrics
 	a.inflight.Wait() // the hints are stored by the senders
 	if got := metricValue(t, m.HintsQueued); got != 6 {
 		t.Fatalf("hints queued = %v, want 6", got)
@@ -226,7 +228,7 @@ func TestEventualHintBounds(t *testing.T) {
 	})
 	rangeID := c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 	a, cn := c.nodes[0], c.nodes[2]
-	m := a.store.cfg.Metrics
+	m := a.store.Cfg.Metrics
 	c.setDown(2, true)
 	for i := range 5 {
 		if _, err := a.Put(ctx, "ev", fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {

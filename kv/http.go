@@ -146,8 +146,8 @@ func (s *Server) ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if ok && !q.can(quorum.Phase2) {
-		return fmt.Errorf("cannot reach a quorum of the catalog range meta: %w", q.noQuorum(quorum.Phase2, s.api.nodeName))
+	if ok && !q.Can(quorum.Phase2) {
+		return fmt.Errorf("cannot reach a quorum of the catalog range meta: %w", q.NoQuorum(quorum.Phase2, s.api.nodeName))
 	}
 	if status[catalog.MetaRangeID].Leader == 0 {
 		return errors.New("the catalog range has no leader yet")

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -25,7 +27,7 @@ import (
 // the ID and cluster it was given. It returns the ID.
 func joinTestNode(t *testing.T, ctx context.Context, leader *Node, db *storage.DB, self catalog.NodeDescriptor) uint64 {
 	t.Helper()
-	ident, err := OpenIdentity(db, self.Name)
+	ident, err := store.OpenIdentity(db, self.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func joinTestNode(t *testing.T, ctx context.Context, leader *Node, db *storage.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := SaveJoin(db, id, leader.store.ClusterID()); err != nil {
+	if err := store.SaveJoin(db, id, leader.store.ClusterID()); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -72,24 +74,24 @@ func setKeys(t *testing.T, db *storage.DB, kvs ...[]byte) {
 // an identity.
 func TestOpenIdentity(t *testing.T) {
 	db := memDB(t)
-	first, err := OpenIdentity(db, "n1")
+	first, err := store.OpenIdentity(db, "n1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !catalog.ValidUUID(first.UUID) || len(first.Secret) != SecretBytes || first.Name != "n1" || first.NodeID != 0 || first.ClusterID != "" {
+	if !catalog.ValidUUID(first.UUID) || len(first.Secret) != store.SecretBytes || first.Name != "n1" || first.NodeID != 0 || first.ClusterID != "" {
 		t.Fatalf("a new identity: %+v", first)
 	}
-	again, err := OpenIdentity(db, "n1")
+	again, err := store.OpenIdentity(db, "n1")
 	if err != nil || again.UUID != first.UUID || !bytes.Equal(again.Secret, first.Secret) {
 		t.Fatalf("reopened: %+v, %v; want %+v", again, err, first)
 	}
-	other, err := OpenIdentity(memDB(t), "n1")
+	other, err := store.OpenIdentity(memDB(t), "n1")
 	if err != nil || other.UUID == first.UUID || bytes.Equal(other.Secret, first.Secret) {
 		t.Fatalf("two data dirs drew %s and %s", first.UUID, other.UUID)
 	}
 
-	_, err = OpenIdentity(db, "n2")
-	if !errors.Is(err, ErrWrongNode) || !strings.Contains(err.Error(), `"n1"`) || !strings.Contains(err.Error(), `"n2"`) {
+	_, err = store.OpenIdentity(db, "n2")
+	if !errors.Is(err, store.ErrWrongNode) || !strings.Contains(err.Error(), `"n1"`) || !strings.Contains(err.Error(), `"n2"`) {
 		t.Fatalf("under another name: %v, want ErrWrongNode naming n1 and n2", err)
 	}
 
@@ -98,16 +100,16 @@ func TestOpenIdentity(t *testing.T) {
 	var idb [8]byte
 	binary.BigEndian.PutUint64(idb[:], 3)
 	setKeys(t, old, storage.NodeIDKey(), idb[:], storage.ClusterIDKey(), []byte("c0ffee"))
-	if _, err := OpenIdentity(old, "n3"); !errors.Is(err, ErrNoIdentity) || !strings.Contains(err.Error(), "node 3 of cluster c0ffee") {
+	if _, err := store.OpenIdentity(old, "n3"); !errors.Is(err, store.ErrNoIdentity) || !strings.Contains(err.Error(), "node 3 of cluster c0ffee") {
 		t.Fatalf("a member's data dir without identity: %v, want ErrNoIdentity", err)
 	}
-	if err := SaveJoin(memDB(t), 2, "c0ffee"); err == nil {
+	if err := store.SaveJoin(memDB(t), 2, "c0ffee"); err == nil {
 		t.Fatal("SaveJoin into a data dir without identity was accepted")
 	}
 
 	corrupt := memDB(t)
 	setKeys(t, corrupt, storage.IdentityKey(), []byte(`{"uuid":"x","secret":"AA==","name":"n1"}`))
-	if _, err := OpenIdentity(corrupt, "n1"); !errors.Is(err, codec.ErrCorrupt) {
+	if _, err := store.OpenIdentity(corrupt, "n1"); !errors.Is(err, codec.ErrCorrupt) {
 		t.Fatalf("a corrupt identity: %v", err)
 	}
 }
@@ -116,8 +118,8 @@ func TestOpenIdentity(t *testing.T) {
 // (a phantom learner in meta) for one data dir.
 func TestStoreRefusesRename(t *testing.T) {
 	db := memDB(t)
-	cfg := StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Self: catalog.NodeDescriptor{Name: "n1", Addr: "a:1"}}
-	s, err := OpenStore(db, cfg, nil, true)
+	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Self: catalog.NodeDescriptor{Name: "n1", Addr: "a:1"}}
+	s, err := store.OpenStore(db, cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestStoreRefusesRename(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Self.Name = "renamed"
-	if s, err := OpenStore(db, cfg, nil, true); !errors.Is(err, ErrWrongNode) {
+	if s, err := store.OpenStore(db, cfg, nil, true); !errors.Is(err, store.ErrWrongNode) {
 		if err == nil {
 			s.Close()
 		}
@@ -138,8 +140,8 @@ func TestCatalogAddNode(t *testing.T) {
 		uuidA = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 		uuidB = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
 	)
-	secretA, secretB := bytes.Repeat([]byte{1}, SecretBytes), bytes.Repeat([]byte{2}, SecretBytes)
-	n1 := catalog.NodeDescriptor{Name: "n1", Addr: "10.0.0.1:7070", Zone: "z1", Weight: 1, UUID: uuidA, SecretHash: hashSecret(secretA)}
+	secretA, secretB := bytes.Repeat([]byte{1}, store.SecretBytes), bytes.Repeat([]byte{2}, store.SecretBytes)
+	n1 := catalog.NodeDescriptor{Name: "n1", Addr: "10.0.0.1:7070", Zone: "z1", Weight: 1, UUID: uuidA, SecretHash: store.HashSecret(secretA)}
 	with := func(f func(*catalog.NodeDescriptor)) *catalog.NodeDescriptor {
 		d := n1
 		f(&d)
@@ -157,22 +159,22 @@ func TestCatalogAddNode(t *testing.T) {
 		{
 			name: "a new UUID under an old name is a new node",
 			op: catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) {
-				d.UUID, d.SecretHash, d.Addr = uuidB, hashSecret(secretB), "10.0.0.9:7070"
+				d.UUID, d.SecretHash, d.Addr = uuidB, store.HashSecret(secretB), "10.0.0.9:7070"
 			})},
 			wantID: 2,
 			want: map[uint64]catalog.NodeDescriptor{1: *with(func(d *catalog.NodeDescriptor) { d.ID = 1 }),
 				2: *with(func(d *catalog.NodeDescriptor) {
-					d.ID, d.UUID, d.SecretHash, d.Addr = 2, uuidB, hashSecret(secretB), "10.0.0.9:7070"
+					d.ID, d.UUID, d.SecretHash, d.Addr = 2, uuidB, store.HashSecret(secretB), "10.0.0.9:7070"
 				})},
 		},
 		{
 			name:    "a known UUID with a wrong secret is refused",
-			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.SecretHash, d.Addr = hashSecret(secretB), "10.6.6.6:7070" })},
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.SecretHash, d.Addr = store.HashSecret(secretB), "10.6.6.6:7070" })},
 			wantErr: catalog.ErrIdentity,
 		},
 		{
 			name:    "an announcement with a wrong secret is refused",
-			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.SecretHash, d.Addr = hashSecret(secretB), "10.6.6.6:7070" }), UpdateOnly: true},
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.SecretHash, d.Addr = store.HashSecret(secretB), "10.6.6.6:7070" }), UpdateOnly: true},
 			wantErr: catalog.ErrIdentity,
 		},
 		{
@@ -193,7 +195,7 @@ func TestCatalogAddNode(t *testing.T) {
 		},
 		{
 			name:    "an announcement of an unknown UUID is refused",
-			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.UUID, d.SecretHash = uuidB, hashSecret(secretB) }), UpdateOnly: true},
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.UUID, d.SecretHash = uuidB, store.HashSecret(secretB) }), UpdateOnly: true},
 			wantErr: catalog.ErrIdentity,
 		},
 		{
@@ -279,11 +281,11 @@ func TestJoinForgery(t *testing.T) {
 		}
 		return resp.Msg.NodeId, nil
 	}
-	self := n.store.identity
+	self := n.store.Identity
 	n1 := n.store.Catalog().Nodes[1]
 	forged := func(f func(*peerv1.JoinRequest)) *peerv1.JoinRequest {
 		req := &peerv1.JoinRequest{NodeName: "n1", Address: "10.6.6.6:7070", Zone: "z1", Weight: 1, NodeUuid: self.UUID,
-			Secret: bytes.Repeat([]byte{6}, SecretBytes)}
+			Secret: bytes.Repeat([]byte{6}, store.SecretBytes)}
 		f(req)
 		return req
 	}
@@ -360,13 +362,13 @@ func TestMembersByIdentity(t *testing.T) {
 	defer cancel()
 	db := memDB(t)
 	var gossip []Member
-	cfg := StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Self: catalog.NodeDescriptor{Name: "n1", Addr: "a:1", Zone: "z1", Weight: 1}}
-	store, err := OpenStore(db, cfg, nil, true)
+	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Self: catalog.NodeDescriptor{Name: "n1", Addr: "a:1", Zone: "z1", Weight: 1}}
+	st, err := store.OpenStore(db, cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
-	n, err := NewNode(store, NodeConfig{Members: func() []Member { return gossip }})
+	t.Cleanup(func() { st.Close() })
+	n, err := NewNode(st, NodeConfig{Members: func() []Member { return gossip }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +380,7 @@ func TestMembersByIdentity(t *testing.T) {
 	register := func(name, uuid string) uint64 {
 		id, err := retry(t, func() (uint64, error) {
 			return n.registerNode(ctx, &peerv1.JoinRequest{NodeName: name, Address: name + ":1", NodeUuid: uuid,
-				Secret: bytes.Repeat([]byte(name), SecretBytes/2)}, false)
+				Secret: bytes.Repeat([]byte(name), store.SecretBytes/2)}, false)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -393,7 +395,7 @@ func TestMembersByIdentity(t *testing.T) {
 		t.Fatalf("n2 back with a new UUID got ID %d", id)
 	}
 	gossip = []Member{
-		{Name: "n1", UUID: store.identity.UUID, State: "alive", Version: "v1"},
+		{Name: "n1", UUID: st.Identity.UUID, State: "alive", Version: "v1"},
 		{Name: "n2", UUID: uuid('c'), State: "alive", Version: "v1"},
 		{Name: "n3", UUID: uuid('d'), Addr: "n3:1", State: "alive", Version: "v1"},
 	}
@@ -401,7 +403,7 @@ func TestMembersByIdentity(t *testing.T) {
 	for _, m := range n.Members() {
 		got = append(got, fmt.Sprintf("%s/%s/%s#%d", m.Name, m.UUID[:1], m.State, m.ID))
 	}
-	want := []string{"n1/" + store.identity.UUID[:1] + "/alive#1", "n2/b/dead#2", "n2/c/alive#3", "n3/d/alive#0"}
+	want := []string{"n1/" + st.Identity.UUID[:1] + "/alive#1", "n2/b/dead#2", "n2/c/alive#3", "n3/d/alive#0"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("members %v, want %v", got, want)
 	}

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -28,7 +30,7 @@ import (
 // Node serves the KV and Admin operations of one quorumkv node on top of
 // its Store. Its methods are safe for concurrent use.
 type Node struct {
-	store  *Store
+	store  *store.Store
 	db     *storage.DB
 	limits catalog.Limits
 	// zone and weight describe this node for placement.
@@ -169,7 +171,7 @@ func h2cClient(pingInterval, pingTimeout time.Duration) *http.Client {
 // NewNode serves the store. Its eventual coordinator reaches the
 // replicas through goroutines, and it replays hints in the background;
 // StartAntiEntropy starts anti-entropy.
-func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
+func NewNode(store *store.Store, cfg NodeConfig) (*Node, error) {
 	n, err := newNode(store, cfg, nil)
 	if err != nil {
 		return nil, err
@@ -181,7 +183,7 @@ func NewNode(store *Store, cfg NodeConfig) (*Node, error) {
 // newNode is NewNode with net as the way to replicas (nil: goNet) and no
 // background loop: the simulator passes its own net and runs the loops'
 // steps (replayHints, antiEntropyStep) from its timers.
-func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
+func newNode(store *store.Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 	if cfg.Limits == (catalog.Limits{}) {
 		cfg.Limits = catalog.DefaultLimits()
 	}
@@ -217,14 +219,14 @@ func newNode(store *Store, cfg NodeConfig, net replicaNet) (*Node, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
 	}
-	hs, err := newHints(store.db, cfg, store.cfg.Metrics)
+	hs, err := newHints(store.Db, cfg, store.Cfg.Metrics)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{store: store, db: store.db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
+	n := &Node{store: store, db: store.Db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
 		alive: cfg.Alive, gossip: cfg.Members, peers: newPeers(cfg.HTTPClient),
 		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), clockGuard: newClockGuard(cfg.PhysicalClock, cfg.monotonic),
-		records: newRecordStore(store.db), evHooks: cfg.evHooks,
+		records: newRecordStore(store.Db), evHooks: cfg.evHooks,
 		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs,
 		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
 	n.recordPeers = connectRecords{n}
@@ -291,7 +293,7 @@ func (n *Node) Members() []Member {
 // data dir calls it once. A refusal (the catalog does not know this
 // node's identity, or it is of another cluster) is returned at once.
 func (n *Node) Announce(ctx context.Context, self catalog.NodeDescriptor) error {
-	ident := n.store.identity
+	ident := n.store.Identity
 	self.ID, self.UUID, self.SecretHash = n.store.NodeID(), ident.UUID, ident.SecretHash()
 	if self.Weight == 0 {
 		self.Weight = 1
@@ -324,7 +326,7 @@ func (n *Node) Announce(ctx context.Context, self catalog.NodeDescriptor) error 
 }
 
 // Store returns the node's store.
-func (n *Node) Store() *Store { return n.store }
+func (n *Node) Store() *store.Store { return n.store }
 
 // Limits returns the node's request limits.
 func (n *Node) Limits() catalog.Limits { return n.limits }
@@ -366,7 +368,7 @@ func (n *Node) catchUpCatalog(ctx context.Context, what string) error {
 	defer cancel()
 	if err := n.catalogBarrier(bctx); err != nil {
 		return fmt.Errorf("%w: %s is not in this node's catalog, and meta could not confirm it does not exist: %w",
-			ErrUnavailable, what, err)
+			store.ErrUnavailable, what, err)
 	}
 	return nil
 }
@@ -381,20 +383,20 @@ const catalogBarrierTimeout = 2 * time.Second
 // elsewhere, the leader's applied index after one (the MetaIndex peer
 // call), which this node's meta replica then applies up to.
 func (n *Node) catalogBarrier(ctx context.Context) error {
-	err := n.store.readBarrier(ctx, catalog.MetaRangeID)
-	var nl *NotLeaderError
+	err := n.store.ReadBarrier(ctx, catalog.MetaRangeID)
+	var nl *store.NotLeaderError
 	if !errors.As(err, &nl) {
 		return err
 	}
 	if nl.Leader == 0 {
-		return fmt.Errorf("%w: meta has no leader now", ErrUnavailable)
+		return fmt.Errorf("%w: meta has no leader now", store.ErrUnavailable)
 	}
 	index, err := n.recordPeers.metaIndex(ctx, nl.Leader)
 	if err != nil {
 		return fmt.Errorf("meta's leader, node %d: %w", nl.Leader, err)
 	}
 	for {
-		applied, err := n.store.appliedIndex(ctx, catalog.MetaRangeID)
+		applied, err := n.store.AppliedIndex(ctx, catalog.MetaRangeID)
 		if err != nil || applied >= index {
 			return err
 		}
@@ -452,11 +454,11 @@ func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, 
 	if err != nil {
 		return "", err
 	}
-	res, err := n.store.propose(ctx, r.ID, &command{op: opPut, key: key, value: value, idemKey: opts.IdempotencyKey})
+	res, err := n.store.Propose(ctx, r.ID, &store.Command{Op: store.OpPut, Key: key, Value: value, IdemKey: opts.IdempotencyKey})
 	if err == nil {
-		err = res.err
+		err = res.Err
 	}
-	return formatVersion(r.ID, res.version), err
+	return store.FormatVersion(r.ID, res.Version), err
 }
 
 // Delete removes key and says whether it existed.
@@ -492,18 +494,18 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 	if err != nil {
 		return false, err
 	}
-	cmd := &command{op: opDelete, key: key, idemKey: opts.IdempotencyKey}
+	cmd := &store.Command{Op: store.OpDelete, Key: key, IdemKey: opts.IdempotencyKey}
 	if expect != nil {
-		cmd.op, cmd.del = opCAS, true
-		if err := cmd.setCondition(r.ID, *expect); err != nil {
+		cmd.Op, cmd.Del = store.OpCAS, true
+		if err := cmd.SetCondition(r.ID, *expect); err != nil {
 			return false, err
 		}
 	}
-	res, err := n.store.propose(ctx, r.ID, cmd)
+	res, err := n.store.Propose(ctx, r.ID, cmd)
 	if err == nil {
-		err = res.err
+		err = res.Err
 	}
-	return res.existed, err
+	return res.Existed, err
 }
 
 // CompareAndSwap writes value if the key is as expected, deciding at apply
@@ -533,15 +535,15 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 	if err != nil {
 		return "", err
 	}
-	cmd := &command{op: opCAS, key: key, value: value, idemKey: opts.IdempotencyKey}
-	if err := cmd.setCondition(r.ID, expect); err != nil {
+	cmd := &store.Command{Op: store.OpCAS, Key: key, Value: value, IdemKey: opts.IdempotencyKey}
+	if err := cmd.SetCondition(r.ID, expect); err != nil {
 		return "", err
 	}
-	res, err := n.store.propose(ctx, r.ID, cmd)
+	res, err := n.store.Propose(ctx, r.ID, cmd)
 	if err == nil {
-		err = res.err
+		err = res.Err
 	}
-	return formatVersion(r.ID, res.version), err
+	return store.FormatVersion(r.ID, res.Version), err
 }
 
 // Get reads key linearizably; a missing key is ErrKeyNotFound.
@@ -562,7 +564,7 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 			return catalog.KeyValue{}, err
 		}
 		if !rec.Exists() {
-			return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, abbreviate(key), keyspace)
+			return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, store.Abbreviate(key), keyspace)
 		}
 		return catalog.KeyValue{Key: key, Value: rec.Value, Version: formatRecordVersion(rec.Version)}, nil
 	}
@@ -570,7 +572,7 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 	if err != nil {
 		return catalog.KeyValue{}, err
 	}
-	if err := n.store.readBarrier(ctx, r.ID); err != nil {
+	if err := n.store.ReadBarrier(ctx, r.ID); err != nil {
 		return catalog.KeyValue{}, err
 	}
 	return n.getApplied(keyspace, r, key)
@@ -581,16 +583,16 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 func (n *Node) getApplied(keyspace string, r *catalog.RangeDescriptor, key []byte) (catalog.KeyValue, error) {
 	raw, err := n.db.Get(storage.DataKey(r.ID, key))
 	if errors.Is(err, storage.ErrNotFound) {
-		return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, abbreviate(key), keyspace)
+		return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, store.Abbreviate(key), keyspace)
 	}
 	if err != nil {
 		return catalog.KeyValue{}, err
 	}
-	v, err := decodeValue(raw)
+	v, err := store.DecodeValue(raw)
 	if err != nil {
 		return catalog.KeyValue{}, err
 	}
-	return catalog.KeyValue{Key: key, Value: v.data, Version: formatVersion(r.ID, v.version)}, nil
+	return catalog.KeyValue{Key: key, Value: v.Data, Version: store.FormatVersion(r.ID, v.Version)}, nil
 }
 
 // ErrKeyNotFound marks a read of a missing key (NotFound, HTTP 404).
@@ -620,10 +622,10 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	var all []catalog.KeyValue
 	for _, r := range cat.Ranges[keyspace] {
 		kvs, err := n.scanRange(ctx, r.ID, prefix, startAfter, limit+1)
-		var nl *NotLeaderError
+		var nl *store.NotLeaderError
 		if errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != n.store.NodeID() {
 			kvs, err = n.scanRemote(ctx, nl.Leader, r.ID, prefix, startAfter, limit+1)
-		} else if errors.Is(err, ErrNoReplicaHere) {
+		} else if errors.Is(err, store.ErrNoReplicaHere) {
 			kvs, err = n.scanReplicas(ctx, r, prefix, startAfter, limit+1)
 		}
 		if err != nil {
@@ -631,21 +633,21 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 		}
 		all = append(all, kvs...)
 	}
-	all, more := mergePages(all, limit)
+	all, more := store.MergePages(all, limit)
 	return all, more, nil
 }
 
 func (n *Node) scanRange(ctx context.Context, rangeID uint64, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
-	if err := n.store.readBarrier(ctx, rangeID); err != nil {
+	if err := n.store.ReadBarrier(ctx, rangeID); err != nil {
 		return nil, err
 	}
 	var out []catalog.KeyValue
-	err := eachData(n.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
-		v, err := decodeValue(raw)
+	err := store.EachData(n.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
+		v, err := store.DecodeValue(raw)
 		if err != nil {
 			return false, err
 		}
-		out = append(out, catalog.KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(v.data), Version: formatVersion(rangeID, v.version)})
+		out = append(out, catalog.KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(v.Data), Version: store.FormatVersion(rangeID, v.Version)})
 		return len(out) < limit, nil
 	})
 	return out, err
@@ -653,9 +655,9 @@ func (n *Node) scanRange(ctx context.Context, rangeID uint64, prefix, startAfter
 
 // scanRemote scans one range on its leader, another node.
 func (n *Node) scanRemote(ctx context.Context, leader, rangeID uint64, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
-	addr, ok := n.store.nodeAddr(leader)
+	addr, ok := n.store.NodeAddr(leader)
 	if !ok {
-		return nil, fmt.Errorf("%w: range %d's leader, node %d, has no known address", ErrUnavailable, rangeID, leader)
+		return nil, fmt.Errorf("%w: range %d's leader, node %d, has no known address", store.ErrUnavailable, rangeID, leader)
 	}
 	resp, err := n.peers.peerClient(addr).ScanRange(ctx, connect.NewRequest(&peerv1.ScanRangeRequest{
 		RangeId: rangeID, Prefix: prefix, StartAfter: startAfter, Limit: uint32(limit)}))
@@ -680,7 +682,7 @@ func (n *Node) scanReplicas(ctx context.Context, r *catalog.RangeDescriptor, pre
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("%w: no replica of range %d could serve the scan: %w", ErrUnavailable, r.ID, errors.Join(errs...))
+	return nil, fmt.Errorf("%w: no replica of range %d could serve the scan: %w", store.ErrUnavailable, r.ID, errors.Join(errs...))
 }
 
 // CreateKeyspace checks d, places its ranges, proves its geometry on each
@@ -742,11 +744,11 @@ func (n *Node) DropKeyspace(ctx context.Context, name string) error {
 }
 
 func (n *Node) proposeCatalog(ctx context.Context, op []byte) error {
-	res, err := n.store.propose(ctx, catalog.MetaRangeID, &command{op: opCatalog, value: op})
+	res, err := n.store.Propose(ctx, catalog.MetaRangeID, &store.Command{Op: store.OpCatalog, Value: op})
 	if err != nil {
 		return err
 	}
-	return res.err
+	return res.Err
 }
 
 // candidates are the nodes placement may use, the catalog's nodes that

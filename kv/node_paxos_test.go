@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -26,7 +28,7 @@ func TestSingleNodePaxos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := StoreConfig{LogTruncateEntries: 8, LogKeepEntries: 2}
+	cfg := store.StoreConfig{LogTruncateEntries: 8, LogKeepEntries: 2}
 	n := openNodeWith(t, db, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -44,7 +46,7 @@ func TestSingleNodePaxos(t *testing.T) {
 	if _, err := n.Put(ctx, "ev", []byte("k"), []byte("v")); err != nil {
 		t.Fatalf("put to an eventual keyspace: %v", err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "ev", []byte("k"), catalog.Expect{Absent: true}, []byte("v")); !errors.Is(err, ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "ev", []byte("k"), catalog.Expect{Absent: true}, []byte("v")); !errors.Is(err, store.ErrConditionFailed) {
 		t.Fatalf("compare-and-swap in an eventual keyspace: %v", err)
 	}
 
@@ -59,14 +61,14 @@ func TestSingleNodePaxos(t *testing.T) {
 	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to alice")); err != nil {
 		t.Fatalf("alice: %v", err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to bob")); !errors.Is(err, ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to bob")); !errors.Is(err, store.ErrConditionFailed) {
 		t.Fatalf("bob bought a sold phone: %v", err)
 	}
 	kv, err := n.Get(ctx, "px", []byte("phone"))
 	if err != nil || string(kv.Value) != "sold to alice" || kv.Version == v1 {
 		t.Fatalf("Get = %+v, %v", kv, err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Version: v1}, []byte("x")); !errors.Is(err, ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Version: v1}, []byte("x")); !errors.Is(err, store.ErrConditionFailed) {
 		t.Fatalf("CAS on a stale version: %v", err)
 	}
 	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Version: kv.Version}, []byte("shipped")); err != nil {
@@ -149,7 +151,7 @@ func TestSingleNodePaxos(t *testing.T) {
 func testutilCounter(t *testing.T, n *Node, protocol string) float64 {
 	t.Helper()
 	var m dto.Metric
-	if err := n.Store().cfg.Metrics.Proposals.WithLabelValues(protocol).Write(&m); err != nil {
+	if err := n.Store().Cfg.Metrics.Proposals.WithLabelValues(protocol).Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
@@ -159,7 +161,7 @@ func testutilCounter(t *testing.T, n *Node, protocol string) float64 {
 func snapshotSlot(t *testing.T, n *Node, rangeID uint64) (slot uint64) {
 	t.Helper()
 	s := n.Store()
-	if err := s.do(context.Background(), func() { slot = s.replicas[rangeID].core.(*consensus.PaxosCore).Log.Snap.Slot }); err != nil {
+	if err := s.Do(context.Background(), func() { slot = s.Replicas[rangeID].Core.(*consensus.PaxosCore).Log.Snap.Slot }); err != nil {
 		t.Fatal(err)
 	}
 	return slot
@@ -167,7 +169,7 @@ func snapshotSlot(t *testing.T, n *Node, rangeID uint64) (slot uint64) {
 
 func slotOf(t *testing.T, rangeID uint64, version string) uint64 {
 	t.Helper()
-	slot, err := parseVersion(rangeID, version)
+	slot, err := store.ParseVersion(rangeID, version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,8 +228,8 @@ func TestDrainPaxosLeaderships(t *testing.T) {
 	for id := range ranges {
 		waitUntil(t, fmt.Sprintf("a write to px range %d", id), func() bool {
 			for _, n := range c.nodes {
-				res, err := n.store.propose(ctx, id, &command{op: opPut, key: []byte("k"), value: []byte("v")})
-				if err == nil && res.err == nil {
+				res, err := n.store.Propose(ctx, id, &store.Command{Op: store.OpPut, Key: []byte("k"), Value: []byte("v")})
+				if err == nil && res.Err == nil {
 					return true
 				}
 			}

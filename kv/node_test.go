@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -29,15 +31,15 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func openNode(t *testing.T, db *storage.DB) *Node {
 	t.Helper()
-	return openNodeWith(t, db, StoreConfig{})
+	return openNodeWith(t, db, store.StoreConfig{})
 }
 
 // openNodeWith opens a one-node cluster on db with cfg's tuning.
-func openNodeWith(t *testing.T, db *storage.DB, cfg StoreConfig) *Node {
+func openNodeWith(t *testing.T, db *storage.DB, cfg store.StoreConfig) *Node {
 	t.Helper()
 	cfg.TickInterval, cfg.Logger, cfg.Seed = 10*time.Millisecond, quiet(), 1
 	cfg.Self = catalog.NodeDescriptor{Name: "n1", Addr: "127.0.0.1:1", Zone: "z1", Weight: 1}
-	store, err := OpenStore(db, cfg, nil, true)
+	store, err := store.OpenStore(db, cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func retry[T any](t *testing.T, f func() (T, error)) (T, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		v, err := f()
-		if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
+		if !errors.Is(err, store.ErrNotLeader) || time.Now().After(deadline) {
 			return v, err
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -81,14 +83,14 @@ func TestSingleNode(t *testing.T) {
 		t.Fatalf("alice: %v", err)
 	}
 	_, err = n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to bob"))
-	if !errors.Is(err, ErrConditionFailed) {
+	if !errors.Is(err, store.ErrConditionFailed) {
 		t.Fatalf("bob bought a sold phone: %v", err)
 	}
 	kv, err := retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
 	if err != nil || string(kv.Value) != "sold to alice" || kv.Version == v1 {
 		t.Fatalf("Get = %+v, %v", kv, err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Version: v1}, []byte("x")); !errors.Is(err, ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Version: v1}, []byte("x")); !errors.Is(err, store.ErrConditionFailed) {
 		t.Fatalf("CAS on a stale version: %v", err)
 	}
 	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Version: kv.Version}, []byte("shipped")); err != nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -19,7 +21,7 @@ import (
 // through the wire encoding, dropping those of a cut range.
 type memTransport struct {
 	mu     sync.Mutex
-	stores map[uint64]*Store
+	stores map[uint64]*store.Store
 	cut    atomic.Uint64 // a range whose messages are dropped
 }
 
@@ -48,9 +50,9 @@ func (t *memTransport) Learn(uint64, string) {}
 func TestPaxosSnapshotCatchUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tr := &memTransport{stores: map[uint64]*Store{}}
-	cfg := func(name string, weight int) StoreConfig {
-		return StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(weight),
+	tr := &memTransport{stores: map[uint64]*store.Store{}}
+	cfg := func(name string, weight int) store.StoreConfig {
+		return store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(weight),
 			LogTruncateEntries: 8, LogKeepEntries: 2,
 			Self: catalog.NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: weight}}
 	}
@@ -58,7 +60,7 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := OpenStore(dbA, cfg("a", 2), tr, true)
+	a, err := store.OpenStore(dbA, cfg("a", 2), tr, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 	}
 	defer dbB.Close()
 	idB := joinTestNode(t, ctx, na, dbB, cfg("b", 1).Self)
-	b, err := OpenStore(dbB, cfg("b", 1), tr, false)
+	b, err := store.OpenStore(dbB, cfg("b", 1), tr, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,17 +126,17 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 		if err != nil {
 			t.Fatalf("b lacks k%02d: %v", i, err)
 		}
-		if v, err := decodeValue(raw); err != nil || string(v.data) != fmt.Sprintf("v%d", i) {
-			t.Fatalf("b has k%02d = %q, %v", i, v.data, err)
+		if v, err := store.DecodeValue(raw); err != nil || string(v.Data) != fmt.Sprintf("v%d", i) {
+			t.Fatalf("b has k%02d = %q, %v", i, v.Data, err)
 		}
 	}
 	var bSnap uint64
-	if err := b.do(ctx, func() { bSnap = b.replicas[rangeID].core.(*consensus.PaxosCore).Log.Snap.Slot }); err != nil || bSnap < snap {
+	if err := b.Do(ctx, func() { bSnap = b.Replicas[rangeID].Core.(*consensus.PaxosCore).Log.Snap.Slot }); err != nil || bSnap < snap {
 		t.Fatalf("b's snapshot point %d, want at least %d (%v)", bSnap, snap, err)
 	}
 }
 
-func replicaStatus(t *testing.T, s *Store, rangeID uint64) RangeStatus {
+func replicaStatus(t *testing.T, s *store.Store, rangeID uint64) store.RangeStatus {
 	t.Helper()
 	st, err := s.RangeStatuses(context.Background())
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -90,7 +92,7 @@ func (p *peerServer) Raft(ctx context.Context, stream *connect.ClientStream[peer
 				fmt.Errorf("messages for node %d of cluster %s reached node %d of cluster %s",
 					batch.ToNode, batch.ClusterId, store.NodeID(), store.ClusterID()))
 		}
-		store.learnPeer(batch.FromNode, batch.FromAddress)
+		store.LearnPeer(batch.FromNode, batch.FromAddress)
 		for _, m := range batch.Messages {
 			msg, err := consensus.DecodePeerMessage(m.Message)
 			if err != nil {
@@ -114,7 +116,7 @@ func (p *peerServer) Join(ctx context.Context, req *connect.Request[peerv1.JoinR
 		return connect.NewResponse(&peerv1.JoinResponse{NodeId: id, ClusterId: p.node.store.ClusterID()}), nil
 	case errors.Is(err, catalog.ErrIdentity):
 		return nil, connect.NewError(connect.CodePermissionDenied, err)
-	case errors.Is(err, ErrOtherCluster):
+	case errors.Is(err, store.ErrOtherCluster):
 		return nil, connect.NewError(connect.CodeFailedPrecondition, err)
 	}
 	return nil, toConnect(err)
@@ -147,10 +149,10 @@ func (p *peerServer) MetaIndex(ctx context.Context, req *connect.Request[peerv1.
 // what meta has applied here, which then covers every change committed
 // before the call.
 func (n *Node) localMetaIndex(ctx context.Context) (uint64, error) {
-	if err := n.store.readBarrier(ctx, catalog.MetaRangeID); err != nil {
+	if err := n.store.ReadBarrier(ctx, catalog.MetaRangeID); err != nil {
 		return 0, err
 	}
-	return n.store.appliedIndex(ctx, catalog.MetaRangeID)
+	return n.store.AppliedIndex(ctx, catalog.MetaRangeID)
 }
 
 func (c connectRecords) metaIndex(ctx context.Context, to uint64) (uint64, error) {
@@ -187,15 +189,15 @@ func checkJoin(m *peerv1.JoinRequest) (catalog.NodeDescriptor, error) {
 		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s has no address", catalog.ErrInvalidArgument, m.NodeName)
 	case !catalog.ValidUUID(m.NodeUuid):
 		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s: node_uuid %q is not a version 4 UUID in canonical form", catalog.ErrInvalidArgument, m.NodeName, m.NodeUuid)
-	case len(m.Secret) != SecretBytes:
-		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s: the secret is %d bytes, want %d", catalog.ErrInvalidArgument, m.NodeName, len(m.Secret), SecretBytes)
+	case len(m.Secret) != store.SecretBytes:
+		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s: the secret is %d bytes, want %d", catalog.ErrInvalidArgument, m.NodeName, len(m.Secret), store.SecretBytes)
 	}
 	weight := int(m.Weight)
 	if weight == 0 {
 		weight = 1
 	}
 	return catalog.NodeDescriptor{Name: m.NodeName, Addr: m.Address, Zone: m.Zone, Weight: weight, Gossip: m.GossipAddress,
-		UUID: m.NodeUuid, SecretHash: hashSecret(m.Secret)}, nil
+		UUID: m.NodeUuid, SecretHash: store.HashSecret(m.Secret)}, nil
 }
 
 // newJoinRequest asks to admit self, or to update it if clusterID (the
@@ -220,13 +222,13 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 	}
 	if cluster := n.store.ClusterID(); req.ClusterId != "" && req.ClusterId != cluster {
 		return 0, fmt.Errorf("%w: node %s (uuid %s) belongs to cluster %s, and this node to cluster %s",
-			ErrOtherCluster, req.NodeName, req.NodeUuid, req.ClusterId, cluster)
+			store.ErrOtherCluster, req.NodeName, req.NodeUuid, req.ClusterId, cluster)
 	}
 	op := catalog.CatalogOp{AddNode: &desc, UpdateOnly: req.ClusterId != ""}
-	res, err := n.store.propose(ctx, catalog.MetaRangeID, &command{op: opCatalog, value: catalog.MustJSON(op)})
-	var nl *NotLeaderError
+	res, err := n.store.Propose(ctx, catalog.MetaRangeID, &store.Command{Op: store.OpCatalog, Value: catalog.MustJSON(op)})
+	var nl *store.NotLeaderError
 	if errors.As(err, &nl) && nl.Leader != 0 && !forwarded {
-		addr, ok := n.store.nodeAddr(nl.Leader)
+		addr, ok := n.store.NodeAddr(nl.Leader)
 		if !ok {
 			return 0, err
 		}
@@ -256,7 +258,7 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 	if err != nil {
 		return 0, err
 	}
-	return res.id, res.err
+	return res.Id, res.Err
 }
 
 // JoinCluster asks the nodes at addrs, in turn, to admit this node, self
@@ -264,11 +266,11 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 // cluster it is given (to be saved with SaveJoin before the node's first
 // OpenStore). A node admitted before under that identity (its answer
 // was lost) gets its ID again.
-func JoinCluster(ctx context.Context, addrs []string, self catalog.NodeDescriptor, ident Identity, client *http.Client) (uint64, string, error) {
+func JoinCluster(ctx context.Context, addrs []string, self catalog.NodeDescriptor, ident store.Identity, client *http.Client) (uint64, string, error) {
 	self.UUID = ident.UUID
 	id, cluster, err := joinVia(ctx, newPeers(client), addrs, newJoinRequest(self, ident.Secret, ident.ClusterID))
 	if err == nil && ident.ClusterID != "" && cluster != ident.ClusterID {
-		return 0, "", fmt.Errorf("%w: the data dir belongs to cluster %s, and the nodes at %v to cluster %s", ErrOtherCluster, ident.ClusterID, addrs, cluster)
+		return 0, "", fmt.Errorf("%w: the data dir belongs to cluster %s, and the nodes at %v to cluster %s", store.ErrOtherCluster, ident.ClusterID, addrs, cluster)
 	}
 	return id, cluster, err
 }
@@ -280,7 +282,7 @@ func JoinRefused(err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, catalog.ErrIdentity), errors.Is(err, ErrOtherCluster), errors.Is(err, catalog.ErrInvalidArgument), errors.Is(err, catalog.ErrLimit):
+	case errors.Is(err, catalog.ErrIdentity), errors.Is(err, store.ErrOtherCluster), errors.Is(err, catalog.ErrInvalidArgument), errors.Is(err, catalog.ErrLimit):
 		return true
 	}
 	var cerr *connect.Error
@@ -323,9 +325,9 @@ func joinVia(ctx context.Context, p *peers, addrs []string, req *peerv1.JoinRequ
 // forwardKV sends a KV request to the node that leads the key's range.
 func forwardKV[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *Req,
 	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
-	addr, ok := n.store.nodeAddr(leader)
+	addr, ok := n.store.NodeAddr(leader)
 	if !ok {
-		return nil, fmt.Errorf("%w: the leader, node %d, has no known address", ErrUnavailable, leader)
+		return nil, fmt.Errorf("%w: the leader, node %d, has no known address", store.ErrUnavailable, leader)
 	}
 	r := connect.NewRequest(req)
 	r.Header().Set(forwardedHeader, "1")
@@ -339,9 +341,9 @@ func forwardKV[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *
 // forwardAdmin sends an Admin request to meta's leader.
 func forwardAdmin[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *Req,
 	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
-	addr, ok := n.store.nodeAddr(leader)
+	addr, ok := n.store.NodeAddr(leader)
 	if !ok {
-		return nil, fmt.Errorf("%w: meta's leader, node %d, has no known address", ErrUnavailable, leader)
+		return nil, fmt.Errorf("%w: meta's leader, node %d, has no known address", store.ErrUnavailable, leader)
 	}
 	r := connect.NewRequest(req)
 	r.Header().Set(forwardedHeader, "1")

@@ -27,7 +27,7 @@ func quiescedLeaderCrash(t *testing.T, seed uint64) {
 	c.require("the raft and paxos ranges of the idle cluster to quiesce", 10*time.Second, func() bool {
 		for _, rd := range all {
 			for _, id := range c.ids {
-				if r := c.node(id).store.replicas[rd.ID]; r == nil || !r.quiesced {
+				if r := c.node(id).store.Replicas[rd.ID]; r == nil || !r.Quiesced {
 					return false
 				}
 			}
@@ -50,7 +50,7 @@ func quiescedLeaderCrash(t *testing.T, seed uint64) {
 	var followersQuiesced int
 	for _, id := range c.ids {
 		if id != victim {
-			followersQuiesced += len(c.node(id).store.quiesce.followers[victim])
+			followersQuiesced += len(c.node(id).store.Quiesce.Followers[victim])
 		}
 	}
 	if followersQuiesced == 0 {
@@ -67,7 +67,7 @@ func quiescedLeaderCrash(t *testing.T, seed uint64) {
 	})
 	// The survivors woke by silence, not by a message from the dead node.
 	for _, id := range c.ids {
-		if id != victim && len(c.node(id).store.quiesce.followers[victim]) != 0 {
+		if id != victim && len(c.node(id).store.Quiesce.Followers[victim]) != 0 {
 			t.Fatalf("node %d still has ranges quiesced under dead node %d", id, victim)
 		}
 	}

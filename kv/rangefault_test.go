@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/metrics"
 
 	"github.com/quorumkv/quorumkv/kv/consensus"
@@ -62,19 +64,19 @@ func TestSimRaftSnapshotOverLimit(t *testing.T) {
 		}
 		heal()
 		c.require("the leader to report the snapshot it cannot build", 5*time.Second, func() bool {
-			return strings.Contains(leader.store.rangeStatuses()[rd.ID].Error, "MaxSnapshotBytes")
+			return strings.Contains(leader.store.RangeStatusesOnLoop()[rd.ID].Error, "MaxSnapshotBytes")
 		})
-		if got := counterValue(t, leader.store.cfg.Metrics.RangeFaults.WithLabelValues(string(consensus.FaultSnapshot))); got == 0 {
+		if got := counterValue(t, leader.store.Cfg.Metrics.RangeFaults.WithLabelValues(string(consensus.FaultSnapshot))); got == 0 {
 			t.Error("quorumkv_range_faults_total{kind=snapshot} did not count the fault")
 		}
-		if st := leader.store.rangeStatuses()[rd.ID]; st.State != consensus.RoleLeader.String() {
+		if st := leader.store.RangeStatusesOnLoop()[rd.ID]; st.State != consensus.RoleLeader.String() {
 			t.Errorf("the leader's status is %+v, want it leading still", st)
 		}
 
 		// The range serves with the quorum it has; so does another range.
 		c.requireWrite(rd.ID, "after")
 		c.requireWrite(c.node(1).store.Catalog().Ranges["rk"][1].ID, "other")
-		if c.node(follower).store.replicas[rd.ID].applied >= leader.store.replicas[rd.ID].applied {
+		if c.node(follower).store.Replicas[rd.ID].Applied >= leader.store.Replicas[rd.ID].Applied {
 			t.Fatal("the follower caught up without a snapshot: the scenario does not test what it says")
 		}
 
@@ -82,12 +84,12 @@ func TestSimRaftSnapshotOverLimit(t *testing.T) {
 		// leader's next attempt (at most snapshotRetryMaxTicks later) sends the
 		// snapshot.
 		for i := range 78 {
-			c.propose(leader, rd.ID, &command{op: opDelete, key: fmt.Appendf(nil, "k%02d", i)})
+			c.propose(leader, rd.ID, &store.Command{Op: store.OpDelete, Key: fmt.Appendf(nil, "k%02d", i)})
 		}
 		c.require("the follower to catch up from a snapshot", consensus.SnapshotRetryMaxTicks*simTick, func() bool {
 			return c.rangeConverged(rd)
 		})
-		if st := leader.store.rangeStatuses()[rd.ID]; st.Error != "" {
+		if st := leader.store.RangeStatusesOnLoop()[rd.ID]; st.Error != "" {
 			t.Errorf("the fault is still reported after the snapshot was sent: %q", st.Error)
 		}
 	})
@@ -115,9 +117,9 @@ func TestSimCorruptSnapshotStopsOneRange(t *testing.T) {
 		}
 		heal()
 		f := c.node(follower)
-		c.require("the follower's replica to stop", 5*time.Second, func() bool { return f.store.failed[rd.ID] != nil })
-		if fr := f.store.failed[rd.ID]; fr.fault.Kind != consensus.FaultInstall || !errors.Is(fr.fault, codec.ErrCorrupt) {
-			t.Errorf("the follower's replica stopped by %v, want an install fault on corrupt data", fr.fault)
+		c.require("the follower's replica to stop", 5*time.Second, func() bool { return f.store.Failed[rd.ID] != nil })
+		if fr := f.store.Failed[rd.ID]; fr.Fault.Kind != consensus.FaultInstall || !errors.Is(fr.Fault, codec.ErrCorrupt) {
+			t.Errorf("the follower's replica stopped by %v, want an install fault on corrupt data", fr.Fault)
 		}
 		if err := f.store.Err(); err != nil {
 			t.Fatalf("the follower's node stopped: %v", err)
@@ -153,7 +155,7 @@ func TestSimPaxosRangeOverSnapshotLimit(t *testing.T) {
 			switch {
 			case err == nil:
 				applied++
-			case errors.Is(err, ErrOutcomeUnknown):
+			case errors.Is(err, store.ErrOutcomeUnknown):
 				unknown++
 			default:
 				t.Errorf("a write in flight when the range stopped was answered %v, want outcome unknown", err)
@@ -162,23 +164,23 @@ func TestSimPaxosRangeOverSnapshotLimit(t *testing.T) {
 		if applied == 0 || unknown == 0 {
 			t.Errorf("%d writes applied, %d with an unknown outcome: the range should stop half-way", applied, unknown)
 		}
-		f := leader.store.failed[rd.ID]
-		if f == nil || f.fault.Kind != consensus.FaultCompact || !strings.Contains(f.fault.Error(), "MaxSnapshotBytes") {
+		f := leader.store.Failed[rd.ID]
+		if f == nil || f.Fault.Kind != consensus.FaultCompact || !strings.Contains(f.Fault.Error(), "MaxSnapshotBytes") {
 			t.Fatalf("the leader's replica: %+v, want stopped by a compaction fault over MaxSnapshotBytes", f)
 		}
-		st := leader.store.rangeStatuses()[rd.ID]
-		if st.State != stateFailed || !strings.Contains(st.Error, "compact failed") || st.Applied == 0 {
+		st := leader.store.RangeStatusesOnLoop()[rd.ID]
+		if st.State != store.StateFailed || !strings.Contains(st.Error, "compact failed") || st.Applied == 0 {
 			t.Errorf("status of the failed range: %+v", st)
 		}
-		if got := gaugeValue(t, leader.store.cfg.Metrics.RangesFailed); got != 1 {
+		if got := gaugeValue(t, leader.store.Cfg.Metrics.RangesFailed); got != 1 {
 			t.Errorf("quorumkv_ranges_failed = %v, want 1", got)
 		}
-		_, err := leader.store.startPropose(rd.ID, &command{op: opPut, key: []byte("k"), value: []byte("v")}, func(result) {})
-		var rf *RangeFailedError
-		if !errors.As(err, &rf) || !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrNoReplicaHere) || !strings.Contains(err.Error(), "MaxSnapshotBytes") {
+		_, err := leader.store.StartPropose(rd.ID, &store.Command{Op: store.OpPut, Key: []byte("k"), Value: []byte("v")}, func(store.Result) {})
+		var rf *store.RangeFailedError
+		if !errors.As(err, &rf) || !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrNoReplicaHere) || !strings.Contains(err.Error(), "MaxSnapshotBytes") {
 			t.Errorf("a write to the failed range: %v, want unavailable with the range's fault", err)
 		}
-		if err := leader.store.startRead(rd.ID, func(error) {}); !errors.As(err, &rf) {
+		if err := leader.store.StartRead(rd.ID, func(error) {}); !errors.As(err, &rf) {
 			t.Errorf("a read of the failed range: %v, want unavailable with the range's fault", err)
 		}
 
@@ -204,7 +206,7 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	cfg := StoreConfig{LogTruncateEntries: 8, LogKeepEntries: 2, MaxSnapshotBytes: 2048}
+	cfg := store.StoreConfig{LogTruncateEntries: 8, LogKeepEntries: 2, MaxSnapshotBytes: 2048}
 	n := openNodeWith(t, db, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -227,12 +229,12 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 	for i := 0; err2 == nil && i < 100; i++ {
 		_, err2 = n.Put(ctx, "px", fmt.Appendf(nil, "big%02d", i), make([]byte, 100))
 	}
-	if !errors.Is(err2, ErrOutcomeUnknown) && !errors.As(err2, new(*RangeFailedError)) {
+	if !errors.Is(err2, store.ErrOutcomeUnknown) && !errors.As(err2, new(*store.RangeFailedError)) {
 		t.Errorf("the last write to the range: %v, want an unknown outcome or the range's fault", err2)
 	}
 	checkServing := func(when string) {
 		t.Helper()
-		if _, err := n.Put(ctx, "px", []byte("k"), []byte("v")); !errors.As(err, new(*RangeFailedError)) {
+		if _, err := n.Put(ctx, "px", []byte("k"), []byte("v")); !errors.As(err, new(*store.RangeFailedError)) {
 			t.Errorf("%s: a write to the failed range: %v", when, err)
 		}
 		if _, err := retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
@@ -243,10 +245,10 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 			t.Errorf("%s: %v", when, err)
 			return
 		}
-		if st[rangeID].State != stateFailed || !strings.Contains(st[rangeID].Error, "MaxSnapshotBytes") {
+		if st[rangeID].State != store.StateFailed || !strings.Contains(st[rangeID].Error, "MaxSnapshotBytes") {
 			t.Errorf("%s: status of the failed range: %+v", when, st[rangeID])
 		}
-		if got := gaugeValue(t, n.Store().cfg.Metrics.RangesFailed); got != 1 {
+		if got := gaugeValue(t, n.Store().Cfg.Metrics.RangesFailed); got != 1 {
 			t.Errorf("%s: quorumkv_ranges_failed = %v, want 1", when, got)
 		}
 	}
@@ -280,7 +282,7 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 	found := false
 	for _, rv := range view.Ranges {
 		if rv.ID == rangeID {
-			found = rv.State == stateFailed && rv.Error == why
+			found = rv.State == store.StateFailed && rv.Error == why
 		} else if rv.Error != "" {
 			t.Errorf("/status.json: range %d reports %q", rv.ID, rv.Error)
 		}
@@ -312,12 +314,12 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 // which are committed and answered. A restart meets the entry again and
 // the range starts failed again. Each canary (faultCanaries) is caught.
 func TestApplyFaultStopsOneRange(t *testing.T) {
-	if v := applyFaultScenario(t, faultCanaries{}); len(v) > 0 {
+	if v := applyFaultScenario(t, store.FaultCanaries{}); len(v) > 0 {
 		t.Fatalf("without a canary:\n%s", strings.Join(v, "\n"))
 	}
-	for name, k := range map[string]faultCanaries{
-		"faultStopsStore":  {faultStopsStore: true},
-		"sharedApplyBatch": {sharedApplyBatch: true},
+	for name, k := range map[string]store.FaultCanaries{
+		"faultStopsStore":  {FaultStopsStore: true},
+		"sharedApplyBatch": {SharedApplyBatch: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if v := applyFaultScenario(t, k); len(v) == 0 {
@@ -341,28 +343,28 @@ func TestApplyFaultStopsOneRange(t *testing.T) {
 //     was; B refuses requests; the store runs on.
 //  4. The store restarts on the same database: B applies `put b` again,
 //     meets the corrupt entry again, and stops again; A serves.
-func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
+func applyFaultScenario(t *testing.T, k store.FaultCanaries) (violations []string) {
 	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	violate := func(format string, args ...any) { violations = append(violations, fmt.Sprintf(format, args...)) }
-	open := func() *Store {
-		cfg := StoreConfig{TickInterval: time.Millisecond, Logger: quiet(), Seed: 1, Self: catalog.NodeDescriptor{Name: "n1", Addr: "a", Zone: "z", Weight: 1}}
-		s, err := openStore(db, cfg, nil, true)
+	open := func() *store.Store {
+		cfg := store.StoreConfig{TickInterval: time.Millisecond, Logger: quiet(), Seed: 1, Self: catalog.NodeDescriptor{Name: "n1", Addr: "a", Zone: "z", Weight: 1}}
+		s, err := store.OpenDriven(db, cfg, nil, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.canary = k
+		s.Canary = k
 		return s
 	}
 	// rounds runs the loop's rounds; it reports false if the store
 	// stopped (what run does on an error).
-	rounds := func(s *Store, n int) bool {
+	rounds := func(s *store.Store, n int) bool {
 		for range n {
-			s.tick()
-			if err := s.handleReady(); err != nil {
+			s.Tick()
+			if err := s.HandleReady(); err != nil {
 				violate("the store stopped: %v", err)
 				return false
 			}
@@ -376,28 +378,28 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 	ranges := s.Catalog().Ranges["default"]
 	a, b := ranges[0].ID, ranges[1].ID
 	for _, id := range []uint64{a, b} {
-		if s.replicas[id] == nil || s.replicas[id].role != consensus.RoleLeader {
+		if s.Replicas[id] == nil || s.Replicas[id].Role != consensus.RoleLeader {
 			t.Fatalf("range %d has no leader here", id)
 		}
 	}
-	appliedB := s.replicas[b].applied
+	appliedB := s.Replicas[b].Applied
 
 	answers := map[string]error{}
 	propose := func(id uint64, key string) {
-		if _, err := s.startPropose(id, &command{op: opPut, key: []byte(key), value: []byte("v")}, func(res result) { answers[key] = res.err }); err != nil {
+		if _, err := s.StartPropose(id, &store.Command{Op: store.OpPut, Key: []byte(key), Value: []byte("v")}, func(res store.Result) { answers[key] = res.Err }); err != nil {
 			t.Fatal(err)
 		}
 	}
 	propose(a, "a")
 	propose(b, "b")
-	if err := s.replicas[b].core.Propose([]byte{0xff, 0xee}); err != nil { // no command version
+	if err := s.Replicas[b].Core.Propose([]byte{0xff, 0xee}); err != nil { // no command version
 		t.Fatal(err)
 	}
 	propose(b, "c")
 	// A read waiting on B when it stops (one the leader has not confirmed
 	// yet).
 	var readErr error
-	s.replicas[b].reads[1<<62] = func(err error) { readErr = err }
+	s.Replicas[b].Reads[1<<62] = func(err error) { readErr = err }
 	if !rounds(s, 3) {
 		return
 	}
@@ -413,30 +415,30 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 		violate("range A's write is not stored")
 	}
 	for _, key := range []string{"b", "c"} {
-		if err, ok := answers[key]; !ok || !errors.Is(err, ErrOutcomeUnknown) {
+		if err, ok := answers[key]; !ok || !errors.Is(err, store.ErrOutcomeUnknown) {
 			violate("range B's client of %s: answered %v, %v; want outcome unknown", key, ok, err)
 		}
 	}
 	if stored(b, "b") {
 		violate("the effect of range B's entry before the corrupt one was committed without its applied index")
 	}
-	if !errors.As(readErr, new(*RangeFailedError)) || !errors.Is(readErr, ErrUnavailable) {
+	if !errors.As(readErr, new(*store.RangeFailedError)) || !errors.Is(readErr, store.ErrUnavailable) {
 		violate("a read waiting on range B was answered %v, want unavailable with the range's fault", readErr)
 	}
 	if got, err := consensus.LoadApplied(db, b); err != nil || got != appliedB {
 		violate("range B's stored applied index is %d (%v), want %d as before the round", got, err, appliedB)
 	}
-	f := s.failed[b]
-	if f == nil || f.fault.Kind != consensus.FaultApply || !errors.Is(f.fault, codec.ErrCorrupt) {
+	f := s.Failed[b]
+	if f == nil || f.Fault.Kind != consensus.FaultApply || !errors.Is(f.Fault, codec.ErrCorrupt) {
 		violate("range B: %+v, want stopped by an apply fault on a corrupt entry", f)
 	}
-	if st := s.rangeStatuses()[b]; st.State != stateFailed || !strings.Contains(st.Error, "apply failed") || st.Applied != appliedB {
+	if st := s.RangeStatusesOnLoop()[b]; st.State != store.StateFailed || !strings.Contains(st.Error, "apply failed") || st.Applied != appliedB {
 		violate("range B's status: %+v", st)
 	}
-	if _, err := s.startPropose(b, &command{op: opPut, key: []byte("d"), value: []byte("v")}, func(result) {}); !errors.Is(err, ErrUnavailable) {
+	if _, err := s.StartPropose(b, &store.Command{Op: store.OpPut, Key: []byte("d"), Value: []byte("v")}, func(store.Result) {}); !errors.Is(err, store.ErrUnavailable) {
 		violate("a write to range B: %v, want unavailable", err)
 	}
-	if _, err := s.startPropose(a, &command{op: opPut, key: []byte("e"), value: []byte("v")}, func(res result) { answers["e"] = res.err }); err != nil {
+	if _, err := s.StartPropose(a, &store.Command{Op: store.OpPut, Key: []byte("e"), Value: []byte("v")}, func(res store.Result) { answers["e"] = res.Err }); err != nil {
 		violate("a write to range A after B stopped: %v", err)
 	}
 	if !rounds(s, 3) {
@@ -450,29 +452,29 @@ func applyFaultScenario(t *testing.T, k faultCanaries) (violations []string) {
 	if !rounds(s, 5) {
 		return
 	}
-	if f := s.failed[b]; f == nil || f.fault.Kind != consensus.FaultApply {
+	if f := s.Failed[b]; f == nil || f.Fault.Kind != consensus.FaultApply {
 		violate("after a restart range B is %+v, want stopped again by its corrupt entry", f)
 	}
 	if stored(b, "b") {
 		violate("after a restart, range B's write before the corrupt entry is stored")
 	}
-	if s.replicas[a] == nil || !stored(a, "e") {
+	if s.Replicas[a] == nil || !stored(a, "e") {
 		violate("after a restart range A is not served")
 	}
 
 	// The range leaves the node: the stopped replica goes, with its data.
 	dropped := false
-	drop := &command{op: opCatalog, value: catalog.MustJSON(catalog.CatalogOp{Drop: "default"})}
-	if _, err := s.startPropose(catalog.MetaRangeID, drop, func(res result) { dropped = res.err == nil }); err != nil {
+	drop := &store.Command{Op: store.OpCatalog, Value: catalog.MustJSON(catalog.CatalogOp{Drop: "default"})}
+	if _, err := s.StartPropose(catalog.MetaRangeID, drop, func(res store.Result) { dropped = res.Err == nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !rounds(s, 3) {
 		return
 	}
-	if !dropped || s.failed[b] != nil || len(s.rangeStatuses()) != 1 {
-		violate("after the keyspace was dropped (%v), range B is still kept: %+v", dropped, s.failed[b])
+	if !dropped || s.Failed[b] != nil || len(s.RangeStatusesOnLoop()) != 1 {
+		violate("after the keyspace was dropped (%v), range B is still kept: %+v", dropped, s.Failed[b])
 	}
-	if got := gaugeValue(t, s.cfg.Metrics.RangesFailed); got != 0 {
+	if got := gaugeValue(t, s.Cfg.Metrics.RangesFailed); got != 0 {
 		violate("quorumkv_ranges_failed = %v after the failed range left", got)
 	}
 	for _, key := range []string{"a", "e"} {
@@ -513,7 +515,7 @@ func TestSnapshotFaultBackoff(t *testing.T) {
 // restarted later gets the default).
 func (c *simCluster) setSnapshotLimit(limit int) {
 	for _, id := range c.ids {
-		c.node(id).store.cfg.MaxSnapshotBytes = limit
+		c.node(id).store.Cfg.MaxSnapshotBytes = limit
 	}
 }
 
@@ -540,10 +542,10 @@ func (c *simCluster) isolate(id uint64) (heal func()) {
 var errNotAnswered = errors.New("not answered yet")
 
 // propose proposes cmd on node n and returns where its answer will be.
-func (c *simCluster) propose(n *simNode, rangeID uint64, cmd *command) *result {
+func (c *simCluster) propose(n *simNode, rangeID uint64, cmd *store.Command) *store.Result {
 	c.t.Helper()
-	res := &result{err: errNotAnswered}
-	if _, err := n.store.startPropose(rangeID, cmd, func(r result) { *res = r }); err != nil {
+	res := &store.Result{Err: errNotAnswered}
+	if _, err := n.store.StartPropose(rangeID, cmd, func(r store.Result) { *res = r }); err != nil {
 		c.t.Fatalf("proposing to range %d on node %d: %v", rangeID, n.id, err)
 	}
 	n.round()
@@ -556,8 +558,8 @@ func (c *simCluster) writeKeys(n *simNode, rangeID uint64, count, size int) *[]e
 	c.t.Helper()
 	answers := new([]error)
 	for i := range count {
-		cmd := &command{op: opPut, key: fmt.Appendf(nil, "k%02d", i), value: make([]byte, size)}
-		if _, err := n.store.startPropose(rangeID, cmd, func(r result) { *answers = append(*answers, r.err) }); err != nil {
+		cmd := &store.Command{Op: store.OpPut, Key: fmt.Appendf(nil, "k%02d", i), Value: make([]byte, size)}
+		if _, err := n.store.StartPropose(rangeID, cmd, func(r store.Result) { *answers = append(*answers, r.Err) }); err != nil {
 			c.t.Fatalf("proposing to range %d on node %d: %v", rangeID, n.id, err)
 		}
 	}
@@ -569,20 +571,20 @@ func (c *simCluster) writeKeys(n *simNode, rangeID uint64, count, size int) *[]e
 // be applied.
 func (c *simCluster) requireWrite(id uint64, key string) {
 	c.t.Helper()
-	var res *result
+	var res *store.Result
 	c.require(fmt.Sprintf("a write to range %d", id), 5*time.Second, func() bool {
-		if res != nil && res.err == nil {
+		if res != nil && res.Err == nil {
 			return true
 		}
-		if res != nil && !errors.Is(res.err, ErrOutcomeUnknown) && !errors.Is(res.err, errNotAnswered) {
-			c.t.Fatalf("a write to range %d: %v", id, res.err)
+		if res != nil && !errors.Is(res.Err, store.ErrOutcomeUnknown) && !errors.Is(res.Err, errNotAnswered) {
+			c.t.Fatalf("a write to range %d: %v", id, res.Err)
 		}
 		leader := c.node(c.rangeLeader(id))
-		if leader == nil || (res != nil && errors.Is(res.err, errNotAnswered)) {
+		if leader == nil || (res != nil && errors.Is(res.Err, errNotAnswered)) {
 			return false
 		}
-		r := &result{err: errNotAnswered}
-		if _, err := leader.store.startPropose(id, &command{op: opPut, key: []byte(key), value: []byte("v")}, func(a result) { *r = a }); err == nil {
+		r := &store.Result{Err: errNotAnswered}
+		if _, err := leader.store.StartPropose(id, &store.Command{Op: store.OpPut, Key: []byte(key), Value: []byte("v")}, func(a store.Result) { *r = a }); err == nil {
 			res = r
 			leader.round()
 		}
@@ -596,14 +598,14 @@ func (c *simCluster) rangeConverged(rd *catalog.RangeDescriptor) bool {
 	var applied uint64
 	for i, rep := range rd.Replicas {
 		n := c.node(rep.NodeID)
-		if n == nil || n.store.replicas[rd.ID] == nil {
+		if n == nil || n.store.Replicas[rd.ID] == nil {
 			return false
 		}
-		r := n.store.replicas[rd.ID]
-		if r.applied < r.core.Status().Commit || (i > 0 && r.applied != applied) {
+		r := n.store.Replicas[rd.ID]
+		if r.Applied < r.Core.Status().Commit || (i > 0 && r.Applied != applied) {
 			return false
 		}
-		applied = r.applied
+		applied = r.Applied
 	}
 	return true
 }
@@ -635,15 +637,15 @@ func TestRoundBatchCommitsWhenFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	s := &Store{db: db}
-	ab := &roundBatch{s: s, b: db.NewBatch()}
-	defer func() { ab.b.Close() }()
+	s := &store.Store{Db: db}
+	ab := &store.RoundBatch{S: s, B: db.NewBatch()}
+	defer func() { ab.B.Close() }()
 	for _, key := range []string{"a", "b", "c"} {
 		rb := db.NewBatch()
 		if err := rb.Set([]byte(key), make([]byte, 3<<10)); err != nil {
 			t.Fatal(err)
 		}
-		if err := ab.append(rb); err != nil {
+		if err := ab.Append(rb); err != nil {
 			t.Fatalf("appending %s: %v", key, err)
 		}
 		rb.Close()
@@ -654,7 +656,7 @@ func TestRoundBatchCommitsWhenFull(t *testing.T) {
 	if _, err := db.Get([]byte("c")); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("the last replica's effects were committed before the round's end: %v", err)
 	}
-	if err := ab.commit(); err != nil {
+	if err := ab.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Get([]byte("c")); err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -180,7 +182,7 @@ func (s *recordStore) purge(rangeID uint64, key []byte, v wrn.Version, keepAccep
 	if !st.Accepted.IsZero() && !keepAccepted {
 		acc, err := decodeCASValue(st.Value)
 		if err != nil {
-			return false, fmt.Errorf("range %d key %q: accepted compare-and-swap value: %w", rangeID, abbreviate(key), err)
+			return false, fmt.Errorf("range %d key %q: accepted compare-and-swap value: %w", rangeID, store.Abbreviate(key), err)
 		}
 		if !acc.rec.Version.IsZero() && !v.Less(acc.rec.Version) {
 			st.Value = encodeCASValue(casValue{seq: acc.seq, hist: acc.hist})
@@ -204,7 +206,7 @@ func (s *recordStore) read(rangeID uint64, key []byte) (wrn.Record, error) {
 	}
 	rec, err := decodeRecord(raw)
 	if err != nil {
-		return wrn.Record{}, fmt.Errorf("range %d key %q: %w", rangeID, abbreviate(key), err)
+		return wrn.Record{}, fmt.Errorf("range %d key %q: %w", rangeID, store.Abbreviate(key), err)
 	}
 	rec.Value = bytes.Clone(rec.Value)
 	return rec, nil
@@ -221,10 +223,10 @@ type keyRecord struct {
 // the coordinator needs them to hide older values of other replicas).
 func (s *recordStore) scan(rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
 	var out []keyRecord
-	err := eachData(s.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
+	err := store.EachData(s.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
 		rec, err := decodeRecord(raw)
 		if err != nil {
-			return false, fmt.Errorf("range %d key %q: %w", rangeID, abbreviate(key), err)
+			return false, fmt.Errorf("range %d key %q: %w", rangeID, store.Abbreviate(key), err)
 		}
 		rec.Value = bytes.Clone(rec.Value)
 		out = append(out, keyRecord{Key: bytes.Clone(key), Record: rec})

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -102,7 +104,7 @@ func (rs *recordStreams) stream(to uint64, addr string) (*recordStream, error) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if err := rs.ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: node is closing", ErrUnavailable)
+		return nil, fmt.Errorf("%w: node is closing", store.ErrUnavailable)
 	}
 	if s, ok := rs.mu.byNode[to]; ok {
 		if s.addr == addr {
@@ -135,7 +137,7 @@ func (rs *recordStreams) call(ctx context.Context, to uint64, addr string, c *pe
 		// Replaced or closed since stream returned it: its goroutine
 		// is gone and would never send the call.
 		s.mu.Unlock()
-		return nil, notSent(fmt.Errorf("%w: the stream to node %d closed", ErrUnavailable, to))
+		return nil, notSent(fmt.Errorf("%w: the stream to node %d closed", store.ErrUnavailable, to))
 	case len(s.mu.queue) >= maxRecordCalls:
 		s.mu.Unlock()
 		return nil, notSent(fmt.Errorf("%w: %d calls already wait for node %d (the limit)", catalog.ErrLimit, maxRecordCalls, to))
@@ -165,7 +167,7 @@ func (s *recordStream) run() {
 	for {
 		select {
 		case <-s.ctx.Done():
-			s.Fail(fmt.Errorf("%w: the stream to node %d closed", ErrUnavailable, s.to))
+			s.Fail(fmt.Errorf("%w: the stream to node %d closed", store.ErrUnavailable, s.to))
 			return
 		case <-s.wake:
 		}
@@ -177,7 +179,7 @@ func (s *recordStream) run() {
 			s.Fail(errNoRecordsStream) // not run by the peer: safe to make again
 			return
 		}
-		s.Fail(fmt.Errorf("%w: the stream to node %d failed: %v", ErrUnavailable, s.to, err))
+		s.Fail(fmt.Errorf("%w: the stream to node %d failed: %v", store.ErrUnavailable, s.to, err))
 	}
 }
 
@@ -300,7 +302,7 @@ func viaRecords[Resp any](ctx context.Context, c connectRecords, to uint64, call
 	}
 	resp := get(ans)
 	if resp == nil {
-		return nil, fmt.Errorf("%w: node %d answered call %d with %T", ErrUnavailable, to, ans.Id, ans.Answer)
+		return nil, fmt.Errorf("%w: node %d answered call %d with %T", store.ErrUnavailable, to, ans.Id, ans.Answer)
 	}
 	return resp, nil
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -28,7 +30,7 @@ import (
 func servePeer(t *testing.T, n *Node, wrap func(http.Handler) http.Handler) (addr string, streams *atomic.Int64) {
 	t.Helper()
 	streams = new(atomic.Int64)
-	var h http.Handler = NewServer(n, ServerInfo{NodeName: "n1"}, n.store.cfg.Metrics, prometheus.NewRegistry())
+	var h http.Handler = NewServer(n, ServerInfo{NodeName: "n1"}, n.store.Cfg.Metrics, prometheus.NewRegistry())
 	if wrap != nil {
 		h = wrap(h)
 	}
@@ -164,11 +166,11 @@ func TestRecordStreamPeerDown(t *testing.T) {
 	addr := freeLoopbackAddr(t)
 	start := time.Now()
 	_, err := rs.call(ctx, 1, addr, readCall(2, "k"))
-	if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+	if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
 		t.Fatalf("call to a node that is down: %v after %v", err, time.Since(start))
 	}
 	rs.close()
-	if _, err := rs.call(ctx, 1, addr, readCall(2, "k")); !errors.Is(err, ErrUnavailable) {
+	if _, err := rs.call(ctx, 1, addr, readCall(2, "k")); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("call after close: %v", err)
 	}
 }
@@ -265,7 +267,7 @@ func TestRecordStreamSilentPeer(t *testing.T) {
 	hole.cut.Store(true)
 	start := time.Now()
 	_, err := rs.call(ctx, 1, via, readCall(rangeID, "k"))
-	if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+	if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
 		t.Fatalf("call to a silent peer: %v after %v", err, time.Since(start))
 	}
 	t.Logf("call to a silent peer failed after %v: %v", time.Since(start).Round(time.Millisecond), err)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/metrics"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -35,7 +37,7 @@ func restServer(t *testing.T) string {
 	db := newMemDB(t)
 	reg := prometheus.NewRegistry()
 	metrics := metrics.NewMetrics(reg)
-	n := openNodeWith(t, db, StoreConfig{Metrics: metrics})
+	n := openNodeWith(t, db, store.StoreConfig{Metrics: metrics})
 	t.Cleanup(func() { n.Store().Close() })
 	srv := httptest.NewServer(NewServer(n, ServerInfo{NodeName: "n1"}, metrics, reg))
 	t.Cleanup(srv.Close)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -158,7 +160,7 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 	heal := h.c.s.Net().Partition(sim.Isolate(nodes, 3))
 
 	v, err := h.put(1, "k", "v1")
-	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "stored on 2 of 3 replicas") {
+	if !errors.Is(err, store.ErrOutcomeUnknown) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "stored on 2 of 3 replicas") {
 		t.Fatalf("W=3 write with node 3 cut off: %v; want outcome unknown, stored on 2 of 3", err)
 	}
 	if connectCode(err).String() != "unknown" {
@@ -175,7 +177,7 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 		return h.swap(id, "phone", catalog.Expect{Absent: true}, "sold to "+buyer, "order-"+buyer)
 	}
 	_, err = buy(1, "alice")
-	if !errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "chosen") {
+	if !errors.Is(err, store.ErrOutcomeUnknown) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "chosen") {
 		t.Fatalf("swap with node 3 cut off: %v; want outcome unknown, chosen", err)
 	}
 	if connectCode(err).String() != "unknown" {
@@ -183,10 +185,10 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 	}
 	// The retry, through another node: still not on W replicas, and never
 	// "condition failed".
-	if _, err = buy(2, "alice"); !errors.Is(err, ErrOutcomeUnknown) || !strings.Contains(err.Error(), "chosen") {
+	if _, err = buy(2, "alice"); !errors.Is(err, store.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "chosen") {
 		t.Fatalf("retry of alice's swap with node 3 cut off: %v; want outcome unknown, chosen", err)
 	}
-	if _, err = buy(2, "bob"); !errors.Is(err, ErrConditionFailed) || !strings.Contains(err.Error(), `holds "sold to alice"`) {
+	if _, err = buy(2, "bob"); !errors.Is(err, store.ErrConditionFailed) || !strings.Contains(err.Error(), `holds "sold to alice"`) {
 		t.Fatalf("bob's swap: %v; want condition failed, sold to alice", err)
 	}
 	heal()
@@ -215,7 +217,7 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 		}},
 	} {
 		err := w.do()
-		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "hears from 2 of 3 replicas") ||
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "hears from 2 of 3 replicas") ||
 			!strings.Contains(err.Error(), "nothing was written") {
 			t.Fatalf("%s with node 3 down: %v; want Unavailable at once", w.what, err)
 		}
@@ -257,7 +259,7 @@ func TestSimEventualCASOneReplicaCutOff(t *testing.T) {
 			switch {
 			case err == nil:
 				wins++
-			case !errors.Is(err, ErrConditionFailed):
+			case !errors.Is(err, store.ErrConditionFailed):
 				t.Fatalf("key %s: put-if-absent through node %d: %v", key, i+1, err)
 			}
 		}
@@ -349,10 +351,10 @@ func testCASVersionChain(t *testing.T, nclients int) {
 				}
 				op.start(func(r casResult) {
 					switch {
-					case errors.Is(r.err, ErrUnavailable), errors.Is(r.err, ErrOutcomeUnknown):
+					case errors.Is(r.err, store.ErrUnavailable), errors.Is(r.err, store.ErrOutcomeUnknown):
 						s.After(time.Duration(1+s.Rand().IntN(20))*time.Millisecond, attempt) // the client's retry
 						return
-					case r.err != nil && !errors.Is(r.err, ErrConditionFailed):
+					case r.err != nil && !errors.Is(r.err, store.ErrConditionFailed):
 						t.Errorf("swap %s: %v", value, r.err)
 					}
 					in.tries = uint64(tries)
@@ -376,7 +378,7 @@ func testCASVersionChain(t *testing.T, nclients int) {
 		// The final value, read linearizably: a swap that never holds.
 		call := next()
 		final, err := h.swap(1, key, catalog.Expect{Version: "probe"}, "probe", "")
-		if !errors.Is(err, ErrConditionFailed) {
+		if !errors.Is(err, store.ErrConditionFailed) {
 			t.Fatalf("probe: %q, %v", final, err)
 		}
 		rec, err := h.get(1, key, 3)
@@ -411,7 +413,7 @@ func TestSimEventualDeleteStaysDeleted(t *testing.T) {
 				t.Fatal(err)
 			}
 			if conditional {
-				if _, err := h.cas(2, "k", catalog.Expect{Value: []byte("never")}, wrn.Record{Tombstone: true}, ""); !errors.Is(err, ErrConditionFailed) {
+				if _, err := h.cas(2, "k", catalog.Expect{Value: []byte("never")}, wrn.Record{Tombstone: true}, ""); !errors.Is(err, store.ErrConditionFailed) {
 					t.Fatalf("conditional delete expecting another value: %v", err)
 				}
 				if _, err := h.cas(2, "k", catalog.Expect{Value: []byte("old")}, wrn.Record{Tombstone: true}, ""); err != nil {
@@ -463,7 +465,7 @@ func TestSimEventualDeleteStaysDeleted(t *testing.T) {
 func TestSimEventualClockOffset(t *testing.T) {
 	h := newEvHarness(t, 1, 3, evKeyspace(3, 2, 2))
 	metric := func(id uint64, by string) float64 {
-		return metricValue(t, h.node(id).store.cfg.Metrics.ClockOffsetRefusals.WithLabelValues(by))
+		return metricValue(t, h.node(id).store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues(by))
 	}
 	if _, err := h.put(1, "plain", "before"); err != nil {
 		t.Fatal(err)
@@ -484,7 +486,7 @@ func TestSimEventualClockOffset(t *testing.T) {
 		}},
 	} {
 		err := w.do()
-		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "maximum clock offset") || !strings.Contains(err.Error(), "nothing was written") {
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "maximum clock offset") || !strings.Contains(err.Error(), "nothing was written") {
 			t.Fatalf("%s through node 1, 2s ahead: %v; want Unavailable naming the offset", w.what, err)
 		}
 		if code := connectCode(err); code != connect.CodeUnavailable {
@@ -539,7 +541,7 @@ func TestSimEventualClockOffset(t *testing.T) {
 		}},
 	} {
 		err := w.do()
-		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, wrn.ErrClockOffset) || !strings.Contains(err.Error(), "behind") {
+		if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, wrn.ErrClockOffset) || !strings.Contains(err.Error(), "behind") {
 			t.Fatalf("%s through node 3, 2s behind: %v; want Unavailable, its clock behind", w.what, err)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/anishathalye/porcupine"
@@ -510,11 +512,11 @@ func answerOf(err error) simEvAnswer {
 	switch {
 	case err == nil:
 		return ansOK
-	case errors.Is(err, ErrConditionFailed):
+	case errors.Is(err, store.ErrConditionFailed):
 		return ansFailed
-	case errors.Is(err, ErrOutcomeUnknown):
+	case errors.Is(err, store.ErrOutcomeUnknown):
 		return ansUnknown
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, store.ErrUnavailable):
 		return ansUnavailable
 	}
 	return ansOther
@@ -1193,10 +1195,10 @@ func (ev *simEv) probe() bool {
 			op.mu.Lock()
 			dec = op.mu.dec
 			op.mu.Unlock()
-			if errors.Is(res.err, ErrConditionFailed) && dec.kind == casFailed {
+			if errors.Is(res.err, store.ErrConditionFailed) && dec.kind == casFailed {
 				break
 			}
-			if !errors.Is(res.err, ErrUnavailable) || try == 10 {
+			if !errors.Is(res.err, store.ErrUnavailable) || try == 10 {
 				ev.failf("probe of %s: %v", key, res.err)
 				return false
 			}

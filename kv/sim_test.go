@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -121,8 +123,8 @@ func TestSimLostSnapshotMessage(t *testing.T) {
 			heal := c.s.Net().Partition(sim.Isolate(nodes, sim.NodeID(follower)))
 			applied := 0
 			for i := range 100 {
-				cmd := &command{op: opPut, key: []byte("k"), value: fmt.Appendf(nil, "v%d", i)}
-				if _, err := leader.store.startPropose(rd.ID, cmd, func(result) { applied++ }); err != nil {
+				cmd := &store.Command{Op: store.OpPut, Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)}
+				if _, err := leader.store.StartPropose(rd.ID, cmd, func(store.Result) { applied++ }); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -150,7 +152,7 @@ func TestSimLostSnapshotMessage(t *testing.T) {
 			c.require("the message to be lost", 5*time.Second, func() bool { return dropped })
 			// One more write: the follower must receive it too.
 			last := false
-			if _, err := leader.store.startPropose(rd.ID, &command{op: opPut, key: []byte("k"), value: []byte("last")}, func(result) { last = true }); err != nil {
+			if _, err := leader.store.StartPropose(rd.ID, &store.Command{Op: store.OpPut, Key: []byte("k"), Value: []byte("last")}, func(store.Result) { last = true }); err != nil {
 				t.Fatal(err)
 			}
 			leader.round()
@@ -248,7 +250,7 @@ type simCluster struct {
 	// unexpected collects answers no correct node gives.
 	unexpected []string
 	// canary is the bug planted in every node (canary.go).
-	canary canary
+	canary store.Canary
 	// appliedAt is the log index at which each idempotency key of each
 	// range took effect (checkOnce).
 	appliedAt map[simApplyKey]uint64
@@ -466,11 +468,11 @@ func (c *simCluster) form() {
 				return false
 			}
 			self := simSelf(id)
-			cmd := &command{op: opCatalog, value: catalog.MustJSON(catalog.CatalogOp{AddNode: &self})}
-			_, err := leader.store.startPropose(catalog.MetaRangeID, cmd, func(res result) {
+			cmd := &store.Command{Op: store.OpCatalog, Value: catalog.MustJSON(catalog.CatalogOp{AddNode: &self})}
+			_, err := leader.store.StartPropose(catalog.MetaRangeID, cmd, func(res store.Result) {
 				leader.joining = false
-				if res.err == nil {
-					got = res.id
+				if res.Err == nil {
+					got = res.Id
 				}
 			})
 			if err == nil {
@@ -484,10 +486,10 @@ func (c *simCluster) form() {
 		}
 		c.addNode(id)
 	}
-	voters := min(len(c.ids), MaxMetaVoters)
+	voters := min(len(c.ids), store.MaxMetaVoters)
 	c.require("meta to take every node", 20*time.Second, func() bool {
 		leader := c.metaLeader()
-		if leader == nil || len(metaCore(leader.store.replicas[catalog.MetaRangeID]).RawNode.ConfState().Voters) != voters {
+		if leader == nil || len(store.MetaCore(leader.store.Replicas[catalog.MetaRangeID]).RawNode.ConfState().Voters) != voters {
 			return false
 		}
 		for _, id := range c.ids {
@@ -508,9 +510,9 @@ func simSelf(id uint64) catalog.NodeDescriptor {
 }
 
 // simIdentity is the identity node id's disk holds from its first start.
-func simIdentity(id uint64) Identity {
-	seed := bytes.Repeat([]byte{byte(id)}, 16+SecretBytes)
-	ident, err := newIdentity(fmt.Sprintf("n%d", id), bytes.NewReader(seed))
+func simIdentity(id uint64) store.Identity {
+	seed := bytes.Repeat([]byte{byte(id)}, 16+store.SecretBytes)
+	ident, err := store.NewIdentity(fmt.Sprintf("n%d", id), bytes.NewReader(seed))
 	if err != nil {
 		panic(err)
 	}
@@ -532,19 +534,19 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	if err != nil {
 		panic(err)
 	}
-	member, err := IsMember(db)
+	member, err := store.IsMember(db)
 	if err != nil {
 		panic(err)
 	}
 	if !member {
 		// A first start: the identity is written before anything else
 		// (kvd's OpenIdentity, with a fixed identity).
-		if err := saveIdentity(db, simIdentity(id)); err != nil {
+		if err := store.SaveIdentity(db, simIdentity(id)); err != nil {
 			panic(err)
 		}
 	}
 	if !member && id != 1 {
-		if err := SaveJoin(db, id, c.clusterID); err != nil {
+		if err := store.SaveJoin(db, id, c.clusterID); err != nil {
 			panic(err)
 		}
 	}
@@ -554,10 +556,10 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	// 50 ms, well within the HLC's tolerated offset.
 	skew := int64(env.Rand().IntN(int(100*time.Millisecond))) - int64(50*time.Millisecond)
 	clock := func() int64 { return simEpoch + int64(env.Now()) + skew }
-	cfg := StoreConfig{
+	cfg := store.StoreConfig{
 		Clock:        clock,
-		canary:       c.canary,
-		onApply:      c.checkOnce,
+		Canary:       c.canary,
+		OnApply:      c.checkOnce,
 		TickInterval: simTick,
 		// Short logs, so that compaction and snapshots to lagging or
 		// restarted replicas happen in every run.
@@ -566,7 +568,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		Seed:   env.Rand().Uint64() | 1,
 		Self:   simSelf(id),
 	}
-	if n.store, err = openStore(db, cfg, n.tr, id == 1); err != nil {
+	if n.store, err = store.OpenDriven(db, cfg, n.tr, id == 1); err != nil {
 		panic(err)
 	}
 	n.net = &simReplicaNet{n: n, calls: map[uint64]func(replicaAnswer){}}
@@ -589,7 +591,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	n.tr.flush()
 	c.dirty[id] = true
 	env.Every(simTick, func() {
-		n.store.tick()
+		n.store.Tick()
 		n.round()
 	})
 	// The loops kvd runs on goroutines (NewNode, StartAntiEntropy).
@@ -611,7 +613,7 @@ func (c *simCluster) alive(nd catalog.NodeDescriptor) bool {
 func (c *simCluster) metaLeader() *simNode {
 	for _, id := range c.ids {
 		if n := c.node(id); n != nil {
-			if r := n.store.replicas[catalog.MetaRangeID]; r != nil && r.role == consensus.RoleLeader {
+			if r := n.store.Replicas[catalog.MetaRangeID]; r != nil && r.Role == consensus.RoleLeader {
 				return n
 			}
 		}
@@ -641,9 +643,9 @@ func (c *simCluster) createKeyspace(ks catalog.KeyspaceDescriptor) {
 		if err != nil {
 			c.t.Fatalf("placing %s: %v", ks.Name, err)
 		}
-		if _, err := leader.store.startPropose(catalog.MetaRangeID, &command{op: opCatalog, value: op}, func(res result) {
+		if _, err := leader.store.StartPropose(catalog.MetaRangeID, &store.Command{Op: store.OpCatalog, Value: op}, func(res store.Result) {
 			proposing = false
-			done = res.err == nil
+			done = res.Err == nil
 		}); err == nil {
 			proposing = true
 			leader.round()
@@ -655,7 +657,7 @@ func (c *simCluster) createKeyspace(ks catalog.KeyspaceDescriptor) {
 // rangeLeader returns the leader of range id as its replicas see it.
 func (c *simCluster) rangeLeader(id uint64) uint64 {
 	for _, nid := range c.ids {
-		if n := c.node(nid); n != nil && n.store.replicas[id] != nil && n.store.replicas[id].role == consensus.RoleLeader {
+		if n := c.node(nid); n != nil && n.store.Replicas[id] != nil && n.store.Replicas[id].Role == consensus.RoleLeader {
 			return nid
 		}
 	}
@@ -677,11 +679,11 @@ func (c *simCluster) allRangesLed() bool {
 				if n == nil {
 					return false
 				}
-				r := n.store.replicas[rd.ID]
-				if r == nil || r.leader == 0 || (leader != 0 && r.leader != leader) {
+				r := n.store.Replicas[rd.ID]
+				if r == nil || r.Leader == 0 || (leader != 0 && r.Leader != leader) {
 					return false
 				}
-				leader = r.leader
+				leader = r.Leader
 			}
 		}
 	}
@@ -698,12 +700,12 @@ func (c *simCluster) oneLeaderPerTerm() error {
 		if n == nil {
 			continue
 		}
-		for rid, r := range n.store.replicas {
-			if r.role != consensus.RoleLeader {
+		for rid, r := range n.store.Replicas {
+			if r.Role != consensus.RoleLeader {
 				continue
 			}
 			k := simTermKey{rangeID: rid}
-			switch core := r.core.(type) {
+			switch core := r.Core.(type) {
 			case *consensus.RaftCore:
 				k.term = core.Log.HardState.Term
 			case *consensus.PaxosCore:
@@ -736,12 +738,12 @@ func (c *simCluster) converged() bool {
 			var applied []uint64
 			for _, rep := range rd.Replicas {
 				n := c.node(rep.NodeID)
-				if n == nil || n.store.replicas[rd.ID] == nil {
+				if n == nil || n.store.Replicas[rd.ID] == nil {
 					return false
 				}
-				r := n.store.replicas[rd.ID]
-				applied = append(applied, r.applied)
-				if r.applied < r.core.Status().Commit {
+				r := n.store.Replicas[rd.ID]
+				applied = append(applied, r.Applied)
+				if r.Applied < r.Core.Status().Commit {
 					return false
 				}
 			}
@@ -762,11 +764,11 @@ func (c *simCluster) describeRanges() string {
 			fmt.Fprintf(&b, "node %d: down\n", id)
 			continue
 		}
-		for _, rid := range slices.Sorted(maps.Keys(n.store.replicas)) {
-			r := n.store.replicas[rid]
-			st := r.core.Status()
+		for _, rid := range slices.Sorted(maps.Keys(n.store.Replicas)) {
+			r := n.store.Replicas[rid]
+			st := r.Core.Status()
 			fmt.Fprintf(&b, "node %d range %d (%s): %s, leader %d, term %d, commit %d, applied %d\n",
-				id, rid, r.core.Protocol(), r.role, r.leader, st.Term, st.Commit, r.applied)
+				id, rid, r.Core.Protocol(), r.Role, r.Leader, st.Term, st.Commit, r.Applied)
 		}
 	}
 	return b.String()
@@ -780,7 +782,7 @@ func (c *simCluster) checkReplicasAgree() {
 		for _, rd := range cat.Ranges[name] {
 			var first []byte
 			for i, rep := range rd.Replicas {
-				data, err := c.node(rep.NodeID).store.rangeData(rd.ID)
+				data, err := c.node(rep.NodeID).store.RangeData(rd.ID)
 				if err != nil {
 					c.t.Fatal(err)
 				}
@@ -823,7 +825,7 @@ type simNode struct {
 	env   *sim.Env
 	id    uint64
 	db    *storage.DB
-	store *Store
+	store *store.Store
 	node  *Node
 	tr    *simTransport
 	net   *simReplicaNet
@@ -846,7 +848,7 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 			if n.c.received != nil {
 				n.c.received(n.id, pm.rangeID, dm)
 			}
-			n.store.step(inbound{rangeID: pm.rangeID, msg: dm})
+			n.store.StepInbound(store.Inbound{RangeID: pm.rangeID, Msg: dm})
 		}
 	case simRequest:
 		n.serve(from, m)
@@ -871,7 +873,7 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 
 // round is the loop's handleReady and the transport's flush.
 func (n *simNode) round() {
-	if err := n.store.handleReady(); err != nil {
+	if err := n.store.HandleReady(); err != nil {
 		panic(fmt.Sprintf("node %d: %v", n.id, err))
 	}
 	n.tr.flush()
@@ -902,7 +904,7 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 		return
 	}
 	if req.In.Op == sim.OpGet {
-		err = n.store.startRead(rd.ID, func(err error) {
+		err = n.store.StartRead(rd.ID, func(err error) {
 			if err != nil {
 				reply(n.refusal(rd, err))
 				return
@@ -920,22 +922,22 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 	} else {
 		var id uint64
 		cmd := simCommand(req.In, key)
-		cmd.idemKey = []byte(req.IdemKey)
-		id, err = n.store.startPropose(rd.ID, cmd, func(res result) {
+		cmd.IdemKey = []byte(req.IdemKey)
+		id, err = n.store.StartPropose(rd.ID, cmd, func(res store.Result) {
 			switch {
-			case res.err == nil:
+			case res.Err == nil:
 				reply(simReply{Done: true, Out: sim.KVOutput{Swapped: req.In.Op == sim.OpCAS}})
-			case errors.Is(res.err, ErrConditionFailed) && req.In.Op == sim.OpCAS:
+			case errors.Is(res.Err, store.ErrConditionFailed) && req.In.Op == sim.OpCAS:
 				reply(simReply{Done: true})
-			case errors.Is(res.err, ErrOutcomeUnknown):
+			case errors.Is(res.Err, store.ErrOutcomeUnknown):
 				reply(simReply{Unknown: true})
 			default:
-				reply(simReply{Unexpected: res.err.Error()})
+				reply(simReply{Unexpected: res.Err.Error()})
 			}
 		})
 		if err == nil {
 			// As propose does when its context ends.
-			n.env.After(simOpTimeout, func() { n.store.forgetProposal(rd.ID, id) })
+			n.env.After(simOpTimeout, func() { n.store.ForgetProposal(rd.ID, id) })
 		}
 	}
 	if err != nil {
@@ -945,31 +947,31 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 
 // refusal answers a request that did nothing here.
 func (n *simNode) refusal(rd *catalog.RangeDescriptor, err error) simReply {
-	var nl *NotLeaderError
+	var nl *store.NotLeaderError
 	switch {
 	case errors.As(err, &nl):
 		return simReply{NotLeader: true, Hint: nl.Leader}
-	case errors.Is(err, ErrNoReplicaHere):
+	case errors.Is(err, store.ErrNoReplicaHere):
 		// The API forwards to the range's replicas; the client goes there.
 		return simReply{NotLeader: true, Hint: rd.Replicas[n.env.Rand().IntN(len(rd.Replicas))].NodeID}
-	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrStopped):
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrStopped):
 		return simReply{Unavailable: true}
 	}
 	return simReply{Unexpected: err.Error()}
 }
 
 // simCommand is the command Node's Put, Delete and CompareAndSwap propose.
-func simCommand(in sim.KVInput, key []byte) *command {
+func simCommand(in sim.KVInput, key []byte) *store.Command {
 	switch in.Op {
 	case sim.OpPut:
-		return &command{op: opPut, key: key, value: []byte(in.Value)}
+		return &store.Command{Op: store.OpPut, Key: key, Value: []byte(in.Value)}
 	case sim.OpDelete:
-		return &command{op: opDelete, key: key}
+		return &store.Command{Op: store.OpDelete, Key: key}
 	case sim.OpCAS:
 		if in.ExpectAbsent {
-			return &command{op: opCAS, key: key, value: []byte(in.Value), cond: condAbsent}
+			return &store.Command{Op: store.OpCAS, Key: key, Value: []byte(in.Value), Cond: store.CondAbsent}
 		}
-		return &command{op: opCAS, key: key, value: []byte(in.Value), cond: condValue, expectValue: []byte(in.Expect)}
+		return &store.Command{Op: store.OpCAS, Key: key, Value: []byte(in.Value), Cond: store.CondValue, ExpectValue: []byte(in.Expect)}
 	}
 	panic(fmt.Sprintf("no command for %v", in))
 }
@@ -1033,7 +1035,7 @@ func (s *simReplicaNet) call(to uint64, req replicaRequest, done func(replicaAns
 	n.c.callSeq++
 	id := n.c.callSeq
 	timer := n.env.After(simReplicaTimeout, func() {
-		s.answer(id, replicaAnswer{err: fmt.Errorf("%w: node %d: no answer to a %v request in %v", ErrUnavailable, to, req.kind, simReplicaTimeout)})
+		s.answer(id, replicaAnswer{err: fmt.Errorf("%w: node %d: no answer to a %v request in %v", store.ErrUnavailable, to, req.kind, simReplicaTimeout)})
 	})
 	s.calls[id] = func(a replicaAnswer) {
 		timer.Stop()
@@ -1335,9 +1337,9 @@ func TestSimTransferLeaderships(t *testing.T) {
 		for _, rd := range c.node(1).store.Catalog().Ranges[ks.Name] {
 			old := c.rangeLeader(rd.ID)
 			n := c.node(old)
-			round := func(id uint64) uint64 { return c.node(id).store.replicas[rd.ID].core.Status().Term }
+			round := func(id uint64) uint64 { return c.node(id).store.Replicas[rd.ID].Core.Status().Term }
 			before := round(old)
-			if !n.store.replicas[rd.ID].core.TransferLeader(old) {
+			if !n.store.Replicas[rd.ID].Core.TransferLeader(old) {
 				t.Fatalf("range %d (%s): node %d did not start a transfer", rd.ID, ks.Name, old)
 			}
 			n.round()

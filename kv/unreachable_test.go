@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -44,7 +46,7 @@ func TestReportUnreachableProbes(t *testing.T) {
 	follower := c.nodes[1].store.NodeID()
 	state := func() (raft.StateType, raft.ProgressState) {
 		var st raft.Status
-		if err := a.store.do(ctx, func() { st = metaCore(a.store.replicas[catalog.MetaRangeID]).RawNode.Status() }); err != nil {
+		if err := a.store.Do(ctx, func() { st = store.MetaCore(a.store.Replicas[catalog.MetaRangeID]).RawNode.Status() }); err != nil {
 			t.Fatal(err)
 		}
 		return st.State, st.Progress[follower].State
@@ -54,9 +56,9 @@ func TestReportUnreachableProbes(t *testing.T) {
 		return role == raft.StateLeader && pr == raft.StateReplicate
 	})
 	var after raft.ProgressState
-	if err := a.store.do(ctx, func() {
-		a.store.step(inbound{rangeID: catalog.MetaRangeID, unreachable: follower})
-		after = metaCore(a.store.replicas[catalog.MetaRangeID]).RawNode.Status().Progress[follower].State
+	if err := a.store.Do(ctx, func() {
+		a.store.StepInbound(store.Inbound{RangeID: catalog.MetaRangeID, Unreachable: follower})
+		after = store.MetaCore(a.store.Replicas[catalog.MetaRangeID]).RawNode.Status().Progress[follower].State
 	}); err != nil {
 		t.Fatal(err)
 	}

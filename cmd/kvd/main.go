@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"github.com/urfave/cli/v2"
@@ -206,7 +208,7 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 }
 
 // storeDone reports the store stopping on its own (a disk failure).
-func storeDone(s *kv.Store) <-chan error {
+func storeDone(s *store.Store) <-chan error {
 	ch := make(chan error, 1)
 	go func() {
 		<-s.Done()
@@ -236,7 +238,7 @@ func joinGossip(gossip *membership.Membership, seeds []string, logger *slog.Logg
 // joinCluster asks the nodes gossip knows to admit this one, under its
 // identity, then records the node ID and cluster it was given. A refusal
 // (another cluster, a malformed request) ends it at once.
-func joinCluster(db *storage.DB, gossip *membership.Membership, self catalog.NodeDescriptor, ident kv.Identity, client *http.Client, logger *slog.Logger) error {
+func joinCluster(db *storage.DB, gossip *membership.Membership, self catalog.NodeDescriptor, ident store.Identity, client *http.Client, logger *slog.Logger) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var addrs []string
@@ -250,7 +252,7 @@ func joinCluster(db *storage.DB, gossip *membership.Membership, self catalog.Nod
 		cancel()
 		if err == nil {
 			logger.Info("joined cluster", "cluster", cluster, "id", id, "uuid", ident.UUID)
-			return kv.SaveJoin(db, id, cluster)
+			return store.SaveJoin(db, id, cluster)
 		}
 		if kv.JoinRefused(err) || time.Now().After(deadline) {
 			return fmt.Errorf("joining the cluster of %v: %w", addrs, err)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/store"
+
 	"github.com/quorumkv/quorumkv/kv/metrics"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -37,7 +39,7 @@ type runningNode struct {
 	closers      []func() error // run in reverse by close
 	gossip       *membership.Membership
 	gossipLeft   bool
-	store        *kv.Store
+	store        *store.Store
 	server       *kv.Server
 	httpServer   *http.Server
 	stopAnnounce context.CancelFunc
@@ -67,7 +69,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	// The identity comes first: a new data dir gets one before it founds
 	// or joins a cluster, and a data dir of another node is refused
 	// before anything else is started.
-	ident, err := kv.OpenIdentity(db, cfg.nodeID)
+	ident, err := store.OpenIdentity(db, cfg.nodeID)
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.dataDir, err)
 	}
@@ -107,7 +109,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 			}
 		}
 	}
-	n.store, err = kv.OpenStore(db, kv.StoreConfig{Logger: logger, Metrics: metrics, Self: self}, nil, len(cfg.join) == 0)
+	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self}, nil, len(cfg.join) == 0)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +198,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 
 // rejoinGossip joins gossip through the catalog's other nodes (other
 // than the one of UUID self), retrying until one answers or ctx ends.
-func rejoinGossip(ctx context.Context, gossip *membership.Membership, store *kv.Store, self string, logger *slog.Logger) {
+func rejoinGossip(ctx context.Context, gossip *membership.Membership, store *store.Store, self string, logger *slog.Logger) {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		var seeds []string
 		for _, nd := range store.Catalog().Nodes {

@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"cmp"
@@ -73,11 +73,11 @@ type StoreConfig struct {
 	DedupWindow time.Duration
 
 	// canary plants a bug for the tests that must catch it (canary.go).
-	canary canary
+	Canary Canary
 	// onApply, if set, sees every command a replica applies with an
 	// idempotency key: fresh says it took effect (not a repeat answered
 	// from the range's dedup state). Tests check exactly-once with it.
-	onApply func(rangeID, index uint64, idem []byte, fresh bool)
+	OnApply func(rangeID, index uint64, idem []byte, fresh bool)
 }
 
 // EnsureDefaults fills zero fields.
@@ -126,14 +126,14 @@ type Transport interface {
 // their messages, applies their committed entries in one more batch, and
 // advances them.
 type Store struct {
-	cfg    StoreConfig
-	db     *storage.DB
+	Cfg    StoreConfig
+	Db     *storage.DB
 	nodeID uint64
 
 	// identity is this node's, from its data dir (OpenIdentity).
-	identity Identity
+	Identity Identity
 
-	logger *slog.Logger
+	Logger *slog.Logger
 	// raftLogger takes the cores' logs one level down: a core's Info
 	// (became follower, became leader) is routine for a node with
 	// thousands of ranges.
@@ -144,7 +144,7 @@ type Store struct {
 	// incoming carries consensus messages from peers. Buffered, because
 	// the transport must never block on a busy store: when it is full the
 	// message is dropped, which Raft and Multi-Paxos tolerate (they retry).
-	incoming chan inbound
+	incoming chan Inbound
 	stop     chan struct{}
 	done     chan struct{}
 
@@ -157,15 +157,15 @@ type Store struct {
 	rng *rand.Rand
 	// host is what every range's core is given (coreHost).
 	host           *consensus.Host
-	replicas       map[uint64]*replica
+	Replicas       map[uint64]*replica
 	cat            *catalog.Catalog
 	catalogChanged bool
 	catalogReload  bool
 	// requestEpoch starts this incarnation's request IDs at a random
 	// point (see requestID); nextRequest counts from it.
 	requestEpoch uint64
-	nextRequest  uint64
-	quiesce      quiesceState
+	NextRequest  uint64
+	Quiesce      quiesceState
 	// ordered caches sortedReplicas; nil when the replicas changed.
 	ordered []*replica
 	// droppedEventual are eventual ranges held here whose keyspace was
@@ -173,10 +173,10 @@ type Store struct {
 	droppedEventual []uint64
 	// failed are the replicas a fault of their own range stopped
 	// (rangefault.go), by range: not in replicas, kept for their status.
-	failed map[uint64]*failedReplica
+	Failed map[uint64]*failedReplica
 	// canary plants bugs for the tests (rangefault.go); always zero in
 	// production.
-	canary faultCanaries
+	Canary FaultCanaries
 
 	errMu struct {
 		sync.Mutex
@@ -215,7 +215,7 @@ func (e *NotLeaderError) Error() string {
 
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
-func (e *NotLeaderError) leaderOr0() uint64 {
+func (e *NotLeaderError) LeaderOr0() uint64 {
 	if e == nil {
 		return 0
 	}
@@ -229,7 +229,7 @@ func (e *NotLeaderError) leaderOr0() uint64 {
 // and the default keyspace); otherwise it must have joined one first
 // (SaveJoin).
 func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
-	s, err := openStore(db, cfg, transport, bootstrap)
+	s, err := OpenDriven(db, cfg, transport, bootstrap)
 	if err != nil {
 		return nil, err
 	}
@@ -245,27 +245,27 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 // propose, readBarrier, Close, SetTransport, RangeStatuses), which would
 // block forever. The simulator drives whole nodes this way, on virtual
 // time and from one seed (sim_test.go).
-func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
+func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
 	cfg.EnsureDefaults()
 	if cfg.Self.Name == "" {
 		return nil, errors.New("kv: StoreConfig.Self.Name (the node's --node-id) is required")
 	}
 	s := &Store{
-		cfg: cfg, db: db, logger: cfg.Logger, raftLogger: slog.New(demoted{cfg.Logger.Handler()}), transport: transport,
-		work: make(chan func()), incoming: make(chan inbound, incomingQueue), stop: make(chan struct{}), done: make(chan struct{}),
+		Cfg: cfg, Db: db, Logger: cfg.Logger, raftLogger: slog.New(demoted{cfg.Logger.Handler()}), transport: transport,
+		work: make(chan func()), incoming: make(chan Inbound, incomingQueue), stop: make(chan struct{}), done: make(chan struct{}),
 		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)),
-		replicas: map[uint64]*replica{},
-		failed:   map[uint64]*failedReplica{},
+		Replicas: map[uint64]*replica{},
+		Failed:   map[uint64]*failedReplica{},
 		cat:      catalog.NewCatalog(),
 	}
-	s.quiesce.init()
+	s.Quiesce.init()
 	s.requestEpoch = s.rng.Uint64()
 	ident, err := OpenIdentity(db, cfg.Self.Name)
 	if err != nil {
 		return nil, err
 	}
-	s.identity = ident
-	s.cfg.Self.UUID, s.cfg.Self.SecretHash = ident.UUID, ident.SecretHash()
+	s.Identity = ident
+	s.Cfg.Self.UUID, s.Cfg.Self.SecretHash = ident.UUID, ident.SecretHash()
 	id := ident.NodeID
 	if id == 0 {
 		if !bootstrap {
@@ -283,9 +283,9 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	if err != nil {
 		return nil, err
 	}
-	s.replicas[catalog.MetaRangeID] = meta
+	s.Replicas[catalog.MetaRangeID] = meta
 	s.ordered = nil
-	meta.core.CampaignAtStart(s.nodeID, false)
+	meta.Core.CampaignAtStart(s.nodeID, false)
 	if err := s.reconcile(); err != nil {
 		return nil, err
 	}
@@ -294,10 +294,10 @@ func openStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	// serves its keyspaces from the start. A few rounds suffice: a lone
 	// voter elects itself and commits in one.
 	for range 8 {
-		if !meta.core.HasReady() {
+		if !meta.Core.HasReady() {
 			break
 		}
-		if err := s.handleReady(); err != nil {
+		if err := s.HandleReady(); err != nil {
 			return nil, err
 		}
 	}
@@ -310,7 +310,7 @@ func (s *Store) NodeID() uint64 { return s.nodeID }
 // ClusterID is the ID the cluster got when it was founded. It is read
 // from the data dir when the store opens (a member's) or set when it
 // founds the cluster, and never changes.
-func (s *Store) ClusterID() string { return s.identity.ClusterID }
+func (s *Store) ClusterID() string { return s.Identity.ClusterID }
 
 func loadNodeID(db *storage.DB) (uint64, error) {
 	b, err := db.Get(storage.NodeIDKey())
@@ -344,7 +344,7 @@ func (s *Store) metaDescriptor() *catalog.RangeDescriptor {
 func (s *Store) bootstrap() (uint64, error) {
 	const id = 1
 	s.nodeID = id
-	log, err := consensus.LoadRaftLog(s.db, catalog.MetaRangeID)
+	log, err := consensus.LoadRaftLog(s.Db, catalog.MetaRangeID)
 	if err != nil {
 		return 0, err
 	}
@@ -352,7 +352,7 @@ func (s *Store) bootstrap() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	self := s.cfg.Self
+	self := s.Cfg.Self
 	def := catalog.KeyspaceDescriptor{Name: "default", Mode: catalog.ModeRaft, Replicas: 1, Ranges: catalog.DefaultRanges}
 	if err := def.Normalize(); err != nil {
 		return 0, err
@@ -362,12 +362,12 @@ func (s *Store) bootstrap() (uint64, error) {
 		replicas[i] = []catalog.ReplicaDescriptor{{NodeID: id, Zone: self.Zone, Weight: self.Weight}}
 	}
 	for _, op := range []catalog.CatalogOp{{AddNode: &self}, {Create: &def, Replicas: replicas}} {
-		cmd := command{op: opCatalog, value: catalog.MustJSON(op)}
-		ents = append(ents, raft.Entry{Term: hs.Term, Index: uint64(len(ents) + 1), Type: raft.EntryNormal, Data: cmd.encode()})
+		cmd := Command{Op: OpCatalog, Value: catalog.MustJSON(op)}
+		ents = append(ents, raft.Entry{Term: hs.Term, Index: uint64(len(ents) + 1), Type: raft.EntryNormal, Data: cmd.Encode()})
 	}
 	hs.Commit = uint64(len(ents))
 
-	b := s.db.NewBatch()
+	b := s.Db.NewBatch()
 	defer b.Close()
 	var idb [8]byte
 	binary.BigEndian.PutUint64(idb[:], id)
@@ -387,8 +387,8 @@ func (s *Store) bootstrap() (uint64, error) {
 	if err := b.Commit(true); err != nil {
 		return 0, err
 	}
-	s.identity.NodeID, s.identity.ClusterID = id, clusterID
-	s.logger.Info("founded a new cluster", "cluster", clusterID, "node", id)
+	s.Identity.NodeID, s.Identity.ClusterID = id, clusterID
+	s.Logger.Info("founded a new cluster", "cluster", clusterID, "node", id)
 	return id, nil
 }
 
@@ -420,12 +420,12 @@ func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
 
 // loadCatalog reads meta's data into the catalog.
 func (s *Store) loadCatalog() error {
-	err := eachData(s.db, catalog.MetaRangeID, nil, nil, func(key, raw []byte) (bool, error) {
-		v, err := decodeValue(raw)
+	err := EachData(s.Db, catalog.MetaRangeID, nil, nil, func(key, raw []byte) (bool, error) {
+		v, err := DecodeValue(raw)
 		if err != nil {
 			return false, err
 		}
-		return true, s.cat.Load(key, v.data)
+		return true, s.cat.Load(key, v.Data)
 	})
 	if err != nil {
 		return err
@@ -442,30 +442,30 @@ func (s *Store) reconcile() error {
 	// In ID order: each new replica draws its core's seed from s.rng.
 	for _, id := range slices.Sorted(maps.Keys(s.cat.Ranges)) {
 		desc := s.cat.Ranges[id]
-		if _, ok := s.replicas[desc.ID]; ok || !desc.HasReplica(s.nodeID) {
+		if _, ok := s.Replicas[desc.ID]; ok || !desc.HasReplica(s.nodeID) {
 			continue
 		}
-		if _, ok := s.failed[desc.ID]; ok {
+		if _, ok := s.Failed[desc.ID]; ok {
 			continue // stopped here until the node restarts
 		}
 		if desc.Mode == catalog.ModeEventual {
 			continue // no consensus group: eventual ranges are served by coordinators
 		}
 		r, err := newReplica(s, desc)
-		if err != nil && openFault(err) && !s.canary.faultStopsStore {
+		if err != nil && openFault(err) && !s.Canary.FaultStopsStore {
 			s.startFailed(desc, err)
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		s.replicas[desc.ID] = r
+		s.Replicas[desc.ID] = r
 		s.ordered = nil
-		r.core.CampaignAtStart(s.nodeID, desc.Replicas[0].NodeID == s.nodeID)
-		s.logger.Debug("started replica", "range", desc.ID, "keyspace", desc.Keyspace)
+		r.Core.CampaignAtStart(s.nodeID, desc.Replicas[0].NodeID == s.nodeID)
+		s.Logger.Debug("started replica", "range", desc.ID, "keyspace", desc.Keyspace)
 	}
-	for _, id := range slices.Sorted(maps.Keys(s.replicas)) {
-		r := s.replicas[id]
+	for _, id := range slices.Sorted(maps.Keys(s.Replicas)) {
+		r := s.Replicas[id]
 		if id == catalog.MetaRangeID {
 			continue
 		}
@@ -474,12 +474,12 @@ func (s *Store) reconcile() error {
 		}
 		r.failAll(fmt.Errorf("%w: range %d was removed", catalog.ErrNoKeyspace, id))
 		// A round that collected its Ready drops it (Store.running).
-		delete(s.replicas, id)
+		delete(s.Replicas, id)
 		s.ordered = nil
 		if err := s.destroyReplica(id); err != nil {
 			return err
 		}
-		s.logger.Info("removed replica", "range", id, "keyspace", r.desc.Keyspace)
+		s.Logger.Info("removed replica", "range", id, "keyspace", r.desc.Keyspace)
 	}
 	if err := s.dropFailed(); err != nil {
 		return err
@@ -489,7 +489,7 @@ func (s *Store) reconcile() error {
 }
 
 func (s *Store) destroyReplica(id uint64) error {
-	b := s.db.NewBatch()
+	b := s.Db.NewBatch()
 	defer b.Close()
 	for _, span := range storage.ReplicaSpans(id) {
 		if err := b.DeleteRange(span.Start, span.End); err != nil {
@@ -527,14 +527,14 @@ func (s *Store) sortedReplicas() []*replica {
 	if s.ordered != nil {
 		return s.ordered
 	}
-	ids := make([]uint64, 0, len(s.replicas))
-	for id := range s.replicas {
+	ids := make([]uint64, 0, len(s.Replicas))
+	for id := range s.Replicas {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	s.ordered = make([]*replica, len(ids))
 	for i, id := range ids {
-		s.ordered[i] = s.replicas[id]
+		s.ordered[i] = s.Replicas[id]
 	}
 	return s.ordered
 }
@@ -558,7 +558,7 @@ func (s *Store) Err() error {
 }
 
 // do runs fn on the store's goroutine and waits until it has run.
-func (s *Store) do(ctx context.Context, fn func()) error {
+func (s *Store) Do(ctx context.Context, fn func()) error {
 	ran := make(chan struct{})
 	select {
 	case s.work <- func() { fn(); close(ran) }:
@@ -576,12 +576,12 @@ func (s *Store) do(ctx context.Context, fn func()) error {
 }
 
 // inbound is a consensus message for one of this node's replicas.
-type inbound struct {
-	rangeID uint64
-	msg     consensus.PeerMessage
+type Inbound struct {
+	RangeID uint64
+	Msg     consensus.PeerMessage
 	// unreachable, if not 0, says instead that the transport dropped
 	// messages of the range to this node (ReportUnreachable).
-	unreachable uint64
+	Unreachable uint64
 }
 
 // incomingQueue bounds the peer messages waiting for the store: enough
@@ -593,7 +593,7 @@ const incomingQueue = 4096
 // behind.
 func (s *Store) Step(rangeID uint64, m consensus.PeerMessage) bool {
 	select {
-	case s.incoming <- inbound{rangeID: rangeID, msg: m}:
+	case s.incoming <- Inbound{RangeID: rangeID, Msg: m}:
 		return true
 	default:
 		return false
@@ -607,25 +607,25 @@ func (s *Store) Step(rangeID uint64, m consensus.PeerMessage) bool {
 // follower later.
 func (s *Store) ReportUnreachable(rangeID, to uint64) {
 	select {
-	case s.incoming <- inbound{rangeID: rangeID, unreachable: to}:
+	case s.incoming <- Inbound{RangeID: rangeID, Unreachable: to}:
 	default:
 	}
 }
 
-func (s *Store) step(in inbound) {
-	if in.unreachable != 0 {
-		if r, ok := s.replicas[in.rangeID]; ok {
-			r.core.ReportUnreachable(in.unreachable)
+func (s *Store) StepInbound(in Inbound) {
+	if in.Unreachable != 0 {
+		if r, ok := s.Replicas[in.RangeID]; ok {
+			r.Core.ReportUnreachable(in.Unreachable)
 		}
 		return
 	}
-	s.quiesce.heard[in.msg.From()] = s.quiesce.ticks
-	if in.msg.Control != nil {
-		s.onControl(in.rangeID, in.msg.Control)
+	s.Quiesce.heard[in.Msg.From()] = s.Quiesce.ticks
+	if in.Msg.Control != nil {
+		s.onControl(in.RangeID, in.Msg.Control)
 		return
 	}
-	r, ok := s.replicas[in.rangeID]
-	if ok && wakes(in.msg) {
+	r, ok := s.Replicas[in.RangeID]
+	if ok && wakes(in.Msg) {
 		s.wake(r) // something is happening in the range
 	}
 	if !ok {
@@ -633,8 +633,8 @@ func (s *Store) step(in inbound) {
 		// not arrived) or has removed: the sender will retry.
 		return
 	}
-	if err := r.core.Step(in.msg); err != nil {
-		s.logger.Debug("consensus core refused a message", "range", in.rangeID, "type", in.msg.Kind(), "err", err)
+	if err := r.Core.Step(in.Msg); err != nil {
+		s.Logger.Debug("consensus core refused a message", "range", in.RangeID, "type", in.Msg.Kind(), "err", err)
 	}
 }
 
@@ -644,7 +644,7 @@ const maxWorkPerRound = 256
 
 func (s *Store) run() {
 	defer close(s.done)
-	ticker := time.NewTicker(s.cfg.TickInterval)
+	ticker := time.NewTicker(s.Cfg.TickInterval)
 	defer ticker.Stop()
 	for {
 		select {
@@ -652,15 +652,15 @@ func (s *Store) run() {
 			s.shutdown(ErrStopped)
 			return
 		case <-ticker.C:
-			s.tick()
+			s.Tick()
 		case fn := <-s.work:
 			fn()
 			s.drain()
 		case in := <-s.incoming:
-			s.step(in)
+			s.StepInbound(in)
 			s.drain()
 		}
-		if err := s.handleReady(); err != nil {
+		if err := s.HandleReady(); err != nil {
 			s.Fail(err)
 			return
 		}
@@ -669,13 +669,13 @@ func (s *Store) run() {
 
 // tick advances every replica's logical clock by one tick and lets meta's
 // leader drive meta's membership: the loop's work on every TickInterval.
-func (s *Store) tick() {
+func (s *Store) Tick() {
 	s.quiesceTick()
 	var quiescing []*replica
-	for _, r := range s.replicas {
+	for _, r := range s.Replicas {
 		// Quiesce before ticking, so that a quiescing leader sends no
 		// heartbeat after its quiesce message.
-		if r.quiesced {
+		if r.Quiesced {
 			continue
 		}
 		if s.maybeQuiesce(r) {
@@ -685,7 +685,7 @@ func (s *Store) tick() {
 		// The cores are independent and send nothing from a tick (their
 		// messages leave in the next round's Ready, in range order), so
 		// the map's order does not matter here.
-		r.core.Tick()
+		r.Core.Tick()
 	}
 	// Quiesce messages do leave now: in range order, so that a seed
 	// replays exactly.
@@ -695,7 +695,7 @@ func (s *Store) tick() {
 	}
 	s.driveMeta()
 	// Gauges visit every replica: once a second is plenty for a scrape.
-	if s.quiesce.ticks%gaugeEveryTicks == 0 {
+	if s.Quiesce.ticks%gaugeEveryTicks == 0 {
 		s.updateGauges()
 	}
 }
@@ -707,7 +707,7 @@ const gaugeEveryTicks = 10
 // round, or a fault of meta (see rangefault.go for the faults that stop
 // one range only). What is on disk is all a restart can trust.
 func (s *Store) Fail(err error) {
-	s.logger.Error("store stopped: cannot persist or apply", "err", err)
+	s.Logger.Error("store stopped: cannot persist or apply", "err", err)
 	s.errMu.Lock()
 	s.errMu.err = err
 	s.errMu.Unlock()
@@ -722,7 +722,7 @@ func (s *Store) drain() {
 		case fn := <-s.work:
 			fn()
 		case in := <-s.incoming:
-			s.step(in)
+			s.StepInbound(in)
 		default:
 			return
 		}
@@ -769,11 +769,11 @@ type readyReplica struct {
 //     compacted. Compaction fails before writing (a paxos range builds its
 //     snapshot, Raft reads the entry it truncates at, before anything goes
 //     into the batch), so the batch again holds the others' writes only.
-func (s *Store) handleReady() error {
+func (s *Store) HandleReady() error {
 	var ready []readyReplica
 	for _, r := range s.sortedReplicas() {
-		if r.core.HasReady() {
-			ready = append(ready, readyReplica{r, r.core.Ready()})
+		if r.Core.HasReady() {
+			ready = append(ready, readyReplica{r, r.Core.Ready()})
 		}
 	}
 	if len(ready) == 0 {
@@ -782,7 +782,7 @@ func (s *Store) handleReady() error {
 
 	// 1. Persist every replica's snapshot, entries and hard state in one
 	// batch, synced once if any of them needs it.
-	b := s.db.NewBatch()
+	b := s.Db.NewBatch()
 	defer b.Close()
 	sync := false
 	for _, x := range ready {
@@ -796,13 +796,13 @@ func (s *Store) handleReady() error {
 	}
 	ready = s.stillRunning(ready)
 	if !b.Empty() || sync {
-		if err := b.Commit(sync && !s.cfg.canary.ackBeforeSync); err != nil {
+		if err := b.Commit(sync && !s.Cfg.Canary.AckBeforeSync); err != nil {
 			return err
 		}
 	}
-	s.cfg.Metrics.ReadyRounds.Inc()
+	s.Cfg.Metrics.ReadyRounds.Inc()
 	if sync {
-		s.cfg.Metrics.ReadySyncs.Inc()
+		s.Cfg.Metrics.ReadySyncs.Inc()
 	}
 
 	// 2. Send, now that what the messages promise is durable.
@@ -820,8 +820,8 @@ func (s *Store) handleReady() error {
 	// effects whole with its applied index: the log is durable, and a
 	// crash replays entries past the applied index stored in the same
 	// batch as their effects.
-	ab := &roundBatch{s: s, b: s.db.NewBatch()}
-	defer func() { ab.b.Close() }()
+	ab := &RoundBatch{S: s, B: s.Db.NewBatch()}
+	defer func() { ab.B.Close() }()
 	var deliveries []delivery
 	for _, x := range ready {
 		ds, err := s.applyReady(ab, x)
@@ -830,7 +830,7 @@ func (s *Store) handleReady() error {
 		}
 		deliveries = append(deliveries, ds...)
 	}
-	if err := ab.commit(); err != nil {
+	if err := ab.Commit(); err != nil {
 		return err
 	}
 	// A client that changed the catalog sees its change when answered.
@@ -847,7 +847,7 @@ func (s *Store) handleReady() error {
 	// 4. Serve reads whose index is applied, and advance.
 	for _, x := range ready {
 		x.r.serveReads()
-		x.r.core.Advance()
+		x.r.Core.Advance()
 	}
 	return s.compactLogs(ready)
 }
@@ -862,23 +862,23 @@ func (s *Store) stillRunning(ready []readyReplica) []readyReplica {
 // own and appends it to the round's (handleReady, step 3), returning the
 // results for waiting clients. A fault of the range stops the replica and
 // leaves nothing of its entries in the round's batch.
-func (s *Store) applyReady(ab *roundBatch, x readyReplica) ([]delivery, error) {
-	rb := s.db.NewBatch()
+func (s *Store) applyReady(ab *RoundBatch, x readyReplica) ([]delivery, error) {
+	rb := s.Db.NewBatch()
 	defer rb.Close()
-	if s.canary.sharedApplyBatch {
-		rb = ab.b
+	if s.Canary.SharedApplyBatch {
+		rb = ab.B
 	}
-	applied := x.r.applied
+	applied := x.r.Applied
 	ds, err := x.r.Apply(s, rb, x.rd.Committed)
 	if err != nil {
-		x.r.applied = applied // what Pebble holds, for its status
+		x.r.Applied = applied // what Pebble holds, for its status
 		return nil, s.applyFailed(x.r, ds, err)
 	}
-	s.cfg.Metrics.Applied.WithLabelValues(x.r.core.Protocol()).Add(float64(len(x.rd.Committed)))
-	if s.canary.sharedApplyBatch {
+	s.Cfg.Metrics.Applied.WithLabelValues(x.r.Core.Protocol()).Add(float64(len(x.rd.Committed)))
+	if s.Canary.SharedApplyBatch {
 		return ds, nil
 	}
-	return ds, ab.append(rb)
+	return ds, ab.Append(rb)
 }
 
 // applyFailed stops a replica whose entries could not all be applied:
@@ -887,7 +887,7 @@ func (s *Store) applyReady(ab *roundBatch, x readyReplica) ([]delivery, error) {
 // Meta's failures are the node's (isolate).
 func (s *Store) applyFailed(r *replica, ds []delivery, err error) error {
 	for _, d := range ds {
-		d.to(result{err: fmt.Errorf("%w: range %d could not apply its entries: %v", ErrOutcomeUnknown, r.desc.ID, err)})
+		d.to(Result{Err: fmt.Errorf("%w: range %d could not apply its entries: %v", ErrOutcomeUnknown, r.desc.ID, err)})
 	}
 	return s.isolate(r, consensus.NewRangeFault(consensus.FaultApply, err))
 }
@@ -896,29 +896,29 @@ func (s *Store) applyFailed(r *replica, ds []delivery, err error) error {
 // applied index, are appended whole; when the next replica's would take
 // it over MaxBatchBytes, the batch is committed and a new one started, as
 // a crash needs each replica's writes atomic, not the round's.
-type roundBatch struct {
-	s *Store
-	b *storage.Batch
+type RoundBatch struct {
+	S *Store
+	B *storage.Batch
 }
 
-func (ab *roundBatch) append(rb *storage.Batch) error {
-	err := ab.b.Append(rb)
-	if !errors.Is(err, storage.ErrBatchTooLarge) || ab.b.Empty() {
+func (ab *RoundBatch) Append(rb *storage.Batch) error {
+	err := ab.B.Append(rb)
+	if !errors.Is(err, storage.ErrBatchTooLarge) || ab.B.Empty() {
 		return err
 	}
-	if err := ab.commit(); err != nil {
+	if err := ab.Commit(); err != nil {
 		return err
 	}
-	ab.b.Close()
-	ab.b = ab.s.db.NewBatch()
-	return ab.b.Append(rb)
+	ab.B.Close()
+	ab.B = ab.S.Db.NewBatch()
+	return ab.B.Append(rb)
 }
 
-func (ab *roundBatch) commit() error {
-	if ab.b.Empty() {
+func (ab *RoundBatch) Commit() error {
+	if ab.B.Empty() {
 		return nil
 	}
-	return ab.b.Commit(false)
+	return ab.B.Commit(false)
 }
 
 // catalogUpdated reloads and republishes the catalog if applied commands
@@ -954,20 +954,20 @@ func (s *Store) persist(b *storage.Batch, r *replica, rd *consensus.Ready) error
 			return err
 		}
 	}
-	if err := r.core.Persist(b); err != nil {
+	if err := r.Core.Persist(b); err != nil {
 		return err
 	}
 	if rd.Soft != nil {
-		protocol := r.core.Protocol()
-		if rd.Soft.Leader != r.leader {
-			s.cfg.Metrics.LeaderChanges.WithLabelValues(protocol).Inc()
-			s.logger.Debug("range leader changed", "range", r.desc.ID, "leader", rd.Soft.Leader, "state", rd.Soft.Role)
+		protocol := r.Core.Protocol()
+		if rd.Soft.Leader != r.Leader {
+			s.Cfg.Metrics.LeaderChanges.WithLabelValues(protocol).Inc()
+			s.Logger.Debug("range leader changed", "range", r.desc.ID, "leader", rd.Soft.Leader, "state", rd.Soft.Role)
 		}
-		if rd.Soft.Role == consensus.RoleCandidate && r.role != consensus.RoleCandidate {
-			s.cfg.Metrics.Elections.WithLabelValues(protocol).Inc()
+		if rd.Soft.Role == consensus.RoleCandidate && r.Role != consensus.RoleCandidate {
+			s.Cfg.Metrics.Elections.WithLabelValues(protocol).Inc()
 		}
-		r.leader, r.role = rd.Soft.Leader, rd.Soft.Role
-		if r.role != consensus.RoleLeader {
+		r.Leader, r.Role = rd.Soft.Leader, rd.Soft.Role
+		if r.Role != consensus.RoleLeader {
 			// Reads not yet confirmed will not be: the new leader does
 			// not know them. Their clients retry; nothing was written.
 			// Proposals may still commit, or may be gone: their clients
@@ -976,7 +976,7 @@ func (s *Store) persist(b *storage.Batch, r *replica, rd *consensus.Ready) error
 			// partition steps down, and the new one may overwrite its
 			// tail); with an idempotency key they try the new leader,
 			// which applies the write at most once (dedup.go).
-			nl := &NotLeaderError{RangeID: r.desc.ID, Leader: r.leader}
+			nl := &NotLeaderError{RangeID: r.desc.ID, Leader: r.Leader}
 			r.failWaiters(fmt.Errorf("range %d: this replica stopped leading before the write was applied (%v)", r.desc.ID, nl))
 			r.failReads(nl)
 		}
@@ -986,8 +986,8 @@ func (s *Store) persist(b *storage.Batch, r *replica, rd *consensus.Ready) error
 			continue
 		}
 		id := binary.BigEndian.Uint64(rs.Ctx)
-		if done, ok := r.reads[id]; ok {
-			delete(r.reads, id)
+		if done, ok := r.Reads[id]; ok {
+			delete(r.Reads, id)
 			r.confirmed = append(r.confirmed, confirmedRead{index: rs.Index, done: done})
 		}
 	}
@@ -1001,13 +1001,13 @@ func (s *Store) compactLogs(ready []readyReplica) error {
 	var b *storage.Batch
 	batch := func() *storage.Batch {
 		if b == nil {
-			b = s.db.NewBatch()
+			b = s.Db.NewBatch()
 		}
 		return b
 	}
 	for _, x := range ready {
 		// A fault fails before it writes anything (handleReady, step 4).
-		if err := x.r.core.Compact(batch, x.r.applied); err != nil {
+		if err := x.r.Core.Compact(batch, x.r.Applied); err != nil {
 			if err := s.isolate(x.r, err); err != nil {
 				if b != nil {
 					b.Close()
@@ -1053,25 +1053,22 @@ func (s *Store) publish() {
 // Catalog returns the latest catalog. It is never nil after OpenStore.
 func (s *Store) Catalog() *CatalogView { return s.published.Load() }
 
-// nodeAddr returns the address of node id from the catalog.
-func (s *Store) nodeAddr(id uint64) (string, bool) {
+// NodeAddr returns the address of node id from the catalog.
+func (s *Store) NodeAddr(id uint64) (string, bool) {
 	n, ok := s.Catalog().Nodes[id]
 	return n.Addr, ok && n.Addr != ""
 }
-
-// NodeAddr is nodeAddr for the transport.
-func (s *Store) NodeAddr(id uint64) (string, bool) { return s.nodeAddr(id) }
 
 // SetTransport sets the transport before the first peer is added. The
 // transport needs the store (to resolve addresses) and the store the
 // transport, so one of them is set after both exist.
 func (s *Store) SetTransport(t Transport) error {
 	s.transportForPeers.Store(&t)
-	return s.do(context.Background(), func() { s.transport = t })
+	return s.Do(context.Background(), func() { s.transport = t })
 }
 
 // learnPeer passes a sender's address to the transport.
-func (s *Store) learnPeer(id uint64, addr string) {
+func (s *Store) LearnPeer(id uint64, addr string) {
 	if t := s.transportForPeers.Load(); t != nil {
 		(*t).Learn(id, addr)
 	}
@@ -1081,25 +1078,25 @@ func (s *Store) learnPeer(id uint64, addr string) {
 func (s *Store) updateGauges() {
 	byRole := map[consensus.Role]int{}
 	lag := map[string]uint64{consensus.ProtocolRaft: 0, consensus.ProtocolPaxos: 0}
-	for _, r := range s.replicas {
-		byRole[r.role]++
-		commit := r.core.Status().Commit
-		lag[r.core.Protocol()] += commit - min(r.applied, commit)
+	for _, r := range s.Replicas {
+		byRole[r.Role]++
+		commit := r.Core.Status().Commit
+		lag[r.Core.Protocol()] += commit - min(r.Applied, commit)
 	}
 	for _, role := range consensus.Roles {
-		s.cfg.Metrics.Ranges.WithLabelValues(role.String()).Set(float64(byRole[role]))
+		s.Cfg.Metrics.Ranges.WithLabelValues(role.String()).Set(float64(byRole[role]))
 	}
 	for protocol, l := range lag {
-		s.cfg.Metrics.ApplyLag.WithLabelValues(protocol).Set(float64(l))
+		s.Cfg.Metrics.ApplyLag.WithLabelValues(protocol).Set(float64(l))
 	}
-	s.cfg.Metrics.Quiesced.Set(float64(s.quiesce.count))
-	s.cfg.Metrics.RangesFailed.Set(float64(len(s.failed)))
+	s.Cfg.Metrics.Quiesced.Set(float64(s.Quiesce.count))
+	s.Cfg.Metrics.RangesFailed.Set(float64(len(s.Failed)))
 }
 
 // QuiescedRanges returns how many replicas on this node are quiesced.
 func (s *Store) QuiescedRanges(ctx context.Context) (int, error) {
 	var n int
-	err := s.do(ctx, func() { n = s.quiesce.count })
+	err := s.Do(ctx, func() { n = s.Quiesce.count })
 	return n, err
 }
 
@@ -1128,17 +1125,17 @@ type RangeStatus struct {
 // ones included.
 func (s *Store) RangeStatuses(ctx context.Context) (map[uint64]RangeStatus, error) {
 	var out map[uint64]RangeStatus
-	err := s.do(ctx, func() { out = s.rangeStatuses() })
+	err := s.Do(ctx, func() { out = s.RangeStatusesOnLoop() })
 	return out, err
 }
 
 // rangeStatuses is RangeStatuses on the loop.
-func (s *Store) rangeStatuses() map[uint64]RangeStatus {
-	out := make(map[uint64]RangeStatus, len(s.replicas)+len(s.failed))
-	for id, r := range s.replicas {
+func (s *Store) RangeStatusesOnLoop() map[uint64]RangeStatus {
+	out := make(map[uint64]RangeStatus, len(s.Replicas)+len(s.Failed))
+	for id, r := range s.Replicas {
 		out[id] = s.replicaStatus(r)
 	}
-	for id, f := range s.failed {
+	for id, f := range s.Failed {
 		out[id] = f.status
 	}
 	return out
@@ -1147,11 +1144,11 @@ func (s *Store) rangeStatuses() map[uint64]RangeStatus {
 // replicaStatus is the status of a running replica. Loop only.
 func (s *Store) replicaStatus(r *replica) RangeStatus {
 	id := r.desc.ID
-	st := r.core.Status()
-	rs := RangeStatus{RangeID: id, Leader: r.leader, Term: st.Term, Commit: st.Commit, Applied: r.applied, State: r.role.String(),
-		Error: r.snapshotFault.Report(s.quiesce.ticks)}
+	st := r.Core.Status()
+	rs := RangeStatus{RangeID: id, Leader: r.Leader, Term: st.Term, Commit: st.Commit, Applied: r.Applied, State: r.Role.String(),
+		Error: r.snapshotFault.Report(s.Quiesce.ticks)}
 	if id == catalog.MetaRangeID {
-		cs := metaCore(r).RawNode.ConfState()
+		cs := MetaCore(r).RawNode.ConfState()
 		for _, v := range cs.Voters {
 			rs.Voters = append(rs.Voters, v.ID)
 		}

@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 // key order, with its stored value, until f returns false or an error.
 // Both slices alias the iterator: f copies what it keeps. Every walk over
 // a range's data (scans, the catalog, anti-entropy) goes through here.
-func eachData(r storage.Reader, rangeID uint64, prefix, startAfter []byte, f func(key, raw []byte) (bool, error)) error {
+func EachData(r storage.Reader, rangeID uint64, prefix, startAfter []byte, f func(key, raw []byte) (bool, error)) error {
 	it, err := r.NewIter(storage.DataPrefixSpan(rangeID, prefix))
 	if err != nil {
 		return err
@@ -44,7 +44,7 @@ func eachData(r storage.Reader, rangeID uint64, prefix, startAfter []byte, f fun
 
 // mergePages merges the pages of a scan that each range answered with up
 // to limit+1 keys: in key order, cut to limit, and whether more remain.
-func mergePages(all []catalog.KeyValue, limit int) ([]catalog.KeyValue, bool) {
+func MergePages(all []catalog.KeyValue, limit int) ([]catalog.KeyValue, bool) {
 	slices.SortFunc(all, func(a, b catalog.KeyValue) int { return bytes.Compare(a.Key, b.Key) })
 	if len(all) > limit {
 		return all[:limit], true

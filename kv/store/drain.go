@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"context"
@@ -21,9 +21,9 @@ func (s *Store) TransferLeaderships(ctx context.Context) (moved, kept int) {
 	ctx, cancel := context.WithTimeout(ctx, drainTransferWait)
 	defer cancel()
 	asked := map[uint64]bool{}
-	_ = s.do(ctx, func() {
-		for id, r := range s.replicas {
-			if r.role == consensus.RoleLeader && r.core.TransferLeader(s.nodeID) {
+	_ = s.Do(ctx, func() {
+		for id, r := range s.Replicas {
+			if r.Role == consensus.RoleLeader && r.Core.TransferLeader(s.nodeID) {
 				asked[id] = true
 			}
 		}
@@ -33,9 +33,9 @@ func (s *Store) TransferLeaderships(ctx context.Context) (moved, kept int) {
 	}
 	for {
 		kept = 0
-		_ = s.do(ctx, func() {
+		_ = s.Do(ctx, func() {
 			for id := range asked {
-				if r, ok := s.replicas[id]; ok && r.role == consensus.RoleLeader {
+				if r, ok := s.Replicas[id]; ok && r.Role == consensus.RoleLeader {
 					kept++
 				}
 			}

@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"errors"
@@ -57,7 +57,7 @@ const dedupFormatV1 byte = 1
 type dedupEntry struct {
 	// at is the proposer's time of the command that was applied.
 	at  int64
-	res result
+	res Result
 }
 
 // Kinds of kept errors.
@@ -66,21 +66,21 @@ const (
 	dedupConditionFailed
 )
 
-func (e dedupEntry) encode() []byte {
+func (e dedupEntry) Encode() []byte {
 	w := codec.Enc{Buf: make([]byte, 0, 32)}
 	w.Byte(dedupFormatV1)
 	w.Uint(uint64(e.at))
-	w.Uint(e.res.version)
-	w.Bool(e.res.existed)
+	w.Uint(e.res.Version)
+	w.Bool(e.res.Existed)
 	switch {
-	case e.res.err == nil:
+	case e.res.Err == nil:
 		w.Byte(dedupOK)
 	default:
 		// Only a failed condition is an answer the state machine gives
 		// (see command.apply); it is kept with its text, which names what
 		// the key held.
 		w.Byte(dedupConditionFailed)
-		w.String(e.res.err.Error())
+		w.String(e.res.Err.Error())
 	}
 	return w.Buf
 }
@@ -91,12 +91,12 @@ func decodeDedupEntry(b []byte) (dedupEntry, error) {
 		d.Fail("dedup entry version")
 	}
 	e := dedupEntry{at: int64(d.Uint())}
-	e.res.version = d.Uint()
-	e.res.existed = d.Bool()
+	e.res.Version = d.Uint()
+	e.res.Existed = d.Bool()
 	switch d.Byte() {
 	case dedupOK:
 	case dedupConditionFailed:
-		e.res.err = keptError{ErrConditionFailed, d.String()}
+		e.res.Err = keptError{ErrConditionFailed, d.String()}
 	default:
 		d.Fail("dedup answer kind")
 	}
@@ -114,10 +114,10 @@ func (e keptError) Error() string { return e.text }
 func (e keptError) Unwrap() error { return e.kind }
 
 // stampDedup sets the proposer's time and horizon of cmd.
-func (s *Store) stampDedup(cmd *command) {
-	now := s.cfg.Clock()
+func (s *Store) stampDedup(cmd *Command) {
+	now := s.Cfg.Clock()
 	cmd.at = now
-	if h := now - int64(s.cfg.DedupWindow); h > 0 {
+	if h := now - int64(s.Cfg.DedupWindow); h > 0 {
 		cmd.horizon = h - h%dedupHorizonStep
 	}
 }
@@ -175,35 +175,35 @@ func (r *replica) advanceHorizon(b *storage.Batch, horizon int64) error {
 
 // keptAnswer returns the answer kept for idempotency key idem, if the range
 // has one within its horizon.
-func (r *replica) keptAnswer(s *Store, ab *applyBatch, idem []byte) (result, bool, error) {
-	if s.cfg.canary.noDedup {
-		return result{}, false, nil
+func (r *replica) keptAnswer(s *Store, ab *applyBatch, idem []byte) (Result, bool, error) {
+	if s.Cfg.Canary.NoDedup {
+		return Result{}, false, nil
 	}
 	e, ok := ab.dedup[string(idem)]
 	if !ok {
-		raw, err := s.db.Get(storage.DedupKey(r.desc.ID, idem))
+		raw, err := s.Db.Get(storage.DedupKey(r.desc.ID, idem))
 		if errors.Is(err, storage.ErrNotFound) {
-			return result{}, false, nil
+			return Result{}, false, nil
 		}
 		if err != nil {
-			return result{}, false, err
+			return Result{}, false, err
 		}
 		if e, err = decodeDedupEntry(raw); err != nil {
-			return result{}, false, fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, abbreviate(idem), err)
+			return Result{}, false, fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, Abbreviate(idem), err)
 		}
 	}
 	if e.at < r.dedup.horizon {
-		return result{}, false, nil // forgotten
+		return Result{}, false, nil // forgotten
 	}
 	return e.res, true, nil
 }
 
 // keepAnswer keeps res as the answer to the command with idempotency key
 // idem, proposed at at.
-func (r *replica) keepAnswer(b *storage.Batch, ab *applyBatch, idem []byte, at int64, res result) error {
+func (r *replica) keepAnswer(b *storage.Batch, ab *applyBatch, idem []byte, at int64, res Result) error {
 	e := dedupEntry{at: at, res: res}
 	ab.dedup[string(idem)] = e
-	if err := b.Set(storage.DedupKey(r.desc.ID, idem), e.encode()); err != nil {
+	if err := b.Set(storage.DedupKey(r.desc.ID, idem), e.Encode()); err != nil {
 		return err
 	}
 	return b.Set(storage.DedupExpiryKey(r.desc.ID, uint64(max(at, 0)), idem), nil)
@@ -218,7 +218,7 @@ func (r *replica) collectAnswers(s *Store, b *storage.Batch, ab *applyBatch) err
 	if r.dedup.collected >= r.dedup.horizon {
 		return nil
 	}
-	it, err := s.db.NewIter(storage.DedupExpirySpan(r.desc.ID, uint64(r.dedup.horizon)))
+	it, err := s.Db.NewIter(storage.DedupExpirySpan(r.desc.ID, uint64(r.dedup.horizon)))
 	if err != nil {
 		return err
 	}
@@ -237,7 +237,7 @@ func (r *replica) collectAnswers(s *Store, b *storage.Batch, ab *applyBatch) err
 			continue // kept again in this batch, under a newer time
 		}
 		key := storage.DedupKey(r.desc.ID, idem)
-		raw, err := s.db.Get(key)
+		raw, err := s.Db.Get(key)
 		if errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
@@ -246,7 +246,7 @@ func (r *replica) collectAnswers(s *Store, b *storage.Batch, ab *applyBatch) err
 		}
 		e, err := decodeDedupEntry(raw)
 		if err != nil {
-			return fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, abbreviate(idem), err)
+			return fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, Abbreviate(idem), err)
 		}
 		if uint64(max(e.at, 0)) == at {
 			if err := b.Delete(key); err != nil {

@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"bytes"
@@ -22,11 +22,11 @@ import (
 // touches it.
 type replica struct {
 	desc *catalog.RangeDescriptor
-	core consensus.Core
+	Core consensus.Core
 
-	applied uint64
-	leader  uint64
-	role    consensus.Role
+	Applied uint64
+	Leader  uint64
+	Role    consensus.Role
 
 	// waiters are the clients of proposals made here, by command id: each
 	// is called once, on the store's goroutine, with the result of its own
@@ -36,12 +36,12 @@ type replica struct {
 	// leader confirms them; then they wait in confirmed until applied
 	// reaches their index. Each is called once, on the store's goroutine
 	// (see Store.startRead).
-	reads     map[uint64]func(error)
+	Reads     map[uint64]func(error)
 	confirmed []confirmedRead
 
 	// quiesced replicas are not ticked (see quiesce.go); idleTicks counts
 	// a leader's ticks since its last proposal or read.
-	quiesced  bool
+	Quiesced  bool
 	idleTicks int
 
 	// dedup is the range's request dedup state (dedup.go).
@@ -59,7 +59,7 @@ type replica struct {
 // request that happens to share its ID.
 type waiter struct {
 	data []byte
-	done func(result)
+	done func(Result)
 }
 
 type confirmedRead struct {
@@ -70,21 +70,21 @@ type confirmedRead struct {
 // newReplica opens the range's consensus state in Pebble and starts its
 // core: Multi-Paxos for a paxos range, Raft for the others (meta included).
 func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
-	applied, err := consensus.LoadApplied(s.db, desc.ID)
+	applied, err := consensus.LoadApplied(s.Db, desc.ID)
 	if err != nil {
 		return nil, err
 	}
-	horizon, err := loadDedupHorizon(s.db, desc.ID)
+	horizon, err := loadDedupHorizon(s.Db, desc.ID)
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{desc: desc, applied: applied, waiters: map[uint64]waiter{}, reads: map[uint64]func(error){},
+	r := &replica{desc: desc, Applied: applied, waiters: map[uint64]waiter{}, Reads: map[uint64]func(error){},
 		dedup: dedupState{horizon: horizon}}
-	rg := consensus.Range{Desc: desc, Applied: &r.applied, SnapFault: &r.snapshotFault}
+	rg := consensus.Range{Desc: desc, Applied: &r.Applied, SnapFault: &r.snapshotFault}
 	if desc.Mode == catalog.ModePaxos {
-		r.core, err = consensus.NewPaxosCore(s.coreHost(), rg)
+		r.Core, err = consensus.NewPaxosCore(s.coreHost(), rg)
 	} else {
-		r.core, err = consensus.NewRaftCore(s.coreHost(), rg)
+		r.Core, err = consensus.NewRaftCore(s.coreHost(), rg)
 	}
 	if err != nil {
 		return nil, err
@@ -95,8 +95,8 @@ func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
 // delivery is a result to hand a waiting client once the batch that
 // applied it is committed.
 type delivery struct {
-	to  func(result)
-	res result
+	to  func(Result)
+	res Result
 }
 
 // apply adds the effects of committed entries to b and returns the
@@ -111,11 +111,11 @@ func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEn
 	var out []delivery
 	ab := newApplyBatch()
 	for _, e := range ents {
-		if e.Index <= r.applied {
+		if e.Index <= r.Applied {
 			continue // applied before a restart; the log replays it
 		}
 		if e.Cmd != nil {
-			cmd, err := decodeCommand(e.Cmd)
+			cmd, err := DecodeCommand(e.Cmd)
 			if err != nil {
 				return out, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.Index, err)
 			}
@@ -123,65 +123,65 @@ func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEn
 			if err != nil {
 				return out, err
 			}
-			if w, ok := r.waiters[cmd.id]; ok && cmd.id != 0 && (bytes.Equal(w.data, e.Cmd) || s.cfg.canary.waitersByID) {
-				delete(r.waiters, cmd.id)
+			if w, ok := r.waiters[cmd.Id]; ok && cmd.Id != 0 && (bytes.Equal(w.data, e.Cmd) || s.Cfg.Canary.WaitersByID) {
+				delete(r.waiters, cmd.Id)
 				out = append(out, delivery{w.done, res})
 			}
 		}
 		// Entries with nothing to apply (no-ops, configurations, which
 		// take effect in the core) count as applied like any other.
-		r.applied = e.Index
+		r.Applied = e.Index
 	}
 	if err := r.collectAnswers(s, b, ab); err != nil {
 		return nil, err
 	}
-	return out, b.Set(storage.AppliedStateKey(r.desc.ID), consensus.AppliedState(r.applied))
+	return out, b.Set(storage.AppliedStateKey(r.desc.ID), consensus.AppliedState(r.Applied))
 }
 
 // applyCommand applies one command. Errors returned are the node's (a
 // disk failure, a corrupt entry); the client's errors are in the result.
 // A command whose idempotency key the range has answered already (within
 // its dedup horizon) applies nothing and answers as the first one did.
-func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *command, ab *applyBatch) (result, error) {
-	if cmd.op == opCatalog {
+func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *Command, ab *applyBatch) (Result, error) {
+	if cmd.Op == OpCatalog {
 		if r.desc.ID != catalog.MetaRangeID {
-			return result{}, fmt.Errorf("%w: catalog command in range %d", codec.ErrCorrupt, r.desc.ID)
+			return Result{}, fmt.Errorf("%w: catalog command in range %d", codec.ErrCorrupt, r.desc.ID)
 		}
 		return s.applyCatalog(b, index, cmd, ab.data)
 	}
 	if err := r.advanceHorizon(b, cmd.horizon); err != nil {
-		return result{}, err
+		return Result{}, err
 	}
-	if len(cmd.idemKey) > 0 {
-		res, ok, err := r.keptAnswer(s, ab, cmd.idemKey)
-		if s.cfg.onApply != nil && err == nil {
-			s.cfg.onApply(r.desc.ID, index, cmd.idemKey, !ok)
+	if len(cmd.IdemKey) > 0 {
+		res, ok, err := r.keptAnswer(s, ab, cmd.IdemKey)
+		if s.Cfg.OnApply != nil && err == nil {
+			s.Cfg.OnApply(r.desc.ID, index, cmd.IdemKey, !ok)
 		}
 		if err != nil || ok {
 			return res, err
 		}
 	}
 	res, err := r.applyWrite(s, b, index, cmd, ab.data)
-	if err != nil || len(cmd.idemKey) == 0 {
+	if err != nil || len(cmd.IdemKey) == 0 {
 		return res, err
 	}
-	return res, r.keepAnswer(b, ab, cmd.idemKey, cmd.at, res)
+	return res, r.keepAnswer(b, ab, cmd.IdemKey, cmd.at, res)
 }
 
 // applyWrite applies a put, delete or compare-and-swap to the range's data.
-func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *command, pending map[string]*value) (result, error) {
-	key := storage.DataKey(r.desc.ID, cmd.key)
+func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *Command, pending map[string]*value) (Result, error) {
+	key := storage.DataKey(r.desc.ID, cmd.Key)
 	cur, ok := pending[string(key)]
 	if !ok {
-		raw, err := s.db.Get(key)
+		raw, err := s.Db.Get(key)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 		case err != nil:
-			return result{}, err
+			return Result{}, err
 		default:
-			v, err := decodeValue(raw)
+			v, err := DecodeValue(raw)
 			if err != nil {
-				return result{}, fmt.Errorf("kv: range %d key %q: %w", r.desc.ID, cmd.key, err)
+				return Result{}, fmt.Errorf("kv: range %d key %q: %w", r.desc.ID, cmd.Key, err)
 			}
 			cur = &v
 		}
@@ -194,14 +194,14 @@ func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *comm
 	if next == nil {
 		return res, b.Delete(key)
 	}
-	return res, b.Set(key, next.encode())
+	return res, b.Set(key, next.Encode())
 }
 
 // serveReads releases confirmed reads whose index is applied.
 func (r *replica) serveReads() {
 	sort.Slice(r.confirmed, func(i, j int) bool { return r.confirmed[i].index < r.confirmed[j].index })
 	n := 0
-	for n < len(r.confirmed) && r.confirmed[n].index <= r.applied {
+	for n < len(r.confirmed) && r.confirmed[n].index <= r.Applied {
 		r.confirmed[n].done(nil)
 		n++
 	}
@@ -229,16 +229,16 @@ func (r *replica) failWaiters(err error) {
 	for _, id := range slices.Sorted(maps.Keys(r.waiters)) {
 		w := r.waiters[id]
 		delete(r.waiters, id)
-		w.done(result{err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)})
+		w.done(Result{Err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)})
 	}
 }
 
 // failReads answers the reads not yet confirmed with err, in request
 // order.
 func (r *replica) failReads(err error) {
-	for _, id := range slices.Sorted(maps.Keys(r.reads)) {
-		done := r.reads[id]
-		delete(r.reads, id)
+	for _, id := range slices.Sorted(maps.Keys(r.Reads)) {
+		done := r.Reads[id]
+		delete(r.Reads, id)
 		done(err)
 	}
 }
@@ -248,23 +248,23 @@ func (r *replica) failReads(err error) {
 func (s *Store) coreHost() *consensus.Host {
 	if s.host == nil {
 		s.host = &consensus.Host{
-			DB: s.db, NodeID: s.nodeID, Raft: s.cfg.Raft, Paxos: s.cfg.Paxos,
-			LogKeepEntries: s.cfg.LogKeepEntries, LogTruncateEntries: s.cfg.LogTruncateEntries,
-			Logger: s.logger, RaftLogger: s.raftLogger,
+			DB: s.Db, NodeID: s.nodeID, Raft: s.Cfg.Raft, Paxos: s.Cfg.Paxos,
+			LogKeepEntries: s.Cfg.LogKeepEntries, LogTruncateEntries: s.Cfg.LogTruncateEntries,
+			Logger: s.Logger, RaftLogger: s.raftLogger,
 			Seed:           s.rng.Uint64,
-			Ticks:          func() int64 { return s.quiesce.ticks },
+			Ticks:          func() int64 { return s.Quiesce.ticks },
 			SnapshotFailed: func() { s.faulted(consensus.FaultSnapshot) },
-			RangeData:      s.rangeData,
+			RangeData:      s.RangeData,
 		}
 	}
 	return s.host
 }
 
 // metaCore returns meta's Raft core (meta is always a Raft group).
-func metaCore(r *replica) *consensus.RaftCore {
-	c, ok := r.core.(*consensus.RaftCore)
+func MetaCore(r *replica) *consensus.RaftCore {
+	c, ok := r.Core.(*consensus.RaftCore)
 	if !ok {
-		panic(fmt.Sprintf("kv: range %d (meta) runs %s, not raft", r.desc.ID, r.core.Protocol()))
+		panic(fmt.Sprintf("kv: range %d (meta) runs %s, not raft", r.desc.ID, r.Core.Protocol()))
 	}
 	return c
 }

@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"context"
@@ -33,21 +33,21 @@ type quorumReach struct {
 
 // can reports whether the voters heard from include a phase-p quorum
 // (true while it is too early to tell).
-func (q quorumReach) can(p quorum.Phase) bool {
+func (q quorumReach) Can(p quorum.Phase) bool {
 	return q.early || q.sys.IsQuorum(p, func(id uint64) bool { return q.heard[id] })
 }
 
 // reach returns what this node can tell of range rangeID's quorums, or
 // false if it holds no replica of it. Loop only.
 func (s *Store) reach(rangeID uint64) (quorumReach, bool) {
-	r, ok := s.replicas[rangeID]
+	r, ok := s.Replicas[rangeID]
 	if !ok {
 		return quorumReach{}, false
 	}
 	var nodes []quorum.Node
 	geometry := r.desc.Geometry
 	if rangeID == catalog.MetaRangeID {
-		for _, v := range metaCore(r).RawNode.ConfState().Voters {
+		for _, v := range MetaCore(r).RawNode.ConfState().Voters {
 			nodes = append(nodes, quorum.Node{ID: v.ID, Zone: v.Zone, Weight: v.Weight})
 		}
 	} else {
@@ -60,11 +60,11 @@ func (s *Store) reach(rangeID uint64) (quorumReach, bool) {
 		return quorumReach{}, false // placement proved it when the range was made: cannot happen
 	}
 	timeout := int64(s.electionTicks())
-	q := quorumReach{rangeID: rangeID, sys: sys, heard: map[uint64]bool{}, early: s.quiesce.ticks < timeout}
+	q := quorumReach{rangeID: rangeID, sys: sys, heard: map[uint64]bool{}, early: s.Quiesce.ticks < timeout}
 	for _, id := range sys.Voters() {
 		if id == s.nodeID {
 			q.heard[id] = true
-		} else if at, ok := s.quiesce.heard[id]; ok && s.quiesce.ticks-at <= timeout {
+		} else if at, ok := s.Quiesce.heard[id]; ok && s.Quiesce.ticks-at <= timeout {
 			q.heard[id] = true
 		}
 	}
@@ -75,7 +75,7 @@ func (s *Store) reach(rangeID uint64) (quorumReach, bool) {
 func (s *Store) Reach(ctx context.Context, rangeID uint64) (quorumReach, bool, error) {
 	var q quorumReach
 	var ok bool
-	err := s.do(ctx, func() { q, ok = s.reach(rangeID) })
+	err := s.Do(ctx, func() { q, ok = s.reach(rangeID) })
 	return q, ok, err
 }
 
@@ -106,7 +106,7 @@ func (e *NoQuorumError) Unwrap() error { return ErrUnavailable }
 
 // noQuorum returns the NoQuorumError of q for phase p, naming voters with
 // name.
-func (q quorumReach) noQuorum(p quorum.Phase, name func(uint64) string) *NoQuorumError {
+func (q quorumReach) NoQuorum(p quorum.Phase, name func(uint64) string) *NoQuorumError {
 	e := &NoQuorumError{RangeID: q.rangeID, Phase: p, Need: q.sys.Describe(p)}
 	for _, id := range q.sys.Voters() {
 		if q.heard[id] {

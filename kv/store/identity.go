@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"crypto/rand"
@@ -53,9 +53,9 @@ const SecretBytes = 32
 
 // SecretHash is the hex SHA-256 of the identity's secret, as the catalog
 // keeps it.
-func (id Identity) SecretHash() string { return hashSecret(id.Secret) }
+func (id Identity) SecretHash() string { return HashSecret(id.Secret) }
 
-func hashSecret(secret []byte) string {
+func HashSecret(secret []byte) string {
 	sum := sha256.Sum256(secret)
 	return hex.EncodeToString(sum[:])
 }
@@ -104,11 +104,11 @@ func openIdentity(db *storage.DB, name string, rnd io.Reader) (Identity, error) 
 				"and this kvd cannot tell it from a node whose data was lost: start it with the kvd that wrote it, "+
 				"or start this kvd on an empty data dir to join the cluster as a new node", ErrNoIdentity, id.NodeID, id.ClusterID)
 		}
-		fresh, err := newIdentity(name, rnd)
+		fresh, err := NewIdentity(name, rnd)
 		if err != nil {
 			return Identity{}, err
 		}
-		if err := saveIdentity(db, fresh); err != nil {
+		if err := SaveIdentity(db, fresh); err != nil {
 			return Identity{}, err
 		}
 		return fresh, nil
@@ -122,7 +122,7 @@ func openIdentity(db *storage.DB, name string, rnd io.Reader) (Identity, error) 
 }
 
 // newIdentity draws a new identity named name from rnd.
-func newIdentity(name string, rnd io.Reader) (Identity, error) {
+func NewIdentity(name string, rnd io.Reader) (Identity, error) {
 	var u [16]byte
 	secret := make([]byte, SecretBytes)
 	if _, err := io.ReadFull(rnd, u[:]); err != nil {
@@ -137,7 +137,7 @@ func newIdentity(name string, rnd io.Reader) (Identity, error) {
 }
 
 // saveIdentity writes id's UUID, secret and name, synced.
-func saveIdentity(db *storage.DB, id Identity) error {
+func SaveIdentity(db *storage.DB, id Identity) error {
 	b := db.NewBatch()
 	defer b.Close()
 	if err := b.Set(storage.IdentityKey(), catalog.MustJSON(identityRecord{UUID: id.UUID, Secret: id.Secret, Name: id.Name})); err != nil {

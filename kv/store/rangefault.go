@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"errors"
@@ -55,12 +55,12 @@ func (e *RangeFailedError) Is(target error) bool {
 // failedReplica is what the store keeps of a replica a fault stopped.
 type failedReplica struct {
 	desc   *catalog.RangeDescriptor
-	fault  *consensus.RangeFault
+	Fault  *consensus.RangeFault
 	status RangeStatus
 }
 
 func (f *failedReplica) refusal() error {
-	return &RangeFailedError{RangeID: f.desc.ID, Reason: f.fault.Error()}
+	return &RangeFailedError{RangeID: f.desc.ID, Reason: f.Fault.Error()}
 }
 
 // isolate stops replica r alone if err is a fault of its range (see
@@ -68,7 +68,7 @@ func (f *failedReplica) refusal() error {
 // is the node's and is returned as is. Loop only.
 func (s *Store) isolate(r *replica, err error) error {
 	var f *consensus.RangeFault
-	if !errors.As(err, &f) || r.desc.ID == catalog.MetaRangeID || s.canary.faultStopsStore {
+	if !errors.As(err, &f) || r.desc.ID == catalog.MetaRangeID || s.Canary.FaultStopsStore {
 		return err
 	}
 	s.failRange(r, f)
@@ -84,15 +84,15 @@ func (s *Store) isolate(r *replica, err error) error {
 func (s *Store) failRange(r *replica, f *consensus.RangeFault) {
 	id := r.desc.ID
 	st := s.replicaStatus(r)
-	st.Leader, st.State, st.Error = 0, stateFailed, f.Error()
+	st.Leader, st.State, st.Error = 0, StateFailed, f.Error()
 	s.wake(r) // drops it from the quiesce bookkeeping
-	delete(s.replicas, id)
+	delete(s.Replicas, id)
 	s.ordered = nil
-	fr := &failedReplica{desc: r.desc, fault: f, status: st}
-	s.failed[id] = fr
+	fr := &failedReplica{desc: r.desc, Fault: f, status: st}
+	s.Failed[id] = fr
 	r.failAll(fr.refusal())
 	s.faulted(f.Kind)
-	s.logger.Error("range stopped on this node after a fault of its own; the node and its other ranges go on",
+	s.Logger.Error("range stopped on this node after a fault of its own; the node and its other ranges go on",
 		"range", id, "keyspace", r.desc.Keyspace, "fault", f.Kind, "err", f.Err)
 }
 
@@ -103,11 +103,11 @@ func (s *Store) startFailed(desc *catalog.RangeDescriptor, err error) {
 		err = inner.Err // a fault met while opening is an open fault
 	}
 	f := &consensus.RangeFault{Kind: consensus.FaultOpen, Err: err}
-	applied, _ := consensus.LoadApplied(s.db, desc.ID) // for the status only
-	s.failed[desc.ID] = &failedReplica{desc: desc, fault: f, status: RangeStatus{
-		RangeID: desc.ID, Applied: applied, State: stateFailed, Error: f.Error()}}
+	applied, _ := consensus.LoadApplied(s.Db, desc.ID) // for the status only
+	s.Failed[desc.ID] = &failedReplica{desc: desc, Fault: f, status: RangeStatus{
+		RangeID: desc.ID, Applied: applied, State: StateFailed, Error: f.Error()}}
 	s.faulted(f.Kind)
-	s.logger.Error("range could not be opened and stays stopped on this node; the node and its other ranges go on",
+	s.Logger.Error("range could not be opened and stays stopped on this node; the node and its other ranges go on",
 		"range", desc.ID, "keyspace", desc.Keyspace, "err", err)
 }
 
@@ -121,40 +121,40 @@ func openFault(err error) bool {
 // dropFailed forgets the failed replicas of ranges no longer assigned
 // here, with their data. Loop only.
 func (s *Store) dropFailed() error {
-	for _, id := range slices.Sorted(maps.Keys(s.failed)) {
+	for _, id := range slices.Sorted(maps.Keys(s.Failed)) {
 		if desc, ok := s.cat.Ranges[id]; ok && desc.HasReplica(s.nodeID) {
 			continue
 		}
-		delete(s.failed, id)
+		delete(s.Failed, id)
 		if err := s.destroyReplica(id); err != nil {
 			return err
 		}
-		s.logger.Info("removed stopped replica", "range", id)
+		s.Logger.Info("removed stopped replica", "range", id)
 	}
-	s.cfg.Metrics.RangesFailed.Set(float64(len(s.failed)))
+	s.Cfg.Metrics.RangesFailed.Set(float64(len(s.Failed)))
 	return nil
 }
 
 func (s *Store) faulted(kind consensus.FaultKind) {
-	s.cfg.Metrics.RangeFaults.WithLabelValues(string(kind)).Inc()
-	s.cfg.Metrics.RangesFailed.Set(float64(len(s.failed)))
+	s.Cfg.Metrics.RangeFaults.WithLabelValues(string(kind)).Inc()
+	s.Cfg.Metrics.RangesFailed.Set(float64(len(s.Failed)))
 }
 
 // running reports whether r is still one of the store's replicas: a round
 // that collected its Ready drops it once it is destroyed or failed.
-func (s *Store) running(r *replica) bool { return s.replicas[r.desc.ID] == r }
+func (s *Store) running(r *replica) bool { return s.Replicas[r.desc.ID] == r }
 
 // stateFailed is the State of a failed replica in RangeStatus.
-const stateFailed = "failed"
+const StateFailed = "failed"
 
 // faultCanaries are planted bugs for the tests of this file's promises
 // (rangefault_test.go): each must be caught.
-type faultCanaries struct {
+type FaultCanaries struct {
 	// faultStopsStore treats every range fault as the node's, as the
 	// store did before: one range's fault stops every range.
-	faultStopsStore bool
+	FaultStopsStore bool
 	// sharedApplyBatch applies each replica's entries straight into the
 	// round's batch: a replica that fails half-way leaves the effects of
 	// the entries before the failing one in it, without its applied index.
-	sharedApplyBatch bool
+	SharedApplyBatch bool
 }

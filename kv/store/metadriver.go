@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"slices"
@@ -23,11 +23,11 @@ const MaxMetaVoters = 5
 // MaxMetaVoters. One change at a time: Raft refuses a second one while
 // the first is pending, and the next tick tries again.
 func (s *Store) driveMeta() {
-	r := s.replicas[catalog.MetaRangeID]
-	if r == nil || r.role != consensus.RoleLeader {
+	r := s.Replicas[catalog.MetaRangeID]
+	if r == nil || r.Role != consensus.RoleLeader {
 		return
 	}
-	c := metaCore(r)
+	c := MetaCore(r)
 	cs := c.RawNode.ConfState()
 	if cs.Joint() {
 		return // the leader leaves the joint configuration by itself
@@ -66,8 +66,8 @@ func (s *Store) proposeMetaChange(c *consensus.RaftCore, t raft.ConfChangeType, 
 	n := s.cat.Nodes[id]
 	cc := raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: t, Member: raft.Member{ID: id, Zone: n.Zone, Weight: n.Weight}}}}
 	if err := c.RawNode.ProposeConfChange(cc); err != nil {
-		s.logger.Debug("meta membership change refused for now", "change", t, "node", id, "err", err)
+		s.Logger.Debug("meta membership change refused for now", "change", t, "node", id, "err", err)
 		return
 	}
-	s.logger.Info("changing meta's membership", "change", t.String(), "node", n.Name, "id", id)
+	s.Logger.Info("changing meta's membership", "change", t.String(), "node", n.Name, "id", id)
 }

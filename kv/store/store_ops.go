@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"context"
@@ -27,36 +27,36 @@ var ErrNoReplicaHere = fmt.Errorf("%w: no replica on this node", ErrUnavailable)
 // entry's bytes as well (replica.apply), so an ID that did repeat could
 // not mislead a client either. Loop only.
 func (s *Store) requestID() uint64 {
-	s.nextRequest++
-	if s.cfg.canary.waitersByID {
-		return s.nodeID<<40 | s.nextRequest&(1<<40-1)
+	s.NextRequest++
+	if s.Cfg.Canary.WaitersByID {
+		return s.nodeID<<40 | s.NextRequest&(1<<40-1)
 	}
-	return s.requestEpoch + s.nextRequest
+	return s.requestEpoch + s.NextRequest
 }
 
 // propose proposes cmd to the range's consensus group and waits until it is
 // applied. Errors:
 //   - NotLeaderError, ErrUnavailable: nothing was proposed; retry is safe.
 //   - the context's error: the command may or may not be applied later.
-func (s *Store) propose(ctx context.Context, rangeID uint64, cmd *command) (result, error) {
-	done := make(chan result, 1) // startPropose calls back at most once
+func (s *Store) Propose(ctx context.Context, rangeID uint64, cmd *Command) (Result, error) {
+	done := make(chan Result, 1) // startPropose calls back at most once
 	var id uint64
 	var err error
-	if derr := s.do(ctx, func() {
-		id, err = s.startPropose(rangeID, cmd, func(res result) { done <- res })
+	if derr := s.Do(ctx, func() {
+		id, err = s.StartPropose(rangeID, cmd, func(res Result) { done <- res })
 	}); derr != nil {
-		return result{}, derr
+		return Result{}, derr
 	}
 	if err != nil {
-		return result{}, err
+		return Result{}, err
 	}
 	select {
 	case res := <-done:
 		return res, nil
 	case <-ctx.Done():
 		// The command is in the log and may still commit; stop waiting.
-		_ = s.do(context.Background(), func() { s.forgetProposal(rangeID, id) })
-		return result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+		_ = s.Do(context.Background(), func() { s.ForgetProposal(rangeID, id) })
+		return Result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
 	}
 }
 
@@ -67,62 +67,62 @@ func (s *Store) propose(ctx context.Context, rangeID uint64, cmd *command) (resu
 // forgetProposal is called before. An error means nothing was proposed
 // and done will not be called: NotLeaderError, ErrUnavailable (with
 // ErrNoReplicaHere). Loop only.
-func (s *Store) startPropose(rangeID uint64, cmd *command, done func(result)) (uint64, error) {
+func (s *Store) StartPropose(rangeID uint64, cmd *Command, done func(Result)) (uint64, error) {
 	r, err := s.leaderReplica(rangeID)
 	if err != nil {
 		return 0, err
 	}
 	s.touch(r)
-	if s.cfg.canary.casAtPropose && cmd.op == opCAS {
+	if s.Cfg.Canary.CasAtPropose && cmd.Op == OpCAS {
 		s.decideAtPropose(r, cmd)
 	}
-	cmd.id = s.requestID()
+	cmd.Id = s.requestID()
 	s.stampDedup(cmd)
-	data := cmd.encode()
-	if err := r.core.Propose(data); err != nil {
+	data := cmd.Encode()
+	if err := r.Core.Propose(data); err != nil {
 		return 0, fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, err)
 	}
-	r.waiters[cmd.id] = waiter{data: data, done: done}
-	s.cfg.Metrics.Proposals.WithLabelValues(r.core.Protocol()).Inc()
-	return cmd.id, nil
+	r.waiters[cmd.Id] = waiter{data: data, done: done}
+	s.Cfg.Metrics.Proposals.WithLabelValues(r.Core.Protocol()).Inc()
+	return cmd.Id, nil
 }
 
 // decideAtPropose is the casAtPropose canary: it decides cmd against the
 // leader's applied data now, turning a swap whose condition holds into a
 // plain write.
-func (s *Store) decideAtPropose(r *replica, cmd *command) {
+func (s *Store) decideAtPropose(r *replica, cmd *Command) {
 	var cur *value
-	if raw, err := s.db.Get(storage.DataKey(r.desc.ID, cmd.key)); err == nil {
-		if v, err := decodeValue(raw); err == nil {
+	if raw, err := s.Db.Get(storage.DataKey(r.desc.ID, cmd.Key)); err == nil {
+		if v, err := DecodeValue(raw); err == nil {
 			cur = &v
 		}
 	}
-	if _, res := cmd.Apply(r.desc.ID, 0, cur); res.err == nil {
-		cmd.op = opPut
-		if cmd.del {
-			cmd.op = opDelete
+	if _, res := cmd.Apply(r.desc.ID, 0, cur); res.Err == nil {
+		cmd.Op = OpPut
+		if cmd.Del {
+			cmd.Op = OpDelete
 		}
 	}
 }
 
 // forgetProposal stops waiting for proposal id: its client gave up. The
 // command may still be applied. Loop only.
-func (s *Store) forgetProposal(rangeID, id uint64) {
-	if r, ok := s.replicas[rangeID]; ok {
+func (s *Store) ForgetProposal(rangeID, id uint64) {
+	if r, ok := s.Replicas[rangeID]; ok {
 		delete(r.waiters, id)
 	}
 }
 
 // leaderReplica returns the range's replica if it is the leader here.
 func (s *Store) leaderReplica(rangeID uint64) (*replica, error) {
-	r, ok := s.replicas[rangeID]
+	r, ok := s.Replicas[rangeID]
 	switch {
-	case !ok && s.failed[rangeID] != nil:
-		return nil, s.failed[rangeID].refusal()
+	case !ok && s.Failed[rangeID] != nil:
+		return nil, s.Failed[rangeID].refusal()
 	case !ok:
 		return nil, fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
-	case r.role != consensus.RoleLeader:
-		return nil, &NotLeaderError{RangeID: rangeID, Leader: r.leader}
+	case r.Role != consensus.RoleLeader:
+		return nil, &NotLeaderError{RangeID: rangeID, Leader: r.Leader}
 	}
 	return r, nil
 }
@@ -130,11 +130,11 @@ func (s *Store) leaderReplica(rangeID uint64) (*replica, error) {
 // readBarrier returns once this replica may serve a linearizable read:
 // its leadership is confirmed by a phase-2 quorum after the read began
 // (ReadIndex) and it has applied up to the commit index of that moment.
-func (s *Store) readBarrier(ctx context.Context, rangeID uint64) error {
+func (s *Store) ReadBarrier(ctx context.Context, rangeID uint64) error {
 	done := make(chan error, 1) // startRead calls back at most once
 	var err error
-	if derr := s.do(ctx, func() {
-		err = s.startRead(rangeID, func(err error) { done <- err })
+	if derr := s.Do(ctx, func() {
+		err = s.StartRead(rangeID, func(err error) { done <- err })
 	}); derr != nil {
 		return derr
 	}
@@ -151,12 +151,12 @@ func (s *Store) readBarrier(ctx context.Context, rangeID uint64) error {
 
 // appliedIndex returns the index this node's replica of range rangeID
 // has applied.
-func (s *Store) appliedIndex(ctx context.Context, rangeID uint64) (uint64, error) {
+func (s *Store) AppliedIndex(ctx context.Context, rangeID uint64) (uint64, error) {
 	var applied uint64
 	found := false
-	if err := s.do(ctx, func() {
-		if r := s.replicas[rangeID]; r != nil {
-			applied, found = r.applied, true
+	if err := s.Do(ctx, func() {
+		if r := s.Replicas[rangeID]; r != nil {
+			applied, found = r.Applied, true
 		}
 	}); err != nil {
 		return 0, err
@@ -172,32 +172,32 @@ func (s *Store) appliedIndex(ctx context.Context, rangeID uint64) (uint64, error
 // replica's applied data may be read, or with why not (NotLeaderError when
 // leadership moved before the read was confirmed). An error means done
 // will not be called. Loop only.
-func (s *Store) startRead(rangeID uint64, done func(error)) error {
+func (s *Store) StartRead(rangeID uint64, done func(error)) error {
 	r, err := s.leaderReplica(rangeID)
 	if err != nil {
 		return err
 	}
 	s.touch(r)
-	if s.cfg.canary.skipReadBarrier {
+	if s.Cfg.Canary.SkipReadBarrier {
 		r.confirmed = append(r.confirmed, confirmedRead{index: 0, done: done})
 		return nil
 	}
 	id := s.requestID()
 	var rctx [8]byte
 	binary.BigEndian.PutUint64(rctx[:], id)
-	if err := r.core.ReadIndex(rctx[:]); err != nil {
+	if err := r.Core.ReadIndex(rctx[:]); err != nil {
 		return fmt.Errorf("%w: range %d cannot confirm a read now: %v", ErrUnavailable, rangeID, err)
 	}
-	r.reads[id] = done
+	r.Reads[id] = done
 	return nil
 }
 
 // applyCatalog applies a catalog command in meta, writing the catalog's
 // keys as meta's data (so they read back like any range's data).
-func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pending map[string]*value) (result, error) {
+func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *Command, pending map[string]*value) (Result, error) {
 	var op catalog.CatalogOp
-	if err := json.Unmarshal(cmd.value, &op); err != nil {
-		return result{}, fmt.Errorf("%w: catalog command at %d: %v", codec.ErrCorrupt, index, err)
+	if err := json.Unmarshal(cmd.Value, &op); err != nil {
+		return Result{}, fmt.Errorf("%w: catalog command at %d: %v", codec.ErrCorrupt, index, err)
 	}
 	// Eventual ranges run no consensus group, so reconcile does not see
 	// them go: note the ones held here before the drop removes them.
@@ -211,7 +211,7 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pendi
 	}
 	writes, id, err := s.cat.Apply(&op)
 	if err != nil {
-		return result{version: index, err: err}, nil // refused the same way everywhere
+		return Result{Version: index, Err: err}, nil // refused the same way everywhere
 	}
 	s.droppedEventual = append(s.droppedEventual, dropped...)
 	for _, w := range writes {
@@ -219,18 +219,18 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command, pendi
 		if w.Value == nil {
 			pending[string(key)] = nil
 			if err := b.Delete(key); err != nil {
-				return result{}, err
+				return Result{}, err
 			}
 			continue
 		}
-		v := &value{version: index, data: w.Value}
+		v := &value{Version: index, Data: w.Value}
 		pending[string(key)] = v
-		if err := b.Set(key, v.encode()); err != nil {
-			return result{}, err
+		if err := b.Set(key, v.Encode()); err != nil {
+			return Result{}, err
 		}
 	}
 	s.catalogChanged = true
-	return result{version: index, id: id}, nil
+	return Result{Version: index, Id: id}, nil
 }
 
 // Range snapshots: the replicated state of a range as of an applied index,
@@ -256,18 +256,18 @@ const (
 // applied index (applied state, data and dedup state are written in one
 // batch). Answers the range has forgotten (older than its horizon) are
 // left out, so that replicas in the same state send the same snapshot.
-func (s *Store) rangeData(rangeID uint64) ([]byte, error) {
-	snap := s.db.NewSnapshot()
+func (s *Store) RangeData(rangeID uint64) ([]byte, error) {
+	snap := s.Db.NewSnapshot()
 	defer snap.Close()
 	e := codec.Enc{Buf: []byte{snapshotV2}}
 	limit := func() error {
-		if len(e.Buf) > s.cfg.MaxSnapshotBytes {
+		if len(e.Buf) > s.Cfg.MaxSnapshotBytes {
 			return fmt.Errorf("kv: range %d holds more than %d bytes, the snapshot limit (MaxSnapshotBytes); streaming snapshots are not built yet",
-				rangeID, s.cfg.MaxSnapshotBytes)
+				rangeID, s.Cfg.MaxSnapshotBytes)
 		}
 		return nil
 	}
-	err := eachData(snap, rangeID, nil, nil, func(key, v []byte) (bool, error) {
+	err := EachData(snap, rangeID, nil, nil, func(key, v []byte) (bool, error) {
 		e.Byte(snapRecordData)
 		e.Bytes(key)
 		e.Bytes(v)
@@ -344,7 +344,7 @@ func decodeSnapshot(data []byte) ([]snapRecord, error) {
 			rec.key, rec.value = d.Bytes(), d.Bytes()
 			if d.Err == nil {
 				if _, err := decodeDedupEntry(rec.value); err != nil {
-					return nil, fmt.Errorf("dedup entry %q: %w", abbreviate(rec.key), err)
+					return nil, fmt.Errorf("dedup entry %q: %w", Abbreviate(rec.key), err)
 				}
 			}
 		default:
@@ -391,10 +391,10 @@ func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *consensus.Ra
 			return err
 		}
 	}
-	r.applied = snap.Index
+	r.Applied = snap.Index
 	r.dedup = dedupState{horizon: horizon, collected: horizon}
 	if id == catalog.MetaRangeID {
 		s.catalogReload = true // from the data, once this batch commits
 	}
-	return b.Set(storage.AppliedStateKey(id), consensus.AppliedState(r.applied))
+	return b.Set(storage.AppliedStateKey(id), consensus.AppliedState(r.Applied))
 }

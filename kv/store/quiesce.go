@@ -1,4 +1,4 @@
-package kv
+package store
 
 import (
 	"slices"
@@ -49,27 +49,27 @@ type quiesceState struct {
 	heard map[uint64]int64
 	// followers are this node's quiesced follower replicas, by the node
 	// that leads them.
-	followers map[uint64]map[uint64]*replica
+	Followers map[uint64]map[uint64]*replica
 	// count is the number of quiesced replicas, for metrics.
 	count int
 }
 
 func (q *quiesceState) init() {
 	q.heard = map[uint64]int64{}
-	q.followers = map[uint64]map[uint64]*replica{}
+	q.Followers = map[uint64]map[uint64]*replica{}
 }
 
 // quiesceTick is the store's tick for quiescence: it sends beacons, wakes
 // followers whose leader fell silent, and lets idle leaders quiesce. It
 // returns the replicas to tick (the awake ones).
 func (s *Store) quiesceTick() {
-	q := &s.quiesce
+	q := &s.Quiesce
 	q.ticks++
 	for _, id := range s.peerNodes() {
 		s.sendControl(0, &consensus.ControlMessage{Kind: consensus.ControlBeacon, From: s.nodeID, To: id})
 	}
 	timeout := int64(s.electionTicks())
-	for leader, rs := range q.followers {
+	for leader, rs := range q.Followers {
 		if q.ticks-q.heard[leader] <= timeout {
 			continue
 		}
@@ -92,8 +92,8 @@ func (s *Store) peerNodes() []uint64 {
 }
 
 func (s *Store) electionTicks() int {
-	if s.cfg.Raft.ElectionTicks > 0 {
-		return s.cfg.Raft.ElectionTicks
+	if s.Cfg.Raft.ElectionTicks > 0 {
+		return s.Cfg.Raft.ElectionTicks
 	}
 	return 10 // raft.DefaultElectionTicks
 }
@@ -110,20 +110,20 @@ func (s *Store) sendControl(rangeID uint64, m *consensus.ControlMessage) {
 // (sendQuiesce), in range order.
 func (s *Store) maybeQuiesce(r *replica) bool {
 	r.idleTicks++
-	if r.role != consensus.RoleLeader || r.idleTicks < quiesceAfterTicks || len(r.waiters) > 0 || len(r.reads) > 0 || len(r.confirmed) > 0 {
+	if r.Role != consensus.RoleLeader || r.idleTicks < quiesceAfterTicks || len(r.waiters) > 0 || len(r.Reads) > 0 || len(r.confirmed) > 0 {
 		return false
 	}
-	if _, _, _, ok := r.core.Quiescible(s.nodeID); !ok {
+	if _, _, _, ok := r.Core.Quiescible(s.nodeID); !ok {
 		return false
 	}
-	r.quiesced = true
-	s.quiesce.count++
+	r.Quiesced = true
+	s.Quiesce.count++
 	return true
 }
 
 // sendQuiesce tells a just-quiesced leader's followers to quiesce too.
 func (s *Store) sendQuiesce(r *replica) {
-	followers, term, commit, _ := r.core.Quiescible(s.nodeID)
+	followers, term, commit, _ := r.Core.Quiescible(s.nodeID)
 	for _, f := range followers {
 		s.sendControl(r.desc.ID, &consensus.ControlMessage{Kind: consensus.ControlQuiesce, From: s.nodeID, To: f, Term: term, Commit: commit})
 	}
@@ -147,8 +147,8 @@ func (s *Store) onControl(rangeID uint64, m *consensus.ControlMessage) {
 	if m.Kind != consensus.ControlQuiesce {
 		return // a beacon: hearing from the node was all it said
 	}
-	r, ok := s.replicas[rangeID]
-	if !ok || r.quiesced || r.leader != m.From || r.role == consensus.RoleLeader {
+	r, ok := s.Replicas[rangeID]
+	if !ok || r.Quiesced || r.Leader != m.From || r.Role == consensus.RoleLeader {
 		return
 	}
 	// The leader quiesces only when every replica holds its whole log, so
@@ -157,19 +157,19 @@ func (s *Store) onControl(rangeID uint64, m *consensus.ControlMessage) {
 	// the last entries, before it stops ticking. (It once stopped without:
 	// a node then missed a keyspace created just before meta quiesced,
 	// until meta's next change; TestSimWholeNodes, seed 594.)
-	if st := r.core.Status(); st.Term != m.Term || st.Commit > m.Commit {
+	if st := r.Core.Status(); st.Term != m.Term || st.Commit > m.Commit {
 		return // a newer leader, or stranger news: keep ticking
 	}
-	if err := r.core.LearnCommit(s.nodeID, m.From, m.Term, m.Commit); err != nil {
-		s.logger.Warn("quiesce: commit index not taken", "range", rangeID, "err", err)
+	if err := r.Core.LearnCommit(s.nodeID, m.From, m.Term, m.Commit); err != nil {
+		s.Logger.Warn("quiesce: commit index not taken", "range", rangeID, "err", err)
 		return
 	}
-	r.quiesced = true
-	s.quiesce.count++
-	rs := s.quiesce.followers[m.From]
+	r.Quiesced = true
+	s.Quiesce.count++
+	rs := s.Quiesce.Followers[m.From]
 	if rs == nil {
 		rs = map[uint64]*replica{}
-		s.quiesce.followers[m.From] = rs
+		s.Quiesce.Followers[m.From] = rs
 	}
 	rs[rangeID] = r
 }
@@ -186,16 +186,16 @@ func (s *Store) touch(r *replica) {
 // election attempt must heartbeat it before quiescing again, or the
 // follower never learns who leads.
 func (s *Store) wake(r *replica) {
-	if !r.quiesced {
+	if !r.Quiesced {
 		return
 	}
 	r.idleTicks = 0
-	r.quiesced = false
-	s.quiesce.count--
-	if rs := s.quiesce.followers[r.leader]; rs != nil {
+	r.Quiesced = false
+	s.Quiesce.count--
+	if rs := s.Quiesce.Followers[r.Leader]; rs != nil {
 		delete(rs, r.desc.ID)
 		if len(rs) == 0 {
-			delete(s.quiesce.followers, r.leader)
+			delete(s.Quiesce.Followers, r.Leader)
 		}
 	}
 }
