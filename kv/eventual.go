@@ -680,7 +680,7 @@ func (n *Node) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale [
 func (n *Node) Close() {
 	n.loops.close()
 	n.inflight.Wait()
-	n.recordStreams.close()
+	n.recordStreams.Close()
 }
 
 // lookup finds keyspace's descriptor and the range of key, whatever the

@@ -65,7 +65,7 @@ func (c connectRecords) client(to uint64) (interface {
 	if err != nil {
 		return nil, err
 	}
-	return c.n.peers.peerClient(addr), nil
+	return c.n.peers.PeerClient(addr), nil
 }
 
 // peerAddr returns node to's address from the catalog.

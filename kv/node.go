@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -40,7 +42,7 @@ type Node struct {
 	// the members gossip knows (nil: no gossip).
 	alive  func(catalog.NodeDescriptor) bool
 	gossip func() []Member
-	peers  *peers
+	peers  *transport.Peers
 	// leaderHints caches, for ranges with no replica here, the node that
 	// last served a forwarded request (rangeID -> node ID).
 	leaderHints sync.Map
@@ -54,7 +56,7 @@ type Node struct {
 	records        *recordStore
 	net            replicaNet
 	recordPeers    recordTransport
-	recordStreams  *recordStreams // recordPeers' streams (recordstream.go)
+	recordStreams  *transport.RecordStreams // recordPeers' streams (recordstream.go)
 	replicaTimeout time.Duration
 	repairSlots    chan struct{} // a semaphore: one token per repair in flight
 	casSeq         atomic.Uint64 // low bits of compare-and-swap proposer IDs (eventual_cas.go)
@@ -146,28 +148,6 @@ type Member struct {
 	State string
 }
 
-// H2CClient returns an HTTP client that speaks HTTP/2 without TLS, as
-// nodes do to each other when TLS is off. It pings a connection that has
-// been silent for PeerPingInterval and closes it if no answer comes
-// within PeerPingTimeout, as gRPC's keepalive does: a peer that vanished
-// without closing its connections (a host lost, a cut cable) ends the
-// long-lived peer streams on it, which fail their calls and reconnect,
-// instead of leaving them to TCP's retransmission timeout (15 min).
-func H2CClient() *http.Client { return h2cClient(PeerPingInterval, PeerPingTimeout) }
-
-// The peer connections' health checks (H2CClient).
-const (
-	PeerPingInterval = 10 * time.Second
-	PeerPingTimeout  = 5 * time.Second
-)
-
-func h2cClient(pingInterval, pingTimeout time.Duration) *http.Client {
-	var protocols http.Protocols
-	protocols.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: &http.Transport{Protocols: &protocols, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
-		HTTP2: &http.HTTP2Config{SendPingTimeout: pingInterval, PingTimeout: pingTimeout}}}
-}
-
 // NewNode serves the store. Its eventual coordinator reaches the
 // replicas through goroutines, and it replays hints in the background;
 // StartAntiEntropy starts anti-entropy.
@@ -197,7 +177,7 @@ func newNode(store *store.Store, cfg NodeConfig, net replicaNet) (*Node, error) 
 		cfg.Alive = func(catalog.NodeDescriptor) bool { return true }
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = H2CClient()
+		cfg.HTTPClient = transport.H2CClient()
 	}
 	if cfg.PhysicalClock == nil {
 		cfg.PhysicalClock = func() int64 { return time.Now().UnixNano() }
@@ -224,13 +204,13 @@ func newNode(store *store.Store, cfg NodeConfig, net replicaNet) (*Node, error) 
 		return nil, err
 	}
 	n := &Node{store: store, db: store.Db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
-		alive: cfg.Alive, gossip: cfg.Members, peers: newPeers(cfg.HTTPClient),
+		alive: cfg.Alive, gossip: cfg.Members, peers: transport.NewPeers(cfg.HTTPClient),
 		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), clockGuard: newClockGuard(cfg.PhysicalClock, cfg.monotonic),
 		records: newRecordStore(store.Db), evHooks: cfg.evHooks,
 		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs,
 		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
 	n.recordPeers = connectRecords{n}
-	n.recordStreams = newRecordStreams(n.peers)
+	n.recordStreams = transport.NewRecordStreams(n.peers)
 	n.net = net
 	if net == nil {
 		n.net = goNet{n}
@@ -659,7 +639,7 @@ func (n *Node) scanRemote(ctx context.Context, leader, rangeID uint64, prefix, s
 	if !ok {
 		return nil, fmt.Errorf("%w: range %d's leader, node %d, has no known address", store.ErrUnavailable, rangeID, leader)
 	}
-	resp, err := n.peers.peerClient(addr).ScanRange(ctx, connect.NewRequest(&peerv1.ScanRangeRequest{
+	resp, err := n.peers.PeerClient(addr).ScanRange(ctx, connect.NewRequest(&peerv1.ScanRangeRequest{
 		RangeId: rangeID, Prefix: prefix, StartAfter: startAfter, Limit: uint32(limit)}))
 	if err != nil {
 		return nil, err

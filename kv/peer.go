@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
-	"sync"
+
+	"github.com/quorumkv/quorumkv/kv/transport"
 
 	"github.com/quorumkv/quorumkv/kv/store"
 
@@ -26,55 +26,6 @@ import (
 // behalf. A forwarded request is never forwarded again: if its target is
 // no longer the leader, the client hears Unavailable and retries.
 const forwardedHeader = "Quorumkv-Forwarded"
-
-// peers holds Connect clients for other nodes, by address.
-type peers struct {
-	http *http.Client
-	mu   struct {
-		sync.Mutex
-		byAddr map[string]*peerClients
-	}
-}
-
-// peerClients are the clients of one node's services.
-type peerClients struct {
-	kv    quorumkvv1connect.KVClient
-	admin quorumkvv1connect.AdminClient
-	peer  peerv1connect.PeerClient
-}
-
-func newPeers(client *http.Client) *peers {
-	p := &peers{http: client}
-	p.mu.byAddr = map[string]*peerClients{}
-	return p
-}
-
-func baseURL(addr string) string {
-	if strings.Contains(addr, "://") {
-		return addr
-	}
-	return "http://" + addr
-}
-
-func (p *peers) clients(addr string) *peerClients {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c, ok := p.mu.byAddr[addr]
-	if !ok {
-		base := baseURL(addr)
-		c = &peerClients{
-			kv:    quorumkvv1connect.NewKVClient(p.http, base, connect.WithGRPC()),
-			admin: quorumkvv1connect.NewAdminClient(p.http, base, connect.WithGRPC()),
-			peer:  peerv1connect.NewPeerClient(p.http, base, connect.WithGRPC()),
-		}
-		p.mu.byAddr[addr] = c
-	}
-	return c
-}
-
-func (p *peers) kvClient(addr string) quorumkvv1connect.KVClient       { return p.clients(addr).kv }
-func (p *peers) adminClient(addr string) quorumkvv1connect.AdminClient { return p.clients(addr).admin }
-func (p *peers) peerClient(addr string) peerv1connect.PeerClient       { return p.clients(addr).peer }
 
 // peerServer implements the Peer service.
 type peerServer struct {
@@ -160,7 +111,7 @@ func (c connectRecords) metaIndex(ctx context.Context, to uint64) (uint64, error
 	if err != nil {
 		return 0, err
 	}
-	resp, err := c.n.peers.peerClient(addr).MetaIndex(ctx, connect.NewRequest(&peerv1.MetaIndexRequest{}))
+	resp, err := c.n.peers.PeerClient(addr).MetaIndex(ctx, connect.NewRequest(&peerv1.MetaIndexRequest{}))
 	if err != nil {
 		return 0, err
 	}
@@ -234,7 +185,7 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 		}
 		fwd := connect.NewRequest(req)
 		fwd.Header().Set(forwardedHeader, "1")
-		resp, ferr := n.peers.peerClient(addr).Join(ctx, fwd)
+		resp, ferr := n.peers.PeerClient(addr).Join(ctx, fwd)
 		if ferr != nil {
 			return 0, ferr
 		}
@@ -268,7 +219,7 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 // was lost) gets its ID again.
 func JoinCluster(ctx context.Context, addrs []string, self catalog.NodeDescriptor, ident store.Identity, client *http.Client) (uint64, string, error) {
 	self.UUID = ident.UUID
-	id, cluster, err := joinVia(ctx, newPeers(client), addrs, newJoinRequest(self, ident.Secret, ident.ClusterID))
+	id, cluster, err := joinVia(ctx, transport.NewPeers(client), addrs, newJoinRequest(self, ident.Secret, ident.ClusterID))
 	if err == nil && ident.ClusterID != "" && cluster != ident.ClusterID {
 		return 0, "", fmt.Errorf("%w: the data dir belongs to cluster %s, and the nodes at %v to cluster %s", store.ErrOtherCluster, ident.ClusterID, addrs, cluster)
 	}
@@ -303,10 +254,10 @@ func JoinRefused(err error) bool {
 }
 
 // joinVia sends req to the nodes at addrs in turn until one answers.
-func joinVia(ctx context.Context, p *peers, addrs []string, req *peerv1.JoinRequest) (uint64, string, error) {
+func joinVia(ctx context.Context, p *transport.Peers, addrs []string, req *peerv1.JoinRequest) (uint64, string, error) {
 	var errs []error
 	for _, addr := range addrs {
-		resp, err := p.peerClient(addr).Join(ctx, connect.NewRequest(req))
+		resp, err := p.PeerClient(addr).Join(ctx, connect.NewRequest(req))
 		if err == nil && (resp.Msg.NodeId == 0 || resp.Msg.ClusterId == "") {
 			err = fmt.Errorf("answered node ID %d of cluster %q", resp.Msg.NodeId, resp.Msg.ClusterId)
 		}
@@ -331,7 +282,7 @@ func forwardKV[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *
 	}
 	r := connect.NewRequest(req)
 	r.Header().Set(forwardedHeader, "1")
-	resp, err := rpc(n.peers.kvClient(addr), ctx, r)
+	resp, err := rpc(n.peers.KVClient(addr), ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +298,7 @@ func forwardAdmin[Req, Resp any](ctx context.Context, n *Node, leader uint64, re
 	}
 	r := connect.NewRequest(req)
 	r.Header().Set(forwardedHeader, "1")
-	resp, err := rpc(n.peers.adminClient(addr), ctx, r)
+	resp, err := rpc(n.peers.AdminClient(addr), ctx, r)
 	if err != nil {
 		return nil, err
 	}

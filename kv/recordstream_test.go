@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -83,8 +85,8 @@ func readCall(rangeID uint64, key string) *peerv1.RecordCall {
 func TestRecordStream(t *testing.T) {
 	n, rangeID := recordStreamNode(t)
 	addr, streams := servePeer(t, n, nil)
-	rs := newRecordStreams(newPeers(H2CClient()))
-	defer rs.close()
+	rs := transport.NewRecordStreams(transport.NewPeers(transport.H2CClient()))
+	defer rs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -94,12 +96,12 @@ func TestRecordStream(t *testing.T) {
 	for i := range 200 {
 		wg.Go(func() {
 			key, value := fmt.Sprintf("k%03d", i), fmt.Sprintf("v%d", i)
-			ans, err := rs.call(ctx, 1, addr, writeCall(rangeID, key, value, wall+int64(i)))
+			ans, err := rs.Call(ctx, 1, addr, writeCall(rangeID, key, value, wall+int64(i)))
 			if err != nil || ans.GetWrite() == nil || !ans.GetWrite().Applied {
 				errs <- fmt.Errorf("write %s: %v, %v", key, ans, err)
 				return
 			}
-			ans, err = rs.call(ctx, 1, addr, readCall(rangeID, key))
+			ans, err = rs.Call(ctx, 1, addr, readCall(rangeID, key))
 			if err != nil || ans.GetRead() == nil || string(ans.GetRead().Record.GetValue()) != value {
 				errs <- fmt.Errorf("read %s: %v, %v", key, ans, err)
 			}
@@ -114,17 +116,17 @@ func TestRecordStream(t *testing.T) {
 		t.Errorf("%d Records streams opened for 400 calls, want 1", got)
 	}
 	// What a replica holds for a missing key: a read answer with no record.
-	if ans, err := rs.call(ctx, 1, addr, readCall(rangeID, "absent")); err != nil || ans.GetRead() == nil || ans.GetRead().Record != nil {
+	if ans, err := rs.Call(ctx, 1, addr, readCall(rangeID, "absent")); err != nil || ans.GetRead() == nil || ans.GetRead().Record != nil {
 		t.Errorf("read of an absent key: %v, %v", ans, err)
 	}
 
 	// A range this node has no replica of: the stream's answer carries
 	// the code and message the unary RPC fails with.
-	ans, err := rs.call(ctx, 1, addr, writeCall(rangeID+100, "k", "v", wall))
+	ans, err := rs.Call(ctx, 1, addr, writeCall(rangeID+100, "k", "v", wall))
 	if err != nil || ans.GetError() == nil {
 		t.Fatalf("write to a missing range: %v, %v", ans, err)
 	}
-	_, unaryErr := newPeers(H2CClient()).peerClient(addr).WriteRecord(ctx, connect.NewRequest(writeCall(rangeID+100, "k", "v", wall).GetWrite()))
+	_, unaryErr := transport.NewPeers(transport.H2CClient()).PeerClient(addr).WriteRecord(ctx, connect.NewRequest(writeCall(rangeID+100, "k", "v", wall).GetWrite()))
 	if code := connect.CodeOf(unaryErr); ans.GetError().Code != uint32(code) || !strings.Contains(unaryErr.Error(), ans.GetError().Message) {
 		t.Errorf("stream error %v, unary error %v", ans.GetError(), unaryErr)
 	}
@@ -143,12 +145,12 @@ func TestRecordStreamFallsBackToUnary(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	rs := newRecordStreams(newPeers(H2CClient()))
-	defer rs.close()
+	rs := transport.NewRecordStreams(transport.NewPeers(transport.H2CClient()))
+	defer rs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range 2 {
-		if _, err := rs.call(ctx, 1, addr, writeCall(rangeID, "k", "v", time.Now().UnixNano())); !errors.Is(err, errNoRecordsStream) {
+		if _, err := rs.Call(ctx, 1, addr, writeCall(rangeID, "k", "v", time.Now().UnixNano())); !errors.Is(err, transport.ErrNoRecordsStream) {
 			t.Fatalf("call %d to a node without Records: %v", i, err)
 		}
 	}
@@ -160,17 +162,17 @@ func TestRecordStreamFallsBackToUnary(t *testing.T) {
 // A peer that is down fails the call at once, and a closed set of
 // streams fails new calls.
 func TestRecordStreamPeerDown(t *testing.T) {
-	rs := newRecordStreams(newPeers(H2CClient()))
+	rs := transport.NewRecordStreams(transport.NewPeers(transport.H2CClient()))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	addr := freeLoopbackAddr(t)
 	start := time.Now()
-	_, err := rs.call(ctx, 1, addr, readCall(2, "k"))
+	_, err := rs.Call(ctx, 1, addr, readCall(2, "k"))
 	if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
 		t.Fatalf("call to a node that is down: %v after %v", err, time.Since(start))
 	}
-	rs.close()
-	if _, err := rs.call(ctx, 1, addr, readCall(2, "k")); !errors.Is(err, store.ErrUnavailable) {
+	rs.Close()
+	if _, err := rs.Call(ctx, 1, addr, readCall(2, "k")); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("call after close: %v", err)
 	}
 }
@@ -256,17 +258,17 @@ func TestRecordStreamSilentPeer(t *testing.T) {
 	n, rangeID := recordStreamNode(t)
 	addr, _ := servePeer(t, n, nil)
 	hole := newBlackhole(t, addr)
-	rs := newRecordStreams(newPeers(h2cClient(100*time.Millisecond, 200*time.Millisecond)))
-	defer rs.close()
+	rs := transport.NewRecordStreams(transport.NewPeers(transport.NewH2CClient(100*time.Millisecond, 200*time.Millisecond)))
+	defer rs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	via := hole.ln.Addr().String()
-	if _, err := rs.call(ctx, 1, via, writeCall(rangeID, "k", "v", time.Now().UnixNano())); err != nil {
+	if _, err := rs.Call(ctx, 1, via, writeCall(rangeID, "k", "v", time.Now().UnixNano())); err != nil {
 		t.Fatal(err)
 	}
 	hole.cut.Store(true)
 	start := time.Now()
-	_, err := rs.call(ctx, 1, via, readCall(rangeID, "k"))
+	_, err := rs.Call(ctx, 1, via, readCall(rangeID, "k"))
 	if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
 		t.Fatalf("call to a silent peer: %v after %v", err, time.Since(start))
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/metrics"
@@ -91,7 +93,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	})
 
 	self := catalog.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Gossip: n.gossip.LocalAddr(), UUID: ident.UUID}
-	peerClient := kv.H2CClient()
+	peerClient := transport.H2CClient()
 	member := ident.NodeID != 0
 	if len(cfg.join) > 0 {
 		if err := joinGossip(n.gossip, cfg.join, logger); err != nil {
@@ -123,7 +125,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 			logger.Warn("gossiping this node's cluster", "err", err)
 		}
 	}
-	transport := kv.NewPeerTransport(n.store.NodeID(), cfg.advertise, n.store.ClusterID(), n.store.NodeAddr, peerClient, logger)
+	transport := transport.NewPeerTransport(n.store.NodeID(), cfg.advertise, n.store.ClusterID(), n.store.NodeAddr, peerClient, logger)
 	transport.OnUnreachable(n.store.ReportUnreachable)
 	n.closers = append(n.closers, func() error { transport.Close(); return nil })
 	if err := n.store.SetTransport(transport); err != nil {

@@ -1,4 +1,4 @@
-package kv
+package transport
 
 import (
 	"context"
@@ -35,20 +35,15 @@ import (
 const maxRecordCalls = 8192
 
 // maxRecordBatch bounds the calls (or answers) in one stream message.
-const maxRecordBatch = 256
-
-// recordWindow bounds the calls one Records stream runs at once on the
-// replica; the stream stops reading new ones until some finish, which
-// pushes back on the caller through HTTP/2 flow control.
-const recordWindow = 1024
+const MaxRecordBatch = 256
 
 // errNoRecordsStream: the peer does not serve Peer.Records (an older
 // kvd). The call was not run; make it through the unary RPC instead.
-var errNoRecordsStream = errors.New("peer does not serve the Records stream")
+var ErrNoRecordsStream = errors.New("peer does not serve the Records stream")
 
 // recordStreams holds a node's Records streams to other nodes.
-type recordStreams struct {
-	peers  *peers
+type RecordStreams struct {
+	peers  *Peers
 	ctx    context.Context // ends with close
 	cancel context.CancelFunc
 	mu     struct {
@@ -58,15 +53,15 @@ type recordStreams struct {
 	wg sync.WaitGroup
 }
 
-func newRecordStreams(p *peers) *recordStreams {
-	rs := &recordStreams{peers: p}
+func NewRecordStreams(p *Peers) *RecordStreams {
+	rs := &RecordStreams{peers: p}
 	rs.ctx, rs.cancel = context.WithCancel(context.Background())
 	rs.mu.byNode = map[uint64]*recordStream{}
 	return rs
 }
 
 // close ends every stream and fails the calls waiting on them.
-func (rs *recordStreams) close() {
+func (rs *RecordStreams) Close() {
 	rs.cancel()
 	rs.wg.Wait()
 }
@@ -92,6 +87,13 @@ type recordStream struct {
 	}
 }
 
+// notSentError is the failure of a call that was never sent: the peer
+// did not run it.
+type NotSentError struct{ Err error }
+
+func (e *NotSentError) Error() string { return e.Err.Error() }
+func (e *NotSentError) Unwrap() error { return e.Err }
+
 type recordResult struct {
 	ans *peerv1.RecordAnswer
 	err error
@@ -100,7 +102,7 @@ type recordResult struct {
 // stream returns the stream to node to at addr, starting it if needed.
 // A node that moved to another address gets a new stream; the old one's
 // calls fail.
-func (rs *recordStreams) stream(to uint64, addr string) (*recordStream, error) {
+func (rs *RecordStreams) stream(to uint64, addr string) (*recordStream, error) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if err := rs.ctx.Err(); err != nil {
@@ -112,7 +114,7 @@ func (rs *recordStreams) stream(to uint64, addr string) (*recordStream, error) {
 		}
 		s.cancel()
 	}
-	s := &recordStream{to: to, addr: addr, client: rs.peers.peerClient(addr), wake: make(chan struct{}, 1)}
+	s := &recordStream{to: to, addr: addr, client: rs.peers.PeerClient(addr), wake: make(chan struct{}, 1)}
 	s.ctx, s.cancel = context.WithCancel(rs.ctx)
 	s.mu.pending = map[uint64]chan<- recordResult{}
 	rs.mu.byNode[to] = s
@@ -122,25 +124,25 @@ func (rs *recordStreams) stream(to uint64, addr string) (*recordStream, error) {
 
 // call sends c to node to at addr and returns its answer, or an error:
 // the stream failed, ctx ended first, or errNoRecordsStream.
-func (rs *recordStreams) call(ctx context.Context, to uint64, addr string, c *peerv1.RecordCall) (*peerv1.RecordAnswer, error) {
+func (rs *RecordStreams) Call(ctx context.Context, to uint64, addr string, c *peerv1.RecordCall) (*peerv1.RecordAnswer, error) {
 	s, err := rs.stream(to, addr)
 	if err != nil {
-		return nil, notSent(err)
+		return nil, &NotSentError{err}
 	}
 	ch := make(chan recordResult, 1)
 	s.mu.Lock()
 	switch {
 	case s.mu.unary:
 		s.mu.Unlock()
-		return nil, errNoRecordsStream
+		return nil, ErrNoRecordsStream
 	case s.ctx.Err() != nil:
 		// Replaced or closed since stream returned it: its goroutine
 		// is gone and would never send the call.
 		s.mu.Unlock()
-		return nil, notSent(fmt.Errorf("%w: the stream to node %d closed", store.ErrUnavailable, to))
+		return nil, &NotSentError{fmt.Errorf("%w: the stream to node %d closed", store.ErrUnavailable, to)}
 	case len(s.mu.queue) >= maxRecordCalls:
 		s.mu.Unlock()
-		return nil, notSent(fmt.Errorf("%w: %d calls already wait for node %d (the limit)", catalog.ErrLimit, maxRecordCalls, to))
+		return nil, &NotSentError{fmt.Errorf("%w: %d calls already wait for node %d (the limit)", catalog.ErrLimit, maxRecordCalls, to)}
 	}
 	s.mu.nextID++
 	id := s.mu.nextID
@@ -167,7 +169,7 @@ func (s *recordStream) run() {
 	for {
 		select {
 		case <-s.ctx.Done():
-			s.Fail(fmt.Errorf("%w: the stream to node %d closed", store.ErrUnavailable, s.to))
+			s.fail(fmt.Errorf("%w: the stream to node %d closed", store.ErrUnavailable, s.to))
 			return
 		case <-s.wake:
 		}
@@ -176,10 +178,10 @@ func (s *recordStream) run() {
 			s.mu.Lock()
 			s.mu.unary = true
 			s.mu.Unlock()
-			s.Fail(errNoRecordsStream) // not run by the peer: safe to make again
+			s.fail(ErrNoRecordsStream) // not run by the peer: safe to make again
 			return
 		}
-		s.Fail(fmt.Errorf("%w: the stream to node %d failed: %v", store.ErrUnavailable, s.to, err))
+		s.fail(fmt.Errorf("%w: the stream to node %d failed: %v", store.ErrUnavailable, s.to, err))
 	}
 }
 
@@ -187,7 +189,7 @@ func (s *recordStream) run() {
 func (s *recordStream) take() []*peerv1.RecordCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := min(len(s.mu.queue), maxRecordBatch)
+	n := min(len(s.mu.queue), MaxRecordBatch)
 	if n == 0 {
 		return nil
 	}
@@ -200,7 +202,7 @@ func (s *recordStream) take() []*peerv1.RecordCall {
 }
 
 // fail ends every call queued or sent with err.
-func (s *recordStream) Fail(err error) {
+func (s *recordStream) fail(err error) {
 	s.mu.Lock()
 	pending := s.mu.pending
 	s.mu.pending = map[uint64]chan<- recordResult{}
@@ -273,136 +275,4 @@ func (s *recordStream) receive(bs *connect.BidiStreamForClient[peerv1.RecordsReq
 		}
 		s.mu.Unlock()
 	}
-}
-
-// viaRecords makes call on node to's Records stream and returns the
-// response get picks from its answer, or makes it through the unary RPC
-// (unary) if the node does not serve Records. Either way, a replica's
-// failure comes back as the Connect error the unary RPC would give.
-func viaRecords[Resp any](ctx context.Context, c connectRecords, to uint64, call *peerv1.RecordCall,
-	get func(*peerv1.RecordAnswer) *Resp, unary func(peerv1connect.PeerClient) (*connect.Response[Resp], error)) (*Resp, error) {
-	addr, err := c.peerAddr(to)
-	if err != nil {
-		return nil, notSent(err)
-	}
-	ans, err := c.n.recordStreams.call(ctx, to, addr, call)
-	if errors.Is(err, errNoRecordsStream) {
-		resp, err := unary(c.n.peers.peerClient(addr))
-		if err != nil {
-			return nil, err
-		}
-		return resp.Msg, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if e := ans.GetError(); e != nil {
-		// The replica ran the call and answered this error (refused).
-		return nil, &replicaError{code: connect.Code(e.Code), err: connect.NewError(connect.Code(e.Code), errors.New(e.Message))}
-	}
-	resp := get(ans)
-	if resp == nil {
-		return nil, fmt.Errorf("%w: node %d answered call %d with %T", store.ErrUnavailable, to, ans.Id, ans.Answer)
-	}
-	return resp, nil
-}
-
-// Records serves a peer's Records stream: each call runs on its own
-// goroutine, up to recordWindow at once, through the same code as its
-// unary RPC, and the answers go back in batches as they are ready.
-func (p *peerServer) Records(ctx context.Context, bs *connect.BidiStream[peerv1.RecordsRequest, peerv1.RecordsResponse]) error {
-	answers := make(chan *peerv1.RecordAnswer, recordWindow)
-	slots := make(chan struct{}, recordWindow)
-	sent := make(chan error, 1)
-	go func() { sent <- sendAnswers(bs, answers) }()
-	var calls sync.WaitGroup
-	var err error
-	for {
-		req, rerr := bs.Receive()
-		if rerr != nil {
-			if !errors.Is(rerr, io.EOF) && ctx.Err() == nil {
-				err = rerr
-			}
-			break
-		}
-		for _, c := range req.Calls {
-			slots <- struct{}{}
-			calls.Go(func() {
-				a := p.answerRecordCall(ctx, c)
-				<-slots
-				answers <- a
-			})
-		}
-	}
-	calls.Wait()
-	close(answers)
-	if serr := <-sent; err == nil && ctx.Err() == nil {
-		err = serr
-	}
-	return err
-}
-
-// sendAnswers sends what answers carries, batched, until it is closed.
-// After a failed Send it only drains answers, so that no call waits.
-func sendAnswers(bs *connect.BidiStream[peerv1.RecordsRequest, peerv1.RecordsResponse], answers <-chan *peerv1.RecordAnswer) error {
-	var err error
-	for a := range answers {
-		batch := []*peerv1.RecordAnswer{a}
-	more:
-		for len(batch) < maxRecordBatch {
-			select {
-			case a, ok := <-answers:
-				if !ok {
-					break more
-				}
-				batch = append(batch, a)
-			default:
-				break more
-			}
-		}
-		if err == nil {
-			err = bs.Send(&peerv1.RecordsResponse{Answers: batch})
-		}
-	}
-	return err
-}
-
-// answerRecordCall runs one call of a Records stream through its unary
-// RPC's handler.
-func (p *peerServer) answerRecordCall(ctx context.Context, c *peerv1.RecordCall) *peerv1.RecordAnswer {
-	a := &peerv1.RecordAnswer{Id: c.Id}
-	var err error
-	switch call := c.Call.(type) {
-	case *peerv1.RecordCall_Write:
-		var resp *connect.Response[peerv1.WriteRecordResponse]
-		if resp, err = p.WriteRecord(ctx, connect.NewRequest(call.Write)); err == nil {
-			a.Answer = &peerv1.RecordAnswer_Write{Write: resp.Msg}
-		}
-	case *peerv1.RecordCall_Read:
-		var resp *connect.Response[peerv1.ReadRecordResponse]
-		if resp, err = p.ReadRecord(ctx, connect.NewRequest(call.Read)); err == nil {
-			a.Answer = &peerv1.RecordAnswer_Read{Read: resp.Msg}
-		}
-	case *peerv1.RecordCall_CasPrepare:
-		var resp *connect.Response[peerv1.CasPrepareResponse]
-		if resp, err = p.CasPrepare(ctx, connect.NewRequest(call.CasPrepare)); err == nil {
-			a.Answer = &peerv1.RecordAnswer_CasPrepare{CasPrepare: resp.Msg}
-		}
-	case *peerv1.RecordCall_CasAccept:
-		var resp *connect.Response[peerv1.CasAcceptResponse]
-		if resp, err = p.CasAccept(ctx, connect.NewRequest(call.CasAccept)); err == nil {
-			a.Answer = &peerv1.RecordAnswer_CasAccept{CasAccept: resp.Msg}
-		}
-	default:
-		err = connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("record call %d: unknown kind %T", c.Id, c.Call))
-	}
-	if err != nil {
-		msg := err.Error()
-		var cerr *connect.Error
-		if errors.As(err, &cerr) {
-			msg = cerr.Message()
-		}
-		a.Answer = &peerv1.RecordAnswer_Error{Error: &peerv1.RecordError{Code: uint32(connect.CodeOf(err)), Message: msg}}
-	}
-	return a
 }

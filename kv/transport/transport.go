@@ -1,4 +1,4 @@
-package kv
+package transport
 
 import (
 	"context"

@@ -1,0 +1,83 @@
+package transport
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
+	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+)
+
+// peers holds Connect clients for other nodes, by address.
+type Peers struct {
+	http *http.Client
+	mu   struct {
+		sync.Mutex
+		byAddr map[string]*peerClients
+	}
+}
+
+// peerClients are the clients of one node's services.
+type peerClients struct {
+	kv    quorumkvv1connect.KVClient
+	admin quorumkvv1connect.AdminClient
+	peer  peerv1connect.PeerClient
+}
+
+func NewPeers(client *http.Client) *Peers {
+	p := &Peers{http: client}
+	p.mu.byAddr = map[string]*peerClients{}
+	return p
+}
+
+func baseURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	return "http://" + addr
+}
+
+func (p *Peers) clients(addr string) *peerClients {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.mu.byAddr[addr]
+	if !ok {
+		base := baseURL(addr)
+		c = &peerClients{
+			kv:    quorumkvv1connect.NewKVClient(p.http, base, connect.WithGRPC()),
+			admin: quorumkvv1connect.NewAdminClient(p.http, base, connect.WithGRPC()),
+			peer:  peerv1connect.NewPeerClient(p.http, base, connect.WithGRPC()),
+		}
+		p.mu.byAddr[addr] = c
+	}
+	return c
+}
+
+func (p *Peers) KVClient(addr string) quorumkvv1connect.KVClient       { return p.clients(addr).kv }
+func (p *Peers) AdminClient(addr string) quorumkvv1connect.AdminClient { return p.clients(addr).admin }
+func (p *Peers) PeerClient(addr string) peerv1connect.PeerClient       { return p.clients(addr).peer }
+
+// H2CClient returns an HTTP client that speaks HTTP/2 without TLS, as
+// nodes do to each other when TLS is off. It pings a connection that has
+// been silent for PeerPingInterval and closes it if no answer comes
+// within PeerPingTimeout, as gRPC's keepalive does: a peer that vanished
+// without closing its connections (a host lost, a cut cable) ends the
+// long-lived peer streams on it, which fail their calls and reconnect,
+// instead of leaving them to TCP's retransmission timeout (15 min).
+func H2CClient() *http.Client { return NewH2CClient(PeerPingInterval, PeerPingTimeout) }
+
+// The peer connections' health checks (H2CClient).
+const (
+	PeerPingInterval = 10 * time.Second
+	PeerPingTimeout  = 5 * time.Second
+)
+
+func NewH2CClient(pingInterval, pingTimeout time.Duration) *http.Client {
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &protocols, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
+		HTTP2: &http.HTTP2Config{SendPingTimeout: pingInterval, PingTimeout: pingTimeout}}}
+}
