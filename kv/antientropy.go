@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -89,7 +91,7 @@ func (n *Node) rangeMerkle(r *catalog.RangeDescriptor, depth int, horizon int64)
 // iterator: f copies what it keeps.
 func (n *Node) eachRecord(rangeID uint64, f func(key []byte, rec wrn.Record) bool) error {
 	return store.EachData(n.db, rangeID, nil, nil, func(key, raw []byte) (bool, error) {
-		rec, err := decodeRecord(raw)
+		rec, err := records.DecodeRecord(raw)
 		if err != nil {
 			return false, fmt.Errorf("range %d key %q: %w", rangeID, store.Abbreviate(key), err)
 		}
@@ -114,7 +116,7 @@ func (n *Node) localMerkleLeaves(rangeID uint64, depth int) ([]uint64, error) {
 // localLeafRecords returns up to limit records of eventual range rangeID
 // whose positions fall in leaves (of a tree of depth), and whether some
 // were left out.
-func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limit int) ([]keyRecord, bool, error) {
+func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
 	r, err := n.localEventualRange(rangeID)
 	if err != nil {
 		return nil, false, err
@@ -127,7 +129,7 @@ func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limi
 	for _, l := range leaves {
 		want[int(l)] = true
 	}
-	var out []keyRecord
+	var out []records.KeyRecord
 	truncated := false
 	err = n.eachRecord(rangeID, func(key []byte, rec wrn.Record) bool {
 		if !want[m.Leaf(catalog.HashKey(key))] {
@@ -138,7 +140,7 @@ func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limi
 			return false
 		}
 		rec.Value = slices.Clone(rec.Value)
-		out = append(out, keyRecord{Key: slices.Clone(key), Record: rec})
+		out = append(out, records.KeyRecord{Key: slices.Clone(key), Record: rec})
 		return true
 	})
 	return out, truncated, err
@@ -235,7 +237,7 @@ func (rd *antiEntropyRound) next() {
 // exchange keeps the newer of each of the peer's records of the leaves
 // diff, sends the peer the records of ours that are newer than its, and
 // goes on to the next peer once it answered them all.
-func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []keyRecord) error {
+func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []records.KeyRecord) error {
 	n := rd.n
 	ours, _, err := n.localLeafRecords(rd.r.ID, antiEntropyDepth, diff, n.limits.MaxScanKeys)
 	if err != nil {
@@ -265,7 +267,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []keyRec
 		}
 		rd.mine, rd.local = mine, mine.LeafHashes()
 	}
-	var push []keyRecord
+	var push []records.KeyRecord
 	for _, kr := range ours {
 		if theirs[string(kr.Key)].Version.Less(kr.Record.Version) {
 			push = append(push, kr) // the peer holds an older version, or none
@@ -336,10 +338,10 @@ func (n *Node) antiEntropyExchange(ctx context.Context, r *catalog.RangeDescript
 // ours). records.purge deletes a tombstone only if it is still the one
 // seen, so a write that came since is kept.
 func (n *Node) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merkle, matched []bool, horizon int64) (int, error) {
-	var victims []keyRecord
+	var victims []records.KeyRecord
 	err := n.eachRecord(r.ID, func(key []byte, rec wrn.Record) bool {
 		if rec.Tombstone && rec.Version.Timestamp.WallTime < horizon && matched[mine.Leaf(catalog.HashKey(key))] {
-			victims = append(victims, keyRecord{Key: slices.Clone(key), Record: rec})
+			victims = append(victims, records.KeyRecord{Key: slices.Clone(key), Record: rec})
 		}
 		return true
 	})
@@ -348,7 +350,7 @@ func (n *Node) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merkle, mat
 	}
 	purged := 0
 	for _, kr := range victims {
-		ok, err := n.records.purge(r.ID, kr.Key, kr.Record.Version, n.evHooks.purgeKeepsAccepted)
+		ok, err := n.records.Purge(r.ID, kr.Key, kr.Record.Version, n.evHooks.purgeKeepsAccepted)
 		if err != nil {
 			return purged, err
 		}

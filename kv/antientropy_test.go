@@ -67,16 +67,16 @@ func TestEventualAntiEntropy(t *testing.T) {
 		t.Fatal("trees still differ after one exchange")
 	}
 	for _, n := range []*Node{a, b} {
-		if rec, _ := n.records.read(rangeID, []byte("shared")); rec.Version != newer.Version || string(rec.Value) != "new" {
+		if rec, _ := n.records.Read(rangeID, []byte("shared")); rec.Version != newer.Version || string(rec.Value) != "new" {
 			t.Fatalf("node %d: shared = %+v, want the newer version", n.store.NodeID(), rec)
 		}
-		if rec, _ := n.records.read(rangeID, []byte("gone")); rec.Version != tomb.Version || !rec.Tombstone {
+		if rec, _ := n.records.Read(rangeID, []byte("gone")); rec.Version != tomb.Version || !rec.Tombstone {
 			t.Fatalf("node %d: gone = %+v, want the tombstone", n.store.NodeID(), rec)
 		}
-		if rec, _ := n.records.read(rangeID, []byte("only-b")); string(rec.Value) != "from b" {
+		if rec, _ := n.records.Read(rangeID, []byte("only-b")); string(rec.Value) != "from b" {
 			t.Fatalf("node %d: only-b = %+v", n.store.NodeID(), rec)
 		}
-		if rec, _ := n.records.read(rangeID, []byte("aZ")); string(rec.Value) != "from a" {
+		if rec, _ := n.records.Read(rangeID, []byte("aZ")); string(rec.Value) != "from a" {
 			t.Fatalf("node %d: aZ = %+v", n.store.NodeID(), rec)
 		}
 	}
@@ -104,7 +104,7 @@ func TestEventualAntiEntropyLoop(t *testing.T) {
 		n.StartAntiEntropy(5 * time.Millisecond)
 	}
 	waitUntil(t, "c has k", func() bool {
-		got, _ := cn.records.read(rangeID, []byte("k"))
+		got, _ := cn.records.Read(rangeID, []byte("k"))
 		return string(got.Value) == "v"
 	})
 }

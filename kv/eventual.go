@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -752,7 +754,7 @@ func (n *Node) scanEventualRange(ctx context.Context, ks catalog.KeyspaceDescrip
 // and next is that key (nil when no replica filled its page: the range is
 // done).
 func (n *Node) scanRecordsOnce(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums,
-	prefix, startAfter []byte, limit int) (merged []keyRecord, next []byte, err error) {
+	prefix, startAfter []byte, limit int) (merged []records.KeyRecord, next []byte, err error) {
 	op := &scanOp{n: n, ks: ks, r: r, tr: qs.NewRead(), limit: limit}
 	req := replicaRequest{kind: reqScan, rangeID: r.ID, prefix: prefix, after: startAfter, limit: limit}
 	res, err := await(ctx, func(done func(error)) {
@@ -780,7 +782,7 @@ func (n *Node) scanRecordsOnce(ctx context.Context, ks catalog.KeyspaceDescripto
 		}
 	}
 	for _, k := range sortedKeys(byKey) {
-		merged = append(merged, keyRecord{Key: []byte(k), Record: byKey[k]})
+		merged = append(merged, records.KeyRecord{Key: []byte(k), Record: byKey[k]})
 	}
 	return merged, op.next, nil
 }
@@ -794,7 +796,7 @@ type scanOp struct {
 	limit int
 	mu    sync.Mutex
 	tr    *wrn.ReadTracker
-	pages [][]keyRecord
+	pages [][]records.KeyRecord
 	next  []byte      // the smallest last key of a full page
 	done  func(error) // nil once called
 }

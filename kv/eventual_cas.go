@@ -8,11 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
-	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"connectrpc.com/connect"
 
@@ -20,7 +20,6 @@ import (
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
-	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
@@ -125,13 +124,13 @@ func (n *Node) randInt64N(max int64) int64 {
 
 // newCASID returns the ID of a request: from its idempotency key, or
 // random from the node's source.
-func (n *Node) newCASID(idemKey []byte) casID {
+func (n *Node) newCASID(idemKey []byte) records.CASID {
 	if len(idemKey) > 0 {
-		return casIDOf(idemKey)
+		return records.CASIDOf(idemKey)
 	}
 	n.rngMu.Lock()
 	defer n.rngMu.Unlock()
-	var id casID
+	var id records.CASID
 	for i := range id {
 		id[i] = byte(n.rng.Uint32())
 	}
@@ -211,7 +210,7 @@ type casOp struct {
 	key    []byte
 	expect catalog.Expect
 	rec    wrn.Record // the new record, without a version: a value, or a tombstone
-	id     casID
+	id     records.CASID
 	done   func(casResult)
 	mu     struct {
 		sync.Mutex
@@ -386,9 +385,9 @@ func (o *casOp) unfinishedErr(err error) error {
 // It always proposes the newest record it knows of, so that no accepted
 // value older than a tombstone seen is chosen again (casPromiseFormat).
 func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
-	var acc casValue
+	var acc records.CASValue
 	if exists {
-		v, err := decodeCASValue(cur)
+		v, err := records.DecodeCASValue(cur)
 		if err != nil {
 			o.mu.dec = casDecision{kind: casError, err: fmt.Errorf("key %q: accepted compare-and-swap value: %w", store.Abbreviate(o.key), err)}
 			return cur, true
@@ -396,25 +395,25 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 		acc = v
 	}
 	if o.n.evHooks.ignoreAccepted {
-		acc = casValue{} // canary: decide on the records alone
+		acc = records.CASValue{} // canary: decide on the records alone
 	}
-	current := wrn.Merge(acc.rec, o.mu.stored)
+	current := wrn.Merge(acc.Rec, o.mu.stored)
 	// again chooses the register again with the current record, even
 	// none: its phase 2 fences every value accepted at a lower ballot,
 	// so that one of this request's earlier attempts not found now can
 	// never be chosen later, and a failed condition stays failed.
 	again := func() ([]byte, bool) {
-		return encodeCASValue(casValue{rec: current, seq: acc.seq, hist: acc.hist}), true
+		return records.EncodeCASValue(records.CASValue{Rec: current, Seq: acc.Seq, Hist: acc.Hist}), true
 	}
-	if e, ok := acc.find(o.id); ok && !o.n.evHooks.forgetSwaps {
-		o.mu.dec = casDecision{kind: casMine, rec: current, version: e.version}
+	if e, ok := acc.Find(o.id); ok && !o.n.evHooks.forgetSwaps {
+		o.mu.dec = casDecision{kind: casMine, rec: current, version: e.Version}
 		return again()
 	}
-	if o.mu.minSeq != 0 && !acc.covers(o.mu.minSeq) && !o.n.evHooks.forgetSwaps {
+	if o.mu.minSeq != 0 && !acc.Covers(o.mu.minSeq) && !o.n.evHooks.forgetSwaps {
 		o.mu.dec = casDecision{kind: casLost, rec: current}
 		return again()
 	}
-	if o.retry && !acc.covers(1) && !o.n.evHooks.forgetSwaps {
+	if o.retry && !acc.Covers(1) && !o.n.evHooks.forgetSwaps {
 		// A retry whose swap is not in the history, which no longer
 		// reaches back to the key's first swaps: its first attempt may
 		// have been chosen and pushed out since. Not "condition failed":
@@ -452,13 +451,13 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 			store.Abbreviate(o.key), formatRecordVersion(current.Version), clockMaxOffset, err)}
 		return again()
 	}
-	next := acc.next(rec, o.id)
+	next := acc.Next(rec, o.id)
 	o.mu.dec = casDecision{kind: casApplied, rec: rec, version: rec.Version}
 	o.mu.stamped, o.mu.guarded = at, !o.n.clockGuard.trusted(at)
-	if o.mu.minSeq == 0 || next.seq < o.mu.minSeq {
-		o.mu.minSeq = next.seq
+	if o.mu.minSeq == 0 || next.Seq < o.mu.minSeq {
+		o.mu.minSeq = next.Seq
 	}
-	return encodeCASValue(next), true
+	return records.EncodeCASValue(next), true
 }
 
 // send hands the proposal's messages to the key's acceptors.
@@ -481,7 +480,7 @@ func (o *casOp) answer(attempt int, m paxos.BasicMessage, a replicaAnswer) {
 	o.mu.outstanding--
 	reply := a.cas
 	if a.err == nil && reply.Type == paxos.BasicPromise {
-		acc, rec, err := decodePromise(reply.Value)
+		acc, rec, err := records.DecodePromise(reply.Value)
 		if err != nil {
 			a.err = err
 		} else {
@@ -632,7 +631,7 @@ func (o *casOp) decide(out paxos.Outcome) {
 	case casLost:
 		o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: an earlier attempt of this compare-and-swap may have been chosen, "+
 			"and more than %d swaps of the key may have followed since: %w", store.ErrOutcomeUnknown, o.ks.Name,
-			store.Abbreviate(o.key), casHistoryLen, errSwapForgotten)})
+			store.Abbreviate(o.key), records.CASHistoryLen, errSwapForgotten)})
 	default:
 		o.finish(casResult{err: o.unfinishedErr(dec.err)})
 	}
@@ -655,14 +654,14 @@ func (n *Node) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (p
 	case paxos.BasicAccept:
 		// The proposal is an encoded casValue: the limit is on its
 		// record's value (its history is bounded by decodeCASValue).
-		v, err := decodeCASValue(m.Value)
+		v, err := records.DecodeCASValue(m.Value)
 		if err != nil {
 			return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap proposal: %v", catalog.ErrInvalidArgument, err)
 		}
-		if err := n.limits.CheckValue(v.rec.Value); err != nil {
+		if err := n.limits.CheckValue(v.Rec.Value); err != nil {
 			return paxos.BasicMessage{}, err
 		}
-		if err := n.checkVersionClock(v.rec.Version, "compare-and-swap proposal"); err != nil {
+		if err := n.checkVersionClock(v.Rec.Version, "compare-and-swap proposal"); err != nil {
 			return paxos.BasicMessage{}, err
 		}
 	default:
@@ -671,70 +670,7 @@ func (n *Node) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (p
 	if _, err := n.localEventualRange(rangeID); err != nil {
 		return paxos.BasicMessage{}, err
 	}
-	return n.records.stepAcceptor(n.store.NodeID(), rangeID, key, m)
-}
-
-// stepAcceptor runs key's acceptor (see stepLocalCAS) under the key's
-// stripe of casLocks, which purge takes too: a Promise's record and
-// accepted value are read together, never between a purge's delete of the
-// tombstone and its clearing of the accepted value.
-func (s *recordStore) stepAcceptor(self, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
-	mu := s.casStripe(rangeID, key)
-	mu.Lock()
-	defer mu.Unlock()
-	sk := storage.CASStateKey(rangeID, key)
-	st, err := s.acceptorState(rangeID, key)
-	if err != nil {
-		return paxos.BasicMessage{}, err
-	}
-	m.To = self
-	rd := paxos.NewAcceptor(self, st).Step(m)
-	if rd.Persist {
-		b := s.db.NewBatch()
-		defer b.Close()
-		if err := b.Set(sk, rd.State.Marshal()); err != nil {
-			return paxos.BasicMessage{}, err
-		}
-		if err := b.Commit(true /* sync: a reply is a promise */); err != nil {
-			return paxos.BasicMessage{}, err
-		}
-	}
-	if len(rd.Messages) != 1 {
-		return paxos.BasicMessage{}, fmt.Errorf("acceptor answered %d messages to %v", len(rd.Messages), m.Type)
-	}
-	reply := rd.Messages[0]
-	if reply.Type == paxos.BasicPromise {
-		rec, err := s.read(rangeID, key)
-		if err != nil {
-			return paxos.BasicMessage{}, err
-		}
-		reply.Value = encodePromise(reply.Value, rec)
-	}
-	return reply, nil
-}
-
-// acceptorState reads key's acceptor state in range rangeID (the zero
-// state if none).
-func (s *recordStore) acceptorState(rangeID uint64, key []byte) (paxos.AcceptorState, error) {
-	var st paxos.AcceptorState
-	raw, err := s.db.Get(storage.CASStateKey(rangeID, key))
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return st, nil
-	case err != nil:
-		return st, err
-	}
-	if err := st.Unmarshal(raw); err != nil {
-		return st, fmt.Errorf("%w: range %d key %q: %v", codec.ErrCorrupt, rangeID, store.Abbreviate(key), err)
-	}
-	return st, nil
-}
-
-// casLocks serialize the acceptor steps of one key on a replica.
-type casLocks [recordLockStripes]sync.Mutex
-
-func (s *recordStore) casStripe(rangeID uint64, key []byte) *sync.Mutex {
-	return &s.casLocks[stripeIndex(rangeID, key)]
+	return n.records.StepAcceptor(n.store.NodeID(), rangeID, key, m)
 }
 
 func ballotToProto(b paxos.Ballot) *peerv1.Ballot {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -80,7 +82,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 		var st paxos.AcceptorState
 		raw, err := n.db.Get(storage.CASStateKey(rangeID, []byte("phone")))
 		if err == nil && st.Unmarshal(raw) == nil && !st.Accepted.IsZero() {
-			if v, err := decodeCASValue(st.Value); err == nil && string(v.rec.Value) == "sold to "+winners[0] {
+			if v, err := records.DecodeCASValue(st.Value); err == nil && string(v.Rec.Value) == "sold to "+winners[0] {
 				holders++
 			}
 		}
@@ -163,7 +165,7 @@ func TestEventualCASRetryBeyondHistory(t *testing.T) {
 	n := c.nodes[0]
 	key := []byte("phone")
 	prev := catalog.Expect{Absent: true}
-	for i := range casHistoryLen + 2 {
+	for i := range records.CASHistoryLen + 2 {
 		v := fmt.Sprintf("v%d", i)
 		if _, err := n.CompareAndSwap(ctx, "shop", key, prev, []byte(v)); err != nil {
 			t.Fatalf("swap %d: %v", i, err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -28,10 +30,10 @@ type recordTransport interface {
 	metaIndex(ctx context.Context, to uint64) (uint64, error)
 	writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (existed bool, err error)
 	readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error)
-	scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error)
+	scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error)
 	// merkleLeaves and leafRecords serve anti-entropy (antientropy.go).
 	merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error)
-	leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]keyRecord, bool, error)
+	leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error)
 	// casStep hands a compare-and-swap Prepare or Accept to node to's
 	// acceptor of key and returns its answer (eventual_cas.go).
 	casStep(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error)
@@ -103,7 +105,7 @@ func (c connectRecords) readRecord(ctx context.Context, to, rangeID uint64, key 
 	return recordFromProto(resp.Record), nil
 }
 
-func (c connectRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
+func (c connectRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
 	cl, err := c.client(to)
 	if err != nil {
 		return nil, err
@@ -113,9 +115,9 @@ func (c connectRecords) scanRecords(ctx context.Context, to, rangeID uint64, pre
 	if err != nil {
 		return nil, err
 	}
-	out := make([]keyRecord, len(resp.Msg.Entries))
+	out := make([]records.KeyRecord, len(resp.Msg.Entries))
 	for i, e := range resp.Msg.Entries {
-		out[i] = keyRecord{Key: e.Key, Record: recordFromProto(e.Record)}
+		out[i] = records.KeyRecord{Key: e.Key, Record: recordFromProto(e.Record)}
 	}
 	return out, nil
 }
@@ -132,7 +134,7 @@ func (c connectRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, de
 	return resp.Msg.Leaves, nil
 }
 
-func (c connectRecords) leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]keyRecord, bool, error) {
+func (c connectRecords) leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
 	cl, err := c.client(to)
 	if err != nil {
 		return nil, false, err
@@ -142,9 +144,9 @@ func (c connectRecords) leafRecords(ctx context.Context, to, rangeID uint64, dep
 	if err != nil {
 		return nil, false, err
 	}
-	out := make([]keyRecord, len(resp.Msg.Entries))
+	out := make([]records.KeyRecord, len(resp.Msg.Entries))
 	for i, e := range resp.Msg.Entries {
-		out[i] = keyRecord{Key: e.Key, Record: recordFromProto(e.Record)}
+		out[i] = records.KeyRecord{Key: e.Key, Record: recordFromProto(e.Record)}
 	}
 	return out, resp.Msg.Truncated, nil
 }
@@ -282,19 +284,19 @@ func (n *Node) writeLocalRecord(rangeID uint64, key []byte, rec wrn.Record) (app
 		return false, false, err
 	}
 	n.observeVersion(rec.Version)
-	return n.records.write(rangeID, key, rec)
+	return n.records.Write(rangeID, key, rec)
 }
 
 func (n *Node) readLocalRecord(rangeID uint64, key []byte) (wrn.Record, error) {
 	if _, err := n.localEventualRange(rangeID); err != nil {
 		return wrn.Record{}, err
 	}
-	return n.records.read(rangeID, key)
+	return n.records.Read(rangeID, key)
 }
 
-func (n *Node) scanLocalRecords(rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
+func (n *Node) scanLocalRecords(rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
 	if _, err := n.localEventualRange(rangeID); err != nil {
 		return nil, err
 	}
-	return n.records.scan(rangeID, prefix, startAfter, limit)
+	return n.records.Scan(rangeID, prefix, startAfter, limit)
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -179,7 +181,7 @@ func (m *memRecords) readRecord(ctx context.Context, to, rangeID uint64, key []b
 	return n.readLocalRecord(rangeID, key)
 }
 
-func (m *memRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
+func (m *memRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return nil, err
@@ -211,7 +213,7 @@ func (m *memRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, depth
 	return n.localMerkleLeaves(rangeID, depth)
 }
 
-func (m *memRecords) leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]keyRecord, bool, error) {
+func (m *memRecords) leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return nil, false, err
@@ -283,7 +285,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	// Back up: c missed x and the delete of k0. An R=3 read sees it stale
 	// and repairs it.
 	// (Checked before c is up: once it is, a's hint replay may bring it x.)
-	if rec, _ := nodes[2].records.read(rangeID, []byte("x")); !rec.Version.IsZero() {
+	if rec, _ := nodes[2].records.Read(rangeID, []byte("x")); !rec.Version.IsZero() {
 		t.Fatalf("c holds x although it was down: %+v", rec)
 	}
 	recs.setDown(c, false)
@@ -294,10 +296,10 @@ func TestEventualThreeNodes(t *testing.T) {
 		t.Fatalf("R=3 of a deleted key: %v", err)
 	}
 	a.Close() // waits for the repairs
-	if rec, _ := nodes[2].records.read(rangeID, []byte("x")); string(rec.Value) != "2" {
+	if rec, _ := nodes[2].records.Read(rangeID, []byte("x")); string(rec.Value) != "2" {
 		t.Fatalf("read repair did not reach c: %+v", rec)
 	}
-	if rec, _ := nodes[2].records.read(rangeID, []byte("k0")); !rec.Tombstone {
+	if rec, _ := nodes[2].records.Read(rangeID, []byte("k0")); !rec.Tombstone {
 		t.Fatalf("read repair did not bring c the tombstone: %+v", rec)
 	}
 	kvs, _, err := nodes[2].Scan(ctx, "ev", []byte("k"), nil, 10)

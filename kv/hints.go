@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/metrics"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -79,7 +81,7 @@ func encodeHint(h hint) []byte {
 	e.Uint(uint64(h.created))
 	e.Uint(h.rangeID)
 	e.Bytes(h.key)
-	e.Bytes(encodeRecord(h.rec))
+	e.Bytes(records.EncodeRecord(h.rec))
 	return e.Buf
 }
 
@@ -94,7 +96,7 @@ func decodeHint(b []byte) (hint, error) {
 	if err := d.Done(); err != nil {
 		return hint{}, err
 	}
-	rec, err := decodeRecord(raw)
+	rec, err := records.DecodeRecord(raw)
 	if err != nil {
 		return hint{}, err
 	}

@@ -202,12 +202,12 @@ func TestEventualSloppyQuorum(t *testing.T) {
 	if _, err := a.Put(ctx, "sl", []byte("k"), []byte("v")); err != nil {
 		t.Fatalf("sloppy W=3 with one replica down: %v", err)
 	}
-	if rec, _ := cn.records.read(rangeID, []byte("k")); !rec.Version.IsZero() {
+	if rec, _ := cn.records.Read(rangeID, []byte("k")); !rec.Version.IsZero() {
 		t.Fatalf("c holds k although it was down: %+v", rec)
 	}
 	c.setDown(2, false)
 	waitUntil(t, "hint delivered to c", func() bool {
-		rec, _ := cn.records.read(rangeID, []byte("k"))
+		rec, _ := cn.records.Read(rangeID, []byte("k"))
 		return string(rec.Value) == "v"
 	})
 }
@@ -250,7 +250,7 @@ func TestEventualHintBounds(t *testing.T) {
 	if got := metricValue(t, m.HintsDelivered); got != 0 {
 		t.Fatalf("hints delivered after expiry = %v, want 0", got)
 	}
-	if rec, _ := cn.records.read(rangeID, []byte("k0")); !rec.Version.IsZero() {
+	if rec, _ := cn.records.Read(rangeID, []byte("k0")); !rec.Version.IsZero() {
 		t.Fatalf("an expired hint reached c: %+v", rec)
 	}
 }

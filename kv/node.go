@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/transport"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -53,7 +55,7 @@ type Node struct {
 	// read repairs in flight.
 	clock          *wrn.Clock
 	clockGuard     *clockGuard // what this node knows of its own clock (eventual_clock.go)
-	records        *recordStore
+	records        *records.Store
 	net            replicaNet
 	recordPeers    recordTransport
 	recordStreams  *transport.RecordStreams // recordPeers' streams (recordstream.go)
@@ -206,7 +208,7 @@ func newNode(store *store.Store, cfg NodeConfig, net replicaNet) (*Node, error) 
 	n := &Node{store: store, db: store.Db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
 		alive: cfg.Alive, gossip: cfg.Members, peers: transport.NewPeers(cfg.HTTPClient),
 		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), clockGuard: newClockGuard(cfg.PhysicalClock, cfg.monotonic),
-		records: newRecordStore(store.Db), evHooks: cfg.evHooks,
+		records: records.NewStore(store.Db), evHooks: cfg.evHooks,
 		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs,
 		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
 	n.recordPeers = connectRecords{n}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
@@ -82,12 +84,12 @@ func (k replicaRequestKind) String() string {
 // replicaAnswer answers a replicaRequest: err, or the fields of its kind.
 type replicaAnswer struct {
 	err       error
-	existed   bool               // reqWrite: the key held a live value before
-	rec       wrn.Record         // reqRead
-	cas       paxos.BasicMessage // reqCAS: the acceptor's answer
-	hashes    []uint64           // reqLeaves
-	recs      []keyRecord        // reqLeafRecords, reqScan
-	truncated bool               // reqLeafRecords: more records than limit
+	existed   bool                // reqWrite: the key held a live value before
+	rec       wrn.Record          // reqRead
+	cas       paxos.BasicMessage  // reqCAS: the acceptor's answer
+	hashes    []uint64            // reqLeaves
+	recs      []records.KeyRecord // reqLeafRecords, reqScan
+	truncated bool                // reqLeafRecords: more records than limit
 }
 
 // serveReplica runs req on this node's replica: what the peer service's

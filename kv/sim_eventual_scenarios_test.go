@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -127,7 +129,7 @@ func (h *evHarness) swap(id uint64, key string, expect catalog.Expect, value, id
 func (h *evHarness) record(id uint64, key string) wrn.Record {
 	h.t.Helper()
 	_, rd := h.lookup(h.c.ids[0], key)
-	rec, err := h.node(id).records.read(rd.ID, []byte(key))
+	rec, err := h.node(id).records.Read(rd.ID, []byte(key))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -138,7 +140,7 @@ func (h *evHarness) record(id uint64, key string) wrn.Record {
 func (h *evHarness) accepted(id uint64, key string) paxos.AcceptorState {
 	h.t.Helper()
 	_, rd := h.lookup(h.c.ids[0], key)
-	st, err := h.node(id).records.acceptorState(rd.ID, []byte(key))
+	st, err := h.node(id).records.AcceptorState(rd.ID, []byte(key))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -441,7 +443,7 @@ func TestSimEventualDeleteStaysDeleted(t *testing.T) {
 				if st.Accepted.IsZero() {
 					continue
 				}
-				if v, err := decodeCASValue(st.Value); err != nil || !v.rec.Version.IsZero() || len(v.hist) == 0 {
+				if v, err := records.DecodeCASValue(st.Value); err != nil || !v.Rec.Version.IsZero() || len(v.Hist) == 0 {
 					t.Fatalf("node %d's acceptor holds %+v, %v after the purge; want its swap history and no record", h.c.ids[i], v, err)
 				}
 			}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -913,13 +915,13 @@ func (ev *simEv) converged() bool {
 	c := ev.c
 	old := simEpoch + int64(c.s.Now()) - int64(simTombstoneGrace+time.Second)
 	for _, rd := range c.node(1).store.Catalog().Ranges[ev.shape.ks.Name] {
-		var first []keyRecord
+		var first []records.KeyRecord
 		for i, rep := range rd.Replicas {
 			n := c.node(rep.NodeID)
 			if n == nil {
 				return false
 			}
-			recs, err := n.node.records.scan(rd.ID, nil, nil, 1<<20)
+			recs, err := n.node.records.Scan(rd.ID, nil, nil, 1<<20)
 			if err != nil {
 				c.t.Fatal(err)
 			}
@@ -930,7 +932,7 @@ func (ev *simEv) converged() bool {
 			}
 			if i == 0 {
 				first = recs
-			} else if !slices.EqualFunc(first, recs, func(a, b keyRecord) bool {
+			} else if !slices.EqualFunc(first, recs, func(a, b records.KeyRecord) bool {
 				return bytes.Equal(a.Key, b.Key) && a.Record.Version == b.Record.Version
 			}) {
 				return false
@@ -951,7 +953,7 @@ func (ev *simEv) describe() string {
 				fmt.Fprintf(&b, "range %d node %d: down\n", rd.ID, rep.NodeID)
 				continue
 			}
-			recs, _ := n.node.records.scan(rd.ID, nil, nil, 1<<20)
+			recs, _ := n.node.records.Scan(rd.ID, nil, nil, 1<<20)
 			fmt.Fprintf(&b, "range %d node %d:", rd.ID, rep.NodeID)
 			for _, kr := range recs {
 				fmt.Fprintf(&b, " %s=%s", kr.Key, describeRecord(kr.Record))
@@ -980,7 +982,7 @@ func (ev *simEv) finalRecord(key string) wrn.Record {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	rec, err := c.node(rd.Replicas[0].NodeID).node.records.read(rd.ID, k)
+	rec, err := c.node(rd.Replicas[0].NodeID).node.records.Read(rd.ID, k)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -1422,7 +1424,7 @@ func TestSimEventualTombstonePurge(t *testing.T) {
 		}
 	}
 	records := func(id uint64) wrn.Record {
-		rec, err := c.node(id).node.records.read(rd.ID, key)
+		rec, err := c.node(id).node.records.Read(rd.ID, key)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package kv
+package records
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/paxos"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
@@ -34,7 +35,7 @@ const recordTombstone byte = 1
 // encodeRecord encodes rec: the format byte, the version (wall time as
 // its uint64 bits, logical counter, node ID as uvarints), a flags byte,
 // then the value (absent for a tombstone).
-func encodeRecord(rec wrn.Record) []byte {
+func EncodeRecord(rec wrn.Record) []byte {
 	e := codec.Enc{Buf: make([]byte, 0, 24+len(rec.Value))}
 	e.Byte(recordFormatV1)
 	e.Uint(uint64(rec.Version.Timestamp.WallTime))
@@ -52,7 +53,7 @@ func encodeRecord(rec wrn.Record) []byte {
 }
 
 // decodeRecord reads what encodeRecord wrote. The value aliases b.
-func decodeRecord(b []byte) (wrn.Record, error) {
+func DecodeRecord(b []byte) (wrn.Record, error) {
 	d := codec.Dec{Buf: b}
 	if f := d.Byte(); d.Err == nil && f != recordFormatV1 {
 		return wrn.Record{}, fmt.Errorf("%w: record format %d", codec.ErrCorrupt, f)
@@ -91,7 +92,7 @@ const recordLockStripes = 256
 
 // recordStore is the replica side of eventual keyspaces on one node. It
 // is safe for concurrent use.
-type recordStore struct {
+type Store struct {
 	db *storage.DB
 	// locks make read-compare-write of one key atomic: Pebble batches
 	// cannot read, so the record is read, compared and written (in one
@@ -102,9 +103,9 @@ type recordStore struct {
 	casLocks casLocks
 }
 
-func newRecordStore(db *storage.DB) *recordStore { return &recordStore{db: db} }
+func NewStore(db *storage.DB) *Store { return &Store{db: db} }
 
-func (s *recordStore) stripe(rangeID uint64, key []byte) *sync.Mutex {
+func (s *Store) stripe(rangeID uint64, key []byte) *sync.Mutex {
 	return &s.locks[stripeIndex(rangeID, key)]
 }
 
@@ -120,14 +121,14 @@ func stripeIndex(rangeID uint64, key []byte) uint64 {
 // the stored record; a record that lost to a newer (or the same) version
 // was durable already, so that too is a durable acknowledgement. existed
 // says whether the replica held a live value before.
-func (s *recordStore) write(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
+func (s *Store) Write(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
 	if rec.Version.IsZero() {
 		return false, false, fmt.Errorf("%w: a record to write needs a version", catalog.ErrInvalidArgument)
 	}
 	mu := s.stripe(rangeID, key)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.read(rangeID, key)
+	cur, err := s.Read(rangeID, key)
 	if err != nil {
 		return false, false, err
 	}
@@ -136,7 +137,7 @@ func (s *recordStore) write(rangeID uint64, key []byte, rec wrn.Record) (applied
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := b.Set(storage.DataKey(rangeID, key), encodeRecord(rec)); err != nil {
+	if err := b.Set(storage.DataKey(rangeID, key), EncodeRecord(rec)); err != nil {
 		return false, false, err
 	}
 	if err := b.Commit(true /* sync: W counts durable acks */); err != nil {
@@ -159,14 +160,14 @@ func (s *recordStore) write(rangeID uint64, key []byte, rec wrn.Record) (applied
 // lost in a crash is lost whole, and done again by a later round.
 //
 // keepAccepted (a canary, eventualHooks) leaves the acceptor alone.
-func (s *recordStore) purge(rangeID uint64, key []byte, v wrn.Version, keepAccepted bool) (bool, error) {
+func (s *Store) Purge(rangeID uint64, key []byte, v wrn.Version, keepAccepted bool) (bool, error) {
 	cmu := s.casStripe(rangeID, key)
 	cmu.Lock()
 	defer cmu.Unlock()
 	mu := s.stripe(rangeID, key)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.read(rangeID, key)
+	cur, err := s.Read(rangeID, key)
 	if err != nil || !cur.Tombstone || cur.Version != v {
 		return false, err
 	}
@@ -175,17 +176,17 @@ func (s *recordStore) purge(rangeID uint64, key []byte, v wrn.Version, keepAccep
 	if err := b.Delete(storage.DataKey(rangeID, key)); err != nil {
 		return false, err
 	}
-	st, err := s.acceptorState(rangeID, key)
+	st, err := s.AcceptorState(rangeID, key)
 	if err != nil {
 		return false, err
 	}
 	if !st.Accepted.IsZero() && !keepAccepted {
-		acc, err := decodeCASValue(st.Value)
+		acc, err := DecodeCASValue(st.Value)
 		if err != nil {
 			return false, fmt.Errorf("range %d key %q: accepted compare-and-swap value: %w", rangeID, store.Abbreviate(key), err)
 		}
-		if !acc.rec.Version.IsZero() && !v.Less(acc.rec.Version) {
-			st.Value = encodeCASValue(casValue{seq: acc.seq, hist: acc.hist})
+		if !acc.Rec.Version.IsZero() && !v.Less(acc.Rec.Version) {
+			st.Value = EncodeCASValue(CASValue{Seq: acc.Seq, Hist: acc.Hist})
 			if err := b.Set(storage.CASStateKey(rangeID, key), st.Marshal()); err != nil {
 				return false, err
 			}
@@ -196,7 +197,7 @@ func (s *recordStore) purge(rangeID uint64, key []byte, v wrn.Version, keepAccep
 
 // read returns key's record in range rangeID: the zero Record if there is
 // none. The value is a copy.
-func (s *recordStore) read(rangeID uint64, key []byte) (wrn.Record, error) {
+func (s *Store) Read(rangeID uint64, key []byte) (wrn.Record, error) {
 	raw, err := s.db.Get(storage.DataKey(rangeID, key))
 	if errors.Is(err, storage.ErrNotFound) {
 		return wrn.Record{}, nil
@@ -204,7 +205,7 @@ func (s *recordStore) read(rangeID uint64, key []byte) (wrn.Record, error) {
 	if err != nil {
 		return wrn.Record{}, err
 	}
-	rec, err := decodeRecord(raw)
+	rec, err := DecodeRecord(raw)
 	if err != nil {
 		return wrn.Record{}, fmt.Errorf("range %d key %q: %w", rangeID, store.Abbreviate(key), err)
 	}
@@ -213,7 +214,7 @@ func (s *recordStore) read(rangeID uint64, key []byte) (wrn.Record, error) {
 }
 
 // keyRecord is a key with its record.
-type keyRecord struct {
+type KeyRecord struct {
 	Key    []byte
 	Record wrn.Record
 }
@@ -221,16 +222,79 @@ type keyRecord struct {
 // scan returns up to limit records of range rangeID with prefix after
 // startAfter, in key order, tombstones included (they count toward limit:
 // the coordinator needs them to hide older values of other replicas).
-func (s *recordStore) scan(rangeID uint64, prefix, startAfter []byte, limit int) ([]keyRecord, error) {
-	var out []keyRecord
+func (s *Store) Scan(rangeID uint64, prefix, startAfter []byte, limit int) ([]KeyRecord, error) {
+	var out []KeyRecord
 	err := store.EachData(s.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
-		rec, err := decodeRecord(raw)
+		rec, err := DecodeRecord(raw)
 		if err != nil {
 			return false, fmt.Errorf("range %d key %q: %w", rangeID, store.Abbreviate(key), err)
 		}
 		rec.Value = bytes.Clone(rec.Value)
-		out = append(out, keyRecord{Key: bytes.Clone(key), Record: rec})
+		out = append(out, KeyRecord{Key: bytes.Clone(key), Record: rec})
 		return len(out) < limit, nil
 	})
 	return out, err
+}
+
+// stepAcceptor runs key's acceptor (see stepLocalCAS) under the key's
+// stripe of casLocks, which purge takes too: a Promise's record and
+// accepted value are read together, never between a purge's delete of the
+// tombstone and its clearing of the accepted value.
+func (s *Store) StepAcceptor(self, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
+	mu := s.casStripe(rangeID, key)
+	mu.Lock()
+	defer mu.Unlock()
+	sk := storage.CASStateKey(rangeID, key)
+	st, err := s.AcceptorState(rangeID, key)
+	if err != nil {
+		return paxos.BasicMessage{}, err
+	}
+	m.To = self
+	rd := paxos.NewAcceptor(self, st).Step(m)
+	if rd.Persist {
+		b := s.db.NewBatch()
+		defer b.Close()
+		if err := b.Set(sk, rd.State.Marshal()); err != nil {
+			return paxos.BasicMessage{}, err
+		}
+		if err := b.Commit(true /* sync: a reply is a promise */); err != nil {
+			return paxos.BasicMessage{}, err
+		}
+	}
+	if len(rd.Messages) != 1 {
+		return paxos.BasicMessage{}, fmt.Errorf("acceptor answered %d messages to %v", len(rd.Messages), m.Type)
+	}
+	reply := rd.Messages[0]
+	if reply.Type == paxos.BasicPromise {
+		rec, err := s.Read(rangeID, key)
+		if err != nil {
+			return paxos.BasicMessage{}, err
+		}
+		reply.Value = encodePromise(reply.Value, rec)
+	}
+	return reply, nil
+}
+
+// acceptorState reads key's acceptor state in range rangeID (the zero
+// state if none).
+func (s *Store) AcceptorState(rangeID uint64, key []byte) (paxos.AcceptorState, error) {
+	var st paxos.AcceptorState
+	raw, err := s.db.Get(storage.CASStateKey(rangeID, key))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return st, nil
+	case err != nil:
+		return st, err
+	}
+	if err := st.Unmarshal(raw); err != nil {
+		return st, fmt.Errorf("%w: range %d key %q: %v", codec.ErrCorrupt, rangeID, store.Abbreviate(key), err)
+	}
+	return st, nil
+}
+
+// casLocks serialize the acceptor steps of one key on a replica.
+type casLocks [recordLockStripes]sync.Mutex
+
+func (s *Store) casStripe(rangeID uint64, key []byte) *sync.Mutex {
+	return &s.casLocks[stripeIndex(rangeID, key)]
 }

@@ -1,4 +1,4 @@
-package kv
+package records
 
 import (
 	"crypto/sha256"
@@ -27,29 +27,29 @@ import (
 // six clients on three keys does about 100 swaps a second per key, and a
 // contended swap may take a second); too high costs that much on every
 // swap of a hot key (256: about 3.3 KiB).
-const casHistoryLen = 256
+const CASHistoryLen = 256
 
 // casID names one compare-and-swap request: a hash of its idempotency
 // key, or random for a request without one. 64 bits: an accidental
 // collision among a key's casHistoryLen entries is about 2^-56 likely,
 // and the keys the Go client makes are random, so another client's key
 // cannot be aimed at.
-type casID [8]byte
+type CASID [8]byte
 
 // casIDOf returns the ID of a request with idempotency key k (not empty):
 // a hash, so that entries are small whatever the key's length (up to
 // MaxIdempotencyKeyBytes).
-func casIDOf(k []byte) casID {
+func CASIDOf(k []byte) CASID {
 	sum := sha256.Sum256(k)
-	var id casID
+	var id CASID
 	copy(id[:], sum[:])
 	return id
 }
 
 // casEntry is one swap in a register's history.
 type casEntry struct {
-	id      casID
-	version wrn.Version // of the record the swap wrote
+	id      CASID
+	Version wrn.Version // of the record the swap wrote
 }
 
 // casValue is the value of a key's register: the key's record as the
@@ -59,10 +59,10 @@ type casEntry struct {
 // latest swaps, oldest first (hist[len-1] is the one at seq). A register
 // chosen again with a newer record than its own (a plain write that the
 // proposal saw) keeps seq and hist: that was no swap.
-type casValue struct {
-	rec  wrn.Record
-	seq  uint64
-	hist []casEntry
+type CASValue struct {
+	Rec  wrn.Record
+	Seq  uint64
+	Hist []casEntry
 }
 
 // casValueFormatV2 starts an encoded casValue. Format 1 (recordFormatV1)
@@ -74,43 +74,43 @@ const casValueFormatV2 byte = 2
 // each entry's ID and version: the wall time as a signed delta from the
 // previous entry's (from 0 for the first), the logical counter and the
 // node as uvarints.
-func encodeCASValue(v casValue) []byte {
-	e := codec.Enc{Buf: make([]byte, 0, 48+len(v.rec.Value)+len(v.hist)*16)}
+func EncodeCASValue(v CASValue) []byte {
+	e := codec.Enc{Buf: make([]byte, 0, 48+len(v.Rec.Value)+len(v.Hist)*16)}
 	e.Byte(casValueFormatV2)
-	e.Uint(v.seq)
-	if v.rec.Version.IsZero() {
+	e.Uint(v.Seq)
+	if v.Rec.Version.IsZero() {
 		e.Bytes(nil) // no record: the key is absent, and was never deleted
 	} else {
-		e.Bytes(encodeRecord(v.rec))
+		e.Bytes(EncodeRecord(v.Rec))
 	}
-	e.Uint(uint64(len(v.hist)))
+	e.Uint(uint64(len(v.Hist)))
 	var wall int64
-	for _, h := range v.hist {
+	for _, h := range v.Hist {
 		e.Buf = append(e.Buf, h.id[:]...)
-		e.Buf = binary.AppendVarint(e.Buf, h.version.Timestamp.WallTime-wall)
-		wall = h.version.Timestamp.WallTime
-		e.Uint(uint64(h.version.Timestamp.Logical))
-		e.Uint(h.version.Node)
+		e.Buf = binary.AppendVarint(e.Buf, h.Version.Timestamp.WallTime-wall)
+		wall = h.Version.Timestamp.WallTime
+		e.Uint(uint64(h.Version.Timestamp.Logical))
+		e.Uint(h.Version.Node)
 	}
 	return e.Buf
 }
 
 // decodeCASValue reads what encodeCASValue wrote, or a bare record. The
 // record's value aliases b.
-func decodeCASValue(b []byte) (casValue, error) {
+func DecodeCASValue(b []byte) (CASValue, error) {
 	if len(b) > 0 && b[0] == recordFormatV1 {
-		rec, err := decodeRecord(b)
-		return casValue{rec: rec}, err
+		rec, err := DecodeRecord(b)
+		return CASValue{Rec: rec}, err
 	}
 	d := codec.Dec{Buf: b}
 	if f := d.Byte(); d.Err == nil && f != casValueFormatV2 {
-		return casValue{}, fmt.Errorf("%w: compare-and-swap value format %d", codec.ErrCorrupt, f)
+		return CASValue{}, fmt.Errorf("%w: compare-and-swap value format %d", codec.ErrCorrupt, f)
 	}
-	var v casValue
-	v.seq = d.Uint()
+	var v CASValue
+	v.Seq = d.Uint()
 	raw := d.Bytes()
 	n := d.Uint()
-	if n > casHistoryLen || n > v.seq {
+	if n > CASHistoryLen || n > v.Seq {
 		d.Fail("history length")
 	}
 	var wall int64
@@ -129,32 +129,32 @@ func decodeCASValue(b []byte) (casValue, error) {
 		}
 		d.Buf = d.Buf[k:]
 		wall += delta
-		h.version.Timestamp.WallTime = wall
+		h.Version.Timestamp.WallTime = wall
 		logical := d.Uint()
 		if logical > uint64(^uint32(0)) {
 			d.Fail("logical counter")
 		}
-		h.version.Timestamp.Logical = uint32(logical)
-		h.version.Node = d.Uint()
-		v.hist = append(v.hist, h)
+		h.Version.Timestamp.Logical = uint32(logical)
+		h.Version.Node = d.Uint()
+		v.Hist = append(v.Hist, h)
 	}
 	if err := d.Done(); err != nil {
-		return casValue{}, err
+		return CASValue{}, err
 	}
 	if len(raw) == 0 {
 		return v, nil
 	}
-	rec, err := decodeRecord(raw)
+	rec, err := DecodeRecord(raw)
 	if err != nil {
-		return casValue{}, err
+		return CASValue{}, err
 	}
-	v.rec = rec
+	v.Rec = rec
 	return v, nil
 }
 
 // find returns the entry of request id, if the history still holds it.
-func (v casValue) find(id casID) (casEntry, bool) {
-	for _, h := range v.hist {
+func (v CASValue) Find(id CASID) (casEntry, bool) {
+	for _, h := range v.Hist {
 		if h.id == id {
 			return h, true
 		}
@@ -165,21 +165,21 @@ func (v casValue) find(id casID) (casEntry, bool) {
 // covers says whether a swap proposed at position seq would be in the
 // history if it had been chosen: it is not older than the oldest entry
 // (or not chosen yet at all, past the latest).
-func (v casValue) covers(seq uint64) bool {
-	return seq+uint64(len(v.hist)) > v.seq
+func (v CASValue) Covers(seq uint64) bool {
+	return seq+uint64(len(v.Hist)) > v.Seq
 }
 
 // next is the register after a swap by request id to rec: one position
 // on, id's entry added, the oldest dropped past casHistoryLen.
-func (v casValue) next(rec wrn.Record, id casID) casValue {
-	hist := make([]casEntry, 0, casHistoryLen)
-	if len(v.hist) >= casHistoryLen {
-		hist = append(hist, v.hist[len(v.hist)-casHistoryLen+1:]...)
+func (v CASValue) Next(rec wrn.Record, id CASID) CASValue {
+	hist := make([]casEntry, 0, CASHistoryLen)
+	if len(v.Hist) >= CASHistoryLen {
+		hist = append(hist, v.Hist[len(v.Hist)-CASHistoryLen+1:]...)
 	} else {
-		hist = append(hist, v.hist...)
+		hist = append(hist, v.Hist...)
 	}
-	hist = append(hist, casEntry{id: id, version: rec.Version})
-	return casValue{rec: rec, seq: v.seq + 1, hist: hist}
+	hist = append(hist, casEntry{id: id, Version: rec.Version})
+	return CASValue{Rec: rec, Seq: v.Seq + 1, Hist: hist}
 }
 
 // casPromiseFormat starts a Promise's value as an acceptor of this node
@@ -200,13 +200,13 @@ func encodePromise(accepted []byte, rec wrn.Record) []byte {
 	if rec.Version.IsZero() {
 		e.Bytes(nil)
 	} else {
-		e.Bytes(encodeRecord(rec))
+		e.Bytes(EncodeRecord(rec))
 	}
 	return e.Buf
 }
 
 // decodePromise reads what encodePromise wrote. Both results alias b.
-func decodePromise(b []byte) ([]byte, wrn.Record, error) {
+func DecodePromise(b []byte) ([]byte, wrn.Record, error) {
 	d := codec.Dec{Buf: b}
 	if f := d.Byte(); d.Err == nil && f != casPromiseFormat {
 		return nil, wrn.Record{}, fmt.Errorf("%w: compare-and-swap promise format %d", codec.ErrCorrupt, f)
@@ -219,6 +219,6 @@ func decodePromise(b []byte) ([]byte, wrn.Record, error) {
 	if len(raw) == 0 {
 		return accepted, wrn.Record{}, nil
 	}
-	rec, err := decodeRecord(raw)
+	rec, err := DecodeRecord(raw)
 	return accepted, rec, err
 }

@@ -1,8 +1,9 @@
-package kv
+package records
 
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"testing"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -25,7 +26,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{Version: ver(5, ^uint32(0), ^uint64(0)), Value: nil},
 		{Version: ver(-1, 0, 1), Value: []byte("before the epoch")},
 	} {
-		got, err := decodeRecord(encodeRecord(rec))
+		got, err := DecodeRecord(EncodeRecord(rec))
 		if err != nil {
 			t.Fatalf("%+v: %v", rec, err)
 		}
@@ -36,16 +37,16 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestRecordDecodeRefuses(t *testing.T) {
-	good := encodeRecord(wrn.Record{Version: ver(1, 0, 1), Value: []byte("v")})
+	good := EncodeRecord(wrn.Record{Version: ver(1, 0, 1), Value: []byte("v")})
 	for name, b := range map[string][]byte{
 		"empty":      nil,
 		"format":     append([]byte{9}, good[1:]...),
 		"truncated":  good[:len(good)-1],
 		"trailing":   append(bytes.Clone(good), 0),
-		"no version": encodeRecord(wrn.Record{Value: []byte("v")}),
+		"no version": EncodeRecord(wrn.Record{Value: []byte("v")}),
 		"flags":      {recordFormatV1, 1, 0, 1, 0x80},
 	} {
-		if _, err := decodeRecord(b); !errors.Is(err, codec.ErrCorrupt) {
+		if _, err := DecodeRecord(b); !errors.Is(err, codec.ErrCorrupt) {
 			t.Errorf("%s: err = %v, want ErrCorrupt", name, err)
 		}
 	}
@@ -54,14 +55,14 @@ func TestRecordDecodeRefuses(t *testing.T) {
 // The replica store keeps the newest record: an older or equal version
 // changes nothing, a tombstone wins over older values, reads see it.
 func TestRecordStoreLastWriterWins(t *testing.T) {
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	db, err := storage.OpenMem(storage.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	s := newRecordStore(db)
+	s := NewStore(db)
 	key := []byte("k")
-	if rec, err := s.read(7, key); err != nil || !rec.Version.IsZero() {
+	if rec, err := s.Read(7, key); err != nil || !rec.Version.IsZero() {
 		t.Fatalf("empty store read %+v, %v", rec, err)
 	}
 	steps := []struct {
@@ -77,11 +78,11 @@ func TestRecordStoreLastWriterWins(t *testing.T) {
 		{wrn.Record{Version: ver(10, 9, 3), Value: []byte("late")}, false, ""},
 	}
 	for i, st := range steps {
-		applied, _, err := s.write(7, key, st.rec)
+		applied, _, err := s.Write(7, key, st.rec)
 		if err != nil || applied != st.applied {
 			t.Fatalf("step %d: applied %v, %v; want %v", i, applied, err, st.applied)
 		}
-		got, err := s.read(7, key)
+		got, err := s.Read(7, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,19 +90,19 @@ func TestRecordStoreLastWriterWins(t *testing.T) {
 			t.Fatalf("step %d: stored %+v, want %q", i, got, st.want)
 		}
 	}
-	if _, _, err := s.write(7, key, wrn.Record{Value: []byte("x")}); !errors.Is(err, catalog.ErrInvalidArgument) {
+	if _, _, err := s.Write(7, key, wrn.Record{Value: []byte("x")}); !errors.Is(err, catalog.ErrInvalidArgument) {
 		t.Fatalf("a record without a version: %v", err)
 	}
 	// Another range's key of the same name is another record.
-	if rec, _ := s.read(8, key); !rec.Version.IsZero() {
+	if rec, _ := s.Read(8, key); !rec.Version.IsZero() {
 		t.Fatalf("range 8 sees range 7's record: %+v", rec)
 	}
 	for _, k := range []string{"k2", "k3", "a"} {
-		if _, _, err := s.write(7, []byte(k), wrn.Record{Version: ver(1, 0, 1), Value: []byte(k)}); err != nil {
+		if _, _, err := s.Write(7, []byte(k), wrn.Record{Version: ver(1, 0, 1), Value: []byte(k)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.scan(7, []byte("k"), []byte("k"), 10)
+	got, err := s.Scan(7, []byte("k"), []byte("k"), 10)
 	if err != nil || len(got) != 2 || string(got[0].Key) != "k2" || string(got[1].Key) != "k3" {
 		t.Fatalf("scan after k with prefix k: %+v, %v", got, err)
 	}
