@@ -66,18 +66,18 @@ const (
 
 // purgeHorizon is the wall time (Unix nanoseconds) before which
 // tombstones may be purged: now minus the tombstone grace.
-func (n *Node) purgeHorizon() int64 {
-	return n.hints.now() - int64(n.tombstoneGrace)
+func (c *Coordinator) purgeHorizon() int64 {
+	return c.hints.now() - int64(c.tombstoneGrace)
 }
 
 // rangeMerkle builds this replica's tree of range r at depth, leaving out
 // the tombstones older than horizon.
-func (n *Node) rangeMerkle(r *catalog.RangeDescriptor, depth int, horizon int64) (*wrn.Merkle, error) {
+func (c *Coordinator) rangeMerkle(r *catalog.RangeDescriptor, depth int, horizon int64) (*wrn.Merkle, error) {
 	m, err := wrn.NewMerkle(r.Span.Lo, r.Span.Hi, depth)
 	if err != nil {
 		return nil, err
 	}
-	err = n.eachRecord(r.ID, func(key []byte, rec wrn.Record) bool {
+	err = c.eachRecord(r.ID, func(key []byte, rec wrn.Record) bool {
 		if !rec.Tombstone || rec.Version.Timestamp.WallTime >= horizon {
 			m.Toggle(catalog.HashKey(key), wrn.EntryHash(key, rec.Version, rec.Tombstone))
 		}
@@ -89,8 +89,8 @@ func (n *Node) rangeMerkle(r *catalog.RangeDescriptor, depth int, horizon int64)
 // eachRecord calls f with every record of range rangeID on this replica,
 // in key order, until f returns false. The key and value alias the
 // iterator: f copies what it keeps.
-func (n *Node) eachRecord(rangeID uint64, f func(key []byte, rec wrn.Record) bool) error {
-	return store.EachData(n.db, rangeID, nil, nil, func(key, raw []byte) (bool, error) {
+func (c *Coordinator) eachRecord(rangeID uint64, f func(key []byte, rec wrn.Record) bool) error {
+	return store.EachData(c.db, rangeID, nil, nil, func(key, raw []byte) (bool, error) {
 		rec, err := records.DecodeRecord(raw)
 		if err != nil {
 			return false, fmt.Errorf("range %d key %q: %w", rangeID, store.Abbreviate(key), err)
@@ -101,12 +101,12 @@ func (n *Node) eachRecord(rangeID uint64, f func(key []byte, rec wrn.Record) boo
 
 // localMerkleLeaves returns the leaf hashes of this replica's tree of
 // eventual range rangeID.
-func (n *Node) localMerkleLeaves(rangeID uint64, depth int) ([]uint64, error) {
-	r, err := n.localEventualRange(rangeID)
+func (c *Coordinator) localMerkleLeaves(rangeID uint64, depth int) ([]uint64, error) {
+	r, err := c.localEventualRange(rangeID)
 	if err != nil {
 		return nil, err
 	}
-	m, err := n.rangeMerkle(r, depth, n.purgeHorizon())
+	m, err := c.rangeMerkle(r, depth, c.purgeHorizon())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", catalog.ErrInvalidArgument, err)
 	}
@@ -116,8 +116,8 @@ func (n *Node) localMerkleLeaves(rangeID uint64, depth int) ([]uint64, error) {
 // localLeafRecords returns up to limit records of eventual range rangeID
 // whose positions fall in leaves (of a tree of depth), and whether some
 // were left out.
-func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
-	r, err := n.localEventualRange(rangeID)
+func (c *Coordinator) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
+	r, err := c.localEventualRange(rangeID)
 	if err != nil {
 		return nil, false, err
 	}
@@ -131,7 +131,7 @@ func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limi
 	}
 	var out []records.KeyRecord
 	truncated := false
-	err = n.eachRecord(rangeID, func(key []byte, rec wrn.Record) bool {
+	err = c.eachRecord(rangeID, func(key []byte, rec wrn.Record) bool {
 		if !want[m.Leaf(catalog.HashKey(key))] {
 			return true
 		}
@@ -153,7 +153,7 @@ func (n *Node) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limi
 // other replica answered, the tombstones past the purge horizon in the
 // leaves that matched all of them are purged (see above).
 type antiEntropyRound struct {
-	n       *Node
+	n       *Coordinator
 	r       *catalog.RangeDescriptor
 	peers   []uint64 // the peers still to visit
 	purge   bool     // purge after the round (every other replica is in peers)
@@ -176,9 +176,9 @@ type antiEntropyResult struct {
 
 // startAntiEntropyRound runs a round of range r with peers; done is called
 // once at its end.
-func (n *Node) startAntiEntropyRound(r *catalog.RangeDescriptor, peers []uint64, purge bool, done func(antiEntropyResult)) {
-	rd := &antiEntropyRound{n: n, r: r, peers: peers, purge: purge, horizon: n.purgeHorizon(), done: done}
-	mine, err := n.rangeMerkle(r, antiEntropyDepth, rd.horizon)
+func (c *Coordinator) startAntiEntropyRound(r *catalog.RangeDescriptor, peers []uint64, purge bool, done func(antiEntropyResult)) {
+	rd := &antiEntropyRound{n: c, r: r, peers: peers, purge: purge, horizon: c.purgeHorizon(), done: done}
+	mine, err := c.rangeMerkle(r, antiEntropyDepth, rd.horizon)
 	if err != nil {
 		done(antiEntropyResult{err: err})
 		return
@@ -321,8 +321,8 @@ func (rd *antiEntropyRound) end() {
 
 // antiEntropyExchange runs a round of range r with peer alone (no
 // purge), waiting for it; it returns how many leaves differed.
-func (n *Node) antiEntropyExchange(ctx context.Context, r *catalog.RangeDescriptor, peer uint64) (int, error) {
-	res, err := await(ctx, func(done func(antiEntropyResult)) { n.startAntiEntropyRound(r, []uint64{peer}, false, done) },
+func (c *Coordinator) antiEntropyExchange(ctx context.Context, r *catalog.RangeDescriptor, peer uint64) (int, error) {
+	res, err := await(ctx, func(done func(antiEntropyResult)) { c.startAntiEntropyRound(r, []uint64{peer}, false, done) },
 		func() string { return fmt.Sprintf("anti-entropy of range %d with node %d", r.ID, peer) })
 	if err != nil {
 		return 0, err
@@ -337,9 +337,9 @@ func (n *Node) antiEntropyExchange(ctx context.Context, r *catalog.RangeDescript
 // tombstone is here (the value would have been in its tree and not in
 // ours). records.purge deletes a tombstone only if it is still the one
 // seen, so a write that came since is kept.
-func (n *Node) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merkle, matched []bool, horizon int64) (int, error) {
+func (c *Coordinator) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merkle, matched []bool, horizon int64) (int, error) {
 	var victims []records.KeyRecord
-	err := n.eachRecord(r.ID, func(key []byte, rec wrn.Record) bool {
+	err := c.eachRecord(r.ID, func(key []byte, rec wrn.Record) bool {
 		if rec.Tombstone && rec.Version.Timestamp.WallTime < horizon && matched[mine.Leaf(catalog.HashKey(key))] {
 			victims = append(victims, records.KeyRecord{Key: slices.Clone(key), Record: rec})
 		}
@@ -350,7 +350,7 @@ func (n *Node) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merkle, mat
 	}
 	purged := 0
 	for _, kr := range victims {
-		ok, err := n.records.Purge(r.ID, kr.Key, kr.Record.Version, n.evHooks.purgeKeepsAccepted)
+		ok, err := c.records.Purge(r.ID, kr.Key, kr.Record.Version, c.evHooks.purgeKeepsAccepted)
 		if err != nil {
 			return purged, err
 		}
@@ -359,7 +359,7 @@ func (n *Node) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merkle, mat
 		}
 	}
 	if purged > 0 {
-		n.store.Cfg.Metrics.TombstonesPurged.Add(float64(purged))
+		c.store.Cfg.Metrics.TombstonesPurged.Add(float64(purged))
 	}
 	return purged, nil
 }
@@ -367,14 +367,14 @@ func (n *Node) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merkle, mat
 // antiEntropyStep is one step of the anti-entropy loop: unless a round
 // is under way, it starts one on the next of this node's eventual ranges
 // (round-robin).
-func (n *Node) antiEntropyStep() {
-	ae := &n.antiEntropy
+func (c *Coordinator) antiEntropyStep() {
+	ae := &c.antiEntropy
 	ae.mu.Lock()
 	if ae.mu.busy {
 		ae.mu.Unlock()
 		return
 	}
-	ranges := n.localEventualRanges()
+	ranges := c.localEventualRanges()
 	if len(ranges) == 0 {
 		ae.mu.Unlock()
 		return
@@ -386,16 +386,16 @@ func (n *Node) antiEntropyStep() {
 	// The other replicas that gossip sees alive; tombstones are purged
 	// only in a round that reached all of them.
 	var peers []uint64
-	cat := n.store.Catalog()
+	cat := c.store.Catalog()
 	for _, rep := range r.Replicas {
-		if nd, ok := cat.Nodes[rep.NodeID]; ok && rep.NodeID != n.store.NodeID() && n.alive(nd) {
+		if nd, ok := cat.Nodes[rep.NodeID]; ok && rep.NodeID != c.store.NodeID() && c.alive(nd) {
 			peers = append(peers, rep.NodeID)
 		}
 	}
 	all := len(peers) == len(r.Replicas)-1
-	n.startAntiEntropyRound(r, peers, all, func(res antiEntropyResult) {
+	c.startAntiEntropyRound(r, peers, all, func(res antiEntropyResult) {
 		if res.err != nil {
-			n.store.Logger.Debug("anti-entropy round failed", "range", r.ID, "err", res.err)
+			c.store.Logger.Debug("anti-entropy round failed", "range", r.ID, "err", res.err)
 		}
 		ae.mu.Lock()
 		ae.mu.busy = false
@@ -405,9 +405,9 @@ func (n *Node) antiEntropyStep() {
 
 // localEventualRanges lists the eventual ranges with a replica here, in
 // keyspace and range order.
-func (n *Node) localEventualRanges() []*catalog.RangeDescriptor {
-	cat := n.store.Catalog()
-	self := n.store.NodeID()
+func (c *Coordinator) localEventualRanges() []*catalog.RangeDescriptor {
+	cat := c.store.Catalog()
+	self := c.store.NodeID()
 	var out []*catalog.RangeDescriptor
 	for _, name := range slices.Sorted(maps.Keys(cat.Keyspaces)) {
 		if cat.Keyspaces[name].Mode != catalog.ModeEventual {
@@ -434,9 +434,9 @@ type antiEntropyState struct {
 // StartAntiEntropy starts the node's anti-entropy loop: one round every
 // interval (0 means DefaultAntiEntropyInterval), visiting its eventual
 // ranges in turn. Close stops it.
-func (n *Node) StartAntiEntropy(interval time.Duration) {
+func (c *Coordinator) StartAntiEntropy(interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultAntiEntropyInterval
 	}
-	n.loops.every(interval, n.antiEntropyStep)
+	c.loops.every(interval, c.antiEntropyStep)
 }

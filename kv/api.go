@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/metrics"
@@ -37,37 +39,6 @@ var (
 	_ quorumkvv1connect.AdminHandler = (*apiServer)(nil)
 )
 
-// connectCode maps the node's errors to Connect codes (SPEC.md "Errors").
-func connectCode(err error) connect.Code {
-	var cerr *connect.Error
-	if errors.As(err, &cerr) {
-		return cerr.Code() // an answer forwarded from another node
-	}
-	switch {
-	case errors.Is(err, catalog.ErrInvalidArgument):
-		return connect.CodeInvalidArgument
-	case errors.Is(err, catalog.ErrLimit):
-		return connect.CodeResourceExhausted
-	case errors.Is(err, catalog.ErrNoKeyspace), errors.Is(err, ErrKeyNotFound):
-		return connect.CodeNotFound
-	case errors.Is(err, catalog.ErrExists):
-		return connect.CodeAlreadyExists
-	case errors.Is(err, store.ErrConditionFailed), errors.Is(err, catalog.ErrNotEnoughNodes):
-		return connect.CodeFailedPrecondition
-	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrStopped):
-		return connect.CodeUnavailable
-	case errors.Is(err, ErrNotServed):
-		return connect.CodeUnimplemented
-	case errors.Is(err, store.ErrOutcomeUnknown):
-		return connect.CodeUnknown
-	case errors.Is(err, context.DeadlineExceeded):
-		return connect.CodeDeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return connect.CodeCanceled
-	}
-	return connect.CodeInternal
-}
-
 func toConnect(err error) error {
 	if err == nil {
 		return nil
@@ -76,7 +47,7 @@ func toConnect(err error) error {
 	if errors.As(err, &cerr) {
 		return err
 	}
-	cerr = connect.NewError(connectCode(err), err)
+	cerr = connect.NewError(transport.ConnectCode(err), err)
 	if what := notFoundWhat(err); what != "" {
 		cerr.Meta().Set(NotFoundHeader, what)
 	}
@@ -99,7 +70,7 @@ func notFoundWhat(err error) string {
 	switch {
 	case errors.Is(err, catalog.ErrNoKeyspace):
 		return "keyspace"
-	case errors.Is(err, ErrKeyNotFound):
+	case errors.Is(err, catalog.ErrKeyNotFound):
 		return "key"
 	}
 	var cerr *connect.Error
@@ -150,7 +121,7 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 	for {
 		resp, servedBy, next, err := forwardOnce(ctx, a, req, keyspace, key, local, rpc)
 		switch {
-		case next == attemptDone && (err == nil || uncertain == nil || !errors.Is(err, store.ErrUnavailable) && connectCode(err) != connect.CodeUnavailable):
+		case next == attemptDone && (err == nil || uncertain == nil || !errors.Is(err, store.ErrUnavailable) && transport.ConnectCode(err) != connect.CodeUnavailable):
 			return resp, servedBy, err
 		case next == attemptDone:
 			// Nothing was written by this attempt, but an earlier one may
@@ -399,7 +370,7 @@ func routed[T any](a *apiServer, resp *connect.Response[T], keyspace string, key
 func (a *apiServer) observe(keyspace, op string, start time.Time, err error) {
 	result := "ok"
 	if err != nil {
-		result = connectCode(err).String()
+		result = transport.ConnectCode(err).String()
 	}
 	mode := "unknown"
 	if ks, ok := a.node.store.Catalog().Keyspaces[keyspace]; ok {

@@ -59,28 +59,28 @@ func formatRecordVersion(v wrn.Version) string {
 // time); it tells the clock guard that this node's clock may be behind
 // (eventual_clock.go, rule 3). The record still counts, as last writer
 // wins demands.
-func (n *Node) observeVersion(v wrn.Version) {
-	if err := n.advanceClockPast(v); err != nil {
-		n.store.Logger.Debug("not following a version's clock", "version", v, "err", err)
+func (c *Coordinator) observeVersion(v wrn.Version) {
+	if err := c.advanceClockPast(v); err != nil {
+		c.store.Logger.Debug("not following a version's clock", "version", v, "err", err)
 	}
 }
 
 // advanceClockPast moves the clock past v, so that its next reading is
 // greater than v, or says why it cannot.
-func (n *Node) advanceClockPast(v wrn.Version) error {
+func (c *Coordinator) advanceClockPast(v wrn.Version) error {
 	if v.IsZero() {
 		return nil
 	}
-	_, err := n.clock.Update(v.Timestamp)
-	if errors.Is(err, wrn.ErrClockOffset) && !n.clockGuard.sawAhead(v.Timestamp.WallTime) {
-		n.store.Logger.Warn("a version far ahead of this node's clock: corrupt, or a clock badly off", "version", v)
+	_, err := c.clock.Update(v.Timestamp)
+	if errors.Is(err, wrn.ErrClockOffset) && !c.clockGuard.sawAhead(v.Timestamp.WallTime) {
+		c.store.Logger.Warn("a version far ahead of this node's clock: corrupt, or a clock badly off", "version", v)
 	}
 	return err
 }
 
 // eventualQuorums returns the write and read quorums of range r of
 // eventual keyspace ks for a request overriding them with q.
-func (n *Node) eventualQuorums(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, q catalog.QuorumOverride) (wrn.Quorums, error) {
+func (c *Coordinator) eventualQuorums(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, q catalog.QuorumOverride) (wrn.Quorums, error) {
 	ids := make([]uint64, len(r.Replicas))
 	for i, rep := range r.Replicas {
 		ids[i] = rep.NodeID
@@ -135,9 +135,9 @@ func (n *Node) eventualQuorums(ks catalog.KeyspaceDescriptor, r *catalog.RangeDe
 //   - ErrOutcomeUnknown: W was not met, but some replica stored the
 //     write, may have (it did not answer in time), or a hint holds it for
 //     one: reads may see it, and hints and anti-entropy spread it.
-func (n *Node) writeEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record,
+func (c *Coordinator) writeEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record,
 	q catalog.QuorumOverride) (wrn.Version, bool, error) {
-	op, err := n.newEventualWrite(ks, r, key, rec, q)
+	op, err := c.newEventualWrite(ks, r, key, rec, q)
 	if err != nil {
 		return wrn.Version{}, false, err
 	}
@@ -151,24 +151,24 @@ func (n *Node) writeEventual(ctx context.Context, ks catalog.KeyspaceDescriptor,
 // newEventualWrite is writeEventual's operation, not started yet: rec
 // versioned by this node's clock, to be written with the quorums of ks
 // overridden by q. It refuses a write that cannot meet W (checkWritable).
-func (n *Node) newEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record, q catalog.QuorumOverride) (*writeOp, error) {
-	qs, err := n.eventualQuorums(ks, r, q)
+func (c *Coordinator) newEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record, q catalog.QuorumOverride) (*writeOp, error) {
+	qs, err := c.eventualQuorums(ks, r, q)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.checkWritable(ks, r, qs, "a write"); err != nil {
+	if err := c.checkWritable(ks, r, qs, "a write"); err != nil {
 		return nil, err
 	}
-	rec, at, err := n.stamp(rec)
+	rec, at, err := c.stamp(rec)
 	if err != nil {
 		return nil, err
 	}
-	op := n.newWriteOp(ks, r, qs, key, rec)
+	op := c.newWriteOp(ks, r, qs, key, rec)
 	op.stamped, op.own = at, true
-	op.guarded = !n.clockGuard.trusted(at)
-	if op.guarded && !n.otherReplicaAlive(r) {
+	op.guarded = !c.clockGuard.trusted(at)
+	if op.guarded && !c.otherReplicaAlive(r) {
 		// Its own replica would wait for another's acceptance forever.
-		n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		return nil, fmt.Errorf("%w: keyspace %s range %d: this node's clock was not confirmed by another replica within %v, "+
 			"and gossip sees no other replica of the range alive to confirm it; nothing was written", store.ErrUnavailable, ks.Name, r.ID, clockTrustWindow)
 	}
@@ -178,13 +178,13 @@ func (n *Node) newEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog.RangeD
 // otherReplicaAlive says whether r has a replica on another node, or
 // none here, that gossip sees alive: one that can take a version before
 // this node's own replica does (eventual_clock.go, rule 2).
-func (n *Node) otherReplicaAlive(r *catalog.RangeDescriptor) bool {
-	self := n.store.NodeID()
+func (c *Coordinator) otherReplicaAlive(r *catalog.RangeDescriptor) bool {
+	self := c.store.NodeID()
 	if !r.HasReplica(self) || len(r.Replicas) == 1 {
 		return true
 	}
 	for _, rep := range r.Replicas {
-		if rep.NodeID != self && n.replicaAlive(rep.NodeID) {
+		if rep.NodeID != self && c.replicaAlive(rep.NodeID) {
 			return true
 		}
 	}
@@ -197,26 +197,26 @@ func (n *Node) otherReplicaAlive(r *catalog.RangeDescriptor) bool {
 // clock (eventual_clock.go, rule 3): the physical clock was stepped back
 // behind versions this node already stamped, and every replica, its own
 // included, would refuse the version.
-func (n *Node) stamp(rec wrn.Record) (wrn.Record, clockReading, error) {
-	ts, err := n.clock.Now()
+func (c *Coordinator) stamp(rec wrn.Record) (wrn.Record, clockReading, error) {
+	ts, err := c.clock.Now()
 	if err != nil {
 		return wrn.Record{}, clockReading{}, err
 	}
-	if err := n.clockGuard.runAhead(ts.WallTime); err != nil {
-		n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+	if err := c.clockGuard.runAhead(ts.WallTime); err != nil {
+		c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		return wrn.Record{}, clockReading{}, err
 	}
-	rec.Version = wrn.Version{Timestamp: ts, Node: n.store.NodeID()}
-	return rec, n.clockGuard.reading(ts.WallTime), nil
+	rec.Version = wrn.Version{Timestamp: ts, Node: c.store.NodeID()}
+	return rec, c.clockGuard.reading(ts.WallTime), nil
 }
 
 // replicaAlive says whether gossip sees node id alive (this node always).
-func (n *Node) replicaAlive(id uint64) bool {
-	if id == n.store.NodeID() {
+func (c *Coordinator) replicaAlive(id uint64) bool {
+	if id == c.store.NodeID() {
 		return true
 	}
-	nd, ok := n.store.Catalog().Nodes[id]
-	return ok && n.alive(nd)
+	nd, ok := c.store.Catalog().Nodes[id]
+	return ok && c.alive(nd)
 }
 
 // checkWritable refuses, before anything is sent, a write coordinated
@@ -224,26 +224,26 @@ func (n *Node) replicaAlive(id uint64) bool {
 // (eventual_clock.go, rule 3), or gossip sees too few of r's replicas
 // alive. what names the write, for the error. A sloppy keyspace counts
 // hints toward W, so only its clock is checked.
-func (n *Node) checkWritable(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, what string) error {
-	if err := n.coordinatorClockErr(); err != nil {
+func (c *Coordinator) checkWritable(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, what string) error {
+	if err := c.coordinatorClockErr(); err != nil {
 		return err
 	}
 	if ks.SloppyQuorum {
 		return nil
 	}
-	return n.checkAlive(ks, r, qs.NewWrite(false), what, qs.WriteSets())
+	return c.checkAlive(ks, r, qs.NewWrite(false), what, qs.WriteSets())
 }
 
 // checkAlive refuses a request whose tracker tr (fresh) fails with the
 // replicas gossip sees down: sets names the quorums it needs. The error
 // is a NoQuorumError, so that clients try the other nodes once and then
 // give up at once rather than wait for their deadline.
-func (n *Node) checkAlive(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, tr interface {
+func (c *Coordinator) checkAlive(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, tr interface {
 	Ack(uint64)
 	Fail(uint64, string)
 	State() wrn.State
 }, what, sets string) error {
-	cat := n.store.Catalog()
+	cat := c.store.Catalog()
 	name := func(id uint64) string {
 		if nd, ok := cat.Nodes[id]; ok {
 			return nd.Name
@@ -252,7 +252,7 @@ func (n *Node) checkAlive(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescrip
 	}
 	nq := &store.NoQuorumError{RangeID: r.ID, Phase: quorum.Phase2, Need: sets}
 	for _, rep := range r.Replicas {
-		if n.replicaAlive(rep.NodeID) {
+		if c.replicaAlive(rep.NodeID) {
 			tr.Ack(rep.NodeID)
 			nq.Heard = append(nq.Heard, name(rep.NodeID))
 		} else {
@@ -275,7 +275,7 @@ func (n *Node) checkAlive(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescrip
 // refused the write definitely (refused) does not: it would refuse the
 // hint too.
 type writeOp struct {
-	n   *Node
+	n   *Coordinator
 	ks  catalog.KeyspaceDescriptor
 	r   *catalog.RangeDescriptor
 	key []byte
@@ -312,8 +312,8 @@ type writeResult struct {
 	err     error
 }
 
-func (n *Node) newWriteOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, key []byte, rec wrn.Record) *writeOp {
-	o := &writeOp{n: n, ks: ks, r: r, key: key, rec: rec}
+func (c *Coordinator) newWriteOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, key []byte, rec wrn.Record) *writeOp {
+	o := &writeOp{n: c, ks: ks, r: r, key: key, rec: rec}
 	o.mu.tr = qs.NewWrite(ks.SloppyQuorum)
 	return o
 }
@@ -464,8 +464,8 @@ func (o *writeOp) progress() string {
 // readEventual asks every replica of r for key's record and returns the
 // newest once R answered (the zero Record if none holds the key); see
 // readOp.
-func (n *Node) readEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (wrn.Record, error) {
-	op, err := n.newEventualRead(ks, r, key, q)
+func (c *Coordinator) readEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (wrn.Record, error) {
+	op, err := c.newEventualRead(ks, r, key, q)
 	if err != nil {
 		return wrn.Record{}, err
 	}
@@ -477,12 +477,12 @@ func (n *Node) readEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, 
 }
 
 // newEventualRead is readEventual's operation, not started yet.
-func (n *Node) newEventualRead(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (*readOp, error) {
-	qs, err := n.eventualQuorums(ks, r, q)
+func (c *Coordinator) newEventualRead(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (*readOp, error) {
+	qs, err := c.eventualQuorums(ks, r, q)
 	if err != nil {
 		return nil, err
 	}
-	op := n.newReadOp(ks, r, qs, key)
+	op := c.newReadOp(ks, r, qs, key)
 	op.measured = true
 	return op, nil
 }
@@ -500,7 +500,7 @@ func (n *Node) newEventualRead(ks catalog.KeyspaceDescriptor, r *catalog.RangeDe
 // it. A replica that never answers within the replica timeout cannot make
 // the read stale, so under faults the measured rate is a lower bound.
 type readOp struct {
-	n   *Node
+	n   *Coordinator
 	ks  catalog.KeyspaceDescriptor
 	r   *catalog.RangeDescriptor
 	key []byte
@@ -530,8 +530,8 @@ type readResult struct {
 	err error
 }
 
-func (n *Node) newReadOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, key []byte) *readOp {
-	o := &readOp{n: n, ks: ks, r: r, key: key}
+func (c *Coordinator) newReadOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, key []byte) *readOp {
+	o := &readOp{n: c, ks: ks, r: r, key: key}
 	o.mu.tr = qs.NewRead()
 	o.mu.answers = map[uint64]wrn.Record{}
 	return o
@@ -652,21 +652,21 @@ func (o *readOp) progress() string {
 // read saw, in the background, at most maxRepairs in flight on the node;
 // a repair that finds no free slot is dropped (and counted), left to a
 // later read or to anti-entropy.
-func (n *Node) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale []uint64) {
-	repairs := n.store.Cfg.Metrics.ReadRepairs
+func (c *Coordinator) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale []uint64) {
+	repairs := c.store.Cfg.Metrics.ReadRepairs
 	req := replicaRequest{kind: reqWrite, rangeID: rangeID, key: key, rec: winner}
 	for _, to := range stale {
 		select {
-		case n.repairSlots <- struct{}{}:
+		case c.repairSlots <- struct{}{}:
 		default:
 			repairs.WithLabelValues("dropped").Inc()
 			continue
 		}
-		n.net.call(to, req, func(a replicaAnswer) {
-			<-n.repairSlots
+		c.net.call(to, req, func(a replicaAnswer) {
+			<-c.repairSlots
 			if a.err != nil {
 				repairs.WithLabelValues("failed").Inc()
-				n.store.Logger.Debug("read repair failed", "range", rangeID, "node", to, "err", a.err)
+				c.store.Logger.Debug("read repair failed", "range", rangeID, "node", to, "err", a.err)
 				return
 			}
 			repairs.WithLabelValues("ok").Inc()
@@ -674,24 +674,24 @@ func (n *Node) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale [
 	}
 }
 
-// Close stops the hint replay and anti-entropy loops, then waits for the
-// node's background work to finish: read repairs, replays and exchanges
+// close stops the hint replay and anti-entropy loops, then waits for
+// the background work to finish: read repairs, replays and exchanges
 // under way, and replica requests of eventual writes and reads that
-// outlived their request (each bounded by the replica timeout). Close the
-// store after. It may be called more than once.
-func (n *Node) Close() {
-	n.loops.close()
-	n.inflight.Wait()
-	n.recordStreams.Close()
+// outlived their request (each bounded by the replica timeout). It may be
+// called more than once.
+func (c *Coordinator) close() {
+	c.loops.close()
+	c.inflight.Wait()
+	c.recordStreams.Close()
 }
 
 // lookup finds keyspace's descriptor and the range of key, whatever the
 // keyspace's mode.
-func (n *Node) lookup(keyspace string, key []byte) (catalog.KeyspaceDescriptor, *catalog.RangeDescriptor, error) {
-	if err := n.limits.CheckKey(key); err != nil {
+func (c *Coordinator) lookup(keyspace string, key []byte) (catalog.KeyspaceDescriptor, *catalog.RangeDescriptor, error) {
+	if err := c.limits.CheckKey(key); err != nil {
 		return catalog.KeyspaceDescriptor{}, nil, err
 	}
-	cat := n.store.Catalog()
+	cat := c.store.Catalog()
 	ks, ok := cat.Keyspaces[keyspace]
 	if !ok {
 		if err := catalog.CheckKeyspaceName(keyspace); err != nil {
@@ -705,10 +705,10 @@ func (n *Node) lookup(keyspace string, key []byte) (catalog.KeyspaceDescriptor, 
 
 // scanEventual scans an eventual keyspace: per range, the records of at
 // least R replicas merged (newest wins), tombstones hidden.
-func (n *Node) scanEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, bool, error) {
+func (c *Coordinator) scanEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, bool, error) {
 	var all []catalog.KeyValue
-	for _, r := range n.store.Catalog().Ranges[ks.Name] {
-		kvs, err := n.scanEventualRange(ctx, ks, r, prefix, startAfter, limit+1)
+	for _, r := range c.store.Catalog().Ranges[ks.Name] {
+		kvs, err := c.scanEventualRange(ctx, ks, r, prefix, startAfter, limit+1)
 		if err != nil {
 			return nil, false, err
 		}
@@ -722,15 +722,15 @@ func (n *Node) scanEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, 
 // startAfter. Each round merges one page of records from a read quorum of
 // replicas; tombstones are hidden, so it pages on until it has limit live
 // keys or the replicas have no more.
-func (n *Node) scanEventualRange(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
-	qs, err := n.eventualQuorums(ks, r, catalog.QuorumOverride{})
+func (c *Coordinator) scanEventualRange(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
+	qs, err := c.eventualQuorums(ks, r, catalog.QuorumOverride{})
 	if err != nil {
 		return nil, err
 	}
 	var out []catalog.KeyValue
 	after := startAfter
 	for len(out) < limit {
-		merged, next, err := n.scanRecordsOnce(ctx, ks, r, qs, prefix, after, limit)
+		merged, next, err := c.scanRecordsOnce(ctx, ks, r, qs, prefix, after, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -753,15 +753,15 @@ func (n *Node) scanEventualRange(ctx context.Context, ks catalog.KeyspaceDescrip
 // returned, so the merge stops at the smallest last key of a full page,
 // and next is that key (nil when no replica filled its page: the range is
 // done).
-func (n *Node) scanRecordsOnce(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums,
+func (c *Coordinator) scanRecordsOnce(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums,
 	prefix, startAfter []byte, limit int) (merged []records.KeyRecord, next []byte, err error) {
-	op := &scanOp{n: n, ks: ks, r: r, tr: qs.NewRead(), limit: limit}
+	op := &scanOp{n: c, ks: ks, r: r, tr: qs.NewRead(), limit: limit}
 	req := replicaRequest{kind: reqScan, rangeID: r.ID, prefix: prefix, after: startAfter, limit: limit}
 	res, err := await(ctx, func(done func(error)) {
 		op.done = done
 		for _, rep := range r.Replicas {
 			from := rep.NodeID
-			n.net.call(from, req, func(a replicaAnswer) { op.answer(from, a) })
+			c.net.call(from, req, func(a replicaAnswer) { op.answer(from, a) })
 		}
 	}, op.progress)
 	if err == nil {
@@ -781,7 +781,7 @@ func (n *Node) scanRecordsOnce(ctx context.Context, ks catalog.KeyspaceDescripto
 			byKey[string(kr.Key)] = wrn.Merge(byKey[string(kr.Key)], kr.Record)
 		}
 	}
-	for _, k := range sortedKeys(byKey) {
+	for _, k := range slices.Sorted(maps.Keys(byKey)) {
 		merged = append(merged, records.KeyRecord{Key: []byte(k), Record: byKey[k]})
 	}
 	return merged, op.next, nil
@@ -790,7 +790,7 @@ func (n *Node) scanRecordsOnce(ctx context.Context, ks catalog.KeyspaceDescripto
 // scanOp collects the pages of one scanRecordsOnce until a read quorum
 // of replicas answered; the later pages are dropped.
 type scanOp struct {
-	n     *Node
+	n     *Coordinator
 	ks    catalog.KeyspaceDescriptor
 	r     *catalog.RangeDescriptor
 	limit int

@@ -110,29 +110,29 @@ const casBackoffMax = 64 * time.Millisecond
 // random value in the low ones. Two proposals of one node (concurrent,
 // or before and after a restart) then never share a ballot, which
 // acceptors would take for retransmissions of one proposal.
-func (n *Node) newProposerID() uint64 {
-	return n.store.NodeID()<<32 | n.casSeq.Add(1)&0xFFFFFFFF
+func (c *Coordinator) newProposerID() uint64 {
+	return c.store.NodeID()<<32 | c.casSeq.Add(1)&0xFFFFFFFF
 }
 
 // randInt64N returns a random number in [0, max) from the node's source,
 // seeded by NodeConfig.Seed.
-func (n *Node) randInt64N(max int64) int64 {
-	n.rngMu.Lock()
-	defer n.rngMu.Unlock()
-	return n.rng.Int64N(max)
+func (c *Coordinator) randInt64N(max int64) int64 {
+	c.rngMu.Lock()
+	defer c.rngMu.Unlock()
+	return c.rng.Int64N(max)
 }
 
 // newCASID returns the ID of a request: from its idempotency key, or
 // random from the node's source.
-func (n *Node) newCASID(idemKey []byte) records.CASID {
+func (c *Coordinator) newCASID(idemKey []byte) records.CASID {
 	if len(idemKey) > 0 {
 		return records.CASIDOf(idemKey)
 	}
-	n.rngMu.Lock()
-	defer n.rngMu.Unlock()
+	c.rngMu.Lock()
+	defer c.rngMu.Unlock()
 	var id records.CASID
 	for i := range id {
-		id[i] = byte(n.rng.Uint32())
+		id[i] = byte(c.rng.Uint32())
 	}
 	return id
 }
@@ -177,9 +177,9 @@ func checkExpect(key []byte, expect catalog.Expect, cur wrn.Record) error {
 // DeleteWith with a condition when rec is a tombstone: rec (without a
 // version) is written if the key is as expected. opts carry the request's
 // idempotency key (empty: none) and whether it is a retry.
-func (n *Node) casEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect catalog.Expect,
+func (c *Coordinator) casEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect catalog.Expect,
 	rec wrn.Record, opts catalog.WriteOptions) (string, error) {
-	op, err := n.newCASOp(ks, r, key, expect, rec, opts.IdempotencyKey)
+	op, err := c.newCASOp(ks, r, key, expect, rec, opts.IdempotencyKey)
 	if err != nil {
 		return "", err
 	}
@@ -203,7 +203,7 @@ type casOp struct {
 	// retry: the client sent this request before and may not have learned
 	// its outcome (WriteOptions.Retry).
 	retry  bool
-	n      *Node
+	n      *Coordinator
 	ks     catalog.KeyspaceDescriptor
 	r      *catalog.RangeDescriptor
 	qs     wrn.Quorums
@@ -283,12 +283,12 @@ type casResult struct {
 	err     error
 }
 
-func (n *Node) newCASOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect catalog.Expect, rec wrn.Record, idemKey []byte) (*casOp, error) {
+func (c *Coordinator) newCASOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect catalog.Expect, rec wrn.Record, idemKey []byte) (*casOp, error) {
 	sys, err := casSystem(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: keyspace %s: %v", catalog.ErrInvalidArgument, ks.Name, err)
 	}
-	qs, err := n.eventualQuorums(ks, r, catalog.QuorumOverride{})
+	qs, err := c.eventualQuorums(ks, r, catalog.QuorumOverride{})
 	if err != nil {
 		return nil, err
 	}
@@ -306,15 +306,15 @@ func (n *Node) newCASOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescripto
 	if rec.Tombstone {
 		what = "a conditional delete"
 	}
-	if err := n.checkAlive(ks, r, majority.NewWrite(false), what,
+	if err := c.checkAlive(ks, r, majority.NewWrite(false), what,
 		fmt.Sprintf("a majority (%d of %d replicas) for Paxos", len(ids)/2+1, len(ids))); err != nil {
 		return nil, err
 	}
-	if err := n.checkWritable(ks, r, qs, what); err != nil {
+	if err := c.checkWritable(ks, r, qs, what); err != nil {
 		return nil, err
 	}
-	o := &casOp{n: n, ks: ks, r: r, qs: qs, key: key, expect: expect, rec: rec, id: n.newCASID(idemKey)}
-	o.mu.p = paxos.NewProposer(n.newProposerID(), sys)
+	o := &casOp{n: c, ks: ks, r: r, qs: qs, key: key, expect: expect, rec: rec, id: c.newCASID(idemKey)}
+	o.mu.p = paxos.NewProposer(c.newProposerID(), sys)
 	return o, nil
 }
 
@@ -645,8 +645,8 @@ func (o *casOp) finish(res casResult) { o.done(res) }
 // acceptor accepted, and this replica's record of the key. An Accept whose
 // record's version is more than the maximum clock offset ahead of this
 // node's clock is refused (eventual_clock.go, rule 1).
-func (n *Node) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
-	if err := n.limits.CheckKey(key); err != nil {
+func (c *Coordinator) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
+	if err := c.limits.CheckKey(key); err != nil {
 		return paxos.BasicMessage{}, err
 	}
 	switch m.Type {
@@ -658,19 +658,19 @@ func (n *Node) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (p
 		if err != nil {
 			return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap proposal: %v", catalog.ErrInvalidArgument, err)
 		}
-		if err := n.limits.CheckValue(v.Rec.Value); err != nil {
+		if err := c.limits.CheckValue(v.Rec.Value); err != nil {
 			return paxos.BasicMessage{}, err
 		}
-		if err := n.checkVersionClock(v.Rec.Version, "compare-and-swap proposal"); err != nil {
+		if err := c.checkVersionClock(v.Rec.Version, "compare-and-swap proposal"); err != nil {
 			return paxos.BasicMessage{}, err
 		}
 	default:
 		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", catalog.ErrInvalidArgument, m.Type)
 	}
-	if _, err := n.localEventualRange(rangeID); err != nil {
+	if _, err := c.localEventualRange(rangeID); err != nil {
 		return paxos.BasicMessage{}, err
 	}
-	return n.records.StepAcceptor(n.store.NodeID(), rangeID, key, m)
+	return c.records.StepAcceptor(c.store.NodeID(), rangeID, key, m)
 }
 
 func ballotToProto(b paxos.Ballot) *peerv1.Ballot {
@@ -719,29 +719,4 @@ func (c connectRecords) casStep(ctx context.Context, to, rangeID uint64, key []b
 	return reply, nil
 }
 
-func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1.CasPrepareRequest]) (*connect.Response[peerv1.CasPrepareResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
-	}
-	m := req.Msg
-	rm, err := p.node.stepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicPrepare, From: m.From,
-		Ballot: ballotFromProto(m.Ballot)})
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(&peerv1.CasPrepareResponse{Reject: rm.Reject, Promised: ballotToProto(rm.Promised),
-		Accepted: ballotToProto(rm.Accepted), Value: rm.Value}), nil
-}
 
-func (p *peerServer) CasAccept(ctx context.Context, req *connect.Request[peerv1.CasAcceptRequest]) (*connect.Response[peerv1.CasAcceptResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
-	}
-	m := req.Msg
-	rm, err := p.node.stepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicAccept, From: m.From,
-		Ballot: ballotFromProto(m.Ballot), Value: m.Value})
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(&peerv1.CasAcceptResponse{Reject: rm.Reject, Promised: ballotToProto(rm.Promised)}), nil
-}

@@ -183,23 +183,23 @@ func (g *clockGuard) runAhead(wall int64) error {
 // checkVersionClock is rule 1: it refuses version v of a record or
 // proposal if it is more than clockMaxOffset ahead of this node's
 // physical clock. what names the thing refused, for the error.
-func (n *Node) checkVersionClock(v wrn.Version, what string) error {
-	ahead := time.Duration(v.Timestamp.WallTime - n.clockGuard.physical())
+func (c *Coordinator) checkVersionClock(v wrn.Version, what string) error {
+	ahead := time.Duration(v.Timestamp.WallTime - c.clockGuard.physical())
 	if ahead <= clockMaxOffset {
 		return nil
 	}
-	n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("replica").Inc()
+	c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("replica").Inc()
 	return fmt.Errorf("%w: %w: %s version %s is %v ahead of node %d's clock, more than the %v maximum clock offset: "+
 		"the coordinator's clock is ahead, or this node's is behind (check clock sync, NTP)",
-		catalog.ErrInvalidArgument, wrn.ErrClockOffset, what, formatRecordVersion(v), ahead.Round(time.Millisecond), n.store.NodeID(), clockMaxOffset)
+		catalog.ErrInvalidArgument, wrn.ErrClockOffset, what, formatRecordVersion(v), ahead.Round(time.Millisecond), c.store.NodeID(), clockMaxOffset)
 }
 
 // coordinatorClockErr is rule 3 at the start of a write coordinated here,
 // counted.
-func (n *Node) coordinatorClockErr() error {
-	err := n.clockGuard.behind()
+func (c *Coordinator) coordinatorClockErr() error {
+	err := c.clockGuard.behind()
 	if err != nil {
-		n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 	}
 	return err
 }

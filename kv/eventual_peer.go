@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/transport"
 
 	"github.com/quorumkv/quorumkv/kv/store"
 
@@ -56,7 +57,7 @@ func recordFromProto(p *peerv1.Record) wrn.Record {
 }
 
 // connectRecords sends record requests over the peer service.
-type connectRecords struct{ n *Node }
+type connectRecords struct{ n *Coordinator }
 
 func (c connectRecords) client(to uint64) (interface {
 	ScanRecords(context.Context, *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error)
@@ -153,84 +154,10 @@ func (c connectRecords) leafRecords(ctx context.Context, to, rangeID uint64, dep
 
 // Peer service: the replica side.
 
-func (p *peerServer) MerkleLeaves(ctx context.Context, req *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
-	}
-	leaves, err := p.node.localMerkleLeaves(req.Msg.RangeId, int(req.Msg.Depth))
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(&peerv1.MerkleLeavesResponse{Leaves: leaves}), nil
-}
-
-func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
-	}
-	m := req.Msg
-	limit := int(m.Limit)
-	if limit <= 0 || limit > p.node.limits.MaxScanKeys {
-		limit = p.node.limits.MaxScanKeys
-	}
-	recs, truncated, err := p.node.localLeafRecords(m.RangeId, int(m.Depth), m.Leaves, limit)
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	resp := &peerv1.LeafRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs)), Truncated: truncated}
-	for i, kr := range recs {
-		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: recordToProto(kr.Record)}
-	}
-	return connect.NewResponse(resp), nil
-}
-
-func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
-	}
-	m := req.Msg
-	applied, existed, err := p.node.writeLocalRecord(m.RangeId, m.Key, recordFromProto(m.Record))
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(&peerv1.WriteRecordResponse{Applied: applied, Existed: existed}), nil
-}
-
-func (p *peerServer) ReadRecord(ctx context.Context, req *connect.Request[peerv1.ReadRecordRequest]) (*connect.Response[peerv1.ReadRecordResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
-	}
-	rec, err := p.node.readLocalRecord(req.Msg.RangeId, req.Msg.Key)
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(&peerv1.ReadRecordResponse{Record: recordToProto(rec)}), nil
-}
-
-func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
-	}
-	m := req.Msg
-	limit := int(m.Limit)
-	if limit <= 0 || limit > p.node.limits.MaxScanKeys+1 {
-		limit = p.node.limits.MaxScanKeys + 1
-	}
-	recs, err := p.node.scanLocalRecords(m.RangeId, m.Prefix, m.StartAfter, limit)
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	resp := &peerv1.ScanRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs))}
-	for i, kr := range recs {
-		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: recordToProto(kr.Record)}
-	}
-	return connect.NewResponse(resp), nil
-}
-
 // localEventualRange returns range id if it is an eventual range with a
 // replica on this node.
-func (n *Node) localEventualRange(id uint64) (*catalog.RangeDescriptor, error) {
-	cat := n.store.Catalog()
+func (c *Coordinator) localEventualRange(id uint64) (*catalog.RangeDescriptor, error) {
+	cat := c.store.Catalog()
 	for name, ks := range cat.Keyspaces {
 		if ks.Mode != catalog.ModeEventual {
 			continue
@@ -239,7 +166,7 @@ func (n *Node) localEventualRange(id uint64) (*catalog.RangeDescriptor, error) {
 			if r.ID != id {
 				continue
 			}
-			if !r.HasReplica(n.store.NodeID()) {
+			if !r.HasReplica(c.store.NodeID()) {
 				return nil, fmt.Errorf("%w: eventual range %d", store.ErrNoReplicaHere, id)
 			}
 			return r, nil
@@ -258,11 +185,11 @@ var errNotInCatalog = fmt.Errorf("%w: not in this node's catalog", store.ErrNoRe
 // if this node's catalog does not have the range, it first catches up
 // with every catalog change committed so far (catalogBarrier). Any
 // refusal is left to the call itself, which looks the range up again.
-func (n *Node) awaitEventualRange(ctx context.Context, id uint64) error {
-	if _, err := n.localEventualRange(id); !errors.Is(err, errNotInCatalog) {
+func (c *Coordinator) awaitEventualRange(ctx context.Context, id uint64) error {
+	if _, err := c.localEventualRange(id); !errors.Is(err, errNotInCatalog) {
 		return nil
 	}
-	return n.catchUpCatalog(ctx, fmt.Sprintf("eventual range %d", id))
+	return c.catchUpCatalog(ctx, fmt.Sprintf("eventual range %d", id))
 }
 
 // writeLocalRecord stores rec on this node's replica of range rangeID
@@ -270,33 +197,68 @@ func (n *Node) awaitEventualRange(ctx context.Context, id uint64) error {
 // later writes coordinated here order after it. It refuses a version more
 // than the maximum clock offset ahead of this node's clock
 // (eventual_clock.go, rule 1).
-func (n *Node) writeLocalRecord(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
-	if err := n.limits.CheckKey(key); err != nil {
+func (c *Coordinator) writeLocalRecord(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
+	if err := c.limits.CheckKey(key); err != nil {
 		return false, false, err
 	}
-	if err := n.limits.CheckValue(rec.Value); err != nil {
+	if err := c.limits.CheckValue(rec.Value); err != nil {
 		return false, false, err
 	}
-	if err := n.checkVersionClock(rec.Version, "record"); err != nil {
+	if err := c.checkVersionClock(rec.Version, "record"); err != nil {
 		return false, false, err
 	}
-	if _, err := n.localEventualRange(rangeID); err != nil {
+	if _, err := c.localEventualRange(rangeID); err != nil {
 		return false, false, err
 	}
-	n.observeVersion(rec.Version)
-	return n.records.Write(rangeID, key, rec)
+	c.observeVersion(rec.Version)
+	return c.records.Write(rangeID, key, rec)
 }
 
-func (n *Node) readLocalRecord(rangeID uint64, key []byte) (wrn.Record, error) {
-	if _, err := n.localEventualRange(rangeID); err != nil {
+func (c *Coordinator) readLocalRecord(rangeID uint64, key []byte) (wrn.Record, error) {
+	if _, err := c.localEventualRange(rangeID); err != nil {
 		return wrn.Record{}, err
 	}
-	return n.records.Read(rangeID, key)
+	return c.records.Read(rangeID, key)
 }
 
-func (n *Node) scanLocalRecords(rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
-	if _, err := n.localEventualRange(rangeID); err != nil {
+func (c *Coordinator) scanLocalRecords(rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
+	if _, err := c.localEventualRange(rangeID); err != nil {
 		return nil, err
 	}
-	return n.records.Scan(rangeID, prefix, startAfter, limit)
+	return c.records.Scan(rangeID, prefix, startAfter, limit)
+}
+
+// viaRecords makes call on node to's Records stream and returns the
+// response get picks from its answer, or makes it through the unary RPC
+// (unary) if the node does not serve Records. Either way, a replica's
+// failure comes back as the Connect error the unary RPC would give.
+func viaRecords[Resp any](ctx context.Context, c connectRecords, to uint64, call *peerv1.RecordCall,
+	get func(*peerv1.RecordAnswer) *Resp, unary func(peerv1connect.PeerClient) (*connect.Response[Resp], error)) (*Resp, error) {
+	addr, err := c.peerAddr(to)
+	if err != nil {
+		return nil, notSent(err)
+	}
+	ans, err := c.n.recordStreams.Call(ctx, to, addr, call)
+	if ns, ok := errors.AsType[*transport.NotSentError](err); ok {
+		return nil, notSent(ns.Err)
+	}
+	if errors.Is(err, transport.ErrNoRecordsStream) {
+		resp, err := unary(c.n.peers.PeerClient(addr))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e := ans.GetError(); e != nil {
+		// The replica ran the call and answered this error (refused).
+		return nil, &replicaError{code: connect.Code(e.Code), err: connect.NewError(connect.Code(e.Code), errors.New(e.Message))}
+	}
+	resp := get(ans)
+	if resp == nil {
+		return nil, fmt.Errorf("%w: node %d answered call %d with %T", store.ErrUnavailable, to, ans.Id, ans.Answer)
+	}
+	return resp, nil
 }

@@ -66,7 +66,7 @@ func TestEventualSingleNode(t *testing.T) {
 	if existed, err := n.Delete(ctx, "ev", []byte("never")); err != nil || existed {
 		t.Fatalf("delete of a missing key: existed %v, %v", existed, err)
 	}
-	if _, err := n.Get(ctx, "ev", []byte("b")); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := n.Get(ctx, "ev", []byte("b")); !errors.Is(err, catalog.ErrKeyNotFound) {
 		t.Fatalf("get of a deleted key: %v", err)
 	}
 	kvs, more, err := n.Scan(ctx, "ev", nil, nil, 2)
@@ -292,7 +292,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	if kv, err := a.GetWith(ctx, "ev", []byte("x"), catalog.QuorumOverride{R: 3}); err != nil || string(kv.Value) != "2" {
 		t.Fatalf("R=3 after c is back: %+v, %v", kv, err)
 	}
-	if _, err := a.GetWith(ctx, "ev", []byte("k0"), catalog.QuorumOverride{R: 3}); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := a.GetWith(ctx, "ev", []byte("k0"), catalog.QuorumOverride{R: 3}); !errors.Is(err, catalog.ErrKeyNotFound) {
 		t.Fatalf("R=3 of a deleted key: %v", err)
 	}
 	a.Close() // waits for the repairs
@@ -362,7 +362,7 @@ func TestKeyspaceKnownAtOnceEverywhere(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range c.nodes {
-			if _, err := n.Get(ctx, name, []byte("k")); !errors.Is(err, ErrKeyNotFound) {
+			if _, err := n.Get(ctx, name, []byte("k")); !errors.Is(err, catalog.ErrKeyNotFound) {
 				t.Fatalf("get through node %d right after %s was created through node %d: %v, want key not found",
 					n.store.NodeID(), name, creator.store.NodeID(), err)
 			}

@@ -134,7 +134,15 @@ type hints struct {
 	}
 }
 
-func newHints(db *storage.DB, cfg NodeConfig, metrics *metrics.Metrics) (*hints, error) {
+// hintsConfig is what hints takes from NodeConfig.
+type hintsConfig struct {
+	PhysicalClock                  func() int64
+	MaxHints                       int
+	MaxHintBytes                   int64
+	MaxHintAge, HintReplayInterval time.Duration
+}
+
+func newHints(db *storage.DB, cfg hintsConfig, metrics *metrics.Metrics) (*hints, error) {
 	h := &hints{db: db, now: cfg.PhysicalClock, metrics: metrics, maxCount: cfg.MaxHints, maxBytes: cfg.MaxHintBytes,
 		maxAge: cfg.MaxHintAge, interval: cfg.HintReplayInterval}
 	h.mu.targets = map[uint64]*hintTarget{}
@@ -285,10 +293,10 @@ func (h *hints) resetBackoff(to uint64) {
 // interval: each target not replayed to already gets a replay, which
 // drops its expired hints and, if the target is alive and past its
 // backoff, sends it the others (hintReplay).
-func (n *Node) replayHints() {
-	for _, to := range n.hints.pendingTargets() {
-		if n.hints.claim(to) {
-			r := &hintReplay{n: n, to: to, span: storage.HintSpan(hintTargetName(to)), reachable: n.targetReachable(to)}
+func (c *Coordinator) replayHints() {
+	for _, to := range c.hints.pendingTargets() {
+		if c.hints.claim(to) {
+			r := &hintReplay{n: c, to: to, span: storage.HintSpan(hintTargetName(to)), reachable: c.targetReachable(to)}
 			r.next()
 		}
 	}
@@ -297,9 +305,9 @@ func (n *Node) replayHints() {
 // targetReachable says whether gossip sees node to alive and its backoff
 // is over. A node the catalog no longer knows is never reachable: its
 // hints expire.
-func (n *Node) targetReachable(to uint64) bool {
-	nd, ok := n.store.Catalog().Nodes[to]
-	return ok && n.alive(nd) && n.hints.ready(to)
+func (c *Coordinator) targetReachable(to uint64) bool {
+	nd, ok := c.store.Catalog().Nodes[to]
+	return ok && c.alive(nd) && c.hints.ready(to)
 }
 
 // hintReplay is one replay of a target's hints, in sequence order, one
@@ -307,7 +315,7 @@ func (n *Node) targetReachable(to uint64) bool {
 // stops at the first failure, backing off. An unreachable target's
 // replay only drops the expired hints.
 type hintReplay struct {
-	n         *Node
+	n         *Coordinator
 	to        uint64
 	span      storage.Span // the hints not read yet
 	reachable bool
@@ -384,8 +392,8 @@ func (r *hintReplay) end(err error) {
 type hintEntry struct{ key, value []byte }
 
 // readHints reads up to hintReplayBatch hints of span (copies).
-func (n *Node) readHints(span storage.Span) ([]hintEntry, error) {
-	it, err := n.db.NewIter(span)
+func (c *Coordinator) readHints(span storage.Span) ([]hintEntry, error) {
+	it, err := c.db.NewIter(span)
 	if err != nil {
 		return nil, err
 	}
@@ -404,8 +412,8 @@ func (n *Node) readHints(span storage.Span) ([]hintEntry, error) {
 // deleteHint deletes a delivered hint (dropReason "") or a dropped one.
 // The delete is not synced: a hint that reappears after a crash is
 // replayed again, which last writer wins makes harmless.
-func (n *Node) deleteHint(to uint64, e hintEntry, dropReason string) error {
-	b := n.db.NewBatch()
+func (c *Coordinator) deleteHint(to uint64, e hintEntry, dropReason string) error {
+	b := c.db.NewBatch()
 	defer b.Close()
 	if err := b.Delete(e.key); err != nil {
 		return err
@@ -413,11 +421,11 @@ func (n *Node) deleteHint(to uint64, e hintEntry, dropReason string) error {
 	if err := b.Commit(false); err != nil {
 		return err
 	}
-	n.hints.release(to, int64(len(e.key)+len(e.value)))
+	c.hints.release(to, int64(len(e.key)+len(e.value)))
 	if dropReason == "" {
-		n.store.Cfg.Metrics.HintsDelivered.Inc()
+		c.store.Cfg.Metrics.HintsDelivered.Inc()
 	} else {
-		n.store.Cfg.Metrics.HintsDropped.WithLabelValues(dropReason).Inc()
+		c.store.Cfg.Metrics.HintsDropped.WithLabelValues(dropReason).Inc()
 	}
 	return nil
 }
@@ -425,12 +433,12 @@ func (n *Node) deleteHint(to uint64, e hintEntry, dropReason string) error {
 // hintWrite stores a hint for replica to of a write that it failed,
 // reporting whether it did (a failure is logged: the write goes on
 // without it).
-func (n *Node) hintWrite(to, rangeID uint64, key []byte, rec wrn.Record) bool {
-	if to == n.store.NodeID() {
+func (c *Coordinator) hintWrite(to, rangeID uint64, key []byte, rec wrn.Record) bool {
+	if to == c.store.NodeID() {
 		return false // this node's own replica failed: a hint here would fail alike
 	}
-	if err := n.hints.add(to, rangeID, key, rec); err != nil {
-		n.store.Logger.Warn("hint not stored", "node", to, "range", rangeID, "err", err)
+	if err := c.hints.add(to, rangeID, key, rec); err != nil {
+		c.store.Logger.Warn("hint not stored", "node", to, "range", rangeID, "err", err)
 		return false
 	}
 	return true

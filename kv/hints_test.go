@@ -181,10 +181,10 @@ func TestEventualHintedHandoff(t *testing.T) {
 			t.Fatalf("get %s from c alone: %+v, %v", key, kv, err)
 		}
 	}
-	if _, err := cn.GetWith(ctx, "ev", []byte("w3"), catalog.QuorumOverride{R: 1}); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := cn.GetWith(ctx, "ev", []byte("w3"), catalog.QuorumOverride{R: 1}); !errors.Is(err, catalog.ErrKeyNotFound) {
 		t.Fatalf("the W=3 write answered Unavailable reached c: %v", err)
 	}
-	if _, err := cn.GetWith(ctx, "ev", []byte("gone"), catalog.QuorumOverride{R: 1}); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := cn.GetWith(ctx, "ev", []byte("gone"), catalog.QuorumOverride{R: 1}); !errors.Is(err, catalog.ErrKeyNotFound) {
 		t.Fatalf("the delete's hint did not reach c: %v", err)
 	}
 }

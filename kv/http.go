@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/metrics"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -170,7 +172,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // httpStatus maps errors like the Connect codes do (SPEC.md: 412, 413,
 // 429, 503...).
 func httpStatus(err error) int {
-	switch connectCode(err) {
+	switch transport.ConnectCode(err) {
 	case connect.CodeInvalidArgument:
 		return http.StatusBadRequest
 	case connect.CodeNotFound:

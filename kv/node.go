@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quorumkv/quorumkv/kv/records"
@@ -49,36 +48,8 @@ type Node struct {
 	// last served a forwarded request (rangeID -> node ID).
 	leaderHints sync.Map
 
-	// Eventual keyspaces (eventual.go): the clock that versions the
-	// writes coordinated here, this node's replicas' records, the way to
-	// the replicas (net, over recordPeers to the other nodes), and the
-	// read repairs in flight.
-	clock          *wrn.Clock
-	clockGuard     *clockGuard // what this node knows of its own clock (eventual_clock.go)
-	records        *records.Store
-	net            replicaNet
-	recordPeers    recordTransport
-	recordStreams  *transport.RecordStreams // recordPeers' streams (recordstream.go)
-	replicaTimeout time.Duration
-	repairSlots    chan struct{} // a semaphore: one token per repair in flight
-	casSeq         atomic.Uint64 // low bits of compare-and-swap proposer IDs (eventual_cas.go)
-	rngMu          sync.Mutex
-	rng            *rand.Rand // compare-and-swap backoff
-	// hints holds writes for replicas that missed them (hints.go).
-	hints *hints
-	// antiEntropy is the state of the Merkle tree exchanges, and
-	// tombstoneGrace how long a tombstone is kept at least
-	// (antientropy.go).
-	antiEntropy    antiEntropyState
-	tombstoneGrace time.Duration
-	// loops runs hint replay and anti-entropy in kvd.
-	loops backgroundLoops
-	// evHooks are the eventual coordinator's test-only canaries and
-	// callbacks (eventualHooks); zero in production.
-	evHooks eventualHooks
-	// inflight counts the goroutines of eventual requests and repairs,
-	// for Close.
-	inflight sync.WaitGroup
+	// Coordinator runs the eventual keyspaces (coordinator.go).
+	*Coordinator
 }
 
 // NodeConfig configures a Node.
@@ -201,23 +172,26 @@ func newNode(store *store.Store, cfg NodeConfig, net replicaNet) (*Node, error) 
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
 	}
-	hs, err := newHints(store.Db, cfg, store.Cfg.Metrics)
+	hs, err := newHints(store.Db, hintsConfig{PhysicalClock: cfg.PhysicalClock, MaxHints: cfg.MaxHints, MaxHintBytes: cfg.MaxHintBytes,
+		MaxHintAge: cfg.MaxHintAge, HintReplayInterval: cfg.HintReplayInterval}, store.Cfg.Metrics)
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{store: store, db: store.Db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
-		alive: cfg.Alive, gossip: cfg.Members, peers: transport.NewPeers(cfg.HTTPClient),
+		alive: cfg.Alive, gossip: cfg.Members, peers: transport.NewPeers(cfg.HTTPClient)}
+	c := &Coordinator{store: store, db: store.Db, limits: cfg.Limits, alive: cfg.Alive, peers: n.peers, catchUpCatalog: n.catchUpCatalog,
 		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), clockGuard: newClockGuard(cfg.PhysicalClock, cfg.monotonic),
 		records: records.NewStore(store.Db), evHooks: cfg.evHooks,
 		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs,
 		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
-	n.recordPeers = connectRecords{n}
-	n.recordStreams = transport.NewRecordStreams(n.peers)
-	n.net = net
+	n.Coordinator = c
+	c.recordPeers = connectRecords{c}
+	c.recordStreams = transport.NewRecordStreams(c.peers)
+	c.net = net
 	if net == nil {
-		n.net = goNet{n}
+		c.net = goNet{c}
 	}
-	n.casSeq.Store(n.rng.Uint64())
+	c.casSeq.Store(c.rng.Uint64())
 	return n, nil
 }
 
@@ -313,9 +287,6 @@ func (n *Node) Store() *store.Store { return n.store }
 // Limits returns the node's request limits.
 func (n *Node) Limits() catalog.Limits { return n.limits }
 
-// ErrNotServed marks keyspaces whose mode this node cannot serve yet.
-var ErrNotServed = errors.New("not served")
-
 // served reports whether this node serves keyspaces of mode m: raft and
 // paxos keyspaces, through one consensus group per range.
 func served(m catalog.Mode) bool { return m == catalog.ModeRaft || m == catalog.ModePaxos }
@@ -406,7 +377,7 @@ func (n *Node) route(keyspace string, key []byte) (*catalog.RangeDescriptor, err
 	if !served(ks.Mode) {
 		// Every operation of eventual keyspaces goes to the coordinator
 		// before routing.
-		return nil, fmt.Errorf("%w: keyspace %s is an %s keyspace, which runs no consensus group", ErrNotServed, keyspace, ks.Mode)
+		return nil, fmt.Errorf("%w: keyspace %s is an %s keyspace, which runs no consensus group", catalog.ErrNotServed, keyspace, ks.Mode)
 	}
 	spans := cat.Spans[keyspace]
 	return cat.Ranges[keyspace][catalog.SpanIndex(spans, catalog.HashKey(key))], nil
@@ -546,7 +517,7 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 			return catalog.KeyValue{}, err
 		}
 		if !rec.Exists() {
-			return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, store.Abbreviate(key), keyspace)
+			return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", catalog.ErrKeyNotFound, store.Abbreviate(key), keyspace)
 		}
 		return catalog.KeyValue{Key: key, Value: rec.Value, Version: formatRecordVersion(rec.Version)}, nil
 	}
@@ -565,7 +536,7 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 func (n *Node) getApplied(keyspace string, r *catalog.RangeDescriptor, key []byte) (catalog.KeyValue, error) {
 	raw, err := n.db.Get(storage.DataKey(r.ID, key))
 	if errors.Is(err, storage.ErrNotFound) {
-		return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", ErrKeyNotFound, store.Abbreviate(key), keyspace)
+		return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", catalog.ErrKeyNotFound, store.Abbreviate(key), keyspace)
 	}
 	if err != nil {
 		return catalog.KeyValue{}, err
@@ -576,9 +547,6 @@ func (n *Node) getApplied(keyspace string, r *catalog.RangeDescriptor, key []byt
 	}
 	return catalog.KeyValue{Key: key, Value: v.Data, Version: store.FormatVersion(r.ID, v.Version)}, nil
 }
-
-// ErrKeyNotFound marks a read of a missing key (NotFound, HTTP 404).
-var ErrKeyNotFound = errors.New("key not found")
 
 // Scan returns up to limit keys with prefix after startAfter, in key
 // order across all of the keyspace's ranges, and whether more remain.
@@ -597,7 +565,7 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	case ks.Mode == catalog.ModeEventual:
 		return n.scanEventual(ctx, ks, prefix, startAfter, limit)
 	case !served(ks.Mode):
-		return nil, false, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", ErrNotServed, keyspace, ks.Mode)
+		return nil, false, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", catalog.ErrNotServed, keyspace, ks.Mode)
 	}
 	// Keys hash to ranges, so every range may hold keys of any prefix:
 	// read up to limit+1 from each, merge, and cut.
@@ -755,3 +723,11 @@ func (n *Node) candidates() []catalog.Candidate {
 	}
 	return out
 }
+
+// Close stops the node's eventual coordinator: its hint replay and
+// anti-entropy loops, then waits for its background work to finish (read
+// repairs, replays and exchanges under way, and replica requests of
+// eventual writes and reads that outlived their request, each bounded by
+// the replica timeout). Close the store after. It may be called more than
+// once.
+func (n *Node) Close() { n.Coordinator.close() }

@@ -95,7 +95,7 @@ func TestSingleNodePaxos(t *testing.T) {
 	if existed, err := n.Delete(ctx, "px", []byte("k00")); err != nil || !existed {
 		t.Fatalf("Delete = %v, %v", existed, err)
 	}
-	if _, err := n.Get(ctx, "px", []byte("k00")); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := n.Get(ctx, "px", []byte("k00")); !errors.Is(err, catalog.ErrKeyNotFound) {
 		t.Fatalf("Get deleted = %v", err)
 	}
 	status, err := n.Store().RangeStatuses(ctx)

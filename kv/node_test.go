@@ -113,7 +113,7 @@ func TestSingleNode(t *testing.T) {
 	if existed, err := n.Delete(ctx, "default", []byte("k00")); err != nil || !existed {
 		t.Fatalf("Delete = %v, %v", existed, err)
 	}
-	if _, err := n.Get(ctx, "default", []byte("k00")); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := n.Get(ctx, "default", []byte("k00")); !errors.Is(err, catalog.ErrKeyNotFound) {
 		t.Fatalf("Get deleted = %v", err)
 	}
 
@@ -121,7 +121,7 @@ func TestSingleNode(t *testing.T) {
 	if _, err := n.Put(ctx, "default", []byte("big"), make([]byte, 1<<20+1)); !errors.Is(err, catalog.ErrLimit) {
 		t.Fatalf("oversized value: %v", err)
 	}
-	if _, err := n.Get(ctx, "default", []byte("big")); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := n.Get(ctx, "default", []byte("big")); !errors.Is(err, catalog.ErrKeyNotFound) {
 		t.Fatalf("oversized value was written: %v", err)
 	}
 	if _, err := n.Put(ctx, "nosuch", []byte("k"), nil); !errors.Is(err, catalog.ErrNoKeyspace) {

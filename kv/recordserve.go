@@ -8,54 +8,17 @@ import (
 	"sync"
 
 	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/paxos"
 
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
-	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 )
 
 // recordWindow bounds the calls one Records stream runs at once on the
 // replica; the stream stops reading new ones until some finish, which
 // pushes back on the caller through HTTP/2 flow control.
 const recordWindow = 1024
-
-// viaRecords makes call on node to's Records stream and returns the
-// response get picks from its answer, or makes it through the unary RPC
-// (unary) if the node does not serve Records. Either way, a replica's
-// failure comes back as the Connect error the unary RPC would give.
-func viaRecords[Resp any](ctx context.Context, c connectRecords, to uint64, call *peerv1.RecordCall,
-	get func(*peerv1.RecordAnswer) *Resp, unary func(peerv1connect.PeerClient) (*connect.Response[Resp], error)) (*Resp, error) {
-	addr, err := c.peerAddr(to)
-	if err != nil {
-		return nil, notSent(err)
-	}
-	ans, err := c.n.recordStreams.Call(ctx, to, addr, call)
-	if ns, ok := errors.AsType[*transport.NotSentError](err); ok {
-		return nil, notSent(ns.Err)
-	}
-	if errors.Is(err, transport.ErrNoRecordsStream) {
-		resp, err := unary(c.n.peers.PeerClient(addr))
-		if err != nil {
-			return nil, err
-		}
-		return resp.Msg, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if e := ans.GetError(); e != nil {
-		// The replica ran the call and answered this error (refused).
-		return nil, &replicaError{code: connect.Code(e.Code), err: connect.NewError(connect.Code(e.Code), errors.New(e.Message))}
-	}
-	resp := get(ans)
-	if resp == nil {
-		return nil, fmt.Errorf("%w: node %d answered call %d with %T", store.ErrUnavailable, to, ans.Id, ans.Answer)
-	}
-	return resp, nil
-}
 
 // Records serves a peer's Records stream: each call runs on its own
 // goroutine, up to recordWindow at once, through the same code as its
@@ -155,4 +118,105 @@ func (p *peerServer) answerRecordCall(ctx context.Context, c *peerv1.RecordCall)
 		a.Answer = &peerv1.RecordAnswer_Error{Error: &peerv1.RecordError{Code: uint32(connect.CodeOf(err)), Message: msg}}
 	}
 	return a
+}
+
+func (p *peerServer) MerkleLeaves(ctx context.Context, req *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
+	leaves, err := p.node.localMerkleLeaves(req.Msg.RangeId, int(req.Msg.Depth))
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.MerkleLeavesResponse{Leaves: leaves}), nil
+}
+
+func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
+	m := req.Msg
+	limit := int(m.Limit)
+	if limit <= 0 || limit > p.node.limits.MaxScanKeys {
+		limit = p.node.limits.MaxScanKeys
+	}
+	recs, truncated, err := p.node.localLeafRecords(m.RangeId, int(m.Depth), m.Leaves, limit)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	resp := &peerv1.LeafRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs)), Truncated: truncated}
+	for i, kr := range recs {
+		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: recordToProto(kr.Record)}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
+	m := req.Msg
+	applied, existed, err := p.node.writeLocalRecord(m.RangeId, m.Key, recordFromProto(m.Record))
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.WriteRecordResponse{Applied: applied, Existed: existed}), nil
+}
+
+func (p *peerServer) ReadRecord(ctx context.Context, req *connect.Request[peerv1.ReadRecordRequest]) (*connect.Response[peerv1.ReadRecordResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
+	rec, err := p.node.readLocalRecord(req.Msg.RangeId, req.Msg.Key)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.ReadRecordResponse{Record: recordToProto(rec)}), nil
+}
+
+func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
+	m := req.Msg
+	limit := int(m.Limit)
+	if limit <= 0 || limit > p.node.limits.MaxScanKeys+1 {
+		limit = p.node.limits.MaxScanKeys + 1
+	}
+	recs, err := p.node.scanLocalRecords(m.RangeId, m.Prefix, m.StartAfter, limit)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	resp := &peerv1.ScanRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs))}
+	for i, kr := range recs {
+		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: recordToProto(kr.Record)}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1.CasPrepareRequest]) (*connect.Response[peerv1.CasPrepareResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
+	m := req.Msg
+	rm, err := p.node.stepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicPrepare, From: m.From,
+		Ballot: ballotFromProto(m.Ballot)})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.CasPrepareResponse{Reject: rm.Reject, Promised: ballotToProto(rm.Promised),
+		Accepted: ballotToProto(rm.Accepted), Value: rm.Value}), nil
+}
+
+func (p *peerServer) CasAccept(ctx context.Context, req *connect.Request[peerv1.CasAcceptRequest]) (*connect.Response[peerv1.CasAcceptResponse], error) {
+	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, toConnect(err)
+	}
+	m := req.Msg
+	rm, err := p.node.stepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicAccept, From: m.From,
+		Ballot: ballotFromProto(m.Ballot), Value: m.Value})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&peerv1.CasAcceptResponse{Reject: rm.Reject, Promised: ballotToProto(rm.Promised)}), nil
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/records"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -94,26 +96,26 @@ type replicaAnswer struct {
 
 // serveReplica runs req on this node's replica: what the peer service's
 // record handlers do for a remote coordinator.
-func (n *Node) serveReplica(req replicaRequest) replicaAnswer {
+func (c *Coordinator) serveReplica(req replicaRequest) replicaAnswer {
 	var a replicaAnswer
 	switch req.kind {
 	case reqWrite:
-		_, a.existed, a.err = n.writeLocalRecord(req.rangeID, req.key, req.rec)
+		_, a.existed, a.err = c.writeLocalRecord(req.rangeID, req.key, req.rec)
 	case reqRead:
-		a.rec, a.err = n.readLocalRecord(req.rangeID, req.key)
+		a.rec, a.err = c.readLocalRecord(req.rangeID, req.key)
 	case reqCAS:
-		a.cas, a.err = n.stepLocalCAS(req.rangeID, req.key, req.cas)
+		a.cas, a.err = c.stepLocalCAS(req.rangeID, req.key, req.cas)
 	case reqLeaves:
-		a.hashes, a.err = n.localMerkleLeaves(req.rangeID, req.depth)
+		a.hashes, a.err = c.localMerkleLeaves(req.rangeID, req.depth)
 	case reqLeafRecords:
-		a.recs, a.truncated, a.err = n.localLeafRecords(req.rangeID, req.depth, req.leaves, req.limit)
+		a.recs, a.truncated, a.err = c.localLeafRecords(req.rangeID, req.depth, req.leaves, req.limit)
 	case reqScan:
-		a.recs, a.err = n.scanLocalRecords(req.rangeID, req.prefix, req.after, req.limit)
+		a.recs, a.err = c.scanLocalRecords(req.rangeID, req.prefix, req.after, req.limit)
 	default:
 		a.err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.kind)
 	}
 	if a.err != nil {
-		a.err = &replicaError{code: connectCode(a.err), err: a.err}
+		a.err = &replicaError{code: transport.ConnectCode(a.err), err: a.err}
 	}
 	return a
 }
@@ -132,7 +134,7 @@ func (e *replicaError) Unwrap() error { return e.err }
 
 // notSent marks err, the failure of a call that was never sent, as
 // definite as a replica's refusal.
-func notSent(err error) error { return &replicaError{code: connectCode(err), err: err} }
+func notSent(err error) error { return &replicaError{code: transport.ConnectCode(err), err: err} }
 
 // refused says whether err is a replica's definite refusal: its handler
 // answered an error before it stored anything (a limit, a range it does
@@ -152,9 +154,9 @@ func refused(err error) bool {
 }
 
 // callRemote runs req on node to's replica through the peer service.
-func (n *Node) callRemote(ctx context.Context, to uint64, req replicaRequest) replicaAnswer {
+func (c *Coordinator) callRemote(ctx context.Context, to uint64, req replicaRequest) replicaAnswer {
 	var a replicaAnswer
-	p := n.recordPeers
+	p := c.recordPeers
 	switch req.kind {
 	case reqWrite:
 		a.existed, a.err = p.writeRecord(ctx, to, req.rangeID, req.key, req.rec)
@@ -176,7 +178,7 @@ func (n *Node) callRemote(ctx context.Context, to uint64, req replicaRequest) re
 
 // goNet is kvd's replicaNet: one goroutine per request, bounded by the
 // replica timeout, counted in Node.inflight so that Close waits for it.
-type goNet struct{ n *Node }
+type goNet struct{ n *Coordinator }
 
 func (g goNet) call(to uint64, req replicaRequest, done func(replicaAnswer)) {
 	n := g.n

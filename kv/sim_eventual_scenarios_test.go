@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/records"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -165,8 +167,8 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 	if !errors.Is(err, store.ErrOutcomeUnknown) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "stored on 2 of 3 replicas") {
 		t.Fatalf("W=3 write with node 3 cut off: %v; want outcome unknown, stored on 2 of 3", err)
 	}
-	if connectCode(err).String() != "unknown" {
-		t.Fatalf("the write's outcome unknown maps to Connect code %v", connectCode(err))
+	if transport.ConnectCode(err).String() != "unknown" {
+		t.Fatalf("the write's outcome unknown maps to Connect code %v", transport.ConnectCode(err))
 	}
 	for _, id := range []uint64{1, 2} {
 		if rec := h.record(id, "k"); rec.Version != v {
@@ -182,8 +184,8 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 	if !errors.Is(err, store.ErrOutcomeUnknown) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "chosen") {
 		t.Fatalf("swap with node 3 cut off: %v; want outcome unknown, chosen", err)
 	}
-	if connectCode(err).String() != "unknown" {
-		t.Fatalf("the swap's outcome unknown maps to Connect code %v", connectCode(err))
+	if transport.ConnectCode(err).String() != "unknown" {
+		t.Fatalf("the swap's outcome unknown maps to Connect code %v", transport.ConnectCode(err))
 	}
 	// The retry, through another node: still not on W replicas, and never
 	// "condition failed".
@@ -491,7 +493,7 @@ func TestSimEventualClockOffset(t *testing.T) {
 		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "maximum clock offset") || !strings.Contains(err.Error(), "nothing was written") {
 			t.Fatalf("%s through node 1, 2s ahead: %v; want Unavailable naming the offset", w.what, err)
 		}
-		if code := connectCode(err); code != connect.CodeUnavailable {
+		if code := transport.ConnectCode(err); code != connect.CodeUnavailable {
 			t.Fatalf("%s through node 1, 2s ahead: Connect code %v, want unavailable", w.what, code)
 		}
 	}

@@ -911,7 +911,7 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 			}
 			kv, err := n.node.getApplied(req.Keyspace, rd, key)
 			switch {
-			case errors.Is(err, ErrKeyNotFound):
+			case errors.Is(err, catalog.ErrKeyNotFound):
 				reply(simReply{Done: true})
 			case err != nil:
 				reply(simReply{Unexpected: err.Error()})

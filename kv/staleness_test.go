@@ -48,7 +48,7 @@ func TestEventualStalenessMeasured(t *testing.T) {
 	// write.
 	for i := range keys {
 		key := fmt.Appendf(nil, "k%d", i)
-		if _, err := cn.GetWith(ctx, "one", key, quorums["one"]); !errors.Is(err, ErrKeyNotFound) {
+		if _, err := cn.GetWith(ctx, "one", key, quorums["one"]); !errors.Is(err, catalog.ErrKeyNotFound) {
 			t.Fatalf("R=1 read of %s through c: %v; want the stale answer (not found)", key, err)
 		}
 	}
