@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/eventual"
+
 	"github.com/quorumkv/quorumkv/kv/transport"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -570,7 +572,7 @@ func ensureIdempotencyKey(k *string) {
 func writeError(err error, retrySafe bool) error {
 	cerr := toConnect(err)
 	var ce *connect.Error
-	if retrySafe && !errors.Is(err, errSwapForgotten) && connect.CodeOf(cerr) == connect.CodeUnknown && errors.As(cerr, &ce) {
+	if retrySafe && !errors.Is(err, eventual.ErrSwapForgotten) && connect.CodeOf(cerr) == connect.CodeUnknown && errors.As(cerr, &ce) {
 		ce.Meta().Set(RetrySafeHeader, "true")
 	}
 	return cerr

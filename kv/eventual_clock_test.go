@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/eventual"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -19,16 +21,18 @@ import (
 func TestClockGuard(t *testing.T) {
 	var phys int64 = 1e18
 	var mono time.Duration
-	g := newClockGuard(func() int64 { return phys }, func() time.Duration { return mono })
-	at := func(wall int64, m time.Duration) clockReading { return clockReading{wall: wall, mono: m} }
-	if g.trusted(g.reading(phys)) {
+	g := eventual.NewClockGuard(func() int64 { return phys }, func() time.Duration { return mono })
+	at := func(wall int64, m time.Duration) eventual.ClockReading {
+		return eventual.ClockReading{Wall: wall, Mono: m}
+	}
+	if g.Trusted(g.Reading(phys)) {
 		t.Fatal("trusted before any confirmation")
 	}
-	g.confirm(at(phys, 0))
+	g.Confirm(at(phys, 0))
 	ms := int64(time.Millisecond)
 	for _, tc := range []struct {
 		name string
-		r    clockReading
+		r    eventual.ClockReading
 		want bool
 	}{
 		{"in step", at(phys+100*ms, 100*time.Millisecond), true},
@@ -37,33 +41,33 @@ func TestClockGuard(t *testing.T) {
 		{"stepped ahead", at(phys+2000*ms, 100*time.Millisecond), false},
 		{"past the window", at(phys+2000*ms, 2*time.Second), false},
 	} {
-		if got := g.trusted(tc.r); got != tc.want {
+		if got := g.Trusted(tc.r); got != tc.want {
 			t.Errorf("%s: trusted = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 
-	if err := g.behind(); err != nil {
+	if err := g.Behind(); err != nil {
 		t.Fatalf("behind with nothing seen: %v", err)
 	}
-	if !g.sawAhead(phys + 2000*ms) {
+	if !g.SawAhead(phys + 2000*ms) {
 		t.Fatal("a version 2s ahead not taken")
 	}
-	if g.sawAhead(phys + int64(2*clockFenceMax)) {
+	if g.SawAhead(phys + int64(2*eventual.ClockFenceMax)) {
 		t.Fatal("a version past clockFenceMax taken for proof")
 	}
-	if err := g.behind(); !errors.Is(err, store.ErrUnavailable) {
+	if err := g.Behind(); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("behind a version 2s ahead: %v", err)
 	}
 	phys += 1600 * ms // within the maximum offset of it now
-	if err := g.behind(); err != nil {
+	if err := g.Behind(); err != nil {
 		t.Fatalf("behind once caught up: %v", err)
 	}
 	// An HLC reading past the physical clock: following other nodes
 	// within the offset, or its own readings before a step back.
-	if err := g.runAhead(phys + 400*ms); err != nil {
+	if err := g.RunAhead(phys + 400*ms); err != nil {
 		t.Fatalf("an HLC 400ms ahead: %v", err)
 	}
-	if err := g.runAhead(phys + 2000*ms); !errors.Is(err, store.ErrUnavailable) {
+	if err := g.RunAhead(phys + 2000*ms); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("an HLC 2s ahead of its own clock: %v", err)
 	}
 }
@@ -76,15 +80,15 @@ func TestRefused(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{"limit", &replicaError{code: connect.CodeResourceExhausted, err: catalog.ErrLimit}, true},
-		{"no replica here", &replicaError{code: connect.CodeUnavailable, err: store.ErrNoReplicaHere}, true},
-		{"clock", &replicaError{code: connect.CodeInvalidArgument, err: catalog.ErrInvalidArgument}, true},
-		{"not sent", notSent(store.ErrUnavailable), true},
-		{"disk", &replicaError{code: connect.CodeInternal, err: errors.New("sync failed")}, false},
+		{"limit", &eventual.ReplicaError{Code: connect.CodeResourceExhausted, Err: catalog.ErrLimit}, true},
+		{"no replica here", &eventual.ReplicaError{Code: connect.CodeUnavailable, Err: store.ErrNoReplicaHere}, true},
+		{"clock", &eventual.ReplicaError{Code: connect.CodeInvalidArgument, Err: catalog.ErrInvalidArgument}, true},
+		{"not sent", eventual.NotSent(store.ErrUnavailable), true},
+		{"disk", &eventual.ReplicaError{Code: connect.CodeInternal, Err: errors.New("sync failed")}, false},
 		{"timeout", deadlineErr(), false},
 		{"stream broke", store.ErrUnavailable, false},
 	} {
-		if got := refused(tc.err); got != tc.want {
+		if got := eventual.Refused(tc.err); got != tc.want {
 			t.Errorf("%s: refused = %v, want %v", tc.name, got, tc.want)
 		}
 	}

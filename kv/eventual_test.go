@@ -136,7 +136,7 @@ func (m *memRecords) replica(ctx context.Context, id, rangeID uint64) (*Node, er
 	if err != nil {
 		return nil, err
 	}
-	return n, n.awaitEventualRange(ctx, rangeID)
+	return n, n.AwaitEventualRange(ctx, rangeID)
 }
 
 func (m *memRecords) setDown(id uint64, down bool) {
@@ -154,16 +154,16 @@ func (m *memRecords) setCut(id uint64, cut bool) {
 	m.cut[id] = cut
 }
 
-func (m *memRecords) writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
+func (m *memRecords) WriteRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return false, err
 	}
-	_, existed, err := n.writeLocalRecord(rangeID, key, rec)
+	_, existed, err := n.WriteLocalRecord(rangeID, key, rec)
 	return existed, err
 }
 
-func (m *memRecords) readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error) {
+func (m *memRecords) ReadRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return wrn.Record{}, err
@@ -178,26 +178,26 @@ func (m *memRecords) readRecord(ctx context.Context, to, rangeID uint64, key []b
 			return wrn.Record{}, ctx.Err()
 		}
 	}
-	return n.readLocalRecord(rangeID, key)
+	return n.ReadLocalRecord(rangeID, key)
 }
 
-func (m *memRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
+func (m *memRecords) ScanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return nil, err
 	}
-	return n.scanLocalRecords(rangeID, prefix, startAfter, limit)
+	return n.ScanLocalRecords(rangeID, prefix, startAfter, limit)
 }
 
-func (m *memRecords) casStep(ctx context.Context, to, rangeID uint64, key []byte, msg paxos.BasicMessage) (paxos.BasicMessage, error) {
+func (m *memRecords) CASStep(ctx context.Context, to, rangeID uint64, key []byte, msg paxos.BasicMessage) (paxos.BasicMessage, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return paxos.BasicMessage{}, err
 	}
-	return n.stepLocalCAS(rangeID, key, msg)
+	return n.StepLocalCAS(rangeID, key, msg)
 }
 
-func (m *memRecords) metaIndex(ctx context.Context, to uint64) (uint64, error) {
+func (m *memRecords) MetaIndex(ctx context.Context, to uint64) (uint64, error) {
 	n, err := m.to(to)
 	if err != nil {
 		return 0, err
@@ -205,20 +205,20 @@ func (m *memRecords) metaIndex(ctx context.Context, to uint64) (uint64, error) {
 	return n.localMetaIndex(ctx)
 }
 
-func (m *memRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {
+func (m *memRecords) MerkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return nil, err
 	}
-	return n.localMerkleLeaves(rangeID, depth)
+	return n.LocalMerkleLeaves(rangeID, depth)
 }
 
-func (m *memRecords) leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
+func (m *memRecords) LeafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return nil, false, err
 	}
-	return n.localLeafRecords(rangeID, depth, leaves, limit)
+	return n.LocalLeafRecords(rangeID, depth, leaves, limit)
 }
 
 // Three nodes, N=3 W=2 R=2: with one replica down W=2 writes and R=2 reads
@@ -275,7 +275,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	if kv, err := nodes[1].Get(ctx, "ev", []byte("x")); err != nil || string(kv.Value) != "2" {
 		t.Fatalf("R=2 after the W=3 write of unknown outcome: %+v, %v", kv, err)
 	}
-	a.inflight.Wait() // the hint for c is stored
+	a.Inflight.Wait() // the hint for c is stored
 	recs.setCut(c, false)
 	recs.setDown(c, true)
 	if _, err := a.Delete(ctx, "ev", []byte("k0")); err != nil {
@@ -285,7 +285,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	// Back up: c missed x and the delete of k0. An R=3 read sees it stale
 	// and repairs it.
 	// (Checked before c is up: once it is, a's hint replay may bring it x.)
-	if rec, _ := nodes[2].records.Read(rangeID, []byte("x")); !rec.Version.IsZero() {
+	if rec, _ := nodes[2].Records.Read(rangeID, []byte("x")); !rec.Version.IsZero() {
 		t.Fatalf("c holds x although it was down: %+v", rec)
 	}
 	recs.setDown(c, false)
@@ -296,10 +296,10 @@ func TestEventualThreeNodes(t *testing.T) {
 		t.Fatalf("R=3 of a deleted key: %v", err)
 	}
 	a.Close() // waits for the repairs
-	if rec, _ := nodes[2].records.Read(rangeID, []byte("x")); string(rec.Value) != "2" {
+	if rec, _ := nodes[2].Records.Read(rangeID, []byte("x")); string(rec.Value) != "2" {
 		t.Fatalf("read repair did not reach c: %+v", rec)
 	}
-	if rec, _ := nodes[2].records.Read(rangeID, []byte("k0")); !rec.Tombstone {
+	if rec, _ := nodes[2].Records.Read(rangeID, []byte("k0")); !rec.Tombstone {
 		t.Fatalf("read repair did not bring c the tombstone: %+v", rec)
 	}
 	kvs, _, err := nodes[2].Scan(ctx, "ev", []byte("k"), nil, 10)

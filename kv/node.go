@@ -2,20 +2,17 @@ package kv
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"math"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/eventual"
 
 	"github.com/quorumkv/quorumkv/kv/transport"
 
@@ -49,7 +46,7 @@ type Node struct {
 	leaderHints sync.Map
 
 	// Coordinator runs the eventual keyspaces (coordinator.go).
-	*Coordinator
+	*eventual.Coordinator
 }
 
 // NodeConfig configures a Node.
@@ -105,7 +102,7 @@ type NodeConfig struct {
 	// (eventual_clock.go); nil reads Go's. The simulator sets it.
 	monotonic func() time.Duration
 	// evHooks: see Node.evHooks. Tests only.
-	evHooks eventualHooks
+	evHooks eventual.Hooks
 }
 
 // Member is a node as gossip sees it, or, in Node.Members, a node of the
@@ -129,14 +126,14 @@ func NewNode(store *store.Store, cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.loops.every(n.hints.interval, n.replayHints)
+	n.Loops.Every(n.Hints.Interval, n.ReplayHints)
 	return n, nil
 }
 
 // newNode is NewNode with net as the way to replicas (nil: goNet) and no
 // background loop: the simulator passes its own net and runs the loops'
 // steps (replayHints, antiEntropyStep) from its timers.
-func newNode(store *store.Store, cfg NodeConfig, net replicaNet) (*Node, error) {
+func newNode(store *store.Store, cfg NodeConfig, net eventual.ReplicaNet) (*Node, error) {
 	if cfg.Limits == (catalog.Limits{}) {
 		cfg.Limits = catalog.DefaultLimits()
 	}
@@ -152,46 +149,19 @@ func newNode(store *store.Store, cfg NodeConfig, net replicaNet) (*Node, error) 
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = transport.H2CClient()
 	}
-	if cfg.PhysicalClock == nil {
-		cfg.PhysicalClock = func() int64 { return time.Now().UnixNano() }
-	}
-	cfg.ReplicaTimeout = cmp.Or(cfg.ReplicaTimeout, DefaultReplicaTimeout)
-	cfg.MaxReadRepairs = cmp.Or(cfg.MaxReadRepairs, DefaultMaxReadRepairs)
-	cfg.MaxHints = cmp.Or(cfg.MaxHints, DefaultMaxHints)
-	cfg.MaxHintBytes = cmp.Or(cfg.MaxHintBytes, DefaultMaxHintBytes)
-	cfg.MaxHintAge = cmp.Or(cfg.MaxHintAge, DefaultMaxHintAge)
-	cfg.HintReplayInterval = cmp.Or(cfg.HintReplayInterval, DefaultHintReplayInterval)
-	if cfg.TombstoneGrace == 0 {
-		cfg.TombstoneGrace = cfg.MaxHintAge + min(tombstoneGraceMargin, math.MaxInt64-cfg.MaxHintAge) // no overflow
-	}
-	if least := cfg.MaxHintAge + cfg.ReplicaTimeout + 2*clockMaxOffset; cfg.TombstoneGrace <= least {
-		return nil, fmt.Errorf("%w: tombstone grace %v must exceed the hint window %v plus the replica timeout %v "+
-			"plus twice the largest clock offset %v (%v), or purged tombstones could let deleted values come back",
-			catalog.ErrInvalidArgument, cfg.TombstoneGrace, cfg.MaxHintAge, cfg.ReplicaTimeout, clockMaxOffset, least)
-	}
-	if cfg.Seed == 0 {
-		cfg.Seed = rand.Uint64()
-	}
-	hs, err := newHints(store.Db, hintsConfig{PhysicalClock: cfg.PhysicalClock, MaxHints: cfg.MaxHints, MaxHintBytes: cfg.MaxHintBytes,
-		MaxHintAge: cfg.MaxHintAge, HintReplayInterval: cfg.HintReplayInterval}, store.Cfg.Metrics)
+	n := &Node{store: store, db: store.Db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
+		alive: cfg.Alive, gossip: cfg.Members, peers: transport.NewPeers(cfg.HTTPClient)}
+	c, err := eventual.New(store, eventual.Config{
+		Limits: cfg.Limits, Alive: cfg.Alive, Peers: n.peers, CatchUpCatalog: n.catchUpCatalog,
+		PhysicalClock: cfg.PhysicalClock, Monotonic: cfg.monotonic, ReplicaTimeout: cfg.ReplicaTimeout,
+		MaxReadRepairs: cfg.MaxReadRepairs, MaxHints: cfg.MaxHints, MaxHintBytes: cfg.MaxHintBytes,
+		MaxHintAge: cfg.MaxHintAge, HintReplayInterval: cfg.HintReplayInterval, TombstoneGrace: cfg.TombstoneGrace,
+		Seed: cfg.Seed, Hooks: cfg.evHooks, Net: net,
+	})
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{store: store, db: store.Db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
-		alive: cfg.Alive, gossip: cfg.Members, peers: transport.NewPeers(cfg.HTTPClient)}
-	c := &Coordinator{store: store, db: store.Db, limits: cfg.Limits, alive: cfg.Alive, peers: n.peers, catchUpCatalog: n.catchUpCatalog,
-		clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), clockGuard: newClockGuard(cfg.PhysicalClock, cfg.monotonic),
-		records: records.NewStore(store.Db), evHooks: cfg.evHooks,
-		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), hints: hs,
-		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
 	n.Coordinator = c
-	c.recordPeers = connectRecords{c}
-	c.recordStreams = transport.NewRecordStreams(c.peers)
-	c.net = net
-	if net == nil {
-		c.net = goNet{c}
-	}
-	c.casSeq.Store(c.rng.Uint64())
 	return n, nil
 }
 
@@ -344,7 +314,7 @@ func (n *Node) catalogBarrier(ctx context.Context) error {
 	if nl.Leader == 0 {
 		return fmt.Errorf("%w: meta has no leader now", store.ErrUnavailable)
 	}
-	index, err := n.recordPeers.metaIndex(ctx, nl.Leader)
+	index, err := n.RecordPeers.MetaIndex(ctx, nl.Leader)
 	if err != nil {
 		return fmt.Errorf("meta's leader, node %d: %w", nl.Leader, err)
 	}
@@ -399,9 +369,9 @@ func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, 
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return "", err
 	}
-	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
-		v, _, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Value: value}, opts.Quorum)
-		return formatRecordVersion(v), err
+	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
+		v, _, err := n.Write(ctx, ks, r, key, wrn.Record{Value: value}, opts.Quorum)
+		return eventual.FormatRecordVersion(v), err
 	}
 	r, err := n.route(keyspace, key)
 	if err != nil {
@@ -433,14 +403,14 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return false, err
 	}
-	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
+	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		if expect != nil {
 			// A compare-and-swap to a tombstone (eventual_cas.go): it
 			// existed, since every condition a delete takes needs it to.
-			_, err := n.casEventual(ctx, ks, r, key, *expect, wrn.Record{Tombstone: true}, opts)
+			_, err := n.CAS(ctx, ks, r, key, *expect, wrn.Record{Tombstone: true}, opts)
 			return err == nil, err
 		}
-		_, existed, err := n.writeEventual(ctx, ks, r, key, wrn.Record{Tombstone: true}, opts.Quorum)
+		_, existed, err := n.Write(ctx, ks, r, key, wrn.Record{Tombstone: true}, opts.Quorum)
 		return existed, err
 	}
 	r, err := n.route(keyspace, key)
@@ -478,11 +448,11 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return "", err
 	}
-	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
+	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		// Basic Paxos per key over its replicas (eventual_cas.go). Plain
 		// writes of a key also written by compare-and-swap forfeit the
 		// guarantee.
-		return n.casEventual(ctx, ks, r, key, expect, wrn.Record{Value: value}, opts)
+		return n.CAS(ctx, ks, r, key, expect, wrn.Record{Value: value}, opts)
 	}
 	r, err := n.route(keyspace, key)
 	if err != nil {
@@ -511,15 +481,15 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
 		return catalog.KeyValue{}, err
 	}
-	if ks, r, err := n.lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
-		rec, err := n.readEventual(ctx, ks, r, key, q)
+	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
+		rec, err := n.Read(ctx, ks, r, key, q)
 		if err != nil {
 			return catalog.KeyValue{}, err
 		}
 		if !rec.Exists() {
 			return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", catalog.ErrKeyNotFound, store.Abbreviate(key), keyspace)
 		}
-		return catalog.KeyValue{Key: key, Value: rec.Value, Version: formatRecordVersion(rec.Version)}, nil
+		return catalog.KeyValue{Key: key, Value: rec.Value, Version: eventual.FormatRecordVersion(rec.Version)}, nil
 	}
 	r, err := n.route(keyspace, key)
 	if err != nil {
@@ -563,7 +533,7 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	case !ok:
 		return nil, false, fmt.Errorf("%w: %q", catalog.ErrNoKeyspace, keyspace)
 	case ks.Mode == catalog.ModeEventual:
-		return n.scanEventual(ctx, ks, prefix, startAfter, limit)
+		return n.ScanKeyspace(ctx, ks, prefix, startAfter, limit)
 	case !served(ks.Mode):
 		return nil, false, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", catalog.ErrNotServed, keyspace, ks.Mode)
 	}
@@ -730,4 +700,4 @@ func (n *Node) candidates() []catalog.Candidate {
 // eventual writes and reads that outlived their request, each bounded by
 // the replica timeout). Close the store after. It may be called more than
 // once.
-func (n *Node) Close() { n.Coordinator.close() }
+func (n *Node) Close() { n.Coordinator.Close() }

@@ -106,18 +106,6 @@ func (n *Node) localMetaIndex(ctx context.Context) (uint64, error) {
 	return n.store.AppliedIndex(ctx, catalog.MetaRangeID)
 }
 
-func (c connectRecords) metaIndex(ctx context.Context, to uint64) (uint64, error) {
-	addr, err := c.peerAddr(to)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := c.n.peers.PeerClient(addr).MetaIndex(ctx, connect.NewRequest(&peerv1.MetaIndexRequest{}))
-	if err != nil {
-		return 0, err
-	}
-	return resp.Msg.Index, nil
-}
-
 // maxJoinFieldBytes bounds each string of a Join request (name,
 // addresses, zone, UUID, cluster ID): they are kept in meta's log, shown
 // everywhere and quoted in errors. 256 holds any DNS name (253 bytes)

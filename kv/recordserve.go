@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 
+	"github.com/quorumkv/quorumkv/kv/eventual"
+
 	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/paxos"
 
@@ -121,10 +123,10 @@ func (p *peerServer) answerRecordCall(ctx context.Context, c *peerv1.RecordCall)
 }
 
 func (p *peerServer) MerkleLeaves(ctx context.Context, req *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, toConnect(err)
 	}
-	leaves, err := p.node.localMerkleLeaves(req.Msg.RangeId, int(req.Msg.Depth))
+	leaves, err := p.node.LocalMerkleLeaves(req.Msg.RangeId, int(req.Msg.Depth))
 	if err != nil {
 		return nil, toConnect(err)
 	}
@@ -132,7 +134,7 @@ func (p *peerServer) MerkleLeaves(ctx context.Context, req *connect.Request[peer
 }
 
 func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, toConnect(err)
 	}
 	m := req.Msg
@@ -140,23 +142,23 @@ func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv
 	if limit <= 0 || limit > p.node.limits.MaxScanKeys {
 		limit = p.node.limits.MaxScanKeys
 	}
-	recs, truncated, err := p.node.localLeafRecords(m.RangeId, int(m.Depth), m.Leaves, limit)
+	recs, truncated, err := p.node.LocalLeafRecords(m.RangeId, int(m.Depth), m.Leaves, limit)
 	if err != nil {
 		return nil, toConnect(err)
 	}
 	resp := &peerv1.LeafRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs)), Truncated: truncated}
 	for i, kr := range recs {
-		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: recordToProto(kr.Record)}
+		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: eventual.RecordToProto(kr.Record)}
 	}
 	return connect.NewResponse(resp), nil
 }
 
 func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, toConnect(err)
 	}
 	m := req.Msg
-	applied, existed, err := p.node.writeLocalRecord(m.RangeId, m.Key, recordFromProto(m.Record))
+	applied, existed, err := p.node.WriteLocalRecord(m.RangeId, m.Key, eventual.RecordFromProto(m.Record))
 	if err != nil {
 		return nil, toConnect(err)
 	}
@@ -164,18 +166,18 @@ func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv
 }
 
 func (p *peerServer) ReadRecord(ctx context.Context, req *connect.Request[peerv1.ReadRecordRequest]) (*connect.Response[peerv1.ReadRecordResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, toConnect(err)
 	}
-	rec, err := p.node.readLocalRecord(req.Msg.RangeId, req.Msg.Key)
+	rec, err := p.node.ReadLocalRecord(req.Msg.RangeId, req.Msg.Key)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&peerv1.ReadRecordResponse{Record: recordToProto(rec)}), nil
+	return connect.NewResponse(&peerv1.ReadRecordResponse{Record: eventual.RecordToProto(rec)}), nil
 }
 
 func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, toConnect(err)
 	}
 	m := req.Msg
@@ -183,40 +185,40 @@ func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv
 	if limit <= 0 || limit > p.node.limits.MaxScanKeys+1 {
 		limit = p.node.limits.MaxScanKeys + 1
 	}
-	recs, err := p.node.scanLocalRecords(m.RangeId, m.Prefix, m.StartAfter, limit)
+	recs, err := p.node.ScanLocalRecords(m.RangeId, m.Prefix, m.StartAfter, limit)
 	if err != nil {
 		return nil, toConnect(err)
 	}
 	resp := &peerv1.ScanRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs))}
 	for i, kr := range recs {
-		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: recordToProto(kr.Record)}
+		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: eventual.RecordToProto(kr.Record)}
 	}
 	return connect.NewResponse(resp), nil
 }
 
 func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1.CasPrepareRequest]) (*connect.Response[peerv1.CasPrepareResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, toConnect(err)
 	}
 	m := req.Msg
-	rm, err := p.node.stepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicPrepare, From: m.From,
-		Ballot: ballotFromProto(m.Ballot)})
+	rm, err := p.node.StepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicPrepare, From: m.From,
+		Ballot: eventual.BallotFromProto(m.Ballot)})
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&peerv1.CasPrepareResponse{Reject: rm.Reject, Promised: ballotToProto(rm.Promised),
-		Accepted: ballotToProto(rm.Accepted), Value: rm.Value}), nil
+	return connect.NewResponse(&peerv1.CasPrepareResponse{Reject: rm.Reject, Promised: eventual.BallotToProto(rm.Promised),
+		Accepted: eventual.BallotToProto(rm.Accepted), Value: rm.Value}), nil
 }
 
 func (p *peerServer) CasAccept(ctx context.Context, req *connect.Request[peerv1.CasAcceptRequest]) (*connect.Response[peerv1.CasAcceptResponse], error) {
-	if err := p.node.awaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, toConnect(err)
 	}
 	m := req.Msg
-	rm, err := p.node.stepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicAccept, From: m.From,
-		Ballot: ballotFromProto(m.Ballot), Value: m.Value})
+	rm, err := p.node.StepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicAccept, From: m.From,
+		Ballot: eventual.BallotFromProto(m.Ballot), Value: m.Value})
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&peerv1.CasAcceptResponse{Reject: rm.Reject, Promised: ballotToProto(rm.Promised)}), nil
+	return connect.NewResponse(&peerv1.CasAcceptResponse{Reject: rm.Reject, Promised: eventual.BallotToProto(rm.Promised)}), nil
 }

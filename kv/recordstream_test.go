@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/eventual"
+
 	"github.com/quorumkv/quorumkv/kv/transport"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -73,7 +75,7 @@ func recordStreamNode(t *testing.T) (*Node, uint64) {
 
 func writeCall(rangeID uint64, key string, value string, wall int64) *peerv1.RecordCall {
 	rec := wrn.Record{Version: wrn.Version{Timestamp: wrn.Timestamp{WallTime: wall}, Node: 7}, Value: []byte(value)}
-	return &peerv1.RecordCall{Call: &peerv1.RecordCall_Write{Write: &peerv1.WriteRecordRequest{RangeId: rangeID, Key: []byte(key), Record: recordToProto(rec)}}}
+	return &peerv1.RecordCall{Call: &peerv1.RecordCall_Write{Write: &peerv1.WriteRecordRequest{RangeId: rangeID, Key: []byte(key), Record: eventual.RecordToProto(rec)}}}
 }
 
 func readCall(rangeID uint64, key string) *peerv1.RecordCall {
@@ -154,7 +156,7 @@ func TestRecordStreamFallsBackToUnary(t *testing.T) {
 			t.Fatalf("call %d to a node without Records: %v", i, err)
 		}
 	}
-	if rec, err := n.readLocalRecord(rangeID, []byte("k")); err != nil || !rec.Version.IsZero() {
+	if rec, err := n.ReadLocalRecord(rangeID, []byte("k")); err != nil || !rec.Version.IsZero() {
 		t.Fatalf("the refused call ran: %+v, %v", rec, err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/eventual"
+
 	"github.com/quorumkv/quorumkv/internal/sim"
 )
 
@@ -17,16 +19,16 @@ import (
 func TestSimEventualCanaries(t *testing.T) {
 	for _, cn := range []struct {
 		name  string
-		hooks eventualHooks
+		hooks eventual.Hooks
 	}{
 		// Issue 10, scenario 3: the client retries, and writes again.
-		{"unavailable after a partial write", eventualHooks{unavailableAfterPartialWrite: true}},
+		{"unavailable after a partial write", eventual.Hooks{UnavailableAfterPartialWrite: true}},
 		// The proposer ignores what phase 1 found accepted.
-		{"swap decided without Paxos' phase-1 value", eventualHooks{ignoreAccepted: true}},
+		{"swap decided without Paxos' phase-1 value", eventual.Hooks{IgnoreAccepted: true}},
 		// Scenario 4: a retry is evaluated as a new request.
-		{"swap history ignored", eventualHooks{forgetSwaps: true}},
+		{"swap history ignored", eventual.Hooks{ForgetSwaps: true}},
 		// Scenario 5: a purge leaves the old accepted value behind.
-		{"purge keeps the accepted value", eventualHooks{purgeKeepsAccepted: true}},
+		{"purge keeps the accepted value", eventual.Hooks{PurgeKeepsAccepted: true}},
 	} {
 		t.Run(cn.name, func(t *testing.T) {
 			shape := simEvShapes[0]

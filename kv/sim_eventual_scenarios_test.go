@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/eventual"
+
 	"github.com/quorumkv/quorumkv/kv/transport"
 
 	"github.com/quorumkv/quorumkv/kv/records"
@@ -58,7 +60,7 @@ func (h *evHarness) node(id uint64) *Node {
 
 func (h *evHarness) lookup(id uint64, key string) (catalog.KeyspaceDescriptor, *catalog.RangeDescriptor) {
 	h.t.Helper()
-	ks, rd, err := h.node(id).lookup(h.ks, []byte(key))
+	ks, rd, err := h.node(id).Lookup(h.ks, []byte(key))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -75,15 +77,15 @@ func (h *evHarness) wait(what string, done *bool) {
 func (h *evHarness) write(id uint64, key string, rec wrn.Record, q catalog.QuorumOverride) (wrn.Version, error) {
 	h.t.Helper()
 	ks, rd := h.lookup(id, key)
-	w, err := h.node(id).newEventualWrite(ks, rd, []byte(key), rec, q)
+	w, err := h.node(id).NewEventualWrite(ks, rd, []byte(key), rec, q)
 	if err != nil {
 		return wrn.Version{}, err
 	}
-	var res writeResult
+	var res eventual.WriteResult
 	done := false
-	w.start(func(r writeResult) { res, done = r, true })
+	w.Start(func(r eventual.WriteResult) { res, done = r, true })
 	h.wait("a write of "+key, &done)
-	return w.rec.Version, res.err
+	return w.Rec.Version, res.Err
 }
 
 func (h *evHarness) put(id uint64, key, value string) (wrn.Version, error) {
@@ -95,15 +97,15 @@ func (h *evHarness) put(id uint64, key, value string) (wrn.Version, error) {
 func (h *evHarness) get(id uint64, key string, r int) (wrn.Record, error) {
 	h.t.Helper()
 	ks, rd := h.lookup(id, key)
-	op, err := h.node(id).newEventualRead(ks, rd, []byte(key), catalog.QuorumOverride{R: r})
+	op, err := h.node(id).NewEventualRead(ks, rd, []byte(key), catalog.QuorumOverride{R: r})
 	if err != nil {
 		return wrn.Record{}, err
 	}
-	var res readResult
+	var res eventual.ReadResult
 	done := false
-	op.start(func(r readResult) { res, done = r, true })
+	op.Start(func(r eventual.ReadResult) { res, done = r, true })
 	h.wait("a read of "+key, &done)
-	return res.rec, res.err
+	return res.Rec, res.Err
 }
 
 // cas is CompareAndSwapWith through node id (a conditional delete when
@@ -111,15 +113,15 @@ func (h *evHarness) get(id uint64, key string, r int) (wrn.Record, error) {
 func (h *evHarness) cas(id uint64, key string, expect catalog.Expect, rec wrn.Record, idem string) (string, error) {
 	h.t.Helper()
 	ks, rd := h.lookup(id, key)
-	op, err := h.node(id).newCASOp(ks, rd, []byte(key), expect, rec, []byte(idem))
+	op, err := h.node(id).NewCASOp(ks, rd, []byte(key), expect, rec, []byte(idem))
 	if err != nil {
 		return "", err
 	}
-	var res casResult
+	var res eventual.CASResult
 	done := false
-	op.start(func(r casResult) { res, done = r, true })
+	op.Start(func(r eventual.CASResult) { res, done = r, true })
 	h.wait("a compare-and-swap of "+key, &done)
-	return res.version, res.err
+	return res.Version, res.Err
 }
 
 func (h *evHarness) swap(id uint64, key string, expect catalog.Expect, value, idem string) (string, error) {
@@ -131,7 +133,7 @@ func (h *evHarness) swap(id uint64, key string, expect catalog.Expect, value, id
 func (h *evHarness) record(id uint64, key string) wrn.Record {
 	h.t.Helper()
 	_, rd := h.lookup(h.c.ids[0], key)
-	rec, err := h.node(id).records.Read(rd.ID, []byte(key))
+	rec, err := h.node(id).Records.Read(rd.ID, []byte(key))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -142,7 +144,7 @@ func (h *evHarness) record(id uint64, key string) wrn.Record {
 func (h *evHarness) accepted(id uint64, key string) paxos.AcceptorState {
 	h.t.Helper()
 	_, rd := h.lookup(h.c.ids[0], key)
-	st, err := h.node(id).records.AcceptorState(rd.ID, []byte(key))
+	st, err := h.node(id).Records.AcceptorState(rd.ID, []byte(key))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -204,7 +206,7 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 		t.Fatalf("another retry of alice's swap: %q, %v; want success at %s", again, err, version)
 	}
 	rec, err := h.get(3, "phone", 3)
-	if err != nil || string(rec.Value) != "sold to alice" || formatRecordVersion(rec.Version) != version {
+	if err != nil || string(rec.Value) != "sold to alice" || eventual.FormatRecordVersion(rec.Version) != version {
 		t.Fatalf("R=3 read: %s, %v; want sold to alice at %s", describeRecord(rec), err, version)
 	}
 
@@ -252,11 +254,11 @@ func TestSimEventualCASOneReplicaCutOff(t *testing.T) {
 		done := [2]bool{}
 		for i, id := range []uint64{1, 2} {
 			ks, rd := h.lookup(id, key)
-			op, err := h.node(id).newCASOp(ks, rd, []byte(key), catalog.Expect{Absent: true}, wrn.Record{Value: fmt.Appendf(nil, "%d", i)}, nil)
+			op, err := h.node(id).NewCASOp(ks, rd, []byte(key), catalog.Expect{Absent: true}, wrn.Record{Value: fmt.Appendf(nil, "%d", i)}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			op.start(func(r casResult) { errs[i], done[i] = r.err, true })
+			op.Start(func(r eventual.CASResult) { errs[i], done[i] = r.Err, true })
 		}
 		h.c.require("two dueling swaps", 2*simOpBudget, func() bool { return done[0] && done[1] })
 		for i, err := range errs {
@@ -316,18 +318,18 @@ func testCASVersionChain(t *testing.T, nclients int) {
 		n1 := h.node(1)
 		var step func(cl *client)
 		read := func(cl *client) {
-			op, err := n1.newEventualRead(ks, rd, []byte(key), catalog.QuorumOverride{})
+			op, err := n1.NewEventualRead(ks, rd, []byte(key), catalog.QuorumOverride{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			op.start(func(r readResult) {
-				if r.err != nil {
+			op.Start(func(r eventual.ReadResult) {
+				if r.Err != nil {
 					s.After(time.Millisecond, func() { step(cl) })
 					return
 				}
 				cl.version, cl.was = "", ""
-				if r.rec.Exists() {
-					cl.version, cl.was = formatRecordVersion(r.rec.Version), string(r.rec.Value)
+				if r.Rec.Exists() {
+					cl.version, cl.was = eventual.FormatRecordVersion(r.Rec.Version), string(r.Rec.Value)
 					seen[cl.was] = true
 				}
 				step(cl)
@@ -349,22 +351,22 @@ func testCASVersionChain(t *testing.T, nclients int) {
 			var attempt func()
 			attempt = func() {
 				tries++
-				op, err := n1.newCASOp(ks, rd, []byte(key), expect, wrn.Record{Value: []byte(value)}, []byte(value))
+				op, err := n1.NewCASOp(ks, rd, []byte(key), expect, wrn.Record{Value: []byte(value)}, []byte(value))
 				if err != nil {
 					t.Fatal(err)
 				}
-				op.start(func(r casResult) {
+				op.Start(func(r eventual.CASResult) {
 					switch {
-					case errors.Is(r.err, store.ErrUnavailable), errors.Is(r.err, store.ErrOutcomeUnknown):
+					case errors.Is(r.Err, store.ErrUnavailable), errors.Is(r.Err, store.ErrOutcomeUnknown):
 						s.After(time.Duration(1+s.Rand().IntN(20))*time.Millisecond, attempt) // the client's retry
 						return
-					case r.err != nil && !errors.Is(r.err, store.ErrConditionFailed):
-						t.Errorf("swap %s: %v", value, r.err)
+					case r.Err != nil && !errors.Is(r.Err, store.ErrConditionFailed):
+						t.Errorf("swap %s: %v", value, r.Err)
 					}
 					in.tries = uint64(tries)
 					ops = append(ops, porcupine.Operation{ClientId: cl.id - 1, Input: in, Call: call,
-						Output: evModelOut{swapped: r.err == nil}, Return: next()})
-					if r.err != nil {
+						Output: evModelOut{swapped: r.Err == nil}, Return: next()})
+					if r.Err != nil {
 						failed[value] = true
 					}
 					read(cl)
@@ -476,7 +478,7 @@ func TestSimEventualClockOffset(t *testing.T) {
 	}
 	h.shift[1] = 2 * time.Second
 	// Past the clock guard's trust in node 1's clock.
-	if err := h.c.s.RunFor(2 * clockTrustWindow); err != nil {
+	if err := h.c.s.RunFor(2 * eventual.ClockTrustWindow); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []struct {

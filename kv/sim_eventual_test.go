@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/eventual"
+
 	"github.com/quorumkv/quorumkv/kv/records"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -106,7 +108,7 @@ type simEvShape struct {
 	// out of the nemesis.
 	calm bool
 	// hooks plants canaries.
-	hooks eventualHooks
+	hooks eventual.Hooks
 }
 
 func evKeyspace(n, w, r int) catalog.KeyspaceDescriptor {
@@ -446,7 +448,7 @@ func (ev *simEv) nodeConfig(id uint64, cfg *NodeConfig) {
 	phys := cfg.PhysicalClock
 	cfg.PhysicalClock = func() int64 { return phys() + int64(ev.shift[id]) }
 	cfg.evHooks = ev.shape.hooks
-	cfg.evHooks.chosen = func([]byte) { ev.chosen(id) }
+	cfg.evHooks.Chosen = func([]byte) { ev.chosen(id) }
 }
 
 // startClockSteps steps one node's clock at a time, by 100-400 ms (within
@@ -534,7 +536,7 @@ func (ev *simEv) serve(n *simNode, from sim.NodeID, req simEvRequest) {
 	}
 	fail := func(err error) { reply(simEvReply{Answer: answerOf(err), Err: err.Error()}) }
 	key := []byte(req.In.key)
-	ks, rd, err := n.node.lookup(ev.shape.ks.Name, key)
+	ks, rd, err := n.node.Lookup(ev.shape.ks.Name, key)
 	if err != nil {
 		fail(err)
 		return
@@ -547,16 +549,16 @@ func (ev *simEv) serve(n *simNode, from sim.NodeID, req simEvRequest) {
 			rec = wrn.Record{Tombstone: true}
 		}
 		write := func() {
-			w, err := n.node.newEventualWrite(ks, rd, key, rec, ev.shape.q)
+			w, err := n.node.NewEventualWrite(ks, rd, key, rec, ev.shape.q)
 			if err != nil {
 				fail(err)
 				return
 			}
-			op.stamped = append(op.stamped, w.rec.Version)
-			w.start(func(res writeResult) {
-				r := simEvReply{Answer: answerOf(res.err), Stamped: w.rec.Version}
-				if res.err != nil {
-					r.Err = res.err.Error()
+			op.stamped = append(op.stamped, w.Rec.Version)
+			w.Start(func(res eventual.WriteResult) {
+				r := simEvReply{Answer: answerOf(res.Err), Stamped: w.Rec.Version}
+				if res.Err != nil {
+					r.Err = res.Err.Error()
 				}
 				reply(r)
 			})
@@ -569,50 +571,50 @@ func (ev *simEv) serve(n *simNode, from sim.NodeID, req simEvRequest) {
 		// on this node, whose clock then stamps the tombstone past the
 		// swaps' versions (a blind delete may order before a swap that
 		// returned before it, by up to the clocks' offset).
-		r, err := n.node.newEventualRead(ks, rd, key, catalog.QuorumOverride{})
+		r, err := n.node.NewEventualRead(ks, rd, key, catalog.QuorumOverride{})
 		if err != nil {
 			fail(err)
 			return
 		}
-		r.start(func(res readResult) {
-			if res.err != nil {
-				fail(res.err)
+		r.Start(func(res eventual.ReadResult) {
+			if res.Err != nil {
+				fail(res.Err)
 				return
 			}
 			write()
 		})
 	case evGet:
-		r, err := n.node.newEventualRead(ks, rd, key, ev.shape.q)
+		r, err := n.node.NewEventualRead(ks, rd, key, ev.shape.q)
 		if err != nil {
 			fail(err)
 			return
 		}
-		r.stale = func(stale, complete bool) { op.settled, op.measured = complete, stale }
-		r.start(func(res readResult) {
-			if res.err != nil {
-				fail(res.err)
+		r.Stale = func(stale, complete bool) { op.settled, op.measured = complete, stale }
+		r.Start(func(res eventual.ReadResult) {
+			if res.Err != nil {
+				fail(res.Err)
 				return
 			}
-			reply(simEvReply{Answer: ansOK, Rec: res.rec})
+			reply(simEvReply{Answer: ansOK, Rec: res.Rec})
 		})
 	case evCAS, evDelIf:
 		rec := wrn.Record{Value: []byte(req.In.value)}
 		if req.In.kind == evDelIf {
 			rec = wrn.Record{Tombstone: true}
 		}
-		cas, err := n.node.newCASOp(ks, rd, key, req.In.expect, rec, []byte(req.Idem))
+		cas, err := n.node.NewCASOp(ks, rd, key, req.In.expect, rec, []byte(req.Idem))
 		if err != nil {
 			fail(err)
 			return
 		}
 		// As await does when the client's deadline passes.
-		n.env.After(simAttemptTimeout, func() { cas.giveUp() })
-		cas.start(func(res casResult) {
-			if res.err != nil {
-				fail(res.err)
+		n.env.After(simAttemptTimeout, func() { cas.GiveUp() })
+		cas.Start(func(res eventual.CASResult) {
+			if res.Err != nil {
+				fail(res.Err)
 				return
 			}
-			reply(simEvReply{Answer: ansOK, Version: res.version})
+			reply(simEvReply{Answer: ansOK, Version: res.Version})
 		})
 	}
 }
@@ -813,7 +815,7 @@ func (cl *simEvClient) finish(state string, r *simEvReply) {
 	cas := slices.Contains(simCASKeys, in.key)
 	switch {
 	case state == "ok" && in.kind == evGet && cas:
-		cl.known[in.key] = simEvKnown{present: op.rec.Exists(), value: string(op.rec.Value), version: formatRecordVersion(op.rec.Version)}
+		cl.known[in.key] = simEvKnown{present: op.rec.Exists(), value: string(op.rec.Value), version: eventual.FormatRecordVersion(op.rec.Version)}
 	case state == "ok" && in.kind == evCAS:
 		cl.known[in.key] = simEvKnown{present: true, value: in.value, version: op.version}
 	case state == "ok" && (in.kind == evDelIf || in.kind == evDel) && cas:
@@ -921,7 +923,7 @@ func (ev *simEv) converged() bool {
 			if n == nil {
 				return false
 			}
-			recs, err := n.node.records.Scan(rd.ID, nil, nil, 1<<20)
+			recs, err := n.node.Records.Scan(rd.ID, nil, nil, 1<<20)
 			if err != nil {
 				c.t.Fatal(err)
 			}
@@ -953,7 +955,7 @@ func (ev *simEv) describe() string {
 				fmt.Fprintf(&b, "range %d node %d: down\n", rd.ID, rep.NodeID)
 				continue
 			}
-			recs, _ := n.node.records.Scan(rd.ID, nil, nil, 1<<20)
+			recs, _ := n.node.Records.Scan(rd.ID, nil, nil, 1<<20)
 			fmt.Fprintf(&b, "range %d node %d:", rd.ID, rep.NodeID)
 			for _, kr := range recs {
 				fmt.Fprintf(&b, " %s=%s", kr.Key, describeRecord(kr.Record))
@@ -969,20 +971,20 @@ func describeRecord(r wrn.Record) string {
 	case r.Version.IsZero():
 		return "none"
 	case r.Tombstone:
-		return "tombstone@" + formatRecordVersion(r.Version)
+		return "tombstone@" + eventual.FormatRecordVersion(r.Version)
 	}
-	return fmt.Sprintf("%q@%s", r.Value, formatRecordVersion(r.Version))
+	return fmt.Sprintf("%q@%s", r.Value, eventual.FormatRecordVersion(r.Version))
 }
 
 // finalRecord is key's converged record (on its range's first replica).
 func (ev *simEv) finalRecord(key string) wrn.Record {
 	c := ev.c
 	k := []byte(key)
-	_, rd, err := c.node(c.ids[0]).node.lookup(ev.shape.ks.Name, k)
+	_, rd, err := c.node(c.ids[0]).node.Lookup(ev.shape.ks.Name, k)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	rec, err := c.node(rd.Replicas[0].NodeID).node.records.Read(rd.ID, k)
+	rec, err := c.node(rd.Replicas[0].NodeID).node.Records.Read(rd.ID, k)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -1071,7 +1073,7 @@ func (ev *simEv) checkReads() {
 			if rd.settled {
 				if !rd.measured {
 					ev.failf("read %v returned %s, missing %v (version %s, acknowledged before the read), and every replica answered, "+
-						"yet the staleness measure did not count it", rd.in, describeRecord(rd.rec), missed.in, formatRecordVersion(missed.acked))
+						"yet the staleness measure did not count it", rd.in, describeRecord(rd.rec), missed.in, eventual.FormatRecordVersion(missed.acked))
 				}
 				ev.staleMeasured++
 			}
@@ -1096,7 +1098,7 @@ func (ev *simEv) checkFinal() {
 		if rec.Version.IsZero() {
 			if newest != nil && !purgedDelete(writes, newest.acked, ev.c.s.Now()) {
 				ev.failf("key %s: no record left, but %v (version %s) was acknowledged and no delete as new was written",
-					key, newest.in, formatRecordVersion(newest.acked))
+					key, newest.in, eventual.FormatRecordVersion(newest.acked))
 			}
 			continue
 		}
@@ -1108,7 +1110,7 @@ func (ev *simEv) checkFinal() {
 			ev.failf("key %s holds %s, written by an attempt of %v that was answered Unavailable (nothing written)", key, describeRecord(rec), w.in)
 		case newest != nil && rec.Version.Less(newest.acked):
 			ev.failf("key %s holds %s, older than the acknowledged %v (version %s): an acknowledged write was lost",
-				key, describeRecord(rec), newest.in, formatRecordVersion(newest.acked))
+				key, describeRecord(rec), newest.in, eventual.FormatRecordVersion(newest.acked))
 		}
 	}
 }
@@ -1134,7 +1136,7 @@ func (ev *simEv) checkOnce() {
 		if seen[v] == nil {
 			seen[v] = map[string]string{}
 		}
-		seen[v][formatRecordVersion(rec.Version)] = where
+		seen[v][eventual.FormatRecordVersion(rec.Version)] = where
 	}
 	for _, op := range ev.order {
 		switch {
@@ -1176,37 +1178,37 @@ func (ev *simEv) probe() bool {
 	n := c.node(c.ids[0])
 	for _, key := range simCASKeys {
 		k := []byte(key)
-		ks, rd, err := n.node.lookup(ev.shape.ks.Name, k)
+		ks, rd, err := n.node.Lookup(ev.shape.ks.Name, k)
 		if err != nil {
 			c.t.Fatal(err)
 		}
 		call := ev.nextStamp()
-		var dec casDecision
+		var dec eventual.CASDecision
 		// The network still loses messages: Unavailable is retried.
 		for try := 0; ; try++ {
-			op, err := n.node.newCASOp(ks, rd, k, catalog.Expect{Version: "probe"}, wrn.Record{Value: []byte("probe")}, nil)
+			op, err := n.node.NewCASOp(ks, rd, k, catalog.Expect{Version: "probe"}, wrn.Record{Value: []byte("probe")}, nil)
 			if err != nil {
 				ev.failf("probe of %s: %v", key, err)
 				return false
 			}
-			var res *casResult
-			op.start(func(r casResult) { res = &r })
+			var res *eventual.CASResult
+			op.Start(func(r eventual.CASResult) { res = &r })
 			if !ev.runUntil("the probe of "+key, simOpBudget, func() bool { return res != nil }) {
 				return false
 			}
-			op.mu.Lock()
-			dec = op.mu.dec
-			op.mu.Unlock()
-			if errors.Is(res.err, store.ErrConditionFailed) && dec.kind == casFailed {
+			op.Mu.Lock()
+			dec = op.Mu.Dec
+			op.Mu.Unlock()
+			if errors.Is(res.Err, store.ErrConditionFailed) && dec.Kind == eventual.CASFailed {
 				break
 			}
-			if !errors.Is(res.err, store.ErrUnavailable) || try == 10 {
-				ev.failf("probe of %s: %v", key, res.err)
+			if !errors.Is(res.Err, store.ErrUnavailable) || try == 10 {
+				ev.failf("probe of %s: %v", key, res.Err)
 				return false
 			}
 		}
 		ev.probes = append(ev.probes, porcupine.Operation{ClientId: simClients + 1, Input: evModelIn{kind: evProbe, key: key},
-			Call: call, Output: evModelOut{rec: dec.rec}, Return: ev.nextStamp()})
+			Call: call, Output: evModelOut{rec: dec.Rec}, Return: ev.nextStamp()})
 	}
 	return true
 }
@@ -1406,25 +1408,25 @@ func TestSimEventualTombstonePurge(t *testing.T) {
 	c := newSimClusterWith(t, 1, 3, []catalog.KeyspaceDescriptor{evKeyspace(3, 2, 2)})
 	key := []byte("k")
 	n1 := c.node(1)
-	ks, rd, err := n1.node.lookup("ev", key)
+	ks, rd, err := n1.node.Lookup("ev", key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	write := func(rec wrn.Record) {
 		t.Helper()
-		w, err := n1.node.newEventualWrite(ks, rd, key, rec, catalog.QuorumOverride{})
+		w, err := n1.node.NewEventualWrite(ks, rd, key, rec, catalog.QuorumOverride{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var res *writeResult
-		w.start(func(r writeResult) { res = &r })
+		var res *eventual.WriteResult
+		w.Start(func(r eventual.WriteResult) { res = &r })
 		c.require("the write", time.Second, func() bool { return res != nil })
-		if res.err != nil {
-			t.Fatal(res.err)
+		if res.Err != nil {
+			t.Fatal(res.Err)
 		}
 	}
 	records := func(id uint64) wrn.Record {
-		rec, err := c.node(id).node.records.Read(rd.ID, key)
+		rec, err := c.node(id).node.Records.Read(rd.ID, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1455,14 +1457,14 @@ func TestSimEventualTombstonePurge(t *testing.T) {
 	c.require("node 3 to get the tombstone, and then every replica to purge it", 10*time.Second, func() bool {
 		return records(1).Version.IsZero() && records(2).Version.IsZero() && records(3).Version.IsZero()
 	})
-	r, err := n1.node.newEventualRead(ks, rd, key, catalog.QuorumOverride{R: 3})
+	r, err := n1.node.NewEventualRead(ks, rd, key, catalog.QuorumOverride{R: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res *readResult
-	r.start(func(rr readResult) { res = &rr })
+	var res *eventual.ReadResult
+	r.Start(func(rr eventual.ReadResult) { res = &rr })
 	c.require("the read", time.Second, func() bool { return res != nil })
-	if res.err != nil || res.rec.Exists() {
-		t.Fatalf("read after the purge: %s, %v; want nothing", describeRecord(res.rec), res.err)
+	if res.Err != nil || res.Rec.Exists() {
+		t.Fatalf("read after the purge: %s, %v; want nothing", describeRecord(res.Rec), res.Err)
 	}
 }

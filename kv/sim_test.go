@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/eventual"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/consensus"
@@ -571,7 +573,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	if n.store, err = store.OpenDriven(db, cfg, n.tr, id == 1); err != nil {
 		panic(err)
 	}
-	n.net = &simReplicaNet{n: n, calls: map[uint64]func(replicaAnswer){}}
+	n.net = &simReplicaNet{n: n, calls: map[uint64]func(eventual.ReplicaAnswer){}}
 	nodeCfg := NodeConfig{
 		Zone:           cfg.Self.Zone,
 		Alive:          c.alive,
@@ -595,8 +597,8 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		n.round()
 	})
 	// The loops kvd runs on goroutines (NewNode, StartAntiEntropy).
-	env.Every(simHintReplayInterval, n.node.replayHints)
-	env.Every(simAntiEntropyInterval, n.node.antiEntropyStep)
+	env.Every(simHintReplayInterval, n.node.ReplayHints)
+	env.Every(simAntiEntropyInterval, n.node.AntiEntropyStep)
 	return n
 }
 
@@ -860,7 +862,7 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 			return
 		}
 		n.served[m.ID] = true
-		n.env.Send(from, simReplicaAnswer{ID: m.ID, Answer: n.node.serveReplica(m.Req)})
+		n.env.Send(from, simReplicaAnswer{ID: m.ID, Answer: n.node.ServeReplica(m.Req)})
 	case simReplicaAnswer:
 		n.net.answer(m.ID, m.Answer)
 	case simEvRequest:
@@ -983,7 +985,7 @@ func simCommand(in sim.KVInput, key []byte) *store.Command {
 // and a late one is ignored, as goNet's context does.
 type simReplicaNet struct {
 	n     *simNode
-	calls map[uint64]func(replicaAnswer)
+	calls map[uint64]func(eventual.ReplicaAnswer)
 }
 
 // simReplicaCall is a replica request in flight; simReplicaAnswer its
@@ -991,26 +993,26 @@ type simReplicaNet struct {
 // as the peer stream does (simNode.served), and an answer counts once.
 type simReplicaCall struct {
 	ID  uint64
-	Req replicaRequest
+	Req eventual.ReplicaRequest
 }
 
 type simReplicaAnswer struct {
 	ID     uint64
-	Answer replicaAnswer
+	Answer eventual.ReplicaAnswer
 }
 
 func (m simReplicaCall) String() string {
 	r := m.Req
-	s := fmt.Sprintf("call %d: r%d %v", m.ID, r.rangeID, r.kind)
-	switch r.kind {
-	case reqWrite:
-		s += fmt.Sprintf(" %q=%s", r.key, describeRecord(r.rec))
-	case reqRead:
-		s += fmt.Sprintf(" %q", r.key)
-	case reqCAS:
-		s += fmt.Sprintf(" %q %v ballot %v", r.key, r.cas.Type, r.cas.Ballot)
-	case reqLeafRecords:
-		s += fmt.Sprintf(" %d leaves", len(r.leaves))
+	s := fmt.Sprintf("call %d: r%d %v", m.ID, r.RangeID, r.Kind)
+	switch r.Kind {
+	case eventual.ReqWrite:
+		s += fmt.Sprintf(" %q=%s", r.Key, describeRecord(r.Rec))
+	case eventual.ReqRead:
+		s += fmt.Sprintf(" %q", r.Key)
+	case eventual.ReqCAS:
+		s += fmt.Sprintf(" %q %v ballot %v", r.Key, r.Cas.Type, r.Cas.Ballot)
+	case eventual.ReqLeafRecords:
+		s += fmt.Sprintf(" %d leaves", len(r.Leaves))
 	}
 	return s
 }
@@ -1018,46 +1020,46 @@ func (m simReplicaCall) String() string {
 func (m simReplicaAnswer) String() string {
 	a := m.Answer
 	switch {
-	case a.err != nil:
-		return fmt.Sprintf("answer %d: %v", m.ID, a.err)
-	case a.hashes != nil:
-		return fmt.Sprintf("answer %d: %d leaf hashes", m.ID, len(a.hashes))
-	case a.recs != nil:
-		return fmt.Sprintf("answer %d: %d records", m.ID, len(a.recs))
-	case a.cas.Type != 0:
-		return fmt.Sprintf("answer %d: %v reject=%v", m.ID, a.cas.Type, a.cas.Reject)
+	case a.Err != nil:
+		return fmt.Sprintf("answer %d: %v", m.ID, a.Err)
+	case a.Hashes != nil:
+		return fmt.Sprintf("answer %d: %d leaf hashes", m.ID, len(a.Hashes))
+	case a.Recs != nil:
+		return fmt.Sprintf("answer %d: %d records", m.ID, len(a.Recs))
+	case a.Cas.Type != 0:
+		return fmt.Sprintf("answer %d: %v reject=%v", m.ID, a.Cas.Type, a.Cas.Reject)
 	}
-	return fmt.Sprintf("answer %d: %s existed=%v", m.ID, describeRecord(a.rec), a.existed)
+	return fmt.Sprintf("answer %d: %s existed=%v", m.ID, describeRecord(a.Rec), a.Existed)
 }
 
-func (s *simReplicaNet) call(to uint64, req replicaRequest, done func(replicaAnswer)) {
+func (s *simReplicaNet) Call(to uint64, req eventual.ReplicaRequest, done func(eventual.ReplicaAnswer)) {
 	n := s.n
 	n.c.callSeq++
 	id := n.c.callSeq
 	timer := n.env.After(simReplicaTimeout, func() {
-		s.answer(id, replicaAnswer{err: fmt.Errorf("%w: node %d: no answer to a %v request in %v", store.ErrUnavailable, to, req.kind, simReplicaTimeout)})
+		s.answer(id, eventual.ReplicaAnswer{Err: fmt.Errorf("%w: node %d: no answer to a %v request in %v", store.ErrUnavailable, to, req.Kind, simReplicaTimeout)})
 	})
-	s.calls[id] = func(a replicaAnswer) {
+	s.calls[id] = func(a eventual.ReplicaAnswer) {
 		timer.Stop()
 		done(a)
 	}
 	switch {
 	case to == n.id:
-		n.env.After(0, func() { s.answer(id, n.node.serveReplica(req)) })
+		n.env.After(0, func() { s.answer(id, n.node.ServeReplica(req)) })
 	case n.c.added[to]:
 		n.env.Send(sim.NodeID(to), simReplicaCall{ID: id, Req: req})
 	}
 }
 
 // answer delivers a request's answer, once.
-func (s *simReplicaNet) answer(id uint64, a replicaAnswer) {
+func (s *simReplicaNet) answer(id uint64, a eventual.ReplicaAnswer) {
 	if done, ok := s.calls[id]; ok {
 		delete(s.calls, id)
 		done(a)
 	}
 }
 
-func (s *simReplicaNet) after(d time.Duration, f func()) { s.n.env.After(d, f) }
+func (s *simReplicaNet) After(d time.Duration, f func()) { s.n.env.After(d, f) }
 
 // simPeerMsg is one encoded peer message of a range.
 type simPeerMsg struct {

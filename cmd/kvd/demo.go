@@ -12,9 +12,9 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/urfave/cli/v2"
+	"github.com/quorumkv/quorumkv/kv/eventual"
 
-	"github.com/quorumkv/quorumkv/kv"
+	"github.com/urfave/cli/v2"
 )
 
 // MaxDemoNodes bounds kvd demo: every node runs in this one process.
@@ -87,7 +87,7 @@ func demo(c *cli.Context, stdout, stderr io.Writer) error {
 			nodeID: fmt.Sprintf("n%d", i), dataDir: filepath.Join(root, fmt.Sprintf("n%d", i)),
 			listen: listen, advertise: listen, gossip: gossip, zone: fmt.Sprintf("zone-%d", i), weight: 1,
 			logLevel: level, drainTimeout: defaultDrainTimeout,
-			antiEntropyInterval: kv.DefaultAntiEntropyInterval, hintWindow: kv.DefaultMaxHintAge,
+			antiEntropyInterval: eventual.DefaultAntiEntropyInterval, hintWindow: eventual.DefaultMaxHintAge,
 			enablePprof: c.Bool("enable-pprof"),
 		}
 		if seed != "" {

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/eventual"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -80,9 +82,9 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"KVD_LOG_FORMAT"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "drain-timeout", Usage: "on SIGTERM, how long to wait for requests in flight", Value: defaultDrainTimeout, EnvVars: []string{"KVD_DRAIN_TIMEOUT"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "anti-entropy-interval", Usage: "eventual keyspaces: time between two anti-entropy rounds of this node (each compares one range with its other replicas)",
-			Value: kv.DefaultAntiEntropyInterval, EnvVars: []string{"KVD_ANTI_ENTROPY_INTERVAL"}}),
+			Value: eventual.DefaultAntiEntropyInterval, EnvVars: []string{"KVD_ANTI_ENTROPY_INTERVAL"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "hint-window", Usage: "eventual keyspaces: how long hints are kept for a replica that is down; older ones are dropped and left to anti-entropy",
-			Value: kv.DefaultMaxHintAge, EnvVars: []string{"KVD_HINT_WINDOW"}}),
+			Value: eventual.DefaultMaxHintAge, EnvVars: []string{"KVD_HINT_WINDOW"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
 	}
 	return &cli.App{

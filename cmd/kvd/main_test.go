@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/quorumkv/quorumkv/kv/eventual"
 
-	"github.com/quorumkv/quorumkv/kv"
+	"github.com/urfave/cli/v2"
 )
 
 // parse runs kvd's flag handling (not the server) on args and returns the
@@ -53,9 +53,9 @@ func TestEventualFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.antiEntropyInterval != kv.DefaultAntiEntropyInterval || cfg.hintWindow != kv.DefaultMaxHintAge {
+	if cfg.antiEntropyInterval != eventual.DefaultAntiEntropyInterval || cfg.hintWindow != eventual.DefaultMaxHintAge {
 		t.Fatalf("defaults: anti-entropy interval %v, hint window %v; want %v, %v",
-			cfg.antiEntropyInterval, cfg.hintWindow, kv.DefaultAntiEntropyInterval, kv.DefaultMaxHintAge)
+			cfg.antiEntropyInterval, cfg.hintWindow, eventual.DefaultAntiEntropyInterval, eventual.DefaultMaxHintAge)
 	}
 	file := filepath.Join(t.TempDir(), "kvd.yaml")
 	if err := os.WriteFile(file, []byte("anti-entropy-interval: 1m\nhint-window: 30m\n"), 0o600); err != nil {

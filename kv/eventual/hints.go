@@ -1,4 +1,4 @@
-package kv
+package eventual
 
 import (
 	"errors"
@@ -123,7 +123,7 @@ type hints struct {
 	maxCount int
 	maxBytes int64
 	maxAge   time.Duration
-	interval time.Duration
+	Interval time.Duration
 
 	mu struct {
 		sync.Mutex
@@ -144,7 +144,7 @@ type hintsConfig struct {
 
 func newHints(db *storage.DB, cfg hintsConfig, metrics *metrics.Metrics) (*hints, error) {
 	h := &hints{db: db, now: cfg.PhysicalClock, metrics: metrics, maxCount: cfg.MaxHints, maxBytes: cfg.MaxHintBytes,
-		maxAge: cfg.MaxHintAge, interval: cfg.HintReplayInterval}
+		maxAge: cfg.MaxHintAge, Interval: cfg.HintReplayInterval}
 	h.mu.targets = map[uint64]*hintTarget{}
 	it, err := db.NewIter(storage.AllHintsSpan())
 	if err != nil {
@@ -277,7 +277,7 @@ func (h *hints) backOff(to uint64) {
 	if t == nil {
 		return
 	}
-	t.backoff = min(max(2*t.backoff, h.interval), maxHintBackoff)
+	t.backoff = min(max(2*t.backoff, h.Interval), maxHintBackoff)
 	t.retryAt = h.now() + int64(t.backoff)
 }
 
@@ -293,9 +293,9 @@ func (h *hints) resetBackoff(to uint64) {
 // interval: each target not replayed to already gets a replay, which
 // drops its expired hints and, if the target is alive and past its
 // backoff, sends it the others (hintReplay).
-func (c *Coordinator) replayHints() {
-	for _, to := range c.hints.pendingTargets() {
-		if c.hints.claim(to) {
+func (c *Coordinator) ReplayHints() {
+	for _, to := range c.Hints.pendingTargets() {
+		if c.Hints.claim(to) {
 			r := &hintReplay{n: c, to: to, span: storage.HintSpan(hintTargetName(to)), reachable: c.targetReachable(to)}
 			r.next()
 		}
@@ -307,7 +307,7 @@ func (c *Coordinator) replayHints() {
 // hints expire.
 func (c *Coordinator) targetReachable(to uint64) bool {
 	nd, ok := c.store.Catalog().Nodes[to]
-	return ok && c.alive(nd) && c.hints.ready(to)
+	return ok && c.alive(nd) && c.Hints.ready(to)
 }
 
 // hintReplay is one replay of a target's hints, in sequence order, one
@@ -326,7 +326,7 @@ type hintReplay struct {
 func (r *hintReplay) next() {
 	n := r.n
 	for {
-		if n.loops.stopped() {
+		if n.Loops.stopped() {
 			r.end(nil)
 			return
 		}
@@ -354,7 +354,7 @@ func (r *hintReplay) next() {
 		// version: an old version re-written later (a compare-and-swap
 		// finishing another's write) must not outlive the window either,
 		// for the tombstone purge relies on it (antientropy.go).
-		if time.Duration(n.hints.now()-min(h.created, h.rec.Version.Timestamp.WallTime)) > n.hints.maxAge {
+		if time.Duration(n.Hints.now()-min(h.created, h.rec.Version.Timestamp.WallTime)) > n.Hints.maxAge {
 			if err := n.deleteHint(r.to, e, "expired"); err != nil {
 				r.end(err)
 				return
@@ -365,17 +365,17 @@ func (r *hintReplay) next() {
 			r.end(nil) // the rest is younger: nothing else expired
 			return
 		}
-		n.net.call(r.to, replicaRequest{kind: reqWrite, rangeID: h.rangeID, key: h.key, rec: h.rec}, func(a replicaAnswer) {
-			if a.err != nil {
-				n.hints.backOff(r.to)
-				r.end(a.err)
+		n.net.Call(r.to, ReplicaRequest{Kind: ReqWrite, RangeID: h.rangeID, Key: h.key, Rec: h.rec}, func(a ReplicaAnswer) {
+			if a.Err != nil {
+				n.Hints.backOff(r.to)
+				r.end(a.Err)
 				return
 			}
 			if err := n.deleteHint(r.to, e, ""); err != nil {
 				r.end(err)
 				return
 			}
-			n.hints.resetBackoff(r.to)
+			n.Hints.resetBackoff(r.to)
 			r.next()
 		})
 		return
@@ -386,7 +386,7 @@ func (r *hintReplay) end(err error) {
 	if err != nil {
 		r.n.store.Logger.Debug("hint replay stopped", "node", r.to, "err", err)
 	}
-	r.n.hints.unclaim(r.to)
+	r.n.Hints.unclaim(r.to)
 }
 
 type hintEntry struct{ key, value []byte }
@@ -421,7 +421,7 @@ func (c *Coordinator) deleteHint(to uint64, e hintEntry, dropReason string) erro
 	if err := b.Commit(false); err != nil {
 		return err
 	}
-	c.hints.release(to, int64(len(e.key)+len(e.value)))
+	c.Hints.release(to, int64(len(e.key)+len(e.value)))
 	if dropReason == "" {
 		c.store.Cfg.Metrics.HintsDelivered.Inc()
 	} else {
@@ -437,7 +437,7 @@ func (c *Coordinator) hintWrite(to, rangeID uint64, key []byte, rec wrn.Record) 
 	if to == c.store.NodeID() {
 		return false // this node's own replica failed: a hint here would fail alike
 	}
-	if err := c.hints.add(to, rangeID, key, rec); err != nil {
+	if err := c.Hints.add(to, rangeID, key, rec); err != nil {
 		c.store.Logger.Warn("hint not stored", "node", to, "range", rangeID, "err", err)
 		return false
 	}

@@ -1,4 +1,4 @@
-package kv
+package eventual
 
 import (
 	"bytes"
@@ -48,7 +48,7 @@ const (
 )
 
 // formatRecordVersion shows an eventual version: WALL.LOGICAL.NODE.
-func formatRecordVersion(v wrn.Version) string {
+func FormatRecordVersion(v wrn.Version) string {
 	return strconv.FormatInt(v.Timestamp.WallTime, 10) + "." + strconv.FormatUint(uint64(v.Timestamp.Logical), 10) +
 		"." + strconv.FormatUint(v.Node, 10)
 }
@@ -71,8 +71,8 @@ func (c *Coordinator) advanceClockPast(v wrn.Version) error {
 	if v.IsZero() {
 		return nil
 	}
-	_, err := c.clock.Update(v.Timestamp)
-	if errors.Is(err, wrn.ErrClockOffset) && !c.clockGuard.sawAhead(v.Timestamp.WallTime) {
+	_, err := c.Clock.Update(v.Timestamp)
+	if errors.Is(err, wrn.ErrClockOffset) && !c.clockGuard.SawAhead(v.Timestamp.WallTime) {
 		c.store.Logger.Warn("a version far ahead of this node's clock: corrupt, or a clock badly off", "version", v)
 	}
 	return err
@@ -135,23 +135,23 @@ func (c *Coordinator) eventualQuorums(ks catalog.KeyspaceDescriptor, r *catalog.
 //   - ErrOutcomeUnknown: W was not met, but some replica stored the
 //     write, may have (it did not answer in time), or a hint holds it for
 //     one: reads may see it, and hints and anti-entropy spread it.
-func (c *Coordinator) writeEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record,
+func (c *Coordinator) Write(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record,
 	q catalog.QuorumOverride) (wrn.Version, bool, error) {
-	op, err := c.newEventualWrite(ks, r, key, rec, q)
+	op, err := c.NewEventualWrite(ks, r, key, rec, q)
 	if err != nil {
 		return wrn.Version{}, false, err
 	}
-	res, err := await(ctx, op.start, op.progress)
+	res, err := await(ctx, op.Start, op.progress)
 	if err != nil {
 		return wrn.Version{}, false, err
 	}
-	return op.rec.Version, res.existed, res.err
+	return op.Rec.Version, res.existed, res.Err
 }
 
 // newEventualWrite is writeEventual's operation, not started yet: rec
 // versioned by this node's clock, to be written with the quorums of ks
 // overridden by q. It refuses a write that cannot meet W (checkWritable).
-func (c *Coordinator) newEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record, q catalog.QuorumOverride) (*writeOp, error) {
+func (c *Coordinator) NewEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record, q catalog.QuorumOverride) (*writeOp, error) {
 	qs, err := c.eventualQuorums(ks, r, q)
 	if err != nil {
 		return nil, err
@@ -165,12 +165,12 @@ func (c *Coordinator) newEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog
 	}
 	op := c.newWriteOp(ks, r, qs, key, rec)
 	op.stamped, op.own = at, true
-	op.guarded = !c.clockGuard.trusted(at)
+	op.guarded = !c.clockGuard.Trusted(at)
 	if op.guarded && !c.otherReplicaAlive(r) {
 		// Its own replica would wait for another's acceptance forever.
 		c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		return nil, fmt.Errorf("%w: keyspace %s range %d: this node's clock was not confirmed by another replica within %v, "+
-			"and gossip sees no other replica of the range alive to confirm it; nothing was written", store.ErrUnavailable, ks.Name, r.ID, clockTrustWindow)
+			"and gossip sees no other replica of the range alive to confirm it; nothing was written", store.ErrUnavailable, ks.Name, r.ID, ClockTrustWindow)
 	}
 	return op, nil
 }
@@ -197,17 +197,17 @@ func (c *Coordinator) otherReplicaAlive(r *catalog.RangeDescriptor) bool {
 // clock (eventual_clock.go, rule 3): the physical clock was stepped back
 // behind versions this node already stamped, and every replica, its own
 // included, would refuse the version.
-func (c *Coordinator) stamp(rec wrn.Record) (wrn.Record, clockReading, error) {
-	ts, err := c.clock.Now()
+func (c *Coordinator) stamp(rec wrn.Record) (wrn.Record, ClockReading, error) {
+	ts, err := c.Clock.Now()
 	if err != nil {
-		return wrn.Record{}, clockReading{}, err
+		return wrn.Record{}, ClockReading{}, err
 	}
-	if err := c.clockGuard.runAhead(ts.WallTime); err != nil {
+	if err := c.clockGuard.RunAhead(ts.WallTime); err != nil {
 		c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
-		return wrn.Record{}, clockReading{}, err
+		return wrn.Record{}, ClockReading{}, err
 	}
 	rec.Version = wrn.Version{Timestamp: ts, Node: c.store.NodeID()}
-	return rec, c.clockGuard.reading(ts.WallTime), nil
+	return rec, c.clockGuard.Reading(ts.WallTime), nil
 }
 
 // replicaAlive says whether gossip sees node id alive (this node always).
@@ -279,13 +279,13 @@ type writeOp struct {
 	ks  catalog.KeyspaceDescriptor
 	r   *catalog.RangeDescriptor
 	key []byte
-	rec wrn.Record
+	Rec wrn.Record
 	// own: the version was stamped here, at stamped; guarded: this node's
 	// clock was not trusted then, so its own replica gets the record, and
 	// replicas that fail get a hint, only once another replica accepted
 	// the version (eventual_clock.go, rule 2).
 	own     bool
-	stamped clockReading
+	stamped ClockReading
 	guarded bool
 	mu      struct {
 		sync.Mutex
@@ -301,26 +301,26 @@ type writeOp struct {
 		confirmed bool
 		held      bool
 		waiting   []uint64
-		done      func(writeResult) // nil once called
+		done      func(WriteResult) // nil once called
 	}
 }
 
 // writeResult is a decided write: whether the key held a live value on a
 // replica that acknowledged, or the error.
-type writeResult struct {
+type WriteResult struct {
 	existed bool
-	err     error
+	Err     error
 }
 
 func (c *Coordinator) newWriteOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, key []byte, rec wrn.Record) *writeOp {
-	o := &writeOp{n: c, ks: ks, r: r, key: key, rec: rec}
+	o := &writeOp{n: c, ks: ks, r: r, key: key, Rec: rec}
 	o.mu.tr = qs.NewWrite(ks.SloppyQuorum)
 	return o
 }
 
 // start sends the record to every replica (this node's own one maybe
 // later, see guarded); done is called once, when the write is decided.
-func (o *writeOp) start(done func(writeResult)) {
+func (o *writeOp) Start(done func(WriteResult)) {
 	self := o.n.store.NodeID()
 	var to []uint64
 	o.mu.Lock()
@@ -339,11 +339,11 @@ func (o *writeOp) start(done func(writeResult)) {
 }
 
 func (o *writeOp) send(to uint64) {
-	req := replicaRequest{kind: reqWrite, rangeID: o.r.ID, key: o.key, rec: o.rec}
-	o.n.net.call(to, req, func(a replicaAnswer) { o.answer(to, a) })
+	req := ReplicaRequest{Kind: ReqWrite, RangeID: o.r.ID, Key: o.key, Rec: o.Rec}
+	o.n.net.Call(to, req, func(a ReplicaAnswer) { o.answer(to, a) })
 }
 
-func (o *writeOp) answer(from uint64, a replicaAnswer) {
+func (o *writeOp) answer(from uint64, a ReplicaAnswer) {
 	self := o.n.store.NodeID()
 	var sendOwn bool
 	var hint []uint64
@@ -351,24 +351,24 @@ func (o *writeOp) answer(from uint64, a replicaAnswer) {
 	tr := o.mu.tr
 	o.mu.answered++
 	switch {
-	case a.err == nil:
+	case a.Err == nil:
 		o.mu.stored++
-		o.mu.existed = o.mu.existed || a.existed
+		o.mu.existed = o.mu.existed || a.Existed
 		tr.Ack(from)
 		if from != self && !o.mu.confirmed {
 			o.mu.confirmed = true
 			if o.own {
-				o.n.clockGuard.confirm(o.stamped)
+				o.n.clockGuard.Confirm(o.stamped)
 			}
 			sendOwn, o.mu.held = o.mu.held, false
 			hint, o.mu.waiting = o.mu.waiting, nil
 		}
-	case refused(a.err):
+	case Refused(a.Err):
 		o.mu.refused++
-		tr.Fail(from, a.err.Error())
+		tr.Fail(from, a.Err.Error())
 	default:
 		o.mu.unsure++
-		tr.Fail(from, a.err.Error())
+		tr.Fail(from, a.Err.Error())
 		switch {
 		case from == self:
 			// A hint here would fail alike.
@@ -403,7 +403,7 @@ func (o *writeOp) answer(from uint64, a replicaAnswer) {
 
 // hint stores a hint for replica to, which failed, then settles.
 func (o *writeOp) hint(to uint64) {
-	ok := o.n.hintWrite(to, o.r.ID, o.key, o.rec)
+	ok := o.n.hintWrite(to, o.r.ID, o.key, o.Rec)
 	o.mu.Lock()
 	o.mu.hinting--
 	if ok {
@@ -419,21 +419,21 @@ func (o *writeOp) hint(to uint64) {
 
 // settle returns the done function and the result if the write is
 // decided now and was not before. o.mu is held.
-func (o *writeOp) settle() (func(writeResult), writeResult) {
+func (o *writeOp) settle() (func(WriteResult), WriteResult) {
 	if o.mu.done == nil {
-		return nil, writeResult{}
+		return nil, WriteResult{}
 	}
-	var res writeResult
+	var res WriteResult
 	switch o.mu.tr.State() {
 	case wrn.Done:
 		res.existed = o.mu.existed
 	case wrn.Failed:
 		if o.mu.answered < len(o.r.Replicas) || o.mu.hinting > 0 || o.mu.held {
-			return nil, writeResult{} // the error counts every replica
+			return nil, WriteResult{} // the error counts every replica
 		}
-		res.err = o.failure()
+		res.Err = o.failure()
 	default:
-		return nil, writeResult{}
+		return nil, WriteResult{}
 	}
 	done := o.mu.done
 	o.mu.done = nil
@@ -444,13 +444,13 @@ func (o *writeOp) settle() (func(writeResult), writeResult) {
 // answered. o.mu is held.
 func (o *writeOp) failure() error {
 	m := &o.mu
-	if (m.stored == 0 && m.unsure == 0 && m.hinted == 0) || o.n.evHooks.unavailableAfterPartialWrite {
+	if (m.stored == 0 && m.unsure == 0 && m.hinted == 0) || o.n.evHooks.UnavailableAfterPartialWrite {
 		return fmt.Errorf("%w: keyspace %s range %d: every replica refused the write of key %q, so nothing was written: %w",
 			store.ErrUnavailable, o.ks.Name, o.r.ID, store.Abbreviate(o.key), m.tr.Err())
 	}
 	return fmt.Errorf("%w: keyspace %s range %d: the write of key %q (version %s) missed W: stored on %d of %d replicas, "+
 		"%d did not answer, %d refused, %d hints held; reads may see it, and hints and anti-entropy spread it to the others: %w",
-		store.ErrOutcomeUnknown, o.ks.Name, o.r.ID, store.Abbreviate(o.key), formatRecordVersion(o.rec.Version), m.stored, len(o.r.Replicas),
+		store.ErrOutcomeUnknown, o.ks.Name, o.r.ID, store.Abbreviate(o.key), FormatRecordVersion(o.Rec.Version), m.stored, len(o.r.Replicas),
 		m.unsure, m.refused, m.hinted, m.tr.Err())
 }
 
@@ -464,20 +464,20 @@ func (o *writeOp) progress() string {
 // readEventual asks every replica of r for key's record and returns the
 // newest once R answered (the zero Record if none holds the key); see
 // readOp.
-func (c *Coordinator) readEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (wrn.Record, error) {
-	op, err := c.newEventualRead(ks, r, key, q)
+func (c *Coordinator) Read(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (wrn.Record, error) {
+	op, err := c.NewEventualRead(ks, r, key, q)
 	if err != nil {
 		return wrn.Record{}, err
 	}
-	res, err := await(ctx, op.start, op.progress)
+	res, err := await(ctx, op.Start, op.progress)
 	if err != nil {
 		return wrn.Record{}, err
 	}
-	return res.rec, res.err
+	return res.Rec, res.Err
 }
 
 // newEventualRead is readEventual's operation, not started yet.
-func (c *Coordinator) newEventualRead(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (*readOp, error) {
+func (c *Coordinator) NewEventualRead(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (*readOp, error) {
 	qs, err := c.eventualQuorums(ks, r, q)
 	if err != nil {
 		return nil, err
@@ -512,7 +512,7 @@ type readOp struct {
 		answers  map[uint64]wrn.Record // the read's own answers, until decided
 		late     map[uint64]wrn.Record // the answers after it was decided
 		res      wrn.Record            // the record returned, once decided
-		done     func(readResult)      // nil once called
+		done     func(ReadResult)      // nil once called
 	}
 	// measured: a client's read, counted in the staleness metrics (a
 	// compare-and-swap's own reads are not).
@@ -520,14 +520,14 @@ type readOp struct {
 	// stale, if set, is told at the end whether the read returned a stale
 	// record, and whether every replica answered without an error
 	// (tests).
-	stale func(stale, complete bool)
+	Stale func(stale, complete bool)
 }
 
 // readResult is a decided read: the newest record of a read quorum, or
 // the error.
-type readResult struct {
-	rec wrn.Record
-	err error
+type ReadResult struct {
+	Rec wrn.Record
+	Err error
 }
 
 func (c *Coordinator) newReadOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, key []byte) *readOp {
@@ -539,27 +539,27 @@ func (c *Coordinator) newReadOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeD
 
 // start asks every replica; done is called once, when the read is
 // decided.
-func (o *readOp) start(done func(readResult)) {
+func (o *readOp) Start(done func(ReadResult)) {
 	o.mu.done = done
-	req := replicaRequest{kind: reqRead, rangeID: o.r.ID, key: o.key}
+	req := ReplicaRequest{Kind: ReqRead, RangeID: o.r.ID, Key: o.key}
 	for _, rep := range o.r.Replicas {
 		from := rep.NodeID
-		o.n.net.call(from, req, func(a replicaAnswer) { o.answer(from, a) })
+		o.n.net.Call(from, req, func(a ReplicaAnswer) { o.answer(from, a) })
 	}
 }
 
-func (o *readOp) answer(from uint64, a replicaAnswer) {
+func (o *readOp) answer(from uint64, a ReplicaAnswer) {
 	o.mu.Lock()
 	tr := o.mu.tr
 	o.mu.answered++
-	if a.err != nil {
+	if a.Err != nil {
 		o.mu.failed++
 	}
 	all := o.mu.answered == len(o.r.Replicas)
 	if o.mu.late != nil {
 		// Decided already: collect for the staleness measure.
-		if a.err == nil {
-			o.mu.late[from] = a.rec
+		if a.Err == nil {
+			o.mu.late[from] = a.Rec
 		}
 		if all {
 			o.settle()
@@ -567,24 +567,24 @@ func (o *readOp) answer(from uint64, a replicaAnswer) {
 		o.mu.Unlock()
 		return
 	}
-	if a.err != nil {
-		tr.Fail(from, a.err.Error())
+	if a.Err != nil {
+		tr.Fail(from, a.Err.Error())
 	} else {
-		tr.Reply(from, a.rec)
-		o.mu.answers[from] = a.rec
+		tr.Reply(from, a.Rec)
+		o.mu.answers[from] = a.Rec
 	}
-	var res readResult
+	var res ReadResult
 	switch tr.State() {
 	case wrn.Done:
-		res.rec = tr.Result()
-		o.mu.res = res.rec
+		res.Rec = tr.Result()
+		o.mu.res = res.Rec
 		o.mu.late = map[uint64]wrn.Record{}
 	case wrn.Failed:
 		if !all {
 			o.mu.Unlock()
 			return
 		}
-		res.err = fmt.Errorf("%w: keyspace %s range %d: %w", store.ErrUnavailable, o.ks.Name, o.r.ID, tr.Err())
+		res.Err = fmt.Errorf("%w: keyspace %s range %d: %w", store.ErrUnavailable, o.ks.Name, o.r.ID, tr.Err())
 	default:
 		o.mu.Unlock()
 		return
@@ -592,16 +592,16 @@ func (o *readOp) answer(from uint64, a replicaAnswer) {
 	done := o.mu.done
 	o.mu.done = nil
 	var stale []uint64
-	if res.err == nil {
+	if res.Err == nil {
 		stale = tr.Stale()
 		if all {
 			o.settle()
 		}
 	}
 	o.mu.Unlock()
-	if res.err == nil {
-		o.n.observeVersion(res.rec.Version)
-		o.n.readRepair(o.r.ID, o.key, res.rec, stale)
+	if res.Err == nil {
+		o.n.observeVersion(res.Rec.Version)
+		o.n.readRepair(o.r.ID, o.key, res.Rec, stale)
 		if o.measured {
 			o.n.store.Cfg.Metrics.WRNReads.WithLabelValues(o.ks.Name).Inc()
 			o.n.store.Cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Add(0) // exported at 0 until a stale read
@@ -636,8 +636,8 @@ func (o *readOp) settle() {
 	}
 	slices.Sort(repair)
 	o.n.readRepair(o.r.ID, o.key, newest, repair)
-	if o.stale != nil {
-		o.stale(stale, o.mu.failed == 0)
+	if o.Stale != nil {
+		o.Stale(stale, o.mu.failed == 0)
 	}
 }
 
@@ -654,7 +654,7 @@ func (o *readOp) progress() string {
 // later read or to anti-entropy.
 func (c *Coordinator) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale []uint64) {
 	repairs := c.store.Cfg.Metrics.ReadRepairs
-	req := replicaRequest{kind: reqWrite, rangeID: rangeID, key: key, rec: winner}
+	req := ReplicaRequest{Kind: ReqWrite, RangeID: rangeID, Key: key, Rec: winner}
 	for _, to := range stale {
 		select {
 		case c.repairSlots <- struct{}{}:
@@ -662,11 +662,11 @@ func (c *Coordinator) readRepair(rangeID uint64, key []byte, winner wrn.Record, 
 			repairs.WithLabelValues("dropped").Inc()
 			continue
 		}
-		c.net.call(to, req, func(a replicaAnswer) {
+		c.net.Call(to, req, func(a ReplicaAnswer) {
 			<-c.repairSlots
-			if a.err != nil {
+			if a.Err != nil {
 				repairs.WithLabelValues("failed").Inc()
-				c.store.Logger.Debug("read repair failed", "range", rangeID, "node", to, "err", a.err)
+				c.store.Logger.Debug("read repair failed", "range", rangeID, "node", to, "err", a.Err)
 				return
 			}
 			repairs.WithLabelValues("ok").Inc()
@@ -679,15 +679,15 @@ func (c *Coordinator) readRepair(rangeID uint64, key []byte, winner wrn.Record, 
 // under way, and replica requests of eventual writes and reads that
 // outlived their request (each bounded by the replica timeout). It may be
 // called more than once.
-func (c *Coordinator) close() {
-	c.loops.close()
-	c.inflight.Wait()
+func (c *Coordinator) Close() {
+	c.Loops.Close()
+	c.Inflight.Wait()
 	c.recordStreams.Close()
 }
 
 // lookup finds keyspace's descriptor and the range of key, whatever the
 // keyspace's mode.
-func (c *Coordinator) lookup(keyspace string, key []byte) (catalog.KeyspaceDescriptor, *catalog.RangeDescriptor, error) {
+func (c *Coordinator) Lookup(keyspace string, key []byte) (catalog.KeyspaceDescriptor, *catalog.RangeDescriptor, error) {
 	if err := c.limits.CheckKey(key); err != nil {
 		return catalog.KeyspaceDescriptor{}, nil, err
 	}
@@ -705,7 +705,7 @@ func (c *Coordinator) lookup(keyspace string, key []byte) (catalog.KeyspaceDescr
 
 // scanEventual scans an eventual keyspace: per range, the records of at
 // least R replicas merged (newest wins), tombstones hidden.
-func (c *Coordinator) scanEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, bool, error) {
+func (c *Coordinator) ScanKeyspace(ctx context.Context, ks catalog.KeyspaceDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, bool, error) {
 	var all []catalog.KeyValue
 	for _, r := range c.store.Catalog().Ranges[ks.Name] {
 		kvs, err := c.scanEventualRange(ctx, ks, r, prefix, startAfter, limit+1)
@@ -736,7 +736,7 @@ func (c *Coordinator) scanEventualRange(ctx context.Context, ks catalog.Keyspace
 		}
 		for _, kr := range merged {
 			if kr.Record.Exists() && len(out) < limit {
-				out = append(out, catalog.KeyValue{Key: kr.Key, Value: kr.Record.Value, Version: formatRecordVersion(kr.Record.Version)})
+				out = append(out, catalog.KeyValue{Key: kr.Key, Value: kr.Record.Value, Version: FormatRecordVersion(kr.Record.Version)})
 			}
 		}
 		if next == nil {
@@ -756,12 +756,12 @@ func (c *Coordinator) scanEventualRange(ctx context.Context, ks catalog.Keyspace
 func (c *Coordinator) scanRecordsOnce(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums,
 	prefix, startAfter []byte, limit int) (merged []records.KeyRecord, next []byte, err error) {
 	op := &scanOp{n: c, ks: ks, r: r, tr: qs.NewRead(), limit: limit}
-	req := replicaRequest{kind: reqScan, rangeID: r.ID, prefix: prefix, after: startAfter, limit: limit}
+	req := ReplicaRequest{Kind: reqScan, RangeID: r.ID, prefix: prefix, after: startAfter, limit: limit}
 	res, err := await(ctx, func(done func(error)) {
 		op.done = done
 		for _, rep := range r.Replicas {
 			from := rep.NodeID
-			c.net.call(from, req, func(a replicaAnswer) { op.answer(from, a) })
+			c.net.Call(from, req, func(a ReplicaAnswer) { op.answer(from, a) })
 		}
 	}, op.progress)
 	if err == nil {
@@ -801,19 +801,19 @@ type scanOp struct {
 	done  func(error) // nil once called
 }
 
-func (o *scanOp) answer(from uint64, a replicaAnswer) {
+func (o *scanOp) answer(from uint64, a ReplicaAnswer) {
 	o.mu.Lock()
 	if o.done == nil {
 		o.mu.Unlock()
 		return // decided already
 	}
-	if a.err != nil {
-		o.tr.Fail(from, a.err.Error())
+	if a.Err != nil {
+		o.tr.Fail(from, a.Err.Error())
 	} else {
 		o.tr.Reply(from, wrn.Record{})
-		o.pages = append(o.pages, a.recs)
-		if len(a.recs) >= o.limit {
-			if last := a.recs[len(a.recs)-1].Key; o.next == nil || bytes.Compare(last, o.next) < 0 {
+		o.pages = append(o.pages, a.Recs)
+		if len(a.Recs) >= o.limit {
+			if last := a.Recs[len(a.Recs)-1].Key; o.next == nil || bytes.Compare(last, o.next) < 0 {
 				o.next = last
 			}
 		}

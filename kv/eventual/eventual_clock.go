@@ -1,4 +1,4 @@
-package kv
+package eventual
 
 import (
 	"fmt"
@@ -56,7 +56,7 @@ const (
 	// low delays writes on an idle node behind one round trip to another
 	// replica; too high lets a clock that drifted (rather than jumped) by
 	// more than clockJumpTolerance write on its own replica for longer.
-	clockTrustWindow = time.Second
+	ClockTrustWindow = time.Second
 	// clockJumpTolerance is how far the physical clock may gain on the
 	// monotonic one while trusted: NTP slews by at most 500 ppm, so this
 	// only catches steps. Too low distrusts a clock over scheduling noise
@@ -67,14 +67,14 @@ const (
 	// is taken for a corrupt one (logged), not for proof that this node's
 	// clock is behind, so that one bad version cannot stop a node's writes
 	// for longer.
-	clockFenceMax = time.Minute
+	ClockFenceMax = time.Minute
 )
 
 // clockReading is a version's wall time and the monotonic clock read when
 // it was stamped.
-type clockReading struct {
-	wall int64 // nanoseconds since the Unix epoch
-	mono time.Duration
+type ClockReading struct {
+	Wall int64 // nanoseconds since the Unix epoch
+	Mono time.Duration
 }
 
 // clockGuard keeps what a node knows about its own clock (rules 2 and 3).
@@ -88,14 +88,14 @@ type clockGuard struct {
 		// reading last, so its clock was then at least last.wall minus
 		// the maximum offset.
 		confirmed bool
-		last      clockReading
+		last      ClockReading
 		// ahead is the wall time of the newest version seen more than
 		// clockMaxOffset ahead of the physical clock (0: none).
 		ahead int64
 	}
 }
 
-func newClockGuard(physical func() int64, mono func() time.Duration) *clockGuard {
+func NewClockGuard(physical func() int64, mono func() time.Duration) *clockGuard {
 	if mono == nil {
 		start := time.Now()
 		mono = func() time.Duration { return time.Since(start) } // monotonic: Go's time.Since reads the monotonic clock
@@ -105,8 +105,8 @@ func newClockGuard(physical func() int64, mono func() time.Duration) *clockGuard
 
 // reading pairs the wall time of a version stamped now with the
 // monotonic clock.
-func (g *clockGuard) reading(wall int64) clockReading {
-	return clockReading{wall: wall, mono: g.mono()}
+func (g *clockGuard) Reading(wall int64) ClockReading {
+	return ClockReading{Wall: wall, Mono: g.mono()}
 }
 
 // trusted says whether a version stamped at reading r may go to this
@@ -115,23 +115,23 @@ func (g *clockGuard) reading(wall int64) clockReading {
 // past it than the monotonic time elapsed since, give or take
 // clockJumpTolerance. Another replica's clock then reads at least r.wall
 // minus the maximum offset and the tolerance.
-func (g *clockGuard) trusted(r clockReading) bool {
+func (g *clockGuard) Trusted(r ClockReading) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.mu.confirmed {
 		return false
 	}
-	elapsed := r.mono - g.mu.last.mono
-	gained := time.Duration(r.wall-g.mu.last.wall) - elapsed
-	return elapsed <= clockTrustWindow && gained <= clockJumpTolerance
+	elapsed := r.Mono - g.mu.last.Mono
+	gained := time.Duration(r.Wall-g.mu.last.Wall) - elapsed
+	return elapsed <= ClockTrustWindow && gained <= clockJumpTolerance
 }
 
 // confirm records that another replica accepted the version stamped at
 // reading r.
-func (g *clockGuard) confirm(r clockReading) {
+func (g *clockGuard) Confirm(r ClockReading) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.mu.confirmed || g.mu.last.mono <= r.mono {
+	if !g.mu.confirmed || g.mu.last.Mono <= r.Mono {
 		g.mu.confirmed, g.mu.last = true, r
 	}
 }
@@ -139,8 +139,8 @@ func (g *clockGuard) confirm(r clockReading) {
 // sawAhead records a stored version whose wall time is more than
 // clockMaxOffset ahead of the physical clock (rule 3). It reports
 // whether the version was taken for proof of this clock being behind.
-func (g *clockGuard) sawAhead(wall int64) bool {
-	if time.Duration(wall-g.physical()) > clockFenceMax {
+func (g *clockGuard) SawAhead(wall int64) bool {
+	if time.Duration(wall-g.physical()) > ClockFenceMax {
 		return false
 	}
 	g.mu.Lock()
@@ -151,7 +151,7 @@ func (g *clockGuard) sawAhead(wall int64) bool {
 
 // behind returns an error while a version seen is still more than
 // clockMaxOffset ahead of the physical clock (rule 3).
-func (g *clockGuard) behind() error {
+func (g *clockGuard) Behind() error {
 	g.mu.Lock()
 	ahead := g.mu.ahead
 	g.mu.Unlock()
@@ -170,7 +170,7 @@ func (g *clockGuard) behind() error {
 // runAhead returns an error if wall, a reading of this node's HLC, is
 // more than clockMaxOffset ahead of its physical clock (rule 3): the
 // clock was stepped back behind versions it stamped before.
-func (g *clockGuard) runAhead(wall int64) error {
+func (g *clockGuard) RunAhead(wall int64) error {
 	by := time.Duration(wall - g.physical())
 	if by <= clockMaxOffset {
 		return nil
@@ -191,13 +191,13 @@ func (c *Coordinator) checkVersionClock(v wrn.Version, what string) error {
 	c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("replica").Inc()
 	return fmt.Errorf("%w: %w: %s version %s is %v ahead of node %d's clock, more than the %v maximum clock offset: "+
 		"the coordinator's clock is ahead, or this node's is behind (check clock sync, NTP)",
-		catalog.ErrInvalidArgument, wrn.ErrClockOffset, what, formatRecordVersion(v), ahead.Round(time.Millisecond), c.store.NodeID(), clockMaxOffset)
+		catalog.ErrInvalidArgument, wrn.ErrClockOffset, what, FormatRecordVersion(v), ahead.Round(time.Millisecond), c.store.NodeID(), clockMaxOffset)
 }
 
 // coordinatorClockErr is rule 3 at the start of a write coordinated here,
 // counted.
 func (c *Coordinator) coordinatorClockErr() error {
-	err := c.clockGuard.behind()
+	err := c.clockGuard.Behind()
 	if err != nil {
 		c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 	}

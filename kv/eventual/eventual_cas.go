@@ -1,4 +1,4 @@
-package kv
+package eventual
 
 import (
 	"bytes"
@@ -158,7 +158,7 @@ func checkExpect(key []byte, expect catalog.Expect, cur wrn.Record) error {
 		want, ok = "to exist", cur.Exists()
 	case expect.Version != "":
 		want = "to be at version " + expect.Version
-		ok = cur.Exists() && formatRecordVersion(cur.Version) == expect.Version
+		ok = cur.Exists() && FormatRecordVersion(cur.Version) == expect.Version
 	default:
 		want = fmt.Sprintf("to hold %q", store.Abbreviate(expect.Value))
 		ok = cur.Exists() && bytes.Equal(cur.Value, expect.Value)
@@ -170,31 +170,31 @@ func checkExpect(key []byte, expect catalog.Expect, cur wrn.Record) error {
 		return fmt.Errorf("%w: expected key %q %s, but it does not exist", store.ErrConditionFailed, store.Abbreviate(key), want)
 	}
 	return fmt.Errorf("%w: expected key %q %s, but it holds %q at version %s",
-		store.ErrConditionFailed, store.Abbreviate(key), want, store.Abbreviate(cur.Value), formatRecordVersion(cur.Version))
+		store.ErrConditionFailed, store.Abbreviate(key), want, store.Abbreviate(cur.Value), FormatRecordVersion(cur.Version))
 }
 
 // casEventual is CompareAndSwap in eventual keyspace ks (see above), and
 // DeleteWith with a condition when rec is a tombstone: rec (without a
 // version) is written if the key is as expected. opts carry the request's
 // idempotency key (empty: none) and whether it is a retry.
-func (c *Coordinator) casEventual(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect catalog.Expect,
+func (c *Coordinator) CAS(ctx context.Context, ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect catalog.Expect,
 	rec wrn.Record, opts catalog.WriteOptions) (string, error) {
-	op, err := c.newCASOp(ks, r, key, expect, rec, opts.IdempotencyKey)
+	op, err := c.NewCASOp(ks, r, key, expect, rec, opts.IdempotencyKey)
 	if err != nil {
 		return "", err
 	}
 	op.retry = opts.Retry
-	res, err := await(ctx, op.start, op.giveUp)
+	res, err := await(ctx, op.Start, op.GiveUp)
 	if err != nil {
 		return "", err
 	}
-	return res.version, res.err
+	return res.Version, res.Err
 }
 
 // errSwapForgotten: the key's swap history no longer reaches back to an
 // earlier attempt of the request, so whether it was chosen cannot be
 // told. Sending the request again cannot tell it either.
-var errSwapForgotten = errors.New("whether it was cannot be told from the key's history")
+var ErrSwapForgotten = errors.New("whether it was cannot be told from the key's history")
 
 // casOp is one compare-and-swap in an eventual keyspace: attempts of
 // [read the key's record, run a Basic Paxos proposal] until a proposal
@@ -211,8 +211,8 @@ type casOp struct {
 	expect catalog.Expect
 	rec    wrn.Record // the new record, without a version: a value, or a tombstone
 	id     records.CASID
-	done   func(casResult)
-	mu     struct {
+	done   func(CASResult)
+	Mu     struct {
 		sync.Mutex
 		p       *paxos.Proposer
 		attempt int
@@ -231,8 +231,8 @@ type casOp struct {
 		// Accept held until another accepted (eventual_clock.go, rule
 		// 2), and the clock reading of the proposed version.
 		stored      wrn.Record
-		dec         casDecision
-		stamped     clockReading
+		Dec         CASDecision
+		stamped     ClockReading
 		guarded     bool
 		outstanding int
 		failed      []error
@@ -260,7 +260,7 @@ const (
 	casMine
 	// casFailed: the condition is false; the proposal chooses the
 	// register again, or there is nothing to choose.
-	casFailed
+	CASFailed
 	// casLost: a value of this request proposed by an earlier attempt may
 	// have been chosen, and the history no longer reaches back to it.
 	casLost
@@ -270,20 +270,20 @@ const (
 )
 
 // casDecision is the current attempt's decision.
-type casDecision struct {
-	kind    casDecisionKind
-	rec     wrn.Record  // the record proposed: the new one, or the current one again
+type CASDecision struct {
+	Kind    casDecisionKind
+	Rec     wrn.Record  // the record proposed: the new one, or the current one again
 	version wrn.Version // casApplied, casMine: the swap's version
 	err     error       // casFailed, casError
 }
 
 // casResult is a decided compare-and-swap: the new version, or the error.
-type casResult struct {
-	version string
-	err     error
+type CASResult struct {
+	Version string
+	Err     error
 }
 
-func (c *Coordinator) newCASOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect catalog.Expect, rec wrn.Record, idemKey []byte) (*casOp, error) {
+func (c *Coordinator) NewCASOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, expect catalog.Expect, rec wrn.Record, idemKey []byte) (*casOp, error) {
 	sys, err := casSystem(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: keyspace %s: %v", catalog.ErrInvalidArgument, ks.Name, err)
@@ -314,53 +314,53 @@ func (c *Coordinator) newCASOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDe
 		return nil, err
 	}
 	o := &casOp{n: c, ks: ks, r: r, qs: qs, key: key, expect: expect, rec: rec, id: c.newCASID(idemKey)}
-	o.mu.p = paxos.NewProposer(c.newProposerID(), sys)
+	o.Mu.p = paxos.NewProposer(c.newProposerID(), sys)
 	return o, nil
 }
 
-func (o *casOp) start(done func(casResult)) {
+func (o *casOp) Start(done func(CASResult)) {
 	o.done = done
 	o.attempt()
 }
 
 // giveUp stops further attempts of a request whose client gave up, and
 // describes where it was.
-func (o *casOp) giveUp() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.mu.abandoned = true
-	return fmt.Sprintf("keyspace %s compare-and-swap, attempt %d", o.ks.Name, o.mu.attempt)
+func (o *casOp) GiveUp() string {
+	o.Mu.Lock()
+	defer o.Mu.Unlock()
+	o.Mu.abandoned = true
+	return fmt.Sprintf("keyspace %s compare-and-swap, attempt %d", o.ks.Name, o.Mu.attempt)
 }
 
 // attempt reads the key's record, then proposes.
 func (o *casOp) attempt() {
-	o.mu.Lock()
-	if o.mu.abandoned {
-		o.mu.Unlock()
-		o.finish(casResult{err: o.unfinished("abandoned by its client")})
+	o.Mu.Lock()
+	if o.Mu.abandoned {
+		o.Mu.Unlock()
+		o.finish(CASResult{Err: o.unfinished("abandoned by its client")})
 		return
 	}
-	o.mu.attempt++
-	attempt := o.mu.attempt
-	o.mu.Unlock()
-	o.n.newReadOp(o.ks, o.r, o.qs, o.key).start(func(res readResult) { o.propose(attempt, res) })
+	o.Mu.attempt++
+	attempt := o.Mu.attempt
+	o.Mu.Unlock()
+	o.n.newReadOp(o.ks, o.r, o.qs, o.key).Start(func(res ReadResult) { o.propose(attempt, res) })
 }
 
 // unfinished is the error of a request that ends without a decision, for
 // the reason why (see unfinishedErr).
 func (o *casOp) unfinished(why string) error { return o.unfinishedErr(errors.New(why)) }
 
-func (o *casOp) propose(attempt int, read readResult) {
-	if read.err != nil {
-		o.finish(casResult{err: o.unfinishedErr(read.err)})
+func (o *casOp) propose(attempt int, read ReadResult) {
+	if read.Err != nil {
+		o.finish(CASResult{Err: o.unfinishedErr(read.Err)})
 		return
 	}
-	o.mu.Lock()
-	o.mu.stored, o.mu.dec, o.mu.guarded = read.rec, casDecision{}, false
-	o.mu.failed, o.mu.rejected, o.mu.held, o.mu.accepts, o.mu.decided = nil, false, nil, 0, false
-	msgs := o.mu.p.Propose(o.update)
-	o.mu.outstanding = len(msgs)
-	o.mu.Unlock()
+	o.Mu.Lock()
+	o.Mu.stored, o.Mu.Dec, o.Mu.guarded = read.Rec, CASDecision{}, false
+	o.Mu.failed, o.Mu.rejected, o.Mu.held, o.Mu.accepts, o.Mu.decided = nil, false, nil, 0, false
+	msgs := o.Mu.p.Propose(o.update)
+	o.Mu.outstanding = len(msgs)
+	o.Mu.Unlock()
 	o.send(attempt, msgs)
 }
 
@@ -368,9 +368,9 @@ func (o *casOp) propose(attempt int, read readResult) {
 // on err: outcome unknown if an acceptor may have taken its value, else
 // Unavailable.
 func (o *casOp) unfinishedErr(err error) error {
-	o.mu.Lock()
-	sent := o.mu.sent
-	o.mu.Unlock()
+	o.Mu.Lock()
+	sent := o.Mu.sent
+	o.Mu.Unlock()
 	if sent {
 		return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap stopped after its value was sent to the acceptors "+
 			"(it may be chosen; retry with the same idempotency key to learn whether it was): %v", store.ErrOutcomeUnknown, o.ks.Name, store.Abbreviate(o.key), err)
@@ -389,15 +389,15 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 	if exists {
 		v, err := records.DecodeCASValue(cur)
 		if err != nil {
-			o.mu.dec = casDecision{kind: casError, err: fmt.Errorf("key %q: accepted compare-and-swap value: %w", store.Abbreviate(o.key), err)}
+			o.Mu.Dec = CASDecision{Kind: casError, err: fmt.Errorf("key %q: accepted compare-and-swap value: %w", store.Abbreviate(o.key), err)}
 			return cur, true
 		}
 		acc = v
 	}
-	if o.n.evHooks.ignoreAccepted {
+	if o.n.evHooks.IgnoreAccepted {
 		acc = records.CASValue{} // canary: decide on the records alone
 	}
-	current := wrn.Merge(acc.Rec, o.mu.stored)
+	current := wrn.Merge(acc.Rec, o.Mu.stored)
 	// again chooses the register again with the current record, even
 	// none: its phase 2 fences every value accepted at a lower ballot,
 	// so that one of this request's earlier attempts not found now can
@@ -405,57 +405,57 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 	again := func() ([]byte, bool) {
 		return records.EncodeCASValue(records.CASValue{Rec: current, Seq: acc.Seq, Hist: acc.Hist}), true
 	}
-	if e, ok := acc.Find(o.id); ok && !o.n.evHooks.forgetSwaps {
-		o.mu.dec = casDecision{kind: casMine, rec: current, version: e.Version}
+	if e, ok := acc.Find(o.id); ok && !o.n.evHooks.ForgetSwaps {
+		o.Mu.Dec = CASDecision{Kind: casMine, Rec: current, version: e.Version}
 		return again()
 	}
-	if o.mu.minSeq != 0 && !acc.Covers(o.mu.minSeq) && !o.n.evHooks.forgetSwaps {
-		o.mu.dec = casDecision{kind: casLost, rec: current}
+	if o.Mu.minSeq != 0 && !acc.Covers(o.Mu.minSeq) && !o.n.evHooks.ForgetSwaps {
+		o.Mu.Dec = CASDecision{Kind: casLost, Rec: current}
 		return again()
 	}
-	if o.retry && !acc.Covers(1) && !o.n.evHooks.forgetSwaps {
+	if o.retry && !acc.Covers(1) && !o.n.evHooks.ForgetSwaps {
 		// A retry whose swap is not in the history, which no longer
 		// reaches back to the key's first swaps: its first attempt may
 		// have been chosen and pushed out since. Not "condition failed":
 		// that could tell a winner it lost.
-		o.mu.dec = casDecision{kind: casLost, rec: current}
+		o.Mu.Dec = CASDecision{Kind: casLost, Rec: current}
 		return again()
 	}
-	if o.mu.abandoned {
+	if o.Mu.abandoned {
 		// Its client gave up and may retry: a swap decided now could
 		// follow the retry's answer.
-		o.mu.dec = casDecision{kind: casError, rec: current, err: errors.New("abandoned by its client")}
+		o.Mu.Dec = CASDecision{Kind: casError, Rec: current, err: errors.New("abandoned by its client")}
 		return again()
 	}
 	if err := checkExpect(o.key, o.expect, current); err != nil {
-		o.mu.dec = casDecision{kind: casFailed, rec: current, err: err}
+		o.Mu.Dec = CASDecision{Kind: CASFailed, Rec: current, err: err}
 		return again()
 	}
 	// The swap's version is greater than the version it replaces: the
 	// clock moves past it first, and if it cannot (the current version is
 	// too far ahead of this node's clock), there is no swap.
 	var rec wrn.Record
-	var at clockReading
+	var at ClockReading
 	err := o.n.advanceClockPast(current.Version)
 	if err == nil {
 		rec, at, err = o.n.stamp(o.rec)
 	}
 	if err == nil && !current.Version.Less(rec.Version) {
-		err = fmt.Errorf("%w: version %s is not past the current one %s", wrn.ErrClockOffset, formatRecordVersion(rec.Version),
-			formatRecordVersion(current.Version))
+		err = fmt.Errorf("%w: version %s is not past the current one %s", wrn.ErrClockOffset, FormatRecordVersion(rec.Version),
+			FormatRecordVersion(current.Version))
 	}
 	if err != nil {
 		o.n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
-		o.mu.dec = casDecision{kind: casError, rec: current, err: fmt.Errorf("key %q: this node's clock cannot stamp a version past "+
+		o.Mu.Dec = CASDecision{Kind: casError, Rec: current, err: fmt.Errorf("key %q: this node's clock cannot stamp a version past "+
 			"the current one %s (its clock is behind by more than the %v maximum clock offset?): %w",
-			store.Abbreviate(o.key), formatRecordVersion(current.Version), clockMaxOffset, err)}
+			store.Abbreviate(o.key), FormatRecordVersion(current.Version), clockMaxOffset, err)}
 		return again()
 	}
 	next := acc.Next(rec, o.id)
-	o.mu.dec = casDecision{kind: casApplied, rec: rec, version: rec.Version}
-	o.mu.stamped, o.mu.guarded = at, !o.n.clockGuard.trusted(at)
-	if o.mu.minSeq == 0 || next.Seq < o.mu.minSeq {
-		o.mu.minSeq = next.Seq
+	o.Mu.Dec = CASDecision{Kind: casApplied, Rec: rec, version: rec.Version}
+	o.Mu.stamped, o.Mu.guarded = at, !o.n.clockGuard.Trusted(at)
+	if o.Mu.minSeq == 0 || next.Seq < o.Mu.minSeq {
+		o.Mu.minSeq = next.Seq
 	}
 	return records.EncodeCASValue(next), true
 }
@@ -463,89 +463,89 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 // send hands the proposal's messages to the key's acceptors.
 func (o *casOp) send(attempt int, msgs []paxos.BasicMessage) {
 	for _, m := range msgs {
-		o.n.net.call(m.To, replicaRequest{kind: reqCAS, rangeID: o.r.ID, key: o.key, cas: m},
-			func(a replicaAnswer) { o.answer(attempt, m, a) })
+		o.n.net.Call(m.To, ReplicaRequest{Kind: ReqCAS, RangeID: o.r.ID, Key: o.key, Cas: m},
+			func(a ReplicaAnswer) { o.answer(attempt, m, a) })
 	}
 }
 
 // answer steps the proposer with an acceptor's answer to m, of attempt.
 // A call that failed counts as a refusal: the quorum decides.
-func (o *casOp) answer(attempt int, m paxos.BasicMessage, a replicaAnswer) {
+func (o *casOp) answer(attempt int, m paxos.BasicMessage, a ReplicaAnswer) {
 	self := o.n.store.NodeID()
-	o.mu.Lock()
-	if attempt != o.mu.attempt || o.mu.decided {
-		o.mu.Unlock()
+	o.Mu.Lock()
+	if attempt != o.Mu.attempt || o.Mu.decided {
+		o.Mu.Unlock()
 		return // an answer to an earlier proposal
 	}
-	o.mu.outstanding--
-	reply := a.cas
-	if a.err == nil && reply.Type == paxos.BasicPromise {
+	o.Mu.outstanding--
+	reply := a.Cas
+	if a.Err == nil && reply.Type == paxos.BasicPromise {
 		acc, rec, err := records.DecodePromise(reply.Value)
 		if err != nil {
-			a.err = err
+			a.Err = err
 		} else {
 			reply.Value = acc
-			o.mu.stored = wrn.Merge(o.mu.stored, rec)
+			o.Mu.stored = wrn.Merge(o.Mu.stored, rec)
 		}
 	}
-	ours := m.Type == paxos.BasicAccept && o.mu.dec.kind == casApplied
+	ours := m.Type == paxos.BasicAccept && o.Mu.Dec.Kind == casApplied
 	var release *paxos.BasicMessage
 	switch {
-	case a.err != nil:
-		o.mu.failed = append(o.mu.failed, fmt.Errorf("node %d: %w", m.To, a.err))
+	case a.Err != nil:
+		o.Mu.failed = append(o.Mu.failed, fmt.Errorf("node %d: %w", m.To, a.Err))
 		reply = refusalOf(m)
-		if ours && refused(a.err) {
-			o.mu.accepts-- // refused: not taken
+		if ours && Refused(a.Err) {
+			o.Mu.accepts-- // refused: not taken
 		}
 	case reply.Reject:
-		o.mu.rejected = true
+		o.Mu.rejected = true
 		if ours {
-			o.mu.accepts--
+			o.Mu.accepts--
 		}
 	case ours:
-		o.mu.accepts--
-		o.mu.sent = true // taken: the swap may be chosen
+		o.Mu.accepts--
+		o.Mu.sent = true // taken: the swap may be chosen
 		if m.To != self {
 			// Another acceptor took the version: this node's clock is
 			// within the bound of its, and its own acceptor may take it
 			// too.
-			o.n.clockGuard.confirm(o.mu.stamped)
-			if o.mu.held != nil {
-				release, o.mu.held = o.mu.held, nil
-				o.mu.outstanding++
+			o.n.clockGuard.Confirm(o.Mu.stamped)
+			if o.Mu.held != nil {
+				release, o.Mu.held = o.Mu.held, nil
+				o.Mu.outstanding++
 			}
 		}
 	}
-	msgs := o.mu.p.Step(reply)
-	if len(msgs) > 0 && msgs[0].Type == paxos.BasicAccept && o.mu.dec.kind == casApplied {
-		o.mu.accepts += len(msgs)
-		if o.mu.guarded && len(msgs) > 1 {
+	msgs := o.Mu.p.Step(reply)
+	if len(msgs) > 0 && msgs[0].Type == paxos.BasicAccept && o.Mu.Dec.Kind == casApplied {
+		o.Mu.accepts += len(msgs)
+		if o.Mu.guarded && len(msgs) > 1 {
 			for i, am := range msgs {
 				if am.To == self {
-					o.mu.held = &am
+					o.Mu.held = &am
 					msgs = append(msgs[:i:i], msgs[i+1:]...)
 					break
 				}
 			}
 		}
 	}
-	o.mu.outstanding += len(msgs)
-	if o.mu.held != nil && o.mu.outstanding == 0 {
+	o.Mu.outstanding += len(msgs)
+	if o.Mu.held != nil && o.Mu.outstanding == 0 {
 		// Every other acceptor answered and none took the version: this
 		// node's own acceptor does not get it either.
-		held := *o.mu.held
-		o.mu.held = nil
-		o.mu.accepts--
-		o.mu.failed = append(o.mu.failed, fmt.Errorf("node %d: not sent: no other acceptor took the version, "+
+		held := *o.Mu.held
+		o.Mu.held = nil
+		o.Mu.accepts--
+		o.Mu.failed = append(o.Mu.failed, fmt.Errorf("node %d: not sent: no other acceptor took the version, "+
 			"so this node's clock could not be checked", self))
-		o.mu.p.Step(refusalOf(held))
+		o.Mu.p.Step(refusalOf(held))
 	}
-	out, decided := o.mu.p.Outcome()
-	o.mu.decided = decided
-	if decided && o.mu.accepts > 0 {
-		o.mu.sent = true // some were not answered, or failed uncertainly
+	out, decided := o.Mu.p.Outcome()
+	o.Mu.decided = decided
+	if decided && o.Mu.accepts > 0 {
+		o.Mu.sent = true // some were not answered, or failed uncertainly
 	}
-	o.mu.Unlock()
+	o.Mu.Unlock()
 	switch {
 	case decided:
 		o.decide(out)
@@ -569,75 +569,75 @@ func refusalOf(m paxos.BasicMessage) paxos.BasicMessage {
 
 // decide acts on the outcome of the current attempt's proposal.
 func (o *casOp) decide(out paxos.Outcome) {
-	o.mu.Lock()
-	attempt, dec, stored := o.mu.attempt, o.mu.dec, o.mu.stored
-	failedOnly := len(o.mu.failed) > 0 && !o.mu.rejected
-	errs := errors.Join(o.mu.failed...)
-	sent := o.mu.sent
-	o.mu.Unlock()
+	o.Mu.Lock()
+	attempt, dec, stored := o.Mu.attempt, o.Mu.Dec, o.Mu.stored
+	failedOnly := len(o.Mu.failed) > 0 && !o.Mu.rejected
+	errs := errors.Join(o.Mu.failed...)
+	sent := o.Mu.sent
+	o.Mu.Unlock()
 	if out.Preempted {
 		switch {
 		case failedOnly && !sent:
 			// The replicas' errors as text: wrapped, their codes (a
 			// refusal's InvalidArgument) would be taken for this answer's.
-			o.finish(casResult{err: fmt.Errorf("%w: keyspace %s range %d key %q: compare-and-swap needs a majority of %d replicas "+
+			o.finish(CASResult{Err: fmt.Errorf("%w: keyspace %s range %d key %q: compare-and-swap needs a majority of %d replicas "+
 				"to answer each Paxos phase; nothing was written: %v", store.ErrUnavailable, o.ks.Name, o.r.ID, store.Abbreviate(o.key), len(o.r.Replicas), errs)})
 		case attempt >= maxCASAttempts:
-			o.finish(casResult{err: o.unfinished(fmt.Sprintf("preempted %d times by concurrent ones (last: %v)", attempt, errs))})
+			o.finish(CASResult{Err: o.unfinished(fmt.Sprintf("preempted %d times by concurrent ones (last: %v)", attempt, errs))})
 		default:
 			// Randomized backoff, growing, so that dueling proposers stop
 			// preempting each other.
 			wait := min(time.Millisecond<<min(attempt, 10), casBackoffMax)
-			o.n.net.after(time.Duration(o.n.randInt64N(int64(wait))), o.attempt)
+			o.n.net.After(time.Duration(o.n.randInt64N(int64(wait))), o.attempt)
 		}
 		return
 	}
 	if !out.Exists && !out.Applied {
 		// No phase 2: the key has no record anywhere.
 		err := dec.err
-		if dec.kind == casError {
+		if dec.Kind == casError {
 			err = o.unfinishedErr(dec.err)
 		}
-		o.finish(casResult{err: err})
+		o.finish(CASResult{Err: err})
 		return
 	}
 	// Phase 2 won: the register holds dec.rec.
-	switch dec.kind {
+	switch dec.Kind {
 	case casApplied, casMine:
-		if dec.kind == casApplied && o.n.evHooks.chosen != nil {
-			o.n.evHooks.chosen(o.key)
+		if dec.Kind == casApplied && o.n.evHooks.Chosen != nil {
+			o.n.evHooks.Chosen(o.key)
 		}
 		// Chosen: the swap happened. It answers success once W replicas
 		// stored its record (or a newer one), so that plain reads see it.
-		o.n.newWriteOp(o.ks, o.r, o.qs, o.key, dec.rec).start(func(res writeResult) {
-			if res.err != nil {
-				o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: the compare-and-swap is chosen (version %s), "+
+		o.n.newWriteOp(o.ks, o.r, o.qs, o.key, dec.Rec).Start(func(res WriteResult) {
+			if res.Err != nil {
+				o.finish(CASResult{Err: fmt.Errorf("%w: keyspace %s key %q: the compare-and-swap is chosen (version %s), "+
 					"but its record is not yet stored on W replicas: plain reads may not see it yet; a retry with the same "+
 					"idempotency key finishes the write: %v", store.ErrOutcomeUnknown, o.ks.Name, store.Abbreviate(o.key),
-					formatRecordVersion(dec.version), res.err)})
+					FormatRecordVersion(dec.version), res.Err)})
 				return
 			}
-			o.finish(casResult{version: formatRecordVersion(dec.version)})
+			o.finish(CASResult{Version: FormatRecordVersion(dec.version)})
 		})
-	case casFailed:
+	case CASFailed:
 		// The current record, chosen again: make sure it is the key's
 		// record too, in case its proposer did not live to write it. Best
 		// effort: the condition failed either way.
-		if stored.Version.Less(dec.rec.Version) {
-			o.n.newWriteOp(o.ks, o.r, o.qs, o.key, dec.rec).start(func(writeResult) { o.finish(casResult{err: dec.err}) })
+		if stored.Version.Less(dec.Rec.Version) {
+			o.n.newWriteOp(o.ks, o.r, o.qs, o.key, dec.Rec).Start(func(WriteResult) { o.finish(CASResult{Err: dec.err}) })
 			return
 		}
-		o.finish(casResult{err: dec.err})
+		o.finish(CASResult{Err: dec.err})
 	case casLost:
-		o.finish(casResult{err: fmt.Errorf("%w: keyspace %s key %q: an earlier attempt of this compare-and-swap may have been chosen, "+
+		o.finish(CASResult{Err: fmt.Errorf("%w: keyspace %s key %q: an earlier attempt of this compare-and-swap may have been chosen, "+
 			"and more than %d swaps of the key may have followed since: %w", store.ErrOutcomeUnknown, o.ks.Name,
-			store.Abbreviate(o.key), records.CASHistoryLen, errSwapForgotten)})
+			store.Abbreviate(o.key), records.CASHistoryLen, ErrSwapForgotten)})
 	default:
-		o.finish(casResult{err: o.unfinishedErr(dec.err)})
+		o.finish(CASResult{Err: o.unfinishedErr(dec.err)})
 	}
 }
 
-func (o *casOp) finish(res casResult) { o.done(res) }
+func (o *casOp) finish(res CASResult) { o.done(res) }
 
 // stepLocalCAS steps this replica's acceptor of key in range rangeID with
 // m (a Prepare or an Accept) and returns its answer, after persisting its
@@ -645,7 +645,7 @@ func (o *casOp) finish(res casResult) { o.done(res) }
 // acceptor accepted, and this replica's record of the key. An Accept whose
 // record's version is more than the maximum clock offset ahead of this
 // node's clock is refused (eventual_clock.go, rule 1).
-func (c *Coordinator) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
+func (c *Coordinator) StepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
 	if err := c.limits.CheckKey(key); err != nil {
 		return paxos.BasicMessage{}, err
 	}
@@ -670,28 +670,28 @@ func (c *Coordinator) stepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMess
 	if _, err := c.localEventualRange(rangeID); err != nil {
 		return paxos.BasicMessage{}, err
 	}
-	return c.records.StepAcceptor(c.store.NodeID(), rangeID, key, m)
+	return c.Records.StepAcceptor(c.store.NodeID(), rangeID, key, m)
 }
 
-func ballotToProto(b paxos.Ballot) *peerv1.Ballot {
+func BallotToProto(b paxos.Ballot) *peerv1.Ballot {
 	if b.IsZero() {
 		return nil
 	}
 	return &peerv1.Ballot{Round: b.Round, NodeId: b.NodeID}
 }
 
-func ballotFromProto(b *peerv1.Ballot) paxos.Ballot {
+func BallotFromProto(b *peerv1.Ballot) paxos.Ballot {
 	if b == nil {
 		return paxos.Ballot{}
 	}
 	return paxos.Ballot{Round: b.Round, NodeID: b.NodeId}
 }
 
-func (c connectRecords) casStep(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
+func (c ConnectRecords) CASStep(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
 	reply := paxos.BasicMessage{From: to, To: m.From, Ballot: m.Ballot}
 	switch m.Type {
 	case paxos.BasicPrepare:
-		req := &peerv1.CasPrepareRequest{RangeId: rangeID, Key: key, From: m.From, Ballot: ballotToProto(m.Ballot)}
+		req := &peerv1.CasPrepareRequest{RangeId: rangeID, Key: key, From: m.From, Ballot: BallotToProto(m.Ballot)}
 		resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_CasPrepare{CasPrepare: req}},
 			(*peerv1.RecordAnswer).GetCasPrepare,
 			func(cl peerv1connect.PeerClient) (*connect.Response[peerv1.CasPrepareResponse], error) {
@@ -700,10 +700,10 @@ func (c connectRecords) casStep(ctx context.Context, to, rangeID uint64, key []b
 		if err != nil {
 			return paxos.BasicMessage{}, err
 		}
-		reply.Type, reply.Reject, reply.Promised = paxos.BasicPromise, resp.Reject, ballotFromProto(resp.Promised)
-		reply.Accepted, reply.Value = ballotFromProto(resp.Accepted), resp.Value
+		reply.Type, reply.Reject, reply.Promised = paxos.BasicPromise, resp.Reject, BallotFromProto(resp.Promised)
+		reply.Accepted, reply.Value = BallotFromProto(resp.Accepted), resp.Value
 	case paxos.BasicAccept:
-		req := &peerv1.CasAcceptRequest{RangeId: rangeID, Key: key, From: m.From, Ballot: ballotToProto(m.Ballot), Value: m.Value}
+		req := &peerv1.CasAcceptRequest{RangeId: rangeID, Key: key, From: m.From, Ballot: BallotToProto(m.Ballot), Value: m.Value}
 		resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_CasAccept{CasAccept: req}},
 			(*peerv1.RecordAnswer).GetCasAccept,
 			func(cl peerv1connect.PeerClient) (*connect.Response[peerv1.CasAcceptResponse], error) {
@@ -712,11 +712,9 @@ func (c connectRecords) casStep(ctx context.Context, to, rangeID uint64, key []b
 		if err != nil {
 			return paxos.BasicMessage{}, err
 		}
-		reply.Type, reply.Reject, reply.Promised = paxos.BasicAccepted, resp.Reject, ballotFromProto(resp.Promised)
+		reply.Type, reply.Reject, reply.Promised = paxos.BasicAccepted, resp.Reject, BallotFromProto(resp.Promised)
 	default:
 		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", catalog.ErrInvalidArgument, m.Type)
 	}
 	return reply, nil
 }
-
-

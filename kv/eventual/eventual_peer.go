@@ -1,4 +1,4 @@
-package kv
+package eventual
 
 import (
 	"context"
@@ -20,27 +20,27 @@ import (
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
-// recordTransport carries a node's requests to other nodes' peer
+// RecordTransport carries a node's requests to other nodes' peer
 // service, apart from consensus messages: a coordinator's record requests
 // to other replicas (the node's own replica is called directly, never
 // through it) and the catalog barrier's. Tests replace it to run several
 // nodes in one process.
-type recordTransport interface {
+type RecordTransport interface {
 	// metaIndex asks node to, meta's leader, for meta's index after a
 	// ReadIndex (catalogBarrier).
-	metaIndex(ctx context.Context, to uint64) (uint64, error)
-	writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (existed bool, err error)
-	readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error)
-	scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error)
+	MetaIndex(ctx context.Context, to uint64) (uint64, error)
+	WriteRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (existed bool, err error)
+	ReadRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error)
+	ScanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error)
 	// merkleLeaves and leafRecords serve anti-entropy (antientropy.go).
-	merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error)
-	leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error)
+	MerkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error)
+	LeafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error)
 	// casStep hands a compare-and-swap Prepare or Accept to node to's
 	// acceptor of key and returns its answer (eventual_cas.go).
-	casStep(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error)
+	CASStep(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error)
 }
 
-func recordToProto(rec wrn.Record) *peerv1.Record {
+func RecordToProto(rec wrn.Record) *peerv1.Record {
 	if rec.Version.IsZero() {
 		return nil
 	}
@@ -48,7 +48,7 @@ func recordToProto(rec wrn.Record) *peerv1.Record {
 		Node: rec.Version.Node, Value: rec.Value, Tombstone: rec.Tombstone}
 }
 
-func recordFromProto(p *peerv1.Record) wrn.Record {
+func RecordFromProto(p *peerv1.Record) wrn.Record {
 	if p == nil {
 		return wrn.Record{}
 	}
@@ -57,31 +57,31 @@ func recordFromProto(p *peerv1.Record) wrn.Record {
 }
 
 // connectRecords sends record requests over the peer service.
-type connectRecords struct{ n *Coordinator }
+type ConnectRecords struct{ N *Coordinator }
 
-func (c connectRecords) client(to uint64) (interface {
+func (c ConnectRecords) client(to uint64) (interface {
 	ScanRecords(context.Context, *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error)
 	MerkleLeaves(context.Context, *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error)
 	LeafRecords(context.Context, *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error)
 }, error) {
-	addr, err := c.peerAddr(to)
+	addr, err := c.PeerAddr(to)
 	if err != nil {
 		return nil, err
 	}
-	return c.n.peers.PeerClient(addr), nil
+	return c.N.Peers.PeerClient(addr), nil
 }
 
 // peerAddr returns node to's address from the catalog.
-func (c connectRecords) peerAddr(to uint64) (string, error) {
-	addr, ok := c.n.store.NodeAddr(to)
+func (c ConnectRecords) PeerAddr(to uint64) (string, error) {
+	addr, ok := c.N.store.NodeAddr(to)
 	if !ok {
 		return "", fmt.Errorf("%w: node %d has no known address", store.ErrUnavailable, to)
 	}
 	return addr, nil
 }
 
-func (c connectRecords) writeRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
-	req := &peerv1.WriteRecordRequest{RangeId: rangeID, Key: key, Record: recordToProto(rec)}
+func (c ConnectRecords) WriteRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
+	req := &peerv1.WriteRecordRequest{RangeId: rangeID, Key: key, Record: RecordToProto(rec)}
 	resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_Write{Write: req}},
 		(*peerv1.RecordAnswer).GetWrite,
 		func(cl peerv1connect.PeerClient) (*connect.Response[peerv1.WriteRecordResponse], error) {
@@ -93,7 +93,7 @@ func (c connectRecords) writeRecord(ctx context.Context, to, rangeID uint64, key
 	return resp.Existed, nil
 }
 
-func (c connectRecords) readRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error) {
+func (c ConnectRecords) ReadRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error) {
 	req := &peerv1.ReadRecordRequest{RangeId: rangeID, Key: key}
 	resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_Read{Read: req}},
 		(*peerv1.RecordAnswer).GetRead,
@@ -103,10 +103,10 @@ func (c connectRecords) readRecord(ctx context.Context, to, rangeID uint64, key 
 	if err != nil {
 		return wrn.Record{}, err
 	}
-	return recordFromProto(resp.Record), nil
+	return RecordFromProto(resp.Record), nil
 }
 
-func (c connectRecords) scanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
+func (c ConnectRecords) ScanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
 	cl, err := c.client(to)
 	if err != nil {
 		return nil, err
@@ -118,12 +118,12 @@ func (c connectRecords) scanRecords(ctx context.Context, to, rangeID uint64, pre
 	}
 	out := make([]records.KeyRecord, len(resp.Msg.Entries))
 	for i, e := range resp.Msg.Entries {
-		out[i] = records.KeyRecord{Key: e.Key, Record: recordFromProto(e.Record)}
+		out[i] = records.KeyRecord{Key: e.Key, Record: RecordFromProto(e.Record)}
 	}
 	return out, nil
 }
 
-func (c connectRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {
+func (c ConnectRecords) MerkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {
 	cl, err := c.client(to)
 	if err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func (c connectRecords) merkleLeaves(ctx context.Context, to, rangeID uint64, de
 	return resp.Msg.Leaves, nil
 }
 
-func (c connectRecords) leafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
+func (c ConnectRecords) LeafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
 	cl, err := c.client(to)
 	if err != nil {
 		return nil, false, err
@@ -147,7 +147,7 @@ func (c connectRecords) leafRecords(ctx context.Context, to, rangeID uint64, dep
 	}
 	out := make([]records.KeyRecord, len(resp.Msg.Entries))
 	for i, e := range resp.Msg.Entries {
-		out[i] = records.KeyRecord{Key: e.Key, Record: recordFromProto(e.Record)}
+		out[i] = records.KeyRecord{Key: e.Key, Record: RecordFromProto(e.Record)}
 	}
 	return out, resp.Msg.Truncated, nil
 }
@@ -185,7 +185,7 @@ var errNotInCatalog = fmt.Errorf("%w: not in this node's catalog", store.ErrNoRe
 // if this node's catalog does not have the range, it first catches up
 // with every catalog change committed so far (catalogBarrier). Any
 // refusal is left to the call itself, which looks the range up again.
-func (c *Coordinator) awaitEventualRange(ctx context.Context, id uint64) error {
+func (c *Coordinator) AwaitEventualRange(ctx context.Context, id uint64) error {
 	if _, err := c.localEventualRange(id); !errors.Is(err, errNotInCatalog) {
 		return nil
 	}
@@ -197,7 +197,7 @@ func (c *Coordinator) awaitEventualRange(ctx context.Context, id uint64) error {
 // later writes coordinated here order after it. It refuses a version more
 // than the maximum clock offset ahead of this node's clock
 // (eventual_clock.go, rule 1).
-func (c *Coordinator) writeLocalRecord(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
+func (c *Coordinator) WriteLocalRecord(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
 	if err := c.limits.CheckKey(key); err != nil {
 		return false, false, err
 	}
@@ -211,39 +211,39 @@ func (c *Coordinator) writeLocalRecord(rangeID uint64, key []byte, rec wrn.Recor
 		return false, false, err
 	}
 	c.observeVersion(rec.Version)
-	return c.records.Write(rangeID, key, rec)
+	return c.Records.Write(rangeID, key, rec)
 }
 
-func (c *Coordinator) readLocalRecord(rangeID uint64, key []byte) (wrn.Record, error) {
+func (c *Coordinator) ReadLocalRecord(rangeID uint64, key []byte) (wrn.Record, error) {
 	if _, err := c.localEventualRange(rangeID); err != nil {
 		return wrn.Record{}, err
 	}
-	return c.records.Read(rangeID, key)
+	return c.Records.Read(rangeID, key)
 }
 
-func (c *Coordinator) scanLocalRecords(rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
+func (c *Coordinator) ScanLocalRecords(rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
 	if _, err := c.localEventualRange(rangeID); err != nil {
 		return nil, err
 	}
-	return c.records.Scan(rangeID, prefix, startAfter, limit)
+	return c.Records.Scan(rangeID, prefix, startAfter, limit)
 }
 
 // viaRecords makes call on node to's Records stream and returns the
 // response get picks from its answer, or makes it through the unary RPC
 // (unary) if the node does not serve Records. Either way, a replica's
 // failure comes back as the Connect error the unary RPC would give.
-func viaRecords[Resp any](ctx context.Context, c connectRecords, to uint64, call *peerv1.RecordCall,
+func viaRecords[Resp any](ctx context.Context, c ConnectRecords, to uint64, call *peerv1.RecordCall,
 	get func(*peerv1.RecordAnswer) *Resp, unary func(peerv1connect.PeerClient) (*connect.Response[Resp], error)) (*Resp, error) {
-	addr, err := c.peerAddr(to)
+	addr, err := c.PeerAddr(to)
 	if err != nil {
-		return nil, notSent(err)
+		return nil, NotSent(err)
 	}
-	ans, err := c.n.recordStreams.Call(ctx, to, addr, call)
+	ans, err := c.N.recordStreams.Call(ctx, to, addr, call)
 	if ns, ok := errors.AsType[*transport.NotSentError](err); ok {
-		return nil, notSent(ns.Err)
+		return nil, NotSent(ns.Err)
 	}
 	if errors.Is(err, transport.ErrNoRecordsStream) {
-		resp, err := unary(c.n.peers.PeerClient(addr))
+		resp, err := unary(c.N.Peers.PeerClient(addr))
 		if err != nil {
 			return nil, err
 		}
@@ -254,11 +254,23 @@ func viaRecords[Resp any](ctx context.Context, c connectRecords, to uint64, call
 	}
 	if e := ans.GetError(); e != nil {
 		// The replica ran the call and answered this error (refused).
-		return nil, &replicaError{code: connect.Code(e.Code), err: connect.NewError(connect.Code(e.Code), errors.New(e.Message))}
+		return nil, &ReplicaError{Code: connect.Code(e.Code), Err: connect.NewError(connect.Code(e.Code), errors.New(e.Message))}
 	}
 	resp := get(ans)
 	if resp == nil {
 		return nil, fmt.Errorf("%w: node %d answered call %d with %T", store.ErrUnavailable, to, ans.Id, ans.Answer)
 	}
 	return resp, nil
+}
+
+func (c ConnectRecords) MetaIndex(ctx context.Context, to uint64) (uint64, error) {
+	addr, err := c.PeerAddr(to)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.N.Peers.PeerClient(addr).MetaIndex(ctx, connect.NewRequest(&peerv1.MetaIndexRequest{}))
+	if err != nil {
+		return 0, err
+	}
+	return resp.Msg.Index, nil
 }

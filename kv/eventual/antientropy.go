@@ -1,4 +1,4 @@
-package kv
+package eventual
 
 import (
 	"context"
@@ -61,13 +61,13 @@ const (
 	tombstoneGraceMargin = time.Hour
 	// antiEntropyDepth is the trees' depth: 1024 leaves, 8 KiB of hashes
 	// per exchange; a range of a million keys has ~1000 keys per leaf.
-	antiEntropyDepth = 10
+	AntiEntropyDepth = 10
 )
 
 // purgeHorizon is the wall time (Unix nanoseconds) before which
 // tombstones may be purged: now minus the tombstone grace.
 func (c *Coordinator) purgeHorizon() int64 {
-	return c.hints.now() - int64(c.tombstoneGrace)
+	return c.Hints.now() - int64(c.tombstoneGrace)
 }
 
 // rangeMerkle builds this replica's tree of range r at depth, leaving out
@@ -101,7 +101,7 @@ func (c *Coordinator) eachRecord(rangeID uint64, f func(key []byte, rec wrn.Reco
 
 // localMerkleLeaves returns the leaf hashes of this replica's tree of
 // eventual range rangeID.
-func (c *Coordinator) localMerkleLeaves(rangeID uint64, depth int) ([]uint64, error) {
+func (c *Coordinator) LocalMerkleLeaves(rangeID uint64, depth int) ([]uint64, error) {
 	r, err := c.localEventualRange(rangeID)
 	if err != nil {
 		return nil, err
@@ -116,7 +116,7 @@ func (c *Coordinator) localMerkleLeaves(rangeID uint64, depth int) ([]uint64, er
 // localLeafRecords returns up to limit records of eventual range rangeID
 // whose positions fall in leaves (of a tree of depth), and whether some
 // were left out.
-func (c *Coordinator) localLeafRecords(rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
+func (c *Coordinator) LocalLeafRecords(rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
 	r, err := c.localEventualRange(rangeID)
 	if err != nil {
 		return nil, false, err
@@ -178,7 +178,7 @@ type antiEntropyResult struct {
 // once at its end.
 func (c *Coordinator) startAntiEntropyRound(r *catalog.RangeDescriptor, peers []uint64, purge bool, done func(antiEntropyResult)) {
 	rd := &antiEntropyRound{n: c, r: r, peers: peers, purge: purge, horizon: c.purgeHorizon(), done: done}
-	mine, err := c.rangeMerkle(r, antiEntropyDepth, rd.horizon)
+	mine, err := c.rangeMerkle(r, AntiEntropyDepth, rd.horizon)
 	if err != nil {
 		done(antiEntropyResult{err: err})
 		return
@@ -194,23 +194,23 @@ func (c *Coordinator) startAntiEntropyRound(r *catalog.RangeDescriptor, peers []
 // next visits the next peer, or ends the round.
 func (rd *antiEntropyRound) next() {
 	n := rd.n
-	if len(rd.peers) == 0 || n.loops.stopped() {
+	if len(rd.peers) == 0 || n.Loops.stopped() {
 		rd.end()
 		return
 	}
 	peer := rd.peers[0]
 	rd.peers = rd.peers[1:]
-	n.net.call(peer, replicaRequest{kind: reqLeaves, rangeID: rd.r.ID, depth: antiEntropyDepth}, func(a replicaAnswer) {
-		if a.err == nil && len(a.hashes) != len(rd.local) {
-			a.err = fmt.Errorf("%w: node %d sent %d merkle leaves, want %d", codec.ErrCorrupt, peer, len(a.hashes), len(rd.local))
+	n.net.Call(peer, ReplicaRequest{Kind: reqLeaves, RangeID: rd.r.ID, depth: AntiEntropyDepth}, func(a ReplicaAnswer) {
+		if a.Err == nil && len(a.Hashes) != len(rd.local) {
+			a.Err = fmt.Errorf("%w: node %d sent %d merkle leaves, want %d", codec.ErrCorrupt, peer, len(a.Hashes), len(rd.local))
 		}
-		if a.err != nil {
-			rd.Fail(peer, a.err)
+		if a.Err != nil {
+			rd.Fail(peer, a.Err)
 			return
 		}
 		var diff []uint32
 		for i := range rd.local {
-			if rd.local[i] != a.hashes[i] {
+			if rd.local[i] != a.Hashes[i] {
 				diff = append(diff, uint32(i))
 				rd.matched[i] = false
 			}
@@ -221,13 +221,13 @@ func (rd *antiEntropyRound) next() {
 		}
 		rd.res.mismatches += len(diff)
 		n.store.Cfg.Metrics.AntiEntropyMismatches.Add(float64(len(diff)))
-		req := replicaRequest{kind: reqLeafRecords, rangeID: rd.r.ID, depth: antiEntropyDepth, leaves: diff, limit: n.limits.MaxScanKeys}
-		n.net.call(peer, req, func(a replicaAnswer) {
-			if a.err != nil {
-				rd.Fail(peer, a.err)
+		req := ReplicaRequest{Kind: ReqLeafRecords, RangeID: rd.r.ID, depth: AntiEntropyDepth, Leaves: diff, limit: n.limits.MaxScanKeys}
+		n.net.Call(peer, req, func(a ReplicaAnswer) {
+			if a.Err != nil {
+				rd.Fail(peer, a.Err)
 				return
 			}
-			if err := rd.exchange(peer, diff, a.recs); err != nil {
+			if err := rd.exchange(peer, diff, a.Recs); err != nil {
 				rd.Fail(peer, err)
 			}
 		})
@@ -239,7 +239,7 @@ func (rd *antiEntropyRound) next() {
 // goes on to the next peer once it answered them all.
 func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []records.KeyRecord) error {
 	n := rd.n
-	ours, _, err := n.localLeafRecords(rd.r.ID, antiEntropyDepth, diff, n.limits.MaxScanKeys)
+	ours, _, err := n.LocalLeafRecords(rd.r.ID, AntiEntropyDepth, diff, n.limits.MaxScanKeys)
 	if err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []record
 	pulled := 0
 	for _, kr := range remote {
 		theirs[string(kr.Key)] = kr.Record
-		applied, _, err := n.writeLocalRecord(rd.r.ID, kr.Key, kr.Record)
+		applied, _, err := n.WriteLocalRecord(rd.r.ID, kr.Key, kr.Record)
 		if err != nil {
 			return err
 		}
@@ -261,7 +261,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []record
 		// they would differ in the same leaves and send the same records
 		// again. A leaf matched so far changed only by writes of other
 		// keys, which leave the purge safe (see purgeTombstones).
-		mine, err := n.rangeMerkle(rd.r, antiEntropyDepth, rd.horizon)
+		mine, err := n.rangeMerkle(rd.r, AntiEntropyDepth, rd.horizon)
 		if err != nil {
 			return err
 		}
@@ -281,12 +281,12 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []record
 	var mu sync.Mutex
 	left := len(push)
 	for _, kr := range push {
-		n.net.call(peer, replicaRequest{kind: reqWrite, rangeID: rd.r.ID, key: kr.Key, rec: kr.Record}, func(a replicaAnswer) {
+		n.net.Call(peer, ReplicaRequest{Kind: ReqWrite, RangeID: rd.r.ID, Key: kr.Key, Rec: kr.Record}, func(a ReplicaAnswer) {
 			mu.Lock()
-			if a.err != nil && rd.res.err == nil {
-				rd.res.err = fmt.Errorf("node %d: %w", peer, a.err)
+			if a.Err != nil && rd.res.err == nil {
+				rd.res.err = fmt.Errorf("node %d: %w", peer, a.Err)
 			}
-			if a.err == nil {
+			if a.Err == nil {
 				n.store.Cfg.Metrics.AntiEntropyRepairs.Inc()
 			}
 			left--
@@ -321,7 +321,7 @@ func (rd *antiEntropyRound) end() {
 
 // antiEntropyExchange runs a round of range r with peer alone (no
 // purge), waiting for it; it returns how many leaves differed.
-func (c *Coordinator) antiEntropyExchange(ctx context.Context, r *catalog.RangeDescriptor, peer uint64) (int, error) {
+func (c *Coordinator) AntiEntropyExchange(ctx context.Context, r *catalog.RangeDescriptor, peer uint64) (int, error) {
 	res, err := await(ctx, func(done func(antiEntropyResult)) { c.startAntiEntropyRound(r, []uint64{peer}, false, done) },
 		func() string { return fmt.Sprintf("anti-entropy of range %d with node %d", r.ID, peer) })
 	if err != nil {
@@ -350,7 +350,7 @@ func (c *Coordinator) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merk
 	}
 	purged := 0
 	for _, kr := range victims {
-		ok, err := c.records.Purge(r.ID, kr.Key, kr.Record.Version, c.evHooks.purgeKeepsAccepted)
+		ok, err := c.Records.Purge(r.ID, kr.Key, kr.Record.Version, c.evHooks.PurgeKeepsAccepted)
 		if err != nil {
 			return purged, err
 		}
@@ -367,7 +367,7 @@ func (c *Coordinator) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merk
 // antiEntropyStep is one step of the anti-entropy loop: unless a round
 // is under way, it starts one on the next of this node's eventual ranges
 // (round-robin).
-func (c *Coordinator) antiEntropyStep() {
+func (c *Coordinator) AntiEntropyStep() {
 	ae := &c.antiEntropy
 	ae.mu.Lock()
 	if ae.mu.busy {
@@ -438,5 +438,5 @@ func (c *Coordinator) StartAntiEntropy(interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultAntiEntropyInterval
 	}
-	c.loops.every(interval, c.antiEntropyStep)
+	c.Loops.Every(interval, c.AntiEntropyStep)
 }

@@ -1,4 +1,4 @@
-package kv
+package eventual
 
 import (
 	"context"
@@ -29,26 +29,26 @@ import (
 
 // replicaNet carries a coordinator's requests to the replicas of eventual
 // ranges, this node's own included.
-type replicaNet interface {
-	// call runs req on node to's replica and calls done exactly once with
+type ReplicaNet interface {
+	// Call runs req on node to's replica and calls done exactly once with
 	// the answer: within the replica timeout, or with an error. done never
 	// runs inside call (on the caller's stack), so a caller may hold a
 	// lock that done takes while it calls.
-	call(to uint64, req replicaRequest, done func(replicaAnswer))
-	// after calls f once d has passed (compare-and-swap backoff).
-	after(d time.Duration, f func())
+	Call(to uint64, req ReplicaRequest, done func(ReplicaAnswer))
+	// After calls f once d has passed (compare-and-swap backoff).
+	After(d time.Duration, f func())
 }
 
 // replicaRequest is one request to a replica of eventual range RangeID.
 // The kind says which of the other fields mean something.
-type replicaRequest struct {
-	kind    replicaRequestKind
-	rangeID uint64
-	key     []byte
-	rec     wrn.Record         // reqWrite
-	cas     paxos.BasicMessage // reqCAS
+type ReplicaRequest struct {
+	Kind    replicaRequestKind
+	RangeID uint64
+	Key     []byte
+	Rec     wrn.Record         // reqWrite
+	Cas     paxos.BasicMessage // reqCAS
 	depth   int                // reqLeaves, reqLeafRecords: the Merkle tree's depth
-	leaves  []uint32           // reqLeafRecords
+	Leaves  []uint32           // reqLeafRecords
 	limit   int                // reqLeafRecords, reqScan: the most records to answer
 	prefix  []byte             // reqScan: of the keys
 	after   []byte             // reqScan: the keys after this one
@@ -57,25 +57,25 @@ type replicaRequest struct {
 type replicaRequestKind uint8
 
 const (
-	reqWrite replicaRequestKind = iota + 1
-	reqRead
-	reqCAS
+	ReqWrite replicaRequestKind = iota + 1
+	ReqRead
+	ReqCAS
 	reqLeaves
-	reqLeafRecords
+	ReqLeafRecords
 	reqScan
 )
 
 func (k replicaRequestKind) String() string {
 	switch k {
-	case reqWrite:
+	case ReqWrite:
 		return "write"
-	case reqRead:
+	case ReqRead:
 		return "read"
-	case reqCAS:
+	case ReqCAS:
 		return "cas"
 	case reqLeaves:
 		return "merkle-leaves"
-	case reqLeafRecords:
+	case ReqLeafRecords:
 		return "leaf-records"
 	case reqScan:
 		return "scan"
@@ -84,38 +84,38 @@ func (k replicaRequestKind) String() string {
 }
 
 // replicaAnswer answers a replicaRequest: err, or the fields of its kind.
-type replicaAnswer struct {
-	err       error
-	existed   bool                // reqWrite: the key held a live value before
-	rec       wrn.Record          // reqRead
-	cas       paxos.BasicMessage  // reqCAS: the acceptor's answer
-	hashes    []uint64            // reqLeaves
-	recs      []records.KeyRecord // reqLeafRecords, reqScan
+type ReplicaAnswer struct {
+	Err       error
+	Existed   bool                // reqWrite: the key held a live value before
+	Rec       wrn.Record          // reqRead
+	Cas       paxos.BasicMessage  // reqCAS: the acceptor's answer
+	Hashes    []uint64            // reqLeaves
+	Recs      []records.KeyRecord // reqLeafRecords, reqScan
 	truncated bool                // reqLeafRecords: more records than limit
 }
 
 // serveReplica runs req on this node's replica: what the peer service's
 // record handlers do for a remote coordinator.
-func (c *Coordinator) serveReplica(req replicaRequest) replicaAnswer {
-	var a replicaAnswer
-	switch req.kind {
-	case reqWrite:
-		_, a.existed, a.err = c.writeLocalRecord(req.rangeID, req.key, req.rec)
-	case reqRead:
-		a.rec, a.err = c.readLocalRecord(req.rangeID, req.key)
-	case reqCAS:
-		a.cas, a.err = c.stepLocalCAS(req.rangeID, req.key, req.cas)
+func (c *Coordinator) ServeReplica(req ReplicaRequest) ReplicaAnswer {
+	var a ReplicaAnswer
+	switch req.Kind {
+	case ReqWrite:
+		_, a.Existed, a.Err = c.WriteLocalRecord(req.RangeID, req.Key, req.Rec)
+	case ReqRead:
+		a.Rec, a.Err = c.ReadLocalRecord(req.RangeID, req.Key)
+	case ReqCAS:
+		a.Cas, a.Err = c.StepLocalCAS(req.RangeID, req.Key, req.Cas)
 	case reqLeaves:
-		a.hashes, a.err = c.localMerkleLeaves(req.rangeID, req.depth)
-	case reqLeafRecords:
-		a.recs, a.truncated, a.err = c.localLeafRecords(req.rangeID, req.depth, req.leaves, req.limit)
+		a.Hashes, a.Err = c.LocalMerkleLeaves(req.RangeID, req.depth)
+	case ReqLeafRecords:
+		a.Recs, a.truncated, a.Err = c.LocalLeafRecords(req.RangeID, req.depth, req.Leaves, req.limit)
 	case reqScan:
-		a.recs, a.err = c.scanLocalRecords(req.rangeID, req.prefix, req.after, req.limit)
+		a.Recs, a.Err = c.ScanLocalRecords(req.RangeID, req.prefix, req.after, req.limit)
 	default:
-		a.err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.kind)
+		a.Err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.Kind)
 	}
-	if a.err != nil {
-		a.err = &replicaError{code: transport.ConnectCode(a.err), err: a.err}
+	if a.Err != nil {
+		a.Err = &ReplicaError{Code: transport.ConnectCode(a.Err), Err: a.Err}
 	}
 	return a
 }
@@ -124,29 +124,29 @@ func (c *Coordinator) serveReplica(req replicaRequest) replicaAnswer {
 // the call reached the replica, which refused it or failed there. Any
 // other error of a call (no answer in time, a broken stream) leaves open
 // whether the replica ran it.
-type replicaError struct {
-	code connect.Code
-	err  error
+type ReplicaError struct {
+	Code connect.Code
+	Err  error
 }
 
-func (e *replicaError) Error() string { return e.err.Error() }
-func (e *replicaError) Unwrap() error { return e.err }
+func (e *ReplicaError) Error() string { return e.Err.Error() }
+func (e *ReplicaError) Unwrap() error { return e.Err }
 
 // notSent marks err, the failure of a call that was never sent, as
 // definite as a replica's refusal.
-func notSent(err error) error { return &replicaError{code: transport.ConnectCode(err), err: err} }
+func NotSent(err error) error { return &ReplicaError{Code: transport.ConnectCode(err), Err: err} }
 
 // refused says whether err is a replica's definite refusal: its handler
 // answered an error before it stored anything (a limit, a range it does
 // not hold, a version ahead of its clock), so a write it refused was not
 // written there. A failure inside the handler (Internal: its disk) and an
 // error of the call itself leave the outcome unknown.
-func refused(err error) bool {
-	var re *replicaError
+func Refused(err error) bool {
+	var re *ReplicaError
 	if !errors.As(err, &re) {
 		return false
 	}
-	switch re.code {
+	switch re.Code {
 	case connect.CodeInternal, connect.CodeUnknown, connect.CodeDataLoss, connect.CodeDeadlineExceeded, connect.CodeCanceled:
 		return false
 	}
@@ -154,24 +154,24 @@ func refused(err error) bool {
 }
 
 // callRemote runs req on node to's replica through the peer service.
-func (c *Coordinator) callRemote(ctx context.Context, to uint64, req replicaRequest) replicaAnswer {
-	var a replicaAnswer
-	p := c.recordPeers
-	switch req.kind {
-	case reqWrite:
-		a.existed, a.err = p.writeRecord(ctx, to, req.rangeID, req.key, req.rec)
-	case reqRead:
-		a.rec, a.err = p.readRecord(ctx, to, req.rangeID, req.key)
-	case reqCAS:
-		a.cas, a.err = p.casStep(ctx, to, req.rangeID, req.key, req.cas)
+func (c *Coordinator) callRemote(ctx context.Context, to uint64, req ReplicaRequest) ReplicaAnswer {
+	var a ReplicaAnswer
+	p := c.RecordPeers
+	switch req.Kind {
+	case ReqWrite:
+		a.Existed, a.Err = p.WriteRecord(ctx, to, req.RangeID, req.Key, req.Rec)
+	case ReqRead:
+		a.Rec, a.Err = p.ReadRecord(ctx, to, req.RangeID, req.Key)
+	case ReqCAS:
+		a.Cas, a.Err = p.CASStep(ctx, to, req.RangeID, req.Key, req.Cas)
 	case reqLeaves:
-		a.hashes, a.err = p.merkleLeaves(ctx, to, req.rangeID, req.depth)
-	case reqLeafRecords:
-		a.recs, a.truncated, a.err = p.leafRecords(ctx, to, req.rangeID, req.depth, req.leaves, req.limit)
+		a.Hashes, a.Err = p.MerkleLeaves(ctx, to, req.RangeID, req.depth)
+	case ReqLeafRecords:
+		a.Recs, a.truncated, a.Err = p.LeafRecords(ctx, to, req.RangeID, req.depth, req.Leaves, req.limit)
 	case reqScan:
-		a.recs, a.err = p.scanRecords(ctx, to, req.rangeID, req.prefix, req.after, req.limit)
+		a.Recs, a.Err = p.ScanRecords(ctx, to, req.RangeID, req.prefix, req.after, req.limit)
 	default:
-		a.err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.kind)
+		a.Err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.Kind)
 	}
 	return a
 }
@@ -180,13 +180,13 @@ func (c *Coordinator) callRemote(ctx context.Context, to uint64, req replicaRequ
 // replica timeout, counted in Node.inflight so that Close waits for it.
 type goNet struct{ n *Coordinator }
 
-func (g goNet) call(to uint64, req replicaRequest, done func(replicaAnswer)) {
+func (g goNet) Call(to uint64, req ReplicaRequest, done func(ReplicaAnswer)) {
 	n := g.n
-	n.inflight.Add(1)
+	n.Inflight.Add(1)
 	go func() {
-		defer n.inflight.Done()
+		defer n.Inflight.Done()
 		if to == n.store.NodeID() {
-			done(n.serveReplica(req))
+			done(n.ServeReplica(req))
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), n.replicaTimeout)
@@ -195,11 +195,11 @@ func (g goNet) call(to uint64, req replicaRequest, done func(replicaAnswer)) {
 	}()
 }
 
-func (g goNet) after(d time.Duration, f func()) {
+func (g goNet) After(d time.Duration, f func()) {
 	n := g.n
-	n.inflight.Add(1)
+	n.Inflight.Add(1)
 	time.AfterFunc(d, func() {
-		defer n.inflight.Done()
+		defer n.Inflight.Done()
 		f()
 	})
 }
@@ -232,7 +232,7 @@ type backgroundLoops struct {
 
 // every calls step every interval until close; after close it does
 // nothing.
-func (l *backgroundLoops) every(interval time.Duration, step func()) {
+func (l *backgroundLoops) Every(interval time.Duration, step func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -266,7 +266,7 @@ func (l *backgroundLoops) stopped() bool {
 }
 
 // close stops the loops and waits for their goroutines. It is idempotent.
-func (l *backgroundLoops) close() {
+func (l *backgroundLoops) Close() {
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true

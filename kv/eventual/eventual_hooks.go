@@ -1,25 +1,25 @@
-package kv
+package eventual
 
 // eventualHooks are the eventual coordinator's test-only switches: the
 // canaries, planted bugs that the simulator must catch (a test that
 // cannot fail proves nothing), and a callback the simulator's nemesis
 // acts on. Production code never sets them: NodeConfig.evHooks is
 // unexported.
-type eventualHooks struct {
+type Hooks struct {
 	// unavailableAfterPartialWrite answers Unavailable for a write that
 	// missed W after some replica stored it (the lie of issue 10's
 	// scenario 3): a client's retry then writes it again.
-	unavailableAfterPartialWrite bool
+	UnavailableAfterPartialWrite bool
 	// ignoreAccepted decides a compare-and-swap on the records alone,
 	// without the value Paxos' phase 1 found accepted.
-	ignoreAccepted bool
+	IgnoreAccepted bool
 	// forgetSwaps ignores the register's swap history: a retry of a swap
 	// is evaluated as a new request (issue 10's scenario 4).
-	forgetSwaps bool
+	ForgetSwaps bool
 	// purgeKeepsAccepted leaves the acceptor's accepted value alone when
 	// its tombstone is purged (issue 10's scenario 5).
-	purgeKeepsAccepted bool
+	PurgeKeepsAccepted bool
 	// chosen, if set, is called when a compare-and-swap's new record is
 	// chosen, before it is written to the replicas.
-	chosen func(key []byte)
+	Chosen func(key []byte)
 }
