@@ -9,9 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/quorumkv/quorumkv/kv/eventual"
 
 	"github.com/quorumkv/quorumkv/kv/transport"
 
@@ -34,53 +33,15 @@ type apiServer struct {
 	node    *Node
 	metrics *metrics.Metrics
 	info    ServerInfo
+	// leaderHints caches, for ranges with no replica here, the node that
+	// last served a forwarded request (rangeID -> node ID).
+	leaderHints sync.Map
 }
 
 var (
 	_ quorumkvv1connect.KVHandler    = (*apiServer)(nil)
 	_ quorumkvv1connect.AdminHandler = (*apiServer)(nil)
 )
-
-func toConnect(err error) error {
-	if err == nil {
-		return nil
-	}
-	var cerr *connect.Error
-	if errors.As(err, &cerr) {
-		return err
-	}
-	cerr = connect.NewError(transport.ConnectCode(err), err)
-	if what := notFoundWhat(err); what != "" {
-		cerr.Meta().Set(NotFoundHeader, what)
-	}
-	var nq *store.NoQuorumError
-	if errors.As(err, &nq) {
-		cerr.Meta().Set(QuorumHeader, "lost")
-	}
-	return cerr
-}
-
-// NotFoundHeader, on a NotFound error (a Connect error's metadata, or a
-// REST 404's header), says what was not found: "keyspace" or "key". A
-// client tells a misspelled keyspace from a missing key by it; kvctl
-// exits 3 for a missing key only.
-const NotFoundHeader = "Quorumkv-Not-Found"
-
-// notFoundWhat returns what err did not find ("keyspace", "key"), or "".
-// An error forwarded from another node says it in its metadata.
-func notFoundWhat(err error) string {
-	switch {
-	case errors.Is(err, catalog.ErrNoKeyspace):
-		return "keyspace"
-	case errors.Is(err, catalog.ErrKeyNotFound):
-		return "key"
-	}
-	var cerr *connect.Error
-	if errors.As(err, &cerr) && cerr.Code() == connect.CodeNotFound {
-		return cerr.Meta().Get(NotFoundHeader)
-	}
-	return ""
-}
 
 // withForwarding runs a KV request locally and, when this node cannot
 // serve it, on the node that can: the range's leader if known, else each
@@ -112,7 +73,7 @@ func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *conne
 	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, uint64, error) {
 	if req.Header().Get(forwardedHeader) != "" {
 		resp, err := local()
-		return resp, a.node.store.NodeID(), err
+		return resp, a.node.Store().NodeID(), err
 	}
 	give := time.Now().Add(failoverWait)
 	if d, ok := ctx.Deadline(); ok && d.Add(-leaderWaitMargin).Before(give) {
@@ -225,7 +186,7 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 	local func() (*Resp, error),
 	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (_ *Resp, servedBy uint64, _ attemptOutcome, _ error) {
 	n := a.node
-	self := n.store.NodeID()
+	self := n.Store().NodeID()
 	resp, err := local()
 	switch {
 	case err == nil:
@@ -248,10 +209,10 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 			return nil, 0, attemptDone, rerr
 		}
 		rangeID = r.ID
-		if q, ok, qerr := n.store.Reach(ctx, r.ID); qerr == nil && ok && !q.Can(quorum.Phase1) {
+		if q, ok, qerr := n.Store().Reach(ctx, r.ID); qerr == nil && ok && !q.Can(quorum.Phase1) {
 			return nil, 0, attemptDone, q.NoQuorum(quorum.Phase1, a.nodeName)
 		}
-		hint, _ := n.leaderHints.Load(r.ID)
+		hint, _ := a.leaderHints.Load(r.ID)
 		if hint != nil && hint.(uint64) != self {
 			targets = append(targets, hint.(uint64))
 		}
@@ -272,14 +233,14 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 		switch {
 		case ferr == nil:
 			if rangeID != 0 {
-				n.leaderHints.Store(rangeID, t)
+				a.leaderHints.Store(rangeID, t)
 			}
 			return resp, t, attemptDone, nil
 		case dialFailed(ferr):
 			err, down = ferr, down+1 // nothing happened there: try the next
 		case connect.IsWireError(ferr) && connect.CodeOf(ferr) == connect.CodeUnavailable:
 			err = ferr // the target said nothing was written
-			if quorumLost(ferr) {
+			if transport.QuorumLost(ferr) {
 				noQuorum = ferr
 			}
 		case connect.IsWireError(ferr) && connect.CodeOf(ferr) == connect.CodeUnknown:
@@ -309,32 +270,6 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 	return nil, 0, attemptNoLeader, err
 }
 
-// QuorumHeader, on an Unavailable error (Connect metadata or a REST
-// header), says "lost" when the node cannot reach a quorum of the range's
-// replicas (NoQuorumError): not a passing election. A client may still
-// try other nodes (they may be on the other side of a partition), but not
-// wait for this one.
-const QuorumHeader = "Quorumkv-Quorum"
-
-// quorumLost reports whether a forwarded error says its node cannot
-// reach a quorum.
-func quorumLost(err error) bool {
-	var cerr *connect.Error
-	return errors.As(err, &cerr) && cerr.Meta().Get(QuorumHeader) == "lost"
-}
-
-// RetrySafeHeader, on an Unknown error (outcome unknown), says "true" when
-// sending the request again with the same idempotency key is safe: the
-// keyspace applies it at most once (dedup.go). The Go client then retries.
-const RetrySafeHeader = "Quorumkv-Retry-Safe"
-
-// RetryHeader, set to "true" on a write request, says that its client
-// sent it before, with the same idempotency key, and did not learn what
-// became of it. A compare-and-swap in an eventual keyspace that cannot
-// find the first attempt in the key's swap history then answers "outcome
-// unknown" rather than "condition failed" (eventual_cas.go).
-const RetryHeader = "Quorumkv-Retry"
-
 // dialFailed: the request never left.
 func dialFailed(err error) bool {
 	var op *net.OpError
@@ -355,7 +290,7 @@ const (
 
 // routed sets resp's LeaderHeader and SpanHeader.
 func routed[T any](a *apiServer, resp *connect.Response[T], keyspace string, key []byte, servedBy uint64) *connect.Response[T] {
-	cat := a.node.store.Catalog()
+	cat := a.node.Store().Catalog()
 	ks, ok := cat.Keyspaces[keyspace]
 	node, known := cat.Nodes[servedBy]
 	if !ok || !served(ks.Mode) || !known || node.Addr == "" || len(cat.Spans[keyspace]) == 0 {
@@ -375,7 +310,7 @@ func (a *apiServer) observe(keyspace, op string, start time.Time, err error) {
 		result = transport.ConnectCode(err).String()
 	}
 	mode := "unknown"
-	if ks, ok := a.node.store.Catalog().Keyspaces[keyspace]; ok {
+	if ks, ok := a.node.Store().Catalog().Keyspaces[keyspace]; ok {
 		mode = string(ks.Mode)
 	}
 	a.metrics.RequestDuration.WithLabelValues(keyspace, op, mode, result).Observe(time.Since(start).Seconds())
@@ -385,7 +320,7 @@ func (a *apiServer) observe(keyspace, op string, start time.Time, err error) {
 // decides their quorums (raft, paxos). An unknown keyspace passes: the
 // operation itself says it is unknown.
 func (a *apiServer) checkOverridable(keyspace string) error {
-	ks, ok := a.node.store.Catalog().Keyspaces[keyspace]
+	ks, ok := a.node.Store().Catalog().Keyspaces[keyspace]
 	if !ok || ks.Mode == catalog.ModeEventual {
 		return nil
 	}
@@ -433,7 +368,7 @@ func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]
 	defer func(start time.Time) { a.observe(m.Keyspace, "put", start, err) }(time.Now())
 	q, err := a.quorumOverride(m.Keyspace, m.Quorum)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	dedup := a.dedups(m.Keyspace)
 	ensureIdempotencyKey(&m.IdempotencyKey)
@@ -442,7 +377,7 @@ func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]
 		return &v1.PutResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.Put)
 	if err != nil {
-		return nil, writeError(err, dedup)
+		return nil, transport.WriteError(err, dedup)
 	}
 	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
@@ -452,14 +387,14 @@ func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]
 	defer func(start time.Time) { a.observe(m.Keyspace, "get", start, err) }(time.Now())
 	q, err := a.quorumOverride(m.Keyspace, m.Quorum)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, readOnly, func() (*v1.GetResponse, error) {
 		kv, err := a.node.GetWith(ctx, m.Keyspace, m.Key, q)
 		return &v1.GetResponse{Kv: &v1.KeyValue{Key: kv.Key, Value: kv.Value, Version: kv.Version}}, err
 	}, quorumkvv1connect.KVClient.Get)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
@@ -469,7 +404,7 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 	defer func(start time.Time) { a.observe(m.Keyspace, "delete", start, err) }(time.Now())
 	q, err := a.quorumOverride(m.Keyspace, m.Quorum)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	var expect *catalog.Expect
 	switch e := m.Expect.(type) {
@@ -481,17 +416,17 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 		expect, err = &catalog.Expect{Exists: true}, checkFlag("expect_exists", e.ExpectExists)
 	}
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	dedup := a.dedups(m.Keyspace)
 	ensureIdempotencyKey(&m.IdempotencyKey)
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, repeatWrite(dedup), func() (*v1.DeleteResponse, error) {
 		existed, err := a.node.DeleteWith(ctx, m.Keyspace, m.Key, expect,
-			catalog.WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey), Retry: req.Header().Get(RetryHeader) == "true"})
+			catalog.WriteOptions{Quorum: q, IdempotencyKey: []byte(m.IdempotencyKey), Retry: req.Header().Get(transport.RetryHeader) == "true"})
 		return &v1.DeleteResponse{Existed: existed}, err
 	}, quorumkvv1connect.KVClient.Delete)
 	if err != nil {
-		return nil, writeError(err, dedup || expect != nil)
+		return nil, transport.WriteError(err, dedup || expect != nil)
 	}
 	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
@@ -499,13 +434,13 @@ func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRe
 func (a *apiServer) Scan(ctx context.Context, req *connect.Request[v1.ScanRequest]) (_ *connect.Response[v1.ScanResponse], err error) {
 	m := req.Msg
 	defer func(start time.Time) { a.observe(m.Keyspace, "scan", start, err) }(time.Now())
-	if int(m.Limit) > a.node.limits.MaxScanKeys {
-		err = fmt.Errorf("%w: scan limit %d is over the page limit %d (MaxScanKeys); page with start_after", catalog.ErrLimit, m.Limit, a.node.limits.MaxScanKeys)
-		return nil, toConnect(err)
+	if int(m.Limit) > a.node.Limits().MaxScanKeys {
+		err = fmt.Errorf("%w: scan limit %d is over the page limit %d (MaxScanKeys); page with start_after", catalog.ErrLimit, m.Limit, a.node.Limits().MaxScanKeys)
+		return nil, transport.ToConnect(err)
 	}
 	kvs, more, err := a.node.Scan(ctx, m.Keyspace, m.Prefix, m.StartAfter, int(m.Limit))
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	resp := &v1.ScanResponse{More: more}
 	for _, kv := range kvs {
@@ -531,19 +466,19 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 		err = fmt.Errorf("%w: compare-and-swap needs a condition: expected_value, expect_absent, expect_exists or expected_version", catalog.ErrInvalidArgument)
 	}
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	dedup := a.dedups(m.Keyspace)
 	ensureIdempotencyKey(&m.IdempotencyKey)
 	resp, servedBy, err := withForwarding(ctx, a, req, m.Keyspace, m.Key, repeatWrite(dedup), func() (*v1.CompareAndSwapResponse, error) {
 		version, err := a.node.CompareAndSwapWith(ctx, m.Keyspace, m.Key, expect, m.NewValue,
-			catalog.WriteOptions{IdempotencyKey: []byte(m.IdempotencyKey), Retry: req.Header().Get(RetryHeader) == "true"})
+			catalog.WriteOptions{IdempotencyKey: []byte(m.IdempotencyKey), Retry: req.Header().Get(transport.RetryHeader) == "true"})
 		return &v1.CompareAndSwapResponse{Version: version}, err
 	}, quorumkvv1connect.KVClient.CompareAndSwap)
 	if err != nil {
 		// Compare-and-swap is applied at most once per idempotency key in
 		// every mode (eventual_cas.go).
-		return nil, writeError(err, true)
+		return nil, transport.WriteError(err, true)
 	}
 	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
@@ -553,7 +488,7 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 // keyspaces apply plain writes again (a new version; last writer wins)
 // and dedup compare-and-swap alone.
 func (a *apiServer) dedups(keyspace string) bool {
-	ks, ok := a.node.store.Catalog().Keyspaces[keyspace]
+	ks, ok := a.node.Store().Catalog().Keyspaces[keyspace]
 	return ok && served(ks.Mode)
 }
 
@@ -565,17 +500,6 @@ func ensureIdempotencyKey(k *string) {
 	if *k == "" {
 		*k = "kvd-" + rand.Text()
 	}
-}
-
-// writeError is toConnect for a write's error; an outcome unknown is
-// marked safe to retry with the same idempotency key when retrySafe.
-func writeError(err error, retrySafe bool) error {
-	cerr := toConnect(err)
-	var ce *connect.Error
-	if retrySafe && !errors.Is(err, eventual.ErrSwapForgotten) && connect.CodeOf(cerr) == connect.CodeUnknown && errors.As(cerr, &ce) {
-		ce.Meta().Set(RetrySafeHeader, "true")
-	}
-	return cerr
 }
 
 // checkFlag refuses a condition flag set to false: a oneof's bool case
@@ -602,7 +526,7 @@ func checkExpectedVersion(v string) error {
 func (a *apiServer) metaLeaderElsewhere(h http.Header, err error) (uint64, bool) {
 	var nl *store.NotLeaderError
 	ok := errors.As(err, &nl) && nl.RangeID == catalog.MetaRangeID && nl.Leader != 0 &&
-		nl.Leader != a.node.store.NodeID() && h.Get(forwardedHeader) == ""
+		nl.Leader != a.node.Store().NodeID() && h.Get(forwardedHeader) == ""
 	return nl.LeaderOr0(), ok
 }
 
@@ -618,7 +542,7 @@ func keyspaceToProto(ks catalog.KeyspaceDescriptor) *v1.Keyspace {
 func (a *apiServer) CreateKeyspace(ctx context.Context, req *connect.Request[v1.CreateKeyspaceRequest]) (*connect.Response[v1.CreateKeyspaceResponse], error) {
 	k := req.Msg.GetKeyspace()
 	if k == nil {
-		return nil, toConnect(fmt.Errorf("%w: keyspace is missing", catalog.ErrInvalidArgument))
+		return nil, transport.ToConnect(fmt.Errorf("%w: keyspace is missing", catalog.ErrInvalidArgument))
 	}
 	var mode catalog.Mode
 	for m, p := range modeToProto {
@@ -627,7 +551,7 @@ func (a *apiServer) CreateKeyspace(ctx context.Context, req *connect.Request[v1.
 		}
 	}
 	if mode == "" {
-		return nil, toConnect(fmt.Errorf("%w: keyspace %s: mode is missing: want eventual, raft or paxos", catalog.ErrInvalidArgument, k.Name))
+		return nil, transport.ToConnect(fmt.Errorf("%w: keyspace %s: mode is missing: want eventual, raft or paxos", catalog.ErrInvalidArgument, k.Name))
 	}
 	d := catalog.KeyspaceDescriptor{
 		Name: k.Name, Mode: mode, Replicas: int(k.Replicas), Quorum: k.Quorum,
@@ -637,12 +561,12 @@ func (a *apiServer) CreateKeyspace(ctx context.Context, req *connect.Request[v1.
 	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
 		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.CreateKeyspace)
 		if ferr != nil {
-			return nil, toConnect(ferr)
+			return nil, transport.ToConnect(ferr)
 		}
 		return connect.NewResponse(resp), nil
 	}
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return connect.NewResponse(&v1.CreateKeyspaceResponse{Keyspace: keyspaceToProto(created)}), nil
 }
@@ -652,7 +576,7 @@ func (a *apiServer) ListKeyspaces(ctx context.Context, _ *connect.Request[v1.Lis
 }
 
 func (a *apiServer) keyspaces() []*v1.Keyspace {
-	cat := a.node.store.Catalog()
+	cat := a.node.Store().Catalog()
 	var out []*v1.Keyspace
 	for _, name := range sortedKeys(cat.Keyspaces) {
 		out = append(out, keyspaceToProto(cat.Keyspaces[name]))
@@ -662,12 +586,12 @@ func (a *apiServer) keyspaces() []*v1.Keyspace {
 
 func (a *apiServer) DescribeKeyspace(ctx context.Context, req *connect.Request[v1.DescribeKeyspaceRequest]) (*connect.Response[v1.DescribeKeyspaceResponse], error) {
 	if err := a.node.awaitKeyspace(ctx, req.Msg.Name); err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
-	ks := a.node.store.Catalog().Keyspaces[req.Msg.Name]
+	ks := a.node.Store().Catalog().Keyspaces[req.Msg.Name]
 	ranges, err := a.ranges(ctx, ks.Name)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return connect.NewResponse(&v1.DescribeKeyspaceResponse{Keyspace: keyspaceToProto(ks), Ranges: ranges}), nil
 }
@@ -677,12 +601,12 @@ func (a *apiServer) DropKeyspace(ctx context.Context, req *connect.Request[v1.Dr
 	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
 		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.DropKeyspace)
 		if ferr != nil {
-			return nil, toConnect(ferr)
+			return nil, transport.ToConnect(ferr)
 		}
 		return connect.NewResponse(resp), nil
 	}
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return connect.NewResponse(&v1.DropKeyspaceResponse{}), nil
 }
@@ -709,12 +633,12 @@ func (a *apiServer) ListRanges(ctx context.Context, req *connect.Request[v1.List
 	name := req.Msg.Keyspace
 	if name != "" {
 		if err := a.node.awaitKeyspace(ctx, name); err != nil {
-			return nil, toConnect(err)
+			return nil, transport.ToConnect(err)
 		}
 	}
 	ranges, err := a.ranges(ctx, name)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return connect.NewResponse(&v1.ListRangesResponse{Ranges: ranges}), nil
 }
@@ -722,11 +646,11 @@ func (a *apiServer) ListRanges(ctx context.Context, req *connect.Request[v1.List
 // ranges describes the ranges of keyspace (all when ""), with this node's
 // view of their leaders and terms.
 func (a *apiServer) ranges(ctx context.Context, keyspace string) ([]*v1.Range, error) {
-	status, err := a.node.store.RangeStatuses(ctx)
+	status, err := a.node.Store().RangeStatuses(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cat := a.node.store.Catalog()
+	cat := a.node.Store().Catalog()
 	var out []*v1.Range
 	for _, name := range sortedKeys(cat.Ranges) {
 		if keyspace != "" && name != keyspace {
@@ -753,7 +677,7 @@ func (a *apiServer) ranges(ctx context.Context, keyspace string) ([]*v1.Range, e
 // ID after a '#' when another node of the catalog has that name too (a
 // node that lost its data dir rejoined as a new node under its old name).
 func (a *apiServer) nodeName(id uint64) string {
-	nodes := a.node.store.Catalog().Nodes
+	nodes := a.node.Store().Catalog().Nodes
 	n, ok := nodes[id]
 	if !ok {
 		return "node-" + strconv.FormatUint(id, 10)
@@ -767,9 +691,9 @@ func (a *apiServer) nodeName(id uint64) string {
 }
 
 func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error) {
-	status, err := a.node.store.RangeStatuses(ctx)
+	status, err := a.node.Store().RangeStatuses(ctx)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	resp := &v1.StatusResponse{
 		NodeId: a.info.NodeName, ClusterId: a.info.ClusterID, Version: a.info.Version,
@@ -784,4 +708,36 @@ func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequ
 		}
 	}
 	return connect.NewResponse(resp), nil
+}
+
+// forwardKV sends a KV request to the node that leads the key's range.
+func forwardKV[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *Req,
+	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
+	addr, ok := n.Store().NodeAddr(leader)
+	if !ok {
+		return nil, fmt.Errorf("%w: the leader, node %d, has no known address", store.ErrUnavailable, leader)
+	}
+	r := connect.NewRequest(req)
+	r.Header().Set(forwardedHeader, "1")
+	resp, err := rpc(n.Peers().KVClient(addr), ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
+}
+
+// forwardAdmin sends an Admin request to meta's leader.
+func forwardAdmin[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *Req,
+	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
+	addr, ok := n.Store().NodeAddr(leader)
+	if !ok {
+		return nil, fmt.Errorf("%w: meta's leader, node %d, has no known address", store.ErrUnavailable, leader)
+	}
+	r := connect.NewRequest(req)
+	r.Header().Set(forwardedHeader, "1")
+	resp, err := rpc(n.Peers().AdminClient(addr), ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
 }

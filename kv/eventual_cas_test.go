@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/records"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -177,7 +179,7 @@ func TestEventualCASRetryBeyondHistory(t *testing.T) {
 	if !errors.Is(err, store.ErrOutcomeUnknown) || errors.Is(err, store.ErrConditionFailed) {
 		t.Fatalf("retry beyond the history = %v; want outcome unknown", err)
 	}
-	if cerr := writeError(err, true); connectMeta(cerr, RetrySafeHeader) != "" {
+	if cerr := transport.WriteError(err, true); connectMeta(cerr, transport.RetrySafeHeader) != "" {
 		t.Fatalf("the unknown outcome of a forgotten swap is marked safe to retry: %v", cerr)
 	}
 	_, err = n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), catalog.WriteOptions{IdempotencyKey: []byte("order-2")})

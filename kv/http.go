@@ -82,10 +82,10 @@ func NewServer(node *Node, info ServerInfo, metrics *metrics.Metrics, gatherer p
 		mux:      http.NewServeMux(),
 	}
 	s.peerCtx, s.stopPeers = context.WithCancel(context.Background())
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.limits.MaxRequestBytes), connect.WithCompressMinBytes(compressMinBytes)}
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.Limits().MaxRequestBytes), connect.WithCompressMinBytes(compressMinBytes)}
 	s.mux.Handle(quorumkvv1connect.NewKVHandler(s.api, opts...))
 	s.mux.Handle(quorumkvv1connect.NewAdminHandler(s.api, opts...))
-	peerPath, peerHandler := peerv1connect.NewPeerHandler(&peerServer{node: node}, connect.WithReadMaxBytes(peerMaxBytes), connect.WithCompressMinBytes(compressMinBytes))
+	peerPath, peerHandler := peerv1connect.NewPeerHandler(NewPeerHandler(node), connect.WithReadMaxBytes(peerMaxBytes), connect.WithCompressMinBytes(compressMinBytes))
 	s.mux.Handle(peerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
@@ -139,7 +139,7 @@ func (s *Server) ready(ctx context.Context) error {
 	if s.draining.Load() {
 		return errors.New("draining")
 	}
-	store := s.api.node.store
+	store := s.api.node.Store()
 	status, err := store.RangeStatuses(ctx)
 	if err != nil {
 		return err
@@ -196,14 +196,14 @@ func httpStatus(err error) int {
 }
 
 func restError(w http.ResponseWriter, err error) {
-	if what := notFoundWhat(err); what != "" {
-		w.Header().Set(NotFoundHeader, what)
+	if what := transport.NotFoundWhat(err); what != "" {
+		w.Header().Set(transport.NotFoundHeader, what)
 	}
 	msg := err.Error()
 	var cerr *connect.Error
 	if errors.As(err, &cerr) {
 		msg = cerr.Message() // without the code: the status says it
-		for _, k := range []string{QuorumHeader, RetrySafeHeader} {
+		for _, k := range []string{transport.QuorumHeader, transport.RetrySafeHeader} {
 			if v := cerr.Meta().Get(k); v != "" {
 				w.Header().Set(k, v)
 			}
@@ -250,7 +250,7 @@ func (s *Server) quorumParams(r *http.Request) (*v1.Quorum, error) {
 
 func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 	s.restKey(w, r, "put", func(ctx context.Context, keyspace string, key []byte, q *v1.Quorum) error {
-		limits := s.api.node.limits
+		limits := s.api.node.Limits()
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limits.MaxValueBytes)))
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -279,7 +279,7 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 		var header http.Header
 		if cas.Expect != nil {
 			req := connect.NewRequest(cas)
-			req.Header().Set(RetryHeader, r.Header.Get(RetryHeader))
+			req.Header().Set(transport.RetryHeader, r.Header.Get(transport.RetryHeader))
 			resp, err := s.api.CompareAndSwap(ctx, req)
 			if err != nil {
 				return err
@@ -330,7 +330,7 @@ func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
 			del.Expect = &v1.DeleteRequest_ExpectedVersion{ExpectedVersion: version}
 		}
 		req := connect.NewRequest(del)
-		req.Header().Set(RetryHeader, r.Header.Get(RetryHeader))
+		req.Header().Set(transport.RetryHeader, r.Header.Get(transport.RetryHeader))
 		resp, err := s.api.Delete(ctx, req)
 		if err != nil {
 			return err
@@ -421,8 +421,8 @@ func (s *Server) restScan(w http.ResponseWriter, r *http.Request) {
 			restError(w, err)
 			return
 		}
-		if limit > s.api.node.limits.MaxScanKeys {
-			err = fmt.Errorf("%w: limit %d is over the page limit %d (MaxScanKeys); page with start_after", catalog.ErrLimit, limit, s.api.node.limits.MaxScanKeys)
+		if limit > s.api.node.Limits().MaxScanKeys {
+			err = fmt.Errorf("%w: limit %d is over the page limit %d (MaxScanKeys); page with start_after", catalog.ErrLimit, limit, s.api.node.Limits().MaxScanKeys)
 			restError(w, err)
 			return
 		}
@@ -479,11 +479,11 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 	if err := s.ready(ctx); err != nil {
 		v.Ready = "not ready: " + err.Error()
 	}
-	status, err := s.api.node.store.RangeStatuses(ctx)
+	status, err := s.api.node.Store().RangeStatuses(ctx)
 	if err != nil {
 		return v, err
 	}
-	cat := s.api.node.store.Catalog()
+	cat := s.api.node.Store().Catalog()
 	for _, name := range sortedKeys(cat.Keyspaces) {
 		v.Keyspaces = append(v.Keyspaces, cat.Keyspaces[name])
 	}

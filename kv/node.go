@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/quorumkv/quorumkv/kv/eventual"
@@ -41,9 +40,6 @@ type Node struct {
 	alive  func(catalog.NodeDescriptor) bool
 	gossip func() []Member
 	peers  *transport.Peers
-	// leaderHints caches, for ranges with no replica here, the node that
-	// last served a forwarded request (rangeID -> node ID).
-	leaderHints sync.Map
 
 	// Coordinator runs the eventual keyspaces (coordinator.go).
 	*eventual.Coordinator

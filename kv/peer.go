@@ -19,7 +19,6 @@ import (
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
-	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 )
 
 // forwardedHeader marks a request one node sent to another on a client's
@@ -70,14 +69,14 @@ func (p *peerServer) Join(ctx context.Context, req *connect.Request[peerv1.JoinR
 	case errors.Is(err, store.ErrOtherCluster):
 		return nil, connect.NewError(connect.CodeFailedPrecondition, err)
 	}
-	return nil, toConnect(err)
+	return nil, transport.ToConnect(err)
 }
 
 func (p *peerServer) ScanRange(ctx context.Context, req *connect.Request[peerv1.ScanRangeRequest]) (*connect.Response[peerv1.ScanRangeResponse], error) {
 	m := req.Msg
 	kvs, err := p.node.scanRange(ctx, m.RangeId, m.Prefix, m.StartAfter, int(m.Limit))
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	resp := &peerv1.ScanRangeResponse{}
 	for _, kv := range kvs {
@@ -91,7 +90,7 @@ func (p *peerServer) ScanRange(ctx context.Context, req *connect.Request[peerv1.
 func (p *peerServer) MetaIndex(ctx context.Context, req *connect.Request[peerv1.MetaIndexRequest]) (*connect.Response[peerv1.MetaIndexResponse], error) {
 	applied, err := p.node.localMetaIndex(ctx)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return connect.NewResponse(&peerv1.MetaIndexResponse{Index: applied}), nil
 }
@@ -261,34 +260,8 @@ func joinVia(ctx context.Context, p *transport.Peers, addrs []string, req *peerv
 	return 0, "", fmt.Errorf("no node admitted this one: %w", errors.Join(errs...))
 }
 
-// forwardKV sends a KV request to the node that leads the key's range.
-func forwardKV[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *Req,
-	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
-	addr, ok := n.store.NodeAddr(leader)
-	if !ok {
-		return nil, fmt.Errorf("%w: the leader, node %d, has no known address", store.ErrUnavailable, leader)
-	}
-	r := connect.NewRequest(req)
-	r.Header().Set(forwardedHeader, "1")
-	resp, err := rpc(n.peers.KVClient(addr), ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return resp.Msg, nil
-}
+// NewPeerHandler is node's Peer service, for the HTTP server to mount.
+func NewPeerHandler(node *Node) peerv1connect.PeerHandler { return &peerServer{node: node} }
 
-// forwardAdmin sends an Admin request to meta's leader.
-func forwardAdmin[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *Req,
-	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
-	addr, ok := n.store.NodeAddr(leader)
-	if !ok {
-		return nil, fmt.Errorf("%w: meta's leader, node %d, has no known address", store.ErrUnavailable, leader)
-	}
-	r := connect.NewRequest(req)
-	r.Header().Set(forwardedHeader, "1")
-	resp, err := rpc(n.peers.AdminClient(addr), ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return resp.Msg, nil
-}
+// Peers are the clients of the other nodes' services.
+func (n *Node) Peers() *transport.Peers { return n.peers }

@@ -124,18 +124,18 @@ func (p *peerServer) answerRecordCall(ctx context.Context, c *peerv1.RecordCall)
 
 func (p *peerServer) MerkleLeaves(ctx context.Context, req *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error) {
 	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	leaves, err := p.node.LocalMerkleLeaves(req.Msg.RangeId, int(req.Msg.Depth))
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return connect.NewResponse(&peerv1.MerkleLeavesResponse{Leaves: leaves}), nil
 }
 
 func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error) {
 	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
 	limit := int(m.Limit)
@@ -144,7 +144,7 @@ func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv
 	}
 	recs, truncated, err := p.node.LocalLeafRecords(m.RangeId, int(m.Depth), m.Leaves, limit)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	resp := &peerv1.LeafRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs)), Truncated: truncated}
 	for i, kr := range recs {
@@ -155,30 +155,30 @@ func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv
 
 func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error) {
 	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
 	applied, existed, err := p.node.WriteLocalRecord(m.RangeId, m.Key, eventual.RecordFromProto(m.Record))
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return connect.NewResponse(&peerv1.WriteRecordResponse{Applied: applied, Existed: existed}), nil
 }
 
 func (p *peerServer) ReadRecord(ctx context.Context, req *connect.Request[peerv1.ReadRecordRequest]) (*connect.Response[peerv1.ReadRecordResponse], error) {
 	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	rec, err := p.node.ReadLocalRecord(req.Msg.RangeId, req.Msg.Key)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return connect.NewResponse(&peerv1.ReadRecordResponse{Record: eventual.RecordToProto(rec)}), nil
 }
 
 func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error) {
 	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
 	limit := int(m.Limit)
@@ -187,7 +187,7 @@ func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv
 	}
 	recs, err := p.node.ScanLocalRecords(m.RangeId, m.Prefix, m.StartAfter, limit)
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	resp := &peerv1.ScanRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs))}
 	for i, kr := range recs {
@@ -198,13 +198,13 @@ func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv
 
 func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1.CasPrepareRequest]) (*connect.Response[peerv1.CasPrepareResponse], error) {
 	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
 	rm, err := p.node.StepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicPrepare, From: m.From,
 		Ballot: eventual.BallotFromProto(m.Ballot)})
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return connect.NewResponse(&peerv1.CasPrepareResponse{Reject: rm.Reject, Promised: eventual.BallotToProto(rm.Promised),
 		Accepted: eventual.BallotToProto(rm.Accepted), Value: rm.Value}), nil
@@ -212,13 +212,13 @@ func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1
 
 func (p *peerServer) CasAccept(ctx context.Context, req *connect.Request[peerv1.CasAcceptRequest]) (*connect.Response[peerv1.CasAcceptResponse], error) {
 	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
 	rm, err := p.node.StepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicAccept, From: m.From,
 		Ballot: eventual.BallotFromProto(m.Ballot), Value: m.Value})
 	if err != nil {
-		return nil, toConnect(err)
+		return nil, transport.ToConnect(err)
 	}
 	return connect.NewResponse(&peerv1.CasAcceptResponse{Reject: rm.Reject, Promised: eventual.BallotToProto(rm.Promised)}), nil
 }

@@ -227,7 +227,7 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 			!strings.Contains(err.Error(), "nothing was written") {
 			t.Fatalf("%s with node 3 down: %v; want Unavailable at once", w.what, err)
 		}
-		if !quorumLost(toConnect(err)) {
+		if !transport.QuorumLost(transport.ToConnect(err)) {
 			t.Fatalf("%s with node 3 down: %v; want the Quorumkv-Quorum: lost metadata, so that clients give up at once", w.what, err)
 		}
 	}

@@ -191,11 +191,6 @@ func (c *Coordinator) CAS(ctx context.Context, ks catalog.KeyspaceDescriptor, r 
 	return res.Version, res.Err
 }
 
-// errSwapForgotten: the key's swap history no longer reaches back to an
-// earlier attempt of the request, so whether it was chosen cannot be
-// told. Sending the request again cannot tell it either.
-var ErrSwapForgotten = errors.New("whether it was cannot be told from the key's history")
-
 // casOp is one compare-and-swap in an eventual keyspace: attempts of
 // [read the key's record, run a Basic Paxos proposal] until a proposal
 // is decided (see above), then the write of the chosen record.
@@ -631,7 +626,7 @@ func (o *casOp) decide(out paxos.Outcome) {
 	case casLost:
 		o.finish(CASResult{Err: fmt.Errorf("%w: keyspace %s key %q: an earlier attempt of this compare-and-swap may have been chosen, "+
 			"and more than %d swaps of the key may have followed since: %w", store.ErrOutcomeUnknown, o.ks.Name,
-			store.Abbreviate(o.key), records.CASHistoryLen, ErrSwapForgotten)})
+			store.Abbreviate(o.key), records.CASHistoryLen, catalog.ErrSwapForgotten)})
 	default:
 		o.finish(CASResult{Err: o.unfinishedErr(dec.err)})
 	}

@@ -9,6 +9,54 @@ import (
 	"github.com/quorumkv/quorumkv/kv/store"
 )
 
+// NotFoundHeader, on a NotFound error (a Connect error's metadata, or a
+// REST 404's header), says what was not found: "keyspace" or "key". A
+// client tells a misspelled keyspace from a missing key by it; kvctl
+// exits 3 for a missing key only.
+const NotFoundHeader = "Quorumkv-Not-Found"
+
+// QuorumHeader, on an Unavailable error (Connect metadata or a REST
+// header), says "lost" when the node cannot reach a quorum of the range's
+// replicas (NoQuorumError): not a passing election. A client may still
+// try other nodes (they may be on the other side of a partition), but not
+// wait for this one.
+const QuorumHeader = "Quorumkv-Quorum"
+
+// notFoundWhat returns what err did not find ("keyspace", "key"), or "".
+// An error forwarded from another node says it in its metadata.
+func NotFoundWhat(err error) string {
+	switch {
+	case errors.Is(err, catalog.ErrNoKeyspace):
+		return "keyspace"
+	case errors.Is(err, catalog.ErrKeyNotFound):
+		return "key"
+	}
+	var cerr *connect.Error
+	if errors.As(err, &cerr) && cerr.Code() == connect.CodeNotFound {
+		return cerr.Meta().Get(NotFoundHeader)
+	}
+	return ""
+}
+
+func ToConnect(err error) error {
+	if err == nil {
+		return nil
+	}
+	var cerr *connect.Error
+	if errors.As(err, &cerr) {
+		return err
+	}
+	cerr = connect.NewError(ConnectCode(err), err)
+	if what := NotFoundWhat(err); what != "" {
+		cerr.Meta().Set(NotFoundHeader, what)
+	}
+	var nq *store.NoQuorumError
+	if errors.As(err, &nq) {
+		cerr.Meta().Set(QuorumHeader, "lost")
+	}
+	return cerr
+}
+
 // connectCode maps the node's errors to Connect codes (SPEC.md "Errors").
 func ConnectCode(err error) connect.Code {
 	var cerr *connect.Error
@@ -38,4 +86,34 @@ func ConnectCode(err error) connect.Code {
 		return connect.CodeCanceled
 	}
 	return connect.CodeInternal
+}
+
+// quorumLost reports whether a forwarded error says its node cannot
+// reach a quorum.
+func QuorumLost(err error) bool {
+	var cerr *connect.Error
+	return errors.As(err, &cerr) && cerr.Meta().Get(QuorumHeader) == "lost"
+}
+
+// RetrySafeHeader, on an Unknown error (outcome unknown), says "true" when
+// sending the request again with the same idempotency key is safe: the
+// keyspace applies it at most once (dedup.go). The Go client then retries.
+const RetrySafeHeader = "Quorumkv-Retry-Safe"
+
+// RetryHeader, set to "true" on a write request, says that its client
+// sent it before, with the same idempotency key, and did not learn what
+// became of it. A compare-and-swap in an eventual keyspace that cannot
+// find the first attempt in the key's swap history then answers "outcome
+// unknown" rather than "condition failed" (eventual_cas.go).
+const RetryHeader = "Quorumkv-Retry"
+
+// writeError is toConnect for a write's error; an outcome unknown is
+// marked safe to retry with the same idempotency key when retrySafe.
+func WriteError(err error, retrySafe bool) error {
+	cerr := ToConnect(err)
+	var ce *connect.Error
+	if retrySafe && !errors.Is(err, catalog.ErrSwapForgotten) && connect.CodeOf(cerr) == connect.CodeUnknown && errors.As(cerr, &ce) {
+		ce.Meta().Set(RetrySafeHeader, "true")
+	}
+	return cerr
 }
