@@ -145,7 +145,7 @@ func TestIdempotencyKeyAppliesOnce(t *testing.T) {
 		t.Fatalf("k = %q, %v; want a2", kv.Value, err)
 	}
 	// The expired answer of req-2 is gone from the disk.
-	rd, err := n.route("default", key)
+	rd, err := n.Route("default", key)
 	if err != nil {
 		t.Fatal(err)
 	}

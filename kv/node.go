@@ -255,7 +255,7 @@ func (n *Node) Limits() catalog.Limits { return n.limits }
 
 // served reports whether this node serves keyspaces of mode m: raft and
 // paxos keyspaces, through one consensus group per range.
-func served(m catalog.Mode) bool { return m == catalog.ModeRaft || m == catalog.ModePaxos }
+func Served(m catalog.Mode) bool { return m == catalog.ModeRaft || m == catalog.ModePaxos }
 
 // awaitKeyspace returns nil if keyspace exists. The catalog reaches a
 // node through meta's log, a moment after it changed, so a keyspace just
@@ -264,7 +264,7 @@ func served(m catalog.Mode) bool { return m == catalog.ModeRaft || m == catalog.
 // its catalog holds every change committed before the request
 // (catalogBarrier). A client that created a keyspace through one node
 // can then use it through any other at once.
-func (n *Node) awaitKeyspace(ctx context.Context, keyspace string) error {
+func (n *Node) AwaitKeyspace(ctx context.Context, keyspace string) error {
 	if _, ok := n.store.Catalog().Keyspaces[keyspace]; ok {
 		return nil
 	}
@@ -328,7 +328,7 @@ func (n *Node) catalogBarrier(ctx context.Context) error {
 }
 
 // route finds the range of key in keyspace.
-func (n *Node) route(keyspace string, key []byte) (*catalog.RangeDescriptor, error) {
+func (n *Node) Route(keyspace string, key []byte) (*catalog.RangeDescriptor, error) {
 	if err := n.limits.CheckKey(key); err != nil {
 		return nil, err
 	}
@@ -340,7 +340,7 @@ func (n *Node) route(keyspace string, key []byte) (*catalog.RangeDescriptor, err
 		}
 		return nil, fmt.Errorf("%w: %q (kvctl keyspace list shows them)", catalog.ErrNoKeyspace, keyspace)
 	}
-	if !served(ks.Mode) {
+	if !Served(ks.Mode) {
 		// Every operation of eventual keyspaces goes to the coordinator
 		// before routing.
 		return nil, fmt.Errorf("%w: keyspace %s is an %s keyspace, which runs no consensus group", catalog.ErrNotServed, keyspace, ks.Mode)
@@ -362,14 +362,14 @@ func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, 
 	if err := n.limits.CheckIdempotencyKey(opts.IdempotencyKey); err != nil {
 		return "", err
 	}
-	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
+	if err := n.AwaitKeyspace(ctx, keyspace); err != nil {
 		return "", err
 	}
 	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		v, _, err := n.Write(ctx, ks, r, key, wrn.Record{Value: value}, opts.Quorum)
 		return eventual.FormatRecordVersion(v), err
 	}
-	r, err := n.route(keyspace, key)
+	r, err := n.Route(keyspace, key)
 	if err != nil {
 		return "", err
 	}
@@ -396,7 +396,7 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 	if err := n.limits.CheckIdempotencyKey(opts.IdempotencyKey); err != nil {
 		return false, err
 	}
-	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
+	if err := n.AwaitKeyspace(ctx, keyspace); err != nil {
 		return false, err
 	}
 	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
@@ -409,7 +409,7 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 		_, existed, err := n.Write(ctx, ks, r, key, wrn.Record{Tombstone: true}, opts.Quorum)
 		return existed, err
 	}
-	r, err := n.route(keyspace, key)
+	r, err := n.Route(keyspace, key)
 	if err != nil {
 		return false, err
 	}
@@ -441,7 +441,7 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 	if err := n.limits.CheckIdempotencyKey(opts.IdempotencyKey); err != nil {
 		return "", err
 	}
-	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
+	if err := n.AwaitKeyspace(ctx, keyspace); err != nil {
 		return "", err
 	}
 	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
@@ -450,7 +450,7 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 		// guarantee.
 		return n.CAS(ctx, ks, r, key, expect, wrn.Record{Value: value}, opts)
 	}
-	r, err := n.route(keyspace, key)
+	r, err := n.Route(keyspace, key)
 	if err != nil {
 		return "", err
 	}
@@ -474,7 +474,7 @@ func (n *Node) Get(ctx context.Context, keyspace string, key []byte) (catalog.Ke
 // returns the newest record among R replicas (not linearizable: see
 // DESIGN.md §5).
 func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catalog.QuorumOverride) (catalog.KeyValue, error) {
-	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
+	if err := n.AwaitKeyspace(ctx, keyspace); err != nil {
 		return catalog.KeyValue{}, err
 	}
 	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
@@ -487,7 +487,7 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 		}
 		return catalog.KeyValue{Key: key, Value: rec.Value, Version: eventual.FormatRecordVersion(rec.Version)}, nil
 	}
-	r, err := n.route(keyspace, key)
+	r, err := n.Route(keyspace, key)
 	if err != nil {
 		return catalog.KeyValue{}, err
 	}
@@ -520,7 +520,7 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	if limit <= 0 || limit > n.limits.MaxScanKeys {
 		limit = n.limits.MaxScanKeys
 	}
-	if err := n.awaitKeyspace(ctx, keyspace); err != nil {
+	if err := n.AwaitKeyspace(ctx, keyspace); err != nil {
 		return nil, false, err
 	}
 	cat := n.store.Catalog()
@@ -530,7 +530,7 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 		return nil, false, fmt.Errorf("%w: %q", catalog.ErrNoKeyspace, keyspace)
 	case ks.Mode == catalog.ModeEventual:
 		return n.ScanKeyspace(ctx, ks, prefix, startAfter, limit)
-	case !served(ks.Mode):
+	case !Served(ks.Mode):
 		return nil, false, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", catalog.ErrNotServed, keyspace, ks.Mode)
 	}
 	// Keys hash to ranges, so every range may hold keys of any prefix:

@@ -259,3 +259,15 @@ func TestDropKeyspaceWhileItsRangesWork(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// newMemDB opens a database on an in-memory file system, closed at the
+// end of the test.
+func newMemDB(t *testing.T) *storage.DB {
+	t.Helper()
+	db, err := storage.Open("db", storage.Options{FS: vfs.NewMem(), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}

@@ -24,7 +24,7 @@ import (
 // forwardedHeader marks a request one node sent to another on a client's
 // behalf. A forwarded request is never forwarded again: if its target is
 // no longer the leader, the client hears Unavailable and retries.
-const forwardedHeader = "Quorumkv-Forwarded"
+const ForwardedHeader = "Quorumkv-Forwarded"
 
 // peerServer implements the Peer service.
 type peerServer struct {
@@ -60,7 +60,7 @@ func (p *peerServer) Raft(ctx context.Context, stream *connect.ClientStream[peer
 // Join admits a node to the cluster, or updates a member's address
 // (Announce); see registerNode.
 func (p *peerServer) Join(ctx context.Context, req *connect.Request[peerv1.JoinRequest]) (*connect.Response[peerv1.JoinResponse], error) {
-	id, err := p.node.registerNode(ctx, req.Msg, req.Header().Get(forwardedHeader) != "")
+	id, err := p.node.registerNode(ctx, req.Msg, req.Header().Get(ForwardedHeader) != "")
 	switch {
 	case err == nil:
 		return connect.NewResponse(&peerv1.JoinResponse{NodeId: id, ClusterId: p.node.store.ClusterID()}), nil
@@ -171,7 +171,7 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 			return 0, err
 		}
 		fwd := connect.NewRequest(req)
-		fwd.Header().Set(forwardedHeader, "1")
+		fwd.Header().Set(ForwardedHeader, "1")
 		resp, ferr := n.peers.PeerClient(addr).Join(ctx, fwd)
 		if ferr != nil {
 			return 0, ferr
@@ -260,8 +260,16 @@ func joinVia(ctx context.Context, p *transport.Peers, addrs []string, req *peerv
 	return 0, "", fmt.Errorf("no node admitted this one: %w", errors.Join(errs...))
 }
 
-// NewPeerHandler is node's Peer service, for the HTTP server to mount.
-func NewPeerHandler(node *Node) peerv1connect.PeerHandler { return &peerServer{node: node} }
+// peerMaxBytes bounds one peer message: a batch of Raft messages, or a
+// range snapshot (StoreConfig.MaxSnapshotBytes) with room to spare.
+const peerMaxBytes = 512 << 20
+
+// NewPeerService is node's Peer service over HTTP, for the HTTP server
+// to mount at the path it returns. It reads messages of up to
+// peerMaxBytes; opts add to that.
+func NewPeerService(node *Node, opts ...connect.HandlerOption) (string, http.Handler) {
+	return peerv1connect.NewPeerHandler(&peerServer{node: node}, append([]connect.HandlerOption{connect.WithReadMaxBytes(peerMaxBytes)}, opts...)...)
+}
 
 // Peers are the clients of the other nodes' services.
 func (n *Node) Peers() *transport.Peers { return n.peers }

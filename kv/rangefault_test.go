@@ -1,20 +1,13 @@
 package kv
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/metrics"
 
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
@@ -193,119 +186,6 @@ func TestSimPaxosRangeOverSnapshotLimit(t *testing.T) {
 			}
 		}
 	})
-}
-
-// A paxos range over MaxSnapshotBytes stopped the node, and then kept it
-// from restarting: the restart rebuilds the snapshot of the log, which
-// failed. Now the range stops alone, and at restart starts failed (its
-// core cannot serve without its snapshot's data) and says why, while the
-// node opens and its other ranges serve.
-func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	cfg := store.StoreConfig{LogTruncateEntries: 8, LogKeepEntries: 2, MaxSnapshotBytes: 2048}
-	n := openNodeWith(t, db, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "px", Mode: catalog.ModePaxos, Replicas: 1, Ranges: 1}); err != nil {
-		t.Fatal(err)
-	}
-	rangeID := n.Store().Catalog().Ranges["px"][0].ID
-	// Small writes first, so that the log is compacted once: the restart
-	// then has a snapshot to rebuild.
-	for i := range 12 {
-		if _, err := retry(t, func() (string, error) { return n.Put(ctx, "px", []byte("k"), fmt.Appendf(nil, "v%d", i)) }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if slot := snapshotSlot(t, n, rangeID); slot == 0 {
-		t.Fatal("the log was never compacted")
-	}
-	// Then grow the range past the limit until a compaction fails.
-	var err2 error
-	for i := 0; err2 == nil && i < 100; i++ {
-		_, err2 = n.Put(ctx, "px", fmt.Appendf(nil, "big%02d", i), make([]byte, 100))
-	}
-	if !errors.Is(err2, store.ErrOutcomeUnknown) && !errors.As(err2, new(*store.RangeFailedError)) {
-		t.Errorf("the last write to the range: %v, want an unknown outcome or the range's fault", err2)
-	}
-	checkServing := func(when string) {
-		t.Helper()
-		if _, err := n.Put(ctx, "px", []byte("k"), []byte("v")); !errors.As(err, new(*store.RangeFailedError)) {
-			t.Errorf("%s: a write to the failed range: %v", when, err)
-		}
-		if _, err := retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
-			t.Errorf("%s: a write to another range: %v", when, err)
-		}
-		st, err := n.Store().RangeStatuses(ctx)
-		if err != nil {
-			t.Errorf("%s: %v", when, err)
-			return
-		}
-		if st[rangeID].State != store.StateFailed || !strings.Contains(st[rangeID].Error, "MaxSnapshotBytes") {
-			t.Errorf("%s: status of the failed range: %+v", when, st[rangeID])
-		}
-		if got := gaugeValue(t, n.Store().Cfg.Metrics.RangesFailed); got != 1 {
-			t.Errorf("%s: quorumkv_ranges_failed = %v, want 1", when, got)
-		}
-	}
-	checkServing("before the restart")
-
-	if err := n.Store().Close(); err != nil {
-		t.Errorf("the store stopped: %v", err)
-	}
-	n.Close()
-	reg := prometheus.NewRegistry()
-	cfg.Metrics = metrics.NewMetrics(reg)
-	n = openNodeWith(t, db, cfg) // fails the test if OpenStore fails
-	defer n.Store().Close()
-	checkServing("after the restart")
-	st, _ := n.Store().RangeStatuses(ctx)
-	why := st[rangeID].Error
-	if !strings.Contains(why, "open failed") || !strings.Contains(why, "restart") {
-		t.Errorf("after the restart the range says %q, want why it could not open", why)
-	}
-
-	// Every report shows it: the status page, /status.json, the metrics,
-	// Admin ListRanges; and a REST request for it is a 503 that says why.
-	srv := NewServer(n, ServerInfo{NodeName: "n1"}, cfg.Metrics, reg)
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
-	var view struct{ Ranges []rangeView }
-	_, _, body := restDo(t, "GET", hs.URL+"/status.json", "")
-	if err := json.Unmarshal([]byte(body), &view); err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, rv := range view.Ranges {
-		if rv.ID == rangeID {
-			found = rv.State == store.StateFailed && rv.Error == why
-		} else if rv.Error != "" {
-			t.Errorf("/status.json: range %d reports %q", rv.ID, rv.Error)
-		}
-	}
-	if !found {
-		t.Errorf("/status.json does not report range %d failed: %s", rangeID, body)
-	}
-	if _, _, page := restDo(t, "GET", hs.URL+"/", ""); !strings.Contains(page, "<td>failed</td><td>"+html.EscapeString(why)+"</td>") {
-		t.Errorf("the status page does not show the failed range:\n%s", page)
-	}
-	_, _, metrics := restDo(t, "GET", hs.URL+"/metrics", "")
-	for _, want := range []string{"quorumkv_ranges_failed 1\n", `quorumkv_range_faults_total{kind="open"} 1` + "\n", `quorumkv_range_faults_total{kind="apply"} 0` + "\n"} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %q", want)
-		}
-	}
-	ranges, err := srv.api.ranges(ctx, "px")
-	if err != nil || len(ranges) != 1 || ranges[0].Error != why {
-		t.Errorf("ListRanges = %v, %v; want the range's error", ranges, err)
-	}
-	if code, _, body := restDo(t, "PUT", hs.URL+"/v1/kv/px/k", "v"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stopped on this node") {
-		t.Errorf("REST PUT to the failed range: %d %s", code, body)
-	}
 }
 
 // A committed entry that cannot be applied stops its range alone, in the

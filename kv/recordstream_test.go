@@ -22,7 +22,6 @@ import (
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
 	"connectrpc.com/connect"
-	"github.com/prometheus/client_golang/prometheus"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/storage"
@@ -34,7 +33,9 @@ import (
 func servePeer(t *testing.T, n *Node, wrap func(http.Handler) http.Handler) (addr string, streams *atomic.Int64) {
 	t.Helper()
 	streams = new(atomic.Int64)
-	var h http.Handler = NewServer(n, ServerInfo{NodeName: "n1"}, n.store.Cfg.Metrics, prometheus.NewRegistry())
+	mux := http.NewServeMux()
+	mux.Handle(NewPeerService(n, connect.WithCompressMinBytes(8<<10)))
+	var h http.Handler = mux
 	if wrap != nil {
 		h = wrap(h)
 	}

@@ -900,7 +900,7 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 		n.env.Send(from, r)
 	}
 	key := []byte(strings.TrimPrefix(req.In.Key, req.Keyspace+"/"))
-	rd, err := n.node.route(req.Keyspace, key)
+	rd, err := n.node.Route(req.Keyspace, key)
 	if err != nil {
 		reply(simReply{Unexpected: err.Error()})
 		return

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/server"
+
 	"github.com/quorumkv/quorumkv/kv/transport"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -42,7 +44,7 @@ type runningNode struct {
 	gossip       *membership.Membership
 	gossipLeft   bool
 	store        *store.Store
-	server       *kv.Server
+	server       *server.Server
 	httpServer   *http.Server
 	stopAnnounce context.CancelFunc
 }
@@ -149,7 +151,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		return nil, fmt.Errorf("--listen %s: %w", cfg.listen, err)
 	}
 	n.addr = ln.Addr().String()
-	n.server = kv.NewServer(node, kv.ServerInfo{
+	n.server = server.NewServer(node, server.ServerInfo{
 		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: n.gossip.LocalAddr(), Version: kvdVersion(), ClusterID: n.store.ClusterID(),
 	}, metrics, reg)
 	var handler http.Handler = n.server

@@ -1,4 +1,4 @@
-package kv
+package server
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quorumkv/quorumkv/kv"
 
 	"github.com/quorumkv/quorumkv/kv/transport"
 
@@ -30,7 +32,7 @@ import (
 
 // apiServer implements the KV and Admin services on a Node.
 type apiServer struct {
-	node    *Node
+	node    *kv.Node
 	metrics *metrics.Metrics
 	info    ServerInfo
 	// leaderHints caches, for ranges with no replica here, the node that
@@ -71,7 +73,7 @@ var (
 func withForwarding[Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req], keyspace string, key []byte,
 	repeat repeatable, local func() (*Resp, error),
 	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, uint64, error) {
-	if req.Header().Get(forwardedHeader) != "" {
+	if req.Header().Get(kv.ForwardedHeader) != "" {
 		resp, err := local()
 		return resp, a.node.Store().NodeID(), err
 	}
@@ -204,7 +206,7 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 		// No replica here, or this one knows no leader (it may be cut
 		// off from it): the other replicas, the one that served last
 		// time (the leader, most likely) first.
-		r, rerr := n.route(keyspace, key)
+		r, rerr := n.Route(keyspace, key)
 		if rerr != nil {
 			return nil, 0, attemptDone, rerr
 		}
@@ -293,7 +295,7 @@ func routed[T any](a *apiServer, resp *connect.Response[T], keyspace string, key
 	cat := a.node.Store().Catalog()
 	ks, ok := cat.Keyspaces[keyspace]
 	node, known := cat.Nodes[servedBy]
-	if !ok || !served(ks.Mode) || !known || node.Addr == "" || len(cat.Spans[keyspace]) == 0 {
+	if !ok || !kv.Served(ks.Mode) || !known || node.Addr == "" || len(cat.Spans[keyspace]) == 0 {
 		return resp
 	}
 	spans := cat.Spans[keyspace]
@@ -489,7 +491,7 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 // and dedup compare-and-swap alone.
 func (a *apiServer) dedups(keyspace string) bool {
 	ks, ok := a.node.Store().Catalog().Keyspaces[keyspace]
-	return ok && served(ks.Mode)
+	return ok && kv.Served(ks.Mode)
 }
 
 // ensureIdempotencyKey gives a write without an idempotency key one made
@@ -526,7 +528,7 @@ func checkExpectedVersion(v string) error {
 func (a *apiServer) metaLeaderElsewhere(h http.Header, err error) (uint64, bool) {
 	var nl *store.NotLeaderError
 	ok := errors.As(err, &nl) && nl.RangeID == catalog.MetaRangeID && nl.Leader != 0 &&
-		nl.Leader != a.node.Store().NodeID() && h.Get(forwardedHeader) == ""
+		nl.Leader != a.node.Store().NodeID() && h.Get(kv.ForwardedHeader) == ""
 	return nl.LeaderOr0(), ok
 }
 
@@ -585,11 +587,11 @@ func (a *apiServer) keyspaces() []*v1.Keyspace {
 }
 
 func (a *apiServer) DescribeKeyspace(ctx context.Context, req *connect.Request[v1.DescribeKeyspaceRequest]) (*connect.Response[v1.DescribeKeyspaceResponse], error) {
-	if err := a.node.awaitKeyspace(ctx, req.Msg.Name); err != nil {
+	if err := a.node.AwaitKeyspace(ctx, req.Msg.Name); err != nil {
 		return nil, transport.ToConnect(err)
 	}
 	ks := a.node.Store().Catalog().Keyspaces[req.Msg.Name]
-	ranges, err := a.ranges(ctx, ks.Name)
+	ranges, err := a.Ranges(ctx, ks.Name)
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
@@ -632,11 +634,11 @@ func (a *apiServer) members() []*v1.Member {
 func (a *apiServer) ListRanges(ctx context.Context, req *connect.Request[v1.ListRangesRequest]) (*connect.Response[v1.ListRangesResponse], error) {
 	name := req.Msg.Keyspace
 	if name != "" {
-		if err := a.node.awaitKeyspace(ctx, name); err != nil {
+		if err := a.node.AwaitKeyspace(ctx, name); err != nil {
 			return nil, transport.ToConnect(err)
 		}
 	}
-	ranges, err := a.ranges(ctx, name)
+	ranges, err := a.Ranges(ctx, name)
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
@@ -645,7 +647,7 @@ func (a *apiServer) ListRanges(ctx context.Context, req *connect.Request[v1.List
 
 // ranges describes the ranges of keyspace (all when ""), with this node's
 // view of their leaders and terms.
-func (a *apiServer) ranges(ctx context.Context, keyspace string) ([]*v1.Range, error) {
+func (a *apiServer) Ranges(ctx context.Context, keyspace string) ([]*v1.Range, error) {
 	status, err := a.node.Store().RangeStatuses(ctx)
 	if err != nil {
 		return nil, err
@@ -711,14 +713,14 @@ func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequ
 }
 
 // forwardKV sends a KV request to the node that leads the key's range.
-func forwardKV[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *Req,
+func forwardKV[Req, Resp any](ctx context.Context, n *kv.Node, leader uint64, req *Req,
 	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
 	addr, ok := n.Store().NodeAddr(leader)
 	if !ok {
 		return nil, fmt.Errorf("%w: the leader, node %d, has no known address", store.ErrUnavailable, leader)
 	}
 	r := connect.NewRequest(req)
-	r.Header().Set(forwardedHeader, "1")
+	r.Header().Set(kv.ForwardedHeader, "1")
 	resp, err := rpc(n.Peers().KVClient(addr), ctx, r)
 	if err != nil {
 		return nil, err
@@ -727,14 +729,14 @@ func forwardKV[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *
 }
 
 // forwardAdmin sends an Admin request to meta's leader.
-func forwardAdmin[Req, Resp any](ctx context.Context, n *Node, leader uint64, req *Req,
+func forwardAdmin[Req, Resp any](ctx context.Context, n *kv.Node, leader uint64, req *Req,
 	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
 	addr, ok := n.Store().NodeAddr(leader)
 	if !ok {
 		return nil, fmt.Errorf("%w: meta's leader, node %d, has no known address", store.ErrUnavailable, leader)
 	}
 	r := connect.NewRequest(req)
-	r.Header().Set(forwardedHeader, "1")
+	r.Header().Set(kv.ForwardedHeader, "1")
 	resp, err := rpc(n.Peers().AdminClient(addr), ctx, r)
 	if err != nil {
 		return nil, err
