@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/command"
 
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
@@ -83,13 +83,13 @@ func TestRaftMessageRoundTrip(t *testing.T) {
 
 func TestCommandRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		c := store.Command{Id: rapid.Uint64().Draw(t, "id"), Op: store.Op(rapid.IntRange(1, 4).Draw(t, "op")), Key: genBytes(t, "key"), Value: genBytes(t, "value")}
-		if c.Op == store.OpCAS {
-			c.Cond = store.Cond(rapid.IntRange(1, 3).Draw(t, "cond"))
+		c := command.Command{Id: rapid.Uint64().Draw(t, "id"), Op: command.Op(rapid.IntRange(1, 4).Draw(t, "op")), Key: genBytes(t, "key"), Value: genBytes(t, "value")}
+		if c.Op == command.OpCAS {
+			c.Cond = command.Cond(rapid.IntRange(1, 3).Draw(t, "cond"))
 			c.ExpectValue = genBytes(t, "expect")
 			c.ExpectVersion = rapid.Uint64().Draw(t, "ev")
 		}
-		got, err := store.DecodeCommand(c.Encode())
+		got, err := command.DecodeCommand(c.Encode())
 		if err != nil || !reflect.DeepEqual(got, c) {
 			t.Fatalf("round trip: got %+v, %v; want %+v", got, err, c)
 		}

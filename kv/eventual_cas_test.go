@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/transport"
 
 	"github.com/quorumkv/quorumkv/kv/records"
@@ -51,7 +53,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 				switch {
 				case err == nil:
 					winners = append(winners, buyer)
-				case errors.Is(err, store.ErrConditionFailed) && strings.Contains(err.Error(), `holds "sold to buyer-`):
+				case errors.Is(err, command.ErrConditionFailed) && strings.Contains(err.Error(), `holds "sold to buyer-`):
 					losers++
 				default:
 					t.Errorf("%s: %v", buyer, err)
@@ -118,7 +120,7 @@ func TestEventualCASPutIfAbsent(t *testing.T) {
 					switch {
 					case err == nil:
 						wins[i]++
-					case !errors.Is(err, store.ErrConditionFailed):
+					case !errors.Is(err, command.ErrConditionFailed):
 						t.Errorf("put-if-absent of %s through node %d: %v", key, i, err)
 					}
 				}
@@ -131,7 +133,7 @@ func TestEventualCASPutIfAbsent(t *testing.T) {
 	}
 
 	c.setDown(2, true)
-	if _, err := a.CompareAndSwap(ctx, "ev", []byte("k0"), catalog.Expect{Absent: true}, []byte("x")); !errors.Is(err, store.ErrConditionFailed) ||
+	if _, err := a.CompareAndSwap(ctx, "ev", []byte("k0"), catalog.Expect{Absent: true}, []byte("x")); !errors.Is(err, command.ErrConditionFailed) ||
 		!strings.Contains(err.Error(), "expected key \"k0\" to be absent, but it holds") {
 		t.Fatalf("put-if-absent of an existing key with c down: %v", err)
 	}
@@ -142,7 +144,7 @@ func TestEventualCASPutIfAbsent(t *testing.T) {
 	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), catalog.Expect{Version: v}, []byte("2")); err != nil {
 		t.Fatalf("cas at version %s with c down: %v", v, err)
 	}
-	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), catalog.Expect{Version: v}, []byte("3")); !errors.Is(err, store.ErrConditionFailed) ||
+	if _, err := a.CompareAndSwap(ctx, "ev", []byte("new"), catalog.Expect{Version: v}, []byte("3")); !errors.Is(err, command.ErrConditionFailed) ||
 		!strings.Contains(err.Error(), `holds "2"`) {
 		t.Fatalf("cas at a stale version: %v", err)
 	}
@@ -176,14 +178,14 @@ func TestEventualCASRetryBeyondHistory(t *testing.T) {
 	}
 	stale := catalog.Expect{Value: []byte("v0")}
 	_, err := n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), catalog.WriteOptions{IdempotencyKey: []byte("order-1"), Retry: true})
-	if !errors.Is(err, store.ErrOutcomeUnknown) || errors.Is(err, store.ErrConditionFailed) {
+	if !errors.Is(err, store.ErrOutcomeUnknown) || errors.Is(err, command.ErrConditionFailed) {
 		t.Fatalf("retry beyond the history = %v; want outcome unknown", err)
 	}
 	if cerr := transport.WriteError(err, true); connectMeta(cerr, transport.RetrySafeHeader) != "" {
 		t.Fatalf("the unknown outcome of a forgotten swap is marked safe to retry: %v", cerr)
 	}
 	_, err = n.CompareAndSwapWith(ctx, "shop", key, stale, []byte("w"), catalog.WriteOptions{IdempotencyKey: []byte("order-2")})
-	if !errors.Is(err, store.ErrConditionFailed) {
+	if !errors.Is(err, command.ErrConditionFailed) {
 		t.Fatalf("first attempt with a stale condition = %v; want condition failed", err)
 	}
 }

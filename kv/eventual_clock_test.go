@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/eventual"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -80,15 +82,15 @@ func TestRefused(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{"limit", &eventual.ReplicaError{Code: connect.CodeResourceExhausted, Err: catalog.ErrLimit}, true},
-		{"no replica here", &eventual.ReplicaError{Code: connect.CodeUnavailable, Err: store.ErrNoReplicaHere}, true},
-		{"clock", &eventual.ReplicaError{Code: connect.CodeInvalidArgument, Err: catalog.ErrInvalidArgument}, true},
-		{"not sent", eventual.NotSent(store.ErrUnavailable), true},
-		{"disk", &eventual.ReplicaError{Code: connect.CodeInternal, Err: errors.New("sync failed")}, false},
+		{"limit", &transport.ReplicaError{Code: connect.CodeResourceExhausted, Err: catalog.ErrLimit}, true},
+		{"no replica here", &transport.ReplicaError{Code: connect.CodeUnavailable, Err: store.ErrNoReplicaHere}, true},
+		{"clock", &transport.ReplicaError{Code: connect.CodeInvalidArgument, Err: catalog.ErrInvalidArgument}, true},
+		{"not sent", transport.NotSent(store.ErrUnavailable), true},
+		{"disk", &transport.ReplicaError{Code: connect.CodeInternal, Err: errors.New("sync failed")}, false},
 		{"timeout", deadlineErr(), false},
 		{"stream broke", store.ErrUnavailable, false},
 	} {
-		if got := eventual.Refused(tc.err); got != tc.want {
+		if got := transport.Refused(tc.err); got != tc.want {
 			t.Errorf("%s: refused = %v, want %v", tc.name, got, tc.want)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/records"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -87,7 +89,7 @@ func TestEventualSingleNode(t *testing.T) {
 	}
 	// Compare-and-swap: per-key Basic Paxos over the one replica.
 	_, err = n.CompareAndSwap(ctx, "ev", []byte("a"), catalog.Expect{Absent: true}, []byte("x"))
-	if !errors.Is(err, store.ErrConditionFailed) || !strings.Contains(err.Error(), `holds "2"`) {
+	if !errors.Is(err, command.ErrConditionFailed) || !strings.Contains(err.Error(), `holds "2"`) {
 		t.Fatalf("put-if-absent of an existing key: %v", err)
 	}
 	v3, err := n.CompareAndSwap(ctx, "ev", []byte("a"), catalog.Expect{Version: v2}, []byte("3"))

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/consensus"
@@ -27,7 +29,7 @@ import (
 // "condition failed: k holds old".
 func TestOldEntryNeverAnswersNewRequest(t *testing.T) {
 	res := oldEntryAfterRestart(t, store.Canary{})
-	if !errors.Is(res.Err, store.ErrConditionFailed) {
+	if !errors.Is(res.Err, command.ErrConditionFailed) {
 		t.Fatalf("compare-and-swap of k expecting a value never written = %+v; want condition failed (k holds old)", res)
 	}
 	t.Logf("answered: %v", res.Err)
@@ -45,7 +47,7 @@ func TestCanaryWaitersByID(t *testing.T) {
 
 // oldEntryAfterRestart runs scenario 2 and returns the compare-and-swap's
 // answer.
-func oldEntryAfterRestart(t *testing.T, bug store.Canary) store.Result {
+func oldEntryAfterRestart(t *testing.T, bug store.Canary) command.Result {
 	c := newSimClusterWith(t, 1, 2, []catalog.KeyspaceDescriptor{{Name: "r2", Mode: catalog.ModeRaft, Replicas: 2, Ranges: 1}},
 		func(c *simCluster) { c.canary = bug })
 	rd := c.node(1).store.Catalog().Ranges["r2"][0]
@@ -56,8 +58,8 @@ func oldEntryAfterRestart(t *testing.T, bug store.Canary) store.Result {
 	// 1. The leader, cut off from its follower, persists a put it cannot
 	// commit.
 	heal := c.s.Net().Partition(sim.Isolate([]sim.NodeID{1, 2}, sim.NodeID(follower)))
-	put := &store.Command{Op: store.OpPut, Key: []byte("k"), Value: []byte("old")}
-	if _, err := ln.store.StartPropose(rd.ID, put, func(store.Result) {}); err != nil {
+	put := &command.Command{Op: command.OpPut, Key: []byte("k"), Value: []byte("old")}
+	if _, err := ln.store.StartPropose(rd.ID, put, func(command.Result) {}); err != nil {
 		t.Fatal(err)
 	}
 	counter := ln.store.NextRequest
@@ -75,15 +77,15 @@ func oldEntryAfterRestart(t *testing.T, bug store.Canary) store.Result {
 	// before the no-op of its term commits the old put, a compare-and-swap
 	// is proposed with the request counter where the put left it: the
 	// plain counter of old gave it the put's ID.
-	var got *store.Result
+	var got *command.Result
 	c.require("the old leader to lead again", 10*time.Second, func() bool {
 		n := c.node(lead)
 		if n == nil || n.store.Replicas[rd.ID] == nil || n.store.Replicas[rd.ID].Role != consensus.RoleLeader {
 			return false
 		}
 		n.store.NextRequest = counter - 1
-		cas := &store.Command{Op: store.OpCAS, Key: []byte("k"), Value: []byte("new"), Cond: store.CondValue, ExpectValue: []byte("never-written")}
-		if _, err := n.store.StartPropose(rd.ID, cas, func(r store.Result) { got = &r }); err != nil {
+		cas := &command.Command{Op: command.OpCAS, Key: []byte("k"), Value: []byte("new"), Cond: command.CondValue, ExpectValue: []byte("never-written")}
+		if _, err := n.store.StartPropose(rd.ID, cas, func(r command.Result) { got = &r }); err != nil {
 			t.Fatal(err)
 		}
 		n.round()
@@ -123,14 +125,14 @@ func TestIdempotencyKeyAppliesOnce(t *testing.T) {
 	// even though it would succeed now.
 	cas := catalog.WriteOptions{IdempotencyKey: []byte("req-2")}
 	_, err1 := n.CompareAndSwapWith(ctx, "default", key, catalog.Expect{Value: []byte("a")}, []byte("c"), cas)
-	if !errors.Is(err1, store.ErrConditionFailed) {
+	if !errors.Is(err1, command.ErrConditionFailed) {
 		t.Fatalf("compare-and-swap expecting a = %v; want condition failed", err1)
 	}
 	if _, err := n.Put(ctx, "default", key, []byte("a")); err != nil {
 		t.Fatal(err)
 	}
 	_, err2 := n.CompareAndSwapWith(ctx, "default", key, catalog.Expect{Value: []byte("a")}, []byte("c"), cas)
-	if !errors.Is(err2, store.ErrConditionFailed) || err2.Error() != err1.Error() {
+	if !errors.Is(err2, command.ErrConditionFailed) || err2.Error() != err1.Error() {
 		t.Fatalf("retried compare-and-swap = %v; want the first answer %v", err2, err1)
 	}
 	// Past the window, the key names a new write.

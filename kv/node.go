@@ -11,6 +11,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/eventual"
 
 	"github.com/quorumkv/quorumkv/kv/transport"
@@ -373,11 +375,11 @@ func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, 
 	if err != nil {
 		return "", err
 	}
-	res, err := n.store.Propose(ctx, r.ID, &store.Command{Op: store.OpPut, Key: key, Value: value, IdemKey: opts.IdempotencyKey})
+	res, err := n.store.Propose(ctx, r.ID, &command.Command{Op: command.OpPut, Key: key, Value: value, IdemKey: opts.IdempotencyKey})
 	if err == nil {
 		err = res.Err
 	}
-	return store.FormatVersion(r.ID, res.Version), err
+	return command.FormatVersion(r.ID, res.Version), err
 }
 
 // Delete removes key and says whether it existed.
@@ -413,9 +415,9 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 	if err != nil {
 		return false, err
 	}
-	cmd := &store.Command{Op: store.OpDelete, Key: key, IdemKey: opts.IdempotencyKey}
+	cmd := &command.Command{Op: command.OpDelete, Key: key, IdemKey: opts.IdempotencyKey}
 	if expect != nil {
-		cmd.Op, cmd.Del = store.OpCAS, true
+		cmd.Op, cmd.Del = command.OpCAS, true
 		if err := cmd.SetCondition(r.ID, *expect); err != nil {
 			return false, err
 		}
@@ -454,7 +456,7 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 	if err != nil {
 		return "", err
 	}
-	cmd := &store.Command{Op: store.OpCAS, Key: key, Value: value, IdemKey: opts.IdempotencyKey}
+	cmd := &command.Command{Op: command.OpCAS, Key: key, Value: value, IdemKey: opts.IdempotencyKey}
 	if err := cmd.SetCondition(r.ID, expect); err != nil {
 		return "", err
 	}
@@ -462,7 +464,7 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 	if err == nil {
 		err = res.Err
 	}
-	return store.FormatVersion(r.ID, res.Version), err
+	return command.FormatVersion(r.ID, res.Version), err
 }
 
 // Get reads key linearizably; a missing key is ErrKeyNotFound.
@@ -483,7 +485,7 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 			return catalog.KeyValue{}, err
 		}
 		if !rec.Exists() {
-			return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", catalog.ErrKeyNotFound, store.Abbreviate(key), keyspace)
+			return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", catalog.ErrKeyNotFound, command.Abbreviate(key), keyspace)
 		}
 		return catalog.KeyValue{Key: key, Value: rec.Value, Version: eventual.FormatRecordVersion(rec.Version)}, nil
 	}
@@ -502,16 +504,16 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 func (n *Node) getApplied(keyspace string, r *catalog.RangeDescriptor, key []byte) (catalog.KeyValue, error) {
 	raw, err := n.db.Get(storage.DataKey(r.ID, key))
 	if errors.Is(err, storage.ErrNotFound) {
-		return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", catalog.ErrKeyNotFound, store.Abbreviate(key), keyspace)
+		return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", catalog.ErrKeyNotFound, command.Abbreviate(key), keyspace)
 	}
 	if err != nil {
 		return catalog.KeyValue{}, err
 	}
-	v, err := store.DecodeValue(raw)
+	v, err := command.DecodeValue(raw)
 	if err != nil {
 		return catalog.KeyValue{}, err
 	}
-	return catalog.KeyValue{Key: key, Value: v.Data, Version: store.FormatVersion(r.ID, v.Version)}, nil
+	return catalog.KeyValue{Key: key, Value: v.Data, Version: command.FormatVersion(r.ID, v.Version)}, nil
 }
 
 // Scan returns up to limit keys with prefix after startAfter, in key
@@ -549,7 +551,7 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 		}
 		all = append(all, kvs...)
 	}
-	all, more := store.MergePages(all, limit)
+	all, more := command.MergePages(all, limit)
 	return all, more, nil
 }
 
@@ -558,12 +560,12 @@ func (n *Node) scanRange(ctx context.Context, rangeID uint64, prefix, startAfter
 		return nil, err
 	}
 	var out []catalog.KeyValue
-	err := store.EachData(n.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
-		v, err := store.DecodeValue(raw)
+	err := command.EachData(n.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
+		v, err := command.DecodeValue(raw)
 		if err != nil {
 			return false, err
 		}
-		out = append(out, catalog.KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(v.Data), Version: store.FormatVersion(rangeID, v.Version)})
+		out = append(out, catalog.KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(v.Data), Version: command.FormatVersion(rangeID, v.Version)})
 		return len(out) < limit, nil
 	})
 	return out, err
@@ -660,7 +662,7 @@ func (n *Node) DropKeyspace(ctx context.Context, name string) error {
 }
 
 func (n *Node) proposeCatalog(ctx context.Context, op []byte) error {
-	res, err := n.store.Propose(ctx, catalog.MetaRangeID, &store.Command{Op: store.OpCatalog, Value: op})
+	res, err := n.store.Propose(ctx, catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: op})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/consensus"
@@ -46,7 +48,7 @@ func TestSingleNodePaxos(t *testing.T) {
 	if _, err := n.Put(ctx, "ev", []byte("k"), []byte("v")); err != nil {
 		t.Fatalf("put to an eventual keyspace: %v", err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "ev", []byte("k"), catalog.Expect{Absent: true}, []byte("v")); !errors.Is(err, store.ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "ev", []byte("k"), catalog.Expect{Absent: true}, []byte("v")); !errors.Is(err, command.ErrConditionFailed) {
 		t.Fatalf("compare-and-swap in an eventual keyspace: %v", err)
 	}
 
@@ -61,14 +63,14 @@ func TestSingleNodePaxos(t *testing.T) {
 	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to alice")); err != nil {
 		t.Fatalf("alice: %v", err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to bob")); !errors.Is(err, store.ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to bob")); !errors.Is(err, command.ErrConditionFailed) {
 		t.Fatalf("bob bought a sold phone: %v", err)
 	}
 	kv, err := n.Get(ctx, "px", []byte("phone"))
 	if err != nil || string(kv.Value) != "sold to alice" || kv.Version == v1 {
 		t.Fatalf("Get = %+v, %v", kv, err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Version: v1}, []byte("x")); !errors.Is(err, store.ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Version: v1}, []byte("x")); !errors.Is(err, command.ErrConditionFailed) {
 		t.Fatalf("CAS on a stale version: %v", err)
 	}
 	if _, err := n.CompareAndSwap(ctx, "px", []byte("phone"), catalog.Expect{Version: kv.Version}, []byte("shipped")); err != nil {
@@ -169,7 +171,7 @@ func snapshotSlot(t *testing.T, n *Node, rangeID uint64) (slot uint64) {
 
 func slotOf(t *testing.T, rangeID uint64, version string) uint64 {
 	t.Helper()
-	slot, err := store.ParseVersion(rangeID, version)
+	slot, err := command.ParseVersion(rangeID, version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +230,7 @@ func TestDrainPaxosLeaderships(t *testing.T) {
 	for id := range ranges {
 		waitUntil(t, fmt.Sprintf("a write to px range %d", id), func() bool {
 			for _, n := range c.nodes {
-				res, err := n.store.Propose(ctx, id, &store.Command{Op: store.OpPut, Key: []byte("k"), Value: []byte("v")})
+				res, err := n.store.Propose(ctx, id, &command.Command{Op: command.OpPut, Key: []byte("k"), Value: []byte("v")})
 				if err == nil && res.Err == nil {
 					return true
 				}

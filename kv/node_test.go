@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -83,14 +85,14 @@ func TestSingleNode(t *testing.T) {
 		t.Fatalf("alice: %v", err)
 	}
 	_, err = n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Value: []byte("for sale")}, []byte("sold to bob"))
-	if !errors.Is(err, store.ErrConditionFailed) {
+	if !errors.Is(err, command.ErrConditionFailed) {
 		t.Fatalf("bob bought a sold phone: %v", err)
 	}
 	kv, err := retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
 	if err != nil || string(kv.Value) != "sold to alice" || kv.Version == v1 {
 		t.Fatalf("Get = %+v, %v", kv, err)
 	}
-	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Version: v1}, []byte("x")); !errors.Is(err, store.ErrConditionFailed) {
+	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Version: v1}, []byte("x")); !errors.Is(err, command.ErrConditionFailed) {
 		t.Fatalf("CAS on a stale version: %v", err)
 	}
 	if _, err := n.CompareAndSwap(ctx, "default", []byte("phone"), catalog.Expect{Version: kv.Version}, []byte("shipped")); err != nil {

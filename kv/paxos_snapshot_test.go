@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/consensus"
@@ -126,7 +128,7 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 		if err != nil {
 			t.Fatalf("b lacks k%02d: %v", i, err)
 		}
-		if v, err := store.DecodeValue(raw); err != nil || string(v.Data) != fmt.Sprintf("v%d", i) {
+		if v, err := command.DecodeValue(raw); err != nil || string(v.Data) != fmt.Sprintf("v%d", i) {
 			t.Fatalf("b has k%02d = %q, %v", i, v.Data, err)
 		}
 	}

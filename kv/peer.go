@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/transport"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -163,7 +165,7 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 			store.ErrOtherCluster, req.NodeName, req.NodeUuid, req.ClusterId, cluster)
 	}
 	op := catalog.CatalogOp{AddNode: &desc, UpdateOnly: req.ClusterId != ""}
-	res, err := n.store.Propose(ctx, catalog.MetaRangeID, &store.Command{Op: store.OpCatalog, Value: catalog.MustJSON(op)})
+	res, err := n.store.Propose(ctx, catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: catalog.MustJSON(op)})
 	var nl *store.NotLeaderError
 	if errors.As(err, &nl) && nl.Leader != 0 && !forwarded {
 		addr, ok := n.store.NodeAddr(nl.Leader)

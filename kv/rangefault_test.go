@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/consensus"
@@ -77,7 +79,7 @@ func TestSimRaftSnapshotOverLimit(t *testing.T) {
 		// leader's next attempt (at most snapshotRetryMaxTicks later) sends the
 		// snapshot.
 		for i := range 78 {
-			c.propose(leader, rd.ID, &store.Command{Op: store.OpDelete, Key: fmt.Appendf(nil, "k%02d", i)})
+			c.propose(leader, rd.ID, &command.Command{Op: command.OpDelete, Key: fmt.Appendf(nil, "k%02d", i)})
 		}
 		c.require("the follower to catch up from a snapshot", consensus.SnapshotRetryMaxTicks*simTick, func() bool {
 			return c.rangeConverged(rd)
@@ -168,7 +170,7 @@ func TestSimPaxosRangeOverSnapshotLimit(t *testing.T) {
 		if got := gaugeValue(t, leader.store.Cfg.Metrics.RangesFailed); got != 1 {
 			t.Errorf("quorumkv_ranges_failed = %v, want 1", got)
 		}
-		_, err := leader.store.StartPropose(rd.ID, &store.Command{Op: store.OpPut, Key: []byte("k"), Value: []byte("v")}, func(store.Result) {})
+		_, err := leader.store.StartPropose(rd.ID, &command.Command{Op: command.OpPut, Key: []byte("k"), Value: []byte("v")}, func(command.Result) {})
 		var rf *store.RangeFailedError
 		if !errors.As(err, &rf) || !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrNoReplicaHere) || !strings.Contains(err.Error(), "MaxSnapshotBytes") {
 			t.Errorf("a write to the failed range: %v, want unavailable with the range's fault", err)
@@ -266,7 +268,7 @@ func applyFaultScenario(t *testing.T, k store.FaultCanaries) (violations []strin
 
 	answers := map[string]error{}
 	propose := func(id uint64, key string) {
-		if _, err := s.StartPropose(id, &store.Command{Op: store.OpPut, Key: []byte(key), Value: []byte("v")}, func(res store.Result) { answers[key] = res.Err }); err != nil {
+		if _, err := s.StartPropose(id, &command.Command{Op: command.OpPut, Key: []byte(key), Value: []byte("v")}, func(res command.Result) { answers[key] = res.Err }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -315,10 +317,10 @@ func applyFaultScenario(t *testing.T, k store.FaultCanaries) (violations []strin
 	if st := s.RangeStatusesOnLoop()[b]; st.State != store.StateFailed || !strings.Contains(st.Error, "apply failed") || st.Applied != appliedB {
 		violate("range B's status: %+v", st)
 	}
-	if _, err := s.StartPropose(b, &store.Command{Op: store.OpPut, Key: []byte("d"), Value: []byte("v")}, func(store.Result) {}); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := s.StartPropose(b, &command.Command{Op: command.OpPut, Key: []byte("d"), Value: []byte("v")}, func(command.Result) {}); !errors.Is(err, store.ErrUnavailable) {
 		violate("a write to range B: %v, want unavailable", err)
 	}
-	if _, err := s.StartPropose(a, &store.Command{Op: store.OpPut, Key: []byte("e"), Value: []byte("v")}, func(res store.Result) { answers["e"] = res.Err }); err != nil {
+	if _, err := s.StartPropose(a, &command.Command{Op: command.OpPut, Key: []byte("e"), Value: []byte("v")}, func(res command.Result) { answers["e"] = res.Err }); err != nil {
 		violate("a write to range A after B stopped: %v", err)
 	}
 	if !rounds(s, 3) {
@@ -344,8 +346,8 @@ func applyFaultScenario(t *testing.T, k store.FaultCanaries) (violations []strin
 
 	// The range leaves the node: the stopped replica goes, with its data.
 	dropped := false
-	drop := &store.Command{Op: store.OpCatalog, Value: catalog.MustJSON(catalog.CatalogOp{Drop: "default"})}
-	if _, err := s.StartPropose(catalog.MetaRangeID, drop, func(res store.Result) { dropped = res.Err == nil }); err != nil {
+	drop := &command.Command{Op: command.OpCatalog, Value: catalog.MustJSON(catalog.CatalogOp{Drop: "default"})}
+	if _, err := s.StartPropose(catalog.MetaRangeID, drop, func(res command.Result) { dropped = res.Err == nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !rounds(s, 3) {
@@ -422,10 +424,10 @@ func (c *simCluster) isolate(id uint64) (heal func()) {
 var errNotAnswered = errors.New("not answered yet")
 
 // propose proposes cmd on node n and returns where its answer will be.
-func (c *simCluster) propose(n *simNode, rangeID uint64, cmd *store.Command) *store.Result {
+func (c *simCluster) propose(n *simNode, rangeID uint64, cmd *command.Command) *command.Result {
 	c.t.Helper()
-	res := &store.Result{Err: errNotAnswered}
-	if _, err := n.store.StartPropose(rangeID, cmd, func(r store.Result) { *res = r }); err != nil {
+	res := &command.Result{Err: errNotAnswered}
+	if _, err := n.store.StartPropose(rangeID, cmd, func(r command.Result) { *res = r }); err != nil {
 		c.t.Fatalf("proposing to range %d on node %d: %v", rangeID, n.id, err)
 	}
 	n.round()
@@ -438,8 +440,8 @@ func (c *simCluster) writeKeys(n *simNode, rangeID uint64, count, size int) *[]e
 	c.t.Helper()
 	answers := new([]error)
 	for i := range count {
-		cmd := &store.Command{Op: store.OpPut, Key: fmt.Appendf(nil, "k%02d", i), Value: make([]byte, size)}
-		if _, err := n.store.StartPropose(rangeID, cmd, func(r store.Result) { *answers = append(*answers, r.Err) }); err != nil {
+		cmd := &command.Command{Op: command.OpPut, Key: fmt.Appendf(nil, "k%02d", i), Value: make([]byte, size)}
+		if _, err := n.store.StartPropose(rangeID, cmd, func(r command.Result) { *answers = append(*answers, r.Err) }); err != nil {
 			c.t.Fatalf("proposing to range %d on node %d: %v", rangeID, n.id, err)
 		}
 	}
@@ -451,7 +453,7 @@ func (c *simCluster) writeKeys(n *simNode, rangeID uint64, count, size int) *[]e
 // be applied.
 func (c *simCluster) requireWrite(id uint64, key string) {
 	c.t.Helper()
-	var res *store.Result
+	var res *command.Result
 	c.require(fmt.Sprintf("a write to range %d", id), 5*time.Second, func() bool {
 		if res != nil && res.Err == nil {
 			return true
@@ -463,8 +465,8 @@ func (c *simCluster) requireWrite(id uint64, key string) {
 		if leader == nil || (res != nil && errors.Is(res.Err, errNotAnswered)) {
 			return false
 		}
-		r := &store.Result{Err: errNotAnswered}
-		if _, err := leader.store.StartPropose(id, &store.Command{Op: store.OpPut, Key: []byte(key), Value: []byte("v")}, func(a store.Result) { *r = a }); err == nil {
+		r := &command.Result{Err: errNotAnswered}
+		if _, err := leader.store.StartPropose(id, &command.Command{Op: command.OpPut, Key: []byte(key), Value: []byte("v")}, func(a command.Result) { *r = a }); err == nil {
 			res = r
 			leader.round()
 		}

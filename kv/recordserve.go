@@ -7,8 +7,6 @@ import (
 	"io"
 	"sync"
 
-	"github.com/quorumkv/quorumkv/kv/eventual"
-
 	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/paxos"
 
@@ -148,7 +146,7 @@ func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv
 	}
 	resp := &peerv1.LeafRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs)), Truncated: truncated}
 	for i, kr := range recs {
-		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: eventual.RecordToProto(kr.Record)}
+		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: transport.RecordToProto(kr.Record)}
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -158,7 +156,7 @@ func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv
 		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
-	applied, existed, err := p.node.WriteLocalRecord(m.RangeId, m.Key, eventual.RecordFromProto(m.Record))
+	applied, existed, err := p.node.WriteLocalRecord(m.RangeId, m.Key, transport.RecordFromProto(m.Record))
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
@@ -173,7 +171,7 @@ func (p *peerServer) ReadRecord(ctx context.Context, req *connect.Request[peerv1
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
-	return connect.NewResponse(&peerv1.ReadRecordResponse{Record: eventual.RecordToProto(rec)}), nil
+	return connect.NewResponse(&peerv1.ReadRecordResponse{Record: transport.RecordToProto(rec)}), nil
 }
 
 func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error) {
@@ -191,7 +189,7 @@ func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv
 	}
 	resp := &peerv1.ScanRecordsResponse{Entries: make([]*peerv1.RecordEntry, len(recs))}
 	for i, kr := range recs {
-		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: eventual.RecordToProto(kr.Record)}
+		resp.Entries[i] = &peerv1.RecordEntry{Key: kr.Key, Record: transport.RecordToProto(kr.Record)}
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -202,12 +200,12 @@ func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1
 	}
 	m := req.Msg
 	rm, err := p.node.StepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicPrepare, From: m.From,
-		Ballot: eventual.BallotFromProto(m.Ballot)})
+		Ballot: transport.BallotFromProto(m.Ballot)})
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
-	return connect.NewResponse(&peerv1.CasPrepareResponse{Reject: rm.Reject, Promised: eventual.BallotToProto(rm.Promised),
-		Accepted: eventual.BallotToProto(rm.Accepted), Value: rm.Value}), nil
+	return connect.NewResponse(&peerv1.CasPrepareResponse{Reject: rm.Reject, Promised: transport.BallotToProto(rm.Promised),
+		Accepted: transport.BallotToProto(rm.Accepted), Value: rm.Value}), nil
 }
 
 func (p *peerServer) CasAccept(ctx context.Context, req *connect.Request[peerv1.CasAcceptRequest]) (*connect.Response[peerv1.CasAcceptResponse], error) {
@@ -216,9 +214,9 @@ func (p *peerServer) CasAccept(ctx context.Context, req *connect.Request[peerv1.
 	}
 	m := req.Msg
 	rm, err := p.node.StepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicAccept, From: m.From,
-		Ballot: eventual.BallotFromProto(m.Ballot), Value: m.Value})
+		Ballot: transport.BallotFromProto(m.Ballot), Value: m.Value})
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
-	return connect.NewResponse(&peerv1.CasAcceptResponse{Reject: rm.Reject, Promised: eventual.BallotToProto(rm.Promised)}), nil
+	return connect.NewResponse(&peerv1.CasAcceptResponse{Reject: rm.Reject, Promised: transport.BallotToProto(rm.Promised)}), nil
 }

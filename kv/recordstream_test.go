@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/eventual"
-
 	"github.com/quorumkv/quorumkv/kv/transport"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -76,7 +74,7 @@ func recordStreamNode(t *testing.T) (*Node, uint64) {
 
 func writeCall(rangeID uint64, key string, value string, wall int64) *peerv1.RecordCall {
 	rec := wrn.Record{Version: wrn.Version{Timestamp: wrn.Timestamp{WallTime: wall}, Node: 7}, Value: []byte(value)}
-	return &peerv1.RecordCall{Call: &peerv1.RecordCall_Write{Write: &peerv1.WriteRecordRequest{RangeId: rangeID, Key: []byte(key), Record: eventual.RecordToProto(rec)}}}
+	return &peerv1.RecordCall{Call: &peerv1.RecordCall_Write{Write: &peerv1.WriteRecordRequest{RangeId: rangeID, Key: []byte(key), Record: transport.RecordToProto(rec)}}}
 }
 
 func readCall(rangeID uint64, key string) *peerv1.RecordCall {

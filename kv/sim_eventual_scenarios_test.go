@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/eventual"
 
 	"github.com/quorumkv/quorumkv/kv/transport"
@@ -194,7 +196,7 @@ func TestSimEventualTruthfulAnswers(t *testing.T) {
 	if _, err = buy(2, "alice"); !errors.Is(err, store.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "chosen") {
 		t.Fatalf("retry of alice's swap with node 3 cut off: %v; want outcome unknown, chosen", err)
 	}
-	if _, err = buy(2, "bob"); !errors.Is(err, store.ErrConditionFailed) || !strings.Contains(err.Error(), `holds "sold to alice"`) {
+	if _, err = buy(2, "bob"); !errors.Is(err, command.ErrConditionFailed) || !strings.Contains(err.Error(), `holds "sold to alice"`) {
 		t.Fatalf("bob's swap: %v; want condition failed, sold to alice", err)
 	}
 	heal()
@@ -265,7 +267,7 @@ func TestSimEventualCASOneReplicaCutOff(t *testing.T) {
 			switch {
 			case err == nil:
 				wins++
-			case !errors.Is(err, store.ErrConditionFailed):
+			case !errors.Is(err, command.ErrConditionFailed):
 				t.Fatalf("key %s: put-if-absent through node %d: %v", key, i+1, err)
 			}
 		}
@@ -360,7 +362,7 @@ func testCASVersionChain(t *testing.T, nclients int) {
 					case errors.Is(r.Err, store.ErrUnavailable), errors.Is(r.Err, store.ErrOutcomeUnknown):
 						s.After(time.Duration(1+s.Rand().IntN(20))*time.Millisecond, attempt) // the client's retry
 						return
-					case r.Err != nil && !errors.Is(r.Err, store.ErrConditionFailed):
+					case r.Err != nil && !errors.Is(r.Err, command.ErrConditionFailed):
 						t.Errorf("swap %s: %v", value, r.Err)
 					}
 					in.tries = uint64(tries)
@@ -384,7 +386,7 @@ func testCASVersionChain(t *testing.T, nclients int) {
 		// The final value, read linearizably: a swap that never holds.
 		call := next()
 		final, err := h.swap(1, key, catalog.Expect{Version: "probe"}, "probe", "")
-		if !errors.Is(err, store.ErrConditionFailed) {
+		if !errors.Is(err, command.ErrConditionFailed) {
 			t.Fatalf("probe: %q, %v", final, err)
 		}
 		rec, err := h.get(1, key, 3)
@@ -419,7 +421,7 @@ func TestSimEventualDeleteStaysDeleted(t *testing.T) {
 				t.Fatal(err)
 			}
 			if conditional {
-				if _, err := h.cas(2, "k", catalog.Expect{Value: []byte("never")}, wrn.Record{Tombstone: true}, ""); !errors.Is(err, store.ErrConditionFailed) {
+				if _, err := h.cas(2, "k", catalog.Expect{Value: []byte("never")}, wrn.Record{Tombstone: true}, ""); !errors.Is(err, command.ErrConditionFailed) {
 					t.Fatalf("conditional delete expecting another value: %v", err)
 				}
 				if _, err := h.cas(2, "k", catalog.Expect{Value: []byte("old")}, wrn.Record{Tombstone: true}, ""); err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/eventual"
 
 	"github.com/quorumkv/quorumkv/kv/records"
@@ -516,7 +518,7 @@ func answerOf(err error) simEvAnswer {
 	switch {
 	case err == nil:
 		return ansOK
-	case errors.Is(err, store.ErrConditionFailed):
+	case errors.Is(err, command.ErrConditionFailed):
 		return ansFailed
 	case errors.Is(err, store.ErrOutcomeUnknown):
 		return ansUnknown
@@ -1199,7 +1201,7 @@ func (ev *simEv) probe() bool {
 			op.Mu.Lock()
 			dec = op.Mu.Dec
 			op.Mu.Unlock()
-			if errors.Is(res.Err, store.ErrConditionFailed) && dec.Kind == eventual.CASFailed {
+			if errors.Is(res.Err, command.ErrConditionFailed) && dec.Kind == eventual.CASFailed {
 				break
 			}
 			if !errors.Is(res.Err, store.ErrUnavailable) || try == 10 {

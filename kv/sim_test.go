@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/eventual"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -125,8 +127,8 @@ func TestSimLostSnapshotMessage(t *testing.T) {
 			heal := c.s.Net().Partition(sim.Isolate(nodes, sim.NodeID(follower)))
 			applied := 0
 			for i := range 100 {
-				cmd := &store.Command{Op: store.OpPut, Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)}
-				if _, err := leader.store.StartPropose(rd.ID, cmd, func(store.Result) { applied++ }); err != nil {
+				cmd := &command.Command{Op: command.OpPut, Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)}
+				if _, err := leader.store.StartPropose(rd.ID, cmd, func(command.Result) { applied++ }); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -154,7 +156,7 @@ func TestSimLostSnapshotMessage(t *testing.T) {
 			c.require("the message to be lost", 5*time.Second, func() bool { return dropped })
 			// One more write: the follower must receive it too.
 			last := false
-			if _, err := leader.store.StartPropose(rd.ID, &store.Command{Op: store.OpPut, Key: []byte("k"), Value: []byte("last")}, func(store.Result) { last = true }); err != nil {
+			if _, err := leader.store.StartPropose(rd.ID, &command.Command{Op: command.OpPut, Key: []byte("k"), Value: []byte("last")}, func(command.Result) { last = true }); err != nil {
 				t.Fatal(err)
 			}
 			leader.round()
@@ -470,8 +472,8 @@ func (c *simCluster) form() {
 				return false
 			}
 			self := simSelf(id)
-			cmd := &store.Command{Op: store.OpCatalog, Value: catalog.MustJSON(catalog.CatalogOp{AddNode: &self})}
-			_, err := leader.store.StartPropose(catalog.MetaRangeID, cmd, func(res store.Result) {
+			cmd := &command.Command{Op: command.OpCatalog, Value: catalog.MustJSON(catalog.CatalogOp{AddNode: &self})}
+			_, err := leader.store.StartPropose(catalog.MetaRangeID, cmd, func(res command.Result) {
 				leader.joining = false
 				if res.Err == nil {
 					got = res.Id
@@ -645,7 +647,7 @@ func (c *simCluster) createKeyspace(ks catalog.KeyspaceDescriptor) {
 		if err != nil {
 			c.t.Fatalf("placing %s: %v", ks.Name, err)
 		}
-		if _, err := leader.store.StartPropose(catalog.MetaRangeID, &store.Command{Op: store.OpCatalog, Value: op}, func(res store.Result) {
+		if _, err := leader.store.StartPropose(catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: op}, func(res command.Result) {
 			proposing = false
 			done = res.Err == nil
 		}); err == nil {
@@ -925,11 +927,11 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 		var id uint64
 		cmd := simCommand(req.In, key)
 		cmd.IdemKey = []byte(req.IdemKey)
-		id, err = n.store.StartPropose(rd.ID, cmd, func(res store.Result) {
+		id, err = n.store.StartPropose(rd.ID, cmd, func(res command.Result) {
 			switch {
 			case res.Err == nil:
 				reply(simReply{Done: true, Out: sim.KVOutput{Swapped: req.In.Op == sim.OpCAS}})
-			case errors.Is(res.Err, store.ErrConditionFailed) && req.In.Op == sim.OpCAS:
+			case errors.Is(res.Err, command.ErrConditionFailed) && req.In.Op == sim.OpCAS:
 				reply(simReply{Done: true})
 			case errors.Is(res.Err, store.ErrOutcomeUnknown):
 				reply(simReply{Unknown: true})
@@ -963,17 +965,17 @@ func (n *simNode) refusal(rd *catalog.RangeDescriptor, err error) simReply {
 }
 
 // simCommand is the command Node's Put, Delete and CompareAndSwap propose.
-func simCommand(in sim.KVInput, key []byte) *store.Command {
+func simCommand(in sim.KVInput, key []byte) *command.Command {
 	switch in.Op {
 	case sim.OpPut:
-		return &store.Command{Op: store.OpPut, Key: key, Value: []byte(in.Value)}
+		return &command.Command{Op: command.OpPut, Key: key, Value: []byte(in.Value)}
 	case sim.OpDelete:
-		return &store.Command{Op: store.OpDelete, Key: key}
+		return &command.Command{Op: command.OpDelete, Key: key}
 	case sim.OpCAS:
 		if in.ExpectAbsent {
-			return &store.Command{Op: store.OpCAS, Key: key, Value: []byte(in.Value), Cond: store.CondAbsent}
+			return &command.Command{Op: command.OpCAS, Key: key, Value: []byte(in.Value), Cond: command.CondAbsent}
 		}
-		return &store.Command{Op: store.OpCAS, Key: key, Value: []byte(in.Value), Cond: store.CondValue, ExpectValue: []byte(in.Expect)}
+		return &command.Command{Op: command.OpCAS, Key: key, Value: []byte(in.Value), Cond: command.CondValue, ExpectValue: []byte(in.Expect)}
 	}
 	panic(fmt.Sprintf("no command for %v", in))
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/eventual"
 
 	"github.com/urfave/cli/v2"
@@ -87,7 +89,7 @@ func demo(c *cli.Context, stdout, stderr io.Writer) error {
 			nodeID: fmt.Sprintf("n%d", i), dataDir: filepath.Join(root, fmt.Sprintf("n%d", i)),
 			listen: listen, advertise: listen, gossip: gossip, zone: fmt.Sprintf("zone-%d", i), weight: 1,
 			logLevel: level, drainTimeout: defaultDrainTimeout,
-			antiEntropyInterval: eventual.DefaultAntiEntropyInterval, hintWindow: eventual.DefaultMaxHintAge,
+			antiEntropyInterval: eventual.DefaultAntiEntropyInterval, hintWindow: records.DefaultMaxHintAge,
 			enablePprof: c.Bool("enable-pprof"),
 		}
 		if seed != "" {

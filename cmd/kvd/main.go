@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/eventual"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -84,7 +86,7 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "anti-entropy-interval", Usage: "eventual keyspaces: time between two anti-entropy rounds of this node (each compares one range with its other replicas)",
 			Value: eventual.DefaultAntiEntropyInterval, EnvVars: []string{"KVD_ANTI_ENTROPY_INTERVAL"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "hint-window", Usage: "eventual keyspaces: how long hints are kept for a replica that is down; older ones are dropped and left to anti-entropy",
-			Value: eventual.DefaultMaxHintAge, EnvVars: []string{"KVD_HINT_WINDOW"}}),
+			Value: records.DefaultMaxHintAge, EnvVars: []string{"KVD_HINT_WINDOW"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
 	}
 	return &cli.App{

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/records"
+
 	"github.com/quorumkv/quorumkv/kv/eventual"
 
 	"github.com/urfave/cli/v2"
@@ -53,9 +55,9 @@ func TestEventualFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.antiEntropyInterval != eventual.DefaultAntiEntropyInterval || cfg.hintWindow != eventual.DefaultMaxHintAge {
+	if cfg.antiEntropyInterval != eventual.DefaultAntiEntropyInterval || cfg.hintWindow != records.DefaultMaxHintAge {
 		t.Fatalf("defaults: anti-entropy interval %v, hint window %v; want %v, %v",
-			cfg.antiEntropyInterval, cfg.hintWindow, eventual.DefaultAntiEntropyInterval, eventual.DefaultMaxHintAge)
+			cfg.antiEntropyInterval, cfg.hintWindow, eventual.DefaultAntiEntropyInterval, records.DefaultMaxHintAge)
 	}
 	file := filepath.Join(t.TempDir(), "kvd.yaml")
 	if err := os.WriteFile(file, []byte("anti-entropy-interval: 1m\nhint-window: 30m\n"), 0o600); err != nil {

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/command"
 
-	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/records"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
@@ -67,7 +67,7 @@ const (
 // purgeHorizon is the wall time (Unix nanoseconds) before which
 // tombstones may be purged: now minus the tombstone grace.
 func (c *Coordinator) purgeHorizon() int64 {
-	return c.Hints.now() - int64(c.tombstoneGrace)
+	return c.Hints.Now() - int64(c.tombstoneGrace)
 }
 
 // rangeMerkle builds this replica's tree of range r at depth, leaving out
@@ -90,10 +90,10 @@ func (c *Coordinator) rangeMerkle(r *catalog.RangeDescriptor, depth int, horizon
 // in key order, until f returns false. The key and value alias the
 // iterator: f copies what it keeps.
 func (c *Coordinator) eachRecord(rangeID uint64, f func(key []byte, rec wrn.Record) bool) error {
-	return store.EachData(c.db, rangeID, nil, nil, func(key, raw []byte) (bool, error) {
+	return command.EachData(c.db, rangeID, nil, nil, func(key, raw []byte) (bool, error) {
 		rec, err := records.DecodeRecord(raw)
 		if err != nil {
-			return false, fmt.Errorf("range %d key %q: %w", rangeID, store.Abbreviate(key), err)
+			return false, fmt.Errorf("range %d key %q: %w", rangeID, command.Abbreviate(key), err)
 		}
 		return f(key, rec), nil
 	})

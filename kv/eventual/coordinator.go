@@ -50,7 +50,7 @@ type Coordinator struct {
 	rngMu          sync.Mutex
 	rng            *rand.Rand // compare-and-swap backoff
 	// hints holds writes for replicas that missed them (hints.go).
-	Hints *hints
+	Hints *records.Hints
 	// antiEntropy is the state of the Merkle tree exchanges, and
 	// tombstoneGrace how long a tombstone is kept at least
 	// (antientropy.go).
@@ -98,10 +98,10 @@ func New(st *store.Store, cfg Config) (*Coordinator, error) {
 	}
 	cfg.ReplicaTimeout = cmp.Or(cfg.ReplicaTimeout, DefaultReplicaTimeout)
 	cfg.MaxReadRepairs = cmp.Or(cfg.MaxReadRepairs, DefaultMaxReadRepairs)
-	cfg.MaxHints = cmp.Or(cfg.MaxHints, DefaultMaxHints)
-	cfg.MaxHintBytes = cmp.Or(cfg.MaxHintBytes, DefaultMaxHintBytes)
-	cfg.MaxHintAge = cmp.Or(cfg.MaxHintAge, DefaultMaxHintAge)
-	cfg.HintReplayInterval = cmp.Or(cfg.HintReplayInterval, DefaultHintReplayInterval)
+	cfg.MaxHints = cmp.Or(cfg.MaxHints, records.DefaultMaxHints)
+	cfg.MaxHintBytes = cmp.Or(cfg.MaxHintBytes, records.DefaultMaxHintBytes)
+	cfg.MaxHintAge = cmp.Or(cfg.MaxHintAge, records.DefaultMaxHintAge)
+	cfg.HintReplayInterval = cmp.Or(cfg.HintReplayInterval, records.DefaultHintReplayInterval)
 	if cfg.TombstoneGrace == 0 {
 		cfg.TombstoneGrace = cfg.MaxHintAge + min(tombstoneGraceMargin, math.MaxInt64-cfg.MaxHintAge) // no overflow
 	}
@@ -113,7 +113,7 @@ func New(st *store.Store, cfg Config) (*Coordinator, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
 	}
-	hs, err := newHints(st.Db, hintsConfig{PhysicalClock: cfg.PhysicalClock, MaxHints: cfg.MaxHints, MaxHintBytes: cfg.MaxHintBytes,
+	hs, err := records.NewHints(st.Db, records.HintsConfig{PhysicalClock: cfg.PhysicalClock, MaxHints: cfg.MaxHints, MaxHintBytes: cfg.MaxHintBytes,
 		MaxHintAge: cfg.MaxHintAge, HintReplayInterval: cfg.HintReplayInterval}, st.Cfg.Metrics)
 	if err != nil {
 		return nil, err
@@ -123,8 +123,8 @@ func New(st *store.Store, cfg Config) (*Coordinator, error) {
 		Records: records.NewStore(st.Db), evHooks: cfg.Hooks,
 		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), Hints: hs,
 		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
-	c.RecordPeers = ConnectRecords{c}
 	c.recordStreams = transport.NewRecordStreams(c.Peers)
+	c.RecordPeers = transport.RecordClient{NodeAddr: st.NodeAddr, Peers: c.Peers, Streams: c.recordStreams}
 	c.net = cfg.Net
 	if c.net == nil {
 		c.net = goNet{c}

@@ -13,6 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/records"
 
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -363,7 +367,7 @@ func (o *writeOp) answer(from uint64, a ReplicaAnswer) {
 			sendOwn, o.mu.held = o.mu.held, false
 			hint, o.mu.waiting = o.mu.waiting, nil
 		}
-	case Refused(a.Err):
+	case transport.Refused(a.Err):
 		o.mu.refused++
 		tr.Fail(from, a.Err.Error())
 	default:
@@ -446,11 +450,11 @@ func (o *writeOp) failure() error {
 	m := &o.mu
 	if (m.stored == 0 && m.unsure == 0 && m.hinted == 0) || o.n.evHooks.UnavailableAfterPartialWrite {
 		return fmt.Errorf("%w: keyspace %s range %d: every replica refused the write of key %q, so nothing was written: %w",
-			store.ErrUnavailable, o.ks.Name, o.r.ID, store.Abbreviate(o.key), m.tr.Err())
+			store.ErrUnavailable, o.ks.Name, o.r.ID, command.Abbreviate(o.key), m.tr.Err())
 	}
 	return fmt.Errorf("%w: keyspace %s range %d: the write of key %q (version %s) missed W: stored on %d of %d replicas, "+
 		"%d did not answer, %d refused, %d hints held; reads may see it, and hints and anti-entropy spread it to the others: %w",
-		store.ErrOutcomeUnknown, o.ks.Name, o.r.ID, store.Abbreviate(o.key), FormatRecordVersion(o.Rec.Version), m.stored, len(o.r.Replicas),
+		store.ErrOutcomeUnknown, o.ks.Name, o.r.ID, command.Abbreviate(o.key), FormatRecordVersion(o.Rec.Version), m.stored, len(o.r.Replicas),
 		m.unsure, m.refused, m.hinted, m.tr.Err())
 }
 
@@ -714,7 +718,7 @@ func (c *Coordinator) ScanKeyspace(ctx context.Context, ks catalog.KeyspaceDescr
 		}
 		all = append(all, kvs...)
 	}
-	all, more := store.MergePages(all, limit)
+	all, more := command.MergePages(all, limit)
 	return all, more, nil
 }
 

@@ -8,16 +8,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
+	"github.com/quorumkv/quorumkv/kv/transport"
+
 	"github.com/quorumkv/quorumkv/kv/records"
 
 	"github.com/quorumkv/quorumkv/kv/store"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 
-	"connectrpc.com/connect"
-
-	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
-	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/wrn"
@@ -160,17 +160,17 @@ func checkExpect(key []byte, expect catalog.Expect, cur wrn.Record) error {
 		want = "to be at version " + expect.Version
 		ok = cur.Exists() && FormatRecordVersion(cur.Version) == expect.Version
 	default:
-		want = fmt.Sprintf("to hold %q", store.Abbreviate(expect.Value))
+		want = fmt.Sprintf("to hold %q", command.Abbreviate(expect.Value))
 		ok = cur.Exists() && bytes.Equal(cur.Value, expect.Value)
 	}
 	switch {
 	case ok:
 		return nil
 	case !cur.Exists():
-		return fmt.Errorf("%w: expected key %q %s, but it does not exist", store.ErrConditionFailed, store.Abbreviate(key), want)
+		return fmt.Errorf("%w: expected key %q %s, but it does not exist", command.ErrConditionFailed, command.Abbreviate(key), want)
 	}
 	return fmt.Errorf("%w: expected key %q %s, but it holds %q at version %s",
-		store.ErrConditionFailed, store.Abbreviate(key), want, store.Abbreviate(cur.Value), FormatRecordVersion(cur.Version))
+		command.ErrConditionFailed, command.Abbreviate(key), want, command.Abbreviate(cur.Value), FormatRecordVersion(cur.Version))
 }
 
 // casEventual is CompareAndSwap in eventual keyspace ks (see above), and
@@ -368,12 +368,12 @@ func (o *casOp) unfinishedErr(err error) error {
 	o.Mu.Unlock()
 	if sent {
 		return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap stopped after its value was sent to the acceptors "+
-			"(it may be chosen; retry with the same idempotency key to learn whether it was): %v", store.ErrOutcomeUnknown, o.ks.Name, store.Abbreviate(o.key), err)
+			"(it may be chosen; retry with the same idempotency key to learn whether it was): %v", store.ErrOutcomeUnknown, o.ks.Name, command.Abbreviate(o.key), err)
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return err
 	}
-	return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap: nothing was written: %w", store.ErrUnavailable, o.ks.Name, store.Abbreviate(o.key), err)
+	return fmt.Errorf("%w: keyspace %s key %q: compare-and-swap: nothing was written: %w", store.ErrUnavailable, o.ks.Name, command.Abbreviate(o.key), err)
 }
 
 // update is the proposal's paxos.UpdateFunc; it runs in Step, o.mu held.
@@ -384,7 +384,7 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 	if exists {
 		v, err := records.DecodeCASValue(cur)
 		if err != nil {
-			o.Mu.Dec = CASDecision{Kind: casError, err: fmt.Errorf("key %q: accepted compare-and-swap value: %w", store.Abbreviate(o.key), err)}
+			o.Mu.Dec = CASDecision{Kind: casError, err: fmt.Errorf("key %q: accepted compare-and-swap value: %w", command.Abbreviate(o.key), err)}
 			return cur, true
 		}
 		acc = v
@@ -443,7 +443,7 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 		o.n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		o.Mu.Dec = CASDecision{Kind: casError, Rec: current, err: fmt.Errorf("key %q: this node's clock cannot stamp a version past "+
 			"the current one %s (its clock is behind by more than the %v maximum clock offset?): %w",
-			store.Abbreviate(o.key), FormatRecordVersion(current.Version), clockMaxOffset, err)}
+			command.Abbreviate(o.key), FormatRecordVersion(current.Version), clockMaxOffset, err)}
 		return again()
 	}
 	next := acc.Next(rec, o.id)
@@ -489,7 +489,7 @@ func (o *casOp) answer(attempt int, m paxos.BasicMessage, a ReplicaAnswer) {
 	case a.Err != nil:
 		o.Mu.failed = append(o.Mu.failed, fmt.Errorf("node %d: %w", m.To, a.Err))
 		reply = refusalOf(m)
-		if ours && Refused(a.Err) {
+		if ours && transport.Refused(a.Err) {
 			o.Mu.accepts-- // refused: not taken
 		}
 	case reply.Reject:
@@ -576,7 +576,7 @@ func (o *casOp) decide(out paxos.Outcome) {
 			// The replicas' errors as text: wrapped, their codes (a
 			// refusal's InvalidArgument) would be taken for this answer's.
 			o.finish(CASResult{Err: fmt.Errorf("%w: keyspace %s range %d key %q: compare-and-swap needs a majority of %d replicas "+
-				"to answer each Paxos phase; nothing was written: %v", store.ErrUnavailable, o.ks.Name, o.r.ID, store.Abbreviate(o.key), len(o.r.Replicas), errs)})
+				"to answer each Paxos phase; nothing was written: %v", store.ErrUnavailable, o.ks.Name, o.r.ID, command.Abbreviate(o.key), len(o.r.Replicas), errs)})
 		case attempt >= maxCASAttempts:
 			o.finish(CASResult{Err: o.unfinished(fmt.Sprintf("preempted %d times by concurrent ones (last: %v)", attempt, errs))})
 		default:
@@ -608,7 +608,7 @@ func (o *casOp) decide(out paxos.Outcome) {
 			if res.Err != nil {
 				o.finish(CASResult{Err: fmt.Errorf("%w: keyspace %s key %q: the compare-and-swap is chosen (version %s), "+
 					"but its record is not yet stored on W replicas: plain reads may not see it yet; a retry with the same "+
-					"idempotency key finishes the write: %v", store.ErrOutcomeUnknown, o.ks.Name, store.Abbreviate(o.key),
+					"idempotency key finishes the write: %v", store.ErrOutcomeUnknown, o.ks.Name, command.Abbreviate(o.key),
 					FormatRecordVersion(dec.version), res.Err)})
 				return
 			}
@@ -626,7 +626,7 @@ func (o *casOp) decide(out paxos.Outcome) {
 	case casLost:
 		o.finish(CASResult{Err: fmt.Errorf("%w: keyspace %s key %q: an earlier attempt of this compare-and-swap may have been chosen, "+
 			"and more than %d swaps of the key may have followed since: %w", store.ErrOutcomeUnknown, o.ks.Name,
-			store.Abbreviate(o.key), records.CASHistoryLen, catalog.ErrSwapForgotten)})
+			command.Abbreviate(o.key), records.CASHistoryLen, catalog.ErrSwapForgotten)})
 	default:
 		o.finish(CASResult{Err: o.unfinishedErr(dec.err)})
 	}
@@ -666,50 +666,4 @@ func (c *Coordinator) StepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMess
 		return paxos.BasicMessage{}, err
 	}
 	return c.Records.StepAcceptor(c.store.NodeID(), rangeID, key, m)
-}
-
-func BallotToProto(b paxos.Ballot) *peerv1.Ballot {
-	if b.IsZero() {
-		return nil
-	}
-	return &peerv1.Ballot{Round: b.Round, NodeId: b.NodeID}
-}
-
-func BallotFromProto(b *peerv1.Ballot) paxos.Ballot {
-	if b == nil {
-		return paxos.Ballot{}
-	}
-	return paxos.Ballot{Round: b.Round, NodeID: b.NodeId}
-}
-
-func (c ConnectRecords) CASStep(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error) {
-	reply := paxos.BasicMessage{From: to, To: m.From, Ballot: m.Ballot}
-	switch m.Type {
-	case paxos.BasicPrepare:
-		req := &peerv1.CasPrepareRequest{RangeId: rangeID, Key: key, From: m.From, Ballot: BallotToProto(m.Ballot)}
-		resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_CasPrepare{CasPrepare: req}},
-			(*peerv1.RecordAnswer).GetCasPrepare,
-			func(cl peerv1connect.PeerClient) (*connect.Response[peerv1.CasPrepareResponse], error) {
-				return cl.CasPrepare(ctx, connect.NewRequest(req))
-			})
-		if err != nil {
-			return paxos.BasicMessage{}, err
-		}
-		reply.Type, reply.Reject, reply.Promised = paxos.BasicPromise, resp.Reject, BallotFromProto(resp.Promised)
-		reply.Accepted, reply.Value = BallotFromProto(resp.Accepted), resp.Value
-	case paxos.BasicAccept:
-		req := &peerv1.CasAcceptRequest{RangeId: rangeID, Key: key, From: m.From, Ballot: BallotToProto(m.Ballot), Value: m.Value}
-		resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_CasAccept{CasAccept: req}},
-			(*peerv1.RecordAnswer).GetCasAccept,
-			func(cl peerv1connect.PeerClient) (*connect.Response[peerv1.CasAcceptResponse], error) {
-				return cl.CasAccept(ctx, connect.NewRequest(req))
-			})
-		if err != nil {
-			return paxos.BasicMessage{}, err
-		}
-		reply.Type, reply.Reject, reply.Promised = paxos.BasicAccepted, resp.Reject, BallotFromProto(resp.Promised)
-	default:
-		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", catalog.ErrInvalidArgument, m.Type)
-	}
-	return reply, nil
 }

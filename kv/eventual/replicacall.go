@@ -2,7 +2,6 @@ package eventual
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -12,8 +11,6 @@ import (
 	"github.com/quorumkv/quorumkv/kv/records"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
-	"connectrpc.com/connect"
 
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/wrn"
@@ -115,42 +112,9 @@ func (c *Coordinator) ServeReplica(req ReplicaRequest) ReplicaAnswer {
 		a.Err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.Kind)
 	}
 	if a.Err != nil {
-		a.Err = &ReplicaError{Code: transport.ConnectCode(a.Err), Err: a.Err}
+		a.Err = &transport.ReplicaError{Code: transport.ConnectCode(a.Err), Err: a.Err}
 	}
 	return a
-}
-
-// replicaError is an error that a replica's handler answered a call with:
-// the call reached the replica, which refused it or failed there. Any
-// other error of a call (no answer in time, a broken stream) leaves open
-// whether the replica ran it.
-type ReplicaError struct {
-	Code connect.Code
-	Err  error
-}
-
-func (e *ReplicaError) Error() string { return e.Err.Error() }
-func (e *ReplicaError) Unwrap() error { return e.Err }
-
-// notSent marks err, the failure of a call that was never sent, as
-// definite as a replica's refusal.
-func NotSent(err error) error { return &ReplicaError{Code: transport.ConnectCode(err), Err: err} }
-
-// refused says whether err is a replica's definite refusal: its handler
-// answered an error before it stored anything (a limit, a range it does
-// not hold, a version ahead of its clock), so a write it refused was not
-// written there. A failure inside the handler (Internal: its disk) and an
-// error of the call itself leave the outcome unknown.
-func Refused(err error) bool {
-	var re *ReplicaError
-	if !errors.As(err, &re) {
-		return false
-	}
-	switch re.Code {
-	case connect.CodeInternal, connect.CodeUnknown, connect.CodeDataLoss, connect.CodeDeadlineExceeded, connect.CodeCanceled:
-		return false
-	}
-	return true
 }
 
 // callRemote runs req on node to's replica through the peer service.

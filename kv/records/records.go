@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/paxos"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -183,7 +184,7 @@ func (s *Store) Purge(rangeID uint64, key []byte, v wrn.Version, keepAccepted bo
 	if !st.Accepted.IsZero() && !keepAccepted {
 		acc, err := DecodeCASValue(st.Value)
 		if err != nil {
-			return false, fmt.Errorf("range %d key %q: accepted compare-and-swap value: %w", rangeID, store.Abbreviate(key), err)
+			return false, fmt.Errorf("range %d key %q: accepted compare-and-swap value: %w", rangeID, command.Abbreviate(key), err)
 		}
 		if !acc.Rec.Version.IsZero() && !v.Less(acc.Rec.Version) {
 			st.Value = EncodeCASValue(CASValue{Seq: acc.Seq, Hist: acc.Hist})
@@ -207,7 +208,7 @@ func (s *Store) Read(rangeID uint64, key []byte) (wrn.Record, error) {
 	}
 	rec, err := DecodeRecord(raw)
 	if err != nil {
-		return wrn.Record{}, fmt.Errorf("range %d key %q: %w", rangeID, store.Abbreviate(key), err)
+		return wrn.Record{}, fmt.Errorf("range %d key %q: %w", rangeID, command.Abbreviate(key), err)
 	}
 	rec.Value = bytes.Clone(rec.Value)
 	return rec, nil
@@ -224,10 +225,10 @@ type KeyRecord struct {
 // the coordinator needs them to hide older values of other replicas).
 func (s *Store) Scan(rangeID uint64, prefix, startAfter []byte, limit int) ([]KeyRecord, error) {
 	var out []KeyRecord
-	err := store.EachData(s.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
+	err := command.EachData(s.db, rangeID, prefix, startAfter, func(key, raw []byte) (bool, error) {
 		rec, err := DecodeRecord(raw)
 		if err != nil {
-			return false, fmt.Errorf("range %d key %q: %w", rangeID, store.Abbreviate(key), err)
+			return false, fmt.Errorf("range %d key %q: %w", rangeID, command.Abbreviate(key), err)
 		}
 		rec.Value = bytes.Clone(rec.Value)
 		out = append(out, KeyRecord{Key: bytes.Clone(key), Record: rec})
@@ -287,7 +288,7 @@ func (s *Store) AcceptorState(rangeID uint64, key []byte) (paxos.AcceptorState, 
 		return st, err
 	}
 	if err := st.Unmarshal(raw); err != nil {
-		return st, fmt.Errorf("%w: range %d key %q: %v", codec.ErrCorrupt, rangeID, store.Abbreviate(key), err)
+		return st, fmt.Errorf("%w: range %d key %q: %v", codec.ErrCorrupt, rangeID, command.Abbreviate(key), err)
 	}
 	return st, nil
 }

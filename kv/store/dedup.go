@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"github.com/quorumkv/quorumkv/storage"
@@ -57,7 +59,7 @@ const dedupFormatV1 byte = 1
 type dedupEntry struct {
 	// at is the proposer's time of the command that was applied.
 	at  int64
-	res Result
+	res command.Result
 }
 
 // Kinds of kept errors.
@@ -96,7 +98,7 @@ func decodeDedupEntry(b []byte) (dedupEntry, error) {
 	switch d.Byte() {
 	case dedupOK:
 	case dedupConditionFailed:
-		e.res.Err = keptError{ErrConditionFailed, d.String()}
+		e.res.Err = keptError{command.ErrConditionFailed, d.String()}
 	default:
 		d.Fail("dedup answer kind")
 	}
@@ -114,11 +116,11 @@ func (e keptError) Error() string { return e.text }
 func (e keptError) Unwrap() error { return e.kind }
 
 // stampDedup sets the proposer's time and horizon of cmd.
-func (s *Store) stampDedup(cmd *Command) {
+func (s *Store) stampDedup(cmd *command.Command) {
 	now := s.Cfg.Clock()
-	cmd.at = now
+	cmd.At = now
 	if h := now - int64(s.Cfg.DedupWindow); h > 0 {
-		cmd.horizon = h - h%dedupHorizonStep
+		cmd.Horizon = h - h%dedupHorizonStep
 	}
 }
 
@@ -155,12 +157,12 @@ func encodeDedupHorizon(h int64) []byte {
 // not committed yet (the batch cannot be read): values of data keys (nil:
 // deleted) and dedup entries by idempotency key.
 type applyBatch struct {
-	data  map[string]*value
+	data  map[string]*command.Value
 	dedup map[string]dedupEntry
 }
 
 func newApplyBatch() *applyBatch {
-	return &applyBatch{data: map[string]*value{}, dedup: map[string]dedupEntry{}}
+	return &applyBatch{data: map[string]*command.Value{}, dedup: map[string]dedupEntry{}}
 }
 
 // advanceHorizon applies a command's horizon: the range's horizon moves up
@@ -175,32 +177,32 @@ func (r *replica) advanceHorizon(b *storage.Batch, horizon int64) error {
 
 // keptAnswer returns the answer kept for idempotency key idem, if the range
 // has one within its horizon.
-func (r *replica) keptAnswer(s *Store, ab *applyBatch, idem []byte) (Result, bool, error) {
+func (r *replica) keptAnswer(s *Store, ab *applyBatch, idem []byte) (command.Result, bool, error) {
 	if s.Cfg.Canary.NoDedup {
-		return Result{}, false, nil
+		return command.Result{}, false, nil
 	}
 	e, ok := ab.dedup[string(idem)]
 	if !ok {
 		raw, err := s.Db.Get(storage.DedupKey(r.desc.ID, idem))
 		if errors.Is(err, storage.ErrNotFound) {
-			return Result{}, false, nil
+			return command.Result{}, false, nil
 		}
 		if err != nil {
-			return Result{}, false, err
+			return command.Result{}, false, err
 		}
 		if e, err = decodeDedupEntry(raw); err != nil {
-			return Result{}, false, fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, Abbreviate(idem), err)
+			return command.Result{}, false, fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, command.Abbreviate(idem), err)
 		}
 	}
 	if e.at < r.dedup.horizon {
-		return Result{}, false, nil // forgotten
+		return command.Result{}, false, nil // forgotten
 	}
 	return e.res, true, nil
 }
 
 // keepAnswer keeps res as the answer to the command with idempotency key
 // idem, proposed at at.
-func (r *replica) keepAnswer(b *storage.Batch, ab *applyBatch, idem []byte, at int64, res Result) error {
+func (r *replica) keepAnswer(b *storage.Batch, ab *applyBatch, idem []byte, at int64, res command.Result) error {
 	e := dedupEntry{at: at, res: res}
 	ab.dedup[string(idem)] = e
 	if err := b.Set(storage.DedupKey(r.desc.ID, idem), e.Encode()); err != nil {
@@ -246,7 +248,7 @@ func (r *replica) collectAnswers(s *Store, b *storage.Batch, ab *applyBatch) err
 		}
 		e, err := decodeDedupEntry(raw)
 		if err != nil {
-			return fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, Abbreviate(idem), err)
+			return fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, command.Abbreviate(idem), err)
 		}
 		if uint64(max(e.at, 0)) == at {
 			if err := b.Delete(key); err != nil {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -59,7 +61,7 @@ type replica struct {
 // request that happens to share its ID.
 type waiter struct {
 	data []byte
-	done func(Result)
+	done func(command.Result)
 }
 
 type confirmedRead struct {
@@ -95,8 +97,8 @@ func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
 // delivery is a result to hand a waiting client once the batch that
 // applied it is committed.
 type delivery struct {
-	to  func(Result)
-	res Result
+	to  func(command.Result)
+	res command.Result
 }
 
 // apply adds the effects of committed entries to b and returns the
@@ -115,7 +117,7 @@ func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEn
 			continue // applied before a restart; the log replays it
 		}
 		if e.Cmd != nil {
-			cmd, err := DecodeCommand(e.Cmd)
+			cmd, err := command.DecodeCommand(e.Cmd)
 			if err != nil {
 				return out, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.Index, err)
 			}
@@ -142,15 +144,15 @@ func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEn
 // disk failure, a corrupt entry); the client's errors are in the result.
 // A command whose idempotency key the range has answered already (within
 // its dedup horizon) applies nothing and answers as the first one did.
-func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *Command, ab *applyBatch) (Result, error) {
-	if cmd.Op == OpCatalog {
+func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *command.Command, ab *applyBatch) (command.Result, error) {
+	if cmd.Op == command.OpCatalog {
 		if r.desc.ID != catalog.MetaRangeID {
-			return Result{}, fmt.Errorf("%w: catalog command in range %d", codec.ErrCorrupt, r.desc.ID)
+			return command.Result{}, fmt.Errorf("%w: catalog command in range %d", codec.ErrCorrupt, r.desc.ID)
 		}
 		return s.applyCatalog(b, index, cmd, ab.data)
 	}
-	if err := r.advanceHorizon(b, cmd.horizon); err != nil {
-		return Result{}, err
+	if err := r.advanceHorizon(b, cmd.Horizon); err != nil {
+		return command.Result{}, err
 	}
 	if len(cmd.IdemKey) > 0 {
 		res, ok, err := r.keptAnswer(s, ab, cmd.IdemKey)
@@ -165,11 +167,11 @@ func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *Co
 	if err != nil || len(cmd.IdemKey) == 0 {
 		return res, err
 	}
-	return res, r.keepAnswer(b, ab, cmd.IdemKey, cmd.at, res)
+	return res, r.keepAnswer(b, ab, cmd.IdemKey, cmd.At, res)
 }
 
 // applyWrite applies a put, delete or compare-and-swap to the range's data.
-func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *Command, pending map[string]*value) (Result, error) {
+func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *command.Command, pending map[string]*command.Value) (command.Result, error) {
 	key := storage.DataKey(r.desc.ID, cmd.Key)
 	cur, ok := pending[string(key)]
 	if !ok {
@@ -177,11 +179,11 @@ func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *Comm
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 		case err != nil:
-			return Result{}, err
+			return command.Result{}, err
 		default:
-			v, err := DecodeValue(raw)
+			v, err := command.DecodeValue(raw)
 			if err != nil {
-				return Result{}, fmt.Errorf("kv: range %d key %q: %w", r.desc.ID, cmd.Key, err)
+				return command.Result{}, fmt.Errorf("kv: range %d key %q: %w", r.desc.ID, cmd.Key, err)
 			}
 			cur = &v
 		}
@@ -229,7 +231,7 @@ func (r *replica) failWaiters(err error) {
 	for _, id := range slices.Sorted(maps.Keys(r.waiters)) {
 		w := r.waiters[id]
 		delete(r.waiters, id)
-		w.done(Result{Err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)})
+		w.done(command.Result{Err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)})
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/metrics"
 
 	"github.com/quorumkv/quorumkv/kv/consensus"
@@ -362,7 +364,7 @@ func (s *Store) bootstrap() (uint64, error) {
 		replicas[i] = []catalog.ReplicaDescriptor{{NodeID: id, Zone: self.Zone, Weight: self.Weight}}
 	}
 	for _, op := range []catalog.CatalogOp{{AddNode: &self}, {Create: &def, Replicas: replicas}} {
-		cmd := Command{Op: OpCatalog, Value: catalog.MustJSON(op)}
+		cmd := command.Command{Op: command.OpCatalog, Value: catalog.MustJSON(op)}
 		ents = append(ents, raft.Entry{Term: hs.Term, Index: uint64(len(ents) + 1), Type: raft.EntryNormal, Data: cmd.Encode()})
 	}
 	hs.Commit = uint64(len(ents))
@@ -420,8 +422,8 @@ func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
 
 // loadCatalog reads meta's data into the catalog.
 func (s *Store) loadCatalog() error {
-	err := EachData(s.Db, catalog.MetaRangeID, nil, nil, func(key, raw []byte) (bool, error) {
-		v, err := DecodeValue(raw)
+	err := command.EachData(s.Db, catalog.MetaRangeID, nil, nil, func(key, raw []byte) (bool, error) {
+		v, err := command.DecodeValue(raw)
 		if err != nil {
 			return false, err
 		}
@@ -887,7 +889,7 @@ func (s *Store) applyReady(ab *RoundBatch, x readyReplica) ([]delivery, error) {
 // Meta's failures are the node's (isolate).
 func (s *Store) applyFailed(r *replica, ds []delivery, err error) error {
 	for _, d := range ds {
-		d.to(Result{Err: fmt.Errorf("%w: range %d could not apply its entries: %v", ErrOutcomeUnknown, r.desc.ID, err)})
+		d.to(command.Result{Err: fmt.Errorf("%w: range %d could not apply its entries: %v", ErrOutcomeUnknown, r.desc.ID, err)})
 	}
 	return s.isolate(r, consensus.NewRangeFault(consensus.FaultApply, err))
 }

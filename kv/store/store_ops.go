@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"github.com/quorumkv/quorumkv/kv/consensus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -38,17 +40,17 @@ func (s *Store) requestID() uint64 {
 // applied. Errors:
 //   - NotLeaderError, ErrUnavailable: nothing was proposed; retry is safe.
 //   - the context's error: the command may or may not be applied later.
-func (s *Store) Propose(ctx context.Context, rangeID uint64, cmd *Command) (Result, error) {
-	done := make(chan Result, 1) // startPropose calls back at most once
+func (s *Store) Propose(ctx context.Context, rangeID uint64, cmd *command.Command) (command.Result, error) {
+	done := make(chan command.Result, 1) // startPropose calls back at most once
 	var id uint64
 	var err error
 	if derr := s.Do(ctx, func() {
-		id, err = s.StartPropose(rangeID, cmd, func(res Result) { done <- res })
+		id, err = s.StartPropose(rangeID, cmd, func(res command.Result) { done <- res })
 	}); derr != nil {
-		return Result{}, derr
+		return command.Result{}, derr
 	}
 	if err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
 	select {
 	case res := <-done:
@@ -56,7 +58,7 @@ func (s *Store) Propose(ctx context.Context, rangeID uint64, cmd *Command) (Resu
 	case <-ctx.Done():
 		// The command is in the log and may still commit; stop waiting.
 		_ = s.Do(context.Background(), func() { s.ForgetProposal(rangeID, id) })
-		return Result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+		return command.Result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
 	}
 }
 
@@ -67,13 +69,13 @@ func (s *Store) Propose(ctx context.Context, rangeID uint64, cmd *Command) (Resu
 // forgetProposal is called before. An error means nothing was proposed
 // and done will not be called: NotLeaderError, ErrUnavailable (with
 // ErrNoReplicaHere). Loop only.
-func (s *Store) StartPropose(rangeID uint64, cmd *Command, done func(Result)) (uint64, error) {
+func (s *Store) StartPropose(rangeID uint64, cmd *command.Command, done func(command.Result)) (uint64, error) {
 	r, err := s.leaderReplica(rangeID)
 	if err != nil {
 		return 0, err
 	}
 	s.touch(r)
-	if s.Cfg.Canary.CasAtPropose && cmd.Op == OpCAS {
+	if s.Cfg.Canary.CasAtPropose && cmd.Op == command.OpCAS {
 		s.decideAtPropose(r, cmd)
 	}
 	cmd.Id = s.requestID()
@@ -90,17 +92,17 @@ func (s *Store) StartPropose(rangeID uint64, cmd *Command, done func(Result)) (u
 // decideAtPropose is the casAtPropose canary: it decides cmd against the
 // leader's applied data now, turning a swap whose condition holds into a
 // plain write.
-func (s *Store) decideAtPropose(r *replica, cmd *Command) {
-	var cur *value
+func (s *Store) decideAtPropose(r *replica, cmd *command.Command) {
+	var cur *command.Value
 	if raw, err := s.Db.Get(storage.DataKey(r.desc.ID, cmd.Key)); err == nil {
-		if v, err := DecodeValue(raw); err == nil {
+		if v, err := command.DecodeValue(raw); err == nil {
 			cur = &v
 		}
 	}
 	if _, res := cmd.Apply(r.desc.ID, 0, cur); res.Err == nil {
-		cmd.Op = OpPut
+		cmd.Op = command.OpPut
 		if cmd.Del {
-			cmd.Op = OpDelete
+			cmd.Op = command.OpDelete
 		}
 	}
 }
@@ -194,10 +196,10 @@ func (s *Store) StartRead(rangeID uint64, done func(error)) error {
 
 // applyCatalog applies a catalog command in meta, writing the catalog's
 // keys as meta's data (so they read back like any range's data).
-func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *Command, pending map[string]*value) (Result, error) {
+func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command.Command, pending map[string]*command.Value) (command.Result, error) {
 	var op catalog.CatalogOp
 	if err := json.Unmarshal(cmd.Value, &op); err != nil {
-		return Result{}, fmt.Errorf("%w: catalog command at %d: %v", codec.ErrCorrupt, index, err)
+		return command.Result{}, fmt.Errorf("%w: catalog command at %d: %v", codec.ErrCorrupt, index, err)
 	}
 	// Eventual ranges run no consensus group, so reconcile does not see
 	// them go: note the ones held here before the drop removes them.
@@ -211,7 +213,7 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *Command, pendi
 	}
 	writes, id, err := s.cat.Apply(&op)
 	if err != nil {
-		return Result{Version: index, Err: err}, nil // refused the same way everywhere
+		return command.Result{Version: index, Err: err}, nil // refused the same way everywhere
 	}
 	s.droppedEventual = append(s.droppedEventual, dropped...)
 	for _, w := range writes {
@@ -219,18 +221,18 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *Command, pendi
 		if w.Value == nil {
 			pending[string(key)] = nil
 			if err := b.Delete(key); err != nil {
-				return Result{}, err
+				return command.Result{}, err
 			}
 			continue
 		}
-		v := &value{Version: index, Data: w.Value}
+		v := &command.Value{Version: index, Data: w.Value}
 		pending[string(key)] = v
 		if err := b.Set(key, v.Encode()); err != nil {
-			return Result{}, err
+			return command.Result{}, err
 		}
 	}
 	s.catalogChanged = true
-	return Result{Version: index, Id: id}, nil
+	return command.Result{Version: index, Id: id}, nil
 }
 
 // Range snapshots: the replicated state of a range as of an applied index,
@@ -267,7 +269,7 @@ func (s *Store) RangeData(rangeID uint64) ([]byte, error) {
 		}
 		return nil
 	}
-	err := EachData(snap, rangeID, nil, nil, func(key, v []byte) (bool, error) {
+	err := command.EachData(snap, rangeID, nil, nil, func(key, v []byte) (bool, error) {
 		e.Byte(snapRecordData)
 		e.Bytes(key)
 		e.Bytes(v)
@@ -344,7 +346,7 @@ func decodeSnapshot(data []byte) ([]snapRecord, error) {
 			rec.key, rec.value = d.Bytes(), d.Bytes()
 			if d.Err == nil {
 				if _, err := decodeDedupEntry(rec.value); err != nil {
-					return nil, fmt.Errorf("dedup entry %q: %w", Abbreviate(rec.key), err)
+					return nil, fmt.Errorf("dedup entry %q: %w", command.Abbreviate(rec.key), err)
 				}
 			}
 		default:

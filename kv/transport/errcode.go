@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+
 	"connectrpc.com/connect"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -72,7 +74,7 @@ func ConnectCode(err error) connect.Code {
 		return connect.CodeNotFound
 	case errors.Is(err, catalog.ErrExists):
 		return connect.CodeAlreadyExists
-	case errors.Is(err, store.ErrConditionFailed), errors.Is(err, catalog.ErrNotEnoughNodes):
+	case errors.Is(err, command.ErrConditionFailed), errors.Is(err, catalog.ErrNotEnoughNodes):
 		return connect.CodeFailedPrecondition
 	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrStopped):
 		return connect.CodeUnavailable

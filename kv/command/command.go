@@ -1,4 +1,4 @@
-package store
+package command
 
 import (
 	"bytes"
@@ -59,7 +59,7 @@ type Command struct {
 	IdemKey []byte
 	// at and horizon are the proposer's time and dedup horizon, in Unix
 	// nanoseconds (see dedup.go); 0 in commands that predate them.
-	at, horizon int64
+	At, Horizon int64
 }
 
 // commandV2 is the version byte of commands with the fields added after
@@ -81,8 +81,8 @@ func (c *Command) Encode() []byte {
 		e.Bool(c.Del)
 	}
 	e.Bytes(c.IdemKey)
-	e.Uint(uint64(max(c.at, 0)))
-	e.Uint(uint64(max(c.horizon, 0)))
+	e.Uint(uint64(max(c.At, 0)))
+	e.Uint(uint64(max(c.Horizon, 0)))
 	return e.Buf
 }
 
@@ -110,8 +110,8 @@ func DecodeCommand(b []byte) (Command, error) {
 	}
 	if v == commandV2 {
 		c.IdemKey = d.Bytes()
-		c.at, c.horizon = int64(d.Uint()), int64(d.Uint())
-		if c.at < 0 || c.horizon < 0 {
+		c.At, c.Horizon = int64(d.Uint()), int64(d.Uint())
+		if c.At < 0 || c.Horizon < 0 {
 			d.Fail("dedup time")
 		}
 	}
@@ -139,12 +139,12 @@ func (c *Command) SetCondition(rangeID uint64, expect catalog.Expect) error {
 
 // value is a stored value and the version (Raft log index or Paxos slot)
 // that wrote it.
-type value struct {
+type Value struct {
 	Version uint64
 	Data    []byte
 }
 
-func (v value) Encode() []byte {
+func (v Value) Encode() []byte {
 	e := codec.Enc{Buf: make([]byte, 0, len(v.Data)+10)}
 	e.Byte(consensus.CodecV1)
 	e.Uint(v.Version)
@@ -152,14 +152,14 @@ func (v value) Encode() []byte {
 	return e.Buf
 }
 
-func DecodeValue(b []byte) (value, error) {
+func DecodeValue(b []byte) (Value, error) {
 	d := codec.Dec{Buf: b}
 	if d.Byte() != consensus.CodecV1 {
 		d.Fail("value version")
 	}
-	v := value{Version: d.Uint()}
+	v := Value{Version: d.Uint()}
 	if d.Err != nil {
-		return value{}, d.Err
+		return Value{}, d.Err
 	}
 	v.Data = d.Buf
 	return v, nil
@@ -181,11 +181,11 @@ type Result struct {
 // apply evaluates c against the key's current value (found says whether
 // it exists) at log index index, and returns the new value to store (nil
 // to delete, same pointer as cur to leave it) and the client's result.
-func (c *Command) Apply(rangeID, index uint64, cur *value) (next *value, res Result) {
+func (c *Command) Apply(rangeID, index uint64, cur *Value) (next *Value, res Result) {
 	res.Existed = cur != nil
 	switch c.Op {
 	case OpPut:
-		return &value{Version: index, Data: c.Value}, Result{Version: index, Existed: cur != nil}
+		return &Value{Version: index, Data: c.Value}, Result{Version: index, Existed: cur != nil}
 	case OpDelete:
 		return nil, Result{Version: index, Existed: cur != nil}
 	}
@@ -207,12 +207,12 @@ func (c *Command) Apply(rangeID, index uint64, cur *value) (next *value, res Res
 	if c.Del {
 		return nil, Result{Version: index, Existed: true}
 	}
-	return &value{Version: index, Data: c.Value}, Result{Version: index, Existed: cur != nil}
+	return &Value{Version: index, Data: c.Value}, Result{Version: index, Existed: cur != nil}
 }
 
 // conditionError says what the key held instead, so a client that lost
 // the flash sale learns who has the phone.
-func (c *Command) conditionError(rangeID uint64, cur *value) error {
+func (c *Command) conditionError(rangeID uint64, cur *Value) error {
 	var want string
 	switch c.Cond {
 	case CondAbsent:
