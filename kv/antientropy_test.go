@@ -24,7 +24,7 @@ func TestEventualAntiEntropy(t *testing.T) {
 	a, b := c.nodes[0], c.nodes[1]
 	write := func(n *Node, key string, value string, tombstone bool) wrn.Record {
 		t.Helper()
-		ts, err := n.Clock.Now()
+		ts, err := n.ev.Clock.Now()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,7 +32,7 @@ func TestEventualAntiEntropy(t *testing.T) {
 		if tombstone {
 			rec.Value = nil
 		}
-		if _, _, err := n.WriteLocalRecord(rangeID, []byte(key), rec); err != nil {
+		if _, _, err := n.ev.WriteLocalRecord(rangeID, []byte(key), rec); err != nil {
 			t.Fatal(err)
 		}
 		return rec
@@ -50,18 +50,18 @@ func TestEventualAntiEntropy(t *testing.T) {
 
 	r := a.store.Catalog().Ranges["ev"][0]
 	m := a.store.Cfg.Metrics
-	mismatches, err := a.AntiEntropyExchange(ctx, r, b.store.NodeID())
+	mismatches, err := a.ev.AntiEntropyExchange(ctx, r, b.store.NodeID())
 	if err != nil || mismatches == 0 {
 		t.Fatalf("first exchange: %d mismatching leaves, %v; want some", mismatches, err)
 	}
 	if got := metricValue(t, m.AntiEntropyMismatches); got != float64(mismatches) {
 		t.Fatalf("mismatches metric = %v, want %d", got, mismatches)
 	}
-	la, err := a.LocalMerkleLeaves(rangeID, eventual.AntiEntropyDepth)
+	la, err := a.ev.LocalMerkleLeaves(rangeID, eventual.AntiEntropyDepth)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb, err := b.LocalMerkleLeaves(rangeID, eventual.AntiEntropyDepth)
+	lb, err := b.ev.LocalMerkleLeaves(rangeID, eventual.AntiEntropyDepth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,20 +69,20 @@ func TestEventualAntiEntropy(t *testing.T) {
 		t.Fatal("trees still differ after one exchange")
 	}
 	for _, n := range []*Node{a, b} {
-		if rec, _ := n.Records.Read(rangeID, []byte("shared")); rec.Version != newer.Version || string(rec.Value) != "new" {
+		if rec, _ := n.ev.Records.Read(rangeID, []byte("shared")); rec.Version != newer.Version || string(rec.Value) != "new" {
 			t.Fatalf("node %d: shared = %+v, want the newer version", n.store.NodeID(), rec)
 		}
-		if rec, _ := n.Records.Read(rangeID, []byte("gone")); rec.Version != tomb.Version || !rec.Tombstone {
+		if rec, _ := n.ev.Records.Read(rangeID, []byte("gone")); rec.Version != tomb.Version || !rec.Tombstone {
 			t.Fatalf("node %d: gone = %+v, want the tombstone", n.store.NodeID(), rec)
 		}
-		if rec, _ := n.Records.Read(rangeID, []byte("only-b")); string(rec.Value) != "from b" {
+		if rec, _ := n.ev.Records.Read(rangeID, []byte("only-b")); string(rec.Value) != "from b" {
 			t.Fatalf("node %d: only-b = %+v", n.store.NodeID(), rec)
 		}
-		if rec, _ := n.Records.Read(rangeID, []byte("aZ")); string(rec.Value) != "from a" {
+		if rec, _ := n.ev.Records.Read(rangeID, []byte("aZ")); string(rec.Value) != "from a" {
 			t.Fatalf("node %d: aZ = %+v", n.store.NodeID(), rec)
 		}
 	}
-	if mismatches, err := b.AntiEntropyExchange(ctx, r, a.store.NodeID()); err != nil || mismatches != 0 {
+	if mismatches, err := b.ev.AntiEntropyExchange(ctx, r, a.store.NodeID()); err != nil || mismatches != 0 {
 		t.Fatalf("second exchange: %d mismatching leaves, %v; want none", mismatches, err)
 	}
 }
@@ -94,19 +94,19 @@ func TestEventualAntiEntropyLoop(t *testing.T) {
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
 	rangeID := c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 	a, cn := c.nodes[0], c.nodes[2]
-	ts, err := a.Clock.Now()
+	ts, err := a.ev.Clock.Now()
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := wrn.Record{Version: wrn.Version{Timestamp: ts, Node: a.store.NodeID()}, Value: []byte("v")}
-	if _, _, err := a.WriteLocalRecord(rangeID, []byte("k"), rec); err != nil {
+	if _, _, err := a.ev.WriteLocalRecord(rangeID, []byte("k"), rec); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range c.nodes {
-		n.StartAntiEntropy(5 * time.Millisecond)
+		n.ev.StartAntiEntropy(5 * time.Millisecond)
 	}
 	waitUntil(t, "c has k", func() bool {
-		got, _ := cn.Records.Read(rangeID, []byte("k"))
+		got, _ := cn.ev.Records.Read(rangeID, []byte("k"))
 		return string(got.Value) == "v"
 	})
 }

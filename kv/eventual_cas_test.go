@@ -82,7 +82,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 	// the one key): a majority accepted the sold value.
 	holders := 0
 	for _, n := range c.nodes {
-		n.Inflight.Wait()
+		n.ev.Inflight.Wait()
 		var st paxos.AcceptorState
 		raw, err := n.db.Get(storage.CASStateKey(rangeID, []byte("phone")))
 		if err == nil && st.Unmarshal(raw) == nil && !st.Accepted.IsZero() {

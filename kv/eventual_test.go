@@ -138,7 +138,7 @@ func (m *memRecords) replica(ctx context.Context, id, rangeID uint64) (*Node, er
 	if err != nil {
 		return nil, err
 	}
-	return n, n.AwaitEventualRange(ctx, rangeID)
+	return n, n.ev.AwaitEventualRange(ctx, rangeID)
 }
 
 func (m *memRecords) setDown(id uint64, down bool) {
@@ -161,7 +161,7 @@ func (m *memRecords) WriteRecord(ctx context.Context, to, rangeID uint64, key []
 	if err != nil {
 		return false, err
 	}
-	_, existed, err := n.WriteLocalRecord(rangeID, key, rec)
+	_, existed, err := n.ev.WriteLocalRecord(rangeID, key, rec)
 	return existed, err
 }
 
@@ -180,7 +180,7 @@ func (m *memRecords) ReadRecord(ctx context.Context, to, rangeID uint64, key []b
 			return wrn.Record{}, ctx.Err()
 		}
 	}
-	return n.ReadLocalRecord(rangeID, key)
+	return n.ev.ReadLocalRecord(rangeID, key)
 }
 
 func (m *memRecords) ScanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
@@ -188,7 +188,7 @@ func (m *memRecords) ScanRecords(ctx context.Context, to, rangeID uint64, prefix
 	if err != nil {
 		return nil, err
 	}
-	return n.ScanLocalRecords(rangeID, prefix, startAfter, limit)
+	return n.ev.ScanLocalRecords(rangeID, prefix, startAfter, limit)
 }
 
 func (m *memRecords) CASStep(ctx context.Context, to, rangeID uint64, key []byte, msg paxos.BasicMessage) (paxos.BasicMessage, error) {
@@ -196,7 +196,7 @@ func (m *memRecords) CASStep(ctx context.Context, to, rangeID uint64, key []byte
 	if err != nil {
 		return paxos.BasicMessage{}, err
 	}
-	return n.StepLocalCAS(rangeID, key, msg)
+	return n.ev.StepLocalCAS(rangeID, key, msg)
 }
 
 func (m *memRecords) MetaIndex(ctx context.Context, to uint64) (uint64, error) {
@@ -212,7 +212,7 @@ func (m *memRecords) MerkleLeaves(ctx context.Context, to, rangeID uint64, depth
 	if err != nil {
 		return nil, err
 	}
-	return n.LocalMerkleLeaves(rangeID, depth)
+	return n.ev.LocalMerkleLeaves(rangeID, depth)
 }
 
 func (m *memRecords) LeafRecords(ctx context.Context, to, rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
@@ -220,7 +220,7 @@ func (m *memRecords) LeafRecords(ctx context.Context, to, rangeID uint64, depth 
 	if err != nil {
 		return nil, false, err
 	}
-	return n.LocalLeafRecords(rangeID, depth, leaves, limit)
+	return n.ev.LocalLeafRecords(rangeID, depth, leaves, limit)
 }
 
 // Three nodes, N=3 W=2 R=2: with one replica down W=2 writes and R=2 reads
@@ -277,7 +277,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	if kv, err := nodes[1].Get(ctx, "ev", []byte("x")); err != nil || string(kv.Value) != "2" {
 		t.Fatalf("R=2 after the W=3 write of unknown outcome: %+v, %v", kv, err)
 	}
-	a.Inflight.Wait() // the hint for c is stored
+	a.ev.Inflight.Wait() // the hint for c is stored
 	recs.setCut(c, false)
 	recs.setDown(c, true)
 	if _, err := a.Delete(ctx, "ev", []byte("k0")); err != nil {
@@ -287,7 +287,7 @@ func TestEventualThreeNodes(t *testing.T) {
 	// Back up: c missed x and the delete of k0. An R=3 read sees it stale
 	// and repairs it.
 	// (Checked before c is up: once it is, a's hint replay may bring it x.)
-	if rec, _ := nodes[2].Records.Read(rangeID, []byte("x")); !rec.Version.IsZero() {
+	if rec, _ := nodes[2].ev.Records.Read(rangeID, []byte("x")); !rec.Version.IsZero() {
 		t.Fatalf("c holds x although it was down: %+v", rec)
 	}
 	recs.setDown(c, false)
@@ -298,10 +298,10 @@ func TestEventualThreeNodes(t *testing.T) {
 		t.Fatalf("R=3 of a deleted key: %v", err)
 	}
 	a.Close() // waits for the repairs
-	if rec, _ := nodes[2].Records.Read(rangeID, []byte("x")); string(rec.Value) != "2" {
+	if rec, _ := nodes[2].ev.Records.Read(rangeID, []byte("x")); string(rec.Value) != "2" {
 		t.Fatalf("read repair did not reach c: %+v", rec)
 	}
-	if rec, _ := nodes[2].Records.Read(rangeID, []byte("k0")); !rec.Tombstone {
+	if rec, _ := nodes[2].ev.Records.Read(rangeID, []byte("k0")); !rec.Tombstone {
 		t.Fatalf("read repair did not bring c the tombstone: %+v", rec)
 	}
 	kvs, _, err := nodes[2].Scan(ctx, "ev", []byte("k"), nil, 10)

@@ -63,7 +63,7 @@ func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		n.RecordPeers = recs
+		n.ev.RecordPeers = recs
 		t.Cleanup(n.Close)
 		tr.mu.Lock()
 		tr.stores[s.NodeID()] = s
@@ -142,7 +142,7 @@ func TestEventualHintedHandoff(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a.Inflight.Wait() // c got it: its send ended before c goes down
+	a.ev.Inflight.Wait() // c got it: its send ended before c goes down
 	c.setDown(2, true)
 	for i := range 5 {
 		if _, err := a.Put(ctx, "ev", fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
@@ -158,7 +158,7 @@ func TestEventualHintedHandoff(t *testing.T) {
 		t.Fatalf("W=3 with c down and no sloppy quorum: %v", err)
 	}
 	m := a.store.Cfg.Metrics
-	a.Inflight.Wait() // the hints are stored by the senders
+	a.ev.Inflight.Wait() // the hints are stored by the senders
 	if got := metricValue(t, m.HintsQueued); got != 6 {
 		t.Fatalf("hints queued = %v, want 6", got)
 	}
@@ -202,12 +202,12 @@ func TestEventualSloppyQuorum(t *testing.T) {
 	if _, err := a.Put(ctx, "sl", []byte("k"), []byte("v")); err != nil {
 		t.Fatalf("sloppy W=3 with one replica down: %v", err)
 	}
-	if rec, _ := cn.Records.Read(rangeID, []byte("k")); !rec.Version.IsZero() {
+	if rec, _ := cn.ev.Records.Read(rangeID, []byte("k")); !rec.Version.IsZero() {
 		t.Fatalf("c holds k although it was down: %+v", rec)
 	}
 	c.setDown(2, false)
 	waitUntil(t, "hint delivered to c", func() bool {
-		rec, _ := cn.Records.Read(rangeID, []byte("k"))
+		rec, _ := cn.ev.Records.Read(rangeID, []byte("k"))
 		return string(rec.Value) == "v"
 	})
 }
@@ -235,7 +235,7 @@ func TestEventualHintBounds(t *testing.T) {
 			t.Fatalf("W=2 with c down: %v", err)
 		}
 	}
-	a.Inflight.Wait()
+	a.ev.Inflight.Wait()
 	if q, d, p := metricValue(t, m.HintsQueued), metricValue(t, m.HintsDropped.WithLabelValues("full")),
 		metricValue(t, m.HintsPending); q != 3 || d != 2 || p != 3 {
 		t.Fatalf("hints queued %v, dropped (full) %v, pending %v; want 3, 2, 3", q, d, p)
@@ -250,7 +250,7 @@ func TestEventualHintBounds(t *testing.T) {
 	if got := metricValue(t, m.HintsDelivered); got != 0 {
 		t.Fatalf("hints delivered after expiry = %v, want 0", got)
 	}
-	if rec, _ := cn.Records.Read(rangeID, []byte("k0")); !rec.Version.IsZero() {
+	if rec, _ := cn.ev.Records.Read(rangeID, []byte("k0")); !rec.Version.IsZero() {
 		t.Fatalf("an expired hint reached c: %+v", rec)
 	}
 }

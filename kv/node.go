@@ -43,8 +43,8 @@ type Node struct {
 	gossip func() []Member
 	peers  *transport.Peers
 
-	// Coordinator runs the eventual keyspaces (coordinator.go).
-	*eventual.Coordinator
+	// ev coordinates the eventual keyspaces' requests (kv/eventual).
+	ev *eventual.Coordinator
 }
 
 // NodeConfig configures a Node.
@@ -124,7 +124,7 @@ func NewNode(store *store.Store, cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Loops.Every(n.Hints.Interval, n.ReplayHints)
+	n.ev.Loops.Every(n.ev.Hints.Interval, n.ev.ReplayHints)
 	return n, nil
 }
 
@@ -159,7 +159,7 @@ func newNode(store *store.Store, cfg NodeConfig, net eventual.ReplicaNet) (*Node
 	if err != nil {
 		return nil, err
 	}
-	n.Coordinator = c
+	n.ev = c
 	return n, nil
 }
 
@@ -312,7 +312,7 @@ func (n *Node) catalogBarrier(ctx context.Context) error {
 	if nl.Leader == 0 {
 		return fmt.Errorf("%w: meta has no leader now", store.ErrUnavailable)
 	}
-	index, err := n.RecordPeers.MetaIndex(ctx, nl.Leader)
+	index, err := n.ev.RecordPeers.MetaIndex(ctx, nl.Leader)
 	if err != nil {
 		return fmt.Errorf("meta's leader, node %d: %w", nl.Leader, err)
 	}
@@ -367,8 +367,8 @@ func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, 
 	if err := n.AwaitKeyspace(ctx, keyspace); err != nil {
 		return "", err
 	}
-	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
-		v, _, err := n.Write(ctx, ks, r, key, wrn.Record{Value: value}, opts.Quorum)
+	if ks, r, err := n.ev.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
+		v, _, err := n.ev.Write(ctx, ks, r, key, wrn.Record{Value: value}, opts.Quorum)
 		return eventual.FormatRecordVersion(v), err
 	}
 	r, err := n.Route(keyspace, key)
@@ -401,14 +401,14 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 	if err := n.AwaitKeyspace(ctx, keyspace); err != nil {
 		return false, err
 	}
-	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
+	if ks, r, err := n.ev.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		if expect != nil {
 			// A compare-and-swap to a tombstone (eventual_cas.go): it
 			// existed, since every condition a delete takes needs it to.
-			_, err := n.CAS(ctx, ks, r, key, *expect, wrn.Record{Tombstone: true}, opts)
+			_, err := n.ev.CAS(ctx, ks, r, key, *expect, wrn.Record{Tombstone: true}, opts)
 			return err == nil, err
 		}
-		_, existed, err := n.Write(ctx, ks, r, key, wrn.Record{Tombstone: true}, opts.Quorum)
+		_, existed, err := n.ev.Write(ctx, ks, r, key, wrn.Record{Tombstone: true}, opts.Quorum)
 		return existed, err
 	}
 	r, err := n.Route(keyspace, key)
@@ -446,11 +446,11 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 	if err := n.AwaitKeyspace(ctx, keyspace); err != nil {
 		return "", err
 	}
-	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
+	if ks, r, err := n.ev.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		// Basic Paxos per key over its replicas (eventual_cas.go). Plain
 		// writes of a key also written by compare-and-swap forfeit the
 		// guarantee.
-		return n.CAS(ctx, ks, r, key, expect, wrn.Record{Value: value}, opts)
+		return n.ev.CAS(ctx, ks, r, key, expect, wrn.Record{Value: value}, opts)
 	}
 	r, err := n.Route(keyspace, key)
 	if err != nil {
@@ -479,8 +479,8 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 	if err := n.AwaitKeyspace(ctx, keyspace); err != nil {
 		return catalog.KeyValue{}, err
 	}
-	if ks, r, err := n.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
-		rec, err := n.Read(ctx, ks, r, key, q)
+	if ks, r, err := n.ev.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
+		rec, err := n.ev.Read(ctx, ks, r, key, q)
 		if err != nil {
 			return catalog.KeyValue{}, err
 		}
@@ -531,7 +531,7 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	case !ok:
 		return nil, false, fmt.Errorf("%w: %q", catalog.ErrNoKeyspace, keyspace)
 	case ks.Mode == catalog.ModeEventual:
-		return n.ScanKeyspace(ctx, ks, prefix, startAfter, limit)
+		return n.ev.ScanKeyspace(ctx, ks, prefix, startAfter, limit)
 	case !Served(ks.Mode):
 		return nil, false, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", catalog.ErrNotServed, keyspace, ks.Mode)
 	}
@@ -698,4 +698,9 @@ func (n *Node) candidates() []catalog.Candidate {
 // eventual writes and reads that outlived their request, each bounded by
 // the replica timeout). Close the store after. It may be called more than
 // once.
-func (n *Node) Close() { n.Coordinator.Close() }
+func (n *Node) Close() { n.ev.Close() }
+
+// StartAntiEntropy starts the node's anti-entropy loop: one round every
+// interval (0 means eventual.DefaultAntiEntropyInterval), visiting its
+// eventual ranges in turn. Close stops it.
+func (n *Node) StartAntiEntropy(interval time.Duration) { n.ev.StartAntiEntropy(interval) }

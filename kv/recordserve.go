@@ -121,10 +121,10 @@ func (p *peerServer) answerRecordCall(ctx context.Context, c *peerv1.RecordCall)
 }
 
 func (p *peerServer) MerkleLeaves(ctx context.Context, req *connect.Request[peerv1.MerkleLeavesRequest]) (*connect.Response[peerv1.MerkleLeavesResponse], error) {
-	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.ev.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, transport.ToConnect(err)
 	}
-	leaves, err := p.node.LocalMerkleLeaves(req.Msg.RangeId, int(req.Msg.Depth))
+	leaves, err := p.node.ev.LocalMerkleLeaves(req.Msg.RangeId, int(req.Msg.Depth))
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
@@ -132,7 +132,7 @@ func (p *peerServer) MerkleLeaves(ctx context.Context, req *connect.Request[peer
 }
 
 func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv1.LeafRecordsRequest]) (*connect.Response[peerv1.LeafRecordsResponse], error) {
-	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.ev.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
@@ -140,7 +140,7 @@ func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv
 	if limit <= 0 || limit > p.node.limits.MaxScanKeys {
 		limit = p.node.limits.MaxScanKeys
 	}
-	recs, truncated, err := p.node.LocalLeafRecords(m.RangeId, int(m.Depth), m.Leaves, limit)
+	recs, truncated, err := p.node.ev.LocalLeafRecords(m.RangeId, int(m.Depth), m.Leaves, limit)
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
@@ -152,11 +152,11 @@ func (p *peerServer) LeafRecords(ctx context.Context, req *connect.Request[peerv
 }
 
 func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv1.WriteRecordRequest]) (*connect.Response[peerv1.WriteRecordResponse], error) {
-	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.ev.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
-	applied, existed, err := p.node.WriteLocalRecord(m.RangeId, m.Key, transport.RecordFromProto(m.Record))
+	applied, existed, err := p.node.ev.WriteLocalRecord(m.RangeId, m.Key, transport.RecordFromProto(m.Record))
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
@@ -164,10 +164,10 @@ func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv
 }
 
 func (p *peerServer) ReadRecord(ctx context.Context, req *connect.Request[peerv1.ReadRecordRequest]) (*connect.Response[peerv1.ReadRecordResponse], error) {
-	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.ev.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, transport.ToConnect(err)
 	}
-	rec, err := p.node.ReadLocalRecord(req.Msg.RangeId, req.Msg.Key)
+	rec, err := p.node.ev.ReadLocalRecord(req.Msg.RangeId, req.Msg.Key)
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
@@ -175,7 +175,7 @@ func (p *peerServer) ReadRecord(ctx context.Context, req *connect.Request[peerv1
 }
 
 func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv1.ScanRecordsRequest]) (*connect.Response[peerv1.ScanRecordsResponse], error) {
-	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.ev.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
@@ -183,7 +183,7 @@ func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv
 	if limit <= 0 || limit > p.node.limits.MaxScanKeys+1 {
 		limit = p.node.limits.MaxScanKeys + 1
 	}
-	recs, err := p.node.ScanLocalRecords(m.RangeId, m.Prefix, m.StartAfter, limit)
+	recs, err := p.node.ev.ScanLocalRecords(m.RangeId, m.Prefix, m.StartAfter, limit)
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}
@@ -195,11 +195,11 @@ func (p *peerServer) ScanRecords(ctx context.Context, req *connect.Request[peerv
 }
 
 func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1.CasPrepareRequest]) (*connect.Response[peerv1.CasPrepareResponse], error) {
-	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.ev.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
-	rm, err := p.node.StepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicPrepare, From: m.From,
+	rm, err := p.node.ev.StepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicPrepare, From: m.From,
 		Ballot: transport.BallotFromProto(m.Ballot)})
 	if err != nil {
 		return nil, transport.ToConnect(err)
@@ -209,11 +209,11 @@ func (p *peerServer) CasPrepare(ctx context.Context, req *connect.Request[peerv1
 }
 
 func (p *peerServer) CasAccept(ctx context.Context, req *connect.Request[peerv1.CasAcceptRequest]) (*connect.Response[peerv1.CasAcceptResponse], error) {
-	if err := p.node.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+	if err := p.node.ev.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
 		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
-	rm, err := p.node.StepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicAccept, From: m.From,
+	rm, err := p.node.ev.StepLocalCAS(m.RangeId, m.Key, paxos.BasicMessage{Type: paxos.BasicAccept, From: m.From,
 		Ballot: transport.BallotFromProto(m.Ballot), Value: m.Value})
 	if err != nil {
 		return nil, transport.ToConnect(err)

@@ -155,7 +155,7 @@ func TestRecordStreamFallsBackToUnary(t *testing.T) {
 			t.Fatalf("call %d to a node without Records: %v", i, err)
 		}
 	}
-	if rec, err := n.ReadLocalRecord(rangeID, []byte("k")); err != nil || !rec.Version.IsZero() {
+	if rec, err := n.ev.ReadLocalRecord(rangeID, []byte("k")); err != nil || !rec.Version.IsZero() {
 		t.Fatalf("the refused call ran: %+v, %v", rec, err)
 	}
 }

@@ -62,7 +62,7 @@ func (h *evHarness) node(id uint64) *Node {
 
 func (h *evHarness) lookup(id uint64, key string) (catalog.KeyspaceDescriptor, *catalog.RangeDescriptor) {
 	h.t.Helper()
-	ks, rd, err := h.node(id).Lookup(h.ks, []byte(key))
+	ks, rd, err := h.node(id).ev.Lookup(h.ks, []byte(key))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func (h *evHarness) wait(what string, done *bool) {
 func (h *evHarness) write(id uint64, key string, rec wrn.Record, q catalog.QuorumOverride) (wrn.Version, error) {
 	h.t.Helper()
 	ks, rd := h.lookup(id, key)
-	w, err := h.node(id).NewEventualWrite(ks, rd, []byte(key), rec, q)
+	w, err := h.node(id).ev.NewEventualWrite(ks, rd, []byte(key), rec, q)
 	if err != nil {
 		return wrn.Version{}, err
 	}
@@ -99,7 +99,7 @@ func (h *evHarness) put(id uint64, key, value string) (wrn.Version, error) {
 func (h *evHarness) get(id uint64, key string, r int) (wrn.Record, error) {
 	h.t.Helper()
 	ks, rd := h.lookup(id, key)
-	op, err := h.node(id).NewEventualRead(ks, rd, []byte(key), catalog.QuorumOverride{R: r})
+	op, err := h.node(id).ev.NewEventualRead(ks, rd, []byte(key), catalog.QuorumOverride{R: r})
 	if err != nil {
 		return wrn.Record{}, err
 	}
@@ -115,7 +115,7 @@ func (h *evHarness) get(id uint64, key string, r int) (wrn.Record, error) {
 func (h *evHarness) cas(id uint64, key string, expect catalog.Expect, rec wrn.Record, idem string) (string, error) {
 	h.t.Helper()
 	ks, rd := h.lookup(id, key)
-	op, err := h.node(id).NewCASOp(ks, rd, []byte(key), expect, rec, []byte(idem))
+	op, err := h.node(id).ev.NewCASOp(ks, rd, []byte(key), expect, rec, []byte(idem))
 	if err != nil {
 		return "", err
 	}
@@ -135,7 +135,7 @@ func (h *evHarness) swap(id uint64, key string, expect catalog.Expect, value, id
 func (h *evHarness) record(id uint64, key string) wrn.Record {
 	h.t.Helper()
 	_, rd := h.lookup(h.c.ids[0], key)
-	rec, err := h.node(id).Records.Read(rd.ID, []byte(key))
+	rec, err := h.node(id).ev.Records.Read(rd.ID, []byte(key))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func (h *evHarness) record(id uint64, key string) wrn.Record {
 func (h *evHarness) accepted(id uint64, key string) paxos.AcceptorState {
 	h.t.Helper()
 	_, rd := h.lookup(h.c.ids[0], key)
-	st, err := h.node(id).Records.AcceptorState(rd.ID, []byte(key))
+	st, err := h.node(id).ev.Records.AcceptorState(rd.ID, []byte(key))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestSimEventualCASOneReplicaCutOff(t *testing.T) {
 		done := [2]bool{}
 		for i, id := range []uint64{1, 2} {
 			ks, rd := h.lookup(id, key)
-			op, err := h.node(id).NewCASOp(ks, rd, []byte(key), catalog.Expect{Absent: true}, wrn.Record{Value: fmt.Appendf(nil, "%d", i)}, nil)
+			op, err := h.node(id).ev.NewCASOp(ks, rd, []byte(key), catalog.Expect{Absent: true}, wrn.Record{Value: fmt.Appendf(nil, "%d", i)}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -320,7 +320,7 @@ func testCASVersionChain(t *testing.T, nclients int) {
 		n1 := h.node(1)
 		var step func(cl *client)
 		read := func(cl *client) {
-			op, err := n1.NewEventualRead(ks, rd, []byte(key), catalog.QuorumOverride{})
+			op, err := n1.ev.NewEventualRead(ks, rd, []byte(key), catalog.QuorumOverride{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -353,7 +353,7 @@ func testCASVersionChain(t *testing.T, nclients int) {
 			var attempt func()
 			attempt = func() {
 				tries++
-				op, err := n1.NewCASOp(ks, rd, []byte(key), expect, wrn.Record{Value: []byte(value)}, []byte(value))
+				op, err := n1.ev.NewCASOp(ks, rd, []byte(key), expect, wrn.Record{Value: []byte(value)}, []byte(value))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -538,7 +538,7 @@ func (ev *simEv) serve(n *simNode, from sim.NodeID, req simEvRequest) {
 	}
 	fail := func(err error) { reply(simEvReply{Answer: answerOf(err), Err: err.Error()}) }
 	key := []byte(req.In.key)
-	ks, rd, err := n.node.Lookup(ev.shape.ks.Name, key)
+	ks, rd, err := n.node.ev.Lookup(ev.shape.ks.Name, key)
 	if err != nil {
 		fail(err)
 		return
@@ -551,7 +551,7 @@ func (ev *simEv) serve(n *simNode, from sim.NodeID, req simEvRequest) {
 			rec = wrn.Record{Tombstone: true}
 		}
 		write := func() {
-			w, err := n.node.NewEventualWrite(ks, rd, key, rec, ev.shape.q)
+			w, err := n.node.ev.NewEventualWrite(ks, rd, key, rec, ev.shape.q)
 			if err != nil {
 				fail(err)
 				return
@@ -573,7 +573,7 @@ func (ev *simEv) serve(n *simNode, from sim.NodeID, req simEvRequest) {
 		// on this node, whose clock then stamps the tombstone past the
 		// swaps' versions (a blind delete may order before a swap that
 		// returned before it, by up to the clocks' offset).
-		r, err := n.node.NewEventualRead(ks, rd, key, catalog.QuorumOverride{})
+		r, err := n.node.ev.NewEventualRead(ks, rd, key, catalog.QuorumOverride{})
 		if err != nil {
 			fail(err)
 			return
@@ -586,7 +586,7 @@ func (ev *simEv) serve(n *simNode, from sim.NodeID, req simEvRequest) {
 			write()
 		})
 	case evGet:
-		r, err := n.node.NewEventualRead(ks, rd, key, ev.shape.q)
+		r, err := n.node.ev.NewEventualRead(ks, rd, key, ev.shape.q)
 		if err != nil {
 			fail(err)
 			return
@@ -604,7 +604,7 @@ func (ev *simEv) serve(n *simNode, from sim.NodeID, req simEvRequest) {
 		if req.In.kind == evDelIf {
 			rec = wrn.Record{Tombstone: true}
 		}
-		cas, err := n.node.NewCASOp(ks, rd, key, req.In.expect, rec, []byte(req.Idem))
+		cas, err := n.node.ev.NewCASOp(ks, rd, key, req.In.expect, rec, []byte(req.Idem))
 		if err != nil {
 			fail(err)
 			return
@@ -925,7 +925,7 @@ func (ev *simEv) converged() bool {
 			if n == nil {
 				return false
 			}
-			recs, err := n.node.Records.Scan(rd.ID, nil, nil, 1<<20)
+			recs, err := n.node.ev.Records.Scan(rd.ID, nil, nil, 1<<20)
 			if err != nil {
 				c.t.Fatal(err)
 			}
@@ -957,7 +957,7 @@ func (ev *simEv) describe() string {
 				fmt.Fprintf(&b, "range %d node %d: down\n", rd.ID, rep.NodeID)
 				continue
 			}
-			recs, _ := n.node.Records.Scan(rd.ID, nil, nil, 1<<20)
+			recs, _ := n.node.ev.Records.Scan(rd.ID, nil, nil, 1<<20)
 			fmt.Fprintf(&b, "range %d node %d:", rd.ID, rep.NodeID)
 			for _, kr := range recs {
 				fmt.Fprintf(&b, " %s=%s", kr.Key, describeRecord(kr.Record))
@@ -982,11 +982,11 @@ func describeRecord(r wrn.Record) string {
 func (ev *simEv) finalRecord(key string) wrn.Record {
 	c := ev.c
 	k := []byte(key)
-	_, rd, err := c.node(c.ids[0]).node.Lookup(ev.shape.ks.Name, k)
+	_, rd, err := c.node(c.ids[0]).node.ev.Lookup(ev.shape.ks.Name, k)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	rec, err := c.node(rd.Replicas[0].NodeID).node.Records.Read(rd.ID, k)
+	rec, err := c.node(rd.Replicas[0].NodeID).node.ev.Records.Read(rd.ID, k)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -1180,7 +1180,7 @@ func (ev *simEv) probe() bool {
 	n := c.node(c.ids[0])
 	for _, key := range simCASKeys {
 		k := []byte(key)
-		ks, rd, err := n.node.Lookup(ev.shape.ks.Name, k)
+		ks, rd, err := n.node.ev.Lookup(ev.shape.ks.Name, k)
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -1188,7 +1188,7 @@ func (ev *simEv) probe() bool {
 		var dec eventual.CASDecision
 		// The network still loses messages: Unavailable is retried.
 		for try := 0; ; try++ {
-			op, err := n.node.NewCASOp(ks, rd, k, catalog.Expect{Version: "probe"}, wrn.Record{Value: []byte("probe")}, nil)
+			op, err := n.node.ev.NewCASOp(ks, rd, k, catalog.Expect{Version: "probe"}, wrn.Record{Value: []byte("probe")}, nil)
 			if err != nil {
 				ev.failf("probe of %s: %v", key, err)
 				return false
@@ -1410,13 +1410,13 @@ func TestSimEventualTombstonePurge(t *testing.T) {
 	c := newSimClusterWith(t, 1, 3, []catalog.KeyspaceDescriptor{evKeyspace(3, 2, 2)})
 	key := []byte("k")
 	n1 := c.node(1)
-	ks, rd, err := n1.node.Lookup("ev", key)
+	ks, rd, err := n1.node.ev.Lookup("ev", key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	write := func(rec wrn.Record) {
 		t.Helper()
-		w, err := n1.node.NewEventualWrite(ks, rd, key, rec, catalog.QuorumOverride{})
+		w, err := n1.node.ev.NewEventualWrite(ks, rd, key, rec, catalog.QuorumOverride{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1428,7 +1428,7 @@ func TestSimEventualTombstonePurge(t *testing.T) {
 		}
 	}
 	records := func(id uint64) wrn.Record {
-		rec, err := c.node(id).node.Records.Read(rd.ID, key)
+		rec, err := c.node(id).node.ev.Records.Read(rd.ID, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1459,7 +1459,7 @@ func TestSimEventualTombstonePurge(t *testing.T) {
 	c.require("node 3 to get the tombstone, and then every replica to purge it", 10*time.Second, func() bool {
 		return records(1).Version.IsZero() && records(2).Version.IsZero() && records(3).Version.IsZero()
 	})
-	r, err := n1.node.NewEventualRead(ks, rd, key, catalog.QuorumOverride{R: 3})
+	r, err := n1.node.ev.NewEventualRead(ks, rd, key, catalog.QuorumOverride{R: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -599,8 +599,8 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		n.round()
 	})
 	// The loops kvd runs on goroutines (NewNode, StartAntiEntropy).
-	env.Every(simHintReplayInterval, n.node.ReplayHints)
-	env.Every(simAntiEntropyInterval, n.node.AntiEntropyStep)
+	env.Every(simHintReplayInterval, n.node.ev.ReplayHints)
+	env.Every(simAntiEntropyInterval, n.node.ev.AntiEntropyStep)
 	return n
 }
 
@@ -864,7 +864,7 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 			return
 		}
 		n.served[m.ID] = true
-		n.env.Send(from, simReplicaAnswer{ID: m.ID, Answer: n.node.ServeReplica(m.Req)})
+		n.env.Send(from, simReplicaAnswer{ID: m.ID, Answer: n.node.ev.ServeReplica(m.Req)})
 	case simReplicaAnswer:
 		n.net.answer(m.ID, m.Answer)
 	case simEvRequest:
@@ -1047,7 +1047,7 @@ func (s *simReplicaNet) Call(to uint64, req eventual.ReplicaRequest, done func(e
 	}
 	switch {
 	case to == n.id:
-		n.env.After(0, func() { s.answer(id, n.node.ServeReplica(req)) })
+		n.env.After(0, func() { s.answer(id, n.node.ev.ServeReplica(req)) })
 	case n.c.added[to]:
 		n.env.Send(sim.NodeID(to), simReplicaCall{ID: id, Req: req})
 	}

@@ -27,7 +27,7 @@ func TestEventualStalenessMeasured(t *testing.T) {
 	c.recs.mu.Unlock()
 	m := cn.store.Cfg.Metrics
 	counts := func(ks string) (reads, stale float64) {
-		cn.Inflight.Wait() // the late answers are in
+		cn.ev.Inflight.Wait() // the late answers are in
 		return metricValue(t, m.WRNReads.WithLabelValues(ks)), metricValue(t, m.WRNStaleReads.WithLabelValues(ks))
 	}
 
@@ -40,7 +40,7 @@ func TestEventualStalenessMeasured(t *testing.T) {
 				t.Fatalf("%s: put with c down: %v", ks, err)
 			}
 		}
-		a.Inflight.Wait()
+		a.ev.Inflight.Wait()
 		c.setDown(2, false)
 	}
 
