@@ -49,7 +49,7 @@ func TestEventualAntiEntropy(t *testing.T) {
 	tomb := write(a, "gone", "", true)
 
 	r := a.store.Catalog().Ranges["ev"][0]
-	m := a.store.Cfg.Metrics
+	m := a.store.Config.Metrics
 	mismatches, err := a.ev.AntiEntropyExchange(ctx, r, b.store.NodeID())
 	if err != nil || mismatches == 0 {
 		t.Fatalf("first exchange: %d mismatching leaves, %v; want some", mismatches, err)

@@ -73,7 +73,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 	// the compare-and-swaps' own reads.
 	reads := 0.0
 	for _, n := range c.nodes {
-		reads += metricValue(t, n.store.Cfg.Metrics.WRNReads.WithLabelValues("shop"))
+		reads += metricValue(t, n.store.Config.Metrics.WRNReads.WithLabelValues("shop"))
 	}
 	if reads != 1 {
 		t.Fatalf("quorumkv_wrn_reads_total counted %v reads, want the 1 Get", reads)

@@ -157,7 +157,7 @@ func TestEventualHintedHandoff(t *testing.T) {
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "hears from 2 of 3 replicas") {
 		t.Fatalf("W=3 with c down and no sloppy quorum: %v", err)
 	}
-	m := a.store.Cfg.Metrics
+	m := a.store.Config.Metrics
 	a.ev.Inflight.Wait() // the hints are stored by the senders
 	if got := metricValue(t, m.HintsQueued); got != 6 {
 		t.Fatalf("hints queued = %v, want 6", got)
@@ -228,7 +228,7 @@ func TestEventualHintBounds(t *testing.T) {
 	})
 	rangeID := c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1})
 	a, cn := c.nodes[0], c.nodes[2]
-	m := a.store.Cfg.Metrics
+	m := a.store.Config.Metrics
 	c.setDown(2, true)
 	for i := range 5 {
 		if _, err := a.Put(ctx, "ev", fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {

@@ -147,7 +147,7 @@ func newNode(store *store.Store, cfg NodeConfig, net eventual.ReplicaNet) (*Node
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = transport.H2CClient()
 	}
-	n := &Node{store: store, db: store.Db, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
+	n := &Node{store: store, db: store.DB, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
 		alive: cfg.Alive, gossip: cfg.Members, peers: transport.NewPeers(cfg.HTTPClient)}
 	c, err := eventual.New(store, eventual.Config{
 		Limits: cfg.Limits, Alive: cfg.Alive, Peers: n.peers, CatchUpCatalog: n.catchUpCatalog,

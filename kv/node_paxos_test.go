@@ -153,7 +153,7 @@ func TestSingleNodePaxos(t *testing.T) {
 func testutilCounter(t *testing.T, n *Node, protocol string) float64 {
 	t.Helper()
 	var m dto.Metric
-	if err := n.Store().Cfg.Metrics.Proposals.WithLabelValues(protocol).Write(&m); err != nil {
+	if err := n.Store().Config.Metrics.Proposals.WithLabelValues(protocol).Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()

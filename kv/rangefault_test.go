@@ -61,7 +61,7 @@ func TestSimRaftSnapshotOverLimit(t *testing.T) {
 		c.require("the leader to report the snapshot it cannot build", 5*time.Second, func() bool {
 			return strings.Contains(leader.store.RangeStatusesOnLoop()[rd.ID].Error, "MaxSnapshotBytes")
 		})
-		if got := counterValue(t, leader.store.Cfg.Metrics.RangeFaults.WithLabelValues(string(consensus.FaultSnapshot))); got == 0 {
+		if got := counterValue(t, leader.store.Config.Metrics.RangeFaults.WithLabelValues(string(consensus.FaultSnapshot))); got == 0 {
 			t.Error("quorumkv_range_faults_total{kind=snapshot} did not count the fault")
 		}
 		if st := leader.store.RangeStatusesOnLoop()[rd.ID]; st.State != consensus.RoleLeader.String() {
@@ -167,7 +167,7 @@ func TestSimPaxosRangeOverSnapshotLimit(t *testing.T) {
 		if st.State != store.StateFailed || !strings.Contains(st.Error, "compact failed") || st.Applied == 0 {
 			t.Errorf("status of the failed range: %+v", st)
 		}
-		if got := gaugeValue(t, leader.store.Cfg.Metrics.RangesFailed); got != 1 {
+		if got := gaugeValue(t, leader.store.Config.Metrics.RangesFailed); got != 1 {
 			t.Errorf("quorumkv_ranges_failed = %v, want 1", got)
 		}
 		_, err := leader.store.StartPropose(rd.ID, &command.Command{Op: command.OpPut, Key: []byte("k"), Value: []byte("v")}, func(command.Result) {})
@@ -356,7 +356,7 @@ func applyFaultScenario(t *testing.T, k store.FaultCanaries) (violations []strin
 	if !dropped || s.Failed[b] != nil || len(s.RangeStatusesOnLoop()) != 1 {
 		violate("after the keyspace was dropped (%v), range B is still kept: %+v", dropped, s.Failed[b])
 	}
-	if got := gaugeValue(t, s.Cfg.Metrics.RangesFailed); got != 0 {
+	if got := gaugeValue(t, s.Config.Metrics.RangesFailed); got != 0 {
 		violate("quorumkv_ranges_failed = %v after the failed range left", got)
 	}
 	for _, key := range []string{"a", "e"} {
@@ -397,7 +397,7 @@ func TestSnapshotFaultBackoff(t *testing.T) {
 // restarted later gets the default).
 func (c *simCluster) setSnapshotLimit(limit int) {
 	for _, id := range c.ids {
-		c.node(id).store.Cfg.MaxSnapshotBytes = limit
+		c.node(id).store.Config.MaxSnapshotBytes = limit
 	}
 }
 
@@ -519,7 +519,7 @@ func TestRoundBatchCommitsWhenFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	s := &store.Store{Db: db}
+	s := &store.Store{DB: db}
 	ab := &store.RoundBatch{S: s, B: db.NewBatch()}
 	defer func() { ab.B.Close() }()
 	for _, key := range []string{"a", "b", "c"} {

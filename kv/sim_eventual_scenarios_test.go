@@ -473,7 +473,7 @@ func TestSimEventualDeleteStaysDeleted(t *testing.T) {
 func TestSimEventualClockOffset(t *testing.T) {
 	h := newEvHarness(t, 1, 3, evKeyspace(3, 2, 2))
 	metric := func(id uint64, by string) float64 {
-		return metricValue(t, h.node(id).store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues(by))
+		return metricValue(t, h.node(id).store.Config.Metrics.ClockOffsetRefusals.WithLabelValues(by))
 	}
 	if _, err := h.put(1, "plain", "before"); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ func TestEventualStalenessMeasured(t *testing.T) {
 	c.recs.mu.Lock()
 	c.recs.readDelay = 20 * time.Millisecond // c's own replica answers first
 	c.recs.mu.Unlock()
-	m := cn.store.Cfg.Metrics
+	m := cn.store.Config.Metrics
 	counts := func(ks string) (reads, stale float64) {
 		cn.ev.Inflight.Wait() // the late answers are in
 		return metricValue(t, m.WRNReads.WithLabelValues(ks)), metricValue(t, m.WRNStaleReads.WithLabelValues(ks))

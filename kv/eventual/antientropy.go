@@ -220,7 +220,7 @@ func (rd *antiEntropyRound) next() {
 			return
 		}
 		rd.res.mismatches += len(diff)
-		n.store.Cfg.Metrics.AntiEntropyMismatches.Add(float64(len(diff)))
+		n.store.Config.Metrics.AntiEntropyMismatches.Add(float64(len(diff)))
 		req := ReplicaRequest{Kind: ReqLeafRecords, RangeID: rd.r.ID, depth: AntiEntropyDepth, Leaves: diff, limit: n.limits.MaxScanKeys}
 		n.net.Call(peer, req, func(a ReplicaAnswer) {
 			if a.Err != nil {
@@ -255,7 +255,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []record
 			pulled++
 		}
 	}
-	n.store.Cfg.Metrics.AntiEntropyRepairs.Add(float64(pulled))
+	n.store.Config.Metrics.AntiEntropyRepairs.Add(float64(pulled))
 	if pulled > 0 {
 		// The next peers are compared with this replica as it is now, or
 		// they would differ in the same leaves and send the same records
@@ -287,7 +287,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []record
 				rd.res.err = fmt.Errorf("node %d: %w", peer, a.Err)
 			}
 			if a.Err == nil {
-				n.store.Cfg.Metrics.AntiEntropyRepairs.Inc()
+				n.store.Config.Metrics.AntiEntropyRepairs.Inc()
 			}
 			left--
 			last := left == 0
@@ -359,7 +359,7 @@ func (c *Coordinator) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merk
 		}
 	}
 	if purged > 0 {
-		c.store.Cfg.Metrics.TombstonesPurged.Add(float64(purged))
+		c.store.Config.Metrics.TombstonesPurged.Add(float64(purged))
 	}
 	return purged, nil
 }

@@ -113,14 +113,14 @@ func New(st *store.Store, cfg Config) (*Coordinator, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
 	}
-	hs, err := records.NewHints(st.Db, records.HintsConfig{PhysicalClock: cfg.PhysicalClock, MaxHints: cfg.MaxHints, MaxHintBytes: cfg.MaxHintBytes,
-		MaxHintAge: cfg.MaxHintAge, HintReplayInterval: cfg.HintReplayInterval}, st.Cfg.Metrics)
+	hs, err := records.NewHints(st.DB, records.HintsConfig{PhysicalClock: cfg.PhysicalClock, MaxHints: cfg.MaxHints, MaxHintBytes: cfg.MaxHintBytes,
+		MaxHintAge: cfg.MaxHintAge, HintReplayInterval: cfg.HintReplayInterval}, st.Config.Metrics)
 	if err != nil {
 		return nil, err
 	}
-	c := &Coordinator{store: st, db: st.Db, limits: cfg.Limits, alive: cfg.Alive, Peers: cfg.Peers, catchUpCatalog: cfg.CatchUpCatalog,
+	c := &Coordinator{store: st, db: st.DB, limits: cfg.Limits, alive: cfg.Alive, Peers: cfg.Peers, catchUpCatalog: cfg.CatchUpCatalog,
 		Clock: wrn.NewClock(cfg.PhysicalClock, clockMaxOffset), clockGuard: NewClockGuard(cfg.PhysicalClock, cfg.Monotonic),
-		Records: records.NewStore(st.Db), evHooks: cfg.Hooks,
+		Records: records.NewStore(st.DB), evHooks: cfg.Hooks,
 		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), Hints: hs,
 		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
 	c.recordStreams = transport.NewRecordStreams(c.Peers)

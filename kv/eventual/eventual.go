@@ -172,7 +172,7 @@ func (c *Coordinator) NewEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog
 	op.guarded = !c.clockGuard.Trusted(at)
 	if op.guarded && !c.otherReplicaAlive(r) {
 		// Its own replica would wait for another's acceptance forever.
-		c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		c.store.Config.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		return nil, fmt.Errorf("%w: keyspace %s range %d: this node's clock was not confirmed by another replica within %v, "+
 			"and gossip sees no other replica of the range alive to confirm it; nothing was written", store.ErrUnavailable, ks.Name, r.ID, ClockTrustWindow)
 	}
@@ -207,7 +207,7 @@ func (c *Coordinator) stamp(rec wrn.Record) (wrn.Record, ClockReading, error) {
 		return wrn.Record{}, ClockReading{}, err
 	}
 	if err := c.clockGuard.RunAhead(ts.WallTime); err != nil {
-		c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		c.store.Config.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		return wrn.Record{}, ClockReading{}, err
 	}
 	rec.Version = wrn.Version{Timestamp: ts, Node: c.store.NodeID()}
@@ -607,8 +607,8 @@ func (o *readOp) answer(from uint64, a ReplicaAnswer) {
 		o.n.observeVersion(res.Rec.Version)
 		o.n.readRepair(o.r.ID, o.key, res.Rec, stale)
 		if o.measured {
-			o.n.store.Cfg.Metrics.WRNReads.WithLabelValues(o.ks.Name).Inc()
-			o.n.store.Cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Add(0) // exported at 0 until a stale read
+			o.n.store.Config.Metrics.WRNReads.WithLabelValues(o.ks.Name).Inc()
+			o.n.store.Config.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Add(0) // exported at 0 until a stale read
 		}
 	}
 	done(res)
@@ -627,7 +627,7 @@ func (o *readOp) settle() {
 	stale := o.mu.res.Version.Less(newest.Version)
 	if stale {
 		if o.measured {
-			o.n.store.Cfg.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Inc()
+			o.n.store.Config.Metrics.WRNStaleReads.WithLabelValues(o.ks.Name).Inc()
 		}
 		o.n.observeVersion(newest.Version)
 		maps.Copy(o.mu.late, o.mu.answers)
@@ -657,7 +657,7 @@ func (o *readOp) progress() string {
 // a repair that finds no free slot is dropped (and counted), left to a
 // later read or to anti-entropy.
 func (c *Coordinator) readRepair(rangeID uint64, key []byte, winner wrn.Record, stale []uint64) {
-	repairs := c.store.Cfg.Metrics.ReadRepairs
+	repairs := c.store.Config.Metrics.ReadRepairs
 	req := ReplicaRequest{Kind: ReqWrite, RangeID: rangeID, Key: key, Rec: winner}
 	for _, to := range stale {
 		select {

@@ -440,7 +440,7 @@ func (o *casOp) update(cur []byte, exists bool) ([]byte, bool) {
 			FormatRecordVersion(current.Version))
 	}
 	if err != nil {
-		o.n.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		o.n.store.Config.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 		o.Mu.Dec = CASDecision{Kind: casError, Rec: current, err: fmt.Errorf("key %q: this node's clock cannot stamp a version past "+
 			"the current one %s (its clock is behind by more than the %v maximum clock offset?): %w",
 			command.Abbreviate(o.key), FormatRecordVersion(current.Version), clockMaxOffset, err)}

@@ -188,7 +188,7 @@ func (c *Coordinator) checkVersionClock(v wrn.Version, what string) error {
 	if ahead <= clockMaxOffset {
 		return nil
 	}
-	c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("replica").Inc()
+	c.store.Config.Metrics.ClockOffsetRefusals.WithLabelValues("replica").Inc()
 	return fmt.Errorf("%w: %w: %s version %s is %v ahead of node %d's clock, more than the %v maximum clock offset: "+
 		"the coordinator's clock is ahead, or this node's is behind (check clock sync, NTP)",
 		catalog.ErrInvalidArgument, wrn.ErrClockOffset, what, FormatRecordVersion(v), ahead.Round(time.Millisecond), c.store.NodeID(), clockMaxOffset)
@@ -199,7 +199,7 @@ func (c *Coordinator) checkVersionClock(v wrn.Version, what string) error {
 func (c *Coordinator) coordinatorClockErr() error {
 	err := c.clockGuard.Behind()
 	if err != nil {
-		c.store.Cfg.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
+		c.store.Config.Metrics.ClockOffsetRefusals.WithLabelValues("coordinator").Inc()
 	}
 	return err
 }

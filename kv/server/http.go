@@ -49,7 +49,7 @@ type ServerInfo struct {
 // reflection, REST routes for curl, /metrics, /livez, /readyz, the status
 // page and /status.json.
 type Server struct {
-	Api      *apiServer
+	api      *apiServer
 	gatherer prometheus.Gatherer
 	health   *grpchealth.StaticChecker
 	draining atomic.Bool
@@ -73,15 +73,15 @@ const compressMinBytes = 8 << 10
 // node's store uses; gatherer serves /metrics.
 func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gatherer prometheus.Gatherer) *Server {
 	s := &Server{
-		Api:      &apiServer{node: node, metrics: metrics, info: info},
+		api:      &apiServer{node: node, metrics: metrics, info: info},
 		gatherer: gatherer,
 		health:   grpchealth.NewStaticChecker(quorumkvv1connect.KVName, quorumkvv1connect.AdminName),
 		mux:      http.NewServeMux(),
 	}
 	s.peerCtx, s.stopPeers = context.WithCancel(context.Background())
 	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.Limits().MaxRequestBytes), connect.WithCompressMinBytes(compressMinBytes)}
-	s.mux.Handle(quorumkvv1connect.NewKVHandler(s.Api, opts...))
-	s.mux.Handle(quorumkvv1connect.NewAdminHandler(s.Api, opts...))
+	s.mux.Handle(quorumkvv1connect.NewKVHandler(s.api, opts...))
+	s.mux.Handle(quorumkvv1connect.NewAdminHandler(s.api, opts...))
 	peerPath, peerHandler := kv.NewPeerService(node, connect.WithCompressMinBytes(compressMinBytes))
 	s.mux.Handle(peerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithCancel(r.Context())
@@ -136,7 +136,7 @@ func (s *Server) ready(ctx context.Context) error {
 	if s.draining.Load() {
 		return errors.New("draining")
 	}
-	store := s.Api.node.Store()
+	store := s.api.node.Store()
 	status, err := store.RangeStatuses(ctx)
 	if err != nil {
 		return err
@@ -146,7 +146,7 @@ func (s *Server) ready(ctx context.Context) error {
 		return err
 	}
 	if ok && !q.Can(quorum.Phase2) {
-		return fmt.Errorf("cannot reach a quorum of the catalog range meta: %w", q.NoQuorum(quorum.Phase2, s.Api.nodeName))
+		return fmt.Errorf("cannot reach a quorum of the catalog range meta: %w", q.NoQuorum(quorum.Phase2, s.api.nodeName))
 	}
 	if status[catalog.MetaRangeID].Leader == 0 {
 		return errors.New("the catalog range has no leader yet")
@@ -247,7 +247,7 @@ func (s *Server) quorumParams(r *http.Request) (*v1.Quorum, error) {
 
 func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 	s.restKey(w, r, "put", func(ctx context.Context, keyspace string, key []byte, q *v1.Quorum) error {
-		limits := s.Api.node.Limits()
+		limits := s.api.node.Limits()
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limits.MaxValueBytes)))
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -277,13 +277,13 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 		if cas.Expect != nil {
 			req := connect.NewRequest(cas)
 			req.Header().Set(transport.RetryHeader, r.Header.Get(transport.RetryHeader))
-			resp, err := s.Api.CompareAndSwap(ctx, req)
+			resp, err := s.api.CompareAndSwap(ctx, req)
 			if err != nil {
 				return err
 			}
 			version, header = resp.Msg.Version, resp.Header()
 		} else {
-			resp, err := s.Api.Put(ctx, connect.NewRequest(&v1.PutRequest{Keyspace: keyspace, Key: key, Value: body, Quorum: q, IdempotencyKey: idem}))
+			resp, err := s.api.Put(ctx, connect.NewRequest(&v1.PutRequest{Keyspace: keyspace, Key: key, Value: body, Quorum: q, IdempotencyKey: idem}))
 			if err != nil {
 				return err
 			}
@@ -298,7 +298,7 @@ func (s *Server) restPut(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) restGet(w http.ResponseWriter, r *http.Request) {
 	s.restKey(w, r, "get", func(ctx context.Context, keyspace string, key []byte, q *v1.Quorum) error {
-		resp, err := s.Api.Get(ctx, connect.NewRequest(&v1.GetRequest{Keyspace: keyspace, Key: key, Quorum: q}))
+		resp, err := s.api.Get(ctx, connect.NewRequest(&v1.GetRequest{Keyspace: keyspace, Key: key, Quorum: q}))
 		if err != nil {
 			return err
 		}
@@ -328,7 +328,7 @@ func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
 		}
 		req := connect.NewRequest(del)
 		req.Header().Set(transport.RetryHeader, r.Header.Get(transport.RetryHeader))
-		resp, err := s.Api.Delete(ctx, req)
+		resp, err := s.api.Delete(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -392,7 +392,7 @@ func (s *Server) restKey(w http.ResponseWriter, r *http.Request, op string, fn f
 	restError(w, err)
 	var handled *connect.Error // the handler's errors are all Connect errors
 	if !errors.As(err, &handled) {
-		s.Api.observe(keyspace, op, start, err)
+		s.api.observe(keyspace, op, start, err)
 	}
 }
 
@@ -409,7 +409,7 @@ func (s *Server) restScan(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := restContext(r)
 	defer cancel()
 	var err error
-	defer func(start time.Time) { s.Api.observe(keyspace, "scan", start, err) }(time.Now())
+	defer func(start time.Time) { s.api.observe(keyspace, "scan", start, err) }(time.Now())
 	q := r.URL.Query()
 	limit := 0
 	if l := q.Get("limit"); l != "" {
@@ -418,13 +418,13 @@ func (s *Server) restScan(w http.ResponseWriter, r *http.Request) {
 			restError(w, err)
 			return
 		}
-		if limit > s.Api.node.Limits().MaxScanKeys {
-			err = fmt.Errorf("%w: limit %d is over the page limit %d (MaxScanKeys); page with start_after", catalog.ErrLimit, limit, s.Api.node.Limits().MaxScanKeys)
+		if limit > s.api.node.Limits().MaxScanKeys {
+			err = fmt.Errorf("%w: limit %d is over the page limit %d (MaxScanKeys); page with start_after", catalog.ErrLimit, limit, s.api.node.Limits().MaxScanKeys)
 			restError(w, err)
 			return
 		}
 	}
-	kvs, more, err := s.Api.node.Scan(ctx, keyspace, []byte(q.Get("prefix")), []byte(q.Get("start_after")), limit)
+	kvs, more, err := s.api.node.Scan(ctx, keyspace, []byte(q.Get("prefix")), []byte(q.Get("start_after")), limit)
 	if err != nil {
 		restError(w, err)
 		return
@@ -472,15 +472,15 @@ type RangeView struct {
 }
 
 func (s *Server) status(ctx context.Context) (statusView, error) {
-	v := statusView{Node: s.Api.info, Ready: "ready", Members: s.Api.node.Members()}
+	v := statusView{Node: s.api.info, Ready: "ready", Members: s.api.node.Members()}
 	if err := s.ready(ctx); err != nil {
 		v.Ready = "not ready: " + err.Error()
 	}
-	status, err := s.Api.node.Store().RangeStatuses(ctx)
+	status, err := s.api.node.Store().RangeStatuses(ctx)
 	if err != nil {
 		return v, err
 	}
-	cat := s.Api.node.Store().Catalog()
+	cat := s.api.node.Store().Catalog()
 	for _, name := range sortedKeys(cat.Keyspaces) {
 		v.Keyspaces = append(v.Keyspaces, cat.Keyspaces[name])
 	}
@@ -490,24 +490,24 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 		if st, ok := status[id]; ok {
 			rv.Term, rv.Commit, rv.Applied, rv.State, rv.Error = st.Term, st.Commit, st.Applied, st.State, st.Error
 			if st.Leader != 0 {
-				rv.Leader = s.Api.nodeName(st.Leader)
+				rv.Leader = s.api.nodeName(st.Leader)
 			}
 		}
 		v.Ranges = append(v.Ranges, rv)
 	}
 	var metaReplicas []string
 	for _, id := range status[catalog.MetaRangeID].Voters {
-		metaReplicas = append(metaReplicas, s.Api.nodeName(id))
+		metaReplicas = append(metaReplicas, s.api.nodeName(id))
 	}
 	for _, id := range status[catalog.MetaRangeID].Learners {
-		metaReplicas = append(metaReplicas, s.Api.nodeName(id)+" (learner)")
+		metaReplicas = append(metaReplicas, s.api.nodeName(id)+" (learner)")
 	}
 	add(catalog.MetaKeyspace, catalog.MetaRangeID, catalog.Span{}, metaReplicas)
 	for _, name := range sortedKeys(cat.Ranges) {
 		for _, r := range cat.Ranges[name] {
 			var names []string
 			for _, rep := range r.Replicas {
-				names = append(names, s.Api.nodeName(rep.NodeID))
+				names = append(names, s.api.nodeName(rep.NodeID))
 			}
 			add(name, r.ID, r.Span, names)
 		}

@@ -202,7 +202,7 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 		if st[rangeID].State != store.StateFailed || !strings.Contains(st[rangeID].Error, "MaxSnapshotBytes") {
 			t.Errorf("%s: status of the failed range: %+v", when, st[rangeID])
 		}
-		if got := gaugeValue(t, n.Store().Cfg.Metrics.RangesFailed); got != 1 {
+		if got := gaugeValue(t, n.Store().Config.Metrics.RangesFailed); got != 1 {
 			t.Errorf("%s: quorumkv_ranges_failed = %v, want 1", when, got)
 		}
 	}
@@ -253,7 +253,7 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	ranges, err := srv.Api.Ranges(ctx, "px")
+	ranges, err := srv.api.Ranges(ctx, "px")
 	if err != nil || len(ranges) != 1 || ranges[0].Error != why {
 		t.Errorf("ListRanges = %v, %v; want the range's error", ranges, err)
 	}

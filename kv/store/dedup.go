@@ -117,9 +117,9 @@ func (e keptError) Unwrap() error { return e.kind }
 
 // stampDedup sets the proposer's time and horizon of cmd.
 func (s *Store) stampDedup(cmd *command.Command) {
-	now := s.Cfg.Clock()
+	now := s.Config.Clock()
 	cmd.At = now
-	if h := now - int64(s.Cfg.DedupWindow); h > 0 {
+	if h := now - int64(s.Config.DedupWindow); h > 0 {
 		cmd.Horizon = h - h%dedupHorizonStep
 	}
 }
@@ -178,12 +178,12 @@ func (r *replica) advanceHorizon(b *storage.Batch, horizon int64) error {
 // keptAnswer returns the answer kept for idempotency key idem, if the range
 // has one within its horizon.
 func (r *replica) keptAnswer(s *Store, ab *applyBatch, idem []byte) (command.Result, bool, error) {
-	if s.Cfg.Canary.NoDedup {
+	if s.Config.Canary.NoDedup {
 		return command.Result{}, false, nil
 	}
 	e, ok := ab.dedup[string(idem)]
 	if !ok {
-		raw, err := s.Db.Get(storage.DedupKey(r.desc.ID, idem))
+		raw, err := s.DB.Get(storage.DedupKey(r.desc.ID, idem))
 		if errors.Is(err, storage.ErrNotFound) {
 			return command.Result{}, false, nil
 		}
@@ -220,7 +220,7 @@ func (r *replica) collectAnswers(s *Store, b *storage.Batch, ab *applyBatch) err
 	if r.dedup.collected >= r.dedup.horizon {
 		return nil
 	}
-	it, err := s.Db.NewIter(storage.DedupExpirySpan(r.desc.ID, uint64(r.dedup.horizon)))
+	it, err := s.DB.NewIter(storage.DedupExpirySpan(r.desc.ID, uint64(r.dedup.horizon)))
 	if err != nil {
 		return err
 	}
@@ -239,7 +239,7 @@ func (r *replica) collectAnswers(s *Store, b *storage.Batch, ab *applyBatch) err
 			continue // kept again in this batch, under a newer time
 		}
 		key := storage.DedupKey(r.desc.ID, idem)
-		raw, err := s.Db.Get(key)
+		raw, err := s.DB.Get(key)
 		if errors.Is(err, storage.ErrNotFound) {
 			continue
 		}

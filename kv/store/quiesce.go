@@ -92,8 +92,8 @@ func (s *Store) peerNodes() []uint64 {
 }
 
 func (s *Store) electionTicks() int {
-	if s.Cfg.Raft.ElectionTicks > 0 {
-		return s.Cfg.Raft.ElectionTicks
+	if s.Config.Raft.ElectionTicks > 0 {
+		return s.Config.Raft.ElectionTicks
 	}
 	return 10 // raft.DefaultElectionTicks
 }

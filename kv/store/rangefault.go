@@ -103,7 +103,7 @@ func (s *Store) startFailed(desc *catalog.RangeDescriptor, err error) {
 		err = inner.Err // a fault met while opening is an open fault
 	}
 	f := &consensus.RangeFault{Kind: consensus.FaultOpen, Err: err}
-	applied, _ := consensus.LoadApplied(s.Db, desc.ID) // for the status only
+	applied, _ := consensus.LoadApplied(s.DB, desc.ID) // for the status only
 	s.Failed[desc.ID] = &failedReplica{desc: desc, Fault: f, status: RangeStatus{
 		RangeID: desc.ID, Applied: applied, State: StateFailed, Error: f.Error()}}
 	s.faulted(f.Kind)
@@ -131,13 +131,13 @@ func (s *Store) dropFailed() error {
 		}
 		s.Logger.Info("removed stopped replica", "range", id)
 	}
-	s.Cfg.Metrics.RangesFailed.Set(float64(len(s.Failed)))
+	s.Config.Metrics.RangesFailed.Set(float64(len(s.Failed)))
 	return nil
 }
 
 func (s *Store) faulted(kind consensus.FaultKind) {
-	s.Cfg.Metrics.RangeFaults.WithLabelValues(string(kind)).Inc()
-	s.Cfg.Metrics.RangesFailed.Set(float64(len(s.Failed)))
+	s.Config.Metrics.RangeFaults.WithLabelValues(string(kind)).Inc()
+	s.Config.Metrics.RangesFailed.Set(float64(len(s.Failed)))
 }
 
 // running reports whether r is still one of the store's replicas: a round

@@ -72,11 +72,11 @@ type confirmedRead struct {
 // newReplica opens the range's consensus state in Pebble and starts its
 // core: Multi-Paxos for a paxos range, Raft for the others (meta included).
 func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
-	applied, err := consensus.LoadApplied(s.Db, desc.ID)
+	applied, err := consensus.LoadApplied(s.DB, desc.ID)
 	if err != nil {
 		return nil, err
 	}
-	horizon, err := loadDedupHorizon(s.Db, desc.ID)
+	horizon, err := loadDedupHorizon(s.DB, desc.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEn
 			if err != nil {
 				return out, err
 			}
-			if w, ok := r.waiters[cmd.Id]; ok && cmd.Id != 0 && (bytes.Equal(w.data, e.Cmd) || s.Cfg.Canary.WaitersByID) {
+			if w, ok := r.waiters[cmd.Id]; ok && cmd.Id != 0 && (bytes.Equal(w.data, e.Cmd) || s.Config.Canary.WaitersByID) {
 				delete(r.waiters, cmd.Id)
 				out = append(out, delivery{w.done, res})
 			}
@@ -156,8 +156,8 @@ func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *co
 	}
 	if len(cmd.IdemKey) > 0 {
 		res, ok, err := r.keptAnswer(s, ab, cmd.IdemKey)
-		if s.Cfg.OnApply != nil && err == nil {
-			s.Cfg.OnApply(r.desc.ID, index, cmd.IdemKey, !ok)
+		if s.Config.OnApply != nil && err == nil {
+			s.Config.OnApply(r.desc.ID, index, cmd.IdemKey, !ok)
 		}
 		if err != nil || ok {
 			return res, err
@@ -175,7 +175,7 @@ func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *comm
 	key := storage.DataKey(r.desc.ID, cmd.Key)
 	cur, ok := pending[string(key)]
 	if !ok {
-		raw, err := s.Db.Get(key)
+		raw, err := s.DB.Get(key)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 		case err != nil:
@@ -250,8 +250,8 @@ func (r *replica) failReads(err error) {
 func (s *Store) coreHost() *consensus.Host {
 	if s.host == nil {
 		s.host = &consensus.Host{
-			DB: s.Db, NodeID: s.nodeID, Raft: s.Cfg.Raft, Paxos: s.Cfg.Paxos,
-			LogKeepEntries: s.Cfg.LogKeepEntries, LogTruncateEntries: s.Cfg.LogTruncateEntries,
+			DB: s.DB, NodeID: s.nodeID, Raft: s.Config.Raft, Paxos: s.Config.Paxos,
+			LogKeepEntries: s.Config.LogKeepEntries, LogTruncateEntries: s.Config.LogTruncateEntries,
 			Logger: s.Logger, RaftLogger: s.raftLogger,
 			Seed:           s.rng.Uint64,
 			Ticks:          func() int64 { return s.Quiesce.ticks },

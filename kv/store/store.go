@@ -128,8 +128,8 @@ type Transport interface {
 // their messages, applies their committed entries in one more batch, and
 // advances them.
 type Store struct {
-	Cfg    StoreConfig
-	Db     *storage.DB
+	Config    StoreConfig
+	DB     *storage.DB
 	nodeID uint64
 
 	// identity is this node's, from its data dir (OpenIdentity).
@@ -253,7 +253,7 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 		return nil, errors.New("kv: StoreConfig.Self.Name (the node's --node-id) is required")
 	}
 	s := &Store{
-		Cfg: cfg, Db: db, Logger: cfg.Logger, raftLogger: slog.New(demoted{cfg.Logger.Handler()}), transport: transport,
+		Config: cfg, DB: db, Logger: cfg.Logger, raftLogger: slog.New(demoted{cfg.Logger.Handler()}), transport: transport,
 		work: make(chan func()), incoming: make(chan Inbound, incomingQueue), stop: make(chan struct{}), done: make(chan struct{}),
 		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)),
 		Replicas: map[uint64]*replica{},
@@ -267,7 +267,7 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 		return nil, err
 	}
 	s.Identity = ident
-	s.Cfg.Self.UUID, s.Cfg.Self.SecretHash = ident.UUID, ident.SecretHash()
+	s.Config.Self.UUID, s.Config.Self.SecretHash = ident.UUID, ident.SecretHash()
 	id := ident.NodeID
 	if id == 0 {
 		if !bootstrap {
@@ -346,7 +346,7 @@ func (s *Store) metaDescriptor() *catalog.RangeDescriptor {
 func (s *Store) bootstrap() (uint64, error) {
 	const id = 1
 	s.nodeID = id
-	log, err := consensus.LoadRaftLog(s.Db, catalog.MetaRangeID)
+	log, err := consensus.LoadRaftLog(s.DB, catalog.MetaRangeID)
 	if err != nil {
 		return 0, err
 	}
@@ -354,7 +354,7 @@ func (s *Store) bootstrap() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	self := s.Cfg.Self
+	self := s.Config.Self
 	def := catalog.KeyspaceDescriptor{Name: "default", Mode: catalog.ModeRaft, Replicas: 1, Ranges: catalog.DefaultRanges}
 	if err := def.Normalize(); err != nil {
 		return 0, err
@@ -369,7 +369,7 @@ func (s *Store) bootstrap() (uint64, error) {
 	}
 	hs.Commit = uint64(len(ents))
 
-	b := s.Db.NewBatch()
+	b := s.DB.NewBatch()
 	defer b.Close()
 	var idb [8]byte
 	binary.BigEndian.PutUint64(idb[:], id)
@@ -422,7 +422,7 @@ func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
 
 // loadCatalog reads meta's data into the catalog.
 func (s *Store) loadCatalog() error {
-	err := command.EachData(s.Db, catalog.MetaRangeID, nil, nil, func(key, raw []byte) (bool, error) {
+	err := command.EachData(s.DB, catalog.MetaRangeID, nil, nil, func(key, raw []byte) (bool, error) {
 		v, err := command.DecodeValue(raw)
 		if err != nil {
 			return false, err
@@ -491,7 +491,7 @@ func (s *Store) reconcile() error {
 }
 
 func (s *Store) destroyReplica(id uint64) error {
-	b := s.Db.NewBatch()
+	b := s.DB.NewBatch()
 	defer b.Close()
 	for _, span := range storage.ReplicaSpans(id) {
 		if err := b.DeleteRange(span.Start, span.End); err != nil {
@@ -646,7 +646,7 @@ const maxWorkPerRound = 256
 
 func (s *Store) run() {
 	defer close(s.done)
-	ticker := time.NewTicker(s.Cfg.TickInterval)
+	ticker := time.NewTicker(s.Config.TickInterval)
 	defer ticker.Stop()
 	for {
 		select {
@@ -784,7 +784,7 @@ func (s *Store) HandleReady() error {
 
 	// 1. Persist every replica's snapshot, entries and hard state in one
 	// batch, synced once if any of them needs it.
-	b := s.Db.NewBatch()
+	b := s.DB.NewBatch()
 	defer b.Close()
 	sync := false
 	for _, x := range ready {
@@ -798,13 +798,13 @@ func (s *Store) HandleReady() error {
 	}
 	ready = s.stillRunning(ready)
 	if !b.Empty() || sync {
-		if err := b.Commit(sync && !s.Cfg.Canary.AckBeforeSync); err != nil {
+		if err := b.Commit(sync && !s.Config.Canary.AckBeforeSync); err != nil {
 			return err
 		}
 	}
-	s.Cfg.Metrics.ReadyRounds.Inc()
+	s.Config.Metrics.ReadyRounds.Inc()
 	if sync {
-		s.Cfg.Metrics.ReadySyncs.Inc()
+		s.Config.Metrics.ReadySyncs.Inc()
 	}
 
 	// 2. Send, now that what the messages promise is durable.
@@ -822,7 +822,7 @@ func (s *Store) HandleReady() error {
 	// effects whole with its applied index: the log is durable, and a
 	// crash replays entries past the applied index stored in the same
 	// batch as their effects.
-	ab := &RoundBatch{S: s, B: s.Db.NewBatch()}
+	ab := &RoundBatch{S: s, B: s.DB.NewBatch()}
 	defer func() { ab.B.Close() }()
 	var deliveries []delivery
 	for _, x := range ready {
@@ -865,7 +865,7 @@ func (s *Store) stillRunning(ready []readyReplica) []readyReplica {
 // results for waiting clients. A fault of the range stops the replica and
 // leaves nothing of its entries in the round's batch.
 func (s *Store) applyReady(ab *RoundBatch, x readyReplica) ([]delivery, error) {
-	rb := s.Db.NewBatch()
+	rb := s.DB.NewBatch()
 	defer rb.Close()
 	if s.Canary.SharedApplyBatch {
 		rb = ab.B
@@ -876,7 +876,7 @@ func (s *Store) applyReady(ab *RoundBatch, x readyReplica) ([]delivery, error) {
 		x.r.Applied = applied // what Pebble holds, for its status
 		return nil, s.applyFailed(x.r, ds, err)
 	}
-	s.Cfg.Metrics.Applied.WithLabelValues(x.r.Core.Protocol()).Add(float64(len(x.rd.Committed)))
+	s.Config.Metrics.Applied.WithLabelValues(x.r.Core.Protocol()).Add(float64(len(x.rd.Committed)))
 	if s.Canary.SharedApplyBatch {
 		return ds, nil
 	}
@@ -912,7 +912,7 @@ func (ab *RoundBatch) Append(rb *storage.Batch) error {
 		return err
 	}
 	ab.B.Close()
-	ab.B = ab.S.Db.NewBatch()
+	ab.B = ab.S.DB.NewBatch()
 	return ab.B.Append(rb)
 }
 
@@ -962,11 +962,11 @@ func (s *Store) persist(b *storage.Batch, r *replica, rd *consensus.Ready) error
 	if rd.Soft != nil {
 		protocol := r.Core.Protocol()
 		if rd.Soft.Leader != r.Leader {
-			s.Cfg.Metrics.LeaderChanges.WithLabelValues(protocol).Inc()
+			s.Config.Metrics.LeaderChanges.WithLabelValues(protocol).Inc()
 			s.Logger.Debug("range leader changed", "range", r.desc.ID, "leader", rd.Soft.Leader, "state", rd.Soft.Role)
 		}
 		if rd.Soft.Role == consensus.RoleCandidate && r.Role != consensus.RoleCandidate {
-			s.Cfg.Metrics.Elections.WithLabelValues(protocol).Inc()
+			s.Config.Metrics.Elections.WithLabelValues(protocol).Inc()
 		}
 		r.Leader, r.Role = rd.Soft.Leader, rd.Soft.Role
 		if r.Role != consensus.RoleLeader {
@@ -1003,7 +1003,7 @@ func (s *Store) compactLogs(ready []readyReplica) error {
 	var b *storage.Batch
 	batch := func() *storage.Batch {
 		if b == nil {
-			b = s.Db.NewBatch()
+			b = s.DB.NewBatch()
 		}
 		return b
 	}
@@ -1086,13 +1086,13 @@ func (s *Store) updateGauges() {
 		lag[r.Core.Protocol()] += commit - min(r.Applied, commit)
 	}
 	for _, role := range consensus.Roles {
-		s.Cfg.Metrics.Ranges.WithLabelValues(role.String()).Set(float64(byRole[role]))
+		s.Config.Metrics.Ranges.WithLabelValues(role.String()).Set(float64(byRole[role]))
 	}
 	for protocol, l := range lag {
-		s.Cfg.Metrics.ApplyLag.WithLabelValues(protocol).Set(float64(l))
+		s.Config.Metrics.ApplyLag.WithLabelValues(protocol).Set(float64(l))
 	}
-	s.Cfg.Metrics.Quiesced.Set(float64(s.Quiesce.count))
-	s.Cfg.Metrics.RangesFailed.Set(float64(len(s.Failed)))
+	s.Config.Metrics.Quiesced.Set(float64(s.Quiesce.count))
+	s.Config.Metrics.RangesFailed.Set(float64(len(s.Failed)))
 }
 
 // QuiescedRanges returns how many replicas on this node are quiesced.

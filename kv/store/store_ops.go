@@ -30,7 +30,7 @@ var ErrNoReplicaHere = fmt.Errorf("%w: no replica on this node", ErrUnavailable)
 // not mislead a client either. Loop only.
 func (s *Store) requestID() uint64 {
 	s.NextRequest++
-	if s.Cfg.Canary.WaitersByID {
+	if s.Config.Canary.WaitersByID {
 		return s.nodeID<<40 | s.NextRequest&(1<<40-1)
 	}
 	return s.requestEpoch + s.NextRequest
@@ -75,7 +75,7 @@ func (s *Store) StartPropose(rangeID uint64, cmd *command.Command, done func(com
 		return 0, err
 	}
 	s.touch(r)
-	if s.Cfg.Canary.CasAtPropose && cmd.Op == command.OpCAS {
+	if s.Config.Canary.CasAtPropose && cmd.Op == command.OpCAS {
 		s.decideAtPropose(r, cmd)
 	}
 	cmd.Id = s.requestID()
@@ -85,7 +85,7 @@ func (s *Store) StartPropose(rangeID uint64, cmd *command.Command, done func(com
 		return 0, fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, err)
 	}
 	r.waiters[cmd.Id] = waiter{data: data, done: done}
-	s.Cfg.Metrics.Proposals.WithLabelValues(r.Core.Protocol()).Inc()
+	s.Config.Metrics.Proposals.WithLabelValues(r.Core.Protocol()).Inc()
 	return cmd.Id, nil
 }
 
@@ -94,7 +94,7 @@ func (s *Store) StartPropose(rangeID uint64, cmd *command.Command, done func(com
 // plain write.
 func (s *Store) decideAtPropose(r *replica, cmd *command.Command) {
 	var cur *command.Value
-	if raw, err := s.Db.Get(storage.DataKey(r.desc.ID, cmd.Key)); err == nil {
+	if raw, err := s.DB.Get(storage.DataKey(r.desc.ID, cmd.Key)); err == nil {
 		if v, err := command.DecodeValue(raw); err == nil {
 			cur = &v
 		}
@@ -180,7 +180,7 @@ func (s *Store) StartRead(rangeID uint64, done func(error)) error {
 		return err
 	}
 	s.touch(r)
-	if s.Cfg.Canary.SkipReadBarrier {
+	if s.Config.Canary.SkipReadBarrier {
 		r.confirmed = append(r.confirmed, confirmedRead{index: 0, done: done})
 		return nil
 	}
@@ -259,13 +259,13 @@ const (
 // batch). Answers the range has forgotten (older than its horizon) are
 // left out, so that replicas in the same state send the same snapshot.
 func (s *Store) RangeData(rangeID uint64) ([]byte, error) {
-	snap := s.Db.NewSnapshot()
+	snap := s.DB.NewSnapshot()
 	defer snap.Close()
 	e := codec.Enc{Buf: []byte{snapshotV2}}
 	limit := func() error {
-		if len(e.Buf) > s.Cfg.MaxSnapshotBytes {
+		if len(e.Buf) > s.Config.MaxSnapshotBytes {
 			return fmt.Errorf("kv: range %d holds more than %d bytes, the snapshot limit (MaxSnapshotBytes); streaming snapshots are not built yet",
-				rangeID, s.Cfg.MaxSnapshotBytes)
+				rangeID, s.Config.MaxSnapshotBytes)
 		}
 		return nil
 	}
