@@ -1,5 +1,6 @@
 // Package lint holds the house rules that are checked as tests, in the
-// manner of pebble's internal/lint: the dependency direction of DESIGN.md §1.
+// manner of pebble's internal/lint: the dependency direction of DESIGN.md §1
+// and, inside the node, of docs/architecture.md.
 package lint
 
 import (
@@ -23,6 +24,35 @@ var cores = []string{"quorum", "raft", "paxos", "wrn"}
 // under internal/, never by the cores or the client.
 var nodeOnly = []string{"storage", "membership"}
 
+// nodeLayers are the node's packages from the bottom up (DESIGN.md §1,
+// docs/architecture.md). A package of the node may import only those of
+// lower layers: never one above it, never one beside it. A new package
+// under kv/ must be given its place here before it may be imported.
+var nodeLayers = [][]string{
+	{"kv/internal/codec"},
+	{"kv/catalog"},
+	{"kv/consensus"},
+	{"kv/command"},
+	{"kv/metrics"},
+	{"kv/records"},
+	{"kv/store"},
+	{"kv/transport"},
+	{"kv/eventual"},
+	{"kv"},
+	{"kv/server"},
+}
+
+// layerOf returns the layer of the node's package rel (a path relative to
+// the module), or -1 when it has none.
+func layerOf(rel string) int {
+	for i, l := range nodeLayers {
+		if slices.Contains(l, rel) {
+			return i
+		}
+	}
+	return -1
+}
+
 type pkg struct {
 	ImportPath string
 	Imports    []string
@@ -43,6 +73,17 @@ func violations(pkgs []pkg) []string {
 			case inModule && slices.Contains(nodeOnly, impTop) && top != impTop &&
 				!slices.Contains([]string{"kv", "cmd", "internal"}, top):
 				out = append(out, fmt.Sprintf("%s imports %s: %s is used only by kv/, cmd/ and internal/", p.ImportPath, imp, impTop))
+			case top == "kv" && inModule && impTop == "kv":
+				from, to := layerOf(strings.TrimSuffix(rel, "_test")), layerOf(impRel)
+				switch {
+				case from < 0:
+					out = append(out, fmt.Sprintf("%s has no layer among the node's packages: give it one in nodeLayers", p.ImportPath))
+				case to < 0:
+					out = append(out, fmt.Sprintf("%s imports %s, which has no layer among the node's packages: give it one in nodeLayers", p.ImportPath, imp))
+				case to >= from:
+					out = append(out, fmt.Sprintf("%s imports %s: the node's packages import only lower layers (%s is at or above %s in nodeLayers)",
+						p.ImportPath, imp, impRel, rel))
+				}
 			}
 		}
 	}
@@ -89,6 +130,9 @@ func TestViolationsCatchBadImports(t *testing.T) {
 		{module + "/raft", []string{module + "/storage"}},
 		{module + "/paxos/internal/x", []string{"github.com/hashicorp/memberlist"}},
 		{module + "/client", []string{module + "/storage"}},
+		{module + "/kv/store", []string{module + "/kv/eventual"}},
+		{module + "/kv/catalog", []string{module + "/kv"}},
+		{module + "/kv/store", []string{module + "/kv/store/x"}},
 	}
 	good := []pkg{
 		{module + "/raft", []string{"errors", "math/rand/v2", module + "/quorum"}},
@@ -96,6 +140,9 @@ func TestViolationsCatchBadImports(t *testing.T) {
 		{module + "/kv", []string{module + "/storage", "github.com/cockroachdb/pebble/v2"}},
 		{module + "/storage", []string{"github.com/cockroachdb/pebble/v2/vfs"}},
 		{module + "/internal/sim", []string{module + "/storage"}},
+		{module + "/kv/eventual", []string{module + "/kv/store", module + "/kv/catalog", module + "/kv/internal/codec"}},
+		{module + "/kv/server", []string{module + "/kv", module + "/kv/transport"}},
+		{module + "/cmd/kvd", []string{module + "/kv/server", module + "/kv/store"}},
 	}
 	if got := violations(bad); len(got) != len(bad) {
 		t.Errorf("violations(bad) found %d of %d:\n%s", len(got), len(bad), strings.Join(got, "\n"))
