@@ -255,11 +255,11 @@ func (n *Node) Store() *store.Store { return n.store }
 // Limits returns the node's request limits.
 func (n *Node) Limits() catalog.Limits { return n.limits }
 
-// served reports whether this node serves keyspaces of mode m: raft and
+// Served reports whether this node serves keyspaces of mode m: raft and
 // paxos keyspaces, through one consensus group per range.
 func Served(m catalog.Mode) bool { return m == catalog.ModeRaft || m == catalog.ModePaxos }
 
-// awaitKeyspace returns nil if keyspace exists. The catalog reaches a
+// AwaitKeyspace returns nil if keyspace exists. The catalog reaches a
 // node through meta's log, a moment after it changed, so a keyspace just
 // created through another node may not be in this node's catalog yet:
 // before it answers that keyspace does not exist, the node waits until
@@ -329,7 +329,7 @@ func (n *Node) catalogBarrier(ctx context.Context) error {
 	}
 }
 
-// route finds the range of key in keyspace.
+// Route finds the range of key in keyspace.
 func (n *Node) Route(keyspace string, key []byte) (*catalog.RangeDescriptor, error) {
 	if err := n.limits.CheckKey(key); err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ import (
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 )
 
-// forwardedHeader marks a request one node sent to another on a client's
+// ForwardedHeader marks a request one node sent to another on a client's
 // behalf. A forwarded request is never forwarded again: if its target is
 // no longer the leader, the client hears Unavailable and retries.
 const ForwardedHeader = "Quorumkv-Forwarded"

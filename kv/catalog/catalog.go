@@ -70,7 +70,7 @@ type NodeDescriptor struct {
 	SecretHash string `json:"secret_sha256"`
 }
 
-// catalog is the decoded state of meta. Only the store's goroutine
+// Catalog is the decoded state of meta. Only the store's goroutine
 // changes it; readers get copies.
 type Catalog struct {
 	Keyspaces map[string]KeyspaceDescriptor
@@ -78,7 +78,7 @@ type Catalog struct {
 	Nodes     map[uint64]NodeDescriptor
 	// nextID numbers keyspaces and ranges; meta is range 1.
 	nextID uint64
-	// nextNodeID numbers nodes; the founding node is 1.
+	// NextNodeID numbers nodes; the founding node is 1.
 	NextNodeID uint64
 }
 
@@ -87,7 +87,7 @@ func NewCatalog() *Catalog {
 		Nodes: map[uint64]NodeDescriptor{}, nextID: MetaRangeID + 1, NextNodeID: 1}
 }
 
-// keyspaceRanges returns the keyspace's ranges in hash order.
+// KeyspaceRanges returns the keyspace's ranges in hash order.
 func (c *Catalog) KeyspaceRanges(name string) []*RangeDescriptor {
 	var out []*RangeDescriptor
 	for _, r := range c.Ranges {
@@ -107,7 +107,7 @@ func (c *Catalog) KeyspaceRanges(name string) []*RangeDescriptor {
 	return out
 }
 
-// catalogOp is a change to the catalog.
+// CatalogOp is a change to the catalog.
 type CatalogOp struct {
 	// Create adds a keyspace with one range per replica set in Replicas,
 	// spans split evenly. The proposer (meta's leader, the placement
@@ -144,7 +144,7 @@ type catalogWrite struct {
 	Value []byte
 }
 
-// apply checks op against the catalog and changes it, returning the
+// Apply checks op against the catalog and changes it, returning the
 // writes that record the change in meta's data. A refused op changes
 // nothing: every replica refuses it the same way.
 // For AddNode, id is the node's ID.
@@ -264,7 +264,7 @@ func (c *Catalog) drop(name string) ([]catalogWrite, error) {
 	return writes, nil
 }
 
-// load rebuilds the catalog from meta's data, as written by apply.
+// Load rebuilds the catalog from meta's data, as written by apply.
 func (c *Catalog) Load(key, value []byte) error {
 	k := string(key)
 	var err error
@@ -305,7 +305,7 @@ func MustJSON(v any) []byte {
 	return b
 }
 
-// validUUID reports whether s is a version 4 UUID in canonical form
+// ValidUUID reports whether s is a version 4 UUID in canonical form
 // (lower-case hex, dashes at 8, 13, 18 and 23), the only form nodes
 // write: one UUID has one spelling, so the catalog can compare them as
 // strings.

@@ -14,22 +14,22 @@ import (
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 )
 
-// op is what a command does to one key.
+// Op is what a command does to one key.
 type Op byte
 
 const (
 	OpPut Op = 1 + iota
 	OpDelete
-	// opCAS writes only if the key is as the condition says, decided when
+	// OpCAS writes only if the key is as the condition says, decided when
 	// the command is applied: every replica applies the same log in the
 	// same order, so every replica decides the same.
 	OpCAS
-	// opCatalog changes the catalog (range meta only); value is a JSON
+	// OpCatalog changes the catalog (range meta only); value is a JSON
 	// catalogOp.
 	OpCatalog
 )
 
-// cond is a compare-and-swap condition.
+// Cond is a compare-and-swap condition.
 type Cond byte
 
 const (
@@ -39,9 +39,9 @@ const (
 	condExists                  // the key exists
 )
 
-// command is a write to a range, as it travels in a log entry.
+// Command is a write to a range, as it travels in a log entry.
 type Command struct {
-	// id identifies the proposal on the node that proposed it, so the
+	// Id identifies the proposal on the node that proposed it, so the
 	// applying store can answer the waiting client; 0 when nobody waits.
 	Id    uint64
 	Op    Op
@@ -51,13 +51,13 @@ type Command struct {
 	Cond          Cond
 	ExpectValue   []byte
 	ExpectVersion uint64
-	// del: an opCAS deletes the key when its condition holds, instead of
+	// Del: an opCAS deletes the key when its condition holds, instead of
 	// writing value.
 	Del bool
 
-	// idemKey names the client's request across retries; empty for none.
+	// IdemKey names the client's request across retries; empty for none.
 	IdemKey []byte
-	// at and horizon are the proposer's time and dedup horizon, in Unix
+	// At and horizon are the proposer's time and dedup horizon, in Unix
 	// nanoseconds (see dedup.go); 0 in commands that predate them.
 	At, Horizon int64
 }
@@ -118,7 +118,7 @@ func DecodeCommand(b []byte) (Command, error) {
 	return c, d.Done()
 }
 
-// setCondition makes c's condition expect, of a key in range rangeID.
+// SetCondition makes c's condition expect, of a key in range rangeID.
 func (c *Command) SetCondition(rangeID uint64, expect catalog.Expect) error {
 	switch {
 	case expect.Absent:
@@ -137,7 +137,7 @@ func (c *Command) SetCondition(rangeID uint64, expect catalog.Expect) error {
 	return nil
 }
 
-// value is a stored value and the version (Raft log index or Paxos slot)
+// Value is a stored value and the version (Raft log index or Paxos slot)
 // that wrote it.
 type Value struct {
 	Version uint64
@@ -169,16 +169,16 @@ func DecodeValue(b []byte) (Value, error) {
 // hold; nothing was written. The API maps it to FailedPrecondition (412).
 var ErrConditionFailed = errors.New("condition failed")
 
-// result is what applying a command tells the client that proposed it.
+// Result is what applying a command tells the client that proposed it.
 type Result struct {
 	Version uint64
 	Existed bool
-	// id is what a catalog command assigned (a node's ID).
+	// Id is what a catalog command assigned (a node's ID).
 	Id  uint64
 	Err error
 }
 
-// apply evaluates c against the key's current value (found says whether
+// Apply evaluates c against the key's current value (found says whether
 // it exists) at log index index, and returns the new value to store (nil
 // to delete, same pointer as cur to leave it) and the client's result.
 func (c *Command) Apply(rangeID, index uint64, cur *Value) (next *Value, res Result) {
@@ -231,7 +231,7 @@ func (c *Command) conditionError(rangeID uint64, cur *Value) error {
 		ErrConditionFailed, Abbreviate(c.Key), want, Abbreviate(cur.Data), FormatVersion(rangeID, cur.Version))
 }
 
-// abbreviate keeps error messages short when keys and values are large.
+// Abbreviate keeps error messages short when keys and values are large.
 func Abbreviate(b []byte) string {
 	const max = 64
 	if len(b) <= max {
@@ -247,7 +247,7 @@ func FormatVersion(rangeID, index uint64) string {
 	return strconv.FormatUint(rangeID, 10) + "." + strconv.FormatUint(index, 10)
 }
 
-// parseVersion reads a version of range rangeID.
+// ParseVersion reads a version of range rangeID.
 func ParseVersion(rangeID uint64, s string) (uint64, error) {
 	r, idx, ok := strings.Cut(s, ".")
 	rid, err1 := strconv.ParseUint(r, 10, 64)

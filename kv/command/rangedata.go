@@ -9,7 +9,7 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// eachData calls f with each user key of range rangeID that starts with
+// EachData calls f with each user key of range rangeID that starts with
 // prefix and comes after startAfter (from the first when it is empty), in
 // key order, with its stored value, until f returns false or an error.
 // Both slices alias the iterator: f copies what it keeps. Every walk over
@@ -42,7 +42,7 @@ func EachData(r storage.Reader, rangeID uint64, prefix, startAfter []byte, f fun
 	return it.Error()
 }
 
-// mergePages merges the pages of a scan that each range answered with up
+// MergePages merges the pages of a scan that each range answered with up
 // to limit+1 keys: in key order, cut to limit, and whether more remain.
 func MergePages(all []catalog.KeyValue, limit int) ([]catalog.KeyValue, bool) {
 	slices.SortFunc(all, func(a, b catalog.KeyValue) int { return bytes.Compare(a.Key, b.Key) })

@@ -81,16 +81,16 @@ type Core interface {
 
 // coreReady is one Ready of a core, in terms common to both protocols.
 type Ready struct {
-	// soft is set when the role or the leader changed.
+	// Soft is set when the role or the leader changed.
 	Soft *SoftState
-	// mustSync: the batch holding this Ready must be synced before the
+	// MustSync: the batch holding this Ready must be synced before the
 	// messages go out.
 	MustSync bool
-	// snapshot, if set, replaces the range's applied data (a follower
+	// Snapshot, if set, replaces the range's applied data (a follower
 	// catching up from the leader's snapshot).
 	Snapshot *RangeSnapshot
 	Messages []PeerMessage
-	// committed are the entries to apply, in order, without gaps.
+	// Committed are the entries to apply, in order, without gaps.
 	Committed []CommittedEntry
 	Reads     []ReadState
 }
@@ -100,33 +100,33 @@ type SoftState struct {
 	Role   Role
 }
 
-// rangeSnapshot is a range's data as of an applied index, in the
+// RangeSnapshot is a range's data as of an applied index, in the
 // encoding of Store.rangeData.
 type RangeSnapshot struct {
 	Index uint64
 	Data  []byte
 }
 
-// committedEntry is a committed log entry (Raft index or Paxos slot);
+// CommittedEntry is a committed log entry (Raft index or Paxos slot);
 // cmd is nil for entries with nothing to apply (no-ops, configurations).
 type CommittedEntry struct {
 	Index uint64
 	Cmd   []byte
 }
 
-// readState releases the read with context ctx once index is applied.
+// ReadState releases the read with context ctx once index is applied.
 type ReadState struct {
 	Index uint64
 	Ctx   []byte
 }
 
 type Status struct {
-	// term is the Raft term, or the round of the Paxos ballot promised.
+	// Term is the Raft term, or the round of the Paxos ballot promised.
 	Term   uint64
 	Commit uint64
 }
 
-// role is a replica's part in its group, in both protocols' terms (Paxos
+// Role is a replica's part in its group, in both protocols' terms (Paxos
 // has no pre-candidates). Its names are the metrics' role labels.
 type Role uint8
 
@@ -184,7 +184,7 @@ func (m PeerMessage) From() uint64 {
 	return m.Raft.From
 }
 
-// kind names the message's protocol and type, for logs.
+// Kind names the message's protocol and type, for logs.
 func (m PeerMessage) Kind() string {
 	switch {
 	case m.Paxos != nil:

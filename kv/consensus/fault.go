@@ -56,7 +56,7 @@ func NewRangeFault(kind FaultKind, err error) error {
 type SnapshotFault struct {
 	Err      error
 	failures int
-	// retryAt is the store tick before which no snapshot is built again;
+	// RetryAt is the store tick before which no snapshot is built again;
 	// asked is the last tick raft asked for one.
 	RetryAt, Asked int64
 }
@@ -75,7 +75,7 @@ const (
 	SnapshotFaultStaleTicks = 100
 )
 
-// failed records a failed attempt at tick now.
+// Failed records a failed attempt at tick now.
 func (f *SnapshotFault) Failed(now int64, err error) {
 	f.Err = err
 	f.failures++
@@ -86,7 +86,7 @@ func (f *SnapshotFault) Failed(now int64, err error) {
 	f.RetryAt = now + wait
 }
 
-// report is the fault as the range's status shows it, or "" when there is
+// Report is the fault as the range's status shows it, or "" when there is
 // none or no follower asked for the snapshot lately.
 func (f *SnapshotFault) Report(now int64) string {
 	if f.Err == nil || now-f.Asked > SnapshotFaultStaleTicks {

@@ -19,16 +19,16 @@ type Host struct {
 	NodeID uint64
 	Raft   raft.Config
 	Paxos  paxos.Config
-	// logKeepEntries and logTruncateEntries: see StoreConfig.
+	// LogKeepEntries and logTruncateEntries: see StoreConfig.
 	LogKeepEntries, LogTruncateEntries uint64
 	Logger, RaftLogger                 *slog.Logger
-	// seed returns a fresh random seed for a core's randomized timeouts.
+	// Seed returns a fresh random seed for a core's randomized timeouts.
 	Seed func() uint64
-	// ticks is the store's tick count, the clock of snapshot retries.
+	// Ticks is the store's tick count, the clock of snapshot retries.
 	Ticks func() int64
-	// snapshotFailed counts a snapshot that could not be built.
+	// SnapshotFailed counts a snapshot that could not be built.
 	SnapshotFailed func()
-	// rangeData is a range's applied data, as a snapshot carries it.
+	// RangeData is a range's applied data, as a snapshot carries it.
 	RangeData func(rangeID uint64) ([]byte, error)
 }
 

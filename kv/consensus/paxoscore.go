@@ -14,10 +14,10 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// protocolPaxos labels the metrics of paxos ranges.
+// ProtocolPaxos labels the metrics of paxos ranges.
 const ProtocolPaxos = "paxos"
 
-// paxosCore is a paxos range's Multi-Paxos core: paxos.RawNode over
+// PaxosCore is a paxos range's Multi-Paxos core: paxos.RawNode over
 // paxosLog.
 //
 // Snapshots. The core keeps the data of its last snapshot in memory (it
@@ -53,7 +53,7 @@ func membershipOf(desc *catalog.RangeDescriptor) paxos.Membership {
 	return m
 }
 
-// newPaxosCore restarts the range's core from Pebble, founding the range
+// NewPaxosCore restarts the range's core from Pebble, founding the range
 // first if this replica has no state yet: every founding replica starts
 // from the same paxos.Bootstrap of the descriptor's replicas.
 func NewPaxosCore(h *Host, rg Range) (*PaxosCore, error) {
@@ -185,7 +185,7 @@ func paxosRole(r paxos.Role) Role {
 	return RoleFollower
 }
 
-// persist writes the snapshot point, the accepted entries and the hard
+// Persist writes the snapshot point, the accepted entries and the hard
 // state. The snapshot's data is the store's.
 func (c *PaxosCore) Persist(b *storage.Batch) error {
 	rd := &c.rd
@@ -212,7 +212,7 @@ func (c *PaxosCore) Status() Status {
 	return Status{Term: c.Log.HardState.Promised.Round, Commit: c.Log.HardState.Commit}
 }
 
-// compact compacts to the applied slot once the log holds more than
+// Compact compacts to the applied slot once the log holds more than
 // LogTruncateEntries+LogKeepEntries applied slots. Unlike Raft it keeps
 // none of them (LogKeepEntries only delays compaction): the snapshot data
 // can only be built at the applied slot (see paxosCore).
@@ -239,16 +239,16 @@ func (c *PaxosCore) compactTo(b *storage.Batch, slot uint64) error {
 	return c.Log.SetSnapshot(b, snap)
 }
 
-// transferLeader asks the lowest-ID voter the leader heard from lately to
+// TransferLeader asks the lowest-ID voter the leader heard from lately to
 // run phase 1 now (paxos.RawNode.TransferLeader). Any voter can take
 // over: a new leader learns what it lacks from the promises.
 func (c *PaxosCore) TransferLeader(uint64) bool { return c.rn.TransferLeader(0) == nil }
 
-// reportUnreachable: nothing to do; a Paxos leader resends what is not
+// ReportUnreachable: nothing to do; a Paxos leader resends what is not
 // acknowledged on its own (leader.go).
 func (c *PaxosCore) ReportUnreachable(uint64) {}
 
-// learnCommit: a Paxos heartbeat marks chosen only the slots this acceptor
+// LearnCommit: a Paxos heartbeat marks chosen only the slots this acceptor
 // holds at the leader's ballot, so an acceptor that is behind learns what
 // it can and catches up when the range wakes.
 func (c *PaxosCore) LearnCommit(self, leader, term, commit uint64) error {
@@ -256,7 +256,7 @@ func (c *PaxosCore) LearnCommit(self, leader, term, commit uint64) error {
 		Ballot: paxos.Ballot{Round: term, NodeID: leader}, Commit: commit})
 }
 
-// quiescible: this node leads, with nothing in flight and every slot it
+// Quiescible: this node leads, with nothing in flight and every slot it
 // knows chosen and applied (paxos.RawNode.Idle). Unlike Raft, the leader
 // does not track what each acceptor holds: an acceptor that is behind and
 // quiesces catches up when the range next wakes, which costs nothing but

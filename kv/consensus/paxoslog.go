@@ -11,7 +11,7 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// paxosLog is a paxos range's acceptor state in the node's Pebble
+// PaxosLog is a paxos range's acceptor state in the node's Pebble
 // database, under the same keys a Raft range uses for the same purposes:
 //
 //   - storage.HardStateKey: the promise and the commit index;
@@ -31,14 +31,14 @@ type PaxosLog struct {
 	rangeID uint64
 
 	HardState paxos.HardState
-	// snap is the snapshot point, without data.
+	// Snap is the snapshot point, without data.
 	Snap paxos.Snapshot
-	// founded says that the range's state exists: a snapshot point is
+	// Founded says that the range's state exists: a snapshot point is
 	// written when the range is founded.
 	Founded bool
 }
 
-// loadPaxosLog reads the range's acceptor state and accepted entries.
+// LoadPaxosLog reads the range's acceptor state and accepted entries.
 func LoadPaxosLog(db *storage.DB, rangeID uint64) (*PaxosLog, []paxos.Entry, error) {
 	l := &PaxosLog{db: db, rangeID: rangeID}
 	if b, err := db.Get(storage.HardStateKey(rangeID)); err == nil {
@@ -82,13 +82,13 @@ func LoadPaxosLog(db *storage.DB, rangeID uint64) (*PaxosLog, []paxos.Entry, err
 	return l, ents, it.Error()
 }
 
-// setHardState adds hs to b.
+// SetHardState adds hs to b.
 func (l *PaxosLog) SetHardState(b *storage.Batch, hs paxos.HardState) error {
 	l.HardState = hs
 	return b.Set(storage.HardStateKey(l.rangeID), EncodePaxosHardState(hs))
 }
 
-// setEntries adds accepted entries to b, each replacing its slot's.
+// SetEntries adds accepted entries to b, each replacing its slot's.
 // Entries at or below the snapshot point are superseded by it.
 func (l *PaxosLog) SetEntries(b *storage.Batch, es []paxos.Entry) error {
 	for _, e := range es {
@@ -102,7 +102,7 @@ func (l *PaxosLog) SetEntries(b *storage.Batch, es []paxos.Entry) error {
 	return nil
 }
 
-// setSnapshot records a new snapshot point (a compaction, or a snapshot
+// SetSnapshot records a new snapshot point (a compaction, or a snapshot
 // from the leader) and drops the slots it covers.
 func (l *PaxosLog) SetSnapshot(b *storage.Batch, snap paxos.Snapshot) error {
 	if snap.Slot > l.Snap.Slot {
@@ -137,7 +137,7 @@ func DecodePaxosHardState(b []byte) (paxos.HardState, error) {
 	return hs, d.Done()
 }
 
-// encodePaxosEntry encodes all but the slot, which is in the key.
+// EncodePaxosEntry encodes all but the slot, which is in the key.
 func EncodePaxosEntry(pe paxos.Entry) []byte {
 	e := codec.Enc{Buf: make([]byte, 0, len(pe.Data)+16)}
 	e.Byte(paxosCodecV1)
@@ -147,7 +147,7 @@ func EncodePaxosEntry(pe paxos.Entry) []byte {
 	return e.Buf
 }
 
-// decodePaxosEntry decodes an entry, copying its data out of b.
+// DecodePaxosEntry decodes an entry, copying its data out of b.
 func DecodePaxosEntry(slot uint64, b []byte) (paxos.Entry, error) {
 	d := codec.Dec{Buf: b}
 	if d.Byte() != paxosCodecV1 {

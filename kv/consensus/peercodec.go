@@ -33,7 +33,7 @@ func EncodePeerMessage(m PeerMessage) []byte {
 	return appendRaftMessage([]byte{peerProtocolRaft}, m.Raft)
 }
 
-// decodePeerMessage decodes b. The message's byte slices alias b.
+// DecodePeerMessage decodes b. The message's byte slices alias b.
 func DecodePeerMessage(b []byte) (PeerMessage, error) {
 	if len(b) == 0 {
 		return PeerMessage{}, fmt.Errorf("%w: empty peer message", codec.ErrCorrupt)

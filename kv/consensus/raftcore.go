@@ -11,10 +11,10 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// protocolRaft labels the metrics of Raft ranges.
+// ProtocolRaft labels the metrics of Raft ranges.
 const ProtocolRaft = "raft"
 
-// raftCore is a range's Raft core: raft.RawNode over raftLog.
+// RaftCore is a range's Raft core: raft.RawNode over raftLog.
 type RaftCore struct {
 	h       *Host
 	rg      Range
@@ -28,7 +28,7 @@ type RaftCore struct {
 
 var _ Core = (*RaftCore)(nil)
 
-// newRaftCore opens the range's Raft log (bootstrapping a new one with the
+// NewRaftCore opens the range's Raft log (bootstrapping a new one with the
 // descriptor's replicas as founding voters) and starts its core. It sets
 // *rg.applied from Pebble.
 func NewRaftCore(h *Host, rg Range) (*RaftCore, error) {
@@ -61,7 +61,7 @@ func NewRaftCore(h *Host, rg Range) (*RaftCore, error) {
 	return c, nil
 }
 
-// confStateOf is the founding configuration of a range.
+// ConfStateOf is the founding configuration of a range.
 func ConfStateOf(desc *catalog.RangeDescriptor) raft.ConfState {
 	cs := raft.ConfState{Geometry: desc.Geometry}
 	for _, rep := range desc.Replicas {
@@ -160,7 +160,7 @@ func raftRole(st raft.StateType) Role {
 	return RoleFollower
 }
 
-// persist writes the snapshot point, then the entries, then the hard
+// Persist writes the snapshot point, then the entries, then the hard
 // state, as raft.Ready asks. The snapshot's data is the store's.
 func (c *RaftCore) Persist(b *storage.Batch) error {
 	rd := &c.rd
@@ -199,7 +199,7 @@ func (c *RaftCore) Status() Status {
 	return Status{Term: c.Log.HardState.Term, Commit: c.Log.HardState.Commit}
 }
 
-// compact drops applied log entries beyond what slow followers are likely
+// Compact drops applied log entries beyond what slow followers are likely
 // to need; a follower further behind gets a snapshot. An entry that
 // cannot be read is a fault of the range, found before anything is
 // written to the batch.
@@ -215,7 +215,7 @@ func (c *RaftCore) Compact(batch func() *storage.Batch, applied uint64) error {
 	return c.Log.Truncate(batch(), index, c.RawNode.ConfState())
 }
 
-// transferLeader hands leadership to the voter other than self with the
+// TransferLeader hands leadership to the voter other than self with the
 // highest match index among those recently active.
 func (c *RaftCore) TransferLeader(self uint64) bool {
 	var best, bestMatch uint64
@@ -276,7 +276,7 @@ func (c *RaftCore) buildSnapshot() (raft.Snapshot, error) {
 	}, nil
 }
 
-// reportUnreachable: a leader replicating to the follower probes it.
+// ReportUnreachable: a leader replicating to the follower probes it.
 func (c *RaftCore) ReportUnreachable(to uint64) { c.RawNode.ReportUnreachable(to) }
 
 func (c *RaftCore) LearnCommit(self, leader, term, commit uint64) error {
@@ -286,7 +286,7 @@ func (c *RaftCore) LearnCommit(self, leader, term, commit uint64) error {
 	return c.RawNode.Step(raft.Message{Type: raft.MsgHeartbeat, From: leader, To: self, Term: term, Commit: commit})
 }
 
-// quiescible: this node leads, every entry is committed and applied here,
+// Quiescible: this node leads, every entry is committed and applied here,
 // and every voter and learner holds the whole log and was heard from
 // recently (so it knows the commit index from the last heartbeat).
 func (c *RaftCore) Quiescible(self uint64) ([]uint64, uint64, uint64, bool) {

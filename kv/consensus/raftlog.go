@@ -11,7 +11,7 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// raftLog is a range's Raft log and HardState in the node's Pebble
+// RaftLog is a range's Raft log and HardState in the node's Pebble
 // database: raft.Storage for the core, plus the writes the store makes
 // while handling a Ready.
 //
@@ -154,13 +154,13 @@ func (l *RaftLog) Snapshot() (raft.Snapshot, error) {
 	return l.BuildSnapshot()
 }
 
-// setHardState adds hs to b.
+// SetHardState adds hs to b.
 func (l *RaftLog) SetHardState(b *storage.Batch, hs raft.HardState) error {
 	l.HardState = hs
 	return b.Set(storage.HardStateKey(l.rangeID), EncodeHardState(hs))
 }
 
-// append adds ents to b. They may replace a suffix of the log: entries
+// Append adds ents to b. They may replace a suffix of the log: entries
 // after the new last one are deleted, so the log never holds a stale tail.
 func (l *RaftLog) Append(b *storage.Batch, ents []raft.Entry) error {
 	if len(ents) == 0 {
@@ -185,7 +185,7 @@ func (l *RaftLog) Append(b *storage.Batch, ents []raft.Entry) error {
 	return nil
 }
 
-// truncate drops entries up to index (which must be applied), keeping the
+// Truncate drops entries up to index (which must be applied), keeping the
 // configuration cs in force there for restarts.
 func (l *RaftLog) Truncate(b *storage.Batch, index uint64, cs raft.ConfState) error {
 	if index <= l.Trunc.Index {
@@ -202,7 +202,7 @@ func (l *RaftLog) Truncate(b *storage.Batch, index uint64, cs raft.ConfState) er
 	return l.setTruncated(b, truncatedState{Index: index, term: term, cs: cs.Clone()})
 }
 
-// installSnapshot replaces the whole log with the snapshot's point: the
+// InstallSnapshot replaces the whole log with the snapshot's point: the
 // entries are superseded by the state the snapshot carries.
 func (l *RaftLog) InstallSnapshot(b *storage.Batch, meta raft.SnapshotMetadata) error {
 	s := storage.RangeLogSpan(l.rangeID)

@@ -59,7 +59,7 @@ const (
 	// risks resurrecting a deleted value that a late message still
 	// carries; too high keeps deleted keys' tombstones on disk longer.
 	tombstoneGraceMargin = time.Hour
-	// antiEntropyDepth is the trees' depth: 1024 leaves, 8 KiB of hashes
+	// AntiEntropyDepth is the trees' depth: 1024 leaves, 8 KiB of hashes
 	// per exchange; a range of a million keys has ~1000 keys per leaf.
 	AntiEntropyDepth = 10
 )
@@ -99,7 +99,7 @@ func (c *Coordinator) eachRecord(rangeID uint64, f func(key []byte, rec wrn.Reco
 	})
 }
 
-// localMerkleLeaves returns the leaf hashes of this replica's tree of
+// LocalMerkleLeaves returns the leaf hashes of this replica's tree of
 // eventual range rangeID.
 func (c *Coordinator) LocalMerkleLeaves(rangeID uint64, depth int) ([]uint64, error) {
 	r, err := c.localEventualRange(rangeID)
@@ -113,7 +113,7 @@ func (c *Coordinator) LocalMerkleLeaves(rangeID uint64, depth int) ([]uint64, er
 	return m.LeafHashes(), nil
 }
 
-// localLeafRecords returns up to limit records of eventual range rangeID
+// LocalLeafRecords returns up to limit records of eventual range rangeID
 // whose positions fall in leaves (of a tree of depth), and whether some
 // were left out.
 func (c *Coordinator) LocalLeafRecords(rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
@@ -319,7 +319,7 @@ func (rd *antiEntropyRound) end() {
 	rd.done(rd.res)
 }
 
-// antiEntropyExchange runs a round of range r with peer alone (no
+// AntiEntropyExchange runs a round of range r with peer alone (no
 // purge), waiting for it; it returns how many leaves differed.
 func (c *Coordinator) AntiEntropyExchange(ctx context.Context, r *catalog.RangeDescriptor, peer uint64) (int, error) {
 	res, err := await(ctx, func(done func(antiEntropyResult)) { c.startAntiEntropyRound(r, []uint64{peer}, false, done) },
@@ -364,7 +364,7 @@ func (c *Coordinator) purgeTombstones(r *catalog.RangeDescriptor, mine *wrn.Merk
 	return purged, nil
 }
 
-// antiEntropyStep is one step of the anti-entropy loop: unless a round
+// AntiEntropyStep is one step of the anti-entropy loop: unless a round
 // is under way, it starts one on the next of this node's eventual ranges
 // (round-robin).
 func (c *Coordinator) AntiEntropyStep() {

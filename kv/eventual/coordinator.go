@@ -49,19 +49,19 @@ type Coordinator struct {
 	casSeq         atomic.Uint64 // low bits of compare-and-swap proposer IDs (eventual_cas.go)
 	rngMu          sync.Mutex
 	rng            *rand.Rand // compare-and-swap backoff
-	// hints holds writes for replicas that missed them (hints.go).
+	// Hints holds writes for replicas that missed them (hints.go).
 	Hints *records.Hints
 	// antiEntropy is the state of the Merkle tree exchanges, and
 	// tombstoneGrace how long a tombstone is kept at least
 	// (antientropy.go).
 	antiEntropy    antiEntropyState
 	tombstoneGrace time.Duration
-	// loops runs hint replay and anti-entropy in kvd.
+	// Loops runs hint replay and anti-entropy in kvd.
 	Loops backgroundLoops
 	// evHooks are the eventual coordinator's test-only canaries and
 	// callbacks (eventualHooks); zero in production.
 	evHooks Hooks
-	// inflight counts the goroutines of eventual requests and repairs,
+	// Inflight counts the goroutines of eventual requests and repairs,
 	// for Close.
 	Inflight sync.WaitGroup
 }

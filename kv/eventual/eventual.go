@@ -51,7 +51,7 @@ const (
 	clockMaxOffset = 500 * time.Millisecond
 )
 
-// formatRecordVersion shows an eventual version: WALL.LOGICAL.NODE.
+// FormatRecordVersion shows an eventual version: WALL.LOGICAL.NODE.
 func FormatRecordVersion(v wrn.Version) string {
 	return strconv.FormatInt(v.Timestamp.WallTime, 10) + "." + strconv.FormatUint(uint64(v.Timestamp.Logical), 10) +
 		"." + strconv.FormatUint(v.Node, 10)
@@ -152,7 +152,7 @@ func (c *Coordinator) Write(ctx context.Context, ks catalog.KeyspaceDescriptor, 
 	return op.Rec.Version, res.existed, res.Err
 }
 
-// newEventualWrite is writeEventual's operation, not started yet: rec
+// NewEventualWrite is writeEventual's operation, not started yet: rec
 // versioned by this node's clock, to be written with the quorums of ks
 // overridden by q. It refuses a write that cannot meet W (checkWritable).
 func (c *Coordinator) NewEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, rec wrn.Record, q catalog.QuorumOverride) (*writeOp, error) {
@@ -309,7 +309,7 @@ type writeOp struct {
 	}
 }
 
-// writeResult is a decided write: whether the key held a live value on a
+// WriteResult is a decided write: whether the key held a live value on a
 // replica that acknowledged, or the error.
 type WriteResult struct {
 	existed bool
@@ -322,7 +322,7 @@ func (c *Coordinator) newWriteOp(ks catalog.KeyspaceDescriptor, r *catalog.Range
 	return o
 }
 
-// start sends the record to every replica (this node's own one maybe
+// Start sends the record to every replica (this node's own one maybe
 // later, see guarded); done is called once, when the write is decided.
 func (o *writeOp) Start(done func(WriteResult)) {
 	self := o.n.store.NodeID()
@@ -480,7 +480,7 @@ func (c *Coordinator) Read(ctx context.Context, ks catalog.KeyspaceDescriptor, r
 	return res.Rec, res.Err
 }
 
-// newEventualRead is readEventual's operation, not started yet.
+// NewEventualRead is readEventual's operation, not started yet.
 func (c *Coordinator) NewEventualRead(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, key []byte, q catalog.QuorumOverride) (*readOp, error) {
 	qs, err := c.eventualQuorums(ks, r, q)
 	if err != nil {
@@ -521,13 +521,13 @@ type readOp struct {
 	// measured: a client's read, counted in the staleness metrics (a
 	// compare-and-swap's own reads are not).
 	measured bool
-	// stale, if set, is told at the end whether the read returned a stale
+	// Stale, if set, is told at the end whether the read returned a stale
 	// record, and whether every replica answered without an error
 	// (tests).
 	Stale func(stale, complete bool)
 }
 
-// readResult is a decided read: the newest record of a read quorum, or
+// ReadResult is a decided read: the newest record of a read quorum, or
 // the error.
 type ReadResult struct {
 	Rec wrn.Record
@@ -541,7 +541,7 @@ func (c *Coordinator) newReadOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeD
 	return o
 }
 
-// start asks every replica; done is called once, when the read is
+// Start asks every replica; done is called once, when the read is
 // decided.
 func (o *readOp) Start(done func(ReadResult)) {
 	o.mu.done = done
@@ -678,7 +678,7 @@ func (c *Coordinator) readRepair(rangeID uint64, key []byte, winner wrn.Record, 
 	}
 }
 
-// close stops the hint replay and anti-entropy loops, then waits for
+// Close stops the hint replay and anti-entropy loops, then waits for
 // the background work to finish: read repairs, replays and exchanges
 // under way, and replica requests of eventual writes and reads that
 // outlived their request (each bounded by the replica timeout). It may be
@@ -689,7 +689,7 @@ func (c *Coordinator) Close() {
 	c.recordStreams.Close()
 }
 
-// lookup finds keyspace's descriptor and the range of key, whatever the
+// Lookup finds keyspace's descriptor and the range of key, whatever the
 // keyspace's mode.
 func (c *Coordinator) Lookup(keyspace string, key []byte) (catalog.KeyspaceDescriptor, *catalog.RangeDescriptor, error) {
 	if err := c.limits.CheckKey(key); err != nil {

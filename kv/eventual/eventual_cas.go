@@ -318,7 +318,7 @@ func (o *casOp) Start(done func(CASResult)) {
 	o.attempt()
 }
 
-// giveUp stops further attempts of a request whose client gave up, and
+// GiveUp stops further attempts of a request whose client gave up, and
 // describes where it was.
 func (o *casOp) GiveUp() string {
 	o.Mu.Lock()
@@ -634,7 +634,7 @@ func (o *casOp) decide(out paxos.Outcome) {
 
 func (o *casOp) finish(res CASResult) { o.done(res) }
 
-// stepLocalCAS steps this replica's acceptor of key in range rangeID with
+// StepLocalCAS steps this replica's acceptor of key in range rangeID with
 // m (a Prepare or an Accept) and returns its answer, after persisting its
 // state when it changed. A Promise's value is encodePromise's: what the
 // acceptor accepted, and this replica's record of the key. An Accept whose

@@ -51,7 +51,7 @@ import (
 // whose clock is ahead) never makes a node think its own clock behind.
 
 const (
-	// clockTrustWindow is how long a coordinator's clock stays trusted
+	// ClockTrustWindow is how long a coordinator's clock stays trusted
 	// after another replica accepted one of its versions (rule 2). Too
 	// low delays writes on an idle node behind one round trip to another
 	// replica; too high lets a clock that drifted (rather than jumped) by
@@ -63,14 +63,14 @@ const (
 	// (a round trip more per write); too high lets a stepped clock stamp
 	// versions up to that much more ahead on its own replica.
 	clockJumpTolerance = 50 * time.Millisecond
-	// clockFenceMax bounds rule 3: a version seen further ahead than this
+	// ClockFenceMax bounds rule 3: a version seen further ahead than this
 	// is taken for a corrupt one (logged), not for proof that this node's
 	// clock is behind, so that one bad version cannot stop a node's writes
 	// for longer.
 	ClockFenceMax = time.Minute
 )
 
-// clockReading is a version's wall time and the monotonic clock read when
+// ClockReading is a version's wall time and the monotonic clock read when
 // it was stamped.
 type ClockReading struct {
 	Wall int64 // nanoseconds since the Unix epoch
@@ -103,13 +103,13 @@ func NewClockGuard(physical func() int64, mono func() time.Duration) *clockGuard
 	return &clockGuard{physical: physical, mono: mono}
 }
 
-// reading pairs the wall time of a version stamped now with the
+// Reading pairs the wall time of a version stamped now with the
 // monotonic clock.
 func (g *clockGuard) Reading(wall int64) ClockReading {
 	return ClockReading{Wall: wall, Mono: g.mono()}
 }
 
-// trusted says whether a version stamped at reading r may go to this
+// Trusted says whether a version stamped at reading r may go to this
 // node's own replica before another replica accepted it (rule 2): a
 // version was confirmed within clockTrustWindow, and r's is no further
 // past it than the monotonic time elapsed since, give or take
@@ -126,7 +126,7 @@ func (g *clockGuard) Trusted(r ClockReading) bool {
 	return elapsed <= ClockTrustWindow && gained <= clockJumpTolerance
 }
 
-// confirm records that another replica accepted the version stamped at
+// Confirm records that another replica accepted the version stamped at
 // reading r.
 func (g *clockGuard) Confirm(r ClockReading) {
 	g.mu.Lock()
@@ -136,7 +136,7 @@ func (g *clockGuard) Confirm(r ClockReading) {
 	}
 }
 
-// sawAhead records a stored version whose wall time is more than
+// SawAhead records a stored version whose wall time is more than
 // clockMaxOffset ahead of the physical clock (rule 3). It reports
 // whether the version was taken for proof of this clock being behind.
 func (g *clockGuard) SawAhead(wall int64) bool {
@@ -149,7 +149,7 @@ func (g *clockGuard) SawAhead(wall int64) bool {
 	return true
 }
 
-// behind returns an error while a version seen is still more than
+// Behind returns an error while a version seen is still more than
 // clockMaxOffset ahead of the physical clock (rule 3).
 func (g *clockGuard) Behind() error {
 	g.mu.Lock()
@@ -167,7 +167,7 @@ func (g *clockGuard) Behind() error {
 		store.ErrUnavailable, wrn.ErrClockOffset, by.Round(time.Millisecond), clockMaxOffset)
 }
 
-// runAhead returns an error if wall, a reading of this node's HLC, is
+// RunAhead returns an error if wall, a reading of this node's HLC, is
 // more than clockMaxOffset ahead of its physical clock (rule 3): the
 // clock was stepped back behind versions it stamped before.
 func (g *clockGuard) RunAhead(wall int64) error {

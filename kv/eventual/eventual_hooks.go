@@ -6,20 +6,20 @@ package eventual
 // acts on. Production code never sets them: NodeConfig.evHooks is
 // unexported.
 type Hooks struct {
-	// unavailableAfterPartialWrite answers Unavailable for a write that
+	// UnavailableAfterPartialWrite answers Unavailable for a write that
 	// missed W after some replica stored it (the lie of issue 10's
 	// scenario 3): a client's retry then writes it again.
 	UnavailableAfterPartialWrite bool
-	// ignoreAccepted decides a compare-and-swap on the records alone,
+	// IgnoreAccepted decides a compare-and-swap on the records alone,
 	// without the value Paxos' phase 1 found accepted.
 	IgnoreAccepted bool
-	// forgetSwaps ignores the register's swap history: a retry of a swap
+	// ForgetSwaps ignores the register's swap history: a retry of a swap
 	// is evaluated as a new request (issue 10's scenario 4).
 	ForgetSwaps bool
-	// purgeKeepsAccepted leaves the acceptor's accepted value alone when
+	// PurgeKeepsAccepted leaves the acceptor's accepted value alone when
 	// its tombstone is purged (issue 10's scenario 5).
 	PurgeKeepsAccepted bool
-	// chosen, if set, is called when a compare-and-swap's new record is
+	// Chosen, if set, is called when a compare-and-swap's new record is
 	// chosen, before it is written to the replicas.
 	Chosen func(key []byte)
 }

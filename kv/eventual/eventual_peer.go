@@ -62,7 +62,7 @@ func (c *Coordinator) localEventualRange(id uint64) (*catalog.RangeDescriptor, e
 // keyspace created a moment ago through another node (awaitEventualRange).
 var errNotInCatalog = fmt.Errorf("%w: not in this node's catalog", store.ErrNoReplicaHere)
 
-// awaitEventualRange runs before a replica serves another node's call for
+// AwaitEventualRange runs before a replica serves another node's call for
 // eventual range id. A keyspace created through one node reaches the
 // others' catalogs a moment later, and its coordinators may call at once:
 // if this node's catalog does not have the range, it first catches up
@@ -75,7 +75,7 @@ func (c *Coordinator) AwaitEventualRange(ctx context.Context, id uint64) error {
 	return c.catchUpCatalog(ctx, fmt.Sprintf("eventual range %d", id))
 }
 
-// writeLocalRecord stores rec on this node's replica of range rangeID
+// WriteLocalRecord stores rec on this node's replica of range rangeID
 // (see recordStore.write), and moves the clock past its version so that
 // later writes coordinated here order after it. It refuses a version more
 // than the maximum clock offset ahead of this node's clock

@@ -10,7 +10,7 @@ import (
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
-// replayHints is one step of the replay loop, which runs every replay
+// ReplayHints is one step of the replay loop, which runs every replay
 // interval: each target not replayed to already gets a replay, which
 // drops its expired hints and, if the target is alive and past its
 // backoff, sends it the others (hintReplay).

@@ -24,7 +24,7 @@ import (
 // in the deterministic simulator, which delivers every answer from its
 // single goroutine in an order its seed decides (sim_eventual_test.go).
 
-// replicaNet carries a coordinator's requests to the replicas of eventual
+// ReplicaNet carries a coordinator's requests to the replicas of eventual
 // ranges, this node's own included.
 type ReplicaNet interface {
 	// Call runs req on node to's replica and calls done exactly once with
@@ -36,7 +36,7 @@ type ReplicaNet interface {
 	After(d time.Duration, f func())
 }
 
-// replicaRequest is one request to a replica of eventual range RangeID.
+// ReplicaRequest is one request to a replica of eventual range RangeID.
 // The kind says which of the other fields mean something.
 type ReplicaRequest struct {
 	Kind    replicaRequestKind
@@ -80,7 +80,7 @@ func (k replicaRequestKind) String() string {
 	return fmt.Sprintf("request(%d)", uint8(k))
 }
 
-// replicaAnswer answers a replicaRequest: err, or the fields of its kind.
+// ReplicaAnswer answers a replicaRequest: err, or the fields of its kind.
 type ReplicaAnswer struct {
 	Err       error
 	Existed   bool                // reqWrite: the key held a live value before
@@ -91,7 +91,7 @@ type ReplicaAnswer struct {
 	truncated bool                // reqLeafRecords: more records than limit
 }
 
-// serveReplica runs req on this node's replica: what the peer service's
+// ServeReplica runs req on this node's replica: what the peer service's
 // record handlers do for a remote coordinator.
 func (c *Coordinator) ServeReplica(req ReplicaRequest) ReplicaAnswer {
 	var a ReplicaAnswer
@@ -194,7 +194,7 @@ type backgroundLoops struct {
 	wg     sync.WaitGroup
 }
 
-// every calls step every interval until close; after close it does
+// Every calls step every interval until close; after close it does
 // nothing.
 func (l *backgroundLoops) Every(interval time.Duration, step func()) {
 	l.mu.Lock()
@@ -229,7 +229,7 @@ func (l *backgroundLoops) stopped() bool {
 	return l.closed
 }
 
-// close stops the loops and waits for their goroutines. It is idempotent.
+// Close stops the loops and waits for their goroutines. It is idempotent.
 func (l *backgroundLoops) Close() {
 	l.mu.Lock()
 	if !l.closed {

@@ -69,7 +69,7 @@ type CASValue struct {
 // is a bare record, the register's value before histories: seq 0, none.
 const casValueFormatV2 byte = 2
 
-// encodeCASValue encodes v: the format byte, seq, the record
+// EncodeCASValue encodes v: the format byte, seq, the record
 // (encodeRecord, or nothing) with its length, the number of entries, then
 // each entry's ID and version: the wall time as a signed delta from the
 // previous entry's (from 0 for the first), the logical counter and the
@@ -95,7 +95,7 @@ func EncodeCASValue(v CASValue) []byte {
 	return e.Buf
 }
 
-// decodeCASValue reads what encodeCASValue wrote, or a bare record. The
+// DecodeCASValue reads what encodeCASValue wrote, or a bare record. The
 // record's value aliases b.
 func DecodeCASValue(b []byte) (CASValue, error) {
 	if len(b) > 0 && b[0] == recordFormatV1 {
@@ -152,7 +152,7 @@ func DecodeCASValue(b []byte) (CASValue, error) {
 	return v, nil
 }
 
-// find returns the entry of request id, if the history still holds it.
+// Find returns the entry of request id, if the history still holds it.
 func (v CASValue) Find(id CASID) (casEntry, bool) {
 	for _, h := range v.Hist {
 		if h.id == id {
@@ -162,14 +162,14 @@ func (v CASValue) Find(id CASID) (casEntry, bool) {
 	return casEntry{}, false
 }
 
-// covers says whether a swap proposed at position seq would be in the
+// Covers says whether a swap proposed at position seq would be in the
 // history if it had been chosen: it is not older than the oldest entry
 // (or not chosen yet at all, past the latest).
 func (v CASValue) Covers(seq uint64) bool {
 	return seq+uint64(len(v.Hist)) > v.Seq
 }
 
-// next is the register after a swap by request id to rec: one position
+// Next is the register after a swap by request id to rec: one position
 // on, id's entry added, the oldest dropped past casHistoryLen.
 func (v CASValue) Next(rec wrn.Record, id CASID) CASValue {
 	hist := make([]casEntry, 0, CASHistoryLen)
@@ -205,7 +205,7 @@ func encodePromise(accepted []byte, rec wrn.Record) []byte {
 	return e.Buf
 }
 
-// decodePromise reads what encodePromise wrote. Both results alias b.
+// DecodePromise reads what encodePromise wrote. Both results alias b.
 func DecodePromise(b []byte) ([]byte, wrn.Record, error) {
 	d := codec.Dec{Buf: b}
 	if f := d.Byte(); d.Err == nil && f != casPromiseFormat {

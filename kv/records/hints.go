@@ -83,7 +83,7 @@ func encodeHint(h hint) []byte {
 	return e.Buf
 }
 
-// decodeHint reads what encodeHint wrote. The result aliases b.
+// DecodeHint reads what encodeHint wrote. The result aliases b.
 func DecodeHint(b []byte) (hint, error) {
 	d := codec.Dec{Buf: b}
 	if f := d.Byte(); d.Err == nil && f != hintFormatV1 {
@@ -112,7 +112,7 @@ type hintTarget struct {
 	replaying bool  // a replay to it is under way
 }
 
-// hints holds a node's hints: their bounds and the counts kept in
+// Hints holds a node's hints: their bounds and the counts kept in
 // memory. The node's replay loop (replayHints) sends them.
 type Hints struct {
 	db       *storage.DB
@@ -132,7 +132,7 @@ type Hints struct {
 	}
 }
 
-// hintsConfig is what hints takes from NodeConfig.
+// HintsConfig is what hints takes from NodeConfig.
 type HintsConfig struct {
 	PhysicalClock                  func() int64
 	MaxHints                       int
@@ -197,7 +197,7 @@ func (h *Hints) release(to uint64, size int64) {
 	h.metrics.HintsPending.Dec()
 }
 
-// claim marks a replay to to under way, unless one is already or to has
+// Claim marks a replay to to under way, unless one is already or to has
 // no hints; it reports whether it did.
 func (h *Hints) Claim(to uint64) bool {
 	h.mu.Lock()
@@ -210,7 +210,7 @@ func (h *Hints) Claim(to uint64) bool {
 	return true
 }
 
-// unclaim ends a replay to to.
+// Unclaim ends a replay to to.
 func (h *Hints) Unclaim(to uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -221,7 +221,7 @@ func (h *Hints) Unclaim(to uint64) {
 	}
 }
 
-// add stores rec, a write of key in range rangeID that node to missed, as
+// Add stores rec, a write of key in range rangeID that node to missed, as
 // a hint, durably (the WAL synced: a sloppy write counts it toward W).
 func (h *Hints) Add(to, rangeID uint64, key []byte, rec wrn.Record) error {
 	v := encodeHint(hint{Created: h.Now(), RangeID: rangeID, Key: key, Rec: rec})
@@ -257,7 +257,7 @@ func (h *Hints) PendingTargets() []uint64 {
 	return slices.Sorted(maps.Keys(h.mu.targets))
 }
 
-// ready says whether a replay of to's hints may start now (its backoff
+// Ready says whether a replay of to's hints may start now (its backoff
 // is over).
 func (h *Hints) Ready(to uint64) bool {
 	h.mu.Lock()
@@ -266,7 +266,7 @@ func (h *Hints) Ready(to uint64) bool {
 	return t != nil && h.Now() >= t.retryAt
 }
 
-// backOff delays the next replay to to after a failed one: doubling from
+// BackOff delays the next replay to to after a failed one: doubling from
 // the replay interval up to maxHintBackoff.
 func (h *Hints) BackOff(to uint64) {
 	h.mu.Lock()
@@ -289,7 +289,7 @@ func (h *Hints) ResetBackoff(to uint64) {
 
 type HintEntry struct{ Key, Value []byte }
 
-// read reads up to hintReplayBatch hints of span (copies).
+// Read reads up to hintReplayBatch hints of span (copies).
 func (h *Hints) Read(span storage.Span) ([]HintEntry, error) {
 	it, err := h.db.NewIter(span)
 	if err != nil {
@@ -307,7 +307,7 @@ func (h *Hints) Read(span storage.Span) ([]HintEntry, error) {
 	return out, it.Error()
 }
 
-// delete deletes a delivered hint (dropReason "") or a dropped one.
+// Delete deletes a delivered hint (dropReason "") or a dropped one.
 // The delete is not synced: a hint that reappears after a crash is
 // replayed again, which last writer wins makes harmless.
 func (h *Hints) Delete(to uint64, e HintEntry, dropReason string) error {

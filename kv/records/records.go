@@ -33,7 +33,7 @@ const recordFormatV1 byte = 1
 // Flags of an encoded record.
 const recordTombstone byte = 1
 
-// encodeRecord encodes rec: the format byte, the version (wall time as
+// EncodeRecord encodes rec: the format byte, the version (wall time as
 // its uint64 bits, logical counter, node ID as uvarints), a flags byte,
 // then the value (absent for a tombstone).
 func EncodeRecord(rec wrn.Record) []byte {
@@ -53,7 +53,7 @@ func EncodeRecord(rec wrn.Record) []byte {
 	return e.Buf
 }
 
-// decodeRecord reads what encodeRecord wrote. The value aliases b.
+// DecodeRecord reads what encodeRecord wrote. The value aliases b.
 func DecodeRecord(b []byte) (wrn.Record, error) {
 	d := codec.Dec{Buf: b}
 	if f := d.Byte(); d.Err == nil && f != recordFormatV1 {
@@ -116,7 +116,7 @@ func stripeIndex(rangeID uint64, key []byte) uint64 {
 	return h % recordLockStripes
 }
 
-// write stores rec as key's record in range rangeID if it is newer than
+// Write stores rec as key's record in range rangeID if it is newer than
 // the stored one, and returns once it is durable (the WAL synced), so that
 // an acknowledgement counts toward W. applied says whether rec replaced
 // the stored record; a record that lost to a newer (or the same) version
@@ -147,7 +147,7 @@ func (s *Store) Write(rangeID uint64, key []byte, rec wrn.Record) (applied, exis
 	return true, cur.Exists(), nil
 }
 
-// purge deletes key's record in range rangeID if it is still the
+// Purge deletes key's record in range rangeID if it is still the
 // tombstone of version v (anti-entropy's tombstone purge), and reports
 // whether it did. In the same batch it takes the record out of the value
 // that key's compare-and-swap acceptor accepted, if that record is not
@@ -196,7 +196,7 @@ func (s *Store) Purge(rangeID uint64, key []byte, v wrn.Version, keepAccepted bo
 	return true, b.Commit(false)
 }
 
-// read returns key's record in range rangeID: the zero Record if there is
+// Read returns key's record in range rangeID: the zero Record if there is
 // none. The value is a copy.
 func (s *Store) Read(rangeID uint64, key []byte) (wrn.Record, error) {
 	raw, err := s.db.Get(storage.DataKey(rangeID, key))
@@ -214,13 +214,13 @@ func (s *Store) Read(rangeID uint64, key []byte) (wrn.Record, error) {
 	return rec, nil
 }
 
-// keyRecord is a key with its record.
+// KeyRecord is a key with its record.
 type KeyRecord struct {
 	Key    []byte
 	Record wrn.Record
 }
 
-// scan returns up to limit records of range rangeID with prefix after
+// Scan returns up to limit records of range rangeID with prefix after
 // startAfter, in key order, tombstones included (they count toward limit:
 // the coordinator needs them to hide older values of other replicas).
 func (s *Store) Scan(rangeID uint64, prefix, startAfter []byte, limit int) ([]KeyRecord, error) {
@@ -237,7 +237,7 @@ func (s *Store) Scan(rangeID uint64, prefix, startAfter []byte, limit int) ([]Ke
 	return out, err
 }
 
-// stepAcceptor runs key's acceptor (see stepLocalCAS) under the key's
+// StepAcceptor runs key's acceptor (see stepLocalCAS) under the key's
 // stripe of casLocks, which purge takes too: a Promise's record and
 // accepted value are read together, never between a purge's delete of the
 // tombstone and its clearing of the accepted value.
@@ -276,7 +276,7 @@ func (s *Store) StepAcceptor(self, rangeID uint64, key []byte, m paxos.BasicMess
 	return reply, nil
 }
 
-// acceptorState reads key's acceptor state in range rangeID (the zero
+// AcceptorState reads key's acceptor state in range rangeID (the zero
 // state if none).
 func (s *Store) AcceptorState(rangeID uint64, key []byte) (paxos.AcceptorState, error) {
 	var st paxos.AcceptorState

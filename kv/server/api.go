@@ -645,7 +645,7 @@ func (a *apiServer) ListRanges(ctx context.Context, req *connect.Request[v1.List
 	return connect.NewResponse(&v1.ListRangesResponse{Ranges: ranges}), nil
 }
 
-// ranges describes the ranges of keyspace (all when ""), with this node's
+// Ranges describes the ranges of keyspace (all when ""), with this node's
 // view of their leaders and terms.
 func (a *apiServer) Ranges(ctx context.Context, keyspace string) ([]*v1.Range, error) {
 	status, err := a.node.Store().RangeStatuses(ctx)

@@ -1,30 +1,30 @@
 package store
 
-// canary plants a bug in the node layer, for the tests that must catch it
+// Canary plants a bug in the node layer, for the tests that must catch it
 // (the simulator's seeds, kv/canary_test.go): a test that cannot fail
 // proves nothing. The zero value plants nothing; only tests set it, through
 // the unexported StoreConfig.canary. The protocol cores have their own
 // (raft.Canary, paxos.Canary).
 type Canary struct {
-	// waitersByID numbers requests from 0 again at every start, as a plain
+	// WaitersByID numbers requests from 0 again at every start, as a plain
 	// counter did, and hands a waiter the result of any entry that carries
 	// its request ID, not only its own entry: after a restart, an old
 	// entry's result reaches a new request.
 	WaitersByID bool
-	// ackBeforeSync commits a round's entries and hard state without
+	// AckBeforeSync commits a round's entries and hard state without
 	// syncing the WAL before sending the messages that acknowledge them:
 	// a crash forgets votes and entries that others counted.
 	AckBeforeSync bool
-	// skipReadBarrier serves a linearizable read from the leader's applied
+	// SkipReadBarrier serves a linearizable read from the leader's applied
 	// data without confirming its leadership (no ReadIndex): a deposed
 	// leader that does not know it yet answers stale reads.
 	SkipReadBarrier bool
-	// casAtPropose decides a compare-and-swap when it is proposed, against
+	// CasAtPropose decides a compare-and-swap when it is proposed, against
 	// the leader's applied data, instead of when it is applied: a swap
 	// whose condition holds becomes a plain put, so two concurrent swaps
 	// of one value may both win.
 	CasAtPropose bool
-	// noDedup applies every command with an idempotency key, even one
+	// NoDedup applies every command with an idempotency key, even one
 	// the range has answered already: a retried write is applied twice.
 	NoDedup bool
 }

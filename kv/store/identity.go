@@ -121,7 +121,7 @@ func openIdentity(db *storage.DB, name string, rnd io.Reader) (Identity, error) 
 	return id, nil
 }
 
-// newIdentity draws a new identity named name from rnd.
+// NewIdentity draws a new identity named name from rnd.
 func NewIdentity(name string, rnd io.Reader) (Identity, error) {
 	var u [16]byte
 	secret := make([]byte, SecretBytes)
@@ -136,7 +136,7 @@ func NewIdentity(name string, rnd io.Reader) (Identity, error) {
 	return Identity{UUID: formatUUID(u), Secret: secret, Name: name}, nil
 }
 
-// saveIdentity writes id's UUID, secret and name, synced.
+// SaveIdentity writes id's UUID, secret and name, synced.
 func SaveIdentity(db *storage.DB, id Identity) error {
 	b := db.NewBatch()
 	defer b.Close()

@@ -47,7 +47,7 @@ type quiesceState struct {
 	ticks int64
 	// heard is the tick at which each peer node was last heard from.
 	heard map[uint64]int64
-	// followers are this node's quiesced follower replicas, by the node
+	// Followers are this node's quiesced follower replicas, by the node
 	// that leads them.
 	Followers map[uint64]map[uint64]*replica
 	// count is the number of quiesced replicas, for metrics.

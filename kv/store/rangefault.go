@@ -144,16 +144,16 @@ func (s *Store) faulted(kind consensus.FaultKind) {
 // that collected its Ready drops it once it is destroyed or failed.
 func (s *Store) running(r *replica) bool { return s.Replicas[r.desc.ID] == r }
 
-// stateFailed is the State of a failed replica in RangeStatus.
+// StateFailed is the State of a failed replica in RangeStatus.
 const StateFailed = "failed"
 
-// faultCanaries are planted bugs for the tests of this file's promises
+// FaultCanaries are planted bugs for the tests of this file's promises
 // (rangefault_test.go): each must be caught.
 type FaultCanaries struct {
-	// faultStopsStore treats every range fault as the node's, as the
+	// FaultStopsStore treats every range fault as the node's, as the
 	// store did before: one range's fault stops every range.
 	FaultStopsStore bool
-	// sharedApplyBatch applies each replica's entries straight into the
+	// SharedApplyBatch applies each replica's entries straight into the
 	// round's batch: a replica that fails half-way leaves the effects of
 	// the entries before the failing one in it, without its applied index.
 	SharedApplyBatch bool

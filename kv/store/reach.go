@@ -31,7 +31,7 @@ type quorumReach struct {
 	early bool
 }
 
-// can reports whether the voters heard from include a phase-p quorum
+// Can reports whether the voters heard from include a phase-p quorum
 // (true while it is too early to tell).
 func (q quorumReach) Can(p quorum.Phase) bool {
 	return q.early || q.sys.IsQuorum(p, func(id uint64) bool { return q.heard[id] })
@@ -104,7 +104,7 @@ func (e *NoQuorumError) Error() string {
 
 func (e *NoQuorumError) Unwrap() error { return ErrUnavailable }
 
-// noQuorum returns the NoQuorumError of q for phase p, naming voters with
+// NoQuorum returns the NoQuorumError of q for phase p, naming voters with
 // name.
 func (q quorumReach) NoQuorum(p quorum.Phase, name func(uint64) string) *NoQuorumError {
 	e := &NoQuorumError{RangeID: q.rangeID, Phase: p, Need: q.sys.Describe(p)}

@@ -34,14 +34,14 @@ type replica struct {
 	// is called once, on the store's goroutine, with the result of its own
 	// command (see Store.startPropose).
 	waiters map[uint64]waiter
-	// reads are ReadIndex requests made here, by request id, until the
+	// Reads are ReadIndex requests made here, by request id, until the
 	// leader confirms them; then they wait in confirmed until applied
 	// reaches their index. Each is called once, on the store's goroutine
 	// (see Store.startRead).
 	Reads     map[uint64]func(error)
 	confirmed []confirmedRead
 
-	// quiesced replicas are not ticked (see quiesce.go); idleTicks counts
+	// Quiesced replicas are not ticked (see quiesce.go); idleTicks counts
 	// a leader's ticks since its last proposal or read.
 	Quiesced  bool
 	idleTicks int
@@ -101,7 +101,7 @@ type delivery struct {
 	res command.Result
 }
 
-// apply adds the effects of committed entries to b and returns the
+// Apply adds the effects of committed entries to b and returns the
 // results for waiting clients. Entries are applied in order; a command
 // sees the effects of the ones before it in the same batch through ab,
 // since b is not readable until committed. On an error, it returns with
@@ -262,7 +262,7 @@ func (s *Store) coreHost() *consensus.Host {
 	return s.host
 }
 
-// metaCore returns meta's Raft core (meta is always a Raft group).
+// MetaCore returns meta's Raft core (meta is always a Raft group).
 func MetaCore(r *replica) *consensus.RaftCore {
 	c, ok := r.Core.(*consensus.RaftCore)
 	if !ok {

@@ -74,9 +74,9 @@ type StoreConfig struct {
 	// writes with an idempotency key (DefaultDedupWindow if 0).
 	DedupWindow time.Duration
 
-	// canary plants a bug for the tests that must catch it (canary.go).
+	// Canary plants a bug for the tests that must catch it (canary.go).
 	Canary Canary
-	// onApply, if set, sees every command a replica applies with an
+	// OnApply, if set, sees every command a replica applies with an
 	// idempotency key: fresh says it took effect (not a repeat answered
 	// from the range's dedup state). Tests check exactly-once with it.
 	OnApply func(rangeID, index uint64, idem []byte, fresh bool)
@@ -132,7 +132,7 @@ type Store struct {
 	DB     *storage.DB
 	nodeID uint64
 
-	// identity is this node's, from its data dir (OpenIdentity).
+	// Identity is this node's, from its data dir (OpenIdentity).
 	Identity Identity
 
 	Logger *slog.Logger
@@ -173,10 +173,10 @@ type Store struct {
 	// droppedEventual are eventual ranges held here whose keyspace was
 	// dropped: their records are deleted once the drop is applied.
 	droppedEventual []uint64
-	// failed are the replicas a fault of their own range stopped
+	// Failed are the replicas a fault of their own range stopped
 	// (rangefault.go), by range: not in replicas, kept for their status.
 	Failed map[uint64]*failedReplica
-	// canary plants bugs for the tests (rangefault.go); always zero in
+	// Canary plants bugs for the tests (rangefault.go); always zero in
 	// production.
 	Canary FaultCanaries
 
@@ -559,7 +559,7 @@ func (s *Store) Err() error {
 	return s.errMu.err
 }
 
-// do runs fn on the store's goroutine and waits until it has run.
+// Do runs fn on the store's goroutine and waits until it has run.
 func (s *Store) Do(ctx context.Context, fn func()) error {
 	ran := make(chan struct{})
 	select {
@@ -577,11 +577,11 @@ func (s *Store) Do(ctx context.Context, fn func()) error {
 	}
 }
 
-// inbound is a consensus message for one of this node's replicas.
+// Inbound is a consensus message for one of this node's replicas.
 type Inbound struct {
 	RangeID uint64
 	Msg     consensus.PeerMessage
-	// unreachable, if not 0, says instead that the transport dropped
+	// Unreachable, if not 0, says instead that the transport dropped
 	// messages of the range to this node (ReportUnreachable).
 	Unreachable uint64
 }
@@ -669,7 +669,7 @@ func (s *Store) run() {
 	}
 }
 
-// tick advances every replica's logical clock by one tick and lets meta's
+// Tick advances every replica's logical clock by one tick and lets meta's
 // leader drive meta's membership: the loop's work on every TickInterval.
 func (s *Store) Tick() {
 	s.quiesceTick()
@@ -705,7 +705,7 @@ func (s *Store) Tick() {
 // gaugeEveryTicks is how often the replica gauges are refreshed.
 const gaugeEveryTicks = 10
 
-// fail stops the store after err, an error of the node's: persisting a
+// Fail stops the store after err, an error of the node's: persisting a
 // round, or a fault of meta (see rangefault.go for the faults that stop
 // one range only). What is on disk is all a restart can trust.
 func (s *Store) Fail(err error) {
@@ -742,7 +742,7 @@ type readyReplica struct {
 	rd consensus.Ready
 }
 
-// handleReady runs one round of the Ready contract for every replica
+// HandleReady runs one round of the Ready contract for every replica
 // that has something to do (see consensusCore, raft.Ready and paxos.Ready
 // for the order and why).
 //
@@ -894,7 +894,7 @@ func (s *Store) applyFailed(r *replica, ds []delivery, err error) error {
 	return s.isolate(r, consensus.NewRangeFault(consensus.FaultApply, err))
 }
 
-// roundBatch is a round's apply batch. Each replica's effects, with its
+// RoundBatch is a round's apply batch. Each replica's effects, with its
 // applied index, are appended whole; when the next replica's would take
 // it over MaxBatchBytes, the batch is committed and a new one started, as
 // a crash needs each replica's writes atomic, not the round's.
@@ -1069,7 +1069,7 @@ func (s *Store) SetTransport(t Transport) error {
 	return s.Do(context.Background(), func() { s.transport = t })
 }
 
-// learnPeer passes a sender's address to the transport.
+// LearnPeer passes a sender's address to the transport.
 func (s *Store) LearnPeer(id uint64, addr string) {
 	if t := s.transportForPeers.Load(); t != nil {
 		(*t).Learn(id, addr)

@@ -36,7 +36,7 @@ func (s *Store) requestID() uint64 {
 	return s.requestEpoch + s.NextRequest
 }
 
-// propose proposes cmd to the range's consensus group and waits until it is
+// Propose proposes cmd to the range's consensus group and waits until it is
 // applied. Errors:
 //   - NotLeaderError, ErrUnavailable: nothing was proposed; retry is safe.
 //   - the context's error: the command may or may not be applied later.
@@ -62,7 +62,7 @@ func (s *Store) Propose(ctx context.Context, rangeID uint64, cmd *command.Comman
 	}
 }
 
-// startPropose proposes cmd to the range's consensus group, setting its
+// StartPropose proposes cmd to the range's consensus group, setting its
 // id, which it returns. done is called once, from a later round of the
 // loop, with the command's result when it is applied (or with
 // ErrOutcomeUnknown if the replica goes away first), unless
@@ -107,7 +107,7 @@ func (s *Store) decideAtPropose(r *replica, cmd *command.Command) {
 	}
 }
 
-// forgetProposal stops waiting for proposal id: its client gave up. The
+// ForgetProposal stops waiting for proposal id: its client gave up. The
 // command may still be applied. Loop only.
 func (s *Store) ForgetProposal(rangeID, id uint64) {
 	if r, ok := s.Replicas[rangeID]; ok {
@@ -129,7 +129,7 @@ func (s *Store) leaderReplica(rangeID uint64) (*replica, error) {
 	return r, nil
 }
 
-// readBarrier returns once this replica may serve a linearizable read:
+// ReadBarrier returns once this replica may serve a linearizable read:
 // its leadership is confirmed by a phase-2 quorum after the read began
 // (ReadIndex) and it has applied up to the commit index of that moment.
 func (s *Store) ReadBarrier(ctx context.Context, rangeID uint64) error {
@@ -151,7 +151,7 @@ func (s *Store) ReadBarrier(ctx context.Context, rangeID uint64) error {
 	}
 }
 
-// appliedIndex returns the index this node's replica of range rangeID
+// AppliedIndex returns the index this node's replica of range rangeID
 // has applied.
 func (s *Store) AppliedIndex(ctx context.Context, rangeID uint64) (uint64, error) {
 	var applied uint64
@@ -169,7 +169,7 @@ func (s *Store) AppliedIndex(ctx context.Context, rangeID uint64) (uint64, error
 	return applied, nil
 }
 
-// startRead starts a linearizable read of the range (see readBarrier).
+// StartRead starts a linearizable read of the range (see readBarrier).
 // done is called once, from a later round of the loop: with nil when the
 // replica's applied data may be read, or with why not (NotLeaderError when
 // leadership moved before the read was confirmed). An error means done
@@ -252,7 +252,7 @@ const (
 	snapRecordHorizon byte = 3
 )
 
-// rangeData encodes the range's replicated state for a snapshot: a
+// RangeData encodes the range's replicated state for a snapshot: a
 // consistent Pebble snapshot read of its data and dedup spans. Called on
 // the store's goroutine between rounds, it sees the state at the replica's
 // applied index (applied state, data and dedup state are written in one

@@ -24,7 +24,7 @@ const NotFoundHeader = "Quorumkv-Not-Found"
 // wait for this one.
 const QuorumHeader = "Quorumkv-Quorum"
 
-// notFoundWhat returns what err did not find ("keyspace", "key"), or "".
+// NotFoundWhat returns what err did not find ("keyspace", "key"), or "".
 // An error forwarded from another node says it in its metadata.
 func NotFoundWhat(err error) string {
 	switch {
@@ -59,7 +59,7 @@ func ToConnect(err error) error {
 	return cerr
 }
 
-// connectCode maps the node's errors to Connect codes (SPEC.md "Errors").
+// ConnectCode maps the node's errors to Connect codes (SPEC.md "Errors").
 func ConnectCode(err error) connect.Code {
 	var cerr *connect.Error
 	if errors.As(err, &cerr) {
@@ -90,7 +90,7 @@ func ConnectCode(err error) connect.Code {
 	return connect.CodeInternal
 }
 
-// quorumLost reports whether a forwarded error says its node cannot
+// QuorumLost reports whether a forwarded error says its node cannot
 // reach a quorum.
 func QuorumLost(err error) bool {
 	var cerr *connect.Error
@@ -109,7 +109,7 @@ const RetrySafeHeader = "Quorumkv-Retry-Safe"
 // unknown" rather than "condition failed" (eventual_cas.go).
 const RetryHeader = "Quorumkv-Retry"
 
-// writeError is toConnect for a write's error; an outcome unknown is
+// WriteError is toConnect for a write's error; an outcome unknown is
 // marked safe to retry with the same idempotency key when retrySafe.
 func WriteError(err error, retrySafe bool) error {
 	cerr := ToConnect(err)

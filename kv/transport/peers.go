@@ -11,7 +11,7 @@ import (
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 )
 
-// peers holds Connect clients for other nodes, by address.
+// Peers holds Connect clients for other nodes, by address.
 type Peers struct {
 	http *http.Client
 	mu   struct {

@@ -50,7 +50,7 @@ func (c RecordClient) client(to uint64) (interface {
 	return c.Peers.PeerClient(addr), nil
 }
 
-// peerAddr returns node to's address from the catalog.
+// PeerAddr returns node to's address from the catalog.
 func (c RecordClient) PeerAddr(to uint64) (string, error) {
 	addr, ok := c.NodeAddr(to)
 	if !ok {
@@ -224,7 +224,7 @@ func (c RecordClient) CASStep(ctx context.Context, to, rangeID uint64, key []byt
 	return reply, nil
 }
 
-// replicaError is an error that a replica's handler answered a call with:
+// ReplicaError is an error that a replica's handler answered a call with:
 // the call reached the replica, which refused it or failed there. Any
 // other error of a call (no answer in time, a broken stream) leaves open
 // whether the replica ran it.
@@ -237,11 +237,11 @@ func (e *ReplicaError) Error() string { return e.Err.Error() }
 
 func (e *ReplicaError) Unwrap() error { return e.Err }
 
-// notSent marks err, the failure of a call that was never sent, as
+// NotSent marks err, the failure of a call that was never sent, as
 // definite as a replica's refusal.
 func NotSent(err error) error { return &ReplicaError{Code: ConnectCode(err), Err: err} }
 
-// refused says whether err is a replica's definite refusal: its handler
+// Refused says whether err is a replica's definite refusal: its handler
 // answered an error before it stored anything (a limit, a range it does
 // not hold, a version ahead of its clock), so a write it refused was not
 // written there. A failure inside the handler (Internal: its disk) and an

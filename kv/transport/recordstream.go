@@ -34,14 +34,14 @@ import (
 // a replica that did not answer (a hint, for a write).
 const maxRecordCalls = 8192
 
-// maxRecordBatch bounds the calls (or answers) in one stream message.
+// MaxRecordBatch bounds the calls (or answers) in one stream message.
 const MaxRecordBatch = 256
 
-// errNoRecordsStream: the peer does not serve Peer.Records (an older
+// ErrNoRecordsStream: the peer does not serve Peer.Records (an older
 // kvd). The call was not run; make it through the unary RPC instead.
 var ErrNoRecordsStream = errors.New("peer does not serve the Records stream")
 
-// recordStreams holds a node's Records streams to other nodes.
+// RecordStreams holds a node's Records streams to other nodes.
 type RecordStreams struct {
 	peers  *Peers
 	ctx    context.Context // ends with close
@@ -60,7 +60,7 @@ func NewRecordStreams(p *Peers) *RecordStreams {
 	return rs
 }
 
-// close ends every stream and fails the calls waiting on them.
+// Close ends every stream and fails the calls waiting on them.
 func (rs *RecordStreams) Close() {
 	rs.cancel()
 	rs.wg.Wait()
@@ -87,7 +87,7 @@ type recordStream struct {
 	}
 }
 
-// notSentError is the failure of a call that was never sent: the peer
+// NotSentError is the failure of a call that was never sent: the peer
 // did not run it.
 type NotSentError struct{ Err error }
 
@@ -122,7 +122,7 @@ func (rs *RecordStreams) stream(to uint64, addr string) (*recordStream, error) {
 	return s, nil
 }
 
-// call sends c to node to at addr and returns its answer, or an error:
+// Call sends c to node to at addr and returns its answer, or an error:
 // the stream failed, ctx ended first, or errNoRecordsStream.
 func (rs *RecordStreams) Call(ctx context.Context, to uint64, addr string, c *peerv1.RecordCall) (*peerv1.RecordAnswer, error) {
 	s, err := rs.stream(to, addr)

@@ -11,7 +11,7 @@ import (
 // never user input (requests are protobuf, checked at the API).
 var ErrCorrupt = errors.New("kv: corrupt encoding")
 
-// enc appends fields to a byte slice: uvarints, and byte strings prefixed
+// Enc appends fields to a byte slice: uvarints, and byte strings prefixed
 // by their uvarint length. The formats built on it (log entries, commands,
 // peer messages) start with a version byte so they can evolve.
 type Enc struct{ Buf []byte }
@@ -29,7 +29,7 @@ func boolByte(v bool) (b byte) {
 	return b
 }
 
-// dec reads what enc wrote. The first error sticks; check err at the end.
+// Dec reads what enc wrote. The first error sticks; check err at the end.
 type Dec struct {
 	Buf []byte
 	Err error
@@ -62,7 +62,7 @@ func (d *Dec) Byte() byte {
 	return v
 }
 
-// bytes returns a slice aliasing the input; callers that keep it past the
+// Bytes returns a slice aliasing the input; callers that keep it past the
 // input's lifetime copy it.
 func (d *Dec) Bytes() []byte {
 	n := d.Uint()
@@ -90,7 +90,7 @@ func (d *Dec) Int() int {
 	return int(v)
 }
 
-// done checks that everything was read and nothing went wrong.
+// Done checks that everything was read and nothing went wrong.
 func (d *Dec) Done() error {
 	if d.Err == nil && len(d.Buf) != 0 {
 		d.Err = fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.Buf))
