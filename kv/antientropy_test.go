@@ -6,10 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/eventual"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/eventual"
 	"github.com/quorumkv/quorumkv/wrn"
 )
 

@@ -7,12 +7,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/quorumkv/quorumkv/kv/store"
-
 	"github.com/quorumkv/quorumkv/internal/sim"
+	"github.com/quorumkv/quorumkv/kv/store"
 )
 
-// The node layer's canaries (canary.go): each planted bug must be caught
+// The node layer's canaries (kv/store/canary.go): each planted bug must be caught
 // by the whole-node simulator's checks (linearizability, exactly-once,
 // one leader per term, replicas that agree) within a bounded number of
 // seeds. The test logs the first seed that catches it (seeds 8, 6, 1 and

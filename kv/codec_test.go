@@ -5,14 +5,11 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/consensus"
-
-	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"pgregory.net/rapid"
 
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/raft"

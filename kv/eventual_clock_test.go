@@ -5,15 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/eventual"
-
-	"github.com/quorumkv/quorumkv/kv/store"
+	"connectrpc.com/connect"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
-	"connectrpc.com/connect"
+	"github.com/quorumkv/quorumkv/kv/eventual"
+	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/transport"
 )
 
 // The clock guard trusts a clock for a while after another replica

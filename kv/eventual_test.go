@@ -9,14 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/records"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"

@@ -11,19 +11,14 @@ import (
 	"slices"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/eventual"
-
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/eventual"
+	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )
@@ -97,7 +92,7 @@ type NodeConfig struct {
 	Seed uint64
 
 	// monotonic reads a monotonic clock for the clock guard
-	// (eventual_clock.go); nil reads Go's. The simulator sets it.
+	// (kv/eventual/eventual_clock.go); nil reads Go's. The simulator sets it.
 	monotonic func() time.Duration
 	// evHooks: see Node.evHooks. Tests only.
 	evHooks eventual.Hooks
@@ -392,7 +387,7 @@ func (n *Node) Delete(ctx context.Context, keyspace string, key []byte) (bool, e
 // ErrConditionFailed and nothing is deleted. In eventual keyspaces a
 // delete writes a tombstone, and "existed" says whether one of the W
 // replicas that acknowledged held a live value before; a conditional
-// delete there is a compare-and-swap to a tombstone (eventual_cas.go),
+// delete there is a compare-and-swap to a tombstone (kv/eventual/eventual_cas.go),
 // deduplicated by its idempotency key like one.
 func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expect *catalog.Expect, opts catalog.WriteOptions) (bool, error) {
 	if err := n.limits.CheckIdempotencyKey(opts.IdempotencyKey); err != nil {
@@ -403,7 +398,7 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 	}
 	if ks, r, err := n.ev.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
 		if expect != nil {
-			// A compare-and-swap to a tombstone (eventual_cas.go): it
+			// A compare-and-swap to a tombstone (kv/eventual/eventual_cas.go): it
 			// existed, since every condition a delete takes needs it to.
 			_, err := n.ev.CAS(ctx, ks, r, key, *expect, wrn.Record{Tombstone: true}, opts)
 			return err == nil, err
@@ -447,7 +442,7 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 		return "", err
 	}
 	if ks, r, err := n.ev.Lookup(keyspace, key); err == nil && ks.Mode == catalog.ModeEventual {
-		// Basic Paxos per key over its replicas (eventual_cas.go). Plain
+		// Basic Paxos per key over its replicas (kv/eventual/eventual_cas.go). Plain
 		// writes of a key also written by compare-and-swap forfeit the
 		// guarantee.
 		return n.ev.CAS(ctx, ks, r, key, expect, wrn.Record{Value: value}, opts)

@@ -8,17 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/consensus"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/cockroachdb/pebble/v2/vfs"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -40,7 +36,7 @@ func TestSingleNodePaxos(t *testing.T) {
 		t.Fatalf("CreateKeyspace = %+v, %v", ks, err)
 	}
 	// Eventual keyspaces are served by coordinators (eventual_test.go);
-	// compare-and-swap there runs per-key Basic Paxos (eventual_cas.go).
+	// compare-and-swap there runs per-key Basic Paxos (kv/eventual/eventual_cas.go).
 	ev, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 1})
 	if err != nil || ev.W != 1 || ev.R != 1 || len(n.Store().Catalog().Ranges["ev"]) != catalog.DefaultRanges {
 		t.Fatalf("eventual keyspace: %+v, %v", ev, err)

@@ -9,15 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/goleak"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
 

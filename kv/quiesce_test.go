@@ -4,9 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/quorumkv/quorumkv/internal/sim"
+	"github.com/quorumkv/quorumkv/kv/catalog"
 )
 
 // An idle cluster quiesces, and when the node leading quiesced ranges

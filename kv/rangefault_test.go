@@ -7,25 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/consensus"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
-	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumkv/quorumkv/internal/sim"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// Faults of one range (rangefault.go, issue 10 scenario 9): a range that
+// Faults of one range (kv/store/rangefault.go, issue 10 scenario 9): a range that
 // cannot snapshot, apply or compact stops alone, says why, and the node
 // and its other ranges go on, across a restart too.
 

@@ -7,12 +7,11 @@ import (
 	"io"
 	"sync"
 
-	"github.com/quorumkv/quorumkv/kv/transport"
-	"github.com/quorumkv/quorumkv/paxos"
-
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/kv/transport"
+	"github.com/quorumkv/quorumkv/paxos"
 )
 
 // recordWindow bounds the calls one Records stream runs at once on the

@@ -13,15 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )

@@ -5,9 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/eventual"
-
 	"github.com/quorumkv/quorumkv/internal/sim"
+	"github.com/quorumkv/quorumkv/kv/eventual"
 )
 
 // Canaries of the eventual coordinator: each plants one bug

@@ -8,22 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/eventual"
-
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/records"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"connectrpc.com/connect"
 	"github.com/anishathalye/porcupine"
 
 	"github.com/quorumkv/quorumkv/internal/sim"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/eventual"
+	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/wrn"
 )

@@ -13,19 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/eventual"
-
-	"github.com/quorumkv/quorumkv/kv/records"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/anishathalye/porcupine"
 
 	"github.com/quorumkv/quorumkv/internal/sim"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/eventual"
+	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
@@ -42,7 +37,7 @@ import (
 // key; an operation is recorded once, however many attempts it took. A
 // janitor deletes compare-and-swap keys with plain deletes, when no
 // client is at work on them (plain writes concurrent with swaps forfeit
-// their guarantee, see eventual_cas.go), so that anti-entropy purges
+// their guarantee, see kv/eventual/eventual_cas.go), so that anti-entropy purges
 // their tombstones while swaps go on. The nemesis partitions, drops,
 // duplicates and crashes nodes (losing what Pebble had not synced),
 // restarts a swap's coordinator right after the swap is chosen, and

@@ -11,18 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/eventual"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/consensus"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/quorumkv/quorumkv/internal/sim"
 	"github.com/quorumkv/quorumkv/internal/sim/simpebble"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/eventual"
+	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -253,7 +248,7 @@ type simCluster struct {
 	received func(to, rangeID uint64, m consensus.PeerMessage)
 	// unexpected collects answers no correct node gives.
 	unexpected []string
-	// canary is the bug planted in every node (canary.go).
+	// canary is the bug planted in every node (kv/store/canary.go).
 	canary store.Canary
 	// appliedAt is the log index at which each idempotency key of each
 	// range took effect (checkOnce).
@@ -1156,7 +1151,7 @@ type simReply struct {
 // found no leader, whose node went silent, or whose outcome the node
 // says is unknown (a leader that stepped down), to another node, a write
 // with the same idempotency key, which the ranges apply at most once
-// (dedup.go); and it gives up after simOpTimeout with the outcome
+// (kv/store/dedup.go); and it gives up after simOpTimeout with the outcome
 // unknown.
 type simClient struct {
 	c         *simCluster

@@ -6,14 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/consensus"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/raft"
 )
 

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/quorumkv/quorumkv/paxos"
 	"pgregory.net/rapid"
+
+	"github.com/quorumkv/quorumkv/paxos"
 )
 
 func TestAcceptorStateRoundTrip(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
 )

@@ -7,7 +7,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
-
 	"github.com/quorumkv/quorumkv/quorum"
 )
 

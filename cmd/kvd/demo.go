@@ -12,11 +12,10 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/urfave/cli/v2"
 
 	"github.com/quorumkv/quorumkv/kv/eventual"
-
-	"github.com/urfave/cli/v2"
+	"github.com/quorumkv/quorumkv/kv/records"
 )
 
 // MaxDemoNodes bounds kvd demo: every node runs in this one process.

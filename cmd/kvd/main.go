@@ -20,18 +20,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/records"
-
-	"github.com/quorumkv/quorumkv/kv/eventual"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/quorumkv/quorumkv/kv"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/eventual"
+	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/membership"
 	"github.com/quorumkv/quorumkv/storage"
 )

@@ -12,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/urfave/cli/v2"
 
 	"github.com/quorumkv/quorumkv/kv/eventual"
-
-	"github.com/urfave/cli/v2"
+	"github.com/quorumkv/quorumkv/kv/records"
 )
 
 // parse runs kvd's flag handling (not the server) on args and returns the

@@ -12,20 +12,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/server"
-
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/metrics"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/quorumkv/quorumkv/kv"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/metrics"
+	"github.com/quorumkv/quorumkv/kv/server"
+	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/membership"
 	"github.com/quorumkv/quorumkv/storage"
 )

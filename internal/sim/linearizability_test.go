@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
 	"github.com/quorumkv/quorumkv/internal/sim"
 )
 

@@ -51,7 +51,7 @@ func (r *RangeDescriptor) HasReplica(node uint64) bool {
 }
 
 // NodeDescriptor is a node of the cluster as the catalog knows it: its ID
-// (what Raft calls it), who it is (its UUID, see identity.go) and where to
+// (what Raft calls it), who it is (its UUID, see kv/store/identity.go) and where to
 // reach it. Names may repeat: a node whose data dir was lost comes back
 // under its old name with a new UUID and a new ID.
 type NodeDescriptor struct {

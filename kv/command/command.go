@@ -7,10 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/quorumkv/quorumkv/kv/consensus"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/consensus"
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 )
 
@@ -58,7 +56,7 @@ type Command struct {
 	// IdemKey names the client's request across retries; empty for none.
 	IdemKey []byte
 	// At and horizon are the proposer's time and dedup horizon, in Unix
-	// nanoseconds (see dedup.go); 0 in commands that predate them.
+	// nanoseconds (see kv/store/dedup.go); 0 in commands that predate them.
 	At, Horizon int64
 }
 

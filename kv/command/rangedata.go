@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/quorumkv/quorumkv/storage"
 )
 

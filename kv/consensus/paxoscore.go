@@ -6,9 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/storage"
@@ -245,7 +243,7 @@ func (c *PaxosCore) compactTo(b *storage.Batch, slot uint64) error {
 func (c *PaxosCore) TransferLeader(uint64) bool { return c.rn.TransferLeader(0) == nil }
 
 // ReportUnreachable: nothing to do; a Paxos leader resends what is not
-// acknowledged on its own (leader.go).
+// acknowledged on its own (paxos/leader.go).
 func (c *PaxosCore) ReportUnreachable(uint64) {}
 
 // LearnCommit: a Paxos heartbeat marks chosen only the slots this acceptor

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/storage"

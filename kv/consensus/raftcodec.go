@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"github.com/quorumkv/quorumkv/raft"
 )
 

@@ -8,14 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/records"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
+	"github.com/quorumkv/quorumkv/kv/records"
 	"github.com/quorumkv/quorumkv/wrn"
 )
 

@@ -43,7 +43,7 @@ type Coordinator struct {
 	Records        *records.Store
 	net            ReplicaNet
 	RecordPeers    RecordTransport
-	recordStreams  *transport.RecordStreams // recordPeers' streams (recordstream.go)
+	recordStreams  *transport.RecordStreams // recordPeers' streams (kv/transport/recordstream.go)
 	replicaTimeout time.Duration
 	repairSlots    chan struct{} // a semaphore: one token per repair in flight
 	casSeq         atomic.Uint64 // low bits of compare-and-swap proposer IDs (eventual_cas.go)

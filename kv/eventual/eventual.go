@@ -13,16 +13,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/records"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/wrn"
 )

@@ -8,16 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/records"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
 	"github.com/quorumkv/quorumkv/wrn"
@@ -35,7 +30,7 @@ import (
 // removes it. It is written and synced before the acceptor answers.
 //
 // The coordinator runs a paxos.Proposer. The register's value is a
-// casValue (eventual_casvalue.go): the key's record (value or tombstone,
+// casValue (kv/records/casvalue.go): the key's record (value or tombstone,
 // with its HLC version), the position of the latest swap in the key's
 // chain of swaps, and the request IDs of the last casHistoryLen swaps.
 // The key's current record is the newest (by version) of the highest

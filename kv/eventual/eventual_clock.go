@@ -5,10 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/store"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/wrn"
 )
 

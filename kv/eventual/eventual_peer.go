@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/quorumkv/quorumkv/kv/records"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/wrn"
 )

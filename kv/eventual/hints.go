@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/kv/records"
-
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )

@@ -6,12 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/records"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/records"
+	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/wrn"
 )
@@ -22,7 +19,7 @@ import (
 // exchanges) are written as state machines fed by those callbacks, never
 // blocking, so that the same code runs on goroutines in kvd (goNet) and
 // in the deterministic simulator, which delivers every answer from its
-// single goroutine in an order its seed decides (sim_eventual_test.go).
+// single goroutine in an order its seed decides (kv/sim_eventual_test.go).
 
 // ReplicaNet carries a coordinator's requests to the replicas of eventual
 // ranges, this node's own included.

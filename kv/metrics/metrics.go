@@ -3,9 +3,9 @@ package metrics
 import (
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/consensus"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quorumkv/quorumkv/kv/consensus"
 )
 
 // Metrics are the node's Prometheus metrics (SPEC.md "Metrics"): base
@@ -28,7 +28,7 @@ type Metrics struct {
 	ReadyRounds   prometheus.Counter     // rounds of the store loop that persisted something
 	ReadySyncs    prometheus.Counter     // of those, rounds that synced the WAL
 
-	// Faults of one range (rangefault.go): replicas stopped by one, and
+	// Faults of one range (kv/store/rangefault.go): replicas stopped by one, and
 	// faults by kind (open, install, apply, compact: the replica stopped;
 	// snapshot: a Raft leader could not build the snapshot a follower
 	// needs, and serves on).
@@ -42,7 +42,7 @@ type Metrics struct {
 	// stale replicas, by result (ok, failed, dropped: no free slot).
 	ReadRepairs *prometheus.CounterVec
 
-	// Hinted handoff of eventual writes (hints.go).
+	// Hinted handoff of eventual writes (kv/records/hints.go).
 	HintsQueued    prometheus.Counter     // hints stored for a replica that missed a write
 	HintsDelivered prometheus.Counter     // hints a returned replica acknowledged (and deleted)
 	HintsDropped   *prometheus.CounterVec // hints not stored or deleted unreplayed, by reason: full, expired, corrupt
@@ -55,10 +55,10 @@ type Metrics struct {
 	// wrote to a replica, here or on the peer, newer than what it held.
 	AntiEntropyRepairs prometheus.Counter
 	// TombstonesPurged: tombstones of eventual keyspaces deleted once
-	// every replica held them (antientropy.go).
+	// every replica held them (kv/eventual/antientropy.go).
 	TombstonesPurged prometheus.Counter
 	// ClockOffsetRefusals: eventual writes refused because a version was
-	// more than the maximum clock offset ahead of a clock (eventual_clock.go),
+	// more than the maximum clock offset ahead of a clock (kv/eventual/eventual_clock.go),
 	// by what refused: replica (a record or compare-and-swap proposal ahead
 	// of this replica's clock), coordinator (this node's clock behind the
 	// versions it sees, or ahead of every other replica's).

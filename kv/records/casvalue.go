@@ -6,11 +6,10 @@ import (
 	"fmt"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
-// The value of a key's compare-and-swap register (eventual_cas.go) and
+// The value of a key's compare-and-swap register (kv/eventual/eventual_cas.go) and
 // the acceptors' Promise as the coordinator receives it.
 
 // casHistoryLen is how many of a key's latest swaps its register

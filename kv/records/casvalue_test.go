@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"github.com/quorumkv/quorumkv/wrn"
 )
 

@@ -9,10 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/metrics"
-
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
+	"github.com/quorumkv/quorumkv/kv/metrics"
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )

@@ -6,16 +6,12 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/paxos"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
-	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )
@@ -100,7 +96,7 @@ type Store struct {
 	// synced batch) under the key's stripe.
 	locks [recordLockStripes]sync.Mutex
 	// casLocks serialize the steps of one key's compare-and-swap acceptor
-	// (eventual_cas.go).
+	// (kv/eventual/eventual_cas.go).
 	casLocks casLocks
 }
 
@@ -155,7 +151,7 @@ func (s *Store) Write(rangeID uint64, key []byte, rec wrn.Record) (applied, exis
 // value without the tombstone that hides it: a compare-and-swap after the
 // purge would otherwise find that value and bring it back
 // (casPromiseFormat). The accepted value keeps its swap history, so that
-// a retry of a swap still finds it (eventual_casvalue.go), and the
+// a retry of a swap still finds it (kv/records/casvalue.go), and the
 // acceptor its promise and ballot: forgetting them could let two
 // proposals in flight both be chosen. The batch is not synced: a purge
 // lost in a crash is lost whole, and done again by a later round.

@@ -7,9 +7,7 @@ import (
 	"testing"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
 )

@@ -12,22 +12,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv"
-
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/metrics"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"connectrpc.com/connect"
-
-	"github.com/quorumkv/quorumkv/quorum"
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+	"github.com/quorumkv/quorumkv/kv"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/metrics"
+	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/transport"
+	"github.com/quorumkv/quorumkv/quorum"
 )
 
 // apiServer implements the KV and Admin services on a Node.
@@ -59,7 +53,7 @@ var (
 //     elect a leader, no election will end soon: it answers Unavailable at
 //     once, naming the quorum it lacks (NoQuorumError);
 //   - for requests safe to repeat (reads, and writes with an idempotency
-//     key in keyspaces that dedup them, dedup.go, which every attempt
+//     key in keyspaces that dedup them, kv/store/dedup.go, which every attempt
 //     carries), after an attempt whose outcome is unknown: the leader
 //     stepped down before the write was applied, the connection to it
 //     broke, or it did not answer within forwardAttemptTimeout (a leader
@@ -123,7 +117,7 @@ const (
 	// once it may have reached a leader.
 	onceOnly repeatable = iota
 	// dedupWrite: a write the range applies at most once per idempotency
-	// key (dedup.go).
+	// key (kv/store/dedup.go).
 	dedupWrite
 	// readOnly: a read, which changes nothing.
 	readOnly
@@ -479,14 +473,14 @@ func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.
 	}, quorumkvv1connect.KVClient.CompareAndSwap)
 	if err != nil {
 		// Compare-and-swap is applied at most once per idempotency key in
-		// every mode (eventual_cas.go).
+		// every mode (kv/eventual/eventual_cas.go).
 		return nil, transport.WriteError(err, true)
 	}
 	return routed(a, connect.NewResponse(resp), m.Keyspace, m.Key, servedBy), nil
 }
 
 // dedups reports whether writes to keyspace are applied at most once per
-// idempotency key: raft and paxos keyspaces (dedup.go). Eventual
+// idempotency key: raft and paxos keyspaces (kv/store/dedup.go). Eventual
 // keyspaces apply plain writes again (a new version; last writer wins)
 // and dedup compare-and-swap alone.
 func (a *apiServer) dedups(keyspace string) bool {

@@ -16,14 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/quorumkv/quorumkv/kv"
-
-	"github.com/quorumkv/quorumkv/kv/transport"
-
-	"github.com/quorumkv/quorumkv/kv/metrics"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
@@ -32,6 +24,10 @@ import (
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+	"github.com/quorumkv/quorumkv/kv"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/metrics"
+	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/quorum"
 )
 

@@ -13,15 +13,11 @@ import (
 	"testing"
 	"time"
 
-
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/metrics"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/metrics"
+	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
 

@@ -6,9 +6,7 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/kv/command"
-
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"github.com/quorumkv/quorumkv/storage"
 )
 

@@ -10,9 +10,7 @@ import (
 	"io"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
 	"github.com/quorumkv/quorumkv/storage"
 )
 

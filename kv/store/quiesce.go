@@ -4,7 +4,6 @@ import (
 	"slices"
 
 	"github.com/quorumkv/quorumkv/kv/consensus"
-
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/raft"
 )

@@ -6,10 +6,8 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/quorumkv/quorumkv/kv/consensus"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/consensus"
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 )
 
@@ -148,7 +146,7 @@ func (s *Store) running(r *replica) bool { return s.Replicas[r.desc.ID] == r }
 const StateFailed = "failed"
 
 // FaultCanaries are planted bugs for the tests of this file's promises
-// (rangefault_test.go): each must be caught.
+// (kv/rangefault_test.go): each must be caught.
 type FaultCanaries struct {
 	// FaultStopsStore treats every range fault as the node's, as the
 	// store did before: one range's fault stops every range.

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"github.com/quorumkv/quorumkv/quorum"
 )
 

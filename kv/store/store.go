@@ -14,16 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
-	"github.com/quorumkv/quorumkv/kv/metrics"
-
-	"github.com/quorumkv/quorumkv/kv/consensus"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
-
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/consensus"
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
-
+	"github.com/quorumkv/quorumkv/kv/metrics"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
@@ -128,7 +123,7 @@ type Transport interface {
 // their messages, applies their committed entries in one more batch, and
 // advances them.
 type Store struct {
-	Config    StoreConfig
+	Config StoreConfig
 	DB     *storage.DB
 	nodeID uint64
 
@@ -246,7 +241,7 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 // wake-up), and never the methods that wait for the goroutine (do,
 // propose, readBarrier, Close, SetTransport, RangeStatuses), which would
 // block forever. The simulator drives whole nodes this way, on virtual
-// time and from one seed (sim_test.go).
+// time and from one seed (kv/sim_test.go).
 func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
 	cfg.EnsureDefaults()
 	if cfg.Self.Name == "" {

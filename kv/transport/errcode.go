@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-
 	"connectrpc.com/connect"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/store"
 )
 
@@ -99,14 +99,14 @@ func QuorumLost(err error) bool {
 
 // RetrySafeHeader, on an Unknown error (outcome unknown), says "true" when
 // sending the request again with the same idempotency key is safe: the
-// keyspace applies it at most once (dedup.go). The Go client then retries.
+// keyspace applies it at most once (kv/store/dedup.go). The Go client then retries.
 const RetrySafeHeader = "Quorumkv-Retry-Safe"
 
 // RetryHeader, set to "true" on a write request, says that its client
 // sent it before, with the same idempotency key, and did not learn what
 // became of it. A compare-and-swap in an eventual keyspace that cannot
 // find the first attempt in the key's swap history then answers "outcome
-// unknown" rather than "condition failed" (eventual_cas.go).
+// unknown" rather than "condition failed" (kv/eventual/eventual_cas.go).
 const RetryHeader = "Quorumkv-Retry"
 
 // WriteError is toConnect for a write's error; an outcome unknown is

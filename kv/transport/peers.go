@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	"github.com/quorumkv/quorumkv/kv/catalog"

@@ -8,14 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/store"
-
-	"github.com/quorumkv/quorumkv/kv/catalog"
-
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/store"
 )
 
 // The hot path of eventual keyspaces, a coordinator's record writes and

@@ -8,12 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quorumkv/quorumkv/kv/consensus"
-
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
+	"github.com/quorumkv/quorumkv/kv/consensus"
 )
 
 // PeerTransport sends consensus messages (Raft and Multi-Paxos) to other nodes: one long-lived
