@@ -11,6 +11,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/records"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/paxos"
@@ -21,7 +22,7 @@ import (
 // A single-node eventual keyspace (N=1): puts, gets, deletes, scans and
 // per-request W/R.
 func TestEventualSingleNode(t *testing.T) {
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestEventualSingleNode(t *testing.T) {
 	defer n.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+	if _, err := kvtest.Retry(t, func() (catalog.KeyspaceDescriptor, error) {
 		return n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 1, Ranges: 2})
 	}); err != nil {
 		t.Fatal(err)
@@ -309,7 +310,7 @@ func TestEventualThreeNodes(t *testing.T) {
 // Dropping an eventual keyspace deletes its records: its ranges run no
 // consensus group, so they are removed when the drop is applied.
 func TestEventualDropDeletesRecords(t *testing.T) {
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ func TestEventualDropDeletesRecords(t *testing.T) {
 	defer n.Store().Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+	if _, err := kvtest.Retry(t, func() (catalog.KeyspaceDescriptor, error) {
 		return n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "gone", Mode: catalog.ModeEventual, Replicas: 1, Ranges: 2})
 	}); err != nil {
 		t.Fatal(err)
@@ -354,7 +355,7 @@ func TestKeyspaceKnownAtOnceEverywhere(t *testing.T) {
 	for i := range 5 {
 		name := fmt.Sprintf("ev%d", i)
 		creator := c.nodes[i%3]
-		if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+		if _, err := kvtest.Retry(t, func() (catalog.KeyspaceDescriptor, error) {
 			return creator.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: name, Mode: catalog.ModeEventual, Replicas: 3, Ranges: 1})
 		}); err != nil {
 			t.Fatal(err)

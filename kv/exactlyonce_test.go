@@ -11,6 +11,7 @@ import (
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -95,7 +96,7 @@ func oldEntryAfterRestart(t *testing.T, bug store.Canary) command.Result {
 // answered as the first time, until the dedup window passes; the range
 // then forgets the answer (and deletes it).
 func TestIdempotencyKeyAppliesOnce(t *testing.T) {
-	db := newMemDB(t)
+	db := kvtest.NewMemDB(t)
 	var now atomic.Int64
 	now.Store(int64(time.Hour))
 	n := openNodeWith(t, db, store.StoreConfig{Clock: now.Load, DedupWindow: time.Minute})
@@ -103,7 +104,7 @@ func TestIdempotencyKeyAppliesOnce(t *testing.T) {
 	ctx := context.Background()
 	key := []byte("k")
 	opts := catalog.WriteOptions{IdempotencyKey: []byte("req-1")}
-	v1, err := retry(t, func() (string, error) { return n.PutWith(ctx, "default", key, []byte("a"), opts) })
+	v1, err := kvtest.Retry(t, func() (string, error) { return n.PutWith(ctx, "default", key, []byte("a"), opts) })
 	if err != nil {
 		t.Fatal(err)
 	}

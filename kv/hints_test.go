@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -38,11 +39,11 @@ func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) 
 		return ok && n.store.Identity.UUID == nd.UUID && !recs.down[nd.ID]
 	}
 	cfg := func(name string) store.StoreConfig {
-		return store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(len(name)),
+		return store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: uint64(len(name)),
 			Self: catalog.NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: 1}}
 	}
 	open := func(i int, name string, leader *Node) *Node {
-		db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+		db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +99,7 @@ func openEventualCluster(t *testing.T, ctx context.Context, nodeCfg func(i int) 
 // it; it returns its (only) range's ID.
 func (c *eventualCluster) createKeyspace(t *testing.T, ctx context.Context, ks catalog.KeyspaceDescriptor) uint64 {
 	t.Helper()
-	if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) { return c.nodes[0].CreateKeyspace(ctx, ks) }); err != nil {
+	if _, err := kvtest.Retry(t, func() (catalog.KeyspaceDescriptor, error) { return c.nodes[0].CreateKeyspace(ctx, ks) }); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, ks.Name+" in every catalog", func() bool {

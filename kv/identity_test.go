@@ -15,6 +15,7 @@ import (
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -29,7 +30,7 @@ func joinTestNode(t *testing.T, ctx context.Context, leader *Node, db *storage.D
 		t.Fatal(err)
 	}
 	self.UUID = ident.UUID
-	id, err := retry(t, func() (uint64, error) {
+	id, err := kvtest.Retry(t, func() (uint64, error) {
 		return leader.registerNode(ctx, newJoinRequest(self, ident.Secret, ""), false)
 	})
 	if err != nil {
@@ -43,7 +44,7 @@ func joinTestNode(t *testing.T, ctx context.Context, leader *Node, db *storage.D
 
 func memDB(t *testing.T) *storage.DB {
 	t.Helper()
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestOpenIdentity(t *testing.T) {
 // (a phantom learner in meta) for one data dir.
 func TestStoreRefusesRename(t *testing.T) {
 	db := memDB(t)
-	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Self: catalog.NodeDescriptor{Name: "n1", Addr: "a:1"}}
+	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Self: catalog.NodeDescriptor{Name: "n1", Addr: "a:1"}}
 	s, err := store.OpenStore(db, cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +268,7 @@ func TestJoinForgery(t *testing.T) {
 	db := memDB(t)
 	n := openNode(t, db)
 	t.Cleanup(func() { n.Store().Close() })
-	if _, err := retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
+	if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
 		t.Fatal(err) // meta and default have leaders
 	}
 	server := &peerServer{node: n}
@@ -359,7 +360,7 @@ func TestMembersByIdentity(t *testing.T) {
 	defer cancel()
 	db := memDB(t)
 	var gossip []Member
-	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Self: catalog.NodeDescriptor{Name: "n1", Addr: "a:1", Zone: "z1", Weight: 1}}
+	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Self: catalog.NodeDescriptor{Name: "n1", Addr: "a:1", Zone: "z1", Weight: 1}}
 	st, err := store.OpenStore(db, cfg, nil, true)
 	if err != nil {
 		t.Fatal(err)
@@ -375,7 +376,7 @@ func TestMembersByIdentity(t *testing.T) {
 			strings.Repeat(string(c), 3) + "-" + strings.Repeat(string(c), 12)
 	}
 	register := func(name, uuid string) uint64 {
-		id, err := retry(t, func() (uint64, error) {
+		id, err := kvtest.Retry(t, func() (uint64, error) {
 			return n.registerNode(ctx, &peerv1.JoinRequest{NodeName: name, Address: name + ":1", NodeUuid: uuid,
 				Secret: bytes.Repeat([]byte(name), store.SecretBytes/2)}, false)
 		})

@@ -14,6 +14,7 @@ import (
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -22,7 +23,7 @@ import (
 // crash keeps every acknowledged write. The log is compacted every few
 // slots, so the restart also rebuilds the core from a snapshot point.
 func TestSingleNodePaxos(t *testing.T) {
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestSingleNodePaxos(t *testing.T) {
 		t.Fatalf("compare-and-swap in an eventual keyspace: %v", err)
 	}
 
-	v1, err := retry(t, func() (string, error) { return n.Put(ctx, "px", []byte("phone"), []byte("for sale")) })
+	v1, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "px", []byte("phone"), []byte("for sale")) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestSingleNodePaxos(t *testing.T) {
 			t.Fatal(err)
 		}
 		n = openNodeWith(t, db, cfg)
-		kv, err = retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "px", []byte("phone")) })
+		kv, err = kvtest.Retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "px", []byte("phone")) })
 		if err != nil || string(kv.Value) != "shipped" {
 			t.Fatalf("crash %d: phone = %+v, %v", crash, kv, err)
 		}
@@ -182,7 +183,7 @@ func TestDrainPaxosLeaderships(t *testing.T) {
 	defer cancel()
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
 	a := c.nodes[0]
-	if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+	if _, err := kvtest.Retry(t, func() (catalog.KeyspaceDescriptor, error) {
 		return a.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "px", Mode: catalog.ModePaxos, Replicas: 3, Ranges: 4})
 	}); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -14,19 +13,12 @@ import (
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func quiet() *slog.Logger {
-	return slog.New(slog.NewTextHandler(discard{}, &slog.HandlerOptions{Level: slog.LevelError}))
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func openNode(t *testing.T, db *storage.DB) *Node {
 	t.Helper()
@@ -36,13 +28,7 @@ func openNode(t *testing.T, db *storage.DB) *Node {
 // openNodeWith opens a one-node cluster on db with cfg's tuning.
 func openNodeWith(t *testing.T, db *storage.DB, cfg store.StoreConfig) *Node {
 	t.Helper()
-	cfg.TickInterval, cfg.Logger, cfg.Seed = 10*time.Millisecond, quiet(), 1
-	cfg.Self = catalog.NodeDescriptor{Name: "n1", Addr: "127.0.0.1:1", Zone: "z1", Weight: 1}
-	store, err := store.OpenStore(db, cfg, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := NewNode(store, NodeConfig{Zone: "z1"})
+	n, err := NewNode(kvtest.OpenStore(t, db, cfg), NodeConfig{Zone: "z1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,22 +36,8 @@ func openNodeWith(t *testing.T, db *storage.DB, cfg store.StoreConfig) *Node {
 	return n
 }
 
-// retry runs f until it stops saying "no leader yet": a fresh node elects
-// itself in every range within a few ticks.
-func retry[T any](t *testing.T, f func() (T, error)) (T, error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		v, err := f()
-		if !errors.Is(err, store.ErrNotLeader) || time.Now().After(deadline) {
-			return v, err
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestSingleNode(t *testing.T) {
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +46,7 @@ func TestSingleNode(t *testing.T) {
 	defer cancel()
 
 	// The article's flash sale: one phone, two buyers, one wins.
-	v1, err := retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("phone"), []byte("for sale")) })
+	v1, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("phone"), []byte("for sale")) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +57,7 @@ func TestSingleNode(t *testing.T) {
 	if !errors.Is(err, command.ErrConditionFailed) {
 		t.Fatalf("bob bought a sold phone: %v", err)
 	}
-	kv, err := retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
+	kv, err := kvtest.Retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
 	if err != nil || string(kv.Value) != "sold to alice" || kv.Version == v1 {
 		t.Fatalf("Get = %+v, %v", kv, err)
 	}
@@ -138,7 +110,7 @@ func TestSingleNode(t *testing.T) {
 	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "wide", Mode: catalog.ModeRaft, Replicas: 3}); !errors.Is(err, catalog.ErrNotEnoughNodes) {
 		t.Fatalf("N=3 on one node: %v", err)
 	}
-	if _, err := retry(t, func() (string, error) { return n.Put(ctx, "orders", []byte("o1"), []byte("x")) }); err != nil {
+	if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "orders", []byte("o1"), []byte("x")) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.DropKeyspace(ctx, "orders"); err != nil {
@@ -161,7 +133,7 @@ func TestSingleNode(t *testing.T) {
 		n.Store().Close()
 		db.Close()
 	}()
-	kv, err = retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
+	kv, err = kvtest.Retry(t, func() (catalog.KeyValue, error) { return n.Get(ctx, "default", []byte("phone")) })
 	if err != nil || string(kv.Value) != "shipped" {
 		t.Fatalf("after crash: %+v, %v", kv, err)
 	}
@@ -172,7 +144,7 @@ func TestSingleNode(t *testing.T) {
 
 // Idle ranges stop ticking, and a request wakes its range.
 func TestQuiescence(t *testing.T) {
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +153,7 @@ func TestQuiescence(t *testing.T) {
 	defer n.Store().Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
+	if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
 		t.Fatal(err)
 	}
 	// meta and the 8 default ranges, each led here with no follower.
@@ -222,7 +194,7 @@ func TestDropKeyspaceWhileItsRangesWork(t *testing.T) {
 	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{} })
 	for i := range 20 {
 		mode := []catalog.Mode{catalog.ModeRaft, catalog.ModePaxos}[i%2]
-		if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+		if _, err := kvtest.Retry(t, func() (catalog.KeyspaceDescriptor, error) {
 			return c.nodes[0].CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "churn", Mode: mode, Replicas: 3, Ranges: 8})
 		}); err != nil {
 			t.Fatalf("create %d: %v", i, err)
@@ -240,7 +212,7 @@ func TestDropKeyspaceWhileItsRangesWork(t *testing.T) {
 			})
 		}
 		time.Sleep(time.Duration(i%5) * 5 * time.Millisecond)
-		if _, err := retry(t, func() (struct{}, error) { return struct{}{}, c.nodes[0].DropKeyspace(ctx, "churn") }); err != nil {
+		if _, err := kvtest.Retry(t, func() (struct{}, error) { return struct{}{}, c.nodes[0].DropKeyspace(ctx, "churn") }); err != nil {
 			t.Fatalf("drop %d: %v", i, err)
 		}
 		wg.Wait()
@@ -254,19 +226,7 @@ func TestDropKeyspaceWhileItsRangesWork(t *testing.T) {
 		})
 	}
 	// The stores still serve: default lives on the first node only.
-	if _, err := retry(t, func() (string, error) { return c.nodes[0].Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
+	if _, err := kvtest.Retry(t, func() (string, error) { return c.nodes[0].Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// newMemDB opens a database on an in-memory file system, closed at the
-// end of the test.
-func newMemDB(t *testing.T) *storage.DB {
-	t.Helper()
-	db, err := storage.Open("db", storage.Options{FS: vfs.NewMem(), Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -50,11 +51,11 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 	defer cancel()
 	tr := &memTransport{stores: map[uint64]*store.Store{}}
 	cfg := func(name string, weight int) store.StoreConfig {
-		return store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: quiet(), Seed: uint64(weight),
+		return store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: uint64(weight),
 			LogTruncateEntries: 8, LogKeepEntries: 2,
 			Self: catalog.NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: weight}}
 	}
-	dbA, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	dbA, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 	defer na.Close()
 
 	// b joins: a registers it, and it learns the catalog through meta.
-	dbB, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	dbB, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 	waitUntil(t, "b's replica", func() bool { return replicaStatus(t, b, rangeID).RangeID != 0 })
 	put := func(i int) {
 		t.Helper()
-		if _, err := retry(t, func() (string, error) {
+		if _, err := kvtest.Retry(t, func() (string, error) {
 			return na.Put(ctx, "px", fmt.Appendf(nil, "k%02d", i), fmt.Appendf(nil, "v%d", i))
 		}); err != nil {
 			t.Fatal(err)

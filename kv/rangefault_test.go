@@ -15,6 +15,7 @@ import (
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/consensus"
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
@@ -162,7 +163,7 @@ func TestSimPaxosRangeOverSnapshotLimit(t *testing.T) {
 		if st.State != store.StateFailed || !strings.Contains(st.Error, "compact failed") || st.Applied == 0 {
 			t.Errorf("status of the failed range: %+v", st)
 		}
-		if got := gaugeValue(t, leader.store.Config.Metrics.RangesFailed); got != 1 {
+		if got := kvtest.GaugeValue(t, leader.store.Config.Metrics.RangesFailed); got != 1 {
 			t.Errorf("quorumkv_ranges_failed = %v, want 1", got)
 		}
 		_, err := leader.store.StartPropose(rd.ID, &command.Command{Op: command.OpPut, Key: []byte("k"), Value: []byte("v")}, func(command.Result) {})
@@ -221,14 +222,14 @@ func TestApplyFaultStopsOneRange(t *testing.T) {
 //  4. The store restarts on the same database: B applies `put b` again,
 //     meets the corrupt entry again, and stops again; A serves.
 func applyFaultScenario(t *testing.T, k store.FaultCanaries) (violations []string) {
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	violate := func(format string, args ...any) { violations = append(violations, fmt.Sprintf(format, args...)) }
 	open := func() *store.Store {
-		cfg := store.StoreConfig{TickInterval: time.Millisecond, Logger: quiet(), Seed: 1, Self: catalog.NodeDescriptor{Name: "n1", Addr: "a", Zone: "z", Weight: 1}}
+		cfg := store.StoreConfig{TickInterval: time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, Self: catalog.NodeDescriptor{Name: "n1", Addr: "a", Zone: "z", Weight: 1}}
 		s, err := store.OpenDriven(db, cfg, nil, true)
 		if err != nil {
 			t.Fatal(err)
@@ -351,7 +352,7 @@ func applyFaultScenario(t *testing.T, k store.FaultCanaries) (violations []strin
 	if !dropped || s.Failed[b] != nil || len(s.RangeStatusesOnLoop()) != 1 {
 		violate("after the keyspace was dropped (%v), range B is still kept: %+v", dropped, s.Failed[b])
 	}
-	if got := gaugeValue(t, s.Config.Metrics.RangesFailed); got != 0 {
+	if got := kvtest.GaugeValue(t, s.Config.Metrics.RangesFailed); got != 0 {
 		violate("quorumkv_ranges_failed = %v after the failed range left", got)
 	}
 	for _, key := range []string{"a", "e"} {
@@ -496,20 +497,11 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetGauge().GetValue()
-}
-
 // A round's apply batch takes each replica's effects whole: when the next
 // replica's would take it over MaxBatchBytes, it is committed first and a
 // new one started (the whole round in one batch stopped the node).
 func TestRoundBatchCommitsWhenFull(t *testing.T) {
-	db, err := storage.OpenMem(storage.Options{Logger: quiet(), MaxBatchBytes: 4 << 10})
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet(), MaxBatchBytes: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/storage"
@@ -53,7 +54,7 @@ func servePeer(t *testing.T, n *Node, wrap func(http.Handler) http.Handler) (add
 // one range, and returns the node and that range.
 func recordStreamNode(t *testing.T) (*Node, uint64) {
 	t.Helper()
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func recordStreamNode(t *testing.T) (*Node, uint64) {
 	n := openNode(t, db)
 	t.Cleanup(func() { n.Store().Close() })
 	ctx := context.Background()
-	if _, err := retry(t, func() (catalog.KeyspaceDescriptor, error) {
+	if _, err := kvtest.Retry(t, func() (catalog.KeyspaceDescriptor, error) {
 		return n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 1, Ranges: 1})
 	}); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/consensus"
 	"github.com/quorumkv/quorumkv/kv/eventual"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
@@ -529,7 +530,7 @@ func (c *simCluster) addNode(id uint64) {
 // start opens node id's store on what its disk kept: node 1 founds the
 // cluster on its first start, the others save the ID meta gave them.
 func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
-	db, err := storage.Open("db", storage.Options{FS: c.disks[id].FS(), Logger: quiet()})
+	db, err := storage.Open("db", storage.Options{FS: c.disks[id].FS(), Logger: kvtest.Quiet()})
 	if err != nil {
 		panic(err)
 	}
@@ -563,7 +564,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		// Short logs, so that compaction and snapshots to lagging or
 		// restarted replicas happen in every run.
 		LogTruncateEntries: 48, LogKeepEntries: 8,
-		Logger: quiet(),
+		Logger: kvtest.Quiet(),
 		Seed:   env.Rand().Uint64() | 1,
 		Self:   simSelf(id),
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/raft"
@@ -18,7 +19,7 @@ import (
 func TestTransportReportsDroppedMessages(t *testing.T) {
 	var mu sync.Mutex
 	reported := map[[2]uint64]int{}
-	tr := transport.NewPeerTransport(1, "127.0.0.1:9", "c", func(uint64) (string, bool) { return "127.0.0.1:1", true }, transport.H2CClient(), quiet())
+	tr := transport.NewPeerTransport(1, "127.0.0.1:9", "c", func(uint64) (string, bool) { return "127.0.0.1:1", true }, transport.H2CClient(), kvtest.Quiet())
 	defer tr.Close()
 	tr.OnUnreachable(func(rangeID, to uint64) {
 		mu.Lock()

@@ -36,6 +36,7 @@ var nodeLayers = [][]string{
 	{"kv/metrics"},
 	{"kv/records"},
 	{"kv/store"},
+	{"kv/internal/kvtest"}, // the tests' helpers
 	{"kv/transport"},
 	{"kv/eventual"},
 	{"kv"},

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/metrics"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
@@ -24,7 +25,7 @@ import (
 // restServer serves a one-node cluster's REST routes.
 func restServer(t *testing.T) string {
 	t.Helper()
-	db := newMemDB(t)
+	db := kvtest.NewMemDB(t)
 	reg := prometheus.NewRegistry()
 	metrics := metrics.NewMetrics(reg)
 	n := openNodeWith(t, db, store.StoreConfig{Metrics: metrics})
@@ -151,7 +152,7 @@ func TestRESTIdempotencyKey(t *testing.T) {
 // core cannot serve without its snapshot's data) and says why, while the
 // node opens and its other ranges serve.
 func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
-	db, err := storage.OpenMem(storage.Options{Logger: quiet()})
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 	// Small writes first, so that the log is compacted once: the restart
 	// then has a snapshot to rebuild.
 	for i := range 12 {
-		if _, err := retry(t, func() (string, error) { return n.Put(ctx, "px", []byte("k"), fmt.Appendf(nil, "v%d", i)) }); err != nil {
+		if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "px", []byte("k"), fmt.Appendf(nil, "v%d", i)) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -187,7 +188,7 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 		if _, err := n.Put(ctx, "px", []byte("k"), []byte("v")); !errors.As(err, new(*store.RangeFailedError)) {
 			t.Errorf("%s: a write to the failed range: %v", when, err)
 		}
-		if _, err := retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
+		if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
 			t.Errorf("%s: a write to another range: %v", when, err)
 		}
 		st, err := n.Store().RangeStatuses(ctx)
@@ -198,7 +199,7 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 		if st[rangeID].State != store.StateFailed || !strings.Contains(st[rangeID].Error, "MaxSnapshotBytes") {
 			t.Errorf("%s: status of the failed range: %+v", when, st[rangeID])
 		}
-		if got := gaugeValue(t, n.Store().Config.Metrics.RangesFailed); got != 1 {
+		if got := kvtest.GaugeValue(t, n.Store().Config.Metrics.RangesFailed); got != 1 {
 			t.Errorf("%s: quorumkv_ranges_failed = %v, want 1", when, got)
 		}
 	}
