@@ -80,7 +80,7 @@ func TestRaftMessageRoundTrip(t *testing.T) {
 
 func TestCommandRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		c := command.Command{Id: rapid.Uint64().Draw(t, "id"), Op: command.Op(rapid.IntRange(1, 4).Draw(t, "op")), Key: genBytes(t, "key"), Value: genBytes(t, "value")}
+		c := command.Command{ID: rapid.Uint64().Draw(t, "id"), Op: command.Op(rapid.IntRange(1, 4).Draw(t, "op")), Key: genBytes(t, "key"), Value: genBytes(t, "value")}
 		if c.Op == command.OpCAS {
 			c.Cond = command.Cond(rapid.IntRange(1, 3).Draw(t, "cond"))
 			c.ExpectValue = genBytes(t, "expect")

@@ -193,7 +193,7 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 	if err != nil {
 		return 0, err
 	}
-	return res.Id, res.Err
+	return res.ID, res.Err
 }
 
 // JoinCluster asks the nodes at addrs, in turn, to admit this node, self

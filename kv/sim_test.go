@@ -472,7 +472,7 @@ func (c *simCluster) form() {
 			_, err := leader.store.StartPropose(catalog.MetaRangeID, cmd, func(res command.Result) {
 				leader.joining = false
 				if res.Err == nil {
-					got = res.Id
+					got = res.ID
 				}
 			})
 			if err == nil {

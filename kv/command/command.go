@@ -23,7 +23,7 @@ const (
 	// same order, so every replica decides the same.
 	OpCAS
 	// OpCatalog changes the catalog (range meta only); value is a JSON
-	// catalogOp.
+	// catalog.CatalogOp.
 	OpCatalog
 )
 
@@ -33,15 +33,15 @@ type Cond byte
 const (
 	CondValue   Cond = 1 + iota // the key holds expectValue
 	CondAbsent                  // the key does not exist
-	condVersion                 // the key was written at expectVersion
-	condExists                  // the key exists
+	CondVersion                 // the key was written at expectVersion
+	CondExists                  // the key exists
 )
 
 // Command is a write to a range, as it travels in a log entry.
 type Command struct {
-	// Id identifies the proposal on the node that proposed it, so the
+	// ID identifies the proposal on the node that proposed it, so the
 	// applying store can answer the waiting client; 0 when nobody waits.
-	Id    uint64
+	ID    uint64
 	Op    Op
 	Key   []byte
 	Value []byte
@@ -68,7 +68,7 @@ const commandV2 = 2
 func (c *Command) Encode() []byte {
 	e := codec.Enc{Buf: make([]byte, 0, len(c.Key)+len(c.Value)+len(c.ExpectValue)+len(c.IdemKey)+32)}
 	e.Byte(commandV2)
-	e.Uint(c.Id)
+	e.Uint(c.ID)
 	e.Byte(byte(c.Op))
 	e.Bytes(c.Key)
 	e.Bytes(c.Value)
@@ -90,14 +90,14 @@ func DecodeCommand(b []byte) (Command, error) {
 	if v != consensus.CodecV1 && v != commandV2 {
 		d.Fail("command version")
 	}
-	c := Command{Id: d.Uint(), Op: Op(d.Byte()), Key: d.Bytes(), Value: d.Bytes()}
+	c := Command{ID: d.Uint(), Op: Op(d.Byte()), Key: d.Bytes(), Value: d.Bytes()}
 	switch c.Op {
 	case OpPut, OpDelete, OpCatalog:
 	case OpCAS:
 		c.Cond = Cond(d.Byte())
 		c.ExpectValue = d.Bytes()
 		c.ExpectVersion = d.Uint()
-		if c.Cond < CondValue || c.Cond > condExists {
+		if c.Cond < CondValue || c.Cond > CondExists {
 			d.Fail("condition")
 		}
 		if v == commandV2 {
@@ -122,13 +122,13 @@ func (c *Command) SetCondition(rangeID uint64, expect catalog.Expect) error {
 	case expect.Absent:
 		c.Cond = CondAbsent
 	case expect.Exists:
-		c.Cond = condExists
+		c.Cond = CondExists
 	case expect.Version != "":
 		v, err := ParseVersion(rangeID, expect.Version)
 		if err != nil {
 			return err
 		}
-		c.Cond, c.ExpectVersion = condVersion, v
+		c.Cond, c.ExpectVersion = CondVersion, v
 	default:
 		c.Cond, c.ExpectValue = CondValue, expect.Value
 	}
@@ -171,8 +171,8 @@ var ErrConditionFailed = errors.New("condition failed")
 type Result struct {
 	Version uint64
 	Existed bool
-	// Id is what a catalog command assigned (a node's ID).
-	Id  uint64
+	// ID is what a catalog command assigned (a node's ID).
+	ID  uint64
 	Err error
 }
 
@@ -194,9 +194,9 @@ func (c *Command) Apply(rangeID, index uint64, cur *Value) (next *Value, res Res
 		ok = cur == nil
 	case CondValue:
 		ok = cur != nil && bytes.Equal(cur.Data, c.ExpectValue)
-	case condVersion:
+	case CondVersion:
 		ok = cur != nil && cur.Version == c.ExpectVersion
-	case condExists:
+	case CondExists:
 		ok = cur != nil
 	}
 	if !ok {
@@ -217,9 +217,9 @@ func (c *Command) conditionError(rangeID uint64, cur *Value) error {
 		want = "to be absent"
 	case CondValue:
 		want = fmt.Sprintf("to hold %q", Abbreviate(c.ExpectValue))
-	case condVersion:
+	case CondVersion:
 		want = "to be at version " + FormatVersion(rangeID, c.ExpectVersion)
-	case condExists:
+	case CondExists:
 		want = "to exist"
 	}
 	if cur == nil {

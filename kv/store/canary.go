@@ -3,7 +3,7 @@ package store
 // Canary plants a bug in the node layer, for the tests that must catch it
 // (the simulator's seeds, kv/canary_test.go): a test that cannot fail
 // proves nothing. The zero value plants nothing; only tests set it, through
-// the unexported StoreConfig.canary. The protocol cores have their own
+// StoreConfig.Canary; kvd never does. The protocol cores have their own
 // (raft.Canary, paxos.Canary).
 type Canary struct {
 	// WaitersByID numbers requests from 0 again at every start, as a plain

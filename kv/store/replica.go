@@ -121,8 +121,8 @@ func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEn
 			if err != nil {
 				return out, err
 			}
-			if w, ok := r.waiters[cmd.Id]; ok && cmd.Id != 0 && (bytes.Equal(w.data, e.Cmd) || s.Config.Canary.WaitersByID) {
-				delete(r.waiters, cmd.Id)
+			if w, ok := r.waiters[cmd.ID]; ok && cmd.ID != 0 && (bytes.Equal(w.data, e.Cmd) || s.Config.Canary.WaitersByID) {
+				delete(r.waiters, cmd.ID)
 				out = append(out, delivery{w.done, res})
 			}
 		}

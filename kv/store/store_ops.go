@@ -74,15 +74,15 @@ func (s *Store) StartPropose(rangeID uint64, cmd *command.Command, done func(com
 	if s.Config.Canary.CasAtPropose && cmd.Op == command.OpCAS {
 		s.decideAtPropose(r, cmd)
 	}
-	cmd.Id = s.requestID()
+	cmd.ID = s.requestID()
 	s.stampDedup(cmd)
 	data := cmd.Encode()
 	if err := r.Core.Propose(data); err != nil {
 		return 0, fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, err)
 	}
-	r.waiters[cmd.Id] = waiter{data: data, done: done}
+	r.waiters[cmd.ID] = waiter{data: data, done: done}
 	s.Config.Metrics.Proposals.WithLabelValues(r.Core.Protocol()).Inc()
-	return cmd.Id, nil
+	return cmd.ID, nil
 }
 
 // decideAtPropose is the casAtPropose canary: it decides cmd against the
@@ -228,7 +228,7 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command.Comman
 		}
 	}
 	s.catalogChanged = true
-	return command.Result{Version: index, Id: id}, nil
+	return command.Result{Version: index, ID: id}, nil
 }
 
 // Range snapshots: the replicated state of a range as of an applied index,
