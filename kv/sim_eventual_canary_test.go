@@ -10,7 +10,7 @@ import (
 )
 
 // Canaries of the eventual coordinator: each plants one bug
-// (eventualHooks) and runs TestSimEventual's first shape, seed after
+// (eventual.Hooks) and runs TestSimEventual's first shape, seed after
 // seed, until its checks catch it; the test fails if none of the seeds
 // does. A check that cannot fail proves nothing. QKV_SIM_SEEDS=n tries
 // that many seeds at most (default 20); the log names the first seed

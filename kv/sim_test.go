@@ -26,7 +26,7 @@ import (
 // Whole nodes in the deterministic simulator (DESIGN.md §8): each node is
 // a real Store (catalog, replica driver, Raft and Multi-Paxos cores, apply)
 // on a real Pebble over simpebble's in-memory file system, driven from
-// the simulation's single goroutine through openStore's loop functions;
+// the simulation's single goroutine through store.OpenDriven's loop functions;
 // peer messages cross sim's network encoded by the real peer codec.
 //
 // The cluster forms as a real one does: node 1 founds it; every other
@@ -101,7 +101,7 @@ func TestSimReplaysSeed(t *testing.T) {
 // for an answer that never came, and the follower stayed behind for good
 // (found by TestSimWholeNodes, nodes=3 seed 179: the MsgAppResp after the
 // snapshot was dropped). The store now reports every snapshot sent
-// (raftCore.advance), and the leader's probe finds out the rest.
+// (consensus.RaftCore.Advance), and the leader's probe finds out the rest.
 func TestSimLostSnapshotMessage(t *testing.T) {
 	for _, lose := range []raft.MessageType{raft.MsgSnap, raft.MsgAppResp} {
 		t.Run(lose.String(), func(t *testing.T) {
@@ -871,7 +871,7 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 	n.round()
 }
 
-// round is the loop's handleReady and the transport's flush.
+// round is the loop's Store.HandleReady and the transport's flush.
 func (n *simNode) round() {
 	if err := n.store.HandleReady(); err != nil {
 		panic(fmt.Sprintf("node %d: %v", n.id, err))
@@ -976,7 +976,7 @@ func simCommand(in sim.KVInput, key []byte) *command.Command {
 	panic(fmt.Sprintf("no command for %v", in))
 }
 
-// simReplicaNet is the replicaNet of one incarnation: a request to
+// simReplicaNet is the eventual.ReplicaNet of one incarnation: a request to
 // another node crosses the simulated network as a simReplicaCall and is
 // answered by a simReplicaAnswer; one to itself runs as the next event.
 // An answer that does not come within the replica timeout is an error,

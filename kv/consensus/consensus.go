@@ -8,9 +8,9 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// consensusCore is a range's consensus core as the store drives it: a
-// protocol's RawNode together with its log on Pebble. raftCore runs Raft
-// (meta and raft keyspaces), paxosCore runs Multi-Paxos (paxos
+// Core is a range's consensus core as the store drives it: a
+// protocol's RawNode together with its log on Pebble. RaftCore runs Raft
+// (meta and raft keyspaces), PaxosCore runs Multi-Paxos (paxos
 // keyspaces). Everything else about a replica, the store's rounds, the
 // batching of persists and syncs, the transport, the apply of commands,
 // the waiters and the reads, is written once against this interface
@@ -79,7 +79,7 @@ type Core interface {
 	ReportUnreachable(to uint64)
 }
 
-// coreReady is one Ready of a core, in terms common to both protocols.
+// Ready is one Ready of a core, in terms common to both protocols.
 type Ready struct {
 	// Soft is set when the role or the leader changed.
 	Soft *SoftState

@@ -16,7 +16,7 @@ import (
 const ProtocolPaxos = "paxos"
 
 // PaxosCore is a paxos range's Multi-Paxos core: paxos.RawNode over
-// paxosLog.
+// PaxosLog.
 //
 // Snapshots. The core keeps the data of its last snapshot in memory (it
 // hands it to lagging acceptors), and Compact needs that data as of the
@@ -213,7 +213,7 @@ func (c *PaxosCore) Status() Status {
 // Compact compacts to the applied slot once the log holds more than
 // LogTruncateEntries+LogKeepEntries applied slots. Unlike Raft it keeps
 // none of them (LogKeepEntries only delays compaction): the snapshot data
-// can only be built at the applied slot (see paxosCore).
+// can only be built at the applied slot (see PaxosCore).
 func (c *PaxosCore) Compact(batch func() *storage.Batch, applied uint64) error {
 	cfg := c.h
 	if applied < c.Log.Snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {

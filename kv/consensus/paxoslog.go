@@ -21,7 +21,7 @@ import (
 //   - storage.TruncatedStateKey: the snapshot point, the slot up to which
 //     the log is compacted and the configurations that govern the slots
 //     after it. The snapshot's data is not stored here: it is the range's
-//     applied data (see paxosCore).
+//     applied data (see PaxosCore).
 //
 // Only the store's goroutine uses it. Its cached fields describe what is
 // in Pebble once the batch being built commits.

@@ -13,7 +13,7 @@ import (
 // ProtocolRaft labels the metrics of Raft ranges.
 const ProtocolRaft = "raft"
 
-// RaftCore is a range's Raft core: raft.RawNode over raftLog.
+// RaftCore is a range's Raft core: raft.RawNode over RaftLog.
 type RaftCore struct {
 	h       *Host
 	rg      Range

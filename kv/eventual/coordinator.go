@@ -59,14 +59,14 @@ type Coordinator struct {
 	// Loops runs hint replay and anti-entropy in kvd.
 	Loops backgroundLoops
 	// evHooks are the eventual coordinator's test-only canaries and
-	// callbacks (eventualHooks); zero in production.
+	// callbacks (Hooks); zero in production.
 	evHooks Hooks
 	// Inflight counts the goroutines of eventual requests and repairs,
 	// for Close.
 	Inflight sync.WaitGroup
 }
 
-// coordinatorConfig configures a Coordinator: NodeConfig's fields of the
+// Config configures a Coordinator: NodeConfig's fields of the
 // same names, with the node's peers and catalog barrier.
 type Config struct {
 	Limits         catalog.Limits
@@ -89,7 +89,7 @@ type Config struct {
 	Net ReplicaNet
 }
 
-// newCoordinator starts the coordinator of the store's eventual
+// New starts the coordinator of the store's eventual
 // keyspaces, filling in cfg's defaults. It replays no hints and runs no
 // anti-entropy until asked to.
 func New(st *store.Store, cfg Config) (*Coordinator, error) {

@@ -26,7 +26,7 @@ import (
 // coordinates any key: a write goes to all N replicas of the key's range
 // and is acknowledged after W durable acks; a read asks all N and answers
 // after R replies with the newest record. Every request to a replica,
-// the node's own included, goes through the node's replicaNet
+// the node's own included, goes through the node's ReplicaNet
 // (replicacall.go), and each operation is a state machine fed by the
 // answers, so that the simulator can drive it.
 

@@ -30,9 +30,9 @@ import (
 // removes it. It is written and synced before the acceptor answers.
 //
 // The coordinator runs a paxos.Proposer. The register's value is a
-// casValue (kv/records/casvalue.go): the key's record (value or tombstone,
+// records.CASValue (kv/records/casvalue.go): the key's record (value or tombstone,
 // with its HLC version), the position of the latest swap in the key's
-// chain of swaps, and the request IDs of the last casHistoryLen swaps.
+// chain of swaps, and the request IDs of the last records.CASHistoryLen swaps.
 // The key's current record is the newest (by version) of the highest
 // accepted value among the phase-1 answers, the records that those
 // acceptors' replicas hold (each Promise carries its replica's record),
@@ -48,7 +48,7 @@ import (
 // that swap's success and version: a later attempt of the same request
 // after a preempted one, or a client's retry with the same idempotency
 // key (its ID is a hash of the key), as long as fewer than
-// casHistoryLen swaps followed. Without that, a swap that was chosen
+// records.CASHistoryLen swaps followed. Without that, a swap that was chosen
 // after its proposer was preempted would be told "condition failed" by
 // its own retry. Every proposal that wins phase 1 runs phase 2, choosing
 // the register again when it does not swap: that fences the values of
@@ -642,7 +642,7 @@ func (c *Coordinator) StepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMess
 	switch m.Type {
 	case paxos.BasicPrepare:
 	case paxos.BasicAccept:
-		// The proposal is an encoded casValue: the limit is on its
+		// The proposal is an encoded records.CASValue: the limit is on its
 		// record's value (its history is bounded by decodeCASValue).
 		v, err := records.DecodeCASValue(m.Value)
 		if err != nil {

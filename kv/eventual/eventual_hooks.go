@@ -1,6 +1,6 @@
 package eventual
 
-// eventualHooks are the eventual coordinator's test-only switches: the
+// Hooks are the eventual coordinator's test-only switches: the
 // canaries, planted bugs that the simulator must catch (a test that
 // cannot fail proves nothing), and a callback the simulator's nemesis
 // acts on. Production code never sets them: NodeConfig.evHooks is

@@ -73,7 +73,7 @@ func (c *Coordinator) AwaitEventualRange(ctx context.Context, id uint64) error {
 }
 
 // WriteLocalRecord stores rec on this node's replica of range rangeID
-// (see recordStore.write), and moves the clock past its version so that
+// (see records.Store.Write), and moves the clock past its version so that
 // later writes coordinated here order after it. It refuses a version more
 // than the maximum clock offset ahead of this node's clock
 // (eventual_clock.go, rule 1).

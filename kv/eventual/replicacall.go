@@ -14,7 +14,7 @@ import (
 )
 
 // The coordinator of eventual keyspaces talks to replicas through a
-// replicaNet: it starts a request and is called back with the answer. Its
+// ReplicaNet: it starts a request and is called back with the answer. Its
 // operations (writeOp, readOp, casOp, the hint replay and anti-entropy
 // exchanges) are written as state machines fed by those callbacks, never
 // blocking, so that the same code runs on goroutines in kvd (goNet) and
@@ -137,7 +137,7 @@ func (c *Coordinator) callRemote(ctx context.Context, to uint64, req ReplicaRequ
 	return a
 }
 
-// goNet is kvd's replicaNet: one goroutine per request, bounded by the
+// goNet is kvd's ReplicaNet: one goroutine per request, bounded by the
 // replica timeout, counted in Node.inflight so that Close waits for it.
 type goNet struct{ n *Coordinator }
 
@@ -182,7 +182,7 @@ func await[T any](ctx context.Context, start func(done func(T)), progress func()
 
 // backgroundLoops runs a node's periodic work, hint replay and
 // anti-entropy, each on its own ticker goroutine. Each step only starts
-// work (replica requests through the node's replicaNet) and returns. The
+// work (replica requests through the node's ReplicaNet) and returns. The
 // simulator calls the steps from its own timers instead.
 type backgroundLoops struct {
 	mu     sync.Mutex

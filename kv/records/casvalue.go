@@ -12,12 +12,12 @@ import (
 // The value of a key's compare-and-swap register (kv/eventual/eventual_cas.go) and
 // the acceptors' Promise as the coordinator receives it.
 
-// casHistoryLen is how many of a key's latest swaps its register
+// CASHistoryLen is how many of a key's latest swaps its register
 // remembers, with the request ID and version of each: a retry of a swap
 // (a later attempt of one request, or a client's retry with the same
 // idempotency key) that finds its ID there answers the swap's success and
 // version instead of evaluating its condition again. It is the bound
-// docs/api.md gives: a retry sent after more than casHistoryLen later
+// docs/api.md gives: a retry sent after more than CASHistoryLen later
 // swaps of the same key can no longer be told apart from a new request.
 // An entry costs about 13 bytes (8 of ID, the version delta-encoded) in
 // the acceptors' state and in every Promise and Accept of the key, but
@@ -28,9 +28,9 @@ import (
 // swap of a hot key (256: about 3.3 KiB).
 const CASHistoryLen = 256
 
-// casID names one compare-and-swap request: a hash of its idempotency
+// CASID names one compare-and-swap request: a hash of its idempotency
 // key, or random for a request without one. 64 bits: an accidental
-// collision among a key's casHistoryLen entries is about 2^-56 likely,
+// collision among a key's CASHistoryLen entries is about 2^-56 likely,
 // and the keys the Go client makes are random, so another client's key
 // cannot be aimed at.
 type CASID [8]byte
@@ -51,7 +51,7 @@ type casEntry struct {
 	Version wrn.Version // of the record the swap wrote
 }
 
-// casValue is the value of a key's register: the key's record as the
+// CASValue is the value of a key's register: the key's record as the
 // register last decided it (a value or a tombstone; none when the key was
 // found absent, and the register chosen to say so), the position of the
 // latest swap in the key's chain of swaps (1 for the first), and the
@@ -64,12 +64,12 @@ type CASValue struct {
 	Hist []casEntry
 }
 
-// casValueFormatV2 starts an encoded casValue. Format 1 (recordFormatV1)
+// casValueFormatV2 starts an encoded CASValue. Format 1 (recordFormatV1)
 // is a bare record, the register's value before histories: seq 0, none.
 const casValueFormatV2 byte = 2
 
 // EncodeCASValue encodes v: the format byte, seq, the record
-// (encodeRecord, or nothing) with its length, the number of entries, then
+// (EncodeRecord, or nothing) with its length, the number of entries, then
 // each entry's ID and version: the wall time as a signed delta from the
 // previous entry's (from 0 for the first), the logical counter and the
 // node as uvarints.
@@ -169,7 +169,7 @@ func (v CASValue) Covers(seq uint64) bool {
 }
 
 // Next is the register after a swap by request id to rec: one position
-// on, id's entry added, the oldest dropped past casHistoryLen.
+// on, id's entry added, the oldest dropped past CASHistoryLen.
 func (v CASValue) Next(rec wrn.Record, id CASID) CASValue {
 	hist := make([]casEntry, 0, CASHistoryLen)
 	if len(v.Hist) >= CASHistoryLen {
@@ -186,7 +186,7 @@ func (v CASValue) Next(rec wrn.Record, id CASID) CASValue {
 // replica (encodePromise). The coordinator merges that record into the
 // key's current one: a tombstone newer than the accepted value wins, so
 // that a value deleted since it was accepted stays deleted. Its purge
-// clears the accepted value with it (recordStore.purge), so that no
+// clears the accepted value with it (Store.Purge), so that no
 // replica holds an old accepted value without the tombstone that hides it.
 const casPromiseFormat byte = 3
 

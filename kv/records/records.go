@@ -49,7 +49,7 @@ func EncodeRecord(rec wrn.Record) []byte {
 	return e.Buf
 }
 
-// DecodeRecord reads what encodeRecord wrote. The value aliases b.
+// DecodeRecord reads what EncodeRecord wrote. The value aliases b.
 func DecodeRecord(b []byte) (wrn.Record, error) {
 	d := codec.Dec{Buf: b}
 	if f := d.Byte(); d.Err == nil && f != recordFormatV1 {
@@ -87,7 +87,7 @@ func DecodeRecord(b []byte) (wrn.Record, error) {
 // node's fsync rate can serve.
 const recordLockStripes = 256
 
-// recordStore is the replica side of eventual keyspaces on one node. It
+// Store is the replica side of eventual keyspaces on one node. It
 // is safe for concurrent use.
 type Store struct {
 	db *storage.DB
@@ -106,7 +106,7 @@ func (s *Store) stripe(rangeID uint64, key []byte) *sync.Mutex {
 	return &s.locks[stripeIndex(rangeID, key)]
 }
 
-// stripeIndex is the lock stripe of key in range rangeID.
+// StripeIndex is the lock stripe of key in range rangeID.
 func stripeIndex(rangeID uint64, key []byte) uint64 {
 	h := xxhash.Sum64(key) ^ rangeID*0x9E3779B97F4A7C15
 	return h % recordLockStripes
@@ -156,7 +156,7 @@ func (s *Store) Write(rangeID uint64, key []byte, rec wrn.Record) (applied, exis
 // proposals in flight both be chosen. The batch is not synced: a purge
 // lost in a crash is lost whole, and done again by a later round.
 //
-// keepAccepted (a canary, eventualHooks) leaves the acceptor alone.
+// keepAccepted (a canary, eventual.Hooks) leaves the acceptor alone.
 func (s *Store) Purge(rangeID uint64, key []byte, v wrn.Version, keepAccepted bool) (bool, error) {
 	cmu := s.casStripe(rangeID, key)
 	cmu.Lock()

@@ -12,7 +12,7 @@ import (
 const drainTransferWait = 3 * time.Second
 
 // TransferLeaderships asks every range this node leads, and that has
-// another voter, to hand leadership to another voter (consensusCore.
+// another voter, to hand leadership to another voter (consensus.Core.
 // transferLeader), and waits (up to ctx or a few seconds) until they
 // have. It reports how many moved and how many are still led here.
 // Clients never wait out an election timeout because this node went away

@@ -32,8 +32,8 @@ import (
 // quiesced until something reaches it, as the range stays idle.
 //
 // Both protocols quiesce: Raft when every replica holds the leader's whole
-// log (raftCore.quiescible), Multi-Paxos when its leader has nothing in
-// flight (paxosCore.quiescible).
+// log (consensus.RaftCore.Quiescible), Multi-Paxos when its leader has nothing in
+// flight (consensus.PaxosCore.Quiescible).
 
 // quiesceAfterTicks is how long a leader waits after the last proposal or
 // read before it considers quiescing a range: long enough that a steady

@@ -19,7 +19,7 @@ import (
 // nothing written since can be trusted, and the store stops (Store.fail).
 // The rest belongs to one range: opening its replica, installing a
 // snapshot its leader sent, applying its committed entries, compacting its
-// log, building a snapshot of its data. A failure there is a rangeFault:
+// log, building a snapshot of its data. A failure there is a consensus.RangeFault:
 // it stops that replica alone (Store.failRange) and the node and its other
 // ranges go on. The replica is then neither ticked, stepped nor advanced,
 // its waiting clients are answered, requests for it are refused with its

@@ -28,7 +28,7 @@ type replica struct {
 
 	// waiters are the clients of proposals made here, by command id: each
 	// is called once, on the store's goroutine, with the result of its own
-	// command (see Store.startPropose).
+	// command (see Store.StartPropose).
 	waiters map[uint64]waiter
 	// Reads are ReadIndex requests made here, by request id, until the
 	// leader confirms them; then they wait in confirmed until applied
@@ -46,7 +46,7 @@ type replica struct {
 	dedup dedupState
 
 	// snapshotFault is a Raft leader's failure to build the snapshot a
-	// follower needs (raftCore.snapshot), while it lasts.
+	// follower needs (consensus.RaftCore.snapshot), while it lasts.
 	snapshotFault consensus.SnapshotFault
 }
 

@@ -234,12 +234,12 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	return s, nil
 }
 
-// openStore is OpenStore without the goroutine. Its caller becomes the
+// OpenDriven is OpenStore without the goroutine. Its caller becomes the
 // store's goroutine: it calls the loop's own functions, one at a time, as
 // run does (tick on every TickInterval; step for a peer's message;
-// startPropose and startRead for clients; then handleReady once per
+// Store.StartPropose and Store.StartRead for clients; then Store.HandleReady once per
 // wake-up), and never the methods that wait for the goroutine (do,
-// propose, readBarrier, Close, SetTransport, RangeStatuses), which would
+// Propose, ReadBarrier, Close, SetTransport, RangeStatuses), which would
 // block forever. The simulator drives whole nodes this way, on virtual
 // time and from one seed (kv/sim_test.go).
 func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
@@ -738,7 +738,7 @@ type readyReplica struct {
 }
 
 // HandleReady runs one round of the Ready contract for every replica
-// that has something to do (see consensusCore, raft.Ready and paxos.Ready
+// that has something to do (see consensus.Core, raft.Ready and paxos.Ready
 // for the order and why).
 //
 // A fault of one range (rangefault.go) in the round stops that replica
@@ -813,7 +813,7 @@ func (s *Store) HandleReady() error {
 	}
 
 	// 3. Apply committed entries, all replicas in one unsynced batch (or
-	// more, if one would exceed MaxBatchBytes: roundBatch), each replica's
+	// more, if one would exceed MaxBatchBytes: RoundBatch), each replica's
 	// effects whole with its applied index: the log is durable, and a
 	// crash replays entries past the applied index stored in the same
 	// batch as their effects.
@@ -856,7 +856,7 @@ func (s *Store) stillRunning(ready []readyReplica) []readyReplica {
 }
 
 // applyReady applies one replica's committed entries to a batch of its
-// own and appends it to the round's (handleReady, step 3), returning the
+// own and appends it to the round's (Store.HandleReady, step 3), returning the
 // results for waiting clients. A fault of the range stops the replica and
 // leaves nothing of its entries in the round's batch.
 func (s *Store) applyReady(ab *RoundBatch, x readyReplica) ([]delivery, error) {
@@ -1003,7 +1003,7 @@ func (s *Store) compactLogs(ready []readyReplica) error {
 		return b
 	}
 	for _, x := range ready {
-		// A fault fails before it writes anything (handleReady, step 4).
+		// A fault fails before it writes anything (Store.HandleReady, step 4).
 		if err := x.r.Core.Compact(batch, x.r.Applied); err != nil {
 			if err := s.isolate(x.r, err); err != nil {
 				if b != nil {

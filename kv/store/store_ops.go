@@ -37,7 +37,7 @@ func (s *Store) requestID() uint64 {
 //   - NotLeaderError, ErrUnavailable: nothing was proposed; retry is safe.
 //   - the context's error: the command may or may not be applied later.
 func (s *Store) Propose(ctx context.Context, rangeID uint64, cmd *command.Command) (command.Result, error) {
-	done := make(chan command.Result, 1) // startPropose calls back at most once
+	done := make(chan command.Result, 1) // Store.StartPropose calls back at most once
 	var id uint64
 	var err error
 	if derr := s.Do(ctx, func() {
@@ -165,7 +165,7 @@ func (s *Store) AppliedIndex(ctx context.Context, rangeID uint64) (uint64, error
 	return applied, nil
 }
 
-// StartRead starts a linearizable read of the range (see readBarrier).
+// StartRead starts a linearizable read of the range (see Store.ReadBarrier).
 // done is called once, from a later round of the loop: with nil when the
 // replica's applied data may be read, or with why not (NotLeaderError when
 // leadership moved before the read was confirmed). An error means done
@@ -360,7 +360,7 @@ func decodeSnapshot(data []byte) ([]snapRecord, error) {
 // that does not decode is a fault of the range (faultInstall), found
 // before anything is written to b: the core took the snapshot already, so
 // the replica cannot go on, but the round's batch holds none of its writes
-// (Store.handleReady).
+// (Store.HandleReady).
 func (s *Store) installSnapshot(b *storage.Batch, r *replica, snap *consensus.RangeSnapshot) error {
 	id := r.desc.ID
 	recs, err := decodeSnapshot(snap.Data)

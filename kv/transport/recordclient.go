@@ -32,7 +32,7 @@ func RecordFromProto(p *peerv1.Record) wrn.Record {
 		Value: p.Value, Tombstone: p.Tombstone}
 }
 
-// connectRecords sends record requests over the peer service.
+// RecordClient sends record requests over the peer service.
 type RecordClient struct {
 	NodeAddr func(id uint64) (string, bool)
 	Peers    *Peers
