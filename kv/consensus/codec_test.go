@@ -1,4 +1,4 @@
-package kv
+package consensus
 
 import (
 	"errors"
@@ -7,8 +7,6 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/quorumkv/quorumkv/kv/command"
-	"github.com/quorumkv/quorumkv/kv/consensus"
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/quorum"
@@ -66,29 +64,14 @@ func TestRaftMessageRoundTrip(t *testing.T) {
 			m.Snapshot = &raft.Snapshot{Metadata: raft.SnapshotMetadata{Index: rapid.Uint64().Draw(t, "sidx"),
 				Term: rapid.Uint64().Draw(t, "sterm"), ConfState: genConfState(t)}, Data: genBytes(t, "sdata")}
 		}
-		b := consensus.EncodePeerMessage(consensus.PeerMessage{Raft: &m})
-		got, err := consensus.DecodePeerMessage(b)
+		b := EncodePeerMessage(PeerMessage{Raft: &m})
+		got, err := DecodePeerMessage(b)
 		if err != nil || got.Paxos != nil || !reflect.DeepEqual(*got.Raft, m) {
 			t.Fatalf("round trip:\n got %+v, %v\nwant %+v", got.Raft, err, m)
 		}
 		cut := rapid.IntRange(0, len(b)-1).Draw(t, "cut")
-		if _, err := consensus.DecodePeerMessage(b[:cut]); !errors.Is(err, codec.ErrCorrupt) {
+		if _, err := DecodePeerMessage(b[:cut]); !errors.Is(err, codec.ErrCorrupt) {
 			t.Fatalf("truncated to %d of %d bytes: %v", cut, len(b), err)
-		}
-	})
-}
-
-func TestCommandRoundTrip(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		c := command.Command{ID: rapid.Uint64().Draw(t, "id"), Op: command.Op(rapid.IntRange(1, 4).Draw(t, "op")), Key: genBytes(t, "key"), Value: genBytes(t, "value")}
-		if c.Op == command.OpCAS {
-			c.Cond = command.Cond(rapid.IntRange(1, 3).Draw(t, "cond"))
-			c.ExpectValue = genBytes(t, "expect")
-			c.ExpectVersion = rapid.Uint64().Draw(t, "ev")
-		}
-		got, err := command.DecodeCommand(c.Encode())
-		if err != nil || !reflect.DeepEqual(got, c) {
-			t.Fatalf("round trip: got %+v, %v; want %+v", got, err, c)
 		}
 	})
 }
@@ -132,13 +115,13 @@ func TestPaxosMessageRoundTrip(t *testing.T) {
 		if rapid.Bool().Draw(t, "snap") {
 			m.Snapshot = &paxos.Snapshot{Slot: rapid.Uint64().Draw(t, "sslot"), Configs: genPaxosConfigs(t), Data: genBytes(t, "sdata")}
 		}
-		b := consensus.EncodePeerMessage(consensus.PeerMessage{Paxos: &m})
-		got, err := consensus.DecodePeerMessage(b)
+		b := EncodePeerMessage(PeerMessage{Paxos: &m})
+		got, err := DecodePeerMessage(b)
 		if err != nil || got.Raft != nil || !reflect.DeepEqual(*got.Paxos, m) {
 			t.Fatalf("round trip:\n got %+v, %v\nwant %+v", got.Paxos, err, m)
 		}
 		cut := rapid.IntRange(0, len(b)-1).Draw(t, "cut")
-		if _, err := consensus.DecodePeerMessage(b[:cut]); !errors.Is(err, codec.ErrCorrupt) {
+		if _, err := DecodePeerMessage(b[:cut]); !errors.Is(err, codec.ErrCorrupt) {
 			t.Fatalf("truncated to %d of %d bytes: %v", cut, len(b), err)
 		}
 	})
@@ -149,24 +132,24 @@ func TestPaxosMessageRoundTrip(t *testing.T) {
 func TestPaxosStateRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		hs := paxos.HardState{Promised: genBallot(t, "promised"), Commit: rapid.Uint64().Draw(t, "commit")}
-		if got, err := consensus.DecodePaxosHardState(consensus.EncodePaxosHardState(hs)); err != nil || got != hs {
+		if got, err := DecodePaxosHardState(EncodePaxosHardState(hs)); err != nil || got != hs {
 			t.Fatalf("hard state: got %+v, %v; want %+v", got, err, hs)
 		}
 		e := paxos.Entry{Slot: rapid.Uint64().Draw(t, "slot"), Ballot: genBallot(t, "ballot"),
 			Type: paxos.EntryType(rapid.IntRange(1, 3).Draw(t, "type")), Data: genBytes(t, "data")}
-		if got, err := consensus.DecodePaxosEntry(e.Slot, consensus.EncodePaxosEntry(e)); err != nil || !reflect.DeepEqual(got, e) {
+		if got, err := DecodePaxosEntry(e.Slot, EncodePaxosEntry(e)); err != nil || !reflect.DeepEqual(got, e) {
 			t.Fatalf("entry: got %+v, %v; want %+v", got, err, e)
 		}
 		snap := paxos.Snapshot{Slot: rapid.Uint64().Draw(t, "sslot"), Configs: genPaxosConfigs(t)}
-		b := consensus.EncodePaxosSnapshotPoint(snap)
-		if got, err := consensus.DecodePaxosSnapshotPoint(b); err != nil || !reflect.DeepEqual(got, snap) {
+		b := EncodePaxosSnapshotPoint(snap)
+		if got, err := DecodePaxosSnapshotPoint(b); err != nil || !reflect.DeepEqual(got, snap) {
 			t.Fatalf("snapshot point: got %+v, %v; want %+v", got, err, snap)
 		}
-		if _, err := consensus.DecodePaxosSnapshotPoint(b[:rapid.IntRange(0, len(b)-1).Draw(t, "cut")]); !errors.Is(err, codec.ErrCorrupt) {
+		if _, err := DecodePaxosSnapshotPoint(b[:rapid.IntRange(0, len(b)-1).Draw(t, "cut")]); !errors.Is(err, codec.ErrCorrupt) {
 			t.Fatalf("truncated snapshot point read: %v", err)
 		}
 		raftHS := raft.HardState{Term: hs.Promised.Round, Vote: hs.Promised.NodeID, Commit: hs.Commit}
-		if _, err := consensus.DecodePaxosHardState(consensus.EncodeHardState(raftHS)); !errors.Is(err, codec.ErrCorrupt) {
+		if _, err := DecodePaxosHardState(EncodeHardState(raftHS)); !errors.Is(err, codec.ErrCorrupt) {
 			t.Fatalf("a raft hard state read as a paxos one: %v", err)
 		}
 	})

@@ -1,4 +1,4 @@
-package kv
+package eventual
 
 import (
 	"errors"
@@ -8,7 +8,6 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
-	"github.com/quorumkv/quorumkv/kv/eventual"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/kv/transport"
 )
@@ -20,9 +19,9 @@ import (
 func TestClockGuard(t *testing.T) {
 	var phys int64 = 1e18
 	var mono time.Duration
-	g := eventual.NewClockGuard(func() int64 { return phys }, func() time.Duration { return mono })
-	at := func(wall int64, m time.Duration) eventual.ClockReading {
-		return eventual.ClockReading{Wall: wall, Mono: m}
+	g := NewClockGuard(func() int64 { return phys }, func() time.Duration { return mono })
+	at := func(wall int64, m time.Duration) ClockReading {
+		return ClockReading{Wall: wall, Mono: m}
 	}
 	if g.Trusted(g.Reading(phys)) {
 		t.Fatal("trusted before any confirmation")
@@ -31,7 +30,7 @@ func TestClockGuard(t *testing.T) {
 	ms := int64(time.Millisecond)
 	for _, tc := range []struct {
 		name string
-		r    eventual.ClockReading
+		r    ClockReading
 		want bool
 	}{
 		{"in step", at(phys+100*ms, 100*time.Millisecond), true},
@@ -51,7 +50,7 @@ func TestClockGuard(t *testing.T) {
 	if !g.SawAhead(phys + 2000*ms) {
 		t.Fatal("a version 2s ahead not taken")
 	}
-	if g.SawAhead(phys + int64(2*eventual.ClockFenceMax)) {
+	if g.SawAhead(phys + int64(2*ClockFenceMax)) {
 		t.Fatal("a version past clockFenceMax taken for proof")
 	}
 	if err := g.Behind(); !errors.Is(err, store.ErrUnavailable) {
