@@ -115,6 +115,10 @@ type canaries struct {
 	// forgetVoteOnRestart drops HardState.Vote when loading from Storage:
 	// a restarted node can vote twice in one Term.
 	forgetVoteOnRestart bool
+	// noCommitFromVotes ignores the commit index in answers to votes
+	// (learnCommit): a joint change whose removed leader crashes right
+	// after committing C_new wedges the group for good.
+	noCommitFromVotes bool
 }
 
 // Defaults, in one place, with the reason for each.

@@ -19,8 +19,30 @@ import "testing"
 // Now 1 stays leader (quorums count voters only) and hands leadership to
 // the most caught-up new voter, which learns the commit on the way.
 func TestRemovedLeaderHandsOver(t *testing.T) {
+	e := removedLeaderEnv(t, canaries{})
+	// The lost messages are lost; the network works again.
+	for round := 0; ; round++ {
+		if round > 300 {
+			t.Fatal("no leader among the new voters: the group is wedged")
+		}
+		for _, id := range e.ids() {
+			e.node(id).rn.Tick()
+		}
+		e.stabilize()
+		if l := e.leader(); l >= 4 && e.node(l).rn.Propose([]byte("y")) == nil {
+			e.stabilize()
+			return
+		}
+	}
+}
+
+// removedLeaderEnv runs steps 1 to 3 of TestRemovedLeaderHandsOver's
+// story: 1 leads, C_new (voters 4 5 6) is committed and applied by 1 2 3,
+// whose logs hold "x" after it, and 4 5 6 hold C_new but not its commit.
+// The network drops nothing from then on.
+func removedLeaderEnv(t *testing.T, k canaries) *env {
 	e := newEnv(t)
-	e.quiet = true
+	e.quiet, e.canaries = true, k
 	cs := majorityConf(3)
 	cfg := Config{MaxSizePerMsg: 1} // one entry per MsgApp: "x" can be lost alone
 	for i := uint64(1); i <= 3; i++ {
@@ -88,19 +110,76 @@ func TestRemovedLeaderHandsOver(t *testing.T) {
 			t.Fatalf("%d: applied %d (C_new at %d), config %s", id, n.log.applied, cNew, n.conf)
 		}
 	}
-	// The lost messages are lost; the network works again.
 	e.filter = nil
+	return e
+}
+
+// electsNewVoter ticks every live node until one of 4 5 6 leads and
+// commits a proposal, and reports whether that happened within 300
+// rounds of round back, where it restarts every crashed node and heals
+// the network: the group must recover with every node back.
+func electsNewVoter(e *env, back int) bool {
 	for round := 0; ; round++ {
-		if round > 300 {
-			t.Fatal("no leader among the new voters: the group is wedged")
+		if round > back+300 {
+			return false
+		}
+		if round == back {
+			e.heal()
+			for _, id := range e.ids() {
+				if e.node(id).crashed {
+					e.restart(id)
+				}
+			}
 		}
 		for _, id := range e.ids() {
-			e.node(id).rn.Tick()
+			if !e.node(id).crashed {
+				e.node(id).rn.Tick()
+			}
 		}
 		e.stabilize()
 		if l := e.leader(); l >= 4 && e.node(l).rn.Propose([]byte("y")) == nil {
 			e.stabilize()
-			return
+			if e.node(l).rn.raft.log.committed >= e.node(l).rn.raft.log.lastIndex() {
+				return true
+			}
 		}
+	}
+}
+
+// The removed leader crashes right after it committed C_new, before it
+// could hand over: the old voters know C_new is committed and stay out,
+// the new voters are still joint and need old voters' votes, which they
+// refuse. The new voters must still elect a leader, with 1 down and again
+// once it is back.
+func TestRemovedLeaderCrashesAfterCNew(t *testing.T) {
+	e := removedLeaderEnv(t, canaries{})
+	e.crash(1)
+	if !electsNewVoter(e, 100) {
+		t.Fatal("no leader among the new voters: the group is wedged")
+	}
+}
+
+// The same, with the removed leader cut off for longer than an election
+// timeout instead of crashing.
+func TestRemovedLeaderCutOffAfterCNew(t *testing.T) {
+	e := removedLeaderEnv(t, canaries{})
+	e.partition([]uint64{1}, []uint64{2, 3, 4, 5, 6})
+	if !electsNewVoter(e, 40) {
+		t.Fatal("no leader among the new voters: the group is wedged")
+	}
+}
+
+// The canary: new voters that ignore the commit index in the answers to
+// their votes wedge the group in both scenarios.
+func TestCanaryNoCommitFromVotes(t *testing.T) {
+	e := removedLeaderEnv(t, canaries{noCommitFromVotes: true})
+	e.crash(1)
+	if electsNewVoter(e, 100) {
+		t.Error("crash: the group recovered with the canary planted")
+	}
+	e = removedLeaderEnv(t, canaries{noCommitFromVotes: true})
+	e.partition([]uint64{1}, []uint64{2, 3, 4, 5, 6})
+	if electsNewVoter(e, 40) {
+		t.Error("cut off: the group recovered with the canary planted")
 	}
 }

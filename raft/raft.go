@@ -489,6 +489,9 @@ func (r *raft) inLease() bool {
 
 // Step advances the state machine with a message from another node.
 func (r *raft) Step(m Message) error {
+	if m.Term != 0 && (m.Type == MsgVoteResp || m.Type == MsgPreVoteResp) {
+		r.learnCommit(m) // whatever the answer's Term: see learnCommit
+	}
 	switch {
 	case m.Term == 0:
 		return fmt.Errorf("raft: %s from %d without a Term", m.Type, m.From)
@@ -525,7 +528,7 @@ func (r *raft) Step(m Message) error {
 		case m.Type == MsgPreVote:
 			r.logf("%d [logterm: %d, index: %d, vote: %d] rejected %s from %d [logterm: %d, index: %d] at term %d",
 				r.id, r.log.lastTerm(), r.log.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
-			r.send(Message{To: m.From, Term: r.Term, Type: MsgPreVoteResp, Reject: true})
+			r.send(r.withCommit(Message{To: m.From, Term: r.Term, Type: MsgPreVoteResp, Reject: true}))
 		default:
 			r.logf("%d [term: %d] ignored a %s message with lower term from %d [term: %d]",
 				r.id, r.Term, m.Type, m.From, m.Term)
@@ -555,7 +558,7 @@ func (r *raft) handleVote(m Message) {
 			r.id, r.log.lastTerm(), r.log.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
 		// The grant carries the Term asked for, so that a pre-candidate
 		// can tell it from stale answers.
-		r.send(Message{To: m.From, Term: m.Term, Type: resp})
+		r.send(r.withCommit(Message{To: m.From, Term: m.Term, Type: resp}))
 		if m.Type == MsgVote {
 			r.electionElapsed = 0
 			r.Vote = m.From
@@ -564,7 +567,49 @@ func (r *raft) handleVote(m Message) {
 	}
 	r.logf("%d [logterm: %d, index: %d, vote: %d] rejected %s from %d [logterm: %d, index: %d] at term %d",
 		r.id, r.log.lastTerm(), r.log.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
-	r.send(Message{To: m.From, Term: r.Term, Type: resp, Reject: true})
+	r.send(r.withCommit(Message{To: m.From, Term: r.Term, Type: resp, Reject: true}))
+}
+
+// withCommit adds this node's commit index, and the Term of the entry
+// there, to a vote's answer, for learnCommit.
+func (r *raft) withCommit(m Message) Message {
+	if t, err := r.log.term(r.log.committed); err == nil {
+		m.Commit, m.LogTerm = r.log.committed, t
+	}
+	return m
+}
+
+// learnCommit raises the commit index of a node that does not lead to the
+// one a vote's answer reports, when this node's log holds that very entry
+// (the same Term at that index: by the log matching property, both logs
+// are the same up to it). Committed entries stay committed, so who
+// reports it does not matter.
+//
+// Without it a joint change can wedge the group for good. The leader that
+// a change removes commits C_new and crashes, or is cut off, before any
+// new voter learns that C_new is committed. The old voters learned it and
+// applied C_new: they are no voters any more and never campaign. The new
+// voters still apply the joint configuration, so a candidate needs a
+// majority of the old voters too, and they refuse it when their logs hold
+// entries after C_new that it lacks. With learnCommit, their refusal tells
+// the candidate that C_new is committed: it applies C_new and campaigns
+// again among the new voters alone (TestRemovedLeaderCrashesAfterCNew).
+func (r *raft) learnCommit(m Message) {
+	if r.state == StateLeader || m.Commit <= r.log.committed || !r.log.matchTerm(m.Commit, m.LogTerm) {
+		return
+	}
+	if r.canaries.noCommitFromVotes {
+		return
+	}
+	r.logf("%d learned from %d's %s that index %d is committed", r.id, m.From, m.Type, m.Commit)
+	r.log.commitTo(m.Commit)
+	if (r.state == StateCandidate || r.state == StatePreCandidate) && r.hasUnappliedConfChanges() {
+		// The configuration this campaign counts votes in is about to
+		// change (see hup): give it up, and campaign in the new one once
+		// it is applied.
+		r.logf("%d abandons its campaign at term %d: a committed configuration change is not applied yet", r.id, r.Term)
+		r.becomeFollower(r.Term, None)
+	}
 }
 
 func stepFollower(r *raft, m Message) {
