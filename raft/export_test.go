@@ -13,6 +13,8 @@ type Canaries struct {
 	CommitEarlierTerm bool
 	// ForgetVoteOnRestart drops the persisted vote when a node starts.
 	ForgetVoteOnRestart bool
+	// NoCommitFromVotes ignores the commit index in answers to votes.
+	NoCommitFromVotes bool
 }
 
 // SetCanaries plants the bugs k in every RawNode built from c.
@@ -22,6 +24,7 @@ func SetCanaries(c *Config, k Canaries) {
 		readIndexWithoutQuorum: k.ReadIndexWithoutQuorum,
 		commitEarlierTerm:      k.CommitEarlierTerm,
 		forgetVoteOnRestart:    k.ForgetVoteOnRestart,
+		noCommitFromVotes:      k.NoCommitFromVotes,
 	}
 }
 

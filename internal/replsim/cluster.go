@@ -44,6 +44,12 @@ type Scenario struct {
 	// reboots 0.5-10ms later, in time for a rival candidate's request. A
 	// core that persists before sending loses nothing.
 	CrashAfterVote, CrashAfterAck float64
+	// CrashAfterConfig is the probability that a leader crashes right
+	// after it applies a committed configuration change, before anything
+	// else it sends can tell the others (it reboots 20-300ms later): a
+	// leader that the change removed dies before it hands over, the
+	// moment the Raft reconfiguration wedge needed.
+	CrashAfterConfig float64
 	// KillLeader crashes the leader every 300-1000ms (restarting it
 	// 20-300ms later): many elections, and leaders dying with work in
 	// flight.
@@ -390,6 +396,15 @@ func (c *Cluster) crashFor(id uint64, d time.Duration, why string) {
 
 func (c *Cluster) randDur(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(c.s.Rand().Int64N(int64(hi-lo)))
+}
+
+// maybeCrashAfterConfig crashes node id, the leader, right after it
+// applied a committed configuration change, with the scenario's
+// probability, and reboots it soon.
+func (c *Cluster) maybeCrashAfterConfig(id uint64) {
+	if c.sc.CrashAfterConfig > 0 && c.s.Rand().Float64() < c.sc.CrashAfterConfig {
+		c.crashFor(id, c.randDur(20*time.Millisecond, 300*time.Millisecond), "a leader right after it applied a configuration change")
+	}
 }
 
 // maybeCrashAfterPromise crashes node id right after it sent a promise of

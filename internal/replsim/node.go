@@ -218,6 +218,9 @@ func (n *node) finish(rd Ready) {
 	n.core.Advance()
 	config := slices.ContainsFunc(rd.Committed, func(e Entry) bool { return e.Kind == EntryConfig })
 	n.maybeCompact(len(rd.Committed), config)
+	if _, _, leads := n.core.Leader(); config && leads {
+		n.c.maybeCrashAfterConfig(n.id)
+	}
 }
 
 func (n *node) apply(e Entry) {

@@ -13,7 +13,8 @@ import (
 // right after votes (promises) and acknowledgements (acceptances), leaders
 // killed, nodes paused, and snapshots: majorities of 3 and 5, a 3x3 grid,
 // three zones of two, five weighted voters, and a reconfiguration run
-// (ReconfigTargets). All but the majorities (on which the canaries are
+// (ReconfigTargets) whose leaders also crash right after applying a
+// configuration change. All but the majorities (on which the canaries are
 // hunted) also have their leaders asked to hand over leadership.
 func Scenarios() []Scenario {
 	base := Scenario{
@@ -31,6 +32,7 @@ func Scenarios() []Scenario {
 	reconf := with("reconfig", Majority(1, 2, 3))
 	reconf.Nodes = []uint64{1, 2, 3, 4, 5, 6}
 	reconf.Reconfig = ReconfigTargets()
+	reconf.CrashAfterConfig = 0.3
 	return []Scenario{
 		with("majority3", Majority(1, 2, 3)),
 		with("majority5", Majority(1, 2, 3, 4, 5)),
