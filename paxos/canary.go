@@ -21,4 +21,9 @@ type canaries struct {
 	// it knows of and ignores those found in Promises (reconfig.go, case
 	// 2), so it can miss a slot chosen by a configuration it never heard of.
 	knownConfigsOnly bool
+	// everyPromisedConfig: a new leader also needs a phase-1 quorum of
+	// every configuration a promise reports, even one that a higher ballot
+	// superseded in its slot, which cannot have been chosen: a superseded
+	// configuration whose voters never answer blocks every election.
+	everyPromisedConfig bool
 }

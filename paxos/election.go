@@ -10,12 +10,16 @@ import (
 // candidate is the state of phase 1: the votes so far and, per slot, the
 // entry with the highest ballot that any granting acceptor reported.
 type candidate struct {
-	from    uint64 // first slot prepared: commit+1 when phase 1 began
-	votes   map[uint64]bool
-	best    map[uint64]Entry
-	sent    map[uint64]bool // who got the Prepare
-	configs []quorum.System // configurations found in promises (reconfig.go, case 2)
-	seen    map[string]bool // their encodings, to add each once
+	from  uint64 // first slot prepared: commit+1 when phase 1 began
+	votes map[uint64]bool
+	best  map[uint64]Entry
+	sent  map[uint64]bool // who got the Prepare
+	// systems caches the quorum systems of the configurations found in
+	// promises, by encoding (reconfig.go, case 2).
+	systems map[string]quorum.System
+	// everySystem is every configuration reported, superseded or not,
+	// for the canary everyPromisedConfig.
+	everySystem []quorum.System
 	// transfer: the leader asked this node to take over; its Prepares
 	// say so (Message.Transfer).
 	transfer bool
@@ -36,7 +40,7 @@ func (r *RawNode) campaign(transfer bool) {
 		votes:    map[uint64]bool{r.id: true},
 		best:     map[uint64]Entry{},
 		sent:     map[uint64]bool{r.id: true},
-		seen:     map[string]bool{},
+		systems:  map[string]quorum.System{},
 		transfer: transfer,
 	}
 	r.takePromise(r.log.accepted(r.cand.from))
@@ -46,12 +50,36 @@ func (r *RawNode) campaign(transfer bool) {
 
 // prepareSystems is the set of configurations whose phase-1 quorums the
 // candidate needs (reconfig.go explains why).
+//
+// Of the configurations the promises report, it takes only those of the
+// highest-ballot entry of their slot: a value chosen in a slot at ballot b
+// is the value of every acceptance there at a ballot >= b, so an entry
+// that a higher ballot superseded was never chosen (takePromise). Taking
+// every reported configuration was safe but could block elections for
+// good: one never chosen, whose voters never answer, kept every candidate
+// from winning (TestSupersededConfigDoesNotBlockElection).
 func (r *RawNode) prepareSystems() []quorum.System {
 	known := systemsOf(r.configs.from(r.cand.from))
 	if r.cfg.canary.knownConfigsOnly {
 		return known
 	}
-	return append(known, r.cand.configs...)
+	seen := map[string]bool{}
+	for _, s := range sortedSlots(r.cand.best) {
+		e := r.cand.best[s]
+		if e.Type != EntryConfig || seen[string(e.Data)] {
+			continue
+		}
+		seen[string(e.Data)] = true
+		if sys, ok := r.cand.systems[string(e.Data)]; ok {
+			known = append(known, sys)
+		}
+	}
+	if r.cfg.canary.everyPromisedConfig {
+		for _, sys := range r.cand.everySystem {
+			known = append(known, sys)
+		}
+	}
+	return known
 }
 
 // sendPrepares sends the Prepare to every voter of prepareSystems that has
@@ -100,11 +128,13 @@ func (r *RawNode) takePromise(entries []Entry) {
 		if cur, ok := r.cand.best[e.Slot]; !ok || cur.Ballot.Less(e.Ballot) {
 			r.cand.best[e.Slot] = e
 		}
-		if e.Type == EntryConfig && !r.cand.seen[string(e.Data)] {
-			r.cand.seen[string(e.Data)] = true
+		if _, ok := r.cand.systems[string(e.Data)]; e.Type == EntryConfig && !ok {
 			if m, err := UnmarshalMembership(e.Data); err == nil {
 				if sys, err := m.System(); err == nil {
-					r.cand.configs = append(r.cand.configs, sys)
+					r.cand.systems[string(e.Data)] = sys
+					if r.cfg.canary.everyPromisedConfig {
+						r.cand.everySystem = append(r.cand.everySystem, sys)
+					}
 				}
 			}
 		}

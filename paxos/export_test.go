@@ -12,21 +12,23 @@ const (
 	CanaryIgnoreAccepted
 	CanaryAcceptLowerBallot
 	CanaryKnownConfigsOnly
+	CanaryEveryPromisedConfig
 )
 
 // Canaries lists the planted bugs, for tests that loop over them.
 var Canaries = []Canary{CanaryForgetPromise, CanaryIgnoreAccepted, CanaryAcceptLowerBallot}
 
 func (c Canary) String() string {
-	return [...]string{"none", "forget-promise", "ignore-accepted", "accept-lower-ballot", "known-configs-only"}[c]
+	return [...]string{"none", "forget-promise", "ignore-accepted", "accept-lower-ballot", "known-configs-only", "every-promised-config"}[c]
 }
 
 func (c Canary) set() canaries {
 	return canaries{
-		forgetPromise:     c == CanaryForgetPromise,
-		ignoreAccepted:    c == CanaryIgnoreAccepted,
-		acceptLowerBallot: c == CanaryAcceptLowerBallot,
-		knownConfigsOnly:  c == CanaryKnownConfigsOnly,
+		forgetPromise:       c == CanaryForgetPromise,
+		ignoreAccepted:      c == CanaryIgnoreAccepted,
+		acceptLowerBallot:   c == CanaryAcceptLowerBallot,
+		knownConfigsOnly:    c == CanaryKnownConfigsOnly,
+		everyPromisedConfig: c == CanaryEveryPromisedConfig,
 	}
 }
 

@@ -30,8 +30,8 @@ import (
 //
 //  1. config(c+1) and every configuration it knows of that governs a later
 //     slot (chosen in a slot <= c, taking effect after c);
-//  2. every configuration found in an EntryConfig that a promise reports
-//     for a slot above c.
+//  2. the configuration of every slot above c whose highest-ballot entry
+//     among the promises is an EntryConfig.
 //
 // Induction on t >= c+1: suppose a value was chosen in slot t. If config(t)
 // comes from (1), the leader has a phase-1 quorum of it. Otherwise config(t)
@@ -41,8 +41,13 @@ import (
 // ballot at or above the one that chose it, and the highest such entry is
 // that configuration (Paxos's own argument, slot by slot). It then falls
 // under (2), and the leader holds a phase-1 quorum of it too, which meets
-// the quorum that chose t. Configurations in (2) that were never chosen only
-// make the leader wait for more promises: safe, if slower.
+// the quorum that chose t. A configuration in (2) that was never chosen
+// makes the leader wait for its voters' promises: safe, if slower, and the
+// leader proposes it again in its slot anyway (the highest-ballot value of
+// a slot is what a new leader proposes there). A configuration that a
+// higher ballot superseded in its slot cannot have been chosen, so it is
+// left out: its voters may never answer, and needing them would block
+// every election for good.
 //
 // Phase 2 needs no joint quorum: slot t is decided by config(t) alone,
 // and every future leader meets config(t)'s phase-2 quorums by the
