@@ -92,6 +92,15 @@ func restartKVD(t testing.TB, old *kvd, extra ...string) *kvd {
 
 func startKVDAt(t testing.TB, dataDir, addr, gossip string, extra ...string) *kvd {
 	t.Helper()
+	k := launchKVD(t, dataDir, addr, gossip, extra...)
+	k.waitReady()
+	return k
+}
+
+// launchKVD starts a node and returns at once, ready or not: a node of a
+// cluster restarted whole is ready only once a quorum of the others is up.
+func launchKVD(t testing.TB, dataDir, addr, gossip string, extra ...string) *kvd {
+	t.Helper()
 	k := &kvd{t: t, dataDir: dataDir, addr: addr, gossip: gossip, log: &bytes.Buffer{}, exited: make(chan struct{})}
 	args := append([]string{"--node-id", "n1", "--data-dir", dataDir, "--listen", k.addr, "--gossip", k.gossip}, extra...)
 	k.cmd = exec.Command(bin.kvd, args...)
@@ -112,7 +121,6 @@ func startKVDAt(t testing.TB, dataDir, addr, gossip string, extra ...string) *kv
 		}
 		k.kill()
 	})
-	k.waitReady()
 	return k
 }
 

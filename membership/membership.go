@@ -197,6 +197,19 @@ func (m *Membership) Members() []Member {
 	return out
 }
 
+// AdvertisedAddr returns the address (Meta.Addr) that the alive member of
+// UUID uuid advertises, if gossip knows one.
+func (m *Membership) AdvertisedAddr(uuid string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, mem := range m.mu.members {
+		if mem.UUID == uuid && mem.State == StateAlive && mem.Addr != "" {
+			return mem.Addr, true
+		}
+	}
+	return "", false
+}
+
 // CountByState returns how many members are in each state.
 func (m *Membership) CountByState() map[State]int {
 	counts := map[State]int{}

@@ -222,3 +222,37 @@ func mustMeta(t *testing.T, m Meta) []byte {
 	}
 	return b
 }
+
+// AdvertisedAddr finds the address a live member of a UUID advertises,
+// follows its changes, and forgets it once the member is dead.
+func TestAdvertisedAddr(t *testing.T) {
+	const uuidA, uuidB = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+	withUUID := func(id, uuid string) *Membership {
+		cfg := LoopbackTimings()
+		cfg.Meta = Meta{NodeID: id, Addr: "127.0.0.1:70" + id[len(id)-1:], Zone: "z", Weight: 1, Version: "test", UUID: uuid}
+		cfg.BindAddr = "127.0.0.1:0"
+		cfg.Logger = quietLogger()
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b := withUUID("n1", uuidA), withUUID("n2", uuidB)
+	defer a.Close()
+	if _, err := b.Join([]string{a.LocalAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n2's address at n1", func() bool { addr, ok := a.AdvertisedAddr(uuidB); return ok && addr == "127.0.0.1:702" })
+	if addr, ok := a.AdvertisedAddr("cccccccc-cccc-4ccc-8ccc-cccccccccccc"); ok {
+		t.Errorf("an unknown UUID has address %q", addr)
+	}
+	if err := b.UpdateMeta(Meta{NodeID: "n2", Addr: "127.0.0.1:7999", Zone: "z", Weight: 1, UUID: uuidB}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n2's new address at n1", func() bool { addr, _ := a.AdvertisedAddr(uuidB); return addr == "127.0.0.1:7999" })
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "no address for the dead n2", func() bool { _, ok := a.AdvertisedAddr(uuidB); return !ok })
+}

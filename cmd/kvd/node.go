@@ -108,7 +108,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 			}
 		}
 	}
-	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self}, nil, len(cfg.join) == 0)
+	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self, Advertised: n.gossip.AdvertisedAddr}, nil, len(cfg.join) == 0)
 	if err != nil {
 		return nil, err
 	}

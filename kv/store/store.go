@@ -57,6 +57,13 @@ type StoreConfig struct {
 	Seed uint64
 	// Metrics receives the store's metrics; nil means unregistered ones.
 	Metrics *metrics.Metrics
+	// Advertised returns the address that the live node of a UUID
+	// advertises now (gossip), if it is known. A node's address in the
+	// catalog is the one it had when it last announced itself; after it
+	// moved (a restart at another port or host) the catalog learns the new
+	// one only through meta, and meta may need that very node to elect a
+	// leader. nil means the catalog's addresses only.
+	Advertised func(uuid string) (string, bool)
 	// Self describes this node (name, address, zone, weight) for the
 	// catalog; its ID is assigned by the cluster, and its UUID and the
 	// hash of its secret come from the identity in its data dir.
@@ -1050,10 +1057,19 @@ func (s *Store) publish() {
 // Catalog returns the latest catalog. It is never nil after OpenStore.
 func (s *Store) Catalog() *CatalogView { return s.published.Load() }
 
-// NodeAddr returns the address of node id from the catalog.
+// NodeAddr returns the address of node id: the one it advertises now
+// (StoreConfig.Advertised) if it is known, else the catalog's.
 func (s *Store) NodeAddr(id uint64) (string, bool) {
 	n, ok := s.Catalog().Nodes[id]
-	return n.Addr, ok && n.Addr != ""
+	if !ok {
+		return "", false
+	}
+	if s.Config.Advertised != nil && n.UUID != "" {
+		if a, ok := s.Config.Advertised(n.UUID); ok && a != "" {
+			return a, true
+		}
+	}
+	return n.Addr, n.Addr != ""
 }
 
 // SetTransport sets the transport before the first peer is added. The
