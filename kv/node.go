@@ -40,6 +40,11 @@ type Node struct {
 
 	// ev coordinates the eventual keyspaces' requests (kv/eventual).
 	ev *eventual.Coordinator
+	// placer and stopPlacement: the placement driver (placement.go).
+	placer        *placer
+	stopPlacement func()
+	// clock reads the physical clock (NodeConfig.PhysicalClock).
+	clock func() int64
 }
 
 // NodeConfig configures a Node.
@@ -87,6 +92,12 @@ type NodeConfig struct {
 	// the clocks' largest offset (500 ms); 0 means MaxHintAge plus one
 	// hour.
 	TombstoneGrace time.Duration
+	// DeadAfter is how long gossip must see a node dead before the
+	// placement driver moves its replicas (StartPlacement); 0 means
+	// DefaultDeadAfter. MaxMovesPerPass bounds the moves of one pass; 0
+	// means DefaultMaxMovesPerPass.
+	DeadAfter       time.Duration
+	MaxMovesPerPass int
 	// Seed seeds the node's random choices (compare-and-swap ballots and
 	// backoff); 0 means a random seed.
 	Seed uint64
@@ -143,7 +154,11 @@ func newNode(store *store.Store, cfg NodeConfig, net eventual.ReplicaNet) (*Node
 		cfg.HTTPClient = transport.H2CClient()
 	}
 	n := &Node{store: store, db: store.DB, limits: cfg.Limits, zone: cfg.Zone, weight: cfg.Weight,
-		alive: cfg.Alive, gossip: cfg.Members, peers: transport.NewPeers(cfg.HTTPClient)}
+		alive: cfg.Alive, gossip: cfg.Members, peers: transport.NewPeers(cfg.HTTPClient),
+		placer: newPlacer(cfg.DeadAfter, cfg.MaxMovesPerPass), clock: cfg.PhysicalClock}
+	if n.clock == nil {
+		n.clock = func() int64 { return time.Now().UnixNano() }
+	}
 	c, err := eventual.New(store, eventual.Config{
 		Limits: cfg.Limits, Alive: cfg.Alive, Peers: n.peers, CatchUpCatalog: n.catchUpCatalog,
 		PhysicalClock: cfg.PhysicalClock, Monotonic: cfg.monotonic, ReplicaTimeout: cfg.ReplicaTimeout,
@@ -693,7 +708,13 @@ func (n *Node) candidates() []catalog.Candidate {
 // eventual writes and reads that outlived their request, each bounded by
 // the replica timeout). Close the store after. It may be called more than
 // once.
-func (n *Node) Close() { n.ev.Close() }
+func (n *Node) Close() {
+	if n.stopPlacement != nil {
+		n.stopPlacement()
+		n.stopPlacement = nil
+	}
+	n.ev.Close()
+}
 
 // StartAntiEntropy starts the node's anti-entropy loop: one round every
 // interval (0 means eventual.DefaultAntiEntropyInterval), visiting its

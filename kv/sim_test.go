@@ -3,6 +3,7 @@ package kv
 import (
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -206,6 +207,8 @@ const (
 	simTombstoneGrace      = 2500 * time.Millisecond
 	simHintReplayInterval  = 100 * time.Millisecond
 	simAntiEntropyInterval = 100 * time.Millisecond
+	// simPlacementInterval is the period of the placement driver's passes.
+	simPlacementInterval = 100 * time.Millisecond
 	// simEpoch is the nodes' physical time at virtual time 0 (2026-01-01).
 	simEpoch = int64(1767225600) * int64(time.Second)
 )
@@ -597,7 +600,28 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	// The loops kvd runs on goroutines (NewNode, StartAntiEntropy).
 	env.Every(simHintReplayInterval, n.node.ev.ReplayHints)
 	env.Every(simAntiEntropyInterval, n.node.ev.AntiEntropyStep)
+	env.Every(simPlacementInterval, n.placementPass)
 	return n
+}
+
+// placementPass is one pass of the placement driver, as StartPlacement
+// runs it in kvd, but without waiting for its proposals: this goroutine
+// is the store's loop. A move proposed again before the first one applied
+// is refused by meta, harmlessly.
+func (n *simNode) placementPass() {
+	if r := n.store.Replicas[catalog.MetaRangeID]; r == nil || r.Role != consensus.RoleLeader {
+		return
+	}
+	for _, m := range n.node.planMoves(n.node.clock()) {
+		op, err := json.Marshal(catalog.CatalogOp{Move: &m})
+		if err != nil {
+			panic(err)
+		}
+		n.c.s.Tracef("n%d moves range %d's replica from n%d to n%d", n.id, m.Range, m.From, m.To.NodeID)
+		if _, err := n.store.StartPropose(catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: op}, func(command.Result) {}); err != nil {
+			return
+		}
+	}
 }
 
 // alive is gossip's view of the nodes: the ones up, by identity.
@@ -607,6 +631,17 @@ func (c *simCluster) alive(nd catalog.NodeDescriptor) bool {
 		return false
 	}
 	return c.node(id) != nil && nd.UUID == simIdentity(id).UUID
+}
+
+// catalog returns the catalog as the live node of the lowest ID sees it
+// (node 1 while it is up).
+func (c *simCluster) catalog() *store.CatalogView {
+	for _, id := range c.ids {
+		if n := c.node(id); n != nil && c.s.Up(sim.NodeID(id)) {
+			return n.store.Catalog()
+		}
+	}
+	panic("sim: no node is up")
 }
 
 // metaLeader returns the node whose meta replica leads, if any.
@@ -667,7 +702,7 @@ func (c *simCluster) rangeLeader(id uint64) uint64 {
 // allRangesLed reports whether every range of the clients' keyspaces has
 // a leader that every one of its replicas knows.
 func (c *simCluster) allRangesLed() bool {
-	cat := c.node(1).store.Catalog()
+	cat := c.catalog()
 	for _, ks := range c.keyspaces {
 		if ks.Mode == catalog.ModeEventual {
 			continue // no consensus group
@@ -729,7 +764,7 @@ func (c *simCluster) oneLeaderPerTerm() error {
 // converged reports whether every range's replicas, all up, have applied
 // the same index.
 func (c *simCluster) converged() bool {
-	cat := c.node(1).store.Catalog()
+	cat := c.catalog()
 	for name, ranges := range cat.Ranges {
 		if cat.Keyspaces[name].Mode == catalog.ModeEventual {
 			continue // no consensus group
@@ -777,7 +812,7 @@ func (c *simCluster) describeRanges() string {
 // checkReplicasAgree compares the data of every range across its
 // replicas, which have applied the same prefix.
 func (c *simCluster) checkReplicasAgree() {
-	cat := c.node(1).store.Catalog()
+	cat := c.catalog()
 	for _, name := range slices.Sorted(maps.Keys(cat.Ranges)) {
 		for _, rd := range cat.Ranges[name] {
 			var first []byte
@@ -1300,7 +1335,7 @@ func (cl *simClient) finish() {
 // draw picks the next operation. Written values are unique, which lets
 // porcupine tell writes apart.
 func (cl *simClient) draw() simRequest {
-	ks := simKeyspaces[cl.rand(len(simKeyspaces))].Name
+	ks := cl.c.keyspaces[cl.rand(len(cl.c.keyspaces))].Name
 	key := simKey(ks, cl.rand(simKeys))
 	val := func() string {
 		cl.writes++

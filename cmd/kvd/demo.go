@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/quorumkv/quorumkv/kv"
 	"github.com/quorumkv/quorumkv/kv/eventual"
 	"github.com/quorumkv/quorumkv/kv/records"
 )
@@ -89,7 +90,7 @@ func demo(c *cli.Context, stdout, stderr io.Writer) error {
 			listen: listen, advertise: listen, gossip: gossip, zone: fmt.Sprintf("zone-%d", i), weight: 1,
 			logLevel: level, drainTimeout: defaultDrainTimeout,
 			antiEntropyInterval: eventual.DefaultAntiEntropyInterval, hintWindow: records.DefaultMaxHintAge,
-			enablePprof: c.Bool("enable-pprof"),
+			deadAfter: kv.DefaultDeadAfter, enablePprof: c.Bool("enable-pprof"),
 		}
 		if seed != "" {
 			cfg.join = []string{seed}

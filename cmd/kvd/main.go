@@ -83,6 +83,8 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 			Value: eventual.DefaultAntiEntropyInterval, EnvVars: []string{"KVD_ANTI_ENTROPY_INTERVAL"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "hint-window", Usage: "eventual keyspaces: how long hints are kept for a replica that is down; older ones are dropped and left to anti-entropy",
 			Value: records.DefaultMaxHintAge, EnvVars: []string{"KVD_HINT_WINDOW"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "dead-after", Usage: "how long gossip must see a node dead before its replicas move to other nodes (raft and eventual keyspaces)",
+			Value: kv.DefaultDeadAfter, EnvVars: []string{"KVD_DEAD_AFTER"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
 	}
 	return &cli.App{
@@ -117,7 +119,9 @@ type config struct {
 	// antiEntropyInterval and hintWindow go to kv.Node: StartAntiEntropy
 	// and NodeConfig.MaxHintAge.
 	antiEntropyInterval, hintWindow time.Duration
-	enablePprof                     bool
+	// deadAfter goes to NodeConfig.DeadAfter (the placement driver).
+	deadAfter   time.Duration
+	enablePprof bool
 }
 
 func configFrom(c *cli.Context) (config, error) {
@@ -126,7 +130,7 @@ func configFrom(c *cli.Context) (config, error) {
 		advertise: c.String("advertise"), gossip: c.String("gossip"), zone: c.String("zone"),
 		weight: c.Int("weight"), drainTimeout: c.Duration("drain-timeout"),
 		antiEntropyInterval: c.Duration("anti-entropy-interval"), hintWindow: c.Duration("hint-window"),
-		enablePprof: c.Bool("enable-pprof"),
+		deadAfter: c.Duration("dead-after"), enablePprof: c.Bool("enable-pprof"),
 	}
 	for _, s := range strings.Split(c.String("join"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -151,6 +155,8 @@ func configFrom(c *cli.Context) (config, error) {
 		return cfg, fmt.Errorf("--anti-entropy-interval %v: want a positive duration", cfg.antiEntropyInterval)
 	case cfg.hintWindow <= 0:
 		return cfg, fmt.Errorf("--hint-window %v: want a positive duration", cfg.hintWindow)
+	case cfg.deadAfter <= 0:
+		return cfg, fmt.Errorf("--dead-after %v: want a positive duration", cfg.deadAfter)
 	}
 	for _, a := range []struct{ flag, addr string }{{"listen", cfg.listen}, {"advertise", cfg.advertise}, {"gossip", cfg.gossip}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {

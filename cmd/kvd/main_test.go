@@ -121,6 +121,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--anti-entropy-interval", "-5s"}, "--anti-entropy-interval -5s"},
 		{[]string{"--hint-window", "0s"}, "--hint-window 0s"},
 		{[]string{"--hint-window", "-1h"}, "--hint-window -1h0m0s"},
+		{[]string{"--dead-after", "0s"}, "--dead-after 0s"},
 		{[]string{"--data-dir", ""}, "--data-dir"},
 	} {
 		_, err := parse(t, c.args...)

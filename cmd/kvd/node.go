@@ -129,7 +129,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		return nil, err
 	}
 	node, err := kv.NewNode(n.store, kv.NodeConfig{
-		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient, MaxHintAge: cfg.hintWindow,
+		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient, MaxHintAge: cfg.hintWindow, DeadAfter: cfg.deadAfter,
 		Alive:   func(nd catalog.NodeDescriptor) bool { return gossipAlive(n.gossip, nd) },
 		Members: func() []kv.Member { return gossipMembers(n.gossip) },
 	})
@@ -140,6 +140,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	// replica writes use it.
 	n.closers = append(n.closers, func() error { node.Close(); return nil })
 	node.StartAntiEntropy(cfg.antiEntropyInterval)
+	node.StartPlacement()
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

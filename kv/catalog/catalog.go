@@ -29,6 +29,10 @@ type ReplicaDescriptor struct {
 	NodeID uint64 `json:"node"`
 	Zone   string `json:"zone,omitempty"`
 	Weight int    `json:"weight,omitempty"`
+	// Added marks a replica that joined the range after it was founded (a
+	// move): it starts empty and gets the range from the range's leader,
+	// never founding the range's log itself as the founding replicas do.
+	Added bool `json:"added,omitempty"`
 }
 
 // RangeDescriptor is a range as the catalog keeps it.
@@ -123,6 +127,17 @@ type CatalogOp struct {
 	// refused: a member announcing itself is never registered anew.
 	AddNode    *NodeDescriptor `json:"add_node,omitempty"`
 	UpdateOnly bool            `json:"update_only,omitempty"`
+	// Move replaces one replica of a range by another on a node the range
+	// does not have (the placement driver's repair of a dead node's
+	// replicas). The proposer proved the geometry on the new replica set.
+	Move *MoveReplica `json:"move,omitempty"`
+}
+
+// MoveReplica moves range Range's replica on node From to node To.
+type MoveReplica struct {
+	Range uint64            `json:"range"`
+	From  uint64            `json:"from"`
+	To    ReplicaDescriptor `json:"to"`
 }
 
 // Catalog keys inside meta's data.
@@ -158,6 +173,9 @@ func (c *Catalog) Apply(op *CatalogOp) (writes []catalogWrite, id uint64, err er
 		return writes, 0, err
 	case op.AddNode != nil:
 		return c.addNode(*op.AddNode, op.UpdateOnly)
+	case op.Move != nil:
+		writes, err = c.move(*op.Move)
+		return writes, 0, err
 	}
 	return nil, 0, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)
 }
@@ -262,6 +280,32 @@ func (c *Catalog) drop(name string) ([]catalogWrite, error) {
 		}
 	}
 	return writes, nil
+}
+
+// move replaces a replica of a range. The descriptor is copied, not
+// changed in place: replicas hold the one they started with.
+func (c *Catalog) move(m MoveReplica) ([]catalogWrite, error) {
+	r, ok := c.Ranges[m.Range]
+	switch {
+	case !ok || m.Range == MetaRangeID:
+		return nil, fmt.Errorf("%w: range %d cannot have its replicas moved (unknown, or meta)", ErrInvalidArgument, m.Range)
+	case !r.HasReplica(m.From):
+		return nil, fmt.Errorf("%w: range %d has no replica on node %d", ErrInvalidArgument, m.Range, m.From)
+	case r.HasReplica(m.To.NodeID):
+		return nil, fmt.Errorf("%w: range %d already has a replica on node %d", ErrInvalidArgument, m.Range, m.To.NodeID)
+	}
+	if _, ok := c.Nodes[m.To.NodeID]; !ok {
+		return nil, fmt.Errorf("%w: node %d is not in the catalog", ErrInvalidArgument, m.To.NodeID)
+	}
+	// The new replica goes last, where Raft's configuration change puts
+	// the voter it adds, so that both lay out the geometry alike.
+	next := *r
+	next.Replicas = slices.DeleteFunc(slices.Clone(r.Replicas), func(rep ReplicaDescriptor) bool { return rep.NodeID == m.From })
+	to := m.To
+	to.Added = true
+	next.Replicas = append(next.Replicas, to)
+	c.Ranges[next.ID] = &next
+	return []catalogWrite{{rangeCatalogKey(next.ID), MustJSON(&next)}}, nil
 }
 
 // Load rebuilds the catalog from meta's data, as written by apply.

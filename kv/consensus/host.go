@@ -39,6 +39,11 @@ type Range struct {
 	Desc      *catalog.RangeDescriptor
 	Applied   *uint64
 	SnapFault *SnapshotFault
+	// Founder says the replica is one of the range's founding replicas:
+	// with no state yet, it founds the range's log with the descriptor's
+	// replicas. A replica added later (catalog.ReplicaDescriptor.Added)
+	// starts empty and waits for the range's leader to send it the range.
+	Founder bool
 }
 
 func LoadApplied(db *storage.DB, rangeID uint64) (uint64, error) {

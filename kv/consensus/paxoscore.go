@@ -61,6 +61,11 @@ func NewPaxosCore(h *Host, rg Range) (*PaxosCore, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !log.Founded && !rg.Founder {
+		// A paxos acceptor cannot join a running range empty yet: the
+		// placement driver moves only raft and eventual replicas.
+		return nil, NewRangeFault(FaultOpen, fmt.Errorf("paxos range %d: a replica moved to this node cannot join the range", desc.ID))
+	}
 	if !log.Founded {
 		if err := foundPaxosRange(h.DB, log, desc); err != nil {
 			return nil, err

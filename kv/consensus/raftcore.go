@@ -40,7 +40,7 @@ func NewRaftCore(h *Host, rg Range) (*RaftCore, error) {
 	// Meta is founded only by the node that founds the cluster (in
 	// bootstrap); on other nodes it starts empty and learns everything
 	// from meta's leader once that adds it.
-	if log.Last == 0 && log.HardState.IsEmpty() && desc.ID != catalog.MetaRangeID {
+	if log.Last == 0 && log.HardState.IsEmpty() && desc.ID != catalog.MetaRangeID && rg.Founder {
 		if err := bootstrapRaftRange(h.DB, log, desc); err != nil {
 			return nil, err
 		}

@@ -78,7 +78,7 @@ func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
 	}
 	r := &replica{desc: desc, Applied: applied, waiters: map[uint64]waiter{}, Reads: map[uint64]func(error){},
 		dedup: dedupState{horizon: horizon}}
-	rg := consensus.Range{Desc: desc, Applied: &r.Applied, SnapFault: &r.snapshotFault}
+	rg := consensus.Range{Desc: desc, Applied: &r.Applied, SnapFault: &r.snapshotFault, Founder: founder(desc, s.nodeID)}
 	if desc.Mode == catalog.ModePaxos {
 		r.Core, err = consensus.NewPaxosCore(s.coreHost(), rg)
 	} else {
@@ -265,4 +265,15 @@ func MetaCore(r *replica) *consensus.RaftCore {
 		panic(fmt.Sprintf("kv: range %d (meta) runs %s, not raft", r.desc.ID, r.Core.Protocol()))
 	}
 	return c
+}
+
+// founder reports whether node holds one of desc's founding replicas, not
+// one a move added (catalog.ReplicaDescriptor.Added).
+func founder(desc *catalog.RangeDescriptor, node uint64) bool {
+	for _, rep := range desc.Replicas {
+		if rep.NodeID == node {
+			return !rep.Added
+		}
+	}
+	return false
 }

@@ -446,7 +446,11 @@ func (s *Store) reconcile() error {
 	// In ID order: each new replica draws its core's seed from s.rng.
 	for _, id := range slices.Sorted(maps.Keys(s.cat.Ranges)) {
 		desc := s.cat.Ranges[id]
-		if _, ok := s.Replicas[desc.ID]; ok || !desc.HasReplica(s.nodeID) {
+		if r, ok := s.Replicas[desc.ID]; ok {
+			r.desc = desc // a move gave the range a new descriptor
+			continue
+		}
+		if !desc.HasReplica(s.nodeID) {
 			continue
 		}
 		if _, ok := s.Failed[desc.ID]; ok {
@@ -698,6 +702,7 @@ func (s *Store) Tick() {
 		s.sendQuiesce(r)
 	}
 	s.driveMeta()
+	s.driveRanges()
 	// Gauges visit every replica: once a second is plenty for a scrape.
 	if s.Quiesce.ticks%gaugeEveryTicks == 0 {
 		s.updateGauges()
@@ -1172,4 +1177,14 @@ func (s *Store) replicaStatus(r *replica) RangeStatus {
 
 // Done is closed when the store's goroutine has stopped: after Close, or
 // on its own when it could not persist (Err says why).
+// Leads reports whether this node's replica of range rangeID leads it.
+func (s *Store) Leads(ctx context.Context, rangeID uint64) (bool, error) {
+	var leads bool
+	err := s.Do(ctx, func() {
+		r := s.Replicas[rangeID]
+		leads = r != nil && r.Role == consensus.RoleLeader
+	})
+	return leads, err
+}
+
 func (s *Store) Done() <-chan struct{} { return s.done }

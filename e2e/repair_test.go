@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/client"
+)
+
+// rangeReplicas maps each range of keyspace ks to the names of its
+// replicas' nodes, as node's catalog has them.
+func rangeReplicas(t *testing.T, node *kvd, ks string) map[string][]string {
+	t.Helper()
+	out := node.must(0, "cluster", "ranges", "-k", ks, "-o", "json")
+	var resp struct {
+		Ranges []struct {
+			RangeID  string `json:"rangeId"`
+			Replicas []struct {
+				NodeID string `json:"nodeId"`
+			} `json:"replicas"`
+		} `json:"ranges"`
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("cluster ranges -k %s: %v\n%s", ks, err, out)
+	}
+	m := map[string][]string{}
+	for _, r := range resp.Ranges {
+		for _, rep := range r.Replicas {
+			m[r.RangeID] = append(m[r.RangeID], rep.NodeID)
+		}
+	}
+	return m
+}
+
+// A node killed for good has its replicas moved once it has been dead
+// for --dead-after: with 4 nodes and replication factor 3, within two
+// minutes no range of a raft or an eventual keyspace lists it and every
+// range has 3 replicas on live nodes; a client writing all along sees no
+// failure longer than a few seconds, and every write it was told
+// succeeded reads back (issue 12).
+func TestDeadNodeReplicasMove(t *testing.T) {
+	nodes := startCluster(t, 4, "--dead-after", "5s")
+	n1 := nodes[0]
+	n1.must(0, "keyspace", "create", "r3", "--mode", "raft", "--replicas", "3", "--ranges", "4")
+	n1.must(0, "keyspace", "create", "e3", "--mode", "eventual", "--replicas", "3", "--ranges", "2", "--w", "2", "--r", "2")
+	for i := range 20 {
+		n1.must(0, "-k", "r3", "put", fmt.Sprintf("k%d", i), "before")
+		n1.must(0, "-k", "e3", "put", fmt.Sprintf("k%d", i), "before")
+	}
+	// The victim is the node holding the most replicas of r3, n1 aside
+	// (the test's window on the cluster).
+	held := map[string]int{}
+	for _, reps := range rangeReplicas(t, n1, "r3") {
+		for _, r := range reps {
+			held[r]++
+		}
+	}
+	victim := 1 // an index into nodes
+	for i := 2; i < len(nodes); i++ {
+		if held[fmt.Sprintf("n%d", i+1)] > held[fmt.Sprintf("n%d", victim+1)] {
+			victim = i
+		}
+	}
+	name := fmt.Sprintf("n%d", victim+1)
+	if held[name] == 0 {
+		t.Fatalf("no node but n1 holds replicas of r3: %v", held)
+	}
+
+	// A writer through the live nodes, all along.
+	var live []string
+	for i, n := range nodes {
+		if i != victim {
+			live = append(live, n.addr)
+		}
+	}
+	cl := rotatedClient(t, live, 0)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var longest time.Duration
+	acked := map[string]string{}
+	wg.Go(func() {
+		var failingSince time.Time
+		for i := 0; ctx.Err() == nil; i++ {
+			key, val := fmt.Sprintf("w%d", i%50), fmt.Sprintf("v%d", i)
+			_, err := cl.Put(ctx, "r3", []byte(key), []byte(val), client.Quorum{})
+			mu.Lock()
+			switch {
+			case err == nil:
+				acked[key] = val
+				failingSince = time.Time{}
+			case ctx.Err() != nil:
+			case failingSince.IsZero():
+				failingSince = time.Now()
+			default:
+				longest = max(longest, time.Since(failingSince))
+			}
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
+	nodes[victim].kill()
+	died := time.Now()
+	deadline := died.Add(2 * time.Minute)
+	for {
+		done := true
+		for _, ks := range []string{"r3", "e3"} {
+			for id, reps := range rangeReplicas(t, n1, ks) {
+				if len(reps) != 3 || slices.Contains(reps, name) {
+					done = false
+					if time.Now().After(deadline) {
+						t.Fatalf("range %s of %s still has replicas %v two minutes after %s died", id, ks, reps, name)
+					}
+				}
+			}
+		}
+		if done {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("%s died; its replicas moved within %v (--dead-after 5s)", name, time.Since(died).Round(100*time.Millisecond))
+	// The moved ranges serve: the writer goes on, and what it was told
+	// succeeded reads back, as do the old keys.
+	time.Sleep(2 * time.Second)
+	stop()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if longest > 10*time.Second {
+		t.Errorf("the writer failed for %v in a row during the repair", longest)
+	}
+	t.Logf("writer: %d keys acknowledged, longest failing stretch %v", len(acked), longest)
+	for key, val := range acked {
+		if out := n1.must(0, "-k", "r3", "get", key); out != val+"\n" && out != val {
+			t.Errorf("r3/%s = %q, want the acknowledged %q", key, out, val)
+		}
+	}
+	for i := range 20 {
+		if out := n1.must(0, "-k", "e3", "get", fmt.Sprintf("k%d", i)); out != "before\n" && out != "before" {
+			t.Errorf("e3/k%d = %q after the move, want before", i, out)
+		}
+	}
+}

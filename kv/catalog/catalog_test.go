@@ -1,0 +1,66 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// catalogWithNodes returns a catalog of nodes 1..n and keyspace ks of one
+// range on nodes 1, 2 and 3.
+func catalogWithNodes(t *testing.T, n int) *Catalog {
+	t.Helper()
+	c := NewCatalog()
+	for i := 1; i <= n; i++ {
+		nd := NodeDescriptor{Name: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("h%d:1", i),
+			UUID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i), SecretHash: strings.Repeat("ab", 32)}
+		if _, _, err := c.Apply(&CatalogOp{AddNode: &nd}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ks := KeyspaceDescriptor{Name: "ks", Mode: ModeRaft, Replicas: 3, Ranges: 1}
+	if err := ks.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	reps := [][]ReplicaDescriptor{{{NodeID: 1}, {NodeID: 2}, {NodeID: 3}}}
+	if _, _, err := c.Apply(&CatalogOp{Create: &ks, Replicas: reps}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A move replaces one replica, puts the new one last and marks it Added,
+// and leaves the descriptor that replicas already hold unchanged.
+func TestMoveReplica(t *testing.T) {
+	c := catalogWithNodes(t, 4)
+	r := c.KeyspaceRanges("ks")[0]
+	before := r
+	writes, _, err := c.Apply(&CatalogOp{Move: &MoveReplica{Range: r.ID, From: 2, To: ReplicaDescriptor{NodeID: 4}}})
+	if err != nil || len(writes) != 1 {
+		t.Fatalf("move: %v, %d writes", err, len(writes))
+	}
+	after := c.Ranges[r.ID]
+	if got := fmt.Sprint(after.Replicas); got != "[{1  0 false} {3  0 false} {4  0 true}]" {
+		t.Errorf("replicas after the move: %s", got)
+	}
+	if before.HasReplica(4) || !before.HasReplica(2) {
+		t.Errorf("the old descriptor changed: %v", before.Replicas)
+	}
+	// Reloading the write gives the same descriptor.
+	re := NewCatalog()
+	if err := re.Load(writes[0].Key, writes[0].Value); err != nil || fmt.Sprint(re.Ranges[r.ID]) != fmt.Sprint(after) {
+		t.Errorf("reloaded %v, %v; want %v", re.Ranges[r.ID], err, after)
+	}
+	for _, bad := range []MoveReplica{
+		{Range: r.ID, From: 2, To: ReplicaDescriptor{NodeID: 1}},     // not in the range any more
+		{Range: r.ID, From: 1, To: ReplicaDescriptor{NodeID: 3}},     // already a replica
+		{Range: r.ID, From: 1, To: ReplicaDescriptor{NodeID: 9}},     // unknown node
+		{Range: r.ID + 9, From: 1, To: ReplicaDescriptor{NodeID: 2}}, // unknown range
+		{Range: MetaRangeID, From: 1, To: ReplicaDescriptor{NodeID: 2}},
+	} {
+		if _, _, err := c.Apply(&CatalogOp{Move: &bad}); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("move %+v: %v, want invalid argument", bad, err)
+		}
+	}
+}

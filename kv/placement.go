@@ -1,0 +1,202 @@
+package kv
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/quorumkv/quorumkv/kv/catalog"
+)
+
+// The placement driver repairs the cluster after a node dies for good.
+// Meta's leader runs it (the catalog changes only through meta's log): a
+// node that gossip has seen dead for longer than DeadAfter has each of its
+// replicas moved to a live node the range does not use yet
+// (catalog.MoveReplica), chosen and proven as at keyspace creation. The
+// move is only the catalog's intent: the new node starts an empty replica,
+// and the range's leader brings its Raft configuration to the catalog's
+// (kv/store/rangedriver.go: a learner caught up by the log or a snapshot,
+// then promoted while the dead voter leaves, in one joint change). An
+// eventual range needs nothing more: anti-entropy copies its records to
+// the new replica.
+//
+// Not yet: paxos ranges (an acceptor cannot join a running range empty),
+// meta's own voters (driveMeta), and decommissioning a live node.
+
+// Defaults of the placement driver.
+const (
+	// DefaultDeadAfter is how long a node must stay dead before its
+	// replicas are moved: long enough that a restart or a short network
+	// cut costs no data movement (CockroachDB's
+	// server.time_until_store_dead is 5 minutes as well).
+	DefaultDeadAfter = 5 * time.Minute
+	// DefaultMaxMovesPerPass bounds the moves one pass proposes, so that a
+	// dead node's replicas move a few at a time and their snapshots do
+	// not starve client traffic.
+	DefaultMaxMovesPerPass = 4
+	// placementInterval is the time between two passes in kvd.
+	placementInterval = time.Second
+)
+
+// placer is the placement driver's memory: when each node was first seen
+// dead by this node, which restarts the count if it becomes meta's leader
+// later (a later repair, never an early one).
+type placer struct {
+	deadAfter time.Duration
+	maxMoves  int
+	mu        struct {
+		sync.Mutex
+		deadSince map[uint64]int64 // node ID -> physical clock reading
+	}
+}
+
+func newPlacer(deadAfter time.Duration, maxMoves int) *placer {
+	p := &placer{deadAfter: cmp.Or(deadAfter, DefaultDeadAfter), maxMoves: cmp.Or(maxMoves, DefaultMaxMovesPerPass)}
+	p.mu.deadSince = map[uint64]int64{}
+	return p
+}
+
+// planMoves returns the moves that replace the replicas of the nodes dead
+// for longer than DeadAfter at time now, at most maxMoves of them and one
+// per range; each new replica set is proven safe for its keyspace.
+func (n *Node) planMoves(now int64) []catalog.MoveReplica {
+	p := n.placer
+	cat := n.store.Catalog()
+	dead := map[uint64]bool{}
+	p.mu.Lock()
+	for id := range p.mu.deadSince {
+		if _, ok := cat.Nodes[id]; !ok {
+			delete(p.mu.deadSince, id)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
+		if n.alive(cat.Nodes[id]) {
+			delete(p.mu.deadSince, id)
+			continue
+		}
+		since, ok := p.mu.deadSince[id]
+		if !ok {
+			p.mu.deadSince[id] = now
+			continue
+		}
+		if time.Duration(now-since) >= p.deadAfter {
+			dead[id] = true
+		}
+	}
+	p.mu.Unlock()
+	if len(dead) == 0 {
+		return nil
+	}
+	candidates := n.candidates()
+	var moves []catalog.MoveReplica
+	for _, name := range slices.Sorted(maps.Keys(cat.Keyspaces)) {
+		ks := cat.Keyspaces[name]
+		if name == catalog.MetaKeyspace || ks.Mode == catalog.ModePaxos {
+			continue
+		}
+		for _, r := range cat.Ranges[name] {
+			if len(moves) >= p.maxMoves {
+				return moves
+			}
+			i := slices.IndexFunc(r.Replicas, func(rep catalog.ReplicaDescriptor) bool { return dead[rep.NodeID] })
+			if i < 0 {
+				continue
+			}
+			to, ok := pickReplacement(candidates, r, i)
+			if !ok {
+				n.store.Logger.Warn("no live node can take a dead node's replica", "range", r.ID, "keyspace", name,
+					"dead_node", r.Replicas[i].NodeID)
+				continue
+			}
+			next := make([]catalog.Candidate, 0, len(r.Replicas))
+			for j, rep := range r.Replicas {
+				if j != i {
+					next = append(next, catalog.Candidate{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight})
+				}
+			}
+			next = append(next, to)
+			if _, _, err := ks.ProveOn(next); err != nil {
+				n.store.Logger.Warn("a dead node's replica cannot move: the new replica set would not be safe", "range", r.ID,
+					"keyspace", name, "dead_node", r.Replicas[i].NodeID, "to", to.ID, "err", err)
+				continue
+			}
+			moves = append(moves, catalog.MoveReplica{Range: r.ID, From: r.Replicas[i].NodeID,
+				To: catalog.ReplicaDescriptor{NodeID: to.ID, Zone: to.Zone, Weight: to.Weight}})
+			for j := range candidates {
+				if candidates[j].ID == to.ID {
+					candidates[j].Replicas++
+				}
+			}
+		}
+	}
+	return moves
+}
+
+// pickReplacement chooses the live node that takes range r's replica i: one
+// the range does not use, in a zone its other replicas do not use if there
+// is one, then the least loaded, then the lowest ID.
+func pickReplacement(candidates []catalog.Candidate, r *catalog.RangeDescriptor, i int) (catalog.Candidate, bool) {
+	zones := map[string]bool{}
+	for j, rep := range r.Replicas {
+		if j != i {
+			zones[rep.Zone] = true
+		}
+	}
+	var best catalog.Candidate
+	found := false
+	for _, c := range candidates {
+		if r.HasReplica(c.ID) {
+			continue
+		}
+		if !found || better(c, best, zones) {
+			best, found = c, true
+		}
+	}
+	return best, found
+}
+
+func better(a, b catalog.Candidate, usedZones map[string]bool) bool {
+	if ua, ub := usedZones[a.Zone], usedZones[b.Zone]; ua != ub {
+		return !ua
+	}
+	return cmp.Or(cmp.Compare(a.Replicas, b.Replicas), cmp.Compare(a.ID, b.ID)) < 0
+}
+
+// StartPlacement starts the placement driver on this node: once a
+// second, if this node leads meta, it moves the replicas of the nodes
+// dead for longer than NodeConfig.DeadAfter. Close stops it.
+func (n *Node) StartPlacement() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	n.stopPlacement = func() { cancel(); <-done }
+	go func() {
+		defer close(done)
+		t := time.NewTicker(placementInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if leads, err := n.store.Leads(ctx, catalog.MetaRangeID); err != nil || !leads {
+				continue
+			}
+			for _, m := range n.planMoves(n.clock()) {
+				op, err := json.Marshal(catalog.CatalogOp{Move: &m})
+				if err == nil {
+					err = n.proposeCatalog(ctx, op)
+				}
+				if err != nil {
+					n.store.Logger.Warn("moving a dead node's replica", "range", m.Range, "from", m.From, "to", m.To.NodeID, "err", err)
+					continue
+				}
+				n.store.Logger.Info("moved a dead node's replica", "range", m.Range, "from", m.From, "to", m.To.NodeID)
+			}
+		}
+	}()
+}
