@@ -159,6 +159,7 @@ func newNode(store *store.Store, cfg NodeConfig, net eventual.ReplicaNet) (*Node
 	if n.clock == nil {
 		n.clock = func() int64 { return time.Now().UnixNano() }
 	}
+	store.SetDeadForGood(n.deadForGood)
 	c, err := eventual.New(store, eventual.Config{
 		Limits: cfg.Limits, Alive: cfg.Alive, Peers: n.peers, CatchUpCatalog: n.catchUpCatalog,
 		PhysicalClock: cfg.PhysicalClock, Monotonic: cfg.monotonic, ReplicaTimeout: cfg.ReplicaTimeout,

@@ -60,6 +60,16 @@ func newPlacer(deadAfter time.Duration, maxMoves int) *placer {
 	return p
 }
 
+// deadForGood reports whether node id has been seen dead for longer than
+// DeadAfter, as of the last pass (planMoves keeps the count).
+func (n *Node) deadForGood(id uint64) bool {
+	p := n.placer
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	since, ok := p.mu.deadSince[id]
+	return ok && time.Duration(n.clock()-since) >= p.deadAfter
+}
+
 // planMoves returns the moves that replace the replicas of the nodes dead
 // for longer than DeadAfter at time now, at most maxMoves of them and one
 // per range; each new replica set is proven safe for its keyspace.

@@ -71,8 +71,8 @@ func TestSimDeadNodeReplaced(t *testing.T) {
 }
 
 // repaired reports whether every range of the clients' keyspaces has its
-// replicas on live nodes only, and every raft range's leader has exactly
-// those as its voters, out of any joint configuration.
+// replicas on live nodes only, a leader, and every raft range's replicas
+// have exactly those as their voters, out of any joint configuration.
 func (c *simCluster) repaired() bool {
 	cat := c.catalog()
 	for _, ks := range c.keyspaces {
@@ -87,25 +87,79 @@ func (c *simCluster) repaired() bool {
 			if ks.Mode != catalog.ModeRaft {
 				continue
 			}
-			l := c.rangeLeader(rd.ID)
-			if l == 0 {
+			if c.rangeLeader(rd.ID) == 0 {
 				return false
 			}
-			rc, ok := c.node(l).store.Replicas[rd.ID].Core.(*consensus.RaftCore)
-			if !ok {
-				return false
-			}
-			cs := rc.RawNode.ConfState()
-			var voters []uint64
-			for _, v := range cs.Voters {
-				voters = append(voters, v.ID)
-			}
-			slices.Sort(voters)
+			// Every replica, not only the leader, must have applied the
+			// final configuration: a follower still joint needs the old
+			// voters' majority too, so a second death before then could
+			// stop the range (a window Raft's apply-time configurations
+			// leave open).
 			slices.Sort(want)
-			if cs.Joint() || len(cs.Learners) > 0 || !slices.Equal(voters, want) {
-				return false
+			for _, id := range want {
+				r := c.node(id).store.Replicas[rd.ID]
+				if r == nil {
+					return false
+				}
+				rc, ok := r.Core.(*consensus.RaftCore)
+				if !ok {
+					return false
+				}
+				cs := rc.RawNode.ConfState()
+				var voters []uint64
+				for _, v := range cs.Voters {
+					voters = append(voters, v.ID)
+				}
+				slices.Sort(voters)
+				if cs.Joint() || len(cs.Learners) > 0 || !slices.Equal(voters, want) {
+					return false
+				}
 			}
 		}
 	}
 	return true
+}
+
+// Meta's voters follow the same repair: with 6 nodes, meta has 5 voters
+// and a learner; when the voter that leads meta dies for good, it is
+// swapped for the learner in one joint change, so meta is back to 5 live
+// voters; a second dead voter, with no learner left, stays a voter rather
+// than shrink meta.
+func TestSimDeadMetaVoterSwapped(t *testing.T) {
+	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
+		c := newSimClusterWith(t, seed, 6, simRepairKeyspaces, func(c *simCluster) {
+			c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Second }
+		})
+		metaVoters := func() []uint64 {
+			l := c.metaLeader()
+			if l == nil {
+				return nil
+			}
+			var ids []uint64
+			for _, v := range store.MetaCore(l.store.Replicas[catalog.MetaRangeID]).RawNode.ConfState().Voters {
+				ids = append(ids, v.ID)
+			}
+			slices.Sort(ids)
+			return ids
+		}
+		c.startClients()
+		victim := c.metaLeader().id
+		c.s.Tracef("n%d, meta's leader, dies for good", victim)
+		c.s.Crash(sim.NodeID(victim))
+		c.require("meta's dead voter swapped for the learner", 20*time.Second, func() bool {
+			v := metaVoters()
+			return len(v) == store.MaxMetaVoters && !slices.Contains(v, victim)
+		})
+		second := metaVoters()[0]
+		if second == 1 {
+			second = metaVoters()[1] // keep node 1 up: the clients' first window
+		}
+		c.s.Tracef("n%d dies for good too", second)
+		c.s.Crash(sim.NodeID(second))
+		c.require("every range back to 3 live replicas", 20*time.Second, c.repaired)
+		if v := metaVoters(); len(v) != store.MaxMetaVoters || !slices.Contains(v, second) {
+			t.Fatalf("meta's voters %v after n%d died with no learner to take its place; want it kept, meta not shrunk", v, second)
+		}
+		c.check()
+	})
 }

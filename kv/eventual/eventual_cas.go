@@ -532,6 +532,12 @@ func (o *casOp) answer(attempt int, m paxos.BasicMessage, a ReplicaAnswer) {
 	}
 	out, decided := o.Mu.p.Outcome()
 	o.Mu.decided = decided
+	if decided && o.Mu.held != nil {
+		// Decided before this node's own Accept was released: it was
+		// never sent, so it cannot have been taken.
+		o.Mu.held = nil
+		o.Mu.accepts--
+	}
 	if decided && o.Mu.accepts > 0 {
 		o.Mu.sent = true // some were not answered, or failed uncertainly
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -14,12 +15,23 @@ import (
 const MaxMetaVoters = 5
 
 // driveMeta is the placement driver's hand on meta's own membership, run
-// by meta's leader on every tick: a node in the catalog but not in meta's
-// configuration is added as a learner (it receives the log, so it learns
-// the catalog, without slowing commits while it catches up); a learner
-// that has caught up is promoted to voter while meta has fewer than
-// MaxMetaVoters. One change at a time: Raft refuses a second one while
-// the first is pending, and the next tick tries again.
+// by meta's leader on every tick:
+//
+//   - a node in the catalog but not in meta's configuration is added as a
+//     learner (it receives the log, so it learns the catalog, without
+//     slowing commits while it catches up), unless it is dead for good
+//     (SetDeadForGood);
+//   - a voter dead for good is swapped for a caught-up live learner, in one
+//     joint change: meta never shrinks, so it is never left with fewer
+//     voters than it had;
+//   - caught-up learners are promoted while meta has fewer than
+//     MaxMetaVoters voters, never from one voter to two: two voters stop
+//     when either fails, where one stops only when it does, so a lone voter
+//     waits for two caught-up learners and takes both at once;
+//   - a learner dead for good is removed.
+//
+// One change at a time: Raft refuses a second one while the first is
+// pending, and the next tick tries again.
 func (s *Store) driveMeta() {
 	r := s.Replicas[catalog.MetaRangeID]
 	if r == nil || r.Role != consensus.RoleLeader {
@@ -30,6 +42,10 @@ func (s *Store) driveMeta() {
 	if cs.Joint() {
 		return // the leader leaves the joint configuration by itself
 	}
+	dead := func(id uint64) bool {
+		f := s.deadForGood.Load()
+		return id != s.nodeID && f != nil && (*f)(id)
+	}
 	member := map[uint64]bool{}
 	for _, v := range cs.Voters {
 		member[v.ID] = true
@@ -37,35 +53,65 @@ func (s *Store) driveMeta() {
 	for _, l := range cs.Learners {
 		member[l] = true
 	}
-	ids := make([]uint64, 0, len(s.cat.Nodes))
-	for id := range s.cat.Nodes {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		if !member[id] {
-			s.proposeMetaChange(c, raft.ConfChangeAddLearner, id)
+	for _, id := range slices.Sorted(maps.Keys(s.cat.Nodes)) {
+		if !member[id] && !dead(id) {
+			s.proposeMetaChange(c, raft.ConfChange{Changes: []raft.ConfChangeSingle{s.metaChange(raft.ConfChangeAddLearner, id)}})
 			return
 		}
 	}
-	if len(cs.Voters) >= MaxMetaVoters {
+	progress := c.RawNode.Status().Progress
+	var ready []uint64 // caught-up learners that are not dead for good
+	for _, id := range slices.Sorted(slices.Values(cs.Learners)) {
+		if pr, ok := progress[id]; ok && pr.Match >= c.Log.HardState.Commit && !dead(id) {
+			ready = append(ready, id)
+		}
+	}
+	for _, v := range cs.Voters {
+		if dead(v.ID) && len(ready) > 0 {
+			s.proposeMetaChange(c, raft.ConfChange{Changes: []raft.ConfChangeSingle{
+				s.metaChange(raft.ConfChangeAddVoter, ready[0]), {Type: raft.ConfChangeRemove, Member: raft.Member{ID: v.ID}}}})
+			return
+		}
+	}
+	if n := len(cs.Voters); n < MaxMetaVoters && len(ready) > 0 {
+		take := ready[:1]
+		if n == 1 {
+			if len(ready) < 2 {
+				return // one to two voters would make meta more fragile
+			}
+			take = ready[:2]
+		}
+		var cc raft.ConfChange
+		for _, id := range take {
+			cc.Changes = append(cc.Changes, s.metaChange(raft.ConfChangeAddVoter, id))
+		}
+		s.proposeMetaChange(c, cc)
 		return
 	}
-	progress := c.RawNode.Status().Progress
 	for _, id := range slices.Sorted(slices.Values(cs.Learners)) {
-		if pr, ok := progress[id]; ok && pr.Match >= c.Log.HardState.Commit {
-			s.proposeMetaChange(c, raft.ConfChangeAddVoter, id)
+		if dead(id) {
+			s.proposeMetaChange(c, raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeRemove, Member: raft.Member{ID: id}}}})
 			return
 		}
 	}
 }
 
-func (s *Store) proposeMetaChange(c *consensus.RaftCore, t raft.ConfChangeType, id uint64) {
+// metaChange is a change of kind t for node id, with its zone and weight.
+func (s *Store) metaChange(t raft.ConfChangeType, id uint64) raft.ConfChangeSingle {
 	n := s.cat.Nodes[id]
-	cc := raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: t, Member: raft.Member{ID: id, Zone: n.Zone, Weight: n.Weight}}}}
+	return raft.ConfChangeSingle{Type: t, Member: raft.Member{ID: id, Zone: n.Zone, Weight: n.Weight}}
+}
+
+func (s *Store) proposeMetaChange(c *consensus.RaftCore, cc raft.ConfChange) {
 	if err := c.RawNode.ProposeConfChange(cc); err != nil {
-		s.Logger.Debug("meta membership change refused for now", "change", t, "node", id, "err", err)
+		s.Logger.Debug("meta membership change refused for now", "change", cc.String(), "err", err)
 		return
 	}
-	s.Logger.Info("changing meta's membership", "change", t.String(), "node", n.Name, "id", id)
+	s.Logger.Info("changing meta's membership", "change", cc.String())
 }
+
+// SetDeadForGood gives the store the placement driver's verdict on nodes:
+// f reports whether a node has been dead long enough that its replicas
+// move (kv's DeadAfter). driveMeta then swaps such a voter of meta for a
+// live learner. f is called on the store's goroutine and must not block.
+func (s *Store) SetDeadForGood(f func(nodeID uint64) bool) { s.deadForGood.Store(&f) }

@@ -159,6 +159,8 @@ type Store struct {
 
 	// Owned by the loop goroutine.
 	rng *rand.Rand
+	// deadForGood: see SetDeadForGood.
+	deadForGood atomic.Pointer[func(uint64) bool]
 	// host is what every range's core is given (coreHost).
 	host           *consensus.Host
 	Replicas       map[uint64]*replica
