@@ -126,6 +126,18 @@ func TestDeadNodeReplicasMove(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Logf("%s died; its replicas moved within %v (--dead-after 5s)", name, time.Since(died).Round(100*time.Millisecond))
+	// The metrics say so: the moves meta's leader made, and no range
+	// under-replicated any more.
+	moves := 0.0
+	for i, n := range nodes {
+		if i != victim {
+			moves += counter(t, n, `quorumkv_replica_moves_total{result="applied"}`)
+		}
+	}
+	if want := float64(held[name]); moves < want {
+		t.Errorf("quorumkv_replica_moves_total{result=\"applied\"} sums to %v over the live nodes, want at least %v (the raft replicas moved)", moves, want)
+	}
+	waitFor(t, "quorumkv_ranges_underreplicated 0 on n1", func() bool { return counter(t, n1, "quorumkv_ranges_underreplicated") == 0 })
 	// The moved ranges serve: the writer goes on, and what it was told
 	// succeeded reads back, as do the old keys.
 	time.Sleep(2 * time.Second)

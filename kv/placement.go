@@ -146,6 +146,24 @@ func (n *Node) planMoves(now int64) []catalog.MoveReplica {
 	return moves
 }
 
+// underReplicated counts the catalog's ranges (meta aside) that have a
+// replica on a node gossip sees dead.
+func (n *Node) underReplicated() int {
+	cat := n.store.Catalog()
+	count := 0
+	for name, ranges := range cat.Ranges {
+		if name == catalog.MetaKeyspace {
+			continue
+		}
+		for _, r := range ranges {
+			if slices.ContainsFunc(r.Replicas, func(rep catalog.ReplicaDescriptor) bool { return !n.alive(cat.Nodes[rep.NodeID]) }) {
+				count++
+			}
+		}
+	}
+	return count
+}
+
 // pickReplacement chooses the live node that takes range r's replica i: one
 // the range does not use, in a zone its other replicas do not use if there
 // is one, then the least loaded, then the lowest ID.
@@ -193,6 +211,7 @@ func (n *Node) StartPlacement() {
 				return
 			case <-t.C:
 			}
+			n.store.Config.Metrics.RangesUnderReplicated.Set(float64(n.underReplicated()))
 			if leads, err := n.store.Leads(ctx, catalog.MetaRangeID); err != nil || !leads {
 				continue
 			}
@@ -202,9 +221,11 @@ func (n *Node) StartPlacement() {
 					err = n.proposeCatalog(ctx, op)
 				}
 				if err != nil {
+					n.store.Config.Metrics.ReplicaMoves.WithLabelValues("refused").Inc()
 					n.store.Logger.Warn("moving a dead node's replica", "range", m.Range, "from", m.From, "to", m.To.NodeID, "err", err)
 					continue
 				}
+				n.store.Config.Metrics.ReplicaMoves.WithLabelValues("applied").Inc()
 				n.store.Logger.Info("moved a dead node's replica", "range", m.Range, "from", m.From, "to", m.To.NodeID)
 			}
 		}

@@ -35,6 +35,12 @@ type Metrics struct {
 	RangesFailed prometheus.Gauge
 	RangeFaults  *prometheus.CounterVec
 
+	// The placement driver (kv/placement.go): ranges with a replica on a
+	// node gossip sees dead, as this node's catalog has them, and the
+	// replica moves this node proposed as meta's leader.
+	RangesUnderReplicated prometheus.Gauge
+	ReplicaMoves          *prometheus.CounterVec
+
 	// WALSyncDuration: Pebble WAL fsyncs.
 	WALSyncDuration prometheus.Histogram
 
@@ -112,6 +118,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "quorumkv_ranges_failed",
 			Help: "Range replicas on this node stopped by a fault of their own range (snapshot, apply, compaction or open); the node's other ranges go on.",
 		}),
+		RangesUnderReplicated: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "quorumkv_ranges_underreplicated",
+			Help: "Ranges of the catalog with a replica on a node gossip sees dead, as this node sees them; the placement driver moves those replicas once the node has been dead for --dead-after.",
+		}),
+		ReplicaMoves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_replica_moves_total",
+			Help: "Replica moves this node proposed as meta's leader (the placement driver), by result: applied or refused.",
+		}, []string{"result"}),
 		RangeFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_range_faults_total",
 			Help: "Faults of one range on this node, by kind: open, install, apply and compact stop the replica; snapshot (a follower needs a snapshot that cannot be built) does not.",
@@ -171,7 +185,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
-			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.WALSyncDuration, m.ReadRepairs,
+			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.RangesUnderReplicated, m.ReplicaMoves, m.WALSyncDuration, m.ReadRepairs,
 			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.ClockOffsetRefusals, m.WRNReads, m.WRNStaleReads)
 	}
 	return m
