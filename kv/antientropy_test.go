@@ -8,6 +8,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/eventual"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/wrn"
 )
 
@@ -52,7 +53,7 @@ func TestEventualAntiEntropy(t *testing.T) {
 	if err != nil || mismatches == 0 {
 		t.Fatalf("first exchange: %d mismatching leaves, %v; want some", mismatches, err)
 	}
-	if got := metricValue(t, m.AntiEntropyMismatches); got != float64(mismatches) {
+	if got := kvtest.MetricValue(t, m.AntiEntropyMismatches); got != float64(mismatches) {
 		t.Fatalf("mismatches metric = %v, want %d", got, mismatches)
 	}
 	la, err := a.ev.LocalMerkleLeaves(rangeID, eventual.AntiEntropyDepth)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/records"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/kv/transport"
@@ -68,7 +69,7 @@ func TestEventualCASFlashSale(t *testing.T) {
 	// the compare-and-swaps' own reads.
 	reads := 0.0
 	for _, n := range c.nodes {
-		reads += metricValue(t, n.store.Config.Metrics.WRNReads.WithLabelValues("shop"))
+		reads += kvtest.MetricValue(t, n.store.Config.Metrics.WRNReads.WithLabelValues("shop"))
 	}
 	if reads != 1 {
 		t.Fatalf("quorumkv_wrn_reads_total counted %v reads, want the 1 Get", reads)

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
@@ -115,19 +112,6 @@ func (c *eventualCluster) createKeyspace(t *testing.T, ctx context.Context, ks c
 
 func (c *eventualCluster) setDown(i int, down bool) { c.recs.setDown(c.nodes[i].store.NodeID(), down) }
 
-// metricValue reads a counter's or gauge's value.
-func metricValue(t *testing.T, m prometheus.Metric) float64 {
-	t.Helper()
-	var out dto.Metric
-	if err := m.Write(&out); err != nil {
-		t.Fatal(err)
-	}
-	if out.Counter != nil {
-		return out.Counter.GetValue()
-	}
-	return out.Gauge.GetValue()
-}
-
 // A replica down during writes gets them, deletes included, by hint
 // replay once it is back: read from it alone (R=1 with the other two
 // down). Without sloppy quorum a hint does not count toward W.
@@ -158,17 +142,17 @@ func TestEventualHintedHandoff(t *testing.T) {
 	}
 	m := a.store.Config.Metrics
 	a.ev.Inflight.Wait() // the hints are stored by the senders
-	if got := metricValue(t, m.HintsQueued); got != 6 {
+	if got := kvtest.MetricValue(t, m.HintsQueued); got != 6 {
 		t.Fatalf("hints queued = %v, want 6", got)
 	}
 	time.Sleep(50 * time.Millisecond) // a few replay rounds: c is down, none delivered
-	if got := metricValue(t, m.HintsPending); got != 6 {
+	if got := kvtest.MetricValue(t, m.HintsPending); got != 6 {
 		t.Fatalf("hints pending while c is down = %v, want 6", got)
 	}
 
 	c.setDown(2, false)
-	waitUntil(t, "hints delivered", func() bool { return metricValue(t, m.HintsPending) == 0 })
-	if got := metricValue(t, m.HintsDelivered); got != 6 {
+	waitUntil(t, "hints delivered", func() bool { return kvtest.MetricValue(t, m.HintsPending) == 0 })
+	if got := kvtest.MetricValue(t, m.HintsDelivered); got != 6 {
 		t.Fatalf("hints delivered = %v, want 6", got)
 	}
 	// c alone answers: every write it missed is there.
@@ -235,18 +219,18 @@ func TestEventualHintBounds(t *testing.T) {
 		}
 	}
 	a.ev.Inflight.Wait()
-	if q, d, p := metricValue(t, m.HintsQueued), metricValue(t, m.HintsDropped.WithLabelValues("full")),
-		metricValue(t, m.HintsPending); q != 3 || d != 2 || p != 3 {
+	if q, d, p := kvtest.MetricValue(t, m.HintsQueued), kvtest.MetricValue(t, m.HintsDropped.WithLabelValues("full")),
+		kvtest.MetricValue(t, m.HintsPending); q != 3 || d != 2 || p != 3 {
 		t.Fatalf("hints queued %v, dropped (full) %v, pending %v; want 3, 2, 3", q, d, p)
 	}
 	offset.Store(int64(2 * time.Minute))
-	waitUntil(t, "expired hints dropped", func() bool { return metricValue(t, m.HintsPending) == 0 })
-	if got := metricValue(t, m.HintsDropped.WithLabelValues("expired")); got != 3 {
+	waitUntil(t, "expired hints dropped", func() bool { return kvtest.MetricValue(t, m.HintsPending) == 0 })
+	if got := kvtest.MetricValue(t, m.HintsDropped.WithLabelValues("expired")); got != 3 {
 		t.Fatalf("hints dropped (expired) = %v, want 3", got)
 	}
 	c.setDown(2, false)
 	time.Sleep(50 * time.Millisecond)
-	if got := metricValue(t, m.HintsDelivered); got != 0 {
+	if got := kvtest.MetricValue(t, m.HintsDelivered); got != 0 {
 		t.Fatalf("hints delivered after expiry = %v, want 0", got)
 	}
 	if rec, _ := cn.ev.Records.Read(rangeID, []byte("k0")); !rec.Version.IsZero() {

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/quorumkv/quorumkv/internal/sim"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
@@ -57,7 +54,7 @@ func TestSimRaftSnapshotOverLimit(t *testing.T) {
 		c.require("the leader to report the snapshot it cannot build", 5*time.Second, func() bool {
 			return strings.Contains(leader.store.RangeStatusesOnLoop()[rd.ID].Error, "MaxSnapshotBytes")
 		})
-		if got := counterValue(t, leader.store.Config.Metrics.RangeFaults.WithLabelValues(string(consensus.FaultSnapshot))); got == 0 {
+		if got := kvtest.MetricValue(t, leader.store.Config.Metrics.RangeFaults.WithLabelValues(string(consensus.FaultSnapshot))); got == 0 {
 			t.Error("quorumkv_range_faults_total{kind=snapshot} did not count the fault")
 		}
 		if st := leader.store.RangeStatusesOnLoop()[rd.ID]; st.State != consensus.RoleLeader.String() {
@@ -163,7 +160,7 @@ func TestSimPaxosRangeOverSnapshotLimit(t *testing.T) {
 		if st.State != store.StateFailed || !strings.Contains(st.Error, "compact failed") || st.Applied == 0 {
 			t.Errorf("status of the failed range: %+v", st)
 		}
-		if got := kvtest.GaugeValue(t, leader.store.Config.Metrics.RangesFailed); got != 1 {
+		if got := kvtest.MetricValue(t, leader.store.Config.Metrics.RangesFailed); got != 1 {
 			t.Errorf("quorumkv_ranges_failed = %v, want 1", got)
 		}
 		_, err := leader.store.StartPropose(rd.ID, &command.Command{Op: command.OpPut, Key: []byte("k"), Value: []byte("v")}, func(command.Result) {})
@@ -352,7 +349,7 @@ func applyFaultScenario(t *testing.T, k store.FaultCanaries) (violations []strin
 	if !dropped || s.Failed[b] != nil || len(s.RangeStatusesOnLoop()) != 1 {
 		violate("after the keyspace was dropped (%v), range B is still kept: %+v", dropped, s.Failed[b])
 	}
-	if got := kvtest.GaugeValue(t, s.Config.Metrics.RangesFailed); got != 0 {
+	if got := kvtest.MetricValue(t, s.Config.Metrics.RangesFailed); got != 0 {
 		violate("quorumkv_ranges_failed = %v after the failed range left", got)
 	}
 	for _, key := range []string{"a", "e"} {
@@ -486,15 +483,6 @@ func (c *simCluster) rangeConverged(rd *catalog.RangeDescriptor) bool {
 		applied = r.Applied
 	}
 	return true
-}
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
 
 // A round's apply batch takes each replica's effects whole: when the next

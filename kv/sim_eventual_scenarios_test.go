@@ -15,6 +15,7 @@ import (
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/eventual"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/records"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/kv/transport"
@@ -467,7 +468,7 @@ func TestSimEventualDeleteStaysDeleted(t *testing.T) {
 func TestSimEventualClockOffset(t *testing.T) {
 	h := newEvHarness(t, 1, 3, evKeyspace(3, 2, 2))
 	metric := func(id uint64, by string) float64 {
-		return metricValue(t, h.node(id).store.Config.Metrics.ClockOffsetRefusals.WithLabelValues(by))
+		return kvtest.MetricValue(t, h.node(id).store.Config.Metrics.ClockOffsetRefusals.WithLabelValues(by))
 	}
 	if _, err := h.put(1, "plain", "before"); err != nil {
 		t.Fatal(err)

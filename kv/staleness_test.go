@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 )
 
 // Staleness is measured (issue 6): a read through c, whose replica missed
@@ -28,7 +29,7 @@ func TestEventualStalenessMeasured(t *testing.T) {
 	m := cn.store.Config.Metrics
 	counts := func(ks string) (reads, stale float64) {
 		cn.ev.Inflight.Wait() // the late answers are in
-		return metricValue(t, m.WRNReads.WithLabelValues(ks)), metricValue(t, m.WRNStaleReads.WithLabelValues(ks))
+		return kvtest.MetricValue(t, m.WRNReads.WithLabelValues(ks)), kvtest.MetricValue(t, m.WRNStaleReads.WithLabelValues(ks))
 	}
 
 	const keys = 3

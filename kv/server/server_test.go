@@ -199,7 +199,7 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 		if st[rangeID].State != store.StateFailed || !strings.Contains(st[rangeID].Error, "MaxSnapshotBytes") {
 			t.Errorf("%s: status of the failed range: %+v", when, st[rangeID])
 		}
-		if got := kvtest.GaugeValue(t, n.Store().Config.Metrics.RangesFailed); got != 1 {
+		if got := kvtest.MetricValue(t, n.Store().Config.Metrics.RangesFailed); got != 1 {
 			t.Errorf("%s: quorumkv_ranges_failed = %v, want 1", when, got)
 		}
 	}

@@ -1,6 +1,7 @@
 // Package kvtest holds the helpers that the node's tests share across
-// packages: a quiet logger, an in-memory database, a one-node store, and
-// the retries a fresh node's first requests need. Only tests import it.
+// packages: a quiet logger, an in-memory database, a one-node store, the
+// retries a fresh node's first requests need, and metric values. Only
+// tests import it.
 //
 // It may import kv/catalog, kv/store, storage and the Prometheus client:
 // never the packages above the store, so that their tests can use it.
@@ -69,12 +70,15 @@ func Retry[T any](t *testing.T, f func() (T, error)) (T, error) {
 	}
 }
 
-// GaugeValue is g's current value.
-func GaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+// MetricValue reads a counter's or a gauge's current value.
+func MetricValue(t *testing.T, m prometheus.Metric) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
 		t.Fatal(err)
 	}
-	return m.GetGauge().GetValue()
+	if out.Counter != nil {
+		return out.Counter.GetValue()
+	}
+	return out.Gauge.GetValue()
 }
