@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -107,6 +108,7 @@ func TestDeadNodeReplicasMove(t *testing.T) {
 
 	nodes[victim].kill()
 	died := time.Now()
+	waitFor(t, "n1's status page to show ranges on a dead node", func() bool { return underReplicated(t, n1) > 0 })
 	deadline := died.Add(2 * time.Minute)
 	for {
 		done := true
@@ -138,6 +140,9 @@ func TestDeadNodeReplicasMove(t *testing.T) {
 		t.Errorf("quorumkv_replica_moves_total{result=\"applied\"} sums to %v over the live nodes, want at least %v (the raft replicas moved)", moves, want)
 	}
 	waitFor(t, "quorumkv_ranges_underreplicated 0 on n1", func() bool { return counter(t, n1, "quorumkv_ranges_underreplicated") == 0 })
+	if n := underReplicated(t, n1); n != 0 {
+		t.Errorf("n1's status page shows %d under-replicated ranges after the repair", n)
+	}
 	// The moved ranges serve: the writer goes on, and what it was told
 	// succeeded reads back, as do the old keys.
 	time.Sleep(2 * time.Second)
@@ -159,4 +164,20 @@ func TestDeadNodeReplicasMove(t *testing.T) {
 			t.Errorf("e3/k%d = %q after the move, want before", i, out)
 		}
 	}
+}
+
+// underReplicated reads node's /status.json: the ranges with a replica on
+// a node that is not alive.
+func underReplicated(t *testing.T, node *kvd) int {
+	t.Helper()
+	resp, err := http.Get("http://" + node.addr + "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct{ UnderReplicated int }
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v.UnderReplicated
 }

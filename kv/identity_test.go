@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/identity"
+
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
@@ -25,7 +27,7 @@ import (
 // the ID and cluster it was given. It returns the ID.
 func joinTestNode(t *testing.T, ctx context.Context, leader *Node, db *storage.DB, self catalog.NodeDescriptor) uint64 {
 	t.Helper()
-	ident, err := store.OpenIdentity(db, self.Name)
+	ident, err := identity.Open(db, self.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func joinTestNode(t *testing.T, ctx context.Context, leader *Node, db *storage.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.SaveJoin(db, id, leader.store.ClusterID()); err != nil {
+	if err := identity.SaveJoin(db, id, leader.store.ClusterID()); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -72,24 +74,24 @@ func setKeys(t *testing.T, db *storage.DB, kvs ...[]byte) {
 // an identity.
 func TestOpenIdentity(t *testing.T) {
 	db := memDB(t)
-	first, err := store.OpenIdentity(db, "n1")
+	first, err := identity.Open(db, "n1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !catalog.ValidUUID(first.UUID) || len(first.Secret) != store.SecretBytes || first.Name != "n1" || first.NodeID != 0 || first.ClusterID != "" {
+	if !catalog.ValidUUID(first.UUID) || len(first.Secret) != identity.SecretBytes || first.Name != "n1" || first.NodeID != 0 || first.ClusterID != "" {
 		t.Fatalf("a new identity: %+v", first)
 	}
-	again, err := store.OpenIdentity(db, "n1")
+	again, err := identity.Open(db, "n1")
 	if err != nil || again.UUID != first.UUID || !bytes.Equal(again.Secret, first.Secret) {
 		t.Fatalf("reopened: %+v, %v; want %+v", again, err, first)
 	}
-	other, err := store.OpenIdentity(memDB(t), "n1")
+	other, err := identity.Open(memDB(t), "n1")
 	if err != nil || other.UUID == first.UUID || bytes.Equal(other.Secret, first.Secret) {
 		t.Fatalf("two data dirs drew %s and %s", first.UUID, other.UUID)
 	}
 
-	_, err = store.OpenIdentity(db, "n2")
-	if !errors.Is(err, store.ErrWrongNode) || !strings.Contains(err.Error(), `"n1"`) || !strings.Contains(err.Error(), `"n2"`) {
+	_, err = identity.Open(db, "n2")
+	if !errors.Is(err, identity.ErrWrongNode) || !strings.Contains(err.Error(), `"n1"`) || !strings.Contains(err.Error(), `"n2"`) {
 		t.Fatalf("under another name: %v, want ErrWrongNode naming n1 and n2", err)
 	}
 
@@ -98,16 +100,16 @@ func TestOpenIdentity(t *testing.T) {
 	var idb [8]byte
 	binary.BigEndian.PutUint64(idb[:], 3)
 	setKeys(t, old, storage.NodeIDKey(), idb[:], storage.ClusterIDKey(), []byte("c0ffee"))
-	if _, err := store.OpenIdentity(old, "n3"); !errors.Is(err, store.ErrNoIdentity) || !strings.Contains(err.Error(), "node 3 of cluster c0ffee") {
+	if _, err := identity.Open(old, "n3"); !errors.Is(err, identity.ErrNoIdentity) || !strings.Contains(err.Error(), "node 3 of cluster c0ffee") {
 		t.Fatalf("a member's data dir without identity: %v, want ErrNoIdentity", err)
 	}
-	if err := store.SaveJoin(memDB(t), 2, "c0ffee"); err == nil {
+	if err := identity.SaveJoin(memDB(t), 2, "c0ffee"); err == nil {
 		t.Fatal("SaveJoin into a data dir without identity was accepted")
 	}
 
 	corrupt := memDB(t)
 	setKeys(t, corrupt, storage.IdentityKey(), []byte(`{"uuid":"x","secret":"AA==","name":"n1"}`))
-	if _, err := store.OpenIdentity(corrupt, "n1"); !errors.Is(err, codec.ErrCorrupt) {
+	if _, err := identity.Open(corrupt, "n1"); !errors.Is(err, codec.ErrCorrupt) {
 		t.Fatalf("a corrupt identity: %v", err)
 	}
 }
@@ -125,7 +127,7 @@ func TestStoreRefusesRename(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Self.Name = "renamed"
-	if s, err := store.OpenStore(db, cfg, nil, true); !errors.Is(err, store.ErrWrongNode) {
+	if s, err := store.OpenStore(db, cfg, nil, true); !errors.Is(err, identity.ErrWrongNode) {
 		if err == nil {
 			s.Close()
 		}
@@ -138,8 +140,8 @@ func TestCatalogAddNode(t *testing.T) {
 		uuidA = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 		uuidB = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
 	)
-	secretA, secretB := bytes.Repeat([]byte{1}, store.SecretBytes), bytes.Repeat([]byte{2}, store.SecretBytes)
-	n1 := catalog.NodeDescriptor{Name: "n1", Addr: "10.0.0.1:7070", Zone: "z1", Weight: 1, UUID: uuidA, SecretHash: store.HashSecret(secretA)}
+	secretA, secretB := bytes.Repeat([]byte{1}, identity.SecretBytes), bytes.Repeat([]byte{2}, identity.SecretBytes)
+	n1 := catalog.NodeDescriptor{Name: "n1", Addr: "10.0.0.1:7070", Zone: "z1", Weight: 1, UUID: uuidA, SecretHash: identity.HashSecret(secretA)}
 	with := func(f func(*catalog.NodeDescriptor)) *catalog.NodeDescriptor {
 		d := n1
 		f(&d)
@@ -157,22 +159,22 @@ func TestCatalogAddNode(t *testing.T) {
 		{
 			name: "a new UUID under an old name is a new node",
 			op: catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) {
-				d.UUID, d.SecretHash, d.Addr = uuidB, store.HashSecret(secretB), "10.0.0.9:7070"
+				d.UUID, d.SecretHash, d.Addr = uuidB, identity.HashSecret(secretB), "10.0.0.9:7070"
 			})},
 			wantID: 2,
 			want: map[uint64]catalog.NodeDescriptor{1: *with(func(d *catalog.NodeDescriptor) { d.ID = 1 }),
 				2: *with(func(d *catalog.NodeDescriptor) {
-					d.ID, d.UUID, d.SecretHash, d.Addr = 2, uuidB, store.HashSecret(secretB), "10.0.0.9:7070"
+					d.ID, d.UUID, d.SecretHash, d.Addr = 2, uuidB, identity.HashSecret(secretB), "10.0.0.9:7070"
 				})},
 		},
 		{
 			name:    "a known UUID with a wrong secret is refused",
-			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.SecretHash, d.Addr = store.HashSecret(secretB), "10.6.6.6:7070" })},
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.SecretHash, d.Addr = identity.HashSecret(secretB), "10.6.6.6:7070" })},
 			wantErr: catalog.ErrIdentity,
 		},
 		{
 			name:    "an announcement with a wrong secret is refused",
-			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.SecretHash, d.Addr = store.HashSecret(secretB), "10.6.6.6:7070" }), UpdateOnly: true},
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.SecretHash, d.Addr = identity.HashSecret(secretB), "10.6.6.6:7070" }), UpdateOnly: true},
 			wantErr: catalog.ErrIdentity,
 		},
 		{
@@ -193,7 +195,7 @@ func TestCatalogAddNode(t *testing.T) {
 		},
 		{
 			name:    "an announcement of an unknown UUID is refused",
-			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.UUID, d.SecretHash = uuidB, store.HashSecret(secretB) }), UpdateOnly: true},
+			op:      catalog.CatalogOp{AddNode: with(func(d *catalog.NodeDescriptor) { d.UUID, d.SecretHash = uuidB, identity.HashSecret(secretB) }), UpdateOnly: true},
 			wantErr: catalog.ErrIdentity,
 		},
 		{
@@ -283,7 +285,7 @@ func TestJoinForgery(t *testing.T) {
 	n1 := n.store.Catalog().Nodes[1]
 	forged := func(f func(*peerv1.JoinRequest)) *peerv1.JoinRequest {
 		req := &peerv1.JoinRequest{NodeName: "n1", Address: "10.6.6.6:7070", Zone: "z1", Weight: 1, NodeUuid: self.UUID,
-			Secret: bytes.Repeat([]byte{6}, store.SecretBytes)}
+			Secret: bytes.Repeat([]byte{6}, identity.SecretBytes)}
 		f(req)
 		return req
 	}
@@ -378,7 +380,7 @@ func TestMembersByIdentity(t *testing.T) {
 	register := func(name, uuid string) uint64 {
 		id, err := kvtest.Retry(t, func() (uint64, error) {
 			return n.registerNode(ctx, &peerv1.JoinRequest{NodeName: name, Address: name + ":1", NodeUuid: uuid,
-				Secret: bytes.Repeat([]byte(name), store.SecretBytes/2)}, false)
+				Secret: bytes.Repeat([]byte(name), identity.SecretBytes/2)}, false)
 		})
 		if err != nil {
 			t.Fatal(err)

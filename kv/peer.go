@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/quorumkv/quorumkv/kv/identity"
+
 	"connectrpc.com/connect"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
@@ -63,7 +65,7 @@ func (p *peerServer) Join(ctx context.Context, req *connect.Request[peerv1.JoinR
 		return connect.NewResponse(&peerv1.JoinResponse{NodeId: id, ClusterId: p.node.store.ClusterID()}), nil
 	case errors.Is(err, catalog.ErrIdentity):
 		return nil, connect.NewError(connect.CodePermissionDenied, err)
-	case errors.Is(err, store.ErrOtherCluster):
+	case errors.Is(err, identity.ErrOtherCluster):
 		return nil, connect.NewError(connect.CodeFailedPrecondition, err)
 	}
 	return nil, transport.ToConnect(err)
@@ -124,15 +126,15 @@ func checkJoin(m *peerv1.JoinRequest) (catalog.NodeDescriptor, error) {
 		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s has no address", catalog.ErrInvalidArgument, m.NodeName)
 	case !catalog.ValidUUID(m.NodeUuid):
 		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s: node_uuid %q is not a version 4 UUID in canonical form", catalog.ErrInvalidArgument, m.NodeName, m.NodeUuid)
-	case len(m.Secret) != store.SecretBytes:
-		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s: the secret is %d bytes, want %d", catalog.ErrInvalidArgument, m.NodeName, len(m.Secret), store.SecretBytes)
+	case len(m.Secret) != identity.SecretBytes:
+		return catalog.NodeDescriptor{}, fmt.Errorf("%w: join: node %s: the secret is %d bytes, want %d", catalog.ErrInvalidArgument, m.NodeName, len(m.Secret), identity.SecretBytes)
 	}
 	weight := int(m.Weight)
 	if weight == 0 {
 		weight = 1
 	}
 	return catalog.NodeDescriptor{Name: m.NodeName, Addr: m.Address, Zone: m.Zone, Weight: weight, Gossip: m.GossipAddress,
-		UUID: m.NodeUuid, SecretHash: store.HashSecret(m.Secret)}, nil
+		UUID: m.NodeUuid, SecretHash: identity.HashSecret(m.Secret)}, nil
 }
 
 // newJoinRequest asks to admit self, or to update it if clusterID (the
@@ -157,7 +159,7 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 	}
 	if cluster := n.store.ClusterID(); req.ClusterId != "" && req.ClusterId != cluster {
 		return 0, fmt.Errorf("%w: node %s (uuid %s) belongs to cluster %s, and this node to cluster %s",
-			store.ErrOtherCluster, req.NodeName, req.NodeUuid, req.ClusterId, cluster)
+			identity.ErrOtherCluster, req.NodeName, req.NodeUuid, req.ClusterId, cluster)
 	}
 	op := catalog.CatalogOp{AddNode: &desc, UpdateOnly: req.ClusterId != ""}
 	res, err := n.store.Propose(ctx, catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: catalog.MustJSON(op)})
@@ -197,15 +199,15 @@ func (n *Node) registerNode(ctx context.Context, req *peerv1.JoinRequest, forwar
 }
 
 // JoinCluster asks the nodes at addrs, in turn, to admit this node, self
-// with the identity ident (from OpenIdentity), and returns the ID and
+// with the identity ident (from identity.Open), and returns the ID and
 // cluster it is given (to be saved with SaveJoin before the node's first
 // OpenStore). A node admitted before under that identity (its answer
 // was lost) gets its ID again.
-func JoinCluster(ctx context.Context, addrs []string, self catalog.NodeDescriptor, ident store.Identity, client *http.Client) (uint64, string, error) {
+func JoinCluster(ctx context.Context, addrs []string, self catalog.NodeDescriptor, ident identity.Identity, client *http.Client) (uint64, string, error) {
 	self.UUID = ident.UUID
 	id, cluster, err := joinVia(ctx, transport.NewPeers(client), addrs, newJoinRequest(self, ident.Secret, ident.ClusterID))
 	if err == nil && ident.ClusterID != "" && cluster != ident.ClusterID {
-		return 0, "", fmt.Errorf("%w: the data dir belongs to cluster %s, and the nodes at %v to cluster %s", store.ErrOtherCluster, ident.ClusterID, addrs, cluster)
+		return 0, "", fmt.Errorf("%w: the data dir belongs to cluster %s, and the nodes at %v to cluster %s", identity.ErrOtherCluster, ident.ClusterID, addrs, cluster)
 	}
 	return id, cluster, err
 }
@@ -217,7 +219,7 @@ func JoinRefused(err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, catalog.ErrIdentity), errors.Is(err, store.ErrOtherCluster), errors.Is(err, catalog.ErrInvalidArgument), errors.Is(err, catalog.ErrLimit):
+	case errors.Is(err, catalog.ErrIdentity), errors.Is(err, identity.ErrOtherCluster), errors.Is(err, catalog.ErrInvalidArgument), errors.Is(err, catalog.ErrLimit):
 		return true
 	}
 	var cerr *connect.Error

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/identity"
+
 	"github.com/quorumkv/quorumkv/internal/sim"
 	"github.com/quorumkv/quorumkv/internal/sim/simpebble"
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -516,9 +518,9 @@ func simSelf(id uint64) catalog.NodeDescriptor {
 }
 
 // simIdentity is the identity node id's disk holds from its first start.
-func simIdentity(id uint64) store.Identity {
-	seed := bytes.Repeat([]byte{byte(id)}, 16+store.SecretBytes)
-	ident, err := store.NewIdentity(fmt.Sprintf("n%d", id), bytes.NewReader(seed))
+func simIdentity(id uint64) identity.Identity {
+	seed := bytes.Repeat([]byte{byte(id)}, 16+identity.SecretBytes)
+	ident, err := identity.New(fmt.Sprintf("n%d", id), bytes.NewReader(seed))
 	if err != nil {
 		panic(err)
 	}
@@ -540,19 +542,19 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	if err != nil {
 		panic(err)
 	}
-	member, err := store.IsMember(db)
+	member, err := identity.IsMember(db)
 	if err != nil {
 		panic(err)
 	}
 	if !member {
 		// A first start: the identity is written before anything else
-		// (kvd's OpenIdentity, with a fixed identity).
-		if err := store.SaveIdentity(db, simIdentity(id)); err != nil {
+		// (kvd's identity.Open, with a fixed identity).
+		if err := identity.Save(db, simIdentity(id)); err != nil {
 			panic(err)
 		}
 	}
 	if !member && id != 1 {
-		if err := store.SaveJoin(db, id, c.clusterID); err != nil {
+		if err := identity.SaveJoin(db, id, c.clusterID); err != nil {
 			panic(err)
 		}
 	}

@@ -134,7 +134,7 @@ func (s Span) String() string {
 
 // IdentityKey is the key of this node's identity: the random UUID and
 // secret chosen at its first start, and the name (--node-id) it was
-// started with then. kv writes and checks it (kv.OpenIdentity).
+// started with then. kv writes and checks it (kv/identity.Open).
 func IdentityKey() []byte { return metaKey(metaIdentity) }
 
 // NodeIDKey is the key of this node's ID, the number the cluster gave it.

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/identity"
+
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
@@ -244,7 +246,7 @@ func joinGossip(gossip *membership.Membership, seeds []string, logger *slog.Logg
 // joinCluster asks the nodes gossip knows to admit this one, under its
 // identity, then records the node ID and cluster it was given. A refusal
 // (another cluster, a malformed request) ends it at once.
-func joinCluster(db *storage.DB, gossip *membership.Membership, self catalog.NodeDescriptor, ident store.Identity, client *http.Client, logger *slog.Logger) error {
+func joinCluster(db *storage.DB, gossip *membership.Membership, self catalog.NodeDescriptor, ident identity.Identity, client *http.Client, logger *slog.Logger) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var addrs []string
@@ -258,7 +260,7 @@ func joinCluster(db *storage.DB, gossip *membership.Membership, self catalog.Nod
 		cancel()
 		if err == nil {
 			logger.Info("joined cluster", "cluster", cluster, "id", id, "uuid", ident.UUID)
-			return store.SaveJoin(db, id, cluster)
+			return identity.SaveJoin(db, id, cluster)
 		}
 		if kv.JoinRefused(err) || time.Now().After(deadline) {
 			return fmt.Errorf("joining the cluster of %v: %w", addrs, err)

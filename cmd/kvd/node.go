@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/identity"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -68,7 +70,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	// The identity comes first: a new data dir gets one before it founds
 	// or joins a cluster, and a data dir of another node is refused
 	// before anything else is started.
-	ident, err := store.OpenIdentity(db, cfg.nodeID)
+	ident, err := identity.Open(db, cfg.nodeID)
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.dataDir, err)
 	}

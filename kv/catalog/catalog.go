@@ -214,7 +214,7 @@ func (c *Catalog) addNode(n NodeDescriptor, updateOnly bool) ([]catalogWrite, ui
 	}
 	if old.Name != n.Name {
 		// The node itself refuses to start under another name
-		// (OpenIdentity): this is not a kvd.
+		// (identity.Open): this is not a kvd.
 		return nil, 0, fmt.Errorf("%w: node %d (uuid %s) is named %q, not %q", ErrInvalidArgument, old.ID, old.UUID, old.Name, n.Name)
 	}
 	n.ID = old.ID

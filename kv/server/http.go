@@ -450,6 +450,9 @@ type statusView struct {
 	Members   []kv.Member
 	Keyspaces []catalog.KeyspaceDescriptor
 	Ranges    []RangeView
+	// UnderReplicated counts the ranges (meta aside) with a replica on a
+	// node that is not alive; the placement driver moves those replicas.
+	UnderReplicated int
 }
 
 type RangeView struct {
@@ -499,11 +502,26 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 		metaReplicas = append(metaReplicas, s.api.nodeName(id)+" (learner)")
 	}
 	add(catalog.MetaKeyspace, catalog.MetaRangeID, catalog.Span{}, metaReplicas)
+	gone := map[uint64]string{} // catalog nodes not alive, by ID
+	for _, m := range v.Members {
+		if m.ID != 0 && m.State != "alive" {
+			gone[m.ID] = m.State
+		}
+	}
 	for _, name := range sortedKeys(cat.Ranges) {
 		for _, r := range cat.Ranges[name] {
 			var names []string
+			under := false
 			for _, rep := range r.Replicas {
-				names = append(names, s.api.nodeName(rep.NodeID))
+				n := s.api.nodeName(rep.NodeID)
+				if state, ok := gone[rep.NodeID]; ok {
+					n += " (" + state + ")"
+					under = true
+				}
+				names = append(names, n)
+			}
+			if under {
+				v.UnderReplicated++
 			}
 			add(name, r.ID, r.Span, names)
 		}
@@ -542,6 +560,8 @@ knows that the catalog does not (ID 0).</p>
 {{range .Keyspaces}}<tr><td>{{.Name}}</td><td>{{.Mode}}</td><td>{{.Replicas}}</td><td>{{.Quorum}}</td><td>{{.W}}</td><td>{{.R}}</td><td>{{.Ranges}}</td></tr>
 {{end}}</table>
 <h2>Ranges</h2>
+{{if .UnderReplicated}}<p>{{.UnderReplicated}} ranges have a replica on a node that is not alive: once it has been dead for
+<code>--dead-after</code>, meta's leader moves those replicas of raft and eventual keyspaces to live nodes.</p>{{end}}
 <table><tr><th>keyspace</th><th>range</th><th>hash span</th><th>replicas</th><th>leader</th><th>term</th><th>commit</th><th>applied</th><th>here</th><th>error</th></tr>
 {{range .Ranges}}<tr><td>{{.Keyspace}}</td><td>{{.ID}}</td><td><code>{{.Span}}</code></td><td>{{.Replicas}}</td><td>{{.Leader}}</td><td>{{.Term}}</td><td>{{.Commit}}</td><td>{{.Applied}}</td><td>{{.State}}</td><td>{{.Error}}</td></tr>
 {{end}}</table></body></html>

@@ -6,8 +6,9 @@
 // the waiting proposals and reads. It also owns proposals and their
 // waiters (Propose), linearizable read barriers (ReadBarrier), exactly-
 // once writes (dedup.go), quiescence of idle ranges, faults that stop one
-// range, the catalog that meta's applied log yields, and the node's
-// identity in its data dir.
+// range, the catalog that meta's applied log yields, and how each range's
+// Raft configuration and meta's follow the catalog (rangedriver.go,
+// metadriver.go).
 //
 // It may import kv/catalog, kv/command, kv/consensus, kv/metrics,
 // kv/internal/codec, storage and the protocol cores. It reaches other

@@ -14,10 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/identity"
+
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/consensus"
-	"github.com/quorumkv/quorumkv/kv/internal/codec"
 	"github.com/quorumkv/quorumkv/kv/metrics"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/raft"
@@ -134,8 +135,8 @@ type Store struct {
 	DB     *storage.DB
 	nodeID uint64
 
-	// Identity is this node's, from its data dir (OpenIdentity).
-	Identity Identity
+	// Identity is this node's, from its data dir (identity.Open).
+	Identity identity.Identity
 
 	Logger *slog.Logger
 	// raftLogger takes the cores' logs one level down: a core's Info
@@ -229,7 +230,7 @@ func (e *NotLeaderError) LeaderOr0() uint64 {
 }
 
 // OpenStore opens the node's store and starts its goroutine. The data
-// dir's identity must be cfg.Self.Name's (OpenIdentity, which also
+// dir's identity must be cfg.Self.Name's (identity.Open, which also
 // chooses one in a new data dir). A database without a node ID is a new
 // node: with bootstrap set it founds a new cluster (node 1, holding meta
 // and the default keyspace); otherwise it must have joined one first
@@ -266,7 +267,7 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 	}
 	s.Quiesce.init()
 	s.requestEpoch = s.rng.Uint64()
-	ident, err := OpenIdentity(db, cfg.Self.Name)
+	ident, err := identity.Open(db, cfg.Self.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -317,20 +318,6 @@ func (s *Store) NodeID() uint64 { return s.nodeID }
 // from the data dir when the store opens (a member's) or set when it
 // founds the cluster, and never changes.
 func (s *Store) ClusterID() string { return s.Identity.ClusterID }
-
-func loadNodeID(db *storage.DB) (uint64, error) {
-	b, err := db.Get(storage.NodeIDKey())
-	if errors.Is(err, storage.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	if len(b) != 8 {
-		return 0, fmt.Errorf("%w: node ID of %d bytes", codec.ErrCorrupt, len(b))
-	}
-	return binary.BigEndian.Uint64(b), nil
-}
 
 // metaDescriptor is meta's range descriptor. Meta's replica set is its
 // Raft configuration; the descriptor only starts it.
@@ -396,32 +383,6 @@ func (s *Store) bootstrap() (uint64, error) {
 	s.Identity.NodeID, s.Identity.ClusterID = id, clusterID
 	s.Logger.Info("founded a new cluster", "cluster", clusterID, "node", id)
 	return id, nil
-}
-
-// IsMember reports whether the database belongs to a cluster already.
-func IsMember(db *storage.DB) (bool, error) {
-	id, err := loadNodeID(db)
-	return id != 0, err
-}
-
-// SaveJoin records the node ID and cluster a joining node was given, so
-// that OpenStore starts it as a member. The node got them for its
-// identity (JoinCluster), which the data dir must hold already.
-func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
-	switch _, found, err := loadIdentity(db); {
-	case err != nil:
-		return err
-	case !found:
-		return errors.New("kv: a node joins under the identity in its data dir, and this one has none (OpenIdentity)")
-	}
-	b := db.NewBatch()
-	defer b.Close()
-	var idb [8]byte
-	binary.BigEndian.PutUint64(idb[:], nodeID)
-	if err := errors.Join(b.Set(storage.NodeIDKey(), idb[:]), b.Set(storage.ClusterIDKey(), []byte(clusterID))); err != nil {
-		return err
-	}
-	return b.Commit(true)
 }
 
 // loadCatalog reads meta's data into the catalog.

@@ -1,8 +1,9 @@
-package store
+package identity
 
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -77,17 +78,17 @@ type identityRecord struct {
 	Name   string `json:"name"`
 }
 
-// OpenIdentity returns the identity kept in db, checked against name
+// Open returns the identity kept in db, checked against name
 // (the node's --node-id). In a new data dir (no identity, no node ID) it
 // chooses one and writes it, synced, before the node founds or joins a
 // cluster. It refuses a data dir created under another name
 // (ErrWrongNode), and one that belongs to a cluster but holds no identity
 // (ErrNoIdentity).
-func OpenIdentity(db *storage.DB, name string) (Identity, error) {
+func Open(db *storage.DB, name string) (Identity, error) {
 	return openIdentity(db, name, rand.Reader)
 }
 
-// openIdentity is OpenIdentity drawing a new identity from rnd.
+// openIdentity is Open drawing a new identity from rnd.
 func openIdentity(db *storage.DB, name string, rnd io.Reader) (Identity, error) {
 	if name == "" {
 		return Identity{}, errors.New("kv: a node needs a name (--node-id)")
@@ -102,11 +103,11 @@ func openIdentity(db *storage.DB, name string, rnd io.Reader) (Identity, error) 
 				"and this kvd cannot tell it from a node whose data was lost: start it with the kvd that wrote it, "+
 				"or start this kvd on an empty data dir to join the cluster as a new node", ErrNoIdentity, id.NodeID, id.ClusterID)
 		}
-		fresh, err := NewIdentity(name, rnd)
+		fresh, err := New(name, rnd)
 		if err != nil {
 			return Identity{}, err
 		}
-		if err := SaveIdentity(db, fresh); err != nil {
+		if err := Save(db, fresh); err != nil {
 			return Identity{}, err
 		}
 		return fresh, nil
@@ -119,8 +120,8 @@ func openIdentity(db *storage.DB, name string, rnd io.Reader) (Identity, error) 
 	return id, nil
 }
 
-// NewIdentity draws a new identity named name from rnd.
-func NewIdentity(name string, rnd io.Reader) (Identity, error) {
+// New draws a new identity named name from rnd.
+func New(name string, rnd io.Reader) (Identity, error) {
 	var u [16]byte
 	secret := make([]byte, SecretBytes)
 	if _, err := io.ReadFull(rnd, u[:]); err != nil {
@@ -134,8 +135,8 @@ func NewIdentity(name string, rnd io.Reader) (Identity, error) {
 	return Identity{UUID: formatUUID(u), Secret: secret, Name: name}, nil
 }
 
-// SaveIdentity writes id's UUID, secret and name, synced.
-func SaveIdentity(db *storage.DB, id Identity) error {
+// Save writes id's UUID, secret and name, synced.
+func Save(db *storage.DB, id Identity) error {
 	b := db.NewBatch()
 	defer b.Close()
 	if err := b.Set(storage.IdentityKey(), catalog.MustJSON(identityRecord{UUID: id.UUID, Secret: id.Secret, Name: id.Name})); err != nil {
@@ -187,4 +188,44 @@ func formatUUID(u [16]byte) string {
 	buf[23] = '-'
 	hex.Encode(buf[24:], u[10:])
 	return string(buf[:])
+}
+
+func loadNodeID(db *storage.DB) (uint64, error) {
+	b, err := db.Get(storage.NodeIDKey())
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: node ID of %d bytes", codec.ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// IsMember reports whether the database belongs to a cluster already.
+func IsMember(db *storage.DB) (bool, error) {
+	id, err := loadNodeID(db)
+	return id != 0, err
+}
+
+// SaveJoin records the node ID and cluster a joining node was given, so
+// that OpenStore starts it as a member. The node got them for its
+// identity (JoinCluster), which the data dir must hold already.
+func SaveJoin(db *storage.DB, nodeID uint64, clusterID string) error {
+	switch _, found, err := loadIdentity(db); {
+	case err != nil:
+		return err
+	case !found:
+		return errors.New("kv: a node joins under the identity in its data dir, and this one has none (OpenIdentity)")
+	}
+	b := db.NewBatch()
+	defer b.Close()
+	var idb [8]byte
+	binary.BigEndian.PutUint64(idb[:], nodeID)
+	if err := errors.Join(b.Set(storage.NodeIDKey(), idb[:]), b.Set(storage.ClusterIDKey(), []byte(clusterID))); err != nil {
+		return err
+	}
+	return b.Commit(true)
 }
