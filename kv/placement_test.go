@@ -15,7 +15,7 @@ import (
 // simRepairKeyspaces are raft and eventual keyspaces of replication
 // factor 3: the ones whose replicas the placement driver moves.
 var simRepairKeyspaces = []catalog.KeyspaceDescriptor{
-	{Name: "rk", Mode: catalog.ModeRaft, Replicas: 3, Ranges: 6},
+	{Name: "rk", Mode: catalog.ModeRaft, Replicas: 3, Ranges: 16},
 }
 
 // A node that dies for good has its replicas moved: with 5 nodes and
@@ -27,7 +27,10 @@ var simRepairKeyspaces = []catalog.KeyspaceDescriptor{
 func TestSimDeadNodeReplaced(t *testing.T) {
 	sim.RunSeeds(t, 16, func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 5, simRepairKeyspaces, func(c *simCluster) {
-			c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Second }
+			c.nodeConfig = func(_ uint64, cfg *NodeConfig) {
+				cfg.DeadAfter = time.Second
+				cfg.MaxMovesPerPass = 100 // every move at once: the stores' own bound holds
+			}
 		})
 		// A lossy network, as under the nemesis: moves and snapshots must
 		// survive lost, duplicated and reordered messages.
@@ -55,7 +58,18 @@ func TestSimDeadNodeReplaced(t *testing.T) {
 			c.s.Tracef("n%d dies for good", victim)
 			c.s.Crash(sim.NodeID(victim))
 			died := c.s.Now()
-			c.require(fmt.Sprintf("every range back to 3 live replicas after n%d died", victim), 20*time.Second, c.repaired)
+			catchingUp := 0 // the most learners catching up in ranges one node leads
+			c.require(fmt.Sprintf("every range back to 3 live replicas after n%d died", victim), 20*time.Second, func() bool {
+				for _, id := range c.ids {
+					if n := c.node(id); n != nil && c.s.Up(sim.NodeID(id)) {
+						catchingUp = max(catchingUp, n.store.CatchingUp())
+					}
+				}
+				return c.repaired()
+			})
+			if catchingUp > store.MaxCatchingUp {
+				t.Fatalf("a node led ranges with %d learners catching up at once, more than %d", catchingUp, store.MaxCatchingUp)
+			}
 			moved := 0
 			for _, rd := range c.catalog().Ranges["rk"] {
 				for _, rep := range rd.Replicas {
@@ -64,7 +78,8 @@ func TestSimDeadNodeReplaced(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("n%d died; repaired %v later; %d replicas of rk added by moves so far", victim, c.s.Now()-died, moved)
+			t.Logf("n%d died; repaired %v later; %d replicas of rk added by moves so far; at most %d learners catching up under one leader node",
+				victim, c.s.Now()-died, moved, catchingUp)
 		}
 		c.check()
 	})
@@ -150,6 +165,9 @@ func TestSimDeadMetaVoterSwapped(t *testing.T) {
 			v := metaVoters()
 			return len(v) == store.MaxMetaVoters && !slices.Contains(v, victim)
 		})
+		// The ranges are repaired too before another node dies: a range
+		// that lost two of its three replicas could not be.
+		c.require("every range back to 3 live replicas", 20*time.Second, c.repaired)
 		second := metaVoters()[0]
 		if second == 1 {
 			second = metaVoters()[1] // keep node 1 up: the clients' first window

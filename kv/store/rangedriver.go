@@ -13,6 +13,13 @@ import (
 // usual 100 ms tick, a small cost next to the moves it drives.
 const driveRangesEveryTicks = 10
 
+// MaxCatchingUp bounds the learners this node's ranges are catching up at
+// once: each may need a snapshot of its whole range from this node, read
+// and sent while clients are served, so a dead node's replicas are
+// rebuilt a few at a time (CockroachDB and TiKV bound their snapshots the
+// same way).
+const MaxCatchingUp = 4
+
 // driveRanges makes the Raft configuration of every range this node leads
 // (meta aside, see driveMeta) follow the replicas the catalog gives it,
 // after a move (catalog.MoveReplica):
@@ -26,7 +33,9 @@ const driveRangesEveryTicks = 10
 //  3. a learner the catalog no longer lists is removed.
 //
 // One change at a time per range: Raft refuses a second one while the
-// first is pending, and a later pass tries again. The catalog is the
+// first is pending, and a later pass tries again. A learner is added only
+// while the ranges this node leads have fewer than MaxCatchingUp learners
+// still catching up. The catalog is the
 // intent and the range's log the fact; each pass moves one step toward
 // the intent, so a leader change or a restart in the middle resumes where
 // the new leader finds the range.
@@ -34,22 +43,35 @@ func (s *Store) driveRanges() {
 	if s.Quiesce.ticks%driveRangesEveryTicks != 0 {
 		return
 	}
+	var led []*replica
+	catchingUp := 0
 	for _, r := range s.sortedReplicas() {
 		if r.desc.ID == catalog.MetaRangeID || r.Role != consensus.RoleLeader {
 			continue
 		}
-		c, ok := r.Core.(*consensus.RaftCore)
+		if c, ok := r.Core.(*consensus.RaftCore); ok {
+			led = append(led, r)
+			catchingUp += laggingLearners(c)
+		}
+	}
+	for _, r := range led {
+		c := r.Core.(*consensus.RaftCore)
+		cc, ok := nextRangeChange(c, r.desc)
 		if !ok {
 			continue
 		}
-		if cc, ok := nextRangeChange(c, r.desc); ok {
-			s.wake(r)
-			if err := c.RawNode.ProposeConfChange(cc); err != nil {
-				s.Logger.Debug("range membership change refused for now", "range", r.desc.ID, "change", cc.String(), "err", err)
-				continue
+		if isAddLearner(cc) {
+			if catchingUp >= MaxCatchingUp {
+				continue // a later pass adds it
 			}
-			s.Logger.Info("changing a range's membership to follow the catalog", "range", r.desc.ID, "keyspace", r.desc.Keyspace, "change", cc.String())
+			catchingUp++
 		}
+		s.wake(r)
+		if err := c.RawNode.ProposeConfChange(cc); err != nil {
+			s.Logger.Debug("range membership change refused for now", "range", r.desc.ID, "change", cc.String(), "err", err)
+			continue
+		}
+		s.Logger.Info("changing a range's membership to follow the catalog", "range", r.desc.ID, "keyspace", r.desc.Keyspace, "change", cc.String())
 	}
 }
 
@@ -111,4 +133,36 @@ func nextRangeChange(c *consensus.RaftCore, desc *catalog.RangeDescriptor) (raft
 		}
 	}
 	return raft.ConfChange{}, false
+}
+
+// laggingLearners counts c's learners that do not hold its committed log.
+func laggingLearners(c *consensus.RaftCore) int {
+	learners := c.RawNode.ConfState().Learners
+	if len(learners) == 0 {
+		return 0
+	}
+	progress := c.RawNode.Status().Progress
+	n := 0
+	for _, id := range learners {
+		if pr, ok := progress[id]; !ok || pr.Match < c.Log.HardState.Commit {
+			n++
+		}
+	}
+	return n
+}
+
+func isAddLearner(cc raft.ConfChange) bool {
+	return len(cc.Changes) == 1 && cc.Changes[0].Type == raft.ConfChangeAddLearner
+}
+
+// CatchingUp counts the learners still catching up in the ranges this
+// node leads (the bound MaxCatchingUp holds). Loop only.
+func (s *Store) CatchingUp() int {
+	n := 0
+	for _, r := range s.Replicas {
+		if c, ok := r.Core.(*consensus.RaftCore); ok && r.Role == consensus.RoleLeader && r.desc.ID != catalog.MetaRangeID {
+			n += laggingLearners(c)
+		}
+	}
+	return n
 }
