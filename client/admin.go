@@ -62,6 +62,15 @@ func (c *Client) DropKeyspace(ctx context.Context, name string) error {
 	return err
 }
 
+// RemoveNode removes node id (its catalog ID), gone for good, from the
+// cluster (Admin.RemoveNode): its replicas move to live nodes at once, and
+// it may never rejoin under its identity. A node that gossip sees alive is
+// refused.
+func (c *Client) RemoveNode(ctx context.Context, id uint64) error {
+	_, err := adminCall(ctx, c, policy{write: true}, &v1.RemoveNodeRequest{Id: id}, quorumkvv1connect.AdminClient.RemoveNode)
+	return err
+}
+
 // Members lists the nodes gossip knows.
 func (c *Client) Members(ctx context.Context) ([]*v1.Member, error) {
 	resp, err := adminCall(ctx, c, policy{}, &v1.ListMembersRequest{}, quorumkvv1connect.AdminClient.ListMembers)

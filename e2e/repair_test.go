@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -180,4 +181,57 @@ func underReplicated(t *testing.T, node *kvd) int {
 		t.Fatal(err)
 	}
 	return v.UnderReplicated
+}
+
+// kvctl node remove: a node that is alive is refused; one that is gone
+// has its replicas moved at once, long before --dead-after (an hour
+// here), and is listed as removed.
+func TestNodeRemove(t *testing.T) {
+	nodes := startCluster(t, 4, "--dead-after", "1h")
+	n1 := nodes[0]
+	n1.must(0, "keyspace", "create", "r3", "--mode", "raft", "--replicas", "3", "--ranges", "4")
+	for i := range 10 {
+		n1.must(0, "-k", "r3", "put", fmt.Sprintf("k%d", i), "before")
+	}
+	ids := map[string]string{}
+	for _, m := range members(t, n1) {
+		ids[m.Name] = m.ID
+	}
+	code, _, stderr := n1.kvctl("", "node", "remove", ids["n4"])
+	if code != 1 || !strings.Contains(stderr, "is alive") {
+		t.Fatalf("removing the live n4: exit %d, %q; want exit 1 saying it is alive", code, stderr)
+	}
+	if code, _, stderr := n1.kvctl("", "node", "remove", "n4"); code != 2 || !strings.Contains(stderr, "node ID") {
+		t.Fatalf("removing by name: exit %d, %q; want a usage error asking for the ID", code, stderr)
+	}
+	nodes[3].kill()
+	waitFor(t, "gossip to see n4 dead", func() bool {
+		for _, m := range members(t, n1) {
+			if m.Name == "n4" {
+				return m.State == "MEMBER_STATE_DEAD"
+			}
+		}
+		return false
+	})
+	start := time.Now()
+	n1.must(0, "node", "remove", ids["n4"])
+	waitFor(t, "n4's replicas moved", func() bool {
+		for _, reps := range rangeReplicas(t, n1, "r3") {
+			if len(reps) != 3 || slices.Contains(reps, "n4") {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("n4's replicas moved %v after kvctl node remove (--dead-after 1h)", time.Since(start).Round(100*time.Millisecond))
+	for _, m := range members(t, n1) {
+		if m.Name == "n4" && m.State != "MEMBER_STATE_REMOVED" {
+			t.Errorf("n4 is listed %s after its removal", m.State)
+		}
+	}
+	for i := range 10 {
+		if out := n1.must(0, "-k", "r3", "get", fmt.Sprintf("k%d", i)); strings.TrimSpace(out) != "before" {
+			t.Errorf("r3/k%d = %q after the move, want before", i, out)
+		}
+	}
 }

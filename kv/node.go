@@ -199,6 +199,8 @@ func (n *Node) Members() []Member {
 		m := Member{ID: id, UUID: nd.UUID, Name: nd.Name, Addr: nd.Addr, GossipAddr: nd.Gossip, Zone: nd.Zone, Weight: nd.Weight}
 		g, ok := byName[nd.Name]
 		switch {
+		case nd.Removed:
+			m.State = "removed"
 		case n.gossip == nil && n.alive(nd):
 			m.State = "alive"
 		case n.gossip == nil:
@@ -661,6 +663,26 @@ func (n *Node) placeKeyspace(d *catalog.KeyspaceDescriptor) ([]byte, error) {
 }
 
 // DropKeyspace removes a keyspace and, on every replica, its data.
+// RemoveNode removes node id, gone for good, from the cluster: the
+// placement driver moves its replicas at once, without waiting for
+// DeadAfter, meta's voter of it is swapped for a learner, and the catalog
+// refuses it ever after under its identity (catalog.ErrRemoved). A node
+// that gossip sees alive is refused (ErrNodeAlive): stop it first.
+func (n *Node) RemoveNode(ctx context.Context, id uint64) error {
+	nd, ok := n.store.Catalog().Nodes[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: node %d is not in the catalog (kvctl cluster members lists them)", catalog.ErrInvalidArgument, id)
+	case n.alive(nd):
+		return fmt.Errorf("%w: node %d (%s) is alive: stop it before removing it", catalog.ErrNodeAlive, id, nd.Name)
+	}
+	op, err := json.Marshal(catalog.CatalogOp{RemoveNode: id})
+	if err != nil {
+		return err
+	}
+	return n.proposeCatalog(ctx, op)
+}
+
 func (n *Node) DropKeyspace(ctx context.Context, name string) error {
 	if name == catalog.MetaKeyspace {
 		return fmt.Errorf("%w: the meta keyspace holds the catalog and cannot be dropped", catalog.ErrInvalidArgument)
@@ -687,7 +709,7 @@ func (n *Node) candidates() []catalog.Candidate {
 	var out []catalog.Candidate
 	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
 		nd := cat.Nodes[id]
-		if !n.alive(nd) {
+		if nd.Removed || !n.alive(nd) {
 			continue
 		}
 		c := catalog.Candidate{ID: id, Zone: nd.Zone, Weight: nd.Weight}

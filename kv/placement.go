@@ -24,8 +24,10 @@ import (
 // eventual range needs nothing more: anti-entropy copies its records to
 // the new replica.
 //
-// Not yet: paxos ranges (an acceptor cannot join a running range empty),
-// meta's own voters (driveMeta), and decommissioning a live node.
+// A node an operator removed (Node.RemoveNode) counts as dead for good
+// at once. Meta's own voters are repaired by meta's leader
+// (kv/store/metadriver.go). Not yet: paxos ranges (an acceptor cannot join
+// a running range empty) and decommissioning a live node.
 
 // Defaults of the placement driver.
 const (
@@ -60,9 +62,13 @@ func newPlacer(deadAfter time.Duration, maxMoves int) *placer {
 	return p
 }
 
-// deadForGood reports whether node id has been seen dead for longer than
-// DeadAfter, as of the last pass (planMoves keeps the count).
+// deadForGood reports whether node id was removed, or has been seen dead
+// for longer than DeadAfter as of the last pass (planMoves keeps the
+// count).
 func (n *Node) deadForGood(id uint64) bool {
+	if n.store.Catalog().Nodes[id].Removed {
+		return true
+	}
 	p := n.placer
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -84,6 +90,10 @@ func (n *Node) planMoves(now int64) []catalog.MoveReplica {
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
+		if cat.Nodes[id].Removed {
+			dead[id] = true // an operator said it is gone: no wait
+			continue
+		}
 		if n.alive(cat.Nodes[id]) {
 			delete(p.mu.deadSince, id)
 			continue

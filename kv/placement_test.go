@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/internal/sim"
 	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/consensus"
 	"github.com/quorumkv/quorumkv/kv/store"
 )
@@ -177,6 +179,41 @@ func TestSimDeadMetaVoterSwapped(t *testing.T) {
 		c.require("every range back to 3 live replicas", 20*time.Second, c.repaired)
 		if v := metaVoters(); len(v) != store.MaxMetaVoters || !slices.Contains(v, second) {
 			t.Fatalf("meta's voters %v after n%d died with no learner to take its place; want it kept, meta not shrunk", v, second)
+		}
+		c.check()
+	})
+}
+
+// A node an operator removed has its replicas moved at once, without
+// waiting for DeadAfter (an hour here), and is listed as removed.
+func TestSimRemovedNodeReplaced(t *testing.T) {
+	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
+		c := newSimClusterWith(t, seed, 5, simRepairKeyspaces, func(c *simCluster) {
+			c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Hour }
+		})
+		c.startClients()
+		const victim = 5
+		c.s.Crash(sim.NodeID(victim))
+		if err := c.s.RunFor(2 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if c.repaired() {
+			t.Fatal("the ranges were repaired before the node was removed: DeadAfter is an hour")
+		}
+		l := c.metaLeader()
+		op, err := json.Marshal(catalog.CatalogOp{RemoveNode: victim})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.store.StartPropose(catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: op}, func(command.Result) {}); err != nil {
+			t.Fatal(err)
+		}
+		l.round()
+		c.require("every range back to 3 live replicas after n5 was removed", 10*time.Second, c.repaired)
+		for _, m := range c.node(1).node.Members() {
+			if m.ID == victim && m.State != "removed" {
+				t.Errorf("the removed node is listed %q", m.State)
+			}
 		}
 		c.check()
 	})

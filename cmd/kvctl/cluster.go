@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -29,6 +30,37 @@ func clusterCommand() *cli.Command {
 			withGlobals(&cli.Command{Name: "status", Usage: "the answering node's view of the cluster", Action: clusterStatus}),
 		},
 	}
+}
+
+func nodeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "node",
+		Usage: "act on one node of the cluster",
+		Subcommands: []*cli.Command{
+			withGlobals(&cli.Command{
+				Name: "remove", Usage: "remove a node that is gone for good, by its ID (kvctl cluster members): its replicas move to live nodes at once",
+				ArgsUsage: "ID",
+				Action:    nodeRemove,
+			}),
+		},
+	}
+}
+
+func nodeRemove(c *cli.Context) error {
+	a, err := args(c, "ID")
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseUint(a[0], 10, 64)
+	if err != nil || id == 0 {
+		return usagef("node remove takes a node ID, a number as kvctl cluster members shows it, not %q", a[0])
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		if err := cl.RemoveNode(ctx, id); err != nil {
+			return err
+		}
+		return printResult(c, out, map[string]any{"removed": id}, "OK")
+	})
 }
 
 func writeProtoJSON(w io.Writer, m proto.Message) error {

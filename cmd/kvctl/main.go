@@ -82,6 +82,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Commands: append(kvCommands(),
 			keyspaceCommand(),
 			clusterCommand(),
+			nodeCommand(),
 			quorumCommand(),
 			benchCommand(),
 			completionCommand(),

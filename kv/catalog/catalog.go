@@ -72,6 +72,10 @@ type NodeDescriptor struct {
 	// SecretHash is the hex SHA-256 of the node's secret: a change to a
 	// known node must carry the secret (the catalog op carries its hash).
 	SecretHash string `json:"secret_sha256"`
+	// Removed marks a node an operator removed (CatalogOp.RemoveNode): its
+	// replicas move away at once, and it may never come back under this
+	// identity.
+	Removed bool `json:"removed,omitempty"`
 }
 
 // Catalog is the decoded state of meta. Only the store's goroutine
@@ -131,6 +135,8 @@ type CatalogOp struct {
 	// does not have (the placement driver's repair of a dead node's
 	// replicas). The proposer proved the geometry on the new replica set.
 	Move *MoveReplica `json:"move,omitempty"`
+	// RemoveNode marks node RemoveNode removed (NodeDescriptor.Removed).
+	RemoveNode uint64 `json:"remove_node,omitempty"`
 }
 
 // MoveReplica moves range Range's replica on node From to node To.
@@ -176,6 +182,9 @@ func (c *Catalog) Apply(op *CatalogOp) (writes []catalogWrite, id uint64, err er
 	case op.Move != nil:
 		writes, err = c.move(*op.Move)
 		return writes, 0, err
+	case op.RemoveNode != 0:
+		writes, err = c.removeNode(op.RemoveNode)
+		return writes, 0, err
 	}
 	return nil, 0, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)
 }
@@ -200,13 +209,17 @@ func (c *Catalog) addNode(n NodeDescriptor, updateOnly bool) ([]catalogWrite, ui
 			return nil, 0, fmt.Errorf("%w: node %s (uuid %s) is not in the catalog: a node that lost its data dir "+
 				"must join again on an empty one, as a new node", ErrIdentity, n.Name, n.UUID)
 		}
-		n.ID = c.NextNodeID
+		n.ID, n.Removed = c.NextNodeID, false // only RemoveNode removes
 		c.NextNodeID++
 		c.Nodes[n.ID] = n
 		return []catalogWrite{
 			{[]byte(catalogNextNodeID), MustJSON(c.NextNodeID)},
 			{nodeCatalogKey(n.ID), MustJSON(n)},
 		}, n.ID, nil
+	}
+	if old.Removed {
+		return nil, 0, fmt.Errorf("%w: node %d (%s, uuid %s) was removed from the cluster: start it on an empty data dir "+
+			"to join as a new node", ErrRemoved, old.ID, old.Name, old.UUID)
 	}
 	if subtle.ConstantTimeCompare([]byte(old.SecretHash), []byte(n.SecretHash)) != 1 {
 		return nil, 0, fmt.Errorf("%w: node %d (%s, uuid %s) can be changed only by itself: the request does not carry its secret",
@@ -217,7 +230,7 @@ func (c *Catalog) addNode(n NodeDescriptor, updateOnly bool) ([]catalogWrite, ui
 		// (identity.Open): this is not a kvd.
 		return nil, 0, fmt.Errorf("%w: node %d (uuid %s) is named %q, not %q", ErrInvalidArgument, old.ID, old.UUID, old.Name, n.Name)
 	}
-	n.ID = old.ID
+	n.ID, n.Removed = old.ID, old.Removed
 	if n == old {
 		return nil, n.ID, nil // a retried join, or an address that did not change
 	}
@@ -306,6 +319,20 @@ func (c *Catalog) move(m MoveReplica) ([]catalogWrite, error) {
 	next.Replicas = append(next.Replicas, to)
 	c.Ranges[next.ID] = &next
 	return []catalogWrite{{rangeCatalogKey(next.ID), MustJSON(&next)}}, nil
+}
+
+// removeNode marks node id removed; removing it again changes nothing.
+func (c *Catalog) removeNode(id uint64) ([]catalogWrite, error) {
+	n, ok := c.Nodes[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: node %d is not in the catalog", ErrInvalidArgument, id)
+	}
+	if n.Removed {
+		return nil, nil
+	}
+	n.Removed = true
+	c.Nodes[id] = n
+	return []catalogWrite{{nodeCatalogKey(id), MustJSON(n)}}, nil
 }
 
 // Load rebuilds the catalog from meta's data, as written by apply.

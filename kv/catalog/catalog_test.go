@@ -64,3 +64,39 @@ func TestMoveReplica(t *testing.T) {
 		}
 	}
 }
+
+// A removed node stays in the catalog, marked, and may never change its
+// entry again, not even with its secret; removing it twice changes
+// nothing the second time.
+func TestRemoveNode(t *testing.T) {
+	c := catalogWithNodes(t, 4)
+	writes, _, err := c.Apply(&CatalogOp{RemoveNode: 4})
+	if err != nil || len(writes) != 1 || !c.Nodes[4].Removed {
+		t.Fatalf("remove: %v, %d writes, node %+v", err, len(writes), c.Nodes[4])
+	}
+	re := NewCatalog()
+	if err := re.Load(writes[0].Key, writes[0].Value); err != nil || !re.Nodes[4].Removed {
+		t.Fatalf("reloaded %+v, %v", re.Nodes[4], err)
+	}
+	if writes, _, err := c.Apply(&CatalogOp{RemoveNode: 4}); err != nil || len(writes) != 0 {
+		t.Errorf("removing again: %v, %d writes; want nothing", err, len(writes))
+	}
+	back := c.Nodes[4]
+	back.Removed, back.Addr = false, "h4:2"
+	if _, _, err := c.Apply(&CatalogOp{AddNode: &back}); !errors.Is(err, ErrRemoved) {
+		t.Errorf("a removed node announcing itself: %v, want ErrRemoved", err)
+	}
+	if c.Nodes[4].Addr != "h4:1" || !c.Nodes[4].Removed {
+		t.Errorf("the refused announcement changed the node: %+v", c.Nodes[4])
+	}
+	if _, _, err := c.Apply(&CatalogOp{RemoveNode: 9}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("removing an unknown node: %v, want invalid argument", err)
+	}
+	// A node announcing itself keeps its removal mark untouched: only
+	// RemoveNode sets it.
+	n1 := c.Nodes[1]
+	n1.Removed = true
+	if _, _, err := c.Apply(&CatalogOp{AddNode: &n1}); err != nil || c.Nodes[1].Removed {
+		t.Errorf("node 1 announcing itself as removed: %v, node %+v; want it ignored", err, c.Nodes[1])
+	}
+}

@@ -13,3 +13,12 @@ var ErrKeyNotFound = errors.New("key not found")
 // attempt, so whether that attempt was chosen cannot be told. Sending the
 // request again cannot tell it either.
 var ErrSwapForgotten = errors.New("whether it was cannot be told from the key's history")
+
+// ErrRemoved marks a request of, or about, a node an operator removed
+// from the cluster (CatalogOp.RemoveNode): it may never come back under
+// its identity. The API maps it to FailedPrecondition.
+var ErrRemoved = errors.New("node removed")
+
+// ErrNodeAlive marks a request to remove a node that gossip sees alive.
+// The API maps it to FailedPrecondition.
+var ErrNodeAlive = errors.New("node alive")

@@ -592,6 +592,21 @@ func (a *apiServer) DescribeKeyspace(ctx context.Context, req *connect.Request[v
 	return connect.NewResponse(&v1.DescribeKeyspaceResponse{Keyspace: keyspaceToProto(ks), Ranges: ranges}), nil
 }
 
+func (a *apiServer) RemoveNode(ctx context.Context, req *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error) {
+	err := a.node.RemoveNode(ctx, req.Msg.Id)
+	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
+		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.RemoveNode)
+		if ferr != nil {
+			return nil, transport.ToConnect(ferr)
+		}
+		return connect.NewResponse(resp), nil
+	}
+	if err != nil {
+		return nil, transport.ToConnect(err)
+	}
+	return connect.NewResponse(&v1.RemoveNodeResponse{}), nil
+}
+
 func (a *apiServer) DropKeyspace(ctx context.Context, req *connect.Request[v1.DropKeyspaceRequest]) (*connect.Response[v1.DropKeyspaceResponse], error) {
 	err := a.node.DropKeyspace(ctx, req.Msg.Name)
 	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
@@ -611,7 +626,8 @@ func (a *apiServer) ListMembers(ctx context.Context, _ *connect.Request[v1.ListM
 	return connect.NewResponse(&v1.ListMembersResponse{Members: a.members()}), nil
 }
 
-var memberStates = map[string]v1.MemberState{"alive": v1.MemberState_MEMBER_STATE_ALIVE, "dead": v1.MemberState_MEMBER_STATE_DEAD, "left": v1.MemberState_MEMBER_STATE_LEFT}
+var memberStates = map[string]v1.MemberState{"alive": v1.MemberState_MEMBER_STATE_ALIVE, "dead": v1.MemberState_MEMBER_STATE_DEAD, "left": v1.MemberState_MEMBER_STATE_LEFT,
+	"removed": v1.MemberState_MEMBER_STATE_REMOVED}
 
 // members lists the catalog's nodes with their gossip state by identity,
 // then the nodes gossip knows that the catalog does not (id 0); see

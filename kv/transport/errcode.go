@@ -74,7 +74,7 @@ func ConnectCode(err error) connect.Code {
 		return connect.CodeNotFound
 	case errors.Is(err, catalog.ErrExists):
 		return connect.CodeAlreadyExists
-	case errors.Is(err, command.ErrConditionFailed), errors.Is(err, catalog.ErrNotEnoughNodes):
+	case errors.Is(err, command.ErrConditionFailed), errors.Is(err, catalog.ErrNotEnoughNodes), errors.Is(err, catalog.ErrRemoved), errors.Is(err, catalog.ErrNodeAlive):
 		return connect.CodeFailedPrecondition
 	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrStopped):
 		return connect.CodeUnavailable

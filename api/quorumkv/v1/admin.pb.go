@@ -83,6 +83,8 @@ const (
 	MemberState_MEMBER_STATE_ALIVE       MemberState = 1
 	MemberState_MEMBER_STATE_DEAD        MemberState = 3
 	MemberState_MEMBER_STATE_LEFT        MemberState = 4
+	// Removed from the cluster by an operator (Admin.RemoveNode).
+	MemberState_MEMBER_STATE_REMOVED MemberState = 5
 )
 
 // Enum value maps for MemberState.
@@ -92,12 +94,14 @@ var (
 		1: "MEMBER_STATE_ALIVE",
 		3: "MEMBER_STATE_DEAD",
 		4: "MEMBER_STATE_LEFT",
+		5: "MEMBER_STATE_REMOVED",
 	}
 	MemberState_value = map[string]int32{
 		"MEMBER_STATE_UNSPECIFIED": 0,
 		"MEMBER_STATE_ALIVE":       1,
 		"MEMBER_STATE_DEAD":        3,
 		"MEMBER_STATE_LEFT":        4,
+		"MEMBER_STATE_REMOVED":     5,
 	}
 )
 
@@ -587,6 +591,89 @@ func (*DropKeyspaceResponse) Descriptor() ([]byte, []int) {
 	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
+type RemoveNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's ID in the catalog (Member.id), not its name: a name may
+	// belong to a node whose data dir was lost and to the node that came
+	// back under it.
+	Id            uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RemoveNodeRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type RemoveNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
 type Member struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -612,7 +699,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[9]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +711,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[9]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +724,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Member) GetNodeId() string {
@@ -711,7 +798,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[10]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +810,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[10]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +823,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 type ListMembersResponse struct {
@@ -748,7 +835,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +847,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +860,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -794,7 +881,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +893,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +906,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Replica) GetNodeId() string {
@@ -863,7 +950,7 @@ type Range struct {
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +962,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +975,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Range) GetKeyspace() string {
@@ -964,7 +1051,7 @@ type ListRangesRequest struct {
 
 func (x *ListRangesRequest) Reset() {
 	*x = ListRangesRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1063,7 @@ func (x *ListRangesRequest) String() string {
 func (*ListRangesRequest) ProtoMessage() {}
 
 func (x *ListRangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1076,7 @@ func (x *ListRangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRangesRequest.ProtoReflect.Descriptor instead.
 func (*ListRangesRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRangesRequest) GetKeyspace() string {
@@ -1008,7 +1095,7 @@ type ListRangesResponse struct {
 
 func (x *ListRangesResponse) Reset() {
 	*x = ListRangesResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1107,7 @@ func (x *ListRangesResponse) String() string {
 func (*ListRangesResponse) ProtoMessage() {}
 
 func (x *ListRangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1120,7 @@ func (x *ListRangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRangesResponse.ProtoReflect.Descriptor instead.
 func (*ListRangesResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListRangesResponse) GetRanges() []*Range {
@@ -1051,7 +1138,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1150,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1163,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 type StatusResponse struct {
@@ -1097,7 +1184,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1196,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1209,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1210,7 +1297,10 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x06ranges\x18\x02 \x03(\v2\x12.quorumkv.v1.RangeR\x06ranges\")\n" +
 	"\x13DropKeyspaceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
-	"\x14DropKeyspaceResponse\"\xfc\x01\n" +
+	"\x14DropKeyspaceResponse\"#\n" +
+	"\x11RemoveNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"\x14\n" +
+	"\x12RemoveNodeResponse\"\xfc\x01\n" +
 	"\x06Member\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12%\n" +
@@ -1258,12 +1348,13 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\rMODE_EVENTUAL\x10\x01\x12\r\n" +
 	"\tMODE_RAFT\x10\x02\x12\x0e\n" +
 	"\n" +
-	"MODE_PAXOS\x10\x03*w\n" +
+	"MODE_PAXOS\x10\x03*\x91\x01\n" +
 	"\vMemberState\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
-	"\x11MEMBER_STATE_LEFT\x10\x04\"\x04\b\x02\x10\x022\xf1\x04\n" +
+	"\x11MEMBER_STATE_LEFT\x10\x04\x12\x18\n" +
+	"\x14MEMBER_STATE_REMOVED\x10\x05\"\x04\b\x02\x10\x022\xc2\x05\n" +
 	"\x05Admin\x12[\n" +
 	"\x0eCreateKeyspace\x12\".quorumkv.v1.CreateKeyspaceRequest\x1a#.quorumkv.v1.CreateKeyspaceResponse\"\x00\x12[\n" +
 	"\rListKeyspaces\x12!.quorumkv.v1.ListKeyspacesRequest\x1a\".quorumkv.v1.ListKeyspacesResponse\"\x03\x90\x02\x01\x12d\n" +
@@ -1272,7 +1363,9 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\vListMembers\x12\x1f.quorumkv.v1.ListMembersRequest\x1a .quorumkv.v1.ListMembersResponse\"\x03\x90\x02\x01\x12R\n" +
 	"\n" +
 	"ListRanges\x12\x1e.quorumkv.v1.ListRangesRequest\x1a\x1f.quorumkv.v1.ListRangesResponse\"\x03\x90\x02\x01\x12F\n" +
-	"\x06Status\x12\x1a.quorumkv.v1.StatusRequest\x1a\x1b.quorumkv.v1.StatusResponse\"\x03\x90\x02\x01B9Z7github.com/quorumkv/quorumkv/api/quorumkv/v1;quorumkvv1b\x06proto3"
+	"\x06Status\x12\x1a.quorumkv.v1.StatusRequest\x1a\x1b.quorumkv.v1.StatusResponse\"\x03\x90\x02\x01\x12O\n" +
+	"\n" +
+	"RemoveNode\x12\x1e.quorumkv.v1.RemoveNodeRequest\x1a\x1f.quorumkv.v1.RemoveNodeResponse\"\x00B9Z7github.com/quorumkv/quorumkv/api/quorumkv/v1;quorumkvv1b\x06proto3"
 
 var (
 	file_quorumkv_v1_admin_proto_rawDescOnce sync.Once
@@ -1287,7 +1380,7 @@ func file_quorumkv_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_quorumkv_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_quorumkv_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_quorumkv_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_quorumkv_v1_admin_proto_goTypes = []any{
 	(Mode)(0),                        // 0: quorumkv.v1.Mode
 	(MemberState)(0),                 // 1: quorumkv.v1.MemberState
@@ -1300,15 +1393,17 @@ var file_quorumkv_v1_admin_proto_goTypes = []any{
 	(*DescribeKeyspaceResponse)(nil), // 8: quorumkv.v1.DescribeKeyspaceResponse
 	(*DropKeyspaceRequest)(nil),      // 9: quorumkv.v1.DropKeyspaceRequest
 	(*DropKeyspaceResponse)(nil),     // 10: quorumkv.v1.DropKeyspaceResponse
-	(*Member)(nil),                   // 11: quorumkv.v1.Member
-	(*ListMembersRequest)(nil),       // 12: quorumkv.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),      // 13: quorumkv.v1.ListMembersResponse
-	(*Replica)(nil),                  // 14: quorumkv.v1.Replica
-	(*Range)(nil),                    // 15: quorumkv.v1.Range
-	(*ListRangesRequest)(nil),        // 16: quorumkv.v1.ListRangesRequest
-	(*ListRangesResponse)(nil),       // 17: quorumkv.v1.ListRangesResponse
-	(*StatusRequest)(nil),            // 18: quorumkv.v1.StatusRequest
-	(*StatusResponse)(nil),           // 19: quorumkv.v1.StatusResponse
+	(*RemoveNodeRequest)(nil),        // 11: quorumkv.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),       // 12: quorumkv.v1.RemoveNodeResponse
+	(*Member)(nil),                   // 13: quorumkv.v1.Member
+	(*ListMembersRequest)(nil),       // 14: quorumkv.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),      // 15: quorumkv.v1.ListMembersResponse
+	(*Replica)(nil),                  // 16: quorumkv.v1.Replica
+	(*Range)(nil),                    // 17: quorumkv.v1.Range
+	(*ListRangesRequest)(nil),        // 18: quorumkv.v1.ListRangesRequest
+	(*ListRangesResponse)(nil),       // 19: quorumkv.v1.ListRangesResponse
+	(*StatusRequest)(nil),            // 20: quorumkv.v1.StatusRequest
+	(*StatusResponse)(nil),           // 21: quorumkv.v1.StatusResponse
 }
 var file_quorumkv_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: quorumkv.v1.Keyspace.mode:type_name -> quorumkv.v1.Mode
@@ -1316,29 +1411,31 @@ var file_quorumkv_v1_admin_proto_depIdxs = []int32{
 	2,  // 2: quorumkv.v1.CreateKeyspaceResponse.keyspace:type_name -> quorumkv.v1.Keyspace
 	2,  // 3: quorumkv.v1.ListKeyspacesResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
 	2,  // 4: quorumkv.v1.DescribeKeyspaceResponse.keyspace:type_name -> quorumkv.v1.Keyspace
-	15, // 5: quorumkv.v1.DescribeKeyspaceResponse.ranges:type_name -> quorumkv.v1.Range
+	17, // 5: quorumkv.v1.DescribeKeyspaceResponse.ranges:type_name -> quorumkv.v1.Range
 	1,  // 6: quorumkv.v1.Member.state:type_name -> quorumkv.v1.MemberState
-	11, // 7: quorumkv.v1.ListMembersResponse.members:type_name -> quorumkv.v1.Member
-	14, // 8: quorumkv.v1.Range.replicas:type_name -> quorumkv.v1.Replica
-	15, // 9: quorumkv.v1.ListRangesResponse.ranges:type_name -> quorumkv.v1.Range
-	11, // 10: quorumkv.v1.StatusResponse.members:type_name -> quorumkv.v1.Member
+	13, // 7: quorumkv.v1.ListMembersResponse.members:type_name -> quorumkv.v1.Member
+	16, // 8: quorumkv.v1.Range.replicas:type_name -> quorumkv.v1.Replica
+	17, // 9: quorumkv.v1.ListRangesResponse.ranges:type_name -> quorumkv.v1.Range
+	13, // 10: quorumkv.v1.StatusResponse.members:type_name -> quorumkv.v1.Member
 	2,  // 11: quorumkv.v1.StatusResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
 	3,  // 12: quorumkv.v1.Admin.CreateKeyspace:input_type -> quorumkv.v1.CreateKeyspaceRequest
 	5,  // 13: quorumkv.v1.Admin.ListKeyspaces:input_type -> quorumkv.v1.ListKeyspacesRequest
 	7,  // 14: quorumkv.v1.Admin.DescribeKeyspace:input_type -> quorumkv.v1.DescribeKeyspaceRequest
 	9,  // 15: quorumkv.v1.Admin.DropKeyspace:input_type -> quorumkv.v1.DropKeyspaceRequest
-	12, // 16: quorumkv.v1.Admin.ListMembers:input_type -> quorumkv.v1.ListMembersRequest
-	16, // 17: quorumkv.v1.Admin.ListRanges:input_type -> quorumkv.v1.ListRangesRequest
-	18, // 18: quorumkv.v1.Admin.Status:input_type -> quorumkv.v1.StatusRequest
-	4,  // 19: quorumkv.v1.Admin.CreateKeyspace:output_type -> quorumkv.v1.CreateKeyspaceResponse
-	6,  // 20: quorumkv.v1.Admin.ListKeyspaces:output_type -> quorumkv.v1.ListKeyspacesResponse
-	8,  // 21: quorumkv.v1.Admin.DescribeKeyspace:output_type -> quorumkv.v1.DescribeKeyspaceResponse
-	10, // 22: quorumkv.v1.Admin.DropKeyspace:output_type -> quorumkv.v1.DropKeyspaceResponse
-	13, // 23: quorumkv.v1.Admin.ListMembers:output_type -> quorumkv.v1.ListMembersResponse
-	17, // 24: quorumkv.v1.Admin.ListRanges:output_type -> quorumkv.v1.ListRangesResponse
-	19, // 25: quorumkv.v1.Admin.Status:output_type -> quorumkv.v1.StatusResponse
-	19, // [19:26] is the sub-list for method output_type
-	12, // [12:19] is the sub-list for method input_type
+	14, // 16: quorumkv.v1.Admin.ListMembers:input_type -> quorumkv.v1.ListMembersRequest
+	18, // 17: quorumkv.v1.Admin.ListRanges:input_type -> quorumkv.v1.ListRangesRequest
+	20, // 18: quorumkv.v1.Admin.Status:input_type -> quorumkv.v1.StatusRequest
+	11, // 19: quorumkv.v1.Admin.RemoveNode:input_type -> quorumkv.v1.RemoveNodeRequest
+	4,  // 20: quorumkv.v1.Admin.CreateKeyspace:output_type -> quorumkv.v1.CreateKeyspaceResponse
+	6,  // 21: quorumkv.v1.Admin.ListKeyspaces:output_type -> quorumkv.v1.ListKeyspacesResponse
+	8,  // 22: quorumkv.v1.Admin.DescribeKeyspace:output_type -> quorumkv.v1.DescribeKeyspaceResponse
+	10, // 23: quorumkv.v1.Admin.DropKeyspace:output_type -> quorumkv.v1.DropKeyspaceResponse
+	15, // 24: quorumkv.v1.Admin.ListMembers:output_type -> quorumkv.v1.ListMembersResponse
+	19, // 25: quorumkv.v1.Admin.ListRanges:output_type -> quorumkv.v1.ListRangesResponse
+	21, // 26: quorumkv.v1.Admin.Status:output_type -> quorumkv.v1.StatusResponse
+	12, // 27: quorumkv.v1.Admin.RemoveNode:output_type -> quorumkv.v1.RemoveNodeResponse
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -1355,7 +1452,7 @@ func file_quorumkv_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_v1_admin_proto_rawDesc), len(file_quorumkv_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,8 @@ const (
 	AdminListRangesProcedure = "/quorumkv.v1.Admin/ListRanges"
 	// AdminStatusProcedure is the fully-qualified name of the Admin's Status RPC.
 	AdminStatusProcedure = "/quorumkv.v1.Admin/Status"
+	// AdminRemoveNodeProcedure is the fully-qualified name of the Admin's RemoveNode RPC.
+	AdminRemoveNodeProcedure = "/quorumkv.v1.Admin/RemoveNode"
 )
 
 // AdminClient is a client for the quorumkv.v1.Admin service.
@@ -65,6 +67,12 @@ type AdminClient interface {
 	ListRanges(context.Context, *connect.Request[v1.ListRangesRequest]) (*connect.Response[v1.ListRangesResponse], error)
 	// Status is the answering node's view of the cluster.
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
+	// RemoveNode removes a node that is gone for good from the cluster: its
+	// replicas move to live nodes at once, without waiting for kvd
+	// --dead-after, and the node may never rejoin under its identity (on an
+	// empty data dir it joins as a new node). A node that gossip sees alive
+	// is refused with FailedPrecondition.
+	RemoveNode(context.Context, *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error)
 }
 
 // NewAdminClient constructs a client for the quorumkv.v1.Admin service. By default, it uses the
@@ -125,6 +133,12 @@ func NewAdminClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		removeNode: connect.NewClient[v1.RemoveNodeRequest, v1.RemoveNodeResponse](
+			httpClient,
+			baseURL+AdminRemoveNodeProcedure,
+			connect.WithSchema(adminMethods.ByName("RemoveNode")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -137,6 +151,7 @@ type adminClient struct {
 	listMembers      *connect.Client[v1.ListMembersRequest, v1.ListMembersResponse]
 	listRanges       *connect.Client[v1.ListRangesRequest, v1.ListRangesResponse]
 	status           *connect.Client[v1.StatusRequest, v1.StatusResponse]
+	removeNode       *connect.Client[v1.RemoveNodeRequest, v1.RemoveNodeResponse]
 }
 
 // CreateKeyspace calls quorumkv.v1.Admin.CreateKeyspace.
@@ -174,6 +189,11 @@ func (c *adminClient) Status(ctx context.Context, req *connect.Request[v1.Status
 	return c.status.CallUnary(ctx, req)
 }
 
+// RemoveNode calls quorumkv.v1.Admin.RemoveNode.
+func (c *adminClient) RemoveNode(ctx context.Context, req *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error) {
+	return c.removeNode.CallUnary(ctx, req)
+}
+
 // AdminHandler is an implementation of the quorumkv.v1.Admin service.
 type AdminHandler interface {
 	// CreateKeyspace creates a keyspace after proving that its quorum geometry
@@ -190,6 +210,12 @@ type AdminHandler interface {
 	ListRanges(context.Context, *connect.Request[v1.ListRangesRequest]) (*connect.Response[v1.ListRangesResponse], error)
 	// Status is the answering node's view of the cluster.
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
+	// RemoveNode removes a node that is gone for good from the cluster: its
+	// replicas move to live nodes at once, without waiting for kvd
+	// --dead-after, and the node may never rejoin under its identity (on an
+	// empty data dir it joins as a new node). A node that gossip sees alive
+	// is refused with FailedPrecondition.
+	RemoveNode(context.Context, *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error)
 }
 
 // NewAdminHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -246,6 +272,12 @@ func NewAdminHandler(svc AdminHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminRemoveNodeHandler := connect.NewUnaryHandler(
+		AdminRemoveNodeProcedure,
+		svc.RemoveNode,
+		connect.WithSchema(adminMethods.ByName("RemoveNode")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quorumkv.v1.Admin/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminCreateKeyspaceProcedure:
@@ -262,6 +294,8 @@ func NewAdminHandler(svc AdminHandler, opts ...connect.HandlerOption) (string, h
 			adminListRangesHandler.ServeHTTP(w, r)
 		case AdminStatusProcedure:
 			adminStatusHandler.ServeHTTP(w, r)
+		case AdminRemoveNodeProcedure:
+			adminRemoveNodeHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -297,4 +331,8 @@ func (UnimplementedAdminHandler) ListRanges(context.Context, *connect.Request[v1
 
 func (UnimplementedAdminHandler) Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.v1.Admin.Status is not implemented"))
+}
+
+func (UnimplementedAdminHandler) RemoveNode(context.Context, *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.v1.Admin.RemoveNode is not implemented"))
 }
