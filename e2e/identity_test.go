@@ -67,9 +67,9 @@ func TestWipedNodeRejoins(t *testing.T) {
 	if old.ID == "" || old.UUID == "" || old.State != "MEMBER_STATE_ALIVE" {
 		t.Fatalf("n3 before the wipe: %+v", old)
 	}
-	if got := localRanges(t, n3); got != 5 {
-		t.Fatalf("n3 runs %d replicas before the wipe, want meta and 2 ranges of r3 and of p3", got)
-	}
+	// The default keyspace grew to three replicas once the third node
+	// joined (8 ranges).
+	waitFor(t, "n3 to run meta, the 8 ranges of default and 2 ranges of r3 and of p3", func() bool { return localRanges(t, n3) == 13 })
 
 	// The disk is lost.
 	n3.kill()

@@ -62,6 +62,59 @@ func newPlacer(deadAfter time.Duration, maxMoves int) *placer {
 	return p
 }
 
+// planGrowth returns the growth of a keyspace whose N is below its GrowTo
+// (the default keyspace as nodes join), once GrowTo nodes are alive and
+// none of its replicas is on a node that is not: every range gets its new
+// replicas at once, each on a live node the range does not use, spread
+// over the zones its replicas do not use yet, and proven for the
+// keyspace. It never grows a range to two replicas, which stop when
+// either fails where one stops only when it does: from one it goes
+// straight to GrowTo. nil when there is nothing to grow.
+func (n *Node) planGrowth() *catalog.GrowKeyspace {
+	cat := n.store.Catalog()
+	candidates := n.candidates()
+	for _, name := range slices.Sorted(maps.Keys(cat.Keyspaces)) {
+		ks := cat.Keyspaces[name]
+		if ks.GrowTo <= ks.Replicas || len(candidates) < ks.GrowTo || ks.Mode == catalog.ModePaxos {
+			continue
+		}
+		g := &catalog.GrowKeyspace{Keyspace: name, Replicas: ks.GrowTo}
+		for _, r := range cat.Ranges[name] {
+			if slices.ContainsFunc(r.Replicas, func(rep catalog.ReplicaDescriptor) bool { return !n.alive(cat.Nodes[rep.NodeID]) }) {
+				return nil // repair comes first
+			}
+			grown := *r
+			grown.Replicas = slices.Clone(r.Replicas)
+			var add []catalog.ReplicaDescriptor
+			for len(grown.Replicas) < ks.GrowTo {
+				to, ok := pickReplacement(candidates, &grown, -1)
+				if !ok {
+					return nil
+				}
+				rep := catalog.ReplicaDescriptor{NodeID: to.ID, Zone: to.Zone, Weight: to.Weight}
+				grown.Replicas = append(grown.Replicas, rep)
+				add = append(add, rep)
+				for j := range candidates {
+					if candidates[j].ID == to.ID {
+						candidates[j].Replicas++
+					}
+				}
+			}
+			set := make([]catalog.Candidate, len(grown.Replicas))
+			for i, rep := range grown.Replicas {
+				set[i] = catalog.Candidate{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight}
+			}
+			if _, _, err := ks.ProveOn(set); err != nil {
+				n.store.Logger.Warn("the keyspace cannot grow: a new replica set would not be safe", "keyspace", name, "range", r.ID, "err", err)
+				return nil
+			}
+			g.Add = append(g.Add, catalog.RangeReplicas{Range: r.ID, Replicas: add})
+		}
+		return g
+	}
+	return nil
+}
+
 // deadForGood reports whether node id was removed, or has been seen dead
 // for longer than DeadAfter as of the last pass (planMoves keeps the
 // count).
@@ -174,9 +227,10 @@ func (n *Node) underReplicated() int {
 	return count
 }
 
-// pickReplacement chooses the live node that takes range r's replica i: one
-// the range does not use, in a zone its other replicas do not use if there
-// is one, then the least loaded, then the lowest ID.
+// pickReplacement chooses the live node that takes range r's replica i
+// (with i < 0, a replica added to r): one the range does not use, in a
+// zone its other replicas do not use if there is one, then the least
+// loaded, then the lowest ID.
 func pickReplacement(candidates []catalog.Candidate, r *catalog.RangeDescriptor, i int) (catalog.Candidate, bool) {
 	zones := map[string]bool{}
 	for j, rep := range r.Replicas {
@@ -206,7 +260,8 @@ func better(a, b catalog.Candidate, usedZones map[string]bool) bool {
 
 // StartPlacement starts the placement driver on this node: once a
 // second, if this node leads meta, it moves the replicas of the nodes
-// dead for longer than NodeConfig.DeadAfter. Close stops it.
+// dead for longer than NodeConfig.DeadAfter, and then grows the keyspaces
+// whose N is below their GrowTo (planGrowth). Close stops it.
 func (n *Node) StartPlacement() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -225,7 +280,8 @@ func (n *Node) StartPlacement() {
 			if leads, err := n.store.Leads(ctx, catalog.MetaRangeID); err != nil || !leads {
 				continue
 			}
-			for _, m := range n.planMoves(n.clock()) {
+			moves := n.planMoves(n.clock())
+			for _, m := range moves {
 				op, err := json.Marshal(catalog.CatalogOp{Move: &m})
 				if err == nil {
 					err = n.proposeCatalog(ctx, op)
@@ -237,6 +293,20 @@ func (n *Node) StartPlacement() {
 				}
 				n.store.Config.Metrics.ReplicaMoves.WithLabelValues("applied").Inc()
 				n.store.Logger.Info("moved a dead node's replica", "range", m.Range, "from", m.From, "to", m.To.NodeID)
+			}
+			if len(moves) > 0 {
+				continue // growth waits for the repairs
+			}
+			if g := n.planGrowth(); g != nil {
+				op, err := json.Marshal(catalog.CatalogOp{Grow: g})
+				if err == nil {
+					err = n.proposeCatalog(ctx, op)
+				}
+				if err != nil {
+					n.store.Logger.Warn("growing a keyspace", "keyspace", g.Keyspace, "replicas", g.Replicas, "err", err)
+					continue
+				}
+				n.store.Logger.Info("grew a keyspace as nodes joined", "keyspace", g.Keyspace, "replicas", g.Replicas)
 			}
 		}
 	}()

@@ -218,3 +218,39 @@ func TestSimRemovedNodeReplaced(t *testing.T) {
 		c.check()
 	})
 }
+
+// The default keyspace, founded with one replica on node 1, grows to three
+// once three nodes are alive: every range at once, straight from one
+// voter to three, in the catalog and in every replica's Raft
+// configuration, while clients use another keyspace.
+func TestSimDefaultKeyspaceGrows(t *testing.T) {
+	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
+		c := newSimClusterWith(t, seed, 3, simRepairKeyspaces, func(c *simCluster) { c.defaultGrowTo = 3 })
+		c.keyspaces = append(c.keyspaces, catalog.KeyspaceDescriptor{Name: "default", Mode: catalog.ModeRaft})
+		c.s.Net().SetDefault(sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, DropRate: 0.02, DupRate: 0.02})
+		c.startClients()
+		twoVoters := ""
+		c.require("the default keyspace to grow to 3 replicas", 20*time.Second, func() bool {
+			for _, rd := range c.catalog().Ranges["default"] {
+				for _, id := range c.ids {
+					if r := c.node(id).store.Replicas[rd.ID]; r != nil {
+						cs := r.Core.(*consensus.RaftCore).RawNode.ConfState()
+						if !cs.Joint() && len(cs.Voters) == 2 && twoVoters == "" {
+							twoVoters = fmt.Sprintf("n%d's replica of range %d has voters %v", id, rd.ID, cs.Voters)
+						}
+					}
+				}
+			}
+			return c.catalog().Keyspaces["default"].Replicas == 3 && c.repaired()
+		})
+		if twoVoters != "" {
+			t.Fatalf("a range grew through two voters: %s", twoVoters)
+		}
+		for _, rd := range c.catalog().Ranges["default"] {
+			if len(rd.Replicas) != 3 {
+				t.Fatalf("range %d of default has replicas %v", rd.ID, rd.Replicas)
+			}
+		}
+		c.check()
+	})
+}

@@ -261,6 +261,9 @@ type simCluster struct {
 	appliedAt map[simApplyKey]uint64
 	// electionCrashes: see simShape.
 	electionCrashes bool
+	// defaultGrowTo is every store's StoreConfig.DefaultGrowTo: 0, so that
+	// the default keyspace stays on node 1, but in the tests of growth.
+	defaultGrowTo int
 }
 
 // elected sees node id become the leader of a range in a new term or
@@ -572,9 +575,10 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		// Short logs, so that compaction and snapshots to lagging or
 		// restarted replicas happen in every run.
 		LogTruncateEntries: 48, LogKeepEntries: 8,
-		Logger: kvtest.Quiet(),
-		Seed:   env.Rand().Uint64() | 1,
-		Self:   simSelf(id),
+		Logger:        kvtest.Quiet(),
+		Seed:          env.Rand().Uint64() | 1,
+		Self:          simSelf(id),
+		DefaultGrowTo: c.defaultGrowTo,
 	}
 	if n.store, err = store.OpenDriven(db, cfg, n.tr, id == 1); err != nil {
 		panic(err)
@@ -617,13 +621,23 @@ func (n *simNode) placementPass() {
 	if r := n.store.Replicas[catalog.MetaRangeID]; r == nil || r.Role != consensus.RoleLeader {
 		return
 	}
+	var ops []catalog.CatalogOp
 	for _, m := range n.node.planMoves(n.node.clock()) {
-		op, err := json.Marshal(catalog.CatalogOp{Move: &m})
+		n.c.s.Tracef("n%d moves range %d's replica from n%d to n%d", n.id, m.Range, m.From, m.To.NodeID)
+		ops = append(ops, catalog.CatalogOp{Move: &m})
+	}
+	if len(ops) == 0 {
+		if g := n.node.planGrowth(); g != nil {
+			n.c.s.Tracef("n%d grows keyspace %s to %d replicas", n.id, g.Keyspace, g.Replicas)
+			ops = append(ops, catalog.CatalogOp{Grow: g})
+		}
+	}
+	for _, op := range ops {
+		b, err := json.Marshal(op)
 		if err != nil {
 			panic(err)
 		}
-		n.c.s.Tracef("n%d moves range %d's replica from n%d to n%d", n.id, m.Range, m.From, m.To.NodeID)
-		if _, err := n.store.StartPropose(catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: op}, func(command.Result) {}); err != nil {
+		if _, err := n.store.StartPropose(catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: b}, func(command.Result) {}); err != nil {
 			return
 		}
 	}

@@ -110,7 +110,8 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 			}
 		}
 	}
-	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self, Advertised: n.gossip.AdvertisedAddr}, nil, len(cfg.join) == 0)
+	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self, Advertised: n.gossip.AdvertisedAddr,
+		DefaultGrowTo: defaultGrowTo}, nil, len(cfg.join) == 0)
 	if err != nil {
 		return nil, err
 	}
@@ -269,3 +270,8 @@ func withPprof(h http.Handler) http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
+
+// defaultGrowTo is the N the default keyspace grows to as nodes join
+// (SPEC.md: kvd starts it with one replica), as CockroachDB's default zone
+// does.
+const defaultGrowTo = 3

@@ -137,6 +137,24 @@ type CatalogOp struct {
 	Move *MoveReplica `json:"move,omitempty"`
 	// RemoveNode marks node RemoveNode removed (NodeDescriptor.Removed).
 	RemoveNode uint64 `json:"remove_node,omitempty"`
+	// Grow raises a keyspace's N toward its GrowTo (the placement driver,
+	// as nodes join). The proposer proved the geometry on every new
+	// replica set.
+	Grow *GrowKeyspace `json:"grow,omitempty"`
+}
+
+// GrowKeyspace raises keyspace Keyspace's N to Replicas, adding to each of
+// its ranges the replicas Add lists for it, all ranges at once.
+type GrowKeyspace struct {
+	Keyspace string          `json:"keyspace"`
+	Replicas int             `json:"replicas"`
+	Add      []RangeReplicas `json:"add"`
+}
+
+// RangeReplicas are replicas of range Range.
+type RangeReplicas struct {
+	Range    uint64              `json:"range"`
+	Replicas []ReplicaDescriptor `json:"replicas"`
 }
 
 // MoveReplica moves range Range's replica on node From to node To.
@@ -184,6 +202,9 @@ func (c *Catalog) Apply(op *CatalogOp) (writes []catalogWrite, id uint64, err er
 		return writes, 0, err
 	case op.RemoveNode != 0:
 		writes, err = c.removeNode(op.RemoveNode)
+		return writes, 0, err
+	case op.Grow != nil:
+		writes, err = c.grow(*op.Grow)
 		return writes, 0, err
 	}
 	return nil, 0, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)
@@ -319,6 +340,51 @@ func (c *Catalog) move(m MoveReplica) ([]catalogWrite, error) {
 	next.Replicas = append(next.Replicas, to)
 	c.Ranges[next.ID] = &next
 	return []catalogWrite{{rangeCatalogKey(next.ID), MustJSON(&next)}}, nil
+}
+
+// grow adds replicas to every range of a keyspace and raises its N. The
+// descriptors are copied, not changed in place.
+func (c *Catalog) grow(g GrowKeyspace) ([]catalogWrite, error) {
+	ks, ok := c.Keyspaces[g.Keyspace]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: %s", ErrNoKeyspace, g.Keyspace)
+	case g.Replicas <= ks.Replicas || g.Replicas > ks.GrowTo:
+		return nil, fmt.Errorf("%w: keyspace %s has %d replicas and grows to %d, not %d", ErrInvalidArgument, ks.Name, ks.Replicas, ks.GrowTo, g.Replicas)
+	}
+	ranges := c.KeyspaceRanges(ks.Name)
+	if len(g.Add) != len(ranges) {
+		return nil, fmt.Errorf("%w: keyspace %s has %d ranges, the growth lists %d", ErrInvalidArgument, ks.Name, len(ranges), len(g.Add))
+	}
+	next := make([]*RangeDescriptor, 0, len(ranges))
+	for _, add := range g.Add {
+		r, ok := c.Ranges[add.Range]
+		if !ok || r.Keyspace != ks.Name || slices.ContainsFunc(next, func(n *RangeDescriptor) bool { return n.ID == add.Range }) {
+			return nil, fmt.Errorf("%w: range %d is not a range of keyspace %s, or is listed twice", ErrInvalidArgument, add.Range, ks.Name)
+		}
+		if len(r.Replicas)+len(add.Replicas) != g.Replicas {
+			return nil, fmt.Errorf("%w: range %d has %d replicas; %d more do not make %d", ErrInvalidArgument, r.ID, len(r.Replicas), len(add.Replicas), g.Replicas)
+		}
+		n := *r
+		n.Replicas = slices.Clone(r.Replicas)
+		for _, rep := range add.Replicas {
+			nd, known := c.Nodes[rep.NodeID]
+			if !known || nd.Removed || n.HasReplica(rep.NodeID) {
+				return nil, fmt.Errorf("%w: node %d cannot take a replica of range %d (unknown, removed, or a replica already)", ErrInvalidArgument, rep.NodeID, r.ID)
+			}
+			rep.Added = true
+			n.Replicas = append(n.Replicas, rep)
+		}
+		next = append(next, &n)
+	}
+	var writes []catalogWrite
+	for _, n := range next {
+		c.Ranges[n.ID] = n
+		writes = append(writes, catalogWrite{rangeCatalogKey(n.ID), MustJSON(n)})
+	}
+	ks.Replicas = g.Replicas
+	c.Keyspaces[ks.Name] = ks
+	return append(writes, catalogWrite{[]byte(catalogKeyspacePrefix + ks.Name), MustJSON(ks)}), nil
 }
 
 // removeNode marks node id removed; removing it again changes nothing.

@@ -100,3 +100,44 @@ func TestRemoveNode(t *testing.T) {
 		t.Errorf("node 1 announcing itself as removed: %v, node %+v; want it ignored", err, c.Nodes[1])
 	}
 }
+
+// A keyspace grows toward its GrowTo: every range gets its new replicas,
+// marked Added, and the keyspace its new N, in one op; a growth that
+// does not add up is refused whole.
+func TestGrowKeyspace(t *testing.T) {
+	c := catalogWithNodes(t, 5)
+	ks := KeyspaceDescriptor{Name: "def", Mode: ModeRaft, Replicas: 1, Ranges: 2, GrowTo: 3}
+	if err := ks.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Apply(&CatalogOp{Create: &ks, Replicas: [][]ReplicaDescriptor{{{NodeID: 1}}, {{NodeID: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	rs := c.KeyspaceRanges("def")
+	two := func(a, b uint64) []ReplicaDescriptor { return []ReplicaDescriptor{{NodeID: a}, {NodeID: b}} }
+	for _, bad := range []GrowKeyspace{
+		{Keyspace: "def", Replicas: 4, Add: []RangeReplicas{{rs[0].ID, two(2, 3)}, {rs[1].ID, two(4, 5)}}}, // past GrowTo
+		{Keyspace: "def", Replicas: 3, Add: []RangeReplicas{{rs[0].ID, two(2, 3)}}},                        // a range missing
+		{Keyspace: "def", Replicas: 3, Add: []RangeReplicas{{rs[0].ID, two(2, 3)}, {rs[1].ID, two(1, 5)}}}, // node 1 already there
+		{Keyspace: "def", Replicas: 3, Add: []RangeReplicas{{rs[0].ID, two(2, 3)}, {rs[0].ID, two(4, 5)}}}, // a range twice
+		{Keyspace: "nope", Replicas: 3},
+	} {
+		if _, _, err := c.Apply(&CatalogOp{Grow: &bad}); err == nil {
+			t.Errorf("growth %+v accepted", bad)
+		}
+	}
+	if got := len(c.Ranges[rs[0].ID].Replicas); got != 1 || c.Keyspaces["def"].Replicas != 1 {
+		t.Fatalf("a refused growth changed the catalog: %d replicas, N=%d", got, c.Keyspaces["def"].Replicas)
+	}
+	good := GrowKeyspace{Keyspace: "def", Replicas: 3, Add: []RangeReplicas{{rs[0].ID, two(2, 3)}, {rs[1].ID, two(4, 5)}}}
+	writes, _, err := c.Apply(&CatalogOp{Grow: &good})
+	if err != nil || len(writes) != 3 {
+		t.Fatalf("growth: %v, %d writes", err, len(writes))
+	}
+	if got := fmt.Sprint(c.Ranges[rs[1].ID].Replicas); got != "[{1  0 false} {4  0 true} {5  0 true}]" || c.Keyspaces["def"].Replicas != 3 {
+		t.Errorf("after the growth: range %s, N=%d", got, c.Keyspaces["def"].Replicas)
+	}
+	if len(rs[0].Replicas) != 1 {
+		t.Errorf("the old descriptor changed: %v", rs[0].Replicas)
+	}
+}

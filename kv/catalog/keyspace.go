@@ -47,6 +47,11 @@ type KeyspaceDescriptor struct {
 	// SloppyQuorum lets hints count toward W (eventual only). It breaks
 	// the W+R>N promise: a read may miss a write acknowledged by hints.
 	SloppyQuorum bool `json:"sloppy_quorum,omitempty"`
+	// GrowTo, when above Replicas, is the N the keyspace grows to once
+	// that many nodes are alive (CatalogOp.Grow): the default keyspace,
+	// founded with one replica on the first node, grows to three as nodes
+	// join. Only the store's bootstrap sets it.
+	GrowTo int `json:"grow_to,omitempty"`
 }
 
 // ParseMode accepts eventual, raft or paxos.

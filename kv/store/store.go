@@ -58,6 +58,10 @@ type StoreConfig struct {
 	Seed uint64
 	// Metrics receives the store's metrics; nil means unregistered ones.
 	Metrics *metrics.Metrics
+	// DefaultGrowTo is the N the default keyspace, founded with one
+	// replica, grows to once that many nodes are alive
+	// (KeyspaceDescriptor.GrowTo); 0 keeps it at one. kvd sets 3.
+	DefaultGrowTo int
 	// Advertised returns the address that the live node of a UUID
 	// advertises now (gossip), if it is known. A node's address in the
 	// catalog is the one it had when it last announced itself; after it
@@ -346,7 +350,7 @@ func (s *Store) bootstrap() (uint64, error) {
 		return 0, err
 	}
 	self := s.Config.Self
-	def := catalog.KeyspaceDescriptor{Name: "default", Mode: catalog.ModeRaft, Replicas: 1, Ranges: catalog.DefaultRanges}
+	def := catalog.KeyspaceDescriptor{Name: "default", Mode: catalog.ModeRaft, Replicas: 1, Ranges: catalog.DefaultRanges, GrowTo: s.Config.DefaultGrowTo}
 	if err := def.Normalize(); err != nil {
 		return 0, err
 	}
