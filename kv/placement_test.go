@@ -254,3 +254,23 @@ func TestSimDefaultKeyspaceGrows(t *testing.T) {
 		c.check()
 	})
 }
+
+// With no live node the range does not use, nothing moves: on 3 nodes
+// with replication factor 3, a dead node's replicas stay where they are,
+// and the ranges serve on the two replicas left.
+func TestSimNoNodeToMoveTo(t *testing.T) {
+	c := newSimClusterWith(t, 1, 3, simRepairKeyspaces, func(c *simCluster) {
+		c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Second }
+	})
+	before := fmt.Sprint(c.catalog().Ranges["rk"])
+	c.startClients()
+	c.s.Crash(3)
+	if err := c.s.RunFor(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if after := fmt.Sprint(c.catalog().Ranges["rk"]); after != before {
+		t.Fatalf("replicas moved with no node to take them:\nbefore %s\nafter  %s", before, after)
+	}
+	c.s.Restart(3) // the final check reads from every replica
+	c.check()
+}
