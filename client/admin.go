@@ -71,6 +71,15 @@ func (c *Client) RemoveNode(ctx context.Context, id uint64) error {
 	return err
 }
 
+// DrainNode makes node id (its catalog ID) hand the leaderships of its
+// ranges to other replicas and keep handing away any it gains until it
+// restarts (Admin.DrainNode). It reports the leaderships moved and those
+// the node still held when it answered.
+func (c *Client) DrainNode(ctx context.Context, id uint64) (moved, kept int, err error) {
+	resp, err := adminCall(ctx, c, policy{write: true}, &v1.DrainNodeRequest{Id: id}, quorumkvv1connect.AdminClient.DrainNode)
+	return int(resp.GetMoved()), int(resp.GetKept()), err
+}
+
 // Members lists the nodes gossip knows.
 func (c *Client) Members(ctx context.Context) ([]*v1.Member, error) {
 	resp, err := adminCall(ctx, c, policy{}, &v1.ListMembersRequest{}, quorumkvv1connect.AdminClient.ListMembers)

@@ -246,3 +246,55 @@ func TestNodeRemove(t *testing.T) {
 		}
 	}
 }
+
+// kvctl node drain: the node, asked through another one, hands away the
+// leadership of every range of r3 (three founding voters each), and
+// keeps leading none of them while it drains.
+func TestNodeDrain(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2 := nodes[0], nodes[1]
+	n1.must(0, "keyspace", "create", "r3", "--mode", "raft", "--replicas", "3", "--ranges", "4")
+	ids := map[string]string{}
+	for _, m := range members(t, n1) {
+		ids[m.Name] = m.ID
+	}
+	// leaders names the leader of each range of r3 as n2 sees it.
+	leaders := func() []string {
+		out := n2.must(0, "cluster", "ranges", "-k", "r3", "-o", "json")
+		var resp struct {
+			Ranges []struct {
+				Leader string `json:"leader"`
+			} `json:"ranges"`
+		}
+		if err := json.Unmarshal([]byte(out), &resp); err != nil {
+			t.Fatalf("cluster ranges -k r3: %v\n%s", err, out)
+		}
+		var out2 []string
+		for _, r := range resp.Ranges {
+			out2 = append(out2, r.Leader)
+		}
+		return out2
+	}
+	out := n2.must(0, "node", "drain", ids["n1"])
+	if !strings.Contains(out, "draining") {
+		t.Fatalf("kvctl node drain: %q", out)
+	}
+	away := func() bool {
+		for _, l := range leaders() {
+			if l == "" || l == "n1" {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, "every range of r3 led by another node than n1", away)
+	time.Sleep(3 * time.Second)
+	if !away() {
+		t.Fatalf("the draining n1 leads ranges of r3 again: %v", leaders())
+	}
+	// The cluster serves through the draining node too.
+	n1.must(0, "-k", "r3", "put", "k", "v")
+	if got := strings.TrimSpace(n2.must(0, "-k", "r3", "get", "k")); got != "v" {
+		t.Fatalf("get k = %q", got)
+	}
+}

@@ -683,6 +683,15 @@ func (n *Node) RemoveNode(ctx context.Context, id uint64) error {
 	return n.proposeCatalog(ctx, op)
 }
 
+// Drain makes this node hand the leaderships of its ranges to other
+// replicas, and keep handing away any it gains until it restarts
+// (Store.SetDraining). It waits a few seconds for the transfers and
+// reports how many leaderships moved and how many this node still holds.
+func (n *Node) Drain(ctx context.Context) (moved, kept int) {
+	n.store.SetDraining(true)
+	return n.store.TransferLeaderships(ctx)
+}
+
 func (n *Node) DropKeyspace(ctx context.Context, name string) error {
 	if name == catalog.MetaKeyspace {
 		return fmt.Errorf("%w: the meta keyspace holds the catalog and cannot be dropped", catalog.ErrInvalidArgument)

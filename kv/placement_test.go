@@ -274,3 +274,65 @@ func TestSimNoNodeToMoveTo(t *testing.T) {
 	c.s.Restart(3) // the final check reads from every replica
 	c.check()
 }
+
+// A draining node hands away every leadership it holds and every one it
+// gains after, while clients go on: within a few seconds it leads no
+// range, meta included, and stays so.
+func TestSimDrain(t *testing.T) {
+	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
+		c := newSimClusterWith(t, seed, 3, simRepairKeyspaces)
+		c.startClients()
+		victim := c.metaLeader()
+		victim.store.SetDraining(true)
+		// The ranges it leads that have another replica to lead them (the
+		// default keyspace has one replica, on node 1).
+		leads := func() int {
+			n := 0
+			for id, r := range victim.store.Replicas {
+				if r.Role == consensus.RoleLeader && (id == catalog.MetaRangeID || replicasOf(c, id) > 1) {
+					n++
+				}
+			}
+			return n
+		}
+		c.require(fmt.Sprintf("n%d to lead nothing", victim.id), 10*time.Second, func() bool { return leads() == 0 })
+		if err := c.s.RunFor(3 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if n := leads(); n != 0 {
+			t.Fatalf("the draining n%d leads %d ranges again", victim.id, n)
+		}
+		// Another node crashes: the elections of its ranges may go to the
+		// draining node, which hands them away again to the one left.
+		other := uint64(3)
+		if other == victim.id {
+			other = 2
+		}
+		c.s.Crash(sim.NodeID(other))
+		c.require(fmt.Sprintf("n%d to lead nothing after n%d crashed", victim.id, other), 10*time.Second, func() bool {
+			if leads() != 0 {
+				return false
+			}
+			for id := range victim.store.Replicas {
+				if replicasOf(c, id) > 1 && c.rangeLeader(id) == 0 {
+					return false // not led yet: an election is under way
+				}
+			}
+			return true
+		})
+		c.s.Restart(sim.NodeID(other))
+		c.check()
+	})
+}
+
+// replicasOf is how many replicas the catalog gives range id.
+func replicasOf(c *simCluster, id uint64) int {
+	for _, ranges := range c.catalog().Ranges {
+		for _, rd := range ranges {
+			if rd.ID == id {
+				return len(rd.Replicas)
+			}
+		}
+	}
+	return 0
+}

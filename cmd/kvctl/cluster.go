@@ -42,18 +42,47 @@ func nodeCommand() *cli.Command {
 				ArgsUsage: "ID",
 				Action:    nodeRemove,
 			}),
+			withGlobals(&cli.Command{
+				Name: "drain", Usage: "make a node, by its ID, hand its ranges' leaderships to other replicas until it restarts, before you stop it",
+				ArgsUsage: "ID",
+				Action:    nodeDrain,
+			}),
 		},
 	}
 }
 
-func nodeRemove(c *cli.Context) error {
+// nodeID reads the node ID argument of kvctl node VERB.
+func nodeID(c *cli.Context, verb string) (uint64, error) {
 	a, err := args(c, "ID")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	id, err := strconv.ParseUint(a[0], 10, 64)
 	if err != nil || id == 0 {
-		return usagef("node remove takes a node ID, a number as kvctl cluster members shows it, not %q", a[0])
+		return 0, usagef("node %s takes a node ID, a number as kvctl cluster members shows it, not %q", verb, a[0])
+	}
+	return id, nil
+}
+
+func nodeDrain(c *cli.Context) error {
+	id, err := nodeID(c, "drain")
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		moved, kept, err := cl.DrainNode(ctx, id)
+		if err != nil {
+			return err
+		}
+		return printResult(c, out, map[string]any{"node": id, "moved": moved, "kept": kept},
+			fmt.Sprintf("node %d is draining: %d leaderships moved, %d still held (it keeps handing them away)", id, moved, kept))
+	})
+}
+
+func nodeRemove(c *cli.Context) error {
+	id, err := nodeID(c, "remove")
+	if err != nil {
+		return err
 	}
 	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
 		if err := cl.RemoveNode(ctx, id); err != nil {

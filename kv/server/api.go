@@ -592,6 +592,34 @@ func (a *apiServer) DescribeKeyspace(ctx context.Context, req *connect.Request[v
 	return connect.NewResponse(&v1.DescribeKeyspaceResponse{Keyspace: keyspaceToProto(ks), Ranges: ranges}), nil
 }
 
+func (a *apiServer) DrainNode(ctx context.Context, req *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error) {
+	id := req.Msg.Id
+	if id == a.node.Store().NodeID() {
+		moved, kept := a.node.Drain(ctx)
+		return connect.NewResponse(&v1.DrainNodeResponse{Moved: uint32(moved), Kept: uint32(kept)}), nil
+	}
+	nd, ok := a.node.Store().Catalog().Nodes[id]
+	switch {
+	case !ok:
+		return nil, transport.ToConnect(fmt.Errorf("%w: node %d is not in the catalog (kvctl cluster members lists them)", catalog.ErrInvalidArgument, id))
+	case req.Header().Get(kv.ForwardedHeader) != "":
+		return nil, transport.ToConnect(fmt.Errorf("%w: a drain of node %d reached node %d: a forwarded request is not forwarded again",
+			store.ErrUnavailable, id, a.node.Store().NodeID()))
+	}
+	// The node itself drains: the request goes to it.
+	addr, ok := a.node.Store().NodeAddr(id)
+	if !ok {
+		return nil, transport.ToConnect(fmt.Errorf("%w: node %d (%s) has no known address", store.ErrUnavailable, id, nd.Name))
+	}
+	fwd := connect.NewRequest(req.Msg)
+	fwd.Header().Set(kv.ForwardedHeader, "1")
+	resp, err := a.node.Peers().AdminClient(addr).DrainNode(ctx, fwd)
+	if err != nil {
+		return nil, transport.ToConnect(err)
+	}
+	return connect.NewResponse(resp.Msg), nil
+}
+
 func (a *apiServer) RemoveNode(ctx context.Context, req *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error) {
 	err := a.node.RemoveNode(ctx, req.Msg.Id)
 	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {

@@ -49,3 +49,27 @@ func (s *Store) TransferLeaderships(ctx context.Context) (moved, kept int) {
 		}
 	}
 }
+
+// SetDraining marks this node draining (or not): on every pass of the
+// range driver it asks each range it leads to hand its leadership to
+// another voter, so a leadership it gains by an election it gives away
+// again, until the flag is cleared or the node restarts.
+func (s *Store) SetDraining(on bool) { s.draining.Store(on) }
+
+// Draining reports whether SetDraining marked this node draining.
+func (s *Store) Draining() bool { return s.draining.Load() }
+
+// shedLeaderships is the draining node's pass: every range it leads is
+// asked to transfer its leadership (one with no other live voter stays).
+// Loop only.
+func (s *Store) shedLeaderships() {
+	if !s.draining.Load() || s.Quiesce.ticks%driveRangesEveryTicks != 0 {
+		return
+	}
+	for _, r := range s.sortedReplicas() {
+		if r.Role == consensus.RoleLeader {
+			s.wake(r)
+			r.Core.TransferLeader(s.nodeID)
+		}
+	}
+}

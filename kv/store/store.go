@@ -164,6 +164,8 @@ type Store struct {
 
 	// Owned by the loop goroutine.
 	rng *rand.Rand
+	// draining: see SetDraining.
+	draining atomic.Bool
 	// deadForGood: see SetDeadForGood.
 	deadForGood atomic.Pointer[func(uint64) bool]
 	// host is what every range's core is given (coreHost).
@@ -670,6 +672,7 @@ func (s *Store) Tick() {
 	}
 	s.driveMeta()
 	s.driveRanges()
+	s.shedLeaderships()
 	// Gauges visit every replica: once a second is plenty for a scrape.
 	if s.Quiesce.ticks%gaugeEveryTicks == 0 {
 		s.updateGauges()

@@ -674,6 +674,106 @@ func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
 	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
+type DrainNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's ID in the catalog (Member.id).
+	Id            uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainNodeRequest) Reset() {
+	*x = DrainNodeRequest{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainNodeRequest) ProtoMessage() {}
+
+func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainNodeRequest.ProtoReflect.Descriptor instead.
+func (*DrainNodeRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DrainNodeRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type DrainNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Leaderships handed to other replicas, and those still held when the
+	// answer was sent (a range with no other voter, or a transfer still
+	// under way: the node keeps trying).
+	Moved         uint32 `protobuf:"varint,1,opt,name=moved,proto3" json:"moved,omitempty"`
+	Kept          uint32 `protobuf:"varint,2,opt,name=kept,proto3" json:"kept,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainNodeResponse) Reset() {
+	*x = DrainNodeResponse{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainNodeResponse) ProtoMessage() {}
+
+func (x *DrainNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainNodeResponse.ProtoReflect.Descriptor instead.
+func (*DrainNodeResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DrainNodeResponse) GetMoved() uint32 {
+	if x != nil {
+		return x.Moved
+	}
+	return 0
+}
+
+func (x *DrainNodeResponse) GetKept() uint32 {
+	if x != nil {
+		return x.Kept
+	}
+	return 0
+}
+
 type Member struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -699,7 +799,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +811,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +824,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Member) GetNodeId() string {
@@ -798,7 +898,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +910,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +923,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 type ListMembersResponse struct {
@@ -835,7 +935,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +947,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +960,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -881,7 +981,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +993,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1006,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Replica) GetNodeId() string {
@@ -950,7 +1050,7 @@ type Range struct {
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1062,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1075,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Range) GetKeyspace() string {
@@ -1051,7 +1151,7 @@ type ListRangesRequest struct {
 
 func (x *ListRangesRequest) Reset() {
 	*x = ListRangesRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1163,7 @@ func (x *ListRangesRequest) String() string {
 func (*ListRangesRequest) ProtoMessage() {}
 
 func (x *ListRangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1176,7 @@ func (x *ListRangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRangesRequest.ProtoReflect.Descriptor instead.
 func (*ListRangesRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListRangesRequest) GetKeyspace() string {
@@ -1095,7 +1195,7 @@ type ListRangesResponse struct {
 
 func (x *ListRangesResponse) Reset() {
 	*x = ListRangesResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1207,7 @@ func (x *ListRangesResponse) String() string {
 func (*ListRangesResponse) ProtoMessage() {}
 
 func (x *ListRangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1220,7 @@ func (x *ListRangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRangesResponse.ProtoReflect.Descriptor instead.
 func (*ListRangesResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListRangesResponse) GetRanges() []*Range {
@@ -1138,7 +1238,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1250,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1263,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 type StatusResponse struct {
@@ -1184,7 +1284,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1296,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1309,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1300,7 +1400,12 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x14DropKeyspaceResponse\"#\n" +
 	"\x11RemoveNodeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"\x14\n" +
-	"\x12RemoveNodeResponse\"\xfc\x01\n" +
+	"\x12RemoveNodeResponse\"\"\n" +
+	"\x10DrainNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"=\n" +
+	"\x11DrainNodeResponse\x12\x14\n" +
+	"\x05moved\x18\x01 \x01(\rR\x05moved\x12\x12\n" +
+	"\x04kept\x18\x02 \x01(\rR\x04kept\"\xfc\x01\n" +
 	"\x06Member\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12%\n" +
@@ -1354,7 +1459,7 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
 	"\x11MEMBER_STATE_LEFT\x10\x04\x12\x18\n" +
-	"\x14MEMBER_STATE_REMOVED\x10\x05\"\x04\b\x02\x10\x022\xc2\x05\n" +
+	"\x14MEMBER_STATE_REMOVED\x10\x05\"\x04\b\x02\x10\x022\x90\x06\n" +
 	"\x05Admin\x12[\n" +
 	"\x0eCreateKeyspace\x12\".quorumkv.v1.CreateKeyspaceRequest\x1a#.quorumkv.v1.CreateKeyspaceResponse\"\x00\x12[\n" +
 	"\rListKeyspaces\x12!.quorumkv.v1.ListKeyspacesRequest\x1a\".quorumkv.v1.ListKeyspacesResponse\"\x03\x90\x02\x01\x12d\n" +
@@ -1365,7 +1470,8 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"ListRanges\x12\x1e.quorumkv.v1.ListRangesRequest\x1a\x1f.quorumkv.v1.ListRangesResponse\"\x03\x90\x02\x01\x12F\n" +
 	"\x06Status\x12\x1a.quorumkv.v1.StatusRequest\x1a\x1b.quorumkv.v1.StatusResponse\"\x03\x90\x02\x01\x12O\n" +
 	"\n" +
-	"RemoveNode\x12\x1e.quorumkv.v1.RemoveNodeRequest\x1a\x1f.quorumkv.v1.RemoveNodeResponse\"\x00B9Z7github.com/quorumkv/quorumkv/api/quorumkv/v1;quorumkvv1b\x06proto3"
+	"RemoveNode\x12\x1e.quorumkv.v1.RemoveNodeRequest\x1a\x1f.quorumkv.v1.RemoveNodeResponse\"\x00\x12L\n" +
+	"\tDrainNode\x12\x1d.quorumkv.v1.DrainNodeRequest\x1a\x1e.quorumkv.v1.DrainNodeResponse\"\x00B9Z7github.com/quorumkv/quorumkv/api/quorumkv/v1;quorumkvv1b\x06proto3"
 
 var (
 	file_quorumkv_v1_admin_proto_rawDescOnce sync.Once
@@ -1380,7 +1486,7 @@ func file_quorumkv_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_quorumkv_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_quorumkv_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_quorumkv_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_quorumkv_v1_admin_proto_goTypes = []any{
 	(Mode)(0),                        // 0: quorumkv.v1.Mode
 	(MemberState)(0),                 // 1: quorumkv.v1.MemberState
@@ -1395,15 +1501,17 @@ var file_quorumkv_v1_admin_proto_goTypes = []any{
 	(*DropKeyspaceResponse)(nil),     // 10: quorumkv.v1.DropKeyspaceResponse
 	(*RemoveNodeRequest)(nil),        // 11: quorumkv.v1.RemoveNodeRequest
 	(*RemoveNodeResponse)(nil),       // 12: quorumkv.v1.RemoveNodeResponse
-	(*Member)(nil),                   // 13: quorumkv.v1.Member
-	(*ListMembersRequest)(nil),       // 14: quorumkv.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),      // 15: quorumkv.v1.ListMembersResponse
-	(*Replica)(nil),                  // 16: quorumkv.v1.Replica
-	(*Range)(nil),                    // 17: quorumkv.v1.Range
-	(*ListRangesRequest)(nil),        // 18: quorumkv.v1.ListRangesRequest
-	(*ListRangesResponse)(nil),       // 19: quorumkv.v1.ListRangesResponse
-	(*StatusRequest)(nil),            // 20: quorumkv.v1.StatusRequest
-	(*StatusResponse)(nil),           // 21: quorumkv.v1.StatusResponse
+	(*DrainNodeRequest)(nil),         // 13: quorumkv.v1.DrainNodeRequest
+	(*DrainNodeResponse)(nil),        // 14: quorumkv.v1.DrainNodeResponse
+	(*Member)(nil),                   // 15: quorumkv.v1.Member
+	(*ListMembersRequest)(nil),       // 16: quorumkv.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),      // 17: quorumkv.v1.ListMembersResponse
+	(*Replica)(nil),                  // 18: quorumkv.v1.Replica
+	(*Range)(nil),                    // 19: quorumkv.v1.Range
+	(*ListRangesRequest)(nil),        // 20: quorumkv.v1.ListRangesRequest
+	(*ListRangesResponse)(nil),       // 21: quorumkv.v1.ListRangesResponse
+	(*StatusRequest)(nil),            // 22: quorumkv.v1.StatusRequest
+	(*StatusResponse)(nil),           // 23: quorumkv.v1.StatusResponse
 }
 var file_quorumkv_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: quorumkv.v1.Keyspace.mode:type_name -> quorumkv.v1.Mode
@@ -1411,31 +1519,33 @@ var file_quorumkv_v1_admin_proto_depIdxs = []int32{
 	2,  // 2: quorumkv.v1.CreateKeyspaceResponse.keyspace:type_name -> quorumkv.v1.Keyspace
 	2,  // 3: quorumkv.v1.ListKeyspacesResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
 	2,  // 4: quorumkv.v1.DescribeKeyspaceResponse.keyspace:type_name -> quorumkv.v1.Keyspace
-	17, // 5: quorumkv.v1.DescribeKeyspaceResponse.ranges:type_name -> quorumkv.v1.Range
+	19, // 5: quorumkv.v1.DescribeKeyspaceResponse.ranges:type_name -> quorumkv.v1.Range
 	1,  // 6: quorumkv.v1.Member.state:type_name -> quorumkv.v1.MemberState
-	13, // 7: quorumkv.v1.ListMembersResponse.members:type_name -> quorumkv.v1.Member
-	16, // 8: quorumkv.v1.Range.replicas:type_name -> quorumkv.v1.Replica
-	17, // 9: quorumkv.v1.ListRangesResponse.ranges:type_name -> quorumkv.v1.Range
-	13, // 10: quorumkv.v1.StatusResponse.members:type_name -> quorumkv.v1.Member
+	15, // 7: quorumkv.v1.ListMembersResponse.members:type_name -> quorumkv.v1.Member
+	18, // 8: quorumkv.v1.Range.replicas:type_name -> quorumkv.v1.Replica
+	19, // 9: quorumkv.v1.ListRangesResponse.ranges:type_name -> quorumkv.v1.Range
+	15, // 10: quorumkv.v1.StatusResponse.members:type_name -> quorumkv.v1.Member
 	2,  // 11: quorumkv.v1.StatusResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
 	3,  // 12: quorumkv.v1.Admin.CreateKeyspace:input_type -> quorumkv.v1.CreateKeyspaceRequest
 	5,  // 13: quorumkv.v1.Admin.ListKeyspaces:input_type -> quorumkv.v1.ListKeyspacesRequest
 	7,  // 14: quorumkv.v1.Admin.DescribeKeyspace:input_type -> quorumkv.v1.DescribeKeyspaceRequest
 	9,  // 15: quorumkv.v1.Admin.DropKeyspace:input_type -> quorumkv.v1.DropKeyspaceRequest
-	14, // 16: quorumkv.v1.Admin.ListMembers:input_type -> quorumkv.v1.ListMembersRequest
-	18, // 17: quorumkv.v1.Admin.ListRanges:input_type -> quorumkv.v1.ListRangesRequest
-	20, // 18: quorumkv.v1.Admin.Status:input_type -> quorumkv.v1.StatusRequest
+	16, // 16: quorumkv.v1.Admin.ListMembers:input_type -> quorumkv.v1.ListMembersRequest
+	20, // 17: quorumkv.v1.Admin.ListRanges:input_type -> quorumkv.v1.ListRangesRequest
+	22, // 18: quorumkv.v1.Admin.Status:input_type -> quorumkv.v1.StatusRequest
 	11, // 19: quorumkv.v1.Admin.RemoveNode:input_type -> quorumkv.v1.RemoveNodeRequest
-	4,  // 20: quorumkv.v1.Admin.CreateKeyspace:output_type -> quorumkv.v1.CreateKeyspaceResponse
-	6,  // 21: quorumkv.v1.Admin.ListKeyspaces:output_type -> quorumkv.v1.ListKeyspacesResponse
-	8,  // 22: quorumkv.v1.Admin.DescribeKeyspace:output_type -> quorumkv.v1.DescribeKeyspaceResponse
-	10, // 23: quorumkv.v1.Admin.DropKeyspace:output_type -> quorumkv.v1.DropKeyspaceResponse
-	15, // 24: quorumkv.v1.Admin.ListMembers:output_type -> quorumkv.v1.ListMembersResponse
-	19, // 25: quorumkv.v1.Admin.ListRanges:output_type -> quorumkv.v1.ListRangesResponse
-	21, // 26: quorumkv.v1.Admin.Status:output_type -> quorumkv.v1.StatusResponse
-	12, // 27: quorumkv.v1.Admin.RemoveNode:output_type -> quorumkv.v1.RemoveNodeResponse
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
+	13, // 20: quorumkv.v1.Admin.DrainNode:input_type -> quorumkv.v1.DrainNodeRequest
+	4,  // 21: quorumkv.v1.Admin.CreateKeyspace:output_type -> quorumkv.v1.CreateKeyspaceResponse
+	6,  // 22: quorumkv.v1.Admin.ListKeyspaces:output_type -> quorumkv.v1.ListKeyspacesResponse
+	8,  // 23: quorumkv.v1.Admin.DescribeKeyspace:output_type -> quorumkv.v1.DescribeKeyspaceResponse
+	10, // 24: quorumkv.v1.Admin.DropKeyspace:output_type -> quorumkv.v1.DropKeyspaceResponse
+	17, // 25: quorumkv.v1.Admin.ListMembers:output_type -> quorumkv.v1.ListMembersResponse
+	21, // 26: quorumkv.v1.Admin.ListRanges:output_type -> quorumkv.v1.ListRangesResponse
+	23, // 27: quorumkv.v1.Admin.Status:output_type -> quorumkv.v1.StatusResponse
+	12, // 28: quorumkv.v1.Admin.RemoveNode:output_type -> quorumkv.v1.RemoveNodeResponse
+	14, // 29: quorumkv.v1.Admin.DrainNode:output_type -> quorumkv.v1.DrainNodeResponse
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -1452,7 +1562,7 @@ func file_quorumkv_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_v1_admin_proto_rawDesc), len(file_quorumkv_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -49,6 +49,8 @@ const (
 	AdminStatusProcedure = "/quorumkv.v1.Admin/Status"
 	// AdminRemoveNodeProcedure is the fully-qualified name of the Admin's RemoveNode RPC.
 	AdminRemoveNodeProcedure = "/quorumkv.v1.Admin/RemoveNode"
+	// AdminDrainNodeProcedure is the fully-qualified name of the Admin's DrainNode RPC.
+	AdminDrainNodeProcedure = "/quorumkv.v1.Admin/DrainNode"
 )
 
 // AdminClient is a client for the quorumkv.v1.Admin service.
@@ -73,6 +75,11 @@ type AdminClient interface {
 	// empty data dir it joins as a new node). A node that gossip sees alive
 	// is refused with FailedPrecondition.
 	RemoveNode(context.Context, *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error)
+	// DrainNode makes a node hand the leaderships of its ranges to other
+	// replicas and keep handing away any it gains, until it restarts: the
+	// step before stopping it for maintenance. The request reaches the node
+	// itself, through whichever node is asked.
+	DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error)
 }
 
 // NewAdminClient constructs a client for the quorumkv.v1.Admin service. By default, it uses the
@@ -139,6 +146,12 @@ func NewAdminClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(adminMethods.ByName("RemoveNode")),
 			connect.WithClientOptions(opts...),
 		),
+		drainNode: connect.NewClient[v1.DrainNodeRequest, v1.DrainNodeResponse](
+			httpClient,
+			baseURL+AdminDrainNodeProcedure,
+			connect.WithSchema(adminMethods.ByName("DrainNode")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -152,6 +165,7 @@ type adminClient struct {
 	listRanges       *connect.Client[v1.ListRangesRequest, v1.ListRangesResponse]
 	status           *connect.Client[v1.StatusRequest, v1.StatusResponse]
 	removeNode       *connect.Client[v1.RemoveNodeRequest, v1.RemoveNodeResponse]
+	drainNode        *connect.Client[v1.DrainNodeRequest, v1.DrainNodeResponse]
 }
 
 // CreateKeyspace calls quorumkv.v1.Admin.CreateKeyspace.
@@ -194,6 +208,11 @@ func (c *adminClient) RemoveNode(ctx context.Context, req *connect.Request[v1.Re
 	return c.removeNode.CallUnary(ctx, req)
 }
 
+// DrainNode calls quorumkv.v1.Admin.DrainNode.
+func (c *adminClient) DrainNode(ctx context.Context, req *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error) {
+	return c.drainNode.CallUnary(ctx, req)
+}
+
 // AdminHandler is an implementation of the quorumkv.v1.Admin service.
 type AdminHandler interface {
 	// CreateKeyspace creates a keyspace after proving that its quorum geometry
@@ -216,6 +235,11 @@ type AdminHandler interface {
 	// empty data dir it joins as a new node). A node that gossip sees alive
 	// is refused with FailedPrecondition.
 	RemoveNode(context.Context, *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error)
+	// DrainNode makes a node hand the leaderships of its ranges to other
+	// replicas and keep handing away any it gains, until it restarts: the
+	// step before stopping it for maintenance. The request reaches the node
+	// itself, through whichever node is asked.
+	DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error)
 }
 
 // NewAdminHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -278,6 +302,12 @@ func NewAdminHandler(svc AdminHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(adminMethods.ByName("RemoveNode")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminDrainNodeHandler := connect.NewUnaryHandler(
+		AdminDrainNodeProcedure,
+		svc.DrainNode,
+		connect.WithSchema(adminMethods.ByName("DrainNode")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quorumkv.v1.Admin/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminCreateKeyspaceProcedure:
@@ -296,6 +326,8 @@ func NewAdminHandler(svc AdminHandler, opts ...connect.HandlerOption) (string, h
 			adminStatusHandler.ServeHTTP(w, r)
 		case AdminRemoveNodeProcedure:
 			adminRemoveNodeHandler.ServeHTTP(w, r)
+		case AdminDrainNodeProcedure:
+			adminDrainNodeHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -335,4 +367,8 @@ func (UnimplementedAdminHandler) Status(context.Context, *connect.Request[v1.Sta
 
 func (UnimplementedAdminHandler) RemoveNode(context.Context, *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.v1.Admin.RemoveNode is not implemented"))
+}
+
+func (UnimplementedAdminHandler) DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.v1.Admin.DrainNode is not implemented"))
 }
