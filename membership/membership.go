@@ -93,6 +93,9 @@ type Membership struct {
 		meta    []byte
 		self    Meta              // decoded meta, for the cluster filter
 		members map[string]Member // by NodeID
+		// advertised maps the UUID of each alive member to the address it
+		// advertises (AdvertisedAddr, on the path of every peer call).
+		advertised map[string]string
 		// refused is the last member refused for being of another
 		// cluster, so that Join can say why it reached no one.
 		refused *OtherClusterError
@@ -107,7 +110,7 @@ func New(cfg Config) (*Membership, error) {
 		return nil, err
 	}
 	m := &Membership{logger: cfg.Logger, changes: make(chan struct{}, 1)}
-	m.mu.members = map[string]Member{}
+	m.mu.members, m.mu.advertised = map[string]Member{}, map[string]string{}
 	if err := m.setMeta(wireMeta{Meta: cfg.Meta}); err != nil {
 		return nil, err
 	}
@@ -202,12 +205,8 @@ func (m *Membership) Members() []Member {
 func (m *Membership) AdvertisedAddr(uuid string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, mem := range m.mu.members {
-		if mem.UUID == uuid && mem.State == StateAlive && mem.Addr != "" {
-			return mem.Addr, true
-		}
-	}
-	return "", false
+	addr, ok := m.mu.advertised[uuid]
+	return addr, ok
 }
 
 // CountByState returns how many members are in each state.
@@ -311,6 +310,16 @@ func (m *Membership) record(n *memberlist.Node, gone bool) {
 	m.mu.Lock()
 	old, ok := m.mu.members[meta.NodeID]
 	m.mu.members[meta.NodeID] = mem
+	if ok && old.UUID != mem.UUID {
+		delete(m.mu.advertised, old.UUID) // the name belongs to another node now
+	}
+	if mem.UUID != "" {
+		if mem.State == StateAlive && mem.Addr != "" {
+			m.mu.advertised[mem.UUID] = mem.Addr
+		} else {
+			delete(m.mu.advertised, mem.UUID)
+		}
+	}
 	m.mu.Unlock()
 	if !ok || old != mem {
 		m.logger.Debug("membership: member changed", "node", meta.NodeID, "state", mem.State, "addr", mem.Addr)
