@@ -652,11 +652,7 @@ func (n *Node) placeKeyspace(d *catalog.KeyspaceDescriptor) ([]byte, error) {
 		}
 		for _, p := range placed {
 			replicas[i] = append(replicas[i], catalog.ReplicaDescriptor{NodeID: p.ID, Zone: p.Zone, Weight: p.Weight})
-			for j := range candidates {
-				if candidates[j].ID == p.ID {
-					candidates[j].Replicas++
-				}
-			}
+			addLoad(candidates, p.ID)
 		}
 	}
 	return json.Marshal(catalog.CatalogOp{Create: d, Replicas: replicas})

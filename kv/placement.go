@@ -94,17 +94,9 @@ func (n *Node) planGrowth() *catalog.GrowKeyspace {
 				rep := catalog.ReplicaDescriptor{NodeID: to.ID, Zone: to.Zone, Weight: to.Weight}
 				grown.Replicas = append(grown.Replicas, rep)
 				add = append(add, rep)
-				for j := range candidates {
-					if candidates[j].ID == to.ID {
-						candidates[j].Replicas++
-					}
-				}
+				addLoad(candidates, to.ID)
 			}
-			set := make([]catalog.Candidate, len(grown.Replicas))
-			for i, rep := range grown.Replicas {
-				set[i] = catalog.Candidate{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight}
-			}
-			if _, _, err := ks.ProveOn(set); err != nil {
+			if _, _, err := ks.ProveOn(asCandidates(grown.Replicas)); err != nil {
 				n.store.Logger.Warn("the keyspace cannot grow: a new replica set would not be safe", "keyspace", name, "range", r.ID, "err", err)
 				return nil
 			}
@@ -185,13 +177,7 @@ func (n *Node) planMoves(now int64) []catalog.MoveReplica {
 					"dead_node", r.Replicas[i].NodeID)
 				continue
 			}
-			next := make([]catalog.Candidate, 0, len(r.Replicas))
-			for j, rep := range r.Replicas {
-				if j != i {
-					next = append(next, catalog.Candidate{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight})
-				}
-			}
-			next = append(next, to)
+			next := append(asCandidates(slices.Delete(slices.Clone(r.Replicas), i, i+1)), to)
 			if _, _, err := ks.ProveOn(next); err != nil {
 				n.store.Logger.Warn("a dead node's replica cannot move: the new replica set would not be safe", "range", r.ID,
 					"keyspace", name, "dead_node", r.Replicas[i].NodeID, "to", to.ID, "err", err)
@@ -199,14 +185,29 @@ func (n *Node) planMoves(now int64) []catalog.MoveReplica {
 			}
 			moves = append(moves, catalog.MoveReplica{Range: r.ID, From: r.Replicas[i].NodeID,
 				To: catalog.ReplicaDescriptor{NodeID: to.ID, Zone: to.Zone, Weight: to.Weight}})
-			for j := range candidates {
-				if candidates[j].ID == to.ID {
-					candidates[j].Replicas++
-				}
-			}
+			addLoad(candidates, to.ID)
 		}
 	}
 	return moves
+}
+
+// asCandidates lays a replica set out as placement candidates, in its
+// order, for ProveOn.
+func asCandidates(reps []catalog.ReplicaDescriptor) []catalog.Candidate {
+	out := make([]catalog.Candidate, len(reps))
+	for i, rep := range reps {
+		out[i] = catalog.Candidate{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight}
+	}
+	return out
+}
+
+// addLoad counts one more replica on node id among the candidates.
+func addLoad(candidates []catalog.Candidate, id uint64) {
+	for i := range candidates {
+		if candidates[i].ID == id {
+			candidates[i].Replicas++
+		}
+	}
 }
 
 // underReplicated counts the catalog's ranges (meta aside) that have a
