@@ -44,9 +44,10 @@ const (
 	placementInterval = time.Second
 )
 
-// placer is the placement driver's memory: when each node was first seen
-// dead by this node, which restarts the count if it becomes meta's leader
-// later (a later repair, never an early one).
+// placer is the placement driver's memory: when this node first saw each
+// node dead (observeLiveness, on every pass of every node, leading meta
+// or not, so that a node which died, came back and died again is counted
+// from its last death).
 type placer struct {
 	deadAfter time.Duration
 	maxMoves  int
@@ -107,18 +108,42 @@ func (n *Node) planGrowth() *catalog.GrowKeyspace {
 	return nil
 }
 
+// observeLiveness records, at time now, when this node first saw each
+// catalog node dead, and forgets the ones seen alive (or gone from the
+// catalog). Every pass runs it, on every node.
+func (n *Node) observeLiveness(now int64) {
+	p := n.placer
+	cat := n.store.Catalog()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id := range p.mu.deadSince {
+		if _, ok := cat.Nodes[id]; !ok {
+			delete(p.mu.deadSince, id)
+		}
+	}
+	for id, nd := range cat.Nodes {
+		switch _, seen := p.mu.deadSince[id]; {
+		case n.alive(nd):
+			delete(p.mu.deadSince, id)
+		case !seen:
+			p.mu.deadSince[id] = now
+		}
+	}
+}
+
 // deadForGood reports whether node id was removed, or has been seen dead
-// for longer than DeadAfter as of the last pass (planMoves keeps the
-// count).
-func (n *Node) deadForGood(id uint64) bool {
+// for longer than DeadAfter (observeLiveness keeps the count).
+func (n *Node) deadForGood(id uint64) bool { return n.deadForGoodAt(id, n.clock()) }
+
+func (n *Node) deadForGoodAt(id uint64, now int64) bool {
 	if n.store.Catalog().Nodes[id].Removed {
-		return true
+		return true // an operator said it is gone: no wait
 	}
 	p := n.placer
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	since, ok := p.mu.deadSince[id]
-	return ok && time.Duration(n.clock()-since) >= p.deadAfter
+	return ok && time.Duration(now-since) >= p.deadAfter
 }
 
 // planMoves returns the moves that replace the replicas of the nodes dead
@@ -128,31 +153,11 @@ func (n *Node) planMoves(now int64) []catalog.MoveReplica {
 	p := n.placer
 	cat := n.store.Catalog()
 	dead := map[uint64]bool{}
-	p.mu.Lock()
-	for id := range p.mu.deadSince {
-		if _, ok := cat.Nodes[id]; !ok {
-			delete(p.mu.deadSince, id)
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
-		if cat.Nodes[id].Removed {
-			dead[id] = true // an operator said it is gone: no wait
-			continue
-		}
-		if n.alive(cat.Nodes[id]) {
-			delete(p.mu.deadSince, id)
-			continue
-		}
-		since, ok := p.mu.deadSince[id]
-		if !ok {
-			p.mu.deadSince[id] = now
-			continue
-		}
-		if time.Duration(now-since) >= p.deadAfter {
+	for id := range cat.Nodes {
+		if n.deadForGoodAt(id, now) {
 			dead[id] = true
 		}
 	}
-	p.mu.Unlock()
 	if len(dead) == 0 {
 		return nil
 	}
@@ -278,6 +283,7 @@ func (n *Node) StartPlacement() {
 			case <-t.C:
 			}
 			n.store.Config.Metrics.RangesUnderReplicated.Set(float64(n.underReplicated()))
+			n.observeLiveness(n.clock())
 			if leads, err := n.store.Leads(ctx, catalog.MetaRangeID); err != nil || !leads {
 				continue
 			}

@@ -336,3 +336,30 @@ func replicasOf(c *simCluster, id uint64) int {
 	}
 	return 0
 }
+
+// A node that died, came back and died again is counted dead from its
+// last death, even by a node that was not meta's leader in between (the
+// count used to be kept by the leader's passes alone, and a node that
+// led meta again later found the first death and moved at once).
+func TestDeadCountsFromTheLastDeath(t *testing.T) {
+	c := newSimClusterWith(t, 1, 3, simRepairKeyspaces, func(c *simCluster) {
+		c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = 10 * time.Second }
+	})
+	n := c.node(1).node
+	const sec = int64(time.Second)
+	c.s.Crash(3)
+	n.observeLiveness(0)
+	c.s.Restart(3)
+	if c.node(3) == nil {
+		t.Fatal("n3 did not restart")
+	}
+	n.observeLiveness(5 * sec)
+	c.s.Crash(3)
+	n.observeLiveness(20 * sec)
+	if n.deadForGoodAt(3, 25*sec) {
+		t.Fatal("n3, dead again for 5 s, counts as dead for good (10 s): counted from its first death")
+	}
+	if !n.deadForGoodAt(3, 31*sec) {
+		t.Fatal("n3, dead for 11 s, does not count as dead for good (10 s)")
+	}
+}

@@ -618,6 +618,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 // is the store's loop. A move proposed again before the first one applied
 // is refused by meta, harmlessly.
 func (n *simNode) placementPass() {
+	n.node.observeLiveness(n.node.clock())
 	if r := n.store.Replicas[catalog.MetaRangeID]; r == nil || r.Role != consensus.RoleLeader {
 		return
 	}
