@@ -219,13 +219,17 @@ func addLoad(candidates []catalog.Candidate, id uint64) {
 // replica on a node gossip sees dead.
 func (n *Node) underReplicated() int {
 	cat := n.store.Catalog()
+	alive := make(map[uint64]bool, len(cat.Nodes)) // once per node, not per replica
+	for id, nd := range cat.Nodes {
+		alive[id] = n.alive(nd)
+	}
 	count := 0
 	for name, ranges := range cat.Ranges {
 		if name == catalog.MetaKeyspace {
 			continue
 		}
 		for _, r := range ranges {
-			if slices.ContainsFunc(r.Replicas, func(rep catalog.ReplicaDescriptor) bool { return !n.alive(cat.Nodes[rep.NodeID]) }) {
+			if slices.ContainsFunc(r.Replicas, func(rep catalog.ReplicaDescriptor) bool { return !alive[rep.NodeID] }) {
 				count++
 			}
 		}

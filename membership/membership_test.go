@@ -28,13 +28,19 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func start(t *testing.T, id, zone string) *Membership {
 	t.Helper()
+	return startMeta(t, Meta{NodeID: id, Addr: "127.0.0.1:70" + id[len(id)-1:], Zone: zone, Weight: 1, Version: "test"})
+}
+
+// startMeta starts gossip on a loopback port with the given metadata.
+func startMeta(t *testing.T, meta Meta) *Membership {
+	t.Helper()
 	cfg := LoopbackTimings()
-	cfg.Meta = Meta{NodeID: id, Addr: "127.0.0.1:70" + id[len(id)-1:], Zone: zone, Weight: 1, Version: "test"}
+	cfg.Meta = meta
 	cfg.BindAddr = "127.0.0.1:0"
 	cfg.Logger = quietLogger()
 	m, err := New(cfg)
 	if err != nil {
-		t.Fatalf("start %s: %v", id, err)
+		t.Fatalf("start %s: %v", meta.NodeID, err)
 	}
 	return m
 }
@@ -145,15 +151,7 @@ func TestConfigValidate(t *testing.T) {
 // startIn starts a member of cluster (empty: not joined to one yet).
 func startIn(t *testing.T, id, cluster string) *Membership {
 	t.Helper()
-	cfg := LoopbackTimings()
-	cfg.Meta = Meta{NodeID: id, Addr: "127.0.0.1:7000", Zone: "z", Weight: 1, Version: "test", UUID: "uuid-" + id, ClusterID: cluster}
-	cfg.BindAddr = "127.0.0.1:0"
-	cfg.Logger = quietLogger()
-	m, err := New(cfg)
-	if err != nil {
-		t.Fatalf("start %s: %v", id, err)
-	}
-	return m
+	return startMeta(t, Meta{NodeID: id, Addr: "127.0.0.1:7000", Zone: "z", Weight: 1, Version: "test", UUID: "uuid-" + id, ClusterID: cluster})
 }
 
 // A node of one cluster that joins the gossip of another is refused on
@@ -228,15 +226,7 @@ func mustMeta(t *testing.T, m Meta) []byte {
 func TestAdvertisedAddr(t *testing.T) {
 	const uuidA, uuidB = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
 	withUUID := func(id, uuid string) *Membership {
-		cfg := LoopbackTimings()
-		cfg.Meta = Meta{NodeID: id, Addr: "127.0.0.1:70" + id[len(id)-1:], Zone: "z", Weight: 1, Version: "test", UUID: uuid}
-		cfg.BindAddr = "127.0.0.1:0"
-		cfg.Logger = quietLogger()
-		m, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return startMeta(t, Meta{NodeID: id, Addr: "127.0.0.1:70" + id[len(id)-1:], Zone: "z", Weight: 1, Version: "test", UUID: uuid})
 	}
 	a, b := withUUID("n1", uuidA), withUUID("n2", uuidB)
 	defer a.Close()
