@@ -204,6 +204,14 @@ func (m *memRecords) MetaIndex(ctx context.Context, to uint64) (uint64, error) {
 	return n.localMetaIndex(ctx)
 }
 
+func (m *memRecords) LetGo(ctx context.Context, to, rangeID, node uint64) (bool, error) {
+	n, err := m.to(to)
+	if err != nil {
+		return false, err
+	}
+	return n.ev.LetGo(rangeID, node), nil
+}
+
 func (m *memRecords) MerkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {

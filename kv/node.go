@@ -672,11 +672,7 @@ func (n *Node) RemoveNode(ctx context.Context, id uint64) error {
 	case n.alive(nd):
 		return fmt.Errorf("%w: node %d (%s) is alive: stop it before removing it", catalog.ErrNodeAlive, id, nd.Name)
 	}
-	op, err := json.Marshal(catalog.CatalogOp{RemoveNode: id})
-	if err != nil {
-		return err
-	}
-	return n.proposeCatalog(ctx, op)
+	return n.proposeOp(ctx, catalog.CatalogOp{RemoveNode: id})
 }
 
 // Drain makes this node hand the leaderships of its ranges to other
@@ -692,11 +688,7 @@ func (n *Node) DropKeyspace(ctx context.Context, name string) error {
 	if name == catalog.MetaKeyspace {
 		return fmt.Errorf("%w: the meta keyspace holds the catalog and cannot be dropped", catalog.ErrInvalidArgument)
 	}
-	op, err := json.Marshal(catalog.CatalogOp{Drop: name})
-	if err != nil {
-		return err
-	}
-	return n.proposeCatalog(ctx, op)
+	return n.proposeOp(ctx, catalog.CatalogOp{Drop: name})
 }
 
 func (n *Node) proposeCatalog(ctx context.Context, op []byte) error {
@@ -708,13 +700,14 @@ func (n *Node) proposeCatalog(ctx context.Context, op []byte) error {
 }
 
 // candidates are the nodes placement may use, the catalog's nodes that
-// gossip sees alive, with their current load, in ID order.
+// gossip sees alive and that are neither removed nor decommissioning,
+// with their current load, in ID order.
 func (n *Node) candidates() []catalog.Candidate {
 	cat := n.store.Catalog()
 	var out []catalog.Candidate
 	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
 		nd := cat.Nodes[id]
-		if nd.Removed || !n.alive(nd) {
+		if nd.Removed || nd.Decommissioning || !n.alive(nd) {
 			continue
 		}
 		c := catalog.Candidate{ID: id, Zone: nd.Zone, Weight: nd.Weight}

@@ -94,6 +94,12 @@ func (p *peerServer) MetaIndex(ctx context.Context, req *connect.Request[peerv1.
 	return connect.NewResponse(&peerv1.MetaIndexResponse{Index: applied}), nil
 }
 
+// LetGo answers whether a range let a leaving replica go
+// (eventual.Coordinator.LetGo).
+func (p *peerServer) LetGo(ctx context.Context, req *connect.Request[peerv1.LetGoRequest]) (*connect.Response[peerv1.LetGoResponse], error) {
+	return connect.NewResponse(&peerv1.LetGoResponse{LetGo: p.node.ev.LetGo(req.Msg.RangeId, req.Msg.NodeId)}), nil
+}
+
 // localMetaIndex confirms this node leads meta (ReadIndex) and returns
 // what meta has applied here, which then covers every change committed
 // before the call.

@@ -3,31 +3,46 @@ package kv
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"maps"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/eventual"
+	"github.com/quorumkv/quorumkv/kv/store"
 )
 
-// The placement driver repairs the cluster after a node dies for good.
-// Meta's leader runs it (the catalog changes only through meta's log): a
-// node that gossip has seen dead for longer than DeadAfter has each of its
-// replicas moved to a live node the range does not use yet
-// (catalog.MoveReplica), chosen and proven as at keyspace creation. The
-// move is only the catalog's intent: the new node starts an empty replica,
-// and the range's leader brings its Raft configuration to the catalog's
-// (kv/store/rangedriver.go: a learner caught up by the log or a snapshot,
-// then promoted while the dead voter leaves, in one joint change). An
-// eventual range needs nothing more: anti-entropy copies its records to
-// the new replica.
+// The placement driver keeps every range's replicas on live nodes and
+// spread over them. Meta's leader runs it (the catalog changes only
+// through meta's log), once a second:
 //
-// A node an operator removed (Node.RemoveNode) counts as dead for good
-// at once. Meta's own voters are repaired by meta's leader
-// (kv/store/metadriver.go). Not yet: paxos ranges (an acceptor cannot join
-// a running range empty) and decommissioning a live node.
+//  1. Moves off nodes that must give their replicas up: a node gossip has
+//     seen dead for longer than DeadAfter, one an operator removed
+//     (Node.RemoveNode), one being decommissioned (Node.Decommission). Each
+//     replica goes to a live node the range does not use yet
+//     (catalog.MoveReplica), chosen and proven as at keyspace creation.
+//  2. Growth of the keyspaces whose N is below their GrowTo (the default
+//     keyspace, as nodes join).
+//  3. Rebalancing: while one live node holds two replicas of a keyspace
+//     more than another, one moves (planRebalance).
+//
+// A move is only the catalog's intent. The old replica is kept as
+// leaving (catalog.RangeDescriptor.Leaving) and keeps serving; the new
+// node starts an empty replica, and the range's leader brings its Raft
+// configuration to the catalog's (kv/store/rangedriver.go: a learner
+// caught up by the log or a snapshot, then promoted while the old voter
+// leaves, in one joint change); an eventual range's new replica gets its
+// records by anti-entropy, the leaving one pushing its own. Once the
+// range has let the leaving replica go (checkLeft asks its replicas), meta's
+// leader drops it (catalog.CatalogOp.Left) and its node deletes it. A
+// decommissioned node that holds no replica and is not one of meta's
+// voters (kv/store/metadriver.go swaps it out) is then marked removed.
+//
+// At most MaxMovesPerPass moves are in flight at once (leaving replicas
+// not yet let go), one per range. Not yet: paxos ranges (an acceptor
+// cannot join a running range empty), so a node holding paxos replicas
+// cannot finish decommissioning.
 
 // Defaults of the placement driver.
 const (
@@ -36,9 +51,10 @@ const (
 	// cut costs no data movement (CockroachDB's
 	// server.time_until_store_dead is 5 minutes as well).
 	DefaultDeadAfter = 5 * time.Minute
-	// DefaultMaxMovesPerPass bounds the moves one pass proposes, so that a
-	// dead node's replicas move a few at a time and their snapshots do
-	// not starve client traffic.
+	// DefaultMaxMovesPerPass bounds the moves in flight (proposed, and
+	// their leaving replicas not yet let go), so that a dead or
+	// decommissioned node's replicas move a few at a time and their
+	// snapshots do not starve client traffic.
 	DefaultMaxMovesPerPass = 4
 	// placementInterval is the time between two passes in kvd.
 	placementInterval = time.Second
@@ -81,7 +97,7 @@ func (n *Node) planGrowth() *catalog.GrowKeyspace {
 		}
 		g := &catalog.GrowKeyspace{Keyspace: name, Replicas: ks.GrowTo}
 		for _, r := range cat.Ranges[name] {
-			if slices.ContainsFunc(r.Replicas, func(rep catalog.ReplicaDescriptor) bool { return !n.alive(cat.Nodes[rep.NodeID]) }) {
+			if !n.allAlive(r) {
 				return nil // repair comes first
 			}
 			grown := *r
@@ -131,6 +147,12 @@ func (n *Node) observeLiveness(now int64) {
 	}
 }
 
+// mustGoAt reports whether node id's replicas must move away at time now:
+// it is dead for good, or decommissioning.
+func (n *Node) mustGoAt(id uint64, now int64) bool {
+	return n.store.Catalog().Nodes[id].Decommissioning || n.deadForGoodAt(id, now)
+}
+
 // deadForGood reports whether node id was removed, or has been seen dead
 // for longer than DeadAfter (observeLiveness keeps the count).
 func (n *Node) deadForGood(id uint64) bool { return n.deadForGoodAt(id, n.clock()) }
@@ -146,54 +168,276 @@ func (n *Node) deadForGoodAt(id uint64, now int64) bool {
 	return ok && time.Duration(now-since) >= p.deadAfter
 }
 
-// planMoves returns the moves that replace the replicas of the nodes dead
-// for longer than DeadAfter at time now, at most maxMoves of them and one
-// per range; each new replica set is proven safe for its keyspace.
-func (n *Node) planMoves(now int64) []catalog.MoveReplica {
-	p := n.placer
+// movesInFlight counts the catalog's leaving replicas on live nodes:
+// moves proposed whose range has not let the old replica go yet, and
+// whose old replica still runs. One on a dead node costs nothing more
+// (the range leader's bound on learners, store.MaxCatchingUp, paces its
+// snapshots), and may never be let go (a range whose only voter died
+// while it grew), so it must not hold up the moves of others.
+func (n *Node) movesInFlight() int {
 	cat := n.store.Catalog()
-	dead := map[uint64]bool{}
-	for id := range cat.Nodes {
-		if n.deadForGoodAt(id, now) {
-			dead[id] = true
+	count := 0
+	for _, ranges := range cat.Ranges {
+		for _, r := range ranges {
+			for _, l := range r.Leaving {
+				if n.alive(cat.Nodes[l.NodeID]) {
+					count++
+				}
+			}
 		}
 	}
-	if len(dead) == 0 {
+	return count
+}
+
+// movable reports whether the placement driver may move a replica of r
+// now: r is not meta's, not a paxos range's (not supported yet), and,
+// unless the replica is on a node dead for good, has no move in flight.
+// A dead node's replica moves even then: the move in flight may wait for
+// that very replica (a learner on the dead node never catches up).
+func movable(r *catalog.RangeDescriptor, dead bool) bool {
+	return r.Keyspace != catalog.MetaKeyspace && r.Mode != catalog.ModePaxos && (dead || len(r.Leaving) == 0)
+}
+
+// planMoves returns the moves of the replicas of the nodes that must give
+// them up at time now (mustGoAt), at most budget of them and one per
+// range; each new replica set is proven safe for its keyspace.
+func (n *Node) planMoves(now int64, budget int) []catalog.MoveReplica {
+	cat := n.store.Catalog()
+	gone := map[uint64]bool{}
+	for id := range cat.Nodes {
+		if n.mustGoAt(id, now) {
+			gone[id] = true
+		}
+	}
+	if len(gone) == 0 || budget <= 0 {
 		return nil
 	}
 	candidates := n.candidates()
 	var moves []catalog.MoveReplica
 	for _, name := range slices.Sorted(maps.Keys(cat.Keyspaces)) {
 		ks := cat.Keyspaces[name]
-		if name == catalog.MetaKeyspace || ks.Mode == catalog.ModePaxos {
-			continue
-		}
 		for _, r := range cat.Ranges[name] {
-			if len(moves) >= p.maxMoves {
+			if len(moves) >= budget {
 				return moves
 			}
-			i := slices.IndexFunc(r.Replicas, func(rep catalog.ReplicaDescriptor) bool { return dead[rep.NodeID] })
+			i := slices.IndexFunc(r.Replicas, func(rep catalog.ReplicaDescriptor) bool { return gone[rep.NodeID] })
 			if i < 0 {
+				continue
+			}
+			from := r.Replicas[i].NodeID
+			if !movable(r, n.deadForGoodAt(from, now)) {
+				continue
+			}
+			if len(r.Replicas) == 1 && !n.alive(cat.Nodes[from]) {
+				// No replica is left to copy the range from: a new one would
+				// stay empty, and the data comes back only with the node.
+				n.store.Logger.Warn("the only replica of a range is on a dead node", "range", r.ID, "keyspace", name, "node", from)
 				continue
 			}
 			to, ok := pickReplacement(candidates, r, i)
 			if !ok {
-				n.store.Logger.Warn("no live node can take a dead node's replica", "range", r.ID, "keyspace", name,
-					"dead_node", r.Replicas[i].NodeID)
+				n.store.Logger.Warn("no live node can take a replica that must move", "range", r.ID, "keyspace", name, "from", from)
 				continue
 			}
-			next := append(asCandidates(slices.Delete(slices.Clone(r.Replicas), i, i+1)), to)
-			if _, _, err := ks.ProveOn(next); err != nil {
-				n.store.Logger.Warn("a dead node's replica cannot move: the new replica set would not be safe", "range", r.ID,
-					"keyspace", name, "dead_node", r.Replicas[i].NodeID, "to", to.ID, "err", err)
-				continue
+			if m, ok := n.proveMove(ks, r, from, to); ok {
+				moves = append(moves, m)
+				addLoad(candidates, to.ID)
 			}
-			moves = append(moves, catalog.MoveReplica{Range: r.ID, From: r.Replicas[i].NodeID,
-				To: catalog.ReplicaDescriptor{NodeID: to.ID, Zone: to.Zone, Weight: to.Weight}})
-			addLoad(candidates, to.ID)
 		}
 	}
 	return moves
+}
+
+// proveMove returns the move of r's replica on node from to node to, if
+// the replica set it makes is proven safe for keyspace ks.
+func (n *Node) proveMove(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, from uint64, to catalog.Candidate) (catalog.MoveReplica, bool) {
+	rest := slices.DeleteFunc(slices.Clone(r.Replicas), func(rep catalog.ReplicaDescriptor) bool { return rep.NodeID == from })
+	if _, _, err := ks.ProveOn(append(asCandidates(rest), to)); err != nil {
+		n.store.Logger.Warn("a replica cannot move: the new replica set would not be safe", "range", r.ID,
+			"keyspace", ks.Name, "from", from, "to", to.ID, "err", err)
+		return catalog.MoveReplica{}, false
+	}
+	return catalog.MoveReplica{Range: r.ID, From: from, To: catalog.ReplicaDescriptor{NodeID: to.ID, Zone: to.Zone, Weight: to.Weight}}, true
+}
+
+// planRebalance returns the moves, at most budget, that spread each
+// keyspace's replicas over the live nodes that take replicas: while the
+// most loaded holds at least two replicas of the keyspace more than the
+// least loaded, one of its ranges that the least loaded does not hold
+// moves there, if that keeps the range in as many zones and its new
+// replica set is proven. It ends with no node more than one replica above
+// another where such moves exist, so no node holds more than the
+// rounded-up average plus one. Leaderships are not balanced yet.
+func (n *Node) planRebalance(budget int) []catalog.MoveReplica {
+	cat := n.store.Catalog()
+	candidates := n.candidates()
+	if len(candidates) < 2 || budget <= 0 {
+		return nil
+	}
+	var moves []catalog.MoveReplica
+	for _, name := range slices.Sorted(maps.Keys(cat.Keyspaces)) {
+		ks := cat.Keyspaces[name]
+		load := map[uint64]int{}
+		for _, c := range candidates {
+			load[c.ID] = 0
+		}
+		for _, r := range cat.Ranges[name] {
+			for _, rep := range r.Replicas {
+				if _, ok := load[rep.NodeID]; ok {
+					load[rep.NodeID]++
+				}
+			}
+		}
+		moved := map[uint64]bool{} // ranges given a move this pass
+		for len(moves) < budget {
+			m, ok := n.rebalanceOne(ks, cat.Ranges[name], candidates, load, moved)
+			if !ok {
+				break
+			}
+			moves = append(moves, m)
+			moved[m.Range] = true
+			load[m.From]--
+			load[m.To.NodeID]++
+		}
+	}
+	return moves
+}
+
+// rebalanceOne finds one move of keyspace ks from its most loaded live
+// node to a node holding two replicas fewer, trying the least loaded
+// first.
+func (n *Node) rebalanceOne(ks catalog.KeyspaceDescriptor, ranges []*catalog.RangeDescriptor, candidates []catalog.Candidate,
+	load map[uint64]int, moved map[uint64]bool) (catalog.MoveReplica, bool) {
+	byLoad := slices.Clone(candidates)
+	slices.SortFunc(byLoad, func(a, b catalog.Candidate) int {
+		return cmp.Or(cmp.Compare(load[a.ID], load[b.ID]), cmp.Compare(a.ID, b.ID))
+	})
+	from := byLoad[len(byLoad)-1]
+	for _, to := range byLoad {
+		if load[from.ID]-load[to.ID] < 2 {
+			break
+		}
+		for _, r := range ranges {
+			if moved[r.ID] || !movable(r, false) || !r.HasReplica(from.ID) || r.Holds(to.ID) || !n.allAlive(r) ||
+				zoneCount(r.Replicas, from.ID, &to) < zoneCount(r.Replicas, 0, nil) {
+				continue
+			}
+			if m, ok := n.proveMove(ks, r, from.ID, to); ok {
+				return m, true
+			}
+		}
+	}
+	return catalog.MoveReplica{}, false
+}
+
+// allAlive reports whether gossip sees every replica of r alive: a range
+// missing one is repaired (planMoves), never rebalanced.
+func (n *Node) allAlive(r *catalog.RangeDescriptor) bool {
+	cat := n.store.Catalog()
+	return !slices.ContainsFunc(r.Replicas, func(rep catalog.ReplicaDescriptor) bool { return !n.alive(cat.Nodes[rep.NodeID]) })
+}
+
+// zoneCount counts the zones of reps without node without (0: none) and
+// with add (nil: none).
+func zoneCount(reps []catalog.ReplicaDescriptor, without uint64, add *catalog.Candidate) int {
+	zones := map[string]bool{}
+	for _, rep := range reps {
+		if rep.NodeID != without {
+			zones[rep.Zone] = true
+		}
+	}
+	if add != nil {
+		zones[add.Zone] = true
+	}
+	return len(zones)
+}
+
+// checkLeft asks, for each leaving replica of the catalog, whether its
+// range has let it go, and calls left with each one that did: for a Raft
+// range, any of its replicas that applied a configuration without it
+// says so (store.Store.LetGo); for an eventual range, the leaving node
+// itself once it handed its records off, or nobody if its node is dead
+// for good (it has nothing left to hand). left may be called on any
+// goroutine, and more than once for one replica.
+func (n *Node) checkLeft(now int64, left func(catalog.RangeReplica)) {
+	cat := n.store.Catalog()
+	net := n.ev.Net()
+	for _, name := range slices.Sorted(maps.Keys(cat.Ranges)) {
+		for _, r := range cat.Ranges[name] {
+			for _, l := range r.Leaving {
+				rr := catalog.RangeReplica{Range: r.ID, Node: l.NodeID}
+				req := eventual.ReplicaRequest{Kind: eventual.ReqLetGo, RangeID: r.ID, Node: l.NodeID}
+				answer := func(a eventual.ReplicaAnswer) {
+					if a.Err == nil && a.LetGo {
+						left(rr)
+					}
+				}
+				switch {
+				case r.Mode != catalog.ModeEventual:
+					for _, rep := range r.Replicas {
+						net.Call(rep.NodeID, req, answer)
+					}
+				case n.deadForGoodAt(l.NodeID, now):
+					left(rr)
+				default:
+					net.Call(l.NodeID, req, answer)
+				}
+			}
+		}
+	}
+}
+
+// decommissioned returns the decommissioning nodes that hold no replica,
+// leaving or not, and are not among meta's voters: the ones to mark
+// removed.
+func (n *Node) decommissioned() []uint64 {
+	cat := n.store.Catalog()
+	var out []uint64
+	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
+		if nd := cat.Nodes[id]; nd.Decommissioning && !nd.Removed && replicasHeld(cat, id) == 0 && !slices.Contains(n.store.MetaVoters(), id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// replicasHeld counts the replicas node id runs, leaving ones included
+// (meta aside).
+func replicasHeld(cat *store.CatalogView, id uint64) int {
+	count := 0
+	for name, ranges := range cat.Ranges {
+		if name == catalog.MetaKeyspace {
+			continue
+		}
+		for _, r := range ranges {
+			if r.Holds(id) {
+				count++
+			}
+		}
+	}
+	return count
+}
+
+// plan is one pass of the placement driver on meta's leader, at time now:
+// the catalog changes to propose, in order (see the top of this file).
+func (n *Node) plan(now int64) []catalog.CatalogOp {
+	var ops []catalog.CatalogOp
+	for _, id := range n.decommissioned() {
+		ops = append(ops, catalog.CatalogOp{RemoveNode: id})
+	}
+	budget := n.placer.maxMoves - n.movesInFlight()
+
+	moves := n.planMoves(now, budget)
+	if len(moves) == 0 {
+		if g := n.planGrowth(); g != nil {
+			return append(ops, catalog.CatalogOp{Grow: g})
+		}
+		moves = n.planRebalance(budget)
+	}
+	for _, m := range moves {
+		ops = append(ops, catalog.CatalogOp{Move: &m})
+	}
+	return ops
 }
 
 // asCandidates lays a replica set out as placement candidates, in its
@@ -269,9 +513,9 @@ func better(a, b catalog.Candidate, usedZones map[string]bool) bool {
 }
 
 // StartPlacement starts the placement driver on this node: once a
-// second, if this node leads meta, it moves the replicas of the nodes
-// dead for longer than NodeConfig.DeadAfter, and then grows the keyspaces
-// whose N is below their GrowTo (planGrowth). Close stops it.
+// second it counts the dead nodes (observeLiveness) and, if this node
+// leads meta, drops the leaving replicas their ranges let go (checkLeft)
+// and proposes plan's changes. Close stops it.
 func (n *Node) StartPlacement() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -286,39 +530,58 @@ func (n *Node) StartPlacement() {
 				return
 			case <-t.C:
 			}
-			n.store.Config.Metrics.RangesUnderReplicated.Set(float64(n.underReplicated()))
-			n.observeLiveness(n.clock())
-			if leads, err := n.store.Leads(ctx, catalog.MetaRangeID); err != nil || !leads {
-				continue
-			}
-			moves := n.planMoves(n.clock())
-			for _, m := range moves {
-				op, err := json.Marshal(catalog.CatalogOp{Move: &m})
-				if err == nil {
-					err = n.proposeCatalog(ctx, op)
-				}
-				if err != nil {
-					n.store.Config.Metrics.ReplicaMoves.WithLabelValues("refused").Inc()
-					n.store.Logger.Warn("moving a dead node's replica", "range", m.Range, "from", m.From, "to", m.To.NodeID, "err", err)
-					continue
-				}
-				n.store.Config.Metrics.ReplicaMoves.WithLabelValues("applied").Inc()
-				n.store.Logger.Info("moved a dead node's replica", "range", m.Range, "from", m.From, "to", m.To.NodeID)
-			}
-			if len(moves) > 0 {
-				continue // growth waits for the repairs
-			}
-			if g := n.planGrowth(); g != nil {
-				op, err := json.Marshal(catalog.CatalogOp{Grow: g})
-				if err == nil {
-					err = n.proposeCatalog(ctx, op)
-				}
-				if err != nil {
-					n.store.Logger.Warn("growing a keyspace", "keyspace", g.Keyspace, "replicas", g.Replicas, "err", err)
-					continue
-				}
-				n.store.Logger.Info("grew a keyspace as nodes joined", "keyspace", g.Keyspace, "replicas", g.Replicas)
-			}
+			n.placementPass(ctx)
 		}
 	}()
+}
+
+// placementPass is one pass of StartPlacement's loop.
+func (n *Node) placementPass(ctx context.Context) {
+	m := n.store.Config.Metrics
+	m.RangesUnderReplicated.Set(float64(n.underReplicated()))
+	m.ReplicaMovesInFlight.Set(float64(n.movesInFlight()))
+	now := n.clock()
+	n.observeLiveness(now)
+	if leads, err := n.store.Leads(ctx, catalog.MetaRangeID); err != nil || !leads {
+		return
+	}
+	var mu sync.Mutex
+	letGo := map[catalog.RangeReplica]bool{}
+	n.checkLeft(now, func(l catalog.RangeReplica) {
+		mu.Lock()
+		defer mu.Unlock()
+		letGo[l] = true
+	})
+	for _, op := range n.plan(now) {
+		n.proposePlaced(ctx, op)
+	}
+	// The answers take a round trip; the next pass proposes the ones that
+	// came later.
+	mu.Lock()
+	lefts := slices.SortedFunc(maps.Keys(letGo), func(a, b catalog.RangeReplica) int {
+		return cmp.Or(cmp.Compare(a.Range, b.Range), cmp.Compare(a.Node, b.Node))
+	})
+	mu.Unlock()
+	for _, l := range lefts {
+		n.proposePlaced(ctx, catalog.CatalogOp{Left: &l})
+	}
+}
+
+// proposePlaced proposes one of the placement driver's changes and logs
+// what became of it.
+func (n *Node) proposePlaced(ctx context.Context, op catalog.CatalogOp) {
+	err := n.proposeOp(ctx, op)
+	log, moves := n.store.Logger, n.store.Config.Metrics.ReplicaMoves
+	switch {
+	case op.Move != nil && err != nil:
+		moves.WithLabelValues("refused").Inc()
+		log.Warn("moving a replica", "range", op.Move.Range, "from", op.Move.From, "to", op.Move.To.NodeID, "err", err)
+	case op.Move != nil:
+		moves.WithLabelValues("applied").Inc()
+		log.Info("moved a replica", "range", op.Move.Range, "from", op.Move.From, "to", op.Move.To.NodeID)
+	case err != nil:
+		log.Warn("placement change refused", "op", string(catalog.MustJSON(op)), "err", err)
+	default:
+		log.Info("placement change applied", "op", string(catalog.MustJSON(op)))
+	}
 }

@@ -29,6 +29,7 @@ var simRepairKeyspaces = []catalog.KeyspaceDescriptor{
 func TestSimDeadNodeReplaced(t *testing.T) {
 	sim.RunSeeds(t, 16, func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 5, simRepairKeyspaces, func(c *simCluster) {
+			c.defaultGrowTo = 3
 			c.nodeConfig = func(_ uint64, cfg *NodeConfig) {
 				cfg.DeadAfter = time.Second
 				cfg.MaxMovesPerPass = 100 // every move at once: the stores' own bound holds
@@ -37,6 +38,7 @@ func TestSimDeadNodeReplaced(t *testing.T) {
 		// A lossy network, as under the nemesis: moves and snapshots must
 		// survive lost, duplicated and reordered messages.
 		c.s.Net().SetDefault(sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, DropRate: 0.02, DupRate: 0.02})
+		c.growDefault()
 		c.startClients()
 		if err := c.s.RunFor(500 * time.Millisecond); err != nil {
 			t.Fatal(err)
@@ -87,17 +89,38 @@ func TestSimDeadNodeReplaced(t *testing.T) {
 	})
 }
 
+// growDefault makes the clients use the default keyspace too, and waits
+// until it has grown to three replicas (the simCluster's defaultGrowTo
+// must say 3): a node that dies while default has one replica, or grows,
+// may take a range's only voter with it.
+func (c *simCluster) growDefault() {
+	c.keyspaces = append(c.keyspaces, catalog.KeyspaceDescriptor{Name: "default", Mode: catalog.ModeRaft})
+	c.require("the default keyspace to grow to 3 replicas", 20*time.Second, func() bool {
+		return c.catalog().Keyspaces["default"].Replicas == 3 && c.repaired()
+	})
+}
+
 // repaired reports whether every range of the clients' keyspaces has its
 // replicas on live nodes only, a leader, and every raft range's replicas
-// have exactly those as their voters, out of any joint configuration.
+// have exactly those as their voters, out of any joint configuration,
+// and no range keeps a leaving replica.
 func (c *simCluster) repaired() bool {
+	c.unrepaired = c.whyUnrepaired()
+	return c.unrepaired == ""
+}
+
+// whyUnrepaired says why repaired is false, or "" when it is true.
+func (c *simCluster) whyUnrepaired() string {
 	cat := c.catalog()
 	for _, ks := range c.keyspaces {
 		for _, rd := range cat.Ranges[ks.Name] {
+			if len(rd.Leaving) > 0 {
+				return fmt.Sprintf("range %d has leaving replicas %v", rd.ID, rd.Leaving)
+			}
 			var want []uint64
 			for _, rep := range rd.Replicas {
 				if c.node(rep.NodeID) == nil || !c.s.Up(sim.NodeID(rep.NodeID)) {
-					return false
+					return fmt.Sprintf("range %d has a replica on n%d, down", rd.ID, rep.NodeID)
 				}
 				want = append(want, rep.NodeID)
 			}
@@ -105,7 +128,7 @@ func (c *simCluster) repaired() bool {
 				continue
 			}
 			if c.rangeLeader(rd.ID) == 0 {
-				return false
+				return fmt.Sprintf("range %d has no leader", rd.ID)
 			}
 			// Every replica, not only the leader, must have applied the
 			// final configuration: a follower still joint needs the old
@@ -116,11 +139,11 @@ func (c *simCluster) repaired() bool {
 			for _, id := range want {
 				r := c.node(id).store.Replicas[rd.ID]
 				if r == nil {
-					return false
+					return fmt.Sprintf("range %d has no replica on n%d yet", rd.ID, id)
 				}
 				rc, ok := r.Core.(*consensus.RaftCore)
 				if !ok {
-					return false
+					return fmt.Sprintf("range %d runs %s", rd.ID, r.Core.Protocol())
 				}
 				cs := rc.RawNode.ConfState()
 				var voters []uint64
@@ -129,12 +152,12 @@ func (c *simCluster) repaired() bool {
 				}
 				slices.Sort(voters)
 				if cs.Joint() || len(cs.Learners) > 0 || !slices.Equal(voters, want) {
-					return false
+					return fmt.Sprintf("range %d on n%d has configuration %+v, the catalog replicas %v", rd.ID, id, cs, want)
 				}
 			}
 		}
 	}
-	return true
+	return ""
 }
 
 // Meta's voters follow the same repair: with 6 nodes, meta has 5 voters
@@ -145,6 +168,7 @@ func (c *simCluster) repaired() bool {
 func TestSimDeadMetaVoterSwapped(t *testing.T) {
 	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 6, simRepairKeyspaces, func(c *simCluster) {
+			c.defaultGrowTo = 3
 			c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Second }
 		})
 		metaVoters := func() []uint64 {
@@ -159,6 +183,7 @@ func TestSimDeadMetaVoterSwapped(t *testing.T) {
 			slices.Sort(ids)
 			return ids
 		}
+		c.growDefault()
 		c.startClients()
 		victim := c.metaLeader().id
 		c.s.Tracef("n%d, meta's leader, dies for good", victim)
@@ -189,8 +214,10 @@ func TestSimDeadMetaVoterSwapped(t *testing.T) {
 func TestSimRemovedNodeReplaced(t *testing.T) {
 	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 5, simRepairKeyspaces, func(c *simCluster) {
+			c.defaultGrowTo = 3
 			c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Hour }
 		})
+		c.growDefault()
 		c.startClients()
 		const victim = 5
 		c.s.Crash(sim.NodeID(victim))
@@ -262,13 +289,13 @@ func TestSimNoNodeToMoveTo(t *testing.T) {
 	c := newSimClusterWith(t, 1, 3, simRepairKeyspaces, func(c *simCluster) {
 		c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Second }
 	})
-	before := fmt.Sprint(c.catalog().Ranges["rk"])
+	before := string(catalog.MustJSON(c.catalog().Ranges["rk"]))
 	c.startClients()
 	c.s.Crash(3)
 	if err := c.s.RunFor(3 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if after := fmt.Sprint(c.catalog().Ranges["rk"]); after != before {
+	if after := string(catalog.MustJSON(c.catalog().Ranges["rk"])); after != before {
 		t.Fatalf("replicas moved with no node to take them:\nbefore %s\nafter  %s", before, after)
 	}
 	c.s.Restart(3) // the final check reads from every replica
@@ -362,4 +389,67 @@ func TestDeadCountsFromTheLastDeath(t *testing.T) {
 	if !n.deadForGoodAt(3, 31*sec) {
 		t.Fatal("n3, dead for 11 s, does not count as dead for good (10 s)")
 	}
+}
+
+// A node decommissioned while it runs and clients write hands every
+// replica it holds to other nodes, keeping its own until each range has
+// let it go, leaves meta's voters, and is then marked removed; nothing
+// acknowledged is lost and the history is linearizable. The keyspace of
+// one replica per range is the sharp case: the decommissioned node's
+// replica is the range's only voter until the new one takes over, so
+// deleting it a moment early loses the range (Canary.LetGoEarly).
+func TestSimDecommission(t *testing.T) {
+	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) { simDecommission(t, seed, store.Canary{}) })
+}
+
+// The decommission test catches a range that deletes a moved replica it
+// still counts on.
+func TestDecommissionCanary(t *testing.T) {
+	huntCanary(t, 8, func(tb testing.TB, seed uint64) { simDecommission(tb, seed, store.Canary{LetGoEarly: true}) })
+}
+
+func simDecommission(t testing.TB, seed uint64, canary store.Canary) {
+	{
+		ks := append(slices.Clone(simRepairKeyspaces), catalog.KeyspaceDescriptor{Name: "r1", Mode: catalog.ModeRaft, Replicas: 1, Ranges: 8})
+		c := newSimClusterWith(t, seed, 4, ks, func(c *simCluster) { c.defaultGrowTo, c.canary = 3, canary })
+		c.s.Net().SetDefault(sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, DropRate: 0.02, DupRate: 0.02})
+		c.growDefault()
+		c.startClients()
+		if err := c.s.RunFor(500 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		// Half the seeds decommission meta's leader, which must hand meta
+		// and the placement driver over first.
+		victim := uint64(4)
+		if seed%2 == 0 {
+			victim = c.metaLeader().id
+		}
+		held := replicasHeld(c.catalog(), victim)
+		c.s.Tracef("n%d is decommissioned, holding %d replicas", victim, held)
+		c.proposeCatalog(catalog.CatalogOp{Decommission: victim})
+		start := c.s.Now()
+		c.require(fmt.Sprintf("n%d decommissioned and every range repaired", victim), 30*time.Second, func() bool {
+			nd := c.catalog().Nodes[victim]
+			if !nd.Removed || replicasHeld(c.catalog(), victim) > 0 {
+				c.unrepaired = fmt.Sprintf("n%d removed %v, holding %d replicas", victim, nd.Removed, replicasHeld(c.catalog(), victim))
+				return false
+			}
+			if l := c.metaLeader(); l == nil || slices.Contains(l.store.MetaVoters(), victim) {
+				c.unrepaired = "no meta leader, or the victim is one of meta's voters"
+				return false
+			}
+			return c.repaired()
+		})
+		t.Logf("n%d decommissioned %v after the command, %d replicas moved off it", victim, c.s.Now()-start, held)
+		c.check()
+	}
+}
+
+// proposeCatalog proposes op through meta's leader, waiting for a leader
+// if there is none.
+func (c *simCluster) proposeCatalog(op catalog.CatalogOp) {
+	c.require("meta to have a leader", 5*time.Second, func() bool { return c.metaLeader() != nil })
+	l := c.metaLeader()
+	l.proposeCatalog(op)
+	l.round()
 }

@@ -3,7 +3,6 @@ package kv
 import (
 	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -223,14 +222,16 @@ var simKeyspaces = []catalog.KeyspaceDescriptor{
 
 // simCluster is one seed's run.
 type simCluster struct {
-	t     testing.TB
-	seed  uint64
-	s     *sim.Sim
-	h     *sim.History
-	ids   []uint64 // the store nodes, in ID order
-	disks map[uint64]*simpebble.Disk
-	added map[uint64]bool // store nodes the sim knows
-	dirty map[uint64]bool // nodes that ran a round since the last invariant check
+	// unrepaired is why repaired was last false (whyUnrepaired).
+	unrepaired string
+	t          testing.TB
+	seed       uint64
+	s          *sim.Sim
+	h          *sim.History
+	ids        []uint64 // the store nodes, in ID order
+	disks      map[uint64]*simpebble.Disk
+	added      map[uint64]bool // store nodes the sim knows
+	dirty      map[uint64]bool // nodes that ran a round since the last invariant check
 	// leaders maps a range and Raft term, or a range and Paxos ballot, to
 	// the one node that led it.
 	leaders   map[simTermKey]uint64
@@ -432,7 +433,11 @@ func (c *simCluster) check() {
 // within d.
 func (c *simCluster) require(what string, d time.Duration, cond func() bool) {
 	c.t.Helper()
+	c.unrepaired = ""
 	if err := c.s.RunUntil(cond, d); err != nil {
+		if c.unrepaired != "" {
+			err = fmt.Errorf("%w (%s)", err, c.unrepaired)
+		}
 		c.t.Fatalf("waiting %v for %s: %v", d, what, err)
 	}
 }
@@ -615,33 +620,34 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 
 // placementPass is one pass of the placement driver, as StartPlacement
 // runs it in kvd, but without waiting for its proposals: this goroutine
-// is the store's loop. A move proposed again before the first one applied
-// is refused by meta, harmlessly.
+// is the store's loop. A change proposed again before the first one
+// applied is refused by meta, or changes nothing, harmlessly.
 func (n *simNode) placementPass() {
-	n.node.observeLiveness(n.node.clock())
+	now := n.node.clock()
+	n.node.observeLiveness(now)
 	if r := n.store.Replicas[catalog.MetaRangeID]; r == nil || r.Role != consensus.RoleLeader {
 		return
 	}
-	var ops []catalog.CatalogOp
-	for _, m := range n.node.planMoves(n.node.clock()) {
-		n.c.s.Tracef("n%d moves range %d's replica from n%d to n%d", n.id, m.Range, m.From, m.To.NodeID)
-		ops = append(ops, catalog.CatalogOp{Move: &m})
+	n.node.checkLeft(now, func(l catalog.RangeReplica) {
+		n.c.s.Tracef("n%d: range %d let n%d's replica go", n.id, l.Range, l.Node)
+		n.proposeCatalog(catalog.CatalogOp{Left: &l})
+	})
+	for _, op := range n.node.plan(now) {
+		n.c.s.Tracef("n%d proposes %s", n.id, catalog.MustJSON(op))
+		n.proposeCatalog(op)
 	}
-	if len(ops) == 0 {
-		if g := n.node.planGrowth(); g != nil {
-			n.c.s.Tracef("n%d grows keyspace %s to %d replicas", n.id, g.Keyspace, g.Replicas)
-			ops = append(ops, catalog.CatalogOp{Grow: g})
-		}
+}
+
+// proposeCatalog proposes op to meta, not waiting for it.
+func (n *simNode) proposeCatalog(op catalog.CatalogOp) {
+	if n.store.Replicas[catalog.MetaRangeID] == nil {
+		return // crashed since
 	}
-	for _, op := range ops {
-		b, err := json.Marshal(op)
-		if err != nil {
-			panic(err)
+	_, _ = n.store.StartPropose(catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: catalog.MustJSON(op)}, func(res command.Result) {
+		if res.Err != nil {
+			n.c.s.Tracef("n%d: catalog change refused: %v", n.id, res.Err)
 		}
-		if _, err := n.store.StartPropose(catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: b}, func(command.Result) {}); err != nil {
-			return
-		}
-	}
+	})
 }
 
 // alive is gossip's view of the nodes: the ones up, by identity.

@@ -41,6 +41,14 @@ type RangeDescriptor struct {
 	Keyspace string              `json:"keyspace"`
 	Span     Span                `json:"span"`
 	Replicas []ReplicaDescriptor `json:"replicas"`
+	// Leaving are replicas a move took off the range (MoveReplica) that
+	// still run until the range has let them go: a Raft range once its
+	// configuration no longer holds them, an eventual range once the
+	// leaving replica handed its records to the others. Meta's leader
+	// then drops them (CatalogOp.Left) and their nodes delete them. Until
+	// then a node that was a voter keeps voting, so a move off a live node
+	// never leaves the range a replica short.
+	Leaving []ReplicaDescriptor `json:"leaving,omitempty"`
 	// Geometry is the quorum geometry of the range's consensus group (the
 	// keyspace's), over Replicas in order.
 	Geometry string `json:"geometry"`
@@ -52,6 +60,22 @@ type RangeDescriptor struct {
 // HasReplica reports whether node holds a replica of r.
 func (r *RangeDescriptor) HasReplica(node uint64) bool {
 	return slices.ContainsFunc(r.Replicas, func(rep ReplicaDescriptor) bool { return rep.NodeID == node })
+}
+
+// IsLeaving reports whether node's replica of r is leaving (Leaving).
+func (r *RangeDescriptor) IsLeaving(node uint64) bool {
+	return slices.ContainsFunc(r.Leaving, func(rep ReplicaDescriptor) bool { return rep.NodeID == node })
+}
+
+// Holds reports whether node runs a replica of r: one of its replicas,
+// or one leaving.
+func (r *RangeDescriptor) Holds(node uint64) bool { return r.HasReplica(node) || r.IsLeaving(node) }
+
+// Clone returns a copy of r that shares no slice with it.
+func (r *RangeDescriptor) Clone() *RangeDescriptor {
+	c := *r
+	c.Replicas, c.Leaving = slices.Clone(r.Replicas), slices.Clone(r.Leaving)
+	return &c
 }
 
 // NodeDescriptor is a node of the cluster as the catalog knows it: its ID
@@ -76,6 +100,12 @@ type NodeDescriptor struct {
 	// replicas move away at once, and it may never come back under this
 	// identity.
 	Removed bool `json:"removed,omitempty"`
+	// Decommissioning marks a node an operator is taking out of the
+	// cluster while it runs (CatalogOp.Decommission): it takes no new
+	// replicas, its replicas move to other nodes while it keeps serving
+	// them, and once it holds none and is not one of meta's voters, meta's
+	// leader marks it Removed.
+	Decommissioning bool `json:"decommissioning,omitempty"`
 }
 
 // Catalog is the decoded state of meta. Only the store's goroutine
@@ -141,6 +171,18 @@ type CatalogOp struct {
 	// as nodes join). The proposer proved the geometry on every new
 	// replica set.
 	Grow *GrowKeyspace `json:"grow,omitempty"`
+	// Left drops a leaving replica (RangeDescriptor.Leaving) that its
+	// range has let go; its node then deletes it.
+	Left *RangeReplica `json:"left,omitempty"`
+	// Decommission marks node Decommission decommissioning
+	// (NodeDescriptor.Decommissioning).
+	Decommission uint64 `json:"decommission,omitempty"`
+}
+
+// RangeReplica names node Node's replica of range Range.
+type RangeReplica struct {
+	Range uint64 `json:"range"`
+	Node  uint64 `json:"node"`
 }
 
 // GrowKeyspace raises keyspace Keyspace's N to Replicas, adding to each of
@@ -206,6 +248,12 @@ func (c *Catalog) Apply(op *CatalogOp) (writes []catalogWrite, id uint64, err er
 	case op.Grow != nil:
 		writes, err = c.grow(*op.Grow)
 		return writes, 0, err
+	case op.Left != nil:
+		writes, err = c.left(*op.Left)
+		return writes, 0, err
+	case op.Decommission != 0:
+		writes, err = c.decommission(op.Decommission)
+		return writes, 0, err
 	}
 	return nil, 0, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)
 }
@@ -230,7 +278,7 @@ func (c *Catalog) addNode(n NodeDescriptor, updateOnly bool) ([]catalogWrite, ui
 			return nil, 0, fmt.Errorf("%w: node %s (uuid %s) is not in the catalog: a node that lost its data dir "+
 				"must join again on an empty one, as a new node", ErrIdentity, n.Name, n.UUID)
 		}
-		n.ID, n.Removed = c.NextNodeID, false // only RemoveNode removes
+		n.ID, n.Removed, n.Decommissioning = c.NextNodeID, false, false // only RemoveNode and Decommission set them
 		c.NextNodeID++
 		c.Nodes[n.ID] = n
 		return []catalogWrite{
@@ -251,7 +299,7 @@ func (c *Catalog) addNode(n NodeDescriptor, updateOnly bool) ([]catalogWrite, ui
 		// (identity.Open): this is not a kvd.
 		return nil, 0, fmt.Errorf("%w: node %d (uuid %s) is named %q, not %q", ErrInvalidArgument, old.ID, old.UUID, old.Name, n.Name)
 	}
-	n.ID, n.Removed = old.ID, old.Removed
+	n.ID, n.Removed, n.Decommissioning = old.ID, old.Removed, old.Decommissioning
 	if n == old {
 		return nil, n.ID, nil // a retried join, or an address that did not change
 	}
@@ -316,8 +364,9 @@ func (c *Catalog) drop(name string) ([]catalogWrite, error) {
 	return writes, nil
 }
 
-// move replaces a replica of a range. The descriptor is copied, not
-// changed in place: replicas hold the one they started with.
+// move replaces a replica of a range: the one on From leaves (Leaving)
+// and one on To joins. The descriptor is copied, not changed in place:
+// replicas hold the one they started with.
 func (c *Catalog) move(m MoveReplica) ([]catalogWrite, error) {
 	r, ok := c.Ranges[m.Range]
 	switch {
@@ -325,21 +374,53 @@ func (c *Catalog) move(m MoveReplica) ([]catalogWrite, error) {
 		return nil, fmt.Errorf("%w: range %d cannot have its replicas moved (unknown, or meta)", ErrInvalidArgument, m.Range)
 	case !r.HasReplica(m.From):
 		return nil, fmt.Errorf("%w: range %d has no replica on node %d", ErrInvalidArgument, m.Range, m.From)
-	case r.HasReplica(m.To.NodeID):
-		return nil, fmt.Errorf("%w: range %d already has a replica on node %d", ErrInvalidArgument, m.Range, m.To.NodeID)
+	case r.Holds(m.To.NodeID):
+		return nil, fmt.Errorf("%w: range %d already has a replica on node %d, or one still leaving it", ErrInvalidArgument, m.Range, m.To.NodeID)
 	}
-	if _, ok := c.Nodes[m.To.NodeID]; !ok {
-		return nil, fmt.Errorf("%w: node %d is not in the catalog", ErrInvalidArgument, m.To.NodeID)
+	if nd, ok := c.Nodes[m.To.NodeID]; !ok || nd.Removed || nd.Decommissioning {
+		return nil, fmt.Errorf("%w: node %d cannot take a replica (unknown, removed or decommissioning)", ErrInvalidArgument, m.To.NodeID)
 	}
 	// The new replica goes last, where Raft's configuration change puts
 	// the voter it adds, so that both lay out the geometry alike.
-	next := *r
-	next.Replicas = slices.DeleteFunc(slices.Clone(r.Replicas), func(rep ReplicaDescriptor) bool { return rep.NodeID == m.From })
+	next := r.Clone()
+	i := slices.IndexFunc(next.Replicas, func(rep ReplicaDescriptor) bool { return rep.NodeID == m.From })
+	next.Leaving = append(next.Leaving, next.Replicas[i])
+	next.Replicas = slices.Delete(next.Replicas, i, i+1)
 	to := m.To
 	to.Added = true
 	next.Replicas = append(next.Replicas, to)
-	c.Ranges[next.ID] = &next
-	return []catalogWrite{{rangeCatalogKey(next.ID), MustJSON(&next)}}, nil
+	c.Ranges[next.ID] = next
+	return []catalogWrite{{rangeCatalogKey(next.ID), MustJSON(next)}}, nil
+}
+
+// left drops node's leaving replica of a range; one already gone changes
+// nothing, so a retried Left is harmless.
+func (c *Catalog) left(l RangeReplica) ([]catalogWrite, error) {
+	r, ok := c.Ranges[l.Range]
+	if !ok || !r.IsLeaving(l.Node) {
+		return nil, nil
+	}
+	next := r.Clone()
+	next.Leaving = slices.DeleteFunc(next.Leaving, func(rep ReplicaDescriptor) bool { return rep.NodeID == l.Node })
+	c.Ranges[next.ID] = next
+	return []catalogWrite{{rangeCatalogKey(next.ID), MustJSON(next)}}, nil
+}
+
+// decommission marks node id decommissioning; doing it again changes
+// nothing.
+func (c *Catalog) decommission(id uint64) ([]catalogWrite, error) {
+	n, ok := c.Nodes[id]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: node %d is not in the catalog", ErrInvalidArgument, id)
+	case n.Removed:
+		return nil, fmt.Errorf("%w: node %d (%s) was removed already", ErrRemoved, id, n.Name)
+	case n.Decommissioning:
+		return nil, nil
+	}
+	n.Decommissioning = true
+	c.Nodes[id] = n
+	return []catalogWrite{{nodeCatalogKey(id), MustJSON(n)}}, nil
 }
 
 // grow adds replicas to every range of a keyspace and raises its N. The
@@ -365,17 +446,16 @@ func (c *Catalog) grow(g GrowKeyspace) ([]catalogWrite, error) {
 		if len(r.Replicas)+len(add.Replicas) != g.Replicas {
 			return nil, fmt.Errorf("%w: range %d has %d replicas; %d more do not make %d", ErrInvalidArgument, r.ID, len(r.Replicas), len(add.Replicas), g.Replicas)
 		}
-		n := *r
-		n.Replicas = slices.Clone(r.Replicas)
+		n := r.Clone()
 		for _, rep := range add.Replicas {
 			nd, known := c.Nodes[rep.NodeID]
-			if !known || nd.Removed || n.HasReplica(rep.NodeID) {
-				return nil, fmt.Errorf("%w: node %d cannot take a replica of range %d (unknown, removed, or a replica already)", ErrInvalidArgument, rep.NodeID, r.ID)
+			if !known || nd.Removed || nd.Decommissioning || n.Holds(rep.NodeID) {
+				return nil, fmt.Errorf("%w: node %d cannot take a replica of range %d (unknown, removed, decommissioning, or a replica already)", ErrInvalidArgument, rep.NodeID, r.ID)
 			}
 			rep.Added = true
 			n.Replicas = append(n.Replicas, rep)
 		}
-		next = append(next, &n)
+		next = append(next, n)
 	}
 	var writes []catalogWrite
 	for _, n := range next {

@@ -31,7 +31,8 @@ func catalogWithNodes(t *testing.T, n int) *Catalog {
 }
 
 // A move replaces one replica, puts the new one last and marks it Added,
-// and leaves the descriptor that replicas already hold unchanged.
+// keeps the old one as leaving until Left drops it, and leaves the
+// descriptor that replicas already hold unchanged.
 func TestMoveReplica(t *testing.T) {
 	c := catalogWithNodes(t, 4)
 	r := c.KeyspaceRanges("ks")[0]
@@ -44,8 +45,11 @@ func TestMoveReplica(t *testing.T) {
 	if got := fmt.Sprint(after.Replicas); got != "[{1  0 false} {3  0 false} {4  0 true}]" {
 		t.Errorf("replicas after the move: %s", got)
 	}
-	if before.HasReplica(4) || !before.HasReplica(2) {
-		t.Errorf("the old descriptor changed: %v", before.Replicas)
+	if got := fmt.Sprint(after.Leaving); got != "[{2  0 false}]" || !after.Holds(2) || after.HasReplica(2) {
+		t.Errorf("leaving after the move: %s", got)
+	}
+	if before.HasReplica(4) || !before.HasReplica(2) || len(before.Leaving) != 0 {
+		t.Errorf("the old descriptor changed: %v, leaving %v", before.Replicas, before.Leaving)
 	}
 	// Reloading the write gives the same descriptor.
 	re := NewCatalog()
@@ -56,12 +60,68 @@ func TestMoveReplica(t *testing.T) {
 		{Range: r.ID, From: 2, To: ReplicaDescriptor{NodeID: 1}},     // not in the range any more
 		{Range: r.ID, From: 1, To: ReplicaDescriptor{NodeID: 3}},     // already a replica
 		{Range: r.ID, From: 1, To: ReplicaDescriptor{NodeID: 9}},     // unknown node
+		{Range: r.ID, From: 1, To: ReplicaDescriptor{NodeID: 2}},     // still leaving
 		{Range: r.ID + 9, From: 1, To: ReplicaDescriptor{NodeID: 2}}, // unknown range
 		{Range: MetaRangeID, From: 1, To: ReplicaDescriptor{NodeID: 2}},
 	} {
 		if _, _, err := c.Apply(&CatalogOp{Move: &bad}); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("move %+v: %v, want invalid argument", bad, err)
 		}
+	}
+}
+
+// Left drops a leaving replica once, and a second Left (a retry) changes
+// nothing; only then may the node take the range again.
+func TestLeft(t *testing.T) {
+	c := catalogWithNodes(t, 4)
+	r := c.KeyspaceRanges("ks")[0]
+	if _, _, err := c.Apply(&CatalogOp{Move: &MoveReplica{Range: r.ID, From: 2, To: ReplicaDescriptor{NodeID: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	moved := c.Ranges[r.ID]
+	writes, _, err := c.Apply(&CatalogOp{Left: &RangeReplica{Range: r.ID, Node: 2}})
+	if err != nil || len(writes) != 1 || c.Ranges[r.ID].Holds(2) || len(c.Ranges[r.ID].Leaving) != 0 {
+		t.Fatalf("left: %v, %d writes, range %+v", err, len(writes), c.Ranges[r.ID])
+	}
+	if !moved.IsLeaving(2) {
+		t.Errorf("the old descriptor changed: %+v", moved)
+	}
+	if writes, _, err := c.Apply(&CatalogOp{Left: &RangeReplica{Range: r.ID, Node: 2}}); err != nil || len(writes) != 0 {
+		t.Errorf("left again: %v, %d writes; want nothing", err, len(writes))
+	}
+	if _, _, err := c.Apply(&CatalogOp{Move: &MoveReplica{Range: r.ID, From: 1, To: ReplicaDescriptor{NodeID: 2}}}); err != nil {
+		t.Errorf("moving back to node 2 once it left: %v", err)
+	}
+}
+
+// A decommissioning node takes no new replicas, keeps its mark when it
+// announces itself, and cannot be decommissioned once removed.
+func TestDecommission(t *testing.T) {
+	c := catalogWithNodes(t, 4)
+	writes, _, err := c.Apply(&CatalogOp{Decommission: 4})
+	if err != nil || len(writes) != 1 || !c.Nodes[4].Decommissioning {
+		t.Fatalf("decommission: %v, %d writes, node %+v", err, len(writes), c.Nodes[4])
+	}
+	if writes, _, err := c.Apply(&CatalogOp{Decommission: 4}); err != nil || len(writes) != 0 {
+		t.Errorf("decommissioning again: %v, %d writes; want nothing", err, len(writes))
+	}
+	r := c.KeyspaceRanges("ks")[0]
+	if _, _, err := c.Apply(&CatalogOp{Move: &MoveReplica{Range: r.ID, From: 2, To: ReplicaDescriptor{NodeID: 4}}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("moving a replica to a decommissioning node: %v, want invalid argument", err)
+	}
+	n4 := c.Nodes[4]
+	n4.Decommissioning, n4.Addr = false, "h4:2"
+	if _, _, err := c.Apply(&CatalogOp{AddNode: &n4}); err != nil || !c.Nodes[4].Decommissioning || c.Nodes[4].Addr != "h4:2" {
+		t.Errorf("node 4 announcing itself: %v, node %+v; want its address changed and the mark kept", err, c.Nodes[4])
+	}
+	if _, _, err := c.Apply(&CatalogOp{RemoveNode: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Apply(&CatalogOp{Decommission: 4}); !errors.Is(err, ErrRemoved) {
+		t.Errorf("decommissioning a removed node: %v, want ErrRemoved", err)
+	}
+	if _, _, err := c.Apply(&CatalogOp{Decommission: 9}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("decommissioning an unknown node: %v, want invalid argument", err)
 	}
 }
 

@@ -285,12 +285,17 @@ func (c *RaftCore) LearnCommit(self, leader, term, commit uint64) error {
 	return c.RawNode.Step(raft.Message{Type: raft.MsgHeartbeat, From: leader, To: self, Term: term, Commit: commit})
 }
 
-// Quiescible: this node leads, every entry is committed and applied here,
-// and every voter and learner holds the whole log and was heard from
-// recently (so it knows the commit index from the last heartbeat).
+// Quiescible: this node leads, is a voter of the configuration it
+// applied, every entry is committed and applied here, and every voter and
+// learner holds the whole log and was heard from recently (so it knows
+// the commit index from the last heartbeat). A leader a configuration
+// change removed never quiesces its followers: its replica is deleted
+// soon (catalog.CatalogOp.Left), and followers quiesced under it would
+// wait for it forever, its node still alive.
 func (c *RaftCore) Quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
 	st := c.RawNode.Status()
-	if st.State != raft.StateLeader || c.Log.HardState.Commit != c.Log.Last || st.Applied != c.Log.Last {
+	if st.State != raft.StateLeader || c.Log.HardState.Commit != c.Log.Last || st.Applied != c.Log.Last ||
+		!slices.ContainsFunc(c.RawNode.ConfState().Voters, func(m raft.Member) bool { return m.ID == self }) {
 		return nil, 0, 0, false
 	}
 	var followers []uint64

@@ -167,6 +167,11 @@ type antiEntropyRound struct {
 type antiEntropyResult struct {
 	mismatches int
 	purged     int
+	// pushed counts the records sent to peers that held older versions or
+	// none; incomplete marks a round that left records of a differing
+	// leaf out (over the scan limit).
+	pushed     int
+	incomplete bool
 	err        error
 }
 
@@ -223,6 +228,7 @@ func (rd *antiEntropyRound) next() {
 				rd.Fail(peer, a.Err)
 				return
 			}
+			rd.res.incomplete = rd.res.incomplete || a.truncated
 			if err := rd.exchange(peer, diff, a.Recs); err != nil {
 				rd.Fail(peer, err)
 			}
@@ -235,10 +241,11 @@ func (rd *antiEntropyRound) next() {
 // goes on to the next peer once it answered them all.
 func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []records.KeyRecord) error {
 	n := rd.n
-	ours, _, err := n.LocalLeafRecords(rd.r.ID, AntiEntropyDepth, diff, n.limits.MaxScanKeys)
+	ours, truncated, err := n.LocalLeafRecords(rd.r.ID, AntiEntropyDepth, diff, n.limits.MaxScanKeys)
 	if err != nil {
 		return err
 	}
+	rd.res.incomplete = rd.res.incomplete || truncated
 	theirs := make(map[string]wrn.Record, len(remote))
 	pulled := 0
 	for _, kr := range remote {
@@ -273,6 +280,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []record
 		rd.next()
 		return nil
 	}
+	rd.res.pushed += len(push)
 	// The answers come on different goroutines in kvd.
 	var mu sync.Mutex
 	left := len(push)
@@ -380,27 +388,58 @@ func (c *Coordinator) AntiEntropyStep() {
 	ae.mu.busy = true
 	ae.mu.Unlock()
 	// The other replicas that gossip sees alive; tombstones are purged
-	// only in a round that reached all of them.
+	// only in a round that reached all of them, and never while a replica
+	// is leaving: it holds records the others may not have yet, a live
+	// value a purged tombstone would no longer hide among them.
 	var peers []uint64
 	cat := c.store.Catalog()
+	self := c.store.NodeID()
 	for _, rep := range r.Replicas {
-		if nd, ok := cat.Nodes[rep.NodeID]; ok && rep.NodeID != c.store.NodeID() && c.alive(nd) {
+		if nd, ok := cat.Nodes[rep.NodeID]; ok && rep.NodeID != self && c.alive(nd) {
 			peers = append(peers, rep.NodeID)
 		}
 	}
-	all := len(peers) == len(r.Replicas)-1
-	c.startAntiEntropyRound(r, peers, all, func(res antiEntropyResult) {
+	others := len(r.Replicas) - 1
+	leaving := r.IsLeaving(self)
+	if leaving {
+		others++ // self is not one of them
+	}
+	all := len(peers) == others
+	c.startAntiEntropyRound(r, peers, all && len(r.Leaving) == 0, func(res antiEntropyResult) {
 		if res.err != nil {
 			c.store.Logger.Debug("anti-entropy round failed", "range", r.ID, "err", res.err)
 		}
 		ae.mu.Lock()
 		ae.mu.busy = false
+		if leaving {
+			// Handed off: every replica of the range answered, and none
+			// lacked a record of this one (LetGo).
+			ae.mu.handedOff[r.ID] = all && res.err == nil && res.pushed == 0 && !res.incomplete
+		}
 		ae.mu.Unlock()
 	})
 }
 
-// localEventualRanges lists the eventual ranges with a replica here, in
-// keyspace and range order.
+// LetGo reports whether range rangeID has let node's leaving replica go,
+// as far as this node knows: for an eventual range, whether node is this
+// one and its last anti-entropy round found every replica of the range
+// holding all its records (so deleting them loses nothing acknowledged:
+// coordinators write to the range's replicas, not to the leaving one);
+// for a Raft range, whether this node's replica applied a configuration
+// without node (store.Store.LetGo).
+func (c *Coordinator) LetGo(rangeID, node uint64) bool {
+	r, err := c.localEventualRange(rangeID)
+	if err != nil {
+		return c.store.LetGo(rangeID, node)
+	}
+	ae := &c.antiEntropy
+	ae.mu.Lock()
+	defer ae.mu.Unlock()
+	return node == c.store.NodeID() && r.IsLeaving(node) && ae.mu.handedOff[rangeID]
+}
+
+// localEventualRanges lists the eventual ranges with a replica here,
+// leaving or not, in keyspace and range order.
 func (c *Coordinator) localEventualRanges() []*catalog.RangeDescriptor {
 	cat := c.store.Catalog()
 	self := c.store.NodeID()
@@ -410,7 +449,7 @@ func (c *Coordinator) localEventualRanges() []*catalog.RangeDescriptor {
 			continue
 		}
 		for _, r := range cat.Ranges[name] {
-			if r.HasReplica(self) {
+			if r.Holds(self) {
 				out = append(out, r)
 			}
 		}
@@ -424,6 +463,9 @@ type antiEntropyState struct {
 		sync.Mutex
 		busy bool // a round is under way
 		next int  // the round-robin position
+		// handedOff are the ranges whose replica here is leaving, by
+		// whether its last round handed its records off (LetGo).
+		handedOff map[uint64]bool
 	}
 }
 

@@ -92,6 +92,10 @@ type Config struct {
 // New starts the coordinator of the store's eventual
 // keyspaces, filling in cfg's defaults. It replays no hints and runs no
 // anti-entropy until asked to.
+// Net is the coordinator's ReplicaNet, for the node's other calls to
+// replicas (the placement driver's LetGo).
+func (c *Coordinator) Net() ReplicaNet { return c.net }
+
 func New(st *store.Store, cfg Config) (*Coordinator, error) {
 	if cfg.PhysicalClock == nil {
 		cfg.PhysicalClock = func() int64 { return time.Now().UnixNano() }
@@ -130,5 +134,6 @@ func New(st *store.Store, cfg Config) (*Coordinator, error) {
 		c.net = goNet{c}
 	}
 	c.casSeq.Store(c.rng.Uint64())
+	c.antiEntropy.mu.handedOff = map[uint64]bool{}
 	return c, nil
 }

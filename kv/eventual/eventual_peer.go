@@ -30,12 +30,15 @@ type RecordTransport interface {
 	// casStep hands a compare-and-swap Prepare or Accept to node to's
 	// acceptor of key and returns its answer (eventual_cas.go).
 	CASStep(ctx context.Context, to, rangeID uint64, key []byte, m paxos.BasicMessage) (paxos.BasicMessage, error)
+	// LetGo asks node to whether range rangeID let node's leaving
+	// replica go (Coordinator.LetGo).
+	LetGo(ctx context.Context, to, rangeID, node uint64) (bool, error)
 }
 
 // Peer service: the replica side.
 
 // localEventualRange returns range id if it is an eventual range with a
-// replica on this node.
+// replica on this node, leaving or not.
 func (c *Coordinator) localEventualRange(id uint64) (*catalog.RangeDescriptor, error) {
 	cat := c.store.Catalog()
 	for name, ks := range cat.Keyspaces {
@@ -46,7 +49,7 @@ func (c *Coordinator) localEventualRange(id uint64) (*catalog.RangeDescriptor, e
 			if r.ID != id {
 				continue
 			}
-			if !r.HasReplica(c.store.NodeID()) {
+			if !r.Holds(c.store.NodeID()) { // a leaving replica serves until it has handed off
 				return nil, fmt.Errorf("%w: eventual range %d", store.ErrNoReplicaHere, id)
 			}
 			return r, nil

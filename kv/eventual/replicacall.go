@@ -46,6 +46,7 @@ type ReplicaRequest struct {
 	limit   int                // reqLeafRecords, reqScan: the most records to answer
 	prefix  []byte             // reqScan: of the keys
 	after   []byte             // reqScan: the keys after this one
+	Node    uint64             // ReqLetGo: the node whose replica leaves
 }
 
 type replicaRequestKind uint8
@@ -57,6 +58,9 @@ const (
 	reqLeaves
 	ReqLeafRecords
 	reqScan
+	// ReqLetGo asks whether range RangeID has let node Node's leaving
+	// replica go (Coordinator.LetGo); it serves raft ranges too.
+	ReqLetGo
 )
 
 func (k replicaRequestKind) String() string {
@@ -73,6 +77,8 @@ func (k replicaRequestKind) String() string {
 		return "leaf-records"
 	case reqScan:
 		return "scan"
+	case ReqLetGo:
+		return "let-go"
 	}
 	return fmt.Sprintf("request(%d)", uint8(k))
 }
@@ -86,6 +92,7 @@ type ReplicaAnswer struct {
 	Hashes    []uint64            // reqLeaves
 	Recs      []records.KeyRecord // reqLeafRecords, reqScan
 	truncated bool                // reqLeafRecords: more records than limit
+	LetGo     bool                // ReqLetGo
 }
 
 // ServeReplica runs req on this node's replica: what the peer service's
@@ -105,6 +112,8 @@ func (c *Coordinator) ServeReplica(req ReplicaRequest) ReplicaAnswer {
 		a.Recs, a.truncated, a.Err = c.LocalLeafRecords(req.RangeID, req.depth, req.Leaves, req.limit)
 	case reqScan:
 		a.Recs, a.Err = c.ScanLocalRecords(req.RangeID, req.prefix, req.after, req.limit)
+	case ReqLetGo:
+		a.LetGo = c.LetGo(req.RangeID, req.Node)
 	default:
 		a.Err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.Kind)
 	}
@@ -131,6 +140,8 @@ func (c *Coordinator) callRemote(ctx context.Context, to uint64, req ReplicaRequ
 		a.Recs, a.truncated, a.Err = p.LeafRecords(ctx, to, req.RangeID, req.depth, req.Leaves, req.limit)
 	case reqScan:
 		a.Recs, a.Err = p.ScanRecords(ctx, to, req.RangeID, req.prefix, req.after, req.limit)
+	case ReqLetGo:
+		a.LetGo, a.Err = p.LetGo(ctx, to, req.RangeID, req.Node)
 	default:
 		a.Err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.Kind)
 	}

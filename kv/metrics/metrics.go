@@ -40,6 +40,7 @@ type Metrics struct {
 	// replica moves this node proposed as meta's leader.
 	RangesUnderReplicated prometheus.Gauge
 	ReplicaMoves          *prometheus.CounterVec
+	ReplicaMovesInFlight  prometheus.Gauge
 
 	// WALSyncDuration: Pebble WAL fsyncs.
 	WALSyncDuration prometheus.Histogram
@@ -126,6 +127,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "quorumkv_replica_moves_total",
 			Help: "Replica moves this node proposed as meta's leader (the placement driver), by result: applied or refused.",
 		}, []string{"result"}),
+		ReplicaMovesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "quorumkv_replica_moves_in_flight",
+			Help: "Replicas the catalog moved off a node that their range has not let go yet (the old replica still runs), as this node sees them.",
+		}),
 		RangeFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_range_faults_total",
 			Help: "Faults of one range on this node, by kind: open, install, apply and compact stop the replica; snapshot (a follower needs a snapshot that cannot be built) does not.",
@@ -185,7 +190,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
-			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.RangesUnderReplicated, m.ReplicaMoves, m.WALSyncDuration, m.ReadRepairs,
+			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.RangesUnderReplicated, m.ReplicaMoves, m.ReplicaMovesInFlight, m.WALSyncDuration, m.ReadRepairs,
 			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.ClockOffsetRefusals, m.WRNReads, m.WRNStaleReads)
 	}
 	return m

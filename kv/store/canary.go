@@ -27,4 +27,9 @@ type Canary struct {
 	// NoDedup applies every command with an idempotency key, even one
 	// the range has answered already: a retried write is applied twice.
 	NoDedup bool
+	// LetGoEarly answers LetGo from any replica whose configuration leaves
+	// the node out, a new one that has no configuration yet included: a
+	// moved replica is deleted while its range still counts on it, and a
+	// range of one replica loses its only copy.
+	LetGoEarly bool
 }

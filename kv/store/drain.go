@@ -53,17 +53,21 @@ func (s *Store) TransferLeaderships(ctx context.Context) (moved, kept int) {
 // SetDraining marks this node draining (or not): on every pass of the
 // range driver it asks each range it leads to hand its leadership to
 // another voter, so a leadership it gains by an election it gives away
-// again, until the flag is cleared or the node restarts.
+// again, until the flag is cleared or the node restarts. A node the
+// catalog marks decommissioning drains as well, whatever the flag.
 func (s *Store) SetDraining(on bool) { s.draining.Store(on) }
 
-// Draining reports whether SetDraining marked this node draining.
-func (s *Store) Draining() bool { return s.draining.Load() }
+// Draining reports whether SetDraining marked this node draining, or the
+// catalog marks it decommissioning.
+func (s *Store) Draining() bool {
+	return s.draining.Load() || s.Catalog().Nodes[s.nodeID].Decommissioning
+}
 
 // shedLeaderships is the draining node's pass: every range it leads is
 // asked to transfer its leadership (one with no other live voter stays).
 // Loop only.
 func (s *Store) shedLeaderships() {
-	if !s.draining.Load() || s.Quiesce.ticks%driveRangesEveryTicks != 0 {
+	if s.Quiesce.ticks%driveRangesEveryTicks != 0 || !s.Draining() {
 		return
 	}
 	for _, r := range s.sortedReplicas() {

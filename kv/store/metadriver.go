@@ -21,9 +21,12 @@ const MaxMetaVoters = 5
 //     learner (it receives the log, so it learns the catalog, without
 //     slowing commits while it catches up), unless it is dead for good
 //     (SetDeadForGood);
-//   - a voter dead for good is swapped for a caught-up live learner, in one
-//     joint change: meta never shrinks, so it is never left with fewer
-//     voters than it had;
+//   - a voter dead for good or decommissioning is swapped for a caught-up
+//     live learner, in one joint change, so meta keeps its number of
+//     voters. With no such learner, a dead voter stays (meta never
+//     shrinks for it), and a decommissioning one is removed alone if at
+//     least three voters remain (three tolerate one failure as four do);
+//     it then follows as a learner until it is removed;
 //   - caught-up learners are promoted while meta has fewer than
 //     MaxMetaVoters voters, never from one voter to two: two voters stop
 //     when either fails, where one stops only when it does, so a lone voter
@@ -46,6 +49,10 @@ func (s *Store) driveMeta() {
 		f := s.deadForGood.Load()
 		return id != s.nodeID && f != nil && (*f)(id)
 	}
+	// A decommissioning node stays a learner, so that it learns the
+	// catalog until it is removed; its leadership, if it holds it, moves
+	// away first (Draining).
+	leaving := func(id uint64) bool { return dead(id) || id != s.nodeID && s.cat.Nodes[id].Decommissioning }
 	member := map[uint64]bool{}
 	for _, v := range cs.Voters {
 		member[v.ID] = true
@@ -62,14 +69,21 @@ func (s *Store) driveMeta() {
 	progress := c.RawNode.Status().Progress
 	var ready []uint64 // caught-up learners that are not dead for good
 	for _, id := range slices.Sorted(slices.Values(cs.Learners)) {
-		if pr, ok := progress[id]; ok && pr.Match >= c.Log.HardState.Commit && !dead(id) {
+		if pr, ok := progress[id]; ok && pr.Match >= c.Log.HardState.Commit && !leaving(id) {
 			ready = append(ready, id)
 		}
 	}
 	for _, v := range cs.Voters {
-		if dead(v.ID) && len(ready) > 0 {
-			s.proposeMetaChange(c, raft.ConfChange{Changes: []raft.ConfChangeSingle{
-				s.metaChange(raft.ConfChangeAddVoter, ready[0]), {Type: raft.ConfChangeRemove, Member: raft.Member{ID: v.ID}}}})
+		if !leaving(v.ID) {
+			continue
+		}
+		remove := raft.ConfChangeSingle{Type: raft.ConfChangeRemove, Member: raft.Member{ID: v.ID}}
+		switch {
+		case len(ready) > 0:
+			s.proposeMetaChange(c, raft.ConfChange{Changes: []raft.ConfChangeSingle{s.metaChange(raft.ConfChangeAddVoter, ready[0]), remove}})
+			return
+		case len(cs.Voters) > 3 && !dead(v.ID):
+			s.proposeMetaChange(c, raft.ConfChange{Changes: []raft.ConfChangeSingle{remove}})
 			return
 		}
 	}

@@ -24,13 +24,14 @@ const MaxCatchingUp = 4
 // (meta aside, see driveMeta) follow the replicas the catalog gives it,
 // after a move (catalog.MoveReplica):
 //
-//  1. a replica the catalog added and the configuration lacks joins as a
+//  1. a learner the catalog no longer lists is removed (a move took it
+//     off a node that died before it caught up: it never would);
+//  2. a replica the catalog added and the configuration lacks joins as a
 //     learner: it gets the range's log or a snapshot without counting for
 //     commit, so the range keeps its quorum while it catches up;
-//  2. once every such learner holds the leader's whole committed log, they
+//  3. once every such learner holds the leader's whole committed log, they
 //     become voters and the voters the catalog no longer lists leave, in
-//     one joint change, which the leader leaves by itself once applied;
-//  3. a learner the catalog no longer lists is removed.
+//     one joint change, which the leader leaves by itself once applied.
 //
 // One change at a time per range: Raft refuses a second one while the
 // first is pending, and a later pass tries again. A learner is added only
@@ -43,6 +44,7 @@ func (s *Store) driveRanges() {
 	if s.Quiesce.ticks%driveRangesEveryTicks != 0 {
 		return
 	}
+	s.publishMembers()
 	var led []*replica
 	catchingUp := 0
 	for _, r := range s.sortedReplicas() {
@@ -51,12 +53,13 @@ func (s *Store) driveRanges() {
 		}
 		if c, ok := r.Core.(*consensus.RaftCore); ok {
 			led = append(led, r)
-			catchingUp += laggingLearners(c)
+			catchingUp += laggingLearners(c, r.desc)
 		}
 	}
 	for _, r := range led {
 		c := r.Core.(*consensus.RaftCore)
 		cc, ok := nextRangeChange(c, r.desc)
+
 		if !ok {
 			continue
 		}
@@ -97,13 +100,19 @@ func nextRangeChange(c *consensus.RaftCore, desc *catalog.RangeDescriptor) (raft
 	member := func(rep catalog.ReplicaDescriptor) raft.Member {
 		return raft.Member{ID: rep.NodeID, Zone: rep.Zone, Weight: rep.Weight}
 	}
-	// 1. Missing replicas join as learners.
+	// 1. Learners the catalog dropped leave.
+	for _, id := range slices.Sorted(slices.Values(cs.Learners)) {
+		if _, ok := want[id]; !ok {
+			return raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeRemove, Member: raft.Member{ID: id}}}}, true
+		}
+	}
+	// 2. Missing replicas join as learners.
 	for _, rep := range desc.Replicas {
 		if !voter[rep.NodeID] && !learner[rep.NodeID] {
 			return raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeAddLearner, Member: member(rep)}}}, true
 		}
 	}
-	// 2. Caught-up learners become voters; the voters the catalog dropped
+	// 3. Caught-up learners become voters; the voters the catalog dropped
 	// leave with them. Until every new one has caught up, nobody leaves.
 	var promote []raft.ConfChangeSingle
 	progress := c.RawNode.Status().Progress
@@ -126,17 +135,13 @@ func nextRangeChange(c *consensus.RaftCore, desc *catalog.RangeDescriptor) (raft
 		}
 		return raft.ConfChange{Changes: promote}, true
 	}
-	// 3. Learners the catalog dropped leave.
-	for _, id := range slices.Sorted(slices.Values(cs.Learners)) {
-		if _, ok := want[id]; !ok {
-			return raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeRemove, Member: raft.Member{ID: id}}}}, true
-		}
-	}
 	return raft.ConfChange{}, false
 }
 
-// laggingLearners counts c's learners that do not hold its committed log.
-func laggingLearners(c *consensus.RaftCore) int {
+// laggingLearners counts c's learners that desc lists as replicas and
+// that do not hold its committed log: the ones catching up. A learner the
+// catalog dropped is on its way out, not catching up.
+func laggingLearners(c *consensus.RaftCore, desc *catalog.RangeDescriptor) int {
 	learners := c.RawNode.ConfState().Learners
 	if len(learners) == 0 {
 		return 0
@@ -144,7 +149,7 @@ func laggingLearners(c *consensus.RaftCore) int {
 	progress := c.RawNode.Status().Progress
 	n := 0
 	for _, id := range learners {
-		if pr, ok := progress[id]; !ok || pr.Match < c.Log.HardState.Commit {
+		if pr, ok := progress[id]; desc.HasReplica(id) && (!ok || pr.Match < c.Log.HardState.Commit) {
 			n++
 		}
 	}
@@ -161,8 +166,70 @@ func (s *Store) CatchingUp() int {
 	n := 0
 	for _, r := range s.Replicas {
 		if c, ok := r.Core.(*consensus.RaftCore); ok && r.Role == consensus.RoleLeader && r.desc.ID != catalog.MetaRangeID {
-			n += laggingLearners(c)
+			n += laggingLearners(c, r.desc)
 		}
 	}
 	return n
+}
+
+// rangeMembers are the applied configurations of the Raft ranges on this
+// node, as publishMembers last saw them.
+type rangeMembers struct {
+	// ranges are the members of each range but meta whose configuration
+	// has this node as a voter: voters and learners, old and new while
+	// joint (LetGo).
+	ranges map[uint64][]uint64
+	// metaVoters are meta's voters, old and new while joint (MetaVoters).
+	metaVoters []uint64
+}
+
+// publishMembers publishes the members of every Raft range here, on the
+// range driver's cadence: a configuration LetGo or MetaVoters reads is at
+// most that old, which only delays a Left or a removal. Loop only.
+func (s *Store) publishMembers() {
+	m := rangeMembers{ranges: make(map[uint64][]uint64, len(s.Replicas))}
+	for id, r := range s.Replicas {
+		c, ok := r.Core.(*consensus.RaftCore)
+		if !ok {
+			continue
+		}
+		cs := c.RawNode.ConfState()
+		var ids []uint64
+		for _, v := range slices.Concat(cs.Voters, cs.VotersOutgoing) {
+			ids = append(ids, v.ID)
+		}
+		switch {
+		case id == catalog.MetaRangeID:
+			m.metaVoters = ids
+		case slices.Contains(ids, s.nodeID) || s.Config.Canary.LetGoEarly:
+			m.ranges[id] = append(append(ids, cs.Learners...), cs.LearnersNext...)
+		}
+	}
+	s.members.Store(&m)
+}
+
+// MetaVoters returns meta's voters, old and new while joint, as this
+// node's replica of meta last applied them (publishMembers). Safe on any
+// goroutine.
+func (s *Store) MetaVoters() []uint64 {
+	if p := s.members.Load(); p != nil {
+		return p.metaVoters
+	}
+	return nil
+}
+
+// LetGo reports whether this node's replica of Raft range rangeID has
+// applied a configuration that has this node as a voter and leaves node
+// out, joint or not: one a quorum committed, so the range never counts
+// node's vote again, and node's replica may be deleted
+// (catalog.CatalogOp.Left). False when this node holds no replica of it,
+// or one not a voter yet (a new replica, before its first snapshot, has
+// no configuration at all). Safe on any goroutine.
+func (s *Store) LetGo(rangeID, node uint64) bool {
+	p := s.members.Load()
+	if p == nil {
+		return false
+	}
+	ids, ok := p.ranges[rangeID]
+	return ok && !slices.Contains(ids, node)
 }

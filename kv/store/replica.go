@@ -267,10 +267,10 @@ func MetaCore(r *replica) *consensus.RaftCore {
 	return c
 }
 
-// founder reports whether node holds one of desc's founding replicas, not
-// one a move added (catalog.ReplicaDescriptor.Added).
+// founder reports whether node holds one of desc's founding replicas,
+// leaving or not, not one a move added (catalog.ReplicaDescriptor.Added).
 func founder(desc *catalog.RangeDescriptor, node uint64) bool {
-	for _, rep := range desc.Replicas {
+	for _, rep := range slices.Concat(desc.Replicas, desc.Leaving) {
 		if rep.NodeID == node {
 			return !rep.Added
 		}

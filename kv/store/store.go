@@ -168,6 +168,8 @@ type Store struct {
 	draining atomic.Bool
 	// deadForGood: see SetDeadForGood.
 	deadForGood atomic.Pointer[func(uint64) bool]
+	// members: see publishMembers.
+	members atomic.Pointer[rangeMembers]
 	// host is what every range's core is given (coreHost).
 	host           *consensus.Host
 	Replicas       map[uint64]*replica
@@ -181,9 +183,9 @@ type Store struct {
 	Quiesce      quiesceState
 	// ordered caches sortedReplicas; nil when the replicas changed.
 	ordered []*replica
-	// droppedEventual are eventual ranges held here whose keyspace was
-	// dropped: their records are deleted once the drop is applied.
-	droppedEventual []uint64
+	// heldEventual are the eventual ranges held here at the last
+	// reconcile (dropEventual).
+	heldEventual map[uint64]bool
 	// Failed are the replicas a fault of their own range stopped
 	// (rangefault.go), by range: not in replicas, kept for their status.
 	Failed map[uint64]*failedReplica
@@ -419,7 +421,7 @@ func (s *Store) reconcile() error {
 			r.desc = desc // a move gave the range a new descriptor
 			continue
 		}
-		if !desc.HasReplica(s.nodeID) {
+		if !desc.Holds(s.nodeID) {
 			continue
 		}
 		if _, ok := s.Failed[desc.ID]; ok {
@@ -446,10 +448,16 @@ func (s *Store) reconcile() error {
 		if id == catalog.MetaRangeID {
 			continue
 		}
-		if desc, ok := s.cat.Ranges[id]; ok && desc.HasReplica(s.nodeID) {
-			continue
+		desc, ok := s.cat.Ranges[id]
+		switch {
+		case ok && desc.Holds(s.nodeID):
+			continue // a leaving replica runs until its range lets it go
+		case ok:
+			// The range lives on elsewhere: its requests may be retried there.
+			r.failAll(&NotLeaderError{RangeID: id})
+		default:
+			r.failAll(fmt.Errorf("%w: range %d was removed", catalog.ErrNoKeyspace, id))
 		}
-		r.failAll(fmt.Errorf("%w: range %d was removed", catalog.ErrNoKeyspace, id))
 		// A round that collected its Ready drops it (Store.running).
 		delete(s.Replicas, id)
 		s.ordered = nil
@@ -461,7 +469,36 @@ func (s *Store) reconcile() error {
 	if err := s.dropFailed(); err != nil {
 		return err
 	}
+	if err := s.dropEventual(); err != nil {
+		return err
+	}
 	s.publish()
+	return nil
+}
+
+// dropEventual deletes the data of the eventual ranges this node held at
+// the last reconcile and holds no more (their keyspace was dropped, or
+// their replica here left). Eventual ranges run no consensus group, so
+// the loop above does not see them go. A node that was down when its
+// replica left keeps that range's data until it is deleted by hand: it
+// never learns it held it.
+func (s *Store) dropEventual() error {
+	held := map[uint64]bool{}
+	for id, desc := range s.cat.Ranges {
+		if desc.Mode == catalog.ModeEventual && desc.Holds(s.nodeID) {
+			held[id] = true
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.heldEventual)) {
+		if held[id] {
+			continue
+		}
+		if err := s.destroyReplica(id); err != nil {
+			return err
+		}
+		s.Logger.Info("removed eventual replica", "range", id)
+	}
+	s.heldEventual = held
 	return nil
 }
 
@@ -916,12 +953,6 @@ func (s *Store) catalogUpdated() error {
 			return err
 		}
 	}
-	for _, id := range s.droppedEventual {
-		if err := s.destroyReplica(id); err != nil {
-			return err
-		}
-	}
-	s.droppedEventual = nil
 	return nil
 }
 
@@ -1020,10 +1051,8 @@ func (s *Store) publish() {
 	for name, ks := range s.cat.Keyspaces {
 		v.Keyspaces[name] = ks
 		for _, r := range s.cat.KeyspaceRanges(name) {
-			c := *r
-			c.Replicas = slices.Clone(r.Replicas)
-			v.Ranges[name] = append(v.Ranges[name], &c)
-			v.Spans[name] = append(v.Spans[name], c.Span)
+			v.Ranges[name] = append(v.Ranges[name], r.Clone())
+			v.Spans[name] = append(v.Spans[name], r.Span)
 		}
 	}
 	s.published.Store(v)
@@ -1158,3 +1187,15 @@ func (s *Store) Leads(ctx context.Context, rangeID uint64) (bool, error) {
 }
 
 func (s *Store) Done() <-chan struct{} { return s.done }
+
+// LeaderOf returns the leader of range rangeID as this node's replica
+// knows it (0 when it knows none, or holds no replica).
+func (s *Store) LeaderOf(ctx context.Context, rangeID uint64) (uint64, error) {
+	var leader uint64
+	err := s.Do(ctx, func() {
+		if r := s.Replicas[rangeID]; r != nil {
+			leader = r.Leader
+		}
+	})
+	return leader, err
+}

@@ -197,21 +197,10 @@ func (s *Store) applyCatalog(b *storage.Batch, index uint64, cmd *command.Comman
 	if err := json.Unmarshal(cmd.Value, &op); err != nil {
 		return command.Result{}, fmt.Errorf("%w: catalog command at %d: %v", codec.ErrCorrupt, index, err)
 	}
-	// Eventual ranges run no consensus group, so reconcile does not see
-	// them go: note the ones held here before the drop removes them.
-	var dropped []uint64
-	if op.Drop != "" {
-		for _, r := range s.cat.KeyspaceRanges(op.Drop) {
-			if r.Mode == catalog.ModeEventual && r.HasReplica(s.nodeID) {
-				dropped = append(dropped, r.ID)
-			}
-		}
-	}
 	writes, id, err := s.cat.Apply(&op)
 	if err != nil {
 		return command.Result{Version: index, Err: err}, nil // refused the same way everywhere
 	}
-	s.droppedEventual = append(s.droppedEventual, dropped...)
 	for _, w := range writes {
 		key := storage.DataKey(catalog.MetaRangeID, w.Key)
 		if w.Value == nil {

@@ -179,6 +179,18 @@ func (c RecordClient) MetaIndex(ctx context.Context, to uint64) (uint64, error) 
 	return resp.Msg.Index, nil
 }
 
+func (c RecordClient) LetGo(ctx context.Context, to, rangeID, node uint64) (bool, error) {
+	addr, err := c.PeerAddr(to)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.Peers.PeerClient(addr).LetGo(ctx, connect.NewRequest(&peerv1.LetGoRequest{RangeId: rangeID, NodeId: node}))
+	if err != nil {
+		return false, err
+	}
+	return resp.Msg.LetGo, nil
+}
+
 func BallotToProto(b paxos.Ballot) *peerv1.Ballot {
 	if b.IsZero() {
 		return nil

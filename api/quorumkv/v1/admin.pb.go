@@ -774,6 +774,264 @@ func (x *DrainNodeResponse) GetKept() uint32 {
 	return 0
 }
 
+type DecommissionNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's ID in the catalog (Member.id).
+	Id            uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecommissionNodeRequest) Reset() {
+	*x = DecommissionNodeRequest{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecommissionNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecommissionNodeRequest) ProtoMessage() {}
+
+func (x *DecommissionNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecommissionNodeRequest.ProtoReflect.Descriptor instead.
+func (*DecommissionNodeRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DecommissionNodeRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type DecommissionNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecommissionNodeResponse) Reset() {
+	*x = DecommissionNodeResponse{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecommissionNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecommissionNodeResponse) ProtoMessage() {}
+
+func (x *DecommissionNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecommissionNodeResponse.ProtoReflect.Descriptor instead.
+func (*DecommissionNodeResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+type RebalanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DryRun        bool                   `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceRequest) Reset() {
+	*x = RebalanceRequest{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceRequest) ProtoMessage() {}
+
+func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
+func (*RebalanceRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RebalanceRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type ReplicaMove struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Keyspace string                 `protobuf:"bytes,1,opt,name=keyspace,proto3" json:"keyspace,omitempty"`
+	RangeId  uint64                 `protobuf:"varint,2,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	// Catalog IDs (Member.id) of the nodes the replica moves from and to.
+	From uint64 `protobuf:"varint,3,opt,name=from,proto3" json:"from,omitempty"`
+	To   uint64 `protobuf:"varint,4,opt,name=to,proto3" json:"to,omitempty"`
+	// Why: "dead" (gone longer than kvd --dead-after, or removed),
+	// "decommissioning", or "rebalance".
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaMove) Reset() {
+	*x = ReplicaMove{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaMove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaMove) ProtoMessage() {}
+
+func (x *ReplicaMove) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaMove.ProtoReflect.Descriptor instead.
+func (*ReplicaMove) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReplicaMove) GetKeyspace() string {
+	if x != nil {
+		return x.Keyspace
+	}
+	return ""
+}
+
+func (x *ReplicaMove) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *ReplicaMove) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *ReplicaMove) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *ReplicaMove) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RebalanceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Moves []*ReplicaMove         `protobuf:"bytes,1,rep,name=moves,proto3" json:"moves,omitempty"`
+	// Moves proposed earlier whose old replica still runs (a range that
+	// has not let it go yet).
+	InFlight      uint32 `protobuf:"varint,2,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceResponse) Reset() {
+	*x = RebalanceResponse{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceResponse) ProtoMessage() {}
+
+func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
+func (*RebalanceResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RebalanceResponse) GetMoves() []*ReplicaMove {
+	if x != nil {
+		return x.Moves
+	}
+	return nil
+}
+
+func (x *RebalanceResponse) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
 type Member struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -792,14 +1050,19 @@ type Member struct {
 	// The node's identity, chosen at its first start and kept in its data
 	// dir: a node whose data dir was lost comes back with a new one (and a
 	// new id), even under the same node_id.
-	Uuid          string `protobuf:"bytes,9,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Uuid string `protobuf:"bytes,9,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// Being decommissioned (Admin.DecommissionNode): its replicas are moving
+	// away.
+	Decommissioning bool `protobuf:"varint,10,opt,name=decommissioning,proto3" json:"decommissioning,omitempty"`
+	// Replicas the node holds, the ones leaving it included (meta aside).
+	Replicas      uint32 `protobuf:"varint,11,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +1074,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +1087,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Member) GetNodeId() string {
@@ -890,6 +1153,20 @@ func (x *Member) GetUuid() string {
 	return ""
 }
 
+func (x *Member) GetDecommissioning() bool {
+	if x != nil {
+		return x.Decommissioning
+	}
+	return false
+}
+
+func (x *Member) GetReplicas() uint32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
 type ListMembersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -898,7 +1175,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1187,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1200,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 type ListMembersResponse struct {
@@ -935,7 +1212,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1224,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1237,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -974,14 +1251,17 @@ type Replica struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// Voters decide; learners receive the log.
-	Learner       bool `protobuf:"varint,2,opt,name=learner,proto3" json:"learner,omitempty"`
+	Learner bool `protobuf:"varint,2,opt,name=learner,proto3" json:"learner,omitempty"`
+	// A replica a move took off the range, still running until the range
+	// has let it go.
+	Leaving       bool `protobuf:"varint,3,opt,name=leaving,proto3" json:"leaving,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1273,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1286,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Replica) GetNodeId() string {
@@ -1019,6 +1299,13 @@ func (x *Replica) GetNodeId() string {
 func (x *Replica) GetLearner() bool {
 	if x != nil {
 		return x.Learner
+	}
+	return false
+}
+
+func (x *Replica) GetLeaving() bool {
+	if x != nil {
+		return x.Leaving
 	}
 	return false
 }
@@ -1050,7 +1337,7 @@ type Range struct {
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1349,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1362,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Range) GetKeyspace() string {
@@ -1151,7 +1438,7 @@ type ListRangesRequest struct {
 
 func (x *ListRangesRequest) Reset() {
 	*x = ListRangesRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1450,7 @@ func (x *ListRangesRequest) String() string {
 func (*ListRangesRequest) ProtoMessage() {}
 
 func (x *ListRangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1463,7 @@ func (x *ListRangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRangesRequest.ProtoReflect.Descriptor instead.
 func (*ListRangesRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListRangesRequest) GetKeyspace() string {
@@ -1195,7 +1482,7 @@ type ListRangesResponse struct {
 
 func (x *ListRangesResponse) Reset() {
 	*x = ListRangesResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1494,7 @@ func (x *ListRangesResponse) String() string {
 func (*ListRangesResponse) ProtoMessage() {}
 
 func (x *ListRangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1507,7 @@ func (x *ListRangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRangesResponse.ProtoReflect.Descriptor instead.
 func (*ListRangesResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListRangesResponse) GetRanges() []*Range {
@@ -1238,7 +1525,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[20]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1537,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[20]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1550,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 type StatusResponse struct {
@@ -1284,7 +1571,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[21]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1583,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[21]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1596,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1405,7 +1692,21 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"=\n" +
 	"\x11DrainNodeResponse\x12\x14\n" +
 	"\x05moved\x18\x01 \x01(\rR\x05moved\x12\x12\n" +
-	"\x04kept\x18\x02 \x01(\rR\x04kept\"\xfc\x01\n" +
+	"\x04kept\x18\x02 \x01(\rR\x04kept\")\n" +
+	"\x17DecommissionNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"\x1a\n" +
+	"\x18DecommissionNodeResponse\"+\n" +
+	"\x10RebalanceRequest\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\"\x80\x01\n" +
+	"\vReplicaMove\x12\x1a\n" +
+	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x19\n" +
+	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\x04R\x04from\x12\x0e\n" +
+	"\x02to\x18\x04 \x01(\x04R\x02to\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"`\n" +
+	"\x11RebalanceResponse\x12.\n" +
+	"\x05moves\x18\x01 \x03(\v2\x18.quorumkv.v1.ReplicaMoveR\x05moves\x12\x1b\n" +
+	"\tin_flight\x18\x02 \x01(\rR\binFlight\"\xc2\x02\n" +
 	"\x06Member\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12%\n" +
@@ -1415,13 +1716,17 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\aversion\x18\x06 \x01(\tR\aversion\x12.\n" +
 	"\x05state\x18\a \x01(\x0e2\x18.quorumkv.v1.MemberStateR\x05state\x12\x0e\n" +
 	"\x02id\x18\b \x01(\x04R\x02id\x12\x12\n" +
-	"\x04uuid\x18\t \x01(\tR\x04uuid\"\x14\n" +
+	"\x04uuid\x18\t \x01(\tR\x04uuid\x12(\n" +
+	"\x0fdecommissioning\x18\n" +
+	" \x01(\bR\x0fdecommissioning\x12\x1a\n" +
+	"\breplicas\x18\v \x01(\rR\breplicas\"\x14\n" +
 	"\x12ListMembersRequest\"D\n" +
 	"\x13ListMembersResponse\x12-\n" +
-	"\amembers\x18\x01 \x03(\v2\x13.quorumkv.v1.MemberR\amembers\"<\n" +
+	"\amembers\x18\x01 \x03(\v2\x13.quorumkv.v1.MemberR\amembers\"V\n" +
 	"\aReplica\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
-	"\alearner\x18\x02 \x01(\bR\alearner\"\x87\x02\n" +
+	"\alearner\x18\x02 \x01(\bR\alearner\x12\x18\n" +
+	"\aleaving\x18\x03 \x01(\bR\aleaving\"\x87\x02\n" +
 	"\x05Range\x12\x1a\n" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x17\n" +
@@ -1459,7 +1764,7 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
 	"\x11MEMBER_STATE_LEFT\x10\x04\x12\x18\n" +
-	"\x14MEMBER_STATE_REMOVED\x10\x05\"\x04\b\x02\x10\x022\x90\x06\n" +
+	"\x14MEMBER_STATE_REMOVED\x10\x05\"\x04\b\x02\x10\x022\xc1\a\n" +
 	"\x05Admin\x12[\n" +
 	"\x0eCreateKeyspace\x12\".quorumkv.v1.CreateKeyspaceRequest\x1a#.quorumkv.v1.CreateKeyspaceResponse\"\x00\x12[\n" +
 	"\rListKeyspaces\x12!.quorumkv.v1.ListKeyspacesRequest\x1a\".quorumkv.v1.ListKeyspacesResponse\"\x03\x90\x02\x01\x12d\n" +
@@ -1471,7 +1776,9 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x06Status\x12\x1a.quorumkv.v1.StatusRequest\x1a\x1b.quorumkv.v1.StatusResponse\"\x03\x90\x02\x01\x12O\n" +
 	"\n" +
 	"RemoveNode\x12\x1e.quorumkv.v1.RemoveNodeRequest\x1a\x1f.quorumkv.v1.RemoveNodeResponse\"\x00\x12L\n" +
-	"\tDrainNode\x12\x1d.quorumkv.v1.DrainNodeRequest\x1a\x1e.quorumkv.v1.DrainNodeResponse\"\x00B9Z7github.com/quorumkv/quorumkv/api/quorumkv/v1;quorumkvv1b\x06proto3"
+	"\tDrainNode\x12\x1d.quorumkv.v1.DrainNodeRequest\x1a\x1e.quorumkv.v1.DrainNodeResponse\"\x00\x12a\n" +
+	"\x10DecommissionNode\x12$.quorumkv.v1.DecommissionNodeRequest\x1a%.quorumkv.v1.DecommissionNodeResponse\"\x00\x12L\n" +
+	"\tRebalance\x12\x1d.quorumkv.v1.RebalanceRequest\x1a\x1e.quorumkv.v1.RebalanceResponse\"\x00B9Z7github.com/quorumkv/quorumkv/api/quorumkv/v1;quorumkvv1b\x06proto3"
 
 var (
 	file_quorumkv_v1_admin_proto_rawDescOnce sync.Once
@@ -1486,7 +1793,7 @@ func file_quorumkv_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_quorumkv_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_quorumkv_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_quorumkv_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_quorumkv_v1_admin_proto_goTypes = []any{
 	(Mode)(0),                        // 0: quorumkv.v1.Mode
 	(MemberState)(0),                 // 1: quorumkv.v1.MemberState
@@ -1503,15 +1810,20 @@ var file_quorumkv_v1_admin_proto_goTypes = []any{
 	(*RemoveNodeResponse)(nil),       // 12: quorumkv.v1.RemoveNodeResponse
 	(*DrainNodeRequest)(nil),         // 13: quorumkv.v1.DrainNodeRequest
 	(*DrainNodeResponse)(nil),        // 14: quorumkv.v1.DrainNodeResponse
-	(*Member)(nil),                   // 15: quorumkv.v1.Member
-	(*ListMembersRequest)(nil),       // 16: quorumkv.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),      // 17: quorumkv.v1.ListMembersResponse
-	(*Replica)(nil),                  // 18: quorumkv.v1.Replica
-	(*Range)(nil),                    // 19: quorumkv.v1.Range
-	(*ListRangesRequest)(nil),        // 20: quorumkv.v1.ListRangesRequest
-	(*ListRangesResponse)(nil),       // 21: quorumkv.v1.ListRangesResponse
-	(*StatusRequest)(nil),            // 22: quorumkv.v1.StatusRequest
-	(*StatusResponse)(nil),           // 23: quorumkv.v1.StatusResponse
+	(*DecommissionNodeRequest)(nil),  // 15: quorumkv.v1.DecommissionNodeRequest
+	(*DecommissionNodeResponse)(nil), // 16: quorumkv.v1.DecommissionNodeResponse
+	(*RebalanceRequest)(nil),         // 17: quorumkv.v1.RebalanceRequest
+	(*ReplicaMove)(nil),              // 18: quorumkv.v1.ReplicaMove
+	(*RebalanceResponse)(nil),        // 19: quorumkv.v1.RebalanceResponse
+	(*Member)(nil),                   // 20: quorumkv.v1.Member
+	(*ListMembersRequest)(nil),       // 21: quorumkv.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),      // 22: quorumkv.v1.ListMembersResponse
+	(*Replica)(nil),                  // 23: quorumkv.v1.Replica
+	(*Range)(nil),                    // 24: quorumkv.v1.Range
+	(*ListRangesRequest)(nil),        // 25: quorumkv.v1.ListRangesRequest
+	(*ListRangesResponse)(nil),       // 26: quorumkv.v1.ListRangesResponse
+	(*StatusRequest)(nil),            // 27: quorumkv.v1.StatusRequest
+	(*StatusResponse)(nil),           // 28: quorumkv.v1.StatusResponse
 }
 var file_quorumkv_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: quorumkv.v1.Keyspace.mode:type_name -> quorumkv.v1.Mode
@@ -1519,36 +1831,41 @@ var file_quorumkv_v1_admin_proto_depIdxs = []int32{
 	2,  // 2: quorumkv.v1.CreateKeyspaceResponse.keyspace:type_name -> quorumkv.v1.Keyspace
 	2,  // 3: quorumkv.v1.ListKeyspacesResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
 	2,  // 4: quorumkv.v1.DescribeKeyspaceResponse.keyspace:type_name -> quorumkv.v1.Keyspace
-	19, // 5: quorumkv.v1.DescribeKeyspaceResponse.ranges:type_name -> quorumkv.v1.Range
-	1,  // 6: quorumkv.v1.Member.state:type_name -> quorumkv.v1.MemberState
-	15, // 7: quorumkv.v1.ListMembersResponse.members:type_name -> quorumkv.v1.Member
-	18, // 8: quorumkv.v1.Range.replicas:type_name -> quorumkv.v1.Replica
-	19, // 9: quorumkv.v1.ListRangesResponse.ranges:type_name -> quorumkv.v1.Range
-	15, // 10: quorumkv.v1.StatusResponse.members:type_name -> quorumkv.v1.Member
-	2,  // 11: quorumkv.v1.StatusResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
-	3,  // 12: quorumkv.v1.Admin.CreateKeyspace:input_type -> quorumkv.v1.CreateKeyspaceRequest
-	5,  // 13: quorumkv.v1.Admin.ListKeyspaces:input_type -> quorumkv.v1.ListKeyspacesRequest
-	7,  // 14: quorumkv.v1.Admin.DescribeKeyspace:input_type -> quorumkv.v1.DescribeKeyspaceRequest
-	9,  // 15: quorumkv.v1.Admin.DropKeyspace:input_type -> quorumkv.v1.DropKeyspaceRequest
-	16, // 16: quorumkv.v1.Admin.ListMembers:input_type -> quorumkv.v1.ListMembersRequest
-	20, // 17: quorumkv.v1.Admin.ListRanges:input_type -> quorumkv.v1.ListRangesRequest
-	22, // 18: quorumkv.v1.Admin.Status:input_type -> quorumkv.v1.StatusRequest
-	11, // 19: quorumkv.v1.Admin.RemoveNode:input_type -> quorumkv.v1.RemoveNodeRequest
-	13, // 20: quorumkv.v1.Admin.DrainNode:input_type -> quorumkv.v1.DrainNodeRequest
-	4,  // 21: quorumkv.v1.Admin.CreateKeyspace:output_type -> quorumkv.v1.CreateKeyspaceResponse
-	6,  // 22: quorumkv.v1.Admin.ListKeyspaces:output_type -> quorumkv.v1.ListKeyspacesResponse
-	8,  // 23: quorumkv.v1.Admin.DescribeKeyspace:output_type -> quorumkv.v1.DescribeKeyspaceResponse
-	10, // 24: quorumkv.v1.Admin.DropKeyspace:output_type -> quorumkv.v1.DropKeyspaceResponse
-	17, // 25: quorumkv.v1.Admin.ListMembers:output_type -> quorumkv.v1.ListMembersResponse
-	21, // 26: quorumkv.v1.Admin.ListRanges:output_type -> quorumkv.v1.ListRangesResponse
-	23, // 27: quorumkv.v1.Admin.Status:output_type -> quorumkv.v1.StatusResponse
-	12, // 28: quorumkv.v1.Admin.RemoveNode:output_type -> quorumkv.v1.RemoveNodeResponse
-	14, // 29: quorumkv.v1.Admin.DrainNode:output_type -> quorumkv.v1.DrainNodeResponse
-	21, // [21:30] is the sub-list for method output_type
-	12, // [12:21] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	24, // 5: quorumkv.v1.DescribeKeyspaceResponse.ranges:type_name -> quorumkv.v1.Range
+	18, // 6: quorumkv.v1.RebalanceResponse.moves:type_name -> quorumkv.v1.ReplicaMove
+	1,  // 7: quorumkv.v1.Member.state:type_name -> quorumkv.v1.MemberState
+	20, // 8: quorumkv.v1.ListMembersResponse.members:type_name -> quorumkv.v1.Member
+	23, // 9: quorumkv.v1.Range.replicas:type_name -> quorumkv.v1.Replica
+	24, // 10: quorumkv.v1.ListRangesResponse.ranges:type_name -> quorumkv.v1.Range
+	20, // 11: quorumkv.v1.StatusResponse.members:type_name -> quorumkv.v1.Member
+	2,  // 12: quorumkv.v1.StatusResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
+	3,  // 13: quorumkv.v1.Admin.CreateKeyspace:input_type -> quorumkv.v1.CreateKeyspaceRequest
+	5,  // 14: quorumkv.v1.Admin.ListKeyspaces:input_type -> quorumkv.v1.ListKeyspacesRequest
+	7,  // 15: quorumkv.v1.Admin.DescribeKeyspace:input_type -> quorumkv.v1.DescribeKeyspaceRequest
+	9,  // 16: quorumkv.v1.Admin.DropKeyspace:input_type -> quorumkv.v1.DropKeyspaceRequest
+	21, // 17: quorumkv.v1.Admin.ListMembers:input_type -> quorumkv.v1.ListMembersRequest
+	25, // 18: quorumkv.v1.Admin.ListRanges:input_type -> quorumkv.v1.ListRangesRequest
+	27, // 19: quorumkv.v1.Admin.Status:input_type -> quorumkv.v1.StatusRequest
+	11, // 20: quorumkv.v1.Admin.RemoveNode:input_type -> quorumkv.v1.RemoveNodeRequest
+	13, // 21: quorumkv.v1.Admin.DrainNode:input_type -> quorumkv.v1.DrainNodeRequest
+	15, // 22: quorumkv.v1.Admin.DecommissionNode:input_type -> quorumkv.v1.DecommissionNodeRequest
+	17, // 23: quorumkv.v1.Admin.Rebalance:input_type -> quorumkv.v1.RebalanceRequest
+	4,  // 24: quorumkv.v1.Admin.CreateKeyspace:output_type -> quorumkv.v1.CreateKeyspaceResponse
+	6,  // 25: quorumkv.v1.Admin.ListKeyspaces:output_type -> quorumkv.v1.ListKeyspacesResponse
+	8,  // 26: quorumkv.v1.Admin.DescribeKeyspace:output_type -> quorumkv.v1.DescribeKeyspaceResponse
+	10, // 27: quorumkv.v1.Admin.DropKeyspace:output_type -> quorumkv.v1.DropKeyspaceResponse
+	22, // 28: quorumkv.v1.Admin.ListMembers:output_type -> quorumkv.v1.ListMembersResponse
+	26, // 29: quorumkv.v1.Admin.ListRanges:output_type -> quorumkv.v1.ListRangesResponse
+	28, // 30: quorumkv.v1.Admin.Status:output_type -> quorumkv.v1.StatusResponse
+	12, // 31: quorumkv.v1.Admin.RemoveNode:output_type -> quorumkv.v1.RemoveNodeResponse
+	14, // 32: quorumkv.v1.Admin.DrainNode:output_type -> quorumkv.v1.DrainNodeResponse
+	16, // 33: quorumkv.v1.Admin.DecommissionNode:output_type -> quorumkv.v1.DecommissionNodeResponse
+	19, // 34: quorumkv.v1.Admin.Rebalance:output_type -> quorumkv.v1.RebalanceResponse
+	24, // [24:35] is the sub-list for method output_type
+	13, // [13:24] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_quorumkv_v1_admin_proto_init() }
@@ -1562,7 +1879,7 @@ func file_quorumkv_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_v1_admin_proto_rawDesc), len(file_quorumkv_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1605,6 +1605,102 @@ func (x *MetaIndexResponse) GetIndex() uint64 {
 	return 0
 }
 
+type LetGoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	NodeId        uint64                 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LetGoRequest) Reset() {
+	*x = LetGoRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LetGoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LetGoRequest) ProtoMessage() {}
+
+func (x *LetGoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LetGoRequest.ProtoReflect.Descriptor instead.
+func (*LetGoRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *LetGoRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *LetGoRequest) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+type LetGoResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LetGo         bool                   `protobuf:"varint,1,opt,name=let_go,json=letGo,proto3" json:"let_go,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LetGoResponse) Reset() {
+	*x = LetGoResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LetGoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LetGoResponse) ProtoMessage() {}
+
+func (x *LetGoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LetGoResponse.ProtoReflect.Descriptor instead.
+func (*LetGoResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LetGoResponse) GetLetGo() bool {
+	if x != nil {
+		return x.LetGo
+	}
+	return false
+}
+
 type RecordsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Calls         []*RecordCall          `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
@@ -1614,7 +1710,7 @@ type RecordsRequest struct {
 
 func (x *RecordsRequest) Reset() {
 	*x = RecordsRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1722,7 @@ func (x *RecordsRequest) String() string {
 func (*RecordsRequest) ProtoMessage() {}
 
 func (x *RecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1735,7 @@ func (x *RecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordsRequest.ProtoReflect.Descriptor instead.
 func (*RecordsRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{27}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RecordsRequest) GetCalls() []*RecordCall {
@@ -1666,7 +1762,7 @@ type RecordCall struct {
 
 func (x *RecordCall) Reset() {
 	*x = RecordCall{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1774,7 @@ func (x *RecordCall) String() string {
 func (*RecordCall) ProtoMessage() {}
 
 func (x *RecordCall) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1787,7 @@ func (x *RecordCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordCall.ProtoReflect.Descriptor instead.
 func (*RecordCall) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{28}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RecordCall) GetId() uint64 {
@@ -1781,7 +1877,7 @@ type RecordsResponse struct {
 
 func (x *RecordsResponse) Reset() {
 	*x = RecordsResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +1889,7 @@ func (x *RecordsResponse) String() string {
 func (*RecordsResponse) ProtoMessage() {}
 
 func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +1902,7 @@ func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordsResponse.ProtoReflect.Descriptor instead.
 func (*RecordsResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{29}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RecordsResponse) GetAnswers() []*RecordAnswer {
@@ -1836,7 +1932,7 @@ type RecordAnswer struct {
 
 func (x *RecordAnswer) Reset() {
 	*x = RecordAnswer{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +1944,7 @@ func (x *RecordAnswer) String() string {
 func (*RecordAnswer) ProtoMessage() {}
 
 func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +1957,7 @@ func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordAnswer.ProtoReflect.Descriptor instead.
 func (*RecordAnswer) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{30}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RecordAnswer) GetId() uint64 {
@@ -1969,7 +2065,7 @@ type RecordError struct {
 
 func (x *RecordError) Reset() {
 	*x = RecordError{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2077,7 @@ func (x *RecordError) String() string {
 func (*RecordError) ProtoMessage() {}
 
 func (x *RecordError) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2090,7 @@ func (x *RecordError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordError.ProtoReflect.Descriptor instead.
 func (*RecordError) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{31}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RecordError) GetCode() uint32 {
@@ -2119,7 +2215,12 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\bpromised\x18\x02 \x01(\v2\x18.quorumkv.peer.v1.BallotR\bpromised\"\x12\n" +
 	"\x10MetaIndexRequest\")\n" +
 	"\x11MetaIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"D\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"B\n" +
+	"\fLetGoRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"&\n" +
+	"\rLetGoResponse\x12\x15\n" +
+	"\x06let_go\x18\x01 \x01(\bR\x05letGo\"D\n" +
 	"\x0eRecordsRequest\x122\n" +
 	"\x05calls\x18\x01 \x03(\v2\x1c.quorumkv.peer.v1.RecordCallR\x05calls\"\xaa\x02\n" +
 	"\n" +
@@ -2146,7 +2247,7 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\x06answer\";\n" +
 	"\vRecordError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\xa9\b\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xf5\b\n" +
 	"\x04Peer\x12I\n" +
 	"\x04Raft\x12\x1d.quorumkv.peer.v1.RaftRequest\x1a\x1e.quorumkv.peer.v1.RaftResponse\"\x00(\x01\x12G\n" +
 	"\x04Join\x12\x1d.quorumkv.peer.v1.JoinRequest\x1a\x1e.quorumkv.peer.v1.JoinResponse\"\x00\x12V\n" +
@@ -2160,7 +2261,8 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"CasPrepare\x12#.quorumkv.peer.v1.CasPrepareRequest\x1a$.quorumkv.peer.v1.CasPrepareResponse\"\x00\x12V\n" +
 	"\tCasAccept\x12\".quorumkv.peer.v1.CasAcceptRequest\x1a#.quorumkv.peer.v1.CasAcceptResponse\"\x00\x12V\n" +
-	"\tMetaIndex\x12\".quorumkv.peer.v1.MetaIndexRequest\x1a#.quorumkv.peer.v1.MetaIndexResponse\"\x00\x12T\n" +
+	"\tMetaIndex\x12\".quorumkv.peer.v1.MetaIndexRequest\x1a#.quorumkv.peer.v1.MetaIndexResponse\"\x00\x12J\n" +
+	"\x05LetGo\x12\x1e.quorumkv.peer.v1.LetGoRequest\x1a\x1f.quorumkv.peer.v1.LetGoResponse\"\x00\x12T\n" +
 	"\aRecords\x12 .quorumkv.peer.v1.RecordsRequest\x1a!.quorumkv.peer.v1.RecordsResponse\"\x00(\x010\x01B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
 
 var (
@@ -2175,7 +2277,7 @@ func file_quorumkv_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quorumkv_peer_v1_peer_proto_rawDescData
 }
 
-var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*RaftRequest)(nil),          // 0: quorumkv.peer.v1.RaftRequest
 	(*RaftMessage)(nil),          // 1: quorumkv.peer.v1.RaftMessage
@@ -2204,11 +2306,13 @@ var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*CasAcceptResponse)(nil),    // 24: quorumkv.peer.v1.CasAcceptResponse
 	(*MetaIndexRequest)(nil),     // 25: quorumkv.peer.v1.MetaIndexRequest
 	(*MetaIndexResponse)(nil),    // 26: quorumkv.peer.v1.MetaIndexResponse
-	(*RecordsRequest)(nil),       // 27: quorumkv.peer.v1.RecordsRequest
-	(*RecordCall)(nil),           // 28: quorumkv.peer.v1.RecordCall
-	(*RecordsResponse)(nil),      // 29: quorumkv.peer.v1.RecordsResponse
-	(*RecordAnswer)(nil),         // 30: quorumkv.peer.v1.RecordAnswer
-	(*RecordError)(nil),          // 31: quorumkv.peer.v1.RecordError
+	(*LetGoRequest)(nil),         // 27: quorumkv.peer.v1.LetGoRequest
+	(*LetGoResponse)(nil),        // 28: quorumkv.peer.v1.LetGoResponse
+	(*RecordsRequest)(nil),       // 29: quorumkv.peer.v1.RecordsRequest
+	(*RecordCall)(nil),           // 30: quorumkv.peer.v1.RecordCall
+	(*RecordsResponse)(nil),      // 31: quorumkv.peer.v1.RecordsResponse
+	(*RecordAnswer)(nil),         // 32: quorumkv.peer.v1.RecordAnswer
+	(*RecordError)(nil),          // 33: quorumkv.peer.v1.RecordError
 }
 var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	1,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
@@ -2223,17 +2327,17 @@ var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	20, // 9: quorumkv.peer.v1.CasPrepareResponse.accepted:type_name -> quorumkv.peer.v1.Ballot
 	20, // 10: quorumkv.peer.v1.CasAcceptRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
 	20, // 11: quorumkv.peer.v1.CasAcceptResponse.promised:type_name -> quorumkv.peer.v1.Ballot
-	28, // 12: quorumkv.peer.v1.RecordsRequest.calls:type_name -> quorumkv.peer.v1.RecordCall
+	30, // 12: quorumkv.peer.v1.RecordsRequest.calls:type_name -> quorumkv.peer.v1.RecordCall
 	9,  // 13: quorumkv.peer.v1.RecordCall.write:type_name -> quorumkv.peer.v1.WriteRecordRequest
 	11, // 14: quorumkv.peer.v1.RecordCall.read:type_name -> quorumkv.peer.v1.ReadRecordRequest
 	21, // 15: quorumkv.peer.v1.RecordCall.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareRequest
 	23, // 16: quorumkv.peer.v1.RecordCall.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptRequest
-	30, // 17: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
+	32, // 17: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
 	10, // 18: quorumkv.peer.v1.RecordAnswer.write:type_name -> quorumkv.peer.v1.WriteRecordResponse
 	12, // 19: quorumkv.peer.v1.RecordAnswer.read:type_name -> quorumkv.peer.v1.ReadRecordResponse
 	22, // 20: quorumkv.peer.v1.RecordAnswer.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareResponse
 	24, // 21: quorumkv.peer.v1.RecordAnswer.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptResponse
-	31, // 22: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
+	33, // 22: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
 	0,  // 23: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
 	3,  // 24: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
 	5,  // 25: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
@@ -2245,21 +2349,23 @@ var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	21, // 31: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
 	23, // 32: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
 	25, // 33: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
-	27, // 34: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
-	2,  // 35: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
-	4,  // 36: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
-	6,  // 37: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
-	10, // 38: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
-	12, // 39: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
-	14, // 40: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
-	17, // 41: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
-	19, // 42: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
-	22, // 43: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
-	24, // 44: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
-	26, // 45: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
-	29, // 46: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
-	35, // [35:47] is the sub-list for method output_type
-	23, // [23:35] is the sub-list for method input_type
+	27, // 34: quorumkv.peer.v1.Peer.LetGo:input_type -> quorumkv.peer.v1.LetGoRequest
+	29, // 35: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
+	2,  // 36: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
+	4,  // 37: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
+	6,  // 38: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
+	10, // 39: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
+	12, // 40: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
+	14, // 41: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
+	17, // 42: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
+	19, // 43: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
+	22, // 44: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
+	24, // 45: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
+	26, // 46: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
+	28, // 47: quorumkv.peer.v1.Peer.LetGo:output_type -> quorumkv.peer.v1.LetGoResponse
+	31, // 48: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
+	36, // [36:49] is the sub-list for method output_type
+	23, // [23:36] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -2270,13 +2376,13 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 	if File_quorumkv_peer_v1_peer_proto != nil {
 		return
 	}
-	file_quorumkv_peer_v1_peer_proto_msgTypes[28].OneofWrappers = []any{
+	file_quorumkv_peer_v1_peer_proto_msgTypes[30].OneofWrappers = []any{
 		(*RecordCall_Write)(nil),
 		(*RecordCall_Read)(nil),
 		(*RecordCall_CasPrepare)(nil),
 		(*RecordCall_CasAccept)(nil),
 	}
-	file_quorumkv_peer_v1_peer_proto_msgTypes[30].OneofWrappers = []any{
+	file_quorumkv_peer_v1_peer_proto_msgTypes[32].OneofWrappers = []any{
 		(*RecordAnswer_Write)(nil),
 		(*RecordAnswer_Read)(nil),
 		(*RecordAnswer_CasPrepare)(nil),
@@ -2289,7 +2395,7 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_peer_v1_peer_proto_rawDesc), len(file_quorumkv_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

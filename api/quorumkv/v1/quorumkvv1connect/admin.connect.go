@@ -51,6 +51,10 @@ const (
 	AdminRemoveNodeProcedure = "/quorumkv.v1.Admin/RemoveNode"
 	// AdminDrainNodeProcedure is the fully-qualified name of the Admin's DrainNode RPC.
 	AdminDrainNodeProcedure = "/quorumkv.v1.Admin/DrainNode"
+	// AdminDecommissionNodeProcedure is the fully-qualified name of the Admin's DecommissionNode RPC.
+	AdminDecommissionNodeProcedure = "/quorumkv.v1.Admin/DecommissionNode"
+	// AdminRebalanceProcedure is the fully-qualified name of the Admin's Rebalance RPC.
+	AdminRebalanceProcedure = "/quorumkv.v1.Admin/Rebalance"
 )
 
 // AdminClient is a client for the quorumkv.v1.Admin service.
@@ -80,6 +84,20 @@ type AdminClient interface {
 	// step before stopping it for maintenance. The request reaches the node
 	// itself, through whichever node is asked.
 	DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error)
+	// DecommissionNode takes a node out of the cluster while it runs: it
+	// takes no new replicas and drains its leaderships, each of its
+	// replicas moves to another node (the old one serving until its range
+	// has let it go), it leaves meta's voters, and once it holds nothing it
+	// is marked removed (MEMBER_STATE_REMOVED). The call returns once the
+	// catalog marks the node decommissioning; Member.replicas shows the
+	// progress. Decommissioning twice is harmless; a removed node is refused
+	// with FailedPrecondition.
+	DecommissionNode(context.Context, *connect.Request[v1.DecommissionNodeRequest]) (*connect.Response[v1.DecommissionNodeResponse], error)
+	// Rebalance returns the replica moves the placement driver would
+	// propose now, in its order: off dead and decommissioning nodes first,
+	// then to spread each keyspace over the live nodes. Unless dry_run, it
+	// proposes them at once, as the driver would on its next pass.
+	Rebalance(context.Context, *connect.Request[v1.RebalanceRequest]) (*connect.Response[v1.RebalanceResponse], error)
 }
 
 // NewAdminClient constructs a client for the quorumkv.v1.Admin service. By default, it uses the
@@ -152,6 +170,18 @@ func NewAdminClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(adminMethods.ByName("DrainNode")),
 			connect.WithClientOptions(opts...),
 		),
+		decommissionNode: connect.NewClient[v1.DecommissionNodeRequest, v1.DecommissionNodeResponse](
+			httpClient,
+			baseURL+AdminDecommissionNodeProcedure,
+			connect.WithSchema(adminMethods.ByName("DecommissionNode")),
+			connect.WithClientOptions(opts...),
+		),
+		rebalance: connect.NewClient[v1.RebalanceRequest, v1.RebalanceResponse](
+			httpClient,
+			baseURL+AdminRebalanceProcedure,
+			connect.WithSchema(adminMethods.ByName("Rebalance")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -166,6 +196,8 @@ type adminClient struct {
 	status           *connect.Client[v1.StatusRequest, v1.StatusResponse]
 	removeNode       *connect.Client[v1.RemoveNodeRequest, v1.RemoveNodeResponse]
 	drainNode        *connect.Client[v1.DrainNodeRequest, v1.DrainNodeResponse]
+	decommissionNode *connect.Client[v1.DecommissionNodeRequest, v1.DecommissionNodeResponse]
+	rebalance        *connect.Client[v1.RebalanceRequest, v1.RebalanceResponse]
 }
 
 // CreateKeyspace calls quorumkv.v1.Admin.CreateKeyspace.
@@ -213,6 +245,16 @@ func (c *adminClient) DrainNode(ctx context.Context, req *connect.Request[v1.Dra
 	return c.drainNode.CallUnary(ctx, req)
 }
 
+// DecommissionNode calls quorumkv.v1.Admin.DecommissionNode.
+func (c *adminClient) DecommissionNode(ctx context.Context, req *connect.Request[v1.DecommissionNodeRequest]) (*connect.Response[v1.DecommissionNodeResponse], error) {
+	return c.decommissionNode.CallUnary(ctx, req)
+}
+
+// Rebalance calls quorumkv.v1.Admin.Rebalance.
+func (c *adminClient) Rebalance(ctx context.Context, req *connect.Request[v1.RebalanceRequest]) (*connect.Response[v1.RebalanceResponse], error) {
+	return c.rebalance.CallUnary(ctx, req)
+}
+
 // AdminHandler is an implementation of the quorumkv.v1.Admin service.
 type AdminHandler interface {
 	// CreateKeyspace creates a keyspace after proving that its quorum geometry
@@ -240,6 +282,20 @@ type AdminHandler interface {
 	// step before stopping it for maintenance. The request reaches the node
 	// itself, through whichever node is asked.
 	DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error)
+	// DecommissionNode takes a node out of the cluster while it runs: it
+	// takes no new replicas and drains its leaderships, each of its
+	// replicas moves to another node (the old one serving until its range
+	// has let it go), it leaves meta's voters, and once it holds nothing it
+	// is marked removed (MEMBER_STATE_REMOVED). The call returns once the
+	// catalog marks the node decommissioning; Member.replicas shows the
+	// progress. Decommissioning twice is harmless; a removed node is refused
+	// with FailedPrecondition.
+	DecommissionNode(context.Context, *connect.Request[v1.DecommissionNodeRequest]) (*connect.Response[v1.DecommissionNodeResponse], error)
+	// Rebalance returns the replica moves the placement driver would
+	// propose now, in its order: off dead and decommissioning nodes first,
+	// then to spread each keyspace over the live nodes. Unless dry_run, it
+	// proposes them at once, as the driver would on its next pass.
+	Rebalance(context.Context, *connect.Request[v1.RebalanceRequest]) (*connect.Response[v1.RebalanceResponse], error)
 }
 
 // NewAdminHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -308,6 +364,18 @@ func NewAdminHandler(svc AdminHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(adminMethods.ByName("DrainNode")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminDecommissionNodeHandler := connect.NewUnaryHandler(
+		AdminDecommissionNodeProcedure,
+		svc.DecommissionNode,
+		connect.WithSchema(adminMethods.ByName("DecommissionNode")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminRebalanceHandler := connect.NewUnaryHandler(
+		AdminRebalanceProcedure,
+		svc.Rebalance,
+		connect.WithSchema(adminMethods.ByName("Rebalance")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quorumkv.v1.Admin/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminCreateKeyspaceProcedure:
@@ -328,6 +396,10 @@ func NewAdminHandler(svc AdminHandler, opts ...connect.HandlerOption) (string, h
 			adminRemoveNodeHandler.ServeHTTP(w, r)
 		case AdminDrainNodeProcedure:
 			adminDrainNodeHandler.ServeHTTP(w, r)
+		case AdminDecommissionNodeProcedure:
+			adminDecommissionNodeHandler.ServeHTTP(w, r)
+		case AdminRebalanceProcedure:
+			adminRebalanceHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -371,4 +443,12 @@ func (UnimplementedAdminHandler) RemoveNode(context.Context, *connect.Request[v1
 
 func (UnimplementedAdminHandler) DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.v1.Admin.DrainNode is not implemented"))
+}
+
+func (UnimplementedAdminHandler) DecommissionNode(context.Context, *connect.Request[v1.DecommissionNodeRequest]) (*connect.Response[v1.DecommissionNodeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.v1.Admin.DecommissionNode is not implemented"))
+}
+
+func (UnimplementedAdminHandler) Rebalance(context.Context, *connect.Request[v1.RebalanceRequest]) (*connect.Response[v1.RebalanceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.v1.Admin.Rebalance is not implemented"))
 }

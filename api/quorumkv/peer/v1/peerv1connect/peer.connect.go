@@ -57,6 +57,8 @@ const (
 	PeerCasAcceptProcedure = "/quorumkv.peer.v1.Peer/CasAccept"
 	// PeerMetaIndexProcedure is the fully-qualified name of the Peer's MetaIndex RPC.
 	PeerMetaIndexProcedure = "/quorumkv.peer.v1.Peer/MetaIndex"
+	// PeerLetGoProcedure is the fully-qualified name of the Peer's LetGo RPC.
+	PeerLetGoProcedure = "/quorumkv.peer.v1.Peer/LetGo"
 	// PeerRecordsProcedure is the fully-qualified name of the Peer's Records RPC.
 	PeerRecordsProcedure = "/quorumkv.peer.v1.Peer/Records"
 )
@@ -103,6 +105,12 @@ type PeerClient interface {
 	// (ReadIndex) and answers the index meta has applied, which the asking
 	// node's catalog must reach to hold every change committed before.
 	MetaIndex(context.Context, *connect.Request[v1.MetaIndexRequest]) (*connect.Response[v1.MetaIndexResponse], error)
+	// LetGo is asked by meta's leader of a range's replicas before it drops
+	// a leaving replica from the catalog: whether the range let node_id's
+	// replica go (a Raft range: this replica applied a configuration
+	// without it; an eventual range, asked of the leaving node itself: it
+	// handed its records to every other replica). It changes nothing.
+	LetGo(context.Context, *connect.Request[v1.LetGoRequest]) (*connect.Response[v1.LetGoResponse], error)
 	// Records carries one node's calls of WriteRecord, ReadRecord,
 	// CasPrepare and CasAccept to another on one long-lived stream, many
 	// calls per message, instead of one request each: the hot path of
@@ -189,6 +197,12 @@ func NewPeerClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(peerMethods.ByName("MetaIndex")),
 			connect.WithClientOptions(opts...),
 		),
+		letGo: connect.NewClient[v1.LetGoRequest, v1.LetGoResponse](
+			httpClient,
+			baseURL+PeerLetGoProcedure,
+			connect.WithSchema(peerMethods.ByName("LetGo")),
+			connect.WithClientOptions(opts...),
+		),
 		records: connect.NewClient[v1.RecordsRequest, v1.RecordsResponse](
 			httpClient,
 			baseURL+PeerRecordsProcedure,
@@ -211,6 +225,7 @@ type peerClient struct {
 	casPrepare   *connect.Client[v1.CasPrepareRequest, v1.CasPrepareResponse]
 	casAccept    *connect.Client[v1.CasAcceptRequest, v1.CasAcceptResponse]
 	metaIndex    *connect.Client[v1.MetaIndexRequest, v1.MetaIndexResponse]
+	letGo        *connect.Client[v1.LetGoRequest, v1.LetGoResponse]
 	records      *connect.Client[v1.RecordsRequest, v1.RecordsResponse]
 }
 
@@ -269,6 +284,11 @@ func (c *peerClient) MetaIndex(ctx context.Context, req *connect.Request[v1.Meta
 	return c.metaIndex.CallUnary(ctx, req)
 }
 
+// LetGo calls quorumkv.peer.v1.Peer.LetGo.
+func (c *peerClient) LetGo(ctx context.Context, req *connect.Request[v1.LetGoRequest]) (*connect.Response[v1.LetGoResponse], error) {
+	return c.letGo.CallUnary(ctx, req)
+}
+
 // Records calls quorumkv.peer.v1.Peer.Records.
 func (c *peerClient) Records(ctx context.Context) *connect.BidiStreamForClient[v1.RecordsRequest, v1.RecordsResponse] {
 	return c.records.CallBidiStream(ctx)
@@ -316,6 +336,12 @@ type PeerHandler interface {
 	// (ReadIndex) and answers the index meta has applied, which the asking
 	// node's catalog must reach to hold every change committed before.
 	MetaIndex(context.Context, *connect.Request[v1.MetaIndexRequest]) (*connect.Response[v1.MetaIndexResponse], error)
+	// LetGo is asked by meta's leader of a range's replicas before it drops
+	// a leaving replica from the catalog: whether the range let node_id's
+	// replica go (a Raft range: this replica applied a configuration
+	// without it; an eventual range, asked of the leaving node itself: it
+	// handed its records to every other replica). It changes nothing.
+	LetGo(context.Context, *connect.Request[v1.LetGoRequest]) (*connect.Response[v1.LetGoResponse], error)
 	// Records carries one node's calls of WriteRecord, ReadRecord,
 	// CasPrepare and CasAccept to another on one long-lived stream, many
 	// calls per message, instead of one request each: the hot path of
@@ -398,6 +424,12 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(peerMethods.ByName("MetaIndex")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerLetGoHandler := connect.NewUnaryHandler(
+		PeerLetGoProcedure,
+		svc.LetGo,
+		connect.WithSchema(peerMethods.ByName("LetGo")),
+		connect.WithHandlerOptions(opts...),
+	)
 	peerRecordsHandler := connect.NewBidiStreamHandler(
 		PeerRecordsProcedure,
 		svc.Records,
@@ -428,6 +460,8 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 			peerCasAcceptHandler.ServeHTTP(w, r)
 		case PeerMetaIndexProcedure:
 			peerMetaIndexHandler.ServeHTTP(w, r)
+		case PeerLetGoProcedure:
+			peerLetGoHandler.ServeHTTP(w, r)
 		case PeerRecordsProcedure:
 			peerRecordsHandler.ServeHTTP(w, r)
 		default:
@@ -481,6 +515,10 @@ func (UnimplementedPeerHandler) CasAccept(context.Context, *connect.Request[v1.C
 
 func (UnimplementedPeerHandler) MetaIndex(context.Context, *connect.Request[v1.MetaIndexRequest]) (*connect.Response[v1.MetaIndexResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.MetaIndex is not implemented"))
+}
+
+func (UnimplementedPeerHandler) LetGo(context.Context, *connect.Request[v1.LetGoRequest]) (*connect.Response[v1.LetGoResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.LetGo is not implemented"))
 }
 
 func (UnimplementedPeerHandler) Records(context.Context, *connect.BidiStream[v1.RecordsRequest, v1.RecordsResponse]) error {
