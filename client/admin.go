@@ -80,6 +80,21 @@ func (c *Client) DrainNode(ctx context.Context, id uint64) (moved, kept int, err
 	return int(resp.GetMoved()), int(resp.GetKept()), err
 }
 
+// DecommissionNode starts decommissioning node id (its catalog ID): its
+// replicas move to other nodes, then it is marked removed
+// (Admin.DecommissionNode). It returns once the decommission has started;
+// Members shows its progress.
+func (c *Client) DecommissionNode(ctx context.Context, id uint64) error {
+	_, err := adminCall(ctx, c, policy{write: true}, &v1.DecommissionNodeRequest{Id: id}, quorumkvv1connect.AdminClient.DecommissionNode)
+	return err
+}
+
+// Rebalance returns the replica moves the placement driver would propose
+// now, and proposes them unless dryRun (Admin.Rebalance).
+func (c *Client) Rebalance(ctx context.Context, dryRun bool) (*v1.RebalanceResponse, error) {
+	return adminCall(ctx, c, policy{write: !dryRun}, &v1.RebalanceRequest{DryRun: dryRun}, quorumkvv1connect.AdminClient.Rebalance)
+}
+
 // Members lists the nodes gossip knows.
 func (c *Client) Members(ctx context.Context) ([]*v1.Member, error) {
 	resp, err := adminCall(ctx, c, policy{}, &v1.ListMembersRequest{}, quorumkvv1connect.AdminClient.ListMembers)

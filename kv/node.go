@@ -120,6 +120,10 @@ type Member struct {
 	// State is alive, dead or left; in Node.Members also unknown, for a
 	// catalog node of a name gossip has not heard of.
 	State string
+	// Decommissioning and Replicas: see NodeDescriptor.Decommissioning and
+	// replicasHeld (Node.Members only).
+	Decommissioning bool
+	Replicas        int
 }
 
 // NewNode serves the store. Its eventual coordinator reaches the
@@ -196,7 +200,8 @@ func (n *Node) Members() []Member {
 	for _, id := range slices.Sorted(maps.Keys(cat.Nodes)) {
 		nd := cat.Nodes[id]
 		known[nd.UUID] = true
-		m := Member{ID: id, UUID: nd.UUID, Name: nd.Name, Addr: nd.Addr, GossipAddr: nd.Gossip, Zone: nd.Zone, Weight: nd.Weight}
+		m := Member{ID: id, UUID: nd.UUID, Name: nd.Name, Addr: nd.Addr, GossipAddr: nd.Gossip, Zone: nd.Zone, Weight: nd.Weight,
+			Decommissioning: nd.Decommissioning && !nd.Removed, Replicas: replicasHeld(cat, id)}
 		g, ok := byName[nd.Name]
 		switch {
 		case nd.Removed:

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -28,6 +30,12 @@ func clusterCommand() *cli.Command {
 				Action: clusterRanges,
 			}),
 			withGlobals(&cli.Command{Name: "status", Usage: "the answering node's view of the cluster", Action: clusterStatus}),
+			withGlobals(&cli.Command{
+				Name:   "rebalance",
+				Usage:  "show the replica moves the placement driver would make now (off dead and decommissioning nodes, then to spread keyspaces), and make them",
+				Flags:  []cli.Flag{&cli.BoolFlag{Name: "dry-run", Usage: "only show the moves"}},
+				Action: clusterRebalance,
+			}),
 		},
 	}
 }
@@ -46,6 +54,13 @@ func nodeCommand() *cli.Command {
 				Name: "drain", Usage: "make a node, by its ID, hand its ranges' leaderships to other replicas until it restarts, before you stop it",
 				ArgsUsage: "ID",
 				Action:    nodeDrain,
+			}),
+			withGlobals(&cli.Command{
+				Name: "decommission", Usage: "take a running node, by its ID, out of the cluster: its replicas move to other nodes, then it is marked removed",
+				ArgsUsage: "ID",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "wait", Value: true,
+					Usage: "show the progress until the node is removed (--wait=false: return once it started)"}},
+				Action: nodeDecommission,
 			}),
 		},
 	}
@@ -92,6 +107,85 @@ func nodeRemove(c *cli.Context) error {
 	})
 }
 
+// decommissionPoll is how often kvctl node decommission looks at the
+// progress.
+const decommissionPoll = time.Second
+
+func nodeDecommission(c *cli.Context) error {
+	id, err := nodeID(c, "decommission")
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		if err := cl.DecommissionNode(ctx, id); err != nil {
+			return err
+		}
+		if !c.Bool("wait") {
+			return printResult(c, out, map[string]any{"node": id, "decommissioning": true},
+				fmt.Sprintf("node %d is decommissioning: kvctl cluster members shows how many replicas it still holds", id))
+		}
+		last := -1
+		for {
+			members, err := cl.Members(ctx)
+			if err != nil {
+				return err
+			}
+			i := slices.IndexFunc(members, func(m *v1.Member) bool { return m.Id == id })
+			if i < 0 {
+				return fmt.Errorf("node %d is no longer in the catalog", id)
+			}
+			m := members[i]
+			if m.State == v1.MemberState_MEMBER_STATE_REMOVED {
+				return printResult(c, out, map[string]any{"node": id, "removed": true},
+					fmt.Sprintf("node %d (%s) is decommissioned and removed: it can be stopped", id, m.NodeId))
+			}
+			if int(m.Replicas) != last && out != formatJSON {
+				last = int(m.Replicas)
+				fmt.Fprintf(c.App.Writer, "node %d (%s): %d replicas to move\n", id, m.NodeId, m.Replicas)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(decommissionPoll):
+			}
+		}
+	})
+}
+
+func clusterRebalance(c *cli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	dryRun := c.Bool("dry-run")
+	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		resp, err := cl.Rebalance(ctx, dryRun)
+		if err != nil {
+			return err
+		}
+		if out == formatJSON {
+			return writeProtoJSON(c.App.Writer, resp)
+		}
+		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEYSPACE\tRANGE\tFROM\tTO\tREASON")
+		for _, m := range resp.Moves {
+			from := "-"
+			if m.From != 0 {
+				from = fmt.Sprint(m.From)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", m.Keyspace, m.RangeId, from, m.To, m.Reason)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		verb := "proposed"
+		if dryRun {
+			verb = "would be proposed"
+		}
+		_, err = fmt.Fprintf(c.App.Writer, "%d moves %s; %d earlier moves still in flight\n", len(resp.Moves), verb, resp.InFlight)
+		return err
+	})
+}
+
 func writeProtoJSON(w io.Writer, m proto.Message) error {
 	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(m)
 	if err != nil {
@@ -123,17 +217,20 @@ func clusterMembers(c *cli.Context) error {
 // catalog does not, with ID "-".
 func printMembers(w io.Writer, members []*v1.Member) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNODE\tUUID\tADDRESS\tZONE\tWEIGHT\tSTATE\tVERSION")
+	fmt.Fprintln(tw, "ID\tNODE\tUUID\tADDRESS\tZONE\tWEIGHT\tSTATE\tREPLICAS\tVERSION")
 	for _, m := range members {
 		state := strings.ToLower(strings.TrimPrefix(m.State.String(), "MEMBER_STATE_"))
 		if m.State == v1.MemberState_MEMBER_STATE_UNSPECIFIED {
 			state = "unknown" // gossip has not heard of it
 		}
+		if m.Decommissioning {
+			state += ",decommissioning"
+		}
 		id := "-"
 		if m.Id != 0 {
 			id = fmt.Sprint(m.Id)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", id, m.NodeId, m.Uuid, m.Address, m.Zone, m.Weight, state, m.Version)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", id, m.NodeId, m.Uuid, m.Address, m.Zone, m.Weight, state, m.Replicas, m.Version)
 	}
 	return tw.Flush()
 }
@@ -167,6 +264,9 @@ func printRanges(c *cli.Context, ranges []*v1.Range) error {
 			name := rep.NodeId
 			if rep.Learner {
 				name += "(learner)"
+			}
+			if rep.Leaving {
+				name += "(leaving)"
 			}
 			reps = append(reps, name)
 		}

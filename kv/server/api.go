@@ -635,6 +635,40 @@ func (a *apiServer) RemoveNode(ctx context.Context, req *connect.Request[v1.Remo
 	return connect.NewResponse(&v1.RemoveNodeResponse{}), nil
 }
 
+func (a *apiServer) DecommissionNode(ctx context.Context, req *connect.Request[v1.DecommissionNodeRequest]) (*connect.Response[v1.DecommissionNodeResponse], error) {
+	err := a.node.Decommission(ctx, req.Msg.Id)
+	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
+		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.DecommissionNode)
+		if ferr != nil {
+			return nil, transport.ToConnect(ferr)
+		}
+		return connect.NewResponse(resp), nil
+	}
+	if err != nil {
+		return nil, transport.ToConnect(err)
+	}
+	return connect.NewResponse(&v1.DecommissionNodeResponse{}), nil
+}
+
+func (a *apiServer) Rebalance(ctx context.Context, req *connect.Request[v1.RebalanceRequest]) (*connect.Response[v1.RebalanceResponse], error) {
+	moves, inFlight, err := a.node.Rebalance(ctx, req.Msg.DryRun)
+	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
+		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.Rebalance)
+		if ferr != nil {
+			return nil, transport.ToConnect(ferr)
+		}
+		return connect.NewResponse(resp), nil
+	}
+	if err != nil {
+		return nil, transport.ToConnect(err)
+	}
+	resp := &v1.RebalanceResponse{InFlight: uint32(inFlight)}
+	for _, m := range moves {
+		resp.Moves = append(resp.Moves, &v1.ReplicaMove{Keyspace: m.Keyspace, RangeId: m.Range, From: m.From, To: m.To.NodeID, Reason: m.Reason})
+	}
+	return connect.NewResponse(resp), nil
+}
+
 func (a *apiServer) DropKeyspace(ctx context.Context, req *connect.Request[v1.DropKeyspaceRequest]) (*connect.Response[v1.DropKeyspaceResponse], error) {
 	err := a.node.DropKeyspace(ctx, req.Msg.Name)
 	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
@@ -664,7 +698,8 @@ func (a *apiServer) members() []*v1.Member {
 	var out []*v1.Member
 	for _, m := range a.node.Members() {
 		out = append(out, &v1.Member{NodeId: m.Name, Address: m.Addr, GossipAddress: m.GossipAddr, Zone: m.Zone,
-			Weight: uint32(m.Weight), Version: m.Version, State: memberStates[m.State], Id: m.ID, Uuid: m.UUID})
+			Weight: uint32(m.Weight), Version: m.Version, State: memberStates[m.State], Id: m.ID, Uuid: m.UUID,
+			Decommissioning: m.Decommissioning, Replicas: uint32(m.Replicas)})
 	}
 	return out
 }
@@ -700,6 +735,9 @@ func (a *apiServer) Ranges(ctx context.Context, keyspace string) ([]*v1.Range, e
 			pr := &v1.Range{Keyspace: name, RangeId: r.ID, HashLo: r.Span.Lo, HashHi: r.Span.Hi}
 			for _, rep := range r.Replicas {
 				pr.Replicas = append(pr.Replicas, &v1.Replica{NodeId: a.nodeName(rep.NodeID)})
+			}
+			for _, rep := range r.Leaving {
+				pr.Replicas = append(pr.Replicas, &v1.Replica{NodeId: a.nodeName(rep.NodeID), Leaving: true})
 			}
 			if st, ok := status[r.ID]; ok {
 				if st.Leader != 0 {

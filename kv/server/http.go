@@ -453,6 +453,9 @@ type statusView struct {
 	// UnderReplicated counts the ranges (meta aside) with a replica on a
 	// node that is not alive; the placement driver moves those replicas.
 	UnderReplicated int
+	// MovesInFlight counts the leaving replicas: moves whose range has not
+	// let the old replica go yet.
+	MovesInFlight int
 }
 
 type RangeView struct {
@@ -520,6 +523,10 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 				}
 				names = append(names, n)
 			}
+			for _, rep := range r.Leaving {
+				names = append(names, s.api.nodeName(rep.NodeID)+" (leaving)")
+			}
+			v.MovesInFlight += len(r.Leaving)
 			if under {
 				v.UnderReplicated++
 			}
@@ -552,8 +559,8 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f
 <p>The catalog's nodes by ID, each in the gossip state of the node of its name only if that node has its UUID
 (a node whose data dir was lost comes back with a new UUID and ID, and its old ID is dead); then the nodes gossip
 knows that the catalog does not (ID 0).</p>
-<table><tr><th>id</th><th>node</th><th>uuid</th><th>address</th><th>zone</th><th>weight</th><th>state</th><th>version</th></tr>
-{{range .Members}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td><code>{{.UUID}}</code></td><td>{{.Addr}}</td><td>{{.Zone}}</td><td>{{.Weight}}</td><td>{{.State}}</td><td>{{.Version}}</td></tr>
+<table><tr><th>id</th><th>node</th><th>uuid</th><th>address</th><th>zone</th><th>weight</th><th>state</th><th>replicas</th><th>version</th></tr>
+{{range .Members}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td><code>{{.UUID}}</code></td><td>{{.Addr}}</td><td>{{.Zone}}</td><td>{{.Weight}}</td><td>{{.State}}{{if .Decommissioning}}, decommissioning{{end}}</td><td>{{.Replicas}}</td><td>{{.Version}}</td></tr>
 {{end}}</table>
 <h2>Keyspaces</h2>
 <table><tr><th>name</th><th>mode</th><th>replicas</th><th>quorum</th><th>W</th><th>R</th><th>ranges</th></tr>
@@ -562,6 +569,8 @@ knows that the catalog does not (ID 0).</p>
 <h2>Ranges</h2>
 {{if .UnderReplicated}}<p>{{.UnderReplicated}} ranges have a replica on a node that is not alive: once it has been dead for
 <code>--dead-after</code>, meta's leader moves those replicas of raft and eventual keyspaces to live nodes.</p>{{end}}
+{{if .MovesInFlight}}<p>{{.MovesInFlight}} replicas are leaving their ranges (a move, a decommission or a rebalance): each
+keeps serving until its range has let it go.</p>{{end}}
 <table><tr><th>keyspace</th><th>range</th><th>hash span</th><th>replicas</th><th>leader</th><th>term</th><th>commit</th><th>applied</th><th>here</th><th>error</th></tr>
 {{range .Ranges}}<tr><td>{{.Keyspace}}</td><td>{{.ID}}</td><td><code>{{.Span}}</code></td><td>{{.Replicas}}</td><td>{{.Leader}}</td><td>{{.Term}}</td><td>{{.Commit}}</td><td>{{.Applied}}</td><td>{{.State}}</td><td>{{.Error}}</td></tr>
 {{end}}</table></body></html>
