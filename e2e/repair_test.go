@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -81,38 +84,7 @@ func TestDeadNodeReplicasMove(t *testing.T) {
 			live = append(live, n.addr)
 		}
 	}
-	cl := rotatedClient(t, live, 0)
-	var stopping atomic.Bool
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var longest time.Duration
-	// acked is each key's last acknowledged value; maybe, the values of the
-	// writes that failed since, which may have been applied all the same.
-	acked, maybe := map[string]string{}, map[string][]string{}
-	wg.Go(func() {
-		var failingSince time.Time
-		for i := 0; !stopping.Load(); i++ {
-			key, val := fmt.Sprintf("w%d", i%50), fmt.Sprintf("v%d", i)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, err := cl.Put(ctx, "r3", []byte(key), []byte(val), client.Quorum{})
-			cancel()
-			mu.Lock()
-			switch {
-			case err == nil:
-				acked[key], maybe[key] = val, nil
-				failingSince = time.Time{}
-			default:
-				maybe[key] = append(maybe[key], val)
-				if failingSince.IsZero() {
-					failingSince = time.Now()
-				}
-				longest = max(longest, time.Since(failingSince))
-			}
-			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-
+	w := startWriter(t, rotatedClient(t, live, 0), "r3")
 	nodes[victim].kill()
 	died := time.Now()
 	waitFor(t, "n1's status page to show ranges on a dead node", func() bool { return underReplicated(t, n1) > 0 })
@@ -153,24 +125,7 @@ func TestDeadNodeReplicasMove(t *testing.T) {
 	// The moved ranges serve: the writer goes on, and what it was told
 	// succeeded reads back, as do the old keys.
 	time.Sleep(2 * time.Second)
-	stopping.Store(true)
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if longest > 10*time.Second {
-		t.Errorf("the writer failed for %v in a row during the repair", longest)
-	}
-	failed := 0
-	for _, m := range maybe {
-		failed += len(m)
-	}
-	t.Logf("writer: %d keys acknowledged, %d writes failed at the end of their key's history, longest failing stretch %v", len(acked), failed, longest)
-	for key, val := range acked {
-		out := strings.TrimSpace(n1.must(0, "-k", "r3", "get", key))
-		if out != val && !slices.Contains(maybe[key], out) {
-			t.Errorf("r3/%s = %q, want the acknowledged %q or a failed write after it %v", key, out, val, maybe[key])
-		}
-	}
+	w.stopAndCheck(t, n1, 10*time.Second)
 	for i := range 20 {
 		if out := n1.must(0, "-k", "e3", "get", fmt.Sprintf("k%d", i)); out != "before\n" && out != "before" {
 			t.Errorf("e3/k%d = %q after the move, want before", i, out)
@@ -296,5 +251,164 @@ func TestNodeDrain(t *testing.T) {
 	n1.must(0, "-k", "r3", "put", "k", "v")
 	if got := strings.TrimSpace(n2.must(0, "-k", "r3", "get", "k")); got != "v" {
 		t.Fatalf("get k = %q", got)
+	}
+}
+
+// writer puts keys of a keyspace all along through a client, one every
+// 20 ms, and remembers what it was told.
+type writer struct {
+	keyspace string
+	stopping atomic.Bool
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	longest  time.Duration // the longest stretch of failed writes
+	// acked is each key's last acknowledged value; maybe, the values of
+	// the writes that failed since, which may have been applied all the
+	// same.
+	acked, maybe map[string][]string
+}
+
+func startWriter(t *testing.T, cl *client.Client, keyspace string) *writer {
+	w := &writer{keyspace: keyspace, acked: map[string][]string{}, maybe: map[string][]string{}}
+	w.wg.Go(func() {
+		var failingSince time.Time
+		for i := 0; !w.stopping.Load(); i++ {
+			key, val := fmt.Sprintf("w%d", i%50), fmt.Sprintf("v%d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := cl.Put(ctx, keyspace, []byte(key), []byte(val), client.Quorum{})
+			cancel()
+			w.mu.Lock()
+			switch {
+			case err == nil:
+				w.acked[key], w.maybe[key] = []string{val}, nil
+				failingSince = time.Time{}
+			default:
+				w.maybe[key] = append(w.maybe[key], val)
+				if failingSince.IsZero() {
+					failingSince = time.Now()
+				}
+				w.longest = max(w.longest, time.Since(failingSince))
+			}
+			w.mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	return w
+}
+
+// stopAndCheck stops the writer and requires that no stretch of failed
+// writes lasted longer than maxFailing and that every acknowledged write
+// reads back through node (or a failed write after it, which may have
+// been applied).
+func (w *writer) stopAndCheck(t *testing.T, node *kvd, maxFailing time.Duration) {
+	t.Helper()
+	w.stopping.Store(true)
+	w.wg.Wait()
+	if w.longest > maxFailing {
+		t.Errorf("the writer failed for %v in a row", w.longest)
+	}
+	failed := 0
+	for _, m := range w.maybe {
+		failed += len(m)
+	}
+	t.Logf("writer: %d keys acknowledged, %d writes failed at the end of their key's history, longest failing stretch %v",
+		len(w.acked), failed, w.longest)
+	for key, val := range w.acked {
+		out := strings.TrimSpace(node.must(0, "-k", w.keyspace, "get", key))
+		if out != val[0] && !slices.Contains(w.maybe[key], out) {
+			t.Errorf("%s/%s = %q, want the acknowledged %q or a failed write after it %v", w.keyspace, key, out, val[0], w.maybe[key])
+		}
+	}
+}
+
+// A node decommissioned under load (kvctl node decommission, waiting for
+// it) has every replica of a raft and an eventual keyspace moved to the
+// other nodes, shows its progress, ends removed, and the writer loses
+// nothing it was told succeeded.
+func TestNodeDecommission(t *testing.T) {
+	nodes := startCluster(t, 4)
+	n1, n4 := nodes[0], nodes[3]
+	n1.must(0, "keyspace", "create", "r3", "--mode", "raft", "--replicas", "3", "--ranges", "4")
+	n1.must(0, "keyspace", "create", "e3", "--mode", "eventual", "--replicas", "3", "--ranges", "2", "--w", "2", "--r", "2")
+	for i := range 20 {
+		n1.must(0, "-k", "e3", "put", fmt.Sprintf("k%d", i), "before")
+	}
+	ids := map[string]string{}
+	for _, m := range members(t, n1) {
+		ids[m.Name] = m.ID
+	}
+	w := startWriter(t, rotatedClient(t, addrs(nodes[:3]), 0), "r3")
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin.kvctl, "--endpoints", n1.addr, "node", "decommission", ids["n4"])
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kvctl node decommission %s: %v\n%s", ids["n4"], err, out)
+	}
+	t.Logf("kvctl node decommission took %v:\n%s", time.Since(start).Round(100*time.Millisecond), out)
+	if !strings.Contains(string(out), "replicas to move") || !strings.Contains(string(out), "decommissioned and removed") {
+		t.Errorf("kvctl node decommission showed no progress, or no end: %s", out)
+	}
+	for _, ks := range []string{"r3", "e3"} {
+		for id, reps := range rangeReplicas(t, n1, ks) {
+			if len(reps) != 3 || slices.Contains(reps, "n4") {
+				t.Errorf("range %s of %s has replicas %v after n4 was decommissioned", id, ks, reps)
+			}
+		}
+	}
+	for _, m := range members(t, n1) {
+		if m.Name == "n4" && m.State != "MEMBER_STATE_REMOVED" {
+			t.Errorf("n4 is listed %s after its decommission", m.State)
+		}
+	}
+	// The decommissioned node still runs; stopping it costs the cluster
+	// nothing.
+	n4.stop()
+	time.Sleep(2 * time.Second)
+	w.stopAndCheck(t, n1, 5*time.Second)
+	for i := range 20 {
+		if out := strings.TrimSpace(n1.must(0, "-k", "e3", "get", fmt.Sprintf("k%d", i))); out != "before" {
+			t.Errorf("e3/k%d = %q after the decommission, want before", i, out)
+		}
+	}
+	if code, _, stderr := n1.kvctl("", "node", "decommission", ids["n4"]); code != 1 || !strings.Contains(stderr, "removed") {
+		t.Errorf("decommissioning the removed n4 again: exit %d, %q; want exit 1 saying it was removed", code, stderr)
+	}
+}
+
+// A node that joins gets its share: with 3 nodes and a raft keyspace of
+// replication factor 3 (every node holds every range), a fourth node is
+// given replicas until no node holds two more than another, within two
+// minutes; kvctl cluster rebalance --dry-run then has nothing to move.
+func TestNewNodeGetsItsShare(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1 := nodes[0]
+	n1.must(0, "keyspace", "create", "r3", "--mode", "raft", "--replicas", "3", "--ranges", "8")
+	n4 := startKVD(t, filepath.Join(t.TempDir(), "n4"), "--node-id", "n4", "--zone", "z4", "--join", n1.gossip)
+	start := time.Now()
+	deadline := start.Add(2 * time.Minute)
+	for {
+		load := map[string]int{}
+		leaving := false
+		for _, reps := range rangeReplicas(t, n1, "r3") {
+			for _, r := range reps {
+				load[r]++
+			}
+			leaving = leaving || len(reps) != 3
+		}
+		counts := slices.Collect(maps.Values(load))
+		if !leaving && len(load) == 4 && slices.Max(counts)-slices.Min(counts) <= 1 {
+			t.Logf("n4 joined; r3 spread as %v within %v", load, time.Since(start).Round(100*time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("r3's replicas per node two minutes after n4 joined: %v", load)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	out := n4.must(0, "cluster", "rebalance", "--dry-run")
+	if !strings.Contains(out, "0 moves would be proposed") {
+		t.Errorf("kvctl cluster rebalance --dry-run once spread: %s", out)
 	}
 }

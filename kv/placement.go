@@ -34,7 +34,7 @@ import (
 // caught up by the log or a snapshot, then promoted while the old voter
 // leaves, in one joint change); an eventual range's new replica gets its
 // records by anti-entropy, the leaving one pushing its own. Once the
-// range has let the leaving replica go (checkLeft asks its replicas), meta's
+// range has let the leaving replica go (letGo asks its replicas), meta's
 // leader drops it (catalog.CatalogOp.Left) and its node deletes it. A
 // decommissioned node that holds no replica and is not one of meta's
 // voters (kv/store/metadriver.go swaps it out) is then marked removed.
@@ -267,7 +267,8 @@ func (n *Node) proveMove(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescript
 // moves there, if that keeps the range in as many zones and its new
 // replica set is proven. It ends with no node more than one replica above
 // another where such moves exist, so no node holds more than the
-// rounded-up average plus one. Leaderships are not balanced yet.
+// rounded-up average plus one. A keyspace still to grow (GrowTo) waits
+// for its growth. Leaderships are not balanced yet.
 func (n *Node) planRebalance(budget int) []catalog.MoveReplica {
 	cat := n.store.Catalog()
 	candidates := n.candidates()
@@ -277,6 +278,9 @@ func (n *Node) planRebalance(budget int) []catalog.MoveReplica {
 	var moves []catalog.MoveReplica
 	for _, name := range slices.Sorted(maps.Keys(cat.Keyspaces)) {
 		ks := cat.Keyspaces[name]
+		if ks.GrowTo > ks.Replicas {
+			continue // it grows once enough nodes are alive (planGrowth): spreading it first is wasted work
+		}
 		load := map[uint64]int{}
 		for _, c := range candidates {
 			load[c.ID] = 0
@@ -352,39 +356,81 @@ func zoneCount(reps []catalog.ReplicaDescriptor, without uint64, add *catalog.Ca
 	return len(zones)
 }
 
-// checkLeft asks, for each leaving replica of the catalog, whether its
-// range has let it go, and calls left with each one that did: for a Raft
-// range, any of its replicas that applied a configuration without it
+// letGoAsk is a question letGo asks: whether node To's replica of a
+// range thinks the range let a leaving replica go.
+type letGoAsk struct {
+	To      uint64
+	Leaving catalog.RangeReplica
+}
+
+// letGoAsks returns, for each leaving replica of the catalog, the
+// replicas to ask whether its range has let it go: for a Raft range,
+// every replica, any of which that applied a configuration without it
 // says so (store.Store.LetGo); for an eventual range, the leaving node
-// itself once it handed its records off, or nobody if its node is dead
-// for good (it has nothing left to hand). left may be called on any
-// goroutine, and more than once for one replica.
-func (n *Node) checkLeft(now int64, left func(catalog.RangeReplica)) {
+// itself, once it handed its records off. A leaving eventual replica on
+// a node dead for good has nothing left to hand: it is let go at once
+// (gone).
+func (n *Node) letGoAsks(now int64) (asks []letGoAsk, gone []catalog.RangeReplica) {
 	cat := n.store.Catalog()
-	net := n.ev.Net()
 	for _, name := range slices.Sorted(maps.Keys(cat.Ranges)) {
 		for _, r := range cat.Ranges[name] {
 			for _, l := range r.Leaving {
 				rr := catalog.RangeReplica{Range: r.ID, Node: l.NodeID}
-				req := eventual.ReplicaRequest{Kind: eventual.ReqLetGo, RangeID: r.ID, Node: l.NodeID}
-				answer := func(a eventual.ReplicaAnswer) {
-					if a.Err == nil && a.LetGo {
-						left(rr)
-					}
-				}
 				switch {
 				case r.Mode != catalog.ModeEventual:
 					for _, rep := range r.Replicas {
-						net.Call(rep.NodeID, req, answer)
+						asks = append(asks, letGoAsk{To: rep.NodeID, Leaving: rr})
 					}
 				case n.deadForGoodAt(l.NodeID, now):
-					left(rr)
+					gone = append(gone, rr)
 				default:
-					net.Call(l.NodeID, req, answer)
+					asks = append(asks, letGoAsk{To: l.NodeID, Leaving: rr})
 				}
 			}
 		}
 	}
+	return asks, gone
+}
+
+// ask sends ask through the node's replica calls; answer gets whether
+// the range let the replica go (false on an error), exactly once.
+func (n *Node) ask(ask letGoAsk, answer func(bool)) {
+	req := eventual.ReplicaRequest{Kind: eventual.ReqLetGo, RangeID: ask.Leaving.Range, Node: ask.Leaving.Node}
+	n.ev.Net().Call(ask.To, req, func(a eventual.ReplicaAnswer) { answer(a.Err == nil && a.LetGo) })
+}
+
+// letGo asks letGoAsks' questions and returns the leaving replicas let
+// go, in order, once every answer came (each within the replica timeout)
+// or ctx ended.
+func (n *Node) letGo(ctx context.Context, now int64) []catalog.RangeReplica {
+	asks, gone := n.letGoAsks(now)
+	yes := make(chan catalog.RangeReplica, len(asks))
+	var wg sync.WaitGroup
+	wg.Add(len(asks))
+	for _, a := range asks {
+		n.ask(a, func(ok bool) {
+			if ok {
+				yes <- a.Leaving
+			}
+			wg.Done()
+		})
+	}
+	answered := make(chan struct{})
+	go func() { wg.Wait(); close(answered) }()
+	select {
+	case <-answered:
+	case <-ctx.Done():
+	}
+	set := map[catalog.RangeReplica]bool{}
+	for _, rr := range gone {
+		set[rr] = true
+	}
+	for len(yes) > 0 {
+		set[<-yes] = true
+	}
+	return slices.SortedFunc(maps.Keys(set), func(a, b catalog.RangeReplica) int {
+		return cmp.Or(cmp.Compare(a.Range, b.Range), cmp.Compare(a.Node, b.Node))
+	})
 }
 
 // decommissioned returns the decommissioning nodes that hold no replica,
@@ -495,8 +541,8 @@ func pickReplacement(candidates []catalog.Candidate, r *catalog.RangeDescriptor,
 	var best catalog.Candidate
 	found := false
 	for _, c := range candidates {
-		if r.HasReplica(c.ID) {
-			continue
+		if r.Holds(c.ID) {
+			continue // the catalog refuses a node whose replica is still leaving
 		}
 		if !found || better(c, best, zones) {
 			best, found = c, true
@@ -514,8 +560,8 @@ func better(a, b catalog.Candidate, usedZones map[string]bool) bool {
 
 // StartPlacement starts the placement driver on this node: once a
 // second it counts the dead nodes (observeLiveness) and, if this node
-// leads meta, drops the leaving replicas their ranges let go (checkLeft)
-// and proposes plan's changes. Close stops it.
+// leads meta, proposes plan's changes and drops the leaving replicas
+// their ranges let go (letGo). Close stops it.
 func (n *Node) StartPlacement() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -535,7 +581,8 @@ func (n *Node) StartPlacement() {
 	}()
 }
 
-// placementPass is one pass of StartPlacement's loop.
+// placementPass is one pass of StartPlacement's loop: it waits for the
+// answers of letGo (a round trip each, in parallel) before it ends.
 func (n *Node) placementPass(ctx context.Context) {
 	m := n.store.Config.Metrics
 	m.RangesUnderReplicated.Set(float64(n.underReplicated()))
@@ -545,24 +592,10 @@ func (n *Node) placementPass(ctx context.Context) {
 	if leads, err := n.store.Leads(ctx, catalog.MetaRangeID); err != nil || !leads {
 		return
 	}
-	var mu sync.Mutex
-	letGo := map[catalog.RangeReplica]bool{}
-	n.checkLeft(now, func(l catalog.RangeReplica) {
-		mu.Lock()
-		defer mu.Unlock()
-		letGo[l] = true
-	})
 	for _, op := range n.plan(now) {
 		n.proposePlaced(ctx, op)
 	}
-	// The answers take a round trip; the next pass proposes the ones that
-	// came later.
-	mu.Lock()
-	lefts := slices.SortedFunc(maps.Keys(letGo), func(a, b catalog.RangeReplica) int {
-		return cmp.Or(cmp.Compare(a.Range, b.Range), cmp.Compare(a.Node, b.Node))
-	})
-	mu.Unlock()
-	for _, l := range lefts {
+	for _, l := range n.letGo(ctx, now) {
 		n.proposePlaced(ctx, catalog.CatalogOp{Left: &l})
 	}
 }

@@ -3,6 +3,7 @@ package kv
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -452,4 +453,57 @@ func (c *simCluster) proposeCatalog(op catalog.CatalogOp) {
 	l := c.metaLeader()
 	l.proposeCatalog(op)
 	l.round()
+}
+
+// A node that joins a running cluster gets its share of every keyspace:
+// the placement driver moves replicas to it until no node holds two
+// replicas of a keyspace more than another, while clients go on, and
+// the history is linearizable. Right after the join, the plan (what
+// kvctl cluster rebalance --dry-run shows) lists moves to the new node
+// only.
+func TestSimRebalance(t *testing.T) {
+	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
+		c := newSimClusterWith(t, seed, 3, simRepairKeyspaces, func(c *simCluster) { c.defaultGrowTo = 3 })
+		c.s.Net().SetDefault(sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, DropRate: 0.02, DupRate: 0.02})
+		c.growDefault()
+		c.startClients()
+		if err := c.s.RunFor(300 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		c.ids = append(c.ids, 4)
+		c.join(4)
+		plan := c.metaLeader().node.planRebalance(100)
+		if len(plan) == 0 {
+			t.Fatal("no rebalancing planned right after n4 joined")
+		}
+		for _, m := range plan {
+			if m.To.NodeID != 4 {
+				t.Fatalf("planned %+v right after n4 joined: every move should go to n4", m)
+			}
+		}
+		start := c.s.Now()
+		c.require("every keyspace spread over the 4 nodes", 30*time.Second, func() bool {
+			if !c.repaired() {
+				return false
+			}
+			for _, ks := range c.keyspaces {
+				load := map[uint64]int{}
+				for _, r := range c.catalog().Ranges[ks.Name] {
+					for _, rep := range r.Replicas {
+						load[rep.NodeID]++
+					}
+				}
+				if counts := slices.Collect(maps.Values(load)); len(load) != 4 || slices.Max(counts)-slices.Min(counts) > 1 {
+					c.unrepaired = fmt.Sprintf("keyspace %s has replicas per node %v", ks.Name, load)
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("n4 joined; %d moves planned at once, spread %v later", len(plan), c.s.Now()-start)
+		if plan := c.metaLeader().node.planRebalance(100); len(plan) != 0 {
+			t.Fatalf("still planning %v once spread", plan)
+		}
+		c.check()
+	})
 }

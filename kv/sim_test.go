@@ -471,33 +471,7 @@ func (c *simCluster) form() {
 	c.addNode(1)
 	c.clusterID = c.node(1).store.ClusterID()
 	for _, id := range c.ids[1:] {
-		got := uint64(0)
-		c.require(fmt.Sprintf("node %d to be registered", id), 10*time.Second, func() bool {
-			if got != 0 {
-				return true
-			}
-			leader := c.metaLeader()
-			if leader == nil || leader.joining {
-				return false
-			}
-			self := simSelf(id)
-			cmd := &command.Command{Op: command.OpCatalog, Value: catalog.MustJSON(catalog.CatalogOp{AddNode: &self})}
-			_, err := leader.store.StartPropose(catalog.MetaRangeID, cmd, func(res command.Result) {
-				leader.joining = false
-				if res.Err == nil {
-					got = res.ID
-				}
-			})
-			if err == nil {
-				leader.joining = true
-				leader.round()
-			}
-			return false
-		})
-		if got != id {
-			c.t.Fatalf("node %d joined with ID %d", id, got)
-		}
-		c.addNode(id)
+		c.join(id)
 	}
 	voters := min(len(c.ids), store.MaxMetaVoters)
 	if voters == 2 {
@@ -515,6 +489,38 @@ func (c *simCluster) form() {
 		}
 		return true
 	})
+}
+
+// join registers node id with meta, as a node started with --join is
+// admitted, and starts it.
+func (c *simCluster) join(id uint64) {
+	got := uint64(0)
+	c.require(fmt.Sprintf("node %d to be registered", id), 10*time.Second, func() bool {
+		if got != 0 {
+			return true
+		}
+		leader := c.metaLeader()
+		if leader == nil || leader.joining {
+			return false
+		}
+		self := simSelf(id)
+		cmd := &command.Command{Op: command.OpCatalog, Value: catalog.MustJSON(catalog.CatalogOp{AddNode: &self})}
+		_, err := leader.store.StartPropose(catalog.MetaRangeID, cmd, func(res command.Result) {
+			leader.joining = false
+			if res.Err == nil {
+				got = res.ID
+			}
+		})
+		if err == nil {
+			leader.joining = true
+			leader.round()
+		}
+		return false
+	})
+	if got != id {
+		c.t.Fatalf("node %d joined with ID %d", id, got)
+	}
+	c.addNode(id)
 }
 
 // simSelf is node id as it registers: its identity (simIdentity) is
@@ -628,10 +634,21 @@ func (n *simNode) placementPass() {
 	if r := n.store.Replicas[catalog.MetaRangeID]; r == nil || r.Role != consensus.RoleLeader {
 		return
 	}
-	n.node.checkLeft(now, func(l catalog.RangeReplica) {
+	asks, gone := n.node.letGoAsks(now)
+	left := func(l catalog.RangeReplica) {
 		n.c.s.Tracef("n%d: range %d let n%d's replica go", n.id, l.Range, l.Node)
 		n.proposeCatalog(catalog.CatalogOp{Left: &l})
-	})
+	}
+	for _, l := range gone {
+		left(l)
+	}
+	for _, a := range asks {
+		n.node.ask(a, func(ok bool) {
+			if ok {
+				left(a.Leaving)
+			}
+		})
+	}
 	for _, op := range n.node.plan(now) {
 		n.c.s.Tracef("n%d proposes %s", n.id, catalog.MustJSON(op))
 		n.proposeCatalog(op)
