@@ -561,7 +561,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 			panic(err)
 		}
 	}
-	n := &simNode{c: c, env: env, id: id, db: db, served: map[uint64]bool{}}
+	n := &simNode{c: c, env: env, id: id, db: db, served: map[uint64]bool{}, snapCalls: map[uint64]func([]byte, error){}}
 	n.tr = &simTransport{n: n, out: map[uint64][]simPeerMsg{}}
 	// Each node's physical clock is off true (virtual) time by up to
 	// 50 ms, well within the HLC's tolerated offset.
@@ -837,7 +837,7 @@ func (c *simCluster) checkReplicasAgree() {
 		for _, rd := range cat.Ranges[name] {
 			var first []byte
 			for i, rep := range rd.Replicas {
-				data, err := c.node(rep.NodeID).store.RangeData(rd.ID)
+				data, err := c.node(rep.NodeID).store.RangeDigest(rd.ID)
 				if err != nil {
 					c.t.Fatal(err)
 				}
@@ -888,6 +888,10 @@ type simNode struct {
 	joining bool
 	// served are the replica calls this incarnation ran (simReplicaCall).
 	served map[uint64]bool
+	// snapCalls are the snapshot chunk requests this incarnation awaits,
+	// by call ID (simSnapCall).
+	snapCalls map[uint64]func([]byte, error)
+	snapSeq   uint64
 }
 
 // Receive is the store's loop waking up for a peer's messages or a
@@ -918,6 +922,14 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 		n.env.Send(from, simReplicaAnswer{ID: m.ID, Answer: n.node.ev.ServeReplica(m.Req)})
 	case simReplicaAnswer:
 		n.net.answer(m.ID, m.Answer)
+	case simSnapCall:
+		// A duplicated call is refused by the sender's sequence check.
+		n.env.Send(from, simSnapAnswer{ID: m.ID, Resp: n.store.ServeSnapshotChunk(m.Req)})
+	case simSnapAnswer:
+		if done, ok := n.snapCalls[m.ID]; ok {
+			delete(n.snapCalls, m.ID)
+			done(m.Resp, nil)
+		}
 	case simEvRequest:
 		n.c.eventual(n, from, m)
 	default:
@@ -1167,6 +1179,36 @@ func (t *simTransport) Send(rangeID uint64, m consensus.PeerMessage) {
 }
 
 func (t *simTransport) Learn(uint64, string) {}
+
+// FetchSnapshotChunk is the SnapshotChunk peer RPC over the simulated
+// network: a call and its answer are messages, which the network may
+// drop (the store's chunk timeout then fails the transfer), duplicate or
+// reorder.
+func (t *simTransport) FetchSnapshotChunk(to uint64, req []byte, done func([]byte, error)) {
+	if !t.n.c.added[to] {
+		done(nil, fmt.Errorf("node %d is not in the simulation", to))
+		return
+	}
+	t.n.snapSeq++
+	t.n.snapCalls[t.n.snapSeq] = done
+	t.n.env.Send(sim.NodeID(to), simSnapCall{ID: t.n.snapSeq, Req: bytes.Clone(req)})
+}
+
+// simSnapCall is a snapshot chunk request; simSnapAnswer its answer.
+type simSnapCall struct {
+	ID  uint64
+	Req []byte
+}
+
+type simSnapAnswer struct {
+	ID   uint64
+	Resp []byte
+}
+
+func (m simSnapCall) String() string { return fmt.Sprintf("snapshot chunk call %d", m.ID) }
+func (m simSnapAnswer) String() string {
+	return fmt.Sprintf("snapshot chunk answer %d (%d bytes)", m.ID, len(m.Resp))
+}
 
 func (t *simTransport) flush() {
 	for _, to := range slices.Sorted(maps.Keys(t.out)) {

@@ -27,4 +27,8 @@ type Canary struct {
 	// NoDedup applies every command with an idempotency key, even one
 	// the range has answered already: a retried write is applied twice.
 	NoDedup bool
+	// SnapshotInstallEarly takes a snapshot transfer as complete after its
+	// first chunk: a replica installs a snapshot that lacks the rest of
+	// the range's data.
+	SnapshotInstallEarly bool
 }
