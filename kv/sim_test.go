@@ -252,6 +252,9 @@ type simCluster struct {
 	drop func(from, rangeID uint64, m consensus.PeerMessage) bool
 	// received, if set, sees every peer message a node steps.
 	received func(to, rangeID uint64, m consensus.PeerMessage)
+	// mangleChunk, if set, may change every snapshot chunk answer a node
+	// receives (a forged or corrupted stream).
+	mangleChunk func(to uint64, resp []byte) []byte
 	// unexpected collects answers no correct node gives.
 	unexpected []string
 	// canary is the bug planted in every node (kv/store/canary.go).
@@ -928,6 +931,9 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 	case simSnapAnswer:
 		if done, ok := n.snapCalls[m.ID]; ok {
 			delete(n.snapCalls, m.ID)
+			if n.c.mangleChunk != nil {
+				m.Resp = n.c.mangleChunk(n.id, bytes.Clone(m.Resp))
+			}
 			done(m.Resp, nil)
 		}
 	case simEvRequest:

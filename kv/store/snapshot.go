@@ -272,6 +272,7 @@ func (s *Store) onChunk(res chunkResult) {
 		s.failFetch(f, err)
 		return
 	}
+	s.snapshotStep("chunk")
 	if !done {
 		s.requestChunk(f)
 		return
@@ -282,6 +283,7 @@ func (s *Store) onChunk(res chunkResult) {
 		s.failFetch(f, err)
 		return
 	}
+	s.snapshotStep("staged")
 	r := s.Replicas[res.rangeID]
 	if r == nil {
 		_ = s.DB.RemoveStaged(st.file) // the replica is gone; start removes what this leaves

@@ -85,8 +85,11 @@ type StoreConfig struct {
 	// limit on ranges: a transfer that sends more is refused as a bad
 	// stream. It only stops a sender that would fill the receiver's disk.
 	MaxSnapshotBytes int
-	// SnapshotHook, if set, is called at the steps of a snapshot install
-	// ("before-ingest", "after-ingest"), so that tests can crash there.
+	// SnapshotHook, if set, is called on the store's goroutine at the
+	// steps of a snapshot's arrival and install ("chunk" after each chunk
+	// is written, "staged" once the file is synced, "before-ingest" once
+	// the round's batch holds the new log state and the marker,
+	// "after-ingest"), so that tests can crash there.
 	SnapshotHook func(step string)
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
