@@ -43,6 +43,19 @@ func (t *memTransport) Send(rangeID uint64, m consensus.PeerMessage) {
 
 func (t *memTransport) Learn(uint64, string) {}
 
+// FetchSnapshotChunk serves the chunk request at the store of node to, on
+// a goroutine of its own as the peer RPC would.
+func (t *memTransport) FetchSnapshotChunk(to uint64, req []byte, done func([]byte, error)) {
+	t.mu.Lock()
+	dst := t.stores[to]
+	t.mu.Unlock()
+	if dst == nil {
+		done(nil, fmt.Errorf("no node %d", to))
+		return
+	}
+	go func() { done(dst.ServeSnapshotChunk(req), nil) }()
+}
+
 // A paxos follower cut off while the leader compacts its log catches up
 // from the leader's snapshot: its data, applied slot and snapshot point
 // are the leader's, and it goes on accepting slots after it.

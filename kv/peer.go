@@ -56,6 +56,19 @@ func (p *peerServer) Raft(ctx context.Context, stream *connect.ClientStream[peer
 	return connect.NewResponse(&peerv1.RaftResponse{}), nil
 }
 
+// SnapshotChunk serves a chunk of a range snapshot this node holds to a
+// replica pulling it (store.Store.ServeSnapshotChunk checks the request).
+func (p *peerServer) SnapshotChunk(ctx context.Context, req *connect.Request[peerv1.SnapshotChunkRequest]) (*connect.Response[peerv1.SnapshotChunkResponse], error) {
+	store := p.node.store
+	m := req.Msg
+	if m.ClusterId != store.ClusterID() || m.ToNode != store.NodeID() {
+		return nil, connect.NewError(connect.CodeFailedPrecondition,
+			fmt.Errorf("a snapshot chunk request for node %d of cluster %s reached node %d of cluster %s",
+				m.ToNode, m.ClusterId, store.NodeID(), store.ClusterID()))
+	}
+	return connect.NewResponse(&peerv1.SnapshotChunkResponse{Chunk: store.ServeSnapshotChunk(m.Request)}), nil
+}
+
 // Join admits a node to the cluster, or updates a member's address
 // (Announce); see registerNode.
 func (p *peerServer) Join(ctx context.Context, req *connect.Request[peerv1.JoinRequest]) (*connect.Response[peerv1.JoinResponse], error) {
@@ -265,8 +278,9 @@ func joinVia(ctx context.Context, p *transport.Peers, addrs []string, req *peerv
 	return 0, "", fmt.Errorf("no node admitted this one: %w", errors.Join(errs...))
 }
 
-// peerMaxBytes bounds one peer message: a batch of Raft messages, or a
-// range snapshot (StoreConfig.MaxSnapshotBytes) with room to spare.
+// peerMaxBytes bounds one peer message: a batch of Raft messages (range
+// snapshots no longer travel in them: a snapshot message carries a handle,
+// and the data comes in chunks, SnapshotChunk).
 const peerMaxBytes = 512 << 20
 
 // NewPeerService is node's Peer service over HTTP, for the HTTP server

@@ -14,174 +14,13 @@ import (
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
-	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
 )
 
 // Faults of one range (kv/store/rangefault.go, issue 10 scenario 9): a range that
-// cannot snapshot, apply or compact stops alone, says why, and the node
-// and its other ranges go on, across a restart too.
-
-// simSnapshotLimit is MaxSnapshotBytes in the simulations below: a few
-// dozen keys exceed it.
-const simSnapshotLimit = 1024
-
-// A Raft leader whose follower needs a snapshot over MaxSnapshotBytes
-// does not panic (raft panics on any Storage.Snapshot error but
-// ErrSnapshotTemporarilyUnavailable, which it did on this very scenario):
-// the range serves with the quorum it has, the follower stays behind, the
-// leader reports the fault, and once the data shrinks below the limit its
-// next attempt catches the follower up.
-func TestSimRaftSnapshotOverLimit(t *testing.T) {
-	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
-		c := newSimCluster(t, seed, 3)
-		c.setSnapshotLimit(simSnapshotLimit)
-		rd := c.node(1).store.Catalog().Ranges["rk"][0]
-		leader := c.node(c.rangeLeader(rd.ID))
-		follower := c.otherReplica(rd, leader.id)
-
-		// Cut the follower off while the range outgrows the limit and the
-		// leader's log is compacted past what the follower holds.
-		heal := c.isolate(follower)
-		results := c.writeKeys(leader, rd.ID, 80, 40)
-		c.require("the writes to be applied", 5*time.Second, func() bool { return len(*results) == 80 })
-		for _, err := range *results {
-			if err != nil {
-				t.Fatalf("a write: %v", err)
-			}
-		}
-		heal()
-		c.require("the leader to report the snapshot it cannot build", 5*time.Second, func() bool {
-			return strings.Contains(leader.store.RangeStatusesOnLoop()[rd.ID].Error, "MaxSnapshotBytes")
-		})
-		if got := kvtest.MetricValue(t, leader.store.Config.Metrics.RangeFaults.WithLabelValues(string(consensus.FaultSnapshot))); got == 0 {
-			t.Error("quorumkv_range_faults_total{kind=snapshot} did not count the fault")
-		}
-		if st := leader.store.RangeStatusesOnLoop()[rd.ID]; st.State != consensus.RoleLeader.String() {
-			t.Errorf("the leader's status is %+v, want it leading still", st)
-		}
-
-		// The range serves with the quorum it has; so does another range.
-		c.requireWrite(rd.ID, "after")
-		c.requireWrite(c.node(1).store.Catalog().Ranges["rk"][1].ID, "other")
-		if c.node(follower).store.Replicas[rd.ID].Applied >= leader.store.Replicas[rd.ID].Applied {
-			t.Fatal("the follower caught up without a snapshot: the scenario does not test what it says")
-		}
-
-		// The fault passes: the data shrinks below the limit, and the
-		// leader's next attempt (at most snapshotRetryMaxTicks later) sends the
-		// snapshot.
-		for i := range 78 {
-			c.propose(leader, rd.ID, &command.Command{Op: command.OpDelete, Key: fmt.Appendf(nil, "k%02d", i)})
-		}
-		c.require("the follower to catch up from a snapshot", consensus.SnapshotRetryMaxTicks*simTick, func() bool {
-			return c.rangeConverged(rd)
-		})
-		if st := leader.store.RangeStatusesOnLoop()[rd.ID]; st.Error != "" {
-			t.Errorf("the fault is still reported after the snapshot was sent: %q", st.Error)
-		}
-	})
-}
-
-// A snapshot from the leader whose data does not decode stops the
-// follower's replica alone (it stopped the follower's node): the core has
-// taken the snapshot already, so the replica cannot go on, but the node's
-// other ranges do, and the range serves with the quorum it has.
-func TestSimCorruptSnapshotStopsOneRange(t *testing.T) {
-	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
-		c := newSimCluster(t, seed, 3)
-		rd := c.node(1).store.Catalog().Ranges["rk"][0]
-		leader := c.node(c.rangeLeader(rd.ID))
-		follower := c.otherReplica(rd, leader.id)
-		heal := c.isolate(follower)
-		results := c.writeKeys(leader, rd.ID, 80, 8)
-		c.require("the writes to be applied", 5*time.Second, func() bool { return len(*results) == 80 })
-		corrupted := false
-		c.received = func(to, rangeID uint64, m consensus.PeerMessage) {
-			if to == follower && rangeID == rd.ID && m.Raft != nil && m.Raft.Type == raft.MsgSnap && !corrupted {
-				m.Raft.Snapshot.Data = []byte{consensus.CodecV1, 0xff} // a key longer than the data
-				corrupted = true
-			}
-		}
-		heal()
-		f := c.node(follower)
-		c.require("the follower's replica to stop", 5*time.Second, func() bool { return f.store.Failed[rd.ID] != nil })
-		if fr := f.store.Failed[rd.ID]; fr.Fault.Kind != consensus.FaultInstall || !errors.Is(fr.Fault, codec.ErrCorrupt) {
-			t.Errorf("the follower's replica stopped by %v, want an install fault on corrupt data", fr.Fault)
-		}
-		if err := f.store.Err(); err != nil {
-			t.Fatalf("the follower's node stopped: %v", err)
-		}
-		c.requireWrite(rd.ID, "after")
-		other := c.node(1).store.Catalog().Ranges["rk"][1]
-		c.requireWrite(other.ID, "other")
-		c.require("the follower to apply another range's write", 5*time.Second, func() bool { return c.rangeConverged(other) })
-	})
-}
-
-// A paxos range builds a snapshot whenever it compacts its log: over
-// MaxSnapshotBytes it cannot, and stops (on every replica, as each
-// compacts at the same slot). It used to stop the whole node. Now its
-// clients are answered, requests for it are refused with its fault, its
-// status and metrics say why, and the node's other ranges, a paxos one
-// included, go on.
-func TestSimPaxosRangeOverSnapshotLimit(t *testing.T) {
-	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
-		c := newSimCluster(t, seed, 3)
-		c.setSnapshotLimit(simSnapshotLimit)
-		pk := c.node(1).store.Catalog().Ranges["pk"]
-		rd := pk[0]
-		leader := c.node(c.rangeLeader(rd.ID))
-		// A follower cut off needs the snapshot the others cannot build.
-		heal := c.isolate(c.otherReplica(rd, leader.id))
-		results := c.writeKeys(leader, rd.ID, 80, 40)
-		c.require("every write to be answered", 5*time.Second, func() bool { return len(*results) == 80 })
-		heal()
-
-		applied, unknown := 0, 0
-		for _, err := range *results {
-			switch {
-			case err == nil:
-				applied++
-			case errors.Is(err, store.ErrOutcomeUnknown):
-				unknown++
-			default:
-				t.Errorf("a write in flight when the range stopped was answered %v, want outcome unknown", err)
-			}
-		}
-		if applied == 0 || unknown == 0 {
-			t.Errorf("%d writes applied, %d with an unknown outcome: the range should stop half-way", applied, unknown)
-		}
-		f := leader.store.Failed[rd.ID]
-		if f == nil || f.Fault.Kind != consensus.FaultCompact || !strings.Contains(f.Fault.Error(), "MaxSnapshotBytes") {
-			t.Fatalf("the leader's replica: %+v, want stopped by a compaction fault over MaxSnapshotBytes", f)
-		}
-		st := leader.store.RangeStatusesOnLoop()[rd.ID]
-		if st.State != store.StateFailed || !strings.Contains(st.Error, "compact failed") || st.Applied == 0 {
-			t.Errorf("status of the failed range: %+v", st)
-		}
-		if got := kvtest.MetricValue(t, leader.store.Config.Metrics.RangesFailed); got != 1 {
-			t.Errorf("quorumkv_ranges_failed = %v, want 1", got)
-		}
-		_, err := leader.store.StartPropose(rd.ID, &command.Command{Op: command.OpPut, Key: []byte("k"), Value: []byte("v")}, func(command.Result) {})
-		var rf *store.RangeFailedError
-		if !errors.As(err, &rf) || !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrNoReplicaHere) || !strings.Contains(err.Error(), "MaxSnapshotBytes") {
-			t.Errorf("a write to the failed range: %v, want unavailable with the range's fault", err)
-		}
-		if err := leader.store.StartRead(rd.ID, func(error) {}); !errors.As(err, &rf) {
-			t.Errorf("a read of the failed range: %v, want unavailable with the range's fault", err)
-		}
-
-		// The node's other ranges serve, paxos and raft.
-		c.requireWrite(pk[1].ID, "other")
-		c.requireWrite(c.node(1).store.Catalog().Ranges["rk"][0].ID, "other")
-		for _, id := range c.ids {
-			if err := c.node(id).store.Err(); err != nil {
-				t.Errorf("node %d stopped: %v", id, err)
-			}
-		}
-	})
-}
+// cannot apply or compact stops alone, says why, and the node and its
+// other ranges go on, across a restart too. (Snapshots that fail to
+// arrive stop nothing: kv/snapshot_test.go.)
 
 // A committed entry that cannot be applied stops its range alone, in the
 // round that meets it, and leaves nothing of that round's entries of the
@@ -383,14 +222,6 @@ func TestSnapshotFaultBackoff(t *testing.T) {
 	}
 	if r := f.Report(f.Asked + consensus.SnapshotFaultStaleTicks + 1); r != "" {
 		t.Errorf("reported %q after raft stopped asking for the snapshot", r)
-	}
-}
-
-// setSnapshotLimit sets MaxSnapshotBytes on every running node (a node
-// restarted later gets the default).
-func (c *simCluster) setSnapshotLimit(limit int) {
-	for _, id := range c.ids {
-		c.node(id).store.Config.MaxSnapshotBytes = limit
 	}
 }
 

@@ -253,6 +253,9 @@ type simCluster struct {
 	drop func(from, rangeID uint64, m consensus.PeerMessage) bool
 	// received, if set, sees every peer message a node steps.
 	received func(to, rangeID uint64, m consensus.PeerMessage)
+	// mangleChunk, if set, may change every snapshot chunk answer a node
+	// receives (a forged or corrupted stream).
+	mangleChunk func(to uint64, resp []byte) []byte
 	// unexpected collects answers no correct node gives.
 	unexpected []string
 	// canary is the bug planted in every node (kv/store/canary.go).
@@ -572,7 +575,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 			panic(err)
 		}
 	}
-	n := &simNode{c: c, env: env, id: id, db: db, served: map[uint64]bool{}}
+	n := &simNode{c: c, env: env, id: id, db: db, served: map[uint64]bool{}, snapCalls: map[uint64]func([]byte, error){}}
 	n.tr = &simTransport{n: n, out: map[uint64][]simPeerMsg{}}
 	// Each node's physical clock is off true (virtual) time by up to
 	// 50 ms, well within the HLC's tolerated offset.
@@ -860,7 +863,7 @@ func (c *simCluster) checkReplicasAgree() {
 		for _, rd := range cat.Ranges[name] {
 			var first []byte
 			for i, rep := range rd.Replicas {
-				data, err := c.node(rep.NodeID).store.RangeData(rd.ID)
+				data, err := c.node(rep.NodeID).store.RangeDigest(rd.ID)
 				if err != nil {
 					c.t.Fatal(err)
 				}
@@ -911,6 +914,10 @@ type simNode struct {
 	joining bool
 	// served are the replica calls this incarnation ran (simReplicaCall).
 	served map[uint64]bool
+	// snapCalls are the snapshot chunk requests this incarnation awaits,
+	// by call ID (simSnapCall).
+	snapCalls map[uint64]func([]byte, error)
+	snapSeq   uint64
 }
 
 // Receive is the store's loop waking up for a peer's messages or a
@@ -941,6 +948,17 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 		n.env.Send(from, simReplicaAnswer{ID: m.ID, Answer: n.node.ev.ServeReplica(m.Req)})
 	case simReplicaAnswer:
 		n.net.answer(m.ID, m.Answer)
+	case simSnapCall:
+		// A duplicated call is refused by the sender's sequence check.
+		n.env.Send(from, simSnapAnswer{ID: m.ID, Resp: n.store.ServeSnapshotChunk(m.Req)})
+	case simSnapAnswer:
+		if done, ok := n.snapCalls[m.ID]; ok {
+			delete(n.snapCalls, m.ID)
+			if n.c.mangleChunk != nil {
+				m.Resp = n.c.mangleChunk(n.id, bytes.Clone(m.Resp))
+			}
+			done(m.Resp, nil)
+		}
 	case simEvRequest:
 		n.c.eventual(n, from, m)
 	default:
@@ -1190,6 +1208,36 @@ func (t *simTransport) Send(rangeID uint64, m consensus.PeerMessage) {
 }
 
 func (t *simTransport) Learn(uint64, string) {}
+
+// FetchSnapshotChunk is the SnapshotChunk peer RPC over the simulated
+// network: a call and its answer are messages, which the network may
+// drop (the store's chunk timeout then fails the transfer), duplicate or
+// reorder.
+func (t *simTransport) FetchSnapshotChunk(to uint64, req []byte, done func([]byte, error)) {
+	if !t.n.c.added[to] {
+		done(nil, fmt.Errorf("node %d is not in the simulation", to))
+		return
+	}
+	t.n.snapSeq++
+	t.n.snapCalls[t.n.snapSeq] = done
+	t.n.env.Send(sim.NodeID(to), simSnapCall{ID: t.n.snapSeq, Req: bytes.Clone(req)})
+}
+
+// simSnapCall is a snapshot chunk request; simSnapAnswer its answer.
+type simSnapCall struct {
+	ID  uint64
+	Req []byte
+}
+
+type simSnapAnswer struct {
+	ID   uint64
+	Resp []byte
+}
+
+func (m simSnapCall) String() string { return fmt.Sprintf("snapshot chunk call %d", m.ID) }
+func (m simSnapAnswer) String() string {
+	return fmt.Sprintf("snapshot chunk answer %d (%d bytes)", m.ID, len(m.Resp))
+}
 
 func (t *simTransport) flush() {
 	for _, to := range slices.Sorted(maps.Keys(t.out)) {

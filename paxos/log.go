@@ -113,11 +113,12 @@ func (l *slotLog) toApply(maxBytes uint64) []Entry {
 }
 
 // compact drops the slots up to snap.Slot, which must be applied.
+// Compacting to the snapshot's own slot again replaces its data.
 func (l *slotLog) compact(snap Snapshot) {
 	if snap.Slot > l.applied {
 		panic(fmt.Sprintf("paxos: compact to slot %d past applied %d", snap.Slot, l.applied))
 	}
-	if snap.Slot <= l.snap.Slot {
+	if snap.Slot < l.snap.Slot {
 		return
 	}
 	l.entries = append([]Entry(nil), l.entries[snap.Slot-l.snap.Slot:]...)

@@ -342,7 +342,8 @@ func (r *RawNode) Advance(rd Ready) {
 
 // Compact drops the slots up to slot, which must be applied, keeping data
 // as the snapshot that replaces them; lagging nodes get it instead. The
-// caller persists the returned Snapshot. It keeps data.
+// caller persists the returned Snapshot. It keeps data. Compacting to the
+// snapshot's slot again only replaces its data.
 func (r *RawNode) Compact(slot uint64, data []byte) (Snapshot, error) {
 	if slot > r.log.applied {
 		return Snapshot{}, fmt.Errorf("paxos: compact to slot %d past applied %d", slot, r.log.applied)
@@ -352,6 +353,9 @@ func (r *RawNode) Compact(slot uint64, data []byte) (Snapshot, error) {
 	r.configs.trim(slot)
 	return r.log.snap, nil
 }
+
+// SnapshotData is the data of the node's snapshot (nil before any).
+func (r *RawNode) SnapshotData() []byte { return r.log.snap.Data }
 
 func (r *RawNode) send(m Message) {
 	m.From = r.id

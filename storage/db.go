@@ -17,8 +17,10 @@ import (
 // keys.go's layout; Open refuses stores with a newer version, and marks an
 // older store with this version, so that the older binary refuses it from
 // then on. Version 2 added the request dedup keys (prefix 0x07), which
-// version 1 binaries would ignore.
-const storeVersion uint64 = 2
+// version 1 binaries would ignore. Version 3 added the snapshot install
+// markers (SnapshotInstallKey): a version 2 binary would ignore one left by
+// a crash and open the replica half installed.
+const storeVersion uint64 = 3
 
 // Reader reads a consistent view of the database: the DB itself (the latest
 // committed state at each call) or a Snapshot (the state when it was taken).
@@ -36,6 +38,9 @@ type DB struct {
 	pdb  *pebble.DB
 	dir  string
 	opts Options // with defaults applied; opts.FS as given (nil = OS)
+	// fs is the filesystem the database is on (opts.FS, or the OS's with
+	// disk-health checks), where staged sstables are written (staged.go).
+	fs vfs.FS
 
 	walSyncs     *walSyncStats
 	events       *eventStats
@@ -78,6 +83,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		pdb:          pdb,
 		dir:          dir,
 		opts:         opts,
+		fs:           fs,
 		walSyncs:     wfs.stats,
 		events:       events,
 		healthCloser: healthCloser,

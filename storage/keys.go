@@ -18,6 +18,7 @@ import (
 //	------  ---------------  ----------------------------------------  ------------------------------
 //	0x00    (reserved)       never written
 //	0x01    node metadata    name (ASCII)                              node identity, node ID, cluster ID, store version
+//	                         "snapshot-install" rangeID(8, BE)         a snapshot install in progress (SnapshotInstallKey)
 //	0x02    consensus state  rangeID(8, BE) suffix(1)                  by suffix:
 //	                                        (suffix 0x01)              HardState / acceptor state
 //	                                        (suffix 0x02)              truncated-log state
@@ -99,6 +100,7 @@ const (
 	metaNodeID       = "node-id"
 	metaClusterID    = "cluster-id"
 	metaStoreVersion = "store-version"
+	metaSnapInstall  = "snapshot-install"
 )
 
 const (
@@ -146,6 +148,32 @@ func ClusterIDKey() []byte { return metaKey(metaClusterID) }
 // StoreVersionKey is the key of the version of this key layout and value
 // encodings that the store was written with. Open maintains it.
 func StoreVersionKey() []byte { return metaKey(metaStoreVersion) }
+
+// SnapshotInstallKey is the key of the marker of a snapshot install of
+// range rangeID that is under way: it is written with the range's new
+// consensus state and deleted by the ingest of the snapshot's data (the
+// store's snapshot install). A marker found at start means the ingest
+// has not happened yet. It sorts apart from the range's own spans so that
+// the markers of every range are one short scan (SnapshotInstallSpan).
+func SnapshotInstallKey(rangeID uint64) []byte {
+	return binary.BigEndian.AppendUint64(metaKey(metaSnapInstall), rangeID)
+}
+
+// SnapshotInstallSpan is the span of every range's SnapshotInstallKey.
+func SnapshotInstallSpan() Span {
+	start := metaKey(metaSnapInstall)
+	return Span{Start: start, End: prefixEnd(start)}
+}
+
+// DecodeSnapshotInstallKey returns the range ID of a key made by
+// SnapshotInstallKey.
+func DecodeSnapshotInstallKey(key []byte) (uint64, error) {
+	prefix := metaKey(metaSnapInstall)
+	if len(key) != len(prefix)+uint64Len || !bytes.HasPrefix(key, prefix) {
+		return 0, fmt.Errorf("storage: snapshot install key %x: %w", key, ErrMalformedKey)
+	}
+	return binary.BigEndian.Uint64(key[len(prefix):]), nil
+}
 
 func metaKey(name string) []byte {
 	k := make([]byte, 0, 1+len(name))

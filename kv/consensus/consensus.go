@@ -18,9 +18,10 @@ import (
 //
 // One round of the store, for every core whose hasReady is true:
 //
-//  1. rd := ready(); the store loads rd.snapshot's data into the range,
-//     then persist adds the core's state and entries to the round's
-//     batch, which is committed (synced if any core's rd.mustSync);
+//  1. rd := ready(); persist adds the core's state and entries to the
+//     round's batch, which is committed (synced if any core's
+//     rd.mustSync); the store then loads rd.snapshot's data into the
+//     range (kv/store's snapshot install);
 //  2. the store sends rd.messages;
 //  3. it applies rd.committed in order, and serves rd.reads once the
 //     replica has applied their index;
@@ -87,7 +88,8 @@ type Ready struct {
 	// messages go out.
 	MustSync bool
 	// Snapshot, if set, replaces the range's applied data (a follower
-	// catching up from the leader's snapshot).
+	// catching up from the leader's snapshot), which the store has
+	// already received.
 	Snapshot *RangeSnapshot
 	Messages []PeerMessage
 	// Committed are the entries to apply, in order, without gaps.
@@ -100,8 +102,10 @@ type SoftState struct {
 	Role   Role
 }
 
-// RangeSnapshot is a range's data as of an applied index, in the
-// encoding of Store.rangeData.
+// RangeSnapshot is a snapshot a core took from a peer: the applied index
+// it is at, and its data, which is a handle naming the node that holds
+// the range's data at that index (kv/store pulls the data before it hands
+// the message to the core).
 type RangeSnapshot struct {
 	Index uint64
 	Data  []byte
@@ -182,6 +186,20 @@ func (m PeerMessage) From() uint64 {
 		return m.Control.From
 	}
 	return m.Raft.From
+}
+
+// Snapshot returns the snapshot the message carries, if any: a Raft
+// MsgSnap's, or a Paxos MsgSnapshot's or Promise's. Its data is a handle
+// naming where the range's data can be pulled from (kv/store), not the
+// data.
+func (m PeerMessage) Snapshot() (index uint64, data []byte, ok bool) {
+	switch {
+	case m.Raft != nil && m.Raft.Snapshot != nil:
+		return m.Raft.Snapshot.Metadata.Index, m.Raft.Snapshot.Data, true
+	case m.Paxos != nil && m.Paxos.Snapshot != nil:
+		return m.Paxos.Snapshot.Slot, m.Paxos.Snapshot.Data, true
+	}
+	return 0, nil, false
 }
 
 // Kind names the message's protocol and type, for logs.

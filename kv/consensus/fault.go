@@ -8,17 +8,18 @@ type FaultKind string
 
 const (
 	// FaultOpen: the replica could not be opened from its stored state
-	// (a corrupt record, or a paxos range whose snapshot cannot be
-	// rebuilt).
+	// (a corrupt record, or a paxos range whose snapshot cannot be held
+	// again).
 	FaultOpen FaultKind = "open"
-	// FaultInstall: a snapshot from the range's leader could not be
-	// installed (its data does not decode).
+	// FaultInstall: the core took a snapshot whose data this node did
+	// not receive (kv/store stages the data before the core sees the
+	// message, so this is a broken invariant, kept from stopping the node).
 	FaultInstall FaultKind = "install"
 	// FaultApply: a committed entry could not be applied (a corrupt
 	// entry or stored value).
 	FaultApply FaultKind = "apply"
 	// FaultCompact: the log could not be compacted (a paxos range's
-	// snapshot could not be built, or a Raft entry could not be read).
+	// snapshot could not be held, or a Raft entry could not be read).
 	FaultCompact FaultKind = "compact"
 	// FaultSnapshot: a Raft leader could not build the snapshot a
 	// follower needs. The only kind that does not stop the replica.
@@ -49,10 +50,8 @@ func NewRangeFault(kind FaultKind, err error) error {
 // follower needs. The range goes on with the quorum it has; raft is told
 // that the snapshot is temporarily unavailable (so it leaves the follower
 // in probe and asks again on the follower's next answer) and the store
-// builds it again only after a wait that doubles with every failure in a
-// row: each attempt may read up to MaxSnapshotBytes of the range's data.
-// A failure that passes (the data shrank below the limit, a read error
-// went away) thus recovers by itself.
+// opens it again only after a wait that doubles with every failure in a
+// row. A failure that passes thus recovers by itself.
 type SnapshotFault struct {
 	Err      error
 	failures int

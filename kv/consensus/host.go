@@ -28,8 +28,14 @@ type Host struct {
 	Ticks func() int64
 	// SnapshotFailed counts a snapshot that could not be built.
 	SnapshotFailed func()
-	// RangeData is a range's applied data, as a snapshot carries it.
-	RangeData func(rangeID uint64) ([]byte, error)
+	// OpenSnapshot holds the range's replicated state at its applied
+	// index, which the caller passes, for other nodes to pull, and returns
+	// the handle a snapshot message carries as its data (kv/store).
+	OpenSnapshot func(rangeID, applied uint64) ([]byte, error)
+	// SnapshotHeld reports whether this node still holds the snapshot a
+	// handle names (held snapshots expire when nobody reads them). A
+	// core that hands a handle out again checks it, and asking keeps it.
+	SnapshotHeld func(handle []byte) bool
 }
 
 // Range is the range a core runs: its descriptor, the replica's

@@ -18,15 +18,20 @@ const ProtocolPaxos = "paxos"
 // PaxosCore is a paxos range's Multi-Paxos core: paxos.RawNode over
 // PaxosLog.
 //
-// Snapshots. The core keeps the data of its last snapshot in memory (it
-// hands it to lagging acceptors), and Compact needs that data as of the
-// very slot it compacts to: replaying commands onto a later state is not
-// the same state (a compare-and-swap may decide otherwise). The data is
-// built from the range's applied data, so the core compacts only to the
-// applied slot, right after its effects are committed. Pebble keeps the
-// snapshot point but not its data; on restart, the applied slot is at or
-// past the snapshot point, and the core compacts again to the applied
-// slot so that the data it holds matches its snapshot.
+// Snapshots. The core keeps its last snapshot (it hands it to lagging
+// acceptors, and puts it in promises), whose data is a handle: the node
+// holds the range's state as of the snapshot's slot, as a Pebble snapshot,
+// for others to pull (kv/store). Compact needs that state as of the very
+// slot it compacts to: replaying commands onto a later state is not the
+// same state (a compare-and-swap may decide otherwise). So the core
+// compacts only to the applied slot, right after its effects are
+// committed, and opens the snapshot then. Pebble keeps the snapshot point
+// but not the held state; on restart, the applied slot is at or past the
+// snapshot point, and the core opens the state at the applied slot again
+// (compacting to it if it is past). A held snapshot nobody reads expires;
+// the next Compact then opens a new one (at the applied slot, compacting
+// to it), as it does when the snapshot's handle names another node (one
+// this replica installed).
 type PaxosCore struct {
 	h   *Host
 	rg  Range
@@ -75,9 +80,9 @@ func NewPaxosCore(h *Host, rg Range) (*PaxosCore, error) {
 	snapSlot := ps.Snapshot.Slot
 	// The core needs its snapshot's data: it hands the snapshot to lagging
 	// acceptors and puts it in promises, and an acceptor given one without
-	// data would install an empty range. Data that cannot be rebuilt (over
-	// MaxSnapshotBytes, say) is a fault of the range, which then starts
-	// failed instead of serving without it.
+	// data would install an empty range. Data that cannot be held again
+	// is a fault of the range, which then starts failed instead of serving
+	// without it.
 	rebuildFailed := func(err error) error {
 		return NewRangeFault(FaultOpen, fmt.Errorf("%w (rebuilding the snapshot of its log at restart)", err))
 	}
@@ -85,7 +90,7 @@ func NewPaxosCore(h *Host, rg Range) (*PaxosCore, error) {
 	case applied < snapSlot:
 		return nil, fmt.Errorf("%w: paxos range %d applied slot %d is below its snapshot point %d", codec.ErrCorrupt, desc.ID, applied, snapSlot)
 	case snapSlot > 0 && applied == snapSlot:
-		if ps.Snapshot.Data, err = h.RangeData(desc.ID); err != nil {
+		if ps.Snapshot.Data, err = h.OpenSnapshot(desc.ID, applied); err != nil {
 			return nil, rebuildFailed(err)
 		}
 	}
@@ -218,20 +223,23 @@ func (c *PaxosCore) Status() Status {
 // Compact compacts to the applied slot once the log holds more than
 // LogTruncateEntries+LogKeepEntries applied slots. Unlike Raft it keeps
 // none of them (LogKeepEntries only delays compaction): the snapshot data
-// can only be built at the applied slot (see PaxosCore).
+// can only be held at the applied slot (see PaxosCore). It compacts at
+// once, whatever the log's length, when this node no longer holds its
+// snapshot's data.
 func (c *PaxosCore) Compact(batch func() *storage.Batch, applied uint64) error {
 	cfg := c.h
-	if applied < c.Log.Snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
+	stale := c.Log.Snap.Slot > 0 && !cfg.SnapshotHeld(c.rn.SnapshotData())
+	if !stale && applied < c.Log.Snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
 		return nil
 	}
 	return c.compactTo(batch(), applied)
 }
 
 // compactTo compacts the log to slot, the applied slot, whose data is
-// committed in Pebble. Data that cannot be read into a snapshot is a
+// committed in Pebble. Data that cannot be held for a snapshot is a
 // fault of the range, found before anything changes in the core or b.
 func (c *PaxosCore) compactTo(b *storage.Batch, slot uint64) error {
-	data, err := c.h.RangeData(c.rg.Desc.ID)
+	data, err := c.h.OpenSnapshot(c.rg.Desc.ID, slot)
 	if err != nil {
 		return NewRangeFault(FaultCompact, err)
 	}

@@ -23,6 +23,11 @@ type RaftCore struct {
 	rd raft.Ready
 	// state is the last role reported, to count elections.
 	state raft.StateType
+	// lastSnap is the last snapshot handed to raft for a follower. It is
+	// handed out again while this node holds its data and the log still
+	// goes on from its index, so that a leader probing a follower that is
+	// still pulling a snapshot does not open a new one each time.
+	lastSnap raft.Snapshot
 }
 
 var _ Core = (*RaftCore)(nil)
@@ -231,12 +236,13 @@ func (c *RaftCore) TransferLeader(self uint64) bool {
 	return best != 0 && c.RawNode.TransferLeader(best) == nil
 }
 
-// snapshot is raft.Storage's Snapshot: the range's data at the applied
-// index, for a follower the log can no longer catch up. raft panics on
-// any error but raft.ErrSnapshotTemporarilyUnavailable, after which it
-// leaves the follower behind and asks again later; a snapshot that cannot
-// be built (over MaxSnapshotBytes, a read error) is a fault of the range
-// that it serves despite, built again only after a wait (snapshotFault).
+// snapshot is raft.Storage's Snapshot: the range's state at the applied
+// index, for a follower the log can no longer catch up. Its data is a
+// handle; the follower pulls the range's data in chunks (kv/store). raft
+// panics on any error but raft.ErrSnapshotTemporarilyUnavailable, after
+// which it leaves the follower behind and asks again later; a snapshot
+// that cannot be opened (the store is stopping) is a fault of the range
+// that it serves despite, opened again only after a wait (snapshotFault).
 func (c *RaftCore) snapshot() (raft.Snapshot, error) {
 	f := c.rg.SnapFault
 	now := c.h.Ticks()
@@ -260,19 +266,23 @@ func (c *RaftCore) snapshot() (raft.Snapshot, error) {
 }
 
 func (c *RaftCore) buildSnapshot() (raft.Snapshot, error) {
+	if last := c.lastSnap; !last.IsEmpty() && last.Metadata.Index >= c.Log.Trunc.Index && c.h.SnapshotHeld(last.Data) {
+		return last, nil
+	}
 	applied := *c.rg.Applied
 	term, err := c.Log.Term(applied)
 	if err != nil {
 		return raft.Snapshot{}, err
 	}
-	data, err := c.h.RangeData(c.rg.Desc.ID)
+	data, err := c.h.OpenSnapshot(c.rg.Desc.ID, applied)
 	if err != nil {
 		return raft.Snapshot{}, err
 	}
-	return raft.Snapshot{
+	c.lastSnap = raft.Snapshot{
 		Metadata: raft.SnapshotMetadata{Index: applied, Term: term, ConfState: c.RawNode.ConfState()},
 		Data:     data,
-	}, nil
+	}
+	return c.lastSnap, nil
 }
 
 // ReportUnreachable: a leader replicating to the follower probes it.

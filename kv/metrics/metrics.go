@@ -35,6 +35,12 @@ type Metrics struct {
 	RangesFailed prometheus.Gauge
 	RangeFaults  *prometheus.CounterVec
 
+	// Streamed snapshots (kv/store/snapshot.go): transfers this node
+	// received, by result (installed: its core took it; failed: dropped
+	// for a bad stream, a timeout or a snapshot gone), and their bytes.
+	SnapshotTransfers *prometheus.CounterVec
+	SnapshotBytes     prometheus.Counter
+
 	// The placement driver (kv/placement.go): ranges with a replica on a
 	// node gossip sees dead, as this node's catalog has them, and the
 	// replica moves this node proposed as meta's leader.
@@ -135,6 +141,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "quorumkv_range_faults_total",
 			Help: "Faults of one range on this node, by kind: open, install, apply and compact stop the replica; snapshot (a follower needs a snapshot that cannot be built) does not.",
 		}, []string{"kind"}),
+		SnapshotTransfers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_snapshot_transfers_total",
+			Help: "Range snapshots this node pulled from another, by result: received (all chunks written), failed (a bad stream, a timeout, the snapshot gone; nothing of it installed).",
+		}, []string{"result"}),
+		SnapshotBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quorumkv_snapshot_received_bytes_total",
+			Help: "Bytes of range snapshot records this node received.",
+		}),
 		WALSyncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "quorumkv_pebble_wal_sync_duration_seconds",
 			Help:    "Duration of Pebble WAL fsyncs.",
@@ -188,9 +202,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, k := range consensus.FaultKinds {
 		m.RangeFaults.WithLabelValues(string(k))
 	}
+	for _, r := range []string{"received", "failed"} {
+		m.SnapshotTransfers.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
-			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.RangesUnderReplicated, m.ReplicaMoves, m.ReplicaMovesInFlight, m.WALSyncDuration, m.ReadRepairs,
+			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.SnapshotTransfers, m.SnapshotBytes, m.RangesUnderReplicated, m.ReplicaMoves, m.ReplicaMovesInFlight, m.WALSyncDuration, m.ReadRepairs,
 			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.ClockOffsetRefusals, m.WRNReads, m.WRNStaleReads)
 	}
 	return m

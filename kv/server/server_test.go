@@ -146,18 +146,18 @@ func TestRESTIdempotencyKey(t *testing.T) {
 	}
 }
 
-// A paxos range over MaxSnapshotBytes stopped the node, and then kept it
-// from restarting: the restart rebuilds the snapshot of the log, which
-// failed. Now the range stops alone, and at restart starts failed (its
-// core cannot serve without its snapshot's data) and says why, while the
-// node opens and its other ranges serve.
-func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
+// A paxos range that outgrew MaxSnapshotBytes (256 MiB, then: here
+// 2 KB) stopped the node, and then kept it from restarting. Snapshots now
+// stream, so it compacts and restarts whatever its size. A range whose
+// stored state is corrupt still starts failed, says why, and the node
+// opens and its other ranges serve.
+func TestPaxosRangeRestartsAndFailedRangeReported(t *testing.T) {
 	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	cfg := store.StoreConfig{LogTruncateEntries: 8, LogKeepEntries: 2, MaxSnapshotBytes: 2048}
+	cfg := store.StoreConfig{LogTruncateEntries: 8, LogKeepEntries: 2}
 	n := openNodeWith(t, db, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -165,59 +165,51 @@ func TestPaxosRangeOverSnapshotLimitRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	rangeID := n.Store().Catalog().Ranges["px"][0].ID
-	// Small writes first, so that the log is compacted once: the restart
-	// then has a snapshot to rebuild.
-	for i := range 12 {
-		if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "px", []byte("k"), fmt.Appendf(nil, "v%d", i)) }); err != nil {
+	for i := range 40 {
+		if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "px", fmt.Appendf(nil, "big%02d", i), make([]byte, 1000)) }); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if slot := snapshotSlot(t, n, rangeID); slot == 0 {
 		t.Fatal("the log was never compacted")
 	}
-	// Then grow the range past the limit until a compaction fails.
-	var err2 error
-	for i := 0; err2 == nil && i < 100; i++ {
-		_, err2 = n.Put(ctx, "px", fmt.Appendf(nil, "big%02d", i), make([]byte, 100))
-	}
-	if !errors.Is(err2, store.ErrOutcomeUnknown) && !errors.As(err2, new(*store.RangeFailedError)) {
-		t.Errorf("the last write to the range: %v, want an unknown outcome or the range's fault", err2)
-	}
-	checkServing := func(when string) {
+	restart := func() {
 		t.Helper()
-		if _, err := n.Put(ctx, "px", []byte("k"), []byte("v")); !errors.As(err, new(*store.RangeFailedError)) {
-			t.Errorf("%s: a write to the failed range: %v", when, err)
+		if err := n.Store().Close(); err != nil {
+			t.Errorf("the store stopped: %v", err)
 		}
-		if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
-			t.Errorf("%s: a write to another range: %v", when, err)
-		}
-		st, err := n.Store().RangeStatuses(ctx)
-		if err != nil {
-			t.Errorf("%s: %v", when, err)
-			return
-		}
-		if st[rangeID].State != store.StateFailed || !strings.Contains(st[rangeID].Error, "MaxSnapshotBytes") {
-			t.Errorf("%s: status of the failed range: %+v", when, st[rangeID])
-		}
-		if got := kvtest.MetricValue(t, n.Store().Config.Metrics.RangesFailed); got != 1 {
-			t.Errorf("%s: quorumkv_ranges_failed = %v, want 1", when, got)
-		}
+		n.Close()
+		n = openNodeWith(t, db, cfg) // fails the test if OpenStore fails
 	}
-	checkServing("before the restart")
+	restart()
+	if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "px", []byte("k"), []byte("v")) }); err != nil {
+		t.Fatalf("a write to the range after a restart: %v", err)
+	}
 
+	// Now corrupt its acceptor state.
 	if err := n.Store().Close(); err != nil {
 		t.Errorf("the store stopped: %v", err)
 	}
 	n.Close()
+	b := db.NewBatch()
+	if err := errors.Join(b.Set(storage.HardStateKey(rangeID), []byte{0xff}), b.Commit(true)); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
 	reg := prometheus.NewRegistry()
 	cfg.Metrics = metrics.NewMetrics(reg)
-	n = openNodeWith(t, db, cfg) // fails the test if OpenStore fails
+	n = openNodeWith(t, db, cfg)
 	defer n.Store().Close()
-	checkServing("after the restart")
+	if _, err := n.Put(ctx, "px", []byte("k"), []byte("v")); !errors.As(err, new(*store.RangeFailedError)) {
+		t.Errorf("a write to the failed range: %v", err)
+	}
+	if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "default", []byte("k"), []byte("v")) }); err != nil {
+		t.Errorf("a write to another range: %v", err)
+	}
 	st, _ := n.Store().RangeStatuses(ctx)
 	why := st[rangeID].Error
-	if !strings.Contains(why, "open failed") || !strings.Contains(why, "restart") {
-		t.Errorf("after the restart the range says %q, want why it could not open", why)
+	if st[rangeID].State != store.StateFailed || !strings.Contains(why, "open failed") {
+		t.Errorf("after the restart the range says %+v, want why it could not open", st[rangeID])
 	}
 
 	// Every report shows it: the status page, /status.json, the metrics,

@@ -32,4 +32,8 @@ type Canary struct {
 	// moved replica is deleted while its range still counts on it, and a
 	// range of one replica loses its only copy.
 	LetGoEarly bool
+	// SnapshotInstallEarly takes a snapshot transfer as complete after its
+	// first chunk: a replica installs a snapshot that lacks the rest of
+	// the range's data.
+	SnapshotInstallEarly bool
 }

@@ -252,7 +252,8 @@ func (s *Store) coreHost() *consensus.Host {
 			Seed:           s.rng.Uint64,
 			Ticks:          func() int64 { return s.Quiesce.ticks },
 			SnapshotFailed: func() { s.faulted(consensus.FaultSnapshot) },
-			RangeData:      s.RangeData,
+			OpenSnapshot:   s.openSnapshot,
+			SnapshotHeld:   s.snapshotHeld,
 		}
 	}
 	return s.host

@@ -46,12 +46,51 @@ type StoreConfig struct {
 	// otherwise need a snapshot) at the price of disk.
 	LogTruncateEntries uint64
 	LogKeepEntries     uint64
-	// MaxSnapshotBytes bounds the data of one range snapshot, which is
-	// built in memory and sent as one message. A range that holds more
-	// cannot send a snapshot: a Raft follower that needs one stays behind,
-	// and a paxos range, which builds one to compact its log, stops on
-	// this node (rangefault.go).
+	// Snapshots stream in chunks (snapshot.go); these bound a transfer.
+	//
+	// SnapshotChunkBytes is about how many bytes of records one chunk
+	// carries (a chunk ends with the record that reaches it). Each side of
+	// a transfer holds about one chunk in memory, and one chunk is in
+	// flight per transfer, so a transfer moves at most a chunk per round
+	// trip: lower costs throughput on a slow link (1 MiB per 50 ms round
+	// trip is 20 MiB/s), higher costs memory per transfer and more bytes
+	// sent again when a transfer fails.
+	SnapshotChunkBytes int
+	// MaxSnapshotSends bounds the transfers this node serves at once; a
+	// receiver over it is told to try later. Each costs a reader of the
+	// disk and a chunk of memory; too low makes new replicas wait behind
+	// each other, too high lets catching-up replicas crowd out the
+	// node's own work.
+	MaxSnapshotSends int
+	// MaxSnapshotFetches bounds the transfers this node receives at once,
+	// each writing a staged file on disk; the other ranges that need a
+	// snapshot wait (their leaders send it again).
+	MaxSnapshotFetches int
+	// SnapshotHoldTicks: a held snapshot (an open Pebble snapshot, which
+	// keeps every version it sees from being compacted away, so costs
+	// disk while the node is written) is closed when nobody has read it
+	// for this many ticks, and a transfer idle for as long is dropped.
+	// Too low drops snapshots a receiver was about to pull (it pulls a
+	// newer one); too high keeps old versions on disk longer.
+	SnapshotHoldTicks int64
+	// SnapshotFetchTimeoutTicks: a chunk not answered within this many
+	// ticks fails its transfer. Too low fails transfers on a slow disk or
+	// link; too high leaves a replica behind longer when a sender died.
+	SnapshotFetchTimeoutTicks int64
+	// SnapshotRetryTicks: after a transfer of a range failed, no other
+	// starts for this many ticks, so that a bad sender is not asked again
+	// at once.
+	SnapshotRetryTicks int64
+	// MaxSnapshotBytes is a sanity bound on one snapshot's records, not a
+	// limit on ranges: a transfer that sends more is refused as a bad
+	// stream. It only stops a sender that would fill the receiver's disk.
 	MaxSnapshotBytes int
+	// SnapshotHook, if set, is called on the store's goroutine at the
+	// steps of a snapshot's arrival and install ("chunk" after each chunk
+	// is written, "staged" once the file is synced, "before-ingest" once
+	// the round's batch holds the new log state and the marker,
+	// "after-ingest"), so that tests can crash there.
+	SnapshotHook func(step string)
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Seed seeds election jitter; 0 picks a random seed.
@@ -100,8 +139,35 @@ func (c *StoreConfig) EnsureDefaults() {
 	if c.LogKeepEntries == 0 {
 		c.LogKeepEntries = 1000
 	}
+	// 1 MiB, as CockroachDB's snapshot batches: a few ms of disk and of a
+	// LAN per chunk, small beside a node's memory.
+	if c.SnapshotChunkBytes == 0 {
+		c.SnapshotChunkBytes = 1 << 20
+	}
+	// A few at once: enough to refill a replaced node's ranges in
+	// parallel, few enough not to saturate the sender's disk.
+	if c.MaxSnapshotSends == 0 {
+		c.MaxSnapshotSends = 4
+	}
+	if c.MaxSnapshotFetches == 0 {
+		c.MaxSnapshotFetches = 2
+	}
+	// 1 min at the default tick: a receiver pulls within a round trip of
+	// the message that names the snapshot, or after a busy sender lets it.
+	if c.SnapshotHoldTicks == 0 {
+		c.SnapshotHoldTicks = 600
+	}
+	// 10 s for one chunk of 1 MiB is a link of 100 KiB/s.
+	if c.SnapshotFetchTimeoutTicks == 0 {
+		c.SnapshotFetchTimeoutTicks = 100
+	}
+	if c.SnapshotRetryTicks == 0 {
+		c.SnapshotRetryTicks = 20
+	}
+	// 64 GiB: far above any range this version splits into (ranges do
+	// not split yet), far below a disk.
 	if c.MaxSnapshotBytes == 0 {
-		c.MaxSnapshotBytes = 256 << 20
+		c.MaxSnapshotBytes = 64 << 30
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -120,12 +186,14 @@ func (c *StoreConfig) EnsureDefaults() {
 	}
 }
 
-// Transport carries consensus messages to other nodes. The store calls
-// Send from its goroutine after persisting; it must not block.
+// Transport carries consensus messages to other nodes, and the chunks of
+// snapshot transfers. The store calls Send from its goroutine after
+// persisting; it must not block.
 type Transport interface {
 	Send(rangeID uint64, m consensus.PeerMessage)
 	// Learn records where a peer that sent messages can be reached.
 	Learn(nodeID uint64, addr string)
+	SnapshotFetcher
 }
 
 // Store runs every replica this node holds, in one goroutine: each round
@@ -192,6 +260,9 @@ type Store struct {
 	// Canary plants bugs for the tests (rangefault.go); always zero in
 	// production.
 	Canary FaultCanaries
+	// snap holds the snapshots this node serves and the transfers it
+	// receives (snapshot.go).
+	snap snapState
 
 	errMu struct {
 		sync.Mutex
@@ -291,6 +362,10 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 		}
 	}
 	s.nodeID = id
+	s.initSnapshots()
+	if err := s.recoverInstalls(); err != nil {
+		return nil, err
+	}
 	if err := s.loadCatalog(); err != nil {
 		return nil, err
 	}
@@ -647,8 +722,19 @@ func (s *Store) StepInbound(in Inbound) {
 		// not arrived) or has removed: the sender will retry.
 		return
 	}
-	if err := r.Core.Step(in.Msg); err != nil {
-		s.Logger.Debug("consensus core refused a message", "range", in.RangeID, "type", in.Msg.Kind(), "err", err)
+	if s.interceptSnapshot(r, in.Msg) {
+		return
+	}
+	s.stepReplica(r, in.Msg)
+}
+
+// stepReplica hands a message to the replica's core.
+func (s *Store) stepReplica(r *replica, m consensus.PeerMessage) {
+	if wakes(m) {
+		s.wake(r)
+	}
+	if err := r.Core.Step(m); err != nil {
+		s.Logger.Debug("consensus core refused a message", "range", r.desc.ID, "type", m.Kind(), "err", err)
 	}
 }
 
@@ -673,6 +759,8 @@ func (s *Store) run() {
 		case in := <-s.incoming:
 			s.StepInbound(in)
 			s.drain()
+		case res := <-s.snap.chunkIn:
+			s.onChunk(res)
 		}
 		if err := s.HandleReady(); err != nil {
 			s.Fail(err)
@@ -707,6 +795,7 @@ func (s *Store) Tick() {
 	for _, r := range quiescing {
 		s.sendQuiesce(r)
 	}
+	s.tickSnapshots()
 	s.driveMeta()
 	s.driveRanges()
 	s.shedLeaderships()
@@ -749,6 +838,7 @@ func (s *Store) shutdown(err error) {
 	for _, r := range s.sortedReplicas() {
 		r.failAll(err)
 	}
+	s.stopSnapshots()
 }
 
 type readyReplica struct {
@@ -765,11 +855,12 @@ type readyReplica struct {
 // batches hold every replica's writes, so the faulty replica's must stay
 // out of them while the others' go in:
 //
-//  1. Persist. A replica's Ready is refused only when a snapshot from its
-//     leader does not decode, and installSnapshot checks that before it
+//  1. Persist. A replica's Ready is refused only when it holds a snapshot
+//     whose data was not received, and stageInstall checks that before it
 //     writes anything: the batch holds none of that replica's writes, and
 //     the others' are committed. (A batch write or commit that fails is
-//     the node's.)
+//     the node's.) Once the batch is committed, the snapshots' data is
+//     ingested (snapshot.go).
 //  2. Send: the stopped replica sends nothing, so no peer learns of an
 //     entry or a vote of it that is not persisted.
 //  3. Apply. Each replica applies its entries to a batch of its own,
@@ -786,6 +877,10 @@ type readyReplica struct {
 //     snapshot, Raft reads the entry it truncates at, before anything goes
 //     into the batch), so the batch again holds the others' writes only.
 func (s *Store) HandleReady() error {
+	// Snapshot chunks that arrived: a finished transfer steps its message
+	// into the core, which takes the snapshot in this round.
+	s.takeChunks()
+	defer s.dropStaged()
 	var ready []readyReplica
 	for _, r := range s.sortedReplicas() {
 		if r.Core.HasReady() {
@@ -808,13 +903,17 @@ func (s *Store) HandleReady() error {
 			}
 			continue
 		}
-		sync = sync || x.rd.MustSync
+		// An install's marker must be durable before its ingest.
+		sync = sync || x.rd.MustSync || x.rd.Snapshot != nil
 	}
 	ready = s.stillRunning(ready)
 	if !b.Empty() || sync {
 		if err := b.Commit(sync && !s.Config.Canary.AckBeforeSync); err != nil {
 			return err
 		}
+	}
+	if err := s.ingestInstalls(); err != nil {
+		return err
 	}
 	s.Config.Metrics.ReadyRounds.Inc()
 	if sync {
@@ -960,7 +1059,7 @@ func (s *Store) catalogUpdated() error {
 // leadership and confirmed reads.
 func (s *Store) persist(b *storage.Batch, r *replica, rd *consensus.Ready) error {
 	if rd.Snapshot != nil {
-		if err := s.installSnapshot(b, r, rd.Snapshot); err != nil {
+		if err := s.stageInstall(b, r, rd.Snapshot); err != nil {
 			return err
 		}
 	}

@@ -40,6 +40,10 @@ type PeerTransport struct {
 		learned map[uint64]string
 	}
 	wg sync.WaitGroup
+	// ctx is cancelled by Close: it ends the calls under way
+	// (FetchSnapshotChunk).
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // peerQueueSize bounds the messages waiting for one peer. A full queue
@@ -64,6 +68,7 @@ type peerQueue struct {
 // selfAddr, of the cluster.
 func NewPeerTransport(self uint64, selfAddr, clusterID string, resolve func(uint64) (string, bool), client *http.Client, logger *slog.Logger) *PeerTransport {
 	t := &PeerTransport{self: self, selfAddr: selfAddr, clusterID: clusterID, resolve: resolve, client: client, logger: logger}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.mu.peers = map[uint64]*peerQueue{}
 	t.mu.learned = map[uint64]string{}
 	return t
@@ -150,6 +155,7 @@ func (t *PeerTransport) Close() {
 		close(q.stop)
 	}
 	t.mu.Unlock()
+	t.cancel()
 	t.wg.Wait()
 }
 

@@ -71,7 +71,7 @@ func Retry[T any](t *testing.T, f func() (T, error)) (T, error) {
 }
 
 // MetricValue reads a counter's or a gauge's current value.
-func MetricValue(t *testing.T, m prometheus.Metric) float64 {
+func MetricValue(t testing.TB, m prometheus.Metric) float64 {
 	t.Helper()
 	var out dto.Metric
 	if err := m.Write(&out); err != nil {

@@ -24,6 +24,122 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SnapshotChunkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sender and receiver node IDs, and the cluster, checked by the node
+	// that holds the snapshot.
+	FromNode  uint64 `protobuf:"varint,1,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
+	ToNode    uint64 `protobuf:"varint,2,opt,name=to_node,json=toNode,proto3" json:"to_node,omitempty"`
+	ClusterId string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// The chunk request in kv's encoding (kv/store/snapwire.go ChunkRequest).
+	Request       []byte `protobuf:"bytes,4,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunkRequest) Reset() {
+	*x = SnapshotChunkRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunkRequest) ProtoMessage() {}
+
+func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunkRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotChunkRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SnapshotChunkRequest) GetFromNode() uint64 {
+	if x != nil {
+		return x.FromNode
+	}
+	return 0
+}
+
+func (x *SnapshotChunkRequest) GetToNode() uint64 {
+	if x != nil {
+		return x.ToNode
+	}
+	return 0
+}
+
+func (x *SnapshotChunkRequest) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *SnapshotChunkRequest) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type SnapshotChunkResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The chunk in kv's encoding (kv/store/snapwire.go ChunkResponse).
+	Chunk         []byte `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunkResponse) Reset() {
+	*x = SnapshotChunkResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunkResponse) ProtoMessage() {}
+
+func (x *SnapshotChunkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunkResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotChunkResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SnapshotChunkResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
 type RaftRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sender and receiver node IDs, and the cluster, checked by the receiver
@@ -41,7 +157,7 @@ type RaftRequest struct {
 
 func (x *RaftRequest) Reset() {
 	*x = RaftRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[0]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -53,7 +169,7 @@ func (x *RaftRequest) String() string {
 func (*RaftRequest) ProtoMessage() {}
 
 func (x *RaftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[0]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -66,7 +182,7 @@ func (x *RaftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftRequest.ProtoReflect.Descriptor instead.
 func (*RaftRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RaftRequest) GetFromNode() uint64 {
@@ -116,7 +232,7 @@ type RaftMessage struct {
 
 func (x *RaftMessage) Reset() {
 	*x = RaftMessage{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[1]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -128,7 +244,7 @@ func (x *RaftMessage) String() string {
 func (*RaftMessage) ProtoMessage() {}
 
 func (x *RaftMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[1]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -141,7 +257,7 @@ func (x *RaftMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
 func (*RaftMessage) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RaftMessage) GetRangeId() uint64 {
@@ -166,7 +282,7 @@ type RaftResponse struct {
 
 func (x *RaftResponse) Reset() {
 	*x = RaftResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -178,7 +294,7 @@ func (x *RaftResponse) String() string {
 func (*RaftResponse) ProtoMessage() {}
 
 func (x *RaftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -191,7 +307,7 @@ func (x *RaftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftResponse.ProtoReflect.Descriptor instead.
 func (*RaftResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 type JoinRequest struct {
@@ -222,7 +338,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +350,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +363,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinRequest) GetNodeName() string {
@@ -316,7 +432,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +444,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +457,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JoinResponse) GetNodeId() uint64 {
@@ -370,7 +486,7 @@ type ScanRangeRequest struct {
 
 func (x *ScanRangeRequest) Reset() {
 	*x = ScanRangeRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +498,7 @@ func (x *ScanRangeRequest) String() string {
 func (*ScanRangeRequest) ProtoMessage() {}
 
 func (x *ScanRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,7 +511,7 @@ func (x *ScanRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRangeRequest.ProtoReflect.Descriptor instead.
 func (*ScanRangeRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ScanRangeRequest) GetRangeId() uint64 {
@@ -435,7 +551,7 @@ type ScanRangeResponse struct {
 
 func (x *ScanRangeResponse) Reset() {
 	*x = ScanRangeResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[6]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +563,7 @@ func (x *ScanRangeResponse) String() string {
 func (*ScanRangeResponse) ProtoMessage() {}
 
 func (x *ScanRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[6]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +576,7 @@ func (x *ScanRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRangeResponse.ProtoReflect.Descriptor instead.
 func (*ScanRangeResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ScanRangeResponse) GetEntries() []*ScanEntry {
@@ -481,7 +597,7 @@ type ScanEntry struct {
 
 func (x *ScanEntry) Reset() {
 	*x = ScanEntry{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +609,7 @@ func (x *ScanEntry) String() string {
 func (*ScanEntry) ProtoMessage() {}
 
 func (x *ScanEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +622,7 @@ func (x *ScanEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanEntry.ProtoReflect.Descriptor instead.
 func (*ScanEntry) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ScanEntry) GetKey() []byte {
@@ -546,7 +662,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +674,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +687,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Record) GetWallTime() int64 {
@@ -620,7 +736,7 @@ type WriteRecordRequest struct {
 
 func (x *WriteRecordRequest) Reset() {
 	*x = WriteRecordRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +748,7 @@ func (x *WriteRecordRequest) String() string {
 func (*WriteRecordRequest) ProtoMessage() {}
 
 func (x *WriteRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +761,7 @@ func (x *WriteRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRecordRequest.ProtoReflect.Descriptor instead.
 func (*WriteRecordRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WriteRecordRequest) GetRangeId() uint64 {
@@ -683,7 +799,7 @@ type WriteRecordResponse struct {
 
 func (x *WriteRecordResponse) Reset() {
 	*x = WriteRecordResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +811,7 @@ func (x *WriteRecordResponse) String() string {
 func (*WriteRecordResponse) ProtoMessage() {}
 
 func (x *WriteRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +824,7 @@ func (x *WriteRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRecordResponse.ProtoReflect.Descriptor instead.
 func (*WriteRecordResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WriteRecordResponse) GetApplied() bool {
@@ -735,7 +851,7 @@ type ReadRecordRequest struct {
 
 func (x *ReadRecordRequest) Reset() {
 	*x = ReadRecordRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +863,7 @@ func (x *ReadRecordRequest) String() string {
 func (*ReadRecordRequest) ProtoMessage() {}
 
 func (x *ReadRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +876,7 @@ func (x *ReadRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRecordRequest.ProtoReflect.Descriptor instead.
 func (*ReadRecordRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReadRecordRequest) GetRangeId() uint64 {
@@ -787,7 +903,7 @@ type ReadRecordResponse struct {
 
 func (x *ReadRecordResponse) Reset() {
 	*x = ReadRecordResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +915,7 @@ func (x *ReadRecordResponse) String() string {
 func (*ReadRecordResponse) ProtoMessage() {}
 
 func (x *ReadRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +928,7 @@ func (x *ReadRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRecordResponse.ProtoReflect.Descriptor instead.
 func (*ReadRecordResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReadRecordResponse) GetRecord() *Record {
@@ -834,7 +950,7 @@ type ScanRecordsRequest struct {
 
 func (x *ScanRecordsRequest) Reset() {
 	*x = ScanRecordsRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[13]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +962,7 @@ func (x *ScanRecordsRequest) String() string {
 func (*ScanRecordsRequest) ProtoMessage() {}
 
 func (x *ScanRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[13]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +975,7 @@ func (x *ScanRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ScanRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ScanRecordsRequest) GetRangeId() uint64 {
@@ -899,7 +1015,7 @@ type ScanRecordsResponse struct {
 
 func (x *ScanRecordsResponse) Reset() {
 	*x = ScanRecordsResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[14]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1027,7 @@ func (x *ScanRecordsResponse) String() string {
 func (*ScanRecordsResponse) ProtoMessage() {}
 
 func (x *ScanRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[14]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1040,7 @@ func (x *ScanRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ScanRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{14}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ScanRecordsResponse) GetEntries() []*RecordEntry {
@@ -944,7 +1060,7 @@ type RecordEntry struct {
 
 func (x *RecordEntry) Reset() {
 	*x = RecordEntry{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1072,7 @@ func (x *RecordEntry) String() string {
 func (*RecordEntry) ProtoMessage() {}
 
 func (x *RecordEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1085,7 @@ func (x *RecordEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEntry.ProtoReflect.Descriptor instead.
 func (*RecordEntry) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RecordEntry) GetKey() []byte {
@@ -997,7 +1113,7 @@ type MerkleLeavesRequest struct {
 
 func (x *MerkleLeavesRequest) Reset() {
 	*x = MerkleLeavesRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1125,7 @@ func (x *MerkleLeavesRequest) String() string {
 func (*MerkleLeavesRequest) ProtoMessage() {}
 
 func (x *MerkleLeavesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1138,7 @@ func (x *MerkleLeavesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MerkleLeavesRequest.ProtoReflect.Descriptor instead.
 func (*MerkleLeavesRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MerkleLeavesRequest) GetRangeId() uint64 {
@@ -1048,7 +1164,7 @@ type MerkleLeavesResponse struct {
 
 func (x *MerkleLeavesResponse) Reset() {
 	*x = MerkleLeavesResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1176,7 @@ func (x *MerkleLeavesResponse) String() string {
 func (*MerkleLeavesResponse) ProtoMessage() {}
 
 func (x *MerkleLeavesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1189,7 @@ func (x *MerkleLeavesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MerkleLeavesResponse.ProtoReflect.Descriptor instead.
 func (*MerkleLeavesResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MerkleLeavesResponse) GetLeaves() []uint64 {
@@ -1096,7 +1212,7 @@ type LeafRecordsRequest struct {
 
 func (x *LeafRecordsRequest) Reset() {
 	*x = LeafRecordsRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1224,7 @@ func (x *LeafRecordsRequest) String() string {
 func (*LeafRecordsRequest) ProtoMessage() {}
 
 func (x *LeafRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1237,7 @@ func (x *LeafRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeafRecordsRequest.ProtoReflect.Descriptor instead.
 func (*LeafRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{18}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LeafRecordsRequest) GetRangeId() uint64 {
@@ -1163,7 +1279,7 @@ type LeafRecordsResponse struct {
 
 func (x *LeafRecordsResponse) Reset() {
 	*x = LeafRecordsResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1291,7 @@ func (x *LeafRecordsResponse) String() string {
 func (*LeafRecordsResponse) ProtoMessage() {}
 
 func (x *LeafRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1304,7 @@ func (x *LeafRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeafRecordsResponse.ProtoReflect.Descriptor instead.
 func (*LeafRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{19}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LeafRecordsResponse) GetEntries() []*RecordEntry {
@@ -1216,7 +1332,7 @@ type Ballot struct {
 
 func (x *Ballot) Reset() {
 	*x = Ballot{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1344,7 @@ func (x *Ballot) String() string {
 func (*Ballot) ProtoMessage() {}
 
 func (x *Ballot) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1357,7 @@ func (x *Ballot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ballot.ProtoReflect.Descriptor instead.
 func (*Ballot) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{20}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Ballot) GetRound() uint64 {
@@ -1270,7 +1386,7 @@ type CasPrepareRequest struct {
 
 func (x *CasPrepareRequest) Reset() {
 	*x = CasPrepareRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[21]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1398,7 @@ func (x *CasPrepareRequest) String() string {
 func (*CasPrepareRequest) ProtoMessage() {}
 
 func (x *CasPrepareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[21]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1411,7 @@ func (x *CasPrepareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasPrepareRequest.ProtoReflect.Descriptor instead.
 func (*CasPrepareRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{21}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CasPrepareRequest) GetRangeId() uint64 {
@@ -1340,7 +1456,7 @@ type CasPrepareResponse struct {
 
 func (x *CasPrepareResponse) Reset() {
 	*x = CasPrepareResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[22]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1468,7 @@ func (x *CasPrepareResponse) String() string {
 func (*CasPrepareResponse) ProtoMessage() {}
 
 func (x *CasPrepareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[22]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1481,7 @@ func (x *CasPrepareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasPrepareResponse.ProtoReflect.Descriptor instead.
 func (*CasPrepareResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{22}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CasPrepareResponse) GetReject() bool {
@@ -1409,7 +1525,7 @@ type CasAcceptRequest struct {
 
 func (x *CasAcceptRequest) Reset() {
 	*x = CasAcceptRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[23]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1537,7 @@ func (x *CasAcceptRequest) String() string {
 func (*CasAcceptRequest) ProtoMessage() {}
 
 func (x *CasAcceptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[23]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1550,7 @@ func (x *CasAcceptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasAcceptRequest.ProtoReflect.Descriptor instead.
 func (*CasAcceptRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{23}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CasAcceptRequest) GetRangeId() uint64 {
@@ -1483,7 +1599,7 @@ type CasAcceptResponse struct {
 
 func (x *CasAcceptResponse) Reset() {
 	*x = CasAcceptResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[24]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1611,7 @@ func (x *CasAcceptResponse) String() string {
 func (*CasAcceptResponse) ProtoMessage() {}
 
 func (x *CasAcceptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[24]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1624,7 @@ func (x *CasAcceptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasAcceptResponse.ProtoReflect.Descriptor instead.
 func (*CasAcceptResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{24}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CasAcceptResponse) GetReject() bool {
@@ -1533,7 +1649,7 @@ type MetaIndexRequest struct {
 
 func (x *MetaIndexRequest) Reset() {
 	*x = MetaIndexRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[25]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1661,7 @@ func (x *MetaIndexRequest) String() string {
 func (*MetaIndexRequest) ProtoMessage() {}
 
 func (x *MetaIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[25]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1674,7 @@ func (x *MetaIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaIndexRequest.ProtoReflect.Descriptor instead.
 func (*MetaIndexRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{25}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{27}
 }
 
 type MetaIndexResponse struct {
@@ -1570,7 +1686,7 @@ type MetaIndexResponse struct {
 
 func (x *MetaIndexResponse) Reset() {
 	*x = MetaIndexResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[26]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1698,7 @@ func (x *MetaIndexResponse) String() string {
 func (*MetaIndexResponse) ProtoMessage() {}
 
 func (x *MetaIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[26]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1711,7 @@ func (x *MetaIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaIndexResponse.ProtoReflect.Descriptor instead.
 func (*MetaIndexResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{26}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MetaIndexResponse) GetIndex() uint64 {
@@ -1615,7 +1731,7 @@ type LetGoRequest struct {
 
 func (x *LetGoRequest) Reset() {
 	*x = LetGoRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1627,7 +1743,7 @@ func (x *LetGoRequest) String() string {
 func (*LetGoRequest) ProtoMessage() {}
 
 func (x *LetGoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1640,7 +1756,7 @@ func (x *LetGoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LetGoRequest.ProtoReflect.Descriptor instead.
 func (*LetGoRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{27}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LetGoRequest) GetRangeId() uint64 {
@@ -1666,7 +1782,7 @@ type LetGoResponse struct {
 
 func (x *LetGoResponse) Reset() {
 	*x = LetGoResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1794,7 @@ func (x *LetGoResponse) String() string {
 func (*LetGoResponse) ProtoMessage() {}
 
 func (x *LetGoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1807,7 @@ func (x *LetGoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LetGoResponse.ProtoReflect.Descriptor instead.
 func (*LetGoResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{28}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LetGoResponse) GetLetGo() bool {
@@ -1710,7 +1826,7 @@ type RecordsRequest struct {
 
 func (x *RecordsRequest) Reset() {
 	*x = RecordsRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1838,7 @@ func (x *RecordsRequest) String() string {
 func (*RecordsRequest) ProtoMessage() {}
 
 func (x *RecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1851,7 @@ func (x *RecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordsRequest.ProtoReflect.Descriptor instead.
 func (*RecordsRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{29}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RecordsRequest) GetCalls() []*RecordCall {
@@ -1762,7 +1878,7 @@ type RecordCall struct {
 
 func (x *RecordCall) Reset() {
 	*x = RecordCall{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +1890,7 @@ func (x *RecordCall) String() string {
 func (*RecordCall) ProtoMessage() {}
 
 func (x *RecordCall) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +1903,7 @@ func (x *RecordCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordCall.ProtoReflect.Descriptor instead.
 func (*RecordCall) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{30}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RecordCall) GetId() uint64 {
@@ -1877,7 +1993,7 @@ type RecordsResponse struct {
 
 func (x *RecordsResponse) Reset() {
 	*x = RecordsResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +2005,7 @@ func (x *RecordsResponse) String() string {
 func (*RecordsResponse) ProtoMessage() {}
 
 func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +2018,7 @@ func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordsResponse.ProtoReflect.Descriptor instead.
 func (*RecordsResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{31}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RecordsResponse) GetAnswers() []*RecordAnswer {
@@ -1932,7 +2048,7 @@ type RecordAnswer struct {
 
 func (x *RecordAnswer) Reset() {
 	*x = RecordAnswer{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[32]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2060,7 @@ func (x *RecordAnswer) String() string {
 func (*RecordAnswer) ProtoMessage() {}
 
 func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[32]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2073,7 @@ func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordAnswer.ProtoReflect.Descriptor instead.
 func (*RecordAnswer) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{32}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RecordAnswer) GetId() uint64 {
@@ -2065,7 +2181,7 @@ type RecordError struct {
 
 func (x *RecordError) Reset() {
 	*x = RecordError{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2193,7 @@ func (x *RecordError) String() string {
 func (*RecordError) ProtoMessage() {}
 
 func (x *RecordError) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2206,7 @@ func (x *RecordError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordError.ProtoReflect.Descriptor instead.
 func (*RecordError) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{33}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RecordError) GetCode() uint32 {
@@ -2111,7 +2227,15 @@ var File_quorumkv_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1bquorumkv/peer/v1/peer.proto\x12\x10quorumkv.peer.v1\"\xc0\x01\n" +
+	"\x1bquorumkv/peer/v1/peer.proto\x12\x10quorumkv.peer.v1\"\x85\x01\n" +
+	"\x14SnapshotChunkRequest\x12\x1b\n" +
+	"\tfrom_node\x18\x01 \x01(\x04R\bfromNode\x12\x17\n" +
+	"\ato_node\x18\x02 \x01(\x04R\x06toNode\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\x12\x18\n" +
+	"\arequest\x18\x04 \x01(\fR\arequest\"-\n" +
+	"\x15SnapshotChunkResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"\xc0\x01\n" +
 	"\vRaftRequest\x12\x1b\n" +
 	"\tfrom_node\x18\x01 \x01(\x04R\bfromNode\x12\x17\n" +
 	"\ato_node\x18\x02 \x01(\x04R\x06toNode\x12\x1d\n" +
@@ -2247,7 +2371,7 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\x06answer\";\n" +
 	"\vRecordError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\xf5\b\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xd9\t\n" +
 	"\x04Peer\x12I\n" +
 	"\x04Raft\x12\x1d.quorumkv.peer.v1.RaftRequest\x1a\x1e.quorumkv.peer.v1.RaftResponse\"\x00(\x01\x12G\n" +
 	"\x04Join\x12\x1d.quorumkv.peer.v1.JoinRequest\x1a\x1e.quorumkv.peer.v1.JoinResponse\"\x00\x12V\n" +
@@ -2263,7 +2387,8 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\tCasAccept\x12\".quorumkv.peer.v1.CasAcceptRequest\x1a#.quorumkv.peer.v1.CasAcceptResponse\"\x00\x12V\n" +
 	"\tMetaIndex\x12\".quorumkv.peer.v1.MetaIndexRequest\x1a#.quorumkv.peer.v1.MetaIndexResponse\"\x00\x12J\n" +
 	"\x05LetGo\x12\x1e.quorumkv.peer.v1.LetGoRequest\x1a\x1f.quorumkv.peer.v1.LetGoResponse\"\x00\x12T\n" +
-	"\aRecords\x12 .quorumkv.peer.v1.RecordsRequest\x1a!.quorumkv.peer.v1.RecordsResponse\"\x00(\x010\x01B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
+	"\aRecords\x12 .quorumkv.peer.v1.RecordsRequest\x1a!.quorumkv.peer.v1.RecordsResponse\"\x00(\x010\x01\x12b\n" +
+	"\rSnapshotChunk\x12&.quorumkv.peer.v1.SnapshotChunkRequest\x1a'.quorumkv.peer.v1.SnapshotChunkResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_quorumkv_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -2277,95 +2402,99 @@ func file_quorumkv_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quorumkv_peer_v1_peer_proto_rawDescData
 }
 
-var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
-	(*RaftRequest)(nil),          // 0: quorumkv.peer.v1.RaftRequest
-	(*RaftMessage)(nil),          // 1: quorumkv.peer.v1.RaftMessage
-	(*RaftResponse)(nil),         // 2: quorumkv.peer.v1.RaftResponse
-	(*JoinRequest)(nil),          // 3: quorumkv.peer.v1.JoinRequest
-	(*JoinResponse)(nil),         // 4: quorumkv.peer.v1.JoinResponse
-	(*ScanRangeRequest)(nil),     // 5: quorumkv.peer.v1.ScanRangeRequest
-	(*ScanRangeResponse)(nil),    // 6: quorumkv.peer.v1.ScanRangeResponse
-	(*ScanEntry)(nil),            // 7: quorumkv.peer.v1.ScanEntry
-	(*Record)(nil),               // 8: quorumkv.peer.v1.Record
-	(*WriteRecordRequest)(nil),   // 9: quorumkv.peer.v1.WriteRecordRequest
-	(*WriteRecordResponse)(nil),  // 10: quorumkv.peer.v1.WriteRecordResponse
-	(*ReadRecordRequest)(nil),    // 11: quorumkv.peer.v1.ReadRecordRequest
-	(*ReadRecordResponse)(nil),   // 12: quorumkv.peer.v1.ReadRecordResponse
-	(*ScanRecordsRequest)(nil),   // 13: quorumkv.peer.v1.ScanRecordsRequest
-	(*ScanRecordsResponse)(nil),  // 14: quorumkv.peer.v1.ScanRecordsResponse
-	(*RecordEntry)(nil),          // 15: quorumkv.peer.v1.RecordEntry
-	(*MerkleLeavesRequest)(nil),  // 16: quorumkv.peer.v1.MerkleLeavesRequest
-	(*MerkleLeavesResponse)(nil), // 17: quorumkv.peer.v1.MerkleLeavesResponse
-	(*LeafRecordsRequest)(nil),   // 18: quorumkv.peer.v1.LeafRecordsRequest
-	(*LeafRecordsResponse)(nil),  // 19: quorumkv.peer.v1.LeafRecordsResponse
-	(*Ballot)(nil),               // 20: quorumkv.peer.v1.Ballot
-	(*CasPrepareRequest)(nil),    // 21: quorumkv.peer.v1.CasPrepareRequest
-	(*CasPrepareResponse)(nil),   // 22: quorumkv.peer.v1.CasPrepareResponse
-	(*CasAcceptRequest)(nil),     // 23: quorumkv.peer.v1.CasAcceptRequest
-	(*CasAcceptResponse)(nil),    // 24: quorumkv.peer.v1.CasAcceptResponse
-	(*MetaIndexRequest)(nil),     // 25: quorumkv.peer.v1.MetaIndexRequest
-	(*MetaIndexResponse)(nil),    // 26: quorumkv.peer.v1.MetaIndexResponse
-	(*LetGoRequest)(nil),         // 27: quorumkv.peer.v1.LetGoRequest
-	(*LetGoResponse)(nil),        // 28: quorumkv.peer.v1.LetGoResponse
-	(*RecordsRequest)(nil),       // 29: quorumkv.peer.v1.RecordsRequest
-	(*RecordCall)(nil),           // 30: quorumkv.peer.v1.RecordCall
-	(*RecordsResponse)(nil),      // 31: quorumkv.peer.v1.RecordsResponse
-	(*RecordAnswer)(nil),         // 32: quorumkv.peer.v1.RecordAnswer
-	(*RecordError)(nil),          // 33: quorumkv.peer.v1.RecordError
+	(*SnapshotChunkRequest)(nil),  // 0: quorumkv.peer.v1.SnapshotChunkRequest
+	(*SnapshotChunkResponse)(nil), // 1: quorumkv.peer.v1.SnapshotChunkResponse
+	(*RaftRequest)(nil),           // 2: quorumkv.peer.v1.RaftRequest
+	(*RaftMessage)(nil),           // 3: quorumkv.peer.v1.RaftMessage
+	(*RaftResponse)(nil),          // 4: quorumkv.peer.v1.RaftResponse
+	(*JoinRequest)(nil),           // 5: quorumkv.peer.v1.JoinRequest
+	(*JoinResponse)(nil),          // 6: quorumkv.peer.v1.JoinResponse
+	(*ScanRangeRequest)(nil),      // 7: quorumkv.peer.v1.ScanRangeRequest
+	(*ScanRangeResponse)(nil),     // 8: quorumkv.peer.v1.ScanRangeResponse
+	(*ScanEntry)(nil),             // 9: quorumkv.peer.v1.ScanEntry
+	(*Record)(nil),                // 10: quorumkv.peer.v1.Record
+	(*WriteRecordRequest)(nil),    // 11: quorumkv.peer.v1.WriteRecordRequest
+	(*WriteRecordResponse)(nil),   // 12: quorumkv.peer.v1.WriteRecordResponse
+	(*ReadRecordRequest)(nil),     // 13: quorumkv.peer.v1.ReadRecordRequest
+	(*ReadRecordResponse)(nil),    // 14: quorumkv.peer.v1.ReadRecordResponse
+	(*ScanRecordsRequest)(nil),    // 15: quorumkv.peer.v1.ScanRecordsRequest
+	(*ScanRecordsResponse)(nil),   // 16: quorumkv.peer.v1.ScanRecordsResponse
+	(*RecordEntry)(nil),           // 17: quorumkv.peer.v1.RecordEntry
+	(*MerkleLeavesRequest)(nil),   // 18: quorumkv.peer.v1.MerkleLeavesRequest
+	(*MerkleLeavesResponse)(nil),  // 19: quorumkv.peer.v1.MerkleLeavesResponse
+	(*LeafRecordsRequest)(nil),    // 20: quorumkv.peer.v1.LeafRecordsRequest
+	(*LeafRecordsResponse)(nil),   // 21: quorumkv.peer.v1.LeafRecordsResponse
+	(*Ballot)(nil),                // 22: quorumkv.peer.v1.Ballot
+	(*CasPrepareRequest)(nil),     // 23: quorumkv.peer.v1.CasPrepareRequest
+	(*CasPrepareResponse)(nil),    // 24: quorumkv.peer.v1.CasPrepareResponse
+	(*CasAcceptRequest)(nil),      // 25: quorumkv.peer.v1.CasAcceptRequest
+	(*CasAcceptResponse)(nil),     // 26: quorumkv.peer.v1.CasAcceptResponse
+	(*MetaIndexRequest)(nil),      // 27: quorumkv.peer.v1.MetaIndexRequest
+	(*MetaIndexResponse)(nil),     // 28: quorumkv.peer.v1.MetaIndexResponse
+	(*LetGoRequest)(nil),          // 29: quorumkv.peer.v1.LetGoRequest
+	(*LetGoResponse)(nil),         // 30: quorumkv.peer.v1.LetGoResponse
+	(*RecordsRequest)(nil),        // 31: quorumkv.peer.v1.RecordsRequest
+	(*RecordCall)(nil),            // 32: quorumkv.peer.v1.RecordCall
+	(*RecordsResponse)(nil),       // 33: quorumkv.peer.v1.RecordsResponse
+	(*RecordAnswer)(nil),          // 34: quorumkv.peer.v1.RecordAnswer
+	(*RecordError)(nil),           // 35: quorumkv.peer.v1.RecordError
 }
 var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
-	1,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
-	7,  // 1: quorumkv.peer.v1.ScanRangeResponse.entries:type_name -> quorumkv.peer.v1.ScanEntry
-	8,  // 2: quorumkv.peer.v1.WriteRecordRequest.record:type_name -> quorumkv.peer.v1.Record
-	8,  // 3: quorumkv.peer.v1.ReadRecordResponse.record:type_name -> quorumkv.peer.v1.Record
-	15, // 4: quorumkv.peer.v1.ScanRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
-	8,  // 5: quorumkv.peer.v1.RecordEntry.record:type_name -> quorumkv.peer.v1.Record
-	15, // 6: quorumkv.peer.v1.LeafRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
-	20, // 7: quorumkv.peer.v1.CasPrepareRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
-	20, // 8: quorumkv.peer.v1.CasPrepareResponse.promised:type_name -> quorumkv.peer.v1.Ballot
-	20, // 9: quorumkv.peer.v1.CasPrepareResponse.accepted:type_name -> quorumkv.peer.v1.Ballot
-	20, // 10: quorumkv.peer.v1.CasAcceptRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
-	20, // 11: quorumkv.peer.v1.CasAcceptResponse.promised:type_name -> quorumkv.peer.v1.Ballot
-	30, // 12: quorumkv.peer.v1.RecordsRequest.calls:type_name -> quorumkv.peer.v1.RecordCall
-	9,  // 13: quorumkv.peer.v1.RecordCall.write:type_name -> quorumkv.peer.v1.WriteRecordRequest
-	11, // 14: quorumkv.peer.v1.RecordCall.read:type_name -> quorumkv.peer.v1.ReadRecordRequest
-	21, // 15: quorumkv.peer.v1.RecordCall.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareRequest
-	23, // 16: quorumkv.peer.v1.RecordCall.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptRequest
-	32, // 17: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
-	10, // 18: quorumkv.peer.v1.RecordAnswer.write:type_name -> quorumkv.peer.v1.WriteRecordResponse
-	12, // 19: quorumkv.peer.v1.RecordAnswer.read:type_name -> quorumkv.peer.v1.ReadRecordResponse
-	22, // 20: quorumkv.peer.v1.RecordAnswer.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareResponse
-	24, // 21: quorumkv.peer.v1.RecordAnswer.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptResponse
-	33, // 22: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
-	0,  // 23: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
-	3,  // 24: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
-	5,  // 25: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
-	9,  // 26: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
-	11, // 27: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
-	13, // 28: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
-	16, // 29: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
-	18, // 30: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
-	21, // 31: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
-	23, // 32: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
-	25, // 33: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
-	27, // 34: quorumkv.peer.v1.Peer.LetGo:input_type -> quorumkv.peer.v1.LetGoRequest
-	29, // 35: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
-	2,  // 36: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
-	4,  // 37: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
-	6,  // 38: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
-	10, // 39: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
-	12, // 40: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
-	14, // 41: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
-	17, // 42: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
-	19, // 43: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
-	22, // 44: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
-	24, // 45: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
-	26, // 46: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
-	28, // 47: quorumkv.peer.v1.Peer.LetGo:output_type -> quorumkv.peer.v1.LetGoResponse
-	31, // 48: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
-	36, // [36:49] is the sub-list for method output_type
-	23, // [23:36] is the sub-list for method input_type
+	3,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
+	9,  // 1: quorumkv.peer.v1.ScanRangeResponse.entries:type_name -> quorumkv.peer.v1.ScanEntry
+	10, // 2: quorumkv.peer.v1.WriteRecordRequest.record:type_name -> quorumkv.peer.v1.Record
+	10, // 3: quorumkv.peer.v1.ReadRecordResponse.record:type_name -> quorumkv.peer.v1.Record
+	17, // 4: quorumkv.peer.v1.ScanRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
+	10, // 5: quorumkv.peer.v1.RecordEntry.record:type_name -> quorumkv.peer.v1.Record
+	17, // 6: quorumkv.peer.v1.LeafRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
+	22, // 7: quorumkv.peer.v1.CasPrepareRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
+	22, // 8: quorumkv.peer.v1.CasPrepareResponse.promised:type_name -> quorumkv.peer.v1.Ballot
+	22, // 9: quorumkv.peer.v1.CasPrepareResponse.accepted:type_name -> quorumkv.peer.v1.Ballot
+	22, // 10: quorumkv.peer.v1.CasAcceptRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
+	22, // 11: quorumkv.peer.v1.CasAcceptResponse.promised:type_name -> quorumkv.peer.v1.Ballot
+	32, // 12: quorumkv.peer.v1.RecordsRequest.calls:type_name -> quorumkv.peer.v1.RecordCall
+	11, // 13: quorumkv.peer.v1.RecordCall.write:type_name -> quorumkv.peer.v1.WriteRecordRequest
+	13, // 14: quorumkv.peer.v1.RecordCall.read:type_name -> quorumkv.peer.v1.ReadRecordRequest
+	23, // 15: quorumkv.peer.v1.RecordCall.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareRequest
+	25, // 16: quorumkv.peer.v1.RecordCall.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptRequest
+	34, // 17: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
+	12, // 18: quorumkv.peer.v1.RecordAnswer.write:type_name -> quorumkv.peer.v1.WriteRecordResponse
+	14, // 19: quorumkv.peer.v1.RecordAnswer.read:type_name -> quorumkv.peer.v1.ReadRecordResponse
+	24, // 20: quorumkv.peer.v1.RecordAnswer.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareResponse
+	26, // 21: quorumkv.peer.v1.RecordAnswer.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptResponse
+	35, // 22: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
+	2,  // 23: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
+	5,  // 24: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
+	7,  // 25: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
+	11, // 26: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
+	13, // 27: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
+	15, // 28: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
+	18, // 29: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
+	20, // 30: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
+	23, // 31: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
+	25, // 32: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
+	27, // 33: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
+	29, // 34: quorumkv.peer.v1.Peer.LetGo:input_type -> quorumkv.peer.v1.LetGoRequest
+	31, // 35: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
+	0,  // 36: quorumkv.peer.v1.Peer.SnapshotChunk:input_type -> quorumkv.peer.v1.SnapshotChunkRequest
+	4,  // 37: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
+	6,  // 38: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
+	8,  // 39: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
+	12, // 40: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
+	14, // 41: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
+	16, // 42: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
+	19, // 43: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
+	21, // 44: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
+	24, // 45: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
+	26, // 46: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
+	28, // 47: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
+	30, // 48: quorumkv.peer.v1.Peer.LetGo:output_type -> quorumkv.peer.v1.LetGoResponse
+	33, // 49: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
+	1,  // 50: quorumkv.peer.v1.Peer.SnapshotChunk:output_type -> quorumkv.peer.v1.SnapshotChunkResponse
+	37, // [37:51] is the sub-list for method output_type
+	23, // [23:37] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -2376,13 +2505,13 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 	if File_quorumkv_peer_v1_peer_proto != nil {
 		return
 	}
-	file_quorumkv_peer_v1_peer_proto_msgTypes[30].OneofWrappers = []any{
+	file_quorumkv_peer_v1_peer_proto_msgTypes[32].OneofWrappers = []any{
 		(*RecordCall_Write)(nil),
 		(*RecordCall_Read)(nil),
 		(*RecordCall_CasPrepare)(nil),
 		(*RecordCall_CasAccept)(nil),
 	}
-	file_quorumkv_peer_v1_peer_proto_msgTypes[32].OneofWrappers = []any{
+	file_quorumkv_peer_v1_peer_proto_msgTypes[34].OneofWrappers = []any{
 		(*RecordAnswer_Write)(nil),
 		(*RecordAnswer_Read)(nil),
 		(*RecordAnswer_CasPrepare)(nil),
@@ -2395,7 +2524,7 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_peer_v1_peer_proto_rawDesc), len(file_quorumkv_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

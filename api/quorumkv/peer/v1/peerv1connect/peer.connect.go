@@ -61,6 +61,8 @@ const (
 	PeerLetGoProcedure = "/quorumkv.peer.v1.Peer/LetGo"
 	// PeerRecordsProcedure is the fully-qualified name of the Peer's Records RPC.
 	PeerRecordsProcedure = "/quorumkv.peer.v1.Peer/Records"
+	// PeerSnapshotChunkProcedure is the fully-qualified name of the Peer's SnapshotChunk RPC.
+	PeerSnapshotChunkProcedure = "/quorumkv.peer.v1.Peer/SnapshotChunk"
 )
 
 // PeerClient is a client for the quorumkv.peer.v1.Peer service.
@@ -118,6 +120,11 @@ type PeerClient interface {
 	// matched to their calls by id. A node that does not serve Records is
 	// called through the unary RPCs.
 	Records(context.Context) *connect.BidiStreamForClient[v1.RecordsRequest, v1.RecordsResponse]
+	// SnapshotChunk returns the next chunk of a range snapshot that this
+	// node holds, for a replica pulling it: a Raft or Multi-Paxos snapshot
+	// message carries only a handle naming the snapshot, and the receiver
+	// asks for its data one chunk at a time (kv/store/snapshot.go).
+	SnapshotChunk(context.Context, *connect.Request[v1.SnapshotChunkRequest]) (*connect.Response[v1.SnapshotChunkResponse], error)
 }
 
 // NewPeerClient constructs a client for the quorumkv.peer.v1.Peer service. By default, it uses the
@@ -209,24 +216,31 @@ func NewPeerClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(peerMethods.ByName("Records")),
 			connect.WithClientOptions(opts...),
 		),
+		snapshotChunk: connect.NewClient[v1.SnapshotChunkRequest, v1.SnapshotChunkResponse](
+			httpClient,
+			baseURL+PeerSnapshotChunkProcedure,
+			connect.WithSchema(peerMethods.ByName("SnapshotChunk")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // peerClient implements PeerClient.
 type peerClient struct {
-	raft         *connect.Client[v1.RaftRequest, v1.RaftResponse]
-	join         *connect.Client[v1.JoinRequest, v1.JoinResponse]
-	scanRange    *connect.Client[v1.ScanRangeRequest, v1.ScanRangeResponse]
-	writeRecord  *connect.Client[v1.WriteRecordRequest, v1.WriteRecordResponse]
-	readRecord   *connect.Client[v1.ReadRecordRequest, v1.ReadRecordResponse]
-	scanRecords  *connect.Client[v1.ScanRecordsRequest, v1.ScanRecordsResponse]
-	merkleLeaves *connect.Client[v1.MerkleLeavesRequest, v1.MerkleLeavesResponse]
-	leafRecords  *connect.Client[v1.LeafRecordsRequest, v1.LeafRecordsResponse]
-	casPrepare   *connect.Client[v1.CasPrepareRequest, v1.CasPrepareResponse]
-	casAccept    *connect.Client[v1.CasAcceptRequest, v1.CasAcceptResponse]
-	metaIndex    *connect.Client[v1.MetaIndexRequest, v1.MetaIndexResponse]
-	letGo        *connect.Client[v1.LetGoRequest, v1.LetGoResponse]
-	records      *connect.Client[v1.RecordsRequest, v1.RecordsResponse]
+	raft          *connect.Client[v1.RaftRequest, v1.RaftResponse]
+	join          *connect.Client[v1.JoinRequest, v1.JoinResponse]
+	scanRange     *connect.Client[v1.ScanRangeRequest, v1.ScanRangeResponse]
+	writeRecord   *connect.Client[v1.WriteRecordRequest, v1.WriteRecordResponse]
+	readRecord    *connect.Client[v1.ReadRecordRequest, v1.ReadRecordResponse]
+	scanRecords   *connect.Client[v1.ScanRecordsRequest, v1.ScanRecordsResponse]
+	merkleLeaves  *connect.Client[v1.MerkleLeavesRequest, v1.MerkleLeavesResponse]
+	leafRecords   *connect.Client[v1.LeafRecordsRequest, v1.LeafRecordsResponse]
+	casPrepare    *connect.Client[v1.CasPrepareRequest, v1.CasPrepareResponse]
+	casAccept     *connect.Client[v1.CasAcceptRequest, v1.CasAcceptResponse]
+	metaIndex     *connect.Client[v1.MetaIndexRequest, v1.MetaIndexResponse]
+	letGo         *connect.Client[v1.LetGoRequest, v1.LetGoResponse]
+	records       *connect.Client[v1.RecordsRequest, v1.RecordsResponse]
+	snapshotChunk *connect.Client[v1.SnapshotChunkRequest, v1.SnapshotChunkResponse]
 }
 
 // Raft calls quorumkv.peer.v1.Peer.Raft.
@@ -294,6 +308,11 @@ func (c *peerClient) Records(ctx context.Context) *connect.BidiStreamForClient[v
 	return c.records.CallBidiStream(ctx)
 }
 
+// SnapshotChunk calls quorumkv.peer.v1.Peer.SnapshotChunk.
+func (c *peerClient) SnapshotChunk(ctx context.Context, req *connect.Request[v1.SnapshotChunkRequest]) (*connect.Response[v1.SnapshotChunkResponse], error) {
+	return c.snapshotChunk.CallUnary(ctx, req)
+}
+
 // PeerHandler is an implementation of the quorumkv.peer.v1.Peer service.
 type PeerHandler interface {
 	// Raft carries one node's consensus messages (Raft and Multi-Paxos) to
@@ -349,6 +368,11 @@ type PeerHandler interface {
 	// matched to their calls by id. A node that does not serve Records is
 	// called through the unary RPCs.
 	Records(context.Context, *connect.BidiStream[v1.RecordsRequest, v1.RecordsResponse]) error
+	// SnapshotChunk returns the next chunk of a range snapshot that this
+	// node holds, for a replica pulling it: a Raft or Multi-Paxos snapshot
+	// message carries only a handle naming the snapshot, and the receiver
+	// asks for its data one chunk at a time (kv/store/snapshot.go).
+	SnapshotChunk(context.Context, *connect.Request[v1.SnapshotChunkRequest]) (*connect.Response[v1.SnapshotChunkResponse], error)
 }
 
 // NewPeerHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -436,6 +460,12 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(peerMethods.ByName("Records")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerSnapshotChunkHandler := connect.NewUnaryHandler(
+		PeerSnapshotChunkProcedure,
+		svc.SnapshotChunk,
+		connect.WithSchema(peerMethods.ByName("SnapshotChunk")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/quorumkv.peer.v1.Peer/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PeerRaftProcedure:
@@ -464,6 +494,8 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 			peerLetGoHandler.ServeHTTP(w, r)
 		case PeerRecordsProcedure:
 			peerRecordsHandler.ServeHTTP(w, r)
+		case PeerSnapshotChunkProcedure:
+			peerSnapshotChunkHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -523,4 +555,8 @@ func (UnimplementedPeerHandler) LetGo(context.Context, *connect.Request[v1.LetGo
 
 func (UnimplementedPeerHandler) Records(context.Context, *connect.BidiStream[v1.RecordsRequest, v1.RecordsResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.Records is not implemented"))
+}
+
+func (UnimplementedPeerHandler) SnapshotChunk(context.Context, *connect.Request[v1.SnapshotChunkRequest]) (*connect.Response[v1.SnapshotChunkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.SnapshotChunk is not implemented"))
 }
