@@ -979,6 +979,9 @@ func (n *simNode) round() {
 // Stop closes the crashed incarnation's Pebble (on the file system the
 // crash left behind, which nothing reads again).
 func (n *simNode) Stop() {
+	if n.store != nil {
+		n.store.Abandon() // a transfer's sstable writer runs a goroutine
+	}
 	if n.db != nil {
 		n.db.Close()
 		n.db = nil

@@ -390,6 +390,12 @@ func (s *Store) dropStaged() {
 	}
 }
 
+// Abandon releases what a driven store holds besides its database, held
+// snapshots and the files of transfers under way, when its node crashes
+// (the simulator's crash): nothing is persisted, and a new store opens
+// the crashed database. Loop only.
+func (s *Store) Abandon() { s.stopSnapshots() }
+
 // stopSnapshots closes every held snapshot and drops the transfers under
 // way (at shutdown).
 func (s *Store) stopSnapshots() {
