@@ -507,3 +507,38 @@ func TestSimRebalance(t *testing.T) {
 		c.check()
 	})
 }
+
+// A range whose only replica is on a dead node is not moved: no replica
+// is left to copy it from, and a new one would stay empty. It serves
+// again when the node comes back.
+func TestSimLoneReplicaStays(t *testing.T) {
+	r1 := catalog.KeyspaceDescriptor{Name: "r1", Mode: catalog.ModeRaft, Replicas: 1, Ranges: 6}
+	c := newSimClusterWith(t, 1, 3, []catalog.KeyspaceDescriptor{r1}, func(c *simCluster) {
+		c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Second }
+	})
+	victim := c.catalog().Ranges["r1"][0].Replicas[0].NodeID
+	if victim == 1 {
+		victim = c.catalog().Ranges["r1"][1].Replicas[0].NodeID // keep node 1, the catalog's window, up
+	}
+	// The ranges on the victim (others may be rebalanced meanwhile).
+	onVictim := func() string {
+		var out []*catalog.RangeDescriptor
+		for _, r := range c.catalog().Ranges["r1"] {
+			if r.Holds(victim) {
+				out = append(out, r)
+			}
+		}
+		return string(catalog.MustJSON(out))
+	}
+	before := onVictim()
+	c.s.Crash(sim.NodeID(victim))
+	if err := c.s.RunFor(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if after := onVictim(); after != before {
+		t.Fatalf("ranges whose only replica died were moved:\nbefore %s\nafter  %s", before, after)
+	}
+	c.s.Restart(sim.NodeID(victim))
+	c.startClients()
+	c.check()
+}

@@ -1465,3 +1465,77 @@ func TestSimEventualTombstonePurge(t *testing.T) {
 		t.Fatalf("read after the purge: %s, %v; want nothing", describeRecord(res.Rec), res.Err)
 	}
 }
+
+// While an eventual range has a leaving replica, no replica purges
+// tombstones: the leaving one may hold a value the tombstone hides and
+// hands its records to the others before it goes. Here the replica
+// leaving is cut off, so it stays leaving; the others keep their
+// tombstone far past the grace, though every replica of the range is
+// alive and agrees. Once it hands off and leaves, they purge it, and its
+// node deletes the range's records.
+func TestSimEventualNoPurgeWhileLeaving(t *testing.T) {
+	c := newSimClusterWith(t, 1, 4, []catalog.KeyspaceDescriptor{{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 2, R: 2, Ranges: 1}})
+	key := []byte("k")
+	n1 := c.node(1)
+	ks, rd, err := n1.node.ev.Lookup("ev", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(rec wrn.Record) {
+		t.Helper()
+		w, err := n1.node.ev.NewEventualWrite(ks, rd, key, rec, catalog.QuorumOverride{W: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res *eventual.WriteResult
+		w.Start(func(r eventual.WriteResult) { res = &r })
+		c.require("the write", time.Second, func() bool { return res != nil })
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	records := func(id uint64) wrn.Record {
+		rec, err := c.node(id).node.ev.Records.Read(rd.ID, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	write(wrn.Record{Value: []byte("v")})
+	write(wrn.Record{Tombstone: true})
+	var leaving, to uint64
+	for _, id := range c.ids {
+		switch {
+		case !rd.HasReplica(id):
+			to = id
+		case id != 1:
+			leaving = id
+		}
+	}
+	c.s.Tracef("n%d's replica moves to n%d, and n%d is cut off", leaving, to, leaving)
+	heal := c.s.Net().Partition(sim.Isolate([]sim.NodeID{1, 2, 3, 4}, sim.NodeID(leaving)))
+	c.proposeCatalog(catalog.CatalogOp{Move: &catalog.MoveReplica{Range: rd.ID, From: leaving, To: catalog.ReplicaDescriptor{NodeID: to, Zone: fmt.Sprintf("z%d", to), Weight: 1}}})
+	if err := c.s.RunFor(3 * simTombstoneGrace); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.catalog().Ranges["ev"][0]; !got.IsLeaving(leaving) {
+		t.Fatalf("n%d's replica is not leaving: %+v", leaving, got)
+	}
+	for _, id := range c.ids {
+		if id != leaving && id != to && !records(id).Tombstone {
+			t.Fatalf("n%d holds %s while n%d's replica is leaving: the tombstone was purged", id, describeRecord(records(id)), leaving)
+		}
+	}
+	heal()
+	c.require("the leaving replica to hand off and go, and the tombstone to be purged", 20*time.Second, func() bool {
+		if c.catalog().Ranges["ev"][0].IsLeaving(leaving) {
+			return false
+		}
+		for _, id := range c.ids {
+			if !records(id).Version.IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+}
