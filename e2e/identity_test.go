@@ -15,6 +15,8 @@ type member struct {
 	ID    string `json:"id"` // protojson writes uint64 as a string
 	UUID  string `json:"uuid"`
 	State string `json:"state"`
+	// Decommissioning: kvctl node decommission started on it.
+	Decommissioning bool `json:"decommissioning"`
 }
 
 func members(t *testing.T, node *kvd) []member {

@@ -204,7 +204,8 @@ func TestNodeRemove(t *testing.T) {
 
 // kvctl node drain: the node, asked through another one, hands away the
 // leadership of every range of r3 (three founding voters each), and
-// keeps leading none of them while it drains.
+// keeps leading none of them while it drains. A decommission that the
+// other nodes could not absorb is refused.
 func TestNodeDrain(t *testing.T) {
 	nodes := startCluster(t, 3)
 	n1, n2 := nodes[0], nodes[1]
@@ -249,6 +250,16 @@ func TestNodeDrain(t *testing.T) {
 	}
 	// The cluster serves through the draining node too.
 	n1.must(0, "-k", "r3", "put", "k", "v")
+	// Three nodes and a keyspace of three replicas: no node can be
+	// decommissioned, and nothing changes.
+	if code, _, stderr := n2.kvctl("", "node", "decommission", ids["n3"]); code != 1 || !strings.Contains(stderr, "add a node first") {
+		t.Errorf("decommissioning n3 of 3 nodes with r3 of 3 replicas: exit %d, %q; want exit 1 saying to add a node first", code, stderr)
+	}
+	for _, m := range members(t, n1) {
+		if m.Name == "n3" && (m.State != "MEMBER_STATE_ALIVE" || m.Decommissioning) {
+			t.Errorf("n3 is %s (decommissioning %v) after its refused decommission", m.State, m.Decommissioning)
+		}
+	}
 	if got := strings.TrimSpace(n2.must(0, "-k", "r3", "get", "k")); got != "v" {
 		t.Fatalf("get k = %q", got)
 	}
