@@ -423,3 +423,33 @@ func TestNewNodeGetsItsShare(t *testing.T) {
 		t.Errorf("kvctl cluster rebalance --dry-run once spread: %s", out)
 	}
 }
+
+// Leaderships spread by themselves: on 3 nodes, the 8 ranges of a raft
+// keyspace of 3 replicas end up led by every node, none leading two
+// more than another (they used to be led by whichever node campaigned
+// first, often all by one).
+func TestLeadersSpread(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1 := nodes[0]
+	n1.must(0, "keyspace", "create", "r3", "--mode", "raft", "--replicas", "3", "--ranges", "8")
+	start := time.Now()
+	var per map[string]int
+	waitFor(t, "the leaderships of r3 spread over the nodes", func() bool {
+		out := n1.must(0, "cluster", "ranges", "-k", "r3", "-o", "json")
+		var resp struct {
+			Ranges []struct {
+				Leader string `json:"leader"`
+			} `json:"ranges"`
+		}
+		if err := json.Unmarshal([]byte(out), &resp); err != nil {
+			t.Fatalf("cluster ranges: %v\n%s", err, out)
+		}
+		per = map[string]int{}
+		for _, r := range resp.Ranges {
+			per[r.Leader]++
+		}
+		counts := slices.Collect(maps.Values(per))
+		return len(per) == 3 && per[""] == 0 && slices.Max(counts)-slices.Min(counts) <= 1
+	})
+	t.Logf("r3's leaders per node %v, %v after it was created", per, time.Since(start).Round(100*time.Millisecond))
+}

@@ -338,11 +338,18 @@ func TestSimDrain(t *testing.T) {
 		}
 		c.s.Crash(sim.NodeID(other))
 		c.require(fmt.Sprintf("n%d to lead nothing after n%d crashed", victim.id, other), 10*time.Second, func() bool {
-			if leads() != 0 {
+			if n := leads(); n != 0 {
+				c.unrepaired = fmt.Sprintf("n%d leads %d ranges", victim.id, n)
+				for id, r := range victim.store.Replicas {
+					if r.Role == consensus.RoleLeader {
+						c.unrepaired += fmt.Sprintf("; range %d: %+v", id, r.Core.(*consensus.RaftCore).RawNode.Status())
+					}
+				}
 				return false
 			}
 			for id := range victim.store.Replicas {
 				if replicasOf(c, id) > 1 && c.rangeLeader(id) == 0 {
+					c.unrepaired = fmt.Sprintf("range %d has no leader", id)
 					return false // not led yet: an election is under way
 				}
 			}
@@ -541,4 +548,50 @@ func TestSimLoneReplicaStays(t *testing.T) {
 	c.s.Restart(sim.NodeID(victim))
 	c.startClients()
 	c.check()
+}
+
+// Leaderships spread over the nodes by themselves: with every node a
+// voter of every range, once one node leads them all (the others were
+// draining), the stores hand leaderships over until no node leads two
+// ranges more than another, and it stays so, while clients go on.
+func TestSimLeadersSpread(t *testing.T) {
+	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
+		c := newSimClusterWith(t, seed, 3, simRepairKeyspaces)
+		c.startClients()
+		for _, id := range []uint64{2, 3} {
+			c.node(id).store.SetDraining(true)
+		}
+		// leads counts the ranges of rk each node leads.
+		leads := func() map[uint64]int {
+			out := map[uint64]int{}
+			for _, rd := range c.catalog().Ranges["rk"] {
+				if l := c.rangeLeader(rd.ID); l != 0 {
+					out[l]++
+				}
+			}
+			return out
+		}
+		c.require("n1 to lead every range of rk", 10*time.Second, func() bool { return leads()[1] == len(c.catalog().Ranges["rk"]) })
+		for _, id := range []uint64{2, 3} {
+			c.node(id).store.SetDraining(false)
+		}
+		spread := func() bool {
+			l := leads()
+			counts := []int{l[1], l[2], l[3]}
+			c.unrepaired = fmt.Sprintf("leaders per node %v", l)
+			return l[1]+l[2]+l[3] == len(c.catalog().Ranges["rk"]) && slices.Max(counts)-slices.Min(counts) <= 1
+		}
+		start := c.s.Now()
+		c.require("the leaderships of rk spread", 20*time.Second, spread)
+		t.Logf("spread %v after the drains ended: %s", c.s.Now()-start, c.unrepaired)
+		for range 10 {
+			if err := c.s.RunFor(500 * time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if l := leads(); !spread() && l[1]+l[2]+l[3] == len(c.catalog().Ranges["rk"]) {
+				t.Fatalf("the leaderships moved apart again: %v", l)
+			}
+		}
+		c.check()
+	})
 }

@@ -224,6 +224,9 @@ var simKeyspaces = []catalog.KeyspaceDescriptor{
 type simCluster struct {
 	// unrepaired is why repaired was last false (whyUnrepaired).
 	unrepaired string
+	// pinLeaders switches leadership balancing off, for tests that hand
+	// proposals to a range's leader themselves.
+	pinLeaders bool
 	t          testing.TB
 	seed       uint64
 	s          *sim.Sim
@@ -582,10 +585,11 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	skew := int64(env.Rand().IntN(int(100*time.Millisecond))) - int64(50*time.Millisecond)
 	clock := func() int64 { return simEpoch + int64(env.Now()) + skew }
 	cfg := store.StoreConfig{
-		Clock:        clock,
-		Canary:       c.canary,
-		OnApply:      c.checkOnce,
-		TickInterval: simTick,
+		Clock:             clock,
+		Canary:            c.canary,
+		NoLeaderBalancing: c.pinLeaders,
+		OnApply:           c.checkOnce,
+		TickInterval:      simTick,
 		// Short logs, so that compaction and snapshots to lagging or
 		// restarted replicas happen in every run.
 		LogTruncateEntries: 48, LogKeepEntries: 8,
@@ -998,7 +1002,14 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 	}
 	key := []byte(strings.TrimPrefix(req.In.Key, req.Keyspace+"/"))
 	rd, err := n.node.Route(req.Keyspace, key)
-	if err != nil {
+	switch {
+	case errors.Is(err, catalog.ErrNoKeyspace):
+		// A node that just joined may not hold the catalog yet: kvd's API
+		// waits for it (Node.AwaitKeyspace), and answers Unavailable when it
+		// cannot; the clients' keyspaces all exist.
+		reply(simReply{Unavailable: true})
+		return
+	case err != nil:
 		reply(simReply{Unexpected: err.Error()})
 		return
 	}
@@ -1214,8 +1225,8 @@ func (t *simTransport) Learn(uint64, string) {}
 
 // FetchSnapshotChunk is the SnapshotChunk peer RPC over the simulated
 // network: a call and its answer are messages, which the network may
-// drop (the store's chunk timeout then fails the transfer), duplicate or
-// reorder.
+// drop (the store asks for the chunk again after its chunk timeout),
+// duplicate or reorder.
 func (t *simTransport) FetchSnapshotChunk(to uint64, req []byte, done func([]byte, error)) {
 	if !t.n.c.added[to] {
 		done(nil, fmt.Errorf("node %d is not in the simulation", to))
@@ -1468,7 +1479,7 @@ func TestSimTransferLeaderships(t *testing.T) {
 			n := c.node(old)
 			round := func(id uint64) uint64 { return c.node(id).store.Replicas[rd.ID].Core.Status().Term }
 			before := round(old)
-			if !n.store.Replicas[rd.ID].Core.TransferLeader(old) {
+			if !n.store.Replicas[rd.ID].Core.TransferLeader(old, func(uint64) bool { return true }) {
 				t.Fatalf("range %d (%s): node %d did not start a transfer", rd.ID, ks.Name, old)
 			}
 			n.round()

@@ -35,7 +35,7 @@ func TestSnapshotInstallCrashPoints(t *testing.T) {
 	var dbB *storage.DB
 	cfg := func(name string, weight int) store.StoreConfig {
 		c := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: uint64(weight),
-			LogTruncateEntries: 8, LogKeepEntries: 2, SnapshotChunkBytes: 4 << 10,
+			LogTruncateEntries: 8, LogKeepEntries: 2, SnapshotChunkBytes: 4 << 10, NoLeaderBalancing: true,
 			Self: catalog.NodeDescriptor{Name: name, Addr: name, Zone: "z" + name, Weight: weight}}
 		if name == "b" {
 			c.SnapshotHook = func(step string) {

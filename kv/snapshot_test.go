@@ -75,7 +75,7 @@ func requireSameData(c *simCluster, rd *catalog.RangeDescriptor) {
 }
 
 func bigSnapshotScenario(tb testing.TB, seed uint64, ks string, canary store.Canary) {
-	c := newSimClusterWith(tb, seed, 3, simKeyspaces, func(c *simCluster) { c.canary = canary })
+	c := newSimClusterWith(tb, seed, 3, simKeyspaces, func(c *simCluster) { c.canary, c.pinLeaders = canary, true })
 	rd, lagging := growWhileCutOff(c, ks)
 	c.require("the cut-off replica to catch up", 60*time.Second, func() bool { return c.rangeConverged(rd) })
 	requireSameData(c, rd)
@@ -116,7 +116,7 @@ func TestSimSnapshotCanaryInstallEarly(t *testing.T) {
 // go on; once the chunks arrive whole, the replica catches up.
 func TestSimSnapshotBadStream(t *testing.T) {
 	sim.RunSeeds(t, 2, func(t *testing.T, seed uint64) {
-		c := newSimCluster(t, seed, 3)
+		c := newSimClusterWith(t, seed, 3, simKeyspaces, func(c *simCluster) { c.pinLeaders = true })
 		corrupt := true
 		c.mangleChunk = func(to uint64, resp []byte) []byte {
 			if corrupt && len(resp) > 64 {

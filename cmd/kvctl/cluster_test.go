@@ -31,14 +31,15 @@ func TestPrintRangesShowsErrors(t *testing.T) {
 
 // Members are shown with their catalog ID and UUID: two nodes of one
 // name (one that lost its data dir and came back) are told apart, and a
-// node gossip knows that the catalog does not has no ID.
+// node gossip knows that the catalog does not has no ID; a node being
+// decommissioned says so, and each shows the replicas it holds.
 func TestPrintMembers(t *testing.T) {
 	var out bytes.Buffer
 	err := printMembers(&out, []*v1.Member{
 		{Id: 3, NodeId: "n3", Uuid: "84c08c43-78e7-4acf-af78-ce094eb3a153", Address: "10.0.0.3:7070", Zone: "z3", Weight: 1,
 			State: v1.MemberState_MEMBER_STATE_DEAD},
 		{Id: 4, NodeId: "n3", Uuid: "8ce0b34b-67c7-4e61-b99b-339ea99555b3", Address: "10.0.0.3:7070", Zone: "z3", Weight: 1,
-			State: v1.MemberState_MEMBER_STATE_ALIVE, Version: "dev"},
+			State: v1.MemberState_MEMBER_STATE_ALIVE, Version: "dev", Decommissioning: true, Replicas: 7},
 		{Id: 5, NodeId: "n5", Uuid: "55555555-5555-4555-8555-555555555555", State: v1.MemberState_MEMBER_STATE_UNSPECIFIED},
 		{NodeId: "n6", Uuid: "66666666-6666-4666-8666-666666666666", State: v1.MemberState_MEMBER_STATE_ALIVE},
 	})
@@ -47,11 +48,11 @@ func TestPrintMembers(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	want := [][]string{
-		{"ID", "NODE", "UUID", "ADDRESS", "ZONE", "WEIGHT", "STATE", "VERSION"},
-		{"3", "n3", "84c08c43-78e7-4acf-af78-ce094eb3a153", "10.0.0.3:7070", "z3", "1", "dead"},
-		{"4", "n3", "8ce0b34b-67c7-4e61-b99b-339ea99555b3", "10.0.0.3:7070", "z3", "1", "alive", "dev"},
-		{"5", "n5", "55555555-5555-4555-8555-555555555555", "0", "unknown"},
-		{"-", "n6", "66666666-6666-4666-8666-666666666666", "0", "alive"},
+		{"ID", "NODE", "UUID", "ADDRESS", "ZONE", "WEIGHT", "STATE", "REPLICAS", "VERSION"},
+		{"3", "n3", "84c08c43-78e7-4acf-af78-ce094eb3a153", "10.0.0.3:7070", "z3", "1", "dead", "0"},
+		{"4", "n3", "8ce0b34b-67c7-4e61-b99b-339ea99555b3", "10.0.0.3:7070", "z3", "1", "alive,decommissioning", "7", "dev"},
+		{"5", "n5", "55555555-5555-4555-8555-555555555555", "0", "unknown", "0"},
+		{"-", "n6", "66666666-6666-4666-8666-666666666666", "0", "alive", "0"},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), out.String())

@@ -61,10 +61,15 @@ type Core interface {
 	// adding the writes to the batch that batch returns (made on first
 	// use, so that a round with nothing to compact writes nothing).
 	Compact(batch func() *storage.Batch, applied uint64) error
-	// transferLeader asks a leader to hand its leadership to a live voter
-	// other than self (Raft: the most caught-up). It reports false when
-	// there is none.
-	TransferLeader(self uint64) bool
+	// transferLeader asks a leader to hand its leadership to a voter other
+	// than self that may take it (may reports which: the caller knows which
+	// nodes it heard from lately, and which it wants). Raft picks the most
+	// caught-up of them. It reports false when there is none.
+	TransferLeader(self uint64, may func(id uint64) bool) bool
+	// caughtUp reports, on a leader, whether voter id holds its whole log,
+	// so that a transfer to it takes a round trip (Paxos: always, a new
+	// leader learns what it lacks from the promises).
+	CaughtUp(id uint64) bool
 	// quiescible reports, for a leader, whether the range is idle and
 	// fully replicated (every replica holds and knows committed its whole
 	// log), so it may stop ticking; with the followers to tell and the
@@ -241,4 +246,7 @@ type ControlMessage struct {
 	Kind         ControlKind
 	From, To     uint64
 	Term, Commit uint64
+	// Draining is, in a beacon, whether the sender hands its leaderships
+	// away (a drain or a decommission): no store hands it one.
+	Draining bool
 }

@@ -250,10 +250,21 @@ func (c *PaxosCore) compactTo(b *storage.Batch, slot uint64) error {
 	return c.Log.SetSnapshot(b, snap)
 }
 
-// TransferLeader asks the lowest-ID voter the leader heard from lately to
-// run phase 1 now (paxos.RawNode.TransferLeader). Any voter can take
+// CaughtUp: any voter can take over (see TransferLeader).
+func (c *PaxosCore) CaughtUp(uint64) bool { return true }
+
+// TransferLeader asks the lowest-ID voter other than self that may take
+// it to run phase 1 now (paxos.RawNode.TransferLeader). Any voter can take
 // over: a new leader learns what it lacks from the promises.
-func (c *PaxosCore) TransferLeader(uint64) bool { return c.rn.TransferLeader(0) == nil }
+func (c *PaxosCore) TransferLeader(self uint64, may func(uint64) bool) bool {
+	var to uint64
+	for _, v := range c.rn.Status().Config.Voters {
+		if v.ID != self && may(v.ID) && (to == 0 || v.ID < to) {
+			to = v.ID
+		}
+	}
+	return to != 0 && c.rn.TransferLeader(to) == nil
+}
 
 // ReportUnreachable: nothing to do; a Paxos leader resends what is not
 // acknowledged on its own (paxos/leader.go).

@@ -28,6 +28,7 @@ func EncodePeerMessage(m PeerMessage) []byte {
 		e.Uint(c.To)
 		e.Uint(c.Term)
 		e.Uint(c.Commit)
+		e.Bool(c.Draining)
 		return e.Buf
 	}
 	return appendRaftMessage([]byte{peerProtocolRaft}, m.Raft)
@@ -48,7 +49,7 @@ func DecodePeerMessage(b []byte) (PeerMessage, error) {
 	case peerProtocolControl:
 		d := codec.Dec{Buf: b[1:]}
 		c := &ControlMessage{Kind: ControlKind(d.Byte())}
-		c.From, c.To, c.Term, c.Commit = d.Uint(), d.Uint(), d.Uint(), d.Uint()
+		c.From, c.To, c.Term, c.Commit, c.Draining = d.Uint(), d.Uint(), d.Uint(), d.Uint(), d.Bool()
 		if c.Kind != ControlBeacon && c.Kind != ControlQuiesce {
 			d.Fail("control kind")
 		}

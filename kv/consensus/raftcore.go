@@ -219,14 +219,21 @@ func (c *RaftCore) Compact(batch func() *storage.Batch, applied uint64) error {
 	return c.Log.Truncate(batch(), index, c.RawNode.ConfState())
 }
 
-// TransferLeader hands leadership to the voter other than self with the
-// highest match index among those recently active.
-func (c *RaftCore) TransferLeader(self uint64) bool {
+// CaughtUp: voter id's match index is the leader's last index.
+func (c *RaftCore) CaughtUp(id uint64) bool {
+	pr, ok := c.RawNode.Status().Progress[id]
+	return ok && pr.Match == c.Log.Last
+}
+
+// TransferLeader hands leadership to the voter other than self that may
+// take it with the highest match index (Raft hands it over once that one
+// holds the leader's log; until then the range takes no proposal).
+func (c *RaftCore) TransferLeader(self uint64, may func(uint64) bool) bool {
 	var best, bestMatch uint64
 	progress := c.RawNode.Status().Progress
 	for _, v := range c.RawNode.ConfState().Voters {
 		pr, ok := progress[v.ID]
-		if v.ID == self || !ok || !pr.RecentActive {
+		if v.ID == self || !ok || !may(v.ID) {
 			continue
 		}
 		if best == 0 || pr.Match > bestMatch {

@@ -12,8 +12,8 @@ import (
 const drainTransferWait = 3 * time.Second
 
 // TransferLeaderships asks every range this node leads, and that has
-// another voter, to hand leadership to another voter (consensus.Core.
-// transferLeader), and waits (up to ctx or a few seconds) until they
+// another voter that may lead (mayLead: heard from lately, not draining),
+// to hand leadership to it (consensus.Core.transferLeader), and waits (up to ctx or a few seconds) until they
 // have. It reports how many moved and how many are still led here.
 // Clients never wait out an election timeout because this node went away
 // on purpose.
@@ -23,7 +23,7 @@ func (s *Store) TransferLeaderships(ctx context.Context) (moved, kept int) {
 	asked := map[uint64]bool{}
 	_ = s.Do(ctx, func() {
 		for id, r := range s.Replicas {
-			if r.Role == consensus.RoleLeader && r.Core.TransferLeader(s.nodeID) {
+			if r.Role == consensus.RoleLeader && r.Core.TransferLeader(s.nodeID, s.mayLead) {
 				asked[id] = true
 			}
 		}
@@ -64,7 +64,8 @@ func (s *Store) Draining() bool {
 }
 
 // shedLeaderships is the draining node's pass: every range it leads is
-// asked to transfer its leadership (one with no other live voter stays).
+// asked to transfer its leadership (one with no other voter that may lead
+// stays).
 // Loop only.
 func (s *Store) shedLeaderships() {
 	if s.Quiesce.ticks%driveRangesEveryTicks != 0 || !s.Draining() {
@@ -73,7 +74,7 @@ func (s *Store) shedLeaderships() {
 	for _, r := range s.sortedReplicas() {
 		if r.Role == consensus.RoleLeader {
 			s.wake(r)
-			r.Core.TransferLeader(s.nodeID)
+			r.Core.TransferLeader(s.nodeID, s.mayLead)
 		}
 	}
 }

@@ -65,7 +65,7 @@ func (s *Store) quiesceTick() {
 	q := &s.Quiesce
 	q.ticks++
 	for _, id := range s.peerNodes() {
-		s.sendControl(0, &consensus.ControlMessage{Kind: consensus.ControlBeacon, From: s.nodeID, To: id})
+		s.sendControl(0, &consensus.ControlMessage{Kind: consensus.ControlBeacon, From: s.nodeID, To: id, Draining: s.Draining()})
 	}
 	timeout := int64(s.electionTicks())
 	for leader, rs := range q.Followers {
@@ -144,7 +144,8 @@ func wakes(m consensus.PeerMessage) bool {
 // onControl handles a control message from another store.
 func (s *Store) onControl(rangeID uint64, m *consensus.ControlMessage) {
 	if m.Kind != consensus.ControlQuiesce {
-		return // a beacon: hearing from the node was all it said
+		s.drainingPeers[m.From] = m.Draining // a beacon: the node is alive, and draining or not
+		return
 	}
 	r, ok := s.Replicas[rangeID]
 	if !ok || r.Quiesced || r.Leader != m.From || r.Role == consensus.RoleLeader {

@@ -45,6 +45,7 @@ func (s *Store) driveRanges() {
 		return
 	}
 	s.publishMembers()
+	s.balanceLeaders()
 	var led []*replica
 	catchingUp := 0
 	for _, r := range s.sortedReplicas() {

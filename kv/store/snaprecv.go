@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/consensus"
@@ -38,8 +39,12 @@ type snapFetch struct {
 	fetchID uint64
 	// seq is the sequence number of the request awaited.
 	seq uint64
-	// deadline is the tick by which its answer must arrive.
+	// deadline is the tick by which its answer must arrive; asked is the
+	// seq last requested (math.MaxUint64 before the first request), and
+	// attempts how many times it was.
 	deadline int64
+	asked    uint64
+	attempts int
 	w        *storage.SSTWriter
 	// kind and key are the last record's, for the order check.
 	kind byte
@@ -79,7 +84,7 @@ func newSnapFetch(db *storage.DB, h SnapshotHandle, fetchID uint64, cfg *StoreCo
 	if err != nil {
 		return nil, err
 	}
-	f := &snapFetch{handle: h, fetchID: fetchID, w: w,
+	f := &snapFetch{handle: h, fetchID: fetchID, w: w, asked: math.MaxUint64,
 		maxChunk: uint64(cfg.SnapshotChunkBytes) + maxSnapshotRecordBytes, maxBytes: uint64(cfg.MaxSnapshotBytes)}
 	id := h.RangeID
 	err = errors.Join(

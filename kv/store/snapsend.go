@@ -32,13 +32,20 @@ type snapSource struct {
 
 // snapSession is one transfer served from a source: where it stands.
 type snapSession struct {
-	// seq is the sequence number the next request must carry.
+	// seq is the sequence number the next request must carry; a request
+	// for seq-1 (its answer was lost) is served again.
 	seq uint64
 	// after is the storage key of the last record sent; nil before the first.
 	after []byte
 	// records and bytes count what was sent so far.
 	records, bytes uint64
-	lastUsed       int64
+	// last holds after, records and bytes as they were before the last
+	// chunk, to serve it again.
+	last struct {
+		after          []byte
+		records, bytes uint64
+	}
+	lastUsed int64
 	// busy: a chunk of this session is being read (a duplicated request
 	// finds it so and is refused rather than read twice).
 	busy bool
@@ -155,12 +162,23 @@ func (s *snapSources) serve(req ChunkRequest) *ChunkResponse {
 		resp.Status = status
 		return resp
 	}
-	data, after, done, err := readChunk(src.snap, src.handle.RangeID, sess.after, s.chunkBytes)
+	again := req.Seq+1 == sess.seq // the answer to the last request was lost
+	from := sess.after
+	if again {
+		from = sess.last.after
+	}
+	data, after, done, err := readChunk(src.snap, src.handle.RangeID, from, s.chunkBytes)
 	s.end(src, sess, func() {
 		if err != nil {
 			resp.Status = ChunkGone
 			return
 		}
+		if again {
+			// The snapshot does not change: the same chunk, the same counts.
+			resp.Data, resp.Done, resp.Records, resp.Bytes = data, done, sess.records, sess.bytes
+			return
+		}
+		sess.last.after, sess.last.records, sess.last.bytes = sess.after, sess.records, sess.bytes
 		sess.seq++
 		sess.after = after
 		sess.records += uint64(countRecords(data))
@@ -191,7 +209,7 @@ func (s *snapSources) begin(req ChunkRequest) (*snapSource, *snapSession, ChunkS
 		sess = &snapSession{}
 		src.fetches[req.FetchID] = sess
 		s.mu.sessions++
-	case sess == nil || sess.busy || req.Seq != sess.seq:
+	case sess == nil || sess.busy || req.Seq != sess.seq && req.Seq+1 != sess.seq:
 		return nil, nil, ChunkRefused
 	}
 	sess.busy = true

@@ -222,8 +222,19 @@ func (s *Store) interceptSnapshot(r *replica, msg consensus.PeerMessage) bool {
 	return true
 }
 
-// requestChunk sends f's next chunk request.
+// chunkAttempts is how many times a chunk is asked for before its
+// transfer fails: a lost request or answer costs one chunk timeout, not
+// the transfer.
+const chunkAttempts = 3
+
+// requestChunk sends f's chunk request (again, if it was sent already
+// and not answered in time).
 func (s *Store) requestChunk(f *snapFetch) {
+	if f.asked == f.seq {
+		f.attempts++
+	} else {
+		f.asked, f.attempts = f.seq, 1
+	}
 	f.deadline = s.Quiesce.ticks + s.Config.SnapshotFetchTimeoutTicks
 	rangeID, fetchID, seq := f.handle.RangeID, f.fetchID, f.seq
 	in := s.snap.chunkIn
@@ -317,8 +328,15 @@ func (s *Store) failFetch(f *snapFetch, err error) {
 func (s *Store) tickSnapshots() {
 	s.snap.sources.tick(s.Quiesce.ticks)
 	for _, id := range slices.Sorted(maps.Keys(s.snap.fetches)) {
-		if f := s.snap.fetches[id]; s.Quiesce.ticks > f.deadline {
-			s.failFetch(f, fmt.Errorf("chunk %d not answered within %d ticks", f.seq, s.Config.SnapshotFetchTimeoutTicks))
+		f := s.snap.fetches[id]
+		switch {
+		case s.Quiesce.ticks <= f.deadline:
+		case f.attempts < chunkAttempts:
+			// The request or its answer was lost: ask for the same chunk
+			// again (the sender serves its last chunk again).
+			s.requestChunk(f)
+		default:
+			s.failFetch(f, fmt.Errorf("chunk %d not answered in %d attempts of %d ticks", f.seq, chunkAttempts, s.Config.SnapshotFetchTimeoutTicks))
 		}
 	}
 }

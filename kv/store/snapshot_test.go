@@ -218,7 +218,8 @@ func TestSnapshotSourceRules(t *testing.T) {
 	}{
 		{"start", 1, 0, 5, testRange, ChunkOK, ""},
 		{"next", 1, 1, 5, testRange, ChunkOK, ""},
-		{"again", 1, 1, 5, testRange, ChunkRefused, "a chunk asked twice"},
+		{"again", 1, 1, 5, testRange, ChunkOK, "the last chunk asked again (its answer was lost)"},
+		{"older", 1, 0, 5, testRange, ChunkRefused, "a chunk before the last"},
 		{"skip", 1, 5, 5, testRange, ChunkRefused, "a chunk out of sequence"},
 		{"unknown fetch", 9, 3, 5, testRange, ChunkRefused, "a fetch never started"},
 		{"unknown snapshot", 1, 2, 6, testRange, ChunkGone, ""},
@@ -230,6 +231,18 @@ func TestSnapshotSourceRules(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: %v, want %v %s", tc.name, got, tc.want, tc.description)
 		}
+	}
+	// The last chunk, served again, is the same chunk with the same counts,
+	// and the transfer goes on from after it.
+	first := s.serve(ChunkRequest{RangeID: testRange, SnapshotID: h.ID, FetchID: 2, Seq: 1})
+	again := s.serve(ChunkRequest{RangeID: testRange, SnapshotID: h.ID, FetchID: 2, Seq: 1})
+	if first.Status != ChunkOK || again.Status != ChunkOK || !bytes.Equal(first.Data, again.Data) || len(first.Data) == 0 ||
+		first.Records != again.Records || first.Bytes != again.Bytes || first.Done != again.Done {
+		t.Fatalf("chunk 1 served again differs: %v %d records %d bytes, then %v %d records %d bytes",
+			first.Status, first.Records, first.Bytes, again.Status, again.Records, again.Bytes)
+	}
+	if got := req(2, 2); got != ChunkOK {
+		t.Fatalf("the chunk after one served again: %v", got)
 	}
 	s.tick(5)
 	if got := req(1, 2); got != ChunkOK {

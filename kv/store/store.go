@@ -74,8 +74,10 @@ type StoreConfig struct {
 	// newer one); too high keeps old versions on disk longer.
 	SnapshotHoldTicks int64
 	// SnapshotFetchTimeoutTicks: a chunk not answered within this many
-	// ticks fails its transfer. Too low fails transfers on a slow disk or
-	// link; too high leaves a replica behind longer when a sender died.
+	// ticks is asked for again, and after chunkAttempts asks its transfer
+	// fails. Too low asks again (and fails transfers) on a slow disk or
+	// link; too high leaves a replica behind longer when a request or an
+	// answer was lost, or a sender died.
 	SnapshotFetchTimeoutTicks int64
 	// SnapshotRetryTicks: after a transfer of a range failed, no other
 	// starts for this many ticks, so that a bad sender is not asked again
@@ -91,6 +93,11 @@ type StoreConfig struct {
 	// the round's batch holds the new log state and the marker,
 	// "after-ingest"), so that tests can crash there.
 	SnapshotHook func(step string)
+	// NoLeaderBalancing switches leadership balancing off (leaders.go): a
+	// range's leadership then moves only by elections and drains. Tests
+	// that hand proposals straight to a range's leader set it, since a
+	// range refuses proposals while its leadership moves.
+	NoLeaderBalancing bool
 	// Logger receives the store's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Seed seeds election jitter; 0 picks a random seed.
@@ -238,6 +245,11 @@ type Store struct {
 	deadForGood atomic.Pointer[func(uint64) bool]
 	// members: see publishMembers.
 	members atomic.Pointer[rangeMembers]
+	// preferred and drainingPeers are leadership balancing's bookkeeping
+	// (leaders.go): each range's preferred leader, and the peers whose last
+	// beacon said they are draining.
+	preferred     map[uint64]uint64
+	drainingPeers map[uint64]bool
 	// host is what every range's core is given (coreHost).
 	host           *consensus.Host
 	Replicas       map[uint64]*replica
@@ -345,6 +357,7 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 		cat:      catalog.NewCatalog(),
 	}
 	s.Quiesce.init()
+	s.drainingPeers = map[uint64]bool{}
 	s.requestEpoch = s.rng.Uint64()
 	ident, err := identity.Open(db, cfg.Self.Name)
 	if err != nil {
@@ -1145,6 +1158,7 @@ type CatalogView struct {
 }
 
 func (s *Store) publish() {
+	s.preferred = preferLeaders(s.cat)
 	v := &CatalogView{Keyspaces: map[string]catalog.KeyspaceDescriptor{}, Ranges: map[string][]*catalog.RangeDescriptor{}, Spans: map[string][]catalog.Span{},
 		Nodes: maps.Clone(s.cat.Nodes)}
 	for name, ks := range s.cat.Keyspaces {
