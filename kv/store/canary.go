@@ -36,4 +36,13 @@ type Canary struct {
 	// first chunk: a replica installs a snapshot that lacks the rest of
 	// the range's data.
 	SnapshotInstallEarly bool
+	// ServeMovedKeys lets a range that split keep serving the keys of its
+	// right half: it neither refuses them at propose or apply nor checks
+	// a read's key against its span, so writes land where no read looks
+	// and reads miss what the new range holds.
+	ServeMovedKeys bool
+	// SplitFoundsFresh founds a fresh log for a range born of a split on
+	// a node that starts it from the catalog without having applied the
+	// split: two logs then claim one range.
+	SplitFoundsFresh bool
 }
