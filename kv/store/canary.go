@@ -41,8 +41,4 @@ type Canary struct {
 	// a read's key against its span, so writes land where no read looks
 	// and reads miss what the new range holds.
 	ServeMovedKeys bool
-	// SplitFoundsFresh founds a fresh log for a range born of a split on
-	// a node that starts it from the catalog without having applied the
-	// split: two logs then claim one range.
-	SplitFoundsFresh bool
 }

@@ -89,8 +89,7 @@ func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
 	}
 	r := &replica{desc: desc, Applied: applied, waiters: map[uint64]waiter{}, Reads: map[uint64]func(error){},
 		dedup: dedupState{horizon: horizon}, split: split, splitDirty: true}
-	rg := consensus.Range{Desc: desc, Applied: &r.Applied, SnapFault: &r.snapshotFault,
-		Founder: founder(desc, s.nodeID) || (s.Config.Canary.SplitFoundsFresh && desc.Parent != 0 && desc.HasReplica(s.nodeID))}
+	rg := consensus.Range{Desc: desc, Applied: &r.Applied, SnapFault: &r.snapshotFault, Founder: founder(desc, s.nodeID)}
 	if desc.Mode == catalog.ModePaxos {
 		r.Core, err = consensus.NewPaxosCore(s.coreHost(), rg)
 	} else {
