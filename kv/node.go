@@ -43,6 +43,8 @@ type Node struct {
 	// placer and stopPlacement: the placement driver (placement.go).
 	placer        *placer
 	stopPlacement func()
+	// stopSplits stops the split driver (split.go).
+	stopSplits func()
 	// clock reads the physical clock (NodeConfig.PhysicalClock).
 	clock func() int64
 }
@@ -389,15 +391,16 @@ func (n *Node) PutWith(ctx context.Context, keyspace string, key, value []byte, 
 		v, _, err := n.ev.Write(ctx, ks, r, key, wrn.Record{Value: value}, opts.Quorum)
 		return eventual.FormatRecordVersion(v), err
 	}
-	r, err := n.Route(keyspace, key)
-	if err != nil {
-		return "", err
-	}
-	res, err := n.store.Propose(ctx, r.ID, &command.Command{Op: command.OpPut, Key: key, Value: value, IdemKey: opts.IdempotencyKey})
-	if err == nil {
-		err = res.Err
-	}
-	return command.FormatVersion(r.ID, res.Version), err
+	var version string
+	err := n.onRange(ctx, keyspace, key, func(r *catalog.RangeDescriptor) error {
+		res, err := n.store.Propose(ctx, r.ID, &command.Command{Op: command.OpPut, Key: key, Value: value, IdemKey: opts.IdempotencyKey})
+		if err == nil {
+			err = res.Err
+		}
+		version = command.FormatVersion(r.ID, res.Version)
+		return err
+	})
+	return version, err
 }
 
 // Delete removes key and says whether it existed.
@@ -429,22 +432,23 @@ func (n *Node) DeleteWith(ctx context.Context, keyspace string, key []byte, expe
 		_, existed, err := n.ev.Write(ctx, ks, r, key, wrn.Record{Tombstone: true}, opts.Quorum)
 		return existed, err
 	}
-	r, err := n.Route(keyspace, key)
-	if err != nil {
-		return false, err
-	}
-	cmd := &command.Command{Op: command.OpDelete, Key: key, IdemKey: opts.IdempotencyKey}
-	if expect != nil {
-		cmd.Op, cmd.Del = command.OpCAS, true
-		if err := cmd.SetCondition(r.ID, *expect); err != nil {
-			return false, err
+	var existed bool
+	err := n.onRange(ctx, keyspace, key, func(r *catalog.RangeDescriptor) error {
+		cmd := &command.Command{Op: command.OpDelete, Key: key, IdemKey: opts.IdempotencyKey}
+		if expect != nil {
+			cmd.Op, cmd.Del = command.OpCAS, true
+			if err := cmd.SetCondition(r.ID, n.inheritedVersion(keyspace, r, *expect)); err != nil {
+				return err
+			}
 		}
-	}
-	res, err := n.store.Propose(ctx, r.ID, cmd)
-	if err == nil {
-		err = res.Err
-	}
-	return res.Existed, err
+		res, err := n.store.Propose(ctx, r.ID, cmd)
+		if err == nil {
+			err = res.Err
+		}
+		existed = res.Existed
+		return err
+	})
+	return existed, err
 }
 
 // CompareAndSwap writes value if the key is as expected, deciding at apply
@@ -470,19 +474,20 @@ func (n *Node) CompareAndSwapWith(ctx context.Context, keyspace string, key []by
 		// guarantee.
 		return n.ev.CAS(ctx, ks, r, key, expect, wrn.Record{Value: value}, opts)
 	}
-	r, err := n.Route(keyspace, key)
-	if err != nil {
-		return "", err
-	}
-	cmd := &command.Command{Op: command.OpCAS, Key: key, Value: value, IdemKey: opts.IdempotencyKey}
-	if err := cmd.SetCondition(r.ID, expect); err != nil {
-		return "", err
-	}
-	res, err := n.store.Propose(ctx, r.ID, cmd)
-	if err == nil {
-		err = res.Err
-	}
-	return command.FormatVersion(r.ID, res.Version), err
+	var version string
+	err := n.onRange(ctx, keyspace, key, func(r *catalog.RangeDescriptor) error {
+		cmd := &command.Command{Op: command.OpCAS, Key: key, Value: value, IdemKey: opts.IdempotencyKey}
+		if err := cmd.SetCondition(r.ID, n.inheritedVersion(keyspace, r, expect)); err != nil {
+			return err
+		}
+		res, err := n.store.Propose(ctx, r.ID, cmd)
+		if err == nil {
+			err = res.Err
+		}
+		version = command.FormatVersion(r.ID, res.Version)
+		return err
+	})
+	return version, err
 }
 
 // Get reads key linearizably; a missing key is ErrKeyNotFound.
@@ -507,20 +512,30 @@ func (n *Node) GetWith(ctx context.Context, keyspace string, key []byte, q catal
 		}
 		return catalog.KeyValue{Key: key, Value: rec.Value, Version: eventual.FormatRecordVersion(rec.Version)}, nil
 	}
-	r, err := n.Route(keyspace, key)
-	if err != nil {
-		return catalog.KeyValue{}, err
-	}
-	if err := n.store.ReadBarrier(ctx, r.ID); err != nil {
-		return catalog.KeyValue{}, err
-	}
-	return n.getApplied(keyspace, r, key)
+	var kv catalog.KeyValue
+	err := n.onRange(ctx, keyspace, key, func(r *catalog.RangeDescriptor) error {
+		if err := n.store.ReadBarrier(ctx, r.ID); err != nil {
+			return err
+		}
+		var err error
+		kv, err = n.getApplied(keyspace, r, key)
+		return err
+	})
+	return kv, err
 }
 
 // getApplied reads key from this replica's applied data of range r, which
 // a read barrier has just made current.
 func (n *Node) getApplied(keyspace string, r *catalog.RangeDescriptor, key []byte) (catalog.KeyValue, error) {
 	raw, err := n.db.Get(storage.DataKey(r.ID, key))
+	// After the read: a split moves the key and shrinks the span in one
+	// batch, and the span only shrinks (store.Holds).
+	if holds, herr := n.store.Holds(r.ID, key); herr != nil || !holds {
+		if herr != nil {
+			return catalog.KeyValue{}, herr
+		}
+		return catalog.KeyValue{}, &store.KeyMovedError{RangeID: r.ID}
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return catalog.KeyValue{}, fmt.Errorf("%w: %q in keyspace %s", catalog.ErrKeyNotFound, command.Abbreviate(key), keyspace)
 	}
@@ -554,13 +569,30 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 		return nil, false, fmt.Errorf("%w: keyspace %s is an %s keyspace: its descriptor and replicas are stored, but eventual reads and writes are not built yet", catalog.ErrNotServed, keyspace, ks.Mode)
 	}
 	// Keys hash to ranges, so every range may hold keys of any prefix:
-	// read up to limit+1 from each, merge, and cut.
+	// read up to limit+1 from each, merge, and cut. A range that split
+	// since the catalog was read would miss the half it gave away: its
+	// scan finds it moved, and the whole scan starts again.
+	for backoff := movedBackoffMin; ; backoff = min(2*backoff, movedBackoffMax) {
+		all, more, err := n.scanRanges(ctx, keyspace, prefix, startAfter, limit)
+		if !transport.KeyMoved(err) {
+			return all, more, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, err
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// scanRanges is one attempt of Scan over the ranges the catalog names now.
+func (n *Node) scanRanges(ctx context.Context, keyspace string, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, bool, error) {
 	var all []catalog.KeyValue
-	for _, r := range cat.Ranges[keyspace] {
-		kvs, err := n.scanRange(ctx, r.ID, prefix, startAfter, limit+1)
+	for _, r := range n.store.Catalog().Ranges[keyspace] {
+		kvs, err := n.scanRange(ctx, r.ID, &r.Span, prefix, startAfter, limit+1)
 		var nl *store.NotLeaderError
 		if errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != n.store.NodeID() {
-			kvs, err = n.scanRemote(ctx, nl.Leader, r.ID, prefix, startAfter, limit+1)
+			kvs, err = n.scanRemote(ctx, nl.Leader, r, prefix, startAfter, limit+1)
 		} else if errors.Is(err, store.ErrNoReplicaHere) {
 			kvs, err = n.scanReplicas(ctx, r, prefix, startAfter, limit+1)
 		}
@@ -573,7 +605,10 @@ func (n *Node) Scan(ctx context.Context, keyspace string, prefix, startAfter []b
 	return all, more, nil
 }
 
-func (n *Node) scanRange(ctx context.Context, rangeID uint64, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
+// scanRange scans this node's replica of a range, which must lead it. If
+// span is set, the range must still hold all of it (store.HoldsSpan),
+// checked after the read: else the scan failed with ErrKeyMoved.
+func (n *Node) scanRange(ctx context.Context, rangeID uint64, span *catalog.Span, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
 	if err := n.store.ReadBarrier(ctx, rangeID); err != nil {
 		return nil, err
 	}
@@ -586,17 +621,30 @@ func (n *Node) scanRange(ctx context.Context, rangeID uint64, prefix, startAfter
 		out = append(out, catalog.KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(v.Data), Version: command.FormatVersion(rangeID, v.Version)})
 		return len(out) < limit, nil
 	})
+	if err != nil || span == nil {
+		return out, err
+	}
+	holds, err := n.store.HoldsSpan(rangeID, *span)
+	if err == nil && !holds {
+		err = &store.KeyMovedError{RangeID: rangeID, Span: *span}
+	}
 	return out, err
 }
 
+// scanSpanHeader, on a ScanRange call, is the span of the range that the
+// scanning node's catalog has: the range must still hold all of it.
+const scanSpanHeader = "Quorumkv-Span"
+
 // scanRemote scans one range on its leader, another node.
-func (n *Node) scanRemote(ctx context.Context, leader, rangeID uint64, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
+func (n *Node) scanRemote(ctx context.Context, leader uint64, r *catalog.RangeDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
+	rangeID := r.ID
 	addr, ok := n.store.NodeAddr(leader)
 	if !ok {
 		return nil, fmt.Errorf("%w: range %d's leader, node %d, has no known address", store.ErrUnavailable, rangeID, leader)
 	}
-	resp, err := n.peers.PeerClient(addr).ScanRange(ctx, connect.NewRequest(&peerv1.ScanRangeRequest{
-		RangeId: rangeID, Prefix: prefix, StartAfter: startAfter, Limit: uint32(limit)}))
+	req := connect.NewRequest(&peerv1.ScanRangeRequest{RangeId: rangeID, Prefix: prefix, StartAfter: startAfter, Limit: uint32(limit)})
+	req.Header().Set(scanSpanHeader, fmt.Sprintf("%016x-%016x", r.Span.Lo, r.Span.Hi))
+	resp, err := n.peers.PeerClient(addr).ScanRange(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -612,7 +660,7 @@ func (n *Node) scanRemote(ctx context.Context, leader, rangeID uint64, prefix, s
 func (n *Node) scanReplicas(ctx context.Context, r *catalog.RangeDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, error) {
 	var errs []error
 	for _, rep := range r.Replicas {
-		kvs, err := n.scanRemote(ctx, rep.NodeID, r.ID, prefix, startAfter, limit)
+		kvs, err := n.scanRemote(ctx, rep.NodeID, r, prefix, startAfter, limit)
 		if err == nil {
 			return kvs, nil
 		}
@@ -738,6 +786,10 @@ func (n *Node) Close() {
 	if n.stopPlacement != nil {
 		n.stopPlacement()
 		n.stopPlacement = nil
+	}
+	if n.stopSplits != nil {
+		n.stopSplits()
+		n.stopSplits = nil
 	}
 	n.ev.Close()
 }

@@ -86,7 +86,12 @@ func (p *peerServer) Join(ctx context.Context, req *connect.Request[peerv1.JoinR
 
 func (p *peerServer) ScanRange(ctx context.Context, req *connect.Request[peerv1.ScanRangeRequest]) (*connect.Response[peerv1.ScanRangeResponse], error) {
 	m := req.Msg
-	kvs, err := p.node.scanRange(ctx, m.RangeId, m.Prefix, m.StartAfter, int(m.Limit))
+	var span *catalog.Span
+	var sp catalog.Span
+	if _, err := fmt.Sscanf(req.Header().Get(scanSpanHeader), "%016x-%016x", &sp.Lo, &sp.Hi); err == nil {
+		span = &sp
+	}
+	kvs, err := p.node.scanRange(ctx, m.RangeId, span, m.Prefix, m.StartAfter, int(m.Limit))
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}

@@ -271,7 +271,20 @@ type simCluster struct {
 	// defaultGrowTo is every store's StoreConfig.DefaultGrowTo: 0, so that
 	// the default keyspace stays on node 1, but in the tests of growth.
 	defaultGrowTo int
+	// rangeMaxBytes, if set, is every store's StoreConfig.RangeMaxBytes,
+	// and the nodes run the split driver (split_sim_test.go).
+	rangeMaxBytes int64
+	// keys is how many keys per keyspace the clients use; 0 means simKeys.
+	keys int
+	// splitCrashes crashes, one time in three, the leader of a split
+	// right after it applied it, and restarts it soon after;
+	// splitRestarts counts those crashes.
+	splitCrashes  bool
+	splitRestarts int
 }
+
+// numKeys is how many keys per keyspace the clients use.
+func (c *simCluster) numKeys() int { return cmp.Or(c.keys, simKeys) }
 
 // elected sees node id become the leader of a range in a new term or
 // ballot; with electionCrashes, it crashes the node a moment later, one
@@ -597,6 +610,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		Seed:          env.Rand().Uint64() | 1,
 		Self:          simSelf(id),
 		DefaultGrowTo: c.defaultGrowTo,
+		RangeMaxBytes: c.rangeMaxBytes,
 	}
 	if n.store, err = store.OpenDriven(db, cfg, n.tr, id == 1); err != nil {
 		panic(err)
@@ -628,6 +642,10 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	env.Every(simHintReplayInterval, n.node.ev.ReplayHints)
 	env.Every(simAntiEntropyInterval, n.node.ev.AntiEntropyStep)
 	env.Every(simPlacementInterval, n.placementPass)
+	if c.rangeMaxBytes > 0 {
+		n.splitting = map[uint64]time.Duration{}
+		env.Every(simSplitInterval, n.splitPass)
+	}
 	return n
 }
 
@@ -884,7 +902,7 @@ func (c *simCluster) checkReplicasAgree() {
 func (c *simCluster) allKeys() []simRequest {
 	var out []simRequest
 	for _, ks := range c.keyspaces {
-		for k := range simKeys {
+		for k := range c.numKeys() {
 			out = append(out, simRequest{Keyspace: ks.Name, In: sim.KVGet(simKey(ks.Name, k))})
 		}
 	}
@@ -922,6 +940,9 @@ type simNode struct {
 	// by call ID (simSnapCall).
 	snapCalls map[uint64]func([]byte, error)
 	snapSeq   uint64
+	// splitting are the ranges whose split this incarnation is driving
+	// (splitPass).
+	splitting map[uint64]time.Duration
 }
 
 // Receive is the store's loop waking up for a peer's messages or a
@@ -1021,6 +1042,8 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 			}
 			kv, err := n.node.getApplied(req.Keyspace, rd, key)
 			switch {
+			case errors.Is(err, store.ErrKeyMoved):
+				reply(simReply{Unavailable: true}) // the API routes it again
 			case errors.Is(err, catalog.ErrKeyNotFound):
 				reply(simReply{Done: true})
 			case err != nil:
@@ -1041,6 +1064,8 @@ func (n *simNode) serve(from sim.NodeID, req simRequest) {
 				reply(simReply{Done: true})
 			case errors.Is(res.Err, store.ErrOutcomeUnknown):
 				reply(simReply{Unknown: true})
+			case errors.Is(res.Err, store.ErrKeyMoved):
+				reply(simReply{Unavailable: true}) // nothing written; the API routes it again
 			default:
 				reply(simReply{Unexpected: res.Err.Error()})
 			}
@@ -1441,7 +1466,7 @@ func (cl *simClient) finish() {
 // porcupine tell writes apart.
 func (cl *simClient) draw() simRequest {
 	ks := cl.c.keyspaces[cl.rand(len(cl.c.keyspaces))].Name
-	key := simKey(ks, cl.rand(simKeys))
+	key := simKey(ks, cl.rand(cl.c.numKeys()))
 	val := func() string {
 		cl.writes++
 		return fmt.Sprintf("c%d-%d", cl.id, cl.writes)

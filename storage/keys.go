@@ -31,6 +31,7 @@ import (
 //	                                        (suffix 0x00)              the range's dedup horizon
 //	                                        (suffix 0x01) idem key     a write's answer, by idempotency key
 //	                                        (suffix 0x02) time(8, BE) idem key   expiry index: nothing
+//	                                        (suffix 0x03)              the range's split state: its span and size
 //
 // Consequences a reader can rely on:
 //
@@ -53,6 +54,10 @@ import (
 //     scans and the data span never see them; their expiry index sorts
 //     them by time, so forgetting the expired ones is one ordered scan
 //     from the start (DedupExpirySpan).
+//   - A range's split state (its span as its own splits left it, the size
+//     of its data, its last split) is replicated state too, kept with the
+//     dedup state (after it) so that snapshots carry it and clearing the
+//     range's dedup span clears it.
 //   - Hints are grouped by target node and ordered by sequence, so replaying
 //     the hints for one node that came back is one ordered scan (HintSpan).
 //     Node names are strings (SPEC: --node-id), so they are escaped
@@ -85,6 +90,7 @@ const (
 	dedupHorizon byte = 0x00
 	dedupEntry   byte = 0x01
 	dedupExpiry  byte = 0x02
+	splitState   byte = 0x03
 )
 
 // Suffixes of the per-range consensus state keys (prefix 0x02).
@@ -278,6 +284,14 @@ func RangeDedupEntrySpan(rangeID uint64) Span {
 // state: horizon, entries and expiry index.
 func RangeDedupSpan(rangeID uint64) Span {
 	return rangeSpan(prefixDedup, rangeID)
+}
+
+// SplitStateKey is the key of range rangeID's split state: the span of
+// the hash space its own splits left it, the bytes of its data, and its
+// last split (kv/store/split.go). It lies in RangeDedupSpan, after the
+// dedup state.
+func SplitStateKey(rangeID uint64) []byte {
+	return append(appendRangePrefix(make([]byte, 0, rangeKeyLen+1), prefixDedup, rangeID), splitState)
 }
 
 // LogKey is the key of the log entry (Raft) or slot (Paxos) at index of
@@ -534,6 +548,8 @@ func FormatKey(key []byte) string {
 		return fmt.Sprintf("%s/%q", s, rest)
 	case p == prefixDedup && len(rest) == 1 && rest[0] == dedupHorizon:
 		return s + "/Horizon"
+	case p == prefixDedup && len(rest) == 1 && rest[0] == splitState:
+		return s + "/SplitState"
 	case p == prefixDedup && rest[0] == dedupEntry:
 		return fmt.Sprintf("%s/Entry/%q", s, rest[1:])
 	case p == prefixDedup && rest[0] == dedupExpiry && len(rest) >= 1+uint64Len:

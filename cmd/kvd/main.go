@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -87,6 +88,8 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 			Value: records.DefaultMaxHintAge, EnvVars: []string{"KVD_HINT_WINDOW"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "dead-after", Usage: "how long gossip must see a node dead before its replicas move to other nodes (raft and eventual keyspaces)",
 			Value: kv.DefaultDeadAfter, EnvVars: []string{"KVD_DEAD_AFTER"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "range-max-bytes", Usage: "raft keyspaces: a range whose data grows past this size splits in two (bytes, or with a KiB, MiB or GiB suffix)",
+			Value: "64MiB", EnvVars: []string{"KVD_RANGE_MAX_BYTES"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
 	}
 	return &cli.App{
@@ -124,6 +127,8 @@ type config struct {
 	// deadAfter goes to NodeConfig.DeadAfter (the placement driver).
 	deadAfter   time.Duration
 	enablePprof bool
+	// rangeMaxBytes goes to StoreConfig.RangeMaxBytes (range splits).
+	rangeMaxBytes int64
 }
 
 func configFrom(c *cli.Context) (config, error) {
@@ -134,6 +139,12 @@ func configFrom(c *cli.Context) (config, error) {
 		antiEntropyInterval: c.Duration("anti-entropy-interval"), hintWindow: c.Duration("hint-window"),
 		deadAfter: c.Duration("dead-after"), enablePprof: c.Bool("enable-pprof"),
 	}
+	max, err := parseBytes(c.String("range-max-bytes"))
+	if err != nil || max < minRangeMaxBytes || max > maxRangeMaxBytes {
+		return cfg, fmt.Errorf("--range-max-bytes %q: want a size from %d to %d bytes (a split rewrites half a range in one batch)",
+			c.String("range-max-bytes"), minRangeMaxBytes, maxRangeMaxBytes)
+	}
+	cfg.rangeMaxBytes = max
 	for _, s := range strings.Split(c.String("join"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			cfg.join = append(cfg.join, s)
@@ -289,4 +300,34 @@ func gossipMembers(g *membership.Membership) []kv.Member {
 			Version: m.Version, Weight: m.Weight, State: m.State.String()})
 	}
 	return out
+}
+
+// Bounds of --range-max-bytes: below 64 KiB a range splits every few
+// writes; a split rewrites about half the range in one batch, which must
+// stay under storage's MaxBatchBytes (64 MiB) with room for a range that
+// grew past the limit before it split, hence 96 MiB at most.
+const (
+	minRangeMaxBytes = 64 << 10
+	maxRangeMaxBytes = 96 << 20
+)
+
+// parseBytes reads a size: a number of bytes, or one with a KiB, MiB or
+// GiB suffix.
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want bytes, or a number with KiB, MiB or GiB", s)
+	}
+	return n * mult, nil
 }

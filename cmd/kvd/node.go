@@ -111,7 +111,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		}
 	}
 	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self, Advertised: n.gossip.AdvertisedAddr,
-		DefaultGrowTo: defaultGrowTo}, nil, len(cfg.join) == 0)
+		DefaultGrowTo: defaultGrowTo, RangeMaxBytes: cfg.rangeMaxBytes}, nil, len(cfg.join) == 0)
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +144,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	n.closers = append(n.closers, func() error { node.Close(); return nil })
 	node.StartAntiEntropy(cfg.antiEntropyInterval)
 	node.StartPlacement()
+	node.StartSplits()
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

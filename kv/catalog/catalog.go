@@ -55,6 +55,11 @@ type RangeDescriptor struct {
 	// Mode is the keyspace's mode, repeated so a replica needs nothing
 	// else to start.
 	Mode Mode `json:"mode"`
+	// Parent is the range this one was split from (CatalogOp.Split), 0
+	// for a range the keyspace was created with. Its values keep the
+	// versions they had there: a version of an ancestor names the same
+	// log index (kv.Node's compare-and-swap accepts it).
+	Parent uint64 `json:"parent,omitempty"`
 }
 
 // HasReplica reports whether node holds a replica of r.
@@ -177,6 +182,23 @@ type CatalogOp struct {
 	// Decommission marks node Decommission decommissioning
 	// (NodeDescriptor.Decommissioning).
 	Decommission uint64 `json:"decommission,omitempty"`
+	// ReserveRange reserves a new range ID (Apply returns it) for a split
+	// of range ReserveRange that its leader is about to propose in the
+	// range's own log; an ID reserved and never used is skipped.
+	ReserveRange uint64 `json:"reserve_range,omitempty"`
+	// Split records a split that range Split.Range has applied in its
+	// own log: its span ends at Mid, and range NewRange, with the same
+	// replicas, holds [Mid, its old end). Proposed by the range's leader
+	// until applied; a retry of an applied split changes nothing.
+	Split *SplitRange `json:"split,omitempty"`
+}
+
+// SplitRange splits range Range at hash Mid into Range [Lo, Mid) and
+// NewRange [Mid, Hi).
+type SplitRange struct {
+	Range    uint64 `json:"range"`
+	Mid      uint64 `json:"mid"`
+	NewRange uint64 `json:"new_range"`
 }
 
 // RangeReplica names node Node's replica of range Range.
@@ -253,6 +275,11 @@ func (c *Catalog) Apply(op *CatalogOp) (writes []catalogWrite, id uint64, err er
 		return writes, 0, err
 	case op.Decommission != 0:
 		writes, err = c.decommission(op.Decommission)
+		return writes, 0, err
+	case op.ReserveRange != 0:
+		return c.reserveRange(op.ReserveRange)
+	case op.Split != nil:
+		writes, err = c.split(*op.Split)
 		return writes, 0, err
 	}
 	return nil, 0, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)

@@ -25,7 +25,23 @@ const (
 	// OpCatalog changes the catalog (range meta only); value is a JSON
 	// catalog.CatalogOp.
 	OpCatalog
+	// OpSplit splits the range in two (kv/store/split.go); value is a
+	// JSON Split.
+	OpSplit
 )
+
+// Split is the value of an OpSplit command: the range, which its leader
+// saw span [Lo, Hi), keeps [Lo, Mid), and range NewRange, whose ID meta
+// reserved, takes [Mid, Hi), with the Raft configuration Geometry over
+// Voters (the range's when its leader proposed the split).
+type Split struct {
+	Lo       uint64                      `json:"lo"`
+	Hi       uint64                      `json:"hi"`
+	Mid      uint64                      `json:"mid"`
+	NewRange uint64                      `json:"new_range"`
+	Geometry string                      `json:"geometry"`
+	Voters   []catalog.ReplicaDescriptor `json:"voters"`
+}
 
 // Cond is a compare-and-swap condition.
 type Cond byte
@@ -92,7 +108,7 @@ func DecodeCommand(b []byte) (Command, error) {
 	}
 	c := Command{ID: d.Uint(), Op: Op(d.Byte()), Key: d.Bytes(), Value: d.Bytes()}
 	switch c.Op {
-	case OpPut, OpDelete, OpCatalog:
+	case OpPut, OpDelete, OpCatalog, OpSplit:
 	case OpCAS:
 		c.Cond = Cond(d.Byte())
 		c.ExpectValue = d.Bytes()

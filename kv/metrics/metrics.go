@@ -47,6 +47,8 @@ type Metrics struct {
 	RangesUnderReplicated prometheus.Gauge
 	ReplicaMoves          *prometheus.CounterVec
 	ReplicaMovesInFlight  prometheus.Gauge
+	// Splits: range splits this node's replicas applied (kv/store/split.go).
+	Splits prometheus.Counter
 
 	// WALSyncDuration: Pebble WAL fsyncs.
 	WALSyncDuration prometheus.Histogram
@@ -133,6 +135,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "quorumkv_replica_moves_total",
 			Help: "Replica moves this node proposed as meta's leader (the placement driver), by result: applied or refused.",
 		}, []string{"result"}),
+		Splits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quorumkv_range_splits_total",
+			Help: "Range splits this node's replicas applied: each split counts once on every replica of the range that split.",
+		}),
 		ReplicaMovesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "quorumkv_replica_moves_in_flight",
 			Help: "Replicas the catalog moved off a node that their range has not let go yet (the old replica still runs), as this node sees them.",
@@ -207,7 +213,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
-			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.SnapshotTransfers, m.SnapshotBytes, m.RangesUnderReplicated, m.ReplicaMoves, m.ReplicaMovesInFlight, m.WALSyncDuration, m.ReadRepairs,
+			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.SnapshotTransfers, m.SnapshotBytes, m.RangesUnderReplicated, m.ReplicaMoves, m.ReplicaMovesInFlight, m.Splits, m.WALSyncDuration, m.ReadRepairs,
 			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.ClockOffsetRefusals, m.WRNReads, m.WRNStaleReads)
 	}
 	return m

@@ -36,4 +36,9 @@ type Canary struct {
 	// first chunk: a replica installs a snapshot that lacks the rest of
 	// the range's data.
 	SnapshotInstallEarly bool
+	// ServeMovedKeys lets a range that split keep serving the keys of its
+	// right half: it neither refuses them at propose or apply nor checks
+	// a read's key against its span, so writes land where no read looks
+	// and reads miss what the new range holds.
+	ServeMovedKeys bool
 }

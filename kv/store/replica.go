@@ -48,6 +48,13 @@ type replica struct {
 	// snapshotFault is a Raft leader's failure to build the snapshot a
 	// follower needs (consensus.RaftCore.snapshot), while it lasts.
 	snapshotFault consensus.SnapshotFault
+
+	// split is the range's split state (split.go); splitDirty says this
+	// apply changed it. born are the ranges the splits of this apply
+	// created here, started once its batch is committed.
+	split      splitState
+	splitDirty bool
+	born       []bornRange
 }
 
 // waiter is the client of one proposal: data is the proposed command as
@@ -76,8 +83,12 @@ func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
+	split, err := loadSplitState(s.DB, desc.ID)
+	if err != nil {
+		return nil, err
+	}
 	r := &replica{desc: desc, Applied: applied, waiters: map[uint64]waiter{}, Reads: map[uint64]func(error){},
-		dedup: dedupState{horizon: horizon}}
+		dedup: dedupState{horizon: horizon}, split: split, splitDirty: true}
 	rg := consensus.Range{Desc: desc, Applied: &r.Applied, SnapFault: &r.snapshotFault, Founder: founder(desc, s.nodeID)}
 	if desc.Mode == catalog.ModePaxos {
 		r.Core, err = consensus.NewPaxosCore(s.coreHost(), rg)
@@ -133,6 +144,12 @@ func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEn
 	if err := r.collectAnswers(s, b, ab); err != nil {
 		return nil, err
 	}
+	if r.splitDirty && r.desc.ID != catalog.MetaRangeID {
+		r.splitDirty = false
+		if err := b.Set(storage.SplitStateKey(r.desc.ID), r.split.encode()); err != nil {
+			return nil, err
+		}
+	}
 	return out, b.Set(storage.AppliedStateKey(r.desc.ID), consensus.AppliedState(r.Applied))
 }
 
@@ -147,8 +164,16 @@ func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *co
 		}
 		return s.applyCatalog(b, index, cmd, ab.data)
 	}
+	if cmd.Op == command.OpSplit {
+		return r.applySplit(s, b, index, cmd, ab)
+	}
 	if err := r.advanceHorizon(b, cmd.Horizon); err != nil {
 		return command.Result{}, err
+	}
+	// A key a split moved away is refused before its dedup state is
+	// asked: the range that holds it now has that state too.
+	if err := r.keyMoved(s, cmd.Key); err != nil {
+		return command.Result{Err: err}, nil
 	}
 	if len(cmd.IdemKey) > 0 {
 		res, ok, err := r.keptAnswer(s, ab, cmd.IdemKey)
@@ -188,6 +213,9 @@ func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *comm
 	if next == cur {
 		return res, nil
 	}
+	r.split.bytes += splitBytes(cmd.Key, next)
+	r.split.bytes -= min(r.split.bytes, splitBytes(cmd.Key, cur))
+	r.splitDirty = true
 	pending[string(key)] = next
 	if next == nil {
 		return res, b.Delete(key)

@@ -190,6 +190,14 @@ func (f *snapFetch) write(rec snapRecord) error {
 			return fmt.Errorf("dedup answer %q: %w", command.Abbreviate(rec.key), err)
 		}
 		key = storage.DedupKey(id, rec.key)
+	case recSplit:
+		if f.kind == recSplit || len(rec.key) != 0 {
+			return errors.New("a second split state, or one with a key")
+		}
+		if _, err := decodeSplitState(rec.value); err != nil {
+			return fmt.Errorf("split state %x: %w", rec.value, err)
+		}
+		key = storage.SplitStateKey(id)
 	case recExpiry:
 		if len(rec.key) <= 8 || len(rec.value) != 0 {
 			return fmt.Errorf("expiry index entry %x = %x", rec.key, rec.value)

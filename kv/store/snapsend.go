@@ -329,6 +329,9 @@ func snapshotRecordOf(rangeID uint64, key, value []byte, horizon int64) (kind by
 	if bytes.Equal(key, storage.DedupHorizonKey(rangeID)) {
 		return recHorizon, nil, true, nil
 	}
+	if bytes.Equal(key, storage.SplitStateKey(rangeID)) {
+		return recSplit, nil, true, nil
+	}
 	if span := storage.RangeDedupEntrySpan(rangeID); span.Contains(key) {
 		entry, err := decodeDedupEntry(value)
 		if err != nil {

@@ -381,6 +381,11 @@ func (s *Store) ingestInstalls() error {
 		}
 		in.r.Applied = in.staged.handle.Index
 		in.r.dedup = dedupState{horizon: in.staged.horizon, collected: in.staged.horizon}
+		split, err := loadSplitState(s.DB, id)
+		if err != nil {
+			return fmt.Errorf("kv: range %d: the split state of the snapshot at %d: %w", id, in.staged.handle.Index, err)
+		}
+		in.r.split, in.r.splitDirty = split, true
 		if id == catalog.MetaRangeID {
 			s.catalogReload = true // from the data, once this round is done
 		}

@@ -177,6 +177,8 @@ const (
 	// time (8 bytes, big-endian) and the idempotency key; no value
 	// (storage.DedupExpiryKey).
 	recExpiry
+	// recSplit: no key; the range's split state (storage.SplitStateKey).
+	recSplit
 	recEnd
 )
 

@@ -127,6 +127,14 @@ type StoreConfig struct {
 	// writes with an idempotency key (DefaultDedupWindow if 0).
 	DedupWindow time.Duration
 
+	// RangeMaxBytes: a raft range whose data grows past this many bytes
+	// (keys and values) splits in two (split.go); DefaultRangeMaxBytes if
+	// 0. Lower makes more, smaller ranges: more groups to tick, elect and
+	// quiesce, cheaper snapshots and moves. Higher makes each split move
+	// more at once: a split rewrites about half the range in one batch,
+	// so it must stay well under storage's MaxBatchBytes / 2.
+	RangeMaxBytes int64
+
 	// Canary plants a bug for the tests that must catch it (canary.go).
 	Canary Canary
 	// OnApply, if set, sees every command a replica applies with an
@@ -190,6 +198,9 @@ func (c *StoreConfig) EnsureDefaults() {
 	}
 	if c.DedupWindow == 0 {
 		c.DedupWindow = DefaultDedupWindow
+	}
+	if c.RangeMaxBytes == 0 {
+		c.RangeMaxBytes = DefaultRangeMaxBytes
 	}
 }
 
@@ -266,6 +277,9 @@ type Store struct {
 	// heldEventual are the eventual ranges held here at the last
 	// reconcile (dropEventual).
 	heldEventual map[uint64]bool
+	// born are the replicas a split started here that the catalog does
+	// not list yet (split.go): reconcile keeps them.
+	born map[uint64]bool
 	// Failed are the replicas a fault of their own range stopped
 	// (rangefault.go), by range: not in replicas, kept for their status.
 	Failed map[uint64]*failedReplica
@@ -354,6 +368,7 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1)),
 		Replicas: map[uint64]*replica{},
 		Failed:   map[uint64]*failedReplica{},
+		born:     map[uint64]bool{},
 		cat:      catalog.NewCatalog(),
 	}
 	s.Quiesce.init()
@@ -505,8 +520,9 @@ func (s *Store) reconcile() error {
 	// In ID order: each new replica draws its core's seed from s.rng.
 	for _, id := range slices.Sorted(maps.Keys(s.cat.Ranges)) {
 		desc := s.cat.Ranges[id]
+		delete(s.born, desc.ID) // the catalog has it now
 		if r, ok := s.Replicas[desc.ID]; ok {
-			r.desc = desc // a move gave the range a new descriptor
+			r.desc = desc // a move or a split gave the range a new descriptor
 			continue
 		}
 		if !desc.Holds(s.nodeID) {
@@ -537,9 +553,15 @@ func (s *Store) reconcile() error {
 			continue
 		}
 		desc, ok := s.cat.Ranges[id]
+		_, keyspace := s.cat.Keyspaces[r.desc.Keyspace]
 		switch {
 		case ok && desc.Holds(s.nodeID):
 			continue // a leaving replica runs until its range lets it go
+		case !ok && s.born[id] && keyspace:
+			continue // born of a split that meta does not have yet
+		case !ok && s.born[id]:
+			delete(s.born, id)
+			r.failAll(fmt.Errorf("%w: range %d was removed", catalog.ErrNoKeyspace, id))
 		case ok:
 			// The range lives on elsewhere: its requests may be retried there.
 			r.failAll(&NotLeaderError{RangeID: id})
@@ -959,6 +981,9 @@ func (s *Store) HandleReady() error {
 		deliveries = append(deliveries, ds...)
 	}
 	if err := ab.Commit(); err != nil {
+		return err
+	}
+	if err := s.startBorn(ready); err != nil {
 		return err
 	}
 	// A client that changed the catalog sees its change when answered.

@@ -69,6 +69,11 @@ func (s *Store) StartPropose(rangeID uint64, cmd *command.Command, done func(com
 	if err != nil {
 		return 0, err
 	}
+	if cmd.Op == command.OpPut || cmd.Op == command.OpDelete || cmd.Op == command.OpCAS {
+		if err := r.keyMoved(s, cmd.Key); err != nil {
+			return 0, err // the apply would refuse it too
+		}
+	}
 	s.touch(r)
 	if s.Config.Canary.CasAtPropose && cmd.Op == command.OpCAS {
 		s.decideAtPropose(r, cmd)

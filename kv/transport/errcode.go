@@ -56,7 +56,23 @@ func ToConnect(err error) error {
 	if errors.As(err, &nq) {
 		cerr.Meta().Set(QuorumHeader, "lost")
 	}
+	if errors.Is(err, store.ErrKeyMoved) {
+		cerr.Meta().Set(MovedHeader, "true")
+	}
 	return cerr
+}
+
+// MovedHeader, on an Unavailable error, says "true" when the range the
+// request reached split and no longer holds its key (store.ErrKeyMoved):
+// nothing was done, and the request may be routed again once the
+// catalog names the key's new range.
+const MovedHeader = "Quorumkv-Moved"
+
+// KeyMoved reports whether err, here or forwarded from another node, is
+// store.ErrKeyMoved.
+func KeyMoved(err error) bool {
+	var cerr *connect.Error
+	return errors.Is(err, store.ErrKeyMoved) || errors.As(err, &cerr) && cerr.Meta().Get(MovedHeader) == "true"
 }
 
 // ConnectCode maps the node's errors to Connect codes (SPEC.md "Errors").

@@ -542,6 +542,119 @@ func (x *ScanRangeRequest) GetLimit() uint32 {
 	return 0
 }
 
+type SplitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Reserve       bool                   `protobuf:"varint,2,opt,name=reserve,proto3" json:"reserve,omitempty"`
+	Mid           uint64                 `protobuf:"varint,3,opt,name=mid,proto3" json:"mid,omitempty"`
+	NewRangeId    uint64                 `protobuf:"varint,4,opt,name=new_range_id,json=newRangeId,proto3" json:"new_range_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SplitRequest) Reset() {
+	*x = SplitRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SplitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SplitRequest) ProtoMessage() {}
+
+func (x *SplitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SplitRequest.ProtoReflect.Descriptor instead.
+func (*SplitRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SplitRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *SplitRequest) GetReserve() bool {
+	if x != nil {
+		return x.Reserve
+	}
+	return false
+}
+
+func (x *SplitRequest) GetMid() uint64 {
+	if x != nil {
+		return x.Mid
+	}
+	return 0
+}
+
+func (x *SplitRequest) GetNewRangeId() uint64 {
+	if x != nil {
+		return x.NewRangeId
+	}
+	return 0
+}
+
+type SplitResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// new_range_id is the reserved ID (reserve).
+	NewRangeId    uint64 `protobuf:"varint,1,opt,name=new_range_id,json=newRangeId,proto3" json:"new_range_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SplitResponse) Reset() {
+	*x = SplitResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SplitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SplitResponse) ProtoMessage() {}
+
+func (x *SplitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SplitResponse.ProtoReflect.Descriptor instead.
+func (*SplitResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SplitResponse) GetNewRangeId() uint64 {
+	if x != nil {
+		return x.NewRangeId
+	}
+	return 0
+}
+
 type ScanRangeResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*ScanEntry           `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
@@ -551,7 +664,7 @@ type ScanRangeResponse struct {
 
 func (x *ScanRangeResponse) Reset() {
 	*x = ScanRangeResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +676,7 @@ func (x *ScanRangeResponse) String() string {
 func (*ScanRangeResponse) ProtoMessage() {}
 
 func (x *ScanRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +689,7 @@ func (x *ScanRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRangeResponse.ProtoReflect.Descriptor instead.
 func (*ScanRangeResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScanRangeResponse) GetEntries() []*ScanEntry {
@@ -597,7 +710,7 @@ type ScanEntry struct {
 
 func (x *ScanEntry) Reset() {
 	*x = ScanEntry{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +722,7 @@ func (x *ScanEntry) String() string {
 func (*ScanEntry) ProtoMessage() {}
 
 func (x *ScanEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +735,7 @@ func (x *ScanEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanEntry.ProtoReflect.Descriptor instead.
 func (*ScanEntry) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScanEntry) GetKey() []byte {
@@ -662,7 +775,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +787,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[10]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +800,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Record) GetWallTime() int64 {
@@ -736,7 +849,7 @@ type WriteRecordRequest struct {
 
 func (x *WriteRecordRequest) Reset() {
 	*x = WriteRecordRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +861,7 @@ func (x *WriteRecordRequest) String() string {
 func (*WriteRecordRequest) ProtoMessage() {}
 
 func (x *WriteRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[11]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +874,7 @@ func (x *WriteRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRecordRequest.ProtoReflect.Descriptor instead.
 func (*WriteRecordRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WriteRecordRequest) GetRangeId() uint64 {
@@ -799,7 +912,7 @@ type WriteRecordResponse struct {
 
 func (x *WriteRecordResponse) Reset() {
 	*x = WriteRecordResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +924,7 @@ func (x *WriteRecordResponse) String() string {
 func (*WriteRecordResponse) ProtoMessage() {}
 
 func (x *WriteRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[12]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +937,7 @@ func (x *WriteRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRecordResponse.ProtoReflect.Descriptor instead.
 func (*WriteRecordResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WriteRecordResponse) GetApplied() bool {
@@ -851,7 +964,7 @@ type ReadRecordRequest struct {
 
 func (x *ReadRecordRequest) Reset() {
 	*x = ReadRecordRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[13]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +976,7 @@ func (x *ReadRecordRequest) String() string {
 func (*ReadRecordRequest) ProtoMessage() {}
 
 func (x *ReadRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[13]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +989,7 @@ func (x *ReadRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRecordRequest.ProtoReflect.Descriptor instead.
 func (*ReadRecordRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReadRecordRequest) GetRangeId() uint64 {
@@ -903,7 +1016,7 @@ type ReadRecordResponse struct {
 
 func (x *ReadRecordResponse) Reset() {
 	*x = ReadRecordResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[14]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1028,7 @@ func (x *ReadRecordResponse) String() string {
 func (*ReadRecordResponse) ProtoMessage() {}
 
 func (x *ReadRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[14]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1041,7 @@ func (x *ReadRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRecordResponse.ProtoReflect.Descriptor instead.
 func (*ReadRecordResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{14}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadRecordResponse) GetRecord() *Record {
@@ -950,7 +1063,7 @@ type ScanRecordsRequest struct {
 
 func (x *ScanRecordsRequest) Reset() {
 	*x = ScanRecordsRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1075,7 @@ func (x *ScanRecordsRequest) String() string {
 func (*ScanRecordsRequest) ProtoMessage() {}
 
 func (x *ScanRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[15]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1088,7 @@ func (x *ScanRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ScanRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ScanRecordsRequest) GetRangeId() uint64 {
@@ -1015,7 +1128,7 @@ type ScanRecordsResponse struct {
 
 func (x *ScanRecordsResponse) Reset() {
 	*x = ScanRecordsResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1140,7 @@ func (x *ScanRecordsResponse) String() string {
 func (*ScanRecordsResponse) ProtoMessage() {}
 
 func (x *ScanRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[16]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1153,7 @@ func (x *ScanRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ScanRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ScanRecordsResponse) GetEntries() []*RecordEntry {
@@ -1060,7 +1173,7 @@ type RecordEntry struct {
 
 func (x *RecordEntry) Reset() {
 	*x = RecordEntry{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1185,7 @@ func (x *RecordEntry) String() string {
 func (*RecordEntry) ProtoMessage() {}
 
 func (x *RecordEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[17]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1198,7 @@ func (x *RecordEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordEntry.ProtoReflect.Descriptor instead.
 func (*RecordEntry) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RecordEntry) GetKey() []byte {
@@ -1113,7 +1226,7 @@ type MerkleLeavesRequest struct {
 
 func (x *MerkleLeavesRequest) Reset() {
 	*x = MerkleLeavesRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1238,7 @@ func (x *MerkleLeavesRequest) String() string {
 func (*MerkleLeavesRequest) ProtoMessage() {}
 
 func (x *MerkleLeavesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[18]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1251,7 @@ func (x *MerkleLeavesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MerkleLeavesRequest.ProtoReflect.Descriptor instead.
 func (*MerkleLeavesRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{18}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MerkleLeavesRequest) GetRangeId() uint64 {
@@ -1164,7 +1277,7 @@ type MerkleLeavesResponse struct {
 
 func (x *MerkleLeavesResponse) Reset() {
 	*x = MerkleLeavesResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1289,7 @@ func (x *MerkleLeavesResponse) String() string {
 func (*MerkleLeavesResponse) ProtoMessage() {}
 
 func (x *MerkleLeavesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[19]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1302,7 @@ func (x *MerkleLeavesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MerkleLeavesResponse.ProtoReflect.Descriptor instead.
 func (*MerkleLeavesResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{19}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MerkleLeavesResponse) GetLeaves() []uint64 {
@@ -1212,7 +1325,7 @@ type LeafRecordsRequest struct {
 
 func (x *LeafRecordsRequest) Reset() {
 	*x = LeafRecordsRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1337,7 @@ func (x *LeafRecordsRequest) String() string {
 func (*LeafRecordsRequest) ProtoMessage() {}
 
 func (x *LeafRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[20]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1350,7 @@ func (x *LeafRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeafRecordsRequest.ProtoReflect.Descriptor instead.
 func (*LeafRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{20}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LeafRecordsRequest) GetRangeId() uint64 {
@@ -1279,7 +1392,7 @@ type LeafRecordsResponse struct {
 
 func (x *LeafRecordsResponse) Reset() {
 	*x = LeafRecordsResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[21]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1404,7 @@ func (x *LeafRecordsResponse) String() string {
 func (*LeafRecordsResponse) ProtoMessage() {}
 
 func (x *LeafRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[21]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1417,7 @@ func (x *LeafRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeafRecordsResponse.ProtoReflect.Descriptor instead.
 func (*LeafRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{21}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LeafRecordsResponse) GetEntries() []*RecordEntry {
@@ -1332,7 +1445,7 @@ type Ballot struct {
 
 func (x *Ballot) Reset() {
 	*x = Ballot{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[22]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1457,7 @@ func (x *Ballot) String() string {
 func (*Ballot) ProtoMessage() {}
 
 func (x *Ballot) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[22]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1470,7 @@ func (x *Ballot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ballot.ProtoReflect.Descriptor instead.
 func (*Ballot) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{22}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Ballot) GetRound() uint64 {
@@ -1386,7 +1499,7 @@ type CasPrepareRequest struct {
 
 func (x *CasPrepareRequest) Reset() {
 	*x = CasPrepareRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[23]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1511,7 @@ func (x *CasPrepareRequest) String() string {
 func (*CasPrepareRequest) ProtoMessage() {}
 
 func (x *CasPrepareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[23]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1524,7 @@ func (x *CasPrepareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasPrepareRequest.ProtoReflect.Descriptor instead.
 func (*CasPrepareRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{23}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CasPrepareRequest) GetRangeId() uint64 {
@@ -1456,7 +1569,7 @@ type CasPrepareResponse struct {
 
 func (x *CasPrepareResponse) Reset() {
 	*x = CasPrepareResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[24]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1581,7 @@ func (x *CasPrepareResponse) String() string {
 func (*CasPrepareResponse) ProtoMessage() {}
 
 func (x *CasPrepareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[24]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1594,7 @@ func (x *CasPrepareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasPrepareResponse.ProtoReflect.Descriptor instead.
 func (*CasPrepareResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{24}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CasPrepareResponse) GetReject() bool {
@@ -1525,7 +1638,7 @@ type CasAcceptRequest struct {
 
 func (x *CasAcceptRequest) Reset() {
 	*x = CasAcceptRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[25]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1650,7 @@ func (x *CasAcceptRequest) String() string {
 func (*CasAcceptRequest) ProtoMessage() {}
 
 func (x *CasAcceptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[25]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1663,7 @@ func (x *CasAcceptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasAcceptRequest.ProtoReflect.Descriptor instead.
 func (*CasAcceptRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{25}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CasAcceptRequest) GetRangeId() uint64 {
@@ -1599,7 +1712,7 @@ type CasAcceptResponse struct {
 
 func (x *CasAcceptResponse) Reset() {
 	*x = CasAcceptResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[26]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1724,7 @@ func (x *CasAcceptResponse) String() string {
 func (*CasAcceptResponse) ProtoMessage() {}
 
 func (x *CasAcceptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[26]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1737,7 @@ func (x *CasAcceptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasAcceptResponse.ProtoReflect.Descriptor instead.
 func (*CasAcceptResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{26}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CasAcceptResponse) GetReject() bool {
@@ -1649,7 +1762,7 @@ type MetaIndexRequest struct {
 
 func (x *MetaIndexRequest) Reset() {
 	*x = MetaIndexRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1774,7 @@ func (x *MetaIndexRequest) String() string {
 func (*MetaIndexRequest) ProtoMessage() {}
 
 func (x *MetaIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[27]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1787,7 @@ func (x *MetaIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaIndexRequest.ProtoReflect.Descriptor instead.
 func (*MetaIndexRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{27}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{29}
 }
 
 type MetaIndexResponse struct {
@@ -1686,7 +1799,7 @@ type MetaIndexResponse struct {
 
 func (x *MetaIndexResponse) Reset() {
 	*x = MetaIndexResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1811,7 @@ func (x *MetaIndexResponse) String() string {
 func (*MetaIndexResponse) ProtoMessage() {}
 
 func (x *MetaIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[28]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1824,7 @@ func (x *MetaIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaIndexResponse.ProtoReflect.Descriptor instead.
 func (*MetaIndexResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{28}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MetaIndexResponse) GetIndex() uint64 {
@@ -1731,7 +1844,7 @@ type LetGoRequest struct {
 
 func (x *LetGoRequest) Reset() {
 	*x = LetGoRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +1856,7 @@ func (x *LetGoRequest) String() string {
 func (*LetGoRequest) ProtoMessage() {}
 
 func (x *LetGoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[29]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1869,7 @@ func (x *LetGoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LetGoRequest.ProtoReflect.Descriptor instead.
 func (*LetGoRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{29}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LetGoRequest) GetRangeId() uint64 {
@@ -1782,7 +1895,7 @@ type LetGoResponse struct {
 
 func (x *LetGoResponse) Reset() {
 	*x = LetGoResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +1907,7 @@ func (x *LetGoResponse) String() string {
 func (*LetGoResponse) ProtoMessage() {}
 
 func (x *LetGoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[30]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +1920,7 @@ func (x *LetGoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LetGoResponse.ProtoReflect.Descriptor instead.
 func (*LetGoResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{30}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LetGoResponse) GetLetGo() bool {
@@ -1826,7 +1939,7 @@ type RecordsRequest struct {
 
 func (x *RecordsRequest) Reset() {
 	*x = RecordsRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +1951,7 @@ func (x *RecordsRequest) String() string {
 func (*RecordsRequest) ProtoMessage() {}
 
 func (x *RecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[31]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +1964,7 @@ func (x *RecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordsRequest.ProtoReflect.Descriptor instead.
 func (*RecordsRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{31}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RecordsRequest) GetCalls() []*RecordCall {
@@ -1878,7 +1991,7 @@ type RecordCall struct {
 
 func (x *RecordCall) Reset() {
 	*x = RecordCall{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[32]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +2003,7 @@ func (x *RecordCall) String() string {
 func (*RecordCall) ProtoMessage() {}
 
 func (x *RecordCall) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[32]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +2016,7 @@ func (x *RecordCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordCall.ProtoReflect.Descriptor instead.
 func (*RecordCall) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{32}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RecordCall) GetId() uint64 {
@@ -1993,7 +2106,7 @@ type RecordsResponse struct {
 
 func (x *RecordsResponse) Reset() {
 	*x = RecordsResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2005,7 +2118,7 @@ func (x *RecordsResponse) String() string {
 func (*RecordsResponse) ProtoMessage() {}
 
 func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2018,7 +2131,7 @@ func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordsResponse.ProtoReflect.Descriptor instead.
 func (*RecordsResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{33}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RecordsResponse) GetAnswers() []*RecordAnswer {
@@ -2048,7 +2161,7 @@ type RecordAnswer struct {
 
 func (x *RecordAnswer) Reset() {
 	*x = RecordAnswer{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[34]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2173,7 @@ func (x *RecordAnswer) String() string {
 func (*RecordAnswer) ProtoMessage() {}
 
 func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[34]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2186,7 @@ func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordAnswer.ProtoReflect.Descriptor instead.
 func (*RecordAnswer) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{34}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RecordAnswer) GetId() uint64 {
@@ -2181,7 +2294,7 @@ type RecordError struct {
 
 func (x *RecordError) Reset() {
 	*x = RecordError{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[35]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +2306,7 @@ func (x *RecordError) String() string {
 func (*RecordError) ProtoMessage() {}
 
 func (x *RecordError) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[35]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +2319,7 @@ func (x *RecordError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordError.ProtoReflect.Descriptor instead.
 func (*RecordError) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{35}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RecordError) GetCode() uint32 {
@@ -2266,7 +2379,16 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\x06prefix\x18\x02 \x01(\fR\x06prefix\x12\x1f\n" +
 	"\vstart_after\x18\x03 \x01(\fR\n" +
 	"startAfter\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\rR\x05limit\"J\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"w\n" +
+	"\fSplitRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x18\n" +
+	"\areserve\x18\x02 \x01(\bR\areserve\x12\x10\n" +
+	"\x03mid\x18\x03 \x01(\x04R\x03mid\x12 \n" +
+	"\fnew_range_id\x18\x04 \x01(\x04R\n" +
+	"newRangeId\"1\n" +
+	"\rSplitResponse\x12 \n" +
+	"\fnew_range_id\x18\x01 \x01(\x04R\n" +
+	"newRangeId\"J\n" +
 	"\x11ScanRangeResponse\x125\n" +
 	"\aentries\x18\x01 \x03(\v2\x1b.quorumkv.peer.v1.ScanEntryR\aentries\"M\n" +
 	"\tScanEntry\x12\x10\n" +
@@ -2371,11 +2493,13 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\x06answer\";\n" +
 	"\vRecordError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\xd9\t\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xa5\n" +
+	"\n" +
 	"\x04Peer\x12I\n" +
 	"\x04Raft\x12\x1d.quorumkv.peer.v1.RaftRequest\x1a\x1e.quorumkv.peer.v1.RaftResponse\"\x00(\x01\x12G\n" +
 	"\x04Join\x12\x1d.quorumkv.peer.v1.JoinRequest\x1a\x1e.quorumkv.peer.v1.JoinResponse\"\x00\x12V\n" +
-	"\tScanRange\x12\".quorumkv.peer.v1.ScanRangeRequest\x1a#.quorumkv.peer.v1.ScanRangeResponse\"\x00\x12\\\n" +
+	"\tScanRange\x12\".quorumkv.peer.v1.ScanRangeRequest\x1a#.quorumkv.peer.v1.ScanRangeResponse\"\x00\x12J\n" +
+	"\x05Split\x12\x1e.quorumkv.peer.v1.SplitRequest\x1a\x1f.quorumkv.peer.v1.SplitResponse\"\x00\x12\\\n" +
 	"\vWriteRecord\x12$.quorumkv.peer.v1.WriteRecordRequest\x1a%.quorumkv.peer.v1.WriteRecordResponse\"\x00\x12Y\n" +
 	"\n" +
 	"ReadRecord\x12#.quorumkv.peer.v1.ReadRecordRequest\x1a$.quorumkv.peer.v1.ReadRecordResponse\"\x00\x12\\\n" +
@@ -2402,7 +2526,7 @@ func file_quorumkv_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quorumkv_peer_v1_peer_proto_rawDescData
 }
 
-var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*SnapshotChunkRequest)(nil),  // 0: quorumkv.peer.v1.SnapshotChunkRequest
 	(*SnapshotChunkResponse)(nil), // 1: quorumkv.peer.v1.SnapshotChunkResponse
@@ -2412,89 +2536,93 @@ var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*JoinRequest)(nil),           // 5: quorumkv.peer.v1.JoinRequest
 	(*JoinResponse)(nil),          // 6: quorumkv.peer.v1.JoinResponse
 	(*ScanRangeRequest)(nil),      // 7: quorumkv.peer.v1.ScanRangeRequest
-	(*ScanRangeResponse)(nil),     // 8: quorumkv.peer.v1.ScanRangeResponse
-	(*ScanEntry)(nil),             // 9: quorumkv.peer.v1.ScanEntry
-	(*Record)(nil),                // 10: quorumkv.peer.v1.Record
-	(*WriteRecordRequest)(nil),    // 11: quorumkv.peer.v1.WriteRecordRequest
-	(*WriteRecordResponse)(nil),   // 12: quorumkv.peer.v1.WriteRecordResponse
-	(*ReadRecordRequest)(nil),     // 13: quorumkv.peer.v1.ReadRecordRequest
-	(*ReadRecordResponse)(nil),    // 14: quorumkv.peer.v1.ReadRecordResponse
-	(*ScanRecordsRequest)(nil),    // 15: quorumkv.peer.v1.ScanRecordsRequest
-	(*ScanRecordsResponse)(nil),   // 16: quorumkv.peer.v1.ScanRecordsResponse
-	(*RecordEntry)(nil),           // 17: quorumkv.peer.v1.RecordEntry
-	(*MerkleLeavesRequest)(nil),   // 18: quorumkv.peer.v1.MerkleLeavesRequest
-	(*MerkleLeavesResponse)(nil),  // 19: quorumkv.peer.v1.MerkleLeavesResponse
-	(*LeafRecordsRequest)(nil),    // 20: quorumkv.peer.v1.LeafRecordsRequest
-	(*LeafRecordsResponse)(nil),   // 21: quorumkv.peer.v1.LeafRecordsResponse
-	(*Ballot)(nil),                // 22: quorumkv.peer.v1.Ballot
-	(*CasPrepareRequest)(nil),     // 23: quorumkv.peer.v1.CasPrepareRequest
-	(*CasPrepareResponse)(nil),    // 24: quorumkv.peer.v1.CasPrepareResponse
-	(*CasAcceptRequest)(nil),      // 25: quorumkv.peer.v1.CasAcceptRequest
-	(*CasAcceptResponse)(nil),     // 26: quorumkv.peer.v1.CasAcceptResponse
-	(*MetaIndexRequest)(nil),      // 27: quorumkv.peer.v1.MetaIndexRequest
-	(*MetaIndexResponse)(nil),     // 28: quorumkv.peer.v1.MetaIndexResponse
-	(*LetGoRequest)(nil),          // 29: quorumkv.peer.v1.LetGoRequest
-	(*LetGoResponse)(nil),         // 30: quorumkv.peer.v1.LetGoResponse
-	(*RecordsRequest)(nil),        // 31: quorumkv.peer.v1.RecordsRequest
-	(*RecordCall)(nil),            // 32: quorumkv.peer.v1.RecordCall
-	(*RecordsResponse)(nil),       // 33: quorumkv.peer.v1.RecordsResponse
-	(*RecordAnswer)(nil),          // 34: quorumkv.peer.v1.RecordAnswer
-	(*RecordError)(nil),           // 35: quorumkv.peer.v1.RecordError
+	(*SplitRequest)(nil),          // 8: quorumkv.peer.v1.SplitRequest
+	(*SplitResponse)(nil),         // 9: quorumkv.peer.v1.SplitResponse
+	(*ScanRangeResponse)(nil),     // 10: quorumkv.peer.v1.ScanRangeResponse
+	(*ScanEntry)(nil),             // 11: quorumkv.peer.v1.ScanEntry
+	(*Record)(nil),                // 12: quorumkv.peer.v1.Record
+	(*WriteRecordRequest)(nil),    // 13: quorumkv.peer.v1.WriteRecordRequest
+	(*WriteRecordResponse)(nil),   // 14: quorumkv.peer.v1.WriteRecordResponse
+	(*ReadRecordRequest)(nil),     // 15: quorumkv.peer.v1.ReadRecordRequest
+	(*ReadRecordResponse)(nil),    // 16: quorumkv.peer.v1.ReadRecordResponse
+	(*ScanRecordsRequest)(nil),    // 17: quorumkv.peer.v1.ScanRecordsRequest
+	(*ScanRecordsResponse)(nil),   // 18: quorumkv.peer.v1.ScanRecordsResponse
+	(*RecordEntry)(nil),           // 19: quorumkv.peer.v1.RecordEntry
+	(*MerkleLeavesRequest)(nil),   // 20: quorumkv.peer.v1.MerkleLeavesRequest
+	(*MerkleLeavesResponse)(nil),  // 21: quorumkv.peer.v1.MerkleLeavesResponse
+	(*LeafRecordsRequest)(nil),    // 22: quorumkv.peer.v1.LeafRecordsRequest
+	(*LeafRecordsResponse)(nil),   // 23: quorumkv.peer.v1.LeafRecordsResponse
+	(*Ballot)(nil),                // 24: quorumkv.peer.v1.Ballot
+	(*CasPrepareRequest)(nil),     // 25: quorumkv.peer.v1.CasPrepareRequest
+	(*CasPrepareResponse)(nil),    // 26: quorumkv.peer.v1.CasPrepareResponse
+	(*CasAcceptRequest)(nil),      // 27: quorumkv.peer.v1.CasAcceptRequest
+	(*CasAcceptResponse)(nil),     // 28: quorumkv.peer.v1.CasAcceptResponse
+	(*MetaIndexRequest)(nil),      // 29: quorumkv.peer.v1.MetaIndexRequest
+	(*MetaIndexResponse)(nil),     // 30: quorumkv.peer.v1.MetaIndexResponse
+	(*LetGoRequest)(nil),          // 31: quorumkv.peer.v1.LetGoRequest
+	(*LetGoResponse)(nil),         // 32: quorumkv.peer.v1.LetGoResponse
+	(*RecordsRequest)(nil),        // 33: quorumkv.peer.v1.RecordsRequest
+	(*RecordCall)(nil),            // 34: quorumkv.peer.v1.RecordCall
+	(*RecordsResponse)(nil),       // 35: quorumkv.peer.v1.RecordsResponse
+	(*RecordAnswer)(nil),          // 36: quorumkv.peer.v1.RecordAnswer
+	(*RecordError)(nil),           // 37: quorumkv.peer.v1.RecordError
 }
 var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	3,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
-	9,  // 1: quorumkv.peer.v1.ScanRangeResponse.entries:type_name -> quorumkv.peer.v1.ScanEntry
-	10, // 2: quorumkv.peer.v1.WriteRecordRequest.record:type_name -> quorumkv.peer.v1.Record
-	10, // 3: quorumkv.peer.v1.ReadRecordResponse.record:type_name -> quorumkv.peer.v1.Record
-	17, // 4: quorumkv.peer.v1.ScanRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
-	10, // 5: quorumkv.peer.v1.RecordEntry.record:type_name -> quorumkv.peer.v1.Record
-	17, // 6: quorumkv.peer.v1.LeafRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
-	22, // 7: quorumkv.peer.v1.CasPrepareRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
-	22, // 8: quorumkv.peer.v1.CasPrepareResponse.promised:type_name -> quorumkv.peer.v1.Ballot
-	22, // 9: quorumkv.peer.v1.CasPrepareResponse.accepted:type_name -> quorumkv.peer.v1.Ballot
-	22, // 10: quorumkv.peer.v1.CasAcceptRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
-	22, // 11: quorumkv.peer.v1.CasAcceptResponse.promised:type_name -> quorumkv.peer.v1.Ballot
-	32, // 12: quorumkv.peer.v1.RecordsRequest.calls:type_name -> quorumkv.peer.v1.RecordCall
-	11, // 13: quorumkv.peer.v1.RecordCall.write:type_name -> quorumkv.peer.v1.WriteRecordRequest
-	13, // 14: quorumkv.peer.v1.RecordCall.read:type_name -> quorumkv.peer.v1.ReadRecordRequest
-	23, // 15: quorumkv.peer.v1.RecordCall.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareRequest
-	25, // 16: quorumkv.peer.v1.RecordCall.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptRequest
-	34, // 17: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
-	12, // 18: quorumkv.peer.v1.RecordAnswer.write:type_name -> quorumkv.peer.v1.WriteRecordResponse
-	14, // 19: quorumkv.peer.v1.RecordAnswer.read:type_name -> quorumkv.peer.v1.ReadRecordResponse
-	24, // 20: quorumkv.peer.v1.RecordAnswer.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareResponse
-	26, // 21: quorumkv.peer.v1.RecordAnswer.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptResponse
-	35, // 22: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
+	11, // 1: quorumkv.peer.v1.ScanRangeResponse.entries:type_name -> quorumkv.peer.v1.ScanEntry
+	12, // 2: quorumkv.peer.v1.WriteRecordRequest.record:type_name -> quorumkv.peer.v1.Record
+	12, // 3: quorumkv.peer.v1.ReadRecordResponse.record:type_name -> quorumkv.peer.v1.Record
+	19, // 4: quorumkv.peer.v1.ScanRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
+	12, // 5: quorumkv.peer.v1.RecordEntry.record:type_name -> quorumkv.peer.v1.Record
+	19, // 6: quorumkv.peer.v1.LeafRecordsResponse.entries:type_name -> quorumkv.peer.v1.RecordEntry
+	24, // 7: quorumkv.peer.v1.CasPrepareRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
+	24, // 8: quorumkv.peer.v1.CasPrepareResponse.promised:type_name -> quorumkv.peer.v1.Ballot
+	24, // 9: quorumkv.peer.v1.CasPrepareResponse.accepted:type_name -> quorumkv.peer.v1.Ballot
+	24, // 10: quorumkv.peer.v1.CasAcceptRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
+	24, // 11: quorumkv.peer.v1.CasAcceptResponse.promised:type_name -> quorumkv.peer.v1.Ballot
+	34, // 12: quorumkv.peer.v1.RecordsRequest.calls:type_name -> quorumkv.peer.v1.RecordCall
+	13, // 13: quorumkv.peer.v1.RecordCall.write:type_name -> quorumkv.peer.v1.WriteRecordRequest
+	15, // 14: quorumkv.peer.v1.RecordCall.read:type_name -> quorumkv.peer.v1.ReadRecordRequest
+	25, // 15: quorumkv.peer.v1.RecordCall.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareRequest
+	27, // 16: quorumkv.peer.v1.RecordCall.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptRequest
+	36, // 17: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
+	14, // 18: quorumkv.peer.v1.RecordAnswer.write:type_name -> quorumkv.peer.v1.WriteRecordResponse
+	16, // 19: quorumkv.peer.v1.RecordAnswer.read:type_name -> quorumkv.peer.v1.ReadRecordResponse
+	26, // 20: quorumkv.peer.v1.RecordAnswer.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareResponse
+	28, // 21: quorumkv.peer.v1.RecordAnswer.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptResponse
+	37, // 22: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
 	2,  // 23: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
 	5,  // 24: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
 	7,  // 25: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
-	11, // 26: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
-	13, // 27: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
-	15, // 28: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
-	18, // 29: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
-	20, // 30: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
-	23, // 31: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
-	25, // 32: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
-	27, // 33: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
-	29, // 34: quorumkv.peer.v1.Peer.LetGo:input_type -> quorumkv.peer.v1.LetGoRequest
-	31, // 35: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
-	0,  // 36: quorumkv.peer.v1.Peer.SnapshotChunk:input_type -> quorumkv.peer.v1.SnapshotChunkRequest
-	4,  // 37: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
-	6,  // 38: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
-	8,  // 39: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
-	12, // 40: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
-	14, // 41: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
-	16, // 42: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
-	19, // 43: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
-	21, // 44: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
-	24, // 45: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
-	26, // 46: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
-	28, // 47: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
-	30, // 48: quorumkv.peer.v1.Peer.LetGo:output_type -> quorumkv.peer.v1.LetGoResponse
-	33, // 49: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
-	1,  // 50: quorumkv.peer.v1.Peer.SnapshotChunk:output_type -> quorumkv.peer.v1.SnapshotChunkResponse
-	37, // [37:51] is the sub-list for method output_type
-	23, // [23:37] is the sub-list for method input_type
+	8,  // 26: quorumkv.peer.v1.Peer.Split:input_type -> quorumkv.peer.v1.SplitRequest
+	13, // 27: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
+	15, // 28: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
+	17, // 29: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
+	20, // 30: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
+	22, // 31: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
+	25, // 32: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
+	27, // 33: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
+	29, // 34: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
+	31, // 35: quorumkv.peer.v1.Peer.LetGo:input_type -> quorumkv.peer.v1.LetGoRequest
+	33, // 36: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
+	0,  // 37: quorumkv.peer.v1.Peer.SnapshotChunk:input_type -> quorumkv.peer.v1.SnapshotChunkRequest
+	4,  // 38: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
+	6,  // 39: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
+	10, // 40: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
+	9,  // 41: quorumkv.peer.v1.Peer.Split:output_type -> quorumkv.peer.v1.SplitResponse
+	14, // 42: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
+	16, // 43: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
+	18, // 44: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
+	21, // 45: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
+	23, // 46: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
+	26, // 47: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
+	28, // 48: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
+	30, // 49: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
+	32, // 50: quorumkv.peer.v1.Peer.LetGo:output_type -> quorumkv.peer.v1.LetGoResponse
+	35, // 51: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
+	1,  // 52: quorumkv.peer.v1.Peer.SnapshotChunk:output_type -> quorumkv.peer.v1.SnapshotChunkResponse
+	38, // [38:53] is the sub-list for method output_type
+	23, // [23:38] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -2505,13 +2633,13 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 	if File_quorumkv_peer_v1_peer_proto != nil {
 		return
 	}
-	file_quorumkv_peer_v1_peer_proto_msgTypes[32].OneofWrappers = []any{
+	file_quorumkv_peer_v1_peer_proto_msgTypes[34].OneofWrappers = []any{
 		(*RecordCall_Write)(nil),
 		(*RecordCall_Read)(nil),
 		(*RecordCall_CasPrepare)(nil),
 		(*RecordCall_CasAccept)(nil),
 	}
-	file_quorumkv_peer_v1_peer_proto_msgTypes[34].OneofWrappers = []any{
+	file_quorumkv_peer_v1_peer_proto_msgTypes[36].OneofWrappers = []any{
 		(*RecordAnswer_Write)(nil),
 		(*RecordAnswer_Read)(nil),
 		(*RecordAnswer_CasPrepare)(nil),
@@ -2524,7 +2652,7 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_peer_v1_peer_proto_rawDesc), len(file_quorumkv_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,8 @@ const (
 	PeerJoinProcedure = "/quorumkv.peer.v1.Peer/Join"
 	// PeerScanRangeProcedure is the fully-qualified name of the Peer's ScanRange RPC.
 	PeerScanRangeProcedure = "/quorumkv.peer.v1.Peer/ScanRange"
+	// PeerSplitProcedure is the fully-qualified name of the Peer's Split RPC.
+	PeerSplitProcedure = "/quorumkv.peer.v1.Peer/Split"
 	// PeerWriteRecordProcedure is the fully-qualified name of the Peer's WriteRecord RPC.
 	PeerWriteRecordProcedure = "/quorumkv.peer.v1.Peer/WriteRecord"
 	// PeerReadRecordProcedure is the fully-qualified name of the Peer's ReadRecord RPC.
@@ -79,6 +81,10 @@ type PeerClient interface {
 	// ScanRange reads one range linearizably on its leader, for a scan
 	// coordinated by another node.
 	ScanRange(context.Context, *connect.Request[v1.ScanRangeRequest]) (*connect.Response[v1.ScanRangeResponse], error)
+	// Split is asked of meta's leader by the leader of a range that splits:
+	// reserve a new range ID (reserve set), or record a split the range
+	// applied in its own log (catalog Split op; a retry changes nothing).
+	Split(context.Context, *connect.Request[v1.SplitRequest]) (*connect.Response[v1.SplitResponse], error)
 	// WriteRecord stores a record of an eventual keyspace's key on this
 	// replica if it is newer than the one stored (last writer wins), and
 	// answers once it is durable. A coordinator sends it to every replica.
@@ -156,6 +162,12 @@ func NewPeerClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(peerMethods.ByName("ScanRange")),
 			connect.WithClientOptions(opts...),
 		),
+		split: connect.NewClient[v1.SplitRequest, v1.SplitResponse](
+			httpClient,
+			baseURL+PeerSplitProcedure,
+			connect.WithSchema(peerMethods.ByName("Split")),
+			connect.WithClientOptions(opts...),
+		),
 		writeRecord: connect.NewClient[v1.WriteRecordRequest, v1.WriteRecordResponse](
 			httpClient,
 			baseURL+PeerWriteRecordProcedure,
@@ -230,6 +242,7 @@ type peerClient struct {
 	raft          *connect.Client[v1.RaftRequest, v1.RaftResponse]
 	join          *connect.Client[v1.JoinRequest, v1.JoinResponse]
 	scanRange     *connect.Client[v1.ScanRangeRequest, v1.ScanRangeResponse]
+	split         *connect.Client[v1.SplitRequest, v1.SplitResponse]
 	writeRecord   *connect.Client[v1.WriteRecordRequest, v1.WriteRecordResponse]
 	readRecord    *connect.Client[v1.ReadRecordRequest, v1.ReadRecordResponse]
 	scanRecords   *connect.Client[v1.ScanRecordsRequest, v1.ScanRecordsResponse]
@@ -256,6 +269,11 @@ func (c *peerClient) Join(ctx context.Context, req *connect.Request[v1.JoinReque
 // ScanRange calls quorumkv.peer.v1.Peer.ScanRange.
 func (c *peerClient) ScanRange(ctx context.Context, req *connect.Request[v1.ScanRangeRequest]) (*connect.Response[v1.ScanRangeResponse], error) {
 	return c.scanRange.CallUnary(ctx, req)
+}
+
+// Split calls quorumkv.peer.v1.Peer.Split.
+func (c *peerClient) Split(ctx context.Context, req *connect.Request[v1.SplitRequest]) (*connect.Response[v1.SplitResponse], error) {
+	return c.split.CallUnary(ctx, req)
 }
 
 // WriteRecord calls quorumkv.peer.v1.Peer.WriteRecord.
@@ -327,6 +345,10 @@ type PeerHandler interface {
 	// ScanRange reads one range linearizably on its leader, for a scan
 	// coordinated by another node.
 	ScanRange(context.Context, *connect.Request[v1.ScanRangeRequest]) (*connect.Response[v1.ScanRangeResponse], error)
+	// Split is asked of meta's leader by the leader of a range that splits:
+	// reserve a new range ID (reserve set), or record a split the range
+	// applied in its own log (catalog Split op; a retry changes nothing).
+	Split(context.Context, *connect.Request[v1.SplitRequest]) (*connect.Response[v1.SplitResponse], error)
 	// WriteRecord stores a record of an eventual keyspace's key on this
 	// replica if it is newer than the one stored (last writer wins), and
 	// answers once it is durable. A coordinator sends it to every replica.
@@ -398,6 +420,12 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 		PeerScanRangeProcedure,
 		svc.ScanRange,
 		connect.WithSchema(peerMethods.ByName("ScanRange")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerSplitHandler := connect.NewUnaryHandler(
+		PeerSplitProcedure,
+		svc.Split,
+		connect.WithSchema(peerMethods.ByName("Split")),
 		connect.WithHandlerOptions(opts...),
 	)
 	peerWriteRecordHandler := connect.NewUnaryHandler(
@@ -474,6 +502,8 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 			peerJoinHandler.ServeHTTP(w, r)
 		case PeerScanRangeProcedure:
 			peerScanRangeHandler.ServeHTTP(w, r)
+		case PeerSplitProcedure:
+			peerSplitHandler.ServeHTTP(w, r)
 		case PeerWriteRecordProcedure:
 			peerWriteRecordHandler.ServeHTTP(w, r)
 		case PeerReadRecordProcedure:
@@ -515,6 +545,10 @@ func (UnimplementedPeerHandler) Join(context.Context, *connect.Request[v1.JoinRe
 
 func (UnimplementedPeerHandler) ScanRange(context.Context, *connect.Request[v1.ScanRangeRequest]) (*connect.Response[v1.ScanRangeResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.ScanRange is not implemented"))
+}
+
+func (UnimplementedPeerHandler) Split(context.Context, *connect.Request[v1.SplitRequest]) (*connect.Response[v1.SplitResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.Split is not implemented"))
 }
 
 func (UnimplementedPeerHandler) WriteRecord(context.Context, *connect.Request[v1.WriteRecordRequest]) (*connect.Response[v1.WriteRecordResponse], error) {

@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/client"
+)
+
+// A raft keyspace of one range on 3 nodes started with --range-max-bytes
+// 1MiB, loaded with about 4 MiB by 8 writers, splits while they write: its
+// range count grows, `kvctl cluster ranges` shows the halves (one range
+// ends where the next begins), no write fails, and every written key
+// reads back with its value. The test logs how long the load took, how
+// many writes needed a retry inside the client, and the ranges.
+func TestRangeSplitsUnderLoad(t *testing.T) {
+	nodes := startCluster(t, 3, "--range-max-bytes", "1MiB")
+	n1 := nodes[0]
+	n1.must(0, "keyspace", "create", "big", "--mode", "raft", "--replicas", "3", "--ranges", "1")
+
+	cl, err := client.New(client.Config{Endpoints: addrs(nodes)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		keys    = 4096
+		writers = 8
+		size    = 1 << 10
+	)
+	value := func(i int) []byte { return []byte(fmt.Sprintf("%0*d", size, i)) }
+	start := time.Now()
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < keys; i += writers {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				if _, err := cl.Put(ctx, "big", []byte(fmt.Sprintf("key-%05d", i)), value(i), client.Quorum{}); err != nil {
+					failed.Add(1)
+					t.Errorf("put key-%05d: %v", i, err)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("wrote %d keys of %d bytes in %v (%d failed)", keys, size, time.Since(start).Round(time.Millisecond), failed.Load())
+
+	// 4 MiB over ranges of at most 1 MiB: at least 4 ranges once the
+	// splits the load started are done.
+	waitFor(t, "the keyspace to split into at least 4 ranges", func() bool { return len(rangeReplicas(t, n1, "big")) >= 4 })
+	t.Logf("split into %d ranges %v after the load began", len(rangeReplicas(t, n1, "big")), time.Since(start).Round(time.Millisecond))
+	out := n1.must(0, "cluster", "ranges", "-k", "big")
+	t.Logf("kvctl cluster ranges -k big:\n%s", out)
+	if strings.Count(out, "\n") < 5 {
+		t.Errorf("kvctl cluster ranges shows fewer than 4 ranges:\n%s", out)
+	}
+
+	for i := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		kv, err := cl.Get(ctx, "big", []byte(fmt.Sprintf("key-%05d", i)), client.Quorum{})
+		cancel()
+		if err != nil || string(kv.Value) != string(value(i)) {
+			t.Fatalf("get key-%05d after the splits: %v (value of %d bytes)", i, err, len(kv.Value))
+		}
+	}
+	// A scan sees every key once, across the new ranges.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	all, err := cl.Scan(ctx, "big", nil, 0, 1000)
+	cancel()
+	if err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	seen := len(all)
+	if seen != keys {
+		t.Errorf("a scan after the splits saw %d keys, want %d", seen, keys)
+	}
+}

@@ -1,0 +1,587 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
+	"github.com/quorumkv/quorumkv/raft"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// Range splits (raft ranges; DESIGN.md §2: a range splits in two by
+// halving its interval of the hash space, so nothing is rehashed).
+//
+// A range's log is the only place where its replicas agree on anything,
+// so a split is a command in it, and the catalog follows:
+//
+//  1. The range's leader sees its data pass StoreConfig.RangeMaxBytes (a
+//     size kept in the range's replicated state, splitState.bytes) while
+//     no split or replica move of the range is in flight (SplitTasks).
+//     kv.Node asks meta for a new range ID (catalog.CatalogOp.ReserveRange)
+//     and proposes Split{Lo, Hi, Mid, NewRange, configuration} in the
+//     range's log (StartSplit).
+//  2. Every replica applies it at the same index i, in its apply batch
+//     (applySplit): the keys of the right half [Mid, Hi) move from the
+//     range's storage prefix to the new range's, with the range's whole
+//     dedup state; the range's split state records its new span, and
+//     from then on the range refuses keys outside it with ErrKeyMoved
+//     (nothing written, retried once the catalog moves); the new range's
+//     Raft state is written as if it had installed a snapshot at i, with
+//     the term of entry i and the configuration the command carries, so
+//     every replica of the new range starts identical. Once the batch is
+//     committed, the new range's replica starts here (startBorn), and the
+//     replica that led the old range campaigns for the new one.
+//  3. The leader proposes catalog.CatalogOp.Split to meta, again and again
+//     until meta has it (a retry changes nothing): SplitTasks returns that
+//     step as long as the range's applied span is narrower than the
+//     catalog's. Until the catalog has the new range, reconcile keeps the
+//     replicas that splits started here (Store.born).
+//
+// Why it is safe:
+//
+//   - One group per key: before i, the key is the old range's; from i on,
+//     the old range refuses it at apply (and at propose), and the new
+//     range's log starts after i. A read checks the range's span after it
+//     read the key (Store.Holds), and the span only shrinks.
+//   - A replica that never applied the split (it was down, or got the old
+//     range by a snapshot past i: the snapshot carries the split state and
+//     the left half only) starts the new range from the catalog, whose
+//     replicas of a split range are all marked Added: it never founds a
+//     log, it waits for the new range's leader to send a snapshot. Had it
+//     founded one, two logs would claim the range. If it applies the split
+//     later, from the log, the new range's state here is left alone (it
+//     may be ahead), and only the old range's right half goes.
+//   - A crash: the split's effects and applied index are one batch; the
+//     new range's replica starts from what that batch wrote.
+//
+// The cost is one batch of about the right half's size (its keys are
+// rewritten under the new ID), bounded by storage's MaxBatchBytes: a split
+// whose batch would exceed it faults the range, so RangeMaxBytes must stay
+// well under half of it (kvd refuses more). Paxos and eventual ranges do
+// not split: their ranges never record a span, and the catalog refuses
+// their splits.
+
+// DefaultRangeMaxBytes is StoreConfig.RangeMaxBytes's default (SPEC.md's
+// --range-max-bytes).
+const DefaultRangeMaxBytes = 64 << 20
+
+// splitFormatV1 is the first byte of an encoded split state.
+const splitFormatV1 byte = 1
+
+// ErrKeyMoved: the key is no longer in the range the request reached: the
+// range split, and the catalog will name the range that holds it now.
+// Nothing was written; the request may be retried. It is an
+// ErrUnavailable.
+var ErrKeyMoved = fmt.Errorf("%w: the key's range split", ErrUnavailable)
+
+// KeyMovedError is ErrKeyMoved for one range.
+type KeyMovedError struct {
+	RangeID uint64
+	Span    catalog.Span
+}
+
+func (e *KeyMovedError) Error() string {
+	return fmt.Sprintf("%v: range %d now holds only [%016x, %016x); retry once the catalog names the key's new range",
+		ErrKeyMoved, e.RangeID, e.Span.Lo, e.Span.Hi)
+}
+
+func (e *KeyMovedError) Is(target error) bool {
+	return target == ErrKeyMoved || target == ErrUnavailable
+}
+
+// splitState is a range's split state (storage.SplitStateKey): replicated
+// state, changed only by applying the range's log or installing its
+// snapshot, so every replica holds the same at the same index.
+type splitState struct {
+	// known says the span was recorded: a range that never split has none
+	// and accepts every key the catalog routes to it.
+	known bool
+	span  catalog.Span
+	// bytes is the size of the range's data, as splitBytes counts it.
+	bytes uint64
+	// lastMid and lastNew are the range's last split: it gave [lastMid,
+	// its old end) to range lastNew.
+	lastMid, lastNew uint64
+}
+
+// holds reports whether hash h is in the range's span.
+func (st *splitState) holds(h uint64) bool { return !st.known || st.span.Contains(h) }
+
+func (st *splitState) encode() []byte {
+	e := codec.Enc{}
+	e.Byte(splitFormatV1)
+	e.Bool(st.known)
+	e.Uint(st.span.Lo)
+	e.Uint(st.span.Hi)
+	e.Uint(st.bytes)
+	e.Uint(st.lastMid)
+	e.Uint(st.lastNew)
+	return e.Buf
+}
+
+func decodeSplitState(b []byte) (splitState, error) {
+	d := codec.Dec{Buf: b}
+	if d.Byte() != splitFormatV1 {
+		d.Fail("split state version")
+	}
+	st := splitState{known: d.Bool()}
+	st.span.Lo, st.span.Hi = d.Uint(), d.Uint()
+	st.bytes, st.lastMid, st.lastNew = d.Uint(), d.Uint(), d.Uint()
+	return st, d.Done()
+}
+
+// splitBytes is what one key counts toward its range's size: its key and
+// value and a few bytes of overhead. Deterministic, not exact.
+func splitBytes(key []byte, v *command.Value) uint64 {
+	if v == nil {
+		return 0
+	}
+	return uint64(len(key) + len(v.Data) + 8)
+}
+
+// loadSplitState reads the range's split state. A range that has none yet
+// (created before splits existed, or never written) counts its data
+// once; the next apply records it.
+func loadSplitState(db *storage.DB, rangeID uint64) (splitState, error) {
+	raw, err := db.Get(storage.SplitStateKey(rangeID))
+	if err == nil {
+		st, err := decodeSplitState(raw)
+		if err != nil {
+			return splitState{}, fmt.Errorf("kv: range %d split state: %w", rangeID, err)
+		}
+		return st, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return splitState{}, err
+	}
+	var st splitState
+	err = command.EachData(db, rangeID, nil, nil, func(key, raw []byte) (bool, error) {
+		v, err := command.DecodeValue(raw)
+		if err != nil {
+			return false, err
+		}
+		st.bytes += splitBytes(key, &v)
+		return true, nil
+	})
+	return st, err
+}
+
+// keyMoved returns the refusal of key by r, or nil if r holds it.
+func (r *replica) keyMoved(s *Store, key []byte) error {
+	if s.Config.Canary.ServeMovedKeys || r.split.holds(catalog.HashKey(key)) {
+		return nil
+	}
+	return &KeyMovedError{RangeID: r.desc.ID, Span: r.split.span}
+}
+
+// bornRange is a range a split started on this node, before the catalog
+// has it.
+type bornRange struct {
+	desc *catalog.RangeDescriptor
+	// campaign: this node led the range that split, so its replica of
+	// the new one campaigns at once.
+	campaign bool
+}
+
+// applySplit applies a split at index (see the top of the file). A split
+// that does not fit the range's state now (a split or move came first) is
+// refused, the same way on every replica, and changes nothing.
+func (r *replica) applySplit(s *Store, b *storage.Batch, index uint64, cmd *command.Command, ab *applyBatch) (command.Result, error) {
+	var sp command.Split
+	if err := json.Unmarshal(cmd.Value, &sp); err != nil {
+		return command.Result{}, fmt.Errorf("%w: split command at %d: %v", codec.ErrCorrupt, index, err)
+	}
+	id := r.desc.ID
+	refuse := func(why string) (command.Result, error) {
+		return command.Result{Version: index, Err: fmt.Errorf("%w: range %d refused the split at %016x: %s", catalog.ErrSplit, id, sp.Mid, why)}, nil
+	}
+	span := catalog.Span{Lo: sp.Lo, Hi: sp.Hi}
+	c, isRaft := r.Core.(*consensus.RaftCore)
+	switch {
+	case !isRaft:
+		return refuse("only raft ranges split")
+	case r.split.known && r.split.span != span:
+		return refuse(fmt.Sprintf("its span is [%016x, %016x) now", r.split.span.Lo, r.split.span.Hi))
+	case !span.Contains(sp.Mid) || sp.Mid == sp.Lo:
+		return refuse("not strictly inside its span")
+	case sp.NewRange <= catalog.MetaRangeID || sp.NewRange == id || len(sp.Voters) == 0:
+		return refuse("no new range, or no configuration")
+	}
+	term, err := c.Log.Term(index)
+	if err != nil {
+		return command.Result{}, fmt.Errorf("kv: range %d: the term of split entry %d: %w", id, index, err)
+	}
+	// The new range's state here is written only if it has none: a
+	// replica that started it from the catalog before applying the split
+	// may be ahead of index already.
+	create := s.Replicas[sp.NewRange] == nil && s.Failed[sp.NewRange] == nil
+	if create {
+		has, err := consensus.HasRangeState(s.DB, sp.NewRange)
+		if err != nil {
+			return command.Result{}, err
+		}
+		create = !has
+	}
+	right := catalog.Span{Lo: sp.Mid, Hi: sp.Hi}
+	moved, err := r.moveRightHalf(s, b, ab, right, sp.NewRange, create)
+	if err != nil {
+		return command.Result{}, err
+	}
+	if create {
+		if err := r.copyDedup(s, b, ab, sp.NewRange); err != nil {
+			return command.Result{}, err
+		}
+		cs := raft.ConfState{Geometry: sp.Geometry}
+		for _, v := range sp.Voters {
+			cs.Voters = append(cs.Voters, raft.Member{ID: v.NodeID, Zone: v.Zone, Weight: v.Weight})
+		}
+		born := splitState{known: true, span: right, bytes: moved}
+		if err := errors.Join(
+			consensus.FoundSplitRange(b, sp.NewRange, index, term, cs),
+			b.Set(storage.SplitStateKey(sp.NewRange), born.encode()),
+		); err != nil {
+			return command.Result{}, err
+		}
+		desc := &catalog.RangeDescriptor{ID: sp.NewRange, Keyspace: r.desc.Keyspace, Span: right, Geometry: sp.Geometry,
+			Mode: r.desc.Mode, Parent: id}
+		for _, v := range sp.Voters {
+			v.Added = true
+			desc.Replicas = append(desc.Replicas, v)
+		}
+		r.born = append(r.born, bornRange{desc: desc, campaign: r.Role == consensus.RoleLeader})
+	}
+	r.split = splitState{known: true, span: catalog.Span{Lo: sp.Lo, Hi: sp.Mid}, bytes: r.split.bytes - min(moved, r.split.bytes),
+		lastMid: sp.Mid, lastNew: sp.NewRange}
+	r.splitDirty = true
+	s.Config.Metrics.Splits.Inc()
+	s.Logger.Info("range split", "range", id, "keyspace", r.desc.Keyspace, "index", index, "mid", fmt.Sprintf("%016x", sp.Mid),
+		"new_range", sp.NewRange, "moved_bytes", moved, "new_replica_here", create)
+	return command.Result{Version: index}, nil
+}
+
+// moveRightHalf deletes the range's keys in right from its data, as the
+// round's batch will leave them (what earlier entries of this apply wrote,
+// ab, over what Pebble holds), and writes them under range to if write.
+// It returns their size.
+func (r *replica) moveRightHalf(s *Store, b *storage.Batch, ab *applyBatch, right catalog.Span, to uint64, write bool) (uint64, error) {
+	id := r.desc.ID
+	var moved uint64
+	move := func(key, userKey []byte, v *command.Value) error {
+		moved += splitBytes(userKey, v)
+		ab.data[string(key)] = nil
+		if err := b.Delete(key); err != nil || !write {
+			return err
+		}
+		return b.Set(storage.DataKey(to, userKey), v.Encode())
+	}
+	seen := map[string]bool{}
+	err := command.EachData(s.DB, id, nil, nil, func(userKey, raw []byte) (bool, error) {
+		if !right.Contains(catalog.HashKey(userKey)) {
+			return true, nil
+		}
+		key := storage.DataKey(id, userKey)
+		seen[string(key)] = true
+		v, pending := ab.data[string(key)]
+		if !pending {
+			dv, err := command.DecodeValue(raw)
+			if err != nil {
+				return false, fmt.Errorf("kv: range %d key %q: %w", id, command.Abbreviate(userKey), err)
+			}
+			v = &dv
+		}
+		if v == nil {
+			return true, nil // deleted earlier in this apply
+		}
+		return true, move(key, bytes.Clone(userKey), v)
+	})
+	if err != nil {
+		return 0, err
+	}
+	// Keys this apply wrote that Pebble does not hold yet, in key order so
+	// that every replica builds the same batch.
+	prefix := storage.RangeDataSpan(id)
+	for _, key := range slices.Sorted(maps.Keys(ab.data)) {
+		v := ab.data[key]
+		if v == nil || seen[key] || !prefix.Contains([]byte(key)) {
+			continue
+		}
+		_, userKey, err := storage.DecodeDataKey([]byte(key))
+		if err != nil {
+			return 0, err
+		}
+		if right.Contains(catalog.HashKey(userKey)) {
+			if err := move([]byte(key), userKey, v); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return moved, nil
+}
+
+// copyDedup copies the range's dedup state, as this apply leaves it, to
+// range to: a retried write whose key moved is answered there as the
+// first attempt was. Answers older than the horizon, which no replica
+// uses and which replicas may have collected or not, are left out.
+func (r *replica) copyDedup(s *Store, b *storage.Batch, ab *applyBatch, to uint64) error {
+	horizon := r.dedup.horizon
+	if horizon > 0 {
+		if err := b.Set(storage.DedupHorizonKey(to), encodeDedupHorizon(horizon)); err != nil {
+			return err
+		}
+	}
+	keep := func(idem []byte, e dedupEntry) error {
+		if e.at < horizon {
+			return nil
+		}
+		return errors.Join(b.Set(storage.DedupKey(to, idem), e.Encode()),
+			b.Set(storage.DedupExpiryKey(to, uint64(max(e.at, 0)), idem), nil))
+	}
+	span := storage.RangeDedupEntrySpan(r.desc.ID)
+	it, err := s.DB.NewIter(span)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		idem := bytes.Clone(it.Key()[len(span.Start):])
+		if _, pending := ab.dedup[string(idem)]; pending {
+			continue
+		}
+		raw, err := it.Value()
+		if err != nil {
+			return err
+		}
+		e, err := decodeDedupEntry(raw)
+		if err != nil {
+			return fmt.Errorf("kv: range %d dedup entry %q: %w", r.desc.ID, command.Abbreviate(idem), err)
+		}
+		if err := keep(idem, e); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	for _, idem := range slices.Sorted(maps.Keys(ab.dedup)) {
+		if err := keep([]byte(idem), ab.dedup[idem]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startBorn starts the replicas that the splits of this round created,
+// once the batch that wrote their state is committed. Loop only.
+func (s *Store) startBorn(ready []readyReplica) error {
+	for _, x := range ready {
+		born := x.r.born
+		x.r.born = nil
+		if !s.running(x.r) {
+			continue // its apply failed: nothing of the split was written
+		}
+		for _, b := range born {
+			id := b.desc.ID
+			if s.Replicas[id] != nil {
+				continue
+			}
+			nr, err := newReplica(s, b.desc)
+			if err != nil && openFault(err) {
+				s.startFailed(b.desc, err)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			s.Replicas[id] = nr
+			s.ordered = nil
+			s.born[id] = true
+			if b.campaign {
+				_ = nr.Core.(*consensus.RaftCore).RawNode.Campaign() // a refusal: an election is under way
+			}
+			s.Logger.Info("started the replica of a range born of a split", "range", id, "parent", b.desc.Parent, "keyspace", b.desc.Keyspace)
+		}
+	}
+	return nil
+}
+
+// SplitTask is a step of a split of a range this node leads, for kv.Node
+// to take (it needs meta, which may lead elsewhere).
+type SplitTask struct {
+	Range uint64
+	// Catalog: the range split at Mid, giving the rest to NewRange, and
+	// the catalog does not have it yet: propose catalog.CatalogOp.Split.
+	// Otherwise the range is over RangeMaxBytes: reserve an ID
+	// (CatalogOp.ReserveRange) and call ProposeSplit.
+	Catalog       bool
+	Mid, NewRange uint64
+	// Bytes is the range's size.
+	Bytes uint64
+}
+
+// SplitTasks returns the split steps of the raft ranges this node leads,
+// in range order. Loop only.
+func (s *Store) SplitTasks() []SplitTask {
+	var out []SplitTask
+	for _, r := range s.sortedReplicas() {
+		id := r.desc.ID
+		desc, ok := s.cat.Ranges[id]
+		if id == catalog.MetaRangeID || !ok || r.Role != consensus.RoleLeader || desc.Mode != catalog.ModeRaft {
+			continue
+		}
+		st := r.split
+		switch {
+		case st.known && st.span != desc.Span:
+			if st.span.Lo == desc.Span.Lo && st.span.Hi == st.lastMid && desc.Span.Contains(st.lastMid) {
+				out = append(out, SplitTask{Range: id, Catalog: true, Mid: st.lastMid, NewRange: st.lastNew, Bytes: st.bytes})
+			}
+		case st.bytes > uint64(s.Config.RangeMaxBytes):
+			if _, _, ok := desc.Span.Split(); ok {
+				out = append(out, SplitTask{Range: id, Bytes: st.bytes})
+			}
+		}
+	}
+	return out
+}
+
+// SplitWork is SplitTasks from any goroutine.
+func (s *Store) SplitWork(ctx context.Context) ([]SplitTask, error) {
+	var out []SplitTask
+	err := s.Do(ctx, func() { out = s.SplitTasks() })
+	return out, err
+}
+
+// StartSplit proposes the split of range rangeID in halves, the right one
+// to become range newRange (an ID meta reserved), if this node leads it
+// and no split or move of it is in flight: its applied span is the
+// catalog's, the catalog moves none of its replicas, and its Raft
+// configuration is the catalog's replicas with no change pending. done is
+// called as for StartPropose. Loop only.
+func (s *Store) StartSplit(rangeID, newRange uint64, done func(command.Result)) (uint64, error) {
+	r, err := s.leaderReplica(rangeID)
+	if err != nil {
+		return 0, err
+	}
+	desc, ok := s.cat.Ranges[rangeID]
+	c, isRaft := r.Core.(*consensus.RaftCore)
+	if !ok || !isRaft || desc.Mode != catalog.ModeRaft {
+		return 0, fmt.Errorf("%w: range %d is not a raft range of the catalog", catalog.ErrSplit, rangeID)
+	}
+	left, _, ok := desc.Span.Split()
+	busy := func(why string) (uint64, error) {
+		return 0, fmt.Errorf("%w: range %d cannot split now: %s", ErrUnavailable, rangeID, why)
+	}
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("%w: range %d's span cannot be halved", catalog.ErrSplit, rangeID)
+	case r.split.known && r.split.span != desc.Span:
+		return busy("its last split is not in the catalog yet")
+	case len(desc.Leaving) > 0:
+		return busy("a replica move is in flight")
+	}
+	cs := c.RawNode.ConfState()
+	if cs.Joint() || len(cs.Learners) > 0 || len(cs.LearnersNext) > 0 || len(cs.Voters) != len(desc.Replicas) {
+		return busy("its configuration is changing")
+	}
+	for _, v := range cs.Voters {
+		if !desc.HasReplica(v.ID) {
+			return busy("its configuration is not the catalog's yet")
+		}
+	}
+	if pending, err := confChangePending(c, r.Applied); err != nil || pending {
+		return busy(fmt.Sprintf("a configuration change is not applied yet (%v)", err))
+	}
+	sp := command.Split{Lo: desc.Span.Lo, Hi: desc.Span.Hi, Mid: left.Hi, NewRange: newRange, Geometry: cs.Geometry}
+	for _, v := range cs.Voters {
+		sp.Voters = append(sp.Voters, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight})
+	}
+	return s.StartPropose(rangeID, &command.Command{Op: command.OpSplit, Value: catalog.MustJSON(sp)}, done)
+}
+
+// confChangePending reports whether the leader's log holds a
+// configuration change past applied: the configuration a split carries
+// must be the one in force at its entry.
+func confChangePending(c *consensus.RaftCore, applied uint64) (bool, error) {
+	last := c.Log.Last
+	if applied >= last {
+		return false, nil
+	}
+	ents, err := c.Log.Entries(applied+1, last+1, 1<<62)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(ents, func(e raft.Entry) bool { return e.Type != raft.EntryNormal }), nil
+}
+
+// ProposeSplit is StartSplit from any goroutine, waiting until the split
+// is applied here (see Propose for the errors).
+func (s *Store) ProposeSplit(ctx context.Context, rangeID, newRange uint64) (command.Result, error) {
+	done := make(chan command.Result, 1)
+	var id uint64
+	var err error
+	if derr := s.Do(ctx, func() {
+		id, err = s.StartSplit(rangeID, newRange, func(res command.Result) { done <- res })
+	}); derr != nil {
+		return command.Result{}, derr
+	}
+	if err != nil {
+		return command.Result{}, err
+	}
+	select {
+	case res := <-done:
+		return res, nil
+	case <-ctx.Done():
+		_ = s.Do(context.Background(), func() { s.ForgetProposal(rangeID, id) })
+		return command.Result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+	}
+}
+
+// Holds reports whether this node's replica of range rangeID, as applied
+// now, holds key: false once a split moved it to another range. Reads
+// call it after they read the key: the span only shrinks, and a split
+// changes the data and the span in one batch, so a key still held then
+// was read before any split moved it. Safe on any goroutine.
+func (s *Store) Holds(rangeID uint64, key []byte) (bool, error) {
+	if s.Config.Canary.ServeMovedKeys {
+		return true, nil
+	}
+	st, err := s.appliedSpan(rangeID)
+	if err != nil {
+		return false, err
+	}
+	return st.holds(catalog.HashKey(key)), nil
+}
+
+// HoldsSpan reports whether this node's replica of range rangeID, as
+// applied now, still holds all of span (what a scan of it expects).
+func (s *Store) HoldsSpan(rangeID uint64, span catalog.Span) (bool, error) {
+	if s.Config.Canary.ServeMovedKeys {
+		return true, nil
+	}
+	st, err := s.appliedSpan(rangeID)
+	if err != nil {
+		return false, err
+	}
+	return !st.known || st.span == span || (st.span.Lo <= span.Lo && (st.span.Hi == 0 || span.Hi != 0 && span.Hi <= st.span.Hi)), nil
+}
+
+// appliedSpan reads the split state of range rangeID from Pebble (not the
+// loop's copy: any goroutine may call).
+func (s *Store) appliedSpan(rangeID uint64) (splitState, error) {
+	raw, err := s.DB.Get(storage.SplitStateKey(rangeID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return splitState{}, nil
+	}
+	if err != nil {
+		return splitState{}, err
+	}
+	return decodeSplitState(raw)
+}
