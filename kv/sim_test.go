@@ -272,8 +272,10 @@ type simCluster struct {
 	// the default keyspace stays on node 1, but in the tests of growth.
 	defaultGrowTo int
 	// rangeMaxBytes, if set, is every store's StoreConfig.RangeMaxBytes,
-	// and the nodes run the split driver (split_sim_test.go).
+	// and the nodes run the split driver (split_sim_test.go); read at
+	// each start. maxBatchBytes, if set, is their storage's MaxBatchBytes.
 	rangeMaxBytes int64
+	maxBatchBytes int
 	// keys is how many keys per keyspace the clients use; 0 means simKeys.
 	keys int
 	// splitCrashes crashes, one time in three, the leader of a split
@@ -571,7 +573,7 @@ func (c *simCluster) addNode(id uint64) {
 // start opens node id's store on what its disk kept: node 1 founds the
 // cluster on its first start, the others save the ID meta gave them.
 func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
-	db, err := storage.Open("db", storage.Options{FS: c.disks[id].FS(), Logger: kvtest.Quiet()})
+	db, err := storage.Open("db", storage.Options{FS: c.disks[id].FS(), Logger: kvtest.Quiet(), MaxBatchBytes: c.maxBatchBytes})
 	if err != nil {
 		panic(err)
 	}

@@ -185,3 +185,45 @@ func TestSplitCanaries(t *testing.T) {
 		})
 	}
 }
+
+// A range larger than one storage batch is not split (its right half
+// would not fit the split's batch, and the range would stop): here it
+// grew to twice MaxBatchBytes under a high RangeMaxBytes, and the nodes
+// restart with a tiny one. It stays whole and serves, and no replica of
+// it fails.
+func TestSimTooLargeToSplit(t *testing.T) {
+	c := newSimClusterWith(t, 1, 3, simSplitKeyspace, func(c *simCluster) { c.rangeMaxBytes, c.maxBatchBytes = 1<<20, 8<<10 })
+	rd := c.catalog().Ranges["rk"][0]
+	for i := range 40 {
+		leader := c.node(c.rangeLeader(rd.ID))
+		done := false
+		cmd := &command.Command{Op: command.OpPut, Key: fmt.Appendf(nil, "k%02d", i), Value: make([]byte, 400)}
+		if _, err := leader.store.StartPropose(rd.ID, cmd, func(res command.Result) { done = res.Err == nil }); err != nil {
+			t.Fatal(err)
+		}
+		leader.round()
+		c.require(fmt.Sprintf("put %d", i), time.Second, func() bool { return done })
+	}
+	c.rangeMaxBytes = 40
+	for _, id := range c.ids {
+		c.s.Crash(sim.NodeID(id))
+		c.s.Restart(sim.NodeID(id))
+		c.require(fmt.Sprintf("range %d led again after n%d restarted", rd.ID, id), 5*time.Second, func() bool { return c.rangeLeader(rd.ID) != 0 })
+	}
+	if err := c.s.RunFor(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.splitRanges(); n != 1 {
+		t.Fatalf("the range split in %d though it is larger than a batch", n)
+	}
+	for _, id := range c.ids {
+		if f := c.node(id).store.Failed; len(f) != 0 {
+			t.Fatalf("n%d has failed ranges: %v", id, f)
+		}
+	}
+	if leader := c.rangeLeader(rd.ID); leader == 0 || !c.node(leader).store.Unsplittable(rd.ID) {
+		t.Fatalf("range %d's leader n%d did not find it too large to split", rd.ID, leader)
+	}
+	c.startClients()
+	c.check()
+}

@@ -152,6 +152,9 @@ func (db *DB) Close() error {
 // Dir returns the directory the database was opened in.
 func (db *DB) Dir() string { return db.dir }
 
+// MaxBatchBytes is Options.MaxBatchBytes: the most one batch may hold.
+func (db *DB) MaxBatchBytes() int { return db.opts.MaxBatchBytes }
+
 // Get returns a copy of the latest committed value of key, or ErrNotFound.
 // key is not retained.
 func (db *DB) Get(key []byte) ([]byte, error) {

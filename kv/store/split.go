@@ -65,8 +65,12 @@ import (
 //
 // The cost is one batch of about the right half's size (its keys are
 // rewritten under the new ID), bounded by storage's MaxBatchBytes: a split
-// whose batch would exceed it faults the range, so RangeMaxBytes must stay
-// well under half of it (kvd refuses more). Paxos and eventual ranges do
+// whose batch would exceed it would fault the range, so RangeMaxBytes must
+// stay well under half of it (kvd refuses more), and a range larger than
+// MaxBatchBytes is not split at all (it grew past the limit before it
+// could split, or the limit was lowered): it stays whole, with a warning.
+// Not yet: splitting such a range in steps, or through an ingested
+// sstable as snapshots are installed. Paxos and eventual ranges do
 // not split: their ranges never record a span, and the catalog refuses
 // their splits.
 
@@ -443,6 +447,15 @@ func (s *Store) SplitTasks() []SplitTask {
 			if st.span.Lo == desc.Span.Lo && st.span.Hi == st.lastMid && desc.Span.Contains(st.lastMid) {
 				out = append(out, SplitTask{Range: id, Catalog: true, Mid: st.lastMid, NewRange: st.lastNew, Bytes: st.bytes})
 			}
+		case st.bytes > uint64(s.DB.MaxBatchBytes()):
+			// Its right half would not fit the split's batch, which would
+			// fault the range: it stays whole, serving (the range grew past
+			// the limit before it could split, or RangeMaxBytes was lowered).
+			if !s.unsplittable[id] {
+				s.unsplittable[id] = true
+				s.Logger.Warn("a range is too large to split in one batch; it stays whole", "range", id,
+					"bytes", st.bytes, "max_batch_bytes", s.DB.MaxBatchBytes())
+			}
 		case st.bytes > uint64(s.Config.RangeMaxBytes):
 			if _, _, ok := desc.Span.Split(); ok {
 				out = append(out, SplitTask{Range: id, Bytes: st.bytes})
@@ -451,6 +464,10 @@ func (s *Store) SplitTasks() []SplitTask {
 	}
 	return out
 }
+
+// Unsplittable reports whether this node, leading range id, found it too
+// large to split in one batch. Loop only.
+func (s *Store) Unsplittable(id uint64) bool { return s.unsplittable[id] }
 
 // SplitWork is SplitTasks from any goroutine.
 func (s *Store) SplitWork(ctx context.Context) ([]SplitTask, error) {

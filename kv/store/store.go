@@ -261,6 +261,9 @@ type Store struct {
 	// beacon said they are draining.
 	preferred     map[uint64]uint64
 	drainingPeers map[uint64]bool
+	// unsplittable are the ranges found too large to split (SplitTasks),
+	// so that the warning is logged once per range.
+	unsplittable map[uint64]bool
 	// host is what every range's core is given (coreHost).
 	host           *consensus.Host
 	Replicas       map[uint64]*replica
@@ -372,7 +375,7 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 		cat:      catalog.NewCatalog(),
 	}
 	s.Quiesce.init()
-	s.drainingPeers = map[uint64]bool{}
+	s.drainingPeers, s.unsplittable = map[uint64]bool{}, map[uint64]bool{}
 	s.requestEpoch = s.rng.Uint64()
 	ident, err := identity.Open(db, cfg.Self.Name)
 	if err != nil {
