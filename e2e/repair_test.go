@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,7 +119,15 @@ func TestDeadNodeReplicasMove(t *testing.T) {
 	if want := float64(held[name]); moves < want {
 		t.Errorf("quorumkv_replica_moves_total{result=\"applied\"} sums to %v over the live nodes, want at least %v (the raft replicas moved)", moves, want)
 	}
-	waitFor(t, "quorumkv_ranges_underreplicated 0 on n1", func() bool { return counter(t, n1, "quorumkv_ranges_underreplicated") == 0 })
+	deadline = time.Now().Add(30 * time.Second)
+	for counter(t, n1, "quorumkv_ranges_underreplicated") != 0 {
+		if time.Now().After(deadline) {
+			_ = os.WriteFile("/tmp/e2e-n1.log", n1.log.Bytes(), 0o644)
+			t.Fatalf("quorumkv_ranges_underreplicated is still %v on n1 30 s after the repair of r3 and e3:\n%s",
+				counter(t, n1, "quorumkv_ranges_underreplicated"), n1.must(0, "cluster", "ranges", "--all"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if n := underReplicated(t, n1); n != 0 {
 		t.Errorf("n1's status page shows %d under-replicated ranges after the repair", n)
 	}

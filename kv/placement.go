@@ -104,7 +104,7 @@ func (n *Node) planGrowth() *catalog.GrowKeyspace {
 			grown.Replicas = slices.Clone(r.Replicas)
 			var add []catalog.ReplicaDescriptor
 			for len(grown.Replicas) < ks.GrowTo {
-				to, ok := pickReplacement(candidates, &grown, -1)
+				to, ok := pickReplacement(candidates, &grown, -1, false)
 				if !ok {
 					return nil
 				}
@@ -234,7 +234,7 @@ func (n *Node) planMoves(now int64, budget int) []catalog.MoveReplica {
 				n.store.Logger.Warn("the only replica of a range is on a dead node", "range", r.ID, "keyspace", name, "node", from)
 				continue
 			}
-			to, ok := pickReplacement(candidates, r, i)
+			to, ok := pickReplacement(candidates, r, i, true)
 			if !ok {
 				n.store.Logger.Warn("no live node can take a replica that must move", "range", r.ID, "keyspace", name, "from", from)
 				continue
@@ -530,8 +530,11 @@ func (n *Node) underReplicated() int {
 // pickReplacement chooses the live node that takes range r's replica i
 // (with i < 0, a replica added to r): one the range does not use, in a
 // zone its other replicas do not use if there is one, then the least
-// loaded, then the lowest ID.
-func pickReplacement(candidates []catalog.Candidate, r *catalog.RangeDescriptor, i int) (catalog.Candidate, bool) {
+// loaded, then the lowest ID. With reclaim, a node whose replica of r is
+// still leaving may take it back, and comes first: it holds the range's
+// data, and it may be the only node left (a move off it that has not
+// finished, and the node that was to take its place died).
+func pickReplacement(candidates []catalog.Candidate, r *catalog.RangeDescriptor, i int, reclaim bool) (catalog.Candidate, bool) {
 	zones := map[string]bool{}
 	for j, rep := range r.Replicas {
 		if j != i {
@@ -541,17 +544,20 @@ func pickReplacement(candidates []catalog.Candidate, r *catalog.RangeDescriptor,
 	var best catalog.Candidate
 	found := false
 	for _, c := range candidates {
-		if r.Holds(c.ID) {
-			continue // the catalog refuses a node whose replica is still leaving
+		if r.HasReplica(c.ID) || r.IsLeaving(c.ID) && !reclaim {
+			continue
 		}
-		if !found || better(c, best, zones) {
+		if !found || better(c, best, zones, r) {
 			best, found = c, true
 		}
 	}
 	return best, found
 }
 
-func better(a, b catalog.Candidate, usedZones map[string]bool) bool {
+func better(a, b catalog.Candidate, usedZones map[string]bool, r *catalog.RangeDescriptor) bool {
+	if la, lb := r.IsLeaving(a.ID), r.IsLeaving(b.ID); la != lb {
+		return la
+	}
 	if ua, ub := usedZones[a.Zone], usedZones[b.Zone]; ua != ub {
 		return !ua
 	}

@@ -595,3 +595,43 @@ func TestSimLeadersSpread(t *testing.T) {
 		c.check()
 	})
 }
+
+// A move whose new replica's node dies before the move finishes is
+// undone: with 4 nodes and replication factor 3, a range moving from n1
+// to n4 loses n4 at once; no other node can take the replica, so the
+// placement driver gives it back to n1, whose replica was still leaving
+// (it holds the range's data and its place in the log), and the range
+// ends on its three live nodes with nothing leaving.
+func TestSimMoveTargetDies(t *testing.T) {
+	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
+		c := newSimClusterWith(t, seed, 4, simRepairKeyspaces, func(c *simCluster) {
+			c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Second }
+			c.pinLeaders, c.defaultGrowTo = true, 3
+		})
+		c.growDefault()
+		c.startClients()
+		var rd *catalog.RangeDescriptor
+		for _, r := range c.catalog().Ranges["rk"] {
+			if r.HasReplica(1) && !r.HasReplica(4) {
+				rd = r
+				break
+			}
+		}
+		if rd == nil {
+			t.Fatal("no range of rk on n1 and not on n4")
+		}
+		c.proposeCatalog(catalog.CatalogOp{Move: &catalog.MoveReplica{Range: rd.ID, From: 1, To: catalog.ReplicaDescriptor{NodeID: 4, Zone: "z4", Weight: 1}}})
+		c.require("the move in the catalog", time.Second, func() bool {
+			return c.catalog().Ranges["rk"][slices.IndexFunc(c.catalog().Ranges["rk"], func(r *catalog.RangeDescriptor) bool { return r.ID == rd.ID })].IsLeaving(1)
+		})
+		c.s.Tracef("n4, the new replica's node, dies for good")
+		c.s.Crash(4)
+		c.require("the range back on its three live nodes, nothing leaving", 20*time.Second, c.repaired)
+		for _, r := range c.catalog().Ranges["rk"] {
+			if r.ID == rd.ID && (!r.HasReplica(1) || r.Holds(4)) {
+				t.Fatalf("range %d ends with replicas %v, leaving %v; want n1 back and n4 gone", r.ID, r.Replicas, r.Leaving)
+			}
+		}
+		c.check()
+	})
+}

@@ -392,7 +392,7 @@ func (c *Catalog) drop(name string) ([]catalogWrite, error) {
 }
 
 // move replaces a replica of a range: the one on From leaves (Leaving)
-// and one on To joins. The descriptor is copied, not changed in place:
+// and one on To joins, or, if To's replica is leaving, stays. The descriptor is copied, not changed in place:
 // replicas hold the one they started with.
 func (c *Catalog) move(m MoveReplica) ([]catalogWrite, error) {
 	r, ok := c.Ranges[m.Range]
@@ -401,20 +401,27 @@ func (c *Catalog) move(m MoveReplica) ([]catalogWrite, error) {
 		return nil, fmt.Errorf("%w: range %d cannot have its replicas moved (unknown, or meta)", ErrInvalidArgument, m.Range)
 	case !r.HasReplica(m.From):
 		return nil, fmt.Errorf("%w: range %d has no replica on node %d", ErrInvalidArgument, m.Range, m.From)
-	case r.Holds(m.To.NodeID):
-		return nil, fmt.Errorf("%w: range %d already has a replica on node %d, or one still leaving it", ErrInvalidArgument, m.Range, m.To.NodeID)
+	case r.HasReplica(m.To.NodeID):
+		return nil, fmt.Errorf("%w: range %d already has a replica on node %d", ErrInvalidArgument, m.Range, m.To.NodeID)
 	}
 	if nd, ok := c.Nodes[m.To.NodeID]; !ok || nd.Removed || nd.Decommissioning {
 		return nil, fmt.Errorf("%w: node %d cannot take a replica (unknown, removed or decommissioning)", ErrInvalidArgument, m.To.NodeID)
 	}
 	// The new replica goes last, where Raft's configuration change puts
-	// the voter it adds, so that both lay out the geometry alike.
+	// the voter it adds, so that both lay out the geometry alike. A
+	// replica still leaving the range comes back as it was (its data and
+	// its place in the range's log are still there): the move off its node
+	// is undone.
 	next := r.Clone()
 	i := slices.IndexFunc(next.Replicas, func(rep ReplicaDescriptor) bool { return rep.NodeID == m.From })
 	next.Leaving = append(next.Leaving, next.Replicas[i])
 	next.Replicas = slices.Delete(next.Replicas, i, i+1)
 	to := m.To
 	to.Added = true
+	if j := slices.IndexFunc(next.Leaving, func(rep ReplicaDescriptor) bool { return rep.NodeID == m.To.NodeID }); j >= 0 {
+		to = next.Leaving[j]
+		next.Leaving = slices.Delete(next.Leaving, j, j+1)
+	}
 	next.Replicas = append(next.Replicas, to)
 	c.Ranges[next.ID] = next
 	return []catalogWrite{{rangeCatalogKey(next.ID), MustJSON(next)}}, nil

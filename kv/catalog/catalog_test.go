@@ -60,7 +60,6 @@ func TestMoveReplica(t *testing.T) {
 		{Range: r.ID, From: 2, To: ReplicaDescriptor{NodeID: 1}},     // not in the range any more
 		{Range: r.ID, From: 1, To: ReplicaDescriptor{NodeID: 3}},     // already a replica
 		{Range: r.ID, From: 1, To: ReplicaDescriptor{NodeID: 9}},     // unknown node
-		{Range: r.ID, From: 1, To: ReplicaDescriptor{NodeID: 2}},     // still leaving
 		{Range: r.ID + 9, From: 1, To: ReplicaDescriptor{NodeID: 2}}, // unknown range
 		{Range: MetaRangeID, From: 1, To: ReplicaDescriptor{NodeID: 2}},
 	} {
@@ -71,7 +70,8 @@ func TestMoveReplica(t *testing.T) {
 }
 
 // Left drops a leaving replica once, and a second Left (a retry) changes
-// nothing; only then may the node take the range again.
+// nothing. A move to a node whose replica is still leaving undoes the
+// move off it: the replica stays, as it was.
 func TestLeft(t *testing.T) {
 	c := catalogWithNodes(t, 4)
 	r := c.KeyspaceRanges("ks")[0]
@@ -91,6 +91,14 @@ func TestLeft(t *testing.T) {
 	}
 	if _, _, err := c.Apply(&CatalogOp{Move: &MoveReplica{Range: r.ID, From: 1, To: ReplicaDescriptor{NodeID: 2}}}); err != nil {
 		t.Errorf("moving back to node 2 once it left: %v", err)
+	}
+	// Node 1 is leaving now; node 4 dies, and its replica goes back to 1.
+	if _, _, err := c.Apply(&CatalogOp{Move: &MoveReplica{Range: r.ID, From: 4, To: ReplicaDescriptor{NodeID: 1}}}); err != nil {
+		t.Fatalf("moving to node 1, leaving: %v", err)
+	}
+	back := c.Ranges[r.ID]
+	if got := fmt.Sprint(back.Replicas, back.Leaving); got != "[{3  0 false} {2  0 true} {1  0 false}] [{4  0 true}]" {
+		t.Errorf("after the move back to the leaving node 1: replicas and leaving %s", got)
 	}
 }
 
