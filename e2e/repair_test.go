@@ -1,12 +1,12 @@
 package e2e
 
 import (
-	"os"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"

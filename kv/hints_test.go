@@ -237,3 +237,59 @@ func TestEventualHintBounds(t *testing.T) {
 		t.Fatalf("an expired hint reached c: %+v", rec)
 	}
 }
+
+// The hints kept for a replica that then moves away go to the range's
+// replicas instead: a range of two replicas on a and b, with b down, takes
+// writes (W=1 per request, hints for b on a); b's replica moves to c and leaves; the
+// replay writes the records to a and c, and deletes the hints as
+// delivered, though b never comes back.
+func TestHintsFollowAMovedReplica(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := openEventualCluster(t, ctx, func(int) NodeConfig { return NodeConfig{HintReplayInterval: 10 * time.Millisecond} })
+	a := c.nodes[0]
+	c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 2, W: 2, R: 1, Ranges: 1})
+	rd := a.store.Catalog().Ranges["ev"][0]
+	// The test writes through the replica that stays, and takes down the
+	// other: whichever two nodes placement chose.
+	var stay, gone, other *Node
+	for _, n := range c.nodes {
+		switch {
+		case !rd.HasReplica(n.store.NodeID()):
+			other = n
+		case stay == nil:
+			stay = n
+		default:
+			gone = n
+		}
+	}
+	// A write with both up first: the coordinator's clock is then
+	// confirmed by the other replica (eventual_clock.go).
+	if _, err := stay.PutWith(ctx, "ev", []byte("first"), []byte("v"), catalog.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.recs.setDown(gone.store.NodeID(), true)
+	for i := range 5 {
+		if _, err := stay.PutWith(ctx, "ev", fmt.Appendf(nil, "k%d", i), []byte("v"), catalog.WriteOptions{Quorum: catalog.QuorumOverride{W: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := stay.ev.Hints.PendingTargets(); len(got) != 1 || got[0] != gone.store.NodeID() {
+		t.Fatalf("hints pending on the coordinator for %v, want for node %d", got, gone.store.NodeID())
+	}
+	for _, op := range []catalog.CatalogOp{
+		{Move: &catalog.MoveReplica{Range: rd.ID, From: gone.store.NodeID(), To: catalog.ReplicaDescriptor{NodeID: other.store.NodeID()}}},
+		{Left: &catalog.RangeReplica{Range: rd.ID, Node: gone.store.NodeID()}},
+	} {
+		if _, err := kvtest.Retry(t, func() (struct{}, error) { return struct{}{}, c.nodes[0].proposeOp(ctx, op) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "the hints redirected and delivered", func() bool { return len(stay.ev.Hints.PendingTargets()) == 0 })
+	for i := range 5 {
+		rec, err := other.ev.ReadLocalRecord(rd.ID, fmt.Appendf(nil, "k%d", i))
+		if err != nil || string(rec.Value) != "v" {
+			t.Fatalf("k%d on the replica that took the moved one's place: %q, %v", i, rec.Value, err)
+		}
+	}
+}

@@ -1,9 +1,12 @@
 package eventual
 
 import (
+	"fmt"
 	"slices"
+	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/records"
 	"github.com/quorumkv/quorumkv/storage"
 	"github.com/quorumkv/quorumkv/wrn"
@@ -81,8 +84,26 @@ func (r *hintReplay) next() {
 			}
 			continue
 		}
-		if !r.reachable {
-			r.end(nil) // the rest is younger: nothing else expired
+		rd, inCatalog := n.rangeOf(h.RangeID)
+		switch {
+		case !inCatalog:
+			// The keyspace was dropped: nobody wants the record.
+			if err := n.Hints.Delete(r.to, e, "dropped"); err != nil {
+				r.end(err)
+				return
+			}
+			continue
+		case !rd.Holds(r.to):
+			// The target's replica left the range (it was moved away, its
+			// node dead for good or decommissioned): the record goes to the
+			// range's replicas now, the one that took its place among them.
+			r.redirect(rd, e, h.Key, h.Rec)
+			return
+		case !r.reachable:
+			// Kept for the target's return, or its replica's move; the rest
+			// is younger (nothing else expired), and a dead node's replicas
+			// all move, so its hints become redirectable from the first.
+			r.end(nil)
 			return
 		}
 		n.net.Call(r.to, ReplicaRequest{Kind: ReqWrite, RangeID: h.RangeID, Key: h.Key, Rec: h.Rec}, func(a ReplicaAnswer) {
@@ -100,6 +121,53 @@ func (r *hintReplay) next() {
 		})
 		return
 	}
+}
+
+// redirect writes the record of hint entry e, key and rec, to every
+// replica of range rd, and deletes the hint once all of them acknowledged
+// it (it counts as delivered); a failure ends the replay,
+// which tries again next time. Writing a record a replica holds already
+// changes nothing (last writer wins).
+func (r *hintReplay) redirect(rd *catalog.RangeDescriptor, e records.HintEntry, key []byte, rec wrn.Record) {
+	n := r.n
+	var mu sync.Mutex
+	left := len(rd.Replicas)
+	var failed error
+	for _, rep := range rd.Replicas {
+		n.net.Call(rep.NodeID, ReplicaRequest{Kind: ReqWrite, RangeID: rd.ID, Key: key, Rec: rec}, func(a ReplicaAnswer) {
+			mu.Lock()
+			if a.Err != nil && failed == nil {
+				failed = fmt.Errorf("node %d: %w", rep.NodeID, a.Err)
+			}
+			left--
+			last, err := left == 0, failed
+			mu.Unlock()
+			if !last {
+				return
+			}
+			if err == nil {
+				err = n.Hints.Delete(r.to, e, "")
+			}
+			if err != nil {
+				r.end(err)
+				return
+			}
+			r.next()
+		})
+	}
+}
+
+// rangeOf returns range id of the catalog, if it has it.
+func (c *Coordinator) rangeOf(id uint64) (*catalog.RangeDescriptor, bool) {
+	cat := c.store.Catalog()
+	for _, ranges := range cat.Ranges {
+		for _, r := range ranges {
+			if r.ID == id {
+				return r, true
+			}
+		}
+	}
+	return nil, false
 }
 
 func (r *hintReplay) end(err error) {

@@ -60,7 +60,7 @@ type Metrics struct {
 	// Hinted handoff of eventual writes (kv/records/hints.go).
 	HintsQueued    prometheus.Counter     // hints stored for a replica that missed a write
 	HintsDelivered prometheus.Counter     // hints a returned replica acknowledged (and deleted)
-	HintsDropped   *prometheus.CounterVec // hints not stored or deleted unreplayed, by reason: full, expired, corrupt
+	HintsDropped   *prometheus.CounterVec // hints not stored or deleted unreplayed, by reason: full, expired, corrupt, dropped
 	HintsPending   prometheus.Gauge       // hints held
 
 	// AntiEntropyMismatches: Merkle tree leaves that differed between two
@@ -172,7 +172,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		HintsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_wrn_hints_dropped_total",
-			Help: "Hints not stored (full: over the count or byte bound) or deleted unreplayed (expired, corrupt).",
+			Help: "Hints not stored (full: over the count or byte bound) or deleted unreplayed (expired, corrupt, dropped: their keyspace was dropped).",
 		}, []string{"reason"}),
 		HintsPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "quorumkv_wrn_hints_pending", Help: "Hints held for replicas, not yet delivered.",
