@@ -568,13 +568,16 @@ func better(a, b catalog.Candidate, usedZones map[string]bool, r *catalog.RangeD
 // second it counts the dead nodes (observeLiveness) and, if this node
 // leads meta, proposes plan's changes and drops the leaving replicas
 // their ranges let go (letGo). Close stops it.
-func (n *Node) StartPlacement() {
+func (n *Node) StartPlacement() { n.stopPlacement = startLoop(placementInterval, n.placementPass) }
+
+// startLoop runs pass every interval on a goroutine of its own, with a
+// context that stop cancels; stop returns once the goroutine has.
+func startLoop(interval time.Duration, pass func(context.Context)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	n.stopPlacement = func() { cancel(); <-done }
 	go func() {
 		defer close(done)
-		t := time.NewTicker(placementInterval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
@@ -582,9 +585,10 @@ func (n *Node) StartPlacement() {
 				return
 			case <-t.C:
 			}
-			n.placementPass(ctx)
+			pass(ctx)
 		}
 	}()
+	return func() { cancel(); <-done }
 }
 
 // placementPass is one pass of StartPlacement's loop: it waits for the

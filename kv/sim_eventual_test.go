@@ -1409,26 +1409,8 @@ func TestSimEventualTombstonePurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write := func(rec wrn.Record) {
-		t.Helper()
-		w, err := n1.node.ev.NewEventualWrite(ks, rd, key, rec, catalog.QuorumOverride{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res *eventual.WriteResult
-		w.Start(func(r eventual.WriteResult) { res = &r })
-		c.require("the write", time.Second, func() bool { return res != nil })
-		if res.Err != nil {
-			t.Fatal(res.Err)
-		}
-	}
-	records := func(id uint64) wrn.Record {
-		rec, err := c.node(id).node.ev.Records.Read(rd.ID, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rec
-	}
+	write := func(rec wrn.Record) { c.evWrite(t, n1, ks, rd, key, rec, catalog.QuorumOverride{}) }
+	records := func(id uint64) wrn.Record { return c.evRecord(t, id, rd, key) }
 	write(wrn.Record{Value: []byte("v")})
 	c.require("every replica to hold v", time.Second, func() bool {
 		return string(records(1).Value) == "v" && string(records(2).Value) == "v" && string(records(3).Value) == "v"
@@ -1481,26 +1463,8 @@ func TestSimEventualNoPurgeWhileLeaving(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write := func(rec wrn.Record) {
-		t.Helper()
-		w, err := n1.node.ev.NewEventualWrite(ks, rd, key, rec, catalog.QuorumOverride{W: 3})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res *eventual.WriteResult
-		w.Start(func(r eventual.WriteResult) { res = &r })
-		c.require("the write", time.Second, func() bool { return res != nil })
-		if res.Err != nil {
-			t.Fatal(res.Err)
-		}
-	}
-	records := func(id uint64) wrn.Record {
-		rec, err := c.node(id).node.ev.Records.Read(rd.ID, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rec
-	}
+	write := func(rec wrn.Record) { c.evWrite(t, n1, ks, rd, key, rec, catalog.QuorumOverride{W: 3}) }
+	records := func(id uint64) wrn.Record { return c.evRecord(t, id, rd, key) }
 	write(wrn.Record{Value: []byte("v")})
 	write(wrn.Record{Tombstone: true})
 	var leaving, to uint64
@@ -1538,4 +1502,30 @@ func TestSimEventualNoPurgeWhileLeaving(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// evWrite writes rec to key of eventual range rd through node n, and
+// requires it to succeed.
+func (c *simCluster) evWrite(t *testing.T, n *simNode, ks catalog.KeyspaceDescriptor, rd *catalog.RangeDescriptor, key []byte, rec wrn.Record, q catalog.QuorumOverride) {
+	t.Helper()
+	w, err := n.node.ev.NewEventualWrite(ks, rd, key, rec, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res *eventual.WriteResult
+	w.Start(func(r eventual.WriteResult) { res = &r })
+	c.require("the write", time.Second, func() bool { return res != nil })
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+}
+
+// evRecord is node id's record of key in eventual range rd.
+func (c *simCluster) evRecord(t *testing.T, id uint64, rd *catalog.RangeDescriptor, key []byte) wrn.Record {
+	t.Helper()
+	rec, err := c.node(id).node.ev.Records.Read(rd.ID, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
 }

@@ -293,16 +293,7 @@ func (c *simCluster) numKeys() int { return cmp.Or(c.keys, simKeys) }
 // time in five, as long as a majority stays up, and restarts it soon
 // after.
 func (c *simCluster) elected(id uint64) {
-	if !c.electionCrashes || c.s.Rand().IntN(5) != 0 {
-		return
-	}
-	down := 0
-	for _, n := range c.ids {
-		if !c.s.Up(sim.NodeID(n)) {
-			down++
-		}
-	}
-	if down+1 > (len(c.ids)-1)/2 {
+	if !c.electionCrashes || c.s.Rand().IntN(5) != 0 || !c.oneMoreMayCrash() {
 		return
 	}
 	node := sim.NodeID(id)
@@ -323,6 +314,18 @@ func (c *simCluster) elected(id uint64) {
 type simApplyKey struct {
 	rangeID uint64
 	idem    string
+}
+
+// oneMoreMayCrash reports whether one more node may crash with a
+// majority of the nodes still up.
+func (c *simCluster) oneMoreMayCrash() bool {
+	down := 0
+	for _, n := range c.ids {
+		if !c.s.Up(sim.NodeID(n)) {
+			down++
+		}
+	}
+	return down+1 <= (len(c.ids)-1)/2
 }
 
 // checkOnce is every replica's StoreConfig.onApply: a write with an

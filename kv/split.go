@@ -27,24 +27,7 @@ import (
 const splitInterval = time.Second
 
 // StartSplits starts the split driver on this node. Close stops it.
-func (n *Node) StartSplits() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	n.stopSplits = func() { cancel(); <-done }
-	go func() {
-		defer close(done)
-		t := time.NewTicker(splitInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			n.splitPass(ctx)
-		}
-	}()
-}
+func (n *Node) StartSplits() { n.stopSplits = startLoop(splitInterval, n.splitPass) }
 
 // splitPass takes every split step there is now, one range after the
 // other, and logs what it could not do (the next pass retries).

@@ -80,13 +80,7 @@ func (n *simNode) metaPropose(op catalog.CatalogOp, done func(command.Result)) {
 // crashSoon crashes node id a moment from now, if a majority stays up,
 // and restarts it soon after.
 func (c *simCluster) crashSoon(id uint64, why string) {
-	down := 0
-	for _, n := range c.ids {
-		if !c.s.Up(sim.NodeID(n)) {
-			down++
-		}
-	}
-	if down+1 > (len(c.ids)-1)/2 {
+	if !c.oneMoreMayCrash() {
 		return
 	}
 	node := sim.NodeID(id)

@@ -553,18 +553,10 @@ func (a *apiServer) CreateKeyspace(ctx context.Context, req *connect.Request[v1.
 		Name: k.Name, Mode: mode, Replicas: int(k.Replicas), Quorum: k.Quorum,
 		W: int(k.W), R: int(k.R), Ranges: int(k.Ranges), SloppyQuorum: k.SloppyQuorum,
 	}
-	created, err := a.node.CreateKeyspace(ctx, d)
-	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
-		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.CreateKeyspace)
-		if ferr != nil {
-			return nil, transport.ToConnect(ferr)
-		}
-		return connect.NewResponse(resp), nil
-	}
-	if err != nil {
-		return nil, transport.ToConnect(err)
-	}
-	return connect.NewResponse(&v1.CreateKeyspaceResponse{Keyspace: keyspaceToProto(created)}), nil
+	return atMetaLeader(ctx, a, req, quorumkvv1connect.AdminClient.CreateKeyspace, func() (*v1.CreateKeyspaceResponse, error) {
+		created, err := a.node.CreateKeyspace(ctx, d)
+		return &v1.CreateKeyspaceResponse{Keyspace: keyspaceToProto(created)}, err
+	})
 }
 
 func (a *apiServer) ListKeyspaces(ctx context.Context, _ *connect.Request[v1.ListKeyspacesRequest]) (*connect.Response[v1.ListKeyspacesResponse], error) {
@@ -621,67 +613,48 @@ func (a *apiServer) DrainNode(ctx context.Context, req *connect.Request[v1.Drain
 }
 
 func (a *apiServer) RemoveNode(ctx context.Context, req *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error) {
-	err := a.node.RemoveNode(ctx, req.Msg.Id)
-	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
-		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.RemoveNode)
-		if ferr != nil {
-			return nil, transport.ToConnect(ferr)
-		}
-		return connect.NewResponse(resp), nil
-	}
-	if err != nil {
-		return nil, transport.ToConnect(err)
-	}
-	return connect.NewResponse(&v1.RemoveNodeResponse{}), nil
+	return atMetaLeader(ctx, a, req, quorumkvv1connect.AdminClient.RemoveNode, func() (*v1.RemoveNodeResponse, error) {
+		return &v1.RemoveNodeResponse{}, a.node.RemoveNode(ctx, req.Msg.Id)
+	})
 }
 
 func (a *apiServer) DecommissionNode(ctx context.Context, req *connect.Request[v1.DecommissionNodeRequest]) (*connect.Response[v1.DecommissionNodeResponse], error) {
-	err := a.node.Decommission(ctx, req.Msg.Id)
-	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
-		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.DecommissionNode)
-		if ferr != nil {
-			return nil, transport.ToConnect(ferr)
-		}
-		return connect.NewResponse(resp), nil
-	}
-	if err != nil {
-		return nil, transport.ToConnect(err)
-	}
-	return connect.NewResponse(&v1.DecommissionNodeResponse{}), nil
+	return atMetaLeader(ctx, a, req, quorumkvv1connect.AdminClient.DecommissionNode, func() (*v1.DecommissionNodeResponse, error) {
+		return &v1.DecommissionNodeResponse{}, a.node.Decommission(ctx, req.Msg.Id)
+	})
 }
 
 func (a *apiServer) Rebalance(ctx context.Context, req *connect.Request[v1.RebalanceRequest]) (*connect.Response[v1.RebalanceResponse], error) {
-	moves, inFlight, err := a.node.Rebalance(ctx, req.Msg.DryRun)
-	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
-		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.Rebalance)
-		if ferr != nil {
-			return nil, transport.ToConnect(ferr)
+	return atMetaLeader(ctx, a, req, quorumkvv1connect.AdminClient.Rebalance, func() (*v1.RebalanceResponse, error) {
+		moves, inFlight, err := a.node.Rebalance(ctx, req.Msg.DryRun)
+		resp := &v1.RebalanceResponse{InFlight: uint32(inFlight)}
+		for _, m := range moves {
+			resp.Moves = append(resp.Moves, &v1.ReplicaMove{Keyspace: m.Keyspace, RangeId: m.Range, From: m.From, To: m.To.NodeID, Reason: m.Reason})
 		}
-		return connect.NewResponse(resp), nil
+		return resp, err
+	})
+}
+
+// atMetaLeader answers req with local's answer, or, when local found that
+// meta's leader is another node (and req was not forwarded already), with
+// that node's answer to req.
+func atMetaLeader[Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req],
+	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error),
+	local func() (*Resp, error)) (*connect.Response[Resp], error) {
+	resp, err := local()
+	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
+		resp, err = forwardAdmin(ctx, a.node, leader, req.Msg, rpc)
 	}
 	if err != nil {
 		return nil, transport.ToConnect(err)
-	}
-	resp := &v1.RebalanceResponse{InFlight: uint32(inFlight)}
-	for _, m := range moves {
-		resp.Moves = append(resp.Moves, &v1.ReplicaMove{Keyspace: m.Keyspace, RangeId: m.Range, From: m.From, To: m.To.NodeID, Reason: m.Reason})
 	}
 	return connect.NewResponse(resp), nil
 }
 
 func (a *apiServer) DropKeyspace(ctx context.Context, req *connect.Request[v1.DropKeyspaceRequest]) (*connect.Response[v1.DropKeyspaceResponse], error) {
-	err := a.node.DropKeyspace(ctx, req.Msg.Name)
-	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
-		resp, ferr := forwardAdmin(ctx, a.node, leader, req.Msg, quorumkvv1connect.AdminClient.DropKeyspace)
-		if ferr != nil {
-			return nil, transport.ToConnect(ferr)
-		}
-		return connect.NewResponse(resp), nil
-	}
-	if err != nil {
-		return nil, transport.ToConnect(err)
-	}
-	return connect.NewResponse(&v1.DropKeyspaceResponse{}), nil
+	return atMetaLeader(ctx, a, req, quorumkvv1connect.AdminClient.DropKeyspace, func() (*v1.DropKeyspaceResponse, error) {
+		return &v1.DropKeyspaceResponse{}, a.node.DropKeyspace(ctx, req.Msg.Name)
+	})
 }
 
 func (a *apiServer) ListMembers(ctx context.Context, _ *connect.Request[v1.ListMembersRequest]) (*connect.Response[v1.ListMembersResponse], error) {
