@@ -20,12 +20,27 @@ import (
 // and the canary that installs a transfer before its last chunk is
 // caught.
 
-// bigSnapshotMiB is how much the range grows while its replica is cut
-// off: 8 chunks of the default 1 MiB.
-const bigSnapshotMiB = 8
+// bigSnapshotBytes is how much the range grows while its replica is cut
+// off, in values of bigValueBytes: 8 chunks of the default 1 MiB; under
+// the race detector, which makes each MiB take half a minute, half a
+// chunk, in values small enough that the log still outgrows what the
+// leader keeps.
+func bigSnapshotBytes() int {
+	if raceEnabled {
+		return 512 << 10
+	}
+	return 8 << 20
+}
+
+func bigValueBytes() int {
+	if raceEnabled {
+		return 4 << 10
+	}
+	return 64 << 10
+}
 
 // growWhileCutOff cuts a replica of the first range of keyspace ks off,
-// writes bigSnapshotMiB MiB to the range, heals, and returns the range
+// writes bigSnapshotBytes to the range, heals, and returns the range
 // and the replica that was cut off.
 func growWhileCutOff(c *simCluster, ks string) (*catalog.RangeDescriptor, *simNode) {
 	c.t.Helper()
@@ -33,8 +48,8 @@ func growWhileCutOff(c *simCluster, ks string) (*catalog.RangeDescriptor, *simNo
 	leader := c.node(c.rangeLeader(rd.ID))
 	lagging := c.node(c.otherReplica(rd, leader.id))
 	heal := c.isolate(lagging.id)
-	const valueSize = 64 << 10
-	for batch := range bigSnapshotMiB << 20 / valueSize / 16 {
+	valueSize := bigValueBytes()
+	for batch := range bigSnapshotBytes() / valueSize / 16 {
 		var answers []error
 		for i := range 16 {
 			cmd := &command.Command{Op: command.OpPut, Key: fmt.Appendf(nil, "big%04d", batch*16+i), Value: bytes.Repeat([]byte{byte(i)}, valueSize)}
@@ -85,8 +100,8 @@ func bigSnapshotScenario(tb testing.TB, seed uint64, ks string, canary store.Can
 	}
 	// The snapshot is at the index the leader had applied when it was
 	// asked for, a little short of the last writes, which follow by log.
-	if got := kvtest.MetricValue(tb, m.SnapshotBytes); got < bigSnapshotMiB<<20*3/4 {
-		tb.Errorf("the snapshot carried %v bytes, want most of the range's %d MiB", got, bigSnapshotMiB)
+	if got := kvtest.MetricValue(tb, m.SnapshotBytes); got < float64(bigSnapshotBytes()*3/4) {
+		tb.Errorf("the snapshot carried %v bytes, want most of the range's %d bytes", got, bigSnapshotBytes())
 	}
 	c.requireWrite(rd.ID, "after")
 	c.require("the replicas to apply a write after the snapshot", 10*time.Second, func() bool { return c.rangeConverged(rd) })

@@ -399,8 +399,9 @@ func TestSnapshotWireDecodersTotal(t *testing.T) {
 }
 
 // Streaming holds a chunk, not the range: a transfer of a range of
-// QKV_SNAP_BIG MiB (64 by default) between two on-disk databases grows
-// the heap by far less than the range. It logs the figures.
+// QKV_SNAP_BIG MiB (64 by default; 8 with -short or the race detector)
+// between two on-disk databases grows the heap by far less than the
+// range. It logs the figures.
 func TestSnapshotTransferMemory(t *testing.T) {
 	mib := 64
 	if v := os.Getenv("QKV_SNAP_BIG"); v != "" {
@@ -410,7 +411,7 @@ func TestSnapshotTransferMemory(t *testing.T) {
 		}
 		mib = n
 	}
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		mib = 8
 	}
 	src, dst := quietDB(t, t.TempDir()), quietDB(t, t.TempDir())
