@@ -276,6 +276,8 @@ type simCluster struct {
 	// each start. maxBatchBytes, if set, is their storage's MaxBatchBytes.
 	rangeMaxBytes int64
 	maxBatchBytes int
+	// snapshotChunkBytes, if set, is every store's SnapshotChunkBytes.
+	snapshotChunkBytes int
 	// keys is how many keys per keyspace the clients use; 0 means simKeys.
 	keys int
 	// splitCrashes crashes, one time in three, the leader of a split
@@ -603,11 +605,12 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	skew := int64(env.Rand().IntN(int(100*time.Millisecond))) - int64(50*time.Millisecond)
 	clock := func() int64 { return simEpoch + int64(env.Now()) + skew }
 	cfg := store.StoreConfig{
-		Clock:             clock,
-		Canary:            c.canary,
-		NoLeaderBalancing: c.pinLeaders,
-		OnApply:           c.checkOnce,
-		TickInterval:      simTick,
+		Clock:              clock,
+		Canary:             c.canary,
+		NoLeaderBalancing:  c.pinLeaders,
+		SnapshotChunkBytes: c.snapshotChunkBytes,
+		OnApply:            c.checkOnce,
+		TickInterval:       simTick,
 		// Short logs, so that compaction and snapshots to lagging or
 		// restarted replicas happen in every run.
 		LogTruncateEntries: 48, LogKeepEntries: 8,

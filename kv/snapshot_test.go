@@ -22,8 +22,8 @@ import (
 
 // bigSnapshotBytes is how much the range grows while its replica is cut
 // off, in values of bigValueBytes: 8 chunks of the default 1 MiB; under
-// the race detector, which makes each MiB take half a minute, half a
-// chunk, in values small enough that the log still outgrows what the
+// the race detector, which makes each MiB take half a minute, 8 chunks of
+// 64 KiB, in values small enough that the log still outgrows what the
 // leader keeps.
 func bigSnapshotBytes() int {
 	if raceEnabled {
@@ -90,7 +90,10 @@ func requireSameData(c *simCluster, rd *catalog.RangeDescriptor) {
 }
 
 func bigSnapshotScenario(tb testing.TB, seed uint64, ks string, canary store.Canary) {
-	c := newSimClusterWith(tb, seed, 3, simKeyspaces, func(c *simCluster) { c.canary, c.pinLeaders = canary, true })
+	c := newSimClusterWith(tb, seed, 3, simKeyspaces, func(c *simCluster) {
+		c.canary, c.pinLeaders = canary, true
+		c.snapshotChunkBytes = bigSnapshotBytes() / 8 // the default 1 MiB, or 64 KiB under the race detector
+	})
 	rd, lagging := growWhileCutOff(c, ks)
 	c.require("the cut-off replica to catch up", 60*time.Second, func() bool { return c.rangeConverged(rd) })
 	requireSameData(c, rd)
