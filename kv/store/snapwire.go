@@ -55,7 +55,8 @@ const chunkWireV1 byte = 1
 
 // ChunkRequest asks the holder of a snapshot for the next chunk of one
 // transfer (a fetch). Seq 0 starts the fetch; each later request asks for
-// the chunk after the one answered to Seq-1. The holder keeps where each
+// the chunk after the one answered to Seq-1, or, repeating the last Seq
+// (its answer was lost), for that chunk again. The holder keeps where each
 // fetch is, so a request cannot ask for an arbitrary part of a range.
 type ChunkRequest struct {
 	RangeID, SnapshotID uint64
