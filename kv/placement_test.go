@@ -15,6 +15,17 @@ import (
 	"github.com/quorumkv/quorumkv/kv/store"
 )
 
+// repairSeeds is the seed count of the tests in this file: n, or a
+// quarter of it under the race detector, which slows the simulator
+// tenfold (the plain run has the full count). QKV_SIM_SEEDS still sets
+// the count exactly.
+func repairSeeds(n int) int {
+	if raceEnabled {
+		return max(1, n/4)
+	}
+	return n
+}
+
 // simRepairKeyspaces are raft and eventual keyspaces of replication
 // factor 3: the ones whose replicas the placement driver moves.
 var simRepairKeyspaces = []catalog.KeyspaceDescriptor{
@@ -28,7 +39,7 @@ var simRepairKeyspaces = []catalog.KeyspaceDescriptor{
 // acknowledged write is lost. Then a second node dies, and the cluster
 // repairs again (issue 12).
 func TestSimDeadNodeReplaced(t *testing.T) {
-	sim.RunSeeds(t, 16, func(t *testing.T, seed uint64) {
+	sim.RunSeeds(t, repairSeeds(16), func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 5, simRepairKeyspaces, func(c *simCluster) {
 			c.defaultGrowTo = 3
 			c.nodeConfig = func(_ uint64, cfg *NodeConfig) {
@@ -167,7 +178,7 @@ func (c *simCluster) whyUnrepaired() string {
 // voters; a second dead voter, with no learner left, stays a voter rather
 // than shrink meta.
 func TestSimDeadMetaVoterSwapped(t *testing.T) {
-	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
+	sim.RunSeeds(t, repairSeeds(8), func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 6, simRepairKeyspaces, func(c *simCluster) {
 			c.defaultGrowTo = 3
 			c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Second }
@@ -213,7 +224,7 @@ func TestSimDeadMetaVoterSwapped(t *testing.T) {
 // A node an operator removed has its replicas moved at once, without
 // waiting for DeadAfter (an hour here), and is listed as removed.
 func TestSimRemovedNodeReplaced(t *testing.T) {
-	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
+	sim.RunSeeds(t, repairSeeds(4), func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 5, simRepairKeyspaces, func(c *simCluster) {
 			c.defaultGrowTo = 3
 			c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Hour }
@@ -252,7 +263,7 @@ func TestSimRemovedNodeReplaced(t *testing.T) {
 // voter to three, in the catalog and in every replica's Raft
 // configuration, while clients use another keyspace.
 func TestSimDefaultKeyspaceGrows(t *testing.T) {
-	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
+	sim.RunSeeds(t, repairSeeds(8), func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 3, simRepairKeyspaces, func(c *simCluster) { c.defaultGrowTo = 3 })
 		c.keyspaces = append(c.keyspaces, catalog.KeyspaceDescriptor{Name: "default", Mode: catalog.ModeRaft})
 		c.s.Net().SetDefault(sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, DropRate: 0.02, DupRate: 0.02})
@@ -307,7 +318,7 @@ func TestSimNoNodeToMoveTo(t *testing.T) {
 // gains after, while clients go on: within a few seconds it leads no
 // range, meta included, and stays so.
 func TestSimDrain(t *testing.T) {
-	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
+	sim.RunSeeds(t, repairSeeds(8), func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 3, simRepairKeyspaces)
 		c.startClients()
 		victim := c.metaLeader()
@@ -407,7 +418,7 @@ func TestDeadCountsFromTheLastDeath(t *testing.T) {
 // replica is the range's only voter until the new one takes over, so
 // deleting it a moment early loses the range (Canary.LetGoEarly).
 func TestSimDecommission(t *testing.T) {
-	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) { simDecommission(t, seed, store.Canary{}) })
+	sim.RunSeeds(t, repairSeeds(8), func(t *testing.T, seed uint64) { simDecommission(t, seed, store.Canary{}) })
 }
 
 // The decommission test catches a range that deletes a moved replica it
@@ -469,7 +480,7 @@ func (c *simCluster) proposeCatalog(op catalog.CatalogOp) {
 // kvctl cluster rebalance --dry-run shows) lists moves to the new node
 // only.
 func TestSimRebalance(t *testing.T) {
-	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
+	sim.RunSeeds(t, repairSeeds(8), func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 3, simRepairKeyspaces, func(c *simCluster) { c.defaultGrowTo = 3 })
 		c.s.Net().SetDefault(sim.LinkConfig{MinDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, DropRate: 0.02, DupRate: 0.02})
 		c.growDefault()
@@ -555,7 +566,7 @@ func TestSimLoneReplicaStays(t *testing.T) {
 // draining), the stores hand leaderships over until no node leads two
 // ranges more than another, and it stays so, while clients go on.
 func TestSimLeadersSpread(t *testing.T) {
-	sim.RunSeeds(t, 8, func(t *testing.T, seed uint64) {
+	sim.RunSeeds(t, repairSeeds(8), func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 3, simRepairKeyspaces)
 		c.startClients()
 		for _, id := range []uint64{2, 3} {
@@ -603,7 +614,7 @@ func TestSimLeadersSpread(t *testing.T) {
 // (it holds the range's data and its place in the log), and the range
 // ends on its three live nodes with nothing leaving.
 func TestSimMoveTargetDies(t *testing.T) {
-	sim.RunSeeds(t, 4, func(t *testing.T, seed uint64) {
+	sim.RunSeeds(t, repairSeeds(4), func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 4, simRepairKeyspaces, func(c *simCluster) {
 			c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Second }
 			c.pinLeaders, c.defaultGrowTo = true, 3
