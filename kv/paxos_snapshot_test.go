@@ -93,23 +93,8 @@ func TestPaxosSnapshotCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dbB.Close()
-	idB := joinTestNode(t, ctx, na, dbB, cfg("b", 1).Self)
-	b, err := store.OpenStore(dbB, cfg("b", 1), tr, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, rangeID := joinWeighted(t, ctx, na, dbB, cfg("b", 1), tr, "px", catalog.ModePaxos)
 	defer b.Close()
-	tr.mu.Lock()
-	tr.stores[idB] = b
-	tr.mu.Unlock()
-
-	// Weighted: a has 2 of 3 votes, so it leads and commits alone.
-	waitUntil(t, "b in the catalog", func() bool { _, ok := b.Catalog().Nodes[idB]; return ok })
-	if _, err := na.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "px", Mode: catalog.ModePaxos, Replicas: 2, Ranges: 1, Quorum: "weighted"}); err != nil {
-		t.Fatal(err)
-	}
-	rangeID := a.Catalog().Ranges["px"][0].ID
-	waitUntil(t, "b's replica", func() bool { return replicaStatus(t, b, rangeID).RangeID != 0 })
 	put := func(i int) {
 		t.Helper()
 		if _, err := kvtest.Retry(t, func() (string, error) {
@@ -166,4 +151,27 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// joinWeighted joins node b, its store opened on db with cfg, to na's
+// cluster, and creates keyspace name of mode with one range of 2 replicas,
+// weighted so that na (2 of 3 votes) leads and commits alone. It returns
+// b's store, for the caller to close before db, and the range.
+func joinWeighted(t *testing.T, ctx context.Context, na *Node, db *storage.DB, cfg store.StoreConfig, tr *memTransport, name string, mode catalog.Mode) (*store.Store, uint64) {
+	t.Helper()
+	idB := joinTestNode(t, ctx, na, db, cfg.Self)
+	b, err := store.OpenStore(db, cfg, tr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.mu.Lock()
+	tr.stores[idB] = b
+	tr.mu.Unlock()
+	waitUntil(t, "b in the catalog", func() bool { _, ok := b.Catalog().Nodes[idB]; return ok })
+	if _, err := na.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: name, Mode: mode, Replicas: 2, Ranges: 1, Quorum: "weighted"}); err != nil {
+		t.Fatal(err)
+	}
+	rangeID := na.store.Catalog().Ranges[name][0].ID
+	waitUntil(t, "b's replica", func() bool { return replicaStatus(t, b, rangeID).RangeID != 0 })
+	return b, rangeID
 }

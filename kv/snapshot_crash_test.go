@@ -72,23 +72,8 @@ func TestSnapshotInstallCrashPoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dbB.Close()
-	idB := joinTestNode(t, ctx, na, dbB, cfg("b", 1).Self)
-	b, err := store.OpenStore(dbB, cfg("b", 1), tr, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, rangeID := joinWeighted(t, ctx, na, dbB, cfg("b", 1), tr, "rx", catalog.ModeRaft)
 	defer b.Close()
-	tr.mu.Lock()
-	tr.stores[idB] = b
-	tr.mu.Unlock()
-
-	// Weighted: a has 2 of 3 votes, so it leads and commits alone.
-	waitUntil(t, "b in the catalog", func() bool { _, ok := b.Catalog().Nodes[idB]; return ok })
-	if _, err := na.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "rx", Mode: catalog.ModeRaft, Replicas: 2, Ranges: 1, Quorum: "weighted"}); err != nil {
-		t.Fatal(err)
-	}
-	rangeID := a.Catalog().Ranges["rx"][0].ID
-	waitUntil(t, "b's replica", func() bool { return replicaStatus(t, b, rangeID).RangeID != 0 })
 	put := func(i int) {
 		t.Helper()
 		if _, err := kvtest.Retry(t, func() (string, error) {
