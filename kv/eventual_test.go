@@ -212,6 +212,22 @@ func (m *memRecords) LetGo(ctx context.Context, to, rangeID, node uint64) (bool,
 	return n.ev.LetGo(rangeID, node), nil
 }
 
+func (m *memRecords) Filled(ctx context.Context, to, rangeID uint64) (bool, error) {
+	n, err := m.to(to)
+	if err != nil {
+		return false, err
+	}
+	return n.ev.Filled(rangeID), nil
+}
+
+func (m *memRecords) Acceptors(ctx context.Context, to, rangeID uint64, after []byte, limit int) ([]records.KeyAcceptor, error) {
+	n, err := m.replica(ctx, to, rangeID)
+	if err != nil {
+		return nil, err
+	}
+	return n.ev.LocalAcceptors(rangeID, after, limit)
+}
+
 func (m *memRecords) MerkleLeaves(ctx context.Context, to, rangeID uint64, depth int) ([]uint64, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {

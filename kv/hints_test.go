@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/eventual"
 	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
@@ -291,5 +292,118 @@ func TestHintsFollowAMovedReplica(t *testing.T) {
 		if err != nil || string(rec.Value) != "v" {
 			t.Fatalf("k%d on the replica that took the moved one's place: %q, %v", i, rec.Value, err)
 		}
+	}
+}
+
+// A replica a move adds to an eventual range does not count toward reads
+// until it has filled (kv/eventual/fill.go). With N=2, W=1, R=2, writes
+// of five keys acknowledged by q alone (p was down), then q's replica
+// moved to r while q is down: a read from {p, r} would answer "not found"
+// for a write that was acknowledged, were r counted. It answers Unavailable instead,
+// naming the filling replica; once q is back (leaving, alive), r fills
+// from it and from p, copying the compare-and-swap acceptor states too,
+// meta clears the mark, and the read finds the value. The canary
+// (FillingCounts) counts r at once, and the reads must miss.
+func TestEventualNewReplicaFills(t *testing.T) {
+	for _, canary := range []bool{false, true} {
+		t.Run(fmt.Sprintf("canary=%v", canary), func(t *testing.T) { testNewReplicaFills(t, canary) })
+	}
+}
+
+func testNewReplicaFills(t *testing.T, canary bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := openEventualCluster(t, ctx, func(int) NodeConfig {
+		return NodeConfig{HintReplayInterval: time.Hour, evHooks: eventual.Hooks{FillingCounts: canary}}
+	})
+	c.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 2, W: 1, R: 2, Ranges: 1})
+	rd := c.nodes[0].store.Catalog().Ranges["ev"][0]
+	var p, q, r *Node
+	for _, n := range c.nodes {
+		switch {
+		case !rd.HasReplica(n.store.NodeID()):
+			r = n
+		case p == nil:
+			p = n
+		default:
+			q = n
+		}
+	}
+	// With all up: a first write (the clocks confirm each other) and a
+	// compare-and-swap, whose acceptor states r must copy.
+	if _, err := q.PutWith(ctx, "ev", []byte("first"), []byte("v"), catalog.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.CompareAndSwap(ctx, "ev", []byte("swapped"), catalog.Expect{Absent: true}, []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	c.recs.setDown(p.store.NodeID(), true)
+	const keys = 5
+	for i := range keys {
+		if _, err := q.PutWith(ctx, "ev", fmt.Appendf(nil, "k%d", i), []byte("only-on-q"), catalog.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The write's call to p fails in the background, after W=1 answered:
+	// p comes back only once it did (q holds a hint for it, which it
+	// replays only hourly).
+	waitUntil(t, "q's hint for p", func() bool { return len(q.ev.Hints.PendingTargets()) == 1 })
+	if !q.ev.Hints.Claim(p.store.NodeID()) { // and never replays them
+		t.Fatal("q's hints for p are being replayed")
+	}
+	c.recs.setDown(p.store.NodeID(), false)
+	c.recs.setDown(q.store.NodeID(), true)
+	move := catalog.CatalogOp{Move: &catalog.MoveReplica{Range: rd.ID, From: q.store.NodeID(), To: catalog.ReplicaDescriptor{NodeID: r.store.NodeID()}}}
+	if _, err := kvtest.Retry(t, func() (struct{}, error) { return struct{}{}, p.proposeOp(ctx, move) }); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the move in p's and r's catalogs, r filling", func() bool {
+		return p.store.Catalog().Ranges["ev"][0].IsFilling(r.store.NodeID()) && r.store.Catalog().Ranges["ev"][0].IsFilling(r.store.NodeID())
+	})
+	missed := 0
+	for i := range keys {
+		_, err := p.Get(ctx, "ev", fmt.Appendf(nil, "k%d", i))
+		switch {
+		case errors.Is(err, catalog.ErrKeyNotFound):
+			missed++
+		case !canary && (!errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "still copying")):
+			t.Fatalf("a read of k%d while r fills: %v, want Unavailable naming the filling replica", i, err)
+		}
+	}
+	if !canary && missed > 0 {
+		t.Fatalf("%d of %d reads while r fills answered not found for an acknowledged write", missed, keys)
+	}
+	if canary {
+		if missed == 0 {
+			t.Fatalf("canary: the reads counted the empty replica, want them to miss acknowledged writes (not found), but none did")
+		}
+		return
+	}
+
+	c.recs.setDown(q.store.NodeID(), false)
+	waitUntil(t, "r filled", func() bool {
+		r.ev.AntiEntropyStep()
+		return r.ev.Filled(rd.ID)
+	})
+	for _, a := range p.fillAsks() {
+		p.ask(a, func(ok bool) {
+			if ok {
+				if err := p.proposeOp(ctx, catalog.CatalogOp{Filled: &a.Replica}); err != nil {
+					t.Errorf("proposing %v filled: %v", a.Replica, err)
+				}
+			}
+		})
+	}
+	waitUntil(t, "r no longer filling in p's catalog", func() bool {
+		return !p.store.Catalog().Ranges["ev"][0].IsFilling(r.store.NodeID())
+	})
+	for i := range keys {
+		if kv, err := p.Get(ctx, "ev", fmt.Appendf(nil, "k%d", i)); err != nil || string(kv.Value) != "only-on-q" {
+			t.Fatalf("k%d after r filled: %q, %v; want only-on-q", i, kv.Value, err)
+		}
+	}
+	st, err := r.ev.Records.AcceptorState(rd.ID, []byte("swapped"))
+	if err != nil || st.Accepted.IsZero() {
+		t.Fatalf("r's acceptor state of the swapped key after it filled: %+v, %v; want q's and p's acceptance copied", st, err)
 	}
 }

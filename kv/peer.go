@@ -114,6 +114,29 @@ func (p *peerServer) MetaIndex(ctx context.Context, req *connect.Request[peerv1.
 
 // LetGo answers whether a range let a leaving replica go
 // (eventual.Coordinator.LetGo).
+// Filled answers whether this node's replica of an eventual range filled
+// (eventual.Coordinator.Filled).
+func (p *peerServer) Filled(ctx context.Context, req *connect.Request[peerv1.FilledRequest]) (*connect.Response[peerv1.FilledResponse], error) {
+	return connect.NewResponse(&peerv1.FilledResponse{Filled: p.node.ev.Filled(req.Msg.RangeId)}), nil
+}
+
+// Acceptors answers a page of a range's compare-and-swap acceptor states
+// (eventual.Coordinator.LocalAcceptors).
+func (p *peerServer) Acceptors(ctx context.Context, req *connect.Request[peerv1.AcceptorsRequest]) (*connect.Response[peerv1.AcceptorsResponse], error) {
+	if err := p.node.ev.AwaitEventualRange(ctx, req.Msg.RangeId); err != nil {
+		return nil, transport.ToConnect(err)
+	}
+	states, err := p.node.ev.LocalAcceptors(req.Msg.RangeId, req.Msg.After, int(req.Msg.Limit))
+	if err != nil {
+		return nil, transport.ToConnect(err)
+	}
+	resp := &peerv1.AcceptorsResponse{Entries: make([]*peerv1.AcceptorEntry, len(states))}
+	for i, ks := range states {
+		resp.Entries[i] = &peerv1.AcceptorEntry{Key: ks.Key, State: ks.State.Marshal()}
+	}
+	return connect.NewResponse(resp), nil
+}
+
 func (p *peerServer) LetGo(ctx context.Context, req *connect.Request[peerv1.LetGoRequest]) (*connect.Response[peerv1.LetGoResponse], error) {
 	return connect.NewResponse(&peerv1.LetGoResponse{LetGo: p.node.ev.LetGo(req.Msg.RangeId, req.Msg.NodeId)}), nil
 }

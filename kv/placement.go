@@ -33,7 +33,9 @@ import (
 // configuration to the catalog's (kv/store/rangedriver.go: a learner
 // caught up by the log or a snapshot, then promoted while the old voter
 // leaves, in one joint change); an eventual range's new replica gets its
-// records by anti-entropy, the leaving one pushing its own. Once the
+// records by anti-entropy, the leaving one pushing its own, and counts
+// toward reads only once it has (kv/eventual/fill.go: it answers
+// fillAsks, and meta's leader proposes catalog.CatalogOp.Filled). Once the
 // range has let the leaving replica go (letGo asks its replicas), meta's
 // leader drops it (catalog.CatalogOp.Left) and its node deletes it. A
 // decommissioned node that holds no replica and is not one of meta's
@@ -356,11 +358,13 @@ func zoneCount(reps []catalog.ReplicaDescriptor, without uint64, add *catalog.Ca
 	return len(zones)
 }
 
-// letGoAsk is a question letGo asks: whether node To's replica of a
-// range thinks the range let a leaving replica go.
-type letGoAsk struct {
+// replicaAsk is a question the placement driver asks node To about a
+// replica of a range: whether the range let it go, while it is leaving
+// (letGoAsks), or whether it filled, while it is filling (fillAsks).
+type replicaAsk struct {
 	To      uint64
-	Leaving catalog.RangeReplica
+	Replica catalog.RangeReplica
+	Fill    bool
 }
 
 // letGoAsks returns, for each leaving replica of the catalog, the
@@ -370,7 +374,7 @@ type letGoAsk struct {
 // itself, once it handed its records off. A leaving eventual replica on
 // a node dead for good has nothing left to hand: it is let go at once
 // (gone).
-func (n *Node) letGoAsks(now int64) (asks []letGoAsk, gone []catalog.RangeReplica) {
+func (n *Node) letGoAsks(now int64) (asks []replicaAsk, gone []catalog.RangeReplica) {
 	cat := n.store.Catalog()
 	for _, name := range slices.Sorted(maps.Keys(cat.Ranges)) {
 		for _, r := range cat.Ranges[name] {
@@ -379,12 +383,12 @@ func (n *Node) letGoAsks(now int64) (asks []letGoAsk, gone []catalog.RangeReplic
 				switch {
 				case r.Mode != catalog.ModeEventual:
 					for _, rep := range r.Replicas {
-						asks = append(asks, letGoAsk{To: rep.NodeID, Leaving: rr})
+						asks = append(asks, replicaAsk{To: rep.NodeID, Replica: rr})
 					}
 				case n.deadForGoodAt(l.NodeID, now):
 					gone = append(gone, rr)
 				default:
-					asks = append(asks, letGoAsk{To: l.NodeID, Leaving: rr})
+					asks = append(asks, replicaAsk{To: l.NodeID, Replica: rr})
 				}
 			}
 		}
@@ -392,25 +396,47 @@ func (n *Node) letGoAsks(now int64) (asks []letGoAsk, gone []catalog.RangeReplic
 	return asks, gone
 }
 
-// ask sends ask through the node's replica calls; answer gets whether
-// the range let the replica go (false on an error), exactly once.
-func (n *Node) ask(ask letGoAsk, answer func(bool)) {
-	req := eventual.ReplicaRequest{Kind: eventual.ReqLetGo, RangeID: ask.Leaving.Range, Node: ask.Leaving.Node}
+// fillAsks returns, for each filling replica of an eventual range on a
+// live node, the question to its node: whether it filled
+// (eventual.Coordinator.Filled).
+func (n *Node) fillAsks() []replicaAsk {
+	cat := n.store.Catalog()
+	var asks []replicaAsk
+	for _, name := range slices.Sorted(maps.Keys(cat.Ranges)) {
+		for _, r := range cat.Ranges[name] {
+			for _, rep := range r.Replicas {
+				if rep.Filling && n.alive(cat.Nodes[rep.NodeID]) {
+					asks = append(asks, replicaAsk{To: rep.NodeID, Replica: catalog.RangeReplica{Range: r.ID, Node: rep.NodeID}, Fill: true})
+				}
+			}
+		}
+	}
+	return asks
+}
+
+// ask sends ask through the node's replica calls; answer gets its yes
+// (false on an error), exactly once.
+func (n *Node) ask(ask replicaAsk, answer func(bool)) {
+	if ask.Fill {
+		req := eventual.ReplicaRequest{Kind: eventual.ReqFilled, RangeID: ask.Replica.Range}
+		n.ev.Net().Call(ask.To, req, func(a eventual.ReplicaAnswer) { answer(a.Err == nil && a.Filled) })
+		return
+	}
+	req := eventual.ReplicaRequest{Kind: eventual.ReqLetGo, RangeID: ask.Replica.Range, Node: ask.Replica.Node}
 	n.ev.Net().Call(ask.To, req, func(a eventual.ReplicaAnswer) { answer(a.Err == nil && a.LetGo) })
 }
 
-// letGo asks letGoAsks' questions and returns the leaving replicas let
-// go, in order, once every answer came (each within the replica timeout)
-// or ctx ended.
-func (n *Node) letGo(ctx context.Context, now int64) []catalog.RangeReplica {
-	asks, gone := n.letGoAsks(now)
-	yes := make(chan catalog.RangeReplica, len(asks))
+// askAll asks asks' questions and returns the replicas of those answered
+// yes, with yes's, in order, once every answer came (each within the
+// replica timeout) or ctx ended.
+func (n *Node) askAll(ctx context.Context, asks []replicaAsk, yes ...catalog.RangeReplica) []catalog.RangeReplica {
+	said := make(chan catalog.RangeReplica, len(asks))
 	var wg sync.WaitGroup
 	wg.Add(len(asks))
 	for _, a := range asks {
 		n.ask(a, func(ok bool) {
 			if ok {
-				yes <- a.Leaving
+				said <- a.Replica
 			}
 			wg.Done()
 		})
@@ -422,11 +448,11 @@ func (n *Node) letGo(ctx context.Context, now int64) []catalog.RangeReplica {
 	case <-ctx.Done():
 	}
 	set := map[catalog.RangeReplica]bool{}
-	for _, rr := range gone {
+	for _, rr := range yes {
 		set[rr] = true
 	}
-	for len(yes) > 0 {
-		set[<-yes] = true
+	for len(said) > 0 {
+		set[<-said] = true
 	}
 	return slices.SortedFunc(maps.Keys(set), func(a, b catalog.RangeReplica) int {
 		return cmp.Or(cmp.Compare(a.Range, b.Range), cmp.Compare(a.Node, b.Node))
@@ -605,8 +631,12 @@ func (n *Node) placementPass(ctx context.Context) {
 	for _, op := range n.plan(now) {
 		n.proposePlaced(ctx, op)
 	}
-	for _, l := range n.letGo(ctx, now) {
+	asks, gone := n.letGoAsks(now)
+	for _, l := range n.askAll(ctx, asks, gone...) {
 		n.proposePlaced(ctx, catalog.CatalogOp{Left: &l})
+	}
+	for _, f := range n.askAll(ctx, n.fillAsks()) {
+		n.proposePlaced(ctx, catalog.CatalogOp{Filled: &f})
 	}
 }
 

@@ -678,7 +678,15 @@ func (n *simNode) placementPass() {
 	for _, a := range asks {
 		n.node.ask(a, func(ok bool) {
 			if ok {
-				left(a.Leaving)
+				left(a.Replica)
+			}
+		})
+	}
+	for _, a := range n.node.fillAsks() {
+		n.node.ask(a, func(ok bool) {
+			if ok {
+				n.c.s.Tracef("n%d: n%d's replica of range %d filled", n.id, a.Replica.Node, a.Replica.Range)
+				n.proposeCatalog(catalog.CatalogOp{Filled: &a.Replica})
 			}
 		})
 	}

@@ -210,6 +210,12 @@ func CASStateKey(rangeID uint64, userKey []byte) []byte {
 	return append(append(k, consensusCASState), userKey...)
 }
 
+// CASStateSpan is the span of every CASStateKey of range rangeID.
+func CASStateSpan(rangeID uint64) Span {
+	start := CASStateKey(rangeID, nil)
+	return Span{Start: start, End: prefixEnd(start)}
+}
+
 // DecodeCASStateKey returns the range ID and user key of a key made by
 // CASStateKey. userKey aliases key.
 func DecodeCASStateKey(key []byte) (rangeID uint64, userKey []byte, err error) {

@@ -33,6 +33,14 @@ type ReplicaDescriptor struct {
 	// move): it starts empty and gets the range from the range's leader,
 	// never founding the range's log itself as the founding replicas do.
 	Added bool `json:"added,omitempty"`
+	// Filling marks a replica of an eventual range that a move or a growth
+	// added and that has not yet copied the records and compare-and-swap
+	// states the range's other replicas hold (CatalogOp.Filled clears it).
+	// Writes reach it and count toward W, and its acceptances toward a
+	// compare-and-swap's phase 2; reads, scans and phase 1 do not count
+	// it, so a quorum never hears from an empty replica in place of one
+	// that held an acknowledged write.
+	Filling bool `json:"filling,omitempty"`
 }
 
 // RangeDescriptor is a range as the catalog keeps it.
@@ -70,6 +78,17 @@ func (r *RangeDescriptor) HasReplica(node uint64) bool {
 // IsLeaving reports whether node's replica of r is leaving (Leaving).
 func (r *RangeDescriptor) IsLeaving(node uint64) bool {
 	return slices.ContainsFunc(r.Leaving, func(rep ReplicaDescriptor) bool { return rep.NodeID == node })
+}
+
+// IsFilling reports whether node's replica of r is still filling
+// (ReplicaDescriptor.Filling).
+func (r *RangeDescriptor) IsFilling(node uint64) bool {
+	return slices.ContainsFunc(r.Replicas, func(rep ReplicaDescriptor) bool { return rep.NodeID == node && rep.Filling })
+}
+
+// AnyFilling reports whether one of r's replicas is still filling.
+func (r *RangeDescriptor) AnyFilling() bool {
+	return slices.ContainsFunc(r.Replicas, func(rep ReplicaDescriptor) bool { return rep.Filling })
 }
 
 // Holds reports whether node runs a replica of r: one of its replicas,
@@ -179,6 +198,10 @@ type CatalogOp struct {
 	// Left drops a leaving replica (RangeDescriptor.Leaving) that its
 	// range has let go; its node then deletes it.
 	Left *RangeReplica `json:"left,omitempty"`
+	// Filled clears the Filling mark of a replica of an eventual range
+	// once it holds what the range's other replicas held
+	// (ReplicaDescriptor.Filling); one not filling changes nothing.
+	Filled *RangeReplica `json:"filled,omitempty"`
 	// Decommission marks node Decommission decommissioning
 	// (NodeDescriptor.Decommissioning).
 	Decommission uint64 `json:"decommission,omitempty"`
@@ -272,6 +295,9 @@ func (c *Catalog) Apply(op *CatalogOp) (writes []catalogWrite, id uint64, err er
 		return writes, 0, err
 	case op.Left != nil:
 		writes, err = c.left(*op.Left)
+		return writes, 0, err
+	case op.Filled != nil:
+		writes, err = c.filled(*op.Filled)
 		return writes, 0, err
 	case op.Decommission != 0:
 		writes, err = c.decommission(op.Decommission)
@@ -418,6 +444,7 @@ func (c *Catalog) move(m MoveReplica) ([]catalogWrite, error) {
 	next.Replicas = slices.Delete(next.Replicas, i, i+1)
 	to := m.To
 	to.Added = true
+	to.Filling = r.Mode == ModeEventual
 	if j := slices.IndexFunc(next.Leaving, func(rep ReplicaDescriptor) bool { return rep.NodeID == m.To.NodeID }); j >= 0 {
 		to = next.Leaving[j]
 		next.Leaving = slices.Delete(next.Leaving, j, j+1)
@@ -436,6 +463,23 @@ func (c *Catalog) left(l RangeReplica) ([]catalogWrite, error) {
 	}
 	next := r.Clone()
 	next.Leaving = slices.DeleteFunc(next.Leaving, func(rep ReplicaDescriptor) bool { return rep.NodeID == l.Node })
+	c.Ranges[next.ID] = next
+	return []catalogWrite{{rangeCatalogKey(next.ID), MustJSON(next)}}, nil
+}
+
+// filled clears the Filling mark of node's replica of a range; one not
+// filling (or gone) changes nothing, so a retried Filled is harmless.
+func (c *Catalog) filled(f RangeReplica) ([]catalogWrite, error) {
+	r, ok := c.Ranges[f.Range]
+	if !ok || !r.IsFilling(f.Node) {
+		return nil, nil
+	}
+	next := r.Clone()
+	for i := range next.Replicas {
+		if next.Replicas[i].NodeID == f.Node {
+			next.Replicas[i].Filling = false
+		}
+	}
 	c.Ranges[next.ID] = next
 	return []catalogWrite{{rangeCatalogKey(next.ID), MustJSON(next)}}, nil
 }
@@ -487,6 +531,7 @@ func (c *Catalog) grow(g GrowKeyspace) ([]catalogWrite, error) {
 				return nil, fmt.Errorf("%w: node %d cannot take a replica of range %d (unknown, removed, decommissioning, or a replica already)", ErrInvalidArgument, rep.NodeID, r.ID)
 			}
 			rep.Added = true
+			rep.Filling = r.Mode == ModeEventual
 			n.Replicas = append(n.Replicas, rep)
 		}
 		next = append(next, n)

@@ -383,6 +383,18 @@ func (c *Coordinator) AntiEntropyStep() {
 		ae.mu.Unlock()
 		return
 	}
+	if r := c.nextFill(ranges); r != nil {
+		// A new replica here fills before anything else: until it does,
+		// reads do not count it (fill.go).
+		ae.mu.busy = true
+		ae.mu.Unlock()
+		c.fillStep(r, func() {
+			ae.mu.Lock()
+			ae.mu.busy = false
+			ae.mu.Unlock()
+		})
+		return
+	}
 	r := ranges[ae.mu.next%len(ranges)]
 	ae.mu.next++
 	ae.mu.busy = true
@@ -390,7 +402,8 @@ func (c *Coordinator) AntiEntropyStep() {
 	// The other replicas that gossip sees alive; tombstones are purged
 	// only in a round that reached all of them, and never while a replica
 	// is leaving: it holds records the others may not have yet, a live
-	// value a purged tombstone would no longer hide among them.
+	// value a purged tombstone would no longer hide among them; nor while
+	// one is filling, for the same reason.
 	var peers []uint64
 	cat := c.store.Catalog()
 	self := c.store.NodeID()
@@ -405,7 +418,7 @@ func (c *Coordinator) AntiEntropyStep() {
 		others++ // self is not one of them
 	}
 	all := len(peers) == others
-	c.startAntiEntropyRound(r, peers, all && len(r.Leaving) == 0, func(res antiEntropyResult) {
+	c.startAntiEntropyRound(r, peers, all && len(r.Leaving) == 0 && !r.AnyFilling(), func(res antiEntropyResult) {
 		if res.err != nil {
 			c.store.Logger.Debug("anti-entropy round failed", "range", r.ID, "err", res.err)
 		}

@@ -54,7 +54,9 @@ type Coordinator struct {
 	// antiEntropy is the state of the Merkle tree exchanges, and
 	// tombstoneGrace how long a tombstone is kept at least
 	// (antientropy.go).
-	antiEntropy    antiEntropyState
+	antiEntropy antiEntropyState
+	// fill is what this node knows of its filling replicas (fill.go).
+	fill           fillState
 	tombstoneGrace time.Duration
 	// Loops runs hint replay and anti-entropy in kvd.
 	Loops backgroundLoops
@@ -135,5 +137,6 @@ func New(st *store.Store, cfg Config) (*Coordinator, error) {
 	}
 	c.casSeq.Store(c.rng.Uint64())
 	c.antiEntropy.mu.handedOff = map[uint64]bool{}
+	c.fill.filled = map[uint64]bool{}
 	return c, nil
 }

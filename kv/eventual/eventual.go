@@ -566,7 +566,7 @@ func (o *readOp) answer(from uint64, a ReplicaAnswer) {
 		o.mu.Unlock()
 		return
 	}
-	if a.Err != nil {
+	if a := o.n.readable(o.r, from, a); a.Err != nil {
 		tr.Fail(from, a.Err.Error())
 	} else {
 		tr.Reply(from, a.Rec)
@@ -806,7 +806,7 @@ func (o *scanOp) answer(from uint64, a ReplicaAnswer) {
 		o.mu.Unlock()
 		return // decided already
 	}
-	if a.Err != nil {
+	if a := o.n.readable(o.r, from, a); a.Err != nil {
 		o.tr.Fail(from, a.Err.Error())
 	} else {
 		o.tr.Reply(from, wrn.Record{})

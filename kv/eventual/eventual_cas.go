@@ -468,6 +468,9 @@ func (o *casOp) answer(attempt int, m paxos.BasicMessage, a ReplicaAnswer) {
 		return // an answer to an earlier proposal
 	}
 	o.Mu.outstanding--
+	if m.Type == paxos.BasicPrepare {
+		a = o.n.readable(o.r, m.To, a) // a filling acceptor's promise does not count (fill.go)
+	}
 	reply := a.Cas
 	if a.Err == nil && reply.Type == paxos.BasicPromise {
 		acc, rec, err := records.DecodePromise(reply.Value)

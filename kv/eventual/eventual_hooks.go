@@ -19,6 +19,10 @@ type Hooks struct {
 	// PurgeKeepsAccepted leaves the acceptor's accepted value alone when
 	// its tombstone is purged (issue 10's scenario 5).
 	PurgeKeepsAccepted bool
+	// FillingCounts counts the answers of a replica still filling in
+	// reads, scans and a swap's phase 1, as if it held the range already
+	// (fill.go).
+	FillingCounts bool
 	// Chosen, if set, is called when a compare-and-swap's new record is
 	// chosen, before it is written to the replicas.
 	Chosen func(key []byte)

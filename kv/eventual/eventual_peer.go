@@ -33,6 +33,9 @@ type RecordTransport interface {
 	// LetGo asks node to whether range rangeID let node's leaving
 	// replica go (Coordinator.LetGo).
 	LetGo(ctx context.Context, to, rangeID, node uint64) (bool, error)
+	// Filled and Acceptors serve the filling of a new replica (fill.go).
+	Filled(ctx context.Context, to, rangeID uint64) (bool, error)
+	Acceptors(ctx context.Context, to, rangeID uint64, after []byte, limit int) ([]records.KeyAcceptor, error)
 }
 
 // Peer service: the replica side.

@@ -43,9 +43,9 @@ type ReplicaRequest struct {
 	Cas     paxos.BasicMessage // reqCAS
 	depth   int                // reqLeaves, reqLeafRecords: the Merkle tree's depth
 	Leaves  []uint32           // reqLeafRecords
-	limit   int                // reqLeafRecords, reqScan: the most records to answer
+	limit   int                // reqLeafRecords, reqScan, ReqAcceptors: the most to answer
 	prefix  []byte             // reqScan: of the keys
-	after   []byte             // reqScan: the keys after this one
+	after   []byte             // reqScan, ReqAcceptors: the keys after this one
 	Node    uint64             // ReqLetGo: the node whose replica leaves
 }
 
@@ -61,6 +61,12 @@ const (
 	// ReqLetGo asks whether range RangeID has let node Node's leaving
 	// replica go (Coordinator.LetGo); it serves raft ranges too.
 	ReqLetGo
+	// ReqFilled asks whether the replica of range RangeID filled
+	// (Coordinator.Filled).
+	ReqFilled
+	// ReqAcceptors asks for a page of the range's compare-and-swap
+	// acceptor states (Coordinator.LocalAcceptors).
+	ReqAcceptors
 )
 
 func (k replicaRequestKind) String() string {
@@ -79,6 +85,10 @@ func (k replicaRequestKind) String() string {
 		return "scan"
 	case ReqLetGo:
 		return "let-go"
+	case ReqFilled:
+		return "filled"
+	case ReqAcceptors:
+		return "acceptors"
 	}
 	return fmt.Sprintf("request(%d)", uint8(k))
 }
@@ -86,13 +96,15 @@ func (k replicaRequestKind) String() string {
 // ReplicaAnswer answers a replicaRequest: err, or the fields of its kind.
 type ReplicaAnswer struct {
 	Err       error
-	Existed   bool                // reqWrite: the key held a live value before
-	Rec       wrn.Record          // reqRead
-	Cas       paxos.BasicMessage  // reqCAS: the acceptor's answer
-	Hashes    []uint64            // reqLeaves
-	Recs      []records.KeyRecord // reqLeafRecords, reqScan
-	truncated bool                // reqLeafRecords: more records than limit
-	LetGo     bool                // ReqLetGo
+	Existed   bool                  // reqWrite: the key held a live value before
+	Rec       wrn.Record            // reqRead
+	Cas       paxos.BasicMessage    // reqCAS: the acceptor's answer
+	Hashes    []uint64              // reqLeaves
+	Recs      []records.KeyRecord   // reqLeafRecords, reqScan
+	truncated bool                  // reqLeafRecords: more records than limit
+	LetGo     bool                  // ReqLetGo
+	Filled    bool                  // ReqFilled
+	Acceptors []records.KeyAcceptor // ReqAcceptors
 }
 
 // ServeReplica runs req on this node's replica: what the peer service's
@@ -114,6 +126,10 @@ func (c *Coordinator) ServeReplica(req ReplicaRequest) ReplicaAnswer {
 		a.Recs, a.Err = c.ScanLocalRecords(req.RangeID, req.prefix, req.after, req.limit)
 	case ReqLetGo:
 		a.LetGo = c.LetGo(req.RangeID, req.Node)
+	case ReqFilled:
+		a.Filled = c.Filled(req.RangeID)
+	case ReqAcceptors:
+		a.Acceptors, a.Err = c.LocalAcceptors(req.RangeID, req.after, req.limit)
 	default:
 		a.Err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.Kind)
 	}
@@ -142,6 +158,10 @@ func (c *Coordinator) callRemote(ctx context.Context, to uint64, req ReplicaRequ
 		a.Recs, a.Err = p.ScanRecords(ctx, to, req.RangeID, req.prefix, req.after, req.limit)
 	case ReqLetGo:
 		a.LetGo, a.Err = p.LetGo(ctx, to, req.RangeID, req.Node)
+	case ReqFilled:
+		a.Filled, a.Err = p.Filled(ctx, to, req.RangeID)
+	case ReqAcceptors:
+		a.Acceptors, a.Err = p.Acceptors(ctx, to, req.RangeID, req.after, req.limit)
 	default:
 		a.Err = fmt.Errorf("%w: replica request %v", catalog.ErrInvalidArgument, req.Kind)
 	}

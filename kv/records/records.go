@@ -289,6 +289,82 @@ func (s *Store) AcceptorState(rangeID uint64, key []byte) (paxos.AcceptorState, 
 	return st, nil
 }
 
+// KeyAcceptor is a key with its compare-and-swap acceptor state.
+type KeyAcceptor struct {
+	Key   []byte
+	State paxos.AcceptorState
+}
+
+// Acceptors returns up to limit of range rangeID's acceptor states, of
+// the keys after after (all, if after is empty), in key order.
+func (s *Store) Acceptors(rangeID uint64, after []byte, limit int) ([]KeyAcceptor, error) {
+	it, err := s.db.NewIter(storage.CASStateSpan(rangeID))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	ok := it.First()
+	if len(after) > 0 {
+		ok = it.SeekGE(storage.CASStateKey(rangeID, append(bytes.Clone(after), 0)))
+	}
+	var out []KeyAcceptor
+	for ; ok && len(out) < limit; ok = it.Next() {
+		_, key, err := storage.DecodeCASStateKey(it.Key())
+		if err != nil {
+			return nil, err
+		}
+		raw, err := it.Value()
+		if err != nil {
+			return nil, err
+		}
+		var st paxos.AcceptorState
+		if err := st.Unmarshal(raw); err != nil {
+			return nil, fmt.Errorf("%w: range %d key %q: %v", codec.ErrCorrupt, rangeID, command.Abbreviate(key), err)
+		}
+		st.Value = bytes.Clone(st.Value)
+		out = append(out, KeyAcceptor{Key: bytes.Clone(key), State: st})
+	}
+	return out, it.Error()
+}
+
+// MergeAcceptor merges another replica's acceptor state of key into this
+// one's, when a new replica fills (kv/eventual/fill.go): it takes the
+// higher promise and the acceptance of the higher ballot. Adopting them
+// is safe: a promise only makes this acceptor refuse more, and an
+// acceptance it reports is one another acceptor really made at that
+// ballot, whose proposer sent one value only; Basic Paxos needs only
+// that a phase-1 quorum report the highest acceptance its members made,
+// and with the merge this replica reports at least what the other did.
+// Written and synced like an acceptor's step.
+func (s *Store) MergeAcceptor(rangeID uint64, key []byte, theirs paxos.AcceptorState) error {
+	mu := s.casStripe(rangeID, key)
+	mu.Lock()
+	defer mu.Unlock()
+	st, err := s.AcceptorState(rangeID, key)
+	if err != nil {
+		return err
+	}
+	merged := st
+	if merged.Promised.Less(theirs.Promised) {
+		merged.Promised = theirs.Promised
+	}
+	if merged.Accepted.Less(theirs.Accepted) {
+		merged.Accepted, merged.Value = theirs.Accepted, theirs.Value
+	}
+	if merged.Promised.Less(merged.Accepted) {
+		merged.Promised = merged.Accepted
+	}
+	if merged.Promised == st.Promised && merged.Accepted == st.Accepted {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(storage.CASStateKey(rangeID, key), merged.Marshal()); err != nil {
+		return err
+	}
+	return b.Commit(true)
+}
+
 // casLocks serialize the acceptor steps of one key on a replica.
 type casLocks [recordLockStripes]sync.Mutex
 

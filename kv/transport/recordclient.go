@@ -1,9 +1,13 @@
 package transport
 
 import (
+	"bytes"
+
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/quorumkv/quorumkv/kv/internal/codec"
 
 	"connectrpc.com/connect"
 
@@ -189,6 +193,50 @@ func (c RecordClient) LetGo(ctx context.Context, to, rangeID, node uint64) (bool
 		return false, err
 	}
 	return resp.Msg.LetGo, nil
+}
+
+// Filled asks node to whether its replica of range rangeID filled
+// (eventual.Coordinator.Filled).
+func (c RecordClient) Filled(ctx context.Context, to, rangeID uint64) (bool, error) {
+	addr, err := c.PeerAddr(to)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.Peers.PeerClient(addr).Filled(ctx, connect.NewRequest(&peerv1.FilledRequest{RangeId: rangeID}))
+	if err != nil {
+		return false, err
+	}
+	return resp.Msg.Filled, nil
+}
+
+// Acceptors returns up to limit of node to's compare-and-swap acceptor
+// states of range rangeID, of the keys after after. Each state is
+// decoded, and a node that answers more than limit, or out of key order,
+// is refused.
+func (c RecordClient) Acceptors(ctx context.Context, to, rangeID uint64, after []byte, limit int) ([]records.KeyAcceptor, error) {
+	addr, err := c.PeerAddr(to)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Peers.PeerClient(addr).Acceptors(ctx, connect.NewRequest(&peerv1.AcceptorsRequest{RangeId: rangeID, After: after, Limit: uint32(limit)}))
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Msg.Entries) > limit {
+		return nil, fmt.Errorf("%w: node %d sent %d acceptor states, %d asked", codec.ErrCorrupt, to, len(resp.Msg.Entries), limit)
+	}
+	out := make([]records.KeyAcceptor, len(resp.Msg.Entries))
+	prev := after
+	for i, e := range resp.Msg.Entries {
+		if len(e.Key) == 0 || bytes.Compare(e.Key, prev) <= 0 && (i > 0 || len(after) > 0) {
+			return nil, fmt.Errorf("%w: node %d sent acceptor states out of key order", codec.ErrCorrupt, to)
+		}
+		out[i].Key, prev = e.Key, e.Key
+		if err := out[i].State.Unmarshal(e.State); err != nil {
+			return nil, fmt.Errorf("%w: node %d: acceptor state of a key: %v", codec.ErrCorrupt, to, err)
+		}
+	}
+	return out, nil
 }
 
 func BallotToProto(b paxos.Ballot) *peerv1.Ballot {

@@ -1930,6 +1930,253 @@ func (x *LetGoResponse) GetLetGo() bool {
 	return false
 }
 
+type FilledRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilledRequest) Reset() {
+	*x = FilledRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilledRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilledRequest) ProtoMessage() {}
+
+func (x *FilledRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilledRequest.ProtoReflect.Descriptor instead.
+func (*FilledRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *FilledRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+type FilledResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filled        bool                   `protobuf:"varint,1,opt,name=filled,proto3" json:"filled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilledResponse) Reset() {
+	*x = FilledResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilledResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilledResponse) ProtoMessage() {}
+
+func (x *FilledResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilledResponse.ProtoReflect.Descriptor instead.
+func (*FilledResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *FilledResponse) GetFilled() bool {
+	if x != nil {
+		return x.Filled
+	}
+	return false
+}
+
+type AcceptorsRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	// The states of the keys after this one (all, if empty).
+	After []byte `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	// At most this many, and at most the node's scan limit.
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptorsRequest) Reset() {
+	*x = AcceptorsRequest{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptorsRequest) ProtoMessage() {}
+
+func (x *AcceptorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptorsRequest.ProtoReflect.Descriptor instead.
+func (*AcceptorsRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *AcceptorsRequest) GetRangeId() uint64 {
+	if x != nil {
+		return x.RangeId
+	}
+	return 0
+}
+
+func (x *AcceptorsRequest) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *AcceptorsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type AcceptorEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The acceptor state in its storage encoding (paxos.AcceptorState).
+	State         []byte `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptorEntry) Reset() {
+	*x = AcceptorEntry{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptorEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptorEntry) ProtoMessage() {}
+
+func (x *AcceptorEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptorEntry.ProtoReflect.Descriptor instead.
+func (*AcceptorEntry) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *AcceptorEntry) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *AcceptorEntry) GetState() []byte {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+type AcceptorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AcceptorEntry       `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptorsResponse) Reset() {
+	*x = AcceptorsResponse{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptorsResponse) ProtoMessage() {}
+
+func (x *AcceptorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptorsResponse.ProtoReflect.Descriptor instead.
+func (*AcceptorsResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AcceptorsResponse) GetEntries() []*AcceptorEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 type RecordsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Calls         []*RecordCall          `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
@@ -1939,7 +2186,7 @@ type RecordsRequest struct {
 
 func (x *RecordsRequest) Reset() {
 	*x = RecordsRequest{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2198,7 @@ func (x *RecordsRequest) String() string {
 func (*RecordsRequest) ProtoMessage() {}
 
 func (x *RecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[33]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2211,7 @@ func (x *RecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordsRequest.ProtoReflect.Descriptor instead.
 func (*RecordsRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{33}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RecordsRequest) GetCalls() []*RecordCall {
@@ -1991,7 +2238,7 @@ type RecordCall struct {
 
 func (x *RecordCall) Reset() {
 	*x = RecordCall{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[34]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2003,7 +2250,7 @@ func (x *RecordCall) String() string {
 func (*RecordCall) ProtoMessage() {}
 
 func (x *RecordCall) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[34]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2016,7 +2263,7 @@ func (x *RecordCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordCall.ProtoReflect.Descriptor instead.
 func (*RecordCall) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{34}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RecordCall) GetId() uint64 {
@@ -2106,7 +2353,7 @@ type RecordsResponse struct {
 
 func (x *RecordsResponse) Reset() {
 	*x = RecordsResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[35]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2365,7 @@ func (x *RecordsResponse) String() string {
 func (*RecordsResponse) ProtoMessage() {}
 
 func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[35]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2378,7 @@ func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordsResponse.ProtoReflect.Descriptor instead.
 func (*RecordsResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{35}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RecordsResponse) GetAnswers() []*RecordAnswer {
@@ -2161,7 +2408,7 @@ type RecordAnswer struct {
 
 func (x *RecordAnswer) Reset() {
 	*x = RecordAnswer{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[36]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2420,7 @@ func (x *RecordAnswer) String() string {
 func (*RecordAnswer) ProtoMessage() {}
 
 func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[36]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2433,7 @@ func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordAnswer.ProtoReflect.Descriptor instead.
 func (*RecordAnswer) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{36}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RecordAnswer) GetId() uint64 {
@@ -2294,7 +2541,7 @@ type RecordError struct {
 
 func (x *RecordError) Reset() {
 	*x = RecordError{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[37]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2553,7 @@ func (x *RecordError) String() string {
 func (*RecordError) ProtoMessage() {}
 
 func (x *RecordError) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[37]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2566,7 @@ func (x *RecordError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordError.ProtoReflect.Descriptor instead.
 func (*RecordError) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{37}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RecordError) GetCode() uint32 {
@@ -2466,7 +2713,20 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\x04R\x06nodeId\"&\n" +
 	"\rLetGoResponse\x12\x15\n" +
-	"\x06let_go\x18\x01 \x01(\bR\x05letGo\"D\n" +
+	"\x06let_go\x18\x01 \x01(\bR\x05letGo\"*\n" +
+	"\rFilledRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\"(\n" +
+	"\x0eFilledResponse\x12\x16\n" +
+	"\x06filled\x18\x01 \x01(\bR\x06filled\"Y\n" +
+	"\x10AcceptorsRequest\x12\x19\n" +
+	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\fR\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"7\n" +
+	"\rAcceptorEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\fR\x05state\"N\n" +
+	"\x11AcceptorsResponse\x129\n" +
+	"\aentries\x18\x01 \x03(\v2\x1f.quorumkv.peer.v1.AcceptorEntryR\aentries\"D\n" +
 	"\x0eRecordsRequest\x122\n" +
 	"\x05calls\x18\x01 \x03(\v2\x1c.quorumkv.peer.v1.RecordCallR\x05calls\"\xaa\x02\n" +
 	"\n" +
@@ -2493,8 +2753,7 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\x06answer\";\n" +
 	"\vRecordError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\xa5\n" +
-	"\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xcc\v\n" +
 	"\x04Peer\x12I\n" +
 	"\x04Raft\x12\x1d.quorumkv.peer.v1.RaftRequest\x1a\x1e.quorumkv.peer.v1.RaftResponse\"\x00(\x01\x12G\n" +
 	"\x04Join\x12\x1d.quorumkv.peer.v1.JoinRequest\x1a\x1e.quorumkv.peer.v1.JoinResponse\"\x00\x12V\n" +
@@ -2510,7 +2769,9 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"CasPrepare\x12#.quorumkv.peer.v1.CasPrepareRequest\x1a$.quorumkv.peer.v1.CasPrepareResponse\"\x00\x12V\n" +
 	"\tCasAccept\x12\".quorumkv.peer.v1.CasAcceptRequest\x1a#.quorumkv.peer.v1.CasAcceptResponse\"\x00\x12V\n" +
 	"\tMetaIndex\x12\".quorumkv.peer.v1.MetaIndexRequest\x1a#.quorumkv.peer.v1.MetaIndexResponse\"\x00\x12J\n" +
-	"\x05LetGo\x12\x1e.quorumkv.peer.v1.LetGoRequest\x1a\x1f.quorumkv.peer.v1.LetGoResponse\"\x00\x12T\n" +
+	"\x05LetGo\x12\x1e.quorumkv.peer.v1.LetGoRequest\x1a\x1f.quorumkv.peer.v1.LetGoResponse\"\x00\x12M\n" +
+	"\x06Filled\x12\x1f.quorumkv.peer.v1.FilledRequest\x1a .quorumkv.peer.v1.FilledResponse\"\x00\x12V\n" +
+	"\tAcceptors\x12\".quorumkv.peer.v1.AcceptorsRequest\x1a#.quorumkv.peer.v1.AcceptorsResponse\"\x00\x12T\n" +
 	"\aRecords\x12 .quorumkv.peer.v1.RecordsRequest\x1a!.quorumkv.peer.v1.RecordsResponse\"\x00(\x010\x01\x12b\n" +
 	"\rSnapshotChunk\x12&.quorumkv.peer.v1.SnapshotChunkRequest\x1a'.quorumkv.peer.v1.SnapshotChunkResponse\"\x00B:Z8github.com/quorumkv/quorumkv/api/quorumkv/peer/v1;peerv1b\x06proto3"
 
@@ -2526,7 +2787,7 @@ func file_quorumkv_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quorumkv_peer_v1_peer_proto_rawDescData
 }
 
-var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*SnapshotChunkRequest)(nil),  // 0: quorumkv.peer.v1.SnapshotChunkRequest
 	(*SnapshotChunkResponse)(nil), // 1: quorumkv.peer.v1.SnapshotChunkResponse
@@ -2561,11 +2822,16 @@ var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
 	(*MetaIndexResponse)(nil),     // 30: quorumkv.peer.v1.MetaIndexResponse
 	(*LetGoRequest)(nil),          // 31: quorumkv.peer.v1.LetGoRequest
 	(*LetGoResponse)(nil),         // 32: quorumkv.peer.v1.LetGoResponse
-	(*RecordsRequest)(nil),        // 33: quorumkv.peer.v1.RecordsRequest
-	(*RecordCall)(nil),            // 34: quorumkv.peer.v1.RecordCall
-	(*RecordsResponse)(nil),       // 35: quorumkv.peer.v1.RecordsResponse
-	(*RecordAnswer)(nil),          // 36: quorumkv.peer.v1.RecordAnswer
-	(*RecordError)(nil),           // 37: quorumkv.peer.v1.RecordError
+	(*FilledRequest)(nil),         // 33: quorumkv.peer.v1.FilledRequest
+	(*FilledResponse)(nil),        // 34: quorumkv.peer.v1.FilledResponse
+	(*AcceptorsRequest)(nil),      // 35: quorumkv.peer.v1.AcceptorsRequest
+	(*AcceptorEntry)(nil),         // 36: quorumkv.peer.v1.AcceptorEntry
+	(*AcceptorsResponse)(nil),     // 37: quorumkv.peer.v1.AcceptorsResponse
+	(*RecordsRequest)(nil),        // 38: quorumkv.peer.v1.RecordsRequest
+	(*RecordCall)(nil),            // 39: quorumkv.peer.v1.RecordCall
+	(*RecordsResponse)(nil),       // 40: quorumkv.peer.v1.RecordsResponse
+	(*RecordAnswer)(nil),          // 41: quorumkv.peer.v1.RecordAnswer
+	(*RecordError)(nil),           // 42: quorumkv.peer.v1.RecordError
 }
 var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	3,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
@@ -2580,52 +2846,57 @@ var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	24, // 9: quorumkv.peer.v1.CasPrepareResponse.accepted:type_name -> quorumkv.peer.v1.Ballot
 	24, // 10: quorumkv.peer.v1.CasAcceptRequest.ballot:type_name -> quorumkv.peer.v1.Ballot
 	24, // 11: quorumkv.peer.v1.CasAcceptResponse.promised:type_name -> quorumkv.peer.v1.Ballot
-	34, // 12: quorumkv.peer.v1.RecordsRequest.calls:type_name -> quorumkv.peer.v1.RecordCall
-	13, // 13: quorumkv.peer.v1.RecordCall.write:type_name -> quorumkv.peer.v1.WriteRecordRequest
-	15, // 14: quorumkv.peer.v1.RecordCall.read:type_name -> quorumkv.peer.v1.ReadRecordRequest
-	25, // 15: quorumkv.peer.v1.RecordCall.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareRequest
-	27, // 16: quorumkv.peer.v1.RecordCall.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptRequest
-	36, // 17: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
-	14, // 18: quorumkv.peer.v1.RecordAnswer.write:type_name -> quorumkv.peer.v1.WriteRecordResponse
-	16, // 19: quorumkv.peer.v1.RecordAnswer.read:type_name -> quorumkv.peer.v1.ReadRecordResponse
-	26, // 20: quorumkv.peer.v1.RecordAnswer.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareResponse
-	28, // 21: quorumkv.peer.v1.RecordAnswer.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptResponse
-	37, // 22: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
-	2,  // 23: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
-	5,  // 24: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
-	7,  // 25: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
-	8,  // 26: quorumkv.peer.v1.Peer.Split:input_type -> quorumkv.peer.v1.SplitRequest
-	13, // 27: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
-	15, // 28: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
-	17, // 29: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
-	20, // 30: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
-	22, // 31: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
-	25, // 32: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
-	27, // 33: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
-	29, // 34: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
-	31, // 35: quorumkv.peer.v1.Peer.LetGo:input_type -> quorumkv.peer.v1.LetGoRequest
-	33, // 36: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
-	0,  // 37: quorumkv.peer.v1.Peer.SnapshotChunk:input_type -> quorumkv.peer.v1.SnapshotChunkRequest
-	4,  // 38: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
-	6,  // 39: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
-	10, // 40: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
-	9,  // 41: quorumkv.peer.v1.Peer.Split:output_type -> quorumkv.peer.v1.SplitResponse
-	14, // 42: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
-	16, // 43: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
-	18, // 44: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
-	21, // 45: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
-	23, // 46: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
-	26, // 47: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
-	28, // 48: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
-	30, // 49: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
-	32, // 50: quorumkv.peer.v1.Peer.LetGo:output_type -> quorumkv.peer.v1.LetGoResponse
-	35, // 51: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
-	1,  // 52: quorumkv.peer.v1.Peer.SnapshotChunk:output_type -> quorumkv.peer.v1.SnapshotChunkResponse
-	38, // [38:53] is the sub-list for method output_type
-	23, // [23:38] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	36, // 12: quorumkv.peer.v1.AcceptorsResponse.entries:type_name -> quorumkv.peer.v1.AcceptorEntry
+	39, // 13: quorumkv.peer.v1.RecordsRequest.calls:type_name -> quorumkv.peer.v1.RecordCall
+	13, // 14: quorumkv.peer.v1.RecordCall.write:type_name -> quorumkv.peer.v1.WriteRecordRequest
+	15, // 15: quorumkv.peer.v1.RecordCall.read:type_name -> quorumkv.peer.v1.ReadRecordRequest
+	25, // 16: quorumkv.peer.v1.RecordCall.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareRequest
+	27, // 17: quorumkv.peer.v1.RecordCall.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptRequest
+	41, // 18: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
+	14, // 19: quorumkv.peer.v1.RecordAnswer.write:type_name -> quorumkv.peer.v1.WriteRecordResponse
+	16, // 20: quorumkv.peer.v1.RecordAnswer.read:type_name -> quorumkv.peer.v1.ReadRecordResponse
+	26, // 21: quorumkv.peer.v1.RecordAnswer.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareResponse
+	28, // 22: quorumkv.peer.v1.RecordAnswer.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptResponse
+	42, // 23: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
+	2,  // 24: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
+	5,  // 25: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
+	7,  // 26: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
+	8,  // 27: quorumkv.peer.v1.Peer.Split:input_type -> quorumkv.peer.v1.SplitRequest
+	13, // 28: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
+	15, // 29: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
+	17, // 30: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
+	20, // 31: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
+	22, // 32: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
+	25, // 33: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
+	27, // 34: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
+	29, // 35: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
+	31, // 36: quorumkv.peer.v1.Peer.LetGo:input_type -> quorumkv.peer.v1.LetGoRequest
+	33, // 37: quorumkv.peer.v1.Peer.Filled:input_type -> quorumkv.peer.v1.FilledRequest
+	35, // 38: quorumkv.peer.v1.Peer.Acceptors:input_type -> quorumkv.peer.v1.AcceptorsRequest
+	38, // 39: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
+	0,  // 40: quorumkv.peer.v1.Peer.SnapshotChunk:input_type -> quorumkv.peer.v1.SnapshotChunkRequest
+	4,  // 41: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
+	6,  // 42: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
+	10, // 43: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
+	9,  // 44: quorumkv.peer.v1.Peer.Split:output_type -> quorumkv.peer.v1.SplitResponse
+	14, // 45: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
+	16, // 46: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
+	18, // 47: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
+	21, // 48: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
+	23, // 49: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
+	26, // 50: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
+	28, // 51: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
+	30, // 52: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
+	32, // 53: quorumkv.peer.v1.Peer.LetGo:output_type -> quorumkv.peer.v1.LetGoResponse
+	34, // 54: quorumkv.peer.v1.Peer.Filled:output_type -> quorumkv.peer.v1.FilledResponse
+	37, // 55: quorumkv.peer.v1.Peer.Acceptors:output_type -> quorumkv.peer.v1.AcceptorsResponse
+	40, // 56: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
+	1,  // 57: quorumkv.peer.v1.Peer.SnapshotChunk:output_type -> quorumkv.peer.v1.SnapshotChunkResponse
+	41, // [41:58] is the sub-list for method output_type
+	24, // [24:41] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_quorumkv_peer_v1_peer_proto_init() }
@@ -2633,13 +2904,13 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 	if File_quorumkv_peer_v1_peer_proto != nil {
 		return
 	}
-	file_quorumkv_peer_v1_peer_proto_msgTypes[34].OneofWrappers = []any{
+	file_quorumkv_peer_v1_peer_proto_msgTypes[39].OneofWrappers = []any{
 		(*RecordCall_Write)(nil),
 		(*RecordCall_Read)(nil),
 		(*RecordCall_CasPrepare)(nil),
 		(*RecordCall_CasAccept)(nil),
 	}
-	file_quorumkv_peer_v1_peer_proto_msgTypes[36].OneofWrappers = []any{
+	file_quorumkv_peer_v1_peer_proto_msgTypes[41].OneofWrappers = []any{
 		(*RecordAnswer_Write)(nil),
 		(*RecordAnswer_Read)(nil),
 		(*RecordAnswer_CasPrepare)(nil),
@@ -2652,7 +2923,7 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_peer_v1_peer_proto_rawDesc), len(file_quorumkv_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

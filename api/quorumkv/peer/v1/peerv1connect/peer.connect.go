@@ -61,6 +61,10 @@ const (
 	PeerMetaIndexProcedure = "/quorumkv.peer.v1.Peer/MetaIndex"
 	// PeerLetGoProcedure is the fully-qualified name of the Peer's LetGo RPC.
 	PeerLetGoProcedure = "/quorumkv.peer.v1.Peer/LetGo"
+	// PeerFilledProcedure is the fully-qualified name of the Peer's Filled RPC.
+	PeerFilledProcedure = "/quorumkv.peer.v1.Peer/Filled"
+	// PeerAcceptorsProcedure is the fully-qualified name of the Peer's Acceptors RPC.
+	PeerAcceptorsProcedure = "/quorumkv.peer.v1.Peer/Acceptors"
 	// PeerRecordsProcedure is the fully-qualified name of the Peer's Records RPC.
 	PeerRecordsProcedure = "/quorumkv.peer.v1.Peer/Records"
 	// PeerSnapshotChunkProcedure is the fully-qualified name of the Peer's SnapshotChunk RPC.
@@ -119,6 +123,14 @@ type PeerClient interface {
 	// without it; an eventual range, asked of the leaving node itself: it
 	// handed its records to every other replica). It changes nothing.
 	LetGo(context.Context, *connect.Request[v1.LetGoRequest]) (*connect.Response[v1.LetGoResponse], error)
+	// Filled is asked by meta's leader of a node whose replica of an
+	// eventual range is marked filling: whether it holds what the range's
+	// other replicas held (kv/eventual/fill.go). It changes nothing.
+	Filled(context.Context, *connect.Request[v1.FilledRequest]) (*connect.Response[v1.FilledResponse], error)
+	// Acceptors returns a page of an eventual range's compare-and-swap
+	// acceptor states, in key order, for a new replica of the range that
+	// copies them as it fills.
+	Acceptors(context.Context, *connect.Request[v1.AcceptorsRequest]) (*connect.Response[v1.AcceptorsResponse], error)
 	// Records carries one node's calls of WriteRecord, ReadRecord,
 	// CasPrepare and CasAccept to another on one long-lived stream, many
 	// calls per message, instead of one request each: the hot path of
@@ -222,6 +234,18 @@ func NewPeerClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(peerMethods.ByName("LetGo")),
 			connect.WithClientOptions(opts...),
 		),
+		filled: connect.NewClient[v1.FilledRequest, v1.FilledResponse](
+			httpClient,
+			baseURL+PeerFilledProcedure,
+			connect.WithSchema(peerMethods.ByName("Filled")),
+			connect.WithClientOptions(opts...),
+		),
+		acceptors: connect.NewClient[v1.AcceptorsRequest, v1.AcceptorsResponse](
+			httpClient,
+			baseURL+PeerAcceptorsProcedure,
+			connect.WithSchema(peerMethods.ByName("Acceptors")),
+			connect.WithClientOptions(opts...),
+		),
 		records: connect.NewClient[v1.RecordsRequest, v1.RecordsResponse](
 			httpClient,
 			baseURL+PeerRecordsProcedure,
@@ -252,6 +276,8 @@ type peerClient struct {
 	casAccept     *connect.Client[v1.CasAcceptRequest, v1.CasAcceptResponse]
 	metaIndex     *connect.Client[v1.MetaIndexRequest, v1.MetaIndexResponse]
 	letGo         *connect.Client[v1.LetGoRequest, v1.LetGoResponse]
+	filled        *connect.Client[v1.FilledRequest, v1.FilledResponse]
+	acceptors     *connect.Client[v1.AcceptorsRequest, v1.AcceptorsResponse]
 	records       *connect.Client[v1.RecordsRequest, v1.RecordsResponse]
 	snapshotChunk *connect.Client[v1.SnapshotChunkRequest, v1.SnapshotChunkResponse]
 }
@@ -321,6 +347,16 @@ func (c *peerClient) LetGo(ctx context.Context, req *connect.Request[v1.LetGoReq
 	return c.letGo.CallUnary(ctx, req)
 }
 
+// Filled calls quorumkv.peer.v1.Peer.Filled.
+func (c *peerClient) Filled(ctx context.Context, req *connect.Request[v1.FilledRequest]) (*connect.Response[v1.FilledResponse], error) {
+	return c.filled.CallUnary(ctx, req)
+}
+
+// Acceptors calls quorumkv.peer.v1.Peer.Acceptors.
+func (c *peerClient) Acceptors(ctx context.Context, req *connect.Request[v1.AcceptorsRequest]) (*connect.Response[v1.AcceptorsResponse], error) {
+	return c.acceptors.CallUnary(ctx, req)
+}
+
 // Records calls quorumkv.peer.v1.Peer.Records.
 func (c *peerClient) Records(ctx context.Context) *connect.BidiStreamForClient[v1.RecordsRequest, v1.RecordsResponse] {
 	return c.records.CallBidiStream(ctx)
@@ -383,6 +419,14 @@ type PeerHandler interface {
 	// without it; an eventual range, asked of the leaving node itself: it
 	// handed its records to every other replica). It changes nothing.
 	LetGo(context.Context, *connect.Request[v1.LetGoRequest]) (*connect.Response[v1.LetGoResponse], error)
+	// Filled is asked by meta's leader of a node whose replica of an
+	// eventual range is marked filling: whether it holds what the range's
+	// other replicas held (kv/eventual/fill.go). It changes nothing.
+	Filled(context.Context, *connect.Request[v1.FilledRequest]) (*connect.Response[v1.FilledResponse], error)
+	// Acceptors returns a page of an eventual range's compare-and-swap
+	// acceptor states, in key order, for a new replica of the range that
+	// copies them as it fills.
+	Acceptors(context.Context, *connect.Request[v1.AcceptorsRequest]) (*connect.Response[v1.AcceptorsResponse], error)
 	// Records carries one node's calls of WriteRecord, ReadRecord,
 	// CasPrepare and CasAccept to another on one long-lived stream, many
 	// calls per message, instead of one request each: the hot path of
@@ -482,6 +526,18 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(peerMethods.ByName("LetGo")),
 		connect.WithHandlerOptions(opts...),
 	)
+	peerFilledHandler := connect.NewUnaryHandler(
+		PeerFilledProcedure,
+		svc.Filled,
+		connect.WithSchema(peerMethods.ByName("Filled")),
+		connect.WithHandlerOptions(opts...),
+	)
+	peerAcceptorsHandler := connect.NewUnaryHandler(
+		PeerAcceptorsProcedure,
+		svc.Acceptors,
+		connect.WithSchema(peerMethods.ByName("Acceptors")),
+		connect.WithHandlerOptions(opts...),
+	)
 	peerRecordsHandler := connect.NewBidiStreamHandler(
 		PeerRecordsProcedure,
 		svc.Records,
@@ -522,6 +578,10 @@ func NewPeerHandler(svc PeerHandler, opts ...connect.HandlerOption) (string, htt
 			peerMetaIndexHandler.ServeHTTP(w, r)
 		case PeerLetGoProcedure:
 			peerLetGoHandler.ServeHTTP(w, r)
+		case PeerFilledProcedure:
+			peerFilledHandler.ServeHTTP(w, r)
+		case PeerAcceptorsProcedure:
+			peerAcceptorsHandler.ServeHTTP(w, r)
 		case PeerRecordsProcedure:
 			peerRecordsHandler.ServeHTTP(w, r)
 		case PeerSnapshotChunkProcedure:
@@ -585,6 +645,14 @@ func (UnimplementedPeerHandler) MetaIndex(context.Context, *connect.Request[v1.M
 
 func (UnimplementedPeerHandler) LetGo(context.Context, *connect.Request[v1.LetGoRequest]) (*connect.Response[v1.LetGoResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.LetGo is not implemented"))
+}
+
+func (UnimplementedPeerHandler) Filled(context.Context, *connect.Request[v1.FilledRequest]) (*connect.Response[v1.FilledResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.Filled is not implemented"))
+}
+
+func (UnimplementedPeerHandler) Acceptors(context.Context, *connect.Request[v1.AcceptorsRequest]) (*connect.Response[v1.AcceptorsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.peer.v1.Peer.Acceptors is not implemented"))
 }
 
 func (UnimplementedPeerHandler) Records(context.Context, *connect.BidiStream[v1.RecordsRequest, v1.RecordsResponse]) error {
