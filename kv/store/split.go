@@ -480,7 +480,7 @@ func (s *Store) ProposeSplit(ctx context.Context, rangeID, newRange uint64) (com
 // Holds reports whether this node's replica of range rangeID, as applied
 // now, holds key: false once a split moved it to another range. Reads
 // call it after they read the key: the span only shrinks, and a split
-// changes the data and the span in one batch, so a key still held then
+// changes the data and the span in one ingest, so a key still held then
 // was read before any split moved it. Safe on any goroutine.
 func (s *Store) Holds(rangeID uint64, key []byte) (bool, error) {
 	if s.Config.Canary.ServeMovedKeys {
