@@ -229,11 +229,11 @@ func (r *recordT) Fatalf(string, ...any) { r.failed = true; runtime.Goexit() }
 func (r *recordT) Fatal(...any)          { r.failed = true; runtime.Goexit() }
 
 // Streaming holds an iterator and the writer's blocks, not the range: a
-// split of a range of QKV_SPLIT_BIG MiB (256 by default; 16 with -short
+// split of a range of QKV_SPLIT_BIG MiB (128 by default; 16 with -short
 // or the race detector), on disk, with a MaxBatchBytes of 64 KiB, grows
 // the heap by far less than the range. It logs the figures.
 func TestSplitFileMemory(t *testing.T) {
-	mib := 256
+	mib := 128
 	if v := os.Getenv("QKV_SPLIT_BIG"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
