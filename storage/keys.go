@@ -67,7 +67,9 @@ import (
 // User data is keyed by range ID rather than by keyspace and hash: a scan
 // must return a range's keys in user-key order (DESIGN.md §2), which a
 // hash-ordered layout cannot do. The price is that splitting a range rewrites
-// the moved half under the new range ID.
+// the moved half under the new range ID, and that the half left behind is
+// not a span of keys either: kv/store's split deletes the range's whole data
+// span and writes the half it keeps again, in one ingested sstable.
 //
 // Integers are big-endian because bytewise order of big-endian unsigned
 // integers is numeric order; little-endian or varints would not sort.

@@ -106,6 +106,21 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
+// --range-max-bytes takes sizes with units, up to 8 GiB: a split is not
+// bounded by a batch any more (kv/store/split.go).
+func TestRangeMaxBytes(t *testing.T) {
+	for arg, want := range map[string]int64{"": 64 << 20, "512MiB": 512 << 20, "4GiB": 4 << 30, "8GiB": 8 << 30, "65536": 64 << 10} {
+		args := []string{}
+		if arg != "" {
+			args = append(args, "--range-max-bytes", arg)
+		}
+		cfg, err := parse(t, args...)
+		if err != nil || cfg.rangeMaxBytes != want {
+			t.Errorf("--range-max-bytes %q: %d (%v), want %d", arg, cfg.rangeMaxBytes, err, want)
+		}
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -123,6 +138,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--hint-window", "-1h"}, "--hint-window -1h0m0s"},
 		{[]string{"--dead-after", "0s"}, "--dead-after 0s"},
 		{[]string{"--data-dir", ""}, "--data-dir"},
+		{[]string{"--range-max-bytes", "32KiB"}, "--range-max-bytes"},
+		{[]string{"--range-max-bytes", "9GiB"}, "--range-max-bytes"},
 	} {
 		_, err := parse(t, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

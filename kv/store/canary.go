@@ -41,4 +41,14 @@ type Canary struct {
 	// a read's key against its span, so writes land where no read looks
 	// and reads miss what the new range holds.
 	ServeMovedKeys bool
+	// SplitDropsLastKey leaves the last key of a split's right half (in
+	// key order) out of the new range, as an off-by-one in the copy would:
+	// the old range gives it away and the new one never has it.
+	SplitDropsLastKey bool
+	// SplitStateFirst ingests a split's state (the ranges' Raft state,
+	// applied indexes and split states) in a file of its own before the
+	// file of its data: a crash between the two leaves the old range
+	// split, with its right half still under its own prefix where no read
+	// looks, and the new range empty.
+	SplitStateFirst bool
 }

@@ -108,15 +108,16 @@ type delivery struct {
 	res command.Result
 }
 
-// Apply adds the effects of committed entries to b and returns the
-// results for waiting clients. Entries are applied in order; a command
+// Apply adds the effects of committed entries to w's batch and returns
+// the results for waiting clients. Entries are applied in order; a command
 // sees the effects of the ones before it in the same batch through ab,
-// since b is not readable until committed. On an error, it returns with
-// it the results of the entries before the failing one, whose waiters it
-// took: b holds part of the effects and the caller discards it
-// (Store.applyReady), and the replica stops (its dedup state in memory
-// goes with it).
-func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEntry) ([]delivery, error) {
+// since the batch is not readable until committed. A split commits the
+// batch before it takes effect (applySplit), and the apply goes on in a
+// new one. On an error, it returns with it the results of the entries
+// before the failing one, whose waiters it took: the batch holds part of
+// the effects and the caller discards it (Store.applyReady), and the
+// replica stops (its dedup state in memory goes with it).
+func (r *replica) Apply(s *Store, w *applyWriter, ents []consensus.CommittedEntry) ([]delivery, error) {
 	var out []delivery
 	ab := newApplyBatch()
 	for _, e := range ents {
@@ -128,44 +129,54 @@ func (r *replica) Apply(s *Store, b *storage.Batch, ents []consensus.CommittedEn
 			if err != nil {
 				return out, fmt.Errorf("kv: range %d entry %d: %w", r.desc.ID, e.Index, err)
 			}
-			res, err := r.applyCommand(s, b, e.Index, &cmd, ab)
+			res, err := r.applyCommand(s, w, e.Index, &cmd, ab)
 			if err != nil {
 				return out, err
 			}
-			if w, ok := r.waiters[cmd.ID]; ok && cmd.ID != 0 && (bytes.Equal(w.data, e.Cmd) || s.Config.Canary.WaitersByID) {
+			if wt, ok := r.waiters[cmd.ID]; ok && cmd.ID != 0 && (bytes.Equal(wt.data, e.Cmd) || s.Config.Canary.WaitersByID) {
 				delete(r.waiters, cmd.ID)
-				out = append(out, delivery{w.done, res})
+				out = append(out, delivery{wt.done, res})
 			}
 		}
 		// Entries with nothing to apply (no-ops, configurations, which
 		// take effect in the core) count as applied like any other.
 		r.Applied = e.Index
 	}
-	if err := r.collectAnswers(s, b, ab); err != nil {
+	if err := r.finishApply(s, w.b, ab); err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// finishApply adds to b what ends an apply: expired answers collected,
+// the split state if it changed, and the applied index.
+func (r *replica) finishApply(s *Store, b *storage.Batch, ab *applyBatch) error {
+	if err := r.collectAnswers(s, b, ab); err != nil {
+		return err
 	}
 	if r.splitDirty && r.desc.ID != catalog.MetaRangeID {
 		r.splitDirty = false
 		if err := b.Set(storage.SplitStateKey(r.desc.ID), r.split.encode()); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return out, b.Set(storage.AppliedStateKey(r.desc.ID), consensus.AppliedState(r.Applied))
+	return b.Set(storage.AppliedStateKey(r.desc.ID), consensus.AppliedState(r.Applied))
 }
 
 // applyCommand applies one command. Errors returned are the node's (a
 // disk failure, a corrupt entry); the client's errors are in the result.
 // A command whose idempotency key the range has answered already (within
 // its dedup horizon) applies nothing and answers as the first one did.
-func (r *replica) applyCommand(s *Store, b *storage.Batch, index uint64, cmd *command.Command, ab *applyBatch) (command.Result, error) {
+func (r *replica) applyCommand(s *Store, w *applyWriter, index uint64, cmd *command.Command, ab *applyBatch) (command.Result, error) {
+	if cmd.Op == command.OpSplit {
+		return r.applySplit(s, w, index, cmd, ab)
+	}
+	b := w.b
 	if cmd.Op == command.OpCatalog {
 		if r.desc.ID != catalog.MetaRangeID {
 			return command.Result{}, fmt.Errorf("%w: catalog command in range %d", codec.ErrCorrupt, r.desc.ID)
 		}
 		return s.applyCatalog(b, index, cmd, ab.data)
-	}
-	if cmd.Op == command.OpSplit {
-		return r.applySplit(s, b, index, cmd, ab)
 	}
 	if err := r.advanceHorizon(b, cmd.Horizon); err != nil {
 		return command.Result{}, err

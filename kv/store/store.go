@@ -93,6 +93,11 @@ type StoreConfig struct {
 	// the round's batch holds the new log state and the marker,
 	// "after-ingest"), so that tests can crash there.
 	SnapshotHook func(step string)
+	// SplitHook, if set, is called on the store's goroutine at the steps
+	// of a split's apply (splitfile.go): "committed" once the entries
+	// before it are committed, "staged" once its file is synced,
+	// "ingested" after the ingest; so that tests can crash there.
+	SplitHook func(step string)
 	// NoLeaderBalancing switches leadership balancing off (leaders.go): a
 	// range's leadership then moves only by elections and drains. Tests
 	// that hand proposals straight to a range's leader set it, since a
@@ -130,9 +135,11 @@ type StoreConfig struct {
 	// RangeMaxBytes: a raft range whose data grows past this many bytes
 	// (keys and values) splits in two (split.go); DefaultRangeMaxBytes if
 	// 0. Lower makes more, smaller ranges: more groups to tick, elect and
-	// quiesce, cheaper snapshots and moves. Higher makes each split move
-	// more at once: a split rewrites about half the range in one batch,
-	// so it must stay well under storage's MaxBatchBytes / 2.
+	// quiesce, cheaper snapshots and moves. Higher makes each split write
+	// more at once: a split writes the whole range into one ingested
+	// sstable, with constant memory but on the store's goroutine, which
+	// every range of the node waits for (about 2 s per GiB at 500 MiB/s
+	// of disk), and a new replica's snapshot sends the whole range.
 	RangeMaxBytes int64
 
 	// Canary plants a bug for the tests that must catch it (canary.go).
@@ -179,8 +186,8 @@ func (c *StoreConfig) EnsureDefaults() {
 	if c.SnapshotRetryTicks == 0 {
 		c.SnapshotRetryTicks = 20
 	}
-	// 64 GiB: far above any range this version splits into (ranges do
-	// not split yet), far below a disk.
+	// 64 GiB: far above any range this version splits into (kvd allows
+	// 8 GiB at most), far below a disk.
 	if c.MaxSnapshotBytes == 0 {
 		c.MaxSnapshotBytes = 64 << 30
 	}
@@ -261,9 +268,6 @@ type Store struct {
 	// beacon said they are draining.
 	preferred     map[uint64]uint64
 	drainingPeers map[uint64]bool
-	// unsplittable are the ranges found too large to split (SplitTasks),
-	// so that the warning is logged once per range.
-	unsplittable map[uint64]bool
 	// host is what every range's core is given (coreHost).
 	host           *consensus.Host
 	Replicas       map[uint64]*replica
@@ -375,7 +379,7 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 		cat:      catalog.NewCatalog(),
 	}
 	s.Quiesce.init()
-	s.drainingPeers, s.unsplittable = map[uint64]bool{}, map[uint64]bool{}
+	s.drainingPeers = map[uint64]bool{}
 	s.requestEpoch = s.rng.Uint64()
 	ident, err := identity.Open(db, cfg.Self.Name)
 	if err != nil {
@@ -972,7 +976,8 @@ func (s *Store) HandleReady() error {
 	// more, if one would exceed MaxBatchBytes: RoundBatch), each replica's
 	// effects whole with its applied index: the log is durable, and a
 	// crash replays entries past the applied index stored in the same
-	// batch as their effects.
+	// batch as their effects. A split commits the batch, synced, before
+	// it takes effect by an ingest of its own (split.go).
 	ab := &RoundBatch{S: s, B: s.DB.NewBatch()}
 	defer func() { ab.B.Close() }()
 	var deliveries []delivery
@@ -1019,22 +1024,68 @@ func (s *Store) stillRunning(ready []readyReplica) []readyReplica {
 // results for waiting clients. A fault of the range stops the replica and
 // leaves nothing of its entries in the round's batch.
 func (s *Store) applyReady(ab *RoundBatch, x readyReplica) ([]delivery, error) {
-	rb := s.DB.NewBatch()
-	defer rb.Close()
-	if s.Canary.SharedApplyBatch {
-		rb = ab.B
+	w := &applyWriter{round: ab, shared: s.Canary.SharedApplyBatch, durable: x.r.Applied}
+	if w.shared {
+		w.b = ab.B
+	} else {
+		w.b = s.DB.NewBatch()
+		defer func() { w.b.Close() }()
 	}
-	applied := x.r.Applied
-	ds, err := x.r.Apply(s, rb, x.rd.Committed)
+	ds, err := x.r.Apply(s, w, x.rd.Committed)
+	if w.nodeErr != nil {
+		return nil, w.nodeErr
+	}
 	if err != nil {
-		x.r.Applied = applied // what Pebble holds, for its status
+		x.r.Applied = w.durable // what Pebble holds, for its status
 		return nil, s.applyFailed(x.r, ds, err)
 	}
 	s.Config.Metrics.Applied.WithLabelValues(x.r.Core.Protocol()).Add(float64(len(x.rd.Committed)))
-	if s.Canary.SharedApplyBatch {
+	if w.shared {
 		return ds, nil
 	}
-	return ds, ab.Append(rb)
+	return ds, ab.Append(w.b)
+}
+
+// applyWriter is where one replica's apply writes: b, a batch of its own
+// that the round's batch takes once every entry applied, or, with the
+// SharedApplyBatch canary, the round's batch itself. A split commits
+// both before it goes on (commitSoFar).
+type applyWriter struct {
+	round  *RoundBatch
+	b      *storage.Batch
+	shared bool
+	// durable is the replica's applied index as Pebble holds it: what it
+	// was before the apply, until a split commits part of it.
+	durable uint64
+	// nodeErr is a commit that failed in commitSoFar: the node's error,
+	// not the range's, since the round's batch holds other ranges' writes.
+	nodeErr error
+}
+
+// commitSoFar commits, synced, the round's batch with what the replica
+// applied so far (its applied index included), and gives the apply and
+// the round new batches. Synced: an ingest that follows must not survive
+// a crash that loses this.
+func (w *applyWriter) commitSoFar() error {
+	if !w.shared {
+		if err := w.round.Append(w.b); err != nil {
+			return err
+		}
+	}
+	if err := w.round.B.Commit(true); err != nil {
+		w.nodeErr = err
+		return err
+	}
+	db := w.round.S.DB
+	w.round.B.Close()
+	w.round.B = db.NewBatch()
+	if w.shared {
+		w.b = w.round.B
+		return nil
+	}
+	w.b.Close()
+	w.b = db.NewBatch()
+	return nil
 }
 
 // applyFailed stops a replica whose entries could not all be applied:

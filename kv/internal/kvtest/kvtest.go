@@ -58,7 +58,7 @@ func OpenStore(t *testing.T, db *storage.DB, cfg store.StoreConfig) *store.Store
 
 // Retry runs f until it stops saying "no leader yet", for up to 10 s: a
 // fresh node elects itself in every range within a few ticks.
-func Retry[T any](t *testing.T, f func() (T, error)) (T, error) {
+func Retry[T any](t testing.TB, f func() (T, error)) (T, error) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

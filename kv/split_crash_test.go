@@ -1,0 +1,254 @@
+package kv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/command"
+	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
+	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/storage"
+)
+
+// A crash at any step of a split's apply leaves the range as it was
+// before the split or fully split, never a mix, and the restarted node
+// converges on the split: one node, whose range holds about six times its
+// MaxBatchBytes, splits once; its disk is cloned as a crash would leave it
+// (vfs CrashClone: what was not synced is lost) at every step
+// (StoreConfig.SplitHook), and each clone is checked, then opened as a
+// restarted node would open it and driven until it applied its log.
+func TestSplitCrashPoints(t *testing.T) {
+	steps := splitCrashPoints(t, store.Canary{})
+	for _, want := range []string{"committed", "staged", "ingested"} {
+		if steps[want] != 1 {
+			t.Errorf("crash points seen: %v; want one of each of committed, staged, ingested", steps)
+		}
+	}
+}
+
+// The SplitStateFirst canary (a split's state ingested before its data)
+// must be caught by the crash points.
+func TestSplitCrashCanary(t *testing.T) {
+	huntCanary(t, 1, func(tb testing.TB, _ uint64) { splitCrashPoints(tb, store.Canary{SplitStateFirst: true}) })
+}
+
+// splitCrashMaxBatch is the MaxBatchBytes of the crash points' node.
+const splitCrashMaxBatch = 16 << 10
+
+func splitCrashPoints(t testing.TB, canary store.Canary) map[string]int {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type clone struct {
+		step string
+		fs   *vfs.MemFS
+	}
+	var mu sync.Mutex
+	var clones []clone
+	var db *storage.DB
+	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, NoLeaderBalancing: true,
+		Canary: canary, Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}
+	live := cfg
+	live.SplitHook = func(step string) {
+		fs, err := db.CrashClone(vfs.CrashCloneCfg{})
+		if err != nil {
+			panic(err)
+		}
+		mu.Lock()
+		clones = append(clones, clone{step, fs})
+		mu.Unlock()
+	}
+	opts := storage.Options{Logger: kvtest.Quiet(), MaxBatchBytes: splitCrashMaxBatch}
+	var err error
+	if db, err = storage.OpenMem(opts); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := store.OpenStore(db, live, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n, err := NewNode(s, NodeConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "rx", Mode: catalog.ModeRaft, Replicas: 1, Ranges: 1}); err != nil {
+		t.Fatal(err)
+	}
+	old := s.Catalog().Ranges["rx"][0].ID
+	const keys = 200
+	values := map[string][]byte{}
+	for i := range keys {
+		k, v := fmt.Sprintf("k%03d", i), fmt.Appendf(nil, "v%d-%0500d", i, 0)
+		values[k] = v
+		if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "rx", []byte(k), v) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The split, as the split driver takes it (splitStep), but keeping
+	// its index.
+	born, err := n.localMetaSplit(ctx, &peerv1.SplitRequest{RangeId: old, Reserve: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.ProposeSplit(ctx, old, born)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := res.Version
+	tasks, err := s.SplitWork(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if err := n.splitStep(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var right catalog.Span
+	for _, r := range s.Catalog().Ranges["rx"] {
+		if r.ID == born {
+			right = r.Span
+		}
+	}
+	if right == (catalog.Span{}) {
+		t.Fatalf("the catalog does not have range %d: %v", born, s.Catalog().Ranges["rx"])
+	}
+	for k, v := range values {
+		kv, err := n.Get(ctx, "rx", []byte(k))
+		if err != nil || !bytes.Equal(kv.Value, v) {
+			t.Fatalf("after the split, %s reads %.20q (%v)", k, kv.Value, err)
+		}
+	}
+	moved := 0
+	for k := range values {
+		if right.Contains(catalog.HashKey([]byte(k))) {
+			moved += len(values[k])
+		}
+	}
+	if moved < 3*splitCrashMaxBatch {
+		t.Fatalf("the split moved %d bytes, want several times MaxBatchBytes (%d)", moved, splitCrashMaxBatch)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	steps := map[string]int{}
+	for _, c := range clones {
+		steps[c.step]++
+	}
+	for _, c := range clones {
+		func() {
+			db, err := storage.Open("db", storage.Options{FS: c.fs, Logger: kvtest.Quiet(), MaxBatchBytes: splitCrashMaxBatch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			split, why := splitDone(t, db, old, born, index, right, values)
+			if why != "" {
+				t.Errorf("crash at %s: the range is neither as before the split nor split: %s", c.step, why)
+				return
+			}
+			if want := c.step == "ingested"; split != want {
+				t.Errorf("crash at %s: split %v, want %v", c.step, split, want)
+			}
+			rs, err := store.OpenDriven(db, cfg, nil, false)
+			if err != nil {
+				t.Fatalf("crash at %s: the node does not restart: %v", c.step, err)
+			}
+			for range 50 {
+				if applied, _ := consensus.LoadApplied(db, old); applied >= index {
+					break
+				}
+				rs.Tick()
+				if err := rs.HandleReady(); err != nil {
+					t.Fatalf("crash at %s: %v", c.step, err)
+				}
+			}
+			if split, why := splitDone(t, db, old, born, index, right, values); !split {
+				t.Errorf("crash at %s: the restarted node did not split the range: %s", c.step, why)
+			}
+			if files, err := db.StagedFiles(); err != nil || len(files) != 0 {
+				t.Errorf("crash at %s: staged files left after the restart: %v, %v", c.step, files, err)
+			}
+		}()
+	}
+	return steps
+}
+
+// splitDone reports whether db holds range old split at index (true) or
+// not yet (false); why says what is neither.
+func splitDone(t testing.TB, db *storage.DB, old, born, index uint64, right catalog.Span, values map[string][]byte) (bool, string) {
+	applied, err := consensus.LoadApplied(db, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := func(id uint64) map[string][]byte {
+		out := map[string][]byte{}
+		if err := command.EachData(db, id, nil, nil, func(k, raw []byte) (bool, error) {
+			v, err := command.DecodeValue(raw)
+			out[string(k)] = bytes.Clone(v.Data)
+			return true, err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	left, moved := data(old), data(born)
+	has, err := consensus.HasRangeState(db, born)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied < index {
+		if len(moved) != 0 || has {
+			return false, fmt.Sprintf("range %d at %d, before the split, but range %d has state (%v) or %d keys", old, applied, born, has, len(moved))
+		}
+		if why := sameData(left, values, func(string) bool { return true }); why != "" {
+			return false, fmt.Sprintf("range %d at %d, before the split: %s", old, applied, why)
+		}
+		return false, ""
+	}
+	inRight := func(k string) bool { return right.Contains(catalog.HashKey([]byte(k))) }
+	if !has {
+		return false, fmt.Sprintf("range %d at %d, split, but range %d has no Raft state", old, applied, born)
+	}
+	if why := sameData(left, values, func(k string) bool { return !inRight(k) }); why != "" {
+		return false, fmt.Sprintf("range %d, split: %s", old, why)
+	}
+	if why := sameData(moved, values, inRight); why != "" {
+		return false, fmt.Sprintf("range %d, born of the split: %s", born, why)
+	}
+	return true, ""
+}
+
+// sameData says how got differs from the entries of want that keep
+// keeps ("" if it does not).
+func sameData(got, want map[string][]byte, keep func(string) bool) string {
+	n := 0
+	for k, v := range want {
+		if !keep(k) {
+			continue
+		}
+		n++
+		if !bytes.Equal(got[k], v) {
+			return fmt.Sprintf("key %s holds %.20q", k, got[k])
+		}
+	}
+	if len(got) != n {
+		return fmt.Sprintf("%d keys, want %d", len(got), n)
+	}
+	return ""
+}
