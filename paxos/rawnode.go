@@ -137,15 +137,15 @@ func NewRawNode(cfg Config, ps PersistentState) (*RawNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !configs.known() && (ps.Snapshot.Slot > 0 || ps.HardState.Commit > 0) {
-		return nil, fmt.Errorf("%w: a snapshot at slot %d or commit %d without a configuration", ErrCorrupt, ps.Snapshot.Slot, ps.HardState.Commit)
-	}
 	if g := cfg.canary.joinerGuess; g != nil && !configs.known() {
 		// canary: the joiner takes the configuration it was told about
 		// for the one in force, from slot 1 on.
 		if configs, err = newConfigSet(uint64(cfg.MaxOpenSlots), []ConfigState{{Effective: 1, Membership: *g}}); err != nil {
 			return nil, err
 		}
+	}
+	if !configs.known() && (ps.Snapshot.Slot > 0 || ps.HardState.Commit > 0) {
+		return nil, fmt.Errorf("%w: a snapshot at slot %d or commit %d without a configuration", ErrCorrupt, ps.Snapshot.Slot, ps.HardState.Commit)
 	}
 	r := &RawNode{id: cfg.ID, cfg: cfg, rng: cfg.Rand, configs: configs}
 	r.promised = ps.HardState.Promised
