@@ -45,6 +45,9 @@ type leader struct {
 	// configuration (not Message.Joining): the ones that need no snapshot
 	// to join.
 	joined map[uint64]bool
+	// joining holds the acceptors whose last answer said they join: the
+	// leader is not idle while one waits for its snapshot.
+	joining map[uint64]bool
 	// needSnapshot: a joiner asked for a snapshot and the leader has none
 	// to send (NeedsSnapshot).
 	needSnapshot bool
@@ -67,7 +70,7 @@ func (r *RawNode) becomeLeader() {
 	r.lead = &leader{
 		next: r.log.commit + 1, sent: r.log.commit,
 		acks: map[uint64]map[uint64]bool{}, active: map[uint64]bool{},
-		sentAt: map[uint64]int{}, joined: map[uint64]bool{},
+		sentAt: map[uint64]int{}, joined: map[uint64]bool{}, joining: map[uint64]bool{},
 	}
 	last := r.log.commit
 	for _, s := range sortedSlots(best) {
@@ -192,8 +195,10 @@ func (r *RawNode) handleAck(m Message) {
 	l.active[m.From] = true
 	if m.Joining {
 		delete(l.joined, m.From)
+		l.joining[m.From] = true
 	} else {
 		l.joined[m.From] = true
+		delete(l.joining, m.From)
 	}
 	for _, s := range m.Slots {
 		if acks := l.acks[s]; acks != nil && s <= l.sent {

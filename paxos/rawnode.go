@@ -472,7 +472,8 @@ func (r *RawNode) onCommit(from, to uint64) {
 
 // Idle reports whether this node leads and has nothing in flight: no
 // proposal waiting, no slot open (every slot it knows is chosen and
-// applied), no read waiting for its confirmation. The node layer may then
+// applied), no read waiting for its confirmation, no joiner waiting for
+// its snapshot. The node layer may then
 // stop ticking the group until something happens (quiescence); nothing
 // about safety depends on it.
 func (r *RawNode) Idle() bool {
@@ -480,6 +481,6 @@ func (r *RawNode) Idle() bool {
 		return false
 	}
 	l := r.lead
-	return len(l.pending) == 0 && len(l.acks) == 0 && len(l.reads.pending) == 0 && !l.configInFlight &&
+	return len(l.pending) == 0 && len(l.acks) == 0 && len(l.reads.pending) == 0 && !l.configInFlight && len(l.joining) == 0 &&
 		r.log.commit == r.log.last() && r.log.applied == r.log.commit
 }

@@ -46,6 +46,11 @@ func (s *Store) drivePaxos(led []*replica, catchingUp int) {
 			}
 			continue
 		}
+		if paxosCatchingUp(c, r.desc) > 0 {
+			// A quiesced leader sends a joiner nothing, not even the
+			// heartbeat whose answer gets it its snapshot.
+			s.wake(r)
+		}
 		m, adds, ok := nextPaxosConfig(c, r.desc)
 		if !ok {
 			continue

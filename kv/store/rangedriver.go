@@ -206,7 +206,11 @@ func (s *Store) publishMembers() {
 	for id, r := range s.Replicas {
 		if pc, ok := r.Core.(*consensus.PaxosCore); ok {
 			if ids := paxosMembers(pc); slices.Contains(ids, s.nodeID) || s.Config.Canary.LetGoEarly {
-				m.ranges[id] = ids
+				// The leader this replica follows still proposes, removed
+				// or not: its replica goes only once another leads, or
+				// the range's followers, deferring to it, would wait on
+				// a leader that is gone while its node still beacons.
+				m.ranges[id] = append(ids, r.Leader)
 			}
 			continue
 		}
@@ -245,7 +249,9 @@ func (s *Store) MetaVoters() []uint64 {
 // node's vote again, and node's replica may be deleted
 // (catalog.CatalogOp.Left). For a paxos range: the configuration in
 // force at this replica's applied slot, and every one chosen since, has
-// this node as a voter and leaves node out. False when this node holds no
+// this node as a voter and leaves node out, and node is not the leader
+// this replica follows (a removed leader hands its leadership on first,
+// paxosdriver.go). False when this node holds no
 // replica of it, or one not a voter yet (a new replica, before its first
 // snapshot, has no configuration at all). Safe on any goroutine.
 func (s *Store) LetGo(rangeID, node uint64) bool {
