@@ -19,8 +19,7 @@ import (
 // leader swaps it out of meta's voters, and once it holds nothing it is
 // marked removed. It is refused, with nothing changed, when the other
 // nodes could not take its replicas: a keyspace of N replicas with one
-// on it needs N live nodes besides it that are not leaving too, and paxos
-// ranges cannot move yet.
+// on it needs N live nodes besides it that are not leaving too.
 func (n *Node) Decommission(ctx context.Context, id uint64) error {
 	cat := n.store.Catalog()
 	nd, ok := cat.Nodes[id]
@@ -41,9 +40,6 @@ func (n *Node) Decommission(ctx context.Context, id uint64) error {
 		holds := slices.ContainsFunc(cat.Ranges[name], func(r *catalog.RangeDescriptor) bool { return r.HasReplica(id) })
 		switch {
 		case !holds || name == catalog.MetaKeyspace:
-		case ks.Mode == catalog.ModePaxos:
-			return fmt.Errorf("%w: node %d (%s) holds replicas of paxos keyspace %s, and paxos ranges cannot move their replicas yet",
-				catalog.ErrNotEnoughNodes, id, nd.Name, name)
 		case others < ks.Replicas:
 			return fmt.Errorf("%w: node %d (%s) holds replicas of keyspace %s (%d replicas per range), and only %d other live nodes "+
 				"can take replicas: add a node first", catalog.ErrNotEnoughNodes, id, nd.Name, name, ks.Replicas, others)

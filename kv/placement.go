@@ -32,19 +32,20 @@ import (
 // node starts an empty replica, and the range's leader brings its Raft
 // configuration to the catalog's (kv/store/rangedriver.go: a learner
 // caught up by the log or a snapshot, then promoted while the old voter
-// leaves, in one joint change); an eventual range's new replica gets its
-// records by anti-entropy, the leaving one pushing its own, and counts
-// toward reads only once it has (kv/eventual/fill.go: it answers
-// fillAsks, and meta's leader proposes catalog.CatalogOp.Filled). Once the
+// leaves, in one joint change); a paxos range's leader swaps the replica
+// in its configuration through the range's log, and sends the new one,
+// a joining acceptor, a snapshot (kv/store/paxosdriver.go); an eventual
+// range's new replica gets its records by anti-entropy, the leaving one
+// pushing its own, and counts toward reads only once it has
+// (kv/eventual/fill.go: it answers fillAsks, and meta's leader proposes
+// catalog.CatalogOp.Filled). Once the
 // range has let the leaving replica go (letGo asks its replicas), meta's
 // leader drops it (catalog.CatalogOp.Left) and its node deletes it. A
 // decommissioned node that holds no replica and is not one of meta's
 // voters (kv/store/metadriver.go swaps it out) is then marked removed.
 //
 // At most MaxMovesPerPass moves are in flight at once (leaving replicas
-// not yet let go), one per range. Not yet: paxos ranges (an acceptor
-// cannot join a running range empty), so a node holding paxos replicas
-// cannot finish decommissioning.
+// not yet let go), one per range.
 
 // Defaults of the placement driver.
 const (
@@ -94,7 +95,7 @@ func (n *Node) planGrowth() *catalog.GrowKeyspace {
 	candidates := n.candidates()
 	for _, name := range slices.Sorted(maps.Keys(cat.Keyspaces)) {
 		ks := cat.Keyspaces[name]
-		if ks.GrowTo <= ks.Replicas || len(candidates) < ks.GrowTo || ks.Mode == catalog.ModePaxos {
+		if ks.GrowTo <= ks.Replicas || len(candidates) < ks.GrowTo {
 			continue
 		}
 		g := &catalog.GrowKeyspace{Keyspace: name, Replicas: ks.GrowTo}
@@ -192,12 +193,12 @@ func (n *Node) movesInFlight() int {
 }
 
 // movable reports whether the placement driver may move a replica of r
-// now: r is not meta's, not a paxos range's (not supported yet), and,
-// unless the replica is on a node dead for good, has no move in flight.
+// now: r is not meta's, and, unless the replica is on a node dead for
+// good, has no move in flight.
 // A dead node's replica moves even then: the move in flight may wait for
 // that very replica (a learner on the dead node never catches up).
 func movable(r *catalog.RangeDescriptor, dead bool) bool {
-	return r.Keyspace != catalog.MetaKeyspace && r.Mode != catalog.ModePaxos && (dead || len(r.Leaving) == 0)
+	return r.Keyspace != catalog.MetaKeyspace && (dead || len(r.Leaving) == 0)
 }
 
 // planMoves returns the moves of the replicas of the nodes that must give
@@ -368,9 +369,9 @@ type replicaAsk struct {
 }
 
 // letGoAsks returns, for each leaving replica of the catalog, the
-// replicas to ask whether its range has let it go: for a Raft range,
-// every replica, any of which that applied a configuration without it
-// says so (store.Store.LetGo); for an eventual range, the leaving node
+// replicas to ask whether its range has let it go: for a Raft or paxos
+// range, every replica, any of which that applied a configuration without
+// it says so (store.Store.LetGo); for an eventual range, the leaving node
 // itself, once it handed its records off. A leaving eventual replica on
 // a node dead for good has nothing left to hand: it is let go at once
 // (gone).

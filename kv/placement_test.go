@@ -136,6 +136,12 @@ func (c *simCluster) whyUnrepaired() string {
 				}
 				want = append(want, rep.NodeID)
 			}
+			if ks.Mode == catalog.ModePaxos {
+				if why := c.whyPaxosUnrepaired(rd, want); why != "" {
+					return why
+				}
+				continue
+			}
 			if ks.Mode != catalog.ModeRaft {
 				continue
 			}

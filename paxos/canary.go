@@ -26,4 +26,11 @@ type canaries struct {
 	// superseded in its slot, which cannot have been chosen: a superseded
 	// configuration whose voters never answer blocks every election.
 	everyPromisedConfig bool
+	// joinerGuess: a node that joins a running group empty takes
+	// *joinerGuess, the configuration that adds it (as the catalog lists
+	// the new replica set), for the one in force from slot 1, instead of
+	// waiting for the leader's snapshot. It then counts itself a voter and
+	// may run phase 1 with a quorum of the wrong configuration, which need
+	// not meet the acceptors that chose the slots before the change.
+	joinerGuess *Membership
 }

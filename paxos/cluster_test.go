@@ -1,6 +1,7 @@
 package paxos_test
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -38,7 +39,9 @@ type cluster struct {
 	// arriving late are what the promise of an acceptor is for.
 	slow []paxos.Message
 	cut  map[[2]uint64]bool // cut[{a,b}]: messages a->b are lost
-	out  io.Writer          // trace of events, nil for none
+	// dead are nodes lost for good: crashed and never restarted.
+	dead map[uint64]bool
+	out  io.Writer // trace of events, nil for none
 
 	accepts   map[slotBallot]map[uint64]bool
 	acceptVal map[slotBallot]string
@@ -74,7 +77,7 @@ func newCluster(seed uint64, m paxos.Membership, c paxos.Canary, tweak func(*pax
 	}
 	cl := &cluster{
 		rng: rand.New(rand.NewPCG(seed, 0x5eed)), sys: sys, canary: c,
-		nodes: map[uint64]*testNode{}, cut: map[[2]uint64]bool{},
+		nodes: map[uint64]*testNode{}, cut: map[[2]uint64]bool{}, dead: map[uint64]bool{},
 		accepts: map[slotBallot]map[uint64]bool{}, acceptVal: map[slotBallot]string{},
 		chosen: map[uint64]string{}, delivered: map[uint64]string{},
 		configs: map[uint64]quorum.System{}, readFloor: map[string]uint64{},
@@ -151,6 +154,9 @@ func (cl *cluster) process() {
 			}
 			again = true
 			cl.handleReady(n, n.rn.Ready())
+			if n.rn.NeedsSnapshot() {
+				cl.compact(id) // a joiner waits for a snapshot
+			}
 		}
 	}
 }
@@ -416,6 +422,7 @@ func (cl *cluster) randomStep(f faults) {
 	case r < f.tick+f.propose+f.crash:
 		id := cl.ids[cl.rng.IntN(len(cl.ids))]
 		switch {
+		case cl.dead[id]:
 		case cl.nodes[id].rn == nil:
 			cl.restart(id)
 		case cl.rng.IntN(2) == 0: // a quick reboot: messages sent before it still arrive after
@@ -479,7 +486,7 @@ func (cl *cluster) heal(maxRounds int) error {
 	cl.queue = append(cl.queue, cl.slow...)
 	cl.slow = nil
 	for _, id := range cl.ids {
-		if cl.nodes[id].rn == nil {
+		if cl.nodes[id].rn == nil && !cl.dead[id] {
 			cl.restart(id)
 		}
 	}
@@ -511,7 +518,7 @@ func (cl *cluster) heal(maxRounds int) error {
 		}
 		done := true
 		for _, id := range cl.configAt(^uint64(0)).Voters() {
-			if cl.nodes[id].applied < want {
+			if !cl.dead[id] && cl.nodes[id].applied < want {
 				done = false
 			}
 		}
@@ -521,11 +528,17 @@ func (cl *cluster) heal(maxRounds int) error {
 	}
 	var st []string
 	for _, id := range cl.ids {
+		if cl.dead[id] {
+			continue
+		}
 		s := cl.nodes[id].rn.Status()
 		st = append(st, fmt.Sprintf("%d:%v commit=%d applied=%d promised=%v", id, s.Role, s.Commit, cl.nodes[id].applied, s.Promised))
 	}
-	return fmt.Errorf("no progress after heal (want slot %d): %s", want, strings.Join(st, "; "))
+	return fmt.Errorf("%w: no progress after heal (want slot %d): %s", errStuck, want, strings.Join(st, "; "))
 }
+
+// errStuck marks a run that broke no invariant but made no progress.
+var errStuck = errors.New("stuck")
 
 func majority(n int) paxos.Membership {
 	m := paxos.Membership{Geometry: "majority"}

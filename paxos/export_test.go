@@ -44,6 +44,13 @@ func NewProposerWithCanary(id uint64, sys quorum.System, c Canary) *Proposer {
 	return p
 }
 
+// WithJoinerGuess returns cfg with the bug joinerGuess planted: a node
+// started empty takes m for its configuration.
+func WithJoinerGuess(cfg Config, m Membership) Config {
+	cfg.canary.joinerGuess = &m
+	return cfg
+}
+
 // WithCanary returns cfg with the bug c planted.
 func WithCanary(cfg Config, c Canary) Config {
 	cfg.canary = c.set()

@@ -1,5 +1,7 @@
 package paxos
 
+import "fmt"
+
 // The acceptor and learner side of a Multi-Paxos node: what every node
 // does with Prepares, Accepts, heartbeats and snapshots, whatever its role.
 
@@ -85,7 +87,7 @@ func (r *RawNode) handleAccept(m Message) {
 		slots = append(slots, e.Slot)
 	}
 	r.learnCommit(m.Commit, m.Ballot)
-	r.send(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slots: slots, Commit: r.log.commit})
+	r.send(Message{Type: MsgAccepted, To: m.From, Ballot: m.Ballot, Slots: slots, Commit: r.log.commit, Joining: !r.configs.known()})
 }
 
 func (r *RawNode) handleHeartbeat(m Message) {
@@ -96,7 +98,8 @@ func (r *RawNode) handleHeartbeat(m Message) {
 	r.learnCommit(m.Commit, m.Ballot)
 	// Slot echoes the commit index we were told, so the leader can tell
 	// "lagging" (ours is lower) from "told before the last choice".
-	r.send(Message{Type: MsgHeartbeatResp, To: m.From, Ballot: m.Ballot, Commit: r.log.commit, Slot: m.Commit, Context: m.Context})
+	r.send(Message{Type: MsgHeartbeatResp, To: m.From, Ballot: m.Ballot, Commit: r.log.commit, Slot: m.Commit, Context: m.Context,
+		Joining: !r.configs.known()})
 }
 
 func (r *RawNode) handleSnapshot(m Message) {
@@ -104,7 +107,8 @@ func (r *RawNode) handleSnapshot(m Message) {
 		r.reject(m, MsgHeartbeatResp)
 		return
 	}
-	if m.Snapshot.Slot > r.log.commit {
+	// A joiner takes any snapshot: it is its first configuration.
+	if m.Snapshot.Slot > r.log.commit || !r.configs.known() {
 		r.installSnapshot(*m.Snapshot)
 	}
 	r.learnCommit(m.Commit, m.Ballot)
@@ -114,6 +118,9 @@ func (r *RawNode) handleSnapshot(m Message) {
 // installSnapshot takes the chosen prefix up to snap.Slot from a snapshot.
 func (r *RawNode) installSnapshot(snap Snapshot) {
 	configs, err := newConfigSet(r.configs.alpha, snap.Configs)
+	if err == nil && !configs.known() {
+		err = fmt.Errorf("no configuration")
+	}
 	if err != nil {
 		panic("paxos: snapshot from the leader: " + err.Error())
 	}
@@ -128,7 +135,13 @@ func (r *RawNode) installSnapshot(snap Snapshot) {
 // and for a chosen slot that is the chosen value. An entry accepted at
 // another ballot may be a value that lost; the leader sends the slot again
 // (catch-up) and the next heartbeat finishes the job.
+//
+// A joiner learns nothing: it has no base to apply chosen slots on, nor a
+// configuration to take the configurations chosen there after.
 func (r *RawNode) learnCommit(leaderCommit uint64, b Ballot) {
+	if !r.configs.known() {
+		return
+	}
 	from := r.log.commit + 1
 	s := from
 	for ; s <= leaderCommit; s++ {

@@ -41,6 +41,17 @@ type leader struct {
 	openBytes      uint64 // proposals in open slots
 	configInFlight bool
 
+	// joined holds the acceptors whose last answer said they know the
+	// configuration (not Message.Joining): the ones that need no snapshot
+	// to join.
+	joined map[uint64]bool
+	// joining holds the acceptors whose last answer said they join: the
+	// leader is not idle while one waits for its snapshot.
+	joining map[uint64]bool
+	// needSnapshot: a joiner asked for a snapshot and the leader has none
+	// to send (NeedsSnapshot).
+	needSnapshot bool
+
 	reads reads
 }
 
@@ -59,7 +70,7 @@ func (r *RawNode) becomeLeader() {
 	r.lead = &leader{
 		next: r.log.commit + 1, sent: r.log.commit,
 		acks: map[uint64]map[uint64]bool{}, active: map[uint64]bool{},
-		sentAt: map[uint64]int{},
+		sentAt: map[uint64]int{}, joined: map[uint64]bool{}, joining: map[uint64]bool{},
 	}
 	last := r.log.commit
 	for _, s := range sortedSlots(best) {
@@ -111,7 +122,10 @@ func (r *RawNode) windowEnd() uint64 { return r.log.commit + uint64(r.cfg.MaxOpe
 
 func (r *RawNode) sendLimit() uint64 { return min(r.lead.next-1, r.windowEnd()) }
 
-// openSlots moves waiting proposals into slots while the window allows.
+// openSlots moves waiting proposals into slots while the window allows,
+// then fills the slots up to the one a chosen configuration governs first
+// with no-ops, so that it takes effect without waiting for proposals
+// (reconfig.go).
 func (r *RawNode) openSlots() {
 	l := r.lead
 	for len(l.pending) > 0 && l.next <= r.windowEnd() {
@@ -119,6 +133,9 @@ func (r *RawNode) openSlots() {
 		l.pending = l.pending[1:]
 		l.pendingBytes -= e.size()
 		r.fill(e.Type, e.Data)
+	}
+	for len(l.pending) == 0 && l.next < r.configs.last().Effective && l.next <= r.windowEnd() {
+		r.fill(EntryNoop, nil)
 	}
 }
 
@@ -176,6 +193,13 @@ func mapKeys[V any](m map[uint64]V) func(func(uint64) bool) {
 func (r *RawNode) handleAck(m Message) {
 	l := r.lead
 	l.active[m.From] = true
+	if m.Joining {
+		delete(l.joined, m.From)
+		l.joining[m.From] = true
+	} else {
+		l.joined[m.From] = true
+		delete(l.joining, m.From)
+	}
 	for _, s := range m.Slots {
 		if acks := l.acks[s]; acks != nil && s <= l.sent {
 			acks[m.From] = true
@@ -184,7 +208,11 @@ func (r *RawNode) handleAck(m Message) {
 	}
 	if m.Type == MsgHeartbeatResp {
 		r.confirmRead(m.From, m.Context)
-		r.catchUp(m.From, m.Commit, m.Commit < m.Slot)
+		if m.Joining {
+			r.sendJoinerSnapshot(m.From)
+		} else {
+			r.catchUp(m.From, m.Commit, m.Commit < m.Slot)
+		}
 	}
 	r.openSlots()
 }
@@ -246,6 +274,22 @@ func (r *RawNode) broadcastHeartbeat(ctx []byte) {
 			r.send(Message{Type: MsgHeartbeat, To: id, Ballot: r.ballot, Commit: r.log.commit, Context: ctx})
 		}
 	}
+}
+
+// sendJoinerSnapshot sends a joining acceptor the snapshot it needs before
+// it can learn anything chosen: the leader's, if it has compacted its log
+// at least once. A log never compacted starts from the founding
+// configuration with no application data, which the application may not
+// be able to ship (kv ships a handle to its data): the leader then asks
+// for a compaction (NeedsSnapshot) and sends the snapshot on a later
+// heartbeat response, one per heartbeat like every catch-up.
+func (r *RawNode) sendJoinerSnapshot(to uint64) {
+	if r.log.snap.Slot == 0 && r.log.snap.Data == nil {
+		r.lead.needSnapshot = true
+		return
+	}
+	snap := r.log.snap
+	r.send(Message{Type: MsgSnapshot, To: to, Ballot: r.ballot, Snapshot: &snap, Commit: r.log.commit})
 }
 
 // catchUp sends an acceptor what it lacks, driven by heartbeat responses

@@ -74,6 +74,10 @@ type Message struct {
 	// over (MsgTimeoutNow): acceptors grant it even while they hear that
 	// leader, which they otherwise defer to (deferToLeader).
 	Transfer bool
+	// Joining marks an Accepted or HeartbeatResp from an acceptor that
+	// knows no configuration yet (it joined the group empty): the leader
+	// sends it a snapshot (reconfig.go).
+	Joining bool
 }
 
 func (m Message) String() string {
@@ -106,6 +110,9 @@ func (m Message) String() string {
 		if !m.Reject {
 			fmt.Fprintf(&b, " commit %d", m.Commit)
 		}
+	}
+	if m.Joining {
+		b.WriteString(" joining")
 	}
 	if m.Snapshot != nil {
 		fmt.Fprintf(&b, " snapshot@%d", m.Snapshot.Slot)

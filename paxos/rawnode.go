@@ -3,6 +3,7 @@ package paxos
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 )
 
 // Role is what a node is doing in the group.
@@ -78,7 +79,11 @@ type Status struct {
 	Commit   uint64
 	Applied  uint64
 	LastSlot uint64
-	Config   Membership
+	// Config governs the slot after Commit; empty on a joiner.
+	Config Membership
+	// Joining: this node knows no configuration yet (it joined a running
+	// group empty) and waits for the leader's snapshot.
+	Joining bool
 }
 
 // RawNode is a Multi-Paxos node: acceptor, learner, and when it wins
@@ -116,7 +121,10 @@ type RawNode struct {
 }
 
 // NewRawNode restarts a node from what it persisted (Bootstrap for a new
-// group). It keeps the slices of ps.
+// group). A node added to a running group starts from the zero
+// PersistentState, or from what it persisted since, and joins: it knows
+// no configuration until the leader's snapshot arrives (reconfig.go). It
+// keeps the slices of ps.
 func NewRawNode(cfg Config, ps PersistentState) (*RawNode, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -128,6 +136,16 @@ func NewRawNode(cfg Config, ps PersistentState) (*RawNode, error) {
 	configs, err := newConfigSet(uint64(cfg.MaxOpenSlots), ps.Snapshot.Configs)
 	if err != nil {
 		return nil, err
+	}
+	if g := cfg.canary.joinerGuess; g != nil && !configs.known() {
+		// canary: the joiner takes the configuration it was told about
+		// for the one in force, from slot 1 on.
+		if configs, err = newConfigSet(uint64(cfg.MaxOpenSlots), []ConfigState{{Effective: 1, Membership: *g}}); err != nil {
+			return nil, err
+		}
+	}
+	if !configs.known() && (ps.Snapshot.Slot > 0 || ps.HardState.Commit > 0) {
+		return nil, fmt.Errorf("%w: a snapshot at slot %d or commit %d without a configuration", ErrCorrupt, ps.Snapshot.Slot, ps.HardState.Commit)
 	}
 	r := &RawNode{id: cfg.ID, cfg: cfg, rng: cfg.Rand, configs: configs}
 	r.promised = ps.HardState.Promised
@@ -159,11 +177,62 @@ func (r *RawNode) hardState() HardState {
 
 // Status returns the node's state.
 func (r *RawNode) Status() Status {
-	return Status{
+	st := Status{
 		ID: r.id, Role: r.role, Leader: r.leader, Promised: r.promised,
 		Commit: r.log.commit, Applied: r.log.applied, LastSlot: r.log.last(),
-		Config: r.configs.at(r.log.commit + 1).Membership,
+		Joining: !r.configs.known(),
 	}
+	if !st.Joining {
+		st.Config = r.configs.at(r.log.commit + 1).Membership
+	}
+	return st
+}
+
+// Configs returns the configurations that govern the slots after the
+// applied one, in the order they take effect, the first governing
+// applied+1: the configuration in force for the application and every
+// one chosen since, in force or not yet. None on a joiner. A node that
+// leaves every one of them out is no longer counted on by this node's
+// view of the group. The slices are copies.
+func (r *RawNode) Configs() []ConfigState {
+	if !r.configs.known() {
+		return nil
+	}
+	var out []ConfigState
+	for _, a := range r.configs.from(r.log.applied + 1) {
+		m := a.Membership
+		m.Voters = slices.Clone(m.Voters)
+		out = append(out, ConfigState{Effective: a.Effective, Membership: m})
+	}
+	return out
+}
+
+// ConfigChangePending reports, on a leader, whether a configuration
+// change is under way: proposed and not yet chosen, or chosen and not
+// yet in force for the slots the leader fills next. ProposeConfig refuses
+// another one until it is not.
+func (r *RawNode) ConfigChangePending() bool {
+	if r.role != Leader {
+		return false
+	}
+	l := r.lead
+	return l.configInFlight || slices.ContainsFunc(l.pending, func(e Entry) bool { return e.Type == EntryConfig }) ||
+		r.configs.last().Effective > l.next
+}
+
+// Joined reports, on a leader, whether acceptor id has answered it, since
+// it took over, as an acceptor that knows the configuration: one that
+// joined empty has installed a snapshot. False on a node that does not
+// lead.
+func (r *RawNode) Joined(id uint64) bool {
+	return r.role == Leader && (id == r.id || r.lead.joined[id])
+}
+
+// NeedsSnapshot reports, on a leader, that a joining acceptor waits for a
+// snapshot and the leader has none to send (it never compacted its log):
+// the application should Compact at its applied slot. Compact clears it.
+func (r *RawNode) NeedsSnapshot() bool {
+	return r.role == Leader && r.lead.needSnapshot
 }
 
 // Tick advances logical time by one tick.
@@ -179,9 +248,10 @@ func (r *RawNode) Tick() {
 }
 
 // Campaign starts phase 1 now instead of waiting for a timeout, e.g. to
-// hand leadership to this node. A leader stays leader.
+// hand leadership to this node. A leader stays leader, and a joiner, which
+// knows no configuration to prepare with, does nothing.
 func (r *RawNode) Campaign() {
-	if r.role != Leader {
+	if r.role != Leader && r.configs.known() {
 		r.campaign(false)
 	}
 }
@@ -223,6 +293,9 @@ func (r *RawNode) TransferLeader(to uint64) error {
 // isVoter reports whether this node votes in a configuration it knows of
 // for the slots ahead; others have no business running phase 1.
 func (r *RawNode) isVoter() bool {
+	if !r.configs.known() {
+		return false // a joiner: it does not know the configuration
+	}
 	for _, a := range r.configs.from(r.log.commit + 1) {
 		if a.Membership.hasVoter(r.id) {
 			return true
@@ -348,6 +421,12 @@ func (r *RawNode) Compact(slot uint64, data []byte) (Snapshot, error) {
 	if slot > r.log.applied {
 		return Snapshot{}, fmt.Errorf("paxos: compact to slot %d past applied %d", slot, r.log.applied)
 	}
+	if !r.configs.known() {
+		return Snapshot{}, fmt.Errorf("paxos: node %d joins and has nothing to compact yet", r.id)
+	}
+	if r.lead != nil {
+		r.lead.needSnapshot = false
+	}
 	snap := Snapshot{Slot: slot, Configs: r.configs.states(slot), Data: data}
 	r.log.compact(snap)
 	r.configs.trim(slot)
@@ -393,7 +472,8 @@ func (r *RawNode) onCommit(from, to uint64) {
 
 // Idle reports whether this node leads and has nothing in flight: no
 // proposal waiting, no slot open (every slot it knows is chosen and
-// applied), no read waiting for its confirmation. The node layer may then
+// applied), no read waiting for its confirmation, no joiner waiting for
+// its snapshot. The node layer may then
 // stop ticking the group until something happens (quiescence); nothing
 // about safety depends on it.
 func (r *RawNode) Idle() bool {
@@ -401,6 +481,6 @@ func (r *RawNode) Idle() bool {
 		return false
 	}
 	l := r.lead
-	return len(l.pending) == 0 && len(l.acks) == 0 && len(l.reads.pending) == 0 && !l.configInFlight &&
+	return len(l.pending) == 0 && len(l.acks) == 0 && len(l.reads.pending) == 0 && !l.configInFlight && len(l.joining) == 0 &&
 		r.log.commit == r.log.last() && r.log.applied == r.log.commit
 }

@@ -62,6 +62,25 @@ import (
 // A leader may itself be removed: it stays proposer (Paxos does not need
 // the proposer to be an acceptor) until a voter of the new configuration
 // takes over, and its own acceptances no longer count.
+//
+// A configuration takes effect only once its slot is alpha slots behind
+// the chosen prefix, so an idle group would never get there: once one is
+// chosen, the leader fills the slots up to the one it governs with no-ops
+// (openSlots), and the change completes whether clients write or not.
+//
+// Joining acceptors. A node added to a running group starts with no
+// configuration at all (an empty PersistentState): it does not know the
+// one in force, only the leader's snapshot can tell it. Until a snapshot
+// arrives it answers Prepares and Accepts like any acceptor (an
+// acceptor's promises need no configuration), but it never runs phase 1
+// and never learns which slots are chosen. It must not guess a
+// configuration: a candidate that prepares with, say, the one that added
+// it (ahead of its slot), needs no promise from the acceptors that chose
+// the slots before that one under the old configuration, and may
+// overwrite them (canary joinerAssumesConfig). Its acknowledgements say
+// it is joining (Message.Joining); the leader sends it a snapshot, asking
+// the application to compact first (NeedsSnapshot) if it has never done
+// so, and once installed the joiner is an ordinary acceptor.
 type configSet struct {
 	alpha uint64
 	list  []*activeConfig // ascending Effective
@@ -72,10 +91,9 @@ type activeConfig struct {
 	sys quorum.System
 }
 
+// newConfigSet builds the configurations of states; none makes a joiner's
+// empty set (known is false), which a snapshot fills.
 func newConfigSet(alpha uint64, states []ConfigState) (*configSet, error) {
-	if len(states) == 0 {
-		return nil, fmt.Errorf("%w: no configuration (use Bootstrap for a new group)", ErrInvalidConfig)
-	}
 	c := &configSet{alpha: alpha}
 	for _, st := range states {
 		sys, err := st.Membership.System()
@@ -86,6 +104,11 @@ func newConfigSet(alpha uint64, states []ConfigState) (*configSet, error) {
 	}
 	return c, nil
 }
+
+// known reports whether the set holds any configuration: false on a
+// joiner before its first snapshot, where at, from and last must not be
+// called.
+func (c *configSet) known() bool { return len(c.list) > 0 }
 
 // at returns the configuration that governs slot s.
 func (c *configSet) at(s uint64) *activeConfig {

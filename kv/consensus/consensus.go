@@ -133,6 +133,9 @@ type Status struct {
 	// Term is the Raft term, or the round of the Paxos ballot promised.
 	Term   uint64
 	Commit uint64
+	// Joining: a paxos replica added to a running range that has not yet
+	// installed its first snapshot: any snapshot is ahead of it.
+	Joining bool
 }
 
 // Role is a replica's part in its group, in both protocols' terms (Paxos

@@ -12,12 +12,17 @@ import (
 // paxos.Message in order. Entries carry their slot, ballot, type and
 // data; a snapshot its slot, configurations and data. A message with
 // Transfer set (a Prepare of a leadership transfer) is version 2 and ends
-// with that flag; every other message stays version 1, which nodes that
-// predate transfers decode (they drop version 2: the transfer then falls
-// back to an election timeout).
+// with that flag; one with Joining set (an acknowledgement from a joining
+// acceptor) is version 3 and ends with that one; every other message
+// stays version 1, which older nodes decode (they drop the versions they
+// do not know: a transfer then falls back to an election timeout, and a
+// joiner is not sent its snapshot by an older leader).
 
 // paxosMessageV2 is the version byte of a message with Transfer set.
 const paxosMessageV2 = 0x82
+
+// paxosMessageV3 is the version byte of a message with Joining set.
+const paxosMessageV3 = 0x83
 
 // maxMessageSlots bounds the slots a decoded Accepted may list, like
 // maxMessageEntries for entries (MaxOpenSlots keeps real ones far below).
@@ -32,9 +37,12 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 		size += len(m.Snapshot.Data) + 64
 	}
 	e := codec.Enc{Buf: slices.Grow(dst, size)}
-	if m.Transfer {
+	switch {
+	case m.Transfer:
 		e.Byte(paxosMessageV2)
-	} else {
+	case m.Joining:
+		e.Byte(paxosMessageV3)
+	default:
 		e.Byte(paxosCodecV1)
 	}
 	e.Byte(byte(m.Type))
@@ -63,7 +71,7 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 		e.Bytes(s.Data)
 	}
 	e.Bytes(m.Context)
-	if m.Transfer {
+	if m.Transfer || m.Joining {
 		e.Bool(true)
 	}
 	return e.Buf
@@ -73,7 +81,7 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 func decodePaxosMessage(b []byte) (paxos.Message, error) {
 	d := codec.Dec{Buf: b}
 	v := d.Byte()
-	if v != paxosCodecV1 && v != paxosMessageV2 {
+	if v != paxosCodecV1 && v != paxosMessageV2 && v != paxosMessageV3 {
 		return paxos.Message{}, fmt.Errorf("%w: paxos message version %d", codec.ErrCorrupt, v)
 	}
 	m := paxos.Message{Type: paxos.MessageType(d.Byte())}
@@ -117,9 +125,14 @@ func decodePaxosMessage(b []byte) (paxos.Message, error) {
 		m.Snapshot = s
 	}
 	m.Context = d.Bytes()
-	if v == paxosMessageV2 {
+	switch v {
+	case paxosMessageV2:
 		if m.Transfer = d.Bool(); !m.Transfer {
 			d.Fail("transfer flag")
+		}
+	case paxosMessageV3:
+		if m.Joining = d.Bool(); !m.Joining {
+			d.Fail("joining flag")
 		}
 	}
 	return m, d.Done()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
@@ -57,8 +58,14 @@ func membershipOf(desc *catalog.RangeDescriptor) paxos.Membership {
 }
 
 // NewPaxosCore restarts the range's core from Pebble, founding the range
-// first if this replica has no state yet: every founding replica starts
-// from the same paxos.Bootstrap of the descriptor's replicas.
+// first if this replica is a founding one with no state yet: every
+// founding replica starts from the same paxos.Bootstrap of the
+// descriptor's replicas. A replica added later (rg.Founder false) with no
+// state starts as a joining acceptor, with no configuration at all: the
+// descriptor's replicas are the catalog's intent, not the configuration
+// in force, and a replica that took them for it could run phase 1 with
+// quorums that miss what the range chose (paxos/reconfig.go). It stays a
+// joiner across restarts until the leader's snapshot founds its log.
 func NewPaxosCore(h *Host, rg Range) (*PaxosCore, error) {
 	desc := rg.Desc
 	applied := *rg.Applied
@@ -66,12 +73,7 @@ func NewPaxosCore(h *Host, rg Range) (*PaxosCore, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !log.Founded && !rg.Founder {
-		// A paxos acceptor cannot join a running range empty yet: the
-		// placement driver moves only raft and eventual replicas.
-		return nil, NewRangeFault(FaultOpen, fmt.Errorf("paxos range %d: a replica moved to this node cannot join the range", desc.ID))
-	}
-	if !log.Founded {
+	if !log.Founded && rg.Founder {
 		if err := foundPaxosRange(h.DB, log, desc); err != nil {
 			return nil, err
 		}
@@ -217,19 +219,51 @@ func (c *PaxosCore) Advance() {
 }
 
 func (c *PaxosCore) Status() Status {
-	return Status{Term: c.Log.HardState.Promised.Round, Commit: c.Log.HardState.Commit}
+	return Status{Term: c.Log.HardState.Promised.Round, Commit: c.Log.HardState.Commit, Joining: !c.Log.Founded}
+}
+
+// Configs returns the configurations that govern the slots after the
+// applied one (paxos.RawNode.Configs): none on a joiner.
+func (c *PaxosCore) Configs() []paxos.ConfigState { return c.rn.Configs() }
+
+// Membership is the configuration desc's replicas make: what the range
+// driver proposes when the catalog moves a replica.
+func Membership(desc *catalog.RangeDescriptor) paxos.Membership { return membershipOf(desc) }
+
+// ProposeConfig proposes m as the range's configuration
+// (paxos.RawNode.ProposeConfig).
+func (c *PaxosCore) ProposeConfig(m paxos.Membership) error { return c.rn.ProposeConfig(m) }
+
+// ConfigChangePending: a configuration change is proposed and not chosen,
+// or chosen and not yet in force (paxos.RawNode.ConfigChangePending).
+func (c *PaxosCore) ConfigChangePending() bool { return c.rn.ConfigChangePending() }
+
+// Joined reports, on a leader, whether acceptor id has answered it as
+// one that knows the configuration: a replica that joined empty has
+// installed its snapshot (paxos.RawNode.Joined).
+func (c *PaxosCore) Joined(id uint64) bool { return c.rn.Joined(id) }
+
+// Voter reports whether self votes in the configuration that governs the
+// next slot this node fills or learns: a leader that is not has been
+// removed and must hand its leadership to one that is.
+func (c *PaxosCore) Voter(self uint64) bool {
+	return slices.ContainsFunc(c.rn.Status().Config.Voters, func(n quorum.Node) bool { return n.ID == self })
 }
 
 // Compact compacts to the applied slot once the log holds more than
-// LogTruncateEntries+LogKeepEntries applied slots. Unlike Raft it keeps
+// LogTruncateEntries+LogKeepEntries applied slots, or at once when a
+// joining acceptor needs a snapshot and this leader has none
+// (paxos.RawNode.NeedsSnapshot). Unlike Raft it keeps
 // none of them (LogKeepEntries only delays compaction): the snapshot data
 // can only be held at the applied slot (see PaxosCore). It compacts at
 // once, whatever the log's length, when this node no longer holds its
 // snapshot's data.
 func (c *PaxosCore) Compact(batch func() *storage.Batch, applied uint64) error {
 	cfg := c.h
-	stale := c.Log.Snap.Slot > 0 && !cfg.SnapshotHeld(c.rn.SnapshotData())
-	if !stale && applied < c.Log.Snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
+	stale := c.rn.SnapshotData() != nil && !cfg.SnapshotHeld(c.rn.SnapshotData())
+	// A joiner waits for a snapshot this leader never took.
+	wanted := c.rn.NeedsSnapshot()
+	if !stale && !wanted && applied < c.Log.Snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
 		return nil
 	}
 	return c.compactTo(batch(), applied)
@@ -250,8 +284,9 @@ func (c *PaxosCore) compactTo(b *storage.Batch, slot uint64) error {
 	return c.Log.SetSnapshot(b, snap)
 }
 
-// CaughtUp: any voter can take over (see TransferLeader).
-func (c *PaxosCore) CaughtUp(uint64) bool { return true }
+// CaughtUp: any voter that knows the configuration can take over (see
+// TransferLeader); a joiner waiting for its snapshot cannot.
+func (c *PaxosCore) CaughtUp(id uint64) bool { return c.rn.Joined(id) }
 
 // TransferLeader asks the lowest-ID voter other than self that may take
 // it to run phase 1 now (paxos.RawNode.TransferLeader). Any voter can take

@@ -7,8 +7,8 @@
 // waiters (Propose), linearizable read barriers (ReadBarrier), exactly-
 // once writes (dedup.go), quiescence of idle ranges, faults that stop one
 // range, the catalog that meta's applied log yields, and how each range's
-// Raft configuration and meta's follow the catalog (rangedriver.go,
-// metadriver.go).
+// Raft or Multi-Paxos configuration and meta's follow the catalog
+// (rangedriver.go, paxosdriver.go, metadriver.go).
 //
 // It may import kv/catalog, kv/command, kv/consensus, kv/metrics,
 // kv/internal/codec, storage and the protocol cores. It reaches other

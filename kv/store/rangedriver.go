@@ -9,7 +9,7 @@ import (
 )
 
 // driveRangesEveryTicks is how often the store checks the configurations
-// of the Raft ranges it leads against the catalog: every second at the
+// of the Raft and paxos ranges it leads against the catalog: every second at the
 // usual 100 ms tick, a small cost next to the moves it drives.
 const driveRangesEveryTicks = 10
 
@@ -39,22 +39,27 @@ const MaxCatchingUp = 4
 // still catching up. The catalog is the
 // intent and the range's log the fact; each pass moves one step toward
 // the intent, so a leader change or a restart in the middle resumes where
-// the new leader finds the range.
+// the new leader finds the range. Paxos ranges follow the catalog too,
+// one replica at a time (paxosdriver.go), under the same MaxCatchingUp.
 func (s *Store) driveRanges() {
 	if s.Quiesce.ticks%driveRangesEveryTicks != 0 {
 		return
 	}
 	s.publishMembers()
 	s.balanceLeaders()
-	var led []*replica
+	var led, ledPaxos []*replica
 	catchingUp := 0
 	for _, r := range s.sortedReplicas() {
 		if r.desc.ID == catalog.MetaRangeID || r.Role != consensus.RoleLeader {
 			continue
 		}
-		if c, ok := r.Core.(*consensus.RaftCore); ok {
+		switch c := r.Core.(type) {
+		case *consensus.RaftCore:
 			led = append(led, r)
 			catchingUp += laggingLearners(c, r.desc)
+		case *consensus.PaxosCore:
+			ledPaxos = append(ledPaxos, r)
+			catchingUp += paxosCatchingUp(c, r.desc)
 		}
 	}
 	for _, r := range led {
@@ -77,6 +82,7 @@ func (s *Store) driveRanges() {
 		}
 		s.Logger.Info("changing a range's membership to follow the catalog", "range", r.desc.ID, "keyspace", r.desc.Keyspace, "change", cc.String())
 	}
+	s.drivePaxos(ledPaxos, catchingUp)
 }
 
 // nextRangeChange returns the next configuration change that brings the
@@ -161,35 +167,53 @@ func isAddLearner(cc raft.ConfChange) bool {
 	return len(cc.Changes) == 1 && cc.Changes[0].Type == raft.ConfChangeAddLearner
 }
 
-// CatchingUp counts the learners still catching up in the ranges this
-// node leads (the bound MaxCatchingUp holds). Loop only.
+// CatchingUp counts the learners, and the paxos joiners, still catching
+// up in the ranges this node leads (the bound MaxCatchingUp holds). Loop
+// only.
 func (s *Store) CatchingUp() int {
 	n := 0
 	for _, r := range s.Replicas {
-		if c, ok := r.Core.(*consensus.RaftCore); ok && r.Role == consensus.RoleLeader && r.desc.ID != catalog.MetaRangeID {
+		if r.Role != consensus.RoleLeader || r.desc.ID == catalog.MetaRangeID {
+			continue
+		}
+		switch c := r.Core.(type) {
+		case *consensus.RaftCore:
 			n += laggingLearners(c, r.desc)
+		case *consensus.PaxosCore:
+			n += paxosCatchingUp(c, r.desc)
 		}
 	}
 	return n
 }
 
-// rangeMembers are the applied configurations of the Raft ranges on this
-// node, as publishMembers last saw them.
+// rangeMembers are the applied configurations of the Raft and paxos
+// ranges on this node, as publishMembers last saw them.
 type rangeMembers struct {
 	// ranges are the members of each range but meta whose configuration
 	// has this node as a voter: voters and learners, old and new while
-	// joint (LetGo).
+	// joint (LetGo); for a paxos range, the voters of the configuration
+	// in force at the applied slot and of every one chosen since.
 	ranges map[uint64][]uint64
 	// metaVoters are meta's voters, old and new while joint (MetaVoters).
 	metaVoters []uint64
 }
 
-// publishMembers publishes the members of every Raft range here, on the
+// publishMembers publishes the members of every Raft and paxos range here, on the
 // range driver's cadence: a configuration LetGo or MetaVoters reads is at
 // most that old, which only delays a Left or a removal. Loop only.
 func (s *Store) publishMembers() {
 	m := rangeMembers{ranges: make(map[uint64][]uint64, len(s.Replicas))}
 	for id, r := range s.Replicas {
+		if pc, ok := r.Core.(*consensus.PaxosCore); ok {
+			if ids := paxosMembers(pc); slices.Contains(ids, s.nodeID) || s.Config.Canary.LetGoEarly {
+				// The leader this replica follows still proposes, removed
+				// or not: its replica goes only once another leads, or
+				// the range's followers, deferring to it, would wait on
+				// a leader that is gone while its node still beacons.
+				m.ranges[id] = append(ids, r.Leader)
+			}
+			continue
+		}
 		c, ok := r.Core.(*consensus.RaftCore)
 		if !ok {
 			continue
@@ -223,9 +247,13 @@ func (s *Store) MetaVoters() []uint64 {
 // applied a configuration that has this node as a voter and leaves node
 // out, joint or not: one a quorum committed, so the range never counts
 // node's vote again, and node's replica may be deleted
-// (catalog.CatalogOp.Left). False when this node holds no replica of it,
-// or one not a voter yet (a new replica, before its first snapshot, has
-// no configuration at all). Safe on any goroutine.
+// (catalog.CatalogOp.Left). For a paxos range: the configuration in
+// force at this replica's applied slot, and every one chosen since, has
+// this node as a voter and leaves node out, and node is not the leader
+// this replica follows (a removed leader hands its leadership on first,
+// paxosdriver.go). False when this node holds no
+// replica of it, or one not a voter yet (a new replica, before its first
+// snapshot, has no configuration at all). Safe on any goroutine.
 func (s *Store) LetGo(rangeID, node uint64) bool {
 	p := s.members.Load()
 	if p == nil {

@@ -188,10 +188,11 @@ func (s *Store) RangeDigest(rangeID uint64) ([]byte, error) {
 // may install out of the core's way until its data is here, reporting
 // whether it did (then the message is held or dropped). A snapshot at or
 // below the replica's commit index is not installed by either protocol,
-// so its message goes through as it is.
+// so its message goes through as it is, unless the replica joins a paxos
+// range empty: it installs any snapshot, even one at slot 0.
 func (s *Store) interceptSnapshot(r *replica, msg consensus.PeerMessage) bool {
 	index, data, ok := msg.Snapshot()
-	if !ok || index <= r.Core.Status().Commit {
+	if st := r.Core.Status(); !ok || (index <= st.Commit && !st.Joining) {
 		return false
 	}
 	id := r.desc.ID
