@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,7 +117,7 @@ func TestBigRange(t *testing.T) {
 	mib := bigRangeMiB(t)
 	const valueSize = 256 << 10
 	keys := mib << 20 / valueSize
-	nodes := startCluster(t, 3, "--range-max-bytes", "4GiB")
+	nodes := startCluster(t, 3, "--range-max-bytes", "4GiB", "--enable-pprof")
 	n1 := nodes[0]
 	n1.must(0, "keyspace", "create", "big", "--mode", "raft", "--replicas", "3", "--ranges", "1")
 	cl, err := client.New(client.Config{Endpoints: addrs(nodes)})
@@ -171,7 +174,7 @@ func TestBigRange(t *testing.T) {
 
 	// 1. A follower leaves; the range streams to a new node.
 	leader := rangeLeader(n1, "big")
-	n4 := startKVD(t, t.TempDir(), "--node-id", "n4", "--zone", "z4", "--join", n1.gossip, "--range-max-bytes", "4GiB")
+	n4 := startKVD(t, t.TempDir(), "--node-id", "n4", "--zone", "z4", "--join", n1.gossip, "--range-max-bytes", "4GiB", "--enable-pprof")
 	victim := "n3"
 	if leader == "n3" {
 		victim = "n2"
@@ -192,6 +195,19 @@ func TestBigRange(t *testing.T) {
 	}
 	moved := time.Since(start)
 	growth := watch.stop()
+	if dir := os.Getenv("QKV_BIG_RANGE_PROFILES"); dir != "" {
+		for name, k := range byName {
+			for _, prof := range []string{"heap", "allocs"} {
+				resp, err := http.Get("http://" + k.addr + "/debug/pprof/" + prof)
+				if err != nil {
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				os.WriteFile(filepath.Join(dir, name+"."+prof), b, 0o644)
+			}
+		}
+	}
 	t.Logf("decommissioning %s (leader %s) streamed the %d MiB range to n4 in %v (%.1f MiB/s)",
 		victim, leader, mib, moved.Round(100*time.Millisecond), float64(mib)/moved.Seconds())
 	for _, name := range []string{"n1", "n2", "n3", "n4"} {
@@ -221,9 +237,11 @@ func TestBigRange(t *testing.T) {
 		}
 		live = append(live, launchKVD(t, old.dataDir, old.addr, old.gossip, args...))
 	}
+	restarted := time.Now()
 	for _, k := range live {
-		k.waitReady()
+		k.waitReadyWithin(2 * time.Minute)
 	}
+	t.Logf("the nodes were ready %v after their restart", time.Since(restarted).Round(100*time.Millisecond))
 	start = time.Now()
 	want := mib / 64 // ranges of at most 64 MiB
 	deadline := time.Now().Add(10 * time.Minute)

@@ -126,7 +126,13 @@ func launchKVD(t testing.TB, dataDir, addr, gossip string, extra ...string) *kvd
 
 func (k *kvd) waitReady() {
 	k.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	k.waitReadyWithin(20 * time.Second)
+}
+
+// waitReadyWithin waits for /readyz to answer 200 for at most d.
+func (k *kvd) waitReadyWithin(d time.Duration) {
+	k.t.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		select {
 		case <-k.exited:
@@ -142,7 +148,7 @@ func (k *kvd) waitReady() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	k.t.Fatalf("kvd at %s not ready after 20s\n%s", k.addr, k.log)
+	k.t.Fatalf("kvd at %s not ready after %v\n%s", k.addr, d, k.log)
 }
 
 // stop sends SIGTERM and waits for a clean exit: the drain path.

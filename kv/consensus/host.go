@@ -19,8 +19,10 @@ type Host struct {
 	NodeID uint64
 	Raft   raft.Config
 	Paxos  paxos.Config
-	// LogKeepEntries and logTruncateEntries: see StoreConfig.
+	// LogKeepEntries, LogTruncateEntries, LogKeepBytes and
+	// LogTruncateBytes: see StoreConfig.
 	LogKeepEntries, LogTruncateEntries uint64
+	LogKeepBytes, LogTruncateBytes     uint64
 	Logger, RaftLogger                 *slog.Logger
 	// Seed returns a fresh random seed for a core's randomized timeouts.
 	Seed func() uint64

@@ -208,15 +208,54 @@ func (c *RaftCore) Status() Status {
 // cannot be read is a fault of the range, found before anything is
 // written to the batch.
 func (c *RaftCore) Compact(batch func() *storage.Batch, applied uint64) error {
-	cfg := c.h
-	if applied < c.Log.Trunc.Index+cfg.LogTruncateEntries+cfg.LogKeepEntries {
-		return nil
+	index, err := c.compactTo(applied)
+	if err != nil || index == 0 {
+		return err
 	}
-	index := applied - cfg.LogKeepEntries
 	if _, err := c.Log.Term(index); err != nil {
 		return NewRangeFault(FaultCompact, fmt.Errorf("kv: range %d: the term of entry %d: %w", c.rg.Desc.ID, index, err))
 	}
 	return c.Log.Truncate(batch(), index, c.RawNode.ConfState())
+}
+
+// compactTo returns the index to truncate the log to once entries up to
+// applied are applied, or 0 to leave it: the log is truncated once its
+// applied entries are more than LogTruncateEntries+LogKeepEntries, or
+// weigh more than LogTruncateBytes+LogKeepBytes, down to the last
+// LogKeepEntries applied entries, fewer if they weigh more than
+// LogKeepBytes. Bytes matter as much as entries: 10,000 entries of 256
+// KiB values are 2.5 GiB of log, which would sit on disk and make a new
+// replica catch up by replaying it through the memtables, where a
+// snapshot streams in bounded memory.
+func (c *RaftCore) compactTo(applied uint64) (uint64, error) {
+	cfg, trunc := c.h, c.Log.Trunc.Index
+	if applied <= trunc {
+		return 0, nil
+	}
+	sizes, err := c.Log.Sizes()
+	if err != nil {
+		return 0, NewRangeFault(FaultCompact, fmt.Errorf("kv: range %d: the sizes of its log entries: %w", c.rg.Desc.ID, err))
+	}
+	n := min(applied-trunc, uint64(len(sizes))) // applied entries in the log
+	var total uint64
+	for _, sz := range sizes[:n] {
+		total += uint64(sz)
+	}
+	if n < cfg.LogTruncateEntries+cfg.LogKeepEntries && total < cfg.LogTruncateBytes+cfg.LogKeepBytes {
+		return 0, nil
+	}
+	keep, kept := uint64(0), uint64(0)
+	for keep < min(n, cfg.LogKeepEntries) {
+		sz := uint64(sizes[n-keep-1])
+		if kept+sz > cfg.LogKeepBytes {
+			break
+		}
+		keep, kept = keep+1, kept+sz
+	}
+	if keep == n {
+		return 0, nil
+	}
+	return trunc + n - keep, nil
 }
 
 // CaughtUp: voter id's match index is the leader's last index.

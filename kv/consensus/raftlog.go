@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 	"github.com/quorumkv/quorumkv/raft"
@@ -30,6 +31,13 @@ type RaftLog struct {
 	// snapshot builds a snapshot of the range's applied state on demand,
 	// for a follower the log can no longer catch up.
 	BuildSnapshot func() (raft.Snapshot, error)
+
+	// sizes are the encoded sizes of the entries (Trunc.Index, Last], in
+	// order, once sized says they are known: a restarted log learns them
+	// by reading itself once, when RaftCore.Compact first needs them. They
+	// let the log be truncated by bytes as well as by entries.
+	sizes []uint32
+	sized bool
 }
 
 // truncatedState is the point the log starts after.
@@ -169,9 +177,16 @@ func (l *RaftLog) Append(b *storage.Batch, ents []raft.Entry) error {
 	if first <= l.Trunc.Index || first > l.Last+1 {
 		return fmt.Errorf("kv: range %d: append [%d, %d] to a log (%d, %d]", l.rangeID, first, last, l.Trunc.Index, l.Last)
 	}
+	if l.sized {
+		l.sizes = l.sizes[:first-l.Trunc.Index-1] // a replaced suffix goes
+	}
 	for _, e := range ents {
-		if err := b.Set(storage.LogKey(l.rangeID, e.Index), encodeEntry(e)); err != nil {
+		enc := encodeEntry(e)
+		if err := b.Set(storage.LogKey(l.rangeID, e.Index), enc); err != nil {
 			return err
+		}
+		if l.sized {
+			l.sizes = append(l.sizes, uint32(len(enc)))
 		}
 	}
 	if last < l.Last {
@@ -198,7 +213,39 @@ func (l *RaftLog) Truncate(b *storage.Batch, index uint64, cs raft.ConfState) er
 	if err := b.DeleteRange(s.Start, s.End); err != nil {
 		return err
 	}
+	if l.sized {
+		l.sizes = slices.Delete(l.sizes, 0, int(index-l.Trunc.Index))
+	}
 	return l.setTruncated(b, truncatedState{Index: index, term: term, cs: cs.Clone()})
+}
+
+// Sizes returns the encoded sizes of the entries (Trunc.Index, Last], in
+// order, reading the log once after a restart.
+func (l *RaftLog) Sizes() ([]uint32, error) {
+	if l.sized {
+		return l.sizes, nil
+	}
+	it, err := l.db.NewIter(storage.RangeLogSpan(l.rangeID))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	sizes := make([]uint32, 0, l.Last-l.Trunc.Index)
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.Value()
+		if err != nil {
+			return nil, err
+		}
+		sizes = append(sizes, uint32(len(v)))
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if uint64(len(sizes)) != l.Last-l.Trunc.Index {
+		return nil, fmt.Errorf("%w: range %d log holds %d entries, want (%d, %d]", codec.ErrCorrupt, l.rangeID, len(sizes), l.Trunc.Index, l.Last)
+	}
+	l.sizes, l.sized = sizes, true
+	return sizes, nil
 }
 
 // InstallSnapshot replaces the whole log with the snapshot's point: the
@@ -209,6 +256,7 @@ func (l *RaftLog) InstallSnapshot(b *storage.Batch, meta raft.SnapshotMetadata) 
 		return err
 	}
 	l.Last = meta.Index
+	l.sizes, l.sized = l.sizes[:0], true
 	return l.setTruncated(b, truncatedState{Index: meta.Index, term: meta.Term, cs: meta.ConfState.Clone()})
 }
 

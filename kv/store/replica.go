@@ -287,6 +287,7 @@ func (s *Store) coreHost() *consensus.Host {
 		s.host = &consensus.Host{
 			DB: s.DB, NodeID: s.nodeID, Raft: s.Config.Raft, Paxos: s.Config.Paxos,
 			LogKeepEntries: s.Config.LogKeepEntries, LogTruncateEntries: s.Config.LogTruncateEntries,
+			LogKeepBytes: s.Config.LogKeepBytes, LogTruncateBytes: s.Config.LogTruncateBytes,
 			Logger: s.Logger, RaftLogger: s.raftLogger,
 			Seed:           s.rng.Uint64,
 			Ticks:          func() int64 { return s.Quiesce.ticks },

@@ -46,6 +46,13 @@ type StoreConfig struct {
 	// otherwise need a snapshot) at the price of disk.
 	LogTruncateEntries uint64
 	LogKeepEntries     uint64
+	// LogTruncateBytes and LogKeepBytes do the same by the encoded size of
+	// the entries, for raft ranges: a log is also truncated once its
+	// applied entries weigh more than LogTruncateBytes+LogKeepBytes, and
+	// keeps at most LogKeepBytes of them (CockroachDB truncates at 16 MiB
+	// as well).
+	LogTruncateBytes uint64
+	LogKeepBytes     uint64
 	// Snapshots stream in chunks (snapshot.go); these bound a transfer.
 	//
 	// SnapshotChunkBytes is about how many bytes of records one chunk
@@ -160,6 +167,12 @@ func (c *StoreConfig) EnsureDefaults() {
 	}
 	if c.LogKeepEntries == 0 {
 		c.LogKeepEntries = 1000
+	}
+	if c.LogTruncateBytes == 0 {
+		c.LogTruncateBytes = 16 << 20
+	}
+	if c.LogKeepBytes == 0 {
+		c.LogKeepBytes = 4 << 20
 	}
 	// 1 MiB, as CockroachDB's snapshot batches: a few ms of disk and of a
 	// LAN per chunk, small beside a node's memory.
