@@ -48,7 +48,13 @@ func startCluster(t testing.TB, n int, extra ...string) []*kvd {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	waitForWithin(t, what, 30*time.Second, cond)
+}
+
+// waitForWithin polls cond every 100 ms for at most d.
+func waitForWithin(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -86,6 +86,29 @@ func TestDeadNodeReplicasMove(t *testing.T) {
 		}
 	}
 	w := startWriter(t, rotatedClient(t, live, 0), "r3")
+	heldE3 := false
+	for _, reps := range rangeReplicas(t, n1, "e3") {
+		heldE3 = heldE3 || slices.Contains(reps, name)
+	}
+	// e3's new replica shows as filling until it holds what the others
+	// do (meta's leader clears the mark at most a placement pass, 1 s,
+	// after it filled): watched every 100 ms.
+	var sawFilling atomic.Bool
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, out, _ := n1.kvctl("", "cluster", "ranges", "-k", "e3"); strings.Contains(out, "(filling)") {
+				sawFilling.Store(true)
+			}
+		}
+	}()
 	nodes[victim].kill()
 	died := time.Now()
 	waitFor(t, "n1's status page to show ranges on a dead node", func() bool { return underReplicated(t, n1) > 0 })
@@ -108,6 +131,15 @@ func TestDeadNodeReplicasMove(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Logf("%s died; its replicas moved within %v (--dead-after 5s)", name, time.Since(died).Round(100*time.Millisecond))
+	waitForWithin(t, "e3's new replicas filled", time.Minute, func() bool {
+		return !strings.Contains(n1.must(0, "cluster", "ranges", "-k", "e3"), "(filling)")
+	})
+	t.Logf("e3's new replicas filled within %v of %s's death", time.Since(died).Round(100*time.Millisecond), name)
+	close(stopWatch)
+	<-watched
+	if heldE3 && !sawFilling.Load() {
+		t.Errorf("kvctl cluster ranges never showed e3's new replica as filling")
+	}
 	// The metrics say so: the moves meta's leader made, and no range
 	// under-replicated any more.
 	moves := 0.0

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -234,5 +235,42 @@ func TestDrainPaxosLeaderships(t *testing.T) {
 			}
 			return false
 		})
+	}
+}
+
+// A paxos log is compacted by bytes too: with compaction by slots out of
+// reach (a million), values of 64 KiB compact the log once 256 KiB of
+// them were applied since the last compaction.
+func TestPaxosLogCompactsByBytes(t *testing.T) {
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() }) // after the node's and the store's
+	cfg := store.StoreConfig{LogTruncateEntries: 1 << 20, LogKeepEntries: 2, LogTruncateBytes: 192 << 10, LogKeepBytes: 64 << 10}
+	n := openNodeWith(t, db, cfg)
+	t.Cleanup(func() { n.Store().Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "px", Mode: catalog.ModePaxos, Replicas: 1, Ranges: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rangeID := n.Store().Catalog().Ranges["px"][0].ID
+	value := bytes.Repeat([]byte("v"), 64<<10)
+	for i := range 3 {
+		if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "px", fmt.Appendf(nil, "k%d", i), value) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if slot := snapshotSlot(t, n, rangeID); slot != 0 {
+		t.Fatalf("range %d compacted at slot %d after 192 KiB of values, want not yet", rangeID, slot)
+	}
+	for i := 3; i < 6; i++ {
+		if _, err := n.Put(ctx, "px", fmt.Appendf(nil, "k%d", i), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if slot := snapshotSlot(t, n, rangeID); slot == 0 {
+		t.Fatalf("range %d never compacted after 384 KiB of values (LogTruncateBytes+LogKeepBytes 256 KiB)", rangeID)
 	}
 }

@@ -268,6 +268,9 @@ func printRanges(c *cli.Context, ranges []*v1.Range) error {
 			if rep.Leaving {
 				name += "(leaving)"
 			}
+			if rep.Filling {
+				name += "(filling)"
+			}
 			reps = append(reps, name)
 		}
 		leader := r.Leader

@@ -40,6 +40,10 @@ type PaxosCore struct {
 	rn  *paxos.RawNode
 	// rd is the Ready taken by ready, until advance.
 	rd paxos.Ready
+	// chosenBytes weighs the entries handed to the application since the
+	// last compaction or installed snapshot (0 after a restart): Compact
+	// compacts by bytes as well as by slots.
+	chosenBytes uint64
 	// The role and leader last reported, to report changes only.
 	role     Role
 	leader   uint64
@@ -163,6 +167,7 @@ func (c *PaxosCore) Ready() Ready {
 	}
 	if rd.Snapshot != nil {
 		out.Snapshot = &RangeSnapshot{Index: rd.Snapshot.Slot, Data: rd.Snapshot.Data}
+		c.chosenBytes = 0
 	}
 	if len(rd.Messages) > 0 {
 		out.Messages = make([]PeerMessage, len(rd.Messages))
@@ -173,6 +178,7 @@ func (c *PaxosCore) Ready() Ready {
 	if len(rd.CommittedEntries) > 0 {
 		out.Committed = make([]CommittedEntry, len(rd.CommittedEntries))
 		for i, e := range rd.CommittedEntries {
+			c.chosenBytes += uint64(len(e.Data))
 			out.Committed[i].Index = e.Slot
 			if e.Type == paxos.EntryNormal && len(e.Data) > 0 {
 				out.Committed[i].Cmd = e.Data
@@ -251,7 +257,9 @@ func (c *PaxosCore) Voter(self uint64) bool {
 }
 
 // Compact compacts to the applied slot once the log holds more than
-// LogTruncateEntries+LogKeepEntries applied slots, or at once when a
+// LogTruncateEntries+LogKeepEntries applied slots, or entries that weigh
+// more than LogTruncateBytes+LogKeepBytes have been applied since the
+// last compaction (counted from a restart), or at once when a
 // joining acceptor needs a snapshot and this leader has none
 // (paxos.RawNode.NeedsSnapshot). Unlike Raft it keeps
 // none of them (LogKeepEntries only delays compaction): the snapshot data
@@ -263,7 +271,8 @@ func (c *PaxosCore) Compact(batch func() *storage.Batch, applied uint64) error {
 	stale := c.rn.SnapshotData() != nil && !cfg.SnapshotHeld(c.rn.SnapshotData())
 	// A joiner waits for a snapshot this leader never took.
 	wanted := c.rn.NeedsSnapshot()
-	if !stale && !wanted && applied < c.Log.Snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
+	heavy := cfg.LogTruncateBytes > 0 && c.chosenBytes >= cfg.LogTruncateBytes+cfg.LogKeepBytes
+	if !stale && !wanted && !heavy && applied < c.Log.Snap.Slot+cfg.LogTruncateEntries+cfg.LogKeepEntries {
 		return nil
 	}
 	return c.compactTo(batch(), applied)
@@ -281,6 +290,7 @@ func (c *PaxosCore) compactTo(b *storage.Batch, slot uint64) error {
 	if err != nil {
 		return fmt.Errorf("kv: range %d: %w", c.rg.Desc.ID, err)
 	}
+	c.chosenBytes = 0
 	return c.Log.SetSnapshot(b, snap)
 }
 

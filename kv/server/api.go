@@ -707,7 +707,7 @@ func (a *apiServer) Ranges(ctx context.Context, keyspace string) ([]*v1.Range, e
 		for _, r := range cat.Ranges[name] {
 			pr := &v1.Range{Keyspace: name, RangeId: r.ID, HashLo: r.Span.Lo, HashHi: r.Span.Hi}
 			for _, rep := range r.Replicas {
-				pr.Replicas = append(pr.Replicas, &v1.Replica{NodeId: a.nodeName(rep.NodeID)})
+				pr.Replicas = append(pr.Replicas, &v1.Replica{NodeId: a.nodeName(rep.NodeID), Filling: rep.Filling})
 			}
 			for _, rep := range r.Leaving {
 				pr.Replicas = append(pr.Replicas, &v1.Replica{NodeId: a.nodeName(rep.NodeID), Leaving: true})

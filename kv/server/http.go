@@ -521,6 +521,9 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 					n += " (" + state + ")"
 					under = true
 				}
+				if rep.Filling {
+					n += " (filling)"
+				}
 				names = append(names, n)
 			}
 			for _, rep := range r.Leaving {

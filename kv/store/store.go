@@ -46,11 +46,12 @@ type StoreConfig struct {
 	// otherwise need a snapshot) at the price of disk.
 	LogTruncateEntries uint64
 	LogKeepEntries     uint64
-	// LogTruncateBytes and LogKeepBytes do the same by the encoded size of
-	// the entries, for raft ranges: a log is also truncated once its
-	// applied entries weigh more than LogTruncateBytes+LogKeepBytes, and
-	// keeps at most LogKeepBytes of them (CockroachDB truncates at 16 MiB
-	// as well).
+	// LogTruncateBytes and LogKeepBytes do the same by the size of the
+	// entries: a raft log is also truncated once its applied entries
+	// weigh more than LogTruncateBytes+LogKeepBytes, and keeps at most
+	// LogKeepBytes of them (CockroachDB truncates at 16 MiB as well); a
+	// paxos log is compacted once that many bytes were applied since its
+	// last compaction (counted from a restart).
 	LogTruncateBytes uint64
 	LogKeepBytes     uint64
 	// Snapshots stream in chunks (snapshot.go); these bound a transfer.

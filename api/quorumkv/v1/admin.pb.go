@@ -1254,7 +1254,10 @@ type Replica struct {
 	Learner bool `protobuf:"varint,2,opt,name=learner,proto3" json:"learner,omitempty"`
 	// A replica a move took off the range, still running until the range
 	// has let it go.
-	Leaving       bool `protobuf:"varint,3,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	Leaving bool `protobuf:"varint,3,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	// A new replica of an eventual range still copying the range's records
+	// from the others: it takes writes, and reads do not count it yet.
+	Filling       bool `protobuf:"varint,4,opt,name=filling,proto3" json:"filling,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1306,6 +1309,13 @@ func (x *Replica) GetLearner() bool {
 func (x *Replica) GetLeaving() bool {
 	if x != nil {
 		return x.Leaving
+	}
+	return false
+}
+
+func (x *Replica) GetFilling() bool {
+	if x != nil {
+		return x.Filling
 	}
 	return false
 }
@@ -1722,11 +1732,12 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\breplicas\x18\v \x01(\rR\breplicas\"\x14\n" +
 	"\x12ListMembersRequest\"D\n" +
 	"\x13ListMembersResponse\x12-\n" +
-	"\amembers\x18\x01 \x03(\v2\x13.quorumkv.v1.MemberR\amembers\"V\n" +
+	"\amembers\x18\x01 \x03(\v2\x13.quorumkv.v1.MemberR\amembers\"p\n" +
 	"\aReplica\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\alearner\x18\x02 \x01(\bR\alearner\x12\x18\n" +
-	"\aleaving\x18\x03 \x01(\bR\aleaving\"\x87\x02\n" +
+	"\aleaving\x18\x03 \x01(\bR\aleaving\x12\x18\n" +
+	"\afilling\x18\x04 \x01(\bR\afilling\"\x87\x02\n" +
 	"\x05Range\x12\x1a\n" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\x12\x19\n" +
 	"\brange_id\x18\x02 \x01(\x04R\arangeId\x12\x17\n" +
