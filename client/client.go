@@ -238,7 +238,10 @@ func (c *Client) callFrom(ctx context.Context, first int, p policy, f func(ctx c
 			// attempt was.
 			return err
 		case tryAgain:
-			uncertain, refused = err, 0
+			if p.write {
+				uncertain = err // a read that got no answer changed nothing
+			}
+			refused = 0
 		case noQuorum:
 			lost, refused = err, refused+1
 		case tryNext:

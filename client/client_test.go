@@ -40,6 +40,8 @@ type scripted struct {
 	mu      sync.Mutex
 	// broken, if set, closes the clients' connections.
 	broken func()
+	// getHangs: Get answers nothing until the request's deadline.
+	getHangs bool
 }
 
 func (s *scripted) Put(ctx context.Context, req *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error) {
@@ -73,7 +75,11 @@ func (s *scripted) Put(ctx context.Context, req *connect.Request[v1.PutRequest])
 	return resp, nil
 }
 
-func (s *scripted) Get(context.Context, *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error) {
+func (s *scripted) Get(ctx context.Context, _ *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error) {
+	if s.getHangs {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	return nil, connect.NewError(connect.CodeNotFound, errors.New("key not found"))
 }
 
@@ -164,6 +170,20 @@ func TestGivesUpAtTheDeadline(t *testing.T) {
 	_, err := c.Put(ctx, "ks", []byte("k"), []byte("1"), Quorum{})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Put to dead endpoints = %v, want the deadline", err)
+	}
+}
+
+// A read that no node answers before the deadline is not an unknown
+// outcome: nothing was written, and the error does not say a write may
+// have been applied.
+func TestReadTimeoutIsNotAnUnknownOutcome(t *testing.T) {
+	c := newClient(t, false, serve(t, &scripted{getHangs: true}))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := c.Get(ctx, "ks", []byte("k"), Quorum{})
+	deadline := errors.Is(err, ErrNoNode) || connect.CodeOf(err) == connect.CodeDeadlineExceeded
+	if err == nil || errors.Is(err, ErrOutcomeUnknown) || strings.Contains(err.Error(), "write") || !deadline {
+		t.Fatalf("Get from a node that never answers = %v; want the deadline or ErrNoNode, not an unknown outcome", err)
 	}
 }
 

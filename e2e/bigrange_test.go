@@ -184,6 +184,15 @@ func TestBigRange(t *testing.T) {
 		ids[m.Name] = m.ID
 	}
 	byName := map[string]*kvd{"n1": nodes[0], "n2": nodes[1], "n3": nodes[2], "n4": n4}
+	if dir := os.Getenv("QKV_BIG_RANGE_PROFILES"); dir != "" {
+		t.Cleanup(func() {
+			if t.Failed() {
+				for name, k := range byName {
+					os.WriteFile(filepath.Join(dir, name+".log"), k.log.Bytes(), 0o644)
+				}
+			}
+		})
+	}
 	time.Sleep(2 * time.Second) // n4's RSS settles after its start
 	watch := watchRSS(t, byName)
 	start = time.Now()

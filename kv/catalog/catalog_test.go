@@ -42,10 +42,10 @@ func TestMoveReplica(t *testing.T) {
 		t.Fatalf("move: %v, %d writes", err, len(writes))
 	}
 	after := c.Ranges[r.ID]
-	if got := fmt.Sprint(after.Replicas); got != "[{1  0 false} {3  0 false} {4  0 true}]" {
+	if got := fmt.Sprint(after.Replicas); got != "[{1  0 false false} {3  0 false false} {4  0 true false}]" {
 		t.Errorf("replicas after the move: %s", got)
 	}
-	if got := fmt.Sprint(after.Leaving); got != "[{2  0 false}]" || !after.Holds(2) || after.HasReplica(2) {
+	if got := fmt.Sprint(after.Leaving); got != "[{2  0 false false}]" || !after.Holds(2) || after.HasReplica(2) {
 		t.Errorf("leaving after the move: %s", got)
 	}
 	if before.HasReplica(4) || !before.HasReplica(2) || len(before.Leaving) != 0 {
@@ -97,8 +97,54 @@ func TestLeft(t *testing.T) {
 		t.Fatalf("moving to node 1, leaving: %v", err)
 	}
 	back := c.Ranges[r.ID]
-	if got := fmt.Sprint(back.Replicas, back.Leaving); got != "[{3  0 false} {2  0 true} {1  0 false}] [{4  0 true}]" {
+	if got := fmt.Sprint(back.Replicas, back.Leaving); got != "[{3  0 false false} {2  0 true false} {1  0 false false}] [{4  0 true false}]" {
 		t.Errorf("after the move back to the leaving node 1: replicas and leaving %s", got)
+	}
+}
+
+// A move into an eventual range marks the new replica filling (a raft
+// range's is not); Filled clears the mark, once, and a replica that comes
+// back to a range it was leaving keeps its data and is not filling.
+func TestFilled(t *testing.T) {
+	c := catalogWithNodes(t, 5)
+	ev := KeyspaceDescriptor{Name: "ev", Mode: ModeEventual, Replicas: 3, Ranges: 1}
+	if err := ev.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Apply(&CatalogOp{Create: &ev, Replicas: [][]ReplicaDescriptor{{{NodeID: 1}, {NodeID: 2}, {NodeID: 3}}}}); err != nil {
+		t.Fatal(err)
+	}
+	r := c.KeyspaceRanges("ev")[0]
+	if _, _, err := c.Apply(&CatalogOp{Move: &MoveReplica{Range: r.ID, From: 2, To: ReplicaDescriptor{NodeID: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Ranges[r.ID]; !r.IsFilling(4) || r.IsFilling(1) || !r.AnyFilling() {
+		t.Fatalf("after a move into an eventual range: %v, want node 4 filling", r.Replicas)
+	}
+	raft := c.KeyspaceRanges("ks")[0]
+	if _, _, err := c.Apply(&CatalogOp{Move: &MoveReplica{Range: raft.ID, From: 2, To: ReplicaDescriptor{NodeID: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Ranges[raft.ID].AnyFilling() {
+		t.Errorf("a raft range's new replica is marked filling: %v", c.Ranges[raft.ID].Replicas)
+	}
+	writes, _, err := c.Apply(&CatalogOp{Filled: &RangeReplica{Range: r.ID, Node: 4}})
+	if err != nil || len(writes) != 1 || c.Ranges[r.ID].AnyFilling() {
+		t.Fatalf("Filled: %v, %d writes, replicas %v; want the mark cleared", err, len(writes), c.Ranges[r.ID].Replicas)
+	}
+	if writes, _, err := c.Apply(&CatalogOp{Filled: &RangeReplica{Range: r.ID, Node: 4}}); err != nil || len(writes) != 0 {
+		t.Errorf("Filled again: %v, %d writes; want nothing", err, len(writes))
+	}
+	// Node 4 moves on to 5 (filling), then 5's replica goes back to the
+	// leaving node 4, which has its data.
+	if _, _, err := c.Apply(&CatalogOp{Move: &MoveReplica{Range: r.ID, From: 4, To: ReplicaDescriptor{NodeID: 5}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Apply(&CatalogOp{Move: &MoveReplica{Range: r.ID, From: 5, To: ReplicaDescriptor{NodeID: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Ranges[r.ID]; r.IsFilling(4) || !r.IsLeaving(5) {
+		t.Errorf("a replica back from leaving: %v leaving %v; want node 4 not filling", r.Replicas, r.Leaving)
 	}
 }
 
@@ -202,7 +248,7 @@ func TestGrowKeyspace(t *testing.T) {
 	if err != nil || len(writes) != 3 {
 		t.Fatalf("growth: %v, %d writes", err, len(writes))
 	}
-	if got := fmt.Sprint(c.Ranges[rs[1].ID].Replicas); got != "[{1  0 false} {4  0 true} {5  0 true}]" || c.Keyspaces["def"].Replicas != 3 {
+	if got := fmt.Sprint(c.Ranges[rs[1].ID].Replicas); got != "[{1  0 false false} {4  0 true false} {5  0 true false}]" || c.Keyspaces["def"].Replicas != 3 {
 		t.Errorf("after the growth: range %s, N=%d", got, c.Keyspaces["def"].Replicas)
 	}
 	if len(rs[0].Replicas) != 1 {
