@@ -187,6 +187,8 @@ func (r *replica) applyMerge(s *Store, w *applyWriter, index uint64, cmd *comman
 	switch {
 	case !isRaft:
 		return refuse("only raft ranges merge")
+	case r.split.subsumedInto != 0:
+		return refuse("it is subsumed itself")
 	case !r.split.known || r.split.span.Hi != m.Lo || m.Lo == 0:
 		return refuse("it does not end where the right range begins")
 	case m.Right == id || m.Right <= catalog.MetaRangeID:
@@ -205,12 +207,20 @@ func (r *replica) applyMerge(s *Store, w *applyWriter, index uint64, cmd *comman
 	if err != nil {
 		return command.Result{}, err
 	}
-	want := splitState{known: true, span: catalog.Span{Lo: m.Lo, Hi: m.Hi}, subsumedInto: id, subsumedAt: m.SubsumeIndex}
-	if !s.Config.Canary.MergeWithoutWait && (right.subsumedInto != id || right.subsumedAt != m.SubsumeIndex || right.span != want.span) {
+	// The right range may have been subsumed into another range (its left
+	// neighbour then, which this one merged since, subsumed itself): any
+	// left neighbour may take a subsumed range, and only one ever does,
+	// since a subsumed range merges nothing and a merge needs its left
+	// range to end where the right one begins.
+	want := splitState{known: true, span: catalog.Span{Lo: m.Lo, Hi: m.Hi}, subsumedInto: right.subsumedInto, subsumedAt: m.SubsumeIndex}
+	if !s.Config.Canary.MergeWithoutWait && (right.subsumedInto == 0 || right.subsumedAt != m.SubsumeIndex || right.span != want.span) {
 		// Every voter reported this before the merge was proposed: a
 		// broken promise, and merging would lose R's writes here.
 		return command.Result{}, fmt.Errorf("kv: range %d: the merge at %d needs range %d subsumed at %d here, and it is not (subsumed into %d at %d)",
 			id, index, m.Right, m.SubsumeIndex, right.subsumedInto, right.subsumedAt)
+	}
+	if want.subsumedInto == 0 {
+		want.subsumedInto = id // the canary's: a tombstone all the same
 	}
 	p := &mergePlan{left: id, right: m.Right, index: index, leftHorizon: r.dedup.horizon, tombstone: want,
 		state: splitState{known: true, span: catalog.Span{Lo: r.split.span.Lo, Hi: m.Hi}, bytes: r.split.bytes,
@@ -255,15 +265,18 @@ func (s *Store) mergedAway(id uint64) *KeyMovedError {
 }
 
 // keepSubsumed reports whether reconcile keeps replica r, which the
-// catalog no longer lists: it is subsumed into a range whose replica
-// here has not merged it yet (step 4 needs its state).
+// catalog no longer lists: it is subsumed, and no range here has merged
+// it yet (step 4 needs its state).
 func (s *Store) keepSubsumed(r *replica) bool {
-	into := r.split.subsumedInto
-	if into == 0 {
+	if r.split.subsumedInto == 0 {
 		return false
 	}
-	left, ok := s.Replicas[into]
-	return ok && left.split.known && !left.split.span.Contains(r.split.span.Lo)
+	for _, x := range s.Replicas {
+		if x != r && x.split.known && x.split.subsumedInto == 0 && x.split.span.Contains(r.split.span.Lo) {
+			return false
+		}
+	}
+	return true
 }
 
 // mergeTick tells the other replicas of every subsumed range here that
@@ -335,11 +348,12 @@ func (s *Store) driveMerges() {
 			continue
 		}
 		switch {
-		case r.split.subsumedInto == ld.ID:
+		case r.split.subsumedInto != 0 && l.split.subsumedInto == 0:
+			// Subsumed into ld, or into a range ld merged since.
 			busy[ld.ID], busy[rd.ID] = true, true
 			s.merges.held[ld.ID], s.merges.held[rd.ID] = true, true
 			s.proposeMerge(l, ld, r, rd)
-		case r.split.subsumedInto != 0 || below == 0:
+		case r.split.subsumedInto != 0 || below == 0 || s.merging(rd.ID):
 		case s.mergeable(l, ld, r, rd, below) == "":
 			busy[ld.ID], busy[rd.ID] = true, true
 			if r.Role == consensus.RoleLeader {
@@ -460,7 +474,7 @@ func (s *Store) proposeSubsume(r *replica, rd *catalog.RangeDescriptor, into uin
 // settled. A merge proposed twice is refused the second time (l no
 // longer ends where r begins).
 func (s *Store) proposeMerge(l *replica, ld *catalog.RangeDescriptor, r *replica, rd *catalog.RangeDescriptor) {
-	if why := settled(l, ld, true); why != "" || !l.split.known || l.split.span != ld.Span {
+	if why := settled(l, ld, true); why != "" || !l.split.known || l.split.span != ld.Span || l.split.subsumedInto != 0 {
 		return
 	}
 	at := r.split.subsumedAt
@@ -506,7 +520,9 @@ func (s *Store) MergeTasks() []MergeTask {
 			st.span.Lo != desc.Span.Lo || st.span.Hi == desc.Span.Hi || desc.Span.Hi == 0 {
 			continue
 		}
-		if rd := s.rightNeighbour(desc); rd != nil && rd.Span.Hi == st.span.Hi {
+		// One neighbour at a time: the range may have taken several (it
+		// took one that had taken another), and the catalog follows each.
+		if rd := s.rightNeighbour(desc); rd != nil && st.span.Contains(rd.Span.Lo) && (st.span.Hi == 0 || rd.Span.Hi != 0 && rd.Span.Hi <= st.span.Hi) {
 			out = append(out, MergeTask{Left: desc.ID, Right: rd.ID, Hi: rd.Span.Hi})
 		}
 	}
@@ -520,12 +536,17 @@ func (s *Store) MergeWork(ctx context.Context) ([]MergeTask, error) {
 	return out, err
 }
 
-// merging reports whether a range this node holds is subsumed into range
-// id: id must not split until it merged it (the merge needs id to end
-// where the subsumed range begins). Loop only.
+// merging reports whether range id's right neighbour is subsumed here:
+// id must neither split nor be subsumed itself until it merged it (the
+// merge needs id to end where the subsumed range begins, and a subsumed
+// range merges nothing). Loop only.
 func (s *Store) merging(id uint64) bool {
+	l, ok := s.Replicas[id]
+	if !ok || !l.split.known || l.split.span.Hi == 0 {
+		return false
+	}
 	for _, r := range s.Replicas {
-		if r.split.subsumedInto == id {
+		if r.split.subsumedInto != 0 && r.split.span.Lo == l.split.span.Hi {
 			return true
 		}
 	}
