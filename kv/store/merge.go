@@ -235,7 +235,6 @@ func (r *replica) applyMerge(s *Store, w *applyWriter, index uint64, cmd *comman
 	r.splitDirty = false
 	r.dedup.horizon = horizon
 	s.stopMerged(m.Right, p.tombstone.span)
-	s.Config.Metrics.Splits.Inc()
 	s.Logger.Info("range merged", "range", id, "right", m.Right, "keyspace", r.desc.Keyspace, "index", index,
 		"bytes", r.split.bytes, "moved_bytes", moved)
 	return command.Result{Version: index}, nil
