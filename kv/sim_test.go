@@ -276,6 +276,9 @@ type simCluster struct {
 	// each start. maxBatchBytes, if set, is their storage's MaxBatchBytes.
 	rangeMaxBytes int64
 	maxBatchBytes int
+	// mergeBelowBytes is every store's StoreConfig.MergeBelowBytes; 0
+	// switches merges off (merge_sim_test.go sets it).
+	mergeBelowBytes int64
 	// snapshotChunkBytes, if set, is every store's SnapshotChunkBytes.
 	snapshotChunkBytes int
 	// keys is how many keys per keyspace the clients use; 0 means simKeys.
@@ -619,6 +622,8 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		Self:          simSelf(id),
 		DefaultGrowTo: c.defaultGrowTo,
 		RangeMaxBytes: c.rangeMaxBytes,
+		// Off unless a test asks (merge_sim_test.go).
+		MergeBelowBytes: cmp.Or(c.mergeBelowBytes, -1),
 	}
 	if n.store, err = store.OpenDriven(db, cfg, n.tr, id == 1); err != nil {
 		panic(err)
@@ -653,6 +658,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	if c.rangeMaxBytes > 0 {
 		n.splitting = map[uint64]time.Duration{}
 		env.Every(simSplitInterval, n.splitPass)
+		env.Every(simSplitInterval, n.mergePass)
 	}
 	return n
 }

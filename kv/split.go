@@ -42,6 +42,7 @@ func (n *Node) splitPass(ctx context.Context) {
 			log.Warn("a range split step failed; the next pass retries", "range", t.Range, "catalog", t.Catalog, "bytes", t.Bytes, "err", err)
 		}
 	}
+	n.mergePass(ctx)
 }
 
 // splitStep takes one step: record a split in the catalog, or split a
@@ -105,8 +106,12 @@ func (n *Node) metaSplit(ctx context.Context, req *peerv1.SplitRequest) (uint64,
 // which must lead it (a NotLeaderError otherwise).
 func (n *Node) localMetaSplit(ctx context.Context, req *peerv1.SplitRequest) (uint64, error) {
 	op := catalog.CatalogOp{Split: &catalog.SplitRange{Range: req.RangeId, Mid: req.Mid, NewRange: req.NewRangeId}}
-	if req.Reserve {
+	switch {
+	case req.Reserve:
 		op = catalog.CatalogOp{ReserveRange: req.RangeId}
+	case req.MergeRight != 0:
+		// Mid is where the right range ended (kv/merge.go).
+		op = catalog.CatalogOp{Merge: &catalog.MergeRanges{Left: req.RangeId, Right: req.MergeRight, Hi: req.Mid}}
 	}
 	res, err := n.store.Propose(ctx, catalog.MetaRangeID, &command.Command{Op: command.OpCatalog, Value: catalog.MustJSON(op)})
 	if err == nil {

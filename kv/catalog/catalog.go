@@ -214,6 +214,10 @@ type CatalogOp struct {
 	// replicas, holds [Mid, its old end). Proposed by the range's leader
 	// until applied; a retry of an applied split changes nothing.
 	Split *SplitRange `json:"split,omitempty"`
+	// Merge records a merge that range Merge.Left has applied in its own
+	// log (merge.go). Proposed by the range's leader until applied; a
+	// retry of an applied merge changes nothing.
+	Merge *MergeRanges `json:"merge,omitempty"`
 }
 
 // SplitRange splits range Range at hash Mid into Range [Lo, Mid) and
@@ -306,6 +310,9 @@ func (c *Catalog) Apply(op *CatalogOp) (writes []catalogWrite, id uint64, err er
 		return c.reserveRange(op.ReserveRange)
 	case op.Split != nil:
 		writes, err = c.split(*op.Split)
+		return writes, 0, err
+	case op.Merge != nil:
+		writes, err = c.merge(*op.Merge)
 		return writes, 0, err
 	}
 	return nil, 0, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)

@@ -28,6 +28,12 @@ const (
 	// OpSplit splits the range in two (kv/store/split.go); value is a
 	// JSON Split.
 	OpSplit
+	// OpSubsume stops the range serving, for a merge into its left
+	// neighbour (kv/store/merge.go); value is a JSON Subsume.
+	OpSubsume
+	// OpMerge merges the subsumed right neighbour into the range; value
+	// is a JSON Merge.
+	OpMerge
 )
 
 // Split is the value of an OpSplit command: the range, which its leader
@@ -108,7 +114,7 @@ func DecodeCommand(b []byte) (Command, error) {
 	}
 	c := Command{ID: d.Uint(), Op: Op(d.Byte()), Key: d.Bytes(), Value: d.Bytes()}
 	switch c.Op {
-	case OpPut, OpDelete, OpCatalog, OpSplit:
+	case OpPut, OpDelete, OpCatalog, OpSplit, OpSubsume, OpMerge:
 	case OpCAS:
 		c.Cond = Cond(d.Byte())
 		c.ExpectValue = d.Bytes()

@@ -232,6 +232,10 @@ const (
 	// ControlQuiesce tells a follower of an idle range that its leader
 	// stops ticking it at (Term, Commit); the follower stops too.
 	ControlQuiesce
+	// ControlSubsumed tells the other replicas of a subsumed range that
+	// the sender's replica has applied, durably, the Subsume at index
+	// Commit (kv/store/merge.go): the merge waits for every one.
+	ControlSubsumed
 )
 
 func (k ControlKind) String() string {
@@ -240,6 +244,8 @@ func (k ControlKind) String() string {
 		return "beacon"
 	case ControlQuiesce:
 		return "quiesce"
+	case ControlSubsumed:
+		return "subsumed"
 	}
 	return fmt.Sprintf("ControlKind(%d)", uint8(k))
 }

@@ -50,7 +50,7 @@ func DecodePeerMessage(b []byte) (PeerMessage, error) {
 		d := codec.Dec{Buf: b[1:]}
 		c := &ControlMessage{Kind: ControlKind(d.Byte())}
 		c.From, c.To, c.Term, c.Commit, c.Draining = d.Uint(), d.Uint(), d.Uint(), d.Uint(), d.Bool()
-		if c.Kind != ControlBeacon && c.Kind != ControlQuiesce {
+		if c.Kind < ControlBeacon || c.Kind > ControlSubsumed {
 			d.Fail("control kind")
 		}
 		return PeerMessage{Control: c}, d.Done()

@@ -51,4 +51,10 @@ type Canary struct {
 	// split, with its right half still under its own prefix where no read
 	// looks, and the new range empty.
 	SplitStateFirst bool
+	// MergeWithoutWait proposes a merge as soon as the right range is
+	// subsumed here, without waiting for every replica to report it, and
+	// applies it whatever state the right range's replica is in: a
+	// replica whose right range had not applied its last writes yet merges
+	// without them.
+	MergeWithoutWait bool
 }

@@ -86,7 +86,7 @@ func (s *Store) balanceLeaders() {
 		}
 		to := s.preferred[r.desc.ID]
 		if r.desc.ID == catalog.MetaRangeID || r.Role != consensus.RoleLeader || to == 0 || to == s.nodeID ||
-			!s.mayLead(to) || !r.Core.CaughtUp(to) {
+			!s.mayLead(to) || !r.Core.CaughtUp(to) || s.holdLeadership(r) {
 			continue
 		}
 		s.wake(r)

@@ -143,6 +143,10 @@ func wakes(m consensus.PeerMessage) bool {
 
 // onControl handles a control message from another store.
 func (s *Store) onControl(rangeID uint64, m *consensus.ControlMessage) {
+	if m.Kind == consensus.ControlSubsumed {
+		s.onSubsumed(rangeID, m)
+		return
+	}
 	if m.Kind != consensus.ControlQuiesce {
 		s.drainingPeers[m.From] = m.Draining // a beacon: the node is alive, and draining or not
 		return

@@ -168,6 +168,9 @@ func (r *replica) finishApply(s *Store, b *storage.Batch, ab *applyBatch) error 
 // A command whose idempotency key the range has answered already (within
 // its dedup horizon) applies nothing and answers as the first one did.
 func (r *replica) applyCommand(s *Store, w *applyWriter, index uint64, cmd *command.Command, ab *applyBatch) (command.Result, error) {
+	if res, done, err := r.applyMergeCommand(s, w, index, cmd, ab); done {
+		return res, err
+	}
 	if cmd.Op == command.OpSplit {
 		return r.applySplit(s, w, index, cmd, ab)
 	}

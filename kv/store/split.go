@@ -115,14 +115,18 @@ import (
 // --range-max-bytes).
 const DefaultRangeMaxBytes = 64 << 20
 
-// splitFormatV1 is the first byte of an encoded split state.
-const splitFormatV1 byte = 1
+// splitFormatV1 is the first byte of an encoded split state; V2 adds a
+// merge's subsume (merge.go), written only by a subsumed range.
+const (
+	splitFormatV1 byte = 1
+	splitFormatV2 byte = 2
+)
 
 // ErrKeyMoved: the key is no longer in the range the request reached: the
 // range split, and the catalog will name the range that holds it now.
 // Nothing was written; the request may be retried. It is an
 // ErrUnavailable.
-var ErrKeyMoved = fmt.Errorf("%w: the key's range split", ErrUnavailable)
+var ErrKeyMoved = fmt.Errorf("%w: the key's range split or merged", ErrUnavailable)
 
 // KeyMovedError is ErrKeyMoved for one range.
 type KeyMovedError struct {
@@ -152,31 +156,47 @@ type splitState struct {
 	// lastMid and lastNew are the range's last split: it gave [lastMid,
 	// its old end) to range lastNew.
 	lastMid, lastNew uint64
+	// subsumedInto is the range this one is merging into, from its
+	// Subsume at index subsumedAt on (merge.go): it holds no key.
+	subsumedInto, subsumedAt uint64
 }
 
 // holds reports whether hash h is in the range's span.
-func (st *splitState) holds(h uint64) bool { return !st.known || st.span.Contains(h) }
+func (st *splitState) holds(h uint64) bool {
+	return st.subsumedInto == 0 && (!st.known || st.span.Contains(h))
+}
 
 func (st *splitState) encode() []byte {
 	e := codec.Enc{}
 	e.Byte(splitFormatV1)
+	if st.subsumedInto != 0 {
+		e.Buf[0] = splitFormatV2
+	}
 	e.Bool(st.known)
 	e.Uint(st.span.Lo)
 	e.Uint(st.span.Hi)
 	e.Uint(st.bytes)
 	e.Uint(st.lastMid)
 	e.Uint(st.lastNew)
+	if st.subsumedInto != 0 {
+		e.Uint(st.subsumedInto)
+		e.Uint(st.subsumedAt)
+	}
 	return e.Buf
 }
 
 func decodeSplitState(b []byte) (splitState, error) {
 	d := codec.Dec{Buf: b}
-	if d.Byte() != splitFormatV1 {
+	v := d.Byte()
+	if v != splitFormatV1 && v != splitFormatV2 {
 		d.Fail("split state version")
 	}
 	st := splitState{known: d.Bool()}
 	st.span.Lo, st.span.Hi = d.Uint(), d.Uint()
 	st.bytes, st.lastMid, st.lastNew = d.Uint(), d.Uint(), d.Uint()
+	if v == splitFormatV2 {
+		st.subsumedInto, st.subsumedAt = d.Uint(), d.Uint()
+	}
 	return st, d.Done()
 }
 
@@ -378,7 +398,7 @@ func (s *Store) SplitTasks() []SplitTask {
 			if st.span.Lo == desc.Span.Lo && st.span.Hi == st.lastMid && desc.Span.Contains(st.lastMid) {
 				out = append(out, SplitTask{Range: id, Catalog: true, Mid: st.lastMid, NewRange: st.lastNew, Bytes: st.bytes})
 			}
-		case st.bytes > uint64(s.Config.RangeMaxBytes):
+		case st.bytes > uint64(s.Config.RangeMaxBytes) && !s.merging(id):
 			if _, _, ok := desc.Span.Split(); ok {
 				out = append(out, SplitTask{Range: id, Bytes: st.bytes})
 			}
@@ -421,6 +441,8 @@ func (s *Store) StartSplit(rangeID, newRange uint64, done func(command.Result)) 
 		return busy("its last split is not in the catalog yet")
 	case len(desc.Leaving) > 0:
 		return busy("a replica move is in flight")
+	case s.merging(rangeID) || r.split.subsumedInto != 0:
+		return busy("a merge is in flight")
 	}
 	cs := c.RawNode.ConfState()
 	if cs.Joint() || len(cs.Learners) > 0 || len(cs.LearnersNext) > 0 || len(cs.Voters) != len(desc.Replicas) {
@@ -505,7 +527,7 @@ func (s *Store) HoldsSpan(rangeID uint64, span catalog.Span) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return !st.known || st.span == span || (st.span.Lo <= span.Lo && (st.span.Hi == 0 || span.Hi != 0 && span.Hi <= st.span.Hi)), nil
+	return st.subsumedInto == 0 && (!st.known || st.span == span || (st.span.Lo <= span.Lo && (st.span.Hi == 0 || span.Hi != 0 && span.Hi <= st.span.Hi))), nil
 }
 
 // appliedSpan reads the split state of range rangeID from Pebble (not the

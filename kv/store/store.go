@@ -149,6 +149,12 @@ type StoreConfig struct {
 	// every range of the node waits for (about 2 s per GiB at 500 MiB/s
 	// of disk), and a new replica's snapshot sends the whole range.
 	RangeMaxBytes int64
+	// MergeBelowBytes: two neighbouring raft ranges whose data sums to
+	// less merge (merge.go); 0 means RangeMaxBytes/4, negative switches
+	// merges off. Well below RangeMaxBytes, so that a merged range does
+	// not split again at once; higher merges more, each merge costing the
+	// right range a pause of its writes (a second or two).
+	MergeBelowBytes int64
 
 	// Canary plants a bug for the tests that must catch it (canary.go).
 	Canary Canary
@@ -301,6 +307,8 @@ type Store struct {
 	// born are the replicas a split started here that the catalog does
 	// not list yet (split.go): reconcile keeps them.
 	born map[uint64]bool
+	// merges is the merge driver's state (merge.go).
+	merges mergeState
 	// Failed are the replicas a fault of their own range stopped
 	// (rangefault.go), by range: not in replicas, kept for their status.
 	Failed map[uint64]*failedReplica
@@ -580,6 +588,8 @@ func (s *Store) reconcile() error {
 			continue // a leaving replica runs until its range lets it go
 		case !ok && s.born[id] && keyspace:
 			continue // born of a split that meta does not have yet
+		case !ok && s.keepSubsumed(r):
+			continue // merged in the catalog, not yet here (merge.go)
 		case !ok && s.born[id]:
 			delete(s.born, id)
 			r.failAll(fmt.Errorf("%w: range %d was removed", catalog.ErrNoKeyspace, id))
@@ -854,6 +864,7 @@ func (s *Store) Tick() {
 	s.tickSnapshots()
 	s.driveMeta()
 	s.driveRanges()
+	s.mergeTick()
 	s.shedLeaderships()
 	// Gauges visit every replica: once a second is plenty for a scrape.
 	if s.Quiesce.ticks%gaugeEveryTicks == 0 {
@@ -1038,6 +1049,9 @@ func (s *Store) stillRunning(ready []readyReplica) []readyReplica {
 // results for waiting clients. A fault of the range stops the replica and
 // leaves nothing of its entries in the round's batch.
 func (s *Store) applyReady(ab *RoundBatch, x readyReplica) ([]delivery, error) {
+	if !s.running(x.r) {
+		return nil, nil // merged into a range applied before it (merge.go)
+	}
 	w := &applyWriter{round: ab, shared: s.Canary.SharedApplyBatch, durable: x.r.Applied}
 	if w.shared {
 		w.b = ab.B

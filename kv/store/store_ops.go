@@ -121,6 +121,8 @@ func (s *Store) leaderReplica(rangeID uint64) (*replica, error) {
 	switch {
 	case !ok && s.Failed[rangeID] != nil:
 		return nil, s.Failed[rangeID].refusal()
+	case !ok && s.mergedAway(rangeID) != nil:
+		return nil, s.mergedAway(rangeID)
 	case !ok:
 		return nil, fmt.Errorf("%w: range %d", ErrNoReplicaHere, rangeID)
 	case r.Role != consensus.RoleLeader:

@@ -543,11 +543,15 @@ func (x *ScanRangeRequest) GetLimit() uint32 {
 }
 
 type SplitRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
-	Reserve       bool                   `protobuf:"varint,2,opt,name=reserve,proto3" json:"reserve,omitempty"`
-	Mid           uint64                 `protobuf:"varint,3,opt,name=mid,proto3" json:"mid,omitempty"`
-	NewRangeId    uint64                 `protobuf:"varint,4,opt,name=new_range_id,json=newRangeId,proto3" json:"new_range_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RangeId    uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Reserve    bool                   `protobuf:"varint,2,opt,name=reserve,proto3" json:"reserve,omitempty"`
+	Mid        uint64                 `protobuf:"varint,3,opt,name=mid,proto3" json:"mid,omitempty"`
+	NewRangeId uint64                 `protobuf:"varint,4,opt,name=new_range_id,json=newRangeId,proto3" json:"new_range_id,omitempty"`
+	// merge_right, when set, asks to record instead that range range_id
+	// merged range merge_right, its right neighbour (catalog Merge op; a
+	// retry changes nothing). The other fields are then unused.
+	MergeRight    uint64 `protobuf:"varint,5,opt,name=merge_right,json=mergeRight,proto3" json:"merge_right,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -606,6 +610,13 @@ func (x *SplitRequest) GetMid() uint64 {
 func (x *SplitRequest) GetNewRangeId() uint64 {
 	if x != nil {
 		return x.NewRangeId
+	}
+	return 0
+}
+
+func (x *SplitRequest) GetMergeRight() uint64 {
+	if x != nil {
+		return x.MergeRight
 	}
 	return 0
 }
@@ -2626,13 +2637,15 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\x06prefix\x18\x02 \x01(\fR\x06prefix\x12\x1f\n" +
 	"\vstart_after\x18\x03 \x01(\fR\n" +
 	"startAfter\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\rR\x05limit\"w\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"\x98\x01\n" +
 	"\fSplitRequest\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x18\n" +
 	"\areserve\x18\x02 \x01(\bR\areserve\x12\x10\n" +
 	"\x03mid\x18\x03 \x01(\x04R\x03mid\x12 \n" +
 	"\fnew_range_id\x18\x04 \x01(\x04R\n" +
-	"newRangeId\"1\n" +
+	"newRangeId\x12\x1f\n" +
+	"\vmerge_right\x18\x05 \x01(\x04R\n" +
+	"mergeRight\"1\n" +
 	"\rSplitResponse\x12 \n" +
 	"\fnew_range_id\x18\x01 \x01(\x04R\n" +
 	"newRangeId\"J\n" +

@@ -87,7 +87,8 @@ type PeerClient interface {
 	ScanRange(context.Context, *connect.Request[v1.ScanRangeRequest]) (*connect.Response[v1.ScanRangeResponse], error)
 	// Split is asked of meta's leader by the leader of a range that splits:
 	// reserve a new range ID (reserve set), or record a split the range
-	// applied in its own log (catalog Split op; a retry changes nothing).
+	// applied in its own log (catalog Split op; a retry changes nothing),
+	// or a merge (merge_right set; catalog Merge op).
 	Split(context.Context, *connect.Request[v1.SplitRequest]) (*connect.Response[v1.SplitResponse], error)
 	// WriteRecord stores a record of an eventual keyspace's key on this
 	// replica if it is newer than the one stored (last writer wins), and
@@ -383,7 +384,8 @@ type PeerHandler interface {
 	ScanRange(context.Context, *connect.Request[v1.ScanRangeRequest]) (*connect.Response[v1.ScanRangeResponse], error)
 	// Split is asked of meta's leader by the leader of a range that splits:
 	// reserve a new range ID (reserve set), or record a split the range
-	// applied in its own log (catalog Split op; a retry changes nothing).
+	// applied in its own log (catalog Split op; a retry changes nothing),
+	// or a merge (merge_right set; catalog Merge op).
 	Split(context.Context, *connect.Request[v1.SplitRequest]) (*connect.Response[v1.SplitResponse], error)
 	// WriteRecord stores a record of an eventual keyspace's key on this
 	// replica if it is newer than the one stored (last writer wins), and
