@@ -29,7 +29,7 @@ type raftLog struct {
 	// (RawNode.AdvancePaused); no committed entry is handed out until it
 	// resumes or a snapshot replaces the log.
 	applyPaused bool
-	logger          *slog.Logger
+	logger      *slog.Logger
 }
 
 func newLog(storage Storage, logger *slog.Logger, maxApplyingSize uint64) (*raftLog, error) {
