@@ -290,60 +290,62 @@ func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *comman
 		p.cs.Voters = append(p.cs.Voters, raft.Member{ID: v.NodeID, Zone: v.Zone, Weight: v.Weight})
 	}
 	p.cs.Geometry = sp.Geometry
-	sz, err := s.ingestSplit(p)
-	if err != nil {
-		return command.Result{}, fmt.Errorf("kv: range %d: the split at %d: %w", id, index, err)
-	}
-	// The file wrote the split state and the applied index: Pebble now
-	// holds the range as applied through index.
-	r.Applied, w.durable = index, index
-	r.split = splitState{known: true, span: catalog.Span{Lo: sp.Lo, Hi: sp.Mid}, bytes: sz.left, lastMid: sp.Mid, lastNew: sp.NewRange}
+	// The file is written off the loop; the apply stops here until it is
+	// ingested (splitjob.go), and the split's result comes then.
+	j := s.startSplitJob(r, p, span)
+	j.cmdID = cmd.ID
+	return command.Result{Version: index}, nil
+}
+
+// splitApplied records j's split, whose file is ingested: Pebble now holds
+// the range as applied through the split's index, with its new span. The
+// new range's replica here, if the split founded it, is started with the
+// range's next round (startBorn).
+func (s *Store) splitApplied(r *replica, j *splitJob) {
+	p, sz := j.p, j.sizes
+	r.Applied = p.index
+	r.split = splitState{known: true, span: catalog.Span{Lo: p.span.Lo, Hi: p.mid}, bytes: sz.left, lastMid: p.mid, lastNew: p.born}
 	r.splitDirty = false
-	if create {
-		desc := &catalog.RangeDescriptor{ID: sp.NewRange, Keyspace: r.desc.Keyspace, Span: p.right(), Geometry: sp.Geometry,
-			Mode: r.desc.Mode, Parent: id}
-		for _, v := range sp.Voters {
-			v.Added = true
-			desc.Replicas = append(desc.Replicas, v)
+	if p.create {
+		desc := &catalog.RangeDescriptor{ID: p.born, Keyspace: r.desc.Keyspace, Span: p.right(), Geometry: p.cs.Geometry,
+			Mode: r.desc.Mode, Parent: p.old}
+		for _, v := range p.cs.Voters {
+			desc.Replicas = append(desc.Replicas, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight, Added: true})
 		}
 		r.born = append(r.born, bornRange{desc: desc, campaign: r.Role == consensus.RoleLeader})
 	}
 	s.Config.Metrics.Splits.Inc()
-	s.Logger.Info("range split", "range", id, "keyspace", r.desc.Keyspace, "index", index, "mid", fmt.Sprintf("%016x", sp.Mid),
-		"new_range", sp.NewRange, "left_bytes", sz.left, "moved_bytes", sz.right, "new_replica_here", create)
-	return command.Result{Version: index}, nil
+	s.Logger.Info("range split", "range", p.old, "keyspace", r.desc.Keyspace, "index", p.index, "mid", fmt.Sprintf("%016x", p.mid),
+		"new_range", p.born, "left_bytes", sz.left, "moved_bytes", sz.right, "new_replica_here", p.create)
 }
 
-// startBorn starts the replicas that the splits of this round created,
-// whose state their split ingested, once the round's batch is committed.
-// Loop only.
-func (s *Store) startBorn(ready []readyReplica) error {
-	for _, x := range ready {
-		// Their state is ingested (applySplit), even if a later entry of
-		// the same apply failed the range that split.
-		born := x.r.born
-		x.r.born = nil
-		for _, b := range born {
-			id := b.desc.ID
-			if s.Replicas[id] != nil {
-				continue
-			}
-			nr, err := newReplica(s, b.desc)
-			if err != nil && openFault(err) {
-				s.startFailed(b.desc, err)
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			s.Replicas[id] = nr
-			s.ordered = nil
-			s.born[id] = true
-			if b.campaign {
-				_ = nr.Core.(*consensus.RaftCore).RawNode.Campaign() // a refusal: an election is under way
-			}
-			s.Logger.Info("started the replica of a range born of a split", "range", id, "parent", b.desc.Parent, "keyspace", b.desc.Keyspace)
+// startBorn starts the replicas that r's split created, whose state the
+// split ingested. Loop only.
+func (s *Store) startBorn(r *replica) error {
+	born := r.born
+	r.born = nil
+	for _, b := range born {
+		id := b.desc.ID
+		if s.Replicas[id] != nil {
+			continue
 		}
+		nr, err := newReplica(s, b.desc)
+		if err != nil && openFault(err) {
+			s.startFailed(b.desc, err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.Replicas[id] = nr
+		s.ordered = nil
+		if _, ok := s.cat.Ranges[id]; !ok {
+			s.born[id] = true
+		}
+		if b.campaign {
+			_ = nr.Core.(*consensus.RaftCore).RawNode.Campaign() // a refusal: an election is under way
+		}
+		s.Logger.Info("started the replica of a range born of a split", "range", id, "parent", b.desc.Parent, "keyspace", b.desc.Keyspace)
 	}
 	return nil
 }
@@ -374,6 +376,9 @@ func (s *Store) SplitTasks() []SplitTask {
 		}
 		st := r.split
 		switch {
+		case r.splitting != nil:
+			// Its apply waits for a split's file (splitjob.go); the span
+			// and size are those before it.
 		case st.known && st.span != desc.Span:
 			if st.span.Lo == desc.Span.Lo && st.span.Hi == st.lastMid && desc.Span.Contains(st.lastMid) {
 				out = append(out, SplitTask{Range: id, Catalog: true, Mid: st.lastMid, NewRange: st.lastNew, Bytes: st.bytes})
@@ -417,6 +422,8 @@ func (s *Store) StartSplit(rangeID, newRange uint64, done func(command.Result)) 
 	switch {
 	case !ok:
 		return 0, fmt.Errorf("%w: range %d's span cannot be halved", catalog.ErrSplit, rangeID)
+	case r.splitting != nil:
+		return busy("its last split is being written")
 	case r.split.known && r.split.span != desc.Span:
 		return busy("its last split is not in the catalog yet")
 	case len(desc.Leaving) > 0:

@@ -296,6 +296,11 @@ type Store struct {
 	// snap holds the snapshots this node serves and the transfers it
 	// receives (snapshot.go).
 	snap snapState
+	// splits are the splits whose file is being written (splitjob.go).
+	splits splitJobs
+	// driven: no goroutine of the store's own runs the loop (OpenDriven);
+	// HandleReady then waits for the splits in flight (splitjob.go).
+	driven bool
 
 	errMu struct {
 		sync.Mutex
@@ -348,7 +353,7 @@ func (e *NotLeaderError) LeaderOr0() uint64 {
 // and the default keyspace); otherwise it must have joined one first
 // (SaveJoin).
 func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
-	s, err := OpenDriven(db, cfg, transport, bootstrap)
+	s, err := open(db, cfg, transport, bootstrap, false /* driven */)
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +369,17 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 // Propose, ReadBarrier, Close, SetTransport, RangeStatuses), which would
 // block forever. The simulator drives whole nodes this way, on virtual
 // time and from one seed (kv/sim_test.go).
+//
+// A split's file is written on a goroutine of its own all the same, but
+// each HandleReady first waits for the ones in flight, so that a
+// simulation replays exactly (splitjob.go).
 func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
+	return open(db, cfg, transport, bootstrap, true /* driven */)
+}
+
+// open opens the store; driven says whether its caller is its loop
+// (OpenDriven) or its own goroutine will be (OpenStore).
+func open(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap, driven bool) (*Store, error) {
 	cfg.EnsureDefaults()
 	if cfg.Self.Name == "" {
 		return nil, errors.New("kv: StoreConfig.Self.Name (the node's --node-id) is required")
@@ -398,6 +413,8 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 	}
 	s.nodeID = id
 	s.initSnapshots()
+	s.initSplits()
+	s.driven = driven
 	if err := s.recoverInstalls(); err != nil {
 		return nil, err
 	}
@@ -423,6 +440,7 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 			break
 		}
 		if err := s.HandleReady(); err != nil {
+			s.stopSplits()
 			return nil, err
 		}
 	}
@@ -541,6 +559,9 @@ func (s *Store) reconcile() error {
 		if desc.Mode == catalog.ModeEventual {
 			continue // no consensus group: eventual ranges are served by coordinators
 		}
+		if s.founding(desc.ID) {
+			continue // a split here writes its state, and starts it once ingested
+		}
 		r, err := newReplica(s, desc)
 		if err != nil && openFault(err) && !s.Canary.FaultStopsStore {
 			s.startFailed(desc, err)
@@ -575,6 +596,7 @@ func (s *Store) reconcile() error {
 		default:
 			r.failAll(fmt.Errorf("%w: range %d was removed", catalog.ErrNoKeyspace, id))
 		}
+		s.cancelSplit(r, "the replica was removed")
 		// A round that collected its Ready drops it (Store.running).
 		delete(s.Replicas, id)
 		s.ordered = nil
@@ -803,6 +825,8 @@ func (s *Store) run() {
 			s.drain()
 		case res := <-s.snap.chunkIn:
 			s.onChunk(res)
+		case <-s.splits.wake:
+			// A split's file is written: HandleReady takes it.
 		}
 		if err := s.HandleReady(); err != nil {
 			s.Fail(err)
@@ -881,6 +905,7 @@ func (s *Store) shutdown(err error) {
 		r.failAll(err)
 	}
 	s.stopSnapshots()
+	s.stopSplits()
 }
 
 type readyReplica struct {
@@ -919,6 +944,11 @@ type readyReplica struct {
 //     snapshot, Raft reads the entry it truncates at, before anything goes
 //     into the batch), so the batch again holds the others' writes only.
 func (s *Store) HandleReady() error {
+	// Splits whose file is written: ingested, their ranges' apply resumes
+	// in this round (splitjob.go).
+	if err := s.takeSplits(); err != nil {
+		return err
+	}
 	// Snapshot chunks that arrived: a finished transfer steps its message
 	// into the core, which takes the snapshot in this round.
 	s.takeChunks()
@@ -991,9 +1021,6 @@ func (s *Store) HandleReady() error {
 	if err := ab.Commit(); err != nil {
 		return err
 	}
-	if err := s.startBorn(ready); err != nil {
-		return err
-	}
 	// A client that changed the catalog sees its change when answered.
 	if err := s.catalogUpdated(); err != nil {
 		return err
@@ -1008,7 +1035,7 @@ func (s *Store) HandleReady() error {
 	// 4. Serve reads whose index is applied, and advance.
 	for _, x := range ready {
 		x.r.serveReads()
-		x.r.Core.Advance()
+		s.advance(x.r)
 	}
 	return s.compactLogs(ready)
 }
@@ -1039,7 +1066,13 @@ func (s *Store) applyReady(ab *RoundBatch, x readyReplica) ([]delivery, error) {
 		x.r.Applied = w.durable // what Pebble holds, for its status
 		return nil, s.applyFailed(x.r, ds, err)
 	}
-	s.Config.Metrics.Applied.WithLabelValues(x.r.Core.Protocol()).Add(float64(len(x.rd.Committed)))
+	applied := 0 // a split stops the apply before its entry (splitjob.go)
+	for _, e := range x.rd.Committed {
+		if e.Index <= x.r.Applied {
+			applied++
+		}
+	}
+	s.Config.Metrics.Applied.WithLabelValues(x.r.Core.Protocol()).Add(float64(applied))
 	if w.shared {
 		return ds, nil
 	}
