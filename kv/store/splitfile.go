@@ -317,8 +317,8 @@ func (s *Store) removeSplitFiles(p *splitPlan, files []string) {
 	}
 }
 
-// stoppable is a splitSink that gives up once ctx is done, checked every
-// stopCheckRecords records.
+// stoppable is a splitSink that gives up once ctx is done, checked at the
+// first record and every stopCheckRecords records after.
 type stoppable struct {
 	ctx context.Context
 	w   splitSink
@@ -331,7 +331,7 @@ const stopCheckRecords = 4096
 
 func (st *stoppable) check() error {
 	st.n++
-	if st.n%stopCheckRecords == 0 {
+	if st.n%stopCheckRecords == 1 {
 		return st.ctx.Err()
 	}
 	return nil
