@@ -244,12 +244,6 @@ func (s *Store) founding(id uint64) bool {
 	return false
 }
 
-// splitting reports whether range id's apply waits for its split's file.
-func (s *Store) splitting(id uint64) bool {
-	r := s.Replicas[id]
-	return r != nil && r.splitting != nil
-}
-
 // stopSplits cancels every split in flight and waits for their
 // goroutines, removing their files: at shutdown, so that no goroutine
 // outlives the store or reads a closed database. The ranges replay their

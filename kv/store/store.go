@@ -93,10 +93,12 @@ type StoreConfig struct {
 	// the round's batch holds the new log state and the marker,
 	// "after-ingest"), so that tests can crash there.
 	SnapshotHook func(step string)
-	// SplitHook, if set, is called on the store's goroutine at the steps
-	// of a split's apply (splitfile.go): "committed" once the entries
-	// before it are committed, "staged" once its file is synced,
-	// "ingested" after the ingest; so that tests can crash there.
+	// SplitHook, if set, is called at the steps of a split's apply
+	// (splitjob.go), so that tests can crash or wait there: on the store's
+	// goroutine, "committed" once the entries before it are committed,
+	// "staged" once its file is synced, before the ingest, and "ingested"
+	// after it; on the split's own goroutine, "writing" before it writes
+	// the file (the loop goes on meanwhile).
 	SplitHook func(step string)
 	// NoLeaderBalancing switches leadership balancing off (leaders.go): a
 	// range's leadership then moves only by elections and drains. Tests
@@ -137,9 +139,10 @@ type StoreConfig struct {
 	// 0. Lower makes more, smaller ranges: more groups to tick, elect and
 	// quiesce, cheaper snapshots and moves. Higher makes each split write
 	// more at once: a split writes the whole range into one ingested
-	// sstable, with constant memory but on the store's goroutine, which
-	// every range of the node waits for (about 2 s per GiB at 500 MiB/s
-	// of disk), and a new replica's snapshot sends the whole range.
+	// sstable, with constant memory and off the store's goroutine, but the
+	// range's apply (its writes' answers, its reads) waits for it (about
+	// 2 s per GiB at 500 MiB/s of disk), and a new replica's snapshot
+	// sends the whole range.
 	RangeMaxBytes int64
 
 	// Canary plants a bug for the tests that must catch it (canary.go).
@@ -1006,8 +1009,9 @@ func (s *Store) HandleReady() error {
 	// more, if one would exceed MaxBatchBytes: RoundBatch), each replica's
 	// effects whole with its applied index: the log is durable, and a
 	// crash replays entries past the applied index stored in the same
-	// batch as their effects. A split commits the batch, synced, before
-	// it takes effect by an ingest of its own (split.go).
+	// batch as their effects. A split commits the batch, synced, and
+	// stops its range's apply until its file, written off the loop, is
+	// ingested (split.go, splitjob.go).
 	ab := &RoundBatch{S: s, B: s.DB.NewBatch()}
 	defer func() { ab.B.Close() }()
 	var deliveries []delivery
