@@ -10,6 +10,7 @@ import (
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/consensus"
 	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
@@ -29,6 +30,7 @@ type splitHold struct {
 	once    sync.Once
 	ranges  []*catalog.RangeDescriptor
 	values  map[string][]byte
+	born    uint64 // the range the split founds
 }
 
 // newSplitHold starts the node with keyspace "rx" of two ranges, and fills
@@ -101,6 +103,7 @@ func (h *splitHold) split(ctx context.Context) <-chan error {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.born = born
 	out := make(chan error, 1)
 	go func() {
 		res, err := h.s.ProposeSplit(ctx, old, born)
@@ -249,5 +252,56 @@ func TestSplitClosedWhileWriting(t *testing.T) {
 	}
 	if err := h.db.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A replica removed while its split's file is being written (here: its
+// keyspace dropped) gives the split up: its proposal is answered, the
+// goroutine ends once let go, its file is removed, and no replica of the
+// range it was to found starts.
+func TestSplitReplicaRemovedWhileWriting(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h := newSplitHold(t, ctx)
+	defer h.close()
+	split := h.split(ctx)
+	<-h.writing
+	if err := h.n.DropKeyspace(ctx, "rx"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-split; err == nil {
+		t.Error("the split was answered as applied, though its replica was removed before its ingest")
+	}
+	h.let()
+	// The goroutine ends and the loop removes its file.
+	for {
+		inFlight := -1
+		if err := h.s.Do(ctx, func() { inFlight = h.s.SplitsInFlight() }); err != nil {
+			t.Fatal(err)
+		}
+		files, err := h.db.StagedFiles()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inFlight == 0 && len(files) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d splits in flight and staged files %v after the replica was removed", inFlight, files)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	statuses, err := h.s.RangeStatuses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint64{h.ranges[0].ID, h.ranges[1].ID, h.born} {
+		if _, ok := statuses[id]; ok {
+			t.Errorf("range %d has a replica here after keyspace rx was dropped", id)
+		}
+	}
+	if has, err := consensus.HasRangeState(h.db, h.born); err != nil || has {
+		t.Errorf("the range the split was to found has state here (%v, %v)", has, err)
 	}
 }
