@@ -58,6 +58,10 @@ type envNode struct {
 	applied []Entry
 	crashed bool
 	reads   []ReadState
+	// holdAt, if set, is an index the application stops before, as
+	// kv/store stops at a split (RawNode.AdvancePaused): the entries from
+	// it on wait until the test clears it and calls ResumeApply.
+	holdAt uint64
 }
 
 func newEnv(t testing.TB) *env {
@@ -189,7 +193,12 @@ func (e *env) processReady(id uint64) bool {
 			n.applied = append(n.applied, e.committed[uint64(len(n.applied))])
 		}
 	}
+	held := false
 	for _, ent := range rd.CommittedEntries {
+		if n.holdAt != 0 && ent.Index >= n.holdAt {
+			held = true
+			break
+		}
 		if ent.Index != uint64(len(n.applied)) {
 			e.t.Fatalf("node %d applies %d after %d", id, ent.Index, len(n.applied)-1)
 		}
@@ -200,7 +209,11 @@ func (e *env) processReady(id uint64) bool {
 	if rd.SoftState != nil && rd.SoftState.State == StateLeader {
 		e.checkLeader(id, n.rn.raft.Term)
 	}
-	n.rn.Advance()
+	if held {
+		n.rn.AdvancePaused(uint64(len(n.applied)) - 1)
+	} else {
+		n.rn.Advance()
+	}
 	return true
 }
 

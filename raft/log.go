@@ -25,7 +25,11 @@ type raftLog struct {
 	applying uint64
 	// maxApplyingSize bounds the committed entries handed out at once.
 	maxApplyingSize uint64
-	logger          *slog.Logger
+	// applyPaused: the application stopped applying at applied
+	// (RawNode.AdvancePaused); no committed entry is handed out until it
+	// resumes or a snapshot replaces the log.
+	applyPaused bool
+	logger      *slog.Logger
 }
 
 func newLog(storage Storage, logger *slog.Logger, maxApplyingSize uint64) (*raftLog, error) {
@@ -133,7 +137,7 @@ func (l *raftLog) unstableEntries() []Entry {
 // bounded by maxApplyingSize.
 func (l *raftLog) nextCommittedEnts() []Entry {
 	lo, hi := l.applying+1, l.committed+1
-	if lo >= hi {
+	if lo >= hi || l.applyPaused {
 		return nil
 	}
 	if lo < l.firstIndex() {
@@ -149,7 +153,7 @@ func (l *raftLog) nextCommittedEnts() []Entry {
 }
 
 func (l *raftLog) hasNextCommittedEnts() bool {
-	return l.applying < l.committed && l.applying+1 >= l.firstIndex()
+	return !l.applyPaused && l.applying < l.committed && l.applying+1 >= l.firstIndex()
 }
 
 func (l *raftLog) snapshot() (Snapshot, error) {
@@ -261,6 +265,17 @@ func (l *raftLog) appliedTo(i uint64) {
 	l.applying = max(l.applying, i)
 }
 
+// pauseApplyAt records that the application applied entries up to i and
+// stops there: the entries after i that were handed out count as not
+// handed out, and none is until resumeApply.
+func (l *raftLog) pauseApplyAt(i uint64) {
+	l.appliedTo(i)
+	l.applying = max(i, l.applied)
+	l.applyPaused = true
+}
+
+func (l *raftLog) resumeApply() { l.applyPaused = false }
+
 func (l *raftLog) stableTo(i, t uint64) { l.unstable.stableTo(i, t) }
 
 func (l *raftLog) stableSnapTo(i uint64) { l.unstable.stableSnapTo(i) }
@@ -272,6 +287,8 @@ func (l *raftLog) restore(s Snapshot) {
 		l, s.Metadata.Index, s.Metadata.Term))
 	l.committed = s.Metadata.Index
 	l.unstable.restore(s)
+	// The snapshot replaces whatever the application paused in.
+	l.applyPaused = false
 }
 
 // entries returns entries from i on, at most maxBytes (at least one).

@@ -169,11 +169,62 @@ func (rn *RawNode) Ready() Ready {
 // sent and applied. Configuration entries among its CommittedEntries take
 // effect now.
 func (rn *RawNode) Advance() {
+	rd := rn.takeHanded("Advance")
+	applied := rn.raft.log.applied
+	if n := len(rd.CommittedEntries); n > 0 {
+		applied = rd.CommittedEntries[n-1].Index
+	}
+	rn.advance(rd, applied)
+}
+
+// AdvancePaused is Advance for an application that applied the last
+// Ready's CommittedEntries only up to index applied and must finish
+// something before it applies more (kv/store writes a range split's file
+// off its loop): applied is at least the index before the first of them
+// (or the last applied index if there were none) and at most the last.
+// The entries after applied count as not handed out: the configuration
+// changes among them do not take effect, and Ready hands out no committed
+// entry until ResumeApply, which hands them out again from applied+1 on.
+// Everything else goes on meanwhile: the node appends, votes, commits,
+// sends, and confirms reads (served once the application applies their
+// index). A snapshot the node takes meanwhile ends the pause: it replaces
+// the state the application paused in.
+func (rn *RawNode) AdvancePaused(applied uint64) {
+	rd := rn.takeHanded("AdvancePaused")
+	lo, hi := rn.raft.log.applied, rn.raft.log.applied
+	if !rd.Snapshot.IsEmpty() {
+		lo, hi = rd.Snapshot.Metadata.Index, rd.Snapshot.Metadata.Index
+	}
+	if n := len(rd.CommittedEntries); n > 0 {
+		lo, hi = rd.CommittedEntries[0].Index-1, rd.CommittedEntries[n-1].Index
+	}
+	if applied < lo || applied > hi {
+		panic(fmt.Sprintf("raft: AdvancePaused(%d) outside the entries handed out [%d, %d]", applied, lo, hi))
+	}
+	rn.advance(rd, applied)
+	rn.raft.log.pauseApplyAt(applied)
+}
+
+// ResumeApply ends the pause AdvancePaused began: the next Ready hands
+// out the committed entries after the applied index.
+func (rn *RawNode) ResumeApply() { rn.raft.log.resumeApply() }
+
+// ApplyPaused reports whether the application paused its apply
+// (AdvancePaused) and has not resumed.
+func (rn *RawNode) ApplyPaused() bool { return rn.raft.log.applyPaused }
+
+func (rn *RawNode) takeHanded(caller string) *Ready {
 	rd := rn.handed
 	if rd == nil {
-		panic("raft: Advance without Ready")
+		panic("raft: " + caller + " without Ready")
 	}
 	rn.handed = nil
+	return rd
+}
+
+// advance takes in the handled Ready rd whose committed entries were
+// applied up to applied.
+func (rn *RawNode) advance(rd *Ready, applied uint64) {
 	r := rn.raft
 	if rd.SoftState != nil {
 		rn.prevSoft = *rd.SoftState
@@ -190,15 +241,22 @@ func (rn *RawNode) Advance() {
 		r.log.stableTo(last.Index, last.Term)
 		r.onPersisted(last.Index, last.Term)
 	}
-	if n := len(rd.CommittedEntries); n > 0 {
-		for _, e := range rd.CommittedEntries {
+	var done []Entry
+	for i, e := range rd.CommittedEntries {
+		if e.Index > applied {
+			break
+		}
+		done = rd.CommittedEntries[:i+1]
+	}
+	if n := len(done); n > 0 {
+		for _, e := range done {
 			if e.Type == EntryConfChange {
 				r.applyConfChange(e)
 			}
 		}
-		r.log.appliedTo(rd.CommittedEntries[n-1].Index)
+		r.log.appliedTo(done[n-1].Index)
 		if r.state == StateLeader {
-			r.reduceUncommittedSize(payloadsSize(rd.CommittedEntries))
+			r.reduceUncommittedSize(payloadsSize(done))
 		}
 	}
 	r.maybeAutoLeave()

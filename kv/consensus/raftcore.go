@@ -184,6 +184,24 @@ func (c *RaftCore) Persist(b *storage.Batch) error {
 
 func (c *RaftCore) Advance() {
 	c.RawNode.Advance()
+	c.advanced()
+}
+
+// AdvancePaused is Advance for a Ready whose committed entries were
+// applied only up to index applied: the apply stops there until
+// ResumeApply (raft.RawNode.AdvancePaused; kv/store writes a split's file
+// meanwhile). Raft ranges only.
+func (c *RaftCore) AdvancePaused(applied uint64) {
+	c.RawNode.AdvancePaused(applied)
+	c.advanced()
+}
+
+// ResumeApply: the next Ready hands out the committed entries after the
+// applied index again.
+func (c *RaftCore) ResumeApply() { c.RawNode.ResumeApply() }
+
+// advanced finishes an Advance.
+func (c *RaftCore) advanced() {
 	// The leader waits in StateSnapshot for the follower's answer or for
 	// ReportSnapshot. The transport cannot tell whether a snapshot or the
 	// answer to it arrived, so every snapshot is reported sent once handed

@@ -84,6 +84,7 @@ func (s *Store) failRange(r *replica, f *consensus.RangeFault) {
 	st := s.replicaStatus(r)
 	st.Leader, st.State, st.Error = 0, StateFailed, f.Error()
 	s.wake(r) // drops it from the quiesce bookkeeping
+	s.cancelSplit(r, "the replica failed")
 	delete(s.Replicas, id)
 	s.ordered = nil
 	fr := &failedReplica{desc: r.desc, Fault: f, status: st}

@@ -50,11 +50,14 @@ type replica struct {
 	snapshotFault consensus.SnapshotFault
 
 	// split is the range's split state (split.go); splitDirty says this
-	// apply changed it. born are the ranges the splits of this apply
-	// created here, started once its batch is committed.
+	// apply changed it. born are the ranges the split just ingested
+	// created here, started at once (startBorn).
 	split      splitState
 	splitDirty bool
 	born       []bornRange
+	// splitting is the split whose file is being written (splitjob.go):
+	// the apply waits at its entry until it is ingested.
+	splitting *splitJob
 }
 
 // waiter is the client of one proposal: data is the proposed command as
@@ -112,8 +115,8 @@ type delivery struct {
 // the results for waiting clients. Entries are applied in order; a command
 // sees the effects of the ones before it in the same batch through ab,
 // since the batch is not readable until committed. A split commits the
-// batch before it takes effect (applySplit), and the apply goes on in a
-// new one. On an error, it returns with it the results of the entries
+// batch and stops the apply (applySplit): the entries after it are
+// applied once its file is ingested (splitjob.go). On an error, it returns with it the results of the entries
 // before the failing one, whose waiters it took: the batch holds part of
 // the effects and the caller discards it (Store.applyReady), and the
 // replica stops (its dedup state in memory goes with it).
@@ -132,6 +135,13 @@ func (r *replica) Apply(s *Store, w *applyWriter, ents []consensus.CommittedEntr
 			res, err := r.applyCommand(s, w, e.Index, &cmd, ab)
 			if err != nil {
 				return out, err
+			}
+			if j := r.splitting; j != nil {
+				// A split: what came before it is committed, and the
+				// apply stops here until its file is ingested
+				// (splitjob.go), which answers its proposal.
+				j.data = e.Cmd
+				return out, nil
 			}
 			if wt, ok := r.waiters[cmd.ID]; ok && cmd.ID != 0 && (bytes.Equal(wt.data, e.Cmd) || s.Config.Canary.WaitersByID) {
 				delete(r.waiters, cmd.ID)

@@ -359,6 +359,9 @@ func (s *Store) stageInstall(b *storage.Batch, r *replica, snap *consensus.Range
 		return consensus.NewRangeFault(consensus.FaultInstall, fmt.Errorf("kv: range %d snapshot at %d: %w", id, snap.Index, err))
 	}
 	delete(s.snap.staged, id)
+	// The snapshot is past the split the range's apply waits at, if any,
+	// and holds it (splitjob.go).
+	s.cancelSplit(r, "a snapshot replaces the range's state")
 	s.snap.installs = append(s.snap.installs, pendingInstall{r: r, staged: st})
 	return b.Set(storage.SnapshotInstallKey(id), encodeInstallMarker(st.file, h.Index))
 }
@@ -418,7 +421,10 @@ func (s *Store) dropStaged() {
 // snapshots and the files of transfers under way, when its node crashes
 // (the simulator's crash): nothing is persisted, and a new store opens
 // the crashed database. Loop only.
-func (s *Store) Abandon() { s.stopSnapshots() }
+func (s *Store) Abandon() {
+	s.stopSnapshots()
+	s.stopSplits()
+}
 
 // stopSnapshots closes every held snapshot and drops the transfers under
 // way (at shutdown).

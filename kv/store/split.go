@@ -36,7 +36,7 @@ import (
 //     written as if it had installed a snapshot at i, with the term of
 //     entry i and the configuration the command carries, so every replica
 //     of the new range starts identical. The new range's replica starts
-//     here once the round's batch is committed (startBorn), and the
+//     here once the split is ingested (startBorn), and the
 //     replica that led the old range campaigns for the new one.
 //  3. The leader proposes catalog.CatalogOp.Split to meta, again and again
 //     until meta has it (a retry changes nothing): SplitTasks returns that
@@ -67,25 +67,42 @@ import (
 // held in memory): a range grows past RangeMaxBytes whenever its splits
 // are held up (meta unavailable, a move in flight, the limit lowered), and
 // must split then all the same. So a split writes no batch. It is applied
-// in three steps, in the middle of the apply of the entries around it:
+// in three steps, and only the range that splits waits for them
+// (splitjob.go):
 //
-//  a. The entries before i, applied to the replica's batch, are committed
-//     with the round's batch, synced, with applied index i-1
+//  a. On the store's goroutine, in the middle of the round's apply: the
+//     entries before i, applied to the replica's batch, are committed with
+//     the round's batch, synced, with applied index i-1
 //     (applyWriter.commitSoFar; the round's other ranges' writes are
-//     complete, and each range needs only its own writes atomic).
-//  b. writeSplit streams the split's whole effect on this node, read from
-//     a Pebble snapshot of the database as step a left it, into one
-//     staged sstable (storage.CreateStaged), in key order: the new
-//     range's Raft state; both ranges' applied index i; a range deletion
-//     of the old range's data and its left half again; a range deletion
-//     of the new range's data and the right half under its prefix; the
-//     old range's new split state; a range deletion of the new range's
-//     dedup span, the copied dedup state and the new range's split state.
-//     The file is synced and ingested in one IngestStaged: all or nothing
-//     after a crash, as a snapshot install's (snapshot.go).
-//  c. The apply goes on with the entries after i, in a new batch.
+//     complete, and each range needs only its own writes atomic). A Pebble
+//     snapshot of the database is taken, and the range's apply stops at i:
+//     the round tells its Raft core so (RaftCore.AdvancePaused), the core
+//     goes on appending, voting and committing, and the loop goes on with
+//     every other range.
+//  b. On a goroutine of its own (splitJob; at most maxSplitWrites at
+//     once), writeSplit streams the split's whole effect on this node,
+//     read from that snapshot, into one staged sstable
+//     (storage.CreateStaged), in key order: the new range's Raft state;
+//     both ranges' applied index i; a range deletion of the old range's
+//     data and its left half again; a range deletion of the new range's
+//     data and the right half under its prefix; the old range's new split
+//     state; a range deletion of the new range's dedup span, the copied
+//     dedup state and the new range's split state. The file is synced.
+//  c. Back on the store's goroutine, at the start of the next round once
+//     the file is written (takeSplits): it is ingested in one IngestStaged,
+//     all or nothing after a crash, as a snapshot install's (snapshot.go);
+//     the split's proposal is answered, the new range's replica starts,
+//     and the apply resumes (RaftCore.ResumeApply) with the entries after
+//     i, in the next round's batch.
 //
-// A crash before b's ingest leaves the range at i-1 (its log replays the
+// Between a and c nothing writes the range's keys (its apply is stopped)
+// nor the new range's (reconcile does not start it: founding), so the
+// file, read from the state a left, is still the split's whole effect when
+// c ingests it. A replica removed or failed, a snapshot its core takes, or
+// the store's shutdown, cancels b (cancelSplit, stopSplits), and its file
+// is removed.
+//
+// A crash before c's ingest leaves the range at i-1 (its log replays the
 // split, and start removes the staged file: recoverInstalls); after it,
 // the range is at i, split. Step a is synced because an ingest is not in
 // the WAL's order: an unsynced batch before it could be lost while the
@@ -101,15 +118,14 @@ import (
 // a split writes the whole range, not half of it: about 2 s per GiB on a
 // disk of 500 MiB/s (7.5 s for a range of 1 GiB on a shared machine of 2
 // cores: TestSplitFileMemory with QKV_SPLIT_BIG=1024), during which the
-// store's goroutine, and so every range of the node, waits (as it waited
-// for the batch before, on a smaller scale). Memory is a Pebble iterator
-// and the sstable writer's blocks, whatever the range's size (3 MiB of
-// heap for that split).
+// range's apply waits (its reads past i - 1 and its proposals' answers
+// with it) while the node's other ranges go on. Memory is a Pebble
+// iterator and the sstable writer's blocks, whatever the range's size (3
+// MiB of heap for that split); the Pebble snapshot held meanwhile keeps
+// the versions it sees from being compacted away.
 //
-// Not yet: writing the file off the store's goroutine (the range would
-// have to stop applying until its ingest, while the others go on). Paxos
-// and eventual ranges do not split: their ranges never record a span, and
-// the catalog refuses their splits.
+// Not yet: paxos and eventual ranges do not split: their ranges never
+// record a span, and the catalog refuses their splits.
 
 // DefaultRangeMaxBytes is StoreConfig.RangeMaxBytes's default (SPEC.md's
 // --range-max-bytes).
@@ -310,60 +326,62 @@ func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *comman
 		p.cs.Voters = append(p.cs.Voters, raft.Member{ID: v.NodeID, Zone: v.Zone, Weight: v.Weight})
 	}
 	p.cs.Geometry = sp.Geometry
-	sz, err := s.ingestSplit(p)
-	if err != nil {
-		return command.Result{}, fmt.Errorf("kv: range %d: the split at %d: %w", id, index, err)
-	}
-	// The file wrote the split state and the applied index: Pebble now
-	// holds the range as applied through index.
-	r.Applied, w.durable = index, index
-	r.split = splitState{known: true, span: catalog.Span{Lo: sp.Lo, Hi: sp.Mid}, bytes: sz.left, lastMid: sp.Mid, lastNew: sp.NewRange}
+	// The file is written off the loop; the apply stops here until it is
+	// ingested (splitjob.go), and the split's result comes then.
+	j := s.startSplitJob(r, p, span)
+	j.cmdID = cmd.ID
+	return command.Result{Version: index}, nil
+}
+
+// splitApplied records j's split, whose file is ingested: Pebble now holds
+// the range as applied through the split's index, with its new span. The
+// new range's replica here, if the split founded it, is started with the
+// range's next round (startBorn).
+func (s *Store) splitApplied(r *replica, j *splitJob) {
+	p, sz := j.p, j.sizes
+	r.Applied = p.index
+	r.split = splitState{known: true, span: catalog.Span{Lo: p.span.Lo, Hi: p.mid}, bytes: sz.left, lastMid: p.mid, lastNew: p.born}
 	r.splitDirty = false
-	if create {
-		desc := &catalog.RangeDescriptor{ID: sp.NewRange, Keyspace: r.desc.Keyspace, Span: p.right(), Geometry: sp.Geometry,
-			Mode: r.desc.Mode, Parent: id}
-		for _, v := range sp.Voters {
-			v.Added = true
-			desc.Replicas = append(desc.Replicas, v)
+	if p.create {
+		desc := &catalog.RangeDescriptor{ID: p.born, Keyspace: r.desc.Keyspace, Span: p.right(), Geometry: p.cs.Geometry,
+			Mode: r.desc.Mode, Parent: p.old}
+		for _, v := range p.cs.Voters {
+			desc.Replicas = append(desc.Replicas, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight, Added: true})
 		}
 		r.born = append(r.born, bornRange{desc: desc, campaign: r.Role == consensus.RoleLeader})
 	}
 	s.Config.Metrics.Splits.Inc()
-	s.Logger.Info("range split", "range", id, "keyspace", r.desc.Keyspace, "index", index, "mid", fmt.Sprintf("%016x", sp.Mid),
-		"new_range", sp.NewRange, "left_bytes", sz.left, "moved_bytes", sz.right, "new_replica_here", create)
-	return command.Result{Version: index}, nil
+	s.Logger.Info("range split", "range", p.old, "keyspace", r.desc.Keyspace, "index", p.index, "mid", fmt.Sprintf("%016x", p.mid),
+		"new_range", p.born, "left_bytes", sz.left, "moved_bytes", sz.right, "new_replica_here", p.create)
 }
 
-// startBorn starts the replicas that the splits of this round created,
-// whose state their split ingested, once the round's batch is committed.
-// Loop only.
-func (s *Store) startBorn(ready []readyReplica) error {
-	for _, x := range ready {
-		// Their state is ingested (applySplit), even if a later entry of
-		// the same apply failed the range that split.
-		born := x.r.born
-		x.r.born = nil
-		for _, b := range born {
-			id := b.desc.ID
-			if s.Replicas[id] != nil {
-				continue
-			}
-			nr, err := newReplica(s, b.desc)
-			if err != nil && openFault(err) {
-				s.startFailed(b.desc, err)
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			s.Replicas[id] = nr
-			s.ordered = nil
-			s.born[id] = true
-			if b.campaign {
-				_ = nr.Core.(*consensus.RaftCore).RawNode.Campaign() // a refusal: an election is under way
-			}
-			s.Logger.Info("started the replica of a range born of a split", "range", id, "parent", b.desc.Parent, "keyspace", b.desc.Keyspace)
+// startBorn starts the replicas that r's split created, whose state the
+// split ingested. Loop only.
+func (s *Store) startBorn(r *replica) error {
+	born := r.born
+	r.born = nil
+	for _, b := range born {
+		id := b.desc.ID
+		if s.Replicas[id] != nil {
+			continue
 		}
+		nr, err := newReplica(s, b.desc)
+		if err != nil && openFault(err) {
+			s.startFailed(b.desc, err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.Replicas[id] = nr
+		s.ordered = nil
+		if _, ok := s.cat.Ranges[id]; !ok {
+			s.born[id] = true
+		}
+		if b.campaign {
+			_ = nr.Core.(*consensus.RaftCore).RawNode.Campaign() // a refusal: an election is under way
+		}
+		s.Logger.Info("started the replica of a range born of a split", "range", id, "parent", b.desc.Parent, "keyspace", b.desc.Keyspace)
 	}
 	return nil
 }
@@ -394,6 +412,9 @@ func (s *Store) SplitTasks() []SplitTask {
 		}
 		st := r.split
 		switch {
+		case r.splitting != nil:
+			// Its apply waits for a split's file (splitjob.go); the span
+			// and size are those before it.
 		case st.known && st.span != desc.Span:
 			if st.span.Lo == desc.Span.Lo && st.span.Hi == st.lastMid && desc.Span.Contains(st.lastMid) {
 				out = append(out, SplitTask{Range: id, Catalog: true, Mid: st.lastMid, NewRange: st.lastNew, Bytes: st.bytes})
@@ -437,6 +458,8 @@ func (s *Store) StartSplit(rangeID, newRange uint64, done func(command.Result)) 
 	switch {
 	case !ok:
 		return 0, fmt.Errorf("%w: range %d's span cannot be halved", catalog.ErrSplit, rangeID)
+	case r.splitting != nil:
+		return busy("its last split is being written")
 	case r.split.known && r.split.span != desc.Span:
 		return busy("its last split is not in the catalog yet")
 	case len(desc.Leaving) > 0:

@@ -17,7 +17,8 @@ import (
 
 // The split's effect as one ingested sstable (see split.go's top comment
 // for why). writeSplit streams it from a view of the database into a
-// staged file; ingestSplit writes, syncs and ingests that file.
+// staged file; writeSplitFiles writes and syncs that file off the store's
+// goroutine (splitjob.go), and ingestSplitFiles ingests it on it.
 
 // splitPlan is what one replica's split writes: the split of range old
 // (span [span.Lo, span.Hi)) at mid, the right half to range born, at log
@@ -263,36 +264,91 @@ func eachKey(rd storage.Reader, span storage.Span, f func(key, value []byte) err
 // (recoverInstalls), so one a crash left behind goes then.
 func splitFileName(id, index uint64) string { return fmt.Sprintf("split-r%d-i%d.sst", id, index) }
 
-// ingestSplit writes p's file from the database as it stands (the entries
-// before the split are committed and synced) and ingests it: after a
-// crash, the database holds all of the split or none of it. The file is
-// removed either way.
-func (s *Store) ingestSplit(p *splitPlan) (splitSizes, error) {
-	snap := s.DB.NewSnapshot()
-	defer snap.Close()
-	if s.Config.Canary.SplitStateFirst {
-		return s.ingestSplitInTwo(snap, p)
+// writeSplitFiles writes p's file from rd, the database as the entries
+// before the split left it (committed and synced), and syncs it: the
+// file's name, or, with the SplitStateFirst canary, the two files to
+// ingest in order. It runs off the store's goroutine (splitjob.go) and
+// touches nothing but its own files, which it removes if it fails; ctx
+// stops it between two records.
+func writeSplitFiles(ctx context.Context, db *storage.DB, rd storage.Reader, p *splitPlan, stateFirst bool) ([]string, splitSizes, error) {
+	if stateFirst {
+		return writeSplitInTwo(ctx, db, rd, p)
 	}
-	w, err := s.DB.CreateStaged(splitFileName(p.old, p.index))
+	w, err := db.CreateStaged(splitFileName(p.old, p.index))
 	if err != nil {
-		return splitSizes{}, err
+		return nil, splitSizes{}, err
 	}
-	sz, err := writeSplit(snap, w, p)
+	sz, err := writeSplit(rd, &stoppable{ctx: ctx, w: w}, p)
 	if err == nil {
 		err = w.Finish()
 	}
 	if err != nil {
-		return sz, errors.Join(err, w.Abort())
+		return nil, sz, errors.Join(err, w.Abort())
 	}
+	return []string{w.Name()}, sz, nil
+}
+
+// ingestSplitFiles ingests the files writeSplitFiles wrote, in order, and
+// removes them: after a crash, the database holds all of the split or
+// none of it (but for the SplitStateFirst canary's two files). Loop
+// only: the range's replica must not have moved since they were written.
+func (s *Store) ingestSplitFiles(p *splitPlan, files []string) error {
 	s.splitStep("staged")
-	err = s.DB.IngestStaged(context.Background(), w.Name())
-	if err == nil {
-		s.splitStep("ingested")
+	for i, f := range files {
+		if err := s.DB.IngestStaged(context.Background(), f); err != nil {
+			return err
+		}
+		if i < len(files)-1 {
+			s.splitStep("state-ingested")
+		}
 	}
-	if rerr := s.DB.RemoveStaged(w.Name()); rerr != nil {
-		s.Logger.Warn("cannot remove an ingested split file; the next start does", "range", p.old, "err", rerr)
+	s.splitStep("ingested")
+	s.removeSplitFiles(p, files)
+	return nil
+}
+
+// removeSplitFiles removes a split's files, ingested or given up on; one
+// that cannot be removed is left to the next start (recoverInstalls).
+func (s *Store) removeSplitFiles(p *splitPlan, files []string) {
+	for _, f := range files {
+		if err := s.DB.RemoveStaged(f); err != nil {
+			s.Logger.Warn("cannot remove a split file; the next start does", "range", p.old, "file", f, "err", err)
+		}
 	}
-	return sz, err
+}
+
+// stoppable is a splitSink that gives up once ctx is done, checked at the
+// first record and every stopCheckRecords records after.
+type stoppable struct {
+	ctx context.Context
+	w   splitSink
+	n   int
+}
+
+// stopCheckRecords: a cancelled split writes at most this many records
+// more (a few MiB at most of small keys: milliseconds).
+const stopCheckRecords = 4096
+
+func (st *stoppable) check() error {
+	st.n++
+	if st.n%stopCheckRecords == 1 {
+		return st.ctx.Err()
+	}
+	return nil
+}
+
+func (st *stoppable) Set(key, value []byte) error {
+	if err := st.check(); err != nil {
+		return err
+	}
+	return st.w.Set(key, value)
+}
+
+func (st *stoppable) DeleteRange(span storage.Span) error {
+	if err := st.check(); err != nil {
+		return err
+	}
+	return st.w.DeleteRange(span)
 }
 
 // splitStep calls StoreConfig.SplitHook, the tests' crash point.
@@ -302,39 +358,36 @@ func (s *Store) splitStep(step string) {
 	}
 }
 
-// ingestSplitInTwo is the SplitStateFirst canary: the state keys (Raft
+// writeSplitInTwo is the SplitStateFirst canary: the state keys (Raft
 // state, applied indexes, split states) go in one file, ingested before
 // the other, which holds the data and dedup keys.
-func (s *Store) ingestSplitInTwo(rd storage.Reader, p *splitPlan) (splitSizes, error) {
+func writeSplitInTwo(ctx context.Context, db *storage.DB, rd storage.Reader, p *splitPlan) ([]string, splitSizes, error) {
 	var ws [2]*storage.SSTWriter
-	for i := range ws {
-		w, err := s.DB.CreateStaged(fmt.Sprintf("split-r%d-i%d-%d.sst", p.old, p.index, i))
-		if err != nil {
-			return splitSizes{}, err
+	abort := func(err error) error {
+		for _, w := range ws {
+			if w != nil {
+				err = errors.Join(err, w.Abort())
+			}
 		}
-		defer func() { _ = w.Abort() }()
+		return err
+	}
+	for i := range ws {
+		w, err := db.CreateStaged(fmt.Sprintf("split-r%d-i%d-%d.sst", p.old, p.index, i))
+		if err != nil {
+			return nil, splitSizes{}, abort(err)
+		}
 		ws[i] = w
 	}
-	sz, err := writeSplit(rd, stateFirst{p: p, state: ws[0], data: ws[1]}, p)
-	if err != nil {
-		return sz, err
-	}
+	sz, err := writeSplit(rd, &stoppable{ctx: ctx, w: stateFirst{p: p, state: ws[0], data: ws[1]}}, p)
 	for _, w := range ws {
-		if err := w.Finish(); err != nil {
-			return sz, err
+		if err == nil {
+			err = w.Finish()
 		}
 	}
-	s.splitStep("staged")
-	for i, w := range ws {
-		if err := s.DB.IngestStaged(context.Background(), w.Name()); err != nil {
-			return sz, err
-		}
-		if i == 0 {
-			s.splitStep("state-ingested")
-		}
+	if err != nil {
+		return nil, sz, abort(err)
 	}
-	s.splitStep("ingested")
-	return sz, nil
+	return []string{ws[0].Name(), ws[1].Name()}, sz, nil
 }
 
 // stateFirst routes a split's records to two files: its state keys

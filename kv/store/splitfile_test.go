@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,18 @@ func splitStore(db *storage.DB, canary Canary) *Store {
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.Canary = canary
 	return &Store{Config: *cfg, DB: db, Logger: cfg.Logger}
+}
+
+// ingestSplit writes p's file as a split's goroutine does, from a
+// snapshot of the database as it stands, and ingests it as the loop does.
+func (s *Store) ingestSplit(p *splitPlan) (splitSizes, error) {
+	snap := s.DB.NewSnapshot()
+	defer snap.Close()
+	files, sz, err := writeSplitFiles(context.Background(), s.DB, snap, p, s.Config.Canary.SplitStateFirst)
+	if err != nil {
+		return sz, err
+	}
+	return sz, s.ingestSplitFiles(p, files)
 }
 
 // testSplitPlan splits testRange at the middle of the hash space into

@@ -101,10 +101,12 @@ type StoreConfig struct {
 	// the round's batch holds the new log state and the marker,
 	// "after-ingest"), so that tests can crash there.
 	SnapshotHook func(step string)
-	// SplitHook, if set, is called on the store's goroutine at the steps
-	// of a split's apply (splitfile.go): "committed" once the entries
-	// before it are committed, "staged" once its file is synced,
-	// "ingested" after the ingest; so that tests can crash there.
+	// SplitHook, if set, is called at the steps of a split's apply
+	// (splitjob.go), so that tests can crash or wait there: on the store's
+	// goroutine, "committed" once the entries before it are committed,
+	// "staged" once its file is synced, before the ingest, and "ingested"
+	// after it; on the split's own goroutine, "writing" before it writes
+	// the file (the loop goes on meanwhile).
 	SplitHook func(step string)
 	// NoLeaderBalancing switches leadership balancing off (leaders.go): a
 	// range's leadership then moves only by elections and drains. Tests
@@ -145,9 +147,10 @@ type StoreConfig struct {
 	// 0. Lower makes more, smaller ranges: more groups to tick, elect and
 	// quiesce, cheaper snapshots and moves. Higher makes each split write
 	// more at once: a split writes the whole range into one ingested
-	// sstable, with constant memory but on the store's goroutine, which
-	// every range of the node waits for (about 2 s per GiB at 500 MiB/s
-	// of disk), and a new replica's snapshot sends the whole range.
+	// sstable, with constant memory and off the store's goroutine, but the
+	// range's apply (its writes' answers, its reads) waits for it (about
+	// 2 s per GiB at 500 MiB/s of disk), and a new replica's snapshot
+	// sends the whole range.
 	RangeMaxBytes int64
 	// MergeBelowBytes: two neighbouring raft ranges whose data sums to
 	// less merge (merge.go); 0 means RangeMaxBytes/4, negative switches
@@ -318,6 +321,11 @@ type Store struct {
 	// snap holds the snapshots this node serves and the transfers it
 	// receives (snapshot.go).
 	snap snapState
+	// splits are the splits whose file is being written (splitjob.go).
+	splits splitJobs
+	// driven: no goroutine of the store's own runs the loop (OpenDriven);
+	// HandleReady then waits for the splits in flight (splitjob.go).
+	driven bool
 
 	errMu struct {
 		sync.Mutex
@@ -370,7 +378,7 @@ func (e *NotLeaderError) LeaderOr0() uint64 {
 // and the default keyspace); otherwise it must have joined one first
 // (SaveJoin).
 func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
-	s, err := OpenDriven(db, cfg, transport, bootstrap)
+	s, err := open(db, cfg, transport, bootstrap, false /* driven */)
 	if err != nil {
 		return nil, err
 	}
@@ -386,7 +394,17 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 // Propose, ReadBarrier, Close, SetTransport, RangeStatuses), which would
 // block forever. The simulator drives whole nodes this way, on virtual
 // time and from one seed (kv/sim_test.go).
+//
+// A split's file is written on a goroutine of its own all the same, but
+// each HandleReady first waits for the ones in flight, so that a
+// simulation replays exactly (splitjob.go).
 func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap bool) (*Store, error) {
+	return open(db, cfg, transport, bootstrap, true /* driven */)
+}
+
+// open opens the store; driven says whether its caller is its loop
+// (OpenDriven) or its own goroutine will be (OpenStore).
+func open(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap, driven bool) (*Store, error) {
 	cfg.EnsureDefaults()
 	if cfg.Self.Name == "" {
 		return nil, errors.New("kv: StoreConfig.Self.Name (the node's --node-id) is required")
@@ -420,6 +438,8 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 	}
 	s.nodeID = id
 	s.initSnapshots()
+	s.initSplits()
+	s.driven = driven
 	if err := s.recoverInstalls(); err != nil {
 		return nil, err
 	}
@@ -445,6 +465,7 @@ func OpenDriven(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap 
 			break
 		}
 		if err := s.HandleReady(); err != nil {
+			s.stopSplits()
 			return nil, err
 		}
 	}
@@ -563,6 +584,9 @@ func (s *Store) reconcile() error {
 		if desc.Mode == catalog.ModeEventual {
 			continue // no consensus group: eventual ranges are served by coordinators
 		}
+		if s.founding(desc.ID) {
+			continue // a split here writes its state, and starts it once ingested
+		}
 		r, err := newReplica(s, desc)
 		if err != nil && openFault(err) && !s.Canary.FaultStopsStore {
 			s.startFailed(desc, err)
@@ -599,6 +623,7 @@ func (s *Store) reconcile() error {
 		default:
 			r.failAll(fmt.Errorf("%w: range %d was removed", catalog.ErrNoKeyspace, id))
 		}
+		s.cancelSplit(r, "the replica was removed")
 		// A round that collected its Ready drops it (Store.running).
 		delete(s.Replicas, id)
 		s.ordered = nil
@@ -827,6 +852,8 @@ func (s *Store) run() {
 			s.drain()
 		case res := <-s.snap.chunkIn:
 			s.onChunk(res)
+		case <-s.splits.wake:
+			// A split's file is written: HandleReady takes it.
 		}
 		if err := s.HandleReady(); err != nil {
 			s.Fail(err)
@@ -906,6 +933,7 @@ func (s *Store) shutdown(err error) {
 		r.failAll(err)
 	}
 	s.stopSnapshots()
+	s.stopSplits()
 }
 
 type readyReplica struct {
@@ -944,6 +972,11 @@ type readyReplica struct {
 //     snapshot, Raft reads the entry it truncates at, before anything goes
 //     into the batch), so the batch again holds the others' writes only.
 func (s *Store) HandleReady() error {
+	// Splits whose file is written: ingested, their ranges' apply resumes
+	// in this round (splitjob.go).
+	if err := s.takeSplits(); err != nil {
+		return err
+	}
 	// Snapshot chunks that arrived: a finished transfer steps its message
 	// into the core, which takes the snapshot in this round.
 	s.takeChunks()
@@ -1001,8 +1034,9 @@ func (s *Store) HandleReady() error {
 	// more, if one would exceed MaxBatchBytes: RoundBatch), each replica's
 	// effects whole with its applied index: the log is durable, and a
 	// crash replays entries past the applied index stored in the same
-	// batch as their effects. A split commits the batch, synced, before
-	// it takes effect by an ingest of its own (split.go).
+	// batch as their effects. A split commits the batch, synced, and
+	// stops its range's apply until its file, written off the loop, is
+	// ingested (split.go, splitjob.go).
 	ab := &RoundBatch{S: s, B: s.DB.NewBatch()}
 	defer func() { ab.B.Close() }()
 	var deliveries []delivery
@@ -1014,9 +1048,6 @@ func (s *Store) HandleReady() error {
 		deliveries = append(deliveries, ds...)
 	}
 	if err := ab.Commit(); err != nil {
-		return err
-	}
-	if err := s.startBorn(ready); err != nil {
 		return err
 	}
 	// A client that changed the catalog sees its change when answered.
@@ -1033,7 +1064,7 @@ func (s *Store) HandleReady() error {
 	// 4. Serve reads whose index is applied, and advance.
 	for _, x := range ready {
 		x.r.serveReads()
-		x.r.Core.Advance()
+		s.advance(x.r)
 	}
 	return s.compactLogs(ready)
 }
@@ -1067,7 +1098,13 @@ func (s *Store) applyReady(ab *RoundBatch, x readyReplica) ([]delivery, error) {
 		x.r.Applied = w.durable // what Pebble holds, for its status
 		return nil, s.applyFailed(x.r, ds, err)
 	}
-	s.Config.Metrics.Applied.WithLabelValues(x.r.Core.Protocol()).Add(float64(len(x.rd.Committed)))
+	applied := 0 // a split stops the apply before its entry (splitjob.go)
+	for _, e := range x.rd.Committed {
+		if e.Index <= x.r.Applied {
+			applied++
+		}
+	}
+	s.Config.Metrics.Applied.WithLabelValues(x.r.Core.Protocol()).Add(float64(applied))
 	if w.shared {
 		return ds, nil
 	}
