@@ -16,8 +16,10 @@ import (
 // 1MiB, loaded with about 4 MiB by 8 writers, splits while they write: its
 // range count grows, `kvctl cluster ranges` shows the halves (one range
 // ends where the next begins), no write fails, and every written key
-// reads back with its value. The test logs how long the load took, how
-// many writes needed a retry inside the client, and the ranges.
+// reads back with its value. Emptied, the ranges merge back into one
+// while a writer works, which loses nothing it was told succeeded and
+// fails for no longer than 5 s in a row. The test logs how long the load
+// and the merges took, and the ranges.
 func TestRangeSplitsUnderLoad(t *testing.T) {
 	nodes := startCluster(t, 3, "--range-max-bytes", "1MiB")
 	n1 := nodes[0]
@@ -80,4 +82,22 @@ func TestRangeSplitsUnderLoad(t *testing.T) {
 	if seen != keys {
 		t.Errorf("a scan after the splits saw %d keys, want %d", seen, keys)
 	}
+
+	// Emptied, the ranges merge back into the one the keyspace was
+	// created with, while a writer keeps a few keys changing.
+	for i := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if _, err := cl.Delete(ctx, "big", []byte(fmt.Sprintf("key-%05d", i)), client.Quorum{}); err != nil {
+			t.Fatalf("delete key-%05d: %v", i, err)
+		}
+		cancel()
+	}
+	w := startWriter(t, cl, "big")
+	emptied := time.Now()
+	waitForWithin(t, "the emptied keyspace to merge back into one range", 2*time.Minute, func() bool {
+		return len(rangeReplicas(t, n1, "big")) == 1
+	})
+	t.Logf("emptied, the keyspace merged back into one range in %v:\n%s", time.Since(emptied).Round(100*time.Millisecond),
+		n1.must(0, "cluster", "ranges", "-k", "big"))
+	w.stopAndCheck(t, n1, 5*time.Second)
 }

@@ -329,8 +329,14 @@ func (c *RaftCore) snapshot() (raft.Snapshot, error) {
 	return snap, nil
 }
 
+// buildSnapshot returns a snapshot of the range at its applied index,
+// the last one again while it is still held, reaches the log and carries
+// the present configuration: one taken before a configuration change
+// (a learner added since) would be refused by the very replica it is for,
+// which is not in it, and the leader would send it again and again.
 func (c *RaftCore) buildSnapshot() (raft.Snapshot, error) {
-	if last := c.lastSnap; !last.IsEmpty() && last.Metadata.Index >= c.Log.Trunc.Index && c.h.SnapshotHeld(last.Data) {
+	if last := c.lastSnap; !last.IsEmpty() && last.Metadata.Index >= c.Log.Trunc.Index &&
+		last.Metadata.ConfState.Equal(c.RawNode.ConfState()) && c.h.SnapshotHeld(last.Data) {
 		return last, nil
 	}
 	applied := *c.rg.Applied
