@@ -411,6 +411,10 @@ func (s *Store) dropStaged() {
 	for _, id := range slices.Sorted(maps.Keys(s.snap.staged)) {
 		st := s.snap.staged[id]
 		delete(s.snap.staged, id)
+		// Said aloud: a sender that keeps sending snapshots this replica
+		// will not take costs a whole range each time.
+		s.Logger.Warn("the range did not take a snapshot it pulled (it is at or behind this replica, from an old leader, or its configuration leaves this replica out); the leader sends another",
+			"range", id, "from", st.handle.Node, "index", st.handle.Index)
 		if err := s.DB.RemoveStaged(st.file); err != nil {
 			s.Logger.Warn("cannot remove an unused snapshot file; the next start does", "range", id, "err", err)
 		}
