@@ -245,6 +245,7 @@ func TestBigRange(t *testing.T) {
 			args = append(args, "--join", n1.gossip)
 		}
 		live = append(live, launchKVD(t, old.dataDir, old.addr, old.gossip, args...))
+		byName[name+"-restarted"] = live[len(live)-1]
 	}
 	restarted := time.Now()
 	for _, k := range live {
@@ -253,7 +254,7 @@ func TestBigRange(t *testing.T) {
 	t.Logf("the nodes were ready %v after their restart", time.Since(restarted).Round(100*time.Millisecond))
 	start = time.Now()
 	want := mib / 64 // ranges of at most 64 MiB
-	deadline := time.Now().Add(10 * time.Minute)
+	deadline := time.Now().Add(4 * time.Minute)
 	for {
 		n := len(rangeReplicas(t, live[0], "big"))
 		if n >= want {
@@ -261,7 +262,7 @@ func TestBigRange(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the %d MiB range split into only %d ranges in 10 minutes, want at least %d", mib, n, want)
+			t.Fatalf("the %d MiB range split into only %d ranges in 4 minutes, want at least %d", mib, n, want)
 		}
 		time.Sleep(time.Second)
 	}

@@ -158,15 +158,9 @@ func (r *replica) applySubsume(s *Store, w *applyWriter, index uint64, cmd *comm
 	// Synced with its applied index now: this replica tells the others it
 	// is subsumed, and a merge counts on it, so a crash must not undo it.
 	r.Applied = index
-	if err := r.finishApply(s, w.b, ab); err != nil {
+	if err := w.commitApplied(s, r, ab, "subsumed"); err != nil {
 		return command.Result{}, err
 	}
-	if err := w.commitSoFar(); err != nil {
-		return command.Result{}, err
-	}
-	w.durable = index
-	*ab = *newApplyBatch()
-	s.splitStep("subsumed")
 	s.Logger.Info("range subsumed for a merge", "range", id, "into", sb.Into, "index", index)
 	return command.Result{Version: index}, nil
 }
@@ -194,15 +188,9 @@ func (r *replica) applyMerge(s *Store, w *applyWriter, index uint64, cmd *comman
 	case m.Right == id || m.Right <= catalog.MetaRangeID:
 		return refuse("no right range")
 	}
-	if err := r.finishApply(s, w.b, ab); err != nil {
+	if err := w.commitApplied(s, r, ab, "merge-committed"); err != nil {
 		return command.Result{}, err
 	}
-	if err := w.commitSoFar(); err != nil {
-		return command.Result{}, err
-	}
-	w.durable = r.Applied
-	*ab = *newApplyBatch()
-	s.splitStep("merge-committed")
 	right, err := s.appliedSpan(m.Right)
 	if err != nil {
 		return command.Result{}, err
@@ -509,14 +497,20 @@ type MergeTask struct {
 
 // MergeTasks returns the merges of the ranges this node leads that the
 // catalog does not have yet: the range's applied span reaches past the
-// catalog's to the end of its right neighbour's. Loop only.
+// catalog's to the end of its right neighbour's, and the replica has
+// applied everything its range committed (appliedAll). A replica behind
+// its log also holds a span wider than the catalog's, when the catalog
+// already has a split the replica has not applied (a leader elected
+// since, a split whose file is still being written): read as a merge,
+// that span dropped the split's new range from the catalog, and its
+// replicas with their data (found on real processes). Loop only.
 func (s *Store) MergeTasks() []MergeTask {
 	var out []MergeTask
 	for _, r := range s.sortedReplicas() {
 		desc, ok := s.cat.Ranges[r.desc.ID]
 		st := r.split
 		if !ok || r.Role != consensus.RoleLeader || desc.Mode != catalog.ModeRaft || !st.known ||
-			st.span.Lo != desc.Span.Lo || st.span.Hi == desc.Span.Hi || desc.Span.Hi == 0 {
+			st.span.Lo != desc.Span.Lo || st.span.Hi == desc.Span.Hi || desc.Span.Hi == 0 || !appliedAll(r) {
 			continue
 		}
 		// One neighbour at a time: the range may have taken several (it
@@ -526,6 +520,22 @@ func (s *Store) MergeTasks() []MergeTask {
 		}
 	}
 	return out
+}
+
+// appliedAll reports whether leader r has applied every entry its range
+// committed: it has committed an entry of its own term (so its commit
+// index covers every entry committed before it led), applied up to its
+// commit index, and writes no split's file. A split the catalog records
+// was committed in the range's log first, so such a replica has applied
+// it: a span wider than the catalog's is then a merge it applied.
+func appliedAll(r *replica) bool {
+	c, ok := r.Core.(*consensus.RaftCore)
+	if !ok || r.splitting != nil {
+		return false
+	}
+	hs := c.Log.HardState
+	term, err := c.Log.Term(hs.Commit)
+	return err == nil && term == hs.Term && r.Applied >= hs.Commit
 }
 
 // MergeWork is MergeTasks from any goroutine.

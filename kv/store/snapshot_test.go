@@ -429,37 +429,18 @@ func TestSnapshotTransferMemory(t *testing.T) {
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 	rssBase := rssKiB(t, "VmRSS")
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapAlloc > peak.Load() {
-				peak.Store(ms.HeapAlloc)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-	}()
+	heapPeak := watchHeap()
 	start := time.Now()
 	f, st, err := transfer(t, sources, dst, h, cfg, nil)
 	if err == nil {
 		err = dst.IngestStaged(context.Background(), st.file)
 	}
 	elapsed := time.Since(start)
-	close(stop)
-	wg.Wait()
+	peak := heapPeak()
 	if err != nil {
 		t.Fatal(err)
 	}
-	growth := int64(peak.Load()) - int64(base.HeapAlloc)
+	growth := int64(peak) - int64(base.HeapAlloc)
 	rssGrowth := rssKiB(t, "VmHWM") - rssBase
 	t.Logf("range of %d MiB in %d chunks, %d records: %.0f MiB/s; heap peak %.1f MiB above the %.1f MiB before; RSS high-water mark %.1f MiB above the RSS before",
 		f.bytes>>20, f.seq, f.records, float64(f.bytes)/(1<<20)/elapsed.Seconds(), float64(growth)/(1<<20), float64(base.HeapAlloc)/(1<<20), float64(rssGrowth)/1024)
@@ -469,6 +450,33 @@ func TestSnapshotTransferMemory(t *testing.T) {
 	}
 	if !bytes.Equal(digest(t, src), digest(t, dst)) {
 		t.Error("the receiver's range differs from the sender's")
+	}
+}
+
+// watchHeap samples the heap's size every 2 ms until the function it
+// returns is called, which returns the largest.
+func watchHeap() (stop func() uint64) {
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	})
+	return func() uint64 {
+		close(done)
+		wg.Wait()
+		return peak.Load()
 	}
 }
 

@@ -311,15 +311,9 @@ func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *comman
 	// What the entries before this one did is committed first, synced, so
 	// that the file reads it from Pebble and a crash cannot keep the
 	// ingest while losing them (an ingest is not in the WAL's order).
-	if err := r.finishApply(s, w.b, ab); err != nil {
+	if err := w.commitApplied(s, r, ab, "committed"); err != nil {
 		return command.Result{}, err
 	}
-	if err := w.commitSoFar(); err != nil {
-		return command.Result{}, err
-	}
-	w.durable = r.Applied
-	*ab = *newApplyBatch()
-	s.splitStep("committed")
 	p := &splitPlan{old: id, born: sp.NewRange, index: index, term: term, span: span, mid: sp.Mid, create: create,
 		horizon: r.dedup.horizon, dropLastKey: s.Config.Canary.SplitDropsLastKey}
 	for _, v := range sp.Voters {

@@ -10,8 +10,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,34 +279,15 @@ func TestSplitFileMemory(t *testing.T) {
 	runtime.GC()
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapAlloc > peak.Load() {
-				peak.Store(ms.HeapAlloc)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-	}()
+	heapPeak := watchHeap()
 	start := time.Now()
 	sz, err := s.ingestSplit(p)
 	elapsed := time.Since(start)
-	close(stop)
-	wg.Wait()
+	peak := heapPeak()
 	if err != nil {
 		t.Fatal(err)
 	}
-	growth := int64(peak.Load()) - int64(base.HeapAlloc)
+	growth := int64(peak) - int64(base.HeapAlloc)
 	total := sz.left + sz.right
 	t.Logf("split of a %d MiB range (%d MiB moved) in %v: %.0f MiB/s written; heap peak %.1f MiB above the %.1f MiB before",
 		total>>20, sz.right>>20, elapsed.Round(time.Millisecond), float64(total)/(1<<20)/elapsed.Seconds(),

@@ -620,6 +620,10 @@ func (s *Store) reconcile() error {
 		case ok:
 			// The range lives on elsewhere: its requests may be retried there.
 			r.failAll(&NotLeaderError{RangeID: id})
+		case keyspace:
+			// The keyspace lives on and the range does not (merged away):
+			// its keys are in another range now.
+			r.failAll(fmt.Errorf("%w: range %d is no longer in the catalog (merged into another)", ErrKeyMoved, id))
 		default:
 			r.failAll(fmt.Errorf("%w: range %d was removed", catalog.ErrNoKeyspace, id))
 		}
@@ -1125,6 +1129,23 @@ type applyWriter struct {
 	// nodeErr is a commit that failed in commitSoFar: the node's error,
 	// not the range's, since the round's batch holds other ranges' writes.
 	nodeErr error
+}
+
+// commitApplied finishes the apply of what replica r applied so far (its
+// applied index included), commits it synced (commitSoFar), starts ab
+// anew and names the step to the tests' hook: what a split, a subsume and
+// a merge do before they take effect on their own.
+func (w *applyWriter) commitApplied(s *Store, r *replica, ab *applyBatch, step string) error {
+	if err := r.finishApply(s, w.b, ab); err != nil {
+		return err
+	}
+	if err := w.commitSoFar(); err != nil {
+		return err
+	}
+	w.durable = r.Applied
+	*ab = *newApplyBatch()
+	s.splitStep(step)
+	return nil
 }
 
 // commitSoFar commits, synced, the round's batch with what the replica
