@@ -250,14 +250,13 @@ func (c *RaftCore) compactTo(applied uint64) (uint64, error) {
 	if applied <= trunc {
 		return 0, nil
 	}
-	sizes, err := c.Log.Sizes()
+	sizes, total, err := c.Log.Sizes()
 	if err != nil {
 		return 0, NewRangeFault(FaultCompact, fmt.Errorf("kv: range %d: the sizes of its log entries: %w", c.rg.Desc.ID, err))
 	}
 	n := min(applied-trunc, uint64(len(sizes))) // applied entries in the log
-	var total uint64
-	for _, sz := range sizes[:n] {
-		total += uint64(sz)
+	for _, sz := range sizes[n:] {
+		total -= uint64(sz) // the few entries not applied yet
 	}
 	if n < cfg.LogTruncateEntries+cfg.LogKeepEntries && total < cfg.LogTruncateBytes+cfg.LogKeepBytes {
 		return 0, nil

@@ -38,6 +38,9 @@ type RaftLog struct {
 	// let the log be truncated by bytes as well as by entries.
 	sizes []uint32
 	sized bool
+	// weight is the sum of sizes, kept so that the decision to truncate,
+	// taken every round, does not add them up again.
+	weight uint64
 }
 
 // truncatedState is the point the log starts after.
@@ -178,7 +181,11 @@ func (l *RaftLog) Append(b *storage.Batch, ents []raft.Entry) error {
 		return fmt.Errorf("kv: range %d: append [%d, %d] to a log (%d, %d]", l.rangeID, first, last, l.Trunc.Index, l.Last)
 	}
 	if l.sized {
-		l.sizes = l.sizes[:first-l.Trunc.Index-1] // a replaced suffix goes
+		keep := first - l.Trunc.Index - 1 // a replaced suffix goes
+		for _, sz := range l.sizes[keep:] {
+			l.weight -= uint64(sz)
+		}
+		l.sizes = l.sizes[:keep]
 	}
 	for _, e := range ents {
 		enc := encodeEntry(e)
@@ -187,6 +194,7 @@ func (l *RaftLog) Append(b *storage.Batch, ents []raft.Entry) error {
 		}
 		if l.sized {
 			l.sizes = append(l.sizes, uint32(len(enc)))
+			l.weight += uint64(len(enc))
 		}
 	}
 	if last < l.Last {
@@ -214,38 +222,44 @@ func (l *RaftLog) Truncate(b *storage.Batch, index uint64, cs raft.ConfState) er
 		return err
 	}
 	if l.sized {
-		l.sizes = slices.Delete(l.sizes, 0, int(index-l.Trunc.Index))
+		gone := int(index - l.Trunc.Index)
+		for _, sz := range l.sizes[:gone] {
+			l.weight -= uint64(sz)
+		}
+		l.sizes = slices.Delete(l.sizes, 0, gone)
 	}
 	return l.setTruncated(b, truncatedState{Index: index, term: term, cs: cs.Clone()})
 }
 
 // Sizes returns the encoded sizes of the entries (Trunc.Index, Last], in
-// order, reading the log once after a restart.
-func (l *RaftLog) Sizes() ([]uint32, error) {
+// order, and their sum, reading the log once after a restart.
+func (l *RaftLog) Sizes() ([]uint32, uint64, error) {
 	if l.sized {
-		return l.sizes, nil
+		return l.sizes, l.weight, nil
 	}
 	it, err := l.db.NewIter(storage.RangeLogSpan(l.rangeID))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer it.Close()
 	sizes := make([]uint32, 0, l.Last-l.Trunc.Index)
+	var weight uint64
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.Value()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		sizes = append(sizes, uint32(len(v)))
+		weight += uint64(len(v))
 	}
 	if err := it.Error(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if uint64(len(sizes)) != l.Last-l.Trunc.Index {
-		return nil, fmt.Errorf("%w: range %d log holds %d entries, want (%d, %d]", codec.ErrCorrupt, l.rangeID, len(sizes), l.Trunc.Index, l.Last)
+		return nil, 0, fmt.Errorf("%w: range %d log holds %d entries, want (%d, %d]", codec.ErrCorrupt, l.rangeID, len(sizes), l.Trunc.Index, l.Last)
 	}
-	l.sizes, l.sized = sizes, true
-	return sizes, nil
+	l.sizes, l.sized, l.weight = sizes, true, weight
+	return sizes, weight, nil
 }
 
 // InstallSnapshot replaces the whole log with the snapshot's point: the
@@ -256,7 +270,7 @@ func (l *RaftLog) InstallSnapshot(b *storage.Batch, meta raft.SnapshotMetadata) 
 		return err
 	}
 	l.Last = meta.Index
-	l.sizes, l.sized = l.sizes[:0], true
+	l.sizes, l.sized, l.weight = l.sizes[:0], true, 0
 	return l.setTruncated(b, truncatedState{Index: meta.Index, term: meta.Term, cs: meta.ConfState.Clone()})
 }
 

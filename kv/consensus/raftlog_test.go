@@ -65,13 +65,13 @@ func TestRaftLogTruncatesByBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Close()
-	if sizes, _ := c.Log.Sizes(); len(sizes) != 1 {
+	if sizes, weight, _ := c.Log.Sizes(); len(sizes) != 1 || weight != uint64(sizes[0]) {
 		t.Fatalf("after truncating to 5 the log sizes %d entries, want 1", len(sizes))
 	}
 	// An append replacing a suffix replaces its sizes.
 	appendEntries(c, 7, 9, 10)
 	appendEntries(c, 8, 8, 20)
-	if sizes, _ := c.Log.Sizes(); len(sizes) != 3 {
+	if sizes, weight, _ := c.Log.Sizes(); len(sizes) != 3 || weight != uint64(sizes[0])+uint64(sizes[1])+uint64(sizes[2]) {
 		t.Fatalf("after replacing the suffix from 8 the log sizes %d entries (6..8), want 3", len(sizes))
 	}
 	// Small entries: truncated by count, keeping LogKeepEntries.
