@@ -26,8 +26,13 @@ import (
 // catalog is retried as often.
 const splitInterval = time.Second
 
-// StartSplits starts the split driver on this node. Close stops it.
-func (n *Node) StartSplits() { n.stopSplits = startLoop(splitInterval, n.splitPass) }
+// StartSplits starts the split driver on this node, and lets its store
+// merge ranges, since the driver's passes record the merges too
+// (mergePass). Close stops it.
+func (n *Node) StartSplits() {
+	n.store.EnableMerges()
+	n.stopSplits = startLoop(splitInterval, n.splitPass)
+}
 
 // splitPass takes every split step there is now, one range after the
 // other, and logs what it could not do (the next pass retries).

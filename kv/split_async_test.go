@@ -38,10 +38,10 @@ type splitHold struct {
 // MaxBatchBytes in its right half.
 func newSplitHold(t testing.TB, ctx context.Context) *splitHold {
 	h := &splitHold{t: t, writing: make(chan struct{}, 1), release: make(chan struct{}), values: map[string][]byte{}}
-	// Merges off: the small halves would merge back, and this node runs
-	// no merge driver to record it in the catalog.
+	// No merge driver (Node.StartSplits) runs here, so the small halves
+	// stay apart: the store merges nothing on its own.
 	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, NoLeaderBalancing: true,
-		MergeBelowBytes: -1, Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}
+		Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}
 	cfg.SplitHook = func(step string) {
 		if step != "writing" {
 			return

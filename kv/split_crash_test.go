@@ -54,9 +54,9 @@ func splitCrashPoints(t testing.TB, canary store.Canary) map[string]int {
 	var mu sync.Mutex
 	var clones []clone
 	var db *storage.DB
-	// Merges off: the two small halves would merge back at once, and
-	// this node runs no merge driver to record it in the catalog.
-	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, NoLeaderBalancing: true, MergeBelowBytes: -1,
+	// No merge driver (Node.StartSplits) runs here, so the two small
+	// halves stay apart: the store merges nothing on its own.
+	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, NoLeaderBalancing: true,
 		Canary: canary, Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}
 	live := cfg
 	live.SplitHook = func(step string) {
@@ -84,52 +84,9 @@ func splitCrashPoints(t testing.TB, canary store.Canary) map[string]int {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "rx", Mode: catalog.ModeRaft, Replicas: 1, Ranges: 1}); err != nil {
-		t.Fatal(err)
-	}
+	values := putCrashKeys(t, ctx, n)
 	old := s.Catalog().Ranges["rx"][0].ID
-	const keys = 200
-	values := map[string][]byte{}
-	for i := range keys {
-		k, v := fmt.Sprintf("k%03d", i), fmt.Appendf(nil, "v%d-%0500d", i, 0)
-		values[k] = v
-		if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "rx", []byte(k), v) }); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// The split, as the split driver takes it (splitStep), but keeping
-	// its index.
-	born, err := n.localMetaSplit(ctx, &peerv1.SplitRequest{RangeId: old, Reserve: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.ProposeSplit(ctx, old, born)
-	if err == nil {
-		err = res.Err
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	index := res.Version
-	tasks, err := s.SplitWork(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, task := range tasks {
-		if err := n.splitStep(ctx, task); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var right catalog.Span
-	for _, r := range s.Catalog().Ranges["rx"] {
-		if r.ID == born {
-			right = r.Span
-		}
-	}
-	if right == (catalog.Span{}) {
-		t.Fatalf("the catalog does not have range %d: %v", born, s.Catalog().Ranges["rx"])
-	}
+	born, index, right := splitByHand(t, ctx, n, s, old)
 	for k, v := range values {
 		kv, err := n.Get(ctx, "rx", []byte(k))
 		if err != nil || !bytes.Equal(kv.Value, v) {
@@ -191,6 +148,71 @@ func splitCrashPoints(t testing.TB, canary store.Canary) map[string]int {
 	return steps
 }
 
+// putCrashKeys creates keyspace rx of one range on n and writes 200 keys
+// of about 500 bytes to it, which it returns.
+func putCrashKeys(t testing.TB, ctx context.Context, n *Node) map[string][]byte {
+	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "rx", Mode: catalog.ModeRaft, Replicas: 1, Ranges: 1}); err != nil {
+		t.Fatal(err)
+	}
+	values := map[string][]byte{}
+	for i := range 200 {
+		k, v := fmt.Sprintf("k%03d", i), fmt.Appendf(nil, "v%d-%0500d", i, 0)
+		values[k] = v
+		if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "rx", []byte(k), v) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return values
+}
+
+// splitByHand splits range old of s's node n once, as the split driver
+// does (splitStep), and returns the new range, the split's index and the
+// new range's span in the catalog.
+func splitByHand(t testing.TB, ctx context.Context, n *Node, s *store.Store, old uint64) (born, index uint64, right catalog.Span) {
+	born, err := n.localMetaSplit(ctx, &peerv1.SplitRequest{RangeId: old, Reserve: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.ProposeSplit(ctx, old, born)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := s.SplitWork(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if err := n.splitStep(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range s.Catalog().Ranges["rx"] {
+		if r.ID == born {
+			right = r.Span
+		}
+	}
+	if right == (catalog.Span{}) {
+		t.Fatalf("the catalog does not have range %d: %v", born, s.Catalog().Ranges["rx"])
+	}
+	return born, res.Version, right
+}
+
+// rangeData returns range id's keys and values in db.
+func rangeData(t testing.TB, db *storage.DB, id uint64) map[string][]byte {
+	out := map[string][]byte{}
+	if err := command.EachData(db, id, nil, nil, func(k, raw []byte) (bool, error) {
+		v, err := command.DecodeValue(raw)
+		out[string(k)] = bytes.Clone(v.Data)
+		return true, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // splitDone reports whether db holds range old split at index (true) or
 // not yet (false); why says what is neither.
 func splitDone(t testing.TB, db *storage.DB, old, born, index uint64, right catalog.Span, values map[string][]byte) (bool, string) {
@@ -198,18 +220,7 @@ func splitDone(t testing.TB, db *storage.DB, old, born, index uint64, right cata
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := func(id uint64) map[string][]byte {
-		out := map[string][]byte{}
-		if err := command.EachData(db, id, nil, nil, func(k, raw []byte) (bool, error) {
-			v, err := command.DecodeValue(raw)
-			out[string(k)] = bytes.Clone(v.Data)
-			return true, err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	left, moved := data(old), data(born)
+	left, moved := rangeData(t, db, old), rangeData(t, db, born)
 	has, err := consensus.HasRangeState(db, born)
 	if err != nil {
 		t.Fatal(err)

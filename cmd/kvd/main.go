@@ -90,6 +90,8 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 			Value: kv.DefaultDeadAfter, EnvVars: []string{"KVD_DEAD_AFTER"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "range-max-bytes", Usage: "raft keyspaces: a range whose data grows past this size splits in two (bytes, or with a KiB, MiB or GiB suffix; 64KiB to 8GiB)",
 			Value: "64MiB", EnvVars: []string{"KVD_RANGE_MAX_BYTES"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "range-merge-bytes", Usage: "raft keyspaces: two neighbouring ranges born of splits whose data together is below this size merge into one (bytes, or with a KiB, MiB or GiB suffix, at most half of --range-max-bytes; 0 turns merges off; default a quarter of --range-max-bytes)",
+			EnvVars: []string{"KVD_RANGE_MERGE_BYTES"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
 	}
 	return &cli.App{
@@ -127,8 +129,10 @@ type config struct {
 	// deadAfter goes to NodeConfig.DeadAfter (the placement driver).
 	deadAfter   time.Duration
 	enablePprof bool
-	// rangeMaxBytes goes to StoreConfig.RangeMaxBytes (range splits).
-	rangeMaxBytes int64
+	// rangeMaxBytes goes to StoreConfig.RangeMaxBytes (range splits),
+	// mergeBelowBytes to StoreConfig.MergeBelowBytes (range merges: 0 a
+	// quarter of rangeMaxBytes, negative off).
+	rangeMaxBytes, mergeBelowBytes int64
 }
 
 func configFrom(c *cli.Context) (config, error) {
@@ -145,6 +149,9 @@ func configFrom(c *cli.Context) (config, error) {
 			c.String("range-max-bytes"), minRangeMaxBytes, maxRangeMaxBytes)
 	}
 	cfg.rangeMaxBytes = max
+	if cfg.mergeBelowBytes, err = mergeBelow(c.String("range-merge-bytes"), max); err != nil {
+		return cfg, err
+	}
 	for _, s := range strings.Split(c.String("join"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			cfg.join = append(cfg.join, s)
@@ -316,6 +323,24 @@ const (
 
 // parseBytes reads a size: a number of bytes, or one with a KiB, MiB or
 // GiB suffix.
+// mergeBelow parses --range-merge-bytes into StoreConfig.MergeBelowBytes:
+// "" is 0 (a quarter of --range-max-bytes), "0" is -1 (merges off). A
+// merged range must stay well under rangeMax, or it would split again at
+// once and the two would go on merging and splitting: at most half of it.
+func mergeBelow(arg string, rangeMax int64) (int64, error) {
+	if strings.TrimSpace(arg) == "" {
+		return 0, nil
+	}
+	n, err := parseBytes(arg)
+	switch {
+	case err != nil || n > rangeMax/2:
+		return 0, fmt.Errorf("--range-merge-bytes %q: want a size from 0 (no merges) to half of --range-max-bytes (%d bytes)", arg, rangeMax/2)
+	case n == 0:
+		return -1, nil
+	}
+	return n, nil
+}
+
 func parseBytes(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	mult := int64(1)

@@ -121,6 +121,33 @@ func TestRangeMaxBytes(t *testing.T) {
 	}
 }
 
+// --range-merge-bytes: empty is a quarter of --range-max-bytes (0 in
+// StoreConfig), 0 turns merges off (-1), and more than half of
+// --range-max-bytes is refused, naming the rule.
+func TestRangeMergeBytes(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int64
+		err  string
+	}{
+		{nil, 0, ""},
+		{[]string{"--range-merge-bytes", "0"}, -1, ""},
+		{[]string{"--range-merge-bytes", "8MiB"}, 8 << 20, ""},
+		{[]string{"--range-merge-bytes", "32MiB"}, 32 << 20, ""},
+		{[]string{"--range-merge-bytes", "33MiB"}, 0, "half of --range-max-bytes"},
+		{[]string{"--range-max-bytes", "1GiB", "--range-merge-bytes", "512MiB"}, 512 << 20, ""},
+		{[]string{"--range-merge-bytes", "lots"}, 0, "--range-merge-bytes"},
+	} {
+		cfg, err := parse(t, c.args...)
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%v: %v, want an error naming %q", c.args, err, c.err)
+		case c.err == "" && (err != nil || cfg.mergeBelowBytes != c.want):
+			t.Errorf("%v: %d (%v), want %d", c.args, cfg.mergeBelowBytes, err, c.want)
+		}
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, c := range []struct {
 		args []string

@@ -111,7 +111,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		}
 	}
 	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self, Advertised: n.gossip.AdvertisedAddr,
-		DefaultGrowTo: defaultGrowTo, RangeMaxBytes: cfg.rangeMaxBytes}, nil, len(cfg.join) == 0)
+		DefaultGrowTo: defaultGrowTo, RangeMaxBytes: cfg.rangeMaxBytes, MergeBelowBytes: cfg.mergeBelowBytes}, nil, len(cfg.join) == 0)
 	if err != nil {
 		return nil, err
 	}

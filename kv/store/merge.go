@@ -282,10 +282,19 @@ func (s *Store) mergeTick() {
 			}
 		}
 	}
-	if s.Quiesce.ticks%mergeEveryTicks == 0 {
+	if s.mergesOn.Load() && s.Quiesce.ticks%mergeEveryTicks == 0 {
 		s.driveMerges()
 	}
 }
+
+// EnableMerges lets this store take the merge steps of the ranges it
+// leads (driveMerges); without it, it takes none, and only answers the
+// merges other nodes drive (it applies their subsumes and merges, and
+// reports its subsumes). Call it only where something records the
+// merges in the catalog (kv.Node's merge pass, MergeTasks): a merge the
+// catalog never hears of leaves the right range's keys routed to a range
+// that refuses them as moved, for good.
+func (s *Store) EnableMerges() { s.mergesOn.Store(true) }
 
 // noteSubsumed records that node applied range id's subsume at index.
 func (s *Store) noteSubsumed(id, node, index uint64) {

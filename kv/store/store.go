@@ -282,6 +282,8 @@ type Store struct {
 	rng *rand.Rand
 	// draining: see SetDraining.
 	draining atomic.Bool
+	// mergesOn: EnableMerges was called (merge.go).
+	mergesOn atomic.Bool
 	// deadForGood: see SetDeadForGood.
 	deadForGood atomic.Pointer[func(uint64) bool]
 	// members: see publishMembers.
