@@ -25,8 +25,9 @@ import (
 //     holdLeadership), sees both small (their splitState.bytes summed
 //     below StoreConfig.MergeBelowBytes), both at the catalog's span, the
 //     same replicas in the catalog and in both Raft configurations, with
-//     no configuration change, split or move in flight (driveMerges). It
-//     proposes Subsume{Into: L} in R's log.
+//     no configuration change, split or move in flight, and every
+//     replica's node heard from lately and not draining (allHeard;
+//     driveMerges). It proposes Subsume{Into: L} in R's log.
 //  2. Every replica of R applies it at the same index s (applySubsume):
 //     R's split state records it, durably (the entries up to s are
 //     committed, synced, in that apply), and from then on R refuses every
@@ -389,6 +390,8 @@ func (s *Store) mergeable(l *replica, ld *catalog.RangeDescriptor, r *replica, r
 		return why
 	}
 	switch {
+	case !s.allHeard(ld):
+		return "a replica's node is silent or draining"
 	case l.split.bytes+r.split.bytes >= below:
 		return "too big"
 	case !l.split.known || l.split.span != ld.Span || l.split.subsumedInto != 0:
@@ -400,6 +403,23 @@ func (s *Store) mergeable(l *replica, ld *catalog.RangeDescriptor, r *replica, r
 		return why
 	}
 	return settled(r, rd, r.Role == consensus.RoleLeader)
+}
+
+// allHeard reports whether every replica of desc is on this node or on a
+// node heard from lately (beaconFreshTicks) that does not drain. A
+// subsume waits for every replica's report before the merge, and the
+// right range serves nothing meanwhile: subsumed with a replica's node
+// down, it would refuse its keys until that node came back, or for good
+// once placement moved the replica (the two ranges would no longer have
+// the same replicas; a subsume is not undone), and a draining node's
+// replicas are about to move. Loop only.
+func (s *Store) allHeard(desc *catalog.RangeDescriptor) bool {
+	for _, rep := range desc.Replicas {
+		if rep.NodeID != s.nodeID && !s.mayLead(rep.NodeID) {
+			return false
+		}
+	}
+	return true
 }
 
 // settled says why range r's configuration is not desc's replicas with
@@ -493,9 +513,53 @@ func (s *Store) proposeMerge(l *replica, ld *catalog.RangeDescriptor, r *replica
 }
 
 // holdLeadership reports whether balancing must leave r's leadership
-// here: it is one of a pair this node is merging. Loop only.
+// here: it is one of a pair this node is merging, or one of a mergeable
+// pair whose two leaderships are both here. The second is checked on
+// every pass, not only on driveMerges' (once a mergeEveryTicks): a left
+// range's leadership handed here to merge it, taken by balancing back to
+// its preferred leader before driveMerges ran, was handed here again by
+// that leader's next pass, for as long as the pair was mergeable (three
+// neighbouring pairs did so for a whole simulated minute; seed 2 of
+// TestSimMergeEmptied). Loop only.
 func (s *Store) holdLeadership(r *replica) bool {
-	return s.merges.held[r.desc.ID] || r.split.subsumedInto != 0
+	if s.merges.held[r.desc.ID] || r.split.subsumedInto != 0 {
+		return true
+	}
+	below := s.mergeBelow()
+	d, ok := s.cat.Ranges[r.desc.ID]
+	if !s.mergesOn.Load() || below == 0 || !ok || d.Mode != catalog.ModeRaft {
+		return false
+	}
+	led := func(id uint64) *replica {
+		if x := s.Replicas[id]; x != nil && x.Role == consensus.RoleLeader {
+			return x
+		}
+		return nil
+	}
+	if rd := s.rightNeighbour(d); rd != nil {
+		if x := led(rd.ID); x != nil && s.mergeable(r, d, x, rd, below) == "" {
+			return true
+		}
+	}
+	if ld := s.leftNeighbour(d); ld != nil {
+		if x := led(ld.ID); x != nil && s.mergeable(x, ld, r, d, below) == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// leftNeighbour returns the catalog's range that ends where rd begins.
+func (s *Store) leftNeighbour(rd *catalog.RangeDescriptor) *catalog.RangeDescriptor {
+	if rd.Span.Lo == 0 {
+		return nil
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.cat.Ranges)) {
+		if d := s.cat.Ranges[id]; d.Keyspace == rd.Keyspace && d.Span.Hi == rd.Span.Lo {
+			return d
+		}
+	}
+	return nil
 }
 
 // MergeTask is a merge for kv.Node to record in the catalog: range Left,

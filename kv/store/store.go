@@ -1416,6 +1416,9 @@ type RangeStatus struct {
 	// Voters and Learners are meta's configuration (other ranges' replicas
 	// are in their descriptors).
 	Voters, Learners []uint64
+	// SubsumedInto is the range this one is being merged into, from its
+	// subsume on (it serves nothing then; merge.go); 0 if none.
+	SubsumedInto uint64
 }
 
 // RangeStatuses returns the status of every replica on this node, failed
@@ -1443,7 +1446,7 @@ func (s *Store) replicaStatus(r *replica) RangeStatus {
 	id := r.desc.ID
 	st := r.Core.Status()
 	rs := RangeStatus{RangeID: id, Leader: r.Leader, Term: st.Term, Commit: st.Commit, Applied: r.Applied, State: r.Role.String(),
-		Error: r.snapshotFault.Report(s.Quiesce.ticks)}
+		Error: r.snapshotFault.Report(s.Quiesce.ticks), SubsumedInto: r.split.subsumedInto}
 	if id == catalog.MetaRangeID {
 		cs := MetaCore(r).RawNode.ConfState()
 		for _, v := range cs.Voters {
@@ -1454,8 +1457,6 @@ func (s *Store) replicaStatus(r *replica) RangeStatus {
 	return rs
 }
 
-// Done is closed when the store's goroutine has stopped: after Close, or
-// on its own when it could not persist (Err says why).
 // Leads reports whether this node's replica of range rangeID leads it.
 func (s *Store) Leads(ctx context.Context, rangeID uint64) (bool, error) {
 	var leads bool
@@ -1466,6 +1467,8 @@ func (s *Store) Leads(ctx context.Context, rangeID uint64) (bool, error) {
 	return leads, err
 }
 
+// Done is closed when the store's goroutine has stopped: after Close, or
+// on its own when it could not persist (Err says why).
 func (s *Store) Done() <-chan struct{} { return s.done }
 
 // LeaderOf returns the leader of range rangeID as this node's replica
