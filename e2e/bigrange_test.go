@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -255,6 +257,7 @@ func TestBigRange(t *testing.T) {
 	}
 	t.Logf("the nodes were ready %v after their restart", time.Since(restarted).Round(100*time.Millisecond))
 	start = time.Now()
+	probe := startReadProbe(t, addrs(live), func(i int) []byte { return key(i * keys / readProbeKeys) })
 	want := mib / 64 // ranges of at most 64 MiB
 	deadline := time.Now().Add(4 * time.Minute)
 	for {
@@ -291,6 +294,7 @@ func TestBigRange(t *testing.T) {
 	}
 	waitForWithin(t, "every range of the split keyspace led", 3*time.Minute, settled)
 	t.Logf("every range led %v after the restart", time.Since(start).Round(100*time.Millisecond))
+	probe.stop()
 	t.Logf("kvctl cluster ranges -k big:\n%s", live[0].must(0, "cluster", "ranges", "-k", "big"))
 	cl, err = client.New(client.Config{Endpoints: addrs(live)})
 	if err != nil {
@@ -299,4 +303,64 @@ func TestBigRange(t *testing.T) {
 	readStart := time.Now()
 	readAll("after the splits")
 	t.Logf("read every key back in %v", time.Since(readStart).Round(100*time.Millisecond))
+}
+
+// readProbeKeys is how many keys, spread over the keyspace, the read
+// probe reads in turn.
+const readProbeKeys = 64
+
+// readProbe reads readProbeKeys keys in turn, one at a time, each with the
+// client's retries and a 30 s deadline, and reports how long they waited:
+// the per-key unavailability while ranges split.
+type readProbe struct {
+	t    *testing.T
+	done chan struct{}
+	wg   sync.WaitGroup
+	// Written by the probe's goroutine, read after stop.
+	lat    []time.Duration
+	failed int
+	first  error
+}
+
+func startReadProbe(t *testing.T, endpoints []string, key func(i int) []byte) *readProbe {
+	cl, err := client.New(client.Config{Endpoints: endpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &readProbe{t: t, done: make(chan struct{})}
+	p.wg.Go(func() {
+		for i := 0; ; i = (i + 1) % readProbeKeys {
+			select {
+			case <-p.done:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			start := time.Now()
+			_, err := cl.Get(ctx, "big", key(i), client.Quorum{})
+			p.lat = append(p.lat, time.Since(start))
+			cancel()
+			if err != nil {
+				p.failed++
+				if p.first == nil {
+					p.first = fmt.Errorf("get %s: %w", key(i), err)
+				}
+			}
+		}
+	})
+	return p
+}
+
+// stop ends the probe and logs what it saw.
+func (p *readProbe) stop() {
+	close(p.done)
+	p.wg.Wait()
+	slices.Sort(p.lat)
+	if len(p.lat) == 0 {
+		return
+	}
+	q := func(f float64) time.Duration { return p.lat[int(f*float64(len(p.lat)-1))].Round(time.Millisecond) }
+	over := len(p.lat) - sort.Search(len(p.lat), func(i int) bool { return p.lat[i] > time.Second })
+	p.t.Logf("reads while the ranges split: %d of %d keys in turn; p50 %v, p99 %v, longest %v; %d over 1 s; %d failed (first: %v)",
+		len(p.lat), readProbeKeys, q(0.5), q(0.99), q(1), over, p.failed, p.first)
 }
