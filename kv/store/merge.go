@@ -86,12 +86,18 @@ import (
 // ranges never record a span, and eventual ranges have no log to order a
 // subsume in; the catalog refuses their merges.
 //
-// Not yet: a subsume is never undone. A merge that cannot finish (a
-// replica of the pair dies and placement moves it, so the replica sets
-// differ; or the left range split first) leaves R refusing its keys until
-// the replica sets agree again and the merge goes on. CockroachDB aborts
+// Not yet: a subsume is never undone. A subsume waits until every
+// replica's node is heard from and none drains (allHeard), so a merge
+// normally finishes within a round of reports; but a node of the pair
+// that dies between the subsume and the merge leaves R refusing its keys
+// until it comes back, or, once placement has moved its replicas, until
+// the two ranges have the same replicas again (placement picks each
+// range's new node on its own, so they may differ). CockroachDB aborts
 // such a merge and lets R serve again; that needs the abort decided in
-// L's log first, and is left for later.
+// L's log first (a merge L's log holds after the abort must be refused on
+// every replica), and is left for later. Neighbours whose replica sets
+// differ (after growth, rebalancing or repair) do not merge: CockroachDB
+// relocates the right range's replicas first; we do not yet.
 
 // mergeEveryTicks is how often driveMerges runs: once a second with the
 // default tick.
