@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"slices"
 	"testing"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
@@ -32,57 +30,19 @@ import (
 func TestMergeCrashPoints(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	type clone struct {
-		step string
-		fs   *vfs.MemFS
-	}
-	var mu sync.Mutex
-	var clones []clone
-	var db *storage.DB
 	// The halves hold about 100 KiB: far under the merge limit.
 	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, NoLeaderBalancing: true,
 		MergeBelowBytes: 1 << 30, Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}
-	live := cfg
-	live.SplitHook = func(step string) {
-		switch step {
-		case "subsumed", "merge-committed", "merge-staged", "merge-ingested":
-		default:
-			return
-		}
-		fs, err := db.CrashClone(vfs.CrashCloneCfg{})
-		if err != nil {
-			panic(err)
-		}
-		mu.Lock()
-		clones = append(clones, clone{step, fs})
-		mu.Unlock()
-	}
-	opts := storage.Options{Logger: kvtest.Quiet(), MaxBatchBytes: splitCrashMaxBatch}
-	var err error
-	if db, err = storage.OpenMem(opts); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s, err := store.OpenStore(db, live, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	n, err := NewNode(s, NodeConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	mergeSteps := []string{"subsumed", "merge-committed", "merge-staged", "merge-ingested"}
+	c := startCrashNode(t, cfg, func(step string) bool { return slices.Contains(mergeSteps, step) })
+	s, n := c.s, c.n
 	values := putCrashKeys(t, ctx, n)
 	left := s.Catalog().Ranges["rx"][0].ID
 	right, _, rightSpan := splitByHand(t, ctx, n, s, left)
 
 	// Not let on: many merge passes' worth of ticks, and no subsume.
 	time.Sleep(40 * cfg.TickInterval)
-	mu.Lock()
-	early := len(clones)
-	mu.Unlock()
-	if early != 0 || len(s.Catalog().Ranges["rx"]) != 2 {
+	if early := c.taken(); early != 0 || len(s.Catalog().Ranges["rx"]) != 2 {
 		t.Fatalf("the store merged on its own (%d merge steps, %d ranges): merges were not let on", early, len(s.Catalog().Ranges["rx"]))
 	}
 
@@ -109,53 +69,25 @@ func TestMergeCrashPoints(t *testing.T) {
 		t.Errorf("a read of the merged-away range %d: %v, want ErrKeyMoved", right, err)
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
-	steps := map[string]int{}
-	for _, c := range clones {
-		steps[c.step]++
-	}
-	for _, want := range []string{"subsumed", "merge-committed", "merge-staged", "merge-ingested"} {
-		if steps[want] != 1 {
-			t.Errorf("crash points seen: %v; want one of each of subsumed, merge-committed, merge-staged, merge-ingested", steps)
+	steps := c.restartEach(t, cfg, 500, true /* merges */, func(step string, db *storage.DB, restarted bool) string {
+		merged, why := mergeDone(t, db, left, right, rightSpan, values)
+		switch {
+		case why != "":
+			return "the ranges are neither as before the merge nor merged: " + why
+		case restarted && !merged:
+			return "the restarted node did not merge the ranges"
+		case !restarted && merged != (step == "merge-ingested"):
+			return fmt.Sprintf("merged %v, want %v", merged, step == "merge-ingested")
 		}
-	}
-	for _, c := range clones {
-		func() {
-			db, err := storage.Open("db", storage.Options{FS: c.fs, Logger: kvtest.Quiet(), MaxBatchBytes: splitCrashMaxBatch})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			merged, why := mergeDone(t, db, left, right, rightSpan, values)
-			if why != "" {
-				t.Errorf("crash at %s: the ranges are neither as before the merge nor merged: %s", c.step, why)
-				return
-			}
-			if want := c.step == "merge-ingested"; merged != want {
-				t.Errorf("crash at %s: merged %v, want %v", c.step, merged, want)
-			}
-			rs, err := store.OpenDriven(db, cfg, nil, false)
-			if err != nil {
-				t.Fatalf("crash at %s: the node does not restart: %v", c.step, err)
-			}
-			rs.EnableMerges()
-			for range 500 {
-				if merged, _ := mergeDone(t, db, left, right, rightSpan, values); merged {
-					break
-				}
-				rs.Tick()
-				if err := rs.HandleReady(); err != nil {
-					t.Fatalf("crash at %s: %v", c.step, err)
-				}
-			}
-			if merged, why := mergeDone(t, db, left, right, rightSpan, values); !merged {
-				t.Errorf("crash at %s: the restarted node did not merge the ranges: %s", c.step, why)
-			}
-			if files, err := db.StagedFiles(); err != nil || len(files) != 0 {
-				t.Errorf("crash at %s: staged files left after the restart: %v, %v", c.step, files, err)
-			}
-		}()
+		return ""
+	}, func(db *storage.DB) bool {
+		merged, _ := mergeDone(t, db, left, right, rightSpan, values)
+		return merged
+	})
+	for _, want := range mergeSteps {
+		if steps[want] != 1 {
+			t.Errorf("crash points seen: %v; want one of each of %v", steps, mergeSteps)
+		}
 	}
 }
 

@@ -47,48 +47,16 @@ const splitCrashMaxBatch = 16 << 10
 func splitCrashPoints(t testing.TB, canary store.Canary) map[string]int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	type clone struct {
-		step string
-		fs   *vfs.MemFS
-	}
-	var mu sync.Mutex
-	var clones []clone
-	var db *storage.DB
 	// No merge driver (Node.StartSplits) runs here, so the two small
 	// halves stay apart: the store merges nothing on its own.
 	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, NoLeaderBalancing: true,
 		Canary: canary, Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}
-	live := cfg
-	live.SplitHook = func(step string) {
-		fs, err := db.CrashClone(vfs.CrashCloneCfg{})
-		if err != nil {
-			panic(err)
-		}
-		mu.Lock()
-		clones = append(clones, clone{step, fs})
-		mu.Unlock()
-	}
-	opts := storage.Options{Logger: kvtest.Quiet(), MaxBatchBytes: splitCrashMaxBatch}
-	var err error
-	if db, err = storage.OpenMem(opts); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s, err := store.OpenStore(db, live, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	n, err := NewNode(s, NodeConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	values := putCrashKeys(t, ctx, n)
-	old := s.Catalog().Ranges["rx"][0].ID
-	born, index, right := splitByHand(t, ctx, n, s, old)
+	c := startCrashNode(t, cfg, func(string) bool { return true })
+	values := putCrashKeys(t, ctx, c.n)
+	old := c.s.Catalog().Ranges["rx"][0].ID
+	born, index, right := splitByHand(t, ctx, c.n, c.s, old)
 	for k, v := range values {
-		kv, err := n.Get(ctx, "rx", []byte(k))
+		kv, err := c.n.Get(ctx, "rx", []byte(k))
 		if err != nil || !bytes.Equal(kv.Value, v) {
 			t.Fatalf("after the split, %s reads %.20q (%v)", k, kv.Value, err)
 		}
@@ -102,46 +70,124 @@ func splitCrashPoints(t testing.TB, canary store.Canary) map[string]int {
 	if moved < 3*splitCrashMaxBatch {
 		t.Fatalf("the split moved %d bytes, want several times MaxBatchBytes (%d)", moved, splitCrashMaxBatch)
 	}
+	return c.restartEach(t, cfg, 50, false /* merges */, func(step string, db *storage.DB, restarted bool) string {
+		split, why := splitDone(t, db, old, born, index, right, values)
+		switch {
+		case why != "":
+			return "the range is neither as before the split nor split: " + why
+		case restarted && !split:
+			return "the restarted node did not split the range"
+		case !restarted && split != (step == "ingested"):
+			return fmt.Sprintf("split %v, want %v", split, step == "ingested")
+		}
+		return ""
+	}, func(db *storage.DB) bool {
+		applied, _ := consensus.LoadApplied(db, old)
+		return applied >= index
+	})
+}
 
-	mu.Lock()
-	defer mu.Unlock()
-	steps := map[string]int{}
-	for _, c := range clones {
-		steps[c.step]++
+// crashNode is a node of one store whose disk is cloned, as a crash would
+// leave it (vfs CrashClone: what was not synced is lost), at every step
+// of a split or merge (StoreConfig.SplitHook) that keep takes.
+type crashNode struct {
+	db *storage.DB
+	s  *store.Store
+	n  *Node
+
+	mu     sync.Mutex
+	clones []crashClone
+}
+
+// crashClone is the disk as a crash at step would leave it.
+type crashClone struct {
+	step string
+	fs   *vfs.MemFS
+}
+
+// startCrashNode starts a crash node with store configuration cfg (its
+// SplitHook is the node's); the test's end closes it.
+func startCrashNode(t testing.TB, cfg store.StoreConfig, keep func(step string) bool) *crashNode {
+	c := &crashNode{}
+	cfg.SplitHook = func(step string) {
+		if !keep(step) {
+			return
+		}
+		fs, err := c.db.CrashClone(vfs.CrashCloneCfg{})
+		if err != nil {
+			panic(err)
+		}
+		c.mu.Lock()
+		c.clones = append(c.clones, crashClone{step, fs})
+		c.mu.Unlock()
 	}
-	for _, c := range clones {
+	var err error
+	if c.db, err = storage.OpenMem(storage.Options{Logger: kvtest.Quiet(), MaxBatchBytes: splitCrashMaxBatch}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.db.Close() })
+	if c.s, err = store.OpenStore(c.db, cfg, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.s.Close() })
+	if c.n, err = NewNode(c.s, NodeConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.n.Close() })
+	return c
+}
+
+// taken returns the number of clones taken so far.
+func (c *crashNode) taken() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.clones)
+}
+
+// restartEach opens every clone taken, checks it (check, restarted
+// false), restarts it as a node with store configuration cfg (merges let
+// on if merges) and drives it, at most rounds rounds, until done, checks it again
+// (restarted true), and checks that no staged file is left. check returns
+// what is wrong ("" if nothing). It returns how many clones each step
+// left.
+func (c *crashNode) restartEach(t testing.TB, cfg store.StoreConfig, rounds int, merges bool,
+	check func(step string, db *storage.DB, restarted bool) string, done func(*storage.DB) bool) map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	steps := map[string]int{}
+	for _, cl := range c.clones {
+		steps[cl.step]++
 		func() {
-			db, err := storage.Open("db", storage.Options{FS: c.fs, Logger: kvtest.Quiet(), MaxBatchBytes: splitCrashMaxBatch})
+			db, err := storage.Open("db", storage.Options{FS: cl.fs, Logger: kvtest.Quiet(), MaxBatchBytes: splitCrashMaxBatch})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			split, why := splitDone(t, db, old, born, index, right, values)
-			if why != "" {
-				t.Errorf("crash at %s: the range is neither as before the split nor split: %s", c.step, why)
+			if why := check(cl.step, db, false); why != "" {
+				t.Errorf("crash at %s: %s", cl.step, why)
 				return
-			}
-			if want := c.step == "ingested"; split != want {
-				t.Errorf("crash at %s: split %v, want %v", c.step, split, want)
 			}
 			rs, err := store.OpenDriven(db, cfg, nil, false)
 			if err != nil {
-				t.Fatalf("crash at %s: the node does not restart: %v", c.step, err)
+				t.Fatalf("crash at %s: the node does not restart: %v", cl.step, err)
 			}
-			for range 50 {
-				if applied, _ := consensus.LoadApplied(db, old); applied >= index {
+			if merges {
+				rs.EnableMerges()
+			}
+			for range rounds {
+				if done(db) {
 					break
 				}
 				rs.Tick()
 				if err := rs.HandleReady(); err != nil {
-					t.Fatalf("crash at %s: %v", c.step, err)
+					t.Fatalf("crash at %s: %v", cl.step, err)
 				}
 			}
-			if split, why := splitDone(t, db, old, born, index, right, values); !split {
-				t.Errorf("crash at %s: the restarted node did not split the range: %s", c.step, why)
+			if why := check(cl.step, db, true); why != "" {
+				t.Errorf("crash at %s, after the restart: %s", cl.step, why)
 			}
 			if files, err := db.StagedFiles(); err != nil || len(files) != 0 {
-				t.Errorf("crash at %s: staged files left after the restart: %v, %v", c.step, files, err)
+				t.Errorf("crash at %s: staged files left after the restart: %v, %v", cl.step, files, err)
 			}
 		}()
 	}

@@ -379,8 +379,22 @@ func (s *Store) rightNeighbour(ld *catalog.RangeDescriptor) *catalog.RangeDescri
 	if ld.Span.Hi == 0 {
 		return nil
 	}
+	return s.neighbour(ld.Keyspace, func(d *catalog.RangeDescriptor) bool { return d.Span.Lo == ld.Span.Hi })
+}
+
+// leftNeighbour returns the catalog's range that ends where rd begins.
+func (s *Store) leftNeighbour(rd *catalog.RangeDescriptor) *catalog.RangeDescriptor {
+	if rd.Span.Lo == 0 {
+		return nil
+	}
+	return s.neighbour(rd.Keyspace, func(d *catalog.RangeDescriptor) bool { return d.Span.Hi == rd.Span.Lo })
+}
+
+// neighbour returns the first range of keyspace ks, in ID order, that
+// is (a catalog has at most one).
+func (s *Store) neighbour(ks string, is func(*catalog.RangeDescriptor) bool) *catalog.RangeDescriptor {
 	for _, id := range slices.Sorted(maps.Keys(s.cat.Ranges)) {
-		if d := s.cat.Ranges[id]; d.Keyspace == ld.Keyspace && d.Span.Lo == ld.Span.Hi {
+		if d := s.cat.Ranges[id]; d.Keyspace == ks && is(d) {
 			return d
 		}
 	}
@@ -553,19 +567,6 @@ func (s *Store) holdLeadership(r *replica) bool {
 		}
 	}
 	return false
-}
-
-// leftNeighbour returns the catalog's range that ends where rd begins.
-func (s *Store) leftNeighbour(rd *catalog.RangeDescriptor) *catalog.RangeDescriptor {
-	if rd.Span.Lo == 0 {
-		return nil
-	}
-	for _, id := range slices.Sorted(maps.Keys(s.cat.Ranges)) {
-		if d := s.cat.Ranges[id]; d.Keyspace == rd.Keyspace && d.Span.Hi == rd.Span.Lo {
-			return d
-		}
-	}
-	return nil
 }
 
 // MergeTask is a merge for kv.Node to record in the catalog: range Left,
