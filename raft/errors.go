@@ -12,6 +12,9 @@ var (
 	ErrNotLeader = errors.New("raft: not the leader")
 	// ErrInvalidConfig marks Config.Validate and ConfChange errors.
 	ErrInvalidConfig = errors.New("raft: invalid configuration")
+	// ErrInvalidMessage: Step refused a message no correct peer sends
+	// (check.go); nothing changed.
+	ErrInvalidMessage = errors.New("raft: invalid message")
 
 	// ErrCompacted: Storage no longer holds the requested index; it is
 	// covered by the snapshot.

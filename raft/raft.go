@@ -489,12 +489,13 @@ func (r *raft) inLease() bool {
 
 // Step advances the state machine with a message from another node.
 func (r *raft) Step(m Message) error {
-	if m.Term != 0 && (m.Type == MsgVoteResp || m.Type == MsgPreVoteResp) {
+	if err := r.checkMessage(m); err != nil {
+		return err
+	}
+	if m.Type == MsgVoteResp || m.Type == MsgPreVoteResp {
 		r.learnCommit(m) // whatever the answer's Term: see learnCommit
 	}
 	switch {
-	case m.Term == 0:
-		return fmt.Errorf("raft: %s from %d without a Term", m.Type, m.From)
 	case m.Term > r.Term:
 		if (m.Type == MsgVote || m.Type == MsgPreVote) && !m.Transfer && r.inLease() {
 			r.logf("%d [logterm: %d, index: %d, vote: %d] ignored %s from %d [logterm: %d, index: %d] at term %d: lease is not expired (remaining ticks: %d)",

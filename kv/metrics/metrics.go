@@ -22,6 +22,9 @@ type Metrics struct {
 	Applied       *prometheus.CounterVec // entries applied (commits seen by the state machine)
 	LeaderChanges *prometheus.CounterVec // a replica saw its range's leader change
 	Elections     *prometheus.CounterVec // a replica started a campaign
+	// InvalidMessages counts peer messages a core refused as no correct
+	// peer's (raft.ErrInvalidMessage): a bug or a forgery.
+	InvalidMessages *prometheus.CounterVec
 	ApplyLag      *prometheus.GaugeVec   // committed but not yet applied entries, summed over replicas
 	Ranges        *prometheus.GaugeVec   // replicas on this node, by role (leader, follower, candidate)
 	Quiesced      prometheus.Gauge       // replicas not ticked because their range is idle
@@ -107,6 +110,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, byProtocol),
 		Elections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_consensus_elections_total", Help: "Campaigns started by replicas on this node.",
+		}, byProtocol),
+		InvalidMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_consensus_invalid_messages_total", Help: "Peer messages refused by a consensus core as no correct peer's (malformed, or contradicting this replica's log).",
 		}, byProtocol),
 		ApplyLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "quorumkv_consensus_apply_lag_entries", Help: "Entries committed but not yet applied, summed over replicas.",
@@ -212,7 +218,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.SnapshotTransfers.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections,
+		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections, m.InvalidMessages,
 			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.SnapshotTransfers, m.SnapshotBytes, m.RangesUnderReplicated, m.ReplicaMoves, m.ReplicaMovesInFlight, m.Splits, m.WALSyncDuration, m.ReadRepairs,
 			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.ClockOffsetRefusals, m.WRNReads, m.WRNStaleReads)
 	}

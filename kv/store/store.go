@@ -284,6 +284,9 @@ type Store struct {
 	draining atomic.Bool
 	// mergesOn: EnableMerges was called (merge.go).
 	mergesOn atomic.Bool
+	// invalidLogged is when stepReplica last warned of an invalid peer
+	// message (invalidLogEvery). Loop only.
+	invalidLogged time.Time
 	// deadForGood: see SetDeadForGood.
 	deadForGood atomic.Pointer[func(uint64) bool]
 	// members: see publishMembers.
@@ -830,10 +833,23 @@ func (s *Store) stepReplica(r *replica, m consensus.PeerMessage) {
 	if wakes(m) {
 		s.wake(r)
 	}
-	if err := r.Core.Step(m); err != nil {
+	err := r.Core.Step(m)
+	switch {
+	case errors.Is(err, raft.ErrInvalidMessage):
+		s.Config.Metrics.InvalidMessages.WithLabelValues(r.Core.Protocol()).Inc()
+		if now := time.Now(); now.Sub(s.invalidLogged) >= invalidLogEvery {
+			s.invalidLogged = now
+			s.Logger.Warn("refused a peer message no correct peer sends (a bug, or a forgery); more are counted in quorumkv_consensus_invalid_messages_total",
+				"range", r.desc.ID, "type", m.Kind(), "err", err)
+		}
+	case err != nil:
 		s.Logger.Debug("consensus core refused a message", "range", r.desc.ID, "type", m.Kind(), "err", err)
 	}
 }
+
+// invalidLogEvery bounds the warnings of refused peer messages to one per
+// interval: a peer that sends nothing else must not flood the log.
+const invalidLogEvery = 10 * time.Second
 
 // maxWorkPerRound bounds the requests folded into one round, so a flood
 // of proposals cannot starve ticks; each round's proposals share one sync.
