@@ -102,7 +102,7 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Before:    altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
-		Commands:  []*cli.Command{demoCommand(stdout, stderr)},
+		Commands:  []*cli.Command{demoCommand(stdout, stderr), certCommand(stdout)},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return fmt.Errorf("kvd takes no arguments, got %q (flags start with --)", c.Args().Slice())
