@@ -24,6 +24,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -50,8 +51,13 @@ type Config struct {
 	// Defaults 20ms and 1s: a Raft election takes a few hundred ms.
 	MinBackoff, MaxBackoff time.Duration
 	// HTTPClient carries the calls; nil means a client speaking HTTP/2
-	// without TLS (h2c), as kvd serves when TLS is off.
+	// without TLS (h2c), as kvd serves when TLS is off, or over TLS with
+	// the TLS configuration if it is set.
 	HTTPClient *http.Client
+	// TLS, if set, reaches the endpoints over https with this
+	// configuration (the cluster's CA; a client certificate to sign in
+	// with; certs.Bundle.ClientTLS makes one).
+	TLS *tls.Config
 	// GRPC selects the gRPC protocol instead of Connect.
 	GRPC bool
 }
@@ -86,8 +92,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MinBackoff > cfg.MaxBackoff {
 		return nil, fmt.Errorf("client: MinBackoff %v exceeds MaxBackoff %v", cfg.MinBackoff, cfg.MaxBackoff)
 	}
+	scheme := "http://"
+	if cfg.TLS != nil {
+		scheme = "https://"
+	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = h2cClient()
+		cfg.HTTPClient = h2cClient(cfg.TLS)
 	}
 	var opts []connect.ClientOption
 	if cfg.GRPC {
@@ -97,7 +107,7 @@ func New(cfg Config) (*Client, error) {
 	for _, ep := range cfg.Endpoints {
 		base := ep
 		if !strings.Contains(ep, "://") {
-			base = "http://" + ep
+			base = scheme + ep
 		}
 		c.kv = append(c.kv, quorumkvv1connect.NewKVClient(cfg.HTTPClient, base, opts...))
 		c.admin = append(c.admin, quorumkvv1connect.NewAdminClient(cfg.HTTPClient, base, opts...))
@@ -105,12 +115,18 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// h2cClient speaks HTTP/2 over plain TCP, which gRPC needs without TLS.
-func h2cClient() *http.Client {
+// h2cClient speaks HTTP/2 over plain TCP, which gRPC needs without TLS,
+// or over TLS with tlsConfig if it is set.
+func h2cClient(tlsConfig *tls.Config) *http.Client {
 	var protocols http.Protocols
-	protocols.SetUnencryptedHTTP2(true)
+	if tlsConfig != nil {
+		protocols.SetHTTP2(true)
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
 	return &http.Client{Transport: &http.Transport{
 		Protocols:           &protocols,
+		TLSClientConfig:     tlsConfig,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
 	}}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/quorumkv/quorumkv/certs"
 	"github.com/quorumkv/quorumkv/client"
 )
 
@@ -35,6 +36,17 @@ func globalFlags() []cli.Flag {
 			Usage:   "keyspace to read and write",
 			Value:   "default",
 			EnvVars: []string{"KVCTL_KEYSPACE"},
+		},
+		&cli.StringFlag{
+			Name:    "certs-dir",
+			Usage:   "talk TLS, checking the nodes against this directory's ca.crt, and sign in with --user's client certificate if it holds one (kvd cert writes them)",
+			EnvVars: []string{"KVCTL_CERTS_DIR"},
+		},
+		&cli.StringFlag{
+			Name:    "user",
+			Usage:   "with --certs-dir: the user whose client certificate (client.USER.crt) to present",
+			Value:   "root",
+			EnvVars: []string{"KVCTL_USER"},
 		},
 	}
 }
@@ -95,7 +107,15 @@ func newClient(c *cli.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := client.New(client.Config{Endpoints: endpoints, Timeout: timeout})
+	cfg := client.Config{Endpoints: endpoints, Timeout: timeout}
+	if dir := lookupString(c, "certs-dir"); dir != "" {
+		b, err := certs.Load(dir)
+		if err != nil {
+			return nil, fmt.Errorf("kvctl: --certs-dir %s: %w", dir, err)
+		}
+		cfg.TLS = b.ClientTLS(lookupString(c, "user"))
+	}
+	cl, err := client.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kvctl: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quorumkv/quorumkv/certs"
 	"github.com/quorumkv/quorumkv/kv/identity"
 
 	"github.com/urfave/cli/v2"
@@ -92,6 +93,8 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 			Value: "64MiB", EnvVars: []string{"KVD_RANGE_MAX_BYTES"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "range-merge-bytes", Usage: "raft keyspaces: two neighbouring ranges born of splits whose data together is below this size merge into one (bytes, or with a KiB, MiB or GiB suffix, at most half of --range-max-bytes; 0 turns merges off; default a quarter of --range-max-bytes)",
 			EnvVars: []string{"KVD_RANGE_MERGE_BYTES"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "certs-dir", Usage: "serve TLS with the certificates in this directory (ca.crt, node.crt, node.key: kvd cert writes them); peers must present node certificates of the same CA", EnvVars: []string{"KVD_CERTS_DIR"}}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "insecure", Usage: "serve plaintext on a --listen address that is not loopback, where anyone who reaches it can read and write everything", EnvVars: []string{"KVD_INSECURE"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
 	}
 	return &cli.App{
@@ -133,6 +136,9 @@ type config struct {
 	// mergeBelowBytes to StoreConfig.MergeBelowBytes (range merges: 0 a
 	// quarter of rangeMaxBytes, negative off).
 	rangeMaxBytes, mergeBelowBytes int64
+	// certs is the loaded --certs-dir, nil when TLS is off (plaintext on
+	// loopback, or --insecure).
+	certs *certs.Bundle
 }
 
 func configFrom(c *cli.Context) (config, error) {
@@ -183,6 +189,9 @@ func configFrom(c *cli.Context) (config, error) {
 			return cfg, fmt.Errorf("--%s %q: want host:port: %v", a.flag, a.addr, err)
 		}
 	}
+	if cfg.certs, err = secureFrom(c.String("certs-dir"), c.Bool("insecure"), cfg.listen); err != nil {
+		return cfg, err
+	}
 	if err := cfg.logLevel.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
 	}
@@ -203,8 +212,12 @@ func serve(cfg config, stdout, stderr io.Writer, ready chan<- string) error {
 		return err
 	}
 	defer n.close()
-	fmt.Fprintf(stdout, "kvd: node %s serving on %s (data in %s); try: kvctl --endpoints %s put hello world\n",
-		cfg.nodeID, n.addr, cfg.dataDir, n.addr)
+	try := "--endpoints " + n.addr
+	if cfg.certs != nil {
+		try += " --certs-dir " + cfg.certs.Dir()
+	}
+	fmt.Fprintf(stdout, "kvd: node %s serving on %s (data in %s, TLS %s); try: kvctl %s put hello world\n",
+		cfg.nodeID, n.addr, cfg.dataDir, map[bool]string{true: "on", false: "off"}[cfg.certs != nil], try)
 	if ready != nil {
 		ready <- n.addr
 	}
@@ -323,6 +336,31 @@ const (
 
 // parseBytes reads a size: a number of bytes, or one with a KiB, MiB or
 // GiB suffix.
+// secureFrom loads the certificates of --certs-dir, or, without it, says
+// whether plaintext may be served on listen: only on a loopback address,
+// or when --insecure says so (CockroachDB's rule). Files are read, not
+// written.
+func secureFrom(dir string, insecure bool, listen string) (*certs.Bundle, error) {
+	if dir != "" {
+		if insecure {
+			return nil, errors.New("--certs-dir and --insecure: choose one (TLS with the certificates, or plaintext)")
+		}
+		b, err := certs.Load(dir)
+		if err != nil {
+			return nil, fmt.Errorf("--certs-dir %s: %w", dir, err)
+		}
+		if err := b.HasNode(); err != nil {
+			return nil, fmt.Errorf("--certs-dir %s: this node's certificate (kvd cert create-node writes it): %w", dir, err)
+		}
+		return b, nil
+	}
+	host, _, _ := net.SplitHostPort(listen)
+	if ip := net.ParseIP(host); !insecure && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--listen %s is not a loopback address: serve TLS with --certs-dir (kvd cert writes the certificates), or pass --insecure to serve plaintext that anyone who reaches the address can read and write", listen)
+	}
+	return nil, nil
+}
+
 // mergeBelow parses --range-merge-bytes into StoreConfig.MergeBelowBytes:
 // "" is 0 (a quarter of --range-max-bytes), "0" is -1 (merges off). A
 // merged range must stay well under rangeMax, or it would split again at

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,6 +94,9 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 
 	self := catalog.NodeDescriptor{Name: cfg.nodeID, Addr: cfg.advertise, Zone: cfg.zone, Weight: cfg.weight, Gossip: n.gossip.LocalAddr(), UUID: ident.UUID}
 	peerClient := transport.H2CClient()
+	if cfg.certs != nil {
+		peerClient = transport.TLSClient(cfg.certs.PeerTLS())
+	}
 	member := ident.NodeID != 0
 	if len(cfg.join) > 0 {
 		if err := joinGossip(n.gossip, cfg.join, logger); err != nil {
@@ -153,15 +157,22 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	n.addr = ln.Addr().String()
 	n.server = server.NewServer(node, server.ServerInfo{
 		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: n.gossip.LocalAddr(), Version: kvdVersion(), ClusterID: n.store.ClusterID(),
+		Secure: cfg.certs != nil,
 	}, metrics, reg)
 	var handler http.Handler = n.server
 	if cfg.enablePprof {
 		handler = withPprof(n.server)
 	}
 	n.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
-	// Plain HTTP/1.1 for curl, HTTP/2 without TLS (h2c) for gRPC.
-	n.httpServer.Protocols.SetHTTP1(true)
-	n.httpServer.Protocols.SetUnencryptedHTTP2(true)
+	n.httpServer.Protocols.SetHTTP1(true) // for curl
+	if cfg.certs != nil {
+		// HTTP/2 over TLS for gRPC, Connect and the peers.
+		n.httpServer.Protocols.SetHTTP2(true)
+		ln = tls.NewListener(ln, cfg.certs.ServerTLS())
+	} else {
+		// HTTP/2 without TLS (h2c) for gRPC.
+		n.httpServer.Protocols.SetUnencryptedHTTP2(true)
+	}
 	go func() {
 		if err := n.httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			n.failed <- fmt.Errorf("serving %s: %w", n.addr, err)
@@ -174,7 +185,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 			n.failed <- fmt.Errorf("store stopped: %w", err)
 		}
 	}()
-	logger.Info("kvd serving", "listen", n.addr, "data-dir", cfg.dataDir, "cluster", n.store.ClusterID(), "version", kvdVersion())
+	logger.Info("kvd serving", "listen", n.addr, "tls", cfg.certs != nil, "data-dir", cfg.dataDir, "cluster", n.store.ClusterID(), "version", kvdVersion())
 
 	// The catalog learns this node's current address (it may have moved
 	// since the last run); requests are served meanwhile.

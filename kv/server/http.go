@@ -24,6 +24,7 @@ import (
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+	"github.com/quorumkv/quorumkv/certs"
 	"github.com/quorumkv/quorumkv/kv"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/metrics"
@@ -38,6 +39,10 @@ type ServerInfo struct {
 	Gossip    string // --gossip
 	Version   string // kvd version
 	ClusterID string
+	// Secure: the listener serves TLS (--certs-dir), and the peer protocol
+	// answers only callers presenting a node certificate of the cluster's
+	// CA (certs.PeerRole).
+	Secure bool
 }
 
 // Server is the node's HTTP surface, on one listener (DESIGN.md §7): the
@@ -79,7 +84,13 @@ func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gathere
 	s.mux.Handle(quorumkvv1connect.NewKVHandler(s.api, opts...))
 	s.mux.Handle(quorumkvv1connect.NewAdminHandler(s.api, opts...))
 	peerPath, peerHandler := kv.NewPeerService(node, connect.WithCompressMinBytes(compressMinBytes))
+	peerErrors := connect.NewErrorWriter()
 	s.mux.Handle(peerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info.Secure && !certs.PeerRole(r.TLS) {
+			peerErrors.Write(w, r, connect.NewError(connect.CodePermissionDenied,
+				errors.New("the peer protocol is for the cluster's nodes: present a node certificate of the cluster's CA")))
+			return
+		}
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		// Canceling the context does not interrupt a read of the request
