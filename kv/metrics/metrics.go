@@ -25,11 +25,11 @@ type Metrics struct {
 	// InvalidMessages counts peer messages a core refused as no correct
 	// peer's (raft.ErrInvalidMessage): a bug or a forgery.
 	InvalidMessages *prometheus.CounterVec
-	ApplyLag      *prometheus.GaugeVec   // committed but not yet applied entries, summed over replicas
-	Ranges        *prometheus.GaugeVec   // replicas on this node, by role (leader, follower, candidate)
-	Quiesced      prometheus.Gauge       // replicas not ticked because their range is idle
-	ReadyRounds   prometheus.Counter     // rounds of the store loop that persisted something
-	ReadySyncs    prometheus.Counter     // of those, rounds that synced the WAL
+	ApplyLag        *prometheus.GaugeVec // committed but not yet applied entries, summed over replicas
+	Ranges          *prometheus.GaugeVec // replicas on this node, by role (leader, follower, candidate)
+	Quiesced        prometheus.Gauge     // replicas not ticked because their range is idle
+	ReadyRounds     prometheus.Counter   // rounds of the store loop that persisted something
+	ReadySyncs      prometheus.Counter   // of those, rounds that synced the WAL
 
 	// Faults of one range (kv/store/rangefault.go): replicas stopped by one, and
 	// faults by kind (open, install, apply, compact: the replica stopped;
