@@ -101,8 +101,9 @@ func (c *simCluster) crashSoon(id uint64, why string) {
 	})
 }
 
-// splitRanges counts the ranges of keyspace rk in the catalog.
-func (c *simCluster) splitRanges() int { return len(c.catalog().Ranges["rk"]) }
+// splitRanges counts the ranges of the cluster's first keyspace (rk, or
+// pk for paxos) in the catalog.
+func (c *simCluster) splitRanges() int { return len(c.catalog().Ranges[c.keyspaces[0].Name]) }
 
 // TestSimSplits: a raft keyspace whose ranges split whenever they hold
 // more than 40 bytes (two or three of the clients' keys) splits again and
@@ -148,7 +149,7 @@ func TestSimSplitCatchUp(t *testing.T) {
 				if n == nil {
 					return false
 				}
-				for _, rd := range c.catalog().Ranges["rk"] {
+				for _, rd := range c.catalog().Ranges[c.keyspaces[0].Name] {
 					if n.store.Replicas[rd.ID] == nil {
 						return false
 					}

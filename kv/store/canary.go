@@ -51,6 +51,13 @@ type Canary struct {
 	// split, with its right half still under its own prefix where no read
 	// looks, and the new range empty.
 	SplitStateFirst bool
+	// SplitFoundsLow founds a paxos range born of a split at slot 1
+	// instead of the split's slot: its log starts over, so its writes
+	// take versions (range, slot) that the versions of the values it
+	// inherited, rewritten as its own (kv's inheritedVersion), also name,
+	// and a compare-and-swap with a version read before the split wins
+	// against a later write.
+	SplitFoundsLow bool
 	// MergeWithoutWait proposes a merge as soon as the right range is
 	// subsumed here, without waiting for every replica to report it, and
 	// applies it whatever state the right range's replica is in: a

@@ -282,10 +282,12 @@ func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *comman
 		return command.Result{Version: index, Err: fmt.Errorf("%w: range %d refused the split at %016x: %s", catalog.ErrSplit, id, sp.Mid, why)}, nil
 	}
 	span := catalog.Span{Lo: sp.Lo, Hi: sp.Hi}
-	c, isRaft := r.Core.(*consensus.RaftCore)
+	c, ok := r.Core.(consensus.SplitCore)
 	switch {
-	case !isRaft:
-		return refuse("only raft ranges split")
+	case !ok:
+		return refuse("only raft and paxos ranges split")
+	case r.split.subsumedInto != 0:
+		return refuse(fmt.Sprintf("it is subsumed into range %d", r.split.subsumedInto))
 	case r.split.known && r.split.span != span:
 		return refuse(fmt.Sprintf("its span is [%016x, %016x) now", r.split.span.Lo, r.split.span.Hi))
 	case !span.Contains(sp.Mid) || sp.Mid == sp.Lo:
@@ -293,9 +295,15 @@ func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *comman
 	case sp.NewRange <= catalog.MetaRangeID || sp.NewRange == id || len(sp.Voters) == 0:
 		return refuse("no new range, or no configuration")
 	}
-	term, err := c.Log.Term(index)
+	found, why, err := c.SplitFounding(index, sp.Voters, sp.Geometry)
 	if err != nil {
-		return command.Result{}, fmt.Errorf("kv: range %d: the term of split entry %d: %w", id, index, err)
+		return command.Result{}, err
+	}
+	if why != "" {
+		return refuse(why)
+	}
+	if s.Config.Canary.SplitFoundsLow && found.Paxos {
+		found.Index = 1
 	}
 	// The new range's state here is written only if it has none: a
 	// replica that started it from the catalog before applying the split
@@ -314,12 +322,8 @@ func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *comman
 	if err := w.commitApplied(s, r, ab, "committed"); err != nil {
 		return command.Result{}, err
 	}
-	p := &splitPlan{old: id, born: sp.NewRange, index: index, term: term, span: span, mid: sp.Mid, create: create,
+	p := &splitPlan{old: id, born: sp.NewRange, index: index, span: span, mid: sp.Mid, create: create, found: found,
 		horizon: r.dedup.horizon, dropLastKey: s.Config.Canary.SplitDropsLastKey}
-	for _, v := range sp.Voters {
-		p.cs.Voters = append(p.cs.Voters, raft.Member{ID: v.NodeID, Zone: v.Zone, Weight: v.Weight})
-	}
-	p.cs.Geometry = sp.Geometry
 	// The file is written off the loop; the apply stops here until it is
 	// ingested (splitjob.go), and the split's result comes then.
 	j := s.startSplitJob(r, p, span)
@@ -337,10 +341,12 @@ func (s *Store) splitApplied(r *replica, j *splitJob) {
 	r.split = splitState{known: true, span: catalog.Span{Lo: p.span.Lo, Hi: p.mid}, bytes: sz.left, lastMid: p.mid, lastNew: p.born}
 	r.splitDirty = false
 	if p.create {
-		desc := &catalog.RangeDescriptor{ID: p.born, Keyspace: r.desc.Keyspace, Span: p.right(), Geometry: p.cs.Geometry,
+		reps, geometry := p.found.Replicas()
+		desc := &catalog.RangeDescriptor{ID: p.born, Keyspace: r.desc.Keyspace, Span: p.right(), Geometry: geometry,
 			Mode: r.desc.Mode, Parent: p.old}
-		for _, v := range p.cs.Voters {
-			desc.Replicas = append(desc.Replicas, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight, Added: true})
+		for _, v := range reps {
+			v.Added = true
+			desc.Replicas = append(desc.Replicas, v)
 		}
 		r.born = append(r.born, bornRange{desc: desc, campaign: r.Role == consensus.RoleLeader})
 	}
@@ -372,8 +378,8 @@ func (s *Store) startBorn(r *replica) error {
 		if _, ok := s.cat.Ranges[id]; !ok {
 			s.born[id] = true
 		}
-		if b.campaign {
-			_ = nr.Core.(*consensus.RaftCore).RawNode.Campaign() // a refusal: an election is under way
+		if c, ok := nr.Core.(consensus.SplitCore); ok && b.campaign {
+			c.Campaign()
 		}
 		s.Logger.Info("started the replica of a range born of a split", "range", id, "parent", b.desc.Parent, "keyspace", b.desc.Keyspace)
 	}
@@ -394,14 +400,14 @@ type SplitTask struct {
 	Bytes uint64
 }
 
-// SplitTasks returns the split steps of the raft ranges this node leads,
-// in range order. Loop only.
+// SplitTasks returns the split steps of the raft and paxos ranges this
+// node leads, in range order. Loop only.
 func (s *Store) SplitTasks() []SplitTask {
 	var out []SplitTask
 	for _, r := range s.sortedReplicas() {
 		id := r.desc.ID
 		desc, ok := s.cat.Ranges[id]
-		if id == catalog.MetaRangeID || !ok || r.Role != consensus.RoleLeader || desc.Mode != catalog.ModeRaft {
+		if id == catalog.MetaRangeID || !ok || r.Role != consensus.RoleLeader || !catalog.Splits(desc.Mode) {
 			continue
 		}
 		st := r.split
@@ -432,18 +438,17 @@ func (s *Store) SplitWork(ctx context.Context) ([]SplitTask, error) {
 // StartSplit proposes the split of range rangeID in halves, the right one
 // to become range newRange (an ID meta reserved), if this node leads it
 // and no split or move of it is in flight: its applied span is the
-// catalog's, the catalog moves none of its replicas, and its Raft
-// configuration is the catalog's replicas with no change pending. done is
-// called as for StartPropose. Loop only.
+// catalog's, the catalog moves none of its replicas, and its Raft or
+// Multi-Paxos configuration is the catalog's replicas with no change
+// pending. done is called as for StartPropose. Loop only.
 func (s *Store) StartSplit(rangeID, newRange uint64, done func(command.Result)) (uint64, error) {
 	r, err := s.leaderReplica(rangeID)
 	if err != nil {
 		return 0, err
 	}
 	desc, ok := s.cat.Ranges[rangeID]
-	c, isRaft := r.Core.(*consensus.RaftCore)
-	if !ok || !isRaft || desc.Mode != catalog.ModeRaft {
-		return 0, fmt.Errorf("%w: range %d is not a raft range of the catalog", catalog.ErrSplit, rangeID)
+	if _, splits := r.Core.(consensus.SplitCore); !ok || !splits || !catalog.Splits(desc.Mode) {
+		return 0, fmt.Errorf("%w: range %d is not a raft or paxos range of the catalog", catalog.ErrSplit, rangeID)
 	}
 	left, _, ok := desc.Span.Split()
 	busy := func(why string) (uint64, error) {
@@ -461,23 +466,57 @@ func (s *Store) StartSplit(rangeID, newRange uint64, done func(command.Result)) 
 	case s.merging(rangeID) || r.split.subsumedInto != 0:
 		return busy("a merge is in flight")
 	}
-	cs := c.RawNode.ConfState()
-	if cs.Joint() || len(cs.Learners) > 0 || len(cs.LearnersNext) > 0 || len(cs.Voters) != len(desc.Replicas) {
-		return busy("its configuration is changing")
+	voters, geometry, why := splitConfig(r, desc)
+	if why != "" {
+		return busy(why)
 	}
-	for _, v := range cs.Voters {
-		if !desc.HasReplica(v.ID) {
-			return busy("its configuration is not the catalog's yet")
+	sp := command.Split{Lo: desc.Span.Lo, Hi: desc.Span.Hi, Mid: left.Hi, NewRange: newRange, Voters: voters, Geometry: geometry}
+	return s.StartPropose(rangeID, &command.Command{Op: command.OpSplit, Value: catalog.MustJSON(sp)}, done)
+}
+
+// splitConfig returns the configuration a split of leader r carries, the
+// one in force, or why there is none to carry now: it is changing, or is
+// not the catalog's replicas yet (the new range gets the catalog's
+// replicas of r, so they must be one).
+func splitConfig(r *replica, desc *catalog.RangeDescriptor) ([]catalog.ReplicaDescriptor, string, string) {
+	var voters []catalog.ReplicaDescriptor
+	var geometry string
+	switch c := r.Core.(type) {
+	case *consensus.RaftCore:
+		cs := c.RawNode.ConfState()
+		if cs.Joint() || len(cs.Learners) > 0 || len(cs.LearnersNext) > 0 {
+			return nil, "", "its configuration is changing"
+		}
+		if pending, err := confChangePending(c, r.Applied); err != nil || pending {
+			return nil, "", fmt.Sprintf("a configuration change is not applied yet (%v)", err)
+		}
+		for _, v := range cs.Voters {
+			voters = append(voters, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight})
+		}
+		geometry = cs.Geometry
+	case *consensus.PaxosCore:
+		// One configuration governs every slot after the applied one:
+		// none is chosen and waiting to take effect, nor proposed.
+		cs := c.Configs()
+		if len(cs) != 1 || c.ConfigChangePending() {
+			return nil, "", "its configuration is changing"
+		}
+		for _, v := range cs[0].Membership.Voters {
+			voters = append(voters, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight})
+		}
+		geometry = cs[0].Membership.Geometry
+	default:
+		return nil, "", "it runs no consensus"
+	}
+	if len(voters) != len(desc.Replicas) {
+		return nil, "", "its configuration is changing"
+	}
+	for _, v := range voters {
+		if !desc.HasReplica(v.NodeID) {
+			return nil, "", "its configuration is not the catalog's yet"
 		}
 	}
-	if pending, err := confChangePending(c, r.Applied); err != nil || pending {
-		return busy(fmt.Sprintf("a configuration change is not applied yet (%v)", err))
-	}
-	sp := command.Split{Lo: desc.Span.Lo, Hi: desc.Span.Hi, Mid: left.Hi, NewRange: newRange, Geometry: cs.Geometry}
-	for _, v := range cs.Voters {
-		sp.Voters = append(sp.Voters, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight})
-	}
-	return s.StartPropose(rangeID, &command.Command{Op: command.OpSplit, Value: catalog.MustJSON(sp)}, done)
+	return voters, geometry, ""
 }
 
 // confChangePending reports whether the leader's log holds a

@@ -196,7 +196,7 @@ func (s *Store) finishSplit(j *splitJob) error {
 		delete(r.waiters, j.cmdID)
 		wt.done(command.Result{Version: p.index})
 	}
-	r.Core.(*consensus.RaftCore).ResumeApply()
+	r.Core.(consensus.SplitCore).ResumeApply()
 	s.wake(r)
 	return s.startBorn(r)
 }
@@ -206,7 +206,7 @@ func (s *Store) finishSplit(j *splitJob) error {
 func (s *Store) advance(r *replica) {
 	if j := r.splitting; j != nil && !j.advanced {
 		j.advanced = true
-		r.Core.(*consensus.RaftCore).AdvancePaused(r.Applied)
+		r.Core.(consensus.SplitCore).AdvancePaused(r.Applied)
 		return
 	}
 	r.Core.Advance()
@@ -226,7 +226,7 @@ func (s *Store) cancelSplit(r *replica, why string) {
 	j.cancelled = true
 	j.cancel()
 	if j.advanced {
-		r.Core.(*consensus.RaftCore).ResumeApply()
+		r.Core.(consensus.SplitCore).ResumeApply()
 	}
 	// The range the split was to found may start from the catalog now.
 	s.catalogChanged = true
