@@ -195,3 +195,108 @@ func paxosSplitVersions(t *testing.T, canary store.Canary) string {
 	}
 	return ""
 }
+
+// Paxos ranges split but do not merge: on one node whose merge limit is
+// far above its ranges' size, a keyspace of one range splits once; for a
+// raft keyspace the store then subsumes the new range for a merge into
+// the old one at once (the new range stops holding its keys); for a
+// paxos keyspace it does not within a second: the new range keeps its
+// keys, and a Subsume or Merge proposed by hand is refused
+// (catalog.ErrMerge) and changes nothing.
+func TestPaxosRangesDoNotMerge(t *testing.T) {
+	for _, mode := range []catalog.Mode{catalog.ModeRaft, catalog.ModePaxos} {
+		t.Run(string(mode), func(t *testing.T) { splitThenMerge(t, mode) })
+	}
+}
+
+func splitThenMerge(t *testing.T, mode catalog.Mode) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, NoLeaderBalancing: true, MergeBelowBytes: 1 << 30,
+		Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}
+	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := store.OpenStore(db, cfg, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n, err := NewNode(s, NodeConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "mx", Mode: mode, Replicas: 1, Ranges: 1}); err != nil {
+		t.Fatal(err)
+	}
+	old := s.Catalog().Ranges["mx"][0]
+	_, right, _ := old.Span.Split()
+	var key []byte
+	for i := 0; key == nil; i++ {
+		if k := fmt.Appendf(nil, "k%d", i); right.Contains(catalog.HashKey(k)) {
+			key = k
+		}
+	}
+	if _, err := kvtest.Retry(t, func() (string, error) { return n.Put(ctx, "mx", key, []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	born, err := n.localMetaSplit(ctx, &peerv1.SplitRequest{RangeId: old.ID, Reserve: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.ProposeSplit(ctx, old.ID, born); err != nil || res.Err != nil {
+		t.Fatalf("the split of %s range %d: %v, %v", mode, old.ID, err, res.Err)
+	}
+	tasks, err := s.SplitWork(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if err := n.splitStep(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store's merge driver runs on its ticks: a raft range is
+	// subsumed within a tenth of a second; the paxos one is given a
+	// second.
+	subsumed := func() bool {
+		holds, err := s.Holds(born, key)
+		return err == nil && !holds
+	}
+	wait := time.Second
+	if mode == catalog.ModeRaft {
+		wait = 3 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) && !subsumed() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if mode == catalog.ModeRaft {
+		if !subsumed() {
+			t.Fatalf("raft range %d was not subsumed for a merge within %v", born, wait)
+		}
+		return
+	}
+	if subsumed() {
+		t.Fatalf("paxos range %d was subsumed for a merge", born)
+	}
+	propose := func(rangeID uint64, op command.Op, v any) error {
+		res, err := s.Propose(ctx, rangeID, &command.Command{Op: op, Value: catalog.MustJSON(v)})
+		if err == nil {
+			err = res.Err
+		}
+		return err
+	}
+	if err := propose(born, command.OpSubsume, command.Subsume{Into: old.ID, Lo: right.Lo, Hi: right.Hi}); !errors.Is(err, catalog.ErrMerge) {
+		t.Errorf("a Subsume of paxos range %d: %v, want ErrMerge", born, err)
+	}
+	if err := propose(old.ID, command.OpMerge, command.Merge{Right: born, Lo: right.Lo, Hi: right.Hi, Voters: []uint64{s.NodeID()}}); !errors.Is(err, catalog.ErrMerge) {
+		t.Errorf("a Merge into paxos range %d: %v, want ErrMerge", old.ID, err)
+	}
+	if kv, err := n.Get(ctx, "mx", key); err != nil || string(kv.Value) != "v" || subsumed() {
+		t.Errorf("after the refused merge, %s reads %q (%v) from range %d (subsumed %v)", key, kv.Value, err, born, subsumed())
+	}
+}

@@ -45,7 +45,7 @@ type Canary struct {
 	// key order) out of the new range, as an off-by-one in the copy would:
 	// the old range gives it away and the new one never has it.
 	SplitDropsLastKey bool
-	// SplitStateFirst ingests a split's state (the ranges' Raft state,
+	// SplitStateFirst ingests a split's state (the ranges' consensus state,
 	// applied indexes and split states) in a file of its own before the
 	// file of its data: a crash between the two leaves the old range
 	// split, with its right half still under its own prefix where no read

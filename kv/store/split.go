@@ -15,8 +15,10 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// Range splits (raft ranges; DESIGN.md §2: a range splits in two by
-// halving its interval of the hash space, so nothing is rehashed).
+// Range splits (raft and paxos ranges; DESIGN.md §2: a range splits in
+// two by halving its interval of the hash space, so nothing is rehashed).
+// Below, "index" is a Raft log index or a Multi-Paxos slot: the two
+// protocols split the same way, through consensus.SplitCore.
 //
 // A range's log is the only place where its replicas agree on anything,
 // so a split is a command in it, and the catalog follows:
@@ -32,10 +34,18 @@ import (
 //     prefix to the new range's, with a copy of the range's dedup state;
 //     the range's split state records its new span, and from then on the
 //     range refuses keys outside it with ErrKeyMoved (nothing written,
-//     retried once the catalog moves); the new range's Raft state is
-//     written as if it had installed a snapshot at i, with the term of
-//     entry i and the configuration the command carries, so every replica
-//     of the new range starts identical. The new range's replica starts
+//     retried once the catalog moves); the new range's consensus state
+//     is written as if it had installed a snapshot at i
+//     (consensus.SplitFounding), so every replica of the new range starts
+//     identical: for Raft, with the term of entry i and the configuration
+//     the command carries; for Multi-Paxos, with no promise, commit i, and
+//     the configuration the slots up to i chose for the slots after it,
+//     which must be the one the command carries (else every replica
+//     refuses the split alike: a move was chosen within alpha slots
+//     before i). The new range's log starts after i, so a version of a
+//     moved value (its old range's index) names no write of the new
+//     range: it stays valid for compare-and-swap (kv's
+//     inheritedVersion). The new range's replica starts
 //     here once the split is ingested (startBorn), and the
 //     replica that led the old range campaigns for the new one.
 //  3. The leader proposes catalog.CatalogOp.Split to meta, again and again
@@ -76,13 +86,15 @@ import (
 //     (applyWriter.commitSoFar; the round's other ranges' writes are
 //     complete, and each range needs only its own writes atomic). A Pebble
 //     snapshot of the database is taken, and the range's apply stops at i:
-//     the round tells its Raft core so (RaftCore.AdvancePaused), the core
-//     goes on appending, voting and committing, and the loop goes on with
-//     every other range.
+//     the round tells its core so (SplitCore.AdvancePaused), the core
+//     goes on appending, voting and committing (Raft) or promising,
+//     accepting and learning what is chosen (Multi-Paxos), and the loop
+//     goes on with every other range.
 //  b. On a goroutine of its own (splitJob; at most maxSplitWrites at
 //     once), writeSplit streams the split's whole effect on this node,
 //     read from that snapshot, into one staged sstable
-//     (storage.CreateStaged), in key order: the new range's Raft state;
+//     (storage.CreateStaged), in key order: the new range's consensus
+//     state;
 //     both ranges' applied index i; a range deletion of the old range's
 //     data and its left half again; a range deletion of the new range's
 //     data and the right half under its prefix; the old range's new split
@@ -92,7 +104,7 @@ import (
 //     the file is written (takeSplits): it is ingested in one IngestStaged,
 //     all or nothing after a crash, as a snapshot install's (snapshot.go);
 //     the split's proposal is answered, the new range's replica starts,
-//     and the apply resumes (RaftCore.ResumeApply) with the entries after
+//     and the apply resumes (SplitCore.ResumeApply) with the entries after
 //     i, in the next round's batch.
 //
 // Between a and c nothing writes the range's keys (its apply is stopped)
@@ -124,8 +136,10 @@ import (
 // MiB of heap for that split); the Pebble snapshot held meanwhile keeps
 // the versions it sees from being compacted away.
 //
-// Not yet: paxos and eventual ranges do not split: their ranges never
-// record a span, and the catalog refuses their splits.
+// Eventual ranges do not split: they have no log to split in, their
+// ranges never record a span, and the catalog refuses their splits. Paxos
+// ranges split but do not merge (merge.go is raft-only; a paxos range's
+// Subsume or Merge is refused at apply, and the merge driver skips it).
 
 // DefaultRangeMaxBytes is StoreConfig.RangeMaxBytes's default (SPEC.md's
 // --range-max-bytes).
@@ -270,8 +284,8 @@ type bornRange struct {
 }
 
 // applySplit applies a split at index (see the top of the file). A split
-// that does not fit the range's state now (a split or move came first) is
-// refused, the same way on every replica, and changes nothing.
+// that does not fit the range's state now (a split, move or subsume came
+// first) is refused, the same way on every replica, and changes nothing.
 func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *command.Command, ab *applyBatch) (command.Result, error) {
 	var sp command.Split
 	if err := json.Unmarshal(cmd.Value, &sp); err != nil {

@@ -363,9 +363,9 @@ func (s *Store) splitStep(step string) {
 	}
 }
 
-// writeSplitInTwo is the SplitStateFirst canary: the state keys (Raft
-// state, applied indexes, split states) go in one file, ingested before
-// the other, which holds the data and dedup keys.
+// writeSplitInTwo is the SplitStateFirst canary: the state keys
+// (consensus state, applied indexes, split states) go in one file,
+// ingested before the other, which holds the data and dedup keys.
 func writeSplitInTwo(ctx context.Context, db *storage.DB, rd storage.Reader, p *splitPlan) ([]string, splitSizes, error) {
 	var ws [2]*storage.SSTWriter
 	abort := func(err error) error {
@@ -396,7 +396,7 @@ func writeSplitInTwo(ctx context.Context, db *storage.DB, rd storage.Reader, p *
 }
 
 // stateFirst routes a split's records to two files: its state keys
-// (Raft state, applied indexes, split states) to one, its data and dedup
+// (consensus state, applied indexes, split states) to one, its data and dedup
 // keys to the other.
 type stateFirst struct {
 	p           *splitPlan
