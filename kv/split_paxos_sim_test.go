@@ -44,10 +44,19 @@ func TestSimPaxosSplits(t *testing.T) {
 // comes back; its replica of the old range catches up by the log or a
 // snapshot, and its replica of the new range, which it starts from the
 // catalog without having applied the split, founds no log of its own: it
-// joins empty and waits for the new range's leader's snapshot. Then
-// every replica holds the same data.
+// joins empty and waits for the new range's leader's snapshot (unless it
+// applied the split from the old range's log first: then it founds the
+// new range at the split's slot as the others did). Then every replica
+// holds the same data. The seeds must show the joiner at least once.
 func TestSimPaxosSplitCatchUp(t *testing.T) {
-	for _, seed := range sim.Seeds(t, 2) {
+	seeds := sim.Seeds(t, 2)
+	joiners := 0
+	defer func() {
+		if joiners == 0 && len(seeds) > 1 && !t.Failed() {
+			t.Error("no seed had node 3 start a range born of a split as a joiner")
+		}
+	}()
+	for _, seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			c := newSimClusterWith(t, seed, 3, simPaxosSplitKeyspace, func(c *simCluster) { c.rangeMaxBytes, c.keys = 40, 8 })
 			down := sim.NodeID(3)
@@ -55,18 +64,40 @@ func TestSimPaxosSplitCatchUp(t *testing.T) {
 			c.startClients()
 			c.require("the range to split while node 3 is down", 20*time.Second, func() bool { return c.splitRanges() >= 2 })
 			c.s.Restart(down)
+			// joining: whether node 3's replica of each range born while it
+			// was down was a joiner when first seen (checked after every
+			// step of the simulation).
+			joining := map[uint64]bool{}
 			c.require("node 3 to hold every range", 20*time.Second, func() bool {
 				n := c.node(3)
 				if n == nil {
 					return false
 				}
+				all := true
 				for _, rd := range c.catalog().Ranges["pk"] {
-					if n.store.Replicas[rd.ID] == nil {
-						return false
+					r := n.store.Replicas[rd.ID]
+					if r == nil {
+						all = false
+						continue
+					}
+					if _, seen := joining[rd.ID]; !seen && rd.Parent != 0 {
+						joining[rd.ID] = r.Core.Status().Joining
 					}
 				}
-				return true
+				return all
 			})
+			if len(joining) == 0 {
+				t.Fatal("no range was born of a split while node 3 was down")
+			}
+			// A range first seen founded is one whose split node 3 applied
+			// from the old range's log as it caught up: founded at the
+			// split's slot like the others'.
+			for id, j := range joining {
+				if j {
+					joiners++
+				}
+				t.Logf("seed %d: node 3 started range %d as a joiner: %v", seed, id, j)
+			}
 			c.check()
 		})
 	}
