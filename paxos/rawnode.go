@@ -446,7 +446,7 @@ func (r *RawNode) ApplyPaused() bool { return r.log.applyPaused }
 
 // ConfigsAt returns the configurations that govern the slots after slot
 // as the slots up to slot chose them, in the order they take effect:
-// the configuration in force at slot+1 and those chosen in the alpha
+// the configuration in force at slot+1 and those chosen in the alpha-1
 // slots up to slot, which take effect later. Configurations chosen after
 // slot are left out, so every node that knows the chosen prefix up to
 // slot returns the same, whatever it learned since: what a group founded

@@ -134,8 +134,9 @@ func (c *RaftCore) Campaign() { _ = c.RawNode.Campaign() }
 // slots after it (paxos.RawNode.ConfigsAt), which the new range keeps, as
 // a snapshot at index would. The split is refused unless that is one
 // configuration, the one the command carries: a configuration change
-// chosen within alpha slots before index (a move the proposer did not
-// see) would leave the catalog's replicas of the new range and its
+// chosen fewer than alpha-1 slots before index, which takes effect after
+// index+1, or one the command does not carry (a move the proposer did
+// not see), would leave the catalog's replicas of the new range and its
 // configuration apart.
 func (c *PaxosCore) SplitFounding(index uint64, voters []catalog.ReplicaDescriptor, geometry string) (SplitFounding, string, error) {
 	cs := c.rn.ConfigsAt(index)

@@ -41,8 +41,8 @@ import (
 //     the command carries; for Multi-Paxos, with no promise, commit i, and
 //     the configuration the slots up to i chose for the slots after it,
 //     which must be the one the command carries (else every replica
-//     refuses the split alike: a move was chosen within alpha slots
-//     before i). The new range's log starts after i, so a version of a
+//     refuses the split alike: a move was chosen fewer than alpha
+//     slots before i, to take effect after it). The new range's log starts after i, so a version of a
 //     moved value (its old range's index) names no write of the new
 //     range: it stays valid for compare-and-swap (kv's
 //     inheritedVersion). The new range's replica starts
