@@ -36,7 +36,7 @@ func TestMergeCrashPoints(t *testing.T) {
 	mergeSteps := []string{"subsumed", "merge-committed", "merge-staged", "merge-ingested"}
 	c := startCrashNode(t, cfg, func(step string) bool { return slices.Contains(mergeSteps, step) })
 	s, n := c.s, c.n
-	values := putCrashKeys(t, ctx, n)
+	values := putCrashKeys(t, ctx, n, catalog.ModeRaft)
 	left := s.Catalog().Ranges["rx"][0].ID
 	right, _, rightSpan := splitByHand(t, ctx, n, s, left)
 

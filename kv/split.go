@@ -16,7 +16,7 @@ import (
 )
 
 // The split driver: on every node, once a second (splitInterval), it
-// takes the split steps of the raft ranges the node leads
+// takes the split steps of the raft and paxos ranges the node leads
 // (store.SplitTasks). A step that needs meta goes to meta's leader, here
 // or through the Peer service's Split call, since the range's leader and
 // meta's need not be one node. See kv/store/split.go for the split itself.

@@ -26,25 +26,35 @@ import (
 // (vfs CrashClone: what was not synced is lost) at every step
 // (StoreConfig.SplitHook), and each clone is checked, then opened as a
 // restarted node would open it and driven until it applied its log.
+// The same for a paxos range (subtest paxos): the new range's acceptor
+// state is founded, at the split's slot, with the split, or not at all.
 func TestSplitCrashPoints(t *testing.T) {
-	steps := splitCrashPoints(t, store.Canary{})
-	for _, want := range []string{"committed", "staged", "ingested"} {
-		if steps[want] != 1 {
-			t.Errorf("crash points seen: %v; want one of each of committed, staged, ingested", steps)
-		}
+	for _, mode := range []catalog.Mode{catalog.ModeRaft, catalog.ModePaxos} {
+		t.Run(string(mode), func(t *testing.T) {
+			steps := splitCrashPoints(t, mode, store.Canary{})
+			for _, want := range []string{"committed", "staged", "ingested"} {
+				if steps[want] != 1 {
+					t.Errorf("crash points seen: %v; want one of each of committed, staged, ingested", steps)
+				}
+			}
+		})
 	}
 }
 
 // The SplitStateFirst canary (a split's state ingested before its data)
-// must be caught by the crash points.
+// must be caught by the crash points, of a raft range and of a paxos one.
 func TestSplitCrashCanary(t *testing.T) {
-	huntCanary(t, 1, func(tb testing.TB, _ uint64) { splitCrashPoints(tb, store.Canary{SplitStateFirst: true}) })
+	for _, mode := range []catalog.Mode{catalog.ModeRaft, catalog.ModePaxos} {
+		t.Run(string(mode), func(t *testing.T) {
+			huntCanary(t, 1, func(tb testing.TB, _ uint64) { splitCrashPoints(tb, mode, store.Canary{SplitStateFirst: true}) })
+		})
+	}
 }
 
 // splitCrashMaxBatch is the MaxBatchBytes of the crash points' node.
 const splitCrashMaxBatch = 16 << 10
 
-func splitCrashPoints(t testing.TB, canary store.Canary) map[string]int {
+func splitCrashPoints(t testing.TB, mode catalog.Mode, canary store.Canary) map[string]int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// No merge driver (Node.StartSplits) runs here, so the two small
@@ -52,7 +62,7 @@ func splitCrashPoints(t testing.TB, canary store.Canary) map[string]int {
 	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, NoLeaderBalancing: true,
 		Canary: canary, Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}
 	c := startCrashNode(t, cfg, func(string) bool { return true })
-	values := putCrashKeys(t, ctx, c.n)
+	values := putCrashKeys(t, ctx, c.n, mode)
 	old := c.s.Catalog().Ranges["rx"][0].ID
 	born, index, right := splitByHand(t, ctx, c.n, c.s, old)
 	for k, v := range values {
@@ -194,10 +204,10 @@ func (c *crashNode) restartEach(t testing.TB, cfg store.StoreConfig, rounds int,
 	return steps
 }
 
-// putCrashKeys creates keyspace rx of one range on n and writes 200 keys
+// putCrashKeys creates keyspace rx of mode, of one range, on n and writes 200 keys
 // of about 500 bytes to it, which it returns.
-func putCrashKeys(t testing.TB, ctx context.Context, n *Node) map[string][]byte {
-	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "rx", Mode: catalog.ModeRaft, Replicas: 1, Ranges: 1}); err != nil {
+func putCrashKeys(t testing.TB, ctx context.Context, n *Node, mode catalog.Mode) map[string][]byte {
+	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "rx", Mode: mode, Replicas: 1, Ranges: 1}); err != nil {
 		t.Fatal(err)
 	}
 	values := map[string][]byte{}
@@ -282,7 +292,14 @@ func splitDone(t testing.TB, db *storage.DB, old, born, index uint64, right cata
 	}
 	inRight := func(k string) bool { return right.Contains(catalog.HashKey([]byte(k))) }
 	if !has {
-		return false, fmt.Sprintf("range %d at %d, split, but range %d has no Raft state", old, applied, born)
+		return false, fmt.Sprintf("range %d at %d, split, but range %d has no consensus state", old, applied, born)
+	}
+	if pl, _, err := consensus.LoadPaxosLog(db, born); err == nil && pl.HardState.Commit > 0 {
+		// A paxos range: founded at the split's slot, as a snapshot there.
+		if pl.Snap.Slot != index || pl.HardState.Commit != index || len(pl.Snap.Configs) != 1 {
+			return false, fmt.Sprintf("range %d, born of the split at %d, is founded at slot %d, commit %d, with configurations %+v",
+				born, index, pl.Snap.Slot, pl.HardState.Commit, pl.Snap.Configs)
+		}
 	}
 	if why := sameData(left, values, func(k string) bool { return !inRight(k) }); why != "" {
 		return false, fmt.Sprintf("range %d, split: %s", old, why)

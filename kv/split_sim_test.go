@@ -101,8 +101,9 @@ func (c *simCluster) crashSoon(id uint64, why string) {
 	})
 }
 
-// splitRanges counts the ranges of keyspace rk in the catalog.
-func (c *simCluster) splitRanges() int { return len(c.catalog().Ranges["rk"]) }
+// splitRanges counts the ranges of the cluster's first keyspace (rk, or
+// pk for paxos) in the catalog.
+func (c *simCluster) splitRanges() int { return len(c.catalog().Ranges[c.keyspaces[0].Name]) }
 
 // TestSimSplits: a raft keyspace whose ranges split whenever they hold
 // more than 40 bytes (two or three of the clients' keys) splits again and
@@ -148,7 +149,7 @@ func TestSimSplitCatchUp(t *testing.T) {
 				if n == nil {
 					return false
 				}
-				for _, rd := range c.catalog().Ranges["rk"] {
+				for _, rd := range c.catalog().Ranges[c.keyspaces[0].Name] {
 					if n.store.Replicas[rd.ID] == nil {
 						return false
 					}
@@ -190,23 +191,45 @@ func TestSplitCanaries(t *testing.T) {
 // the limit is lowered and the clients run under the nemesis while it
 // splits again and again. The history is linearizable, the replicas of
 // every range agree, and every key written before is read back, on every
-// replica of the range the catalog names for it, and on no other.
+// replica of the range the catalog names for it, and on no other. The
+// same for a paxos keyspace (subtest paxos).
 func TestSimLargeSplit(t *testing.T) {
-	c := newSimClusterWith(t, 1, 3, simSplitKeyspace, func(c *simCluster) {
+	for _, ks := range [][]catalog.KeyspaceDescriptor{simSplitKeyspace, simPaxosSplitKeyspace} {
+		t.Run(string(ks[0].Mode), func(t *testing.T) { simLargeSplit(t, ks) })
+	}
+}
+
+func simLargeSplit(t *testing.T, keyspaces []catalog.KeyspaceDescriptor) {
+	name := keyspaces[0].Name
+	c := newSimClusterWith(t, 1, 3, keyspaces, func(c *simCluster) {
 		c.rangeMaxBytes, c.maxBatchBytes, c.splitCrashes = 1<<30, 8<<10, true
 	})
-	rd := c.catalog().Ranges["rk"][0]
+	rd := c.catalog().Ranges[name][0]
 	const keys = 200
 	value := func(i int) []byte { return fmt.Appendf(nil, "%0400d", i) }
+	// Each put goes to the range's leader, again if leadership moved
+	// before it was applied (an election while the range is young).
 	for i := range keys {
-		leader := c.node(c.rangeLeader(rd.ID))
-		done := false
 		cmd := &command.Command{Op: command.OpPut, Key: fmt.Appendf(nil, "big%03d", i), Value: value(i)}
-		if _, err := leader.store.StartPropose(rd.ID, cmd, func(res command.Result) { done = res.Err == nil }); err != nil {
-			t.Fatal(err)
+		for attempt := 1; ; attempt++ {
+			var leader *simNode
+			c.require(fmt.Sprintf("a leader for put %d", i), 5*time.Second, func() bool {
+				leader = c.node(c.rangeLeader(rd.ID))
+				return leader != nil
+			})
+			var answered, ok bool
+			_, err := leader.store.StartPropose(rd.ID, cmd, func(res command.Result) { answered, ok = true, res.Err == nil })
+			if err == nil {
+				leader.round()
+				c.require(fmt.Sprintf("put %d", i), time.Second, func() bool { return answered })
+			}
+			if ok {
+				break
+			}
+			if attempt == 5 {
+				t.Fatalf("put %d failed %d times (%v)", i, attempt, err)
+			}
 		}
-		leader.round()
-		c.require(fmt.Sprintf("put %d", i), time.Second, func() bool { return done })
 	}
 	c.rangeMaxBytes = 24 << 10
 	for _, id := range c.ids {
@@ -220,7 +243,7 @@ func TestSimLargeSplit(t *testing.T) {
 	cat := c.catalog()
 	for i := range keys {
 		key := fmt.Appendf(nil, "big%03d", i)
-		for _, r := range cat.Ranges["rk"] {
+		for _, r := range cat.Ranges[name] {
 			holds := r.Span.Contains(catalog.HashKey(key))
 			for _, rep := range r.Replicas {
 				raw, err := c.node(rep.NodeID).store.DB.Get(storage.DataKey(r.ID, key))

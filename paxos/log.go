@@ -19,6 +19,10 @@ type slotLog struct {
 	entries []Entry
 	commit  uint64
 	applied uint64
+	// applyPaused: the application stopped applying after applied
+	// (RawNode.AdvancePaused): no chosen entry is handed out until
+	// RawNode.ResumeApply or a snapshot from the leader.
+	applyPaused bool
 	// chosen marks slots above commit known chosen (a leader's view).
 	chosen map[uint64]bool
 }
@@ -97,6 +101,9 @@ func (l *slotLog) accepted(from uint64) []Entry {
 // toApply returns the chosen entries after applied, in order, up to
 // maxBytes (at least one).
 func (l *slotLog) toApply(maxBytes uint64) []Entry {
+	if l.applyPaused {
+		return nil
+	}
 	var out []Entry
 	var size uint64
 	for s := l.applied + 1; s <= l.commit; s++ {
@@ -136,6 +143,8 @@ func (l *slotLog) install(snap Snapshot) {
 	l.snap = snap
 	l.commit = max(l.commit, snap.Slot)
 	l.applied = snap.Slot
+	// The snapshot replaces whatever the application paused in.
+	l.applyPaused = false
 	for s := range l.chosen {
 		if s <= l.commit {
 			delete(l.chosen, s)

@@ -385,7 +385,7 @@ func (r *RawNode) ReadIndex(ctx []byte) error {
 func (r *RawNode) HasReady() bool {
 	return len(r.msgs) > 0 || len(r.unstable) > 0 || r.snapOut != nil ||
 		len(r.readStates) > 0 || r.hardState() != r.prevHS || r.role != r.prevRole || r.leader != r.prevLeader ||
-		r.log.applied < r.log.commit || (r.role == Leader && r.lead.sent < r.sendLimit())
+		(r.log.applied < r.log.commit && !r.log.applyPaused) || (r.role == Leader && r.lead.sent < r.sendLimit())
 }
 
 // Ready returns the work to do; see Ready for the contract.
@@ -411,6 +411,62 @@ func (r *RawNode) Advance(rd Ready) {
 	if n := len(rd.CommittedEntries); n > 0 {
 		r.log.applied = max(r.log.applied, rd.CommittedEntries[n-1].Slot)
 	}
+}
+
+// AdvancePaused is Advance for an application that applied rd's
+// CommittedEntries only up to slot applied and must finish something
+// before it applies more (kv/store writes a range split's file off its
+// loop): applied is at least the slot before the first of them (or the
+// last applied slot if there were none) and at most the last. The
+// entries after applied count as not handed out, and Ready hands out no
+// chosen entry until ResumeApply, which hands them out again from
+// applied+1 on. Everything else goes on meanwhile: the node promises,
+// accepts, learns what is chosen, leads, and confirms reads (served once
+// the application applies their slot). A snapshot from the leader ends
+// the pause: it replaces the state the application paused in.
+func (r *RawNode) AdvancePaused(rd Ready, applied uint64) {
+	lo, hi := r.log.applied, r.log.applied
+	if n := len(rd.CommittedEntries); n > 0 {
+		lo, hi = rd.CommittedEntries[0].Slot-1, rd.CommittedEntries[n-1].Slot
+	}
+	if applied < lo || applied > hi {
+		panic(fmt.Sprintf("paxos: AdvancePaused(%d) outside the entries handed out [%d, %d]", applied, lo, hi))
+	}
+	r.log.applied = max(r.log.applied, applied)
+	r.log.applyPaused = true
+}
+
+// ResumeApply ends the pause AdvancePaused began: the next Ready hands
+// out the chosen entries after the applied slot.
+func (r *RawNode) ResumeApply() { r.log.applyPaused = false }
+
+// ApplyPaused reports whether the application paused its apply
+// (AdvancePaused) and has not resumed.
+func (r *RawNode) ApplyPaused() bool { return r.log.applyPaused }
+
+// ConfigsAt returns the configurations that govern the slots after slot
+// as the slots up to slot chose them, in the order they take effect:
+// the configuration in force at slot+1 and those chosen in the alpha-1
+// slots up to slot, which take effect later. Configurations chosen after
+// slot are left out, so every node that knows the chosen prefix up to
+// slot returns the same, whatever it learned since: what a group founded
+// at slot, a range split off at slot (kv/store), starts with. Slot must
+// be chosen and not compacted away; none on a joiner. The slices are
+// copies.
+func (r *RawNode) ConfigsAt(slot uint64) []ConfigState {
+	if !r.configs.known() {
+		return nil
+	}
+	var out []ConfigState
+	for _, a := range r.configs.from(slot + 1) {
+		if a.Effective > slot+r.configs.alpha {
+			continue // chosen in a slot after slot
+		}
+		m := a.Membership
+		m.Voters = slices.Clone(m.Voters)
+		out = append(out, ConfigState{Effective: a.Effective, Membership: m})
+	}
+	return out
 }
 
 // Compact drops the slots up to slot, which must be applied, keeping data

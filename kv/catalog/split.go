@@ -13,6 +13,11 @@ import (
 // once applied (Split). Until then the catalog still routes the right
 // half to the old range, which refuses it as moved, and clients retry.
 
+// Splits reports whether ranges of mode split: raft and paxos ranges
+// split in their own log (kv/store/split.go); eventual ranges have no log
+// to split in.
+func Splits(m Mode) bool { return m == ModeRaft || m == ModePaxos }
+
 // ErrSplit marks a split the catalog refuses: every replica of meta
 // refuses it the same way, and nothing changes.
 var ErrSplit = fmt.Errorf("%w: split refused", ErrInvalidArgument)
@@ -20,8 +25,8 @@ var ErrSplit = fmt.Errorf("%w: split refused", ErrInvalidArgument)
 // reserveRange hands out the next range ID for a split of range id.
 func (c *Catalog) reserveRange(id uint64) ([]catalogWrite, uint64, error) {
 	r, ok := c.Ranges[id]
-	if !ok || id == MetaRangeID || r.Mode != ModeRaft {
-		return nil, 0, fmt.Errorf("%w: range %d cannot split (unknown, meta, or not a raft range)", ErrSplit, id)
+	if !ok || id == MetaRangeID || !Splits(r.Mode) {
+		return nil, 0, fmt.Errorf("%w: range %d cannot split (unknown, meta, or not a raft or paxos range)", ErrSplit, id)
 	}
 	next := c.nextID
 	c.nextID++
@@ -39,8 +44,8 @@ func (c *Catalog) split(sp SplitRange) ([]catalogWrite, error) {
 	switch {
 	case !ok || sp.Range == MetaRangeID:
 		return nil, fmt.Errorf("%w: range %d is unknown, or meta", ErrSplit, sp.Range)
-	case r.Mode != ModeRaft:
-		return nil, fmt.Errorf("%w: range %d is a %s range; only raft ranges split", ErrSplit, sp.Range, r.Mode)
+	case !Splits(r.Mode):
+		return nil, fmt.Errorf("%w: range %d is a %s range; only raft and paxos ranges split", ErrSplit, sp.Range, r.Mode)
 	}
 	if n, ok := c.Ranges[sp.NewRange]; ok {
 		if n.Parent == r.ID && n.Span.Lo == sp.Mid && r.Span.Hi == sp.Mid {

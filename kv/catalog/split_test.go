@@ -77,21 +77,41 @@ func TestSplitRange(t *testing.T) {
 	}
 }
 
-// Paxos and eventual ranges do not split.
-func TestSplitRefusedForOtherModes(t *testing.T) {
+// Paxos ranges split as raft ones do (the new range is a paxos range
+// whose replicas are all marked Added); eventual ranges do not split.
+func TestSplitModes(t *testing.T) {
 	c := catalogWithNodes(t, 3)
-	ks := KeyspaceDescriptor{Name: "pk", Mode: ModePaxos, Replicas: 3, Ranges: 1}
-	if err := ks.Normalize(); err != nil {
-		t.Fatal(err)
+	for _, mode := range []Mode{ModePaxos, ModeEventual} {
+		ks := KeyspaceDescriptor{Name: string(mode), Mode: mode, Replicas: 3, Ranges: 1}
+		if err := ks.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Apply(&CatalogOp{Create: &ks, Replicas: [][]ReplicaDescriptor{{{NodeID: 1}, {NodeID: 2}, {NodeID: 3}}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, _, err := c.Apply(&CatalogOp{Create: &ks, Replicas: [][]ReplicaDescriptor{{{NodeID: 1}, {NodeID: 2}, {NodeID: 3}}}}); err != nil {
-		t.Fatal(err)
+	p := c.KeyspaceRanges(string(ModePaxos))[0]
+	_, id, err := c.Apply(&CatalogOp{ReserveRange: p.ID})
+	if err != nil {
+		t.Fatalf("reserving for a paxos range: %v", err)
 	}
-	r := c.KeyspaceRanges("pk")[0]
-	if _, _, err := c.Apply(&CatalogOp{ReserveRange: r.ID}); !errors.Is(err, ErrSplit) {
-		t.Errorf("reserving for a paxos range: %v", err)
+	if _, _, err := c.Apply(&CatalogOp{Split: &SplitRange{Range: p.ID, Mid: 1 << 63, NewRange: id}}); err != nil {
+		t.Fatalf("splitting a paxos range: %v", err)
 	}
-	if _, _, err := c.Apply(&CatalogOp{Split: &SplitRange{Range: r.ID, Mid: 1 << 63, NewRange: r.ID + 1}}); !errors.Is(err, ErrSplit) {
-		t.Errorf("splitting a paxos range: %v", err)
+	n := c.Ranges[id]
+	if n == nil || n.Mode != ModePaxos || n.Parent != p.ID || n.Span.Lo != 1<<63 || len(n.Replicas) != 3 {
+		t.Fatalf("the paxos range born of the split is %+v", n)
+	}
+	for _, rep := range n.Replicas {
+		if !rep.Added {
+			t.Errorf("replica %d of the new paxos range is not marked Added: a node that never applied the split could found a log for it", rep.NodeID)
+		}
+	}
+	e := c.KeyspaceRanges(string(ModeEventual))[0]
+	if _, _, err := c.Apply(&CatalogOp{ReserveRange: e.ID}); !errors.Is(err, ErrSplit) {
+		t.Errorf("reserving for an eventual range: %v", err)
+	}
+	if _, _, err := c.Apply(&CatalogOp{Split: &SplitRange{Range: e.ID, Mid: 1 << 63, NewRange: id + 1}}); !errors.Is(err, ErrSplit) {
+		t.Errorf("splitting an eventual range: %v", err)
 	}
 }

@@ -38,8 +38,9 @@ const (
 
 // Split is the value of an OpSplit command: the range, which its leader
 // saw span [Lo, Hi), keeps [Lo, Mid), and range NewRange, whose ID meta
-// reserved, takes [Mid, Hi), with the Raft configuration Geometry over
-// Voters (the range's when its leader proposed the split).
+// reserved, takes [Mid, Hi), with the configuration Geometry over Voters
+// (the range's Raft or Multi-Paxos configuration when its leader proposed
+// the split).
 type Split struct {
 	Lo       uint64                      `json:"lo"`
 	Hi       uint64                      `json:"hi"`

@@ -45,12 +45,19 @@ type Canary struct {
 	// key order) out of the new range, as an off-by-one in the copy would:
 	// the old range gives it away and the new one never has it.
 	SplitDropsLastKey bool
-	// SplitStateFirst ingests a split's state (the ranges' Raft state,
+	// SplitStateFirst ingests a split's state (the ranges' consensus state,
 	// applied indexes and split states) in a file of its own before the
 	// file of its data: a crash between the two leaves the old range
 	// split, with its right half still under its own prefix where no read
 	// looks, and the new range empty.
 	SplitStateFirst bool
+	// SplitFoundsLow founds a paxos range born of a split at slot 1
+	// instead of the split's slot: its log starts over, so its writes
+	// take versions (range, slot) that the versions of the values it
+	// inherited, rewritten as its own (kv's inheritedVersion), also name,
+	// and a compare-and-swap with a version read before the split wins
+	// against a later write.
+	SplitFoundsLow bool
 	// MergeWithoutWait proposes a merge as soon as the right range is
 	// subsumed here, without waiting for every replica to report it, and
 	// applies it whatever state the right range's replica is in: a

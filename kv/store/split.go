@@ -15,8 +15,10 @@ import (
 	"github.com/quorumkv/quorumkv/storage"
 )
 
-// Range splits (raft ranges; DESIGN.md §2: a range splits in two by
-// halving its interval of the hash space, so nothing is rehashed).
+// Range splits (raft and paxos ranges; DESIGN.md §2: a range splits in
+// two by halving its interval of the hash space, so nothing is rehashed).
+// Below, "index" is a Raft log index or a Multi-Paxos slot: the two
+// protocols split the same way, through consensus.SplitCore.
 //
 // A range's log is the only place where its replicas agree on anything,
 // so a split is a command in it, and the catalog follows:
@@ -32,10 +34,18 @@ import (
 //     prefix to the new range's, with a copy of the range's dedup state;
 //     the range's split state records its new span, and from then on the
 //     range refuses keys outside it with ErrKeyMoved (nothing written,
-//     retried once the catalog moves); the new range's Raft state is
-//     written as if it had installed a snapshot at i, with the term of
-//     entry i and the configuration the command carries, so every replica
-//     of the new range starts identical. The new range's replica starts
+//     retried once the catalog moves); the new range's consensus state
+//     is written as if it had installed a snapshot at i
+//     (consensus.SplitFounding), so every replica of the new range starts
+//     identical: for Raft, with the term of entry i and the configuration
+//     the command carries; for Multi-Paxos, with no promise, commit i, and
+//     the configuration the slots up to i chose for the slots after it,
+//     which must be the one the command carries (else every replica
+//     refuses the split alike: a move was chosen fewer than alpha
+//     slots before i, to take effect after it). The new range's log starts after i, so a version of a
+//     moved value (its old range's index) names no write of the new
+//     range: it stays valid for compare-and-swap (kv's
+//     inheritedVersion). The new range's replica starts
 //     here once the split is ingested (startBorn), and the
 //     replica that led the old range campaigns for the new one.
 //  3. The leader proposes catalog.CatalogOp.Split to meta, again and again
@@ -76,13 +86,15 @@ import (
 //     (applyWriter.commitSoFar; the round's other ranges' writes are
 //     complete, and each range needs only its own writes atomic). A Pebble
 //     snapshot of the database is taken, and the range's apply stops at i:
-//     the round tells its Raft core so (RaftCore.AdvancePaused), the core
-//     goes on appending, voting and committing, and the loop goes on with
-//     every other range.
+//     the round tells its core so (SplitCore.AdvancePaused), the core
+//     goes on appending, voting and committing (Raft) or promising,
+//     accepting and learning what is chosen (Multi-Paxos), and the loop
+//     goes on with every other range.
 //  b. On a goroutine of its own (splitJob; at most maxSplitWrites at
 //     once), writeSplit streams the split's whole effect on this node,
 //     read from that snapshot, into one staged sstable
-//     (storage.CreateStaged), in key order: the new range's Raft state;
+//     (storage.CreateStaged), in key order: the new range's consensus
+//     state;
 //     both ranges' applied index i; a range deletion of the old range's
 //     data and its left half again; a range deletion of the new range's
 //     data and the right half under its prefix; the old range's new split
@@ -92,7 +104,7 @@ import (
 //     the file is written (takeSplits): it is ingested in one IngestStaged,
 //     all or nothing after a crash, as a snapshot install's (snapshot.go);
 //     the split's proposal is answered, the new range's replica starts,
-//     and the apply resumes (RaftCore.ResumeApply) with the entries after
+//     and the apply resumes (SplitCore.ResumeApply) with the entries after
 //     i, in the next round's batch.
 //
 // Between a and c nothing writes the range's keys (its apply is stopped)
@@ -124,8 +136,10 @@ import (
 // MiB of heap for that split); the Pebble snapshot held meanwhile keeps
 // the versions it sees from being compacted away.
 //
-// Not yet: paxos and eventual ranges do not split: their ranges never
-// record a span, and the catalog refuses their splits.
+// Eventual ranges do not split: they have no log to split in, their
+// ranges never record a span, and the catalog refuses their splits. Paxos
+// ranges split but do not merge (merge.go is raft-only; a paxos range's
+// Subsume or Merge is refused at apply, and the merge driver skips it).
 
 // DefaultRangeMaxBytes is StoreConfig.RangeMaxBytes's default (SPEC.md's
 // --range-max-bytes).
@@ -270,8 +284,8 @@ type bornRange struct {
 }
 
 // applySplit applies a split at index (see the top of the file). A split
-// that does not fit the range's state now (a split or move came first) is
-// refused, the same way on every replica, and changes nothing.
+// that does not fit the range's state now (a split, move or subsume came
+// first) is refused, the same way on every replica, and changes nothing.
 func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *command.Command, ab *applyBatch) (command.Result, error) {
 	var sp command.Split
 	if err := json.Unmarshal(cmd.Value, &sp); err != nil {
@@ -282,10 +296,12 @@ func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *comman
 		return command.Result{Version: index, Err: fmt.Errorf("%w: range %d refused the split at %016x: %s", catalog.ErrSplit, id, sp.Mid, why)}, nil
 	}
 	span := catalog.Span{Lo: sp.Lo, Hi: sp.Hi}
-	c, isRaft := r.Core.(*consensus.RaftCore)
+	c, ok := r.Core.(consensus.SplitCore)
 	switch {
-	case !isRaft:
-		return refuse("only raft ranges split")
+	case !ok:
+		return refuse("only raft and paxos ranges split")
+	case r.split.subsumedInto != 0:
+		return refuse(fmt.Sprintf("it is subsumed into range %d", r.split.subsumedInto))
 	case r.split.known && r.split.span != span:
 		return refuse(fmt.Sprintf("its span is [%016x, %016x) now", r.split.span.Lo, r.split.span.Hi))
 	case !span.Contains(sp.Mid) || sp.Mid == sp.Lo:
@@ -293,9 +309,15 @@ func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *comman
 	case sp.NewRange <= catalog.MetaRangeID || sp.NewRange == id || len(sp.Voters) == 0:
 		return refuse("no new range, or no configuration")
 	}
-	term, err := c.Log.Term(index)
+	found, why, err := c.SplitFounding(index, sp.Voters, sp.Geometry)
 	if err != nil {
-		return command.Result{}, fmt.Errorf("kv: range %d: the term of split entry %d: %w", id, index, err)
+		return command.Result{}, err
+	}
+	if why != "" {
+		return refuse(why)
+	}
+	if s.Config.Canary.SplitFoundsLow && found.Paxos {
+		found.Index = 1
 	}
 	// The new range's state here is written only if it has none: a
 	// replica that started it from the catalog before applying the split
@@ -314,12 +336,8 @@ func (r *replica) applySplit(s *Store, w *applyWriter, index uint64, cmd *comman
 	if err := w.commitApplied(s, r, ab, "committed"); err != nil {
 		return command.Result{}, err
 	}
-	p := &splitPlan{old: id, born: sp.NewRange, index: index, term: term, span: span, mid: sp.Mid, create: create,
+	p := &splitPlan{old: id, born: sp.NewRange, index: index, span: span, mid: sp.Mid, create: create, found: found,
 		horizon: r.dedup.horizon, dropLastKey: s.Config.Canary.SplitDropsLastKey}
-	for _, v := range sp.Voters {
-		p.cs.Voters = append(p.cs.Voters, raft.Member{ID: v.NodeID, Zone: v.Zone, Weight: v.Weight})
-	}
-	p.cs.Geometry = sp.Geometry
 	// The file is written off the loop; the apply stops here until it is
 	// ingested (splitjob.go), and the split's result comes then.
 	j := s.startSplitJob(r, p, span)
@@ -337,10 +355,12 @@ func (s *Store) splitApplied(r *replica, j *splitJob) {
 	r.split = splitState{known: true, span: catalog.Span{Lo: p.span.Lo, Hi: p.mid}, bytes: sz.left, lastMid: p.mid, lastNew: p.born}
 	r.splitDirty = false
 	if p.create {
-		desc := &catalog.RangeDescriptor{ID: p.born, Keyspace: r.desc.Keyspace, Span: p.right(), Geometry: p.cs.Geometry,
+		reps, geometry := p.found.Replicas()
+		desc := &catalog.RangeDescriptor{ID: p.born, Keyspace: r.desc.Keyspace, Span: p.right(), Geometry: geometry,
 			Mode: r.desc.Mode, Parent: p.old}
-		for _, v := range p.cs.Voters {
-			desc.Replicas = append(desc.Replicas, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight, Added: true})
+		for _, v := range reps {
+			v.Added = true
+			desc.Replicas = append(desc.Replicas, v)
 		}
 		r.born = append(r.born, bornRange{desc: desc, campaign: r.Role == consensus.RoleLeader})
 	}
@@ -372,8 +392,8 @@ func (s *Store) startBorn(r *replica) error {
 		if _, ok := s.cat.Ranges[id]; !ok {
 			s.born[id] = true
 		}
-		if b.campaign {
-			_ = nr.Core.(*consensus.RaftCore).RawNode.Campaign() // a refusal: an election is under way
+		if c, ok := nr.Core.(consensus.SplitCore); ok && b.campaign {
+			c.Campaign()
 		}
 		s.Logger.Info("started the replica of a range born of a split", "range", id, "parent", b.desc.Parent, "keyspace", b.desc.Keyspace)
 	}
@@ -394,14 +414,14 @@ type SplitTask struct {
 	Bytes uint64
 }
 
-// SplitTasks returns the split steps of the raft ranges this node leads,
-// in range order. Loop only.
+// SplitTasks returns the split steps of the raft and paxos ranges this
+// node leads, in range order. Loop only.
 func (s *Store) SplitTasks() []SplitTask {
 	var out []SplitTask
 	for _, r := range s.sortedReplicas() {
 		id := r.desc.ID
 		desc, ok := s.cat.Ranges[id]
-		if id == catalog.MetaRangeID || !ok || r.Role != consensus.RoleLeader || desc.Mode != catalog.ModeRaft {
+		if id == catalog.MetaRangeID || !ok || r.Role != consensus.RoleLeader || !catalog.Splits(desc.Mode) {
 			continue
 		}
 		st := r.split
@@ -432,18 +452,17 @@ func (s *Store) SplitWork(ctx context.Context) ([]SplitTask, error) {
 // StartSplit proposes the split of range rangeID in halves, the right one
 // to become range newRange (an ID meta reserved), if this node leads it
 // and no split or move of it is in flight: its applied span is the
-// catalog's, the catalog moves none of its replicas, and its Raft
-// configuration is the catalog's replicas with no change pending. done is
-// called as for StartPropose. Loop only.
+// catalog's, the catalog moves none of its replicas, and its Raft or
+// Multi-Paxos configuration is the catalog's replicas with no change
+// pending. done is called as for StartPropose. Loop only.
 func (s *Store) StartSplit(rangeID, newRange uint64, done func(command.Result)) (uint64, error) {
 	r, err := s.leaderReplica(rangeID)
 	if err != nil {
 		return 0, err
 	}
 	desc, ok := s.cat.Ranges[rangeID]
-	c, isRaft := r.Core.(*consensus.RaftCore)
-	if !ok || !isRaft || desc.Mode != catalog.ModeRaft {
-		return 0, fmt.Errorf("%w: range %d is not a raft range of the catalog", catalog.ErrSplit, rangeID)
+	if _, splits := r.Core.(consensus.SplitCore); !ok || !splits || !catalog.Splits(desc.Mode) {
+		return 0, fmt.Errorf("%w: range %d is not a raft or paxos range of the catalog", catalog.ErrSplit, rangeID)
 	}
 	left, _, ok := desc.Span.Split()
 	busy := func(why string) (uint64, error) {
@@ -461,23 +480,57 @@ func (s *Store) StartSplit(rangeID, newRange uint64, done func(command.Result)) 
 	case s.merging(rangeID) || r.split.subsumedInto != 0:
 		return busy("a merge is in flight")
 	}
-	cs := c.RawNode.ConfState()
-	if cs.Joint() || len(cs.Learners) > 0 || len(cs.LearnersNext) > 0 || len(cs.Voters) != len(desc.Replicas) {
-		return busy("its configuration is changing")
+	voters, geometry, why := splitConfig(r, desc)
+	if why != "" {
+		return busy(why)
 	}
-	for _, v := range cs.Voters {
-		if !desc.HasReplica(v.ID) {
-			return busy("its configuration is not the catalog's yet")
+	sp := command.Split{Lo: desc.Span.Lo, Hi: desc.Span.Hi, Mid: left.Hi, NewRange: newRange, Voters: voters, Geometry: geometry}
+	return s.StartPropose(rangeID, &command.Command{Op: command.OpSplit, Value: catalog.MustJSON(sp)}, done)
+}
+
+// splitConfig returns the configuration a split of leader r carries, the
+// one in force, or why there is none to carry now: it is changing, or is
+// not the catalog's replicas yet (the new range gets the catalog's
+// replicas of r, so they must be one).
+func splitConfig(r *replica, desc *catalog.RangeDescriptor) ([]catalog.ReplicaDescriptor, string, string) {
+	var voters []catalog.ReplicaDescriptor
+	var geometry string
+	switch c := r.Core.(type) {
+	case *consensus.RaftCore:
+		cs := c.RawNode.ConfState()
+		if cs.Joint() || len(cs.Learners) > 0 || len(cs.LearnersNext) > 0 {
+			return nil, "", "its configuration is changing"
+		}
+		if pending, err := confChangePending(c, r.Applied); err != nil || pending {
+			return nil, "", fmt.Sprintf("a configuration change is not applied yet (%v)", err)
+		}
+		for _, v := range cs.Voters {
+			voters = append(voters, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight})
+		}
+		geometry = cs.Geometry
+	case *consensus.PaxosCore:
+		// One configuration governs every slot after the applied one:
+		// none is chosen and waiting to take effect, nor proposed.
+		cs := c.Configs()
+		if len(cs) != 1 || c.ConfigChangePending() {
+			return nil, "", "its configuration is changing"
+		}
+		for _, v := range cs[0].Membership.Voters {
+			voters = append(voters, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight})
+		}
+		geometry = cs[0].Membership.Geometry
+	default:
+		return nil, "", "it runs no consensus"
+	}
+	if len(voters) != len(desc.Replicas) {
+		return nil, "", "its configuration is changing"
+	}
+	for _, v := range voters {
+		if !desc.HasReplica(v.NodeID) {
+			return nil, "", "its configuration is not the catalog's yet"
 		}
 	}
-	if pending, err := confChangePending(c, r.Applied); err != nil || pending {
-		return busy(fmt.Sprintf("a configuration change is not applied yet (%v)", err))
-	}
-	sp := command.Split{Lo: desc.Span.Lo, Hi: desc.Span.Hi, Mid: left.Hi, NewRange: newRange, Geometry: cs.Geometry}
-	for _, v := range cs.Voters {
-		sp.Voters = append(sp.Voters, catalog.ReplicaDescriptor{NodeID: v.ID, Zone: v.Zone, Weight: v.Weight})
-	}
-	return s.StartPropose(rangeID, &command.Command{Op: command.OpSplit, Value: catalog.MustJSON(sp)}, done)
+	return voters, geometry, ""
 }
 
 // confChangePending reports whether the leader's log holds a

@@ -11,7 +11,6 @@ import (
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/consensus"
-	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -22,18 +21,18 @@ import (
 
 // splitPlan is what one replica's split writes: the split of range old
 // (span [span.Lo, span.Hi)) at mid, the right half to range born, at log
-// index index of term term.
+// index (Raft) or slot (Multi-Paxos) index.
 type splitPlan struct {
-	old, born   uint64
-	index, term uint64
-	span        catalog.Span
-	mid         uint64
+	old, born uint64
+	index     uint64
+	span      catalog.Span
+	mid       uint64
 	// create: this node holds no state of range born, which the file
-	// founds with configuration cs; otherwise the file leaves born alone
-	// (its replica here is ahead of the split) and only drops old's right
-	// half.
+	// founds with found's consensus state (its index is index, but for the
+	// SplitFoundsLow canary); otherwise the file leaves born alone (its
+	// replica here is ahead of the split) and only drops old's right half.
 	create bool
-	cs     raft.ConfState
+	found  consensus.SplitFounding
 	// horizon is old's dedup horizon: answers older than it are not
 	// copied (no replica uses them).
 	horizon int64
@@ -58,7 +57,8 @@ type splitSizes struct{ left, right uint64 }
 // writeSplit writes the split's whole effect on this node's database to w,
 // reading the range as it stands before the split from rd, in key order:
 //
-//	0x02 born    hard state, truncation point at index   (create)
+//	0x02 born    hard state, truncation (Raft) or snapshot (Multi-Paxos)
+//	             point at index                          (create)
 //	0x04 lo, hi  applied index = index for old (and born, if create)
 //	0x06 lo, hi  old: range deletion of its data, then its left half again;
 //	             born: range deletion of its data, then the right half (create)
@@ -77,15 +77,20 @@ func writeSplit(rd storage.Reader, w splitSink, p *splitPlan) (splitSizes, error
 	ids := []uint64{p.old, p.born}
 	slices.Sort(ids)
 	if p.create {
-		if err := consensus.FoundSplitRange(w, p.born, p.index, p.term, p.cs); err != nil {
+		if err := p.found.Write(w, p.born); err != nil {
 			return sz, err
 		}
 	}
 	for _, id := range ids {
-		if id == p.old || p.create {
-			if err := w.Set(storage.AppliedStateKey(id), consensus.AppliedState(p.index)); err != nil {
-				return sz, err
-			}
+		var err error
+		switch {
+		case id == p.old:
+			err = w.Set(storage.AppliedStateKey(id), consensus.AppliedState(p.index))
+		case p.create:
+			err = w.Set(storage.AppliedStateKey(id), consensus.AppliedState(p.found.Index))
+		}
+		if err != nil {
+			return sz, err
 		}
 	}
 	for _, id := range ids {
@@ -358,9 +363,9 @@ func (s *Store) splitStep(step string) {
 	}
 }
 
-// writeSplitInTwo is the SplitStateFirst canary: the state keys (Raft
-// state, applied indexes, split states) go in one file, ingested before
-// the other, which holds the data and dedup keys.
+// writeSplitInTwo is the SplitStateFirst canary: the state keys
+// (consensus state, applied indexes, split states) go in one file,
+// ingested before the other, which holds the data and dedup keys.
 func writeSplitInTwo(ctx context.Context, db *storage.DB, rd storage.Reader, p *splitPlan) ([]string, splitSizes, error) {
 	var ws [2]*storage.SSTWriter
 	abort := func(err error) error {
@@ -391,7 +396,7 @@ func writeSplitInTwo(ctx context.Context, db *storage.DB, rd storage.Reader, p *
 }
 
 // stateFirst routes a split's records to two files: its state keys
-// (Raft state, applied indexes, split states) to one, its data and dedup
+// (consensus state, applied indexes, split states) to one, its data and dedup
 // keys to the other.
 type stateFirst struct {
 	p           *splitPlan

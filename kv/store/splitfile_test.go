@@ -49,8 +49,8 @@ func (s *Store) ingestSplit(p *splitPlan) (splitSizes, error) {
 // testSplitPlan splits testRange at the middle of the hash space into
 // born, at index 43.
 func testSplitPlan(born uint64, create bool) *splitPlan {
-	return &splitPlan{old: testRange, born: born, index: 43, term: 2, span: catalog.Span{}, mid: 1 << 63, create: create,
-		cs: raft.ConfState{Voters: []raft.Member{{ID: 1}}, Geometry: "majority"}, horizon: 1000}
+	return &splitPlan{old: testRange, born: born, index: 43, span: catalog.Span{}, mid: 1 << 63, create: create,
+		found: consensus.SplitFounding{Index: 43, Term: 2, Conf: raft.ConfState{Voters: []raft.Member{{ID: 1}}, Geometry: "majority"}}, horizon: 1000}
 }
 
 // rangeKeys returns range id's user keys and values.

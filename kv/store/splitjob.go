@@ -18,17 +18,18 @@ import (
 //     the round's batch so far is committed, synced (step a), a Pebble
 //     snapshot of the database is taken, and a goroutine starts writing
 //     the file from it (splitJob). The apply stops there; the round's
-//     advance tells the range's Raft core so (RaftCore.AdvancePaused:
-//     the entries after i are handed out again once the apply resumes,
-//     and configuration changes among them wait).
+//     advance tells the range's core so (SplitCore.AdvancePaused: the
+//     entries after i are handed out again once the apply resumes; in a
+//     Raft range, configuration changes among them wait).
 //  2. The loop goes on with every other range, and with this one's core:
-//     it appends, votes, commits and sends as before; what depends on
-//     the apply waits (reads at an index past i - 1, proposals' answers,
-//     a leader's quiescence, another split of the range).
+//     it appends (accepts), votes (promises), commits and sends as
+//     before; what depends on the apply waits (reads at an index past
+//     i - 1, proposals' answers, a leader's quiescence, another split of
+//     the range).
 //  3. When the goroutine ends, the loop (takeSplits, at the start of the
 //     next round) ingests the file, records the split (splitApplied),
 //     answers the split's proposal, starts the new range's replica, and
-//     resumes the apply (RaftCore.ResumeApply): the next round applies
+//     resumes the apply (SplitCore.ResumeApply): the next round applies
 //     the entries after i.
 //
 // What can happen meanwhile:
@@ -196,17 +197,17 @@ func (s *Store) finishSplit(j *splitJob) error {
 		delete(r.waiters, j.cmdID)
 		wt.done(command.Result{Version: p.index})
 	}
-	r.Core.(*consensus.RaftCore).ResumeApply()
+	r.Core.(consensus.SplitCore).ResumeApply()
 	s.wake(r)
 	return s.startBorn(r)
 }
 
 // advance advances r's core after a round: paused at the split that
-// this round's apply started, if any (RaftCore.AdvancePaused).
+// this round's apply started, if any (SplitCore.AdvancePaused).
 func (s *Store) advance(r *replica) {
 	if j := r.splitting; j != nil && !j.advanced {
 		j.advanced = true
-		r.Core.(*consensus.RaftCore).AdvancePaused(r.Applied)
+		r.Core.(consensus.SplitCore).AdvancePaused(r.Applied)
 		return
 	}
 	r.Core.Advance()
@@ -226,7 +227,7 @@ func (s *Store) cancelSplit(r *replica, why string) {
 	j.cancelled = true
 	j.cancel()
 	if j.advanced {
-		r.Core.(*consensus.RaftCore).ResumeApply()
+		r.Core.(consensus.SplitCore).ResumeApply()
 	}
 	// The range the split was to found may start from the catalog now.
 	s.catalogChanged = true

@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quorumkv/quorumkv/client"
+	"github.com/quorumkv/quorumkv/internal/sim"
+)
+
+// A paxos keyspace of one range on 3 nodes started with --range-max-bytes
+// 256KiB, loaded with 2 MiB by 8 writers, splits while they write and
+// while 4 clients read, write and compare-and-swap a few keys of it: its
+// range count grows, no write fails, every written key reads back with
+// its value, a scan sees each once, and the clients' history is
+// linearizable. Emptied, its ranges do not merge (merges are for raft
+// ranges only). It logs how long the load and the splits took.
+func TestPaxosRangesSplitUnderLoad(t *testing.T) {
+	nodes := startCluster(t, 3, "--range-max-bytes", "256KiB")
+	n1 := nodes[0]
+	n1.must(0, "keyspace", "create", "pbig", "--mode", "paxos", "--replicas", "3", "--ranges", "1")
+
+	cl, err := client.New(client.Config{Endpoints: addrs(nodes)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		keys    = 2048
+		writers = 8
+		size    = 1 << 10
+	)
+	value := func(i int) []byte { return []byte(fmt.Sprintf("%0*d", size, i)) }
+	start := time.Now()
+	h := sim.NewHistoryClock(func() time.Duration { return time.Since(start) })
+	stop := make(chan struct{})
+	var clients sync.WaitGroup
+	for c := range 4 {
+		ccl := rotatedClient(t, addrs(nodes), c)
+		clients.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 11))
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				runOp(h, sim.NodeID(c+1), ccl, rng, "pbig", []string{"phone", "laptop", "tablet", "watch"}, fmt.Sprintf("c%d-%d", c, i))
+			}
+		})
+	}
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < keys; i += writers {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				if _, err := cl.Put(ctx, "pbig", []byte(fmt.Sprintf("key-%05d", i)), value(i), client.Quorum{}); err != nil {
+					failed.Add(1)
+					t.Errorf("put key-%05d: %v", i, err)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("wrote %d keys of %d bytes in %v (%d failed)", keys, size, time.Since(start).Round(time.Millisecond), failed.Load())
+
+	// 2 MiB over ranges of at most 256 KiB: at least 4 ranges once the
+	// splits the load started are done.
+	waitFor(t, "the keyspace to split into at least 4 ranges", func() bool { return len(rangeReplicas(t, n1, "pbig")) >= 4 })
+	close(stop)
+	clients.Wait()
+	ranges := len(rangeReplicas(t, n1, "pbig"))
+	t.Logf("split into %d ranges %v after the load began; %d operations of the clients", ranges, time.Since(start).Round(time.Millisecond), h.Len())
+	t.Logf("kvctl cluster ranges -k pbig:\n%s", n1.must(0, "cluster", "ranges", "-k", "pbig"))
+	if h.Len() < 50 {
+		t.Fatalf("only %d operations: the keyspace was not serving while it split", h.Len())
+	}
+	sim.AssertLinearizable(t, h, 30*time.Second)
+
+	for i := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		kv, err := cl.Get(ctx, "pbig", []byte(fmt.Sprintf("key-%05d", i)), client.Quorum{})
+		cancel()
+		if err != nil || string(kv.Value) != string(value(i)) {
+			t.Fatalf("get key-%05d after the splits: %v (value of %d bytes)", i, err, len(kv.Value))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	all, err := cl.Scan(ctx, "pbig", nil, 0, 1000)
+	cancel()
+	if err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	seen := 0
+	for _, kv := range all {
+		if len(kv.Key) > 4 && string(kv.Key[:4]) == "key-" {
+			seen++
+		}
+	}
+	if seen != keys {
+		t.Errorf("a scan after the splits saw %d keys, want %d", seen, keys)
+	}
+
+	// Emptied, the ranges stay apart: a raft keyspace would merge back
+	// within a few split driver passes (TestRangeSplitsUnderLoad).
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < keys; i += writers {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				if _, err := cl.Delete(ctx, "pbig", []byte(fmt.Sprintf("key-%05d", i)), client.Quorum{}); err != nil {
+					t.Errorf("delete key-%05d: %v", i, err)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(5 * time.Second)
+	if now := len(rangeReplicas(t, n1, "pbig")); now < ranges {
+		t.Errorf("the emptied paxos keyspace went from %d ranges to %d: paxos ranges merged", ranges, now)
+	}
+	t.Logf("the whole test took %v", time.Since(start).Round(100*time.Millisecond))
+}
