@@ -259,9 +259,10 @@ func splitThenMerge(t *testing.T, mode catalog.Mode) {
 			t.Fatal(err)
 		}
 	}
-	// The store's merge driver runs on its ticks: a raft range is
-	// subsumed within a tenth of a second; the paxos one is given a
-	// second.
+	// The store's merge driver runs on its ticks once merges are let on
+	// (Node.StartSplits does it in kvd): a raft range is subsumed within a
+	// tenth of a second; the paxos one is given a second.
+	s.EnableMerges()
 	subsumed := func() bool {
 		holds, err := s.Holds(born, key)
 		return err == nil && !holds
