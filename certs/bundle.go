@@ -237,8 +237,8 @@ func (b *Bundle) ClientTLS(user string) *tls.Config {
 // presents what cert returns.
 func (b *Bundle) clientTLS(cert func() (*tls.Certificate, error)) *tls.Config {
 	return &tls.Config{
+		// No NextProtos: the HTTP client offers the protocols it speaks.
 		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"h2", "http/1.1"},
 		// Verified by VerifyConnection below, against the current pool:
 		// not skipped.
 		InsecureSkipVerify: true,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	// The tests run binaries built from these packages; importing them
 	// makes "go test" rerun the tests when they change instead of
 	// replaying a cached result. (Changes to cmd/ alone need -count=1.)
+	"github.com/quorumkv/quorumkv/certs"
 	_ "github.com/quorumkv/quorumkv/client"
 	_ "github.com/quorumkv/quorumkv/kv"
 	_ "github.com/quorumkv/quorumkv/membership"
@@ -76,6 +78,22 @@ type kvd struct {
 	exited  chan struct{} // closed once the process is gone
 	waitErr error         // cmd.Wait's result, once exited is closed
 	killed  bool          // by the test, through kill or stop
+	// certsDir is the node's --certs-dir: it serves TLS, and kvctl and
+	// the readiness checks use the directory's CA and root's certificate.
+	certsDir string
+}
+
+// httpClient returns a client for the node's HTTP routes: over TLS with
+// root's certificate if the node serves TLS.
+func (k *kvd) httpClient() (*http.Client, string) {
+	if k.certsDir == "" {
+		return http.DefaultClient, "http://" + k.addr
+	}
+	b, err := certs.Load(k.certsDir)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: b.ClientTLS("root")}}, "https://" + k.addr
 }
 
 func startKVD(t testing.TB, dataDir string, extra ...string) *kvd {
@@ -102,6 +120,9 @@ func startKVDAt(t testing.TB, dataDir, addr, gossip string, extra ...string) *kv
 func launchKVD(t testing.TB, dataDir, addr, gossip string, extra ...string) *kvd {
 	t.Helper()
 	k := &kvd{t: t, dataDir: dataDir, addr: addr, gossip: gossip, log: &bytes.Buffer{}, exited: make(chan struct{})}
+	if i := slices.Index(extra, "--certs-dir"); i >= 0 && i+1 < len(extra) {
+		k.certsDir = extra[i+1]
+	}
 	args := append([]string{"--node-id", "n1", "--data-dir", dataDir, "--listen", k.addr, "--gossip", k.gossip}, extra...)
 	k.cmd = exec.Command(bin.kvd, args...)
 	k.cmd.Stdout, k.cmd.Stderr = k.log, k.log
@@ -139,7 +160,8 @@ func (k *kvd) waitReadyWithin(d time.Duration) {
 			k.t.Fatalf("kvd exited before it was ready: %v\n%s", k.waitErr, k.log)
 		default:
 		}
-		resp, err := http.Get("http://" + k.addr + "/readyz")
+		cl, base := k.httpClient()
+		resp, err := cl.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -182,7 +204,11 @@ func (k *kvd) kill() {
 // kvctl runs kvctl against the node and returns its exit code and output.
 func (k *kvd) kvctl(stdin string, args ...string) (int, string, string) {
 	k.t.Helper()
-	cmd := exec.Command(bin.kvctl, append([]string{"--endpoints", k.addr}, args...)...)
+	global := []string{"--endpoints", k.addr}
+	if k.certsDir != "" {
+		global = append(global, "--certs-dir", k.certsDir)
+	}
+	cmd := exec.Command(bin.kvctl, append(global, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
 	err := cmd.Run()
