@@ -288,6 +288,8 @@ type simCluster struct {
 	// splitRestarts counts those crashes.
 	splitCrashes  bool
 	splitRestarts int
+	// evSplits counts the eventual ranges' splits meta applied.
+	evSplits int
 }
 
 // numKeys is how many keys per keyspace the clients use.

@@ -28,6 +28,7 @@ var simSplitKeyspace = []catalog.KeyspaceDescriptor{{Name: "rk", Mode: catalog.M
 // split is under way is not asked again for a second.
 func (n *simNode) splitPass() {
 	now := n.env.Now()
+	n.eventualSplitPass(now)
 	for _, t := range n.store.SplitTasks() {
 		if deadline, busy := n.splitting[t.Range]; busy && now < deadline {
 			continue
@@ -58,6 +59,32 @@ func (n *simNode) splitPass() {
 				}
 				n.round()
 			})
+		})
+	}
+}
+
+// eventualSplitPass is Node.eventualSplitPass without waiting: the
+// sweeps of this node's split eventual ranges, then its eventual ranges'
+// splits proposed to meta's leader.
+func (n *simNode) eventualSplitPass(now time.Duration) {
+	n.node.ev.SweepStep()
+	if n.c.node(n.id) != n {
+		return // crashed by a sweep's canary
+	}
+	for _, t := range n.node.ev.SplitTasks(int64(n.c.rangeMaxBytes)) {
+		if deadline, busy := n.splitting[t.Op.Range]; busy && now < deadline {
+			continue
+		}
+		n.splitting[t.Op.Range] = now + time.Second
+		op := t.Op
+		n.c.s.Tracef("n%d splits eventual range %d (%d bytes) at %016x", n.id, op.Range, t.Bytes, op.Mid)
+		n.metaPropose(catalog.CatalogOp{SplitEventual: &op}, func(res command.Result) {
+			if res.Err != nil {
+				n.c.s.Tracef("n%d: split of eventual range %d refused: %v", n.id, op.Range, res.Err)
+				return
+			}
+			n.c.evSplits++
+			n.c.s.Tracef("eventual range %d split: new range %d", op.Range, res.ID)
 		})
 	}
 }

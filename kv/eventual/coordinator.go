@@ -57,6 +57,9 @@ type Coordinator struct {
 	antiEntropy antiEntropyState
 	// fill is what this node knows of its filling replicas (fill.go).
 	fill           fillState
+	// split is what this node knows of the sweeps of its split ranges
+	// (split.go).
+	split splitState
 	tombstoneGrace time.Duration
 	// Loops runs hint replay and anti-entropy in kvd.
 	Loops backgroundLoops

@@ -182,9 +182,13 @@ func (c *Coordinator) copyAcceptors(r *catalog.RangeDescriptor, peers []uint64, 
 
 // LocalAcceptors returns up to limit of the compare-and-swap acceptor
 // states of this node's replica of eventual range rangeID, of the keys
-// after after, in key order.
+// after after, in key order. The range must be settled here (split.go).
 func (c *Coordinator) LocalAcceptors(rangeID uint64, after []byte, limit int) ([]records.KeyAcceptor, error) {
-	if _, err := c.localEventualRange(rangeID); err != nil {
+	r, err := c.localEventualRange(rangeID)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.settled(r); err != nil {
 		return nil, err
 	}
 	if limit <= 0 || limit > c.limits.MaxScanKeys {
