@@ -77,7 +77,8 @@ func TestSplitRange(t *testing.T) {
 	}
 }
 
-// Paxos and eventual ranges do not split.
+// Paxos ranges do not split (eventual ones split by SplitEventual alone:
+// split_eventual_test.go).
 func TestSplitRefusedForOtherModes(t *testing.T) {
 	c := catalogWithNodes(t, 3)
 	ks := KeyspaceDescriptor{Name: "pk", Mode: ModePaxos, Replicas: 3, Ranges: 1}
