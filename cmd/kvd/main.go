@@ -88,7 +88,7 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 			Value: records.DefaultMaxHintAge, EnvVars: []string{"KVD_HINT_WINDOW"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "dead-after", Usage: "how long gossip must see a node dead before its replicas move to other nodes (raft and eventual keyspaces)",
 			Value: kv.DefaultDeadAfter, EnvVars: []string{"KVD_DEAD_AFTER"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "range-max-bytes", Usage: "raft keyspaces: a range whose data grows past this size splits in two (bytes, or with a KiB, MiB or GiB suffix; 64KiB to 8GiB)",
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "range-max-bytes", Usage: "raft and eventual keyspaces: a range whose data grows past this size splits in two (bytes, or with a KiB, MiB or GiB suffix; 64KiB to 8GiB)",
 			Value: "64MiB", EnvVars: []string{"KVD_RANGE_MAX_BYTES"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
 	}

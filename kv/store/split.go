@@ -124,8 +124,10 @@ import (
 // MiB of heap for that split); the Pebble snapshot held meanwhile keeps
 // the versions it sees from being compacted away.
 //
-// Not yet: paxos and eventual ranges do not split: their ranges never
-// record a span, and the catalog refuses their splits.
+// Not yet: paxos ranges do not split: their ranges never record a span,
+// and the catalog refuses their splits. Eventual ranges have no log; they
+// split in the catalog alone (kv/eventual/split.go), and SplitTasks
+// leaves them out.
 
 // DefaultRangeMaxBytes is StoreConfig.RangeMaxBytes's default (SPEC.md's
 // --range-max-bytes).
