@@ -41,7 +41,12 @@ func TestSimEventualSplits(t *testing.T) {
 		t.Run(shape.name, func(t *testing.T) {
 			var mu sync.Mutex // the seeds run in parallel
 			splits, crashes := 0, 0
-			t.Cleanup(func() { t.Logf("%s: %d splits, %d crashes in a sweep", shape.name, splits, crashes) })
+			t.Cleanup(func() {
+				t.Logf("%s: %d splits, %d crashes in a sweep", shape.name, splits, crashes)
+				if shape.crashSweeps && crashes == 0 && !t.Failed() {
+					t.Errorf("no node crashed in the middle of a sweep")
+				}
+			})
 			sim.RunSeeds(t, 5, func(t *testing.T, seed uint64) {
 				ev := runSimEventual(t, seed, shape)
 				if ev.stale > 0 {
@@ -49,9 +54,6 @@ func TestSimEventualSplits(t *testing.T) {
 				}
 				if ev.c.evSplits < simEvMinSplits {
 					t.Errorf("%d splits of the eventual ranges, want at least %d", ev.c.evSplits, simEvMinSplits)
-				}
-				if shape.crashSweeps && ev.sweepCrashes == 0 {
-					t.Errorf("no node crashed in the middle of a sweep")
 				}
 				t.Logf("seed %d: %d splits, %d ranges, %d crashes in a sweep", seed, ev.c.evSplits,
 					len(ev.c.catalog().Ranges[shape.ks.Name]), ev.sweepCrashes)
