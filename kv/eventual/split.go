@@ -293,7 +293,8 @@ func (c *Coordinator) resolve(rangeID uint64, key []byte) (*catalog.RangeDescrip
 }
 
 // sweepBatch is how many keys one scan of a sweep collects before moving
-// them: its memory, against one iterator opened per batch.
+// them: its memory, against one iterator opened per batch (each resumes
+// after the last key the one before looked at).
 const sweepBatch = 1024
 
 // SweepStep sweeps every eventual range that split and is not swept here
@@ -317,8 +318,9 @@ func (c *Coordinator) SweepStep() {
 	}
 }
 
-// sweep moves every record of keys outside r's span on this replica to
-// the range that holds the key in v, then records r swept. The
+// sweep moves every record and acceptor state of keys outside r's span on
+// this replica to the range that holds the key in v (a key with both is
+// moved whole when its record is), then records r swept. The
 // Hooks.SweepStop canary may stop it half way, as a crash would.
 func (c *Coordinator) sweep(v splitView, r *catalog.RangeDescriptor) error {
 	// Every operation that resolved a key with an older catalog has
@@ -327,26 +329,30 @@ func (c *Coordinator) sweep(v splitView, r *catalog.RangeDescriptor) error {
 	c.split.barrier.Unlock() //nolint:staticcheck // an empty critical section: a barrier
 	inSpan := func(key []byte) bool { return r.Span.Contains(catalog.HashKey(key)) }
 	moved := 0
-	for {
-		keys, err := c.Records.KeysOutside(r.ID, inSpan, sweepBatch)
-		if err != nil {
-			return err
-		}
-		for _, key := range keys {
-			to := v.owner(r, key)
-			if to == nil || to.ID == r.ID {
-				return fmt.Errorf("range %d: no range holds key %q", r.ID, key)
-			}
-			if err := c.moveUnderBarrier(r.ID, to.ID, key); err != nil {
+	for _, acceptors := range []bool{false, true} {
+		var after []byte
+		for {
+			keys, next, err := c.Records.KeysOutside(r.ID, acceptors, inSpan, after, sweepBatch)
+			if err != nil {
 				return err
 			}
-			moved++
-			if stop := c.evHooks.SweepStop; stop != nil && stop(r.ID, moved) {
-				return fmt.Errorf("range %d: sweep stopped after %d keys (canary)", r.ID, moved)
+			for _, key := range keys {
+				to := v.owner(r, key)
+				if to == nil || to.ID == r.ID {
+					return fmt.Errorf("range %d: no range holds key %q", r.ID, key)
+				}
+				if err := c.moveUnderBarrier(r.ID, to.ID, key); err != nil {
+					return err
+				}
+				moved++
+				if stop := c.evHooks.SweepStop; stop != nil && stop(r.ID, moved) {
+					return fmt.Errorf("range %d: sweep stopped after %d keys (canary)", r.ID, moved)
+				}
 			}
-		}
-		if len(keys) < sweepBatch {
-			break
+			if next == nil {
+				break
+			}
+			after = next
 		}
 	}
 	if err := c.setSwept(r.ID, r.Span); err != nil {

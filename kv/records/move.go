@@ -121,35 +121,40 @@ func lockStripes(mus *[recordLockStripes]sync.Mutex, i, j uint64) func() {
 	return func() { mus[j].Unlock(); mus[i].Unlock() }
 }
 
-// KeysOutside returns up to limit keys of range rangeID, of records and
-// then of acceptor states, for which inSpan is false (the keys a split
-// moved away); a key with both may come twice.
-func (s *Store) KeysOutside(rangeID uint64, inSpan func(key []byte) bool, limit int) ([][]byte, error) {
-	var out [][]byte
-	err := command.EachData(s.db, rangeID, nil, nil, func(key, _ []byte) (bool, error) {
-		if !inSpan(key) {
-			out = append(out, slices.Clone(key))
-		}
-		return len(out) < limit, nil
-	})
-	if err != nil || len(out) >= limit {
-		return out, err
+// KeysOutside returns up to limit keys of range rangeID after after (all,
+// if after is empty), in key order, for which inSpan is false (the keys a
+// split moved away): of its records, or of its acceptor states if
+// acceptors. next is the last key it looked at, to pass as after to go
+// on, or nil once there is nothing after.
+func (s *Store) KeysOutside(rangeID uint64, acceptors bool, inSpan func(key []byte) bool, after []byte, limit int) (keys [][]byte, next []byte, err error) {
+	span, decode := storage.RangeDataSpan(rangeID), storage.DecodeDataKey
+	seek := func(k []byte) []byte { return storage.DataKey(rangeID, k) }
+	if acceptors {
+		span, decode = storage.CASStateSpan(rangeID), storage.DecodeCASStateKey
+		seek = func(k []byte) []byte { return storage.CASStateKey(rangeID, k) }
 	}
-	it, err := s.db.NewIter(storage.CASStateSpan(rangeID))
+	it, err := s.db.NewIter(span)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer it.Close()
-	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
-		_, key, err := storage.DecodeCASStateKey(it.Key())
+	ok := it.First()
+	if len(after) > 0 {
+		ok = it.SeekGE(seek(append(slices.Clone(after), 0)))
+	}
+	for ; ok; ok = it.Next() {
+		_, key, err := decode(it.Key())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !inSpan(key) {
-			out = append(out, slices.Clone(key))
+			keys = append(keys, slices.Clone(key))
+		}
+		if len(keys) == limit {
+			return keys, slices.Clone(key), it.Error()
 		}
 	}
-	return out, it.Error()
+	return keys, nil, it.Error()
 }
 
 // Sizes of ranges: what a range's records take, as recordBytes counts

@@ -81,8 +81,8 @@ func TestMoveKey(t *testing.T) {
 	}
 }
 
-// KeysOutside lists the keys of records and acceptor states a predicate
-// refuses, up to a limit.
+// KeysOutside lists the keys of records, or of acceptor states, that a
+// predicate refuses, a page at a time.
 func TestKeysOutside(t *testing.T) {
 	db, err := storage.OpenMem(storage.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -99,11 +99,20 @@ func TestKeysOutside(t *testing.T) {
 		t.Fatal(err)
 	}
 	inSpan := func(k []byte) bool { return string(k[:2]) == "in" }
-	keys, err := s.KeysOutside(3, inSpan, 10)
-	if err != nil || len(keys) != 3 || string(keys[0]) != "out1" || string(keys[2]) != "out3" {
-		t.Errorf("KeysOutside: %q, %v", keys, err)
+	keys, next, err := s.KeysOutside(3, false, inSpan, nil, 10)
+	if err != nil || len(keys) != 2 || string(keys[0]) != "out1" || string(keys[1]) != "out2" || next != nil {
+		t.Errorf("KeysOutside of the records: %q, next %q, %v", keys, next, err)
 	}
-	if keys, _ := s.KeysOutside(3, inSpan, 1); len(keys) != 1 {
-		t.Errorf("KeysOutside with limit 1: %q", keys)
+	keys, next, _ = s.KeysOutside(3, false, inSpan, nil, 1)
+	if len(keys) != 1 || string(next) != "out1" {
+		t.Errorf("KeysOutside with limit 1: %q, next %q", keys, next)
+	}
+	keys, next, _ = s.KeysOutside(3, false, inSpan, next, 1)
+	if len(keys) != 1 || string(keys[0]) != "out2" {
+		t.Errorf("KeysOutside after out1: %q, next %q", keys, next)
+	}
+	keys, _, err = s.KeysOutside(3, true, inSpan, nil, 10)
+	if err != nil || len(keys) != 1 || string(keys[0]) != "out3" {
+		t.Errorf("KeysOutside of the acceptor states: %q, %v", keys, err)
 	}
 }
