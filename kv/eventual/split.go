@@ -114,6 +114,11 @@ type splitState struct {
 		// swept caches the ranges' swept spans (storage.EventualSweptKey),
 		// read from Pebble on first use.
 		swept map[uint64]sweptSpan
+		// viewsOf and views cache the splitViews of one catalog, the
+		// last one asked for, by keyspace: built once per catalog change
+		// rather than once per request.
+		viewsOf *store.CatalogView
+		views   map[string]splitView
 	}
 }
 
@@ -175,6 +180,21 @@ type splitView struct {
 	cat      *store.CatalogView
 	byID     map[uint64]*catalog.RangeDescriptor
 	hasChild map[uint64]bool
+}
+
+// splitView returns the splitView of keyspace in cat, cached.
+func (c *Coordinator) splitView(cat *store.CatalogView, keyspace string) splitView {
+	c.split.mu.Lock()
+	defer c.split.mu.Unlock()
+	if c.split.mu.viewsOf != cat {
+		c.split.mu.viewsOf, c.split.mu.views = cat, map[string]splitView{}
+	}
+	v, ok := c.split.mu.views[keyspace]
+	if !ok {
+		v = newSplitView(cat, keyspace)
+		c.split.mu.views[keyspace] = v
+	}
+	return v
 }
 
 func newSplitView(cat *store.CatalogView, keyspace string) splitView {
@@ -246,7 +266,7 @@ func (c *Coordinator) unswept(v splitView, r *catalog.RangeDescriptor) (bool, er
 func (c *Coordinator) Settled(r *catalog.RangeDescriptor) error { return c.settled(r) }
 
 func (c *Coordinator) settled(r *catalog.RangeDescriptor) error {
-	v := newSplitView(c.store.Catalog(), r.Keyspace)
+	v := c.splitView(c.store.Catalog(), r.Keyspace)
 	for _, a := range append([]*catalog.RangeDescriptor{r}, v.ancestors(r)...) {
 		unswept, err := c.unswept(v, a)
 		if err != nil {
@@ -269,7 +289,7 @@ func (c *Coordinator) resolve(rangeID uint64, key []byte) (*catalog.RangeDescrip
 	if err != nil {
 		return nil, err
 	}
-	v := newSplitView(c.store.Catalog(), r.Keyspace)
+	v := c.splitView(c.store.Catalog(), r.Keyspace)
 	to := r
 	if !r.Span.Contains(catalog.HashKey(key)) {
 		to = v.owner(r, key)
@@ -306,7 +326,7 @@ func (c *Coordinator) SweepStep() {
 		if cat.Keyspaces[name].Mode != catalog.ModeEventual {
 			continue
 		}
-		v := newSplitView(cat, name)
+		v := c.splitView(cat, name)
 		for _, r := range cat.Ranges[name] {
 			if unswept, err := c.unswept(v, r); err != nil || !unswept {
 				continue
