@@ -661,6 +661,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		n.splitting = map[uint64]time.Duration{}
 		env.Every(simSplitInterval, n.splitPass)
 		env.Every(simSplitInterval, n.mergePass)
+		env.Every(simSweepInterval, n.node.ev.SweepStep)
 	}
 	return n
 }

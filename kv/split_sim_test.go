@@ -17,6 +17,12 @@ import (
 // simulator (kvd's is splitInterval).
 const simSplitInterval = 50 * time.Millisecond
 
+// simSweepInterval is the period of the sweeps of split eventual ranges
+// in the simulator (kvd runs them with every split pass): slower than the
+// splits, so that replicas serve ranges not swept yet (pulling keys from
+// their old ranges) for long stretches.
+const simSweepInterval = 400 * time.Millisecond
+
 // simSplitKeyspace is one raft range of three replicas, which splits
 // under the clients' writes when its nodes' RangeMaxBytes is tiny.
 var simSplitKeyspace = []catalog.KeyspaceDescriptor{{Name: "rk", Mode: catalog.ModeRaft, Replicas: 3, Ranges: 1}}
@@ -63,14 +69,11 @@ func (n *simNode) splitPass() {
 	}
 }
 
-// eventualSplitPass is Node.eventualSplitPass without waiting: the
-// sweeps of this node's split eventual ranges, then its eventual ranges'
-// splits proposed to meta's leader.
+// eventualSplitPass is Node.eventualSplitPass without waiting, and
+// without the sweeps, which run on a slower timer of their own
+// (simSweepInterval): the eventual ranges' splits proposed to meta's
+// leader.
 func (n *simNode) eventualSplitPass(now time.Duration) {
-	n.node.ev.SweepStep()
-	if n.c.node(n.id) != n {
-		return // crashed by a sweep's canary
-	}
 	for _, t := range n.node.ev.SplitTasks(int64(n.c.rangeMaxBytes)) {
 		if deadline, busy := n.splitting[t.Op.Range]; busy && now < deadline {
 			continue
