@@ -656,12 +656,12 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	// The loops kvd runs on goroutines (NewNode, StartAntiEntropy).
 	env.Every(simHintReplayInterval, n.node.ev.ReplayHints)
 	env.Every(simAntiEntropyInterval, n.node.ev.AntiEntropyStep)
+	env.Every(simSweepInterval, n.node.ev.SweepStep) // kvd's split passes run it whatever the limit
 	env.Every(simPlacementInterval, n.placementPass)
 	if c.rangeMaxBytes > 0 {
 		n.splitting = map[uint64]time.Duration{}
 		env.Every(simSplitInterval, n.splitPass)
 		env.Every(simSplitInterval, n.mergePass)
-		env.Every(simSweepInterval, n.node.ev.SweepStep)
 	}
 	return n
 }

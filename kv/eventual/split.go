@@ -434,3 +434,64 @@ func (c *Coordinator) decider(r *catalog.RangeDescriptor) uint64 {
 	}
 	return 0
 }
+
+// Routing again. A replica answers store.ErrKeyMoved, doing nothing, only
+// for a key whose range is not held on its node any more (resolve): a
+// split gave the key to a new range, whose replica there moved away
+// since. A coordinator whose catalog named the old range then routes the
+// write or read again, once, to the range its catalog names now, if a
+// split of the old one gave it the key (rerouteOf): a write with the
+// record it stamped already, so that whatever the first routing stored
+// is the same write. Were its catalog still the old one, the request
+// fails as the replicas answered, and the client's retry routes it.
+
+// maxReroutes bounds the routings again of one write or read.
+const maxReroutes = 4
+
+// rerouteOf returns the range to route a write or read of key again to,
+// after it failed on range r with moved of its replicas answering
+// store.ErrKeyMoved: the range the catalog names for key now, if a split
+// of r gave it the key; nil if none, or after maxReroutes routings.
+func (c *Coordinator) rerouteOf(r *catalog.RangeDescriptor, key []byte, moved, reroutes int) *catalog.RangeDescriptor {
+	if moved == 0 || reroutes >= maxReroutes {
+		return nil
+	}
+	v := c.splitView(c.store.Catalog(), r.Keyspace)
+	to := v.owner(r, key)
+	if to == nil || to.ID == r.ID || !catalog.Ancestor(v.byID, to, r.ID) {
+		return nil
+	}
+	return to
+}
+
+// reroute writes o's record again, to range nr's replicas, and calls done
+// with that write's result; prev is o's, which failed. An outcome unknown
+// stays unknown: the first routing may have stored the record.
+func (o *writeOp) reroute(nr *catalog.RangeDescriptor, prev error, done func(WriteResult)) {
+	qs, err := o.n.eventualQuorums(o.ks, nr, o.q)
+	if err != nil {
+		done(WriteResult{Err: prev})
+		return
+	}
+	next := o.n.newWriteOp(o.ks, nr, qs, o.key, o.Rec)
+	next.own, next.stamped, next.guarded, next.q, next.reroutes = o.own, o.stamped, o.guarded, o.q, o.reroutes+1
+	next.Start(func(res WriteResult) {
+		if res.Err != nil && errors.Is(prev, store.ErrOutcomeUnknown) && !errors.Is(res.Err, store.ErrOutcomeUnknown) {
+			res.Err = prev
+		}
+		done(res)
+	})
+}
+
+// reroute reads o's key again, from range nr's replicas, and calls done
+// with that read's result.
+func (o *readOp) reroute(nr *catalog.RangeDescriptor, done func(ReadResult)) {
+	qs, err := o.n.eventualQuorums(o.ks, nr, o.q)
+	if err != nil {
+		done(ReadResult{Err: err})
+		return
+	}
+	next := o.n.newReadOp(o.ks, nr, qs, o.key)
+	next.measured, next.q, next.reroutes, next.Stale = o.measured, o.q, o.reroutes+1, o.Stale
+	next.Start(done)
+}
