@@ -1,10 +1,13 @@
 package kv
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/eventual"
 	"github.com/quorumkv/quorumkv/wrn"
@@ -90,5 +93,62 @@ func TestEventualSplitRoutesAgain(t *testing.T) {
 	if res := read(now); res.Err != nil || res.Rec.Version != w.Rec.Version {
 		t.Fatalf("a read of %s through range %d: %s, %v; want v2 at %s", key, now.ID, describeRecord(res.Rec), res.Err,
 			eventual.FormatRecordVersion(w.Rec.Version))
+	}
+}
+
+// A scan coordinated by a node whose catalog does not have a split yet
+// (Hooks.ScanRanges plays it: the scan starts from the ranges before the
+// split) still sees every key: the replicas, which have the split, answer
+// for the old range with its lower half only, and the scan catches the
+// node's catalog up and scans the new range too (scanSplitSince).
+func TestEventualScanAfterSplitFromAStaleCatalog(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var stale []*catalog.RangeDescriptor
+	cl := openEventualCluster(t, ctx, func(int) NodeConfig {
+		return NodeConfig{evHooks: eventual.Hooks{ScanRanges: func(string) []*catalog.RangeDescriptor {
+			mu.Lock()
+			defer mu.Unlock()
+			return stale
+		}}}
+	})
+	nodes := cl.nodes
+	rangeID := cl.createKeyspace(t, ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 3, W: 3, R: 2, Ranges: 1})
+	const keys = 16
+	for i := range keys {
+		if _, err := nodes[0].Put(ctx, "ev", fmt.Appendf(nil, "k%02d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := nodes[0].store.Catalog().Ranges["ev"]
+	left, _, _ := before[0].Span.Split()
+	split := func() error {
+		var err error
+		for _, n := range nodes {
+			if _, err = n.localMetaSplit(ctx, &peerv1.SplitRequest{RangeId: rangeID, Reserve: true, Mid: left.Hi}); err == nil {
+				return nil
+			}
+		}
+		return err
+	}
+	if err := split(); err != nil {
+		t.Fatalf("split: %v", err)
+	}
+	for _, n := range nodes {
+		for len(n.store.Catalog().Ranges["ev"]) != 2 {
+			if ctx.Err() != nil {
+				t.Fatal("the split did not reach every node's catalog")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		n.ev.SweepStep()
+	}
+	mu.Lock()
+	stale = before
+	mu.Unlock()
+	kvs, _, err := nodes[1].Scan(ctx, "ev", nil, nil, 100)
+	if err != nil || len(kvs) != keys {
+		t.Fatalf("a scan from the ranges before the split: %d keys (%v), %v; want %d", len(kvs), keysOf(kvs), err, keys)
 	}
 }

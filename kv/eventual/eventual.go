@@ -732,18 +732,75 @@ func (c *Coordinator) Lookup(keyspace string, key []byte) (catalog.KeyspaceDescr
 }
 
 // scanEventual scans an eventual keyspace: per range, the records of at
-// least R replicas merged (newest wins), tombstones hidden.
+// least R replicas merged (newest wins), tombstones hidden; then the
+// ranges split since (scanSplitSince).
 func (c *Coordinator) ScanKeyspace(ctx context.Context, ks catalog.KeyspaceDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, bool, error) {
-	var all []catalog.KeyValue
-	for _, r := range c.store.Catalog().Ranges[ks.Name] {
+	scanned := c.store.Catalog().Ranges[ks.Name]
+	if h := c.evHooks.ScanRanges; h != nil && h(ks.Name) != nil {
+		scanned = h(ks.Name)
+	}
+	byRange := map[uint64][]catalog.KeyValue{}
+	for _, r := range scanned {
 		kvs, err := c.scanEventualRange(ctx, ks, r, prefix, startAfter, limit+1)
 		if err != nil {
 			return nil, false, err
 		}
+		byRange[r.ID] = kvs
+	}
+	if err := c.scanSplitSince(ctx, ks, scanned, byRange, prefix, startAfter, limit+1); err != nil {
+		return nil, false, err
+	}
+	var all []catalog.KeyValue
+	for _, kvs := range byRange {
 		all = append(all, kvs...)
 	}
 	all, more := command.MergePages(all, limit)
 	return all, more, nil
+}
+
+// scanSplitSince completes a scan of the ranges scanned, whose pages are
+// in byRange, with the ranges that splits of them made since this node's
+// catalog named them. A replica that has a split in its catalog answers
+// for the old range with its new, narrower span only (split.go), and it
+// has the split only once meta committed it: so the scan catches this
+// node's catalog up with meta (the catalog barrier; if meta cannot
+// answer, it goes on with the catalog it has), then keeps of each range
+// that split only the keys of its span now, and scans the ranges split
+// from it.
+func (c *Coordinator) scanSplitSince(ctx context.Context, ks catalog.KeyspaceDescriptor, scanned []*catalog.RangeDescriptor,
+	byRange map[uint64][]catalog.KeyValue, prefix, startAfter []byte, limit int) error {
+	if c.catchUpCatalog != nil {
+		if err := c.catchUpCatalog(ctx, "a scan of keyspace "+ks.Name); err != nil {
+			// Meta is unavailable, so nothing splits now: the scan goes on
+			// with the catalog as it is, needing its replicas alone.
+			c.store.Logger.Debug("a scan could not catch up with meta's catalog", "keyspace", ks.Name, "err", err)
+		}
+	}
+	v := c.splitView(c.store.Catalog(), ks.Name)
+	for _, r := range scanned {
+		now, ok := v.byID[r.ID]
+		if !ok || now.Span == r.Span {
+			continue
+		}
+		kept := byRange[r.ID][:0]
+		for _, kv := range byRange[r.ID] {
+			if now.Span.Contains(catalog.HashKey(kv.Key)) {
+				kept = append(kept, kv)
+			}
+		}
+		byRange[r.ID] = kept
+		for _, d := range v.cat.Ranges[ks.Name] {
+			if _, done := byRange[d.ID]; done || !catalog.Ancestor(v.byID, d, r.ID) {
+				continue
+			}
+			kvs, err := c.scanEventualRange(ctx, ks, d, prefix, startAfter, limit)
+			if err != nil {
+				return err
+			}
+			byRange[d.ID] = kvs
+		}
+	}
+	return nil
 }
 
 // scanEventualRange returns up to limit live keys of range r after

@@ -1,6 +1,9 @@
 package eventual
 
-import "github.com/quorumkv/quorumkv/kv/records"
+import (
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/records"
+)
 
 // Hooks are the eventual coordinator's test-only switches: the
 // canaries, planted bugs that the simulator must catch (a test that
@@ -36,6 +39,9 @@ type Hooks struct {
 	// (split.go); true stops the sweep there, as a crash would (the
 	// tests then crash the node).
 	SweepStop func(rangeID uint64, moved int) bool
+	// ScanRanges, if set and not nil for a keyspace, are the ranges a
+	// scan of it starts from, as on a node whose catalog lags (split.go).
+	ScanRanges func(keyspace string) []*catalog.RangeDescriptor
 	// Chosen, if set, is called when a compare-and-swap's new record is
 	// chosen, before it is written to the replicas.
 	Chosen func(key []byte)
