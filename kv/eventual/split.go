@@ -50,7 +50,8 @@ import (
 //     a request for a range with an ancestor not yet swept here first
 //     moves the key (pulls it) from that ancestor. A range not held here
 //     any more (its replica moved away after the split) answers
-//     store.ErrKeyMoved: nothing was done.
+//     store.ErrKeyMoved: nothing was done, and the coordinator routes the
+//     request again ("Routing again", below).
 //
 // Why no record is lost. Records are only ever merged, last writer
 // wins, and a key's record sits in one prefix per replica at any time,
@@ -88,9 +89,12 @@ import (
 // Anti-entropy, tombstone purges, scans and a fill's copy of acceptor
 // states need a range's whole prefix: a replica refuses them (errSweeping)
 // for a range that is not settled here, i.e. it or an ancestor has a
-// sweep to do. A purge then happens only once every replica holds the
-// tombstone in the range's own prefix, and no older value of the key can
-// hide in an ancestor's.
+// sweep to do (a scan then reads the other replicas; a leaving replica
+// hands its records off, and its range lets it go, only once settled). A
+// purge then happens only once every replica holds the tombstone in the
+// range's own prefix, and no older value of the key can hide in an
+// ancestor's. A scan from a node whose catalog lags a split is completed
+// by Coordinator.scanSplitSince.
 //
 // Not done: merges of eventual ranges (catalog.Mergeable refuses them),
 // and a range with a replica moving or filling does not split (its new
