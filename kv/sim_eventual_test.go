@@ -106,6 +106,11 @@ type simEvShape struct {
 	calm bool
 	// hooks plants canaries.
 	hooks eventual.Hooks
+	// rangeMaxBytes, if set, splits the eventual ranges past it
+	// (sim_eventual_split_test.go), and downDuringSplits and crashSweeps
+	// are that test's faults.
+	rangeMaxBytes                 int64
+	downDuringSplits, crashSweeps bool
 }
 
 func evKeyspace(n, w, r int) catalog.KeyspaceDescriptor {
@@ -213,6 +218,8 @@ type simEv struct {
 	// (the canaries' runs).
 	collect    bool
 	violations []string
+	// sweepCrashes counts the crashes in a sweep (crashSweeps).
+	sweepCrashes int
 }
 
 // failf reports a violation of what the test checks.
@@ -366,8 +373,10 @@ func (ev *simEv) run(seed uint64) *simEv {
 		ev.c = c
 		c.eventual = ev.serve
 		c.nodeConfig = ev.nodeConfig
+		c.rangeMaxBytes = shape.rangeMaxBytes
 	})
 	s := c.s
+	ev.startSplitFaults()
 
 	c.startFaults(ev.startClients, false)
 	if !shape.calm {
@@ -408,7 +417,10 @@ func (ev *simEv) run(seed uint64) *simEv {
 	ev.stopClients()
 	if !ev.runUntil("the clients' last operations to end", simOpBudget+simAttemptTimeout, ev.idle) ||
 		!ev.runUntil("the replicas to converge again", simConvergeBound, ev.converged) ||
-		!ev.probe() {
+		!ev.probe() ||
+		// The probes write, and a split range's replicas move its records
+		// (sim_eventual_split_test.go): the checks below read replicas.
+		!ev.runUntil("the replicas to converge after the probes", simConvergeBound, ev.converged) {
 		return ev
 	}
 
@@ -446,6 +458,9 @@ func (ev *simEv) nodeConfig(id uint64, cfg *NodeConfig) {
 	cfg.PhysicalClock = func() int64 { return phys() + int64(ev.shift[id]) }
 	cfg.evHooks = ev.shape.hooks
 	cfg.evHooks.Chosen = func([]byte) { ev.chosen(id) }
+	if ev.shape.crashSweeps {
+		cfg.evHooks.SweepStop = func(rangeID uint64, moved int) bool { return ev.crashSweep(id, rangeID, moved) }
+	}
 }
 
 // startClockSteps steps one node's clock at a time, by 100-400 ms (within
@@ -917,14 +932,17 @@ func (ev *simEv) converged() bool {
 		var first []records.KeyRecord
 		for i, rep := range rd.Replicas {
 			n := c.node(rep.NodeID)
-			if n == nil {
-				return false
+			if n == nil || n.node.ev.Settled(rd) != nil {
+				return false // down, or still moving a split's records
 			}
 			recs, err := n.node.ev.Records.Scan(rd.ID, nil, nil, 1<<20)
 			if err != nil {
 				c.t.Fatal(err)
 			}
 			for _, kr := range recs {
+				if !rd.Span.Contains(catalog.HashKey(kr.Key)) {
+					return false // a record a split left behind: the run fails, never converged
+				}
 				if kr.Record.Tombstone && kr.Record.Version.Timestamp.WallTime < old {
 					return false
 				}
@@ -954,6 +972,9 @@ func (ev *simEv) describe() string {
 			}
 			recs, _ := n.node.ev.Records.Scan(rd.ID, nil, nil, 1<<20)
 			fmt.Fprintf(&b, "range %d node %d:", rd.ID, rep.NodeID)
+			if err := n.node.ev.Settled(rd); err != nil {
+				fmt.Fprintf(&b, " (%v)", err)
+			}
 			for _, kr := range recs {
 				fmt.Fprintf(&b, " %s=%s", kr.Key, describeRecord(kr.Record))
 			}

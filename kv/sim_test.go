@@ -288,6 +288,8 @@ type simCluster struct {
 	// splitRestarts counts those crashes.
 	splitCrashes  bool
 	splitRestarts int
+	// evSplits counts the eventual ranges' splits meta applied.
+	evSplits int
 }
 
 // numKeys is how many keys per keyspace the clients use.
@@ -654,6 +656,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	// The loops kvd runs on goroutines (NewNode, StartAntiEntropy).
 	env.Every(simHintReplayInterval, n.node.ev.ReplayHints)
 	env.Every(simAntiEntropyInterval, n.node.ev.AntiEntropyStep)
+	env.Every(simSweepInterval, n.node.ev.SweepStep) // kvd's split passes run it whatever the limit
 	env.Every(simPlacementInterval, n.placementPass)
 	if c.rangeMaxBytes > 0 {
 		n.splitting = map[uint64]time.Duration{}

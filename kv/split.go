@@ -17,7 +17,8 @@ import (
 
 // The split driver: on every node, once a second (splitInterval), it
 // takes the split steps of the raft and paxos ranges the node leads
-// (store.SplitTasks). A step that needs meta goes to meta's leader, here
+// (store.SplitTasks), and those of the eventual ranges it decides for
+// (eventualSplitPass). A step that needs meta goes to meta's leader, here
 // or through the Peer service's Split call, since the range's leader and
 // meta's need not be one node. See kv/store/split.go for the split itself.
 
@@ -47,7 +48,26 @@ func (n *Node) splitPass(ctx context.Context) {
 			log.Warn("a range split step failed; the next pass retries", "range", t.Range, "catalog", t.Catalog, "bytes", t.Bytes, "err", err)
 		}
 	}
+	n.eventualSplitPass(ctx)
 	n.mergePass(ctx)
+}
+
+// eventualSplitPass moves the records of this node's eventual ranges that
+// split (their sweeps), then asks meta for the splits of the eventual
+// ranges this node decides for that passed their size
+// (kv/eventual/split.go).
+func (n *Node) eventualSplitPass(ctx context.Context) {
+	n.ev.SweepStep()
+	for _, t := range n.ev.SplitTasks(int64(n.store.Config.RangeMaxBytes)) {
+		start := time.Now()
+		id, err := n.metaSplit(ctx, &peerv1.SplitRequest{RangeId: t.Op.Range, Reserve: true, Mid: t.Op.Mid})
+		if err != nil {
+			n.store.Logger.Warn("an eventual range's split was refused; the next pass retries", "range", t.Op.Range, "bytes", t.Bytes, "err", err)
+			continue
+		}
+		n.store.Logger.Info("split an eventual range", "range", t.Op.Range, "new_range", id, "bytes", t.Bytes,
+			"took", time.Since(start).Round(time.Millisecond))
+	}
 }
 
 // splitStep takes one step: record a split in the catalog, or split a
@@ -112,6 +132,10 @@ func (n *Node) metaSplit(ctx context.Context, req *peerv1.SplitRequest) (uint64,
 func (n *Node) localMetaSplit(ctx context.Context, req *peerv1.SplitRequest) (uint64, error) {
 	op := catalog.CatalogOp{Split: &catalog.SplitRange{Range: req.RangeId, Mid: req.Mid, NewRange: req.NewRangeId}}
 	switch {
+	case req.Reserve && req.Mid != 0:
+		// An eventual range's split: reserved and recorded at once
+		// (kv/eventual/split.go). A raft range's reservation has no Mid.
+		op = catalog.CatalogOp{SplitEventual: &catalog.SplitEventual{Range: req.RangeId, Mid: req.Mid}}
 	case req.Reserve:
 		op = catalog.CatalogOp{ReserveRange: req.RangeId}
 	case req.MergeRight != 0:

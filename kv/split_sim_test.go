@@ -17,6 +17,12 @@ import (
 // simulator (kvd's is splitInterval).
 const simSplitInterval = 50 * time.Millisecond
 
+// simSweepInterval is the period of the sweeps of split eventual ranges
+// in the simulator (kvd runs them with every split pass): slower than the
+// splits, so that replicas serve ranges not swept yet (pulling keys from
+// their old ranges) for long stretches.
+const simSweepInterval = 400 * time.Millisecond
+
 // simSplitKeyspace is one raft range of three replicas, which splits
 // under the clients' writes when its nodes' RangeMaxBytes is tiny.
 var simSplitKeyspace = []catalog.KeyspaceDescriptor{{Name: "rk", Mode: catalog.ModeRaft, Replicas: 3, Ranges: 1}}
@@ -28,6 +34,7 @@ var simSplitKeyspace = []catalog.KeyspaceDescriptor{{Name: "rk", Mode: catalog.M
 // split is under way is not asked again for a second.
 func (n *simNode) splitPass() {
 	now := n.env.Now()
+	n.eventualSplitPass(now)
 	for _, t := range n.store.SplitTasks() {
 		if deadline, busy := n.splitting[t.Range]; busy && now < deadline {
 			continue
@@ -58,6 +65,29 @@ func (n *simNode) splitPass() {
 				}
 				n.round()
 			})
+		})
+	}
+}
+
+// eventualSplitPass is Node.eventualSplitPass without waiting, and
+// without the sweeps, which run on a slower timer of their own
+// (simSweepInterval): the eventual ranges' splits proposed to meta's
+// leader.
+func (n *simNode) eventualSplitPass(now time.Duration) {
+	for _, t := range n.node.ev.SplitTasks(int64(n.c.rangeMaxBytes)) {
+		if deadline, busy := n.splitting[t.Op.Range]; busy && now < deadline {
+			continue
+		}
+		n.splitting[t.Op.Range] = now + time.Second
+		op := t.Op
+		n.c.s.Tracef("n%d splits eventual range %d (%d bytes) at %016x", n.id, op.Range, t.Bytes, op.Mid)
+		n.metaPropose(catalog.CatalogOp{SplitEventual: &op}, func(res command.Result) {
+			if res.Err != nil {
+				n.c.s.Tracef("n%d: split of eventual range %d refused: %v", n.id, op.Range, res.Err)
+				return
+			}
+			n.c.evSplits++
+			n.c.s.Tracef("eventual range %d split: new range %d", op.Range, res.ID)
 		})
 	}
 }

@@ -32,6 +32,7 @@ import (
 //	                                        (suffix 0x01) idem key     a write's answer, by idempotency key
 //	                                        (suffix 0x02) time(8, BE) idem key   expiry index: nothing
 //	                                        (suffix 0x03)              the range's split state: its span and size
+//	                                        (suffix 0x04)              an eventual range's swept span (not replicated)
 //
 // Consequences a reader can rely on:
 //
@@ -93,6 +94,8 @@ const (
 	dedupEntry   byte = 0x01
 	dedupExpiry  byte = 0x02
 	splitState   byte = 0x03
+	// eventualSwept: an eventual range's swept span (EventualSweptKey).
+	eventualSwept byte = 0x04
 )
 
 // Suffixes of the per-range consensus state keys (prefix 0x02).
@@ -300,6 +303,15 @@ func RangeDedupSpan(rangeID uint64) Span {
 // dedup state.
 func SplitStateKey(rangeID uint64) []byte {
 	return append(appendRangePrefix(make([]byte, 0, rangeKeyLen+1), prefixDedup, rangeID), splitState)
+}
+
+// EventualSweptKey is the key of eventual range rangeID's swept span: the
+// span its replica here held when its last sweep moved every record of
+// keys outside it to the ranges split from it (kv/eventual/split.go). It
+// lies in RangeDedupSpan, which eventual ranges do not otherwise use, so
+// removing the replica removes it.
+func EventualSweptKey(rangeID uint64) []byte {
+	return append(appendRangePrefix(make([]byte, 0, rangeKeyLen+1), prefixDedup, rangeID), eventualSwept)
 }
 
 // LogKey is the key of the log entry (Raft) or slot (Paxos) at index of

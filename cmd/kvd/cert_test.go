@@ -70,3 +70,42 @@ func TestCertCommands(t *testing.T) {
 	}
 	c.Close()
 }
+
+// Plaintext is served on loopback only, unless --insecure; --certs-dir
+// needs the node's certificate; the two flags do not go together. Each
+// refusal names what to pass.
+func TestSecureUnlessTold(t *testing.T) {
+	dir, key := filepath.Join(t.TempDir(), "certs"), filepath.Join(t.TempDir(), "ca.key")
+	if err := certs.CreateCA(dir, key, certs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string // "" if accepted
+	}{
+		{[]string{"--listen", "127.0.0.1:7070"}, ""},
+		{[]string{"--listen", "localhost:7070"}, ""},
+		{[]string{"--listen", "[::1]:7070"}, ""},
+		{[]string{"--listen", "0.0.0.0:7070"}, "--insecure"},
+		{[]string{"--listen", ":7070"}, "--insecure"},
+		{[]string{"--listen", "10.1.2.3:7070"}, "--certs-dir"},
+		{[]string{"--listen", "10.1.2.3:7070", "--insecure"}, ""},
+		{[]string{"--certs-dir", dir}, "kvd cert create-node"},
+		{[]string{"--certs-dir", filepath.Join(dir, "none")}, "--certs-dir"},
+		{[]string{"--certs-dir", dir, "--insecure"}, "choose one"},
+	} {
+		_, err := parse(t, c.args...)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: %v", c.args, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: %v, want an error naming %q", c.args, err, c.want)
+		}
+	}
+	if err := certs.CreateNode(dir, key, []string{"127.0.0.1"}, certs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := parse(t, "--listen", "0.0.0.0:7070", "--certs-dir", dir); err != nil || cfg.certs == nil {
+		t.Errorf("--certs-dir with a node certificate, on 0.0.0.0: %v", err)
+	}
+}

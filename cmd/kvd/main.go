@@ -89,7 +89,7 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 			Value: records.DefaultMaxHintAge, EnvVars: []string{"KVD_HINT_WINDOW"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "dead-after", Usage: "how long gossip must see a node dead before its replicas move to other nodes (raft and eventual keyspaces)",
 			Value: kv.DefaultDeadAfter, EnvVars: []string{"KVD_DEAD_AFTER"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "range-max-bytes", Usage: "raft and paxos keyspaces: a range whose data grows past this size splits in two (bytes, or with a KiB, MiB or GiB suffix; 64KiB to 8GiB)",
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "range-max-bytes", Usage: "raft, paxos and eventual keyspaces: a range whose data grows past this size splits in two (bytes, or with a KiB, MiB or GiB suffix; 64KiB to 8GiB)",
 			Value: "64MiB", EnvVars: []string{"KVD_RANGE_MAX_BYTES"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "range-merge-bytes", Usage: "raft keyspaces: two neighbouring ranges born of splits whose data together is below this size merge into one (bytes, or with a KiB, MiB or GiB suffix, at most half of --range-max-bytes; 0 turns merges off; default a quarter of --range-max-bytes)",
 			EnvVars: []string{"KVD_RANGE_MERGE_BYTES"}}),

@@ -218,6 +218,9 @@ type CatalogOp struct {
 	// log (merge.go). Proposed by the range's leader until applied; a
 	// retry of an applied merge changes nothing.
 	Merge *MergeRanges `json:"merge,omitempty"`
+	// SplitEventual reserves a range ID (Apply returns it) and splits an
+	// eventual range in one step (split_eventual.go).
+	SplitEventual *SplitEventual `json:"split_eventual,omitempty"`
 }
 
 // SplitRange splits range Range at hash Mid into Range [Lo, Mid) and
@@ -314,6 +317,8 @@ func (c *Catalog) Apply(op *CatalogOp) (writes []catalogWrite, id uint64, err er
 	case op.Merge != nil:
 		writes, err = c.merge(*op.Merge)
 		return writes, 0, err
+	case op.SplitEventual != nil:
+		return c.splitEventual(*op.SplitEventual)
 	}
 	return nil, 0, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)
 }

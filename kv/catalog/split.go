@@ -5,7 +5,8 @@ import (
 	"slices"
 )
 
-// Range splits, as the catalog sees them. A range splits in its own log
+// Range splits of raft ranges, as the catalog sees them (eventual ranges
+// split in the catalog alone: split_eventual.go). A range splits in its own log
 // first (kv/store/split.go): from that entry on its replicas serve only
 // the left half, and the right half runs as a new range with the same
 // replicas. The catalog follows: its leader reserves the new range's ID
@@ -45,7 +46,7 @@ func (c *Catalog) split(sp SplitRange) ([]catalogWrite, error) {
 	case !ok || sp.Range == MetaRangeID:
 		return nil, fmt.Errorf("%w: range %d is unknown, or meta", ErrSplit, sp.Range)
 	case !Splits(r.Mode):
-		return nil, fmt.Errorf("%w: range %d is a %s range; only raft and paxos ranges split", ErrSplit, sp.Range, r.Mode)
+		return nil, fmt.Errorf("%w: range %d is a %s range; only raft and paxos ranges split by their log (eventual ones by SplitEventual)", ErrSplit, sp.Range, r.Mode)
 	}
 	if n, ok := c.Ranges[sp.NewRange]; ok {
 		if n.Parent == r.ID && n.Span.Lo == sp.Mid && r.Span.Hi == sp.Mid {

@@ -77,8 +77,9 @@ func TestSplitRange(t *testing.T) {
 	}
 }
 
-// Paxos ranges split as raft ones do (the new range is a paxos range
-// whose replicas are all marked Added); eventual ranges do not split.
+// Paxos ranges split in their log as raft ones do (the new range is a
+// paxos range whose replicas are all marked Added); eventual ranges do
+// not (they split by SplitEventual alone: split_eventual_test.go).
 func TestSplitModes(t *testing.T) {
 	c := catalogWithNodes(t, 3)
 	for _, mode := range []Mode{ModePaxos, ModeEventual} {

@@ -96,10 +96,13 @@ func (c *Coordinator) eachRecord(rangeID uint64, f func(key []byte, rec wrn.Reco
 }
 
 // LocalMerkleLeaves returns the leaf hashes of this replica's tree of
-// eventual range rangeID.
+// eventual range rangeID, which must be settled here (split.go).
 func (c *Coordinator) LocalMerkleLeaves(rangeID uint64, depth int) ([]uint64, error) {
 	r, err := c.localEventualRange(rangeID)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.settled(r); err != nil {
 		return nil, err
 	}
 	m, err := c.rangeMerkle(r, depth, c.purgeHorizon())
@@ -111,10 +114,13 @@ func (c *Coordinator) LocalMerkleLeaves(rangeID uint64, depth int) ([]uint64, er
 
 // LocalLeafRecords returns up to limit records of eventual range rangeID
 // whose positions fall in leaves (of a tree of depth), and whether some
-// were left out.
+// were left out. The range must be settled here (split.go).
 func (c *Coordinator) LocalLeafRecords(rangeID uint64, depth int, leaves []uint32, limit int) ([]records.KeyRecord, bool, error) {
 	r, err := c.localEventualRange(rangeID)
 	if err != nil {
+		return nil, false, err
+	}
+	if err := c.settled(r); err != nil {
 		return nil, false, err
 	}
 	m, err := wrn.NewMerkle(r.Span.Lo, r.Span.Hi, depth)
@@ -176,9 +182,13 @@ type antiEntropyResult struct {
 }
 
 // startAntiEntropyRound runs a round of range r with peers; done is called
-// once at its end.
+// once at its end. A range not settled here (split.go) has no round.
 func (c *Coordinator) startAntiEntropyRound(r *catalog.RangeDescriptor, peers []uint64, purge bool, done func(antiEntropyResult)) {
 	rd := &antiEntropyRound{n: c, r: r, peers: peers, purge: purge, horizon: c.purgeHorizon(), done: done}
+	if err := c.settled(r); err != nil {
+		done(antiEntropyResult{err: err})
+		return
+	}
 	mine, err := c.rangeMerkle(r, AntiEntropyDepth, rd.horizon)
 	if err != nil {
 		done(antiEntropyResult{err: err})

@@ -56,7 +56,10 @@ type Coordinator struct {
 	// (antientropy.go).
 	antiEntropy antiEntropyState
 	// fill is what this node knows of its filling replicas (fill.go).
-	fill           fillState
+	fill fillState
+	// split is what this node knows of the sweeps of its split ranges
+	// (split.go).
+	split          splitState
 	tombstoneGrace time.Duration
 	// Loops runs hint replay and anti-entropy in kvd.
 	Loops backgroundLoops

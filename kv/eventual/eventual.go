@@ -163,7 +163,7 @@ func (c *Coordinator) NewEventualWrite(ks catalog.KeyspaceDescriptor, r *catalog
 		return nil, err
 	}
 	op := c.newWriteOp(ks, r, qs, key, rec)
-	op.stamped, op.own = at, true
+	op.stamped, op.own, op.q = at, true, q
 	op.guarded = !c.clockGuard.Trusted(at)
 	if op.guarded && !c.otherReplicaAlive(r) {
 		// Its own replica would wait for another's acceptance forever.
@@ -286,14 +286,20 @@ type writeOp struct {
 	own     bool
 	stamped ClockReading
 	guarded bool
-	mu      struct {
+	// q overrides the keyspace's quorums, for a reroute (split.go);
+	// reroutes counts the routings before this one.
+	q        catalog.QuorumOverride
+	reroutes int
+	mu       struct {
 		sync.Mutex
 		tr       *wrn.WriteTracker
 		answered int // replicas answered, or given up on (held, never sent)
 		// The answers: stored it, refused it definitely, failed with the
-		// outcome unknown; and hints stored, or being stored.
-		stored, refused, unsure, hinted, hinting int
-		existed                                  bool
+		// outcome unknown; and hints stored, or being stored. moved
+		// counts the refusals of replicas that no longer hold the key's
+		// range (store.ErrKeyMoved).
+		stored, refused, unsure, hinted, hinting, moved int
+		existed                                         bool
 		// confirmed: another replica stored the version. held: this
 		// node's own replica waits for that; waiting: replicas that
 		// failed before it, whose hints wait for it too.
@@ -364,6 +370,9 @@ func (o *writeOp) answer(from uint64, a ReplicaAnswer) {
 		}
 	case transport.Refused(a.Err):
 		o.mu.refused++
+		if transport.KeyMoved(a.Err) {
+			o.mu.moved++
+		}
 		tr.Fail(from, a.Err.Error())
 	default:
 		o.mu.unsure++
@@ -431,6 +440,11 @@ func (o *writeOp) settle() (func(WriteResult), WriteResult) {
 			return nil, WriteResult{} // the error counts every replica
 		}
 		res.Err = o.failure()
+		if nr := o.n.rerouteOf(o.r, o.key, o.mu.moved, o.reroutes); nr != nil {
+			done := o.mu.done
+			o.mu.done = nil
+			return func(WriteResult) { o.reroute(nr, res.Err, done) }, WriteResult{}
+		}
 	default:
 		return nil, WriteResult{}
 	}
@@ -482,7 +496,7 @@ func (c *Coordinator) NewEventualRead(ks catalog.KeyspaceDescriptor, r *catalog.
 		return nil, err
 	}
 	op := c.newReadOp(ks, r, qs, key)
-	op.measured = true
+	op.measured, op.q = true, q
 	return op, nil
 }
 
@@ -508,6 +522,7 @@ type readOp struct {
 		tr       *wrn.ReadTracker
 		answered int
 		failed   int                   // answers that were errors
+		moved    int                   // of them, refusals of replicas that no longer hold the key's range
 		answers  map[uint64]wrn.Record // the read's own answers, until decided
 		late     map[uint64]wrn.Record // the answers after it was decided
 		res      wrn.Record            // the record returned, once decided
@@ -516,6 +531,10 @@ type readOp struct {
 	// measured: a client's read, counted in the staleness metrics (a
 	// compare-and-swap's own reads are not).
 	measured bool
+	// q overrides the keyspace's quorums, for a reroute (split.go);
+	// reroutes counts the routings before this one.
+	q        catalog.QuorumOverride
+	reroutes int
 	// Stale, if set, is told at the end whether the read returned a stale
 	// record, and whether every replica answered without an error
 	// (tests).
@@ -553,6 +572,9 @@ func (o *readOp) answer(from uint64, a ReplicaAnswer) {
 	o.mu.answered++
 	if a.Err != nil {
 		o.mu.failed++
+		if transport.KeyMoved(a.Err) {
+			o.mu.moved++
+		}
 	}
 	all := o.mu.answered == len(o.r.Replicas)
 	if o.mu.late != nil {
@@ -584,6 +606,13 @@ func (o *readOp) answer(from uint64, a ReplicaAnswer) {
 			return
 		}
 		res.Err = fmt.Errorf("%w: keyspace %s range %d: %w", store.ErrUnavailable, o.ks.Name, o.r.ID, tr.Err())
+		if nr := o.n.rerouteOf(o.r, o.key, o.mu.moved, o.reroutes); nr != nil {
+			done := o.mu.done
+			o.mu.done = nil
+			o.mu.Unlock()
+			o.reroute(nr, done)
+			return
+		}
 	default:
 		o.mu.Unlock()
 		return
@@ -703,18 +732,75 @@ func (c *Coordinator) Lookup(keyspace string, key []byte) (catalog.KeyspaceDescr
 }
 
 // scanEventual scans an eventual keyspace: per range, the records of at
-// least R replicas merged (newest wins), tombstones hidden.
+// least R replicas merged (newest wins), tombstones hidden; then the
+// ranges split since (scanSplitSince).
 func (c *Coordinator) ScanKeyspace(ctx context.Context, ks catalog.KeyspaceDescriptor, prefix, startAfter []byte, limit int) ([]catalog.KeyValue, bool, error) {
-	var all []catalog.KeyValue
-	for _, r := range c.store.Catalog().Ranges[ks.Name] {
+	scanned := c.store.Catalog().Ranges[ks.Name]
+	if h := c.evHooks.ScanRanges; h != nil && h(ks.Name) != nil {
+		scanned = h(ks.Name)
+	}
+	byRange := map[uint64][]catalog.KeyValue{}
+	for _, r := range scanned {
 		kvs, err := c.scanEventualRange(ctx, ks, r, prefix, startAfter, limit+1)
 		if err != nil {
 			return nil, false, err
 		}
+		byRange[r.ID] = kvs
+	}
+	if err := c.scanSplitSince(ctx, ks, scanned, byRange, prefix, startAfter, limit+1); err != nil {
+		return nil, false, err
+	}
+	var all []catalog.KeyValue
+	for _, kvs := range byRange {
 		all = append(all, kvs...)
 	}
 	all, more := command.MergePages(all, limit)
 	return all, more, nil
+}
+
+// scanSplitSince completes a scan of the ranges scanned, whose pages are
+// in byRange, with the ranges that splits of them made since this node's
+// catalog named them. A replica that has a split in its catalog answers
+// for the old range with its new, narrower span only (split.go), and it
+// has the split only once meta committed it: so the scan catches this
+// node's catalog up with meta (the catalog barrier; if meta cannot
+// answer, it goes on with the catalog it has), then keeps of each range
+// that split only the keys of its span now, and scans the ranges split
+// from it.
+func (c *Coordinator) scanSplitSince(ctx context.Context, ks catalog.KeyspaceDescriptor, scanned []*catalog.RangeDescriptor,
+	byRange map[uint64][]catalog.KeyValue, prefix, startAfter []byte, limit int) error {
+	if c.catchUpCatalog != nil {
+		if err := c.catchUpCatalog(ctx, "a scan of keyspace "+ks.Name); err != nil {
+			// Meta is unavailable, so nothing splits now: the scan goes on
+			// with the catalog as it is, needing its replicas alone.
+			c.store.Logger.Debug("a scan could not catch up with meta's catalog", "keyspace", ks.Name, "err", err)
+		}
+	}
+	v := c.splitView(c.store.Catalog(), ks.Name)
+	for _, r := range scanned {
+		now, ok := v.byID[r.ID]
+		if !ok || now.Span == r.Span {
+			continue
+		}
+		kept := byRange[r.ID][:0]
+		for _, kv := range byRange[r.ID] {
+			if now.Span.Contains(catalog.HashKey(kv.Key)) {
+				kept = append(kept, kv)
+			}
+		}
+		byRange[r.ID] = kept
+		for _, d := range v.cat.Ranges[ks.Name] {
+			if _, done := byRange[d.ID]; done || !catalog.Ancestor(v.byID, d, r.ID) {
+				continue
+			}
+			kvs, err := c.scanEventualRange(ctx, ks, d, prefix, startAfter, limit)
+			if err != nil {
+				return err
+			}
+			byRange[d.ID] = kvs
+		}
+	}
+	return nil
 }
 
 // scanEventualRange returns up to limit live keys of range r after

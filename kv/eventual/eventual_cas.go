@@ -638,8 +638,8 @@ func (o *casOp) decide(out paxos.Outcome) {
 
 func (o *casOp) finish(res CASResult) { o.done(res) }
 
-// StepLocalCAS steps this replica's acceptor of key in range rangeID with
-// m (a Prepare or an Accept) and returns its answer, after persisting its
+// StepLocalCAS steps this replica's acceptor of key in range rangeID (or
+// in the range a split gave the key to, split.go) with m (a Prepare or an Accept) and returns its answer, after persisting its
 // state when it changed. A Promise's value is encodePromise's: what the
 // acceptor accepted, and this replica's record of the key. An Accept whose
 // record's version is more than the maximum clock offset ahead of this
@@ -666,8 +666,11 @@ func (c *Coordinator) StepLocalCAS(rangeID uint64, key []byte, m paxos.BasicMess
 	default:
 		return paxos.BasicMessage{}, fmt.Errorf("%w: compare-and-swap message %v", catalog.ErrInvalidArgument, m.Type)
 	}
-	if _, err := c.localEventualRange(rangeID); err != nil {
+	c.split.barrier.RLock()
+	defer c.split.barrier.RUnlock()
+	r, err := c.resolve(rangeID, key)
+	if err != nil {
 		return paxos.BasicMessage{}, err
 	}
-	return c.Records.StepAcceptor(c.store.NodeID(), rangeID, key, m)
+	return c.Records.StepAcceptor(c.store.NodeID(), r.ID, key, m)
 }

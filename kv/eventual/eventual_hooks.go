@@ -1,5 +1,10 @@
 package eventual
 
+import (
+	"github.com/quorumkv/quorumkv/kv/catalog"
+	"github.com/quorumkv/quorumkv/kv/records"
+)
+
 // Hooks are the eventual coordinator's test-only switches: the
 // canaries, planted bugs that the simulator must catch (a test that
 // cannot fail proves nothing), and a callback the simulator's nemesis
@@ -23,6 +28,20 @@ type Hooks struct {
 	// reads, scans and a swap's phase 1, as if it held the range already
 	// (fill.go).
 	FillingCounts bool
+	// Move plants bugs in the moves of a split's records
+	// (records.MoveCanaries; split.go).
+	Move records.MoveCanaries
+	// SplitNoPull serves a range born of a split from its own prefix
+	// alone while an ancestor is not swept yet, without pulling the key
+	// from there first (split.go).
+	SplitNoPull bool
+	// SweepStop, if set, is called after each key a sweep moved
+	// (split.go); true stops the sweep there, as a crash would (the
+	// tests then crash the node).
+	SweepStop func(rangeID uint64, moved int) bool
+	// ScanRanges, if set and not nil for a keyspace, are the ranges a
+	// scan of it starts from, as on a node whose catalog lags (split.go).
+	ScanRanges func(keyspace string) []*catalog.RangeDescriptor
 	// Chosen, if set, is called when a compare-and-swap's new record is
 	// chosen, before it is written to the replicas.
 	Chosen func(key []byte)

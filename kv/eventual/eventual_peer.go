@@ -78,8 +78,9 @@ func (c *Coordinator) AwaitEventualRange(ctx context.Context, id uint64) error {
 	return c.catchUpCatalog(ctx, fmt.Sprintf("eventual range %d", id))
 }
 
-// WriteLocalRecord stores rec on this node's replica of range rangeID
-// (see records.Store.Write), and moves the clock past its version so that
+// WriteLocalRecord stores rec on this node's replica of range rangeID,
+// or of the range a split gave the key to (split.go; see
+// records.Store.Write), and moves the clock past its version so that
 // later writes coordinated here order after it. It refuses a version more
 // than the maximum clock offset ahead of this node's clock
 // (eventual_clock.go, rule 1).
@@ -93,22 +94,36 @@ func (c *Coordinator) WriteLocalRecord(rangeID uint64, key []byte, rec wrn.Recor
 	if err := c.checkVersionClock(rec.Version, "record"); err != nil {
 		return false, false, err
 	}
-	if _, err := c.localEventualRange(rangeID); err != nil {
+	c.split.barrier.RLock()
+	defer c.split.barrier.RUnlock()
+	r, err := c.resolve(rangeID, key)
+	if err != nil {
 		return false, false, err
 	}
 	c.observeVersion(rec.Version)
-	return c.Records.Write(rangeID, key, rec)
+	return c.Records.Write(r.ID, key, rec)
 }
 
+// ReadLocalRecord returns key's record on this node's replica of range
+// rangeID, or of the range a split gave the key to (split.go).
 func (c *Coordinator) ReadLocalRecord(rangeID uint64, key []byte) (wrn.Record, error) {
-	if _, err := c.localEventualRange(rangeID); err != nil {
+	c.split.barrier.RLock()
+	defer c.split.barrier.RUnlock()
+	r, err := c.resolve(rangeID, key)
+	if err != nil {
 		return wrn.Record{}, err
 	}
-	return c.Records.Read(rangeID, key)
+	return c.Records.Read(r.ID, key)
 }
 
+// ScanLocalRecords returns a page of this node's replica of range
+// rangeID, which must be settled here (split.go).
 func (c *Coordinator) ScanLocalRecords(rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error) {
-	if _, err := c.localEventualRange(rangeID); err != nil {
+	r, err := c.localEventualRange(rangeID)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.settled(r); err != nil {
 		return nil, err
 	}
 	return c.Records.Scan(rangeID, prefix, startAfter, limit)

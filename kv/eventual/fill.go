@@ -36,7 +36,8 @@ import (
 // the range, and with a leaving replica that is still alive (it may hold
 // the only copy of a W=1 write), then a copy of every compare-and-swap
 // acceptor state those replicas hold, merged into its own
-// (records.Store.MergeAcceptor). A round that reached every other
+// (records.Store.MergeAcceptor), each acceptance after the record of its
+// key (copyAcceptors). A round that reached every other
 // replica, complete (no leaf over the scan limit) and without an error,
 // followed by a complete copy of the acceptor states, leaves it holding
 // every record and acceptance the others held when it began; whatever
@@ -154,6 +155,25 @@ func (c *Coordinator) fillStep(r *catalog.RangeDescriptor, done func()) {
 // copyAcceptors copies into this replica of r the acceptor states of
 // peers, a page at a time from after, one peer after another, and calls
 // done with the first error.
+//
+// Each page is copied in two passes: the peer's records of the page's
+// keys whose acceptor accepted a value are read and written here first,
+// then the page is asked for again and merged. Merging an acceptance
+// without the record that hides it would bring a deleted value back:
+//
+//  1. The peer holds key k's tombstone T, older than the purge horizon,
+//     which anti-entropy no longer compares (so the fill's round did not
+//     bring it here), and its acceptor an acceptance of an older value V.
+//  2. This replica merges the acceptance of V.
+//  3. The replicas purge T, each clearing V from its acceptance at the
+//     same ballot (records.Store.Purge).
+//  4. This replica holds V accepted and no T: a swap whose phase 1 hears
+//     it may take its V at that ballot and choose it again.
+//
+// Read first, the record is T (then a purge since leaves T here and a
+// cleared acceptance, later purged here too) or nothing (purged, V
+// cleared already). A key whose acceptance the second pass finds and the
+// first did not fails the copy: the fill tries again later.
 func (c *Coordinator) copyAcceptors(r *catalog.RangeDescriptor, peers []uint64, after []byte, done func(error)) {
 	if len(peers) == 0 {
 		done(nil)
@@ -166,25 +186,76 @@ func (c *Coordinator) copyAcceptors(r *catalog.RangeDescriptor, peers []uint64, 
 			done(fmt.Errorf("node %d: %w", peer, a.Err))
 			return
 		}
-		for _, ks := range a.Acceptors {
-			if err := c.Records.MergeAcceptor(r.ID, ks.Key, ks.State); err != nil {
+		read := map[string]bool{}
+		var keys [][]byte
+		for _, ka := range a.Acceptors {
+			if !ka.State.Accepted.IsZero() {
+				read[string(ka.Key)] = true
+				keys = append(keys, ka.Key)
+			}
+		}
+		c.copyRecords(r, peer, keys, func(err error) {
+			if err != nil {
+				done(err)
+				return
+			}
+			c.net.Call(peer, req, func(a ReplicaAnswer) {
+				if a.Err != nil {
+					done(fmt.Errorf("node %d: %w", peer, a.Err))
+					return
+				}
+				for _, ka := range a.Acceptors {
+					if !ka.State.Accepted.IsZero() && !read[string(ka.Key)] {
+						done(fmt.Errorf("node %d: key %q: its acceptor accepted a value while its page was copied", peer, ka.Key))
+						return
+					}
+					if err := c.Records.MergeAcceptor(r.ID, ka.Key, ka.State); err != nil {
+						done(err)
+						return
+					}
+				}
+				if len(a.Acceptors) < req.limit {
+					c.copyAcceptors(r, peers[1:], nil, done)
+					return
+				}
+				c.copyAcceptors(r, peers, a.Acceptors[len(a.Acceptors)-1].Key, done)
+			})
+		})
+	})
+}
+
+// copyRecords reads peer's records of keys in range r, one after the
+// other, and writes them into this replica (last writer wins).
+func (c *Coordinator) copyRecords(r *catalog.RangeDescriptor, peer uint64, keys [][]byte, done func(error)) {
+	if len(keys) == 0 {
+		done(nil)
+		return
+	}
+	key := keys[0]
+	c.net.Call(peer, ReplicaRequest{Kind: ReqRead, RangeID: r.ID, Key: key}, func(a ReplicaAnswer) {
+		if a.Err != nil {
+			done(fmt.Errorf("node %d: key %q: %w", peer, key, a.Err))
+			return
+		}
+		if !a.Rec.Version.IsZero() {
+			if _, _, err := c.WriteLocalRecord(r.ID, key, a.Rec); err != nil {
 				done(err)
 				return
 			}
 		}
-		if len(a.Acceptors) < req.limit {
-			c.copyAcceptors(r, peers[1:], nil, done)
-			return
-		}
-		c.copyAcceptors(r, peers, a.Acceptors[len(a.Acceptors)-1].Key, done)
+		c.copyRecords(r, peer, keys[1:], done)
 	})
 }
 
 // LocalAcceptors returns up to limit of the compare-and-swap acceptor
 // states of this node's replica of eventual range rangeID, of the keys
-// after after, in key order.
+// after after, in key order. The range must be settled here (split.go).
 func (c *Coordinator) LocalAcceptors(rangeID uint64, after []byte, limit int) ([]records.KeyAcceptor, error) {
-	if _, err := c.localEventualRange(rangeID); err != nil {
+	r, err := c.localEventualRange(rangeID)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.settled(r); err != nil {
 		return nil, err
 	}
 	if limit <= 0 || limit > c.limits.MaxScanKeys {

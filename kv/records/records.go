@@ -98,6 +98,8 @@ type Store struct {
 	// casLocks serialize the steps of one key's compare-and-swap acceptor
 	// (kv/eventual/eventual_cas.go).
 	casLocks casLocks
+	// sizes are the ranges' sizes counted so far (move.go).
+	sizes sizes
 }
 
 func NewStore(db *storage.DB) *Store { return &Store{db: db} }
@@ -140,6 +142,7 @@ func (s *Store) Write(rangeID uint64, key []byte, rec wrn.Record) (applied, exis
 	if err := b.Commit(true /* sync: W counts durable acks */); err != nil {
 		return false, false, err
 	}
+	s.sizeChanged(rangeID, recordBytes(key, rec)-recordBytes(key, cur))
 	return true, cur.Exists(), nil
 }
 
@@ -189,7 +192,11 @@ func (s *Store) Purge(rangeID uint64, key []byte, v wrn.Version, keepAccepted bo
 			}
 		}
 	}
-	return true, b.Commit(false)
+	if err := b.Commit(false); err != nil {
+		return false, err
+	}
+	s.sizeChanged(rangeID, -recordBytes(key, cur))
+	return true, nil
 }
 
 // Read returns key's record in range rangeID: the zero Record if there is

@@ -136,8 +136,8 @@ import (
 // MiB of heap for that split); the Pebble snapshot held meanwhile keeps
 // the versions it sees from being compacted away.
 //
-// Eventual ranges do not split: they have no log to split in, their
-// ranges never record a span, and the catalog refuses their splits. Paxos
+// Eventual ranges have no log to split in: they split in the catalog
+// alone (kv/eventual/split.go), and SplitTasks leaves them out. Paxos
 // ranges split but do not merge (merge.go is raft-only; a paxos range's
 // Subsume or Merge is refused at apply, and the merge driver skips it).
 

@@ -143,7 +143,9 @@ type StoreConfig struct {
 	DedupWindow time.Duration
 
 	// RangeMaxBytes: a raft or paxos range whose data grows past this
-	// many bytes (keys and values) splits in two (split.go);
+	// many bytes (keys and values) splits in two (split.go), and so does
+	// an eventual range whose records on its deciding replica do
+	// (kv/eventual/split.go);
 	// DefaultRangeMaxBytes if 0. Lower makes more, smaller ranges: more groups to tick, elect and
 	// quiesce, cheaper snapshots and moves. Higher makes each split write
 	// more at once: a split writes the whole range into one ingested
