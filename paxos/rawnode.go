@@ -307,8 +307,8 @@ func (r *RawNode) isVoter() bool {
 // Step hands the node a message addressed to it. The node keeps the
 // slices of m (entry data, snapshot) rather than copying them.
 func (r *RawNode) Step(m Message) error {
-	if m.To != r.id || m.From == r.id || m.From == 0 {
-		return fmt.Errorf("paxos: node %d got a message %d->%d", r.id, m.From, m.To)
+	if err := r.checkMessage(m); err != nil {
+		return err
 	}
 	if m.Reject {
 		r.maxSeen = maxBallot(r.maxSeen, m.Hint)

@@ -23,7 +23,8 @@ type Metrics struct {
 	LeaderChanges *prometheus.CounterVec // a replica saw its range's leader change
 	Elections     *prometheus.CounterVec // a replica started a campaign
 	// InvalidMessages counts peer messages a core refused as no correct
-	// peer's (raft.ErrInvalidMessage): a bug or a forgery.
+	// peer's (raft.ErrInvalidMessage, paxos.ErrInvalidMessage): a bug or
+	// a forgery.
 	InvalidMessages *prometheus.CounterVec
 	ApplyLag        *prometheus.GaugeVec // committed but not yet applied entries, summed over replicas
 	Ranges          *prometheus.GaugeVec // replicas on this node, by role (leader, follower, candidate)

@@ -837,7 +837,7 @@ func (s *Store) stepReplica(r *replica, m consensus.PeerMessage) {
 	}
 	err := r.Core.Step(m)
 	switch {
-	case errors.Is(err, raft.ErrInvalidMessage):
+	case errors.Is(err, raft.ErrInvalidMessage) || errors.Is(err, paxos.ErrInvalidMessage):
 		s.Config.Metrics.InvalidMessages.WithLabelValues(r.Core.Protocol()).Inc()
 		if now := time.Now(); now.Sub(s.invalidLogged) >= invalidLogEvery {
 			s.invalidLogged = now
