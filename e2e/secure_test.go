@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,20 @@ func TestSecureCluster(t *testing.T) {
 	n1.must(0, "-k", "sec", "put", "phone", "sold to alice")
 	if got := strings.TrimSpace(nodes[2].must(0, "-k", "sec", "get", "phone")); got != "sold to alice" {
 		t.Fatalf("get through n3 = %q", got)
+	}
+
+	if out := n1.must(0, "cluster", "status"); !strings.Contains(out, "TLS on") {
+		t.Errorf("kvctl cluster status does not say TLS is on:\n%s", out)
+	}
+	cl, base := n1.httpClient()
+	resp, err := cl.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "TLS on") {
+		t.Errorf("the status page does not say TLS is on")
 	}
 
 	// Without --certs-dir, kvctl speaks plaintext to a TLS port: refused.

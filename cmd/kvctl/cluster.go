@@ -301,8 +301,12 @@ func clusterStatus(c *cli.Context) error {
 		if out == formatJSON {
 			return writeProtoJSON(c.App.Writer, st)
 		}
-		fmt.Fprintf(c.App.Writer, "node %s of cluster %s, version %s; meta leader %s; %d local ranges, %d led here\n\n",
-			st.NodeId, st.ClusterId, st.Version, st.MetaLeader, st.LocalRanges, st.LocalLeaders)
+		tls := "TLS off (plaintext)"
+		if st.Tls {
+			tls = "TLS on"
+		}
+		fmt.Fprintf(c.App.Writer, "node %s of cluster %s, version %s, %s; meta leader %s; %d local ranges, %d led here\n\n",
+			st.NodeId, st.ClusterId, st.Version, tls, st.MetaLeader, st.LocalRanges, st.LocalLeaders)
 		if err := printMembers(c.App.Writer, st.Members); err != nil {
 			return err
 		}

@@ -748,7 +748,7 @@ func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequ
 	}
 	resp := &v1.StatusResponse{
 		NodeId: a.info.NodeName, ClusterId: a.info.ClusterID, Version: a.info.Version,
-		Members: a.members(), Keyspaces: a.keyspaces(), LocalRanges: uint32(len(status)),
+		Members: a.members(), Keyspaces: a.keyspaces(), LocalRanges: uint32(len(status)), Tls: a.info.Secure,
 	}
 	for id, st := range status {
 		if st.State == "leader" {

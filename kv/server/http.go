@@ -568,6 +568,7 @@ var statusTemplate = template.Must(template.New("status").Parse(`<!doctype html>
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f4f4}</style></head>
 <body><h1>quorumkv node {{.Node.NodeName}}</h1>
 <p>{{.Ready}} · cluster {{.Node.ClusterID}} · version {{.Node.Version}} · listening on {{.Node.Advertise}}
+· {{if .Node.Secure}}TLS on (the peer protocol answers node certificates only){{else}}TLS off: plaintext{{end}}
 · <a href="/status.json">status.json</a> · <a href="/metrics">metrics</a></p>
 <h2>Members</h2>
 <p>The catalog's nodes by ID, each in the gossip state of the node of its name only if that node has its UUID

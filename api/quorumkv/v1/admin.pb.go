@@ -1573,8 +1573,11 @@ type StatusResponse struct {
 	Members    []*Member   `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
 	Keyspaces  []*Keyspace `protobuf:"bytes,6,rep,name=keyspaces,proto3" json:"keyspaces,omitempty"`
 	// Ranges that have a replica on the answering node.
-	LocalRanges   uint32 `protobuf:"varint,7,opt,name=local_ranges,json=localRanges,proto3" json:"local_ranges,omitempty"`
-	LocalLeaders  uint32 `protobuf:"varint,8,opt,name=local_leaders,json=localLeaders,proto3" json:"local_leaders,omitempty"`
+	LocalRanges  uint32 `protobuf:"varint,7,opt,name=local_ranges,json=localRanges,proto3" json:"local_ranges,omitempty"`
+	LocalLeaders uint32 `protobuf:"varint,8,opt,name=local_leaders,json=localLeaders,proto3" json:"local_leaders,omitempty"`
+	// The answering node serves TLS (kvd --certs-dir) and its peer protocol
+	// answers only node certificates; false: plaintext.
+	Tls           bool `protobuf:"varint,9,opt,name=tls,proto3" json:"tls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1665,6 +1668,13 @@ func (x *StatusResponse) GetLocalLeaders() uint32 {
 	return 0
 }
 
+func (x *StatusResponse) GetTls() bool {
+	if x != nil {
+		return x.Tls
+	}
+	return false
+}
+
 var File_quorumkv_v1_admin_proto protoreflect.FileDescriptor
 
 const file_quorumkv_v1_admin_proto_rawDesc = "" +
@@ -1752,7 +1762,7 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\"@\n" +
 	"\x12ListRangesResponse\x12*\n" +
 	"\x06ranges\x18\x01 \x03(\v2\x12.quorumkv.v1.RangeR\x06ranges\"\x0f\n" +
-	"\rStatusRequest\"\xaf\x02\n" +
+	"\rStatusRequest\"\xc1\x02\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -1763,7 +1773,8 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\amembers\x18\x05 \x03(\v2\x13.quorumkv.v1.MemberR\amembers\x123\n" +
 	"\tkeyspaces\x18\x06 \x03(\v2\x15.quorumkv.v1.KeyspaceR\tkeyspaces\x12!\n" +
 	"\flocal_ranges\x18\a \x01(\rR\vlocalRanges\x12#\n" +
-	"\rlocal_leaders\x18\b \x01(\rR\flocalLeaders*N\n" +
+	"\rlocal_leaders\x18\b \x01(\rR\flocalLeaders\x12\x10\n" +
+	"\x03tls\x18\t \x01(\bR\x03tls*N\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rMODE_EVENTUAL\x10\x01\x12\r\n" +
