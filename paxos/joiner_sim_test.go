@@ -210,3 +210,47 @@ func TestJoinerRestartsBeforeSnapshot(t *testing.T) {
 		t.Fatalf("the joiner did not catch up (%v): %s", cl.err, cl.statusLine())
 	}
 }
+
+// A joiner gets a snapshot taken after the entries the leader applied
+// since its last compaction, once those weigh more than a MiB: the leader
+// compacts first (NeedsSnapshot) instead of sending its old snapshot and
+// then every entry since, which the joiner would hold in memory (a new
+// kv replica of a range of large values grew by 75 MiB that way).
+func TestJoinerGetsAFreshSnapshot(t *testing.T) {
+	cl := newCluster(7, members("majority", 1, 2, 3), paxos.CanaryNone, nil)
+	cl.nodes[1].rn.Campaign()
+	cl.settle(50, func() {}, func() bool { return false })
+	cl.propose(1)
+	cl.settle(20, func() {}, func() bool { return false })
+	cl.compact(1)
+	old := cl.nodes[1].rn.Status().Applied
+	big := make([]byte, 256<<10)
+	for range 8 {
+		if err := cl.nodes[1].rn.Propose(big); err != nil {
+			t.Fatal(err)
+		}
+		cl.settle(5, func() {}, func() bool { return false })
+	}
+	last := cl.nodes[1].rn.Status().Applied
+	if last < old+8 {
+		t.Fatalf("the leader applied up to %d, want the 8 entries after %d", last, old)
+	}
+	cl.addNode(4, paxos.PersistentState{})
+	next := members("majority", 1, 2, 3, 4)
+	ok := cl.settle(300, func() {
+		if ls := cl.leaders(); len(ls) == 1 {
+			if cs := cl.nodes[ls[0]].rn.Configs(); cs[len(cs)-1].Membership.String() != next.String() {
+				_ = cl.nodes[ls[0]].rn.ProposeConfig(next)
+			}
+		}
+	}, func() bool {
+		s := cl.nodes[4].rn.Status()
+		return !s.Joining && s.Config.String() == next.String()
+	})
+	if !ok || cl.err != nil {
+		t.Fatalf("the joiner did not catch up (%v): %s", cl.err, cl.statusLine())
+	}
+	if got := cl.nodes[4].disk.Snapshot.Slot; got < last {
+		t.Errorf("the joiner installed a snapshot at slot %d, before the 2 MiB of entries up to %d: it replayed them", got, last)
+	}
+}

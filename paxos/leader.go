@@ -278,19 +278,31 @@ func (r *RawNode) broadcastHeartbeat(ctx []byte) {
 
 // sendJoinerSnapshot sends a joining acceptor the snapshot it needs before
 // it can learn anything chosen: the leader's, if it has compacted its log
-// at least once. A log never compacted starts from the founding
+// at least once and the slots applied since weigh at most
+// joinerReplayBytes. A log never compacted starts from the founding
 // configuration with no application data, which the application may not
-// be able to ship (kv ships a handle to its data): the leader then asks
-// for a compaction (NeedsSnapshot) and sends the snapshot on a later
-// heartbeat response, one per heartbeat like every catch-up.
+// be able to ship (kv ships a handle to its data); a snapshot older than
+// that leaves the joiner to accept and apply every slot since (kv
+// compacts at 16 MiB of them: a new replica of a range that took large
+// values held them twice over in memory, its slot log's and its
+// memtable's, and its RSS grew by 75 MiB while a 256 MiB range moved to
+// it). The leader then asks for a compaction at its applied slot
+// (NeedsSnapshot) and sends the snapshot on a later heartbeat response,
+// one per heartbeat like every catch-up.
 func (r *RawNode) sendJoinerSnapshot(to uint64) {
-	if r.log.snap.Slot == 0 && r.log.snap.Data == nil {
+	if (r.log.snap.Slot == 0 && r.log.snap.Data == nil) || r.log.appliedBytesSince(r.log.snap.Slot) > joinerReplayBytes {
 		r.lead.needSnapshot = true
 		return
 	}
 	snap := r.log.snap
 	r.send(Message{Type: MsgSnapshot, To: to, Ballot: r.ballot, Snapshot: &snap, Commit: r.log.commit})
 }
+
+// joinerReplayBytes bounds the entries a joining acceptor gets after the
+// leader's snapshot: past it, the leader takes a new snapshot first
+// (sendJoinerSnapshot). Lower costs a compaction per joiner; higher
+// replays more entries through the joiner's memory.
+const joinerReplayBytes = 1 << 20
 
 // catchUp sends an acceptor what it lacks, driven by heartbeat responses
 // (one batch per heartbeat, so a lagging node never floods the leader):

@@ -69,6 +69,17 @@ func (l *slotLog) set(e Entry) {
 	l.entries[e.Slot-l.first()] = e
 }
 
+// appliedBytesSince is the size of the applied entries after slot from.
+func (l *slotLog) appliedBytesSince(from uint64) uint64 {
+	var n uint64
+	for s := max(from+1, l.first()); s <= l.applied; s++ {
+		if e, ok := l.get(s); ok {
+			n += e.size()
+		}
+	}
+	return n
+}
+
 // isChosen reports whether slot s is known chosen.
 func (l *slotLog) isChosen(s uint64) bool { return s <= l.commit || l.chosen[s] }
 
