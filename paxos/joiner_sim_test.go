@@ -195,20 +195,7 @@ func TestJoinerRestartsBeforeSnapshot(t *testing.T) {
 	if role := cl.nodes[4].rn.Status().Role; role != paxos.Follower || slices.ContainsFunc(cl.queue, func(m paxos.Message) bool { return m.From == 4 }) {
 		t.Fatalf("a joiner ran phase 1: role %v, queue %v", role, cl.queue)
 	}
-	next := members("majority", 1, 2, 3, 4)
-	ok := cl.settle(300, func() {
-		if ls := cl.leaders(); len(ls) == 1 {
-			if cs := cl.nodes[ls[0]].rn.Configs(); cs[len(cs)-1].Membership.String() != next.String() {
-				_ = cl.nodes[ls[0]].rn.ProposeConfig(next)
-			}
-		}
-	}, func() bool {
-		s := cl.nodes[4].rn.Status()
-		return !s.Joining && s.Config.String() == next.String()
-	})
-	if !ok || cl.err != nil {
-		t.Fatalf("the joiner did not catch up (%v): %s", cl.err, cl.statusLine())
-	}
+	cl.joinNode4(t)
 }
 
 // A joiner gets a snapshot taken after the entries the leader applied
@@ -236,6 +223,16 @@ func TestJoinerGetsAFreshSnapshot(t *testing.T) {
 		t.Fatalf("the leader applied up to %d, want the 8 entries after %d", last, old)
 	}
 	cl.addNode(4, paxos.PersistentState{})
+	cl.joinNode4(t)
+	if got := cl.nodes[4].disk.Snapshot.Slot; got < last {
+		t.Errorf("the joiner installed a snapshot at slot %d, before the 2 MiB of entries up to %d: it replayed them", got, last)
+	}
+}
+
+// joinNode4 has the leader propose the configuration of nodes 1 to 4
+// until node 4, added empty, has caught up and applies it.
+func (cl *cluster) joinNode4(t *testing.T) {
+	t.Helper()
 	next := members("majority", 1, 2, 3, 4)
 	ok := cl.settle(300, func() {
 		if ls := cl.leaders(); len(ls) == 1 {
@@ -249,8 +246,5 @@ func TestJoinerGetsAFreshSnapshot(t *testing.T) {
 	})
 	if !ok || cl.err != nil {
 		t.Fatalf("the joiner did not catch up (%v): %s", cl.err, cl.statusLine())
-	}
-	if got := cl.nodes[4].disk.Snapshot.Slot; got < last {
-		t.Errorf("the joiner installed a snapshot at slot %d, before the 2 MiB of entries up to %d: it replayed them", got, last)
 	}
 }
