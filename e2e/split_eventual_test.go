@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,28 +30,13 @@ func TestEventualRangeSplitsUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	const (
-		keys    = 4096
-		writers = 8
-		size    = 1 << 10
-		items   = 16
-		buyers  = 4
+		items  = 16
+		buyers = 4
 	)
-	value := func(i int) []byte { return []byte(fmt.Sprintf("%0*d", size, i)) }
+	load := splitLoad{keys: 4096, writers: 8, size: 1 << 10}
+	keys := load.keys
 	start := time.Now()
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := w; i < keys; i += writers {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				if _, err := cl.Put(ctx, "evbig", []byte(fmt.Sprintf("key-%05d", i)), value(i), client.Quorum{}); err != nil {
-					failed.Add(1)
-					t.Errorf("put key-%05d: %v", i, err)
-				}
-				cancel()
-			}
-		})
-	}
+	wait := load.write(t, cl, "evbig", false)
 	// The flash sale: each buyer tries every item once, through its own
 	// node, spread over the load.
 	var mu sync.Mutex
@@ -79,9 +63,9 @@ func TestEventualRangeSplitsUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	failed := wait()
 	sale.Wait()
-	t.Logf("wrote %d keys of %d bytes in %v (%d failed)", keys, size, time.Since(start).Round(time.Millisecond), failed.Load())
+	t.Logf("wrote %d keys of %d bytes in %v (%d failed)", keys, load.size, time.Since(start).Round(time.Millisecond), failed)
 
 	// 4 MiB over ranges of at most 1 MiB: at least 4 ranges once the
 	// splits the load started are done.
@@ -89,14 +73,7 @@ func TestEventualRangeSplitsUnderLoad(t *testing.T) {
 	t.Logf("split into %d ranges %v after the load began", len(rangeReplicas(t, n1, "evbig")), time.Since(start).Round(time.Millisecond))
 	t.Logf("kvctl cluster ranges -k evbig:\n%s", n1.must(0, "cluster", "ranges", "-k", "evbig"))
 
-	for i := range keys {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		kv, err := cl.Get(ctx, "evbig", []byte(fmt.Sprintf("key-%05d", i)), client.Quorum{})
-		cancel()
-		if err != nil || string(kv.Value) != string(value(i)) {
-			t.Fatalf("get key-%05d after the splits: %v (value of %d bytes)", i, err, len(kv.Value))
-		}
-	}
+	load.readBack(t, cl, "evbig")
 	sold := 0
 	for it := range items {
 		if len(won[it]) > 0 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,12 +28,8 @@ func TestPaxosRangesSplitUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const (
-		keys    = 2048
-		writers = 8
-		size    = 1 << 10
-	)
-	value := func(i int) []byte { return []byte(fmt.Sprintf("%0*d", size, i)) }
+	load := splitLoad{keys: 2048, writers: 8, size: 1 << 10}
+	keys := load.keys
 	start := time.Now()
 	h := sim.NewHistoryClock(func() time.Duration { return time.Since(start) })
 	stop := make(chan struct{})
@@ -53,22 +48,8 @@ func TestPaxosRangesSplitUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := w; i < keys; i += writers {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				if _, err := cl.Put(ctx, "pbig", []byte(fmt.Sprintf("key-%05d", i)), value(i), client.Quorum{}); err != nil {
-					failed.Add(1)
-					t.Errorf("put key-%05d: %v", i, err)
-				}
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	t.Logf("wrote %d keys of %d bytes in %v (%d failed)", keys, size, time.Since(start).Round(time.Millisecond), failed.Load())
+	failed := load.write(t, cl, "pbig", false)()
+	t.Logf("wrote %d keys of %d bytes in %v (%d failed)", keys, load.size, time.Since(start).Round(time.Millisecond), failed)
 
 	// 2 MiB over ranges of at most 256 KiB: at least 4 ranges once the
 	// splits the load started are done.
@@ -83,14 +64,7 @@ func TestPaxosRangesSplitUnderLoad(t *testing.T) {
 	}
 	sim.AssertLinearizable(t, h, 30*time.Second)
 
-	for i := range keys {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		kv, err := cl.Get(ctx, "pbig", []byte(fmt.Sprintf("key-%05d", i)), client.Quorum{})
-		cancel()
-		if err != nil || string(kv.Value) != string(value(i)) {
-			t.Fatalf("get key-%05d after the splits: %v (value of %d bytes)", i, err, len(kv.Value))
-		}
-	}
+	load.readBack(t, cl, "pbig")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	all, err := cl.Scan(ctx, "pbig", nil, 0, 1000)
 	cancel()
@@ -109,18 +83,7 @@ func TestPaxosRangesSplitUnderLoad(t *testing.T) {
 
 	// Emptied, the ranges stay apart: a raft keyspace would merge back
 	// within a few split driver passes (TestRangeSplitsUnderLoad).
-	for w := range writers {
-		wg.Go(func() {
-			for i := w; i < keys; i += writers {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				if _, err := cl.Delete(ctx, "pbig", []byte(fmt.Sprintf("key-%05d", i)), client.Quorum{}); err != nil {
-					t.Errorf("delete key-%05d: %v", i, err)
-				}
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
+	load.write(t, cl, "pbig", true)()
 	time.Sleep(5 * time.Second)
 	if now := len(rangeReplicas(t, n1, "pbig")); now < ranges {
 		t.Errorf("the emptied paxos keyspace went from %d ranges to %d: paxos ranges merged", ranges, now)

@@ -29,29 +29,11 @@ func TestRangeSplitsUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const (
-		keys    = 4096
-		writers = 8
-		size    = 1 << 10
-	)
-	value := func(i int) []byte { return []byte(fmt.Sprintf("%0*d", size, i)) }
+	load := splitLoad{keys: 4096, writers: 8, size: 1 << 10}
+	keys := load.keys
 	start := time.Now()
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := w; i < keys; i += writers {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				if _, err := cl.Put(ctx, "big", []byte(fmt.Sprintf("key-%05d", i)), value(i), client.Quorum{}); err != nil {
-					failed.Add(1)
-					t.Errorf("put key-%05d: %v", i, err)
-				}
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	t.Logf("wrote %d keys of %d bytes in %v (%d failed)", keys, size, time.Since(start).Round(time.Millisecond), failed.Load())
+	failed := load.write(t, cl, "big", false)()
+	t.Logf("wrote %d keys of %d bytes in %v (%d failed)", keys, load.size, time.Since(start).Round(time.Millisecond), failed)
 
 	// 4 MiB over ranges of at most 1 MiB: at least 4 ranges once the
 	// splits the load started are done.
@@ -63,14 +45,7 @@ func TestRangeSplitsUnderLoad(t *testing.T) {
 		t.Errorf("kvctl cluster ranges shows fewer than 4 ranges:\n%s", out)
 	}
 
-	for i := range keys {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		kv, err := cl.Get(ctx, "big", []byte(fmt.Sprintf("key-%05d", i)), client.Quorum{})
-		cancel()
-		if err != nil || string(kv.Value) != string(value(i)) {
-			t.Fatalf("get key-%05d after the splits: %v (value of %d bytes)", i, err, len(kv.Value))
-		}
-	}
+	load.readBack(t, cl, "big")
 	// A scan sees every key once, across the new ranges.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	all, err := cl.Scan(ctx, "big", nil, 0, 1000)
@@ -85,13 +60,7 @@ func TestRangeSplitsUnderLoad(t *testing.T) {
 
 	// Emptied, the ranges merge back into the one the keyspace was
 	// created with, while a writer keeps a few keys changing.
-	for i := range keys {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		if _, err := cl.Delete(ctx, "big", []byte(fmt.Sprintf("key-%05d", i)), client.Quorum{}); err != nil {
-			t.Fatalf("delete key-%05d: %v", i, err)
-		}
-		cancel()
-	}
+	load.write(t, cl, "big", true)()
 	w := startWriter(t, cl, "big")
 	emptied := time.Now()
 	waitForWithin(t, "the emptied keyspace to merge back into one range", 2*time.Minute, func() bool {
@@ -100,4 +69,51 @@ func TestRangeSplitsUnderLoad(t *testing.T) {
 	t.Logf("emptied, the keyspace merged back into one range in %v:\n%s", time.Since(emptied).Round(100*time.Millisecond),
 		n1.must(0, "cluster", "ranges", "-k", "big"))
 	w.stopAndCheck(t, n1, 5*time.Second)
+}
+
+// splitLoad is the load of the split tests: keys keys key-00000... whose
+// values are their numbers padded to size bytes, written by writers
+// goroutines at once.
+type splitLoad struct{ keys, writers, size int }
+
+func (l splitLoad) key(i int) []byte   { return fmt.Appendf(nil, "key-%05d", i) }
+func (l splitLoad) value(i int) []byte { return fmt.Appendf(nil, "%0*d", l.size, i) }
+
+// write puts every key (or deletes it, with del) into keyspace ks, each
+// write failing the test if it fails; wait returns how many did.
+func (l splitLoad) write(t *testing.T, cl *client.Client, ks string, del bool) (wait func() int64) {
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := range l.writers {
+		wg.Go(func() {
+			for i := w; i < l.keys; i += l.writers {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				var err error
+				if del {
+					_, err = cl.Delete(ctx, ks, l.key(i), client.Quorum{})
+				} else {
+					_, err = cl.Put(ctx, ks, l.key(i), l.value(i), client.Quorum{})
+				}
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					t.Errorf("write %s (delete %v): %v", l.key(i), del, err)
+				}
+			}
+		})
+	}
+	return func() int64 { wg.Wait(); return failed.Load() }
+}
+
+// readBack requires every key of ks to read back with its value.
+func (l splitLoad) readBack(t *testing.T, cl *client.Client, ks string) {
+	t.Helper()
+	for i := range l.keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		kv, err := cl.Get(ctx, ks, l.key(i), client.Quorum{})
+		cancel()
+		if err != nil || string(kv.Value) != string(l.value(i)) {
+			t.Fatalf("get %s after the splits: %v (value of %d bytes)", l.key(i), err, len(kv.Value))
+		}
+	}
 }
