@@ -24,21 +24,7 @@ var simPaxosSplitKeyspace = []catalog.KeyspaceDescriptor{{Name: "pk", Mode: cata
 // replicas converge on the same data (a replica that was down during a
 // split gets the new range's snapshot from its leader), and the range
 // count grew.
-func TestSimPaxosSplits(t *testing.T) {
-	for _, seed := range sim.Seeds(t, 3) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			c := newSimClusterWith(t, seed, 3, simPaxosSplitKeyspace, func(c *simCluster) {
-				c.rangeMaxBytes, c.keys, c.splitCrashes = 40, 8, true
-			})
-			c.runWorkload(simShape{nodes: 3})
-			c.check()
-			if n := c.splitRanges(); n < 3 {
-				t.Fatalf("keyspace pk has %d ranges after the run; want it split more than once\n%s", n, c.describeRanges())
-			}
-			t.Logf("seed %d: %d ranges, %d crashes right after a split", seed, c.splitRanges(), c.splitRestarts)
-		})
-	}
-}
+func TestSimPaxosSplits(t *testing.T) { simSplits(t, simPaxosSplitKeyspace) }
 
 // TestSimPaxosSplitCatchUp: a node down while its paxos range splits
 // comes back; its replica of the old range catches up by the log or a

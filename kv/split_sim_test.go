@@ -145,16 +145,20 @@ func (c *simCluster) splitRanges() int { return len(c.catalog().Ranges[c.keyspac
 // range's replicas converge on the same data (the new ranges' too: a
 // replica that was down during a split catches up by the log or a
 // snapshot of the new range), and the range count grew.
-func TestSimSplits(t *testing.T) {
+func TestSimSplits(t *testing.T) { simSplits(t, simSplitKeyspace) }
+
+// simSplits runs TestSimSplits's scenario on the one keyspace of ks (raft
+// or paxos).
+func simSplits(t *testing.T, ks []catalog.KeyspaceDescriptor) {
 	for _, seed := range sim.Seeds(t, 3) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			c := newSimClusterWith(t, seed, 3, simSplitKeyspace, func(c *simCluster) {
+			c := newSimClusterWith(t, seed, 3, ks, func(c *simCluster) {
 				c.rangeMaxBytes, c.keys, c.splitCrashes = 40, 8, true
 			})
 			c.runWorkload(simShape{nodes: 3})
 			c.check()
 			if n := c.splitRanges(); n < 3 {
-				t.Fatalf("keyspace rk has %d ranges after the run; want it split more than once\n%s", n, c.describeRanges())
+				t.Fatalf("keyspace %s has %d ranges after the run; want it split more than once\n%s", ks[0].Name, n, c.describeRanges())
 			}
 			t.Logf("seed %d: %d ranges, %d crashes right after a split", seed, c.splitRanges(), c.splitRestarts)
 		})

@@ -351,17 +351,8 @@ func (s *Store) MergeAcceptor(rangeID uint64, key []byte, theirs paxos.AcceptorS
 	if err != nil {
 		return err
 	}
-	merged := st
-	if merged.Promised.Less(theirs.Promised) {
-		merged.Promised = theirs.Promised
-	}
-	if merged.Accepted.Less(theirs.Accepted) {
-		merged.Accepted, merged.Value = theirs.Accepted, theirs.Value
-	}
-	if merged.Promised.Less(merged.Accepted) {
-		merged.Promised = merged.Accepted
-	}
-	if merged.Promised == st.Promised && merged.Accepted == st.Accepted {
+	merged := mergeAcceptor(st, theirs)
+	if merged == nil {
 		return nil
 	}
 	b := s.db.NewBatch()
