@@ -222,9 +222,14 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	return writePEM(path, "PRIVATE KEY", der, 0o600)
 }
 
-// writePEM writes one PEM block to path through a temporary file renamed
-// into place, so a reader never sees half a file.
+// writePEM writes one PEM block to path (writeFile).
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+	return writeFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
+}
+
+// writeFile writes data to path through a temporary file renamed into
+// place, so a reader never sees half a file.
+func writeFile(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -237,7 +242,7 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if err := pem.Encode(tmp, &pem.Block{Type: typ, Bytes: der}); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 )
 
 // A secure cluster made with kvd cert alone: 3 nodes with --certs-dir
-// serve TLS and speak mutual TLS to each other (a raft keyspace of 3
+// gossip with a gossip key, serve TLS and speak mutual TLS to each other (a raft keyspace of 3
 // replicas takes writes, so its peer traffic flows), kvctl works with
 // --certs-dir and fails without it, and the peer protocol refuses a
 // caller that presents a user's certificate instead of a node's.
@@ -31,6 +31,7 @@ func TestSecureCluster(t *testing.T) {
 		{"cert", "create-ca", "--certs-dir", dir, "--ca-key", caKey},
 		{"cert", "create-node", "--certs-dir", dir, "--ca-key", caKey, "127.0.0.1", "localhost"},
 		{"cert", "create-client", "--certs-dir", dir, "--ca-key", caKey, "root"},
+		{"cert", "create-gossip-key", "--certs-dir", dir},
 	} {
 		if out, err := exec.Command(bin.kvd, args...).CombinedOutput(); err != nil {
 			t.Fatalf("kvd %v: %v\n%s", args, err, out)

@@ -48,6 +48,15 @@ type Config struct {
 
 	// Logger receives memberlist's logs; nil means slog.Default().
 	Logger *slog.Logger
+
+	// Keys encrypt and authenticate gossip (AES-GCM, memberlist's
+	// keyring): every message is sealed with Keys[0] and opened with any
+	// of them, and messages that open with none are dropped, so a node
+	// without a key cannot take part. Each key is 16, 24 or 32 bytes. More
+	// than one lets keys rotate by rolling restarts: add the new key
+	// second on every node, then first, then drop the old one. None:
+	// gossip travels in the clear.
+	Keys [][]byte
 }
 
 // LANTimings are the defaults: a datacenter network, failures found within
@@ -120,6 +129,11 @@ func (c *Config) Validate() error {
 	if c.SuspicionMult < 1 {
 		return fmt.Errorf("membership: SuspicionMult %d must be at least 1", c.SuspicionMult)
 	}
+	for i, k := range c.Keys {
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return fmt.Errorf("membership: gossip key %d is %d bytes, want 16, 24 or 32", i+1, n)
+		}
+	}
 	return nil
 }
 
@@ -168,5 +182,13 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 	// Resolve seed names with the system resolver, not a resolv.conf read
 	// that scratch containers do not have.
 	mlc.DNSConfigPath = ""
+	if len(c.Keys) > 0 {
+		ring, err := memberlist.NewKeyring(c.Keys[1:], c.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("membership: gossip keys: %w", err)
+		}
+		mlc.Keyring = ring
+		mlc.GossipVerifyIncoming, mlc.GossipVerifyOutgoing = true, true
+	}
 	return mlc, nil
 }

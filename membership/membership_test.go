@@ -246,3 +246,64 @@ func TestAdvertisedAddr(t *testing.T) {
 	}
 	waitFor(t, "no address for the dead n2", func() bool { _, ok := a.AdvertisedAddr(uuidB); return !ok })
 }
+
+// startKeyed starts gossip with keys (nil: in the clear).
+func startKeyed(t *testing.T, id string, keys ...[]byte) *Membership {
+	t.Helper()
+	cfg := LoopbackTimings()
+	cfg.Meta = Meta{NodeID: id, Addr: "127.0.0.1:1", Zone: "z", Weight: 1}
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.Logger = quietLogger()
+	cfg.Keys = keys
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	return m
+}
+
+// With keys, gossip is sealed: nodes of one key form a cluster, a node
+// without the key or with another cannot join it, and a node holding the
+// old key second joins nodes that seal with it (rotation).
+func TestGossipKeys(t *testing.T) {
+	k1, k2 := []byte(strings.Repeat("a", 32)), []byte(strings.Repeat("b", 32))
+	a, b := startKeyed(t, "n1", k1), startKeyed(t, "n2", k1)
+	defer a.Close()
+	defer b.Close()
+	if _, err := b.Join([]string{a.LocalAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n1 and n2 alive at n1", func() bool { return states(a) == "n1=alive n2=alive" })
+	for _, c := range []struct {
+		id   string
+		keys [][]byte
+	}{{"n3", nil}, {"n4", [][]byte{k2}}} {
+		m := startKeyed(t, c.id, c.keys...)
+		if _, err := m.Join([]string{a.LocalAddr()}); err == nil {
+			t.Errorf("%s (keys %d) joined a cluster sealed with another key", c.id, len(c.keys))
+		}
+		time.Sleep(300 * time.Millisecond)
+		if strings.Contains(states(a), c.id) {
+			t.Errorf("n1 lists %s, which holds no key of it: %s", c.id, states(a))
+		}
+		m.Close()
+	}
+	// Rotation: n5 sealing with k1 and opening k2 too (the new key added
+	// second) joins n1; n6 sealing with k2 and opening k1 (the new key
+	// moved first) joins n5.
+	n5 := startKeyed(t, "n5", k1, k2)
+	defer n5.Close()
+	if _, err := n5.Join([]string{a.LocalAddr()}); err != nil {
+		t.Fatalf("n5 (k1, then k2) joining n1 (k1): %v", err)
+	}
+	n6 := startKeyed(t, "n6", k2, k1)
+	defer n6.Close()
+	if _, err := n6.Join([]string{n5.LocalAddr()}); err != nil {
+		t.Fatalf("n6 (k2, then k1) joining n5 (k1, then k2): %v", err)
+	}
+	waitFor(t, "n6 alive at n5", func() bool { return strings.Contains(states(n5), "n6=alive") })
+	if err := (&Config{Meta: Meta{NodeID: "x"}, BindAddr: "127.0.0.1:0", ProbeInterval: time.Second, ProbeTimeout: time.Millisecond, SuspicionMult: 1,
+		Keys: [][]byte{[]byte("short")}}).Validate(); err == nil || !strings.Contains(err.Error(), "16, 24 or 32") {
+		t.Errorf("a 5-byte key: %v", err)
+	}
+}

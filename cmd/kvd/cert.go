@@ -54,6 +54,7 @@ hosts and the user.
   kvd cert create-ca --certs-dir certs --ca-key safe/ca.key
   kvd cert create-node --certs-dir certs --ca-key safe/ca.key 127.0.0.1 localhost node1.example.com
   kvd cert create-client --certs-dir certs --ca-key safe/ca.key root
+  kvd cert create-gossip-key --certs-dir certs
   kvd cert list --certs-dir certs`,
 		Subcommands: []*cli.Command{
 			{
@@ -95,6 +96,20 @@ hosts and the user.
 					}
 					crt, key := certs.ClientFiles(c.Args().First())
 					wrote(c, filepath.Join(c.String("certs-dir"), crt), filepath.Join(c.String("certs-dir"), key))
+					return nil
+				},
+			},
+			{
+				Name: "create-gossip-key", Usage: "write a key that encrypts gossip (gossip.key) into --certs-dir; copy it to every node's",
+				Flags: []cli.Flag{dirFlag(), &cli.BoolFlag{Name: "overwrite", Usage: "replace the file if it exists"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return fmt.Errorf("create-gossip-key takes no arguments, got %q", c.Args().Slice())
+					}
+					if err := certs.CreateGossipKey(c.String("certs-dir"), certs.Options{Overwrite: c.Bool("overwrite")}); err != nil {
+						return err
+					}
+					wrote(c, filepath.Join(c.String("certs-dir"), certs.GossipKeyFile))
 					return nil
 				},
 			},

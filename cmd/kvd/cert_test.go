@@ -105,7 +105,23 @@ func TestSecureUnlessTold(t *testing.T) {
 	if err := certs.CreateNode(dir, key, []string{"127.0.0.1"}, certs.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, err := parse(t, "--listen", "0.0.0.0:7070", "--certs-dir", dir); err != nil || cfg.certs == nil {
+	if cfg, err := parse(t, "--listen", "0.0.0.0:7070", "--certs-dir", dir); err != nil || cfg.certs == nil || cfg.gossipKeys != nil {
 		t.Errorf("--certs-dir with a node certificate, on 0.0.0.0: %v", err)
+	}
+	// Gossip off loopback needs a gossip key with TLS on.
+	if _, err := parse(t, "--certs-dir", dir, "--gossip", "10.1.2.3:7946"); err == nil || !strings.Contains(err.Error(), "kvd cert create-gossip-key") {
+		t.Errorf("--gossip off loopback without a gossip key: %v, want an error naming kvd cert create-gossip-key", err)
+	}
+	if err := certs.CreateGossipKey(dir, certs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := parse(t, "--certs-dir", dir, "--gossip", "10.1.2.3:7946"); err != nil || len(cfg.gossipKeys) != 1 || len(cfg.gossipKeys[0]) != 32 {
+		t.Errorf("--gossip off loopback with a gossip key: %v (%d keys)", err, len(cfg.gossipKeys))
+	}
+	if err := os.WriteFile(filepath.Join(dir, certs.GossipKeyFile), []byte("not base64\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parse(t, "--certs-dir", dir); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("a broken gossip.key: %v, want an error naming its line", err)
 	}
 }

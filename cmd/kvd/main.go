@@ -137,8 +137,10 @@ type config struct {
 	// quarter of rangeMaxBytes, negative off).
 	rangeMaxBytes, mergeBelowBytes int64
 	// certs is the loaded --certs-dir, nil when TLS is off (plaintext on
-	// loopback, or --insecure).
-	certs *certs.Bundle
+	// loopback, or --insecure); gossipKeys are its gossip.key's keys, if
+	// it holds one (membership.Config.Keys).
+	certs      *certs.Bundle
+	gossipKeys [][]byte
 }
 
 func configFrom(c *cli.Context) (config, error) {
@@ -191,6 +193,14 @@ func configFrom(c *cli.Context) (config, error) {
 	}
 	if cfg.certs, err = secureFrom(c.String("certs-dir"), c.Bool("insecure"), cfg.listen); err != nil {
 		return cfg, err
+	}
+	if cfg.certs != nil {
+		if cfg.gossipKeys, err = cfg.certs.GossipKeys(); err != nil {
+			return cfg, fmt.Errorf("--certs-dir %s: %w", cfg.certs.Dir(), err)
+		}
+		if host, _, _ := net.SplitHostPort(cfg.gossip); len(cfg.gossipKeys) == 0 && !loopback(host) {
+			return cfg, fmt.Errorf("--gossip %s is not a loopback address, and gossip would travel in the clear: write a key with kvd cert create-gossip-key --certs-dir %s, and copy it into every node's certificates directory", cfg.gossip, cfg.certs.Dir())
+		}
 	}
 	if err := cfg.logLevel.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
@@ -354,11 +364,16 @@ func secureFrom(dir string, insecure bool, listen string) (*certs.Bundle, error)
 		}
 		return b, nil
 	}
-	host, _, _ := net.SplitHostPort(listen)
-	if ip := net.ParseIP(host); !insecure && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if host, _, _ := net.SplitHostPort(listen); !insecure && !loopback(host) {
 		return nil, fmt.Errorf("--listen %s is not a loopback address: serve TLS with --certs-dir (kvd cert writes the certificates), or pass --insecure to serve plaintext that anyone who reaches the address can read and write", listen)
 	}
 	return nil, nil
+}
+
+// loopback reports whether host is a loopback name or address.
+func loopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // mergeBelow parses --range-merge-bytes into StoreConfig.MergeBelowBytes:

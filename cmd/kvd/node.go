@@ -81,6 +81,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 			UUID: ident.UUID, ClusterID: ident.ClusterID},
 		BindAddr: cfg.gossip,
 		Logger:   logger,
+		Keys:     cfg.gossipKeys,
 	})
 	if err != nil {
 		return nil, err
