@@ -93,6 +93,10 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 			Value: "64MiB", EnvVars: []string{"KVD_RANGE_MAX_BYTES"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "range-merge-bytes", Usage: "raft keyspaces: two neighbouring ranges born of splits whose data together is below this size merge into one (bytes, or with a KiB, MiB or GiB suffix, at most half of --range-max-bytes; 0 turns merges off; default a quarter of --range-max-bytes)",
 			EnvVars: []string{"KVD_RANGE_MERGE_BYTES"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "max-key-bytes", Usage: "the largest key a request may carry (bytes, or with a KiB or MiB suffix; 1 to 64KiB)", Value: "4KiB", EnvVars: []string{"KVD_MAX_KEY_BYTES"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "max-value-bytes", Usage: "the largest value a request may carry (up to 64MiB)", Value: "1MiB", EnvVars: []string{"KVD_MAX_VALUE_BYTES"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "max-request-bytes", Usage: "the largest request body (at least key plus value; up to 65MiB)", Value: "2MiB", EnvVars: []string{"KVD_MAX_REQUEST_BYTES"}}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-scan-keys", Usage: "the most keys one scan page returns (1 to 1000000)", Value: 10000, EnvVars: []string{"KVD_MAX_SCAN_KEYS"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "certs-dir", Usage: "serve TLS with the certificates in this directory (ca.crt, node.crt, node.key: kvd cert writes them); peers must present node certificates of the same CA", EnvVars: []string{"KVD_CERTS_DIR"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "insecure", Usage: "serve plaintext on a --listen address that is not loopback, where anyone who reaches it can read and write everything", EnvVars: []string{"KVD_INSECURE"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
@@ -141,6 +145,8 @@ type config struct {
 	// it holds one (membership.Config.Keys).
 	certs      *certs.Bundle
 	gossipKeys [][]byte
+	// limits go to NodeConfig.Limits (SPEC.md "Limits").
+	limits catalog.Limits
 }
 
 func configFrom(c *cli.Context) (config, error) {
@@ -158,6 +164,9 @@ func configFrom(c *cli.Context) (config, error) {
 	}
 	cfg.rangeMaxBytes = max
 	if cfg.mergeBelowBytes, err = mergeBelow(c.String("range-merge-bytes"), max); err != nil {
+		return cfg, err
+	}
+	if cfg.limits, err = limitsFrom(c); err != nil {
 		return cfg, err
 	}
 	for _, s := range strings.Split(c.String("join"), ",") {
@@ -368,6 +377,44 @@ func secureFrom(dir string, insecure bool, listen string) (*certs.Bundle, error)
 		return nil, fmt.Errorf("--listen %s is not a loopback address: serve TLS with --certs-dir (kvd cert writes the certificates), or pass --insecure to serve plaintext that anyone who reaches the address can read and write", listen)
 	}
 	return nil, nil
+}
+
+// Bounds of the request limits' flags: past them a request could not
+// travel in one log entry and one peer message at a sane cost.
+const (
+	maxKeyBytesBound   = 64 << 10
+	maxValueBytesBound = 64 << 20
+	maxScanKeysBound   = 1_000_000
+)
+
+// limitsFrom reads the request limits' flags (SPEC.md "Limits"). Every
+// node of a cluster should have the same: a request is checked where it
+// arrives, and a forwarded one again by the node it is forwarded to.
+func limitsFrom(c *cli.Context) (catalog.Limits, error) {
+	var l catalog.Limits
+	for _, f := range []struct {
+		name     string
+		min, max int64
+		to       *int
+	}{
+		{"max-key-bytes", 1, maxKeyBytesBound, &l.MaxKeyBytes},
+		{"max-value-bytes", 0, maxValueBytesBound, &l.MaxValueBytes},
+		{"max-request-bytes", 1, maxValueBytesBound + maxKeyBytesBound + 1<<20, &l.MaxRequestBytes},
+	} {
+		n, err := parseBytes(c.String(f.name))
+		if err != nil || n < f.min || n > f.max {
+			return l, fmt.Errorf("--%s %q: want a size from %d to %d bytes", f.name, c.String(f.name), f.min, f.max)
+		}
+		*f.to = int(n)
+	}
+	if l.MaxScanKeys = c.Int("max-scan-keys"); l.MaxScanKeys < 1 || l.MaxScanKeys > maxScanKeysBound {
+		return l, fmt.Errorf("--max-scan-keys %d: want 1 to %d", l.MaxScanKeys, maxScanKeysBound)
+	}
+	if l.MaxRequestBytes < l.MaxKeyBytes+l.MaxValueBytes {
+		return l, fmt.Errorf("--max-request-bytes %d is below --max-key-bytes %d plus --max-value-bytes %d: the largest put could not be sent",
+			l.MaxRequestBytes, l.MaxKeyBytes, l.MaxValueBytes)
+	}
+	return l, nil
 }
 
 // loopback reports whether host is a loopback name or address.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/eventual"
 	"github.com/quorumkv/quorumkv/kv/records"
 )
@@ -204,6 +205,33 @@ func TestEnablePprof(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
 		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("GET %s: %d %.80q, want %q in it", path, rec.Code, rec.Body.String(), want)
+		}
+	}
+}
+
+// The request limits are flags (SPEC.md "Limits": each configurable),
+// bounded, and a request limit too small for the largest put is refused,
+// naming the flags.
+func TestLimitFlags(t *testing.T) {
+	cfg, err := parse(t)
+	if err != nil || cfg.limits != catalog.DefaultLimits() {
+		t.Fatalf("defaults: %+v (%v), want SPEC.md's %+v", cfg.limits, err, catalog.DefaultLimits())
+	}
+	cfg, err = parse(t, "--max-key-bytes", "1KiB", "--max-value-bytes", "8MiB", "--max-request-bytes", "9MiB", "--max-scan-keys", "500")
+	if want := (catalog.Limits{MaxKeyBytes: 1 << 10, MaxValueBytes: 8 << 20, MaxRequestBytes: 9 << 20, MaxScanKeys: 500}); err != nil || cfg.limits != want {
+		t.Errorf("set: %+v (%v), want %+v", cfg.limits, err, want)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-value-bytes", "65MiB"}, "--max-value-bytes"},
+		{[]string{"--max-key-bytes", "0"}, "--max-key-bytes"},
+		{[]string{"--max-scan-keys", "0"}, "--max-scan-keys"},
+		{[]string{"--max-value-bytes", "4MiB"}, "--max-request-bytes 2097152 is below"},
+	} {
+		if _, err := parse(t, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error naming %q", c.args, err, c.want)
 		}
 	}
 }

@@ -137,7 +137,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		return nil, err
 	}
 	node, err := kv.NewNode(n.store, kv.NodeConfig{
-		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient, MaxHintAge: cfg.hintWindow, DeadAfter: cfg.deadAfter,
+		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient, MaxHintAge: cfg.hintWindow, DeadAfter: cfg.deadAfter, Limits: cfg.limits,
 		Alive:   func(nd catalog.NodeDescriptor) bool { return gossipAlive(n.gossip, nd) },
 		Members: func() []kv.Member { return gossipMembers(n.gossip) },
 	})

@@ -70,6 +70,23 @@ type Server struct {
 // on a 3-node demo.
 const compressMinBytes = 8 << 10
 
+// limitBody refuses, before Connect reads it, a request whose declared
+// body is over max, with an error that names the limit (Connect's own,
+// for bodies without a length, says only "larger than configured max").
+func limitBody(max int) func(path string, h http.Handler) (string, http.Handler) {
+	errs := connect.NewErrorWriter()
+	return func(path string, h http.Handler) (string, http.Handler) {
+		return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > int64(max) {
+				errs.Write(w, r, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+					"%w: request body is %d bytes, the limit is %d (MaxRequestBytes, kvd --max-request-bytes)", catalog.ErrLimit, r.ContentLength, max)))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+}
+
 // NewServer builds the HTTP handler of node. metrics must be the ones the
 // node's store uses; gatherer serves /metrics.
 func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gatherer prometheus.Gatherer) *Server {
@@ -81,8 +98,8 @@ func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gathere
 	}
 	s.peerCtx, s.stopPeers = context.WithCancel(context.Background())
 	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.Limits().MaxRequestBytes), connect.WithCompressMinBytes(compressMinBytes)}
-	s.mux.Handle(quorumkvv1connect.NewKVHandler(s.api, opts...))
-	s.mux.Handle(quorumkvv1connect.NewAdminHandler(s.api, opts...))
+	s.mux.Handle(limitBody(node.Limits().MaxRequestBytes)(quorumkvv1connect.NewKVHandler(s.api, opts...)))
+	s.mux.Handle(limitBody(node.Limits().MaxRequestBytes)(quorumkvv1connect.NewAdminHandler(s.api, opts...)))
 	peerPath, peerHandler := kv.NewPeerService(node, connect.WithCompressMinBytes(compressMinBytes))
 	peerErrors := connect.NewErrorWriter()
 	s.mux.Handle(peerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

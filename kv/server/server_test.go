@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +250,28 @@ func TestPaxosRangeRestartsAndFailedRangeReported(t *testing.T) {
 	}
 	if code, _, body := restDo(t, "PUT", hs.URL+"/v1/kv/px/k", "v"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stopped on this node") {
 		t.Errorf("REST PUT to the failed range: %d %s", code, body)
+	}
+}
+
+// A Connect request whose body is over MaxRequestBytes is refused before
+// it is read, with ResourceExhausted naming the limit and its value; one
+// under it is served.
+func TestRequestBodyLimitNamed(t *testing.T) {
+	base := restServer(t)
+	limit := catalog.DefaultLimits().MaxRequestBytes
+	for _, c := range []struct {
+		size int
+		want int
+	}{{limit + 1, http.StatusTooManyRequests}, {100, http.StatusOK}} {
+		body := `{"keyspace":"default","key":"` + base64.StdEncoding.EncodeToString([]byte("k")) + `","value":"` +
+			base64.StdEncoding.EncodeToString([]byte(strings.Repeat("v", max(c.size-200, 1)*3/4))) + `"}`
+		body += strings.Repeat(" ", max(c.size-len(body), 0))
+		code, _, resp := restDo(t, http.MethodPost, base+"/quorumkv.v1.KV/Put", body, "Content-Type", "application/json")
+		switch {
+		case c.size > limit && (code == http.StatusOK || !strings.Contains(resp, "MaxRequestBytes") || !strings.Contains(resp, strconv.Itoa(limit))):
+			t.Errorf("a %d-byte Put: %d %.200s; want refused naming MaxRequestBytes and %d", len(body), code, resp, limit)
+		case c.size <= limit && code != http.StatusOK:
+			t.Errorf("a %d-byte Put: %d %.200s; want served", len(body), code, resp)
+		}
 	}
 }
