@@ -21,10 +21,12 @@ import (
 )
 
 // A secure cluster made with kvd cert alone: 3 nodes with --certs-dir
-// gossip with a gossip key, serve TLS and speak mutual TLS to each other (a raft keyspace of 3
-// replicas takes writes, so its peer traffic flows), kvctl works with
-// --certs-dir and fails without it, and the peer protocol refuses a
-// caller that presents a user's certificate instead of a node's.
+// gossip with a gossip key, serve TLS and speak mutual TLS to each other
+// (a raft keyspace of 3 replicas takes writes, so its peer traffic
+// flows); kvctl works with --certs-dir and fails without it; status says
+// TLS is on; a node killed and restarted rejoins and serves; the peer
+// protocol refuses a caller that presents a user's certificate instead of
+// a node's, or none.
 func TestSecureCluster(t *testing.T) {
 	dir, caKey := filepath.Join(t.TempDir(), "certs"), filepath.Join(t.TempDir(), "ca.key")
 	for _, args := range [][]string{
@@ -58,6 +60,15 @@ func TestSecureCluster(t *testing.T) {
 	if !strings.Contains(string(page), "TLS on") {
 		t.Errorf("the status page does not say TLS is on")
 	}
+
+	// A node killed and restarted rejoins over mutual TLS and serves.
+	nodes[1].kill()
+	n1.must(0, "-k", "sec", "put", "phone", "sold to bob")
+	nodes[1] = restartKVD(t, nodes[1], "--node-id", "n2", "--zone", "z2", "--join", n1.gossip, "--certs-dir", dir)
+	waitFor(t, "n2 to read bob's sale after its restart", func() bool {
+		code, out, _ := nodes[1].kvctl("", "-k", "sec", "get", "phone")
+		return code == 0 && strings.TrimSpace(out) == "sold to bob"
+	})
 
 	// Without --certs-dir, kvctl speaks plaintext to a TLS port: refused.
 	cmd := exec.Command(bin.kvctl, "--endpoints", n1.addr, "--timeout", "2s", "-k", "sec", "get", "phone")
