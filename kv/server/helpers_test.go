@@ -12,7 +12,7 @@ import (
 )
 
 // openNodeWith opens a one-node cluster on db with cfg's tuning.
-func openNodeWith(t *testing.T, db *storage.DB, cfg store.StoreConfig) *kv.Node {
+func openNodeWith(t testing.TB, db *storage.DB, cfg store.StoreConfig) *kv.Node {
 	t.Helper()
 	n, err := kv.NewNode(kvtest.OpenStore(t, db, cfg), kv.NodeConfig{Zone: "z1"})
 	if err != nil {

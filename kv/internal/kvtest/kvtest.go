@@ -33,7 +33,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // NewMemDB opens a database on an in-memory file system, closed at the
 // end of the test.
-func NewMemDB(t *testing.T) *storage.DB {
+func NewMemDB(t testing.TB) *storage.DB {
 	t.Helper()
 	db, err := storage.Open("db", storage.Options{FS: vfs.NewMem(), Logger: Quiet()})
 	if err != nil {
@@ -45,7 +45,7 @@ func NewMemDB(t *testing.T) *storage.DB {
 
 // OpenStore founds a one-node cluster on db, node n1 in zone z1, with
 // cfg's tuning and a 10 ms tick. The caller closes the store.
-func OpenStore(t *testing.T, db *storage.DB, cfg store.StoreConfig) *store.Store {
+func OpenStore(t testing.TB, db *storage.DB, cfg store.StoreConfig) *store.Store {
 	t.Helper()
 	cfg.TickInterval, cfg.Logger, cfg.Seed = 10*time.Millisecond, Quiet(), 1
 	cfg.Self = catalog.NodeDescriptor{Name: "n1", Addr: "127.0.0.1:1", Zone: "z1", Weight: 1}
