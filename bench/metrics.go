@@ -48,9 +48,9 @@ func serverDelta(before, after wrnCounters) ServerStaleness {
 }
 
 // readWRNCounters sums the keyspace's counters over the endpoints' /metrics.
-// An endpoint is host:port (served over plain HTTP, as kvd does without
-// TLS) or a URL base such as http://host:port.
-func readWRNCounters(ctx context.Context, hc *http.Client, endpoints []string, keyspace string) (wrnCounters, error) {
+// An endpoint is host:port (served over https if secure, else plain HTTP,
+// as kvd does without TLS) or a URL base such as http://host:port.
+func readWRNCounters(ctx context.Context, hc *http.Client, endpoints []string, keyspace string, secure bool) (wrnCounters, error) {
 	var sum wrnCounters
 	seen := map[string]bool{}
 	for _, ep := range endpoints {
@@ -61,6 +61,9 @@ func readWRNCounters(ctx context.Context, hc *http.Client, endpoints []string, k
 		base := ep
 		if !strings.Contains(ep, "://") {
 			base = "http://" + ep
+			if secure {
+				base = "https://" + ep
+			}
 		}
 		c, err := scrapeWRN(ctx, hc, strings.TrimSuffix(base, "/")+"/metrics", keyspace)
 		if err != nil {

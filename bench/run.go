@@ -111,7 +111,10 @@ type serverProbe struct {
 
 func startServerProbe(ctx context.Context, w *Workload) *serverProbe {
 	p := &serverProbe{w: w, hc: &http.Client{Timeout: w.Timeout}}
-	p.before, p.err = readWRNCounters(ctx, p.hc, w.MetricsEndpoints, w.Keyspace.Name)
+	if w.TLS != nil {
+		p.hc.Transport = &http.Transport{TLSClientConfig: w.TLS}
+	}
+	p.before, p.err = readWRNCounters(ctx, p.hc, w.MetricsEndpoints, w.Keyspace.Name, w.TLS != nil)
 	return p
 }
 
@@ -123,7 +126,7 @@ func (p *serverProbe) finish(ctx context.Context) (*ServerStaleness, error) {
 	}
 	var after wrnCounters
 	if p.err == nil {
-		after, p.err = readWRNCounters(ctx, p.hc, p.w.MetricsEndpoints, p.w.Keyspace.Name)
+		after, p.err = readWRNCounters(ctx, p.hc, p.w.MetricsEndpoints, p.w.Keyspace.Name, p.w.TLS != nil)
 	}
 	if p.err != nil {
 		return &ServerStaleness{Error: p.err.Error()}, nil

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -19,12 +20,13 @@ type KV interface {
 // Clients returns one client per endpoint, for Run to spread requests
 // over: the i-th tries endpoint i first and the others after it in turn,
 // so a node that cannot serve moves its share to the next one instead of
-// failing it. timeout bounds each request, retries included.
-func Clients(endpoints []string, timeout time.Duration) ([]KV, error) {
+// failing it. timeout bounds each request, retries included; tlsConfig,
+// if set, reaches the nodes over TLS (kvd --certs-dir).
+func Clients(endpoints []string, timeout time.Duration, tlsConfig *tls.Config) ([]KV, error) {
 	kvs := make([]KV, 0, len(endpoints))
 	for i := range endpoints {
 		order := append(append([]string{}, endpoints[i:]...), endpoints[:i]...)
-		cl, err := client.New(client.Config{Endpoints: order, Timeout: timeout})
+		cl, err := client.New(client.Config{Endpoints: order, Timeout: timeout, TLS: tlsConfig})
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
@@ -121,6 +123,9 @@ type Workload struct {
 	// measure. They should be the nodes requests go to: a read is counted
 	// by the node that coordinated it.
 	MetricsEndpoints []string
+	// TLS, if set, reads those metrics over https with this configuration
+	// (kvd --certs-dir).
+	TLS *tls.Config
 	// Settle is the wait after the load before the counters are read
 	// again: a coordinator counts a read stale once the late answers are
 	// in, after the read returned. Too short leaves late answers out (the

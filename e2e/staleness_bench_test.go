@@ -53,7 +53,7 @@ func BenchmarkEventualStaleness(b *testing.B) {
 		}
 		return true
 	})
-	kvs, err := bench.Clients(endpoints, stalenessRequestTimeout)
+	kvs, err := bench.Clients(endpoints, stalenessRequestTimeout, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func benchAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	kvs, err := bench.Clients(w.MetricsEndpoints, w.Timeout)
+	kvs, err := bench.Clients(w.MetricsEndpoints, w.Timeout, w.TLS)
 	if err != nil {
 		return err
 	}
@@ -130,6 +130,9 @@ func benchWorkload(c *cli.Context) (bench.Workload, error) {
 		Seed: c.Uint64("seed"), Timeout: t, KeyPrefix: bench.DefaultKeyPrefix, Settle: bench.DefaultSettle,
 		// The nodes requests go to are those that count their reads.
 		MetricsEndpoints: eps,
+	}
+	if w.TLS, err = clientTLS(c); err != nil {
+		return bench.Workload{}, err
 	}
 	probe := w
 	probe.Keyspace = bench.Keyspace{Name: "-", Mode: bench.ModeRaft, Replicas: 1}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"time"
@@ -107,17 +108,27 @@ func newClient(c *cli.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := client.Config{Endpoints: endpoints, Timeout: timeout}
-	if dir := lookupString(c, "certs-dir"); dir != "" {
-		b, err := certs.Load(dir)
-		if err != nil {
-			return nil, fmt.Errorf("kvctl: --certs-dir %s: %w", dir, err)
-		}
-		cfg.TLS = b.ClientTLS(lookupString(c, "user"))
+	tlsConfig, err := clientTLS(c)
+	if err != nil {
+		return nil, err
 	}
-	cl, err := client.New(cfg)
+	cl, err := client.New(client.Config{Endpoints: endpoints, Timeout: timeout, TLS: tlsConfig})
 	if err != nil {
 		return nil, fmt.Errorf("kvctl: %w", err)
 	}
 	return cl, nil
+}
+
+// clientTLS is the TLS configuration of --certs-dir and --user, or nil
+// without --certs-dir.
+func clientTLS(c *cli.Context) (*tls.Config, error) {
+	dir := lookupString(c, "certs-dir")
+	if dir == "" {
+		return nil, nil
+	}
+	b, err := certs.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("kvctl: --certs-dir %s: %w", dir, err)
+	}
+	return b.ClientTLS(lookupString(c, "user")), nil
 }
