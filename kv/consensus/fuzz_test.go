@@ -2,9 +2,9 @@ package consensus
 
 import (
 	"reflect"
-	"runtime"
 	"testing"
 
+	"github.com/quorumkv/quorumkv/internal/fuzzcheck"
 	"github.com/quorumkv/quorumkv/paxos"
 	"github.com/quorumkv/quorumkv/raft"
 )
@@ -33,13 +33,9 @@ func FuzzDecodePeerMessage(f *testing.F) {
 	}
 	f.Add([]byte{peerProtocolRaft, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		m, err := DecodePeerMessage(b)
-		runtime.ReadMemStats(&after)
-		if grew := after.TotalAlloc - before.TotalAlloc; grew > uint64(64*len(b))+64<<10 {
-			t.Fatalf("decoding %d bytes allocated %d", len(b), grew)
-		}
+		var m PeerMessage
+		var err error
+		fuzzcheck.Bounded(t, "DecodePeerMessage", b, func(b []byte) { m, err = DecodePeerMessage(b) })
 		if err != nil {
 			return
 		}

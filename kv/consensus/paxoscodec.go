@@ -90,12 +90,9 @@ func decodePaxosMessage(b []byte) (paxos.Message, error) {
 	m.Reject = d.Bool()
 	m.Hint = decodeBallot(&d)
 	m.Slot, m.Commit = d.Uint(), d.Uint()
-	n := d.Int()
-	if n > maxMessageEntries {
-		d.Fail("entry count")
-	}
-	if n > 0 && d.Err == nil {
-		m.Entries = make([]paxos.Entry, 0, min(n, 1024))
+	// An entry takes at least 5 bytes: slot, ballot (2), type, data length.
+	if n := d.Count("entry count", maxMessageEntries, 5); n > 0 {
+		m.Entries = make([]paxos.Entry, 0, n)
 		for range n {
 			ent := paxos.Entry{Slot: d.Uint(), Ballot: decodeBallot(&d), Type: paxos.EntryType(d.Byte())}
 			ent.Data = d.Bytes()
@@ -105,12 +102,8 @@ func decodePaxosMessage(b []byte) (paxos.Message, error) {
 			}
 		}
 	}
-	n = d.Int()
-	if n > maxMessageSlots {
-		d.Fail("slot count")
-	}
-	if n > 0 && d.Err == nil {
-		m.Slots = make([]uint64, 0, min(n, 1024))
+	if n := d.Count("slot count", maxMessageSlots, 1); n > 0 {
+		m.Slots = make([]uint64, 0, n)
 		for range n {
 			m.Slots = append(m.Slots, d.Uint())
 			if d.Err != nil {

@@ -200,18 +200,12 @@ func encodePaxosConfigs(e *codec.Enc, cs []paxos.ConfigState) {
 }
 
 func decodePaxosConfigs(d *codec.Dec) []paxos.ConfigState {
-	count := func() int {
-		n := d.Int()
-		if n > maxConfMembers {
-			d.Fail("paxos configuration count")
-			return 0
-		}
-		return n
-	}
 	var out []paxos.ConfigState
-	for range count() {
+	// A configuration takes at least 3 bytes (effective slot, voter count,
+	// geometry length), a voter at least 3 (ID, zone length, weight).
+	for range d.Count("paxos configuration count", maxConfMembers, 3) {
 		c := paxos.ConfigState{Effective: d.Uint()}
-		for range count() {
+		for range d.Count("paxos voter count", maxConfMembers, 3) {
 			c.Membership.Voters = append(c.Membership.Voters, quorum.Node{ID: d.Uint(), Zone: d.String(), Weight: d.Int()})
 		}
 		c.Membership.Geometry = d.String()

@@ -66,12 +66,9 @@ func decodeRaftMessage(b []byte) (raft.Message, error) {
 	m := raft.Message{Type: raft.MessageType(d.Byte())}
 	m.To, m.From, m.Term, m.LogTerm, m.Index, m.Commit = d.Uint(), d.Uint(), d.Uint(), d.Uint(), d.Uint(), d.Uint()
 	m.Reject, m.RejectHint, m.Transfer, m.ReadSeq = d.Bool(), d.Uint(), d.Bool(), d.Uint()
-	n := d.Int()
-	if n > maxMessageEntries {
-		d.Fail("entry count")
-	}
-	if n > 0 && d.Err == nil {
-		m.Entries = make([]raft.Entry, 0, min(n, 1024))
+	// An entry takes at least 4 bytes: index, term, type, data length.
+	if n := d.Count("entry count", maxMessageEntries, 4); n > 0 {
+		m.Entries = make([]raft.Entry, 0, n)
 		for range n {
 			ent := raft.Entry{Index: d.Uint(), Term: d.Uint(), Type: raft.EntryType(d.Byte())}
 			ent.Data = d.Bytes()

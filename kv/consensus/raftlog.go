@@ -348,24 +348,17 @@ func encodeConfState(e *codec.Enc, cs raft.ConfState) {
 const maxConfMembers = 1 << 10
 
 func decodeConfState(d *codec.Dec) raft.ConfState {
-	count := func() int {
-		n := d.Int()
-		if n > maxConfMembers {
-			d.Fail("member count")
-			return 0
-		}
-		return n
-	}
 	members := func() []raft.Member {
 		var ms []raft.Member
-		for range count() {
+		// A member takes at least 3 bytes: ID, zone length, weight.
+		for range d.Count("member count", maxConfMembers, 3) {
 			ms = append(ms, raft.Member{ID: d.Uint(), Zone: d.String(), Weight: d.Int()})
 		}
 		return ms
 	}
 	ids := func() []uint64 {
 		var out []uint64
-		for range count() {
+		for range d.Count("learner count", maxConfMembers, 1) {
 			out = append(out, d.Uint())
 		}
 		return out

@@ -90,6 +90,18 @@ func (d *Dec) Int() int {
 	return int(v)
 }
 
+// Count reads a count of elements that follow, each at least minBytes
+// long, refusing one above limit or above what the rest of the input can
+// hold: a count read from the input never sizes an allocation beyond it.
+func (d *Dec) Count(what string, limit, minBytes int) int {
+	n := d.Int()
+	if n > limit || n > len(d.Buf)/max(minBytes, 1) {
+		d.Fail(what)
+		return 0
+	}
+	return n
+}
+
 // Done checks that everything was read and nothing went wrong.
 func (d *Dec) Done() error {
 	if d.Err == nil && len(d.Buf) != 0 {
