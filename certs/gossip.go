@@ -60,3 +60,13 @@ func (b *Bundle) GossipKeys() ([][]byte, error) {
 	}
 	return keys, nil
 }
+
+// WriteGossipKeys replaces dir's gossip key file with keys, the sealing
+// one first (a running node's keyring after a rotation step).
+func WriteGossipKeys(dir string, keys [][]byte) error {
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
+	}
+	return writeFile(filepath.Join(dir, GossipKeyFile), []byte(b.String()), 0o600)
+}

@@ -111,3 +111,10 @@ func (c *Client) Ranges(ctx context.Context, keyspace string) ([]*v1.Range, erro
 func (c *Client) Status(ctx context.Context) (*v1.StatusResponse, error) {
 	return adminCall(ctx, c, policy{}, &v1.StatusRequest{}, quorumkvv1connect.AdminClient.Status)
 }
+
+// GossipKey lists, installs, uses or removes a gossip encryption key on
+// the node that answers (Admin.GossipKey): give the client one endpoint
+// per node to change them all.
+func (c *Client) GossipKey(ctx context.Context, op v1.GossipKeyOp, key []byte) (*v1.GossipKeyResponse, error) {
+	return adminCall(ctx, c, policy{write: op != v1.GossipKeyOp_GOSSIP_KEY_OP_LIST}, &v1.GossipKeyRequest{Op: op, Key: key}, quorumkvv1connect.AdminClient.GossipKey)
+}

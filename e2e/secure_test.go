@@ -3,7 +3,11 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -24,7 +28,8 @@ import (
 // gossip with a gossip key, serve TLS and speak mutual TLS to each other
 // (a raft keyspace of 3 replicas takes writes, so its peer traffic
 // flows); kvctl works with --certs-dir and fails without it; status says
-// TLS is on; a node killed and restarted rejoins and serves; the peer
+// TLS is on; the gossip key rotates while the cluster runs (kvctl cluster
+// gossip-key); a node killed and restarted rejoins and serves; the peer
 // protocol refuses a caller that presents a user's certificate instead of
 // a node's, or none.
 func TestSecureCluster(t *testing.T) {
@@ -59,6 +64,35 @@ func TestSecureCluster(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(page), "TLS on") {
 		t.Errorf("the status page does not say TLS is on")
+	}
+
+	// The gossip key rotates while the cluster runs: install a new key on
+	// every node, seal with it, drop the old one; the nodes stay alive to
+	// each other, and the restart below reads the new key from gossip.key.
+	oldKey, err := certs.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := oldKey.GossipKeys()
+	if err != nil || len(old) != 1 {
+		t.Fatalf("gossip.key: %d keys, %v", len(old), err)
+	}
+	fresh := make([]byte, 32)
+	rand.Read(fresh)
+	freshB64, oldB64 := base64.StdEncoding.EncodeToString(fresh), base64.StdEncoding.EncodeToString(old[0])
+	for _, step := range [][]string{{"install", freshB64}, {"use", freshB64}, {"remove", oldB64}} {
+		out := n1.must(0, append([]string{"cluster", "gossip-key"}, step...)...)
+		if strings.Count(out, "\n") != 4 || strings.Contains(out, "FAILED") {
+			t.Fatalf("gossip-key %s: want a line per node:\n%s", step[0], out)
+		}
+	}
+	sum := sha256.Sum256(fresh)
+	if out := n1.must(0, "cluster", "gossip-key", "list"); strings.Count(out, hex.EncodeToString(sum[:8])) != 3 || strings.Contains(out, ",") {
+		t.Fatalf("after the rotation every node should hold the new key alone:\n%s", out)
+	}
+	time.Sleep(2 * time.Second) // several gossip rounds with the new key
+	if out := n1.must(0, "cluster", "members"); strings.Count(out, " alive") != 3 {
+		t.Fatalf("after the rotation, members:\n%s", out)
 	}
 
 	// A node killed and restarted rejoins over mutual TLS and serves.

@@ -87,6 +87,8 @@ type Membership struct {
 	list    *memberlist.Memberlist
 	logger  *slog.Logger
 	changes chan struct{}
+	// keyring seals gossip (Config.Keys); nil when gossip is in the clear.
+	keyring *memberlist.Keyring
 
 	mu struct {
 		sync.Mutex
@@ -126,6 +128,7 @@ func New(cfg Config) (*Membership, error) {
 	mlc.Merge = (*clusterFilter)(m)
 	mlc.Alive = (*clusterFilter)(m)
 	mlc.Logger = log.New(slogWriter{cfg.Logger}, "", 0)
+	m.keyring = mlc.Keyring
 	if m.list, err = memberlist.Create(mlc); err != nil {
 		return nil, fmt.Errorf("membership: start gossip on %s: %w", cfg.BindAddr, err)
 	}
@@ -426,4 +429,43 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	}
 	w.logger.Log(context.Background(), level, msg, "component", "gossip")
 	return len(p), nil
+}
+
+// ErrGossipInClear: the keyring operations need gossip started with keys
+// (Config.Keys); encryption cannot be switched on while running.
+var ErrGossipInClear = errors.New("membership: gossip is not encrypted (no keys at start)")
+
+// GossipKeys returns the keys that open gossip, the one that seals it
+// first.
+func (m *Membership) GossipKeys() ([][]byte, error) {
+	if m.keyring == nil {
+		return nil, ErrGossipInClear
+	}
+	return m.keyring.GetKeys(), nil
+}
+
+// InstallGossipKey adds key to those that open gossip: the first step of a
+// rotation, taken on every node before any seals with it.
+func (m *Membership) InstallGossipKey(key []byte) error {
+	if m.keyring == nil {
+		return ErrGossipInClear
+	}
+	return m.keyring.AddKey(key)
+}
+
+// UseGossipKey makes key, installed already, the one that seals gossip.
+func (m *Membership) UseGossipKey(key []byte) error {
+	if m.keyring == nil {
+		return ErrGossipInClear
+	}
+	return m.keyring.UseKey(key)
+}
+
+// RemoveGossipKey drops key from those that open gossip; the one that
+// seals it cannot be removed.
+func (m *Membership) RemoveGossipKey(key []byte) error {
+	if m.keyring == nil {
+		return ErrGossipInClear
+	}
+	return m.keyring.RemoveKey(key)
 }

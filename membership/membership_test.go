@@ -307,3 +307,32 @@ func TestGossipKeys(t *testing.T) {
 		t.Errorf("a 5-byte key: %v", err)
 	}
 }
+
+// The keyring changes while gossip runs: a key installed, used and the
+// old one removed leaves the new key alone; the sealing key cannot be
+// removed; gossip started in the clear has no keyring to change.
+func TestGossipKeyringOps(t *testing.T) {
+	k1, k2 := []byte(strings.Repeat("a", 32)), []byte(strings.Repeat("b", 16))
+	m := startKeyed(t, "n1", k1)
+	defer m.Close()
+	if err := m.InstallGossipKey(k2); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RemoveGossipKey(k1); err == nil {
+		t.Error("the sealing key was removed")
+	}
+	if err := m.UseGossipKey(k2); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RemoveGossipKey(k1); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := m.GossipKeys(); err != nil || len(keys) != 1 || string(keys[0]) != string(k2) {
+		t.Errorf("keys after the rotation: %q, %v", keys, err)
+	}
+	clear := startKeyed(t, "n2")
+	defer clear.Close()
+	if err := clear.InstallGossipKey(k2); !errors.Is(err, ErrGossipInClear) {
+		t.Errorf("installing a key on gossip in the clear: %v", err)
+	}
+}

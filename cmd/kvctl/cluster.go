@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"slices"
@@ -30,6 +31,12 @@ func clusterCommand() *cli.Command {
 				Action: clusterRanges,
 			}),
 			withGlobals(&cli.Command{Name: "status", Usage: "the answering node's view of the cluster", Action: clusterStatus}),
+			withGlobals(&cli.Command{
+				Name:      "gossip-key",
+				Usage:     "list, install, use or remove a gossip encryption key on every alive node; rotate without downtime: install the new key, use it, remove the old one",
+				ArgsUsage: "list | install KEY | use KEY | remove KEY   (KEY in base64, as in gossip.key; kvd cert create-gossip-key makes one)",
+				Action:    clusterGossipKey,
+			}),
 			withGlobals(&cli.Command{
 				Name:   "rebalance",
 				Usage:  "show the replica moves the placement driver would make now (off dead and decommissioning nodes, then to spread keyspaces), and make them",
@@ -312,5 +319,67 @@ func clusterStatus(c *cli.Context) error {
 		}
 		fmt.Fprintln(c.App.Writer)
 		return printKeyspaces(c, out, st.Keyspaces)
+	})
+}
+
+// clusterGossipKey runs one gossip keyring operation on every alive node,
+// each through its own address (a node changes only its own keyring), and
+// says which nodes it could not change: the operator runs it again.
+func clusterGossipKey(c *cli.Context) error {
+	ops := map[string]v1.GossipKeyOp{"list": v1.GossipKeyOp_GOSSIP_KEY_OP_LIST, "install": v1.GossipKeyOp_GOSSIP_KEY_OP_INSTALL,
+		"use": v1.GossipKeyOp_GOSSIP_KEY_OP_USE, "remove": v1.GossipKeyOp_GOSSIP_KEY_OP_REMOVE}
+	op, ok := ops[c.Args().First()]
+	switch {
+	case !ok:
+		return usagef("gossip-key needs list, install, use or remove, got %q", c.Args().First())
+	case op == v1.GossipKeyOp_GOSSIP_KEY_OP_LIST && c.NArg() != 1, op != v1.GossipKeyOp_GOSSIP_KEY_OP_LIST && c.NArg() != 2:
+		return usagef("gossip-key %s: wrong number of arguments (%d)", c.Args().First(), c.NArg()-1)
+	}
+	var key []byte
+	if op != v1.GossipKeyOp_GOSSIP_KEY_OP_LIST {
+		var err error
+		if key, err = base64.StdEncoding.DecodeString(c.Args().Get(1)); err != nil {
+			return usagef("gossip-key %s: the key is not base64: %v", c.Args().First(), err)
+		}
+	}
+	tlsConfig, err := clientTLS(c)
+	if err != nil {
+		return err
+	}
+	t, err := timeout(c)
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *client.Client, _ format) error {
+		members, err := cl.Members(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tKEYS (sealing first)")
+		var failed []string
+		for _, m := range members {
+			if m.State != v1.MemberState_MEMBER_STATE_ALIVE || m.Address == "" {
+				continue
+			}
+			node, err := client.New(client.Config{Endpoints: []string{m.Address}, Timeout: t, TLS: tlsConfig})
+			var resp *v1.GossipKeyResponse
+			if err == nil {
+				resp, err = node.GossipKey(ctx, op, key)
+			}
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", m.NodeId, err))
+				fmt.Fprintf(tw, "%s\tFAILED: %v\n", m.NodeId, err)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", m.NodeId, strings.Join(resp.Fingerprints, ", "))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("kvctl: %d node(s) not changed (run the command again once they are up): %s", len(failed), strings.Join(failed, "; "))
+		}
+		return nil
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/certs"
 	"github.com/quorumkv/quorumkv/kv/identity"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -158,7 +159,13 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	n.addr = ln.Addr().String()
 	n.server = server.NewServer(node, server.ServerInfo{
 		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: n.gossip.LocalAddr(), Version: kvdVersion(), ClusterID: n.store.ClusterID(),
-		Secure: cfg.certs != nil,
+		Secure: cfg.certs != nil, Keyring: n.gossip,
+		SaveGossipKeys: func(keys [][]byte) error {
+			if cfg.certs == nil {
+				return errors.New("no --certs-dir to save the keys in")
+			}
+			return certs.WriteGossipKeys(cfg.certs.Dir(), keys)
+		},
 	}, metrics, reg)
 	var handler http.Handler = n.server
 	if cfg.enablePprof {

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -791,4 +793,49 @@ func forwardAdmin[Req, Resp any](ctx context.Context, n *kv.Node, leader uint64,
 		return nil, err
 	}
 	return resp.Msg, nil
+}
+
+// GossipKey changes this node's gossip keyring (admin.proto) and saves
+// the keys where the next start reads them.
+func (a *apiServer) GossipKey(ctx context.Context, req *connect.Request[v1.GossipKeyRequest]) (*connect.Response[v1.GossipKeyResponse], error) {
+	g := a.info.Keyring
+	if g == nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("this node runs no gossip"))
+	}
+	key := req.Msg.Key
+	if req.Msg.Op != v1.GossipKeyOp_GOSSIP_KEY_OP_LIST {
+		if n := len(key); n != 16 && n != 24 && n != 32 {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("a gossip key is 16, 24 or 32 bytes, not %d", n))
+		}
+	}
+	var err error
+	switch req.Msg.Op {
+	case v1.GossipKeyOp_GOSSIP_KEY_OP_LIST:
+	case v1.GossipKeyOp_GOSSIP_KEY_OP_INSTALL:
+		err = g.InstallGossipKey(key)
+	case v1.GossipKeyOp_GOSSIP_KEY_OP_USE:
+		err = g.UseGossipKey(key)
+	case v1.GossipKeyOp_GOSSIP_KEY_OP_REMOVE:
+		err = g.RemoveGossipKey(key)
+	default:
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("gossip key operation %v: want list, install, use or remove", req.Msg.Op))
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, err)
+	}
+	keys, err := g.GossipKeys()
+	if err != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, err)
+	}
+	if req.Msg.Op != v1.GossipKeyOp_GOSSIP_KEY_OP_LIST && a.info.SaveGossipKeys != nil {
+		if err := a.info.SaveGossipKeys(keys); err != nil {
+			return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("the keyring changed, but saving it failed (a restart would use the old keys): %w", err))
+		}
+	}
+	resp := &v1.GossipKeyResponse{NodeId: a.info.NodeName}
+	for _, k := range keys {
+		sum := sha256.Sum256(k)
+		resp.Fingerprints = append(resp.Fingerprints, hex.EncodeToString(sum[:8]))
+	}
+	return connect.NewResponse(resp), nil
 }

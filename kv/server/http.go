@@ -43,6 +43,19 @@ type ServerInfo struct {
 	// answers only callers presenting a node certificate of the cluster's
 	// CA (certs.PeerRole).
 	Secure bool
+	// Keyring is the node's gossip keyring, for Admin.GossipKey, and
+	// SaveGossipKeys writes its keys where the next start reads them; nil
+	// without gossip (tests).
+	Keyring        GossipKeyring             `json:"-"`
+	SaveGossipKeys func(keys [][]byte) error `json:"-"`
+}
+
+// GossipKeyring is what Admin.GossipKey changes (membership.Membership).
+type GossipKeyring interface {
+	GossipKeys() ([][]byte, error)
+	InstallGossipKey(key []byte) error
+	UseGossipKey(key []byte) error
+	RemoveGossipKey(key []byte) error
 }
 
 // Server is the node's HTTP surface, on one listener (DESIGN.md §7): the

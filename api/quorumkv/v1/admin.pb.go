@@ -76,6 +76,65 @@ func (Mode) EnumDescriptor() ([]byte, []int) {
 	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+type GossipKeyOp int32
+
+const (
+	GossipKeyOp_GOSSIP_KEY_OP_UNSPECIFIED GossipKeyOp = 0
+	GossipKeyOp_GOSSIP_KEY_OP_LIST        GossipKeyOp = 1
+	// Add the key to those that open gossip (first step of a rotation, on
+	// every node before any seals with it).
+	GossipKeyOp_GOSSIP_KEY_OP_INSTALL GossipKeyOp = 2
+	// Seal gossip with the key, installed already.
+	GossipKeyOp_GOSSIP_KEY_OP_USE GossipKeyOp = 3
+	// Drop the key; the sealing one cannot be dropped.
+	GossipKeyOp_GOSSIP_KEY_OP_REMOVE GossipKeyOp = 4
+)
+
+// Enum value maps for GossipKeyOp.
+var (
+	GossipKeyOp_name = map[int32]string{
+		0: "GOSSIP_KEY_OP_UNSPECIFIED",
+		1: "GOSSIP_KEY_OP_LIST",
+		2: "GOSSIP_KEY_OP_INSTALL",
+		3: "GOSSIP_KEY_OP_USE",
+		4: "GOSSIP_KEY_OP_REMOVE",
+	}
+	GossipKeyOp_value = map[string]int32{
+		"GOSSIP_KEY_OP_UNSPECIFIED": 0,
+		"GOSSIP_KEY_OP_LIST":        1,
+		"GOSSIP_KEY_OP_INSTALL":     2,
+		"GOSSIP_KEY_OP_USE":         3,
+		"GOSSIP_KEY_OP_REMOVE":      4,
+	}
+)
+
+func (x GossipKeyOp) Enum() *GossipKeyOp {
+	p := new(GossipKeyOp)
+	*p = x
+	return p
+}
+
+func (x GossipKeyOp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GossipKeyOp) Descriptor() protoreflect.EnumDescriptor {
+	return file_quorumkv_v1_admin_proto_enumTypes[1].Descriptor()
+}
+
+func (GossipKeyOp) Type() protoreflect.EnumType {
+	return &file_quorumkv_v1_admin_proto_enumTypes[1]
+}
+
+func (x GossipKeyOp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GossipKeyOp.Descriptor instead.
+func (GossipKeyOp) EnumDescriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
 type MemberState int32
 
 const (
@@ -116,11 +175,11 @@ func (x MemberState) String() string {
 }
 
 func (MemberState) Descriptor() protoreflect.EnumDescriptor {
-	return file_quorumkv_v1_admin_proto_enumTypes[1].Descriptor()
+	return file_quorumkv_v1_admin_proto_enumTypes[2].Descriptor()
 }
 
 func (MemberState) Type() protoreflect.EnumType {
-	return &file_quorumkv_v1_admin_proto_enumTypes[1]
+	return &file_quorumkv_v1_admin_proto_enumTypes[2]
 }
 
 func (x MemberState) Number() protoreflect.EnumNumber {
@@ -129,7 +188,7 @@ func (x MemberState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MemberState.Descriptor instead.
 func (MemberState) EnumDescriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 type Keyspace struct {
@@ -674,6 +733,112 @@ func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
 	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
+type GossipKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Op    GossipKeyOp            `protobuf:"varint,1,opt,name=op,proto3,enum=quorumkv.v1.GossipKeyOp" json:"op,omitempty"`
+	// The key, 16, 24 or 32 bytes (not for LIST).
+	Key           []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeyRequest) Reset() {
+	*x = GossipKeyRequest{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeyRequest) ProtoMessage() {}
+
+func (x *GossipKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeyRequest.ProtoReflect.Descriptor instead.
+func (*GossipKeyRequest) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GossipKeyRequest) GetOp() GossipKeyOp {
+	if x != nil {
+		return x.Op
+	}
+	return GossipKeyOp_GOSSIP_KEY_OP_UNSPECIFIED
+}
+
+func (x *GossipKeyRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type GossipKeyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The first 16 hex digits of each key's SHA-256, the sealing key first.
+	Fingerprints  []string `protobuf:"bytes,2,rep,name=fingerprints,proto3" json:"fingerprints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeyResponse) Reset() {
+	*x = GossipKeyResponse{}
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeyResponse) ProtoMessage() {}
+
+func (x *GossipKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeyResponse.ProtoReflect.Descriptor instead.
+func (*GossipKeyResponse) Descriptor() ([]byte, []int) {
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GossipKeyResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *GossipKeyResponse) GetFingerprints() []string {
+	if x != nil {
+		return x.Fingerprints
+	}
+	return nil
+}
+
 type DrainNodeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The node's ID in the catalog (Member.id).
@@ -684,7 +849,7 @@ type DrainNodeRequest struct {
 
 func (x *DrainNodeRequest) Reset() {
 	*x = DrainNodeRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +861,7 @@ func (x *DrainNodeRequest) String() string {
 func (*DrainNodeRequest) ProtoMessage() {}
 
 func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[11]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +874,7 @@ func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainNodeRequest.ProtoReflect.Descriptor instead.
 func (*DrainNodeRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DrainNodeRequest) GetId() uint64 {
@@ -732,7 +897,7 @@ type DrainNodeResponse struct {
 
 func (x *DrainNodeResponse) Reset() {
 	*x = DrainNodeResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +909,7 @@ func (x *DrainNodeResponse) String() string {
 func (*DrainNodeResponse) ProtoMessage() {}
 
 func (x *DrainNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[12]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +922,7 @@ func (x *DrainNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainNodeResponse.ProtoReflect.Descriptor instead.
 func (*DrainNodeResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DrainNodeResponse) GetMoved() uint32 {
@@ -784,7 +949,7 @@ type DecommissionNodeRequest struct {
 
 func (x *DecommissionNodeRequest) Reset() {
 	*x = DecommissionNodeRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +961,7 @@ func (x *DecommissionNodeRequest) String() string {
 func (*DecommissionNodeRequest) ProtoMessage() {}
 
 func (x *DecommissionNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[13]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +974,7 @@ func (x *DecommissionNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecommissionNodeRequest.ProtoReflect.Descriptor instead.
 func (*DecommissionNodeRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DecommissionNodeRequest) GetId() uint64 {
@@ -827,7 +992,7 @@ type DecommissionNodeResponse struct {
 
 func (x *DecommissionNodeResponse) Reset() {
 	*x = DecommissionNodeResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +1004,7 @@ func (x *DecommissionNodeResponse) String() string {
 func (*DecommissionNodeResponse) ProtoMessage() {}
 
 func (x *DecommissionNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[14]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +1017,7 @@ func (x *DecommissionNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecommissionNodeResponse.ProtoReflect.Descriptor instead.
 func (*DecommissionNodeResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 type RebalanceRequest struct {
@@ -864,7 +1029,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +1041,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[15]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +1054,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RebalanceRequest) GetDryRun() bool {
@@ -915,7 +1080,7 @@ type ReplicaMove struct {
 
 func (x *ReplicaMove) Reset() {
 	*x = ReplicaMove{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1092,7 @@ func (x *ReplicaMove) String() string {
 func (*ReplicaMove) ProtoMessage() {}
 
 func (x *ReplicaMove) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[16]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1105,7 @@ func (x *ReplicaMove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaMove.ProtoReflect.Descriptor instead.
 func (*ReplicaMove) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReplicaMove) GetKeyspace() string {
@@ -990,7 +1155,7 @@ type RebalanceResponse struct {
 
 func (x *RebalanceResponse) Reset() {
 	*x = RebalanceResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1167,7 @@ func (x *RebalanceResponse) String() string {
 func (*RebalanceResponse) ProtoMessage() {}
 
 func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[17]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1180,7 @@ func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RebalanceResponse) GetMoves() []*ReplicaMove {
@@ -1062,7 +1227,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1239,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[18]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1252,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Member) GetNodeId() string {
@@ -1175,7 +1340,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1352,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[19]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1365,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 type ListMembersResponse struct {
@@ -1212,7 +1377,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[20]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1389,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[20]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1402,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -1264,7 +1429,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[21]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1441,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[21]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1454,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Replica) GetNodeId() string {
@@ -1347,7 +1512,7 @@ type Range struct {
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[22]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1524,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[22]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1537,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Range) GetKeyspace() string {
@@ -1448,7 +1613,7 @@ type ListRangesRequest struct {
 
 func (x *ListRangesRequest) Reset() {
 	*x = ListRangesRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[23]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1625,7 @@ func (x *ListRangesRequest) String() string {
 func (*ListRangesRequest) ProtoMessage() {}
 
 func (x *ListRangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[23]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1638,7 @@ func (x *ListRangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRangesRequest.ProtoReflect.Descriptor instead.
 func (*ListRangesRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRangesRequest) GetKeyspace() string {
@@ -1492,7 +1657,7 @@ type ListRangesResponse struct {
 
 func (x *ListRangesResponse) Reset() {
 	*x = ListRangesResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[24]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1669,7 @@ func (x *ListRangesResponse) String() string {
 func (*ListRangesResponse) ProtoMessage() {}
 
 func (x *ListRangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[24]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1682,7 @@ func (x *ListRangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRangesResponse.ProtoReflect.Descriptor instead.
 func (*ListRangesResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListRangesResponse) GetRanges() []*Range {
@@ -1535,7 +1700,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[25]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1712,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[25]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1725,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 type StatusResponse struct {
@@ -1584,7 +1749,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[26]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1761,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_v1_admin_proto_msgTypes[26]
+	mi := &file_quorumkv_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1774,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_quorumkv_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1707,7 +1872,13 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x14DropKeyspaceResponse\"#\n" +
 	"\x11RemoveNodeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"\x14\n" +
-	"\x12RemoveNodeResponse\"\"\n" +
+	"\x12RemoveNodeResponse\"N\n" +
+	"\x10GossipKeyRequest\x12(\n" +
+	"\x02op\x18\x01 \x01(\x0e2\x18.quorumkv.v1.GossipKeyOpR\x02op\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\"P\n" +
+	"\x11GossipKeyResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\"\n" +
+	"\ffingerprints\x18\x02 \x03(\tR\ffingerprints\"\"\n" +
 	"\x10DrainNodeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"=\n" +
 	"\x11DrainNodeResponse\x12\x14\n" +
@@ -1780,13 +1951,19 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\rMODE_EVENTUAL\x10\x01\x12\r\n" +
 	"\tMODE_RAFT\x10\x02\x12\x0e\n" +
 	"\n" +
-	"MODE_PAXOS\x10\x03*\x91\x01\n" +
+	"MODE_PAXOS\x10\x03*\x90\x01\n" +
+	"\vGossipKeyOp\x12\x1d\n" +
+	"\x19GOSSIP_KEY_OP_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12GOSSIP_KEY_OP_LIST\x10\x01\x12\x19\n" +
+	"\x15GOSSIP_KEY_OP_INSTALL\x10\x02\x12\x15\n" +
+	"\x11GOSSIP_KEY_OP_USE\x10\x03\x12\x18\n" +
+	"\x14GOSSIP_KEY_OP_REMOVE\x10\x04*\x91\x01\n" +
 	"\vMemberState\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
 	"\x11MEMBER_STATE_LEFT\x10\x04\x12\x18\n" +
-	"\x14MEMBER_STATE_REMOVED\x10\x05\"\x04\b\x02\x10\x022\xc1\a\n" +
+	"\x14MEMBER_STATE_REMOVED\x10\x05\"\x04\b\x02\x10\x022\x8f\b\n" +
 	"\x05Admin\x12[\n" +
 	"\x0eCreateKeyspace\x12\".quorumkv.v1.CreateKeyspaceRequest\x1a#.quorumkv.v1.CreateKeyspaceResponse\"\x00\x12[\n" +
 	"\rListKeyspaces\x12!.quorumkv.v1.ListKeyspacesRequest\x1a\".quorumkv.v1.ListKeyspacesResponse\"\x03\x90\x02\x01\x12d\n" +
@@ -1798,7 +1975,8 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x06Status\x12\x1a.quorumkv.v1.StatusRequest\x1a\x1b.quorumkv.v1.StatusResponse\"\x03\x90\x02\x01\x12O\n" +
 	"\n" +
 	"RemoveNode\x12\x1e.quorumkv.v1.RemoveNodeRequest\x1a\x1f.quorumkv.v1.RemoveNodeResponse\"\x00\x12L\n" +
-	"\tDrainNode\x12\x1d.quorumkv.v1.DrainNodeRequest\x1a\x1e.quorumkv.v1.DrainNodeResponse\"\x00\x12a\n" +
+	"\tDrainNode\x12\x1d.quorumkv.v1.DrainNodeRequest\x1a\x1e.quorumkv.v1.DrainNodeResponse\"\x00\x12L\n" +
+	"\tGossipKey\x12\x1d.quorumkv.v1.GossipKeyRequest\x1a\x1e.quorumkv.v1.GossipKeyResponse\"\x00\x12a\n" +
 	"\x10DecommissionNode\x12$.quorumkv.v1.DecommissionNodeRequest\x1a%.quorumkv.v1.DecommissionNodeResponse\"\x00\x12L\n" +
 	"\tRebalance\x12\x1d.quorumkv.v1.RebalanceRequest\x1a\x1e.quorumkv.v1.RebalanceResponse\"\x00B9Z7github.com/quorumkv/quorumkv/api/quorumkv/v1;quorumkvv1b\x06proto3"
 
@@ -1814,80 +1992,86 @@ func file_quorumkv_v1_admin_proto_rawDescGZIP() []byte {
 	return file_quorumkv_v1_admin_proto_rawDescData
 }
 
-var file_quorumkv_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_quorumkv_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_quorumkv_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_quorumkv_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_quorumkv_v1_admin_proto_goTypes = []any{
 	(Mode)(0),                        // 0: quorumkv.v1.Mode
-	(MemberState)(0),                 // 1: quorumkv.v1.MemberState
-	(*Keyspace)(nil),                 // 2: quorumkv.v1.Keyspace
-	(*CreateKeyspaceRequest)(nil),    // 3: quorumkv.v1.CreateKeyspaceRequest
-	(*CreateKeyspaceResponse)(nil),   // 4: quorumkv.v1.CreateKeyspaceResponse
-	(*ListKeyspacesRequest)(nil),     // 5: quorumkv.v1.ListKeyspacesRequest
-	(*ListKeyspacesResponse)(nil),    // 6: quorumkv.v1.ListKeyspacesResponse
-	(*DescribeKeyspaceRequest)(nil),  // 7: quorumkv.v1.DescribeKeyspaceRequest
-	(*DescribeKeyspaceResponse)(nil), // 8: quorumkv.v1.DescribeKeyspaceResponse
-	(*DropKeyspaceRequest)(nil),      // 9: quorumkv.v1.DropKeyspaceRequest
-	(*DropKeyspaceResponse)(nil),     // 10: quorumkv.v1.DropKeyspaceResponse
-	(*RemoveNodeRequest)(nil),        // 11: quorumkv.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),       // 12: quorumkv.v1.RemoveNodeResponse
-	(*DrainNodeRequest)(nil),         // 13: quorumkv.v1.DrainNodeRequest
-	(*DrainNodeResponse)(nil),        // 14: quorumkv.v1.DrainNodeResponse
-	(*DecommissionNodeRequest)(nil),  // 15: quorumkv.v1.DecommissionNodeRequest
-	(*DecommissionNodeResponse)(nil), // 16: quorumkv.v1.DecommissionNodeResponse
-	(*RebalanceRequest)(nil),         // 17: quorumkv.v1.RebalanceRequest
-	(*ReplicaMove)(nil),              // 18: quorumkv.v1.ReplicaMove
-	(*RebalanceResponse)(nil),        // 19: quorumkv.v1.RebalanceResponse
-	(*Member)(nil),                   // 20: quorumkv.v1.Member
-	(*ListMembersRequest)(nil),       // 21: quorumkv.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),      // 22: quorumkv.v1.ListMembersResponse
-	(*Replica)(nil),                  // 23: quorumkv.v1.Replica
-	(*Range)(nil),                    // 24: quorumkv.v1.Range
-	(*ListRangesRequest)(nil),        // 25: quorumkv.v1.ListRangesRequest
-	(*ListRangesResponse)(nil),       // 26: quorumkv.v1.ListRangesResponse
-	(*StatusRequest)(nil),            // 27: quorumkv.v1.StatusRequest
-	(*StatusResponse)(nil),           // 28: quorumkv.v1.StatusResponse
+	(GossipKeyOp)(0),                 // 1: quorumkv.v1.GossipKeyOp
+	(MemberState)(0),                 // 2: quorumkv.v1.MemberState
+	(*Keyspace)(nil),                 // 3: quorumkv.v1.Keyspace
+	(*CreateKeyspaceRequest)(nil),    // 4: quorumkv.v1.CreateKeyspaceRequest
+	(*CreateKeyspaceResponse)(nil),   // 5: quorumkv.v1.CreateKeyspaceResponse
+	(*ListKeyspacesRequest)(nil),     // 6: quorumkv.v1.ListKeyspacesRequest
+	(*ListKeyspacesResponse)(nil),    // 7: quorumkv.v1.ListKeyspacesResponse
+	(*DescribeKeyspaceRequest)(nil),  // 8: quorumkv.v1.DescribeKeyspaceRequest
+	(*DescribeKeyspaceResponse)(nil), // 9: quorumkv.v1.DescribeKeyspaceResponse
+	(*DropKeyspaceRequest)(nil),      // 10: quorumkv.v1.DropKeyspaceRequest
+	(*DropKeyspaceResponse)(nil),     // 11: quorumkv.v1.DropKeyspaceResponse
+	(*RemoveNodeRequest)(nil),        // 12: quorumkv.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),       // 13: quorumkv.v1.RemoveNodeResponse
+	(*GossipKeyRequest)(nil),         // 14: quorumkv.v1.GossipKeyRequest
+	(*GossipKeyResponse)(nil),        // 15: quorumkv.v1.GossipKeyResponse
+	(*DrainNodeRequest)(nil),         // 16: quorumkv.v1.DrainNodeRequest
+	(*DrainNodeResponse)(nil),        // 17: quorumkv.v1.DrainNodeResponse
+	(*DecommissionNodeRequest)(nil),  // 18: quorumkv.v1.DecommissionNodeRequest
+	(*DecommissionNodeResponse)(nil), // 19: quorumkv.v1.DecommissionNodeResponse
+	(*RebalanceRequest)(nil),         // 20: quorumkv.v1.RebalanceRequest
+	(*ReplicaMove)(nil),              // 21: quorumkv.v1.ReplicaMove
+	(*RebalanceResponse)(nil),        // 22: quorumkv.v1.RebalanceResponse
+	(*Member)(nil),                   // 23: quorumkv.v1.Member
+	(*ListMembersRequest)(nil),       // 24: quorumkv.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),      // 25: quorumkv.v1.ListMembersResponse
+	(*Replica)(nil),                  // 26: quorumkv.v1.Replica
+	(*Range)(nil),                    // 27: quorumkv.v1.Range
+	(*ListRangesRequest)(nil),        // 28: quorumkv.v1.ListRangesRequest
+	(*ListRangesResponse)(nil),       // 29: quorumkv.v1.ListRangesResponse
+	(*StatusRequest)(nil),            // 30: quorumkv.v1.StatusRequest
+	(*StatusResponse)(nil),           // 31: quorumkv.v1.StatusResponse
 }
 var file_quorumkv_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: quorumkv.v1.Keyspace.mode:type_name -> quorumkv.v1.Mode
-	2,  // 1: quorumkv.v1.CreateKeyspaceRequest.keyspace:type_name -> quorumkv.v1.Keyspace
-	2,  // 2: quorumkv.v1.CreateKeyspaceResponse.keyspace:type_name -> quorumkv.v1.Keyspace
-	2,  // 3: quorumkv.v1.ListKeyspacesResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
-	2,  // 4: quorumkv.v1.DescribeKeyspaceResponse.keyspace:type_name -> quorumkv.v1.Keyspace
-	24, // 5: quorumkv.v1.DescribeKeyspaceResponse.ranges:type_name -> quorumkv.v1.Range
-	18, // 6: quorumkv.v1.RebalanceResponse.moves:type_name -> quorumkv.v1.ReplicaMove
-	1,  // 7: quorumkv.v1.Member.state:type_name -> quorumkv.v1.MemberState
-	20, // 8: quorumkv.v1.ListMembersResponse.members:type_name -> quorumkv.v1.Member
-	23, // 9: quorumkv.v1.Range.replicas:type_name -> quorumkv.v1.Replica
-	24, // 10: quorumkv.v1.ListRangesResponse.ranges:type_name -> quorumkv.v1.Range
-	20, // 11: quorumkv.v1.StatusResponse.members:type_name -> quorumkv.v1.Member
-	2,  // 12: quorumkv.v1.StatusResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
-	3,  // 13: quorumkv.v1.Admin.CreateKeyspace:input_type -> quorumkv.v1.CreateKeyspaceRequest
-	5,  // 14: quorumkv.v1.Admin.ListKeyspaces:input_type -> quorumkv.v1.ListKeyspacesRequest
-	7,  // 15: quorumkv.v1.Admin.DescribeKeyspace:input_type -> quorumkv.v1.DescribeKeyspaceRequest
-	9,  // 16: quorumkv.v1.Admin.DropKeyspace:input_type -> quorumkv.v1.DropKeyspaceRequest
-	21, // 17: quorumkv.v1.Admin.ListMembers:input_type -> quorumkv.v1.ListMembersRequest
-	25, // 18: quorumkv.v1.Admin.ListRanges:input_type -> quorumkv.v1.ListRangesRequest
-	27, // 19: quorumkv.v1.Admin.Status:input_type -> quorumkv.v1.StatusRequest
-	11, // 20: quorumkv.v1.Admin.RemoveNode:input_type -> quorumkv.v1.RemoveNodeRequest
-	13, // 21: quorumkv.v1.Admin.DrainNode:input_type -> quorumkv.v1.DrainNodeRequest
-	15, // 22: quorumkv.v1.Admin.DecommissionNode:input_type -> quorumkv.v1.DecommissionNodeRequest
-	17, // 23: quorumkv.v1.Admin.Rebalance:input_type -> quorumkv.v1.RebalanceRequest
-	4,  // 24: quorumkv.v1.Admin.CreateKeyspace:output_type -> quorumkv.v1.CreateKeyspaceResponse
-	6,  // 25: quorumkv.v1.Admin.ListKeyspaces:output_type -> quorumkv.v1.ListKeyspacesResponse
-	8,  // 26: quorumkv.v1.Admin.DescribeKeyspace:output_type -> quorumkv.v1.DescribeKeyspaceResponse
-	10, // 27: quorumkv.v1.Admin.DropKeyspace:output_type -> quorumkv.v1.DropKeyspaceResponse
-	22, // 28: quorumkv.v1.Admin.ListMembers:output_type -> quorumkv.v1.ListMembersResponse
-	26, // 29: quorumkv.v1.Admin.ListRanges:output_type -> quorumkv.v1.ListRangesResponse
-	28, // 30: quorumkv.v1.Admin.Status:output_type -> quorumkv.v1.StatusResponse
-	12, // 31: quorumkv.v1.Admin.RemoveNode:output_type -> quorumkv.v1.RemoveNodeResponse
-	14, // 32: quorumkv.v1.Admin.DrainNode:output_type -> quorumkv.v1.DrainNodeResponse
-	16, // 33: quorumkv.v1.Admin.DecommissionNode:output_type -> quorumkv.v1.DecommissionNodeResponse
-	19, // 34: quorumkv.v1.Admin.Rebalance:output_type -> quorumkv.v1.RebalanceResponse
-	24, // [24:35] is the sub-list for method output_type
-	13, // [13:24] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	3,  // 1: quorumkv.v1.CreateKeyspaceRequest.keyspace:type_name -> quorumkv.v1.Keyspace
+	3,  // 2: quorumkv.v1.CreateKeyspaceResponse.keyspace:type_name -> quorumkv.v1.Keyspace
+	3,  // 3: quorumkv.v1.ListKeyspacesResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
+	3,  // 4: quorumkv.v1.DescribeKeyspaceResponse.keyspace:type_name -> quorumkv.v1.Keyspace
+	27, // 5: quorumkv.v1.DescribeKeyspaceResponse.ranges:type_name -> quorumkv.v1.Range
+	1,  // 6: quorumkv.v1.GossipKeyRequest.op:type_name -> quorumkv.v1.GossipKeyOp
+	21, // 7: quorumkv.v1.RebalanceResponse.moves:type_name -> quorumkv.v1.ReplicaMove
+	2,  // 8: quorumkv.v1.Member.state:type_name -> quorumkv.v1.MemberState
+	23, // 9: quorumkv.v1.ListMembersResponse.members:type_name -> quorumkv.v1.Member
+	26, // 10: quorumkv.v1.Range.replicas:type_name -> quorumkv.v1.Replica
+	27, // 11: quorumkv.v1.ListRangesResponse.ranges:type_name -> quorumkv.v1.Range
+	23, // 12: quorumkv.v1.StatusResponse.members:type_name -> quorumkv.v1.Member
+	3,  // 13: quorumkv.v1.StatusResponse.keyspaces:type_name -> quorumkv.v1.Keyspace
+	4,  // 14: quorumkv.v1.Admin.CreateKeyspace:input_type -> quorumkv.v1.CreateKeyspaceRequest
+	6,  // 15: quorumkv.v1.Admin.ListKeyspaces:input_type -> quorumkv.v1.ListKeyspacesRequest
+	8,  // 16: quorumkv.v1.Admin.DescribeKeyspace:input_type -> quorumkv.v1.DescribeKeyspaceRequest
+	10, // 17: quorumkv.v1.Admin.DropKeyspace:input_type -> quorumkv.v1.DropKeyspaceRequest
+	24, // 18: quorumkv.v1.Admin.ListMembers:input_type -> quorumkv.v1.ListMembersRequest
+	28, // 19: quorumkv.v1.Admin.ListRanges:input_type -> quorumkv.v1.ListRangesRequest
+	30, // 20: quorumkv.v1.Admin.Status:input_type -> quorumkv.v1.StatusRequest
+	12, // 21: quorumkv.v1.Admin.RemoveNode:input_type -> quorumkv.v1.RemoveNodeRequest
+	16, // 22: quorumkv.v1.Admin.DrainNode:input_type -> quorumkv.v1.DrainNodeRequest
+	14, // 23: quorumkv.v1.Admin.GossipKey:input_type -> quorumkv.v1.GossipKeyRequest
+	18, // 24: quorumkv.v1.Admin.DecommissionNode:input_type -> quorumkv.v1.DecommissionNodeRequest
+	20, // 25: quorumkv.v1.Admin.Rebalance:input_type -> quorumkv.v1.RebalanceRequest
+	5,  // 26: quorumkv.v1.Admin.CreateKeyspace:output_type -> quorumkv.v1.CreateKeyspaceResponse
+	7,  // 27: quorumkv.v1.Admin.ListKeyspaces:output_type -> quorumkv.v1.ListKeyspacesResponse
+	9,  // 28: quorumkv.v1.Admin.DescribeKeyspace:output_type -> quorumkv.v1.DescribeKeyspaceResponse
+	11, // 29: quorumkv.v1.Admin.DropKeyspace:output_type -> quorumkv.v1.DropKeyspaceResponse
+	25, // 30: quorumkv.v1.Admin.ListMembers:output_type -> quorumkv.v1.ListMembersResponse
+	29, // 31: quorumkv.v1.Admin.ListRanges:output_type -> quorumkv.v1.ListRangesResponse
+	31, // 32: quorumkv.v1.Admin.Status:output_type -> quorumkv.v1.StatusResponse
+	13, // 33: quorumkv.v1.Admin.RemoveNode:output_type -> quorumkv.v1.RemoveNodeResponse
+	17, // 34: quorumkv.v1.Admin.DrainNode:output_type -> quorumkv.v1.DrainNodeResponse
+	15, // 35: quorumkv.v1.Admin.GossipKey:output_type -> quorumkv.v1.GossipKeyResponse
+	19, // 36: quorumkv.v1.Admin.DecommissionNode:output_type -> quorumkv.v1.DecommissionNodeResponse
+	22, // 37: quorumkv.v1.Admin.Rebalance:output_type -> quorumkv.v1.RebalanceResponse
+	26, // [26:38] is the sub-list for method output_type
+	14, // [14:26] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_quorumkv_v1_admin_proto_init() }
@@ -1900,8 +2084,8 @@ func file_quorumkv_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_v1_admin_proto_rawDesc), len(file_quorumkv_v1_admin_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   27,
+			NumEnums:      3,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

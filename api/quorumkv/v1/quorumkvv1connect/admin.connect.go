@@ -51,6 +51,8 @@ const (
 	AdminRemoveNodeProcedure = "/quorumkv.v1.Admin/RemoveNode"
 	// AdminDrainNodeProcedure is the fully-qualified name of the Admin's DrainNode RPC.
 	AdminDrainNodeProcedure = "/quorumkv.v1.Admin/DrainNode"
+	// AdminGossipKeyProcedure is the fully-qualified name of the Admin's GossipKey RPC.
+	AdminGossipKeyProcedure = "/quorumkv.v1.Admin/GossipKey"
 	// AdminDecommissionNodeProcedure is the fully-qualified name of the Admin's DecommissionNode RPC.
 	AdminDecommissionNodeProcedure = "/quorumkv.v1.Admin/DecommissionNode"
 	// AdminRebalanceProcedure is the fully-qualified name of the Admin's Rebalance RPC.
@@ -84,6 +86,13 @@ type AdminClient interface {
 	// step before stopping it for maintenance. The request reaches the node
 	// itself, through whichever node is asked.
 	DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error)
+	// GossipKey lists, installs, uses or removes a gossip encryption key on
+	// the answering node only (kvctl cluster gossip-key does it on every
+	// node), and writes the node's keys back to its certificates
+	// directory's gossip.key, so that a restart keeps them. Keys are never
+	// returned: the answer lists their fingerprints. FailedPrecondition if
+	// the node's gossip is not encrypted.
+	GossipKey(context.Context, *connect.Request[v1.GossipKeyRequest]) (*connect.Response[v1.GossipKeyResponse], error)
 	// DecommissionNode takes a node out of the cluster while it runs: it
 	// takes no new replicas and drains its leaderships, each of its
 	// replicas moves to another node (the old one serving until its range
@@ -170,6 +179,12 @@ func NewAdminClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(adminMethods.ByName("DrainNode")),
 			connect.WithClientOptions(opts...),
 		),
+		gossipKey: connect.NewClient[v1.GossipKeyRequest, v1.GossipKeyResponse](
+			httpClient,
+			baseURL+AdminGossipKeyProcedure,
+			connect.WithSchema(adminMethods.ByName("GossipKey")),
+			connect.WithClientOptions(opts...),
+		),
 		decommissionNode: connect.NewClient[v1.DecommissionNodeRequest, v1.DecommissionNodeResponse](
 			httpClient,
 			baseURL+AdminDecommissionNodeProcedure,
@@ -196,6 +211,7 @@ type adminClient struct {
 	status           *connect.Client[v1.StatusRequest, v1.StatusResponse]
 	removeNode       *connect.Client[v1.RemoveNodeRequest, v1.RemoveNodeResponse]
 	drainNode        *connect.Client[v1.DrainNodeRequest, v1.DrainNodeResponse]
+	gossipKey        *connect.Client[v1.GossipKeyRequest, v1.GossipKeyResponse]
 	decommissionNode *connect.Client[v1.DecommissionNodeRequest, v1.DecommissionNodeResponse]
 	rebalance        *connect.Client[v1.RebalanceRequest, v1.RebalanceResponse]
 }
@@ -245,6 +261,11 @@ func (c *adminClient) DrainNode(ctx context.Context, req *connect.Request[v1.Dra
 	return c.drainNode.CallUnary(ctx, req)
 }
 
+// GossipKey calls quorumkv.v1.Admin.GossipKey.
+func (c *adminClient) GossipKey(ctx context.Context, req *connect.Request[v1.GossipKeyRequest]) (*connect.Response[v1.GossipKeyResponse], error) {
+	return c.gossipKey.CallUnary(ctx, req)
+}
+
 // DecommissionNode calls quorumkv.v1.Admin.DecommissionNode.
 func (c *adminClient) DecommissionNode(ctx context.Context, req *connect.Request[v1.DecommissionNodeRequest]) (*connect.Response[v1.DecommissionNodeResponse], error) {
 	return c.decommissionNode.CallUnary(ctx, req)
@@ -282,6 +303,13 @@ type AdminHandler interface {
 	// step before stopping it for maintenance. The request reaches the node
 	// itself, through whichever node is asked.
 	DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error)
+	// GossipKey lists, installs, uses or removes a gossip encryption key on
+	// the answering node only (kvctl cluster gossip-key does it on every
+	// node), and writes the node's keys back to its certificates
+	// directory's gossip.key, so that a restart keeps them. Keys are never
+	// returned: the answer lists their fingerprints. FailedPrecondition if
+	// the node's gossip is not encrypted.
+	GossipKey(context.Context, *connect.Request[v1.GossipKeyRequest]) (*connect.Response[v1.GossipKeyResponse], error)
 	// DecommissionNode takes a node out of the cluster while it runs: it
 	// takes no new replicas and drains its leaderships, each of its
 	// replicas moves to another node (the old one serving until its range
@@ -364,6 +392,12 @@ func NewAdminHandler(svc AdminHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(adminMethods.ByName("DrainNode")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminGossipKeyHandler := connect.NewUnaryHandler(
+		AdminGossipKeyProcedure,
+		svc.GossipKey,
+		connect.WithSchema(adminMethods.ByName("GossipKey")),
+		connect.WithHandlerOptions(opts...),
+	)
 	adminDecommissionNodeHandler := connect.NewUnaryHandler(
 		AdminDecommissionNodeProcedure,
 		svc.DecommissionNode,
@@ -396,6 +430,8 @@ func NewAdminHandler(svc AdminHandler, opts ...connect.HandlerOption) (string, h
 			adminRemoveNodeHandler.ServeHTTP(w, r)
 		case AdminDrainNodeProcedure:
 			adminDrainNodeHandler.ServeHTTP(w, r)
+		case AdminGossipKeyProcedure:
+			adminGossipKeyHandler.ServeHTTP(w, r)
 		case AdminDecommissionNodeProcedure:
 			adminDecommissionNodeHandler.ServeHTTP(w, r)
 		case AdminRebalanceProcedure:
@@ -443,6 +479,10 @@ func (UnimplementedAdminHandler) RemoveNode(context.Context, *connect.Request[v1
 
 func (UnimplementedAdminHandler) DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.v1.Admin.DrainNode is not implemented"))
+}
+
+func (UnimplementedAdminHandler) GossipKey(context.Context, *connect.Request[v1.GossipKeyRequest]) (*connect.Response[v1.GossipKeyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("quorumkv.v1.Admin.GossipKey is not implemented"))
 }
 
 func (UnimplementedAdminHandler) DecommissionNode(context.Context, *connect.Request[v1.DecommissionNodeRequest]) (*connect.Response[v1.DecommissionNodeResponse], error) {
