@@ -307,12 +307,21 @@ func (a *apiServer) observe(keyspace, op string, start time.Time, err error) {
 	if err != nil {
 		result = transport.ConnectCode(err).String()
 	}
-	mode := "unknown"
+	// A keyspace the catalog does not know is labelled as such, not by
+	// its name: the name comes from the request, and any client could
+	// otherwise create a series per name it makes up, or panic the
+	// handler with one that is not UTF-8 (found by FuzzREST).
+	mode, label := "unknown", unknownKeyspaceLabel
 	if ks, ok := a.node.Store().Catalog().Keyspaces[keyspace]; ok {
-		mode = string(ks.Mode)
+		mode, label = string(ks.Mode), keyspace
 	}
-	a.metrics.RequestDuration.WithLabelValues(keyspace, op, mode, result).Observe(time.Since(start).Seconds())
+	a.metrics.RequestDuration.WithLabelValues(label, op, mode, result).Observe(time.Since(start).Seconds())
 }
+
+// unknownKeyspaceLabel is the keyspace label of requests for a keyspace
+// the catalog does not have (no keyspace name can be it: names start with
+// a letter or digit).
+const unknownKeyspaceLabel = "(unknown)"
 
 // checkOverridable refuses W/R overrides on keyspaces whose geometry
 // decides their quorums (raft, paxos). An unknown keyspace passes: the
