@@ -69,21 +69,9 @@ func TestMergeCrashPoints(t *testing.T) {
 		t.Errorf("a read of the merged-away range %d: %v, want ErrKeyMoved", right, err)
 	}
 
-	steps := c.restartEach(t, cfg, 500, true /* merges */, func(step string, db *storage.DB, restarted bool) string {
-		merged, why := mergeDone(t, db, left, right, rightSpan, values)
-		switch {
-		case why != "":
-			return "the ranges are neither as before the merge nor merged: " + why
-		case restarted && !merged:
-			return "the restarted node did not merge the ranges"
-		case !restarted && merged != (step == "merge-ingested"):
-			return fmt.Sprintf("merged %v, want %v", merged, step == "merge-ingested")
-		}
-		return ""
-	}, func(db *storage.DB) bool {
-		merged, _ := mergeDone(t, db, left, right, rightSpan, values)
-		return merged
-	})
+	merged := func(db *storage.DB) (bool, string) { return mergeDone(t, db, left, right, rightSpan, values) }
+	steps := c.restartEach(t, cfg, 500, true /* merges */, crashCheck{what: "merge", doneAt: "merge-ingested", state: merged,
+		driven: func(db *storage.DB) bool { done, _ := merged(db); return done }})
 	for _, want := range mergeSteps {
 		if steps[want] != 1 {
 			t.Errorf("crash points seen: %v; want one of each of %v", steps, mergeSteps)

@@ -80,20 +80,12 @@ func splitCrashPoints(t testing.TB, mode catalog.Mode, canary store.Canary) map[
 	if moved < 3*splitCrashMaxBatch {
 		t.Fatalf("the split moved %d bytes, want several times MaxBatchBytes (%d)", moved, splitCrashMaxBatch)
 	}
-	return c.restartEach(t, cfg, 50, false /* merges */, func(step string, db *storage.DB, restarted bool) string {
-		split, why := splitDone(t, db, old, born, index, right, values)
-		switch {
-		case why != "":
-			return "the range is neither as before the split nor split: " + why
-		case restarted && !split:
-			return "the restarted node did not split the range"
-		case !restarted && split != (step == "ingested"):
-			return fmt.Sprintf("split %v, want %v", split, step == "ingested")
-		}
-		return ""
-	}, func(db *storage.DB) bool {
-		applied, _ := consensus.LoadApplied(db, old)
-		return applied >= index
+	return c.restartEach(t, cfg, 50, false /* merges */, crashCheck{what: "split", doneAt: "ingested",
+		state: func(db *storage.DB) (bool, string) { return splitDone(t, db, old, born, index, right, values) },
+		driven: func(db *storage.DB) bool {
+			applied, _ := consensus.LoadApplied(db, old)
+			return applied >= index
+		},
 	})
 }
 
@@ -154,14 +146,24 @@ func (c *crashNode) taken() int {
 	return len(c.clones)
 }
 
-// restartEach opens every clone taken, checks it (check, restarted
-// false), restarts it as a node with store configuration cfg (merges let
-// on if merges) and drives it, at most rounds rounds, until done, checks it again
-// (restarted true), and checks that no staged file is left. check returns
-// what is wrong ("" if nothing). It returns how many clones each step
+// crashCheck is what restartEach checks of each clone: state says
+// whether the database holds the operation (a split or a merge) done or
+// not yet, and what is neither ("" if nothing); doneAt is the crash step
+// from which a clone holds it done; driven says when a restarted node
+// has applied enough of its log to be checked again.
+type crashCheck struct {
+	what   string
+	doneAt string
+	state  func(db *storage.DB) (done bool, why string)
+	driven func(db *storage.DB) bool
+}
+
+// restartEach opens every clone taken and checks it (cc), restarts it as
+// a node with store configuration cfg (merges let on if merges), drives
+// it at most rounds rounds until cc.driven, requires the operation done
+// then, and no staged file left. It returns how many clones each step
 // left.
-func (c *crashNode) restartEach(t testing.TB, cfg store.StoreConfig, rounds int, merges bool,
-	check func(step string, db *storage.DB, restarted bool) string, done func(*storage.DB) bool) map[string]int {
+func (c *crashNode) restartEach(t testing.TB, cfg store.StoreConfig, rounds int, merges bool, cc crashCheck) map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	steps := map[string]int{}
@@ -173,9 +175,13 @@ func (c *crashNode) restartEach(t testing.TB, cfg store.StoreConfig, rounds int,
 				t.Fatal(err)
 			}
 			defer db.Close()
-			if why := check(cl.step, db, false); why != "" {
-				t.Errorf("crash at %s: %s", cl.step, why)
+			done, why := cc.state(db)
+			switch {
+			case why != "":
+				t.Errorf("crash at %s: neither before the %s nor after it: %s", cl.step, cc.what, why)
 				return
+			case done != (cl.step == cc.doneAt):
+				t.Errorf("crash at %s: %s done %v, want %v", cl.step, cc.what, done, cl.step == cc.doneAt)
 			}
 			rs, err := store.OpenDriven(db, cfg, nil, false)
 			if err != nil {
@@ -185,7 +191,7 @@ func (c *crashNode) restartEach(t testing.TB, cfg store.StoreConfig, rounds int,
 				rs.EnableMerges()
 			}
 			for range rounds {
-				if done(db) {
+				if cc.driven(db) {
 					break
 				}
 				rs.Tick()
@@ -193,8 +199,8 @@ func (c *crashNode) restartEach(t testing.TB, cfg store.StoreConfig, rounds int,
 					t.Fatalf("crash at %s: %v", cl.step, err)
 				}
 			}
-			if why := check(cl.step, db, true); why != "" {
-				t.Errorf("crash at %s, after the restart: %s", cl.step, why)
+			if done, why := cc.state(db); !done {
+				t.Errorf("crash at %s: the restarted node did not finish the %s: %s", cl.step, cc.what, why)
 			}
 			if files, err := db.StagedFiles(); err != nil || len(files) != 0 {
 				t.Errorf("crash at %s: staged files left after the restart: %v, %v", cl.step, files, err)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/quorumkv/quorumkv/internal/sim"
 	"github.com/quorumkv/quorumkv/kv/catalog"
-	"github.com/quorumkv/quorumkv/kv/store"
 )
 
 // simPaxosSplitKeyspace is one paxos range of three replicas, which
@@ -93,22 +92,4 @@ func TestSimPaxosSplitCatchUp(t *testing.T) {
 // bugs splits must not have (kv/store/canary.go): a range that keeps
 // serving the half it gave away, and a split that loses its right half's
 // last key.
-func TestPaxosSplitCanaries(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		bug  store.Canary
-	}{
-		{"serve-moved-keys", store.Canary{ServeMovedKeys: true}},
-		{"split-drops-last-key", store.Canary{SplitDropsLastKey: true}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			huntCanary(t, 20, func(tb testing.TB, seed uint64) {
-				c := newSimClusterWith(tb, seed, 3, simPaxosSplitKeyspace, func(c *simCluster) {
-					c.rangeMaxBytes, c.keys, c.canary = 40, 8, tc.bug
-				})
-				c.runWorkload(simShape{nodes: 3})
-				c.check()
-			})
-		})
-	}
-}
+func TestPaxosSplitCanaries(t *testing.T) { splitCanaries(t, simPaxosSplitKeyspace) }

@@ -199,7 +199,11 @@ func TestSimSplitCatchUp(t *testing.T) {
 // (kv/store/canary.go): a range that keeps serving the half it gave away
 // (writes no read sees, reads that miss what the new range holds), and a
 // split that loses its right half's last key.
-func TestSplitCanaries(t *testing.T) {
+func TestSplitCanaries(t *testing.T) { splitCanaries(t, simSplitKeyspace) }
+
+// splitCanaries hunts TestSplitCanaries's canaries in the one keyspace of
+// ks (raft or paxos).
+func splitCanaries(t *testing.T, ks []catalog.KeyspaceDescriptor) {
 	for _, tc := range []struct {
 		name string
 		bug  store.Canary
@@ -209,7 +213,7 @@ func TestSplitCanaries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			huntCanary(t, 20, func(tb testing.TB, seed uint64) {
-				c := newSimClusterWith(tb, seed, 3, simSplitKeyspace, func(c *simCluster) {
+				c := newSimClusterWith(tb, seed, 3, ks, func(c *simCluster) {
 					c.rangeMaxBytes, c.keys, c.canary = 40, 8, tc.bug
 				})
 				c.runWorkload(simShape{nodes: 3})
