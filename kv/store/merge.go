@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -390,11 +389,13 @@ func (s *Store) leftNeighbour(rd *catalog.RangeDescriptor) *catalog.RangeDescrip
 	return s.neighbour(rd.Keyspace, func(d *catalog.RangeDescriptor) bool { return d.Span.Hi == rd.Span.Lo })
 }
 
-// neighbour returns the first range of keyspace ks, in ID order, that
-// is (a catalog has at most one).
+// neighbour returns the range of keyspace ks that is; a catalog's spans
+// do not overlap, so at most one is, and the map's order does not matter.
+// It runs on every leadership balancing pass (holdLeadership): a scan,
+// not a sort.
 func (s *Store) neighbour(ks string, is func(*catalog.RangeDescriptor) bool) *catalog.RangeDescriptor {
-	for _, id := range slices.Sorted(maps.Keys(s.cat.Ranges)) {
-		if d := s.cat.Ranges[id]; d.Keyspace == ks && is(d) {
+	for _, d := range s.cat.Ranges {
+		if d.Keyspace == ks && is(d) {
 			return d
 		}
 	}
