@@ -98,6 +98,10 @@ func TestSecureCluster(t *testing.T) {
 	// A node killed and restarted rejoins over mutual TLS and serves.
 	nodes[1].kill()
 	n1.must(0, "-k", "sec", "put", "phone", "sold to bob")
+	// A gossip key step with a node down says which, and fails.
+	if code, out, errOut := n1.kvctl("", "cluster", "gossip-key", "list"); code != 1 || !strings.Contains(out+errOut, "n2") {
+		t.Errorf("gossip-key list with n2 down: exit %d, want 1 naming n2:\n%s%s", code, out, errOut)
+	}
 	nodes[1] = restartKVD(t, nodes[1], "--node-id", "n2", "--zone", "z2", "--join", n1.gossip, "--certs-dir", dir)
 	waitFor(t, "n2 to read bob's sale after its restart", func() bool {
 		code, out, _ := nodes[1].kvctl("", "-k", "sec", "get", "phone")

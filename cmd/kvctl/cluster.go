@@ -324,7 +324,8 @@ func clusterStatus(c *cli.Context) error {
 
 // clusterGossipKey runs one gossip keyring operation on every alive node,
 // each through its own address (a node changes only its own keyring), and
-// says which nodes it could not change: the operator runs it again.
+// lists the nodes it could not change or skipped (not alive, removed ones
+// aside), failing then: the operator runs it again, or copies the file.
 func clusterGossipKey(c *cli.Context) error {
 	ops := map[string]v1.GossipKeyOp{"list": v1.GossipKeyOp_GOSSIP_KEY_OP_LIST, "install": v1.GossipKeyOp_GOSSIP_KEY_OP_INSTALL,
 		"use": v1.GossipKeyOp_GOSSIP_KEY_OP_USE, "remove": v1.GossipKeyOp_GOSSIP_KEY_OP_REMOVE}
@@ -359,7 +360,14 @@ func clusterGossipKey(c *cli.Context) error {
 		fmt.Fprintln(tw, "NODE\tKEYS (sealing first)")
 		var failed []string
 		for _, m := range members {
-			if m.State != v1.MemberState_MEMBER_STATE_ALIVE || m.Address == "" {
+			switch {
+			case m.State == v1.MemberState_MEMBER_STATE_REMOVED || m.Address == "":
+				continue
+			case m.State != v1.MemberState_MEMBER_STATE_ALIVE:
+				// It will need the new gossip.key before it starts again.
+				state := strings.ToLower(strings.TrimPrefix(m.State.String(), "MEMBER_STATE_"))
+				failed = append(failed, fmt.Sprintf("%s: %s", m.NodeId, state))
+				fmt.Fprintf(tw, "%s\tSKIPPED: the node is %s\n", m.NodeId, state)
 				continue
 			}
 			node, err := client.New(client.Config{Endpoints: []string{m.Address}, Timeout: t, TLS: tlsConfig})
@@ -378,7 +386,7 @@ func clusterGossipKey(c *cli.Context) error {
 			return err
 		}
 		if len(failed) > 0 {
-			return fmt.Errorf("kvctl: %d node(s) not changed (run the command again once they are up): %s", len(failed), strings.Join(failed, "; "))
+			return fmt.Errorf("kvctl: %d node(s) not changed (run the command again once they are up, or copy the new gossip.key to them before they start): %s", len(failed), strings.Join(failed, "; "))
 		}
 		return nil
 	})
