@@ -3,7 +3,6 @@ package kv
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/quorumkv/quorumkv/internal/sim"
 	"github.com/quorumkv/quorumkv/kv/eventual"
@@ -36,8 +35,7 @@ func TestSimEventualCanaries(t *testing.T) {
 			for _, seed := range seeds {
 				var ev *simEv
 				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-					ev = &simEv{t: t, shape: shape, ops: map[simEvOpID]*simEvOp{}, shift: map[uint64]time.Duration{},
-						tainted: map[string]bool{}, collect: true}
+					ev = newSimEv(t, shape, true)
 					ev.run(seed)
 				})
 				if len(ev.violations) > 0 {

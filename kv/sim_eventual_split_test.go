@@ -86,8 +86,7 @@ func TestSimEventualSplitCanaries(t *testing.T) {
 			for _, seed := range seeds {
 				var ev *simEv
 				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-					ev = &simEv{t: t, shape: shape, ops: map[simEvOpID]*simEvOp{}, shift: map[uint64]time.Duration{},
-						tainted: map[string]bool{}, collect: true}
+					ev = newSimEv(t, shape, true)
 					ev.run(seed)
 				})
 				if ev.stale > 0 {

@@ -363,8 +363,13 @@ type simEvReply struct {
 }
 
 func runSimEventual(t *testing.T, seed uint64, shape simEvShape) *simEv {
-	ev := &simEv{t: t, shape: shape, ops: map[simEvOpID]*simEvOp{}, shift: map[uint64]time.Duration{}, tainted: map[string]bool{}}
-	return ev.run(seed)
+	return newSimEv(t, shape, false).run(seed)
+}
+
+// newSimEv is a simulation of shape; collect records violations instead
+// of failing t (the canary hunts).
+func newSimEv(t *testing.T, shape simEvShape, collect bool) *simEv {
+	return &simEv{t: t, shape: shape, ops: map[simEvOpID]*simEvOp{}, shift: map[uint64]time.Duration{}, tainted: map[string]bool{}, collect: collect}
 }
 
 func (ev *simEv) run(seed uint64) *simEv {

@@ -123,20 +123,29 @@ func startCrashNode(t testing.TB, cfg store.StoreConfig, keep func(step string) 
 		c.clones = append(c.clones, crashClone{step, fs})
 		c.mu.Unlock()
 	}
-	var err error
-	if c.db, err = storage.OpenMem(storage.Options{Logger: kvtest.Quiet(), MaxBatchBytes: splitCrashMaxBatch}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.db.Close() })
-	if c.s, err = store.OpenStore(c.db, cfg, nil, true); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.s.Close() })
-	if c.n, err = NewNode(c.s, NodeConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.n.Close() })
+	c.db, c.s, c.n = startOneNode(t, storage.Options{Logger: kvtest.Quiet(), MaxBatchBytes: splitCrashMaxBatch}, cfg)
 	return c
+}
+
+// startOneNode starts a node of one store, founding its cluster, on an
+// in-memory database opened with opts; the test's end closes them.
+func startOneNode(t testing.TB, opts storage.Options, cfg store.StoreConfig) (*storage.DB, *store.Store, *Node) {
+	db, err := storage.OpenMem(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s, err := store.OpenStore(db, cfg, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	n, err := NewNode(s, NodeConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return db, s, n
 }
 
 // taken returns the number of clones taken so far.

@@ -58,21 +58,7 @@ func paxosSplitVersions(t *testing.T, canary store.Canary) string {
 	defer cancel()
 	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, NoLeaderBalancing: true, MergeBelowBytes: -1,
 		Canary: canary, Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}
-	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s, err := store.OpenStore(db, cfg, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	n, err := NewNode(s, NodeConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	_, s, n := startOneNode(t, storage.Options{Logger: kvtest.Quiet()}, cfg)
 	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "px", Mode: catalog.ModePaxos, Replicas: 1, Ranges: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -214,21 +200,7 @@ func splitThenMerge(t *testing.T, mode catalog.Mode) {
 	defer cancel()
 	cfg := store.StoreConfig{TickInterval: 5 * time.Millisecond, Logger: kvtest.Quiet(), Seed: 1, NoLeaderBalancing: true, MergeBelowBytes: 1 << 30,
 		Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}
-	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s, err := store.OpenStore(db, cfg, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	n, err := NewNode(s, NodeConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	_, s, n := startOneNode(t, storage.Options{Logger: kvtest.Quiet()}, cfg)
 	if _, err := n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "mx", Mode: mode, Replicas: 1, Ranges: 1}); err != nil {
 		t.Fatal(err)
 	}
