@@ -20,13 +20,15 @@ type KV interface {
 // Clients returns one client per endpoint, for Run to spread requests
 // over: the i-th tries endpoint i first and the others after it in turn,
 // so a node that cannot serve moves its share to the next one instead of
-// failing it. timeout bounds each request, retries included; tlsConfig,
-// if set, reaches the nodes over TLS (kvd --certs-dir).
-func Clients(endpoints []string, timeout time.Duration, tlsConfig *tls.Config) ([]KV, error) {
+// failing it. base holds the rest of their configuration: Timeout
+// bounds each request, retries included; TLS, if set, reaches the nodes
+// over TLS (kvd --certs-dir); User and Password log in.
+func Clients(endpoints []string, base client.Config) ([]KV, error) {
 	kvs := make([]KV, 0, len(endpoints))
 	for i := range endpoints {
-		order := append(append([]string{}, endpoints[i:]...), endpoints[:i]...)
-		cl, err := client.New(client.Config{Endpoints: order, Timeout: timeout, TLS: tlsConfig})
+		cfg := base
+		cfg.Endpoints = append(append([]string{}, endpoints[i:]...), endpoints[:i]...)
+		cl, err := client.New(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -60,14 +61,22 @@ type Config struct {
 	TLS *tls.Config
 	// GRPC selects the gRPC protocol instead of Connect.
 	GRPC bool
+	// User and Password log in to a cluster whose auth is on (auth.go). A
+	// user that logs in with a client certificate needs TLS with that
+	// certificate and no password.
+	User, Password string
 }
 
 // Client is a quorumkv client. It is safe for concurrent use.
 type Client struct {
-	cfg    Config
-	kv     []kvClient
-	admin  []quorumkvv1connect.AdminClient
-	routes *routes // routes.go
+	cfg   Config
+	kv    []kvClient
+	admin []quorumkvv1connect.AdminClient
+	auth  []quorumkvv1connect.AuthClient
+	// authNoToken are the Auth clients that log in (auth.go).
+	authNoToken []quorumkvv1connect.AuthClient
+	tokens      tokens
+	routes      *routes // routes.go
 	// session and seq make the writes' idempotency keys (nextKey).
 	session string
 	seq     atomic.Uint64
@@ -99,11 +108,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = h2cClient(cfg.TLS)
 	}
-	var opts []connect.ClientOption
+	var plain []connect.ClientOption
 	if cfg.GRPC {
-		opts = append(opts, connect.WithGRPC())
+		plain = append(plain, connect.WithGRPC())
 	}
 	c := &Client{cfg: cfg, routes: newRoutes(cfg.Endpoints), session: rand.Text()}
+	opts := append(slices.Clone(plain), connect.WithInterceptors(c.sendToken()))
 	for _, ep := range cfg.Endpoints {
 		base := ep
 		if !strings.Contains(ep, "://") {
@@ -111,6 +121,8 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.kv = append(c.kv, quorumkvv1connect.NewKVClient(cfg.HTTPClient, base, opts...))
 		c.admin = append(c.admin, quorumkvv1connect.NewAdminClient(cfg.HTTPClient, base, opts...))
+		c.auth = append(c.auth, quorumkvv1connect.NewAuthClient(cfg.HTTPClient, base, opts...))
+		c.authNoToken = append(c.authNoToken, quorumkvv1connect.NewAuthClient(cfg.HTTPClient, base, plain...))
 	}
 	return c, nil
 }

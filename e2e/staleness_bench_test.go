@@ -53,7 +53,7 @@ func BenchmarkEventualStaleness(b *testing.B) {
 		}
 		return true
 	})
-	kvs, err := bench.Clients(endpoints, stalenessRequestTimeout, nil)
+	kvs, err := bench.Clients(endpoints, client.Config{Timeout: stalenessRequestTimeout})
 	if err != nil {
 		b.Fatal(err)
 	}

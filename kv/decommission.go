@@ -107,6 +107,11 @@ func (n *Node) Rebalance(ctx context.Context, dryRun bool) ([]PlannedMove, int, 
 }
 
 // proposeOp proposes op to meta on this node, which must lead it.
+// ChangeAuth changes users, roles or auth settings through meta.
+func (n *Node) ChangeAuth(ctx context.Context, op catalog.AuthOp) error {
+	return n.proposeOp(ctx, catalog.CatalogOp{Auth: &op})
+}
+
 func (n *Node) proposeOp(ctx context.Context, op catalog.CatalogOp) error {
 	b, err := json.Marshal(op)
 	if err != nil {

@@ -302,6 +302,13 @@ func (n *Node) AwaitKeyspace(ctx context.Context, keyspace string) error {
 	return fmt.Errorf("%w: %q (kvctl keyspace list shows them)", catalog.ErrNoKeyspace, keyspace)
 }
 
+// CatchUpCatalog waits, a short while at most, until this node's catalog
+// holds every change committed before the call (catalogBarrier): for an
+// answer about users or permissions changed a moment ago elsewhere.
+func (n *Node) CatchUpCatalog(ctx context.Context, what string) error {
+	return n.catchUpCatalog(ctx, what)
+}
+
 // catchUpCatalog runs catalogBarrier, bounded by catalogBarrierTimeout,
 // for a request on what, which this node's catalog does not hold.
 func (n *Node) catchUpCatalog(ctx context.Context, what string) error {

@@ -87,7 +87,8 @@ func benchAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	kvs, err := bench.Clients(w.MetricsEndpoints, w.Timeout, w.TLS)
+	kvs, err := bench.Clients(w.MetricsEndpoints, client.Config{Timeout: w.Timeout, TLS: w.TLS,
+		User: lookupString(c, "user"), Password: lookupString(c, "password")})
 	if err != nil {
 		return err
 	}

@@ -370,7 +370,8 @@ func clusterGossipKey(c *cli.Context) error {
 				fmt.Fprintf(tw, "%s\tSKIPPED: the node is %s\n", m.NodeId, state)
 				continue
 			}
-			node, err := client.New(client.Config{Endpoints: []string{m.Address}, Timeout: t, TLS: tlsConfig})
+			node, err := client.New(client.Config{Endpoints: []string{m.Address}, Timeout: t, TLS: tlsConfig,
+				User: lookupString(c, "user"), Password: lookupString(c, "password")})
 			var resp *v1.GossipKeyResponse
 			if err == nil {
 				resp, err = node.GossipKey(ctx, op, key)

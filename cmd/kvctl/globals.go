@@ -45,9 +45,14 @@ func globalFlags() []cli.Flag {
 		},
 		&cli.StringFlag{
 			Name:    "user",
-			Usage:   "with --certs-dir: the user whose client certificate (client.USER.crt) to present",
+			Usage:   "the user to log in as: with --password, or with --certs-dir by its client certificate (client.USER.crt) if the directory holds one",
 			Value:   "root",
 			EnvVars: []string{"KVCTL_USER"},
+		},
+		&cli.StringFlag{
+			Name:    "password",
+			Usage:   "log in as --user with this password (a cluster whose auth is on; prefer the environment variable, which ps does not show)",
+			EnvVars: []string{"KVCTL_PASSWORD"},
 		},
 	}
 }
@@ -112,7 +117,8 @@ func newClient(c *cli.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := client.New(client.Config{Endpoints: endpoints, Timeout: timeout, TLS: tlsConfig})
+	cl, err := client.New(client.Config{Endpoints: endpoints, Timeout: timeout, TLS: tlsConfig,
+		User: lookupString(c, "user"), Password: lookupString(c, "password")})
 	if err != nil {
 		return nil, fmt.Errorf("kvctl: %w", err)
 	}

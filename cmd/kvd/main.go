@@ -28,6 +28,7 @@ import (
 	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/quorumkv/quorumkv/kv"
+	"github.com/quorumkv/quorumkv/kv/auth"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/eventual"
 	"github.com/quorumkv/quorumkv/kv/records"
@@ -99,6 +100,8 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-scan-keys", Usage: "the most keys one scan page returns (1 to 1000000)", Value: 10000, EnvVars: []string{"KVD_MAX_SCAN_KEYS"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "certs-dir", Usage: "serve TLS with the certificates in this directory (ca.crt, node.crt, node.key: kvd cert writes them); peers must present node certificates of the same CA", EnvVars: []string{"KVD_CERTS_DIR"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "insecure", Usage: "serve plaintext on a --listen address that is not loopback, where anyone who reaches it can read and write everything", EnvVars: []string{"KVD_INSECURE"}}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "auth-token-ttl", Usage: "how long the tokens this node gives logged-in users are accepted (1m to 24h)",
+			Value: auth.DefaultTokenTTL, EnvVars: []string{"KVD_AUTH_TOKEN_TTL"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
 	}
 	return &cli.App{
@@ -130,6 +133,8 @@ type config struct {
 	logLevel                                         slog.Level
 	logJSON                                          bool
 	drainTimeout                                     time.Duration
+	// tokenTTL: --auth-token-ttl.
+	tokenTTL time.Duration
 	// antiEntropyInterval and hintWindow go to kv.Node: StartAntiEntropy
 	// and NodeConfig.MaxHintAge.
 	antiEntropyInterval, hintWindow time.Duration
@@ -153,7 +158,7 @@ func configFrom(c *cli.Context) (config, error) {
 	cfg := config{
 		nodeID: c.String("node-id"), dataDir: c.String("data-dir"), listen: c.String("listen"),
 		advertise: c.String("advertise"), gossip: c.String("gossip"), zone: c.String("zone"),
-		weight: c.Int("weight"), drainTimeout: c.Duration("drain-timeout"),
+		weight: c.Int("weight"), drainTimeout: c.Duration("drain-timeout"), tokenTTL: c.Duration("auth-token-ttl"),
 		antiEntropyInterval: c.Duration("anti-entropy-interval"), hintWindow: c.Duration("hint-window"),
 		deadAfter: c.Duration("dead-after"), enablePprof: c.Bool("enable-pprof"),
 	}
@@ -184,6 +189,8 @@ func configFrom(c *cli.Context) (config, error) {
 		return cfg, errors.New("--data-dir is empty")
 	case cfg.weight < 1:
 		return cfg, fmt.Errorf("--weight %d: want 1 or more", cfg.weight)
+	case cfg.tokenTTL < time.Minute || cfg.tokenTTL > 24*time.Hour:
+		return cfg, fmt.Errorf("--auth-token-ttl %v: want 1m to 24h", cfg.tokenTTL)
 	case cfg.drainTimeout < 0:
 		return cfg, fmt.Errorf("--drain-timeout %v: want 0 or more", cfg.drainTimeout)
 	// kv reads 0 as "the default": refused here, so that a typo does

@@ -117,7 +117,8 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		}
 	}
 	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self, Advertised: n.gossip.AdvertisedAddr,
-		DefaultGrowTo: defaultGrowTo, RangeMaxBytes: cfg.rangeMaxBytes, MergeBelowBytes: cfg.mergeBelowBytes}, nil, len(cfg.join) == 0)
+		DefaultGrowTo: defaultGrowTo, RangeMaxBytes: cfg.rangeMaxBytes, MergeBelowBytes: cfg.mergeBelowBytes,
+		AuthAtBootstrap: cfg.certs != nil}, nil, len(cfg.join) == 0)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +160,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	n.addr = ln.Addr().String()
 	n.server = server.NewServer(node, server.ServerInfo{
 		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: n.gossip.LocalAddr(), Version: kvdVersion(), ClusterID: n.store.ClusterID(),
-		Secure: cfg.certs != nil, Keyring: n.gossip,
+		Secure: cfg.certs != nil, Keyring: n.gossip, TokenTTL: cfg.tokenTTL,
 		SaveGossipKeys: func(keys [][]byte) error {
 			if cfg.certs == nil {
 				return errors.New("no --certs-dir to save the keys in")

@@ -142,11 +142,17 @@ type Catalog struct {
 	nextID uint64
 	// NextNodeID numbers nodes; the founding node is 1.
 	NextNodeID uint64
+	// Users, Roles and Auth are the cluster's users and roles (auth.go),
+	// root aside, and whether it checks them.
+	Users map[string]User
+	Roles map[string]Role
+	Auth  AuthSettings
 }
 
 func NewCatalog() *Catalog {
 	return &Catalog{Keyspaces: map[string]KeyspaceDescriptor{}, Ranges: map[uint64]*RangeDescriptor{},
-		Nodes: map[uint64]NodeDescriptor{}, nextID: MetaRangeID + 1, NextNodeID: 1}
+		Nodes: map[uint64]NodeDescriptor{}, nextID: MetaRangeID + 1, NextNodeID: 1,
+		Users: map[string]User{}, Roles: map[string]Role{}}
 }
 
 // KeyspaceRanges returns the keyspace's ranges in hash order.
@@ -221,6 +227,8 @@ type CatalogOp struct {
 	// SplitEventual reserves a range ID (Apply returns it) and splits an
 	// eventual range in one step (split_eventual.go).
 	SplitEventual *SplitEventual `json:"split_eventual,omitempty"`
+	// Auth changes users, roles or auth settings (auth.go).
+	Auth *AuthOp `json:"auth,omitempty"`
 }
 
 // SplitRange splits range Range at hash Mid into Range [Lo, Mid) and
@@ -319,6 +327,9 @@ func (c *Catalog) Apply(op *CatalogOp) (writes []catalogWrite, id uint64, err er
 		return writes, 0, err
 	case op.SplitEventual != nil:
 		return c.splitEventual(*op.SplitEventual)
+	case op.Auth != nil:
+		writes, err = c.applyAuth(op.Auth)
+		return writes, 0, err
 	}
 	return nil, 0, fmt.Errorf("%w: empty catalog operation", ErrInvalidArgument)
 }
@@ -592,6 +603,18 @@ func (c *Catalog) Load(key, value []byte) error {
 		if err = json.Unmarshal(value, &n); err == nil {
 			c.Nodes[n.ID] = n
 		}
+	case strings.HasPrefix(k, catalogUserPrefix):
+		var u User
+		if err = json.Unmarshal(value, &u); err == nil {
+			c.Users[u.Name] = u
+		}
+	case strings.HasPrefix(k, catalogRolePrefix):
+		var r Role
+		if err = json.Unmarshal(value, &r); err == nil {
+			c.Roles[r.Name] = r
+		}
+	case k == catalogAuth:
+		err = json.Unmarshal(value, &c.Auth)
 	case k == catalogNextID:
 		err = json.Unmarshal(value, &c.nextID)
 	case k == catalogNextNodeID:

@@ -22,3 +22,12 @@ var ErrRemoved = errors.New("node removed")
 // ErrNodeAlive marks a request to remove a node that gossip sees alive.
 // The API maps it to FailedPrecondition.
 var ErrNodeAlive = errors.New("node alive")
+
+// ErrUnauthenticated marks a request whose caller is not logged in while
+// authentication is on, or whose credentials do not hold (kv/auth). The
+// API maps it to Unauthenticated (HTTP 401).
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// ErrPermissionDenied marks a request its caller's roles do not allow
+// (kv/auth). The API maps it to PermissionDenied (HTTP 403).
+var ErrPermissionDenied = errors.New("permission denied")

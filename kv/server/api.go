@@ -652,9 +652,17 @@ func (a *apiServer) Rebalance(ctx context.Context, req *connect.Request[v1.Rebal
 func atMetaLeader[Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req],
 	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error),
 	local func() (*Resp, error)) (*connect.Response[Resp], error) {
+	return atMetaLeaderVia(ctx, a, req, a.node.Peers().AdminClient, rpc, local)
+}
+
+// atMetaLeaderVia is atMetaLeader for a service whose client at an
+// address client returns.
+func atMetaLeaderVia[C, Req, Resp any](ctx context.Context, a *apiServer, req *connect.Request[Req], client func(addr string) C,
+	rpc func(C, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error),
+	local func() (*Resp, error)) (*connect.Response[Resp], error) {
 	resp, err := local()
 	if leader, ok := a.metaLeaderElsewhere(req.Header(), err); ok {
-		resp, err = forwardAdmin(ctx, a.node, leader, req.Msg, rpc)
+		resp, err = forwardTo(ctx, a.node, leader, "meta's leader", client, req.Msg, rpc)
 	}
 	if err != nil {
 		return nil, transport.ToConnect(err)
@@ -775,29 +783,20 @@ func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequ
 // forwardKV sends a KV request to the node that leads the key's range.
 func forwardKV[Req, Resp any](ctx context.Context, n *kv.Node, leader uint64, req *Req,
 	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
-	addr, ok := n.Store().NodeAddr(leader)
-	if !ok {
-		return nil, fmt.Errorf("%w: the leader, node %d, has no known address", store.ErrUnavailable, leader)
-	}
-	r := connect.NewRequest(req)
-	r.Header().Set(kv.ForwardedHeader, "1")
-	resp, err := rpc(n.Peers().KVClient(addr), ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return resp.Msg, nil
+	return forwardTo(ctx, n, leader, "the leader", n.Peers().KVClient, req, rpc)
 }
 
-// forwardAdmin sends an Admin request to meta's leader.
-func forwardAdmin[Req, Resp any](ctx context.Context, n *kv.Node, leader uint64, req *Req,
-	rpc func(quorumkvv1connect.AdminClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
-	addr, ok := n.Store().NodeAddr(leader)
+// forwardTo sends a request to node to, named what in errors, with the
+// client of the service at its address, marked forwarded.
+func forwardTo[C, Req, Resp any](ctx context.Context, n *kv.Node, to uint64, what string, client func(addr string) C, req *Req,
+	rpc func(C, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
+	addr, ok := n.Store().NodeAddr(to)
 	if !ok {
-		return nil, fmt.Errorf("%w: meta's leader, node %d, has no known address", store.ErrUnavailable, leader)
+		return nil, fmt.Errorf("%w: %s, node %d, has no known address", store.ErrUnavailable, what, to)
 	}
 	r := connect.NewRequest(req)
 	r.Header().Set(kv.ForwardedHeader, "1")
-	resp, err := rpc(n.Peers().AdminClient(addr), ctx, r)
+	resp, err := rpc(client(addr), ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 	"github.com/quorumkv/quorumkv/certs"
 	"github.com/quorumkv/quorumkv/kv"
+	"github.com/quorumkv/quorumkv/kv/auth"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/metrics"
 	"github.com/quorumkv/quorumkv/kv/transport"
@@ -43,6 +44,12 @@ type ServerInfo struct {
 	// answers only callers presenting a node certificate of the cluster's
 	// CA (certs.PeerRole).
 	Secure bool
+	// TokenTTL is how long the tokens this node mints are accepted
+	// (auth.DefaultTokenTTL if 0).
+	TokenTTL time.Duration
+	// Canary plants a bug in the checks of callers, for the tests that
+	// must catch it (auth_test.go); kvd never sets it.
+	Canary AuthCanary `json:"-"`
 	// Keyring is the node's gossip keyring, for Admin.GossipKey, and
 	// SaveGossipKeys writes its keys where the next start reads them; nil
 	// without gossip (tests).
@@ -106,13 +113,15 @@ func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gathere
 	s := &Server{
 		api:      &apiServer{node: node, metrics: metrics, info: info},
 		gatherer: gatherer,
-		health:   grpchealth.NewStaticChecker(quorumkvv1connect.KVName, quorumkvv1connect.AdminName),
+		health:   grpchealth.NewStaticChecker(quorumkvv1connect.KVName, quorumkvv1connect.AdminName, quorumkvv1connect.AuthName),
 		mux:      http.NewServeMux(),
 	}
 	s.peerCtx, s.stopPeers = context.WithCancel(context.Background())
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.Limits().MaxRequestBytes), connect.WithCompressMinBytes(compressMinBytes)}
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.Limits().MaxRequestBytes), connect.WithCompressMinBytes(compressMinBytes),
+		connect.WithInterceptors(s.api.authInterceptor())}
 	s.mux.Handle(limitBody(node.Limits().MaxRequestBytes)(quorumkvv1connect.NewKVHandler(s.api, opts...)))
 	s.mux.Handle(limitBody(node.Limits().MaxRequestBytes)(quorumkvv1connect.NewAdminHandler(s.api, opts...)))
+	s.mux.Handle(limitBody(node.Limits().MaxRequestBytes)(quorumkvv1connect.NewAuthHandler(s.api, opts...)))
 	peerPath, peerHandler := kv.NewPeerService(node, connect.WithCompressMinBytes(compressMinBytes))
 	peerErrors := connect.NewErrorWriter()
 	s.mux.Handle(peerPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +142,8 @@ func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gathere
 		peerHandler.ServeHTTP(w, r.WithContext(ctx))
 	}))
 	s.mux.Handle(grpchealth.NewHandler(s.health))
-	reflector := grpcreflect.NewStaticReflector(quorumkvv1connect.KVName, quorumkvv1connect.AdminName, grpchealth.HealthV1ServiceName)
+	reflector := grpcreflect.NewStaticReflector(quorumkvv1connect.KVName, quorumkvv1connect.AdminName, quorumkvv1connect.AuthName,
+		grpchealth.HealthV1ServiceName)
 	s.mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	s.mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 
@@ -150,7 +160,12 @@ func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gathere
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TLS != nil {
+		r = r.WithContext(context.WithValue(r.Context(), tlsKey{}, r.TLS)) // for authInterceptor
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Drain makes /readyz and gRPC health fail, so load balancers stop
 // sending traffic before the node goes (SIGTERM, SPEC.md).
@@ -158,6 +173,7 @@ func (s *Server) Drain() {
 	s.draining.Store(true)
 	s.health.SetStatus(quorumkvv1connect.KVName, grpchealth.StatusNotServing)
 	s.health.SetStatus(quorumkvv1connect.AdminName, grpchealth.StatusNotServing)
+	s.health.SetStatus(quorumkvv1connect.AuthName, grpchealth.StatusNotServing)
 	s.health.SetStatus("", grpchealth.StatusNotServing)
 }
 
@@ -209,6 +225,10 @@ func httpStatus(err error) int {
 	switch transport.ConnectCode(err) {
 	case connect.CodeInvalidArgument:
 		return http.StatusBadRequest
+	case connect.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case connect.CodePermissionDenied:
+		return http.StatusForbidden
 	case connect.CodeNotFound:
 		return http.StatusNotFound
 	case connect.CodeAlreadyExists:
@@ -419,7 +439,15 @@ func (s *Server) restKey(w http.ResponseWriter, r *http.Request, op string, fn f
 	ctx, cancel := restContext(r)
 	defer cancel()
 	start := time.Now()
-	q, err := s.quorumParams(r)
+	need := catalog.AccessRead
+	if r.Method != http.MethodGet {
+		need = catalog.AccessWrite
+	}
+	ctx, err := s.api.restAuthorize(ctx, r, keyspace, need)
+	var q *v1.Quorum
+	if err == nil {
+		q, err = s.quorumParams(r)
+	}
 	if err == nil {
 		err = fn(ctx, keyspace, key, q)
 	}
@@ -447,6 +475,10 @@ func (s *Server) restScan(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	var err error
 	defer func(start time.Time) { s.api.observe(keyspace, "scan", start, err) }(time.Now())
+	if ctx, err = s.api.restAuthorize(ctx, r, keyspace, catalog.AccessRead); err != nil {
+		restError(w, err)
+		return
+	}
 	q := r.URL.Query()
 	limit := 0
 	if l := q.Get("limit"); l != "" {
@@ -581,6 +613,10 @@ func (s *Server) status(ctx context.Context) (statusView, error) {
 }
 
 func (s *Server) statusJSON(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.api.restAuthorize(r.Context(), r, "", auth.AnyUser); err != nil {
+		restError(w, err)
+		return
+	}
 	v, err := s.status(r.Context())
 	if err != nil {
 		restError(w, err)
@@ -622,6 +658,10 @@ keeps serving until its range has let it go.</p>{{end}}
 `))
 
 func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.api.restAuthorize(r.Context(), r, "", auth.AnyUser); err != nil {
+		restError(w, err)
+		return
+	}
 	v, err := s.status(r.Context())
 	if err != nil {
 		restError(w, err)

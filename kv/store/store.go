@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	cryptorand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -123,6 +124,11 @@ type StoreConfig struct {
 	// replica, grows to once that many nodes are alive
 	// (KeyspaceDescriptor.GrowTo); 0 keeps it at one. kvd sets 3.
 	DefaultGrowTo int
+	// AuthAtBootstrap: a store that founds a cluster founds it with
+	// authentication on (catalog.AuthOp.Enable), as a node with TLS does
+	// (kvd --certs-dir): its clients must log in from the first request,
+	// root with its client certificate.
+	AuthAtBootstrap bool
 	// Advertised returns the address that the live node of a UUID
 	// advertises now (gossip), if it is known. A node's address in the
 	// catalog is the one it had when it last announced itself; after it
@@ -498,8 +504,8 @@ func (s *Store) metaDescriptor() *catalog.RangeDescriptor {
 
 // bootstrap founds a cluster: node ID 1 and meta with this node as its
 // only voter, whose log holds, after the founding configuration, the
-// catalog's first two commands: this node, and the default keyspace
-// (raft, N=1, 8 ranges). They are applied like any later command, so a
+// catalog's first commands: this node, the default keyspace (raft, N=1,
+// 8 ranges), and with AuthAtBootstrap, auth on. They are applied like any later command, so a
 // node that joins later replays them from the log. One synced batch, so a
 // crash leaves all or nothing.
 func (s *Store) bootstrap() (uint64, error) {
@@ -522,7 +528,15 @@ func (s *Store) bootstrap() (uint64, error) {
 	for i := range replicas {
 		replicas[i] = []catalog.ReplicaDescriptor{{NodeID: id, Zone: self.Zone, Weight: self.Weight}}
 	}
-	for _, op := range []catalog.CatalogOp{{AddNode: &self}, {Create: &def, Replicas: replicas}} {
+	ops := []catalog.CatalogOp{{AddNode: &self}, {Create: &def, Replicas: replicas}}
+	if s.Config.AuthAtBootstrap {
+		key := make([]byte, catalog.TokenKeyBytes)
+		if _, err := cryptorand.Read(key); err != nil {
+			return 0, err
+		}
+		ops = append(ops, catalog.CatalogOp{Auth: &catalog.AuthOp{Enable: &catalog.AuthSettings{TokenKey: key}}})
+	}
+	for _, op := range ops {
 		cmd := command.Command{Op: command.OpCatalog, Value: catalog.MustJSON(op)}
 		ents = append(ents, raft.Entry{Term: hs.Term, Index: uint64(len(ents) + 1), Type: raft.EntryNormal, Data: cmd.Encode()})
 	}
@@ -1340,12 +1354,14 @@ type CatalogView struct {
 	Spans map[string][]catalog.Span
 	// Nodes are the cluster's nodes by ID.
 	Nodes map[uint64]catalog.NodeDescriptor
+	// Auth holds the users, roles and auth settings.
+	Auth *catalog.AuthView
 }
 
 func (s *Store) publish() {
 	s.preferred = preferLeaders(s.cat)
 	v := &CatalogView{Keyspaces: map[string]catalog.KeyspaceDescriptor{}, Ranges: map[string][]*catalog.RangeDescriptor{}, Spans: map[string][]catalog.Span{},
-		Nodes: maps.Clone(s.cat.Nodes)}
+		Nodes: maps.Clone(s.cat.Nodes), Auth: s.cat.AuthView()}
 	for name, ks := range s.cat.Keyspaces {
 		v.Keyspaces[name] = ks
 		for _, r := range s.cat.KeyspaceRanges(name) {

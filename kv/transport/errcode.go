@@ -82,11 +82,15 @@ func ConnectCode(err error) connect.Code {
 		return cerr.Code() // an answer forwarded from another node
 	}
 	switch {
+	case errors.Is(err, catalog.ErrUnauthenticated):
+		return connect.CodeUnauthenticated
+	case errors.Is(err, catalog.ErrPermissionDenied):
+		return connect.CodePermissionDenied
 	case errors.Is(err, catalog.ErrInvalidArgument):
 		return connect.CodeInvalidArgument
 	case errors.Is(err, catalog.ErrLimit):
 		return connect.CodeResourceExhausted
-	case errors.Is(err, catalog.ErrNoKeyspace), errors.Is(err, catalog.ErrKeyNotFound):
+	case errors.Is(err, catalog.ErrNoKeyspace), errors.Is(err, catalog.ErrKeyNotFound), errors.Is(err, catalog.ErrNoUser), errors.Is(err, catalog.ErrNoRole):
 		return connect.CodeNotFound
 	case errors.Is(err, catalog.ErrExists):
 		return connect.CodeAlreadyExists

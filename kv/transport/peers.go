@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"crypto/tls"
 	"net/http"
 	"strings"
@@ -26,6 +27,7 @@ type Peers struct {
 type peerClients struct {
 	kv    quorumkvv1connect.KVClient
 	admin quorumkvv1connect.AdminClient
+	auth  quorumkvv1connect.AuthClient
 	peer  peerv1connect.PeerClient
 }
 
@@ -49,8 +51,9 @@ func (p *Peers) clients(addr string) *peerClients {
 	if !ok {
 		base := baseURL(addr)
 		c = &peerClients{
-			kv:    quorumkvv1connect.NewKVClient(p.http, base, connect.WithGRPC()),
-			admin: quorumkvv1connect.NewAdminClient(p.http, base, connect.WithGRPC()),
+			kv:    quorumkvv1connect.NewKVClient(p.http, base, connect.WithGRPC(), forwardCredentials),
+			admin: quorumkvv1connect.NewAdminClient(p.http, base, connect.WithGRPC(), forwardCredentials),
+			auth:  quorumkvv1connect.NewAuthClient(p.http, base, connect.WithGRPC(), forwardCredentials),
 			peer:  peerv1connect.NewPeerClient(p.http, base, connect.WithGRPC()),
 		}
 		p.mu.byAddr[addr] = c
@@ -60,7 +63,30 @@ func (p *Peers) clients(addr string) *peerClients {
 
 func (p *Peers) KVClient(addr string) quorumkvv1connect.KVClient       { return p.clients(addr).kv }
 func (p *Peers) AdminClient(addr string) quorumkvv1connect.AdminClient { return p.clients(addr).admin }
+func (p *Peers) AuthClient(addr string) quorumkvv1connect.AuthClient   { return p.clients(addr).auth }
 func (p *Peers) PeerClient(addr string) peerv1connect.PeerClient       { return p.clients(addr).peer }
+
+// A request a node forwards to another (to a range's leader, to meta's
+// leader) carries its caller's credentials, which the other node checks
+// again: with TLS the forwarding node's certificate would pass anything
+// (kv/auth), but without TLS the token is all there is.
+type authorizationKey struct{}
+
+// WithAuthorization returns ctx carrying a request's Authorization
+// header, which the KV, Admin and Auth clients of Peers send with every
+// request made under ctx.
+func WithAuthorization(ctx context.Context, authorization string) context.Context {
+	return context.WithValue(ctx, authorizationKey{}, authorization)
+}
+
+var forwardCredentials = connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if h, _ := ctx.Value(authorizationKey{}).(string); h != "" && req.Header().Get("Authorization") == "" {
+			req.Header().Set("Authorization", h)
+		}
+		return next(ctx, req)
+	}
+}))
 
 // H2CClient returns an HTTP client that speaks HTTP/2 without TLS, as
 // nodes do to each other when TLS is off. It pings a connection that has
