@@ -27,7 +27,10 @@ import (
 // A secure cluster made with kvd cert alone: 3 nodes with --certs-dir
 // gossip with a gossip key, serve TLS and speak mutual TLS to each other
 // (a raft keyspace of 3 replicas takes writes, so its peer traffic
-// flows); kvctl works with --certs-dir and fails without it; status says
+// flows); kvctl works with --certs-dir and fails without it; auth is on
+// from the founding: a client without certificate or token is refused,
+// and a user with read on orders gets but cannot put, before and after a
+// node's restart; status says
 // TLS is on; the gossip key rotates while the cluster runs (kvctl cluster
 // gossip-key); a node killed and restarted rejoins and serves; the peer
 // protocol refuses a caller that presents a user's certificate instead of
@@ -50,6 +53,32 @@ func TestSecureCluster(t *testing.T) {
 	n1.must(0, "-k", "sec", "put", "phone", "sold to alice")
 	if got := strings.TrimSpace(nodes[2].must(0, "-k", "sec", "get", "phone")); got != "sold to alice" {
 		t.Fatalf("get through n3 = %q", got)
+	}
+
+	// Authentication is on from the founding: a client with neither a
+	// certificate nor a token is refused (kvctl signs in with root's
+	// certificate unless told another user).
+	if code, _, errOut := n1.kvctl("", "--user", "nobody", "-k", "sec", "get", "phone"); code != 1 || !strings.Contains(errOut, "authentication is on") {
+		t.Errorf("a client without certificate or token: exit %d, want 1 saying authentication is on:\n%s", code, errOut)
+	}
+	// A user with read on orders can get but not put, through any node.
+	n1.must(0, "keyspace", "create", "orders", "--mode", "raft", "--replicas", "3", "--ranges", "2")
+	n1.must(0, "-k", "orders", "put", "phone", "in stock")
+	n1.must(0, "role", "add", "reader")
+	n1.must(0, "role", "grant", "reader", "orders", "read")
+	n1.must(0, "user", "add", "alice", "--new-password", "alice-pw", "--roles", "reader")
+	alice := []string{"--user", "alice", "--password", "alice-pw", "-k", "orders"}
+	if got := strings.TrimSpace(nodes[2].must(0, append(alice, "get", "phone")...)); got != "in stock" {
+		t.Errorf("alice's get through n3 = %q", got)
+	}
+	if code, _, errOut := nodes[2].kvctl("", append(alice, "put", "phone", "sold to alice")...); code != 1 || !strings.Contains(errOut, "alice needs write on keyspace orders") {
+		t.Errorf("alice's put: exit %d, want 1 naming the write permission she lacks:\n%s", code, errOut)
+	}
+	if code, _, errOut := n1.kvctl("", "--user", "alice", "--password", "wrong", "-k", "orders", "get", "phone"); code != 1 || !strings.Contains(errOut, "wrong user name or password") {
+		t.Errorf("a wrong password: exit %d:\n%s", code, errOut)
+	}
+	if got := strings.TrimSpace(n1.must(0, "-k", "orders", "get", "phone")); got != "in stock" {
+		t.Errorf("after alice's refused put, orders/phone = %q", got)
 	}
 
 	if out := n1.must(0, "cluster", "status"); !strings.Contains(out, "TLS on") {
@@ -107,6 +136,14 @@ func TestSecureCluster(t *testing.T) {
 		code, out, _ := nodes[1].kvctl("", "-k", "sec", "get", "phone")
 		return code == 0 && strings.TrimSpace(out) == "sold to bob"
 	})
+	// The users and roles survive in meta: alice logs in at the restarted
+	// node, and still may not write.
+	if got := strings.TrimSpace(nodes[1].must(0, append(alice, "get", "phone")...)); got != "in stock" {
+		t.Errorf("alice's get through the restarted n2 = %q", got)
+	}
+	if code, _, _ := nodes[1].kvctl("", append(alice, "put", "phone", "sold to alice")...); code != 1 {
+		t.Errorf("alice's put through the restarted n2: exit %d, want 1", code)
+	}
 
 	// Without --certs-dir, kvctl speaks plaintext to a TLS port: refused.
 	cmd := exec.Command(bin.kvctl, "--endpoints", n1.addr, "--timeout", "2s", "-k", "sec", "get", "phone")
