@@ -114,6 +114,21 @@ hosts and the user.
 				},
 			},
 			{
+				Name: "create-cluster-secret", Usage: "write a cluster secret to FILE for a cluster without TLS (kvd --insecure --cluster-secret-file FILE); copy it to every node",
+				ArgsUsage: "FILE",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "overwrite", Usage: "replace the file if it exists"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return fmt.Errorf("create-cluster-secret takes one argument, the file to write, got %q", c.Args().Slice())
+					}
+					if err := certs.CreateClusterSecret(c.Args().First(), certs.Options{Overwrite: c.Bool("overwrite")}); err != nil {
+						return err
+					}
+					wrote(c, c.Args().First())
+					return nil
+				},
+			},
+			{
 				Name: "list", Usage: "show the certificates in --certs-dir: who they name, for which hosts, until when",
 				Flags: []cli.Flag{dirFlag()},
 				Action: func(c *cli.Context) error {

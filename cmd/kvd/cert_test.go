@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,12 +72,19 @@ func TestCertCommands(t *testing.T) {
 	c.Close()
 }
 
-// Plaintext is served on loopback only, unless --insecure; --certs-dir
-// needs the node's certificate; the two flags do not go together. Each
-// refusal names what to pass.
+// Plaintext is served on loopback only, unless --insecure with a cluster
+// secret; --certs-dir needs the node's certificate; the two flags do not
+// go together. Each refusal names what to pass.
 func TestSecureUnlessTold(t *testing.T) {
 	dir, key := filepath.Join(t.TempDir(), "certs"), filepath.Join(t.TempDir(), "ca.key")
 	if err := certs.CreateCA(dir, key, certs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	secret, short := filepath.Join(t.TempDir(), "cluster.secret"), filepath.Join(t.TempDir(), "short.secret")
+	if err := certs.CreateClusterSecret(secret, certs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(short, []byte("too short\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -89,7 +97,10 @@ func TestSecureUnlessTold(t *testing.T) {
 		{[]string{"--listen", "0.0.0.0:7070"}, "--insecure"},
 		{[]string{"--listen", ":7070"}, "--insecure"},
 		{[]string{"--listen", "10.1.2.3:7070"}, "--certs-dir"},
-		{[]string{"--listen", "10.1.2.3:7070", "--insecure"}, ""},
+		{[]string{"--listen", "10.1.2.3:7070", "--insecure"}, "kvd cert create-cluster-secret"},
+		{[]string{"--listen", "10.1.2.3:7070", "--insecure", "--cluster-secret-file", secret}, ""},
+		{[]string{"--listen", "10.1.2.3:7070", "--insecure", "--cluster-secret-file", short}, "16 to 4096 bytes"},
+		{[]string{"--cluster-secret-file", filepath.Join(dir, "none")}, "--cluster-secret-file"},
 		{[]string{"--certs-dir", dir}, "kvd cert create-node"},
 		{[]string{"--certs-dir", filepath.Join(dir, "none")}, "--certs-dir"},
 		{[]string{"--certs-dir", dir, "--insecure"}, "choose one"},
@@ -101,6 +112,16 @@ func TestSecureUnlessTold(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%v: %v, want an error naming %q", c.args, err, c.want)
 		}
+	}
+	// Without TLS, the secret keys gossip: every node holding it derives
+	// the same key, and no other.
+	a, errA := parse(t, "--cluster-secret-file", secret)
+	b, errB := parse(t, "--cluster-secret-file", secret, "--node-id", "other")
+	if errA != nil || errB != nil || len(a.gossipKeys) != 1 || len(a.gossipKeys[0]) != 32 || !bytes.Equal(a.gossipKeys[0], b.gossipKeys[0]) {
+		t.Errorf("gossip keys of two nodes with one secret: %v %v %x %x", errA, errB, a.gossipKeys, b.gossipKeys)
+	}
+	if a.secret.Digest() == "" || strings.Contains(fmt.Sprint(a.secret), strings.TrimSpace(readFile(t, secret))) {
+		t.Errorf("the secret shows in its digest or in %%v: %v", a.secret)
 	}
 	if err := certs.CreateNode(dir, key, []string{"127.0.0.1"}, certs.Options{}); err != nil {
 		t.Fatal(err)
@@ -124,4 +145,13 @@ func TestSecureUnlessTold(t *testing.T) {
 	if _, err := parse(t, "--certs-dir", dir); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("a broken gossip.key: %v, want an error naming its line", err)
 	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -100,6 +100,7 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-scan-keys", Usage: "the most keys one scan page returns (1 to 1000000)", Value: 10000, EnvVars: []string{"KVD_MAX_SCAN_KEYS"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "certs-dir", Usage: "serve TLS with the certificates in this directory (ca.crt, node.crt, node.key: kvd cert writes them); peers must present node certificates of the same CA", EnvVars: []string{"KVD_CERTS_DIR"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "insecure", Usage: "serve plaintext on a --listen address that is not loopback, where anyone who reaches it can read and write everything", EnvVars: []string{"KVD_INSECURE"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "cluster-secret-file", Usage: "a file every node of the cluster holds alike (kvd cert create-cluster-secret writes one): without TLS, peers prove themselves with it and gossip is encrypted with a key derived from it; needed with --insecure off loopback", EnvVars: []string{"KVD_CLUSTER_SECRET_FILE"}}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "auth-token-ttl", Usage: "how long the tokens this node gives logged-in users are accepted (1m to 24h)",
 			Value: auth.DefaultTokenTTL, EnvVars: []string{"KVD_AUTH_TOKEN_TTL"}}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "enable-pprof", Usage: "serve Go's profiles under /debug/pprof/ on the listen address", EnvVars: []string{"KVD_ENABLE_PPROF"}}),
@@ -150,6 +151,8 @@ type config struct {
 	// it holds one (membership.Config.Keys).
 	certs      *certs.Bundle
 	gossipKeys [][]byte
+	// secret is --cluster-secret-file's secret, nil without it.
+	secret *certs.ClusterSecret
 	// limits go to NodeConfig.Limits (SPEC.md "Limits").
 	limits catalog.Limits
 }
@@ -209,6 +212,18 @@ func configFrom(c *cli.Context) (config, error) {
 	}
 	if cfg.certs, err = secureFrom(c.String("certs-dir"), c.Bool("insecure"), cfg.listen); err != nil {
 		return cfg, err
+	}
+	if path := c.String("cluster-secret-file"); path != "" {
+		if cfg.secret, err = certs.ReadClusterSecret(path); err != nil {
+			return cfg, fmt.Errorf("--cluster-secret-file: %w", err)
+		}
+	}
+	if host, _, _ := net.SplitHostPort(cfg.listen); cfg.certs == nil && cfg.secret == nil && !loopback(host) {
+		return cfg, fmt.Errorf("--listen %s with --insecure: the nodes need a shared secret to tell each other from strangers: "+
+			"write one with kvd cert create-cluster-secret FILE, copy it to every node, and pass --cluster-secret-file FILE", cfg.listen)
+	}
+	if cfg.certs == nil && cfg.secret != nil {
+		cfg.gossipKeys = [][]byte{cfg.secret.GossipKey()}
 	}
 	if cfg.certs != nil {
 		if cfg.gossipKeys, err = cfg.certs.GossipKeys(); err != nil {

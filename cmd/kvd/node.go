@@ -99,6 +99,9 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	if cfg.certs != nil {
 		peerClient = transport.TLSClient(cfg.certs.PeerTLS())
 	}
+	if cfg.secret != nil {
+		peerClient = transport.WithClusterSecret(peerClient, cfg.secret.Digest())
+	}
 	member := ident.NodeID != 0
 	if len(cfg.join) > 0 {
 		if err := joinGossip(n.gossip, cfg.join, logger); err != nil {
@@ -160,7 +163,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	n.addr = ln.Addr().String()
 	n.server = server.NewServer(node, server.ServerInfo{
 		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: n.gossip.LocalAddr(), Version: kvdVersion(), ClusterID: n.store.ClusterID(),
-		Secure: cfg.certs != nil, Keyring: n.gossip, TokenTTL: cfg.tokenTTL,
+		Secure: cfg.certs != nil, Keyring: n.gossip, TokenTTL: cfg.tokenTTL, ClusterSecretDigest: secretDigest(cfg.secret),
 		SaveGossipKeys: func(keys [][]byte) error {
 			if cfg.certs == nil {
 				return errors.New("no --certs-dir to save the keys in")
@@ -296,3 +299,11 @@ func withPprof(h http.Handler) http.Handler {
 // (SPEC.md: kvd starts it with one replica), as CockroachDB's default zone
 // does.
 const defaultGrowTo = 3
+
+// secretDigest is the cluster secret's digest, "" without one.
+func secretDigest(s *certs.ClusterSecret) string {
+	if s == nil {
+		return ""
+	}
+	return s.Digest()
+}

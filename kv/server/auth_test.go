@@ -13,6 +13,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 
+	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 	"github.com/quorumkv/quorumkv/client"
@@ -21,6 +23,7 @@ import (
 	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/metrics"
 	"github.com/quorumkv/quorumkv/kv/store"
+	"github.com/quorumkv/quorumkv/kv/transport"
 )
 
 // cheapKDF keeps the tests' password hashes fast; the hashes name their
@@ -283,4 +286,38 @@ func errorsOf(lines []string) []error {
 		out[i] = errors.New(l)
 	}
 	return out
+}
+
+// With a cluster secret, the peer protocol answers only requests that
+// carry its digest; the client API does not need it.
+func TestPeerProtocolNeedsClusterSecret(t *testing.T) {
+	db := kvtest.NewMemDB(t)
+	reg := prometheus.NewRegistry()
+	metrics := metrics.NewMetrics(reg)
+	n := openNodeWith(t, db, store.StoreConfig{Metrics: metrics})
+	t.Cleanup(func() { n.Store().Close() })
+	srv := httptest.NewServer(NewServer(n, ServerInfo{NodeName: "n1", ClusterSecretDigest: "d1gest"}, metrics, reg))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		digest string
+		denied bool
+	}{{"", true}, {"wrong", true}, {"d1gest", false}} {
+		hc := srv.Client()
+		if c.digest != "" {
+			hc = transport.WithClusterSecret(hc, c.digest)
+		}
+		_, err := peerv1connect.NewPeerClient(hc, srv.URL).Acceptors(ctx, connect.NewRequest(&peerv1.AcceptorsRequest{}))
+		if denied := connect.CodeOf(err) == connect.CodePermissionDenied; denied != c.denied {
+			t.Errorf("a peer call with digest %q: %v, want denied %t", c.digest, err, c.denied)
+		}
+	}
+	cl, err := client.New(client.Config{Endpoints: []string{srv.URL}, HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Status(ctx); err != nil {
+		t.Errorf("the client API with a cluster secret set: %v", err)
+	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,10 @@ type ServerInfo struct {
 	// TokenTTL is how long the tokens this node mints are accepted
 	// (auth.DefaultTokenTTL if 0).
 	TokenTTL time.Duration
+	// ClusterSecretDigest, if set, is the digest of the cluster secret
+	// (kvd --cluster-secret-file, certs.ClusterSecret): the peer protocol
+	// answers only requests that carry it (transport.ClusterSecretHeader).
+	ClusterSecretDigest string `json:"-"`
 	// Canary plants a bug in the checks of callers, for the tests that
 	// must catch it (auth_test.go); kvd never sets it.
 	Canary AuthCanary `json:"-"`
@@ -128,6 +133,11 @@ func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gathere
 		if info.Secure && !certs.PeerRole(r.TLS) {
 			peerErrors.Write(w, r, connect.NewError(connect.CodePermissionDenied,
 				errors.New("the peer protocol is for the cluster's nodes: present a node certificate of the cluster's CA")))
+			return
+		}
+		if d := info.ClusterSecretDigest; d != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get(transport.ClusterSecretHeader)), []byte(d)) != 1 {
+			peerErrors.Write(w, r, connect.NewError(connect.CodePermissionDenied,
+				errors.New("the peer protocol is for the cluster's nodes: this request does not carry the cluster secret (kvd --cluster-secret-file)")))
 			return
 		}
 		ctx, cancel := context.WithCancel(r.Context())

@@ -134,3 +134,27 @@ func NewH2CClient(pingInterval, pingTimeout time.Duration) *http.Client {
 	return &http.Client{Transport: &http.Transport{Protocols: &protocols, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
 		HTTP2: &http.HTTP2Config{SendPingTimeout: pingInterval, PingTimeout: pingTimeout}}}
 }
+
+// ClusterSecretHeader carries, on every request a node sends to another
+// without TLS, the digest of the cluster secret (certs.ClusterSecret):
+// the peer protocol answers no request without it.
+const ClusterSecretHeader = "Quorumkv-Cluster-Secret"
+
+// WithClusterSecret returns client sending digest, the cluster secret's
+// digest, with every request.
+func WithClusterSecret(client *http.Client, digest string) *http.Client {
+	c := *client
+	c.Transport = secretSender{rt: client.Transport, digest: digest}
+	return &c
+}
+
+type secretSender struct {
+	rt     http.RoundTripper
+	digest string
+}
+
+func (s secretSender) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(ClusterSecretHeader, s.digest)
+	return s.rt.RoundTrip(r)
+}
