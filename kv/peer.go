@@ -306,10 +306,18 @@ func joinVia(ctx context.Context, p *transport.Peers, addrs []string, req *peerv
 	return 0, "", fmt.Errorf("no node admitted this one: %w", errors.Join(errs...))
 }
 
-// peerMaxBytes bounds one peer message: a batch of Raft messages (range
-// snapshots no longer travel in them: a snapshot message carries a handle,
-// and the data comes in chunks, SnapshotChunk).
-const peerMaxBytes = 512 << 20
+// peerMaxBytes bounds one peer message as a node reads it (only from
+// callers that proved they are nodes: kv/server checks first). Senders
+// batch at most transport.MaxBatchBytes (8 MiB) of consensus messages or
+// record calls, plus one message past it; range snapshots travel in
+// chunks (SnapshotChunk), never in a message. The largest single message
+// is a Multi-Paxos promise: the acceptor's accepted entries from the
+// candidate's slot on, at most the log a range keeps before truncating it
+// (store.StoreConfig.LogTruncateBytes+LogKeepBytes, 20 MiB) plus the
+// uncommitted window (paxos.Config.MaxUncommittedBytes, 64 MiB) plus one
+// value of up to 64 MiB (kvd --max-value-bytes at most). 160 MiB covers
+// that with room to spare; it was 512 MiB when batches had no byte bound.
+const peerMaxBytes = 160 << 20
 
 // NewPeerService is node's Peer service over HTTP, for the HTTP server
 // to mount at the path it returns. It reads messages of up to

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/kv/transport"
@@ -59,15 +60,15 @@ func (p *peerServer) Records(ctx context.Context, bs *connect.BidiStream[peerv1.
 func sendAnswers(bs *connect.BidiStream[peerv1.RecordsRequest, peerv1.RecordsResponse], answers <-chan *peerv1.RecordAnswer) error {
 	var err error
 	for a := range answers {
-		batch := []*peerv1.RecordAnswer{a}
+		batch, size := []*peerv1.RecordAnswer{a}, proto.Size(a)
 	more:
-		for len(batch) < transport.MaxRecordBatch {
+		for len(batch) < transport.MaxRecordBatch && size < transport.MaxBatchBytes {
 			select {
 			case a, ok := <-answers:
 				if !ok {
 					break more
 				}
-				batch = append(batch, a)
+				batch, size = append(batch, a), size+proto.Size(a)
 			default:
 				break more
 			}

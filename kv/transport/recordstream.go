@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
@@ -32,8 +33,14 @@ import (
 // a replica that did not answer (a hint, for a write).
 const maxRecordCalls = 8192
 
-// MaxRecordBatch bounds the calls (or answers) in one stream message.
-const MaxRecordBatch = 256
+// MaxRecordBatch bounds the calls (or answers) in one stream message, and
+// MaxBatchBytes their bytes (one call or answer always goes, however
+// big): a batch of large values stays well under the peer message limit
+// (kv's peerMaxBytes).
+const (
+	MaxRecordBatch = 256
+	MaxBatchBytes  = 8 << 20
+)
 
 // ErrNoRecordsStream: the peer does not serve Peer.Records (an older
 // kvd). The call was not run; make it through the unary RPC instead.
@@ -187,7 +194,13 @@ func (s *recordStream) run() {
 func (s *recordStream) take() []*peerv1.RecordCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := min(len(s.mu.queue), MaxRecordBatch)
+	n, size := 0, 0
+	for n < min(len(s.mu.queue), MaxRecordBatch) {
+		if size += proto.Size(s.mu.queue[n]); n > 0 && size > MaxBatchBytes {
+			break
+		}
+		n++
+	}
 	if n == 0 {
 		return nil
 	}

@@ -50,7 +50,8 @@ type PeerTransport struct {
 // drops messages, as a lossy network would; both protocols resend.
 const peerQueueSize = 4096
 
-// maxBatch bounds the messages in one stream send.
+// maxBatch bounds the messages in one stream send, and MaxBatchBytes
+// their bytes (one message always goes, however big).
 const maxBatch = 512
 
 type outbound struct {
@@ -214,11 +215,16 @@ func (t *PeerTransport) stream(q *peerQueue) error {
 		for _, o := range pending {
 			batch.Messages = append(batch.Messages, &peerv1.RaftMessage{RangeId: o.rangeID, Message: o.msg})
 		}
+		size := 0
+		for _, o := range pending {
+			size += len(o.msg)
+		}
 	more:
-		for len(batch.Messages) < maxBatch {
+		for len(batch.Messages) < maxBatch && size < MaxBatchBytes {
 			select {
 			case o := <-q.ch:
 				batch.Messages = append(batch.Messages, &peerv1.RaftMessage{RangeId: o.rangeID, Message: o.msg})
+				size += len(o.msg)
 			default:
 				break more
 			}
