@@ -81,8 +81,8 @@ func TestSecureCluster(t *testing.T) {
 		t.Errorf("after alice's refused put, orders/phone = %q", got)
 	}
 
-	if out := n1.must(0, "cluster", "status"); !strings.Contains(out, "TLS on") {
-		t.Errorf("kvctl cluster status does not say TLS is on:\n%s", out)
+	if out := n1.must(0, "cluster", "status"); !strings.Contains(out, "TLS on, auth on") {
+		t.Errorf("kvctl cluster status does not say TLS and auth are on:\n%s", out)
 	}
 	cl, base := n1.httpClient()
 	resp, err := cl.Get(base + "/")
@@ -91,8 +91,8 @@ func TestSecureCluster(t *testing.T) {
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(page), "TLS on") {
-		t.Errorf("the status page does not say TLS is on")
+	if !strings.Contains(string(page), "TLS on") || !strings.Contains(string(page), "auth on") {
+		t.Errorf("the status page does not say TLS and auth are on")
 	}
 
 	// The gossip key rotates while the cluster runs: install a new key on
@@ -203,11 +203,15 @@ func TestClusterSecret(t *testing.T) {
 	}
 
 	// Auth by password: root gets one, auth goes on, a reader reads.
+	root := []string{"--user", "root", "--password", "root-pw"}
 	n1.must(0, "user", "passwd", "root", "--new-password", "root-pw")
 	n1.must(0, "role", "add", "reader")
 	n1.must(0, "role", "grant", "reader", "orders", "read")
 	n1.must(0, "user", "add", "alice", "--new-password", "alice-pw", "--roles", "reader")
 	n1.must(0, "auth", "enable")
+	if out := nodes[1].must(0, append(root, "cluster", "status")...); !strings.Contains(out, "peers prove the cluster secret), auth on") {
+		t.Errorf("kvctl cluster status does not say the peers prove the secret and auth is on:\n%s", out)
+	}
 	if code, _, errOut := nodes[1].kvctl("", "-k", "orders", "get", "phone"); code != 1 || !strings.Contains(errOut, "authentication is on") {
 		t.Errorf("an anonymous get with auth on: exit %d:\n%s", code, errOut)
 	}
@@ -218,7 +222,6 @@ func TestClusterSecret(t *testing.T) {
 	if code, _, errOut := nodes[1].kvctl("", append(alice, "put", "phone", "sold")...); code != 1 || !strings.Contains(errOut, "needs write") {
 		t.Errorf("alice's put: exit %d:\n%s", code, errOut)
 	}
-	root := []string{"--user", "root", "--password", "root-pw"}
 	nodes[2].must(0, append(root, "-k", "orders", "put", "phone", "sold to root")...)
 	nodes[2].must(0, append(root, "auth", "disable")...)
 	if got := strings.TrimSpace(nodes[1].must(0, "-k", "orders", "get", "phone")); got != "sold to root" {

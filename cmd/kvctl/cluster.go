@@ -309,8 +309,16 @@ func clusterStatus(c *cli.Context) error {
 			return writeProtoJSON(c.App.Writer, st)
 		}
 		tls := "TLS off (plaintext)"
-		if st.Tls {
+		switch {
+		case st.Tls:
 			tls = "TLS on"
+		case st.ClusterSecret:
+			tls = "TLS off (plaintext; peers prove the cluster secret)"
+		}
+		if st.AuthEnabled {
+			tls += ", auth on"
+		} else {
+			tls += ", auth off"
 		}
 		fmt.Fprintf(c.App.Writer, "node %s of cluster %s, version %s, %s; meta leader %s; %d local ranges, %d led here\n\n",
 			st.NodeId, st.ClusterId, st.Version, tls, st.MetaLeader, st.LocalRanges, st.LocalLeaders)

@@ -26,11 +26,15 @@ type Metrics struct {
 	// peer's (raft.ErrInvalidMessage, paxos.ErrInvalidMessage): a bug or
 	// a forgery.
 	InvalidMessages *prometheus.CounterVec
-	ApplyLag        *prometheus.GaugeVec // committed but not yet applied entries, summed over replicas
-	Ranges          *prometheus.GaugeVec // replicas on this node, by role (leader, follower, candidate)
-	Quiesced        prometheus.Gauge     // replicas not ticked because their range is idle
-	ReadyRounds     prometheus.Counter   // rounds of the store loop that persisted something
-	ReadySyncs      prometheus.Counter   // of those, rounds that synced the WAL
+	// AuthRefusals counts requests refused by authentication (kv/auth),
+	// by reason: unauthenticated (no or bad credentials) or
+	// permission_denied.
+	AuthRefusals *prometheus.CounterVec
+	ApplyLag     *prometheus.GaugeVec // committed but not yet applied entries, summed over replicas
+	Ranges       *prometheus.GaugeVec // replicas on this node, by role (leader, follower, candidate)
+	Quiesced     prometheus.Gauge     // replicas not ticked because their range is idle
+	ReadyRounds  prometheus.Counter   // rounds of the store loop that persisted something
+	ReadySyncs   prometheus.Counter   // of those, rounds that synced the WAL
 
 	// Faults of one range (kv/store/rangefault.go): replicas stopped by one, and
 	// faults by kind (open, install, apply, compact: the replica stopped;
@@ -115,6 +119,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		InvalidMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_consensus_invalid_messages_total", Help: "Peer messages refused by a consensus core as no correct peer's (malformed, or contradicting this replica's log).",
 		}, byProtocol),
+		AuthRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_auth_refusals_total", Help: "Requests refused because their caller was not logged in or its credentials did not hold (unauthenticated), or its roles did not allow them (permission_denied).",
+		}, []string{"reason"}),
 		ApplyLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "quorumkv_consensus_apply_lag_entries", Help: "Entries committed but not yet applied, summed over replicas.",
 		}, byProtocol),
@@ -218,8 +225,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{"received", "failed"} {
 		m.SnapshotTransfers.WithLabelValues(r)
 	}
+	for _, r := range []string{"unauthenticated", "permission_denied"} {
+		m.AuthRefusals.WithLabelValues(r)
+	}
 	if reg != nil {
-		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections, m.InvalidMessages,
+		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections, m.InvalidMessages, m.AuthRefusals,
 			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.SnapshotTransfers, m.SnapshotBytes, m.RangesUnderReplicated, m.ReplicaMoves, m.ReplicaMovesInFlight, m.Splits, m.WALSyncDuration, m.ReadRepairs,
 			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.ClockOffsetRefusals, m.WRNReads, m.WRNStaleReads)
 	}

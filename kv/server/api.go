@@ -768,6 +768,7 @@ func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequ
 	resp := &v1.StatusResponse{
 		NodeId: a.info.NodeName, ClusterId: a.info.ClusterID, Version: a.info.Version,
 		Members: a.members(), Keyspaces: a.keyspaces(), LocalRanges: uint32(len(status)), Tls: a.info.Secure,
+		AuthEnabled: a.node.Store().Catalog().Auth.Settings.Enabled, ClusterSecret: a.info.ClusterSecretDigest != "",
 	}
 	for id, st := range status {
 		if st.State == "leader" {

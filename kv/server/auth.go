@@ -140,6 +140,14 @@ func (a *apiServer) authorize(ctx context.Context, authorization string, cs *tls
 			caller, err = a.identifyAndAuthorize(authorization, cs, keyspace, need)
 		}
 	}
+	if a.metrics != nil {
+		switch {
+		case errors.Is(err, catalog.ErrUnauthenticated):
+			a.metrics.AuthRefusals.WithLabelValues("unauthenticated").Inc()
+		case errors.Is(err, catalog.ErrPermissionDenied):
+			a.metrics.AuthRefusals.WithLabelValues("permission_denied").Inc()
+		}
+	}
 	return caller, err
 }
 

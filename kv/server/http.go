@@ -528,11 +528,13 @@ func (s *Server) restScan(w http.ResponseWriter, r *http.Request) {
 // Status page.
 
 type statusView struct {
-	Node      ServerInfo
-	Ready     string
-	Members   []kv.Member
-	Keyspaces []catalog.KeyspaceDescriptor
-	Ranges    []RangeView
+	Node ServerInfo
+	// AuthEnabled: callers must log in (kv/auth).
+	AuthEnabled bool
+	Ready       string
+	Members     []kv.Member
+	Keyspaces   []catalog.KeyspaceDescriptor
+	Ranges      []RangeView
 	// UnderReplicated counts the ranges (meta aside) with a replica on a
 	// node that is not alive; the placement driver moves those replicas.
 	UnderReplicated int
@@ -557,7 +559,8 @@ type RangeView struct {
 }
 
 func (s *Server) status(ctx context.Context) (statusView, error) {
-	v := statusView{Node: s.api.info, Ready: "ready", Members: s.api.node.Members()}
+	v := statusView{Node: s.api.info, Ready: "ready", Members: s.api.node.Members(),
+		AuthEnabled: s.api.node.Store().Catalog().Auth.Settings.Enabled}
 	if err := s.ready(ctx); err != nil {
 		v.Ready = "not ready: " + err.Error()
 	}
@@ -644,7 +647,8 @@ var statusTemplate = template.Must(template.New("status").Parse(`<!doctype html>
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f4f4}</style></head>
 <body><h1>quorumkv node {{.Node.NodeName}}</h1>
 <p>{{.Ready}} · cluster {{.Node.ClusterID}} · version {{.Node.Version}} · listening on {{.Node.Advertise}}
-· {{if .Node.Secure}}TLS on (the peer protocol answers node certificates only){{else}}TLS off: plaintext{{end}}
+· {{if .Node.Secure}}TLS on (the peer protocol answers node certificates only){{else}}TLS off: plaintext{{if .Node.ClusterSecretDigest}} (the peer protocol answers holders of the cluster secret only){{end}}{{end}}
+· {{if .AuthEnabled}}auth on: every request needs a user{{else}}auth off: anyone who reaches the node may do anything{{end}}
 · <a href="/status.json">status.json</a> · <a href="/metrics">metrics</a></p>
 <h2>Members</h2>
 <p>The catalog's nodes by ID, each in the gossip state of the node of its name only if that node has its UUID

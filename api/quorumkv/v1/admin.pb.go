@@ -1742,7 +1742,12 @@ type StatusResponse struct {
 	LocalLeaders uint32 `protobuf:"varint,8,opt,name=local_leaders,json=localLeaders,proto3" json:"local_leaders,omitempty"`
 	// The answering node serves TLS (kvd --certs-dir) and its peer protocol
 	// answers only node certificates; false: plaintext.
-	Tls           bool `protobuf:"varint,9,opt,name=tls,proto3" json:"tls,omitempty"`
+	Tls bool `protobuf:"varint,9,opt,name=tls,proto3" json:"tls,omitempty"`
+	// Authentication is on: every call needs a user (Auth service).
+	AuthEnabled bool `protobuf:"varint,10,opt,name=auth_enabled,json=authEnabled,proto3" json:"auth_enabled,omitempty"`
+	// The answering node's peer protocol needs the cluster secret (kvd
+	// --cluster-secret-file).
+	ClusterSecret bool `protobuf:"varint,11,opt,name=cluster_secret,json=clusterSecret,proto3" json:"cluster_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1840,6 +1845,20 @@ func (x *StatusResponse) GetTls() bool {
 	return false
 }
 
+func (x *StatusResponse) GetAuthEnabled() bool {
+	if x != nil {
+		return x.AuthEnabled
+	}
+	return false
+}
+
+func (x *StatusResponse) GetClusterSecret() bool {
+	if x != nil {
+		return x.ClusterSecret
+	}
+	return false
+}
+
 var File_quorumkv_v1_admin_proto protoreflect.FileDescriptor
 
 const file_quorumkv_v1_admin_proto_rawDesc = "" +
@@ -1933,7 +1952,7 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\bkeyspace\x18\x01 \x01(\tR\bkeyspace\"@\n" +
 	"\x12ListRangesResponse\x12*\n" +
 	"\x06ranges\x18\x01 \x03(\v2\x12.quorumkv.v1.RangeR\x06ranges\"\x0f\n" +
-	"\rStatusRequest\"\xc1\x02\n" +
+	"\rStatusRequest\"\x8b\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -1945,7 +1964,10 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\tkeyspaces\x18\x06 \x03(\v2\x15.quorumkv.v1.KeyspaceR\tkeyspaces\x12!\n" +
 	"\flocal_ranges\x18\a \x01(\rR\vlocalRanges\x12#\n" +
 	"\rlocal_leaders\x18\b \x01(\rR\flocalLeaders\x12\x10\n" +
-	"\x03tls\x18\t \x01(\bR\x03tls*N\n" +
+	"\x03tls\x18\t \x01(\bR\x03tls\x12!\n" +
+	"\fauth_enabled\x18\n" +
+	" \x01(\bR\vauthEnabled\x12%\n" +
+	"\x0ecluster_secret\x18\v \x01(\bR\rclusterSecret*N\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rMODE_EVENTUAL\x10\x01\x12\r\n" +
