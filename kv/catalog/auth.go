@@ -109,7 +109,10 @@ type User struct {
 	Roles        []string `json:"roles,omitempty"`
 	// Generation changes whenever the password does: a token names the
 	// generation it was issued for, so a new password ends the tokens
-	// issued under the old one.
+	// issued under the old one. One counter numbers the generations of
+	// all users (Catalog.nextGeneration), so a user deleted and added
+	// again under its name never takes up its predecessor's generation,
+	// nor the tokens issued for it.
 	Generation uint64 `json:"generation,omitempty"`
 }
 
@@ -199,9 +202,10 @@ type RolePermission struct {
 
 // Catalog keys of auth.
 const (
-	catalogUserPrefix = "user/"
-	catalogRolePrefix = "role/"
-	catalogAuth       = "auth"
+	catalogUserPrefix     = "user/"
+	catalogRolePrefix     = "role/"
+	catalogAuth           = "auth"
+	catalogNextGeneration = "next-generation"
 )
 
 // User returns user name; root always exists.
@@ -240,8 +244,7 @@ func (c *Catalog) applyAuth(op *AuthOp) ([]catalogWrite, error) {
 			return nil, fmt.Errorf("%w: %s", ErrNoUser, op.SetPassword.Name)
 		}
 		u.PasswordHash = op.SetPassword.PasswordHash
-		u.Generation++
-		return c.putUser(u), nil
+		return c.putUserGeneration(u), nil
 	case op.GrantRole != nil, op.RevokeRole != nil:
 		return c.userRole(op)
 	case op.AddRole != "":
@@ -282,8 +285,7 @@ func (c *Catalog) addUser(u User) ([]catalogWrite, error) {
 		}
 	}
 	u.Roles = slices.Compact(slices.Sorted(slices.Values(u.Roles)))
-	u.Generation = 1
-	return c.putUser(u), nil
+	return c.putUserGeneration(u), nil
 }
 
 func (c *Catalog) deleteUser(name string) ([]catalogWrite, error) {
@@ -380,6 +382,13 @@ func (c *Catalog) rolePermission(op *AuthOp) ([]catalogWrite, error) {
 func (c *Catalog) putUser(u User) []catalogWrite {
 	c.Users[u.Name] = u
 	return []catalogWrite{{[]byte(catalogUserPrefix + u.Name), MustJSON(u)}}
+}
+
+// putUserGeneration puts u with a generation no user had before.
+func (c *Catalog) putUserGeneration(u User) []catalogWrite {
+	u.Generation = c.nextGeneration
+	c.nextGeneration++
+	return append(c.putUser(u), catalogWrite{[]byte(catalogNextGeneration), MustJSON(c.nextGeneration)})
 }
 
 func (c *Catalog) putRole(r Role) []catalogWrite {

@@ -147,12 +147,15 @@ type Catalog struct {
 	Users map[string]User
 	Roles map[string]Role
 	Auth  AuthSettings
+	// nextGeneration numbers users' password generations
+	// (User.Generation), all users from one counter.
+	nextGeneration uint64
 }
 
 func NewCatalog() *Catalog {
 	return &Catalog{Keyspaces: map[string]KeyspaceDescriptor{}, Ranges: map[uint64]*RangeDescriptor{},
 		Nodes: map[uint64]NodeDescriptor{}, nextID: MetaRangeID + 1, NextNodeID: 1,
-		Users: map[string]User{}, Roles: map[string]Role{}}
+		Users: map[string]User{}, Roles: map[string]Role{}, nextGeneration: 1}
 }
 
 // KeyspaceRanges returns the keyspace's ranges in hash order.
@@ -619,6 +622,8 @@ func (c *Catalog) Load(key, value []byte) error {
 		err = json.Unmarshal(value, &c.nextID)
 	case k == catalogNextNodeID:
 		err = json.Unmarshal(value, &c.NextNodeID)
+	case k == catalogNextGeneration:
+		err = json.Unmarshal(value, &c.nextGeneration)
 	default:
 		err = fmt.Errorf("unknown catalog key %q", k)
 	}
