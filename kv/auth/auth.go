@@ -191,6 +191,11 @@ func VerifyToken(view *catalog.AuthView, token string, now time.Time) (catalog.U
 	if !ok || err1 != nil || err2 != nil || len(payload) < 17 {
 		return catalog.User{}, fmt.Errorf("%w: the token is malformed", catalog.ErrUnauthenticated)
 	}
+	if len(view.Settings.TokenKey) == 0 {
+		// Auth is off (or this node has not applied its enabling yet):
+		// no key, so no token holds.
+		return catalog.User{}, fmt.Errorf("%w: %w: authentication is off on this node, so no token is valid", catalog.ErrUnauthenticated, ErrStale)
+	}
 	if !hmac.Equal(mac, sign(view.Settings.TokenKey, payload)) {
 		return catalog.User{}, fmt.Errorf("%w: %w: the token was not signed by this cluster's current key (issued before auth was last enabled?): log in again",
 			catalog.ErrUnauthenticated, ErrStale)

@@ -3,6 +3,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -335,8 +336,8 @@ func (c *Catalog) deleteRole(name string) ([]catalogWrite, error) {
 	}
 	delete(c.Roles, name)
 	writes := []catalogWrite{{Key: []byte(catalogRolePrefix + name)}}
-	for _, u := range c.Users {
-		if u.HasRole(name) {
+	for _, uname := range slices.Sorted(maps.Keys(c.Users)) { // the same writes, in the same order, on every replica
+		if u := c.Users[uname]; u.HasRole(name) {
 			u.Roles = slices.DeleteFunc(slices.Clone(u.Roles), func(r string) bool { return r == name })
 			writes = append(writes, c.putUser(u)...)
 		}

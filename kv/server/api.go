@@ -34,6 +34,8 @@ type apiServer struct {
 	// leaderHints caches, for ranges with no replica here, the node that
 	// last served a forwarded request (rangeID -> node ID).
 	leaderHints sync.Map
+	// catchUps shares the catalog catch-ups of refused callers (auth.go).
+	catchUps catchUps
 }
 
 var (

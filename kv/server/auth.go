@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -134,9 +135,12 @@ func (a *apiServer) authorize(ctx context.Context, authorization string, cs *tls
 	if !a.node.Store().Catalog().Auth.Settings.Enabled {
 		return auth.Caller{}, nil
 	}
+	arrived := time.Now()
 	caller, err := a.identifyAndAuthorize(authorization, cs, keyspace, need)
 	if errors.Is(err, auth.ErrStale) || errors.Is(err, catalog.ErrPermissionDenied) {
-		if a.node.CatchUpCatalog(ctx, "the caller's user and roles") == nil {
+		if a.catchUps.after(ctx, arrived, func(ctx context.Context) error {
+			return a.node.CatchUpCatalog(ctx, "the caller's user and roles")
+		}) == nil {
 			caller, err = a.identifyAndAuthorize(authorization, cs, keyspace, need)
 		}
 	}
@@ -383,3 +387,73 @@ func (a *apiServer) RoleRevokePermission(ctx context.Context, req *connect.Reque
 		return catalog.AuthOp{Revoke: &catalog.RolePermission{Role: req.Msg.Role, Permission: catalog.Permission{Keyspace: req.Msg.Keyspace}}}, nil
 	})
 }
+
+// catchUps shares catalog catch-ups among refused requests: a request
+// waits for one that started after it arrived (which makes its catalog
+// hold every change committed before the request), joining the next one
+// if the one running started earlier. However many refusals arrive,
+// forged tokens among them, at most one catch-up runs at a time.
+type catchUps struct {
+	mu      sync.Mutex
+	running *catchUp // nil when none runs
+	next    *catchUp // starts when running ends; nil if none is wanted
+}
+
+type catchUp struct {
+	started time.Time
+	done    chan struct{}
+	err     error
+}
+
+// after returns the result of a catch-up (run) that started no earlier
+// than arrived.
+func (c *catchUps) after(ctx context.Context, arrived time.Time, run func(context.Context) error) error {
+	c.mu.Lock()
+	var wait *catchUp
+	switch {
+	case c.running == nil:
+		wait = c.start(run)
+	case !c.running.started.Before(arrived):
+		wait = c.running
+	default:
+		if c.next == nil {
+			c.next = &catchUp{done: make(chan struct{})}
+		}
+		wait = c.next
+	}
+	c.mu.Unlock()
+	select {
+	case <-wait.done:
+		return wait.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// start runs a catch-up, and the next one queued behind it; c.mu is held.
+func (c *catchUps) start(run func(context.Context) error) *catchUp {
+	cu := c.next
+	if cu == nil {
+		cu = &catchUp{done: make(chan struct{})}
+	}
+	c.next, c.running = nil, cu
+	cu.started = time.Now()
+	go func() {
+		// Not the request's context: others wait on it too.
+		ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
+		cu.err = run(ctx)
+		cancel()
+		close(cu.done)
+		c.mu.Lock()
+		c.running = nil
+		if c.next != nil {
+			c.start(run)
+		}
+		c.mu.Unlock()
+	}()
+	return cu
+}
+
+// catchUpTimeout bounds one shared catch-up (kv.Node.CatchUpCatalog
+// bounds its barrier at 2 s itself).
+const catchUpTimeout = 5 * time.Second

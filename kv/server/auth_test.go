@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,5 +320,77 @@ func TestPeerProtocolNeedsClusterSecret(t *testing.T) {
 	}
 	if _, err := cl.Status(ctx); err != nil {
 		t.Errorf("the client API with a cluster secret set: %v", err)
+	}
+}
+
+// Refused callers share catalog catch-ups: each waits for one that began
+// after it arrived, and however many arrive at once, one runs at a time
+// (a flood of forged tokens costs a barrier per barrier's time, not one
+// each).
+func TestCatchUpsShared(t *testing.T) {
+	var c catchUps
+	var mu sync.Mutex
+	var runs []time.Time // when each run started
+	running := 0
+	release := make(chan struct{})
+	run := func(context.Context) error {
+		mu.Lock()
+		runs = append(runs, time.Now())
+		running++
+		if running > 1 {
+			t.Error("two catch-ups at once")
+		}
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return nil
+	}
+	ctx := context.Background()
+	first := make(chan time.Time)
+	go func() {
+		arrived := time.Now()
+		c.after(ctx, arrived, run)
+		first <- arrived
+	}()
+	waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(runs) == 1 })
+	// 100 callers arrive while the first run is under way: they all need
+	// a run that starts after them, the second.
+	var wg sync.WaitGroup
+	arrivals := make([]time.Time, 100)
+	served := make([]int, 100)
+	for i := range arrivals {
+		arrivals[i] = time.Now()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.after(ctx, arrivals[i], run)
+			mu.Lock()
+			served[i] = len(runs)
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release) // every run ends at once from now on
+	<-first
+	wg.Wait()
+	if len(runs) != 2 {
+		t.Fatalf("%d catch-ups for 101 callers in two waves, want 2", len(runs))
+	}
+	for i, a := range arrivals {
+		if runs[1].Before(a) || served[i] != 2 {
+			t.Errorf("caller %d (arrived %v) was served by a run that started at %v", i, a, runs[1])
+		}
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
