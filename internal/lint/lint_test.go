@@ -31,6 +31,7 @@ var nodeOnly = []string{"storage", "membership"}
 var nodeLayers = [][]string{
 	{"kv/internal/codec"},
 	{"kv/catalog"},
+	{"kv/auth"},
 	{"kv/identity"},
 	{"kv/consensus"},
 	{"kv/command"},
