@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/subtle"
@@ -95,17 +96,35 @@ type Server struct {
 // on a 3-node demo.
 const compressMinBytes = 8 << 10
 
-// limitBody refuses, before Connect reads it, a request whose declared
-// body is over max, with an error that names the limit (Connect's own,
-// for bodies without a length, says only "larger than configured max").
+// limitBody refuses a request whose body is over max with an error that
+// names the limit (Connect's own says only "larger than configured
+// max"): at once when the body's length is declared, else once max
+// bytes and an envelope's (gRPC's 5-byte frame header) were read. A body
+// of unknown length under the limit is read here and handed on whole.
 func limitBody(max int) func(path string, h http.Handler) (string, http.Handler) {
 	errs := connect.NewErrorWriter()
+	tooBig := func(w http.ResponseWriter, r *http.Request, size string) {
+		errs.Write(w, r, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"%w: request body is %s bytes, the limit is %d (MaxRequestBytes, kvd --max-request-bytes)", catalog.ErrLimit, size, max)))
+	}
+	const envelope = 5
 	return func(path string, h http.Handler) (string, http.Handler) {
 		return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ContentLength > int64(max) {
-				errs.Write(w, r, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-					"%w: request body is %d bytes, the limit is %d (MaxRequestBytes, kvd --max-request-bytes)", catalog.ErrLimit, r.ContentLength, max)))
+			switch {
+			case r.ContentLength > int64(max)+envelope:
+				tooBig(w, r, strconv.FormatInt(r.ContentLength, 10))
 				return
+			case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
+				body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+envelope+1))
+				if err != nil {
+					errs.Write(w, r, connect.NewError(connect.CodeCanceled, fmt.Errorf("reading the request body: %w", err)))
+					return
+				}
+				if len(body) > max+envelope {
+					tooBig(w, r, "over "+strconv.Itoa(max+envelope))
+					return
+				}
+				r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 			}
 			h.ServeHTTP(w, r)
 		})

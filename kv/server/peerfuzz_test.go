@@ -129,4 +129,3 @@ func envelope(b []byte) []byte {
 	binary.BigEndian.PutUint32(out[1:], uint32(len(b)))
 	return append(out, b...)
 }
-

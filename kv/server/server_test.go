@@ -253,25 +253,52 @@ func TestPaxosRangeRestartsAndFailedRangeReported(t *testing.T) {
 	}
 }
 
-// A Connect request whose body is over MaxRequestBytes is refused before
-// it is read, with ResourceExhausted naming the limit and its value; one
-// under it is served.
+// A Connect request whose body is over MaxRequestBytes is refused, with
+// ResourceExhausted naming the limit and its value, whether it declares
+// its length (refused before it is read) or not (chunked: refused once
+// the limit was read); one under it is served either way.
 func TestRequestBodyLimitNamed(t *testing.T) {
 	base := restServer(t)
 	limit := catalog.DefaultLimits().MaxRequestBytes
 	for _, c := range []struct {
-		size int
-		want int
-	}{{limit + 1, http.StatusTooManyRequests}, {100, http.StatusOK}} {
+		size    int
+		chunked bool
+	}{{limit + 6, false}, {100, false}, {limit + 6, true}, {100, true}, {limit - 100, true}} {
 		body := `{"keyspace":"default","key":"` + base64.StdEncoding.EncodeToString([]byte("k")) + `","value":"` +
-			base64.StdEncoding.EncodeToString([]byte(strings.Repeat("v", max(c.size-200, 1)*3/4))) + `"}`
+			base64.StdEncoding.EncodeToString([]byte(strings.Repeat("v", min(max(c.size-200, 1)*3/4, 700<<10)))) + `"}` // the rest is padding: the value stays under MaxValueBytes
 		body += strings.Repeat(" ", max(c.size-len(body), 0))
-		code, _, resp := restDo(t, http.MethodPost, base+"/quorumkv.v1.KV/Put", body, "Content-Type", "application/json")
+		var code int
+		var resp string
+		if c.chunked {
+			code, resp = postChunked(t, base+"/quorumkv.v1.KV/Put", body)
+		} else {
+			code, _, resp = restDo(t, http.MethodPost, base+"/quorumkv.v1.KV/Put", body, "Content-Type", "application/json")
+		}
 		switch {
 		case c.size > limit && (code == http.StatusOK || !strings.Contains(resp, "MaxRequestBytes") || !strings.Contains(resp, strconv.Itoa(limit))):
 			t.Errorf("a %d-byte Put: %d %.200s; want refused naming MaxRequestBytes and %d", len(body), code, resp, limit)
 		case c.size <= limit && code != http.StatusOK:
-			t.Errorf("a %d-byte Put: %d %.200s; want served", len(body), code, resp)
+			t.Errorf("a %d-byte Put (chunked %t): %d %.200s; want served", len(body), c.chunked, code, resp)
 		}
 	}
+}
+
+// postChunked posts a JSON body without declaring its length.
+func postChunked(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, io.MultiReader(strings.NewReader(body))) // not a *strings.Reader: no length
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if req.ContentLength != 0 {
+		t.Fatalf("the request declares %d bytes", req.ContentLength)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
