@@ -61,6 +61,17 @@ func TestSecureCluster(t *testing.T) {
 	if code, _, errOut := n1.kvctl("", "--user", "nobody", "-k", "sec", "get", "phone"); code != 1 || !strings.Contains(errOut, "authentication is on") {
 		t.Errorf("a client without certificate or token: exit %d, want 1 saying authentication is on:\n%s", code, errOut)
 	}
+	// Root turns auth off and on again with its client certificate alone.
+	n1.must(0, "auth", "disable")
+	waitFor(t, "an anonymous get with auth off", func() bool {
+		code, _, _ := nodes[1].kvctl("", "--user", "nobody", "-k", "sec", "get", "phone")
+		return code == 0
+	})
+	n1.must(0, "auth", "enable")
+	waitFor(t, "an anonymous get refused with auth on again (n2 applies the change a moment later)", func() bool {
+		code, _, errOut := nodes[1].kvctl("", "--user", "nobody", "-k", "sec", "get", "phone")
+		return code == 1 && strings.Contains(errOut, "authentication is on")
+	})
 	// A user with read on orders can get but not put, through any node.
 	n1.must(0, "keyspace", "create", "orders", "--mode", "raft", "--replicas", "3", "--ranges", "2")
 	n1.must(0, "-k", "orders", "put", "phone", "in stock")

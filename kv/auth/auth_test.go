@@ -468,3 +468,34 @@ func TestTokenOfADeletedUserDoesNotHoldForItsSuccessor(t *testing.T) {
 		t.Errorf("the deleted alice's token holds for the new alice: %+v", u)
 	}
 }
+
+// BenchmarkAuthorizeToken is the cost auth adds to every request of a
+// logged-in client: check the token, find the user, decide.
+func BenchmarkAuthorizeToken(b *testing.B) {
+	v := newCatalog(b).AuthView()
+	token, _ := Mint(v.Settings.TokenKey, user(b, v, "alice"), testNow, time.Hour)
+	header := "Bearer " + token
+	b.ReportAllocs()
+	for b.Loop() {
+		caller, err := Identify(v, header, nil, testNow)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := Authorize(v, caller, "orders", catalog.AccessRead); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyPassword is the cost of one login at DefaultKDF.
+func BenchmarkVerifyPassword(b *testing.B) {
+	hash, err := HashPassword(context.Background(), "a password", DefaultKDF)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if ok, err := VerifyPassword(context.Background(), hash, "a password"); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}

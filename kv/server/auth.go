@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+	"github.com/quorumkv/quorumkv/certs"
 	"github.com/quorumkv/quorumkv/kv"
 	"github.com/quorumkv/quorumkv/kv/auth"
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -266,8 +267,11 @@ func (a *apiServer) AuthEnable(ctx context.Context, req *connect.Request[v1.Auth
 	return changeAuth(ctx, a, req, quorumkvv1connect.AuthClient.AuthEnable, func() (catalog.AuthOp, error) {
 		view := a.node.Store().Catalog().Auth
 		root, _ := view.User(catalog.RootUser)
-		caller := callerOf(ctx)
-		if root.PasswordHash == "" && !(caller.User == catalog.RootUser && caller.Method == auth.MethodCertificate) && caller.Method != auth.MethodNode {
+		// With auth off no caller was identified: a client certificate
+		// says who it is all the same. A node forwarding the request had
+		// it checked where it entered.
+		cs := tlsOf(ctx)
+		if root.PasswordHash == "" && certs.User(cs) != catalog.RootUser && !certs.PeerRole(cs) {
 			return catalog.AuthOp{}, connect.NewError(connect.CodeFailedPrecondition, errors.New(
 				"user root could not log in with authentication on: give it a password first (kvctl user passwd root), "+
 					"or enable auth as root with its client certificate (kvd cert create-client root; kvctl --certs-dir DIR --user root auth enable)"))
