@@ -48,7 +48,7 @@ func userCommand() *cli.Command {
 				Flags:  append([]cli.Flag{&cli.StringFlag{Name: "roles", Usage: "roles to give it, comma-separated"}}, newPassword...),
 				Action: userAdd}),
 			withGlobals(&cli.Command{Name: "list", Usage: "list the users with their roles", Action: userList}),
-			withGlobals(&cli.Command{Name: "delete", Usage: "delete a user", ArgsUsage: "NAME", Action: userDelete}),
+			withGlobals(&cli.Command{Name: "delete", Usage: "delete a user", ArgsUsage: "NAME", Action: byName((*client.Client).UserDelete, "deleted", "user %s deleted")}),
 			withGlobals(&cli.Command{Name: "passwd", Usage: "set a user's password (yours, or anyone's as the cluster's admin); its tokens end", ArgsUsage: "NAME",
 				Flags: newPassword, Action: userPasswd}),
 			withGlobals(&cli.Command{Name: "grant-role", Usage: "give a user a role", ArgsUsage: "USER ROLE", Action: userRole(true)}),
@@ -62,9 +62,9 @@ func roleCommand() *cli.Command {
 		Name:  "role",
 		Usage: "manage roles: what their users may do on which keyspaces",
 		Subcommands: []*cli.Command{
-			withGlobals(&cli.Command{Name: "add", Usage: "add a role without permissions", ArgsUsage: "NAME", Action: roleAdd}),
+			withGlobals(&cli.Command{Name: "add", Usage: "add a role without permissions", ArgsUsage: "NAME", Action: byName((*client.Client).RoleAdd, "role", "role %s added")}),
 			withGlobals(&cli.Command{Name: "list", Usage: "list the roles with their permissions", Action: roleList}),
-			withGlobals(&cli.Command{Name: "delete", Usage: "delete a role, and take it from its users", ArgsUsage: "NAME", Action: roleDelete}),
+			withGlobals(&cli.Command{Name: "delete", Usage: "delete a role, and take it from its users", ArgsUsage: "NAME", Action: byName((*client.Client).RoleDelete, "deleted", "role %s deleted")}),
 			withGlobals(&cli.Command{
 				Name: "grant", Usage: "grant a role read, write or admin on keyspaces: a name, a prefix ending in '*', or '*' for all (admin on '*' administers the cluster)",
 				ArgsUsage: "ROLE KEYSPACE-PATTERN read|write|admin", Action: roleGrant,
@@ -234,17 +234,22 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-func userDelete(c *cli.Context) error {
-	a, err := args(c, "NAME")
-	if err != nil {
-		return err
-	}
-	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
-		if err := cl.UserDelete(ctx, a[0]); err != nil {
+// byName is the action of a command that takes a NAME and makes one
+// call with it; field names it in JSON output, done (a format of the
+// name) in text.
+func byName(call func(*client.Client, context.Context, string) error, field, done string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		a, err := args(c, "NAME")
+		if err != nil {
 			return err
 		}
-		return printResult(c, out, map[string]any{"deleted": a[0]}, "user "+a[0]+" deleted")
-	})
+		return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+			if err := call(cl, ctx, a[0]); err != nil {
+				return err
+			}
+			return printResult(c, out, map[string]any{field: a[0]}, fmt.Sprintf(done, a[0]))
+		})
+	}
 }
 
 func userPasswd(c *cli.Context) error {
@@ -281,32 +286,6 @@ func userRole(grant bool) cli.ActionFunc {
 			return printResult(c, out, map[string]any{"user": a[0], "role": a[1], "granted": grant}, text)
 		})
 	}
-}
-
-func roleAdd(c *cli.Context) error {
-	a, err := args(c, "NAME")
-	if err != nil {
-		return err
-	}
-	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
-		if err := cl.RoleAdd(ctx, a[0]); err != nil {
-			return err
-		}
-		return printResult(c, out, map[string]any{"role": a[0]}, "role "+a[0]+" added")
-	})
-}
-
-func roleDelete(c *cli.Context) error {
-	a, err := args(c, "NAME")
-	if err != nil {
-		return err
-	}
-	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
-		if err := cl.RoleDelete(ctx, a[0]); err != nil {
-			return err
-		}
-		return printResult(c, out, map[string]any{"deleted": a[0]}, "role "+a[0]+" deleted")
-	})
 }
 
 func roleList(c *cli.Context) error {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/prometheus/client_golang/prometheus"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
@@ -21,9 +20,6 @@ import (
 	"github.com/quorumkv/quorumkv/client"
 	"github.com/quorumkv/quorumkv/kv"
 	"github.com/quorumkv/quorumkv/kv/auth"
-	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
-	"github.com/quorumkv/quorumkv/kv/metrics"
-	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/kv/transport"
 )
 
@@ -40,12 +36,8 @@ func cheapKDF(t *testing.T) {
 func authServer(t *testing.T, canary AuthCanary) (string, func(user, password string) *client.Client) {
 	t.Helper()
 	cheapKDF(t)
-	db := kvtest.NewMemDB(t)
-	reg := prometheus.NewRegistry()
-	metrics := metrics.NewMetrics(reg)
-	n := openNodeWith(t, db, store.StoreConfig{Metrics: metrics})
-	t.Cleanup(func() { n.Store().Close() })
-	srv := httptest.NewServer(NewServer(n, ServerInfo{NodeName: "n1", Canary: canary}, metrics, reg))
+	_, h := serveOneNode(t, ServerInfo{NodeName: "n1", Canary: canary})
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL, func(user, password string) *client.Client {
 		cl, err := client.New(client.Config{Endpoints: []string{srv.URL}, HTTPClient: srv.Client(), Timeout: 10 * time.Second,
@@ -292,12 +284,8 @@ func errorsOf(lines []string) []error {
 // With a cluster secret, the peer protocol answers only requests that
 // carry its digest; the client API does not need it.
 func TestPeerProtocolNeedsClusterSecret(t *testing.T) {
-	db := kvtest.NewMemDB(t)
-	reg := prometheus.NewRegistry()
-	metrics := metrics.NewMetrics(reg)
-	n := openNodeWith(t, db, store.StoreConfig{Metrics: metrics})
-	t.Cleanup(func() { n.Store().Close() })
-	srv := httptest.NewServer(NewServer(n, ServerInfo{NodeName: "n1", ClusterSecretDigest: "d1gest"}, metrics, reg))
+	_, h := serveOneNode(t, ServerInfo{NodeName: "n1", ClusterSecretDigest: "d1gest"})
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -5,12 +5,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
-	"github.com/quorumkv/quorumkv/kv/metrics"
-	"github.com/quorumkv/quorumkv/kv/store"
 )
 
 // The REST routes parse a path (keyspace and key), query parameters and
@@ -31,12 +25,7 @@ func FuzzREST(f *testing.F) {
 	} {
 		f.Add(s.method, s.path, s.query, s.ifMatch, s.ifNone, s.body)
 	}
-	db := kvtest.NewMemDB(f)
-	reg := prometheus.NewRegistry()
-	m := metrics.NewMetrics(reg)
-	n := openNodeWith(f, db, store.StoreConfig{Metrics: m})
-	f.Cleanup(func() { n.Store().Close() })
-	h := NewServer(n, ServerInfo{NodeName: "n1"}, m, reg)
+	_, h := serveOneNode(f, ServerInfo{NodeName: "n1"})
 	f.Fuzz(func(t *testing.T, method, path, query, ifMatch, ifNone, body string) {
 		switch method {
 		case "GET", "PUT", "DELETE", "POST", "HEAD":

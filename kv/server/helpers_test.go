@@ -4,9 +4,11 @@ import (
 	"context"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quorumkv/quorumkv/kv"
 	"github.com/quorumkv/quorumkv/kv/consensus"
 	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
+	"github.com/quorumkv/quorumkv/kv/metrics"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -30,4 +32,15 @@ func snapshotSlot(t *testing.T, n *kv.Node, rangeID uint64) (slot uint64) {
 		t.Fatal(err)
 	}
 	return slot
+}
+
+// serveOneNode opens a one-node cluster in memory and returns it and its
+// HTTP handler, serving info.
+func serveOneNode(t testing.TB, info ServerInfo) (*kv.Node, *Server) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := metrics.NewMetrics(reg)
+	n := openNodeWith(t, kvtest.NewMemDB(t), store.StoreConfig{Metrics: m})
+	t.Cleanup(func() { n.Store().Close() })
+	return n, NewServer(n, info, m, reg)
 }

@@ -9,15 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
 	"github.com/quorumkv/quorumkv/kv/catalog"
-	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
-	"github.com/quorumkv/quorumkv/kv/metrics"
-	"github.com/quorumkv/quorumkv/kv/store"
 )
 
 // peerProcedures are the peer protocol's calls, by the index FuzzPeer
@@ -42,12 +38,7 @@ var peerStreams = map[string]bool{peerv1connect.PeerRaftProcedure: true, peerv1c
 // request per call, with hostile values: unknown ranges, huge depths and
 // limits, far-future records) run as a plain test.
 func FuzzPeer(f *testing.F) {
-	db := kvtest.NewMemDB(f)
-	reg := prometheus.NewRegistry()
-	m := metrics.NewMetrics(reg)
-	n := openNodeWith(f, db, store.StoreConfig{Metrics: m})
-	f.Cleanup(func() { n.Store().Close() })
-	h := NewServer(n, ServerInfo{NodeName: "n1"}, m, reg)
+	n, h := serveOneNode(f, ServerInfo{NodeName: "n1"})
 	// An eventual keyspace, for the record calls to reach a replica.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

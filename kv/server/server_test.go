@@ -27,12 +27,8 @@ import (
 // restServer serves a one-node cluster's REST routes.
 func restServer(t *testing.T) string {
 	t.Helper()
-	db := kvtest.NewMemDB(t)
-	reg := prometheus.NewRegistry()
-	metrics := metrics.NewMetrics(reg)
-	n := openNodeWith(t, db, store.StoreConfig{Metrics: metrics})
-	t.Cleanup(func() { n.Store().Close() })
-	srv := httptest.NewServer(NewServer(n, ServerInfo{NodeName: "n1"}, metrics, reg))
+	_, h := serveOneNode(t, ServerInfo{NodeName: "n1"})
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
