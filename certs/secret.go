@@ -77,4 +77,3 @@ func (s *ClusterSecret) GossipKey() []byte {
 
 // String hides the secret from logs and %v.
 func (s *ClusterSecret) String() string { return "cluster secret (hidden)" }
-
