@@ -381,6 +381,10 @@ func (r *RawNode) ReadIndex(ctx []byte) error {
 	return r.readIndex(ctx)
 }
 
+// HasCommittedEntries reports whether chosen entries wait to be handed
+// out by Ready.
+func (r *RawNode) HasCommittedEntries() bool { return r.log.applied < r.log.commit && !r.log.applyPaused }
+
 // HasReady reports whether Ready has anything to hand out.
 func (r *RawNode) HasReady() bool {
 	return len(r.msgs) > 0 || len(r.unstable) > 0 || r.snapOut != nil ||

@@ -127,6 +127,10 @@ func (rn *RawNode) HasReady() bool {
 		len(r.msgs) > 0 || len(r.readStates) > 0 || r.log.hasNextCommittedEnts()
 }
 
+// HasCommittedEntries reports whether committed entries wait to be handed
+// out by Ready, changing nothing (HasReady flushes pending appends).
+func (rn *RawNode) HasCommittedEntries() bool { return rn.raft.log.hasNextCommittedEnts() }
+
 // Ready returns what to persist, send and apply now. Each Ready must be
 // followed by Advance before the next call of Ready.
 func (rn *RawNode) Ready() Ready {

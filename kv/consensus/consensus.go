@@ -45,6 +45,10 @@ type Core interface {
 	CampaignAtStart(self uint64, first bool)
 
 	HasReady() bool
+	// HasCommittedEntries reports, changing nothing, whether committed
+	// entries wait for the next Ready: after Advance, those of a group of
+	// one voter, whose own append committed them.
+	HasCommittedEntries() bool
 	// ready takes the core's next Ready. The core keeps the raw Ready
 	// until advance.
 	Ready() Ready

@@ -157,6 +157,8 @@ func (c *PaxosCore) CampaignAtStart(self uint64, first bool) {
 
 func (c *PaxosCore) HasReady() bool { return c.rn.HasReady() }
 
+func (c *PaxosCore) HasCommittedEntries() bool { return c.rn.HasCommittedEntries() }
+
 func (c *PaxosCore) Ready() Ready {
 	c.rd = c.rn.Ready()
 	rd := &c.rd

@@ -120,6 +120,8 @@ func (c *RaftCore) CampaignAtStart(self uint64, first bool) {
 
 func (c *RaftCore) HasReady() bool { return c.RawNode.HasReady() }
 
+func (c *RaftCore) HasCommittedEntries() bool { return c.RawNode.HasCommittedEntries() }
+
 func (c *RaftCore) Ready() Ready {
 	c.rd = c.RawNode.Ready()
 	rd := &c.rd

@@ -109,7 +109,7 @@ func (s *Store) sendControl(rangeID uint64, m *consensus.ControlMessage) {
 // (sendQuiesce), in range order.
 func (s *Store) maybeQuiesce(r *replica) bool {
 	r.idleTicks++
-	if r.Role != consensus.RoleLeader || r.idleTicks < quiesceAfterTicks || len(r.waiters) > 0 || len(r.Reads) > 0 || len(r.confirmed) > 0 {
+	if r.Role != consensus.RoleLeader || r.idleTicks < quiesceAfterTicks || len(r.waiters) > 0 || len(r.Reads) > 0 || len(r.confirmed) > 0 || len(r.batched) > 0 {
 		return false
 	}
 	if _, _, _, ok := r.Core.Quiescible(s.nodeID); !ok {

@@ -36,6 +36,11 @@ type replica struct {
 	// (see Store.startRead).
 	Reads     map[uint64]func(error)
 	confirmed []confirmedRead
+	// batched are the reads that arrived in this round, which share one
+	// ReadIndex request issued when the round's Ready is collected
+	// (Store.issueReads): one confirmation round for all of them, as etcd
+	// batches its linearizable reads.
+	batched []func(error)
 
 	// Quiesced replicas are not ticked (see quiesce.go); idleTicks counts
 	// a leader's ticks since its last proposal or read.
@@ -266,6 +271,10 @@ func (r *replica) serveReads() {
 func (r *replica) failAll(err error) {
 	r.failWaiters(err)
 	r.failReads(err)
+	for _, done := range r.batched {
+		done(err)
+	}
+	r.batched = nil
 	for _, c := range r.confirmed {
 		c.done(err)
 	}

@@ -278,6 +278,8 @@ type Store struct {
 	// the transport must never block on a busy store: when it is full the
 	// message is dropped, which Raft and Multi-Paxos tolerate (they retry).
 	incoming chan Inbound
+	// readsToIssue are the replicas with batched reads (issueReads).
+	readsToIssue []*replica
 	// again wakes the loop for another round at once (capacity 1): a
 	// replica that advanced has more ready, such as the commit of an
 	// entry that its own append just acknowledged (a range of one voter),
@@ -1025,6 +1027,8 @@ func (s *Store) HandleReady() error {
 	// Snapshot chunks that arrived: a finished transfer steps its message
 	// into the core, which takes the snapshot in this round.
 	s.takeChunks()
+	// Reads that arrived since the last round: one ReadIndex per range.
+	s.issueReads()
 	defer s.dropStaged()
 	var ready []readyReplica
 	for _, r := range s.sortedReplicas() {
@@ -1107,12 +1111,12 @@ func (s *Store) HandleReady() error {
 	}
 
 	// 4. Serve reads whose index is applied, and advance. A replica with
-	// more ready after its advance gets the next round at once.
+	// committed entries after its advance gets the next round at once.
 	more := false
 	for _, x := range ready {
 		x.r.serveReads()
 		s.advance(x.r)
-		more = more || s.running(x.r) && x.r.Core.HasReady()
+		more = more || s.running(x.r) && x.r.Core.HasCommittedEntries()
 	}
 	if more {
 		select {

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
@@ -172,7 +174,9 @@ func (s *Store) AppliedIndex(ctx context.Context, rangeID uint64) (uint64, error
 }
 
 // StartRead starts a linearizable read of the range (see Store.ReadBarrier).
-// done is called once, from a later round of the loop: with nil when the
+// The reads of a round share one ReadIndex request (issueReads). done is
+// called once, later, on the loop (at the earliest as the round's Ready
+// is collected): with nil when the
 // replica's applied data may be read, or with why not (NotLeaderError when
 // leadership moved before the read was confirmed). An error means done
 // will not be called. Loop only.
@@ -186,14 +190,50 @@ func (s *Store) StartRead(rangeID uint64, done func(error)) error {
 		r.confirmed = append(r.confirmed, confirmedRead{index: 0, done: done})
 		return nil
 	}
-	id := s.requestID()
-	var rctx [8]byte
-	binary.BigEndian.PutUint64(rctx[:], id)
-	if err := r.Core.ReadIndex(rctx[:]); err != nil {
-		return fmt.Errorf("%w: range %d cannot confirm a read now: %v", ErrUnavailable, rangeID, err)
+	if len(r.batched) == 0 {
+		s.readsToIssue = append(s.readsToIssue, r)
 	}
-	r.Reads[id] = done
+	r.batched = append(r.batched, done)
 	return nil
+}
+
+// issueReads sends, for each replica that took reads since the last
+// round, one ReadIndex request for all of them (replica.batched). It is
+// issued after every read of the batch arrived, so the index the leader
+// confirms is at least the commit index each read saw arrive: each read
+// is as linearizable as with a request of its own. Called as the round's
+// Ready is collected, so the request leaves in this round.
+func (s *Store) issueReads() {
+	if len(s.readsToIssue) == 0 {
+		return
+	}
+	// In range order, so that a simulation replays the same requests.
+	slices.SortFunc(s.readsToIssue, func(a, b *replica) int { return cmp.Compare(a.desc.ID, b.desc.ID) })
+	for _, r := range s.readsToIssue {
+		batch := r.batched
+		r.batched = nil
+		if len(batch) == 0 || !s.running(r) {
+			continue // failed already (failAll)
+		}
+		all := func(err error) {
+			for _, done := range batch {
+				done(err)
+			}
+		}
+		if _, err := s.leaderReplica(r.desc.ID); err != nil {
+			all(err)
+			continue
+		}
+		id := s.requestID()
+		var rctx [8]byte
+		binary.BigEndian.PutUint64(rctx[:], id)
+		if err := r.Core.ReadIndex(rctx[:]); err != nil {
+			all(fmt.Errorf("%w: range %d cannot confirm a read now: %v", ErrUnavailable, r.desc.ID, err))
+			continue
+		}
+		r.Reads[id] = all
+	}
+	s.readsToIssue = s.readsToIssue[:0]
 }
 
 // applyCatalog applies a catalog command in meta, writing the catalog's
