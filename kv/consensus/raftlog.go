@@ -41,6 +41,72 @@ type RaftLog struct {
 	// weight is the sum of sizes, kept so that the decision to truncate,
 	// taken every round, does not add them up again.
 	weight uint64
+
+	// tail holds the log's last entries as they were appended, ending at
+	// Last, at most tailMaxEntries of them and about tailMaxBytes: Raft
+	// reads back what it has just written (to send it to followers, to
+	// apply it once committed, to check a term), and gets it from memory
+	// instead of Pebble. A round whose batch is not committed stops the
+	// store, so the tail never holds what the disk does not.
+	tail      []raft.Entry
+	tailBytes uint64
+}
+
+// Bounds of RaftLog.tail: a few rounds of a busy range, and little memory
+// for a node of thousands of ranges.
+const (
+	tailMaxEntries = 256
+	tailMaxBytes   = 64 << 10
+)
+
+// fromTail returns the entries [lo, hi) from the tail, if it holds them
+// all.
+func (l *RaftLog) fromTail(lo, hi uint64) ([]raft.Entry, bool) {
+	if len(l.tail) == 0 || lo < l.tail[0].Index || hi > l.Last+1 || lo >= hi {
+		return nil, false
+	}
+	first := l.tail[0].Index
+	return l.tail[lo-first : hi-first], true
+}
+
+// appendTail adds ents, which follow Last or replace a suffix of the log,
+// to the tail.
+func (l *RaftLog) appendTail(ents []raft.Entry) {
+	first := ents[0].Index
+	if n := len(l.tail); n > 0 && (first < l.tail[0].Index || first > l.tail[n-1].Index+1) {
+		l.dropTail() // the tail would not be contiguous
+	}
+	if n := len(l.tail); n > 0 {
+		keep := int(first - l.tail[0].Index) // a replaced suffix goes
+		for _, e := range l.tail[keep:] {
+			l.tailBytes -= e.Size()
+		}
+		clear(l.tail[keep:])
+		l.tail = l.tail[:keep]
+	}
+	for _, e := range ents {
+		l.tail = append(l.tail, e)
+		l.tailBytes += e.Size()
+	}
+	l.trimTail(0)
+}
+
+// trimTail drops the tail's entries up to index, and the oldest ones past
+// its bounds.
+func (l *RaftLog) trimTail(index uint64) {
+	n := 0
+	for n < len(l.tail) && (l.tail[n].Index <= index || len(l.tail)-n > tailMaxEntries || l.tailBytes > tailMaxBytes) {
+		l.tailBytes -= l.tail[n].Size()
+		n++
+	}
+	if n > 0 {
+		l.tail = slices.Delete(l.tail, 0, n)
+	}
+}
+
+func (l *RaftLog) dropTail() {
+	clear(l.tail)
+	l.tail, l.tailBytes = l.tail[:0], 0
 }
 
 // truncatedState is the point the log starts after.
@@ -94,6 +160,16 @@ func (l *RaftLog) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
 	if hi > l.Last+1 {
 		return nil, fmt.Errorf("%w: entries [%d, %d) of range %d, last index %d", raft.ErrUnavailable, lo, hi, l.rangeID, l.Last)
 	}
+	if ents, ok := l.fromTail(lo, hi); ok {
+		var size uint64
+		for i, e := range ents {
+			if size += e.Size(); i > 0 && size > maxBytes {
+				ents = ents[:i]
+				break
+			}
+		}
+		return slices.Clone(ents), nil // raft may append to what it gets
+	}
 	it, err := l.db.NewIter(storage.LogSpan(l.rangeID, lo, hi))
 	if err != nil {
 		return nil, err
@@ -141,6 +217,9 @@ func (l *RaftLog) Term(i uint64) (uint64, error) {
 		return 0, raft.ErrCompacted
 	case i > l.Last:
 		return 0, raft.ErrUnavailable
+	}
+	if ents, ok := l.fromTail(i, i+1); ok {
+		return ents[0].Term, nil
 	}
 	b, err := l.db.Get(storage.LogKey(l.rangeID, i))
 	if err != nil {
@@ -204,6 +283,7 @@ func (l *RaftLog) Append(b *storage.Batch, ents []raft.Entry) error {
 		}
 	}
 	l.Last = last
+	l.appendTail(ents)
 	return nil
 }
 
@@ -228,6 +308,7 @@ func (l *RaftLog) Truncate(b *storage.Batch, index uint64, cs raft.ConfState) er
 		}
 		l.sizes = slices.Delete(l.sizes, 0, gone)
 	}
+	l.trimTail(index)
 	return l.setTruncated(b, truncatedState{Index: index, term: term, cs: cs.Clone()})
 }
 
@@ -271,6 +352,7 @@ func (l *RaftLog) InstallSnapshot(b *storage.Batch, meta raft.SnapshotMetadata) 
 	}
 	l.Last = meta.Index
 	l.sizes, l.sized, l.weight = l.sizes[:0], true, 0
+	l.dropTail()
 	return l.setTruncated(b, truncatedState{Index: meta.Index, term: meta.Term, cs: meta.ConfState.Clone()})
 }
 
