@@ -2,7 +2,9 @@
 // "kvctl bench" and the benchmarks in e2e/.
 //
 // A run (Run, Workload) drives one keyspace with closed-loop clients, each
-// sending its next request once the previous one was answered, spread over
+// sending its next request once the previous one was answered, or
+// open-loop (Workload.Rate), requests due at fixed times and measured from
+// them so that a stall is not hidden (coordinated omission), spread over
 // the cluster's nodes, and measures:
 //
 //   - throughput and latency percentiles per kind of request (HDR
@@ -15,7 +17,10 @@
 //     from every node's /metrics before and after the run.
 //
 // A sweep (Sweep) compares the modes: the same workload on a raft, a
-// paxos and an eventual keyspace it creates, the last once per (W, R).
+// paxos and an eventual keyspace it creates, the last once per (W, R),
+// and each at every rate of Sweep.Rates. WriteChart draws such runs as
+// throughput against p99 latency, a line per setting; WriteTable prints
+// them. Workload.Progress reports a run as it goes.
 //
 // The load runs in the calling process. On the machine that runs the
 // nodes it competes with them for the cores, and what it measures is then

@@ -81,3 +81,16 @@ func summarize(h *hdrhistogram.Histogram) Latency {
 		Max: ms(h.Max()),
 	}
 }
+
+// summaryAll is the percentiles of every answered request, whatever its
+// kind; call it once the clients are done.
+func (l *latencies) summaryAll() Latency {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	all := newHistogram()
+	for _, h := range l.mu.hist {
+		// Same bounds and precision: Merge drops nothing.
+		all.Merge(h)
+	}
+	return summarize(all)
+}

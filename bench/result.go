@@ -21,12 +21,14 @@ type Result struct {
 	W int `json:"w"`
 	R int `json:"r"`
 
-	Clients      int     `json:"clients"`
-	Keys         int     `json:"keys"`
-	ValueSize    int     `json:"value_size"`
-	ReadFraction float64 `json:"read_fraction"`
-	CASFraction  float64 `json:"cas_fraction"`
-	Seed         uint64  `json:"seed"`
+	Clients int `json:"clients"`
+	// DurationSeconds is the load's planned duration (Workload.Duration).
+	DurationSeconds float64 `json:"duration_seconds"`
+	Keys            int     `json:"keys"`
+	ValueSize       int     `json:"value_size"`
+	ReadFraction    float64 `json:"read_fraction"`
+	CASFraction     float64 `json:"cas_fraction"`
+	Seed            uint64  `json:"seed"`
 
 	// PrefillSeconds is how long writing every key once took, before the
 	// clock of the load started.
@@ -40,6 +42,12 @@ type Result struct {
 	OpsPerSecond float64 `json:"ops_per_second"`
 	// Errors counts the failed requests (each kind's Errors say why).
 	Errors int64 `json:"errors"`
+	// Latency is the percentiles of every answered request, of all kinds.
+	Latency Latency `json:"latency_ms"`
+	// OpenLoop is what an open-loop run (Workload.Rate) did with its
+	// schedule; nil in a closed loop. Latencies of an open-loop run count
+	// from each request's due time.
+	OpenLoop *OpenLoop `json:"open_loop,omitempty"`
 
 	Read  OpStats `json:"read"`
 	Write OpStats `json:"write"`
@@ -80,16 +88,46 @@ func (s OpStats) failed() int64 {
 	return n
 }
 
-// columns of WriteTable; the CAS ones appear only when some row ran
-// compare-and-swaps.
-var (
-	baseColumns = []string{"MODE", "N", "W", "R", "OPS/S", "READ-P50", "READ-P99", "WRITE-P50", "WRITE-P99"}
-	casColumns  = []string{"CAS-P50", "CAS-P99"}
-	tailColumns = []string{"ERRORS", "STALE", "SERVER-STALE"}
-)
+// Columns is which optional columns a table of results has.
+type Columns struct {
+	// CAS: compare-and-swap latencies, when some row ran them.
+	CAS bool
+	// OpenLoop: the target and achieved rates and the late starts, when
+	// some row was open-loop.
+	OpenLoop bool
+}
 
-// Row is the result's cells in WriteTable's columns.
-func (r Result) Row(withCAS bool) []string {
+// ColumnsFor is the columns a table of results needs.
+func ColumnsFor(results []Result) Columns {
+	var c Columns
+	for _, r := range results {
+		c.CAS = c.CAS || r.CAS.Ops > 0 || r.CASFraction > 0
+		c.OpenLoop = c.OpenLoop || r.OpenLoop != nil
+	}
+	return c
+}
+
+// Header is the table's header row.
+func (c Columns) Header() []string {
+	h := []string{"MODE", "N", "W", "R"}
+	if c.OpenLoop {
+		h = append(h, "RATE", "SENT/S")
+	}
+	h = append(h, "OPS/S", "READ-P50", "READ-P99", "WRITE-P50", "WRITE-P99")
+	if c.CAS {
+		h = append(h, "CAS-P50", "CAS-P99")
+	}
+	h = append(h, "ERRORS")
+	if c.OpenLoop {
+		h = append(h, "LATE")
+	}
+	return append(h, "STALE", "SERVER-STALE")
+}
+
+// Row is the result's cells in the columns c. In an open-loop row, RATE
+// is the target, SENT/S the achieved rate and LATE the requests sent
+// more than LateAfter after they were due; "-" in a closed-loop row.
+func (r Result) Row(c Columns) []string {
 	quorum := func(n int) string {
 		if n == 0 {
 			return "-"
@@ -102,13 +140,38 @@ func (r Result) Row(withCAS bool) []string {
 		}
 		return fmt.Sprintf("%.2fms", v)
 	}
-	row := []string{r.Mode, fmt.Sprint(r.N), quorum(r.W), quorum(r.R), fmt.Sprintf("%.0f", r.OpsPerSecond),
+	row := []string{r.Mode, fmt.Sprint(r.N), quorum(r.W), quorum(r.R)}
+	if c.OpenLoop {
+		row = append(row, r.rateCells()...)
+	}
+	row = append(row, fmt.Sprintf("%.0f", r.OpsPerSecond),
 		ms(r.Read.Latency.P50, r.Read.Ops), ms(r.Read.Latency.P99, r.Read.Ops),
-		ms(r.Write.Latency.P50, r.Write.Ops), ms(r.Write.Latency.P99, r.Write.Ops)}
-	if withCAS {
+		ms(r.Write.Latency.P50, r.Write.Ops), ms(r.Write.Latency.P99, r.Write.Ops))
+	if c.CAS {
 		row = append(row, ms(r.CAS.Latency.P50, r.CAS.Ops), ms(r.CAS.Latency.P99, r.CAS.Ops))
 	}
-	return append(row, fmt.Sprint(r.Errors), r.staleCell(), r.serverCell())
+	row = append(row, fmt.Sprint(r.Errors))
+	if c.OpenLoop {
+		row = append(row, r.lateCell())
+	}
+	return append(row, r.staleCell(), r.serverCell())
+}
+
+// rateCells: the target and achieved rates.
+func (r Result) rateCells() []string {
+	if r.OpenLoop == nil {
+		return []string{"-", "-"}
+	}
+	return []string{fmt.Sprintf("%.0f", r.OpenLoop.TargetRate), fmt.Sprintf("%.0f", r.OpenLoop.AchievedRate)}
+}
+
+// lateCell: late starts, and their share of the scheduled requests.
+func (r Result) lateCell() string {
+	o := r.OpenLoop
+	if o == nil || o.Scheduled == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d (%.1f%%)", o.Late, 100*float64(o.Late)/float64(o.Scheduled))
 }
 
 // staleCell: missed reads, and their share of the checked reads.
@@ -132,19 +195,11 @@ func (r Result) serverCell() string {
 // WriteTable prints the results as an aligned table with a header, one
 // row each, and below it the errors of runs that had any.
 func WriteTable(w io.Writer, results []Result) error {
-	withCAS := false
-	for _, r := range results {
-		withCAS = withCAS || r.CAS.Ops > 0 || r.CASFraction > 0
-	}
-	header := append([]string{}, baseColumns...)
-	if withCAS {
-		header = append(header, casColumns...)
-	}
-	header = append(header, tailColumns...)
+	c := ColumnsFor(results)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	fmt.Fprintln(tw, strings.Join(c.Header(), "\t"))
 	for _, r := range results {
-		fmt.Fprintln(tw, strings.Join(r.Row(withCAS), "\t"))
+		fmt.Fprintln(tw, strings.Join(r.Row(c), "\t"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -164,6 +219,9 @@ func (r Result) writeNotes(w io.Writer) error {
 	if r.W != 0 || r.R != 0 {
 		label = fmt.Sprintf("%s w=%d r=%d", r.Mode, r.W, r.R)
 	}
+	if r.OpenLoop != nil {
+		label += fmt.Sprintf(" at %.0f/s", r.OpenLoop.TargetRate)
+	}
 	var notes []string
 	for _, k := range []struct {
 		name string
@@ -172,6 +230,10 @@ func (r Result) writeNotes(w io.Writer) error {
 		for code, n := range sortedCounts(k.s.Errors) {
 			notes = append(notes, fmt.Sprintf("%d %s errors: %s", n, k.name, code))
 		}
+	}
+	if o := r.OpenLoop; o != nil && o.Expired > 0 {
+		notes = append(notes, fmt.Sprintf("%d of %d requests never sent: every client was busy until their timeout had passed (calls overran their deadline, or kvctl was short of CPU)",
+			o.Expired, o.Scheduled))
 	}
 	notes = append(notes, r.FirstErrors...)
 	notes = append(notes, r.Stale.Examples...)

@@ -24,7 +24,10 @@ import (
 //  2. Load: Clients goroutines, each sending one request at a time, the
 //     j-th request of client i through kvs[(i+j) % len(kvs)], until
 //     Duration has passed or MaxOps requests were sent. Requests in
-//     flight at the end are waited for.
+//     flight at the end are waited for. In a closed loop (Rate 0) a
+//     client sends its next request when the last one is answered; in
+//     an open loop it sends the schedule's next request when that is due
+//     (see Workload.Rate and LateAfter).
 //  3. Check: the reads against the acknowledged writes (MissedAcks), and
 //     for eventual keyspaces the server's counters after Settle.
 //
@@ -57,12 +60,15 @@ func Run(ctx context.Context, w Workload, kvs []KV) (Result, error) {
 	if w.Keyspace.Mode == ModeEventual && len(w.MetricsEndpoints) > 0 {
 		probe = startServerProbe(ctx, &w)
 	}
-	elapsed := load(ctx, workers, w.Duration)
+	ld := load(ctx, &w, workers)
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("bench: run on keyspace %s stopped before its end: %w", w.Keyspace.Name, context.Cause(ctx))
 	}
 
-	res := newResult(&w, workers, sh.latencies, prefillTime, elapsed)
+	res := newResult(&w, workers, sh.latencies, prefillTime, ld.elapsed)
+	if ld.sched != nil {
+		res.OpenLoop = newOpenLoop(ld.sched, workers)
+	}
 	var err error
 	if res.Stale, err = checkStale(workers); err != nil {
 		return Result{}, fmt.Errorf("bench: keyspace %s: stale-read check: %w", w.Keyspace.Name, err)
@@ -75,17 +81,40 @@ func Run(ctx context.Context, w Workload, kvs []KV) (Result, error) {
 	return res, nil
 }
 
-// load runs the workers until the deadline and returns how long they
-// took: until the last one's last request was answered.
-func load(ctx context.Context, workers []*worker, d time.Duration) time.Duration {
+// loaded is what load did.
+type loaded struct {
+	// elapsed is until the last request was answered.
+	elapsed time.Duration
+	// sched is the open loop's schedule (nil in a closed loop).
+	sched *schedule
+}
+
+// load runs the workers, in a closed loop until Duration has passed, or
+// in an open one until the schedule's requests were all sent, and waits
+// for their last answers.
+func load(ctx context.Context, w *Workload, workers []*worker) loaded {
 	start := time.Now()
-	deadline := start.Add(d)
+	sh := workers[0].sh
+	var ld loaded
+	run := func(wk *worker) { wk.load(ctx, start.Add(w.Duration)) }
+	total := int64(w.MaxOps)
+	if w.Rate > 0 {
+		ld.sched = newSchedule(start, w)
+		run = func(wk *worker) { wk.loadOpen(ctx, ld.sched) }
+		total = ld.sched.n
+	}
+	rep := startReporter(w, func() Progress {
+		return Progress{Phase: PhaseLoad, Remaining: max(0, time.Until(start.Add(w.Duration))),
+			Done: sh.finished.Load(), Total: total, Errors: sh.errors.Load()}
+	})
+	defer rep.stop()
 	var wg sync.WaitGroup
 	for _, wk := range workers {
-		wg.Go(func() { wk.load(ctx, deadline) })
+		wg.Go(func() { run(wk) })
 	}
 	wg.Wait()
-	return time.Since(start)
+	ld.elapsed = time.Since(start)
+	return ld
 }
 
 // checkStale checks the workers' reads against their acknowledged writes.
@@ -158,6 +187,10 @@ type shared struct {
 	versions versionBook
 	// latencies of the answered requests.
 	latencies *latencies
+	// prefilled, finished and errors count keys written by the prefill,
+	// requests of the load answered or failed, and those failed, for
+	// progress reports while the run goes on.
+	prefilled, finished, errors atomic.Int64
 }
 
 // versionBook keeps a recently seen version of every key: a compare-and-
@@ -214,8 +247,8 @@ const maxFirstErrors = 3
 // its sequence number in hex, unique within a run.
 const tagBytes = 16
 
-// worker is one closed-loop client. Only its goroutine touches it until
-// the run's WaitGroup says it is done.
+// worker is one client, closed-loop or open-loop. Only its goroutine
+// touches it until the run's WaitGroup says it is done.
 type worker struct {
 	id    int
 	w     *Workload
@@ -229,6 +262,7 @@ type worker struct {
 	key   []byte // likewise
 
 	stats     [numKinds]OpStats
+	open      openStats // open loop only
 	acks      []Ack
 	reads     []Read
 	firstErrs []string
@@ -249,6 +283,11 @@ func newWorker(id int, w *Workload, kvs []KV, begin time.Time, sh *shared) *work
 func prefill(ctx context.Context, workers []*worker) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	w, sh := workers[0].w, workers[0].sh
+	rep := startReporter(w, func() Progress {
+		return Progress{Phase: PhasePrefill, Done: sh.prefilled.Load(), Total: int64(w.Keys)}
+	})
+	defer rep.stop()
 	var wg sync.WaitGroup
 	for _, wk := range workers {
 		wg.Go(func() {
@@ -274,35 +313,55 @@ func (wk *worker) prefillKey(ctx context.Context, key int) error {
 		return fmt.Errorf("key %s: %w", wk.keyBytes(key), err)
 	}
 	wk.acked(key, time.Since(wk.begin), v)
+	wk.sh.prefilled.Add(1)
 	return nil
 }
 
-// load sends requests until the deadline, the request budget or ctx ends.
+// load sends requests in a closed loop until the deadline, the request
+// budget or ctx ends.
 func (wk *worker) load(ctx context.Context, deadline time.Time) {
-	w := wk.w
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		if w.MaxOps > 0 && wk.sh.budget.Add(-1) < 0 {
+		if wk.w.MaxOps > 0 && wk.sh.budget.Add(-1) < 0 {
 			return
 		}
-		key := wk.rng.IntN(w.Keys)
-		switch x := wk.rng.Float64(); {
-		case x < w.ReadFraction:
-			wk.read(ctx, key)
-		case x < w.ReadFraction+w.CASFraction:
-			wk.cas(ctx, key)
-		default:
-			wk.put(ctx, key)
-		}
+		k, key := wk.pick()
+		wk.send(ctx, k, key, time.Now())
 	}
 }
 
-func (wk *worker) read(ctx context.Context, key int) {
-	rctx, cancel := context.WithTimeout(ctx, wk.w.Timeout)
+// pick chooses the next request's kind and key.
+func (wk *worker) pick() (kind, int) {
+	w := wk.w
+	key := wk.rng.IntN(w.Keys)
+	switch x := wk.rng.Float64(); {
+	case x < w.ReadFraction:
+		return kindRead, key
+	case x < w.ReadFraction+w.CASFraction:
+		return kindCAS, key
+	}
+	return kindWrite, key
+}
+
+// send sends a request and measures its latency from start: when it was
+// sent (closed loop) or due (open loop). Its Timeout counts from start
+// too.
+func (wk *worker) send(ctx context.Context, k kind, key int, start time.Time) {
+	switch k {
+	case kindRead:
+		wk.read(ctx, key, start)
+	case kindCAS:
+		wk.cas(ctx, key, start)
+	default:
+		wk.put(ctx, key, start)
+	}
+}
+
+func (wk *worker) read(ctx context.Context, key int, start time.Time) {
+	rctx, cancel := context.WithDeadline(ctx, start.Add(wk.w.Timeout))
 	defer cancel()
 	sent := time.Since(wk.begin) // before the request: never later than it
-	t0 := time.Now()
 	kv, err := wk.next().Get(rctx, wk.w.Keyspace.Name, wk.keyBytes(key), client.Quorum{R: wk.w.Quorum.R})
-	lat := time.Since(t0)
+	lat := time.Since(start)
 	switch {
 	case errors.Is(err, client.ErrNotFound):
 		wk.answered(kindRead, lat)
@@ -317,12 +376,11 @@ func (wk *worker) read(ctx context.Context, key int) {
 	}
 }
 
-func (wk *worker) put(ctx context.Context, key int) {
-	rctx, cancel := context.WithTimeout(ctx, wk.w.Timeout)
+func (wk *worker) put(ctx context.Context, key int, start time.Time) {
+	rctx, cancel := context.WithDeadline(ctx, start.Add(wk.w.Timeout))
 	defer cancel()
-	t0 := time.Now()
 	v, err := wk.next().Put(rctx, wk.w.Keyspace.Name, wk.keyBytes(key), wk.nextValue(), client.Quorum{W: wk.w.Quorum.W})
-	lat := time.Since(t0)
+	lat := time.Since(start)
 	at := time.Since(wk.begin) // after the ack: never earlier than it
 	if err != nil {
 		wk.failed(ctx, kindWrite, err)
@@ -334,16 +392,15 @@ func (wk *worker) put(ctx context.Context, key int) {
 
 // cas swaps in a new value if the key is still at the version last seen
 // (or absent, when none was).
-func (wk *worker) cas(ctx context.Context, key int) {
+func (wk *worker) cas(ctx context.Context, key int, start time.Time) {
 	expect := client.Expect{Absent: true}
 	if v := wk.sh.versions.get(key); v != "" {
 		expect = client.Expect{Version: v}
 	}
-	rctx, cancel := context.WithTimeout(ctx, wk.w.Timeout)
+	rctx, cancel := context.WithDeadline(ctx, start.Add(wk.w.Timeout))
 	defer cancel()
-	t0 := time.Now()
 	v, err := wk.next().CompareAndSwap(rctx, wk.w.Keyspace.Name, wk.keyBytes(key), expect, wk.nextValue())
-	lat := time.Since(t0)
+	lat := time.Since(start)
 	at := time.Since(wk.begin)
 	switch {
 	case errors.Is(err, client.ErrConditionFailed):
@@ -382,6 +439,7 @@ func (wk *worker) nextValue() []byte {
 func (wk *worker) answered(k kind, lat time.Duration) {
 	wk.stats[k].Ops++
 	wk.sh.latencies.record(k, lat)
+	wk.sh.finished.Add(1)
 }
 
 // failed counts a failed request, unless the run itself was stopped.
@@ -389,6 +447,8 @@ func (wk *worker) failed(ctx context.Context, k kind, err error) {
 	if ctx.Err() != nil {
 		return
 	}
+	wk.sh.finished.Add(1)
+	wk.sh.errors.Add(1)
 	s := &wk.stats[k]
 	if s.Errors == nil {
 		s.Errors = make(map[string]int64)
@@ -431,7 +491,7 @@ func newResult(w *Workload, workers []*worker, lat *latencies, prefill, elapsed 
 	res := Result{
 		Keyspace: w.Keyspace.Name, Mode: w.Keyspace.Mode, N: w.Keyspace.Replicas, W: wq, R: rq,
 		Clients: w.Clients, Keys: w.Keys, ValueSize: w.ValueSize,
-		ReadFraction: w.ReadFraction, CASFraction: w.CASFraction, Seed: w.Seed,
+		ReadFraction: w.ReadFraction, CASFraction: w.CASFraction, Seed: w.Seed, DurationSeconds: w.Duration.Seconds(),
 		PrefillSeconds: prefill.Seconds(), ElapsedSeconds: elapsed.Seconds(),
 	}
 	var stats [numKinds]OpStats
@@ -459,6 +519,7 @@ func newResult(w *Workload, workers []*worker, lat *latencies, prefill, elapsed 
 		res.Ops += stats[k].Ops
 		res.Errors += stats[k].failed()
 	}
+	res.Latency = lat.summaryAll()
 	res.Read, res.Write, res.CAS = stats[kindRead], stats[kindWrite], stats[kindCAS]
 	if secs := elapsed.Seconds(); secs > 0 {
 		res.OpsPerSecond = float64(res.Ops) / secs

@@ -42,8 +42,12 @@ type Sweep struct {
 	Suffix string
 	// Keep leaves the keyspaces in place, to look at after the sweep.
 	Keep bool
-	// Workload is the template of every run; Keyspace, Quorum and (for
-	// the eventual runs) KeyPrefix are set per run.
+	// Rates, if any, runs every setting once per rate (Workload.Rate), in
+	// the order given, in place of Workload.Rate; none runs each setting
+	// once at Workload.Rate. Each rate adds a run of Duration per setting.
+	Rates []float64
+	// Workload is the template of every run; Keyspace, Quorum, Rate (with
+	// Rates) and (for the eventual runs) KeyPrefix are set per run.
 	Workload Workload
 	// Progress, if set, is told what the sweep does as it does it.
 	Progress func(msg string)
@@ -94,11 +98,25 @@ func (s Sweep) Validate() error {
 			return &KnobError{"wr", fmt.Sprintf("%d,%d", q.W, q.R), fmt.Sprintf("W and R from 1 to the %d replicas (--replicas)", s.Replicas)}
 		}
 	}
-	// The template, as the first eventual run will use it.
+	// The template, as the eventual runs will use it.
 	w := s.Workload
 	w.Keyspace = Keyspace{Name: s.keyspaceName(ModeEventual), Mode: ModeEventual, Replicas: s.Replicas, W: s.Replicas/2 + 1, R: s.Replicas/2 + 1}
 	w.Quorum = s.Pairs[0]
-	return w.WithDefaults().Validate()
+	for _, rate := range s.rates() {
+		w.Rate = rate
+		if err := w.WithDefaults().Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rates are the Workload.Rate of each setting's runs.
+func (s Sweep) rates() []float64 {
+	if len(s.Rates) == 0 {
+		return []float64{s.Workload.Rate}
+	}
+	return s.Rates
 }
 
 func (s Sweep) keyspaceName(mode string) string {
@@ -111,7 +129,7 @@ func (s Sweep) keyspaceName(mode string) string {
 var modeProto = map[string]v1.Mode{ModeRaft: v1.Mode_MODE_RAFT, ModePaxos: v1.Mode_MODE_PAXOS, ModeEventual: v1.Mode_MODE_EVENTUAL}
 
 // Run runs the sweep and returns a result per run, in order: raft,
-// paxos, then eventual per pair. On an error it returns the results so
+// paxos, then eventual per pair, each at every rate in turn. On an error it returns the results so
 // far with it; the keyspaces are dropped all the same (unless Keep).
 func (s Sweep) Run(ctx context.Context, admin Admin, kvs []KV) ([]Result, error) {
 	if err := s.Validate(); err != nil {
@@ -155,20 +173,22 @@ func (s Sweep) runMode(ctx context.Context, admin Admin, kvs []KV, mode string, 
 	}()
 	ks := Keyspace{Name: name, Mode: mode, Replicas: int(created.GetReplicas()), W: int(created.GetW()), R: int(created.GetR())}
 	for _, q := range pairs {
-		w := s.Workload
-		w.Keyspace, w.Quorum = ks, q
-		what := fmt.Sprintf("%s N=%d", mode, ks.Replicas)
-		if mode == ModeEventual {
-			w.KeyPrefix = fmt.Sprintf("w%dr%d/", q.W, q.R)
-			what += fmt.Sprintf(" W=%d R=%d", q.W, q.R)
+		for _, rate := range s.rates() {
+			w := s.Workload
+			w.Keyspace, w.Quorum, w.Rate = ks, q, rate
+			what := fmt.Sprintf("%s N=%d", mode, ks.Replicas)
+			if mode == ModeEventual {
+				w.KeyPrefix = fmt.Sprintf("w%dr%d/", q.W, q.R)
+				what += fmt.Sprintf(" W=%d R=%d", q.W, q.R)
+			}
+			w = w.WithDefaults()
+			s.progress("running %s: %s", what, w.Describe())
+			r, err := Run(ctx, w, kvs)
+			if err != nil {
+				return results, err
+			}
+			results = append(results, r)
 		}
-		w = w.WithDefaults()
-		s.progress("running %s: %v, %d clients, %d keys", what, w.Duration, w.Clients, w.Keys)
-		r, err := Run(ctx, w, kvs)
-		if err != nil {
-			return results, err
-		}
-		results = append(results, r)
 	}
 	return results, nil
 }

@@ -128,6 +128,49 @@ func TestSweepCleansUp(t *testing.T) {
 	}
 }
 
+// With Rates, every setting runs once per rate, in order, open-loop.
+func TestSweepRates(t *testing.T) {
+	f := newFakeStore()
+	s := testSweep()
+	s.Pairs = []client.Quorum{{W: 1, R: 1}}
+	s.Workload.MaxOps, s.Workload.Duration = 0, 100*time.Millisecond
+	s.Rates = []float64{200, 400}
+	var mu sync.Mutex
+	var progress []string
+	s.Progress = func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress = append(progress, msg)
+	}
+	results, err := s.Run(context.Background(), f, []KV{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		mode      string
+		w, r      int
+		rate      float64
+		scheduled int64
+	}
+	var got []row
+	for _, r := range results {
+		if r.OpenLoop == nil {
+			t.Fatalf("%s: closed loop", r.Mode)
+		}
+		got = append(got, row{r.Mode, r.W, r.R, r.OpenLoop.TargetRate, r.OpenLoop.Scheduled})
+	}
+	want := []row{
+		{"raft", 0, 0, 200, 20}, {"raft", 0, 0, 400, 40}, {"paxos", 0, 0, 200, 20}, {"paxos", 0, 0, 400, 40},
+		{"eventual", 1, 1, 200, 20}, {"eventual", 1, 1, 400, 40},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+	if !slices.Contains(progress, "running paxos N=3: 100ms at 400 ops/s, at most 8 in flight, 50 keys") {
+		t.Errorf("progress: %q", progress)
+	}
+}
+
 func TestSweepValidate(t *testing.T) {
 	for _, tc := range []struct {
 		edit func(s *Sweep)
@@ -141,6 +184,8 @@ func TestSweepValidate(t *testing.T) {
 		{func(s *Sweep) { s.Pairs = []client.Quorum{{W: 0, R: 1}} }, "wr"},
 		{func(s *Sweep) { s.Suffix = "Bad!" }, "suffix"},
 		{func(s *Sweep) { s.Workload.Keys = -1 }, "keys"},
+		{func(s *Sweep) { s.Rates = []float64{100, -1} }, "rate"},
+		{func(s *Sweep) { s.Workload.Rate = MaxRate * 2 }, "rate"},
 	} {
 		s := testSweep()
 		tc.edit(&s)

@@ -82,15 +82,38 @@ const (
 	// with more checks only those before the bound was reached and says
 	// how many reads it checked.
 	MaxCheckedOps = 1_000_000
+	// MaxRate bounds an open-loop run's target, in requests per second
+	// over all clients. Each scheduled request wakes a client goroutine at
+	// its intended time; well before a million a second one process
+	// cannot keep such a schedule, and the run would measure the load
+	// generator (its late starts say so) rather than the cluster.
+	MaxRate = 1_000_000
 )
 
 // Workload is one run: Clients closed-loop clients, each sending its next
 // request once the previous one is answered, for Duration or until MaxOps
-// requests were sent, whichever comes first.
+// requests were sent, whichever comes first. With Rate set the run is
+// open-loop instead: requests are due at fixed times, Rate a second, and
+// the Clients send them (see Rate).
 type Workload struct {
 	Keyspace Keyspace
-	// Clients is the number of concurrent clients, 1 to MaxClients.
+	// Clients is the number of concurrent clients, 1 to MaxClients. In an
+	// open-loop run it is the most requests in flight: a request due while
+	// every client is busy waits for one, and its wait counts in its
+	// latency. Too few for the rate and the cluster's latency (Little's
+	// law: Rate x latency) turns the clients into the bottleneck, which
+	// the run reports as late starts; too many costs a goroutine each.
 	Clients int
+	// Rate, if above 0, makes the run open-loop: Rate requests a second
+	// over all clients (up to MaxRate), request i due at i/Rate seconds
+	// after the load began, for Duration (or MaxOps requests). A request's
+	// latency is measured from its due time, not from when a client got to
+	// send it, so a cluster that stalls is charged for every request that
+	// was due during the stall (no coordinated omission; LateAfter says
+	// what the load generator's own timer may add). Each request's
+	// Timeout also counts from its due time, as a caller's deadline would.
+	// 0 is the closed loop.
+	Rate float64
 	// Duration is how long the load runs, after every key was written once.
 	// Requests in flight at the end are waited for (at most Timeout).
 	Duration time.Duration
@@ -133,6 +156,10 @@ type Workload struct {
 	// in, after the read returned. Too short leaves late answers out (the
 	// server's rate is then a lower bound); too long only slows a sweep.
 	Settle time.Duration
+	// Progress, if set, is called every ProgressInterval while the run
+	// prefills and loads, from a goroutine of the run's, one call at a
+	// time; never after Run returned.
+	Progress func(Progress)
 }
 
 // Defaults, used where a Workload field is zero by WithDefaults.
@@ -201,6 +228,8 @@ func (w Workload) Validate() error {
 		return &KnobError{"clients", w.Clients, fmt.Sprintf("1 to %d", MaxClients)}
 	case w.Duration <= 0 || w.Duration > MaxDuration:
 		return &KnobError{"duration", w.Duration, fmt.Sprintf("more than 0 and at most %v", MaxDuration)}
+	case !(w.Rate >= 0 && w.Rate <= MaxRate): // NaN fails too
+		return &KnobError{"rate", w.Rate, fmt.Sprintf("0 (closed loop) to %d requests per second", MaxRate)}
 	case w.MaxOps < 0:
 		return &KnobError{"ops", w.MaxOps, "0 (no bound but the duration) or more"}
 	case w.Keys < 1 || w.Keys > MaxKeys:
@@ -250,6 +279,16 @@ func (w Workload) validateQuorum() error {
 		}
 	}
 	return nil
+}
+
+// Describe says in a few words how the workload loads its keyspace:
+// "10s, 16 clients, 1000 keys", or "10s at 2000 ops/s, at most 16 in
+// flight, 1000 keys" for an open loop.
+func (w Workload) Describe() string {
+	if w.Rate > 0 {
+		return fmt.Sprintf("%v at %g ops/s, at most %d in flight, %d keys", w.Duration, w.Rate, w.Clients, w.Keys)
+	}
+	return fmt.Sprintf("%v, %d clients, %d keys", w.Duration, w.Clients, w.Keys)
 }
 
 // effectiveQuorum is the W and R the run's puts and gets get: the

@@ -31,6 +31,10 @@ func TestValidate(t *testing.T) {
 		{"negative duration", func(w *Workload) { w.Duration = -time.Second }, "duration", "more than 0"},
 		{"endless", func(w *Workload) { w.Duration = 2 * time.Hour }, "duration", "at most 1h0m0s"},
 		{"negative ops", func(w *Workload) { w.MaxOps = -1 }, "ops", "0 (no bound"},
+		{"negative rate", func(w *Workload) { w.Rate = -1 }, "rate", "0 (closed loop) to 1000000 requests per second"},
+		{"rate over the bound", func(w *Workload) { w.Rate = MaxRate + 1 }, "rate", "to 1000000"},
+		{"rate NaN", func(w *Workload) { w.Rate = math.NaN() }, "rate", "to 1000000"},
+		{"rate infinite", func(w *Workload) { w.Rate = math.Inf(1) }, "rate", "to 1000000"},
 		{"no keys", func(w *Workload) { w.Keys = -5 }, "keys", "1 to 1000000"},
 		{"tiny values", func(w *Workload) { w.ValueSize = 8 }, "value-size", "16 (room for the tag"},
 		{"huge values", func(w *Workload) { w.ValueSize = 1<<20 + 1 }, "value-size", "1048576 (the server's 1 MiB value limit)"},
@@ -60,12 +64,25 @@ func TestValidate(t *testing.T) {
 		func(w *Workload) { w.ReadFraction, w.CASFraction = 0.5, 0.5 },
 		func(w *Workload) { w.ReadFraction, w.ValueSize = 0, MaxValueBytes },
 		func(w *Workload) { w.Keyspace = raft3 },
+		func(w *Workload) { w.Rate = MaxRate },
+		func(w *Workload) { w.Rate = 0.5 },
 	} {
 		w := ok
 		edit(&w)
 		if err := w.Validate(); err != nil {
 			t.Errorf("%+v refused: %v", w, err)
 		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	w := Workload{Keyspace: raft3}.WithDefaults()
+	if got := w.Describe(); got != "10s, 16 clients, 1000 keys" {
+		t.Errorf("closed loop: %q", got)
+	}
+	w.Rate = 2500.5
+	if got := w.Describe(); got != "10s at 2500.5 ops/s, at most 16 in flight, 1000 keys" {
+		t.Errorf("open loop: %q", got)
 	}
 }
 
