@@ -46,9 +46,10 @@ func ClientFiles(user string) (crt, key string) {
 	return "client." + user + ".crt", "client." + user + ".key"
 }
 
-// userName is what a client certificate's user may be called: the names
-// kvctl user add takes, and nothing that could escape the directory.
-var userName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+// UserName is what a client certificate's user may be called: the names
+// kvctl user add takes (kv/catalog.CheckUserName), and nothing that could
+// escape the directory.
+var UserName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 
 // Options are the choices every create call takes.
 type Options struct {
@@ -128,8 +129,8 @@ func CreateNode(certsDir, caKey string, hosts []string, o Options) error {
 // (ClientFiles), signed by the CA of certsDir and caKey: its Common Name
 // is the user, and it is valid as a client only.
 func CreateClient(certsDir, caKey, user string, o Options) error {
-	if !userName.MatchString(user) {
-		return fmt.Errorf("certs: user name %q: want %s", user, userName)
+	if !UserName.MatchString(user) {
+		return fmt.Errorf("certs: user name %q: want %s", user, UserName)
 	}
 	if user == RoleNode {
 		return fmt.Errorf("certs: %q is the nodes' role, not a user name", user)

@@ -38,8 +38,7 @@ func (c *Client) bearer(ctx context.Context) (string, error) {
 	if time.Now().Before(c.tokens.renewAt) {
 		return c.tokens.token, nil
 	}
-	resp, err := unary(ctx, c, c.authNoToken, policy{}, &v1.AuthenticateRequest{User: c.cfg.User, Password: c.cfg.Password},
-		quorumkvv1connect.AuthClient.Authenticate)
+	resp, err := c.login(ctx)
 	switch {
 	case connect.CodeOf(err) == connect.CodeFailedPrecondition:
 		// Auth is off: no token, and ask again in a while.
@@ -53,6 +52,12 @@ func (c *Client) bearer(ctx context.Context) (string, error) {
 	c.tokens.token = "Bearer " + resp.Token
 	c.tokens.renewAt = now.Add(exp.Sub(now) * 4 / 5) // well before it ends, whatever the clocks
 	return c.tokens.token, nil
+}
+
+// login asks for a token with Config.User and Config.Password.
+func (c *Client) login(ctx context.Context) (*v1.AuthenticateResponse, error) {
+	return unary(ctx, c, c.authNoToken, policy{}, &v1.AuthenticateRequest{User: c.cfg.User, Password: c.cfg.Password},
+		quorumkvv1connect.AuthClient.Authenticate)
 }
 
 // forget drops token, refused by a node, so that the next call logs in.
@@ -98,8 +103,7 @@ func (c *Client) Token(ctx context.Context) (string, time.Time, error) {
 	if c.cfg.Password == "" {
 		return "", time.Time{}, errors.New("client: a token needs a user and its password")
 	}
-	resp, err := unary(ctx, c, c.authNoToken, policy{}, &v1.AuthenticateRequest{User: c.cfg.User, Password: c.cfg.Password},
-		quorumkvv1connect.AuthClient.Authenticate)
+	resp, err := c.login(ctx)
 	if err != nil {
 		return "", time.Time{}, authError(err)
 	}

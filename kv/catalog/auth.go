@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/quorumkv/quorumkv/certs"
 )
 
 // Users, roles and whether the cluster checks them live in the catalog,
@@ -142,20 +144,14 @@ var rootRole = Role{Name: RootRole, Permissions: []Permission{{Keyspace: AllKeys
 // TokenKeyBytes is the size of AuthSettings.TokenKey.
 const TokenKeyBytes = 32
 
-// userNameRE is the form of user and role names (and of the Common Name
-// of client certificates, certs.CreateClient).
-var userNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
-
-// reservedName is the Common Name of node certificates (certs.RoleNode):
-// no user or role may take it.
-const reservedName = "node"
-
-// CheckUserName checks a user or role name.
+// CheckUserName checks a user or role name: the form of the Common Name
+// of client certificates (certs.UserName), and never the nodes' own
+// (certs.RoleNode).
 func CheckUserName(what, name string) error {
 	switch {
-	case !userNameRE.MatchString(name):
-		return fmt.Errorf("%w: %s name %q: want %s", ErrInvalidArgument, what, name, userNameRE)
-	case name == reservedName:
+	case !certs.UserName.MatchString(name):
+		return fmt.Errorf("%w: %s name %q: want %s", ErrInvalidArgument, what, name, certs.UserName)
+	case name == certs.RoleNode:
 		return fmt.Errorf("%w: %s name %q is the nodes' own (their certificates' Common Name)", ErrInvalidArgument, what, name)
 	}
 	return nil
