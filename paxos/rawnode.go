@@ -383,7 +383,9 @@ func (r *RawNode) ReadIndex(ctx []byte) error {
 
 // HasCommittedEntries reports whether chosen entries wait to be handed
 // out by Ready.
-func (r *RawNode) HasCommittedEntries() bool { return r.log.applied < r.log.commit && !r.log.applyPaused }
+func (r *RawNode) HasCommittedEntries() bool {
+	return r.log.applied < r.log.commit && !r.log.applyPaused
+}
 
 // HasReady reports whether Ready has anything to hand out.
 func (r *RawNode) HasReady() bool {
