@@ -1424,11 +1424,15 @@ func (cl *simClient) next() {
 	cl.attempt(cl.hints[req.In.Key])
 }
 
-// attempt sends the operation to target, or to a random node if 0.
+// attempt sends the operation to target, or to a random node if 0 or if
+// target does not run yet: a node the catalog registered (c.join) before
+// the simulation started it, which a hint may name, as a real client
+// could not dial it and would try another.
 func (cl *simClient) attempt(target uint64) {
 	op := cl.op
-	if target == 0 {
-		target = cl.c.ids[cl.rand(len(cl.c.ids))]
+	if target == 0 || !cl.c.added[target] {
+		running := slices.DeleteFunc(slices.Clone(cl.c.ids), func(id uint64) bool { return !cl.c.added[id] })
+		target = running[cl.rand(len(running))]
 	}
 	op.req.Attempt++
 	cl.env.Send(sim.NodeID(target), op.req)
