@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
+	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/client"
@@ -47,7 +48,10 @@ func userCommand() *cli.Command {
 			withGlobals(&cli.Command{Name: "add", Usage: "add a user", ArgsUsage: "NAME",
 				Flags:  append([]cli.Flag{&cli.StringFlag{Name: "roles", Usage: "roles to give it, comma-separated"}}, newPassword...),
 				Action: userAdd}),
-			withGlobals(&cli.Command{Name: "list", Usage: "list the users with their roles", Action: userList}),
+			withGlobals(&cli.Command{Name: "list", Usage: "list the users with their roles", Action: listTable((*client.Client).Users, func(us []*v1.User) proto.Message { return &v1.UserListResponse{Users: us} },
+				"USER\tPASSWORD\tROLES", func(u *v1.User) string {
+					return u.Name + "\t" + yesNo(u.HasPassword) + "\t" + orNone(strings.Join(u.Roles, ","))
+				})}),
 			withGlobals(&cli.Command{Name: "delete", Usage: "delete a user", ArgsUsage: "NAME", Action: byName((*client.Client).UserDelete, "deleted", "user %s deleted")}),
 			withGlobals(&cli.Command{Name: "passwd", Usage: "set a user's password (yours, or anyone's as the cluster's admin); its tokens end", ArgsUsage: "NAME",
 				Flags: newPassword, Action: userPasswd}),
@@ -63,7 +67,8 @@ func roleCommand() *cli.Command {
 		Usage: "manage roles: what their users may do on which keyspaces",
 		Subcommands: []*cli.Command{
 			withGlobals(&cli.Command{Name: "add", Usage: "add a role without permissions", ArgsUsage: "NAME", Action: byName((*client.Client).RoleAdd, "role", "role %s added")}),
-			withGlobals(&cli.Command{Name: "list", Usage: "list the roles with their permissions", Action: roleList}),
+			withGlobals(&cli.Command{Name: "list", Usage: "list the roles with their permissions", Action: listTable((*client.Client).Roles, func(rs []*v1.Role) proto.Message { return &v1.RoleListResponse{Roles: rs} },
+				"ROLE\tPERMISSIONS", func(r *v1.Role) string { return r.Name + "\t" + orNone(permissionsText(r.Permissions)) })}),
 			withGlobals(&cli.Command{Name: "delete", Usage: "delete a role, and take it from its users", ArgsUsage: "NAME", Action: byName((*client.Client).RoleDelete, "deleted", "role %s deleted")}),
 			withGlobals(&cli.Command{
 				Name: "grant", Usage: "grant a role read, write or admin on keyspaces: a name, a prefix ending in '*', or '*' for all (admin on '*' administers the cluster)",
@@ -206,25 +211,31 @@ func userAdd(c *cli.Context) error {
 	})
 }
 
-func userList(c *cli.Context) error {
-	if _, err := args(c); err != nil {
-		return err
-	}
-	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
-		users, err := cl.Users(ctx)
-		if err != nil {
+// listTable is the action of a list command: it fetches the items, and
+// prints them as JSON (wrapped in their list message) or as a table of
+// header's columns, a row per item.
+func listTable[T any](fetch func(*client.Client, context.Context) ([]T, error), wrap func([]T) proto.Message,
+	header string, row func(T) string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if _, err := args(c); err != nil {
 			return err
 		}
-		if out == formatJSON {
-			return writeProtoJSON(c.App.Writer, &v1.UserListResponse{Users: users})
-		}
-		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USER\tPASSWORD\tROLES")
-		for _, u := range users {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, yesNo(u.HasPassword), orNone(strings.Join(u.Roles, ",")))
-		}
-		return tw.Flush()
-	})
+		return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+			items, err := fetch(cl, ctx)
+			if err != nil {
+				return err
+			}
+			if out == formatJSON {
+				return writeProtoJSON(c.App.Writer, wrap(items))
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, header)
+			for _, it := range items {
+				fmt.Fprintln(tw, row(it))
+			}
+			return tw.Flush()
+		})
+	}
 }
 
 func yesNo(b bool) string {
@@ -286,27 +297,6 @@ func userRole(grant bool) cli.ActionFunc {
 			return printResult(c, out, map[string]any{"user": a[0], "role": a[1], "granted": grant}, text)
 		})
 	}
-}
-
-func roleList(c *cli.Context) error {
-	if _, err := args(c); err != nil {
-		return err
-	}
-	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
-		roles, err := cl.Roles(ctx)
-		if err != nil {
-			return err
-		}
-		if out == formatJSON {
-			return writeProtoJSON(c.App.Writer, &v1.RoleListResponse{Roles: roles})
-		}
-		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ROLE\tPERMISSIONS")
-		for _, r := range roles {
-			fmt.Fprintf(tw, "%s\t%s\n", r.Name, orNone(permissionsText(r.Permissions)))
-		}
-		return tw.Flush()
-	})
 }
 
 var accessNames = map[string]v1.Access{"read": v1.Access_ACCESS_READ, "write": v1.Access_ACCESS_WRITE, "admin": v1.Access_ACCESS_ADMIN}
