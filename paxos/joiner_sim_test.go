@@ -248,3 +248,69 @@ func (cl *cluster) joinNode4(t *testing.T) {
 		t.Fatalf("the joiner did not catch up (%v): %s", cl.err, cl.statusLine())
 	}
 }
+
+// An acceptor removed from the group and added back later, empty (its
+// node deleted the replica in between, as a kv node does once the range
+// lets it go), is a joiner again for a leader that kept its ballot all
+// along: its answers from before it was removed say nothing about the new
+// replica. A leader that still counted it as joined reported it caught up
+// (Joined) while it waited for a snapshot, so kv let the range quiesce
+// with the joiner never sent one, and it waited for good
+// (TestSimPaxosDecommission, seed 9).
+func TestReaddedAcceptorJoinsAgain(t *testing.T) {
+	cl := newCluster(7, members("majority", 1, 2, 3), paxos.CanaryNone, nil)
+	cl.nodes[1].rn.Campaign()
+	cl.settle(50, func() {}, func() bool { return false })
+	cl.propose(1)
+	cl.settle(20, func() {}, func() bool { return false })
+	leader := cl.nodes[1].rn
+	if !leader.Joined(2) {
+		t.Fatalf("node 2 answered the leader, which does not count it joined: %s", cl.statusLine())
+	}
+	// Node 2 leaves for node 4, which joins empty.
+	cl.addNode(4, paxos.PersistentState{})
+	cl.reconfigure(t, members("majority", 1, 3, 4), 4)
+	// Node 2 deletes its replica: it is down, then comes back empty.
+	cl.crash(2)
+	cl.dead[2] = true
+	cl.nodes[2].disk = paxos.PersistentState{}
+	// Node 4 leaves for node 2, while node 2 hears nothing.
+	readd := members("majority", 1, 3, 2)
+	cl.settle(300, func() { cl.proposeUnlessChosen(1, readd) }, func() bool {
+		return leader.Status().Config.String() == readd.String()
+	})
+	if got := leader.Status().Config.String(); got != readd.String() || cl.err != nil {
+		t.Fatalf("the leader's configuration is %s, want %s (%v)", got, readd, cl.err)
+	}
+	if leader.Joined(2) {
+		t.Fatalf("the leader counts node 2 joined, added back empty and not heard from since: %s", cl.statusLine())
+	}
+	delete(cl.dead, 2)
+	cl.restart(2)
+	ok := cl.settle(300, func() {}, func() bool { return !cl.nodes[2].rn.Status().Joining && leader.Joined(2) })
+	if !ok || cl.err != nil {
+		t.Fatalf("node 2, added back empty, did not catch up (%v): %s", cl.err, cl.statusLine())
+	}
+}
+
+// reconfigure has the leader, node 1, propose m until it is in force on
+// the leader and node joiner, added empty, has caught up and applies it.
+func (cl *cluster) reconfigure(t *testing.T, m paxos.Membership, joiner uint64) {
+	t.Helper()
+	ok := cl.settle(300, func() { cl.proposeUnlessChosen(1, m) }, func() bool {
+		s := cl.nodes[joiner].rn.Status()
+		return !s.Joining && s.Config.String() == m.String() && cl.nodes[1].rn.Status().Config.String() == m.String()
+	})
+	if !ok || cl.err != nil {
+		t.Fatalf("%s did not come into force with node %d caught up (%v): %s", m, joiner, cl.err, cl.statusLine())
+	}
+}
+
+// proposeUnlessChosen has node id propose m unless its newest
+// configuration is m already (one still pending is refused).
+func (cl *cluster) proposeUnlessChosen(id uint64, m paxos.Membership) {
+	rn := cl.nodes[id].rn
+	if cs := rn.Configs(); len(cs) > 0 && cs[len(cs)-1].Membership.String() != m.String() {
+		_ = rn.ProposeConfig(m)
+	}
+}

@@ -43,7 +43,8 @@ type leader struct {
 
 	// joined holds the acceptors whose last answer said they know the
 	// configuration (not Message.Joining): the ones that need no snapshot
-	// to join.
+	// to join. A configuration that adds an acceptor back forgets it
+	// (forgetReadded).
 	joined map[uint64]bool
 	// joining holds the acceptors whose last answer said they join: the
 	// leader is not idle while one waits for its snapshot.
@@ -98,6 +99,40 @@ func (r *RawNode) fill(typ EntryType, data []byte) {
 	r.lead.openBytes += e.size()
 	if typ == EntryConfig {
 		r.lead.configInFlight = true
+		r.forgetReadded(data)
+	}
+}
+
+// forgetReadded forgets, as the leader fills the slot of the configuration
+// in data, what the acceptors it adds (the newest chosen one lacks them)
+// answered before: an answer from before an acceptor was added says
+// nothing about the acceptor the configuration counts on. One removed and added back under this ballot
+// may have lost everything in between (a kv node deletes the replica the
+// range let go, and a later move adds an empty one on the same node):
+//
+//  1. acceptor 2 answers this leader as one that knows the configuration
+//     (joined);
+//  2. a configuration without 2 is chosen; 2's node deletes its replica;
+//  3. a configuration with 2 again is chosen, and 2's node starts an
+//     empty joiner, which waits for a snapshot;
+//  4. the leader's heartbeat to 2 is lost, so 2 never answers as a
+//     joiner, and the leader, idle, quiesces its range (kv);
+//  5. Joined(2) still says true, from (1): kv's range driver sees no
+//     joiner to wake the range for, and 2 waits for its snapshot for good.
+//
+// Forgotten, 2 counts as a joiner until it answers as one that knows the
+// configuration, which it does once its snapshot is installed.
+func (r *RawNode) forgetReadded(data []byte) {
+	m, err := UnmarshalMembership(data)
+	if err != nil {
+		return // configSet.add refuses it if it is chosen
+	}
+	last := r.configs.last().Membership
+	for _, v := range m.Voters {
+		if !last.hasVoter(v.ID) {
+			delete(r.lead.joined, v.ID)
+			delete(r.lead.joining, v.ID)
+		}
 	}
 }
 

@@ -221,9 +221,9 @@ func (r *RawNode) ConfigChangePending() bool {
 }
 
 // Joined reports, on a leader, whether acceptor id has answered it, since
-// it took over, as an acceptor that knows the configuration: one that
-// joined empty has installed a snapshot. False on a node that does not
-// lead.
+// it took over and since the last configuration that added id, as an
+// acceptor that knows the configuration: one that joined empty has
+// installed a snapshot. False on a node that does not lead.
 func (r *RawNode) Joined(id uint64) bool {
 	return r.role == Leader && (id == r.id || r.lead.joined[id])
 }

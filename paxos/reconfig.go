@@ -80,7 +80,9 @@ import (
 // overwrite them (canary joinerAssumesConfig). Its acknowledgements say
 // it is joining (Message.Joining); the leader sends it a snapshot, asking
 // the application to compact first (NeedsSnapshot) if it has never done
-// so, and once installed the joiner is an ordinary acceptor.
+// so, and once installed the joiner is an ordinary acceptor. One removed
+// and added back may have lost everything in between: it joins again, the
+// leader forgetting what it answered before (forgetReadded).
 type configSet struct {
 	alpha uint64
 	list  []*activeConfig // ascending Effective
