@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/quorumkv/quorumkv/internal/invariants"
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/internal/codec"
 	"github.com/quorumkv/quorumkv/storage"
@@ -130,6 +131,11 @@ type dedupState struct {
 	// collected is the horizon up to which expired answers were deleted;
 	// below horizon, the next apply deletes more.
 	collected int64
+	// filter holds the fingerprints of the answers kept within horizon
+	// (dedupfilter.go); nil until an apply needs it, which builds it from
+	// the disk. A dedupState replaced (snapshot install, merge) starts
+	// without one.
+	filter *dedupFilter
 }
 
 func loadDedupHorizon(db storage.Reader, rangeID uint64) (int64, error) {
@@ -170,6 +176,9 @@ func (r *replica) advanceHorizon(b *storage.Batch, horizon int64) error {
 		return nil
 	}
 	r.dedup.horizon = horizon
+	if r.dedup.filter != nil {
+		r.dedup.filter.expire(horizon)
+	}
 	return b.Set(storage.DedupHorizonKey(r.desc.ID), encodeDedupHorizon(horizon))
 }
 
@@ -181,6 +190,19 @@ func (r *replica) keptAnswer(s *Store, ab *applyBatch, idem []byte) (command.Res
 	}
 	e, ok := ab.dedup[string(idem)]
 	if !ok {
+		if r.dedup.filter == nil {
+			f, err := loadDedupFilter(s.DB, r.desc.ID, r.dedup.horizon, s.Config.DedupWindow, ab)
+			if err != nil {
+				return command.Result{}, false, err
+			}
+			r.dedup.filter = f
+		}
+		if !r.dedup.filter.mayHold(idem) {
+			if invariants.Enabled {
+				r.checkNoKeptAnswer(s, idem)
+			}
+			return command.Result{}, false, nil
+		}
 		raw, err := s.DB.Get(storage.DedupKey(r.desc.ID, idem))
 		if errors.Is(err, storage.ErrNotFound) {
 			return command.Result{}, false, nil
@@ -198,11 +220,28 @@ func (r *replica) keptAnswer(s *Store, ab *applyBatch, idem []byte) (command.Res
 	return e.res, true, nil
 }
 
+// checkNoKeptAnswer panics if the disk keeps an answer within the
+// horizon for idem, which the filter said it does not (an invariant check:
+// see dedupfilter.go for what the filter promises).
+func (r *replica) checkNoKeptAnswer(s *Store, idem []byte) {
+	raw, err := s.DB.Get(storage.DedupKey(r.desc.ID, idem))
+	if err != nil {
+		return // not found, or the read failed (the apply's reads will say)
+	}
+	if e, err := decodeDedupEntry(raw); err == nil && e.at >= r.dedup.horizon {
+		panic(fmt.Sprintf("kv: range %d: the dedup filter misses the answer kept for %q at %d (horizon %d)",
+			r.desc.ID, command.Abbreviate(idem), e.at, r.dedup.horizon))
+	}
+}
+
 // keepAnswer keeps res as the answer to the command with idempotency key
 // idem, proposed at at.
 func (r *replica) keepAnswer(b *storage.Batch, ab *applyBatch, idem []byte, at int64, res command.Result) error {
 	e := dedupEntry{at: at, res: res}
 	ab.dedup[string(idem)] = e
+	if r.dedup.filter != nil {
+		r.dedup.filter.add(idem, at)
+	}
 	if err := b.Set(storage.DedupKey(r.desc.ID, idem), e.Encode()); err != nil {
 		return err
 	}

@@ -227,7 +227,9 @@ func (r *replica) applyMerge(s *Store, w *applyWriter, index uint64, cmd *comman
 	r.split = p.state
 	r.split.bytes += moved
 	r.splitDirty = false
-	r.dedup.horizon = horizon
+	// The right range's answers are now the left's too: the filter is
+	// built again, and what was collected is looked at again.
+	r.dedup = dedupState{horizon: horizon}
 	s.stopMerged(m.Right, p.tombstone.span)
 	s.Logger.Info("range merged", "range", id, "right", m.Right, "keyspace", r.desc.Keyspace, "index", index,
 		"bytes", r.split.bytes, "moved_bytes", moved)
