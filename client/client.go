@@ -43,8 +43,17 @@ import (
 
 // Config configures a Client.
 type Config struct {
-	// Endpoints are host:port addresses of nodes, tried in order.
+	// Endpoints are host:port addresses of nodes, tried in order (but see
+	// Spread, and the leaders the client remembers: routes.go).
 	Endpoints []string
+	// Spread sends a request on a key whose range's leader the client does
+	// not know (every request of an eventual keyspace, the first ones of a
+	// raft or paxos range) first to an endpoint chosen by the key's hash,
+	// then to the others in order, instead of always to the first: the
+	// nodes then share the work of coordinating eventual requests and of
+	// forwarding, and each key keeps its coordinator while the endpoints
+	// stay up. Off, the first endpoint coordinates them all.
+	Spread bool
 	// Timeout bounds each call whose context has no deadline. Default 5s.
 	Timeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait before trying the next

@@ -348,3 +348,48 @@ func TestQuorumLostAnswersAtOnce(t *testing.T) {
 		t.Fatalf("answered after %v; want at once", d)
 	}
 }
+
+// Spread: requests whose leader the client does not know (here: no
+// answer names one, as in an eventual keyspace) start at an endpoint
+// chosen by the key's hash, each key always the same one; without Spread,
+// all go to the first endpoint.
+func TestSpreadsKeysWithoutALeaderOverEndpoints(t *testing.T) {
+	for _, spread := range []bool{false, true} {
+		servers := []*scripted{{}, {}, {}}
+		var addrs []string
+		for _, s := range servers {
+			addrs = append(addrs, serve(t, s))
+		}
+		c, err := New(Config{Endpoints: addrs, Spread: spread})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		const keys = 300
+		for range 2 {
+			for i := range keys {
+				if _, err := c.Put(ctx, "ev", []byte{byte(i), byte(i >> 8)}, []byte("1"), Quorum{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var calls []int32
+		for _, s := range servers {
+			calls = append(calls, s.calls.Load())
+		}
+		if !spread {
+			if calls[0] != 2*keys {
+				t.Errorf("without Spread: puts per endpoint %v; want all %d on the first", calls, 2*keys)
+			}
+			continue
+		}
+		for i, n := range calls {
+			// 600 puts over 3 endpoints: 200 each on average; a hash that
+			// spreads keeps each well within 100..300, and each key on one
+			// endpoint makes every count even.
+			if n < 100 || n > 300 || n%2 != 0 {
+				t.Errorf("with Spread: puts per endpoint %v; endpoint %d is not one of three even shares of the keys", calls, i)
+			}
+		}
+	}
+}

@@ -135,6 +135,9 @@ func keyCall[Req, Resp any](ctx context.Context, c *Client, keyspace string, key
 	rpc func(kvClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
 	h := hashKey(key)
 	first, cached := c.routes.lookup(keyspace, h)
+	if !cached && c.cfg.Spread {
+		first = int(h % uint64(len(c.kv)))
+	}
 	var out *Resp
 	p := policy{write: write, dedup: write && c.routes.dedups(keyspace)}
 	switch r := any(req).(type) {

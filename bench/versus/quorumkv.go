@@ -82,7 +82,7 @@ func startQuorumKV(ctx context.Context, procs *procSet, kvd, dir string, extra [
 		}
 	}
 	var err error
-	qc.client, err = client.New(client.Config{Endpoints: qc.addrs, Timeout: timeout})
+	qc.client, err = client.New(client.Config{Endpoints: qc.addrs, Timeout: timeout, Spread: true})
 	if err != nil {
 		return nil, err
 	}
