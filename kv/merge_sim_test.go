@@ -173,21 +173,32 @@ func TestSimMergeEmptied(t *testing.T) {
 // deleteKey deletes key through the leader of the range the catalog
 // names for it, retrying until the delete is applied.
 func (c *simCluster) deleteKey(key []byte) {
-	done := false
-	c.require(fmt.Sprintf("delete %q", key), 20*time.Second, func() bool {
-		if done {
-			return true
+	c.writeKey(command.Command{Op: command.OpDelete, Key: key})
+}
+
+// writeKey applies w, a put or a delete of a key of keyspace rk, through
+// the leader of the range the catalog names for the key, retrying until
+// it is applied (one attempt at a time).
+func (c *simCluster) writeKey(w command.Command) {
+	done, pending := false, false
+	c.require(fmt.Sprintf("write %q", w.Key), 20*time.Second, func() bool {
+		if done || pending {
+			return done
 		}
 		for _, rd := range c.catalog().Ranges["rk"] {
-			if !rd.Span.Contains(catalog.HashKey(key)) {
+			if !rd.Span.Contains(catalog.HashKey(w.Key)) {
 				continue
 			}
 			leader := c.node(c.rangeLeader(rd.ID))
 			if leader == nil {
 				return false
 			}
-			cmd := &command.Command{Op: command.OpDelete, Key: key}
-			if _, err := leader.store.StartPropose(rd.ID, cmd, func(res command.Result) { done = done || res.Err == nil }); err == nil {
+			cmd := w
+			_, err := leader.store.StartPropose(rd.ID, &cmd, func(res command.Result) {
+				pending, done = false, done || res.Err == nil
+			})
+			if err == nil {
+				pending = true
 				leader.round()
 			}
 		}

@@ -243,6 +243,23 @@ func AppliedStateKey(rangeID uint64) []byte {
 	return appendRangePrefix(make([]byte, 0, rangeKeyLen), prefixAppliedState, rangeID)
 }
 
+// AppliedStatesSpan is the span of every range's AppliedStateKey: one
+// key per range with an applied state here, whether this node runs a
+// replica of it or not.
+func AppliedStatesSpan() Span {
+	start := []byte{prefixAppliedState}
+	return Span{Start: start, End: prefixEnd(start)}
+}
+
+// DecodeAppliedStateKey returns the range ID of a key made by
+// AppliedStateKey.
+func DecodeAppliedStateKey(key []byte) (uint64, error) {
+	if len(key) != rangeKeyLen || key[0] != prefixAppliedState {
+		return 0, fmt.Errorf("storage: applied state key %x: %w", key, ErrMalformedKey)
+	}
+	return binary.BigEndian.Uint64(key[1:]), nil
+}
+
 // DedupHorizonKey is the key of range rangeID's dedup horizon: the time
 // before which the answers it kept for retried writes are forgotten.
 func DedupHorizonKey(rangeID uint64) []byte {

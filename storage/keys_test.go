@@ -89,6 +89,24 @@ func TestHintKeyRoundTrip(t *testing.T) {
 	}
 }
 
+func TestAppliedStateKeyRoundTrip(t *testing.T) {
+	for _, id := range []uint64{0, 1, 7, math.MaxUint64} {
+		key := AppliedStateKey(id)
+		got, err := DecodeAppliedStateKey(key)
+		if err != nil || got != id {
+			t.Errorf("DecodeAppliedStateKey(AppliedStateKey(%d)) = %d, %v", id, got, err)
+		}
+		if !AppliedStatesSpan().Contains(key) {
+			t.Errorf("AppliedStatesSpan does not contain AppliedStateKey(%d)", id)
+		}
+	}
+	for _, key := range [][]byte{LogKey(1, 2), DataKey(1, nil), DedupHorizonKey(1), HardStateKey(math.MaxUint64)} {
+		if AppliedStatesSpan().Contains(key) {
+			t.Errorf("AppliedStatesSpan contains %s", FormatKey(key))
+		}
+	}
+}
+
 func TestDecodeMalformedKeys(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -106,6 +124,9 @@ func TestDecodeMalformedKeys(t *testing.T) {
 		{"hint: trailing escape", func() error { _, _, err := DecodeHintKey([]byte{prefixHint, 'a', 0x00}); return err }},
 		{"hint: short seq", func() error { _, _, err := DecodeHintKey(HintKey("a", 1)[:5]); return err }},
 		{"hint: log key", func() error { _, _, err := DecodeHintKey(LogKey(1, 2)); return err }},
+		{"applied: short", func() error { _, err := DecodeAppliedStateKey(AppliedStateKey(1)[:rangeKeyLen-1]); return err }},
+		{"applied: long", func() error { _, err := DecodeAppliedStateKey(append(AppliedStateKey(1), 0)); return err }},
+		{"applied: data key", func() error { _, err := DecodeAppliedStateKey(DataKey(1, nil)); return err }},
 	} {
 		if err := tc.decode(); !errors.Is(err, ErrMalformedKey) {
 			t.Errorf("%s: got %v, want ErrMalformedKey", tc.name, err)

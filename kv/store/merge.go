@@ -68,8 +68,9 @@ import (
 //     neighbour here has not merged it, even once the catalog dropped R;
 //     after a restart R is not started at all, its state waits in Pebble).
 //     A replica of L that gets a snapshot past m gets the merged range, and
-//     its stale R goes with the catalog (reconcile), or stays in Pebble as
-//     garbage if R was never started again (a few keys, never read).
+//     its stale R goes once the snapshot is installed and the catalog has
+//     dropped R, whether R runs here or not, leaving the tombstone m would
+//     have left (mergedaway.go).
 //   - A replica added to L after m gets L by snapshot past m; one added
 //     before m would be a voter of L without a report, so m is not
 //     proposed (the configuration must be the catalog's, unchanged).
@@ -110,6 +111,10 @@ type mergeState struct {
 	// held are the ranges whose leaderships balancing leaves here: both
 	// ranges of a pair this node is merging.
 	held map[uint64]bool
+	// waiting are the subsumed ranges whose state this node holds and
+	// does not run, by range, with their split states (findWaiting,
+	// mergedaway.go).
+	waiting map[uint64]splitState
 }
 
 // subsumedRefusal refuses a command to a subsumed range (the subsume
@@ -239,6 +244,7 @@ func (r *replica) applyMerge(s *Store, w *applyWriter, index uint64, cmd *comman
 // stopMerged stops this node's replica of range id, which a merge here
 // took: its state is gone, and its clients retry on the key's new range.
 func (s *Store) stopMerged(id uint64, span catalog.Span) {
+	delete(s.merges.waiting, id)
 	r, ok := s.Replicas[id]
 	if !ok {
 		return
@@ -260,18 +266,12 @@ func (s *Store) mergedAway(id uint64) *KeyMovedError {
 }
 
 // keepSubsumed reports whether reconcile keeps replica r, which the
-// catalog no longer lists: it is subsumed, and no range here has merged
-// it yet (step 4 needs its state).
+// catalog no longer lists: it is subsumed, and no range of its keyspace
+// here has taken it yet, by the merge or by a snapshot past it (step 4
+// needs its state; mergedaway.go). A range of another keyspace holds
+// nothing of r's, whatever its span.
 func (s *Store) keepSubsumed(r *replica) bool {
-	if r.split.subsumedInto == 0 {
-		return false
-	}
-	for _, x := range s.Replicas {
-		if x != r && x.split.known && x.split.subsumedInto == 0 && x.split.span.Contains(r.split.span.Lo) {
-			return false
-		}
-	}
-	return true
+	return r.split.subsumedInto != 0 && !s.takenHere(r.desc.Keyspace, r.split.span.Lo, r.desc.ID)
 }
 
 // mergeTick tells the other replicas of every subsumed range here that

@@ -389,6 +389,13 @@ func (s *Store) ingestInstalls() error {
 		if err != nil {
 			return fmt.Errorf("kv: range %d: the split state of the snapshot at %d: %w", id, in.staged.handle.Index, err)
 		}
+		if split.span != in.r.split.span || split.known != in.r.split.known {
+			// The snapshot may be past merges this replica did not apply:
+			// reconcile removes the replicas of the ranges they took, which
+			// it keeps until a replica here holds their span
+			// (mergedaway.go), even if the catalog does not change again.
+			s.catalogChanged = true
+		}
 		in.r.split, in.r.splitDirty = split, true
 		if id == catalog.MetaRangeID {
 			s.catalogReload = true // from the data, once this round is done

@@ -466,6 +466,9 @@ func open(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap, drive
 	if err := s.loadCatalog(); err != nil {
 		return nil, err
 	}
+	if err := s.findWaiting(); err != nil {
+		return nil, err
+	}
 	meta, err := newReplica(s, s.metaDescriptor())
 	if err != nil {
 		return nil, err
@@ -659,10 +662,21 @@ func (s *Store) reconcile() error {
 		// A round that collected its Ready drops it (Store.running).
 		delete(s.Replicas, id)
 		s.ordered = nil
-		if err := s.destroyReplica(id); err != nil {
+		var err error
+		if !ok && keyspace && r.split.subsumedInto != 0 {
+			// Merged away: its tombstone stays, as a merge applied here
+			// leaves it (mergedaway.go).
+			err = s.clearMerged(id, r.split)
+		} else {
+			err = s.destroyReplica(id)
+		}
+		if err != nil {
 			return err
 		}
 		s.Logger.Info("removed replica", "range", id, "keyspace", r.desc.Keyspace)
+	}
+	if err := s.dropTaken(); err != nil {
+		return err
 	}
 	if err := s.dropFailed(); err != nil {
 		return err
