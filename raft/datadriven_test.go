@@ -74,6 +74,8 @@ func (e *env) handle(t *testing.T, d *datadriven.TestData) error {
 		return e.handleConfChange(t, d)
 	case "read-index":
 		return e.node(nodeArg(t, d, 0)).rn.ReadIndex([]byte(d.CmdArgs[1].Key))
+	case "forget-lease":
+		e.node(nodeArg(t, d, 0)).rn.ForgetLease()
 	case "transfer-leadership":
 		var from, to uint64
 		d.ScanArgs(t, "from", &from)

@@ -1155,6 +1155,7 @@ func (r *raft) transferLeader(to uint64) error {
 	// can catch up.
 	r.electionElapsed = 0
 	r.leadTransferee = to
+	r.readOnly.noLease = true
 	if r.prs[to].Match == r.log.lastIndex() {
 		r.logf("%d sends MsgTimeoutNow to %d immediately as %d already has up-to-date log", r.id, to, to)
 		r.send(Message{To: to, Type: MsgTimeoutNow})
@@ -1221,8 +1222,9 @@ func (r *raft) readIndex(ctx []byte) error {
 // margin of 2 ticks covers the unknown phase between two nodes' tickers
 // (up to one tick) and one tick of drift; larger drift is unsafe.
 func (r *raft) leaseValid() bool {
-	if r.readOnly.option != ReadOnlyLeaseBased || r.leadTransferee != None {
-		// A transfer's votes ignore leases: the lease ends when it starts.
+	if r.readOnly.option != ReadOnlyLeaseBased || r.readOnly.noLease {
+		// A transfer's votes ignore leases: the lease ends when it starts,
+		// for the rest of the Term (readOnly.noLease).
 		return false
 	}
 	seq := r.conf.sys.QuorumIndex(quorum.Phase2, func(id uint64) uint64 {

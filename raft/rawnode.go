@@ -108,6 +108,13 @@ func (rn *RawNode) ProposeConfChange(cc ConfChange) error {
 // Only the leader serves reads; rctx should be unique per request.
 func (rn *RawNode) ReadIndex(rctx []byte) error { return rn.raft.readIndex(rctx) }
 
+// ForgetLease ends the leader's lease (ReadOnlyLeaseBased): no read is
+// served from it until a heartbeat round sent after this call is
+// acknowledged by a phase-2 quorum. The host calls it when the node's
+// ticks stopped following time (it stopped ticking an idle range, or its
+// clock cannot be vouched for): a lease is counted in ticks.
+func (rn *RawNode) ForgetLease() { rn.raft.readOnly.forgetLease() }
+
 // TransferLeader asks the leader to hand leadership to voter to: it
 // catches to up, then sends it MsgTimeoutNow.
 func (rn *RawNode) TransferLeader(to uint64) error { return rn.raft.transferLeader(to) }

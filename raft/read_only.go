@@ -24,7 +24,18 @@ type readOnly struct {
 	// of its own Term: until then its commit index may be behind entries
 	// an earlier leader committed, and a read at it could miss them.
 	waitingCommit [][]byte
+	// noLease: a leadership transfer began in this Term, so no lease is
+	// trusted until the Term ends. The target's vote requests ignore
+	// leases (Message.Transfer), and one delayed in the network may reach
+	// a voter after it acknowledged any later round, even once the
+	// transfer was aborted: every round of the Term is suspect.
+	noLease bool
 }
+
+// forgetLease stops the rounds sent so far from vouching for a lease: a
+// read needs a round sent after this call, acknowledged by a phase-2
+// quorum, or a lease from one.
+func (ro *readOnly) forgetLease() { ro.sentAt = nil }
 
 type roundSent struct {
 	seq  uint64

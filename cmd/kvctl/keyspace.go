@@ -27,6 +27,7 @@ func keyspaceCommand() *cli.Command {
 					&cli.IntFlag{Name: "r", Usage: "eventual: default read quorum (default: the geometry's)"},
 					&cli.IntFlag{Name: "ranges", Usage: "ranges the hash space is split into", Value: 8},
 					&cli.BoolFlag{Name: "sloppy-quorum", Usage: "eventual: let hints count toward W (breaks W+R>N)"},
+					&cli.BoolFlag{Name: "read-lease", Value: true, Usage: "raft: serve linearizable reads from the leader's lease, which assumes the nodes' clocks run at nearly the same rate; --read-lease=false confirms each read with a round of heartbeats instead"},
 				},
 				Action: keyspaceCreate,
 			}),
@@ -60,6 +61,7 @@ func keyspaceCreate(c *cli.Context) error {
 	ks := &v1.Keyspace{
 		Name: a[0], Mode: mode, Replicas: uint32(c.Int("replicas")), Quorum: c.String("quorum"),
 		W: uint32(c.Int("w")), R: uint32(c.Int("r")), Ranges: uint32(c.Int("ranges")), SloppyQuorum: c.Bool("sloppy-quorum"),
+		NoReadLease: !c.Bool("read-lease"),
 	}
 	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
 		created, err := cl.CreateKeyspace(ctx, ks)
@@ -88,15 +90,28 @@ func printKeyspaces(c *cli.Context, out format, list []*v1.Keyspace) error {
 		return writeProtoJSON(c.App.Writer, &v1.ListKeyspacesResponse{Keyspaces: list})
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMODE\tREPLICAS\tQUORUM\tW\tR\tRANGES")
+	fmt.Fprintln(tw, "NAME\tMODE\tREPLICAS\tQUORUM\tW\tR\tRANGES\tREADS")
 	for _, ks := range list {
 		w, r := "-", "-"
 		if ks.Mode == v1.Mode_MODE_EVENTUAL && ks.W > 0 {
 			w, r = fmt.Sprint(ks.W), fmt.Sprint(ks.R)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", ks.Name, modeName(ks.Mode), ks.Replicas, ks.Quorum, w, r, ks.Ranges)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", ks.Name, modeName(ks.Mode), ks.Replicas, ks.Quorum, w, r, ks.Ranges, readsName(ks))
 	}
 	return tw.Flush()
+}
+
+// readsName says how a keyspace confirms a linearizable read: from the
+// leader's lease, or with a round of heartbeats to a quorum (eventual
+// keyspaces ask R replicas instead).
+func readsName(ks *v1.Keyspace) string {
+	switch {
+	case ks.Mode == v1.Mode_MODE_EVENTUAL:
+		return "r-replicas"
+	case ks.Mode == v1.Mode_MODE_RAFT && !ks.NoReadLease:
+		return "lease"
+	}
+	return "quorum-round"
 }
 
 func keyspaceDescribe(c *cli.Context) error {

@@ -52,7 +52,18 @@ type KeyspaceDescriptor struct {
 	// founded with one replica on the first node, grows to three as nodes
 	// join. Only the store's bootstrap sets it.
 	GrowTo int `json:"grow_to,omitempty"`
+	// NoReadLease makes a raft keyspace's leaders confirm every
+	// linearizable read with a round of heartbeats to a phase-2 quorum,
+	// instead of serving it from their lease (raft.ReadOnlyLeaseBased),
+	// which assumes the nodes' clocks run at nearly the same rate. Paxos
+	// keyspaces confirm every read with a round anyway; eventual ones
+	// refuse it.
+	NoReadLease bool `json:"no_read_lease,omitempty"`
 }
+
+// ReadLease reports whether the keyspace's ranges serve linearizable
+// reads from their leader's lease.
+func (d *KeyspaceDescriptor) ReadLease() bool { return d.Mode == ModeRaft && !d.NoReadLease }
 
 // ParseMode accepts eventual, raft or paxos.
 func ParseMode(s string) (Mode, error) {
@@ -91,6 +102,10 @@ func (d *KeyspaceDescriptor) Normalize() error {
 		return fmt.Errorf("%w: keyspace %s: %v", ErrInvalidArgument, d.Name, err)
 	}
 	d.Quorum = spec.String()
+	if d.Mode == ModeEventual && d.NoReadLease {
+		return fmt.Errorf("%w: keyspace %s: read leases are for raft keyspaces; an eventual keyspace's reads ask R replicas",
+			ErrInvalidArgument, d.Name)
+	}
 	if d.Mode != ModeEventual {
 		if d.W != 0 || d.R != 0 || d.SloppyQuorum {
 			return fmt.Errorf("%w: keyspace %s: --w, --r and sloppy quorum are for eventual keyspaces; a %s keyspace's geometry decides its quorums",

@@ -30,6 +30,9 @@ type Core interface {
 	// protocol names the protocol for metrics: "raft" or "paxos".
 	Protocol() string
 	Tick()
+	// ForgetLease ends a leader's read lease, if it has one: the host
+	// stopped ticking it (see Range.ReadLease).
+	ForgetLease()
 	// step hands the core a peer's message; a message of the other
 	// protocol is refused.
 	Step(m PeerMessage) error

@@ -138,6 +138,10 @@ func foundPaxosRange(db *storage.DB, log *PaxosLog, desc *catalog.RangeDescripto
 func (c *PaxosCore) Protocol() string { return ProtocolPaxos }
 func (c *PaxosCore) Tick()            { c.rn.Tick() }
 
+// ForgetLease does nothing: a paxos leader confirms every read with a
+// round of its acceptors.
+func (c *PaxosCore) ForgetLease() {}
+
 func (c *PaxosCore) Step(m PeerMessage) error {
 	if m.Paxos == nil {
 		return fmt.Errorf("kv: a %s message for paxos range %d", m.Kind(), c.rg.Desc.ID)

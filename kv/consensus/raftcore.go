@@ -59,6 +59,9 @@ func NewRaftCore(h *Host, rg Range) (*RaftCore, error) {
 	cfg.Applied = *rg.Applied
 	cfg.Logger = h.RaftLogger.With("range", desc.ID)
 	cfg.Rand = rand.New(rand.NewPCG(h.Seed(), desc.ID))
+	if rg.ReadLease {
+		cfg.ReadOnly = raft.ReadOnlyLeaseBased
+	}
 	if c.RawNode, err = raft.NewRawNode(cfg); err != nil {
 		return nil, fmt.Errorf("kv: range %d: %w", desc.ID, err)
 	}
@@ -98,6 +101,7 @@ func bootstrapRaftRange(db *storage.DB, log *RaftLog, desc *catalog.RangeDescrip
 
 func (c *RaftCore) Protocol() string { return ProtocolRaft }
 func (c *RaftCore) Tick()            { c.RawNode.Tick() }
+func (c *RaftCore) ForgetLease()     { c.RawNode.ForgetLease() }
 
 func (c *RaftCore) Step(m PeerMessage) error {
 	if m.Raft == nil {

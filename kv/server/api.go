@@ -545,6 +545,7 @@ func keyspaceToProto(ks catalog.KeyspaceDescriptor) *v1.Keyspace {
 	return &v1.Keyspace{
 		Name: ks.Name, Mode: modeToProto[ks.Mode], Replicas: uint32(ks.Replicas), Quorum: ks.Quorum,
 		W: uint32(ks.W), R: uint32(ks.R), Ranges: uint32(ks.Ranges), SloppyQuorum: ks.SloppyQuorum, Version: ks.ID,
+		NoReadLease: ks.NoReadLease,
 	}
 }
 
@@ -565,6 +566,7 @@ func (a *apiServer) CreateKeyspace(ctx context.Context, req *connect.Request[v1.
 	d := catalog.KeyspaceDescriptor{
 		Name: k.Name, Mode: mode, Replicas: int(k.Replicas), Quorum: k.Quorum,
 		W: int(k.W), R: int(k.R), Ranges: int(k.Ranges), SloppyQuorum: k.SloppyQuorum,
+		NoReadLease: k.NoReadLease,
 	}
 	return atMetaLeader(ctx, a, req, quorumkvv1connect.AdminClient.CreateKeyspace, func() (*v1.CreateKeyspaceResponse, error) {
 		created, err := a.node.CreateKeyspace(ctx, d)

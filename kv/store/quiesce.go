@@ -117,6 +117,11 @@ func (s *Store) maybeQuiesce(r *replica) bool {
 	}
 	r.Quiesced = true
 	s.Quiesce.count++
+	// Its ticks stop now, and with them the clock of its lease: once
+	// woken, it serves reads only after a new round.
+	if !s.Config.Canary.LeaseKeptOnQuiesce {
+		r.Core.ForgetLease()
+	}
 	return true
 }
 

@@ -97,7 +97,8 @@ func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
 	}
 	r := &replica{desc: desc, Applied: applied, waiters: map[uint64]waiter{}, Reads: map[uint64]func(error){},
 		dedup: dedupState{horizon: horizon}, split: split, splitDirty: true}
-	rg := consensus.Range{Desc: desc, Applied: &r.Applied, SnapFault: &r.snapshotFault, Founder: founder(desc, s.nodeID)}
+	rg := consensus.Range{Desc: desc, Applied: &r.Applied, SnapFault: &r.snapshotFault, Founder: founder(desc, s.nodeID),
+		ReadLease: s.readLease(desc)}
 	if desc.Mode == catalog.ModePaxos {
 		r.Core, err = consensus.NewPaxosCore(s.coreHost(), rg)
 	} else {

@@ -322,6 +322,8 @@ type Store struct {
 	requestEpoch uint64
 	NextRequest  uint64
 	Quiesce      quiesceState
+	// clock keeps the loop's ticks in step with time (clock.go).
+	clock clockState
 	// ordered caches sortedReplicas; nil when the replicas changed.
 	ordered []*replica
 	// heldEventual are the eventual ranges held here at the last
@@ -894,27 +896,35 @@ const maxWorkPerRound = 256
 
 func (s *Store) run() {
 	defer close(s.done)
+	s.clock = clockState{start: time.Now()}
 	ticker := time.NewTicker(s.Config.TickInterval)
 	defer ticker.Stop()
 	for {
+		// Every event is handled with the ticks due by then given
+		// (keepTime, clock.go); the ticker only wakes the loop.
 		select {
 		case <-s.stop:
 			s.shutdown(ErrStopped)
 			return
 		case <-ticker.C:
-			s.Tick()
+			s.keepTime()
 		case fn := <-s.work:
+			s.keepTime()
 			fn()
 			s.drain()
 		case in := <-s.incoming:
+			s.keepTime()
 			s.StepInbound(in)
 			s.drain()
 		case res := <-s.snap.chunkIn:
+			s.keepTime()
 			s.onChunk(res)
 		case <-s.splits.wake:
 			// A split's file is written: HandleReady takes it.
+			s.keepTime()
 		case <-s.again:
 			// A replica has more ready (HandleReady, step 4).
+			s.keepTime()
 		}
 		if err := s.HandleReady(); err != nil {
 			s.Fail(err)
@@ -925,7 +935,12 @@ func (s *Store) run() {
 
 // Tick advances every replica's logical clock by one tick and lets meta's
 // leader drive meta's membership: the loop's work on every TickInterval.
-func (s *Store) Tick() {
+// (The loop itself ticks as time says, keepTime; simulations call Tick.)
+func (s *Store) Tick() { s.tick(1) }
+
+// tick is Tick for n ticks at once: the loop fell behind, and catches up
+// with the cores' clocks; the rest of a tick's work runs once.
+func (s *Store) tick(n int) {
 	s.quiesceTick()
 	var quiescing []*replica
 	for _, r := range s.Replicas {
@@ -941,7 +956,9 @@ func (s *Store) Tick() {
 		// The cores are independent and send nothing from a tick (their
 		// messages leave in the next round's Ready, in range order), so
 		// the map's order does not matter here.
-		r.Core.Tick()
+		for range n {
+			r.Core.Tick()
+		}
 	}
 	// Quiesce messages do leave now: in range order, so that a seed
 	// replays exactly.

@@ -208,7 +208,13 @@ type Keyspace struct {
 	// Eventual keyspaces: hints count toward W (breaks the W+R>N promise).
 	SloppyQuorum bool `protobuf:"varint,8,opt,name=sloppy_quorum,json=sloppyQuorum,proto3" json:"sloppy_quorum,omitempty"`
 	// Catalog version that last changed the descriptor.
-	Version       uint64 `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	// Raft keyspaces: confirm every linearizable read with a round of
+	// heartbeats to a quorum, instead of serving it from the leader's lease
+	// (the default), which trusts that the nodes' clocks run at nearly the
+	// same rate (docs/api.md, "Read leases"). Paxos keyspaces always confirm reads
+	// with a round; eventual keyspaces refuse it.
+	NoReadLease   bool `protobuf:"varint,10,opt,name=no_read_lease,json=noReadLease,proto3" json:"no_read_lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -304,6 +310,13 @@ func (x *Keyspace) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *Keyspace) GetNoReadLease() bool {
+	if x != nil {
+		return x.NoReadLease
+	}
+	return false
 }
 
 type CreateKeyspaceRequest struct {
@@ -1863,7 +1876,7 @@ var File_quorumkv_v1_admin_proto protoreflect.FileDescriptor
 
 const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17quorumkv/v1/admin.proto\x12\vquorumkv.v1\"\xec\x01\n" +
+	"\x17quorumkv/v1/admin.proto\x12\vquorumkv.v1\"\x90\x02\n" +
 	"\bKeyspace\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x11.quorumkv.v1.ModeR\x04mode\x12\x1a\n" +
@@ -1873,7 +1886,9 @@ const file_quorumkv_v1_admin_proto_rawDesc = "" +
 	"\x01r\x18\x06 \x01(\rR\x01r\x12\x16\n" +
 	"\x06ranges\x18\a \x01(\rR\x06ranges\x12#\n" +
 	"\rsloppy_quorum\x18\b \x01(\bR\fsloppyQuorum\x12\x18\n" +
-	"\aversion\x18\t \x01(\x04R\aversion\"J\n" +
+	"\aversion\x18\t \x01(\x04R\aversion\x12\"\n" +
+	"\rno_read_lease\x18\n" +
+	" \x01(\bR\vnoReadLease\"J\n" +
 	"\x15CreateKeyspaceRequest\x121\n" +
 	"\bkeyspace\x18\x01 \x01(\v2\x15.quorumkv.v1.KeyspaceR\bkeyspace\"K\n" +
 	"\x16CreateKeyspaceResponse\x121\n" +
