@@ -190,6 +190,7 @@ func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gathere
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	growStack() // see stack.go
 	if r.TLS != nil {
 		r = r.WithContext(context.WithValue(r.Context(), tlsKey{}, r.TLS)) // for authInterceptor
 	}

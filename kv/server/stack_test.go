@@ -1,0 +1,39 @@
+package server
+
+import "testing"
+
+// deep uses about depth*256 bytes of stack, as a request's deep path does.
+//
+//go:noinline
+func deep(depth int) byte {
+	var pad [200]byte
+	pad[depth%len(pad)] = byte(depth)
+	if depth == 0 {
+		return pad[0]
+	}
+	return deep(depth-1) + pad[depth%len(pad)]
+}
+
+// BenchmarkRequestGoroutine compares a new goroutine that runs a deep call
+// (about 12 KiB of stack) as it comes, growing its stack on the way, with
+// one that calls growStack first. Run with
+// go test -run '^$' -bench RequestGoroutine ./kv/server.
+func BenchmarkRequestGoroutine(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		grow bool
+	}{{"as-is", false}, {"growStack", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			done := make(chan byte)
+			for range b.N {
+				go func() {
+					if c.grow {
+						growStack()
+					}
+					done <- deep(48)
+				}()
+				<-done
+			}
+		})
+	}
+}
