@@ -61,8 +61,10 @@ func (c *simCluster) whyPaxosUnrepaired(rd *catalog.RangeDescriptor, want []uint
 // for a joiner in its configuration, through the range's log, and sends
 // the joiner a snapshot; every range is back to 3 live replicas that
 // hold it, while clients keep reading and writing; the history is
-// linearizable and no acknowledged write is lost. Then a second node
-// dies, and the ranges, which now count on the joiners, repair again.
+// linearizable and no acknowledged write is lost, and no node has more
+// than MaxCatchingUp catch-ups it started running at once. Then a second
+// node dies, and the ranges, which now count on the joiners, repair
+// again.
 func TestSimPaxosDeadNodeReplaced(t *testing.T) {
 	sim.RunSeeds(t, repairSeeds(8), func(t *testing.T, seed uint64) {
 		c := newSimClusterWith(t, seed, 5, simPaxosRepairKeyspaces, func(c *simCluster) {
@@ -83,7 +85,7 @@ func TestSimPaxosDeadNodeReplaced(t *testing.T) {
 			c.s.Tracef("n%d dies for good", victim)
 			c.s.Crash(sim.NodeID(victim))
 			died := c.s.Now()
-			catchingUp := 0
+			catchingUp := 0 // the most catch-ups one node started running at once
 			c.require(fmt.Sprintf("every range back to 3 live replicas after n%d died", victim), 30*time.Second, func() bool {
 				for _, id := range c.ids {
 					if n := c.node(id); n != nil && c.s.Up(sim.NodeID(id)) {
@@ -93,9 +95,9 @@ func TestSimPaxosDeadNodeReplaced(t *testing.T) {
 				return c.repaired()
 			})
 			if catchingUp > store.MaxCatchingUp {
-				t.Fatalf("a node led ranges with %d joiners catching up at once, more than %d", catchingUp, store.MaxCatchingUp)
+				t.Fatalf("a node ran %d catch-ups it started at once, more than %d", catchingUp, store.MaxCatchingUp)
 			}
-			t.Logf("n%d died holding %d replicas; repaired %v later; at most %d joiners catching up under one leader node",
+			t.Logf("n%d died holding %d replicas; repaired %v later; at most %d catch-ups started by one node running at once",
 				victim, held, c.s.Now()-died, catchingUp)
 		}
 		c.check()
@@ -139,4 +141,63 @@ func simPaxosDecommission(t testing.TB, seed uint64, canary store.Canary) {
 	})
 	t.Logf("n%d decommissioned %v after the command, %d replicas moved off it", victim, c.s.Now()-start, held)
 	c.check()
+}
+
+// A node that takes over the leadership of a paxos range has started none
+// of the range's catch-ups, and CatchingUp, the count MaxCatchingUp
+// bounds, does not charge it any: here the replica a move added holds the
+// range and is down, so the new leader never hears from it. A new leader
+// used to count every replica a move had added that had not answered it
+// yet, whether it held the range or not: in TestSimPaxosDeadNodeReplaced
+// (seed 193), n4 ran the four catch-ups it had started, won range 12's
+// leadership back, and counted the range's two added replicas, which had
+// held it for a second, as two more.
+func TestSimPaxosTakenOverCatchUpsNotStarted(t *testing.T) {
+	c := newSimClusterWith(t, 1, 4, simPaxosRepairKeyspaces, func(c *simCluster) {
+		c.pinLeaders = true
+		c.nodeConfig = func(_ uint64, cfg *NodeConfig) { cfg.DeadAfter = time.Hour }
+	})
+	c.require("every range on its replicas", 10*time.Second, c.repaired)
+	rd := c.catalog().Ranges["pk"][0]
+	leader := c.rangeLeader(rd.ID)
+	var others []uint64
+	for _, rep := range rd.Replicas {
+		if rep.NodeID != leader {
+			others = append(others, rep.NodeID)
+		}
+	}
+	from, stays, to := others[0], others[1], uint64(0)
+	for _, id := range c.ids {
+		if !rd.HasReplica(id) {
+			to = id
+		}
+	}
+	c.s.Tracef("range %d: n%d's replica moves to n%d", rd.ID, from, to)
+	self := simSelf(to)
+	c.metaLeader().proposeCatalog(catalog.CatalogOp{Move: &catalog.MoveReplica{Range: rd.ID, From: from,
+		To: catalog.ReplicaDescriptor{NodeID: to, Zone: self.Zone, Weight: self.Weight}}})
+	c.require(fmt.Sprintf("range %d moved from n%d to n%d", rd.ID, from, to), 10*time.Second, func() bool {
+		return c.catalog().Ranges["pk"][0].HasReplica(to) && c.repaired()
+	})
+	if n := c.node(leader).store.CatchingUp(); n != 0 {
+		t.Fatalf("n%d counts %d catch-ups it started running, its joiner n%d caught up", leader, n, to)
+	}
+
+	c.s.Tracef("n%d, holding range %d, goes down; n%d hands the range to n%d", to, rd.ID, leader, stays)
+	c.s.Crash(sim.NodeID(to))
+	if !c.node(leader).store.Replicas[rd.ID].Core.TransferLeader(leader, func(id uint64) bool { return id == stays }) {
+		t.Fatalf("n%d did not hand range %d to n%d", leader, rd.ID, stays)
+	}
+	c.node(leader).round()
+	c.require(fmt.Sprintf("n%d to lead range %d", stays, rd.ID), 5*time.Second, func() bool { return c.rangeLeader(rd.ID) == stays })
+	if err := c.s.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if l := c.rangeLeader(rd.ID); l != stays {
+		t.Fatalf("n%d leads range %d, not n%d", l, rd.ID, stays)
+	}
+	if n := c.node(stays).store.CatchingUp(); n != 0 {
+		t.Fatalf("n%d counts %d catch-ups it started running, having started none (n%d, added by the move, holds range %d)", stays, n, to, rd.ID)
+	}
+	t.Logf("range %d: n%d moved to n%d, which went down; n%d leads, having started no catch-up", rd.ID, from, to, stays)
 }

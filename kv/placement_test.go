@@ -74,7 +74,7 @@ func TestSimDeadNodeReplaced(t *testing.T) {
 			c.s.Tracef("n%d dies for good", victim)
 			c.s.Crash(sim.NodeID(victim))
 			died := c.s.Now()
-			catchingUp := 0 // the most learners catching up in ranges one node leads
+			catchingUp := 0 // the most catch-ups one node started running at once
 			c.require(fmt.Sprintf("every range back to 3 live replicas after n%d died", victim), 20*time.Second, func() bool {
 				for _, id := range c.ids {
 					if n := c.node(id); n != nil && c.s.Up(sim.NodeID(id)) {
@@ -84,7 +84,7 @@ func TestSimDeadNodeReplaced(t *testing.T) {
 				return c.repaired()
 			})
 			if catchingUp > store.MaxCatchingUp {
-				t.Fatalf("a node led ranges with %d learners catching up at once, more than %d", catchingUp, store.MaxCatchingUp)
+				t.Fatalf("a node ran %d catch-ups it started at once, more than %d", catchingUp, store.MaxCatchingUp)
 			}
 			moved := 0
 			for _, rd := range c.catalog().Ranges["rk"] {
@@ -94,7 +94,7 @@ func TestSimDeadNodeReplaced(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("n%d died; repaired %v later; %d replicas of rk added by moves so far; at most %d learners catching up under one leader node",
+			t.Logf("n%d died; repaired %v later; %d replicas of rk added by moves so far; at most %d catch-ups started by one node running at once",
 				victim, c.s.Now()-died, moved, catchingUp)
 		}
 		c.check()

@@ -26,7 +26,8 @@ import (
 // while the ones that stay do not all hold it yet. One change at a time:
 // none while another is proposed and not chosen, or chosen and not yet in
 // force (the leader fills the slots up to it with no-ops). Joiners still
-// catching up count against MaxCatchingUp, as Raft learners do.
+// catching up count against MaxCatchingUp, as Raft learners do, from the
+// pass that proposes the configuration that adds them (paxosCatchingUp).
 //
 // A leader the configuration in force leaves out goes on proposing (Paxos
 // needs no proposer to be an acceptor), but its own acceptances no longer
@@ -34,7 +35,8 @@ import (
 // not lead for good.
 
 // drivePaxos makes the configuration of the paxos ranges in led follow the
-// catalog, adding a joiner only while catchingUp is below MaxCatchingUp.
+// catalog, adding joiners only while catchingUp, the replicas catching up
+// in the ranges this node leads, leaves room for them (MaxCatchingUp).
 // Loop only.
 func (s *Store) drivePaxos(led []*replica, catchingUp int) {
 	for _, r := range led {
@@ -46,20 +48,17 @@ func (s *Store) drivePaxos(led []*replica, catchingUp int) {
 			}
 			continue
 		}
-		if paxosCatchingUp(c, r.desc) > 0 {
+		if len(paxosCatchingUp(r, c)) > 0 {
 			// A quiesced leader sends a joiner nothing, not even the
 			// heartbeat whose answer gets it its snapshot.
 			s.wake(r)
 		}
-		m, adds, ok := nextPaxosConfig(c, r.desc)
+		m, added, ok := nextPaxosConfig(c, r.desc)
 		if !ok {
 			continue
 		}
-		if adds {
-			if catchingUp >= MaxCatchingUp {
-				continue // a later pass adds it
-			}
-			catchingUp++
+		if n := len(added); n > 0 && catchingUp > 0 && catchingUp+n > MaxCatchingUp {
+			continue // a later pass adds them
 		}
 		s.wake(r)
 		if err := c.ProposeConfig(m); err != nil {
@@ -68,36 +67,37 @@ func (s *Store) drivePaxos(led []*replica, catchingUp int) {
 			}
 			continue
 		}
+		for _, id := range added {
+			r.startCatchUp(id)
+		}
+		catchingUp += len(added)
 		s.Logger.Info("changing a range's membership to follow the catalog", "range", r.desc.ID, "keyspace", r.desc.Keyspace, "config", m.String())
 	}
 }
 
 // nextPaxosConfig returns the next configuration that brings the paxos
-// range's toward desc's replicas, and whether it adds a replica, if there
-// is one to propose now: it swaps one replica of the newest configuration
+// range's toward desc's replicas, and the replicas it adds, if there is
+// one to propose now: it swaps one replica of the newest configuration
 // (one the catalog dropped for one it added), or adds or removes one, in
 // the catalog's geometry; if that step is not a valid configuration of
 // the geometry (a grid needs its full size), the catalog's whole set.
-func nextPaxosConfig(c *consensus.PaxosCore, desc *catalog.RangeDescriptor) (paxos.Membership, bool, bool) {
+func nextPaxosConfig(c *consensus.PaxosCore, desc *catalog.RangeDescriptor) (paxos.Membership, []uint64, bool) {
 	cs := c.Configs()
 	if len(cs) == 0 || c.ConfigChangePending() {
-		return paxos.Membership{}, false, false
+		return paxos.Membership{}, nil, false
 	}
 	cur := cs[len(cs)-1].Membership
 	want := consensus.Membership(desc)
 	if sameMembership(cur, want) {
-		return paxos.Membership{}, false, false
+		return paxos.Membership{}, nil, false
 	}
 	if joiningVoters(c, desc, cur) > 0 {
-		return paxos.Membership{}, false, false // the replicas added last must hold the range first
-	}
-	has := func(m paxos.Membership, id uint64) bool {
-		return slices.ContainsFunc(m.Voters, func(n quorum.Node) bool { return n.ID == id })
+		return paxos.Membership{}, nil, false // the replicas added last must hold the range first
 	}
 	next := paxos.Membership{Geometry: want.Geometry}
 	removed := false
 	for _, v := range cur.Voters {
-		if !removed && !has(want, v.ID) {
+		if !removed && !hasVoter(want, v.ID) {
 			removed = true
 			continue
 		}
@@ -106,18 +106,27 @@ func nextPaxosConfig(c *consensus.PaxosCore, desc *catalog.RangeDescriptor) (pax
 		}
 		next.Voters = append(next.Voters, v)
 	}
-	added := false
 	for _, v := range want.Voters {
-		if !has(cur, v.ID) {
+		if !hasVoter(cur, v.ID) {
 			next.Voters = append(next.Voters, v)
-			added = true
 			break
 		}
 	}
 	if _, err := next.System(); err != nil || len(next.Voters) == 0 {
-		next, added = want, true
+		next = want
+	}
+	var added []uint64
+	for _, v := range next.Voters {
+		if !hasVoter(cur, v.ID) {
+			added = append(added, v.ID)
+		}
 	}
 	return next, added, true
+}
+
+// hasVoter reports whether id votes in m.
+func hasVoter(m paxos.Membership, id uint64) bool {
+	return slices.ContainsFunc(m.Voters, func(n quorum.Node) bool { return n.ID == id })
 }
 
 // joiningVoters counts the voters of m that desc lists as replicas added
@@ -127,7 +136,7 @@ func nextPaxosConfig(c *consensus.PaxosCore, desc *catalog.RangeDescriptor) (pax
 func joiningVoters(c *consensus.PaxosCore, desc *catalog.RangeDescriptor, m paxos.Membership) int {
 	n := 0
 	for _, rep := range desc.Replicas {
-		if rep.Added && slices.ContainsFunc(m.Voters, func(v quorum.Node) bool { return v.ID == rep.NodeID }) && !c.Joined(rep.NodeID) {
+		if rep.Added && hasVoter(m, rep.NodeID) && !c.Joined(rep.NodeID) {
 			n++
 		}
 	}
@@ -158,12 +167,26 @@ func paxosMembers(c *consensus.PaxosCore) []uint64 {
 	return ids
 }
 
-// paxosCatchingUp counts the joiners of the ranges this leader leads
-// (joiningVoters of the newest configuration).
-func paxosCatchingUp(c *consensus.PaxosCore, desc *catalog.RangeDescriptor) int {
+// paxosCatchingUp returns the replicas of paxos range r, which this node
+// leads, that are catching up or may be, none of which has answered this
+// leader as holding the range: the voters of the newest configuration
+// that the catalog lists as added by a move (joiningVoters: a new leader
+// counts every one it has not heard from yet), and the ones this leader
+// added whose configuration is not chosen yet.
+func paxosCatchingUp(r *replica, c *consensus.PaxosCore) []uint64 {
 	cs := c.Configs()
 	if len(cs) == 0 {
-		return 0
+		return nil
 	}
-	return joiningVoters(c, desc, cs[len(cs)-1].Membership)
+	newest := cs[len(cs)-1].Membership
+	var ids []uint64
+	for _, rep := range r.desc.Replicas {
+		if c.Joined(rep.NodeID) {
+			continue
+		}
+		if (rep.Added && hasVoter(newest, rep.NodeID)) || r.startedCatchUp(rep.NodeID) {
+			ids = append(ids, rep.NodeID)
+		}
+	}
+	return ids
 }

@@ -13,11 +13,29 @@ import (
 // usual 100 ms tick, a small cost next to the moves it drives.
 const driveRangesEveryTicks = 10
 
-// MaxCatchingUp bounds the learners this node's ranges are catching up at
-// once: each may need a snapshot of its whole range from this node, read
-// and sent while clients are served, so a dead node's replicas are
-// rebuilt a few at a time (CockroachDB and TiKV bound their snapshots the
-// same way).
+// MaxCatchingUp bounds the catch-ups a node starts: the learners (raft)
+// and joiners (paxos) its range driver adds to the ranges it leads. Each
+// may need a snapshot of its whole range from this node, read and sent
+// while clients are served, so a dead node's replicas are rebuilt a few
+// at a time (CockroachDB and TiKV bound their snapshots the same way).
+//
+// The driver proposes a change that adds replicas only while those it
+// adds and the replicas already catching up in the ranges this node leads
+// come to at most MaxCatchingUp, or none is catching up (a change may add
+// more than one: a paxos range whose geometry cannot swap one replica at
+// a time takes the catalog's whole replica set at once). A replica counts
+// as catching up from the pass that proposes the change that adds it,
+// applied or not, until the leader hears that it holds the range. So the
+// catch-ups a node started and that still run (CatchingUp) never exceed
+// MaxCatchingUp, or what one change adds if that is more.
+//
+// That is all a node can promise. A range it comes to lead (an election,
+// a leadership transfer) brings the catch-ups under way in it, which
+// another leader started and this one cannot refuse without refusing to
+// lead. They count against the catch-ups it starts next (a new leader
+// counts every replica added to the range that it has not heard from
+// yet), but the replicas catching up in the ranges a node leads may be
+// more than MaxCatchingUp until they finish.
 const MaxCatchingUp = 4
 
 // driveRanges makes the Raft configuration of every range this node leads
@@ -35,8 +53,8 @@ const MaxCatchingUp = 4
 //
 // One change at a time per range: Raft refuses a second one while the
 // first is pending, and a later pass tries again. A learner is added only
-// while the ranges this node leads have fewer than MaxCatchingUp learners
-// still catching up. The catalog is the
+// while the ranges this node leads have fewer than MaxCatchingUp replicas
+// catching up (MaxCatchingUp says what that bounds). The catalog is the
 // intent and the range's log the fact; each pass moves one step toward
 // the intent, so a leader change or a restart in the middle resumes where
 // the new leader finds the range. Paxos ranges follow the catalog too,
@@ -51,34 +69,40 @@ func (s *Store) driveRanges() {
 	catchingUp := 0
 	for _, r := range s.sortedReplicas() {
 		if r.desc.ID == catalog.MetaRangeID || r.Role != consensus.RoleLeader {
+			r.catchUps = nil // started under a leadership that is over
 			continue
 		}
-		switch c := r.Core.(type) {
+		ids := catchingUpReplicas(r)
+		r.keepCatchUps(ids)
+		catchingUp += len(ids)
+		switch r.Core.(type) {
 		case *consensus.RaftCore:
 			led = append(led, r)
-			catchingUp += laggingLearners(c, r.desc)
 		case *consensus.PaxosCore:
 			ledPaxos = append(ledPaxos, r)
-			catchingUp += paxosCatchingUp(c, r.desc)
 		}
 	}
 	for _, r := range led {
 		c := r.Core.(*consensus.RaftCore)
 		cc, ok := nextRangeChange(c, r.desc)
-
 		if !ok {
 			continue
 		}
-		if isAddLearner(cc) {
-			if catchingUp >= MaxCatchingUp {
-				continue // a later pass adds it
-			}
-			catchingUp++
+		learner, adds := addedLearner(cc)
+		if adds && r.startedCatchUp(learner) {
+			adds = false // counted already: proposed, not applied yet
+		}
+		if adds && catchingUp >= MaxCatchingUp {
+			continue // a later pass adds it
 		}
 		s.wake(r)
 		if err := c.RawNode.ProposeConfChange(cc); err != nil {
 			s.Logger.Debug("range membership change refused for now", "range", r.desc.ID, "change", cc.String(), "err", err)
 			continue
+		}
+		if adds {
+			r.startCatchUp(learner)
+			catchingUp++
 		}
 		s.Logger.Info("changing a range's membership to follow the catalog", "range", r.desc.ID, "keyspace", r.desc.Keyspace, "change", cc.String())
 	}
@@ -145,30 +169,90 @@ func nextRangeChange(c *consensus.RaftCore, desc *catalog.RangeDescriptor) (raft
 	return raft.ConfChange{}, false
 }
 
-// laggingLearners counts c's learners that desc lists as replicas and
-// that do not hold its committed log: the ones catching up. A learner the
-// catalog dropped is on its way out, not catching up.
-func laggingLearners(c *consensus.RaftCore, desc *catalog.RangeDescriptor) int {
-	learners := c.RawNode.ConfState().Learners
-	if len(learners) == 0 {
-		return 0
+// catchingUpReplicas returns the replicas of r, a range this node leads,
+// that are catching up, or may be, in the catalog's order: the ones
+// MaxCatchingUp counts (raftCatchingUp, paxosCatchingUp).
+func catchingUpReplicas(r *replica) []uint64 {
+	switch c := r.Core.(type) {
+	case *consensus.RaftCore:
+		return raftCatchingUp(r, c)
+	case *consensus.PaxosCore:
+		return paxosCatchingUp(r, c)
 	}
-	progress := c.RawNode.Status().Progress
-	n := 0
-	for _, id := range learners {
-		if pr, ok := progress[id]; desc.HasReplica(id) && (!ok || pr.Match < c.Log.HardState.Commit) {
-			n++
+	return nil
+}
+
+// raftCatchingUp returns the replicas of raft range r, which this node
+// leads, that are catching up: the learners the catalog lists that do not
+// hold the committed log (a new leader counts every one it has not heard
+// from yet), and the replicas this leader added whose change is not
+// applied yet. A learner the catalog dropped is on its way out, not
+// catching up.
+func raftCatchingUp(r *replica, c *consensus.RaftCore) []uint64 {
+	cs := c.RawNode.ConfState()
+	var progress map[uint64]raft.Progress
+	var ids []uint64
+	for _, rep := range r.desc.Replicas {
+		id := rep.NodeID
+		switch {
+		case slices.Contains(cs.Learners, id):
+			if progress == nil {
+				progress = c.RawNode.Status().Progress
+			}
+			if pr, ok := progress[id]; ok && pr.Match >= c.Log.HardState.Commit {
+				continue
+			}
+		case slices.ContainsFunc(cs.Voters, func(v raft.Member) bool { return v.ID == id }):
+			continue
+		case !r.startedCatchUp(id):
+			continue // not added yet
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// addedLearner returns the learner cc adds, if it adds one.
+func addedLearner(cc raft.ConfChange) (uint64, bool) {
+	if len(cc.Changes) == 1 && cc.Changes[0].Type == raft.ConfChangeAddLearner {
+		return cc.Changes[0].Member.ID, true
+	}
+	return 0, false
+}
+
+// startCatchUp records that this node's range driver added replica id to
+// r, which it leads.
+func (r *replica) startCatchUp(id uint64) {
+	if r.catchUps == nil {
+		r.catchUps = map[uint64]uint64{}
+	}
+	r.catchUps[id] = r.Core.Status().Term
+}
+
+// startedCatchUp reports whether this node's range driver added replica
+// id to r while leading r as it does now (in the same term or ballot
+// round): a catch-up this node started, not one it took over with the
+// leadership.
+func (r *replica) startedCatchUp(id uint64) bool {
+	term, ok := r.catchUps[id]
+	return ok && r.Role == consensus.RoleLeader && term == r.Core.Status().Term
+}
+
+// keepCatchUps forgets the catch-ups r's record holds that are over: not
+// in ids (catchingUpReplicas), or started under an earlier leadership.
+func (r *replica) keepCatchUps(ids []uint64) {
+	for id := range r.catchUps {
+		if !slices.Contains(ids, id) || !r.startedCatchUp(id) {
+			delete(r.catchUps, id)
 		}
 	}
-	return n
 }
 
-func isAddLearner(cc raft.ConfChange) bool {
-	return len(cc.Changes) == 1 && cc.Changes[0].Type == raft.ConfChangeAddLearner
-}
-
-// CatchingUp counts the learners, and the paxos joiners, still catching
-// up in the ranges this node leads (the bound MaxCatchingUp holds). Loop
+// CatchingUp counts the catch-ups this node started that still run: the
+// replicas its range driver added, as learners or paxos joiners, to the
+// ranges it leads, while leading them as it does now, that are catching
+// up or may be (catchingUpReplicas). MaxCatchingUp bounds it; the ranges
+// a node took over may have more replicas catching up (see there). Loop
 // only.
 func (s *Store) CatchingUp() int {
 	n := 0
@@ -176,11 +260,10 @@ func (s *Store) CatchingUp() int {
 		if r.Role != consensus.RoleLeader || r.desc.ID == catalog.MetaRangeID {
 			continue
 		}
-		switch c := r.Core.(type) {
-		case *consensus.RaftCore:
-			n += laggingLearners(c, r.desc)
-		case *consensus.PaxosCore:
-			n += paxosCatchingUp(c, r.desc)
+		for _, id := range catchingUpReplicas(r) {
+			if r.startedCatchUp(id) {
+				n++
+			}
 		}
 	}
 	return n

@@ -63,6 +63,12 @@ type replica struct {
 	// splitting is the split whose file is being written (splitjob.go):
 	// the apply waits at its entry until it is ingested.
 	splitting *splitJob
+
+	// catchUps are the catch-ups this node started in the range: the
+	// replicas its range driver added (learners, paxos joiners) while it
+	// led the range, by node ID, with the term (paxos: the ballot round)
+	// it led in (rangedriver.go, startedCatchUp). Loop only.
+	catchUps map[uint64]uint64
 }
 
 // waiter is the client of one proposal: data is the proposed command as
