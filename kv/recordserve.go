@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
+	"github.com/quorumkv/quorumkv/internal/stack"
 	"github.com/quorumkv/quorumkv/kv/transport"
 	"github.com/quorumkv/quorumkv/paxos"
 )
@@ -41,6 +42,7 @@ func (p *peerServer) Records(ctx context.Context, bs *connect.BidiStream[peerv1.
 		for _, c := range req.Calls {
 			slots <- struct{}{}
 			calls.Go(func() {
+				stack.Grow() // a goroutine per call, as deep down to Pebble as a request
 				a := p.answerRecordCall(ctx, c)
 				<-slots
 				answers <- a

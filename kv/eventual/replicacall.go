@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quorumkv/quorumkv/internal/stack"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/records"
 	"github.com/quorumkv/quorumkv/kv/transport"
@@ -178,6 +179,7 @@ func (g goNet) Call(to uint64, req ReplicaRequest, done func(ReplicaAnswer)) {
 	go func() {
 		defer n.Inflight.Done()
 		if to == n.store.NodeID() {
+			stack.Grow() // a new goroutine, as deep down to Pebble as a request
 			done(n.ServeReplica(req))
 			return
 		}

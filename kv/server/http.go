@@ -27,6 +27,7 @@ import (
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
 	"github.com/quorumkv/quorumkv/certs"
+	"github.com/quorumkv/quorumkv/internal/stack"
 	"github.com/quorumkv/quorumkv/kv"
 	"github.com/quorumkv/quorumkv/kv/auth"
 	"github.com/quorumkv/quorumkv/kv/catalog"
@@ -190,7 +191,7 @@ func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gathere
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	growStack() // see stack.go
+	stack.Grow() // one copy of a shallow stack, not several deep in Pebble
 	if r.TLS != nil {
 		r = r.WithContext(context.WithValue(r.Context(), tlsKey{}, r.TLS)) // for authInterceptor
 	}

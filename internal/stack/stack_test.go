@@ -1,6 +1,11 @@
-package server
+package stack
 
-import "testing"
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
 
 // deep uses about depth*256 bytes of stack, as a request's deep path does.
 //
@@ -16,24 +21,36 @@ func deep(depth int) byte {
 
 // BenchmarkRequestGoroutine compares a new goroutine that runs a deep call
 // (about 12 KiB of stack) as it comes, growing its stack on the way, with
-// one that calls growStack first. Run with
-// go test -run '^$' -bench RequestGoroutine ./kv/server.
+// one that calls Grow first. Run with
+// go test -run '^$' -bench RequestGoroutine ./internal/stack.
 func BenchmarkRequestGoroutine(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		grow bool
-	}{{"as-is", false}, {"growStack", true}} {
+	}{{"as-is", false}, {"Grow", true}} {
 		b.Run(c.name, func(b *testing.B) {
 			done := make(chan byte)
 			for range b.N {
 				go func() {
 					if c.grow {
-						growStack()
+						Grow()
 					}
 					done <- deep(48)
 				}()
 				<-done
 			}
 		})
+	}
+}
+
+// The assembly frame of Grow is the size stack.go documents.
+func TestFrameSize(t *testing.T) {
+	src, err := os.ReadFile("grow_asm.s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("TEXT ·Grow(SB), 0, $%d-0", requestStackBytes)
+	if !strings.Contains(string(src), want) {
+		t.Errorf("grow_asm.s does not declare %q", want)
 	}
 }
