@@ -230,6 +230,7 @@ func (r *replica) applyMerge(s *Store, w *applyWriter, index uint64, cmd *comman
 	}
 	r.Applied, w.durable = index, index
 	r.split = p.state
+	r.forgetSizes()
 	r.split.bytes += moved
 	r.splitDirty = false
 	// The right range's answers are now the left's too: the filter is

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/quorumkv/quorumkv/internal/invariants"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/command"
 	"github.com/quorumkv/quorumkv/kv/consensus"
@@ -69,7 +70,14 @@ type replica struct {
 	// led the range, by node ID, with the term (paxos: the ballot round)
 	// it led in (rangedriver.go, startedCatchUp). Loop only.
 	catchUps map[uint64]uint64
+
+	// sizes are the sizes of keys the apply wrote lately (sizecache.go).
+	sizes sizeCache
 }
+
+// forgetSizes empties the size cache: the range's data changed other
+// than by its apply (a split, a merge, a snapshot install).
+func (r *replica) forgetSizes() { r.sizes = sizeCache{} }
 
 // waiter is the client of one proposal: data is the proposed command as
 // encoded in the log, so that only that very entry answers it. Request IDs
@@ -102,7 +110,7 @@ func newReplica(s *Store, desc *catalog.RangeDescriptor) (*replica, error) {
 		return nil, err
 	}
 	r := &replica{desc: desc, Applied: applied, waiters: map[uint64]waiter{}, Reads: map[uint64]func(error){},
-		dedup: dedupState{horizon: horizon}, split: split, splitDirty: true}
+		dedup: dedupState{horizon: horizon}, split: split, splitDirty: true, sizes: sizeCache{}}
 	rg := consensus.Range{Desc: desc, Applied: &r.Applied, SnapFault: &r.snapshotFault, Founder: founder(desc, s.nodeID),
 		ReadLease: s.readLease(desc)}
 	if desc.Mode == catalog.ModePaxos {
@@ -231,6 +239,14 @@ func (r *replica) applyCommand(s *Store, w *applyWriter, index uint64, cmd *comm
 func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *command.Command, pending map[string]*command.Value) (command.Result, error) {
 	key := storage.DataKey(r.desc.ID, cmd.Key)
 	cur, ok := pending[string(key)]
+	if !ok && cmd.Op != command.OpCAS {
+		if sz, hit := r.sizes.get(cmd.Key); hit {
+			if invariants.Enabled {
+				r.checkCachedSize(s, key, cmd.Key, sz)
+			}
+			return r.applyBlind(b, index, cmd, key, sz, pending)
+		}
+	}
 	if !ok {
 		raw, err := s.DB.Get(key)
 		switch {
@@ -249,14 +265,64 @@ func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *comm
 	if next == cur {
 		return res, nil
 	}
-	r.split.bytes += splitBytes(cmd.Key, next)
-	r.split.bytes -= min(r.split.bytes, splitBytes(cmd.Key, cur))
+	return res, r.writeValue(b, cmd.Key, key, splitBytes(cmd.Key, cur), next, pending)
+}
+
+// applyBlind applies a put or delete of a key whose current size the
+// cache holds (curBytes; 0: absent), without reading its value: neither
+// needs more than whether the key exists.
+func (r *replica) applyBlind(b *storage.Batch, index uint64, cmd *command.Command, key []byte, curBytes uint32, pending map[string]*command.Value) (command.Result, error) {
+	var cur *command.Value
+	if curBytes > 0 {
+		cur = &command.Value{} // exists: all a put or delete asks of it
+	}
+	next, res := cmd.Apply(r.desc.ID, index, cur)
+	if next == cur {
+		return res, nil // a delete of an absent key
+	}
+	return res, r.writeValue(b, cmd.Key, key, uint64(curBytes), next, pending)
+}
+
+// writeValue writes next (nil: delete) as userKey's value at key, where
+// the value it replaces counted curBytes toward the range's size.
+func (r *replica) writeValue(b *storage.Batch, userKey, key []byte, curBytes uint64, next *command.Value, pending map[string]*command.Value) error {
+	nextBytes := splitBytes(userKey, next)
+	r.split.bytes += nextBytes
+	r.split.bytes -= min(r.split.bytes, curBytes)
 	r.splitDirty = true
+	if r.sizes == nil {
+		r.sizes = sizeCache{}
+	}
+	r.sizes.put(userKey, nextBytes)
 	pending[string(key)] = next
 	if next == nil {
-		return res, b.Delete(key)
+		return b.Delete(key)
 	}
-	return res, b.Set(key, next.Encode())
+	return b.Set(key, next.Encode())
+}
+
+// checkCachedSize panics if the size cache's size for userKey is not
+// what its value on disk counts (an invariant check: see sizecache.go).
+// Only for keys not written in the apply's batch, whose disk value is
+// the current one.
+func (r *replica) checkCachedSize(s *Store, key, userKey []byte, cached uint32) {
+	var onDisk uint64
+	raw, err := s.DB.Get(key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return // the apply's own reads will say
+	default:
+		v, err := command.DecodeValue(raw)
+		if err != nil {
+			return
+		}
+		onDisk = splitBytes(userKey, &v)
+	}
+	if onDisk != uint64(cached) {
+		panic(fmt.Sprintf("kv: range %d: the size cache holds %d bytes for key %q, its value on disk counts %d",
+			r.desc.ID, cached, command.Abbreviate(userKey), onDisk))
+	}
 }
 
 // serveReads releases confirmed reads whose index is applied.

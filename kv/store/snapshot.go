@@ -397,6 +397,7 @@ func (s *Store) ingestInstalls() error {
 			s.catalogChanged = true
 		}
 		in.r.split, in.r.splitDirty = split, true
+		in.r.forgetSizes()
 		if id == catalog.MetaRangeID {
 			s.catalogReload = true // from the data, once this round is done
 		}

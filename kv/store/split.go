@@ -353,6 +353,7 @@ func (s *Store) splitApplied(r *replica, j *splitJob) {
 	p, sz := j.p, j.sizes
 	r.Applied = p.index
 	r.split = splitState{known: true, span: catalog.Span{Lo: p.span.Lo, Hi: p.mid}, bytes: sz.left, lastMid: p.mid, lastNew: p.born}
+	r.forgetSizes()
 	r.splitDirty = false
 	if p.create {
 		reps, geometry := p.found.Replicas()
