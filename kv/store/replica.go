@@ -244,7 +244,7 @@ func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *comm
 			if invariants.Enabled {
 				r.checkCachedSize(s, key, cmd.Key, sz)
 			}
-			return r.applyBlind(b, index, cmd, key, sz, pending)
+			return r.applyBlind(s, b, index, cmd, key, sz, pending)
 		}
 	}
 	if !ok {
@@ -265,13 +265,13 @@ func (r *replica) applyWrite(s *Store, b *storage.Batch, index uint64, cmd *comm
 	if next == cur {
 		return res, nil
 	}
-	return res, r.writeValue(b, cmd.Key, key, splitBytes(cmd.Key, cur), next, pending)
+	return res, r.writeValue(s, b, cmd.Key, key, splitBytes(cmd.Key, cur), next, pending)
 }
 
 // applyBlind applies a put or delete of a key whose current size the
 // cache holds (curBytes; 0: absent), without reading its value: neither
 // needs more than whether the key exists.
-func (r *replica) applyBlind(b *storage.Batch, index uint64, cmd *command.Command, key []byte, curBytes uint32, pending map[string]*command.Value) (command.Result, error) {
+func (r *replica) applyBlind(s *Store, b *storage.Batch, index uint64, cmd *command.Command, key []byte, curBytes uint32, pending map[string]*command.Value) (command.Result, error) {
 	var cur *command.Value
 	if curBytes > 0 {
 		cur = &command.Value{} // exists: all a put or delete asks of it
@@ -280,12 +280,12 @@ func (r *replica) applyBlind(b *storage.Batch, index uint64, cmd *command.Comman
 	if next == cur {
 		return res, nil // a delete of an absent key
 	}
-	return res, r.writeValue(b, cmd.Key, key, uint64(curBytes), next, pending)
+	return res, r.writeValue(s, b, cmd.Key, key, uint64(curBytes), next, pending)
 }
 
 // writeValue writes next (nil: delete) as userKey's value at key, where
 // the value it replaces counted curBytes toward the range's size.
-func (r *replica) writeValue(b *storage.Batch, userKey, key []byte, curBytes uint64, next *command.Value, pending map[string]*command.Value) error {
+func (r *replica) writeValue(s *Store, b *storage.Batch, userKey, key []byte, curBytes uint64, next *command.Value, pending map[string]*command.Value) error {
 	nextBytes := splitBytes(userKey, next)
 	r.split.bytes += nextBytes
 	r.split.bytes -= min(r.split.bytes, curBytes)
@@ -293,7 +293,7 @@ func (r *replica) writeValue(b *storage.Batch, userKey, key []byte, curBytes uin
 	if r.sizes == nil {
 		r.sizes = sizeCache{}
 	}
-	r.sizes.put(userKey, nextBytes)
+	r.sizes.put(userKey, nextBytes, sizesCap(len(s.Replicas)))
 	pending[string(key)] = next
 	if next == nil {
 		return b.Delete(key)

@@ -17,11 +17,21 @@ package store
 // replica counts alike since each cache is exact. internal/invariants
 // checks every size it gives against the disk.
 
-// maxCachedSizes bounds the keys each replica remembers: about 70 bytes
-// each (key, map slot), so 16,384 keys is ~1 MiB per replica. Too low
-// reads Pebble for most puts of a range with more keys written often;
-// too high holds memory for keys not written again.
-const maxCachedSizes = 16 << 10
+// Bounds of the keys remembered. A key of 23 bytes costs 77 bytes (the
+// key, a map slot; measured), so the node's 256 Ki keys are ~20 MiB. Too low reads Pebble
+// for most puts of ranges with more keys written often; too high holds
+// memory for keys not written again.
+const (
+	// maxCachedSizesPerNode is shared by the node's replicas: each may
+	// hold its share (and at least minCachedSizes), as counted when it
+	// adds a key.
+	maxCachedSizesPerNode = 256 << 10
+	minCachedSizes        = 256
+)
+
+// sizesCap is how many keys each replica of a node with n replicas may
+// remember.
+func sizesCap(n int) int { return max(minCachedSizes, maxCachedSizesPerNode/max(n, 1)) }
 
 // sizeCache maps user keys to the size they count (0: absent).
 type sizeCache map[string]uint32
@@ -32,13 +42,15 @@ func (c sizeCache) get(key []byte) (uint32, bool) {
 	return sz, ok
 }
 
-// put remembers the size key counts now, forgetting an arbitrary key to
-// make room.
-func (c sizeCache) put(key []byte, sz uint64) {
-	if _, ok := c[string(key)]; !ok && len(c) >= maxCachedSizes {
+// put remembers the size key counts now, forgetting arbitrary keys to
+// keep at most limit.
+func (c sizeCache) put(key []byte, sz uint64, limit int) {
+	if _, ok := c[string(key)]; !ok {
 		for k := range c {
+			if len(c) < limit {
+				break
+			}
 			delete(c, k)
-			break
 		}
 	}
 	c[string(key)] = uint32(sz)
