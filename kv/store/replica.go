@@ -290,10 +290,7 @@ func (r *replica) writeValue(s *Store, b *storage.Batch, userKey, key []byte, cu
 	r.split.bytes += nextBytes
 	r.split.bytes -= min(r.split.bytes, curBytes)
 	r.splitDirty = true
-	if r.sizes == nil {
-		r.sizes = sizeCache{}
-	}
-	r.sizes.put(userKey, nextBytes, sizesCap(len(s.Replicas)))
+	s.remember(r, userKey, nextBytes)
 	pending[string(key)] = next
 	if next == nil {
 		return b.Delete(key)

@@ -17,21 +17,14 @@ package store
 // replica counts alike since each cache is exact. internal/invariants
 // checks every size it gives against the disk.
 
-// Bounds of the keys remembered. A key of 23 bytes costs 77 bytes (the
-// key, a map slot; measured), so the node's 256 Ki keys are ~20 MiB. Too low reads Pebble
-// for most puts of ranges with more keys written often; too high holds
-// memory for keys not written again.
-const (
-	// maxCachedSizesPerNode is shared by the node's replicas: each may
-	// hold its share (and at least minCachedSizes), as counted when it
-	// adds a key.
-	maxCachedSizesPerNode = 256 << 10
-	minCachedSizes        = 256
-)
-
-// sizesCap is how many keys each replica of a node with n replicas may
-// remember.
-func sizesCap(n int) int { return max(minCachedSizes, maxCachedSizesPerNode/max(n, 1)) }
+// maxCachedSizes bounds the keys a node remembers, over all its replicas:
+// a key of 23 bytes costs 77 bytes (the key, a map slot; measured), so
+// 256 Ki keys are ~20 MiB. Too low reads Pebble for most puts of ranges
+// with more keys written often; too high holds memory for keys not written
+// again. The replicas that write take the room: a replica adds a key while
+// the node holds fewer (Store.sizesHeld), and once it is full replaces one
+// of its own, if it has any.
+const maxCachedSizes = 256 << 10
 
 // sizeCache maps user keys to the size they count (0: absent).
 type sizeCache map[string]uint32
@@ -42,16 +35,33 @@ func (c sizeCache) get(key []byte) (uint32, bool) {
 	return sz, ok
 }
 
-// put remembers the size key counts now, forgetting arbitrary keys to
-// keep at most limit.
-func (c sizeCache) put(key []byte, sz uint64, limit int) {
-	if _, ok := c[string(key)]; !ok {
-		for k := range c {
-			if len(c) < limit {
+// remember records the size r's key counts now, within the node's bound.
+func (s *Store) remember(r *replica, key []byte, sz uint64) {
+	if r.sizes == nil {
+		r.sizes = sizeCache{}
+	}
+	if _, ok := r.sizes[string(key)]; !ok {
+		if s.sizesHeld >= maxCachedSizes {
+			if len(r.sizes) == 0 {
+				return
+			}
+			for k := range r.sizes {
+				delete(r.sizes, k)
 				break
 			}
-			delete(c, k)
+		} else {
+			s.sizesHeld++
 		}
 	}
-	c[string(key)] = uint32(sz)
+	r.sizes[string(key)] = uint32(sz)
+}
+
+// countSizes recounts the keys the node remembers (sizesHeld), so that the
+// caches of replicas gone or emptied give their room back. On every tick.
+func (s *Store) countSizes() {
+	n := 0
+	for _, r := range s.Replicas {
+		n += len(r.sizes)
+	}
+	s.sizesHeld = n
 }

@@ -6,41 +6,42 @@ import (
 )
 
 func TestSizeCache(t *testing.T) {
-	c := sizeCache{}
-	if _, ok := c.get([]byte("k")); ok {
+	s := &Store{Replicas: map[uint64]*replica{}}
+	a, b := &replica{}, &replica{}
+	s.Replicas[1], s.Replicas[2] = a, b
+	if _, ok := a.sizes.get([]byte("k")); ok {
 		t.Fatal("an empty cache holds k")
 	}
-	c.put([]byte("k"), 42, 10)
-	c.put([]byte("gone"), 0, 10)
-	if sz, ok := c.get([]byte("k")); !ok || sz != 42 {
+	s.remember(a, []byte("k"), 42)
+	s.remember(a, []byte("gone"), 0)
+	if sz, ok := a.sizes.get([]byte("k")); !ok || sz != 42 {
 		t.Fatalf("get(k) = %d, %v; want 42", sz, ok)
 	}
-	if sz, ok := c.get([]byte("gone")); !ok || sz != 0 {
+	if sz, ok := a.sizes.get([]byte("gone")); !ok || sz != 0 {
 		t.Fatalf("get(gone) = %d, %v; want 0 (absent), known", sz, ok)
 	}
-	// Full: a new key takes an old one's place, an update takes none.
-	const limit = 100
-	for i := range 2 * limit {
-		c.put(fmt.Appendf(nil, "key-%d", i), uint64(i), limit)
+	// The node full: a new key of a replica takes the place of one of its
+	// own; a replica with none caches nothing; an update takes no room.
+	for i := range maxCachedSizes + 100 {
+		s.remember(a, fmt.Appendf(nil, "key-%d", i), uint64(i))
 	}
-	if len(c) != limit {
-		t.Fatalf("%d keys held, want the bound %d", len(c), limit)
+	if len(a.sizes) != maxCachedSizes || s.sizesHeld != maxCachedSizes {
+		t.Fatalf("%d keys held (%d counted), want the bound %d", len(a.sizes), s.sizesHeld, maxCachedSizes)
 	}
-	last := fmt.Appendf(nil, "key-%d", 2*limit-1)
-	c.put(last, 7, limit)
-	if sz, _ := c.get(last); len(c) != limit || sz != 7 {
-		t.Fatalf("after an update: %d keys, size %d; want %d keys, 7", len(c), sz, limit)
+	s.remember(b, []byte("b"), 1)
+	if len(b.sizes) != 0 {
+		t.Fatal("a replica with no room of its own cached a key past the node's bound")
 	}
-	// A lower bound (more replicas on the node) shrinks it at the next
-	// new key.
-	c.put([]byte("new"), 1, limit/2)
-	if len(c) != limit/2 {
-		t.Fatalf("after a put under a bound of %d: %d keys", limit/2, len(c))
+	last := fmt.Appendf(nil, "key-%d", maxCachedSizes+99)
+	s.remember(a, last, 7)
+	if sz, _ := a.sizes.get(last); len(a.sizes) != maxCachedSizes || sz != 7 {
+		t.Fatalf("after an update: %d keys, size %d; want %d keys, 7", len(a.sizes), sz, maxCachedSizes)
 	}
-	if got, want := sizesCap(16), maxCachedSizesPerNode/16; got != want {
-		t.Errorf("sizesCap(16) = %d, want %d", got, want)
-	}
-	if got := sizesCap(1 << 20); got != minCachedSizes {
-		t.Errorf("sizesCap(1Mi) = %d, want the minimum %d", got, minCachedSizes)
+	// A cache forgotten gives its room back at the next count.
+	a.forgetSizes()
+	s.countSizes()
+	s.remember(b, []byte("b"), 1)
+	if s.sizesHeld != 1 || len(b.sizes) != 1 {
+		t.Fatalf("after a forget and a count: %d counted, b holds %d; want 1 and 1", s.sizesHeld, len(b.sizes))
 	}
 }

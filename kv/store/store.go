@@ -324,6 +324,9 @@ type Store struct {
 	Quiesce      quiesceState
 	// clock keeps the loop's ticks in step with time (clock.go).
 	clock clockState
+	// sizesHeld is how many keys the replicas' size caches hold
+	// (sizecache.go), recounted on every tick.
+	sizesHeld int
 	// ordered caches sortedReplicas; nil when the replicas changed.
 	ordered []*replica
 	// heldEventual are the eventual ranges held here at the last
@@ -941,6 +944,7 @@ func (s *Store) Tick() { s.tick(1) }
 // tick is Tick for n ticks at once: the loop fell behind, and catches up
 // with the cores' clocks; the rest of a tick's work runs once.
 func (s *Store) tick(n int) {
+	s.countSizes()
 	s.quiesceTick()
 	var quiescing []*replica
 	for _, r := range s.Replicas {
