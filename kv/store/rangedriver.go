@@ -36,6 +36,10 @@ const driveRangesEveryTicks = 10
 // counts every replica added to the range that it has not heard from
 // yet), but the replicas catching up in the ranges a node leads may be
 // more than MaxCatchingUp until they finish.
+//
+// Too low rebuilds a dead node's replicas one or two at a time, so its
+// ranges stay under-replicated longer; too high lets snapshots crowd out
+// the leader's disk, network and CPU while clients are served.
 const MaxCatchingUp = 4
 
 // driveRanges makes the Raft configuration of every range this node leads
