@@ -160,23 +160,10 @@ func (ec *etcdCluster) waitReady(ctx context.Context) error {
 }
 
 // pids are the members' process IDs.
-func (ec *etcdCluster) pids() []int {
-	out := make([]int, len(ec.members))
-	for i, m := range ec.members {
-		out[i] = m.pid()
-	}
-	return out
-}
+func (ec *etcdCluster) pids() []int { return pidsOf(ec.members) }
 
 // alive reports the first member found dead.
-func (ec *etcdCluster) alive() error {
-	for _, m := range ec.members {
-		if err := m.alive(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (ec *etcdCluster) alive() error { return firstDead(ec.members) }
 
 // put and get are the benchmark's requests to etcd: a plain Put, and a
 // Get with clientv3's defaults, which is linearizable (serializable=false:

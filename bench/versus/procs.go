@@ -63,6 +63,25 @@ func (c *child) alive() error {
 	}
 }
 
+// pidsOf returns the children's process IDs, in order.
+func pidsOf(cs []*child) []int {
+	out := make([]int, len(cs))
+	for i, c := range cs {
+		out[i] = c.pid()
+	}
+	return out
+}
+
+// firstDead returns alive's error for the first child that has exited.
+func firstDead(cs []*child) error {
+	for _, c := range cs {
+		if err := c.alive(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // killAll sends SIGKILL to every child still running, by its PID, and
 // waits for each to be gone (for at most killWait each). No child can be
 // started after it.

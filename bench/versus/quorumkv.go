@@ -177,22 +177,9 @@ func (qc *qkvCluster) leaders(ctx context.Context, keyspace string) (string, err
 	return b.String(), nil
 }
 
-func (qc *qkvCluster) pids() []int {
-	out := make([]int, len(qc.nodes))
-	for i, n := range qc.nodes {
-		out[i] = n.pid()
-	}
-	return out
-}
+func (qc *qkvCluster) pids() []int { return pidsOf(qc.nodes) }
 
-func (qc *qkvCluster) alive() error {
-	for _, n := range qc.nodes {
-		if err := n.alive(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (qc *qkvCluster) alive() error { return firstDead(qc.nodes) }
 
 // put and get go through the Go client, which sends a raft or paxos
 // request to the range's leader as the last answer named it.
