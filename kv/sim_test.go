@@ -60,6 +60,9 @@ func TestSimWholeNodes(t *testing.T) {
 		// A node that has just been elected crashes at once, now and
 		// then: its no-op may commit old entries after it restarts.
 		{name: "nodes=3,crash-after-election", nodes: 3, electionCrashes: true},
+		// A node crashes between sending a leader's appends and syncing
+		// its own copy of them, now and then, all nodes at once too.
+		{name: "nodes=3,crash-before-sync", nodes: 3, syncCrashes: true, crashAll: true},
 	} {
 		t.Run(shape.name, func(t *testing.T) {
 			sim.RunSeeds(t, 16, func(t *testing.T, seed uint64) {
@@ -178,6 +181,10 @@ type simShape struct {
 	// electionCrashes crashes, now and then, a node right after it is
 	// elected leader of a range, and restarts it soon after.
 	electionCrashes bool
+	// syncCrashes crashes, now and then, a node in the middle of a round:
+	// after it sent a leader's appends and before it synced them
+	// (consensus.Ready.Eager), and restarts it soon after.
+	syncCrashes bool
 }
 
 // Simulation constants; virtual time.
@@ -266,8 +273,11 @@ type simCluster struct {
 	// appliedAt is the log index at which each idempotency key of each
 	// range took effect (checkOnce).
 	appliedAt map[simApplyKey]uint64
-	// electionCrashes: see simShape.
-	electionCrashes bool
+	// electionCrashes, syncCrashes, crashAll: see simShape.
+	electionCrashes, syncCrashes, crashAll bool
+	// roundCrashes counts the crashes between a round's eager messages
+	// and its sync (syncCrashes).
+	roundCrashes int
 	// defaultGrowTo is every store's StoreConfig.DefaultGrowTo: 0, so that
 	// the default keyspace stays on node 1, but in the tests of growth.
 	defaultGrowTo int
@@ -315,6 +325,37 @@ func (c *simCluster) elected(id uint64) {
 				c.s.Restart(node)
 			}
 		})
+	})
+}
+
+// syncCrash is the panic with which syncHook stops a round between its
+// eager messages and its sync; simNode.round recovers it and crashes the
+// node there.
+type syncCrash struct{}
+
+// syncHook is every store's StoreConfig.SyncHook: with syncCrashes, one
+// round in 100 of those that sent messages before their sync stops there
+// (syncCrash), as long as a majority stays up (or crashAll).
+func (c *simCluster) syncHook(id uint64) {
+	if !c.syncCrashes || c.s.Rand().IntN(100) != 0 || !(c.crashAll || c.oneMoreMayCrash()) {
+		return
+	}
+	panic(syncCrash{})
+}
+
+// crashInRound crashes node id in the middle of its round, and restarts
+// it soon after: what the round sent is on the wire, what it had not
+// synced is lost.
+func (c *simCluster) crashInRound(n *simNode) {
+	n.tr.flush()
+	node := sim.NodeID(n.id)
+	c.s.Tracef("crash n%d between its eager messages and its sync", n.id)
+	c.roundCrashes++
+	c.s.Crash(node)
+	c.s.After(time.Duration(20+c.s.Rand().IntN(200))*time.Millisecond, func() {
+		if !c.s.Up(node) {
+			c.s.Restart(node)
+		}
 	})
 }
 
@@ -392,14 +433,14 @@ func newSimClusterWith(t testing.TB, seed uint64, n int, keyspaces []catalog.Key
 // every client to make progress again.
 func (c *simCluster) runWorkload(shape simShape) {
 	s := c.s
-	c.electionCrashes = shape.electionCrashes
+	c.electionCrashes, c.syncCrashes, c.crashAll = shape.electionCrashes, shape.syncCrashes, shape.crashAll
 	c.startFaults(c.startClients, shape.crashAll)
 	if err := s.RunFor(cmp.Or(shape.faults, simFaults)); err != nil {
 		c.t.Fatal(err)
 	}
 
 	s.Heal()
-	c.electionCrashes = false // one still scheduled restarts its node within 0.2 s
+	c.electionCrashes, c.syncCrashes = false, false // one still scheduled restarts its node within 0.2 s
 	s.Tracef("healed: liveness from here")
 	base := make([]int, len(c.clients))
 	for i, cl := range c.clients {
@@ -457,7 +498,8 @@ func (c *simCluster) check() {
 	for _, d := range c.disks {
 		crashes += d.Crashes()
 	}
-	t.Logf("seed %d: %d operations, %d crashes, %d steps, %v virtual", c.seed, c.h.Len(), crashes, s.Steps(), s.Now())
+	t.Logf("seed %d: %d operations, %d crashes (%d between eager messages and a sync), %d steps, %v virtual",
+		c.seed, c.h.Len(), crashes, c.roundCrashes, s.Steps(), s.Now())
 }
 
 // require runs the sim until cond holds, failing the test if it does not
@@ -612,6 +654,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 	cfg := store.StoreConfig{
 		Clock:              clock,
 		Canary:             c.canary,
+		SyncHook:           func() { c.syncHook(id) },
 		NoLeaderBalancing:  c.pinLeaders,
 		SnapshotChunkBytes: c.snapshotChunkBytes,
 		OnApply:            c.checkOnce,
@@ -1020,6 +1063,14 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 
 // round is the loop's Store.HandleReady and the transport's flush.
 func (n *simNode) round() {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(syncCrash); !ok {
+				panic(r)
+			}
+			n.c.crashInRound(n)
+		}
+	}()
 	if err := n.store.HandleReady(); err != nil {
 		panic(fmt.Sprintf("node %d: %v", n.id, err))
 	}

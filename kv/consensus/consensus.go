@@ -96,13 +96,19 @@ type Core interface {
 type Ready struct {
 	// Soft is set when the role or the leader changed.
 	Soft *SoftState
-	// MustSync: the batch holding this Ready must be synced before the
-	// messages go out.
+	// MustSync: the batch holding this Ready must be synced before
+	// Messages go out.
 	MustSync bool
 	// Snapshot, if set, replaces the range's applied data (a follower
 	// catching up from the leader's snapshot), which the store has
 	// already received.
 	Snapshot *RangeSnapshot
+	// Eager are messages that may go out before the batch holding this
+	// Ready is synced, so that the followers write entries while the
+	// leader syncs its own copy (the Raft paper, §10.2.1): a leader's
+	// appends, heartbeats and snapshots in a term or ballot that was
+	// durable before this Ready (splitEager). Messages wait for the sync.
+	Eager    []PeerMessage
 	Messages []PeerMessage
 	// Committed are the entries to apply, in order, without gaps.
 	Committed []CommittedEntry

@@ -180,6 +180,7 @@ func (c *PaxosCore) Ready() Ready {
 		for i := range rd.Messages {
 			out.Messages[i] = PeerMessage{Paxos: &rd.Messages[i]}
 		}
+		splitEager(&out, func(m PeerMessage) bool { return eagerPaxos(m.Paxos, rd.HardState, c.Log.HardState) })
 	}
 	if len(rd.CommittedEntries) > 0 {
 		out.Committed = make([]CommittedEntry, len(rd.CommittedEntries))

@@ -141,6 +141,7 @@ func (c *RaftCore) Ready() Ready {
 		for i := range rd.Messages {
 			out.Messages[i] = PeerMessage{Raft: &rd.Messages[i]}
 		}
+		splitEager(&out, func(m PeerMessage) bool { return eagerRaft(m.Raft, rd.HardState, c.Log.HardState) })
 	}
 	if len(rd.CommittedEntries) > 0 {
 		out.Committed = make([]CommittedEntry, len(rd.CommittedEntries))

@@ -68,4 +68,9 @@ type Canary struct {
 	// quiesces: its ticks stop, so once woken it counts its lease from
 	// ticks long past, and a leader deposed meanwhile serves stale reads.
 	LeaseKeptOnQuiesce bool
+	// AllEager sends every message of a round before the round's batch is
+	// synced, not only a leader's appends (consensus.Ready.Eager): votes
+	// and acknowledgements of entries go out before what they promise is
+	// durable, and a crash before the sync forgets what others counted.
+	AllEager bool
 }

@@ -1,8 +1,9 @@
 // Package store runs the replicas of a node's raft and paxos ranges (and
 // meta's) on one goroutine, the store loop: each round it ticks the
 // ranges, steps the messages that came in, collects every core's Ready,
-// commits all their state in one Pebble batch (synced once if any needs
-// it), sends the messages, applies the committed commands and answers
+// sends the leaders' appends, commits all their state in one Pebble batch
+// (synced once if any needs it), sends the other messages, applies the
+// committed commands and answers
 // the waiting proposals and reads. It also owns proposals and their
 // waiters (Propose), linearizable read barriers (ReadBarrier), exactly-
 // once writes (dedup.go), quiescence of idle ranges, faults that stop one

@@ -109,6 +109,10 @@ type StoreConfig struct {
 	// after it; on the split's own goroutine, "writing" before it writes
 	// the file (the loop goes on meanwhile).
 	SplitHook func(step string)
+	// SyncHook, if set, is called in each round that sent messages
+	// before its batch was synced (consensus.Ready.Eager), between the
+	// send and the sync, so that tests can crash there.
+	SyncHook func()
 	// NoLeaderBalancing switches leadership balancing off (leaders.go): a
 	// range's leadership then moves only by elections and drains. Tests
 	// that hand proposals straight to a range's leader set it, since a
@@ -253,10 +257,11 @@ type Transport interface {
 }
 
 // Store runs every replica this node holds, in one goroutine: each round
-// it collects the Ready of every replica that has one, writes all their
-// entries and hard states in one Pebble batch with at most one WAL sync
-// (so syncs per second do not grow with the number of ranges), sends
-// their messages, applies their committed entries in one more batch, and
+// it collects the Ready of every replica that has one, sends the appends
+// of its leaders (consensus.Ready.Eager), writes all their entries and
+// hard states in one Pebble batch with at most one WAL sync (so syncs per
+// second do not grow with the number of ranges), sends their other
+// messages, applies their committed entries in one more batch, and
 // advances them.
 type Store struct {
 	Config StoreConfig
@@ -1076,7 +1081,8 @@ func (s *Store) HandleReady() error {
 	}
 
 	// 1. Persist every replica's snapshot, entries and hard state in one
-	// batch, synced once if any of them needs it.
+	// batch, synced once if any of them needs it. The leaders' appends go
+	// out before the sync.
 	b := s.DB.NewBatch()
 	defer b.Close()
 	sync := false
@@ -1091,6 +1097,15 @@ func (s *Store) HandleReady() error {
 		sync = sync || x.rd.MustSync || x.rd.Snapshot != nil
 	}
 	ready = s.stillRunning(ready)
+	// A leader's appends go out now, so that its followers write them
+	// while it syncs its own copy (consensus.Ready.Eager).
+	early, late := eagerMessages, lateMessages
+	if s.Config.Canary.AllEager {
+		early, late = allMessages, noMessages
+	}
+	if s.send(ready, early) > 0 && s.Config.SyncHook != nil {
+		s.Config.SyncHook()
+	}
 	if !b.Empty() || sync {
 		if err := b.Commit(sync && !s.Config.Canary.AckBeforeSync); err != nil {
 			return err
@@ -1104,15 +1119,8 @@ func (s *Store) HandleReady() error {
 		s.Config.Metrics.ReadySyncs.Inc()
 	}
 
-	// 2. Send, now that what the messages promise is durable.
-	for _, x := range ready {
-		if s.transport == nil {
-			continue
-		}
-		for _, m := range x.rd.Messages {
-			s.transport.Send(x.r.desc.ID, m)
-		}
-	}
+	// 2. Send the rest, now that what they promise is durable.
+	s.send(ready, late)
 
 	// 3. Apply committed entries, all replicas in one unsynced batch (or
 	// more, if one would exceed MaxBatchBytes: RoundBatch), each replica's
@@ -1161,6 +1169,32 @@ func (s *Store) HandleReady() error {
 	}
 	return s.compactLogs(ready)
 }
+
+// send sends the messages that which picks from each replica's Ready and
+// returns how many.
+func (s *Store) send(ready []readyReplica, which func(*consensus.Ready) []consensus.PeerMessage) int {
+	if s.transport == nil {
+		return 0
+	}
+	n := 0
+	for _, x := range ready {
+		for _, m := range which(&x.rd) {
+			s.transport.Send(x.r.desc.ID, m)
+			n++
+		}
+	}
+	return n
+}
+
+// The messages of a Ready that go out before its round's sync, and after.
+func eagerMessages(rd *consensus.Ready) []consensus.PeerMessage { return rd.Eager }
+func lateMessages(rd *consensus.Ready) []consensus.PeerMessage  { return rd.Messages }
+
+// The same for Canary.AllEager.
+func allMessages(rd *consensus.Ready) []consensus.PeerMessage {
+	return append(slices.Clip(rd.Eager), rd.Messages...)
+}
+func noMessages(*consensus.Ready) []consensus.PeerMessage { return nil }
 
 // stillRunning drops from ready the replicas that were destroyed or failed
 // since it was collected. It reuses ready's array.
