@@ -65,3 +65,7 @@ func WithCanary(cfg Config, c Canary) Config {
 	cfg.canary = c.set()
 	return cfg
 }
+
+// HoldsLease reports whether r leads and would serve a read now from its
+// lease, without a round.
+func (r *RawNode) HoldsLease() bool { return r.role == Leader && r.leaseValid() }

@@ -76,6 +76,9 @@ func (r *RawNode) becomeLeader() {
 		sentAt: map[uint64]int{}, joined: map[uint64]bool{}, joining: map[uint64]bool{},
 		lease: lease{acked: map[uint64]uint64{}},
 	}
+	if r.cfg.canary.leaseFromAck {
+		r.lead.lease.ackedAt = map[uint64]int{}
+	}
 	last := r.log.commit
 	for _, s := range sortedSlots(best) {
 		last = max(last, s)
@@ -246,7 +249,7 @@ func (r *RawNode) handleAck(m Message) {
 	}
 	if m.Type == MsgHeartbeatResp {
 		if m.Seq > 0 {
-			l.lease.ack(m.From, m.Seq, l.now, r.cfg.canary.leaseFromAck)
+			l.lease.ack(m.From, m.Seq, l.now)
 		}
 		r.confirmRead(m.From, m.Context)
 		if m.Joining {

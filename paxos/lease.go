@@ -76,6 +76,9 @@ type lease struct {
 	sentAt []roundSent
 	// acked is the highest round each acceptor acknowledged.
 	acked map[uint64]uint64
+	// ackedAt is the leader tick each acceptor's highest acknowledgement
+	// arrived at, for the canary leaseFromAck only.
+	ackedAt map[uint64]int
 	// ended: a transfer began in this ballot; no lease until it ends.
 	ended bool
 }
@@ -127,16 +130,13 @@ func (ls *lease) sentTick(seq uint64) (int, bool) {
 
 // ack records that acceptor from acknowledged round seq at leader tick
 // now.
-func (ls *lease) ack(from, seq uint64, now int, fromAck bool) {
+func (ls *lease) ack(from, seq uint64, now int) {
 	if seq <= ls.acked[from] {
 		return
 	}
 	ls.acked[from] = seq
-	if fromAck {
-		// canary: the round counts as sent when it is acknowledged.
-		if i := len(ls.sentAt) - 1; i >= 0 && ls.sentAt[i].seq <= seq {
-			ls.sentAt[i].tick = now
-		}
+	if ls.ackedAt != nil {
+		ls.ackedAt[from] = now
 	}
 }
 
@@ -151,6 +151,13 @@ func (r *RawNode) leaseValid() bool {
 	l := r.lead
 	if !r.cfg.ReadLease || l.lease.ended {
 		return false
+	}
+	if r.cfg.canary.leaseFromAck {
+		// canary: each acknowledgement counts from when it arrived.
+		return r.governing().IsQuorum(quorum.Phase2, func(id uint64) bool {
+			at, ok := l.lease.ackedAt[id]
+			return id == r.id || (ok && l.now-at < r.cfg.leaseTicks())
+		})
 	}
 	seq := r.governing().QuorumIndex(quorum.Phase2, func(id uint64) uint64 {
 		if id == r.id {
