@@ -105,8 +105,12 @@ func TestPaxosMessageRoundTrip(t *testing.T) {
 			Slot: rapid.Uint64().Draw(t, "slot"), Commit: rapid.Uint64().Draw(t, "commit"),
 			Context: genBytes(t, "context"), Transfer: rapid.Bool().Draw(t, "transfer"),
 		}
-		// Transfer is set on Prepares only, Joining on acknowledgements.
+		// Transfer is set on Prepares only, Joining and Seq on
+		// acknowledgements (Seq on heartbeats too).
 		m.Joining = !m.Transfer && rapid.Bool().Draw(t, "joining")
+		if !m.Transfer && rapid.Bool().Draw(t, "leased") {
+			m.Seq = rapid.Uint64Min(1).Draw(t, "seq")
+		}
 		for range rapid.IntRange(0, 5).Draw(t, "entries") {
 			m.Entries = append(m.Entries, paxos.Entry{Slot: rapid.Uint64().Draw(t, "eslot"), Ballot: genBallot(t, "eballot"),
 				Type: paxos.EntryType(rapid.IntRange(1, 3).Draw(t, "etype")), Data: genBytes(t, "edata")})

@@ -11,18 +11,26 @@ import (
 // Paxos messages on the wire: a version byte, then the fields of
 // paxos.Message in order. Entries carry their slot, ballot, type and
 // data; a snapshot its slot, configurations and data. A message with
-// Transfer set (a Prepare of a leadership transfer) is version 2 and ends
-// with that flag; one with Joining set (an acknowledgement from a joining
-// acceptor) is version 3 and ends with that one; every other message
-// stays version 1, which older nodes decode (they drop the versions they
-// do not know: a transfer then falls back to an election timeout, and a
-// joiner is not sent its snapshot by an older leader).
+// Seq set (a heartbeat of a leader with read leases, or its
+// acknowledgement) is version 4 and ends with the Transfer and Joining
+// flags and Seq. Otherwise, a message with Transfer set (a Prepare of a
+// leadership transfer) is version 2 and ends with that flag; one with
+// Joining set (an acknowledgement from a joining acceptor) is version 3
+// and ends with that one; every other message stays version 1, which
+// older nodes decode. They drop the versions they do not know: a
+// transfer then falls back to an election timeout, a joiner is not sent
+// its snapshot by an older leader, and an older acceptor never hears a
+// leased leader's heartbeats (it still takes its Accepts, and never
+// vouches for a lease it would not keep: paxos/lease.go).
 
 // paxosMessageV2 is the version byte of a message with Transfer set.
 const paxosMessageV2 = 0x82
 
 // paxosMessageV3 is the version byte of a message with Joining set.
 const paxosMessageV3 = 0x83
+
+// paxosMessageV4 is the version byte of a message with Seq set.
+const paxosMessageV4 = 0x84
 
 // maxMessageSlots bounds the slots a decoded Accepted may list, like
 // maxMessageEntries for entries (MaxOpenSlots keeps real ones far below).
@@ -38,6 +46,8 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 	}
 	e := codec.Enc{Buf: slices.Grow(dst, size)}
 	switch {
+	case m.Seq != 0:
+		e.Byte(paxosMessageV4)
 	case m.Transfer:
 		e.Byte(paxosMessageV2)
 	case m.Joining:
@@ -71,7 +81,12 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 		e.Bytes(s.Data)
 	}
 	e.Bytes(m.Context)
-	if m.Transfer || m.Joining {
+	switch {
+	case m.Seq != 0:
+		e.Bool(m.Transfer)
+		e.Bool(m.Joining)
+		e.Uint(m.Seq)
+	case m.Transfer || m.Joining:
 		e.Bool(true)
 	}
 	return e.Buf
@@ -81,7 +96,7 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 func decodePaxosMessage(b []byte) (paxos.Message, error) {
 	d := codec.Dec{Buf: b}
 	v := d.Byte()
-	if v != paxosCodecV1 && v != paxosMessageV2 && v != paxosMessageV3 {
+	if v != paxosCodecV1 && v != paxosMessageV2 && v != paxosMessageV3 && v != paxosMessageV4 {
 		return paxos.Message{}, fmt.Errorf("%w: paxos message version %d", codec.ErrCorrupt, v)
 	}
 	m := paxos.Message{Type: paxos.MessageType(d.Byte())}
@@ -126,6 +141,11 @@ func decodePaxosMessage(b []byte) (paxos.Message, error) {
 	case paxosMessageV3:
 		if m.Joining = d.Bool(); !m.Joining {
 			d.Fail("joining flag")
+		}
+	case paxosMessageV4:
+		m.Transfer, m.Joining = d.Bool(), d.Bool()
+		if m.Seq = d.Uint(); m.Seq == 0 {
+			d.Fail("heartbeat round")
 		}
 	}
 	return m, d.Done()
