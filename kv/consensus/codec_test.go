@@ -160,3 +160,25 @@ func TestPaxosStateRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// A leader with read leases numbers its heartbeat rounds (Seq), and the
+// number rides in the Slot field of a version-1 Heartbeat, which a node
+// of before leases decodes (and ignores): a leased leader's heartbeats
+// must not take a version older acceptors drop. The answer that echoes
+// the round, which only such a leader asks for, is version 4.
+func TestLeasedHeartbeatStaysVersion1(t *testing.T) {
+	hb := paxos.Message{Type: paxos.MsgHeartbeat, From: 1, To: 2, Ballot: paxos.Ballot{Round: 3, NodeID: 1}, Commit: 7, Seq: 42}
+	resp := paxos.Message{Type: paxos.MsgHeartbeatResp, From: 2, To: 1, Ballot: hb.Ballot, Commit: 7, Slot: 7, Seq: 42}
+	for _, c := range []struct {
+		m       paxos.Message
+		version byte
+	}{{hb, paxosCodecV1}, {resp, paxosMessageV4}} {
+		b := appendPaxosMessage(nil, &c.m)
+		if b[0] != c.version {
+			t.Errorf("%v: version %#x, want %#x", c.m, b[0], c.version)
+		}
+		if got, err := decodePaxosMessage(b); err != nil || !reflect.DeepEqual(got, c.m) {
+			t.Errorf("%v: decoded %v, %v", c.m, got, err)
+		}
+	}
+}

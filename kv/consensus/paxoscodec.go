@@ -11,17 +11,22 @@ import (
 // Paxos messages on the wire: a version byte, then the fields of
 // paxos.Message in order. Entries carry their slot, ballot, type and
 // data; a snapshot its slot, configurations and data. A message with
-// Seq set (a heartbeat of a leader with read leases, or its
-// acknowledgement) is version 4 and ends with the Transfer and Joining
-// flags and Seq. Otherwise, a message with Transfer set (a Prepare of a
-// leadership transfer) is version 2 and ends with that flag; one with
-// Joining set (an acknowledgement from a joining acceptor) is version 3
-// and ends with that one; every other message stays version 1, which
-// older nodes decode. They drop the versions they do not know: a
-// transfer then falls back to an election timeout, a joiner is not sent
-// its snapshot by an older leader, and an older acceptor never hears a
-// leased leader's heartbeats (it still takes its Accepts, and never
-// vouches for a lease it would not keep: paxos/lease.go).
+// Transfer set (a Prepare of a leadership transfer) is version 2 and ends
+// with that flag; one with Joining set (an acknowledgement from a joining
+// acceptor) is version 3 and ends with that one; every other message
+// stays version 1, which older nodes decode (they drop the versions they
+// do not know: a transfer then falls back to an election timeout, and a
+// joiner is not sent its snapshot by an older leader).
+//
+// Seq, the heartbeat round of a leader with read leases, rides in the
+// Slot field of a Heartbeat, which a Heartbeat does not use otherwise:
+// an older acceptor decodes a leased leader's heartbeats as ever (and
+// ignores the round, so it never vouches for a lease, paxos/lease.go),
+// and an older leader's heartbeats have no round. The answer that echoes
+// the round, which only a leader with leases asked for, is version 4 and
+// ends with the Transfer and Joining flags and Seq; so is any other
+// message with Seq set, and a Heartbeat whose Slot is set (the core
+// sends none).
 
 // paxosMessageV2 is the version byte of a message with Transfer set.
 const paxosMessageV2 = 0x82
@@ -45,8 +50,15 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 		size += len(m.Snapshot.Data) + 64
 	}
 	e := codec.Enc{Buf: slices.Grow(dst, size)}
+	slot, v4 := m.Slot, m.Seq != 0
+	if m.Type == paxos.MsgHeartbeat {
+		// The round in the Slot field (above), unless Slot is taken.
+		if v4 = m.Slot != 0; !v4 {
+			slot = m.Seq
+		}
+	}
 	switch {
-	case m.Seq != 0:
+	case v4:
 		e.Byte(paxosMessageV4)
 	case m.Transfer:
 		e.Byte(paxosMessageV2)
@@ -61,7 +73,7 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 	encodeBallot(&e, m.Ballot)
 	e.Bool(m.Reject)
 	encodeBallot(&e, m.Hint)
-	e.Uint(m.Slot)
+	e.Uint(slot)
 	e.Uint(m.Commit)
 	e.Int(len(m.Entries))
 	for _, ent := range m.Entries {
@@ -82,7 +94,7 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 	}
 	e.Bytes(m.Context)
 	switch {
-	case m.Seq != 0:
+	case v4:
 		e.Bool(m.Transfer)
 		e.Bool(m.Joining)
 		e.Uint(m.Seq)
@@ -144,9 +156,12 @@ func decodePaxosMessage(b []byte) (paxos.Message, error) {
 		}
 	case paxosMessageV4:
 		m.Transfer, m.Joining = d.Bool(), d.Bool()
-		if m.Seq = d.Uint(); m.Seq == 0 {
+		if m.Seq = d.Uint(); m.Seq == 0 && (m.Type != paxos.MsgHeartbeat || m.Slot == 0) {
 			d.Fail("heartbeat round")
 		}
+	}
+	if v != paxosMessageV4 && m.Type == paxos.MsgHeartbeat {
+		m.Seq, m.Slot = m.Slot, 0
 	}
 	return m, d.Done()
 }
