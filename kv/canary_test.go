@@ -14,8 +14,8 @@ import (
 // The node layer's canaries (kv/store/canary.go): each planted bug must be caught
 // by the whole-node simulator's checks (linearizability, exactly-once,
 // one leader per term, replicas that agree) within a bounded number of
-// seeds. The test logs the first seed that catches it (seeds 8, 6, 1, 1,
-// 35 and 17 when written).
+// seeds. The test logs the first seed that catches it (seeds 8, 6, 1, 1
+// and 17 when written).
 // QKV_CANARY_SEEDS=n changes the bound; QKV_SIM_SEED=n tries one seed.
 func TestNodeCanaries(t *testing.T) {
 	for _, c := range []struct {
@@ -28,8 +28,13 @@ func TestNodeCanaries(t *testing.T) {
 		{"skip-read-barrier", store.Canary{SkipReadBarrier: true}, simShape{nodes: 3}, 40},
 		{"decide-cas-at-propose", store.Canary{CasAtPropose: true}, simShape{nodes: 3}, 40},
 		{"no-dedup", store.Canary{NoDedup: true}, simShape{nodes: 3}, 40},
-		{"lease-kept-on-quiesce", store.Canary{LeaseKeptOnQuiesce: true}, simShape{nodes: 3}, 40},
 		{"all-eager", store.Canary{AllEager: true}, simShape{nodes: 3, crashAll: true, syncCrashes: true}, 40},
+		// leaseKeptOnQuiesce needs an idle range to quiesce with its lease,
+		// its leader's node cut off, a write through the new leader and a
+		// read at the old one: seed 35 lined that up when paxos ranges had
+		// no leases, 300 seeds did not once they had (every schedule
+		// changed), so TestCanaryLeaseKeptOnQuiesce replays it, in a raft
+		// and a paxos keyspace.
 		// waitersByID needs an old entry with a new request's ID to commit
 		// after a restart: 40 random seeds of crashes right after elections
 		// did not line that up, so TestCanaryWaitersByID replays it.

@@ -33,4 +33,14 @@ type canaries struct {
 	// may run phase 1 with a quorum of the wrong configuration, which need
 	// not meet the acceptors that chose the slots before the change.
 	joinerGuess *Membership
+	// ignoreLeaseWindow: an acceptor with leases on does not keep the
+	// promise a lease counts on (lease.go, rules 1 and 2): it grants a
+	// Prepare while it hears a leader, and right after a restart. A
+	// candidate then wins while the old leader still serves reads from
+	// its lease, which miss the new leader's writes.
+	ignoreLeaseWindow bool
+	// leaseFromAck: a leader counts its lease from when a round is
+	// acknowledged instead of when it was sent, so a round whose answers
+	// were slow gives a lease that outlives the acceptors' promise.
+	leaseFromAck bool
 }

@@ -32,9 +32,17 @@ type cluster struct {
 	configs map[uint64]quorum.System
 	canary  paxos.Canary
 	cfg     func(id uint64) paxos.Config
-	nodes   map[uint64]*testNode
-	ids     []uint64
-	queue   []paxos.Message
+	// lease: the nodes serve reads from their leases (Config.ReadLease),
+	// and the random steps include leadership transfers.
+	lease bool
+	// checkLeases checks after every step that no node holds a lease
+	// while another leads at a higher ballot (checkLease): random runs
+	// only, whose ticks are in lockstep, as leases assume; a script
+	// ticks nodes one by one.
+	checkLeases bool
+	nodes       map[uint64]*testNode
+	ids         []uint64
+	queue       []paxos.Message
 	// slow holds messages delayed far longer than the rest: stale ballots
 	// arriving late are what the promise of an acceptor is for.
 	slow []paxos.Message
@@ -90,6 +98,7 @@ func newCluster(seed uint64, m paxos.Membership, c paxos.Canary, tweak func(*pax
 		return paxos.WithCanary(cfg, c)
 	}
 	cl.alpha = uint64(cl.cfg(1).MaxOpenSlots)
+	cl.lease = cl.cfg(1).ReadLease
 	for _, n := range m.Voters {
 		cl.addNode(n.ID, paxos.Bootstrap(m))
 	}
@@ -145,6 +154,9 @@ func (cl *cluster) fail(format string, args ...any) {
 // process hands out every node's Ready until none has any: persist, then
 // send, then apply, then Advance, as the Ready contract says.
 func (cl *cluster) process() {
+	if cl.checkLeases {
+		defer cl.checkLease()
+	}
 	for again := true; again; {
 		again = false
 		for _, id := range cl.ids {
@@ -190,6 +202,30 @@ func (cl *cluster) handleReady(n *testNode, rd paxos.Ready) {
 	}
 	n.rn.Advance(rd)
 	cl.serveReads(n)
+}
+
+// checkLease fails the run if a node holds a lease (it would serve a read
+// from it now) while another node leads at a higher ballot: the promise a
+// lease counts on is that no rival completes phase 1 before it ends. It
+// catches a broken promise whether or not a read happens to be served in
+// the window.
+func (cl *cluster) checkLease() {
+	var top paxos.Ballot
+	var topID uint64
+	for _, id := range cl.ids {
+		if n := cl.nodes[id]; n.rn != nil {
+			if st := n.rn.Status(); st.Role == paxos.Leader && top.Less(st.Promised) {
+				top, topID = st.Promised, id
+			}
+		}
+	}
+	for _, id := range cl.ids {
+		if n := cl.nodes[id]; n.rn != nil && n.rn.HoldsLease() {
+			if b := n.rn.Status().Promised; b.Less(top) {
+				cl.fail("node %d holds a lease at ballot %v while node %d leads at %v", id, b, topID, top)
+			}
+		}
+	}
 }
 
 // read asks node id for a linearizable read.
@@ -394,15 +430,22 @@ func (cl *cluster) propose(id uint64) {
 // some drop a lot), which finds more than one fixed mix.
 type faults struct {
 	tick, propose, crash, compact, partition, heal, drop, dup, delay int
+	// transfer: a leader hands over to a random voter (lease runs only,
+	// so that the others replay as before).
+	transfer int
 }
 
 func (cl *cluster) drawFaults() faults {
-	return faults{
+	f := faults{
 		tick: 50 + cl.rng.IntN(100), propose: 40 + cl.rng.IntN(80),
 		crash: cl.rng.IntN(25), compact: cl.rng.IntN(10),
 		partition: cl.rng.IntN(10), heal: 2 + cl.rng.IntN(10),
 		drop: cl.rng.IntN(15), dup: cl.rng.IntN(10), delay: cl.rng.IntN(10),
 	}
+	if cl.lease {
+		f.transfer = 1 + cl.rng.IntN(10)
+	}
+	return f
 }
 
 // randomStep takes one random action.
@@ -437,6 +480,13 @@ func (cl *cluster) randomStep(f faults) {
 		cl.partitionRandom()
 	case r < f.tick+f.propose+f.crash+f.compact+f.partition+f.heal:
 		cl.cut = map[[2]uint64]bool{}
+	case r < f.tick+f.propose+f.crash+f.compact+f.partition+f.heal+f.transfer:
+		if ls := cl.leaders(); len(ls) > 0 {
+			to := cl.ids[cl.rng.IntN(len(cl.ids))]
+			if cl.nodes[ls[cl.rng.IntN(len(ls))]].rn.TransferLeader(to) == nil {
+				cl.logf("transfer to %d", to)
+			}
+		}
 	default:
 		if len(cl.queue) == 0 {
 			cl.tickAll()
@@ -462,9 +512,22 @@ func (cl *cluster) randomStep(f faults) {
 	cl.process()
 }
 
-// partitionRandom cuts the nodes into two random sides.
+// partitionRandom cuts the nodes into two random sides. With leases, half
+// the time it cuts random links one way instead: a node may then lose its
+// leader while another still hears it, which is when the acceptors'
+// promise to a lease matters.
 func (cl *cluster) partitionRandom() {
 	cl.cut = map[[2]uint64]bool{}
+	if cl.lease && cl.rng.IntN(2) == 0 {
+		for _, a := range cl.ids {
+			for _, b := range cl.ids {
+				if a != b && cl.rng.IntN(3) == 0 {
+					cl.cut[[2]uint64{a, b}] = true
+				}
+			}
+		}
+		return
+	}
 	side := map[uint64]bool{}
 	for _, id := range cl.ids {
 		side[id] = cl.rng.IntN(2) == 0

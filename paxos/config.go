@@ -53,6 +53,22 @@ type Config struct {
 	// it ReadIndex returns ErrProposalDropped. Default 4096.
 	MaxPendingReads int
 
+	// ReadLease lets a leader serve linearizable reads from its lease
+	// (lease.go): without a round trip while fewer than ElectionTicks-2
+	// of its ticks have passed since it sent a heartbeat round a phase-2
+	// quorum acknowledged. It trusts that every node's ticks follow time
+	// at nearly the same rate (one tick per election timeout, 10% with
+	// the default), which the caller must make true: tick by a monotonic
+	// clock, never fall behind it, and call ForgetLease when it stops
+	// ticking a leader. In return the acceptors keep a promise: no
+	// Prepare of another proposer is granted within ElectionTicks of an
+	// acknowledged heartbeat, nor within ElectionTicks of a restart. Set
+	// it alike on every node of a group: an acceptor without it never
+	// vouches for a lease (its acknowledgements carry no round), so a
+	// leader with it would wait for rounds. Default off: every read
+	// takes a round of heartbeats, which assumes nothing about clocks.
+	ReadLease bool
+
 	canary canaries
 }
 
@@ -99,6 +115,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: need 1 <= MaxSizePerMsg (%d) <= MaxUncommittedBytes (%d)", ErrInvalidConfig, c.MaxSizePerMsg, c.MaxUncommittedBytes)
 	case c.MaxPendingReads < 1:
 		return fmt.Errorf("%w: MaxPendingReads %d: want at least 1", ErrInvalidConfig, c.MaxPendingReads)
+	case c.ReadLease && c.HeartbeatTicks >= c.leaseTicks():
+		return fmt.Errorf("%w: ReadLease needs HeartbeatTicks (%d) below the lease, ElectionTicks-2 (%d): a lease would run out between two rounds",
+			ErrInvalidConfig, c.HeartbeatTicks, c.leaseTicks())
 	}
 	return nil
 }

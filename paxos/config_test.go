@@ -14,6 +14,11 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
+	leased := good
+	leased.ReadLease = true
+	if err := leased.Validate(); err != nil {
+		t.Fatalf("defaults with ReadLease: %v", err)
+	}
 	for name, mutate := range map[string]func(*paxos.Config){
 		"zero ID":                   func(c *paxos.Config) { c.ID = 0 },
 		"no rand":                   func(c *paxos.Config) { c.Rand = nil },
@@ -21,6 +26,7 @@ func TestConfigValidate(t *testing.T) {
 		"window 0":                  func(c *paxos.Config) { c.MaxOpenSlots = -1 },
 		"msg above uncommitted":     func(c *paxos.Config) { c.MaxSizePerMsg = c.MaxUncommittedBytes + 1 },
 		"no room for pending reads": func(c *paxos.Config) { c.MaxPendingReads = -1 },
+		"lease within a heartbeat":  func(c *paxos.Config) { c.ReadLease, c.HeartbeatTicks = true, c.ElectionTicks-2 },
 	} {
 		c := good
 		mutate(&c)

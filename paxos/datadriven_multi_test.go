@@ -15,21 +15,26 @@ import (
 // message at a time. Every message a node sends is printed when sent;
 // "N: apply ..." is node N's application receiving a chosen slot.
 //
-//	cluster nodes=3 [geometry=G] [window=W] [extra=4,5]
+//	cluster nodes=3 [geometry=G] [window=W] [extra=4,5] [lease=true]
 //	                             voters 1..nodes (extra: non-voters that
-//	                             know the group), MaxOpenSlots=W
+//	                             know the group), MaxOpenSlots=W,
+//	                             ReadLease (ElectionTicks 10, so a lease
+//	                             lasts 8 ticks)
 //	campaign n=1                 node 1 starts phase 1 now
 //	propose n=1 value=(a,b)      propose at node 1, all before one Ready
 //	read n=1 ctx=C               ReadIndex at node 1
 //	reconfig n=1 voters=1,2,3 [geometry=G]
-//	deliver [from=] [to=] [type=] [slot=]
+//	deliver [from=] [to=] [type=] [slot=] [dup=true]
 //	                             deliver matching queued messages, in order
-//	                             (slot=: Accepts and Accepteds naming it)
+//	                             (slot=: Accepts and Accepteds naming it;
+//	                             dup: a copy of each stays at the end of
+//	                             the queue, to arrive again later)
 //	drop [from=] [to=] [type=]     lose them
 //	stabilize                    deliver everything until the network is quiet
 //	tick [n=1,2] [times=K]       tick nodes (default all)
 //	crash n=2 / restart n=2      crash keeps only what was persisted
 //	compact n=1                  snapshot node 1 at its applied slot
+//	forget-lease n=1             RawNode.ForgetLease at node 1
 //	status                       every node's role, promise, slots
 func TestMultiScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata/multi", func(t *testing.T, path string) {
@@ -64,9 +69,11 @@ func newScriptCluster(t *testing.T, d *datadriven.TestData) *cluster {
 	}
 	m := members(argString(d, "geometry", "majority"), ids...)
 	window := argInt(t, d, "window", 4)
+	lease := argString(d, "lease", "false") == "true"
 	cl := newCluster(1, m, paxos.CanaryNone, func(c *paxos.Config) {
 		c.MaxOpenSlots = window
 		c.HeartbeatTicks = 1
+		c.ReadLease = lease
 	})
 	for _, id := range argIDs(t, d, "extra") {
 		cl.addNode(id, paxos.Bootstrap(m))
@@ -101,6 +108,8 @@ func runMulti(t *testing.T, cl *cluster, d *datadriven.TestData) {
 		}
 	case "read":
 		report(node().ReadIndex([]byte(argString(d, "ctx", ""))))
+	case "forget-lease":
+		node().ForgetLease()
 	case "transfer":
 		to := uint64(0)
 		if ids := argIDs(t, d, "to"); len(ids) == 1 {
@@ -122,6 +131,7 @@ func runMulti(t *testing.T, cl *cluster, d *datadriven.TestData) {
 			}
 		}
 		cl.queue = rest
+		dup := argString(d, "dup", "false") == "true"
 		for _, m := range picked {
 			if d.Cmd == "drop" {
 				cl.logf("dropped %v", m)
@@ -130,6 +140,9 @@ func runMulti(t *testing.T, cl *cluster, d *datadriven.TestData) {
 			cl.queue = append([]paxos.Message{m}, cl.queue...)
 			cl.deliverMsg(0, false)
 			cl.process()
+			if dup {
+				cl.queue = append(cl.queue, m)
+			}
 		}
 	case "stabilize":
 		for len(cl.queue) > 0 {

@@ -39,14 +39,25 @@
 //
 // Leadership transfer (RawNode.TransferLeader, for a graceful stop) needs
 // no new safety argument: any node may run phase 1 at any time. A live
-// leader's acceptors refuse other candidates only so that a node that was
-// cut off cannot depose a working leader (a liveness rule); a Prepare the
+// leader's acceptors refuse other candidates so that a node that was cut
+// off cannot depose a working leader (a liveness rule); a Prepare the
 // leader asked for (MsgTimeoutNow) is marked and granted.
+//
+// Read leases (Config.ReadLease, off by default) turn that refusal into a
+// promise a leader counts on: an acceptor that acknowledged a heartbeat
+// round grants no other proposer's Prepare for ElectionTicks of its own
+// ticks (nor within ElectionTicks of a restart, nor a transfer asked by
+// another leader than the one it defers to), so a leader whose round a
+// phase-2 quorum acknowledged less than ElectionTicks-2 ticks ago serves
+// reads without a round trip. It trusts the nodes' ticks to run at
+// nearly the same rate (within 10% with the default timeout); lease.go
+// has the argument and what ends a lease.
 //
 // Files: ballot.go; Basic Paxos in acceptor.go, proposer.go, basic.go;
 // Multi-Paxos in rawnode.go (the API and Ready), follower.go (acceptor and
 // learner), election.go (phase 1), leader.go (phase 2, pipelining,
-// catch-up), read.go (linearizable reads), reconfig.go (configuration
+// catch-up), read.go (linearizable reads), lease.go (read leases and
+// the promise acceptors keep for them), reconfig.go (configuration
 // changes and why they are safe), log.go (slots), config.go (limits and
 // defaults). canary.go lists the bugs tests plant on purpose.
 package paxos

@@ -20,14 +20,16 @@ type candidate struct {
 	// everySystem is every configuration reported, superseded or not,
 	// for the canary everyPromisedConfig.
 	everySystem []quorum.System
-	// transfer: the leader asked this node to take over; its Prepares
-	// say so (Message.Transfer).
-	transfer bool
+	// transfer: the leader at ballot transfer asked this node to take
+	// over (MsgTimeoutNow); zero if none. Its Prepares say so
+	// (Message.Transfer) and name that ballot (Message.Hint).
+	transfer Ballot
 }
 
 // campaign starts phase 1 with a ballot above every ballot heard of;
-// transfer says the leader asked for it (MsgTimeoutNow).
-func (r *RawNode) campaign(transfer bool) {
+// transfer is the ballot of the leader that asked for it (MsgTimeoutNow),
+// zero if none did.
+func (r *RawNode) campaign(transfer Ballot) {
 	if r.role == Leader {
 		panic(fmt.Sprintf("paxos: node %d: invalid transition [leader -> candidate]", r.id))
 	}
@@ -89,7 +91,11 @@ func (r *RawNode) sendPrepares() {
 		for _, id := range sys.Voters() {
 			if !r.cand.sent[id] {
 				r.cand.sent[id] = true
-				r.send(Message{Type: MsgPrepare, To: id, Ballot: r.ballot, Slot: r.cand.from, Transfer: r.cand.transfer})
+				m := Message{Type: MsgPrepare, To: id, Ballot: r.ballot, Slot: r.cand.from}
+				if !r.cand.transfer.IsZero() {
+					m.Transfer, m.Hint = true, r.cand.transfer
+				}
+				r.send(m)
 			}
 		}
 	}

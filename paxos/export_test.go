@@ -13,13 +13,20 @@ const (
 	CanaryAcceptLowerBallot
 	CanaryKnownConfigsOnly
 	CanaryEveryPromisedConfig
+	CanaryIgnoreLeaseWindow
+	CanaryLeaseFromAck
 )
 
 // Canaries lists the planted bugs, for tests that loop over them.
 var Canaries = []Canary{CanaryForgetPromise, CanaryIgnoreAccepted, CanaryAcceptLowerBallot}
 
+// LeaseCanaries are the planted bugs of read leases: they do anything only
+// with Config.ReadLease set.
+var LeaseCanaries = []Canary{CanaryIgnoreLeaseWindow, CanaryLeaseFromAck}
+
 func (c Canary) String() string {
-	return [...]string{"none", "forget-promise", "ignore-accepted", "accept-lower-ballot", "known-configs-only", "every-promised-config"}[c]
+	return [...]string{"none", "forget-promise", "ignore-accepted", "accept-lower-ballot", "known-configs-only", "every-promised-config",
+		"ignore-lease-window", "lease-from-ack"}[c]
 }
 
 func (c Canary) set() canaries {
@@ -29,6 +36,8 @@ func (c Canary) set() canaries {
 		acceptLowerBallot:   c == CanaryAcceptLowerBallot,
 		knownConfigsOnly:    c == CanaryKnownConfigsOnly,
 		everyPromisedConfig: c == CanaryEveryPromisedConfig,
+		ignoreLeaseWindow:   c == CanaryIgnoreLeaseWindow,
+		leaseFromAck:        c == CanaryLeaseFromAck,
 	}
 }
 
@@ -56,3 +65,7 @@ func WithCanary(cfg Config, c Canary) Config {
 	cfg.canary = c.set()
 	return cfg
 }
+
+// HoldsLease reports whether r leads and would serve a read now from its
+// lease, without a round.
+func (r *RawNode) HoldsLease() bool { return r.role == Leader && r.leaseValid() }

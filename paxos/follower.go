@@ -11,21 +11,23 @@ import "fmt"
 // skip phase 1 for them later.
 func (r *RawNode) handlePrepare(m Message) {
 	reply := Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot}
-	// A transfer's candidate is not deferred: the leader asked for it.
-	// Granting a higher ballot is always safe; deferring only keeps a
-	// node that was cut off from deposing a working leader.
-	if (!m.Transfer && r.deferToLeader(m.From)) || m.Ballot.Less(r.promised) {
+	if r.deferToLeader(m) || m.Ballot.Less(r.promised) {
 		reply.Reject, reply.Hint = true, r.promised
 		r.send(reply)
 		return
 	}
-	if r.role != Follower && r.ballot.Less(m.Ballot) {
-		r.becomeFollower(0)
+	// A Prepare at the ballot already promised is a duplicate: answered
+	// again, it changes nothing, and above all does not make this node
+	// forget the leader it defers to (lease.go, rule 1).
+	if r.promised.Less(m.Ballot) {
+		if r.role != Follower && r.ballot.Less(m.Ballot) {
+			r.becomeFollower(0)
+		}
+		r.promised = m.Ballot
+		// Give the candidate a full timeout to finish before running our own.
+		r.resetElectionTimeout()
+		r.leader = 0
 	}
-	r.promised = m.Ballot
-	// Give the candidate a full timeout to finish before running our own.
-	r.resetElectionTimeout()
-	r.leader = 0
 	reply.Commit = r.log.commit
 	reply.Entries = r.log.accepted(m.Slot)
 	if r.log.snap.Slot >= m.Slot {
@@ -36,16 +38,23 @@ func (r *RawNode) handlePrepare(m Message) {
 }
 
 // deferToLeader: while a live leader is heard (or this node is it), a
-// Prepare from anyone else is refused without a promise. A node that was
-// cut off and comes back with a high ballot thus cannot depose a working
-// leader; the refusal is safe (refusing is always safe in Paxos) and the
-// leader's own check of its quorum ends the deferral when it stops
-// working.
-func (r *RawNode) deferToLeader(from uint64) bool {
-	if r.role == Leader {
-		return true
+// Prepare from anyone else is refused without a promise (bound). A node
+// that was cut off and comes back with a high ballot thus cannot depose a
+// working leader; the refusal is safe (refusing is always safe in Paxos)
+// and the leader's own check of its quorum ends the deferral when it
+// stops working. With leases on the deferral is also the promise a lease
+// counts on (lease.go).
+//
+// A transfer's candidate is not deferred: the leader asked for it, and
+// granting a higher ballot is always safe. With leases on, only if the
+// leader that asked is the one this acceptor defers to (its promised
+// ballot): that leader ended its lease when it asked, another may not
+// have (lease.go, rule 3).
+func (r *RawNode) deferToLeader(m Message) bool {
+	if m.Transfer && (!r.cfg.ReadLease || m.Hint == r.promised) {
+		return false
 	}
-	return r.leader != 0 && r.leader != from && r.electionElapsed < r.cfg.ElectionTicks
+	return r.role == Leader || r.bound(m.From)
 }
 
 // admit decides whether to take an Accept, heartbeat or snapshot at
@@ -98,8 +107,16 @@ func (r *RawNode) handleHeartbeat(m Message) {
 	r.learnCommit(m.Commit, m.Ballot)
 	// Slot echoes the commit index we were told, so the leader can tell
 	// "lagging" (ours is lower) from "told before the last choice".
-	r.send(Message{Type: MsgHeartbeatResp, To: m.From, Ballot: m.Ballot, Commit: r.log.commit, Slot: m.Commit, Context: m.Context,
-		Joining: !r.configs.known()})
+	// With leases on, echoing the round vouches for the leader's lease:
+	// this acceptor now grants no other proposer's Prepare for
+	// ElectionTicks (admit reset electionElapsed). Without, it vouches
+	// for nothing, and the leader counts it for no lease.
+	resp := Message{Type: MsgHeartbeatResp, To: m.From, Ballot: m.Ballot, Commit: r.log.commit, Slot: m.Commit, Context: m.Context,
+		Joining: !r.configs.known()}
+	if r.cfg.ReadLease {
+		resp.Seq = m.Seq
+	}
+	r.send(resp)
 }
 
 func (r *RawNode) handleSnapshot(m Message) {

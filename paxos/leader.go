@@ -54,6 +54,8 @@ type leader struct {
 	needSnapshot bool
 
 	reads reads
+	// lease is the read lease of this ballot (lease.go).
+	lease lease
 }
 
 // becomeLeader ends phase 1. For every slot from the first one not known
@@ -72,6 +74,10 @@ func (r *RawNode) becomeLeader() {
 		next: r.log.commit + 1, sent: r.log.commit,
 		acks: map[uint64]map[uint64]bool{}, active: map[uint64]bool{},
 		sentAt: map[uint64]int{}, joined: map[uint64]bool{}, joining: map[uint64]bool{},
+		lease: lease{acked: map[uint64]uint64{}},
+	}
+	if r.cfg.canary.leaseFromAck {
+		r.lead.lease.ackedAt = map[uint64]int{}
 	}
 	last := r.log.commit
 	for _, s := range sortedSlots(best) {
@@ -242,6 +248,9 @@ func (r *RawNode) handleAck(m Message) {
 		}
 	}
 	if m.Type == MsgHeartbeatResp {
+		if m.Seq > 0 {
+			l.lease.ack(m.From, m.Seq, l.now)
+		}
 		r.confirmRead(m.From, m.Context)
 		if m.Joining {
 			r.sendJoinerSnapshot(m.From)
@@ -302,11 +311,18 @@ func (r *RawNode) governing() quorum.System {
 	return joint(systemsOf(r.configs.from(r.log.commit + 1)))
 }
 
+// broadcastHeartbeat starts a heartbeat round, which carries ctx (the
+// last pending read's) and, with leases on, the round's number: its
+// acknowledgements confirm the reads pending and renew the lease.
 func (r *RawNode) broadcastHeartbeat(ctx []byte) {
 	r.heartbeatElapsed = 0
+	var seq uint64
+	if r.cfg.ReadLease {
+		seq = r.lead.lease.newRound(r.lead.now, r.cfg.ElectionTicks)
+	}
 	for _, id := range voters(r.configs.from(r.log.commit + 1)) {
 		if id != r.id {
-			r.send(Message{Type: MsgHeartbeat, To: id, Ballot: r.ballot, Commit: r.log.commit, Context: ctx})
+			r.send(Message{Type: MsgHeartbeat, To: id, Ballot: r.ballot, Commit: r.log.commit, Context: ctx, Seq: seq})
 		}
 	}
 }

@@ -51,7 +51,10 @@ type Message struct {
 	// about, in requests and replies alike.
 	Ballot Ballot
 	// Reject refuses Ballot; Hint is then the acceptor's promise, above
-	// Ballot, so the proposer skips past it.
+	// Ballot, so the proposer skips past it. On a Prepare with Transfer,
+	// Hint is the ballot of the leader that asked for the transfer (its
+	// MsgTimeoutNow's): an acceptor with leases on lets the Prepare past
+	// its deferral only if it defers to that very ballot (lease.go).
 	Reject bool
 	Hint   Ballot
 	// Slot: on a Prepare, the first slot it covers; on a HeartbeatResp,
@@ -70,6 +73,12 @@ type Message struct {
 	Snapshot *Snapshot
 	// Context identifies a read on a Heartbeat and its response.
 	Context []byte
+	// Seq numbers a leader's heartbeat rounds within its ballot, from 1,
+	// when the leader has leases on (Config.ReadLease); 0 otherwise. A
+	// HeartbeatResp echoes it only from an acceptor that has leases on
+	// too: its answer then vouches that it grants no other proposer's
+	// Prepare for ElectionTicks of its own ticks (lease.go).
+	Seq uint64
 	// Transfer marks a Prepare of a candidate the leader asked to take
 	// over (MsgTimeoutNow): acceptors grant it even while they hear that
 	// leader, which they otherwise defer to (deferToLeader).
@@ -90,7 +99,7 @@ func (m Message) String() string {
 	case MsgPrepare:
 		fmt.Fprintf(&b, " from slot %d", m.Slot)
 		if m.Transfer {
-			b.WriteString(" transfer")
+			fmt.Fprintf(&b, " transfer (leader %v)", m.Hint)
 		}
 	case MsgPromise, MsgAccept:
 		if !m.Reject {
@@ -109,6 +118,9 @@ func (m Message) String() string {
 	case MsgHeartbeat, MsgHeartbeatResp:
 		if !m.Reject {
 			fmt.Fprintf(&b, " commit %d", m.Commit)
+		}
+		if m.Seq > 0 {
+			fmt.Fprintf(&b, " seq %d", m.Seq)
 		}
 	}
 	if m.Joining {

@@ -103,6 +103,12 @@ type RawNode struct {
 	electionElapsed  int
 	electionTimeout  int // randomized, in [ElectionTicks, 2*ElectionTicks)
 	heartbeatElapsed int
+	// startTicks counts the ticks since the node started, up to
+	// ElectionTicks; startGuard says it had promised a ballot before it
+	// started: with leases on it then grants no Prepare until startTicks
+	// reaches ElectionTicks (lease.go, rule 2).
+	startTicks int
+	startGuard bool
 
 	ballot Ballot // own ballot, as candidate or leader
 	cand   *candidate
@@ -147,7 +153,7 @@ func NewRawNode(cfg Config, ps PersistentState) (*RawNode, error) {
 	if !configs.known() && (ps.Snapshot.Slot > 0 || ps.HardState.Commit > 0) {
 		return nil, fmt.Errorf("%w: a snapshot at slot %d or commit %d without a configuration", ErrCorrupt, ps.Snapshot.Slot, ps.HardState.Commit)
 	}
-	r := &RawNode{id: cfg.ID, cfg: cfg, rng: cfg.Rand, configs: configs}
+	r := &RawNode{id: cfg.ID, cfg: cfg, rng: cfg.Rand, configs: configs, startGuard: !ps.HardState.Promised.IsZero()}
 	r.promised = ps.HardState.Promised
 	if cfg.canary.forgetPromise {
 		r.promised = Ballot{} // canary: the promise never reached the disk
@@ -237,23 +243,41 @@ func (r *RawNode) NeedsSnapshot() bool {
 
 // Tick advances logical time by one tick.
 func (r *RawNode) Tick() {
+	if r.startTicks < r.cfg.ElectionTicks {
+		r.startTicks++
+	}
 	if r.role == Leader {
 		r.tickLeader()
 		return
 	}
 	r.electionElapsed++
+	// electionTimeout is never below ElectionTicks, and electionElapsed
+	// counts from the last admission and never passes startTicks: a
+	// campaign by timeout keeps the lease promises (lease.go).
 	if r.electionElapsed >= r.electionTimeout && r.isVoter() {
-		r.campaign(false)
+		r.campaign(Ballot{} /* not a transfer */)
 	}
 }
 
 // Campaign starts phase 1 now instead of waiting for a timeout, e.g. to
 // hand leadership to this node. A leader stays leader, and a joiner, which
-// knows no configuration to prepare with, does nothing.
+// knows no configuration to prepare with, does nothing. With leases on, a
+// node bound not to promise anyone but the leader it hears (or restarted
+// lately) campaigns only once that ends (lease.go): its own acceptor's
+// promise must keep the lease of that leader, and it cannot tell whether
+// that leader, or one it acknowledged before restarting, still serves
+// reads.
 func (r *RawNode) Campaign() {
-	if r.role != Leader && r.configs.known() {
-		r.campaign(false)
+	if r.role == Leader || !r.configs.known() {
+		return
 	}
+	if r.cfg.ReadLease && r.bound(r.id) {
+		// Campaign at the first tick the promise allows, unless the
+		// leader is heard again meanwhile.
+		r.electionTimeout = r.cfg.ElectionTicks
+		return
+	}
+	r.campaign(Ballot{} /* not a transfer */)
 }
 
 // TransferLeader asks voter to to take over from this leader now (a
@@ -286,8 +310,25 @@ func (r *RawNode) TransferLeader(to uint64) error {
 	if to == r.id || !m.hasVoter(to) {
 		return fmt.Errorf("paxos: node %d cannot hand leadership to node %d: not another voter", r.id, to)
 	}
+	// The target's Prepares pass the acceptors' deferral, so they may
+	// promise it at any time from now on, a delayed one even after they
+	// acknowledged a later round: the lease ends for the rest of the
+	// ballot, even if the transfer fails.
+	r.lead.lease.ended = true
 	r.send(Message{Type: MsgTimeoutNow, To: to, Ballot: r.ballot})
 	return nil
+}
+
+// ForgetLease ends the leader's read lease (Config.ReadLease): no read is
+// served from it until a heartbeat round sent after this call is
+// acknowledged by a phase-2 quorum. The host calls it when it stops
+// ticking the node (an idle range quiesces), or when the node's ticks
+// stop following time for any other reason: a lease is counted in ticks.
+// It does nothing on a node that does not lead.
+func (r *RawNode) ForgetLease() {
+	if r.role == Leader {
+		r.lead.lease.forget()
+	}
 }
 
 // isVoter reports whether this node votes in a configuration it knows of
@@ -326,7 +367,7 @@ func (r *RawNode) Step(m Message) error {
 		// Only from the leader this node follows, at the ballot it
 		// promised: a stale one must not start a needless election.
 		if r.role == Follower && m.From == r.leader && m.Ballot == r.promised && r.isVoter() {
-			r.campaign(true)
+			r.campaign(m.Ballot)
 		}
 	case MsgPromise:
 		if r.role == Candidate && m.Ballot == r.ballot {
@@ -372,8 +413,9 @@ func (r *RawNode) ProposeConfig(m Membership) error {
 }
 
 // ReadIndex asks for a linearizable read. Once a phase-2 quorum confirms
-// this node still leads, a ReadState with ctx comes out of Ready; ctx
-// should be unique among pending reads.
+// this node still leads, or at once if its lease holds (Config.ReadLease),
+// a ReadState with ctx comes out of Ready; ctx should be unique among
+// pending reads.
 func (r *RawNode) ReadIndex(ctx []byte) error {
 	if r.role != Leader {
 		return ErrNotLeader

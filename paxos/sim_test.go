@@ -21,12 +21,27 @@ func simPaxosConfig() paxos.Config {
 
 // paxosProtocol builds Multi-Paxos nodes with the planted bug c.
 func paxosProtocol(c paxos.Canary) replsim.Protocol {
+	return paxosProtocolWith(c, false)
+}
+
+// paxosLeaseProtocol builds Multi-Paxos nodes with read leases
+// (Config.ReadLease) and the planted bug c.
+func paxosLeaseProtocol(c paxos.Canary) replsim.Protocol {
+	return paxosProtocolWith(c, true)
+}
+
+func paxosProtocolWith(c paxos.Canary, lease bool) replsim.Protocol {
+	name := "paxos"
+	if lease {
+		name = "paxos-lease"
+	}
 	return replsim.Protocol{
-		Name:           "paxos",
+		Name:           name,
 		ChosenByQuorum: true,
 		Start: func(env *sim.Env, id uint64, init replsim.Membership, d *sim.Disk) (replsim.Core, *replsim.Snapshot) {
-			cfg := paxos.WithCanary(simPaxosConfig(), c)
-			return startPaxos(env, id, init, d, cfg)
+			cfg := simPaxosConfig()
+			cfg.ReadLease = lease
+			return startPaxos(env, id, init, d, paxos.WithCanary(cfg, c))
 		},
 	}
 }
@@ -106,6 +121,9 @@ func (c *paxosCore) Leader() (term, owner uint64, ok bool) {
 }
 
 func (c *paxosCore) Hint() uint64 { return c.rn.Status().Leader }
+
+// Lease makes paxosCore a replsim.LeaseCore.
+func (c *paxosCore) Lease() bool { return c.rn.HoldsLease() }
 
 func pxKind(t paxos.EntryType) replsim.EntryKind {
 	switch t {

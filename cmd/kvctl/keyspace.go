@@ -27,7 +27,7 @@ func keyspaceCommand() *cli.Command {
 					&cli.IntFlag{Name: "r", Usage: "eventual: default read quorum (default: the geometry's)"},
 					&cli.IntFlag{Name: "ranges", Usage: "ranges the hash space is split into", Value: 8},
 					&cli.BoolFlag{Name: "sloppy-quorum", Usage: "eventual: let hints count toward W (breaks W+R>N)"},
-					&cli.BoolFlag{Name: "read-lease", Value: true, Usage: "raft: serve linearizable reads from the leader's lease, which assumes the nodes' clocks run at nearly the same rate; --read-lease=false confirms each read with a round of heartbeats instead"},
+					&cli.BoolFlag{Name: "read-lease", Value: true, Usage: "raft, paxos: serve linearizable reads from the leader's lease, which assumes the nodes' clocks run at nearly the same rate; --read-lease=false confirms each read with a round of heartbeats instead"},
 				},
 				Action: keyspaceCreate,
 			}),
@@ -108,7 +108,7 @@ func readsName(ks *v1.Keyspace) string {
 	switch {
 	case ks.Mode == v1.Mode_MODE_EVENTUAL:
 		return "r-replicas"
-	case ks.Mode == v1.Mode_MODE_RAFT && !ks.NoReadLease:
+	case (ks.Mode == v1.Mode_MODE_RAFT || ks.Mode == v1.Mode_MODE_PAXOS) && !ks.NoReadLease:
 		return "lease"
 	}
 	return "quorum-round"

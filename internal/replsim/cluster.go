@@ -59,6 +59,19 @@ type Scenario struct {
 	// clock stops and messages wait in its inbox. A leader that wakes up
 	// still thinks it leads.
 	Pause bool
+	// PauseKeepsTicks makes a paused node's clock run on, as a monotonic
+	// clock does through a GC pause or SIGSTOP: the ticks that fall while
+	// it is paused are all given to it when it resumes, before anything
+	// in its inbox (kv/store's keepTime does the same). Read leases count
+	// on it: a leader whose clock stopped would wake with a lease long
+	// gone.
+	PauseKeepsTicks bool
+	// TickDrift makes each node's clock run at its own rate: every
+	// incarnation of a node ticks every Tick*(1+x), x drawn uniformly from
+	// [-TickDrift, TickDrift]. Read leases tolerate rates up to
+	// (ElectionTicks-1)/(ElectionTicks-2) apart (12.5% with 10): 0.05
+	// keeps any two within 10.5%. 0: every node ticks every Tick.
+	TickDrift float64
 	// Transfer asks the leader every 200-800ms to hand leadership to a
 	// random replica (Core.TransferLeader), as a draining node does; a
 	// refusal (not a voter, itself) is fine.
@@ -322,7 +335,39 @@ func (c *Cluster) check() error {
 			c.obs.leader(id, term, owner)
 		}
 	}
+	c.checkLeases()
 	return c.obs.err
+}
+
+// checkLeases fails the run if a node holds a lease while another leads at
+// a higher term or ballot (LeaseCore). A node that is busy, paused or owed
+// ticks is left out: its clock is behind, and it serves no read until it
+// has caught up.
+func (c *Cluster) checkLeases() {
+	var top termKey
+	var topID uint64
+	for _, id := range c.sc.Nodes {
+		n := c.nodes[id]
+		if n == nil || !n.alive() {
+			continue
+		}
+		if term, owner, ok := n.core.Leader(); ok && top.less(termKey{term, owner}) {
+			top, topID = termKey{term, owner}, id
+		}
+	}
+	for _, id := range c.sc.Nodes {
+		n := c.nodes[id]
+		if n == nil || !n.alive() || n.busy || n.paused || n.missed > 0 {
+			continue
+		}
+		lc, ok := n.core.(LeaseCore)
+		if !ok || !lc.Lease() {
+			continue
+		}
+		if term, owner, _ := n.core.Leader(); (termKey{term, owner}).less(top) {
+			c.obs.fail("n%d holds a lease at %d.%d while n%d leads at %d.%d", id, term, owner, topID, top.term, top.owner)
+		}
+	}
 }
 
 // leader returns the live leader of the highest term, if any.

@@ -45,6 +45,17 @@ type Core interface {
 	Compact(index uint64, data []byte, disk *sim.Disk) error
 }
 
+// LeaseCore is a Core that may serve reads from a lease. The harness then
+// checks, after every step, that no node holding a lease (not busy, its
+// ticks all given) sees another node lead at a higher term or ballot: the
+// promise a lease counts on is that no rival wins before it ends. That
+// catches a broken promise whether or not a read lands in the window.
+type LeaseCore interface {
+	// Lease reports whether the core leads and would serve a read now
+	// without a round.
+	Lease() bool
+}
+
 // Ready is the protocol-independent view of a core's Ready. The harness
 // handles it in the order the cores' contracts require:
 //

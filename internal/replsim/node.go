@@ -60,7 +60,7 @@ type node struct {
 	busy       bool
 	paused     bool // frozen by the Pause fault
 	inbox      []any
-	missed     int // ticks that fell while busy
+	missed     int // ticks that fell while busy (or paused, PauseKeepsTicks)
 	writes     map[clientOp]bool
 	reads      map[string]Request
 	readStates []ReadState
@@ -81,16 +81,29 @@ func (c *Cluster) startNode(env *sim.Env) sim.Process {
 		c.obs.snapshot(id, kv.Applied, kv.Hash)
 	}
 	c.nodes[id] = n
-	env.Every(c.sc.Tick, n.tick)
+	env.Every(c.tickPeriod(env), n.tick)
 	env.After(0, n.kick)
 	return n
+}
+
+// tickPeriod is the period of one incarnation's ticks: Scenario.Tick,
+// off by up to TickDrift.
+func (c *Cluster) tickPeriod(env *sim.Env) time.Duration {
+	if c.sc.TickDrift == 0 {
+		return c.sc.Tick
+	}
+	x := (2*env.Rand().Float64() - 1) * c.sc.TickDrift
+	return time.Duration(float64(c.sc.Tick) * (1 + x))
 }
 
 func (n *node) alive() bool { return n.env.Alive() }
 
 func (n *node) tick() {
 	if n.paused {
-		return // a frozen process's clock does not run
+		if n.c.sc.PauseKeepsTicks {
+			n.missed++ // given all at once when it resumes
+		}
+		return // a frozen process does not tick
 	}
 	if n.busy {
 		n.missed++

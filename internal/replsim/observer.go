@@ -20,7 +20,9 @@ import (
 //     node applies the same value at each index, and the running hash of
 //     the state machine agrees at each index, across snapshots too;
 //   - no acknowledged write lost: an acknowledged write is the value
-//     applied at the index its reply named.
+//     applied at the index its reply named;
+//   - with a LeaseCore, no node holds a lease while another leads at a
+//     higher term or ballot (Cluster.checkLeases).
 type observer struct {
 	err error
 
@@ -37,6 +39,10 @@ type observer struct {
 }
 
 type termKey struct{ term, owner uint64 }
+
+func (k termKey) less(o termKey) bool {
+	return k.term < o.term || (k.term == o.term && k.owner < o.owner)
+}
 
 type recKey struct{ index, term, owner uint64 }
 

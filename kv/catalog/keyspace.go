@@ -52,18 +52,21 @@ type KeyspaceDescriptor struct {
 	// founded with one replica on the first node, grows to three as nodes
 	// join. Only the store's bootstrap sets it.
 	GrowTo int `json:"grow_to,omitempty"`
-	// NoReadLease makes a raft keyspace's leaders confirm every
+	// NoReadLease makes a raft or paxos keyspace's leaders confirm every
 	// linearizable read with a round of heartbeats to a phase-2 quorum,
-	// instead of serving it from their lease (raft.ReadOnlyLeaseBased),
-	// which assumes the nodes' clocks run at nearly the same rate. Paxos
-	// keyspaces confirm every read with a round anyway; eventual ones
-	// refuse it.
+	// instead of serving it from their lease (raft.ReadOnlyLeaseBased,
+	// paxos.Config.ReadLease), which assumes the nodes' clocks run at
+	// nearly the same rate. Eventual keyspaces refuse it.
 	NoReadLease bool `json:"no_read_lease,omitempty"`
 }
 
 // ReadLease reports whether the keyspace's ranges serve linearizable
-// reads from their leader's lease.
-func (d *KeyspaceDescriptor) ReadLease() bool { return d.Mode == ModeRaft && !d.NoReadLease }
+// reads from their leader's lease: raft and paxos keyspaces do unless
+// NoReadLease. (A paxos keyspace created before paxos had leases has
+// NoReadLease unset too, so its leaders take leases once upgraded.)
+func (d *KeyspaceDescriptor) ReadLease() bool {
+	return (d.Mode == ModeRaft || d.Mode == ModePaxos) && !d.NoReadLease
+}
 
 // ParseMode accepts eventual, raft or paxos.
 func ParseMode(s string) (Mode, error) {
@@ -103,7 +106,7 @@ func (d *KeyspaceDescriptor) Normalize() error {
 	}
 	d.Quorum = spec.String()
 	if d.Mode == ModeEventual && d.NoReadLease {
-		return fmt.Errorf("%w: keyspace %s: read leases are for raft keyspaces; an eventual keyspace's reads ask R replicas",
+		return fmt.Errorf("%w: keyspace %s: read leases are for raft and paxos keyspaces; an eventual keyspace's reads ask R replicas",
 			ErrInvalidArgument, d.Name)
 	}
 	if d.Mode != ModeEventual {

@@ -34,6 +34,9 @@ func TestKeyspaceNormalize(t *testing.T) {
 		{in: KeyspaceDescriptor{Name: "x", Mode: ModeEventual, Replicas: 3, W: 4}, err: "w=4: want 1 to the 3 replicas"},
 		{in: KeyspaceDescriptor{Name: "x", Mode: ModeEventual, Replicas: 5, Quorum: "flexible:2,2"}, err: "w=2 + r=2 must exceed the 5 replicas"},
 		{in: KeyspaceDescriptor{Name: "x", Mode: ModeEventual, Replicas: 9, Quorum: "grid:3x3", R: 3}, err: "apply to majority and flexible only"},
+		{in: KeyspaceDescriptor{Name: "p", Mode: ModePaxos, Replicas: 3, NoReadLease: true},
+			want: KeyspaceDescriptor{Name: "p", Mode: ModePaxos, Replicas: 3, Quorum: "majority", Ranges: 8, NoReadLease: true}},
+		{in: KeyspaceDescriptor{Name: "x", Mode: ModeEventual, Replicas: 3, NoReadLease: true}, err: "read leases are for raft and paxos keyspaces"},
 	} {
 		d := c.in
 		err := d.Normalize()
@@ -45,6 +48,25 @@ func TestKeyspaceNormalize(t *testing.T) {
 		}
 		if err != nil || d != c.want {
 			t.Errorf("%+v: got %+v, %v; want %+v", c.in, d, err, c.want)
+		}
+	}
+}
+
+// Raft and paxos keyspaces read from leases unless NoReadLease; eventual
+// ones never do.
+func TestKeyspaceReadLease(t *testing.T) {
+	for _, c := range []struct {
+		d    KeyspaceDescriptor
+		want bool
+	}{
+		{KeyspaceDescriptor{Mode: ModeRaft}, true},
+		{KeyspaceDescriptor{Mode: ModeRaft, NoReadLease: true}, false},
+		{KeyspaceDescriptor{Mode: ModePaxos}, true},
+		{KeyspaceDescriptor{Mode: ModePaxos, NoReadLease: true}, false},
+		{KeyspaceDescriptor{Mode: ModeEventual}, false},
+	} {
+		if got := c.d.ReadLease(); got != c.want {
+			t.Errorf("%s keyspace, NoReadLease %v: ReadLease() = %v, want %v", c.d.Mode, c.d.NoReadLease, got, c.want)
 		}
 	}
 }

@@ -52,10 +52,11 @@ type Range struct {
 	// replicas. A replica added later (catalog.ReplicaDescriptor.Added)
 	// starts empty and waits for the range's leader to send it the range.
 	Founder bool
-	// ReadLease: a Raft range serves linearizable reads from its leader's
-	// lease (raft.ReadOnlyLeaseBased; catalog.KeyspaceDescriptor.ReadLease).
-	// The host must then keep the core's ticks in step with time, and call
-	// ForgetLease when it stops ticking the range.
+	// ReadLease: the range serves linearizable reads from its leader's
+	// lease (raft.ReadOnlyLeaseBased, paxos.Config.ReadLease;
+	// catalog.KeyspaceDescriptor.ReadLease). The host must then keep the
+	// core's ticks in step with time, and call ForgetLease when it stops
+	// ticking the range.
 	ReadLease bool
 }
 

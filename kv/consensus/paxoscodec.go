@@ -17,12 +17,25 @@ import (
 // stays version 1, which older nodes decode (they drop the versions they
 // do not know: a transfer then falls back to an election timeout, and a
 // joiner is not sent its snapshot by an older leader).
+//
+// Seq, the heartbeat round of a leader with read leases, rides in the
+// Slot field of a Heartbeat, which a Heartbeat does not use otherwise:
+// an older acceptor decodes a leased leader's heartbeats as ever (and
+// ignores the round, so it never vouches for a lease, paxos/lease.go),
+// and an older leader's heartbeats have no round. The answer that echoes
+// the round, which only a leader with leases asked for, is version 4 and
+// ends with the Transfer and Joining flags and Seq; so is any other
+// message with Seq set, and a Heartbeat whose Slot is set (the core
+// sends none).
 
 // paxosMessageV2 is the version byte of a message with Transfer set.
 const paxosMessageV2 = 0x82
 
 // paxosMessageV3 is the version byte of a message with Joining set.
 const paxosMessageV3 = 0x83
+
+// paxosMessageV4 is the version byte of a message with Seq set.
+const paxosMessageV4 = 0x84
 
 // maxMessageSlots bounds the slots a decoded Accepted may list, like
 // maxMessageEntries for entries (MaxOpenSlots keeps real ones far below).
@@ -37,7 +50,16 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 		size += len(m.Snapshot.Data) + 64
 	}
 	e := codec.Enc{Buf: slices.Grow(dst, size)}
+	slot, v4 := m.Slot, m.Seq != 0
+	if m.Type == paxos.MsgHeartbeat {
+		// The round in the Slot field (above), unless Slot is taken.
+		if v4 = m.Slot != 0; !v4 {
+			slot = m.Seq
+		}
+	}
 	switch {
+	case v4:
+		e.Byte(paxosMessageV4)
 	case m.Transfer:
 		e.Byte(paxosMessageV2)
 	case m.Joining:
@@ -51,7 +73,7 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 	encodeBallot(&e, m.Ballot)
 	e.Bool(m.Reject)
 	encodeBallot(&e, m.Hint)
-	e.Uint(m.Slot)
+	e.Uint(slot)
 	e.Uint(m.Commit)
 	e.Int(len(m.Entries))
 	for _, ent := range m.Entries {
@@ -71,7 +93,12 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 		e.Bytes(s.Data)
 	}
 	e.Bytes(m.Context)
-	if m.Transfer || m.Joining {
+	switch {
+	case v4:
+		e.Bool(m.Transfer)
+		e.Bool(m.Joining)
+		e.Uint(m.Seq)
+	case m.Transfer || m.Joining:
 		e.Bool(true)
 	}
 	return e.Buf
@@ -81,7 +108,7 @@ func appendPaxosMessage(dst []byte, m *paxos.Message) []byte {
 func decodePaxosMessage(b []byte) (paxos.Message, error) {
 	d := codec.Dec{Buf: b}
 	v := d.Byte()
-	if v != paxosCodecV1 && v != paxosMessageV2 && v != paxosMessageV3 {
+	if v != paxosCodecV1 && v != paxosMessageV2 && v != paxosMessageV3 && v != paxosMessageV4 {
 		return paxos.Message{}, fmt.Errorf("%w: paxos message version %d", codec.ErrCorrupt, v)
 	}
 	m := paxos.Message{Type: paxos.MessageType(d.Byte())}
@@ -127,6 +154,14 @@ func decodePaxosMessage(b []byte) (paxos.Message, error) {
 		if m.Joining = d.Bool(); !m.Joining {
 			d.Fail("joining flag")
 		}
+	case paxosMessageV4:
+		m.Transfer, m.Joining = d.Bool(), d.Bool()
+		if m.Seq = d.Uint(); m.Seq == 0 && (m.Type != paxos.MsgHeartbeat || m.Slot == 0) {
+			d.Fail("heartbeat round")
+		}
+	}
+	if v != paxosMessageV4 && m.Type == paxos.MsgHeartbeat {
+		m.Seq, m.Slot = m.Slot, 0
 	}
 	return m, d.Done()
 }

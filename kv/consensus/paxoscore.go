@@ -103,6 +103,7 @@ func NewPaxosCore(h *Host, rg Range) (*PaxosCore, error) {
 	cfg := h.Paxos
 	cfg.ID = h.NodeID
 	cfg.Applied = applied
+	cfg.ReadLease = rg.ReadLease
 	cfg.Rand = rand.New(rand.NewPCG(h.Seed(), desc.ID))
 	c := &PaxosCore{h: h, rg: rg, Log: log}
 	if c.rn, err = paxos.NewRawNode(cfg, ps); err != nil {
@@ -138,9 +139,8 @@ func foundPaxosRange(db *storage.DB, log *PaxosLog, desc *catalog.RangeDescripto
 func (c *PaxosCore) Protocol() string { return ProtocolPaxos }
 func (c *PaxosCore) Tick()            { c.rn.Tick() }
 
-// ForgetLease does nothing: a paxos leader confirms every read with a
-// round of its acceptors.
-func (c *PaxosCore) ForgetLease() {}
+// ForgetLease ends the leader's read lease (paxos.RawNode.ForgetLease).
+func (c *PaxosCore) ForgetLease() { c.rn.ForgetLease() }
 
 func (c *PaxosCore) Step(m PeerMessage) error {
 	if m.Paxos == nil {

@@ -64,9 +64,10 @@ type Canary struct {
 	// replica whose right range had not applied its last writes yet merges
 	// without them.
 	MergeWithoutWait bool
-	// LeaseKeptOnQuiesce keeps a raft leader's read lease when its range
-	// quiesces: its ticks stop, so once woken it counts its lease from
-	// ticks long past, and a leader deposed meanwhile serves stale reads.
+	// LeaseKeptOnQuiesce keeps a raft or paxos leader's read lease when
+	// its range quiesces: its ticks stop, so once woken it counts its
+	// lease from ticks long past, and a leader deposed meanwhile serves
+	// stale reads.
 	LeaseKeptOnQuiesce bool
 	// AllEager sends every message of a round before the round's batch is
 	// synced, not only a leader's appends (consensus.Ready.Eager): votes

@@ -8,11 +8,12 @@ import (
 
 // Ticks follow time.
 //
-// The cores count time in ticks, and a Raft leader's read lease is a
-// count of its ticks (raft.ReadOnlyLeaseBased): it serves reads without a
-// round while fewer than ElectionTicks-2 of its ticks have passed since a
-// round a phase-2 quorum acknowledged, trusting that each follower of that
-// quorum refuses votes for ElectionTicks of its own ticks. That holds only
+// The cores count time in ticks, and a leader's read lease is a count of
+// its ticks (raft.ReadOnlyLeaseBased, paxos.Config.ReadLease): it serves
+// reads without a round while fewer than ElectionTicks-2 of its ticks have
+// passed since a round a phase-2 quorum acknowledged, trusting that each
+// follower (acceptor) of that quorum refuses votes (Prepares) for
+// ElectionTicks of its own ticks. That holds only
 // if a leader's ticks never fall behind time: a time.Ticker drops the
 // ticks it fires while the loop is busy (a long fsync, a GC pause, a
 // process stopped with SIGSTOP), and a leader that missed ticks would count
@@ -48,10 +49,12 @@ import (
 // (consensus.Core.ForgetLease).
 
 // maxCatchUpTicks bounds the ticks keepTime gives every core at once
-// after the loop fell behind: twice the longest election timeout, after
-// which every lease has ended and every follower may campaign, so more
-// ticks change nothing but the work.
-func (s *Store) maxCatchUpTicks() int64 { return 2*int64(s.electionTicks()) + 1 }
+// after the loop fell behind: twice the longest election timeout, Raft's
+// or Multi-Paxos's, after which every lease has ended and every follower
+// may campaign, so more ticks change nothing but the work.
+func (s *Store) maxCatchUpTicks() int64 {
+	return 2*int64(max(s.electionTicks(), s.Config.Paxos.WithDefaults().ElectionTicks)) + 1
+}
 
 // keepTime ticks the store as many times as are due by now (see above).
 // Loop only.
@@ -82,8 +85,9 @@ func (c *clockState) elapsed() time.Duration {
 }
 
 // readLease reports whether the range serves reads from its leader's
-// lease: a raft range of a keyspace that has them (not meta, whose reads
-// are rare and whose correctness everything else depends on).
+// lease: a raft or paxos range of a keyspace that has them (not meta,
+// whose reads are rare and whose correctness everything else depends
+// on).
 func (s *Store) readLease(desc *catalog.RangeDescriptor) bool {
 	if desc.ID == catalog.MetaRangeID || s.cat == nil {
 		return false

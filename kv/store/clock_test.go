@@ -7,6 +7,8 @@ import (
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/consensus"
+	"github.com/quorumkv/quorumkv/paxos"
+	"github.com/quorumkv/quorumkv/raft"
 	"github.com/quorumkv/quorumkv/storage"
 )
 
@@ -84,5 +86,26 @@ func TestKeepTimeCatchesUpTicks(t *testing.T) {
 	}
 	if s.clock.ticks != 601 {
 		t.Errorf("the clock counts %d ticks given after 60.1 s, want 601 (the capped ones skipped, not owed)", s.clock.ticks)
+	}
+}
+
+// After a stall keepTime gives at most two election timeouts of ticks,
+// the longer of Raft's and Multi-Paxos's: both protocols' leases must
+// have ended by then, or a leader would count its lease in ticks behind
+// time.
+func TestMaxCatchUpTicksCoversBothProtocols(t *testing.T) {
+	for _, c := range []struct {
+		raft, paxos int
+		want        int64
+	}{
+		{0, 0, 21},   // both defaults: 10
+		{30, 0, 61},  // raft's longer
+		{0, 25, 51},  // paxos's longer
+		{12, 12, 25}, // equal
+	} {
+		s := &Store{Config: StoreConfig{Raft: raft.Config{ElectionTicks: c.raft}, Paxos: paxos.Config{ElectionTicks: c.paxos}}}
+		if got := s.maxCatchUpTicks(); got != c.want {
+			t.Errorf("ElectionTicks raft %d, paxos %d: maxCatchUpTicks %d, want %d", c.raft, c.paxos, got, c.want)
+		}
 	}
 }

@@ -209,11 +209,11 @@ type Keyspace struct {
 	SloppyQuorum bool `protobuf:"varint,8,opt,name=sloppy_quorum,json=sloppyQuorum,proto3" json:"sloppy_quorum,omitempty"`
 	// Catalog version that last changed the descriptor.
 	Version uint64 `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
-	// Raft keyspaces: confirm every linearizable read with a round of
-	// heartbeats to a quorum, instead of serving it from the leader's lease
-	// (the default), which trusts that the nodes' clocks run at nearly the
-	// same rate (docs/api.md, "Read leases"). Paxos keyspaces always confirm reads
-	// with a round; eventual keyspaces refuse it.
+	// Raft and paxos keyspaces: confirm every linearizable read with a
+	// round of heartbeats to a quorum, instead of serving it from the
+	// leader's lease (the default), which trusts that the nodes' clocks run
+	// at nearly the same rate (docs/api.md, "Read leases"). Eventual
+	// keyspaces refuse it.
 	NoReadLease   bool `protobuf:"varint,10,opt,name=no_read_lease,json=noReadLease,proto3" json:"no_read_lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
