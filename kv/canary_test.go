@@ -14,8 +14,8 @@ import (
 // The node layer's canaries (kv/store/canary.go): each planted bug must be caught
 // by the whole-node simulator's checks (linearizability, exactly-once,
 // one leader per term, replicas that agree) within a bounded number of
-// seeds. The test logs the first seed that catches it (seeds 8, 6, 1, 1
-// and 17 when written).
+// seeds. The test logs the first seed that catches it (seeds 1, 1, 2, 1
+// and 21 on 2026-12-06).
 // QKV_CANARY_SEEDS=n changes the bound; QKV_SIM_SEED=n tries one seed.
 func TestNodeCanaries(t *testing.T) {
 	for _, c := range []struct {
