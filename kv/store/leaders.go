@@ -17,8 +17,11 @@ import (
 // So every range has a preferred leader, computed from the catalog alone
 // (preferLeaders), the same on every node: the keyspace's ranges, in
 // order, each take the replica that is preferred for the fewest of them
-// so far. A keyspace's leaderships are then spread over its nodes as
-// evenly as its replica sets allow. On every pass of the range driver, a
+// so far, and among those the one preferred for the fewest ranges of all
+// keyspaces so far. A keyspace's leaderships are then spread over its
+// nodes as evenly as its replica sets allow, and the remainders of many
+// keyspaces (one range each, or 8 over 3 nodes) fall on different nodes,
+// not all on the lowest ID. On every pass of the range driver, a
 // node that leads a range it is not preferred for hands the leadership
 // to the preferred node, if that node was heard from lately, is not
 // draining, and holds the whole log (so the transfer takes a round trip,
@@ -48,11 +51,12 @@ func (s *Store) mayLead(id uint64) bool {
 }
 
 // preferLeaders computes each consensus range's preferred leader from
-// the catalog (see above): per keyspace, in range order, the replica
-// preferred for the fewest of the keyspace's ranges so far, the lowest ID
-// on a tie.
+// the catalog (see above): per keyspace in name order, in range order,
+// the replica preferred for the fewest of the keyspace's ranges so far,
+// then for the fewest ranges of all keyspaces so far, then the lowest ID.
 func preferLeaders(cat *catalog.Catalog) map[uint64]uint64 {
 	out := map[uint64]uint64{}
+	total := map[uint64]int{}
 	for _, name := range slices.Sorted(maps.Keys(cat.Keyspaces)) {
 		if cat.Keyspaces[name].Mode == catalog.ModeEventual {
 			continue
@@ -61,13 +65,15 @@ func preferLeaders(cat *catalog.Catalog) map[uint64]uint64 {
 		for _, r := range cat.KeyspaceRanges(name) {
 			var best uint64
 			for _, rep := range r.Replicas {
-				if best == 0 || cmp.Or(cmp.Compare(count[rep.NodeID], count[best]), cmp.Compare(rep.NodeID, best)) < 0 {
-					best = rep.NodeID
+				id := rep.NodeID
+				if best == 0 || cmp.Or(cmp.Compare(count[id], count[best]), cmp.Compare(total[id], total[best]), cmp.Compare(id, best)) < 0 {
+					best = id
 				}
 			}
 			if best != 0 {
 				out[r.ID] = best
 				count[best]++
+				total[best]++
 			}
 		}
 	}
