@@ -46,8 +46,11 @@ func (r Role) String() string {
 type Ready struct {
 	Role   Role
 	Leader uint64
-	// HardState is the state to persist; MustSync says it or Entries or
-	// Snapshot changed since the last Ready.
+	// HardState is the state to persist; MustSync says its promise,
+	// Entries or Snapshot changed since the last Ready. A change of its
+	// Commit alone needs no sync: a commit index lost in a crash is
+	// learned again, and what was applied after it is lost with it (the
+	// caller's writes reach the disk in order).
 	HardState HardState
 	MustSync  bool
 	// Entries are accepted entries to persist, each replacing what its
@@ -448,7 +451,7 @@ func (r *RawNode) Ready() Ready {
 		ReadStates:       r.readStates,
 		CommittedEntries: r.log.toApply(r.cfg.MaxSizePerMsg),
 	}
-	rd.MustSync = hs != r.prevHS || len(rd.Entries) > 0 || rd.Snapshot != nil
+	rd.MustSync = hs.Promised != r.prevHS.Promised || len(rd.Entries) > 0 || rd.Snapshot != nil
 	r.prevHS, r.prevRole, r.prevLeader = hs, r.role, r.leader
 	r.unstable, r.snapOut, r.msgs, r.readStates = nil, nil, nil, nil
 	return rd

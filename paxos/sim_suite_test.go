@@ -87,7 +87,9 @@ func TestSimLeaseTrusts(t *testing.T) {
 		stopped[i].PauseKeepsTicks = false
 	}
 	t.Run("clock-rates", func(t *testing.T) {
-		replsim.CatchCanary(t, paxosLeaseProtocol(paxos.CanaryNone), drift, 100)
+		// Seed 104 when written: the broken assumption needs a slow
+		// leader cut off just before a fast node's election.
+		replsim.CatchCanary(t, paxosLeaseProtocol(paxos.CanaryNone), drift, 300)
 	})
 	t.Run("clock-stops-in-pause", func(t *testing.T) {
 		replsim.CatchCanary(t, paxosLeaseProtocol(paxos.CanaryNone), stopped, 100)
