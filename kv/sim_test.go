@@ -770,9 +770,14 @@ func (c *simCluster) alive(nd catalog.NodeDescriptor) bool {
 	return c.node(id) != nil && nd.UUID == simIdentity(id).UUID
 }
 
-// catalog returns the catalog as the live node of the lowest ID sees it
-// (node 1 while it is up).
+// catalog returns the catalog as meta's leader sees it, or if meta has
+// none, as the live node of the lowest ID does. (Not the lowest ID first:
+// a node decommissioned and dropped from meta keeps running with the
+// catalog it last applied, which may never say it was removed.)
 func (c *simCluster) catalog() *store.CatalogView {
+	if l := c.metaLeader(); l != nil {
+		return l.store.Catalog()
+	}
 	for _, id := range c.ids {
 		if n := c.node(id); n != nil && c.s.Up(sim.NodeID(id)) {
 			return n.store.Catalog()
