@@ -174,6 +174,9 @@ func runMulti(t *testing.T, cl *cluster, d *datadriven.TestData) {
 		id := argIDs(t, d, "n")[0]
 		cl.compact(id)
 		cl.logf("%d: compacted up to slot %d", id, cl.nodes[id].disk.Snapshot.Slot)
+	case "idle":
+		rn := node()
+		cl.logf("%d: idle %v, all caught up %v", argIDs(t, d, "n")[0], rn.Idle(), rn.AllCaughtUp())
 	case "status":
 		for _, id := range cl.ids {
 			n := cl.nodes[id]

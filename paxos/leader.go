@@ -49,6 +49,9 @@ type leader struct {
 	// joining holds the acceptors whose last answer said they join: the
 	// leader is not idle while one waits for its snapshot.
 	joining map[uint64]bool
+	// commits holds the commit index each acceptor reported in its last
+	// answer at our ballot (AllCaughtUp).
+	commits map[uint64]uint64
 	// needSnapshot: a joiner asked for a snapshot and the leader has none
 	// to send (NeedsSnapshot).
 	needSnapshot bool
@@ -74,7 +77,7 @@ func (r *RawNode) becomeLeader() {
 		next: r.log.commit + 1, sent: r.log.commit,
 		acks: map[uint64]map[uint64]bool{}, active: map[uint64]bool{},
 		sentAt: map[uint64]int{}, joined: map[uint64]bool{}, joining: map[uint64]bool{},
-		lease: lease{acked: map[uint64]uint64{}},
+		commits: map[uint64]uint64{}, lease: lease{acked: map[uint64]uint64{}},
 	}
 	if r.cfg.canary.leaseFromAck {
 		r.lead.lease.ackedAt = map[uint64]int{}
@@ -234,6 +237,7 @@ func mapKeys[V any](m map[uint64]V) func(func(uint64) bool) {
 func (r *RawNode) handleAck(m Message) {
 	l := r.lead
 	l.active[m.From] = true
+	l.commits[m.From] = m.Commit // the last answer's: a restart may lower it
 	if m.Joining {
 		delete(l.joined, m.From)
 		l.joining[m.From] = true

@@ -577,6 +577,25 @@ func (r *RawNode) onCommit(from, to uint64) {
 	}
 }
 
+// AllCaughtUp reports whether this node leads and every other voter of
+// the configurations in force answered last with a commit index at least
+// this node's: it holds every slot chosen so far and knows them chosen.
+// A voter that has not answered at this ballot, or is down, is not caught
+// up. Nothing about safety depends on it; the node layer quiesces a range
+// only once it holds (a range quiesced with a voter behind would leave it
+// behind until the next write, one copy short meanwhile).
+func (r *RawNode) AllCaughtUp() bool {
+	if r.role != Leader {
+		return false
+	}
+	for _, id := range voters(r.configs.from(r.log.commit + 1)) {
+		if c, ok := r.lead.commits[id]; id != r.id && (!ok || c < r.log.commit) {
+			return false
+		}
+	}
+	return true
+}
+
 // Idle reports whether this node leads and has nothing in flight: no
 // proposal waiting, no slot open (every slot it knows is chosen and
 // applied), no read waiting for its confirmation, no joiner waiting for

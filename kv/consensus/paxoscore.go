@@ -331,12 +331,13 @@ func (c *PaxosCore) LearnCommit(self, leader, term, commit uint64) error {
 }
 
 // Quiescible: this node leads, with nothing in flight and every slot it
-// knows chosen and applied (paxos.RawNode.Idle). Unlike Raft, the leader
-// does not track what each acceptor holds: an acceptor that is behind and
-// quiesces catches up when the range next wakes, which costs nothing but
-// time, since a quorum holds every chosen slot.
+// knows chosen and applied (paxos.RawNode.Idle), and every other voter
+// reported holding and knowing chosen all of them (paxos.RawNode.
+// AllCaughtUp), as Raft's Quiescible asks of its followers: a range that
+// quiesced with a voter behind (one cut off a moment ago) would leave it
+// behind until the next write, with one copy fewer of its data.
 func (c *PaxosCore) Quiescible(self uint64) ([]uint64, uint64, uint64, bool) {
-	if !c.rn.Idle() {
+	if !c.rn.Idle() || !c.rn.AllCaughtUp() {
 		return nil, 0, 0, false
 	}
 	st := c.rn.Status()

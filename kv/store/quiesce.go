@@ -31,9 +31,13 @@ import (
 // leader's node cannot be told apart from a healthy one; it stays
 // quiesced until something reaches it, as the range stays idle.
 //
-// Both protocols quiesce: Raft when every replica holds the leader's whole
-// log (consensus.RaftCore.Quiescible), Multi-Paxos when its leader has nothing in
-// flight (consensus.PaxosCore.Quiescible).
+// Both protocols quiesce when every replica holds the leader's whole log
+// and knows it committed: Raft from the leader's progress of each follower
+// (consensus.RaftCore.Quiescible), Multi-Paxos from the commit index each
+// acceptor last reported, once its leader has nothing in flight
+// (consensus.PaxosCore.Quiescible). A range one of whose replicas has not
+// reported the whole log (cut off or down since before the last write)
+// keeps ticking.
 
 // quiesceAfterTicks is how long a leader waits after the last proposal or
 // read before it considers quiescing a range: long enough that a steady
