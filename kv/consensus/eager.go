@@ -13,11 +13,13 @@ import (
 // or a crash in between would forget what others already counted. A
 // leader's messages to its followers are different: an append asks a
 // follower to store entries, and says nothing about the leader's own copy.
-// The leader counts its own copy towards a commit only when it handles its
-// followers' answers, which the store loop does in a later round, after
-// this round's sync returned; so sending the appends first lets the
-// followers write and sync their copy while the leader syncs its own, and
-// takes one sync off the latency of every write.
+// The leader counts its own copy towards a commit either when it handles
+// its followers' answers, which the store loop does in a later round,
+// after this round's sync returned, or, as the only voter, in this very
+// Ready, whose committed entries the store applies only after the sync.
+// So sending the appends first lets the followers write and sync their
+// copy while the leader syncs its own, and takes one sync off the latency
+// of every write.
 //
 // That holds only for a term (or ballot) that was durable before the
 // round. A leader elected in the round it sends from (a range with one
