@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -47,6 +48,9 @@ type Node struct {
 	stopSplits func()
 	// clock reads the physical clock (NodeConfig.PhysicalClock).
 	clock func() int64
+	// forward serves the KV requests other nodes forward here
+	// (SetForwardHandler, forward.go).
+	forward atomic.Pointer[ForwardHandler]
 }
 
 // NodeConfig configures a Node.

@@ -103,6 +103,9 @@ func (p *peerServer) answerRecordCall(ctx context.Context, c *peerv1.RecordCall)
 		if resp, err = p.CasPrepare(ctx, connect.NewRequest(call.CasPrepare)); err == nil {
 			a.Answer = &peerv1.RecordAnswer_CasPrepare{CasPrepare: resp.Msg}
 		}
+	case *peerv1.RecordCall_Forward:
+		a.Answer = &peerv1.RecordAnswer_Forward{Forward: p.node.serveForward(ctx, call.Forward)}
+		return a
 	case *peerv1.RecordCall_CasAccept:
 		var resp *connect.Response[peerv1.CasAcceptResponse]
 		if resp, err = p.CasAccept(ctx, connect.NewRequest(call.CasAccept)); err == nil {

@@ -94,13 +94,17 @@ type Config struct {
 	Net ReplicaNet
 }
 
-// New starts the coordinator of the store's eventual
-// keyspaces, filling in cfg's defaults. It replays no hints and runs no
-// anti-entropy until asked to.
 // Net is the coordinator's ReplicaNet, for the node's other calls to
 // replicas (the placement driver's LetGo).
 func (c *Coordinator) Net() ReplicaNet { return c.net }
 
+// Streams are the node's Records streams to the other nodes, which also
+// carry its forwarded KV requests (kv/forward.go).
+func (c *Coordinator) Streams() *transport.RecordStreams { return c.recordStreams }
+
+// New starts the coordinator of the store's eventual
+// keyspaces, filling in cfg's defaults. It replays no hints and runs no
+// anti-entropy until asked to.
 func New(st *store.Store, cfg Config) (*Coordinator, error) {
 	if cfg.PhysicalClock == nil {
 		cfg.PhysicalClock = func() int64 { return time.Now().UnixNano() }

@@ -273,7 +273,8 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 // dialFailed: the request never left.
 func dialFailed(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	_, notSent := errors.AsType[*transport.NotSentError](err)
+	return notSent || errors.As(err, &op) && op.Op == "dial"
 }
 
 // Response headers of a KV request on a raft or paxos keyspace, for
@@ -785,9 +786,14 @@ func (a *apiServer) Status(ctx context.Context, _ *connect.Request[v1.StatusRequ
 	return connect.NewResponse(resp), nil
 }
 
-// forwardKV sends a KV request to the node that leads the key's range.
+// forwardKV sends a KV request to the node that leads the key's range:
+// on the Records stream to it (forward.go), or as a unary KV call to a
+// node that takes no forwarded calls there.
 func forwardKV[Req, Resp any](ctx context.Context, n *kv.Node, leader uint64, req *Req,
 	rpc func(quorumkvv1connect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*Resp, error) {
+	if resp, ok, err := forwardOnStream[Resp](ctx, n, leader, req); ok {
+		return resp, err
+	}
 	return forwardTo(ctx, n, leader, "the leader", n.Peers().KVClient, req, rpc)
 }
 

@@ -142,6 +142,7 @@ func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gathere
 		mux:      http.NewServeMux(),
 	}
 	s.peerCtx, s.stopPeers = context.WithCancel(context.Background())
+	node.SetForwardHandler(s.api.serveForward)
 	opts := []connect.HandlerOption{connect.WithReadMaxBytes(node.Limits().MaxRequestBytes), connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithInterceptors(s.api.authInterceptor())}
 	s.mux.Handle(limitBody(node.Limits().MaxRequestBytes)(quorumkvv1connect.NewKVHandler(s.api, opts...)))

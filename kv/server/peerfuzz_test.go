@@ -13,6 +13,7 @@ import (
 
 	peerv1 "github.com/quorumkv/quorumkv/api/quorumkv/peer/v1"
 	"github.com/quorumkv/quorumkv/api/quorumkv/peer/v1/peerv1connect"
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 )
 
@@ -79,6 +80,15 @@ func FuzzPeer(f *testing.F) {
 	seed(peerv1connect.PeerRaftProcedure, &peerv1.RaftRequest{FromNode: 2, ToNode: 1, Messages: []*peerv1.RaftMessage{{RangeId: 2, Message: []byte{0, 1, 2}}}})
 	seed(peerv1connect.PeerRecordsProcedure, &peerv1.RecordsRequest{Calls: []*peerv1.RecordCall{{Id: 1,
 		Call: &peerv1.RecordCall_Write{Write: &peerv1.WriteRecordRequest{RangeId: 5, Key: []byte("k"), Record: &peerv1.Record{Tombstone: true}}}}}})
+	for _, fwd := range []*peerv1.ForwardCall{
+		{Request: &peerv1.ForwardCall_Put{Put: &v1.PutRequest{Keyspace: "default", Key: []byte("k"), Value: []byte("v")}}, TimeoutMs: 1 << 31},
+		{Request: &peerv1.ForwardCall_Get{}},
+		{Request: &peerv1.ForwardCall_CompareAndSwap{CompareAndSwap: &v1.CompareAndSwapRequest{Keyspace: "ev", Key: []byte("k")}}, Authorization: "Bearer x"},
+		{Request: &peerv1.ForwardCall_Delete{Delete: &v1.DeleteRequest{Keyspace: "nosuch"}}},
+		{},
+	} {
+		seed(peerv1connect.PeerRecordsProcedure, &peerv1.RecordsRequest{Calls: []*peerv1.RecordCall{{Id: 2, Call: &peerv1.RecordCall_Forward{Forward: fwd}}}})
+	}
 	f.Add(uint8(0), []byte{0xff, 0xff, 0xff, 0xff, 0x0f})
 	seed(peerv1connect.PeerWriteRecordProcedure, &peerv1.WriteRecordRequest{RangeId: ev, Key: []byte("k"), Record: &peerv1.Record{WallTime: time.Now().UnixNano(), Value: []byte("v")}})
 	seed(peerv1connect.PeerMerkleLeavesProcedure, &peerv1.MerkleLeavesRequest{RangeId: ev, Depth: 1 << 20})

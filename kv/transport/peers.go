@@ -79,9 +79,16 @@ func WithAuthorization(ctx context.Context, authorization string) context.Contex
 	return context.WithValue(ctx, authorizationKey{}, authorization)
 }
 
+// AuthorizationOf returns the Authorization header ctx carries
+// (WithAuthorization), or "".
+func AuthorizationOf(ctx context.Context) string {
+	h, _ := ctx.Value(authorizationKey{}).(string)
+	return h
+}
+
 var forwardCredentials = connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if h, _ := ctx.Value(authorizationKey{}).(string); h != "" && req.Header().Get("Authorization") == "" {
+		if h := AuthorizationOf(ctx); h != "" && req.Header().Get("Authorization") == "" {
 			req.Header().Set("Authorization", h)
 		}
 		return next(ctx, req)

@@ -10,6 +10,7 @@
 package peerv1
 
 import (
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -2242,6 +2243,7 @@ type RecordCall struct {
 	//	*RecordCall_Read
 	//	*RecordCall_CasPrepare
 	//	*RecordCall_CasAccept
+	//	*RecordCall_Forward
 	Call          isRecordCall_Call `protobuf_oneof:"call"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2327,6 +2329,15 @@ func (x *RecordCall) GetCasAccept() *CasAcceptRequest {
 	return nil
 }
 
+func (x *RecordCall) GetForward() *ForwardCall {
+	if x != nil {
+		if x, ok := x.Call.(*RecordCall_Forward); ok {
+			return x.Forward
+		}
+	}
+	return nil
+}
+
 type isRecordCall_Call interface {
 	isRecordCall_Call()
 }
@@ -2347,6 +2358,10 @@ type RecordCall_CasAccept struct {
 	CasAccept *CasAcceptRequest `protobuf:"bytes,5,opt,name=cas_accept,json=casAccept,proto3,oneof"`
 }
 
+type RecordCall_Forward struct {
+	Forward *ForwardCall `protobuf:"bytes,6,opt,name=forward,proto3,oneof"`
+}
+
 func (*RecordCall_Write) isRecordCall_Call() {}
 
 func (*RecordCall_Read) isRecordCall_Call() {}
@@ -2354,6 +2369,277 @@ func (*RecordCall_Read) isRecordCall_Call() {}
 func (*RecordCall_CasPrepare) isRecordCall_Call() {}
 
 func (*RecordCall_CasAccept) isRecordCall_Call() {}
+
+func (*RecordCall_Forward) isRecordCall_Call() {}
+
+// ForwardCall is a client's KV request that the node it reached cannot
+// serve (it does not lead the key's range), handed to the node that can.
+// The receiver serves it as it would the KV call marked forwarded: it
+// checks the client's credentials itself and never forwards it again.
+type ForwardCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*ForwardCall_Put
+	//	*ForwardCall_Get
+	//	*ForwardCall_Delete
+	//	*ForwardCall_CompareAndSwap
+	Request isForwardCall_Request `protobuf_oneof:"request"`
+	// The client's Authorization header, if it sent one.
+	Authorization string `protobuf:"bytes,5,opt,name=authorization,proto3" json:"authorization,omitempty"`
+	// How long the forwarding node waits for the answer, in milliseconds:
+	// the receiver's deadline for the request (at most a minute).
+	TimeoutMs     uint32 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardCall) Reset() {
+	*x = ForwardCall{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardCall) ProtoMessage() {}
+
+func (x *ForwardCall) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardCall.ProtoReflect.Descriptor instead.
+func (*ForwardCall) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ForwardCall) GetRequest() isForwardCall_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *ForwardCall) GetPut() *v1.PutRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ForwardCall_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *ForwardCall) GetGet() *v1.GetRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ForwardCall_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *ForwardCall) GetDelete() *v1.DeleteRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ForwardCall_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *ForwardCall) GetCompareAndSwap() *v1.CompareAndSwapRequest {
+	if x != nil {
+		if x, ok := x.Request.(*ForwardCall_CompareAndSwap); ok {
+			return x.CompareAndSwap
+		}
+	}
+	return nil
+}
+
+func (x *ForwardCall) GetAuthorization() string {
+	if x != nil {
+		return x.Authorization
+	}
+	return ""
+}
+
+func (x *ForwardCall) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type isForwardCall_Request interface {
+	isForwardCall_Request()
+}
+
+type ForwardCall_Put struct {
+	Put *v1.PutRequest `protobuf:"bytes,1,opt,name=put,proto3,oneof"`
+}
+
+type ForwardCall_Get struct {
+	Get *v1.GetRequest `protobuf:"bytes,2,opt,name=get,proto3,oneof"`
+}
+
+type ForwardCall_Delete struct {
+	Delete *v1.DeleteRequest `protobuf:"bytes,3,opt,name=delete,proto3,oneof"`
+}
+
+type ForwardCall_CompareAndSwap struct {
+	CompareAndSwap *v1.CompareAndSwapRequest `protobuf:"bytes,4,opt,name=compare_and_swap,json=compareAndSwap,proto3,oneof"`
+}
+
+func (*ForwardCall_Put) isForwardCall_Request() {}
+
+func (*ForwardCall_Get) isForwardCall_Request() {}
+
+func (*ForwardCall_Delete) isForwardCall_Request() {}
+
+func (*ForwardCall_CompareAndSwap) isForwardCall_Request() {}
+
+// ForwardAnswer is a ForwardCall's answer: the KV call's response, or the
+// error it failed with.
+type ForwardAnswer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Response:
+	//
+	//	*ForwardAnswer_Put
+	//	*ForwardAnswer_Get
+	//	*ForwardAnswer_Delete
+	//	*ForwardAnswer_CompareAndSwap
+	//	*ForwardAnswer_Error
+	Response      isForwardAnswer_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardAnswer) Reset() {
+	*x = ForwardAnswer{}
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardAnswer) ProtoMessage() {}
+
+func (x *ForwardAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardAnswer.ProtoReflect.Descriptor instead.
+func (*ForwardAnswer) Descriptor() ([]byte, []int) {
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ForwardAnswer) GetResponse() isForwardAnswer_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *ForwardAnswer) GetPut() *v1.PutResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ForwardAnswer_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *ForwardAnswer) GetGet() *v1.GetResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ForwardAnswer_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *ForwardAnswer) GetDelete() *v1.DeleteResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ForwardAnswer_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *ForwardAnswer) GetCompareAndSwap() *v1.CompareAndSwapResponse {
+	if x != nil {
+		if x, ok := x.Response.(*ForwardAnswer_CompareAndSwap); ok {
+			return x.CompareAndSwap
+		}
+	}
+	return nil
+}
+
+func (x *ForwardAnswer) GetError() *RecordError {
+	if x != nil {
+		if x, ok := x.Response.(*ForwardAnswer_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isForwardAnswer_Response interface {
+	isForwardAnswer_Response()
+}
+
+type ForwardAnswer_Put struct {
+	Put *v1.PutResponse `protobuf:"bytes,1,opt,name=put,proto3,oneof"`
+}
+
+type ForwardAnswer_Get struct {
+	Get *v1.GetResponse `protobuf:"bytes,2,opt,name=get,proto3,oneof"`
+}
+
+type ForwardAnswer_Delete struct {
+	Delete *v1.DeleteResponse `protobuf:"bytes,3,opt,name=delete,proto3,oneof"`
+}
+
+type ForwardAnswer_CompareAndSwap struct {
+	CompareAndSwap *v1.CompareAndSwapResponse `protobuf:"bytes,4,opt,name=compare_and_swap,json=compareAndSwap,proto3,oneof"`
+}
+
+type ForwardAnswer_Error struct {
+	Error *RecordError `protobuf:"bytes,5,opt,name=error,proto3,oneof"`
+}
+
+func (*ForwardAnswer_Put) isForwardAnswer_Response() {}
+
+func (*ForwardAnswer_Get) isForwardAnswer_Response() {}
+
+func (*ForwardAnswer_Delete) isForwardAnswer_Response() {}
+
+func (*ForwardAnswer_CompareAndSwap) isForwardAnswer_Response() {}
+
+func (*ForwardAnswer_Error) isForwardAnswer_Response() {}
 
 type RecordsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2364,7 +2650,7 @@ type RecordsResponse struct {
 
 func (x *RecordsResponse) Reset() {
 	*x = RecordsResponse{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[40]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2662,7 @@ func (x *RecordsResponse) String() string {
 func (*RecordsResponse) ProtoMessage() {}
 
 func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[40]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2675,7 @@ func (x *RecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordsResponse.ProtoReflect.Descriptor instead.
 func (*RecordsResponse) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{40}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RecordsResponse) GetAnswers() []*RecordAnswer {
@@ -2412,6 +2698,7 @@ type RecordAnswer struct {
 	//	*RecordAnswer_CasPrepare
 	//	*RecordAnswer_CasAccept
 	//	*RecordAnswer_Error
+	//	*RecordAnswer_Forward
 	Answer        isRecordAnswer_Answer `protobuf_oneof:"answer"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2419,7 +2706,7 @@ type RecordAnswer struct {
 
 func (x *RecordAnswer) Reset() {
 	*x = RecordAnswer{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[41]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2718,7 @@ func (x *RecordAnswer) String() string {
 func (*RecordAnswer) ProtoMessage() {}
 
 func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[41]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2731,7 @@ func (x *RecordAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordAnswer.ProtoReflect.Descriptor instead.
 func (*RecordAnswer) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{41}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RecordAnswer) GetId() uint64 {
@@ -2506,6 +2793,15 @@ func (x *RecordAnswer) GetError() *RecordError {
 	return nil
 }
 
+func (x *RecordAnswer) GetForward() *ForwardAnswer {
+	if x != nil {
+		if x, ok := x.Answer.(*RecordAnswer_Forward); ok {
+			return x.Forward
+		}
+	}
+	return nil
+}
+
 type isRecordAnswer_Answer interface {
 	isRecordAnswer_Answer()
 }
@@ -2530,6 +2826,10 @@ type RecordAnswer_Error struct {
 	Error *RecordError `protobuf:"bytes,6,opt,name=error,proto3,oneof"`
 }
 
+type RecordAnswer_Forward struct {
+	Forward *ForwardAnswer `protobuf:"bytes,7,opt,name=forward,proto3,oneof"`
+}
+
 func (*RecordAnswer_Write) isRecordAnswer_Answer() {}
 
 func (*RecordAnswer_Read) isRecordAnswer_Answer() {}
@@ -2540,19 +2840,23 @@ func (*RecordAnswer_CasAccept) isRecordAnswer_Answer() {}
 
 func (*RecordAnswer_Error) isRecordAnswer_Answer() {}
 
+func (*RecordAnswer_Forward) isRecordAnswer_Answer() {}
+
 // RecordError is a call's failure: the Connect code and the message the
-// unary RPC would have failed with.
+// unary RPC would have failed with, and for a forwarded call the error's
+// metadata (the Quorumkv-* headers of SPEC.md "Errors").
 type RecordError struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
 	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Meta          map[string]string      `protobuf:"bytes,3,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecordError) Reset() {
 	*x = RecordError{}
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[42]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2564,7 +2868,7 @@ func (x *RecordError) String() string {
 func (*RecordError) ProtoMessage() {}
 
 func (x *RecordError) ProtoReflect() protoreflect.Message {
-	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[42]
+	mi := &file_quorumkv_peer_v1_peer_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2577,7 +2881,7 @@ func (x *RecordError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordError.ProtoReflect.Descriptor instead.
 func (*RecordError) Descriptor() ([]byte, []int) {
-	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{42}
+	return file_quorumkv_peer_v1_peer_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RecordError) GetCode() uint32 {
@@ -2594,11 +2898,18 @@ func (x *RecordError) GetMessage() string {
 	return ""
 }
 
+func (x *RecordError) GetMeta() map[string]string {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 var File_quorumkv_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1bquorumkv/peer/v1/peer.proto\x12\x10quorumkv.peer.v1\"\x85\x01\n" +
+	"\x1bquorumkv/peer/v1/peer.proto\x12\x10quorumkv.peer.v1\x1a\x14quorumkv/v1/kv.proto\"\x85\x01\n" +
 	"\x14SnapshotChunkRequest\x12\x1b\n" +
 	"\tfrom_node\x18\x01 \x01(\x04R\bfromNode\x12\x17\n" +
 	"\ato_node\x18\x02 \x01(\x04R\x06toNode\x12\x1d\n" +
@@ -2741,7 +3052,7 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\x11AcceptorsResponse\x129\n" +
 	"\aentries\x18\x01 \x03(\v2\x1f.quorumkv.peer.v1.AcceptorEntryR\aentries\"D\n" +
 	"\x0eRecordsRequest\x122\n" +
-	"\x05calls\x18\x01 \x03(\v2\x1c.quorumkv.peer.v1.RecordCallR\x05calls\"\xaa\x02\n" +
+	"\x05calls\x18\x01 \x03(\v2\x1c.quorumkv.peer.v1.RecordCallR\x05calls\"\xe5\x02\n" +
 	"\n" +
 	"RecordCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12<\n" +
@@ -2750,10 +3061,28 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\vcas_prepare\x18\x04 \x01(\v2#.quorumkv.peer.v1.CasPrepareRequestH\x00R\n" +
 	"casPrepare\x12C\n" +
 	"\n" +
-	"cas_accept\x18\x05 \x01(\v2\".quorumkv.peer.v1.CasAcceptRequestH\x00R\tcasAcceptB\x06\n" +
-	"\x04call\"K\n" +
+	"cas_accept\x18\x05 \x01(\v2\".quorumkv.peer.v1.CasAcceptRequestH\x00R\tcasAccept\x129\n" +
+	"\aforward\x18\x06 \x01(\v2\x1d.quorumkv.peer.v1.ForwardCallH\x00R\aforwardB\x06\n" +
+	"\x04call\"\xbd\x02\n" +
+	"\vForwardCall\x12+\n" +
+	"\x03put\x18\x01 \x01(\v2\x17.quorumkv.v1.PutRequestH\x00R\x03put\x12+\n" +
+	"\x03get\x18\x02 \x01(\v2\x17.quorumkv.v1.GetRequestH\x00R\x03get\x124\n" +
+	"\x06delete\x18\x03 \x01(\v2\x1a.quorumkv.v1.DeleteRequestH\x00R\x06delete\x12N\n" +
+	"\x10compare_and_swap\x18\x04 \x01(\v2\".quorumkv.v1.CompareAndSwapRequestH\x00R\x0ecompareAndSwap\x12$\n" +
+	"\rauthorization\x18\x05 \x01(\tR\rauthorization\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x06 \x01(\rR\ttimeoutMsB\t\n" +
+	"\arequest\"\xb6\x02\n" +
+	"\rForwardAnswer\x12,\n" +
+	"\x03put\x18\x01 \x01(\v2\x18.quorumkv.v1.PutResponseH\x00R\x03put\x12,\n" +
+	"\x03get\x18\x02 \x01(\v2\x18.quorumkv.v1.GetResponseH\x00R\x03get\x125\n" +
+	"\x06delete\x18\x03 \x01(\v2\x1b.quorumkv.v1.DeleteResponseH\x00R\x06delete\x12O\n" +
+	"\x10compare_and_swap\x18\x04 \x01(\v2#.quorumkv.v1.CompareAndSwapResponseH\x00R\x0ecompareAndSwap\x125\n" +
+	"\x05error\x18\x05 \x01(\v2\x1d.quorumkv.peer.v1.RecordErrorH\x00R\x05errorB\n" +
+	"\n" +
+	"\bresponse\"K\n" +
 	"\x0fRecordsResponse\x128\n" +
-	"\aanswers\x18\x01 \x03(\v2\x1e.quorumkv.peer.v1.RecordAnswerR\aanswers\"\xe9\x02\n" +
+	"\aanswers\x18\x01 \x03(\v2\x1e.quorumkv.peer.v1.RecordAnswerR\aanswers\"\xa6\x03\n" +
 	"\fRecordAnswer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12=\n" +
 	"\x05write\x18\x02 \x01(\v2%.quorumkv.peer.v1.WriteRecordResponseH\x00R\x05write\x12:\n" +
@@ -2762,11 +3091,16 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"casPrepare\x12D\n" +
 	"\n" +
 	"cas_accept\x18\x05 \x01(\v2#.quorumkv.peer.v1.CasAcceptResponseH\x00R\tcasAccept\x125\n" +
-	"\x05error\x18\x06 \x01(\v2\x1d.quorumkv.peer.v1.RecordErrorH\x00R\x05errorB\b\n" +
-	"\x06answer\";\n" +
+	"\x05error\x18\x06 \x01(\v2\x1d.quorumkv.peer.v1.RecordErrorH\x00R\x05error\x12;\n" +
+	"\aforward\x18\a \x01(\v2\x1f.quorumkv.peer.v1.ForwardAnswerH\x00R\aforwardB\b\n" +
+	"\x06answer\"\xb1\x01\n" +
 	"\vRecordError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\xcc\v\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12;\n" +
+	"\x04meta\x18\x03 \x03(\v2'.quorumkv.peer.v1.RecordError.MetaEntryR\x04meta\x1a7\n" +
+	"\tMetaEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\xcc\v\n" +
 	"\x04Peer\x12I\n" +
 	"\x04Raft\x12\x1d.quorumkv.peer.v1.RaftRequest\x1a\x1e.quorumkv.peer.v1.RaftResponse\"\x00(\x01\x12G\n" +
 	"\x04Join\x12\x1d.quorumkv.peer.v1.JoinRequest\x1a\x1e.quorumkv.peer.v1.JoinResponse\"\x00\x12V\n" +
@@ -2800,51 +3134,62 @@ func file_quorumkv_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quorumkv_peer_v1_peer_proto_rawDescData
 }
 
-var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_quorumkv_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_quorumkv_peer_v1_peer_proto_goTypes = []any{
-	(*SnapshotChunkRequest)(nil),  // 0: quorumkv.peer.v1.SnapshotChunkRequest
-	(*SnapshotChunkResponse)(nil), // 1: quorumkv.peer.v1.SnapshotChunkResponse
-	(*RaftRequest)(nil),           // 2: quorumkv.peer.v1.RaftRequest
-	(*RaftMessage)(nil),           // 3: quorumkv.peer.v1.RaftMessage
-	(*RaftResponse)(nil),          // 4: quorumkv.peer.v1.RaftResponse
-	(*JoinRequest)(nil),           // 5: quorumkv.peer.v1.JoinRequest
-	(*JoinResponse)(nil),          // 6: quorumkv.peer.v1.JoinResponse
-	(*ScanRangeRequest)(nil),      // 7: quorumkv.peer.v1.ScanRangeRequest
-	(*SplitRequest)(nil),          // 8: quorumkv.peer.v1.SplitRequest
-	(*SplitResponse)(nil),         // 9: quorumkv.peer.v1.SplitResponse
-	(*ScanRangeResponse)(nil),     // 10: quorumkv.peer.v1.ScanRangeResponse
-	(*ScanEntry)(nil),             // 11: quorumkv.peer.v1.ScanEntry
-	(*Record)(nil),                // 12: quorumkv.peer.v1.Record
-	(*WriteRecordRequest)(nil),    // 13: quorumkv.peer.v1.WriteRecordRequest
-	(*WriteRecordResponse)(nil),   // 14: quorumkv.peer.v1.WriteRecordResponse
-	(*ReadRecordRequest)(nil),     // 15: quorumkv.peer.v1.ReadRecordRequest
-	(*ReadRecordResponse)(nil),    // 16: quorumkv.peer.v1.ReadRecordResponse
-	(*ScanRecordsRequest)(nil),    // 17: quorumkv.peer.v1.ScanRecordsRequest
-	(*ScanRecordsResponse)(nil),   // 18: quorumkv.peer.v1.ScanRecordsResponse
-	(*RecordEntry)(nil),           // 19: quorumkv.peer.v1.RecordEntry
-	(*MerkleLeavesRequest)(nil),   // 20: quorumkv.peer.v1.MerkleLeavesRequest
-	(*MerkleLeavesResponse)(nil),  // 21: quorumkv.peer.v1.MerkleLeavesResponse
-	(*LeafRecordsRequest)(nil),    // 22: quorumkv.peer.v1.LeafRecordsRequest
-	(*LeafRecordsResponse)(nil),   // 23: quorumkv.peer.v1.LeafRecordsResponse
-	(*Ballot)(nil),                // 24: quorumkv.peer.v1.Ballot
-	(*CasPrepareRequest)(nil),     // 25: quorumkv.peer.v1.CasPrepareRequest
-	(*CasPrepareResponse)(nil),    // 26: quorumkv.peer.v1.CasPrepareResponse
-	(*CasAcceptRequest)(nil),      // 27: quorumkv.peer.v1.CasAcceptRequest
-	(*CasAcceptResponse)(nil),     // 28: quorumkv.peer.v1.CasAcceptResponse
-	(*MetaIndexRequest)(nil),      // 29: quorumkv.peer.v1.MetaIndexRequest
-	(*MetaIndexResponse)(nil),     // 30: quorumkv.peer.v1.MetaIndexResponse
-	(*LetGoRequest)(nil),          // 31: quorumkv.peer.v1.LetGoRequest
-	(*LetGoResponse)(nil),         // 32: quorumkv.peer.v1.LetGoResponse
-	(*FilledRequest)(nil),         // 33: quorumkv.peer.v1.FilledRequest
-	(*FilledResponse)(nil),        // 34: quorumkv.peer.v1.FilledResponse
-	(*AcceptorsRequest)(nil),      // 35: quorumkv.peer.v1.AcceptorsRequest
-	(*AcceptorEntry)(nil),         // 36: quorumkv.peer.v1.AcceptorEntry
-	(*AcceptorsResponse)(nil),     // 37: quorumkv.peer.v1.AcceptorsResponse
-	(*RecordsRequest)(nil),        // 38: quorumkv.peer.v1.RecordsRequest
-	(*RecordCall)(nil),            // 39: quorumkv.peer.v1.RecordCall
-	(*RecordsResponse)(nil),       // 40: quorumkv.peer.v1.RecordsResponse
-	(*RecordAnswer)(nil),          // 41: quorumkv.peer.v1.RecordAnswer
-	(*RecordError)(nil),           // 42: quorumkv.peer.v1.RecordError
+	(*SnapshotChunkRequest)(nil),      // 0: quorumkv.peer.v1.SnapshotChunkRequest
+	(*SnapshotChunkResponse)(nil),     // 1: quorumkv.peer.v1.SnapshotChunkResponse
+	(*RaftRequest)(nil),               // 2: quorumkv.peer.v1.RaftRequest
+	(*RaftMessage)(nil),               // 3: quorumkv.peer.v1.RaftMessage
+	(*RaftResponse)(nil),              // 4: quorumkv.peer.v1.RaftResponse
+	(*JoinRequest)(nil),               // 5: quorumkv.peer.v1.JoinRequest
+	(*JoinResponse)(nil),              // 6: quorumkv.peer.v1.JoinResponse
+	(*ScanRangeRequest)(nil),          // 7: quorumkv.peer.v1.ScanRangeRequest
+	(*SplitRequest)(nil),              // 8: quorumkv.peer.v1.SplitRequest
+	(*SplitResponse)(nil),             // 9: quorumkv.peer.v1.SplitResponse
+	(*ScanRangeResponse)(nil),         // 10: quorumkv.peer.v1.ScanRangeResponse
+	(*ScanEntry)(nil),                 // 11: quorumkv.peer.v1.ScanEntry
+	(*Record)(nil),                    // 12: quorumkv.peer.v1.Record
+	(*WriteRecordRequest)(nil),        // 13: quorumkv.peer.v1.WriteRecordRequest
+	(*WriteRecordResponse)(nil),       // 14: quorumkv.peer.v1.WriteRecordResponse
+	(*ReadRecordRequest)(nil),         // 15: quorumkv.peer.v1.ReadRecordRequest
+	(*ReadRecordResponse)(nil),        // 16: quorumkv.peer.v1.ReadRecordResponse
+	(*ScanRecordsRequest)(nil),        // 17: quorumkv.peer.v1.ScanRecordsRequest
+	(*ScanRecordsResponse)(nil),       // 18: quorumkv.peer.v1.ScanRecordsResponse
+	(*RecordEntry)(nil),               // 19: quorumkv.peer.v1.RecordEntry
+	(*MerkleLeavesRequest)(nil),       // 20: quorumkv.peer.v1.MerkleLeavesRequest
+	(*MerkleLeavesResponse)(nil),      // 21: quorumkv.peer.v1.MerkleLeavesResponse
+	(*LeafRecordsRequest)(nil),        // 22: quorumkv.peer.v1.LeafRecordsRequest
+	(*LeafRecordsResponse)(nil),       // 23: quorumkv.peer.v1.LeafRecordsResponse
+	(*Ballot)(nil),                    // 24: quorumkv.peer.v1.Ballot
+	(*CasPrepareRequest)(nil),         // 25: quorumkv.peer.v1.CasPrepareRequest
+	(*CasPrepareResponse)(nil),        // 26: quorumkv.peer.v1.CasPrepareResponse
+	(*CasAcceptRequest)(nil),          // 27: quorumkv.peer.v1.CasAcceptRequest
+	(*CasAcceptResponse)(nil),         // 28: quorumkv.peer.v1.CasAcceptResponse
+	(*MetaIndexRequest)(nil),          // 29: quorumkv.peer.v1.MetaIndexRequest
+	(*MetaIndexResponse)(nil),         // 30: quorumkv.peer.v1.MetaIndexResponse
+	(*LetGoRequest)(nil),              // 31: quorumkv.peer.v1.LetGoRequest
+	(*LetGoResponse)(nil),             // 32: quorumkv.peer.v1.LetGoResponse
+	(*FilledRequest)(nil),             // 33: quorumkv.peer.v1.FilledRequest
+	(*FilledResponse)(nil),            // 34: quorumkv.peer.v1.FilledResponse
+	(*AcceptorsRequest)(nil),          // 35: quorumkv.peer.v1.AcceptorsRequest
+	(*AcceptorEntry)(nil),             // 36: quorumkv.peer.v1.AcceptorEntry
+	(*AcceptorsResponse)(nil),         // 37: quorumkv.peer.v1.AcceptorsResponse
+	(*RecordsRequest)(nil),            // 38: quorumkv.peer.v1.RecordsRequest
+	(*RecordCall)(nil),                // 39: quorumkv.peer.v1.RecordCall
+	(*ForwardCall)(nil),               // 40: quorumkv.peer.v1.ForwardCall
+	(*ForwardAnswer)(nil),             // 41: quorumkv.peer.v1.ForwardAnswer
+	(*RecordsResponse)(nil),           // 42: quorumkv.peer.v1.RecordsResponse
+	(*RecordAnswer)(nil),              // 43: quorumkv.peer.v1.RecordAnswer
+	(*RecordError)(nil),               // 44: quorumkv.peer.v1.RecordError
+	nil,                               // 45: quorumkv.peer.v1.RecordError.MetaEntry
+	(*v1.PutRequest)(nil),             // 46: quorumkv.v1.PutRequest
+	(*v1.GetRequest)(nil),             // 47: quorumkv.v1.GetRequest
+	(*v1.DeleteRequest)(nil),          // 48: quorumkv.v1.DeleteRequest
+	(*v1.CompareAndSwapRequest)(nil),  // 49: quorumkv.v1.CompareAndSwapRequest
+	(*v1.PutResponse)(nil),            // 50: quorumkv.v1.PutResponse
+	(*v1.GetResponse)(nil),            // 51: quorumkv.v1.GetResponse
+	(*v1.DeleteResponse)(nil),         // 52: quorumkv.v1.DeleteResponse
+	(*v1.CompareAndSwapResponse)(nil), // 53: quorumkv.v1.CompareAndSwapResponse
 }
 var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	3,  // 0: quorumkv.peer.v1.RaftRequest.messages:type_name -> quorumkv.peer.v1.RaftMessage
@@ -2865,51 +3210,63 @@ var file_quorumkv_peer_v1_peer_proto_depIdxs = []int32{
 	15, // 15: quorumkv.peer.v1.RecordCall.read:type_name -> quorumkv.peer.v1.ReadRecordRequest
 	25, // 16: quorumkv.peer.v1.RecordCall.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareRequest
 	27, // 17: quorumkv.peer.v1.RecordCall.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptRequest
-	41, // 18: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
-	14, // 19: quorumkv.peer.v1.RecordAnswer.write:type_name -> quorumkv.peer.v1.WriteRecordResponse
-	16, // 20: quorumkv.peer.v1.RecordAnswer.read:type_name -> quorumkv.peer.v1.ReadRecordResponse
-	26, // 21: quorumkv.peer.v1.RecordAnswer.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareResponse
-	28, // 22: quorumkv.peer.v1.RecordAnswer.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptResponse
-	42, // 23: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
-	2,  // 24: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
-	5,  // 25: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
-	7,  // 26: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
-	8,  // 27: quorumkv.peer.v1.Peer.Split:input_type -> quorumkv.peer.v1.SplitRequest
-	13, // 28: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
-	15, // 29: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
-	17, // 30: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
-	20, // 31: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
-	22, // 32: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
-	25, // 33: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
-	27, // 34: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
-	29, // 35: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
-	31, // 36: quorumkv.peer.v1.Peer.LetGo:input_type -> quorumkv.peer.v1.LetGoRequest
-	33, // 37: quorumkv.peer.v1.Peer.Filled:input_type -> quorumkv.peer.v1.FilledRequest
-	35, // 38: quorumkv.peer.v1.Peer.Acceptors:input_type -> quorumkv.peer.v1.AcceptorsRequest
-	38, // 39: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
-	0,  // 40: quorumkv.peer.v1.Peer.SnapshotChunk:input_type -> quorumkv.peer.v1.SnapshotChunkRequest
-	4,  // 41: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
-	6,  // 42: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
-	10, // 43: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
-	9,  // 44: quorumkv.peer.v1.Peer.Split:output_type -> quorumkv.peer.v1.SplitResponse
-	14, // 45: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
-	16, // 46: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
-	18, // 47: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
-	21, // 48: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
-	23, // 49: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
-	26, // 50: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
-	28, // 51: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
-	30, // 52: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
-	32, // 53: quorumkv.peer.v1.Peer.LetGo:output_type -> quorumkv.peer.v1.LetGoResponse
-	34, // 54: quorumkv.peer.v1.Peer.Filled:output_type -> quorumkv.peer.v1.FilledResponse
-	37, // 55: quorumkv.peer.v1.Peer.Acceptors:output_type -> quorumkv.peer.v1.AcceptorsResponse
-	40, // 56: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
-	1,  // 57: quorumkv.peer.v1.Peer.SnapshotChunk:output_type -> quorumkv.peer.v1.SnapshotChunkResponse
-	41, // [41:58] is the sub-list for method output_type
-	24, // [24:41] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	40, // 18: quorumkv.peer.v1.RecordCall.forward:type_name -> quorumkv.peer.v1.ForwardCall
+	46, // 19: quorumkv.peer.v1.ForwardCall.put:type_name -> quorumkv.v1.PutRequest
+	47, // 20: quorumkv.peer.v1.ForwardCall.get:type_name -> quorumkv.v1.GetRequest
+	48, // 21: quorumkv.peer.v1.ForwardCall.delete:type_name -> quorumkv.v1.DeleteRequest
+	49, // 22: quorumkv.peer.v1.ForwardCall.compare_and_swap:type_name -> quorumkv.v1.CompareAndSwapRequest
+	50, // 23: quorumkv.peer.v1.ForwardAnswer.put:type_name -> quorumkv.v1.PutResponse
+	51, // 24: quorumkv.peer.v1.ForwardAnswer.get:type_name -> quorumkv.v1.GetResponse
+	52, // 25: quorumkv.peer.v1.ForwardAnswer.delete:type_name -> quorumkv.v1.DeleteResponse
+	53, // 26: quorumkv.peer.v1.ForwardAnswer.compare_and_swap:type_name -> quorumkv.v1.CompareAndSwapResponse
+	44, // 27: quorumkv.peer.v1.ForwardAnswer.error:type_name -> quorumkv.peer.v1.RecordError
+	43, // 28: quorumkv.peer.v1.RecordsResponse.answers:type_name -> quorumkv.peer.v1.RecordAnswer
+	14, // 29: quorumkv.peer.v1.RecordAnswer.write:type_name -> quorumkv.peer.v1.WriteRecordResponse
+	16, // 30: quorumkv.peer.v1.RecordAnswer.read:type_name -> quorumkv.peer.v1.ReadRecordResponse
+	26, // 31: quorumkv.peer.v1.RecordAnswer.cas_prepare:type_name -> quorumkv.peer.v1.CasPrepareResponse
+	28, // 32: quorumkv.peer.v1.RecordAnswer.cas_accept:type_name -> quorumkv.peer.v1.CasAcceptResponse
+	44, // 33: quorumkv.peer.v1.RecordAnswer.error:type_name -> quorumkv.peer.v1.RecordError
+	41, // 34: quorumkv.peer.v1.RecordAnswer.forward:type_name -> quorumkv.peer.v1.ForwardAnswer
+	45, // 35: quorumkv.peer.v1.RecordError.meta:type_name -> quorumkv.peer.v1.RecordError.MetaEntry
+	2,  // 36: quorumkv.peer.v1.Peer.Raft:input_type -> quorumkv.peer.v1.RaftRequest
+	5,  // 37: quorumkv.peer.v1.Peer.Join:input_type -> quorumkv.peer.v1.JoinRequest
+	7,  // 38: quorumkv.peer.v1.Peer.ScanRange:input_type -> quorumkv.peer.v1.ScanRangeRequest
+	8,  // 39: quorumkv.peer.v1.Peer.Split:input_type -> quorumkv.peer.v1.SplitRequest
+	13, // 40: quorumkv.peer.v1.Peer.WriteRecord:input_type -> quorumkv.peer.v1.WriteRecordRequest
+	15, // 41: quorumkv.peer.v1.Peer.ReadRecord:input_type -> quorumkv.peer.v1.ReadRecordRequest
+	17, // 42: quorumkv.peer.v1.Peer.ScanRecords:input_type -> quorumkv.peer.v1.ScanRecordsRequest
+	20, // 43: quorumkv.peer.v1.Peer.MerkleLeaves:input_type -> quorumkv.peer.v1.MerkleLeavesRequest
+	22, // 44: quorumkv.peer.v1.Peer.LeafRecords:input_type -> quorumkv.peer.v1.LeafRecordsRequest
+	25, // 45: quorumkv.peer.v1.Peer.CasPrepare:input_type -> quorumkv.peer.v1.CasPrepareRequest
+	27, // 46: quorumkv.peer.v1.Peer.CasAccept:input_type -> quorumkv.peer.v1.CasAcceptRequest
+	29, // 47: quorumkv.peer.v1.Peer.MetaIndex:input_type -> quorumkv.peer.v1.MetaIndexRequest
+	31, // 48: quorumkv.peer.v1.Peer.LetGo:input_type -> quorumkv.peer.v1.LetGoRequest
+	33, // 49: quorumkv.peer.v1.Peer.Filled:input_type -> quorumkv.peer.v1.FilledRequest
+	35, // 50: quorumkv.peer.v1.Peer.Acceptors:input_type -> quorumkv.peer.v1.AcceptorsRequest
+	38, // 51: quorumkv.peer.v1.Peer.Records:input_type -> quorumkv.peer.v1.RecordsRequest
+	0,  // 52: quorumkv.peer.v1.Peer.SnapshotChunk:input_type -> quorumkv.peer.v1.SnapshotChunkRequest
+	4,  // 53: quorumkv.peer.v1.Peer.Raft:output_type -> quorumkv.peer.v1.RaftResponse
+	6,  // 54: quorumkv.peer.v1.Peer.Join:output_type -> quorumkv.peer.v1.JoinResponse
+	10, // 55: quorumkv.peer.v1.Peer.ScanRange:output_type -> quorumkv.peer.v1.ScanRangeResponse
+	9,  // 56: quorumkv.peer.v1.Peer.Split:output_type -> quorumkv.peer.v1.SplitResponse
+	14, // 57: quorumkv.peer.v1.Peer.WriteRecord:output_type -> quorumkv.peer.v1.WriteRecordResponse
+	16, // 58: quorumkv.peer.v1.Peer.ReadRecord:output_type -> quorumkv.peer.v1.ReadRecordResponse
+	18, // 59: quorumkv.peer.v1.Peer.ScanRecords:output_type -> quorumkv.peer.v1.ScanRecordsResponse
+	21, // 60: quorumkv.peer.v1.Peer.MerkleLeaves:output_type -> quorumkv.peer.v1.MerkleLeavesResponse
+	23, // 61: quorumkv.peer.v1.Peer.LeafRecords:output_type -> quorumkv.peer.v1.LeafRecordsResponse
+	26, // 62: quorumkv.peer.v1.Peer.CasPrepare:output_type -> quorumkv.peer.v1.CasPrepareResponse
+	28, // 63: quorumkv.peer.v1.Peer.CasAccept:output_type -> quorumkv.peer.v1.CasAcceptResponse
+	30, // 64: quorumkv.peer.v1.Peer.MetaIndex:output_type -> quorumkv.peer.v1.MetaIndexResponse
+	32, // 65: quorumkv.peer.v1.Peer.LetGo:output_type -> quorumkv.peer.v1.LetGoResponse
+	34, // 66: quorumkv.peer.v1.Peer.Filled:output_type -> quorumkv.peer.v1.FilledResponse
+	37, // 67: quorumkv.peer.v1.Peer.Acceptors:output_type -> quorumkv.peer.v1.AcceptorsResponse
+	42, // 68: quorumkv.peer.v1.Peer.Records:output_type -> quorumkv.peer.v1.RecordsResponse
+	1,  // 69: quorumkv.peer.v1.Peer.SnapshotChunk:output_type -> quorumkv.peer.v1.SnapshotChunkResponse
+	53, // [53:70] is the sub-list for method output_type
+	36, // [36:53] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_quorumkv_peer_v1_peer_proto_init() }
@@ -2922,13 +3279,28 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 		(*RecordCall_Read)(nil),
 		(*RecordCall_CasPrepare)(nil),
 		(*RecordCall_CasAccept)(nil),
+		(*RecordCall_Forward)(nil),
+	}
+	file_quorumkv_peer_v1_peer_proto_msgTypes[40].OneofWrappers = []any{
+		(*ForwardCall_Put)(nil),
+		(*ForwardCall_Get)(nil),
+		(*ForwardCall_Delete)(nil),
+		(*ForwardCall_CompareAndSwap)(nil),
 	}
 	file_quorumkv_peer_v1_peer_proto_msgTypes[41].OneofWrappers = []any{
+		(*ForwardAnswer_Put)(nil),
+		(*ForwardAnswer_Get)(nil),
+		(*ForwardAnswer_Delete)(nil),
+		(*ForwardAnswer_CompareAndSwap)(nil),
+		(*ForwardAnswer_Error)(nil),
+	}
+	file_quorumkv_peer_v1_peer_proto_msgTypes[43].OneofWrappers = []any{
 		(*RecordAnswer_Write)(nil),
 		(*RecordAnswer_Read)(nil),
 		(*RecordAnswer_CasPrepare)(nil),
 		(*RecordAnswer_CasAccept)(nil),
 		(*RecordAnswer_Error)(nil),
+		(*RecordAnswer_Forward)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2936,7 +3308,7 @@ func file_quorumkv_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorumkv_peer_v1_peer_proto_rawDesc), len(file_quorumkv_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   43,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

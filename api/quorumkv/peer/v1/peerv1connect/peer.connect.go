@@ -135,9 +135,11 @@ type PeerClient interface {
 	// Records carries one node's calls of WriteRecord, ReadRecord,
 	// CasPrepare and CasAccept to another on one long-lived stream, many
 	// calls per message, instead of one request each: the hot path of
-	// eventual keyspaces. Answers come back as they are ready, in any order,
-	// matched to their calls by id. A node that does not serve Records is
-	// called through the unary RPCs.
+	// eventual keyspaces. It also carries the KV requests a node forwards to
+	// a range's leader (ForwardCall). Answers come back as they are ready,
+	// in any order, matched to their calls by id. A node that does not serve
+	// Records is called through the unary RPCs (and the KV service, for a
+	// forwarded request).
 	Records(context.Context) *connect.BidiStreamForClient[v1.RecordsRequest, v1.RecordsResponse]
 	// SnapshotChunk returns the next chunk of a range snapshot that this
 	// node holds, for a replica pulling it: a Raft or Multi-Paxos snapshot
@@ -432,9 +434,11 @@ type PeerHandler interface {
 	// Records carries one node's calls of WriteRecord, ReadRecord,
 	// CasPrepare and CasAccept to another on one long-lived stream, many
 	// calls per message, instead of one request each: the hot path of
-	// eventual keyspaces. Answers come back as they are ready, in any order,
-	// matched to their calls by id. A node that does not serve Records is
-	// called through the unary RPCs.
+	// eventual keyspaces. It also carries the KV requests a node forwards to
+	// a range's leader (ForwardCall). Answers come back as they are ready,
+	// in any order, matched to their calls by id. A node that does not serve
+	// Records is called through the unary RPCs (and the KV service, for a
+	// forwarded request).
 	Records(context.Context, *connect.BidiStream[v1.RecordsRequest, v1.RecordsResponse]) error
 	// SnapshotChunk returns the next chunk of a range snapshot that this
 	// node holds, for a replica pulling it: a Raft or Multi-Paxos snapshot
