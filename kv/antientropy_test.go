@@ -31,7 +31,7 @@ func TestEventualAntiEntropy(t *testing.T) {
 		if tombstone {
 			rec.Value = nil
 		}
-		if _, _, err := n.ev.WriteLocalRecord(rangeID, []byte(key), rec); err != nil {
+		if _, _, err := n.ev.WriteLocalRecord(rangeID, []byte(key), rec, false); err != nil {
 			t.Fatal(err)
 		}
 		return rec
@@ -98,7 +98,7 @@ func TestEventualAntiEntropyLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := wrn.Record{Version: wrn.Version{Timestamp: ts, Node: a.store.NodeID()}, Value: []byte("v")}
-	if _, _, err := a.ev.WriteLocalRecord(rangeID, []byte("k"), rec); err != nil {
+	if _, _, err := a.ev.WriteLocalRecord(rangeID, []byte("k"), rec, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range c.nodes {

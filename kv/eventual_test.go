@@ -153,12 +153,12 @@ func (m *memRecords) setCut(id uint64, cut bool) {
 	m.cut[id] = cut
 }
 
-func (m *memRecords) WriteRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
+func (m *memRecords) WriteRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record, lazy bool) (bool, error) {
 	n, err := m.replica(ctx, to, rangeID)
 	if err != nil {
 		return false, err
 	}
-	_, existed, err := n.ev.WriteLocalRecord(rangeID, key, rec)
+	_, existed, err := n.ev.WriteLocalRecord(rangeID, key, rec, lazy)
 	return existed, err
 }
 

@@ -161,7 +161,7 @@ func (p *peerServer) WriteRecord(ctx context.Context, req *connect.Request[peerv
 		return nil, transport.ToConnect(err)
 	}
 	m := req.Msg
-	applied, existed, err := p.node.ev.WriteLocalRecord(m.RangeId, m.Key, transport.RecordFromProto(m.Record))
+	applied, existed, err := p.node.ev.WriteLocalRecord(m.RangeId, m.Key, transport.RecordFromProto(m.Record), m.Lazy)
 	if err != nil {
 		return nil, transport.ToConnect(err)
 	}

@@ -56,6 +56,10 @@ func GeometryQuorums(sys quorum.System) Quorums {
 	return Quorums{sys: sys, replicas: sys.Voters()}
 }
 
+// W is the size of the write quorums when they are sizes (SizeQuorums),
+// 0 when they are a geometry's.
+func (q Quorums) W() int { return q.w }
+
 // Replicas returns the replicas, in a new slice.
 func (q Quorums) Replicas() []uint64 { return slices.Clone(q.replicas) }
 

@@ -260,7 +260,7 @@ func (rd *antiEntropyRound) exchange(peer uint64, diff []uint32, remote []record
 	pulled := 0
 	for _, kr := range remote {
 		theirs[string(kr.Key)] = kr.Record
-		applied, _, err := n.WriteLocalRecord(rd.r.ID, kr.Key, kr.Record)
+		applied, _, err := n.WriteLocalRecord(rd.r.ID, kr.Key, kr.Record, false)
 		if err != nil {
 			return err
 		}

@@ -136,6 +136,7 @@ func New(st *store.Store, cfg Config) (*Coordinator, error) {
 		Records: records.NewStore(st.DB), evHooks: cfg.Hooks,
 		replicaTimeout: cfg.ReplicaTimeout, repairSlots: make(chan struct{}, cfg.MaxReadRepairs), Hints: hs,
 		tombstoneGrace: cfg.TombstoneGrace, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))}
+	c.Records.StaleUnsynced = cfg.Hooks.StaleUnsynced
 	c.recordStreams = transport.NewRecordStreams(c.Peers)
 	c.RecordPeers = transport.RecordClient{NodeAddr: st.NodeAddr, Peers: c.Peers, Streams: c.recordStreams}
 	c.net = cfg.Net

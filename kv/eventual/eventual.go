@@ -273,6 +273,18 @@ func (c *Coordinator) checkAlive(ks catalog.KeyspaceDescriptor, r *catalog.Range
 // fails or does not answer in time gets a hint (hintWrite); one that
 // refused the write definitely (refused) does not: it would refuse the
 // hint too.
+//
+// Only W replicas are asked to answer once the record is durable: this
+// node's own first, then others from a place the key's hash picks. The
+// others get the write lazily (ReplicaRequest.Lazy): they store it and
+// answer without waiting for their WAL's sync, which any later synced
+// write on that node makes (a WAL syncs in order), and their answers do
+// not count toward W. Should one of the W fail, every lazy replica is
+// asked again, synced, and counts as the others do. So a W=1 write
+// waits for one sync, the coordinator's own, and costs each other
+// replica no sync of its own. Where W is not a size (a geometry's write
+// sets), or the write is guarded or counts hints (sloppy), every replica
+// is asked synced, as before.
 type writeOp struct {
 	n   *Coordinator
 	ks  catalog.KeyspaceDescriptor
@@ -290,7 +302,9 @@ type writeOp struct {
 	// reroutes counts the routings before this one.
 	q        catalog.QuorumOverride
 	reroutes int
-	mu       struct {
+	// w is the write quorum's size, 0 if it is not a size (wrn.Quorums.W).
+	w  int
+	mu struct {
 		sync.Mutex
 		tr       *wrn.WriteTracker
 		answered int // replicas answered, or given up on (held, never sent)
@@ -306,7 +320,15 @@ type writeOp struct {
 		confirmed bool
 		held      bool
 		waiting   []uint64
-		done      func(WriteResult) // nil once called
+		// lazy are the replicas sent the write lazily and not asked
+		// again synced; lazyInflight counts the lazy sends not answered
+		// yet, and lazyStored the replicas whose lazy send stored the
+		// record; storedBy those whose synced send did.
+		lazy         []uint64
+		lazyInflight int
+		lazyStored   []uint64
+		storedBy     []uint64
+		done         func(WriteResult) // nil once called
 	}
 }
 
@@ -318,7 +340,7 @@ type WriteResult struct {
 }
 
 func (c *Coordinator) newWriteOp(ks catalog.KeyspaceDescriptor, r *catalog.RangeDescriptor, qs wrn.Quorums, key []byte, rec wrn.Record) *writeOp {
-	o := &writeOp{n: c, ks: ks, r: r, key: key, Rec: rec}
+	o := &writeOp{n: c, ks: ks, r: r, key: key, Rec: rec, w: qs.W()}
 	o.mu.tr = qs.NewWrite(ks.SloppyQuorum)
 	return o
 }
@@ -337,15 +359,105 @@ func (o *writeOp) Start(done func(WriteResult)) {
 		}
 		to = append(to, rep.NodeID)
 	}
+	lazy := o.lazyOf(to)
+	o.mu.lazy, o.mu.lazyInflight = lazy, len(lazy)
 	o.mu.Unlock()
 	for _, id := range to {
-		o.send(id)
+		if slices.Contains(lazy, id) {
+			o.sendLazy(id)
+		} else {
+			o.send(id)
+		}
 	}
+}
+
+// lazyOf returns the replicas of to that get the write lazily: all but W
+// of them, when the write qualifies (see writeOp). The W are this node's
+// own replica, then the others gossip sees alive, then the rest, each
+// from the place the key's hash picks among to.
+func (o *writeOp) lazyOf(to []uint64) []uint64 {
+	if o.w == 0 || o.w >= len(to) || o.guarded || o.mu.held || o.ks.SloppyQuorum {
+		return nil
+	}
+	self := o.n.store.NodeID()
+	order := make([]uint64, 0, len(to))
+	if slices.Contains(to, self) {
+		order = append(order, self)
+	}
+	start := int(catalog.HashKey(o.key) % uint64(len(to)))
+	for _, alive := range []bool{true, false} {
+		for i := range to {
+			if id := to[(start+i)%len(to)]; id != self && o.n.replicaAlive(id) == alive {
+				order = append(order, id)
+			}
+		}
+	}
+	return order[o.w:]
 }
 
 func (o *writeOp) send(to uint64) {
 	req := ReplicaRequest{Kind: ReqWrite, RangeID: o.r.ID, Key: o.key, Rec: o.Rec}
 	o.n.net.Call(to, req, func(a ReplicaAnswer) { o.answer(to, a) })
+}
+
+func (o *writeOp) sendLazy(to uint64) {
+	req := ReplicaRequest{Kind: ReqWrite, RangeID: o.r.ID, Key: o.key, Rec: o.Rec, Lazy: true}
+	o.n.net.Call(to, req, func(a ReplicaAnswer) { o.answerLazy(to, a) })
+}
+
+// answerLazy takes a lazy send's answer. A lazy replica that stored the
+// record confirms this node's clock, as any replica's acceptance does,
+// but does not count toward W. One that failed before it was asked again
+// synced counts as a failed replica (and gets a hint), as a synced send's
+// failure would.
+func (o *writeOp) answerLazy(from uint64, a ReplicaAnswer) {
+	self := o.n.store.NodeID()
+	var hint bool
+	o.mu.Lock()
+	tr := o.mu.tr
+	o.mu.lazyInflight--
+	pending := slices.Contains(o.mu.lazy, from) // not asked again synced
+	switch {
+	case a.Err == nil:
+		o.mu.lazyStored = append(o.mu.lazyStored, from)
+		o.mu.existed = o.mu.existed || a.Existed
+		if from != self && !o.mu.confirmed {
+			o.mu.confirmed = true
+			if o.own {
+				o.n.clockGuard.Confirm(o.stamped)
+			}
+		}
+		if o.n.evHooks.LazyCountsTowardW && pending {
+			tr.Ack(from)
+		}
+	case !pending:
+		// Asked again synced: that answer counts.
+	case transport.Refused(a.Err):
+		o.mu.lazy = slices.DeleteFunc(o.mu.lazy, func(id uint64) bool { return id == from })
+		o.mu.answered++
+		o.mu.refused++
+		if transport.KeyMoved(a.Err) {
+			o.mu.moved++
+		}
+		tr.Fail(from, a.Err.Error())
+	default:
+		o.mu.lazy = slices.DeleteFunc(o.mu.lazy, func(id uint64) bool { return id == from })
+		o.mu.answered++
+		o.mu.unsure++
+		tr.Fail(from, a.Err.Error())
+		hint = from != self
+	}
+	if hint {
+		o.mu.hinting++
+	}
+	done, res := o.settle()
+	o.mu.Unlock()
+	if hint {
+		o.hint(from)
+	}
+	if done != nil {
+		done(res)
+	}
 }
 
 func (o *writeOp) answer(from uint64, a ReplicaAnswer) {
@@ -358,6 +470,7 @@ func (o *writeOp) answer(from uint64, a ReplicaAnswer) {
 	switch {
 	case a.Err == nil:
 		o.mu.stored++
+		o.mu.storedBy = append(o.mu.storedBy, from)
 		o.mu.existed = o.mu.existed || a.Existed
 		tr.Ack(from)
 		if from != self && !o.mu.confirmed {
@@ -395,9 +508,18 @@ func (o *writeOp) answer(from uint64, a ReplicaAnswer) {
 		o.mu.refused++
 		tr.Fail(self, "not sent: no other replica accepted the version, so this node's clock could not be checked")
 	}
+	var promote []uint64
+	if a.Err != nil {
+		// A replica W counted on failed: the lazy ones are asked again,
+		// synced, to make up for it.
+		promote, o.mu.lazy = o.mu.lazy, nil
+	}
 	o.mu.hinting += len(hint)
 	done, res := o.settle()
 	o.mu.Unlock()
+	for _, id := range promote {
+		o.send(id)
+	}
 	if sendOwn {
 		o.send(self)
 	}
@@ -436,7 +558,7 @@ func (o *writeOp) settle() (func(WriteResult), WriteResult) {
 	case wrn.Done:
 		res.existed = o.mu.existed
 	case wrn.Failed:
-		if o.mu.answered < len(o.r.Replicas) || o.mu.hinting > 0 || o.mu.held {
+		if o.mu.answered < len(o.r.Replicas) || o.mu.hinting > 0 || o.mu.held || o.mu.lazyInflight > 0 {
 			return nil, WriteResult{} // the error counts every replica
 		}
 		res.Err = o.failure()
@@ -457,14 +579,20 @@ func (o *writeOp) settle() (func(WriteResult), WriteResult) {
 // answered. o.mu is held.
 func (o *writeOp) failure() error {
 	m := &o.mu
-	if (m.stored == 0 && m.unsure == 0 && m.hinted == 0) || o.n.evHooks.UnavailableAfterPartialWrite {
+	lazyOnly := 0 // replicas that stored it lazily, and not since synced
+	for _, id := range m.lazyStored {
+		if !slices.Contains(m.storedBy, id) {
+			lazyOnly++
+		}
+	}
+	if (m.stored == 0 && m.unsure == 0 && m.hinted == 0 && lazyOnly == 0) || o.n.evHooks.UnavailableAfterPartialWrite {
 		return fmt.Errorf("%w: keyspace %s range %d: every replica refused the write of key %q, so nothing was written: %w",
 			store.ErrUnavailable, o.ks.Name, o.r.ID, command.Abbreviate(o.key), m.tr.Err())
 	}
-	return fmt.Errorf("%w: keyspace %s range %d: the write of key %q (version %s) missed W: stored on %d of %d replicas, "+
-		"%d did not answer, %d refused, %d hints held; reads may see it, and hints and anti-entropy spread it to the others: %w",
+	return fmt.Errorf("%w: keyspace %s range %d: the write of key %q (version %s) missed W: stored on %d of %d replicas "+
+		"(and without a sync on %d), %d did not answer, %d refused, %d hints held; reads may see it, and hints and anti-entropy spread it to the others: %w",
 		store.ErrOutcomeUnknown, o.ks.Name, o.r.ID, command.Abbreviate(o.key), FormatRecordVersion(o.Rec.Version), m.stored, len(o.r.Replicas),
-		m.unsure, m.refused, m.hinted, m.tr.Err())
+		lazyOnly, m.unsure, m.refused, m.hinted, m.tr.Err())
 }
 
 // progress describes an undecided write, for a request that gave up.

@@ -42,6 +42,14 @@ type Hooks struct {
 	// ScanRanges, if set and not nil for a keyspace, are the ranges a
 	// scan of it starts from, as on a node whose catalog lags (split.go).
 	ScanRanges func(keyspace string) []*catalog.RangeDescriptor
+	// LazyCountsTowardW counts the answers of replicas written lazily
+	// (without waiting for their WAL sync) toward W, as if they were
+	// durable (writeOp).
+	LazyCountsTowardW bool
+	// StaleUnsynced answers a synced write of a version the replica held
+	// already without syncing its WAL (records.Store.StaleUnsynced),
+	// though that version may have been written lazily.
+	StaleUnsynced bool
 	// Chosen, if set, is called when a compare-and-swap's new record is
 	// chosen, before it is written to the replicas.
 	Chosen func(key []byte)

@@ -21,7 +21,7 @@ type RecordTransport interface {
 	// metaIndex asks node to, meta's leader, for meta's index after a
 	// ReadIndex (catalogBarrier).
 	MetaIndex(ctx context.Context, to uint64) (uint64, error)
-	WriteRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (existed bool, err error)
+	WriteRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record, lazy bool) (existed bool, err error)
 	ReadRecord(ctx context.Context, to, rangeID uint64, key []byte) (wrn.Record, error)
 	ScanRecords(ctx context.Context, to, rangeID uint64, prefix, startAfter []byte, limit int) ([]records.KeyRecord, error)
 	// merkleLeaves and leafRecords serve anti-entropy (antientropy.go).
@@ -83,8 +83,9 @@ func (c *Coordinator) AwaitEventualRange(ctx context.Context, id uint64) error {
 // records.Store.Write), and moves the clock past its version so that
 // later writes coordinated here order after it. It refuses a version more
 // than the maximum clock offset ahead of this node's clock
-// (eventual_clock.go, rule 1).
-func (c *Coordinator) WriteLocalRecord(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
+// (eventual_clock.go, rule 1). lazy stores it without waiting for the
+// WAL's sync (records.Store.WriteLazily).
+func (c *Coordinator) WriteLocalRecord(rangeID uint64, key []byte, rec wrn.Record, lazy bool) (applied, existed bool, err error) {
 	if err := c.limits.CheckKey(key); err != nil {
 		return false, false, err
 	}
@@ -101,6 +102,9 @@ func (c *Coordinator) WriteLocalRecord(rangeID uint64, key []byte, rec wrn.Recor
 		return false, false, err
 	}
 	c.observeVersion(rec.Version)
+	if lazy {
+		return c.Records.WriteLazily(r.ID, key, rec)
+	}
 	return c.Records.Write(r.ID, key, rec)
 }
 

@@ -238,7 +238,7 @@ func (c *Coordinator) copyRecords(r *catalog.RangeDescriptor, peer uint64, keys 
 			return
 		}
 		if !a.Rec.Version.IsZero() {
-			if _, _, err := c.WriteLocalRecord(r.ID, key, a.Rec); err != nil {
+			if _, _, err := c.WriteLocalRecord(r.ID, key, a.Rec, false); err != nil {
 				done(err)
 				return
 			}

@@ -41,6 +41,7 @@ type ReplicaRequest struct {
 	RangeID uint64
 	Key     []byte
 	Rec     wrn.Record         // reqWrite
+	Lazy    bool               // reqWrite: answer before the WAL syncs; the answer does not count toward W (writeOp)
 	Cas     paxos.BasicMessage // reqCAS
 	depth   int                // reqLeaves, reqLeafRecords: the Merkle tree's depth
 	Leaves  []uint32           // reqLeafRecords
@@ -114,7 +115,7 @@ func (c *Coordinator) ServeReplica(req ReplicaRequest) ReplicaAnswer {
 	var a ReplicaAnswer
 	switch req.Kind {
 	case ReqWrite:
-		_, a.Existed, a.Err = c.WriteLocalRecord(req.RangeID, req.Key, req.Rec)
+		_, a.Existed, a.Err = c.WriteLocalRecord(req.RangeID, req.Key, req.Rec, req.Lazy)
 	case ReqRead:
 		a.Rec, a.Err = c.ReadLocalRecord(req.RangeID, req.Key)
 	case ReqCAS:
@@ -146,7 +147,7 @@ func (c *Coordinator) callRemote(ctx context.Context, to uint64, req ReplicaRequ
 	p := c.RecordPeers
 	switch req.Kind {
 	case ReqWrite:
-		a.Existed, a.Err = p.WriteRecord(ctx, to, req.RangeID, req.Key, req.Rec)
+		a.Existed, a.Err = p.WriteRecord(ctx, to, req.RangeID, req.Key, req.Rec, req.Lazy)
 	case ReqRead:
 		a.Rec, a.Err = p.ReadRecord(ctx, to, req.RangeID, req.Key)
 	case ReqCAS:

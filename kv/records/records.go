@@ -98,6 +98,10 @@ type Store struct {
 	// casLocks serialize the steps of one key's compare-and-swap acceptor
 	// (kv/eventual/eventual_cas.go).
 	casLocks casLocks
+	// StaleUnsynced is a canary (eventual.Hooks): Write answers a record
+	// that lost to the stored version without syncing the WAL, as if the
+	// stored one could not have been written lazily.
+	StaleUnsynced bool
 	// sizes are the ranges' sizes counted so far (move.go).
 	sizes sizes
 }
@@ -117,10 +121,23 @@ func stripeIndex(rangeID uint64, key []byte) uint64 {
 // Write stores rec as key's record in range rangeID if it is newer than
 // the stored one, and returns once it is durable (the WAL synced), so that
 // an acknowledgement counts toward W. applied says whether rec replaced
-// the stored record; a record that lost to a newer (or the same) version
-// was durable already, so that too is a durable acknowledgement. existed
-// says whether the replica held a live value before.
+// the stored record. A record that lost to a newer (or the same) version
+// may have been written lazily (WriteLazily): Write syncs the WAL before
+// it returns then too, so its answer is a durable acknowledgement either
+// way. existed says whether the replica held a live value before.
 func (s *Store) Write(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
+	return s.write(rangeID, key, rec, true)
+}
+
+// WriteLazily is Write without waiting for the WAL sync: the record is
+// stored, and readable, but a crash before the WAL's next sync (any
+// synced commit's on this node, or Pebble's own) loses it. Its
+// acknowledgement does not count toward W.
+func (s *Store) WriteLazily(rangeID uint64, key []byte, rec wrn.Record) (applied, existed bool, err error) {
+	return s.write(rangeID, key, rec, false)
+}
+
+func (s *Store) write(rangeID uint64, key []byte, rec wrn.Record, sync bool) (applied, existed bool, err error) {
 	if rec.Version.IsZero() {
 		return false, false, fmt.Errorf("%w: a record to write needs a version", catalog.ErrInvalidArgument)
 	}
@@ -132,6 +149,11 @@ func (s *Store) Write(rangeID uint64, key []byte, rec wrn.Record) (applied, exis
 		return false, false, err
 	}
 	if !cur.Version.Less(rec.Version) {
+		if sync && !s.StaleUnsynced {
+			if err := s.db.SyncWAL(); err != nil {
+				return false, false, err
+			}
+		}
 		return false, cur.Exists(), nil
 	}
 	b := s.db.NewBatch()
@@ -139,7 +161,7 @@ func (s *Store) Write(rangeID uint64, key []byte, rec wrn.Record) (applied, exis
 	if err := b.Set(storage.DataKey(rangeID, key), EncodeRecord(rec)); err != nil {
 		return false, false, err
 	}
-	if err := b.Commit(true /* sync: W counts durable acks */); err != nil {
+	if err := b.Commit(sync /* W counts durable acks */); err != nil {
 		return false, false, err
 	}
 	s.sizeChanged(rangeID, recordBytes(key, rec)-recordBytes(key, cur))

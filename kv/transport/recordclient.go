@@ -64,8 +64,8 @@ func (c RecordClient) PeerAddr(to uint64) (string, error) {
 	return addr, nil
 }
 
-func (c RecordClient) WriteRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record) (bool, error) {
-	req := &peerv1.WriteRecordRequest{RangeId: rangeID, Key: key, Record: RecordToProto(rec)}
+func (c RecordClient) WriteRecord(ctx context.Context, to, rangeID uint64, key []byte, rec wrn.Record, lazy bool) (bool, error) {
+	req := &peerv1.WriteRecordRequest{RangeId: rangeID, Key: key, Record: RecordToProto(rec), Lazy: lazy}
 	resp, err := viaRecords(ctx, c, to, &peerv1.RecordCall{Call: &peerv1.RecordCall_Write{Write: req}},
 		(*peerv1.RecordAnswer).GetWrite,
 		func(cl peerv1connect.PeerClient) (*connect.Response[peerv1.WriteRecordResponse], error) {

@@ -851,10 +851,15 @@ func (x *Record) GetTombstone() bool {
 }
 
 type WriteRecordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RangeId       uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Record        *Record                `protobuf:"bytes,3,opt,name=record,proto3" json:"record,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RangeId uint64                 `protobuf:"varint,1,opt,name=range_id,json=rangeId,proto3" json:"range_id,omitempty"`
+	Key     []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Record  *Record                `protobuf:"bytes,3,opt,name=record,proto3" json:"record,omitempty"`
+	// Answer once the record is stored, without waiting for the WAL sync
+	// that makes it durable: the write of a replica beyond the W whose
+	// acknowledgements the coordinator waits for. A write without it is
+	// answered once durable, also when the replica held the version already.
+	Lazy          bool `protobuf:"varint,4,opt,name=lazy,proto3" json:"lazy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -908,6 +913,13 @@ func (x *WriteRecordRequest) GetRecord() *Record {
 		return x.Record
 	}
 	return nil
+}
+
+func (x *WriteRecordRequest) GetLazy() bool {
+	if x != nil {
+		return x.Lazy
+	}
+	return false
 }
 
 type WriteRecordResponse struct {
@@ -2971,11 +2983,12 @@ const file_quorumkv_peer_v1_peer_proto_rawDesc = "" +
 	"\alogical\x18\x02 \x01(\rR\alogical\x12\x12\n" +
 	"\x04node\x18\x03 \x01(\x04R\x04node\x12\x14\n" +
 	"\x05value\x18\x04 \x01(\fR\x05value\x12\x1c\n" +
-	"\ttombstone\x18\x05 \x01(\bR\ttombstone\"s\n" +
+	"\ttombstone\x18\x05 \x01(\bR\ttombstone\"\x87\x01\n" +
 	"\x12WriteRecordRequest\x12\x19\n" +
 	"\brange_id\x18\x01 \x01(\x04R\arangeId\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x120\n" +
-	"\x06record\x18\x03 \x01(\v2\x18.quorumkv.peer.v1.RecordR\x06record\"I\n" +
+	"\x06record\x18\x03 \x01(\v2\x18.quorumkv.peer.v1.RecordR\x06record\x12\x12\n" +
+	"\x04lazy\x18\x04 \x01(\bR\x04lazy\"I\n" +
 	"\x13WriteRecordResponse\x12\x18\n" +
 	"\aapplied\x18\x01 \x01(\bR\aapplied\x12\x18\n" +
 	"\aexisted\x18\x02 \x01(\bR\aexisted\"@\n" +
