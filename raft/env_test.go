@@ -166,7 +166,21 @@ func (e *env) processReady(id uint64) bool {
 	if n.crashed || !n.rn.HasReady() {
 		return false
 	}
+	prev, _, err := n.storage.InitialState()
+	if err != nil {
+		e.t.Fatalf("node %d: %v", id, err)
+	}
 	rd := n.rn.Ready()
+	// MustSync exactly when something a message may depend on changes:
+	// entries, a snapshot, the term or the vote (not the commit alone).
+	hs := prev
+	if !rd.HardState.IsEmpty() {
+		hs = rd.HardState
+	}
+	if want := len(rd.Entries) > 0 || !rd.Snapshot.IsEmpty() || hs.Term != prev.Term || hs.Vote != prev.Vote; rd.MustSync != want {
+		e.t.Fatalf("node %d: Ready with %d entries, snapshot %v, hard state %+v after %+v: MustSync %v, want %v",
+			id, len(rd.Entries), !rd.Snapshot.IsEmpty(), rd.HardState, prev, rd.MustSync, want)
+	}
 	e.printf("> %d handling Ready\n", id)
 	e.printf("%s", indent(DescribeReady(rd)))
 	// 1. Persist.

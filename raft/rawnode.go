@@ -155,14 +155,18 @@ func (rn *RawNode) Ready() Ready {
 	if ss := r.softState(); ss != rn.prevSoft {
 		rd.SoftState = &ss
 	}
-	if hs := r.hardState(); hs != rn.prevHard {
+	hs := r.hardState()
+	if hs != rn.prevHard {
 		rd.HardState = hs
 	}
 	if s := r.log.unstable.snapshot; s != nil {
 		rd.Snapshot = *s
 	}
+	// Compared with hs, not rd.HardState, which is empty when nothing
+	// changed: an empty one "changes" the term and vote to zero, and made
+	// every Ready (a commit, a heartbeat, a read) wait for a sync.
 	rd.MustSync = len(rd.Entries) > 0 || !rd.Snapshot.IsEmpty() ||
-		rd.HardState.Term != rn.prevHard.Term || rd.HardState.Vote != rn.prevHard.Vote
+		hs.Term != rn.prevHard.Term || hs.Vote != rn.prevHard.Vote
 	if r.canaries.sendBeforePersist && len(rd.Messages) > 0 && rd.MustSync {
 		// Planted bug: hand out the messages now and what they depend on
 		// in the next Ready, as if the driver sent before persisting.
