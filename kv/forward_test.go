@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,25 +59,9 @@ func TestForwardOnRecordsStream(t *testing.T) {
 		return &peerv1.ForwardAnswer{Response: &peerv1.ForwardAnswer_Put{Put: &v1.PutResponse{Version: "1"}}}
 	})
 	current, _ := servePeer(t, n, nil)
-	noRecords, _ := servePeer(t, n, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/Records") {
-				http.NotFound(w, r)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	noRecords, _ := servePeer(t, n, servedElsewhere(http.NotFoundHandler()))
 	_, oldHandler := peerv1connect.NewPeerHandler(oldRecords{})
-	old, _ := servePeer(t, n, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/Records") {
-				oldHandler.ServeHTTP(w, r)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	old, _ := servePeer(t, n, servedElsewhere(oldHandler))
 	rs := transport.NewRecordStreams(transport.NewPeers(transport.H2CClient()))
 	defer rs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -50,9 +50,9 @@ func servePeer(t *testing.T, n *Node, wrap func(http.Handler) http.Handler) (add
 	return strings.TrimPrefix(srv.URL, "http://"), streams
 }
 
-// recordStreamNode opens a one-node cluster with an eventual keyspace of
-// one range, and returns the node and that range.
-func recordStreamNode(t *testing.T) (*Node, uint64) {
+// openMemNode opens a one-node cluster on an in-memory database, both
+// closed when the test ends.
+func openMemNode(t *testing.T) *Node {
 	t.Helper()
 	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
 	if err != nil {
@@ -61,6 +61,29 @@ func recordStreamNode(t *testing.T) (*Node, uint64) {
 	t.Cleanup(func() { db.Close() })
 	n := openNode(t, db)
 	t.Cleanup(func() { n.Store().Close() })
+	return n
+}
+
+// servedElsewhere wraps a node's peer handler so that h serves its
+// Records stream instead: a node without it (http.NotFound), or one of
+// another version.
+func servedElsewhere(h http.Handler) func(http.Handler) http.Handler {
+	return func(node http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/Records") {
+				h.ServeHTTP(w, r)
+				return
+			}
+			node.ServeHTTP(w, r)
+		})
+	}
+}
+
+// recordStreamNode opens a one-node cluster with an eventual keyspace of
+// one range, and returns the node and that range.
+func recordStreamNode(t *testing.T) (*Node, uint64) {
+	t.Helper()
+	n := openMemNode(t)
 	ctx := context.Background()
 	if _, err := kvtest.Retry(t, func() (catalog.KeyspaceDescriptor, error) {
 		return n.CreateKeyspace(ctx, catalog.KeyspaceDescriptor{Name: "ev", Mode: catalog.ModeEventual, Replicas: 1, Ranges: 1})
@@ -135,15 +158,7 @@ func TestRecordStream(t *testing.T) {
 // the unary RPCs: the stream says so without running the call.
 func TestRecordStreamFallsBackToUnary(t *testing.T) {
 	n, rangeID := recordStreamNode(t)
-	addr, _ := servePeer(t, n, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/Records") {
-				http.NotFound(w, r)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	addr, _ := servePeer(t, n, servedElsewhere(http.NotFoundHandler()))
 	rs := transport.NewRecordStreams(transport.NewPeers(transport.H2CClient()))
 	defer rs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -18,19 +18,32 @@ import (
 // losing what their disks had not synced, and the coordinator is cut
 // off from them, so that no hint or repair reaches them. At least one
 // replica must still hold the write when they come back: the one whose
-// answer counted. The canary that counts a lazy answer toward W is caught
-// here (a lazy replica often answers before the synced one has written).
-func TestSimEventualLazyReplicasDoNotCount(t *testing.T) {
+// answer counted.
+//
+// Two ways: as is, where the canary that counts a lazy answer toward W
+// is caught (a lazy replica often answers before the synced one has
+// written); and with one replica refusing every write (skewed), so that
+// when it is the one asked synced the lazy ones are asked again, synced:
+// each finds the version it stored lazily and must sync its WAL before
+// it answers. The canary that answers then without the sync is caught.
+func TestSimEventualLazyReplicas(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		hooks eventual.Hooks
-	}{{"lazy answers wait", eventual.Hooks{}}, {"canary LazyCountsTowardW", eventual.Hooks{LazyCountsTowardW: true}}} {
+		name   string
+		skewed bool
+		hooks  eventual.Hooks
+		canary bool
+	}{
+		{"lazy answers wait", false, eventual.Hooks{}, false},
+		{"canary LazyCountsTowardW", false, eventual.Hooks{LazyCountsTowardW: true}, true},
+		{"asked again, synced", true, eventual.Hooks{}, false},
+		{"canary StaleUnsynced", true, eventual.Hooks{StaleUnsynced: true}, true},
+	} {
 		t.Run(c.name, func(t *testing.T) {
-			lost := lazyWritesLost(t, c.hooks, 12, false)
+			lost := lazyWritesLost(t, c.hooks, 12, c.skewed)
 			switch {
-			case !c.hooks.LazyCountsTowardW && len(lost) > 0:
+			case !c.canary && len(lost) > 0:
 				t.Fatalf("acknowledged W=1 writes on no replica after the crash: %v", lost)
-			case c.hooks.LazyCountsTowardW && len(lost) == 0:
+			case c.canary && len(lost) == 0:
 				t.Fatal("the canary went unnoticed: every acknowledged write survived")
 			case len(lost) > 0:
 				t.Logf("caught: acknowledged writes lost: %v", lost)
@@ -39,34 +52,7 @@ func TestSimEventualLazyReplicasDoNotCount(t *testing.T) {
 	}
 }
 
-// When the replica asked synced fails, the lazy ones are asked again,
-// synced; each finds the version it stored lazily, and must sync its WAL
-// before it answers, or its answer counts toward W for a write its disk
-// may not hold. Here one replica refuses every write (its clock is
-// behind), and for the keys where it is the one asked synced, the others
-// are asked again; the rest goes as in
-// TestSimEventualLazyReplicasDoNotCount. The canary that answers such a
-// write without the sync is caught.
-func TestSimEventualLazyReplicasSyncWhenAskedAgain(t *testing.T) {
-	for _, c := range []struct {
-		name  string
-		hooks eventual.Hooks
-	}{{"synced", eventual.Hooks{}}, {"canary StaleUnsynced", eventual.Hooks{StaleUnsynced: true}}} {
-		t.Run(c.name, func(t *testing.T) {
-			lost := lazyWritesLost(t, c.hooks, 12, true)
-			switch {
-			case !c.hooks.StaleUnsynced && len(lost) > 0:
-				t.Fatalf("acknowledged W=1 writes on no replica after the crash: %v", lost)
-			case c.hooks.StaleUnsynced && len(lost) == 0:
-				t.Fatal("the canary went unnoticed: every acknowledged write survived")
-			case len(lost) > 0:
-				t.Logf("caught: acknowledged writes lost: %v", lost)
-			}
-		})
-	}
-}
-
-// lazyWritesLost runs writes rounds of TestSimEventualLazyReplicasDoNotCount
+// lazyWritesLost runs writes rounds of TestSimEventualLazyReplicas
 // and returns the keys of the acknowledged writes no replica held after.
 // With skewed, the clock of one replica's node runs 3 s behind the
 // others': it refuses every version the coordinator stamps (ahead of its

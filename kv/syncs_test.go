@@ -10,7 +10,6 @@ import (
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
-	"github.com/quorumkv/quorumkv/storage"
 )
 
 // A round of the store loop syncs the WAL only when it persisted what a
@@ -20,13 +19,7 @@ import (
 // data directory"). Here, on a one-voter raft range without read leases,
 // each put's entry syncs once and nothing else does.
 func TestRoundsSyncOnlyNewEntriesTermsAndVotes(t *testing.T) {
-	db, err := storage.OpenMem(storage.Options{Logger: kvtest.Quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	n := openNode(t, db)
-	t.Cleanup(func() { n.Store().Close() })
+	n := openMemNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := kvtest.Retry(t, func() (catalog.KeyspaceDescriptor, error) {
