@@ -53,9 +53,14 @@ func (n *Node) serveForward(ctx context.Context, call *peerv1.ForwardCall) *peer
 	return (*h)(ctx, call)
 }
 
-// ForwardError is the answer to a ForwardCall that failed with err: its
-// Connect code, message and metadata.
+// ForwardError is the answer to a ForwardCall that failed with err.
 func ForwardError(err error) *peerv1.ForwardAnswer {
+	return &peerv1.ForwardAnswer{Response: &peerv1.ForwardAnswer_Error{Error: recordError(err)}}
+}
+
+// recordError is a call's failure as a Records stream answers it: its
+// Connect code, message and metadata.
+func recordError(err error) *peerv1.RecordError {
 	e := &peerv1.RecordError{Code: uint32(connect.CodeOf(err)), Message: err.Error()}
 	var cerr *connect.Error
 	if errors.As(err, &cerr) {
@@ -69,7 +74,7 @@ func ForwardError(err error) *peerv1.ForwardAnswer {
 			}
 		}
 	}
-	return &peerv1.ForwardAnswer{Response: &peerv1.ForwardAnswer_Error{Error: e}}
+	return e
 }
 
 // ErrForwardUnary says that node to cannot take a ForwardCall on its

@@ -115,12 +115,7 @@ func (p *peerServer) answerRecordCall(ctx context.Context, c *peerv1.RecordCall)
 		err = connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("record call %d: unknown kind %T", c.Id, c.Call))
 	}
 	if err != nil {
-		msg := err.Error()
-		var cerr *connect.Error
-		if errors.As(err, &cerr) {
-			msg = cerr.Message()
-		}
-		a.Answer = &peerv1.RecordAnswer_Error{Error: &peerv1.RecordError{Code: uint32(connect.CodeOf(err)), Message: msg}}
+		a.Answer = &peerv1.RecordAnswer_Error{Error: recordError(err)}
 	}
 	return a
 }

@@ -2855,8 +2855,9 @@ func (*RecordAnswer_Error) isRecordAnswer_Answer() {}
 func (*RecordAnswer_Forward) isRecordAnswer_Answer() {}
 
 // RecordError is a call's failure: the Connect code and the message the
-// unary RPC would have failed with, and for a forwarded call the error's
-// metadata (the Quorumkv-* headers of SPEC.md "Errors").
+// unary RPC would have failed with, and the error's metadata (the
+// Quorumkv-* headers of SPEC.md "Errors"), which a forwarded call's
+// answer passes on to the client.
 type RecordError struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
