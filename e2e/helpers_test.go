@@ -47,6 +47,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// pickAddr is how startKVD picks an address: freeAddr (a test of the
+// retry replaces it).
+var pickAddr = freeAddr
+
 // freeAddr returns a loopback address nothing listens on right now.
 func freeAddr(t testing.TB) string {
 	t.Helper()
@@ -96,9 +100,43 @@ func (k *kvd) httpClient() (*http.Client, string) {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: b.ClientTLS("root")}}, "https://" + k.addr
 }
 
+// startKVD starts a node on free loopback addresses and waits until it
+// is ready. freeAddr's port is free when it looks, not when kvd binds it:
+// another process, or an outgoing connection given it as its local port,
+// may take it in between. A new node (dataDir did not exist) that exits
+// on such a bind is started again on a fresh data dir and new addresses,
+// at most three times in all.
 func startKVD(t testing.TB, dataDir string, extra ...string) *kvd {
 	t.Helper()
-	return startKVDAt(t, dataDir, freeAddr(t), freeAddr(t), extra...)
+	_, err := os.Stat(dataDir)
+	fresh := errors.Is(err, os.ErrNotExist)
+	for attempt := 1; ; attempt++ {
+		k := launchKVD(t, dataDir, pickAddr(t), pickAddr(t), extra...)
+		err := k.readyWithin(20 * time.Second)
+		if err == nil {
+			return k
+		}
+		if attempt < 3 && fresh && k.lostBind() {
+			t.Logf("kvd could not bind an address it was given (attempt %d), starting it again on new ones", attempt)
+			k.killed = true // not a failure to report
+			if err := os.RemoveAll(dataDir); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+// lostBind says whether the process exited because an address it was
+// to listen on was taken.
+func (k *kvd) lostBind() bool {
+	select {
+	case <-k.exited:
+		return strings.Contains(k.log.String(), "address already in use")
+	default:
+		return false
+	}
 }
 
 // restartKVD starts a node again on its data dir and its old addresses,
@@ -153,24 +191,34 @@ func (k *kvd) waitReady() {
 // waitReadyWithin waits for /readyz to answer 200 for at most d.
 func (k *kvd) waitReadyWithin(d time.Duration) {
 	k.t.Helper()
+	if err := k.readyWithin(d); err != nil {
+		k.t.Fatal(err)
+	}
+}
+
+// readyWithin waits for /readyz to answer 200 for at most d, and says why
+// it did not.
+func (k *kvd) readyWithin(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		select {
 		case <-k.exited:
-			k.t.Fatalf("kvd exited before it was ready: %v\n%s", k.waitErr, k.log)
+			return fmt.Errorf("kvd exited before it was ready: %v\n%s", k.waitErr, k.log)
 		default:
 		}
 		cl, base := k.httpClient()
-		resp, err := cl.Get(base + "/readyz")
+		bounded := *cl
+		bounded.Timeout = time.Second // whatever holds the address may never answer
+		resp, err := bounded.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	k.t.Fatalf("kvd at %s not ready after %v\n%s", k.addr, d, k.log)
+	return fmt.Errorf("kvd at %s not ready after %v\n%s", k.addr, d, k.log)
 }
 
 // stop sends SIGTERM and waits for a clean exit: the drain path.
