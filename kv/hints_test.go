@@ -361,8 +361,10 @@ func testNewReplicaFills(t *testing.T, canary bool) {
 		return p.store.Catalog().Ranges["ev"][0].IsFilling(r.store.NodeID()) && r.store.Catalog().Ranges["ev"][0].IsFilling(r.store.NodeID())
 	})
 	missed := 0
+	var answers []string // what each read got, for a failure's message
 	for i := range keys {
-		_, err := p.Get(ctx, "ev", fmt.Appendf(nil, "k%d", i))
+		kv, err := p.Get(ctx, "ev", fmt.Appendf(nil, "k%d", i))
+		answers = append(answers, fmt.Sprintf("k%d: %q %v", i, kv.Value, err))
 		switch {
 		case errors.Is(err, catalog.ErrKeyNotFound):
 			missed++
@@ -375,7 +377,8 @@ func testNewReplicaFills(t *testing.T, canary bool) {
 	}
 	if canary {
 		if missed == 0 {
-			t.Fatalf("canary: the reads counted the empty replica, want them to miss acknowledged writes (not found), but none did")
+			t.Fatalf("canary: the reads counted the empty replica, want them to miss acknowledged writes (not found), but none did: %s",
+				strings.Join(answers, "; "))
 		}
 		return
 	}
