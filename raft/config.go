@@ -119,6 +119,11 @@ type canaries struct {
 	// (learnCommit): a joint change whose removed leader crashes right
 	// after committing C_new wedges the group for good.
 	noCommitFromVotes bool
+	// countUnsynced: AdvanceWritten counts a leader's own copy of the
+	// entries toward commit before they are durable: a leader that
+	// crashes before its sync may have counted, toward an acknowledged
+	// commit, a copy it no longer has.
+	countUnsynced bool
 }
 
 // Defaults, in one place, with the reason for each.

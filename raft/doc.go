@@ -14,6 +14,14 @@
 //	apply rd.CommittedEntries, serve rd.ReadStates
 //	rn.Advance()
 //
+// A caller that does not wait for its writes to be durable uses
+// AdvanceWritten instead: it writes the Ready, sends the messages that
+// do not depend on its own copy (a leader's appends in a term that was
+// durable before), applies and advances at once, and sends the rest once
+// its sync returns, calling Synced then; a leader counts its own copy of
+// entries toward commit only at Synced. The simulator runs it so
+// (TestSimAsyncPersist), with crashes before syncs.
+//
 // # Quorums
 //
 // The two phases of Raft use the two kinds of quorum of the configuration's

@@ -15,6 +15,10 @@ type Canaries struct {
 	ForgetVoteOnRestart bool
 	// NoCommitFromVotes ignores the commit index in answers to votes.
 	NoCommitFromVotes bool
+	// CountUnsynced: AdvanceWritten counts a leader's own copy of the
+	// entries toward commit at once, as Advance does, before they are
+	// durable.
+	CountUnsynced bool
 }
 
 // SetCanaries plants the bugs k in every RawNode built from c.
@@ -25,6 +29,7 @@ func SetCanaries(c *Config, k Canaries) {
 		commitEarlierTerm:      k.CommitEarlierTerm,
 		forgetVoteOnRestart:    k.ForgetVoteOnRestart,
 		noCommitFromVotes:      k.NoCommitFromVotes,
+		countUnsynced:          k.CountUnsynced,
 	}
 }
 

@@ -189,7 +189,46 @@ func (rn *RawNode) Advance() {
 	if n := len(rd.CommittedEntries); n > 0 {
 		applied = rd.CommittedEntries[n-1].Index
 	}
-	rn.advance(rd, applied)
+	rn.advance(rd, applied, true)
+}
+
+// Written names the writes of a Ready handed back by AdvanceWritten: its
+// last entry, for Synced.
+type Written struct{ Index, Term uint64 }
+
+// AdvanceWritten is Advance for an application that goes on without
+// waiting for a Ready's writes to be durable (asynchronous storage
+// writes, as etcd's and CockroachDB's): the Ready's snapshot, entries and
+// hard state are written where Storage reads them, but may not be synced
+// yet. Its committed entries may be applied already: each is durable on a
+// phase-2 quorum, which counts this node's copy only once it is synced.
+//
+// What counts on the writes waits for them: the application sends the
+// Ready's Messages once they are durable (its eager ones, a leader's
+// appends in a term that was durable before, may go at once), and then
+// calls Synced with what AdvanceWritten returned. Until then a leader
+// does not count its own copy of the entries toward commit. Later Readys
+// may be handled meanwhile; their Messages go out after this one's, and
+// their Synced calls come after this one's.
+func (rn *RawNode) AdvanceWritten() Written {
+	rd := rn.takeHanded("AdvanceWritten")
+	applied := rn.raft.log.applied
+	if n := len(rd.CommittedEntries); n > 0 {
+		applied = rd.CommittedEntries[n-1].Index
+	}
+	rn.advance(rd, applied, rn.raft.canaries.countUnsynced)
+	if n := len(rd.Entries); n > 0 {
+		return Written{Index: rd.Entries[n-1].Index, Term: rd.Entries[n-1].Term}
+	}
+	return Written{}
+}
+
+// Synced tells the node that the writes of the Ready that AdvanceWritten
+// returned w for are durable: a leader counts its own copy of them now.
+func (rn *RawNode) Synced(w Written) {
+	if w.Index > 0 {
+		rn.raft.onPersisted(w.Index, w.Term)
+	}
 }
 
 // AdvancePaused is Advance for an application that applied the last
@@ -216,7 +255,7 @@ func (rn *RawNode) AdvancePaused(applied uint64) {
 	if applied < lo || applied > hi {
 		panic(fmt.Sprintf("raft: AdvancePaused(%d) outside the entries handed out [%d, %d]", applied, lo, hi))
 	}
-	rn.advance(rd, applied)
+	rn.advance(rd, applied, true)
 	rn.raft.log.pauseApplyAt(applied)
 }
 
@@ -238,8 +277,8 @@ func (rn *RawNode) takeHanded(caller string) *Ready {
 }
 
 // advance takes in the handled Ready rd whose committed entries were
-// applied up to applied.
-func (rn *RawNode) advance(rd *Ready, applied uint64) {
+// applied up to applied; durable says whether its writes are synced.
+func (rn *RawNode) advance(rd *Ready, applied uint64, durable bool) {
 	r := rn.raft
 	if rd.SoftState != nil {
 		rn.prevSoft = *rd.SoftState
@@ -254,7 +293,9 @@ func (rn *RawNode) advance(rd *Ready, applied uint64) {
 	if n := len(rd.Entries); n > 0 {
 		last := rd.Entries[n-1]
 		r.log.stableTo(last.Index, last.Term)
-		r.onPersisted(last.Index, last.Term)
+		if durable {
+			r.onPersisted(last.Index, last.Term)
+		}
 	}
 	var done []Entry
 	for i, e := range rd.CommittedEntries {

@@ -1,7 +1,9 @@
 package raft_test
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/quorumkv/quorumkv/internal/replsim"
 	"github.com/quorumkv/quorumkv/raft"
@@ -17,6 +19,35 @@ func TestSim(t *testing.T) {
 			replsim.RunSeeds(t, proto, sc, simSeeds)
 		})
 	}
+}
+
+// asyncSeeds is TestSimAsyncPersist's number of seeds per scenario.
+const asyncSeeds = 60
+
+// TestSimAsyncPersist runs the scenarios with a store that does not wait
+// for its syncs (RawNode.AdvanceWritten): nodes apply, answer clients and
+// send their appends while their writes sync, and crash before a sync
+// returns.
+func TestSimAsyncPersist(t *testing.T) {
+	proto := raftProtocol(raft.Canaries{}, nil)
+	for _, sc := range asyncScenarios(replsim.Scenarios()) {
+		t.Run(sc.Name, func(t *testing.T) {
+			replsim.RunSeeds(t, proto, sc, asyncSeeds)
+		})
+	}
+}
+
+// asyncScenarios turns scs into scenarios of asynchronous writes, with
+// crashes before syncs.
+func asyncScenarios(scs []replsim.Scenario) []replsim.Scenario {
+	out := slices.Clone(scs)
+	for i := range out {
+		out[i].Name += "-async"
+		out[i].AsyncPersist = true
+		out[i].CrashBeforeSync = 0.02
+		out[i].FsyncMax = 20 * time.Millisecond
+	}
+	return out
 }
 
 // canarySeeds bounds each canary hunt; the log names the first catching
@@ -40,6 +71,34 @@ func TestSimCanaries(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			replsim.CatchCanary(t, canaryProtocol(tc.k), canaryScenarios(), canarySeeds)
+		})
+	}
+}
+
+// TestSimAsyncCanaries: the planted bugs of asynchronous writes are
+// caught on the canary scenarios run with them (TestSimAsyncCanaryControl
+// runs them without the bugs).
+func TestSimAsyncCanaries(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		proto replsim.Protocol
+	}{
+		{"CountUnsynced", canaryProtocol(raft.Canaries{CountUnsynced: true})},
+		{"AllEager", allEagerProtocol()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			replsim.CatchCanary(t, tc.proto, asyncScenarios(canaryScenarios()), canarySeeds)
+		})
+	}
+}
+
+// TestSimAsyncCanaryControl is TestSimCanaryControl for the scenarios of
+// asynchronous writes.
+func TestSimAsyncCanaryControl(t *testing.T) {
+	for _, sc := range asyncScenarios(canaryScenarios()) {
+		t.Run(sc.Name, func(t *testing.T) {
+			replsim.RunSeeds(t, canaryProtocol(raft.Canaries{}), sc, 100)
 		})
 	}
 }

@@ -41,6 +41,20 @@ func raftProtocol(k raft.Canaries, tweak func(*raft.Config)) replsim.Protocol {
 	}
 }
 
+// allEagerProtocol is canaryProtocol as driven by a store that sends
+// every message, votes and acknowledgements too, before its writes are
+// durable (kv/store's Canary.AllEager, with AsyncPersist).
+func allEagerProtocol() replsim.Protocol {
+	p := canaryProtocol(raft.Canaries{})
+	start := p.Start
+	p.Start = func(env *sim.Env, id uint64, init replsim.Membership, disk *sim.Disk) (replsim.Core, *replsim.Snapshot) {
+		c, snap := start(env, id, init, disk)
+		c.(*raftCore).allEager = true
+		return c, snap
+	}
+	return p
+}
+
 // On disk: "hs" the HardState, "snap" the latest snapshot, "e/<index>"
 // the entries, all JSON.
 const (
@@ -107,7 +121,7 @@ func startRaft(env *sim.Env, id uint64, init replsim.Membership, d *sim.Disk, cf
 	if err != nil {
 		panic(fmt.Sprintf("node %d restarting: %v", id, err))
 	}
-	c.rn = rn
+	c.rn, c.written, c.synced = rn, hs, hs
 	return c, out
 }
 
@@ -115,6 +129,12 @@ type raftCore struct {
 	rn   *raft.RawNode
 	ms   *raft.MemoryStorage
 	last uint64 // the last entry index on disk
+	// written is the hard state on disk, synced the part of it known
+	// durable (they differ while an AsyncPersist sync is under way).
+	written, synced raft.HardState
+	// allEager is a planted bug of the store the adapter plays: every
+	// message goes out before its Ready's sync (allEagerProtocol).
+	allEager bool
 	// snaps counts down the ticks until a MsgSnap sent to a follower is
 	// reported finished. The leader waits for that report (as etcd's does)
 	// before it probes the follower again; a transport knows when a
@@ -154,7 +174,25 @@ func (c *raftCore) ReadIndex(ctx []byte) error { return c.rn.ReadIndex(ctx) }
 
 func (c *raftCore) HasReady() bool { return c.rn.HasReady() }
 
-func (c *raftCore) Advance() { c.rn.Advance() }
+func (c *raftCore) Advance() {
+	c.rn.Advance()
+	c.synced = c.written
+}
+
+// written is what AdvanceWritten hands the harness back through Synced:
+// the entries to count, and the hard state the Ready left on disk.
+type written struct {
+	w  raft.Written
+	hs raft.HardState
+}
+
+func (c *raftCore) AdvanceWritten() any { return written{c.rn.AdvanceWritten(), c.written} }
+
+func (c *raftCore) Synced(w any) {
+	x := w.(written)
+	c.rn.Synced(x.w)
+	c.synced = x.hs
+}
 
 func (c *raftCore) Leader() (term, owner uint64, ok bool) {
 	term, ok = c.rn.SimLeader()
@@ -197,6 +235,9 @@ func entryKind(e raft.Entry) replsim.EntryKind {
 func (c *raftCore) Ready() replsim.Ready {
 	rd := c.rn.Ready()
 	out := replsim.Ready{Sync: rd.MustSync}
+	if !rd.HardState.IsEmpty() {
+		c.written = rd.HardState
+	}
 	if !rd.Snapshot.IsEmpty() || len(rd.Entries) > 0 || !rd.HardState.IsEmpty() {
 		out.Persist = func(d *sim.Disk) { c.persist(d, rd) }
 	}
@@ -212,7 +253,7 @@ func (c *raftCore) Ready() replsim.Ready {
 		case m.Type == raft.MsgAppResp:
 			promise = replsim.PromiseAck
 		}
-		out.Messages = append(out.Messages, replsim.Envelope{To: m.To, Msg: wire(m), Promise: promise})
+		out.Messages = append(out.Messages, replsim.Envelope{To: m.To, Msg: wire(m), Promise: promise, Eager: c.eager(m)})
 	}
 	for _, e := range rd.Entries {
 		out.Accepted = append(out.Accepted, replsim.Record{Index: e.Index, Term: e.Term, Value: replsim.Value(entryKind(e), e.Data)})
@@ -227,6 +268,22 @@ func (c *raftCore) Ready() replsim.Ready {
 		out.Reads = append(out.Reads, replsim.ReadState{Index: rs.Index, Ctx: rs.RequestCtx})
 	}
 	return out
+}
+
+// eager reports whether m may go out before the writes of its Ready are
+// durable (replsim.Scenario.AsyncPersist): a leader's append, heartbeat
+// or snapshot in the term that is durable, with no term or vote written
+// since (kv/consensus's eagerRaft, against the synced hard state).
+func (c *raftCore) eager(m raft.Message) bool {
+	if c.allEager {
+		return true
+	}
+	switch m.Type {
+	case raft.MsgApp, raft.MsgHeartbeat, raft.MsgSnap:
+	default:
+		return false
+	}
+	return m.Term == c.synced.Term && c.written.Term == c.synced.Term && c.written.Vote == c.synced.Vote
 }
 
 // persist writes rd's snapshot, entries and HardState to the storage the

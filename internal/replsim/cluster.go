@@ -93,6 +93,23 @@ type Scenario struct {
 	// SnapshotEvery: each node snapshots its state machine and compacts
 	// its log after this many applied slots (0: never).
 	SnapshotEvery int
+
+	// AsyncPersist drives the cores as a store that does not wait for its
+	// syncs (the protocol must give an AsyncCore): a node writes a Ready,
+	// sends its Eager messages, applies its committed entries, answers its
+	// clients and goes on to the next; the other messages of every Ready
+	// written so far go out when the disk's next sync returns, Fsync after
+	// the first Ready that needed one.
+	AsyncPersist bool
+	// CrashBeforeSync is the probability, with AsyncPersist, that a node
+	// crashes instead of completing a sync: what it wrote since the last
+	// one is lost, after it may have answered clients and sent appends.
+	CrashBeforeSync float64
+	// FsyncMax, with AsyncPersist, makes each sync take a time drawn
+	// uniformly between Fsync and FsyncMax, as a disk shared with other
+	// work does: a leader's own sync may then end after its followers'
+	// acknowledgements arrive.
+	FsyncMax time.Duration
 }
 
 func (sc Scenario) withDefaults() Scenario {
@@ -423,9 +440,12 @@ func (c *Cluster) every(lo, hi time.Duration, fn func()) {
 
 // crashFor crashes node id now and restarts it after d, if the harness
 // may crash another node.
-func (c *Cluster) crashFor(id uint64, d time.Duration, why string) {
+// crashFor crashes node id now and restarts it d later, and reports
+// whether it did: not after the faults healed, nor with MaxCrashed nodes
+// down.
+func (c *Cluster) crashFor(id uint64, d time.Duration, why string) bool {
 	if c.healed || c.downs >= c.sc.MaxCrashed {
-		return
+		return false
 	}
 	c.downs++
 	nid := sim.NodeID(id)
@@ -437,6 +457,7 @@ func (c *Cluster) crashFor(id uint64, d time.Duration, why string) {
 			c.s.Restart(nid)
 		}
 	})
+	return true
 }
 
 func (c *Cluster) randDur(lo, hi time.Duration) time.Duration {

@@ -45,6 +45,17 @@ type Core interface {
 	Compact(index uint64, data []byte, disk *sim.Disk) error
 }
 
+// AsyncCore is a Core that can go on while its writes sync
+// (Scenario.AsyncPersist): the harness writes a Ready, sends its Eager
+// messages, applies it and calls AdvanceWritten at once; once the disk's
+// sync returns, it sends the Ready's other messages and calls Synced with
+// what AdvanceWritten returned, in the Readys' order.
+type AsyncCore interface {
+	Core
+	AdvanceWritten() any
+	Synced(w any)
+}
+
 // LeaseCore is a Core that may serve reads from a lease. The harness then
 // checks, after every step, that no node holding a lease (not busy, its
 // ticks all given) sees another node lead at a higher term or ballot: the
@@ -85,6 +96,11 @@ type Envelope struct {
 	// moments a crash hurts most, which the crash-after-promise faults aim
 	// at.
 	Promise Promise
+	// Eager: with Scenario.AsyncPersist, the message may go out before
+	// the writes of its Ready are durable (a leader's append in a term
+	// that was durable before); otherwise it waits for their sync.
+	// Ignored without AsyncPersist.
+	Eager bool
 }
 
 // Promise is the kind of durable state a message vouches for.

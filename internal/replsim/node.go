@@ -65,6 +65,18 @@ type node struct {
 	reads      map[string]Request
 	readStates []ReadState
 	sinceSnap  int
+	// written are the Readys handled since the last sync returned
+	// (Scenario.AsyncPersist): their messages but the eager ones, and
+	// their Synced calls, wait for the next; syncing says it is under way.
+	written []writtenReady
+	syncing bool
+}
+
+// writtenReady is a Ready handled by an AsyncCore whose writes are not
+// known durable yet, and what its AdvanceWritten returned.
+type writtenReady struct {
+	rd Ready
+	w  any
 }
 
 func (c *Cluster) startNode(env *sim.Env) sim.Process {
@@ -153,19 +165,28 @@ func (n *node) request(req Request) {
 	n.writes[clientOp{req.Client, req.Seq}] = true
 }
 
+// drainInbox hands the core the ticks and messages that waited.
+func (n *node) drainInbox() {
+	for len(n.inbox) > 0 || n.missed > 0 {
+		if n.missed > 0 {
+			n.missed--
+			n.core.Tick()
+			continue
+		}
+		msg := n.inbox[0]
+		n.inbox = n.inbox[1:]
+		n.handle(msg)
+	}
+}
+
 // kick handles the core's next Ready, if any and if none is in flight.
 func (n *node) kick() {
+	if n.c.sc.AsyncPersist {
+		n.kickAsync()
+		return
+	}
 	for !n.busy && !n.paused && n.alive() {
-		for len(n.inbox) > 0 || n.missed > 0 {
-			if n.missed > 0 {
-				n.missed--
-				n.core.Tick()
-				continue
-			}
-			msg := n.inbox[0]
-			n.inbox = n.inbox[1:]
-			n.handle(msg)
-		}
+		n.drainInbox()
 		if !n.core.HasReady() {
 			return
 		}
@@ -196,6 +217,78 @@ func (n *node) kick() {
 	}
 }
 
+// kickAsync is kick for Scenario.AsyncPersist: every Ready is written,
+// its eager messages sent, its entries applied and its clients answered
+// at once; the rest waits in n.written for the disk's next sync.
+func (n *node) kickAsync() {
+	core := n.core.(AsyncCore)
+	for !n.paused && n.alive() {
+		n.drainInbox()
+		if !core.HasReady() {
+			return
+		}
+		rd := core.Ready()
+		if rd.Persist != nil {
+			rd.Persist(n.env.Disk())
+		}
+		late := rd.Messages[:0:0]
+		for _, m := range rd.Messages {
+			if m.Eager {
+				n.env.Send(sim.NodeID(m.To), m.Msg)
+			} else {
+				late = append(late, m)
+			}
+		}
+		rd.Messages = late
+		n.apply(rd)
+		w := core.AdvanceWritten()
+		n.compactAfter(rd)
+		if !rd.Sync && len(n.written) == 0 {
+			n.release(rd, w)
+			continue
+		}
+		n.written = append(n.written, writtenReady{rd, w})
+		if !n.syncing && rd.Sync {
+			n.syncing = true
+			d := n.c.sc.Fsync
+			if n.c.sc.FsyncMax > d {
+				d += time.Duration(n.env.Rand().Int64N(int64(n.c.sc.FsyncMax - d)))
+			}
+			n.env.After(d, n.synced)
+		}
+	}
+}
+
+// synced ends the sync kickAsync started: what every Ready wrote is
+// durable now (or, with CrashBeforeSync, the node crashes and loses it).
+func (n *node) synced() {
+	if !n.alive() {
+		return
+	}
+	if n.paused {
+		n.env.After(time.Millisecond, n.synced)
+		return
+	}
+	if p := n.c.sc.CrashBeforeSync; p > 0 && n.env.Rand().Float64() < p &&
+		n.c.crashFor(n.id, n.c.randDur(500*time.Microsecond, 10*time.Millisecond), "before its sync returned") {
+		return // the crash comes next, and takes the unsynced writes with it
+	}
+	n.env.Disk().Sync()
+	written := n.written
+	n.written, n.syncing = nil, false
+	for _, x := range written {
+		n.release(x.rd, x.w)
+	}
+	n.kick()
+}
+
+// release sends what a durable Ready held back and tells the core.
+func (n *node) release(rd Ready, w any) {
+	n.c.obs.persisted(n.id, rd.Accepted)
+	n.send(rd.Messages)
+	n.core.(AsyncCore).Synced(w)
+}
+
 // resume ends a pause: the inbox is handled in arrival order.
 func (n *node) resume() {
 	if !n.paused || !n.alive() {
@@ -209,12 +302,26 @@ func (n *node) resume() {
 // finish sends, applies and advances a persisted Ready.
 func (n *node) finish(rd Ready) {
 	n.c.obs.persisted(n.id, rd.Accepted)
-	for _, m := range rd.Messages {
+	n.send(rd.Messages)
+	n.apply(rd)
+	n.core.Advance()
+	n.compactAfter(rd)
+}
+
+// send sends msgs, and crashes the node after a promise if the scenario
+// says so.
+func (n *node) send(msgs []Envelope) {
+	for _, m := range msgs {
 		n.env.Send(sim.NodeID(m.To), m.Msg)
 		if m.Promise != NoPromise {
 			n.c.maybeCrashAfterPromise(n.id, m.Promise)
 		}
 	}
+}
+
+// apply loads rd's snapshot, applies its committed entries and serves the
+// reads it confirmed.
+func (n *node) apply(rd Ready) {
 	if s := rd.Snapshot; s != nil {
 		kv, err := LoadKV(s.Index, s.Data)
 		if err != nil {
@@ -224,11 +331,15 @@ func (n *node) finish(rd Ready) {
 		n.c.obs.snapshot(n.id, kv.Applied, kv.Hash)
 	}
 	for _, e := range rd.Committed {
-		n.apply(e)
+		n.applyEntry(e)
 	}
 	n.readStates = append(n.readStates, rd.Reads...)
 	n.serveReads()
-	n.core.Advance()
+}
+
+// compactAfter takes a snapshot, when one is due, after rd is advanced,
+// and lets a leader crash after a configuration change it applied.
+func (n *node) compactAfter(rd Ready) {
 	config := slices.ContainsFunc(rd.Committed, func(e Entry) bool { return e.Kind == EntryConfig })
 	n.maybeCompact(len(rd.Committed), config)
 	if _, _, leads := n.core.Leader(); config && leads {
@@ -236,7 +347,7 @@ func (n *node) finish(rd Ready) {
 	}
 }
 
-func (n *node) apply(e Entry) {
+func (n *node) applyEntry(e Entry) {
 	if e.Index <= n.kv.Applied {
 		return // covered by a snapshot loaded in the same Ready
 	}
