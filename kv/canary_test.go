@@ -39,6 +39,11 @@ func TestNodeCanaries(t *testing.T) {
 		// no leases, 300 seeds did not once they had (every schedule
 		// changed), so TestCanaryLeaseKeptOnQuiesce replays it, in a raft
 		// and a paxos keyspace.
+		// syncedBeforeSync needs a leader that counted its unsynced copy,
+		// then crashed, and the one follower that holds the entry outvoted:
+		// 200 seeds of crashes before syncs did not line that up, so
+		// TestLeaderCountsItsCopyOnlyOnceSynced holds a leader's sync and
+		// checks the answer.
 		// waitersByID needs an old entry with a new request's ID to commit
 		// after a restart: 40 random seeds of crashes right after elections
 		// did not line that up, so TestCanaryWaitersByID replays it.

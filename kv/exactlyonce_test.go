@@ -61,6 +61,10 @@ func oldEntryAfterRestart(t *testing.T, bug store.Canary) command.Result {
 	}
 	counter := ln.store.NextRequest
 	ln.round()
+	// Its sync returns before the crash: the put is durable.
+	if err := ln.store.FinishSync(); err != nil {
+		t.Fatal(err)
+	}
 	if log := ln.store.Replicas[rd.ID].Core.(*consensus.RaftCore).Log; log.Last <= log.HardState.Commit {
 		t.Fatalf("the put is not in the leader's log past its commit index (last %d, commit %d)", log.Last, log.HardState.Commit)
 	}

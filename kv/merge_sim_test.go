@@ -26,14 +26,25 @@ func (n *simNode) mergePass() {
 }
 
 // setMergeLimits sets every node's split and merge sizes, now and at
-// their next starts.
+// their next starts: a node down meanwhile starts with the same (it used
+// to start with merges off, so that a range it came back to lead never
+// merged).
 func (c *simCluster) setMergeLimits(rangeMax, mergeBelow int64) {
-	c.rangeMaxBytes, c.mergeBelowBytes = rangeMax, mergeBelow
+	c.rangeMaxBytes, c.mergeBelowBytes, c.mergeLimits = rangeMax, mergeBelow, true
 	for _, id := range c.ids {
 		if n := c.node(id); n != nil {
 			n.store.Config.RangeMaxBytes, n.store.Config.MergeBelowBytes = rangeMax, mergeBelow
 		}
 	}
+}
+
+// startMergeBelow is a starting store's MergeBelowBytes: off (-1) until
+// setMergeLimits.
+func (c *simCluster) startMergeBelow() int64 {
+	if !c.mergeLimits {
+		return -1
+	}
+	return c.mergeBelowBytes
 }
 
 // checkNoStrayData requires that no node holds data under a range the

@@ -286,9 +286,14 @@ type simCluster struct {
 	// each start. maxBatchBytes, if set, is their storage's MaxBatchBytes.
 	rangeMaxBytes int64
 	maxBatchBytes int
-	// mergeBelowBytes is every store's StoreConfig.MergeBelowBytes; 0
-	// switches merges off (merge_sim_test.go sets it).
+	// mergeBelowBytes is every store's StoreConfig.MergeBelowBytes once
+	// mergeLimits is set (merge_sim_test.go's setMergeLimits); until then
+	// merges are off.
 	mergeBelowBytes int64
+	mergeLimits     bool
+	// holdSyncs names a node whose syncs return only when the test calls
+	// its store's FinishSync (0: none).
+	holdSyncs uint64
 	// snapshotChunkBytes, if set, is every store's SnapshotChunkBytes.
 	snapshotChunkBytes int
 	// keys is how many keys per keyspace the clients use; 0 means simKeys.
@@ -655,6 +660,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		Clock:              clock,
 		Canary:             c.canary,
 		SyncHook:           func() { c.syncHook(id) },
+		StartSync:          func() { n.startSync() },
 		NoLeaderBalancing:  c.pinLeaders,
 		SnapshotChunkBytes: c.snapshotChunkBytes,
 		OnApply:            c.checkOnce,
@@ -668,7 +674,7 @@ func (c *simCluster) start(env *sim.Env, id uint64) sim.Process {
 		DefaultGrowTo: c.defaultGrowTo,
 		RangeMaxBytes: c.rangeMaxBytes,
 		// Off unless a test asks (merge_sim_test.go).
-		MergeBelowBytes: cmp.Or(c.mergeBelowBytes, -1),
+		MergeBelowBytes: c.startMergeBelow(),
 	}
 	if n.store, err = store.OpenDriven(db, cfg, n.tr, id == 1); err != nil {
 		panic(err)
@@ -1064,6 +1070,31 @@ func (n *simNode) Receive(from sim.NodeID, msg any) {
 		panic(fmt.Sprintf("node %d: unexpected %T", n.id, msg))
 	}
 	n.round()
+}
+
+// startSync is the store's StartSync: the sync it asks for returns
+// 0.2-5 ms later, unless the node crashes first and loses what the
+// rounds since the last one wrote (kvd's store syncs on a goroutine of
+// its own meanwhile, kv/store/syncs.go).
+//
+// With syncCrashes, one sync in 20 ends in a crash instead, as long as a
+// majority stays up (or crashAll): after the rounds it covers answered
+// their clients and sent their appends.
+func (n *simNode) startSync() {
+	if n.c.holdSyncs == n.id {
+		return
+	}
+	d := 200*time.Microsecond + time.Duration(n.env.Rand().Int64N(int64(4800*time.Microsecond)))
+	n.env.After(d, func() {
+		if c := n.c; c.syncCrashes && c.s.Rand().IntN(20) == 0 && (c.crashAll || c.oneMoreMayCrash()) {
+			c.crashInRound(n)
+			return
+		}
+		if err := n.store.FinishSync(); err != nil {
+			panic(fmt.Sprintf("node %d: %v", n.id, err))
+		}
+		n.round()
+	})
 }
 
 // round is the loop's Store.HandleReady and the transport's flush.

@@ -26,6 +26,11 @@ import (
 //  3. it applies rd.committed in order, and serves rd.reads once the
 //     replica has applied their index;
 //  4. advance.
+//
+// A round whose cores that must sync are all AsyncCores does not wait for
+// its sync: it sends rd.eager, applies, and advances with AdvanceWritten;
+// rd.messages wait until a sync covers the round, and then the cores hear
+// Synced (kv/store/syncs.go).
 type Core interface {
 	// protocol names the protocol for metrics: "raft" or "paxos".
 	Protocol() string

@@ -28,9 +28,37 @@ type RaftCore struct {
 	// goes on from its index, so that a leader probing a follower that is
 	// still pulling a snapshot does not open a new one each time.
 	lastSnap raft.Snapshot
+	// synced is the hard state known durable: Log.HardState, but for
+	// what rounds not synced yet wrote (AdvanceWritten). Eager messages
+	// must carry its term. advances counts Readys advanced, syncedAt is
+	// the count synced was taken at: a Synced for an older Ready (after a
+	// later one was synced by a split's commit) leaves it.
+	synced             raft.HardState
+	advances, syncedAt uint64
 }
 
-var _ Core = (*RaftCore)(nil)
+var (
+	_ Core      = (*RaftCore)(nil)
+	_ AsyncCore = (*RaftCore)(nil)
+)
+
+// AsyncCore is a Core whose Ready the store may advance before the
+// round's batch is synced: raft ranges (raft.RawNode.AdvanceWritten).
+type AsyncCore interface {
+	Core
+	// AdvanceWritten is Advance for a Ready whose writes are committed to
+	// Pebble but maybe not synced; the store calls Synced with what it
+	// returns once they are, after it sent the Ready's Messages.
+	AdvanceWritten() Written
+	Synced(w Written)
+}
+
+// Written is what AdvanceWritten returns, for Synced.
+type Written struct {
+	raft raft.Written
+	hs   raft.HardState
+	at   uint64 // RaftCore.advances
+}
 
 // NewRaftCore opens the range's Raft log (bootstrapping a new one with the
 // descriptor's replicas as founding voters) and starts its core. It sets
@@ -51,7 +79,7 @@ func NewRaftCore(h *Host, rg Range) (*RaftCore, error) {
 		}
 		*rg.Applied = 1
 	}
-	c := &RaftCore{h: h, rg: rg, Log: log}
+	c := &RaftCore{h: h, rg: rg, Log: log, synced: log.HardState}
 	log.BuildSnapshot = c.snapshot
 	cfg := h.Raft
 	cfg.ID = h.NodeID
@@ -141,7 +169,11 @@ func (c *RaftCore) Ready() Ready {
 		for i := range rd.Messages {
 			out.Messages[i] = PeerMessage{Raft: &rd.Messages[i]}
 		}
-		splitEager(&out, func(m PeerMessage) bool { return eagerRaft(m.Raft, rd.HardState, c.Log.HardState) })
+		after := rd.HardState
+		if after.IsEmpty() {
+			after = c.Log.HardState
+		}
+		splitEager(&out, func(m PeerMessage) bool { return eagerRaft(m.Raft, after, c.synced) })
 	}
 	if len(rd.CommittedEntries) > 0 {
 		out.Committed = make([]CommittedEntry, len(rd.CommittedEntries))
@@ -192,6 +224,20 @@ func (c *RaftCore) Persist(b *storage.Batch) error {
 func (c *RaftCore) Advance() {
 	c.RawNode.Advance()
 	c.advanced()
+	c.synced, c.syncedAt = c.Log.HardState, c.advances
+}
+
+func (c *RaftCore) AdvanceWritten() Written {
+	rw := c.RawNode.AdvanceWritten()
+	c.advanced()
+	return Written{raft: rw, hs: c.Log.HardState, at: c.advances}
+}
+
+func (c *RaftCore) Synced(w Written) {
+	c.RawNode.Synced(w.raft)
+	if w.at > c.syncedAt {
+		c.synced, c.syncedAt = w.hs, w.at
+	}
 }
 
 // AdvancePaused is Advance for a Ready whose committed entries were
@@ -201,6 +247,8 @@ func (c *RaftCore) Advance() {
 func (c *RaftCore) AdvancePaused(applied uint64) {
 	c.RawNode.AdvancePaused(applied)
 	c.advanced()
+	// Its round synced when the split committed (kv/store's commitSoFar).
+	c.synced, c.syncedAt = c.Log.HardState, c.advances
 }
 
 // ResumeApply: the next Ready hands out the committed entries after the
@@ -209,6 +257,7 @@ func (c *RaftCore) ResumeApply() { c.RawNode.ResumeApply() }
 
 // advanced finishes an Advance.
 func (c *RaftCore) advanced() {
+	c.advances++
 	// The leader waits in StateSnapshot for the follower's answer or for
 	// ReportSnapshot. The transport cannot tell whether a snapshot or the
 	// answer to it arrived, so every snapshot is reported sent once handed

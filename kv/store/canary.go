@@ -15,6 +15,11 @@ type Canary struct {
 	// syncing the WAL before sending the messages that acknowledge them:
 	// a crash forgets votes and entries that others counted.
 	AckBeforeSync bool
+	// SyncedBeforeSync tells a raft core that a round's writes are
+	// durable as soon as the round that did not wait for its sync
+	// (syncs.go) advances it: a leader counts its own copy of entries
+	// that a crash can still take, toward commits it acknowledges.
+	SyncedBeforeSync bool
 	// SkipReadBarrier serves a linearizable read from the leader's applied
 	// data without confirming its leadership (no ReadIndex): a deposed
 	// leader that does not know it yet answers stale reads.

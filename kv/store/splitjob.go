@@ -204,10 +204,20 @@ func (s *Store) finishSplit(j *splitJob) error {
 
 // advance advances r's core after a round: paused at the split that
 // this round's apply started, if any (SplitCore.AdvancePaused).
-func (s *Store) advance(r *replica) {
+func (s *Store) advance(r *replica, held *heldRound) {
 	if j := r.splitting; j != nil && !j.advanced {
+		// Its round synced when the split committed (commitSoFar).
 		j.advanced = true
 		r.Core.(consensus.SplitCore).AdvancePaused(r.Applied)
+		return
+	}
+	if ac, ok := r.Core.(consensus.AsyncCore); ok && held != nil {
+		w := ac.AdvanceWritten()
+		if s.Config.Canary.SyncedBeforeSync {
+			ac.Synced(w)
+			return
+		}
+		held.written = append(held.written, heldWritten{r, w})
 		return
 	}
 	r.Core.Advance()

@@ -113,6 +113,14 @@ type StoreConfig struct {
 	// before its batch was synced (consensus.Ready.Eager), between the
 	// send and the sync, so that tests can crash there.
 	SyncHook func()
+	// WaitForSyncs makes every round wait in the loop for its WAL sync,
+	// as the store did before rounds could go on without (syncs.go).
+	WaitForSyncs bool
+	// StartSync, for a driven store (OpenDriven), lets rounds go on
+	// without their sync: it is called, on the loop, when a sync should
+	// start, and the caller calls Store.FinishSync later on the loop.
+	// Without it a driven store's rounds wait for their syncs.
+	StartSync func()
 	// NoLeaderBalancing switches leadership balancing off (leaders.go): a
 	// range's leadership then moves only by elections and drains. Tests
 	// that hand proposals straight to a range's leader set it, since a
@@ -292,6 +300,8 @@ type Store struct {
 	again chan struct{}
 	stop  chan struct{}
 	done  chan struct{}
+	// syncs are the rounds that did not wait for their sync (syncs.go).
+	syncs syncState
 
 	// catalog is the latest applied catalog, published for readers.
 	published atomic.Pointer[CatalogView]
@@ -412,6 +422,7 @@ func OpenStore(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap b
 	if err != nil {
 		return nil, err
 	}
+	go s.runSyncer()
 	go s.run()
 	return s, nil
 }
@@ -447,6 +458,12 @@ func open(db *storage.DB, cfg StoreConfig, transport Transport, bootstrap, drive
 		Failed:   map[uint64]*failedReplica{},
 		born:     map[uint64]bool{},
 		cat:      catalog.NewCatalog(),
+		driven:   driven,
+	}
+	if !driven {
+		// The syncer starts with the loop (OpenStore); a round of the
+		// opening may ask it for a sync already.
+		s.syncs.req, s.syncs.done, s.syncs.exited = make(chan struct{}, 1), make(chan error, 1), make(chan struct{})
 	}
 	s.Quiesce.init()
 	s.drainingPeers = map[uint64]bool{}
@@ -783,6 +800,9 @@ func (s *Store) Close() error {
 		close(s.stop)
 	}
 	<-s.done
+	if s.syncs.exited != nil {
+		<-s.syncs.exited // done with the database too
+	}
 	return s.Err()
 }
 
@@ -933,6 +953,12 @@ func (s *Store) run() {
 		case <-s.again:
 			// A replica has more ready (HandleReady, step 4).
 			s.keepTime()
+		case err := <-s.syncs.done:
+			s.keepTime()
+			if err := s.synced(err); err != nil {
+				s.Fail(err)
+				return
+			}
 		}
 		if err := s.HandleReady(); err != nil {
 			s.Fail(err)
@@ -1082,7 +1108,8 @@ func (s *Store) HandleReady() error {
 
 	// 1. Persist every replica's snapshot, entries and hard state in one
 	// batch, synced once if any of them needs it. The leaders' appends go
-	// out before the sync.
+	// out before the sync. A round of raft ranges only does not wait for
+	// the sync (syncs.go).
 	b := s.DB.NewBatch()
 	defer b.Close()
 	sync := false
@@ -1106,10 +1133,15 @@ func (s *Store) HandleReady() error {
 	if s.send(ready, early) > 0 && s.Config.SyncHook != nil {
 		s.Config.SyncHook()
 	}
+	later := sync && s.canSyncLater(ready)
 	if !b.Empty() || sync {
-		if err := b.Commit(sync && !s.Config.Canary.AckBeforeSync); err != nil {
+		if err := b.Commit(sync && !later && !s.Config.Canary.AckBeforeSync); err != nil {
 			return err
 		}
+	}
+	if sync && !later {
+		// What the held rounds wrote is durable too: theirs go first.
+		s.release(len(s.syncs.held))
 	}
 	if err := s.ingestInstalls(); err != nil {
 		return err
@@ -1119,8 +1151,15 @@ func (s *Store) HandleReady() error {
 		s.Config.Metrics.ReadySyncs.Inc()
 	}
 
-	// 2. Send the rest, now that what they promise is durable.
-	s.send(ready, late)
+	// 2. Send the rest, now that what they promise is durable, or hold
+	// them until it is.
+	var held *heldRound
+	if later || len(s.syncs.held) > 0 {
+		held = s.hold(ready, late)
+		s.startSync()
+	} else {
+		s.send(ready, late)
+	}
 
 	// 3. Apply committed entries, all replicas in one unsynced batch (or
 	// more, if one would exceed MaxBatchBytes: RoundBatch), each replica's
@@ -1158,7 +1197,7 @@ func (s *Store) HandleReady() error {
 	more := false
 	for _, x := range ready {
 		x.r.serveReads()
-		s.advance(x.r)
+		s.advance(x.r, held)
 		more = more || s.running(x.r) && x.r.Core.HasCommittedEntries()
 	}
 	if more {
