@@ -12,6 +12,8 @@
 // Invariants: only the store's goroutine calls a Core. A Core's state and
 // entries reach the batch the store commits (Persist) before its messages
 // are sent, and the batch is synced when the Ready says so (MustSync): no
-// vote or acknowledgement leaves the node before it is durable. A log is
+// vote or acknowledgement leaves the node before it is durable. A round
+// that does not wait for its sync (AsyncCore) holds them until it is,
+// and a leader counts its own copy of entries only then (Synced). A log is
 // truncated only up to an index whose effects are committed in Pebble.
 package consensus
