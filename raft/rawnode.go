@@ -185,11 +185,16 @@ func (rn *RawNode) Ready() Ready {
 // effect now.
 func (rn *RawNode) Advance() {
 	rd := rn.takeHanded("Advance")
-	applied := rn.raft.log.applied
+	rn.advance(rd, rn.appliedAfter(rd), true)
+}
+
+// appliedAfter is the applied index once rd's committed entries are all
+// applied.
+func (rn *RawNode) appliedAfter(rd *Ready) uint64 {
 	if n := len(rd.CommittedEntries); n > 0 {
-		applied = rd.CommittedEntries[n-1].Index
+		return rd.CommittedEntries[n-1].Index
 	}
-	rn.advance(rd, applied, true)
+	return rn.raft.log.applied
 }
 
 // Written names the writes of a Ready handed back by AdvanceWritten: its
@@ -212,11 +217,7 @@ type Written struct{ Index, Term uint64 }
 // their Synced calls come after this one's.
 func (rn *RawNode) AdvanceWritten() Written {
 	rd := rn.takeHanded("AdvanceWritten")
-	applied := rn.raft.log.applied
-	if n := len(rd.CommittedEntries); n > 0 {
-		applied = rd.CommittedEntries[n-1].Index
-	}
-	rn.advance(rd, applied, rn.raft.canaries.countUnsynced)
+	rn.advance(rd, rn.appliedAfter(rd), rn.raft.canaries.countUnsynced)
 	if n := len(rd.Entries); n > 0 {
 		return Written{Index: rd.Entries[n-1].Index, Term: rd.Entries[n-1].Term}
 	}
