@@ -9,8 +9,8 @@ import (
 // A round that must sync (a replica appended entries, or changed its term
 // or vote) used to wait in the loop for its WAL sync, a millisecond or
 // more under load, before anything else could happen on the node. When
-// every replica that needs the sync is a raft range (consensus.AsyncCore),
-// the round instead commits its batch without the sync, sends its eager
+// every replica that needs the sync is a raft range (consensus.AsyncCore)
+// and other work waits for the loop, the round instead commits its batch without the sync, sends its eager
 // messages, applies and answers its clients, advances its cores with
 // AdvanceWritten, and goes on; its other messages (votes,
 // acknowledgements: what counts on this node's copy) wait in s.syncs.held
