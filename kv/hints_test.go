@@ -12,6 +12,7 @@ import (
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/eventual"
 	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
+	"github.com/quorumkv/quorumkv/kv/records"
 	"github.com/quorumkv/quorumkv/kv/store"
 	"github.com/quorumkv/quorumkv/storage"
 )
@@ -344,10 +345,26 @@ func testNewReplicaFills(t *testing.T, canary bool) {
 			t.Fatal(err)
 		}
 	}
-	// The write's call to p fails in the background, after W=1 answered:
-	// p comes back only once it did (q holds a hint for it, which it
-	// replays only hourly).
-	waitUntil(t, "q's hint for p", func() bool { return len(q.ev.Hints.PendingTargets()) == 1 })
+	// Each write's call to p fails in the background, after W=1 answered:
+	// p comes back only once every one did (q holds a hint for each, which
+	// it replays only hourly). Waiting for the first hint alone let a call
+	// still under way reach p after it came back, and the canary's reads
+	// found the value there.
+	waitUntil(t, "q's hints for p, one a key", func() bool {
+		hints, err := q.ev.Hints.Read(storage.HintSpan(records.HintTargetName(p.store.NodeID())))
+		hinted := map[string]bool{}
+		for _, e := range hints {
+			if h, err := records.DecodeHint(e.Value); err == nil {
+				hinted[string(h.Key)] = true
+			}
+		}
+		for i := range keys {
+			if !hinted[fmt.Sprintf("k%d", i)] {
+				return false
+			}
+		}
+		return err == nil
+	})
 	if !q.ev.Hints.Claim(p.store.NodeID()) { // and never replays them
 		t.Fatal("q's hints for p are being replayed")
 	}
