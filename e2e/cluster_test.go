@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -13,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
-
 	"github.com/quorumkv/quorumkv/client"
 	"github.com/quorumkv/quorumkv/internal/sim"
+	"github.com/quorumkv/quorumkv/internal/workload"
 )
 
 // startCluster starts n kvd processes on loopback: the first founds the
@@ -121,7 +119,7 @@ func TestThreeNodes(t *testing.T) {
 				default:
 				}
 				ks := keyspaces[rng.IntN(len(keyspaces))]
-				runOp(h, sim.NodeID(c+1), cl, rng, ks, keys, fmt.Sprintf("c%d-%d", c, i))
+				workload.RegisterOp(context.Background(), h, sim.NodeID(c+1), cl, rng, ks, keys, fmt.Sprintf("c%d-%d", c, i))
 			}
 		}()
 	}
@@ -201,67 +199,6 @@ func rangeLeader(node *kvd, keyspace string) string {
 		node.t.Fatalf("cluster ranges -k %s: %v\n%s", keyspace, err, out)
 	}
 	return resp.Ranges[0].Leader
-}
-
-// runOp runs one random operation on a key of keyspace ks and records it
-// in h, where the key is named ks/key.
-func runOp(h *sim.History, id sim.NodeID, cl *client.Client, rng *rand.Rand, ks string, keys []string, value string) {
-	ctx := context.Background()
-	key := keys[rng.IntN(len(keys))]
-	model := ks + "/" + key
-	switch rng.IntN(4) {
-	case 0:
-		op := h.Invoke(id, sim.KVGet(model))
-		kv, err := cl.Get(ctx, ks, []byte(key), client.Quorum{})
-		switch {
-		case err == nil:
-			op.Return(sim.KVOutput{Value: string(kv.Value), Found: true})
-		case errors.Is(err, client.ErrNotFound):
-			op.Return(sim.KVOutput{})
-		default:
-			op.Fail() // a read has no effect
-		}
-	case 1:
-		op := h.Invoke(id, sim.KVPut(model, value))
-		_, err := cl.Put(ctx, ks, []byte(key), []byte(value), client.Quorum{})
-		finishWrite(op, err, sim.KVOutput{})
-	case 2:
-		op := h.Invoke(id, sim.KVCASAbsent(model, value))
-		_, err := cl.CompareAndSwap(ctx, ks, []byte(key), client.Expect{Absent: true}, []byte(value))
-		finishCAS(op, err)
-	default:
-		// Compare against a value read just before: often still current.
-		kv, err := cl.Get(ctx, ks, []byte(key), client.Quorum{})
-		if err != nil {
-			return
-		}
-		op := h.Invoke(id, sim.KVCAS(model, string(kv.Value), value))
-		_, err = cl.CompareAndSwap(ctx, ks, []byte(key), client.Expect{Value: kv.Value}, []byte(value))
-		finishCAS(op, err)
-	}
-}
-
-func finishCAS(op *sim.Op, err error) {
-	if errors.Is(err, client.ErrConditionFailed) {
-		op.Return(sim.KVOutput{Swapped: false})
-		return
-	}
-	finishWrite(op, err, sim.KVOutput{Swapped: true})
-}
-
-// finishWrite: a node's own Unavailable, or the client finding no node
-// to send to, mean nothing was written; anything else (a connection lost
-// mid-request, a deadline, Unknown) may have been.
-func finishWrite(op *sim.Op, err error, ok sim.KVOutput) {
-	switch {
-	case err == nil:
-		op.Return(ok)
-	case errors.Is(err, client.ErrNoNode),
-		connect.IsWireError(err) && connect.CodeOf(err) == connect.CodeUnavailable:
-		op.Fail()
-	default:
-		op.Unknown()
-	}
 }
 
 // TestRESTAnyNode: the REST routes, like the Connect API, work through a

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/client"
 	"github.com/quorumkv/quorumkv/internal/sim"
+	"github.com/quorumkv/quorumkv/internal/workload"
 )
 
 // TestEventualCASLinearizable: a compare-and-swap-only run on an eventual
@@ -92,17 +93,17 @@ func swapOp(h *sim.History, id sim.NodeID, cl *client.Client, rng *rand.Rand, ke
 	case errors.Is(err, client.ErrNotFound) || rng.IntN(5) == 0:
 		op := h.Invoke(id, sim.KVCASAbsent(key, value))
 		_, err := cl.CompareAndSwap(ctx, "ev", []byte(key), client.Expect{Absent: true}, []byte(value))
-		finishCAS(op, err)
+		workload.FinishCAS(op, err)
 	case err != nil:
 		return
 	case rng.IntN(2) == 0:
 		// If-Match: the version names the value read (values are unique).
 		op := h.Invoke(id, sim.KVCAS(key, string(kv.Value), value))
 		_, err := cl.CompareAndSwap(ctx, "ev", []byte(key), client.Expect{Version: kv.Version}, []byte(value))
-		finishCAS(op, err)
+		workload.FinishCAS(op, err)
 	default:
 		op := h.Invoke(id, sim.KVCAS(key, string(kv.Value), value))
 		_, err := cl.CompareAndSwap(ctx, "ev", []byte(key), client.Expect{Value: kv.Value}, []byte(value))
-		finishCAS(op, err)
+		workload.FinishCAS(op, err)
 	}
 }

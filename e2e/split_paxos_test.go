@@ -10,6 +10,7 @@ import (
 
 	"github.com/quorumkv/quorumkv/client"
 	"github.com/quorumkv/quorumkv/internal/sim"
+	"github.com/quorumkv/quorumkv/internal/workload"
 )
 
 // A paxos keyspace of one range on 3 nodes started with --range-max-bytes
@@ -44,7 +45,7 @@ func TestPaxosRangesSplitUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				runOp(h, sim.NodeID(c+1), ccl, rng, "pbig", []string{"phone", "laptop", "tablet", "watch"}, fmt.Sprintf("c%d-%d", c, i))
+				workload.RegisterOp(context.Background(), h, sim.NodeID(c+1), ccl, rng, "pbig", []string{"phone", "laptop", "tablet", "watch"}, fmt.Sprintf("c%d-%d", c, i))
 			}
 		})
 	}

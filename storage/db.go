@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
 
 // storeVersion is the version of the key layout and value encodings written
@@ -72,6 +73,9 @@ func Open(dir string, opts Options) (*DB, error) {
 		// filesystem; we pick it, so we add them, the same way.
 		fs, healthCloser = vfs.WithDiskHealthChecks(vfs.Default, opts.DiskSlowThreshold, nil,
 			func(info vfs.DiskSlowInfo) { listener.DiskSlow(info) })
+	}
+	if opts.Faults != nil {
+		fs = errorfs.Wrap(fs, errorfs.InjectorFunc(opts.Faults.maybeError))
 	}
 	wfs := newWALSyncFS(fs, opts.OnWALSync)
 

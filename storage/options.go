@@ -75,6 +75,11 @@ type Options struct {
 	// OpenMem and DB.CrashClone).
 	FS vfs.FS
 
+	// Faults, if set, fails or delays the database's writes and syncs
+	// (DiskFaults): for tests and kvd's test-only failpoints, never in
+	// production.
+	Faults *DiskFaults
+
 	// Logger receives the database's log lines, tagged component=pebble.
 	// Pebble's informational chatter goes to Debug. Nil discards them.
 	Logger *slog.Logger

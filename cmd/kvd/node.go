@@ -63,7 +63,15 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	metrics.RegisterBuildInfo(reg, kvdVersion(), runtime.Version())
 	metrics := metrics.NewMetrics(reg)
 
-	db, err := storage.Open(cfg.dataDir, storage.Options{Logger: logger, OnWALSync: metrics.ObserveWALSync})
+	hooks, err := loadTestHooks(logger)
+	if err != nil {
+		return nil, err
+	}
+	if hooks.stop != nil {
+		n.closers = append(n.closers, func() error { hooks.stop(); return nil })
+	}
+
+	db, err := storage.Open(cfg.dataDir, storage.Options{Logger: logger, OnWALSync: metrics.ObserveWALSync, Faults: hooks.disk})
 	if err != nil {
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.dataDir, err)
 	}
@@ -121,7 +129,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	}
 	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self, Advertised: n.gossip.AdvertisedAddr,
 		DefaultGrowTo: defaultGrowTo, RangeMaxBytes: cfg.rangeMaxBytes, MergeBelowBytes: cfg.mergeBelowBytes,
-		AuthAtBootstrap: cfg.certs != nil}, nil, len(cfg.join) == 0)
+		AuthAtBootstrap: cfg.certs != nil, Canary: hooks.canary}, nil, len(cfg.join) == 0)
 	if err != nil {
 		return nil, err
 	}
@@ -141,11 +149,16 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	if err := n.store.SetTransport(transport); err != nil {
 		return nil, err
 	}
-	node, err := kv.NewNode(n.store, kv.NodeConfig{
+	nodeCfg := kv.NodeConfig{
 		Zone: cfg.zone, Weight: cfg.weight, HTTPClient: peerClient, MaxHintAge: cfg.hintWindow, DeadAfter: cfg.deadAfter, Limits: cfg.limits,
-		Alive:   func(nd catalog.NodeDescriptor) bool { return gossipAlive(n.gossip, nd) },
-		Members: func() []kv.Member { return gossipMembers(n.gossip) },
-	})
+		Alive:         func(nd catalog.NodeDescriptor) bool { return gossipAlive(n.gossip, nd) },
+		Members:       func() []kv.Member { return gossipMembers(n.gossip) },
+		PhysicalClock: hooks.clock,
+	}
+	if hooks.plantNode != nil {
+		hooks.plantNode(&nodeCfg)
+	}
+	node, err := kv.NewNode(n.store, nodeCfg)
 	if err != nil {
 		return nil, err
 	}

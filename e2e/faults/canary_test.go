@@ -1,0 +1,70 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// suiteCanaries are the bugs the suite must catch, each in a kvd built
+// with the qkv_canary tag (cmd/kvd/canary_on.go), with the nemesis and the
+// keyspaces that expose it, and the workload whose checker must say so.
+var suiteCanaries = []struct {
+	name     string
+	nemesis  string
+	targets  []Target
+	workload string
+	// rounds is how many rounds may pass before the canary counts as
+	// missed: some bugs need a fault at the right moment.
+	rounds int
+}{
+	// Two buyers' swaps proposed before either applies both become puts:
+	// the phone is sold twice, no fault needed.
+	{name: "cas-at-propose", nemesis: "none", targets: []Target{{"r", "raft"}, {"p", "paxos"}}, workload: Sale, rounds: 2},
+	// A leader cut off from the others serves reads from its own data
+	// until it learns it was deposed, after the others elected a new
+	// leader and took writes: stale reads.
+	{name: "skip-read-barrier", nemesis: "partition-leader", targets: []Target{{"r", "raft"}, {"p", "paxos"}}, workload: Register, rounds: 3},
+	// A coordinator that stored a write on its own replica and could not
+	// reach W answers Unavailable: "nothing was written", and the
+	// element is there after the partition heals.
+	{name: "unavailable-after-partial-write", nemesis: "partition-leader", targets: []Target{{"e", "eventual"}}, workload: Set, rounds: 3},
+}
+
+// TestCanaries: the suite catches every planted bug. A suite that passes
+// a kvd with these bugs proves nothing about one without them.
+func TestCanaries(t *testing.T) {
+	needSuite(t)
+	img := image(t, TagFailpoints, TagCanary)
+	sd := seed(t)
+	for i, k := range suiteCanaries {
+		t.Run(k.name, func(t *testing.T) {
+			c := startCluster(t, img, 3, k.targets, "KVD_TEST_CANARY="+k.name)
+			if log := c.Log(context.Background(), c.Nodes[0]); !strings.Contains(log, "TEST-ONLY CANARY BUILD") {
+				t.Fatalf("n1 does not say it has the canary planted:\n%s", log)
+			}
+			nem := nemesisNamed(t, k.nemesis)
+			for r := range k.rounds {
+				results, err := RunRound(context.Background(), c, Round{Nemesis: nem, Duration: 16 * time.Second, Targets: k.targets,
+					Seed: sd + uint64(100*i+r), Prefix: fmt.Sprintf("%s-%d", k.name, r), CheckTimeout: time.Minute, Logf: t.Logf})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var caught []string
+				for _, res := range results {
+					if res.Workload == k.workload {
+						caught = append(caught, res.Violations...)
+					}
+				}
+				if len(caught) > 0 {
+					t.Logf("caught in round %d by the %s checker: %d violations; the first: %s", r+1, k.workload, len(caught), caught[0])
+					return
+				}
+				t.Logf("round %d: not caught\n%s", r+1, Markdown(results))
+			}
+			t.Errorf("canary %s not caught by the %s checker in %d rounds of %s", k.name, k.workload, k.rounds, k.nemesis)
+		})
+	}
+}

@@ -1,0 +1,152 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Round is one nemesis acting on a cluster for a while as the workloads
+// run on the targets.
+type Round struct {
+	Nemesis  *Nemesis
+	Duration time.Duration
+	Targets  []Target
+	Seed     uint64
+	// Prefix keeps the round's keys apart from other rounds'.
+	Prefix string
+	// CheckTimeout bounds porcupine's check of one keyspace's registers.
+	CheckTimeout time.Duration
+	Logf         func(format string, args ...any)
+}
+
+// warmup is how long the workloads run before the first fault: the
+// unavailability measured after a fault is then the fault's, not the
+// start's.
+const warmup = 2 * time.Second
+
+// RunRound runs one round on c: the workloads on every target, the
+// nemesis injecting and healing faults until the round's time is up; then
+// it heals everything, waits for every node to be ready, and checks what
+// the clients were told. It returns a Result per workload and target, and
+// an error if the harness itself failed (not for a violation: those are
+// in the results).
+func RunRound(ctx context.Context, c *Cluster, r Round) ([]*Result, error) {
+	logf := r.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	admin, err := clientFor(c, 0)
+	if err != nil {
+		return nil, err
+	}
+	e := &env{c: c, rng: rand.New(rand.NewPCG(r.Seed, 0x9e3779b97f4a7c15)), targets: r.Targets, admin: admin}
+	rec := newRecorder()
+	stop := make(chan struct{})
+	workers := make(chan error, 1)
+	go func() { workers <- runWorkloads(c, r.Targets, r.Prefix, rec, stop) }()
+
+	var faults []time.Duration
+	var nemesisErr error
+	time.Sleep(warmup)
+	for rec.since()+r.Nemesis.Hold <= r.Duration {
+		at := rec.since()
+		what, heal, err := r.Nemesis.inject(ctx, e)
+		if err != nil {
+			nemesisErr = fmt.Errorf("%s: injecting: %w", r.Nemesis.Name, err)
+			break
+		}
+		faults = append(faults, at)
+		logf("%6.1fs %s: %s", at.Seconds(), r.Nemesis.Name, what)
+		time.Sleep(r.Nemesis.Hold)
+		if err := heal(ctx); err != nil {
+			nemesisErr = fmt.Errorf("%s: healing %s: %w", r.Nemesis.Name, what, err)
+			break
+		}
+		logf("%6.1fs healed", rec.since().Seconds())
+		time.Sleep(r.Nemesis.Rest)
+	}
+	close(stop)
+	if err := <-workers; err != nil {
+		return nil, err
+	}
+	if err := errors.Join(nemesisErr, restore(ctx, c, e)); err != nil {
+		return nil, err
+	}
+	logf("%6.1fs workloads stopped, cluster healed; checking", rec.since().Seconds())
+
+	registers := checkRegisters(rec, r.Targets, r.CheckTimeout)
+	set, err := checkSet(ctx, admin, rec, r.Targets)
+	if err != nil {
+		return nil, err
+	}
+	sale, err := checkSale(ctx, admin, rec, r.Targets)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Result
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, t := range r.Targets {
+		// A fault may stop the writes of some ranges only (those the
+		// node cut off led): where the register workload runs, a
+		// fault's unavailability is its slowest key's, as each key
+		// lives in one range.
+		waits := unavailability(rec.mu.writes[t.Keyspace], faults)
+		if t.Linearizable() {
+			clear(waits)
+			for _, key := range registerKeyNames(r.Prefix) {
+				for i, u := range unavailability(rec.mu.writes[t.Keyspace+"/"+key], faults) {
+					if u < 0 || waits[i] < 0 {
+						waits[i] = -1
+					} else {
+						waits[i] = max(waits[i], u)
+					}
+				}
+			}
+		}
+		if len(faults) > 0 {
+			logf("keyspace %s (%s): writes resumed after each fault in %v", t.Keyspace, t.Mode, waits)
+		}
+		for msg, n := range rec.mu.errs[t.Keyspace] {
+			logf("keyspace %s (%s): %d times: %s", t.Keyspace, t.Mode, n, msg)
+		}
+		unavailable := worst(waits)
+		for _, res := range []*Result{registers[t.Keyspace], set[t.Keyspace], sale[t.Keyspace]} {
+			if res == nil {
+				continue
+			}
+			res.Nemesis, res.Faults, res.Unavailable = r.Nemesis.Name, len(faults), unavailable
+			res.Ops = rec.mu.ops[[2]string{t.Keyspace, res.Workload}]
+			out = append(out, res)
+		}
+	}
+	for _, note := range e.notes {
+		out = append(out, &Result{Nemesis: r.Nemesis.Name, Workload: "identity", Violations: []string{note}})
+	}
+	return out, nil
+}
+
+// restore heals every fault a round may have left: the cuts, the paused
+// and stopped nodes, the failpoints; and waits until every node is ready.
+func restore(ctx context.Context, c *Cluster, e *env) error {
+	errs := []error{c.Heal(ctx), e.clearFailpoints(ctx)}
+	for _, n := range c.Nodes {
+		switch running, err := c.Running(ctx, n); {
+		case err != nil:
+			errs = append(errs, err)
+		case n.Paused():
+			errs = append(errs, c.Unpause(ctx, n))
+		case n.Up() && !running:
+			errs = append(errs, c.Kill(ctx, n), c.Start(ctx, n))
+		case !n.Up():
+			errs = append(errs, c.Start(ctx, n))
+		}
+	}
+	for _, n := range c.Nodes {
+		errs = append(errs, c.WaitReady(ctx, n, time.Minute))
+	}
+	return errors.Join(errs...)
+}
