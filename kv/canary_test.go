@@ -30,6 +30,7 @@ func TestNodeCanaries(t *testing.T) {
 	}{
 		{"ack-before-sync", store.Canary{AckBeforeSync: true}, simShape{nodes: 3, crashAll: true}, 40, false},
 		{"skip-read-barrier", store.Canary{SkipReadBarrier: true}, simShape{nodes: 3}, 40, false},
+		{"read-any-replica", store.Canary{ReadAnyReplica: true}, simShape{nodes: 3}, 40, false},
 		{"decide-cas-at-propose", store.Canary{CasAtPropose: true}, simShape{nodes: 3}, 40, false},
 		{"no-dedup", store.Canary{NoDedup: true}, simShape{nodes: 3}, 40, false},
 		{"all-eager", store.Canary{AllEager: true}, simShape{nodes: 3, crashAll: true, syncCrashes: true}, 40, true},

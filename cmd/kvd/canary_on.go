@@ -18,6 +18,7 @@ import (
 // say what each does.
 var canaries = map[string]func(*testHooks){
 	"skip-read-barrier": func(h *testHooks) { h.canary.SkipReadBarrier = true },
+	"read-any-replica":  func(h *testHooks) { h.canary.ReadAnyReplica = true },
 	"cas-at-propose":    func(h *testHooks) { h.canary.CasAtPropose = true },
 	"no-dedup":          func(h *testHooks) { h.canary.NoDedup = true },
 	"ack-before-sync":   func(h *testHooks) { h.canary.AckBeforeSync = true },

@@ -23,10 +23,13 @@ var suiteCanaries = []struct {
 	// Two buyers' swaps proposed before either applies both become puts:
 	// the phone is sold twice, no fault needed.
 	{name: "cas-at-propose", nemesis: "none", targets: []Target{{"r", "raft"}, {"p", "paxos"}}, workload: Sale, rounds: 2},
-	// A leader cut off from the others serves reads from its own data
-	// until it learns it was deposed, after the others elected a new
-	// leader and took writes: stale reads.
-	{name: "skip-read-barrier", nemesis: "partition-leader", targets: []Target{{"r", "raft"}, {"p", "paxos"}}, workload: Register, rounds: 3},
+	// A replica serves reads from its own data, leader or not: one cut
+	// off from its range answers stale reads once the others took
+	// writes. (skip-read-barrier, the same bug on a leader alone, is
+	// caught by the simulator, kv's TestNodeCanaries: on a real cluster
+	// its window, between a new leader's first write and the old
+	// leader's step-down by check-quorum, is a fraction of a second.)
+	{name: "read-any-replica", nemesis: "partition-leader", targets: []Target{{"r", "raft"}, {"p", "paxos"}}, workload: Register, rounds: 3},
 	// A coordinator that stored a write on its own replica and could not
 	// reach W answers Unavailable: "nothing was written", and the
 	// element is there after the partition heals.

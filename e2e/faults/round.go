@@ -27,6 +27,10 @@ type Round struct {
 // start's.
 const warmup = 2 * time.Second
 
+// settle is how long the healed cluster is left alone before the checks:
+// hints are replayed every second (records.DefaultHintReplayInterval).
+const settle = 3 * time.Second
+
 // RunRound runs one round on c: the workloads on every target, the
 // nemesis injecting and healing faults until the round's time is up; then
 // it heals everything, waits for every node to be ready, and checks what
@@ -75,9 +79,16 @@ func RunRound(ctx context.Context, c *Cluster, r Round) ([]*Result, error) {
 	if err := errors.Join(nemesisErr, restore(ctx, c, e)); err != nil {
 		return nil, err
 	}
-	logf("%6.1fs workloads stopped, cluster healed; checking", rec.since().Seconds())
+	// Healed, the cluster converges: hints reach the replicas that
+	// missed writes (every second), so a write stored on one replica cut
+	// off is on the others too.
+	time.Sleep(settle)
+	logf("%6.1fs workloads stopped, cluster healed and settled; checking", rec.since().Seconds())
 
+	start := time.Now()
 	registers := checkRegisters(rec, r.Targets, r.CheckTimeout)
+	logf("registers checked in %v", round(time.Since(start)))
+	start = time.Now()
 	set, err := checkSet(ctx, admin, rec, r.Targets)
 	if err != nil {
 		return nil, err
@@ -86,6 +97,7 @@ func RunRound(ctx context.Context, c *Cluster, r Round) ([]*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	logf("set and flash sale read back in %v", round(time.Since(start)))
 	var out []*Result
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -97,13 +109,21 @@ func RunRound(ctx context.Context, c *Cluster, r Round) ([]*Result, error) {
 		waits := unavailability(rec.mu.writes[t.Keyspace], faults)
 		if t.Linearizable() {
 			clear(waits)
+			slowest := make([]string, len(faults))
 			for _, key := range registerKeyNames(r.Prefix) {
 				for i, u := range unavailability(rec.mu.writes[t.Keyspace+"/"+key], faults) {
-					if u < 0 || waits[i] < 0 {
-						waits[i] = -1
-					} else {
-						waits[i] = max(waits[i], u)
+					switch {
+					case waits[i] < 0:
+					case u < 0:
+						waits[i], slowest[i] = -1, key
+					case u > waits[i]:
+						waits[i], slowest[i] = u, key
 					}
+				}
+			}
+			for i, w := range waits {
+				if w < 0 || w > slowRecovery {
+					explainRecovery(logf, rec, t, slowest[i], faults[i], w)
 				}
 			}
 		}
@@ -149,4 +169,23 @@ func restore(ctx context.Context, c *Cluster, e *env) error {
 		errs = append(errs, c.WaitReady(ctx, n, time.Minute))
 	}
 	return errors.Join(errs...)
+}
+
+// slowRecovery is a recovery slow enough that the log tells how it went.
+const slowRecovery = 2500 * time.Millisecond
+
+// explainRecovery logs the operations on key that ran from the fault at
+// at until writes resumed, wait later: what each was told and when.
+func explainRecovery(logf func(string, ...any), rec *recorder, t Target, key string, at, wait time.Duration) {
+	end := at + wait
+	if wait < 0 {
+		end = rec.since()
+	}
+	logf("keyspace %s (%s): writes to %s resumed %v after the fault at %.1fs; its operations then:", t.Keyspace, t.Mode, key, wait, at.Seconds())
+	for _, op := range rec.mu.registerOps[t.Keyspace+"/"+key] {
+		if op.ret < at || op.call > end {
+			continue
+		}
+		logf("  worker %d [%.3fs, %.3fs] write %t: outcome %d: %v", op.worker, op.call.Seconds(), op.ret.Seconds(), op.op.Write, op.op.Outcome, op.op.Err)
+	}
 }

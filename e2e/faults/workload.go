@@ -50,6 +50,9 @@ type recorder struct {
 		// errs counts the errors clients got, per keyspace and message
 		// (numbers stripped), for the log.
 		errs map[string]map[string]int
+		// registerOps are the register workload's operations, by
+		// keyspace/key, for explaining a slow recovery in the log.
+		registerOps map[string][]registerOp
 	}
 }
 
@@ -89,6 +92,7 @@ func newRecorder() *recorder {
 	r.mu.set = map[string]*element{}
 	r.mu.items = map[string]*item{}
 	r.mu.errs = map[string]map[string]int{}
+	r.mu.registerOps = map[string][]registerOp{}
 	return r
 }
 
@@ -107,6 +111,14 @@ func (r *recorder) op(t Target, wl, key string, call time.Duration, write bool, 
 			r.mu.writes[t.Keyspace+"/"+key] = append(r.mu.writes[t.Keyspace+"/"+key], span{call, ret})
 		}
 	}
+}
+
+// registerOp is one operation of the register workload as the log tells
+// it.
+type registerOp struct {
+	worker    int
+	call, ret time.Duration
+	op        workload.Op
 }
 
 // failed counts an error a client got.
@@ -145,7 +157,7 @@ func clientFor(c *Cluster, w int) (*client.Client, error) {
 // unavailability measured is the fault's and not the load's.
 const (
 	registerWorkers = 3
-	setWorkers      = 2
+	setWorkers      = 3 // one coordinated by each node of three, for eventual keyspaces
 	saleWorkers     = 3
 	thinkTime       = 15 * time.Millisecond
 	registerKeys    = 6
@@ -216,6 +228,9 @@ func registerWorker(cl *client.Client, rng *rand.Rand, w int, t Target, prefix s
 		op := workload.RegisterOp(context.Background(), rec.hist, sim.NodeID(w+1), cl, rng, t.Keyspace, keys, fmt.Sprintf("w%d-%d", w, i))
 		rec.failed(t, op.Err)
 		rec.op(t, Register, op.Key, call, op.Write, op.Outcome)
+		rec.mu.Lock()
+		rec.mu.registerOps[t.Keyspace+"/"+op.Key] = append(rec.mu.registerOps[t.Keyspace+"/"+op.Key], registerOp{w, call, rec.since(), op})
+		rec.mu.Unlock()
 	}
 }
 

@@ -227,6 +227,15 @@ func forwardOnce[Req, Resp any](ctx context.Context, a *apiServer, req *connect.
 	var noQuorum error // a replica's answer that it cannot reach a quorum
 	down := 0          // targets whose dial failed
 	for _, t := range targets {
+		if n.Store().Silent(t) {
+			// Down, paused or cut off (kv/store/silent.go): the request
+			// would wait out forwardAttemptTimeout there. Not sent:
+			// nothing happened.
+			err = fmt.Errorf("%w: not forwarded to node %d: not heard from for over %v (down, paused or cut off)",
+				store.ErrUnavailable, t, n.Store().SilentAfter())
+			down++
+			continue
+		}
 		actx, cancel := context.WithTimeout(ctx, forwardAttemptTimeout)
 		resp, ferr := forwardKV(actx, n, t, req.Msg, rpc)
 		cancel()

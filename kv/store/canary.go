@@ -24,6 +24,13 @@ type Canary struct {
 	// data without confirming its leadership (no ReadIndex): a deposed
 	// leader that does not know it yet answers stale reads.
 	SkipReadBarrier bool
+	// ReadAnyReplica serves a linearizable read from whichever replica
+	// the request reaches, leader or not, without a barrier: a replica
+	// cut off from its range, or behind it, answers stale reads. (The
+	// container fault suite's canary for reads: SkipReadBarrier's window,
+	// between a new leader's first write and the old one's step-down, is
+	// too short for a real cluster to hit it reliably.)
+	ReadAnyReplica bool
 	// CasAtPropose decides a compare-and-swap when it is proposed, against
 	// the leader's applied data, instead of when it is applied: a swap
 	// whose condition holds becomes a plain put, so two concurrent swaps

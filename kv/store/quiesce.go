@@ -68,6 +68,7 @@ func (q *quiesceState) init() {
 func (s *Store) quiesceTick() {
 	q := &s.Quiesce
 	q.ticks++
+	s.heard.ticks.Store(q.ticks)
 	for _, id := range s.peerNodes() {
 		s.sendControl(0, &consensus.ControlMessage{Kind: consensus.ControlBeacon, From: s.nodeID, To: id, Draining: s.Draining()})
 	}

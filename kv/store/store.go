@@ -337,6 +337,8 @@ type Store struct {
 	requestEpoch uint64
 	NextRequest  uint64
 	Quiesce      quiesceState
+	// heard publishes Quiesce.heard to the API (silent.go).
+	heard heardState
 	// clock keeps the loop's ticks in step with time (clock.go).
 	clock clockState
 	// sizesHeld is how many keys the replicas' size caches hold
@@ -876,6 +878,7 @@ func (s *Store) StepInbound(in Inbound) {
 		return
 	}
 	s.Quiesce.heard[in.Msg.From()] = s.Quiesce.ticks
+	s.heard.heardFrom(in.Msg.From(), s.Quiesce.ticks)
 	if in.Msg.Control != nil {
 		s.onControl(in.RangeID, in.Msg.Control)
 		return
