@@ -17,14 +17,12 @@ import (
 // suite that cannot fail proves nothing. store.Canary and eventual.Hooks
 // say what each does.
 var canaries = map[string]func(*testHooks){
-	"skip-read-barrier": func(h *testHooks) { h.canary.SkipReadBarrier = true },
-	"read-any-replica":  func(h *testHooks) { h.canary.ReadAnyReplica = true },
-	"cas-at-propose":    func(h *testHooks) { h.canary.CasAtPropose = true },
-	"no-dedup":          func(h *testHooks) { h.canary.NoDedup = true },
-	"ack-before-sync":   func(h *testHooks) { h.canary.AckBeforeSync = true },
-	"unavailable-after-partial-write": func(h *testHooks) {
-		h.eventual.UnavailableAfterPartialWrite = true
-	},
+	"skip-read-barrier":   func(h *testHooks) { h.canary.SkipReadBarrier = true },
+	"read-any-replica":    func(h *testHooks) { h.canary.ReadAnyReplica = true },
+	"cas-at-propose":      func(h *testHooks) { h.canary.CasAtPropose = true },
+	"no-dedup":            func(h *testHooks) { h.canary.NoDedup = true },
+	"ack-before-sync":     func(h *testHooks) { h.canary.AckBeforeSync = true },
+	"cas-ignore-accepted": func(h *testHooks) { h.eventual.IgnoreAccepted = true },
 }
 
 // loadCanary plants the bugs KVD_TEST_CANARY names. Test-only: release

@@ -224,7 +224,7 @@ func startCluster(t *testing.T, img string, nodes int, targets []Target, env ...
 	return c
 }
 
-var targets = []Target{{"r", "raft"}, {"p", "paxos"}, {"e", "eventual"}}
+var targets = []Target{{Keyspace: "r", Mode: "raft"}, {Keyspace: "p", Mode: "paxos"}, {Keyspace: "e", Mode: "eventual"}}
 
 // TestFaults runs every nemesis of the suite, one round each, on one
 // cluster, and checks every workload on every mode. It fails on any

@@ -83,6 +83,9 @@ func RunRound(ctx context.Context, c *Cluster, r Round) ([]*Result, error) {
 	// missed writes (every second), so a write stored on one replica cut
 	// off is on the others too.
 	time.Sleep(settle)
+	if err := awaitLeaders(ctx, e, time.Minute); err != nil {
+		e.notes = append(e.notes, err.Error())
+	}
 	logf("%6.1fs workloads stopped, cluster healed and settled; checking", rec.since().Seconds())
 
 	start := time.Now()
@@ -187,5 +190,37 @@ func explainRecovery(logf func(string, ...any), rec *recorder, t Target, key str
 			continue
 		}
 		logf("  worker %d [%.3fs, %.3fs] write %t: outcome %d: %v", op.worker, op.call.Seconds(), op.ret.Seconds(), op.op.Write, op.op.Outcome, op.op.Err)
+	}
+}
+
+// awaitLeaders waits until every range of the raft and paxos targets has
+// a leader that the admin client's node knows, and says which has none
+// after within.
+func awaitLeaders(ctx context.Context, e *env, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		var missing []string
+		for _, t := range e.targets {
+			if !t.Linearizable() {
+				continue
+			}
+			ranges, err := e.admin.Ranges(ctx, t.Keyspace)
+			if err != nil {
+				missing = append(missing, fmt.Sprintf("keyspace %s: %v", t.Keyspace, err))
+				continue
+			}
+			for _, r := range ranges {
+				if r.GetLeader() == "" || r.GetError() != "" {
+					missing = append(missing, fmt.Sprintf("range %d of %s (leader %q, error %q)", r.GetRangeId(), t.Keyspace, r.GetLeader(), r.GetError()))
+				}
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%v after the cluster was healed, these ranges have no leader: %v", within, missing)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }

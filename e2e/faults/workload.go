@@ -18,7 +18,7 @@ import (
 // Target is a keyspace the workloads run on.
 type Target struct {
 	Keyspace string
-	Mode     string // raft, paxos or eventual
+	Mode     string // raft, paxos or eventual: eventual ones have W=2, R=2
 }
 
 // Linearizable reports whether the keyspace promises linearizability

@@ -181,9 +181,8 @@ func (s *Store) AppliedIndex(ctx context.Context, rangeID uint64) (uint64, error
 // leadership moved before the read was confirmed). An error means done
 // will not be called. Loop only.
 func (s *Store) StartRead(rangeID uint64, done func(error)) error {
-	if r, ok := s.Replicas[rangeID]; ok && s.Config.Canary.ReadAnyReplica {
-		s.touch(r)
-		r.confirmed = append(r.confirmed, confirmedRead{index: 0, done: done})
+	if _, ok := s.Replicas[rangeID]; ok && s.Config.Canary.ReadAnyReplica {
+		done(nil) // at once: an idle follower may have no round to serve it in
 		return nil
 	}
 	r, err := s.leaderReplica(rangeID)
