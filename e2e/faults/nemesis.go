@@ -41,19 +41,10 @@ type env struct {
 // targets (ties: the lowest index), or a random node when none leads.
 func (e *env) leader(ctx context.Context) *Node {
 	count := make([]int, len(e.c.Nodes))
-	for _, t := range e.targets {
-		if !t.Linearizable() {
-			continue
-		}
-		ranges, err := e.admin.Ranges(ctx, t.Keyspace)
-		if err != nil {
-			continue
-		}
-		for _, r := range ranges {
-			for _, n := range e.c.Nodes {
-				if n.Name == r.GetLeader() {
-					count[n.Index]++
-				}
+	for _, name := range e.leaders(ctx) {
+		for _, n := range e.c.Nodes {
+			if n.Name == name {
+				count[n.Index]++
 			}
 		}
 	}
@@ -67,6 +58,41 @@ func (e *env) leader(ctx context.Context) *Node {
 		return e.random()
 	}
 	return e.c.Nodes[best]
+}
+
+// leaders names the leader of each range of the linearizable targets, by
+// "keyspace/range", "" when no node knows one. A node knows the leaders
+// of the ranges it holds a replica of (Admin.Ranges is its own view), so
+// every node that is up and not paused is asked.
+func (e *env) leaders(ctx context.Context) map[string]string {
+	out := map[string]string{}
+	for _, n := range e.c.Nodes {
+		if !n.Up() || n.Paused() {
+			continue
+		}
+		cl, err := client.New(client.Config{Endpoints: []string{n.Addr()}, Timeout: 2 * time.Second})
+		if err != nil {
+			continue
+		}
+		for _, t := range e.targets {
+			if !t.Linearizable() {
+				continue
+			}
+			ranges, err := cl.Ranges(ctx, t.Keyspace)
+			if err != nil {
+				continue
+			}
+			for _, r := range ranges {
+				key := fmt.Sprintf("%s/%d", t.Keyspace, r.GetRangeId())
+				if out[key] == "" && r.GetError() == "" {
+					out[key] = r.GetLeader()
+				} else if _, seen := out[key]; !seen {
+					out[key] = "" // listed, but this node knows no leader
+				}
+			}
+		}
+	}
+	return out
 }
 
 // random is a random node that is up and not paused.
@@ -112,7 +138,7 @@ func (e *env) shuffled() []*Node {
 
 // Nemeses are every nemesis of the suite.
 var Nemeses = []*Nemesis{
-	{Name: "none", Hold: time.Second, Rest: time.Second,
+	{Name: "none", Hold: 10 * time.Second,
 		inject: func(ctx context.Context, e *env) (string, func(context.Context) error, error) {
 			return "nothing", func(context.Context) error { return nil }, nil
 		}},

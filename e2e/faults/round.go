@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -194,32 +195,23 @@ func explainRecovery(logf func(string, ...any), rec *recorder, t Target, key str
 }
 
 // awaitLeaders waits until every range of the raft and paxos targets has
-// a leader that the admin client's node knows, and says which has none
-// after within.
+// a leader that one of its replicas' nodes knows, and says which have
+// none after within.
 func awaitLeaders(ctx context.Context, e *env, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
 		var missing []string
-		for _, t := range e.targets {
-			if !t.Linearizable() {
-				continue
-			}
-			ranges, err := e.admin.Ranges(ctx, t.Keyspace)
-			if err != nil {
-				missing = append(missing, fmt.Sprintf("keyspace %s: %v", t.Keyspace, err))
-				continue
-			}
-			for _, r := range ranges {
-				if r.GetLeader() == "" || r.GetError() != "" {
-					missing = append(missing, fmt.Sprintf("range %d of %s (leader %q, error %q)", r.GetRangeId(), t.Keyspace, r.GetLeader(), r.GetError()))
-				}
+		for key, leader := range e.leaders(ctx) {
+			if leader == "" {
+				missing = append(missing, key)
 			}
 		}
 		if len(missing) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%v after the cluster was healed, these ranges have no leader: %v", within, missing)
+			slices.Sort(missing)
+			return fmt.Errorf("%v after the cluster was healed, no node knows a leader of these ranges: %v", within, missing)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
