@@ -13,17 +13,7 @@ import (
 // did not keep (as etcd panics on a failed WAL sync). A delayed sync only
 // delays the commit.
 func TestDiskFaults(t *testing.T) {
-	faults := &DiskFaults{}
-	db, err := Open(t.TempDir(), Options{Logger: testLogger(t), Faults: faults})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		faults.Set(false, false, 0)
-		if err := db.Close(); err != nil {
-			t.Logf("closing after the fault: %v", err)
-		}
-	}()
+	db, faults := openWithFaults(t)
 	commit := func(key string, sync bool) error {
 		b := db.NewBatch()
 		defer b.Close()
@@ -68,17 +58,7 @@ func stops(f func() error) (how string) {
 }
 
 func TestDiskFaultsFailWrites(t *testing.T) {
-	faults := &DiskFaults{}
-	db, err := Open(t.TempDir(), Options{Logger: testLogger(t), Faults: faults})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		faults.Set(false, false, 0)
-		if err := db.Close(); err != nil {
-			t.Logf("closing after the fault: %v", err)
-		}
-	}()
+	db, faults := openWithFaults(t)
 	faults.Set(false, true, 0)
 	b := db.NewBatch()
 	defer b.Close()
@@ -90,4 +70,22 @@ func TestDiskFaultsFailWrites(t *testing.T) {
 	if !strings.Contains(stopped, ErrInjectedFault.Error()) {
 		t.Fatalf("a synced commit while every write failed: %q, want the injected fault", stopped)
 	}
+}
+
+// openWithFaults opens a database on disk with DiskFaults, closed when
+// the test ends, its faults switched off first.
+func openWithFaults(t *testing.T) (*DB, *DiskFaults) {
+	t.Helper()
+	faults := &DiskFaults{}
+	db, err := Open(t.TempDir(), Options{Logger: testLogger(t), Faults: faults})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		faults.Set(false, false, 0)
+		if err := db.Close(); err != nil {
+			t.Logf("closing after the fault: %v", err)
+		}
+	})
+	return db, faults
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -93,22 +94,33 @@ func readFinal(ctx context.Context, cl *client.Client, ks, key string) (value st
 	}
 }
 
+// newResults are the empty results of workload wl, by keyspace.
+func newResults(targets []Target, wl string) map[string]*Result {
+	out := map[string]*Result{}
+	for _, t := range targets {
+		out[t.Keyspace] = &Result{Workload: wl, Keyspace: t.Keyspace, Mode: t.Mode}
+	}
+	return out
+}
+
+// sortedValues copies m's values, in the order of its keys, under rec's
+// lock (m is one of rec's maps).
+func sortedValues[T any](rec *recorder, m map[string]T) []T {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	out := make([]T, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[k])
+	}
+	return out
+}
+
 // checkSet reads back every element the set workload touched: an add
 // acknowledged (and not deleted) must be there; an add told Unavailable
 // must not; an acknowledged delete must have removed it.
 func checkSet(ctx context.Context, cl *client.Client, rec *recorder, targets []Target) (map[string]*Result, error) {
-	out := map[string]*Result{}
-	for _, t := range targets {
-		out[t.Keyspace] = &Result{Workload: Set, Keyspace: t.Keyspace, Mode: t.Mode}
-	}
-	rec.mu.Lock()
-	elems := make([]*element, 0, len(rec.mu.set))
-	for _, e := range rec.mu.set {
-		elems = append(elems, e)
-	}
-	rec.mu.Unlock()
-	slices.SortFunc(elems, func(a, b *element) int { return strings.Compare(a.target.Keyspace+a.key, b.target.Keyspace+b.key) })
-	for _, e := range elems {
+	out := newResults(targets, Set)
+	for _, e := range sortedValues(rec, rec.mu.set) {
 		res := out[e.target.Keyspace]
 		_, found, err := readFinal(ctx, cl, e.target.Keyspace, e.key)
 		if err != nil {
@@ -136,18 +148,8 @@ func checkSet(ctx context.Context, cl *client.Client, rec *recorder, targets []T
 // bought a phone, and the owner is that buyer (or one who never learned
 // the outcome, if none was told).
 func checkSale(ctx context.Context, cl *client.Client, rec *recorder, targets []Target) (map[string]*Result, error) {
-	out := map[string]*Result{}
-	for _, t := range targets {
-		out[t.Keyspace] = &Result{Workload: Sale, Keyspace: t.Keyspace, Mode: t.Mode}
-	}
-	rec.mu.Lock()
-	items := make([]*item, 0, len(rec.mu.items))
-	for _, it := range rec.mu.items {
-		items = append(items, it)
-	}
-	rec.mu.Unlock()
-	slices.SortFunc(items, func(a, b *item) int { return strings.Compare(a.target.Keyspace+a.key, b.target.Keyspace+b.key) })
-	for _, it := range items {
+	out := newResults(targets, Sale)
+	for _, it := range sortedValues(rec, rec.mu.items) {
 		res := out[it.target.Keyspace]
 		owner, found, err := readFinal(ctx, cl, it.target.Keyspace, it.key)
 		if err != nil {
