@@ -257,14 +257,16 @@ var Nemeses = []*Nemesis{
 			return "every sync of " + n.Name + " takes 300ms more", e.clearFailpoints, nil
 		}},
 	{Name: "disk-fail", Hold: 4 * time.Second, Rest: 5 * time.Second,
-		// Every sync fails: the node must stop (Pebble takes a failed
-		// commit as fatal), never acknowledge what its disk lost.
+		// Every sync, or every write, fails: the node must stop (Pebble
+		// takes a failed commit as fatal), never acknowledge what its
+		// disk lost.
 		inject: func(ctx context.Context, e *env) (string, func(context.Context) error, error) {
 			n := e.random()
 			if e.rng.IntN(2) == 0 {
 				n = e.leader(ctx)
 			}
-			if err := e.c.SetFailpoints(n, "disk-sync=fail\n"); err != nil {
+			fault := []string{"disk-sync", "disk-write"}[e.rng.IntN(2)]
+			if err := e.c.SetFailpoints(n, fault+"=fail\n"); err != nil {
 				return "", nil, err
 			}
 			heal := func(ctx context.Context) error {
@@ -276,7 +278,7 @@ var Nemeses = []*Nemesis{
 					// It had nothing to sync, or it went on though its
 					// syncs fail: the checks tell whether it
 					// acknowledged anything it lost.
-					e.c.logf("%s still runs after %v of failing syncs", n.Name, 4*time.Second)
+					e.c.logf("%s still runs after %v of %s=fail", n.Name, 4*time.Second, fault)
 				}
 				if err := e.c.SetFailpoints(n, ""); err != nil {
 					return err
@@ -286,7 +288,7 @@ var Nemeses = []*Nemesis{
 				}
 				return e.restart(ctx, n)
 			}
-			return "every sync of " + n.Name + " fails", heal, nil
+			return fault + "=fail on " + n.Name, heal, nil
 		}},
 	{Name: "wipe", Hold: 2 * time.Second, Rest: 30 * time.Second,
 		// The disk is lost: the node comes back empty, under its old
