@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-signals
-		fmt.Printf("e2e/faults: %v: removing the run's containers, network and images\n", s)
+		fmt.Printf("e2e/faults: %v: removing the run's containers, network and images; the nodes' logs and data are kept in %s\n", s, workDir)
 		if err := Cleanup(run); err != nil {
 			fmt.Println(err)
 		}

@@ -28,6 +28,10 @@ type Round struct {
 // start's.
 const warmup = 2 * time.Second
 
+// afterLastHeal is how long the clients run at least after the last
+// fault is healed.
+const afterLastHeal = 5 * time.Second
+
 // settle is how long the healed cluster is left alone before the checks:
 // hints are replayed every second (records.DefaultHintReplayInterval).
 const settle = 3 * time.Second
@@ -72,6 +76,11 @@ func RunRound(ctx context.Context, c *Cluster, r Round) ([]*Result, error) {
 		}
 		logf("%6.1fs healed", rec.since().Seconds())
 		time.Sleep(r.Nemesis.Rest)
+	}
+	// The clients go on a while after the last heal, so that the last
+	// fault's recovery is measured too (partition-flapping rests 0.5 s).
+	if extra := afterLastHeal - r.Nemesis.Rest; len(faults) > 0 && extra > 0 {
+		time.Sleep(extra)
 	}
 	close(stop)
 	if err := <-workers; err != nil {

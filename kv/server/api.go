@@ -45,8 +45,10 @@ var (
 
 // withForwarding runs a KV request locally and, when this node cannot
 // serve it, on the node that can: the range's leader if known, else each
-// replica of the range in turn. A request that was itself forwarded is
-// not forwarded again. servedBy is the node that served it.
+// replica of the range in turn, skipping a node not heard from lately
+// (store.Silent: down, paused or cut off, where an attempt would wait out
+// forwardAttemptTimeout). A request that was itself forwarded is not
+// forwarded again. servedBy is the node that served it.
 //
 // It tries again, with backoff, up to failoverWait (less if the request's
 // deadline is nearer):
