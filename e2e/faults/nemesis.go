@@ -35,6 +35,26 @@ type env struct {
 	// notes are findings of the nemesis itself that break a promise
 	// (a wiped node back under its old identity): violations.
 	notes []string
+	// clients are the clients of one node each, by node index
+	// (nodeClient).
+	clients map[int]*client.Client
+}
+
+// nodeClient is a client of node n alone, made once per round: the
+// admin calls that need n's own view (Admin.Ranges).
+func (e *env) nodeClient(n *Node) (*client.Client, error) {
+	if cl, ok := e.clients[n.Index]; ok {
+		return cl, nil
+	}
+	cl, err := client.New(client.Config{Endpoints: []string{n.Addr()}, Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	if e.clients == nil {
+		e.clients = map[int]*client.Client{}
+	}
+	e.clients[n.Index] = cl
+	return cl, nil
 }
 
 // leader is the node that leads the most ranges of the linearizable
@@ -70,7 +90,7 @@ func (e *env) leaders(ctx context.Context) map[string]string {
 		if !n.Up() || n.Paused() {
 			continue
 		}
-		cl, err := client.New(client.Config{Endpoints: []string{n.Addr()}, Timeout: 2 * time.Second})
+		cl, err := e.nodeClient(n)
 		if err != nil {
 			continue
 		}

@@ -45,6 +45,13 @@ func (h *heardState) heardFrom(id uint64, now int64) {
 	v.(*atomic.Int64).Store(now)
 }
 
+// heardThisTick reports whether node id was heard from at the current
+// tick already. Loop only.
+func (s *Store) heardThisTick(id uint64) bool {
+	at, ok := s.Quiesce.heard[id]
+	return ok && at == s.Quiesce.ticks
+}
+
 // Silent reports whether node id has not been heard from (a beacon or any
 // message) for more than silentTicks of this store's ticks; a node never
 // heard from is silent once an election timeout has passed since the

@@ -877,8 +877,10 @@ func (s *Store) StepInbound(in Inbound) {
 		}
 		return
 	}
-	s.Quiesce.heard[in.Msg.From()] = s.Quiesce.ticks
-	s.heard.heardFrom(in.Msg.From(), s.Quiesce.ticks)
+	if from := in.Msg.From(); !s.heardThisTick(from) {
+		s.Quiesce.heard[from] = s.Quiesce.ticks
+		s.heard.heardFrom(from, s.Quiesce.ticks) // once per peer and tick, not per message
+	}
 	if in.Msg.Control != nil {
 		s.onControl(in.RangeID, in.Msg.Control)
 		return
