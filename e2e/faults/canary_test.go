@@ -30,11 +30,6 @@ var suiteCanaries = []struct {
 	// its window, between a new leader's first write and the old
 	// leader's step-down by check-quorum, is a fraction of a second.)
 	{name: "read-any-replica", nemesis: "partition-leader", targets: linearizable, workload: Register, rounds: 3},
-	// An eventual keyspace's compare-and-swap (Basic Paxos per key)
-	// decides on the replicas' records alone, ignoring a value Paxos'
-	// phase 1 found accepted: a swap accepted by some acceptors and then
-	// chosen is not seen by a racing one, and both buyers win.
-	{name: "cas-ignore-accepted", nemesis: "none", targets: []Target{{Keyspace: "e", Mode: "eventual"}}, workload: Sale, rounds: 3},
 }
 
 var linearizable = []Target{{Keyspace: "r", Mode: "raft"}, {Keyspace: "p", Mode: "paxos"}}
