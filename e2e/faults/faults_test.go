@@ -257,11 +257,12 @@ func TestFaults(t *testing.T) {
 			}
 			if name == "partition-leader" {
 				for _, r := range results {
-					// Raft only: in 2 of about 60 paxos measurements every
-					// register client was stuck for 3 s on a read sent to
-					// the paxos leader cut off (such a read waits out the
-					// client's deadline), and no write to the slow key was
-					// even sent until then (the log of 2026-12-06's CI run).
+					// Raft only: in 2 of 32 paxos measurements writes
+					// resumed after 3.09 and 3.17 s, and the log of the
+					// second shows every register client stuck for 3 s on
+					// a read sent to the paxos leader cut off (such a read
+					// waits out the client's deadline): no write to the
+					// slow key was even sent until then.
 					if r.Workload == Register && r.Mode == "raft" && (r.Unavailable < 0 || r.Unavailable > maxLeaderFailover) {
 						t.Errorf("%s keyspace %s: writes resumed %v after the leader was cut off; want within %v",
 							r.Mode, r.Keyspace, r.Unavailable, maxLeaderFailover)
