@@ -10,6 +10,10 @@ var (
 	ErrProposalDropped = errors.New("raft: proposal dropped")
 	// ErrNotLeader: the request needs the leader (ReadIndex, proposals).
 	ErrNotLeader = errors.New("raft: not the leader")
+	// ErrTransferring: the leader is handing its leadership to another
+	// voter and takes no proposals meanwhile (wrapped in
+	// ErrProposalDropped).
+	ErrTransferring = errors.New("raft: leadership is being transferred")
 	// ErrInvalidConfig marks Config.Validate and ConfChange errors.
 	ErrInvalidConfig = errors.New("raft: invalid configuration")
 	// ErrInvalidMessage: Step refused a message no correct peer sends

@@ -771,7 +771,7 @@ func (r *raft) propose(ents []Entry) error {
 		return fmt.Errorf("%w: %w (leader is %d)", ErrProposalDropped, ErrNotLeader, r.lead)
 	}
 	if r.leadTransferee != None {
-		return fmt.Errorf("%w: leadership is being transferred to %d", ErrProposalDropped, r.leadTransferee)
+		return fmt.Errorf("%w: %w to %d", ErrProposalDropped, ErrTransferring, r.leadTransferee)
 	}
 	if !r.increaseUncommittedSize(ents) {
 		return fmt.Errorf("%w: uncommitted log is over %d bytes", ErrProposalDropped, r.maxUncommittedSize)

@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/quorumkv/quorumkv/paxos"
@@ -276,4 +277,13 @@ type ControlMessage struct {
 	// Draining is, in a beacon, whether the sender hands its leaderships
 	// away (a drain or a decommission): no store hands it one.
 	Draining bool
+}
+
+// NotLeading reports whether err is a core's refusal of a proposal or a
+// read because it does not lead now: it is a follower (stepped down since
+// the host last heard its role, in the Ready it has not taken yet), or a
+// Raft leader handing its leadership to another voter. Nothing was
+// proposed; the request belongs with the new leader.
+func NotLeading(err error) bool {
+	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrTransferring) || errors.Is(err, paxos.ErrNotLeader)
 }

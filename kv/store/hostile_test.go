@@ -23,21 +23,7 @@ import (
 func TestForgedRaftMessagesAreRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	db, err := storage.OpenMem(storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	m := metrics.NewMetrics(nil)
-	s, err := OpenStore(db, StoreConfig{TickInterval: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler), Seed: 1, Metrics: m,
-		Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.ReadBarrier(ctx, catalog.MetaRangeID); err != nil {
-		t.Fatal(err)
-	}
+	s, m := openSingle(ctx, t)
 	st, err := s.RangeStatuses(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -74,4 +60,26 @@ func TestForgedRaftMessagesAreRefused(t *testing.T) {
 	if st, err := s.RangeStatuses(ctx); err != nil || st[catalog.MetaRangeID].Term != term || st[catalog.MetaRangeID].Leader != self {
 		t.Fatalf("meta's status after the forged messages: %+v (%v); want leader %d in Term %d", st[catalog.MetaRangeID], err, self, term)
 	}
+}
+
+// openSingle opens a store that founds a cluster of one node on an
+// in-memory Pebble, and waits until it serves meta.
+func openSingle(ctx context.Context, t *testing.T) (*Store, *metrics.Metrics) {
+	t.Helper()
+	db, err := storage.OpenMem(storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	m := metrics.NewMetrics(nil)
+	s, err := OpenStore(db, StoreConfig{TickInterval: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler), Seed: 1, Metrics: m,
+		Self: catalog.NodeDescriptor{Name: "a", Addr: "a", Zone: "za", Weight: 1}}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.ReadBarrier(ctx, catalog.MetaRangeID); err != nil {
+		t.Fatal(err)
+	}
+	return s, m
 }

@@ -84,7 +84,7 @@ func (s *Store) StartPropose(rangeID uint64, cmd *command.Command, done func(com
 	s.stampDedup(cmd)
 	data := cmd.Encode()
 	if err := r.Core.Propose(data); err != nil {
-		return 0, fmt.Errorf("%w: range %d refused the proposal: %v", ErrUnavailable, rangeID, err)
+		return 0, r.refused("the proposal", err)
 	}
 	r.waiters[cmd.ID] = waiter{data: data, done: done}
 	s.Config.Metrics.Proposals.WithLabelValues(r.Core.Protocol()).Inc()
@@ -131,6 +131,21 @@ func (s *Store) leaderReplica(rangeID uint64) (*replica, error) {
 		return nil, &NotLeaderError{RangeID: rangeID, Leader: r.Leader}
 	}
 	return r, nil
+}
+
+// refused is the error for a request (what) that the replica's core
+// refused with err. The replica's Role is what the core said in its last
+// Ready: a message stepped since (a higher term or ballot, a failed
+// quorum check) may have made it a follower, and a Raft leader may be
+// transferring its leadership. Then the answer is NotLeaderError, so that
+// the request goes on to the new leader (kv/server forwards and waits for
+// one) instead of failing: the fault e2e found, writes answered
+// Unavailable while a paxos leader was paused. Nothing was proposed.
+func (r *replica) refused(what string, err error) error {
+	if consensus.NotLeading(err) {
+		return &NotLeaderError{RangeID: r.desc.ID}
+	}
+	return fmt.Errorf("%w: range %d refused %s: %v", ErrUnavailable, r.desc.ID, what, err)
 }
 
 // ReadBarrier returns once this replica may serve a linearizable read:
@@ -232,7 +247,7 @@ func (s *Store) issueReads() {
 		var rctx [8]byte
 		binary.BigEndian.PutUint64(rctx[:], id)
 		if err := r.Core.ReadIndex(rctx[:]); err != nil {
-			all(fmt.Errorf("%w: range %d cannot confirm a read now: %v", ErrUnavailable, r.desc.ID, err))
+			all(r.refused("a read", err))
 			continue
 		}
 		r.Reads[id] = all
