@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -13,48 +14,61 @@ import (
 )
 
 // Global flags (SPEC.md "kvctl"). urfave/cli parses a flag only where it
-// is declared, so they are declared on the app and again on every command,
-// and read with lookup, which takes the value from the innermost place it
-// was set: "kvctl -o json get k" and "kvctl get k -o json" both work.
+// is declared, so they are declared on the app and again on every command:
+// "kvctl -o json get k" and "kvctl get k -o json" both work. Each has an
+// environment variable, which urfave/cli is not told about: it would take
+// the variable as set at every level and let it beat a flag given on the
+// command line. lookup applies the rule instead: the innermost (then the
+// last) occurrence on the command line wins, then the environment, then
+// the default.
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{
-			Name:    "endpoints",
-			Usage:   "nodes to talk to, host:port, comma-separated, tried in order",
-			Value:   "127.0.0.1:7070",
-			EnvVars: []string{"KVCTL_ENDPOINTS"},
+			Name:  "endpoints",
+			Usage: "nodes to talk to, host:port, comma-separated, tried in order" + envUsage("endpoints"),
+			Value: "127.0.0.1:7070",
 		},
 		outputFlag(),
 		&cli.DurationFlag{
-			Name:    "timeout",
-			Usage:   "give up on a request after this long",
-			Value:   5 * time.Second,
-			EnvVars: []string{"KVCTL_TIMEOUT"},
+			Name:  "timeout",
+			Usage: "give up on a request after this long" + envUsage("timeout"),
+			Value: 5 * time.Second,
 		},
 		&cli.StringFlag{
 			Name:    "keyspace",
 			Aliases: []string{"k"},
-			Usage:   "keyspace to read and write",
+			Usage:   "keyspace to read and write" + envUsage("keyspace"),
 			Value:   "default",
-			EnvVars: []string{"KVCTL_KEYSPACE"},
 		},
 		&cli.StringFlag{
-			Name:    "certs-dir",
-			Usage:   "talk TLS, checking the nodes against this directory's ca.crt, and sign in with --user's client certificate if it holds one (kvd cert writes them)",
-			EnvVars: []string{"KVCTL_CERTS_DIR"},
+			Name:  "certs-dir",
+			Usage: "talk TLS, checking the nodes against this directory's ca.crt, and sign in with --user's client certificate if it holds one (kvd cert writes them)" + envUsage("certs-dir"),
 		},
 		&cli.StringFlag{
-			Name:    "user",
-			Usage:   "the user to log in as: with --password, or with --certs-dir by its client certificate (client.USER.crt) if the directory holds one",
-			Value:   "root",
-			EnvVars: []string{"KVCTL_USER"},
+			Name:  "user",
+			Usage: "the user to log in as: with --password, or with --certs-dir by its client certificate (client.USER.crt) if the directory holds one" + envUsage("user"),
+			Value: "root",
 		},
 		&cli.StringFlag{
-			Name:    "password",
-			Usage:   "log in as --user with this password (a cluster whose auth is on; prefer the environment variable, which ps does not show)",
-			EnvVars: []string{"KVCTL_PASSWORD"},
+			Name:  "password",
+			Usage: "log in as --user with this password (a cluster whose auth is on; prefer the environment variable, which ps does not show)" + envUsage("password"),
 		},
 	}
+}
+
+// globalEnv names each global flag's environment variable.
+var globalEnv = map[string]string{
+	"endpoints": "KVCTL_ENDPOINTS",
+	"output":    "KVCTL_OUTPUT",
+	"timeout":   "KVCTL_TIMEOUT",
+	"keyspace":  "KVCTL_KEYSPACE",
+	"certs-dir": "KVCTL_CERTS_DIR",
+	"user":      "KVCTL_USER",
+	"password":  "KVCTL_PASSWORD",
+}
+
+func envUsage(name string) string {
+	return " [$" + globalEnv[name] + "; the flag wins]"
 }
 
 // withGlobals returns the command with the global flags added.
@@ -63,21 +77,28 @@ func withGlobals(cmd *cli.Command) *cli.Command {
 	return cmd
 }
 
-// setIn returns the innermost context of c's lineage where name was set
-// (on the command line or by its environment variable), or c.
+// setIn returns the innermost context of c's lineage where the flag name
+// is on the command line (urfave/cli sees only the command line: the
+// flags carry no EnvVars), or nil.
 func setIn(c *cli.Context, name string) *cli.Context {
 	for _, ctx := range c.Lineage() {
 		if ctx.IsSet(name) {
 			return ctx
 		}
 	}
-	return c
+	return nil
 }
 
-func lookupString(c *cli.Context, name string) string { return setIn(c, name).String(name) }
-
-func lookupDuration(c *cli.Context, name string) time.Duration {
-	return setIn(c, name).Duration(name)
+// lookupString reads a global string flag: from the command line, else
+// its environment variable, else its default.
+func lookupString(c *cli.Context, name string) string {
+	if ctx := setIn(c, name); ctx != nil {
+		return ctx.String(name)
+	}
+	if v, ok := os.LookupEnv(globalEnv[name]); ok {
+		return v
+	}
+	return c.String(name)
 }
 
 // endpoints reads --endpoints.
@@ -96,9 +117,18 @@ func endpoints(c *cli.Context) ([]string, error) {
 
 // timeout reads --timeout.
 func timeout(c *cli.Context) (time.Duration, error) {
-	t := lookupDuration(c, "timeout")
+	t, from := c.Duration("timeout"), "--timeout"
+	if ctx := setIn(c, "timeout"); ctx != nil {
+		t = ctx.Duration("timeout")
+	} else if v, ok := os.LookupEnv(globalEnv["timeout"]); ok {
+		from = "$" + globalEnv["timeout"]
+		var err error
+		if t, err = time.ParseDuration(v); err != nil {
+			return 0, usagef("%s %q: want a duration such as 5s or 1m", from, v)
+		}
+	}
 	if t <= 0 {
-		return 0, usagef("--timeout %v: want a positive duration", t)
+		return 0, usagef("%s %v: want a positive duration", from, t)
 	}
 	return t, nil
 }

@@ -28,7 +28,7 @@ func kvCommands() []*cli.Command {
 			Flags: []cli.Flag{wFlag}, Action: put,
 		}),
 		withGlobals(&cli.Command{
-			Name: "get", Usage: "read a key (exit 3 when absent)", ArgsUsage: "KEY",
+			Name: "get", Usage: "read a key (exit 3 when absent): piped, the value's bytes exactly; on a terminal, with a newline", ArgsUsage: "KEY",
 			Flags: []cli.Flag{rFlag}, Action: get,
 		}),
 		withGlobals(&cli.Command{
@@ -143,7 +143,13 @@ func get(c *cli.Context) error {
 		if out == formatJSON {
 			return writeJSON(c.App.Writer, kvJSON(kv))
 		}
-		_, err = c.App.Writer.Write(append(kv.Value, '\n'))
+		// Piped, the value's bytes exactly, as a script saves them; on a
+		// terminal, a newline after it keeps the prompt on its own line.
+		if isTerminal(c.App.Writer) {
+			_, err = c.App.Writer.Write(append(kv.Value, '\n'))
+			return err
+		}
+		_, err = c.App.Writer.Write(kv.Value)
 		return err
 	})
 }

@@ -24,8 +24,7 @@ func outputFlag() cli.Flag {
 	return &cli.StringFlag{
 		Name:    "output",
 		Aliases: []string{"o"},
-		Usage:   "output format: table or json (default: table on a terminal, plain text when piped)",
-		EnvVars: []string{"KVCTL_OUTPUT"},
+		Usage:   "output format: table or json (default: table on a terminal, plain text when piped)" + envUsage("output"),
 	}
 }
 
