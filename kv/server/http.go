@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"net/http"
 	"slices"
@@ -62,6 +61,10 @@ type ServerInfo struct {
 	// without gossip (tests).
 	Keyring        GossipKeyring             `json:"-"`
 	SaveGossipKeys func(keys [][]byte) error `json:"-"`
+	// PeerHTTPClient fetches the other nodes' console reports
+	// (/console/node.json). Nil: a plain HTTP client without TLS, and no
+	// reports from the other nodes with TLS.
+	PeerHTTPClient *http.Client `json:"-"`
 }
 
 // GossipKeyring is what Admin.GossipKey changes (membership.Membership).
@@ -87,6 +90,7 @@ type Server struct {
 	// Raft stream never does by itself.
 	peerCtx   context.Context
 	stopPeers context.CancelFunc
+	console   consoleState
 }
 
 // compressMinBytes is the smallest response message the handlers gzip
@@ -182,12 +186,17 @@ func NewServer(node *kv.Node, info ServerInfo, metrics *metrics.Metrics, gathere
 	s.mux.HandleFunc("GET /v1/kv/{keyspace}/{key...}", s.restGet)
 	s.mux.HandleFunc("DELETE /v1/kv/{keyspace}/{key...}", s.restDelete)
 	s.mux.HandleFunc("GET /v1/kv/{keyspace}", s.restScan)
+	// Without these, ServeMux answers a PUT or DELETE of /v1/kv/{keyspace}
+	// with a redirect to /v1/kv/{keyspace}/ (the {key...} pattern's), which
+	// curl does not follow with its body.
+	s.mux.HandleFunc("PUT /v1/kv/{keyspace}", missingKey)
+	s.mux.HandleFunc("DELETE /v1/kv/{keyspace}", missingKey)
 
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /status.json", s.statusJSON)
-	s.mux.HandleFunc("GET /{$}", s.statusPage)
+	s.registerConsole() // GET /, console.go
 	return s
 }
 
@@ -427,6 +436,11 @@ func (s *Server) restDelete(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// missingKey answers a PUT or DELETE of a keyspace without a key.
+func missingKey(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, fmt.Sprintf("missing key: %s /v1/kv/{keyspace}/{key}", r.Method), http.StatusBadRequest)
+}
+
 // IdempotencyKeyHeader names a REST write across retries (the API's
 // idempotency_key): a PUT or DELETE sent again with the same header is
 // applied at most once and answered as the first one was.
@@ -661,50 +675,6 @@ func (s *Server) statusJSON(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
-}
-
-var statusTemplate = template.Must(template.New("status").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>quorumkv {{.Node.NodeName}}</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f4f4}</style></head>
-<body><h1>quorumkv node {{.Node.NodeName}}</h1>
-<p>{{.Ready}} · cluster {{.Node.ClusterID}} · version {{.Node.Version}} · listening on {{.Node.Advertise}}
-· {{if .Node.Secure}}TLS on (the peer protocol answers node certificates only){{else}}TLS off: plaintext{{if .Node.ClusterSecretDigest}} (the peer protocol answers holders of the cluster secret only){{end}}{{end}}
-· {{if .AuthEnabled}}auth on: every request needs a user{{else}}auth off: anyone who reaches the node may do anything{{end}}
-· <a href="/status.json">status.json</a> · <a href="/metrics">metrics</a></p>
-<h2>Members</h2>
-<p>The catalog's nodes by ID, each in the gossip state of the node of its name only if that node has its UUID
-(a node whose data dir was lost comes back with a new UUID and ID, and its old ID is dead); then the nodes gossip
-knows that the catalog does not (ID 0).</p>
-<table><tr><th>id</th><th>node</th><th>uuid</th><th>address</th><th>zone</th><th>weight</th><th>state</th><th>replicas</th><th>version</th></tr>
-{{range .Members}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td><code>{{.UUID}}</code></td><td>{{.Addr}}</td><td>{{.Zone}}</td><td>{{.Weight}}</td><td>{{.State}}{{if .Decommissioning}}, decommissioning{{end}}</td><td>{{.Replicas}}</td><td>{{.Version}}</td></tr>
-{{end}}</table>
-<h2>Keyspaces</h2>
-<table><tr><th>name</th><th>mode</th><th>replicas</th><th>quorum</th><th>W</th><th>R</th><th>ranges</th></tr>
-{{range .Keyspaces}}<tr><td>{{.Name}}</td><td>{{.Mode}}</td><td>{{.Replicas}}</td><td>{{.Quorum}}</td><td>{{.W}}</td><td>{{.R}}</td><td>{{.Ranges}}</td></tr>
-{{end}}</table>
-<h2>Ranges</h2>
-{{if .UnderReplicated}}<p>{{.UnderReplicated}} ranges have a replica on a node that is not alive: once it has been dead for
-<code>--dead-after</code>, meta's leader moves those replicas of raft and eventual keyspaces to live nodes.</p>{{end}}
-{{if .MovesInFlight}}<p>{{.MovesInFlight}} replicas are leaving their ranges (a move, a decommission or a rebalance): each
-keeps serving until its range has let it go.</p>{{end}}
-<table><tr><th>keyspace</th><th>range</th><th>hash span</th><th>replicas</th><th>leader</th><th>term</th><th>commit</th><th>applied</th><th>here</th><th>error</th></tr>
-{{range .Ranges}}<tr><td>{{.Keyspace}}</td><td>{{.ID}}</td><td><code>{{.Span}}</code></td><td>{{.Replicas}}</td><td>{{.Leader}}</td><td>{{.Term}}</td><td>{{.Commit}}</td><td>{{.Applied}}</td><td>{{.State}}</td><td>{{.Error}}</td></tr>
-{{end}}</table></body></html>
-`))
-
-func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.api.restAuthorize(r.Context(), r, "", auth.AnyUser); err != nil {
-		restError(w, err)
-		return
-	}
-	v, err := s.status(r.Context())
-	if err != nil {
-		restError(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	statusTemplate.Execute(w, v)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

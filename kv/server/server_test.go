@@ -231,7 +231,7 @@ func TestPaxosRangeRestartsAndFailedRangeReported(t *testing.T) {
 	if !found {
 		t.Errorf("/status.json does not report range %d failed: %s", rangeID, body)
 	}
-	if _, _, page := restDo(t, "GET", hs.URL+"/", ""); !strings.Contains(page, "<td>failed</td><td>"+html.EscapeString(why)+"</td>") {
+	if _, _, page := restDo(t, "GET", hs.URL+"/", ""); !strings.Contains(page, ">failed</td>") || !strings.Contains(page, "replica failed: "+html.EscapeString(why)+"</td>") {
 		t.Errorf("the status page does not show the failed range:\n%s", page)
 	}
 	_, _, metrics := restDo(t, "GET", hs.URL+"/metrics", "")
