@@ -138,8 +138,8 @@ func proveGeometry(ks catalog.KeyspaceDescriptor, r catalog.RangeDescriptor, nod
 	return g
 }
 
-// drawGeometry lays the voters out by zone, in the order the replicas
-// are listed, zones in the order they first appear.
+// drawGeometry lays the voters out by zone, zones and the voters in
+// each in name order.
 func drawGeometry(nodes []quorum.Node, p1, p2 []uint64, name func(uint64) string) SVG {
 	const (
 		pad     = 10
@@ -156,6 +156,10 @@ func drawGeometry(nodes []quorum.Node, p1, p2 []uint64, name func(uint64) string
 			zones = append(zones, n.Zone)
 		}
 		byZone[n.Zone] = append(byZone[n.Zone], n)
+	}
+	slices.Sort(zones)
+	for _, z := range zones {
+		slices.SortFunc(byZone[z], func(a, b quorum.Node) int { return strings.Compare(name(a.ID), name(b.ID)) })
 	}
 	var svg SVG
 	x := pad
