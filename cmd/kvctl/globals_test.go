@@ -28,7 +28,11 @@ func globalsSeen(t *testing.T, args ...string) map[string]string {
 	app := newApp(strings.NewReader(""), &bytes.Buffer{}, &stderr)
 	find(app.Commands, "get").Action = record
 	find(find(app.Commands, "keyspace").Subcommands, "list").Action = record
-	if err := app.Run(interspersed(app, append([]string{"kvctl"}, args...))); err != nil {
+	full, err := interspersed(app, append([]string{"kvctl"}, args...))
+	if err == nil {
+		err = app.Run(full)
+	}
+	if err != nil {
 		t.Fatalf("kvctl %v: %v (%s)", args, err, stderr.String())
 	}
 	return seen

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/client"
+	"github.com/quorumkv/quorumkv/kv/catalog"
 )
 
 func keyspaceCommand() *cli.Command {
@@ -20,12 +21,12 @@ func keyspaceCommand() *cli.Command {
 			withGlobals(&cli.Command{
 				Name: "create", Usage: "create a keyspace; its geometry is proven safe first", ArgsUsage: "NAME",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "mode", Usage: "eventual, raft or paxos", Required: true},
-					&cli.IntFlag{Name: "replicas", Usage: "replicas of each range (N)", Required: true},
+					&cli.StringFlag{Name: "mode", Usage: "eventual, raft or paxos (required)"},
+					&cli.IntFlag{Name: "replicas", Usage: fmt.Sprintf("replicas of each range (N), 1 to %d (required)", catalog.MaxReplicas)},
 					&cli.StringFlag{Name: "quorum", Usage: "majority, weighted, grid:RxC, zones or flexible:Q1,Q2", Value: "majority"},
-					&cli.IntFlag{Name: "w", Usage: "eventual: default write quorum (default: the geometry's)"},
-					&cli.IntFlag{Name: "r", Usage: "eventual: default read quorum (default: the geometry's)"},
-					&cli.IntFlag{Name: "ranges", Usage: "ranges the hash space is split into", Value: 8},
+					&cli.IntFlag{Name: "w", Usage: "eventual: default write quorum, 1 to --replicas (default: the geometry's)"},
+					&cli.IntFlag{Name: "r", Usage: "eventual: default read quorum, 1 to --replicas (default: the geometry's)"},
+					&cli.IntFlag{Name: "ranges", Usage: fmt.Sprintf("ranges the hash space is split into, 1 to %d", catalog.MaxRanges), Value: catalog.DefaultRanges},
 					&cli.BoolFlag{Name: "sloppy-quorum", Usage: "eventual: let hints count toward W (breaks W+R>N)"},
 					&cli.BoolFlag{Name: "read-lease", Value: true, Usage: "raft, paxos: serve linearizable reads from the leader's lease, which assumes the nodes' clocks run at nearly the same rate; --read-lease=false confirms each read with a round of heartbeats instead"},
 				},
@@ -49,13 +50,31 @@ func keyspaceCreate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if !c.IsSet("mode") {
+		return usagef("keyspace create needs --mode: eventual, raft or paxos")
+	}
 	mode, ok := modes[c.String("mode")]
 	if !ok {
 		return usagef("--mode %q: want eventual, raft or paxos", c.String("mode"))
 	}
-	for _, f := range []string{"replicas", "w", "r", "ranges"} {
-		if c.Int(f) < 0 {
-			return usagef("--%s %d: want a positive number", f, c.Int(f))
+	if !c.IsSet("replicas") {
+		return usagef("keyspace create needs --replicas N, 1 to %d", catalog.MaxReplicas)
+	}
+	// A count given is checked here, 0 included: absent, a flag has its
+	// default, and 0 would mean "the default" to the server.
+	bounds := []struct {
+		flag string
+		max  int
+		what string
+	}{
+		{"replicas", catalog.MaxReplicas, ""},
+		{"ranges", catalog.MaxRanges, ""},
+		{"w", c.Int("replicas"), " (--replicas)"},
+		{"r", c.Int("replicas"), " (--replicas)"},
+	}
+	for _, b := range bounds {
+		if n := c.Int(b.flag); c.IsSet(b.flag) && (n < 1 || n > b.max) {
+			return usagef("--%s %d: want 1 to %d%s", b.flag, n, b.max, b.what)
 		}
 	}
 	ks := &v1.Keyspace{

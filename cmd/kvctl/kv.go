@@ -42,7 +42,7 @@ func kvCommands() []*cli.Command {
 			Name: "scan", Usage: "list keys in key order",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "prefix", Usage: "only keys starting with this"},
-				&cli.IntFlag{Name: "limit", Usage: "at most this many keys (0: all)"},
+				&cli.IntFlag{Name: "limit", Usage: "at most this many keys, 1 or more (default: every key, fetched in pages of the server's page limit)"},
 			},
 			Action: scan,
 		}),
@@ -191,8 +191,8 @@ func scan(c *cli.Context) error {
 	if _, err := args(c); err != nil {
 		return err
 	}
-	if c.Int("limit") < 0 {
-		return usagef("--limit %d: want 0 (all) or more", c.Int("limit"))
+	if c.IsSet("limit") && c.Int("limit") < 1 {
+		return usagef("--limit %d: want 1 or more (without --limit, every key)", c.Int("limit"))
 	}
 	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
 		kvs, err := cl.Scan(ctx, lookupString(c, "keyspace"), []byte(c.String("prefix")), c.Int("limit"), 0)

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/urfave/cli/v2"
+
+	"github.com/quorumkv/quorumkv/internal/version"
 )
 
 // Exit codes.
@@ -46,7 +49,10 @@ func main() {
 // caller outside the tests.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.Run(interspersed(app, args))
+	args, err := interspersed(app, args)
+	if err == nil {
+		err = app.Run(args)
+	}
 	var code exitCode
 	var usage usageError
 	switch {
@@ -76,9 +82,10 @@ func errorText(err error) string {
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	onUsageError := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 	app := &cli.App{
-		Name:  "kvctl",
-		Usage: "drive a quorumkv cluster, and check quorum geometries before you use them",
-		Flags: globalFlags(),
+		Name:    "kvctl",
+		Usage:   "drive a quorumkv cluster, and check quorum geometries before you use them",
+		Flags:   globalFlags(),
+		Version: version.String(),
 		Commands: append(kvCommands(),
 			keyspaceCommand(),
 			clusterCommand(),
@@ -89,6 +96,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			quorumCommand(),
 			benchCommand(),
 			completionCommand(),
+			versionCommand(),
 		),
 		Reader:               stdin,
 		Writer:               stdout,
@@ -99,18 +107,54 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		OnUsageError:         onUsageError,
 		// kvctl decides its exit codes in run; the library must not exit.
 		ExitErrHandler: func(*cli.Context, error) {},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "kvctl: unknown command %q\n", name)
-		},
+		// interspersed refuses unknown commands before urfave/cli runs,
+		// with suggestions; this keeps the library from printing its own
+		// "no help topic" lines.
+		CommandNotFound: func(*cli.Context, string) {},
+		Action:          missingCommand,
 	}
 	setUsageError(app.Commands, onUsageError)
 	return app
 }
 
-// setUsageError makes every command's flag errors usage errors.
+// setUsageError makes every command's flag errors usage errors, and a
+// command of commands called without one a usage error too.
 func setUsageError(cmds []*cli.Command, f cli.OnUsageErrorFunc) {
 	for _, c := range cmds {
 		c.OnUsageError = f
+		if len(c.Subcommands) > 0 && c.Action == nil {
+			c.Action = missingCommand
+		}
 		setUsageError(c.Subcommands, f)
+	}
+}
+
+// missingCommand is the action of the app and of the commands that have
+// commands: interspersed catches their misuse first, this is the rest.
+func missingCommand(c *cli.Context) error {
+	var cmds []*cli.Command
+	where := "kvctl"
+	if c.Command != nil && len(c.Command.Subcommands) > 0 {
+		cmds, where = c.Command.Subcommands, c.Command.HelpName
+	} else {
+		cmds = c.App.Commands
+	}
+	if c.NArg() > 0 {
+		return unknownCommand(strings.Fields(where), cmds, c.Args().First())
+	}
+	return usagef("%s needs a command: %s (%s --help)", where, names(cmds), where)
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print kvctl's version, as --version does",
+		Action: func(c *cli.Context) error {
+			if _, err := args(c); err != nil {
+				return err
+			}
+			cli.VersionPrinter(c)
+			return nil
+		},
 	}
 }

@@ -102,11 +102,16 @@ func TestInterspersed(t *testing.T) {
 		{"kvctl cas k new --expect-absent --timeout 1s", "kvctl cas --expect-absent --timeout 1s k new"},
 		{"kvctl keyspace create ev --mode eventual --replicas 3", "kvctl keyspace create --mode eventual --replicas 3 ev"},
 		{"kvctl put -- -k v", "kvctl put -- -k v"},
+		{"kvctl put k -- -5", "kvctl put -- k -5"},
+		{"kvctl put --w 2 k -- -5 --w", "kvctl put --w 2 -- k -5 --w"},
+		{"kvctl keyspace create x --help", "kvctl keyspace create --help"},
+		{"kvctl -o json keyspace lst --help", "kvctl keyspace --help"},
+		{"kvctl help keyspace", "kvctl keyspace --help"},
 		{"kvctl quorum check --quorum grid:3x3 --nodes 9", "kvctl quorum check --quorum grid:3x3 --nodes 9"},
-		{"kvctl nosuch a --b", "kvctl nosuch a --b"},
 	} {
-		if got := strings.Join(interspersed(app, strings.Fields(c.in)), " "); got != c.want {
-			t.Errorf("interspersed(%q) = %q, want %q", c.in, got, c.want)
+		args, err := interspersed(app, strings.Fields(c.in))
+		if got := strings.Join(args, " "); err != nil || got != c.want {
+			t.Errorf("interspersed(%q) = %q, %v, want %q", c.in, got, err, c.want)
 		}
 	}
 }
