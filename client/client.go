@@ -7,7 +7,9 @@
 // it starts with the first endpoint. It tries its endpoints in turn and
 // moves to the next one, with exponential backoff, when a node cannot
 // serve: its dial fails, or it answers Unavailable, which quorumkv
-// servers answer only when nothing was or will be written.
+// servers answer only when nothing was or will be written. When every
+// endpoint in turn refuses the connection (nothing listens on any), it
+// gives up at once with ErrNoNode instead of waiting out its deadline.
 //
 // Every write carries an idempotency key (this client's random session
 // and the write's sequence number). Raft and paxos keyspaces, and
@@ -33,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -253,6 +256,7 @@ func (c *Client) callFrom(ctx context.Context, first int, p policy, f func(ctx c
 	var uncertain error // the last attempt whose write may have been applied
 	var lost error      // a node's answer that it cannot reach a quorum
 	refused := 0        // attempts in a row that found a node down or without a quorum
+	connRefused := 0    // attempts in a row whose dial was refused
 	for attempt := 0; ; attempt++ {
 		i := (first + attempt) % len(c.kv)
 		err := f(ctx, i, uncertain != nil)
@@ -260,6 +264,11 @@ func (c *Client) callFrom(ctx context.Context, first int, p policy, f func(ctx c
 			return nil
 		}
 		v := p.judge(err)
+		if v == tryNext && errors.Is(err, syscall.ECONNREFUSED) {
+			connRefused++
+		} else {
+			connRefused = 0
+		}
 		switch v {
 		case giveUp:
 			switch {
@@ -301,6 +310,17 @@ func (c *Client) callFrom(ctx context.Context, first int, p policy, f func(ctx c
 		if len(errs) > len(c.kv) {
 			errs = errs[1:] // the latest failure of each endpoint
 		}
+		if connRefused >= len(c.kv) {
+			// Nothing listens on any endpoint: waiting out the deadline
+			// would not change that soon, and a refused dial sent
+			// nothing. (A node restarting, or one in an election, still
+			// accepts connections or answers Unavailable: those are
+			// tried again.)
+			if uncertain != nil {
+				return fmt.Errorf("%w: %w; then every endpoint refused the connection: %w", ErrOutcomeUnknown, uncertain, errors.Join(errs...))
+			}
+			return fmt.Errorf("%w: every endpoint refused the connection: %w", ErrNoNode, errors.Join(errs...))
+		}
 		select {
 		case <-ctx.Done():
 			if uncertain != nil {
@@ -316,7 +336,8 @@ func (c *Client) callFrom(ctx context.Context, first int, p policy, f func(ctx c
 // Errors callers test for with errors.Is. The Connect error is wrapped and
 // still reachable with errors.As.
 var (
-	// ErrNoNode: no endpoint could serve before the deadline, and none
+	// ErrNoNode: no endpoint could serve before the deadline (or every
+	// endpoint refused the connection), and none
 	// was sent the request in a way that could have applied it (dials
 	// failed, or nodes answered Unavailable): nothing was written.
 	ErrNoNode = errors.New("client: no node could serve")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,12 +165,40 @@ func TestSentinels(t *testing.T) {
 }
 
 func TestGivesUpAtTheDeadline(t *testing.T) {
-	c := newClient(t, false, deadEndpoint(t), deadEndpoint(t))
+	c := newClient(t, false, deadEndpoint(t), serve(t, &scripted{unavailable: 1 << 30}))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err := c.Put(ctx, "ks", []byte("k"), []byte("1"), Quorum{})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Put to dead endpoints = %v, want the deadline", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrNoNode) {
+		t.Fatalf("Put to a dead and an unavailable endpoint = %v, want the deadline", err)
+	}
+}
+
+// When every endpoint in turn refuses the connection, the client gives up
+// at once, naming each, instead of waiting out its deadline; the endpoints
+// are still tried in order.
+func TestGivesUpAtOnceWhenEveryEndpointRefuses(t *testing.T) {
+	dead1, dead2 := deadEndpoint(t), deadEndpoint(t)
+	c, err := New(Config{Endpoints: []string{dead1, dead2}, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = c.Get(context.Background(), "ks", []byte("k"), Quorum{})
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Get took %v with every endpoint refusing", took)
+	}
+	if !errors.Is(err, ErrNoNode) || !errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Get = %v, want ErrNoNode for refused connections", err)
+	}
+	msg := err.Error()
+	if i, j := strings.Index(msg, dead1), strings.Index(msg, dead2); i < 0 || j < i || !strings.Contains(msg, "connection refused") {
+		t.Errorf("the error does not name %s then %s, refused: %v", dead1, dead2, err)
+	}
+	// One that serves, after the dead one: served.
+	c = newClient(t, false, dead1, serve(t, &scripted{}))
+	if _, err := c.Put(context.Background(), "ks", []byte("k"), []byte("1"), Quorum{}); err != nil {
+		t.Errorf("Put via a dead then a live endpoint = %v", err)
 	}
 }
 

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/quorumkv/quorumkv/kv/catalog"
 )
@@ -62,5 +64,27 @@ func TestDashDashArguments(t *testing.T) {
 	// Without "--", a word starting with '-' is a flag.
 	if code, _, errOut := kvctl(t, "--endpoints", ep, "put", "k", "-5"); code != 2 || !strings.Contains(errOut, "flag provided but not defined: -5") {
 		t.Errorf("kvctl put k -5: exit %d, %s", code, errOut)
+	}
+}
+
+// A connection refused on every endpoint fails at once, not at the
+// timeout, naming the endpoints tried.
+func TestRefusedConnectionFailsFast(t *testing.T) {
+	dead := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	a, b := dead(), dead()
+	start := time.Now()
+	code, _, errOut := kvctl(t, "--endpoints", a+","+b, "--timeout", "30s", "get", "k")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("kvctl get took %v with nothing listening", took)
+	}
+	if code != 1 || !strings.Contains(errOut, a) || !strings.Contains(errOut, b) || !strings.Contains(errOut, "connection refused") {
+		t.Errorf("kvctl get: exit %d, %s; want exit 1 naming %s and %s, refused", code, errOut, a, b)
 	}
 }
