@@ -187,6 +187,13 @@ func checkAuth(ctx context.Context, base string, connectTo func(user, password s
 		{"GET", "/", "", http.StatusUnauthorized},
 		{"GET", "/status.json", "", http.StatusUnauthorized},
 		{"GET", "/status.json", "Bearer " + token, http.StatusOK},
+		{"GET", "/", "Bearer " + token, http.StatusOK},
+		{"GET", "/console.json", "", http.StatusUnauthorized},
+		{"GET", "/console/live", "", http.StatusUnauthorized},
+		{"GET", "/console/node.json", "", http.StatusUnauthorized},
+		{"GET", "/console.json", "Bearer " + token, http.StatusOK},
+		{"GET", "/console/node.json", "Bearer " + token, http.StatusOK},
+		{"GET", "/console/console.js", "", http.StatusOK},
 		{"GET", "/metrics", "", http.StatusOK},
 		{"GET", "/livez", "", http.StatusOK},
 	} {
