@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"connectrpc.com/connect"
+
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 )
 
@@ -91,22 +93,38 @@ func (c *Client) CompareAndSwap(ctx context.Context, keyspace string, key []byte
 	return resp.GetVersion(), err
 }
 
-// Scan returns up to limit keys with the prefix, in key order, fetching
-// pages of at most pageSize (0: the server's limit) as it goes.
+// Scan returns up to limit keys (every key when limit <= 0) with the
+// prefix, in key order, fetching pages of at most pageSize (0: as many as
+// the limit still asks, or the server's page size without a limit) as it
+// goes, each page after the last key of the one before. A page the server
+// refuses as over its page limit (ResourceExhausted) is asked again at the
+// server's page size, and the keys past the limit are dropped: a limit
+// above the server's page limit is served in several pages.
 func (c *Client) Scan(ctx context.Context, keyspace string, prefix []byte, limit, pageSize int) ([]KeyValue, error) {
 	var out []KeyValue
 	var after []byte
+	serverPages := false // the server refused a page size: use its own
 	for limit <= 0 || len(out) < limit {
 		want := pageSize
 		if limit > 0 && (want == 0 || limit-len(out) < want) {
 			want = limit - len(out)
 		}
+		if serverPages {
+			want = 0
+		}
 		resp, err := unary(ctx, c, c.kv, policy{}, &v1.ScanRequest{Keyspace: keyspace, Prefix: prefix, StartAfter: after, Limit: uint32(want)},
 			kvClient.Scan)
+		if err != nil && want > 0 && !serverPages && connect.CodeOf(err) == connect.CodeResourceExhausted {
+			serverPages = true
+			continue
+		}
 		if err != nil {
 			return out, err
 		}
 		for _, kv := range resp.GetKvs() {
+			if limit > 0 && len(out) == limit {
+				break
+			}
 			out = append(out, fromProto(kv))
 		}
 		if !resp.GetMore() || len(resp.GetKvs()) == 0 {

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/client"
@@ -191,15 +189,6 @@ func clusterRebalance(c *cli.Context) error {
 		_, err = fmt.Fprintf(c.App.Writer, "%d moves %s; %d earlier moves still in flight\n", len(resp.Moves), verb, resp.InFlight)
 		return err
 	})
-}
-
-func writeProtoJSON(w io.Writer, m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
 }
 
 func clusterMembers(c *cli.Context) error {

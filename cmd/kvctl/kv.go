@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -39,7 +40,16 @@ func kvCommands() []*cli.Command {
 			}, Action: del,
 		}),
 		withGlobals(&cli.Command{
-			Name: "scan", Usage: "list keys in key order",
+			Name: "scan", Usage: "list keys and their values in key order",
+			Description: `Prints one key a line: the key, a tab, the value. A key or value is
+printed as it is unless it starts with a double quote or holds a byte
+that is not printable UTF-8 text (a tab, a newline, a control byte, a
+byte that is not UTF-8): then it is printed quoted as Go's strconv.Quote
+quotes it, which strconv.Unquote reverses. So a line splits at its first
+tab, and a field starting with " is quoted.
+
+-o json prints a list of {"key_base64", "value_base64", "version"}:
+keys and values in base64 always, as etcdctl -w json prints them.`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "prefix", Usage: "only keys starting with this"},
 				&cli.IntFlag{Name: "limit", Usage: "at most this many keys, 1 or more (default: every key, fetched in pages of the server's page limit)"},
@@ -122,7 +132,7 @@ func put(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		return printResult(c, out, map[string]any{"key": a[0], "version": version}, "OK")
+		return printResult(c, out, map[string]any{"key_base64": []byte(a[0]), "version": version}, "OK")
 	})
 }
 
@@ -141,7 +151,7 @@ func get(c *cli.Context) error {
 			return err
 		}
 		if out == formatJSON {
-			return writeJSON(c.App.Writer, kvJSON(kv))
+			return writeJSON(c.App.Writer, toKVJSON(kv))
 		}
 		// Piped, the value's bytes exactly, as a script saves them; on a
 		// terminal, a newline after it keeps the prompt on its own line.
@@ -183,7 +193,7 @@ func del(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		return printResult(c, out, map[string]any{"key": a[0], "existed": existed}, "OK")
+		return printResult(c, out, map[string]any{"key_base64": []byte(a[0]), "existed": existed}, "OK")
 	})
 }
 
@@ -195,26 +205,42 @@ func scan(c *cli.Context) error {
 		return usagef("--limit %d: want 1 or more (without --limit, every key)", c.Int("limit"))
 	}
 	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
+		// Without --limit, every key: the client pages at the server's
+		// page size.
 		kvs, err := cl.Scan(ctx, lookupString(c, "keyspace"), []byte(c.String("prefix")), c.Int("limit"), 0)
 		if err != nil {
 			return err
 		}
 		if out == formatJSON {
-			list := make([]map[string]any, len(kvs))
+			list := make([]kvJSON, len(kvs))
 			for i, kv := range kvs {
-				list[i] = kvJSON(kv)
+				list[i] = toKVJSON(kv)
 			}
 			return writeJSON(c.App.Writer, list)
 		}
+		w := bufio.NewWriter(c.App.Writer)
 		for _, kv := range kvs {
-			if out == formatTable {
-				fmt.Fprintf(c.App.Writer, "%s\t%s\n", kv.Key, kv.Value)
-			} else {
-				fmt.Fprintf(c.App.Writer, "%s %s\n", kv.Key, kv.Value)
-			}
+			fmt.Fprintf(w, "%s\t%s\n", scanField(kv.Key), scanField(kv.Value))
 		}
-		return nil
+		return w.Flush()
 	})
+}
+
+// scanField is a key or value as kvctl scan prints it (its Description
+// says how): as it is, or quoted when it starts with a double quote or
+// holds anything but printable UTF-8 text and spaces.
+func scanField(b []byte) string {
+	quote := !utf8.Valid(b) || len(b) > 0 && b[0] == '"'
+	for _, r := range string(b) {
+		if quote || !strconv.IsPrint(r) {
+			quote = true
+			break
+		}
+	}
+	if quote {
+		return strconv.Quote(string(b))
+	}
+	return string(b)
 }
 
 func cas(c *cli.Context) error {
@@ -241,7 +267,7 @@ func cas(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		return printResult(c, out, map[string]any{"key": a[0], "version": version}, "OK")
+		return printResult(c, out, map[string]any{"key_base64": []byte(a[0]), "version": version}, "OK")
 	})
 }
 
@@ -268,13 +294,23 @@ func printResult(c *cli.Context, out format, obj map[string]any, text string) er
 	return err
 }
 
-// kvJSON shows a value as a string when it is text, else in base64.
-func kvJSON(kv client.KeyValue) map[string]any {
-	m := map[string]any{"key": string(kv.Key), "version": kv.Version}
-	if utf8.Valid(kv.Value) {
-		m["value"] = string(kv.Value)
-	} else {
-		m["value_base64"] = kv.Value // encoding/json writes []byte as base64
+// kvJSON is a key, its value and version in -o json: keys and values are
+// bytes, so they are always in base64 (as etcdctl -w json has them), in
+// fields that say so.
+type kvJSON struct {
+	Key     []byte `json:"key_base64"` // encoding/json writes []byte in base64
+	Value   []byte `json:"value_base64"`
+	Version string `json:"version"`
+}
+
+func toKVJSON(kv client.KeyValue) kvJSON {
+	return kvJSON{Key: nonNil(kv.Key), Value: nonNil(kv.Value), Version: kv.Version}
+}
+
+// nonNil makes an empty value "" in JSON, not null.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
 	}
-	return m
+	return b
 }
