@@ -40,7 +40,7 @@ func startCluster(t testing.TB, n int, extra ...string) []*kvd {
 		code, _, _ := nodes[0].kvctl("", "keyspace", "create", "probe", "--mode", "raft", "--replicas", fmt.Sprint(n), "--ranges", "1")
 		return code == 0
 	})
-	nodes[0].must(0, "keyspace", "drop", "probe")
+	nodes[0].must(0, "keyspace", "drop", "probe", "--force")
 	return nodes
 }
 

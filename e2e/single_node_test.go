@@ -50,7 +50,7 @@ func TestSingleNode(t *testing.T) {
 	if out := k.must(0, "keyspace", "list"); !strings.Contains(out, "orders") || !strings.Contains(out, "default") {
 		t.Fatalf("keyspace list = %s", out)
 	}
-	k.must(0, "keyspace", "drop", "orders")
+	k.must(0, "keyspace", "drop", "orders", "--force")
 	// Exit 3 says the key is absent; a missing keyspace is an error.
 	if out := k.must(1, "-k", "orders", "get", "o1"); !strings.Contains(out, `no such keyspace: "orders"`) {
 		t.Fatalf("get in a dropped keyspace: %s", out)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"strings"
@@ -34,7 +35,12 @@ func keyspaceCommand() *cli.Command {
 			}),
 			withGlobals(&cli.Command{Name: "list", Usage: "list keyspaces", Action: keyspaceList}),
 			withGlobals(&cli.Command{Name: "describe", Usage: "show a keyspace and its ranges", ArgsUsage: "NAME", Action: keyspaceDescribe}),
-			withGlobals(&cli.Command{Name: "drop", Usage: "remove a keyspace and all its data", ArgsUsage: "NAME", Action: keyspaceDrop}),
+			withGlobals(&cli.Command{
+				Name: "drop", Usage: "remove a keyspace and all its data; asks first on a terminal, and needs --force otherwise", ArgsUsage: "NAME",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Aliases: []string{"yes", "y"},
+					Usage: "drop without asking (needed when standard input is not a terminal)"}},
+				Action: keyspaceDrop,
+			}),
 		},
 	}
 }
@@ -158,6 +164,21 @@ func keyspaceDrop(c *cli.Context) error {
 	a, err := args(c, "NAME")
 	if err != nil {
 		return err
+	}
+	if !c.Bool("force") {
+		if !inputIsTerminal(c.App.Reader) {
+			return usagef("keyspace drop %s deletes the keyspace and all its data, and standard input is not a terminal to confirm on: add --force", a[0])
+		}
+		// Counting the keys would mean scanning them all: the question
+		// says what is lost without a number.
+		fmt.Fprintf(c.App.ErrWriter, "drop keyspace %s and all its data? [y/N] ", a[0])
+		answer, err := bufio.NewReader(c.App.Reader).ReadString('\n')
+		if err != nil && answer == "" {
+			return fmt.Errorf("keyspace %s not dropped: no answer (%w)", a[0], err)
+		}
+		if ans := strings.ToLower(strings.TrimSpace(answer)); ans != "y" && ans != "yes" {
+			return fmt.Errorf("keyspace %s not dropped", a[0])
+		}
 	}
 	return withClient(c, func(ctx context.Context, cl *client.Client, out format) error {
 		if err := cl.DropKeyspace(ctx, a[0]); err != nil {
