@@ -51,6 +51,47 @@ func runChromium(t *testing.T, chromium, url string, args ...string) string {
 	return out.String()
 }
 
+// startConsoleCluster starts n nodes as startCluster does (n1 founds the
+// cluster, the others join it; node i is in zone zi), and waits until
+// n1's console lists them all alive in the catalog. It leaves the
+// first keyspace's creation to wait for placement.
+func startConsoleCluster(t *testing.T, n int) []*kvd {
+	t.Helper()
+	root := t.TempDir()
+	nodes := []*kvd{startKVD(t, filepath.Join(root, "n1"), "--node-id", "n1", "--zone", "z1")}
+	for i := 2; i <= n; i++ {
+		nodes = append(nodes, startKVD(t, filepath.Join(root, fmt.Sprintf("n%d", i)),
+			"--node-id", fmt.Sprintf("n%d", i), "--zone", fmt.Sprintf("z%d", i), "--join", nodes[0].gossip))
+	}
+	waitFor(t, "every node alive in n1's catalog", func() bool {
+		v, err := consoleJSON(nodes[0])
+		return err == nil && v.Health.Nodes == n && v.Health.NodesAlive == n
+	})
+	return nodes
+}
+
+// consoleView is the part of /console.json the test reads.
+type consoleView struct {
+	Health struct {
+		OK         bool `json:"ok"`
+		Nodes      int  `json:"nodes"`
+		NodesAlive int  `json:"nodes_alive"`
+	}
+}
+
+func consoleJSON(k *kvd) (consoleView, error) {
+	var v consoleView
+	resp, err := http.Get("http://" + k.addr + "/console.json")
+	if err != nil {
+		return v, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return v, fmt.Errorf("/console.json: %s", resp.Status)
+	}
+	return v, json.NewDecoder(resp.Body).Decode(&v)
+}
+
 // TestConsole loads the console of a 3-node cluster in a real browser,
 // headless Chromium, while clients write to a raft, a paxos (zones
 // geometry) and an eventual keyspace, and checks what it shows after its
@@ -60,10 +101,13 @@ func runChromium(t *testing.T, chromium, url string, args ...string) string {
 // screenshot in $QKV_ARTIFACTS (a temporary directory without it).
 func TestConsole(t *testing.T) {
 	chromium := chromiumPath(t)
-	nodes := startCluster(t, 3)
+	nodes := startConsoleCluster(t, 3)
 	n1 := nodes[0]
 	keyspaces := []struct{ name, mode string }{{"cr", "raft"}, {"cp", "paxos"}, {"ce", "eventual"}}
-	n1.must(0, "keyspace", "create", "cr", "--mode", "raft", "--replicas", "3", "--ranges", "2")
+	waitFor(t, "keyspace cr placed on 3 nodes", func() bool {
+		code, _, _ := n1.kvctl("", "keyspace", "create", "cr", "--mode", "raft", "--replicas", "3", "--ranges", "2")
+		return code == 0
+	})
 	n1.must(0, "keyspace", "create", "cp", "--mode", "paxos", "--replicas", "3", "--ranges", "2", "--quorum", "zones")
 	n1.must(0, "keyspace", "create", "ce", "--mode", "eventual", "--replicas", "3", "--ranges", "2", "--w", "2", "--r", "2")
 	base := "http://" + n1.addr
@@ -115,13 +159,8 @@ func TestConsole(t *testing.T) {
 	// takes the nodes' first samples, so that the page's rates are known
 	// when the browser loads it a second later.
 	waitFor(t, "console.json to say healthy", func() bool {
-		resp, err := http.Get(base + "/console.json")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var v struct{ Health struct{ OK bool } }
-		return json.NewDecoder(resp.Body).Decode(&v) == nil && v.Health.OK
+		v, err := consoleJSON(n1)
+		return err == nil && v.Health.OK
 	})
 	time.Sleep(1500 * time.Millisecond)
 
@@ -174,7 +213,42 @@ func TestConsole(t *testing.T) {
 	check("cp's phase-1 quorum of all three zones", regexp.MustCompile(`(?s)data-keyspace="cp">.*?phase-1 quorum \{n\d,n\d,n\d\}.*?phase-2 quorum \{n\d\}`).MatchString(dom))
 	// Every consensus range has one leader cell, every node one replica in it.
 	check("a leader cell in each of the 13 consensus ranges", strings.Count(dom, `class="cell leader"`) == 13)
+	// The errors the console counts, by node, for whoever reads the log.
+	for _, n := range nodes {
+		if resp, err := http.Get("http://" + n.addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "quorumkv_request_duration_seconds_count") && !strings.Contains(l, `result="ok"`) {
+					t.Logf("%s: %s", n.addr, l)
+				}
+			}
+		}
+	}
 	if t.Failed() {
 		t.Logf("the DOM after the script ran:\n%s", dom)
+		return
+	}
+
+	// n3 dies: the console says so at the top, and highlights every range
+	// with a replica on it.
+	nodes[2].kill()
+	waitFor(t, "n1's console to see n3 dead", func() bool {
+		v, err := consoleJSON(n1)
+		return err == nil && v.Health.NodesAlive == 2
+	})
+	dom = runChromium(t, chromium, base+"/", "--dump-dom")
+	runChromium(t, chromium, base+"/", "--screenshot="+filepath.Join(artifacts, "console-n3-dead.png"))
+	t.Logf("the console with n3 dead: %s", filepath.Join(artifacts, "console-n3-dead.png"))
+	line := regexp.MustCompile(`<p id="health" class="bad">unhealthy: 2/3 nodes alive, \d+/13 ranges with a leader, (\d+) under-replicated`).FindStringSubmatch(dom)
+	check("the health line, unhealthy, with n3 down", line != nil)
+	check("n3 as dead in the members", regexp.MustCompile(`<tr class="member state-dead"><td>\d+</td><td>n3</td>`).MatchString(dom))
+	// meta and cr's, cp's and ce's ranges have a replica on n3, and so
+	// have default's once it grew to three replicas.
+	problems := regexp.MustCompile(`<tr class="range problem" data-range="\d+">.*?<td class="cell bad">dead</td><td>[^<]*replica on n3, which is dead`).FindAllString(dom, -1)
+	check("the ranges with a replica on n3 highlighted, its cell dead, as many as the health line counts",
+		line != nil && len(problems) >= 7 && strconv.Itoa(len(problems)) == line[1])
+	if t.Failed() {
+		t.Logf("the DOM with n3 dead:\n%s", dom)
 	}
 }
