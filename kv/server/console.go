@@ -91,17 +91,17 @@ type ReplicaReport struct {
 
 // ConsoleView is what the console shows.
 type ConsoleView struct {
-	Viewed        string `json:"viewed"`
-	ClusterID     string `json:"cluster_id"`
-	Version       string `json:"version"`
-	Advertise     string `json:"advertise"`
-	TLS           bool   `json:"tls"`
-	ClusterSecret bool   `json:"cluster_secret"`
-	AuthEnabled   bool   `json:"auth_enabled"`
-	Ready         string `json:"ready"`
-	At            string `json:"at"`
-	Health        Health `json:"health"`
-	Members       []kv.Member
+	Viewed        string         `json:"viewed"`
+	ClusterID     string         `json:"cluster_id"`
+	Version       string         `json:"version"`
+	Advertise     string         `json:"advertise"`
+	TLS           bool           `json:"tls"`
+	ClusterSecret bool           `json:"cluster_secret"`
+	AuthEnabled   bool           `json:"auth_enabled"`
+	Ready         string         `json:"ready"`
+	At            string         `json:"at"`
+	Health        Health         `json:"health"`
+	Members       []kv.Member    `json:"members"`
 	Nodes         []NodeReport   `json:"nodes"`
 	Keyspaces     []KeyspaceView `json:"keyspaces"`
 	// Columns are the range map's nodes: the catalog's, by ID.
