@@ -42,17 +42,17 @@ func kvCommands() []*cli.Command {
 		withGlobals(&cli.Command{
 			Name: "scan", Usage: "list keys and their values in key order",
 			Description: `Prints one key a line: the key, a tab, the value. A key or value is
-printed as it is unless it starts with a double quote or holds a byte
-that is not printable UTF-8 text (a tab, a newline, a control byte, a
-byte that is not UTF-8): then it is printed quoted as Go's strconv.Quote
-quotes it, which strconv.Unquote reverses. So a line splits at its first
+printed as it is unless it starts with a double quote or holds anything
+but printable UTF-8 text and spaces (a tab, a newline, a control
+character, a byte that is not UTF-8): then it is printed quoted as Go's
+strconv.Quote quotes it, which strconv.Unquote reverses. So a line splits at its first
 tab, and a field starting with " is quoted.
 
 -o json prints a list of {"key_base64", "value_base64", "version"}:
 keys and values in base64 always, as etcdctl -w json prints them.`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "prefix", Usage: "only keys starting with this"},
-				&cli.IntFlag{Name: "limit", Usage: "at most this many keys, 1 or more (default: every key, fetched in pages of the server's page limit)"},
+				&cli.IntFlag{Name: "limit", Usage: "at most this many keys, 1 or more", DefaultText: "every key, fetched in pages of the server's page limit"},
 			},
 			Action: scan,
 		}),

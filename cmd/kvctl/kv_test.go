@@ -88,3 +88,21 @@ func TestRefusedConnectionFailsFast(t *testing.T) {
 		t.Errorf("kvctl get: exit %d, %s; want exit 1 naming %s and %s, refused", code, errOut, a, b)
 	}
 }
+
+// On a terminal, get ends the value with a newline.
+func TestGetOnATerminalAddsANewline(t *testing.T) {
+	ep := startNode(t, catalog.Limits{})
+	if code, _, errOut := kvctl(t, "--endpoints", ep, "put", "k", "v"); code != 0 {
+		t.Fatalf("put: exit %d, %s", code, errOut)
+	}
+	master, tty := openPTY(t)
+	var stderr bytes.Buffer
+	if code := run([]string{"kvctl", "--endpoints", ep, "get", "k"}, strings.NewReader(""), tty, &stderr); code != 0 {
+		t.Fatalf("get: exit %d, %s", code, stderr.String())
+	}
+	buf := make([]byte, 64)
+	n, err := master.Read(buf)
+	if err != nil || string(buf[:n]) != "v\r\n" { // the terminal writes a newline as \r\n
+		t.Errorf("get on a terminal printed %q, %v; want v and a newline", buf[:n], err)
+	}
+}
