@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 )
 
@@ -198,4 +199,29 @@ func TestEnumJSON(t *testing.T) {
 			t.Errorf("upperSnake(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// Members, with their enum states and 64-bit IDs, in kvctl's JSON style.
+func TestProtoJSONStyle(t *testing.T) {
+	var out strings.Builder
+	err := writeProtoJSON(&out, &v1.ListMembersResponse{Members: []*v1.Member{
+		{Id: 3, NodeId: "n3", State: v1.MemberState_MEMBER_STATE_ALIVE, Decommissioning: true},
+		{NodeId: "n4", State: v1.MemberState_MEMBER_STATE_UNSPECIFIED},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Members []map[string]any `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+		t.Fatal(err)
+	}
+	m := got.Members[0]
+	if m["id"] != 3.0 || m["node_id"] != "n3" || m["state"] != "alive" || m["decommissioning"] != true || got.Members[1]["state"] != "unspecified" {
+		t.Errorf("members in JSON:\n%s", out.String())
+	}
+	var v any
+	json.Unmarshal([]byte(out.String()), &v)
+	checkJSONStyle(t, "members", v)
 }
