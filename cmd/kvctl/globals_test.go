@@ -74,6 +74,7 @@ func TestGlobalFlagBeatsEnvironment(t *testing.T) {
 				{"get", flag, v[1], "k"},
 				{flag, v[1], "keyspace", "list"},
 				{"keyspace", "list", flag, v[1]},
+				{"keyspace", flag, v[1], "list"},
 				{flag, other, "get", "k", flag, v[1]}, // innermost
 				{"get", flag, other, "k", flag, v[1]}, // last
 			} {

@@ -30,6 +30,7 @@ func interspersed(app *cli.App, args []string) ([]string, error) {
 	path := []string{app.Name} // the program and the commands named
 	cmds := app.Commands
 	var leaf *cli.Command
+	var between []string // flags between commands
 	end := slices.Index(args, "--")
 	if end < 0 {
 		end = len(args)
@@ -46,10 +47,18 @@ func interspersed(app *cli.App, args []string) ([]string, error) {
 		case (a == "--version" || a == "-v") && leaf == nil:
 			return []string{args[0], "--version"}, nil
 		case strings.HasPrefix(a, "-") && a != "-" && a != "--":
-			out = append(out, a)
+			// Before the first command, the app's; between commands, a
+			// global flag that the leaf command reads (the commands that
+			// hold commands declare none).
+			f := []string{a}
 			if takesValue(app.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
 				i++
-				out = append(out, args[i])
+				f = append(f, args[i])
+			}
+			if leaf == nil {
+				out = append(out, f...)
+			} else {
+				between = append(between, f...)
 			}
 			continue
 		}
@@ -77,7 +86,8 @@ func interspersed(app *cli.App, args []string) ([]string, error) {
 		where := strings.Join(path, " ")
 		return nil, usagef("%s needs a command: %s (%s --help)", where, names(cmds), where)
 	}
-	var flags, positional []string
+	flags := between
+	var positional []string
 	dashes := false // "--" was given: what follows is positional
 	for ; i < len(args); i++ {
 		a := args[i]

@@ -107,6 +107,8 @@ func TestInterspersed(t *testing.T) {
 		{"kvctl keyspace create x --help", "kvctl keyspace create --help"},
 		{"kvctl -o json keyspace lst --help", "kvctl keyspace --help"},
 		{"kvctl help keyspace", "kvctl keyspace --help"},
+		{"kvctl keyspace -o json list", "kvctl keyspace list -o json"},
+		{"kvctl -k a keyspace --timeout=1s describe x -o json", "kvctl -k a keyspace describe --timeout=1s -o json x"},
 		{"kvctl quorum check --quorum grid:3x3 --nodes 9", "kvctl quorum check --quorum grid:3x3 --nodes 9"},
 	} {
 		args, err := interspersed(app, strings.Fields(c.in))
