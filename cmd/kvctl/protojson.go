@@ -15,7 +15,9 @@ import (
 // its hand-made objects follow too: lower_snake_case field names (the
 // .proto names), enum values in lower case without their type's prefix
 // ("raft", not "MODE_RAFT"), bytes in base64, every field present (unset
-// messages as null), 64-bit integers as numbers.
+// messages as null), and 64-bit integers as decimal strings, as the proto3
+// JSON mapping writes them: hash spans run to 2^64, which readers that
+// hold numbers as doubles (JavaScript, jq before 1.7) would round.
 func writeProtoJSON(w io.Writer, m proto.Message) error {
 	return writeJSON(w, messageJSON(m.ProtoReflect()))
 }
@@ -95,6 +97,9 @@ func singularJSON(fd protoreflect.FieldDescriptor, v protoreflect.Value) any {
 		return messageJSON(v.Message())
 	case protoreflect.BytesKind:
 		return v.Bytes() // base64
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
+		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return v.String()
 	}
 	return v.Interface()
 }

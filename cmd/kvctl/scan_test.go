@@ -201,7 +201,9 @@ func TestEnumJSON(t *testing.T) {
 	}
 }
 
-// Members, with their enum states and 64-bit IDs, in kvctl's JSON style.
+// Members, with their enum states and 64-bit IDs (strings, as in the
+// proto3 JSON mapping), in kvctl's JSON style; a range's hash span keeps
+// every bit.
 func TestProtoJSONStyle(t *testing.T) {
 	var out strings.Builder
 	err := writeProtoJSON(&out, &v1.ListMembersResponse{Members: []*v1.Member{
@@ -218,10 +220,18 @@ func TestProtoJSONStyle(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := got.Members[0]
-	if m["id"] != 3.0 || m["node_id"] != "n3" || m["state"] != "alive" || m["decommissioning"] != true || got.Members[1]["state"] != "unspecified" {
+	if m["id"] != "3" || m["node_id"] != "n3" || m["state"] != "alive" || m["decommissioning"] != true || got.Members[1]["state"] != "unspecified" {
 		t.Errorf("members in JSON:\n%s", out.String())
 	}
 	var v any
 	json.Unmarshal([]byte(out.String()), &v)
 	checkJSONStyle(t, "members", v)
+
+	out.Reset()
+	if err := writeProtoJSON(&out, &v1.Range{RangeId: 7, HashHi: 1<<64 - 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"range_id": "7"`) || !strings.Contains(out.String(), `"hash_hi": "18446744073709551615"`) {
+		t.Errorf("a range in JSON:\n%s", out.String())
+	}
 }
