@@ -325,7 +325,7 @@ func (m *Membership) record(n *memberlist.Node, gone bool) {
 	}
 	m.mu.Unlock()
 	if !ok || old != mem {
-		m.logger.Debug("membership: member changed", "node", meta.NodeID, "state", mem.State, "addr", mem.Addr)
+		m.logger.Debug("membership: member changed", "member", meta.NodeID, "state", mem.State, "addr", mem.Addr)
 		m.notify()
 	}
 }
@@ -375,7 +375,7 @@ func (f *clusterFilter) check(n *memberlist.Node) error {
 	m.mu.Lock()
 	m.mu.refused = refused
 	m.mu.Unlock()
-	m.logger.Warn("membership: refusing a member of another cluster", "node", refused.Node, "addr", refused.Addr,
+	m.logger.Warn("membership: refusing a member of another cluster", "member", refused.Node, "addr", refused.Addr,
 		"its_cluster", refused.Theirs, "our_cluster", refused.Ours)
 	return refused
 }

@@ -15,13 +15,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/quorumkv/quorumkv/certs"
+	qversion "github.com/quorumkv/quorumkv/internal/version"
 	"github.com/quorumkv/quorumkv/kv/identity"
 
 	"github.com/urfave/cli/v2"
@@ -41,17 +41,17 @@ import (
 // flight.
 const defaultDrainTimeout = 10 * time.Second
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version, if set at build time with -ldflags "-X main.version=...",
+// overrides the version read from the build information.
 var version = ""
 
+// kvdVersion is what kvd --version prints, gossip carries and
+// quorumkv_build_info says.
 func kvdVersion() string {
 	if version != "" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
+	return qversion.String()
 }
 
 func main() {
@@ -113,7 +113,7 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Before:    altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
-		Commands:  []*cli.Command{demoCommand(stdout, stderr), certCommand(stdout)},
+		Commands:  []*cli.Command{demoCommand(stdout, stderr), certCommand(stdout), versionCommand(stdout)},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return fmt.Errorf("kvd takes no arguments, got %q (flags start with --)", c.Args().Slice())
@@ -155,6 +155,9 @@ type config struct {
 	secret *certs.ClusterSecret
 	// limits go to NodeConfig.Limits (SPEC.md "Limits").
 	limits catalog.Limits
+	// joinTimeout bounds joinGossip; 0 is joinGossipTimeout. Not a flag:
+	// tests shorten it.
+	joinTimeout time.Duration
 }
 
 func configFrom(c *cli.Context) (config, error) {
@@ -185,13 +188,12 @@ func configFrom(c *cli.Context) (config, error) {
 	if cfg.advertise == "" {
 		cfg.advertise = cfg.listen
 	}
+	if err := checkNames(cfg); err != nil {
+		return cfg, err
+	}
 	switch {
-	case cfg.nodeID == "":
-		return cfg, errors.New("--node-id is empty and the host has no name")
 	case cfg.dataDir == "":
 		return cfg, errors.New("--data-dir is empty")
-	case cfg.weight < 1:
-		return cfg, fmt.Errorf("--weight %d: want 1 or more", cfg.weight)
 	case cfg.tokenTTL < time.Minute || cfg.tokenTTL > 24*time.Hour:
 		return cfg, fmt.Errorf("--auth-token-ttl %v: want 1m to 24h", cfg.tokenTTL)
 	case cfg.drainTimeout < 0:
@@ -205,10 +207,11 @@ func configFrom(c *cli.Context) (config, error) {
 	case cfg.deadAfter <= 0:
 		return cfg, fmt.Errorf("--dead-after %v: want a positive duration", cfg.deadAfter)
 	}
-	for _, a := range []struct{ flag, addr string }{{"listen", cfg.listen}, {"advertise", cfg.advertise}, {"gossip", cfg.gossip}} {
-		if _, _, err := net.SplitHostPort(a.addr); err != nil {
-			return cfg, fmt.Errorf("--%s %q: want host:port: %v", a.flag, a.addr, err)
-		}
+	if err := checkDataDir(cfg.dataDir); err != nil {
+		return cfg, err
+	}
+	if err := checkAddrs(c, cfg); err != nil {
+		return cfg, err
 	}
 	if cfg.certs, err = secureFrom(c.String("certs-dir"), c.Bool("insecure"), cfg.listen); err != nil {
 		return cfg, err
@@ -276,15 +279,17 @@ func serve(cfg config, stdout, stderr io.Writer, ready chan<- string) error {
 	return nil
 }
 
+// newLogger is the node's logger: every record carries node=<--node-id>,
+// once (nodeHandler).
 func newLogger(cfg config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.logLevel}
-	var logger *slog.Logger
+	var h slog.Handler
 	if cfg.logJSON {
-		logger = slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	} else {
-		logger = slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return logger.With("node", cfg.nodeID)
+	return slog.New(nodeHandler{h.WithAttrs([]slog.Attr{slog.String("node", cfg.nodeID)})})
 }
 
 // storeDone reports the store stopping on its own (a disk failure).
@@ -297,19 +302,41 @@ func storeDone(s *store.Store) <-chan error {
 	return ch
 }
 
-// joinGossip contacts the seeds until one answers or a minute passes: the
-// seeds may be starting at the same time. Seeds of another cluster are
-// refused at once (a *membership.OtherClusterError).
-func joinGossip(gossip *membership.Membership, seeds []string, logger *slog.Logger) error {
-	deadline := time.Now().Add(time.Minute)
-	for {
+// How kvd joins gossip: it retries for joinGossipTimeout (the seeds may
+// be starting at the same time), and warns of failed attempts at most
+// every joinWarnEvery, so that the log says what is wrong without filling
+// up.
+const (
+	joinGossipTimeout = time.Minute
+	joinWarnEvery     = 5 * time.Second
+)
+
+// joinGossip contacts the seeds until one answers or timeout (0:
+// joinGossipTimeout) passes. It logs at once which seeds it joins, and warns with the error
+// of the first failed attempt and then at most every joinWarnEvery;
+// status is told what /readyz should say meanwhile. Seeds of another
+// cluster are refused at once (a *membership.OtherClusterError).
+func joinGossip(gossip *membership.Membership, seeds []string, timeout time.Duration, logger *slog.Logger, status func(string)) error {
+	if timeout == 0 {
+		timeout = joinGossipTimeout
+	}
+	logger.Info("joining gossip", "seeds", strings.Join(seeds, ","))
+	start := time.Now()
+	var lastWarn time.Time
+	for attempt := 1; ; attempt++ {
 		n, err := gossip.Join(seeds)
 		if err == nil {
-			logger.Info("joined gossip", "seeds", seeds, "reached", n)
+			logger.Info("joined gossip", "seeds", strings.Join(seeds, ","), "reached", n)
 			return nil
 		}
-		if errors.Is(err, membership.ErrOtherCluster) || time.Now().After(deadline) {
+		if errors.Is(err, membership.ErrOtherCluster) || time.Since(start) > timeout {
 			return fmt.Errorf("--join %v: %w", seeds, err)
+		}
+		status("joining: seeds " + strings.Join(seeds, ",") + " unreachable")
+		if time.Since(lastWarn) >= joinWarnEvery {
+			logger.Warn("gossip seeds unreachable; retrying", "seeds", strings.Join(seeds, ","), "attempts", attempt,
+				"for", time.Since(start).Round(time.Second), "give-up-after", timeout, "err", err)
+			lastWarn = time.Now()
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

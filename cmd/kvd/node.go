@@ -39,25 +39,33 @@ type runningNode struct {
 	// store failed.
 	failed chan error
 
-	closers      []func() error // run in reverse by close
-	gossip       *membership.Membership
-	gossipLeft   bool
-	store        *store.Store
-	server       *server.Server
-	httpServer   *http.Server
+	closers    []func() error // run in reverse by close
+	gossip     *membership.Membership
+	gossipLeft bool
+	store      *store.Store
+	server     *server.Server
+	httpServer *http.Server
+	// startup serves /livez and /readyz until the node is built.
+	startup      *startupHandler
 	stopAnnounce context.CancelFunc
 }
 
-// startNode opens the data dir, starts gossip, joins or founds the
-// cluster, opens the store and serves the API. On error everything
-// already started is stopped.
+// startNode binds --listen and serves /livez and /readyz on it at once,
+// then opens the data dir, starts gossip, joins or founds the cluster,
+// opens the store and serves the API. On error everything already started
+// is stopped.
 func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
-	n := &runningNode{cfg: cfg, logger: logger, failed: make(chan error, 2)}
+	n := &runningNode{cfg: cfg, logger: logger, failed: make(chan error, 2), startup: newStartupHandler()}
 	defer func() {
 		if err != nil {
 			n.close()
 		}
 	}()
+	// The address first: a port in use is refused before the disk is
+	// touched, and health checks get an answer while the node starts.
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics.RegisterBuildInfo(reg, kvdVersion(), runtime.Version())
@@ -71,6 +79,12 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		n.closers = append(n.closers, func() error { hooks.stop(); return nil })
 	}
 
+	n.startup.setStatus("starting: opening data dir " + cfg.dataDir)
+	lock, err := lockDataDir(cfg.dataDir, n.addr, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	n.closers = append(n.closers, lock.Close)
 	db, err := storage.Open(cfg.dataDir, storage.Options{Logger: logger, OnWALSync: metrics.ObserveWALSync, Faults: hooks.disk})
 	if err != nil {
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.dataDir, err)
@@ -112,7 +126,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	}
 	member := ident.NodeID != 0
 	if len(cfg.join) > 0 {
-		if err := joinGossip(n.gossip, cfg.join, logger); err != nil {
+		if err := joinGossip(n.gossip, cfg.join, cfg.joinTimeout, logger, n.startup.setStatus); err != nil {
 			var other *membership.OtherClusterError
 			if errors.As(err, &other) {
 				return nil, fmt.Errorf("data dir %s belongs to cluster %s, and the --join seeds %v to cluster %s: "+
@@ -122,11 +136,13 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 			return nil, err
 		}
 		if !member {
+			n.startup.setStatus("joining: waiting for the cluster to admit this node")
 			if err := joinCluster(db, n.gossip, self, ident, peerClient, logger); err != nil {
 				return nil, err
 			}
 		}
 	}
+	n.startup.setStatus("starting: opening the store")
 	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self, Advertised: n.gossip.AdvertisedAddr,
 		DefaultGrowTo: defaultGrowTo, RangeMaxBytes: cfg.rangeMaxBytes, MergeBelowBytes: cfg.mergeBelowBytes,
 		AuthAtBootstrap: cfg.certs != nil, Canary: hooks.canary}, nil, len(cfg.join) == 0)
@@ -169,11 +185,6 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	node.StartPlacement()
 	node.StartSplits()
 
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", cfg.listen, err)
-	}
-	n.addr = ln.Addr().String()
 	n.server = server.NewServer(node, server.ServerInfo{
 		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: n.gossip.LocalAddr(), Version: kvdVersion(), ClusterID: n.store.ClusterID(),
 		Secure: cfg.certs != nil, Keyring: n.gossip, TokenTTL: cfg.tokenTTL, ClusterSecretDigest: secretDigest(cfg.secret),
@@ -188,21 +199,10 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	if cfg.enablePprof {
 		handler = withPprof(n.server)
 	}
-	n.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
-	n.httpServer.Protocols.SetHTTP1(true) // for curl
-	if cfg.certs != nil {
-		// HTTP/2 over TLS for gRPC, Connect and the peers.
-		n.httpServer.Protocols.SetHTTP2(true)
-		ln = tls.NewListener(ln, cfg.certs.ServerTLS())
-	} else {
-		// HTTP/2 without TLS (h2c) for gRPC.
-		n.httpServer.Protocols.SetUnencryptedHTTP2(true)
-	}
-	go func() {
-		if err := n.httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			n.failed <- fmt.Errorf("serving %s: %w", n.addr, err)
-		}
-	}()
+	n.startup.serve(handler)
+	// Closed again here, so that it stops before the node and the store
+	// it serves (close runs closers in reverse); a second Close does
+	// nothing.
 	n.closers = append(n.closers, n.httpServer.Close)
 	go func() {
 		<-n.store.Done()
@@ -234,6 +234,33 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		go rejoinGossip(announceCtx, n.gossip, n.store, self.UUID, logger)
 	}
 	return n, nil
+}
+
+// listen binds --listen and serves it with the startup handler, which
+// hands over to the node's once it is built.
+func (n *runningNode) listen() error {
+	ln, err := net.Listen("tcp", n.cfg.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", n.cfg.listen, err)
+	}
+	n.addr = ln.Addr().String()
+	n.httpServer = &http.Server{Handler: n.startup, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
+	n.httpServer.Protocols.SetHTTP1(true) // for curl
+	if n.cfg.certs != nil {
+		// HTTP/2 over TLS for gRPC, Connect and the peers.
+		n.httpServer.Protocols.SetHTTP2(true)
+		ln = tls.NewListener(ln, n.cfg.certs.ServerTLS())
+	} else {
+		// HTTP/2 without TLS (h2c) for gRPC.
+		n.httpServer.Protocols.SetUnencryptedHTTP2(true)
+	}
+	go func() {
+		if err := n.httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			n.failed <- fmt.Errorf("serving %s: %w", n.addr, err)
+		}
+	}()
+	n.closers = append(n.closers, n.httpServer.Close)
+	return nil
 }
 
 // rejoinGossip joins gossip through the catalog's other nodes (other
