@@ -94,7 +94,7 @@ func TestThreeNodes(t *testing.T) {
 			code, _, _ := n.kvctl("", "-k", "solo", "put", "k", fmt.Sprint(i))
 			return code == 0
 		})
-		if out := n.must(0, "-k", "solo", "get", "k"); out != fmt.Sprintf("%d\n", i) {
+		if out := n.must(0, "-k", "solo", "get", "k"); out != fmt.Sprint(i) {
 			t.Fatalf("n%d reads %q from keyspace solo", i+1, out)
 		}
 	}
@@ -272,7 +272,7 @@ func TestRequestSpansLeaderChange(t *testing.T) {
 	resp := do(t, req, http.StatusNoContent)
 	t.Logf("PUT through %s, sent right after the leader %s was killed, answered after %v by the new leader %s",
 		survivor.addr, leader, time.Since(start).Round(time.Millisecond), resp.Header.Get("Quorumkv-Leader"))
-	if got := survivor.must(0, "-k", "one", "get", "k"); got != "v1\n" {
+	if got := survivor.must(0, "-k", "one", "get", "k"); got != "v1" {
 		t.Fatalf("after the leader change: %q", got)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 // member is a row of kvctl cluster members -o json.
 type member struct {
-	Name  string `json:"nodeId"`
+	Name  string `json:"node_id"`
 	ID    string `json:"id"` // protojson writes uint64 as a string
 	UUID  string `json:"uuid"`
 	State string `json:"state"`
@@ -36,7 +36,7 @@ func localRanges(t *testing.T, node *kvd) int {
 	t.Helper()
 	out := node.must(0, "cluster", "status", "-o", "json")
 	var st struct {
-		LocalRanges int `json:"localRanges"`
+		LocalRanges int `json:"local_ranges"`
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("cluster status: %v\n%s", err, out)
@@ -66,7 +66,7 @@ func TestWipedNodeRejoins(t *testing.T) {
 			old = m
 		}
 	}
-	if old.ID == "" || old.UUID == "" || old.State != "MEMBER_STATE_ALIVE" {
+	if old.ID == "" || old.UUID == "" || old.State != "alive" {
 		t.Fatalf("n3 before the wipe: %+v", old)
 	}
 	// The default keyspace grew to three replicas once the third node
@@ -87,12 +87,12 @@ func TestWipedNodeRejoins(t *testing.T) {
 		for _, m := range members(t, n1) {
 			switch {
 			case m.Name == "n3" && m.ID == old.ID:
-				oldDead = m.UUID == old.UUID && m.State == "MEMBER_STATE_DEAD"
+				oldDead = m.UUID == old.UUID && m.State == "dead"
 			case m.Name == "n3":
 				fresh = m
 			}
 		}
-		return oldDead && fresh.State == "MEMBER_STATE_ALIVE" && fresh.ID != "0" && fresh.ID != ""
+		return oldDead && fresh.State == "alive" && fresh.ID != "0" && fresh.ID != ""
 	})
 	if fresh.UUID == old.UUID {
 		t.Fatalf("n3 came back under its old UUID %s", old.UUID)
@@ -122,11 +122,11 @@ func TestWipedNodeRejoins(t *testing.T) {
 	// each range keeps two of its three replicas.
 	for _, node := range []*kvd{n1, nodes[1], back} {
 		for _, ks := range []string{"r3", "p3"} {
-			if got := node.must(0, "-k", ks, "get", "k0"); got != "before\n" {
+			if got := node.must(0, "-k", ks, "get", "k0"); got != "before" {
 				t.Fatalf("%s/k0 through %s: %q", ks, node.addr, got)
 			}
 			node.must(0, "-k", ks, "put", "k1", "after-"+node.addr)
-			if got := node.must(0, "-k", ks, "get", "k1"); got != "after-"+node.addr+"\n" {
+			if got := node.must(0, "-k", ks, "get", "k1"); got != "after-"+node.addr {
 				t.Fatalf("%s/k1 through %s: %q", ks, node.addr, got)
 			}
 		}
@@ -142,7 +142,7 @@ func TestWipedNodeRejoins(t *testing.T) {
 	})
 	waitFor(t, "the new n3 to run the new keyspace's replicas", func() bool { return localRanges(t, back) == 3 })
 	back.must(0, "-k", "later", "put", "k", "v")
-	if got := n1.must(0, "-k", "later", "get", "k"); got != "v\n" {
+	if got := n1.must(0, "-k", "later", "get", "k"); got != "v" {
 		t.Fatalf("later/k through n1: %q", got)
 	}
 }

@@ -16,7 +16,7 @@ func TestSingleNode(t *testing.T) {
 	k := startKVD(t, dir)
 
 	k.must(0, "put", "phone", "for sale")
-	if out := k.must(0, "get", "phone"); out != "for sale\n" {
+	if out := k.must(0, "get", "phone"); out != "for sale" {
 		t.Fatalf("get = %q", out)
 	}
 	// The flash sale: alice buys, bob is told who did.
@@ -28,13 +28,13 @@ func TestSingleNode(t *testing.T) {
 	if code, _, _ := k.kvctl("from stdin", "put", "piped", "-"); code != 0 {
 		t.Fatal("put from stdin failed")
 	}
-	if out := k.must(0, "get", "piped"); out != "from stdin\n" {
+	if out := k.must(0, "get", "piped"); out != "from stdin" {
 		t.Fatalf("get piped = %q", out)
 	}
-	if out := k.must(0, "-o", "json", "get", "phone"); !strings.Contains(out, `"value": "sold to alice"`) {
+	if out := k.must(0, "-o", "json", "get", "phone"); !strings.Contains(out, `"value_base64": "c29sZCB0byBhbGljZQ=="`) {
 		t.Fatalf("json get = %s", out)
 	}
-	if out := k.must(0, "scan", "--prefix", "p"); out != "phone sold to alice\npiped from stdin\n" {
+	if out := k.must(0, "scan", "--prefix", "p"); out != "phone\tsold to alice\npiped\tfrom stdin\n" {
 		t.Fatalf("scan = %q", out)
 	}
 
@@ -118,7 +118,7 @@ func TestSingleNode(t *testing.T) {
 	// SIGTERM drains and exits 0; a restart keeps the data.
 	k.stop()
 	k = startKVD(t, dir)
-	if out := k.must(0, "get", "phone"); out != "sold to alice\n" {
+	if out := k.must(0, "get", "phone"); out != "sold to alice" {
 		t.Fatalf("after restart: %q", out)
 	}
 	if out := k.must(0, "keyspace", "list"); strings.Contains(out, "orders") {
