@@ -507,9 +507,12 @@ func (s *Server) restKey(w http.ResponseWriter, r *http.Request, op string, fn f
 	}
 }
 
-// restKV is a key-value pair in JSON: text as text, other bytes in base64.
+// restKV is a key-value pair in JSON: a key or value that is UTF-8 text
+// as text (key, value), other bytes in base64 (key_base64, value_base64),
+// never both.
 type restKV struct {
-	Key         string `json:"key"`
+	Key         string `json:"key,omitempty"`
+	KeyBase64   []byte `json:"key_base64,omitempty"`
 	Value       string `json:"value,omitempty"`
 	ValueBase64 []byte `json:"value_base64,omitempty"`
 	Version     string `json:"version"`
@@ -549,7 +552,12 @@ func (s *Server) restScan(w http.ResponseWriter, r *http.Request) {
 		More bool     `json:"more"`
 	}{KVs: []restKV{}, More: more}
 	for _, kv := range kvs {
-		rk := restKV{Key: string(kv.Key), Version: kv.Version}
+		rk := restKV{Version: kv.Version}
+		if utf8.Valid(kv.Key) {
+			rk.Key = string(kv.Key)
+		} else {
+			rk.KeyBase64 = kv.Key
+		}
 		if utf8.Valid(kv.Value) {
 			rk.Value = string(kv.Value)
 		} else {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -297,4 +298,50 @@ func postChunked(t *testing.T, url, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// A REST scan writes a key or value that is UTF-8 as text, and any other
+// in base64 under key_base64 or value_base64: bytes that are not UTF-8
+// came out garbled (replaced by U+FFFD) as JSON strings.
+func TestRESTScanEncodesBytesThatAreNotText(t *testing.T) {
+	base := restServer(t) + "/v1/kv/default"
+	binary := "k\xff\xfe"
+	for _, kv := range [][2]string{{"text", "v"}, {binary, "v\xff"}} {
+		for range 200 { // a fresh node elects itself within a few ticks
+			if code, _, _ := restDo(t, http.MethodPut, base+"/"+url.PathEscape(kv[0]), kv[1]); code != http.StatusServiceUnavailable {
+				break
+			}
+		}
+	}
+	code, _, body := restDo(t, http.MethodGet, base+"?prefix=", "")
+	if code != http.StatusOK {
+		t.Fatalf("scan = %d %s", code, body)
+	}
+	var out struct {
+		KVs []map[string]any `json:"kvs"`
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]any{
+		"text":   {"key": "text", "value": "v"},
+		"binary": {"key_base64": base64.StdEncoding.EncodeToString([]byte(binary)), "value_base64": base64.StdEncoding.EncodeToString([]byte("v\xff"))},
+	}
+	if len(out.KVs) != 2 {
+		t.Fatalf("scan = %s, want 2 keys", body)
+	}
+	for _, got := range out.KVs {
+		name := "text"
+		if _, ok := got["key"]; !ok {
+			name = "binary"
+		}
+		for field, v := range want[name] {
+			if got[field] != v {
+				t.Errorf("%s key: %s = %v, want %v (%s)", name, field, got[field], v, body)
+			}
+		}
+		if len(got) != len(want[name])+1 { // and version
+			t.Errorf("%s key: fields %v, want %v and version", name, got, want[name])
+		}
+	}
 }
