@@ -1,6 +1,6 @@
 // Package server is the node's client-facing HTTP server: the KV and
 // Admin services over Connect, gRPC and gRPC-Web, the REST routes, the
-// status page and /status.json, health (/livez, /readyz, gRPC health),
+// console (/, console.go) and /status.json, health (/livez, /readyz, gRPC health),
 // /metrics, and the Peer service mounted from package kv. A request this
 // node cannot serve is forwarded to the node that can (the range's
 // leader, else each replica in turn) and never forwarded twice.
