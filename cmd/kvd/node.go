@@ -69,7 +69,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics.RegisterBuildInfo(reg, kvdVersion(), runtime.Version())
-	metrics := metrics.NewMetrics(reg)
+	nodeMetrics := metrics.NewMetrics(reg)
 
 	hooks, err := loadTestHooks(logger)
 	if err != nil {
@@ -85,7 +85,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		return nil, err
 	}
 	n.closers = append(n.closers, lock.Close)
-	db, err := storage.Open(cfg.dataDir, storage.Options{Logger: logger, OnWALSync: metrics.ObserveWALSync, Faults: hooks.disk})
+	db, err := storage.Open(cfg.dataDir, storage.Options{Logger: logger, OnWALSync: nodeMetrics.ObserveWALSync, Faults: hooks.disk})
 	if err != nil {
 		return nil, fmt.Errorf("open data dir %s: %w", cfg.dataDir, err)
 	}
@@ -109,6 +109,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	if err != nil {
 		return nil, err
 	}
+	metrics.RegisterGossipMembers(reg, func() map[string]int { return gossipCounts(n.gossip) })
 	n.closers = append(n.closers, func() error {
 		if n.gossipLeft {
 			return nil
@@ -143,7 +144,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 		}
 	}
 	n.startup.setStatus("starting: opening the store")
-	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: metrics, Self: self, Advertised: n.gossip.AdvertisedAddr,
+	n.store, err = store.OpenStore(db, store.StoreConfig{Logger: logger, Metrics: nodeMetrics, Self: self, Advertised: n.gossip.AdvertisedAddr,
 		DefaultGrowTo: defaultGrowTo, RangeMaxBytes: cfg.rangeMaxBytes, MergeBelowBytes: cfg.mergeBelowBytes,
 		AuthAtBootstrap: cfg.certs != nil, Canary: hooks.canary}, nil, len(cfg.join) == 0)
 	if err != nil {
@@ -194,7 +195,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 			}
 			return certs.WriteGossipKeys(cfg.certs.Dir(), keys)
 		},
-	}, metrics, reg)
+	}, nodeMetrics, reg)
 	var handler http.Handler = n.server
 	if cfg.enablePprof {
 		handler = withPprof(n.server)
@@ -346,4 +347,13 @@ func secretDigest(s *certs.ClusterSecret) string {
 		return ""
 	}
 	return s.Digest()
+}
+
+// gossipCounts is quorumkv_gossip_members: g's members by state.
+func gossipCounts(g *membership.Membership) map[string]int {
+	out := map[string]int{}
+	for state, n := range g.CountByState() {
+		out[state.String()] = n
+	}
+	return out
 }

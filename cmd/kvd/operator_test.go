@@ -312,3 +312,53 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// /metrics has quorumkv_gossip_members: two alive once a second node
+// joins, then one alive and one left after it leaves.
+func TestGossipMembersMetric(t *testing.T) {
+	// Ports of their own: a node advertises its --listen address.
+	listenA, err := freeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := testNode(t, "a1", filepath.Join(t.TempDir(), "a"), "--listen", listenA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listenB, err := freeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := testNode(t, "b1", filepath.Join(t.TempDir(), "b"), "--listen", listenB, "--join", a.gossip.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMetric := func(want ...string) {
+		t.Helper()
+		hc := &http.Client{Timeout: time.Second}
+		var got string
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			got = get(hc, "http://"+a.addr+"/metrics")
+			missing := false
+			for _, w := range want {
+				missing = missing || !strings.Contains(got, "\n"+w+"\n")
+			}
+			if !missing {
+				return
+			}
+		}
+		var lines []string
+		for l := range strings.Lines(got) {
+			if strings.HasPrefix(l, "quorumkv_gossip_members") {
+				lines = append(lines, l)
+			}
+		}
+		t.Fatalf("want %v, /metrics has:\n%s", want, strings.Join(lines, ""))
+	}
+	waitMetric(`quorumkv_gossip_members{state="alive"} 2`, `quorumkv_gossip_members{state="dead"} 0`, `quorumkv_gossip_members{state="left"} 0`)
+	if err := b.gossip.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b.gossipLeft = true
+	waitMetric(`quorumkv_gossip_members{state="alive"} 1`, `quorumkv_gossip_members{state="dead"} 0`, `quorumkv_gossip_members{state="left"} 1`)
+}

@@ -247,3 +247,34 @@ func RegisterBuildInfo(reg prometheus.Registerer, version, goVersion string) {
 	g.WithLabelValues(version, goVersion).Set(1)
 	reg.MustRegister(g)
 }
+
+// GossipStates are the states quorumkv_gossip_members counts, each
+// exported, at 0 when no member is in it. Suspicion is not among them:
+// memberlist (v0.7) tells no one which members it suspects, so a
+// "suspect" series would always read 0; a suspect member counts as
+// alive until failure detection declares it dead.
+var GossipStates = []string{"alive", "dead", "left"}
+
+// RegisterGossipMembers registers quorumkv_gossip_members{state}: the
+// members this node's gossip sees in each of GossipStates, counting this
+// node. counts is called at every scrape; a state it leaves out is 0.
+func RegisterGossipMembers(reg prometheus.Registerer, counts func() map[string]int) {
+	reg.MustRegister(gossipMembers{counts})
+}
+
+var gossipMembersDesc = prometheus.NewDesc("quorumkv_gossip_members",
+	"Nodes this node's gossip sees, itself included, by state: alive (suspects included), "+
+		"dead (failure detection gave up on it), left (it said goodbye).", []string{"state"}, nil)
+
+// gossipMembers reads the counts at each scrape, so they are never stale
+// and no goroutine keeps them.
+type gossipMembers struct{ counts func() map[string]int }
+
+func (g gossipMembers) Describe(ch chan<- *prometheus.Desc) { ch <- gossipMembersDesc }
+
+func (g gossipMembers) Collect(ch chan<- prometheus.Metric) {
+	counts := g.counts()
+	for _, s := range GossipStates {
+		ch <- prometheus.MustNewConstMetric(gossipMembersDesc, prometheus.GaugeValue, float64(counts[s]), s)
+	}
+}
