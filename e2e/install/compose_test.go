@@ -52,10 +52,23 @@ func TestCompose(t *testing.T) {
 		}
 	})
 	sh(t, ctx, build, nil, "docker", "build", "-q", "--label", labelRun+"="+run, "-t", image, "-f", filepath.Join(root, "Dockerfile"), build)
+	if out := output(t, ctx, "go", "version", "-m", filepath.Join(build, "kvd")); !strings.Contains(out, "CGO_ENABLED=0") {
+		t.Errorf("go version -m kvd does not show CGO_ENABLED=0:\n%s", out)
+	}
+
+	// The image alone: --version works; serving needs a security choice.
+	if out := output(t, ctx, "docker", "run", "--rm", "--label", labelRun+"="+run, image, "--version"); !strings.HasPrefix(out, "kvd version ") {
+		t.Errorf("docker run IMAGE --version: %q", out)
+	}
+	c := exec.CommandContext(ctx, "docker", "run", "--rm", "--label", labelRun+"="+run, image)
+	if out, err := c.CombinedOutput(); err == nil || !strings.Contains(string(out), "--insecure") || !strings.Contains(string(out), "--certs-dir") {
+		t.Errorf("docker run IMAGE with no flags: %v, %q; want an error naming --certs-dir and --insecure", err, out)
+	}
 
 	secret := filepath.Join(t.TempDir(), "cluster-secret")
 	sh(t, ctx, root, nil, filepath.Join(build, "kvd"), "cert", "create-cluster-secret", secret)
-	env := []string{"QKV_IMAGE=" + image, "QKV_PORT=" + strconv.Itoa(freePort(t)), "QKV_CLUSTER_SECRET=" + secret}
+	port := strconv.Itoa(freePort(t))
+	env := []string{"QKV_IMAGE=" + image, "QKV_PORT=" + port, "QKV_CLUSTER_SECRET=" + secret}
 	up := append(compose, "-f", filepath.Join(root, "compose.yaml"), "-p", project)
 	t.Cleanup(func() {
 		c := exec.Command(up[0], append(up[1:], "down", "-v", "--remove-orphans", "--timeout", "5")...)
@@ -85,35 +98,60 @@ func TestCompose(t *testing.T) {
 	}
 
 	// Three members, alive, with catalog IDs, as every node sees them.
-	for _, node := range []string{"n1", "n2", "n3"} {
-		var last string
-		deadline := time.Now().Add(3 * time.Minute)
-		for {
-			out, err := kvctl(node, "cluster", "members", "-o", "json")
-			last = fmt.Sprint(out, err)
-			if err == nil && aliveMembers(t, out) == 3 {
-				break
+	waitMembers := func(when string) {
+		t.Helper()
+		for _, node := range []string{"n1", "n2", "n3"} {
+			var last string
+			deadline := time.Now().Add(3 * time.Minute)
+			for {
+				out, err := kvctl(node, "cluster", "members", "-o", "json")
+				last = fmt.Sprint(out, err)
+				if err == nil && aliveMembers(t, out) == 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %s does not see 3 alive members after 3 minutes; last: %s\nlogs:\n%s", when, node, last, logs())
+				}
+				time.Sleep(time.Second)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s does not see 3 alive members after 3 minutes; last: %s\nlogs:\n%s", node, last, logs())
-			}
-			time.Sleep(time.Second)
 		}
 	}
+	waitMembers("up")
 	// A put through each node reads back through every node.
 	for _, via := range []string{"n1", "n2", "n3"} {
 		if _, err := kvctl(via, "put", "key-"+via, "value-"+via); err != nil {
 			t.Fatalf("%v\nlogs:\n%s", err, logs())
 		}
 	}
-	for _, via := range []string{"n1", "n2", "n3"} {
-		for _, from := range []string{"n1", "n2", "n3"} {
-			out, err := kvctl(via, "get", "key-"+from)
-			if err != nil || strings.TrimSpace(out) != "value-"+from {
-				t.Errorf("get key-%s through %s: %q, %v", from, via, out, err)
+	readAll := func(when string) {
+		t.Helper()
+		for _, via := range []string{"n1", "n2", "n3"} {
+			for _, from := range []string{"n1", "n2", "n3"} {
+				out, err := kvctl(via, "get", "key-"+from)
+				if err != nil || strings.TrimSpace(out) != "value-"+from {
+					t.Errorf("%s: get key-%s through %s: %q, %v", when, from, via, out, err)
+				}
 			}
 		}
 	}
+	readAll("up")
+	// From the host, through n1's published port.
+	hostKvctl := func(args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, filepath.Join(build, "kvctl"), append([]string{"--endpoints", "127.0.0.1:" + port, "--timeout", "10s"}, args...)...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := hostKvctl("put", "hello", "world"); err != nil {
+		t.Errorf("kvctl put from the host: %v: %s", err, out)
+	}
+	if out, err := hostKvctl("get", "key-n3"); err != nil || out != "value-n3" {
+		t.Errorf("kvctl get from the host: %q, %v", out, err)
+	}
+
+	// down without -v keeps the volumes: up again, the data is there.
+	sh(t, ctx, root, env, up[0], append(up[1:], "down", "--timeout", "30")...)
+	sh(t, ctx, root, env, up[0], append(up[1:], "up", "-d")...)
+	waitMembers("after down and up")
+	readAll("after down and up")
 }
 
 // aliveMembers counts the alive members with a catalog ID in kvctl
@@ -189,4 +227,15 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// output runs a command and returns its combined output, failing the
+// test if it fails.
+func output(t *testing.T, ctx context.Context, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
