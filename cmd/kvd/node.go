@@ -66,6 +66,9 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
+	if err := gossipFree(cfg.gossip); err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics.RegisterBuildInfo(reg, kvdVersion(), runtime.Version())
@@ -262,6 +265,26 @@ func (n *runningNode) listen() error {
 	}()
 	n.closers = append(n.closers, n.httpServer.Close)
 	return nil
+}
+
+// gossipFree checks that --gossip's port is free for TCP and UDP, so that
+// a port in use is refused before the data dir is touched (gossip starts
+// only once the data dir has given the node its identity). Port 0 is
+// always free.
+func gossipFree(addr string) error {
+	if _, port, _ := net.SplitHostPort(addr); port == "0" {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--gossip %s: %w", addr, err)
+	}
+	l.Close()
+	p, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("--gossip %s: %w", addr, err)
+	}
+	return p.Close()
 }
 
 // rejoinGossip joins gossip through the catalog's other nodes (other

@@ -261,6 +261,31 @@ func TestListenInUseLeavesNoDataDir(t *testing.T) {
 	}
 }
 
+// So is a gossip port in use, TCP or UDP.
+func TestGossipInUseLeavesNoDataDir(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	for _, taken := range []string{tcp.Addr().String(), udp.LocalAddr().String()} {
+		dir := filepath.Join(t.TempDir(), "data")
+		var stdout, stderr bytes.Buffer
+		args := []string{"kvd", "--node-id", "n1", "--data-dir", dir, "--listen", "127.0.0.1:0", "--gossip", taken}
+		if code := run(args, &stdout, &stderr, nil); code != 1 || !strings.Contains(stderr.String(), "--gossip "+taken) {
+			t.Errorf("--gossip %s in use: exit %d, %q; want exit 1 naming --gossip", taken, code, stderr.String())
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("--gossip %s in use: the data dir %s was created", taken, dir)
+		}
+	}
+}
+
 // A second kvd on a data dir in use is refused with the first one's PID,
 // listen address and start time, and the data dir is free again once the
 // first stops.
