@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -103,8 +104,24 @@ func TestSecureCluster(t *testing.T) {
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if !strings.Contains(string(page), "TLS on") || !strings.Contains(string(page), "auth on") {
-		t.Errorf("the status page does not say TLS and auth are on")
+		t.Errorf("the console does not say TLS and auth are on")
 	}
+	// The console asks every other node for its report over TLS, with the
+	// viewer's token.
+	waitFor(t, "n1's console to have every node's report", func() bool {
+		resp, err := cl.Get(base + "/console.json")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var v struct {
+			Health struct {
+				NodesAlive int `json:"nodes_alive"`
+				Unreported int `json:"nodes_unreported"`
+			} `json:"health"`
+		}
+		return json.NewDecoder(resp.Body).Decode(&v) == nil && v.Health.NodesAlive == 3 && v.Health.Unreported == 0
+	})
 
 	// The gossip key rotates while the cluster runs: install a new key on
 	// every node, seal with it, drop the old one; the nodes stay alive to

@@ -191,7 +191,7 @@ func startNode(cfg config, logger *slog.Logger) (_ *runningNode, err error) {
 
 	n.server = server.NewServer(node, server.ServerInfo{
 		NodeName: cfg.nodeID, Advertise: cfg.advertise, Gossip: n.gossip.LocalAddr(), Version: kvdVersion(), ClusterID: n.store.ClusterID(),
-		Secure: cfg.certs != nil, Keyring: n.gossip, TokenTTL: cfg.tokenTTL, ClusterSecretDigest: secretDigest(cfg.secret),
+		Secure: cfg.certs != nil, PeerHTTPClient: peerClient, Keyring: n.gossip, TokenTTL: cfg.tokenTTL, ClusterSecretDigest: secretDigest(cfg.secret),
 		SaveGossipKeys: func(keys [][]byte) error {
 			if cfg.certs == nil {
 				return errors.New("no --certs-dir to save the keys in")

@@ -168,10 +168,7 @@ func aliveMembers(t *testing.T, out string) int {
 	}
 	n := 0
 	for _, m := range resp.Members {
-		// "alive", or the proto enum's name from a kvctl before
-		// lower-case states.
-		state := strings.ToLower(strings.TrimPrefix(m.State, "MEMBER_STATE_"))
-		if state == "alive" && m.ID != "" && m.ID != "0" {
+		if m.State == "alive" && m.ID != "" && m.ID != "0" {
 			n++
 		}
 	}
