@@ -111,7 +111,7 @@ func demo(c *cli.Context, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  export KVCTL_ENDPOINTS=%s\n", eps)
 	fmt.Fprintf(stdout, "  kvctl keyspace create orders --mode raft --replicas %d\n", min(count, 3))
 	fmt.Fprintf(stdout, "  kvctl -k orders put phone 'for sale' && kvctl -k orders cas phone alice --expect 'for sale'\n")
-	fmt.Fprintf(stdout, "  kvctl cluster ranges --all\n\nStatus page: http://%s/   Ctrl-C stops the cluster.\n", endpoints[0])
+	fmt.Fprintf(stdout, "  kvctl cluster ranges --all\n\nConsole: http://%s/   Ctrl-C stops the cluster.\n", endpoints[0])
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

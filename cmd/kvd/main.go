@@ -75,7 +75,7 @@ func newApp(stdout, stderr io.Writer, ready chan<- string) *cli.App {
 		&cli.StringFlag{Name: "config", Usage: "YAML file with the same keys as the flags", EnvVars: []string{"KVD_CONFIG"}},
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "node-id", Usage: "unique, stable node name", Value: hostname, EnvVars: []string{"KVD_NODE_ID"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Usage: "Pebble directory", Value: "./kvd-data", EnvVars: []string{"KVD_DATA_DIR"}}),
-		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Usage: "client API, peer traffic and HTTP (metrics, health, status page)", Value: "127.0.0.1:7070", EnvVars: []string{"KVD_LISTEN"}}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Usage: "client API, peer traffic and HTTP (metrics, health, the console)", Value: "127.0.0.1:7070", EnvVars: []string{"KVD_LISTEN"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "advertise", Usage: "address other nodes and clients use (default: the listen address)", EnvVars: []string{"KVD_ADVERTISE"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "gossip", Usage: "memberlist bind address (TCP and UDP)", Value: "127.0.0.1:7946", EnvVars: []string{"KVD_GOSSIP"}}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "join", Usage: "gossip seeds host:port,...; absent = found a new cluster", EnvVars: []string{"KVD_JOIN"}}),
