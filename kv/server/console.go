@@ -185,7 +185,7 @@ func (s *Server) registerConsole() {
 	}
 	s.mux.HandleFunc("GET /{$}", s.consolePage("page"))
 	s.mux.HandleFunc("GET /console/live", s.consolePage("live"))
-	s.mux.HandleFunc("GET /console.json", s.consoleJSON)
+	s.mux.HandleFunc("GET /console.json", s.consoleJSON())
 	s.mux.HandleFunc("GET /console/node.json", s.nodeReportJSON)
 	for _, f := range []struct{ name, ctype string }{{"console.js", "text/javascript; charset=utf-8"}, {"console.css", "text/css; charset=utf-8"}} {
 		body, err := consoleFS.ReadFile("console/" + f.name)
@@ -208,6 +208,25 @@ func consoleHeaders(w http.ResponseWriter, ctype string) {
 }
 
 func (s *Server) consolePage(name string) http.HandlerFunc {
+	return s.withConsoleView(func(w http.ResponseWriter, v ConsoleView) {
+		consoleHeaders(w, "text/html; charset=utf-8")
+		consoleTemplates.ExecuteTemplate(w, name, v)
+	})
+}
+
+func (s *Server) consoleJSON() http.HandlerFunc {
+	return s.withConsoleView(func(w http.ResponseWriter, v ConsoleView) {
+		consoleHeaders(w, "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(v)
+	})
+}
+
+// withConsoleView checks the caller, builds the console's view with the
+// caller's credentials (for the other nodes' reports) and hands it to
+// render.
+func (s *Server) withConsoleView(render func(http.ResponseWriter, ConsoleView)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if _, err := s.api.restAuthorize(r.Context(), r, "", auth.AnyUser); err != nil {
 			restError(w, err)
@@ -218,25 +237,8 @@ func (s *Server) consolePage(name string) http.HandlerFunc {
 			restError(w, err)
 			return
 		}
-		consoleHeaders(w, "text/html; charset=utf-8")
-		consoleTemplates.ExecuteTemplate(w, name, v)
+		render(w, v)
 	}
-}
-
-func (s *Server) consoleJSON(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.api.restAuthorize(r.Context(), r, "", auth.AnyUser); err != nil {
-		restError(w, err)
-		return
-	}
-	v, err := s.consoleView(r.Context(), r.Header.Get("Authorization"))
-	if err != nil {
-		restError(w, err)
-		return
-	}
-	consoleHeaders(w, "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
 }
 
 func (s *Server) nodeReportJSON(w http.ResponseWriter, r *http.Request) {
