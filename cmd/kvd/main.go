@@ -347,6 +347,7 @@ func joinGossip(gossip *membership.Membership, seeds []string, timeout time.Dura
 // (another cluster, a malformed request) ends it at once.
 func joinCluster(db *storage.DB, gossip *membership.Membership, self catalog.NodeDescriptor, ident identity.Identity, client *http.Client, logger *slog.Logger) error {
 	deadline := time.Now().Add(time.Minute)
+	var lastLog time.Time // "waiting to join" is logged at most every joinWarnEvery
 	for {
 		var addrs []string
 		for _, m := range gossip.Members() {
@@ -364,7 +365,10 @@ func joinCluster(db *storage.DB, gossip *membership.Membership, self catalog.Nod
 		if kv.JoinRefused(err) || time.Now().After(deadline) {
 			return fmt.Errorf("joining the cluster of %v: %w", addrs, err)
 		}
-		logger.Info("waiting to join", "err", err)
+		if time.Since(lastLog) >= joinWarnEvery {
+			logger.Info("waiting to join", "err", err)
+			lastLog = time.Now()
+		}
 		time.Sleep(time.Second)
 	}
 }
