@@ -13,9 +13,15 @@ import (
 // Registerer given to NewMetrics, never on a global one, so several nodes
 // can run in one process.
 type Metrics struct {
-	// RequestDuration: API requests by keyspace, operation, mode and result
-	// (ok, or the error's Connect code).
+	// RequestDuration: API requests clients sent to this node, by
+	// keyspace, operation, mode and result (ok, or the error's Connect
+	// code).
 	RequestDuration *prometheus.HistogramVec
+	// ForwardedRequests: requests another node forwarded here to serve
+	// (this node leads the key's range, or holds a replica of it), by
+	// keyspace, operation and result. The node the client called counts
+	// them in RequestDuration.
+	ForwardedRequests *prometheus.CounterVec
 
 	// Consensus, by protocol (raft, paxos).
 	Proposals     *prometheus.CounterVec // commands proposed
@@ -104,6 +110,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of API requests by keyspace, operation, mode and result.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18), // 100µs to ~13s
 		}, []string{"keyspace", "operation", "mode", "result"}),
+		ForwardedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quorumkv_forwarded_requests_total",
+			Help: "Requests another node forwarded here to serve, by keyspace, operation and result; the node the client called counts them in quorumkv_request_duration_seconds.",
+		}, []string{"keyspace", "operation", "result"}),
 		Proposals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quorumkv_consensus_proposals_total", Help: "Commands proposed to range consensus groups led here.",
 		}, byProtocol),
@@ -229,7 +239,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.AuthRefusals.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.RequestDuration, m.Proposals, m.Applied, m.LeaderChanges, m.Elections, m.InvalidMessages, m.AuthRefusals,
+		reg.MustRegister(m.RequestDuration, m.ForwardedRequests, m.Proposals, m.Applied, m.LeaderChanges, m.Elections, m.InvalidMessages, m.AuthRefusals,
 			m.ApplyLag, m.Ranges, m.Quiesced, m.ReadyRounds, m.ReadySyncs, m.RangesFailed, m.RangeFaults, m.SnapshotTransfers, m.SnapshotBytes, m.RangesUnderReplicated, m.ReplicaMoves, m.ReplicaMovesInFlight, m.Splits, m.WALSyncDuration, m.ReadRepairs,
 			m.HintsQueued, m.HintsDelivered, m.HintsDropped, m.HintsPending, m.AntiEntropyMismatches, m.AntiEntropyRepairs, m.TombstonesPurged, m.ClockOffsetRefusals, m.WRNReads, m.WRNStaleReads)
 	}

@@ -315,20 +315,44 @@ func routed[T any](a *apiServer, resp *connect.Response[T], keyspace string, key
 	return resp
 }
 
+// observeKV records a KV request's duration and result, or, for a
+// request another node forwarded here, counts it as forwarded: a request
+// is counted once in RequestDuration, by the node the client called, so
+// that a leader's answers to requests sent elsewhere (among them "not the
+// leader now" during a leader change, which the sender retries) do not
+// show as requests, or errors, of its own.
+func (a *apiServer) observeKV(req connect.AnyRequest, keyspace, op string, start time.Time, err error) {
+	if req.Header().Get(kv.ForwardedHeader) == "" {
+		a.observe(keyspace, op, start, err)
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = transport.ConnectCode(err).String()
+	}
+	label, _ := a.keyspaceLabels(keyspace)
+	a.metrics.ForwardedRequests.WithLabelValues(label, op, result).Inc()
+}
+
+// keyspaceLabels are keyspace's metric label, and its mode's. A keyspace
+// the catalog does not know is labelled as such, not by its name: the
+// name comes from the request, and any client could otherwise create a
+// series per name it makes up, or panic the handler with one that is not
+// UTF-8 (found by FuzzREST).
+func (a *apiServer) keyspaceLabels(keyspace string) (label, mode string) {
+	if ks, ok := a.node.Store().Catalog().Keyspaces[keyspace]; ok {
+		return keyspace, string(ks.Mode)
+	}
+	return unknownKeyspaceLabel, "unknown"
+}
+
 // observe records a request's duration and result.
 func (a *apiServer) observe(keyspace, op string, start time.Time, err error) {
 	result := "ok"
 	if err != nil {
 		result = transport.ConnectCode(err).String()
 	}
-	// A keyspace the catalog does not know is labelled as such, not by
-	// its name: the name comes from the request, and any client could
-	// otherwise create a series per name it makes up, or panic the
-	// handler with one that is not UTF-8 (found by FuzzREST).
-	mode, label := "unknown", unknownKeyspaceLabel
-	if ks, ok := a.node.Store().Catalog().Keyspaces[keyspace]; ok {
-		mode, label = string(ks.Mode), keyspace
-	}
+	label, mode := a.keyspaceLabels(keyspace)
 	a.metrics.RequestDuration.WithLabelValues(label, op, mode, result).Observe(time.Since(start).Seconds())
 }
 
@@ -386,7 +410,7 @@ func (a *apiServer) quorumOverride(keyspace string, q *v1.Quorum) (catalog.Quoru
 
 func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]) (_ *connect.Response[v1.PutResponse], err error) {
 	m := req.Msg
-	defer func(start time.Time) { a.observe(m.Keyspace, "put", start, err) }(time.Now())
+	defer func(start time.Time) { a.observeKV(req, m.Keyspace, "put", start, err) }(time.Now())
 	q, err := a.quorumOverride(m.Keyspace, m.Quorum)
 	if err != nil {
 		return nil, transport.ToConnect(err)
@@ -405,7 +429,7 @@ func (a *apiServer) Put(ctx context.Context, req *connect.Request[v1.PutRequest]
 
 func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]) (_ *connect.Response[v1.GetResponse], err error) {
 	m := req.Msg
-	defer func(start time.Time) { a.observe(m.Keyspace, "get", start, err) }(time.Now())
+	defer func(start time.Time) { a.observeKV(req, m.Keyspace, "get", start, err) }(time.Now())
 	q, err := a.quorumOverride(m.Keyspace, m.Quorum)
 	if err != nil {
 		return nil, transport.ToConnect(err)
@@ -422,7 +446,7 @@ func (a *apiServer) Get(ctx context.Context, req *connect.Request[v1.GetRequest]
 
 func (a *apiServer) Delete(ctx context.Context, req *connect.Request[v1.DeleteRequest]) (_ *connect.Response[v1.DeleteResponse], err error) {
 	m := req.Msg
-	defer func(start time.Time) { a.observe(m.Keyspace, "delete", start, err) }(time.Now())
+	defer func(start time.Time) { a.observeKV(req, m.Keyspace, "delete", start, err) }(time.Now())
 	q, err := a.quorumOverride(m.Keyspace, m.Quorum)
 	if err != nil {
 		return nil, transport.ToConnect(err)
@@ -472,7 +496,7 @@ func (a *apiServer) Scan(ctx context.Context, req *connect.Request[v1.ScanReques
 
 func (a *apiServer) CompareAndSwap(ctx context.Context, req *connect.Request[v1.CompareAndSwapRequest]) (_ *connect.Response[v1.CompareAndSwapResponse], err error) {
 	m := req.Msg
-	defer func(start time.Time) { a.observe(m.Keyspace, "cas", start, err) }(time.Now())
+	defer func(start time.Time) { a.observeKV(req, m.Keyspace, "cas", start, err) }(time.Now())
 	var expect catalog.Expect
 	switch e := m.Expect.(type) {
 	case *v1.CompareAndSwapRequest_ExpectAbsent:

@@ -16,8 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
+	"github.com/quorumkv/quorumkv/api/quorumkv/v1/quorumkvv1connect"
+	"github.com/quorumkv/quorumkv/kv"
 	"github.com/quorumkv/quorumkv/kv/catalog"
 	"github.com/quorumkv/quorumkv/kv/internal/kvtest"
 	"github.com/quorumkv/quorumkv/kv/metrics"
@@ -343,5 +348,65 @@ func TestRESTScanEncodesBytesThatAreNotText(t *testing.T) {
 		if len(got) != len(want[name])+1 { // and version
 			t.Errorf("%s key: fields %v, want %v and version", name, got, want[name])
 		}
+	}
+}
+
+// A request another node forwarded here is counted as forwarded, not as
+// a request of this node's clients: each client request is counted once,
+// in quorumkv_request_duration_seconds, by the node it was sent to. A
+// leader counted every request forwarded to it, and its "not the leader
+// now" answers during leader changes as errors, which the console showed
+// on healthy clusters.
+func TestForwardedRequestsCountedApart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.NewMetrics(reg)
+	n := openNodeWith(t, kvtest.NewMemDB(t), store.StoreConfig{Metrics: m})
+	t.Cleanup(func() { n.Store().Close() })
+	srv := httptest.NewServer(NewServer(n, ServerInfo{NodeName: "n1"}, m, reg))
+	t.Cleanup(srv.Close)
+	kvc := quorumkvv1connect.NewKVClient(http.DefaultClient, srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	put := func(forwarded bool) {
+		t.Helper()
+		req := connect.NewRequest(&v1.PutRequest{Keyspace: "default", Key: []byte("k"), Value: []byte("v")})
+		if forwarded {
+			req.Header().Set(kv.ForwardedHeader, "1")
+		}
+		for ctx.Err() == nil { // a fresh node elects itself within a few ticks
+			if _, err := kvc.Put(ctx, req); err == nil {
+				return
+			} else if connect.CodeOf(err) != connect.CodeUnavailable {
+				t.Fatal(err)
+			}
+		}
+		t.Fatal(ctx.Err())
+	}
+	// The histogram's samples, over every series (a fresh node may answer
+	// Unavailable first).
+	samples := func() uint64 {
+		var total uint64
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "quorumkv_request_duration_seconds" {
+				for _, m := range mf.GetMetric() {
+					total += m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+		return total
+	}
+	put(false)
+	before := samples()
+	put(true)
+	put(true)
+	if before == 0 || samples() != before {
+		t.Errorf("request durations: %d samples after the client's put, %d after two forwarded ones; want them unchanged", before, samples())
+	}
+	if got := testutil.ToFloat64(m.ForwardedRequests.WithLabelValues("default", "put", "ok")); got != 2 {
+		t.Errorf("forwarded puts counted %v, want 2", got)
 	}
 }
