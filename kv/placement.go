@@ -234,7 +234,7 @@ func (n *Node) planMoves(now int64, budget int) []catalog.MoveReplica {
 			if len(r.Replicas) == 1 && !n.alive(cat.Nodes[from]) {
 				// No replica is left to copy the range from: a new one would
 				// stay empty, and the data comes back only with the node.
-				n.store.Logger.Warn("the only replica of a range is on a dead node", "range", r.ID, "keyspace", name, "node", from)
+				n.store.Logger.Warn("the only replica of a range is on a dead node", "range", r.ID, "keyspace", name, "node-id", from)
 				continue
 			}
 			to, ok := pickReplacement(candidates, r, i, true)

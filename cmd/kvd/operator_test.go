@@ -38,7 +38,7 @@ func (b *syncBuffer) String() string {
 
 // Every record of a founding node carries the "node" key once, in text
 // and in JSON, also those in which kv/ logs a node's numeric ID (the
-// founding record's "node"), which nodeHandler renames "node-id".
+// founding record's "node-id").
 func TestLogRecordsCarryNodeOnce(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {

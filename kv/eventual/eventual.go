@@ -822,7 +822,7 @@ func (c *Coordinator) readRepair(rangeID uint64, key []byte, winner wrn.Record, 
 			<-c.repairSlots
 			if a.Err != nil {
 				repairs.WithLabelValues("failed").Inc()
-				c.store.Logger.Debug("read repair failed", "range", rangeID, "node", to, "err", a.Err)
+				c.store.Logger.Debug("read repair failed", "range", rangeID, "node-id", to, "err", a.Err)
 				return
 			}
 			repairs.WithLabelValues("ok").Inc()

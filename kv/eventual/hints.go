@@ -66,7 +66,7 @@ func (r *hintReplay) next() {
 		r.batch = r.batch[1:]
 		h, err := records.DecodeHint(e.Value)
 		if err != nil {
-			n.store.Logger.Error("dropping a corrupt hint", "node", r.to, "err", err)
+			n.store.Logger.Error("dropping a corrupt hint", "node-id", r.to, "err", err)
 			if err := n.Hints.Delete(r.to, e, "corrupt"); err != nil {
 				r.end(err)
 				return
@@ -172,7 +172,7 @@ func (c *Coordinator) rangeOf(id uint64) (*catalog.RangeDescriptor, bool) {
 
 func (r *hintReplay) end(err error) {
 	if err != nil {
-		r.n.store.Logger.Debug("hint replay stopped", "node", r.to, "err", err)
+		r.n.store.Logger.Debug("hint replay stopped", "node-id", r.to, "err", err)
 	}
 	r.n.Hints.Unclaim(r.to)
 }
@@ -185,7 +185,7 @@ func (c *Coordinator) hintWrite(to, rangeID uint64, key []byte, rec wrn.Record) 
 		return false // this node's own replica failed: a hint here would fail alike
 	}
 	if err := c.Hints.Add(to, rangeID, key, rec); err != nil {
-		c.store.Logger.Warn("hint not stored", "node", to, "range", rangeID, "err", err)
+		c.store.Logger.Warn("hint not stored", "node-id", to, "range", rangeID, "err", err)
 		return false
 	}
 	return true

@@ -602,7 +602,7 @@ func (s *Store) bootstrap() (uint64, error) {
 		return 0, err
 	}
 	s.Identity.NodeID, s.Identity.ClusterID = id, clusterID
-	s.Logger.Info("founded a new cluster", "cluster", clusterID, "node", id)
+	s.Logger.Info("founded a new cluster", "cluster", clusterID, "node-id", id)
 	return id, nil
 }
 
