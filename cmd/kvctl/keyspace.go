@@ -166,7 +166,7 @@ func keyspaceDrop(c *cli.Context) error {
 		return err
 	}
 	if !c.Bool("force") {
-		if !inputIsTerminal(c.App.Reader) {
+		if !isTerminal(c.App.Reader) {
 			return usagef("keyspace drop %s deletes the keyspace and all its data, and standard input is not a terminal to confirm on: add --force", a[0])
 		}
 		// Counting the keys would mean scanning them all: the question

@@ -46,17 +46,11 @@ func outputFormat(c *cli.Context) (format, error) {
 	}
 }
 
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(interface{ Fd() uintptr })
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// inputIsTerminal reports whether r is a terminal that a person can
-// answer a question on.
-func inputIsTerminal(r io.Reader) bool {
-	f, ok := r.(interface{ Fd() uintptr })
-	return ok && term.IsTerminal(int(f.Fd()))
+// isTerminal reports whether f, an output or an input, is a terminal:
+// output that a person reads, or input a person can answer a question on.
+func isTerminal(f any) bool {
+	fd, ok := f.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(fd.Fd()))
 }
 
 func writeJSON(w io.Writer, v any) error {
