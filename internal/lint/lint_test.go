@@ -45,6 +45,11 @@ var nodeLayers = [][]string{
 	{"kv/server"},
 }
 
+// labAvoids are what the lab (lab/) must not import: it drives the
+// product through its client and its pure cores, as a user's program
+// would, so that what it shows of a real cluster is what a client sees.
+var labAvoids = []string{"kv", "storage", "membership", "cmd"}
+
 // layerOf returns the layer of the node's package rel (a path relative to
 // the module), or -1 when it has none.
 func layerOf(rel string) int {
@@ -76,6 +81,8 @@ func violations(pkgs []pkg) []string {
 			case inModule && slices.Contains(nodeOnly, impTop) && top != impTop &&
 				!slices.Contains([]string{"kv", "cmd", "internal"}, top):
 				out = append(out, fmt.Sprintf("%s imports %s: %s is used only by kv/, cmd/ and internal/", p.ImportPath, imp, impTop))
+			case top == "lab" && inModule && slices.Contains(labAvoids, impTop):
+				out = append(out, fmt.Sprintf("%s imports %s: the lab uses the product through client/, api/ and its pure cores, never %v", p.ImportPath, imp, labAvoids))
 			case top == "kv" && inModule && impTop == "kv":
 				from, to := layerOf(strings.TrimSuffix(rel, "_test")), layerOf(impRel)
 				switch {
@@ -136,6 +143,7 @@ func TestViolationsCatchBadImports(t *testing.T) {
 		{module + "/kv/store", []string{module + "/kv/eventual"}},
 		{module + "/kv/catalog", []string{module + "/kv"}},
 		{module + "/kv/store", []string{module + "/kv/store/x"}},
+		{module + "/lab/cluster", []string{module + "/kv/server"}},
 	}
 	good := []pkg{
 		{module + "/raft", []string{"errors", "math/rand/v2", module + "/quorum"}},
@@ -146,6 +154,7 @@ func TestViolationsCatchBadImports(t *testing.T) {
 		{module + "/kv/eventual", []string{module + "/kv/store", module + "/kv/catalog", module + "/kv/internal/codec"}},
 		{module + "/kv/server", []string{module + "/kv", module + "/kv/transport"}},
 		{module + "/cmd/kvd", []string{module + "/kv/server", module + "/kv/store"}},
+		{module + "/lab/cluster", []string{module + "/client", module + "/api/quorumkv/v1", module + "/quorum"}},
 	}
 	if got := violations(bad); len(got) != len(bad) {
 		t.Errorf("violations(bad) found %d of %d:\n%s", len(got), len(bad), strings.Join(got, "\n"))
