@@ -1,0 +1,119 @@
+package toy
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/quorumkv/quorumkv/lab"
+)
+
+// sweepSeeds is how many seeds the sweeps run: the acceptance asks for the
+// anomaly on most (> 50) of seeds 1..100.
+const sweepSeeds = 100
+
+// scenarioCase is what a scenario's test checks.
+type scenarioCase struct {
+	design func(uint64) (*lab.Result, error)
+	// seed1 is the verdict seed 1 must show.
+	seed1 lab.Verdict
+	// shows tells whether a run shows the scenario's anomaly, what names
+	// it.
+	shows func(*lab.Result) bool
+	what  string
+	// consistent checks a run's counts against the design's story.
+	consistent func(t *testing.T, res *lab.Result)
+}
+
+// testScenario checks c on seed 1, on seeds 1..sweepSeeds (every run
+// consistent, most showing the anomaly), and that seeds replay.
+func testScenario(t *testing.T, c scenarioCase) {
+	t.Helper()
+	if res := runSeed(t, c.design, 1); res.Verdict != c.seed1 || !c.shows(res) {
+		t.Errorf("seed 1: verdict %q (want %q), shows %s: %v; story: %q", res.Verdict, c.seed1, c.what, c.shows(res), res.Story)
+	}
+	var showing []uint64
+	for seed := uint64(1); seed <= sweepSeeds; seed++ {
+		res := runSeed(t, c.design, seed)
+		checkResult(t, res)
+		c.consistent(t, res)
+		if c.shows(res) {
+			showing = append(showing, seed)
+			if !slices.ContainsFunc(res.Timeline.Events, func(e lab.Event) bool { return e.Kind == lab.Broke }) {
+				t.Errorf("seed %d shows %s but its timeline marks no moment it broke", seed, c.what)
+			}
+		}
+	}
+	t.Logf("%d of seeds 1..%d show %s", len(showing), sweepSeeds, c.what)
+	if len(showing) <= sweepSeeds/2 {
+		t.Errorf("only %d of seeds 1..%d show %s (want > %d): %v", len(showing), sweepSeeds, c.what, sweepSeeds/2, showing)
+	}
+	for _, seed := range []uint64{1, 7} {
+		sameTwice(t, c.design, seed)
+	}
+}
+
+// runSeed runs design on seed, failing the test on an error.
+func runSeed(t *testing.T, design func(uint64) (*lab.Result, error), seed uint64) *lab.Result {
+	t.Helper()
+	res, err := design(seed)
+	if err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+	return res
+}
+
+// checkResult checks what every run of every design must fill in.
+func checkResult(t *testing.T, res *lab.Result) {
+	t.Helper()
+	if res.Design == "" || res.Fault == "" || len(res.Story) < 2 || res.Buyers == 0 || res.Messages == 0 {
+		t.Errorf("seed %d: design %q, fault %q, story %q, buyers %d, messages %d: want all filled in",
+			res.Seed, res.Design, res.Fault, res.Story, res.Buyers, res.Messages)
+	}
+	if res.Where != "sim" || len(res.Timeline.Lanes) <= res.Buyers {
+		t.Errorf("seed %d: where %q, lanes %v: want the sim's servers' and %d buyers' lanes", res.Seed, res.Where, res.Timeline.Lanes, res.Buyers)
+	}
+	story := strings.Join(res.Story, " ")
+	for _, b := range res.ToldSold {
+		if !strings.Contains(story, b) {
+			t.Errorf("seed %d: %s was told \"sold\" but the story does not name them: %q", res.Seed, b, res.Story)
+		}
+	}
+}
+
+// sameTwice fails unless two runs of design on seed give the same JSON.
+func sameTwice(t *testing.T, design func(uint64) (*lab.Result, error), seed uint64) {
+	t.Helper()
+	a, err := json.Marshal(runSeed(t, design, seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(runSeed(t, design, seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("seed %d: two runs differ:\n%s\n%s", seed, a, b)
+	}
+}
+
+// oneKeptSale fails unless res has exactly one buyer told "sold", who is
+// the owner every replica names.
+func oneKeptSale(t *testing.T, res *lab.Result) {
+	t.Helper()
+	if len(res.ToldSold) != 1 || res.Owner != res.ToldSold[0] || res.LostSales != 0 || res.PhonesSold != 1 || res.DoubleSales != 0 {
+		t.Errorf("seed %d: told %v, owner %q, lost %d, phones %d, double %d: want one sale, kept by every replica",
+			res.Seed, res.ToldSold, res.Owner, res.LostSales, res.PhonesSold, res.DoubleSales)
+	}
+}
+
+// secondSaleWins fails unless res has two buyers told "sold" and the
+// second owns the phone on every replica: the first sale is lost.
+func secondSaleWins(t *testing.T, res *lab.Result) {
+	t.Helper()
+	if len(res.ToldSold) != 2 || res.Owner != res.ToldSold[1] || res.LostSales != 1 || res.PhonesSold != 1 || res.DoubleSales != 1 {
+		t.Errorf("seed %d: told %v, owner %q, lost %d, phones %d, double %d: want two told, the second the owner everywhere",
+			res.Seed, res.ToldSold, res.Owner, res.LostSales, res.PhonesSold, res.DoubleSales)
+	}
+}
