@@ -51,9 +51,11 @@ type asyncServer struct {
 	primary bool
 	owner   string
 	heard   time.Duration // when the backup last heard a copy
-	// The run's hooks: a sale made (acknowledged) and a takeover.
+	// The run's hooks: a sale made (acknowledged), a takeover, and a
+	// copy replacing the owner this server held.
 	sold     func(srv *asyncServer, buyer string)
 	takeover func(srv *asyncServer)
+	replaced func(srv *asyncServer, owner string)
 }
 
 func (srv *asyncServer) start() {
@@ -79,6 +81,9 @@ func (srv *asyncServer) Receive(from sim.NodeID, msg any) {
 		}
 		srv.heard = srv.env.Now()
 		if m.Owner != srv.owner {
+			if srv.owner != "" {
+				srv.replaced(srv, m.Owner)
+			}
 			srv.owner = m.Owner
 			shopStoreOwner(srv.env.Disk(), m.Owner)
 		}
@@ -129,9 +134,10 @@ type asyncSale struct {
 	at    time.Duration
 }
 
-// AsyncBackup runs design 2 with the primary crashing shortly after its
-// first sale, before its next copy reaches the backup. The backup takes
-// over without the sale and sells the phone again: lab.SoldTwice.
+// AsyncBackup runs design 2 with the primary crashing 1-15 ms after its
+// first sale, on most seeds before its next copy reaches the backup. The
+// backup then takes over without the sale and sells the phone again:
+// lab.SoldTwice.
 func AsyncBackup(seed uint64) (*lab.Result, error) {
 	r := &asyncRun{sale: lab.NewSale(seed, sim.DefaultLink()), servers: map[sim.NodeID]*asyncServer{}}
 	shopDraw(r.sale)
@@ -143,7 +149,7 @@ func AsyncBackup(seed uint64) (*lab.Result, error) {
 			// n1 starts as the primary; a server that restarts after a
 			// crash comes back as the backup of whoever serves now.
 			srv := &asyncServer{env: env, peer: peer, owner: shopLoadOwner(env.Disk()),
-				primary: id == r.ids[0] && env.Incarnation() == 0, sold: r.onSold, takeover: r.onTakeover}
+				primary: id == r.ids[0] && env.Incarnation() == 0, sold: r.onSold, takeover: r.onTakeover, replaced: r.onReplaced}
 			srv.start()
 			r.servers[id] = srv
 			return srv
@@ -198,6 +204,10 @@ func (r *asyncRun) onSold(srv *asyncServer, buyer string) {
 func (r *asyncRun) onTakeover(srv *asyncServer) {
 	r.takeAt, r.taker, r.takerHad = r.sale.Sim.Now(), srv.env.ID(), srv.owner
 	r.sale.Mark(lab.Note, shopNode(r.taker), "takes over")
+}
+
+func (r *asyncRun) onReplaced(srv *asyncServer, owner string) {
+	r.sale.Mark(lab.Note, shopNode(srv.env.ID()), fmt.Sprintf("drops %s for %s", srv.owner, owner))
 }
 
 func (r *asyncRun) story(res *lab.Result) {

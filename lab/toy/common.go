@@ -1,8 +1,9 @@
 package toy
 
-// What designs 1-4 share: the buyer who asks one server at a time, the
-// messages between buyers and servers, the owner on disk, and the run's
-// ending.
+// What the toy designs share: the buyer who asks one server at a time
+// (design 5's buyers write to every replica instead, see multiwrite.go),
+// the messages between buyers and servers, the servers' lanes, the owner
+// on disk, the picture's labels, and the run's ending.
 
 import (
 	"fmt"
@@ -25,8 +26,8 @@ const (
 	shopBackoffMin = 10 * time.Millisecond
 	shopBackoffMax = 30 * time.Millisecond
 	// shopMaxTries is how many times a buyer asks before it gives up:
-	// with the timeout and the pauses above, one to two seconds of trying,
-	// longer than any outage the toy designs suffer.
+	// with the timeout and the pauses above, up to 1.8 s of trying when
+	// every try times out, longer than any outage of designs 1-5.
 	shopMaxTries = 20
 	// shopSettle is how long a run goes on after the faults healed, for
 	// the replicas to exchange what they have before they are read.

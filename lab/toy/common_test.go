@@ -2,10 +2,13 @@ package toy
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/quorumkv/quorumkv/internal/sim"
 	"github.com/quorumkv/quorumkv/lab"
 )
 
@@ -115,5 +118,44 @@ func secondSaleWins(t *testing.T, res *lab.Result) {
 	if len(res.ToldSold) != 2 || res.Owner != res.ToldSold[1] || res.LostSales != 1 || res.PhonesSold != 1 || res.DoubleSales != 1 {
 		t.Errorf("seed %d: told %v, owner %q, lost %d, phones %d, double %d: want two told, the second the owner everywhere",
 			res.Seed, res.ToldSold, res.Owner, res.LostSales, res.PhonesSold, res.DoubleSales)
+	}
+}
+
+// TestBuyersGiveUp checks the bound on a buyer's patience: against
+// servers that never answer, both kinds of buyer try shopMaxTries times,
+// asking the servers in turn, and give up.
+func TestBuyersGiveUp(t *testing.T) {
+	sale := lab.NewSale(1, sim.DefaultLink())
+	servers := shopServers(sale, 2)
+	asked := map[sim.NodeID]int{}
+	for _, id := range servers {
+		sale.Sim.AddNode(id, func(env *sim.Env) sim.Process {
+			return sim.ProcessFunc(func(sim.NodeID, any) { asked[id]++ })
+		})
+	}
+	one := shopBuyers(sale, 1, servers, func() time.Duration { return 0 })[0]
+	all := &multiBuyer{sale: sale, name: "all", replicas: servers}
+	sale.Sim.AddNode(200, func(env *sim.Env) sim.Process {
+		all.env = env
+		env.After(0, all.ask)
+		return all
+	})
+	sale.Lane(200, "all")
+	if err := sale.Sim.RunUntil(func() bool { return one.done && all.done }, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The one-at-a-time buyer alternates; the other writes to both each try.
+	if want := shopMaxTries/2 + shopMaxTries; asked[servers[0]] != want || asked[servers[1]] != want {
+		t.Errorf("servers asked %v times, want %d each", asked, want)
+	}
+	res := sale.Finish(&lab.Result{}, lab.Final{})
+	gaveUp := 0
+	for _, e := range res.Timeline.Events {
+		if e.Kind == lab.Note && e.Label == fmt.Sprintf("gives up after %d tries", shopMaxTries) {
+			gaveUp++
+		}
+	}
+	if gaveUp != 2 || res.Verdict != lab.Stopped || len(res.ToldSold) != 0 {
+		t.Errorf("%d buyers gave up, verdict %q, told %v: want both gave up, stopped, nobody sold", gaveUp, res.Verdict, res.ToldSold)
 	}
 }

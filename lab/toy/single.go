@@ -32,7 +32,7 @@ const singleDesign = "One server sells the phone: it keeps the first buyer it he
 type singleServer struct {
 	env   *sim.Env
 	owner string
-	// sold, if set, is told of each sale once it is on disk.
+	// sold is the run's hook, told of each sale once it is on disk.
 	sold func(buyer string)
 }
 
@@ -44,9 +44,7 @@ func (srv *singleServer) Receive(from sim.NodeID, msg any) {
 	if srv.owner == "" {
 		srv.owner = m.Buyer
 		shopStoreOwner(srv.env.Disk(), m.Buyer)
-		if srv.sold != nil {
-			srv.sold(m.Buyer)
-		}
+		srv.sold(m.Buyer)
 	}
 	out := shopSoldOut
 	if srv.owner == m.Buyer {
@@ -145,7 +143,8 @@ func SingleCrash(seed uint64) (*lab.Result, error) {
 		300*time.Millisecond, 600*time.Millisecond, false, "down: nobody can buy")
 	res := &lab.Result{
 		Design: singleDesign,
-		Fault:  "The server crashes while buyers are asking and restarts 300-600 ms later with its disk intact.",
+		Fault: "The server crashes 20-120 ms into the sale, while buyers arrive over its first 300 ms, and " +
+			"restarts 300-600 ms later with its disk intact.",
 		Buyers: singleBuyers,
 	}
 	if _, err := r.finish(res); err != nil {
@@ -159,7 +158,7 @@ func SingleCrash(seed uint64) (*lab.Result, error) {
 			"not even \"sold out\", and the buyers' tries timed out (%s without answers in all).",
 			shopAt(r.crashAt), shopAt(down), shopAt(res.Unavailable)))
 		res.Story = append(res.Story, fmt.Sprintf("At %s n1 restarted, read %s's sale from its disk and "+
-			"answered the buyers still trying \"sold out\".", shopAt(r.backAt), r.firstSale))
+			"answered \"sold out\" to every buyer who asked after that.", shopAt(r.backAt), r.firstSale))
 	} else {
 		res.Story = append(res.Story, fmt.Sprintf("At %s, before anyone had bought, n1 crashed; for %s "+
 			"nobody could buy and the buyers' tries timed out (%s without answers in all).",
@@ -185,7 +184,8 @@ func SingleDiskLoss(seed uint64) (*lab.Result, error) {
 	}
 	res := &lab.Result{
 		Design: singleDesign,
-		Fault:  "Soon after the sale the server's disk fails; it comes back 100-300 ms later on a new, empty disk.",
+		Fault: "5-40 ms after the first sale the server's disk fails; it comes back 100-300 ms later on a " +
+			"new, empty disk.",
 		Buyers: singleBuyers,
 	}
 	if _, err := r.finish(res); err != nil {

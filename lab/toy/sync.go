@@ -168,8 +168,8 @@ func SyncBackup(seed uint64) (*lab.Result, error) {
 	}
 	res.Story = append(res.Story, fmt.Sprintf("At %s %s's sale reached n2, which stored it and %s before it could "+
 		"answer.", shopAt(strikeAt), firstCopy, what))
-	res.Story = append(res.Story, fmt.Sprintf("n1 would not finish a sale without n2, nor tell anyone the phone "+
-		"was gone: until %s, %s later, every buyer's tries timed out (%s without answers in all).",
+	res.Story = append(res.Story, fmt.Sprintf("n1 would neither finish the sale without n2 nor answer anyone "+
+		"else meanwhile: until %s, %s later, every buyer's tries timed out (%s without answers in all).",
 		shopAt(endAt), shopAt(endAt-strikeAt), shopAt(res.Unavailable)))
 	if len(res.ToldSold) > 0 {
 		res.Story = append(res.Story, fmt.Sprintf("Once n2 was back, %s was told \"sold\" and the others \"sold out\".",
