@@ -25,7 +25,13 @@ type client struct {
 	// expectations drawn from it succeed often enough to matter.
 	seen   map[string]string
 	writes int
+	// buy, if set, makes the client a buyer of a sale, or the sale's
+	// final reader (sale.go).
+	buy *buyer
 }
+
+// firstClient is the sim ID of the first client; the others follow.
+const firstClient = 101
 
 type pendingOp struct {
 	seq, attempt uint64
@@ -36,10 +42,14 @@ type pendingOp struct {
 }
 
 func (cl *client) Receive(from sim.NodeID, msg any) {
+	msg, h := unwrap(msg)
 	r, ok := msg.(Reply)
 	op := cl.op
 	if !ok || op == nil || r.Seq != op.seq {
 		return // a late answer to an operation already finished
+	}
+	if cl.buy != nil {
+		cl.buy.heard(h, r.NotLeader && (r.Hint == 0 || r.Hint == uint64(from)))
 	}
 	if r.NotLeader {
 		op.retry.Stop()
@@ -65,6 +75,11 @@ func (cl *client) Receive(from sim.NodeID, msg any) {
 	}
 	op.hist.Return(r.Out)
 	cl.completed++
+	if cl.buy != nil {
+		cl.end()
+		cl.buy.answered(cl, uint64(from), r)
+		return
+	}
 	cl.finish()
 }
 
@@ -96,17 +111,26 @@ func (cl *client) attempt(target uint64) {
 		target = nodes[cl.rand(len(nodes))]
 	}
 	op.attempt++
-	cl.env.Send(sim.NodeID(target), Request{Client: cl.id, Seq: op.seq, Attempt: op.attempt, In: op.in})
+	req := Request{Client: cl.id, Seq: op.seq, Attempt: op.attempt, In: op.in}
+	var h hops
+	if cl.buy != nil {
+		h = cl.buy.request()
+	}
+	cl.env.Send(sim.NodeID(target), cl.c.wrap(req, h))
 	op.retry = cl.env.After(cl.c.sc.AttemptTimeout, func() { cl.attempt(0) })
 }
 
 func (cl *client) finish() {
-	op := cl.op
-	op.deadline.Stop()
-	op.retry.Stop()
-	cl.op = nil
+	cl.end()
 	// Think time, so clients interleave differently on every seed.
 	cl.env.After(time.Duration(cl.rand(15))*time.Millisecond, cl.next)
+}
+
+// end ends the pending operation's attempts.
+func (cl *client) end() {
+	cl.op.deadline.Stop()
+	cl.op.retry.Stop()
+	cl.op = nil
 }
 
 // draw picks the next operation. Written values are unique, which lets

@@ -28,8 +28,9 @@ type Scenario struct {
 	// Tick is the period of Core.Tick (default 10ms); Fsync the time a
 	// Sync takes (default Fsync).
 	Tick, Fsync time.Duration
-	// Link is every link's configuration. Default: 1-10ms delay (so
-	// messages reorder), 2% loss, 2% duplication.
+	// Link is every link's configuration, for the sim Run builds (New
+	// takes a sim built already). Default: 1-10ms delay (so messages
+	// reorder), 2% loss, 2% duplication.
 	Link *sim.LinkConfig
 	// Faults are what the nemesis injects (default sim.AllFaults()); the
 	// nemesis partitions and crashes replicas only. NoNemesis turns it off.
@@ -90,6 +91,14 @@ type Scenario struct {
 	// in turn, every ReconfigEvery (default 300ms) while the faults run.
 	Reconfig      []Membership
 	ReconfigEvery time.Duration
+	// Sale, if set, replaces the random workload of Clients by a flash
+	// sale (sale.go).
+	Sale *Sale
+	// KeepGoing lets a run go on after an invariant fails, to the end of
+	// its schedule; Run then reports the first violation, whatever the
+	// other checks found. For runs that show what a broken system does
+	// next.
+	KeepGoing bool
 	// SnapshotEvery: each node snapshots its state machine and compacts
 	// its log after this many applied slots (0: never).
 	SnapshotEvery int
@@ -155,6 +164,10 @@ type Cluster struct {
 	downs   int  // nodes crashed by the harness and not yet restarted
 	healed  bool // the faults are over
 	reconf  int  // next Reconfig target
+	// reader is a sale's final reader; answers are what its buyers were
+	// told, in order.
+	reader  *client
+	answers []SaleAnswer
 }
 
 // FailureKind says which check a run failed.
@@ -185,35 +198,64 @@ func (f *Failure) Safety() bool {
 // porcupine writes its visualization when the run fails (the caller fails
 // tb); with tb nil the run is silent. It returns nil if every check passed.
 func Run(tb testing.TB, proto Protocol, sc Scenario, seed uint64) *Failure {
-	sc = sc.withDefaults()
-	cfg := sim.Config{Seed: seed, Link: *sc.Link}
+	cfg := sim.Config{Seed: seed, Link: *sc.withDefaults().Link}
 	var s *sim.Sim
 	if tb != nil {
 		s = sim.NewForTest(tb, cfg)
 	} else {
 		s = sim.New(cfg)
 	}
+	c, err := New(s, proto, sc)
+	if err != nil {
+		return &Failure{Harness, err}
+	}
+	f := c.Run()
+	if tb == nil {
+		return f
+	}
+	if f == nil || f.Kind == NotLinearizable {
+		tb.Logf("%s: %d steps, %d operations (%d returned), %d terms with a leader, %d slots applied, t=%v",
+			sc.Name, s.Steps(), c.h.Len(), c.returned(), len(c.obs.leaders), len(c.obs.applied), s.Now())
+	}
+	if f != nil && f.Kind == NotLinearizable {
+		sim.AssertLinearizable(tb, c.h, sim.DefaultCheckTimeout) // for its report
+	}
+	return f
+}
+
+// New builds the cluster of sc on proto in s, a fresh sim whose links the
+// caller configured (sc.Link is not read): the nodes, the workload, the
+// invariants and the faults, all scheduled to start when s runs. Run then
+// runs it. The lab builds s itself, to keep its whole trace.
+func New(s *sim.Sim, proto Protocol, sc Scenario) (*Cluster, error) {
+	sc = sc.withDefaults()
 	c := &Cluster{s: s, sc: sc, proto: proto, h: sim.NewHistory(s), nodes: map[uint64]*node{}}
 	var q quorum.System
 	if proto.ChosenByQuorum && len(sc.Reconfig) == 0 {
 		sys, err := sc.Init.System()
 		if err != nil {
-			return &Failure{Harness, err}
+			return nil, err
 		}
 		q = sys
 	}
-	c.obs = newObserver(q)
+	c.obs = newObserver(q, s.Now)
 	for _, id := range sc.Nodes {
 		s.AddNode(sim.NodeID(id), c.startNode)
 	}
-	for i := range sc.Clients {
-		cl := &client{c: c, id: uint64(101 + i), seen: map[string]string{}}
-		c.clients = append(c.clients, cl)
-		s.AddNode(sim.NodeID(cl.id), func(env *sim.Env) sim.Process {
-			cl.env = env
-			env.After(time.Duration(cl.rand(20))*time.Millisecond, cl.next)
-			return cl
-		})
+	if sc.Sale != nil {
+		if err := c.startSale(); err != nil {
+			return nil, err
+		}
+	} else {
+		for i := range sc.Clients {
+			cl := &client{c: c, id: uint64(firstClient + i), seen: map[string]string{}}
+			c.clients = append(c.clients, cl)
+			s.AddNode(sim.NodeID(cl.id), func(env *sim.Env) sim.Process {
+				cl.env = env
+				env.After(time.Duration(cl.rand(20))*time.Millisecond, cl.next)
+				return cl
+			})
+		}
 	}
 	s.AddInvariant("replication", c.check)
 	if !sc.NoNemesis {
@@ -236,29 +278,66 @@ func Run(tb testing.TB, proto Protocol, sc Scenario, seed uint64) *Failure {
 	if sc.Transfer {
 		c.every(200*time.Millisecond, 800*time.Millisecond, c.transfer)
 	}
-	reconfig := true
 	if len(sc.Reconfig) > 0 {
 		var step func()
 		step = func() {
-			if reconfig {
+			if !c.healed {
 				c.reconfigure()
 				s.After(sc.ReconfigEvery, step)
 			}
 		}
 		s.After(sc.ReconfigEvery, step)
 	}
+	return c, nil
+}
+
+// Run runs the cluster New built: Duration under the faults, then, with
+// every fault healed, the liveness checks, and at the end porcupine on the
+// history. It returns the first check that failed, or nil; with
+// KeepGoing, an invariant that failed comes first, since it failed first.
+func (c *Cluster) Run() *Failure {
+	f := c.runChecks()
+	if c.sc.KeepGoing && c.obs.err != nil {
+		return &Failure{Invariant, c.obs.err}
+	}
+	return f
+}
+
+func (c *Cluster) runChecks() *Failure {
+	s, sc := c.s, c.sc
 	if f := c.run(s.RunFor(sc.Duration)); f != nil {
 		return f
 	}
-	reconfig = false
 	c.healed = true
 	for _, n := range c.nodes {
 		n.resume()
 	}
-	// Liveness: with every fault gone, a leader emerges and every client
-	// completes operations again, pending ones included.
 	s.Heal()
 	c.downs = 0
+	var f *Failure
+	if sc.Sale != nil {
+		f = c.finishSale()
+	} else {
+		f = c.finishClients()
+	}
+	if f != nil {
+		return f
+	}
+	// No acknowledged write lost: the leader's state includes them all.
+	caughtUp := func() bool {
+		l, ok := c.leader()
+		return ok && c.nodes[l].kv.Applied >= c.obs.maxAck
+	}
+	if f := c.runUntil(caughtUp, time.Second, fmt.Sprintf("the leader has not applied every acknowledged write (up to slot %d)", c.obs.maxAck)); f != nil {
+		return f
+	}
+	return c.linearizable()
+}
+
+// finishClients checks liveness with the random workload: with every
+// fault gone, a leader emerges and every client completes operations
+// again, pending ones included; then the clients stop.
+func (c *Cluster) finishClients() *Failure {
 	base := make([]int, len(c.clients))
 	for i, cl := range c.clients {
 		base[i] = cl.completed
@@ -274,7 +353,7 @@ func Run(tb testing.TB, proto Protocol, sc Scenario, seed uint64) *Failure {
 		}
 		return true
 	}
-	if f := c.runUntil(progressed, sc.Liveness, "no leader, or a client completed fewer than 2 operations, after healing"); f != nil {
+	if f := c.runUntil(progressed, c.sc.Liveness, "no leader, or a client completed fewer than 2 operations, after healing"); f != nil {
 		return f
 	}
 	for _, cl := range c.clients {
@@ -283,22 +362,7 @@ func Run(tb testing.TB, proto Protocol, sc Scenario, seed uint64) *Failure {
 	idle := func() bool {
 		return !slices.ContainsFunc(c.clients, func(cl *client) bool { return cl.op != nil })
 	}
-	if f := c.runUntil(idle, sc.OpTimeout+sc.Tick, "clients still busy after stopping them"); f != nil {
-		return f
-	}
-	// No acknowledged write lost: the leader's state includes them all.
-	caughtUp := func() bool {
-		l, ok := c.leader()
-		return ok && c.nodes[l].kv.Applied >= c.obs.maxAck
-	}
-	if f := c.runUntil(caughtUp, time.Second, fmt.Sprintf("the leader has not applied every acknowledged write (up to slot %d)", c.obs.maxAck)); f != nil {
-		return f
-	}
-	if tb != nil {
-		tb.Logf("%s: %d steps, %d operations (%d returned), %d terms with a leader, %d slots applied, t=%v",
-			sc.Name, s.Steps(), c.h.Len(), c.returned(), len(c.obs.leaders), len(c.obs.applied), s.Now())
-	}
-	return c.linearizable(tb)
+	return c.runUntil(idle, c.sc.OpTimeout+c.sc.Tick, "clients still busy after stopping them")
 }
 
 func (c *Cluster) returned() int {
@@ -328,15 +392,12 @@ func (c *Cluster) runUntil(cond func() bool, within time.Duration, what string) 
 	return c.run(err)
 }
 
-func (c *Cluster) linearizable(tb testing.TB) *Failure {
+func (c *Cluster) linearizable() *Failure {
 	switch c.h.Check(sim.DefaultCheckTimeout) {
 	case porcupine.Ok:
 		return nil
 	case porcupine.Unknown:
 		return &Failure{Harness, fmt.Errorf("linearizability check of %d operations timed out", c.h.Len())}
-	}
-	if tb != nil {
-		sim.AssertLinearizable(tb, c.h, sim.DefaultCheckTimeout) // for its report
 	}
 	return &Failure{NotLinearizable, fmt.Errorf("history of %d operations is not linearizable", c.h.Len())}
 }
@@ -353,6 +414,9 @@ func (c *Cluster) check() error {
 		}
 	}
 	c.checkLeases()
+	if c.sc.KeepGoing {
+		return nil // Run reports c.obs.err at the end
+	}
 	return c.obs.err
 }
 

@@ -70,13 +70,22 @@ type node struct {
 	// their Synced calls, wait for the next; syncing says it is under way.
 	written []writtenReady
 	syncing bool
+	// cause, last and out count hops for a sale (hops.go): the deepest
+	// chain of each buyer among the messages handled since the last
+	// Ready, the chains the node's state last depended on, and what the
+	// messages of the Ready being handled carry.
+	cause, last, out hops
+	// holds is, per buyer, the last slot the node persisted its write
+	// in (hops.go).
+	holds [MaxBuyers]uint64
 }
 
 // writtenReady is a Ready handled by an AsyncCore whose writes are not
 // known durable yet, and what its AdvanceWritten returned.
 type writtenReady struct {
-	rd Ready
-	w  any
+	rd  Ready
+	w   any
+	out hops
 }
 
 func (c *Cluster) startNode(env *sim.Env) sim.Process {
@@ -136,33 +145,43 @@ func (n *node) Receive(from sim.NodeID, msg any) {
 }
 
 func (n *node) handle(msg any) {
+	msg, h := unwrap(msg)
 	if req, ok := msg.(Request); ok {
-		n.request(req)
+		n.request(req, h)
 		return
 	}
+	n.cause.merge(h)
 	n.core.Step(msg)
 }
 
-func (n *node) notLeader(req Request) {
-	n.env.Send(sim.NodeID(req.Client), Reply{Seq: req.Seq, NotLeader: true, Hint: n.core.Hint()})
+func (n *node) notLeader(req Request, h hops) {
+	n.sendTo(req.Client, Reply{Seq: req.Seq, NotLeader: true, Hint: n.core.Hint()}, h.next())
 }
 
-func (n *node) request(req Request) {
+// sendTo sends msg to node id, with the hops h if the run counts them.
+func (n *node) sendTo(id uint64, msg any, h hops) {
+	n.env.Send(sim.NodeID(id), n.c.wrap(msg, h))
+}
+
+// request takes a client's request, which came with the hops h.
+func (n *node) request(req Request, h hops) {
 	if req.In.Op == sim.OpGet {
 		ctx := fmt.Sprintf("c%d#%d.%d", req.Client, req.Seq, req.Attempt)
 		if err := n.core.ReadIndex([]byte(ctx)); err != nil {
-			n.notLeader(req)
+			n.notLeader(req, h)
 			return
 		}
 		n.reads[ctx] = req
+		n.cause.merge(h)
 		return
 	}
 	cmd := EncodeCommand(Command{Client: req.Client, Seq: req.Seq, In: req.In})
 	if err := n.core.Propose(cmd); err != nil {
-		n.notLeader(req)
+		n.notLeader(req, h)
 		return
 	}
 	n.writes[clientOp{req.Client, req.Seq}] = true
+	n.cause.merge(h)
 }
 
 // drainInbox hands the core the ticks and messages that waited.
@@ -191,10 +210,12 @@ func (n *node) kick() {
 			return
 		}
 		rd := n.core.Ready()
+		out := n.readyHops(rd)
 		if rd.Persist != nil {
 			rd.Persist(n.env.Disk())
 		}
 		if !rd.Sync {
+			n.out = out
 			n.finish(rd)
 			continue
 		}
@@ -209,6 +230,7 @@ func (n *node) kick() {
 			}
 			n.env.Disk().Sync()
 			n.busy = false
+			n.out = out
 			n.finish(rd)
 			n.kick()
 		}
@@ -228,13 +250,14 @@ func (n *node) kickAsync() {
 			return
 		}
 		rd := core.Ready()
+		n.out = n.readyHops(rd)
 		if rd.Persist != nil {
 			rd.Persist(n.env.Disk())
 		}
 		late := rd.Messages[:0:0]
 		for _, m := range rd.Messages {
 			if m.Eager {
-				n.env.Send(sim.NodeID(m.To), m.Msg)
+				n.sendTo(m.To, m.Msg, n.out)
 			} else {
 				late = append(late, m)
 			}
@@ -247,7 +270,7 @@ func (n *node) kickAsync() {
 			n.release(rd, w)
 			continue
 		}
-		n.written = append(n.written, writtenReady{rd, w})
+		n.written = append(n.written, writtenReady{rd, w, n.out})
 		if !n.syncing && rd.Sync {
 			n.syncing = true
 			d := n.c.sc.Fsync
@@ -277,6 +300,7 @@ func (n *node) synced() {
 	written := n.written
 	n.written, n.syncing = nil, false
 	for _, x := range written {
+		n.out = x.out
 		n.release(x.rd, x.w)
 	}
 	n.kick()
@@ -312,7 +336,7 @@ func (n *node) finish(rd Ready) {
 // says so.
 func (n *node) send(msgs []Envelope) {
 	for _, m := range msgs {
-		n.env.Send(sim.NodeID(m.To), m.Msg)
+		n.sendTo(m.To, m.Msg, n.out)
 		if m.Promise != NoPromise {
 			n.c.maybeCrashAfterPromise(n.id, m.Promise)
 		}
@@ -364,7 +388,7 @@ func (n *node) applyEntry(e Entry) {
 		return
 	}
 	delete(n.writes, op)
-	n.env.Send(sim.NodeID(a.Cmd.Client), Reply{Seq: a.Cmd.Seq, Out: a.Out, Index: a.Index})
+	n.sendTo(a.Cmd.Client, Reply{Seq: a.Cmd.Seq, Out: a.Out, Index: a.Index}, n.out)
 }
 
 func (n *node) serveReads() {
@@ -379,7 +403,7 @@ func (n *node) serveReads() {
 			continue
 		}
 		delete(n.reads, string(rs.Ctx))
-		n.env.Send(sim.NodeID(req.Client), Reply{Seq: req.Seq, Out: n.kv.Get(req.In.Key)})
+		n.sendTo(req.Client, Reply{Seq: req.Seq, Out: n.kv.Get(req.In.Key)}, n.out)
 	}
 	n.readStates = kept
 }

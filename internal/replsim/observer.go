@@ -2,6 +2,7 @@ package replsim
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/quorumkv/quorumkv/quorum"
 )
@@ -25,6 +26,11 @@ import (
 //     higher term or ballot (Cluster.checkLeases).
 type observer struct {
 	err error
+	now func() time.Duration
+
+	// led lists each term or ballot's leader when the observer first saw
+	// it lead, in that order.
+	led []Leadership
 
 	leaders map[termKey]uint64
 	written map[recKey]string
@@ -38,6 +44,13 @@ type observer struct {
 	maxAck  uint64            // highest index of an acknowledged write
 }
 
+// Leadership is a node seen leading a term or ballot.
+type Leadership struct {
+	At          time.Duration // when the observer first saw it lead
+	ID          uint64
+	Term, Owner uint64 // the Term (Owner 0) or ballot (Round, NodeID)
+}
+
 type termKey struct{ term, owner uint64 }
 
 func (k termKey) less(o termKey) bool {
@@ -46,8 +59,8 @@ func (k termKey) less(o termKey) bool {
 
 type recKey struct{ index, term, owner uint64 }
 
-func newObserver(q quorum.System) *observer {
-	return &observer{
+func newObserver(q quorum.System, now func() time.Duration) *observer {
+	return &observer{now: now,
 		leaders: map[termKey]uint64{}, written: map[recKey]string{},
 		acceptors: map[recKey]map[uint64]bool{}, chosen: map[uint64]string{}, quorum: q,
 		applied: map[uint64]string{}, hashes: map[uint64]uint64{},
@@ -64,6 +77,7 @@ func (o *observer) leader(id, term, owner uint64) {
 	k := termKey{term, owner}
 	if l, ok := o.leaders[k]; !ok {
 		o.leaders[k] = id
+		o.led = append(o.led, Leadership{At: o.now(), ID: id, Term: term, Owner: owner})
 	} else if l != id {
 		o.fail("two leaders of term/ballot %d.%d: nodes %d and %d", term, owner, l, id)
 	}
