@@ -23,7 +23,7 @@ var impatient = patience{attempt: time.Second, total: 30 * time.Second}
 // race runs buy for every buyer in its own goroutine, buyer i starting
 // at arrive(i) after the call (all at once when arrive is nil), and
 // returns when every buyer is done. Each goroutine ends when its buy
-// returns, and buy returns once ctx ends.
+// returns: buy must return once ctx ends.
 func race(ctx context.Context, buyers []string, arrive func(i int) time.Duration, buy func(ctx context.Context, buyer string)) {
 	gun := make(chan struct{})
 	var wg sync.WaitGroup

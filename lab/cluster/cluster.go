@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"connectrpc.com/connect"
+
 	v1 "github.com/quorumkv/quorumkv/api/quorumkv/v1"
 	"github.com/quorumkv/quorumkv/client"
 	"github.com/quorumkv/quorumkv/lab"
@@ -105,13 +107,29 @@ func keyspaceName(tag string) string {
 // createKeyspace creates ks, with one range so that one leader serves
 // the phone, and writes its warm-up key until that works: the range has
 // elected its leader (or, eventual, its replicas answer) before the sale.
-// A keyspace that takes no write in 30 s is dropped again.
+// A create refused for want of live nodes is asked again, as a node
+// restarted by the round before may not be back in gossip yet; a
+// keyspace that takes no write is dropped again. Each step gives up
+// after 30 s.
 func createKeyspace(ctx context.Context, cl *client.Client, ks *v1.Keyspace) error {
 	ks.Ranges = 1
-	if _, err := cl.CreateKeyspace(ctx, ks); err != nil {
-		return fmt.Errorf("lab/cluster: create keyspace %s: %w", ks.Name, err)
-	}
 	deadline := time.Now().Add(30 * time.Second)
+	for retry := false; ; retry = true {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := cl.CreateKeyspace(actx, ks)
+		cancel()
+		code := connect.CodeOf(err)
+		if err == nil || (retry && code == connect.CodeAlreadyExists) { // an earlier attempt's, unanswered
+			break
+		}
+		if code == connect.CodeInvalidArgument || code == connect.CodeAlreadyExists || time.Now().After(deadline) {
+			return fmt.Errorf("lab/cluster: create keyspace %s: %w", ks.Name, err)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	deadline = time.Now().Add(30 * time.Second)
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := cl.Put(actx, ks.Name, warmupKey, []byte("x"), client.Quorum{})

@@ -27,7 +27,8 @@ const (
 )
 
 // Consensus runs design 11 against a cluster: a raft keyspace and a paxos
-// keyspace (Multi-Paxos per range), one range of 3 replicas each, sell a
+// keyspace (Multi-Paxos per range), one range of 3 replicas each (of
+// every node, on a smaller cluster), sell a
 // phone each at the same time to the same buyers, each buyer ordering in
 // both with compare-and-swap if absent (shop.buyCAS: the client's retries
 // with one idempotency key, a new click after a second without an
@@ -36,8 +37,8 @@ const (
 // With a nemesis, the buyers arrive in pairs every 1.5 s while the node
 // leading the raft range is killed as the sale opens and restarted 2 s
 // later, and the node then leading the paxos range is paused for 2 s
-// from 3 s on; a node the nemesis cannot name is replaced by a random
-// one. Without a nemesis, or on fewer than 3 nodes, the buyers start
+// from 3 s on (or from when the restarted node is ready, if later); a
+// leader the nemesis cannot name is replaced by a random node. Without a nemesis, or on fewer than 3 nodes, the buyers start
 // together and nothing is hurt.
 //
 // The result's counts are those of the worse of the two keyspaces (raft

@@ -210,9 +210,10 @@ func ownerName(owner string) string {
 	return owner
 }
 
-// finish fills res from the worst of the run's shops (the first of those
-// equally bad), the run's timeline with lanes, and its length; story is
-// prepended to the counting line. It then judges res.
+// finish fills res's counts from the worst of the run's shops (the first
+// of those equally bad), its timeline and length from the run's, its
+// story from story and a line saying what a cluster does not show, and
+// judges it.
 func (r *run) finish(res *lab.Result, lanes []string, shops []*shop, story []string) *lab.Result {
 	var worst *lab.Result
 	for _, s := range shops {
