@@ -45,7 +45,7 @@ func BasicPaxos(ctx context.Context, t lab.Target) (res *lab.Result, err error) 
 		Design: fmt.Sprintf("The product's paxos keyspace (N=%d, majority quorums), where each sale is a compare-and-swap-if-absent "+
 			"through the range's Multi-Paxos group: its leader orders the buyers' proposals and a majority accepts each before it is applied, "+
 			"so the first order applied takes the phone and every later one finds it taken. "+
-			"The per-key Basic Paxos of the article runs in the simulator (kvctl lab basic-paxos --sim).", replicas),
+			"The per-key Basic Paxos of the article runs in the simulator (kvctl lab basic-paxos, without --cluster or --local).", replicas),
 		Fault:  "No fault: the buyers start together and race.",
 		Buyers: len(buyers),
 	}
