@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -41,7 +42,8 @@ the road.
    kvctl lab wrn --seeds 100             # how many of 100 seeds sell twice
    kvctl lab raft --svg raft.svg         # and its timeline as a picture
    kvctl lab all                         # the whole road as one table
-   kvctl lab consensus --local 3         # the product's Raft and Paxos, killed and paused`,
+   kvctl lab consensus --local 3         # the product's Raft and Paxos, killed and paused
+   kvctl lab geometries --local 6 --zones a,a,b,b,c,c --weights 3,1,1,1,1,1`,
 		Flags: []cli.Flag{
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "the simulator's seed (the first one, with --seeds)"},
 			&cli.IntFlag{Name: "seeds", Value: 1, Usage: "run this many seeds from --seed and count the verdicts"},
@@ -51,6 +53,7 @@ the road.
 			&cli.IntFlag{Name: "local", Usage: "start this many kvd processes here and run against them, with kills and pauses"},
 			&cli.StringFlag{Name: "kvd", Usage: "with --local: the kvd binary (default: next to kvctl, else on PATH)"},
 			&cli.StringFlag{Name: "zones", Usage: "with --local: each node's zone, comma-separated (default: each node its own zone)"},
+			&cli.StringFlag{Name: "weights", Usage: "with --local: each node's weight, comma-separated (default: 1 each)"},
 			&cli.IntFlag{Name: "buyers", Usage: "on a cluster: how many buyers race (default: the scenario's)"},
 		},
 		Action: labRun,
@@ -79,6 +82,14 @@ func labRun(c *cli.Context) error {
 	}
 	if c.IsSet("local") && (c.Int("local") < 1 || c.Int("local") > 9) {
 		return usagef("--local %d: want 1 to 9 nodes", c.Int("local"))
+	}
+	for _, f := range []string{"kvd", "zones", "weights"} {
+		if c.IsSet(f) && !c.IsSet("local") {
+			return usagef("--%s is for --local: the nodes the lab starts", f)
+		}
+	}
+	if c.IsSet("buyers") && !onCluster {
+		return usagef("--buyers is for --cluster and --local; each simulated design has its own number of buyers")
 	}
 	if c.IsSet("svg-dir") && name != "all" {
 		return usagef("--svg-dir is for lab all; use --svg FILE for one scenario")
@@ -254,7 +265,20 @@ func labOnCluster(c *cli.Context, scenarios []*lab.Scenario) ([]*lab.Result, err
 				return nil, usagef("--zones names %d zones for %d nodes: give one per node", len(zones), c.Int("local"))
 			}
 		}
-		local, err := cluster.StartLocal(ctx, cluster.LocalOptions{Nodes: c.Int("local"), KVD: c.String("kvd"), Zones: zones, Logf: target.Logf})
+		var weights []int
+		if c.IsSet("weights") {
+			for _, w := range strings.Split(c.String("weights"), ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(w))
+				if err != nil || n < 1 {
+					return nil, usagef("--weights %q: want a positive whole number per node", c.String("weights"))
+				}
+				weights = append(weights, n)
+			}
+			if len(weights) != c.Int("local") {
+				return nil, usagef("--weights gives %d weights for %d nodes: give one per node", len(weights), c.Int("local"))
+			}
+		}
+		local, err := cluster.StartLocal(ctx, cluster.LocalOptions{Nodes: c.Int("local"), KVD: c.String("kvd"), Zones: zones, Weights: weights, Logf: target.Logf})
 		if err != nil {
 			return nil, err
 		}

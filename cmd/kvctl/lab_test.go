@@ -94,3 +94,23 @@ func TestLabUsage(t *testing.T) {
 		}
 	}
 }
+
+// --local's node options are checked before any kvd starts.
+func TestLabLocalUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"lab", "consensus", "--zones", "a,b"}, "--zones is for --local"},
+		{[]string{"lab", "wrn", "--buyers", "3"}, "--buyers is for --cluster and --local"},
+		{[]string{"lab", "consensus", "--local", "3", "--zones", "a,b"}, "--zones names 2 zones for 3 nodes"},
+		{[]string{"lab", "consensus", "--local", "3", "--weights", "1,x,1"}, `--weights "1,x,1": want a positive whole number per node`},
+		{[]string{"lab", "consensus", "--local", "2", "--weights", "1,0"}, `want a positive whole number per node`},
+		{[]string{"lab", "consensus", "--local", "2", "--weights", "1,1,1"}, "--weights gives 3 weights for 2 nodes"},
+	} {
+		code, _, errOut := kvctl(t, c.args...)
+		if code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("kvctl %s: exit %d, stderr %q; want exit 2 and %q", strings.Join(c.args, " "), code, errOut, c.want)
+		}
+	}
+}
