@@ -91,6 +91,9 @@ func labRun(c *cli.Context) error {
 	if c.IsSet("buyers") && !onCluster {
 		return usagef("--buyers is for --cluster and --local; each simulated design has its own number of buyers")
 	}
+	if c.IsSet("buyers") && (c.Int("buyers") < 1 || c.Int("buyers") > 1000) {
+		return usagef("--buyers %d: want 1 to 1000", c.Int("buyers"))
+	}
 	if c.IsSet("svg-dir") && name != "all" {
 		return usagef("--svg-dir is for lab all; use --svg FILE for one scenario")
 	}

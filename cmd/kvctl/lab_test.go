@@ -103,6 +103,7 @@ func TestLabLocalUsage(t *testing.T) {
 	}{
 		{[]string{"lab", "consensus", "--zones", "a,b"}, "--zones is for --local"},
 		{[]string{"lab", "wrn", "--buyers", "3"}, "--buyers is for --cluster and --local"},
+		{[]string{"lab", "wrn", "--cluster", "--buyers", "0"}, "--buyers 0: want 1 to 1000"},
 		{[]string{"lab", "consensus", "--local", "3", "--zones", "a,b"}, "--zones names 2 zones for 3 nodes"},
 		{[]string{"lab", "consensus", "--local", "3", "--weights", "1,x,1"}, `--weights "1,x,1": want a positive whole number per node`},
 		{[]string{"lab", "consensus", "--local", "2", "--weights", "1,0"}, `want a positive whole number per node`},
