@@ -153,6 +153,16 @@ func (s *Sale) Finish(res *Result, f Final) *Result {
 		}
 		res.RoundTrips = float64(sum) / float64(len(s.rts))
 	}
+	if len(s.told) > 1 && !slices.ContainsFunc(s.marks, func(e Event) bool { return e.Kind == Broke }) {
+		// The design did not say where it broke; a second "sold" is
+		// where it did, whatever led to it.
+		for _, e := range s.marks {
+			if e.Kind == Sold && e.Lane == s.told[1] {
+				s.marks = append(s.marks, Event{At: e.At, Kind: Broke, Lane: e.Lane, Label: "sold again: " + e.Lane})
+				break
+			}
+		}
+	}
 	res.Messages, res.Timeline = s.timeline()
 	res.Judge(len(owners) > 1, f.StopAfter)
 	return res

@@ -48,10 +48,7 @@ func SVG(w io.Writer, r *Result) error {
 		lanes[l] = i
 	}
 	height := svgTop + svgLane*max(1, len(tl.Lanes)) + svgBottom
-	end := tl.End
-	if end <= 0 {
-		end = time.Millisecond
-	}
+	end := drawnEnd(tl)
 	x := func(t time.Duration) float64 {
 		return svgLeft + float64(t)/float64(end)*float64(svgWidth-svgLeft-svgRight)
 	}
@@ -159,7 +156,7 @@ func SVG(w io.Writer, r *Result) error {
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="4" height="14" fill="%s"><title>%s</title></rect>`+"\n", mx-2, my-7, colPause, esc(title))
 		default:
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="black"><title>%s</title></circle>`, mx, my, esc(title))
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10">%s</text>`+"\n", mx+5, my+12, esc(short(ev.Label)))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" text-anchor="%s">%s</text>`+"\n", mx+5, my+12, anchor(mx), esc(short(ev.Label)))
 		}
 	}
 
@@ -176,6 +173,21 @@ func SVG(w io.Writer, r *Result) error {
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// drawnEnd is where the picture's time axis ends: a little after the last
+// thing drawn, so that a run whose sale is over in 40ms and that then
+// settles quietly for 400ms is not squeezed into its first tenth.
+func drawnEnd(tl Timeline) time.Duration {
+	var last time.Duration
+	for _, ev := range tl.Events {
+		last = max(last, ev.At, ev.Arrive)
+	}
+	end := min(tl.End, last+last/20+time.Millisecond)
+	if end <= 0 {
+		end = max(tl.End, time.Millisecond)
+	}
+	return end
 }
 
 func band(b *strings.Builder, x1, x2 float64, height int, label string) {
