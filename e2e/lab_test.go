@@ -121,10 +121,15 @@ func TestLabCluster(t *testing.T) {
 	})
 
 	t.Run("BasicPaxos", func(t *testing.T) {
-		res := runLab(t, cluster.BasicPaxos, labTarget(t, l, false))
-		soldOnce(t, res)
-		if res.Verdict != lab.Correct {
-			t.Errorf("verdict %q, want %q", res.Verdict, lab.Correct)
+		for _, hurt := range []bool{false, true} {
+			res := runLab(t, cluster.BasicPaxos, labTarget(t, l, hurt))
+			soldOnce(t, res)
+			if res.Verdict != lab.Correct {
+				t.Errorf("nemesis %v: verdict %q, want %q", hurt, res.Verdict, lab.Correct)
+			}
+			if by, _ := kinds(res); hurt && (by[lab.Crash] != 1 || by[lab.Restart] != 1) {
+				t.Errorf("nemesis %v: %d crashes and %d restarts on the timeline, want 1 and 1", hurt, by[lab.Crash], by[lab.Restart])
+			}
 		}
 	})
 
