@@ -193,62 +193,20 @@ func labList(w io.Writer, out format) error {
 	return tw.Flush()
 }
 
-// labSweep runs each scenario over --seeds seeds and counts the verdicts:
-// how often a broken design shows its anomaly, and that a correct one
-// never does.
+// labSweep runs each scenario over --seeds seeds and counts the verdicts.
 func labSweep(c *cli.Context, scenarios []*lab.Scenario, out format) error {
-	type tally struct {
-		Scenario string         `json:"scenario"`
-		Number   string         `json:"number"`
-		Seeds    int            `json:"seeds"`
-		First    uint64         `json:"first_seed,string"`
-		Expect   lab.Verdict    `json:"expect"`
-		Shown    int            `json:"shown"` // runs whose verdict was Expect
-		Verdicts map[string]int `json:"verdicts"`
-		// Example is the first seed with a verdict other than correct, for
-		// replaying it: 0 if none.
-		Example uint64 `json:"example_seed,string"`
-	}
-	first, n := c.Uint64("seed"), c.Int("seeds")
-	var tallies []tally
+	var tallies []road.Tally
 	for _, s := range scenarios {
-		t := tally{Scenario: s.Name, Number: fmt.Sprintf("%d%s", s.Number, s.Variant), Seeds: n, First: first, Expect: s.Expect, Verdicts: map[string]int{}}
-		for seed := first; seed < first+uint64(n); seed++ {
-			r, err := road.RunSim(s, seed)
-			if err != nil {
-				return err
-			}
-			t.Verdicts[string(r.Verdict)]++
-			if r.Verdict == s.Expect {
-				t.Shown++
-			}
-			if r.Verdict != lab.Correct && t.Example == 0 {
-				t.Example = seed
-			}
+		t, err := road.Sweep(s, c.Uint64("seed"), c.Int("seeds"))
+		if err != nil {
+			return err
 		}
 		tallies = append(tallies, t)
 	}
-	w := c.App.Writer
 	if out == formatJSON {
-		return writeJSON(w, tallies)
+		return writeJSON(c.App.Writer, tallies)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tSCENARIO\tSEEDS\tEXPECTED\tSHOWN\tVERDICTS\tREPLAY")
-	for _, t := range tallies {
-		var vs []string
-		for _, v := range []lab.Verdict{lab.SoldTwice, lab.LostSale, lab.Diverged, lab.Stopped, lab.Correct} {
-			if k := t.Verdicts[string(v)]; k > 0 {
-				vs = append(vs, fmt.Sprintf("%s %d", v, k))
-			}
-		}
-		replay := "-"
-		if t.Example != 0 {
-			replay = fmt.Sprintf("kvctl lab %s --seed %d", t.Scenario, t.Example)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d-%d\t%s\t%d of %d\t%s\t%s\n", t.Number, t.Scenario, t.First, t.First+uint64(t.Seeds)-1,
-			t.Expect, t.Shown, t.Seeds, strings.Join(vs, ", "), replay)
-	}
-	return tw.Flush()
+	return road.WriteSweep(c.App.Writer, tallies)
 }
 
 // labOnCluster runs the scenarios against --endpoints, or against a
