@@ -100,6 +100,11 @@ func (s *Sale) NoAnswer(buyer, why string) {
 	s.Mark(NoAnswer, buyer, why)
 }
 
+// Paused and Resumed mark a node frozen (as by a long GC pause or
+// SIGSTOP) and thawed; internal/replsim reports its pauses through them.
+func (s *Sale) Paused(node uint64)  { s.Mark(Pause, s.laneOf[sim.NodeID(node)], "paused") }
+func (s *Sale) Resumed(node uint64) { s.Mark(Resume, s.laneOf[sim.NodeID(node)], "resumed") }
+
 // Told reports whether buyer has been told "sold".
 func (s *Sale) Told(buyer string) bool { return s.toldSet[buyer] }
 

@@ -566,6 +566,15 @@ func (c *Cluster) transfer() {
 	})
 }
 
+// pauseReport is the sale's report if it hears of pauses, else nil.
+func (c *Cluster) pauseReport() PauseReport {
+	if c.sc.Sale == nil {
+		return nil
+	}
+	r, _ := c.sc.Sale.Report.(PauseReport)
+	return r
+}
+
 func (c *Cluster) pause() {
 	id := c.sc.Nodes[c.s.Rand().IntN(len(c.sc.Nodes))]
 	if l, ok := c.leader(); ok && c.s.Rand().IntN(3) > 0 {
@@ -578,5 +587,8 @@ func (c *Cluster) pause() {
 	d := c.randDur(50*time.Millisecond, 400*time.Millisecond)
 	c.s.Tracef("pause n%d for %v", id, d)
 	n.paused = true
+	if r := c.pauseReport(); r != nil {
+		r.Paused(id)
+	}
 	c.s.After(d, n.resume)
 }

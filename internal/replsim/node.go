@@ -319,6 +319,9 @@ func (n *node) resume() {
 		return
 	}
 	n.paused = false
+	if r := n.c.pauseReport(); r != nil {
+		r.Resumed(n.id)
+	}
 	n.env.Logf("resumes with %d messages waiting", len(n.inbox))
 	n.kick()
 }

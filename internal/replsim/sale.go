@@ -49,6 +49,14 @@ type SaleReport interface {
 	NoAnswer(buyer, why string)
 }
 
+// PauseReport, when a SaleReport implements it too, hears when a node is
+// paused (Scenario.Pause) and when it resumes; a node that crashes while
+// paused does not resume.
+type PauseReport interface {
+	Paused(node uint64)
+	Resumed(node uint64)
+}
+
 // SaleAnswer is an answer a buyer got.
 type SaleAnswer struct {
 	At         time.Duration

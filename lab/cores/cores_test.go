@@ -137,3 +137,30 @@ func checkResult(t *testing.T, res *lab.Result) {
 		}
 	}
 }
+
+// TestPausesOnTimeline: every pause the story counts is on the picture,
+// and each paused node resumes, crashes or is still paused at the end.
+func TestPausesOnTimeline(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		res := runSeed(t, Raft, seed)
+		paused := map[string]bool{}
+		pauses := 0
+		for _, ev := range res.Timeline.Events {
+			switch ev.Kind {
+			case lab.Pause:
+				pauses++
+				paused[ev.Lane] = true
+			case lab.Resume:
+				if !paused[ev.Lane] {
+					t.Errorf("seed %d: %s resumes at %v without a pause", seed, ev.Lane, ev.At)
+				}
+				paused[ev.Lane] = false
+			case lab.Crash:
+				paused[ev.Lane] = false
+			}
+		}
+		if !slices.ContainsFunc(res.Story, func(s string) bool { return strings.Contains(s, " "+strconv.Itoa(pauses)+" nodes were paused") }) {
+			t.Errorf("seed %d: %d pauses on the timeline; the story says %q", seed, pauses, res.Story)
+		}
+	}
+}
