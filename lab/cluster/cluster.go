@@ -36,8 +36,8 @@ var (
 	warmupKey = []byte("warmup")
 )
 
-// defaultBuyers is how many buyers race when the target does not say.
-const defaultBuyers = 8
+// DefaultBuyers is how many buyers race when the target does not say.
+const DefaultBuyers = 8
 
 // stopAfter is the unavailability that counts as a stop in designs meant
 // to survive their faults: a new leader took one to three seconds to
@@ -65,7 +65,7 @@ func clientOf(t lab.Target) (*client.Client, error) {
 func buyersOf(t lab.Target) []string {
 	n := t.Buyers
 	if n <= 0 {
-		n = defaultBuyers
+		n = DefaultBuyers
 	}
 	return lab.BuyerNames(n)
 }
