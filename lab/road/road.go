@@ -37,7 +37,7 @@ func Scenarios() []*lab.Scenario {
 		{Number: 7, Name: "read-then-write", Title: "Read, then write with versions",
 			Article: "多读+多写 (read then write)", Expect: lab.SoldTwice, Sim: toy.ReadThenWrite},
 		{Number: 8, Name: "basic-paxos", Title: "Basic Paxos per key",
-			Article: "Basic Paxos", Expect: lab.Correct, Sim: toy.BasicPaxos, Cluster: cluster.BasicPaxos},
+			Article: "Basic Paxos", Expect: lab.Correct, Sim: cores.BasicPaxos, Cluster: cluster.BasicPaxos},
 		{Number: 9, Variant: "a", Name: "naive-raft-any-vote", Title: "Naive Raft: votes without the log check",
 			Article: "Naive Raft", Expect: lab.SoldTwice, Sim: toy.NaiveRaftNoVoteCheck},
 		{Number: 9, Variant: "b", Name: "naive-raft-no-noop", Title: "Naive Raft: no entry of its own term",

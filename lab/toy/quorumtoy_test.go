@@ -87,7 +87,6 @@ func TestQuorumDesignsReplay(t *testing.T) {
 		"WRNConcurrent":        WRNConcurrent,
 		"WRNClockSkew":         WRNClockSkew,
 		"ReadThenWrite":        ReadThenWrite,
-		"BasicPaxos":           BasicPaxos,
 		"NaiveRaftNoVoteCheck": NaiveRaftNoVoteCheck,
 		"NaiveRaftNoNoop":      NaiveRaftNoNoop,
 		"NaiveRaftSafe":        NaiveRaftSafe,
