@@ -1,7 +1,11 @@
 // Package toy holds the toy designs of the article's road (lab's first
 // scenarios): small and honest implementations of each design the article
 // ("Paxos从入门到学会Raft") walks through before the correct ones, each
-// broken the way the article says it breaks.
+// broken the way the article says it breaks. (The designs the product
+// implements, Basic Paxos, quorum geometries, Multi-Paxos and Raft, run on
+// the product's own cores: package lab/cores.) Design 9's naive Raft is a
+// toy too: it leaves out, one at a time, the safeguards the product's
+// Raft core has.
 //
 // Every exported function runs one design as a flash sale in the
 // deterministic simulator (internal/sim) from a seed and returns its

@@ -1,6 +1,6 @@
 package toy
 
-// What designs 6-9 share: a buyer whose patience the design sets (a
+// What designs 6, 7 and 9 share: a buyer whose patience the design sets (a
 // coordinator or a leader may need longer than shopBuyer's timeout), the
 // number of answers that make a majority, the run loop, and the story's
 // line about who was told "sold" and when.
