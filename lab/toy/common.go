@@ -91,29 +91,56 @@ func shopDraw(sale *lab.Sale) {
 	})
 }
 
-// shopBuyer is a client that wants the phone. It asks one server; on a
-// timeout or an "ask elsewhere" it pauses and asks the next server of its
-// list; it stops at "sold" or "sold out", or gives up after shopMaxTries.
-type shopBuyer struct {
-	sale    *lab.Sale
-	env     *sim.Env
-	name    string
-	servers []sim.NodeID
-	next    int // index in servers of the server to ask next
-	try     int
-	waiting bool // an attempt is open
-	done    bool
-	timer   *sim.Timer
+// shopPatience is how a buyer waits and retries.
+type shopPatience struct {
+	// Timeout is how long one attempt waits for an answer before the buyer
+	// asks the next server of its list.
+	Timeout time.Duration
+	// BackoffMin and BackoffMax bound the pause before the next attempt,
+	// drawn at random so buyers do not retry in lock step.
+	BackoffMin, BackoffMax time.Duration
+	// MaxTries is how many attempts the buyer makes before giving up.
+	MaxTries int
 }
 
-// shopBuyers adds n buyers (nodes 101, 102, ...) who know servers and
-// start asking at the times start returns, and names their lanes. The
-// servers' lanes must be named first.
+// shopDefaultPatience is the patience of the buyers of designs 1-5.
+var shopDefaultPatience = shopPatience{Timeout: shopTimeout, BackoffMin: shopBackoffMin, BackoffMax: shopBackoffMax, MaxTries: shopMaxTries}
+
+// shopBuyer is a client that wants the phone. It asks one server at a
+// time (shopBuy); on a timeout or an "ask elsewhere" it pauses and asks
+// the next server of its own list; it stops at "sold" or "sold out", or
+// gives up after its patience's MaxTries.
+type shopBuyer struct {
+	sale     *lab.Sale
+	env      *sim.Env
+	name     string
+	servers  []sim.NodeID // in the order this buyer tries them
+	patience shopPatience
+	next     int // index in servers of the server to ask next
+	try      int
+	waiting  bool // an attempt is open
+	done     bool
+	timer    *sim.Timer
+}
+
+// shopBuyers adds n buyers (nodes 101, 102, ...) with the default
+// patience who know servers and start asking at the times start returns,
+// and names their lanes. The servers' lanes must be named first.
 func shopBuyers(sale *lab.Sale, n int, servers []sim.NodeID, start func() time.Duration) []*shopBuyer {
-	var buyers []*shopBuyer
-	for i, name := range lab.BuyerNames(n) {
-		b := &shopBuyer{sale: sale, name: name, servers: servers}
-		at := start()
+	return patientBuyers(sale, lab.BuyerNames(n), shopDefaultPatience,
+		func(int) []sim.NodeID { return servers }, func(int) time.Duration { return start() })
+}
+
+// patientBuyers adds one buyer per name (nodes 101, 102, ...) with
+// patience p and names their lanes. serversOf returns buyer i's list of
+// servers, first choice first; startOf returns when it starts asking.
+// Both are called in buyer order, so they may draw from the simulator's
+// random source.
+func patientBuyers(sale *lab.Sale, names []string, p shopPatience, serversOf func(i int) []sim.NodeID, startOf func(i int) time.Duration) []*shopBuyer {
+	buyers := make([]*shopBuyer, len(names))
+	for i, name := range names {
+		b := &shopBuyer{sale: sale, name: name, servers: serversOf(i), patience: p}
+		at := startOf(i)
 		id := sim.NodeID(101 + i)
 		sale.Sim.AddNode(id, func(env *sim.Env) sim.Process {
 			b.env = env
@@ -121,13 +148,13 @@ func shopBuyers(sale *lab.Sale, n int, servers []sim.NodeID, start func() time.D
 			return b
 		})
 		sale.Lane(id, name)
-		buyers = append(buyers, b)
+		buyers[i] = b
 	}
 	return buyers
 }
 
 func (b *shopBuyer) ask() {
-	if b.try == shopMaxTries {
+	if b.try == b.patience.MaxTries {
 		b.done = true
 		b.sale.Mark(lab.Note, b.name, fmt.Sprintf("gives up after %d tries", b.try))
 		return
@@ -137,7 +164,7 @@ func (b *shopBuyer) ask() {
 	to := b.servers[b.next]
 	b.sale.Begin(b.name)
 	b.env.Send(to, shopBuy{Buyer: b.name, Try: b.try})
-	b.timer = b.env.After(shopTimeout, func() { b.fail("no answer from " + shopNode(to)) })
+	b.timer = b.env.After(b.patience.Timeout, func() { b.fail("no answer from " + shopNode(to)) })
 }
 
 // fail ends the open attempt without an answer and schedules the next one,
@@ -147,7 +174,7 @@ func (b *shopBuyer) fail(why string) {
 	b.waiting = false
 	b.sale.NoAnswer(b.name, why)
 	b.next = (b.next + 1) % len(b.servers)
-	b.env.After(shopBetween(b.env, shopBackoffMin, shopBackoffMax), b.ask)
+	b.env.After(shopBetween(b.env, b.patience.BackoffMin, b.patience.BackoffMax), b.ask)
 }
 
 func (b *shopBuyer) Receive(from sim.NodeID, msg any) {

@@ -67,7 +67,7 @@ const (
 // nraftPatience: a leader answers within one buyer round trip plus one
 // replication round trip (40 ms at worst); elections take longer, and the
 // buyer keeps trying other nodes for a few seconds.
-var nraftPatience = quorumPatience{Timeout: 100 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 30 * time.Millisecond, MaxTries: 40}
+var nraftPatience = shopPatience{Timeout: 100 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 30 * time.Millisecond, MaxTries: 40}
 
 // nraftSafeguards says which of the two safeguards a run keeps.
 type nraftSafeguards struct {
@@ -463,7 +463,7 @@ type nraftRun struct {
 	guard  nraftSafeguards
 	ids    []sim.NodeID
 	nodes  map[sim.NodeID]*nraftNode // running incarnations
-	buyers []*quorumBuyer
+	buyers []*shopBuyer
 
 	// The nemesis's hooks, each optional: a node campaigned (its term
 	// already raised), appended a sale entry to its own log (before
@@ -569,7 +569,7 @@ func newNRaftRun(seed uint64, guard nraftSafeguards, arrivals time.Duration) *nr
 		})
 	}
 	s := r.sale.Sim
-	r.buyers = quorumBuyers(r.sale, lab.BuyerNames(nraftBuyers), nraftPatience,
+	r.buyers = patientBuyers(r.sale, lab.BuyerNames(nraftBuyers), nraftPatience,
 		func(int) []sim.NodeID { return quorumRotated(r.ids, s.Rand().IntN(len(r.ids))) },
 		func(int) time.Duration { return shopBetween(s, 0, arrivals) })
 	return r
@@ -669,7 +669,7 @@ func (r *nraftRun) figure8() string {
 // finish runs to the end and reads: every node's committed owner, and
 // the owner the leader of the highest term says.
 func (r *nraftRun) finish(res *lab.Result) (*lab.Result, error) {
-	done := func() bool { return quorumDone(r.buyers) && r.faultsOver }
+	done := func() bool { return shopAllDone(r.buyers) && r.faultsOver }
 	if err := quorumRun(r.sale, done, 0); err != nil {
 		return nil, err
 	}

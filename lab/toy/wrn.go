@@ -47,7 +47,7 @@ const (
 // wrnPatience: an attempt is a buyer-coordinator round trip plus a read
 // and a write round trip, 60 ms at worst with 10 ms links; the timeout
 // leaves room for that.
-var wrnPatience = quorumPatience{Timeout: 200 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 30 * time.Millisecond, MaxTries: 5}
+var wrnPatience = shopPatience{Timeout: 200 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 30 * time.Millisecond, MaxTries: 5}
 
 const wrnDesign = "Three replicas keep the owner with a timestamp and keep the record with the larger timestamp " +
 	"(last writer wins). A buyer asks any replica to coordinate: it reads R=2 replicas and, if none names an owner, " +
@@ -237,7 +237,7 @@ type wrnRun struct {
 	sale     *lab.Sale
 	servers  []sim.NodeID
 	replicas map[sim.NodeID]*wrnReplica // running incarnations
-	buyers   []*quorumBuyer
+	buyers   []*shopBuyer
 }
 
 func newWRNRun(seed uint64) *wrnRun {
@@ -273,7 +273,7 @@ func (w *wrnRun) start(skews []time.Duration, hook func(r *wrnReplica)) {
 // finish heals, lets gossip settle, and reads every replica: the final
 // read returns the record that wins under last-writer-wins.
 func (w *wrnRun) finish(res *lab.Result, faultsOver func() bool) (*lab.Result, error) {
-	done := func() bool { return quorumDone(w.buyers) && faultsOver() }
+	done := func() bool { return shopAllDone(w.buyers) && faultsOver() }
 	if err := quorumRun(w.sale, done, 2*wrnGossipEvery+50*time.Millisecond); err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func WRNConcurrent(seed uint64) (*lab.Result, error) {
 	s := w.sale.Sim
 	// A load balancer spreads the buyers over the coordinators in turn.
 	first := s.Rand().IntN(wrnN)
-	w.buyers = quorumBuyers(w.sale, lab.BuyerNames(wrnConcurrentBuyers), wrnPatience,
+	w.buyers = patientBuyers(w.sale, lab.BuyerNames(wrnConcurrentBuyers), wrnPatience,
 		func(i int) []sim.NodeID { return quorumRotated(w.servers, first+i) },
 		func(int) time.Duration { return shopBetween(s, 0, wrnRush) })
 	res := &lab.Result{
@@ -375,7 +375,7 @@ func wrnClockSkew(seed uint64, skewed bool) (*lab.Result, error) {
 	})
 	names := lab.BuyerNames(2) // ann, bob
 	lists := [][]sim.NodeID{{n3, w.servers[1], n1}, {n1, w.servers[1], n3}}
-	w.buyers = quorumBuyers(w.sale, names, wrnPatience,
+	w.buyers = patientBuyers(w.sale, names, wrnPatience,
 		func(i int) []sim.NodeID { return lists[i] },
 		func(i int) time.Duration {
 			if i == 0 {
