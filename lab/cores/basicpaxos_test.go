@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/lab"
+	"github.com/quorumkv/quorumkv/lab/internal/labtest"
 )
 
 // basicPaxosSeeds is how many seeds TestBasicPaxosCorrect runs: 1,000, as
@@ -34,8 +35,8 @@ func TestBasicPaxosCorrect(t *testing.T) {
 	start := time.Now()
 	least, most, sum := 100.0, 0.0, 0.0
 	for seed := uint64(1); seed <= n; seed++ {
-		res := runSeed(t, BasicPaxos, seed)
-		checkResult(t, res)
+		res := labtest.Run(t, BasicPaxos, seed)
+		labtest.Check(t, res, buyers)
 		if res.Verdict != lab.Correct || len(res.ToldSold) != 1 || res.PhonesSold != 1 || res.Owner != res.ToldSold[0] {
 			t.Fatalf("seed %d: verdict %q, told sold %v, phones sold %d, owner %q; story %q",
 				seed, res.Verdict, res.ToldSold, res.PhonesSold, res.Owner, res.Story)
@@ -52,8 +53,8 @@ func TestBasicPaxosCorrect(t *testing.T) {
 // TestBasicPaxosReplay: a seed replays its run exactly.
 func TestBasicPaxosReplay(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 77} {
-		a, _ := json.Marshal(runSeed(t, BasicPaxos, seed))
-		b, _ := json.Marshal(runSeed(t, BasicPaxos, seed))
+		a, _ := json.Marshal(labtest.Run(t, BasicPaxos, seed))
+		b, _ := json.Marshal(labtest.Run(t, BasicPaxos, seed))
 		if string(a) != string(b) {
 			t.Errorf("seed %d: two runs differ", seed)
 		}

@@ -1,7 +1,6 @@
 package cores
 
 import (
-	"encoding/json"
 	"os"
 	"slices"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quorumkv/quorumkv/lab"
+	"github.com/quorumkv/quorumkv/lab/internal/labtest"
 )
 
 // envSeeds sets how many seeds the correct designs run: the acceptance
@@ -51,8 +51,8 @@ func TestCorrectDesigns(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
 			for seed := uint64(1); seed <= uint64(n); seed++ {
-				res := runSeed(t, c.design, seed)
-				checkResult(t, res)
+				res := labtest.Run(t, c.design, seed)
+				labtest.Check(t, res, buyers)
 				if res.Verdict != lab.Correct || len(res.ToldSold) != 1 || res.PhonesSold != 1 || res.Owner != res.ToldSold[0] {
 					t.Errorf("seed %d: verdict %q, told sold %v, phones sold %d, owner %q; story %q",
 						seed, res.Verdict, res.ToldSold, res.PhonesSold, res.Owner, res.Story)
@@ -69,14 +69,14 @@ func TestCorrectDesigns(t *testing.T) {
 // TestNonIntersecting: quorums that need not meet sell the phone twice
 // under the partition that separates them, on seed 1 and on most seeds.
 func TestNonIntersecting(t *testing.T) {
-	res := runSeed(t, NonIntersecting, 1)
+	res := labtest.Run(t, NonIntersecting, 1)
 	if res.Verdict != lab.SoldTwice {
 		t.Errorf("seed 1: verdict %q, want %q; story %q", res.Verdict, lab.SoldTwice, res.Story)
 	}
 	var twice []uint64
 	for seed := uint64(1); seed <= 100; seed++ {
-		res := runSeed(t, NonIntersecting, seed)
-		checkResult(t, res)
+		res := labtest.Run(t, NonIntersecting, seed)
+		labtest.Check(t, res, buyers)
 		if res.Verdict != lab.SoldTwice {
 			continue
 		}
@@ -102,38 +102,7 @@ func TestSameSeedSameResult(t *testing.T) {
 	}{"nonintersecting", NonIntersecting})
 	for _, c := range all {
 		for _, seed := range []uint64{1, 7} {
-			a, _ := json.Marshal(runSeed(t, c.design, seed))
-			b, _ := json.Marshal(runSeed(t, c.design, seed))
-			if string(a) != string(b) {
-				t.Errorf("%s seed %d: two runs differ", c.name, seed)
-			}
-		}
-	}
-}
-
-func runSeed(t *testing.T, design func(uint64) (*lab.Result, error), seed uint64) *lab.Result {
-	t.Helper()
-	res, err := design(seed)
-	if err != nil {
-		t.Fatalf("seed %d: %v", seed, err)
-	}
-	return res
-}
-
-// checkResult checks what every run must fill in.
-func checkResult(t *testing.T, res *lab.Result) {
-	t.Helper()
-	if res.Design == "" || res.Fault == "" || len(res.Story) < 2 || res.Buyers != buyers || res.Messages == 0 {
-		t.Errorf("seed %d: design %q, fault %q, story %q, buyers %d, messages %d: want all filled in",
-			res.Seed, res.Design, res.Fault, res.Story, res.Buyers, res.Messages)
-	}
-	if res.Where != "sim" || len(res.Timeline.Lanes) <= res.Buyers {
-		t.Errorf("seed %d: where %q, lanes %v", res.Seed, res.Where, res.Timeline.Lanes)
-	}
-	story := strings.Join(res.Story, " ")
-	for _, b := range res.ToldSold {
-		if !strings.Contains(story, b) {
-			t.Errorf("seed %d: %s was told \"sold\" but the story does not name them: %q", res.Seed, b, res.Story)
+			labtest.SameTwice(t, c.design, seed)
 		}
 	}
 }
@@ -142,7 +111,7 @@ func checkResult(t *testing.T, res *lab.Result) {
 // and each paused node resumes, crashes or is still paused at the end.
 func TestPausesOnTimeline(t *testing.T) {
 	for seed := uint64(1); seed <= 5; seed++ {
-		res := runSeed(t, Raft, seed)
+		res := labtest.Run(t, Raft, seed)
 		paused := map[string]bool{}
 		pauses := 0
 		for _, ev := range res.Timeline.Events {

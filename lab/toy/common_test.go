@@ -1,15 +1,14 @@
 package toy
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/quorumkv/quorumkv/internal/sim"
 	"github.com/quorumkv/quorumkv/lab"
+	"github.com/quorumkv/quorumkv/lab/internal/labtest"
 )
 
 // sweepSeeds is how many seeds the sweeps run: the acceptance asks for the
@@ -33,13 +32,13 @@ type scenarioCase struct {
 // consistent, most showing the anomaly), and that seeds replay.
 func testScenario(t *testing.T, c scenarioCase) {
 	t.Helper()
-	if res := runSeed(t, c.design, 1); res.Verdict != c.seed1 || !c.shows(res) {
+	if res := labtest.Run(t, c.design, 1); res.Verdict != c.seed1 || !c.shows(res) {
 		t.Errorf("seed 1: verdict %q (want %q), shows %s: %v; story: %q", res.Verdict, c.seed1, c.what, c.shows(res), res.Story)
 	}
 	var showing []uint64
 	for seed := uint64(1); seed <= sweepSeeds; seed++ {
-		res := runSeed(t, c.design, seed)
-		checkResult(t, res)
+		res := labtest.Run(t, c.design, seed)
+		labtest.Check(t, res, 0)
 		c.consistent(t, res)
 		if c.shows(res) {
 			showing = append(showing, seed)
@@ -53,51 +52,7 @@ func testScenario(t *testing.T, c scenarioCase) {
 		t.Errorf("only %d of seeds 1..%d show %s (want > %d): %v", len(showing), sweepSeeds, c.what, sweepSeeds/2, showing)
 	}
 	for _, seed := range []uint64{1, 7} {
-		sameTwice(t, c.design, seed)
-	}
-}
-
-// runSeed runs design on seed, failing the test on an error.
-func runSeed(t *testing.T, design func(uint64) (*lab.Result, error), seed uint64) *lab.Result {
-	t.Helper()
-	res, err := design(seed)
-	if err != nil {
-		t.Fatalf("seed %d: %v", seed, err)
-	}
-	return res
-}
-
-// checkResult checks what every run of every design must fill in.
-func checkResult(t *testing.T, res *lab.Result) {
-	t.Helper()
-	if res.Design == "" || res.Fault == "" || len(res.Story) < 2 || res.Buyers == 0 || res.Messages == 0 {
-		t.Errorf("seed %d: design %q, fault %q, story %q, buyers %d, messages %d: want all filled in",
-			res.Seed, res.Design, res.Fault, res.Story, res.Buyers, res.Messages)
-	}
-	if res.Where != "sim" || len(res.Timeline.Lanes) <= res.Buyers {
-		t.Errorf("seed %d: where %q, lanes %v: want the sim's servers' and %d buyers' lanes", res.Seed, res.Where, res.Timeline.Lanes, res.Buyers)
-	}
-	story := strings.Join(res.Story, " ")
-	for _, b := range res.ToldSold {
-		if !strings.Contains(story, b) {
-			t.Errorf("seed %d: %s was told \"sold\" but the story does not name them: %q", res.Seed, b, res.Story)
-		}
-	}
-}
-
-// sameTwice fails unless two runs of design on seed give the same JSON.
-func sameTwice(t *testing.T, design func(uint64) (*lab.Result, error), seed uint64) {
-	t.Helper()
-	a, err := json.Marshal(runSeed(t, design, seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(runSeed(t, design, seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(a) != string(b) {
-		t.Errorf("seed %d: two runs differ:\n%s\n%s", seed, a, b)
+		labtest.SameTwice(t, c.design, seed)
 	}
 }
 

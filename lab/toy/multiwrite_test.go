@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/quorumkv/quorumkv/lab"
+	"github.com/quorumkv/quorumkv/lab/internal/labtest"
 )
 
 // nobodySold is the anomaly of design 5: every replica took a different
@@ -40,7 +41,7 @@ func TestMultiWrite(t *testing.T) {
 func TestMultiWriteSplitRate(t *testing.T) {
 	split := 0
 	for seed := uint64(1); seed <= 1000; seed++ {
-		if nobodySold(runSeed(t, MultiWrite, seed)) {
+		if nobodySold(labtest.Run(t, MultiWrite, seed)) {
 			split++
 		}
 	}
