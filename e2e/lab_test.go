@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -211,6 +215,48 @@ func TestLabZones(t *testing.T) {
 		if c, err := net.DialTimeout("tcp", ep, time.Second); err == nil {
 			c.Close()
 			t.Errorf("%s still accepts connections after Stop", ep)
+		}
+	}
+}
+
+// TestKvctlLabLocal runs the cluster half of the road as a user does:
+// kvctl lab all --local 3, which finds the kvd next to it, starts three
+// nodes, hurts them, writes every run's picture and stops them.
+func TestKvctlLabLocal(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin.kvctl, "lab", "all", "--local", "3", "--weights", "2,1,1", "-o", "json", "--svg-dir", dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kvctl lab all --local 3: %v\n%s", err, stderr.String())
+	}
+	var results []*lab.Result
+	if err := json.Unmarshal(out, &results); err != nil {
+		t.Fatalf("kvctl lab all -o json: %v\n%s", err, out)
+	}
+	var names []string
+	for _, r := range results {
+		names = append(names, r.Scenario)
+		if r.Where != "cluster" {
+			t.Errorf("%s ran in %q, want cluster", r.Scenario, r.Where)
+		}
+		if r.Scenario != "wrn" && (r.Verdict != lab.Correct || len(r.ToldSold) != 1) {
+			t.Errorf("%s: verdict %q, told sold %v: want correct, one buyer", r.Scenario, r.Verdict, r.ToldSold)
+		}
+		pic := filepath.Join(dir, r.Label()+"-"+r.Scenario+"-cluster.svg")
+		if b, err := os.ReadFile(pic); err != nil || xml.Unmarshal(b, new(struct{})) != nil {
+			t.Errorf("%s: no picture at %s (%v)", r.Scenario, pic, err)
+		}
+	}
+	if want := []string{"wrn", "basic-paxos", "geometries", "consensus"}; !slices.Equal(names, want) {
+		t.Errorf("ran %v, want %v", names, want)
+	}
+	for _, line := range []string{"killed n", "restarted n", "paused n"} {
+		if !strings.Contains(stderr.String(), "lab: "+line) {
+			t.Errorf("stderr does not report %q:\n%s", line, stderr.String())
 		}
 	}
 }
