@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"fmt"
 	"html"
 	"io"
@@ -142,7 +143,7 @@ func SVG(w io.Writer, r *Result) error {
 		switch ev.Kind {
 		case Sold:
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="6" fill="%s"><title>%s</title></circle>`, mx, my, colSold, esc(title))
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s" font-weight="bold">sold</text>`+"\n", mx+8, my-6, colSold)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s" font-weight="bold">%s</text>`+"\n", mx+8, my-6, colSold, esc(short(cmp.Or(ev.Label, "sold"))))
 		case Refused:
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="white" stroke="%s" stroke-width="2"><title>%s</title></circle>`+"\n", mx, my, colRefused, esc(title))
 		case NoAnswer:
@@ -169,7 +170,7 @@ func SVG(w io.Writer, r *Result) error {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="black"/>`, tx, axisY, tx, axisY+5)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="10">%s</text>`+"\n", tx, axisY+17, ms(t))
 	}
-	legend(&b, axisY+40, drawn, skipped)
+	legend(&b, axisY+40, r.Where == "cluster", drawn, skipped)
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -195,7 +196,7 @@ func band(b *strings.Builder, x1, x2 float64, height int, label string) {
 		x1, svgTop-4, max(1, x2-x1), height-svgTop-svgBottom+8, colCut, esc(label))
 }
 
-func legend(b *strings.Builder, ly, drawn, skipped int) {
+func legend(b *strings.Builder, ly int, cluster bool, drawn, skipped int) {
 	items := []struct{ colour, text string }{
 		{colMessage, "message"}, {colLost, "lost message"}, {colSold, "told \"sold\""},
 		{colRefused, "told \"sold out\""}, {colNoAns, "no answer"}, {colCrash, "crash"},
@@ -210,6 +211,9 @@ func legend(b *strings.Builder, ly, drawn, skipped int) {
 	note := fmt.Sprintf("%d message arrows", drawn)
 	if skipped > 0 {
 		note += fmt.Sprintf(" (%d more not drawn)", skipped)
+	}
+	if cluster {
+		note = "a cluster's messages are not observable from outside: only the buyers' answers and the faults are drawn"
 	}
 	fmt.Fprintf(b, `<text x="10" y="%d" font-size="11" fill="#5d6d7e">%s</text>`+"\n", ly+22, esc(note))
 }
