@@ -135,7 +135,7 @@ func (s *Sale) Finish(res *Result, f Final) *Result {
 	res.Where = "sim"
 	res.Seed = s.Sim.Seed()
 	res.Duration = s.Sim.Now()
-	res.ToldSold = slices.Clone(s.told)
+	res.ToldSold = append([]string{}, s.told...) // [] in JSON when nobody was
 	res.Owner = f.Owner
 	owners := map[string]bool{}
 	for _, o := range f.Owners {

@@ -169,7 +169,7 @@ func (s *shop) result() *lab.Result {
 	defer s.mu.Unlock()
 	res := &lab.Result{
 		Where:       "cluster",
-		ToldSold:    slices.Clone(s.mu.told),
+		ToldSold:    append([]string{}, s.mu.told...),
 		Owner:       s.owner,
 		Unavailable: union(s.mu.failed),
 	}
