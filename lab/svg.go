@@ -65,8 +65,9 @@ func SVG(w io.Writer, r *Result) error {
 		verdictColour = colBroke
 	}
 	fmt.Fprintf(&b, `<text x="10" y="44" fill="%s" font-weight="bold">%s</text>`, verdictColour, esc(strings.ToUpper(string(r.Verdict))))
-	fmt.Fprintf(&b, `<text x="150" y="44">told sold: %d%s · double sales: %d · lost: %d · unavailable: %s · %s</text>`+"\n",
-		len(r.ToldSold), esc(names(r.ToldSold)), r.DoubleSales, r.LostSales, seconds(r.Unavailable), esc(seedText(r)))
+	// Bold capitals are at most about 9 units wide at this size.
+	fmt.Fprintf(&b, `<text x="%d" y="44">told sold: %d%s · double sales: %d · lost: %d · unavailable: %s · %s</text>`+"\n",
+		10+9*len(r.Verdict)+16, len(r.ToldSold), esc(names(r.ToldSold)), r.DoubleSales, r.LostSales, seconds(r.Unavailable), esc(seedText(r)))
 
 	// Bands first, so everything else is drawn over them: a network fault
 	// shades every lane from its cut to its heal.
