@@ -19,7 +19,6 @@ package lab
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -78,6 +77,8 @@ type Result struct {
 	// PhonesSold is how many distinct buyers the replicas name as the
 	// owner at the end (after the faults healed): more than 1 is a phone
 	// sold twice in the records, 0 with a buyer told "sold" a lost sale.
+	// On a cluster, whose replicas a client cannot ask one by one, it is
+	// 1 if the final read names an owner and 0 if not.
 	PhonesSold int `json:"phones_sold"`
 	// ToldSold are the buyers told "sold", in the order they were told.
 	ToldSold []string `json:"told_sold"`
@@ -220,9 +221,4 @@ type Nemesis interface {
 	// Pause freezes a node (SIGSTOP) and Resume thaws it (SIGCONT).
 	Pause(node string) error
 	Resume(node string) error
-}
-
-// Errorf builds a scenario's error with its name.
-func Errorf(s *Scenario, format string, args ...any) error {
-	return fmt.Errorf("lab %s: %s", s.Name, fmt.Sprintf(format, args...))
 }
