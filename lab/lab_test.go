@@ -121,7 +121,7 @@ func TestJudge(t *testing.T) {
 
 func TestUnion(t *testing.T) {
 	ms := time.Millisecond
-	got := union([][2]time.Duration{{10 * ms, 20 * ms}, {0, 5 * ms}, {15 * ms, 30 * ms}, {40 * ms, 41 * ms}})
+	got := Union([][2]time.Duration{{10 * ms, 20 * ms}, {0, 5 * ms}, {15 * ms, 30 * ms}, {40 * ms, 41 * ms}})
 	if got != 26*ms {
 		t.Errorf("union = %v, want 26ms", got)
 	}

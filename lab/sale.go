@@ -150,7 +150,7 @@ func (s *Sale) Finish(res *Result, f Final) *Result {
 			res.LostSales++
 		}
 	}
-	res.Unavailable = union(s.failed)
+	res.Unavailable = Union(s.failed)
 	if len(s.rts) > 0 {
 		sum := 0
 		for _, n := range s.rts {
@@ -173,17 +173,16 @@ func (s *Sale) Finish(res *Result, f Final) *Result {
 	return res
 }
 
-// union is the total length of a set of intervals.
-func union(iv [][2]time.Duration) time.Duration {
+// Union is the total length of a set of intervals [from, to): the time
+// during which at least one of them was open.
+func Union(iv [][2]time.Duration) time.Duration {
 	iv = slices.Clone(iv)
 	sort.Slice(iv, func(i, j int) bool { return iv[i][0] < iv[j][0] })
-	var total, end time.Duration
-	started := false
-	var start time.Duration
-	for _, x := range iv {
+	var total, start, end time.Duration
+	for i, x := range iv {
 		switch {
-		case !started:
-			start, end, started = x[0], x[1], true
+		case i == 0:
+			start, end = x[0], x[1]
 		case x[0] > end:
 			total += end - start
 			start, end = x[0], x[1]
@@ -191,7 +190,7 @@ func union(iv [][2]time.Duration) time.Duration {
 			end = max(end, x[1])
 		}
 	}
-	if started {
+	if len(iv) > 0 {
 		total += end - start
 	}
 	return total

@@ -101,8 +101,8 @@ func TestUnion(t *testing.T) {
 		{[][2]time.Duration{{0, 2 * s}, {s, 3 * s}}, 3 * s},                 // overlapping
 		{[][2]time.Duration{{0, 4 * s}, {s, 2 * s}, {5 * s, 6 * s}}, 5 * s}, // nested, then apart
 	} {
-		if got := union(tc.iv); got != tc.want {
-			t.Errorf("union(%v) = %v, want %v", tc.iv, got, tc.want)
+		if got := lab.Union(tc.iv); got != tc.want {
+			t.Errorf("Union(%v) = %v, want %v", tc.iv, got, tc.want)
 		}
 	}
 }

@@ -171,7 +171,7 @@ func (s *shop) result() *lab.Result {
 		Where:       "cluster",
 		ToldSold:    append([]string{}, s.mu.told...),
 		Owner:       s.owner,
-		Unavailable: union(s.mu.failed),
+		Unavailable: lab.Union(s.mu.failed),
 	}
 	if s.owner != "" {
 		res.PhonesSold = 1
@@ -234,26 +234,4 @@ func (r *run) finish(res *lab.Result, lanes []string, shops []*shop, story []str
 	res.Story = append(story, "Messages and round trips are not measured on a cluster: they are not observable from outside.")
 	res.Judge(false /* diverged: not observable */, stopAfter)
 	return res
-}
-
-// union is the total length of a set of intervals.
-func union(iv [][2]time.Duration) time.Duration {
-	iv = slices.Clone(iv)
-	sort.Slice(iv, func(i, j int) bool { return iv[i][0] < iv[j][0] })
-	var total, start, end time.Duration
-	for i, x := range iv {
-		switch {
-		case i == 0:
-			start, end = x[0], x[1]
-		case x[0] > end:
-			total += end - start
-			start, end = x[0], x[1]
-		default:
-			end = max(end, x[1])
-		}
-	}
-	if len(iv) > 0 {
-		total += end - start
-	}
-	return total
 }
