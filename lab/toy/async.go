@@ -98,11 +98,7 @@ func (srv *asyncServer) buy(from sim.NodeID, m shopBuy) {
 		return
 	}
 	if srv.owner != "" {
-		out := shopSoldOut
-		if srv.owner == m.Buyer {
-			out = shopSold
-		}
-		srv.env.Send(from, shopReply{Buyer: m.Buyer, Try: m.Try, Outcome: out})
+		srv.env.Send(from, shopAnswer(m, srv.owner, 0))
 		return
 	}
 	srv.owner = m.Buyer

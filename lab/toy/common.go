@@ -76,6 +76,16 @@ func (m shopReply) drawn() string {
 	}
 }
 
+// shopAnswer is the reply to m when the phone is owner's: "sold" if owner
+// is m's buyer, "sold out" if not. trips is as in shopReply.
+func shopAnswer(m shopBuy, owner string, trips int) shopReply {
+	out := shopSoldOut
+	if owner == m.Buyer {
+		out = shopSold
+	}
+	return shopReply{Buyer: m.Buyer, Try: m.Try, Outcome: out, Trips: trips}
+}
+
 // shopDrawn is implemented by the messages the picture draws; drawn
 // returns the arrow's label, or "" for a message not worth an arrow
 // (heartbeats).

@@ -448,12 +448,11 @@ func (n *nraftNode) answer() {
 
 // tell answers a buyer's request, the phone being owner's.
 func (n *nraftNode) tell(to sim.NodeID, req shopBuy, owner string, trips int) {
-	out := shopSoldOut
-	if req.Buyer == owner {
-		out = shopSold
+	reply := shopAnswer(req, owner, trips)
+	if reply.Outcome == shopSold {
 		n.run.sold(n, owner)
 	}
-	n.env.Send(to, shopReply{Buyer: req.Buyer, Try: req.Try, Outcome: out, Trips: trips})
+	n.env.Send(to, reply)
 }
 
 // nraftRun is one run of design 9: the nodes, the buyers, the nemesis's

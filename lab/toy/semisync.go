@@ -213,11 +213,7 @@ func (n *semiNode) buy(from sim.NodeID, m shopBuy) {
 		return
 	}
 	if n.acked {
-		out := shopSoldOut
-		if n.owner == m.Buyer {
-			out = shopSold
-		}
-		n.env.Send(from, shopReply{Buyer: m.Buyer, Try: m.Try, Outcome: out})
+		n.env.Send(from, shopAnswer(m, n.owner, 0))
 		return
 	}
 	n.waiters = shopWait(n.waiters, from, m)

@@ -46,11 +46,7 @@ func (srv *singleServer) Receive(from sim.NodeID, msg any) {
 		shopStoreOwner(srv.env.Disk(), m.Buyer)
 		srv.sold(m.Buyer)
 	}
-	out := shopSoldOut
-	if srv.owner == m.Buyer {
-		out = shopSold
-	}
-	srv.env.Send(from, shopReply{Buyer: m.Buyer, Try: m.Try, Outcome: out})
+	srv.env.Send(from, shopAnswer(m, srv.owner, 0))
 }
 
 // singleRun is one run of design 1: the server n1, its buyers, and what

@@ -89,11 +89,7 @@ func (srv *syncServer) buy(from sim.NodeID, m shopBuy) {
 		return
 	}
 	if srv.owner != "" {
-		out := shopSoldOut
-		if srv.owner == m.Buyer {
-			out = shopSold
-		}
-		srv.env.Send(from, shopReply{Buyer: m.Buyer, Try: m.Try, Outcome: out})
+		srv.env.Send(from, shopAnswer(m, srv.owner, 0))
 		return
 	}
 	srv.waiters = shopWait(srv.waiters, from, m)

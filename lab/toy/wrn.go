@@ -211,11 +211,7 @@ func (r *wrnReplica) Receive(from sim.NodeID, msg any) {
 func (r *wrnReplica) decide(id uint64, op *wrnOp) {
 	if op.best.Owner != "" {
 		delete(r.ops, id)
-		out := shopSoldOut
-		if op.best.Owner == op.req.Buyer {
-			out = shopSold
-		}
-		r.env.Send(op.buyer, shopReply{Buyer: op.req.Buyer, Try: op.req.Try, Outcome: out, Trips: 1})
+		r.env.Send(op.buyer, shopAnswer(op.req, op.best.Owner, 1))
 		return
 	}
 	op.write, op.count = true, 1
