@@ -65,6 +65,18 @@ func PutJSON(d *sim.Disk, key string, v any) {
 	d.Set(key, b)
 }
 
+// The disk layout both adapters (raftcore, paxoscore) keep a core in, all
+// JSON: KeyHardState the hard state, KeySnapshot the latest snapshot, and
+// EntryKey(i) the entry at index or slot i, under KeyEntry.
+const (
+	KeyHardState = "hs"
+	KeySnapshot  = "snap"
+	KeyEntry     = "e/"
+)
+
+// EntryKey is the key of the entry at index or slot i; keys sort as i.
+func EntryKey(i uint64) string { return fmt.Sprintf("%s%016x", KeyEntry, i) }
+
 // LoadJSON reads key into v and reports whether it was there.
 func LoadJSON(d *sim.Disk, key string, v any) bool {
 	b, ok := d.Get(key)

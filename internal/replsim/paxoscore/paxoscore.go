@@ -69,15 +69,8 @@ type leaseCore struct {
 // Lease makes leaseCore a replsim.LeaseCore.
 func (c *leaseCore) Lease() bool { return c.lease(c.rn) }
 
-// On disk: "hs" the HardState, "snap" the latest snapshot, "e/<slot>" the
-// accepted entries, all JSON.
-const (
-	pxHardState = "hs"
-	pxSnapshot  = "snap"
-	pxEntry     = "e/"
-)
-
-func pxEntryKey(s uint64) string { return fmt.Sprintf("%s%016x", pxEntry, s) }
+// On disk (replsim's layout): the HardState, the latest snapshot, and the
+// accepted entries by slot.
 
 func pxMembership(m replsim.Membership) paxos.Membership {
 	return paxos.Membership{Geometry: m.Geometry, Voters: m.Voters}
@@ -89,12 +82,12 @@ func start(env *sim.Env, id uint64, init replsim.Membership, d *sim.Disk, cfg pa
 	ps := paxos.Bootstrap(pxMembership(init))
 	var out *replsim.Snapshot
 	var snap paxos.Snapshot
-	if replsim.LoadJSON(d, pxSnapshot, &snap) {
+	if replsim.LoadJSON(d, replsim.KeySnapshot, &snap) {
 		ps.Snapshot = snap
 		out = &replsim.Snapshot{Index: snap.Slot, Data: snap.Data}
 	}
-	replsim.LoadJSON(d, pxHardState, &ps.HardState)
-	for _, k := range d.Keys(pxEntry) {
+	replsim.LoadJSON(d, replsim.KeyHardState, &ps.HardState)
+	for _, k := range d.Keys(replsim.KeyEntry) {
 		var e paxos.Entry
 		replsim.LoadJSON(d, k, &e)
 		if e.Slot > ps.Snapshot.Slot {
@@ -190,20 +183,20 @@ func (c *core) Ready() replsim.Ready {
 
 func pxPersist(d *sim.Disk, rd paxos.Ready) {
 	if rd.MustSync {
-		replsim.PutJSON(d, pxHardState, rd.HardState)
+		replsim.PutJSON(d, replsim.KeyHardState, rd.HardState)
 	}
 	if rd.Snapshot != nil {
 		pxSaveSnapshot(d, *rd.Snapshot)
 	}
 	for _, e := range rd.Entries {
-		replsim.PutJSON(d, pxEntryKey(e.Slot), e)
+		replsim.PutJSON(d, replsim.EntryKey(e.Slot), e)
 	}
 }
 
 func pxSaveSnapshot(d *sim.Disk, s paxos.Snapshot) {
-	replsim.PutJSON(d, pxSnapshot, s)
-	for _, k := range d.Keys(pxEntry) {
-		if k <= pxEntryKey(s.Slot) {
+	replsim.PutJSON(d, replsim.KeySnapshot, s)
+	for _, k := range d.Keys(replsim.KeyEntry) {
+		if k <= replsim.EntryKey(s.Slot) {
 			d.Delete(k)
 		}
 	}

@@ -74,15 +74,8 @@ func statusLeader(rn *raft.RawNode) (term, lead uint64, leads bool) {
 	return st.Term, st.Lead, st.State == raft.StateLeader
 }
 
-// On disk: "hs" the HardState, "snap" the latest snapshot, "e/<index>"
-// the entries, all JSON.
-const (
-	keyHardState = "hs"
-	keySnapshot  = "snap"
-	keyEntry     = "e/"
-)
-
-func entryKey(i uint64) string { return fmt.Sprintf("%s%016x", keyEntry, i) }
+// On disk (replsim's layout): the HardState, the latest snapshot, and the
+// entries by index.
 
 func confState(m replsim.Membership) raft.ConfState {
 	cs := raft.ConfState{Geometry: m.Geometry}
@@ -96,29 +89,29 @@ func confState(m replsim.Membership) raft.ConfState {
 // empty and id founds the cluster, else what the disk kept.
 func start(env *sim.Env, id uint64, init replsim.Membership, d *sim.Disk, cfg raft.Config) (*core, *replsim.Snapshot) {
 	var hs raft.HardState
-	if !replsim.LoadJSON(d, keyHardState, &hs) && slices.Contains(init.IDs(), id) {
+	if !replsim.LoadJSON(d, replsim.KeyHardState, &hs) && slices.Contains(init.IDs(), id) {
 		bhs, ents, err := raft.BootstrapState(confState(init))
 		if err != nil {
 			panic(err)
 		}
 		for _, e := range ents {
-			replsim.PutJSON(d, entryKey(e.Index), e)
+			replsim.PutJSON(d, replsim.EntryKey(e.Index), e)
 		}
-		replsim.PutJSON(d, keyHardState, bhs)
+		replsim.PutJSON(d, replsim.KeyHardState, bhs)
 		d.Sync()
 		hs = bhs
 	}
 	c := &core{ms: raft.NewMemoryStorage(), snaps: map[uint64]int{}}
 	var snap raft.Snapshot
 	var out *replsim.Snapshot
-	if replsim.LoadJSON(d, keySnapshot, &snap) {
+	if replsim.LoadJSON(d, replsim.KeySnapshot, &snap) {
 		if err := c.ms.ApplySnapshot(snap); err != nil {
 			panic(err)
 		}
 		out = &replsim.Snapshot{Index: snap.Metadata.Index, Data: snap.Data}
 	}
 	var ents []raft.Entry
-	for _, k := range d.Keys(keyEntry) {
+	for _, k := range d.Keys(replsim.KeyEntry) {
 		var e raft.Entry
 		replsim.LoadJSON(d, k, &e)
 		if e.Index > snap.Metadata.Index {
@@ -315,8 +308,8 @@ func (c *core) persist(d *sim.Disk, rd raft.Ready) {
 		if err := c.ms.ApplySnapshot(rd.Snapshot); err != nil {
 			panic(err)
 		}
-		replsim.PutJSON(d, keySnapshot, rd.Snapshot)
-		for _, k := range d.Keys(keyEntry) {
+		replsim.PutJSON(d, replsim.KeySnapshot, rd.Snapshot)
+		for _, k := range d.Keys(replsim.KeyEntry) {
 			d.Delete(k)
 		}
 		c.last = rd.Snapshot.Metadata.Index
@@ -326,12 +319,12 @@ func (c *core) persist(d *sim.Disk, rd raft.Ready) {
 			panic(err)
 		}
 		for _, e := range rd.Entries {
-			replsim.PutJSON(d, entryKey(e.Index), e)
+			replsim.PutJSON(d, replsim.EntryKey(e.Index), e)
 		}
 		// A new leader's entries replace a suffix: the rest goes.
 		newLast := rd.Entries[n-1].Index
 		for i := newLast + 1; i <= c.last; i++ {
-			d.Delete(entryKey(i))
+			d.Delete(replsim.EntryKey(i))
 		}
 		c.last = newLast
 	}
@@ -339,7 +332,7 @@ func (c *core) persist(d *sim.Disk, rd raft.Ready) {
 		if err := c.ms.SetHardState(rd.HardState); err != nil {
 			panic(err)
 		}
-		replsim.PutJSON(d, keyHardState, rd.HardState)
+		replsim.PutJSON(d, replsim.KeyHardState, rd.HardState)
 	}
 }
 
@@ -355,7 +348,7 @@ func (c *core) Compact(index uint64, data []byte, d *sim.Disk) error {
 	if err != nil {
 		return err
 	}
-	replsim.PutJSON(d, keySnapshot, snap)
+	replsim.PutJSON(d, replsim.KeySnapshot, snap)
 	first, _ := c.ms.FirstIndex()
 	if index > compactLag && index-compactLag >= first {
 		to := index - compactLag
@@ -363,7 +356,7 @@ func (c *core) Compact(index uint64, data []byte, d *sim.Disk) error {
 			return err
 		}
 		for i := first; i <= to; i++ {
-			d.Delete(entryKey(i))
+			d.Delete(replsim.EntryKey(i))
 		}
 	}
 	return nil
